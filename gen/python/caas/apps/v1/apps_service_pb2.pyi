@@ -57,18 +57,28 @@ class CreateAppResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     APP_FIELD_NUMBER: _builtins.int
+    API_KEY_FIELD_NUMBER: _builtins.int
+    API_KEY_SECRET_FIELD_NUMBER: _builtins.int
+    api_key_secret: _builtins.str
+    """The secret of that key, shown only here (see CreateApiKeyResponse.secret)."""
     @_builtins.property
     def app(self) -> _resources_pb2.App:
         """The created app."""
+
+    @_builtins.property
+    def api_key(self) -> _resources_pb2.ApiKey:
+        """The app's first API key, created with it."""
 
     def __init__(
         self,
         *,
         app: _resources_pb2.App | None = ...,
+        api_key: _resources_pb2.ApiKey | None = ...,
+        api_key_secret: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["app", b"app"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "app", b"app"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "api_key_secret", b"api_key_secret", "app", b"app"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

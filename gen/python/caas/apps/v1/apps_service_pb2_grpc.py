@@ -83,7 +83,7 @@ class AppsServiceServicer:
     """
 
     def CreateApp(self, request, context):
-        """Creates an app. Operator only.
+        """Creates an app and, with it, its first API key. Operator only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

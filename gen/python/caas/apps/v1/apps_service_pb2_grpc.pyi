@@ -38,7 +38,7 @@ class AppsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AppsServiceAsyncStub: ...
     CreateApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.CreateAppRequest, _apps_service_pb2.CreateAppResponse]
-    """Creates an app. Operator only."""
+    """Creates an app and, with it, its first API key. Operator only."""
     GetApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.GetAppRequest, _apps_service_pb2.GetAppResponse]
     """Gets an app."""
     ListApps: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.ListAppsRequest, _apps_service_pb2.ListAppsResponse]
@@ -62,7 +62,7 @@ class AppsServiceAsyncStub(AppsServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.CreateAppRequest, _apps_service_pb2.CreateAppResponse]  # type: ignore[assignment]
-    """Creates an app. Operator only."""
+    """Creates an app and, with it, its first API key. Operator only."""
     GetApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.GetAppRequest, _apps_service_pb2.GetAppResponse]  # type: ignore[assignment]
     """Gets an app."""
     ListApps: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.ListAppsRequest, _apps_service_pb2.ListAppsResponse]  # type: ignore[assignment]
@@ -89,7 +89,7 @@ class AppsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _apps_service_pb2.CreateAppRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_apps_service_pb2.CreateAppResponse, _abc.Awaitable[_apps_service_pb2.CreateAppResponse]]:
-        """Creates an app. Operator only."""
+        """Creates an app and, with it, its first API key. Operator only."""
 
     @_abc_1.abstractmethod
     def GetApp(

@@ -1,0 +1,151 @@
+"""What can be done with apps and API keys: `check_*` authorises, `do_*` writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.apps.models import ApiKey, App, api_key_secret
+from services.apps.store import AppStore
+from services.core.cache import TtlCache
+from services.core.clock import Clock, to_ms
+from services.core.errors import (
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    StoreConflict,
+    already_exists,
+    not_found,
+)
+from services.core.events import DomainEvent, EventBus
+from services.core.ids import new_id, new_secret, secret_hash
+from services.core.names import api_key_name, app_name
+from services.core.pagination import Page, make_page, page_request, time_id_position
+from services.core.principal import Operator, Principal, require_app
+from services.core.settings import Plan, Settings
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    key: ApiKey
+    secret: str  # shown once
+
+
+def check_operator(principal: Principal) -> None:
+    if not isinstance(principal, Operator):
+        raise PermissionDenied("PRINCIPAL_NOT_ALLOWED", "only the operator may do this")
+
+
+class AppsActions:
+    def __init__(self, store: AppStore, clock: Clock, bus: EventBus, settings: Settings) -> None:
+        self._store = store
+        self._clock = clock
+        self._bus = bus
+        self._plans = settings.plans
+        self._default_plan = settings.default_plan
+
+    def check_plan(self, plan: str) -> str:
+        """The plan to store for `plan` ("" means the default); INVALID_ARGUMENT if unknown."""
+        chosen = plan or self._default_plan
+        if chosen not in self._plans:
+            known = ", ".join(sorted(self._plans))
+            raise InvalidArgument(
+                "PLAN_UNKNOWN", f"plan {chosen!r} is not configured (known: {known})",
+                field_violations=(FieldViolation("app.plan", f"must be one of: {known}"),))
+        return chosen
+
+    def _new_key(self, app_id: str, display_name: str) -> NewApiKey:
+        key_id = new_id()
+        secret = api_key_secret(app_id, key_id, new_secret())
+        key = ApiKey(app_id, key_id, display_name, secret_hash(secret), self._clock.now())
+        return NewApiKey(key, secret)
+
+    async def do_create_app(self, principal: Principal, app_id: str, display_name: str,
+                            plan: str) -> tuple[App, NewApiKey]:
+        """Create an app with its first API key, atomically. ALREADY_EXISTS if taken."""
+        check_operator(principal)
+        now = self._clock.now()
+        app = App(app_id, display_name, self.check_plan(plan), now, now)
+        first = self._new_key(app_id, "first key")
+        try:
+            await self._store.create_app(app, first.key)
+        except StoreConflict as exc:
+            raise already_exists("caas.dev/App", app_name(app_id)) from exc
+        await self._bus.publish(DomainEvent("app.created", app_id, now))
+        return app, first
+
+    async def get_app(self, principal: Principal, app_id: str) -> App:
+        require_app(principal, app_id)
+        app = await self._store.get_app(app_id)
+        if app is None:
+            raise not_found("caas.dev/App", app_name(app_id))
+        return app
+
+    async def list_apps(self, principal: Principal, page_size: int, page_token: str
+                        ) -> Page[App]:
+        check_operator(principal)
+        request = page_request(page_size, page_token, ["apps"])
+        apps = await self._store.list_apps(request.size + 1, time_id_position(request))
+        return make_page(apps, request, ["apps"], lambda a: (to_ms(a.create_time), a.app_id))
+
+    async def do_update_app(self, principal: Principal, app_id: str, *,
+                            display_name: str | None, plan: str | None) -> App:
+        check_operator(principal)
+        if plan is not None:
+            plan = self.check_plan(plan)
+        now = self._clock.now()
+        app = await self._store.update_app(app_id, now, display_name=display_name, plan=plan)
+        if app is None:
+            raise not_found("caas.dev/App", app_name(app_id))
+        await self._bus.publish(DomainEvent("app.updated", app_id, now))
+        return app
+
+    async def do_create_api_key(self, principal: Principal, app_id: str, display_name: str
+                                ) -> NewApiKey:
+        await self.get_app(principal, app_id)
+        new = self._new_key(app_id, display_name)
+        await self._store.create_api_key(new.key)
+        await self._bus.publish(DomainEvent("api_key.created", app_id, new.key.create_time,
+                                            {"api_key": new.key.key_id}))
+        return new
+
+    async def list_api_keys(self, principal: Principal, app_id: str, page_size: int,
+                            page_token: str) -> Page[ApiKey]:
+        require_app(principal, app_id)
+        scope = [app_name(app_id), "apiKeys"]
+        request = page_request(page_size, page_token, scope)
+        keys = await self._store.list_api_keys(app_id, request.size + 1, time_id_position(request))
+        return make_page(keys, request, scope, lambda k: (to_ms(k.create_time), k.key_id))
+
+    async def do_revoke_api_key(self, principal: Principal, app_id: str, key_id: str
+                                ) -> ApiKey:
+        require_app(principal, app_id)
+        now = self._clock.now()
+        key = await self._store.revoke_api_key(app_id, key_id, now)
+        if key is None:
+            raise not_found("caas.dev/ApiKey", api_key_name(app_id, key_id))
+        await self._bus.publish(DomainEvent("api_key.revoked", app_id, now,
+                                            {"api_key": key_id}))
+        return key
+
+
+class AppPlans:
+    """The rate-limit plan of each app, cached; forgets an app when it changes."""
+
+    def __init__(self, store: AppStore, settings: Settings, bus: EventBus) -> None:
+        self._store = store
+        self._plans = settings.plans
+        self._default = settings.plans[settings.default_plan]
+        self._cache: TtlCache[str, Plan] = TtlCache(ttl=30.0, max_entries=50_000)
+        bus.subscribe(self._on_event)
+
+    async def plan_of(self, app_id: str) -> Plan:
+        plan = self._cache.get(app_id)
+        if plan is None:
+            app = await self._store.get_app(app_id)
+            plan = self._plans.get(app.plan, self._default) if app else self._default
+            self._cache.put(app_id, plan)
+        return plan
+
+    async def _on_event(self, event: DomainEvent) -> None:
+        if event.type == "app.updated":
+            self._cache.discard(event.app_id)

@@ -1,0 +1,53 @@
+"""Apps (tenants) and their API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+API_KEY_PREFIX = "caask_"
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    app_id: str
+    display_name: str
+    plan: str
+    create_time: datetime
+    update_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    app_id: str
+    key_id: str
+    display_name: str
+    secret_hash: str
+    create_time: datetime
+    revoke_time: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoke_time is None
+
+    @property
+    def secret_hint(self) -> str:
+        return f"{API_KEY_PREFIX}{self.app_id}_{self.key_id}"
+
+
+def api_key_secret(app_id: str, key_id: str, random_part: str) -> str:
+    """The full secret handed to the app: `caask_<app>_<key id>_<random>`."""
+    return f"{API_KEY_PREFIX}{app_id}_{key_id}_{random_part}"
+
+
+def split_api_key_secret(secret: str) -> tuple[str, str] | None:
+    """(app id, key id) named by a secret, or None if it is not shaped like one.
+
+    App ids and key ids never contain `_`; the random part may.
+    """
+    if not secret.startswith(API_KEY_PREFIX):
+        return None
+    parts = secret[len(API_KEY_PREFIX):].split("_", 2)
+    if len(parts) != 3 or not all(parts):
+        return None
+    return parts[0], parts[1]

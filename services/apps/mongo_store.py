@@ -1,0 +1,122 @@
+"""AppStore on MongoDB."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.apps.models import ApiKey, App
+from services.apps.store import Position
+from services.core.clock import from_ms
+from services.core.db.mongo import Document, MongoDatabase, MongoMigration
+from services.core.errors import StoreConflict
+
+
+async def _v1(db: AsyncDatabase[Document]) -> None:
+    await db["apps"].create_index([("create_time", ASCENDING), ("_id", ASCENDING)])
+    await db["api_keys"].create_index(
+        [("app_id", ASCENDING), ("create_time", ASCENDING), ("key_id", ASCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+
+
+def _app_doc(app: App) -> Document:
+    return {"_id": app.app_id, "display_name": app.display_name, "plan": app.plan,
+            "create_time": app.create_time, "update_time": app.update_time}
+
+
+def _app(doc: Document) -> App:
+    return App(doc["_id"], doc["display_name"], doc["plan"], doc["create_time"],
+               doc["update_time"])
+
+
+def _key_doc(key: ApiKey) -> Document:
+    # _id joins app and key id: a key is only ever found through its app.
+    return {"_id": f"{key.app_id}/{key.key_id}", "app_id": key.app_id, "key_id": key.key_id,
+            "display_name": key.display_name, "secret_hash": key.secret_hash,
+            "create_time": key.create_time, "revoke_time": key.revoke_time}
+
+
+def _key(doc: Document) -> ApiKey:
+    return ApiKey(doc["app_id"], doc["key_id"], doc["display_name"], doc["secret_hash"],
+                  doc["create_time"], doc.get("revoke_time"))
+
+
+def _after(position: Position | None, id_field: str) -> dict[str, Any]:
+    """Filter for documents strictly after (create_time, id) in listing order."""
+    if position is None:
+        return {}
+    when = from_ms(position[0])
+    return {"$or": [{"create_time": {"$gt": when}},
+                    {"create_time": when, id_field: {"$gt": position[1]}}]}
+
+
+class MongoAppStore:
+    def __init__(self, db: MongoDatabase) -> None:
+        self._mongo = db
+        self._apps = db.db["apps"]
+        self._keys = db.db["api_keys"]
+
+    async def migrate(self) -> None:
+        await self._mongo.migrate("apps", MIGRATIONS)
+
+    async def create_app(self, app: App, first_key: ApiKey | None) -> None:
+        async def tx(session: AsyncClientSession) -> None:
+            await self._apps.insert_one(_app_doc(app), session=session)
+            if first_key is not None:
+                await self._keys.insert_one(_key_doc(first_key), session=session)
+
+        try:
+            await self._mongo.transaction(tx)
+        except DuplicateKeyError as exc:
+            raise StoreConflict(app.app_id) from exc
+
+    async def get_app(self, app_id: str) -> App | None:
+        doc = await self._apps.find_one({"_id": app_id})
+        return None if doc is None else _app(doc)
+
+    async def list_apps(self, limit: int, after: Position | None) -> list[App]:
+        cursor = self._apps.find(_after(after, "_id")).sort(
+            [("create_time", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        return [_app(doc) async for doc in cursor]
+
+    async def update_app(self, app_id: str, update_time: datetime, *,
+                         display_name: str | None = None, plan: str | None = None
+                         ) -> App | None:
+        changes: Document = {"update_time": update_time}
+        if display_name is not None:
+            changes["display_name"] = display_name
+        if plan is not None:
+            changes["plan"] = plan
+        doc = await self._apps.find_one_and_update(
+            {"_id": app_id}, {"$set": changes}, return_document=ReturnDocument.AFTER)
+        return None if doc is None else _app(doc)
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        try:
+            await self._keys.insert_one(_key_doc(key))
+        except DuplicateKeyError as exc:
+            raise StoreConflict(key.key_id) from exc
+
+    async def get_api_key(self, app_id: str, key_id: str) -> ApiKey | None:
+        doc = await self._keys.find_one({"_id": f"{app_id}/{key_id}", "app_id": app_id})
+        return None if doc is None else _key(doc)
+
+    async def list_api_keys(self, app_id: str, limit: int, after: Position | None
+                            ) -> list[ApiKey]:
+        cursor = self._keys.find({"app_id": app_id, **_after(after, "key_id")}).sort(
+            [("create_time", ASCENDING), ("key_id", ASCENDING)]).limit(limit)
+        return [_key(doc) async for doc in cursor]
+
+    async def revoke_api_key(self, app_id: str, key_id: str, when: datetime) -> ApiKey | None:
+        selector = {"_id": f"{app_id}/{key_id}", "app_id": app_id}
+        await self._keys.update_one({**selector, "revoke_time": None},
+                                    {"$set": {"revoke_time": when}})
+        doc = await self._keys.find_one(selector)
+        return None if doc is None else _key(doc)

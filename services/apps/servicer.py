@@ -1,0 +1,74 @@
+"""caas.apps.v1.AppsService: protobuf in, domain calls, protobuf out — nothing else."""
+
+from __future__ import annotations
+
+from caas.apps.v1 import apps_service_pb2 as pb
+from caas.apps.v1 import resources_pb2 as res
+
+from services.apps.actions import AppsActions
+from services.apps.models import ApiKey, App
+from services.core.names import api_key_name, app_name, parse_api_key, parse_app
+from services.core.protoconv import timestamp
+from services.gateway.gateway import Call
+
+
+def app_proto(app: App) -> res.App:
+    return res.App(name=app_name(app.app_id), display_name=app.display_name, plan=app.plan,
+                   create_time=timestamp(app.create_time), update_time=timestamp(app.update_time))
+
+
+def api_key_proto(key: ApiKey) -> res.ApiKey:
+    return res.ApiKey(
+        name=api_key_name(key.app_id, key.key_id), display_name=key.display_name,
+        secret_hint=key.secret_hint,
+        state=res.ApiKey.STATE_ACTIVE if key.active else res.ApiKey.STATE_REVOKED,
+        create_time=timestamp(key.create_time), revoke_time=timestamp(key.revoke_time))
+
+
+class AppsServicer:
+    def __init__(self, actions: AppsActions) -> None:
+        self._actions = actions
+
+    async def CreateApp(self, request: pb.CreateAppRequest, call: Call) -> pb.CreateAppResponse:
+        app, first = await self._actions.do_create_app(
+            call.principal, request.app_id, request.app.display_name, request.app.plan)
+        return pb.CreateAppResponse(app=app_proto(app), api_key=api_key_proto(first.key),
+                                    api_key_secret=first.secret)
+
+    async def GetApp(self, request: pb.GetAppRequest, call: Call) -> pb.GetAppResponse:
+        app = await self._actions.get_app(call.principal, parse_app(request.name))
+        return pb.GetAppResponse(app=app_proto(app))
+
+    async def ListApps(self, request: pb.ListAppsRequest, call: Call) -> pb.ListAppsResponse:
+        page = await self._actions.list_apps(call.principal, request.page_size,
+                                             request.page_token)
+        return pb.ListAppsResponse(apps=[app_proto(a) for a in page.items],
+                                   next_page_token=page.next_page_token)
+
+    async def UpdateApp(self, request: pb.UpdateAppRequest, call: Call) -> pb.UpdateAppResponse:
+        paths = set(request.update_mask.paths)
+        app = await self._actions.do_update_app(
+            call.principal, parse_app(request.app.name, "app.name"),
+            display_name=request.app.display_name if "display_name" in paths else None,
+            plan=request.app.plan if "plan" in paths else None)
+        return pb.UpdateAppResponse(app=app_proto(app))
+
+    async def CreateApiKey(self, request: pb.CreateApiKeyRequest, call: Call
+                           ) -> pb.CreateApiKeyResponse:
+        new = await self._actions.do_create_api_key(
+            call.principal, parse_app(request.parent, "parent"), request.api_key.display_name)
+        return pb.CreateApiKeyResponse(api_key=api_key_proto(new.key), secret=new.secret)
+
+    async def ListApiKeys(self, request: pb.ListApiKeysRequest, call: Call
+                          ) -> pb.ListApiKeysResponse:
+        page = await self._actions.list_api_keys(
+            call.principal, parse_app(request.parent, "parent"), request.page_size,
+            request.page_token)
+        return pb.ListApiKeysResponse(api_keys=[api_key_proto(k) for k in page.items],
+                                      next_page_token=page.next_page_token)
+
+    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, call: Call
+                           ) -> pb.RevokeApiKeyResponse:
+        app_id, key_id = parse_api_key(request.name)
+        key = await self._actions.do_revoke_api_key(call.principal, app_id, key_id)
+        return pb.RevokeApiKeyResponse(api_key=api_key_proto(key))

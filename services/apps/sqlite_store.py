@@ -1,0 +1,144 @@
+"""AppStore on the embedded SQLite engine."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from services.apps.models import ApiKey, App
+from services.apps.store import Position
+from services.core.clock import from_ms, opt_from_ms, to_ms
+from services.core.db.sqlite import Migration, SqliteDatabase
+from services.core.errors import StoreConflict
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        "CREATE TABLE apps ("
+        " app_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, plan TEXT NOT NULL,"
+        " create_time INTEGER NOT NULL, update_time INTEGER NOT NULL)",
+        "CREATE INDEX apps_by_create_time ON apps (create_time, app_id)",
+        "CREATE TABLE api_keys ("
+        " app_id TEXT NOT NULL REFERENCES apps (app_id), key_id TEXT NOT NULL,"
+        " display_name TEXT NOT NULL, secret_hash TEXT NOT NULL,"
+        " create_time INTEGER NOT NULL, revoke_time INTEGER,"
+        " PRIMARY KEY (app_id, key_id))",
+        "CREATE INDEX api_keys_by_create_time ON api_keys (app_id, create_time, key_id)",
+    ),
+)
+
+_APP_COLUMNS = "app_id, display_name, plan, create_time, update_time"
+_KEY_COLUMNS = "app_id, key_id, display_name, secret_hash, create_time, revoke_time"
+
+
+def _app(row: tuple[str, str, str, int, int]) -> App:
+    return App(row[0], row[1], row[2], from_ms(row[3]), from_ms(row[4]))
+
+
+def _key(row: tuple[str, str, str, str, int, int | None]) -> ApiKey:
+    return ApiKey(row[0], row[1], row[2], row[3], from_ms(row[4]), opt_from_ms(row[5]))
+
+
+def _insert_key(conn: sqlite3.Connection, key: ApiKey) -> None:
+    conn.execute(
+        f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        (key.app_id, key.key_id, key.display_name, key.secret_hash, to_ms(key.create_time),
+         None if key.revoke_time is None else to_ms(key.revoke_time)))
+
+
+class SqliteAppStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def migrate(self) -> None:
+        await self._db.migrate("apps", MIGRATIONS)
+
+    async def create_app(self, app: App, first_key: ApiKey | None) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                    (app.app_id, app.display_name, app.plan, to_ms(app.create_time),
+                     to_ms(app.update_time)))
+            except sqlite3.IntegrityError as exc:
+                raise StoreConflict(app.app_id) from exc
+            if first_key is not None:
+                _insert_key(conn, first_key)
+
+        await self._db.write(tx)
+
+    async def get_app(self, app_id: str) -> App | None:
+        row = await self._db.read(lambda conn: conn.execute(
+            f"SELECT {_APP_COLUMNS} FROM apps WHERE app_id = ?", (app_id,)).fetchone())
+        return None if row is None else _app(row)
+
+    async def list_apps(self, limit: int, after: Position | None) -> list[App]:
+        def query(conn: sqlite3.Connection) -> list[App]:
+            if after is None:
+                rows = conn.execute(
+                    f"SELECT {_APP_COLUMNS} FROM apps ORDER BY create_time, app_id LIMIT ?",
+                    (limit,))
+            else:
+                rows = conn.execute(
+                    f"SELECT {_APP_COLUMNS} FROM apps WHERE (create_time, app_id) > (?, ?)"
+                    " ORDER BY create_time, app_id LIMIT ?", (*after, limit))
+            return [_app(row) for row in rows]
+
+        return await self._db.read(query)
+
+    async def update_app(self, app_id: str, update_time: datetime, *,
+                         display_name: str | None = None, plan: str | None = None
+                         ) -> App | None:
+        def tx(conn: sqlite3.Connection) -> App | None:
+            conn.execute(
+                "UPDATE apps SET display_name = coalesce(?, display_name),"
+                " plan = coalesce(?, plan), update_time = ? WHERE app_id = ?",
+                (display_name, plan, to_ms(update_time), app_id))
+            row = conn.execute(f"SELECT {_APP_COLUMNS} FROM apps WHERE app_id = ?",
+                               (app_id,)).fetchone()
+            return None if row is None else _app(row)
+
+        return await self._db.write(tx)
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            try:
+                _insert_key(conn, key)
+            except sqlite3.IntegrityError as exc:
+                raise StoreConflict(key.key_id) from exc
+
+        await self._db.write(tx)
+
+    async def get_api_key(self, app_id: str, key_id: str) -> ApiKey | None:
+        row = await self._db.read(lambda conn: conn.execute(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE app_id = ? AND key_id = ?",
+            (app_id, key_id)).fetchone())
+        return None if row is None else _key(row)
+
+    async def list_api_keys(self, app_id: str, limit: int, after: Position | None
+                            ) -> list[ApiKey]:
+        def query(conn: sqlite3.Connection) -> list[ApiKey]:
+            if after is None:
+                rows = conn.execute(
+                    f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE app_id = ?"
+                    " ORDER BY create_time, key_id LIMIT ?", (app_id, limit))
+            else:
+                rows = conn.execute(
+                    f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE app_id = ?"
+                    " AND (create_time, key_id) > (?, ?) ORDER BY create_time, key_id LIMIT ?",
+                    (app_id, *after, limit))
+            return [_key(row) for row in rows]
+
+        return await self._db.read(query)
+
+    async def revoke_api_key(self, app_id: str, key_id: str, when: datetime) -> ApiKey | None:
+        def tx(conn: sqlite3.Connection) -> ApiKey | None:
+            conn.execute(
+                "UPDATE api_keys SET revoke_time = ?"
+                " WHERE app_id = ? AND key_id = ? AND revoke_time IS NULL",
+                (to_ms(when), app_id, key_id))
+            row = conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE app_id = ? AND key_id = ?",
+                (app_id, key_id)).fetchone()
+            return None if row is None else _key(row)
+
+        return await self._db.write(tx)

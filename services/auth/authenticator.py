@@ -1,0 +1,116 @@
+"""Turns the credential of a call into a Principal (the gateway's Authenticator).
+
+Credentials, told apart by their shape:
+- `caaso_…`: the operator token;
+- `caask_<app>_<key>_…`: an app API key, checked against its stored hash;
+- a JWT: a user access token, checked against the app's signing keys and its
+  session (which must not be revoked).
+
+Checked API keys and sessions are cached for `auth_cache_ttl`; this process
+forgets them at once when they are revoked (events), other processes within
+that time.
+"""
+
+from __future__ import annotations
+
+from services.apps.models import API_KEY_PREFIX, split_api_key_secret
+from services.apps.store import AppStore
+from services.auth import tokens
+from services.auth.models import REFRESH_TOKEN_PREFIX, SessionState
+from services.auth.signing import SigningKeys
+from services.auth.store import AuthStore
+from services.core.cache import TtlCache
+from services.core.clock import Clock
+from services.core.errors import Unauthenticated
+from services.core.events import DomainEvent, EventBus
+from services.core.ids import same_secret, secret_hash
+from services.core.principal import Anonymous, AppBackend, Operator, Principal, User
+from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
+
+
+class CredentialAuthenticator:
+    def __init__(self, apps: AppStore, auth: AuthStore, signing: SigningKeys, clock: Clock,
+                 settings: Settings, operator_token: str, bus: EventBus) -> None:
+        self._apps = apps
+        self._auth = auth
+        self._signing = signing
+        self._clock = clock
+        self._leeway = settings.token_leeway
+        self._operator_token = operator_token
+        ttl = settings.auth_cache_ttl.total_seconds()
+        self._api_keys: TtlCache[str, AppBackend] = TtlCache(ttl)  # by secret hash
+        self._sessions: TtlCache[tuple[str, str], bool] = TtlCache(ttl)  # active?
+        self._tokens: TtlCache[str, tuple[User, float]] = TtlCache(ttl)  # (user, exp)
+        bus.subscribe(self._on_event)
+
+    async def authenticate(self, credential: str | None) -> Principal:
+        if credential is None:
+            return Anonymous()
+        if credential.startswith(OPERATOR_TOKEN_PREFIX):
+            if not same_secret(credential, self._operator_token):
+                raise Unauthenticated("OPERATOR_TOKEN_INVALID", "operator token rejected")
+            return Operator()
+        if credential.startswith(API_KEY_PREFIX):
+            return await self._api_key(credential)
+        if credential.startswith(REFRESH_TOKEN_PREFIX):
+            raise Unauthenticated(
+                "CREDENTIALS_MALFORMED",
+                "a refresh token is not a credential: exchange it with AuthService.RefreshSession")
+        if credential.count(".") == 2:
+            return await self._access_token(credential)
+        raise Unauthenticated("CREDENTIALS_MALFORMED",
+                              "unknown credential: expected an API key or an access token")
+
+    async def _api_key(self, secret: str) -> AppBackend:
+        digest = secret_hash(secret)
+        cached = self._api_keys.get(digest)
+        if cached is not None:
+            return cached
+        named = split_api_key_secret(secret)
+        key = None if named is None else await self._apps.get_api_key(*named)
+        if key is None or not same_secret(key.secret_hash, digest):
+            raise Unauthenticated("API_KEY_INVALID", "API key rejected")
+        if not key.active:
+            raise Unauthenticated("API_KEY_REVOKED", "API key revoked",
+                                  metadata={"api_key": key.key_id})
+        principal = AppBackend(key.app_id, key.key_id)
+        self._api_keys.put(digest, principal)
+        return principal
+
+    async def _access_token(self, token: str) -> User:
+        now = self._clock.now()
+        cached = self._tokens.get(token)
+        if cached is not None and now.timestamp() < cached[1] + self._leeway.total_seconds():
+            user = cached[0]
+        else:
+            app_id, key_id = tokens.peek(token)
+            key = await self._signing.verifying_key(app_id, key_id)
+            if key is None:
+                raise Unauthenticated("ACCESS_TOKEN_INVALID",
+                                      "access token rejected: unknown signing key")
+            claims = tokens.verify(token, key.public_key, now, self._leeway)
+            user = User(claims.app_id, claims.user_id, claims.session_id)
+            self._tokens.put(token, (user, claims.expire_time.timestamp()))
+        if not await self._session_active(user.app_id, user.session_id):
+            raise Unauthenticated("SESSION_REVOKED", "the session has ended: sign in again")
+        return user
+
+    async def _session_active(self, app_id: str, session_id: str) -> bool:
+        active = self._sessions.get((app_id, session_id))
+        if active is None:
+            session = await self._auth.get_session(app_id, session_id)
+            active = (session is not None
+                      and session.state(self._clock.now()) is SessionState.ACTIVE)
+            self._sessions.put((app_id, session_id), active)
+        return active
+
+    async def _on_event(self, event: DomainEvent) -> None:
+        if event.type == "api_key.revoked":
+            key_id = event.data["api_key"]
+            self._api_keys.discard_where(
+                lambda _, p: p.app_id == event.app_id and p.key_id == key_id)
+        elif event.type == "session.revoked":
+            session_id = event.data["session"]
+            self._sessions.discard((event.app_id, session_id))
+            self._tokens.discard_where(
+                lambda _, v: v[0].app_id == event.app_id and v[0].session_id == session_id)

@@ -1,0 +1,117 @@
+"""The `caas` command: run the server, and operator tasks on the configured store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from caas.apps.v1 import apps_service_pb2 as apps_pb
+from caas.apps.v1 import resources_pb2 as apps_res
+
+from services.core.logs import configure_logging
+from services.core.names import api_key_name, app_name
+from services.core.principal import Operator
+from services.core.settings import Settings, describe_settings, load_settings
+from services.gateway.validation import RequestValidator
+from services.runtime import build_runtime, new_operator_token, operator_token
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="caas", description="CAAS chat backend")
+    parser.add_argument("--config", type=Path,
+                        help="TOML settings file (also CAAS_CONFIG_FILE); environment wins")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve", help="run the gRPC server",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve every CAAS service on one port until SIGTERM/SIGINT.",
+        epilog="settings (environment variables, or keys of the --config TOML file):\n"
+               + describe_settings())
+    serve.add_argument("--listen", help="host:port to bind (CAAS_LISTEN)")
+    serve.add_argument("--data-dir", type=Path, help="data directory (CAAS_DATA_DIR)")
+
+    admin = commands.add_parser("admin", help="operator tasks, run against the store directly")
+    tasks = admin.add_subparsers(dest="task", required=True)
+    create_app = tasks.add_parser("create-app", help="create an app and print its first API key")
+    create_app.add_argument("app_id", help="3-40 of [a-z0-9-], starting with a letter")
+    create_app.add_argument("--display-name", help="defaults to the app id")
+    create_app.add_argument("--plan", default="", help="rate-limit plan (default: the default)")
+    create_key = tasks.add_parser("create-api-key", help="create another API key for an app")
+    create_key.add_argument("app_id")
+    create_key.add_argument("--display-name", default="")
+    tasks.add_parser("operator-token", help="print the operator token the server accepts")
+    tasks.add_parser("new-operator-token", help="print a fresh token for CAAS_OPERATOR_TOKEN")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if args.config is not None:
+        os.environ["CAAS_CONFIG_FILE"] = str(args.config)
+    overrides: dict[str, object] = {}
+    if getattr(args, "listen", None):
+        overrides["listen"] = args.listen
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    return load_settings(**overrides)
+
+
+async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    if args.task == "operator-token":
+        return {"operator_token": operator_token(settings)}
+    if args.task == "new-operator-token":
+        return {"operator_token": new_operator_token()}
+    runtime = await build_runtime(settings)
+    try:
+        # The same contract rules as the RPCs, checked by the same validator.
+        validator = RequestValidator()
+        if args.task == "create-app":
+            display_name = args.display_name or args.app_id
+            validator.check(apps_pb.CreateAppRequest(
+                app_id=args.app_id, app=apps_res.App(display_name=display_name, plan=args.plan)))
+            app, first = await runtime.apps.do_create_app(
+                Operator(), args.app_id, display_name, args.plan)
+            return {"app": app_name(app.app_id), "display_name": app.display_name,
+                    "plan": app.plan, "api_key": api_key_name(app.app_id, first.key.key_id),
+                    "api_key_secret": first.secret}
+        validator.check(apps_pb.CreateApiKeyRequest(
+            parent=app_name(args.app_id), api_key=apps_res.ApiKey(display_name=args.display_name)))
+        new = await runtime.apps.do_create_api_key(Operator(), args.app_id, args.display_name)
+        return {"api_key": api_key_name(new.key.app_id, new.key.key_id),
+                "api_key_secret": new.secret}
+    finally:
+        await runtime.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(f"caas: bad settings:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if args.command == "serve":
+        from services.server import serve
+
+        asyncio.run(serve(settings))
+        return 0
+    from services.core.errors import DomainError
+
+    try:
+        result = asyncio.run(_admin(args, settings))
+    except DomainError as error:
+        print(f"caas: {error.reason}: {error.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

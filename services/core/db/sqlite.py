@@ -1,0 +1,116 @@
+"""The embedded store engine: one SQLite file in WAL mode.
+
+Every write is one transaction run on a single writer thread (so writes never
+interleave inside this process, and `BEGIN IMMEDIATE` serialises them with other
+processes on the same file); reads run on their own thread against a consistent
+snapshot. A transaction is a plain function of a `sqlite3.Connection`, so the
+event loop hops threads once per transaction, not once per statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# A migration is the list of statements of one schema version, applied atomically.
+Migration = tuple[str, ...]
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # durable at each WAL checkpoint; no torn state on crash
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in _PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+class SqliteDatabase:
+    """An open SQLite database. Create with `await SqliteDatabase.open(path)`."""
+
+    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection,
+                 write_pool: ThreadPoolExecutor, read_pool: ThreadPoolExecutor) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._write_pool = write_pool
+        self._read_pool = read_pool
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteDatabase:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        write_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
+        read_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-read")
+        writer = await loop.run_in_executor(write_pool, _connect, path)
+        reader = await loop.run_in_executor(read_pool, _connect, path)
+        db = cls(writer, reader, write_pool, read_pool)
+        await db.write(lambda conn: conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,"
+            " PRIMARY KEY (component, version))"))
+        return db
+
+    async def write(self, transaction: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `transaction` atomically: all its statements commit, or none do.
+
+        Whatever `transaction` raises propagates after the rollback.
+        """
+        return await asyncio.get_running_loop().run_in_executor(
+            self._write_pool, _run_transaction, self._writer, transaction, "BEGIN IMMEDIATE")
+
+    async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `query` against one consistent snapshot."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._read_pool, _run_transaction, self._reader, query, "BEGIN")
+
+    async def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
+        """Apply the migrations of `component` not applied yet, in order, each atomically.
+
+        Version N is `migrations[N-1]`; applied versions are recorded, so running
+        this on every start (from any number of processes) is safe.
+        """
+        for version, statements in enumerate(migrations, start=1):
+            await self.write(lambda conn, v=version, s=statements: _apply(conn, component, v, s))
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._write_pool, self._writer.close)
+        await loop.run_in_executor(self._read_pool, self._reader.close)
+        self._write_pool.shutdown()
+        self._read_pool.shutdown()
+
+
+def _run_transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T],
+                     begin: str) -> T:
+    conn.execute(begin)
+    try:
+        result = body(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _apply(conn: sqlite3.Connection, component: str, version: int,
+           statements: Migration) -> None:
+    done = conn.execute("SELECT 1 FROM schema_migrations WHERE component = ? AND version = ?",
+                        (component, version)).fetchone()
+    if done:
+        return
+    for statement in statements:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))",
+                 (component, version))
+

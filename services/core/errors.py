@@ -1,0 +1,105 @@
+"""Domain errors: what went wrong, in terms a client can act on.
+
+Each error has a gRPC status code, a stable reason (a name of
+`caas.errors.v1.ErrorReason` without its prefix), a message safe to show to the
+caller, and optional structured details. One gateway stage turns them into
+`google.rpc.Status`; nothing else about the failure reaches the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import grpc
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One field that breaks the contract: its path (`app.display_name`) and why."""
+
+    field: str
+    description: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaViolation:
+    """An exhausted budget: whose (`app:demo`) and which one."""
+
+    subject: str
+    description: str
+
+
+@dataclass(eq=False)
+class DomainError(Exception):
+    """Base of every error the server reports deliberately."""
+
+    reason: str
+    message: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    field_violations: tuple[FieldViolation, ...] = ()
+    quota_violations: tuple[QuotaViolation, ...] = ()
+    retry_after: timedelta | None = None
+    resource: tuple[str, str] | None = None  # (resource type, resource name)
+
+    code = grpc.StatusCode.UNKNOWN
+
+    def __post_init__(self) -> None:
+        Exception.__init__(self, self.message)
+
+
+class InvalidArgument(DomainError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class Unauthenticated(DomainError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(DomainError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class NotFound(DomainError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DomainError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(DomainError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResourceExhausted(DomainError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(DomainError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+def not_found(resource_type: str, name: str) -> NotFound:
+    """The named resource does not exist, or the caller may not learn that it does."""
+    return NotFound("RESOURCE_NOT_FOUND", f"{name} not found",
+                    metadata={"resource": name}, resource=(resource_type, name))
+
+
+def already_exists(resource_type: str, name: str) -> AlreadyExists:
+    return AlreadyExists("RESOURCE_ALREADY_EXISTS", f"{name} already exists",
+                         metadata={"resource": name}, resource=(resource_type, name))
+
+
+def invalid_field(field_path: str, description: str, reason: str = "REQUEST_INVALID"
+                  ) -> InvalidArgument:
+    return InvalidArgument(reason, f"invalid {field_path}: {description}",
+                           field_violations=(FieldViolation(field_path, description),))
+
+
+class StoreConflict(Exception):
+    """A store write lost to a concurrent one (unique key taken, compare-and-set failed).
+
+    Raised by store adapters; actions turn it into a domain error or retry.
+    """

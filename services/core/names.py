@@ -1,0 +1,82 @@
+"""Resource names (AIP-122): formatting and parsing.
+
+Requests are validated against the contract's patterns before they reach a
+servicer, so parsing failures here mean a caller bypassed validation or a bug:
+they still raise a clean INVALID_ARGUMENT rather than an exception.
+"""
+
+from __future__ import annotations
+
+import re
+
+from services.core.errors import invalid_field
+
+APP_ID = r"[a-z][a-z0-9-]{1,38}[a-z0-9]"
+USER_ID = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}"
+SERVER_ID = r"[a-z2-7]{16}"
+
+_APP = re.compile(rf"apps/({APP_ID})")
+_API_KEY = re.compile(rf"apps/({APP_ID})/apiKeys/({SERVER_ID})")
+_USER = re.compile(rf"apps/({APP_ID})/users/({USER_ID})")
+_SESSION = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/sessions/({SERVER_ID})")
+_APP_ID = re.compile(APP_ID)
+_USER_ID = re.compile(USER_ID)
+
+
+def is_app_id(value: str) -> bool:
+    return _APP_ID.fullmatch(value) is not None
+
+
+def is_user_id(value: str) -> bool:
+    return _USER_ID.fullmatch(value) is not None
+
+
+def app_name(app_id: str) -> str:
+    return f"apps/{app_id}"
+
+
+def api_key_name(app_id: str, key_id: str) -> str:
+    return f"apps/{app_id}/apiKeys/{key_id}"
+
+
+def user_name(app_id: str, user_id: str) -> str:
+    return f"apps/{app_id}/users/{user_id}"
+
+
+def session_name(app_id: str, user_id: str, session_id: str) -> str:
+    return f"apps/{app_id}/users/{user_id}/sessions/{session_id}"
+
+
+def signing_key_name(app_id: str, key_id: str) -> str:
+    return f"apps/{app_id}/signingKeys/{key_id}"
+
+
+def _match(pattern: re.Pattern[str], value: str, field: str, shape: str) -> tuple[str, ...]:
+    found = pattern.fullmatch(value)
+    if found is None:
+        raise invalid_field(field, f"must be {shape}")
+    return found.groups()
+
+
+def parse_app(name: str, field: str = "name") -> str:
+    """`apps/{app}` → app id."""
+    return _match(_APP, name, field, "apps/{app}")[0]
+
+
+def parse_api_key(name: str, field: str = "name") -> tuple[str, str]:
+    """`apps/{app}/apiKeys/{key}` → (app id, key id)."""
+    app_id, key_id = _match(_API_KEY, name, field, "apps/{app}/apiKeys/{api_key}")
+    return app_id, key_id
+
+
+def parse_user(name: str, field: str = "parent") -> tuple[str, str]:
+    """`apps/{app}/users/{user}` → (app id, user id)."""
+    app_id, user_id = _match(_USER, name, field, "apps/{app}/users/{user}")
+    return app_id, user_id
+
+
+def parse_session(name: str, field: str = "name") -> tuple[str, str, str]:
+    """`apps/{app}/users/{user}/sessions/{session}` → (app id, user id, session id)."""
+    app_id, user_id, session_id = _match(
+        _SESSION, name, field, "apps/{app}/users/{user}/sessions/{session}")
+    return app_id, user_id, session_id

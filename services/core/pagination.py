@@ -1,0 +1,95 @@
+"""Opaque page tokens (AIP-158).
+
+A token records where the previous page stopped and a fingerprint of the request
+it belongs to; presenting it with different request fields is INVALID_ARGUMENT
+(PAGE_TOKEN_INVALID). Tokens grant nothing: the caller's app and rights come
+from their credentials, never from the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from services.core.errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+T = TypeVar("T")
+Position = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """A decoded page request: how many items, and after which position."""
+
+    size: int
+    after: Position | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str
+
+
+def _fingerprint(scope: Sequence[str]) -> str:
+    return hashlib.sha256("\x1f".join(scope).encode()).hexdigest()[:16]
+
+
+def page_request(page_size: int, page_token: str, scope: Sequence[str]) -> PageRequest:
+    """Decode the page fields of a List request.
+
+    `scope` holds the request fields a token is bound to (parent, filters).
+    Raises InvalidArgument(PAGE_TOKEN_INVALID) for a foreign or damaged token.
+    """
+    size = page_size or DEFAULT_PAGE_SIZE
+    if not page_token:
+        return PageRequest(min(size, MAX_PAGE_SIZE), None)
+    try:
+        padded = page_token + "=" * (-len(page_token) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        position = payload["p"]
+        fingerprint = payload["f"]
+        if (not isinstance(position, list) or fingerprint != _fingerprint(scope)
+                or not all(isinstance(part, str | int) for part in position)):
+            raise ValueError("foreign token")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument(
+            "PAGE_TOKEN_INVALID",
+            "page_token is not a token of this request: start again without one",
+        ) from exc
+    return PageRequest(min(size, MAX_PAGE_SIZE), tuple(position))
+
+
+def time_id_position(request: PageRequest) -> tuple[int, str] | None:
+    """The position of a listing ordered by (time in ms, id), as the store takes it."""
+    if request.after is None:
+        return None
+    if len(request.after) != 2:
+        raise InvalidArgument("PAGE_TOKEN_INVALID", "page_token is damaged")
+    when, ident = request.after
+    if not isinstance(when, int) or not isinstance(ident, str):
+        raise InvalidArgument("PAGE_TOKEN_INVALID", "page_token is damaged")
+    return when, ident
+
+
+def make_page(items: list[T], request: PageRequest, scope: Sequence[str],
+              key: Callable[[T], Position]) -> Page[T]:
+    """Cut a page from `items`, fetched with limit `request.size + 1`.
+
+    `key` gives an item's position in the listing order, which the store resumes
+    after (strictly) on the next page.
+    """
+    if len(items) <= request.size:
+        return Page(items, "")
+    kept = items[: request.size]
+    payload = {"p": list(key(kept[-1])), "f": _fingerprint(scope)}
+    token = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
+    return Page(kept, token.decode().rstrip("="))
+

@@ -1,0 +1,59 @@
+"""Who is calling: the result of authentication, passed explicitly to actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.core.errors import PermissionDenied
+
+
+@dataclass(frozen=True, slots=True)
+class Anonymous:
+    """No credentials."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """The platform operator: may act on every app."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppBackend:
+    """An app's own backend, authenticated by one of the app's API keys."""
+
+    app_id: str
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An end user of an app, authenticated by an access token of one session."""
+
+    app_id: str
+    user_id: str
+    session_id: str
+
+
+Principal = Anonymous | Operator | AppBackend | User
+
+
+def require_app(principal: Principal, app_id: str) -> None:
+    """Raise PERMISSION_DENIED unless the caller may act inside `app_id`.
+
+    The operator may act in any app; an app backend or user only in their own.
+    The error is the same whether or not `app_id` exists, so it leaks nothing.
+    """
+    if isinstance(principal, Operator):
+        return
+    if isinstance(principal, AppBackend | User) and principal.app_id == app_id:
+        return
+    raise PermissionDenied("APP_MISMATCH", "the credentials do not belong to this app",
+                           metadata={"app": app_id})
+
+
+def require_user_or_app(principal: Principal, app_id: str, user_id: str) -> None:
+    """Raise PERMISSION_DENIED unless the caller is that user, or may act for the app."""
+    require_app(principal, app_id)
+    if isinstance(principal, User) and principal.user_id != user_id:
+        raise PermissionDenied("USER_MISMATCH", "a user may only act on their own resources",
+                               metadata={"user": user_id})

@@ -1,0 +1,168 @@
+"""Server settings: one typed object, read once from the environment and an optional file.
+
+Precedence, highest first: environment variables (`CAAS_<NAME>`, nested with `__`,
+e.g. `CAAS_PLANS__FREE__DEFAULT__PER_USER=900`), then the TOML file named by
+`--config` or `CAAS_CONFIG_FILE`, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+OPERATOR_TOKEN_PREFIX = "caaso_"
+
+
+class RateLimit(BaseModel):
+    """Calls per window to one RPC: for the whole app, and for each user of it."""
+
+    per_app: int = Field(gt=0)
+    per_user: int = Field(gt=0)
+
+
+class Plan(BaseModel):
+    """The rate limits of a plan: a default for every RPC, and overrides per RPC.
+
+    Override keys are full method names, `caas.auth.v1.AuthService/CreateSession`.
+    """
+
+    default: RateLimit
+    methods: dict[str, RateLimit] = Field(default_factory=dict)
+
+    def limit_for(self, method: str) -> RateLimit:
+        return self.methods.get(method, self.default)
+
+
+def default_plans() -> dict[str, Plan]:
+    """The published default plans (README, "Rate limits").
+
+    Per user the defaults allow 10 calls a second to each RPC, sustained for a
+    minute, which no person typing can reach; signing in is stricter.
+    """
+    sign_in = "caas.auth.v1.AuthService/CreateSession"
+    refresh = "caas.auth.v1.AuthService/RefreshSession"
+    return {
+        "free": Plan(
+            default=RateLimit(per_app=6_000, per_user=600),
+            methods={sign_in: RateLimit(per_app=1_200, per_user=60),
+                     refresh: RateLimit(per_app=1_200, per_user=60)},
+        ),
+        "standard": Plan(
+            default=RateLimit(per_app=60_000, per_user=1_200),
+            methods={sign_in: RateLimit(per_app=12_000, per_user=120),
+                     refresh: RateLimit(per_app=12_000, per_user=120)},
+        ),
+        "enterprise": Plan(
+            default=RateLimit(per_app=600_000, per_user=3_000),
+            methods={sign_in: RateLimit(per_app=120_000, per_user=300),
+                     refresh: RateLimit(per_app=120_000, per_user=300)},
+        ),
+    }
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a CAAS server process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAAS_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
+    data_dir: Path = Field(Path("caas-data"),
+                           description="directory of the embedded store and generated secrets")
+    store: Literal["sqlite", "mongodb"] = Field(
+        "sqlite", description="sqlite (embedded, in data_dir) or mongodb")
+    mongodb_url: str = Field("mongodb://127.0.0.1:27017/",
+                             description="MongoDB connection string, when store=mongodb")
+    mongodb_database: str = Field("caas", description="MongoDB database name")
+    redis_url: str | None = Field(
+        None, description="Redis URL for shared rate-limit counters; unset keeps them in process")
+    operator_token: SecretStr | None = Field(
+        None, description="operator credential (caaso_…); unset: generated into data_dir")
+    access_token_ttl: timedelta = Field(
+        timedelta(minutes=15), description="default lifetime of user access tokens")
+    refresh_token_ttl: timedelta = Field(
+        timedelta(days=30), description="a session expires when unused this long")
+    token_leeway: timedelta = Field(
+        timedelta(seconds=5), description="clock skew tolerated when checking token expiry")
+    auth_cache_ttl: timedelta = Field(
+        timedelta(seconds=5),
+        description="how long a process trusts a checked API key or session before asking "
+                    "the store again (bounds how late another process sees a revocation)")
+    rate_limit_window: timedelta = Field(
+        timedelta(minutes=1), description="length of the fixed rate-limit window")
+    default_plan: str = Field("free", description="plan of apps created without one")
+    plans: dict[str, Plan] = Field(default_factory=default_plans,
+                                   description="rate limits per plan (see README)")
+    max_request_bytes: int = Field(
+        1024 * 1024, gt=0, description="largest request message accepted, in bytes")
+    shutdown_grace: timedelta = Field(
+        timedelta(seconds=10),
+        description="on SIGTERM, how long in-flight calls may finish before being cancelled")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="log level of the JSON logs on stderr")
+
+    @field_validator("operator_token")
+    @classmethod
+    def _operator_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
+            if not secret.startswith(OPERATOR_TOKEN_PREFIX) or len(secret) < 32:
+                raise ValueError(
+                    f"must start with {OPERATOR_TOKEN_PREFIX!r} and be at least 32 characters "
+                    "(`caas admin new-operator-token` makes one)")
+        return value
+
+    @model_validator(mode="after")
+    def _default_plan_exists(self) -> Settings:
+        if self.default_plan not in self.plans:
+            raise ValueError(f"default_plan {self.default_plan!r} is not one of the plans")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CAAS_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; `overrides` win over every source (tests use them).
+
+    Raises pydantic.ValidationError naming each bad setting.
+    """
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def describe_settings() -> str:
+    """One line per setting (environment variable, default, meaning) for --help."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if name == "plans":
+            shown = "free, standard, enterprise"
+        elif isinstance(default, timedelta):
+            shown = f"{int(default.total_seconds())}s"
+        else:
+            shown = str(default)
+        lines.append(f"  CAAS_{name.upper():<22} {field.description} [default: {shown}]")
+    return "\n".join(lines)

@@ -1,0 +1,261 @@
+"""The gateway: what every CAAS RPC goes through before and after its servicer.
+
+For each call, in order: a request id (the caller's `x-request-id` when sane, else
+a new one); authentication of the `authorization` header; the RPC's access policy
+from the contract (`caas.type.v1.access`); rate limits; validation against the
+contract's rules; then the servicer. Domain errors become gRPC statuses with
+`google.rpc.Status` details; any other exception is logged with its stack and
+reaches the client as INTERNAL with only the request id. Every response carries
+`x-request-id` (initial and trailing metadata) and the rate-limit budget
+(`x-ratelimit-limit`, `x-ratelimit-remaining`, `x-ratelimit-reset`), and every call
+writes one JSON access-log line.
+
+Servicers are plain classes with one `async def Method(self, request, call)` per
+RPC, registered with `Gateway.handlers`; `call` is a `Call`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+import grpc
+from caas.type.v1 import access_pb2
+from google.protobuf import descriptor as pb_descriptor
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
+
+from services.core.errors import (
+    DomainError,
+    InvalidArgument,
+    PermissionDenied,
+    QuotaViolation,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from services.core.principal import Anonymous, AppBackend, Operator, Principal, User
+from services.core.settings import Plan
+from services.gateway.ratelimit import Bucket, RateLimiter, Verdict
+from services.gateway.status import STATUS_DETAILS_KEY, internal_status, rpc_status
+from services.gateway.validation import RequestValidator
+
+access_log = logging.getLogger("caas.access")
+error_log = logging.getLogger("caas.gateway")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_PRINCIPALS: dict[type[Any], int] = {
+    Anonymous: access_pb2.PRINCIPAL_ANONYMOUS,
+    Operator: access_pb2.PRINCIPAL_OPERATOR,
+    AppBackend: access_pb2.PRINCIPAL_API_KEY,
+    User: access_pb2.PRINCIPAL_USER,
+}
+_KIND = {Anonymous: "anonymous", Operator: "operator", AppBackend: "api_key", User: "user"}
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, credential: str | None) -> Principal:
+        """The caller behind `credential` (the bearer value, None if absent).
+
+        Raises Unauthenticated for credentials that do not check out.
+        """
+
+
+class PlanSource(Protocol):
+    async def plan_of(self, app_id: str) -> Plan:
+        """The rate-limit plan of an app (cached by the implementation)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a servicer knows about the call besides its request."""
+
+    principal: Principal
+    request_id: str
+    method: str  # "caas.apps.v1.AppsService/GetApp"
+    context: grpc.aio.ServicerContext[Any, Any]
+
+
+Handler = Callable[[Any, Call], Awaitable[Message]]
+
+
+class _Malformed:
+    """Stands for a request whose bytes do not parse as its message type."""
+
+
+_MALFORMED = _Malformed()
+
+
+def _deserializer(message_class: type[Message]) -> Callable[[bytes], Message | _Malformed]:
+    def parse(data: bytes) -> Message | _Malformed:
+        try:
+            return message_class.FromString(data)
+        except DecodeError:
+            return _MALFORMED
+
+    return parse
+
+
+def _bearer(metadata: dict[str, str]) -> str | None:
+    header = metadata.get("authorization")
+    if header is None:
+        return None
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise Unauthenticated("CREDENTIALS_MALFORMED",
+                              "the authorization header must be `Bearer <credential>`")
+    return credential.strip()
+
+
+class Gateway:
+    def __init__(self, authenticator: Authenticator, limiter: RateLimiter, plans: PlanSource,
+                 validator: RequestValidator) -> None:
+        self._authenticator = authenticator
+        self._limiter = limiter
+        self._plans = plans
+        self._validator = validator
+
+    def handlers(self, service: pb_descriptor.ServiceDescriptor, servicer: object
+                 ) -> dict[str, grpc.RpcMethodHandler]:
+        """The method handlers of `service`, served by `servicer` through the gateway.
+
+        Raises TypeError at startup if the servicer lacks a method or an RPC lacks
+        its access policy, so a gap in a service never reaches a client.
+        """
+        handlers: dict[str, grpc.RpcMethodHandler] = {}
+        for method in service.methods:
+            implementation = getattr(servicer, method.name, None)
+            if implementation is None:
+                raise TypeError(f"{type(servicer).__name__} does not implement {method.name}")
+            policy = method.GetOptions().Extensions[access_pb2.access]
+            if not policy.allow:
+                raise TypeError(f"{method.full_name} declares no caas.type.v1.access policy")
+            if method.client_streaming or method.server_streaming:
+                raise TypeError(f"{method.full_name}: streaming RPCs are not served yet")
+            request_class = GetMessageClass(method.input_type)
+            response_class = GetMessageClass(method.output_type)
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                self._unary(f"{service.full_name}/{method.name}", frozenset(policy.allow),
+                            implementation),
+                request_deserializer=_deserializer(request_class),
+                response_serializer=response_class.SerializeToString,
+            )
+        return handlers
+
+    def _unary(self, method: str, allowed: frozenset[int], handler: Handler
+               ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+            started = time.perf_counter()
+            metadata = {key: value for key, value in context.invocation_metadata() or ()
+                        if isinstance(value, str)}
+            request_id = metadata.get("x-request-id", "")
+            if not _REQUEST_ID.fullmatch(request_id):
+                request_id = secrets.token_hex(12)
+            principal: Principal = Anonymous()
+            headers: list[tuple[str, str]] = [("x-request-id", request_id)]
+            status = "OK"
+            try:
+                principal = await self._authenticator.authenticate(_bearer(metadata))
+                self._check_policy(method, allowed, principal)
+                verdict = await self._rate_limit(method, principal)
+                if verdict is not None:
+                    headers.extend(_budget_headers(verdict))
+                    if not verdict.allowed:
+                        raise _rate_limited(method, verdict)
+                if isinstance(request, _Malformed):
+                    raise InvalidArgument("REQUEST_INVALID",
+                                          "the request body does not parse as "
+                                          f"{method.split('/')[-1]}Request")
+                self._validator.check(request)
+                await context.send_initial_metadata(headers)
+                response = await handler(request, Call(principal, request_id, method, context))
+                context.set_trailing_metadata((("x-request-id", request_id),))
+                return response
+            except DomainError as error:
+                status = error.code.name
+                trailers = [*headers, (STATUS_DETAILS_KEY, rpc_status(error).SerializeToString())]
+                await context.abort(error.code, error.message, trailing_metadata=tuple(trailers))
+                raise  # unreachable: abort raises
+            except Exception:
+                if context.cancelled():
+                    status = "CANCELLED"
+                    raise
+                status = "INTERNAL"
+                error_log.exception("unexpected error in %s", method,
+                                    extra={"request_id": request_id, "method": method})
+                code, message, details = internal_status(request_id)
+                trailers = [*headers, (STATUS_DETAILS_KEY, details.SerializeToString())]
+                await context.abort(code, message, trailing_metadata=tuple(trailers))
+                raise
+            finally:
+                _log_access(method, status, started, request_id, principal)
+
+        return behavior
+
+    @staticmethod
+    def _check_policy(method: str, allowed: frozenset[int], principal: Principal) -> None:
+        if _PRINCIPALS[type(principal)] in allowed:
+            return
+        if isinstance(principal, Anonymous):
+            raise Unauthenticated("CREDENTIALS_MISSING",
+                                  "this RPC needs credentials: `authorization: Bearer <…>`")
+        raise PermissionDenied("PRINCIPAL_NOT_ALLOWED",
+                               f"{method} does not accept {_KIND[type(principal)]} credentials",
+                               metadata={"method": method})
+
+    async def _rate_limit(self, method: str, principal: Principal) -> Verdict | None:
+        """Count the call against the caller's budgets; None for callers without any."""
+        if not isinstance(principal, AppBackend | User):
+            return None  # the operator is not limited; anonymous RPCs limit themselves
+        plan = await self._plans.plan_of(principal.app_id)
+        limit = plan.limit_for(method)
+        tag = "{" + principal.app_id + "}"
+        buckets = [Bucket(f"{tag}:{method}", limit.per_app, f"app:{principal.app_id}")]
+        if isinstance(principal, User):
+            buckets.append(Bucket(f"{tag}:{principal.user_id}:{method}", limit.per_user,
+                                  f"user:{principal.app_id}/{principal.user_id}"))
+        return await self._limiter.consume(buckets, time.time())
+
+
+def _reset_seconds(verdict: Verdict) -> int:
+    return max(1, math.ceil(verdict.reset_after))
+
+
+def _budget_headers(verdict: Verdict) -> list[tuple[str, str]]:
+    return [("x-ratelimit-limit", str(verdict.tightest.limit)),
+            ("x-ratelimit-remaining", str(verdict.remaining)),
+            ("x-ratelimit-reset", str(_reset_seconds(verdict)))]
+
+
+def _rate_limited(method: str, verdict: Verdict) -> ResourceExhausted:
+    return ResourceExhausted(
+        "RATE_LIMITED",
+        f"rate limit of {method} exceeded; retry in {_reset_seconds(verdict)} s",
+        metadata={"method": method},
+        quota_violations=tuple(
+            QuotaViolation(b.subject, f"{b.limit} calls per window to {method}")
+            for b in verdict.exhausted),
+        retry_after=timedelta(seconds=verdict.reset_after),
+    )
+
+
+def _log_access(method: str, status: str, started: float, request_id: str,
+                principal: Principal) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    fields: dict[str, object] = {
+        "method": method, "code": status, "request_id": request_id,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "principal": _KIND[type(principal)],
+    }
+    if isinstance(principal, AppBackend | User):
+        fields["app"] = principal.app_id
+    if isinstance(principal, User):
+        fields["user"] = principal.user_id
+    access_log.info("rpc", extra=fields)

@@ -1,0 +1,121 @@
+"""The composition root: the one place that builds and wires every part.
+
+`build_runtime(settings)` is what `caas serve`, the admin CLI and the tests call;
+tests pass their own store, bus or clock. ("Runtime" rather than "App": in CAAS
+an app is a tenant.)
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from services.apps.actions import AppPlans, AppsActions
+from services.apps.mongo_store import MongoAppStore
+from services.apps.sqlite_store import SqliteAppStore
+from services.apps.store import AppStore
+from services.auth.actions import AuthActions
+from services.auth.authenticator import CredentialAuthenticator
+from services.auth.mongo_store import MongoAuthStore
+from services.auth.signing import MAX_SESSION_ACCESS_TTL, SigningKeys
+from services.auth.sqlite_store import SqliteAuthStore
+from services.auth.store import AuthStore
+from services.core.clock import Clock, SystemClock
+from services.core.db.mongo import MongoDatabase
+from services.core.db.sqlite import SqliteDatabase
+from services.core.events import EventBus, InProcessBus
+from services.core.ids import new_secret
+from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
+from services.gateway.gateway import Gateway
+from services.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
+from services.gateway.validation import RequestValidator
+
+
+@dataclass
+class Stores:
+    """Every domain's store, on one engine, migrated to the current schema."""
+
+    apps: AppStore
+    auth: AuthStore
+    close: Callable[[], Awaitable[None]]
+
+
+async def open_stores(settings: Settings) -> Stores:
+    """Open the configured engine and bring its schema up to date (idempotent)."""
+    if settings.store == "mongodb":
+        mongo = await MongoDatabase.open(settings.mongodb_url, settings.mongodb_database)
+        mongo_apps, mongo_auth = MongoAppStore(mongo), MongoAuthStore(mongo)
+        await mongo_apps.migrate()
+        await mongo_auth.migrate()
+        return Stores(mongo_apps, mongo_auth, mongo.close)
+    sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
+    sqlite_apps, sqlite_auth = SqliteAppStore(sqlite), SqliteAuthStore(sqlite)
+    await sqlite_apps.migrate()
+    await sqlite_auth.migrate()
+    return Stores(sqlite_apps, sqlite_auth, sqlite.close)
+
+
+def operator_token(settings: Settings) -> str:
+    """The configured operator token, else the one generated into the data directory."""
+    if settings.operator_token is not None:
+        return settings.operator_token.get_secret_value()
+    path = operator_token_path(settings)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_operator_token() + "\n")
+    return path.read_text().strip()
+
+
+def operator_token_path(settings: Settings) -> Path:
+    return settings.data_dir / "operator-token"
+
+
+def new_operator_token() -> str:
+    return OPERATOR_TOKEN_PREFIX + new_secret()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    bus: EventBus
+    stores: Stores
+    limiter: RateLimiter
+    apps: AppsActions
+    auth: AuthActions
+    gateway: Gateway
+
+    async def close(self) -> None:
+        await self.limiter.close()
+        await self.stores.close()
+
+
+async def build_runtime(settings: Settings, *, stores: Stores | None = None,
+                        bus: EventBus | None = None, clock: Clock | None = None) -> Runtime:
+    clock = clock or SystemClock()
+    bus = bus or InProcessBus()
+    stores = stores or await open_stores(settings)
+    cache_ttl = settings.auth_cache_ttl.total_seconds()
+    verify_window = max(settings.access_token_ttl, MAX_SESSION_ACCESS_TTL) + settings.token_leeway
+    signing = SigningKeys(stores.auth, clock, cache_ttl, verify_window)
+    authenticator = CredentialAuthenticator(stores.apps, stores.auth, signing, clock, settings,
+                                            operator_token(settings), bus)
+    window = settings.rate_limit_window.total_seconds()
+    limiter: RateLimiter = (
+        RedisRateLimiter(Redis.from_url(settings.redis_url), window) if settings.redis_url
+        else InProcessRateLimiter(window))
+    gateway = Gateway(authenticator, limiter, AppPlans(stores.apps, settings, bus),
+                      RequestValidator())
+    return Runtime(
+        settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
+        apps=AppsActions(stores.apps, clock, bus, settings),
+        auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings),
+        gateway=gateway,
+    )

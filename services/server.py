@@ -1,0 +1,100 @@
+"""The gRPC server process: every domain service, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+import grpc
+from caas.apps.v1 import apps_service_pb2
+from caas.auth.v1 import auth_service_pb2
+from google.protobuf import descriptor as pb_descriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.apps.servicer import AppsServicer
+from services.auth.servicer import AuthServicer
+from services.core.settings import Settings
+from services.runtime import Runtime, build_runtime, operator_token_path
+
+log = logging.getLogger("caas.server")
+
+
+def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, object]]:
+    """Every CAAS service with its servicer."""
+    return [
+        (apps_service_pb2.DESCRIPTOR.services_by_name["AppsService"],
+         AppsServicer(runtime.apps)),
+        (auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"],
+         AuthServicer(runtime.auth, runtime.clock)),
+    ]
+
+
+class Server:
+    """A started gRPC server over a runtime. Use `await Server.start(settings)`."""
+
+    def __init__(self, runtime: Runtime, server: grpc.aio.Server,
+                 health_servicer: health.aio.HealthServicer, names: Sequence[str],
+                 port: int) -> None:
+        self.runtime = runtime
+        self.port = port
+        self._server = server
+        self._health = health_servicer
+        self._names = names
+
+    @classmethod
+    async def start(cls, settings: Settings, runtime: Runtime | None = None) -> Server:
+        runtime = runtime or await build_runtime(settings)
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+            # Let clients keep idle connections open with pings.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ])
+        names = []
+        for descriptor, servicer in services(runtime):
+            server.add_registered_method_handlers(
+                descriptor.full_name, runtime.gateway.handlers(descriptor, servicer))
+            names.append(descriptor.full_name)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        try:
+            port = server.add_insecure_port(settings.listen)
+        except RuntimeError as exc:
+            await runtime.close()
+            raise SystemExit(f"cannot listen on {settings.listen}: {exc}") from exc
+        await server.start()
+        for name in ["", *names]:
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"port": port, "listen": settings.listen,
+                                   "store": settings.store, "services": names})
+        return cls(runtime, server, health_servicer, names, port)
+
+    async def stop(self) -> None:
+        """Stop accepting calls, let in-flight ones finish within the grace period,
+        cancel the rest, then close the stores."""
+        grace = self.runtime.settings.shutdown_grace.total_seconds()
+        log.info("shutting down", extra={"grace_seconds": grace})
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        await self.runtime.close()
+        log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    if settings.operator_token is None:
+        log.info("operator token", extra={"file": str(operator_token_path(settings))})
+    server = await Server.start(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    await server.stop()
