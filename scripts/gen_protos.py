@@ -25,8 +25,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
+import google.api  # googleapis-common-protos
 import grpc_tools
 import protovalidate
 from google.protobuf import (
@@ -38,7 +40,7 @@ from google.protobuf import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import render_proto  # noqa: E402
+import render_proto
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOGLE_ROOTS = ("google/api/annotations.proto", "google/api/field_behavior.proto",
@@ -54,8 +56,6 @@ VALIDATE_HEADER = """\
 
 
 def _site_proto_root() -> Path:
-    import google.api  # googleapis-common-protos
-
     return Path(next(iter(google.api.__path__))).parent.parent
 
 
@@ -95,8 +95,6 @@ def _write_validate_proto(dest: Path) -> None:
         module.DESCRIPTOR.CopyToProto(proto)
         pool.Add(proto)
     pool.Add(fd)
-    from importlib.metadata import version
-
     text = VALIDATE_HEADER.format(version=version("protovalidate")) + render_proto.render(fd, pool)
     target = dest / fd.name
     target.parent.mkdir(parents=True, exist_ok=True)

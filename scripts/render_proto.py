@@ -13,7 +13,10 @@ rendered through text format against a pool that knows the file's extensions).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from google.protobuf import descriptor_pb2, descriptor_pool, text_encoding, text_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
@@ -36,6 +39,12 @@ _SCALARS = {
     _F.TYPE_SINT64: "sint64",
 }
 _MAX_FIELD_NUMBER = 536870912  # exclusive end of the field number space ("to max")
+
+
+def _quote(text: str) -> str:
+    """A proto string literal (CEscape takes str at runtime; its stub says bytes)."""
+    escaped: str = text_encoding.CEscape(text, as_utf8=True)  # type: ignore[arg-type]
+    return f'"{escaped}"'
 
 
 class _Renderer:
@@ -79,8 +88,6 @@ class _Renderer:
         return rendered
 
     def _value(self, field: object, value: object) -> str:
-        from google.protobuf.descriptor import FieldDescriptor
-
         assert isinstance(field, FieldDescriptor)
         if field.type == FieldDescriptor.TYPE_MESSAGE:
             assert isinstance(value, Message)
@@ -90,7 +97,7 @@ class _Renderer:
             assert field.enum_type is not None
             return field.enum_type.values_by_number[int(value)].name  # type: ignore[call-overload]
         if field.type == FieldDescriptor.TYPE_STRING:
-            return '"' + text_encoding.CEscape(str(value), as_utf8=True) + '"'
+            return _quote(str(value))
         if field.type == FieldDescriptor.TYPE_BOOL:
             return "true" if value else "false"
         return str(value)
@@ -112,7 +119,7 @@ class _Renderer:
         if field.HasField("default_value"):
             default = field.default_value
             if field.type == _F.TYPE_STRING:
-                default = '"' + text_encoding.CEscape(default, as_utf8=True) + '"'
+                default = _quote(default)
             opts.insert(0, f"default = {default}")
         suffix = f" [{', '.join(opts)}]" if opts else ""
         return f"{label}{self._field_type(field)} {field.name} = {field.number}{suffix};"
@@ -179,7 +186,7 @@ class _Renderer:
         self._emit(depth, "}")
 
     def _extensions(
-        self, depth: int, extensions: list[descriptor_pb2.FieldDescriptorProto], syntax: str
+        self, depth: int, extensions: Iterable[descriptor_pb2.FieldDescriptorProto], syntax: str
     ) -> None:
         by_extendee: dict[str, list[descriptor_pb2.FieldDescriptorProto]] = {}
         for ext in extensions:

@@ -9,17 +9,18 @@ import os
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
+from pydantic import ValidationError
 
+from services.core.errors import DomainError
 from services.core.logs import configure_logging
 from services.core.names import api_key_name, app_name
 from services.core.principal import Operator
 from services.core.settings import Settings, describe_settings, load_settings
 from services.gateway.validation import RequestValidator
 from services.runtime import build_runtime, new_operator_token, operator_token
+from services.server import serve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,12 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     if args.command == "serve":
-        from services.server import serve
-
         asyncio.run(serve(settings))
         return 0
-    from services.core.errors import DomainError
-
     try:
         result = asyncio.run(_admin(args, settings))
     except DomainError as error:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from caas.apps.v1 import apps_service_pb2
@@ -36,7 +37,7 @@ class Server:
     """A started gRPC server over a runtime. Use `await Server.start(settings)`."""
 
     def __init__(self, runtime: Runtime, server: grpc.aio.Server,
-                 health_servicer: health.aio.HealthServicer, names: Sequence[str],
+                 health_servicer: Any, names: Sequence[str],
                  port: int) -> None:
         self.runtime = runtime
         self.port = port
@@ -57,10 +58,10 @@ class Server:
         ])
         names = []
         for descriptor, servicer in services(runtime):
-            server.add_registered_method_handlers(
+            server.add_registered_method_handlers(  # type: ignore[attr-defined]
                 descriptor.full_name, runtime.gateway.handlers(descriptor, servicer))
             names.append(descriptor.full_name)
-        health_servicer = health.aio.HealthServicer()
+        health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-REFRESH_TOKEN_PREFIX = "caasr_"
+REFRESH_TOKEN_PREFIX = "caasr_"  # noqa: S105 - a prefix, not a secret
 
 
 class SessionState(enum.StrEnum):
@@ -18,7 +18,7 @@ class SessionState(enum.StrEnum):
 class RevokeReason(enum.StrEnum):
     SIGNED_OUT = "signed_out"
     REVOKED_BY_APP = "revoked_by_app"
-    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,7 @@ from services.auth import tokens
 from services.auth.actions import AuthActions, Credentials
 from services.auth.models import RevokeReason, Session, SessionState, SigningKey
 from services.core.clock import Clock
-from services.core.names import parse_app, parse_session, parse_user, session_name
-from services.core.names import signing_key_name
+from services.core.names import parse_app, parse_session, parse_user, session_name, signing_key_name
 from services.core.protoconv import duration_or_none, timestamp
 from services.gateway.gateway import Call
 

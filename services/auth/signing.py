@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import timedelta
 
@@ -41,10 +42,8 @@ class SigningKeys:
                 return key
         private, public = new_key_pair()
         first = SigningKey(app_id, new_id(), private, public, self._clock.now())
-        try:
+        with contextlib.suppress(StoreConflict):  # another call created it first: use theirs
             await self._store.add_first_signing_key(first)
-        except StoreConflict:
-            pass  # another call created it first: use theirs
         keys = await self._load(app_id)
         return next(k for k in keys if k.primary)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,8 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat
-from cryptography.hazmat.primitives.serialization import NoEncryption
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from services.auth.models import SigningKey
 from services.core.errors import Unauthenticated
@@ -39,8 +44,6 @@ def new_key_pair() -> tuple[bytes, bytes]:
 
 def public_jwk(key: SigningKey) -> str:
     """The public half as a JWK (RFC 8037), as JSON text."""
-    import json
-
     return json.dumps({"kty": "OKP", "crv": "Ed25519", "alg": ALGORITHM, "use": "sig",
                        "kid": key.key_id,
                        "x": jwt.utils.base64url_encode(key.public_key).decode()},

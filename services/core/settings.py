@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-OPERATOR_TOKEN_PREFIX = "caaso_"
+OPERATOR_TOKEN_PREFIX = "caaso_"  # noqa: S105 - a prefix, not a secret
 
 
 class RateLimit(BaseModel):

@@ -122,13 +122,13 @@ class Gateway:
         self._validator = validator
 
     def handlers(self, service: pb_descriptor.ServiceDescriptor, servicer: object
-                 ) -> dict[str, grpc.RpcMethodHandler]:
+                 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
         """The method handlers of `service`, served by `servicer` through the gateway.
 
         Raises TypeError at startup if the servicer lacks a method or an RPC lacks
         its access policy, so a gap in a service never reaches a client.
         """
-        handlers: dict[str, grpc.RpcMethodHandler] = {}
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         for method in service.methods:
             implementation = getattr(servicer, method.name, None)
             if implementation is None:
@@ -171,7 +171,7 @@ class Gateway:
                 if isinstance(request, _Malformed):
                     raise InvalidArgument("REQUEST_INVALID",
                                           "the request body does not parse as "
-                                          f"{method.split('/')[-1]}Request")
+                                          f"{method.rsplit('/', maxsplit=1)[-1]}Request")
                 self._validator.check(request)
                 await context.send_initial_metadata(headers)
                 response = await handler(request, Call(principal, request_id, method, context))

@@ -7,6 +7,7 @@ deployment must be a replica set, as production MongoDB deployments are.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -53,10 +54,8 @@ class MongoDatabase:
             if await applied.find_one({"_id": key}) is not None:
                 continue
             await migration(self.db)
-            try:
+            with contextlib.suppress(DuplicateKeyError):  # another process applied it too
                 await applied.insert_one({"_id": key, "applied_at": datetime.now(UTC)})
-            except DuplicateKeyError:
-                pass  # another process applied it at the same time
 
     async def close(self) -> None:
         await self.client.close()

@@ -81,7 +81,11 @@ class SqliteDatabase:
         this on every start (from any number of processes) is safe.
         """
         for version, statements in enumerate(migrations, start=1):
-            await self.write(lambda conn, v=version, s=statements: _apply(conn, component, v, s))
+            def apply(conn: sqlite3.Connection, v: int = version,
+                      s: Migration = statements) -> None:
+                _apply(conn, component, v, s)
+
+            await self.write(apply)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

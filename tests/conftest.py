@@ -1,0 +1,122 @@
+"""Session-wide real servers, and a fresh app (tenant) per test for isolation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from caas.apps.v1 import apps_service_pb2 as apps_pb
+from caas.apps.v1 import resources_pb2 as apps_res
+from caas.auth.v1 import auth_service_pb2 as auth_pb
+
+from tests.support.client import Client, ErrorDetails, bearer, details
+from tests.support.servers import CaasServer, ExternalServer, start_caas, start_mongo, start_redis
+
+# The shared test server: strict token expiry, and a tiny plan for rate-limit tests.
+TEST_CONFIG = """
+token_leeway = 0
+default_plan = "free"
+
+[plans.free.default]
+per_app = 6000
+per_user = 600
+
+[plans.tiny.default]
+per_app = 5
+per_user = 3
+"""
+
+
+def unique_id(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:14]}"
+
+
+@pytest.fixture(scope="session")
+def mongo() -> Iterator[ExternalServer]:
+    server = start_mongo()
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaasServer]:
+    caas = start_caas(tmp_path_factory.mktemp("caas"), config=TEST_CONFIG)
+    yield caas
+    assert caas.process.stop() == 0
+
+
+@pytest.fixture(scope="session")
+async def client(server: CaasServer) -> AsyncIterator[Client]:
+    caas = Client(server.address)
+    yield caas
+    await caas.close()
+
+
+@dataclass
+class AppHandle:
+    app_id: str
+    api_key: str  # secret
+
+    @property
+    def name(self) -> str:
+        return f"apps/{self.app_id}"
+
+    @property
+    def auth(self) -> tuple[tuple[str, str], ...]:
+        return bearer(self.api_key)
+
+
+async def create_app(client: Client, operator_token: str, plan: str = "") -> AppHandle:
+    app_id = unique_id("app-")
+    response = await client.apps.CreateApp(
+        apps_pb.CreateAppRequest(app_id=app_id,
+                                 app=apps_res.App(display_name=f"Test {app_id}", plan=plan)),
+        metadata=bearer(operator_token))
+    return AppHandle(app_id, response.api_key_secret)
+
+
+@pytest.fixture
+async def app(client: Client, server: CaasServer) -> AppHandle:
+    """A fresh app of the shared server: tests never see each other's data."""
+    return await create_app(client, server.operator_token)
+
+
+@pytest.fixture
+async def other_app(client: Client, server: CaasServer) -> AppHandle:
+    return await create_app(client, server.operator_token)
+
+
+async def sign_in(client: Client, app: AppHandle, user_id: str, **fields: Any
+                  ) -> auth_pb.CreateSessionResponse:
+    response: auth_pb.CreateSessionResponse = await client.auth.CreateSession(
+        auth_pb.CreateSessionRequest(parent=f"{app.name}/users/{user_id}", **fields),
+        metadata=app.auth)
+    return response
+
+
+async def expect_error(call: Awaitable[Any], code: grpc.StatusCode, reason: str
+                       ) -> ErrorDetails:
+    """Await `call`, which must fail with `code` and ErrorInfo `reason` (domain caas.dev)."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    got = details(caught.value)
+    assert (got.code, got.reason) == (code, reason), got
+    assert got.domain == "caas.dev"
+    assert "Traceback" not in got.message
+    return got
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

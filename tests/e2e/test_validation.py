@@ -1,0 +1,221 @@
+"""Every limit the contract states is enforced by the running server, one case per limit.
+
+`test_every_contract_rule_has_a_case` keeps the table honest: a new rule in proto/
+without a case here fails the suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from buf.validate import validate_pb2
+from caas.apps.v1 import apps_service_pb2 as apps_pb
+from caas.apps.v1 import resources_pb2 as apps_res
+from caas.auth.v1 import auth_service_pb2 as auth_pb
+from caas.auth.v1 import resources_pb2 as auth_res
+from google.protobuf import descriptor as pb_descriptor
+from google.protobuf import duration_pb2, field_mask_pb2
+from google.protobuf.message import Message
+
+from tests.conftest import AppHandle, expect_error, sign_in
+from tests.support.client import Client, bearer
+from tests.support.servers import CaasServer
+
+SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
+            auth_pb.DESCRIPTOR.services_by_name["AuthService"])
+APP = "apps/some-app"
+USER = f"{APP}/users/u1"
+SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
+LONG = "x" * 101
+
+# (case id, RPC, request breaking one rule, expected {field path: rule id})
+CASES: list[tuple[str, str, Message, dict[str, str]]] = [
+    ("app_id pattern", "CreateApp",
+     apps_pb.CreateAppRequest(app_id="Bad_Id", app=apps_res.App(display_name="x")),
+     {"app_id": "string.pattern"}),
+    ("app_id too long", "CreateApp",
+     apps_pb.CreateAppRequest(app_id="a" * 41, app=apps_res.App(display_name="x")),
+     {"app_id": "string.pattern"}),
+    ("app required", "CreateApp", apps_pb.CreateAppRequest(app_id="abc"), {"app": "required"}),
+    ("display_name required on create", "CreateApp",
+     apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App()),
+     {"app": "app.display_name_required"}),
+    ("display_name at most 100", "CreateApp",
+     apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App(display_name=LONG)),
+     {"app.display_name": "string.max_len"}),
+    ("plan at most 40", "CreateApp",
+     apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App(display_name="x", plan="p" * 41)),
+     {"app.plan": "string.max_len"}),
+    ("GetApp name pattern", "GetApp", apps_pb.GetAppRequest(name="apps/"),
+     {"name": "string.pattern"}),
+    ("ListApps page_size at most 200", "ListApps", apps_pb.ListAppsRequest(page_size=201),
+     {"page_size": "int32.gte_lte"}),
+    ("ListApps page_size not negative", "ListApps", apps_pb.ListAppsRequest(page_size=-1),
+     {"page_size": "int32.gte_lte"}),
+    ("ListApps page_token at most 512", "ListApps", apps_pb.ListAppsRequest(page_token="t" * 513),
+     {"page_token": "string.max_len"}),
+    ("UpdateApp app required", "UpdateApp",
+     apps_pb.UpdateAppRequest(update_mask=field_mask_pb2.FieldMask(paths=["plan"])),
+     {"app": "required"}),
+    ("UpdateApp app name format", "UpdateApp",
+     apps_pb.UpdateAppRequest(app=apps_res.App(name="nope"),
+                              update_mask=field_mask_pb2.FieldMask(paths=["plan"])),
+     {"app": "app.name_format"}),
+    ("UpdateApp display_name at most 100", "UpdateApp",
+     apps_pb.UpdateAppRequest(app=apps_res.App(name=APP, display_name=LONG),
+                              update_mask=field_mask_pb2.FieldMask(paths=["display_name"])),
+     {"app.display_name": "string.max_len"}),
+    ("UpdateApp plan at most 40", "UpdateApp",
+     apps_pb.UpdateAppRequest(app=apps_res.App(name=APP, plan="p" * 41),
+                              update_mask=field_mask_pb2.FieldMask(paths=["plan"])),
+     {"app.plan": "string.max_len"}),
+    ("UpdateApp mask required", "UpdateApp",
+     apps_pb.UpdateAppRequest(app=apps_res.App(name=APP)), {"update_mask": "required"}),
+    ("UpdateApp mask not empty", "UpdateApp",
+     apps_pb.UpdateAppRequest(app=apps_res.App(name=APP),
+                              update_mask=field_mask_pb2.FieldMask()),
+     {"update_mask": "update_mask.not_empty"}),
+    ("UpdateApp mask known paths", "UpdateApp",
+     apps_pb.UpdateAppRequest(app=apps_res.App(name=APP),
+                              update_mask=field_mask_pb2.FieldMask(paths=["create_time"])),
+     {"update_mask": "field_mask.in"}),
+    ("CreateApiKey parent pattern", "CreateApiKey",
+     apps_pb.CreateApiKeyRequest(parent="apps/X"), {"parent": "string.pattern"}),
+    ("CreateApiKey display_name at most 100", "CreateApiKey",
+     apps_pb.CreateApiKeyRequest(parent=APP, api_key=apps_res.ApiKey(display_name=LONG)),
+     {"api_key.display_name": "string.max_len"}),
+    ("ListApiKeys parent pattern", "ListApiKeys",
+     apps_pb.ListApiKeysRequest(parent="apps"), {"parent": "string.pattern"}),
+    ("ListApiKeys page_size", "ListApiKeys",
+     apps_pb.ListApiKeysRequest(parent=APP, page_size=1000), {"page_size": "int32.gte_lte"}),
+    ("ListApiKeys page_token", "ListApiKeys",
+     apps_pb.ListApiKeysRequest(parent=APP, page_token="t" * 513),
+     {"page_token": "string.max_len"}),
+    ("RevokeApiKey name pattern", "RevokeApiKey",
+     apps_pb.RevokeApiKeyRequest(name=f"{APP}/apiKeys/UPPER"), {"name": "string.pattern"}),
+    ("CreateSession user id pattern", "CreateSession",
+     auth_pb.CreateSessionRequest(parent=f"{APP}/users/-starts-with-dash"),
+     {"parent": "string.pattern"}),
+    ("CreateSession user id at most 128", "CreateSession",
+     auth_pb.CreateSessionRequest(parent=f"{APP}/users/{'u' * 129}"),
+     {"parent": "string.pattern"}),
+    ("CreateSession device_name at most 100", "CreateSession",
+     auth_pb.CreateSessionRequest(parent=USER, session=auth_res.Session(device_name=LONG)),
+     {"session.device_name": "string.max_len"}),
+    ("CreateSession access_token_ttl at least 1 s", "CreateSession",
+     auth_pb.CreateSessionRequest(parent=USER,
+                                  access_token_ttl=duration_pb2.Duration(nanos=500_000_000)),
+     {"access_token_ttl": "duration.gte_lte"}),
+    ("CreateSession access_token_ttl at most 1 h", "CreateSession",
+     auth_pb.CreateSessionRequest(parent=USER,
+                                  access_token_ttl=duration_pb2.Duration(seconds=3601)),
+     {"access_token_ttl": "duration.gte_lte"}),
+    ("RefreshSession token required", "RefreshSession", auth_pb.RefreshSessionRequest(),
+     {"refresh_token": "string.min_len"}),
+    ("RefreshSession token at most 512", "RefreshSession",
+     auth_pb.RefreshSessionRequest(refresh_token="r" * 513), {"refresh_token": "string.max_len"}),
+    ("GetSession name pattern", "GetSession",
+     auth_pb.GetSessionRequest(name=f"{USER}/sessions/short"), {"name": "string.pattern"}),
+    ("ListSessions parent pattern", "ListSessions",
+     auth_pb.ListSessionsRequest(parent=f"{APP}/users/"), {"parent": "string.pattern"}),
+    ("ListSessions page_size", "ListSessions",
+     auth_pb.ListSessionsRequest(parent=USER, page_size=201), {"page_size": "int32.gte_lte"}),
+    ("ListSessions page_token", "ListSessions",
+     auth_pb.ListSessionsRequest(parent=USER, page_token="t" * 513),
+     {"page_token": "string.max_len"}),
+    ("RevokeSession name pattern", "RevokeSession",
+     auth_pb.RevokeSessionRequest(name=SESSION + "x"), {"name": "string.pattern"}),
+    ("RotateSigningKey parent pattern", "RotateSigningKey",
+     auth_pb.RotateSigningKeyRequest(parent=USER), {"parent": "string.pattern"}),
+    ("ListSigningKeys parent pattern", "ListSigningKeys",
+     auth_pb.ListSigningKeysRequest(parent="app/x"), {"parent": "string.pattern"}),
+]
+
+
+def _method(rpc: str) -> pb_descriptor.MethodDescriptor:
+    for service in SERVICES:
+        if rpc in service.methods_by_name:
+            return service.methods_by_name[rpc]
+    raise KeyError(rpc)
+
+
+def _call(client: Client, rpc: str, request: Message, metadata: tuple[tuple[str, str], ...]
+          ) -> grpc.aio.UnaryUnaryCall:  # type: ignore[type-arg]
+    method = _method(rpc)
+    stub = client.channel.unary_unary(
+        f"/{method.containing_service.full_name}/{method.name}",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=lambda b: b)
+    return stub(request, metadata=metadata)
+
+
+@pytest.mark.parametrize(("rpc", "request_message", "expected"),
+                         [pytest.param(*case[1:], id=case[0]) for case in CASES])
+async def test_contract_limit_is_enforced(client: Client, server: CaasServer, rpc: str,
+                                          request_message: Message, expected: dict[str, str]
+                                          ) -> None:
+    metadata = () if rpc == "RefreshSession" else bearer(server.operator_token)
+    got = await expect_error(_call(client, rpc, request_message, metadata),
+                             grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
+    assert got.field_violations == expected
+
+
+def _rule_fields(message: pb_descriptor.Descriptor, prefix: str = "",
+                 seen: frozenset[str] = frozenset()) -> Iterator[str]:
+    """Paths of the fields reachable from `message` that carry buf.validate rules."""
+    for field in message.fields:
+        path = prefix + field.name
+        if field.GetOptions().HasExtension(validate_pb2.field):
+            yield path
+        nested = field.message_type
+        if (nested is not None and not nested.full_name.startswith("google.protobuf.")
+                and nested.full_name not in seen):
+            yield from _rule_fields(nested, path + ".", seen | {nested.full_name})
+
+
+def test_every_contract_rule_has_a_case() -> None:
+    covered = {(rpc, path) for _, rpc, _, expected in CASES for path in expected}
+    declared = {(method.name, path) for service in SERVICES for method in service.methods
+                for path in _rule_fields(method.input_type)}
+    assert declared - covered == set(), "contract rules without a validation case"
+
+
+async def test_malformed_request_bytes_are_invalid_argument(
+        client: Client, server: CaasServer) -> None:
+    stub = client.channel.unary_unary("/caas.apps.v1.AppsService/GetApp",
+                                      request_serializer=lambda b: b,
+                                      response_deserializer=lambda b: b)
+    got = await expect_error(stub(b"\x0a\xff\xff\xff", metadata=bearer(server.operator_token)),
+                             grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
+    assert "does not parse" in got.message
+
+
+async def test_oversize_request_is_refused_before_the_service(
+        client: Client, app: AppHandle) -> None:
+    huge = apps_pb.CreateApiKeyRequest(parent=app.name,
+                                       api_key=apps_res.ApiKey(display_name="x" * 2_000_000))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await client.apps.CreateApiKey(huge, metadata=app.auth)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    keys = await client.apps.ListApiKeys(apps_pb.ListApiKeysRequest(parent=app.name),
+                                         metadata=app.auth)
+    assert len(keys.api_keys) == 1  # nothing was written
+
+
+async def test_unknown_and_foreign_page_tokens(client: Client, app: AppHandle) -> None:
+    for _ in range(3):
+        await sign_in(client, app, "pat")
+    first = await client.auth.ListSessions(
+        auth_pb.ListSessionsRequest(parent=f"{app.name}/users/pat", page_size=2),
+        metadata=app.auth)
+    assert first.next_page_token
+    await expect_error(client.auth.ListSessions(
+        auth_pb.ListSessionsRequest(parent=f"{app.name}/users/pat", page_token="garbage"),
+        metadata=app.auth), grpc.StatusCode.INVALID_ARGUMENT, "PAGE_TOKEN_INVALID")
+    # A token is bound to its request: another user's listing refuses it.
+    await expect_error(client.auth.ListSessions(
+        auth_pb.ListSessionsRequest(parent=f"{app.name}/users/other",
+                                    page_token=first.next_page_token),
+        metadata=app.auth), grpc.StatusCode.INVALID_ARGUMENT, "PAGE_TOKEN_INVALID")

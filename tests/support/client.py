@@ -1,0 +1,75 @@
+"""A test client: generated stubs over one channel, and readable error details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+from caas.apps.v1 import apps_service_pb2_grpc
+from caas.auth.v1 import auth_service_pb2_grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2_grpc
+
+
+def bearer(credential: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {credential}"),)
+
+
+class Client:
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.aio.insecure_channel(address)
+        self.apps = apps_service_pb2_grpc.AppsServiceStub(self.channel)
+        self.auth = auth_service_pb2_grpc.AuthServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+@dataclass
+class ErrorDetails:
+    """What a client can learn from a failed call."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str = ""
+    domain: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    field_violations: dict[str, str] = field(default_factory=dict)  # field → rule (reason)
+    retry_seconds: int | None = None
+    quota_subjects: list[str] = field(default_factory=list)
+    trailers: dict[str, str] = field(default_factory=dict)
+
+
+def details(error: grpc.aio.AioRpcError) -> ErrorDetails:
+    """Parse the `google.rpc.Status` a CAAS error carries."""
+    trailers = {}
+    raw = b""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            raw = value if isinstance(value, bytes) else value.encode()
+        elif isinstance(value, str):
+            trailers[key] = value
+    out = ErrorDetails(error.code(), error.details() or "", trailers=trailers)
+    if not raw:
+        return out
+    status = status_pb2.Status.FromString(raw)
+    assert status.code == error.code().value[0], "Status.code must match the gRPC status"
+    for packed in status.details:
+        if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            packed.Unpack(info)
+            out.reason, out.domain, out.metadata = info.reason, info.domain, dict(info.metadata)
+        elif packed.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            packed.Unpack(bad)
+            out.field_violations = {v.field: v.reason for v in bad.field_violations}
+        elif packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            packed.Unpack(retry)
+            out.retry_seconds = retry.retry_delay.seconds
+        elif packed.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
+            quota = error_details_pb2.QuotaFailure()
+            packed.Unpack(quota)
+            out.quota_subjects = [v.subject for v in quota.violations]
+    return out

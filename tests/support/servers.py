@@ -1,0 +1,86 @@
+"""Starters for the real servers the tests talk to."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.processes import Process, free_port, tcp_open, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class ExternalServer:
+    process: Process
+    url: str
+
+
+def start_mongo() -> ExternalServer:
+    """The MongoDB-compatible test server (SecantusDB), in memory, single-node replica set."""
+    port = free_port()
+    process = Process([str(BIN / "secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
+                       "--storage-path", ":memory:", "--log-level", "WARNING"], name="secantusd")
+    wait_until(lambda: tcp_open(port) or not process.alive(), 60, "secantusd")
+    if not process.alive():
+        raise RuntimeError("secantusd exited:\n" + "\n".join(process.lines))
+    return ExternalServer(process, f"mongodb://127.0.0.1:{port}/?directConnection=true")
+
+
+def start_redis(workdir: Path) -> ExternalServer:
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise RuntimeError("redis-server is not installed: run scripts/test.sh, which installs it")
+    port = free_port()
+    process = Process([executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                       "--appendonly", "no", "--dir", str(workdir)], name="redis-server")
+    process.wait_for_line(lambda line: "Ready to accept connections" in line, 30)
+    return ExternalServer(process, f"redis://127.0.0.1:{port}/0")
+
+
+@dataclass
+class CaasServer:
+    """A running `caas serve` process."""
+
+    process: Process
+    port: int
+    data_dir: Path
+    operator_token: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def logs(self, start: int = 0) -> list[dict[str, object]]:
+        entries = []
+        for line in self.process.lines[start:]:
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue
+        return entries
+
+
+OPERATOR_TOKEN = "caaso_" + "t" * 40
+
+
+def start_caas(data_dir: Path, *, env: dict[str, str] | None = None,
+               config: str | None = None, port: int = 0) -> CaasServer:
+    """Start `caas serve` on `port` (0: any free port) and wait until it serves."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    full_env = {"CAAS_DATA_DIR": str(data_dir), "CAAS_OPERATOR_TOKEN": OPERATOR_TOKEN,
+                "CAAS_LISTEN": f"127.0.0.1:{port}", **(env or {})}
+    args = [str(BIN / "caas")]
+    if config is not None:
+        config_file = data_dir / "caas.toml"
+        config_file.write_text(config)
+        args += ["--config", str(config_file)]
+    process = Process([*args, "serve"], env=full_env, cwd=data_dir, name="caas")
+    line = process.wait_for_line(lambda text: '"message": "serving"' in text, 60)
+    bound = json.loads(line)["port"]
+    return CaasServer(process, int(bound), data_dir, OPERATOR_TOKEN, full_env)
