@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"caas: bad settings:\n{exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.access_log)
     if args.command == "serve":
         asyncio.run(serve(settings))
         return 0

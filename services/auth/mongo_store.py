@@ -125,7 +125,10 @@ class MongoAuthStore:
             await self._sessions.insert_one(_session_doc(session), session=s)
             await self._tokens.insert_one(_token_doc(token), session=s)
 
-        await self._mongo.transaction(tx)
+        try:
+            await self._mongo.transaction(tx)
+        except DuplicateKeyError as exc:
+            raise StoreConflict(session.session_id) from exc
 
     async def get_session(self, app_id: str, session_id: str) -> Session | None:
         doc = await self._sessions.find_one({"_id": f"{app_id}/{session_id}", "app_id": app_id})

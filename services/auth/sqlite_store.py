@@ -123,12 +123,16 @@ class SqliteAuthStore:
 
     async def create_session(self, session: Session, token: RefreshToken) -> None:
         def tx(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (session.app_id, session.session_id, session.user_id, session.device_name,
-                 int(session.access_ttl.total_seconds() * 1000), to_ms(session.create_time),
-                 to_ms(session.refresh_time), to_ms(session.expire_time), None, None))
-            _insert_token(conn, token)
+            try:
+                conn.execute(
+                    f"INSERT INTO sessions ({_SESSION_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (session.app_id, session.session_id, session.user_id, session.device_name,
+                     int(session.access_ttl.total_seconds() * 1000), to_ms(session.create_time),
+                     to_ms(session.refresh_time), to_ms(session.expire_time), None, None))
+                _insert_token(conn, token)
+            except sqlite3.IntegrityError as exc:
+                raise StoreConflict(session.session_id) from exc
 
         await self._db.write(tx)
 

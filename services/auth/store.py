@@ -22,7 +22,10 @@ class AuthStore(Protocol):
         """Atomically: the current primary key expires at `retire_at`, `key` becomes primary."""
 
     async def create_session(self, session: Session, token: RefreshToken) -> None:
-        """Store a new session with its first refresh token, atomically."""
+        """Store a new session with its first refresh token, atomically.
+
+        Raises StoreConflict (and stores neither) if either id is taken.
+        """
 
     async def get_session(self, app_id: str, session_id: str) -> Session | None: ...
 

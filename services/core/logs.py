@@ -28,10 +28,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str) -> None:
-    """Send every log record to stderr as JSON at `level` and above."""
+def configure_logging(level: str, access_log: bool = True) -> None:
+    """Send every log record to stderr as JSON at `level` and above; the per-RPC access
+    log only when `access_log`."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("caas.access").disabled = not access_log

@@ -111,6 +111,7 @@ class Settings(BaseSettings):
         description="on SIGTERM, how long in-flight calls may finish before being cancelled")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level of the JSON logs on stderr")
+    access_log: bool = Field(True, description="log one line per RPC (logger caas.access)")
 
     @field_validator("operator_token")
     @classmethod

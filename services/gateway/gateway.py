@@ -157,6 +157,9 @@ class Gateway:
             request_id = metadata.get("x-request-id", "")
             if not _REQUEST_ID.fullmatch(request_id):
                 request_id = secrets.token_hex(12)
+            if access_log.isEnabledFor(logging.DEBUG):
+                access_log.debug("rpc started", extra={"method": method,
+                                                       "request_id": request_id})
             principal: Principal = Anonymous()
             headers: list[tuple[str, str]] = [("x-request-id", request_id)]
             status = "OK"

@@ -16,8 +16,8 @@ from google.protobuf import duration_pb2, field_mask_pb2
 
 from tests.conftest import AppHandle, expect_error, sign_in, unique_id
 from tests.support.client import Client, bearer
-from tests.support.tokens import header_of, tamper
 from tests.support.servers import CaasServer
+from tests.support.tokens import header_of, tamper
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED

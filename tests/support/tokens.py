@@ -16,6 +16,6 @@ def tamper(token: str, **claims: object) -> str:
 
 
 def header_of(token: str) -> dict[str, object]:
-    part = token.split(".")[0]
+    part = token.split(".", maxsplit=1)[0]
     decoded: dict[str, object] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
     return decoded

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run every check and every test — the README's test
+# command, and exactly what CI runs (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: the real servers the tests start (Redis; the others come from PyPI).
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+if ((${#need[@]})); then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+scripts/bootstrap.sh dev
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== generated code is fresh"
+python scripts/gen_protos.py --check
+echo "== buf lint"
+buf lint
+echo "== buf breaking"
+scripts/buf_breaking.sh
+echo "== ruff"
+ruff check .
+echo "== mypy"
+mypy
+echo "== pytest"
+pytest "$@"

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+from services.core.errors import InvalidArgument
+from services.core.pagination import make_page, page_request
+
+
+def test_default_and_maximum_sizes() -> None:
+    assert page_request(0, "", ["a"]).size == 50
+    assert page_request(500, "", ["a"]).size == 200
+
+
+def test_page_tokens_resume_and_stay_bound_to_their_request() -> None:
+    items = list(range(7))
+    request = page_request(3, "", ["scope"])
+    page = make_page(items[:4], request, ["scope"], lambda i: (i, str(i)))
+    assert page.items == [0, 1, 2] and page.next_page_token
+    resumed = page_request(3, page.next_page_token, ["scope"])
+    assert resumed.after == (2, "2")
+    with pytest.raises(InvalidArgument) as caught:
+        page_request(3, page.next_page_token, ["other"])
+    assert caught.value.reason == "PAGE_TOKEN_INVALID"
+
+
+def test_last_page_has_no_token() -> None:
+    request = page_request(3, "", ["s"])
+    assert make_page([1, 2, 3], request, ["s"], lambda i: (i,)).next_page_token == ""
+
+
+@pytest.mark.parametrize("token", ["!!!", "e30", "eyJwIjoxfQ"])
+def test_damaged_tokens_are_refused(token: str) -> None:
+    with pytest.raises(InvalidArgument):
+        page_request(3, token, ["s"])

@@ -1,0 +1,159 @@
+"""Server processes over their life: CLI, graceful shutdown, restart, MongoDB, Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import subprocess
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+from caas.apps.v1 import apps_service_pb2 as apps_pb
+from caas.apps.v1 import resources_pb2 as apps_res
+from caas.auth.v1 import auth_service_pb2 as auth_pb
+
+from tests.conftest import TEST_CONFIG, AppHandle, create_app, expect_error, sign_in
+from tests.support.client import Client, bearer
+from tests.support.servers import BIN, ExternalServer, start_caas
+
+
+def caas_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "caas"), "admin", *args], capture_output=True, text=True,
+                          timeout=60, check=False, env={"CAAS_DATA_DIR": str(data_dir),
+                                                       "PATH": str(BIN)})
+
+
+async def test_cli_creates_an_app_the_server_accepts(tmp_path: Path) -> None:
+    made = caas_cli(tmp_path, "create-app", "cli-app", "--display-name", "From the CLI")
+    assert made.returncode == 0, made.stderr
+    printed = json.loads(made.stdout)
+    assert printed["app"] == "apps/cli-app"
+    refused = caas_cli(tmp_path, "create-app", "Bad_Id")
+    assert refused.returncode == 1 and "REQUEST_INVALID" in refused.stderr
+    duplicate = caas_cli(tmp_path, "create-app", "cli-app")
+    assert duplicate.returncode == 1 and "RESOURCE_ALREADY_EXISTS" in duplicate.stderr
+
+    server = start_caas(tmp_path)
+    client = Client(server.address)
+    try:
+        got = await client.apps.GetApp(apps_pb.GetAppRequest(name="apps/cli-app"),
+                                       metadata=bearer(printed["api_key_secret"]))
+        assert got.app.display_name == "From the CLI"
+    finally:
+        await client.close()
+        assert server.process.stop() == 0
+
+
+def test_bad_settings_stop_the_server_with_a_clear_message(tmp_path: Path) -> None:
+    done = subprocess.run([str(BIN / "caas"), "serve"], capture_output=True, text=True,
+                          timeout=60, check=False,
+                          env={"CAAS_DATA_DIR": str(tmp_path), "CAAS_OPERATOR_TOKEN": "short"})
+    assert done.returncode == 2
+    assert "operator_token" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_generated_operator_token_is_private_and_stable(tmp_path: Path) -> None:
+    first = json.loads(caas_cli(tmp_path, "operator-token").stdout)["operator_token"]
+    again = json.loads(caas_cli(tmp_path, "operator-token").stdout)["operator_token"]
+    assert first == again and first.startswith("caaso_")
+    assert (tmp_path / "operator-token").stat().st_mode & 0o077 == 0
+
+
+async def test_sigterm_drains_in_flight_calls_then_restart_keeps_everything(
+        tmp_path: Path) -> None:
+    server = start_caas(tmp_path, env={"CAAS_LOG_LEVEL": "DEBUG"})
+    client = Client(server.address)
+    app = await create_app(client, server.operator_token)
+    # Hold the database's write lock so the next write stays in flight.
+    blocker = sqlite3.connect(tmp_path / "caas.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    start = len(server.process.lines)
+    in_flight = asyncio.ensure_future(client.apps.CreateApiKey(
+        apps_pb.CreateApiKeyRequest(parent=app.name,
+                                    api_key=apps_res.ApiKey(display_name="in flight")),
+        metadata=app.auth))
+    await asyncio.to_thread(server.process.wait_for_line,
+                            lambda line: "rpc started" in line and "CreateApiKey" in line,
+                            30, start)
+    server.process.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(server.process.wait_for_line,
+                            lambda line: "shutting down" in line, 30, start)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:  # no new calls once draining
+        await client.apps.GetApp(apps_pb.GetAppRequest(name=app.name), metadata=app.auth)
+    # gRPC core refuses streams opened after shutdown began as CANCELLED or UNAVAILABLE.
+    assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    blocker.execute("COMMIT")
+    blocker.close()
+    created = await in_flight  # the in-flight call finished normally
+    assert created.api_key.display_name == "in flight"
+    assert await asyncio.to_thread(server.process.wait, 30) == 0
+    await client.close()
+
+    restarted = start_caas(tmp_path, port=0)
+    client = Client(restarted.address)
+    try:
+        keys = await client.apps.ListApiKeys(apps_pb.ListApiKeysRequest(parent=app.name),
+                                             metadata=app.auth)
+        assert [k.display_name for k in keys.api_keys] == ["first key", "in flight"]
+    finally:
+        await client.close()
+        assert restarted.process.stop() == 0
+
+
+async def test_mongodb_by_configuration_alone(tmp_path: Path, mongo: ExternalServer) -> None:
+    env = {"CAAS_STORE": "mongodb", "CAAS_MONGODB_URL": mongo.url,
+           "CAAS_MONGODB_DATABASE": f"e2e{uuid.uuid4().hex[:10]}"}
+    server = start_caas(tmp_path / "one", env=env)
+    client = Client(server.address)
+    try:
+        app = await create_app(client, server.operator_token)
+        user = await sign_in(client, app, "alice")
+        refreshed = await client.auth.RefreshSession(
+            auth_pb.RefreshSessionRequest(refresh_token=user.credentials.refresh_token))
+        listed = await client.auth.ListSessions(
+            auth_pb.ListSessionsRequest(parent=f"{app.name}/users/alice"),
+            metadata=bearer(refreshed.credentials.access_token))
+        assert [s.name for s in listed.sessions] == [user.session.name]
+        await expect_error(client.auth.RefreshSession(
+            auth_pb.RefreshSessionRequest(refresh_token=user.credentials.refresh_token)),
+            grpc.StatusCode.UNAUTHENTICATED, "REFRESH_TOKEN_REUSED")
+    finally:
+        await client.close()
+        assert server.process.stop() == 0
+    # Another server process (own data dir) on the same database sees everything.
+    second = start_caas(tmp_path / "two", env=env)
+    client = Client(second.address)
+    try:
+        got = await client.auth.GetSession(auth_pb.GetSessionRequest(name=user.session.name),
+                                           metadata=app.auth)
+        assert got.session.revoke_reason == got.session.REVOKE_REASON_REFRESH_TOKEN_REUSED
+    finally:
+        await client.close()
+        assert second.process.stop() == 0
+
+
+async def test_processes_share_rate_limits_through_redis(
+        tmp_path: Path, redis_server: ExternalServer) -> None:
+    env = {"CAAS_REDIS_URL": redis_server.url}
+    first = start_caas(tmp_path, env=env, config=TEST_CONFIG)
+    second = start_caas(tmp_path, env=env, config=TEST_CONFIG)
+    clients = [Client(first.address), Client(second.address)]
+    try:
+        app: AppHandle = await create_app(clients[0], first.operator_token, plan="tiny")
+        request = apps_pb.GetAppRequest(name=app.name)
+        for index in range(5):  # 5 per app, spread over both processes
+            await clients[index % 2].apps.GetApp(request, metadata=app.auth)
+        for client in clients:
+            got = await expect_error(client.apps.GetApp(request, metadata=app.auth),
+                                     grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+            assert got.quota_subjects == [f"app:{app.app_id}"]
+    finally:
+        for client in clients:
+            await client.close()
+        assert first.process.stop() == 0
+        assert second.process.stop() == 0
+

@@ -1,0 +1,84 @@
+"""Rate limits per app and per user, on a running server (the `tiny` plan: 5 per app, 3 per
+user, per RPC per minute)."""
+
+from __future__ import annotations
+
+import grpc
+from caas.apps.v1 import apps_service_pb2 as apps_pb
+from caas.apps.v1 import resources_pb2 as apps_res
+from caas.auth.v1 import auth_service_pb2 as auth_pb
+from google.protobuf import field_mask_pb2
+
+from tests.conftest import AppHandle, create_app, expect_error, sign_in
+from tests.support.client import Client, bearer
+from tests.support.servers import CaasServer
+
+
+async def test_app_budget_counts_down_then_refuses_with_retry_info(
+        client: Client, server: CaasServer) -> None:
+    app = await create_app(client, server.operator_token, plan="tiny")
+    request = apps_pb.GetAppRequest(name=app.name)
+    remaining = []
+    for _ in range(5):
+        call = client.apps.GetApp(request, metadata=app.auth)
+        await call
+        headers = dict(await call.initial_metadata())
+        assert headers["x-ratelimit-limit"] == "5"
+        remaining.append(int(headers["x-ratelimit-remaining"]))
+    assert remaining == [4, 3, 2, 1, 0]
+    got = await expect_error(client.apps.GetApp(request, metadata=app.auth),
+                             grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    assert got.quota_subjects == [f"app:{app.app_id}"]
+    assert got.retry_seconds is not None and 1 <= got.retry_seconds <= 60
+    assert got.trailers["x-ratelimit-remaining"] == "0"
+    assert int(got.trailers["x-ratelimit-reset"]) == got.retry_seconds
+    # Budgets are per RPC: another RPC of the same app still has its own.
+    await client.apps.ListApiKeys(apps_pb.ListApiKeysRequest(parent=app.name),
+                                  metadata=app.auth)
+
+
+async def test_user_budget_is_per_user_and_inside_the_app_budget(
+        client: Client, server: CaasServer) -> None:
+    app = await create_app(client, server.operator_token, plan="tiny")
+    alice = bearer((await sign_in(client, app, "alice")).credentials.access_token)
+    bob = bearer((await sign_in(client, app, "bob")).credentials.access_token)
+
+    def list_for(user: str) -> auth_pb.ListSessionsRequest:
+        return auth_pb.ListSessionsRequest(parent=f"{app.name}/users/{user}")
+
+    for _ in range(3):
+        await client.auth.ListSessions(list_for("alice"), metadata=alice)
+    got = await expect_error(client.auth.ListSessions(list_for("alice"), metadata=alice),
+                             grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    assert got.quota_subjects == [f"user:{app.app_id}/alice"]
+    # Alice's refused call cost nothing: the app has used 3 of 5, so Bob gets 2 more.
+    for _ in range(2):
+        await client.auth.ListSessions(list_for("bob"), metadata=bob)
+    got = await expect_error(client.auth.ListSessions(list_for("bob"), metadata=bob),
+                             grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    assert got.quota_subjects == [f"app:{app.app_id}"]
+
+
+async def test_apps_do_not_share_budgets(client: Client, server: CaasServer,
+                                         app: AppHandle) -> None:
+    tiny = await create_app(client, server.operator_token, plan="tiny")
+    for _ in range(5):
+        await client.apps.GetApp(apps_pb.GetAppRequest(name=tiny.name), metadata=tiny.auth)
+    await expect_error(client.apps.GetApp(apps_pb.GetAppRequest(name=tiny.name),
+                                          metadata=tiny.auth),
+                       grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    await client.apps.GetApp(apps_pb.GetAppRequest(name=app.name), metadata=app.auth)
+
+
+async def test_plan_change_applies_to_the_running_server(
+        client: Client, server: CaasServer) -> None:
+    app = await create_app(client, server.operator_token, plan="tiny")
+    for _ in range(5):
+        await client.apps.GetApp(apps_pb.GetAppRequest(name=app.name), metadata=app.auth)
+    await client.apps.UpdateApp(apps_pb.UpdateAppRequest(
+        app=apps_res.App(name=app.name, plan="free"),
+        update_mask=field_mask_pb2.FieldMask(paths=["plan"])),
+        metadata=bearer(server.operator_token))
+    call = client.apps.GetApp(apps_pb.GetAppRequest(name=app.name), metadata=app.auth)
+    await call
+    assert dict(await call.initial_metadata())["x-ratelimit-limit"] == "6000"

@@ -1,0 +1,94 @@
+"""AppStore contract, on every engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.apps.models import ApiKey, App
+from services.core.clock import to_ms
+from services.core.errors import StoreConflict
+from services.runtime import Stores
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
+
+
+def app(app_id: str, at: datetime = T0, plan: str = "free") -> App:
+    return App(app_id, f"App {app_id}", plan, at, at)
+
+
+def key(app_id: str, key_id: str, at: datetime = T0) -> ApiKey:
+    return ApiKey(app_id, key_id, f"key {key_id}", f"hash-{app_id}-{key_id}", at)
+
+
+async def test_app_round_trip_keeps_every_field(stores: Stores) -> None:
+    await stores.apps.create_app(app("alpha"), key("alpha", "k1"))
+    assert await stores.apps.get_app("alpha") == app("alpha")
+    assert await stores.apps.get_api_key("alpha", "k1") == key("alpha", "k1")
+    assert await stores.apps.get_app("missing") is None
+
+
+async def test_duplicate_app_writes_nothing(stores: Stores) -> None:
+    await stores.apps.create_app(app("alpha"), key("alpha", "k1"))
+    with pytest.raises(StoreConflict):
+        await stores.apps.create_app(app("alpha", plan="enterprise"), key("alpha", "k2"))
+    assert (await stores.apps.get_app("alpha")) == app("alpha")
+    assert await stores.apps.get_api_key("alpha", "k2") is None  # rolled back with the app
+
+
+async def test_list_apps_pages_in_creation_order(stores: Stores) -> None:
+    # Two apps share a creation time: the id breaks the tie.
+    for app_id, offset in (("c", 0), ("a", 1), ("b", 1), ("d", 2)):
+        await stores.apps.create_app(app(app_id, T0 + timedelta(seconds=offset)), None)
+    first = await stores.apps.list_apps(2, None)
+    assert [a.app_id for a in first] == ["c", "a"]
+    last = first[-1]
+    rest = await stores.apps.list_apps(10, (to_ms(last.create_time), last.app_id))
+    assert [a.app_id for a in rest] == ["b", "d"]
+
+
+async def test_update_app_changes_only_given_fields(stores: Stores) -> None:
+    await stores.apps.create_app(app("alpha"), None)
+    later = T0 + timedelta(minutes=1)
+    updated = await stores.apps.update_app("alpha", later, plan="standard")
+    assert updated == App("alpha", "App alpha", "standard", T0, later)
+    renamed = await stores.apps.update_app("alpha", later, display_name="Renamed")
+    assert renamed is not None and (renamed.display_name, renamed.plan) == ("Renamed", "standard")
+    assert await stores.apps.update_app("missing", later, plan="free") is None
+
+
+async def test_api_keys_are_scoped_by_app(stores: Stores) -> None:
+    await stores.apps.create_app(app("alpha"), key("alpha", "k1"))
+    await stores.apps.create_app(app("beta"), key("beta", "k2"))
+    assert await stores.apps.get_api_key("beta", "k1") is None
+    assert [k.key_id for k in await stores.apps.list_api_keys("beta", 10, None)] == ["k2"]
+    assert await stores.apps.revoke_api_key("beta", "k1", T0) is None
+    still = await stores.apps.get_api_key("alpha", "k1")
+    assert still is not None and still.active
+
+
+async def test_duplicate_key_id_in_an_app_conflicts(stores: Stores) -> None:
+    await stores.apps.create_app(app("alpha"), key("alpha", "k1"))
+    with pytest.raises(StoreConflict):
+        await stores.apps.create_api_key(key("alpha", "k1"))
+
+
+async def test_list_api_keys_pages(stores: Stores) -> None:
+    await stores.apps.create_app(app("alpha"), None)
+    for index, key_id in enumerate(["k3", "k1", "k2"]):
+        await stores.apps.create_api_key(key("alpha", key_id, T0 + timedelta(seconds=index)))
+    page = await stores.apps.list_api_keys("alpha", 2, None)
+    assert [k.key_id for k in page] == ["k3", "k1"]
+    rest = await stores.apps.list_api_keys("alpha", 2, (to_ms(page[-1].create_time), "k1"))
+    assert [k.key_id for k in rest] == ["k2"]
+
+
+async def test_revoke_is_idempotent_and_keeps_the_first_time(stores: Stores) -> None:
+    await stores.apps.create_app(app("alpha"), key("alpha", "k1"))
+    first = await stores.apps.revoke_api_key("alpha", "k1", T0 + timedelta(seconds=5))
+    second = await stores.apps.revoke_api_key("alpha", "k1", T0 + timedelta(seconds=9))
+    assert first is not None and second is not None
+    assert first.revoke_time == second.revoke_time == T0 + timedelta(seconds=5)
+    assert not second.active
+    assert await stores.apps.revoke_api_key("alpha", "nope", T0) is None
