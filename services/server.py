@@ -81,8 +81,9 @@ class Server:
         """Stop accepting calls, let in-flight ones finish within the grace period,
         cancel the rest, then close the stores."""
         grace = self.runtime.settings.shutdown_grace.total_seconds()
-        log.info("shutting down", extra={"grace_seconds": grace})
+        self.runtime.gateway.start_draining()
         await self._health.enter_graceful_shutdown()
+        log.info("shutting down", extra={"grace_seconds": grace})
         await self._server.stop(grace)
         await self.runtime.close()
         log.info("stopped")

@@ -10,15 +10,35 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+
+def _seconds(value: object) -> object:
+    """Durations may be given as a number of seconds ("30", "0.5") or ISO 8601 ("PT30S")."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds)]
 
 OPERATOR_TOKEN_PREFIX = "caaso_"  # noqa: S105 - a prefix, not a secret
 
@@ -89,24 +109,24 @@ class Settings(BaseSettings):
         None, description="Redis URL for shared rate-limit counters; unset keeps them in process")
     operator_token: SecretStr | None = Field(
         None, description="operator credential (caaso_…); unset: generated into data_dir")
-    access_token_ttl: timedelta = Field(
+    access_token_ttl: Duration = Field(
         timedelta(minutes=15), description="default lifetime of user access tokens")
-    refresh_token_ttl: timedelta = Field(
+    refresh_token_ttl: Duration = Field(
         timedelta(days=30), description="a session expires when unused this long")
-    token_leeway: timedelta = Field(
+    token_leeway: Duration = Field(
         timedelta(seconds=5), description="clock skew tolerated when checking token expiry")
-    auth_cache_ttl: timedelta = Field(
+    auth_cache_ttl: Duration = Field(
         timedelta(seconds=5),
         description="how long a process trusts a checked API key or session before asking "
                     "the store again (bounds how late another process sees a revocation)")
-    rate_limit_window: timedelta = Field(
+    rate_limit_window: Duration = Field(
         timedelta(minutes=1), description="length of the fixed rate-limit window")
     default_plan: str = Field("free", description="plan of apps created without one")
     plans: dict[str, Plan] = Field(default_factory=default_plans,
                                    description="rate limits per plan (see README)")
     max_request_bytes: int = Field(
         1024 * 1024, gt=0, description="largest request message accepted, in bytes")
-    shutdown_grace: timedelta = Field(
+    shutdown_grace: Duration = Field(
         timedelta(seconds=10),
         description="on SIGTERM, how long in-flight calls may finish before being cancelled")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

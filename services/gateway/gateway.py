@@ -39,6 +39,7 @@ from services.core.errors import (
     QuotaViolation,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
 )
 from services.core.principal import Anonymous, AppBackend, Operator, Principal, User
 from services.core.settings import Plan
@@ -120,6 +121,11 @@ class Gateway:
         self._limiter = limiter
         self._plans = plans
         self._validator = validator
+        self._draining = False
+
+    def start_draining(self) -> None:
+        """From now on refuse new calls with UNAVAILABLE (calls already running go on)."""
+        self._draining = True
 
     def handlers(self, service: pb_descriptor.ServiceDescriptor, servicer: object
                  ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
@@ -164,6 +170,9 @@ class Gateway:
             headers: list[tuple[str, str]] = [("x-request-id", request_id)]
             status = "OK"
             try:
+                if self._draining:
+                    raise Unavailable("UNAVAILABLE", "the server is shutting down: retry",
+                                      retry_after=timedelta(seconds=1))
                 principal = await self._authenticator.authenticate(_bearer(metadata))
                 self._check_policy(method, allowed, principal)
                 verdict = await self._rate_limit(method, principal)

@@ -40,3 +40,10 @@ def test_bad_settings_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError) as caught:
         Settings(**{field: value})  # type: ignore[arg-type]
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [("30", 30), ("0.5", 0.5), ("PT2M", 120)])
+def test_durations_from_the_environment(raw: str, seconds: float,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAAS_SHUTDOWN_GRACE", raw)
+    assert load_settings().shutdown_grace == timedelta(seconds=seconds)

@@ -65,7 +65,7 @@ def test_generated_operator_token_is_private_and_stable(tmp_path: Path) -> None:
 
 async def test_sigterm_drains_in_flight_calls_then_restart_keeps_everything(
         tmp_path: Path) -> None:
-    server = start_caas(tmp_path, env={"CAAS_LOG_LEVEL": "DEBUG"})
+    server = start_caas(tmp_path, env={"CAAS_LOG_LEVEL": "DEBUG", "CAAS_SHUTDOWN_GRACE": "30"})
     client = Client(server.address)
     app = await create_app(client, server.operator_token)
     # Hold the database's write lock so the next write stays in flight.
@@ -75,20 +75,31 @@ async def test_sigterm_drains_in_flight_calls_then_restart_keeps_everything(
     in_flight = asyncio.ensure_future(client.apps.CreateApiKey(
         apps_pb.CreateApiKeyRequest(parent=app.name,
                                     api_key=apps_res.ApiKey(display_name="in flight")),
-        metadata=app.auth))
-    await asyncio.to_thread(server.process.wait_for_line,
-                            lambda line: "rpc started" in line and "CreateApiKey" in line,
-                            30, start)
-    server.process.send_signal(signal.SIGTERM)
-    await asyncio.to_thread(server.process.wait_for_line,
-                            lambda line: "shutting down" in line, 30, start)
-    with pytest.raises(grpc.aio.AioRpcError) as refused:  # no new calls once draining
-        await client.apps.GetApp(apps_pb.GetAppRequest(name=app.name), metadata=app.auth)
-    # gRPC core refuses streams opened after shutdown began as CANCELLED or UNAVAILABLE.
+        metadata=app.auth, timeout=60))
+    try:
+        await asyncio.to_thread(server.process.wait_for_line,
+                                lambda line: "rpc started" in line and "CreateApiKey" in line,
+                                30, start)
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(server.process.wait_for_line,
+                                lambda line: "shutting down" in line, 30, start)
+        # A call arriving now is not served: the gateway refuses it as UNAVAILABLE, or,
+        # once gRPC core has stopped, core holds it until the drain ends and cancels it
+        # (so it is awaited only after the in-flight call could finish).
+        late = asyncio.ensure_future(client.apps.GetApp(
+            apps_pb.GetAppRequest(name=app.name), metadata=app.auth, timeout=60))
+        await asyncio.sleep(0)
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await late
     assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
-    blocker.execute("COMMIT")
-    blocker.close()
-    created = await in_flight  # the in-flight call finished normally
+    try:
+        created = await in_flight  # the in-flight call finished normally
+    except grpc.aio.AioRpcError as error:
+        log = "\n".join(server.process.lines[start:])
+        raise AssertionError(f"in-flight call failed: {error}; server said:\n{log}") from error
     assert created.api_key.display_name == "in flight"
     assert await asyncio.to_thread(server.process.wait, 30) == 0
     await client.close()
