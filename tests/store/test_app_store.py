@@ -92,3 +92,11 @@ async def test_revoke_is_idempotent_and_keeps_the_first_time(stores: Stores) -> 
     assert first.revoke_time == second.revoke_time == T0 + timedelta(seconds=5)
     assert not second.active
     assert await stores.apps.revoke_api_key("alpha", "nope", T0) is None
+
+
+async def test_migrations_run_again_without_harm(stores: Stores) -> None:
+    """Every start migrates; a second run must change nothing and lose nothing."""
+    await stores.apps.create_app(app("alpha"), key("alpha", "k1"))
+    for store in (stores.apps, stores.auth):
+        await store.migrate()  # type: ignore[attr-defined]
+    assert await stores.apps.get_app("alpha") == app("alpha")
