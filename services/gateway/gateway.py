@@ -16,6 +16,7 @@ RPC, registered with `Gateway.handlers`; `call` is a `Call`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -194,6 +195,9 @@ class Gateway:
                 trailers = [*headers, (STATUS_DETAILS_KEY, rpc_status(error).SerializeToString())]
                 await context.abort(error.code, error.message, trailing_metadata=tuple(trailers))
                 raise  # unreachable: abort raises
+            except asyncio.CancelledError:
+                status = "CANCELLED"  # the client went away, or the server stopped
+                raise
             except Exception:
                 if context.cancelled():
                     status = "CANCELLED"
