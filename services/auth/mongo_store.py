@@ -25,7 +25,7 @@ from services.auth.models import (
     SessionState,
     SigningKey,
 )
-from services.auth.store import Position
+from services.auth.store import KEPT_GENERATIONS, Position
 from services.core.clock import from_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.errors import StoreConflict
@@ -179,6 +179,9 @@ class MongoAuthStore:
                                           {"$set": {"used": True}}, session=s)
             await self._tokens.insert_one(_token_doc(RefreshToken(
                 app_id, new_hash, session.session_id, generation, now)), session=s)
+            await self._tokens.delete_many(
+                {"app_id": app_id, "session_id": session.session_id,
+                 "generation": {"$lte": generation - KEPT_GENERATIONS}}, session=s)
             await self._sessions.update_one(selector, {"$set": {
                 "refresh_time": now, "expire_time": expire_time}}, session=s)
             doc = await self._sessions.find_one(selector, session=s)

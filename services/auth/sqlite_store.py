@@ -15,7 +15,7 @@ from services.auth.models import (
     SessionState,
     SigningKey,
 )
-from services.auth.store import Position
+from services.auth.store import KEPT_GENERATIONS, Position
 from services.core.clock import from_ms, opt_from_ms, to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
 from services.core.errors import StoreConflict
@@ -185,6 +185,9 @@ class SqliteAuthStore:
             conn.execute("UPDATE refresh_tokens SET used = 1 WHERE app_id = ? AND token_hash = ?",
                          (app_id, token_hash))
             _insert_token(conn, RefreshToken(app_id, new_hash, session_id, generation + 1, now))
+            conn.execute("DELETE FROM refresh_tokens WHERE app_id = ? AND session_id = ?"
+                         " AND generation <= ?",
+                         (app_id, session_id, generation + 1 - KEPT_GENERATIONS))
             conn.execute("UPDATE sessions SET refresh_time = ?, expire_time = ?"
                          " WHERE app_id = ? AND session_id = ?",
                          (to_ms(now), to_ms(expire_time), app_id, session_id))

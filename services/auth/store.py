@@ -7,6 +7,9 @@ from typing import Protocol
 
 from services.auth.models import RefreshToken, RevokeReason, RotateResult, Session, SigningKey
 
+# How many generations of used refresh tokens a session keeps to detect reuse.
+KEPT_GENERATIONS = 20
+
 # Listing position of sessions, newest first: (create_time in ms, session id).
 Position = tuple[int, str]
 
@@ -46,4 +49,8 @@ class AuthStore(Protocol):
         - session revoked or expired at `now`: ENDED, nothing changes;
         - else: the token is marked used, `new_hash` becomes the next generation, the
           session's refresh_time is `now` and its expire_time `expire_time`: ROTATED.
+
+        Used tokens are kept for the last KEPT_GENERATIONS generations only, so a
+        session's storage stays bounded; an older token is then UNKNOWN (still refused,
+        but no longer proof of theft).
         """

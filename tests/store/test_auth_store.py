@@ -14,6 +14,7 @@ from services.auth.models import (
     Session,
     SigningKey,
 )
+from services.auth.store import KEPT_GENERATIONS
 from services.core.clock import to_ms
 from services.core.errors import StoreConflict
 from services.runtime import Stores
@@ -142,3 +143,18 @@ async def test_concurrent_refreshes_of_one_token_rotate_once(stores: Stores) -> 
     assert outcomes.count(RotateOutcome.ROTATED.value) == 1
     assert set(outcomes) <= {RotateOutcome.ROTATED.value, RotateOutcome.REUSED.value,
                              RotateOutcome.ENDED.value}
+
+
+async def test_old_generations_are_pruned(stores: Stores) -> None:
+    auth = stores.auth
+    await auth.create_session(session("alpha", "s1"), token("alpha", "s1", "g1"))
+    for generation in range(1, KEPT_GENERATIONS + 2):
+        result = await auth.rotate_refresh_token("alpha", f"g{generation}",
+                                                 f"g{generation + 1}", T0, T0 + DAY)
+        assert result.outcome is RotateOutcome.ROTATED
+    # The first token fell out of the kept window: refused, but the session lives on.
+    assert (await auth.rotate_refresh_token("alpha", "g1", "x", T0, T0 + DAY)).outcome \
+        is RotateOutcome.UNKNOWN
+    # A recent used token still proves theft.
+    reused = await auth.rotate_refresh_token("alpha", f"g{KEPT_GENERATIONS}", "y", T0, T0 + DAY)
+    assert reused.outcome is RotateOutcome.REUSED
