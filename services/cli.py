@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
     except ValidationError as exc:
-        print(f"caas: bad settings:\n{exc}", file=sys.stderr)
+        # Never echo the values: a setting may be a secret (the operator token).
+        problems = "\n".join(f"  {'.'.join(str(p) for p in error['loc']) or 'settings'}: "
+                             f"{error['msg']}" for error in exc.errors(include_input=False))
+        print(f"caas: bad settings:\n{problems}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.access_log)
     if args.command == "serve":

@@ -7,6 +7,7 @@ an app is a tenant.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Awaitable, Callable
@@ -28,8 +29,9 @@ from services.auth.store import AuthStore
 from services.core.clock import Clock, SystemClock
 from services.core.db.mongo import MongoDatabase
 from services.core.db.sqlite import SqliteDatabase
+from services.core.db.transient import is_transient
 from services.core.events import EventBus, InProcessBus
-from services.core.ids import new_secret
+from services.core.ids import new_id, new_secret
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.gateway.gateway import Gateway
 from services.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
@@ -66,10 +68,16 @@ def operator_token(settings: Settings) -> str:
         return settings.operator_token.get_secret_value()
     path = operator_token_path(settings)
     if not path.exists():
+        # Written aside, then linked into place: processes starting together on a new
+        # data directory all end up with the one token that won.
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        draft = path.with_name(f".operator-token.{os.getpid()}.{new_id()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
         with os.fdopen(fd, "w") as out:
             out.write(new_operator_token() + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
     return path.read_text().strip()
 
 
@@ -103,7 +111,10 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     bus = bus or InProcessBus()
     stores = stores or await open_stores(settings)
     cache_ttl = settings.auth_cache_ttl.total_seconds()
-    verify_window = max(settings.access_token_ttl, MAX_SESSION_ACCESS_TTL) + settings.token_leeway
+    # A replaced key verifies for the longest token life, plus the time other processes
+    # may still sign with it (their cache), plus the tolerated clock skew.
+    verify_window = (max(settings.access_token_ttl, MAX_SESSION_ACCESS_TTL)
+                     + settings.auth_cache_ttl + settings.token_leeway)
     signing = SigningKeys(stores.auth, clock, cache_ttl, verify_window)
     authenticator = CredentialAuthenticator(stores.apps, stores.auth, signing, clock, settings,
                                             operator_token(settings), bus)
@@ -112,7 +123,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         RedisRateLimiter(Redis.from_url(settings.redis_url), window) if settings.redis_url
         else InProcessRateLimiter(window))
     gateway = Gateway(authenticator, limiter, AppPlans(stores.apps, settings, bus),
-                      RequestValidator())
+                      RequestValidator(), is_transient)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),

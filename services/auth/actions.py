@@ -18,6 +18,7 @@ from services.auth.models import (
 )
 from services.auth.signing import SigningKeys
 from services.auth.store import AuthStore
+from services.core.budget import Charge
 from services.core.clock import Clock, to_ms
 from services.core.errors import Unauthenticated, not_found
 from services.core.events import DomainEvent, EventBus
@@ -55,10 +56,14 @@ class AuthActions:
         return Credentials(access, access_expiry, refresh_token, session.expire_time)
 
     async def do_create_session(self, principal: Principal, app_id: str, user_id: str,
-                                device_name: str, access_ttl: timedelta | None
-                                ) -> tuple[Session, Credentials]:
-        """Sign a user in on a device. NOT_FOUND if the app does not exist."""
+                                device_name: str, access_ttl: timedelta | None,
+                                charge: Charge) -> tuple[Session, Credentials]:
+        """Sign a user in on a device, counted against that user's sign-in budget.
+
+        NOT_FOUND if the app does not exist.
+        """
         require_app(principal, app_id)
+        await charge(app_id, user_id)
         if await self._apps.get_app(app_id) is None:
             raise not_found("caas.dev/App", app_name(app_id))
         now = self._clock.now()
@@ -71,8 +76,10 @@ class AuthActions:
                                             {"session": session.session_id, "user": user_id}))
         return session, await self._credentials(session, refresh, now)
 
-    async def do_refresh_session(self, refresh_token: str) -> tuple[Session, Credentials]:
+    async def do_refresh_session(self, refresh_token: str, charge: Charge
+                                 ) -> tuple[Session, Credentials]:
         """Exchange a refresh token for new tokens; the presented token is used up.
+        Counted against the budgets of the session's user and app.
 
         Raises UNAUTHENTICATED: REFRESH_TOKEN_INVALID (unknown or expired),
         REFRESH_TOKEN_REUSED (used before: the session is now revoked), or
@@ -81,11 +88,15 @@ class AuthActions:
         app_id = refresh_token_app(refresh_token)
         if app_id is None or not is_app_id(app_id):
             raise Unauthenticated("REFRESH_TOKEN_INVALID", "refresh token rejected")
+        presented = secret_hash(refresh_token)
+        owner = await self._store.find_refresh_token(app_id, presented)  # a read, no write
+        if owner is None:
+            raise Unauthenticated("REFRESH_TOKEN_INVALID", "refresh token rejected")
+        await charge(app_id, owner.user_id)
         now = self._clock.now()
         new_token = refresh_token_secret(app_id, new_secret())
         result = await self._store.rotate_refresh_token(
-            app_id, secret_hash(refresh_token), secret_hash(new_token), now,
-            now + self._refresh_ttl)
+            app_id, presented, secret_hash(new_token), now, now + self._refresh_ttl)
         session = result.session
         if result.outcome is RotateOutcome.UNKNOWN or session is None:
             raise Unauthenticated("REFRESH_TOKEN_INVALID", "refresh token rejected")

@@ -41,6 +41,8 @@ class CredentialAuthenticator:
         self._api_keys: TtlCache[str, AppBackend] = TtlCache(ttl)  # by secret hash
         self._sessions: TtlCache[tuple[str, str], bool] = TtlCache(ttl)  # active?
         self._tokens: TtlCache[str, tuple[User, float]] = TtlCache(ttl)  # (user, exp)
+        # Counts revocations seen: a lookup that raced one must not cache its result.
+        self._revocations = 0
         bus.subscribe(self._on_event)
 
     async def authenticate(self, credential: str | None) -> Principal:
@@ -67,6 +69,7 @@ class CredentialAuthenticator:
         if cached is not None:
             return cached
         named = split_api_key_secret(secret)
+        revocations = self._revocations
         key = None if named is None else await self._apps.get_api_key(*named)
         if key is None or not same_secret(key.secret_hash, digest):
             raise Unauthenticated("API_KEY_INVALID", "API key rejected")
@@ -74,7 +77,8 @@ class CredentialAuthenticator:
             raise Unauthenticated("API_KEY_REVOKED", "API key revoked",
                                   metadata={"api_key": key.key_id})
         principal = AppBackend(key.app_id, key.key_id)
-        self._api_keys.put(digest, principal)
+        if revocations == self._revocations:
+            self._api_keys.put(digest, principal)
         return principal
 
     async def _access_token(self, token: str) -> User:
@@ -83,8 +87,9 @@ class CredentialAuthenticator:
         if cached is not None and now.timestamp() < cached[1] + self._leeway.total_seconds():
             user = cached[0]
         else:
-            app_id, key_id = tokens.peek(token)
-            key = await self._signing.verifying_key(app_id, key_id)
+            claimed = tokens.peek(token)
+            key = await self._signing.verifying_key(claimed.app_id, claimed.key_id,
+                                                    claimed.issued_at)
             if key is None:
                 raise Unauthenticated("ACCESS_TOKEN_INVALID",
                                       "access token rejected: unknown signing key")
@@ -98,13 +103,17 @@ class CredentialAuthenticator:
     async def _session_active(self, app_id: str, session_id: str) -> bool:
         active = self._sessions.get((app_id, session_id))
         if active is None:
+            revocations = self._revocations
             session = await self._auth.get_session(app_id, session_id)
             active = (session is not None
                       and session.state(self._clock.now()) is SessionState.ACTIVE)
-            self._sessions.put((app_id, session_id), active)
+            if revocations == self._revocations:
+                self._sessions.put((app_id, session_id), active)
         return active
 
     async def _on_event(self, event: DomainEvent) -> None:
+        if event.type in ("api_key.revoked", "session.revoked"):
+            self._revocations += 1
         if event.type == "api_key.revoked":
             key_id = event.data["api_key"]
             self._api_keys.discard_where(

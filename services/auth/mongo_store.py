@@ -153,6 +153,10 @@ class MongoAuthStore:
                                                   "revoke_reason": reason.value}})
         return await self.get_session(app_id, session_id)
 
+    async def find_refresh_token(self, app_id: str, token_hash: str) -> Session | None:
+        token = await self._tokens.find_one({"_id": f"{app_id}/{token_hash}", "app_id": app_id})
+        return None if token is None else await self.get_session(app_id, token["session_id"])
+
     async def rotate_refresh_token(self, app_id: str, token_hash: str, new_hash: str,
                                    now: datetime, expire_time: datetime) -> RotateResult:
         async def tx(s: AsyncClientSession) -> RotateResult:

@@ -57,13 +57,14 @@ class AuthServicer:
         app_id, user_id = parse_user(request.parent)
         session, credentials = await self._actions.do_create_session(
             call.principal, app_id, user_id, request.session.device_name,
-            duration_or_none(request, "access_token_ttl"))
+            duration_or_none(request, "access_token_ttl"), call.charge)
         return pb.CreateSessionResponse(session=session_proto(session, self._clock),
                                         credentials=credentials_proto(credentials))
 
     async def RefreshSession(self, request: pb.RefreshSessionRequest, call: Call
                              ) -> pb.RefreshSessionResponse:
-        session, credentials = await self._actions.do_refresh_session(request.refresh_token)
+        session, credentials = await self._actions.do_refresh_session(request.refresh_token,
+                                                                       call.charge)
         return pb.RefreshSessionResponse(session=session_proto(session, self._clock),
                                          credentials=credentials_proto(credentials))
 

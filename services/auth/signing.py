@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from services.auth.models import SigningKey
@@ -18,26 +19,44 @@ from services.core.ids import new_id
 MAX_SESSION_ACCESS_TTL = timedelta(hours=1)
 
 
+# A key-id miss reloads an app's keys only for tokens issued after they were loaded,
+# and, after a reload caused by a miss, not again for this long (so made-up key ids
+# cannot flood the store).
+_RELOAD_INTERVAL = 0.05
+_CLOCK_SKEW = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    keys: list[SigningKey]
+    wall_time: float  # when they were read from the store
+    monotonic: float
+    after_miss: bool  # read because a token named a key id not known then
+
+
 class SigningKeys:
     def __init__(self, store: AuthStore, clock: Clock, cache_ttl: float,
                  verify_window: timedelta) -> None:
-        """`verify_window`: how long a replaced key keeps verifying (the longest token life)."""
+        """`verify_window`: how long a replaced key keeps verifying. It must cover the
+        longest token lifetime plus the time other processes may keep signing with a
+        replaced key (their cache time)."""
         self._store = store
         self._clock = clock
         self._verify_window = verify_window
-        self._cache: TtlCache[str, list[SigningKey]] = TtlCache(cache_ttl, 50_000)
-        self._last_reload: dict[str, float] = {}
+        self._cache: TtlCache[str, _Loaded] = TtlCache(cache_ttl, 50_000)
 
-    async def _load(self, app_id: str) -> list[SigningKey]:
+    async def _load(self, app_id: str, after_miss: bool = False) -> list[SigningKey]:
         keys = await self._store.signing_keys(app_id)
-        self._cache.put(app_id, keys)
-        self._last_reload[app_id] = time.monotonic()
+        self._cache.put(app_id, _Loaded(keys, time.time(), time.monotonic(), after_miss))
         return keys
+
+    async def _keys(self, app_id: str) -> list[SigningKey]:
+        loaded = self._cache.get(app_id)
+        return loaded.keys if loaded is not None else await self._load(app_id)
 
     async def primary(self, app_id: str) -> SigningKey:
         """The key that signs the app's new tokens; created on first use."""
-        keys = self._cache.get(app_id) or await self._load(app_id)
-        for key in keys:
+        for key in await self._keys(app_id):
             if key.primary:
                 return key
         private, public = new_key_pair()
@@ -47,13 +66,21 @@ class SigningKeys:
         keys = await self._load(app_id)
         return next(k for k in keys if k.primary)
 
-    async def verifying_key(self, app_id: str, key_id: str) -> SigningKey | None:
-        """The app's key `key_id` if it may verify now; reloads on a miss (at most once a
-        second per app, so made-up key ids cannot flood the store)."""
-        keys = self._cache.get(app_id)
-        if keys is None or (all(k.key_id != key_id for k in keys)
-                            and time.monotonic() - self._last_reload.get(app_id, 0.0) > 1.0):
+    async def verifying_key(self, app_id: str, key_id: str, issued_at: float
+                            ) -> SigningKey | None:
+        """The app's key `key_id` if it may verify now. A key unknown here is looked up
+        again when the token is newer than what was loaded (another process may have
+        rotated since), throttled per app."""
+        loaded = self._cache.get(app_id)
+        if loaded is None:
             keys = await self._load(app_id)
+        else:
+            keys = loaded.keys
+            if (all(k.key_id != key_id for k in keys)
+                    and issued_at >= loaded.wall_time - _CLOCK_SKEW
+                    and (not loaded.after_miss
+                         or time.monotonic() - loaded.monotonic > _RELOAD_INTERVAL)):
+                keys = await self._load(app_id, after_miss=True)
         now = self._clock.now()
         return next((k for k in keys if k.key_id == key_id and k.verifies_at(now)), None)
 

@@ -165,6 +165,15 @@ class SqliteAuthStore:
 
         return await self._db.write(tx)
 
+    async def find_refresh_token(self, app_id: str, token_hash: str) -> Session | None:
+        def query(conn: sqlite3.Connection) -> Session | None:
+            row = conn.execute("SELECT session_id FROM refresh_tokens"
+                               " WHERE app_id = ? AND token_hash = ?",
+                               (app_id, token_hash)).fetchone()
+            return None if row is None else _select_session(conn, app_id, row[0])
+
+        return await self._db.read(query)
+
     async def rotate_refresh_token(self, app_id: str, token_hash: str, new_hash: str,
                                    now: datetime, expire_time: datetime) -> RotateResult:
         def tx(conn: sqlite3.Connection) -> RotateResult:

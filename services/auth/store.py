@@ -40,6 +40,12 @@ class AuthStore(Protocol):
                              reason: RevokeReason) -> Session | None:
         """Revoke unless already revoked; the session as stored after, None if unknown."""
 
+    async def find_refresh_token(self, app_id: str, token_hash: str) -> Session | None:
+        """The session the refresh token `token_hash` belongs to (used or not), if any.
+
+        A read: lets callers refuse unknown tokens without a write transaction.
+        """
+
     async def rotate_refresh_token(self, app_id: str, token_hash: str, new_hash: str,
                                    now: datetime, expire_time: datetime) -> RotateResult:
         """Atomically use up the refresh token `token_hash` and issue `new_hash` after it.

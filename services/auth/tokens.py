@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from services.auth.models import SigningKey
 from services.core.errors import Unauthenticated
+from services.core.names import is_app_id, is_server_id
 
 ISSUER = "caas"
 ALGORITHM = "EdDSA"
@@ -65,21 +66,33 @@ def _invalid(why: str) -> Unauthenticated:
     return Unauthenticated("ACCESS_TOKEN_INVALID", f"access token rejected: {why}")
 
 
-def peek(token: str) -> tuple[str, str]:
-    """(app id, key id) a token claims, read WITHOUT checking its signature.
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a token claims about itself before its signature is checked."""
 
-    Only to find the key that will check it. Raises ACCESS_TOKEN_INVALID if the token
-    is not a JWT of ours.
+    app_id: str
+    key_id: str
+    issued_at: float  # seconds since the epoch
+
+
+def peek(token: str) -> Claimed:
+    """What a token claims, read WITHOUT checking its signature: only to find the key
+    that will check it. The claims must be well-formed ids, so made-up values cannot
+    reach the store or grow caches.
+
+    Raises ACCESS_TOKEN_INVALID if the token is not shaped like a JWT of ours.
     """
     try:
         header = jwt.get_unverified_header(token)
         claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise _invalid("malformed") from exc
-    kid, app_id = header.get("kid"), claims.get("app")
-    if header.get("alg") != ALGORITHM or not isinstance(kid, str) or not isinstance(app_id, str):
+    kid, app_id, issued_at = header.get("kid"), claims.get("app"), claims.get("iat")
+    if (header.get("alg") != ALGORITHM or not isinstance(kid, str) or not is_server_id(kid)
+            or not isinstance(app_id, str) or not is_app_id(app_id)
+            or not isinstance(issued_at, int) or isinstance(issued_at, bool)):
         raise _invalid("not a CAAS access token")
-    return app_id, kid
+    return Claimed(app_id, kid, float(issued_at))
 
 
 def verify(token: str, public_key: bytes, now: datetime, leeway: timedelta) -> AccessClaims:

@@ -21,10 +21,15 @@ _USER = re.compile(rf"apps/({APP_ID})/users/({USER_ID})")
 _SESSION = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/sessions/({SERVER_ID})")
 _APP_ID = re.compile(APP_ID)
 _USER_ID = re.compile(USER_ID)
+_SERVER_ID = re.compile(SERVER_ID)
 
 
 def is_app_id(value: str) -> bool:
     return _APP_ID.fullmatch(value) is not None
+
+
+def is_server_id(value: str) -> bool:
+    return _SERVER_ID.fullmatch(value) is not None
 
 
 def is_user_id(value: str) -> bool:

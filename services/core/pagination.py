@@ -67,14 +67,22 @@ def page_request(page_size: int, page_token: str, scope: Sequence[str]) -> PageR
     return PageRequest(min(size, MAX_PAGE_SIZE), tuple(position))
 
 
+_MAX_MS = 2**47  # year 6429: any stored time is below it
+_MAX_ID = 256
+
+
 def time_id_position(request: PageRequest) -> tuple[int, str] | None:
-    """The position of a listing ordered by (time in ms, id), as the store takes it."""
+    """The position of a listing ordered by (time in ms, id), as the store takes it.
+
+    Tokens are not signed, so a forged one must still be a sane position.
+    """
     if request.after is None:
         return None
     if len(request.after) != 2:
         raise InvalidArgument("PAGE_TOKEN_INVALID", "page_token is damaged")
     when, ident = request.after
-    if not isinstance(when, int) or not isinstance(ident, str):
+    if (not isinstance(when, int) or isinstance(when, bool) or not 0 <= when < _MAX_MS
+            or not isinstance(ident, str) or len(ident) > _MAX_ID):
         raise InvalidArgument("PAGE_TOKEN_INVALID", "page_token is damaged")
     return when, ident
 

@@ -33,6 +33,7 @@ from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
+from services.core.budget import Charge
 from services.core.errors import (
     DomainError,
     InvalidArgument,
@@ -76,12 +77,47 @@ class PlanSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """What a servicer knows about the call besides its request."""
+    """What a servicer knows about the call besides its request.
+
+    `charge` counts the call against a user's budget the gateway could not know
+    from the credentials alone: the user an API key signs in, or the user behind
+    an anonymous refresh token (and that user's app, if not counted yet).
+    """
 
     principal: Principal
     request_id: str
     method: str  # "caas.apps.v1.AppsService/GetApp"
     context: grpc.aio.ServicerContext[Any, Any]
+    charge: Charge
+
+
+class _CallState:
+    """One call as the gateway sees it: who, and how it was counted against budgets."""
+
+    def __init__(self, gateway: Gateway, method: str) -> None:
+        self._gateway = gateway
+        self._method = method
+        self.principal: Principal = Anonymous()
+        self._app_counted = False
+        self._tightest: Verdict | None = None
+
+    async def charge(self, app_id: str, user_id: str | None) -> None:
+        """Count the call against the user's budget, and the app's unless counted already;
+        raise RESOURCE_EXHAUSTED if one is spent."""
+        verdict = await self._gateway.consume(self._method, app_id, user_id,
+                                              with_app=not self._app_counted)
+        self._app_counted = True
+        if (self._tightest is None or not verdict.allowed
+                or verdict.remaining < self._tightest.remaining):
+            self._tightest = verdict
+        if not verdict.allowed:
+            raise _rate_limited(self._method, verdict)
+
+    async def charge_user(self, app_id: str, user_id: str) -> None:
+        await self.charge(app_id, user_id)
+
+    def budget_headers(self) -> list[tuple[str, str]]:
+        return [] if self._tightest is None else _budget_headers(self._tightest)
 
 
 Handler = Callable[[Any, Call], Awaitable[Message]]
@@ -117,7 +153,11 @@ def _bearer(metadata: dict[str, str]) -> str | None:
 
 class Gateway:
     def __init__(self, authenticator: Authenticator, limiter: RateLimiter, plans: PlanSource,
-                 validator: RequestValidator) -> None:
+                 validator: RequestValidator,
+                 is_transient: Callable[[BaseException], bool] = lambda _: False) -> None:
+        """`is_transient` tells store outages (answered UNAVAILABLE, retry) from bugs
+        (answered INTERNAL)."""
+        self._is_transient = is_transient
         self._authenticator = authenticator
         self._limiter = limiter
         self._plans = plans
@@ -167,52 +207,71 @@ class Gateway:
             if access_log.isEnabledFor(logging.DEBUG):
                 access_log.debug("rpc started", extra={"method": method,
                                                        "request_id": request_id})
-            principal: Principal = Anonymous()
-            headers: list[tuple[str, str]] = [("x-request-id", request_id)]
+            state = _CallState(self, method)
             status = "OK"
             try:
-                if self._draining:
-                    raise Unavailable("UNAVAILABLE", "the server is shutting down: retry",
-                                      retry_after=timedelta(seconds=1))
-                principal = await self._authenticator.authenticate(_bearer(metadata))
-                self._check_policy(method, allowed, principal)
-                verdict = await self._rate_limit(method, principal)
-                if verdict is not None:
-                    headers.extend(_budget_headers(verdict))
-                    if not verdict.allowed:
-                        raise _rate_limited(method, verdict)
-                if isinstance(request, _Malformed):
-                    raise InvalidArgument("REQUEST_INVALID",
-                                          "the request body does not parse as "
-                                          f"{method.rsplit('/', maxsplit=1)[-1]}Request")
-                self._validator.check(request)
-                await context.send_initial_metadata(headers)
-                response = await handler(request, Call(principal, request_id, method, context))
+                await self._admit(state, method, allowed, metadata, request)
+                response = await handler(request, Call(state.principal, request_id, method,
+                                                       context, state.charge_user))
+                await context.send_initial_metadata(
+                    [("x-request-id", request_id), *state.budget_headers()])
                 context.set_trailing_metadata((("x-request-id", request_id),))
                 return response
             except DomainError as error:
                 status = error.code.name
-                trailers = [*headers, (STATUS_DETAILS_KEY, rpc_status(error).SerializeToString())]
+                trailers = [("x-request-id", request_id), *state.budget_headers(),
+                            (STATUS_DETAILS_KEY, rpc_status(error).SerializeToString())]
                 await context.abort(error.code, error.message, trailing_metadata=tuple(trailers))
                 raise  # unreachable: abort raises
             except asyncio.CancelledError:
                 status = "CANCELLED"  # the client went away, or the server stopped
                 raise
-            except Exception:
+            except Exception as failure:
                 if context.cancelled():
                     status = "CANCELLED"
                     raise
+                if self._is_transient(failure):
+                    status = "UNAVAILABLE"
+                    error_log.warning("store unavailable in %s", method, exc_info=True,
+                                      extra={"request_id": request_id, "method": method})
+                    outage = Unavailable("UNAVAILABLE", "a backing store is unavailable: retry",
+                                         retry_after=timedelta(seconds=1))
+                    trailers = [("x-request-id", request_id), *state.budget_headers(),
+                                (STATUS_DETAILS_KEY, rpc_status(outage).SerializeToString())]
+                    await context.abort(outage.code, outage.message,
+                                        trailing_metadata=tuple(trailers))
                 status = "INTERNAL"
                 error_log.exception("unexpected error in %s", method,
                                     extra={"request_id": request_id, "method": method})
                 code, message, details = internal_status(request_id)
-                trailers = [*headers, (STATUS_DETAILS_KEY, details.SerializeToString())]
+                trailers = [("x-request-id", request_id),
+                            (STATUS_DETAILS_KEY, details.SerializeToString())]
                 await context.abort(code, message, trailing_metadata=tuple(trailers))
                 raise
             finally:
-                _log_access(method, status, started, request_id, principal)
+                _log_access(method, status, started, request_id, state.principal)
 
         return behavior
+
+    async def _admit(self, state: _CallState, method: str, allowed: frozenset[int],
+                     metadata: dict[str, str], request: Any) -> None:
+        """Everything between the wire and the servicer; raises the first refusal."""
+        if self._draining:
+            raise Unavailable("UNAVAILABLE", "the server is shutting down: retry",
+                              retry_after=timedelta(seconds=1))
+        # Credentials sent to an RPC that takes none (RefreshSession) are ignored: an
+        # expired access token must not stop the call that renews it.
+        if allowed != {access_pb2.PRINCIPAL_ANONYMOUS}:
+            state.principal = await self._authenticator.authenticate(_bearer(metadata))
+        principal = state.principal
+        self._check_policy(method, allowed, principal)
+        if isinstance(principal, AppBackend | User):
+            await state.charge(principal.app_id,
+                               principal.user_id if isinstance(principal, User) else None)
+        if isinstance(request, _Malformed):
+            raise InvalidArgument("REQUEST_INVALID", "the request body does not parse as "
+                                  f"{method.rsplit('/', maxsplit=1)[-1]}Request")
+        self._validator.check(request)
 
     @staticmethod
     def _check_policy(method: str, allowed: frozenset[int], principal: Principal) -> None:
@@ -225,17 +284,19 @@ class Gateway:
                                f"{method} does not accept {_KIND[type(principal)]} credentials",
                                metadata={"method": method})
 
-    async def _rate_limit(self, method: str, principal: Principal) -> Verdict | None:
-        """Count the call against the caller's budgets; None for callers without any."""
-        if not isinstance(principal, AppBackend | User):
-            return None  # the operator is not limited; anonymous RPCs limit themselves
-        plan = await self._plans.plan_of(principal.app_id)
-        limit = plan.limit_for(method)
-        tag = "{" + principal.app_id + "}"
-        buckets = [Bucket(f"{tag}:{method}", limit.per_app, f"app:{principal.app_id}")]
-        if isinstance(principal, User):
-            buckets.append(Bucket(f"{tag}:{principal.user_id}:{method}", limit.per_user,
-                                  f"user:{principal.app_id}/{principal.user_id}"))
+    async def consume(self, method: str, app_id: str, user_id: str | None, *,
+                       with_app: bool) -> Verdict:
+        """Count one call to `method` against the user's budget and, if `with_app`, the
+        app's. (The operator is never limited; anonymous calls are charged by their
+        servicer once it knows whose they are.)"""
+        limit = (await self._plans.plan_of(app_id)).limit_for(method)
+        tag = "{" + app_id + "}"
+        buckets = []
+        if with_app:
+            buckets.append(Bucket(f"{tag}:{method}", limit.per_app, f"app:{app_id}"))
+        if user_id is not None:
+            buckets.append(Bucket(f"{tag}:{user_id}:{method}", limit.per_user,
+                                  f"user:{app_id}/{user_id}"))
         return await self._limiter.consume(buckets, time.time())
 
 

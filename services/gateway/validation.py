@@ -9,8 +9,11 @@ from services.core.errors import FieldViolation, InvalidArgument
 
 
 def _path(violation: protovalidate.Violation) -> str:
-    """`app.display_name`, `members[2].id`, `metadata["k"]`: the violated field's path."""
+    """`app.display_name`, `members[2].id`, `metadata["k"]`: the violated field's path;
+    empty for a rule on the whole message."""
     parts: list[str] = []
+    if violation.proto.field is None:
+        return ""
     for element in violation.proto.field.elements:
         text = element.field_name
         subscript = element.subscript

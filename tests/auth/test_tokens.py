@@ -9,11 +9,12 @@ import pytest
 from services.auth import tokens
 from services.auth.models import SigningKey
 from services.core.errors import Unauthenticated
+from tests.support.tokens import tamper
 
 NOW = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
-def key(app_id: str = "alpha", key_id: str = "k1") -> SigningKey:
+def key(app_id: str = "alpha", key_id: str = "kaaaaaaaaaaaaaaa") -> SigningKey:
     private, public = tokens.new_key_pair()
     return SigningKey(app_id, key_id, private, public, NOW)
 
@@ -22,7 +23,9 @@ def test_issue_then_verify() -> None:
     signing = key()
     token, expiry = tokens.issue(signing, "alice", "s1", NOW, timedelta(minutes=15))
     assert expiry == NOW + timedelta(minutes=15)
-    assert tokens.peek(token) == ("alpha", "k1")
+    claimed = tokens.peek(token)
+    assert (claimed.app_id, claimed.key_id, claimed.issued_at) == (
+        "alpha", "kaaaaaaaaaaaaaaa", NOW.timestamp())
     claims = tokens.verify(token, signing.public_key, NOW, timedelta(0))
     assert (claims.app_id, claims.user_id, claims.session_id) == ("alpha", "alice", "s1")
 
@@ -56,3 +59,11 @@ def test_garbage_is_invalid(garbage: str) -> None:
     with pytest.raises(Unauthenticated) as caught:
         tokens.peek(garbage)
     assert caught.value.reason == "ACCESS_TOKEN_INVALID"
+
+
+@pytest.mark.parametrize("claims", [{"app": "x" * 500}, {"app": "Bad_App"}, {"app": 7},
+                                    {"iat": "yesterday"}])
+def test_peek_refuses_claims_that_are_not_ids(claims: dict[str, object]) -> None:
+    token, _ = tokens.issue(key(), "alice", "s1", NOW, timedelta(minutes=1))
+    with pytest.raises(Unauthenticated):
+        tokens.peek(tamper(token, **claims))

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from services.core.errors import InvalidArgument
-from services.core.pagination import make_page, page_request
+from services.core.pagination import _fingerprint, make_page, page_request, time_id_position
 
 
 def test_default_and_maximum_sizes() -> None:
@@ -32,3 +35,17 @@ def test_last_page_has_no_token() -> None:
 def test_damaged_tokens_are_refused(token: str) -> None:
     with pytest.raises(InvalidArgument):
         page_request(3, token, ["s"])
+
+
+def _forged(position: object, scope: list[str]) -> str:
+    payload = json.dumps({"p": position, "f": _fingerprint(scope)}).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("position", [[10**30, "a"], [-1, "a"], [True, "a"], [5, "x" * 300],
+                                      [5], [5, "a", "b"]])
+def test_forged_positions_are_refused(position: object) -> None:
+    request = page_request(3, _forged(position, ["s"]), ["s"])
+    with pytest.raises(InvalidArgument) as caught:
+        time_id_position(request)
+    assert caught.value.reason == "PAGE_TOKEN_INVALID"

@@ -291,3 +291,14 @@ async def test_signing_key_rotation_keeps_old_tokens_valid(
     assert keys.signing_keys[1].HasField("expire_time")
     jwk = json.loads(keys.signing_keys[0].public_jwk)
     assert (jwk["kty"], jwk["crv"], jwk["kid"]) == ("OKP", "Ed25519", kid)
+
+
+async def test_refresh_ignores_a_stale_access_token_sent_along(
+        client: Client, app: AppHandle) -> None:
+    """Clients often attach their (expired) access token to every call, refresh included."""
+    user = await sign_in(client, app, "stale")
+    expired = tamper(user.credentials.access_token, exp=1)
+    refreshed = await client.auth.RefreshSession(
+        auth_pb.RefreshSessionRequest(refresh_token=user.credentials.refresh_token),
+        metadata=bearer(expired))
+    assert refreshed.credentials.access_token

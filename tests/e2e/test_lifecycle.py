@@ -49,11 +49,13 @@ async def test_cli_creates_an_app_the_server_accepts(tmp_path: Path) -> None:
 
 
 def test_bad_settings_stop_the_server_with_a_clear_message(tmp_path: Path) -> None:
+    almost = "caaso_AlmostASecretButTooShort"
     done = subprocess.run([str(BIN / "caas"), "serve"], capture_output=True, text=True,
                           timeout=60, check=False,
-                          env={"CAAS_DATA_DIR": str(tmp_path), "CAAS_OPERATOR_TOKEN": "short"})
+                          env={"CAAS_DATA_DIR": str(tmp_path), "CAAS_OPERATOR_TOKEN": almost})
     assert done.returncode == 2
     assert "operator_token" in done.stderr and "Traceback" not in done.stderr
+    assert almost not in done.stderr  # a near-miss secret is still a secret
 
 
 def test_generated_operator_token_is_private_and_stable(tmp_path: Path) -> None:

@@ -82,3 +82,28 @@ async def test_plan_change_applies_to_the_running_server(
     call = client.apps.GetApp(apps_pb.GetAppRequest(name=app.name), metadata=app.auth)
     await call
     assert dict(await call.initial_metadata())["x-ratelimit-limit"] == "6000"
+
+
+async def test_sign_ins_count_against_the_signed_in_user(
+        client: Client, server: CaasServer) -> None:
+    app = await create_app(client, server.operator_token, plan="tiny")
+    for _ in range(3):
+        await sign_in(client, app, "carol")
+    got = await expect_error(sign_in(client, app, "carol"),
+                             grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    assert got.quota_subjects == [f"user:{app.app_id}/carol"]
+    await sign_in(client, app, "dan")  # the app's budget (5) still has room
+
+
+async def test_anonymous_refreshes_count_against_the_session_user(
+        client: Client, server: CaasServer) -> None:
+    app = await create_app(client, server.operator_token, plan="tiny")
+    token = (await sign_in(client, app, "erin")).credentials.refresh_token
+    for _ in range(3):
+        call = client.auth.RefreshSession(auth_pb.RefreshSessionRequest(refresh_token=token))
+        token = (await call).credentials.refresh_token
+        assert dict(await call.initial_metadata())["x-ratelimit-limit"] == "3"
+    got = await expect_error(
+        client.auth.RefreshSession(auth_pb.RefreshSessionRequest(refresh_token=token)),
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    assert got.quota_subjects == [f"user:{app.app_id}/erin"]

@@ -71,6 +71,10 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
      apps_pb.UpdateAppRequest(app=apps_res.App(name=APP, plan="p" * 41),
                               update_mask=field_mask_pb2.FieldMask(paths=["plan"])),
      {"app.plan": "string.max_len"}),
+    ("UpdateApp display_name not emptied", "UpdateApp",
+     apps_pb.UpdateAppRequest(app=apps_res.App(name=APP, display_name=""),
+                              update_mask=field_mask_pb2.FieldMask(paths=["display_name"])),
+     {"": "update_app.display_name_not_empty"}),
     ("UpdateApp mask required", "UpdateApp",
      apps_pb.UpdateAppRequest(app=apps_res.App(name=APP)), {"update_mask": "required"}),
     ("UpdateApp mask not empty", "UpdateApp",
@@ -175,11 +179,21 @@ def _rule_fields(message: pb_descriptor.Descriptor, prefix: str = "",
             yield from _rule_fields(nested, path + ".", seen | {nested.full_name})
 
 
+def _message_rules(message: pb_descriptor.Descriptor) -> Iterator[str]:
+    """Ids of the message-level (CEL) rules of `message`; their violations name no field."""
+    for rule in message.GetOptions().Extensions[validate_pb2.message].cel:
+        yield rule.id
+
+
 def test_every_contract_rule_has_a_case() -> None:
     covered = {(rpc, path) for _, rpc, _, expected in CASES for path in expected}
     declared = {(method.name, path) for service in SERVICES for method in service.methods
                 for path in _rule_fields(method.input_type)}
-    assert declared - covered == set(), "contract rules without a validation case"
+    assert declared - covered == set(), "field rules without a validation case"
+    covered_ids = {(rpc, rule) for _, rpc, _, expected in CASES for rule in expected.values()}
+    message_rules = {(method.name, rule) for service in SERVICES for method in service.methods
+                     for rule in _message_rules(method.input_type)}
+    assert message_rules - covered_ids == set(), "message rules without a validation case"
 
 
 async def test_malformed_request_bytes_are_invalid_argument(

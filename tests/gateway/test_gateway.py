@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import grpc
 import pytest
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 
+from services.core.db.transient import is_transient
 from services.core.principal import Operator, Principal
 from services.core.settings import Plan, RateLimit
 from services.gateway.gateway import Call, Gateway
@@ -79,3 +81,32 @@ def test_a_servicer_missing_an_rpc_fails_at_startup() -> None:
 
     with pytest.raises(TypeError, match="does not implement"):
         gateway().handlers(SERVICE, Incomplete())
+
+
+class Locked:
+    """A servicer whose store is locked by another process for too long."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def method(request: Any, call: Call) -> Any:
+            raise sqlite3.OperationalError("database is locked")
+
+        return method
+
+
+async def test_store_outages_are_unavailable_with_retry_info() -> None:
+    server = grpc.aio.server()
+    gw = Gateway(EveryoneIsOperator(), InProcessRateLimiter(60), OnePlan(), RequestValidator(),
+                 is_transient)
+    server.add_registered_method_handlers(SERVICE.full_name,  # type: ignore[attr-defined]
+                                          gw.handlers(SERVICE, Locked()))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    client = Client(f"127.0.0.1:{port}")
+    try:
+        got = await expect_error(
+            client.apps.GetApp(apps_pb.GetAppRequest(name="apps/abc"), metadata=bearer("x")),
+            grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE")
+        assert got.retry_seconds == 1 and "locked" not in got.message
+    finally:
+        await client.close()
+        await server.stop(None)

@@ -39,8 +39,8 @@ class App(_message.Message):
     """Human-readable name, 1 to 100 characters."""
     plan: _builtins.str
     """The plan that sets the app's rate limits. One of the plans configured on the
-    server (the defaults are "free", "standard" and "enterprise"); empty means
-    "free" on create. At most 40 characters.
+    server (the defaults are "free", "standard" and "enterprise"); empty means the
+    server's default plan ("free" unless configured). At most 40 characters.
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
