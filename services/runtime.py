@@ -98,6 +98,7 @@ class Runtime:
     limiter: RateLimiter
     apps: AppsActions
     auth: AuthActions
+    authenticator: CredentialAuthenticator
     gateway: Gateway
 
     async def close(self) -> None:
@@ -128,5 +129,5 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
         auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings),
-        gateway=gateway,
+        authenticator=authenticator, gateway=gateway,
     )

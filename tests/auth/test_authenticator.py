@@ -38,7 +38,7 @@ async def test_rotation_in_one_process_is_seen_at_once_by_another(
     one, two = runtimes
     await one.apps.do_create_app(Operator(), "alpha", "Alpha", "")
     _, before = await one.auth.do_create_session(Operator(), "alpha", "u", "", None, no_budget)
-    authenticator = two.gateway._authenticator  # noqa: SLF001 - the unit under test
+    authenticator = two.authenticator
     assert isinstance(await authenticator.authenticate(before.access_token), User)
     await one.auth.do_rotate_signing_key(Operator(), "alpha")
     _, after = await one.auth.do_create_session(Operator(), "alpha", "u", "", None, no_budget)
@@ -73,7 +73,7 @@ async def test_a_lookup_racing_a_revocation_is_not_cached(tmp_path: Path) -> Non
     runtime = await build_runtime(settings, stores=stores)
     try:
         _, first = await runtime.apps.do_create_app(Operator(), "alpha", "Alpha", "")
-        authenticator = runtime.gateway._authenticator  # noqa: SLF001
+        authenticator = runtime.authenticator
 
         async def revoke() -> None:
             await runtime.apps.do_revoke_api_key(Operator(), "alpha", first.key.key_id)
