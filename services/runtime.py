@@ -26,6 +26,9 @@ from services.auth.mongo_store import MongoAuthStore
 from services.auth.signing import MAX_SESSION_ACCESS_TTL, SigningKeys
 from services.auth.sqlite_store import SqliteAuthStore
 from services.auth.store import AuthStore
+from services.conversations.mongo_store import MongoConversationStore
+from services.conversations.sqlite_store import SqliteConversationStore
+from services.conversations.store import ConversationStore
 from services.core.clock import Clock, SystemClock
 from services.core.db.mongo import MongoDatabase
 from services.core.db.sqlite import SqliteDatabase
@@ -36,6 +39,12 @@ from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.gateway.gateway import Gateway
 from services.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from services.gateway.validation import RequestValidator
+from services.messages.mongo_store import MongoMessageStore
+from services.messages.sqlite_store import SqliteMessageStore
+from services.messages.store import MessageStore
+from services.users.mongo_store import MongoUserStore
+from services.users.sqlite_store import SqliteUserStore
+from services.users.store import UserStore
 
 
 @dataclass
@@ -44,22 +53,28 @@ class Stores:
 
     apps: AppStore
     auth: AuthStore
+    users: UserStore
+    conversations: ConversationStore
+    messages: MessageStore
     close: Callable[[], Awaitable[None]]
 
 
 async def open_stores(settings: Settings) -> Stores:
     """Open the configured engine and bring its schema up to date (idempotent)."""
+    stores: Stores
     if settings.store == "mongodb":
         mongo = await MongoDatabase.open(settings.mongodb_url, settings.mongodb_database)
-        mongo_apps, mongo_auth = MongoAppStore(mongo), MongoAuthStore(mongo)
-        await mongo_apps.migrate()
-        await mongo_auth.migrate()
-        return Stores(mongo_apps, mongo_auth, mongo.close)
-    sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
-    sqlite_apps, sqlite_auth = SqliteAppStore(sqlite), SqliteAuthStore(sqlite)
-    await sqlite_apps.migrate()
-    await sqlite_auth.migrate()
-    return Stores(sqlite_apps, sqlite_auth, sqlite.close)
+        stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
+                        MongoConversationStore(mongo), MongoMessageStore(mongo), mongo.close)
+    else:
+        sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
+        stores = Stores(SqliteAppStore(sqlite), SqliteAuthStore(sqlite),
+                        SqliteUserStore(sqlite), SqliteConversationStore(sqlite),
+                        SqliteMessageStore(sqlite), sqlite.close)
+    for store in (stores.apps, stores.auth, stores.users, stores.conversations,
+                  stores.messages):
+        await store.migrate()
+    return stores
 
 
 def operator_token(settings: Settings) -> str:

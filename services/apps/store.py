@@ -12,6 +12,9 @@ Position = tuple[int, str]
 
 
 class AppStore(Protocol):
+    async def migrate(self) -> None:
+        """Bring this store's schema and indexes up to date; safe on every start."""
+
     async def create_app(self, app: App, first_key: ApiKey | None) -> None:
         """Insert an app and, atomically with it, its first API key.
 

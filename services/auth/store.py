@@ -15,6 +15,9 @@ Position = tuple[int, str]
 
 
 class AuthStore(Protocol):
+    async def migrate(self) -> None:
+        """Bring this store's schema and indexes up to date; safe on every start."""
+
     async def signing_keys(self, app_id: str) -> list[SigningKey]:
         """Every stored key of the app, newest first (expired ones may be included)."""
 

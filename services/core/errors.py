@@ -98,6 +98,21 @@ def invalid_field(field_path: str, description: str, reason: str = "REQUEST_INVA
                            field_violations=(FieldViolation(field_path, description),))
 
 
+class CapacityExceeded(Exception):
+    """A store write would pass a count limit (members of a conversation, reactions of a
+    message). Raised by store adapters, with nothing written; `limit` names it."""
+
+    def __init__(self, limit: str, maximum: int) -> None:
+        super().__init__(f"{limit} exceeds {maximum}")
+        self.limit = limit
+        self.maximum = maximum
+
+
+def limit_exceeded(limit: str, maximum: int) -> FailedPrecondition:
+    return FailedPrecondition("LIMIT_EXCEEDED", f"at most {maximum} {limit}",
+                              metadata={"limit": limit, "maximum": str(maximum)})
+
+
 class StoreConflict(Exception):
     """A store write lost to a concurrent one (unique key taken, compare-and-set failed).
 

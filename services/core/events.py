@@ -19,6 +19,8 @@ class DomainEvent:
     app_id: str
     time: datetime
     data: Mapping[str, str] = field(default_factory=dict)
+    conversation_id: str = ""  # set for events of one conversation
+    payload: object = None  # the domain object the event is about (a Message, a Member…)
 
 
 EventHandler = Callable[[DomainEvent], Awaitable[None]]

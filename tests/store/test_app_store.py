@@ -97,6 +97,7 @@ async def test_revoke_is_idempotent_and_keeps_the_first_time(stores: Stores) -> 
 async def test_migrations_run_again_without_harm(stores: Stores) -> None:
     """Every start migrates; a second run must change nothing and lose nothing."""
     await stores.apps.create_app(app("alpha"), key("alpha", "k1"))
-    for store in (stores.apps, stores.auth):
-        await store.migrate()  # type: ignore[attr-defined]
+    for store in (stores.apps, stores.auth, stores.users, stores.conversations,
+                  stores.messages):
+        await store.migrate()
     assert await stores.apps.get_app("alpha") == app("alpha")

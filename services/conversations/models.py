@@ -1,0 +1,97 @@
+"""Conversations and their members."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+PREVIEW_LENGTH = 200
+
+
+class Kind(enum.StrEnum):
+    DIRECT = "direct"
+    GROUP = "group"
+    CHANNEL = "channel"
+
+
+class Role(enum.IntEnum):
+    """Ordered: a higher role may do all a lower one may."""
+
+    MEMBER = 1
+    MODERATOR = 2
+    ADMIN = 3
+    OWNER = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """The start of a conversation's last message."""
+
+    sequence: int
+    sender_id: str
+    text: str
+    deleted: bool
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    app_id: str
+    conversation_id: str
+    kind: Kind
+    title: str
+    image_uri: str
+    metadata: Mapping[str, str]
+    frozen: bool
+    creator_id: str
+    member_count: int
+    last_sequence: int
+    last_message: Preview | None
+    create_time: datetime
+    update_time: datetime
+    last_activity_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationChanges:
+    """Settings to change; None leaves one as it is."""
+
+    title: str | None = None
+    image_uri: str | None = None
+    metadata: Mapping[str, str] | None = None
+    frozen: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    app_id: str
+    conversation_id: str
+    user_id: str
+    role: Role
+    join_time: datetime
+    muted: bool = False
+    archived: bool = False
+    pinned: bool = False
+    read_sequence: int = 0
+    delivered_sequence: int = 0
+    unread_count: int = 0
+    read_time: datetime | None = None
+    activity_time: datetime | None = None  # the conversation's last activity, for sorting
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChanges:
+    """Membership fields to change; None leaves one as it is."""
+
+    role: Role | None = None
+    muted: bool | None = None
+    archived: bool | None = None
+    pinned: bool | None = None
+
+
+def direct_key(a: str, b: str) -> str:
+    """The one key of the direct conversation between two users, in either order."""
+    first, second = sorted((a, b))
+    return f"{first}\x1f{second}"

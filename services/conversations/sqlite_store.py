@@ -1,0 +1,312 @@
+"""ConversationStore on the embedded SQLite engine."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from services.conversations.models import (
+    Conversation,
+    ConversationChanges,
+    Kind,
+    Member,
+    MemberChanges,
+    Preview,
+    Role,
+)
+from services.conversations.store import InboxPosition, Position
+from services.core.clock import from_ms, opt_from_ms, to_ms
+from services.core.db.sqlite import Migration, SqliteDatabase
+from services.core.errors import CapacityExceeded, StoreConflict
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        "CREATE TABLE conversations ("
+        " app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, kind TEXT NOT NULL,"
+        " title TEXT NOT NULL, image_uri TEXT NOT NULL, metadata TEXT NOT NULL,"
+        " frozen INTEGER NOT NULL, creator_id TEXT NOT NULL, member_count INTEGER NOT NULL,"
+        " last_sequence INTEGER NOT NULL, preview TEXT, create_time INTEGER NOT NULL,"
+        " update_time INTEGER NOT NULL, last_activity_time INTEGER NOT NULL,"
+        " direct_key TEXT, delete_time INTEGER,"
+        " PRIMARY KEY (app_id, conversation_id))",
+        "CREATE UNIQUE INDEX conversations_direct ON conversations (app_id, direct_key)"
+        " WHERE direct_key IS NOT NULL",
+        "CREATE INDEX conversations_channels ON conversations"
+        " (app_id, kind, create_time, conversation_id) WHERE delete_time IS NULL",
+        "CREATE TABLE members ("
+        " app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, user_id TEXT NOT NULL,"
+        " role INTEGER NOT NULL, join_time INTEGER NOT NULL, muted INTEGER NOT NULL,"
+        " archived INTEGER NOT NULL, pinned INTEGER NOT NULL, read_sequence INTEGER NOT NULL,"
+        " delivered_sequence INTEGER NOT NULL, unread_count INTEGER NOT NULL,"
+        " read_time INTEGER, activity_time INTEGER NOT NULL,"
+        " PRIMARY KEY (app_id, conversation_id, user_id))",
+        "CREATE INDEX members_by_join ON members (app_id, conversation_id, join_time, user_id)",
+        "CREATE INDEX members_inbox ON members"
+        " (app_id, user_id, archived, pinned, activity_time, conversation_id)",
+    ),
+)
+
+CONVERSATION_COLUMNS = (
+    "app_id, conversation_id, kind, title, image_uri, metadata, frozen, creator_id,"
+    " member_count, last_sequence, preview, create_time, update_time, last_activity_time")
+MEMBER_COLUMNS = (
+    "app_id, conversation_id, user_id, role, join_time, muted, archived, pinned,"
+    " read_sequence, delivered_sequence, unread_count, read_time, activity_time")
+
+
+def preview_json(preview: Preview | None) -> str | None:
+    if preview is None:
+        return None
+    return json.dumps({"s": preview.sequence, "u": preview.sender_id, "t": preview.text,
+                       "d": preview.deleted, "c": to_ms(preview.create_time)})
+
+
+def _preview(text: str | None) -> Preview | None:
+    if text is None:
+        return None
+    data = json.loads(text)
+    return Preview(data["s"], data["u"], data["t"], data["d"], from_ms(data["c"]))
+
+
+def conversation_row(row: Any) -> Conversation:
+    return Conversation(row[0], row[1], Kind(row[2]), row[3], row[4], json.loads(row[5]),
+                        bool(row[6]), row[7], row[8], row[9], _preview(row[10]),
+                        from_ms(row[11]), from_ms(row[12]), from_ms(row[13]))
+
+
+def member_row(row: Any) -> Member:
+    return Member(row[0], row[1], row[2], Role(row[3]), from_ms(row[4]), bool(row[5]),
+                  bool(row[6]), bool(row[7]), row[8], row[9], row[10], opt_from_ms(row[11]),
+                  from_ms(row[12]))
+
+
+def select_conversation(conn: sqlite3.Connection, app_id: str, conversation_id: str
+                        ) -> Conversation | None:
+    row = conn.execute(f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE app_id = ?"
+                       " AND conversation_id = ? AND delete_time IS NULL",
+                       (app_id, conversation_id)).fetchone()
+    return None if row is None else conversation_row(row)
+
+
+def select_member(conn: sqlite3.Connection, app_id: str, conversation_id: str, user_id: str
+                  ) -> Member | None:
+    row = conn.execute(f"SELECT {MEMBER_COLUMNS} FROM members WHERE app_id = ?"
+                       " AND conversation_id = ? AND user_id = ?",
+                       (app_id, conversation_id, user_id)).fetchone()
+    return None if row is None else member_row(row)
+
+
+def _insert_member(conn: sqlite3.Connection, member: Member, activity_ms: int) -> None:
+    conn.execute(
+        f"INSERT INTO members ({MEMBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (member.app_id, member.conversation_id, member.user_id, int(member.role),
+         to_ms(member.join_time), int(member.muted), int(member.archived), int(member.pinned),
+         member.read_sequence, member.delivered_sequence, member.unread_count,
+         None if member.read_time is None else to_ms(member.read_time), activity_ms))
+
+
+class SqliteConversationStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def migrate(self) -> None:
+        await self._db.migrate("conversations", MIGRATIONS)
+
+    async def create_conversation(self, conversation: Conversation, members: Sequence[Member],
+                                  direct_key: str | None) -> tuple[Conversation, bool]:
+        c = conversation
+
+        def tx(conn: sqlite3.Connection) -> tuple[Conversation, bool]:
+            if direct_key is not None:
+                row = conn.execute(
+                    f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE app_id = ?"
+                    " AND direct_key = ? AND delete_time IS NULL",
+                    (c.app_id, direct_key)).fetchone()
+                if row is not None:
+                    return conversation_row(row), False
+            try:
+                conn.execute(
+                    f"INSERT INTO conversations ({CONVERSATION_COLUMNS}, direct_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (c.app_id, c.conversation_id, c.kind.value, c.title, c.image_uri,
+                     json.dumps(dict(c.metadata)), int(c.frozen), c.creator_id, len(members),
+                     c.last_sequence, preview_json(c.last_message), to_ms(c.create_time),
+                     to_ms(c.update_time), to_ms(c.last_activity_time), direct_key))
+            except sqlite3.IntegrityError as exc:
+                raise StoreConflict(c.conversation_id) from exc
+            for member in members:
+                _insert_member(conn, member, to_ms(c.last_activity_time))
+            stored = select_conversation(conn, c.app_id, c.conversation_id)
+            assert stored is not None
+            return stored, True
+
+        return await self._db.write(tx)
+
+    async def get_conversation(self, app_id: str, conversation_id: str) -> Conversation | None:
+        return await self._db.read(lambda conn: select_conversation(conn, app_id,
+                                                                    conversation_id))
+
+    async def update_conversation(self, app_id: str, conversation_id: str,
+                                  changes: ConversationChanges, now: datetime
+                                  ) -> Conversation | None:
+        def tx(conn: sqlite3.Connection) -> Conversation | None:
+            metadata = None if changes.metadata is None else json.dumps(dict(changes.metadata))
+            frozen = None if changes.frozen is None else int(changes.frozen)
+            conn.execute(
+                "UPDATE conversations SET title = coalesce(?, title),"
+                " image_uri = coalesce(?, image_uri), metadata = coalesce(?, metadata),"
+                " frozen = coalesce(?, frozen), update_time = ?"
+                " WHERE app_id = ? AND conversation_id = ? AND delete_time IS NULL",
+                (changes.title, changes.image_uri, metadata, frozen, to_ms(now), app_id,
+                 conversation_id))
+            return select_conversation(conn, app_id, conversation_id)
+
+        return await self._db.write(tx)
+
+    async def delete_conversation(self, app_id: str, conversation_id: str, now: datetime
+                                  ) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE conversations SET delete_time = ?, direct_key = NULL"
+                " WHERE app_id = ? AND conversation_id = ? AND delete_time IS NULL",
+                (to_ms(now), app_id, conversation_id))
+            if cursor.rowcount == 0:
+                return False
+            conn.execute("DELETE FROM members WHERE app_id = ? AND conversation_id = ?",
+                         (app_id, conversation_id))
+            for table in ("messages", "message_revisions", "reactions"):
+                conn.execute(f"DELETE FROM {table} WHERE app_id = ? AND conversation_id = ?",
+                             (app_id, conversation_id))
+            return True
+
+        return await self._db.write(tx)
+
+    async def get_member(self, app_id: str, conversation_id: str, user_id: str
+                         ) -> Member | None:
+        return await self._db.read(
+            lambda conn: select_member(conn, app_id, conversation_id, user_id))
+
+    async def add_members(self, app_id: str, conversation_id: str, members: Sequence[Member],
+                          max_members: int) -> list[Member]:
+        def tx(conn: sqlite3.Connection) -> list[Member]:
+            conversation = select_conversation(conn, app_id, conversation_id)
+            if conversation is None:
+                return []
+            new = [m for m in members
+                   if select_member(conn, app_id, conversation_id, m.user_id) is None]
+            if conversation.member_count + len(new) > max_members:
+                raise CapacityExceeded("members per conversation", max_members)
+            activity = to_ms(conversation.last_activity_time)
+            added = []
+            for member in new:
+                joined = Member(app_id, conversation_id, member.user_id, member.role,
+                                member.join_time,
+                                read_sequence=conversation.last_sequence,
+                                delivered_sequence=conversation.last_sequence)
+                _insert_member(conn, joined, activity)
+                added.append(select_member(conn, app_id, conversation_id, member.user_id))
+            conn.execute("UPDATE conversations SET member_count = member_count + ?"
+                         " WHERE app_id = ? AND conversation_id = ?",
+                         (len(new), app_id, conversation_id))
+            return [m for m in added if m is not None]
+
+        return await self._db.write(tx)
+
+    async def remove_member(self, app_id: str, conversation_id: str, user_id: str
+                            ) -> Member | None:
+        def tx(conn: sqlite3.Connection) -> Member | None:
+            removed = select_member(conn, app_id, conversation_id, user_id)
+            if removed is None:
+                return None
+            key = (app_id, conversation_id)
+            conn.execute("DELETE FROM members WHERE app_id = ? AND conversation_id = ?"
+                         " AND user_id = ?", (*key, user_id))
+            conn.execute("UPDATE conversations SET member_count = member_count - 1"
+                         " WHERE app_id = ? AND conversation_id = ?", key)
+            if removed.role is Role.OWNER:
+                heir = conn.execute(
+                    "SELECT user_id FROM members WHERE app_id = ? AND conversation_id = ?"
+                    " ORDER BY role = ? DESC, join_time, user_id LIMIT 1",
+                    (*key, int(Role.ADMIN))).fetchone()
+                if heir is not None:
+                    conn.execute("UPDATE members SET role = ? WHERE app_id = ?"
+                                 " AND conversation_id = ? AND user_id = ?",
+                                 (int(Role.OWNER), *key, heir[0]))
+            return removed
+
+        return await self._db.write(tx)
+
+    async def update_member(self, app_id: str, conversation_id: str, user_id: str,
+                            changes: MemberChanges) -> Member | None:
+        def tx(conn: sqlite3.Connection) -> Member | None:
+            def flag(value: bool | None) -> int | None:
+                return None if value is None else int(value)
+
+            conn.execute(
+                "UPDATE members SET role = coalesce(?, role), muted = coalesce(?, muted),"
+                " archived = coalesce(?, archived), pinned = coalesce(?, pinned)"
+                " WHERE app_id = ? AND conversation_id = ? AND user_id = ?",
+                (None if changes.role is None else int(changes.role), flag(changes.muted),
+                 flag(changes.archived), flag(changes.pinned), app_id, conversation_id,
+                 user_id))
+            return select_member(conn, app_id, conversation_id, user_id)
+
+        return await self._db.write(tx)
+
+    async def list_members(self, app_id: str, conversation_id: str, limit: int,
+                           after: Position | None) -> list[Member]:
+        def query(conn: sqlite3.Connection) -> list[Member]:
+            start = after or (-1, "")
+            rows = conn.execute(
+                f"SELECT {MEMBER_COLUMNS} FROM members WHERE app_id = ?"
+                " AND conversation_id = ? AND (join_time, user_id) > (?, ?)"
+                " ORDER BY join_time, user_id LIMIT ?",
+                (app_id, conversation_id, *start, limit))
+            return [member_row(row) for row in rows]
+
+        return await self._db.read(query)
+
+    async def list_user_conversations(self, app_id: str, user_id: str, include_archived: bool,
+                                      limit: int, after: InboxPosition | None
+                                      ) -> list[tuple[Member, Conversation]]:
+        def query(conn: sqlite3.Connection) -> list[tuple[Member, Conversation]]:
+            start = after or (2, 0, "")
+            archived = "" if include_archived else " AND archived = 0"
+            rows = conn.execute(
+                f"SELECT {MEMBER_COLUMNS} FROM members WHERE app_id = ? AND user_id = ?"
+                f"{archived} AND (pinned, activity_time, conversation_id) < (?, ?, ?)"
+                " ORDER BY pinned DESC, activity_time DESC, conversation_id DESC LIMIT ?",
+                (app_id, user_id, *start, limit)).fetchall()
+            result = []
+            for row in rows:
+                member = member_row(row)
+                conversation = select_conversation(conn, app_id, member.conversation_id)
+                if conversation is not None:
+                    result.append((member, conversation))
+            return result
+
+        return await self._db.read(query)
+
+    async def list_channels(self, app_id: str, limit: int, after: Position | None
+                            ) -> list[Conversation]:
+        def query(conn: sqlite3.Connection) -> list[Conversation]:
+            start = after or (2**62, "")
+            rows = conn.execute(
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE app_id = ?"
+                " AND kind = ? AND delete_time IS NULL"
+                " AND (create_time, conversation_id) < (?, ?)"
+                " ORDER BY create_time DESC, conversation_id DESC LIMIT ?",
+                (app_id, Kind.CHANNEL.value, *start, limit))
+            return [conversation_row(row) for row in rows]
+
+        return await self._db.read(query)
+
+    async def unread_totals(self, app_id: str, user_id: str) -> tuple[int, int]:
+        row = await self._db.read(lambda conn: conn.execute(
+            "SELECT coalesce(sum(unread_count), 0), count(*) FROM members"
+            " WHERE app_id = ? AND user_id = ? AND muted = 0 AND unread_count > 0",
+            (app_id, user_id)).fetchone())
+        return int(row[0]), int(row[1])

@@ -1,0 +1,78 @@
+"""The conversations store port. Every method is scoped by app id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from services.conversations.models import (
+    Conversation,
+    ConversationChanges,
+    Member,
+    MemberChanges,
+)
+
+Position = tuple[int, str]  # (time in ms, id)
+# Position in a user's conversation list: (pinned 0/1, last activity in ms, conversation id).
+InboxPosition = tuple[int, int, str]
+
+
+class ConversationStore(Protocol):
+    async def migrate(self) -> None:
+        """Bring this store's schema and indexes up to date; safe on every start."""
+
+    async def create_conversation(self, conversation: Conversation, members: Sequence[Member],
+                                  direct_key: str | None) -> tuple[Conversation, bool]:
+        """Insert a conversation with its first members, atomically; (stored, created).
+
+        With `direct_key`, a direct conversation with that key that exists already is
+        returned instead (created False). Raises StoreConflict if the id is taken.
+        """
+
+    async def get_conversation(self, app_id: str, conversation_id: str) -> Conversation | None:
+        """The conversation, unless unknown or deleted."""
+
+    async def update_conversation(self, app_id: str, conversation_id: str,
+                                  changes: ConversationChanges, now: datetime
+                                  ) -> Conversation | None: ...
+
+    async def delete_conversation(self, app_id: str, conversation_id: str, now: datetime
+                                  ) -> bool:
+        """Delete it for everyone (its members go with it); False if unknown."""
+
+    async def get_member(self, app_id: str, conversation_id: str, user_id: str
+                         ) -> Member | None: ...
+
+    async def add_members(self, app_id: str, conversation_id: str, members: Sequence[Member],
+                          max_members: int) -> list[Member]:
+        """Add those not yet members (each starts with everything read); the added ones.
+
+        Raises CapacityExceeded (adding none) if the conversation would pass max_members.
+        """
+
+    async def remove_member(self, app_id: str, conversation_id: str, user_id: str
+                            ) -> Member | None:
+        """Remove a member; if it was the owner, the longest-standing admin (else member)
+        becomes owner, in the same transaction. The removed member, or None."""
+
+    async def update_member(self, app_id: str, conversation_id: str, user_id: str,
+                            changes: MemberChanges) -> Member | None: ...
+
+    async def list_members(self, app_id: str, conversation_id: str, limit: int,
+                           after: Position | None) -> list[Member]:
+        """Members ordered by (join_time, user_id)."""
+
+    async def list_user_conversations(self, app_id: str, user_id: str, include_archived: bool,
+                                      limit: int, after: InboxPosition | None
+                                      ) -> list[tuple[Member, Conversation]]:
+        """A user's memberships with their conversations: pinned first, then by last
+        activity, newest first (descending (pinned, activity, conversation id))."""
+
+    async def list_channels(self, app_id: str, limit: int, after: Position | None
+                            ) -> list[Conversation]:
+        """The app's channels, newest first: (create_time, id) descending."""
+
+    async def unread_totals(self, app_id: str, user_id: str) -> tuple[int, int]:
+        """(unread messages, conversations with unread) over the user's unmuted
+        memberships."""

@@ -1,0 +1,97 @@
+"""Messages, their reactions and revisions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    kind: str  # image, video, audio, file, link
+    uri: str
+    title: str = ""
+    mime_type: str = ""
+    size_bytes: int = 0
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    user_id: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A message to send, as checked by the actions."""
+
+    sender_id: str
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+    mentions: tuple[Mention, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    thread_root: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    app_id: str
+    conversation_id: str
+    sequence: int
+    sender_id: str
+    text: str
+    attachments: tuple[Attachment, ...]
+    mentions: tuple[Mention, ...]
+    metadata: Mapping[str, str]
+    thread_root: int
+    reply_count: int
+    last_reply_time: datetime | None
+    reactions: Mapping[str, int]  # emoji → count, in first-reaction order
+    create_time: datetime
+    edit_time: datetime | None = None
+    delete_time: datetime | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.delete_time is not None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChanges:
+    """Fields an edit changes; None leaves one as it is."""
+
+    text: str | None = None
+    attachments: tuple[Attachment, ...] | None = None
+    metadata: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    revision: int
+    text: str
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    user_id: str
+    emoji: str
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Messages in ascending order, and whether more lie on either side."""
+
+    messages: list[Message]
+    more_before: bool
+    more_after: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptSummary:
+    read: int
+    delivered: int

@@ -1,0 +1,403 @@
+"""MessageStore on the embedded SQLite engine.
+
+Sending runs in one write transaction on SQLite's single writer, which is what makes
+sequence numbers gapless: the conversation's counter, the message, the thread root,
+the preview and every member's unread count change together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Literal
+
+from services.conversations.models import PREVIEW_LENGTH, Member, Preview
+from services.conversations.sqlite_store import (
+    MEMBER_COLUMNS,
+    member_row,
+    preview_json,
+    select_conversation,
+    select_member,
+)
+from services.core.clock import from_ms, opt_from_ms, to_ms
+from services.core.db.sqlite import Migration, SqliteDatabase
+from services.core.errors import CapacityExceeded
+from services.messages.models import (
+    Attachment,
+    Draft,
+    Mention,
+    Message,
+    MessageChanges,
+    Page,
+    Reaction,
+    ReceiptSummary,
+    Revision,
+)
+from services.messages.store import Direction, Position, around_page
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        "CREATE TABLE messages ("
+        " app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, sequence INTEGER NOT NULL,"
+        " sender_id TEXT NOT NULL, text TEXT NOT NULL, attachments TEXT NOT NULL,"
+        " mentions TEXT NOT NULL, metadata TEXT NOT NULL, thread_root INTEGER NOT NULL,"
+        " reply_count INTEGER NOT NULL, last_reply_time INTEGER, reactions TEXT NOT NULL,"
+        " request_id TEXT NOT NULL, create_time INTEGER NOT NULL, edit_time INTEGER,"
+        " delete_time INTEGER, PRIMARY KEY (app_id, conversation_id, sequence))",
+        "CREATE UNIQUE INDEX messages_by_request ON messages"
+        " (app_id, conversation_id, sender_id, request_id)",
+        "CREATE INDEX messages_by_thread ON messages"
+        " (app_id, conversation_id, thread_root, sequence)",
+        "CREATE TABLE message_revisions ("
+        " app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, sequence INTEGER NOT NULL,"
+        " revision INTEGER NOT NULL, text TEXT NOT NULL, create_time INTEGER NOT NULL,"
+        " PRIMARY KEY (app_id, conversation_id, sequence, revision))",
+        "CREATE TABLE reactions ("
+        " app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, sequence INTEGER NOT NULL,"
+        " user_id TEXT NOT NULL, emoji TEXT NOT NULL, create_time INTEGER NOT NULL,"
+        " PRIMARY KEY (app_id, conversation_id, sequence, user_id, emoji))",
+        "CREATE INDEX reactions_by_time ON reactions"
+        " (app_id, conversation_id, sequence, create_time, user_id, emoji)",
+    ),
+)
+
+_COLUMNS = ("app_id, conversation_id, sequence, sender_id, text, attachments, mentions,"
+            " metadata, thread_root, reply_count, last_reply_time, reactions, create_time,"
+            " edit_time, delete_time")
+_KEY = "app_id = ? AND conversation_id = ?"
+
+
+def _message(row: Any) -> Message:
+    return Message(
+        row[0], row[1], row[2], row[3], row[4],
+        tuple(Attachment(**a) for a in json.loads(row[5])),
+        tuple(Mention(**m) for m in json.loads(row[6])), json.loads(row[7]), row[8], row[9],
+        opt_from_ms(row[10]), dict(json.loads(row[11])), from_ms(row[12]),
+        opt_from_ms(row[13]), opt_from_ms(row[14]))
+
+
+def _select(conn: sqlite3.Connection, app_id: str, conversation_id: str, sequence: int
+            ) -> Message | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE {_KEY} AND sequence = ?",
+                       (app_id, conversation_id, sequence)).fetchone()
+    return None if row is None else _message(row)
+
+
+def _attachments_json(attachments: Iterable[Attachment]) -> str:
+    return json.dumps([asdict(a) for a in attachments])
+
+
+def _page_query(conn: sqlite3.Connection, key: tuple[str, str, int], where: str,
+                order: str, args: tuple[int, ...], limit: int) -> list[Message]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM messages WHERE {_KEY} AND thread_root = ? {where}"
+        f" ORDER BY sequence {order} LIMIT ?", (*key, *args, limit))
+    return [_message(row) for row in rows]
+
+
+def _exists(conn: sqlite3.Connection, key: tuple[str, str, int], where: str, value: int
+            ) -> bool:
+    row = conn.execute(f"SELECT 1 FROM messages WHERE {_KEY} AND thread_root = ? {where}"
+                       " LIMIT 1", (*key, value)).fetchone()
+    return row is not None
+
+
+def _list(conn: sqlite3.Connection, key: tuple[str, str, int], direction: Direction,
+          sequence: int, limit: int) -> Page:
+    if direction == "latest":
+        rows = _page_query(conn, key, "", "DESC", (), limit + 1)
+        return Page(rows[:limit][::-1], len(rows) > limit, False)
+    if direction == "before":
+        rows = _page_query(conn, key, "AND sequence < ?", "DESC", (sequence,), limit + 1)
+        return Page(rows[:limit][::-1], len(rows) > limit,
+                    _exists(conn, key, "AND sequence >= ?", sequence))
+    if direction == "after":
+        rows = _page_query(conn, key, "AND sequence > ?", "ASC", (sequence,), limit + 1)
+        return Page(rows[:limit], _exists(conn, key, "AND sequence <= ?", sequence),
+                    len(rows) > limit)
+    older = _page_query(conn, key, "AND sequence < ?", "DESC", (sequence,), limit + 1)
+    newer = _page_query(conn, key, "AND sequence >= ?", "ASC", (sequence,), limit + 1)
+    return around_page(older, newer, limit)
+
+
+class SqliteMessageStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def migrate(self) -> None:
+        await self._db.migrate("messages", MIGRATIONS)
+
+    async def append(self, app_id: str, conversation_id: str, draft: Draft, request_id: str,
+                     now: datetime) -> tuple[Message, bool]:
+        key = (app_id, conversation_id)
+
+        def tx(conn: sqlite3.Connection) -> tuple[Message, bool]:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE {_KEY}"
+                               " AND sender_id = ? AND request_id = ?",
+                               (*key, draft.sender_id, request_id)).fetchone()
+            if row is not None:
+                return _message(row), False
+            conversation = select_conversation(conn, app_id, conversation_id)
+            if conversation is None:
+                raise LookupError(conversation_id)
+            sequence = conversation.last_sequence + 1
+            at = to_ms(now)
+            conn.execute(
+                f"INSERT INTO messages ({_COLUMNS}, request_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '[]', ?, NULL, NULL, ?)",
+                (*key, sequence, draft.sender_id, draft.text,
+                 _attachments_json(draft.attachments),
+                 json.dumps([asdict(m) for m in draft.mentions]),
+                 json.dumps(dict(draft.metadata)), draft.thread_root, at, request_id))
+            if draft.thread_root:
+                conn.execute(f"UPDATE messages SET reply_count = reply_count + 1,"
+                             f" last_reply_time = ? WHERE {_KEY} AND sequence = ?",
+                             (at, *key, draft.thread_root))
+                preview = conversation.last_message
+            else:
+                preview = Preview(sequence, draft.sender_id, draft.text[:PREVIEW_LENGTH],
+                                  False, now)
+            conn.execute(f"UPDATE conversations SET last_sequence = ?, preview = ?,"
+                         f" last_activity_time = ? WHERE {_KEY}",
+                         (sequence, preview_json(preview), at, *key))
+            conn.execute(f"UPDATE members SET unread_count = unread_count + 1,"
+                         f" activity_time = ? WHERE {_KEY} AND user_id != ?",
+                         (at, *key, draft.sender_id))
+            conn.execute(f"UPDATE members SET read_sequence = ?, delivered_sequence = ?,"
+                         f" read_time = ?, unread_count = 0, activity_time = ?"
+                         f" WHERE {_KEY} AND user_id = ?",
+                         (sequence, sequence, at, at, *key, draft.sender_id))
+            sent = _select(conn, app_id, conversation_id, sequence)
+            assert sent is not None
+            return sent, True
+
+        return await self._db.write(tx)
+
+    async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None:
+        return await self._db.read(lambda conn: _select(conn, app_id, conversation_id,
+                                                        sequence))
+
+    async def get_many(self, app_id: str, conversation_id: str, sequences: Iterable[int]
+                       ) -> dict[int, Message]:
+        wanted = sorted(set(sequences))
+        if not wanted:
+            return {}
+
+        def query(conn: sqlite3.Connection) -> dict[int, Message]:
+            marks = ", ".join("?" * len(wanted))
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE {_KEY}"
+                                f" AND sequence IN ({marks})", (app_id, conversation_id,
+                                                                *wanted))
+            return {m.sequence: m for m in map(_message, rows)}
+
+        return await self._db.read(query)
+
+    async def list(self, app_id: str, conversation_id: str, thread_root: int,
+                   direction: Direction, sequence: int, limit: int) -> Page:
+        return await self._db.read(lambda conn: _list(
+            conn, (app_id, conversation_id, thread_root), direction, sequence, limit))
+
+    async def edit(self, app_id: str, conversation_id: str, sequence: int,
+                   changes: MessageChanges, now: datetime) -> Message | None:
+        key = (app_id, conversation_id, sequence)
+
+        def tx(conn: sqlite3.Connection) -> Message | None:
+            current = _select(conn, *key)
+            if current is None or current.deleted:
+                return current
+            edit_time = current.edit_time
+            if changes.text is not None and changes.text != current.text:
+                count = conn.execute(
+                    f"SELECT count(*) FROM message_revisions WHERE {_KEY} AND sequence = ?",
+                    key).fetchone()[0]
+                if count == 0:  # keep the original text as revision 1
+                    conn.execute("INSERT INTO message_revisions VALUES (?, ?, ?, 1, ?, ?)",
+                                 (*key, current.text, to_ms(current.create_time)))
+                    count = 1
+                conn.execute("INSERT INTO message_revisions VALUES (?, ?, ?, ?, ?, ?)",
+                             (*key, count + 1, changes.text, to_ms(now)))
+                edit_time = now
+            conn.execute(
+                f"UPDATE messages SET text = coalesce(?, text),"
+                f" attachments = coalesce(?, attachments), metadata = coalesce(?, metadata),"
+                f" edit_time = ? WHERE {_KEY} AND sequence = ?",
+                (changes.text,
+                 None if changes.attachments is None else _attachments_json(changes.attachments),
+                 None if changes.metadata is None else json.dumps(dict(changes.metadata)),
+                 None if edit_time is None else to_ms(edit_time), *key))
+            return _select(conn, *key)
+
+        return await self._db.write(tx)
+
+    async def revisions(self, app_id: str, conversation_id: str, sequence: int
+                        ) -> list[Revision]:
+        def query(conn: sqlite3.Connection) -> list[Revision]:
+            rows = conn.execute(f"SELECT revision, text, create_time FROM message_revisions"
+                                f" WHERE {_KEY} AND sequence = ? ORDER BY revision",
+                                (app_id, conversation_id, sequence)).fetchall()
+            if rows:
+                return [Revision(r[0], r[1], from_ms(r[2])) for r in rows]
+            message = _select(conn, app_id, conversation_id, sequence)
+            if message is None or message.deleted:
+                return []
+            return [Revision(1, message.text, message.create_time)]
+
+        return await self._db.read(query)
+
+    async def delete(self, app_id: str, conversation_id: str, sequence: int, now: datetime
+                     ) -> Message | None:
+        key = (app_id, conversation_id, sequence)
+
+        def tx(conn: sqlite3.Connection) -> Message | None:
+            current = _select(conn, *key)
+            if current is None or current.deleted:
+                return current
+            conn.execute(f"UPDATE messages SET text = '', attachments = '[]', mentions = '[]',"
+                         f" metadata = '{{}}', reactions = '[]', delete_time = ?"
+                         f" WHERE {_KEY} AND sequence = ?", (to_ms(now), *key))
+            for table in ("message_revisions", "reactions"):
+                conn.execute(f"DELETE FROM {table} WHERE {_KEY} AND sequence = ?", key)
+            conn.execute(f"UPDATE members SET unread_count = max(unread_count - 1, 0)"
+                         f" WHERE {_KEY} AND user_id != ? AND read_sequence < ?",
+                         (app_id, conversation_id, current.sender_id, sequence))
+            conversation = select_conversation(conn, app_id, conversation_id)
+            preview = conversation.last_message if conversation else None
+            if preview is not None and preview.sequence == sequence:
+                gone = Preview(sequence, preview.sender_id, "", True, preview.create_time)
+                conn.execute(f"UPDATE conversations SET preview = ? WHERE {_KEY}",
+                             (preview_json(gone), app_id, conversation_id))
+            return _select(conn, *key)
+
+        return await self._db.write(tx)
+
+    async def add_reaction(self, app_id: str, conversation_id: str, sequence: int,
+                           user_id: str, emoji: str, now: datetime, max_emoji: int,
+                           max_per_user: int) -> Message | None:
+        key = (app_id, conversation_id, sequence)
+
+        def tx(conn: sqlite3.Connection) -> Message | None:
+            current = _select(conn, *key)
+            if current is None or current.deleted:
+                return current
+            mine = [r[0] for r in conn.execute(
+                f"SELECT emoji FROM reactions WHERE {_KEY} AND sequence = ? AND user_id = ?",
+                (*key, user_id))]
+            if emoji in mine:
+                return current
+            if len(mine) >= max_per_user:
+                raise CapacityExceeded("reactions per user per message", max_per_user)
+            if emoji not in current.reactions and len(current.reactions) >= max_emoji:
+                raise CapacityExceeded("distinct emoji per message", max_emoji)
+            conn.execute("INSERT INTO reactions VALUES (?, ?, ?, ?, ?, ?)",
+                         (*key, user_id, emoji, to_ms(now)))
+            counts = dict(current.reactions)
+            counts[emoji] = counts.get(emoji, 0) + 1
+            conn.execute(f"UPDATE messages SET reactions = ? WHERE {_KEY} AND sequence = ?",
+                         (json.dumps(list(counts.items())), *key))
+            return _select(conn, *key)
+
+        return await self._db.write(tx)
+
+    async def remove_reaction(self, app_id: str, conversation_id: str, sequence: int,
+                              user_id: str, emoji: str) -> Message | None:
+        key = (app_id, conversation_id, sequence)
+
+        def tx(conn: sqlite3.Connection) -> Message | None:
+            current = _select(conn, *key)
+            if current is None or current.deleted:
+                return current
+            removed = conn.execute(
+                f"DELETE FROM reactions WHERE {_KEY} AND sequence = ? AND user_id = ?"
+                " AND emoji = ?", (*key, user_id, emoji)).rowcount
+            if not removed:
+                return current
+            counts = dict(current.reactions)
+            counts[emoji] -= 1
+            if counts[emoji] <= 0:
+                del counts[emoji]
+            conn.execute(f"UPDATE messages SET reactions = ? WHERE {_KEY} AND sequence = ?",
+                         (json.dumps(list(counts.items())), *key))
+            return _select(conn, *key)
+
+        return await self._db.write(tx)
+
+    async def reacted(self, app_id: str, conversation_id: str, sequences: Iterable[int],
+                      user_id: str) -> dict[int, set[str]]:
+        wanted = sorted(set(sequences))
+        if not wanted:
+            return {}
+
+        def query(conn: sqlite3.Connection) -> dict[int, set[str]]:
+            marks = ", ".join("?" * len(wanted))
+            found: dict[int, set[str]] = {}
+            for sequence, emoji in conn.execute(
+                    f"SELECT sequence, emoji FROM reactions WHERE {_KEY} AND user_id = ?"
+                    f" AND sequence IN ({marks})", (app_id, conversation_id, user_id, *wanted)):
+                found.setdefault(sequence, set()).add(emoji)
+            return found
+
+        return await self._db.read(query)
+
+    async def list_reactions(self, app_id: str, conversation_id: str, sequence: int,
+                             limit: int, after: Position | None) -> list[Reaction]:
+        def query(conn: sqlite3.Connection) -> list[Reaction]:
+            start = after or (-1, "")
+            rows = conn.execute(
+                f"SELECT user_id, emoji, create_time FROM reactions WHERE {_KEY}"
+                " AND sequence = ? AND (create_time, user_id || char(31) || emoji) > (?, ?)"
+                " ORDER BY create_time, user_id || char(31) || emoji LIMIT ?",
+                (app_id, conversation_id, sequence, *start, limit))
+            return [Reaction(r[0], r[1], from_ms(r[2])) for r in rows]
+
+        return await self._db.read(query)
+
+    async def mark(self, app_id: str, conversation_id: str, user_id: str,
+                   which: Literal["read", "delivered"], sequence: int, now: datetime
+                   ) -> Member | None:
+        key = (app_id, conversation_id)
+
+        def tx(conn: sqlite3.Connection) -> Member | None:
+            member = select_member(conn, app_id, conversation_id, user_id)
+            conversation = select_conversation(conn, app_id, conversation_id)
+            if member is None or conversation is None:
+                return None
+            last = conversation.last_sequence
+            target = last if sequence == 0 or sequence > last else sequence
+            if which == "delivered":
+                conn.execute(f"UPDATE members SET delivered_sequence = max(delivered_sequence, ?)"
+                             f" WHERE {_KEY} AND user_id = ?", (target, *key, user_id))
+            elif target > member.read_sequence:
+                unread = conn.execute(
+                    f"SELECT count(*) FROM messages WHERE {_KEY} AND sequence > ?"
+                    " AND sender_id != ? AND delete_time IS NULL",
+                    (*key, target, user_id)).fetchone()[0]
+                conn.execute(f"UPDATE members SET read_sequence = ?, read_time = ?,"
+                             f" unread_count = ?,"
+                             f" delivered_sequence = max(delivered_sequence, ?)"
+                             f" WHERE {_KEY} AND user_id = ?",
+                             (target, to_ms(now), unread, target, *key, user_id))
+            return select_member(conn, app_id, conversation_id, user_id)
+
+        return await self._db.write(tx)
+
+    async def receipts(self, app_id: str, conversation_id: str, message: Message, limit: int,
+                       after: Position | None) -> tuple[list[Member], ReceiptSummary]:
+        def query(conn: sqlite3.Connection) -> tuple[list[Member], ReceiptSummary]:
+            start = after or (-1, "")
+            rows = conn.execute(
+                f"SELECT {MEMBER_COLUMNS} FROM members WHERE {_KEY} AND user_id != ?"
+                " AND (join_time, user_id) > (?, ?) ORDER BY join_time, user_id LIMIT ?",
+                (app_id, conversation_id, message.sender_id, *start, limit))
+            members = [member_row(row) for row in rows]
+            read, delivered = conn.execute(
+                f"SELECT coalesce(sum(read_sequence >= ?), 0),"
+                f" coalesce(sum(delivered_sequence >= ?), 0)"
+                f" FROM members WHERE {_KEY} AND user_id != ?",
+                (message.sequence, message.sequence, app_id, conversation_id,
+                 message.sender_id)).fetchone()
+            return members, ReceiptSummary(int(read), int(delivered))
+
+        return await self._db.read(query)

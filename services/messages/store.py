@@ -1,0 +1,102 @@
+"""The messages store port. Every method is scoped by app id and conversation id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal, Protocol
+
+from services.conversations.models import Member
+from services.messages.models import (
+    Draft,
+    Message,
+    MessageChanges,
+    Page,
+    Reaction,
+    ReceiptSummary,
+    Revision,
+)
+
+Position = tuple[int, str]  # (time in ms, id)
+Direction = Literal["latest", "before", "after", "around"]
+
+
+def around_page(older: list[Message], newer: list[Message], limit: int) -> Page:
+    """A page centred on a sequence from up to `limit + 1` messages on either side
+    (`older` newest first, `newer` from the sequence on): half each, and the other
+    side's room when one side runs short."""
+    take_older = min(len(older), max(limit // 2, limit - len(newer)))
+    take_newer = min(len(newer), limit - take_older)
+    return Page(older[:take_older][::-1] + newer[:take_newer], len(older) > take_older,
+                len(newer) > take_newer)
+
+
+class MessageStore(Protocol):
+    async def migrate(self) -> None:
+        """Bring this store's schema and indexes up to date; safe on every start."""
+
+    async def append(self, app_id: str, conversation_id: str, draft: Draft, request_id: str,
+                     now: datetime) -> tuple[Message, bool]:
+        """Send a message, atomically: (message, created).
+
+        A message of the same sender with the same request_id in this conversation is
+        returned instead (created False), and nothing changes. Otherwise it takes the
+        conversation's next sequence number (gapless, also under concurrent senders),
+        becomes its last message and activity, counts as unread for every other member,
+        moves the sender's read and delivered positions to it, and counts as a reply of
+        its thread root. Raises LookupError if the conversation does not exist.
+        """
+
+    async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None: ...
+
+    async def get_many(self, app_id: str, conversation_id: str, sequences: Iterable[int]
+                       ) -> dict[int, Message]: ...
+
+    async def list(self, app_id: str, conversation_id: str, thread_root: int,
+                   direction: Direction, sequence: int, limit: int) -> Page:
+        """A page of the top-level messages (thread_root 0) or of one thread's replies:
+        the latest, the ones before or after `sequence` (exclusive), or around it."""
+
+    async def edit(self, app_id: str, conversation_id: str, sequence: int,
+                   changes: MessageChanges, now: datetime) -> Message | None:
+        """Change a live message; a text change records the earlier text as a revision and
+        sets edit_time. A deleted message is returned unchanged; None if unknown."""
+
+    async def revisions(self, app_id: str, conversation_id: str, sequence: int
+                        ) -> list[Revision]:
+        """Every text the message had, oldest first, the current one last."""
+
+    async def delete(self, app_id: str, conversation_id: str, sequence: int, now: datetime
+                     ) -> Message | None:
+        """Make a tombstone (content, reactions and revisions gone; sequence kept), stop
+        counting it as unread, and update the conversation's preview if it was last.
+        Deleting a tombstone changes nothing; None if unknown."""
+
+    async def add_reaction(self, app_id: str, conversation_id: str, sequence: int,
+                           user_id: str, emoji: str, now: datetime, max_emoji: int,
+                           max_per_user: int) -> Message | None:
+        """Add a reaction unless it exists. Raises CapacityExceeded (adding nothing) past
+        `max_emoji` distinct emoji on the message or `max_per_user` by this user."""
+
+    async def remove_reaction(self, app_id: str, conversation_id: str, sequence: int,
+                              user_id: str, emoji: str) -> Message | None: ...
+
+    async def reacted(self, app_id: str, conversation_id: str, sequences: Iterable[int],
+                      user_id: str) -> dict[int, set[str]]:
+        """The emoji `user_id` reacted with, per message."""
+
+    async def list_reactions(self, app_id: str, conversation_id: str, sequence: int,
+                             limit: int, after: Position | None) -> list[Reaction]:
+        """Ordered by (create_time, user_id + "\\x1f" + emoji)."""
+
+    async def mark(self, app_id: str, conversation_id: str, user_id: str,
+                   which: Literal["read", "delivered"], sequence: int, now: datetime
+                   ) -> Member | None:
+        """Move a member's read (and then also delivered) or delivered position forward
+        to `sequence` (0 or past the end: the last message); never backward. Reading
+        recounts the member's unread messages. None if not a member."""
+
+    async def receipts(self, app_id: str, conversation_id: str, message: Message, limit: int,
+                       after: Position | None) -> tuple[list[Member], ReceiptSummary]:
+        """The members other than the sender, by (join_time, user_id), and how many of
+        all of them have read and received `message`."""

@@ -1,0 +1,165 @@
+"""UserStore on the embedded SQLite engine."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from services.core.clock import from_ms, opt_from_ms, to_ms
+from services.core.db.sqlite import Migration, SqliteDatabase
+from services.core.errors import StoreConflict
+from services.users.models import Block, User, UserChanges
+from services.users.store import Position
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        "CREATE TABLE users ("
+        " app_id TEXT NOT NULL, user_id TEXT NOT NULL, display_name TEXT NOT NULL,"
+        " image_uri TEXT NOT NULL, metadata TEXT NOT NULL, create_time INTEGER NOT NULL,"
+        " update_time INTEGER NOT NULL, delete_time INTEGER,"
+        " PRIMARY KEY (app_id, user_id))",
+        "CREATE INDEX users_by_create_time ON users (app_id, create_time, user_id)",
+        "CREATE TABLE blocks ("
+        " app_id TEXT NOT NULL, user_id TEXT NOT NULL, blocked_id TEXT NOT NULL,"
+        " create_time INTEGER NOT NULL, PRIMARY KEY (app_id, user_id, blocked_id))",
+        "CREATE INDEX blocks_by_time ON blocks (app_id, user_id, create_time, blocked_id)",
+    ),
+)
+
+_COLUMNS = ("app_id, user_id, display_name, image_uri, metadata, create_time, update_time,"
+            " delete_time")
+_SELECT = f"SELECT {_COLUMNS} FROM users WHERE app_id = ? AND user_id = ?"
+
+
+def _user(row: Any) -> User:
+    return User(row[0], row[1], row[2], row[3], json.loads(row[4]), from_ms(row[5]),
+                from_ms(row[6]), opt_from_ms(row[7]))
+
+
+def _insert(conn: sqlite3.Connection, user: User) -> None:
+    try:
+        conn.execute(f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (user.app_id, user.user_id, user.display_name, user.image_uri,
+                      json.dumps(dict(user.metadata)), to_ms(user.create_time),
+                      to_ms(user.update_time),
+                      None if user.delete_time is None else to_ms(user.delete_time)))
+    except sqlite3.IntegrityError as exc:
+        raise StoreConflict(user.user_id) from exc
+
+
+def _select(conn: sqlite3.Connection, app_id: str, user_id: str) -> User | None:
+    row = conn.execute(_SELECT, (app_id, user_id)).fetchone()
+    return None if row is None else _user(row)
+
+
+class SqliteUserStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def migrate(self) -> None:
+        await self._db.migrate("users", MIGRATIONS)
+
+    async def create_user(self, user: User) -> None:
+        await self._db.write(lambda conn: _insert(conn, user))
+
+    async def get_user(self, app_id: str, user_id: str) -> User | None:
+        return await self._db.read(lambda conn: _select(conn, app_id, user_id))
+
+    async def get_users(self, app_id: str, user_ids: Iterable[str]) -> dict[str, User]:
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return {}
+
+        def query(conn: sqlite3.Connection) -> dict[str, User]:
+            marks = ", ".join("?" * len(wanted))
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM users WHERE app_id = ?"
+                                f" AND user_id IN ({marks})", (app_id, *wanted))
+            return {user.user_id: user for user in map(_user, rows)}
+
+        return await self._db.read(query)
+
+    async def list_users(self, app_id: str, limit: int, after: Position | None) -> list[User]:
+        def query(conn: sqlite3.Connection) -> list[User]:
+            start = after or (-1, "")
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM users WHERE app_id = ?"
+                " AND (create_time, user_id) > (?, ?) ORDER BY create_time, user_id LIMIT ?",
+                (app_id, *start, limit))
+            return [_user(row) for row in rows]
+
+        return await self._db.read(query)
+
+    async def update_user(self, app_id: str, user_id: str, changes: UserChanges,
+                          now: datetime, create: User | None = None) -> User | None:
+        def tx(conn: sqlite3.Connection) -> User | None:
+            current = _select(conn, app_id, user_id)
+            if current is None:
+                if create is None:
+                    return None
+                _insert(conn, create)
+                return create
+            if current.deleted:
+                return current
+            conn.execute(
+                "UPDATE users SET display_name = coalesce(?, display_name),"
+                " image_uri = coalesce(?, image_uri), metadata = coalesce(?, metadata),"
+                " update_time = ? WHERE app_id = ? AND user_id = ?",
+                (changes.display_name, changes.image_uri,
+                 None if changes.metadata is None else json.dumps(dict(changes.metadata)),
+                 to_ms(now), app_id, user_id))
+            return _select(conn, app_id, user_id)
+
+        return await self._db.write(tx)
+
+    async def delete_user(self, app_id: str, user_id: str, now: datetime) -> User | None:
+        def tx(conn: sqlite3.Connection) -> User | None:
+            conn.execute(
+                "UPDATE users SET display_name = '', image_uri = '', metadata = '{}',"
+                " update_time = ?, delete_time = ?"
+                " WHERE app_id = ? AND user_id = ? AND delete_time IS NULL",
+                (to_ms(now), to_ms(now), app_id, user_id))
+            return _select(conn, app_id, user_id)
+
+        return await self._db.write(tx)
+
+    async def create_block(self, block: Block) -> Block:
+        def tx(conn: sqlite3.Connection) -> Block:
+            conn.execute("INSERT OR IGNORE INTO blocks VALUES (?, ?, ?, ?)",
+                         (block.app_id, block.user_id, block.blocked_id,
+                          to_ms(block.create_time)))
+            row = conn.execute("SELECT create_time FROM blocks WHERE app_id = ?"
+                               " AND user_id = ? AND blocked_id = ?",
+                               (block.app_id, block.user_id, block.blocked_id)).fetchone()
+            return Block(block.app_id, block.user_id, block.blocked_id, from_ms(row[0]))
+
+        return await self._db.write(tx)
+
+    async def delete_block(self, app_id: str, user_id: str, blocked_id: str) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("DELETE FROM blocks WHERE app_id = ? AND user_id = ?"
+                                  " AND blocked_id = ?", (app_id, user_id, blocked_id))
+            return cursor.rowcount > 0
+
+        return await self._db.write(tx)
+
+    async def list_blocks(self, app_id: str, user_id: str, limit: int,
+                          after: Position | None) -> list[Block]:
+        def query(conn: sqlite3.Connection) -> list[Block]:
+            start = after or (2**62, "")
+            rows = conn.execute(
+                "SELECT blocked_id, create_time FROM blocks WHERE app_id = ? AND user_id = ?"
+                " AND (create_time, blocked_id) < (?, ?)"
+                " ORDER BY create_time DESC, blocked_id DESC LIMIT ?",
+                (app_id, user_id, *start, limit))
+            return [Block(app_id, user_id, row[0], from_ms(row[1])) for row in rows]
+
+        return await self._db.read(query)
+
+    async def blocked_either_way(self, app_id: str, a: str, b: str) -> bool:
+        row = await self._db.read(lambda conn: conn.execute(
+            "SELECT 1 FROM blocks WHERE app_id = ? AND ((user_id = ? AND blocked_id = ?)"
+            " OR (user_id = ? AND blocked_id = ?)) LIMIT 1", (app_id, a, b, b, a)).fetchone())
+        return row is not None

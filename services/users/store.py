@@ -1,0 +1,50 @@
+"""The users store port. Every method is scoped by app id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from services.users.models import Block, User, UserChanges
+
+Position = tuple[int, str]  # (time in ms, id)
+
+
+class UserStore(Protocol):
+    async def migrate(self) -> None:
+        """Bring this store's schema and indexes up to date; safe on every start."""
+
+    async def create_user(self, user: User) -> None:
+        """Insert a user. Raises StoreConflict if the id is taken (even by a deleted user)."""
+
+    async def get_user(self, app_id: str, user_id: str) -> User | None:
+        """The user, deleted ones included (as tombstones)."""
+
+    async def get_users(self, app_id: str, user_ids: Iterable[str]) -> dict[str, User]:
+        """The users of `user_ids` that exist (tombstones included), by id."""
+
+    async def list_users(self, app_id: str, limit: int, after: Position | None) -> list[User]:
+        """Users ordered by (create_time, user_id)."""
+
+    async def update_user(self, app_id: str, user_id: str, changes: UserChanges,
+                          now: datetime, create: User | None = None) -> User | None:
+        """Apply `changes` to a live user (update_time = now); a deleted user is returned
+        unchanged. A missing user is inserted as `create` when given, else None."""
+
+    async def delete_user(self, app_id: str, user_id: str, now: datetime) -> User | None:
+        """Turn the user into a tombstone: profile cleared, delete_time = now (kept if
+        already deleted). None if unknown."""
+
+    async def create_block(self, block: Block) -> Block:
+        """Store a block, or return the one that exists."""
+
+    async def delete_block(self, app_id: str, user_id: str, blocked_id: str) -> bool:
+        """Remove a block; False if there was none."""
+
+    async def list_blocks(self, app_id: str, user_id: str, limit: int,
+                          after: Position | None) -> list[Block]:
+        """A user's blocks, newest first: (create_time, blocked_id) descending."""
+
+    async def blocked_either_way(self, app_id: str, a: str, b: str) -> bool:
+        """Whether `a` blocks `b` or `b` blocks `a`."""
