@@ -195,7 +195,7 @@ class SqliteMessageStore:
 
         return await self._db.read(query)
 
-    async def list(self, app_id: str, conversation_id: str, thread_root: int,
+    async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
                    direction: Direction, sequence: int, limit: int) -> Page:
         return await self._db.read(lambda conn: _list(
             conn, (app_id, conversation_id, thread_root), direction, sequence, limit))

@@ -52,7 +52,7 @@ class MessageStore(Protocol):
     async def get_many(self, app_id: str, conversation_id: str, sequences: Iterable[int]
                        ) -> dict[int, Message]: ...
 
-    async def list(self, app_id: str, conversation_id: str, thread_root: int,
+    async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
                    direction: Direction, sequence: int, limit: int) -> Page:
         """A page of the top-level messages (thread_root 0) or of one thread's replies:
         the latest, the ones before or after `sequence` (exclusive), or around it."""

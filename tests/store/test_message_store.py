@@ -89,11 +89,11 @@ async def test_threads_count_replies_and_list_apart(stores: Stores) -> None:
     await send(stores, "g1", "bob", "reply 1", thread_root=root, at=T0 + SECOND)
     await send(stores, "g1", "alice", "top 2")
     await send(stores, "g1", "alice", "reply 2", thread_root=root, at=T0 + 2 * SECOND)
-    top = await stores.messages.list("alpha", "g1", 0, "latest", 0, 10)
+    top = await stores.messages.list_page("alpha", "g1", 0, "latest", 0, 10)
     assert [m.text for m in top.messages] == ["root", "top 2"]
     assert top.messages[0].reply_count == 2
     assert top.messages[0].last_reply_time == T0 + 2 * SECOND
-    thread = await stores.messages.list("alpha", "g1", root, "latest", 0, 10)
+    thread = await stores.messages.list_page("alpha", "g1", root, "latest", 0, 10)
     assert [m.sequence for m in thread.messages] == [2, 4]
     conversation = await stores.conversations.get_conversation("alpha", "g1")
     assert conversation is not None and conversation.last_message is not None
@@ -107,7 +107,7 @@ async def test_list_positions_both_ways(stores: Stores) -> None:
         await send(stores, "g1", "alice", f"m{n}")
 
     async def seqs(direction: str, sequence: int, limit: int) -> tuple[list[int], bool, bool]:
-        page = await stores.messages.list("alpha", "g1", 0, direction,  # type: ignore[arg-type]
+        page = await stores.messages.list_page("alpha", "g1", 0, direction,  # type: ignore[arg-type]
                                           sequence, limit)
         return [m.sequence for m in page.messages], page.more_before, page.more_after
 
@@ -121,7 +121,7 @@ async def test_list_positions_both_ways(stores: Stores) -> None:
     assert await seqs("around", 1, 4) == ([1, 2, 3, 4], False, True)
     assert await seqs("around", 10, 4) == ([7, 8, 9, 10], True, False)
     assert await seqs("latest", 0, 10) == (list(range(1, 11)), False, False)
-    empty = await stores.messages.list("alpha", "other", 0, "latest", 0, 5)
+    empty = await stores.messages.list_page("alpha", "other", 0, "latest", 0, 5)
     assert (empty.messages, empty.more_before, empty.more_after) == ([], False, False)
 
 
@@ -164,7 +164,7 @@ async def test_delete_makes_a_tombstone_and_fixes_counts(stores: Stores) -> None
     assert (conversation.last_message.deleted, conversation.last_message.text) == (True, "")
     again = await stores.messages.delete("alpha", "g1", 2, T0 + 2 * SECOND)
     assert again is not None and again.delete_time == T0 + SECOND
-    page = await stores.messages.list("alpha", "g1", 0, "latest", 0, 10)
+    page = await stores.messages.list_page("alpha", "g1", 0, "latest", 0, 10)
     assert [m.sequence for m in page.messages] == [1, 2]  # the tombstone keeps its place
 
 
