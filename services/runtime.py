@@ -26,6 +26,7 @@ from services.auth.mongo_store import MongoAuthStore
 from services.auth.signing import MAX_SESSION_ACCESS_TTL, SigningKeys
 from services.auth.sqlite_store import SqliteAuthStore
 from services.auth.store import AuthStore
+from services.conversations.actions import ConversationsActions
 from services.conversations.mongo_store import MongoConversationStore
 from services.conversations.sqlite_store import SqliteConversationStore
 from services.conversations.store import ConversationStore
@@ -39,9 +40,11 @@ from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.gateway.gateway import Gateway
 from services.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from services.gateway.validation import RequestValidator
+from services.messages.actions import MessagesActions
 from services.messages.mongo_store import MongoMessageStore
 from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
+from services.users.actions import UsersActions
 from services.users.mongo_store import MongoUserStore
 from services.users.sqlite_store import SqliteUserStore
 from services.users.store import UserStore
@@ -113,6 +116,9 @@ class Runtime:
     limiter: RateLimiter
     apps: AppsActions
     auth: AuthActions
+    users: UsersActions
+    conversations: ConversationsActions
+    messages: MessagesActions
     authenticator: CredentialAuthenticator
     gateway: Gateway
 
@@ -140,9 +146,16 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         else InProcessRateLimiter(window))
     gateway = Gateway(authenticator, limiter, AppPlans(stores.apps, settings, bus),
                       RequestValidator(), is_transient)
+    users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus)
+    conversations = ConversationsActions(stores.conversations, stores.users, clock, bus,
+                                         settings)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
-        auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings),
+        auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings,
+                         users.ensure_user),
+        users=users, conversations=conversations,
+        messages=MessagesActions(stores.messages, conversations, stores.conversations,
+                                 stores.users, clock, bus),
         authenticator=authenticator, gateway=gateway,
     )

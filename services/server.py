@@ -11,14 +11,20 @@ from typing import Any
 import grpc
 from caas.apps.v1 import apps_service_pb2
 from caas.auth.v1 import auth_service_pb2
+from caas.conversations.v1 import conversations_service_pb2
+from caas.messages.v1 import messages_service_pb2
+from caas.users.v1 import users_service_pb2
 from google.protobuf import descriptor as pb_descriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.apps.servicer import AppsServicer
 from services.auth.servicer import AuthServicer
+from services.conversations.servicer import ConversationsServicer
 from services.core.settings import Settings
+from services.messages.servicer import MessagesServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
+from services.users.servicer import UsersServicer
 
 log = logging.getLogger("caas.server")
 
@@ -30,6 +36,12 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          AppsServicer(runtime.apps)),
         (auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"],
          AuthServicer(runtime.auth, runtime.clock)),
+        (users_service_pb2.DESCRIPTOR.services_by_name["UsersService"],
+         UsersServicer(runtime.users)),
+        (conversations_service_pb2.DESCRIPTOR.services_by_name["ConversationsService"],
+         ConversationsServicer(runtime.conversations)),
+        (messages_service_pb2.DESCRIPTOR.services_by_name["MessagesService"],
+         MessagesServicer(runtime.messages)),
     ]
 
 

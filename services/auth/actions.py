@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,8 +40,11 @@ class Credentials:
 
 class AuthActions:
     def __init__(self, apps: AppStore, store: AuthStore, signing: SigningKeys, clock: Clock,
-                 bus: EventBus, settings: Settings) -> None:
+                 bus: EventBus, settings: Settings,
+                 ensure_user: Callable[[str, str], Awaitable[object]]) -> None:
+        """`ensure_user(app_id, user_id)` creates a missing user and refuses a deleted one."""
         self._apps = apps
+        self._ensure_user = ensure_user
         self._store = store
         self._signing = signing
         self._clock = clock
@@ -58,14 +62,16 @@ class AuthActions:
     async def do_create_session(self, principal: Principal, app_id: str, user_id: str,
                                 device_name: str, access_ttl: timedelta | None,
                                 charge: Charge) -> tuple[Session, Credentials]:
-        """Sign a user in on a device, counted against that user's sign-in budget.
+        """Sign a user in on a device, counted against that user's sign-in budget; a user
+        id not seen before becomes a user.
 
-        NOT_FOUND if the app does not exist.
+        NOT_FOUND if the app does not exist; FAILED_PRECONDITION if the user was deleted.
         """
         require_app(principal, app_id)
         await charge(app_id, user_id)
         if await self._apps.get_app(app_id) is None:
             raise not_found("caas.dev/App", app_name(app_id))
+        await self._ensure_user(app_id, user_id)
         now = self._clock.now()
         session = Session(app_id, new_id(), user_id, device_name, access_ttl or self._access_ttl,
                           now, now, now + self._refresh_ttl)

@@ -153,6 +153,17 @@ class MongoAuthStore:
                                                   "revoke_reason": reason.value}})
         return await self.get_session(app_id, session_id)
 
+    async def revoke_user_sessions(self, app_id: str, user_id: str, when: datetime,
+                                   reason: RevokeReason) -> list[str]:
+        selector = {"app_id": app_id, "user_id": user_id, "revoke_time": None}
+        live = [doc["session_id"] async for doc in self._sessions.find(selector,
+                                                                          {"session_id": 1})]
+        if live:
+            await self._sessions.update_many(
+                {**selector, "session_id": {"$in": live}},
+                {"$set": {"revoke_time": when, "revoke_reason": reason.value}})
+        return live
+
     async def find_refresh_token(self, app_id: str, token_hash: str) -> Session | None:
         token = await self._tokens.find_one({"_id": f"{app_id}/{token_hash}", "app_id": app_id})
         return None if token is None else await self.get_session(app_id, token["session_id"])

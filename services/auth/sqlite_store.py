@@ -165,6 +165,18 @@ class SqliteAuthStore:
 
         return await self._db.write(tx)
 
+    async def revoke_user_sessions(self, app_id: str, user_id: str, when: datetime,
+                                   reason: RevokeReason) -> list[str]:
+        def tx(conn: sqlite3.Connection) -> list[str]:
+            live = [row[0] for row in conn.execute(
+                "SELECT session_id FROM sessions WHERE app_id = ? AND user_id = ?"
+                " AND revoke_time IS NULL", (app_id, user_id))]
+            for session_id in live:
+                _revoke(conn, app_id, session_id, when, reason)
+            return live
+
+        return await self._db.write(tx)
+
     async def find_refresh_token(self, app_id: str, token_hash: str) -> Session | None:
         def query(conn: sqlite3.Connection) -> Session | None:
             row = conn.execute("SELECT session_id FROM refresh_tokens"

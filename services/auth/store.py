@@ -43,6 +43,10 @@ class AuthStore(Protocol):
                              reason: RevokeReason) -> Session | None:
         """Revoke unless already revoked; the session as stored after, None if unknown."""
 
+    async def revoke_user_sessions(self, app_id: str, user_id: str, when: datetime,
+                                   reason: RevokeReason) -> list[str]:
+        """Revoke every live session of a user; the ids of those it revoked."""
+
     async def find_refresh_token(self, app_id: str, token_hash: str) -> Session | None:
         """The session the refresh token `token_hash` belongs to (used or not), if any.
 

@@ -71,6 +71,22 @@ _MAX_MS = 2**47  # year 6429: any stored time is below it
 _MAX_ID = 256
 
 
+def _damaged() -> InvalidArgument:
+    return InvalidArgument("PAGE_TOKEN_INVALID", "page_token is damaged")
+
+
+def _number(value: object, below: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < below:
+        raise _damaged()
+    return value
+
+
+def _ident(value: object) -> str:
+    if not isinstance(value, str) or len(value) > _MAX_ID:
+        raise _damaged()
+    return value
+
+
 def time_id_position(request: PageRequest) -> tuple[int, str] | None:
     """The position of a listing ordered by (time in ms, id), as the store takes it.
 
@@ -79,12 +95,18 @@ def time_id_position(request: PageRequest) -> tuple[int, str] | None:
     if request.after is None:
         return None
     if len(request.after) != 2:
-        raise InvalidArgument("PAGE_TOKEN_INVALID", "page_token is damaged")
-    when, ident = request.after
-    if (not isinstance(when, int) or isinstance(when, bool) or not 0 <= when < _MAX_MS
-            or not isinstance(ident, str) or len(ident) > _MAX_ID):
-        raise InvalidArgument("PAGE_TOKEN_INVALID", "page_token is damaged")
-    return when, ident
+        raise _damaged()
+    return _number(request.after[0], _MAX_MS), _ident(request.after[1])
+
+
+def flag_time_id_position(request: PageRequest) -> tuple[int, int, str] | None:
+    """The position of a listing ordered by (flag 0/1, time in ms, id)."""
+    if request.after is None:
+        return None
+    if len(request.after) != 3:
+        raise _damaged()
+    return (_number(request.after[0], 2), _number(request.after[1], _MAX_MS),
+            _ident(request.after[2]))
 
 
 def make_page(items: list[T], request: PageRequest, scope: Sequence[str],

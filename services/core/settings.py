@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     default_plan: str = Field("free", description="plan of apps created without one")
     plans: dict[str, Plan] = Field(default_factory=default_plans,
                                    description="rate limits per plan (see README)")
+    max_group_members: int = Field(1_000, gt=1, description="members a group may have")
+    max_channel_members: int = Field(100_000, gt=1,
+                                     description="members a channel may have")
     max_request_bytes: int = Field(
         1024 * 1024, gt=0, description="largest request message accepted, in bytes")
     shutdown_grace: Duration = Field(

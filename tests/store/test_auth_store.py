@@ -158,3 +158,19 @@ async def test_old_generations_are_pruned(stores: Stores) -> None:
     # A recent used token still proves theft.
     reused = await auth.rotate_refresh_token("alpha", f"g{KEPT_GENERATIONS}", "y", T0, T0 + DAY)
     assert reused.outcome is RotateOutcome.REUSED
+
+
+async def test_revoking_all_of_a_users_sessions(stores: Stores) -> None:
+    auth = stores.auth
+    await auth.create_session(session("alpha", "s1"), token("alpha", "s1", "h1"))
+    await auth.create_session(session("alpha", "s2"), token("alpha", "s2", "h2"))
+    await auth.create_session(session("alpha", "s3", "bob"), token("alpha", "s3", "h3"))
+    await auth.revoke_session("alpha", "s2", T0, RevokeReason.SIGNED_OUT)
+    revoked = await auth.revoke_user_sessions("alpha", "alice", T0 + DAY,
+                                              RevokeReason.REVOKED_BY_APP)
+    assert revoked == ["s1"]
+    s1, s2, s3 = [await auth.get_session("alpha", s) for s in ("s1", "s2", "s3")]
+    assert s1 is not None and s1.revoke_reason is RevokeReason.REVOKED_BY_APP
+    assert s2 is not None and s2.revoke_reason is RevokeReason.SIGNED_OUT
+    assert s3 is not None and s3.revoke_time is None
+    assert await auth.revoke_user_sessions("beta", "alice", T0, RevokeReason.REVOKED_BY_APP) == []

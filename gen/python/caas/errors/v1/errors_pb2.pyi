@@ -57,6 +57,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The request names another app than the caller's."""
     ERROR_REASON_USER_MISMATCH: _ErrorReason.ValueType  # 22
     """The request names another user than the calling user."""
+    ERROR_REASON_ROLE_REQUIRED: _ErrorReason.ValueType  # 23
+    """The caller's role in the conversation is too low (metadata: required_role)."""
+    ERROR_REASON_NOT_A_MEMBER: _ErrorReason.ValueType  # 24
+    """Only members may do this in a channel; join it first."""
+    ERROR_REASON_USER_BLOCKED: _ErrorReason.ValueType  # 25
+    """One of the two users blocks the other: no direct messages between them."""
+    ERROR_REASON_NOT_AUTHOR: _ErrorReason.ValueType  # 26
+    """Only the message's author may do this."""
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
@@ -65,6 +73,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The page token is malformed or belongs to a different request."""
     ERROR_REASON_PLAN_UNKNOWN: _ErrorReason.ValueType  # 32
     """A referenced plan is not configured on this server."""
+    ERROR_REASON_THREAD_ROOT_INVALID: _ErrorReason.ValueType  # 33
+    """A reply names a thread root that is not a top-level message of the conversation."""
     ERROR_REASON_RESOURCE_NOT_FOUND: _ErrorReason.ValueType  # 40
     """NOT_FOUND
     The named resource does not exist (or the caller may not know it does).
@@ -73,6 +83,20 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ALREADY_EXISTS
     A resource with this name exists already.
     """
+    ERROR_REASON_USER_DELETED: _ErrorReason.ValueType  # 55
+    """FAILED_PRECONDITION
+    The user was deleted: the id cannot be used again.
+    """
+    ERROR_REASON_CONVERSATION_FROZEN: _ErrorReason.ValueType  # 56
+    """The conversation is frozen: only owners, admins and the app's backend may send."""
+    ERROR_REASON_WRONG_CONVERSATION_KIND: _ErrorReason.ValueType  # 57
+    """The conversation's kind does not allow this (joining a group, leaving or adding to
+    a direct conversation).
+    """
+    ERROR_REASON_MESSAGE_DELETED: _ErrorReason.ValueType  # 58
+    """The message was deleted."""
+    ERROR_REASON_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 59
+    """A count limit would be passed (metadata: limit, maximum)."""
     ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 60
     """RESOURCE_EXHAUSTED
     Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.
@@ -132,6 +156,14 @@ ERROR_REASON_APP_MISMATCH: ErrorReason.ValueType  # 21
 """The request names another app than the caller's."""
 ERROR_REASON_USER_MISMATCH: ErrorReason.ValueType  # 22
 """The request names another user than the calling user."""
+ERROR_REASON_ROLE_REQUIRED: ErrorReason.ValueType  # 23
+"""The caller's role in the conversation is too low (metadata: required_role)."""
+ERROR_REASON_NOT_A_MEMBER: ErrorReason.ValueType  # 24
+"""Only members may do this in a channel; join it first."""
+ERROR_REASON_USER_BLOCKED: ErrorReason.ValueType  # 25
+"""One of the two users blocks the other: no direct messages between them."""
+ERROR_REASON_NOT_AUTHOR: ErrorReason.ValueType  # 26
+"""Only the message's author may do this."""
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT
 One or more fields break the contract; see the BadRequest field violations.
@@ -140,6 +172,8 @@ ERROR_REASON_PAGE_TOKEN_INVALID: ErrorReason.ValueType  # 31
 """The page token is malformed or belongs to a different request."""
 ERROR_REASON_PLAN_UNKNOWN: ErrorReason.ValueType  # 32
 """A referenced plan is not configured on this server."""
+ERROR_REASON_THREAD_ROOT_INVALID: ErrorReason.ValueType  # 33
+"""A reply names a thread root that is not a top-level message of the conversation."""
 ERROR_REASON_RESOURCE_NOT_FOUND: ErrorReason.ValueType  # 40
 """NOT_FOUND
 The named resource does not exist (or the caller may not know it does).
@@ -148,6 +182,20 @@ ERROR_REASON_RESOURCE_ALREADY_EXISTS: ErrorReason.ValueType  # 50
 """ALREADY_EXISTS
 A resource with this name exists already.
 """
+ERROR_REASON_USER_DELETED: ErrorReason.ValueType  # 55
+"""FAILED_PRECONDITION
+The user was deleted: the id cannot be used again.
+"""
+ERROR_REASON_CONVERSATION_FROZEN: ErrorReason.ValueType  # 56
+"""The conversation is frozen: only owners, admins and the app's backend may send."""
+ERROR_REASON_WRONG_CONVERSATION_KIND: ErrorReason.ValueType  # 57
+"""The conversation's kind does not allow this (joining a group, leaving or adding to
+a direct conversation).
+"""
+ERROR_REASON_MESSAGE_DELETED: ErrorReason.ValueType  # 58
+"""The message was deleted."""
+ERROR_REASON_LIMIT_EXCEEDED: ErrorReason.ValueType  # 59
+"""A count limit would be passed (metadata: limit, maximum)."""
 ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 60
 """RESOURCE_EXHAUSTED
 Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.

@@ -1,0 +1,304 @@
+"""What can be done with conversations and their members (rules in access.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.conversations.access import Access, conversation_name, resolve
+from services.conversations.models import (
+    Conversation,
+    ConversationChanges,
+    Kind,
+    Member,
+    MemberChanges,
+    Role,
+    direct_key,
+)
+from services.conversations.store import ConversationStore
+from services.core.clock import Clock, to_ms
+from services.core.errors import (
+    CapacityExceeded,
+    PermissionDenied,
+    StoreConflict,
+    already_exists,
+    invalid_field,
+    limit_exceeded,
+    not_found,
+)
+from services.core.events import DomainEvent, EventBus
+from services.core.ids import new_id
+from services.core.pagination import (
+    Page,
+    flag_time_id_position,
+    make_page,
+    page_request,
+    time_id_position,
+)
+from services.core.principal import Principal, User, require_app, require_user_or_app
+from services.core.settings import Settings
+from services.users.actions import check_not_blocked, user_deleted, user_not_found
+from services.users.store import UserStore
+
+
+@dataclass(frozen=True, slots=True)
+class NewConversation:
+    """What a caller asks for when creating a conversation."""
+
+    kind: Kind
+    conversation_id: str = ""
+    title: str = ""
+    image_uri: str = ""
+    metadata: dict[str, str] | None = None
+    frozen: bool = False
+    member_ids: Sequence[str] = ()
+    owner_id: str = ""
+
+
+class ConversationsActions:
+    def __init__(self, store: ConversationStore, users: UserStore, clock: Clock,
+                 bus: EventBus, settings: Settings) -> None:
+        self._store = store
+        self._users = users
+        self._clock = clock
+        self._bus = bus
+        self._max_members = {Kind.DIRECT: 2, Kind.GROUP: settings.max_group_members,
+                             Kind.CHANNEL: settings.max_channel_members}
+
+    async def access(self, principal: Principal, app_id: str, conversation_id: str) -> Access:
+        return await resolve(self._store, principal, app_id, conversation_id)
+
+    async def _check_users(self, app_id: str, user_ids: Sequence[str]) -> None:
+        """NOT_FOUND for an unknown user, FAILED_PRECONDITION for a deleted one."""
+        found = await self._users.get_users(app_id, user_ids)
+        for user_id in user_ids:
+            user = found.get(user_id)
+            if user is None:
+                raise user_not_found(app_id, user_id)
+            if user.deleted:
+                raise user_deleted(app_id, user_id)
+
+    async def _publish(self, kind: str, app_id: str, conversation_id: str, payload: object,
+                       **data: str) -> None:
+        await self._bus.publish(DomainEvent(kind, app_id, self._clock.now(), data,
+                                            conversation_id=conversation_id, payload=payload))
+
+    def _roster(self, principal: Principal, new: NewConversation) -> tuple[list[str], str]:
+        """(member ids in joining order, owner id or "") for a new conversation."""
+        others = list(dict.fromkeys(new.member_ids))
+        if isinstance(principal, User):
+            me = principal.user_id
+            if new.kind is Kind.DIRECT:
+                if len(others) != 1 or others[0] == me:
+                    raise invalid_field("member_ids", "a direct conversation takes exactly "
+                                        "one other user")
+                return [me, others[0]], ""
+            return [me, *[u for u in others if u != me]], me
+        if new.kind is Kind.DIRECT:
+            if len(others) != 2:
+                raise invalid_field("member_ids", "a direct conversation takes exactly two "
+                                    "users")
+            return others, ""
+        owner = new.owner_id
+        if owner and owner not in others:
+            others.insert(0, owner)
+        return others, owner
+
+    async def do_create(self, principal: Principal, app_id: str, new: NewConversation
+                        ) -> tuple[Conversation, bool]:
+        """Create a conversation; for a direct one asked again, return the existing one."""
+        require_app(principal, app_id)
+        member_ids, owner = self._roster(principal, new)
+        if len(member_ids) > self._max_members[new.kind]:
+            raise limit_exceeded(f"members in a {new.kind.value}", self._max_members[new.kind])
+        await self._check_users(app_id, member_ids)
+        key = None
+        if new.kind is Kind.DIRECT:
+            await check_not_blocked(self._users, app_id, member_ids[0], member_ids[1])
+            key = direct_key(member_ids[0], member_ids[1])
+        now = self._clock.now()
+        conversation_id = (new.conversation_id if new.kind is not Kind.DIRECT
+                           and new.conversation_id else new_id())
+        creator = principal.user_id if isinstance(principal, User) else ""
+        conversation = Conversation(
+            app_id, conversation_id, new.kind, new.title, new.image_uri,
+            dict(new.metadata or {}), new.frozen, creator, len(member_ids), 0, None, now, now,
+            now)
+        members = [Member(app_id, conversation_id, user_id,
+                          Role.OWNER if user_id == owner else Role.MEMBER, now)
+                   for user_id in member_ids]
+        try:
+            stored, created = await self._store.create_conversation(conversation, members, key)
+        except StoreConflict as exc:
+            raise already_exists("caas.dev/Conversation",
+                                 conversation_name(app_id, conversation_id)) from exc
+        if created:
+            await self._publish("conversation.created", app_id, conversation_id, stored,
+                                members=",".join(member_ids))
+        return stored, created
+
+    async def get(self, principal: Principal, app_id: str, conversation_id: str) -> Access:
+        return await self.access(principal, app_id, conversation_id)
+
+    async def do_update(self, principal: Principal, app_id: str, conversation_id: str,
+                        changes: ConversationChanges) -> Access:
+        access = await self.access(principal, app_id, conversation_id)
+        if access.conversation.kind is Kind.DIRECT and not access.backend:
+            raise PermissionDenied("ROLE_REQUIRED", "only the app's backend may change a "
+                                   "direct conversation", metadata={"required_role": "app"})
+        access.require_role(Role.ADMIN)
+        updated = await self._store.update_conversation(app_id, conversation_id, changes,
+                                                        self._clock.now())
+        if updated is None:
+            raise not_found("caas.dev/Conversation", conversation_name(app_id, conversation_id))
+        await self._publish("conversation.updated", app_id, conversation_id, updated)
+        return Access(updated, access.member, access.backend)
+
+    async def do_delete(self, principal: Principal, app_id: str, conversation_id: str) -> None:
+        access = await self.access(principal, app_id, conversation_id)
+        if access.conversation.kind is Kind.DIRECT and not access.backend:
+            raise PermissionDenied("ROLE_REQUIRED", "only the app's backend may delete a "
+                                   "direct conversation", metadata={"required_role": "app"})
+        access.require_role(Role.OWNER)
+        if await self._store.delete_conversation(app_id, conversation_id, self._clock.now()):
+            await self._publish("conversation.deleted", app_id, conversation_id,
+                                access.conversation)
+
+    async def list_for_user(self, principal: Principal, app_id: str, user_id: str,
+                            include_archived: bool, page_size: int, page_token: str
+                            ) -> Page[tuple[Member, Conversation]]:
+        require_user_or_app(principal, app_id, user_id)
+        scope = [app_id, user_id, "conversations", str(include_archived)]
+        request = page_request(page_size, page_token, scope)
+        rows = await self._store.list_user_conversations(
+            app_id, user_id, include_archived, request.size + 1, flag_time_id_position(request))
+        return make_page(rows, request, scope, lambda row: (
+            int(row[0].pinned), to_ms(row[1].last_activity_time), row[1].conversation_id))
+
+    async def list_channels(self, principal: Principal, app_id: str, page_size: int,
+                            page_token: str) -> Page[Conversation]:
+        require_app(principal, app_id)
+        scope = [app_id, "channels"]
+        request = page_request(page_size, page_token, scope)
+        rows = await self._store.list_channels(app_id, request.size + 1,
+                                               time_id_position(request))
+        return make_page(rows, request, scope,
+                         lambda c: (to_ms(c.create_time), c.conversation_id))
+
+    async def _add(self, access: Access, user_ids: Sequence[str]) -> list[Member]:
+        now = self._clock.now()
+        wanted = [Member(access.app_id, access.conversation_id, user_id, Role.MEMBER, now)
+                  for user_id in user_ids]
+        limit = self._max_members[access.conversation.kind]
+        try:
+            added = await self._store.add_members(access.app_id, access.conversation_id,
+                                                  wanted, limit)
+        except CapacityExceeded as exc:
+            raise limit_exceeded(exc.limit, exc.maximum) from exc
+        for member in added:
+            await self._publish("member.added", access.app_id, access.conversation_id, member,
+                                user=member.user_id)
+        return added
+
+    async def do_join(self, principal: User, app_id: str, conversation_id: str) -> Member:
+        access = await self.access(principal, app_id, conversation_id)
+        if access.member is not None:
+            return access.member
+        access.require_kind(Kind.CHANNEL)
+        await self._check_users(app_id, [principal.user_id])
+        await self._add(access, [principal.user_id])
+        member = await self._store.get_member(app_id, conversation_id, principal.user_id)
+        assert member is not None
+        return member
+
+    async def do_add_members(self, principal: Principal, app_id: str, conversation_id: str,
+                             user_ids: Sequence[str]) -> list[Member]:
+        access = await self.access(principal, app_id, conversation_id)
+        access.require_kind(Kind.GROUP, Kind.CHANNEL)
+        access.require_role(Role.ADMIN)
+        await self._check_users(app_id, user_ids)
+        return await self._add(access, user_ids)
+
+    async def _remove(self, access: Access, user_id: str) -> None:
+        removed = await self._store.remove_member(access.app_id, access.conversation_id,
+                                                  user_id)
+        if removed is not None:
+            await self._publish("member.removed", access.app_id, access.conversation_id,
+                                removed, user=user_id)
+
+    async def do_leave(self, principal: User, app_id: str, conversation_id: str) -> None:
+        access = await self.access(principal, app_id, conversation_id)
+        access.require_member()
+        access.require_kind(Kind.GROUP, Kind.CHANNEL)
+        await self._remove(access, principal.user_id)
+
+    async def _target(self, access: Access, user_id: str) -> Member:
+        target = await self._store.get_member(access.app_id, access.conversation_id, user_id)
+        if target is None:
+            raise not_found("caas.dev/Member",
+                            f"{conversation_name(access.app_id, access.conversation_id)}"
+                            f"/members/{user_id}")
+        return target
+
+    async def do_remove_member(self, principal: Principal, app_id: str, conversation_id: str,
+                               user_id: str) -> None:
+        access = await self.access(principal, app_id, conversation_id)
+        access.require_member()
+        if isinstance(principal, User) and principal.user_id == user_id:
+            await self.do_leave(principal, app_id, conversation_id)
+            return
+        access.require_kind(Kind.GROUP, Kind.CHANNEL)
+        access.require_role(Role.ADMIN)
+        target = await self._target(access, user_id)
+        self._check_outranks(access, target.role)
+        await self._remove(access, user_id)
+
+    @staticmethod
+    def _check_outranks(access: Access, role: Role) -> None:
+        """Owners act on anyone but the owner; admins on moderators and members."""
+        if role is Role.OWNER:
+            raise PermissionDenied("ROLE_REQUIRED", "nobody may act on the owner's membership",
+                                   metadata={"required_role": "owner"})
+        if not access.backend and access.role() is not Role.OWNER and role >= Role.ADMIN:
+            raise PermissionDenied("ROLE_REQUIRED", "only the owner may act on an admin",
+                                   metadata={"required_role": "owner"})
+
+    async def get_member(self, principal: Principal, app_id: str, conversation_id: str,
+                         user_id: str) -> Member:
+        access = await self.access(principal, app_id, conversation_id)
+        access.require_member()
+        return await self._target(access, user_id)
+
+    async def list_members(self, principal: Principal, app_id: str, conversation_id: str,
+                           page_size: int, page_token: str) -> Page[Member]:
+        access = await self.access(principal, app_id, conversation_id)
+        access.require_member()
+        scope = [app_id, conversation_id, "members"]
+        request = page_request(page_size, page_token, scope)
+        rows = await self._store.list_members(app_id, conversation_id, request.size + 1,
+                                              time_id_position(request))
+        return make_page(rows, request, scope, lambda m: (to_ms(m.join_time), m.user_id))
+
+    async def do_update_member(self, principal: Principal, app_id: str, conversation_id: str,
+                               user_id: str, changes: MemberChanges) -> Member:
+        """Roles by those who outrank; muted/archived/pinned by the member (or backend)."""
+        access = await self.access(principal, app_id, conversation_id)
+        access.require_member()
+        target = await self._target(access, user_id)
+        settings_changed = (changes.muted, changes.archived, changes.pinned) != (None,) * 3
+        if (settings_changed and not access.backend
+                and not (isinstance(principal, User) and principal.user_id == user_id)):
+            raise PermissionDenied("USER_MISMATCH",
+                                   "muted, archived and pinned are the member's own settings",
+                                   metadata={"user": user_id})
+        if changes.role is not None and changes.role is not target.role:
+            access.require_kind(Kind.GROUP, Kind.CHANNEL)
+            access.require_role(Role.ADMIN)
+            self._check_outranks(access, target.role)
+            self._check_outranks(access, changes.role)
+        updated = await self._store.update_member(app_id, conversation_id, user_id, changes)
+        if updated is None:  # left meanwhile
+            raise not_found("caas.dev/Member",
+                            f"{conversation_name(app_id, conversation_id)}/members/{user_id}")
+        await self._publish("member.updated", app_id, conversation_id, updated, user=user_id)
+        return updated

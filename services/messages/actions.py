@@ -1,0 +1,302 @@
+"""Sending, reading, editing, deleting and reacting to messages; read and delivery state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from services.conversations.access import Access, conversation_name
+from services.conversations.actions import ConversationsActions
+from services.conversations.models import Kind, Member, Role
+from services.conversations.store import ConversationStore
+from services.core.clock import Clock, to_ms
+from services.core.errors import (
+    CapacityExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    invalid_field,
+    limit_exceeded,
+    not_found,
+)
+from services.core.events import DomainEvent, EventBus
+from services.core.pagination import Page as ListPage
+from services.core.pagination import make_page, page_request, time_id_position
+from services.core.principal import Principal, User, require_user_or_app
+from services.messages.models import (
+    Attachment,
+    Draft,
+    Mention,
+    Message,
+    MessageChanges,
+    Page,
+    Reaction,
+    ReceiptSummary,
+    Revision,
+)
+from services.messages.store import Direction, MessageStore
+from services.users.actions import check_not_blocked, user_deleted
+from services.users.store import UserStore
+
+# Stated in the contract (MessagesService.AddReaction).
+MAX_REACTION_EMOJI = 50
+MAX_REACTIONS_PER_USER = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message as a caller asks to send it."""
+
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+    mention_ids: Sequence[str] = ()
+    metadata: Mapping[str, str] | None = None
+    thread_root: int = 0
+    sender_id: str = ""  # the app's backend names the sender
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A message with what depends on who looks at it."""
+
+    message: Message
+    reacted: frozenset[str]  # emoji the caller reacted with
+    sender_deleted: bool
+
+
+def message_name(app_id: str, conversation_id: str, sequence: int) -> str:
+    return f"{conversation_name(app_id, conversation_id)}/messages/{sequence}"
+
+
+class MessagesActions:
+    def __init__(self, store: MessageStore, conversations: ConversationsActions,
+                 conversation_store: ConversationStore, users: UserStore, clock: Clock,
+                 bus: EventBus) -> None:
+        self._store = store
+        self._conversations = conversations
+        self._conversation_store = conversation_store
+        self._users = users
+        self._clock = clock
+        self._bus = bus
+
+    async def _member_access(self, principal: Principal, app_id: str, conversation_id: str
+                             ) -> Access:
+        access = await self._conversations.access(principal, app_id, conversation_id)
+        access.require_member()
+        return access
+
+    async def _message(self, access: Access, sequence: int) -> Message:
+        message = await self._store.get(access.app_id, access.conversation_id, sequence)
+        if message is None:
+            raise not_found("caas.dev/Message",
+                            message_name(access.app_id, access.conversation_id, sequence))
+        return message
+
+    async def _publish(self, kind: str, access: Access, payload: object, **data: str) -> None:
+        await self._bus.publish(DomainEvent(kind, access.app_id, self._clock.now(), data,
+                                            conversation_id=access.conversation_id,
+                                            payload=payload))
+
+    async def show(self, principal: Principal, messages: Sequence[Message]) -> list[Shown]:
+        """Decorate messages for the caller: their own reactions, deleted senders."""
+        if not messages:
+            return []
+        first = messages[0]
+        mine: dict[int, set[str]] = {}
+        if isinstance(principal, User):
+            mine = await self._store.reacted(first.app_id, first.conversation_id,
+                                             [m.sequence for m in messages if m.reactions],
+                                             principal.user_id)
+        senders = await self._users.get_users(first.app_id, {m.sender_id for m in messages})
+        return [Shown(m, frozenset(mine.get(m.sequence, ())),
+                      m.sender_id in senders and senders[m.sender_id].deleted)
+                for m in messages]
+
+    async def _sender(self, principal: Principal, access: Access, sender_id: str) -> Member:
+        """The sending member: the calling user, or the member the app's backend names."""
+        if isinstance(principal, User):
+            if sender_id and sender_id != principal.user_id:
+                raise PermissionDenied("USER_MISMATCH", "a user sends as themself only",
+                                       metadata={"user": sender_id})
+            assert access.member is not None
+            return access.member
+        if not sender_id:
+            raise invalid_field("message.sender_id",
+                                "the app's backend must name the sending member")
+        member = await self._conversation_store.get_member(access.app_id,
+                                                           access.conversation_id, sender_id)
+        if member is None:
+            raise invalid_field("message.sender_id", "must be a member of the conversation")
+        return member
+
+    async def _mentions(self, app_id: str, user_ids: Sequence[str]) -> tuple[Mention, ...]:
+        found = await self._users.get_users(app_id, user_ids)
+        mentions = []
+        for user_id in user_ids:
+            user = found.get(user_id)
+            if user is None or user.deleted:
+                raise invalid_field("message.mention_ids", f"user {user_id} does not exist")
+            mentions.append(Mention(user_id, user.display_name))
+        return tuple(mentions)
+
+    async def do_send(self, principal: Principal, app_id: str, conversation_id: str,
+                      outgoing: Outgoing, request_id: str) -> tuple[Shown, bool]:
+        """Send (or, for a request_id seen before, return the first send). See the
+        contract of MessagesService.CreateMessage for every rule."""
+        access = await self._member_access(principal, app_id, conversation_id)
+        sender = await self._sender(principal, access, outgoing.sender_id)
+        conversation = access.conversation
+        if conversation.frozen and not access.backend and sender.role < Role.ADMIN:
+            raise FailedPrecondition("CONVERSATION_FROZEN",
+                                     "the conversation is frozen: only admins may send")
+        if conversation.kind is Kind.DIRECT:
+            await self._check_direct_open(access, sender.user_id)
+        if outgoing.thread_root:
+            root = await self._store.get(app_id, conversation_id, outgoing.thread_root)
+            if root is None or root.thread_root != 0:
+                raise InvalidArgument(
+                    "THREAD_ROOT_INVALID", "thread_root_sequence must name a top-level "
+                    "message of this conversation")
+        mentions = await self._mentions(app_id, outgoing.mention_ids)
+        draft = Draft(sender.user_id, outgoing.text, outgoing.attachments, mentions,
+                      dict(outgoing.metadata or {}), outgoing.thread_root)
+        try:
+            message, created = await self._store.append(app_id, conversation_id, draft,
+                                                        request_id, self._clock.now())
+        except LookupError:
+            raise not_found("caas.dev/Conversation",
+                            conversation_name(app_id, conversation_id)) from None
+        if created:
+            await self._publish("message.created", access, message,
+                                sender=message.sender_id, sequence=str(message.sequence))
+        return Shown(message, frozenset(), False), created
+
+    async def _check_direct_open(self, access: Access, sender_id: str) -> None:
+        rows = await self._conversation_store.list_members(access.app_id,
+                                                           access.conversation_id, 3, None)
+        others = [m.user_id for m in rows if m.user_id != sender_id]
+        if others:
+            await check_not_blocked(self._users, access.app_id, sender_id, others[0])
+            recipient = await self._users.get_user(access.app_id, others[0])
+            if recipient is not None and recipient.deleted:
+                raise user_deleted(access.app_id, others[0])
+
+    async def get(self, principal: Principal, app_id: str, conversation_id: str,
+                  sequence: int) -> Shown:
+        access = await self._member_access(principal, app_id, conversation_id)
+        return (await self.show(principal, [await self._message(access, sequence)]))[0]
+
+    async def list_messages(self, principal: Principal, app_id: str, conversation_id: str,
+                   thread_root: int, direction: Direction, sequence: int, page_size: int
+                   ) -> tuple[list[Shown], bool, bool]:
+        await self._member_access(principal, app_id, conversation_id)
+        page: Page = await self._store.list_page(app_id, conversation_id, thread_root,
+                                                 direction, sequence, page_size or 50)
+        return await self.show(principal, page.messages), page.more_before, page.more_after
+
+    async def do_edit(self, principal: Principal, app_id: str, conversation_id: str,
+                      sequence: int, changes: MessageChanges) -> Shown:
+        access = await self._member_access(principal, app_id, conversation_id)
+        message = await self._message(access, sequence)
+        if message.deleted:
+            raise FailedPrecondition("MESSAGE_DELETED", "the message was deleted")
+        if not access.backend and (not isinstance(principal, User)
+                                   or principal.user_id != message.sender_id):
+            raise PermissionDenied("NOT_AUTHOR", "only the author may edit a message")
+        text = message.text if changes.text is None else changes.text
+        attachments = (message.attachments if changes.attachments is None
+                       else changes.attachments)
+        if not text and not attachments:
+            raise invalid_field("message.text", "a message needs text or an attachment")
+        edited = await self._store.edit(app_id, conversation_id, sequence, changes,
+                                        self._clock.now())
+        if edited is None or edited.deleted:
+            raise FailedPrecondition("MESSAGE_DELETED", "the message was deleted")
+        await self._publish("message.updated", access, edited, sequence=str(sequence))
+        return (await self.show(principal, [edited]))[0]
+
+    async def do_delete(self, principal: Principal, app_id: str, conversation_id: str,
+                        sequence: int) -> Shown:
+        """By the author, a moderator or higher, or the app's backend."""
+        access = await self._member_access(principal, app_id, conversation_id)
+        message = await self._message(access, sequence)
+        is_author = isinstance(principal, User) and principal.user_id == message.sender_id
+        if not is_author:
+            access.require_role(Role.MODERATOR)
+        gone = await self._store.delete(app_id, conversation_id, sequence, self._clock.now())
+        assert gone is not None
+        if not message.deleted:
+            await self._publish("message.deleted", access, gone, sequence=str(sequence))
+        return Shown(gone, frozenset(), False)
+
+    async def revisions(self, principal: Principal, app_id: str, conversation_id: str,
+                        sequence: int) -> list[Revision]:
+        access = await self._member_access(principal, app_id, conversation_id)
+        await self._message(access, sequence)
+        return await self._store.revisions(app_id, conversation_id, sequence)
+
+    async def do_react(self, principal: User, app_id: str, conversation_id: str,
+                       sequence: int, emoji: str, add: bool) -> Shown:
+        access = await self._member_access(principal, app_id, conversation_id)
+        message = await self._message(access, sequence)
+        if message.deleted:
+            raise FailedPrecondition("MESSAGE_DELETED", "the message was deleted")
+        if add:
+            try:
+                changed = await self._store.add_reaction(
+                    app_id, conversation_id, sequence, principal.user_id, emoji,
+                    self._clock.now(), MAX_REACTION_EMOJI, MAX_REACTIONS_PER_USER)
+            except CapacityExceeded as exc:
+                raise limit_exceeded(exc.limit, exc.maximum) from exc
+        else:
+            changed = await self._store.remove_reaction(app_id, conversation_id, sequence,
+                                                        principal.user_id, emoji)
+        assert changed is not None
+        if dict(changed.reactions) != dict(message.reactions):
+            await self._publish("reaction.added" if add else "reaction.removed", access,
+                                changed, sequence=str(sequence), user=principal.user_id,
+                                emoji=emoji)
+        return (await self.show(principal, [changed]))[0]
+
+    async def list_reactions(self, principal: Principal, app_id: str, conversation_id: str,
+                             sequence: int, page_size: int, page_token: str
+                             ) -> ListPage[Reaction]:
+        access = await self._member_access(principal, app_id, conversation_id)
+        await self._message(access, sequence)
+        scope = [app_id, conversation_id, str(sequence), "reactions"]
+        request = page_request(page_size, page_token, scope)
+        rows = await self._store.list_reactions(app_id, conversation_id, sequence,
+                                                request.size + 1, time_id_position(request))
+        return make_page(rows, request, scope, lambda r: (to_ms(r.create_time),
+                                                          f"{r.user_id}\x1f{r.emoji}"))
+
+    async def do_mark(self, principal: User, app_id: str, conversation_id: str,
+                      which: Literal["read", "delivered"], sequence: int) -> Member:
+        access = await self._member_access(principal, app_id, conversation_id)
+        member = await self._store.mark(app_id, conversation_id, principal.user_id, which,
+                                        sequence, self._clock.now())
+        if member is None:  # left meanwhile
+            access.require_member()
+            raise not_found("caas.dev/Conversation", conversation_name(app_id, conversation_id))
+        await self._publish(f"{which}.updated", access, member, user=principal.user_id,
+                            sequence=str(member.read_sequence if which == "read"
+                                         else member.delivered_sequence))
+        return member
+
+    async def receipts(self, principal: Principal, app_id: str, conversation_id: str,
+                       sequence: int, page_size: int, page_token: str
+                       ) -> tuple[ListPage[Member], ReceiptSummary]:
+        access = await self._member_access(principal, app_id, conversation_id)
+        message = await self._message(access, sequence)
+        scope = [app_id, conversation_id, str(sequence), "receipts"]
+        request = page_request(page_size, page_token, scope)
+        rows, summary = await self._store.receipts(app_id, conversation_id, message,
+                                                   request.size + 1, time_id_position(request))
+        return make_page(rows, request, scope,
+                         lambda m: (to_ms(m.join_time), m.user_id)), summary
+
+    async def unread(self, principal: Principal, app_id: str, user_id: str) -> tuple[int, int]:
+        require_user_or_app(principal, app_id, user_id)
+        return await self._conversation_store.unread_totals(app_id, user_id)
+

@@ -1,0 +1,165 @@
+"""What can be done with an app's users and their blocks."""
+
+from __future__ import annotations
+
+from services.apps.store import AppStore
+from services.auth.models import RevokeReason
+from services.auth.store import AuthStore
+from services.core.clock import Clock, to_ms
+from services.core.errors import (
+    FailedPrecondition,
+    PermissionDenied,
+    StoreConflict,
+    already_exists,
+    invalid_field,
+    not_found,
+)
+from services.core.events import DomainEvent, EventBus
+from services.core.names import app_name, user_name
+from services.core.pagination import Page, make_page, page_request, time_id_position
+from services.core.principal import Principal, User, require_app, require_user_or_app
+from services.users.models import Block, UserChanges
+from services.users.models import User as UserRecord
+from services.users.store import UserStore
+
+
+def user_deleted(app_id: str, user_id: str) -> FailedPrecondition:
+    return FailedPrecondition("USER_DELETED", f"{user_name(app_id, user_id)} was deleted",
+                              metadata={"user": user_id})
+
+
+def user_not_found(app_id: str, user_id: str) -> Exception:
+    return not_found("caas.dev/User", user_name(app_id, user_id))
+
+
+async def check_not_blocked(store: UserStore, app_id: str, a: str, b: str) -> None:
+    """PERMISSION_DENIED (USER_BLOCKED) if either user blocks the other."""
+    if await store.blocked_either_way(app_id, a, b):
+        raise PermissionDenied("USER_BLOCKED",
+                               "no direct messages between these users: one blocks the other")
+
+
+class UsersActions:
+    def __init__(self, store: UserStore, apps: AppStore, auth: AuthStore, clock: Clock,
+                 bus: EventBus) -> None:
+        self._store = store
+        self._apps = apps
+        self._auth = auth
+        self._clock = clock
+        self._bus = bus
+
+    async def _check_app(self, principal: Principal, app_id: str) -> None:
+        require_app(principal, app_id)
+        if await self._apps.get_app(app_id) is None:
+            raise not_found("caas.dev/App", app_name(app_id))
+
+    def _new(self, app_id: str, user_id: str, changes: UserChanges) -> UserRecord:
+        now = self._clock.now()
+        return UserRecord(app_id, user_id, changes.display_name or "", changes.image_uri or "",
+                          dict(changes.metadata or {}), now, now)
+
+    async def do_create_user(self, principal: Principal, app_id: str, user_id: str,
+                             profile: UserChanges) -> UserRecord:
+        await self._check_app(principal, app_id)
+        user = self._new(app_id, user_id, profile)
+        try:
+            await self._store.create_user(user)
+        except StoreConflict as exc:
+            raise already_exists("caas.dev/User", user_name(app_id, user_id)) from exc
+        await self._bus.publish(DomainEvent("user.created", app_id, user.create_time,
+                                            {"user": user_id}, payload=user))
+        return user
+
+    async def ensure_user(self, app_id: str, user_id: str) -> UserRecord:
+        """The user, created with an empty profile if missing (signing in does this).
+        FAILED_PRECONDITION (USER_DELETED) for a deleted user."""
+        user = await self._store.update_user(app_id, user_id, UserChanges(),
+                                             self._clock.now(),
+                                             create=self._new(app_id, user_id, UserChanges()))
+        assert user is not None
+        if user.deleted:
+            raise user_deleted(app_id, user_id)
+        return user
+
+    async def get_user(self, principal: Principal, app_id: str, user_id: str) -> UserRecord:
+        require_app(principal, app_id)
+        user = await self._store.get_user(app_id, user_id)
+        if user is None:
+            raise user_not_found(app_id, user_id)
+        return user
+
+    async def list_users(self, principal: Principal, app_id: str, page_size: int,
+                         page_token: str) -> Page[UserRecord]:
+        require_app(principal, app_id)
+        scope = [app_id, "users"]
+        request = page_request(page_size, page_token, scope)
+        users = await self._store.list_users(app_id, request.size + 1, time_id_position(request))
+        return make_page(users, request, scope, lambda u: (to_ms(u.create_time), u.user_id))
+
+    async def do_update_user(self, principal: Principal, app_id: str, user_id: str,
+                             changes: UserChanges, allow_missing: bool) -> UserRecord:
+        """Change a profile; with allow_missing (not for users) create it if missing."""
+        require_user_or_app(principal, app_id, user_id)
+        if isinstance(principal, User):
+            allow_missing = False
+        else:
+            await self._check_app(principal, app_id)
+        create = self._new(app_id, user_id, changes) if allow_missing else None
+        user = await self._store.update_user(app_id, user_id, changes, self._clock.now(),
+                                             create=create)
+        if user is None:
+            raise user_not_found(app_id, user_id)
+        if user.deleted:
+            raise user_deleted(app_id, user_id)
+        await self._bus.publish(DomainEvent("user.updated", app_id, user.update_time,
+                                            {"user": user_id}, payload=user))
+        return user
+
+    async def do_delete_user(self, principal: Principal, app_id: str, user_id: str
+                             ) -> UserRecord:
+        """Turn a user into a tombstone and end their sessions."""
+        require_app(principal, app_id)
+        now = self._clock.now()
+        user = await self._store.delete_user(app_id, user_id, now)
+        if user is None:
+            raise user_not_found(app_id, user_id)
+        revoked = await self._auth.revoke_user_sessions(app_id, user_id, now,
+                                                        RevokeReason.REVOKED_BY_APP)
+        for session_id in revoked:
+            await self._bus.publish(DomainEvent("session.revoked", app_id, now,
+                                                {"session": session_id, "user": user_id}))
+        await self._bus.publish(DomainEvent("user.deleted", app_id, now, {"user": user_id},
+                                            payload=user))
+        return user
+
+    async def do_create_block(self, principal: Principal, app_id: str, user_id: str,
+                              blocked_id: str) -> Block:
+        require_user_or_app(principal, app_id, user_id)
+        if blocked_id == user_id:
+            raise invalid_field("block.blocked_user_id", "a user cannot block themself")
+        if await self._store.get_user(app_id, blocked_id) is None:
+            raise user_not_found(app_id, blocked_id)
+        block = await self._store.create_block(Block(app_id, user_id, blocked_id,
+                                                     self._clock.now()))
+        await self._bus.publish(DomainEvent("block.created", app_id, block.create_time,
+                                            {"user": user_id, "blocked": blocked_id}))
+        return block
+
+    async def do_delete_block(self, principal: Principal, app_id: str, user_id: str,
+                              blocked_id: str) -> None:
+        require_user_or_app(principal, app_id, user_id)
+        if not await self._store.delete_block(app_id, user_id, blocked_id):
+            raise not_found("caas.dev/Block",
+                            f"{user_name(app_id, user_id)}/blocks/{blocked_id}")
+        await self._bus.publish(DomainEvent("block.deleted", app_id, self._clock.now(),
+                                            {"user": user_id, "blocked": blocked_id}))
+
+    async def list_blocks(self, principal: Principal, app_id: str, user_id: str,
+                          page_size: int, page_token: str) -> Page[Block]:
+        require_user_or_app(principal, app_id, user_id)
+        scope = [app_id, user_id, "blocks"]
+        request = page_request(page_size, page_token, scope)
+        blocks = await self._store.list_blocks(app_id, user_id, request.size + 1,
+                                               time_id_position(request))
+        return make_page(blocks, request, scope,
+                         lambda b: (to_ms(b.create_time), b.blocked_id))
