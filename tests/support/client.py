@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 import grpc
 from caas.apps.v1 import apps_service_pb2_grpc
 from caas.auth.v1 import auth_service_pb2_grpc
+from caas.conversations.v1 import conversations_service_pb2_grpc
+from caas.messages.v1 import messages_service_pb2_grpc
+from caas.users.v1 import users_service_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2_grpc
 
@@ -20,6 +23,10 @@ class Client:
         self.channel = grpc.aio.insecure_channel(address)
         self.apps = apps_service_pb2_grpc.AppsServiceStub(self.channel)
         self.auth = auth_service_pb2_grpc.AuthServiceStub(self.channel)
+        self.users = users_service_pb2_grpc.UsersServiceStub(self.channel)
+        self.conversations = conversations_service_pb2_grpc.ConversationsServiceStub(
+            self.channel)
+        self.messages = messages_service_pb2_grpc.MessagesServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:
