@@ -6,6 +6,7 @@ without a case here fails the suite.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import grpc
@@ -15,16 +16,24 @@ from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.auth.v1 import resources_pb2 as auth_res
+from caas.conversations.v1 import conversations_service_pb2
+from caas.messages.v1 import messages_service_pb2
+from caas.type.v1 import access_pb2
+from caas.users.v1 import users_service_pb2
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.protobuf.message import Message
 
-from tests.conftest import AppHandle, expect_error, sign_in
+from tests.conftest import AppHandle, create_app, expect_error, sign_in
+from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
 from tests.support.client import Client, bearer
 from tests.support.servers import CaasServer
 
 SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
-            auth_pb.DESCRIPTOR.services_by_name["AuthService"])
+            auth_pb.DESCRIPTOR.services_by_name["AuthService"],
+            users_service_pb2.DESCRIPTOR.services_by_name["UsersService"],
+            conversations_service_pb2.DESCRIPTOR.services_by_name["ConversationsService"],
+            messages_service_pb2.DESCRIPTOR.services_by_name["MessagesService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -138,6 +147,9 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
 ]
 
 
+CASES += CHAT_CASES
+
+
 def _method(rpc: str) -> pb_descriptor.MethodDescriptor:
     for service in SERVICES:
         if rpc in service.methods_by_name:
@@ -155,12 +167,24 @@ def _call(client: Client, rpc: str, request: Message, metadata: tuple[tuple[str,
     return stub(request, metadata=metadata)
 
 
+@pytest.fixture(scope="module")
+async def user_token(client: Client, server: CaasServer) -> str:
+    """A user's access token, for the RPCs only users may call."""
+    app = await create_app(client, server.operator_token)
+    return (await sign_in(client, app, "validator")).credentials.access_token
+
+
 @pytest.mark.parametrize(("rpc", "request_message", "expected"),
                          [pytest.param(*case[1:], id=case[0]) for case in CASES])
-async def test_contract_limit_is_enforced(client: Client, server: CaasServer, rpc: str,
-                                          request_message: Message, expected: dict[str, str]
-                                          ) -> None:
-    metadata = () if rpc == "RefreshSession" else bearer(server.operator_token)
+async def test_contract_limit_is_enforced(client: Client, server: CaasServer, user_token: str,
+                                          rpc: str, request_message: Message,
+                                          expected: dict[str, str]) -> None:
+    allowed = _method(rpc).GetOptions().Extensions[access_pb2.access].allow
+    metadata: tuple[tuple[str, str], ...] = ()
+    if access_pb2.PRINCIPAL_OPERATOR in allowed:
+        metadata = bearer(server.operator_token)
+    elif access_pb2.PRINCIPAL_USER in allowed:
+        metadata = bearer(user_token)
     got = await expect_error(_call(client, rpc, request_message, metadata),
                              grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
     assert got.field_violations == expected
@@ -186,7 +210,8 @@ def _message_rules(message: pb_descriptor.Descriptor) -> Iterator[str]:
 
 
 def test_every_contract_rule_has_a_case() -> None:
-    covered = {(rpc, path) for _, rpc, _, expected in CASES for path in expected}
+    covered = {(rpc, re.sub(r"\[[^]]*\]", "", path))
+               for _, rpc, _, expected in CASES for path in expected}
     declared = {(method.name, path) for service in SERVICES for method in service.methods
                 for path in _rule_fields(method.input_type)}
     assert declared - covered == set(), "field rules without a validation case"

@@ -101,7 +101,7 @@ class Message(_message.Message):
     sender_deleted: _builtins.bool
     """Whether the sender has since been deleted (show "deleted user")."""
     text: _builtins.str
-    """The text: at most 4000 characters (and 16 KiB as UTF-8)."""
+    """The text: at most 4000 characters."""
     thread_root_sequence: _builtins.int
     """For a reply: the sequence number of the thread's first message (which must be a
     top-level message); 0 for a top-level message.
