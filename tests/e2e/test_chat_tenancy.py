@@ -1,0 +1,165 @@
+"""Every chat RPC naming another app's resources is refused, and changes nothing there."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+from caas.conversations.v1 import conversations_service_pb2 as conv_pb
+from caas.conversations.v1 import resources_pb2 as conv_res
+from caas.messages.v1 import messages_service_pb2 as msg_pb
+from caas.messages.v1 import resources_pb2 as msg_res
+from caas.users.v1 import resources_pb2 as user_res
+from caas.users.v1 import users_service_pb2 as user_pb
+from google.protobuf import field_mask_pb2
+
+from tests.conftest import AppHandle, expect_error
+from tests.support.chat import CHANNEL, GROUP, Person, person
+from tests.support.client import Client
+
+
+@dataclass
+class Victim:
+    app: AppHandle
+    alice: Person
+    group: str  # a group of alice and bob
+    channel: str
+    message: str  # a message of alice in the group
+
+
+Md = tuple[tuple[str, str], ...]
+Attempt = Callable[[Client, Victim, Md], Awaitable[Any]]
+mask = field_mask_pb2.FieldMask
+
+ATTEMPTS: dict[str, Attempt] = {
+    "CreateUser": lambda c, v, md: c.users.CreateUser(user_pb.CreateUserRequest(
+        parent=v.app.name, user_id="intruder"), metadata=md),
+    "GetUser": lambda c, v, md: c.users.GetUser(user_pb.GetUserRequest(name=v.alice.name),
+                                                metadata=md),
+    "ListUsers": lambda c, v, md: c.users.ListUsers(user_pb.ListUsersRequest(
+        parent=v.app.name), metadata=md),
+    "UpdateUser": lambda c, v, md: c.users.UpdateUser(user_pb.UpdateUserRequest(
+        user=user_res.User(name=v.alice.name, display_name="pwned"),
+        update_mask=mask(paths=["display_name"]), allow_missing=True), metadata=md),
+    "DeleteUser": lambda c, v, md: c.users.DeleteUser(user_pb.DeleteUserRequest(
+        name=v.alice.name), metadata=md),
+    "CreateBlock": lambda c, v, md: c.users.CreateBlock(user_pb.CreateBlockRequest(
+        parent=v.alice.name, block=user_res.Block(blocked_user_id="bob")), metadata=md),
+    "DeleteBlock": lambda c, v, md: c.users.DeleteBlock(user_pb.DeleteBlockRequest(
+        name=f"{v.alice.name}/blocks/bob"), metadata=md),
+    "ListBlocks": lambda c, v, md: c.users.ListBlocks(user_pb.ListBlocksRequest(
+        parent=v.alice.name), metadata=md),
+    "CreateConversation": lambda c, v, md: c.conversations.CreateConversation(
+        conv_pb.CreateConversationRequest(parent=v.app.name, conversation=conv_res.Conversation(
+            kind=GROUP), member_ids=["alice"]), metadata=md),
+    "GetConversation": lambda c, v, md: c.conversations.GetConversation(
+        conv_pb.GetConversationRequest(name=v.group), metadata=md),
+    "UpdateConversation": lambda c, v, md: c.conversations.UpdateConversation(
+        conv_pb.UpdateConversationRequest(conversation=conv_res.Conversation(
+            name=v.group, title="pwned"), update_mask=mask(paths=["title"])), metadata=md),
+    "DeleteConversation": lambda c, v, md: c.conversations.DeleteConversation(
+        conv_pb.DeleteConversationRequest(name=v.group), metadata=md),
+    "ListConversations": lambda c, v, md: c.conversations.ListConversations(
+        conv_pb.ListConversationsRequest(parent=v.alice.name), metadata=md),
+    "ListChannels": lambda c, v, md: c.conversations.ListChannels(
+        conv_pb.ListChannelsRequest(parent=v.app.name), metadata=md),
+    "JoinConversation": lambda c, v, md: c.conversations.JoinConversation(
+        conv_pb.JoinConversationRequest(name=v.channel), metadata=md),
+    "LeaveConversation": lambda c, v, md: c.conversations.LeaveConversation(
+        conv_pb.LeaveConversationRequest(name=v.group), metadata=md),
+    "AddMembers": lambda c, v, md: c.conversations.AddMembers(conv_pb.AddMembersRequest(
+        conversation=v.group, user_ids=["carol"]), metadata=md),
+    "RemoveMember": lambda c, v, md: c.conversations.RemoveMember(conv_pb.RemoveMemberRequest(
+        name=f"{v.group}/members/bob"), metadata=md),
+    "GetMember": lambda c, v, md: c.conversations.GetMember(conv_pb.GetMemberRequest(
+        name=f"{v.group}/members/bob"), metadata=md),
+    "ListMembers": lambda c, v, md: c.conversations.ListMembers(conv_pb.ListMembersRequest(
+        parent=v.group), metadata=md),
+    "UpdateMember": lambda c, v, md: c.conversations.UpdateMember(conv_pb.UpdateMemberRequest(
+        member=conv_res.Member(name=f"{v.group}/members/bob", role=conv_res.Member.ROLE_ADMIN),
+        update_mask=mask(paths=["role"])), metadata=md),
+    "CreateMessage": lambda c, v, md: c.messages.CreateMessage(msg_pb.CreateMessageRequest(
+        parent=v.group, message=msg_res.Message(text="pwned", sender_id="alice"),
+        request_id="x"), metadata=md),
+    "GetMessage": lambda c, v, md: c.messages.GetMessage(msg_pb.GetMessageRequest(
+        name=v.message), metadata=md),
+    "ListMessages": lambda c, v, md: c.messages.ListMessages(msg_pb.ListMessagesRequest(
+        parent=v.group), metadata=md),
+    "UpdateMessage": lambda c, v, md: c.messages.UpdateMessage(msg_pb.UpdateMessageRequest(
+        message=msg_res.Message(name=v.message, text="pwned"), update_mask=mask(paths=["text"])),
+        metadata=md),
+    "DeleteMessage": lambda c, v, md: c.messages.DeleteMessage(msg_pb.DeleteMessageRequest(
+        name=v.message), metadata=md),
+    "ListMessageRevisions": lambda c, v, md: c.messages.ListMessageRevisions(
+        msg_pb.ListMessageRevisionsRequest(name=v.message), metadata=md),
+    "AddReaction": lambda c, v, md: c.messages.AddReaction(msg_pb.AddReactionRequest(
+        name=v.message, emoji="x"), metadata=md),
+    "RemoveReaction": lambda c, v, md: c.messages.RemoveReaction(msg_pb.RemoveReactionRequest(
+        name=v.message, emoji="x"), metadata=md),
+    "ListReactions": lambda c, v, md: c.messages.ListReactions(msg_pb.ListReactionsRequest(
+        parent=v.message), metadata=md),
+    "MarkRead": lambda c, v, md: c.messages.MarkRead(msg_pb.MarkReadRequest(
+        conversation=v.group), metadata=md),
+    "MarkDelivered": lambda c, v, md: c.messages.MarkDelivered(msg_pb.MarkDeliveredRequest(
+        conversation=v.group), metadata=md),
+    "ListReceipts": lambda c, v, md: c.messages.ListReceipts(msg_pb.ListReceiptsRequest(
+        parent=v.message), metadata=md),
+    "GetUnreadCount": lambda c, v, md: c.messages.GetUnreadCount(msg_pb.GetUnreadCountRequest(
+        name=f"{v.alice.name}/unreadCount"), metadata=md),
+}
+USER_ONLY = {"JoinConversation", "LeaveConversation", "AddReaction", "RemoveReaction",
+             "MarkRead", "MarkDelivered"}
+USER_REFUSED = {"CreateUser", "ListUsers", "DeleteUser"}  # API key and operator only
+
+
+@pytest.fixture
+async def victim(client: Client, app: AppHandle) -> Victim:
+    alice = await person(client, app.app_id, app.api_key, "alice")
+    await person(client, app.app_id, app.api_key, "bob")
+    await person(client, app.app_id, app.api_key, "carol")
+    group = await alice.create(GROUP, ("bob",))
+    channel = await alice.create(CHANNEL)
+    message = (await alice.send(group.name, "private")).message.name
+    return Victim(app, alice, group.name, channel.name, message)
+
+
+async def snapshot(client: Client, v: Victim) -> tuple[bytes, ...]:
+    """Everything an attempt could have changed, as the app's backend sees it."""
+    md = v.app.auth
+    calls = [
+        client.users.ListUsers(user_pb.ListUsersRequest(parent=v.app.name), metadata=md),
+        client.users.ListBlocks(user_pb.ListBlocksRequest(parent=v.alice.name), metadata=md),
+        client.conversations.GetConversation(conv_pb.GetConversationRequest(name=v.group),
+                                             metadata=md),
+        client.conversations.ListMembers(conv_pb.ListMembersRequest(parent=v.group),
+                                         metadata=md),
+        client.conversations.ListMembers(conv_pb.ListMembersRequest(parent=v.channel),
+                                         metadata=md),
+        client.messages.ListMessages(msg_pb.ListMessagesRequest(parent=v.group), metadata=md),
+        client.conversations.ListConversations(conv_pb.ListConversationsRequest(
+            parent=v.alice.name), metadata=md),
+    ]
+    return tuple([(await call).SerializeToString(deterministic=True) for call in calls])
+
+
+@pytest.mark.parametrize("rpc", sorted(set(ATTEMPTS) - USER_ONLY))
+async def test_api_key_of_another_app(client: Client, victim: Victim, other_app: AppHandle,
+                                      rpc: str) -> None:
+    before = await snapshot(client, victim)
+    await expect_error(ATTEMPTS[rpc](client, victim, other_app.auth),
+                       grpc.StatusCode.PERMISSION_DENIED, "APP_MISMATCH")
+    assert await snapshot(client, victim) == before
+
+
+@pytest.mark.parametrize("rpc", sorted(set(ATTEMPTS) - USER_REFUSED))
+async def test_user_of_another_app(client: Client, victim: Victim, other_app: AppHandle,
+                                   rpc: str) -> None:
+    # Same user id as the victim: ids are per app, so this is someone else entirely.
+    intruder = await person(client, other_app.app_id, other_app.api_key, "alice")
+    before = await snapshot(client, victim)
+    await expect_error(ATTEMPTS[rpc](client, victim, intruder.auth),
+                       grpc.StatusCode.PERMISSION_DENIED, "APP_MISMATCH")
+    assert await snapshot(client, victim) == before
