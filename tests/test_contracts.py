@@ -7,8 +7,8 @@ from caas.apps.v1 import apps_service_pb2
 from caas.auth.v1 import auth_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.messages.v1 import messages_service_pb2
-from caas.users.v1 import users_service_pb2
 from caas.type.v1 import access_pb2
+from caas.users.v1 import users_service_pb2
 from google.api import annotations_pb2
 from google.protobuf import descriptor as pb_descriptor
 

@@ -17,6 +17,7 @@ from caas.apps.v1 import resources_pb2 as apps_res
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 
 from tests.conftest import TEST_CONFIG, AppHandle, create_app, expect_error, sign_in
+from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 from tests.support.servers import BIN, ExternalServer, start_caas
 
@@ -170,3 +171,27 @@ async def test_processes_share_rate_limits_through_redis(
         assert first.process.stop() == 0
         assert second.process.stop() == 0
 
+
+
+async def test_a_retried_send_is_recognised_after_a_restart(tmp_path: Path) -> None:
+    server = start_caas(tmp_path)
+    client = Client(server.address)
+    app = await create_app(client, server.operator_token)
+    alice = await person(client, app.app_id, app.api_key, "alice")
+    await person(client, app.app_id, app.api_key, "bob")
+    group = await alice.create(GROUP, ("bob",))
+    first = await alice.send(group.name, "exactly once", request_id="before-restart")
+    await client.close()
+    assert server.process.stop() == 0
+
+    restarted = start_caas(tmp_path)
+    client = Client(restarted.address)
+    try:
+        alice.client = client
+        retried = await alice.send(group.name, "exactly once", request_id="before-restart")
+        assert not retried.created and retried.message == first.message
+        listed = await alice.messages(group.name)
+        assert [m.sequence for m in listed.messages] == [1]
+    finally:
+        await client.close()
+        assert restarted.process.stop() == 0

@@ -1,0 +1,57 @@
+"""Chat actions publish domain events after their writes commit, and only then."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.conversations.actions import NewConversation
+from services.conversations.models import Kind
+from services.core.errors import DomainError
+from services.core.events import DomainEvent
+from services.core.principal import Operator, User
+from services.core.settings import load_settings
+from services.messages.actions import Outgoing
+from services.runtime import Runtime, build_runtime
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    built = await build_runtime(load_settings(data_dir=tmp_path,
+                                              operator_token="caaso_" + "t" * 40))
+    await built.apps.do_create_app(Operator(), "alpha", "Alpha", "")
+    for user_id in ("alice", "bob"):
+        await built.users.ensure_user("alpha", user_id)
+    yield built
+    await built.close()
+
+
+async def test_events_follow_committed_writes(runtime: Runtime) -> None:
+    seen: list[DomainEvent] = []
+    visible: list[bool] = []
+
+    async def record(event: DomainEvent) -> None:
+        seen.append(event)
+        if event.type == "message.created":  # the write is already visible to readers
+            found = await runtime.stores.messages.get("alpha", event.conversation_id, 1)
+            visible.append(found is not None)
+
+    runtime.bus.subscribe(record)
+    alice = User("alpha", "alice", "s1")
+    conversation, _ = await runtime.conversations.do_create(
+        alice, "alpha", NewConversation(Kind.GROUP, member_ids=["bob"]))
+    cid = conversation.conversation_id
+    await runtime.messages.do_send(alice, "alpha", cid, Outgoing("hi"), "r1")
+    await runtime.messages.do_send(alice, "alpha", cid, Outgoing("hi"), "r1")  # a retry
+    await runtime.messages.do_react(User("alpha", "bob", "s2"), "alpha", cid, 1, "👍", add=True)
+    await runtime.messages.do_mark(User("alpha", "bob", "s2"), "alpha", cid, "read", 0)
+    with pytest.raises(DomainError):  # refused: no event
+        await runtime.messages.do_send(User("alpha", "mallory", "s3"), "alpha", cid,
+                                       Outgoing("x"), "r2")
+    assert [e.type for e in seen] == ["conversation.created", "message.created",
+                                      "reaction.added", "read.updated"]
+    assert visible == [True]
+    assert all(e.conversation_id == cid for e in seen)
+    assert seen[1].payload is not None and getattr(seen[1].payload, "text", "") == "hi"
