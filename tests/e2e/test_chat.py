@@ -376,3 +376,57 @@ async def test_inbox_pages_exactly(alice: Person, bob: Person) -> None:
         if not token:
             break
     assert seen == names[::-1]  # most recent activity first, each once
+
+
+async def test_delivery_shows_before_reading(alice: Person, bob: Person, carol: Person) -> None:
+    group = await alice.create(GROUP, ("bob", "carol"))
+    sent = (await alice.send(group.name, "did you get this?")).message
+    await bob.client.messages.MarkDelivered(msg_pb.MarkDeliveredRequest(
+        conversation=group.name), metadata=bob.auth)
+    receipts = await alice.client.messages.ListReceipts(
+        msg_pb.ListReceiptsRequest(parent=sent.name), metadata=alice.auth)
+    assert [(r.user_id, r.delivered, r.read) for r in receipts.receipts] == [
+        ("bob", True, False), ("carol", False, False)]
+    assert (receipts.read_count, receipts.delivered_count) == (0, 1)
+
+
+async def test_reaction_limits(alice: Person, bob: Person) -> None:
+    group = await alice.create(GROUP, ("bob",))
+    sent = (await alice.send(group.name, "react")).message
+    for n in range(10):
+        await bob.client.messages.AddReaction(
+            msg_pb.AddReactionRequest(name=sent.name, emoji=f":e{n}:"), metadata=bob.auth)
+    got = await expect_error(bob.client.messages.AddReaction(
+        msg_pb.AddReactionRequest(name=sent.name, emoji=":one-too-many:"), metadata=bob.auth),
+        PRECONDITION, "LIMIT_EXCEEDED")
+    assert got.metadata["maximum"] == "10"
+    message = await alice.client.messages.GetMessage(msg_pb.GetMessageRequest(name=sent.name),
+                                                     metadata=alice.auth)
+    assert len(message.message.reactions) == 10
+
+
+async def test_users_are_listed_and_upserted_idempotently(
+        client: Client, app: AppHandle) -> None:
+    upsert = user_pb.UpdateUserRequest(
+        user=user_res.User(name=f"{app.name}/users/zed", display_name="Zed"),
+        update_mask=field_mask_pb2.FieldMask(paths=["display_name"]), allow_missing=True)
+    first = await client.users.UpdateUser(upsert, metadata=app.auth)
+    again = await client.users.UpdateUser(upsert, metadata=app.auth)
+    assert first.user.create_time == again.user.create_time
+    await expect_error(client.users.CreateUser(user_pb.CreateUserRequest(
+        parent=app.name, user_id="zed"), metadata=app.auth),
+        grpc.StatusCode.ALREADY_EXISTS, "RESOURCE_ALREADY_EXISTS")
+    for user_id in ("yan", "xia"):
+        await client.users.CreateUser(user_pb.CreateUserRequest(parent=app.name,
+                                                                user_id=user_id),
+                                      metadata=app.auth)
+    page = await client.users.ListUsers(user_pb.ListUsersRequest(parent=app.name, page_size=2),
+                                        metadata=app.auth)
+    rest = await client.users.ListUsers(user_pb.ListUsersRequest(
+        parent=app.name, page_size=2, page_token=page.next_page_token), metadata=app.auth)
+    names = [u.name.rsplit("/", 1)[1] for u in [*page.users, *rest.users]]
+    assert names == ["zed", "yan", "xia"] and rest.next_page_token == ""
+    await expect_error(client.users.UpdateUser(user_pb.UpdateUserRequest(
+        user=user_res.User(name=f"{app.name}/users/nobody", display_name="N"),
+        update_mask=field_mask_pb2.FieldMask(paths=["display_name"])), metadata=app.auth),
+        NOT_FOUND, "RESOURCE_NOT_FOUND")
