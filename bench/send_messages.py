@@ -1,0 +1,92 @@
+"""Sending messages: throughput and latency of CreateMessage into one conversation.
+
+Starts its own `caas serve` (embedded defaults, in a temporary directory), creates a
+group of MEMBERS users, and has SENDERS of them send as fast as they can for SECONDS,
+CONCURRENCY calls in flight each. Prints sends/s, latency percentiles and server CPU,
+then checks the conversation's sequence numbers are 1..N with no gap.
+
+    .venv/bin/python bench/send_messages.py [--members 10] [--senders 5] [--seconds 10]
+                                            [--concurrency 8]
+
+A benchmark, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from caas.apps.v1 import apps_service_pb2 as apps_pb  # noqa: E402
+from caas.apps.v1 import resources_pb2 as apps_res  # noqa: E402
+
+from bench.unary_rpc import BENCH_CONFIG, server_cpu  # noqa: E402
+from tests.support.chat import GROUP, person  # noqa: E402
+from tests.support.client import Client, bearer  # noqa: E402
+from tests.support.servers import start_caas  # noqa: E402
+
+
+async def run(address: str, operator: str, pid: int, members: int, senders: int,
+              seconds: float, concurrency: int) -> None:
+    client = Client(address)
+    app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    app = await client.apps.CreateApp(apps_pb.CreateAppRequest(
+        app_id=app_id, app=apps_res.App(display_name="Bench")), metadata=bearer(operator))
+    people = [await person(client, app_id, app.api_key_secret, f"u{i}") for i in range(members)]
+    group = await people[0].create(GROUP, tuple(p.user_id for p in people[1:]))
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker(index: int) -> None:
+        sender = people[index % senders]
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await sender.send(group.name, f"{time.time()}")
+            latencies.append(time.perf_counter() - started)
+
+    for p in people[:senders]:  # warm up
+        await p.send(group.name, "warm up")
+    cpu_before = server_cpu(pid)
+    began = time.perf_counter()
+    await asyncio.gather(*[worker(i) for i in range(senders * concurrency)])
+    elapsed = time.perf_counter() - began
+    cpu = server_cpu(pid) - cpu_before
+    listed = await people[1].messages(group.name, page_size=200)
+    last = listed.messages[-1].sequence
+    await client.close()
+    q = statistics.quantiles(latencies, n=100)
+    print(f"members={members} senders={senders} in-flight={senders * concurrency} "
+          f"seconds={elapsed:.1f}")
+    print(f"sends={len(latencies)} rate={len(latencies) / elapsed:,.0f}/s "
+          f"p50={q[49] * 1000:.2f}ms p90={q[89] * 1000:.2f}ms p99={q[98] * 1000:.2f}ms")
+    print(f"server cpu={cpu / elapsed * 100:.0f}% of a core, "
+          f"{cpu / len(latencies) * 1e6:.0f}us per send")
+    print(f"last sequence={last} (expected {len(latencies) + senders})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=10)
+    parser.add_argument("--senders", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_caas(Path(tmp), env={"CAAS_ACCESS_LOG": "false"}, config=BENCH_CONFIG)
+        try:
+            asyncio.run(run(server.address, server.operator_token, server.process.pid,
+                            args.members, args.senders, args.seconds, args.concurrency))
+        finally:
+            server.process.stop()
+
+
+if __name__ == "__main__":
+    main()
