@@ -17,7 +17,6 @@ from services.conversations.models import (
 )
 from services.core.errors import invalid_field
 from services.core.names import parse_app, parse_user
-from services.core.principal import User
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
 
@@ -68,11 +67,6 @@ def conversation_proto(conversation: Conversation, member: Member | None = None
         update_time=timestamp(conversation.update_time),
         last_activity_time=timestamp(conversation.last_activity_time),
         membership=None if member is None else member_proto(member))
-
-
-def _user(call: Call) -> User:
-    assert isinstance(call.principal, User)  # the contract admits only users here
-    return call.principal
 
 
 class ConversationsServicer:
@@ -138,12 +132,12 @@ class ConversationsServicer:
 
     async def JoinConversation(self, request: pb.JoinConversationRequest, call: Call
                                ) -> pb.JoinConversationResponse:
-        member = await self._actions.do_join(_user(call), *parse_conversation(request.name))
+        member = await self._actions.do_join(call.user(), *parse_conversation(request.name))
         return pb.JoinConversationResponse(member=member_proto(member))
 
     async def LeaveConversation(self, request: pb.LeaveConversationRequest, call: Call
                                 ) -> pb.LeaveConversationResponse:
-        await self._actions.do_leave(_user(call), *parse_conversation(request.name))
+        await self._actions.do_leave(call.user(), *parse_conversation(request.name))
         return pb.LeaveConversationResponse()
 
     async def AddMembers(self, request: pb.AddMembersRequest, call: Call

@@ -90,6 +90,11 @@ class Call:
     context: grpc.aio.ServicerContext[Any, Any]
     charge: Charge
 
+    def user(self) -> User:
+        """The calling user, for RPCs whose access policy admits only users."""
+        assert isinstance(self.principal, User), "the access policy admits only users"
+        return self.principal
+
 
 class _CallState:
     """One call as the gateway sees it: who, and how it was counted against budgets."""

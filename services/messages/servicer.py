@@ -8,7 +8,6 @@ from caas.messages.v1 import resources_pb2 as res
 from services.conversations.servicer import parse_conversation
 from services.core.errors import invalid_field
 from services.core.names import parse_user
-from services.core.principal import User
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
 from services.messages.actions import MessagesActions, Outgoing, Shown, message_name
@@ -52,11 +51,6 @@ def message_proto(shown: Shown) -> res.Message:
         state=res.Message.STATE_DELETED if m.deleted else res.Message.STATE_ACTIVE,
         create_time=timestamp(m.create_time), edit_time=timestamp(m.edit_time),
         delete_time=timestamp(m.delete_time))
-
-
-def _user(call: Call) -> User:
-    assert isinstance(call.principal, User)  # the contract admits only users here
-    return call.principal
 
 
 def _position(request: pb.ListMessagesRequest) -> tuple[Direction, int]:
@@ -125,13 +119,13 @@ class MessagesServicer:
 
     async def AddReaction(self, request: pb.AddReactionRequest, call: Call
                           ) -> pb.AddReactionResponse:
-        shown = await self._actions.do_react(_user(call), *parse_message(request.name),
+        shown = await self._actions.do_react(call.user(), *parse_message(request.name),
                                              request.emoji, add=True)
         return pb.AddReactionResponse(message=message_proto(shown))
 
     async def RemoveReaction(self, request: pb.RemoveReactionRequest, call: Call
                              ) -> pb.RemoveReactionResponse:
-        shown = await self._actions.do_react(_user(call), *parse_message(request.name),
+        shown = await self._actions.do_react(call.user(), *parse_message(request.name),
                                              request.emoji, add=False)
         return pb.RemoveReactionResponse(message=message_proto(shown))
 
@@ -147,7 +141,7 @@ class MessagesServicer:
 
     async def MarkRead(self, request: pb.MarkReadRequest, call: Call) -> pb.MarkReadResponse:
         member = await self._actions.do_mark(
-            _user(call), *parse_conversation(request.conversation, "conversation"), "read",
+            call.user(), *parse_conversation(request.conversation, "conversation"), "read",
             request.sequence)
         return pb.MarkReadResponse(read_sequence=member.read_sequence,
                                    unread_count=member.unread_count)
@@ -155,7 +149,7 @@ class MessagesServicer:
     async def MarkDelivered(self, request: pb.MarkDeliveredRequest, call: Call
                             ) -> pb.MarkDeliveredResponse:
         member = await self._actions.do_mark(
-            _user(call), *parse_conversation(request.conversation, "conversation"),
+            call.user(), *parse_conversation(request.conversation, "conversation"),
             "delivered", request.sequence)
         return pb.MarkDeliveredResponse(delivered_sequence=member.delivered_sequence)
 
