@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from caas.apps.v1 import apps_service_pb2 as apps_pb  # noqa: E402
-from caas.apps.v1 import resources_pb2 as apps_res  # noqa: E402
+from caas.apps.v1 import apps_service_pb2 as apps_pb
+from caas.apps.v1 import resources_pb2 as apps_res
 
-from bench.unary_rpc import BENCH_CONFIG, server_cpu  # noqa: E402
-from tests.support.chat import GROUP, person  # noqa: E402
-from tests.support.client import Client, bearer  # noqa: E402
-from tests.support.servers import start_caas  # noqa: E402
+from bench.unary_rpc import BENCH_CONFIG, server_cpu
+from tests.support.chat import GROUP, person
+from tests.support.client import Client, bearer
+from tests.support.servers import start_caas
 
 
 async def run(address: str, operator: str, pid: int, members: int, senders: int,
