@@ -50,9 +50,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalS
     server.process.stop()
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaasServer]:
-    caas = start_caas(tmp_path_factory.mktemp("caas"), config=TEST_CONFIG)
+@pytest.fixture(scope="session", params=["sqlite", "mongodb"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[CaasServer]:
+    """The shared server, once per store engine: every test using it runs on both."""
+    env: dict[str, str] = {}
+    if request.param == "mongodb":
+        mongo: ExternalServer = request.getfixturevalue("mongo")
+        env = {"CAAS_STORE": "mongodb", "CAAS_MONGODB_URL": mongo.url,
+               "CAAS_MONGODB_DATABASE": unique_id("e2e")}
+    caas = start_caas(tmp_path_factory.mktemp("caas"), env=env, config=TEST_CONFIG)
     yield caas
     assert caas.process.stop() == 0
 

@@ -1,13 +1,348 @@
-"""Being written: the MongoDB adapter of this store."""
+"""ConversationStore on MongoDB.
+
+Documents are keyed by app (`app/conversation`, `app/conversation/user`), and every
+query also names `app_id`, so no lookup crosses apps. A direct conversation is unique
+per pair through a `direct_keys` document whose `_id` is the pair's key, inserted in
+the conversation's transaction (a plain unique `_id` works on every MongoDB-compatible
+server, where partial unique indexes may not). Deleting a conversation is a soft
+delete of its document; its members, messages, revisions and reactions are removed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.conversations.models import (
+    Conversation,
+    ConversationChanges,
+    Kind,
+    Member,
+    MemberChanges,
+    Preview,
+    Role,
+)
+from services.conversations.store import InboxPosition, Position
+from services.core.clock import from_ms
+from services.core.db.mongo import Document, MongoDatabase, MongoMigration
+from services.core.errors import CapacityExceeded, StoreConflict
+
+# Collections of the messages store, emptied when a conversation is deleted.
+MESSAGE_COLLECTIONS = ("messages", "message_revisions", "reactions")
+
+
+async def _v1(db: AsyncDatabase[Document]) -> None:
+    await db["conversations"].create_index(
+        [("app_id", ASCENDING), ("kind", ASCENDING), ("create_time", DESCENDING),
+         ("conversation_id", DESCENDING)])
+    await db["members"].create_index(
+        [("app_id", ASCENDING), ("conversation_id", ASCENDING), ("join_time", ASCENDING),
+         ("user_id", ASCENDING)])
+    await db["members"].create_index(
+        [("app_id", ASCENDING), ("user_id", ASCENDING), ("pinned", DESCENDING),
+         ("activity_time", DESCENDING), ("conversation_id", DESCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+
+
+def conversation_key(app_id: str, conversation_id: str) -> str:
+    return f"{app_id}/{conversation_id}"
+
+
+def member_key(app_id: str, conversation_id: str, user_id: str) -> str:
+    return f"{app_id}/{conversation_id}/{user_id}"
+
+
+def preview_doc(preview: Preview | None) -> Document | None:
+    if preview is None:
+        return None
+    return {"sequence": preview.sequence, "sender_id": preview.sender_id, "text": preview.text,
+            "deleted": preview.deleted, "create_time": preview.create_time}
+
+
+def _preview(doc: Document | None) -> Preview | None:
+    if doc is None:
+        return None
+    return Preview(doc["sequence"], doc["sender_id"], doc["text"], doc["deleted"],
+                   doc["create_time"])
+
+
+def conversation_from_doc(doc: Document) -> Conversation:
+    return Conversation(doc["app_id"], doc["conversation_id"], Kind(doc["kind"]), doc["title"],
+                        doc["image_uri"], doc["metadata"], doc["frozen"], doc["creator_id"],
+                        doc["member_count"], doc["last_sequence"],
+                        _preview(doc.get("last_message")), doc["create_time"],
+                        doc["update_time"], doc["last_activity_time"])
+
+
+def member_doc(member: Member, activity_time: datetime) -> Document:
+    return {"_id": member_key(member.app_id, member.conversation_id, member.user_id),
+            "app_id": member.app_id, "conversation_id": member.conversation_id,
+            "user_id": member.user_id, "role": int(member.role), "join_time": member.join_time,
+            "muted": member.muted, "archived": member.archived,
+            "pinned": int(member.pinned),  # 0/1: the inbox pages on it as a number
+            "read_sequence": member.read_sequence,
+            "delivered_sequence": member.delivered_sequence,
+            "unread_count": member.unread_count, "read_time": member.read_time,
+            "activity_time": activity_time}
+
+
+def member_from_doc(doc: Document) -> Member:
+    return Member(doc["app_id"], doc["conversation_id"], doc["user_id"], Role(doc["role"]),
+                  doc["join_time"], doc["muted"], doc["archived"], bool(doc["pinned"]),
+                  doc["read_sequence"], doc["delivered_sequence"], doc["unread_count"],
+                  doc.get("read_time"), doc["activity_time"])
+
+
+def live(app_id: str, conversation_id: str) -> Document:
+    """Selector of a conversation that is not deleted."""
+    return {"_id": conversation_key(app_id, conversation_id), "app_id": app_id,
+            "delete_time": None}
+
+
+def after_join(after: Position | None) -> Document:
+    """Filter for members strictly after (join_time, user_id)."""
+    if after is None:
+        return {}
+    when = from_ms(after[0])
+    return {"$or": [{"join_time": {"$gt": when}},
+                    {"join_time": when, "user_id": {"$gt": after[1]}}]}
 
 
 class MongoConversationStore:
-    def __init__(self, db: Any) -> None:
-        self._db = db
+    def __init__(self, db: MongoDatabase) -> None:
+        self._mongo = db
+        self._conversations = db.db["conversations"]
+        self._direct_keys = db.db["direct_keys"]
+        self._members = db.db["members"]
 
     async def migrate(self) -> None:
-        raise NotImplementedError
+        await self._mongo.migrate("conversations", MIGRATIONS)
+
+    async def _direct(self, app_id: str, direct_key: str,
+                      session: AsyncClientSession | None = None) -> Conversation | None:
+        found = await self._direct_keys.find_one({"_id": f"{app_id}/{direct_key}"},
+                                                 session=session)
+        if found is None:
+            return None
+        doc = await self._conversations.find_one(live(app_id, found["conversation_id"]),
+                                                 session=session)
+        return None if doc is None else conversation_from_doc(doc)
+
+    async def create_conversation(self, conversation: Conversation, members: Sequence[Member],
+                                  direct_key: str | None) -> tuple[Conversation, bool]:
+        c = conversation
+        stored = Conversation(c.app_id, c.conversation_id, c.kind, c.title, c.image_uri,
+                              dict(c.metadata), c.frozen, c.creator_id, len(members),
+                              c.last_sequence, c.last_message, c.create_time, c.update_time,
+                              c.last_activity_time)
+        doc = {"_id": conversation_key(c.app_id, c.conversation_id), "app_id": c.app_id,
+               "conversation_id": c.conversation_id, "kind": c.kind.value, "title": c.title,
+               "image_uri": c.image_uri, "metadata": dict(c.metadata), "frozen": c.frozen,
+               "creator_id": c.creator_id, "member_count": len(members),
+               "last_sequence": c.last_sequence, "last_message": preview_doc(c.last_message),
+               "create_time": c.create_time, "update_time": c.update_time,
+               "last_activity_time": c.last_activity_time, "direct_key": direct_key,
+               "delete_time": None}
+
+        async def tx(s: AsyncClientSession) -> tuple[Conversation, bool]:
+            if direct_key is not None:
+                existing = await self._direct(c.app_id, direct_key, s)
+                if existing is not None:
+                    return existing, False
+                await self._direct_keys.insert_one(
+                    {"_id": f"{c.app_id}/{direct_key}", "app_id": c.app_id,
+                     "conversation_id": c.conversation_id}, session=s)
+            await self._conversations.insert_one(doc, session=s)
+            if members:
+                await self._members.insert_many(
+                    [member_doc(m, c.last_activity_time) for m in members], session=s)
+            return stored, True
+
+        try:
+            return await self._mongo.transaction(tx)
+        except DuplicateKeyError as exc:
+            if direct_key is not None:  # the same pair, created concurrently
+                existing = await self._direct(c.app_id, direct_key)
+                if existing is not None:
+                    return existing, False
+            raise StoreConflict(c.conversation_id) from exc
+
+    async def get_conversation(self, app_id: str, conversation_id: str) -> Conversation | None:
+        doc = await self._conversations.find_one(live(app_id, conversation_id))
+        return None if doc is None else conversation_from_doc(doc)
+
+    async def update_conversation(self, app_id: str, conversation_id: str,
+                                  changes: ConversationChanges, now: datetime
+                                  ) -> Conversation | None:
+        changed: Document = {"update_time": now}
+        for name in ("title", "image_uri", "frozen"):
+            value = getattr(changes, name)
+            if value is not None:
+                changed[name] = value
+        if changes.metadata is not None:
+            changed["metadata"] = dict(changes.metadata)
+        doc = await self._conversations.find_one_and_update(
+            live(app_id, conversation_id), {"$set": changed},
+            return_document=ReturnDocument.AFTER)
+        return None if doc is None else conversation_from_doc(doc)
+
+    async def delete_conversation(self, app_id: str, conversation_id: str, now: datetime
+                                  ) -> bool:
+        async def tx(s: AsyncClientSession) -> bool:
+            doc = await self._conversations.find_one_and_update(
+                live(app_id, conversation_id),
+                {"$set": {"delete_time": now, "direct_key": None}}, session=s)
+            if doc is None:
+                return False
+            if doc.get("direct_key") is not None:
+                await self._direct_keys.delete_one(
+                    {"_id": f"{app_id}/{doc['direct_key']}"}, session=s)
+            selector = {"app_id": app_id, "conversation_id": conversation_id}
+            await self._members.delete_many(selector, session=s)
+            for name in MESSAGE_COLLECTIONS:
+                await self._mongo.db[name].delete_many(selector, session=s)
+            return True
+
+        return await self._mongo.transaction(tx)
+
+    async def get_member(self, app_id: str, conversation_id: str, user_id: str
+                         ) -> Member | None:
+        doc = await self._members.find_one(
+            {"_id": member_key(app_id, conversation_id, user_id), "app_id": app_id})
+        return None if doc is None else member_from_doc(doc)
+
+    async def add_members(self, app_id: str, conversation_id: str, members: Sequence[Member],
+                          max_members: int) -> list[Member]:
+        async def tx(s: AsyncClientSession) -> list[Member]:
+            doc = await self._conversations.find_one(live(app_id, conversation_id), session=s)
+            if doc is None:
+                return []
+            conversation = conversation_from_doc(doc)
+            wanted = {m.user_id: m for m in members}
+            keys = [member_key(app_id, conversation_id, u) for u in wanted]
+            present = {d["user_id"] async for d in self._members.find(
+                {"_id": {"$in": keys}, "app_id": app_id}, {"user_id": 1}, session=s)}
+            new = [m for u, m in wanted.items() if u not in present]
+            if conversation.member_count + len(new) > max_members:
+                raise CapacityExceeded("members per conversation", max_members)
+            last = conversation.last_sequence
+            added = [Member(app_id, conversation_id, m.user_id, m.role, m.join_time,
+                            read_sequence=last, delivered_sequence=last,
+                            activity_time=conversation.last_activity_time) for m in new]
+            if added:
+                await self._members.insert_many(
+                    [member_doc(m, conversation.last_activity_time) for m in added], session=s)
+                await self._conversations.update_one(
+                    {"_id": doc["_id"]}, {"$inc": {"member_count": len(added)}}, session=s)
+            return added
+
+        return await self._mongo.transaction(tx)
+
+    async def remove_member(self, app_id: str, conversation_id: str, user_id: str
+                            ) -> Member | None:
+        async def tx(s: AsyncClientSession) -> Member | None:
+            doc = await self._members.find_one_and_delete(
+                {"_id": member_key(app_id, conversation_id, user_id), "app_id": app_id},
+                session=s)
+            if doc is None:
+                return None
+            removed = member_from_doc(doc)
+            await self._conversations.update_one(
+                {"_id": conversation_key(app_id, conversation_id)},
+                {"$inc": {"member_count": -1}}, session=s)
+            if removed.role is Role.OWNER:
+                selector = {"app_id": app_id, "conversation_id": conversation_id}
+                order = [("join_time", ASCENDING), ("user_id", ASCENDING)]
+                heir = await self._members.find_one(
+                    {**selector, "role": int(Role.ADMIN)}, sort=order, session=s)
+                if heir is None:
+                    heir = await self._members.find_one(selector, sort=order, session=s)
+                if heir is not None:
+                    await self._members.update_one(
+                        {"_id": heir["_id"]}, {"$set": {"role": int(Role.OWNER)}}, session=s)
+            return removed
+
+        return await self._mongo.transaction(tx)
+
+    async def update_member(self, app_id: str, conversation_id: str, user_id: str,
+                            changes: MemberChanges) -> Member | None:
+        changed: Document = {}
+        if changes.role is not None:
+            changed["role"] = int(changes.role)
+        if changes.muted is not None:
+            changed["muted"] = changes.muted
+        if changes.archived is not None:
+            changed["archived"] = changes.archived
+        if changes.pinned is not None:
+            changed["pinned"] = int(changes.pinned)
+        selector = {"_id": member_key(app_id, conversation_id, user_id), "app_id": app_id}
+        if not changed:
+            return await self.get_member(app_id, conversation_id, user_id)
+        doc = await self._members.find_one_and_update(
+            selector, {"$set": changed}, return_document=ReturnDocument.AFTER)
+        return None if doc is None else member_from_doc(doc)
+
+    async def list_members(self, app_id: str, conversation_id: str, limit: int,
+                           after: Position | None) -> list[Member]:
+        cursor = self._members.find(
+            {"app_id": app_id, "conversation_id": conversation_id, **after_join(after)}
+        ).sort([("join_time", ASCENDING), ("user_id", ASCENDING)]).limit(limit)
+        return [member_from_doc(doc) async for doc in cursor]
+
+    async def list_user_conversations(self, app_id: str, user_id: str, include_archived: bool,
+                                      limit: int, after: InboxPosition | None
+                                      ) -> list[tuple[Member, Conversation]]:
+        query: dict[str, Any] = {"app_id": app_id, "user_id": user_id}
+        if not include_archived:
+            query["archived"] = False
+        if after is not None:
+            pinned, activity, last_id = after[0], from_ms(after[1]), after[2]
+            query["$or"] = [
+                {"pinned": {"$lt": pinned}},
+                {"pinned": pinned, "activity_time": {"$lt": activity}},
+                {"pinned": pinned, "activity_time": activity,
+                 "conversation_id": {"$lt": last_id}}]
+        cursor = self._members.find(query).sort(
+            [("pinned", DESCENDING), ("activity_time", DESCENDING),
+             ("conversation_id", DESCENDING)]).limit(limit)
+        members = [member_from_doc(doc) async for doc in cursor]
+        if not members:
+            return []
+        keys = [conversation_key(app_id, m.conversation_id) for m in members]
+        conversations = {
+            doc["conversation_id"]: conversation_from_doc(doc)
+            async for doc in self._conversations.find(
+                {"_id": {"$in": keys}, "app_id": app_id, "delete_time": None})}
+        return [(m, conversations[m.conversation_id]) for m in members
+                if m.conversation_id in conversations]
+
+    async def list_channels(self, app_id: str, limit: int, after: Position | None
+                            ) -> list[Conversation]:
+        query: dict[str, Any] = {"app_id": app_id, "kind": Kind.CHANNEL.value,
+                                 "delete_time": None}
+        if after is not None:
+            when = from_ms(after[0])
+            query["$or"] = [{"create_time": {"$lt": when}},
+                            {"create_time": when, "conversation_id": {"$lt": after[1]}}]
+        cursor = self._conversations.find(query).sort(
+            [("create_time", DESCENDING), ("conversation_id", DESCENDING)]).limit(limit)
+        return [conversation_from_doc(doc) async for doc in cursor]
+
+    async def unread_totals(self, app_id: str, user_id: str) -> tuple[int, int]:
+        cursor = await self._members.aggregate([
+            {"$match": {"app_id": app_id, "user_id": user_id, "muted": False,
+                        "unread_count": {"$gt": 0}}},
+            {"$group": {"_id": None, "messages": {"$sum": "$unread_count"},
+                        "conversations": {"$sum": 1}}}])
+        totals = [doc async for doc in cursor]
+        if not totals:
+            return 0, 0
+        return int(totals[0]["messages"]), int(totals[0]["conversations"])

@@ -1,13 +1,409 @@
-"""Being written: the MongoDB adapter of this store."""
+"""MessageStore on MongoDB.
+
+Sending is one transaction: `$inc` of the conversation's `last_sequence`, the message,
+the thread root, and every member's unread count. Concurrent senders write the same
+conversation document, so all but one get a write conflict; the driver retries their
+transaction from the start, which is what keeps sequences gapless. A retried send is
+caught by the unique (app, conversation, sender, request id) index.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Literal
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.conversations.models import PREVIEW_LENGTH, Member, Preview
+from services.conversations.mongo_store import (
+    after_join,
+    conversation_from_doc,
+    live,
+    member_from_doc,
+    member_key,
+    preview_doc,
+)
+from services.core.clock import from_ms
+from services.core.db.mongo import Document, MongoDatabase, MongoMigration
+from services.core.errors import CapacityExceeded
+from services.messages.models import (
+    Attachment,
+    Draft,
+    Mention,
+    Message,
+    MessageChanges,
+    Page,
+    Reaction,
+    ReceiptSummary,
+    Revision,
+)
+from services.messages.store import Direction, Position, around_page
+
+
+async def _v1(db: AsyncDatabase[Document]) -> None:
+    await db["messages"].create_index(
+        [("app_id", ASCENDING), ("conversation_id", ASCENDING), ("sender_id", ASCENDING),
+         ("request_id", ASCENDING)], unique=True)
+    await db["messages"].create_index(
+        [("app_id", ASCENDING), ("conversation_id", ASCENDING), ("thread_root", ASCENDING),
+         ("sequence", ASCENDING)])
+    await db["message_revisions"].create_index(
+        [("app_id", ASCENDING), ("conversation_id", ASCENDING), ("sequence", ASCENDING),
+         ("revision", ASCENDING)])
+    await db["reactions"].create_index(
+        [("app_id", ASCENDING), ("conversation_id", ASCENDING), ("sequence", ASCENDING),
+         ("create_time", ASCENDING), ("position", ASCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+
+
+def _key(app_id: str, conversation_id: str, sequence: int) -> str:
+    return f"{app_id}/{conversation_id}/{sequence}"
+
+
+def _message(doc: Document) -> Message:
+    return Message(
+        doc["app_id"], doc["conversation_id"], doc["sequence"], doc["sender_id"], doc["text"],
+        tuple(Attachment(**a) for a in doc["attachments"]),
+        tuple(Mention(**m) for m in doc["mentions"]), doc["metadata"], doc["thread_root"],
+        doc["reply_count"], doc.get("last_reply_time"),
+        {emoji: count for emoji, count in doc["reactions"]}, doc["create_time"],
+        doc.get("edit_time"), doc.get("delete_time"))
+
+
+def _reactions(counts: dict[str, int]) -> list[list[Any]]:
+    # A list of pairs keeps first-reaction order and allows any emoji (field names may not).
+    return [[emoji, count] for emoji, count in counts.items()]
 
 
 class MongoMessageStore:
-    def __init__(self, db: Any) -> None:
-        self._db = db
+    def __init__(self, db: MongoDatabase) -> None:
+        self._mongo = db
+        self._messages = db.db["messages"]
+        self._revisions = db.db["message_revisions"]
+        self._reactions = db.db["reactions"]
+        self._conversations = db.db["conversations"]
+        self._members = db.db["members"]
 
     async def migrate(self) -> None:
-        raise NotImplementedError
+        await self._mongo.migrate("messages", MIGRATIONS)
+
+    def _selector(self, app_id: str, conversation_id: str, sequence: int) -> Document:
+        return {"_id": _key(app_id, conversation_id, sequence), "app_id": app_id}
+
+    async def _find(self, app_id: str, conversation_id: str, sequence: int,
+                    session: AsyncClientSession | None = None) -> Message | None:
+        doc = await self._messages.find_one(self._selector(app_id, conversation_id, sequence),
+                                            session=session)
+        return None if doc is None else _message(doc)
+
+    async def _by_request(self, app_id: str, conversation_id: str, sender_id: str,
+                          request_id: str, session: AsyncClientSession | None = None
+                          ) -> Message | None:
+        doc = await self._messages.find_one(
+            {"app_id": app_id, "conversation_id": conversation_id, "sender_id": sender_id,
+             "request_id": request_id}, session=session)
+        return None if doc is None else _message(doc)
+
+    async def append(self, app_id: str, conversation_id: str, draft: Draft, request_id: str,
+                     now: datetime) -> tuple[Message, bool]:
+        async def tx(s: AsyncClientSession) -> tuple[Message, bool]:
+            sent = await self._by_request(app_id, conversation_id, draft.sender_id,
+                                          request_id, s)
+            if sent is not None:
+                return sent, False
+            doc = await self._conversations.find_one_and_update(
+                live(app_id, conversation_id),
+                {"$inc": {"last_sequence": 1}, "$set": {"last_activity_time": now}},
+                return_document=ReturnDocument.AFTER, session=s)
+            if doc is None:
+                raise LookupError(conversation_id)
+            sequence = doc["last_sequence"]
+            message = Message(app_id, conversation_id, sequence, draft.sender_id, draft.text,
+                              draft.attachments, draft.mentions, dict(draft.metadata),
+                              draft.thread_root, 0, None, {}, now)
+            await self._messages.insert_one(
+                {"_id": _key(app_id, conversation_id, sequence), "app_id": app_id,
+                 "conversation_id": conversation_id, "sequence": sequence,
+                 "sender_id": draft.sender_id, "text": draft.text,
+                 "attachments": [asdict(a) for a in draft.attachments],
+                 "mentions": [asdict(m) for m in draft.mentions],
+                 "metadata": dict(draft.metadata), "thread_root": draft.thread_root,
+                 "reply_count": 0, "last_reply_time": None, "reactions": [],
+                 "request_id": request_id, "create_time": now, "edit_time": None,
+                 "delete_time": None}, session=s)
+            if draft.thread_root:
+                await self._messages.update_one(
+                    self._selector(app_id, conversation_id, draft.thread_root),
+                    {"$inc": {"reply_count": 1}, "$set": {"last_reply_time": now}}, session=s)
+            else:
+                preview = Preview(sequence, draft.sender_id, draft.text[:PREVIEW_LENGTH],
+                                  False, now)
+                await self._conversations.update_one(
+                    {"_id": doc["_id"]}, {"$set": {"last_message": preview_doc(preview)}},
+                    session=s)
+            selector = {"app_id": app_id, "conversation_id": conversation_id}
+            await self._members.update_many(
+                {**selector, "user_id": {"$ne": draft.sender_id}},
+                {"$inc": {"unread_count": 1}, "$set": {"activity_time": now}}, session=s)
+            await self._members.update_one(
+                {"_id": member_key(app_id, conversation_id, draft.sender_id)},
+                {"$set": {"read_sequence": sequence, "delivered_sequence": sequence,
+                          "read_time": now, "unread_count": 0, "activity_time": now}},
+                session=s)
+            return message, True
+
+        try:
+            return await self._mongo.transaction(tx)
+        except DuplicateKeyError:  # the same request, committed concurrently
+            sent = await self._by_request(app_id, conversation_id, draft.sender_id, request_id)
+            if sent is None:
+                raise
+            return sent, False
+
+    async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None:
+        return await self._find(app_id, conversation_id, sequence)
+
+    async def get_many(self, app_id: str, conversation_id: str, sequences: Iterable[int]
+                       ) -> dict[int, Message]:
+        keys = [_key(app_id, conversation_id, s) for s in set(sequences)]
+        if not keys:
+            return {}
+        cursor = self._messages.find({"_id": {"$in": keys}, "app_id": app_id})
+        return {doc["sequence"]: _message(doc) async for doc in cursor}
+
+    async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
+                        direction: Direction, sequence: int, limit: int) -> Page:
+        base = {"app_id": app_id, "conversation_id": conversation_id, "thread_root": thread_root}
+
+        async def page(condition: Document | None, order: int, count: int) -> list[Message]:
+            query = base if condition is None else {**base, "sequence": condition}
+            cursor = self._messages.find(query).sort("sequence", order).limit(count)
+            return [_message(doc) async for doc in cursor]
+
+        async def exists(condition: Document) -> bool:
+            return await self._messages.find_one({**base, "sequence": condition},
+                                                 {"_id": 1}) is not None
+
+        if direction == "latest":
+            rows = await page(None, DESCENDING, limit + 1)
+            return Page(rows[:limit][::-1], len(rows) > limit, False)
+        if direction == "before":
+            rows = await page({"$lt": sequence}, DESCENDING, limit + 1)
+            return Page(rows[:limit][::-1], len(rows) > limit,
+                        await exists({"$gte": sequence}))
+        if direction == "after":
+            rows = await page({"$gt": sequence}, ASCENDING, limit + 1)
+            return Page(rows[:limit], await exists({"$lte": sequence}), len(rows) > limit)
+        older = await page({"$lt": sequence}, DESCENDING, limit + 1)
+        newer = await page({"$gte": sequence}, ASCENDING, limit + 1)
+        return around_page(older, newer, limit)
+
+    async def edit(self, app_id: str, conversation_id: str, sequence: int,
+                   changes: MessageChanges, now: datetime) -> Message | None:
+        selector = self._selector(app_id, conversation_id, sequence)
+
+        async def tx(s: AsyncClientSession) -> Message | None:
+            current = await self._find(app_id, conversation_id, sequence, s)
+            if current is None or current.deleted:
+                return current
+            changed: Document = {}
+            if changes.text is not None and changes.text != current.text:
+                revision = {"app_id": app_id, "conversation_id": conversation_id,
+                            "sequence": sequence}
+                count = await self._revisions.count_documents(revision, session=s)
+                if count == 0:  # keep the original text as revision 1
+                    await self._revisions.insert_one(
+                        {**revision, "_id": f"{selector['_id']}/1", "revision": 1,
+                         "text": current.text, "create_time": current.create_time}, session=s)
+                    count = 1
+                await self._revisions.insert_one(
+                    {**revision, "_id": f"{selector['_id']}/{count + 1}",
+                     "revision": count + 1, "text": changes.text, "create_time": now},
+                    session=s)
+                changed["text"] = changes.text
+                changed["edit_time"] = now
+            if changes.attachments is not None:
+                changed["attachments"] = [asdict(a) for a in changes.attachments]
+            if changes.metadata is not None:
+                changed["metadata"] = dict(changes.metadata)
+            if not changed:
+                return current
+            doc = await self._messages.find_one_and_update(
+                selector, {"$set": changed}, return_document=ReturnDocument.AFTER, session=s)
+            return None if doc is None else _message(doc)
+
+        return await self._mongo.transaction(tx)
+
+    async def revisions(self, app_id: str, conversation_id: str, sequence: int
+                        ) -> list[Revision]:
+        cursor = self._revisions.find(
+            {"app_id": app_id, "conversation_id": conversation_id, "sequence": sequence}
+        ).sort("revision", ASCENDING)
+        found = [Revision(d["revision"], d["text"], d["create_time"]) async for d in cursor]
+        if found:
+            return found
+        message = await self._find(app_id, conversation_id, sequence)
+        if message is None or message.deleted:
+            return []
+        return [Revision(1, message.text, message.create_time)]
+
+    async def delete(self, app_id: str, conversation_id: str, sequence: int, now: datetime
+                     ) -> Message | None:
+        async def tx(s: AsyncClientSession) -> Message | None:
+            current = await self._find(app_id, conversation_id, sequence, s)
+            if current is None or current.deleted:
+                return current
+            doc = await self._messages.find_one_and_update(
+                self._selector(app_id, conversation_id, sequence),
+                {"$set": {"text": "", "attachments": [], "mentions": [], "metadata": {},
+                          "reactions": [], "delete_time": now}},
+                return_document=ReturnDocument.AFTER, session=s)
+            assert doc is not None
+            of_message = {"app_id": app_id, "conversation_id": conversation_id,
+                          "sequence": sequence}
+            await self._revisions.delete_many(of_message, session=s)
+            await self._reactions.delete_many(of_message, session=s)
+            await self._members.update_many(
+                {"app_id": app_id, "conversation_id": conversation_id,
+                 "user_id": {"$ne": current.sender_id}, "read_sequence": {"$lt": sequence},
+                 "unread_count": {"$gt": 0}},
+                {"$inc": {"unread_count": -1}}, session=s)
+            await self._conversations.update_one(
+                {**live(app_id, conversation_id), "last_message.sequence": sequence},
+                {"$set": {"last_message.text": "", "last_message.deleted": True}}, session=s)
+            return _message(doc)
+
+        return await self._mongo.transaction(tx)
+
+    async def add_reaction(self, app_id: str, conversation_id: str, sequence: int,
+                           user_id: str, emoji: str, now: datetime, max_emoji: int,
+                           max_per_user: int) -> Message | None:
+        async def tx(s: AsyncClientSession) -> Message | None:
+            current = await self._find(app_id, conversation_id, sequence, s)
+            if current is None or current.deleted:
+                return current
+            of_message = {"app_id": app_id, "conversation_id": conversation_id,
+                          "sequence": sequence}
+            mine = [d["emoji"] async for d in self._reactions.find(
+                {**of_message, "user_id": user_id}, {"emoji": 1}, session=s)]
+            if emoji in mine:
+                return current
+            if len(mine) >= max_per_user:
+                raise CapacityExceeded("reactions per user per message", max_per_user)
+            if emoji not in current.reactions and len(current.reactions) >= max_emoji:
+                raise CapacityExceeded("distinct emoji per message", max_emoji)
+            await self._reactions.insert_one(
+                {**of_message, "_id": f"{_key(app_id, conversation_id, sequence)}/{user_id}"
+                                      f"/{emoji}",
+                 "user_id": user_id, "emoji": emoji, "create_time": now,
+                 "position": f"{user_id}\x1f{emoji}"}, session=s)
+            counts = dict(current.reactions)
+            counts[emoji] = counts.get(emoji, 0) + 1
+            return await self._set_reactions(app_id, conversation_id, sequence, counts, s)
+
+        return await self._mongo.transaction(tx)
+
+    async def _set_reactions(self, app_id: str, conversation_id: str, sequence: int,
+                             counts: dict[str, int], session: AsyncClientSession) -> Message:
+        doc = await self._messages.find_one_and_update(
+            self._selector(app_id, conversation_id, sequence),
+            {"$set": {"reactions": _reactions(counts)}}, return_document=ReturnDocument.AFTER,
+            session=session)
+        assert doc is not None
+        return _message(doc)
+
+    async def remove_reaction(self, app_id: str, conversation_id: str, sequence: int,
+                              user_id: str, emoji: str) -> Message | None:
+        async def tx(s: AsyncClientSession) -> Message | None:
+            current = await self._find(app_id, conversation_id, sequence, s)
+            if current is None or current.deleted:
+                return current
+            removed = await self._reactions.delete_one(
+                {"_id": f"{_key(app_id, conversation_id, sequence)}/{user_id}/{emoji}",
+                 "app_id": app_id}, session=s)
+            if not removed.deleted_count:
+                return current
+            counts = dict(current.reactions)
+            counts[emoji] -= 1
+            if counts[emoji] <= 0:
+                del counts[emoji]
+            return await self._set_reactions(app_id, conversation_id, sequence, counts, s)
+
+        return await self._mongo.transaction(tx)
+
+    async def reacted(self, app_id: str, conversation_id: str, sequences: Iterable[int],
+                      user_id: str) -> dict[int, set[str]]:
+        wanted = sorted(set(sequences))
+        if not wanted:
+            return {}
+        found: dict[int, set[str]] = {}
+        async for doc in self._reactions.find(
+                {"app_id": app_id, "conversation_id": conversation_id,
+                 "sequence": {"$in": wanted}, "user_id": user_id},
+                {"sequence": 1, "emoji": 1}):
+            found.setdefault(doc["sequence"], set()).add(doc["emoji"])
+        return found
+
+    async def list_reactions(self, app_id: str, conversation_id: str, sequence: int,
+                             limit: int, after: Position | None) -> list[Reaction]:
+        query: dict[str, Any] = {"app_id": app_id, "conversation_id": conversation_id,
+                                 "sequence": sequence}
+        if after is not None:
+            when = from_ms(after[0])
+            query["$or"] = [{"create_time": {"$gt": when}},
+                            {"create_time": when, "position": {"$gt": after[1]}}]
+        cursor = self._reactions.find(query).sort(
+            [("create_time", ASCENDING), ("position", ASCENDING)]).limit(limit)
+        return [Reaction(d["user_id"], d["emoji"], d["create_time"]) async for d in cursor]
+
+    async def mark(self, app_id: str, conversation_id: str, user_id: str,
+                   which: Literal["read", "delivered"], sequence: int, now: datetime
+                   ) -> Member | None:
+        selector = {"_id": member_key(app_id, conversation_id, user_id), "app_id": app_id}
+
+        async def tx(s: AsyncClientSession) -> Member | None:
+            member_doc = await self._members.find_one(selector, session=s)
+            conversation_doc = await self._conversations.find_one(
+                live(app_id, conversation_id), session=s)
+            if member_doc is None or conversation_doc is None:
+                return None
+            member = member_from_doc(member_doc)
+            last = conversation_from_doc(conversation_doc).last_sequence
+            target = last if sequence == 0 or sequence > last else sequence
+            if which == "delivered":
+                change: Document = {"$max": {"delivered_sequence": target}}
+            elif target > member.read_sequence:
+                unread = await self._messages.count_documents(
+                    {"app_id": app_id, "conversation_id": conversation_id,
+                     "sequence": {"$gt": target}, "sender_id": {"$ne": user_id},
+                     "delete_time": None}, session=s)
+                change = {"$set": {"read_sequence": target, "read_time": now,
+                                   "unread_count": unread},
+                          "$max": {"delivered_sequence": target}}
+            else:
+                return member
+            doc = await self._members.find_one_and_update(
+                selector, change, return_document=ReturnDocument.AFTER, session=s)
+            return None if doc is None else member_from_doc(doc)
+
+        return await self._mongo.transaction(tx)
+
+    async def receipts(self, app_id: str, conversation_id: str, message: Message, limit: int,
+                       after: Position | None) -> tuple[list[Member], ReceiptSummary]:
+        others = {"app_id": app_id, "conversation_id": conversation_id,
+                  "user_id": {"$ne": message.sender_id}}
+        cursor = self._members.find({**others, **after_join(after)}).sort(
+            [("join_time", ASCENDING), ("user_id", ASCENDING)]).limit(limit)
+        members = [member_from_doc(doc) async for doc in cursor]
+        read = await self._members.count_documents(
+            {**others, "read_sequence": {"$gte": message.sequence}})
+        delivered = await self._members.count_documents(
+            {**others, "delivered_sequence": {"$gte": message.sequence}})
+        return members, ReceiptSummary(read, delivered)

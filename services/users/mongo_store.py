@@ -1,13 +1,151 @@
-"""Being written: the MongoDB adapter of this store."""
+"""UserStore on MongoDB. Documents are keyed `app/user` so no lookup crosses apps."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.core.clock import from_ms
+from services.core.db.mongo import Document, MongoDatabase, MongoMigration
+from services.core.errors import StoreConflict
+from services.users.models import Block, User, UserChanges
+from services.users.store import Position
+
+
+async def _v1(db: AsyncDatabase[Document]) -> None:
+    await db["users"].create_index(
+        [("app_id", ASCENDING), ("create_time", ASCENDING), ("user_id", ASCENDING)])
+    await db["blocks"].create_index(
+        [("app_id", ASCENDING), ("user_id", ASCENDING), ("create_time", DESCENDING),
+         ("blocked_id", DESCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+
+
+def _user_doc(user: User) -> Document:
+    return {"_id": f"{user.app_id}/{user.user_id}", "app_id": user.app_id,
+            "user_id": user.user_id, "display_name": user.display_name,
+            "image_uri": user.image_uri, "metadata": dict(user.metadata),
+            "create_time": user.create_time, "update_time": user.update_time,
+            "delete_time": user.delete_time}
+
+
+def _user(doc: Document) -> User:
+    return User(doc["app_id"], doc["user_id"], doc["display_name"], doc["image_uri"],
+                doc["metadata"], doc["create_time"], doc["update_time"],
+                doc.get("delete_time"))
+
+
+def _block_id(app_id: str, user_id: str, blocked_id: str) -> str:
+    return f"{app_id}/{user_id}/{blocked_id}"
 
 
 class MongoUserStore:
-    def __init__(self, db: Any) -> None:
-        self._db = db
+    def __init__(self, db: MongoDatabase) -> None:
+        self._mongo = db
+        self._users = db.db["users"]
+        self._blocks = db.db["blocks"]
 
     async def migrate(self) -> None:
-        raise NotImplementedError
+        await self._mongo.migrate("users", MIGRATIONS)
+
+    async def create_user(self, user: User) -> None:
+        try:
+            await self._users.insert_one(_user_doc(user))
+        except DuplicateKeyError as exc:
+            raise StoreConflict(user.user_id) from exc
+
+    async def get_user(self, app_id: str, user_id: str) -> User | None:
+        doc = await self._users.find_one({"_id": f"{app_id}/{user_id}", "app_id": app_id})
+        return None if doc is None else _user(doc)
+
+    async def get_users(self, app_id: str, user_ids: Iterable[str]) -> dict[str, User]:
+        keys = [f"{app_id}/{user_id}" for user_id in set(user_ids)]
+        if not keys:
+            return {}
+        cursor = self._users.find({"_id": {"$in": keys}, "app_id": app_id})
+        return {doc["user_id"]: _user(doc) async for doc in cursor}
+
+    async def list_users(self, app_id: str, limit: int, after: Position | None) -> list[User]:
+        query: dict[str, Any] = {"app_id": app_id}
+        if after is not None:
+            when = from_ms(after[0])
+            query["$or"] = [{"create_time": {"$gt": when}},
+                            {"create_time": when, "user_id": {"$gt": after[1]}}]
+        cursor = self._users.find(query).sort(
+            [("create_time", ASCENDING), ("user_id", ASCENDING)]).limit(limit)
+        return [_user(doc) async for doc in cursor]
+
+    async def update_user(self, app_id: str, user_id: str, changes: UserChanges,
+                          now: datetime, create: User | None = None) -> User | None:
+        changed: Document = {"update_time": now}
+        if changes.display_name is not None:
+            changed["display_name"] = changes.display_name
+        if changes.image_uri is not None:
+            changed["image_uri"] = changes.image_uri
+        if changes.metadata is not None:
+            changed["metadata"] = dict(changes.metadata)
+        selector = {"_id": f"{app_id}/{user_id}", "app_id": app_id}
+        doc = await self._users.find_one_and_update(
+            {**selector, "delete_time": None}, {"$set": changed},
+            return_document=ReturnDocument.AFTER)
+        if doc is not None:
+            return _user(doc)
+        existing = await self._users.find_one(selector)  # a tombstone stays as it is
+        if existing is not None:
+            return _user(existing)
+        if create is None:
+            return None
+        try:
+            await self.create_user(create)
+        except StoreConflict:  # created concurrently: apply the changes to it instead
+            return await self.update_user(app_id, user_id, changes, now)
+        return create
+
+    async def delete_user(self, app_id: str, user_id: str, now: datetime) -> User | None:
+        selector = {"_id": f"{app_id}/{user_id}", "app_id": app_id}
+        await self._users.update_one(
+            {**selector, "delete_time": None},
+            {"$set": {"display_name": "", "image_uri": "", "metadata": {},
+                      "update_time": now, "delete_time": now}})
+        return await self.get_user(app_id, user_id)
+
+    async def create_block(self, block: Block) -> Block:
+        key = _block_id(block.app_id, block.user_id, block.blocked_id)
+        doc = await self._blocks.find_one_and_update(
+            {"_id": key},
+            {"$setOnInsert": {"app_id": block.app_id, "user_id": block.user_id,
+                              "blocked_id": block.blocked_id,
+                              "create_time": block.create_time}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+        assert doc is not None  # an upsert returning the document after always has one
+        return Block(block.app_id, block.user_id, block.blocked_id, doc["create_time"])
+
+    async def delete_block(self, app_id: str, user_id: str, blocked_id: str) -> bool:
+        result = await self._blocks.delete_one({"_id": _block_id(app_id, user_id, blocked_id),
+                                                "app_id": app_id})
+        return result.deleted_count > 0
+
+    async def list_blocks(self, app_id: str, user_id: str, limit: int,
+                          after: Position | None) -> list[Block]:
+        query: dict[str, Any] = {"app_id": app_id, "user_id": user_id}
+        if after is not None:
+            when = from_ms(after[0])
+            query["$or"] = [{"create_time": {"$lt": when}},
+                            {"create_time": when, "blocked_id": {"$lt": after[1]}}]
+        cursor = self._blocks.find(query).sort(
+            [("create_time", DESCENDING), ("blocked_id", DESCENDING)]).limit(limit)
+        return [Block(app_id, user_id, doc["blocked_id"], doc["create_time"])
+                async for doc in cursor]
+
+    async def blocked_either_way(self, app_id: str, a: str, b: str) -> bool:
+        found = await self._blocks.find_one(
+            {"_id": {"$in": [_block_id(app_id, a, b), _block_id(app_id, b, a)]},
+             "app_id": app_id}, {"_id": 1})
+        return found is not None
