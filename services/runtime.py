@@ -37,6 +37,9 @@ from services.core.db.transient import is_transient
 from services.core.events import EventBus, InProcessBus
 from services.core.ids import new_id, new_secret
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
+from services.events.log import EventLog
+from services.events.mongo_log import MongoEventLog
+from services.events.sqlite_log import SqliteEventLog
 from services.gateway.gateway import Gateway
 from services.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from services.gateway.validation import RequestValidator
@@ -44,6 +47,7 @@ from services.messages.actions import MessagesActions
 from services.messages.mongo_store import MongoMessageStore
 from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
+from services.realtime.codec import encode_event
 from services.users.actions import UsersActions
 from services.users.mongo_store import MongoUserStore
 from services.users.sqlite_store import SqliteUserStore
@@ -59,23 +63,31 @@ class Stores:
     users: UserStore
     conversations: ConversationStore
     messages: MessageStore
+    events: EventLog
     close: Callable[[], Awaitable[None]]
 
 
-async def open_stores(settings: Settings) -> Stores:
-    """Open the configured engine and bring its schema up to date (idempotent)."""
+async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores:
+    """Open the configured engine and bring its schema up to date (idempotent).
+
+    Chat writes record their events in the event log and publish them on `bus` once
+    committed."""
+    bus = bus or InProcessBus()
     stores: Stores
     if settings.store == "mongodb":
         mongo = await MongoDatabase.open(settings.mongodb_url, settings.mongodb_database)
+        mongo_log = MongoEventLog(mongo, bus, encode_event)
         stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
-                        MongoConversationStore(mongo), MongoMessageStore(mongo), mongo.close)
+                        MongoConversationStore(mongo, mongo_log),
+                        MongoMessageStore(mongo, mongo_log), mongo_log, mongo.close)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
+        sqlite_log = SqliteEventLog(sqlite, bus, encode_event)
         stores = Stores(SqliteAppStore(sqlite), SqliteAuthStore(sqlite),
-                        SqliteUserStore(sqlite), SqliteConversationStore(sqlite),
-                        SqliteMessageStore(sqlite), sqlite.close)
+                        SqliteUserStore(sqlite), SqliteConversationStore(sqlite, sqlite_log),
+                        SqliteMessageStore(sqlite, sqlite_log), sqlite_log, sqlite.close)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
-                  stores.messages):
+                  stores.messages, stores.events):  # the log last: it reads members
         await store.migrate()
     return stores
 
@@ -131,7 +143,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                         bus: EventBus | None = None, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     bus = bus or InProcessBus()
-    stores = stores or await open_stores(settings)
+    stores = stores or await open_stores(settings, bus)
     cache_ttl = settings.auth_cache_ttl.total_seconds()
     # A replaced key verifies for the longest token life, plus the time other processes
     # may still sign with it (their cache), plus the tolerated clock skew.
@@ -147,8 +159,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     gateway = Gateway(authenticator, limiter, AppPlans(stores.apps, settings, bus),
                       RequestValidator(), is_transient)
     users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus)
-    conversations = ConversationsActions(stores.conversations, stores.users, clock, bus,
-                                         settings)
+    conversations = ConversationsActions(stores.conversations, stores.users, clock, settings)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
@@ -156,6 +167,6 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                          users.ensure_user),
         users=users, conversations=conversations,
         messages=MessagesActions(stores.messages, conversations, stores.conversations,
-                                 stores.users, clock, bus),
+                                 stores.users, clock),
         authenticator=authenticator, gateway=gateway,
     )

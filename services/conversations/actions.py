@@ -26,7 +26,6 @@ from services.core.errors import (
     limit_exceeded,
     not_found,
 )
-from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id
 from services.core.pagination import (
     Page,
@@ -57,11 +56,10 @@ class NewConversation:
 
 class ConversationsActions:
     def __init__(self, store: ConversationStore, users: UserStore, clock: Clock,
-                 bus: EventBus, settings: Settings) -> None:
+                 settings: Settings) -> None:
         self._store = store
         self._users = users
         self._clock = clock
-        self._bus = bus
         self._max_members = {Kind.DIRECT: 2, Kind.GROUP: settings.max_group_members,
                              Kind.CHANNEL: settings.max_channel_members}
 
@@ -77,11 +75,6 @@ class ConversationsActions:
                 raise user_not_found(app_id, user_id)
             if user.deleted:
                 raise user_deleted(app_id, user_id)
-
-    async def _publish(self, kind: str, app_id: str, conversation_id: str, payload: object,
-                       **data: str) -> None:
-        await self._bus.publish(DomainEvent(kind, app_id, self._clock.now(), data,
-                                            conversation_id=conversation_id, payload=payload))
 
     def _roster(self, principal: Principal, new: NewConversation) -> tuple[list[str], str]:
         """(member ids in joining order, owner id or "") for a new conversation."""
@@ -132,9 +125,6 @@ class ConversationsActions:
         except StoreConflict as exc:
             raise already_exists("caas.dev/Conversation",
                                  conversation_name(app_id, conversation_id)) from exc
-        if created:
-            await self._publish("conversation.created", app_id, conversation_id, stored,
-                                members=",".join(member_ids))
         return stored, created
 
     async def get(self, principal: Principal, app_id: str, conversation_id: str) -> Access:
@@ -151,7 +141,6 @@ class ConversationsActions:
                                                         self._clock.now())
         if updated is None:
             raise not_found("caas.dev/Conversation", conversation_name(app_id, conversation_id))
-        await self._publish("conversation.updated", app_id, conversation_id, updated)
         return Access(updated, access.member, access.backend)
 
     async def do_delete(self, principal: Principal, app_id: str, conversation_id: str) -> None:
@@ -160,9 +149,7 @@ class ConversationsActions:
             raise PermissionDenied("ROLE_REQUIRED", "only the app's backend may delete a "
                                    "direct conversation", metadata={"required_role": "app"})
         access.require_role(Role.OWNER)
-        if await self._store.delete_conversation(app_id, conversation_id, self._clock.now()):
-            await self._publish("conversation.deleted", app_id, conversation_id,
-                                access.conversation)
+        await self._store.delete_conversation(app_id, conversation_id, self._clock.now())
 
     async def list_for_user(self, principal: Principal, app_id: str, user_id: str,
                             include_archived: bool, page_size: int, page_token: str
@@ -191,14 +178,10 @@ class ConversationsActions:
                   for user_id in user_ids]
         limit = self._max_members[access.conversation.kind]
         try:
-            added = await self._store.add_members(access.app_id, access.conversation_id,
-                                                  wanted, limit)
+            return await self._store.add_members(access.app_id, access.conversation_id,
+                                                 wanted, limit)
         except CapacityExceeded as exc:
             raise limit_exceeded(exc.limit, exc.maximum) from exc
-        for member in added:
-            await self._publish("member.added", access.app_id, access.conversation_id, member,
-                                user=member.user_id)
-        return added
 
     async def do_join(self, principal: User, app_id: str, conversation_id: str) -> Member:
         access = await self.access(principal, app_id, conversation_id)
@@ -220,11 +203,8 @@ class ConversationsActions:
         return await self._add(access, user_ids)
 
     async def _remove(self, access: Access, user_id: str) -> None:
-        removed = await self._store.remove_member(access.app_id, access.conversation_id,
-                                                  user_id)
-        if removed is not None:
-            await self._publish("member.removed", access.app_id, access.conversation_id,
-                                removed, user=user_id)
+        await self._store.remove_member(access.app_id, access.conversation_id, user_id,
+                                        self._clock.now())
 
     async def do_leave(self, principal: User, app_id: str, conversation_id: str) -> None:
         access = await self.access(principal, app_id, conversation_id)
@@ -296,9 +276,9 @@ class ConversationsActions:
             access.require_role(Role.ADMIN)
             self._check_outranks(access, target.role)
             self._check_outranks(access, changes.role)
-        updated = await self._store.update_member(app_id, conversation_id, user_id, changes)
+        updated = await self._store.update_member(app_id, conversation_id, user_id, changes,
+                                                  self._clock.now())
         if updated is None:  # left meanwhile
             raise not_found("caas.dev/Member",
                             f"{conversation_name(app_id, conversation_id)}/members/{user_id}")
-        await self._publish("member.updated", app_id, conversation_id, updated, user=user_id)
         return updated

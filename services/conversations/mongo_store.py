@@ -19,6 +19,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.conversations.events import emit_member_changes, member_event
 from services.conversations.models import (
     Conversation,
     ConversationChanges,
@@ -32,6 +33,9 @@ from services.conversations.store import InboxPosition, Position
 from services.core.clock import from_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.errors import CapacityExceeded, StoreConflict
+from services.core.events import DomainEvent
+from services.events.log import Emit
+from services.events.mongo_log import MongoEventLog
 
 # Collections of the messages store, emptied when a conversation is deleted.
 MESSAGE_COLLECTIONS = ("messages", "message_revisions", "reactions")
@@ -117,8 +121,9 @@ def after_join(after: Position | None) -> Document:
 
 
 class MongoConversationStore:
-    def __init__(self, db: MongoDatabase) -> None:
+    def __init__(self, db: MongoDatabase, log: MongoEventLog) -> None:
         self._mongo = db
+        self._log = log
         self._conversations = db.db["conversations"]
         self._direct_keys = db.db["direct_keys"]
         self._members = db.db["members"]
@@ -152,7 +157,7 @@ class MongoConversationStore:
                "last_activity_time": c.last_activity_time, "direct_key": direct_key,
                "delete_time": None}
 
-        async def tx(s: AsyncClientSession) -> tuple[Conversation, bool]:
+        async def tx(s: AsyncClientSession, emit: Emit) -> tuple[Conversation, bool]:
             if direct_key is not None:
                 existing = await self._direct(c.app_id, direct_key, s)
                 if existing is not None:
@@ -164,10 +169,13 @@ class MongoConversationStore:
             if members:
                 await self._members.insert_many(
                     [member_doc(m, c.last_activity_time) for m in members], session=s)
+            emit(DomainEvent("conversation.created", c.app_id, c.create_time,
+                             {"members": ",".join(m.user_id for m in members)},
+                             c.conversation_id, stored, c.creator_id))
             return stored, True
 
         try:
-            return await self._mongo.transaction(tx)
+            return await self._log.transact(tx)
         except DuplicateKeyError as exc:
             if direct_key is not None:  # the same pair, created concurrently
                 existing = await self._direct(c.app_id, direct_key)
@@ -189,14 +197,23 @@ class MongoConversationStore:
                 changed[name] = value
         if changes.metadata is not None:
             changed["metadata"] = dict(changes.metadata)
-        doc = await self._conversations.find_one_and_update(
-            live(app_id, conversation_id), {"$set": changed},
-            return_document=ReturnDocument.AFTER)
-        return None if doc is None else conversation_from_doc(doc)
+
+        async def tx(s: AsyncClientSession, emit: Emit) -> Conversation | None:
+            doc = await self._conversations.find_one_and_update(
+                live(app_id, conversation_id), {"$set": changed},
+                return_document=ReturnDocument.AFTER, session=s)
+            if doc is None:
+                return None
+            updated = conversation_from_doc(doc)
+            emit(DomainEvent("conversation.updated", app_id, now,
+                             conversation_id=conversation_id, payload=updated))
+            return updated
+
+        return await self._log.transact(tx)
 
     async def delete_conversation(self, app_id: str, conversation_id: str, now: datetime
                                   ) -> bool:
-        async def tx(s: AsyncClientSession) -> bool:
+        async def tx(s: AsyncClientSession, emit: Emit) -> bool:
             doc = await self._conversations.find_one_and_update(
                 live(app_id, conversation_id),
                 {"$set": {"delete_time": now, "direct_key": None}}, session=s)
@@ -209,9 +226,12 @@ class MongoConversationStore:
             await self._members.delete_many(selector, session=s)
             for name in MESSAGE_COLLECTIONS:
                 await self._mongo.db[name].delete_many(selector, session=s)
+            emit(DomainEvent("conversation.deleted", app_id, now,
+                             conversation_id=conversation_id,
+                             payload=conversation_from_doc(doc)))
             return True
 
-        return await self._mongo.transaction(tx)
+        return await self._log.transact(tx)
 
     async def get_member(self, app_id: str, conversation_id: str, user_id: str
                          ) -> Member | None:
@@ -221,7 +241,7 @@ class MongoConversationStore:
 
     async def add_members(self, app_id: str, conversation_id: str, members: Sequence[Member],
                           max_members: int) -> list[Member]:
-        async def tx(s: AsyncClientSession) -> list[Member]:
+        async def tx(s: AsyncClientSession, emit: Emit) -> list[Member]:
             doc = await self._conversations.find_one(live(app_id, conversation_id), session=s)
             if doc is None:
                 return []
@@ -242,13 +262,15 @@ class MongoConversationStore:
                     [member_doc(m, conversation.last_activity_time) for m in added], session=s)
                 await self._conversations.update_one(
                     {"_id": doc["_id"]}, {"$inc": {"member_count": len(added)}}, session=s)
+            for member in added:
+                emit(member_event("member.added", member, member.join_time))
             return added
 
-        return await self._mongo.transaction(tx)
+        return await self._log.transact(tx)
 
-    async def remove_member(self, app_id: str, conversation_id: str, user_id: str
-                            ) -> Member | None:
-        async def tx(s: AsyncClientSession) -> Member | None:
+    async def remove_member(self, app_id: str, conversation_id: str, user_id: str,
+                            now: datetime) -> Member | None:
+        async def tx(s: AsyncClientSession, emit: Emit) -> Member | None:
             doc = await self._members.find_one_and_delete(
                 {"_id": member_key(app_id, conversation_id, user_id), "app_id": app_id},
                 session=s)
@@ -258,6 +280,7 @@ class MongoConversationStore:
             await self._conversations.update_one(
                 {"_id": conversation_key(app_id, conversation_id)},
                 {"$inc": {"member_count": -1}}, session=s)
+            emit(member_event("member.removed", removed, now))
             if removed.role is Role.OWNER:
                 selector = {"app_id": app_id, "conversation_id": conversation_id}
                 order = [("join_time", ASCENDING), ("user_id", ASCENDING)]
@@ -266,14 +289,17 @@ class MongoConversationStore:
                 if heir is None:
                     heir = await self._members.find_one(selector, sort=order, session=s)
                 if heir is not None:
-                    await self._members.update_one(
-                        {"_id": heir["_id"]}, {"$set": {"role": int(Role.OWNER)}}, session=s)
+                    owner = await self._members.find_one_and_update(
+                        {"_id": heir["_id"]}, {"$set": {"role": int(Role.OWNER)}},
+                        return_document=ReturnDocument.AFTER, session=s)
+                    assert owner is not None
+                    emit(member_event("member.updated", member_from_doc(owner), now))
             return removed
 
-        return await self._mongo.transaction(tx)
+        return await self._log.transact(tx)
 
     async def update_member(self, app_id: str, conversation_id: str, user_id: str,
-                            changes: MemberChanges) -> Member | None:
+                            changes: MemberChanges, now: datetime) -> Member | None:
         changed: Document = {}
         if changes.role is not None:
             changed["role"] = int(changes.role)
@@ -286,9 +312,18 @@ class MongoConversationStore:
         selector = {"_id": member_key(app_id, conversation_id, user_id), "app_id": app_id}
         if not changed:
             return await self.get_member(app_id, conversation_id, user_id)
-        doc = await self._members.find_one_and_update(
-            selector, {"$set": changed}, return_document=ReturnDocument.AFTER)
-        return None if doc is None else member_from_doc(doc)
+
+        async def tx(s: AsyncClientSession, emit: Emit) -> Member | None:
+            before = await self._members.find_one_and_update(selector, {"$set": changed},
+                                                             session=s)
+            if before is None:
+                return None
+            after = await self._members.find_one(selector, session=s)
+            assert after is not None
+            emit_member_changes(emit, member_from_doc(before), member_from_doc(after), now)
+            return member_from_doc(after)
+
+        return await self._log.transact(tx)
 
     async def list_members(self, app_id: str, conversation_id: str, limit: int,
                            after: Position | None) -> list[Member]:

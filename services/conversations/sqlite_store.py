@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from services.conversations.events import emit_member_changes, member_event
 from services.conversations.models import (
     Conversation,
     ConversationChanges,
@@ -21,6 +22,9 @@ from services.conversations.store import InboxPosition, Position
 from services.core.clock import from_ms, opt_from_ms, to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
 from services.core.errors import CapacityExceeded, StoreConflict
+from services.core.events import DomainEvent
+from services.events.log import Emit
+from services.events.sqlite_log import SqliteEventLog
 
 MIGRATIONS: tuple[Migration, ...] = (
     (
@@ -109,8 +113,9 @@ def _insert_member(conn: sqlite3.Connection, member: Member, activity_ms: int) -
 
 
 class SqliteConversationStore:
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: SqliteDatabase, log: SqliteEventLog) -> None:
         self._db = db
+        self._log = log
 
     async def migrate(self) -> None:
         await self._db.migrate("conversations", MIGRATIONS)
@@ -119,7 +124,7 @@ class SqliteConversationStore:
                                   direct_key: str | None) -> tuple[Conversation, bool]:
         c = conversation
 
-        def tx(conn: sqlite3.Connection) -> tuple[Conversation, bool]:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> tuple[Conversation, bool]:
             if direct_key is not None:
                 row = conn.execute(
                     f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE app_id = ?"
@@ -141,9 +146,12 @@ class SqliteConversationStore:
                 _insert_member(conn, member, to_ms(c.last_activity_time))
             stored = select_conversation(conn, c.app_id, c.conversation_id)
             assert stored is not None
+            emit(DomainEvent("conversation.created", c.app_id, c.create_time,
+                             {"members": ",".join(m.user_id for m in members)},
+                             c.conversation_id, stored, c.creator_id))
             return stored, True
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def get_conversation(self, app_id: str, conversation_id: str) -> Conversation | None:
         return await self._db.read(lambda conn: select_conversation(conn, app_id,
@@ -152,7 +160,7 @@ class SqliteConversationStore:
     async def update_conversation(self, app_id: str, conversation_id: str,
                                   changes: ConversationChanges, now: datetime
                                   ) -> Conversation | None:
-        def tx(conn: sqlite3.Connection) -> Conversation | None:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> Conversation | None:
             metadata = None if changes.metadata is None else json.dumps(dict(changes.metadata))
             frozen = None if changes.frozen is None else int(changes.frozen)
             conn.execute(
@@ -162,27 +170,34 @@ class SqliteConversationStore:
                 " WHERE app_id = ? AND conversation_id = ? AND delete_time IS NULL",
                 (changes.title, changes.image_uri, metadata, frozen, to_ms(now), app_id,
                  conversation_id))
-            return select_conversation(conn, app_id, conversation_id)
+            updated = select_conversation(conn, app_id, conversation_id)
+            if updated is not None:
+                emit(DomainEvent("conversation.updated", app_id, now,
+                                 conversation_id=conversation_id, payload=updated))
+            return updated
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def delete_conversation(self, app_id: str, conversation_id: str, now: datetime
                                   ) -> bool:
-        def tx(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE conversations SET delete_time = ?, direct_key = NULL"
-                " WHERE app_id = ? AND conversation_id = ? AND delete_time IS NULL",
-                (to_ms(now), app_id, conversation_id))
-            if cursor.rowcount == 0:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> bool:
+            gone = select_conversation(conn, app_id, conversation_id)
+            if gone is None:
                 return False
+            conn.execute(
+                "UPDATE conversations SET delete_time = ?, direct_key = NULL"
+                " WHERE app_id = ? AND conversation_id = ?",
+                (to_ms(now), app_id, conversation_id))
             conn.execute("DELETE FROM members WHERE app_id = ? AND conversation_id = ?",
                          (app_id, conversation_id))
             for table in ("messages", "message_revisions", "reactions"):
                 conn.execute(f"DELETE FROM {table} WHERE app_id = ? AND conversation_id = ?",
                              (app_id, conversation_id))
+            emit(DomainEvent("conversation.deleted", app_id, now,
+                             conversation_id=conversation_id, payload=gone))
             return True
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def get_member(self, app_id: str, conversation_id: str, user_id: str
                          ) -> Member | None:
@@ -191,7 +206,7 @@ class SqliteConversationStore:
 
     async def add_members(self, app_id: str, conversation_id: str, members: Sequence[Member],
                           max_members: int) -> list[Member]:
-        def tx(conn: sqlite3.Connection) -> list[Member]:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> list[Member]:
             conversation = select_conversation(conn, app_id, conversation_id)
             if conversation is None:
                 return []
@@ -207,17 +222,20 @@ class SqliteConversationStore:
                                 read_sequence=conversation.last_sequence,
                                 delivered_sequence=conversation.last_sequence)
                 _insert_member(conn, joined, activity)
-                added.append(select_member(conn, app_id, conversation_id, member.user_id))
+                stored = select_member(conn, app_id, conversation_id, member.user_id)
+                assert stored is not None
+                added.append(stored)
+                emit(member_event("member.added", stored, stored.join_time))
             conn.execute("UPDATE conversations SET member_count = member_count + ?"
                          " WHERE app_id = ? AND conversation_id = ?",
                          (len(new), app_id, conversation_id))
-            return [m for m in added if m is not None]
+            return added
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
-    async def remove_member(self, app_id: str, conversation_id: str, user_id: str
-                            ) -> Member | None:
-        def tx(conn: sqlite3.Connection) -> Member | None:
+    async def remove_member(self, app_id: str, conversation_id: str, user_id: str,
+                            now: datetime) -> Member | None:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> Member | None:
             removed = select_member(conn, app_id, conversation_id, user_id)
             if removed is None:
                 return None
@@ -226,6 +244,7 @@ class SqliteConversationStore:
                          " AND user_id = ?", (*key, user_id))
             conn.execute("UPDATE conversations SET member_count = member_count - 1"
                          " WHERE app_id = ? AND conversation_id = ?", key)
+            emit(member_event("member.removed", removed, now))
             if removed.role is Role.OWNER:
                 heir = conn.execute(
                     "SELECT user_id FROM members WHERE app_id = ? AND conversation_id = ?"
@@ -235,13 +254,20 @@ class SqliteConversationStore:
                     conn.execute("UPDATE members SET role = ? WHERE app_id = ?"
                                  " AND conversation_id = ? AND user_id = ?",
                                  (int(Role.OWNER), *key, heir[0]))
+                    owner = select_member(conn, app_id, conversation_id, heir[0])
+                    assert owner is not None
+                    emit(member_event("member.updated", owner, now))
             return removed
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def update_member(self, app_id: str, conversation_id: str, user_id: str,
-                            changes: MemberChanges) -> Member | None:
-        def tx(conn: sqlite3.Connection) -> Member | None:
+                            changes: MemberChanges, now: datetime) -> Member | None:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> Member | None:
+            before = select_member(conn, app_id, conversation_id, user_id)
+            if before is None:
+                return None
+
             def flag(value: bool | None) -> int | None:
                 return None if value is None else int(value)
 
@@ -252,9 +278,12 @@ class SqliteConversationStore:
                 (None if changes.role is None else int(changes.role), flag(changes.muted),
                  flag(changes.archived), flag(changes.pinned), app_id, conversation_id,
                  user_id))
-            return select_member(conn, app_id, conversation_id, user_id)
+            after = select_member(conn, app_id, conversation_id, user_id)
+            assert after is not None
+            emit_member_changes(emit, before, after, now)
+            return after
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def list_members(self, app_id: str, conversation_id: str, limit: int,
                            after: Position | None) -> list[Member]:

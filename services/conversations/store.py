@@ -1,4 +1,8 @@
-"""The conversations store port. Every method is scoped by app id."""
+"""The conversations store port. Every method is scoped by app id.
+
+Each write records its domain events in its own transaction (services.events.log):
+conversation.created / updated / deleted, member.added / removed / updated (a role
+change for everyone; the member's own settings as a private event)."""
 
 from __future__ import annotations
 
@@ -51,13 +55,13 @@ class ConversationStore(Protocol):
         Raises CapacityExceeded (adding none) if the conversation would pass max_members.
         """
 
-    async def remove_member(self, app_id: str, conversation_id: str, user_id: str
-                            ) -> Member | None:
+    async def remove_member(self, app_id: str, conversation_id: str, user_id: str,
+                            now: datetime) -> Member | None:
         """Remove a member; if it was the owner, the longest-standing admin (else member)
         becomes owner, in the same transaction. The removed member, or None."""
 
     async def update_member(self, app_id: str, conversation_id: str, user_id: str,
-                            changes: MemberChanges) -> Member | None: ...
+                            changes: MemberChanges, now: datetime) -> Member | None: ...
 
     async def list_members(self, app_id: str, conversation_id: str, limit: int,
                            after: Position | None) -> list[Member]:

@@ -21,6 +21,8 @@ class DomainEvent:
     data: Mapping[str, str] = field(default_factory=dict)
     conversation_id: str = ""  # set for events of one conversation
     payload: object = None  # the domain object the event is about (a Message, a Member…)
+    user_id: str = ""  # who acted or whom it is about: sender, reactor, reader, member
+    private: bool = False  # only `user_id` may see it (their own member settings)
 
 
 EventHandler = Callable[[DomainEvent], Awaitable[None]]

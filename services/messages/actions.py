@@ -20,7 +20,6 @@ from services.core.errors import (
     limit_exceeded,
     not_found,
 )
-from services.core.events import DomainEvent, EventBus
 from services.core.pagination import Page as ListPage
 from services.core.pagination import make_page, page_request, time_id_position
 from services.core.principal import Principal, User, require_user_or_app
@@ -71,14 +70,13 @@ def message_name(app_id: str, conversation_id: str, sequence: int) -> str:
 
 class MessagesActions:
     def __init__(self, store: MessageStore, conversations: ConversationsActions,
-                 conversation_store: ConversationStore, users: UserStore, clock: Clock,
-                 bus: EventBus) -> None:
+                 conversation_store: ConversationStore, users: UserStore, clock: Clock
+                 ) -> None:
         self._store = store
         self._conversations = conversations
         self._conversation_store = conversation_store
         self._users = users
         self._clock = clock
-        self._bus = bus
 
     async def _member_access(self, principal: Principal, app_id: str, conversation_id: str
                              ) -> Access:
@@ -92,11 +90,6 @@ class MessagesActions:
             raise not_found("caas.dev/Message",
                             message_name(access.app_id, access.conversation_id, sequence))
         return message
-
-    async def _publish(self, kind: str, access: Access, payload: object, **data: str) -> None:
-        await self._bus.publish(DomainEvent(kind, access.app_id, self._clock.now(), data,
-                                            conversation_id=access.conversation_id,
-                                            payload=payload))
 
     async def show(self, principal: Principal, messages: Sequence[Message]) -> list[Shown]:
         """Decorate messages for the caller: their own reactions, deleted senders."""
@@ -167,9 +160,6 @@ class MessagesActions:
         except LookupError:
             raise not_found("caas.dev/Conversation",
                             conversation_name(app_id, conversation_id)) from None
-        if created:
-            await self._publish("message.created", access, message,
-                                sender=message.sender_id, sequence=str(message.sequence))
         return Shown(message, frozenset(), False), created
 
     async def _check_direct_open(self, access: Access, sender_id: str) -> None:
@@ -213,7 +203,6 @@ class MessagesActions:
                                         self._clock.now())
         if edited is None or edited.deleted:
             raise FailedPrecondition("MESSAGE_DELETED", "the message was deleted")
-        await self._publish("message.updated", access, edited, sequence=str(sequence))
         return (await self.show(principal, [edited]))[0]
 
     async def do_delete(self, principal: Principal, app_id: str, conversation_id: str,
@@ -226,8 +215,6 @@ class MessagesActions:
             access.require_role(Role.MODERATOR)
         gone = await self._store.delete(app_id, conversation_id, sequence, self._clock.now())
         assert gone is not None
-        if not message.deleted:
-            await self._publish("message.deleted", access, gone, sequence=str(sequence))
         return Shown(gone, frozenset(), False)
 
     async def revisions(self, principal: Principal, app_id: str, conversation_id: str,
@@ -251,12 +238,9 @@ class MessagesActions:
                 raise limit_exceeded(exc.limit, exc.maximum) from exc
         else:
             changed = await self._store.remove_reaction(app_id, conversation_id, sequence,
-                                                        principal.user_id, emoji)
+                                                        principal.user_id, emoji,
+                                                        self._clock.now())
         assert changed is not None
-        if dict(changed.reactions) != dict(message.reactions):
-            await self._publish("reaction.added" if add else "reaction.removed", access,
-                                changed, sequence=str(sequence), user=principal.user_id,
-                                emoji=emoji)
         return (await self.show(principal, [changed]))[0]
 
     async def list_reactions(self, principal: Principal, app_id: str, conversation_id: str,
@@ -279,9 +263,6 @@ class MessagesActions:
         if member is None:  # left meanwhile
             access.require_member()
             raise not_found("caas.dev/Conversation", conversation_name(app_id, conversation_id))
-        await self._publish(f"{which}.updated", access, member, user=principal.user_id,
-                            sequence=str(member.read_sequence if which == "read"
-                                         else member.delivered_sequence))
         return member
 
     async def receipts(self, principal: Principal, app_id: str, conversation_id: str,

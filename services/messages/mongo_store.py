@@ -31,6 +31,9 @@ from services.conversations.mongo_store import (
 from services.core.clock import from_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.errors import CapacityExceeded
+from services.events.log import Emit
+from services.events.mongo_log import MongoEventLog
+from services.messages.events import emit_mark, message_event
 from services.messages.models import (
     Attachment,
     Draft,
@@ -83,8 +86,9 @@ def _reactions(counts: dict[str, int]) -> list[list[Any]]:
 
 
 class MongoMessageStore:
-    def __init__(self, db: MongoDatabase) -> None:
+    def __init__(self, db: MongoDatabase, log: MongoEventLog) -> None:
         self._mongo = db
+        self._log = log
         self._messages = db.db["messages"]
         self._revisions = db.db["message_revisions"]
         self._reactions = db.db["reactions"]
@@ -113,7 +117,7 @@ class MongoMessageStore:
 
     async def append(self, app_id: str, conversation_id: str, draft: Draft, request_id: str,
                      now: datetime) -> tuple[Message, bool]:
-        async def tx(s: AsyncClientSession) -> tuple[Message, bool]:
+        async def tx(s: AsyncClientSession, emit: Emit) -> tuple[Message, bool]:
             sent = await self._by_request(app_id, conversation_id, draft.sender_id,
                                           request_id, s)
             if sent is not None:
@@ -157,10 +161,11 @@ class MongoMessageStore:
                 {"$set": {"read_sequence": sequence, "delivered_sequence": sequence,
                           "read_time": now, "unread_count": 0, "activity_time": now}},
                 session=s)
+            emit(message_event("message.created", message, now))
             return message, True
 
         try:
-            return await self._mongo.transaction(tx)
+            return await self._log.transact(tx)
         except DuplicateKeyError:  # the same request, committed concurrently
             sent = await self._by_request(app_id, conversation_id, draft.sender_id, request_id)
             if sent is None:
@@ -209,7 +214,7 @@ class MongoMessageStore:
                    changes: MessageChanges, now: datetime) -> Message | None:
         selector = self._selector(app_id, conversation_id, sequence)
 
-        async def tx(s: AsyncClientSession) -> Message | None:
+        async def tx(s: AsyncClientSession, emit: Emit) -> Message | None:
             current = await self._find(app_id, conversation_id, sequence, s)
             if current is None or current.deleted:
                 return current
@@ -237,9 +242,13 @@ class MongoMessageStore:
                 return current
             doc = await self._messages.find_one_and_update(
                 selector, {"$set": changed}, return_document=ReturnDocument.AFTER, session=s)
-            return None if doc is None else _message(doc)
+            assert doc is not None
+            edited = _message(doc)
+            if edited != current:
+                emit(message_event("message.updated", edited, now))
+            return edited
 
-        return await self._mongo.transaction(tx)
+        return await self._log.transact(tx)
 
     async def revisions(self, app_id: str, conversation_id: str, sequence: int
                         ) -> list[Revision]:
@@ -256,7 +265,7 @@ class MongoMessageStore:
 
     async def delete(self, app_id: str, conversation_id: str, sequence: int, now: datetime
                      ) -> Message | None:
-        async def tx(s: AsyncClientSession) -> Message | None:
+        async def tx(s: AsyncClientSession, emit: Emit) -> Message | None:
             current = await self._find(app_id, conversation_id, sequence, s)
             if current is None or current.deleted:
                 return current
@@ -278,14 +287,16 @@ class MongoMessageStore:
             await self._conversations.update_one(
                 {**live(app_id, conversation_id), "last_message.sequence": sequence},
                 {"$set": {"last_message.text": "", "last_message.deleted": True}}, session=s)
-            return _message(doc)
+            tombstone = _message(doc)
+            emit(message_event("message.deleted", tombstone, now))
+            return tombstone
 
-        return await self._mongo.transaction(tx)
+        return await self._log.transact(tx)
 
     async def add_reaction(self, app_id: str, conversation_id: str, sequence: int,
                            user_id: str, emoji: str, now: datetime, max_emoji: int,
                            max_per_user: int) -> Message | None:
-        async def tx(s: AsyncClientSession) -> Message | None:
+        async def tx(s: AsyncClientSession, emit: Emit) -> Message | None:
             current = await self._find(app_id, conversation_id, sequence, s)
             if current is None or current.deleted:
                 return current
@@ -306,9 +317,11 @@ class MongoMessageStore:
                  "position": f"{user_id}\x1f{emoji}"}, session=s)
             counts = dict(current.reactions)
             counts[emoji] = counts.get(emoji, 0) + 1
-            return await self._set_reactions(app_id, conversation_id, sequence, counts, s)
+            changed = await self._set_reactions(app_id, conversation_id, sequence, counts, s)
+            emit(message_event("reaction.added", changed, now, user_id, emoji=emoji))
+            return changed
 
-        return await self._mongo.transaction(tx)
+        return await self._log.transact(tx)
 
     async def _set_reactions(self, app_id: str, conversation_id: str, sequence: int,
                              counts: dict[str, int], session: AsyncClientSession) -> Message:
@@ -320,8 +333,8 @@ class MongoMessageStore:
         return _message(doc)
 
     async def remove_reaction(self, app_id: str, conversation_id: str, sequence: int,
-                              user_id: str, emoji: str) -> Message | None:
-        async def tx(s: AsyncClientSession) -> Message | None:
+                              user_id: str, emoji: str, now: datetime) -> Message | None:
+        async def tx(s: AsyncClientSession, emit: Emit) -> Message | None:
             current = await self._find(app_id, conversation_id, sequence, s)
             if current is None or current.deleted:
                 return current
@@ -334,9 +347,11 @@ class MongoMessageStore:
             counts[emoji] -= 1
             if counts[emoji] <= 0:
                 del counts[emoji]
-            return await self._set_reactions(app_id, conversation_id, sequence, counts, s)
+            changed = await self._set_reactions(app_id, conversation_id, sequence, counts, s)
+            emit(message_event("reaction.removed", changed, now, user_id, emoji=emoji))
+            return changed
 
-        return await self._mongo.transaction(tx)
+        return await self._log.transact(tx)
 
     async def reacted(self, app_id: str, conversation_id: str, sequences: Iterable[int],
                       user_id: str) -> dict[int, set[str]]:
@@ -368,7 +383,7 @@ class MongoMessageStore:
                    ) -> Member | None:
         selector = {"_id": member_key(app_id, conversation_id, user_id), "app_id": app_id}
 
-        async def tx(s: AsyncClientSession) -> Member | None:
+        async def tx(s: AsyncClientSession, emit: Emit) -> Member | None:
             member_doc = await self._members.find_one(selector, session=s)
             conversation_doc = await self._conversations.find_one(
                 live(app_id, conversation_id), session=s)
@@ -391,9 +406,12 @@ class MongoMessageStore:
                 return member
             doc = await self._members.find_one_and_update(
                 selector, change, return_document=ReturnDocument.AFTER, session=s)
-            return None if doc is None else member_from_doc(doc)
+            assert doc is not None
+            after = member_from_doc(doc)
+            emit_mark(emit, member, after, now)
+            return after
 
-        return await self._mongo.transaction(tx)
+        return await self._log.transact(tx)
 
     async def receipts(self, app_id: str, conversation_id: str, message: Message, limit: int,
                        after: Position | None) -> tuple[list[Member], ReceiptSummary]:

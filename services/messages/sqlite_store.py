@@ -25,6 +25,9 @@ from services.conversations.sqlite_store import (
 from services.core.clock import from_ms, opt_from_ms, to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
 from services.core.errors import CapacityExceeded
+from services.events.log import Emit
+from services.events.sqlite_log import SqliteEventLog
+from services.messages.events import emit_mark, message_event
 from services.messages.models import (
     Attachment,
     Draft,
@@ -123,9 +126,21 @@ def _list(conn: sqlite3.Connection, key: tuple[str, str, int], direction: Direct
     return around_page(older, newer, limit)
 
 
+def _set_reactions(conn: sqlite3.Connection, key: tuple[str, str, int],
+                   counts: dict[str, int], emit: Emit, kind: str, user_id: str, emoji: str,
+                   now: datetime) -> Message:
+    conn.execute(f"UPDATE messages SET reactions = ? WHERE {_KEY} AND sequence = ?",
+                 (json.dumps(list(counts.items())), *key))
+    changed = _select(conn, *key)
+    assert changed is not None
+    emit(message_event(kind, changed, now, user_id, emoji=emoji))
+    return changed
+
+
 class SqliteMessageStore:
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: SqliteDatabase, log: SqliteEventLog) -> None:
         self._db = db
+        self._log = log
 
     async def migrate(self) -> None:
         await self._db.migrate("messages", MIGRATIONS)
@@ -134,7 +149,7 @@ class SqliteMessageStore:
                      now: datetime) -> tuple[Message, bool]:
         key = (app_id, conversation_id)
 
-        def tx(conn: sqlite3.Connection) -> tuple[Message, bool]:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> tuple[Message, bool]:
             row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE {_KEY}"
                                " AND sender_id = ? AND request_id = ?",
                                (*key, draft.sender_id, request_id)).fetchone()
@@ -172,9 +187,10 @@ class SqliteMessageStore:
                          (sequence, sequence, at, at, *key, draft.sender_id))
             sent = _select(conn, app_id, conversation_id, sequence)
             assert sent is not None
+            emit(message_event("message.created", sent, now))
             return sent, True
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None:
         return await self._db.read(lambda conn: _select(conn, app_id, conversation_id,
@@ -204,7 +220,7 @@ class SqliteMessageStore:
                    changes: MessageChanges, now: datetime) -> Message | None:
         key = (app_id, conversation_id, sequence)
 
-        def tx(conn: sqlite3.Connection) -> Message | None:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> Message | None:
             current = _select(conn, *key)
             if current is None or current.deleted:
                 return current
@@ -228,9 +244,13 @@ class SqliteMessageStore:
                  None if changes.attachments is None else _attachments_json(changes.attachments),
                  None if changes.metadata is None else json.dumps(dict(changes.metadata)),
                  None if edit_time is None else to_ms(edit_time), *key))
-            return _select(conn, *key)
+            edited = _select(conn, *key)
+            assert edited is not None
+            if edited != current:
+                emit(message_event("message.updated", edited, now))
+            return edited
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def revisions(self, app_id: str, conversation_id: str, sequence: int
                         ) -> list[Revision]:
@@ -251,7 +271,7 @@ class SqliteMessageStore:
                      ) -> Message | None:
         key = (app_id, conversation_id, sequence)
 
-        def tx(conn: sqlite3.Connection) -> Message | None:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> Message | None:
             current = _select(conn, *key)
             if current is None or current.deleted:
                 return current
@@ -269,16 +289,19 @@ class SqliteMessageStore:
                 gone = Preview(sequence, preview.sender_id, "", True, preview.create_time)
                 conn.execute(f"UPDATE conversations SET preview = ? WHERE {_KEY}",
                              (preview_json(gone), app_id, conversation_id))
-            return _select(conn, *key)
+            tombstone = _select(conn, *key)
+            assert tombstone is not None
+            emit(message_event("message.deleted", tombstone, now))
+            return tombstone
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def add_reaction(self, app_id: str, conversation_id: str, sequence: int,
                            user_id: str, emoji: str, now: datetime, max_emoji: int,
                            max_per_user: int) -> Message | None:
         key = (app_id, conversation_id, sequence)
 
-        def tx(conn: sqlite3.Connection) -> Message | None:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> Message | None:
             current = _select(conn, *key)
             if current is None or current.deleted:
                 return current
@@ -295,17 +318,16 @@ class SqliteMessageStore:
                          (*key, user_id, emoji, to_ms(now)))
             counts = dict(current.reactions)
             counts[emoji] = counts.get(emoji, 0) + 1
-            conn.execute(f"UPDATE messages SET reactions = ? WHERE {_KEY} AND sequence = ?",
-                         (json.dumps(list(counts.items())), *key))
-            return _select(conn, *key)
+            return _set_reactions(conn, key, counts, emit, "reaction.added", user_id, emoji,
+                                  now)
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def remove_reaction(self, app_id: str, conversation_id: str, sequence: int,
-                              user_id: str, emoji: str) -> Message | None:
+                              user_id: str, emoji: str, now: datetime) -> Message | None:
         key = (app_id, conversation_id, sequence)
 
-        def tx(conn: sqlite3.Connection) -> Message | None:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> Message | None:
             current = _select(conn, *key)
             if current is None or current.deleted:
                 return current
@@ -318,11 +340,10 @@ class SqliteMessageStore:
             counts[emoji] -= 1
             if counts[emoji] <= 0:
                 del counts[emoji]
-            conn.execute(f"UPDATE messages SET reactions = ? WHERE {_KEY} AND sequence = ?",
-                         (json.dumps(list(counts.items())), *key))
-            return _select(conn, *key)
+            return _set_reactions(conn, key, counts, emit, "reaction.removed", user_id, emoji,
+                                  now)
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def reacted(self, app_id: str, conversation_id: str, sequences: Iterable[int],
                       user_id: str) -> dict[int, set[str]]:
@@ -359,7 +380,7 @@ class SqliteMessageStore:
                    ) -> Member | None:
         key = (app_id, conversation_id)
 
-        def tx(conn: sqlite3.Connection) -> Member | None:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> Member | None:
             member = select_member(conn, app_id, conversation_id, user_id)
             conversation = select_conversation(conn, app_id, conversation_id)
             if member is None or conversation is None:
@@ -379,9 +400,12 @@ class SqliteMessageStore:
                              f" delivered_sequence = max(delivered_sequence, ?)"
                              f" WHERE {_KEY} AND user_id = ?",
                              (target, to_ms(now), unread, target, *key, user_id))
-            return select_member(conn, app_id, conversation_id, user_id)
+            after = select_member(conn, app_id, conversation_id, user_id)
+            assert after is not None
+            emit_mark(emit, member, after, now)
+            return after
 
-        return await self._db.write(tx)
+        return await self._log.transact(tx)
 
     async def receipts(self, app_id: str, conversation_id: str, message: Message, limit: int,
                        after: Position | None) -> tuple[list[Member], ReceiptSummary]:

@@ -1,4 +1,8 @@
-"""The messages store port. Every method is scoped by app id and conversation id."""
+"""The messages store port. Every method is scoped by app id and conversation id.
+
+Each write that changes something records its domain event in its own transaction
+(services.events.log): message.created / updated / deleted, reaction.added / removed,
+read.updated, delivered.updated."""
 
 from __future__ import annotations
 
@@ -79,7 +83,7 @@ class MessageStore(Protocol):
         `max_emoji` distinct emoji on the message or `max_per_user` by this user."""
 
     async def remove_reaction(self, app_id: str, conversation_id: str, sequence: int,
-                              user_id: str, emoji: str) -> Message | None: ...
+                              user_id: str, emoji: str, now: datetime) -> Message | None: ...
 
     async def reacted(self, app_id: str, conversation_id: str, sequences: Iterable[int],
                       user_id: str) -> dict[int, set[str]]:

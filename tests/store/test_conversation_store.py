@@ -81,15 +81,15 @@ async def test_add_members_skips_existing_and_respects_the_cap(stores: Stores) -
 async def test_owner_leaving_hands_over_to_the_oldest_admin(stores: Stores) -> None:
     await make_group(stores, "g1", ["alice", "bob", "carol", "dave"])
     await stores.conversations.update_member("alpha", "g1", "dave",
-                                             MemberChanges(role=Role.ADMIN))
-    removed = await stores.conversations.remove_member("alpha", "g1", "alice")
+                                             MemberChanges(role=Role.ADMIN), T0)
+    removed = await stores.conversations.remove_member("alpha", "g1", "alice", T0)
     assert removed is not None and removed.role is Role.OWNER
     heir = await stores.conversations.get_member("alpha", "g1", "dave")
     assert heir is not None and heir.role is Role.OWNER
-    removed = await stores.conversations.remove_member("alpha", "g1", "dave")
+    removed = await stores.conversations.remove_member("alpha", "g1", "dave", T0)
     heir = await stores.conversations.get_member("alpha", "g1", "bob")  # no admin: oldest
     assert heir is not None and heir.role is Role.OWNER
-    assert await stores.conversations.remove_member("alpha", "g1", "dave") is None
+    assert await stores.conversations.remove_member("alpha", "g1", "dave", T0) is None
     left = await stores.conversations.get_conversation("alpha", "g1")
     assert left is not None and left.member_count == 2
 
@@ -97,12 +97,12 @@ async def test_owner_leaving_hands_over_to_the_oldest_admin(stores: Stores) -> N
 async def test_member_settings(stores: Stores) -> None:
     await make_group(stores, "g1", ["alice", "bob"])
     changed = await stores.conversations.update_member(
-        "alpha", "g1", "bob", MemberChanges(muted=True, pinned=True))
+        "alpha", "g1", "bob", MemberChanges(muted=True, pinned=True), T0)
     assert changed is not None and (changed.muted, changed.pinned, changed.archived) == (
         True, True, False)
     assert changed.role is Role.MEMBER
     assert await stores.conversations.update_member(
-        "beta", "g1", "bob", MemberChanges(muted=False)) is None
+        "beta", "g1", "bob", MemberChanges(muted=False), T0) is None
 
 
 async def test_list_members_in_join_order(stores: Stores) -> None:
@@ -118,9 +118,9 @@ async def test_inbox_orders_pinned_then_by_activity(stores: Stores) -> None:
     for index, conversation_id in enumerate(["g1", "g2", "g3", "g4"]):
         await make_group(stores, conversation_id, ["alice", "bob"], at=T0 + index * SECOND)
     await send(stores, "g1", "bob", "wake g1", at=T0 + 10 * SECOND)
-    await stores.conversations.update_member("alpha", "g2", "alice", MemberChanges(pinned=True))
+    await stores.conversations.update_member("alpha", "g2", "alice", MemberChanges(pinned=True), T0)
     await stores.conversations.update_member("alpha", "g3", "alice",
-                                             MemberChanges(archived=True))
+                                             MemberChanges(archived=True), T0)
     inbox = await stores.conversations.list_user_conversations("alpha", "alice", False, 2, None)
     assert [c.conversation_id for _, c in inbox] == ["g2", "g1"]
     member_of_g1, conversation_g1 = inbox[1]
@@ -156,6 +156,6 @@ async def test_unread_totals_skip_muted(stores: Stores) -> None:
     for conversation_id, count in (("g1", 2), ("g2", 3), ("g3", 1)):
         for index in range(count):
             await send(stores, conversation_id, "bob", f"m{index}")
-    await stores.conversations.update_member("alpha", "g3", "alice", MemberChanges(muted=True))
+    await stores.conversations.update_member("alpha", "g3", "alice", MemberChanges(muted=True), T0)
     assert await stores.conversations.unread_totals("alpha", "alice") == (5, 2)
     assert await stores.conversations.unread_totals("alpha", "bob") == (0, 0)

@@ -192,10 +192,10 @@ async def test_reactions_counts_limits_and_listing(stores: Stores) -> None:
     rest = await stores.messages.list_reactions(
         "alpha", "g1", 1, 5, (to_ms(last.create_time), f"{last.user_id}\x1f{last.emoji}"))
     assert [(r.user_id, r.emoji) for r in rest] == [("bob", "🎉"), ("carol", "🔥")]
-    removed = await stores.messages.remove_reaction("alpha", "g1", 1, "bob", "👍")
+    removed = await stores.messages.remove_reaction("alpha", "g1", 1, "bob", "👍", T0)
     assert removed is not None and dict(removed.reactions) == {"👍": 1, "🎉": 1, "🔥": 1}
-    await stores.messages.remove_reaction("alpha", "g1", 1, "bob", "👍")  # nothing to remove
-    final = await stores.messages.remove_reaction("alpha", "g1", 1, "carol", "👍")
+    await stores.messages.remove_reaction("alpha", "g1", 1, "bob", "👍", T0)  # nothing to remove
+    final = await stores.messages.remove_reaction("alpha", "g1", 1, "carol", "👍", T0)
     assert final is not None and dict(final.reactions) == {"🎉": 1, "🔥": 1}
 
 

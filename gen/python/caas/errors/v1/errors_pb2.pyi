@@ -97,9 +97,18 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The message was deleted."""
     ERROR_REASON_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 59
     """A count limit would be passed (metadata: limit, maximum)."""
+    ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
+    """The resume token is older than the events kept (or from another event log):
+    resync with the list RPCs, then subscribe without a token.
+    """
     ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 60
     """RESOURCE_EXHAUSTED
     Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.
+    """
+    ERROR_REASON_STREAM_LAGGING: _ErrorReason.ValueType  # 65
+    """ABORTED
+    The stream fell too far behind its events and was ended: subscribe again with
+    the last resume token received; nothing is lost.
     """
     ERROR_REASON_UNAVAILABLE: _ErrorReason.ValueType  # 70
     """UNAVAILABLE
@@ -196,9 +205,18 @@ ERROR_REASON_MESSAGE_DELETED: ErrorReason.ValueType  # 58
 """The message was deleted."""
 ERROR_REASON_LIMIT_EXCEEDED: ErrorReason.ValueType  # 59
 """A count limit would be passed (metadata: limit, maximum)."""
+ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61
+"""The resume token is older than the events kept (or from another event log):
+resync with the list RPCs, then subscribe without a token.
+"""
 ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 60
 """RESOURCE_EXHAUSTED
 Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.
+"""
+ERROR_REASON_STREAM_LAGGING: ErrorReason.ValueType  # 65
+"""ABORTED
+The stream fell too far behind its events and was ended: subscribe again with
+the last resume token received; nothing is lost.
 """
 ERROR_REASON_UNAVAILABLE: ErrorReason.ValueType  # 70
 """UNAVAILABLE

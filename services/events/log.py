@@ -1,0 +1,113 @@
+"""The event log: every durable event of an app, in commit order, for resuming streams.
+
+Stores record the events of a write in the write's own transaction (`Recorder.emit`),
+so an event exists exactly when its change does; the log numbers an app's events
+1, 2, 3 … without gaps in commit order (its head counter is written by every
+recording transaction, which serialises them). After the commit the events go to
+the in-process bus.
+
+The log also keeps who belonged to which conversation between which positions
+(membership intervals), so a stream replaying from an old position shows a user the
+events of the conversations they were in *at the time*, including their own removal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from services.core.events import DomainEvent
+
+
+class Encoder(Protocol):
+    def __call__(self, event: DomainEvent, position: int) -> bytes:
+        """The event as the stream sends it (a serialized caas.events.v1.Event)."""
+        ...
+
+
+# Records an event as part of the running transaction.
+Emit = Callable[[DomainEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    app_id: str
+    position: int
+    conversation_id: str
+    type: str
+    user_id: str
+    private: bool  # for the streams of `user_id` only
+    create_time: datetime
+    payload: bytes
+    joiners: tuple[str, ...] = ()  # the users it makes members
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """An app's log: its id (new when the log is new), last position, and the last
+    position purged (events up to it are gone)."""
+
+    log_id: str
+    position: int
+    purged_through: int
+
+
+Interval = tuple[int, int | None]  # membership from position, to position (None: still)
+
+
+def joiners(event: DomainEvent) -> tuple[str, ...]:
+    """The users an event makes members."""
+    if event.type == "conversation.created":
+        return tuple(u for u in event.data.get("members", "").split(",") if u)
+    return (event.user_id,) if event.type == "member.added" else ()
+
+
+def leaves(event: LoggedEvent | DomainEvent, user_id: str) -> bool:
+    """Whether the event ends `user_id`'s membership (they still see the event)."""
+    return event.type == "conversation.deleted" or (
+        event.type == "member.removed" and event.user_id == user_id)
+
+
+class EventLog(Protocol):
+    async def migrate(self) -> None: ...
+
+    async def head(self, app_id: str) -> Head:
+        """The app's head, creating the log if the app has none yet."""
+
+    async def read(self, app_id: str, after: int, limit: int,
+                   conversations: Sequence[str] | None = None) -> list[LoggedEvent]:
+        """Events after `after` in position order: all of the app's, or only those of
+        `conversations`."""
+
+    async def memberships(self, app_id: str, user_id: str, after: int
+                          ) -> Mapping[str, list[Interval]]:
+        """The user's membership intervals that reach past `after`, by conversation."""
+
+    async def purge(self, before: datetime) -> int:
+        """Drop the events recorded before `before` (and intervals closed by then), in
+        every app; how many events went."""
+
+
+def visible(intervals: Mapping[str, list[Interval]], event: LoggedEvent, user_id: str) -> bool:
+    """Whether `user_id` sees `event`, given their membership intervals."""
+    if event.private and event.user_id != user_id:
+        return False
+    for start, end in intervals.get(event.conversation_id, ()):
+        if start <= event.position and (end is None or event.position <= end):
+            return True
+    return False
+
+
+def follow(intervals: dict[str, list[Interval]], event: LoggedEvent, user_id: str) -> None:
+    """Update `user_id`'s intervals with a membership event (idempotent: the intervals
+    may already include it)."""
+    spans = intervals.get(event.conversation_id, [])
+    if user_id in event.joiners:
+        if not any(s <= event.position and (e is None or event.position <= e)
+                   for s, e in spans):
+            intervals[event.conversation_id] = [*spans, (event.position, None)]
+    elif spans and leaves(event, user_id):
+        intervals[event.conversation_id] = [
+            (s, event.position if e is None and s <= event.position else e) for s, e in spans]

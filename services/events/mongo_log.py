@@ -1,0 +1,163 @@
+"""EventLog on MongoDB. An app's head document is written by every transaction that
+records events of the app, so such transactions conflict and commit one at a time:
+positions follow commit order without gaps."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bson.binary import Binary
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.core.db.mongo import Document, MongoDatabase, MongoMigration
+from services.core.events import DomainEvent, EventBus
+from services.core.ids import new_id
+from services.events.log import Emit, Encoder, Head, Interval, LoggedEvent, joiners, leaves
+
+T = TypeVar("T")
+
+
+async def _v1(db: AsyncDatabase[Document]) -> None:
+    await db["events"].create_index(
+        [("app_id", ASCENDING), ("conversation_id", ASCENDING), ("position", ASCENDING)])
+    await db["events"].create_index([("app_id", ASCENDING), ("position", ASCENDING)])
+    await db["events"].create_index([("create_time", ASCENDING)])
+    await db["event_memberships"].create_index(
+        [("app_id", ASCENDING), ("user_id", ASCENDING), ("to_position", ASCENDING)])
+    await db["event_memberships"].create_index(
+        [("app_id", ASCENDING), ("conversation_id", ASCENDING), ("to_position", ASCENDING)])
+    # Members from before the log: members since the beginning.
+    async for member in db["members"].find({}, {"app_id": 1, "user_id": 1,
+                                                "conversation_id": 1}):
+        with contextlib.suppress(DuplicateKeyError):  # applied by another process
+            await db["event_memberships"].insert_one(_interval_doc(
+                member["app_id"], member["user_id"], member["conversation_id"], 0))
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+
+
+def _interval_doc(app_id: str, user_id: str, conversation_id: str, start: int) -> Document:
+    return {"_id": f"{app_id}/{user_id}/{conversation_id}/{start}", "app_id": app_id,
+            "user_id": user_id, "conversation_id": conversation_id, "from_position": start,
+            "to_position": None}
+
+
+def _event(doc: Document) -> LoggedEvent:
+    return LoggedEvent(doc["app_id"], doc["position"], doc["conversation_id"], doc["type"],
+                       doc["user_id"], doc["private"], doc["create_time"],
+                       bytes(doc["payload"]), tuple(doc["joiners"]))
+
+
+class MongoEventLog:
+    def __init__(self, db: MongoDatabase, bus: EventBus, encode: Encoder) -> None:
+        self._mongo = db
+        self._bus = bus
+        self._encode = encode
+        self._heads = db.db["event_heads"]
+        self._events = db.db["events"]
+        self._memberships = db.db["event_memberships"]
+
+    async def migrate(self) -> None:
+        await self._mongo.migrate("events", MIGRATIONS)
+
+    async def transact(self, body: Callable[[AsyncClientSession, Emit], Awaitable[T]]) -> T:
+        """Run `body` in one transaction; the events it emits are recorded in the same
+        transaction and published on the bus after the commit."""
+        events: list[DomainEvent] = []
+
+        async def tx(session: AsyncClientSession) -> T:
+            events.clear()  # the driver may run the body again after a conflict
+            result = await body(session, events.append)
+            if events:
+                await self._record(session, events)
+            return result
+
+        result = await self._mongo.transaction(tx)
+        for event in events:
+            await self._bus.publish(event)
+        return result
+
+    async def _record(self, s: AsyncClientSession, events: Sequence[DomainEvent]) -> None:
+        app_id = events[0].app_id
+        assert all(e.app_id == app_id for e in events), "one transaction, one app"
+        head = await self._heads.find_one_and_update(
+            {"_id": app_id}, {"$inc": {"position": len(events)},
+                              "$setOnInsert": {"log_id": new_id(), "purged_through": 0}},
+            upsert=True, return_document=ReturnDocument.AFTER, session=s)
+        assert head is not None
+        docs = []
+        for position, event in enumerate(events, start=head["position"] - len(events) + 1):
+            joined = joiners(event)
+            docs.append({"_id": f"{app_id}/{position}", "app_id": app_id, "position": position,
+                         "conversation_id": event.conversation_id, "type": event.type,
+                         "user_id": event.user_id, "private": event.private,
+                         "create_time": event.time,
+                         "payload": Binary(self._encode(event, position)),
+                         "joiners": list(joined)})
+            if joined:
+                await self._memberships.insert_many(
+                    [_interval_doc(app_id, u, event.conversation_id, position) for u in joined],
+                    session=s)
+            if leaves(event, event.user_id):
+                selector: dict[str, Any] = {"app_id": app_id,
+                                            "conversation_id": event.conversation_id,
+                                            "to_position": None}
+                if event.type != "conversation.deleted":
+                    selector["user_id"] = event.user_id
+                await self._memberships.update_many(
+                    selector, {"$set": {"to_position": position}}, session=s)
+        await self._events.insert_many(docs, session=s)
+
+    async def head(self, app_id: str) -> Head:
+        doc = await self._heads.find_one_and_update(
+            {"_id": app_id}, {"$setOnInsert": {"log_id": new_id(), "position": 0,
+                                               "purged_through": 0}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+        assert doc is not None
+        return Head(doc["log_id"], doc["position"], doc["purged_through"])
+
+    async def read(self, app_id: str, after: int, limit: int,
+                   conversations: Sequence[str] | None = None) -> list[LoggedEvent]:
+        query: dict[str, Any] = {"app_id": app_id, "position": {"$gt": after}}
+        if conversations is not None:
+            if not conversations:
+                return []
+            query["conversation_id"] = {"$in": list(conversations)}
+        cursor = self._events.find(query).sort("position", ASCENDING).limit(limit)
+        return [_event(doc) async for doc in cursor]
+
+    async def memberships(self, app_id: str, user_id: str, after: int
+                          ) -> Mapping[str, list[Interval]]:
+        found: dict[str, list[Interval]] = {}
+        cursor = self._memberships.find(
+            {"app_id": app_id, "user_id": user_id,
+             "$or": [{"to_position": None}, {"to_position": {"$gt": after}}]}
+        ).sort("from_position", ASCENDING)
+        async for doc in cursor:
+            found.setdefault(doc["conversation_id"], []).append(
+                (doc["from_position"], doc.get("to_position")))
+        return found
+
+    async def purge(self, before: datetime) -> int:
+        gone = 0
+        cursor = await self._events.aggregate([
+            {"$match": {"create_time": {"$lt": before}}},
+            {"$group": {"_id": "$app_id", "through": {"$max": "$position"}}}])
+        async for row in cursor:
+            app_id, through = row["_id"], row["through"]
+            # The horizon moves first: a reader never finds events gone below it.
+            await self._heads.update_one({"_id": app_id},
+                                         {"$max": {"purged_through": through}})
+            result = await self._events.delete_many(
+                {"app_id": app_id, "position": {"$lte": through}})
+            gone += result.deleted_count
+            await self._memberships.delete_many(
+                {"app_id": app_id, "to_position": {"$ne": None, "$lte": through}})
+        return gone

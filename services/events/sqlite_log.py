@@ -1,0 +1,159 @@
+"""EventLog on the embedded SQLite engine."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from services.core.clock import from_ms, to_ms
+from services.core.db.sqlite import Migration, SqliteDatabase
+from services.core.events import DomainEvent, EventBus
+from services.core.ids import new_id
+from services.events.log import Emit, Encoder, Head, Interval, LoggedEvent, joiners, leaves
+
+T = TypeVar("T")
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        "CREATE TABLE event_heads ("
+        " app_id TEXT PRIMARY KEY, log_id TEXT NOT NULL, position INTEGER NOT NULL,"
+        " purged_through INTEGER NOT NULL)",
+        "CREATE TABLE events ("
+        " app_id TEXT NOT NULL, position INTEGER NOT NULL, conversation_id TEXT NOT NULL,"
+        " type TEXT NOT NULL, user_id TEXT NOT NULL, private INTEGER NOT NULL,"
+        " joiners TEXT NOT NULL, create_time INTEGER NOT NULL, payload BLOB NOT NULL,"
+        " PRIMARY KEY (app_id, position)) WITHOUT ROWID",
+        "CREATE INDEX events_by_conversation ON events (app_id, conversation_id, position)",
+        "CREATE INDEX events_by_time ON events (create_time)",
+        "CREATE TABLE event_memberships ("
+        " app_id TEXT NOT NULL, user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,"
+        " from_position INTEGER NOT NULL, to_position INTEGER,"
+        " PRIMARY KEY (app_id, user_id, conversation_id, from_position))",
+        "CREATE INDEX event_memberships_open ON event_memberships (app_id, conversation_id)"
+        " WHERE to_position IS NULL",
+        # Members from before the log: members since the beginning.
+        "INSERT INTO event_memberships SELECT app_id, user_id, conversation_id, 0, NULL"
+        " FROM members",
+    ),
+)
+
+_COLUMNS = ("app_id, position, conversation_id, type, user_id, private, create_time, payload,"
+            " joiners")
+
+
+def _event(row: Any) -> LoggedEvent:
+    return LoggedEvent(row[0], row[1], row[2], row[3], row[4], bool(row[5]), from_ms(row[6]),
+                       row[7], tuple(u for u in row[8].split(",") if u))
+
+
+class SqliteEventLog:
+    def __init__(self, db: SqliteDatabase, bus: EventBus, encode: Encoder) -> None:
+        self._db = db
+        self._bus = bus
+        self._encode = encode
+
+    async def migrate(self) -> None:
+        await self._db.migrate("events", MIGRATIONS)
+
+    async def transact(self, body: Callable[[sqlite3.Connection, Emit], T]) -> T:
+        """Run `body` as one write transaction; the events it emits are recorded in the
+        same transaction and published on the bus after the commit."""
+        events: list[DomainEvent] = []
+
+        def tx(conn: sqlite3.Connection) -> T:
+            events.clear()
+            result = body(conn, events.append)
+            if events:
+                self._record(conn, events)
+            return result
+
+        result = await self._db.write(tx)
+        for event in events:
+            await self._bus.publish(event)
+        return result
+
+    def _record(self, conn: sqlite3.Connection, events: Sequence[DomainEvent]) -> None:
+        app_id = events[0].app_id
+        assert all(e.app_id == app_id for e in events), "one transaction, one app"
+        last = conn.execute(
+            "INSERT INTO event_heads VALUES (?, ?, ?, 0) ON CONFLICT (app_id)"
+            " DO UPDATE SET position = position + excluded.position RETURNING position",
+            (app_id, new_id(), len(events))).fetchone()[0]
+        for position, event in enumerate(events, start=last - len(events) + 1):
+            joined = joiners(event)
+            conn.execute(
+                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (app_id, position, event.conversation_id, event.type, event.user_id,
+                 int(event.private), to_ms(event.time), self._encode(event, position),
+                 ",".join(joined)))
+            conn.executemany("INSERT OR IGNORE INTO event_memberships VALUES (?, ?, ?, ?, NULL)",
+                             [(app_id, u, event.conversation_id, position) for u in joined])
+            if leaves(event, event.user_id):
+                who = "" if event.type == "conversation.deleted" else " AND user_id = ?"
+                conn.execute(
+                    f"UPDATE event_memberships SET to_position = ? WHERE app_id = ?"
+                    f" AND conversation_id = ? AND to_position IS NULL{who}",
+                    (position, app_id, event.conversation_id,
+                     *([] if not who else [event.user_id])))
+
+    async def head(self, app_id: str) -> Head:
+        def query(conn: sqlite3.Connection) -> Head | None:
+            row = conn.execute("SELECT log_id, position, purged_through FROM event_heads"
+                               " WHERE app_id = ?", (app_id,)).fetchone()
+            return None if row is None else Head(*row)
+
+        found = await self._db.read(query)
+        if found is None:
+            await self._db.write(lambda conn: conn.execute(
+                "INSERT OR IGNORE INTO event_heads VALUES (?, ?, 0, 0)", (app_id, new_id())))
+            found = await self._db.read(query)
+            assert found is not None
+        return found
+
+    async def read(self, app_id: str, after: int, limit: int,
+                   conversations: Sequence[str] | None = None) -> list[LoggedEvent]:
+        def query(conn: sqlite3.Connection) -> list[LoggedEvent]:
+            args: tuple[str, ...]
+            among, args = "", ()
+            if conversations is not None:
+                if not conversations:
+                    return []
+                among = f" AND conversation_id IN ({', '.join('?' * len(conversations))})"
+                args = tuple(conversations)
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE app_id = ? AND position > ?{among}"
+                " ORDER BY position LIMIT ?", (app_id, after, *args, limit))
+            return [_event(row) for row in rows]
+
+        return await self._db.read(query)
+
+    async def memberships(self, app_id: str, user_id: str, after: int
+                          ) -> Mapping[str, list[Interval]]:
+        def query(conn: sqlite3.Connection) -> dict[str, list[Interval]]:
+            found: dict[str, list[Interval]] = {}
+            for conversation_id, start, end in conn.execute(
+                    "SELECT conversation_id, from_position, to_position FROM event_memberships"
+                    " WHERE app_id = ? AND user_id = ? AND (to_position IS NULL"
+                    " OR to_position > ?) ORDER BY from_position", (app_id, user_id, after)):
+                found.setdefault(conversation_id, []).append((start, end))
+            return found
+
+        return await self._db.read(query)
+
+    async def purge(self, before: datetime) -> int:
+        def tx(conn: sqlite3.Connection) -> int:
+            gone = 0
+            for app_id, through in conn.execute(
+                    "SELECT app_id, max(position) FROM events WHERE create_time < ?"
+                    " GROUP BY app_id", (to_ms(before),)).fetchall():
+                gone += conn.execute("DELETE FROM events WHERE app_id = ? AND position <= ?",
+                                     (app_id, through)).rowcount
+                conn.execute("UPDATE event_heads SET purged_through = max(purged_through, ?)"
+                             " WHERE app_id = ?", (through, app_id))
+                conn.execute("DELETE FROM event_memberships WHERE app_id = ?"
+                             " AND to_position <= ?", (app_id, through))
+            return gone
+
+        return await self._db.write(tx)

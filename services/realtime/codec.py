@@ -1,0 +1,70 @@
+"""Domain events as the stream carries them: caas.events.v1.Event, encoded once."""
+
+from __future__ import annotations
+
+from caas.conversations.v1 import resources_pb2 as conv_res
+from caas.events.v1 import events_pb2 as pb
+from caas.messages.v1 import resources_pb2 as msg_res
+
+from services.conversations.access import conversation_name
+from services.conversations.models import Conversation, Member
+from services.conversations.servicer import conversation_proto, member_proto
+from services.core.events import DomainEvent
+from services.core.protoconv import timestamp
+from services.messages.actions import Shown
+from services.messages.models import Message
+from services.messages.servicer import message_proto
+
+
+def _message(payload: object) -> msg_res.Message:
+    assert isinstance(payload, Message)
+    return message_proto(Shown(payload, frozenset(), False))
+
+
+def _member(event: DomainEvent) -> conv_res.Member:
+    member = event.payload
+    assert isinstance(member, Member)
+    full = member_proto(member)
+    if event.private:
+        return full
+    # What every member may see of another: who, which role, since when.
+    return conv_res.Member(name=full.name, user_id=full.user_id, role=full.role,
+                           join_time=full.join_time)
+
+
+def _read_state(event: DomainEvent, read: bool) -> pb.ReadState:
+    member = event.payload
+    assert isinstance(member, Member)
+    return pb.ReadState(user_id=member.user_id,
+                        sequence=member.read_sequence if read else member.delivered_sequence,
+                        time=timestamp(event.time))
+
+
+def event_proto(event: DomainEvent, position: int) -> pb.Event:
+    proto = pb.Event(name=f"apps/{event.app_id}/events/{position}", type=event.type,
+                     create_time=timestamp(event.time),
+                     conversation=conversation_name(event.app_id, event.conversation_id),
+                     user_id=event.user_id)
+    field = event.type.replace(".", "_")
+    match event.type:
+        case "message.created" | "message.updated" | "message.deleted":
+            getattr(proto, field).CopyFrom(_message(event.payload))
+        case "reaction.added" | "reaction.removed":
+            getattr(proto, field).CopyFrom(pb.ReactionChange(
+                message=_message(event.payload), emoji=event.data["emoji"]))
+        case "conversation.created" | "conversation.updated":
+            assert isinstance(event.payload, Conversation)
+            getattr(proto, field).CopyFrom(conversation_proto(event.payload))
+        case "conversation.deleted":
+            proto.conversation_deleted.conversation = proto.conversation
+        case "member.added" | "member.removed" | "member.updated":
+            getattr(proto, field).CopyFrom(_member(event))
+        case "read.updated" | "delivered.updated":
+            getattr(proto, field).CopyFrom(_read_state(event, event.type == "read.updated"))
+        case _:
+            raise ValueError(f"no stream form for event type {event.type}")
+    return proto
+
+
+def encode_event(event: DomainEvent, position: int) -> bytes:
+    return event_proto(event, position).SerializeToString()
