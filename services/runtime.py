@@ -34,7 +34,7 @@ from services.core.clock import Clock, SystemClock
 from services.core.db.mongo import MongoDatabase
 from services.core.db.sqlite import SqliteDatabase
 from services.core.db.transient import is_transient
-from services.core.events import EventBus, InProcessBus
+from services.core.events import DomainEvent, EventBus, InProcessBus
 from services.core.ids import new_id, new_secret
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.events.log import EventLog
@@ -47,7 +47,10 @@ from services.messages.actions import MessagesActions
 from services.messages.mongo_store import MongoMessageStore
 from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
+from services.realtime.actions import RealtimeActions
 from services.realtime.codec import encode_event
+from services.realtime.hub import Hub
+from services.realtime.presence import PresenceBoard
 from services.users.actions import UsersActions
 from services.users.mongo_store import MongoUserStore
 from services.users.sqlite_store import SqliteUserStore
@@ -131,10 +134,13 @@ class Runtime:
     users: UsersActions
     conversations: ConversationsActions
     messages: MessagesActions
+    realtime: RealtimeActions
+    hub: Hub
     authenticator: CredentialAuthenticator
     gateway: Gateway
 
     async def close(self) -> None:
+        await self.hub.close()
         await self.limiter.close()
         await self.stores.close()
 
@@ -160,6 +166,13 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                       RequestValidator(), is_transient)
     users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus)
     conversations = ConversationsActions(stores.conversations, stores.users, clock, settings)
+    hub = Hub(stores.events)
+
+    async def wake_streams(event: DomainEvent) -> None:
+        if event.conversation_id:
+            hub.wake(event.app_id)
+
+    bus.subscribe(wake_streams)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
@@ -168,5 +181,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         users=users, conversations=conversations,
         messages=MessagesActions(stores.messages, conversations, stores.conversations,
                                  stores.users, clock),
+        realtime=RealtimeActions(hub, stores.events, conversations, stores.conversations,
+                                 PresenceBoard(), clock, settings),
+        hub=hub,
         authenticator=authenticator, gateway=gateway,
     )

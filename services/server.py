@@ -13,6 +13,7 @@ from caas.apps.v1 import apps_service_pb2
 from caas.auth.v1 import auth_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.messages.v1 import messages_service_pb2
+from caas.realtime.v1 import realtime_service_pb2
 from caas.users.v1 import users_service_pb2
 from google.protobuf import descriptor as pb_descriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,6 +24,7 @@ from services.auth.servicer import AuthServicer
 from services.conversations.servicer import ConversationsServicer
 from services.core.settings import Settings
 from services.messages.servicer import MessagesServicer
+from services.realtime.servicer import RealtimeServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
 from services.users.servicer import UsersServicer
 
@@ -42,7 +44,26 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          ConversationsServicer(runtime.conversations)),
         (messages_service_pb2.DESCRIPTOR.services_by_name["MessagesService"],
          MessagesServicer(runtime.messages)),
+        (realtime_service_pb2.DESCRIPTOR.services_by_name["RealtimeService"],
+         RealtimeServicer(runtime.realtime)),
     ]
+
+
+PURGE_EVERY_SECONDS = 3600
+
+
+async def purge_events(runtime: Runtime) -> None:
+    """Drop events older than the retention, now and every hour (every process does it;
+    purging is idempotent)."""
+    while True:
+        try:
+            cutoff = runtime.clock.now() - runtime.settings.event_retention
+            gone = await runtime.stores.events.purge(cutoff)
+            if gone:
+                log.info("purged events", extra={"events": gone})
+        except Exception:
+            log.warning("purging events failed", exc_info=True)
+        await asyncio.sleep(PURGE_EVERY_SECONDS)
 
 
 class Server:
@@ -56,6 +77,7 @@ class Server:
         self._server = server
         self._health = health_servicer
         self._names = names
+        self._purging = asyncio.create_task(purge_events(runtime), name="purge events")
 
     @classmethod
     async def start(cls, settings: Settings, runtime: Runtime | None = None) -> Server:
@@ -94,6 +116,7 @@ class Server:
         cancel the rest, then close the stores."""
         grace = self.runtime.settings.shutdown_grace.total_seconds()
         self.runtime.gateway.start_draining()
+        self._purging.cancel()
         await self._health.enter_graceful_shutdown()
         log.info("shutting down", extra={"grace_seconds": grace})
         await self._server.stop(grace)

@@ -21,6 +21,7 @@ from tests.support.servers import CaasServer, ExternalServer, start_caas, start_
 TEST_CONFIG = """
 token_leeway = 0
 default_plan = "free"
+stream_heartbeat_interval = 1
 
 [plans.free.default]
 per_app = 6000

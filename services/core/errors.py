@@ -81,6 +81,10 @@ class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Aborted(DomainError):
+    code = grpc.StatusCode.ABORTED
+
+
 def not_found(resource_type: str, name: str) -> NotFound:
     """The named resource does not exist, or the caller may not learn that it does."""
     return NotFound("RESOURCE_NOT_FOUND", f"{name} not found",

@@ -129,6 +129,17 @@ class Settings(BaseSettings):
                                      description="members a channel may have")
     max_request_bytes: int = Field(
         1024 * 1024, gt=0, description="largest request message accepted, in bytes")
+    event_retention: Duration = Field(
+        timedelta(days=7),
+        description="how long events are kept for streams to resume from")
+    stream_heartbeat_interval: Duration = Field(
+        timedelta(seconds=15), description="longest silence on a real-time stream")
+    stream_queue_limit: int = Field(
+        2_000, gt=0,
+        description="events a stream may have waiting; past it the stream ends with "
+                    "ABORTED (STREAM_LAGGING) and the client resumes from its token")
+    typing_ttl: Duration = Field(
+        timedelta(seconds=5), description="how long a typing signal shows unless renewed")
     shutdown_grace: Duration = Field(
         timedelta(seconds=10),
         description="on SIGTERM, how long in-flight calls may finish before being cancelled")

@@ -11,7 +11,11 @@ reaches the client as INTERNAL with only the request id. Every response carries
 writes one JSON access-log line.
 
 Servicers are plain classes with one `async def Method(self, request, call)` per
-RPC, registered with `Gateway.handlers`; `call` is a `Call`.
+unary RPC, and one async generator `def Method(self, request, call)` per
+server-streaming RPC, registered with `Gateway.handlers`; `call` is a `Call`. A
+stream is admitted like a unary call before anything is sent, then sends its initial
+metadata at once, then one message per item; `start_draining` ends running streams
+with UNAVAILABLE. Client-streaming and bidirectional RPCs are not served.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from caas.type.v1 import access_pb2
@@ -99,9 +103,10 @@ class Call:
 class _CallState:
     """One call as the gateway sees it: who, and how it was counted against budgets."""
 
-    def __init__(self, gateway: Gateway, method: str) -> None:
+    def __init__(self, gateway: Gateway, method: str, request_id: str) -> None:
         self._gateway = gateway
         self._method = method
+        self.request_id = request_id
         self.principal: Principal = Anonymous()
         self._app_counted = False
         self._tightest: Verdict | None = None
@@ -121,11 +126,17 @@ class _CallState:
     async def charge_user(self, app_id: str, user_id: str) -> None:
         await self.charge(app_id, user_id)
 
-    def budget_headers(self) -> list[tuple[str, str]]:
-        return [] if self._tightest is None else _budget_headers(self._tightest)
+    def headers(self) -> list[tuple[str, str]]:
+        """The request id and the tightest budget charged so far."""
+        budget = [] if self._tightest is None else _budget_headers(self._tightest)
+        return [("x-request-id", self.request_id), *budget]
 
 
 Handler = Callable[[Any, Call], Awaitable[Message]]
+# A stream's items are messages, or messages serialized already (bytes): a stream
+# sending one item to many clients encodes it once.
+StreamHandler = Callable[[Any, Call], AsyncIterator[Message | bytes]]
+_Result = TypeVar("_Result")
 
 
 class _Malformed:
@@ -133,6 +144,13 @@ class _Malformed:
 
 
 _MALFORMED = _Malformed()
+
+
+def _pass_bytes(serialize: Callable[[Message], bytes]) -> Callable[[Message | bytes], bytes]:
+    def serialize_item(item: Message | bytes) -> bytes:
+        return item if isinstance(item, bytes) else serialize(item)
+
+    return serialize_item
 
 
 def _deserializer(message_class: type[Message]) -> Callable[[bytes], Message | _Malformed]:
@@ -167,11 +185,12 @@ class Gateway:
         self._limiter = limiter
         self._plans = plans
         self._validator = validator
-        self._draining = False
+        self._draining = asyncio.Event()
 
     def start_draining(self) -> None:
-        """From now on refuse new calls with UNAVAILABLE (calls already running go on)."""
-        self._draining = True
+        """From now on refuse new calls with UNAVAILABLE; unary calls already running
+        go on, streams end with UNAVAILABLE (their clients reconnect elsewhere)."""
+        self._draining.set()
 
     def handlers(self, service: pb_descriptor.ServiceDescriptor, servicer: object
                  ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
@@ -188,82 +207,136 @@ class Gateway:
             policy = method.GetOptions().Extensions[access_pb2.access]
             if not policy.allow:
                 raise TypeError(f"{method.full_name} declares no caas.type.v1.access policy")
-            if method.client_streaming or method.server_streaming:
-                raise TypeError(f"{method.full_name}: streaming RPCs are not served yet")
-            request_class = GetMessageClass(method.input_type)
-            response_class = GetMessageClass(method.output_type)
-            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                self._unary(f"{service.full_name}/{method.name}", frozenset(policy.allow),
-                            implementation),
-                request_deserializer=_deserializer(request_class),
-                response_serializer=response_class.SerializeToString,
-            )
+            if method.client_streaming:
+                raise TypeError(f"{method.full_name}: client-streaming and bidirectional "
+                                "RPCs are not served")
+            name = f"{service.full_name}/{method.name}"
+            allowed = frozenset(policy.allow)
+            parse = _deserializer(GetMessageClass(method.input_type))
+            serialize = GetMessageClass(method.output_type).SerializeToString
+            if method.server_streaming:
+                handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                    self._server_stream(name, allowed, implementation),
+                    request_deserializer=parse, response_serializer=_pass_bytes(serialize))
+            else:
+                handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                    self._unary(name, allowed, implementation),
+                    request_deserializer=parse, response_serializer=serialize)
         return handlers
 
     def _unary(self, method: str, allowed: frozenset[int], handler: Handler
                ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]:
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
-            started = time.perf_counter()
-            metadata = {key: value for key, value in context.invocation_metadata() or ()
-                        if isinstance(value, str)}
-            request_id = metadata.get("x-request-id", "")
-            if not _REQUEST_ID.fullmatch(request_id):
-                request_id = secrets.token_hex(12)
-            if access_log.isEnabledFor(logging.DEBUG):
-                access_log.debug("rpc started", extra={"method": method,
-                                                       "request_id": request_id})
-            state = _CallState(self, method)
-            status = "OK"
-            try:
-                await self._admit(state, method, allowed, metadata, request)
-                response = await handler(request, Call(state.principal, request_id, method,
-                                                       context, state.charge_user))
-                await context.send_initial_metadata(
-                    [("x-request-id", request_id), *state.budget_headers()])
-                context.set_trailing_metadata((("x-request-id", request_id),))
+            async def respond(call: Call, state: _CallState) -> Message:
+                response = await handler(request, call)
+                await context.send_initial_metadata(state.headers())
                 return response
-            except DomainError as error:
-                status = error.code.name
-                trailers = [("x-request-id", request_id), *state.budget_headers(),
-                            (STATUS_DETAILS_KEY, rpc_status(error).SerializeToString())]
-                await context.abort(error.code, error.message, trailing_metadata=tuple(trailers))
-                raise  # unreachable: abort raises
-            except asyncio.CancelledError:
-                status = "CANCELLED"  # the client went away, or the server stopped
-                raise
-            except Exception as failure:
-                if context.cancelled():
-                    status = "CANCELLED"
-                    raise
-                if self._is_transient(failure):
-                    status = "UNAVAILABLE"
-                    error_log.warning("store unavailable in %s", method, exc_info=True,
-                                      extra={"request_id": request_id, "method": method})
-                    outage = Unavailable("UNAVAILABLE", "a backing store is unavailable: retry",
-                                         retry_after=timedelta(seconds=1))
-                    trailers = [("x-request-id", request_id), *state.budget_headers(),
-                                (STATUS_DETAILS_KEY, rpc_status(outage).SerializeToString())]
-                    await context.abort(outage.code, outage.message,
-                                        trailing_metadata=tuple(trailers))
-                status = "INTERNAL"
-                error_log.exception("unexpected error in %s", method,
-                                    extra={"request_id": request_id, "method": method})
-                code, message, details = internal_status(request_id)
-                trailers = [("x-request-id", request_id),
-                            (STATUS_DETAILS_KEY, details.SerializeToString())]
-                await context.abort(code, message, trailing_metadata=tuple(trailers))
-                raise
-            finally:
-                _log_access(method, status, started, request_id, state.principal)
+
+            return await self._serve(method, allowed, request, context, respond)
 
         return behavior
+
+    def _server_stream(self, method: str, allowed: frozenset[int], handler: StreamHandler
+                       ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]:
+        # A coroutine that writes with `context.write` rather than an async generator
+        # handler: it runs through the same `_serve` as a unary call, and each write
+        # waits for flow control instead of buffering ahead of a slow client.
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            async def respond(call: Call, state: _CallState) -> None:
+                await context.send_initial_metadata(state.headers())
+                await self._relay(handler(request, call), context)
+
+            await self._serve(method, allowed, request, context, respond)
+
+        return behavior
+
+    async def _relay(self, items: AsyncIterator[Message | bytes],
+                     context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Write `items` until they end, or until the gateway drains (UNAVAILABLE, even
+        while waiting for the next item); close them however the stream ends, so their
+        servicer can clean up."""
+        draining = asyncio.ensure_future(self._draining.wait())
+        following: asyncio.Future[Message | bytes] | None = None
+        try:
+            while not self._draining.is_set():
+                following = asyncio.ensure_future(anext(items))
+                await asyncio.wait((following, draining), return_when=asyncio.FIRST_COMPLETED)
+                if not following.done():
+                    break
+                try:
+                    item = following.result()
+                except StopAsyncIteration:
+                    return
+                await context.write(item)
+            raise _shutting_down("reconnect")
+        finally:
+            draining.cancel()
+            if following is not None and not following.done():
+                following.cancel()  # runs the generator's cleanup where it waits
+                await asyncio.wait((following,))
+            if isinstance(items, AsyncGenerator):
+                await items.aclose()
+
+    async def _serve(self, method: str, allowed: frozenset[int], request: Any,
+                     context: grpc.aio.ServicerContext[Any, Any],
+                     respond: Callable[[Call, _CallState], Awaitable[_Result]]) -> _Result:
+        """What every call shares: its request id, admission, `respond` (which sends the
+        initial metadata), errors as statuses, and the access-log line at its end."""
+        started = time.perf_counter()
+        metadata = {key: value for key, value in context.invocation_metadata() or ()
+                    if isinstance(value, str)}
+        request_id = metadata.get("x-request-id", "")
+        if not _REQUEST_ID.fullmatch(request_id):
+            request_id = secrets.token_hex(12)
+        if access_log.isEnabledFor(logging.DEBUG):
+            access_log.debug("rpc started", extra={"method": method, "request_id": request_id})
+        state = _CallState(self, method, request_id)
+        status = "OK"
+        try:
+            await self._admit(state, method, allowed, metadata, request)
+            result = await respond(Call(state.principal, request_id, method, context,
+                                        state.charge_user), state)
+            context.set_trailing_metadata((("x-request-id", request_id),))
+            return result
+        except DomainError as error:
+            status = error.code.name
+            trailers = [*state.headers(),
+                        (STATUS_DETAILS_KEY, rpc_status(error).SerializeToString())]
+            await context.abort(error.code, error.message, trailing_metadata=tuple(trailers))
+            raise  # unreachable: abort raises
+        except asyncio.CancelledError:
+            status = "CANCELLED"  # the client went away, or the server stopped
+            raise
+        except Exception as failure:
+            if context.cancelled():
+                status = "CANCELLED"
+                raise
+            if self._is_transient(failure):
+                status = "UNAVAILABLE"
+                error_log.warning("store unavailable in %s", method, exc_info=True,
+                                  extra={"request_id": request_id, "method": method})
+                outage = Unavailable("UNAVAILABLE", "a backing store is unavailable: retry",
+                                     retry_after=timedelta(seconds=1))
+                trailers = [*state.headers(),
+                            (STATUS_DETAILS_KEY, rpc_status(outage).SerializeToString())]
+                await context.abort(outage.code, outage.message,
+                                    trailing_metadata=tuple(trailers))
+            status = "INTERNAL"
+            error_log.exception("unexpected error in %s", method,
+                                extra={"request_id": request_id, "method": method})
+            code, message, details = internal_status(request_id)
+            trailers = [("x-request-id", request_id),
+                        (STATUS_DETAILS_KEY, details.SerializeToString())]
+            await context.abort(code, message, trailing_metadata=tuple(trailers))
+            raise
+        finally:
+            _log_access(method, status, started, request_id, state.principal)
 
     async def _admit(self, state: _CallState, method: str, allowed: frozenset[int],
                      metadata: dict[str, str], request: Any) -> None:
         """Everything between the wire and the servicer; raises the first refusal."""
-        if self._draining:
-            raise Unavailable("UNAVAILABLE", "the server is shutting down: retry",
-                              retry_after=timedelta(seconds=1))
+        if self._draining.is_set():
+            raise _shutting_down("retry")
         # Credentials sent to an RPC that takes none (RefreshSession) are ignored: an
         # expired access token must not stop the call that renews it.
         if allowed != {access_pb2.PRINCIPAL_ANONYMOUS}:
@@ -313,6 +386,11 @@ def _budget_headers(verdict: Verdict) -> list[tuple[str, str]]:
     return [("x-ratelimit-limit", str(verdict.tightest.limit)),
             ("x-ratelimit-remaining", str(verdict.remaining)),
             ("x-ratelimit-reset", str(_reset_seconds(verdict)))]
+
+
+def _shutting_down(advice: str) -> Unavailable:
+    return Unavailable("UNAVAILABLE", f"the server is shutting down: {advice}",
+                       retry_after=timedelta(seconds=1))
 
 
 def _rate_limited(method: str, verdict: Verdict) -> ResourceExhausted:

@@ -9,6 +9,7 @@ from caas.apps.v1 import apps_service_pb2_grpc
 from caas.auth.v1 import auth_service_pb2_grpc
 from caas.conversations.v1 import conversations_service_pb2_grpc
 from caas.messages.v1 import messages_service_pb2_grpc
+from caas.realtime.v1 import realtime_service_pb2_grpc
 from caas.users.v1 import users_service_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2_grpc
@@ -27,6 +28,7 @@ class Client:
         self.conversations = conversations_service_pb2_grpc.ConversationsServiceStub(
             self.channel)
         self.messages = messages_service_pb2_grpc.MessagesServiceStub(self.channel)
+        self.realtime = realtime_service_pb2_grpc.RealtimeServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

@@ -1,0 +1,303 @@
+"""Live fan-out of an app's events to the streams connected to this process.
+
+One `Feed` per app with local streams tails the app's event log in position order
+(woken by the bus after each local commit, by other processes through the
+`Notifier`, and by a short poll as a safety net), and offers each event to the
+streams that may see it. Each event is encoded once, as the bytes of a whole
+`SubscribeResponse`, and the same bytes go to every stream.
+
+A stream starts by registering with the feed (from then on it receives every event
+of the app past the feed's cursor C into a pending list), then replays its missed
+events up to C from the log, then applies its pending events and switches to live —
+the switch runs without an await, so nothing falls between replay and live, and
+positions make duplicates impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+
+from services.events.log import EventLog, Interval, LoggedEvent, follow, visible
+
+log = logging.getLogger("caas.realtime")
+
+# Fields of caas.realtime.v1.SubscribeResponse.
+EVENT, TYPING, PRESENCE, HEARTBEAT, READY = 1, 2, 3, 4, 5
+_TOKEN = 6
+PAGE = 500  # events read from the log at a time
+POLL_SECONDS = 1.0  # a feed reads the log at least this often while it has streams
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(bits | 0x80)
+        else:
+            out.append(bits)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def response_bytes(item: int, payload: bytes, token: str = "") -> bytes:
+    """A serialized SubscribeResponse: `item` set to the serialized message `payload`,
+    and the resume token if any."""
+    return _field(item, payload) + (_field(_TOKEN, token.encode()) if token else b"")
+
+
+def encode_token(log_id: str, position: int) -> str:
+    return f"{log_id}.{position}"
+
+
+def decode_token(token: str) -> tuple[str, int] | None:
+    log_id, _, position = token.partition(".")
+    if not log_id or not position.isdigit() or len(position) > 18:
+        return None
+    return log_id, int(position)
+
+
+class Lagging(Exception):
+    """The stream fell further behind than its queue holds."""
+
+
+class Subscriber:
+    """One stream: what its user may see, and what waits to be sent."""
+
+    def __init__(self, app_id: str, user_id: str, limit: int) -> None:
+        self.app_id = app_id
+        self.user_id = user_id
+        self.intervals: dict[str, list[Interval]] = {}
+        self.last = 0  # position of the last event offered
+        self.live = False
+        self.pending: list[LoggedEvent] = []
+        self.lagging = False
+        self._limit = limit
+        self._queue: deque[bytes] = deque()
+        self._wakeup = asyncio.Event()
+        self._log_id = ""
+
+    def start(self, log_id: str, after: int) -> None:
+        self._log_id = log_id
+        self.last = after
+
+    def push(self, item: bytes) -> None:
+        if self.lagging:
+            return
+        if len(self._queue) >= self._limit:
+            self._fall_behind()
+            return
+        self._queue.append(item)
+        self._wakeup.set()
+
+    def _fall_behind(self) -> None:
+        self.lagging = True
+        self._queue.clear()
+        self.pending = []
+        self._wakeup.set()
+
+    def offer(self, event: LoggedEvent) -> bool:
+        """Take the next event of the app; True if it made the user a member of its
+        conversation (so the feed indexes this stream there)."""
+        if not self.live:
+            if len(self.pending) >= self._limit:
+                self._fall_behind()
+            elif not self.lagging:
+                self.pending.append(event)
+            return False
+        return self.apply(event)
+
+    def apply(self, event: LoggedEvent) -> bool:
+        if event.position <= self.last:
+            return False
+        self.last = event.position
+        known = event.conversation_id in self.intervals
+        follow(self.intervals, event, self.user_id)
+        if visible(self.intervals, event, self.user_id):
+            self.push(response_bytes(EVENT, event.payload,
+                                     encode_token(self._log_id, event.position)))
+        return not known and event.conversation_id in self.intervals
+
+    def member_now(self, conversation_id: str) -> bool:
+        return any(end is None for _, end in self.intervals.get(conversation_id, ()))
+
+    def token(self, position: int) -> str:
+        return encode_token(self._log_id, max(self.last, position))
+
+    def take(self) -> list[bytes]:
+        """Everything waiting; raises Lagging if the stream fell behind."""
+        if self.lagging:
+            raise Lagging
+        items = list(self._queue)
+        self._queue.clear()
+        self._wakeup.clear()
+        return items
+
+    async def wait(self, seconds: float) -> None:
+        """Until something waits to be sent, or `seconds` passed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+
+class Feed:
+    """An app's events, read once from the log, offered to this process's streams."""
+
+    def __init__(self, app_id: str, log_id: str, cursor: int, events: EventLog) -> None:
+        self.app_id = app_id
+        self.log_id = log_id
+        self.cursor = cursor
+        self._events = events
+        self._catching_up: set[Subscriber] = set()
+        self._by_conversation: dict[str, set[Subscriber]] = {}
+        self._by_user: dict[str, set[Subscriber]] = {}
+        self._wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self._catching_up and not self._by_user
+
+    def add(self, sub: Subscriber) -> None:
+        self._catching_up.add(sub)
+
+    def go_live(self, sub: Subscriber) -> None:
+        """Apply what arrived during the replay, then deliver live (no await here)."""
+        for event in sub.pending:
+            sub.apply(event)
+        sub.pending = []
+        sub.live = True
+        self._catching_up.discard(sub)
+        self._by_user.setdefault(sub.user_id, set()).add(sub)
+        for conversation_id in sub.intervals:
+            self._by_conversation.setdefault(conversation_id, set()).add(sub)
+
+    def remove(self, sub: Subscriber) -> None:
+        self._catching_up.discard(sub)
+        for index, key in ((self._by_user, sub.user_id),
+                           *((self._by_conversation, c) for c in sub.intervals)):
+            subs = index.get(key)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del index[key]
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def dispatch(self, event: LoggedEvent) -> None:
+        if event.private:
+            candidates = set(self._by_user.get(event.user_id, ()))
+        else:
+            candidates = set(self._by_conversation.get(event.conversation_id, ()))
+            for user_id in event.joiners:
+                candidates.update(self._by_user.get(user_id, ()))
+        for sub in (*self._catching_up, *candidates):
+            if sub.offer(event):
+                self._by_conversation.setdefault(event.conversation_id, set()).add(sub)
+            if sub.lagging:
+                self.remove(sub)
+        self.cursor = max(self.cursor, event.position)
+
+    def signal(self, conversation_ids: list[str], item: bytes, sender: str) -> None:
+        """Send an ephemeral item once to each live stream of a current member of any
+        of the conversations, except the streams of `sender`."""
+        reached: set[Subscriber] = set()
+        for conversation_id in conversation_ids:
+            for sub in self._by_conversation.get(conversation_id, ()):
+                if (sub not in reached and sub.user_id != sender
+                        and sub.member_now(conversation_id)):
+                    reached.add(sub)
+                    sub.push(item)
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), POLL_SECONDS)
+            self._wakeup.clear()
+            try:
+                while True:
+                    batch = await self._events.read(self.app_id, self.cursor, PAGE)
+                    for event in batch:
+                        self.dispatch(event)
+                    if len(batch) < PAGE:
+                        break
+            except Exception:  # a store outage: streams wait, heartbeats go on
+                log.warning("reading the event log of %s failed", self.app_id, exc_info=True)
+
+
+class Hub:
+    """This process's feeds, one per app with connected streams."""
+
+    def __init__(self, events: EventLog) -> None:
+        self._events = events
+        self._feeds: dict[str, Feed] = {}
+        self._opening = asyncio.Lock()
+
+    async def join(self, sub: Subscriber) -> Feed:
+        """Register a stream (catching up) with its app's feed."""
+        async with self._opening:
+            feed = self._feeds.get(sub.app_id)
+            if feed is None:
+                head = await self._events.head(sub.app_id)
+                feed = Feed(sub.app_id, head.log_id, head.position, self._events)
+                feed.task = asyncio.create_task(feed.run(), name=f"feed {sub.app_id}")
+                self._feeds[sub.app_id] = feed
+            feed.add(sub)
+            return feed
+
+    def leave(self, sub: Subscriber) -> None:
+        feed = self._feeds.get(sub.app_id)
+        if feed is None:
+            return
+        feed.remove(sub)
+        if feed.empty:
+            del self._feeds[sub.app_id]
+            if feed.task is not None:
+                feed.task.cancel()
+
+    def wake(self, app_id: str) -> None:
+        feed = self._feeds.get(app_id)
+        if feed is not None:
+            feed.wake()
+
+    def signal(self, app_id: str, conversation_ids: list[str], item: bytes, sender: str
+               ) -> None:
+        feed = self._feeds.get(app_id)
+        if feed is not None:
+            feed.signal(conversation_ids, item, sender)
+
+    async def close(self) -> None:
+        for feed in list(self._feeds.values()):
+            if feed.task is not None:
+                feed.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await feed.task
+        self._feeds.clear()
+
+
+async def replay(sub: Subscriber, feed: Feed, events: EventLog) -> AsyncIterator[list[bytes]]:
+    """The stream's missed events up to the feed's cursor at registration, in pages
+    (the caller sends each page before the next is read)."""
+    until = feed.cursor
+    sub.intervals = dict(await events.memberships(sub.app_id, sub.user_id, sub.last))
+    position = sub.last
+    while position < until:
+        conversations = list(sub.intervals)
+        batch = await events.read(sub.app_id, position, PAGE,
+                                  conversations if len(conversations) <= PAGE else None)
+        batch = [e for e in batch if e.position <= until]
+        if not batch:
+            break
+        for event in batch:
+            sub.apply(event)
+        position = batch[-1].position
+        yield sub.take()
+

@@ -1,0 +1,136 @@
+"""EventLog contract, on every engine: chat writes log their events atomically, in
+commit order, with membership intervals."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from caas.events.v1 import events_pb2
+
+from services.conversations.models import ConversationChanges, MemberChanges, Role
+from services.core.errors import CapacityExceeded
+from services.events.log import LoggedEvent, follow, visible
+from services.messages.models import Draft, MessageChanges
+from services.runtime import Stores
+from tests.store.chat import SECOND, T0, make_group, member, send
+
+
+async def logged(stores: Stores, app_id: str = "alpha") -> list[LoggedEvent]:
+    return await stores.events.read(app_id, 0, 1000)
+
+
+async def test_chat_writes_log_their_events_in_order(stores: Stores) -> None:
+    await make_group(stores, "g1", ["alice", "bob"])
+    await send(stores, "g1", "alice", "hi", request_id="r1")
+    await send(stores, "g1", "alice", "hi", request_id="r1")  # a retry: nothing new
+    await send(stores, "g1", "bob", "yo", at=T0 + SECOND)
+    await stores.messages.add_reaction("alpha", "g1", 1, "bob", "👍", T0, 50, 10)
+    await stores.messages.edit("alpha", "g1", 1, MessageChanges(text="hi!"), T0 + 2 * SECOND)
+    await stores.messages.mark("alpha", "g1", "alice", "read", 0, T0)
+    await stores.messages.mark("alpha", "g1", "alice", "read", 0, T0)  # no move: no event
+    await stores.messages.delete("alpha", "g1", 2, T0)
+    await stores.conversations.update_conversation("alpha", "g1",
+                                                   ConversationChanges(title="New"), T0)
+    events = await logged(stores)
+    assert [e.type for e in events] == [
+        "conversation.created", "message.created", "message.created", "reaction.added",
+        "message.updated", "read.updated", "message.deleted", "conversation.updated"]
+    assert [e.position for e in events] == list(range(1, 9))
+    assert {e.conversation_id for e in events} == {"g1"}
+    assert [e.user_id for e in events[1:6]] == ["alice", "bob", "bob", "alice", "alice"]
+    assert events[0].joiners == ("alice", "bob")
+    proto = events_pb2.Event.FromString(events[4].payload)
+    assert (proto.name, proto.type, proto.message_updated.text) == (
+        "apps/alpha/events/5", "message.updated", "hi!")
+    reaction = events_pb2.Event.FromString(events[3].payload)
+    assert reaction.reaction_added.emoji == "👍"
+    assert [(r.emoji, r.count) for r in reaction.reaction_added.message.reactions] == [
+        ("👍", 1)]
+    assert await stores.events.read("alpha", 6, 100) == events[6:]
+    assert await stores.events.read("alpha", 0, 2) == events[:2]
+    assert await logged(stores, "beta") == []
+
+
+async def test_failed_writes_log_nothing(stores: Stores) -> None:
+    await make_group(stores, "g1", ["alice", "bob"])
+    with pytest.raises(LookupError):
+        await stores.messages.append("alpha", "nowhere", Draft("alice", "x"), "r", T0)
+    with pytest.raises(CapacityExceeded):
+        await stores.conversations.add_members("alpha", "g1", [member("g1", "carol")], 2)
+    assert await stores.messages.edit("alpha", "g1", 9, MessageChanges(text="x"), T0) is None
+    assert [e.type for e in await logged(stores)] == ["conversation.created"]
+
+
+async def test_positions_stay_gapless_under_concurrent_writers(stores: Stores) -> None:
+    await make_group(stores, "g1", ["alice", "bob"])
+    await make_group(stores, "g2", ["alice", "bob"])
+    await asyncio.gather(*[
+        stores.messages.append("alpha", f"g{n % 2 + 1}", Draft("alice", str(n)), f"r{n}", T0)
+        for n in range(20)])
+    events = await logged(stores)
+    assert [e.position for e in events] == list(range(1, 23))
+    for conversation_id in ("g1", "g2"):  # and each conversation's messages in order
+        texts = [events_pb2.Event.FromString(e.payload).message_created.sequence
+                 for e in events if e.conversation_id == conversation_id
+                 and e.type == "message.created"]
+        assert texts == list(range(1, 11))
+
+
+async def test_memberships_open_and_close_with_the_events(stores: Stores) -> None:
+    await make_group(stores, "g1", ["alice", "bob"])  # position 1
+    await stores.conversations.add_members("alpha", "g1", [member("g1", "carol")], 10)  # 2
+    await stores.conversations.remove_member("alpha", "g1", "bob", T0)  # 3
+    await send(stores, "g1", "alice", "after bob left")  # 4
+    assert await stores.conversations.delete_conversation("alpha", "g1", T0)  # 5
+    assert await stores.events.memberships("alpha", "bob", 0) == {"g1": [(1, 3)]}
+    assert await stores.events.memberships("alpha", "carol", 0) == {"g1": [(2, 5)]}
+    assert await stores.events.memberships("alpha", "bob", 3) == {}
+    assert await stores.events.memberships("beta", "carol", 0) == {}
+    events = await logged(stores)
+    bob = dict(await stores.events.memberships("alpha", "bob", 0))
+    assert [e.position for e in events if visible(bob, e, "bob")] == [1, 2, 3]
+    carol: dict[str, list[tuple[int, int | None]]] = {}
+    seen = []
+    for event in events:  # following the log live gives the same answer
+        follow(carol, event, "carol")
+        if visible(carol, event, "carol"):
+            seen.append(event.position)
+    assert seen == [2, 3, 4, 5]
+
+
+async def test_own_member_settings_are_private(stores: Stores) -> None:
+    await make_group(stores, "g1", ["alice", "bob", "carol"])
+    await stores.conversations.update_member("alpha", "g1", "bob", MemberChanges(muted=True),
+                                             T0)
+    await stores.conversations.update_member("alpha", "g1", "carol",
+                                             MemberChanges(role=Role.ADMIN), T0)
+    await stores.conversations.remove_member("alpha", "g1", "alice", T0)  # carol inherits
+    events = (await logged(stores))[1:]
+    assert [(e.type, e.user_id, e.private) for e in events] == [
+        ("member.updated", "bob", True), ("member.updated", "carol", False),
+        ("member.removed", "alice", False), ("member.updated", "carol", False)]
+    memberships = dict(await stores.events.memberships("alpha", "alice", 0))
+    assert not visible(memberships, events[0], "alice")  # bob's settings: bob's only
+    public = events_pb2.Event.FromString(events[1].payload).member_updated
+    assert public.role == Role.ADMIN and not public.HasField("read_time")
+
+
+async def test_purge_drops_old_events_and_moves_the_horizon(stores: Stores) -> None:
+    await make_group(stores, "g1", ["alice", "bob"])
+    await send(stores, "g1", "alice", "old")
+    first = await stores.events.head("alpha")
+    assert (first.position, first.purged_through) == (2, 0)
+    assert await stores.events.purge(T0 + SECOND) == 2
+    await send(stores, "g1", "alice", "new", at=T0 + 2 * SECOND)
+    head = await stores.events.head("alpha")
+    assert (head.log_id, head.position, head.purged_through) == (first.log_id, 3, 2)
+    assert [e.position for e in await logged(stores)] == [3]
+    assert await stores.events.purge(T0 + SECOND) == 0
+
+
+async def test_a_new_log_has_a_head(stores: Stores) -> None:
+    head = await stores.events.head("fresh")
+    assert (head.position, head.purged_through) == (0, 0) and head.log_id
+    assert await stores.events.head("fresh") == head
+    assert (await stores.events.head("other")).log_id != head.log_id

@@ -1,0 +1,82 @@
+"""A real-time stream as a test reads it: items in arrival order, with timeouts that
+only bound a failure (nothing waits for time to pass)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from caas.events.v1 import events_pb2
+from caas.realtime.v1 import realtime_service_pb2 as rt_pb
+
+from tests.support.chat import Person
+
+WAIT = 20.0  # seconds before a missing item fails the test
+
+
+class Stream:
+    """`Subscribe` of one person, read in the background."""
+
+    def __init__(self, person: Person, token: str = "", device_id: str = "") -> None:
+        self.person = person
+        self.token = token
+        self.call: Any = person.client.realtime.Subscribe(
+            rt_pb.SubscribeRequest(name=person.name, resume_token=token, device_id=device_id),
+            metadata=person.auth)
+        self._items: asyncio.Queue[rt_pb.SubscribeResponse | grpc.aio.AioRpcError] = (
+            asyncio.Queue())
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for item in self.call:
+                await self._items.put(item)
+        except grpc.aio.AioRpcError as error:
+            await self._items.put(error)
+
+    async def next(self, *kinds: str) -> rt_pb.SubscribeResponse:
+        """The next item of one of `kinds` (default: anything but heartbeats)."""
+        wanted = kinds or ("event", "typing", "presence", "ready")
+        while True:
+            item = await asyncio.wait_for(self._items.get(), WAIT)
+            if isinstance(item, grpc.aio.AioRpcError):
+                raise item
+            if item.resume_token:
+                self.token = item.resume_token
+            if item.WhichOneof("item") in wanted:
+                return item
+
+    async def event(self) -> events_pb2.Event:
+        """The next durable event."""
+        return (await self.next("event")).event
+
+    async def events(self, count: int) -> list[events_pb2.Event]:
+        return [await self.event() for _ in range(count)]
+
+    async def ready(self) -> list[events_pb2.Event]:
+        """The replayed events, up to `ready`."""
+        replayed = []
+        while (item := await self.next("event", "ready")).WhichOneof("item") == "event":
+            replayed.append(item.event)
+        return replayed
+
+    async def error(self) -> grpc.aio.AioRpcError:
+        """The status the stream ends with (items before it are skipped)."""
+        while True:
+            item = await asyncio.wait_for(self._items.get(), WAIT)
+            if isinstance(item, grpc.aio.AioRpcError):
+                return item
+            if item.resume_token:
+                self.token = item.resume_token
+
+    async def close(self) -> None:
+        self.call.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+
+async def subscribed(person: Person, token: str = "", device_id: str = "") -> Stream:
+    """A stream that has delivered `ready` (the replay, if any, is dropped)."""
+    stream = Stream(person, token, device_id)
+    await stream.ready()
+    return stream
