@@ -80,7 +80,7 @@ class Subscriber:
         self.live = False
         self.pending: list[LoggedEvent] = []
         self.lagging = False
-        self._limit = limit
+        self.limit = limit
         self._queue: deque[bytes] = deque()
         self._wakeup = asyncio.Event()
         self._log_id = ""
@@ -92,7 +92,7 @@ class Subscriber:
     def push(self, item: bytes) -> None:
         if self.lagging:
             return
-        if len(self._queue) >= self._limit:
+        if len(self._queue) >= self.limit:
             self._fall_behind()
             return
         self._queue.append(item)
@@ -108,7 +108,7 @@ class Subscriber:
         """Take the next event of the app; True if it made the user a member of its
         conversation (so the feed indexes this stream there)."""
         if not self.live:
-            if len(self.pending) >= self._limit:
+            if len(self.pending) >= self.limit:
                 self._fall_behind()
             elif not self.lagging:
                 self.pending.append(event)
@@ -289,9 +289,10 @@ async def replay(sub: Subscriber, feed: Feed, events: EventLog) -> AsyncIterator
     until = feed.cursor
     sub.intervals = dict(await events.memberships(sub.app_id, sub.user_id, sub.last))
     position = sub.last
+    page = min(PAGE, sub.limit)  # a page fits in the stream's queue
     while position < until:
         conversations = list(sub.intervals)
-        batch = await events.read(sub.app_id, position, PAGE,
+        batch = await events.read(sub.app_id, position, page,
                                   conversations if len(conversations) <= PAGE else None)
         batch = [e for e in batch if e.position <= until]
         if not batch:

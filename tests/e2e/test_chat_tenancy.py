@@ -12,6 +12,7 @@ from caas.conversations.v1 import conversations_service_pb2 as conv_pb
 from caas.conversations.v1 import resources_pb2 as conv_res
 from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.messages.v1 import resources_pb2 as msg_res
+from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.users.v1 import resources_pb2 as user_res
 from caas.users.v1 import users_service_pb2 as user_pb
 from google.protobuf import field_mask_pb2
@@ -31,6 +32,15 @@ class Victim:
 
 
 Md = tuple[tuple[str, str], ...]
+
+
+async def first_item(call: Any) -> Any:
+    """A stream's first item (a refused stream raises its status here)."""
+    async for item in call:
+        return item
+    return None
+
+
 Attempt = Callable[[Client, Victim, Md], Awaitable[Any]]
 mask = field_mask_pb2.FieldMask
 
@@ -109,9 +119,15 @@ ATTEMPTS: dict[str, Attempt] = {
         parent=v.message), metadata=md),
     "GetUnreadCount": lambda c, v, md: c.messages.GetUnreadCount(msg_pb.GetUnreadCountRequest(
         name=f"{v.alice.name}/unreadCount"), metadata=md),
+    "Subscribe": lambda c, v, md: first_item(c.realtime.Subscribe(rt_pb.SubscribeRequest(
+        name=v.alice.name), metadata=md)),
+    "SendTyping": lambda c, v, md: c.realtime.SendTyping(rt_pb.SendTypingRequest(
+        conversation=v.group, typing=True), metadata=md),
+    "SetPresence": lambda c, v, md: c.realtime.SetPresence(rt_pb.SetPresenceRequest(
+        name=v.alice.name, status=rt_pb.Presence.STATUS_AWAY), metadata=md),
 }
 USER_ONLY = {"JoinConversation", "LeaveConversation", "AddReaction", "RemoveReaction",
-             "MarkRead", "MarkDelivered"}
+             "MarkRead", "MarkDelivered", "Subscribe", "SendTyping", "SetPresence"}
 USER_REFUSED = {"CreateUser", "ListUsers", "DeleteUser"}  # API key and operator only
 
 
@@ -143,6 +159,14 @@ async def snapshot(client: Client, v: Victim) -> tuple[bytes, ...]:
             parent=v.alice.name), metadata=md),
     ]
     return tuple([(await call).SerializeToString(deterministic=True) for call in calls])
+
+
+def test_every_chat_rpc_is_attempted() -> None:
+    rpcs = {method.name for module, name in (
+        (user_pb, "UsersService"), (conv_pb, "ConversationsService"),
+        (msg_pb, "MessagesService"), (rt_pb, "RealtimeService"))
+        for method in module.DESCRIPTOR.services_by_name[name].methods}
+    assert set(ATTEMPTS) == rpcs
 
 
 @pytest.mark.parametrize("rpc", sorted(set(ATTEMPTS) - USER_ONLY))

@@ -155,6 +155,9 @@ async def test_a_stream_is_for_its_user_only(alice: Person, bob: Person, mallory
                        "APP_MISMATCH")
     await expect_error(first_item(alice, alice.name, app.auth),
                        grpc.StatusCode.PERMISSION_DENIED, "PRINCIPAL_NOT_ALLOWED")
+    await expect_error(alice.client.realtime.SetPresence(
+        rt_pb.SetPresenceRequest(name=bob.name, status=rt_pb.Presence.STATUS_AWAY),
+        metadata=alice.auth), grpc.StatusCode.PERMISSION_DENIED, "USER_MISMATCH")
 
 
 async def test_bad_tokens_get_clear_statuses(alice: Person, mallory: Person) -> None:

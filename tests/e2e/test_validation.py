@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from unittest.mock import Mock
 
 import grpc
 import pytest
@@ -18,12 +19,14 @@ from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.auth.v1 import resources_pb2 as auth_res
 from caas.conversations.v1 import conversations_service_pb2
 from caas.messages.v1 import messages_service_pb2
+from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.type.v1 import access_pb2
 from caas.users.v1 import users_service_pb2
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.protobuf.message import Message
 
+from services.server import services as server_services
 from tests.conftest import AppHandle, create_app, expect_error, sign_in
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
 from tests.support.client import Client, bearer
@@ -33,7 +36,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             auth_pb.DESCRIPTOR.services_by_name["AuthService"],
             users_service_pb2.DESCRIPTOR.services_by_name["UsersService"],
             conversations_service_pb2.DESCRIPTOR.services_by_name["ConversationsService"],
-            messages_service_pb2.DESCRIPTOR.services_by_name["MessagesService"])
+            messages_service_pb2.DESCRIPTOR.services_by_name["MessagesService"],
+            rt_pb.DESCRIPTOR.services_by_name["RealtimeService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -148,6 +152,29 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
 
 
 CASES += CHAT_CASES
+CASES += [
+    ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
+     {"name": "string.pattern"}),
+    ("subscribe token too long", "Subscribe",
+     rt_pb.SubscribeRequest(name=USER, resume_token="t" * 257),
+     {"resume_token": "string.max_len"}),
+    ("subscribe device", "Subscribe", rt_pb.SubscribeRequest(name=USER, device_id="a b"),
+     {"device_id": "string.pattern"}),
+    ("typing conversation", "SendTyping", rt_pb.SendTypingRequest(conversation=USER),
+     {"conversation": "string.pattern"}),
+    ("typing thread root", "SendTyping",
+     rt_pb.SendTypingRequest(conversation=f"{APP}/conversations/c1", thread_root_sequence=-1),
+     {"thread_root_sequence": "int64.gte"}),
+    ("presence name", "SetPresence",
+     rt_pb.SetPresenceRequest(name=APP, status=rt_pb.Presence.STATUS_AWAY),
+     {"name": "string.pattern"}),
+    ("presence status", "SetPresence",
+     rt_pb.SetPresenceRequest(name=USER, status=rt_pb.Presence.STATUS_OFFLINE),
+     {"status": "enum.in"}),
+    ("presence device", "SetPresence",
+     rt_pb.SetPresenceRequest(name=USER, status=rt_pb.Presence.STATUS_AWAY, device_id="a b"),
+     {"device_id": "string.pattern"}),
+]
 
 
 def _method(rpc: str) -> pb_descriptor.MethodDescriptor:
@@ -157,14 +184,21 @@ def _method(rpc: str) -> pb_descriptor.MethodDescriptor:
     raise KeyError(rpc)
 
 
-def _call(client: Client, rpc: str, request: Message, metadata: tuple[tuple[str, str], ...]
-          ) -> grpc.aio.UnaryUnaryCall:  # type: ignore[type-arg]
+async def _call(client: Client, rpc: str, request: Message,
+                metadata: tuple[tuple[str, str], ...]) -> object:
+    """The response (a stream's first item) of calling `rpc` with `request`."""
     method = _method(rpc)
-    stub = client.channel.unary_unary(
-        f"/{method.containing_service.full_name}/{method.name}",
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=lambda b: b)
-    return stub(request, metadata=metadata)
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    if method.server_streaming:
+        stream = client.channel.unary_stream(
+            path, request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=lambda b: b)(request, metadata=metadata)
+        async for item in stream:
+            return item
+        return None
+    stub = client.channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
+                                      response_deserializer=lambda b: b)
+    return await stub(request, metadata=metadata)
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +241,11 @@ def _message_rules(message: pb_descriptor.Descriptor) -> Iterator[str]:
     """Ids of the message-level (CEL) rules of `message`; their violations name no field."""
     for rule in message.GetOptions().Extensions[validate_pb2.message].cel:
         yield rule.id
+
+
+def test_the_table_covers_every_served_service() -> None:
+    served = {descriptor.full_name for descriptor, _ in server_services(Mock())}
+    assert served == {service.full_name for service in SERVICES}
 
 
 def test_every_contract_rule_has_a_case() -> None:

@@ -20,8 +20,8 @@ def bearer(credential: str) -> tuple[tuple[str, str], ...]:
 
 
 class Client:
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, options: list[tuple[str, int]] | None = None) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=options)
         self.apps = apps_service_pb2_grpc.AppsServiceStub(self.channel)
         self.auth = auth_service_pb2_grpc.AuthServiceStub(self.channel)
         self.users = users_service_pb2_grpc.UsersServiceStub(self.channel)
