@@ -21,6 +21,7 @@ from services.core.settings import Settings, describe_settings, load_settings
 from services.gateway.validation import RequestValidator
 from services.runtime import build_runtime, new_operator_token, operator_token
 from services.server import serve
+from services.workers import supervise
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                + describe_settings())
     serve.add_argument("--listen", help="host:port to bind (CAAS_LISTEN)")
     serve.add_argument("--data-dir", type=Path, help="data directory (CAAS_DATA_DIR)")
+    serve.add_argument("--workers", type=int,
+                       help="server processes on one port, one per core (CAAS_WORKERS)")
 
     admin = commands.add_parser("admin", help="operator tasks, run against the store directly")
     tasks = admin.add_subparsers(dest="task", required=True)
@@ -60,6 +63,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["listen"] = args.listen
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
+    if getattr(args, "workers", None):
+        overrides["workers"] = args.workers
     return load_settings(**overrides)
 
 
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.access_log)
     if args.command == "serve":
-        asyncio.run(serve(settings))
+        asyncio.run(supervise(settings) if settings.workers > 1 else serve(settings))
         return 0
     try:
         result = asyncio.run(_admin(args, settings))

@@ -49,8 +49,9 @@ from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
 from services.realtime.actions import RealtimeActions
 from services.realtime.codec import encode_event
+from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
 from services.realtime.hub import Hub
-from services.realtime.presence import PresenceBoard
+from services.realtime.presence import PresenceBoard, Presences, RedisPresence
 from services.users.actions import UsersActions
 from services.users.mongo_store import MongoUserStore
 from services.users.sqlite_store import SqliteUserStore
@@ -136,10 +137,14 @@ class Runtime:
     messages: MessagesActions
     realtime: RealtimeActions
     hub: Hub
+    fanout: Fanout
+    presence: Presences
     authenticator: CredentialAuthenticator
     gateway: Gateway
 
     async def close(self) -> None:
+        await self.presence.close()
+        await self.fanout.close()
         await self.hub.close()
         await self.limiter.close()
         await self.stores.close()
@@ -159,18 +164,27 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     authenticator = CredentialAuthenticator(stores.apps, stores.auth, signing, clock, settings,
                                             operator_token(settings), bus)
     window = settings.rate_limit_window.total_seconds()
-    limiter: RateLimiter = (
-        RedisRateLimiter(Redis.from_url(settings.redis_url), window) if settings.redis_url
-        else InProcessRateLimiter(window))
+    hub = Hub(stores.events)
+    limiter: RateLimiter
+    fanout: Fanout
+    presence: Presences
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+        limiter = RedisRateLimiter(redis, window)
+        fanout = RedisFanout(hub, redis)
+        presence = RedisPresence(redis)
+    else:
+        limiter, fanout, presence = InProcessRateLimiter(window), LocalFanout(hub), PresenceBoard()
+    await fanout.start()
+    await presence.start()
     gateway = Gateway(authenticator, limiter, AppPlans(stores.apps, settings, bus),
                       RequestValidator(), is_transient)
     users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus)
     conversations = ConversationsActions(stores.conversations, stores.users, clock, settings)
-    hub = Hub(stores.events)
 
     async def wake_streams(event: DomainEvent) -> None:
         if event.conversation_id:
-            hub.wake(event.app_id)
+            fanout.wake(event.app_id)
 
     bus.subscribe(wake_streams)
     return Runtime(
@@ -181,8 +195,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         users=users, conversations=conversations,
         messages=MessagesActions(stores.messages, conversations, stores.conversations,
                                  stores.users, clock),
-        realtime=RealtimeActions(hub, stores.events, conversations, stores.conversations,
-                                 PresenceBoard(), clock, settings),
-        hub=hub,
+        realtime=RealtimeActions(hub, fanout, stores.events, conversations,
+                                 stores.conversations, presence, clock, settings),
+        hub=hub, fanout=fanout, presence=presence,
         authenticator=authenticator, gateway=gateway,
     )

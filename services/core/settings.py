@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     )
 
     listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
+    workers: int = Field(
+        1, ge=1, le=256,
+        description="server processes on the listen port (SO_REUSEPORT); above 1 needs "
+                    "redis_url — use one per core")
+    reuse_port: bool = Field(
+        False, description="bind with SO_REUSEPORT (set for the processes of --workers)")
     data_dir: Path = Field(Path("caas-data"),
                            description="directory of the embedded store and generated secrets")
     store: Literal["sqlite", "mongodb"] = Field(

@@ -17,6 +17,7 @@ from services.core.principal import User, require_user_or_app
 from services.core.protoconv import timestamp
 from services.core.settings import Settings
 from services.events.log import EventLog
+from services.realtime.fanout import Fanout
 from services.realtime.hub import (
     HEARTBEAT,
     PRESENCE,
@@ -29,7 +30,7 @@ from services.realtime.hub import (
     replay,
     response_bytes,
 )
-from services.realtime.presence import Presence, PresenceBoard, Status
+from services.realtime.presence import Presence, Presences, Status
 
 # Presence reaches the members of at most this many of a user's direct and group
 # conversations (the most recently active); channels never carry presence.
@@ -50,10 +51,11 @@ def token_expired() -> FailedPrecondition:
 
 
 class RealtimeActions:
-    def __init__(self, hub: Hub, events: EventLog, conversations: ConversationsActions,
-                 conversation_store: ConversationStore, presence: PresenceBoard, clock: Clock,
-                 settings: Settings) -> None:
+    def __init__(self, hub: Hub, fanout: Fanout, events: EventLog,
+                 conversations: ConversationsActions, conversation_store: ConversationStore,
+                 presence: Presences, clock: Clock, settings: Settings) -> None:
         self._hub = hub
+        self._fanout = fanout
         self._events = events
         self._conversations = conversations
         self._conversation_store = conversation_store
@@ -95,7 +97,7 @@ class RealtimeActions:
                 yield item
             yield response_bytes(READY, b"", sub.token(feed.cursor))
             connected = True
-            if self._presence.connect(app_id, user_id, device):
+            if await self._presence.connect(app_id, user_id, device):
                 await self._broadcast_presence(app_id, user_id)
             while True:
                 items = sub.take()
@@ -113,16 +115,16 @@ class RealtimeActions:
                           "with the last resume_token received; nothing is lost") from None
         finally:
             self._hub.leave(sub)
-            if connected and self._presence.disconnect(app_id, user_id, device,
-                                                       self._clock.now()):
+            if connected and await self._presence.disconnect(app_id, user_id, device,
+                                                             self._clock.now()):
                 await self._broadcast_presence(app_id, user_id)
 
     async def _broadcast_presence(self, app_id: str, user_id: str) -> None:
         rows = await self._conversation_store.list_user_conversations(
             app_id, user_id, True, PRESENCE_CONVERSATIONS, None)
         conversations = [c.conversation_id for _, c in rows if c.kind is not Kind.CHANNEL]
-        proto = presence_proto(app_id, self._presence.get(app_id, user_id))
-        self._hub.signal(app_id, conversations,
+        proto = presence_proto(app_id, await self._presence.get(app_id, user_id))
+        self._fanout.signal(app_id, conversations,
                          response_bytes(PRESENCE, proto.SerializeToString()), user_id)
 
     async def do_typing(self, principal: User, app_id: str, conversation_id: str,
@@ -133,13 +135,13 @@ class RealtimeActions:
         proto = pb.Typing(conversation=f"apps/{app_id}/conversations/{conversation_id}",
                           user_id=principal.user_id, typing=typing,
                           expire_time=timestamp(expire), thread_root_sequence=thread_root)
-        self._hub.signal(app_id, [conversation_id],
+        self._fanout.signal(app_id, [conversation_id],
                          response_bytes(TYPING, proto.SerializeToString()), principal.user_id)
         return expire
 
     async def do_set_presence(self, principal: User, app_id: str, user_id: str,
                               status: Status, device_id: str) -> Presence:
         require_user_or_app(principal, app_id, user_id)
-        if self._presence.set(app_id, user_id, device_id, status):
+        if await self._presence.set(app_id, user_id, device_id, status):
             await self._broadcast_presence(app_id, user_id)
-        return self._presence.get(app_id, user_id)
+        return await self._presence.get(app_id, user_id)

@@ -1,10 +1,26 @@
-"""Who is connected, per device: the presence of users of this process's streams."""
+"""Who is connected, per device, and what that makes a user: online, away, offline.
+
+A user is online if any connected device is online, away if every connected device
+is away, offline (with the time the last one left) when none is connected. The
+embedded `PresenceBoard` knows this process's streams; `RedisPresence` shares the
+devices of every process through Redis.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from services.core.clock import from_ms, to_ms
+from services.core.ids import new_id
 
 
 class Status(enum.IntEnum):
@@ -22,50 +38,209 @@ class Presence:
     last_seen: datetime | None
 
 
-class PresenceBoard:
-    """Connected devices per user: online if any device is online, away if all are
-    away, offline (with the time the last one left) when none is connected."""
+def combine(user_id: str, statuses: Iterable[Status], last_seen: datetime | None
+            ) -> Presence:
+    present = set(statuses)
+    if not present:
+        return Presence(user_id, Status.OFFLINE, last_seen)
+    return Presence(user_id, Status.ONLINE if Status.ONLINE in present else Status.AWAY, None)
+
+
+class Presences(Protocol):
+    async def get(self, app_id: str, user_id: str) -> Presence: ...
+
+    async def connect(self, app_id: str, user_id: str, device_id: str) -> bool:
+        """A stream of the device opened; whether the user's presence changed."""
+
+    async def disconnect(self, app_id: str, user_id: str, device_id: str, now: datetime
+                         ) -> bool:
+        """A stream of the device closed; whether the user's presence changed."""
+
+    async def set(self, app_id: str, user_id: str, device_id: str, status: Status) -> bool:
+        """Set a connected device's status (every device of the user when `device_id` is
+        empty); whether the user's presence changed."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class _Devices:
+    """This process's connected devices: streams open and status, per device."""
 
     def __init__(self) -> None:
-        # (app, user) → device → [streams open, status]
-        self._devices: dict[tuple[str, str], dict[str, list[int]]] = {}
-        self._last_seen: dict[tuple[str, str], datetime] = {}
+        self.by_user: dict[tuple[str, str], dict[str, list[int]]] = {}
 
-    def get(self, app_id: str, user_id: str) -> Presence:
-        devices = self._devices.get((app_id, user_id))
-        if not devices:
-            return Presence(user_id, Status.OFFLINE, self._last_seen.get((app_id, user_id)))
-        online = any(status == Status.ONLINE for _, status in devices.values())
-        return Presence(user_id, Status.ONLINE if online else Status.AWAY, None)
+    def statuses(self, app_id: str, user_id: str) -> list[Status]:
+        return [Status(status) for _, status in self.by_user.get((app_id, user_id), {}).values()]
 
-    def connect(self, app_id: str, user_id: str, device_id: str) -> bool:
-        """A stream of the device opened; whether the user's presence changed."""
-        before = self.get(app_id, user_id).status
-        device = self._devices.setdefault((app_id, user_id), {}).setdefault(
+    def open(self, app_id: str, user_id: str, device_id: str) -> None:
+        device = self.by_user.setdefault((app_id, user_id), {}).setdefault(
             device_id, [0, Status.ONLINE])
         device[0] += 1
-        return self.get(app_id, user_id).status != before
 
-    def disconnect(self, app_id: str, user_id: str, device_id: str, now: datetime) -> bool:
-        """A stream of the device closed; whether the user's presence changed."""
-        before = self.get(app_id, user_id).status
-        devices = self._devices.get((app_id, user_id), {})
+    def close(self, app_id: str, user_id: str, device_id: str) -> bool:
+        """Uncount a stream; True if the device is now disconnected."""
+        devices = self.by_user.get((app_id, user_id), {})
         device = devices.get(device_id)
         if device is None:
             return False
         device[0] -= 1
-        if device[0] == 0:
-            del devices[device_id]
+        if device[0] > 0:
+            return False
+        del devices[device_id]
         if not devices:
-            self._devices.pop((app_id, user_id), None)
-            self._last_seen[(app_id, user_id)] = now
-        return self.get(app_id, user_id).status != before
+            del self.by_user[(app_id, user_id)]
+        return True
 
-    def set(self, app_id: str, user_id: str, device_id: str, status: Status) -> bool:
-        """Set one connected device (every device when `device_id` is empty); whether
-        the user's presence changed."""
-        before = self.get(app_id, user_id).status
-        for name, device in self._devices.get((app_id, user_id), {}).items():
+    def set(self, app_id: str, user_id: str, device_id: str, status: Status) -> None:
+        for name, device in self.by_user.get((app_id, user_id), {}).items():
             if not device_id or name == device_id:
                 device[1] = status
-        return self.get(app_id, user_id).status != before
+
+
+class PresenceBoard:
+    """Presence of the users connected to this process (the embedded default)."""
+
+    def __init__(self) -> None:
+        self._devices = _Devices()
+        self._last_seen: dict[tuple[str, str], datetime] = {}
+
+    async def get(self, app_id: str, user_id: str) -> Presence:
+        return combine(user_id, self._devices.statuses(app_id, user_id),
+                       self._last_seen.get((app_id, user_id)))
+
+    async def connect(self, app_id: str, user_id: str, device_id: str) -> bool:
+        before = await self.get(app_id, user_id)
+        self._devices.open(app_id, user_id, device_id)
+        return (await self.get(app_id, user_id)).status != before.status
+
+    async def disconnect(self, app_id: str, user_id: str, device_id: str, now: datetime
+                         ) -> bool:
+        before = await self.get(app_id, user_id)
+        if self._devices.close(app_id, user_id, device_id) and not self._devices.statuses(
+                app_id, user_id):
+            self._last_seen[(app_id, user_id)] = now
+        return (await self.get(app_id, user_id)).status != before.status
+
+    async def set(self, app_id: str, user_id: str, device_id: str, status: Status) -> bool:
+        before = await self.get(app_id, user_id)
+        self._devices.set(app_id, user_id, device_id, status)
+        return (await self.get(app_id, user_id)).status != before.status
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisPresence:
+    """Presence shared by every process through Redis.
+
+    Per user, hash `…:status` maps `process/device` to a status and hash `…:expiry`
+    maps it to when it lapses unless renewed: each process renews its own devices
+    every `RENEW_SECONDS`, so the devices of a process that died lapse by themselves.
+    """
+
+    RENEW_SECONDS = 20
+    LAPSE_SECONDS = 60
+
+    def __init__(self, redis: Redis, prefix: str = "caas:presence") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._process = new_id()
+        self._devices = _Devices()
+        self._renewing: asyncio.Task[None] | None = None
+
+    def _key(self, app_id: str, user_id: str, part: str) -> str:
+        return f"{self._prefix}:{{{app_id}/{user_id}}}:{part}"
+
+    def _lapse(self) -> int:
+        return int((time.time() + self.LAPSE_SECONDS) * 1000)
+
+    async def get(self, app_id: str, user_id: str) -> Presence:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._key(app_id, user_id, "status"))
+            pipe.hgetall(self._key(app_id, user_id, "expiry"))
+            pipe.get(self._key(app_id, user_id, "last_seen"))
+            statuses, expiries, last_seen = await pipe.execute()
+        now_ms = int(time.time() * 1000)
+        live = [Status(int(status)) for field, status in statuses.items()
+                if int(expiries.get(field, 0)) > now_ms]
+        return combine(user_id, live, None if last_seen is None else from_ms(int(last_seen)))
+
+    async def _put(self, app_id: str, user_id: str, device_id: str, status: Status | None
+                   ) -> None:
+        """Record this process's device as connected with `status`, or as gone (None)."""
+        field = f"{self._process}/{device_id}"
+        status_key = self._key(app_id, user_id, "status")
+        expiry_key = self._key(app_id, user_id, "expiry")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if status is None:
+                pipe.hdel(status_key, field)
+                pipe.hdel(expiry_key, field)
+            else:
+                pipe.hset(status_key, field, int(status))
+                pipe.hset(expiry_key, field, self._lapse())
+            for key in (status_key, expiry_key):
+                pipe.expire(key, self.LAPSE_SECONDS * 2)
+            await pipe.execute()
+
+    async def connect(self, app_id: str, user_id: str, device_id: str) -> bool:
+        before = await self.get(app_id, user_id)
+        self._devices.open(app_id, user_id, device_id)
+        await self._put(app_id, user_id, device_id, Status.ONLINE)
+        return (await self.get(app_id, user_id)).status != before.status
+
+    async def disconnect(self, app_id: str, user_id: str, device_id: str, now: datetime
+                         ) -> bool:
+        before = await self.get(app_id, user_id)
+        if self._devices.close(app_id, user_id, device_id):
+            await self._put(app_id, user_id, device_id, None)
+        after = await self.get(app_id, user_id)
+        if after.status is Status.OFFLINE and before.status is not Status.OFFLINE:
+            await self._redis.set(self._key(app_id, user_id, "last_seen"), to_ms(now))
+            return True
+        return after.status != before.status
+
+    async def set(self, app_id: str, user_id: str, device_id: str, status: Status) -> bool:
+        """Set the device's status wherever it is connected (the call may reach another
+        process than the device's stream)."""
+        before = await self.get(app_id, user_id)
+        self._devices.set(app_id, user_id, device_id, status)
+        status_key = self._key(app_id, user_id, "status")
+        fields = [field if isinstance(field, str) else field.decode()
+                  for field in await self._redis.hkeys(status_key)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for field in fields:
+                if not device_id or field.split("/", 1)[-1] == device_id:
+                    pipe.hset(status_key, field, int(status))
+            await pipe.execute()
+        return (await self.get(app_id, user_id)).status != before.status
+
+    async def start(self) -> None:
+        self._renewing = asyncio.create_task(self._renew(), name="renew presence")
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.RENEW_SECONDS)
+            lapse = self._lapse()
+            with contextlib.suppress(Exception):  # retried on the next round
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for (app_id, user_id), devices in list(self._devices.by_user.items()):
+                        for device_id in devices:
+                            pipe.hset(self._key(app_id, user_id, "expiry"),
+                                      f"{self._process}/{device_id}", lapse)
+                    await pipe.execute()
+
+    async def close(self) -> None:
+        if self._renewing is not None:
+            self._renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewing
+        for (app_id, user_id), devices in list(self._devices.by_user.items()):
+            for device_id in list(devices):
+                with contextlib.suppress(Exception):
+                    await self._put(app_id, user_id, device_id, None)
+        self._devices.by_user.clear()

@@ -1,0 +1,69 @@
+"""`caas serve --workers N`: N server processes on one port.
+
+Python runs one core per process, so a machine with N cores runs N workers. Each
+worker is a whole `caas serve` bound to the same port with SO_REUSEPORT (the kernel
+spreads connections over them); they share the store and exchange real-time events,
+presence and rate-limit counters through Redis, which is why Redis is required. The
+supervisor restarts a worker that dies and passes SIGTERM on for a graceful drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+from services.core.settings import Settings
+
+log = logging.getLogger("caas.workers")
+
+RESTART_DELAY_SECONDS = 1.0
+
+
+def _bind(listen: str) -> tuple[socket.socket, str]:
+    """Hold `listen` with SO_REUSEPORT (choosing a port for :0) until workers bind it."""
+    host, _, port = listen.rpartition(":")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    holder = socket.socket(family, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((host.strip("[]"), int(port)))
+    return holder, f"{host}:{holder.getsockname()[1]}"
+
+
+async def supervise(settings: Settings) -> None:
+    if not settings.redis_url:
+        raise SystemExit("caas: --workers above 1 needs CAAS_REDIS_URL: workers share "
+                         "real-time events, presence and rate limits through Redis")
+    holder, listen = _bind(settings.listen)
+    env = {**os.environ, "CAAS_LISTEN": listen, "CAAS_WORKERS": "1", "CAAS_REUSE_PORT": "true"}
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    log.info("starting workers", extra={"workers": settings.workers, "listen": listen})
+
+    async def worker(number: int) -> None:
+        while not stopping.is_set():
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "services.cli", "serve", env=env)
+            waiting = asyncio.ensure_future(process.wait())
+            stop = asyncio.ensure_future(stopping.wait())
+            await asyncio.wait((waiting, stop), return_when=asyncio.FIRST_COMPLETED)
+            if stopping.is_set():
+                if process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
+                await waiting
+                return
+            stop.cancel()
+            log.error("worker exited; restarting",
+                      extra={"worker": number, "code": process.returncode})
+            await asyncio.sleep(RESTART_DELAY_SECONDS)
+
+    try:
+        await asyncio.gather(*(worker(n) for n in range(settings.workers)))
+    finally:
+        holder.close()
+    log.info("stopped")

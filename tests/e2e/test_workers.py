@@ -1,0 +1,53 @@
+"""`caas serve --workers N`: processes on one port, sharing events through Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import TEST_CONFIG, create_app
+from tests.support.chat import GROUP, Person, person
+from tests.support.client import Client
+from tests.support.servers import BIN, ExternalServer, start_caas
+from tests.support.stream import subscribed
+
+
+async def test_workers_share_a_port_and_deliver_to_each_other(
+        tmp_path: Path, redis_server: ExternalServer) -> None:
+    server = start_caas(tmp_path, env={"CAAS_WORKERS": "2", "CAAS_REDIS_URL": redis_server.url},
+                        config=TEST_CONFIG)
+    first = server.process.wait_for_line(lambda line: '"message": "serving"' in line)
+    server.process.wait_for_line(  # the other worker too
+        lambda line: '"message": "serving"' in line and line != first)
+    # A connection each (gRPC shares connections between channels unless told not to);
+    # the kernel spreads connections over the workers.
+    clients = [Client(server.address, [("grpc.use_local_subchannel_pool", 1)])
+               for _ in range(16)]
+    try:
+        app = await create_app(clients[0], server.operator_token)
+        alice = await person(clients[0], app.app_id, app.api_key, "alice")
+        bob = await person(clients[1], app.app_id, app.api_key, "bob")
+        group = await alice.create(GROUP, ("bob",))
+        streams = [await subscribed(Person(client, app.app_id, "bob", bob.token))
+                   for client in clients]
+        await alice.send(group.name, "to every device")
+        for stream in streams:
+            assert (await stream.event()).message_created.text == "to every device"
+        for stream in streams:
+            await stream.close()
+    finally:
+        for client in clients:
+            await client.close()
+        assert server.process.stop() == 0
+    streams_by = {json.loads(line)["pid"] for line in server.process.lines
+                  if "RealtimeService/Subscribe" in line and '"message": "rpc"' in line}
+    assert len(streams_by) == 2  # both workers held streams, and all got the message
+
+
+def test_workers_need_redis(tmp_path: Path) -> None:
+    done = subprocess.run([str(BIN / "caas"), "serve", "--workers", "2"], cwd=tmp_path,
+                          env={**os.environ, "CAAS_DATA_DIR": str(tmp_path)},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0 and "CAAS_REDIS_URL" in done.stderr
