@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Sequence
@@ -50,6 +51,7 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
 
 
 PURGE_EVERY_SECONDS = 3600
+GC_THRESHOLD = 50_000  # allocations between young-generation collections (default 700)
 
 
 async def purge_events(runtime: Runtime) -> None:
@@ -129,6 +131,10 @@ async def serve(settings: Settings) -> None:
     if settings.operator_token is None:
         log.info("operator token", extra={"file": str(operator_token_path(settings))})
     server = await Server.start(settings)
+    # Everything built so far lives as long as the process: keep it out of the
+    # collector's generations, and collect less often (fewer pauses on hot paths).
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -65,6 +65,11 @@ def decode_token(token: str) -> tuple[str, int] | None:
     return log_id, int(position)
 
 
+def event_item(log_id: str, event: LoggedEvent) -> bytes:
+    """The SubscribeResponse carrying a logged event, with its resume token."""
+    return response_bytes(EVENT, event.payload, encode_token(log_id, event.position))
+
+
 class Lagging(Exception):
     """The stream fell further behind than its queue holds."""
 
@@ -82,7 +87,7 @@ class Subscriber:
         self.lagging = False
         self.limit = limit
         self._queue: deque[bytes] = deque()
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._log_id = ""
 
     def start(self, log_id: str, after: int) -> None:
@@ -96,34 +101,37 @@ class Subscriber:
             self._fall_behind()
             return
         self._queue.append(item)
-        self._wakeup.set()
+        self._wake()
 
     def _fall_behind(self) -> None:
         self.lagging = True
         self._queue.clear()
         self.pending = []
-        self._wakeup.set()
+        self._wake()
 
-    def offer(self, event: LoggedEvent) -> bool:
-        """Take the next event of the app; True if it made the user a member of its
-        conversation (so the feed indexes this stream there)."""
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def offer(self, event: LoggedEvent, item: bytes) -> bool:
+        """Take the next event of the app (`item`: its stream form); True if it made the
+        user a member of its conversation (so the feed indexes this stream there)."""
         if not self.live:
             if len(self.pending) >= self.limit:
                 self._fall_behind()
             elif not self.lagging:
                 self.pending.append(event)
             return False
-        return self.apply(event)
+        return self.apply(event, item)
 
-    def apply(self, event: LoggedEvent) -> bool:
+    def apply(self, event: LoggedEvent, item: bytes | None = None) -> bool:
         if event.position <= self.last:
             return False
         self.last = event.position
         known = event.conversation_id in self.intervals
         follow(self.intervals, event, self.user_id)
         if visible(self.intervals, event, self.user_id):
-            self.push(response_bytes(EVENT, event.payload,
-                                     encode_token(self._log_id, event.position)))
+            self.push(item or event_item(self._log_id, event))
         return not known and event.conversation_id in self.intervals
 
     def member_now(self, conversation_id: str) -> bool:
@@ -138,13 +146,21 @@ class Subscriber:
             raise Lagging
         items = list(self._queue)
         self._queue.clear()
-        self._wakeup.clear()
         return items
 
     async def wait(self, seconds: float) -> None:
-        """Until something waits to be sent, or `seconds` passed."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        """Until something waits to be sent, or `seconds` passed. (A future and a timer,
+        not `wait_for`: this runs once per delivery, and `wait_for` makes a task.)"""
+        if self._queue or self.lagging:
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(seconds, self._wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
 
 class Feed:
@@ -193,6 +209,7 @@ class Feed:
         self._wakeup.set()
 
     def dispatch(self, event: LoggedEvent) -> None:
+        item = event_item(self.log_id, event)  # once, for every stream
         if event.private:
             candidates = set(self._by_user.get(event.user_id, ()))
         else:
@@ -200,7 +217,7 @@ class Feed:
             for user_id in event.joiners:
                 candidates.update(self._by_user.get(user_id, ()))
         for sub in (*self._catching_up, *candidates):
-            if sub.offer(event):
+            if sub.offer(event, item):
                 self._by_conversation.setdefault(event.conversation_id, set()).add(sub)
             if sub.lagging:
                 self.remove(sub)
