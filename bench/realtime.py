@@ -109,6 +109,9 @@ def receive(setup: Setup, streams: list[tuple[str, str]], ready: Connection,
 
         readers = [asyncio.create_task(read(i, call)) for i, call in enumerate(calls)]
         await asyncio.get_running_loop().run_in_executor(None, ready.recv)  # "stop"
+        for reader in readers:
+            if reader.done() and reader.exception() is not None:
+                print(f"a stream ended early: {reader.exception()!r}", file=sys.stderr)
         for call in calls:
             call.cancel()
         await asyncio.gather(*readers, return_exceptions=True)

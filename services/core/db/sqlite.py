@@ -6,6 +6,11 @@ loop, and `BEGIN IMMEDIATE` serialises them with other processes on the same fil
 A transaction is a plain function of a `sqlite3.Connection`, so the event loop hops
 threads once per transaction, not once per statement.
 
+Writes that arrive while the writer is busy are committed together (group commit):
+each runs in a savepoint of one `BEGIN IMMEDIATE … COMMIT`, so each is still all or
+nothing — one that raises is rolled back alone — and all of them are answered, in one
+hop back to the event loop, only once the commit is done.
+
 Reads run on the event loop itself, on their own connection, against a consistent
 snapshot: in WAL mode readers never wait for writers, and a point read costs a few
 microseconds — far less than handing it to a thread and back (measured with
@@ -17,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -50,6 +56,9 @@ class SqliteDatabase:
         self._writer = writer
         self._reader = reader
         self._write_pool = write_pool
+        self._queued: list[_Write] = []
+        self._queue_lock = threading.Lock()
+        self._draining = False
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
@@ -69,8 +78,25 @@ class SqliteDatabase:
 
         Whatever `transaction` raises propagates after the rollback.
         """
-        return await asyncio.get_running_loop().run_in_executor(
-            self._write_pool, _run_transaction, self._writer, transaction, "BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._queue_lock:
+            self._queued.append((transaction, future))
+            start, self._draining = not self._draining, True
+        if start:
+            self._write_pool.submit(self._drain, loop)
+        return await future
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the writer thread: commit what is queued, in groups, until none is left."""
+        while True:
+            with self._queue_lock:
+                group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+                if not group:
+                    self._draining = False
+                    return
+            outcomes = _run_group(self._writer, group)
+            loop.call_soon_threadsafe(_settle, outcomes)
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Run `query` against one consistent snapshot, on the event loop (keep it small)."""
@@ -93,6 +119,45 @@ class SqliteDatabase:
         await asyncio.get_running_loop().run_in_executor(self._write_pool, self._writer.close)
         self._reader.close()
         self._write_pool.shutdown()
+
+
+MAX_GROUP = 64  # writes committed together at most
+
+_Write = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+def _run_group(conn: sqlite3.Connection, group: list[_Write]) -> list[_Outcome]:
+    outcomes: list[_Outcome] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for body, future in group:
+            conn.execute("SAVEPOINT write")
+            try:
+                result = body(conn)
+            except BaseException as error:  # handed to its caller
+                conn.execute("ROLLBACK TO write")
+                conn.execute("RELEASE write")
+                outcomes.append((future, None, error))
+                continue
+            conn.execute("RELEASE write")
+            outcomes.append((future, result, None))
+        conn.execute("COMMIT")
+    except sqlite3.Error as error:  # BEGIN or COMMIT failed: none of the group happened
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [(future, None, error) for _, future in group]
+    return outcomes
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for future, result, error in outcomes:
+        if future.cancelled():
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
 
 
 def _run_transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T],
