@@ -110,7 +110,7 @@ def receive(setup: Setup, streams: list[tuple[str, str]], ready: Connection,
         readers = [asyncio.create_task(read(i, call)) for i, call in enumerate(calls)]
         await asyncio.get_running_loop().run_in_executor(None, ready.recv)  # "stop"
         for reader in readers:
-            if reader.done() and reader.exception() is not None:
+            if reader.done():
                 print(f"a stream ended early: {reader.exception()!r}", file=sys.stderr)
         for call in calls:
             call.cancel()
@@ -131,6 +131,7 @@ def send(setup: Setup, senders: int, rate: float, seconds: float, results: Conne
                  for c, (_, token) in zip(clients, setup.members[:senders], strict=True)]
         ok = failed = 0
         pending: set[asyncio.Task[None]] = set()
+        run_id = uuid.uuid4().hex  # request ids of an earlier step would be retries
 
         async def one(index: int) -> None:
             nonlocal ok, failed
@@ -139,7 +140,7 @@ def send(setup: Setup, senders: int, rate: float, seconds: float, results: Conne
                 await stub.CreateMessage(msg_pb.CreateMessageRequest(
                     parent=setup.conversation,
                     message=msg_res.Message(text=f"{time.time()} {index}"),
-                    request_id=f"r{index}"), metadata=metadata)
+                    request_id=f"{run_id}-{index}"), metadata=metadata)
                 ok += 1
             except grpc.aio.AioRpcError:
                 failed += 1
@@ -234,6 +235,7 @@ def main() -> None:
         env = {"CAAS_ACCESS_LOG": "false", "CAAS_WORKERS": str(args.workers)}
         redis = None
         if args.workers > 1:
+            (Path(tmp) / "redis").mkdir()
             redis = start_redis(Path(tmp) / "redis")
             env["CAAS_REDIS_URL"] = redis.url
         server = start_caas(Path(tmp) / "caas", env=env, config=BENCH_CONFIG)

@@ -6,6 +6,11 @@ loop, and `BEGIN IMMEDIATE` serialises them with other processes on the same fil
 A transaction is a plain function of a `sqlite3.Connection`, so the event loop hops
 threads once per transaction, not once per statement.
 
+Processes sharing the file (`caas serve --workers N`) take turns through an `flock`
+on a lock file beside it before `BEGIN IMMEDIATE`: the kernel hands the lock over the
+moment it is released, where SQLite's own busy handler would poll with sleeps of up
+to 100 ms.
+
 Writes that arrive while the writer is busy are committed together (group commit):
 each runs in a savepoint of one `BEGIN IMMEDIATE … COMMIT`, so each is still all or
 nothing — one that raises is rolled back alone — and all of them are answered, in one
@@ -21,6 +26,8 @@ Read functions must therefore stay small: indexed lookups and bounded pages.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -52,8 +59,9 @@ class SqliteDatabase:
     """An open SQLite database. Create with `await SqliteDatabase.open(path)`."""
 
     def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection,
-                 write_pool: ThreadPoolExecutor) -> None:
+                 write_pool: ThreadPoolExecutor, lock_fd: int) -> None:
         self._writer = writer
+        self._lock_fd = lock_fd
         self._reader = reader
         self._write_pool = write_pool
         self._queued: list[_Write] = []
@@ -66,7 +74,8 @@ class SqliteDatabase:
         loop = asyncio.get_running_loop()
         write_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
         writer = await loop.run_in_executor(write_pool, _connect, path)
-        db = cls(writer, _connect(path), write_pool)
+        lock_fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        db = cls(writer, _connect(path), write_pool, lock_fd)
         await db.write(lambda conn: conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,"
@@ -95,7 +104,11 @@ class SqliteDatabase:
                 if not group:
                     self._draining = False
                     return
-            outcomes = _run_group(self._writer, group)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                outcomes = _run_group(self._writer, group)
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             loop.call_soon_threadsafe(_settle, outcomes)
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
@@ -119,6 +132,7 @@ class SqliteDatabase:
         await asyncio.get_running_loop().run_in_executor(self._write_pool, self._writer.close)
         self._reader.close()
         self._write_pool.shutdown()
+        os.close(self._lock_fd)
 
 
 MAX_GROUP = 64  # writes committed together at most
