@@ -41,10 +41,9 @@ from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.messages.v1 import resources_pb2 as msg_res
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 
-from bench.unary_rpc import BENCH_CONFIG
+from bench.servers import bench_server
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
-from tests.support.servers import start_caas, start_redis
 
 SEPARATE = [("grpc.use_local_subchannel_pool", 1)]  # a connection of its own
 
@@ -227,37 +226,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--receivers", type=int, default=2, help="receiver processes")
-    parser.add_argument("--store", choices=["sqlite", "mongodb"], default="sqlite")
     args = parser.parse_args()
     members = args.members or (50 if args.scenario == "fanout" else 10)
     seconds = args.seconds or (20 if args.scenario == "fanout" else 8)
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {"CAAS_ACCESS_LOG": "false", "CAAS_WORKERS": str(args.workers)}
-        redis = None
-        if args.workers > 1:
-            (Path(tmp) / "redis").mkdir()
-            redis = start_redis(Path(tmp) / "redis")
-            env["CAAS_REDIS_URL"] = redis.url
-        server = start_caas(Path(tmp) / "caas", env=env, config=BENCH_CONFIG)
-        try:
-            setup = asyncio.run(prepare(server.address, server.operator_token, members))
-            print(f"{args.scenario}: {members} members, {args.senders} senders, "
-                  f"{seconds:.0f} s per rate, workers={args.workers}, "
-                  f"{args.receivers} receiver processes", flush=True)
-            rates = ([args.rate] if args.scenario == "fanout"
-                     else [float(r) for r in args.rates.split(",")])
-            for rate in rates:
-                figures = step(setup, server.process.pid, args.senders, rate, seconds,
-                               args.receivers)
-                report(figures)
-                if args.scenario == "throughput" and (figures["p99"] > 250
-                                                      or figures["lost"] > 0):
-                    break
-        finally:
-            server.process.stop()
-            if redis is not None:
-                redis.process.stop()
-
+    with tempfile.TemporaryDirectory() as tmp, bench_server(Path(tmp), args.workers) as server:
+        setup = asyncio.run(prepare(server.address, server.operator_token, members))
+        print(f"{args.scenario}: {members} members, {args.senders} senders, "
+              f"{seconds:.0f} s per rate, workers={args.workers}, "
+              f"{args.receivers} receiver processes", flush=True)
+        rates = ([args.rate] if args.scenario == "fanout"
+                 else [float(r) for r in args.rates.split(",")])
+        for rate in rates:
+            figures = step(setup, server.process.pid, args.senders, rate, seconds,
+                           args.receivers)
+            report(figures)
+            if args.scenario == "throughput" and (figures["p99"] > 250 or figures["lost"] > 0):
+                break
 
 if __name__ == "__main__":
     main()

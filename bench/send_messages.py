@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -27,15 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 
-from bench.unary_rpc import BENCH_CONFIG, server_cpu
+from bench.realtime import SEPARATE, group_cpu
+from bench.servers import bench_server
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
-from tests.support.servers import start_caas
 
 
 async def run(address: str, operator: str, pid: int, members: int, senders: int,
               seconds: float, concurrency: int) -> None:
     client = Client(address)
+    # A connection per sender, so that `--workers` spreads them.
+    senders_clients = [Client(address, SEPARATE) for _ in range(senders)]
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     app = await client.apps.CreateApp(apps_pb.CreateAppRequest(
         app_id=app_id, app=apps_res.App(display_name="Bench")), metadata=bearer(operator))
@@ -45,7 +48,8 @@ async def run(address: str, operator: str, pid: int, members: int, senders: int,
     deadline = time.perf_counter() + seconds
 
     async def worker(index: int) -> None:
-        sender = people[index % senders]
+        sender = dataclasses.replace(people[index % senders],
+                                     client=senders_clients[index % senders])
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             await sender.send(group.name, f"{time.time()}")
@@ -53,14 +57,16 @@ async def run(address: str, operator: str, pid: int, members: int, senders: int,
 
     for p in people[:senders]:  # warm up
         await p.send(group.name, "warm up")
-    cpu_before = server_cpu(pid)
+    cpu_before = group_cpu(pid)
     began = time.perf_counter()
     await asyncio.gather(*[worker(i) for i in range(senders * concurrency)])
     elapsed = time.perf_counter() - began
-    cpu = server_cpu(pid) - cpu_before
+    cpu = group_cpu(pid) - cpu_before
     listed = await people[1].messages(group.name, page_size=200)
     last = listed.messages[-1].sequence
     await client.close()
+    for sender_client in senders_clients:
+        await sender_client.close()
     q = statistics.quantiles(latencies, n=100)
     print(f"members={members} senders={senders} in-flight={senders * concurrency} "
           f"seconds={elapsed:.1f}")
@@ -78,14 +84,11 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_caas(Path(tmp), env={"CAAS_ACCESS_LOG": "false"}, config=BENCH_CONFIG)
-        try:
-            asyncio.run(run(server.address, server.operator_token, server.process.pid,
-                            args.members, args.senders, args.seconds, args.concurrency))
-        finally:
-            server.process.stop()
+    with tempfile.TemporaryDirectory() as tmp, bench_server(Path(tmp), args.workers) as server:
+        asyncio.run(run(server.address, server.operator_token, server.process.pid,
+                        args.members, args.senders, args.seconds, args.concurrency))
 
 
 if __name__ == "__main__":
