@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -12,8 +11,8 @@ from pymongo.errors import DuplicateKeyError
 
 from services.apps.models import ApiKey, App
 from services.apps.store import Position
-from services.core.clock import from_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
+from services.core.db.mongo import after as after_position
 from services.core.errors import StoreConflict
 
 
@@ -48,15 +47,6 @@ def _key(doc: Document) -> ApiKey:
                   doc["create_time"], doc.get("revoke_time"))
 
 
-def _after(position: Position | None, id_field: str) -> dict[str, Any]:
-    """Filter for documents strictly after (create_time, id) in listing order."""
-    if position is None:
-        return {}
-    when = from_ms(position[0])
-    return {"$or": [{"create_time": {"$gt": when}},
-                    {"create_time": when, id_field: {"$gt": position[1]}}]}
-
-
 class MongoAppStore:
     def __init__(self, db: MongoDatabase) -> None:
         self._mongo = db
@@ -82,7 +72,7 @@ class MongoAppStore:
         return None if doc is None else _app(doc)
 
     async def list_apps(self, limit: int, after: Position | None) -> list[App]:
-        cursor = self._apps.find(_after(after, "_id")).sort(
+        cursor = self._apps.find(after_position(after, "create_time", "_id")).sort(
             [("create_time", ASCENDING), ("_id", ASCENDING)]).limit(limit)
         return [_app(doc) async for doc in cursor]
 
@@ -110,7 +100,8 @@ class MongoAppStore:
 
     async def list_api_keys(self, app_id: str, limit: int, after: Position | None
                             ) -> list[ApiKey]:
-        cursor = self._keys.find({"app_id": app_id, **_after(after, "key_id")}).sort(
+        query = {"app_id": app_id, **after_position(after, "create_time", "key_id")}
+        cursor = self._keys.find(query).sort(
             [("create_time", ASCENDING), ("key_id", ASCENDING)]).limit(limit)
         return [_key(doc) async for doc in cursor]
 

@@ -8,7 +8,6 @@ are documents of their own; rotating a refresh token is a transaction.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from bson.binary import Binary
 from pymongo import ASCENDING, DESCENDING
@@ -26,8 +25,8 @@ from services.auth.models import (
     SigningKey,
 )
 from services.auth.store import KEPT_GENERATIONS, Position
-from services.core.clock import from_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
+from services.core.db.mongo import after as after_position
 from services.core.errors import StoreConflict
 
 
@@ -136,11 +135,8 @@ class MongoAuthStore:
 
     async def list_sessions(self, app_id: str, user_id: str, limit: int,
                             after: Position | None) -> list[Session]:
-        query: dict[str, Any] = {"app_id": app_id, "user_id": user_id}
-        if after is not None:
-            when = from_ms(after[0])
-            query["$or"] = [{"create_time": {"$lt": when}},
-                            {"create_time": when, "session_id": {"$lt": after[1]}}]
+        query = {"app_id": app_id, "user_id": user_id,
+                 **after_position(after, "create_time", "session_id", descending=True)}
         cursor = self._sessions.find(query).sort(
             [("create_time", DESCENDING), ("session_id", DESCENDING)]).limit(limit)
         return [_session(doc) async for doc in cursor]

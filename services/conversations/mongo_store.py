@@ -32,6 +32,7 @@ from services.conversations.models import (
 from services.conversations.store import InboxPosition, Position
 from services.core.clock import from_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
+from services.core.db.mongo import after as after_position
 from services.core.errors import CapacityExceeded, StoreConflict
 from services.core.events import DomainEvent
 from services.events.log import Emit
@@ -111,13 +112,9 @@ def live(app_id: str, conversation_id: str) -> Document:
             "delete_time": None}
 
 
-def after_join(after: Position | None) -> Document:
+def after_join(position: Position | None) -> Document:
     """Filter for members strictly after (join_time, user_id)."""
-    if after is None:
-        return {}
-    when = from_ms(after[0])
-    return {"$or": [{"join_time": {"$gt": when}},
-                    {"join_time": when, "user_id": {"$gt": after[1]}}]}
+    return after_position(position, "join_time", "user_id")
 
 
 class MongoConversationStore:
@@ -361,12 +358,8 @@ class MongoConversationStore:
 
     async def list_channels(self, app_id: str, limit: int, after: Position | None
                             ) -> list[Conversation]:
-        query: dict[str, Any] = {"app_id": app_id, "kind": Kind.CHANNEL.value,
-                                 "delete_time": None}
-        if after is not None:
-            when = from_ms(after[0])
-            query["$or"] = [{"create_time": {"$lt": when}},
-                            {"create_time": when, "conversation_id": {"$lt": after[1]}}]
+        query = {"app_id": app_id, "kind": Kind.CHANNEL.value, "delete_time": None,
+                 **after_position(after, "create_time", "conversation_id", descending=True)}
         cursor = self._conversations.find(query).sort(
             [("create_time", DESCENDING), ("conversation_id", DESCENDING)]).limit(limit)
         return [conversation_from_doc(doc) async for doc in cursor]

@@ -28,8 +28,8 @@ from services.conversations.mongo_store import (
     member_key,
     preview_doc,
 )
-from services.core.clock import from_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
+from services.core.db.mongo import after as after_position
 from services.core.errors import CapacityExceeded
 from services.events.log import Emit
 from services.events.mongo_log import MongoEventLog
@@ -368,12 +368,8 @@ class MongoMessageStore:
 
     async def list_reactions(self, app_id: str, conversation_id: str, sequence: int,
                              limit: int, after: Position | None) -> list[Reaction]:
-        query: dict[str, Any] = {"app_id": app_id, "conversation_id": conversation_id,
-                                 "sequence": sequence}
-        if after is not None:
-            when = from_ms(after[0])
-            query["$or"] = [{"create_time": {"$gt": when}},
-                            {"create_time": when, "position": {"$gt": after[1]}}]
+        query = {"app_id": app_id, "conversation_id": conversation_id, "sequence": sequence,
+                 **after_position(after, "create_time", "position")}
         cursor = self._reactions.find(query).sort(
             [("create_time", ASCENDING), ("position", ASCENDING)]).limit(limit)
         return [Reaction(d["user_id"], d["emoji"], d["create_time"]) async for d in cursor]

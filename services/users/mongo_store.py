@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.core.clock import from_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
+from services.core.db.mongo import after as after_position
 from services.core.errors import StoreConflict
 from services.users.models import Block, User, UserChanges
 from services.users.store import Position
@@ -73,11 +72,7 @@ class MongoUserStore:
         return {doc["user_id"]: _user(doc) async for doc in cursor}
 
     async def list_users(self, app_id: str, limit: int, after: Position | None) -> list[User]:
-        query: dict[str, Any] = {"app_id": app_id}
-        if after is not None:
-            when = from_ms(after[0])
-            query["$or"] = [{"create_time": {"$gt": when}},
-                            {"create_time": when, "user_id": {"$gt": after[1]}}]
+        query = {"app_id": app_id, **after_position(after, "create_time", "user_id")}
         cursor = self._users.find(query).sort(
             [("create_time", ASCENDING), ("user_id", ASCENDING)]).limit(limit)
         return [_user(doc) async for doc in cursor]
@@ -134,11 +129,8 @@ class MongoUserStore:
 
     async def list_blocks(self, app_id: str, user_id: str, limit: int,
                           after: Position | None) -> list[Block]:
-        query: dict[str, Any] = {"app_id": app_id, "user_id": user_id}
-        if after is not None:
-            when = from_ms(after[0])
-            query["$or"] = [{"create_time": {"$lt": when}},
-                            {"create_time": when, "blocked_id": {"$lt": after[1]}}]
+        query = {"app_id": app_id, "user_id": user_id,
+                 **after_position(after, "create_time", "blocked_id", descending=True)}
         cursor = self._blocks.find(query).sort(
             [("create_time", DESCENDING), ("blocked_id", DESCENDING)]).limit(limit)
         return [Block(app_id, user_id, doc["blocked_id"], doc["create_time"])

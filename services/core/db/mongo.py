@@ -17,8 +17,22 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.core.clock import from_ms
+
 T = TypeVar("T")
 Document = dict[str, Any]
+
+
+def after(position: tuple[int, str] | None, time_field: str, id_field: str,
+          descending: bool = False) -> Document:
+    """Filter for the documents strictly after `position` (time in ms, id) in a listing
+    ordered by (time_field, id_field), ascending or descending."""
+    if position is None:
+        return {}
+    when = from_ms(position[0])
+    beyond = "$lt" if descending else "$gt"
+    return {"$or": [{time_field: {beyond: when}},
+                    {time_field: when, id_field: {beyond: position[1]}}]}
 
 # A migration changes the schema of one version (indexes, backfills); it must be
 # idempotent, because two processes starting together may both run it.
