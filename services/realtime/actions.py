@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -61,7 +62,6 @@ class RealtimeActions:
         self._conversation_store = conversation_store
         self._presence = presence
         self._clock = clock
-        self._heartbeat = settings.stream_heartbeat_interval.total_seconds()
         self._queue_limit = settings.stream_queue_limit
         self._typing_ttl = settings.typing_ttl
 
@@ -99,15 +99,18 @@ class RealtimeActions:
             connected = True
             if await self._presence.connect(app_id, user_id, device):
                 await self._broadcast_presence(app_id, user_id)
+            loop = asyncio.get_running_loop()
             while True:
                 items = sub.take()
                 if not items:
-                    await sub.wait(self._heartbeat)
+                    await sub.wait()
                     items = sub.take()
-                if not items:
+                if not items and sub.beat:
                     beat = pb.Heartbeat(time=timestamp(self._clock.now()))
                     items = [response_bytes(HEARTBEAT, beat.SerializeToString(),
                                             sub.token(feed.cursor))]
+                if items:
+                    sub.beat, sub.active = False, loop.time()
                 for item in items:
                     yield item
         except Lagging:

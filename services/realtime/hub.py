@@ -89,10 +89,13 @@ class Subscriber:
         self._queue: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._log_id = ""
+        self.active = 0.0  # loop time items were last taken to be sent
+        self.beat = False  # a heartbeat is due
 
     def start(self, log_id: str, after: int) -> None:
         self._log_id = log_id
         self.last = after
+        self.active = asyncio.get_running_loop().time()
 
     def push(self, item: bytes) -> None:
         if self.lagging:
@@ -148,33 +151,40 @@ class Subscriber:
         self._queue.clear()
         return items
 
-    async def wait(self, seconds: float) -> None:
-        """Until something waits to be sent, or `seconds` passed. (A future and a timer,
-        not `wait_for`: this runs once per delivery, and `wait_for` makes a task.)"""
-        if self._queue or self.lagging:
+    def beat_if_idle(self, now: float, idle: float) -> None:
+        if now - self.active >= idle:
+            self.beat = True
+            self._wake()
+
+    async def wait(self) -> None:
+        """Until something waits to be sent or a heartbeat is due. (A bare future: this
+        runs once per delivery; `wait_for` would make a task, a timer a heap entry.)"""
+        if self._queue or self.lagging or self.beat:
             return
-        loop = asyncio.get_running_loop()
-        self._waiter = waiter = loop.create_future()
-        timer = loop.call_later(seconds, self._wake)
+        self._waiter = asyncio.get_running_loop().create_future()
         try:
-            await waiter
+            await self._waiter
         finally:
-            timer.cancel()
             self._waiter = None
 
 
 class Feed:
     """An app's events, read once from the log, offered to this process's streams."""
 
-    def __init__(self, app_id: str, log_id: str, cursor: int, events: EventLog) -> None:
+    def __init__(self, app_id: str, log_id: str, cursor: int, events: EventLog,
+                 heartbeat: float) -> None:
         self.app_id = app_id
         self.log_id = log_id
         self.cursor = cursor
         self._events = events
+        self._heartbeat = heartbeat
+        # How often the feed polls the log and looks for streams due a heartbeat.
+        self._tick = min(POLL_SECONDS, heartbeat / 4)
         self._catching_up: set[Subscriber] = set()
         self._by_conversation: dict[str, set[Subscriber]] = {}
         self._by_user: dict[str, set[Subscriber]] = {}
         self._wakeup = asyncio.Event()
+        self._ticker: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -234,10 +244,31 @@ class Feed:
                     reached.add(sub)
                     sub.push(item)
 
+    def _on_tick(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for subs in self._by_user.values():
+            for sub in subs:  # a heartbeat at the latest one interval after the last item
+                sub.beat_if_idle(now, self._heartbeat - self._tick)
+        self._wakeup.set()  # and poll the log: a wake from another process may be lost
+
+    def _schedule_tick(self) -> None:
+        self._ticker = asyncio.get_running_loop().call_later(self._tick, self._tick_now)
+
+    def _tick_now(self) -> None:
+        self._on_tick()
+        self._schedule_tick()
+
     async def run(self) -> None:
+        self._schedule_tick()
+        try:
+            await self._follow()
+        finally:
+            if self._ticker is not None:
+                self._ticker.cancel()
+
+    async def _follow(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), POLL_SECONDS)
+            await self._wakeup.wait()
             self._wakeup.clear()
             try:
                 while True:
@@ -253,8 +284,9 @@ class Feed:
 class Hub:
     """This process's feeds, one per app with connected streams."""
 
-    def __init__(self, events: EventLog) -> None:
+    def __init__(self, events: EventLog, heartbeat: float) -> None:
         self._events = events
+        self._heartbeat = heartbeat
         self._feeds: dict[str, Feed] = {}
         self._opening = asyncio.Lock()
 
@@ -264,7 +296,8 @@ class Hub:
             feed = self._feeds.get(sub.app_id)
             if feed is None:
                 head = await self._events.head(sub.app_id)
-                feed = Feed(sub.app_id, head.log_id, head.position, self._events)
+                feed = Feed(sub.app_id, head.log_id, head.position, self._events,
+                            self._heartbeat)
                 feed.task = asyncio.create_task(feed.run(), name=f"feed {sub.app_id}")
                 self._feeds[sub.app_id] = feed
             feed.add(sub)
