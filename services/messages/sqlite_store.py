@@ -155,10 +155,11 @@ class SqliteMessageStore:
                                (*key, draft.sender_id, request_id)).fetchone()
             if row is not None:
                 return _message(row), False
-            conversation = select_conversation(conn, app_id, conversation_id)
-            if conversation is None:
+            found = conn.execute(f"SELECT last_sequence FROM conversations WHERE {_KEY}"
+                                 " AND delete_time IS NULL", key).fetchone()
+            if found is None:
                 raise LookupError(conversation_id)
-            sequence = conversation.last_sequence + 1
+            sequence = found[0] + 1
             at = to_ms(now)
             conn.execute(
                 f"INSERT INTO messages ({_COLUMNS}, request_id)"
@@ -167,17 +168,18 @@ class SqliteMessageStore:
                  _attachments_json(draft.attachments),
                  json.dumps([asdict(m) for m in draft.mentions]),
                  json.dumps(dict(draft.metadata)), draft.thread_root, at, request_id))
-            if draft.thread_root:
+            if draft.thread_root:  # a reply: the thread root counts it; no new preview
                 conn.execute(f"UPDATE messages SET reply_count = reply_count + 1,"
                              f" last_reply_time = ? WHERE {_KEY} AND sequence = ?",
                              (at, *key, draft.thread_root))
-                preview = conversation.last_message
+                conn.execute(f"UPDATE conversations SET last_sequence = ?,"
+                             f" last_activity_time = ? WHERE {_KEY}", (sequence, at, *key))
             else:
                 preview = Preview(sequence, draft.sender_id, draft.text[:PREVIEW_LENGTH],
                                   False, now)
-            conn.execute(f"UPDATE conversations SET last_sequence = ?, preview = ?,"
-                         f" last_activity_time = ? WHERE {_KEY}",
-                         (sequence, preview_json(preview), at, *key))
+                conn.execute(f"UPDATE conversations SET last_sequence = ?, preview = ?,"
+                             f" last_activity_time = ? WHERE {_KEY}",
+                             (sequence, preview_json(preview), at, *key))
             conn.execute(f"UPDATE members SET unread_count = unread_count + 1,"
                          f" activity_time = ? WHERE {_KEY} AND user_id != ?",
                          (at, *key, draft.sender_id))
@@ -185,8 +187,9 @@ class SqliteMessageStore:
                          f" read_time = ?, unread_count = 0, activity_time = ?"
                          f" WHERE {_KEY} AND user_id = ?",
                          (sequence, sequence, at, at, *key, draft.sender_id))
-            sent = _select(conn, app_id, conversation_id, sequence)
-            assert sent is not None
+            sent = Message(app_id, conversation_id, sequence, draft.sender_id, draft.text,
+                           draft.attachments, draft.mentions, dict(draft.metadata),
+                           draft.thread_root, 0, None, {}, now)
             emit(message_event("message.created", sent, now))
             return sent, True
 
