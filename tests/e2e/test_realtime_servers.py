@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
 from pathlib import Path
+
+import grpc
 
 from tests.conftest import TEST_CONFIG, create_app, repo_root
 from tests.support.chat import GROUP, person
@@ -87,3 +90,20 @@ async def test_a_stream_that_falls_behind_is_ended_and_resumes_without_loss(
             reader.send_signal(signal.SIGKILL)
         await client.close()
         assert server.process.stop() == 0
+
+
+async def test_shutdown_ends_streams_with_unavailable(tmp_path: Path) -> None:
+    server = start_caas(tmp_path, config=TEST_CONFIG)
+    client = Client(server.address)
+    try:
+        app = await create_app(client, server.operator_token)
+        bob = await person(client, app.app_id, app.api_key, "bob")
+        stream = await subscribed(bob)
+        server.process.send_signal(signal.SIGTERM)
+        ended = await stream.error()
+        assert ended.code() == grpc.StatusCode.UNAVAILABLE
+        assert "reconnect" in (ended.details() or "")
+        assert await asyncio.to_thread(server.process.wait, 30) == 0  # drained, not killed
+    finally:
+        await client.close()
+        server.process.stop()
