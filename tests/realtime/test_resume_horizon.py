@@ -1,0 +1,53 @@
+"""A resume token older than the events kept is refused with a clear status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from services.conversations.actions import NewConversation
+from services.conversations.models import Kind
+from services.core.errors import FailedPrecondition
+from services.core.principal import Operator, User
+from services.core.settings import load_settings
+from services.messages.actions import Outgoing
+from services.realtime.hub import encode_token
+from services.runtime import Runtime, build_runtime
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    built = await build_runtime(load_settings(data_dir=tmp_path,
+                                              operator_token="caaso_" + "t" * 40))
+    await built.apps.do_create_app(Operator(), "alpha", "Alpha", "")
+    for user_id in ("alice", "bob"):
+        await built.users.ensure_user("alpha", user_id)
+    yield built
+    await built.close()
+
+
+async def test_a_token_behind_the_purge_horizon_is_expired(runtime: Runtime) -> None:
+    alice, bob = User("alpha", "alice", "s1"), User("alpha", "bob", "s2")
+    conversation, _ = await runtime.conversations.do_create(
+        alice, "alpha", NewConversation(Kind.GROUP, member_ids=["bob"]))
+    for n in range(3):
+        await runtime.messages.do_send(alice, "alpha", conversation.conversation_id,
+                                       Outgoing(f"m{n}"), f"r{n}")
+    head = await runtime.stores.events.head("alpha")
+    kept = encode_token(head.log_id, 1)
+    stream = runtime.realtime.subscribe(bob, "alpha", "bob", kept, "")
+    first = await anext(stream)  # replay works while the events are kept
+    assert first
+    await stream.aclose()
+    await runtime.stores.events.purge(runtime.clock.now() + timedelta(seconds=1))
+    with pytest.raises(FailedPrecondition) as refused:
+        await anext(runtime.realtime.subscribe(bob, "alpha", "bob", kept, ""))
+    assert refused.value.reason == "RESUME_TOKEN_EXPIRED"
+    # The newest position is still a valid place to resume from.
+    latest = encode_token(head.log_id, head.position)
+    fresh = runtime.realtime.subscribe(bob, "alpha", "bob", latest, "")
+    assert await anext(fresh)  # `ready`
+    await fresh.aclose()
