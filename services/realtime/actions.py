@@ -128,7 +128,7 @@ class RealtimeActions:
         conversations = [c.conversation_id for _, c in rows if c.kind is not Kind.CHANNEL]
         proto = presence_proto(app_id, await self._presence.get(app_id, user_id))
         self._fanout.signal(app_id, conversations,
-                         response_bytes(PRESENCE, proto.SerializeToString()), user_id)
+                            response_bytes(PRESENCE, proto.SerializeToString()), user_id)
 
     async def do_typing(self, principal: User, app_id: str, conversation_id: str,
                         typing: bool, thread_root: int) -> datetime | None:
@@ -139,7 +139,8 @@ class RealtimeActions:
                           user_id=principal.user_id, typing=typing,
                           expire_time=timestamp(expire), thread_root_sequence=thread_root)
         self._fanout.signal(app_id, [conversation_id],
-                         response_bytes(TYPING, proto.SerializeToString()), principal.user_id)
+                            response_bytes(TYPING, proto.SerializeToString()),
+                            principal.user_id)
         return expire
 
     async def do_set_presence(self, principal: User, app_id: str, user_id: str,

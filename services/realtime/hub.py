@@ -1,8 +1,8 @@
 """Live fan-out of an app's events to the streams connected to this process.
 
 One `Feed` per app with local streams tails the app's event log in position order
-(woken by the bus after each local commit, by other processes through the
-`Notifier`, and by a short poll as a safety net), and offers each event to the
+(woken after each local commit, by other processes through the `Fanout`, and by a
+short poll as a safety net), and offers each event to the
 streams that may see it. Each event is encoded once, as the bytes of a whole
 `SubscribeResponse`, and the same bytes go to every stream.
 
