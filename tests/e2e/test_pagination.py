@@ -15,7 +15,7 @@ async def test_api_keys_page_by_page(client: Client, app: AppHandle) -> None:
         await client.apps.CreateApiKey(apps_pb.CreateApiKeyRequest(
             parent=app.name, api_key=apps_res.ApiKey(display_name=f"k{index}")),
             metadata=app.auth)
-    seen: list[str] = []
+    seen: list[apps_res.ApiKey] = []
     token = ""
     pages = 0
     while True:
@@ -23,11 +23,14 @@ async def test_api_keys_page_by_page(client: Client, app: AppHandle) -> None:
             apps_pb.ListApiKeysRequest(parent=app.name, page_size=2, page_token=token),
             metadata=app.auth)
         pages += 1
-        seen += [k.display_name for k in page.api_keys]
+        seen += page.api_keys
         token = page.next_page_token
         if not token:
             break
-    assert seen == ["first key", "k0", "k1", "k2", "k3"]  # oldest first, each once
+    # Each once, oldest first (keys made in the same millisecond are ordered by id).
+    assert sorted(k.display_name for k in seen) == ["first key", "k0", "k1", "k2", "k3"]
+    order = [(k.create_time.ToMilliseconds(), k.name) for k in seen]
+    assert order == sorted(order)
     assert pages == 3
 
 
