@@ -14,7 +14,7 @@ from services.conversations.store import ConversationStore
 from services.core.clock import Clock
 from services.core.errors import Aborted, FailedPrecondition, invalid_field
 from services.core.ids import new_id
-from services.core.principal import User, require_user_or_app
+from services.core.principal import Principal, User, require_app, require_user_or_app
 from services.core.protoconv import timestamp
 from services.core.settings import Settings
 from services.events.log import EventLog
@@ -142,6 +142,12 @@ class RealtimeActions:
                             response_bytes(TYPING, proto.SerializeToString()),
                             principal.user_id)
         return expire
+
+    async def presences(self, principal: Principal, app_id: str, user_ids: list[str]
+                        ) -> list[Presence]:
+        """Any caller of the app may see whether its users are online."""
+        require_app(principal, app_id)
+        return await self._presence.get_many(app_id, user_ids)
 
     async def do_set_presence(self, principal: User, app_id: str, user_id: str,
                               status: Status, device_id: str) -> Presence:

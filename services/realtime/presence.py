@@ -49,6 +49,8 @@ def combine(user_id: str, statuses: Iterable[Status], last_seen: datetime | None
 class Presences(Protocol):
     async def get(self, app_id: str, user_id: str) -> Presence: ...
 
+    async def get_many(self, app_id: str, user_ids: list[str]) -> list[Presence]: ...
+
     async def connect(self, app_id: str, user_id: str, device_id: str) -> bool:
         """A stream of the device opened; whether the user's presence changed."""
 
@@ -110,6 +112,9 @@ class PresenceBoard:
         return combine(user_id, self._devices.statuses(app_id, user_id),
                        self._last_seen.get((app_id, user_id)))
 
+    async def get_many(self, app_id: str, user_ids: list[str]) -> list[Presence]:
+        return [await self.get(app_id, user_id) for user_id in user_ids]
+
     async def connect(self, app_id: str, user_id: str, device_id: str) -> bool:
         before = await self.get(app_id, user_id)
         self._devices.open(app_id, user_id, device_id)
@@ -160,15 +165,24 @@ class RedisPresence:
         return int((time.time() + self.LAPSE_SECONDS) * 1000)
 
     async def get(self, app_id: str, user_id: str) -> Presence:
+        return (await self.get_many(app_id, [user_id]))[0]
+
+    async def get_many(self, app_id: str, user_ids: list[str]) -> list[Presence]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self._key(app_id, user_id, "status"))
-            pipe.hgetall(self._key(app_id, user_id, "expiry"))
-            pipe.get(self._key(app_id, user_id, "last_seen"))
-            statuses, expiries, last_seen = await pipe.execute()
+            for user_id in user_ids:
+                pipe.hgetall(self._key(app_id, user_id, "status"))
+                pipe.hgetall(self._key(app_id, user_id, "expiry"))
+                pipe.get(self._key(app_id, user_id, "last_seen"))
+            replies = await pipe.execute()
         now_ms = int(time.time() * 1000)
-        live = [Status(int(status)) for field, status in statuses.items()
-                if int(expiries.get(field, 0)) > now_ms]
-        return combine(user_id, live, None if last_seen is None else from_ms(int(last_seen)))
+        found = []
+        for index, user_id in enumerate(user_ids):
+            statuses, expiries, last_seen = replies[3 * index:3 * index + 3]
+            live = [Status(int(status)) for field, status in statuses.items()
+                    if int(expiries.get(field, 0)) > now_ms]
+            found.append(combine(user_id, live,
+                                 None if last_seen is None else from_ms(int(last_seen))))
+        return found
 
     async def _put(self, app_id: str, user_id: str, device_id: str, status: Status | None
                    ) -> None:

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from caas.realtime.v1 import realtime_service_pb2 as pb
 
 from services.conversations.servicer import parse_conversation
-from services.core.names import parse_user
+from services.core.errors import invalid_field
+from services.core.names import parse_app, parse_user
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
 from services.realtime.actions import RealtimeActions, presence_proto
@@ -30,6 +31,19 @@ class RealtimeServicer:
             call.user(), *parse_conversation(request.conversation, "conversation"),
             request.typing, request.thread_root_sequence)
         return pb.SendTypingResponse(expire_time=timestamp(expire))
+
+    async def BatchGetPresences(self, request: pb.BatchGetPresencesRequest, call: Call
+                                ) -> pb.BatchGetPresencesResponse:
+        app_id = parse_app(request.parent, "parent")
+        user_ids = []
+        for index, name in enumerate(request.names):
+            user_app, user_id = parse_user(name.removesuffix("/presence"), f"names[{index}]")
+            if user_app != app_id:
+                raise invalid_field(f"names[{index}]", "must be a user of the parent app")
+            user_ids.append(user_id)
+        presences = await self._actions.presences(call.principal, app_id, user_ids)
+        return pb.BatchGetPresencesResponse(
+            presences=[presence_proto(app_id, p) for p in presences])
 
     async def SetPresence(self, request: pb.SetPresenceRequest, call: Call
                           ) -> pb.SetPresenceResponse:

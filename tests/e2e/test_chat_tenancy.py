@@ -125,6 +125,9 @@ ATTEMPTS: dict[str, Attempt] = {
         conversation=v.group, typing=True), metadata=md),
     "SetPresence": lambda c, v, md: c.realtime.SetPresence(rt_pb.SetPresenceRequest(
         name=v.alice.name, status=rt_pb.Presence.STATUS_AWAY), metadata=md),
+    "BatchGetPresences": lambda c, v, md: c.realtime.BatchGetPresences(
+        rt_pb.BatchGetPresencesRequest(parent=v.app.name,
+                                       names=[f"{v.alice.name}/presence"]), metadata=md),
 }
 USER_ONLY = {"JoinConversation", "LeaveConversation", "AddReaction", "RemoveReaction",
              "MarkRead", "MarkDelivered", "Subscribe", "SendTyping", "SetPresence"}

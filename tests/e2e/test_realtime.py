@@ -206,9 +206,22 @@ async def test_presence_follows_devices(alice: Person, bob: Person) -> None:
     assert (await watcher.next("presence")).presence.status == rt_pb.Presence.STATUS_ONLINE
     await laptop.close()
     assert (await watcher.next("presence")).presence.status == rt_pb.Presence.STATUS_AWAY
+    got = await bob.client.realtime.BatchGetPresences(rt_pb.BatchGetPresencesRequest(
+        parent=f"apps/{bob.app_id}", names=[f"{alice.name}/presence", f"{bob.name}/presence",
+                                            f"apps/{bob.app_id}/users/nobody/presence"]),
+        metadata=bob.auth)
+    assert [(p.user_id, p.status) for p in got.presences] == [
+        ("alice", rt_pb.Presence.STATUS_AWAY), ("bob", rt_pb.Presence.STATUS_ONLINE),
+        ("nobody", rt_pb.Presence.STATUS_OFFLINE)]
     await phone.close()
     gone = (await watcher.next("presence")).presence
     assert gone.status == rt_pb.Presence.STATUS_OFFLINE and gone.HasField("last_seen_time")
+    got = await bob.client.realtime.BatchGetPresences(rt_pb.BatchGetPresencesRequest(
+        parent=f"apps/{bob.app_id}", names=[f"{alice.name}/presence"]), metadata=bob.auth)
+    assert got.presences[0].last_seen_time == gone.last_seen_time
+    await expect_error(bob.client.realtime.BatchGetPresences(rt_pb.BatchGetPresencesRequest(
+        parent=f"apps/{bob.app_id}", names=["apps/other-app/users/x/presence"]),
+        metadata=bob.auth), grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
     await watcher.close()
 
 

@@ -66,6 +66,11 @@ async def test_events_typing_and_presence_cross_processes(cluster: list[CaasServ
             metadata=alice.auth)
         assert answer.presence.status == AWAY
         assert (await bob_stream.next("presence")).presence.status == AWAY
+        seen_elsewhere = await clients[1].realtime.BatchGetPresences(
+            rt_pb.BatchGetPresencesRequest(parent=f"apps/{app.app_id}",
+                                           names=[f"{alice.name}/presence"]),
+            metadata=bob.auth)
+        assert seen_elsewhere.presences[0].status == AWAY
         await alice_stream.close()
         assert (await bob_stream.next("presence")).presence.status == OFFLINE
 

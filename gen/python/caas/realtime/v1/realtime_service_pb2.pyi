@@ -4,9 +4,11 @@ isort:skip_file
 """
 
 from caas.events.v1 import events_pb2 as _events_pb2
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -358,3 +360,59 @@ class SetPresenceResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetPresenceResponse: _TypeAlias = SetPresenceResponse  # noqa: Y015
+
+@_typing.final
+class BatchGetPresencesRequest(_message.Message):
+    """Request of RealtimeService.BatchGetPresences."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    NAMES_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`apps/{app}`."""
+    @_builtins.property
+    def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """`apps/{app}/users/{user}/presence` of each user: 1 to 100, each once, in the app
+        of `parent`.
+        """
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        names: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["names", b"names", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetPresencesRequest: _TypeAlias = BatchGetPresencesRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetPresencesResponse(_message.Message):
+    """Response of RealtimeService.BatchGetPresences."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRESENCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def presences(self) -> _containers.RepeatedCompositeFieldContainer[Global___Presence]:
+        """The presences, in the order of `names`. A user never connected, or unknown, is
+        offline without a last-seen time.
+        """
+
+    def __init__(
+        self,
+        *,
+        presences: _abc.Iterable[Global___Presence] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["presences", b"presences"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetPresencesResponse: _TypeAlias = BatchGetPresencesResponse  # noqa: Y015

@@ -51,6 +51,11 @@ class RealtimeServiceStub:
                 request_serializer=caas_dot_realtime_dot_v1_dot_realtime__service__pb2.SetPresenceRequest.SerializeToString,
                 response_deserializer=caas_dot_realtime_dot_v1_dot_realtime__service__pb2.SetPresenceResponse.FromString,
                 _registered_method=True)
+        self.BatchGetPresences = channel.unary_unary(
+                '/caas.realtime.v1.RealtimeService/BatchGetPresences',
+                request_serializer=caas_dot_realtime_dot_v1_dot_realtime__service__pb2.BatchGetPresencesRequest.SerializeToString,
+                response_deserializer=caas_dot_realtime_dot_v1_dot_realtime__service__pb2.BatchGetPresencesResponse.FromString,
+                _registered_method=True)
 
 
 class RealtimeServiceServicer:
@@ -97,6 +102,14 @@ class RealtimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchGetPresences(self, request, context):
+        """Gets the presence of up to 100 users of the app, in the order asked: what a
+        client shows when it connects, before changes arrive on its stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RealtimeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +127,11 @@ def add_RealtimeServiceServicer_to_server(servicer, server):
                     servicer.SetPresence,
                     request_deserializer=caas_dot_realtime_dot_v1_dot_realtime__service__pb2.SetPresenceRequest.FromString,
                     response_serializer=caas_dot_realtime_dot_v1_dot_realtime__service__pb2.SetPresenceResponse.SerializeToString,
+            ),
+            'BatchGetPresences': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetPresences,
+                    request_deserializer=caas_dot_realtime_dot_v1_dot_realtime__service__pb2.BatchGetPresencesRequest.FromString,
+                    response_serializer=caas_dot_realtime_dot_v1_dot_realtime__service__pb2.BatchGetPresencesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -199,6 +217,33 @@ class RealtimeService:
             '/caas.realtime.v1.RealtimeService/SetPresence',
             caas_dot_realtime_dot_v1_dot_realtime__service__pb2.SetPresenceRequest.SerializeToString,
             caas_dot_realtime_dot_v1_dot_realtime__service__pb2.SetPresenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetPresences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.realtime.v1.RealtimeService/BatchGetPresences',
+            caas_dot_realtime_dot_v1_dot_realtime__service__pb2.BatchGetPresencesRequest.SerializeToString,
+            caas_dot_realtime_dot_v1_dot_realtime__service__pb2.BatchGetPresencesResponse.FromString,
             options,
             channel_credentials,
             insecure,

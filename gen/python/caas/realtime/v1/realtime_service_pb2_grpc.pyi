@@ -62,6 +62,10 @@ class RealtimeServiceStub:
     offline (with last-seen time) when none is connected. Changes reach the members
     of the user's direct and group conversations.
     """
+    BatchGetPresences: _grpc.UnaryUnaryMultiCallable[_realtime_service_pb2.BatchGetPresencesRequest, _realtime_service_pb2.BatchGetPresencesResponse]
+    """Gets the presence of up to 100 users of the app, in the order asked: what a
+    client shows when it connects, before changes arrive on its stream.
+    """
 
 @_typing.type_check_only
 class RealtimeServiceAsyncStub(RealtimeServiceStub):
@@ -96,6 +100,10 @@ class RealtimeServiceAsyncStub(RealtimeServiceStub):
     any device is connected and online, away if all connected devices are away,
     offline (with last-seen time) when none is connected. Changes reach the members
     of the user's direct and group conversations.
+    """
+    BatchGetPresences: _aio.UnaryUnaryMultiCallable[_realtime_service_pb2.BatchGetPresencesRequest, _realtime_service_pb2.BatchGetPresencesResponse]  # type: ignore[assignment]
+    """Gets the presence of up to 100 users of the app, in the order asked: what a
+    client shows when it connects, before changes arrive on its stream.
     """
 
 class RealtimeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -146,6 +154,16 @@ class RealtimeServiceServicer(metaclass=_abc_1.ABCMeta):
         any device is connected and online, away if all connected devices are away,
         offline (with last-seen time) when none is connected. Changes reach the members
         of the user's direct and group conversations.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchGetPresences(
+        self,
+        request: _realtime_service_pb2.BatchGetPresencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_realtime_service_pb2.BatchGetPresencesResponse, _abc.Awaitable[_realtime_service_pb2.BatchGetPresencesResponse]]:
+        """Gets the presence of up to 100 users of the app, in the order asked: what a
+        client shows when it connects, before changes arrive on its stream.
         """
 
 def add_RealtimeServiceServicer_to_server(servicer: RealtimeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
