@@ -64,6 +64,10 @@ def joiners(event: DomainEvent) -> tuple[str, ...]:
     return (event.user_id,) if event.type == "member.added" else ()
 
 
+# Event types that end memberships (besides those that start some: `joiners`).
+LEAVING = frozenset({"member.removed", "conversation.deleted"})
+
+
 def leaves(event: LoggedEvent | DomainEvent, user_id: str) -> bool:
     """Whether the event ends `user_id`'s membership (they still see the event)."""
     return event.type == "conversation.deleted" or (

@@ -21,7 +21,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 
-from services.events.log import EventLog, Interval, LoggedEvent, follow, visible
+from services.events.log import LEAVING, EventLog, Interval, LoggedEvent, follow, visible
 
 log = logging.getLogger("caas.realtime")
 
@@ -131,11 +131,15 @@ class Subscriber:
         if event.position <= self.last:
             return False
         self.last = event.position
-        known = event.conversation_id in self.intervals
-        follow(self.intervals, event, self.user_id)
+        if event.joiners or event.type in LEAVING:
+            known = event.conversation_id in self.intervals
+            follow(self.intervals, event, self.user_id)
+            joined = not known and event.conversation_id in self.intervals
+        else:
+            joined = False
         if visible(self.intervals, event, self.user_id):
             self.push(item or event_item(self._log_id, event))
-        return not known and event.conversation_id in self.intervals
+        return joined
 
     def member_now(self, conversation_id: str) -> bool:
         return any(end is None for _, end in self.intervals.get(conversation_id, ()))
