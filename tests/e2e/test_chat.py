@@ -16,7 +16,7 @@ from caas.users.v1 import users_service_pb2 as user_pb
 from google.protobuf import field_mask_pb2
 
 from tests.conftest import AppHandle, expect_error
-from tests.support.chat import CHANNEL, DIRECT, GROUP, Person, person
+from tests.support.chat import CHANNEL, DIRECT, GROUP, Person, inbox_order, person
 from tests.support.client import Client
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -323,8 +323,10 @@ async def test_member_settings_shape_the_inbox(alice: Person, bob: Person) -> No
     await setting(second, archived=True)
     await setting(third, muted=True)
     assert [c.name for c in (await bob.inbox()).conversations] == [first.name, third.name]
-    everything = await bob.inbox(include_archived=True)
-    assert [c.name for c in everything.conversations] == [first.name, third.name, second.name]
+    everything = (await bob.inbox(include_archived=True)).conversations
+    assert [c.name for c in everything] == inbox_order(everything)
+    assert everything[0].name == first.name  # pinned
+    assert {c.name for c in everything} == {first.name, second.name, third.name}
     assert await bob.unread() == (2, 2)  # the muted one is not counted
 
 
@@ -367,15 +369,16 @@ async def test_inbox_pages_exactly(alice: Person, bob: Person) -> None:
         conversation = await alice.create(GROUP, ("bob",))
         names.append(conversation.name)
         await alice.send(conversation.name, "hi")
-    seen: list[str] = []
+    seen: list[conv_res.Conversation] = []
     token = ""
     while True:
         page = await bob.inbox(page_size=2, page_token=token)
-        seen += [c.name for c in page.conversations]
+        seen += page.conversations
         token = page.next_page_token
         if not token:
             break
-    assert seen == names[::-1]  # most recent activity first, each once
+    assert sorted(c.name for c in seen) == sorted(names)  # each once
+    assert [c.name for c in seen] == inbox_order(seen)  # most recent activity first
 
 
 async def test_delivery_shows_before_reading(alice: Person, bob: Person, carol: Person) -> None:
@@ -424,8 +427,10 @@ async def test_users_are_listed_and_upserted_idempotently(
                                         metadata=app.auth)
     rest = await client.users.ListUsers(user_pb.ListUsersRequest(
         parent=app.name, page_size=2, page_token=page.next_page_token), metadata=app.auth)
-    names = [u.name.rsplit("/", 1)[1] for u in [*page.users, *rest.users]]
-    assert names == ["zed", "yan", "xia"] and rest.next_page_token == ""
+    listed = [*page.users, *rest.users]
+    assert sorted(u.name.rsplit("/", 1)[1] for u in listed) == ["xia", "yan", "zed"]
+    order = [(u.create_time.ToMilliseconds(), u.name) for u in listed]
+    assert order == sorted(order) and rest.next_page_token == ""  # oldest first
     await expect_error(client.users.UpdateUser(user_pb.UpdateUserRequest(
         user=user_res.User(name=f"{app.name}/users/nobody", display_name="N"),
         update_mask=field_mask_pb2.FieldMask(paths=["display_name"])), metadata=app.auth),

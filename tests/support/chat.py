@@ -22,6 +22,15 @@ CHANNEL = conv_res.Conversation.KIND_CHANNEL
 DIRECT = conv_res.Conversation.KIND_DIRECT
 
 
+def inbox_order(conversations: Any) -> list[str]:
+    """Names in the inbox's order: pinned first, then latest activity first; activity in
+    the same millisecond falls back to the conversation id, descending."""
+    return [c.name for c in sorted(
+        conversations, reverse=True,
+        key=lambda c: (c.membership.pinned, c.last_activity_time.ToMilliseconds(),
+                       c.name.rsplit("/", 1)[1]))]
+
+
 @dataclass
 class Person:
     """A user of an app, signed in, calling through `client`."""
