@@ -14,6 +14,9 @@ from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 
+from services.core.principal import Operator
+from services.core.settings import load_settings
+from services.runtime import Runtime, build_runtime
 from tests.support.client import Client, ErrorDetails, bearer, details
 from tests.support.servers import CaasServer, ExternalServer, start_caas, start_mongo, start_redis
 
@@ -124,6 +127,19 @@ async def expect_error(call: Awaitable[Any], code: grpc.StatusCode, reason: str
     assert got.domain == "caas.dev"
     assert "Traceback" not in got.message
     return got
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """The whole runtime in this process on a fresh embedded store: app "alpha" with
+    users alice and bob."""
+    built = await build_runtime(load_settings(data_dir=tmp_path,
+                                              operator_token="caaso_" + "t" * 40))
+    await built.apps.do_create_app(Operator(), "alpha", "Alpha", "")
+    for user_id in ("alice", "bob"):
+        await built.users.ensure_user("alpha", user_id)
+    yield built
+    await built.close()
 
 
 def repo_root() -> Path:

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from services.conversations.actions import NewConversation
 from services.conversations.models import Kind
 from services.core.errors import FailedPrecondition
-from services.core.principal import Operator, User
-from services.core.settings import load_settings
+from services.core.principal import User
 from services.messages.actions import Outgoing
 from services.realtime.hub import encode_token
-from services.runtime import Runtime, build_runtime
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    built = await build_runtime(load_settings(data_dir=tmp_path,
-                                              operator_token="caaso_" + "t" * 40))
-    await built.apps.do_create_app(Operator(), "alpha", "Alpha", "")
-    for user_id in ("alice", "bob"):
-        await built.users.ensure_user("alpha", user_id)
-    yield built
-    await built.close()
+from services.runtime import Runtime
 
 
 async def test_a_token_behind_the_purge_horizon_is_expired(runtime: Runtime) -> None:
