@@ -101,10 +101,12 @@ def receive(setup: Setup, streams: list[tuple[str, str]], ready: Connection,
 
         async def read(index: int, call: grpc.aio.UnaryStreamCall) -> None:  # type: ignore[type-arg]
             while (item := await call.read()) is not grpc.aio.EOF:
-                if item.event.type == "message.created":
-                    sent_at, _, key = item.event.message_created.text.partition(" ")
-                    latencies.append(time.time() - float(sent_at))
-                    seen[index].add(key)
+                events = item.events.events if item.HasField("events") else [item.event]
+                for event in events:
+                    if event.type == "message.created":
+                        sent_at, _, key = event.message_created.text.partition(" ")
+                        latencies.append(time.time() - float(sent_at))
+                        seen[index].add(key)
 
         readers = [asyncio.create_task(read(i, call)) for i, call in enumerate(calls)]
         await asyncio.get_running_loop().run_in_executor(None, ready.recv)  # "stop"

@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 
 from services.events.log import LEAVING, EventLog, Interval, LoggedEvent, follow, visible
 
@@ -28,6 +29,8 @@ log = logging.getLogger("caas.realtime")
 # Fields of caas.realtime.v1.SubscribeResponse.
 EVENT, TYPING, PRESENCE, HEARTBEAT, READY = 1, 2, 3, 4, 5
 _TOKEN = 6
+_BATCH = 7  # an EventBatch, whose field 1 repeats the events
+MAX_BATCH = 64  # events in one batch at most
 PAGE = 500  # events read from the log at a time
 POLL_SECONDS = 1.0  # a feed reads the log at least this often while it has streams
 
@@ -65,9 +68,45 @@ def decode_token(token: str) -> tuple[str, int] | None:
     return log_id, int(position)
 
 
-def event_item(log_id: str, event: LoggedEvent) -> bytes:
-    """The SubscribeResponse carrying a logged event, with its resume token."""
-    return response_bytes(EVENT, event.payload, encode_token(log_id, event.position))
+@dataclass(frozen=True, slots=True)
+class Durable:
+    """A logged event as a stream sends it: alone (`item`), or in a batch (`event`
+    field bytes) followed by its resume token."""
+
+    item: bytes
+    field: bytes
+    token: str
+
+
+def event_item(log_id: str, event: LoggedEvent) -> Durable:
+    token = encode_token(log_id, event.position)
+    return Durable(response_bytes(EVENT, event.payload, token),
+                   _field(EVENT, event.payload), token)
+
+
+def _batched(items: Iterable[bytes | Durable]) -> list[bytes]:
+    """The stream's messages for `items`: consecutive durable events go as batches."""
+    out: list[bytes] = []
+    run: list[Durable] = []
+
+    def flush() -> None:
+        if len(run) == 1:
+            out.append(run[0].item)
+        elif run:
+            out.append(_field(_BATCH, b"".join(d.field for d in run))
+                       + _field(_TOKEN, run[-1].token.encode()))
+        run.clear()
+
+    for item in items:
+        if isinstance(item, Durable):
+            run.append(item)
+            if len(run) == MAX_BATCH:
+                flush()
+        else:
+            flush()
+            out.append(item)
+    flush()
+    return out
 
 
 class Lagging(Exception):
@@ -86,7 +125,7 @@ class Subscriber:
         self.pending: list[LoggedEvent] = []
         self.lagging = False
         self.limit = limit
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[bytes | Durable] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._log_id = ""
         self.active = 0.0  # loop time items were last taken to be sent
@@ -97,7 +136,7 @@ class Subscriber:
         self.last = after
         self.active = asyncio.get_running_loop().time()
 
-    def push(self, item: bytes) -> None:
+    def push(self, item: bytes | Durable) -> None:
         if self.lagging:
             return
         if len(self._queue) >= self.limit:
@@ -116,7 +155,7 @@ class Subscriber:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def offer(self, event: LoggedEvent, item: bytes) -> bool:
+    def offer(self, event: LoggedEvent, item: Durable) -> bool:
         """Take the next event of the app (`item`: its stream form); True if it made the
         user a member of its conversation (so the feed indexes this stream there)."""
         if not self.live:
@@ -127,7 +166,7 @@ class Subscriber:
             return False
         return self.apply(event, item)
 
-    def apply(self, event: LoggedEvent, item: bytes | None = None) -> bool:
+    def apply(self, event: LoggedEvent, item: Durable | None = None) -> bool:
         if event.position <= self.last:
             return False
         self.last = event.position
@@ -148,10 +187,14 @@ class Subscriber:
         return encode_token(self._log_id, max(self.last, position))
 
     def take(self) -> list[bytes]:
-        """Everything waiting; raises Lagging if the stream fell behind."""
+        """Everything waiting, as the stream's messages; raises Lagging if the stream
+        fell behind."""
         if self.lagging:
             raise Lagging
-        items = list(self._queue)
+        if len(self._queue) == 1:  # the usual case, quickly
+            only = self._queue.popleft()
+            return [only.item if isinstance(only, Durable) else only]
+        items = _batched(self._queue)
         self._queue.clear()
         return items
 

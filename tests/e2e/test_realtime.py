@@ -235,3 +235,25 @@ async def test_idle_streams_get_heartbeats_with_a_usable_token(alice: Person,
     resumed = Stream(alice, beat.resume_token)
     assert await resumed.ready() == []
     await resumed.close()
+
+
+async def test_missed_events_come_as_one_batch_with_the_last_token(
+        alice: Person, bob: Person) -> None:
+    group = await alice.create(GROUP, ("bob",))
+    stream = await subscribed(bob)
+    await alice.send(group.name, "seen")
+    await stream.event()
+    token = stream.token
+    await stream.close()
+    for text in ("a", "b", "c"):
+        await alice.send(group.name, text)
+    call = bob.client.realtime.Subscribe(rt_pb.SubscribeRequest(name=bob.name,
+                                                                resume_token=token),
+                                         metadata=bob.auth)
+    batch = await call.read()
+    assert batch.WhichOneof("item") == "events"
+    assert [e.message_created.text for e in batch.events.events] == ["a", "b", "c"]
+    last = int(batch.events.events[-1].name.rsplit("/", 1)[1])
+    assert batch.resume_token.endswith(f".{last}")
+    assert (await call.read()).WhichOneof("item") == "ready"
+    call.cancel()

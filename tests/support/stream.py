@@ -15,6 +15,17 @@ from tests.support.chat import Person
 WAIT = 20.0  # seconds before a missing item fails the test
 
 
+def expand(item: rt_pb.SubscribeResponse) -> list[rt_pb.SubscribeResponse]:
+    """A batch as the events it carries, one item each (the batch's resume token goes
+    with its last event); any other item as itself."""
+    if item.WhichOneof("item") != "events":
+        return [item]
+    events = list(item.events.events)
+    return [rt_pb.SubscribeResponse(
+        event=event, resume_token=item.resume_token if n == len(events) - 1 else "")
+        for n, event in enumerate(events)]
+
+
 class Stream:
     """`Subscribe` of one person, read in the background."""
 
@@ -31,7 +42,8 @@ class Stream:
     async def _read(self) -> None:
         try:
             async for item in self.call:
-                await self._items.put(item)
+                for one in expand(item):
+                    await self._items.put(one)
         except grpc.aio.AioRpcError as error:
             await self._items.put(error)
 

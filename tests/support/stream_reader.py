@@ -16,6 +16,7 @@ from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.realtime.v1 import realtime_service_pb2_grpc as rt_grpc
 
 from tests.support.client import bearer, details
+from tests.support.stream import expand
 
 
 async def read(address: str, name: str, token: str) -> None:
@@ -25,9 +26,10 @@ async def read(address: str, name: str, token: str) -> None:
         call = rt_grpc.RealtimeServiceStub(channel).Subscribe(
             rt_pb.SubscribeRequest(name=name), metadata=bearer(token))
         try:
-            async for item in call:
-                print(item.WhichOneof("item"), item.resume_token or "-",
-                      item.event.message_created.text, flush=True)
+            async for batch in call:
+                for item in expand(batch):
+                    print(item.WhichOneof("item"), item.resume_token or "-",
+                          item.event.message_created.text, flush=True)
         except grpc.aio.AioRpcError as error:
             print("status", error.code().name, details(error).reason, flush=True)
 

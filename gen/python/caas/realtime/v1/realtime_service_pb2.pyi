@@ -164,6 +164,30 @@ class Ready(_message.Message):
 Global___Ready: _TypeAlias = Ready  # noqa: Y015
 
 @_typing.final
+class EventBatch(_message.Message):
+    """Durable events, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.Event]:
+        """At most 64."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_events_pb2.Event] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventBatch: _TypeAlias = EventBatch  # noqa: Y015
+
+@_typing.final
 class SubscribeRequest(_message.Message):
     """Request of RealtimeService.Subscribe."""
 
@@ -208,10 +232,11 @@ class SubscribeResponse(_message.Message):
     PRESENCE_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     READY_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     resume_token: _builtins.str
-    """With an event, `ready` and heartbeats: subscribe with this token to resume
-    after this point. Opaque.
+    """With an event, a batch (after its last event), `ready` and heartbeats: subscribe
+    with this token to resume after this point. Opaque.
     """
     @_builtins.property
     def event(self) -> _events_pb2.Event:
@@ -233,6 +258,12 @@ class SubscribeResponse(_message.Message):
     def ready(self) -> Global___Ready:
         """Replay is over; live events follow."""
 
+    @_builtins.property
+    def events(self) -> Global___EventBatch:
+        """Several durable events at once, in order, when more than one waits for this
+        stream (a replay, a busy conversation): handle each as an `event`.
+        """
+
     def __init__(
         self,
         *,
@@ -241,13 +272,14 @@ class SubscribeResponse(_message.Message):
         presence: Global___Presence | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
         ready: Global___Ready | None = ...,
+        events: Global___EventBatch | None = ...,
         resume_token: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "item", b"item", "presence", b"presence", "ready", b"ready", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "heartbeat", b"heartbeat", "item", b"item", "presence", b"presence", "ready", b"ready", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "item", b"item", "presence", b"presence", "ready", b"ready", "resume_token", b"resume_token", "typing", b"typing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "heartbeat", b"heartbeat", "item", b"item", "presence", b"presence", "ready", b"ready", "resume_token", b"resume_token", "typing", b"typing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["event", "typing", "presence", "heartbeat", "ready"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["event", "typing", "presence", "heartbeat", "ready", "events"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
