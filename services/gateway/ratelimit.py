@@ -86,11 +86,16 @@ class InProcessRateLimiter:
         return None
 
 
-# All-or-nothing check-and-increment of several counters in one round trip. A counter's
-# window opens with its first counted call (the key's expiry is the window's end).
-# KEYS: the counters; ARGV[1]: window in ms; ARGV[2..]: the limits, in KEYS order.
-# Returns {allowed (0/1), count_1, ms_left_1, …, count_n, ms_left_n}.
-_CONSUME = """
+# All-or-nothing reservation on several counters in one round trip: if every counter
+# has room for one more call, each takes up to its wanted number of calls (a lease the
+# process then spends locally). A counter's window opens with its first reservation
+# (the key's expiry is the window's end).
+# KEYS: the counters; ARGV[1]: window in ms; ARGV[2..n+1]: the limits; ARGV[n+2..2n+1]:
+# the calls wanted, in KEYS order.
+# Returns {allowed (0/1), count_1, ms_left_1, granted_1, …}: counts after the
+# reservation (before it when refused).
+_RESERVE = """
+local n = #KEYS
 local counts = {}
 local allowed = 1
 for i, key in ipairs(KEYS) do
@@ -99,21 +104,47 @@ for i, key in ipairs(KEYS) do
 end
 local result = {allowed}
 for i, key in ipairs(KEYS) do
+  local granted = 0
   if allowed == 1 then
-    counts[i] = redis.call('INCR', key)
-    if counts[i] == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
+    granted = math.min(tonumber(ARGV[n + i + 1]), tonumber(ARGV[i + 1]) - counts[i])
+    counts[i] = redis.call('INCRBY', key, granted)
+    if counts[i] == granted then redis.call('PEXPIRE', key, ARGV[1]) end
   end
   local left = redis.call('PTTL', key)
   if left < 0 then left = tonumber(ARGV[1]) end
   table.insert(result, counts[i])
   table.insert(result, left)
+  table.insert(result, granted)
 end
 return result
 """
 
+LEASE_FRACTION = 100  # a process leases 1/100 of a budget at a time (at least 1 call)
+
+
+@dataclass
+class _Lease:
+    """Calls of one window that this process took from a shared counter."""
+
+    end: float  # the window's end
+    count: int  # the shared counter after this process's last reservation
+    granted: int
+    used: int = 0
+
+    def unused(self) -> int:
+        return self.granted - self.used
+
 
 class RedisRateLimiter:
     """Counters in Redis, shared by every server process.
+
+    A process does not ask Redis for every call: it leases a slice of each budget
+    (1/`LEASE_FRACTION` of the limit, at least one call) and spends it locally, asking
+    again when it runs out. Small budgets (under 200 calls) are therefore counted
+    exactly, one call at a time; for large ones a process may hold up to 1 % of a
+    budget unspent when its window ends, so the shared total never exceeds the limit
+    and falls short of it by at most 1 % per process. `remaining` counts other
+    processes' leases as spent.
 
     Bucket keys of one call share their app id as a hash tag, so the script also
     runs on Redis Cluster.
@@ -121,17 +152,73 @@ class RedisRateLimiter:
 
     def __init__(self, redis: Redis, window_seconds: float, prefix: str = "caas:rl") -> None:
         self._redis = redis
-        self._window_ms = int(window_seconds * 1000)
+        self._window = window_seconds
         self._prefix = prefix
-        self._script = redis.register_script(_CONSUME)
+        self._script = redis.register_script(_RESERVE)
+        self._leases: dict[str, _Lease] = {}
+        self._spent: dict[str, float] = {}  # budgets known spent → their window's end
+        self._next_sweep = 0.0
+
+    def _lease(self, key: str, now: float) -> _Lease | None:
+        lease = self._leases.get(key)
+        return lease if lease is not None and lease.end > now else None
 
     async def consume(self, buckets: Sequence[Bucket], now: float) -> Verdict:
-        keys = [f"{self._prefix}:{b.key}" for b in buckets]
-        result = await self._script(keys=keys, args=[self._window_ms, *[b.limit for b in buckets]])
-        allowed = bool(int(result[0]))
-        counts = [int(c) for c in result[1::2]]
-        resets = [int(ms) / 1000 for ms in result[2::2]]
-        return _verdict(buckets, counts, resets, allowed)
+        if now >= self._next_sweep:  # forget finished windows, so memory stays bounded
+            self._leases = {k: v for k, v in self._leases.items() if v.end > now}
+            self._spent = {k: end for k, end in self._spent.items() if end > now}
+            self._next_sweep = now + self._window
+        while True:
+            leases = [self._lease(b.key, now) for b in buckets]
+            # A spent budget stays spent until its window ends: refuse without asking.
+            refused: list[tuple[int, int, float]] = [
+                (i, b.limit, self._spent[b.key] - now) for i, b in enumerate(buckets)
+                if self._spent.get(b.key, 0.0) > now]
+            if not refused:
+                short = [i for i, lease in enumerate(leases)
+                         if lease is None or not lease.unused()]
+                if not short:
+                    break
+                refused = await self._reserve([buckets[i] for i in short], short, now)
+            if refused:
+                counts = [lease.count - lease.unused() if lease is not None else 0
+                          for lease in leases]
+                resets = [lease.end - now if lease is not None else self._window
+                          for lease in leases]
+                for i, count, reset in refused:
+                    counts[i], resets[i] = count, reset
+                return _verdict(buckets, counts, resets, allowed=False)
+            # Other calls may have spent the new leases meanwhile: look again.
+        spent = [lease for lease in leases if lease is not None]
+        for lease in spent:
+            lease.used += 1
+        return _verdict(buckets, [lease.count - lease.unused() for lease in spent],
+                        [lease.end - now for lease in spent], allowed=True)
+
+    async def _reserve(self, buckets: Sequence[Bucket], positions: Sequence[int], now: float
+                       ) -> list[tuple[int, int, float]]:
+        """Lease more calls of `buckets` (at `positions` of the call's buckets): nothing
+        if granted, else (position, count, reset) of each."""
+        wanted = [max(1, b.limit // LEASE_FRACTION) for b in buckets]
+        result = await self._script(
+            keys=[f"{self._prefix}:{b.key}" for b in buckets],
+            args=[int(self._window * 1000), *[b.limit for b in buckets], *wanted])
+        replies = [(int(result[i]), int(result[i + 1]) / 1000, int(result[i + 2]))
+                   for i in range(1, len(result), 3)]
+        if not int(result[0]):
+            for bucket, (count, reset, _) in zip(buckets, replies, strict=True):
+                if count >= bucket.limit:
+                    self._spent[bucket.key] = now + reset
+            return [(i, count, reset)
+                    for i, (count, reset, _) in zip(positions, replies, strict=True)]
+        for bucket, (count, reset, granted) in zip(buckets, replies, strict=True):
+            lease = self._lease(bucket.key, now)
+            if lease is not None and count >= lease.count and abs(lease.end - (now + reset)) < 1:
+                lease.granted += granted  # the same window: more of it
+                lease.count = count
+            else:
+                self._leases[bucket.key] = _Lease(now + reset, count, granted)
+        return []
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -74,3 +74,28 @@ async def test_redis_window_is_the_key_expiry(redis_server: ExternalServer) -> N
         assert WINDOW * 1000 - 2000 < ttl <= WINDOW * 1000
     finally:
         await limiter.close()
+
+
+async def test_redis_leases_keep_the_shared_total_and_save_round_trips(
+        redis_server: ExternalServer) -> None:
+    prefix = f"test:{uuid.uuid4().hex}"
+    processes = [RedisRateLimiter(Redis.from_url(redis_server.url), WINDOW, prefix=prefix)
+                 for _ in range(2)]
+    stats = Redis.from_url(redis_server.url)
+    calls_before = (await stats.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+    try:
+        budget = [Bucket("{a}:m", 1_000, "app:a")]
+        admitted = 0
+        for n in range(1_200):  # two processes take turns on one budget of 1,000
+            verdict = await processes[n % 2].consume(budget, 0.0)
+            admitted += verdict.allowed
+        # Never past the limit; short of it by at most the leases left unspent (10 each).
+        assert 980 <= admitted <= 1_000
+        assert not (await processes[0].consume(budget, 0.0)).allowed
+        calls = ((await stats.info("commandstats")).get("cmdstat_evalsha", {})
+                 .get("calls", 0) - calls_before)
+        assert calls < 1_200 / 5  # leases of 10 calls: not a round trip per call
+    finally:
+        await stats.aclose()
+        for limiter in processes:
+            await limiter.close()
