@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from grpc_health.v1 import health_pb2
 
-from tests.conftest import AppHandle
+from tests.conftest import AppHandle, sign_in
 from tests.support.client import Client
 from tests.support.servers import CaasServer
 
@@ -74,3 +75,20 @@ async def test_every_call_writes_one_json_access_log_line(
     assert (entry["method"], entry["code"], entry["app"], entry["principal"]) == (
         "caas.apps.v1.AppsService/GetApp", "OK", app.app_id, "api_key")
     assert app.api_key not in line  # credentials never reach the log
+
+
+async def test_grpcurl_follows_a_stream(client: Client, server: CaasServer,
+                                        app: AppHandle) -> None:
+    alice = await sign_in(client, app, "alice")
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [GRPCURL, "-plaintext", "-max-time", "2.5",
+         "-H", f"authorization: Bearer {alice.credentials.access_token}",
+         "-d", json.dumps({"name": f"{app.name}/users/alice"}), server.address,
+         "caas.realtime.v1.RealtimeService/Subscribe"],
+        capture_output=True, text=True, timeout=30, check=False)
+    items = [json.loads(chunk) for chunk in done.stdout.replace("}\n{", "}\x00{").split("\x00")
+             if chunk.strip()]
+    assert "ready" in items[0] and items[0]["resumeToken"]
+    assert any("heartbeat" in item for item in items[1:])  # every second on this server
+    assert "DeadlineExceeded" in done.stderr  # grpcurl's own time limit ended it
