@@ -164,7 +164,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     authenticator = CredentialAuthenticator(stores.apps, stores.auth, signing, clock, settings,
                                             operator_token(settings), bus)
     window = settings.rate_limit_window.total_seconds()
-    hub = Hub(stores.events, settings.stream_heartbeat_interval.total_seconds())
+    hub = Hub(stores.events, settings.stream_heartbeat_interval.total_seconds(),
+              settings.max_streams_per_user)
     limiter: RateLimiter
     fanout: Fanout
     presence: Presences

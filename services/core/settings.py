@@ -144,6 +144,9 @@ class Settings(BaseSettings):
         2_000, gt=0,
         description="events a stream may have waiting; past it the stream ends with "
                     "ABORTED (STREAM_LAGGING) and the client resumes from its token")
+    max_streams_per_user: int = Field(
+        20, gt=0, description="real-time streams one user may hold open on one server "
+                              "process (devices, tabs)")
     typing_ttl: Duration = Field(
         timedelta(seconds=5), description="how long a typing signal shows unless renewed")
     shutdown_grace: Duration = Field(

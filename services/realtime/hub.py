@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
+from services.core.errors import limit_exceeded
 from services.events.log import LEAVING, EventLog, Interval, LoggedEvent, follow, visible
 
 log = logging.getLogger("caas.realtime")
@@ -331,14 +332,33 @@ class Feed:
 class Hub:
     """This process's feeds, one per app with connected streams."""
 
-    def __init__(self, events: EventLog, heartbeat: float) -> None:
+    def __init__(self, events: EventLog, heartbeat: float, max_per_user: int) -> None:
         self._events = events
         self._heartbeat = heartbeat
+        self._max_per_user = max_per_user
         self._feeds: dict[str, Feed] = {}
         self._opening = asyncio.Lock()
+        self._per_user: dict[tuple[str, str], int] = {}
 
     async def join(self, sub: Subscriber) -> Feed:
-        """Register a stream (catching up) with its app's feed."""
+        """Register a stream (catching up) with its app's feed; LIMIT_EXCEEDED if its user
+        holds as many streams here as allowed."""
+        user = (sub.app_id, sub.user_id)
+        if self._per_user.get(user, 0) >= self._max_per_user:
+            raise limit_exceeded("open streams per user", self._max_per_user)
+        self._per_user[user] = self._per_user.get(user, 0) + 1
+        try:
+            return await self._join(sub)
+        except BaseException:
+            self._count_out(user)
+            raise
+
+    def _count_out(self, user: tuple[str, str]) -> None:
+        left = self._per_user.pop(user, 1) - 1
+        if left:
+            self._per_user[user] = left
+
+    async def _join(self, sub: Subscriber) -> Feed:
         async with self._opening:
             feed = self._feeds.get(sub.app_id)
             if feed is None:
@@ -351,6 +371,7 @@ class Hub:
             return feed
 
     def leave(self, sub: Subscriber) -> None:
+        self._count_out((sub.app_id, sub.user_id))
         feed = self._feeds.get(sub.app_id)
         if feed is None:
             return

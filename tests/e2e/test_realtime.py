@@ -257,3 +257,13 @@ async def test_missed_events_come_as_one_batch_with_the_last_token(
     assert batch.resume_token.endswith(f".{last}")
     assert (await call.read()).WhichOneof("item") == "ready"
     call.cancel()
+
+
+async def test_open_streams_per_user_are_limited(alice: Person, bob: Person) -> None:
+    streams = [await subscribed(alice) for _ in range(20)]  # the default limit
+    refused = await Stream(alice).error()
+    assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "20 open streams per user" in (refused.details() or "")
+    other = await subscribed(bob)  # another user's budget is their own
+    for stream in [*streams, other]:
+        await stream.close()

@@ -78,7 +78,9 @@ class RealtimeServiceServicer:
         intervals should treat the stream as dead and resubscribe. A stream that
         falls too far behind is ended with ABORTED (STREAM_LAGGING): resubscribe with
         the last token; nothing is lost. A shutting-down server ends streams with
-        UNAVAILABLE: resubscribe likewise.
+        UNAVAILABLE: resubscribe likewise. A user holds at most 20 open streams on one
+        server process (`max_streams_per_user`); more fail with FAILED_PRECONDITION
+        (LIMIT_EXCEEDED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

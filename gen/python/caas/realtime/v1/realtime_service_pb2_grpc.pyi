@@ -50,7 +50,9 @@ class RealtimeServiceStub:
     intervals should treat the stream as dead and resubscribe. A stream that
     falls too far behind is ended with ABORTED (STREAM_LAGGING): resubscribe with
     the last token; nothing is lost. A shutting-down server ends streams with
-    UNAVAILABLE: resubscribe likewise.
+    UNAVAILABLE: resubscribe likewise. A user holds at most 20 open streams on one
+    server process (`max_streams_per_user`); more fail with FAILED_PRECONDITION
+    (LIMIT_EXCEEDED).
     """
     SendTyping: _grpc.UnaryUnaryMultiCallable[_realtime_service_pb2.SendTypingRequest, _realtime_service_pb2.SendTypingResponse]
     """Tells the other members that the caller is typing (or stopped). Typing ends by
@@ -89,7 +91,9 @@ class RealtimeServiceAsyncStub(RealtimeServiceStub):
     intervals should treat the stream as dead and resubscribe. A stream that
     falls too far behind is ended with ABORTED (STREAM_LAGGING): resubscribe with
     the last token; nothing is lost. A shutting-down server ends streams with
-    UNAVAILABLE: resubscribe likewise.
+    UNAVAILABLE: resubscribe likewise. A user holds at most 20 open streams on one
+    server process (`max_streams_per_user`); more fail with FAILED_PRECONDITION
+    (LIMIT_EXCEEDED).
     """
     SendTyping: _aio.UnaryUnaryMultiCallable[_realtime_service_pb2.SendTypingRequest, _realtime_service_pb2.SendTypingResponse]  # type: ignore[assignment]
     """Tells the other members that the caller is typing (or stopped). Typing ends by
@@ -131,7 +135,9 @@ class RealtimeServiceServicer(metaclass=_abc_1.ABCMeta):
         intervals should treat the stream as dead and resubscribe. A stream that
         falls too far behind is ended with ABORTED (STREAM_LAGGING): resubscribe with
         the last token; nothing is lost. A shutting-down server ends streams with
-        UNAVAILABLE: resubscribe likewise.
+        UNAVAILABLE: resubscribe likewise. A user holds at most 20 open streams on one
+        server process (`max_streams_per_user`); more fail with FAILED_PRECONDITION
+        (LIMIT_EXCEEDED).
         """
 
     @_abc_1.abstractmethod
