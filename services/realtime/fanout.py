@@ -27,6 +27,9 @@ from services.realtime.hub import Hub
 log = logging.getLogger("caas.realtime")
 
 CHANNEL = "caas:realtime"
+# Wakes for other processes wait this long, so that one message (and one log read
+# in each process) covers every commit of the moment; this process's feeds wake at once.
+WAKE_DELAY = 0.002
 
 
 class Fanout(Protocol):
@@ -73,7 +76,7 @@ def _encode(origin: str, kind: str, app_ids: Sequence[str],
 class RedisFanout:
     """Many processes: this process's hub at once, the others through Redis.
 
-    Wakes are coalesced: one message per event-loop turn names every app that changed.
+    Wakes are coalesced: one message per `WAKE_DELAY` names every app that changed.
     """
 
     def __init__(self, hub: Hub, redis: Redis) -> None:
@@ -87,7 +90,7 @@ class RedisFanout:
     def wake(self, app_id: str) -> None:
         self._hub.wake(app_id)
         if not self._woken:
-            asyncio.get_running_loop().call_soon(self._flush_wakes)
+            asyncio.get_running_loop().call_later(WAKE_DELAY, self._flush_wakes)
         self._woken.add(app_id)
 
     def _flush_wakes(self) -> None:
