@@ -65,31 +65,35 @@ class RealtimeActions:
         self._queue_limit = settings.stream_queue_limit
         self._typing_ttl = settings.typing_ttl
 
-    async def _start_position(self, app_id: str, token: str) -> int | None:
-        """The position to resume after (None: from now); raises if the token is bad."""
+    async def _start_position(self, app_id: str, token: str) -> tuple[int | None, int]:
+        """(the position to resume after, None for "from now"; the log's last position
+        now); raises if the token is bad."""
+        head = await self._events.head(app_id)
         if not token:
-            return None
+            return None, head.position
         decoded = decode_token(token)
         if decoded is None:
             raise invalid_field("resume_token", "is not a resume token of this server")
         log_id, position = decoded
-        head = await self._events.head(app_id)
         if log_id != head.log_id or position < head.purged_through or position > head.position:
             raise token_expired()
-        return position
+        return position, head.position
 
     async def subscribe(self, principal: User, app_id: str, user_id: str, token: str,
                         device_id: str) -> AsyncIterator[bytes]:
         """The stream's items, each a serialized SubscribeResponse."""
         require_user_or_app(principal, app_id, user_id)
-        after = await self._start_position(app_id, token)
+        after, head = await self._start_position(app_id, token)
         sub = Subscriber(app_id, user_id, self._queue_limit)
         feed = await self._hub.join(sub)
+        # Everything committed before this call is replayed before `ready`, even what
+        # this process's feed has not seen yet (it may be a moment behind the log).
+        until = max(feed.cursor, head)
         device = device_id or new_id()
         connected = False
         try:
-            sub.start(feed.log_id, feed.cursor if after is None else after)
-            async for page in replay(sub, feed, self._events):
+            sub.start(feed.log_id, until if after is None else after)
+            async for page in replay(sub, until, self._events):
                 for item in page:
                     yield item
             feed.go_live(sub)

@@ -8,9 +8,10 @@ streams that may see it. Each event is encoded once, as the bytes of a whole
 
 A stream starts by registering with the feed (from then on it receives every event
 of the app past the feed's cursor C into a pending list), then replays its missed
-events up to C from the log, then applies its pending events and switches to live —
-the switch runs without an await, so nothing falls between replay and live, and
-positions make duplicates impossible.
+events from the log up to C or the log's head when it subscribed, whichever is
+later, then applies its pending events and switches to live — the switch runs without
+an await, so nothing falls between replay and live, and positions make duplicates
+impossible.
 """
 
 from __future__ import annotations
@@ -401,10 +402,12 @@ class Hub:
         self._feeds.clear()
 
 
-async def replay(sub: Subscriber, feed: Feed, events: EventLog) -> AsyncIterator[list[bytes]]:
-    """The stream's missed events up to the feed's cursor at registration, in pages
-    (the caller sends each page before the next is read)."""
-    until = feed.cursor
+async def replay(sub: Subscriber, until: int, events: EventLog
+                 ) -> AsyncIterator[list[bytes]]:
+    """The stream's missed events up to `until` (at least the feed's cursor when the
+    stream registered, so that what the feed dispatches after it completes the replay;
+    what both deliver counts once), in pages: the caller sends each before the next is
+    read."""
     sub.intervals = dict(await events.memberships(sub.app_id, sub.user_id, sub.last))
     position = sub.last
     page = min(PAGE, sub.limit)  # a page fits in the stream's queue
