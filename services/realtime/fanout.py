@@ -27,8 +27,9 @@ from services.realtime.hub import Hub
 log = logging.getLogger("caas.realtime")
 
 CHANNEL = "caas:realtime"
-# Wakes for other processes wait this long, so that one message (and one log read
-# in each process) covers every commit of the moment; this process's feeds wake at once.
+# Wakes for other processes go at most once per this long, so that under load one
+# message (and one log read in each process) covers every commit of the moment; a
+# wake after a quiet spell goes at once. This process's feeds always wake at once.
 WAKE_DELAY = 0.002
 
 
@@ -76,7 +77,8 @@ def _encode(origin: str, kind: str, app_ids: Sequence[str],
 class RedisFanout:
     """Many processes: this process's hub at once, the others through Redis.
 
-    Wakes are coalesced: one message per `WAKE_DELAY` names every app that changed.
+    Wakes are coalesced: at most one message per `WAKE_DELAY`, naming every app that
+    changed.
     """
 
     def __init__(self, hub: Hub, redis: Redis) -> None:
@@ -84,17 +86,25 @@ class RedisFanout:
         self._redis = redis
         self._origin = new_id()
         self._woken: set[str] = set()
+        self._last_wake = 0.0  # loop time of the last wake sent
         self._sending: set[asyncio.Task[None]] = set()
         self._listening: asyncio.Task[None] | None = None
 
     def wake(self, app_id: str) -> None:
         self._hub.wake(app_id)
         if not self._woken:
-            asyncio.get_running_loop().call_later(WAKE_DELAY, self._flush_wakes)
+            loop = asyncio.get_running_loop()
+            # At once when quiet; under load, one message per WAKE_DELAY.
+            wait = self._last_wake + WAKE_DELAY - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self._flush_wakes)
+            else:
+                loop.call_soon(self._flush_wakes)
         self._woken.add(app_id)
 
     def _flush_wakes(self) -> None:
         apps, self._woken = sorted(self._woken), set()
+        self._last_wake = asyncio.get_running_loop().time()
         self._publish(_encode(self._origin, "wake", apps))
 
     def signal(self, app_id: str, conversation_ids: list[str], item: bytes, sender: str
