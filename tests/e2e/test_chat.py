@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import grpc
-import pytest
 from caas.conversations.v1 import conversations_service_pb2 as conv_pb
 from caas.conversations.v1 import resources_pb2 as conv_res
 from caas.messages.v1 import messages_service_pb2 as msg_pb
@@ -22,27 +21,6 @@ from tests.support.client import Client
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
-
-
-@pytest.fixture
-async def alice(client: Client, app: AppHandle) -> Person:
-    return await person(client, app.app_id, app.api_key, "alice", "Alice A.")
-
-
-@pytest.fixture
-async def bob(client: Client, app: AppHandle) -> Person:
-    return await person(client, app.app_id, app.api_key, "bob", "Bob B.")
-
-
-@pytest.fixture
-async def carol(client: Client, app: AppHandle) -> Person:
-    return await person(client, app.app_id, app.api_key, "carol", "Carol C.")
-
-
-@pytest.fixture
-async def mallory(client: Client, other_app: AppHandle) -> Person:
-    """A user of another app, with the same user id as nobody in particular."""
-    return await person(client, other_app.app_id, other_app.api_key, "alice", "Mallory")
 
 
 async def test_a_conversation_from_first_message_to_read(alice: Person, bob: Person) -> None:

@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import grpc
-import pytest
 from caas.conversations.v1 import conversations_service_pb2 as conv_pb
 from caas.conversations.v1 import resources_pb2 as conv_res
 from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 
 from tests.conftest import AppHandle, expect_error
-from tests.support.chat import GROUP, Person, person
-from tests.support.client import Client
+from tests.support.chat import GROUP, Person
 from tests.support.stream import Stream, subscribed
-
-
-@pytest.fixture
-async def alice(client: Client, app: AppHandle) -> Person:
-    return await person(client, app.app_id, app.api_key, "alice")
-
-
-@pytest.fixture
-async def bob(client: Client, app: AppHandle) -> Person:
-    return await person(client, app.app_id, app.api_key, "bob")
-
-
-@pytest.fixture
-async def carol(client: Client, app: AppHandle) -> Person:
-    return await person(client, app.app_id, app.api_key, "carol")
-
-
-@pytest.fixture
-async def mallory(client: Client, other_app: AppHandle) -> Person:
-    return await person(client, other_app.app_id, other_app.api_key, "alice")
 
 
 async def marker(p: Person) -> str:
