@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
-import os
 import statistics
 import sys
 import tempfile
@@ -41,24 +40,11 @@ from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.messages.v1 import resources_pb2 as msg_res
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 
-from bench.servers import bench_server
+from bench.servers import bench_server, server_cpu
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 
 SEPARATE = [("grpc.use_local_subchannel_pool", 1)]  # a connection of its own
-
-
-def group_cpu(pgid: int) -> float:
-    """CPU seconds used so far by every process of process group `pgid` (Linux)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -179,11 +165,11 @@ def step(setup: Setup, pgid: int, senders: int, rate: float, seconds: float,
     for _, ready_link, _ in links:
         ready_link.recv()
     sent_here, sent_there = spawn.Pipe()
-    cpu_before = group_cpu(pgid)
+    cpu_before = server_cpu(pgid)
     sender = spawn.Process(target=send, args=(setup, senders, rate, seconds, sent_there))
     sender.start()
     ok, failed, elapsed = sent_here.recv()
-    cpu = group_cpu(pgid) - cpu_before
+    cpu = server_cpu(pgid) - cpu_before
     sender.join()
     time.sleep(1.0)  # let the last deliveries land before the receivers stop counting
     latencies: list[float] = []

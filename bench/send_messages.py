@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 
-from bench.realtime import SEPARATE, group_cpu
-from bench.servers import bench_server
+from bench.realtime import SEPARATE
+from bench.servers import bench_server, server_cpu
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 
@@ -57,11 +57,11 @@ async def run(address: str, operator: str, pid: int, members: int, senders: int,
 
     for p in people[:senders]:  # warm up
         await p.send(group.name, "warm up")
-    cpu_before = group_cpu(pid)
+    cpu_before = server_cpu(pid)
     began = time.perf_counter()
     await asyncio.gather(*[worker(i) for i in range(senders * concurrency)])
     elapsed = time.perf_counter() - began
-    cpu = group_cpu(pid) - cpu_before
+    cpu = server_cpu(pid) - cpu_before
     listed = await people[1].messages(group.name, page_size=200)
     last = listed.messages[-1].sequence
     await client.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -28,23 +27,8 @@ from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 
+from bench.servers import bench_server, server_cpu
 from tests.support.client import Client, bearer
-from tests.support.servers import start_caas
-
-# Limits far above what one machine can send, so the benchmark measures the server.
-BENCH_CONFIG = """
-[plans.free.default]
-per_app = 100000000
-per_user = 100000000
-"""
-
-
-def server_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) used so far by process `pid` (Linux)."""
-    if not pid:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(address: str, operator: str, rpc: str, seconds: float, concurrency: int,
@@ -105,13 +89,9 @@ def main() -> None:
         asyncio.run(run(args.address, args.operator_token, args.rpc, args.seconds,
                         args.concurrency))
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_caas(Path(tmp), env={"CAAS_ACCESS_LOG": "false"}, config=BENCH_CONFIG)
-        try:
-            asyncio.run(run(server.address, server.operator_token, args.rpc, args.seconds,
-                            args.concurrency, server.process.pid))
-        finally:
-            server.process.stop()
+    with tempfile.TemporaryDirectory() as tmp, bench_server(Path(tmp)) as server:
+        asyncio.run(run(server.address, server.operator_token, args.rpc, args.seconds,
+                        args.concurrency, server.process.pid))
 
 
 if __name__ == "__main__":
