@@ -185,14 +185,14 @@ class Gateway:
         self._limiter = limiter
         self._plans = plans
         self._validator = validator
-        self._draining = asyncio.Event()
+        self._draining = False
         self._streams: set[asyncio.Task[Any]] = set()  # running stream calls
         self._drained: set[asyncio.Task[Any]] = set()  # those cancelled by draining
 
     def start_draining(self) -> None:
         """From now on refuse new calls with UNAVAILABLE; unary calls already running
         go on, streams end with UNAVAILABLE (their clients reconnect elsewhere)."""
-        self._draining.set()
+        self._draining = True
         for task in self._streams:
             self._drained.add(task)
             task.cancel()
@@ -268,11 +268,11 @@ class Gateway:
         assert task is not None
         self._streams.add(task)
         try:
-            if self._draining.is_set():
+            if self._draining:
                 raise _shutting_down("reconnect")
             async for item in items:
                 await context.write(item)
-                if self._draining.is_set():
+                if self._draining:
                     raise _shutting_down("reconnect")
         except asyncio.CancelledError:
             if task not in self._drained:
@@ -343,7 +343,7 @@ class Gateway:
     async def _admit(self, state: _CallState, method: str, allowed: frozenset[int],
                      metadata: dict[str, str], request: Any) -> None:
         """Everything between the wire and the servicer; raises the first refusal."""
-        if self._draining.is_set():
+        if self._draining:
             raise _shutting_down("retry")
         # Credentials sent to an RPC that takes none (RefreshSession) are ignored: an
         # expired access token must not stop the call that renews it.

@@ -113,7 +113,14 @@ class SqliteDatabase:
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Run `query` against one consistent snapshot, on the event loop (keep it small)."""
-        return _run_transaction(self._reader, query, "BEGIN")
+        self._reader.execute("BEGIN")
+        try:
+            result = query(self._reader)
+        except BaseException:
+            self._reader.execute("ROLLBACK")
+            raise
+        self._reader.execute("COMMIT")
+        return result
 
     async def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         """Apply the migrations of `component` not applied yet, in order, each atomically.
@@ -172,18 +179,6 @@ def _settle(outcomes: list[_Outcome]) -> None:
             future.set_result(result)
         else:
             future.set_exception(error)
-
-
-def _run_transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T],
-                     begin: str) -> T:
-    conn.execute(begin)
-    try:
-        result = body(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
 
 
 def _apply(conn: sqlite3.Connection, component: str, version: int,
