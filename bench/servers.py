@@ -19,20 +19,29 @@ per_user = 100000000
 """
 
 
-def server_cpu(pgid: int | None) -> float:
-    """CPU seconds (user + system) used so far by every process of process group `pgid`
-    — the server and its workers (Linux); 0 without one."""
-    if not pgid:
-        return 0.0
-    total = 0
+def _group(pgid: int) -> Iterator[list[str]]:
+    """The /proc/PID/stat fields (after the command) of every process in group `pgid`."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            yield fields
+
+
+def server_rss(pgid: int) -> int:
+    """Resident bytes of every process of process group `pgid` (Linux)."""
+    return sum(int(fields[21]) for fields in _group(pgid)) * os.sysconf("SC_PAGE_SIZE")
+
+
+def server_cpu(pgid: int | None) -> float:
+    """CPU seconds (user + system) used so far by every process of process group `pgid`
+    — the server and its workers (Linux); 0 without one."""
+    if not pgid:
+        return 0.0
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields in _group(pgid))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager

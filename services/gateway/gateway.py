@@ -163,8 +163,19 @@ def _deserializer(message_class: type[Message]) -> Callable[[bytes], Message | _
     return parse
 
 
-def _bearer(metadata: dict[str, str]) -> str | None:
-    header = metadata.get("authorization")
+def _headers(metadata: Any) -> tuple[str, str | None]:
+    """The request's `x-request-id` ("" if none) and `authorization` header (None if
+    none), read without keeping the rest (a stream holds its frame for hours)."""
+    request_id, authorization = "", None
+    for key, value in metadata or ():
+        if key == "x-request-id" and isinstance(value, str):
+            request_id = value
+        elif key == "authorization" and isinstance(value, str):
+            authorization = value
+    return request_id, authorization
+
+
+def _bearer(header: str | None) -> str | None:
     if header is None:
         return None
     scheme, _, credential = header.partition(" ")
@@ -291,9 +302,7 @@ class Gateway:
         """What every call shares: its request id, admission, `respond` (which sends the
         initial metadata), errors as statuses, and the access-log line at its end."""
         started = time.perf_counter()
-        metadata = {key: value for key, value in context.invocation_metadata() or ()
-                    if isinstance(value, str)}
-        request_id = metadata.get("x-request-id", "")
+        request_id, authorization = _headers(context.invocation_metadata())
         if not _REQUEST_ID.fullmatch(request_id):
             request_id = secrets.token_hex(12)
         if access_log.isEnabledFor(logging.DEBUG):
@@ -301,7 +310,7 @@ class Gateway:
         state = _CallState(self, method, request_id)
         status = "OK"
         try:
-            await self._admit(state, method, allowed, metadata, request)
+            await self._admit(state, method, allowed, authorization, request)
             result = await respond(Call(state.principal, request_id, method, context,
                                         state.charge_user), state)
             context.set_trailing_metadata((("x-request-id", request_id),))
@@ -341,14 +350,14 @@ class Gateway:
             _log_access(method, status, started, request_id, state.principal)
 
     async def _admit(self, state: _CallState, method: str, allowed: frozenset[int],
-                     metadata: dict[str, str], request: Any) -> None:
+                     authorization: str | None, request: Any) -> None:
         """Everything between the wire and the servicer; raises the first refusal."""
         if self._draining:
             raise _shutting_down("retry")
         # Credentials sent to an RPC that takes none (RefreshSession) are ignored: an
         # expired access token must not stop the call that renews it.
         if allowed != {access_pb2.PRINCIPAL_ANONYMOUS}:
-            state.principal = await self._authenticator.authenticate(_bearer(metadata))
+            state.principal = await self._authenticator.authenticate(_bearer(authorization))
         principal = state.principal
         self._check_policy(method, allowed, principal)
         if isinstance(principal, AppBackend | User):

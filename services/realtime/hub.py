@@ -118,6 +118,22 @@ class Lagging(Exception):
 class Subscriber:
     """One stream: what its user may see, and what waits to be sent."""
 
+    __slots__ = (
+        "_log_id",
+        "_queue",
+        "_waiter",
+        "active",
+        "app_id",
+        "beat",
+        "intervals",
+        "lagging",
+        "last",
+        "limit",
+        "live",
+        "pending",
+        "user_id",
+    )
+
     def __init__(self, app_id: str, user_id: str, limit: int) -> None:
         self.app_id = app_id
         self.user_id = user_id
