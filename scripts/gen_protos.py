@@ -10,8 +10,11 @@ Steps:
    rendered from the descriptor that the protovalidate package ships and checked by
    compiling it back to the identical descriptor.
 2. gen/python/: Python messages, gRPC stubs and .pyi stubs, by `buf generate`.
-3. gen/caas.binpb: the descriptor set of every CAAS service (with imports and
-   source info), for Envoy's JSON transcoder and for tooling.
+3. gen/caas.binpb: the descriptor set of every CAAS service (with imports, source
+   info, and google.rpc's status and error details), for Envoy's JSON transcoder and
+   for tooling.
+4. envoy/envoy.json: the Envoy configuration for those services, with the default
+   addresses (run it from the repository root; `caas serve` renders its own).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ast
 import filecmp
+import json
 import os
 import re
 import shutil
@@ -40,7 +44,11 @@ from google.protobuf import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import render_proto
+
+from services.core.settings import Settings
+from services.edge.envoy import edge_config
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOGLE_ROOTS = ("google/api/annotations.proto", "google/api/field_behavior.proto",
@@ -133,8 +141,30 @@ def _write_python(workspace: Path) -> None:
 def _write_descriptor_set(workspace: Path) -> None:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    subprocess.run(["buf", "build", "proto", "--as-file-descriptor-set", "-o", "gen/caas.binpb"],
+    subprocess.run(["buf", "build", ".", "--path", "proto/caas",
+                    "--path", "gen/proto/google/rpc/status.proto",
+                    "--path", "gen/proto/google/rpc/error_details.proto",
+                    "--as-file-descriptor-set", "-o", "gen/caas.binpb"],
                    cwd=workspace, check=True, env=env)
+
+
+def _write_envoy_config(workspace: Path) -> None:
+    """envoy/envoy.json for the services of gen/caas.binpb, on the default settings."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(
+        (workspace / "gen/caas.binpb").read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    for file in files.file:
+        pool.Add(file)
+    services = [pool.FindFileByName(f.name).services_by_name[service.name]
+                for f in files.file if f.package.startswith("caas.") for service in f.service]
+    defaults = {name: field.get_default(call_default_factory=True)
+                for name, field in Settings.model_fields.items()}
+    config = edge_config(
+        services, listen="0.0.0.0:8080", upstream=defaults["listen"],
+        descriptor_path="gen/caas.binpb", cors_origins=defaults["cors_origins"],
+        max_request_bytes=defaults["max_request_bytes"], admin_listen="127.0.0.1:9901")
+    (workspace / "envoy").mkdir(exist_ok=True)
+    (workspace / "envoy/envoy.json").write_text(json.dumps(config.render(), indent=2) + "\n")
 
 
 def generate(workspace: Path) -> None:
@@ -147,6 +177,7 @@ def generate(workspace: Path) -> None:
     _write_validate_proto(gen / "proto")
     _write_python(workspace)
     _write_descriptor_set(workspace)
+    _write_envoy_config(workspace)
 
 
 def _same_tree(left: Path, right: Path) -> list[str]:
@@ -167,7 +198,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.check:
         generate(ROOT)
-        print("gen/ regenerated")
+        print("gen/ and envoy/envoy.json regenerated")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp)
@@ -176,13 +207,16 @@ def main() -> int:
         shutil.copytree(ROOT / "proto", workspace / "proto")
         shutil.copytree(ROOT / "scripts", workspace / "scripts")
         generate(workspace)
-        stale = _same_tree(workspace / "gen", ROOT / "gen")
+        stale = ["gen/" + rel for rel in _same_tree(workspace / "gen", ROOT / "gen")]
+        if not filecmp.cmp(workspace / "envoy/envoy.json", ROOT / "envoy/envoy.json",
+                           shallow=False):
+            stale.append("envoy/envoy.json")
     if stale:
-        print("gen/ is stale; run `python scripts/gen_protos.py`. Differences:")
+        print("gen/ or envoy/ is stale; run `python scripts/gen_protos.py`. Differences:")
         for rel in stale:
-            print("  gen/" + rel)
+            print("  " + rel)
         return 1
-    print("gen/ is fresh")
+    print("gen/ and envoy/envoy.json are fresh")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -24,6 +25,7 @@ from services.apps.servicer import AppsServicer
 from services.auth.servicer import AuthServicer
 from services.conversations.servicer import ConversationsServicer
 from services.core.settings import Settings
+from services.edge.envoy import Envoy, edge_config, running_envoy
 from services.messages.servicer import MessagesServicer
 from services.realtime.servicer import RealtimeServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
@@ -48,6 +50,28 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
         (realtime_service_pb2.DESCRIPTOR.services_by_name["RealtimeService"],
          RealtimeServicer(runtime.realtime)),
     ]
+
+
+SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
+                   conversations_service_pb2, messages_service_pb2, realtime_service_pb2)
+
+
+def contract_services() -> list[pb_descriptor.ServiceDescriptor]:
+    """The descriptors of every CAAS service (what `services` serves)."""
+    return [service for module in SERVICE_MODULES
+            for service in module.DESCRIPTOR.services_by_name.values()]
+
+
+def edge(settings: Settings, upstream: str
+         ) -> contextlib.AbstractAsyncContextManager[Envoy | None]:
+    """Envoy in front of the gRPC server at `upstream`, unless `http_listen` is empty."""
+    if not settings.http_listen:
+        return contextlib.nullcontext()
+    services = contract_services()
+    return running_envoy(settings.envoy_binary, edge_config(
+        services, listen=settings.http_listen, upstream=upstream, descriptor_path="",
+        cors_origins=settings.cors_origins, max_request_bytes=settings.max_request_bytes),
+        services)
 
 
 PURGE_EVERY_SECONDS = 3600
@@ -76,6 +100,7 @@ class Server:
                  port: int) -> None:
         self.runtime = runtime
         self.port = port
+        self._stopped = False
         self._server = server
         self._health = health_servicer
         self._names = names
@@ -120,6 +145,9 @@ class Server:
     async def stop(self) -> None:
         """Stop accepting calls, let in-flight ones finish within the grace period,
         cancel the rest, then close the stores."""
+        if self._stopped:
+            return
+        self._stopped = True
         grace = self.runtime.settings.shutdown_grace.total_seconds()
         self.runtime.gateway.start_draining()
         self._purging.cancel()
@@ -143,5 +171,12 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
-    await server.stop()
+    try:
+        host = settings.listen.rpartition(":")[0]
+        async with edge(settings, f"{host}:{server.port}"):
+            await stopping.wait()
+            # Drain first, with Envoy still relaying: streams end with UNAVAILABLE
+            # (reconnect) rather than a cut connection.
+            await server.stop()
+    finally:
+        await server.stop()  # when Envoy failed; a no-op after the drain above

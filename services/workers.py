@@ -17,6 +17,7 @@ import socket
 import sys
 
 from services.core.settings import Settings
+from services.server import edge
 
 log = logging.getLogger("caas.workers")
 
@@ -38,7 +39,8 @@ async def supervise(settings: Settings) -> None:
         raise SystemExit("caas: --workers above 1 needs CAAS_REDIS_URL: workers share "
                          "real-time events, presence and rate limits through Redis")
     holder, listen = _bind(settings.listen)
-    env = {**os.environ, "CAAS_LISTEN": listen, "CAAS_WORKERS": "1", "CAAS_REUSE_PORT": "true"}
+    env = {**os.environ, "CAAS_LISTEN": listen, "CAAS_WORKERS": "1", "CAAS_REUSE_PORT": "true",
+           "CAAS_HTTP_LISTEN": ""}  # one Envoy, the supervisor's, for all workers
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -63,7 +65,8 @@ async def supervise(settings: Settings) -> None:
             await asyncio.sleep(RESTART_DELAY_SECONDS)
 
     try:
-        await asyncio.gather(*(worker(n) for n in range(settings.workers)))
+        async with edge(settings, listen):
+            await asyncio.gather(*(worker(n) for n in range(settings.workers)))
     finally:
         holder.close()
     log.info("stopped")

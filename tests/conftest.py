@@ -63,7 +63,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         mongo: ExternalServer = request.getfixturevalue("mongo")
         env = {"CAAS_STORE": "mongodb", "CAAS_MONGODB_URL": mongo.url,
                "CAAS_MONGODB_DATABASE": unique_id("e2e")}
-    caas = start_caas(tmp_path_factory.mktemp("caas"), env=env, config=TEST_CONFIG)
+    caas = start_caas(tmp_path_factory.mktemp("caas"), env=env, config=TEST_CONFIG, http=True)
     yield caas
     assert caas.process.stop() == 0
 

@@ -104,6 +104,17 @@ class Settings(BaseSettings):
                     "redis_url — use one per core")
     reuse_port: bool = Field(
         False, description="bind with SO_REUSEPORT (set for the processes of --workers)")
+    http_listen: str = Field(
+        "127.0.0.1:8080",
+        description="host:port of the HTTP listener (gRPC-Web, JSON, and gRPC too) that "
+                    "`caas serve` runs Envoy on; empty: no Envoy")
+    envoy_binary: str = Field(
+        "envoy", description="the Envoy executable (a name looked up on PATH and beside "
+                             "Python, or a path)")
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*"],
+        description="browser origins allowed to call through Envoy (`*` matches any "
+                    "characters but `/`, e.g. `https://*.example.com`)")
     data_dir: Path = Field(Path("caas-data"),
                            description="directory of the embedded store and generated secrets")
     store: Literal["sqlite", "mongodb"] = Field(

@@ -18,6 +18,12 @@ from tests.support.client import Client
 from tests.support.servers import CaasServer
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
+# grpcurl reaches the server directly and through Envoy (its listener speaks gRPC too).
+ROUTES = pytest.mark.parametrize("route", ["direct", "envoy"])
+
+
+def target(server: CaasServer, route: str) -> str:
+    return server.address if route == "direct" else f"127.0.0.1:{server.http_port}"
 
 
 @pytest.mark.parametrize("service", ["", "caas.apps.v1.AppsService", "caas.auth.v1.AuthService"])
@@ -32,30 +38,34 @@ async def test_health_of_an_unknown_service_is_not_found(client: Client) -> None
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_grpcurl_lists_and_describes_services(server: CaasServer) -> None:
-    listed = subprocess.run([GRPCURL, "-plaintext", server.address, "list"],
+@ROUTES
+def test_grpcurl_lists_and_describes_services(server: CaasServer, route: str) -> None:
+    listed = subprocess.run([GRPCURL, "-plaintext", target(server, route), "list"],
                             capture_output=True, text=True, timeout=30, check=True)
     assert set(listed.stdout.split()) >= {"caas.apps.v1.AppsService", "caas.auth.v1.AuthService",
                                           "grpc.health.v1.Health"}
     described = subprocess.run(
-        [GRPCURL, "-plaintext", server.address, "describe", "caas.apps.v1.CreateAppRequest"],
+        [GRPCURL, "-plaintext", target(server, route), "describe", "caas.apps.v1.CreateAppRequest"],
         capture_output=True, text=True, timeout=30, check=True)
     assert "string app_id = 1" in described.stdout
     assert "buf.validate.field" in described.stdout  # the limits travel with the contract
 
 
-def test_grpcurl_calls_an_authenticated_rpc(server: CaasServer, app: AppHandle) -> None:
+@ROUTES
+def test_grpcurl_calls_an_authenticated_rpc(server: CaasServer, app: AppHandle, route: str) -> None:
     done = subprocess.run(
         [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {app.api_key}",
-         "-d", json.dumps({"name": app.name}), server.address, "caas.apps.v1.AppsService/GetApp"],
+         "-d", json.dumps({"name": app.name}), target(server, route),
+         "caas.apps.v1.AppsService/GetApp"],
         capture_output=True, text=True, timeout=30, check=True)
     assert json.loads(done.stdout)["app"]["name"] == app.name
 
 
-def test_grpcurl_shows_error_details(server: CaasServer, app: AppHandle) -> None:
+@ROUTES
+def test_grpcurl_shows_error_details(server: CaasServer, app: AppHandle, route: str) -> None:
     done = subprocess.run(
         [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {app.api_key}",
-         "-d", json.dumps({"parent": app.name, "page_size": 999}), server.address,
+         "-d", json.dumps({"parent": app.name, "page_size": 999}), target(server, route),
          "caas.apps.v1.AppsService/ListApiKeys"],
         capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode != 0
@@ -77,14 +87,15 @@ async def test_every_call_writes_one_json_access_log_line(
     assert app.api_key not in line  # credentials never reach the log
 
 
+@ROUTES
 async def test_grpcurl_follows_a_stream(client: Client, server: CaasServer,
-                                        app: AppHandle) -> None:
+                                        app: AppHandle, route: str) -> None:
     alice = await sign_in(client, app, "alice")
     done = await asyncio.to_thread(
         subprocess.run,
         [GRPCURL, "-plaintext", "-max-time", "2.5",
          "-H", f"authorization: Bearer {alice.credentials.access_token}",
-         "-d", json.dumps({"name": f"{app.name}/users/alice"}), server.address,
+         "-d", json.dumps({"name": f"{app.name}/users/alice"}), target(server, route),
          "caas.realtime.v1.RealtimeService/Subscribe"],
         capture_output=True, text=True, timeout=30, check=False)
     items = [json.loads(chunk) for chunk in done.stdout.replace("}\n{", "}\x00{").split("\x00")

@@ -51,6 +51,11 @@ class CaasServer:
     data_dir: Path
     operator_token: str
     env: dict[str, str] = field(default_factory=dict)
+    http_port: int = 0  # Envoy's, when started with it
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def address(self) -> str:
@@ -70,11 +75,13 @@ OPERATOR_TOKEN = "caaso_" + "t" * 40
 
 
 def start_caas(data_dir: Path, *, env: dict[str, str] | None = None,
-               config: str | None = None, port: int = 0) -> CaasServer:
-    """Start `caas serve` on `port` (0: any free port) and wait until it serves."""
+               config: str | None = None, port: int = 0, http: bool = False) -> CaasServer:
+    """Start `caas serve` on `port` (0: any free port) and wait until it serves; with
+    `http`, also its Envoy (on any free port: `http_port`)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     full_env = {"CAAS_DATA_DIR": str(data_dir), "CAAS_OPERATOR_TOKEN": OPERATOR_TOKEN,
-                "CAAS_LISTEN": f"127.0.0.1:{port}", **(env or {})}
+                "CAAS_LISTEN": f"127.0.0.1:{port}",
+                "CAAS_HTTP_LISTEN": "127.0.0.1:0" if http else "", **(env or {})}
     args = [str(BIN / "caas")]
     if config is not None:
         config_file = data_dir / "caas.toml"
@@ -83,4 +90,8 @@ def start_caas(data_dir: Path, *, env: dict[str, str] | None = None,
     process = Process([*args, "serve"], env=full_env, cwd=data_dir, name="caas")
     line = process.wait_for_line(lambda text: '"message": "serving"' in text, 60)
     bound = json.loads(line)["port"]
-    return CaasServer(process, int(bound), data_dir, OPERATOR_TOKEN, full_env)
+    server = CaasServer(process, int(bound), data_dir, OPERATOR_TOKEN, full_env)
+    if http:
+        line = process.wait_for_line(lambda text: '"message": "http serving"' in text, 60)
+        server.http_port = int(json.loads(line)["http_port"])
+    return server

