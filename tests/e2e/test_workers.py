@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import httpx
+
 from tests.conftest import TEST_CONFIG, create_app
 from tests.support.chat import GROUP, Person, person
 from tests.support.client import Client
@@ -17,7 +19,7 @@ from tests.support.stream import subscribed
 async def test_workers_share_a_port_and_deliver_to_each_other(
         tmp_path: Path, redis_server: ExternalServer) -> None:
     server = start_caas(tmp_path, env={"CAAS_WORKERS": "2", "CAAS_REDIS_URL": redis_server.url},
-                        config=TEST_CONFIG)
+                        config=TEST_CONFIG, http=True)
     first = server.process.wait_for_line(lambda line: '"message": "serving"' in line)
     server.process.wait_for_line(  # the other worker too
         lambda line: '"message": "serving"' in line and line != first)
@@ -35,6 +37,10 @@ async def test_workers_share_a_port_and_deliver_to_each_other(
         await alice.send(group.name, "to every device")
         for stream in streams:
             assert (await stream.event()).message_created.text == "to every device"
+        async with httpx.AsyncClient(base_url=server.http_url) as http:  # the one Envoy
+            listed = await http.get(f"/v1/{group.name}/messages", headers={
+                "authorization": f"Bearer {bob.token}"})
+        assert [m["text"] for m in listed.json()["messages"]] == ["to every device"]
         for stream in streams:
             await stream.close()
     finally:
