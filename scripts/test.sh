@@ -4,9 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: the real servers the tests start (Redis; the others come from PyPI).
+# System packages: the real servers the tests start (Redis; the others come from PyPI),
+# Chromium for the browser test (driven by Playwright, which installs no browser of its
+# own here), and Node.js for the TypeScript SDK.
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v chromium >/dev/null || need+=(chromium)
+command -v npm >/dev/null || need+=(nodejs npm)
 if ((${#need[@]})); then
   sudo=""
   [[ $(id -u) -ne 0 ]] && sudo="sudo"

@@ -18,8 +18,9 @@ from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from google.rpc import status_pb2
 
-from tests.conftest import AppHandle
+from tests.conftest import AppHandle, create_app
 from tests.support.chat import Person
+from tests.support.client import Client
 from tests.support.servers import CaasServer
 
 
@@ -301,3 +302,17 @@ async def test_cors_allows_configured_origins_only(http: httpx.AsyncClient, orig
     if allowed:
         assert "authorization" in preflight.headers["access-control-allow-headers"]
         assert "grpc-status" in preflight.headers["access-control-expose-headers"]
+
+
+async def test_json_rate_limits_are_429_with_retry_info(http: httpx.AsyncClient,
+                                                        client: Client,
+                                                        server: CaasServer) -> None:
+    app = await create_app(client, server.operator_token, plan="tiny")  # 5 calls per app
+    headers = {"authorization": f"Bearer {app.api_key}"}
+    statuses = [(await http.get(f"/v1/{app.name}", headers=headers)) for _ in range(6)]
+    assert [r.status_code for r in statuses] == [200] * 5 + [429]
+    assert statuses[0].headers["x-ratelimit-remaining"] == "4"
+    code, reason, body = error_body(statuses[-1])
+    assert (code, reason) == (8, "RATE_LIMITED")
+    retry = [d for d in body["details"] if d["@type"].endswith("google.rpc.RetryInfo")]
+    assert retry and retry[0]["retryDelay"].endswith("s")
