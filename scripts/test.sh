@@ -27,6 +27,8 @@ echo "== buf lint"
 buf lint
 echo "== buf breaking"
 scripts/buf_breaking.sh
+echo "== web_bridge: install, generated TypeScript fresh, type-check, build SDK and demo"
+(cd web_bridge && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check)
 echo "== ruff"
 ruff check .
 echo "== mypy"

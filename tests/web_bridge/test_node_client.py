@@ -1,0 +1,69 @@
+"""A client in another language: Node.js with the TypeScript SDK over native gRPC
+(Connect's gRPC transport) chats with a Python client through the same server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from typing import Any
+
+from tests.conftest import AppHandle, sign_in
+from tests.support.chat import person
+from tests.support.client import Client
+from tests.support.processes import Process
+from tests.support.servers import REPO, CaasServer
+from tests.support.stream import subscribed
+
+WEB = REPO / "web_bridge"
+
+
+def node() -> str:
+    path = shutil.which("node")
+    assert path is not None, "Node.js is not installed: scripts/test.sh installs it"
+    assert (WEB / "node_modules").exists() and (WEB / "dist/index.js").exists(), (
+        "the SDK is not built: run `npm ci && npm run build` in web_bridge (scripts/test.sh "
+        "does)")
+    return path
+
+
+async def line_from(process: Process, key: str, start: int = 0) -> dict[str, Any]:
+    """The next JSON line of `process` that has `key`."""
+    line = await asyncio.to_thread(process.wait_for_line,
+                                   lambda text: text.startswith("{") and f'"{key}"' in text,
+                                   30, start)
+    return dict(json.loads(line))
+
+
+async def test_node_and_python_chat(client: Client, server: CaasServer, app: AppHandle) -> None:
+    alice = await person(client, app.app_id, app.api_key, "alice")
+    await person(client, app.app_id, app.api_key, "bob")
+    bob = await sign_in(client, app, "bob")
+    stream = await subscribed(alice)  # before node adds her to its conversation
+    process = Process([node(), "test/node_chat.mjs"], cwd=WEB, name="node", env={
+        "CAAS_ADDRESS": server.address, "APP_NAME": app.name, "ALICE_ID": "alice",
+        "BOB_ID": "bob", "BOB_TOKEN": bob.credentials.access_token,
+        "BOB_REFRESH": bob.credentials.refresh_token})
+    try:
+        refused = await line_from(process, "error")
+        assert refused == {"error": "Unauthenticated", "reason": "CREDENTIALS_MALFORMED"}
+        conversation = (await line_from(process, "conversation"))["conversation"]
+        assert conversation.startswith(f"{app.name}/conversations/")
+
+        # Python (alice) sees node's message on her stream, then answers.
+        while True:
+            event = await stream.event()
+            if event.type == "message.created":
+                break
+        assert (event.conversation, event.message_created.text,
+                event.message_created.sender_id) == (conversation, "hello from node", "bob")
+        assert (await line_from(process, "sent"))["sequence"] == 1
+        await alice.send(conversation, "hello from python")
+
+        received = await line_from(process, "received")
+        assert received == {"received": "hello from python", "sender": "alice", "sequence": 2}
+        await line_from(process, "done")
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        await stream.close()
+        process.stop()
