@@ -47,6 +47,9 @@ async def test_node_and_python_chat(client: Client, server: CaasServer, app: App
     try:
         refused = await line_from(process, "error")
         assert refused == {"error": "Unauthenticated", "reason": "CREDENTIALS_MALFORMED"}
+        renewed = await line_from(process, "renewed")  # once, before its first call
+        assert renewed["renewed"] == 1 and renewed["rotated"]
+        assert renewed["expiresInSeconds"] > 60
         conversation = (await line_from(process, "conversation"))["conversation"]
         assert conversation.startswith(f"{app.name}/conversations/")
 
@@ -63,6 +66,7 @@ async def test_node_and_python_chat(client: Client, server: CaasServer, app: App
         received = await line_from(process, "received")
         assert received == {"received": "hello from python", "sender": "alice", "sequence": 2}
         await line_from(process, "done")
+        assert sum('"renewed"' in line for line in process.lines) == 1
         assert await asyncio.to_thread(process.wait, 30) == 0
     finally:
         await stream.close()

@@ -24,9 +24,16 @@ try {
   say({ error: Code[ConnectError.from(error).code], reason: errorReason(error) });
 }
 
+// Tokens said to have expired: the client renews them before its first call.
+let renewed = 0;
 const client = createCaasClient({
   transport,
-  tokens: { accessToken: env("BOB_TOKEN"), refreshToken: env("BOB_REFRESH"), accessTokenExpiresAt: 0 },
+  tokens: { accessToken: env("BOB_TOKEN"), refreshToken: env("BOB_REFRESH"), accessTokenExpiresAt: 1 },
+  onTokens: (tokens) => {
+    renewed += 1;
+    say({ renewed, rotated: tokens.refreshToken !== env("BOB_REFRESH"),
+          expiresInSeconds: Math.round((tokens.accessTokenExpiresAt - Date.now()) / 1000) });
+  },
 });
 const created = await client.conversations.createConversation({
   parent: app, conversation: { kind: Conversation_Kind.GROUP, title: "Node and Python" },
