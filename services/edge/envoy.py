@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -257,7 +258,7 @@ class Envoy:
         workdir = tempfile.TemporaryDirectory(prefix="caas-envoy-")
         root = Path(workdir.name)
         (root / "caas.binpb").write_bytes(descriptors)
-        config = EdgeConfig(**{**config.__dict__, "descriptor_path": str(root / "caas.binpb")})
+        config = dataclasses.replace(config, descriptor_path=str(root / "caas.binpb"))
         (root / "envoy.json").write_text(json.dumps(config.render()))
         admin_file = root / "admin-address"
         process = await asyncio.create_subprocess_exec(
@@ -334,7 +335,15 @@ async def running_envoy(binary_setting: str, config: EdgeConfig,
     host = config.listen.rpartition(":")[0]
     log.info("http serving", extra={"http_port": envoy.port, "http_listen": config.listen,
                                     "url": f"http://{host}:{envoy.port}"})
+    watch = asyncio.create_task(_report_exit(envoy), name="watch envoy")
     try:
         yield envoy
     finally:
+        watch.cancel()
         await envoy.stop()
+
+
+async def _report_exit(envoy: Envoy) -> None:
+    """Log an Envoy that dies while the server runs (gRPC goes on; HTTP is gone)."""
+    code = await envoy.process.wait()
+    log.error("envoy exited: no HTTP listener until restart", extra={"code": code})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 import uuid
 from collections.abc import AsyncIterator
@@ -210,6 +211,12 @@ def grpc_web_frame(message: bytes) -> bytes:
     return b"\x00" + struct.pack(">I", len(message)) + message
 
 
+def from_grpc_web_text(body: bytes) -> bytes:
+    """gRPC-Web text: base64 runs, one per write, each padded on its own."""
+    return b"".join(base64.b64decode(run + b"=" * (-len(run) % 4))
+                    for run in re.findall(rb"[A-Za-z0-9+/]+=*", body))
+
+
 def grpc_web_frames(body: bytes) -> tuple[list[bytes], dict[str, str]]:
     """The messages and the trailers of a gRPC-Web response body."""
     messages, trailers = [], {}
@@ -246,7 +253,7 @@ async def test_grpc_web_binary_and_text(http: httpx.AsyncClient, app: AppHandle,
         **headers, "content-type": "application/grpc-web-text",
         "accept": "application/grpc-web-text"})
     assert text.status_code == 200
-    messages, trailers = grpc_web_frames(base64.b64decode(text.content))
+    messages, trailers = grpc_web_frames(from_grpc_web_text(text.content))
     assert trailers["grpc-status"] == "0"
     assert msg_pb.ListMessagesResponse.FromString(messages[0]) == listed
 
@@ -277,9 +284,7 @@ async def test_grpc_web_text_streams_subscribe(http: httpx.AsyncClient, alice: P
         received = b""
         async for chunk in stream.aiter_bytes():
             received += chunk
-            # Each write is its own base64 run; decode run by run.
-            raw = b"".join(base64.b64decode(part + b"=" * (-len(part) % 4))
-                           for part in received.split(b"=") if part)
+            raw = from_grpc_web_text(received)
             if len(raw) >= 5 and len(raw) >= 5 + struct.unpack(">I", raw[1:5])[0]:
                 break
     first = rt_pb.SubscribeResponse.FromString(raw[5:5 + struct.unpack(">I", raw[1:5])[0]])
