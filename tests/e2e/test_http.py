@@ -17,8 +17,10 @@ import httpx
 import pytest
 from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
+from google.api import annotations_pb2
 from google.rpc import status_pb2
 
+from services.server import contract_services
 from tests.conftest import AppHandle, create_app
 from tests.support.chat import Person
 from tests.support.client import Client
@@ -321,3 +323,33 @@ async def test_json_rate_limits_are_429_with_retry_info(http: httpx.AsyncClient,
     assert (code, reason) == (8, "RATE_LIMITED")
     retry = [d for d in body["details"] if d["@type"].endswith("google.rpc.RetryInfo")]
     assert retry and retry[0]["retryDelay"].endswith("s")
+
+
+def http_requests() -> list[tuple[str, str, str, bool]]:
+    """(RPC, HTTP method, path, has a body) for every RPC, from its google.api.http rule,
+    with each path variable filled in the shape its template asks for."""
+    requests = []
+    for service in contract_services():
+        for method in service.methods:
+            rule = method.GetOptions().Extensions[annotations_pb2.http]
+            verb = rule.WhichOneof("pattern")
+            template = getattr(rule, verb)
+            path = re.sub(r"\{[^}=]+=([^}]+)\}", lambda m: m.group(1).replace("*", "x1"),
+                          template)
+            path = re.sub(r"\{[^}]+\}", "x1", path)
+            requests.append((f"{service.name}/{method.name}", verb.upper(), path,
+                             bool(rule.body)))
+    return requests
+
+
+async def test_every_rpc_answers_at_its_http_path(http: httpx.AsyncClient) -> None:
+    """No route is kept by hand: each rule of the contract reaches its RPC through
+    Envoy, which answers (here: without credentials) as the RPC would, not with 404."""
+    requests = http_requests()
+    assert len(requests) == sum(len(s.methods) for s in contract_services())
+    for rpc, verb, path, has_body in requests:
+        response = await http.request(verb, path, json={} if has_body else None)
+        assert response.headers["content-type"].startswith("application/json"), rpc
+        body = response.json()
+        assert "no RPC has this HTTP path" not in body.get("message", ""), (rpc, verb, path)
+        assert (response.status_code, body["code"]) in {(401, 16), (400, 3)}, (rpc, body)
