@@ -32,6 +32,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 from google.rpc import error_details_pb2, status_pb2
 
+from services.edge.json_fields import lua_filter
+
 log = logging.getLogger("caas.envoy")
 
 STREAMING_TIMEOUT = "0s"  # a server stream lasts as long as the client wants it
@@ -91,6 +93,7 @@ class EdgeConfig:
     streaming_methods: Sequence[str]  # "/pkg.Service/Method" of server-streaming RPCs
     cors_origins: Sequence[str]
     max_request_bytes: int
+    json_fields_lua: str  # the unknown-field check (services/edge/json_fields.py)
     admin_listen: str = "127.0.0.1:0"
 
     def render(self) -> dict[str, Any]:
@@ -159,6 +162,9 @@ class EdgeConfig:
             {"name": "envoy.filters.http.grpc_web", "typed_config": {
                 "@type": "type.googleapis.com/"
                          "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb"}},
+            {"name": "envoy.filters.http.lua", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": self.json_fields_lua}}},
             {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http."
                          "grpc_json_transcoder.v3.GrpcJsonTranscoder",
@@ -231,6 +237,7 @@ def edge_config(services: Sequence[ServiceDescriptor], **fields: Any) -> EdgeCon
         services=[s.full_name for s in services],
         streaming_methods=[f"/{s.full_name}/{m.name}" for s in services for m in s.methods
                            if m.server_streaming],
+        json_fields_lua=lua_filter(services),
         **fields)
 
 

@@ -353,3 +353,37 @@ async def test_every_rpc_answers_at_its_http_path(http: httpx.AsyncClient) -> No
         body = response.json()
         assert "no RPC has this HTTP path" not in body.get("message", ""), (rpc, verb, path)
         assert (response.status_code, body["code"]) in {(401, 16), (400, 3)}, (rpc, body)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"text": "hi", "colour": "red"}, "colour"),
+    ({"text": "hi", "attachments": [{"uri": "https://x.example/a.png", "urx": "y"}]},
+     "attachments.urx"),
+    ({"text": 'a "quoted" {brace}, [bracket]', "metadata": {"k": "v"}, "txet": "hi"}, "txet"),
+])
+async def test_unknown_json_fields_are_refused_by_name(
+        http: httpx.AsyncClient, alice: Person, body: dict[str, Any], field: str) -> None:
+    conversation = await alice.create()
+    response = await http.post(f"/v1/{conversation.name}/messages", json=body,
+                               params={"request_id": uuid.uuid4().hex}, headers=auth(alice))
+    assert response.status_code == 400
+    code, reason, details = error_body(response)
+    assert (code, reason) == (3, "REQUEST_INVALID")
+    violations = [v for d in details["details"] if d["@type"].endswith("BadRequest")
+                  for v in d["fieldViolations"]]
+    assert [v["field"] for v in violations] == [field]
+    assert list((await alice.messages(conversation.name)).messages) == []  # nothing sent
+
+
+async def test_known_json_fields_pass_in_either_spelling(http: httpx.AsyncClient,
+                                                         alice: Person) -> None:
+    conversation = await alice.create()
+    sent = ok(await http.post(
+        f"/v1/{conversation.name}/messages", params={"request_id": uuid.uuid4().hex},
+        json={"text": 'a "quoted" {brace}, [bracket]: mention_ids',
+              "mention_ids": [], "mentionIds": [],  # proto and JSON names
+              "attachments": [{"kind": "KIND_IMAGE", "uri": "https://x.example/a.png"}],
+              "metadata": {"any.key": "free-form: not fields"}},
+        headers=auth(alice)))["message"]
+    assert sent["text"] == 'a "quoted" {brace}, [bracket]: mention_ids'
+    assert sent["metadata"] == {"any.key": "free-form: not fields"}
