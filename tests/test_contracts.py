@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import pytest
-from caas.apps.v1 import apps_service_pb2
-from caas.auth.v1 import auth_service_pb2
-from caas.conversations.v1 import conversations_service_pb2
-from caas.messages.v1 import messages_service_pb2
 from caas.type.v1 import access_pb2
-from caas.users.v1 import users_service_pb2
 from google.api import annotations_pb2
 from google.protobuf import descriptor as pb_descriptor
 
-SERVICES = [apps_service_pb2.DESCRIPTOR.services_by_name["AppsService"],
-            auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"],
-            users_service_pb2.DESCRIPTOR.services_by_name["UsersService"],
-            conversations_service_pb2.DESCRIPTOR.services_by_name["ConversationsService"],
-            messages_service_pb2.DESCRIPTOR.services_by_name["MessagesService"]]
+from services.runtime import Runtime
+from services.server import contract_services, services
+
+SERVICES = contract_services()
 METHODS = [m for s in SERVICES for m in s.methods]
+
+
+def test_the_server_serves_exactly_the_contract_services(runtime: Runtime) -> None:
+    """What Envoy transcodes and these checks cover (`contract_services`) is what the
+    server serves."""
+    assert [d.full_name for d, _ in services(runtime)] == [s.full_name for s in SERVICES]
+    assert "caas.realtime.v1.RealtimeService" in [s.full_name for s in SERVICES]
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.full_name)
