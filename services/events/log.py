@@ -91,7 +91,20 @@ class EventLog(Protocol):
 
     async def purge(self, before: datetime) -> int:
         """Drop the events recorded before `before` (and intervals closed by then), in
-        every app; how many events went."""
+        every app, but none that a registered consumer has yet to take; how many events
+        went."""
+
+    async def register(self, consumer: str) -> None:
+        """Make `consumer` (a relay to a bus, say) one whose cursor holds back purges,
+        from the beginning of every app's log."""
+
+    async def behind(self, consumer: str) -> list[tuple[str, int, int]]:
+        """(app id, the consumer's position, the head's position) of every app whose log
+        goes past the consumer's position."""
+
+    async def advance(self, consumer: str, app_id: str, position: int) -> None:
+        """Record that `consumer` has taken the app's events up to `position` (a cursor
+        never moves back)."""
 
 
 def visible(intervals: Mapping[str, list[Interval]], event: LoggedEvent, user_id: str) -> bool:

@@ -40,7 +40,11 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
                 member["app_id"], member["user_id"], member["conversation_id"], 0))
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+async def _v2(db: AsyncDatabase[Document]) -> None:
+    await db["event_cursors"].create_index([("consumer", ASCENDING), ("app_id", ASCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
 
 
 def _interval_doc(app_id: str, user_id: str, conversation_id: str, start: int) -> Document:
@@ -63,6 +67,8 @@ class MongoEventLog:
         self._heads = db.db["event_heads"]
         self._events = db.db["events"]
         self._memberships = db.db["event_memberships"]
+        self._consumers = db.db["event_consumers"]
+        self._cursors = db.db["event_cursors"]
 
     async def migrate(self) -> None:
         await self._mongo.migrate("events", MIGRATIONS)
@@ -147,11 +153,18 @@ class MongoEventLog:
 
     async def purge(self, before: datetime) -> int:
         gone = 0
+        consumers = [doc["_id"] async for doc in self._consumers.find({})]
         cursor = await self._events.aggregate([
             {"$match": {"create_time": {"$lt": before}}},
             {"$group": {"_id": "$app_id", "through": {"$max": "$position"}}}])
         async for row in cursor:
             app_id, through = row["_id"], row["through"]
+            if consumers:  # keep what a consumer has yet to take
+                taken = {doc["consumer"]: doc["position"]
+                         async for doc in self._cursors.find({"app_id": app_id})}
+                through = min(through, *(taken.get(c, 0) for c in consumers))
+            if through <= 0:
+                continue
             # The horizon moves first: a reader never finds events gone below it.
             await self._heads.update_one({"_id": app_id},
                                          {"$max": {"purged_through": through}})
@@ -161,3 +174,20 @@ class MongoEventLog:
             await self._memberships.delete_many(
                 {"app_id": app_id, "to_position": {"$ne": None, "$lte": through}})
         return gone
+
+    async def register(self, consumer: str) -> None:
+        await self._consumers.update_one({"_id": consumer}, {"$setOnInsert": {}}, upsert=True)
+
+    async def behind(self, consumer: str) -> list[tuple[str, int, int]]:
+        taken = {doc["app_id"]: doc["position"]
+                 async for doc in self._cursors.find({"consumer": consumer})}
+        return [(doc["_id"], taken.get(doc["_id"], 0), doc["position"])
+                async for doc in self._heads.find({}).sort("_id", ASCENDING)
+                if doc["position"] > taken.get(doc["_id"], 0)]
+
+    async def advance(self, consumer: str, app_id: str, position: int) -> None:
+        await self._cursors.update_one(
+            {"_id": f"{consumer}/{app_id}"},
+            {"$max": {"position": position}, "$setOnInsert": {"consumer": consumer,
+                                                              "app_id": app_id}},
+            upsert=True)

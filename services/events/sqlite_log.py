@@ -37,6 +37,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "INSERT INTO event_memberships SELECT app_id, user_id, conversation_id, 0, NULL"
         " FROM members",
     ),
+    (
+        "CREATE TABLE event_consumers (consumer TEXT PRIMARY KEY) WITHOUT ROWID",
+        "CREATE TABLE event_cursors ("
+        " consumer TEXT NOT NULL, app_id TEXT NOT NULL, position INTEGER NOT NULL,"
+        " PRIMARY KEY (consumer, app_id)) WITHOUT ROWID",
+    ),
 )
 
 _COLUMNS = ("app_id, position, conversation_id, type, user_id, private, create_time, payload,"
@@ -145,9 +151,17 @@ class SqliteEventLog:
     async def purge(self, before: datetime) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             gone = 0
-            for app_id, through in conn.execute(
+            consumers = [c for (c,) in conn.execute("SELECT consumer FROM event_consumers")]
+            for app_id, old in conn.execute(
                     "SELECT app_id, max(position) FROM events WHERE create_time < ?"
                     " GROUP BY app_id", (to_ms(before),)).fetchall():
+                through = old
+                if consumers:  # keep what a consumer has yet to take
+                    taken = dict(conn.execute("SELECT consumer, position FROM event_cursors"
+                                              " WHERE app_id = ?", (app_id,)).fetchall())
+                    through = min(through, *(taken.get(c, 0) for c in consumers))
+                if through <= 0:
+                    continue
                 gone += conn.execute("DELETE FROM events WHERE app_id = ? AND position <= ?",
                                      (app_id, through)).rowcount
                 conn.execute("UPDATE event_heads SET purged_through = max(purged_through, ?)"
@@ -157,3 +171,19 @@ class SqliteEventLog:
             return gone
 
         return await self._db.write(tx)
+
+    async def register(self, consumer: str) -> None:
+        await self._db.write(lambda conn: conn.execute(
+            "INSERT OR IGNORE INTO event_consumers VALUES (?)", (consumer,)))
+
+    async def behind(self, consumer: str) -> list[tuple[str, int, int]]:
+        return await self._db.read(lambda conn: [(r[0], r[1], r[2]) for r in conn.execute(
+            "SELECT h.app_id, coalesce(c.position, 0), h.position FROM event_heads h"
+            " LEFT JOIN event_cursors c ON c.consumer = ? AND c.app_id = h.app_id"
+            " WHERE h.position > coalesce(c.position, 0) ORDER BY h.app_id", (consumer,))])
+
+    async def advance(self, consumer: str, app_id: str, position: int) -> None:
+        await self._db.write(lambda conn: conn.execute(
+            "INSERT INTO event_cursors VALUES (?, ?, ?) ON CONFLICT (consumer, app_id)"
+            " DO UPDATE SET position = max(position, excluded.position)",
+            (consumer, app_id, position)))

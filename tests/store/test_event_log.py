@@ -4,6 +4,7 @@ commit order, with membership intervals."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 from caas.events.v1 import events_pb2
@@ -11,6 +12,7 @@ from caas.events.v1 import events_pb2
 from services.conversations.models import ConversationChanges, MemberChanges, Role
 from services.core.errors import CapacityExceeded
 from services.events.log import LoggedEvent, follow, visible
+from services.events.relay import Relay
 from services.messages.models import Draft, MessageChanges
 from services.runtime import Stores
 from tests.store.chat import SECOND, T0, make_group, member, send
@@ -134,3 +136,93 @@ async def test_a_new_log_has_a_head(stores: Stores) -> None:
     assert (head.position, head.purged_through) == (0, 0) and head.log_id
     assert await stores.events.head("fresh") == head
     assert (await stores.events.head("other")).log_id != head.log_id
+
+
+class Sink:
+    """A sink that keeps what it takes, and can be made to fail."""
+
+    def __init__(self) -> None:
+        self.taken: list[tuple[str, int]] = []
+        self.failing = False
+        self.failures = 0
+        self.changed = asyncio.Event()
+
+    async def send(self, events: Sequence[LoggedEvent]) -> None:
+        self.changed.set()
+        if self.failing:
+            self.failures += 1
+            raise ConnectionError("the bus is down")
+        self.taken += [(e.app_id, e.position) for e in events]
+
+    async def until(self, taken: int = 0, failures: int = 0) -> None:
+        while len(self.taken) < taken or self.failures < failures:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), 10)
+
+
+async def test_the_relay_hands_over_every_event_once_in_order(stores: Stores) -> None:
+    sink = Sink()
+    relay = Relay(stores.events, sink, "bus", batch=2)
+    await relay.start()
+    await make_group(stores, "g1", ["alice", "bob"])
+    for text in ("one", "two", "three"):
+        await send(stores, "g1", "alice", text)
+    assert await relay.run_once() == 4
+    assert sink.taken == [("alpha", p) for p in (1, 2, 3, 4)]
+    assert await relay.run_once() == 0  # nothing new, nothing again
+    await send(stores, "g1", "bob", "four")
+    assert await relay.run_once() == 1 and sink.taken[-1] == ("alpha", 5)
+
+
+async def test_a_failed_hand_over_is_retried_and_loses_nothing(stores: Stores) -> None:
+    sink = Sink()
+    relay = Relay(stores.events, sink, "bus")
+    await relay.start()
+    await make_group(stores, "g1", ["alice", "bob"])
+    await send(stores, "g1", "alice", "one")
+    sink.failing = True
+    with pytest.raises(ConnectionError):
+        await relay.run_once()
+    # A new relay (a restarted process) starts where the cursor is: nothing was taken.
+    sink.failing = False
+    assert await Relay(stores.events, sink, "bus").run_once() == 2
+    assert sink.taken == [("alpha", 1), ("alpha", 2)]
+    # Another consumer has its own cursor, from the beginning.
+    other = Sink()
+    assert await Relay(stores.events, other, "webhooks").run_once() == 2
+
+
+async def test_purge_keeps_what_a_consumer_has_yet_to_take(stores: Stores) -> None:
+    sink = Sink()
+    relay = Relay(stores.events, sink, "bus")
+    await relay.start()
+    await make_group(stores, "g1", ["alice", "bob"])
+    await send(stores, "g1", "alice", "old")
+    assert await stores.events.purge(T0 + SECOND) == 0  # the relay has taken nothing
+    await stores.events.advance("bus", "alpha", 1)
+    assert await stores.events.purge(T0 + SECOND) == 1
+    assert await relay.run_once() == 1 and sink.taken == [("alpha", 2)]
+    assert await stores.events.purge(T0 + SECOND) == 1
+    await stores.events.advance("bus", "alpha", 1)  # a cursor never moves back
+    assert await stores.events.behind("bus") == []
+
+
+async def test_a_running_relay_follows_wakes_and_outlives_failures(stores: Stores) -> None:
+    sink = Sink()
+    wake = asyncio.Event()
+    running = asyncio.create_task(Relay(stores.events, sink, "bus").run(wake))
+    try:
+        await make_group(stores, "g1", ["alice", "bob"])
+        wake.set()
+        await sink.until(1)
+        sink.failing = True
+        await send(stores, "g1", "alice", "during the outage")
+        wake.set()
+        await sink.until(failures=1)
+        sink.failing = False
+        await send(stores, "g1", "alice", "after it")
+        wake.set()
+        await sink.until(3)  # the retry brings both, in order
+        assert sink.taken == [("alpha", 1), ("alpha", 2), ("alpha", 3)]
+    finally:
+        running.cancel()

@@ -1,0 +1,76 @@
+"""The relay: from the event log (the transactional outbox every chat write records its
+events in) to a sink such as an event bus, at least once.
+
+A relay is a named consumer of the log with a cursor per app. It reads the events past
+its cursor, hands them to its sink in position order, and moves the cursor only once the
+sink has taken them. A crash between the two sends those events again on restart:
+consumers may see an event twice (each has a stable name to de-duplicate by) but never
+miss one. While the relay is registered, purging keeps what it has yet to take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from services.events.log import EventLog, LoggedEvent
+
+log = logging.getLogger("caas.relay")
+
+BATCH = 500  # events per hand-over
+POLL_SECONDS = 1.0  # how often to look without a wake
+RETRY_SECONDS = (0.5, 30.0)  # backoff after a failed hand-over: first, longest
+
+
+class EventSink(Protocol):
+    async def send(self, events: Sequence[LoggedEvent]) -> None:
+        """Take `events` (one app's, in position order) durably, or raise."""
+
+
+class Relay:
+    def __init__(self, events: EventLog, sink: EventSink, consumer: str,
+                 batch: int = BATCH) -> None:
+        self._events = events
+        self._sink = sink
+        self._consumer = consumer
+        self._batch = batch
+
+    async def start(self) -> None:
+        """Register as a consumer: from now on purges wait for this relay."""
+        await self._events.register(self._consumer)
+
+    async def run_once(self) -> int:
+        """Hand over everything the log holds past the cursors; how many events."""
+        sent = 0
+        for app_id, taken, head in await self._events.behind(self._consumer):
+            position = taken
+            while position < head:
+                events = await self._events.read(app_id, position, self._batch)
+                if not events:
+                    break
+                await self._sink.send(events)
+                position = events[-1].position
+                await self._events.advance(self._consumer, app_id, position)
+                sent += len(events)
+        return sent
+
+    async def run(self, wake: asyncio.Event) -> None:
+        """Relay until cancelled: at each `wake` (a write committed) or poll, and after
+        a failure with growing delays."""
+        await self.start()
+        delay = RETRY_SECONDS[0]
+        while True:
+            wake.clear()
+            try:
+                await self.run_once()
+                delay = RETRY_SECONDS[0]
+                timeout = POLL_SECONDS
+            except Exception:
+                log.exception("relay failed; retrying", extra={"consumer": self._consumer,
+                                                               "retry_seconds": delay})
+                timeout, delay = delay, min(delay * 2, RETRY_SECONDS[1])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
