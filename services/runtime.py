@@ -7,7 +7,9 @@ an app is a tenant.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import stat
 from collections.abc import Awaitable, Callable
@@ -37,8 +39,10 @@ from services.core.db.transient import is_transient
 from services.core.events import DomainEvent, EventBus, InProcessBus
 from services.core.ids import new_id, new_secret
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
+from services.events.kafka_sink import KafkaSink, Topics
 from services.events.log import EventLog
 from services.events.mongo_log import MongoEventLog
+from services.events.relay import Relay
 from services.events.sqlite_log import SqliteEventLog
 from services.gateway.gateway import Gateway
 from services.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
@@ -96,6 +100,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores
     return stores
 
 
+log = logging.getLogger("caas.runtime")
+
 def operator_token(settings: Settings) -> str:
     """The configured operator token, else the one generated into the data directory."""
     if settings.operator_token is not None:
@@ -123,6 +129,49 @@ def new_operator_token() -> str:
     return OPERATOR_TOKEN_PREFIX + new_secret()
 
 
+class Outbox:
+    """The relay from the event log to Kafka, in the background. The server starts
+    without waiting for Kafka: until it is reachable, events wait in the log."""
+
+    def __init__(self, settings: Settings, stores: Stores, bus: EventBus) -> None:
+        assert settings.kafka_bootstrap
+        self._bootstrap = settings.kafka_bootstrap
+        self._topics = Topics(settings.kafka_topic_prefix, settings.kafka_partitions,
+                              settings.kafka_replication, settings.kafka_retention)
+        self._events = stores.events
+        self._sink: KafkaSink | None = None
+        self._wake = asyncio.Event()
+
+        async def wake_relay(event: DomainEvent) -> None:
+            if event.conversation_id:
+                self._wake.set()
+
+        bus.subscribe(wake_relay)
+        self._task = asyncio.create_task(self._run(), name="kafka relay")
+
+    async def _run(self) -> None:
+        relay_name = "kafka"
+        await self._events.register(relay_name)  # purges wait for it from now on
+        delay = 0.5
+        while self._sink is None:
+            try:
+                self._sink = await KafkaSink.open(self._bootstrap, self._topics)
+            except Exception as error:  # any failure: Kafka is not there yet
+                log.warning("kafka not ready; events wait in the log",
+                            extra={"bootstrap": self._bootstrap, "error": repr(error),
+                                   "retry_seconds": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        await Relay(self._events, self._sink, relay_name).run(self._wake)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if self._sink is not None:
+            await self._sink.close()
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -141,8 +190,11 @@ class Runtime:
     presence: Presences
     authenticator: CredentialAuthenticator
     gateway: Gateway
+    outbox: Outbox | None = None
 
     async def close(self) -> None:
+        if self.outbox is not None:
+            await self.outbox.close()
         await self.presence.close()
         await self.fanout.close()
         await self.hub.close()
@@ -188,6 +240,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
             fanout.wake(event.app_id)
 
     bus.subscribe(wake_streams)
+    outbox = Outbox(settings, stores, bus) if settings.kafka_bootstrap else None
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
@@ -199,5 +252,5 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         realtime=RealtimeActions(hub, fanout, stores.events, conversations,
                                  stores.conversations, presence, clock, settings),
         hub=hub, fanout=fanout, presence=presence,
-        authenticator=authenticator, gateway=gateway,
+        authenticator=authenticator, gateway=gateway, outbox=outbox,
     )

@@ -124,6 +124,16 @@ class Settings(BaseSettings):
     mongodb_database: str = Field("caas", description="MongoDB database name")
     redis_url: str | None = Field(
         None, description="Redis URL for shared rate-limit counters; unset keeps them in process")
+    kafka_bootstrap: str | None = Field(
+        None, description="host:port[,…] of a Kafka(-protocol) cluster: when set, every "
+                          "durable event is relayed there from the event log")
+    kafka_topic_prefix: str = Field(
+        "caas.events", description="topics are <prefix>.<family> (message, reaction, …)")
+    kafka_partitions: int = Field(6, gt=0, description="partitions of topics CAAS creates")
+    kafka_replication: int = Field(
+        1, gt=0, description="replicas of topics CAAS creates (3 on a production cluster)")
+    kafka_retention: Duration = Field(
+        timedelta(days=7), description="retention of topics CAAS creates")
     operator_token: SecretStr | None = Field(
         None, description="operator credential (caaso_…); unset: generated into data_dir")
     access_token_ttl: Duration = Field(

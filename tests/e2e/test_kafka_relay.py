@@ -1,0 +1,106 @@
+"""Durable events reach Kafka from the event log (the outbox), at least once, in order
+per conversation — also when the server dies between the commit and the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from caas.events.v1 import events_pb2
+
+from tests.conftest import TEST_CONFIG, create_app
+from tests.support.chat import GROUP, person
+from tests.support.client import Client
+from tests.support.processes import free_port
+from tests.support.servers import CaasServer, ExternalServer, start_caas, start_kafka
+
+
+@pytest.fixture(scope="module")
+def kafka() -> Iterator[ExternalServer]:
+    broker = start_kafka()
+    yield broker
+    broker.process.stop()
+
+
+def with_kafka(bootstrap: str, prefix: str) -> dict[str, str]:
+    return {"CAAS_KAFKA_BOOTSTRAP": bootstrap, "CAAS_KAFKA_TOPIC_PREFIX": prefix,
+            "CAAS_KAFKA_PARTITIONS": "3"}
+
+
+async def records(bootstrap: str, topic: str, count: int
+                  ) -> AsyncIterator[tuple[bytes, events_pb2.Event]]:
+    """The first `count` records of `topic` (from the beginning), as a consumer group
+    reads them, committing after each."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                group_id=f"test-{uuid.uuid4().hex[:8]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                session_timeout_ms=6000)
+    await consumer.start()
+    try:
+        for _ in range(count):
+            record = await asyncio.wait_for(consumer.getone(), 60)
+            yield record.key, events_pb2.Event.FromString(record.value)
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def chat(server: CaasServer, texts: list[str]) -> tuple[str, str]:
+    """An app, a group of alice and bob, and alice's messages: (app id, conversation)."""
+    client = Client(server.address)
+    try:
+        app = await create_app(client, server.operator_token)
+        alice = await person(client, app.app_id, app.api_key, "alice")
+        await person(client, app.app_id, app.api_key, "bob")
+        group = await alice.create(GROUP, ("bob",))
+        for text in texts:
+            await alice.send(group.name, text)
+        return app.app_id, group.name
+    finally:
+        await client.close()
+
+
+async def test_events_reach_kafka_keyed_by_conversation_in_order(
+        tmp_path: Path, kafka: ExternalServer) -> None:
+    server = start_caas(tmp_path, env=with_kafka(kafka.url, "t1"), config=TEST_CONFIG)
+    try:
+        texts = [f"message {n}" for n in range(1, 21)]
+        app_id, conversation = await chat(server, texts)
+        got = [(key, event) async for key, event in records(kafka.url, "t1.message", 20)]
+    finally:
+        assert server.process.stop() == 0
+    conversation_id = conversation.rsplit("/", 1)[1]
+    assert {key for key, _ in got} == {f"{app_id}/{conversation_id}".encode()}
+    # One key, one partition: the conversation's order holds.
+    assert [e.message_created.text for _, e in got] == texts
+    assert all(e.type == "message.created" and e.name for _, e in got)
+
+
+async def test_events_committed_before_a_crash_are_relayed_after_the_restart(
+        tmp_path: Path) -> None:
+    """The broker is away, so nothing can be relayed; the server is killed (no
+    goodbye); the broker comes; the restarted server relays what the log holds."""
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    first = start_caas(tmp_path, env=with_kafka(bootstrap, "t2"), config=TEST_CONFIG)
+    texts = ["before the crash 1", "before the crash 2", "before the crash 3"]
+    try:
+        await chat(first, texts)
+    finally:
+        first.process.stop(signum=signal.SIGKILL)  # no goodbye: nothing flushes
+    broker = start_kafka(port)
+    second = start_caas(tmp_path, env=with_kafka(bootstrap, "t2"), config=TEST_CONFIG,
+                        port=first.port)
+    try:
+        got = [e async for _, e in records(bootstrap, "t2.message", 3)]
+        assert [e.message_created.text for e in got] == texts
+        conversations = [e async for _, e in records(bootstrap, "t2.conversation", 1)]
+        assert conversations[0].type == "conversation.created"
+    finally:
+        assert second.process.stop() == 0
+        broker.process.stop()
