@@ -106,6 +106,11 @@ class EventLog(Protocol):
         """Record that `consumer` has taken the app's events up to `position` (a cursor
         never moves back)."""
 
+    async def lease(self, consumer: str, holder: str, now: datetime, until: datetime
+                    ) -> bool:
+        """Take or renew the right to run `consumer` until `until`: True if `holder` has
+        it (it had it, or nobody did, or the last holder's lease ran out by `now`)."""
+
 
 def visible(intervals: Mapping[str, list[Interval]], event: LoggedEvent, user_id: str) -> bool:
     """Whether `user_id` sees `event`, given their membership intervals."""

@@ -176,7 +176,9 @@ class MongoEventLog:
         return gone
 
     async def register(self, consumer: str) -> None:
-        await self._consumers.update_one({"_id": consumer}, {"$setOnInsert": {}}, upsert=True)
+        await self._consumers.update_one(
+            {"_id": consumer}, {"$setOnInsert": {"holder": "", "lease_until": None}},
+            upsert=True)
 
     async def behind(self, consumer: str) -> list[tuple[str, int, int]]:
         taken = {doc["app_id"]: doc["position"]
@@ -191,3 +193,12 @@ class MongoEventLog:
             {"$max": {"position": position}, "$setOnInsert": {"consumer": consumer,
                                                               "app_id": app_id}},
             upsert=True)
+
+    async def lease(self, consumer: str, holder: str, now: datetime, until: datetime
+                    ) -> bool:
+        await self.register(consumer)
+        taken = await self._consumers.find_one_and_update(
+            {"_id": consumer, "$or": [{"holder": holder}, {"lease_until": None},
+                                      {"lease_until": {"$lte": now}}]},
+            {"$set": {"holder": holder, "lease_until": until}})
+        return taken is not None

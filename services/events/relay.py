@@ -13,16 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from services.core.ids import new_id
 from services.events.log import EventLog, LoggedEvent
 
 log = logging.getLogger("caas.relay")
 
 BATCH = 500  # events per hand-over
 POLL_SECONDS = 1.0  # how often to look without a wake
+LEASE = timedelta(seconds=10)  # one process relays; another takes over this long after
 RETRY_SECONDS = (0.5, 30.0)  # backoff after a failed hand-over: first, longest
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class EventSink(Protocol):
@@ -31,12 +38,19 @@ class EventSink(Protocol):
 
 
 class Relay:
+    """One consumer of the log. Any number of processes may run it: a lease in the
+    store lets one of them relay at a time, and another takes over when it stops
+    renewing (a slow holder may overlap its successor: events may go twice, never
+    missing)."""
+
     def __init__(self, events: EventLog, sink: EventSink, consumer: str,
-                 batch: int = BATCH) -> None:
+                 batch: int = BATCH, now: Callable[[], datetime] = utc_now) -> None:
         self._events = events
         self._sink = sink
         self._consumer = consumer
         self._batch = batch
+        self._now = now
+        self._holder = new_id()
 
     async def start(self) -> None:
         """Register as a consumer: from now on purges wait for this relay."""
@@ -57,6 +71,14 @@ class Relay:
                 sent += len(events)
         return sent
 
+    async def step(self) -> int | None:
+        """A round if this relay holds (or takes) the lease: how many events went; None
+        while another process runs the consumer."""
+        now = self._now()
+        if not await self._events.lease(self._consumer, self._holder, now, now + LEASE):
+            return None
+        return await self.run_once()
+
     async def run(self, wake: asyncio.Event) -> None:
         """Relay until cancelled: at each `wake` (a write committed) or poll, and after
         a failure with growing delays."""
@@ -65,7 +87,7 @@ class Relay:
         while True:
             wake.clear()
             try:
-                await self.run_once()
+                await self.step()
                 delay = RETRY_SECONDS[0]
                 timeout = POLL_SECONDS
             except Exception:

@@ -43,6 +43,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         " consumer TEXT NOT NULL, app_id TEXT NOT NULL, position INTEGER NOT NULL,"
         " PRIMARY KEY (consumer, app_id)) WITHOUT ROWID",
     ),
+    (  # who runs each consumer, and until when
+        "ALTER TABLE event_consumers ADD COLUMN holder TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE event_consumers ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 _COLUMNS = ("app_id, position, conversation_id, type, user_id, private, create_time, payload,"
@@ -174,7 +178,7 @@ class SqliteEventLog:
 
     async def register(self, consumer: str) -> None:
         await self._db.write(lambda conn: conn.execute(
-            "INSERT OR IGNORE INTO event_consumers VALUES (?)", (consumer,)))
+            "INSERT OR IGNORE INTO event_consumers (consumer) VALUES (?)", (consumer,)))
 
     async def behind(self, consumer: str) -> list[tuple[str, int, int]]:
         return await self._db.read(lambda conn: [(r[0], r[1], r[2]) for r in conn.execute(
@@ -187,3 +191,15 @@ class SqliteEventLog:
             "INSERT INTO event_cursors VALUES (?, ?, ?) ON CONFLICT (consumer, app_id)"
             " DO UPDATE SET position = max(position, excluded.position)",
             (consumer, app_id, position)))
+
+    async def lease(self, consumer: str, holder: str, now: datetime, until: datetime
+                    ) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            conn.execute("INSERT OR IGNORE INTO event_consumers (consumer) VALUES (?)",
+                         (consumer,))
+            return conn.execute(
+                "UPDATE event_consumers SET holder = ?, lease_until = ? WHERE consumer = ?"
+                " AND (holder = ? OR lease_until <= ?)",
+                (holder, to_ms(until), consumer, holder, to_ms(now))).rowcount == 1
+
+        return await self._db.write(tx)

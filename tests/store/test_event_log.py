@@ -12,7 +12,7 @@ from caas.events.v1 import events_pb2
 from services.conversations.models import ConversationChanges, MemberChanges, Role
 from services.core.errors import CapacityExceeded
 from services.events.log import LoggedEvent, follow, visible
-from services.events.relay import Relay
+from services.events.relay import LEASE, Relay
 from services.messages.models import Draft, MessageChanges
 from services.runtime import Stores
 from tests.store.chat import SECOND, T0, make_group, member, send
@@ -226,3 +226,34 @@ async def test_a_running_relay_follows_wakes_and_outlives_failures(stores: Store
         assert sink.taken == [("alpha", 1), ("alpha", 2), ("alpha", 3)]
     finally:
         running.cancel()
+
+
+async def test_one_holder_at_a_time_runs_a_consumer(stores: Stores) -> None:
+    until = T0 + 10 * SECOND
+    assert await stores.events.lease("bus", "p1", T0, until)
+    assert not await stores.events.lease("bus", "p2", T0 + SECOND, T0 + 11 * SECOND)
+    assert await stores.events.lease("bus", "p1", T0 + SECOND, T0 + 11 * SECOND)  # renewed
+    assert await stores.events.lease("webhooks", "p2", T0, until)  # another consumer
+    # p1 stops renewing: once its lease has run out, p2 takes over, and p1 is out.
+    assert not await stores.events.lease("bus", "p2", T0 + 10 * SECOND, T0 + 20 * SECOND)
+    assert await stores.events.lease("bus", "p2", T0 + 11 * SECOND, T0 + 21 * SECOND)
+    assert not await stores.events.lease("bus", "p1", T0 + 12 * SECOND, T0 + 22 * SECOND)
+
+
+async def test_one_of_two_relays_hands_over_until_it_stops(stores: Stores) -> None:
+    clock = [T0]
+    sink = Sink()
+    first, second = (Relay(stores.events, sink, "bus", now=lambda: clock[0])
+                     for _ in range(2))
+    await make_group(stores, "g1", ["alice", "bob"])
+    await send(stores, "g1", "alice", "one")
+    assert await first.step() == 2
+    assert await second.step() is None  # the first holds the lease
+    await send(stores, "g1", "alice", "two")
+    assert await second.step() is None
+    assert await first.step() == 1
+    clock[0] = T0 + LEASE + SECOND  # the first stopped renewing: the second takes over
+    await send(stores, "g1", "alice", "three")
+    assert await second.step() == 1
+    assert await first.step() is None
+    assert sink.taken == [("alpha", p) for p in (1, 2, 3, 4)]  # each once, in order
