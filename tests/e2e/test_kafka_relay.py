@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from caas.events.v1 import events_pb2
 
+from services.events.consumers import KafkaConsumerGroup
 from tests.conftest import TEST_CONFIG, create_app
 from tests.support.chat import GROUP, person
 from tests.support.client import Client
@@ -104,3 +105,45 @@ async def test_events_committed_before_a_crash_are_relayed_after_the_restart(
     finally:
         assert second.process.stop() == 0
         broker.process.stop()
+
+
+async def test_a_consumer_group_handles_each_event_and_commits_only_after(
+        tmp_path: Path, kafka: ExternalServer) -> None:
+    server = start_caas(tmp_path, env=with_kafka(kafka.url, "t3"), config=TEST_CONFIG)
+    handled: list[str] = []
+    failed_once: set[str] = set()
+    done = asyncio.Event()
+    expected = 0
+
+    async def handler(event: events_pb2.Event) -> None:
+        text = event.message_created.text
+        if text == "flaky" and text not in failed_once:
+            failed_once.add(text)
+            raise ConnectionError("the downstream is down")  # retried, in place
+        handled.append(text)
+        if len(handled) >= expected:
+            done.set()
+
+    try:
+        expected = 3
+        group = KafkaConsumerGroup(kafka.url, "webhooks", ["t3.message"], handler,
+                                   session_timeout_ms=6000)
+        running = asyncio.create_task(group.run())
+        await chat(server, ["first", "flaky", "third"])
+        await asyncio.wait_for(done.wait(), 60)
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        assert handled == ["first", "flaky", "third"]  # order kept across the retry
+
+        # The same group again: what was committed does not come back; new events do.
+        done.clear()
+        expected = 4
+        running = asyncio.create_task(KafkaConsumerGroup(
+            kafka.url, "webhooks", ["t3.message"], handler, session_timeout_ms=6000).run())
+        await chat(server, ["fourth"])
+        await asyncio.wait_for(done.wait(), 60)
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        assert handled == ["first", "flaky", "third", "fourth"]
+    finally:
+        assert server.process.stop() == 0

@@ -11,6 +11,7 @@ from caas.events.v1 import events_pb2
 
 from services.conversations.models import ConversationChanges, MemberChanges, Role
 from services.core.errors import CapacityExceeded
+from services.events.consumers import log_consumer
 from services.events.log import LoggedEvent, follow, visible
 from services.events.relay import LEASE, Relay
 from services.messages.models import Draft, MessageChanges
@@ -257,3 +258,26 @@ async def test_one_of_two_relays_hands_over_until_it_stops(stores: Stores) -> No
     assert await second.step() == 1
     assert await first.step() is None
     assert sink.taken == [("alpha", p) for p in (1, 2, 3, 4)]  # each once, in order
+
+
+async def test_a_log_consumer_gets_every_event_at_least_once(stores: Stores) -> None:
+    handled: list[str] = []
+    failing = {"two"}
+
+    async def handler(event: events_pb2.Event) -> None:
+        if event.message_created.text in failing:
+            failing.clear()
+            raise ConnectionError("downstream is down")
+        handled.append(event.type)
+
+    consumer = log_consumer(stores.events, "webhooks", handler)
+    await make_group(stores, "g1", ["alice", "bob"])
+    for text in ("one", "two", "three"):
+        await send(stores, "g1", "alice", text)
+    with pytest.raises(ConnectionError):
+        await consumer.step()
+    assert await consumer.step() == 4  # from the cursor again: nothing is lost
+    assert handled == ["conversation.created", "message.created",  # before the failure
+                       "conversation.created", "message.created", "message.created",
+                       "message.created"]
+    assert await consumer.step() == 0
