@@ -338,7 +338,13 @@ async def running_envoy(binary_setting: str, config: EdgeConfig,
                     extra={"envoy_binary": binary_setting})
         yield None
         return
-    envoy = await Envoy.start(binary, config, descriptor_set(services))
+    try:
+        envoy = await Envoy.start(binary, config, descriptor_set(services))
+    except RuntimeError as error:
+        raise SystemExit(
+            f"caas: cannot start Envoy on {config.listen} ({error}; Envoy's own words are "
+            "above): free the port, or set CAAS_HTTP_LISTEN to another address, or to "
+            "nothing to serve gRPC only") from None
     host = config.listen.rpartition(":")[0]
     log.info("http serving", extra={"http_port": envoy.port, "http_listen": config.listen,
                                     "url": f"http://{host}:{envoy.port}"})

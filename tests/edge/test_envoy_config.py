@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from google.protobuf import descriptor_pb2
 from services.core.settings import Settings
 from services.edge.envoy import EdgeConfig, descriptor_set, edge_config, find_envoy
 from services.server import contract_services
+from tests.support.servers import BIN
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,3 +112,18 @@ def test_origin_patterns(tmp_path: Path, pattern: str, origin: str, allowed: boo
     matched = (re.fullmatch(matcher["safe_regex"]["regex"], origin) is not None
                if "safe_regex" in matcher else matcher["exact"] == origin)
     assert matched is allowed
+
+
+def test_a_taken_http_port_stops_the_server_with_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(BIN / "caas"), "serve"], cwd=tmp_path, capture_output=True, text=True,
+            timeout=60, check=False,
+            env={**os.environ, "CAAS_DATA_DIR": str(tmp_path), "CAAS_LISTEN": "127.0.0.1:0",
+                 "CAAS_HTTP_LISTEN": f"127.0.0.1:{port}"})
+    assert done.returncode != 0
+    assert f"cannot start Envoy on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
