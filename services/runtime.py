@@ -133,8 +133,10 @@ class Outbox:
     """The relay from the event log to Kafka, in the background. The server starts
     without waiting for Kafka: until it is reachable, events wait in the log."""
 
-    def __init__(self, settings: Settings, stores: Stores, bus: EventBus) -> None:
+    def __init__(self, settings: Settings, stores: Stores, bus: EventBus, clock: Clock
+                 ) -> None:
         assert settings.kafka_bootstrap
+        self._now = clock.now
         self._bootstrap = settings.kafka_bootstrap
         self._topics = Topics(settings.kafka_topic_prefix, settings.kafka_partitions,
                               settings.kafka_replication, settings.kafka_retention)
@@ -162,7 +164,7 @@ class Outbox:
                                    "retry_seconds": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-        await Relay(self._events, self._sink, relay_name).run(self._wake)
+        await Relay(self._events, self._sink, relay_name, now=self._now).run(self._wake)
 
     async def close(self) -> None:
         self._task.cancel()
@@ -240,7 +242,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
             fanout.wake(event.app_id)
 
     bus.subscribe(wake_streams)
-    outbox = Outbox(settings, stores, bus) if settings.kafka_bootstrap else None
+    outbox = Outbox(settings, stores, bus, clock) if settings.kafka_bootstrap else None
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
