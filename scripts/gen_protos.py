@@ -13,7 +13,7 @@ Steps:
 3. gen/caas.binpb: the descriptor set of every CAAS service (with imports, source
    info, and google.rpc's status and error details), for Envoy's JSON transcoder and
    for tooling.
-4. envoy/envoy.json: the Envoy configuration for those services, with the default
+4. envoy/envoy.json: the Envoy configuration for the served services, with the default
    addresses (run it from the repository root; `caas serve` renders its own).
 """
 
@@ -49,6 +49,7 @@ import render_proto
 
 from services.core.settings import Settings
 from services.edge.envoy import edge_config
+from services.server import contract_services
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOGLE_ROOTS = ("google/api/annotations.proto", "google/api/field_behavior.proto",
@@ -155,8 +156,8 @@ def _write_envoy_config(workspace: Path) -> None:
     pool = descriptor_pool.DescriptorPool()
     for file in files.file:
         pool.Add(file)
-    services = [pool.FindFileByName(f.name).services_by_name[service.name]
-                for f in files.file if f.package.startswith("caas.") for service in f.service]
+    # The services the server serves (a contract may land before its implementation).
+    services = [pool.FindServiceByName(s.full_name) for s in contract_services()]
     defaults = {name: field.get_default(call_default_factory=True)
                 for name, field in Settings.model_fields.items()}
     config = edge_config(
