@@ -8,9 +8,13 @@ import json
 import shutil
 from typing import Any
 
+import grpc
+from caas.auth.v1 import auth_service_pb2 as auth_pb
+from google.protobuf import duration_pb2
+
 from tests.conftest import AppHandle, sign_in
 from tests.support.chat import person
-from tests.support.client import Client
+from tests.support.client import Client, bearer
 from tests.support.processes import Process
 from tests.support.servers import REPO, CaasServer
 from tests.support.stream import subscribed
@@ -70,4 +74,35 @@ async def test_node_and_python_chat(client: Client, server: CaasServer, app: App
         assert await asyncio.to_thread(process.wait, 30) == 0
     finally:
         await stream.close()
+        process.stop()
+
+
+async def test_node_renews_an_expired_token_and_its_stream_goes_live(
+        client: Client, server: CaasServer, app: AppHandle) -> None:
+    await person(client, app.app_id, app.api_key, "bob")
+    bob = await sign_in(client, app, "bob", access_token_ttl=duration_pb2.Duration(seconds=2))
+    token = bob.credentials.access_token
+    # Wait (on the server's word, not a clock) until the token is refused as expired.
+    auth = Client(server.address)
+    try:
+        while True:
+            try:
+                await auth.auth.ListSessions(
+                    auth_pb.ListSessionsRequest(parent=f"{app.name}/users/bob"),
+                    metadata=bearer(token))
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await auth.close()
+    process = Process([node(), "test/node_expired.mjs"], cwd=WEB, name="node", env={
+        "CAAS_ADDRESS": server.address, "APP_NAME": app.name, "BOB_ID": "bob",
+        "BOB_TOKEN": token, "BOB_REFRESH": bob.credentials.refresh_token})
+    try:
+        assert await line_from(process, "live") == {"live": True, "renewed": 1}
+        listed = await line_from(process, "listed")
+        assert listed["listed"] == 0 and listed["renewed"] >= 1  # it may renew again
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
         process.stop()

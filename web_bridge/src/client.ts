@@ -74,6 +74,7 @@ export function tokensFrom(credentials: Credentials | undefined): Tokens {
 /** A user session: attaches the access token to every call and renews it. */
 class Session {
   private refreshing: Promise<void> | undefined;
+  private issuedAt = Date.now();
 
   constructor(
     private tokens: Tokens,
@@ -92,6 +93,7 @@ class Session {
       .refreshSession({ refreshToken: this.tokens.refreshToken })
       .then((response) => {
         this.tokens = tokensFrom(response.credentials);
+        this.issuedAt = Date.now();
         this.onTokens?.(this.tokens);
       })
       .finally(() => {
@@ -100,9 +102,13 @@ class Session {
     return this.refreshing;
   }
 
+  /** Renew first if the token is about to expire: within the margin, or within half
+   * its lifetime when that is shorter (short-lived tokens are not renewed per call). */
   async fresh(): Promise<void> {
     const expires = this.tokens.accessTokenExpiresAt;
-    if (expires && Date.now() > expires - this.marginMs) await this.refresh();
+    if (!expires) return;
+    const margin = Math.max(0, Math.min(this.marginMs, (expires - this.issuedAt) / 2));
+    if (Date.now() > expires - margin) await this.refresh();
   }
 }
 
@@ -168,6 +174,7 @@ export class Subscription {
     private readonly user: string,
     private readonly handlers: SubscriptionHandlers,
     private readonly options: SubscriptionOptions,
+    private readonly renew: () => Promise<void>,
   ) {
     this.resumeToken = options.resumeToken ?? "";
     this.done = this.run();
@@ -179,6 +186,7 @@ export class Subscription {
 
   private async run(): Promise<void> {
     let failures = 0;
+    let renewed = false; // the access token was renewed since the stream last worked
     const minDelay = this.options.minDelayMs ?? 250;
     const maxDelay = this.options.maxDelayMs ?? 15_000;
     while (!this.abort.signal.aborted) {
@@ -198,6 +206,7 @@ export class Subscription {
           watchdog = setTimeout(stop, stall);
           this.deliver(item);
           failures = 0;
+          renewed = false;
         }
         failures += 1; // the server ended the stream (a drain): come back
       } catch (error) {
@@ -207,6 +216,16 @@ export class Subscription {
           this.resumeToken = "";
           this.handlers.resync?.();
           continue;
+        }
+        if (isExpiredToken(connectError) && !renewed) {
+          renewed = true; // once per failure: a renewal that does not help ends here
+          try {
+            await this.renew();
+            continue;
+          } catch (renewal) {
+            this.handlers.state?.("closed", ConnectError.from(renewal));
+            return;
+          }
         }
         if (connectError.code === Code.Unauthenticated || connectError.code === Code.PermissionDenied) {
           this.handlers.state?.("closed", connectError);
@@ -275,7 +294,7 @@ export function createCaasClient(options: CaasClientOptions): CaasClient {
     messages: createClient(MessagesService, transport),
     realtime,
     subscribe: (user, handlers, subscriptionOptions = {}) =>
-      new Subscription(realtime, user, handlers, subscriptionOptions),
+      new Subscription(realtime, user, handlers, subscriptionOptions, () => session.refresh()),
     refresh: () => session.refresh(),
   };
 }
