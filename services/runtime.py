@@ -61,6 +61,8 @@ from services.users.mongo_store import MongoUserStore
 from services.users.sqlite_store import SqliteUserStore
 from services.users.store import UserStore
 
+log = logging.getLogger("caas.runtime")
+
 
 @dataclass
 class Stores:
@@ -99,8 +101,6 @@ async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores
         await store.migrate()
     return stores
 
-
-log = logging.getLogger("caas.runtime")
 
 def operator_token(settings: Settings) -> str:
     """The configured operator token, else the one generated into the data directory."""
