@@ -60,6 +60,11 @@ from services.users.actions import UsersActions
 from services.users.mongo_store import MongoUserStore
 from services.users.sqlite_store import SqliteUserStore
 from services.users.store import UserStore
+from services.webhooks.actions import WebhooksActions
+from services.webhooks.mongo_store import MongoWebhookStore
+from services.webhooks.sqlite_store import SqliteWebhookStore
+from services.webhooks.store import WebhookStore
+from services.webhooks.worker import WebhookWorker
 
 log = logging.getLogger("caas.runtime")
 
@@ -74,6 +79,7 @@ class Stores:
     conversations: ConversationStore
     messages: MessageStore
     events: EventLog
+    webhooks: WebhookStore
     close: Callable[[], Awaitable[None]]
 
 
@@ -89,15 +95,18 @@ async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores
         mongo_log = MongoEventLog(mongo, bus, encode_event)
         stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
                         MongoConversationStore(mongo, mongo_log),
-                        MongoMessageStore(mongo, mongo_log), mongo_log, mongo.close)
+                        MongoMessageStore(mongo, mongo_log), mongo_log,
+                        MongoWebhookStore(mongo), mongo.close)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event)
         stores = Stores(SqliteAppStore(sqlite), SqliteAuthStore(sqlite),
                         SqliteUserStore(sqlite), SqliteConversationStore(sqlite, sqlite_log),
-                        SqliteMessageStore(sqlite, sqlite_log), sqlite_log, sqlite.close)
+                        SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
+                        SqliteWebhookStore(sqlite), sqlite.close)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
-                  stores.messages, stores.events):  # the log last: it reads members
+                  stores.messages, stores.webhooks,
+                  stores.events):  # the log last: it reads members
         await store.migrate()
     return stores
 
@@ -192,9 +201,12 @@ class Runtime:
     presence: Presences
     authenticator: CredentialAuthenticator
     gateway: Gateway
+    webhooks: WebhooksActions
+    webhook_worker: WebhookWorker
     outbox: Outbox | None = None
 
     async def close(self) -> None:
+        await self.webhook_worker.close()
         if self.outbox is not None:
             await self.outbox.close()
         await self.presence.close()
@@ -254,5 +266,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         realtime=RealtimeActions(hub, fanout, stores.events, conversations,
                                  stores.conversations, presence, clock, settings),
         hub=hub, fanout=fanout, presence=presence,
-        authenticator=authenticator, gateway=gateway, outbox=outbox,
+        authenticator=authenticator, gateway=gateway,
+        webhooks=WebhooksActions(stores.webhooks, clock, settings),
+        webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock),
+        outbox=outbox,
     )

@@ -17,6 +17,7 @@ from caas.conversations.v1 import conversations_service_pb2
 from caas.messages.v1 import messages_service_pb2
 from caas.realtime.v1 import realtime_service_pb2
 from caas.users.v1 import users_service_pb2
+from caas.webhooks.v1 import webhooks_service_pb2
 from google.protobuf import descriptor as pb_descriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -30,6 +31,7 @@ from services.messages.servicer import MessagesServicer
 from services.realtime.servicer import RealtimeServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
 from services.users.servicer import UsersServicer
+from services.webhooks.servicer import WebhooksServicer
 
 log = logging.getLogger("caas.server")
 
@@ -49,11 +51,14 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          MessagesServicer(runtime.messages)),
         (realtime_service_pb2.DESCRIPTOR.services_by_name["RealtimeService"],
          RealtimeServicer(runtime.realtime)),
+        (webhooks_service_pb2.DESCRIPTOR.services_by_name["WebhooksService"],
+         WebhooksServicer(runtime.webhooks)),
     ]
 
 
 SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
-                   conversations_service_pb2, messages_service_pb2, realtime_service_pb2)
+                   conversations_service_pb2, messages_service_pb2, realtime_service_pb2,
+                   webhooks_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:
@@ -79,14 +84,15 @@ GC_THRESHOLD = 50_000  # allocations between young-generation collections (defau
 
 
 async def purge_events(runtime: Runtime) -> None:
-    """Drop events older than the retention, now and every hour (every process does it;
-    purging is idempotent)."""
+    """Drop events, and webhook attempts, dead letters and deliveries, older than the
+    retention, now and every hour (every process does it; purging is idempotent)."""
     while True:
         try:
             cutoff = runtime.clock.now() - runtime.settings.event_retention
             gone = await runtime.stores.events.purge(cutoff)
-            if gone:
-                log.info("purged events", extra={"events": gone})
+            records = await runtime.stores.webhooks.purge(cutoff)
+            if gone or records:
+                log.info("purged events", extra={"events": gone, "webhook_records": records})
         except Exception:
             log.warning("purging events failed", exc_info=True)
         await asyncio.sleep(PURGE_EVERY_SECONDS)

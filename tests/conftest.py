@@ -25,6 +25,9 @@ TEST_CONFIG = """
 token_leeway = 0
 default_plan = "free"
 stream_heartbeat_interval = 1
+webhook_allow_insecure = true  # the receivers are local http servers
+webhook_timeout = 1
+webhook_retry_delays = [0.2, 0.2]
 
 [plans.free.default]
 per_app = 6000

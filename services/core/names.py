@@ -19,6 +19,8 @@ _APP = re.compile(rf"apps/({APP_ID})")
 _API_KEY = re.compile(rf"apps/({APP_ID})/apiKeys/({SERVER_ID})")
 _USER = re.compile(rf"apps/({APP_ID})/users/({USER_ID})")
 _SESSION = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/sessions/({SERVER_ID})")
+_WEBHOOK = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})")
+_DEAD_LETTER = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})/deadLetters/({SERVER_ID})")
 _APP_ID = re.compile(APP_ID)
 _USER_ID = re.compile(USER_ID)
 _SERVER_ID = re.compile(SERVER_ID)
@@ -85,3 +87,16 @@ def parse_session(name: str, field: str = "name") -> tuple[str, str, str]:
     app_id, user_id, session_id = _match(
         _SESSION, name, field, "apps/{app}/users/{user}/sessions/{session}")
     return app_id, user_id, session_id
+
+
+def parse_webhook(name: str, field: str = "name") -> tuple[str, str]:
+    """`apps/{app}/webhooks/{webhook}` → (app id, webhook id)."""
+    app_id, webhook_id = _match(_WEBHOOK, name, field, "apps/{app}/webhooks/{webhook}")
+    return app_id, webhook_id
+
+
+def parse_dead_letter(name: str, field: str = "name") -> tuple[str, str, str]:
+    """`apps/{app}/webhooks/{webhook}/deadLetters/{dead_letter}` → the three ids."""
+    app_id, webhook_id, dead_letter_id = _match(
+        _DEAD_LETTER, name, field, "apps/{app}/webhooks/{webhook}/deadLetters/{dead_letter}")
+    return app_id, webhook_id, dead_letter_id

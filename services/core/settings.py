@@ -159,6 +159,17 @@ class Settings(BaseSettings):
     event_retention: Duration = Field(
         timedelta(days=7),
         description="how long events are kept for streams to resume from")
+    webhook_timeout: Duration = Field(
+        timedelta(seconds=10), description="longest a webhook delivery attempt may take")
+    webhook_retry_delays: list[Duration] = Field(
+        default_factory=lambda: [timedelta(seconds=s) for s in (
+            10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 10 * 3600)],
+        description="delays before each retry of a failed webhook delivery (each with "
+                    "full jitter: 50-100 %); after the last, a dead letter")
+    webhook_allow_insecure: bool = Field(
+        False, description="accept http:// webhook URLs and deliver to loopback, private "
+                           "and link-local addresses (development and tests only)")
+    max_webhooks_per_app: int = Field(20, gt=0, description="webhook endpoints an app may have")
     stream_heartbeat_interval: Duration = Field(
         timedelta(seconds=15), description="longest silence on a real-time stream")
     stream_queue_limit: int = Field(

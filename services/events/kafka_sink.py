@@ -18,13 +18,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from services.events.log import LoggedEvent
+from services.events.types import FAMILIES, family
 
 log = logging.getLogger("caas.kafka")
 
 # The event families of the chat core, one topic each.
-FAMILIES = ("conversation", "member", "message", "reaction", "read")
-
-
 @dataclass(frozen=True)
 class Topics:
     prefix: str
@@ -33,10 +31,10 @@ class Topics:
     retention: timedelta
 
     def of(self, event_type: str) -> str:
-        return f"{self.prefix}.{event_type.partition('.')[0]}"
+        return f"{self.prefix}.{family(event_type)}"
 
     def all(self) -> list[str]:
-        return [f"{self.prefix}.{family}" for family in FAMILIES]
+        return [f"{self.prefix}.{name}" for name in FAMILIES]
 
 
 def record_key(event: LoggedEvent) -> bytes:

@@ -19,8 +19,6 @@ import httpx
 
 from services.webhooks.signing import HEADER, sign
 
-# Delays before the 2nd, 3rd, … attempt: about a day in all, then dead letters.
-RETRY_DELAYS_SECONDS = (10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 10 * 3600)
 USER_AGENT = "caas-webhooks/1"
 MAX_RESPONSE_BYTES = 4096  # what an attempt keeps of the receiver's answer
 
@@ -34,12 +32,13 @@ class Attempt:
     response_excerpt: str
 
 
-def next_delay(failures: int, rng: random.Random) -> float | None:
-    """Seconds before the next attempt after `failures` failed ones (full jitter over
-    the scheduled delay); None when the schedule is exhausted: dead letter."""
-    if failures < 1 or failures > len(RETRY_DELAYS_SECONDS):
+def next_delay(failures: int, delays: Sequence[float], rng: random.Random) -> float | None:
+    """Seconds before the next attempt after `failures` failed ones, given the
+    scheduled `delays` (`webhook_retry_delays`: about a day in all by default), with
+    jitter; None when the schedule is exhausted: dead letter."""
+    if failures < 1 or failures > len(delays):
         return None
-    return rng.uniform(0.5, 1.0) * RETRY_DELAYS_SECONDS[failures - 1]
+    return rng.uniform(0.5, 1.0) * delays[failures - 1]
 
 
 class Deliverer:

@@ -22,6 +22,7 @@ from caas.messages.v1 import messages_service_pb2
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.type.v1 import access_pb2
 from caas.users.v1 import users_service_pb2
+from caas.webhooks.v1 import webhooks_service_pb2
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.protobuf.message import Message
@@ -29,6 +30,7 @@ from google.protobuf.message import Message
 from services.server import services as server_services
 from tests.conftest import AppHandle, create_app, expect_error, sign_in
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
+from tests.e2e.validation_cases_webhooks import CASES as WEBHOOK_CASES
 from tests.support.client import Client, bearer
 from tests.support.servers import CaasServer
 
@@ -37,7 +39,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             users_service_pb2.DESCRIPTOR.services_by_name["UsersService"],
             conversations_service_pb2.DESCRIPTOR.services_by_name["ConversationsService"],
             messages_service_pb2.DESCRIPTOR.services_by_name["MessagesService"],
-            rt_pb.DESCRIPTOR.services_by_name["RealtimeService"])
+            rt_pb.DESCRIPTOR.services_by_name["RealtimeService"],
+            webhooks_service_pb2.DESCRIPTOR.services_by_name["WebhooksService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -152,6 +155,7 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
 
 
 CASES += CHAT_CASES
+CASES += WEBHOOK_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
      {"name": "string.pattern"}),

@@ -11,6 +11,7 @@ from caas.conversations.v1 import conversations_service_pb2_grpc
 from caas.messages.v1 import messages_service_pb2_grpc
 from caas.realtime.v1 import realtime_service_pb2_grpc
 from caas.users.v1 import users_service_pb2_grpc
+from caas.webhooks.v1 import webhooks_service_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2_grpc
 
@@ -29,6 +30,7 @@ class Client:
             self.channel)
         self.messages = messages_service_pb2_grpc.MessagesServiceStub(self.channel)
         self.realtime = realtime_service_pb2_grpc.RealtimeServiceStub(self.channel)
+        self.webhooks = webhooks_service_pb2_grpc.WebhooksServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

@@ -1,0 +1,16 @@
+"""The durable event types: one per case of `caas.events.v1.Event.payload`, named
+`<family>.<change>` (`message.created`, `read.updated`, …)."""
+
+from __future__ import annotations
+
+from caas.events.v1 import events_pb2
+
+EVENT_TYPES: tuple[str, ...] = tuple(
+    field.name.replace("_", ".", 1)
+    for field in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields)
+
+FAMILIES: tuple[str, ...] = tuple(sorted({t.partition(".")[0] for t in EVENT_TYPES}))
+
+
+def family(event_type: str) -> str:
+    return event_type.partition(".")[0]

@@ -1,0 +1,166 @@
+"""From durable events to webhook deliveries.
+
+`Intake` is a consumer of the events (the log's or Kafka's): for each event it queues
+one delivery per endpoint of the app that wants it, in the store, and returns — it
+never waits for a receiver. `Dispatcher` (one per process; they share the work through
+claims in the store) sends the deliveries that are due, each endpoint with at most
+`PER_WEBHOOK` in flight, so a slow or dead endpoint holds back only its own deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from caas.events.v1 import events_pb2
+from google.protobuf import json_format
+
+from services.core.clock import Clock
+from services.core.ids import new_id
+from services.webhooks.actions import is_public_address
+from services.webhooks.delivery import Attempt, Deliverer, next_delay
+from services.webhooks.models import DeadLetter, Delivery, DeliveryAttempt
+from services.webhooks.store import WebhookStore
+
+log = logging.getLogger("caas.webhooks")
+
+CONCURRENCY = 64  # deliveries in flight per process
+PER_WEBHOOK = 4  # deliveries in flight per endpoint, over all processes
+POLL_SECONDS = 1.0  # how often to look for due deliveries without a wake
+CLAIM_MARGIN = timedelta(seconds=30)  # a claim outlives its attempt's timeout by this
+ALL_WEBHOOKS = 10_000  # more than an app may have
+
+
+def event_body(event: events_pb2.Event) -> bytes:
+    """The event as a delivery's JSON body (lowerCamelCase, as the JSON API)."""
+    return json.dumps(json_format.MessageToDict(event), separators=(",", ":")).encode()
+
+
+class Intake:
+    def __init__(self, store: WebhookStore, clock: Clock, wake: Callable[[], None]) -> None:
+        self._store = store
+        self._clock = clock
+        self._wake = wake
+
+    async def __call__(self, event: events_pb2.Event) -> None:
+        _, app_id, _, position = event.name.split("/")
+        hooks = [h for h in await self._store.list_webhooks(app_id, ALL_WEBHOOKS, None)
+                 if h.wants(event.type)]
+        if not hooks:
+            return
+        now = self._clock.now()
+        body = event_body(event)
+        await self._store.enqueue([
+            Delivery(app_id, h.webhook_id, event.name, event.type, event.conversation,
+                     int(position), body, 0, now, now) for h in hooks])
+        self._wake()
+
+
+async def blocked_reason(url: str) -> str | None:
+    """Why a delivery may not go to `url` now (its host resolves to a loopback, private
+    or link-local address, or not at all), or None."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+    except OSError as error:
+        return f"dns: {error.strerror or error}"
+    for info in infos:
+        address = str(info[4][0])
+        if not is_public_address(address):
+            return f"blocked: {host} resolves to {address}, not a public address"
+    return None
+
+
+class Dispatcher:
+    def __init__(self, store: WebhookStore, deliverer: Deliverer, clock: Clock, *,
+                 timeout: timedelta, retry_delays: Sequence[timedelta], allow_insecure: bool,
+                 rng: random.Random | None = None) -> None:
+        self._store = store
+        self._deliverer = deliverer
+        self._clock = clock
+        self._claim_for = timeout + CLAIM_MARGIN
+        self._delays = [d.total_seconds() for d in retry_delays]
+        self._allow_insecure = allow_insecure
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Look for due deliveries now (new ones were queued, or one finished)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        try:
+            while True:
+                self._wake.clear()
+                free = CONCURRENCY - len(self._in_flight)
+                claimed: list[Delivery] = []
+                if free > 0:
+                    try:
+                        now = self._clock.now()
+                        claimed = await self._store.claim(now, now + self._claim_for, free,
+                                                          PER_WEBHOOK)
+                    except Exception:
+                        log.exception("claiming webhook deliveries failed")
+                for delivery in claimed:
+                    task = asyncio.create_task(self._deliver(delivery))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._done)
+                if claimed and len(claimed) == free:
+                    continue  # maybe more are due
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+        finally:
+            for task in self._in_flight:
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        """One attempt and its outcome. A failure of our own (the store) leaves the
+        delivery claimed: it is tried again when the claim runs out."""
+        try:
+            webhook = await self._store.get_webhook(delivery.app_id, delivery.webhook_id)
+            if webhook is None:
+                return
+            now = self._clock.now()
+            blocked = None if self._allow_insecure else await blocked_reason(webhook.url)
+            if blocked is None:
+                result = await self._deliverer.attempt(
+                    webhook.url, webhook.secrets(now), delivery.event, delivery.body,
+                    int(now.timestamp()))
+            else:
+                result = Attempt(False, 0, 0.0, blocked, "")
+            await self._finish(delivery, result, now)
+        except Exception:
+            log.exception("webhook delivery failed", extra={"event": delivery.event})
+
+    async def _finish(self, delivery: Delivery, result: Attempt, started: datetime) -> None:
+        now = self._clock.now()
+        number = delivery.failures + 1
+        attempt = DeliveryAttempt(
+            delivery.app_id, delivery.webhook_id, new_id(), delivery.event,
+            delivery.event_type, number, result.ok, result.status_code, result.error,
+            round(result.latency_seconds * 1000), result.response_excerpt, started)
+        retry_at, dead = None, None
+        if not result.ok:
+            delay = next_delay(number, self._delays, self._rng)
+            if delay is None:
+                dead = DeadLetter(delivery.app_id, delivery.webhook_id, new_id(),
+                                  delivery.event, delivery.event_type, delivery.conversation,
+                                  delivery.position, delivery.body, number, result.error, now)
+            else:
+                retry_at = now + timedelta(seconds=delay)
+        await self._store.finish(delivery, attempt, retry_at, dead)

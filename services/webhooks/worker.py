@@ -1,0 +1,83 @@
+"""Webhook delivery in the background of a server process: the intake, fed by the
+event log (embedded) or by a Kafka consumer group (with `kafka_bootstrap`), and the
+dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import httpx
+
+from services.core.clock import Clock
+from services.core.events import DomainEvent, EventBus
+from services.core.settings import Settings
+from services.events.consumers import KafkaConsumerGroup, log_consumer
+from services.events.kafka_sink import Topics
+from services.events.log import EventLog
+from services.webhooks.delivery import Deliverer
+from services.webhooks.dispatch import CONCURRENCY, Dispatcher, Intake
+from services.webhooks.store import WebhookStore
+
+log = logging.getLogger("caas.webhooks")
+
+CONSUMER = "webhooks"  # the log consumer's name
+KAFKA_GROUP = "caas.webhooks"
+
+
+class WebhookWorker:
+    def __init__(self, settings: Settings, store: WebhookStore, events: EventLog,
+                 bus: EventBus, clock: Clock) -> None:
+        timeout = settings.webhook_timeout
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=32))
+        self.dispatcher = Dispatcher(
+            store, Deliverer(self._client, timeout.total_seconds()), clock, timeout=timeout,
+            retry_delays=settings.webhook_retry_delays,
+            allow_insecure=settings.webhook_allow_insecure)
+        intake = Intake(store, clock, self.dispatcher.wake)
+        self._tasks = [asyncio.create_task(self.dispatcher.run(), name="webhook dispatcher")]
+        if settings.kafka_bootstrap:
+            topics = Topics(settings.kafka_topic_prefix, settings.kafka_partitions,
+                            settings.kafka_replication, settings.kafka_retention).all()
+            bootstrap = settings.kafka_bootstrap
+
+            def group() -> KafkaConsumerGroup:
+                return KafkaConsumerGroup(bootstrap, KAFKA_GROUP, topics, intake)
+
+            self._tasks.append(asyncio.create_task(self._consume(group),
+                                                   name="webhook intake (kafka)"))
+        else:
+            wake = asyncio.Event()
+
+            async def on_event(event: DomainEvent) -> None:
+                if event.conversation_id:
+                    wake.set()
+
+            bus.subscribe(on_event)
+            relay = log_consumer(events, CONSUMER, intake, now=clock.now)
+            self._tasks.append(asyncio.create_task(relay.run(wake), name="webhook intake"))
+
+    @staticmethod
+    async def _consume(group: Callable[[], KafkaConsumerGroup]) -> None:
+        """Run the consumer group, joining again (with growing delays) when Kafka is
+        not reachable yet or goes away."""
+        delay = 0.5
+        while True:
+            try:
+                await group().run()
+            except Exception as error:
+                log.warning("webhook intake from kafka failed; retrying",
+                            extra={"error": repr(error), "retry_seconds": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._client.aclose()

@@ -1,0 +1,324 @@
+"""Webhooks end to end: a running server delivers an app's events to real local HTTP
+receivers — signed, retried, dead-lettered and replayed, isolated per endpoint and per
+app. (The shared server's test config: http URLs allowed, 1 s timeout, retries after
+0.2 s and 0.2 s, so a failing delivery makes 3 attempts.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import grpc
+import pytest
+from caas.webhooks.v1 import resources_pb2 as res
+from caas.webhooks.v1 import webhooks_service_pb2 as pb
+from google.protobuf import duration_pb2, field_mask_pb2
+
+from services.webhooks.signing import HEADER, verify
+from tests.conftest import AppHandle, expect_error
+from tests.support.chat import Person
+from tests.support.client import Client
+from tests.support.webhook_receiver import Received, Receiver, running_receiver
+
+ATTEMPTS = 3  # 1 + the two retries of the test config
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as running:
+        yield running
+
+
+async def create_webhook(client: Client, app: AppHandle, url: str, *types: str,
+                         **fields: object) -> pb.CreateWebhookResponse:
+    response: pb.CreateWebhookResponse = await client.webhooks.CreateWebhook(
+        pb.CreateWebhookRequest(parent=app.name, webhook=res.Webhook(
+            url=url, event_types=list(types), **fields)),  # type: ignore[arg-type]
+        metadata=app.auth)
+    return response
+
+
+def events(requests: list[Received]) -> list[dict[str, object]]:
+    return [json.loads(r.body) for r in requests]
+
+
+def texts(requests: list[Received]) -> list[str]:
+    return [str(e["messageCreated"]["text"]) for e in events(requests)  # type: ignore[index]
+            if e["type"] == "message.created"]
+
+
+def delivered(count: int) -> Callable[[list[Received]], bool]:
+    """Whether `count` requests were answered 200."""
+    return lambda got: sum(r.status == 200 for r in got) >= count
+
+
+async def test_an_endpoint_receives_its_apps_events_signed_and_filtered(
+        client: Client, app: AppHandle, alice: Person, receiver: Receiver) -> None:
+    url = receiver.url("ok")
+    created = await create_webhook(client, app, url, "message.created")
+    assert created.secret.startswith("whsec_")
+    assert created.webhook.secret_hint == created.secret[:10]
+    assert created.webhook.state == res.Webhook.STATE_ACTIVE
+    conversation = await alice.create()
+    sent = await alice.send(conversation.name, "hello hooks")
+
+    (got,) = await receiver.wait(url, delivered(1))
+    assert verify(got.headers[HEADER], got.body, created.secret, time.time())
+    assert not verify(got.headers[HEADER], got.body, "whsec_" + "x" * 43, time.time())
+    event = json.loads(got.body)
+    assert event["type"] == "message.created"  # conversation.created was filtered out
+    assert event["messageCreated"]["name"] == sent.message.name
+    assert event["messageCreated"]["text"] == "hello hooks"
+    assert got.headers["caas-event-id"] == event["name"]
+    assert event["name"].startswith(f"{app.name}/events/")
+
+    (attempt,) = await _attempts(client, app, created.webhook.name, 1)
+    assert (attempt.event, attempt.succeeded, attempt.status_code, attempt.attempt_number,
+            attempt.response_excerpt) == (event["name"], True, 200, 1, "thanks")
+    assert attempt.name.startswith(created.webhook.name + "/attempts/")
+
+
+async def test_failures_are_retried_then_dead_lettered_then_replayed(
+        client: Client, app: AppHandle, alice: Person, receiver: Receiver) -> None:
+    failing = receiver.url("fail")
+    created = await create_webhook(client, app, failing, "message.*")
+    hook = created.webhook.name
+    conversation = await alice.create()
+    await alice.send(conversation.name, "try hard")
+
+    await receiver.wait(failing, lambda got: len(got) == ATTEMPTS)
+    dead = await _dead_letters(client, app, hook, 1)
+    (letter,) = dead
+    assert (letter.event_type, letter.attempts, letter.last_error) == (
+        "message.created", ATTEMPTS, "status 500")
+    attempts = await _attempts(client, app, hook, ATTEMPTS, letter.event)
+    assert [a.attempt_number for a in attempts] == [3, 2, 1]  # newest first
+    assert {(a.succeeded, a.status_code, a.error) for a in attempts} == {
+        (False, 500, "status 500")}
+    assert attempts[0].response_excerpt.startswith("upstream exploded")
+
+    # The receiver is fixed: the app points the endpoint at it and replays.
+    fixed = receiver.url("ok")
+    await client.webhooks.UpdateWebhook(pb.UpdateWebhookRequest(
+        webhook=res.Webhook(name=hook, url=fixed),
+        update_mask=field_mask_pb2.FieldMask(paths=["url"])), metadata=app.auth)
+    replayed = await client.webhooks.ReplayDeadLetters(
+        pb.ReplayDeadLettersRequest(parent=hook, names=[letter.name]), metadata=app.auth)
+    assert replayed.replayed == 1
+    (got,) = await receiver.wait(fixed, delivered(1))
+    assert texts([got]) == ["try hard"] and json.loads(got.body)["name"] == letter.event
+    assert await _dead_letters(client, app, hook, 0) == []
+    again = await client.webhooks.ReplayDeadLetters(pb.ReplayDeadLettersRequest(parent=hook),
+                                                    metadata=app.auth)
+    assert again.replayed == 0
+
+
+async def until(fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
+    """`fetch()` once `done` holds for it: polled, for what the server records just
+    after a receiver answered (the attempt, a dead letter)."""
+    deadline = time.monotonic() + 30
+    while not done(got := await fetch()):
+        assert time.monotonic() < deadline, f"never came: {got}"
+        await asyncio.sleep(0.05)  # poll interval
+    return got
+
+
+async def _dead_letters(client: Client, app: AppHandle, hook: str, count: int
+                        ) -> list[res.DeadLetter]:
+    listed = await until(lambda: client.webhooks.ListDeadLetters(
+        pb.ListDeadLettersRequest(parent=hook), metadata=app.auth),
+        lambda got: len(got.dead_letters) == count)
+    return list(listed.dead_letters)
+
+
+async def _attempts(client: Client, app: AppHandle, hook: str, count: int, event: str = ""
+                    ) -> list[res.DeliveryAttempt]:
+    listed = await until(lambda: client.webhooks.ListDeliveryAttempts(
+        pb.ListDeliveryAttemptsRequest(parent=hook, event=event), metadata=app.auth),
+        lambda got: len(got.delivery_attempts) == count)
+    return list(listed.delivery_attempts)
+
+
+async def test_a_flaky_endpoint_gets_the_event_again_with_the_same_id(
+        client: Client, app: AppHandle, alice: Person, receiver: Receiver) -> None:
+    url = receiver.url("flaky1")
+    await create_webhook(client, app, url, "message.created")
+    conversation = await alice.create()
+    await alice.send(conversation.name, "second time lucky")
+    first, second = await receiver.wait(url, delivered(1))
+    assert (first.status, second.status) == (500, 200)
+    assert first.headers["caas-event-id"] == second.headers["caas-event-id"]
+    assert first.body == second.body
+
+
+async def test_an_ordered_endpoint_gets_each_conversation_in_order(
+        client: Client, app: AppHandle, alice: Person, receiver: Receiver) -> None:
+    url = receiver.url("flaky2")  # the first event fails twice, then everything passes
+    await create_webhook(client, app, url, "message.created", ordered=True)
+    conversation = await alice.create()
+    for n in range(1, 6):
+        await alice.send(conversation.name, f"m{n}")
+    got = await receiver.wait(url, delivered(5))
+    assert texts(got[:3]) == ["m1", "m1", "m1"]  # nothing overtook the failing one
+    assert texts([r for r in got if r.status == 200]) == ["m1", "m2", "m3", "m4", "m5"]
+
+
+async def test_a_hanging_endpoint_delays_neither_sending_nor_other_endpoints(
+        client: Client, app: AppHandle, other_app: AppHandle, alice: Person, mallory: Person,
+        receiver: Receiver) -> None:
+    hanging, healthy, sibling = receiver.url("hang"), receiver.url("ok"), receiver.url("ok")
+    await create_webhook(client, app, hanging, "message.created")
+    await create_webhook(client, app, sibling, "message.created")
+    await create_webhook(client, other_app, healthy, "message.created")
+    ours, theirs = await alice.create(), await mallory.create()
+    for n in range(10):
+        await alice.send(ours.name, f"a{n}")
+        await mallory.send(theirs.name, f"m{n}")
+    # Both healthy endpoints get everything while the hanging one still holds its
+    # first requests (held until the end of the test).
+    assert texts(await receiver.wait(healthy, delivered(10))) == [f"m{n}" for n in range(10)]
+    assert sorted(texts(await receiver.wait(sibling, delivered(10)))) == [
+        f"a{n}" for n in range(10)]
+    held = receiver.to(hanging)
+    assert 1 <= len(held) < 10 and all(r.status == 200 for r in held)
+    # Each app's endpoint got only its own app's events.
+    assert all(e["name"].startswith(other_app.name + "/")  # type: ignore[union-attr]
+               for e in events(receiver.to(healthy)))
+
+
+async def test_a_rotated_secret_overlaps_then_stops(
+        client: Client, app: AppHandle, alice: Person, receiver: Receiver) -> None:
+    url = receiver.url("ok")
+    created = await create_webhook(client, app, url, "message.created")
+    hook = created.webhook.name
+    rotated = await client.webhooks.RotateWebhookSecret(
+        pb.RotateWebhookSecretRequest(name=hook), metadata=app.auth)
+    assert rotated.secret != created.secret
+    assert rotated.webhook.secret_hint == rotated.secret[:10]
+    assert rotated.webhook.previous_secret_expire_time.ToSeconds() > time.time() + 23 * 3600
+    conversation = await alice.create()
+    await alice.send(conversation.name, "during the overlap")
+    (got,) = await receiver.wait(url, delivered(1))
+    for secret in (created.secret, rotated.secret):  # a receiver holding either verifies
+        assert verify(got.headers[HEADER], got.body, secret, time.time())
+
+    final = await client.webhooks.RotateWebhookSecret(pb.RotateWebhookSecretRequest(
+        name=hook, previous_secret_ttl=duration_pb2.Duration()), metadata=app.auth)
+    await alice.send(conversation.name, "after")
+    _, last = await receiver.wait(url, delivered(2))
+    assert verify(last.headers[HEADER], last.body, final.secret, time.time())
+    assert not verify(last.headers[HEADER], last.body, rotated.secret, time.time())
+    assert not verify(last.headers[HEADER], last.body, created.secret, time.time())
+
+
+async def test_endpoints_are_listed_updated_paused_and_deleted(
+        client: Client, app: AppHandle, alice: Person, receiver: Receiver) -> None:
+    url = receiver.url("ok")
+    first = (await create_webhook(client, app, url, "message.*",
+                                  state=res.Webhook.STATE_PAUSED, description="crm")).webhook
+    second = (await create_webhook(client, app, receiver.url("ok"))).webhook
+    page = await client.webhooks.ListWebhooks(pb.ListWebhooksRequest(parent=app.name,
+                                                                     page_size=1),
+                                              metadata=app.auth)
+    assert [w.name for w in page.webhooks] == [first.name]
+    rest = await client.webhooks.ListWebhooks(pb.ListWebhooksRequest(
+        parent=app.name, page_size=1, page_token=page.next_page_token), metadata=app.auth)
+    assert [w.name for w in rest.webhooks] == [second.name] and not rest.next_page_token
+    assert (first.state, first.description, list(first.event_types)) == (
+        res.Webhook.STATE_PAUSED, "crm", ["message.*"])
+
+    conversation = await alice.create()
+    await alice.send(conversation.name, "while paused")  # kept for the endpoint
+    await alice.send(conversation.name, "still paused")
+    assert receiver.to(url) == []
+    resumed = await client.webhooks.UpdateWebhook(pb.UpdateWebhookRequest(
+        webhook=res.Webhook(name=first.name, state=res.Webhook.STATE_ACTIVE),
+        update_mask=field_mask_pb2.FieldMask(paths=["state"])), metadata=app.auth)
+    assert resumed.webhook.state == res.Webhook.STATE_ACTIVE
+    assert resumed.webhook.update_time.ToDatetime() >= first.update_time.ToDatetime()
+    assert sorted(texts(await receiver.wait(url, delivered(2)))) == ["still paused",
+                                                                     "while paused"]
+
+    await client.webhooks.DeleteWebhook(pb.DeleteWebhookRequest(name=first.name),
+                                        metadata=app.auth)
+    await expect_error(client.webhooks.GetWebhook(pb.GetWebhookRequest(name=first.name),
+                                                  metadata=app.auth),
+                       grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+    await expect_error(client.webhooks.DeleteWebhook(pb.DeleteWebhookRequest(name=first.name),
+                                                     metadata=app.auth),
+                       grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+
+
+async def test_bad_endpoints_are_refused_with_the_field_named(
+        client: Client, app: AppHandle) -> None:
+    got = await expect_error(create_webhook(client, app, "ftp://example.com/x"),
+                             grpc.StatusCode.INVALID_ARGUMENT, "WEBHOOK_URL_NOT_ALLOWED")
+    assert "webhook.url" in got.field_violations
+    got = await expect_error(create_webhook(client, app, "https://example.com/x",
+                                            "message.craeted"),
+                             grpc.StatusCode.INVALID_ARGUMENT, "EVENT_TYPE_UNKNOWN")
+    assert "webhook.event_types[0]" in got.field_violations
+    hook = (await create_webhook(client, app, "https://example.com/x")).webhook
+    await expect_error(client.webhooks.UpdateWebhook(pb.UpdateWebhookRequest(
+        webhook=res.Webhook(name=hook.name), update_mask=field_mask_pb2.FieldMask(
+            paths=["state"])), metadata=app.auth),
+        grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
+    await expect_error(client.webhooks.ReplayDeadLetters(pb.ReplayDeadLettersRequest(
+        parent=hook.name, names=[f"{app.name}/webhooks/{'b' * 16}/deadLetters/{'c' * 16}"]),
+        metadata=app.auth), grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
+    listed = await client.webhooks.ListWebhooks(pb.ListWebhooksRequest(parent=app.name),
+                                                metadata=app.auth)
+    assert [w.name for w in listed.webhooks] == [hook.name]  # nothing else was written
+
+
+async def test_an_app_has_at_most_its_limit_of_endpoints(client: Client, app: AppHandle
+                                                         ) -> None:
+    for n in range(20):
+        await create_webhook(client, app, f"https://example.com/{n}")
+    got = await expect_error(create_webhook(client, app, "https://example.com/21"),
+                             grpc.StatusCode.FAILED_PRECONDITION, "LIMIT_EXCEEDED")
+    assert got.metadata["limit"] == "max_webhooks_per_app"
+
+
+async def test_only_the_apps_own_backend_manages_its_endpoints(
+        client: Client, app: AppHandle, other_app: AppHandle, alice: Person) -> None:
+    created = await create_webhook(client, app, "https://example.com/mine")
+    hook = created.webhook.name
+    await expect_error(client.webhooks.CreateWebhook(pb.CreateWebhookRequest(
+        parent=app.name, webhook=res.Webhook(url="https://evil.example/x")),
+        metadata=alice.auth), grpc.StatusCode.PERMISSION_DENIED, "PRINCIPAL_NOT_ALLOWED")
+    await expect_error(client.webhooks.ListWebhooks(pb.ListWebhooksRequest(parent=app.name),
+                                                    metadata=alice.auth),
+                       grpc.StatusCode.PERMISSION_DENIED, "PRINCIPAL_NOT_ALLOWED")
+    theirs = other_app.auth
+    calls = [
+        client.webhooks.CreateWebhook(pb.CreateWebhookRequest(
+            parent=app.name, webhook=res.Webhook(url="https://evil.example/x")), metadata=theirs),
+        client.webhooks.GetWebhook(pb.GetWebhookRequest(name=hook), metadata=theirs),
+        client.webhooks.ListWebhooks(pb.ListWebhooksRequest(parent=app.name), metadata=theirs),
+        client.webhooks.UpdateWebhook(pb.UpdateWebhookRequest(
+            webhook=res.Webhook(name=hook, url="https://evil.example/x"),
+            update_mask=field_mask_pb2.FieldMask(paths=["url"])), metadata=theirs),
+        client.webhooks.RotateWebhookSecret(pb.RotateWebhookSecretRequest(name=hook),
+                                            metadata=theirs),
+        client.webhooks.ListDeliveryAttempts(pb.ListDeliveryAttemptsRequest(parent=hook),
+                                             metadata=theirs),
+        client.webhooks.ListDeadLetters(pb.ListDeadLettersRequest(parent=hook),
+                                        metadata=theirs),
+        client.webhooks.ReplayDeadLetters(pb.ReplayDeadLettersRequest(parent=hook),
+                                          metadata=theirs),
+        client.webhooks.DeleteWebhook(pb.DeleteWebhookRequest(name=hook), metadata=theirs),
+    ]
+    for call in calls:
+        await expect_error(call, grpc.StatusCode.PERMISSION_DENIED, "APP_MISMATCH")
+    # The other app's own parent does not reach our endpoint either.
+    await expect_error(client.webhooks.GetWebhook(pb.GetWebhookRequest(
+        name=hook.replace(app.name, other_app.name)), metadata=theirs),
+        grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+    after = (await client.webhooks.GetWebhook(pb.GetWebhookRequest(name=hook),
+                                              metadata=app.auth)).webhook
+    assert after == created.webhook  # untouched

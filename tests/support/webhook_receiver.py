@@ -1,0 +1,108 @@
+"""A real local HTTP endpoint for webhook tests: a server thread that records every
+request and answers by the first segment of its path:
+
+- `/ok/…` 200; `/fail/…` 500 (with a long body); `/move/…` 302;
+- `/hang/…` holds the request until `release()` (or 30 s), then 200;
+- `/flakyN/…` 500 to the first N requests of that path, then 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int  # what the receiver answered (200 for a released hang)
+
+
+class Receiver:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.received: list[Received] = []
+        self._changed = threading.Condition()
+        self._release = threading.Event()
+
+    def url(self, mode: str = "ok") -> str:
+        """A fresh endpoint URL answering as `mode` (ok, fail, move, hang, flakyN)."""
+        return f"{self.base}/{mode}/{uuid.uuid4().hex[:8]}"
+
+    def release(self) -> None:
+        self._release.set()
+
+    def to(self, url: str) -> list[Received]:
+        """The requests made to `url`, in arrival order."""
+        path = url.removeprefix(self.base)
+        with self._changed:
+            return [r for r in self.received if r.path == path]
+
+    def _record(self, request: Received) -> None:
+        with self._changed:
+            self.received.append(request)
+            self._changed.notify_all()
+
+    async def wait(self, url: str, done: Callable[[list[Received]], bool],
+                   within: float = 30) -> list[Received]:
+        """The requests to `url` once `done` holds for them; AssertionError after
+        `within` seconds."""
+        path = url.removeprefix(self.base)
+
+        def until() -> list[Received]:
+            with self._changed:
+                ok = self._changed.wait_for(
+                    lambda: done([r for r in self.received if r.path == path]), within)
+                got = [r for r in self.received if r.path == path]
+            assert ok, f"{url}: {len(got)} requests, not what was awaited"
+            return got
+
+        return await asyncio.to_thread(until)
+
+
+@contextmanager
+def running_receiver() -> Iterator[Receiver]:
+    receiver = Receiver("")
+    counts: dict[str, int] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            mode = self.path.split("/")[1]
+            status = {"ok": 200, "fail": 500, "move": 302, "hang": 200}.get(mode, 200)
+            if mode.startswith("flaky"):
+                counts[self.path] = counts.get(self.path, 0) + 1
+                status = 500 if counts[self.path] <= int(mode.removeprefix("flaky")) else 200
+            receiver._record(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                      body, status))  # on arrival: a hang is seen at once
+            if mode == "hang":
+                receiver._release.wait(30)
+            self.send_response(status)
+            if status == 302:
+                self.send_header("location", receiver.base + "/ok/elsewhere")
+            answer = b"thanks" if status == 200 else b"upstream exploded " * 500
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    receiver.base = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.release()
+        server.shutdown()
+        server.server_close()
