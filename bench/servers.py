@@ -45,8 +45,9 @@ def server_cpu(pgid: int | None) -> float:
 
 
 @contextlib.contextmanager
-def bench_server(directory: Path, workers: int = 1) -> Iterator[CaasServer]:
-    env = {"CAAS_ACCESS_LOG": "false", "CAAS_WORKERS": str(workers)}
+def bench_server(directory: Path, workers: int = 1, env: dict[str, str] | None = None
+                 ) -> Iterator[CaasServer]:
+    env = {"CAAS_ACCESS_LOG": "false", "CAAS_WORKERS": str(workers), **(env or {})}
     redis = None
     if workers > 1:
         (directory / "redis").mkdir()

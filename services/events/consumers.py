@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer
 from caas.events.v1 import events_pb2
 
 from services.events.log import EventLog, LoggedEvent
-from services.events.relay import Relay, utc_now
+from services.events.relay import Relay
 
 log = logging.getLogger("caas.consumers")
 
@@ -40,11 +39,10 @@ class HandlerSink:
             await self._handler(events_pb2.Event.FromString(event.payload))
 
 
-def log_consumer(events: EventLog, name: str, handler: Handler,
-                 now: Callable[[], datetime] = utc_now) -> Relay:
+def log_consumer(events: EventLog, name: str, handler: Handler) -> Relay:
     """A consumer that reads the event log with its own cursor (run with `.run(wake)`).
     A failing handler stops the batch; it starts again from the failed event."""
-    return Relay(events, HandlerSink(handler), name, now=now)
+    return Relay(events, HandlerSink(handler), name)
 
 
 class KafkaConsumerGroup:

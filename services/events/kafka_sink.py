@@ -41,6 +41,27 @@ def record_key(event: LoggedEvent) -> bytes:
     return f"{event.app_id}/{event.conversation_id}".encode()
 
 
+async def ensure_topics(bootstrap: str, topics: Topics) -> None:
+    """Create the topics that are missing, with the configured partitions and retention
+    (producers and consumer groups both call it: a group subscribed to a topic that does
+    not exist yet would see it only at its next metadata refresh)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, num_partitions=topics.partitions,
+                            replication_factor=topics.replication,
+                            topic_configs={"retention.ms": str(int(
+                                topics.retention.total_seconds() * 1000))})
+                   for name in topics.all() if name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process's
+                await admin.create_topics(missing)
+            log.info("kafka topics created", extra={"topics": [t.name for t in missing]})
+    finally:
+        await admin.close()
+
+
 class KafkaSink:
     def __init__(self, producer: AIOKafkaProducer, topics: Topics) -> None:
         self._producer = producer
@@ -48,23 +69,8 @@ class KafkaSink:
 
     @classmethod
     async def open(cls, bootstrap: str, topics: Topics) -> KafkaSink:
-        """Create the topics that are missing (with the configured partitions and
-        retention), then start the producer."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            missing = [NewTopic(name, num_partitions=topics.partitions,
-                                replication_factor=topics.replication,
-                                topic_configs={"retention.ms": str(int(
-                                    topics.retention.total_seconds() * 1000))})
-                       for name in topics.all() if name not in existing]
-            if missing:
-                with contextlib.suppress(TopicAlreadyExistsError):  # another process's
-                    await admin.create_topics(missing)
-                log.info("kafka topics created", extra={"topics": [t.name for t in missing]})
-        finally:
-            await admin.close()
+        """Create the topics that are missing, then start the producer."""
+        await ensure_topics(bootstrap, topics)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                     linger_ms=5, request_timeout_ms=15_000)
         await producer.start()

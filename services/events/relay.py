@@ -11,12 +11,12 @@ miss one. While the relay is registered, purging keeps what it has yet to take.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from services.core.aio import wait_set
 from services.core.ids import new_id
 from services.events.log import EventLog, LoggedEvent
 
@@ -94,5 +94,4 @@ class Relay:
                 log.exception("relay failed; retrying", extra={"consumer": self._consumer,
                                                                "retry_seconds": delay})
                 timeout, delay = delay, min(delay * 2, RETRY_SECONDS[1])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout)
+            await wait_set(wake, timeout)

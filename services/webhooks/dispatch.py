@@ -10,7 +10,6 @@ claims in the store) sends the deliveries that are due, each endpoint with at mo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -21,11 +20,13 @@ from urllib.parse import urlsplit
 from caas.events.v1 import events_pb2
 from google.protobuf import json_format
 
+from services.core.aio import wait_set
 from services.core.clock import Clock
 from services.core.ids import new_id
+from services.events.log import LoggedEvent
 from services.webhooks.actions import is_public_address
 from services.webhooks.delivery import Attempt, Deliverer, next_delay
-from services.webhooks.models import DeadLetter, Delivery, DeliveryAttempt
+from services.webhooks.models import DeadLetter, Delivery, DeliveryAttempt, Webhook
 from services.webhooks.store import WebhookStore
 
 log = logging.getLogger("caas.webhooks")
@@ -33,7 +34,7 @@ log = logging.getLogger("caas.webhooks")
 CONCURRENCY = 64  # deliveries in flight per process
 PER_WEBHOOK = 4  # deliveries in flight per endpoint, over all processes
 POLL_SECONDS = 1.0  # how often to look for due deliveries without a wake
-CLAIM_MARGIN = timedelta(seconds=30)  # a claim outlives its attempt's timeout by this
+CLAIM_MARGIN = timedelta(seconds=5)  # a claim outlives its attempt's timeout by this
 ALL_WEBHOOKS = 10_000  # more than an app may have
 
 
@@ -43,23 +44,43 @@ def event_body(event: events_pb2.Event) -> bytes:
 
 
 class Intake:
+    """Queues deliveries for the endpoints that want each event. Fed by the event log
+    (`send`: a relay sink, one app's events at a time, read together) or by Kafka
+    (`__call__`: one event at a time)."""
+
     def __init__(self, store: WebhookStore, clock: Clock, wake: Callable[[], None]) -> None:
         self._store = store
         self._clock = clock
         self._wake = wake
 
-    async def __call__(self, event: events_pb2.Event) -> None:
-        _, app_id, _, position = event.name.split("/")
-        hooks = [h for h in await self._store.list_webhooks(app_id, ALL_WEBHOOKS, None)
-                 if h.wants(event.type)]
-        if not hooks:
+    async def send(self, events: Sequence[LoggedEvent]) -> None:
+        if not events:
             return
+        hooks = await self._store.list_webhooks(events[0].app_id, ALL_WEBHOOKS, None)
+        if hooks:  # an app without endpoints costs one read per batch, no decoding
+            await self._enqueue(hooks, [events_pb2.Event.FromString(e.payload) for e in events])
+
+    async def __call__(self, event: events_pb2.Event) -> None:
+        app_id = event.name.split("/")[1]
+        hooks = await self._store.list_webhooks(app_id, ALL_WEBHOOKS, None)
+        if hooks:
+            await self._enqueue(hooks, [event])
+
+    async def _enqueue(self, hooks: Sequence[Webhook], events: Sequence[events_pb2.Event]
+                       ) -> None:
         now = self._clock.now()
-        body = event_body(event)
-        await self._store.enqueue([
-            Delivery(app_id, h.webhook_id, event.name, event.type, event.conversation,
-                     int(position), body, 0, now, now) for h in hooks])
-        self._wake()
+        deliveries = []
+        for event in events:
+            wanting = [h for h in hooks if h.wants(event.type)]
+            if wanting:
+                body = event_body(event)
+                position = int(event.name.rsplit("/", 1)[1])
+                deliveries += [Delivery(h.app_id, h.webhook_id, event.name, event.type,
+                                        event.conversation, position, body, 0, now, now)
+                               for h in wanting]
+        if deliveries:
+            await self._store.enqueue(deliveries)
+            self._wake()
 
 
 async def blocked_reason(url: str) -> str | None:
@@ -112,13 +133,12 @@ class Dispatcher:
                     except Exception:
                         log.exception("claiming webhook deliveries failed")
                 for delivery in claimed:
-                    task = asyncio.create_task(self._deliver(delivery))
+                    task = asyncio.create_task(self.deliver(delivery))
                     self._in_flight.add(task)
                     task.add_done_callback(self._done)
                 if claimed and len(claimed) == free:
                     continue  # maybe more are due
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                await wait_set(self._wake, POLL_SECONDS)
         finally:
             for task in self._in_flight:
                 task.cancel()
@@ -128,7 +148,7 @@ class Dispatcher:
         self._in_flight.discard(task)
         self._wake.set()
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, delivery: Delivery) -> None:
         """One attempt and its outcome. A failure of our own (the store) leaves the
         delivery claimed: it is tried again when the claim runs out."""
         try:

@@ -7,16 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 
 from services.core.clock import Clock
 from services.core.events import DomainEvent, EventBus
 from services.core.settings import Settings
-from services.events.consumers import KafkaConsumerGroup, log_consumer
-from services.events.kafka_sink import Topics
+from services.events.consumers import KafkaConsumerGroup
+from services.events.kafka_sink import Topics, ensure_topics
 from services.events.log import EventLog
+from services.events.relay import Relay
 from services.webhooks.delivery import Deliverer
 from services.webhooks.dispatch import CONCURRENCY, Dispatcher, Intake
 from services.webhooks.store import WebhookStore
@@ -41,13 +42,14 @@ class WebhookWorker:
         self._tasks = [asyncio.create_task(self.dispatcher.run(), name="webhook dispatcher")]
         if settings.kafka_bootstrap:
             topics = Topics(settings.kafka_topic_prefix, settings.kafka_partitions,
-                            settings.kafka_replication, settings.kafka_retention).all()
+                            settings.kafka_replication, settings.kafka_retention)
             bootstrap = settings.kafka_bootstrap
 
-            def group() -> KafkaConsumerGroup:
-                return KafkaConsumerGroup(bootstrap, KAFKA_GROUP, topics, intake)
+            async def consume() -> None:
+                await ensure_topics(bootstrap, topics)
+                await KafkaConsumerGroup(bootstrap, KAFKA_GROUP, topics.all(), intake).run()
 
-            self._tasks.append(asyncio.create_task(self._consume(group),
+            self._tasks.append(asyncio.create_task(self._consume(consume),
                                                    name="webhook intake (kafka)"))
         else:
             wake = asyncio.Event()
@@ -57,17 +59,17 @@ class WebhookWorker:
                     wake.set()
 
             bus.subscribe(on_event)
-            relay = log_consumer(events, CONSUMER, intake, now=clock.now)
+            relay = Relay(events, intake, CONSUMER, now=clock.now)
             self._tasks.append(asyncio.create_task(relay.run(wake), name="webhook intake"))
 
     @staticmethod
-    async def _consume(group: Callable[[], KafkaConsumerGroup]) -> None:
+    async def _consume(consume: Callable[[], Awaitable[None]]) -> None:
         """Run the consumer group, joining again (with growing delays) when Kafka is
         not reachable yet or goes away."""
         delay = 0.5
         while True:
             try:
-                await group().run()
+                await consume()
             except Exception as error:
                 log.warning("webhook intake from kafka failed; retrying",
                             extra={"error": repr(error), "retry_seconds": delay})

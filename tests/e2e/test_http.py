@@ -387,3 +387,34 @@ async def test_known_json_fields_pass_in_either_spelling(http: httpx.AsyncClient
         headers=auth(alice)))["message"]
     assert sent["text"] == 'a "quoted" {brace}, [bracket]: mention_ids'
     assert sent["metadata"] == {"any.key": "free-form: not fields"}
+
+
+async def test_an_apps_backend_manages_webhooks_over_json(
+        http: httpx.AsyncClient, app: AppHandle, alice: Person) -> None:
+    key = {"authorization": f"Bearer {app.api_key}"}
+    created = ok(await http.post(f"/v1/{app.name}/webhooks", headers=key, json={
+        "url": "https://crm.example.com/caas", "eventTypes": ["message.*"], "ordered": True}))
+    hook = created["webhook"]
+    assert created["secret"].startswith("whsec_")
+    assert (hook["state"], hook["eventTypes"], hook["ordered"]) == (
+        "STATE_ACTIVE", ["message.*"], True)
+    changed = ok(await http.patch(f"/v1/{hook['name']}", headers=key,
+                                  params={"update_mask": "state"},
+                                  json={"state": "STATE_PAUSED"}))["webhook"]
+    assert changed["state"] == "STATE_PAUSED" and changed["url"] == hook["url"]
+    rotated = ok(await http.post(f"/v1/{hook['name']}:rotateSecret", headers=key,
+                                 json={"previousSecretTtl": "60s"}))
+    assert rotated["secret"] != created["secret"] and rotated["webhook"]["secretHint"]
+    listed = ok(await http.get(f"/v1/{app.name}/webhooks", headers=key))["webhooks"]
+    assert [w["name"] for w in listed] == [hook["name"]]
+    assert ok(await http.get(f"/v1/{hook['name']}/deadLetters", headers=key)) == {
+        "deadLetters": [], "nextPageToken": ""}
+    # A user of the app is refused; so is a URL to a private address.
+    refused = await http.get(f"/v1/{app.name}/webhooks", headers=auth(alice))
+    assert refused.status_code == 403
+    assert error_body(refused)[1] == "PRINCIPAL_NOT_ALLOWED"
+    bad = await http.post(f"/v1/{app.name}/webhooks", headers=key,
+                          json={"url": "ftp://10.0.0.1/x"})
+    assert bad.status_code == 400 and error_body(bad)[:2] == (3, "WEBHOOK_URL_NOT_ALLOWED")
+    ok(await http.delete(f"/v1/{hook['name']}", headers=key))
+    assert (await http.get(f"/v1/{hook['name']}", headers=key)).status_code == 404

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 from caas.events.v1 import events_pb2
+from caas.webhooks.v1 import resources_pb2 as webhooks_res
+from caas.webhooks.v1 import webhooks_service_pb2 as webhooks_pb
+from google.protobuf import json_format
 
 from services.events.consumers import KafkaConsumerGroup
 from tests.conftest import TEST_CONFIG, create_app
@@ -19,6 +22,7 @@ from tests.support.chat import GROUP, person
 from tests.support.client import Client
 from tests.support.processes import free_port
 from tests.support.servers import CaasServer, ExternalServer, start_caas, start_kafka
+from tests.support.webhook_receiver import running_receiver
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +55,18 @@ async def records(bootstrap: str, topic: str, count: int
         await consumer.stop()
 
 
-async def chat(server: CaasServer, texts: list[str]) -> tuple[str, str]:
-    """An app, a group of alice and bob, and alice's messages: (app id, conversation)."""
+async def chat(server: CaasServer, texts: list[str], webhook_url: str = ""
+               ) -> tuple[str, str]:
+    """An app (with a webhook endpoint at `webhook_url`, if given), a group of alice and
+    bob, and alice's messages: (app id, conversation)."""
     client = Client(server.address)
     try:
         app = await create_app(client, server.operator_token)
+        if webhook_url:
+            await client.webhooks.CreateWebhook(webhooks_pb.CreateWebhookRequest(
+                parent=app.name, webhook=webhooks_res.Webhook(
+                    url=webhook_url, event_types=["message.created"], ordered=True)),
+                metadata=app.auth)
         alice = await person(client, app.app_id, app.api_key, "alice")
         await person(client, app.app_id, app.api_key, "bob")
         group = await alice.create(GROUP, ("bob",))
@@ -147,3 +158,34 @@ async def test_a_consumer_group_handles_each_event_and_commits_only_after(
         assert handled == ["first", "flaky", "third", "fourth"]
     finally:
         assert server.process.stop() == 0
+
+
+async def test_webhooks_get_events_committed_before_a_crash_through_kafka(
+        tmp_path: Path) -> None:
+    """With Kafka, webhooks are fed by the consumer group `caas.webhooks`. The broker is
+    away when the messages are sent, so they are committed but not relayed when the
+    server is killed; after the restart they go log → Kafka → group → endpoint."""
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    texts = ["hooked 1", "hooked 2", "hooked 3"]
+    with running_receiver() as receiver:
+        url = receiver.url("ok")
+        first = start_caas(tmp_path, env=with_kafka(bootstrap, "t4"), config=TEST_CONFIG)
+        try:
+            await chat(first, texts, webhook_url=url)
+        finally:
+            first.process.stop(signum=signal.SIGKILL)
+        assert receiver.to(url) == []
+        broker = start_kafka(port)
+        second = start_caas(tmp_path, env=with_kafka(bootstrap, "t4"), config=TEST_CONFIG,
+                            port=first.port)
+        try:
+            got = await receiver.wait(url, lambda got: len(got) >= len(texts), within=90)
+        finally:
+            assert second.process.stop() == 0
+            broker.process.stop()
+    events = [events_pb2.Event() for _ in got]
+    for event, request in zip(events, got, strict=True):
+        json_format.Parse(request.body, event)
+    assert [e.message_created.text for e in events] == texts  # an ordered endpoint
+    assert len({e.name for e in events}) == len(texts)

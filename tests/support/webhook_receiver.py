@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int  # what the receiver answered (200 for a released hang)
+    time: float  # of arrival (time.time())
 
 
 class Receiver:
@@ -81,7 +83,7 @@ def running_receiver() -> Iterator[Receiver]:
                 counts[self.path] = counts.get(self.path, 0) + 1
                 status = 500 if counts[self.path] <= int(mode.removeprefix("flaky")) else 200
             receiver._record(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                      body, status))  # on arrival: a hang is seen at once
+                                      body, status, time.time()))  # a hang is seen at once
             if mode == "hang":
                 receiver._release.wait(30)
             self.send_response(status)

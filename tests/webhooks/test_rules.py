@@ -1,0 +1,120 @@
+"""Where webhook deliveries may go, and which event types an endpoint may ask for."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.core.clock import SystemClock
+from services.core.errors import InvalidArgument
+from services.core.settings import Settings
+from services.runtime import Stores, open_stores
+from services.webhooks.actions import check_event_types, check_url, is_public_address
+from services.webhooks.delivery import Deliverer
+from services.webhooks.dispatch import Dispatcher, blocked_reason
+from services.webhooks.models import Delivery, Webhook, wants
+from tests.support.webhook_receiver import running_receiver
+
+
+@pytest.mark.parametrize("url", [
+    "https://example.com/hook", "https://hooks.example.com:8443/a/b?c=d",
+    "https://93.184.215.14/x", "https://[2606:4700::1111]/x"])
+def test_public_https_urls_are_accepted(url: str) -> None:
+    assert check_url(url, allow_insecure=False) == url
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://example.com/hook", "https"),
+    ("ftp://example.com/hook", "https"),
+    ("https:///nohost", "host"),
+    ("https://example.com:99999/x", "valid"),
+    ("https://localhost/x", "local"),
+    ("https://api.localhost/x", "local"),
+    ("https://127.0.0.1/x", "loopback"),
+    ("https://10.1.2.3/x", "private"),
+    ("https://192.168.0.10/x", "private"),
+    ("https://169.254.169.254/latest/meta-data", "link-local"),  # cloud metadata
+    ("https://[::1]/x", "loopback"),
+    ("https://[::ffff:127.0.0.1]/x", "loopback"),
+    ("https://0.0.0.0/x", "loopback"),
+])
+def test_other_urls_are_refused_with_the_field_named(url: str, why: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        check_url(url, allow_insecure=False)
+    assert refused.value.reason == "WEBHOOK_URL_NOT_ALLOWED"
+    assert why in refused.value.message
+    assert [v.field for v in refused.value.field_violations] == ["webhook.url"]
+
+
+def test_insecure_mode_allows_local_http_but_still_wants_a_url() -> None:
+    assert check_url("http://127.0.0.1:9000/x", allow_insecure=True)
+    with pytest.raises(InvalidArgument):
+        check_url("ftp://127.0.0.1/x", allow_insecure=True)
+
+
+def test_addresses() -> None:
+    assert is_public_address("8.8.8.8")
+    assert not any(is_public_address(a) for a in (
+        "127.0.0.1", "10.0.0.1", "172.16.0.1", "100.64.0.1", "169.254.1.1", "224.0.0.1",
+        "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1"))
+
+
+def test_event_type_filters_must_name_real_types() -> None:
+    assert check_event_types(["message.created", "reaction.*", "*"]) == (
+        "message.created", "reaction.*", "*")
+    with pytest.raises(InvalidArgument) as refused:
+        check_event_types(["message.created", "mesage.*", "message.sent"])
+    assert [v.field for v in refused.value.field_violations] == [
+        "webhook.event_types[1]", "webhook.event_types[2]"]
+
+
+def test_filters_match_types_families_and_everything() -> None:
+    assert wants((), "message.created")
+    assert wants(("*",), "read.updated")
+    assert wants(("message.*",), "message.deleted")
+    assert not wants(("message.*",), "member.added")
+    assert wants(("member.added", "reaction.added"), "reaction.added")
+    assert not wants(("message.created",), "message.updated")
+
+
+async def test_a_host_resolving_to_a_private_address_is_blocked_at_delivery() -> None:
+    assert "not a public address" in (await blocked_reason("https://localhost:1/x") or "")
+    assert (await blocked_reason("https://no-such-host.invalid/x") or "").startswith("dns")
+
+
+@pytest.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[Stores]:
+    opened = await open_stores(Settings(data_dir=tmp_path))
+    yield opened
+    await opened.close()
+
+
+async def test_the_dispatcher_records_a_blocked_delivery_without_connecting(
+        stores: Stores) -> None:
+    """An endpoint whose host came to resolve to a loopback address (DNS changed after
+    its URL was accepted) gets no request; the attempt says why."""
+    now = datetime.now(UTC)
+    with running_receiver() as receiver:
+        url = receiver.url("ok").replace("127.0.0.1", "localhost")
+        await stores.webhooks.create_webhook(Webhook(
+            "acme", "a" * 16, url, (), False, True, "", "whsec_x", None, None, now, now), 10)
+        await stores.webhooks.enqueue([Delivery(
+            "acme", "a" * 16, "apps/acme/events/1", "message.created",
+            "apps/acme/conversations/c", 1, b"{}", 0, now, now)])
+        (claimed,) = await stores.webhooks.claim(now, now + timedelta(seconds=9), 10, 4)
+        async with httpx.AsyncClient() as client:
+            dispatcher = Dispatcher(stores.webhooks, Deliverer(client, 1.0), SystemClock(),
+                                    timeout=timedelta(seconds=1), retry_delays=[],
+                                    allow_insecure=False, rng=random.Random(1))
+            await dispatcher.deliver(claimed)
+        assert receiver.to(url.replace("localhost", "127.0.0.1")) == []
+    (attempt,) = await stores.webhooks.list_attempts("acme", "a" * 16, "", 10, None)
+    assert (attempt.succeeded, attempt.status_code) == (False, 0)
+    assert attempt.error.startswith("blocked: localhost resolves to")
+    (letter,) = await stores.webhooks.list_dead_letters("acme", "a" * 16, 10, None)
+    assert letter.last_error == attempt.error  # no retries were scheduled
