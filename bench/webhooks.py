@@ -8,7 +8,7 @@ senders send RATE messages/s in total for SECONDS into one conversation. Prints 
 send latency, the send → receiver latency of every delivery to the healthy endpoint,
 deliveries lost (after waiting for the tail) and server CPU.
 
-    .venv/bin/python bench/webhooks.py [--rate 200] [--seconds 10] [--bad]
+    .venv/bin/python bench/webhooks.py [--rate 200] [--seconds 10] [--bad | --bare]
 
 A benchmark, not a test: it asserts nothing.
 """
@@ -45,7 +45,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run(address: str, operator: str, pid: int, receiver: Receiver, rate: float,
-              seconds: float, bad: bool) -> None:
+              seconds: float, bad: bool, bare: bool) -> None:
     client = Client(address)
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     app = await client.apps.CreateApp(apps_pb.CreateAppRequest(
@@ -53,7 +53,7 @@ async def run(address: str, operator: str, pid: int, receiver: Receiver, rate: f
     key = bearer(app.api_key_secret)
     healthy = receiver.url("ok")
     urls = [healthy, *([receiver.url("hang"), receiver.url("fail")] if bad else [])]
-    for url in urls:
+    for url in urls if not bare else []:
         await client.webhooks.CreateWebhook(hook_pb.CreateWebhookRequest(
             parent=f"apps/{app_id}", webhook=hook_res.Webhook(
                 url=url, event_types=["message.created"])), metadata=key)
@@ -77,14 +77,16 @@ async def run(address: str, operator: str, pid: int, receiver: Receiver, rate: f
     await asyncio.gather(*(sender(i) for i in range(SENDERS)))
     sent = SENDERS * count
     try:
-        got = await receiver.wait(healthy, lambda got: len(got) >= sent, within=60)
+        got = await receiver.wait(healthy, lambda got: len(got) >= sent,
+                                  within=0 if bare else 60)
     except AssertionError:
         got = receiver.to(healthy)
     elapsed = time.perf_counter() - began
     cpu = server_cpu(pid) - cpu_before
     delays = [r.time - float(json.loads(r.body)["messageCreated"]["text"]) for r in got]
     unique = {json.loads(r.body)["name"] for r in got}
-    print(f"endpoints: {len(urls)} ({'+ hanging + failing' if bad else 'healthy only'})")
+    shape = "none" if bare else "+ hanging + failing" if bad else "healthy only"
+    print(f"endpoints: {0 if bare else len(urls)} ({shape})")
     print(f"sent {sent} messages at {rate:.0f}/s; sends p50 {pct(send_latencies, 50):.1f} ms, "
           f"p99 {pct(send_latencies, 99):.1f} ms")
     print(f"healthy endpoint: {len(unique)} events delivered, {sent - len(unique)} lost, "
@@ -102,12 +104,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--bad", action="store_true")
+    parser.add_argument("--bare", action="store_true", help="no endpoints: the baseline")
     args = parser.parse_args()
     env = {"CAAS_WEBHOOK_ALLOW_INSECURE": "true", "CAAS_WEBHOOK_TIMEOUT": "2"}
     with tempfile.TemporaryDirectory() as directory, running_receiver() as receiver, \
             bench_server(Path(directory), env=env) as server:
         asyncio.run(run(server.address, server.operator_token, server.process.pid, receiver,
-                        args.rate, args.seconds, args.bad))
+                        args.rate, args.seconds, args.bad, args.bare))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ BATCH = 500  # events per hand-over
 POLL_SECONDS = 1.0  # how often to look without a wake
 LEASE = timedelta(seconds=10)  # one process relays; another takes over this long after
 RETRY_SECONDS = (0.5, 30.0)  # backoff after a failed hand-over: first, longest
+GATHER_SECONDS = 0.005  # after a wake, let the writes committing with it join the round
 
 
 def utc_now() -> datetime:
@@ -51,6 +52,7 @@ class Relay:
         self._batch = batch
         self._now = now
         self._holder = new_id()
+        self._held_until: datetime | None = None
 
     async def start(self) -> None:
         """Register as a consumer: from now on purges wait for this relay."""
@@ -75,8 +77,13 @@ class Relay:
         """A round if this relay holds (or takes) the lease: how many events went; None
         while another process runs the consumer."""
         now = self._now()
-        if not await self._events.lease(self._consumer, self._holder, now, now + LEASE):
-            return None
+        # The lease is renewed once half of it has passed, not at every round (a write).
+        if self._held_until is None or self._held_until - now < LEASE / 2:
+            until = now + LEASE
+            if not await self._events.lease(self._consumer, self._holder, now, until):
+                self._held_until = None
+                return None
+            self._held_until = until
         return await self.run_once()
 
     async def run(self, wake: asyncio.Event) -> None:
@@ -94,4 +101,5 @@ class Relay:
                 log.exception("relay failed; retrying", extra={"consumer": self._consumer,
                                                                "retry_seconds": delay})
                 timeout, delay = delay, min(delay * 2, RETRY_SECONDS[1])
-            await wait_set(wake, timeout)
+            if await wait_set(wake, timeout):
+                await asyncio.sleep(GATHER_SECONDS)

@@ -124,7 +124,7 @@ class Dispatcher:
             while True:
                 self._wake.clear()
                 free = CONCURRENCY - len(self._in_flight)
-                claimed: list[Delivery] = []
+                claimed: list[tuple[Delivery, Webhook]] = []
                 if free > 0:
                     try:
                         now = self._clock.now()
@@ -132,8 +132,8 @@ class Dispatcher:
                                                           PER_WEBHOOK)
                     except Exception:
                         log.exception("claiming webhook deliveries failed")
-                for delivery in claimed:
-                    task = asyncio.create_task(self.deliver(delivery))
+                for delivery, webhook in claimed:
+                    task = asyncio.create_task(self.deliver(delivery, webhook))
                     self._in_flight.add(task)
                     task.add_done_callback(self._done)
                 if claimed and len(claimed) == free:
@@ -148,13 +148,11 @@ class Dispatcher:
         self._in_flight.discard(task)
         self._wake.set()
 
-    async def deliver(self, delivery: Delivery) -> None:
-        """One attempt and its outcome. A failure of our own (the store) leaves the
-        delivery claimed: it is tried again when the claim runs out."""
+    async def deliver(self, delivery: Delivery, webhook: Webhook) -> None:
+        """One attempt (to `webhook` as claimed with the delivery) and its outcome. A
+        failure of our own (the store) leaves the delivery claimed: it is tried again
+        when the claim runs out."""
         try:
-            webhook = await self._store.get_webhook(delivery.app_id, delivery.webhook_id)
-            if webhook is None:
-                return
             now = self._clock.now()
             blocked = None if self._allow_insecure else await blocked_reason(webhook.url)
             if blocked is None:

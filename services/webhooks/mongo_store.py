@@ -172,7 +172,7 @@ class MongoWebhookStore:
         await self._insert_deliveries([_delivery_doc(d) for d in deliveries])
 
     async def claim(self, now: datetime, until: datetime, limit: int, per_webhook: int
-                    ) -> list[Delivery]:
+                    ) -> list[tuple[Delivery, Webhook]]:
         busy: dict[str, int] = {}
         async for row in await self._deliveries.aggregate([
                 {"$match": {"claim_until": {"$gt": now}}},
@@ -193,7 +193,7 @@ class MongoWebhookStore:
         orphans = {doc["hook"] for doc in candidates} - set(hooks)
         if orphans:  # queued while their endpoint was being deleted
             await self._deliveries.delete_many({"hook": {"$in": list(orphans)}})
-        claimed: list[Delivery] = []
+        claimed: list[tuple[Delivery, Webhook]] = []
         for doc in candidates:
             hook = hooks.get(doc["hook"])
             if len(claimed) >= limit:
@@ -209,7 +209,7 @@ class MongoWebhookStore:
                 {"$set": {"claim_until": until}})
             if taken is not None:
                 busy[doc["hook"]] = busy.get(doc["hook"], 0) + 1
-                claimed.append(_delivery(taken))
+                claimed.append((_delivery(taken), _hook(hook)))
         return claimed
 
     async def finish(self, delivery: Delivery, attempt: DeliveryAttempt,

@@ -30,6 +30,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         " create_time INTEGER NOT NULL, claim_until INTEGER NOT NULL DEFAULT 0,"
         " PRIMARY KEY (app_id, webhook_id, event))",
         "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_time)",
+        "CREATE INDEX webhook_deliveries_claimed ON webhook_deliveries (claim_until)",
         "CREATE INDEX webhook_deliveries_by_conversation"
         " ON webhook_deliveries (app_id, webhook_id, conversation, position)",
         "CREATE INDEX webhook_deliveries_by_create_time ON webhook_deliveries (create_time)",
@@ -103,25 +104,33 @@ def _insert_deliveries(conn: sqlite3.Connection, deliveries: Sequence[Delivery])
          for d in deliveries]).rowcount
 
 
-# Due deliveries of active endpoints, each ordered endpoint's only the head of each
-# conversation, ranked per endpoint so that `claim` can cap what one endpoint takes.
-_CLAIMABLE = """
+# What `claim` may take: the first CANDIDATES due deliveries (by the due index) of active
+# endpoints that have room for more in flight, each ordered endpoint's only the head of
+# each conversation; ranked per endpoint so that no endpoint takes more than its room.
+CANDIDATES = 500
+_CLAIMABLE = f"""
 WITH busy AS (
     SELECT app_id, webhook_id, count(*) AS taken FROM webhook_deliveries
     WHERE claim_until > :now GROUP BY app_id, webhook_id),
 due AS (
-    SELECT d.rowid AS id, d.app_id, d.webhook_id, d.next_attempt_time, d.position,
-           row_number() OVER (PARTITION BY d.app_id, d.webhook_id
-                              ORDER BY d.next_attempt_time, d.position) AS rank
-    FROM webhook_deliveries AS d JOIN webhooks AS w USING (app_id, webhook_id)
+    SELECT d.rowid AS id, d.app_id, d.webhook_id, d.next_attempt_time, d.position
+    FROM webhook_deliveries AS d
+    JOIN webhooks AS w USING (app_id, webhook_id)
+    LEFT JOIN busy USING (app_id, webhook_id)
     WHERE d.next_attempt_time <= :now AND d.claim_until <= :now AND w.active
+      AND coalesce(busy.taken, 0) < :per_webhook
       AND (NOT w.ordered OR NOT EXISTS (
           SELECT 1 FROM webhook_deliveries AS e
           WHERE e.app_id = d.app_id AND e.webhook_id = d.webhook_id
-            AND e.conversation = d.conversation AND e.position < d.position)))
-SELECT due.id FROM due LEFT JOIN busy USING (app_id, webhook_id)
-WHERE due.rank + coalesce(busy.taken, 0) <= :per_webhook
-ORDER BY due.next_attempt_time, due.position LIMIT :limit
+            AND e.conversation = d.conversation AND e.position < d.position))
+    ORDER BY d.next_attempt_time LIMIT {CANDIDATES}),
+ranked AS (
+    SELECT due.*, row_number() OVER (PARTITION BY app_id, webhook_id
+                                     ORDER BY next_attempt_time, position) AS rank
+    FROM due)
+SELECT ranked.id FROM ranked LEFT JOIN busy USING (app_id, webhook_id)
+WHERE ranked.rank + coalesce(busy.taken, 0) <= :per_webhook
+ORDER BY ranked.next_attempt_time, ranked.position LIMIT :limit
 """
 
 
@@ -183,8 +192,8 @@ class SqliteWebhookStore:
             await self._db.write(lambda conn: _insert_deliveries(conn, deliveries))
 
     async def claim(self, now: datetime, until: datetime, limit: int, per_webhook: int
-                    ) -> list[Delivery]:
-        def tx(conn: sqlite3.Connection) -> list[Delivery]:
+                    ) -> list[tuple[Delivery, Webhook]]:
+        def tx(conn: sqlite3.Connection) -> list[tuple[Delivery, Webhook]]:
             ids = [row[0] for row in conn.execute(_CLAIMABLE, {
                 "now": to_ms(now), "per_webhook": per_webhook, "limit": limit})]
             if not ids:
@@ -192,10 +201,14 @@ class SqliteWebhookStore:
             marks = ",".join("?" * len(ids))
             conn.execute(f"UPDATE webhook_deliveries SET claim_until = ?"
                          f" WHERE rowid IN ({marks})", (to_ms(until), *ids))
-            rows = conn.execute(f"SELECT {_DELIVERY} FROM webhook_deliveries"
-                                f" WHERE rowid IN ({marks})"
-                                " ORDER BY next_attempt_time, position", ids)
-            return [_delivery(row) for row in rows]
+            deliveries = [_delivery(row) for row in conn.execute(
+                f"SELECT {_DELIVERY} FROM webhook_deliveries WHERE rowid IN ({marks})"
+                " ORDER BY next_attempt_time, position", ids)]
+            hooks = {(h.app_id, h.webhook_id): h for h in (_hook(row) for row in conn.execute(
+                f"SELECT {_HOOK} FROM webhooks WHERE (app_id, webhook_id) IN"
+                f" (SELECT app_id, webhook_id FROM webhook_deliveries WHERE rowid IN ({marks}))",
+                ids))}
+            return [(d, hooks[d.app_id, d.webhook_id]) for d in deliveries]
 
         return await self._db.write(tx)
 

@@ -39,11 +39,13 @@ class WebhookStore(Protocol):
         it is (an event handed over twice is delivered once more at most)."""
 
     async def claim(self, now: datetime, until: datetime, limit: int, per_webhook: int
-                    ) -> list[Delivery]:
+                    ) -> list[tuple[Delivery, Webhook]]:
         """Take up to `limit` deliveries due by `now` until `until` (nobody else takes
-        them meanwhile), oldest due first: only of active endpoints, no more than
-        `per_webhook` in flight per endpoint (counting those already taken), and for an
-        ordered endpoint only the first waiting delivery of each conversation."""
+        them meanwhile), oldest due first, each with its endpoint as it is now: only of
+        active endpoints, no more than `per_webhook` in flight per endpoint (counting
+        those already taken), and for an ordered endpoint only the first waiting
+        delivery of each conversation. (Due deliveries are looked at in bounded numbers:
+        under a large backlog a round may take fewer than it could.)"""
 
     async def finish(self, delivery: Delivery, attempt: DeliveryAttempt,
                      retry_at: datetime | None, dead: DeadLetter | None) -> None:

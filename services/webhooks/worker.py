@@ -9,8 +9,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import httpx
-
 from services.core.clock import Clock
 from services.core.events import DomainEvent, EventBus
 from services.core.settings import Settings
@@ -18,7 +16,7 @@ from services.events.consumers import KafkaConsumerGroup
 from services.events.kafka_sink import Topics, ensure_topics
 from services.events.log import EventLog
 from services.events.relay import Relay
-from services.webhooks.delivery import Deliverer
+from services.webhooks.delivery import Deliverer, http_session
 from services.webhooks.dispatch import CONCURRENCY, Dispatcher, Intake
 from services.webhooks.store import WebhookStore
 
@@ -32,10 +30,9 @@ class WebhookWorker:
     def __init__(self, settings: Settings, store: WebhookStore, events: EventLog,
                  bus: EventBus, clock: Clock) -> None:
         timeout = settings.webhook_timeout
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=32))
+        self._session = http_session(CONCURRENCY)
         self.dispatcher = Dispatcher(
-            store, Deliverer(self._client, timeout.total_seconds()), clock, timeout=timeout,
+            store, Deliverer(self._session, timeout.total_seconds()), clock, timeout=timeout,
             retry_delays=settings.webhook_retry_delays,
             allow_insecure=settings.webhook_allow_insecure)
         intake = Intake(store, clock, self.dispatcher.wake)
@@ -82,4 +79,4 @@ class WebhookWorker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._client.aclose()
+        await self._session.close()

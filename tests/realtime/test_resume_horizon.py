@@ -13,6 +13,8 @@ from services.core.principal import User
 from services.messages.actions import Outgoing
 from services.realtime.hub import encode_token
 from services.runtime import Runtime
+from services.webhooks.worker import CONSUMER
+from tests.support.waiting import eventually
 
 
 async def test_a_token_behind_the_purge_horizon_is_expired(runtime: Runtime) -> None:
@@ -28,6 +30,11 @@ async def test_a_token_behind_the_purge_horizon_is_expired(runtime: Runtime) -> 
     first = await anext(stream)  # replay works while the events are kept
     assert first
     await stream.aclose()
+
+    async def consumers_caught_up() -> bool:  # purging keeps what they have yet to take
+        return await runtime.stores.events.behind(CONSUMER) == []
+
+    await eventually(consumers_caught_up)
     await runtime.stores.events.purge(runtime.clock.now() + timedelta(seconds=1))
     with pytest.raises(FailedPrecondition) as refused:
         await anext(runtime.realtime.subscribe(bob, "alpha", "bob", kept, ""))

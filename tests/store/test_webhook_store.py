@@ -39,7 +39,8 @@ def dead(d: Delivery, dead_letter_id: str, at: datetime = T0) -> DeadLetter:
 async def claim(stores: Stores, limit: int = 50, per_webhook: int = 4,
                 now: datetime = T0) -> list[int]:
     taken = await stores.webhooks.claim(now, now + timedelta(seconds=40), limit, per_webhook)
-    return [d.position for d in taken]
+    assert all((d.app_id, d.webhook_id) == (h.app_id, h.webhook_id) for d, h in taken)
+    return [d.position for d, _ in taken]
 
 
 async def test_endpoints_are_created_listed_changed_and_deleted_per_app(stores: Stores
@@ -101,7 +102,7 @@ async def test_paused_endpoints_get_nothing_and_ordered_ones_only_each_conversat
     assert sorted(await claim(stores)) == [3, 4]
 
     taken = await store.claim(T0 + timedelta(minutes=1), T0 + timedelta(minutes=2), 50, 4)
-    head = next(d for d in taken if d.position == 3)
+    head = next(d for d, _ in taken if d.position == 3)
     await store.finish(head, attempt(head, "a1", ok=True), None, None)
     assert await claim(stores, now=T0 + timedelta(minutes=3)) in ([5, 4], [4, 5])
 
@@ -115,13 +116,13 @@ async def test_finish_records_the_attempt_and_retries_or_buries_at_once(stores: 
     store = stores.webhooks
     await store.create_webhook(hook(), 10)
     await store.enqueue([delivery(1), delivery(2)])
-    one, two = await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)
+    (one, _), (two, _) = await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)
     retry = T0 + timedelta(seconds=10)
     await store.finish(one, attempt(one, "a1", ok=False), retry, None)
     await store.finish(two, attempt(two, "a2", ok=False), None, dead(two, "d" * 16))
     assert await claim(stores, now=T0 + timedelta(seconds=5)) == []  # 1 waits, 2 is dead
     again = await store.claim(retry, retry + timedelta(seconds=40), 10, 4)
-    assert [(d.position, d.failures) for d in again] == [(1, 1)]
+    assert [(d.position, d.failures) for d, _ in again] == [(1, 1)]
 
     attempts = await store.list_attempts(APP, one.webhook_id, "", 10, None)
     assert {a.attempt_id for a in attempts} == {"a1", "a2"}
@@ -137,7 +138,7 @@ async def test_attempts_list_newest_first_and_page(stores: Stores) -> None:
     await store.create_webhook(hook(), 10)
     for n in range(3):
         await store.enqueue([delivery(n + 1)])
-        (d,) = await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)
+        ((d, _),) = await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)
         await store.finish(d, attempt(d, f"a{n}", True, T0 + timedelta(seconds=n)), None, None)
     newest = await store.list_attempts(APP, "aaaaaaaaaaaaaaaa", "", 2, None)
     assert [a.attempt_id for a in newest] == ["a2", "a1"]
@@ -150,15 +151,15 @@ async def test_replay_turns_dead_letters_back_into_deliveries(stores: Stores) ->
     store = stores.webhooks
     await store.create_webhook(hook(), 10)
     await store.enqueue([delivery(1), delivery(2), delivery(3)])
-    for n, d in enumerate(await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)):
+    for n, (d, _) in enumerate(await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)):
         await store.finish(d, attempt(d, f"a{n}", False), None, dead(d, f"{'d' * 15}{n}"))
     assert await store.replay(APP, "aaaaaaaaaaaaaaaa", ["d" * 15 + "0"], T0) == 1
     assert await store.replay("other", "aaaaaaaaaaaaaaaa", None, T0) == 0  # per app
-    assert [d.position for d in await store.claim(T0, T0, 10, 4)] == [1]
+    assert [d.position for d, _ in await store.claim(T0, T0, 10, 4)] == [1]
     assert await store.replay(APP, "aaaaaaaaaaaaaaaa", None, T0) == 2
     assert await store.list_dead_letters(APP, "aaaaaaaaaaaaaaaa", 10, None) == []
     replayed = await store.claim(T0 + timedelta(seconds=1), T0, 10, 10)
-    assert sorted((d.position, d.failures) for d in replayed) == [(1, 0), (2, 0), (3, 0)]
+    assert sorted((d.position, d.failures) for d, _ in replayed) == [(1, 0), (2, 0), (3, 0)]
 
 
 async def test_deleting_an_endpoint_drops_its_records_and_late_outcomes(stores: Stores
@@ -166,7 +167,7 @@ async def test_deleting_an_endpoint_drops_its_records_and_late_outcomes(stores: 
     store = stores.webhooks
     await store.create_webhook(hook(), 10)
     await store.enqueue([delivery(1), delivery(2)])
-    one, two = await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)
+    (one, _), (two, _) = await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)
     await store.finish(one, attempt(one, "a1", False), None, dead(one, "d" * 16))
     await store.delete_webhook(APP, one.webhook_id)
     await store.finish(two, attempt(two, "a2", True), None, None)  # in flight meanwhile
@@ -180,7 +181,7 @@ async def test_purge_drops_old_records_only(stores: Stores) -> None:
     store = stores.webhooks
     await store.create_webhook(hook(), 10)
     await store.enqueue([delivery(1), delivery(2)])
-    one, two = await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)
+    (one, _), (two, _) = await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)
     await store.finish(one, attempt(one, "a1", True), None, None)
     late = T0 + timedelta(days=2)
     await store.finish(two, attempt(two, "a2", False, late), None, dead(two, "d" * 16, late))

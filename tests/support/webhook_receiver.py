@@ -75,6 +75,9 @@ def running_receiver() -> Iterator[Receiver]:
     counts: dict[str, int] = {}
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+        disable_nagle_algorithm = True  # headers and body go in two writes
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             mode = self.path.split("/")[1]
@@ -100,7 +103,7 @@ def running_receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     receiver.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield receiver

@@ -8,11 +8,10 @@ import random
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from services.core.settings import Settings
-from services.webhooks.delivery import Deliverer, next_delay
+from services.webhooks.delivery import Deliverer, http_session, next_delay
 from services.webhooks.signing import HEADER, TOLERANCE_SECONDS, sign, verify
 from tests.support.processes import free_port
 from tests.support.webhook_receiver import Receiver, running_receiver
@@ -28,8 +27,8 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def deliverer() -> AsyncIterator[Deliverer]:
-    async with httpx.AsyncClient() as client:
-        yield Deliverer(client, timeout_seconds=0.5)
+    async with http_session(8) as session:
+        yield Deliverer(session, timeout_seconds=0.5)
 
 
 async def test_a_delivery_is_signed_and_verifies(receiver: Receiver,

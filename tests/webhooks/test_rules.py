@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from services.core.clock import SystemClock
@@ -15,7 +14,7 @@ from services.core.errors import InvalidArgument
 from services.core.settings import Settings
 from services.runtime import Stores, open_stores
 from services.webhooks.actions import check_event_types, check_url, is_public_address
-from services.webhooks.delivery import Deliverer
+from services.webhooks.delivery import Deliverer, http_session
 from services.webhooks.dispatch import Dispatcher, blocked_reason
 from services.webhooks.models import Delivery, Webhook, wants
 from tests.support.webhook_receiver import running_receiver
@@ -106,12 +105,12 @@ async def test_the_dispatcher_records_a_blocked_delivery_without_connecting(
         await stores.webhooks.enqueue([Delivery(
             "acme", "a" * 16, "apps/acme/events/1", "message.created",
             "apps/acme/conversations/c", 1, b"{}", 0, now, now)])
-        (claimed,) = await stores.webhooks.claim(now, now + timedelta(seconds=9), 10, 4)
-        async with httpx.AsyncClient() as client:
-            dispatcher = Dispatcher(stores.webhooks, Deliverer(client, 1.0), SystemClock(),
+        ((claimed, hook),) = await stores.webhooks.claim(now, now + timedelta(seconds=9), 10, 4)
+        async with http_session(8) as session:
+            dispatcher = Dispatcher(stores.webhooks, Deliverer(session, 1.0), SystemClock(),
                                     timeout=timedelta(seconds=1), retry_delays=[],
                                     allow_insecure=False, rng=random.Random(1))
-            await dispatcher.deliver(claimed)
+            await dispatcher.deliver(claimed, hook)
         assert receiver.to(url.replace("localhost", "127.0.0.1")) == []
     (attempt,) = await stores.webhooks.list_attempts("acme", "a" * 16, "", 10, None)
     assert (attempt.succeeded, attempt.status_code) == (False, 0)
