@@ -84,13 +84,15 @@ GC_THRESHOLD = 50_000  # allocations between young-generation collections (defau
 
 
 async def purge_events(runtime: Runtime) -> None:
-    """Drop events, and webhook attempts, dead letters and deliveries, older than the
-    retention, now and every hour (every process does it; purging is idempotent)."""
+    """Drop events, webhook attempts and dead letters older than the retention (webhook
+    deliveries that old become dead letters), now and every hour (every process does
+    it; purging is idempotent)."""
     while True:
         try:
-            cutoff = runtime.clock.now() - runtime.settings.event_retention
+            now = runtime.clock.now()
+            cutoff = now - runtime.settings.event_retention
             gone = await runtime.stores.events.purge(cutoff)
-            records = await runtime.stores.webhooks.purge(cutoff)
+            records = await runtime.stores.webhooks.purge(cutoff, now)
             if gone or records:
                 log.info("purged events", extra={"events": gone, "webhook_records": records})
         except Exception:

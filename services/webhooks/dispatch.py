@@ -36,6 +36,8 @@ PER_WEBHOOK = 4  # deliveries in flight per endpoint, over all processes
 POLL_SECONDS = 1.0  # how often to look for due deliveries without a wake
 CLAIM_MARGIN = timedelta(seconds=5)  # a claim outlives its attempt's timeout by this
 ALL_WEBHOOKS = 10_000  # more than an app may have
+BREAK_AFTER = 5  # failed attempts in a row (seen by one process) that block an endpoint
+BLOCK_SECONDS = (5.0, 300.0)  # the first block, doubling with each failure, up to this
 
 
 def event_body(event: events_pb2.Event) -> bytes:
@@ -113,6 +115,7 @@ class Dispatcher:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._failing: dict[tuple[str, str], int] = {}  # endpoint → failures in a row
 
     def wake(self) -> None:
         """Look for due deliveries now (new ones were queued, or one finished)."""
@@ -162,6 +165,7 @@ class Dispatcher:
             else:
                 result = Attempt(False, 0, 0.0, blocked, "")
             await self._finish(delivery, result, now)
+            await self._track(delivery, result.ok)
         except Exception:
             log.exception("webhook delivery failed", extra={"event": delivery.event})
 
@@ -182,3 +186,18 @@ class Dispatcher:
             else:
                 retry_at = now + timedelta(seconds=delay)
         await self._store.finish(delivery, attempt, retry_at, dead)
+
+    async def _track(self, delivery: Delivery, ok: bool) -> None:
+        """Block an endpoint that keeps failing, for longer and longer: its deliveries
+        wait (their own retry schedules pause) instead of costing an attempt each, so a
+        dead endpoint takes little from the others. A success ends it."""
+        endpoint = (delivery.app_id, delivery.webhook_id)
+        if ok:
+            self._failing.pop(endpoint, None)
+            return
+        failures = self._failing[endpoint] = self._failing.get(endpoint, 0) + 1
+        if failures >= BREAK_AFTER:
+            doublings = min(failures - BREAK_AFTER, 16)
+            seconds = min(BLOCK_SECONDS[0] * 2 ** doublings, BLOCK_SECONDS[1])
+            await self._store.block_webhook(*endpoint,
+                                            self._clock.now() + timedelta(seconds=seconds))

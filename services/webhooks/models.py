@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.core.ids import new_id
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 SECRET_HINT_LENGTH = len(SECRET_PREFIX) + 4
+EXPIRED = "expired: not delivered within the retention"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,7 @@ class Webhook:
     create_time: datetime
     update_time: datetime
     revision: int = 1  # every change adds one: concurrent changes cannot lose each other
+    blocked_until: datetime | None = None  # failing: nothing is sent to it before then
 
     @property
     def secret_hint(self) -> str:
@@ -97,3 +101,11 @@ class DeadLetter:
     attempts: int
     last_error: str
     create_time: datetime
+
+
+def expired_letter(delivery: Delivery, now: datetime) -> DeadLetter:
+    """The dead letter of a delivery still waiting when the retention ran out (its
+    endpoint was paused, or kept failing, that long)."""
+    return DeadLetter(delivery.app_id, delivery.webhook_id, new_id(), delivery.event,
+                      delivery.event_type, delivery.conversation, delivery.position,
+                      delivery.body, delivery.failures, EXPIRED, now)

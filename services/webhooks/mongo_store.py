@@ -12,19 +12,27 @@ from pymongo.errors import BulkWriteError
 
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
-from services.webhooks.models import DeadLetter, Delivery, DeliveryAttempt, Webhook
-from services.webhooks.store import Position
+from services.webhooks.models import (
+    DeadLetter,
+    Delivery,
+    DeliveryAttempt,
+    Webhook,
+    expired_letter,
+)
+from services.webhooks.store import PARK, Position, claim_window
 
 NEVER = datetime.fromtimestamp(0, UTC)
-CANDIDATES = 500  # due deliveries looked at per claim
 DUPLICATE_KEY = 11000
 
 
 async def _v1(db: AsyncDatabase[Document]) -> None:
     await db["webhooks"].create_index(
         [("app_id", ASCENDING), ("create_time", ASCENDING), ("webhook_id", ASCENDING)])
+    await db["webhooks"].create_index([("active", ASCENDING)])
+    await db["webhooks"].create_index([("blocked_until", ASCENDING)])
     deliveries = db["webhook_deliveries"]
     await deliveries.create_index([("next_attempt_time", ASCENDING)])
+    await deliveries.create_index([("hook", ASCENDING), ("next_attempt_time", ASCENDING)])
     await deliveries.create_index([("claim_until", ASCENDING)])
     await deliveries.create_index(
         [("hook", ASCENDING), ("conversation", ASCENDING), ("position", ASCENDING)])
@@ -51,14 +59,15 @@ def _hook_doc(h: Webhook) -> Document:
             "secret": h.secret, "previous_secret": h.previous_secret,
             "previous_secret_expire_time": h.previous_secret_expire_time,
             "create_time": h.create_time, "update_time": h.update_time,
-            "revision": h.revision}
+            "revision": h.revision, "blocked_until": h.blocked_until or NEVER}
 
 
 def _hook(doc: Document) -> Webhook:
     return Webhook(doc["app_id"], doc["webhook_id"], doc["url"], tuple(doc["event_types"]),
                    doc["ordered"], doc["active"], doc["description"], doc["secret"],
                    doc.get("previous_secret"), doc.get("previous_secret_expire_time"),
-                   doc["create_time"], doc["update_time"], doc["revision"])
+                   doc["create_time"], doc["update_time"], doc["revision"],
+                   None if doc["blocked_until"] == NEVER else doc["blocked_until"])
 
 
 def _delivery_doc(d: Delivery) -> Document:
@@ -143,10 +152,17 @@ class MongoWebhookStore:
         return [_hook(doc) async for doc in cursor]
 
     async def update_webhook(self, webhook: Webhook) -> bool:
+        hook_key = _key(webhook.app_id, webhook.webhook_id)
         replaced = await self._hooks.replace_one(
-            {"_id": _key(webhook.app_id, webhook.webhook_id), "revision": webhook.revision - 1},
-            _hook_doc(webhook))
-        return replaced.matched_count == 1
+            {"_id": hook_key, "revision": webhook.revision - 1}, _hook_doc(webhook))
+        if replaced.matched_count != 1:
+            return False
+        if webhook.active:  # resumed, maybe: what was parked goes now
+            now = webhook.update_time
+            await self._deliveries.update_many(
+                {"hook": hook_key, "next_attempt_time": {"$gt": now, "$lte": now + PARK}},
+                {"$set": {"next_attempt_time": now}})
+        return True
 
     async def delete_webhook(self, app_id: str, webhook_id: str) -> bool:
         hook_key = _key(app_id, webhook_id)
@@ -168,6 +184,10 @@ class MongoWebhookStore:
             if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
                 raise
 
+    async def block_webhook(self, app_id: str, webhook_id: str, until: datetime) -> None:
+        await self._hooks.update_one({"_id": _key(app_id, webhook_id)},
+                                     {"$set": {"blocked_until": until}})
+
     async def enqueue(self, deliveries: Sequence[Delivery]) -> None:
         await self._insert_deliveries([_delivery_doc(d) for d in deliveries])
 
@@ -179,15 +199,23 @@ class MongoWebhookStore:
                 {"$group": {"_id": "$hook", "taken": {"$sum": 1}}}]):
             busy[row["_id"]] = row["taken"]
         # Skipped in the query, so that they cannot crowd out the others: the endpoints
-        # that are paused, and those with all their deliveries in flight.
+        # that are paused or blocked (their due deliveries parked), and those with all
+        # their deliveries in flight.
         skipped = [hook for hook, taken in busy.items() if taken >= per_webhook]
-        skipped += [doc["_id"] async for doc in self._hooks.find({"active": False},
-                                                                 projection={"_id": 1})]
+        async for stopped in self._hooks.find(
+                {"$or": [{"active": False}, {"blocked_until": {"$gt": now}}]},
+                projection={"active": 1, "blocked_until": 1}):
+            skipped.append(stopped["_id"])
+            await self._deliveries.update_many(
+                {"hook": stopped["_id"], "next_attempt_time": {"$lte": now},
+                 "claim_until": {"$lte": now}},
+                {"$set": {"next_attempt_time": stopped["blocked_until"] if stopped["active"]
+                          else now + PARK}})
         candidates = await self._deliveries.find(
             {"next_attempt_time": {"$lte": now}, "claim_until": {"$lte": now},
              "hook": {"$nin": skipped}}
         ).sort([("next_attempt_time", ASCENDING), ("position", ASCENDING)]
-               ).limit(CANDIDATES).to_list()
+               ).limit(claim_window(limit)).to_list()
         hooks = {doc["_id"]: doc async for doc in self._hooks.find(
             {"_id": {"$in": list({doc["hook"] for doc in candidates})}})}
         orphans = {doc["hook"] for doc in candidates} - set(hooks)
@@ -198,7 +226,8 @@ class MongoWebhookStore:
             hook = hooks.get(doc["hook"])
             if len(claimed) >= limit:
                 break
-            if hook is None or not hook["active"] or busy.get(doc["hook"], 0) >= per_webhook:
+            if (hook is None or not hook["active"] or hook["blocked_until"] > now
+                    or busy.get(doc["hook"], 0) >= per_webhook):
                 continue
             if hook["ordered"] and await self._deliveries.find_one(
                     {"hook": doc["hook"], "conversation": doc["conversation"],
@@ -279,9 +308,15 @@ class MongoWebhookStore:
 
         return await self._mongo.transaction(tx)
 
-    async def purge(self, before: datetime) -> int:
+    async def purge(self, before: datetime, now: datetime) -> int:
         gone = 0
-        for collection in (self._deliveries, self._attempts, self._dead):
+        for collection in (self._attempts, self._dead):
             result = await collection.delete_many({"create_time": {"$lt": before}})
             gone += result.deleted_count
+        expired = {"create_time": {"$lt": before}}
+        async for doc in self._deliveries.find(expired):
+            letter = expired_letter(_delivery(doc), now)
+            await self._dead.insert_one(_dead_doc(letter))  # then it goes: never lost
+            await self._deliveries.delete_one({"_id": doc["_id"]})
+            gone += 1
         return gone

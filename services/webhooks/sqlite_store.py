@@ -10,8 +10,14 @@ from typing import Any
 
 from services.core.clock import from_ms, opt_from_ms, to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
-from services.webhooks.models import DeadLetter, Delivery, DeliveryAttempt, Webhook
-from services.webhooks.store import Position
+from services.webhooks.models import (
+    DeadLetter,
+    Delivery,
+    DeliveryAttempt,
+    Webhook,
+    expired_letter,
+)
+from services.webhooks.store import PARK, Position, claim_window
 
 MIGRATIONS: tuple[Migration, ...] = (
     (
@@ -21,8 +27,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         " description TEXT NOT NULL, secret TEXT NOT NULL, previous_secret TEXT,"
         " previous_secret_expire_time INTEGER, create_time INTEGER NOT NULL,"
         " update_time INTEGER NOT NULL, revision INTEGER NOT NULL,"
-        " PRIMARY KEY (app_id, webhook_id))",
+        " blocked_until INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (app_id, webhook_id))",
         "CREATE INDEX webhooks_by_create_time ON webhooks (app_id, create_time, webhook_id)",
+        "CREATE INDEX webhooks_paused ON webhooks (active)",
+        "CREATE INDEX webhooks_blocked ON webhooks (blocked_until)",
         "CREATE TABLE webhook_deliveries ("
         " app_id TEXT NOT NULL, webhook_id TEXT NOT NULL, event TEXT NOT NULL,"
         " event_type TEXT NOT NULL, conversation TEXT NOT NULL, position INTEGER NOT NULL,"
@@ -31,6 +39,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         " PRIMARY KEY (app_id, webhook_id, event))",
         "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_time)",
         "CREATE INDEX webhook_deliveries_claimed ON webhook_deliveries (claim_until)",
+        "CREATE INDEX webhook_deliveries_by_endpoint_due"
+        " ON webhook_deliveries (app_id, webhook_id, next_attempt_time)",
         "CREATE INDEX webhook_deliveries_by_conversation"
         " ON webhook_deliveries (app_id, webhook_id, conversation, position)",
         "CREATE INDEX webhook_deliveries_by_create_time ON webhook_deliveries (create_time)",
@@ -58,7 +68,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 _HOOK = ("app_id, webhook_id, url, event_types, ordered, active, description, secret,"
-         " previous_secret, previous_secret_expire_time, create_time, update_time, revision")
+         " previous_secret, previous_secret_expire_time, create_time, update_time, revision,"
+         " blocked_until")
 _DELIVERY = ("app_id, webhook_id, event, event_type, conversation, position, body, failures,"
              " next_attempt_time, create_time")
 _ATTEMPT = ("app_id, webhook_id, attempt_id, event, event_type, attempt_number, succeeded,"
@@ -72,13 +83,15 @@ def _hook_row(h: Webhook) -> tuple[Any, ...]:
     return (h.app_id, h.webhook_id, h.url, json.dumps(list(h.event_types)), int(h.ordered),
             int(h.active), h.description, h.secret, h.previous_secret,
             None if expire is None else to_ms(expire), to_ms(h.create_time),
-            to_ms(h.update_time), h.revision)
+            to_ms(h.update_time), h.revision,
+            0 if h.blocked_until is None else to_ms(h.blocked_until))
 
 
 def _hook(row: Sequence[Any]) -> Webhook:
     return Webhook(row[0], row[1], row[2], tuple(json.loads(row[3])), bool(row[4]),
                    bool(row[5]), row[6], row[7], row[8], opt_from_ms(row[9]),
-                   from_ms(row[10]), from_ms(row[11]), row[12])
+                   from_ms(row[10]), from_ms(row[11]), row[12],
+                   from_ms(row[13]) if row[13] else None)
 
 
 def _delivery(row: Sequence[Any]) -> Delivery:
@@ -104,13 +117,33 @@ def _insert_deliveries(conn: sqlite3.Connection, deliveries: Sequence[Delivery])
          for d in deliveries]).rowcount
 
 
-# What `claim` may take: the first CANDIDATES due deliveries (by the due index) of active
+def _insert_dead(conn: sqlite3.Connection, dead: Sequence[DeadLetter]) -> None:
+    conn.executemany(
+        f"INSERT INTO webhook_dead_letters ({_DEAD}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        [(d.app_id, d.webhook_id, d.dead_letter_id, d.event, d.event_type, d.conversation,
+          d.position, d.body, d.attempts, d.last_error, to_ms(d.create_time)) for d in dead])
+
+
+def _park(conn: sqlite3.Connection, now: int) -> None:
+    """Move the due deliveries of paused endpoints PARK on, and those of blocked ones to
+    the block's end: the due index then leads only to deliveries that can go."""
+    stopped = conn.execute(
+        "SELECT app_id, webhook_id, CASE WHEN active THEN blocked_until ELSE ? END"
+        " FROM webhooks WHERE active = 0 OR blocked_until > ?",
+        (now + int(PARK.total_seconds() * 1000), now)).fetchall()
+    conn.executemany(
+        "UPDATE webhook_deliveries SET next_attempt_time = ?"
+        " WHERE app_id = ? AND webhook_id = ? AND next_attempt_time <= ? AND claim_until <= ?",
+        [(until, app_id, webhook_id, now, now) for app_id, webhook_id, until in stopped])
+
+
+# What `claim` may take: the first `window` due deliveries (by the due index) of active
 # endpoints that have room for more in flight, each ordered endpoint's only the head of
 # each conversation; ranked per endpoint so that no endpoint takes more than its room.
-CANDIDATES = 500
-_CLAIMABLE = f"""
+_CLAIMABLE = """
 WITH busy AS (
-    SELECT app_id, webhook_id, count(*) AS taken FROM webhook_deliveries
+    SELECT app_id, webhook_id, count(*) AS taken
+    FROM webhook_deliveries INDEXED BY webhook_deliveries_claimed  -- the few in flight
     WHERE claim_until > :now GROUP BY app_id, webhook_id),
 due AS (
     SELECT d.rowid AS id, d.app_id, d.webhook_id, d.next_attempt_time, d.position
@@ -118,12 +151,13 @@ due AS (
     JOIN webhooks AS w USING (app_id, webhook_id)
     LEFT JOIN busy USING (app_id, webhook_id)
     WHERE d.next_attempt_time <= :now AND d.claim_until <= :now AND w.active
+      AND w.blocked_until <= :now
       AND coalesce(busy.taken, 0) < :per_webhook
       AND (NOT w.ordered OR NOT EXISTS (
           SELECT 1 FROM webhook_deliveries AS e
           WHERE e.app_id = d.app_id AND e.webhook_id = d.webhook_id
             AND e.conversation = d.conversation AND e.position < d.position))
-    ORDER BY d.next_attempt_time LIMIT {CANDIDATES}),
+    ORDER BY d.next_attempt_time LIMIT :window),
 ranked AS (
     SELECT due.*, row_number() OVER (PARTITION BY app_id, webhook_id
                                      ORDER BY next_attempt_time, position) AS rank
@@ -147,7 +181,7 @@ class SqliteWebhookStore:
                                     (webhook.app_id,)).fetchone()
             if count >= limit:
                 return False
-            conn.execute(f"INSERT INTO webhooks ({_HOOK}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            conn.execute(f"INSERT INTO webhooks ({_HOOK}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          _hook_row(webhook))
             return True
 
@@ -169,11 +203,21 @@ class SqliteWebhookStore:
 
     async def update_webhook(self, webhook: Webhook) -> bool:
         def tx(conn: sqlite3.Connection) -> bool:
-            return conn.execute(
-                f"UPDATE webhooks SET ({_HOOK}) = (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                " WHERE app_id = ? AND webhook_id = ? AND revision = ?",
-                (*_hook_row(webhook), webhook.app_id, webhook.webhook_id,
-                 webhook.revision - 1)).rowcount == 1
+            if conn.execute(
+                    f"UPDATE webhooks SET ({_HOOK}) = (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    " WHERE app_id = ? AND webhook_id = ? AND revision = ?",
+                    (*_hook_row(webhook), webhook.app_id, webhook.webhook_id,
+                     webhook.revision - 1)).rowcount != 1:
+                return False
+            if webhook.active:  # resumed, maybe: what was parked goes now
+                now = to_ms(webhook.update_time)
+                conn.execute(
+                    "UPDATE webhook_deliveries SET next_attempt_time = ?"
+                    " WHERE app_id = ? AND webhook_id = ? AND next_attempt_time > ?"
+                    " AND next_attempt_time <= ?",
+                    (now, webhook.app_id, webhook.webhook_id, now,
+                     now + int(PARK.total_seconds() * 1000)))
+            return True
 
         return await self._db.write(tx)
 
@@ -187,6 +231,11 @@ class SqliteWebhookStore:
 
         return await self._db.write(tx)
 
+    async def block_webhook(self, app_id: str, webhook_id: str, until: datetime) -> None:
+        await self._db.write(lambda conn: conn.execute(
+            "UPDATE webhooks SET blocked_until = ? WHERE app_id = ? AND webhook_id = ?",
+            (to_ms(until), app_id, webhook_id)))
+
     async def enqueue(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
             await self._db.write(lambda conn: _insert_deliveries(conn, deliveries))
@@ -194,8 +243,10 @@ class SqliteWebhookStore:
     async def claim(self, now: datetime, until: datetime, limit: int, per_webhook: int
                     ) -> list[tuple[Delivery, Webhook]]:
         def tx(conn: sqlite3.Connection) -> list[tuple[Delivery, Webhook]]:
+            _park(conn, to_ms(now))
             ids = [row[0] for row in conn.execute(_CLAIMABLE, {
-                "now": to_ms(now), "per_webhook": per_webhook, "limit": limit})]
+                "now": to_ms(now), "per_webhook": per_webhook, "limit": limit,
+                "window": claim_window(limit)})]
             if not ids:
                 return []
             marks = ",".join("?" * len(ids))
@@ -237,12 +288,7 @@ class SqliteWebhookStore:
             conn.execute("DELETE FROM webhook_deliveries"
                          " WHERE app_id = ? AND webhook_id = ? AND event = ?", key)
             if dead is not None and not attempt.succeeded:
-                d = dead
-                conn.execute(
-                    f"INSERT INTO webhook_dead_letters ({_DEAD}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (d.app_id, d.webhook_id, d.dead_letter_id, d.event, d.event_type,
-                     d.conversation, d.position, d.body, d.attempts, d.last_error,
-                     to_ms(d.create_time)))
+                _insert_dead(conn, [dead])
 
         await self._db.write(tx)
 
@@ -291,11 +337,16 @@ class SqliteWebhookStore:
 
         return await self._db.write(tx)
 
-    async def purge(self, before: datetime) -> int:
+    async def purge(self, before: datetime, now: datetime) -> int:
         def tx(conn: sqlite3.Connection) -> int:
-            return sum(conn.execute(f"DELETE FROM {table} WHERE create_time < ?",
-                                    (to_ms(before),)).rowcount
-                       for table in ("webhook_deliveries", "webhook_attempts",
-                                     "webhook_dead_letters"))
+            cutoff = to_ms(before)
+            gone = sum(conn.execute(f"DELETE FROM {table} WHERE create_time < ?",
+                                    (cutoff,)).rowcount
+                       for table in ("webhook_attempts", "webhook_dead_letters"))
+            expired = [_delivery(row) for row in conn.execute(
+                f"SELECT {_DELIVERY} FROM webhook_deliveries WHERE create_time < ?", (cutoff,))]
+            _insert_dead(conn, [expired_letter(d, now) for d in expired])
+            conn.execute("DELETE FROM webhook_deliveries WHERE create_time < ?", (cutoff,))
+            return gone + len(expired)
 
         return await self._db.write(tx)

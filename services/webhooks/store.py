@@ -4,13 +4,24 @@ dispatcher's `claim` and the hourly `purge`, which work across apps."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.webhooks.models import DeadLetter, Delivery, DeliveryAttempt, Webhook
 
 # Listing position: (time in ms, id); lists resume strictly after it.
 Position = tuple[int, str]
+
+# A claim first moves the due deliveries of paused endpoints this far on (and those of
+# blocked endpoints to the end of the block), so that they stop being looked at; a
+# resumed endpoint gets them back at once (UpdateWebhook), at the latest after this.
+PARK = timedelta(seconds=60)
+
+
+def claim_window(limit: int) -> int:
+    """How many due deliveries a claim of `limit` looks at (enough for several
+    endpoints' worth, few enough to stay cheap with a large backlog)."""
+    return min(max(4 * limit, 32), 500)
 
 
 class WebhookStore(Protocol):
@@ -34,6 +45,9 @@ class WebhookStore(Protocol):
         """Delete an endpoint with its deliveries, attempts and dead letters, at once;
         False if there was none."""
 
+    async def block_webhook(self, app_id: str, webhook_id: str, until: datetime) -> None:
+        """Claim none of the endpoint's deliveries before `until` (it keeps failing)."""
+
     async def enqueue(self, deliveries: Sequence[Delivery]) -> None:
         """Add deliveries; one already waiting for the same endpoint and event stays as
         it is (an event handed over twice is delivered once more at most)."""
@@ -42,10 +56,10 @@ class WebhookStore(Protocol):
                     ) -> list[tuple[Delivery, Webhook]]:
         """Take up to `limit` deliveries due by `now` until `until` (nobody else takes
         them meanwhile), oldest due first, each with its endpoint as it is now: only of
-        active endpoints, no more than `per_webhook` in flight per endpoint (counting
-        those already taken), and for an ordered endpoint only the first waiting
-        delivery of each conversation. (Due deliveries are looked at in bounded numbers:
-        under a large backlog a round may take fewer than it could.)"""
+        active endpoints not blocked at `now`, no more than `per_webhook` in flight per
+        endpoint (counting those already taken), and for an ordered endpoint only the
+        first waiting delivery of each conversation. (Due deliveries are looked at in
+        bounded numbers: under a large backlog a round may take fewer than it could.)"""
 
     async def finish(self, delivery: Delivery, attempt: DeliveryAttempt,
                      retry_at: datetime | None, dead: DeadLetter | None) -> None:
@@ -68,6 +82,7 @@ class WebhookStore(Protocol):
         """Turn dead letters (the given ones; None: all of the endpoint's) back into
         deliveries due at `now`, at once; how many."""
 
-    async def purge(self, before: datetime) -> int:
-        """Drop attempts, dead letters and waiting deliveries created before `before`;
-        how many records went."""
+    async def purge(self, before: datetime, now: datetime) -> int:
+        """Drop attempts and dead letters created before `before`, and turn deliveries
+        still waiting since then into dead letters (made at `now`, with the reason);
+        how many records went or turned."""

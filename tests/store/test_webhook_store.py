@@ -177,15 +177,31 @@ async def test_deleting_an_endpoint_drops_its_records_and_late_outcomes(stores: 
     assert await claim(stores, now=T0 + timedelta(minutes=5)) == []
 
 
-async def test_purge_drops_old_records_only(stores: Stores) -> None:
+async def test_purge_drops_old_records_and_buries_old_deliveries(stores: Stores) -> None:
     store = stores.webhooks
     await store.create_webhook(hook(), 10)
-    await store.enqueue([delivery(1), delivery(2)])
-    (one, _), (two, _) = await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)
+    await store.enqueue([delivery(1), delivery(2), delivery(3)])
+    (one, _), (two, _), _ = await store.claim(T0, T0 + timedelta(seconds=40), 10, 4)
     await store.finish(one, attempt(one, "a1", True), None, None)
     late = T0 + timedelta(days=2)
     await store.finish(two, attempt(two, "a2", False, late), None, dead(two, "d" * 16, late))
-    assert await store.purge(T0 + timedelta(days=1)) == 1  # the first attempt
+    # 3 waited all along (say its endpoint was paused): not lost, a dead letter.
+    assert await store.purge(T0 + timedelta(days=1), late) == 2  # a1 went, 3 turned
     assert [a.attempt_id for a in await store.list_attempts(APP, one.webhook_id, "", 10,
                                                               None)] == ["a2"]
-    assert len(await store.list_dead_letters(APP, one.webhook_id, 10, None)) == 1
+    letters = await store.list_dead_letters(APP, one.webhook_id, 10, None)
+    assert sorted((d.position, d.last_error) for d in letters) == [
+        (2, "status 500"), (3, "expired: not delivered within the retention")]
+    assert await claim(stores, now=late) == []
+
+
+async def test_a_blocked_endpoint_is_skipped_until_its_block_ends(stores: Stores) -> None:
+    store = stores.webhooks
+    await store.create_webhook(hook("aaaaaaaaaaaaaaaa"), 10)
+    await store.create_webhook(hook("bbbbbbbbbbbbbbbb"), 10)
+    await store.enqueue([delivery(1), delivery(2, "bbbbbbbbbbbbbbbb")])
+    await store.block_webhook(APP, "aaaaaaaaaaaaaaaa", T0 + timedelta(seconds=30))
+    blocked = await store.get_webhook(APP, "aaaaaaaaaaaaaaaa")
+    assert blocked is not None and blocked.blocked_until == T0 + timedelta(seconds=30)
+    assert await claim(stores) == [2]
+    assert await claim(stores, now=T0 + timedelta(seconds=30)) == [1]

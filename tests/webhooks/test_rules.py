@@ -15,7 +15,7 @@ from services.core.settings import Settings
 from services.runtime import Stores, open_stores
 from services.webhooks.actions import check_event_types, check_url, is_public_address
 from services.webhooks.delivery import Deliverer, http_session
-from services.webhooks.dispatch import Dispatcher, blocked_reason
+from services.webhooks.dispatch import BREAK_AFTER, Dispatcher, blocked_reason
 from services.webhooks.models import Delivery, Webhook, wants
 from tests.support.webhook_receiver import running_receiver
 
@@ -117,3 +117,32 @@ async def test_the_dispatcher_records_a_blocked_delivery_without_connecting(
     assert attempt.error.startswith("blocked: localhost resolves to")
     (letter,) = await stores.webhooks.list_dead_letters("acme", "a" * 16, 10, None)
     assert letter.last_error == attempt.error  # no retries were scheduled
+
+
+async def test_an_endpoint_that_keeps_failing_is_blocked_and_others_go_on(
+        stores: Stores) -> None:
+    now = datetime.now(UTC)
+    store = stores.webhooks
+    with running_receiver() as receiver:
+        failing, healthy = receiver.url("fail"), receiver.url("ok")
+        for webhook_id, url in (("a" * 16, failing), ("b" * 16, healthy)):
+            await store.create_webhook(Webhook("acme", webhook_id, url, (), False, True, "",
+                                               "whsec_x", None, None, now, now), 10)
+            await store.enqueue([Delivery(
+                "acme", webhook_id, f"apps/acme/events/{n}", "message.created",
+                "apps/acme/conversations/c", n, b"{}", 0, now, now) for n in range(1, 9)])
+        async with http_session(8) as session:
+            dispatcher = Dispatcher(store, Deliverer(session, 1.0), SystemClock(),
+                                    timeout=timedelta(seconds=1),
+                                    retry_delays=[timedelta(hours=1)], allow_insecure=True)
+            while claimed := await store.claim(datetime.now(UTC),
+                                               datetime.now(UTC) + timedelta(seconds=9), 1, 4):
+                ((delivery, webhook),) = claimed
+                await dispatcher.deliver(delivery, webhook)
+        assert len(receiver.to(failing)) == BREAK_AFTER  # then it was blocked
+        assert len(receiver.to(healthy)) == 8  # the other endpoint got everything
+    blocked = await store.get_webhook("acme", "a" * 16)
+    assert blocked is not None and blocked.blocked_until is not None
+    assert timedelta(seconds=4) < blocked.blocked_until - now < timedelta(seconds=10)
+    waiting = await store.claim(blocked.blocked_until, blocked.blocked_until, 10, 4)
+    assert len(waiting) == 8 - BREAK_AFTER  # they wait, and go when the block ends
