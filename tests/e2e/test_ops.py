@@ -13,6 +13,7 @@ import pytest
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from grpc_health.v1 import health_pb2
 
+from services.server import contract_services
 from tests.conftest import AppHandle, sign_in
 from tests.support.client import Client
 from tests.support.servers import CaasServer
@@ -26,7 +27,8 @@ def target(server: CaasServer, route: str) -> str:
     return server.address if route == "direct" else f"127.0.0.1:{server.http_port}"
 
 
-@pytest.mark.parametrize("service", ["", "caas.apps.v1.AppsService", "caas.auth.v1.AuthService"])
+@pytest.mark.parametrize("service", ["", "caas.apps.v1.AppsService", "caas.auth.v1.AuthService",
+                                     "caas.webhooks.v1.WebhooksService"])
 async def test_health_reports_serving_per_service(client: Client, service: str) -> None:
     response = await client.health.Check(health_pb2.HealthCheckRequest(service=service))
     assert response.status == health_pb2.HealthCheckResponse.SERVING
@@ -42,8 +44,9 @@ async def test_health_of_an_unknown_service_is_not_found(client: Client) -> None
 def test_grpcurl_lists_and_describes_services(server: CaasServer, route: str) -> None:
     listed = subprocess.run([GRPCURL, "-plaintext", target(server, route), "list"],
                             capture_output=True, text=True, timeout=30, check=True)
-    assert set(listed.stdout.split()) >= {"caas.apps.v1.AppsService", "caas.auth.v1.AuthService",
-                                          "grpc.health.v1.Health"}
+    served = {service.full_name for service in contract_services()}
+    assert "caas.webhooks.v1.WebhooksService" in served
+    assert set(listed.stdout.split()) >= served | {"grpc.health.v1.Health"}
     described = subprocess.run(
         [GRPCURL, "-plaintext", target(server, route), "describe", "caas.apps.v1.CreateAppRequest"],
         capture_output=True, text=True, timeout=30, check=True)

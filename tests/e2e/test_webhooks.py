@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import grpc
@@ -18,9 +20,10 @@ from caas.webhooks.v1 import webhooks_service_pb2 as pb
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from services.webhooks.signing import HEADER, verify
-from tests.conftest import AppHandle, expect_error
-from tests.support.chat import Person
+from tests.conftest import TEST_CONFIG, AppHandle, create_app, expect_error
+from tests.support.chat import Person, person
 from tests.support.client import Client
+from tests.support.servers import start_caas
 from tests.support.webhook_receiver import Received, Receiver, running_receiver
 
 ATTEMPTS = 3  # 1 + the two retries of the test config
@@ -137,9 +140,10 @@ async def _dead_letters(client: Client, app: AppHandle, hook: str, count: int
 
 async def _attempts(client: Client, app: AppHandle, hook: str, count: int, event: str = ""
                     ) -> list[res.DeliveryAttempt]:
+    """The endpoint's attempts (newest first) once there are at least `count`."""
     listed = await until(lambda: client.webhooks.ListDeliveryAttempts(
         pb.ListDeliveryAttemptsRequest(parent=hook, event=event), metadata=app.auth),
-        lambda got: len(got.delivery_attempts) == count)
+        lambda got: len(got.delivery_attempts) >= count)
     return list(listed.delivery_attempts)
 
 
@@ -171,7 +175,7 @@ async def test_a_hanging_endpoint_delays_neither_sending_nor_other_endpoints(
         client: Client, app: AppHandle, other_app: AppHandle, alice: Person, mallory: Person,
         receiver: Receiver) -> None:
     hanging, healthy, sibling = receiver.url("hang"), receiver.url("ok"), receiver.url("ok")
-    await create_webhook(client, app, hanging, "message.created")
+    hanging_hook = (await create_webhook(client, app, hanging, "message.created")).webhook
     await create_webhook(client, app, sibling, "message.created")
     await create_webhook(client, other_app, healthy, "message.created")
     ours, theirs = await alice.create(), await mallory.create()
@@ -186,6 +190,9 @@ async def test_a_hanging_endpoint_delays_neither_sending_nor_other_endpoints(
         f"a{n}" for n in range(10)]
     held = receiver.to(hanging)
     assert 1 <= len(held) < 10 and all(r.status == 200 for r in held)
+    attempts = await _attempts(client, app, hanging_hook.name, 1)  # (1 s in the test config)
+    assert (attempts[0].succeeded, attempts[0].status_code, attempts[0].error) == (
+        False, 0, "timeout")
     # Each app's endpoint got only its own app's events.
     assert all(e["name"].startswith(other_app.name + "/")  # type: ignore[union-attr]
                for e in events(receiver.to(healthy)))
@@ -323,3 +330,30 @@ async def test_only_the_apps_own_backend_manages_its_endpoints(
     after = (await client.webhooks.GetWebhook(pb.GetWebhookRequest(name=hook),
                                               metadata=app.auth)).webhook
     assert after == created.webhook  # untouched
+
+
+async def test_what_was_committed_before_a_crash_is_delivered_after_the_restart(
+        tmp_path: Path, receiver: Receiver) -> None:
+    """Embedded store: the server is killed (no goodbye) as soon as the last send
+    returns, with events anywhere between the log, the delivery queue (some claimed by
+    the dead process) and the receiver; after the restart every one arrives."""
+    first = start_caas(tmp_path, config=TEST_CONFIG)
+    url = receiver.url("ok")
+    client = Client(first.address)
+    sent = [f"c{n}" for n in range(30)]
+    try:
+        app = await create_app(client, first.operator_token)
+        await create_webhook(client, app, url, "message.created")
+        alice = await person(client, app.app_id, app.api_key, "alice")
+        conversation = await alice.create()
+        for text in sent:
+            await alice.send(conversation.name, text)
+    finally:
+        await client.close()
+        first.process.stop(signum=signal.SIGKILL)
+    second = start_caas(tmp_path, config=TEST_CONFIG, port=first.port)
+    try:
+        got = await receiver.wait(url, lambda got: set(texts(got)) >= set(sent), within=60)
+    finally:
+        assert second.process.stop() == 0
+    assert sorted(set(texts(got))) == sorted(sent)  # at least once each, nothing else
