@@ -8,6 +8,9 @@ Two adapters behind one shape:
   the handler returned.
 - `KafkaConsumerGroup`: with Kafka, a consumer group on the event topics; offsets are
   committed only after the handler returned for every record before them.
+
+(The webhook intake reads the log in batches instead — a `Relay` with itself as the
+sink — so that an app without endpoints costs one read per batch, not per event.)
 """
 
 from __future__ import annotations
