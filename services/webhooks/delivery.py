@@ -11,6 +11,7 @@ endpoint's dead letters, from which the app can replay it.
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,9 +72,12 @@ class Deliverer:
         return Attempt(False, status, latency, f"status {status}", text)
 
 
-def http_session(connections: int) -> aiohttp.ClientSession:
-    """The session deliveries go through: at most `connections` open, none shared
-    cookies, no proxy from the environment."""
+def http_session(connections: int, tls: ssl.SSLContext | None = None
+                 ) -> aiohttp.ClientSession:
+    """The session deliveries go through: at most `connections` open, no cookies kept,
+    no proxy from the environment; certificates checked against the system's
+    authorities (or `tls`'s)."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections, ttl_dns_cache=60),
+        connector=aiohttp.TCPConnector(limit=connections, ttl_dns_cache=60,
+                                       ssl=tls if tls is not None else True),
         cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)

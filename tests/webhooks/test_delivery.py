@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,7 @@ from services.core.settings import Settings
 from services.webhooks.delivery import Deliverer, http_session, next_delay
 from services.webhooks.signing import HEADER, TOLERANCE_SECONDS, sign, verify
 from tests.support.processes import free_port
-from tests.support.webhook_receiver import Receiver, running_receiver
+from tests.support.webhook_receiver import Receiver, running_receiver, self_signed
 
 BODY = json.dumps({"name": "apps/a/events/1", "type": "message.created"}).encode()
 
@@ -98,3 +100,22 @@ def test_retries_back_off_with_jitter_for_about_a_day_then_stop() -> None:
     assert next_delay(0, schedule, rng) is None
     again = [next_delay(3, schedule, random.Random(seed)) for seed in range(20)]
     assert len(set(again)) > 1  # jittered: retries of many events do not line up
+
+
+async def test_https_deliveries_check_the_receivers_certificate(tmp_path: Path) -> None:
+    server_tls, certificate = self_signed(tmp_path)
+    trusting = ssl.create_default_context(cafile=str(certificate))
+    with running_receiver(server_tls) as receiver:
+        url = receiver.url("ok")
+        assert url.startswith("https://")
+        async with http_session(4, trusting) as session:
+            attempt = await Deliverer(session, 2.0).attempt(url, ["s"], "e", BODY,
+                                                            int(time.time()))
+        assert (attempt.ok, attempt.status_code) == (True, 200)
+        # The system's authorities do not vouch for it: no request is made.
+        async with http_session(4) as session:
+            refused = await Deliverer(session, 2.0).attempt(url, ["s"], "e", BODY,
+                                                            int(time.time()))
+        assert (refused.ok, refused.status_code) == (False, 0)
+        assert "Certificate" in refused.error
+        assert len(receiver.to(url)) == 1
