@@ -92,7 +92,8 @@ class EventLog(Protocol):
     async def purge(self, before: datetime) -> int:
         """Drop the events recorded before `before` (and intervals closed by then), in
         every app, but none that a registered consumer has yet to take; how many events
-        went."""
+        went. A consumer that has not held its lease since `before` (switched off: Kafka
+        no longer configured, say) holds nothing back any more."""
 
     async def register(self, consumer: str) -> None:
         """Make `consumer` (a relay to a bus, say) one whose cursor holds back purges,

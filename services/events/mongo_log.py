@@ -153,7 +153,8 @@ class MongoEventLog:
 
     async def purge(self, before: datetime) -> int:
         gone = 0
-        consumers = [doc["_id"] async for doc in self._consumers.find({})]
+        consumers = [doc["_id"] async for doc in self._consumers.find(
+            {"$or": [{"lease_until": None}, {"lease_until": {"$gte": before}}]})]
         cursor = await self._events.aggregate([
             {"$match": {"create_time": {"$lt": before}}},
             {"$group": {"_id": "$app_id", "through": {"$max": "$position"}}}])

@@ -155,7 +155,9 @@ class SqliteEventLog:
     async def purge(self, before: datetime) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             gone = 0
-            consumers = [c for (c,) in conn.execute("SELECT consumer FROM event_consumers")]
+            consumers = [c for (c,) in conn.execute(
+                "SELECT consumer FROM event_consumers"
+                " WHERE lease_until = 0 OR lease_until >= ?", (to_ms(before),))]  # 0: never leased
             for app_id, old in conn.execute(
                     "SELECT app_id, max(position) FROM events WHERE create_time < ?"
                     " GROUP BY app_id", (to_ms(before),)).fetchall():

@@ -208,6 +208,16 @@ async def test_purge_keeps_what_a_consumer_has_yet_to_take(stores: Stores) -> No
     assert await stores.events.behind("bus") == []
 
 
+async def test_a_consumer_switched_off_stops_holding_purges(stores: Stores) -> None:
+    await stores.events.register("kafka")
+    assert await stores.events.lease("kafka", "holder", T0, T0 + SECOND)
+    await make_group(stores, "g1", ["alice", "bob"])
+    await send(stores, "g1", "alice", "old")
+    assert await stores.events.purge(T0 + SECOND) == 0  # its lease is recent: it waits
+    # Its last lease ended before the cutoff: it was switched off, and nothing waits.
+    assert await stores.events.purge(T0 + 3 * SECOND) == 2
+
+
 async def test_a_running_relay_follows_wakes_and_outlives_failures(stores: Stores) -> None:
     sink = Sink()
     wake = asyncio.Event()
