@@ -188,6 +188,20 @@ class Settings(BaseSettings):
         "INFO", description="log level of the JSON logs on stderr")
     access_log: bool = Field(True, description="log one line per RPC (logger caas.access)")
 
+    @field_validator("webhook_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be more than 0 seconds")
+        return value
+
+    @field_validator("webhook_retry_delays")
+    @classmethod
+    def _delays(cls, value: list[timedelta]) -> list[timedelta]:
+        if any(delay < timedelta(0) for delay in value) or len(value) > 50:
+            raise ValueError("at most 50 delays, none negative")
+        return value
+
     @field_validator("operator_token")
     @classmethod
     def _operator_token_shape(cls, value: SecretStr | None) -> SecretStr | None:

@@ -35,6 +35,10 @@ def test_environment_beats_file_beats_defaults(tmp_path: Path,
     ("default_plan", "missing"),
     ("store", "postgres"),
     ("max_request_bytes", 0),
+    ("webhook_timeout", 0),
+    ("webhook_retry_delays", [10, -1]),
+    ("webhook_retry_delays", [1] * 51),
+    ("max_webhooks_per_app", 0),
 ])
 def test_bad_settings_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError) as caught:

@@ -65,6 +65,19 @@ def test_grpcurl_calls_an_authenticated_rpc(server: CaasServer, app: AppHandle, 
 
 
 @ROUTES
+def test_grpcurl_manages_webhooks(server: CaasServer, app: AppHandle, route: str) -> None:
+    created = subprocess.run(
+        [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {app.api_key}",
+         "-d", json.dumps({"parent": app.name, "webhook": {
+             "url": "https://crm.example.com/caas", "event_types": ["message.*"]}}),
+         target(server, route), "caas.webhooks.v1.WebhooksService/CreateWebhook"],
+        capture_output=True, text=True, timeout=30, check=True)
+    body = json.loads(created.stdout)
+    assert body["secret"].startswith("whsec_")
+    assert body["webhook"]["eventTypes"] == ["message.*"]
+
+
+@ROUTES
 def test_grpcurl_shows_error_details(server: CaasServer, app: AppHandle, route: str) -> None:
     done = subprocess.run(
         [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {app.api_key}",
