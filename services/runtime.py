@@ -42,7 +42,7 @@ from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.events.kafka_sink import KafkaSink, Topics
 from services.events.log import EventLog
 from services.events.mongo_log import MongoEventLog
-from services.events.relay import Relay
+from services.events.relay import Relay, Wake
 from services.events.sqlite_log import SqliteEventLog
 from services.gateway.gateway import Gateway
 from services.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
@@ -151,11 +151,11 @@ class Outbox:
                               settings.kafka_replication, settings.kafka_retention)
         self._events = stores.events
         self._sink: KafkaSink | None = None
-        self._wake = asyncio.Event()
+        self._wake = Wake()
 
         async def wake_relay(event: DomainEvent) -> None:
             if event.conversation_id:
-                self._wake.set()
+                self._wake.app(event.app_id)
 
         bus.subscribe(wake_relay)
         self._task = asyncio.create_task(self._run(), name="kafka relay")

@@ -13,7 +13,7 @@ events of the conversations they were in *at the time*, including their own remo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -99,9 +99,10 @@ class EventLog(Protocol):
         """Make `consumer` (a relay to a bus, say) one whose cursor holds back purges,
         from the beginning of every app's log."""
 
-    async def behind(self, consumer: str) -> list[tuple[str, int, int]]:
-        """(app id, the consumer's position, the head's position) of every app whose log
-        goes past the consumer's position."""
+    async def behind(self, consumer: str, apps: Collection[str] | None = None
+                     ) -> list[tuple[str, int, int]]:
+        """(app id, the consumer's position, the head's position) of every app (of `apps`
+        only, unless None) whose log goes past the consumer's position."""
 
     async def advance(self, consumer: str, app_id: str, position: int) -> None:
         """Record that `consumer` has taken the app's events up to `position` (a cursor

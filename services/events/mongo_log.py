@@ -5,7 +5,7 @@ positions follow commit order without gaps."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -181,11 +181,16 @@ class MongoEventLog:
             {"_id": consumer}, {"$setOnInsert": {"holder": "", "lease_until": None}},
             upsert=True)
 
-    async def behind(self, consumer: str) -> list[tuple[str, int, int]]:
-        taken = {doc["app_id"]: doc["position"]
-                 async for doc in self._cursors.find({"consumer": consumer})}
+    async def behind(self, consumer: str, apps: Collection[str] | None = None
+                     ) -> list[tuple[str, int, int]]:
+        heads: Document = {}
+        cursors: Document = {"consumer": consumer}
+        if apps is not None:
+            heads["_id"] = {"$in": list(apps)}
+            cursors["app_id"] = {"$in": list(apps)}
+        taken = {doc["app_id"]: doc["position"] async for doc in self._cursors.find(cursors)}
         return [(doc["_id"], taken.get(doc["_id"], 0), doc["position"])
-                async for doc in self._heads.find({}).sort("_id", ASCENDING)
+                async for doc in self._heads.find(heads).sort("_id", ASCENDING)
                 if doc["position"] > taken.get(doc["_id"], 0)]
 
     async def advance(self, consumer: str, app_id: str, position: int) -> None:

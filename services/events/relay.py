@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -58,10 +58,11 @@ class Relay:
         """Register as a consumer: from now on purges wait for this relay."""
         await self._events.register(self._consumer)
 
-    async def run_once(self) -> int:
-        """Hand over everything the log holds past the cursors; how many events."""
+    async def run_once(self, apps: Collection[str] | None = None) -> int:
+        """Hand over everything the log holds past the cursors (of `apps` only, unless
+        None); how many events."""
         sent = 0
-        for app_id, taken, head in await self._events.behind(self._consumer):
+        for app_id, taken, head in await self._events.behind(self._consumer, apps):
             position = taken
             while position < head:
                 events = await self._events.read(app_id, position, self._batch)
@@ -73,9 +74,9 @@ class Relay:
                 sent += len(events)
         return sent
 
-    async def step(self) -> int | None:
-        """A round if this relay holds (or takes) the lease: how many events went; None
-        while another process runs the consumer."""
+    async def step(self, apps: Collection[str] | None = None) -> int | None:
+        """A round (over `apps`, or every app) if this relay holds (or takes) the lease:
+        how many events went; None while another process runs the consumer."""
         now = self._now()
         # The lease is renewed once half of it has passed, not at every round (a write).
         if self._held_until is None or self._held_until - now < LEASE / 2:
@@ -84,22 +85,45 @@ class Relay:
                 self._held_until = None
                 return None
             self._held_until = until
-        return await self.run_once()
+        return await self.run_once(apps)
 
-    async def run(self, wake: asyncio.Event) -> None:
-        """Relay until cancelled: at each `wake` (a write committed) or poll, and after
-        a failure with growing delays."""
+    async def run(self, wake: Wake) -> None:
+        """Relay until cancelled: the apps named by each `wake` (a write committed), every
+        app at each poll and after a failure (with growing delays)."""
         await self.start()
         delay = RETRY_SECONDS[0]
+        apps: set[str] | None = None  # None: every app
         while True:
-            wake.clear()
             try:
-                await self.step()
+                await self.step(apps)
                 delay = RETRY_SECONDS[0]
                 timeout = POLL_SECONDS
+                failed = False
             except Exception:
                 log.exception("relay failed; retrying", extra={"consumer": self._consumer,
                                                                "retry_seconds": delay})
                 timeout, delay = delay, min(delay * 2, RETRY_SECONDS[1])
-            if await wait_set(wake, timeout):
+                failed = True
+            woken = await wait_set(wake.event, timeout)
+            if woken:
                 await asyncio.sleep(GATHER_SECONDS)
+            named = wake.take()
+            apps = named if woken and not failed else None
+
+
+class Wake:
+    """What wakes a relay: the apps whose logs grew since it last looked."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self._apps: set[str] = set()
+
+    def app(self, app_id: str) -> None:
+        self._apps.add(app_id)
+        self.event.set()
+
+    def take(self) -> set[str]:
+        """The apps named since the last take (and clear)."""
+        apps, self._apps = self._apps, set()
+        self.event.clear()
+        return apps

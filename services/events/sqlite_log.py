@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -182,11 +182,19 @@ class SqliteEventLog:
         await self._db.write(lambda conn: conn.execute(
             "INSERT OR IGNORE INTO event_consumers (consumer) VALUES (?)", (consumer,)))
 
-    async def behind(self, consumer: str) -> list[tuple[str, int, int]]:
+    async def behind(self, consumer: str, apps: Collection[str] | None = None
+                     ) -> list[tuple[str, int, int]]:
+        query = ("SELECT h.app_id, coalesce(c.position, 0), h.position FROM event_heads h"
+                 " LEFT JOIN event_cursors c ON c.consumer = ? AND c.app_id = h.app_id"
+                 " WHERE h.position > coalesce(c.position, 0)")
+        args: list[str] = [consumer]
+        if apps is not None:
+            if not apps:
+                return []
+            query += f" AND h.app_id IN ({','.join('?' * len(apps))})"
+            args.extend(apps)
         return await self._db.read(lambda conn: [(r[0], r[1], r[2]) for r in conn.execute(
-            "SELECT h.app_id, coalesce(c.position, 0), h.position FROM event_heads h"
-            " LEFT JOIN event_cursors c ON c.consumer = ? AND c.app_id = h.app_id"
-            " WHERE h.position > coalesce(c.position, 0) ORDER BY h.app_id", (consumer,))])
+            query + " ORDER BY h.app_id", args)])
 
     async def advance(self, consumer: str, app_id: str, position: int) -> None:
         await self._db.write(lambda conn: conn.execute(

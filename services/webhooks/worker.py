@@ -15,7 +15,7 @@ from services.core.settings import Settings
 from services.events.consumers import KafkaConsumerGroup
 from services.events.kafka_sink import Topics, ensure_topics
 from services.events.log import EventLog
-from services.events.relay import Relay
+from services.events.relay import Relay, Wake
 from services.webhooks.delivery import Deliverer, http_session
 from services.webhooks.dispatch import CONCURRENCY, Dispatcher, Intake
 from services.webhooks.store import WebhookStore
@@ -49,11 +49,11 @@ class WebhookWorker:
             self._tasks.append(asyncio.create_task(self._consume(consume),
                                                    name="webhook intake (kafka)"))
         else:
-            wake = asyncio.Event()
+            wake = Wake()
 
             async def on_event(event: DomainEvent) -> None:
                 if event.conversation_id:
-                    wake.set()
+                    wake.app(event.app_id)
 
             bus.subscribe(on_event)
             relay = Relay(events, intake, CONSUMER, now=clock.now)

@@ -13,7 +13,7 @@ from services.conversations.models import ConversationChanges, MemberChanges, Ro
 from services.core.errors import CapacityExceeded
 from services.events.consumers import log_consumer
 from services.events.log import LoggedEvent, follow, visible
-from services.events.relay import LEASE, Relay
+from services.events.relay import LEASE, Relay, Wake
 from services.messages.models import Draft, MessageChanges
 from services.runtime import Stores
 from tests.store.chat import SECOND, T0, make_group, member, send
@@ -218,21 +218,32 @@ async def test_a_consumer_switched_off_stops_holding_purges(stores: Stores) -> N
     assert await stores.events.purge(T0 + 3 * SECOND) == 2
 
 
+async def test_a_round_can_look_at_the_woken_apps_only(stores: Stores) -> None:
+    sink = Sink()
+    relay = Relay(stores.events, sink, "bus")
+    await relay.start()
+    await make_group(stores, "g1", ["alice", "bob"])
+    assert await relay.run_once(apps={"beta"}) == 0  # another app: alpha is not read
+    assert await relay.run_once(apps=set()) == 0
+    assert await relay.run_once(apps={"alpha", "beta"}) == 1
+    assert sink.taken == [("alpha", 1)]
+
+
 async def test_a_running_relay_follows_wakes_and_outlives_failures(stores: Stores) -> None:
     sink = Sink()
-    wake = asyncio.Event()
+    wake = Wake()
     running = asyncio.create_task(Relay(stores.events, sink, "bus").run(wake))
     try:
         await make_group(stores, "g1", ["alice", "bob"])
-        wake.set()
+        wake.app("alpha")
         await sink.until(1)
         sink.failing = True
         await send(stores, "g1", "alice", "during the outage")
-        wake.set()
+        wake.app("alpha")
         await sink.until(failures=1)
         sink.failing = False
         await send(stores, "g1", "alice", "after it")
-        wake.set()
+        wake.app("alpha")
         await sink.until(3)  # the retry brings both, in order
         assert sink.taken == [("alpha", 1), ("alpha", 2), ("alpha", 3)]
     finally:
