@@ -6,7 +6,6 @@ Only the app's backend (API key) and the operator manage endpoints; users never 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +25,7 @@ from services.core.pagination import Page, make_page, page_request, time_id_posi
 from services.core.principal import AppBackend, Operator, Principal, require_app
 from services.core.settings import Settings
 from services.events.types import EVENT_TYPES, FAMILIES
+from services.webhooks.addresses import is_public_address
 from services.webhooks.models import SECRET_PREFIX, DeadLetter, DeliveryAttempt, Webhook
 from services.webhooks.store import WebhookStore
 
@@ -58,15 +58,6 @@ def check_backend(principal: Principal, app_id: str) -> None:
     if not isinstance(principal, Operator | AppBackend):
         raise PermissionDenied("PRINCIPAL_NOT_ALLOWED",
                                "webhooks are managed by the app's backend, not by users")
-
-
-def is_public_address(address: str) -> bool:
-    """Whether deliveries may go to this IP address: not loopback, private, link-local
-    (cloud metadata), multicast, reserved or unspecified."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 def check_url(url: str, allow_insecure: bool, field: str = "webhook.url") -> str:

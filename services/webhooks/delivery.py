@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from services.webhooks.addresses import BlockedAddress, PublicResolver, blocked_literal
 from services.webhooks.signing import HEADER, sign
 
 USER_AGENT = "caas-webhooks/1"
@@ -43,17 +44,38 @@ def next_delay(failures: int, delays: Sequence[float], rng: random.Random) -> fl
 
 
 class Deliverer:
-    """Makes attempts through one aiohttp session (kept-alive connections per host)."""
+    """Makes attempts through one HTTP session (kept-alive connections per host, at most
+    `connections` open, no cookies kept, no proxy from the environment), to public
+    addresses only unless `public_only` is off; certificates are checked against the
+    system's authorities (or `tls`'s). Close it when done."""
 
-    def __init__(self, session: aiohttp.ClientSession, timeout_seconds: float = 10.0) -> None:
-        self._session = session
+    def __init__(self, timeout_seconds: float, *, public_only: bool, connections: int = 64,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self._public_only = public_only
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=connections, ttl_dns_cache=60, ssl=tls if tls is not None else True,
+                resolver=PublicResolver() if public_only else None),
+            cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def __aenter__(self) -> Deliverer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def attempt(self, url: str, secrets: Sequence[str], event_id: str, body: bytes,
                       now: int) -> Attempt:
+        started = time.perf_counter()
+        blocked = blocked_literal(url) if self._public_only else None
+        if blocked is not None:
+            return Attempt(False, 0, 0.0, blocked, "")
         headers = {"content-type": "application/json", "user-agent": USER_AGENT,
                    "caas-event-id": event_id, HEADER: sign(secrets, now, body)}
-        started = time.perf_counter()
         try:
             async with self._session.post(url, data=body, headers=headers,
                                           timeout=self._timeout,
@@ -62,6 +84,8 @@ class Deliverer:
                 status = response.status
         except TimeoutError:
             return Attempt(False, 0, time.perf_counter() - started, "timeout", "")
+        except aiohttp.ClientConnectorError as error:
+            return Attempt(False, 0, time.perf_counter() - started, _why(error), "")
         except aiohttp.ClientError as error:
             return Attempt(False, 0, time.perf_counter() - started,
                            f"connect: {type(error).__name__}", "")
@@ -72,12 +96,9 @@ class Deliverer:
         return Attempt(False, status, latency, f"status {status}", text)
 
 
-def http_session(connections: int, tls: ssl.SSLContext | None = None
-                 ) -> aiohttp.ClientSession:
-    """The session deliveries go through: at most `connections` open, no cookies kept,
-    no proxy from the environment; certificates checked against the system's
-    authorities (or `tls`'s)."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections, ttl_dns_cache=60,
-                                       ssl=tls if tls is not None else True),
-        cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
+def _why(error: aiohttp.ClientConnectorError) -> str:
+    if isinstance(error.os_error, BlockedAddress):
+        return str(error.os_error)
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return f"dns: {error.os_error.strerror or error.os_error}"
+    return f"connect: {type(error).__name__}"

@@ -15,7 +15,6 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from caas.events.v1 import events_pb2
 from google.protobuf import json_format
@@ -24,7 +23,6 @@ from services.core.aio import wait_set
 from services.core.clock import Clock
 from services.core.ids import new_id
 from services.events.log import LoggedEvent
-from services.webhooks.actions import is_public_address
 from services.webhooks.delivery import Attempt, Deliverer, next_delay
 from services.webhooks.models import DeadLetter, Delivery, DeliveryAttempt, Webhook
 from services.webhooks.store import WebhookStore
@@ -85,33 +83,15 @@ class Intake:
             self._wake()
 
 
-async def blocked_reason(url: str) -> str | None:
-    """Why a delivery may not go to `url` now (its host resolves to a loopback, private
-    or link-local address, or not at all), or None."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
-    except OSError as error:
-        return f"dns: {error.strerror or error}"
-    for info in infos:
-        address = str(info[4][0])
-        if not is_public_address(address):
-            return f"blocked: {host} resolves to {address}, not a public address"
-    return None
-
-
 class Dispatcher:
     def __init__(self, store: WebhookStore, deliverer: Deliverer, clock: Clock, *,
-                 timeout: timedelta, retry_delays: Sequence[timedelta], allow_insecure: bool,
+                 timeout: timedelta, retry_delays: Sequence[timedelta],
                  rng: random.Random | None = None) -> None:
         self._store = store
         self._deliverer = deliverer
         self._clock = clock
         self._claim_for = timeout + CLAIM_MARGIN
         self._delays = [d.total_seconds() for d in retry_delays]
-        self._allow_insecure = allow_insecure
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -157,13 +137,9 @@ class Dispatcher:
         when the claim runs out."""
         try:
             now = self._clock.now()
-            blocked = None if self._allow_insecure else await blocked_reason(webhook.url)
-            if blocked is None:
-                result = await self._deliverer.attempt(
-                    webhook.url, webhook.secrets(now), delivery.event, delivery.body,
-                    int(now.timestamp()))
-            else:
-                result = Attempt(False, 0, 0.0, blocked, "")
+            result = await self._deliverer.attempt(
+                webhook.url, webhook.secrets(now), delivery.event, delivery.body,
+                int(now.timestamp()))
             await self._finish(delivery, result, now)
             await self._track(delivery, result.ok)
         except Exception:

@@ -16,7 +16,7 @@ from services.events.consumers import KafkaConsumerGroup
 from services.events.kafka_sink import Topics, ensure_topics
 from services.events.log import EventLog
 from services.events.relay import Relay, Wake
-from services.webhooks.delivery import Deliverer, http_session
+from services.webhooks.delivery import Deliverer
 from services.webhooks.dispatch import CONCURRENCY, Dispatcher, Intake
 from services.webhooks.store import WebhookStore
 
@@ -30,11 +30,11 @@ class WebhookWorker:
     def __init__(self, settings: Settings, store: WebhookStore, events: EventLog,
                  bus: EventBus, clock: Clock) -> None:
         timeout = settings.webhook_timeout
-        self._session = http_session(CONCURRENCY)
-        self.dispatcher = Dispatcher(
-            store, Deliverer(self._session, timeout.total_seconds()), clock, timeout=timeout,
-            retry_delays=settings.webhook_retry_delays,
-            allow_insecure=settings.webhook_allow_insecure)
+        self._deliverer = Deliverer(timeout.total_seconds(),
+                                    public_only=not settings.webhook_allow_insecure,
+                                    connections=CONCURRENCY)
+        self.dispatcher = Dispatcher(store, self._deliverer, clock, timeout=timeout,
+                                     retry_delays=settings.webhook_retry_delays)
         intake = Intake(store, clock, self.dispatcher.wake)
         self._tasks = [asyncio.create_task(self.dispatcher.run(), name="webhook dispatcher")]
         if settings.kafka_bootstrap:
@@ -79,4 +79,4 @@ class WebhookWorker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._session.close()
+        await self._deliverer.close()

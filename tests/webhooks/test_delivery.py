@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.core.settings import Settings
-from services.webhooks.delivery import Deliverer, http_session, next_delay
+from services.webhooks.delivery import Deliverer, next_delay
 from services.webhooks.signing import HEADER, TOLERANCE_SECONDS, sign, verify
 from tests.support.processes import free_port
 from tests.support.webhook_receiver import Receiver, running_receiver, self_signed
@@ -29,8 +29,8 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def deliverer() -> AsyncIterator[Deliverer]:
-    async with http_session(8) as session:
-        yield Deliverer(session, timeout_seconds=0.5)
+    async with Deliverer(0.5, public_only=False) as deliverer:  # the receiver is local
+        yield deliverer
 
 
 async def test_a_delivery_is_signed_and_verifies(receiver: Receiver,
@@ -108,14 +108,12 @@ async def test_https_deliveries_check_the_receivers_certificate(tmp_path: Path) 
     with running_receiver(server_tls) as receiver:
         url = receiver.url("ok")
         assert url.startswith("https://")
-        async with http_session(4, trusting) as session:
-            attempt = await Deliverer(session, 2.0).attempt(url, ["s"], "e", BODY,
-                                                            int(time.time()))
+        async with Deliverer(2.0, public_only=False, tls=trusting) as deliverer:
+            attempt = await deliverer.attempt(url, ["s"], "e", BODY, int(time.time()))
         assert (attempt.ok, attempt.status_code) == (True, 200)
         # The system's authorities do not vouch for it: no request is made.
-        async with http_session(4) as session:
-            refused = await Deliverer(session, 2.0).attempt(url, ["s"], "e", BODY,
-                                                            int(time.time()))
+        async with Deliverer(2.0, public_only=False) as deliverer:
+            refused = await deliverer.attempt(url, ["s"], "e", BODY, int(time.time()))
         assert (refused.ok, refused.status_code) == (False, 0)
         assert "Certificate" in refused.error
         assert len(receiver.to(url)) == 1

@@ -13,9 +13,10 @@ from services.core.clock import SystemClock
 from services.core.errors import InvalidArgument
 from services.core.settings import Settings
 from services.runtime import Stores, open_stores
-from services.webhooks.actions import check_event_types, check_url, is_public_address
-from services.webhooks.delivery import Deliverer, http_session
-from services.webhooks.dispatch import BREAK_AFTER, Dispatcher, blocked_reason
+from services.webhooks.actions import check_event_types, check_url
+from services.webhooks.addresses import is_public_address
+from services.webhooks.delivery import Deliverer
+from services.webhooks.dispatch import BREAK_AFTER, Dispatcher
 from services.webhooks.models import Delivery, Webhook, wants
 from tests.support.webhook_receiver import running_receiver
 
@@ -82,8 +83,15 @@ def test_filters_match_types_families_and_everything() -> None:
 
 
 async def test_a_host_resolving_to_a_private_address_is_blocked_at_delivery() -> None:
-    assert "not a public address" in (await blocked_reason("https://localhost:1/x") or "")
-    assert (await blocked_reason("https://no-such-host.invalid/x") or "").startswith("dns")
+    async with Deliverer(1.0, public_only=True) as deliverer:
+        named = await deliverer.attempt("https://localhost:1/x", ["s"], "e", b"{}", 0)
+        literal = await deliverer.attempt("https://[::ffff:10.0.0.1]/x", ["s"], "e", b"{}", 0)
+        unknown = await deliverer.attempt("https://no-such-host.invalid/x", ["s"], "e",
+                                          b"{}", 0)
+    assert named.error.startswith("blocked: localhost resolves to")
+    assert literal.error == "blocked: ::ffff:10.0.0.1 is not a public address"
+    assert unknown.error.startswith("dns:")
+    assert not any(a.ok or a.status_code for a in (named, literal, unknown))
 
 
 @pytest.fixture
@@ -106,10 +114,10 @@ async def test_the_dispatcher_records_a_blocked_delivery_without_connecting(
             "acme", "a" * 16, "apps/acme/events/1", "message.created",
             "apps/acme/conversations/c", 1, b"{}", 0, now, now)])
         ((claimed, hook),) = await stores.webhooks.claim(now, now + timedelta(seconds=9), 10, 4)
-        async with http_session(8) as session:
-            dispatcher = Dispatcher(stores.webhooks, Deliverer(session, 1.0), SystemClock(),
+        async with Deliverer(1.0, public_only=True) as deliverer:
+            dispatcher = Dispatcher(stores.webhooks, deliverer, SystemClock(),
                                     timeout=timedelta(seconds=1), retry_delays=[],
-                                    allow_insecure=False, rng=random.Random(1))
+                                    rng=random.Random(1))
             await dispatcher.deliver(claimed, hook)
         assert receiver.to(url.replace("localhost", "127.0.0.1")) == []
     (attempt,) = await stores.webhooks.list_attempts("acme", "a" * 16, "", 10, None)
@@ -131,10 +139,10 @@ async def test_an_endpoint_that_keeps_failing_is_blocked_and_others_go_on(
             await store.enqueue([Delivery(
                 "acme", webhook_id, f"apps/acme/events/{n}", "message.created",
                 "apps/acme/conversations/c", n, b"{}", 0, now, now) for n in range(1, 9)])
-        async with http_session(8) as session:
-            dispatcher = Dispatcher(store, Deliverer(session, 1.0), SystemClock(),
+        async with Deliverer(1.0, public_only=False) as deliverer:
+            dispatcher = Dispatcher(store, deliverer, SystemClock(),
                                     timeout=timedelta(seconds=1),
-                                    retry_delays=[timedelta(hours=1)], allow_insecure=True)
+                                    retry_delays=[timedelta(hours=1)])
             while claimed := await store.claim(datetime.now(UTC),
                                                datetime.now(UTC) + timedelta(seconds=9), 1, 4):
                 ((delivery, webhook),) = claimed
