@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -45,9 +45,13 @@ class Relay:
     missing)."""
 
     def __init__(self, events: EventLog, sink: EventSink, consumer: str,
-                 batch: int = BATCH, now: Callable[[], datetime] = utc_now) -> None:
+                 batch: int = BATCH, now: Callable[[], datetime] = utc_now,
+                 wants: Callable[[str], Awaitable[bool]] | None = None) -> None:
+        """`wants(app_id)`, if given, says whether the sink cares for an app's events at
+        all: when not, the cursor jumps to the head without reading them."""
         self._events = events
         self._sink = sink
+        self._wants = wants
         self._consumer = consumer
         self._batch = batch
         self._now = now
@@ -63,6 +67,9 @@ class Relay:
         None); how many events."""
         sent = 0
         for app_id, taken, head in await self._events.behind(self._consumer, apps):
+            if self._wants is not None and not await self._wants(app_id):
+                await self._events.advance(self._consumer, app_id, head)
+                continue
             position = taken
             while position < head:
                 events = await self._events.read(app_id, position, self._batch)

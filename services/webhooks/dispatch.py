@@ -53,11 +53,16 @@ class Intake:
         self._clock = clock
         self._wake = wake
 
+    async def wants(self, app_id: str) -> bool:
+        """Whether the app has endpoints (the relay skips the events of one that has
+        none without reading them)."""
+        return bool(await self._store.list_webhooks(app_id, 1, None))
+
     async def send(self, events: Sequence[LoggedEvent]) -> None:
         if not events:
             return
         hooks = await self._store.list_webhooks(events[0].app_id, ALL_WEBHOOKS, None)
-        if hooks:  # an app without endpoints costs one read per batch, no decoding
+        if hooks:
             await self._enqueue(hooks, [events_pb2.Event.FromString(e.payload) for e in events])
 
     async def __call__(self, event: events_pb2.Event) -> None:

@@ -56,7 +56,7 @@ class WebhookWorker:
                     wake.app(event.app_id)
 
             bus.subscribe(on_event)
-            relay = Relay(events, intake, CONSUMER, now=clock.now)
+            relay = Relay(events, intake, CONSUMER, now=clock.now, wants=intake.wants)
             self._tasks.append(asyncio.create_task(relay.run(wake), name="webhook intake"))
 
     @staticmethod

@@ -229,6 +229,23 @@ async def test_a_round_can_look_at_the_woken_apps_only(stores: Stores) -> None:
     assert sink.taken == [("alpha", 1)]
 
 
+async def test_a_relay_skips_the_apps_its_sink_does_not_want(stores: Stores) -> None:
+    sink = Sink()
+    wanted: set[str] = set()
+
+    async def wants(app_id: str) -> bool:
+        return app_id in wanted
+
+    relay = Relay(stores.events, sink, "bus", wants=wants)
+    await relay.start()
+    await make_group(stores, "g1", ["alice", "bob"])
+    assert await relay.run_once() == 0 and sink.taken == []
+    assert await stores.events.behind("bus") == []  # skipped: not pending any more
+    wanted.add("alpha")
+    await send(stores, "g1", "alice", "now wanted")
+    assert await relay.run_once() == 1 and sink.taken == [("alpha", 2)]
+
+
 async def test_a_running_relay_follows_wakes_and_outlives_failures(stores: Stores) -> None:
     sink = Sink()
     wake = Wake()
