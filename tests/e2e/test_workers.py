@@ -8,12 +8,15 @@ import subprocess
 from pathlib import Path
 
 import httpx
+from caas.webhooks.v1 import resources_pb2 as hooks_res
+from caas.webhooks.v1 import webhooks_service_pb2 as hooks_pb
 
 from tests.conftest import TEST_CONFIG, create_app
 from tests.support.chat import GROUP, Person, person
-from tests.support.client import Client
+from tests.support.client import Client, bearer
 from tests.support.servers import BIN, ExternalServer, start_caas
 from tests.support.stream import subscribed
+from tests.support.webhook_receiver import running_receiver
 
 
 async def test_workers_share_a_port_and_deliver_to_each_other(
@@ -50,6 +53,37 @@ async def test_workers_share_a_port_and_deliver_to_each_other(
     streams_by = {json.loads(line)["pid"] for line in server.process.lines
                   if "RealtimeService/Subscribe" in line and '"message": "rpc"' in line}
     assert len(streams_by) == 2  # both workers held streams, and all got the message
+
+
+async def test_workers_share_webhook_deliveries(tmp_path: Path,
+                                               redis_server: ExternalServer) -> None:
+    """Both workers' dispatchers claim from the one queue: every event arrives, in order
+    for an ordered endpoint, none twice."""
+    server = start_caas(tmp_path, env={"CAAS_WORKERS": "2", "CAAS_REDIS_URL": redis_server.url},
+                        config=TEST_CONFIG)
+    clients = [Client(server.address, [("grpc.use_local_subchannel_pool", 1)])
+               for _ in range(4)]
+    texts = [f"w{n}" for n in range(40)]
+    try:
+        with running_receiver() as receiver:
+            url = receiver.url("ok")
+            app = await create_app(clients[0], server.operator_token)
+            await clients[0].webhooks.CreateWebhook(hooks_pb.CreateWebhookRequest(
+                parent=app.name, webhook=hooks_res.Webhook(
+                    url=url, event_types=["message.created"], ordered=True)),
+                metadata=bearer(app.api_key))
+            people = [await person(client, app.app_id, app.api_key, f"u{n}")
+                      for n, client in enumerate(clients)]
+            group = await people[0].create(GROUP, tuple(p.user_id for p in people[1:]))
+            for n, text in enumerate(texts):  # sent through connections to both workers
+                await people[n % len(people)].send(group.name, text)
+            got = await receiver.wait(url, lambda got: len(got) >= len(texts), within=60)
+        bodies = [json.loads(r.body)["messageCreated"]["text"] for r in got]
+        assert bodies == texts  # one conversation, ordered, exactly once here
+    finally:
+        for client in clients:
+            await client.close()
+        assert server.process.stop() == 0
 
 
 def test_workers_need_redis(tmp_path: Path) -> None:
