@@ -311,6 +311,7 @@ class Gateway:
         status = "OK"
         try:
             await self._admit(state, method, allowed, authorization, request)
+            authorization = None  # not held for the life of a stream (a token: ~0.4 KiB)
             result = await respond(Call(state.principal, request_id, method, context,
                                         state.charge_user), state)
             context.set_trailing_metadata((("x-request-id", request_id),))
