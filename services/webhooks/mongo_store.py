@@ -67,7 +67,7 @@ def _hook(doc: Document) -> Webhook:
                    doc["ordered"], doc["active"], doc["description"], doc["secret"],
                    doc.get("previous_secret"), doc.get("previous_secret_expire_time"),
                    doc["create_time"], doc["update_time"], doc["revision"],
-                   None if doc["blocked_until"] == NEVER else doc["blocked_until"])
+                   None if doc.get("blocked_until", NEVER) == NEVER else doc["blocked_until"])
 
 
 def _delivery_doc(d: Delivery) -> Document:
@@ -226,7 +226,7 @@ class MongoWebhookStore:
             hook = hooks.get(doc["hook"])
             if len(claimed) >= limit:
                 break
-            if (hook is None or not hook["active"] or hook["blocked_until"] > now
+            if (hook is None or not hook["active"] or hook.get("blocked_until", NEVER) > now
                     or busy.get(doc["hook"], 0) >= per_webhook):
                 continue
             if hook["ordered"] and await self._deliveries.find_one(
