@@ -24,7 +24,7 @@ from services.core.clock import Clock
 from services.core.ids import new_id
 from services.events.log import LoggedEvent
 from services.webhooks.delivery import Attempt, Deliverer, next_delay
-from services.webhooks.models import DeadLetter, Delivery, DeliveryAttempt, Webhook
+from services.webhooks.models import Delivery, DeliveryAttempt, Webhook
 from services.webhooks.store import WebhookStore
 
 log = logging.getLogger("caas.webhooks")
@@ -161,9 +161,7 @@ class Dispatcher:
         if not result.ok:
             delay = next_delay(number, self._delays, self._rng)
             if delay is None:
-                dead = DeadLetter(delivery.app_id, delivery.webhook_id, new_id(),
-                                  delivery.event, delivery.event_type, delivery.conversation,
-                                  delivery.position, delivery.body, number, result.error, now)
+                dead = delivery.buried(number, result.error, now)
             else:
                 retry_at = now + timedelta(seconds=delay)
         await self._store.finish(delivery, attempt, retry_at, dead)

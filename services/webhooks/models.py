@@ -69,6 +69,17 @@ class Delivery:
     next_attempt_time: datetime
     create_time: datetime
 
+    def buried(self, attempts: int, reason: str, now: datetime) -> DeadLetter:
+        """This delivery as a dead letter, after `attempts` attempts, for `reason`."""
+        return DeadLetter(self.app_id, self.webhook_id, new_id(), self.event,
+                          self.event_type, self.conversation, self.position, self.body,
+                          attempts, reason, now)
+
+    def expired(self, now: datetime) -> DeadLetter:
+        """The dead letter of a delivery still waiting when the retention ran out (its
+        endpoint was paused, or kept failing, that long)."""
+        return self.buried(self.failures, EXPIRED, now)
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryAttempt:
@@ -102,10 +113,7 @@ class DeadLetter:
     last_error: str
     create_time: datetime
 
-
-def expired_letter(delivery: Delivery, now: datetime) -> DeadLetter:
-    """The dead letter of a delivery still waiting when the retention ran out (its
-    endpoint was paused, or kept failing, that long)."""
-    return DeadLetter(delivery.app_id, delivery.webhook_id, new_id(), delivery.event,
-                      delivery.event_type, delivery.conversation, delivery.position,
-                      delivery.body, delivery.failures, EXPIRED, now)
+    def replayed(self, now: datetime) -> Delivery:
+        """This dead letter as a delivery again, due at `now`, with a fresh schedule."""
+        return Delivery(self.app_id, self.webhook_id, self.event, self.event_type,
+                        self.conversation, self.position, self.body, 0, now, now)

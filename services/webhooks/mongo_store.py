@@ -17,7 +17,6 @@ from services.webhooks.models import (
     Delivery,
     DeliveryAttempt,
     Webhook,
-    expired_letter,
 )
 from services.webhooks.store import PARK, Position, claim_window
 
@@ -290,10 +289,7 @@ class MongoWebhookStore:
 
         async def tx(session: AsyncClientSession) -> int:
             dead = [_dead(doc) async for doc in self._dead.find(query, session=session)]
-            docs = {doc["_id"]: doc for doc in (
-                _delivery_doc(Delivery(d.app_id, d.webhook_id, d.event, d.event_type,
-                                       d.conversation, d.position, d.body, 0, now, now))
-                for d in dead)}
+            docs = {doc["_id"]: doc for doc in (_delivery_doc(d.replayed(now)) for d in dead)}
             # An event waiting already (handed over again meanwhile) stays as it is: a
             # duplicate key would abort the transaction.
             async for doc in self._deliveries.find({"_id": {"$in": list(docs)}},
@@ -315,7 +311,7 @@ class MongoWebhookStore:
             gone += result.deleted_count
         expired = {"create_time": {"$lt": before}}
         async for doc in self._deliveries.find(expired):
-            letter = expired_letter(_delivery(doc), now)
+            letter = _delivery(doc).expired(now)
             await self._dead.insert_one(_dead_doc(letter))  # then it goes: never lost
             await self._deliveries.delete_one({"_id": doc["_id"]})
             gone += 1

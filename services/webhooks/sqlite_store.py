@@ -15,7 +15,6 @@ from services.webhooks.models import (
     Delivery,
     DeliveryAttempt,
     Webhook,
-    expired_letter,
 )
 from services.webhooks.store import PARK, Position, claim_window
 
@@ -327,9 +326,7 @@ class SqliteWebhookStore:
                 query += f" AND dead_letter_id IN ({','.join('?' * len(dead_letter_ids))})"
                 args.extend(dead_letter_ids)
             dead = [_dead(row) for row in conn.execute(query, args)]
-            _insert_deliveries(conn, [
-                Delivery(d.app_id, d.webhook_id, d.event, d.event_type, d.conversation,
-                         d.position, d.body, 0, now, now) for d in dead])
+            _insert_deliveries(conn, [d.replayed(now) for d in dead])
             conn.executemany("DELETE FROM webhook_dead_letters"
                              " WHERE app_id = ? AND webhook_id = ? AND dead_letter_id = ?",
                              [(d.app_id, d.webhook_id, d.dead_letter_id) for d in dead])
@@ -345,7 +342,7 @@ class SqliteWebhookStore:
                        for table in ("webhook_attempts", "webhook_dead_letters"))
             expired = [_delivery(row) for row in conn.execute(
                 f"SELECT {_DELIVERY} FROM webhook_deliveries WHERE create_time < ?", (cutoff,))]
-            _insert_dead(conn, [expired_letter(d, now) for d in expired])
+            _insert_dead(conn, [d.expired(now) for d in expired])
             conn.execute("DELETE FROM webhook_deliveries WHERE create_time < ?", (cutoff,))
             return gone + len(expired)
 
