@@ -151,13 +151,7 @@ class Outbox:
                               settings.kafka_replication, settings.kafka_retention)
         self._events = stores.events
         self._sink: KafkaSink | None = None
-        self._wake = Wake()
-
-        async def wake_relay(event: DomainEvent) -> None:
-            if event.conversation_id:
-                self._wake.app(event.app_id)
-
-        bus.subscribe(wake_relay)
+        self._wake = Wake.on_commits(bus)
         self._task = asyncio.create_task(self._run(), name="kafka relay")
 
     async def _run(self) -> None:

@@ -22,9 +22,11 @@ from services.events.types import FAMILIES, family
 
 log = logging.getLogger("caas.kafka")
 
-# The event families of the chat core, one topic each.
+
 @dataclass(frozen=True)
 class Topics:
+    """The event topics: one per family of the chat core's events."""
+
     prefix: str
     partitions: int
     replication: int

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from services.core.aio import wait_set
+from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id
 from services.events.log import EventLog, LoggedEvent
 
@@ -124,6 +125,18 @@ class Wake:
     def __init__(self) -> None:
         self.event = asyncio.Event()
         self._apps: set[str] = set()
+
+    @classmethod
+    def on_commits(cls, bus: EventBus) -> Wake:
+        """A wake named by every committed write to the log (events of a conversation)."""
+        wake = cls()
+
+        async def woken(event: DomainEvent) -> None:
+            if event.conversation_id:
+                wake.app(event.app_id)
+
+        bus.subscribe(woken)
+        return wake
 
     def app(self, app_id: str) -> None:
         self._apps.add(app_id)

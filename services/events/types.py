@@ -9,8 +9,10 @@ EVENT_TYPES: tuple[str, ...] = tuple(
     field.name.replace("_", ".", 1)
     for field in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields)
 
-FAMILIES: tuple[str, ...] = tuple(sorted({t.partition(".")[0] for t in EVENT_TYPES}))
-
 
 def family(event_type: str) -> str:
+    """`message` for `message.created`: the part before the dot."""
     return event_type.partition(".")[0]
+
+
+FAMILIES: tuple[str, ...] = tuple(sorted({family(t) for t in EVENT_TYPES}))

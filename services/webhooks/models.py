@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.core.ids import new_id
+from services.events.types import family
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 SECRET_HINT_LENGTH = len(SECRET_PREFIX) + 4
@@ -50,8 +51,7 @@ def wants(filters: tuple[str, ...], event_type: str) -> bool:
     all) receives events of `event_type`."""
     if not filters:
         return True
-    family = event_type.partition(".")[0]
-    return any(f in ("*", event_type, f"{family}.*") for f in filters)
+    return any(f in ("*", event_type, f"{family(event_type)}.*") for f in filters)
 
 
 @dataclass(frozen=True, slots=True)

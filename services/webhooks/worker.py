@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from services.core.clock import Clock
-from services.core.events import DomainEvent, EventBus
+from services.core.events import EventBus
 from services.core.settings import Settings
 from services.events.consumers import KafkaConsumerGroup
 from services.events.kafka_sink import Topics, ensure_topics
@@ -49,15 +49,9 @@ class WebhookWorker:
             self._tasks.append(asyncio.create_task(self._consume(consume),
                                                    name="webhook intake (kafka)"))
         else:
-            wake = Wake()
-
-            async def on_event(event: DomainEvent) -> None:
-                if event.conversation_id:
-                    wake.app(event.app_id)
-
-            bus.subscribe(on_event)
             relay = Relay(events, intake, CONSUMER, now=clock.now, wants=intake.wants)
-            self._tasks.append(asyncio.create_task(relay.run(wake), name="webhook intake"))
+            self._tasks.append(asyncio.create_task(relay.run(Wake.on_commits(bus)),
+                                                   name="webhook intake"))
 
     @staticmethod
     async def _consume(consume: Callable[[], Awaitable[None]]) -> None:
