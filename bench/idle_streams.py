@@ -39,7 +39,7 @@ from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 
-from bench.servers import bench_server, server_rss
+from bench.servers import bench_server, machine_pace, server_rss
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 
@@ -193,6 +193,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--bare", action="store_true", help="a bare grpc.aio server")
     args = parser.parse_args()
+    print(machine_pace(), flush=True)
     counts = [int(n) for n in args.streams.split(",")]
     print(f"idle streams: {args.connections} connections from {args.clients} client "
           f"processes, {'a bare grpc.aio server' if args.bare else 'caas serve'}, "

@@ -40,7 +40,7 @@ from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.messages.v1 import resources_pb2 as msg_res
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 
-from bench.servers import bench_server, server_cpu
+from bench.servers import bench_server, machine_pace, server_cpu
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 
@@ -215,6 +215,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--receivers", type=int, default=2, help="receiver processes")
     args = parser.parse_args()
+    print(machine_pace(), flush=True)
     members = args.members or (50 if args.scenario == "fanout" else 10)
     seconds = args.seconds or (20 if args.scenario == "fanout" else 8)
     with tempfile.TemporaryDirectory() as tmp, bench_server(Path(tmp), args.workers) as server:

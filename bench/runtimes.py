@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import grpc
 
 from bench.idle_streams import step as hold_idle
-from bench.servers import server_cpu
+from bench.servers import machine_pace, server_cpu
 
 METHOD = "/caas.realtime.v1.RealtimeService/Subscribe"
 READY = bytes([5 << 3 | 2, 0])  # a SubscribeResponse with `ready` set
@@ -175,6 +175,7 @@ def main() -> None:
         asyncio.run(SERVERS[args.serve](Broadcaster(args.fan, args.rate, args.seconds),
                                         lambda port: print(port, flush=True)))
         return
+    print(machine_pace(), flush=True)
     for runtime in SERVERS:
         print(runtime, flush=True)
         server, address = start(runtime, 0, args.rate, args.seconds)

@@ -29,7 +29,7 @@ from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 
 from bench.realtime import SEPARATE
-from bench.servers import bench_server, server_cpu
+from bench.servers import bench_server, machine_pace, server_cpu
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 
@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    print(machine_pace(), flush=True)
     with tempfile.TemporaryDirectory() as tmp, bench_server(Path(tmp), args.workers) as server:
         asyncio.run(run(server.address, server.operator_token, server.process.pid,
                         args.members, args.senders, args.seconds, args.concurrency))

@@ -27,7 +27,7 @@ from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 
-from bench.servers import bench_server, server_cpu
+from bench.servers import bench_server, machine_pace, server_cpu
 from tests.support.client import Client, bearer
 
 
@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--address")
     parser.add_argument("--operator-token")
     args = parser.parse_args()
+    print(machine_pace(), flush=True)
     if args.address:
         asyncio.run(run(args.address, args.operator_token, args.rpc, args.seconds,
                         args.concurrency))

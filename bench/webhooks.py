@@ -32,7 +32,7 @@ from caas.apps.v1 import resources_pb2 as apps_res
 from caas.webhooks.v1 import resources_pb2 as hook_res
 from caas.webhooks.v1 import webhooks_service_pb2 as hook_pb
 
-from bench.servers import bench_server, server_cpu
+from bench.servers import bench_server, machine_pace, server_cpu
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 from tests.support.webhook_receiver import Receiver, running_receiver
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--bad", action="store_true")
     parser.add_argument("--bare", action="store_true", help="no endpoints: the baseline")
     args = parser.parse_args()
+    print(machine_pace(), flush=True)
     env = {"CAAS_WEBHOOK_ALLOW_INSECURE": "true", "CAAS_WEBHOOK_TIMEOUT": "2"}
     with tempfile.TemporaryDirectory() as directory, running_receiver() as receiver, \
             bench_server(Path(directory), env=env) as server:

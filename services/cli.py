@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+import uvloop
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from pydantic import ValidationError
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.access_log)
     if args.command == "serve":
-        asyncio.run(supervise(settings) if settings.workers > 1 else serve(settings))
+        # On uvloop (libuv): the same asyncio, for less CPU per call and delivery.
+        uvloop.run(supervise(settings) if settings.workers > 1 else serve(settings))
         return 0
     try:
         result = asyncio.run(_admin(args, settings))
