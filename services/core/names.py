@@ -8,6 +8,7 @@ they still raise a clean INVALID_ARGUMENT rather than an exception.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 from services.core.errors import invalid_field
 
@@ -63,6 +64,21 @@ def _match(pattern: re.Pattern[str], value: str, field: str, shape: str) -> tupl
     if found is None:
         raise invalid_field(field, f"must be {shape}")
     return found.groups()
+
+
+def parse_children(names: Sequence[str], parse: Callable[[str, str], tuple[str, ...]],
+                   parent: tuple[str, ...], child: str) -> list[str]:
+    """The last id of each of `names` (fields `names[i]`), parsed with `parse`; each must
+    lie under `parent` (the ids before its last), or INVALID_ARGUMENT says it must be
+    `child`."""
+    ids = []
+    for index, name in enumerate(names):
+        field = f"names[{index}]"
+        *under, last = parse(name, field)
+        if tuple(under) != parent:
+            raise invalid_field(field, f"must be {child}")
+        ids.append(last)
+    return ids
 
 
 def parse_app(name: str, field: str = "name") -> str:

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 from caas.realtime.v1 import realtime_service_pb2 as pb
 
 from services.conversations.servicer import parse_conversation
-from services.core.errors import invalid_field
-from services.core.names import parse_app, parse_user
+from services.core.names import parse_app, parse_children, parse_user
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
 from services.realtime.actions import RealtimeActions, presence_proto
@@ -35,12 +34,9 @@ class RealtimeServicer:
     async def BatchGetPresences(self, request: pb.BatchGetPresencesRequest, call: Call
                                 ) -> pb.BatchGetPresencesResponse:
         app_id = parse_app(request.parent, "parent")
-        user_ids = []
-        for index, name in enumerate(request.names):
-            user_app, user_id = parse_user(name.removesuffix("/presence"), f"names[{index}]")
-            if user_app != app_id:
-                raise invalid_field(f"names[{index}]", "must be a user of the parent app")
-            user_ids.append(user_id)
+        user_ids = parse_children(
+            request.names, lambda name, field: parse_user(name.removesuffix("/presence"), field),
+            (app_id,), "a user of the parent app")
         presences = await self._actions.presences(call.principal, app_id, user_ids)
         return pb.BatchGetPresencesResponse(
             presences=[presence_proto(app_id, p) for p in presences])

@@ -6,7 +6,7 @@ from caas.webhooks.v1 import resources_pb2 as res
 from caas.webhooks.v1 import webhooks_service_pb2 as pb
 
 from services.core.errors import invalid_field
-from services.core.names import parse_app, parse_dead_letter, parse_webhook
+from services.core.names import parse_app, parse_children, parse_dead_letter, parse_webhook
 from services.core.protoconv import duration_or_none, timestamp
 from services.gateway.gateway import Call
 from services.webhooks.actions import WebhookChanges, WebhooksActions, webhook_name
@@ -116,14 +116,7 @@ class WebhooksServicer:
     async def ReplayDeadLetters(self, request: pb.ReplayDeadLettersRequest, call: Call
                                 ) -> pb.ReplayDeadLettersResponse:
         app_id, webhook_id = parse_webhook(request.parent, "parent")
-        ids = None
-        if request.names:
-            ids = []
-            for i, name in enumerate(request.names):
-                field = f"names[{i}]"
-                *parent, dead_letter_id = parse_dead_letter(name, field)
-                if tuple(parent) != (app_id, webhook_id):
-                    raise invalid_field(field, "must be a dead letter of the parent endpoint")
-                ids.append(dead_letter_id)
+        ids = parse_children(request.names, parse_dead_letter, (app_id, webhook_id),
+                             "a dead letter of the parent endpoint") if request.names else None
         replayed = await self._actions.do_replay(call.principal, app_id, webhook_id, ids)
         return pb.ReplayDeadLettersResponse(replayed=replayed)
