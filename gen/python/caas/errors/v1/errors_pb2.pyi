@@ -75,10 +75,22 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A referenced plan is not configured on this server."""
     ERROR_REASON_THREAD_ROOT_INVALID: _ErrorReason.ValueType  # 33
     """A reply names a thread root that is not a top-level message of the conversation."""
+    ERROR_REASON_RESUME_TOKEN_FOREIGN: _ErrorReason.ValueType  # 34
+    """The resume token belongs to another event log: another deployment, or this
+    app's log was reset. Resync with the list RPCs, then subscribe without a token.
+    """
+    ERROR_REASON_REQUEST_MALFORMED: _ErrorReason.ValueType  # 35
+    """The request does not parse: a JSON body that is not valid JSON or UTF-8, a
+    value of the wrong type or an unknown enum name (the field is named in a
+    BadRequest field violation when known), an unknown query parameter, a path that
+    cannot be decoded, or a gRPC message that is not the RPC's request type.
+    """
     ERROR_REASON_RESOURCE_NOT_FOUND: _ErrorReason.ValueType  # 40
     """NOT_FOUND
     The named resource does not exist (or the caller may not know it does).
     """
+    ERROR_REASON_METHOD_NOT_FOUND: _ErrorReason.ValueType  # 41
+    """No RPC answers this HTTP method and path (JSON), or this gRPC method name."""
     ERROR_REASON_RESOURCE_ALREADY_EXISTS: _ErrorReason.ValueType  # 50
     """ALREADY_EXISTS
     A resource with this name exists already.
@@ -98,13 +110,21 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 59
     """A count limit would be passed (metadata: limit, maximum)."""
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
-    """The resume token is older than the events kept (or from another event log):
-    resync with the list RPCs, then subscribe without a token.
+    """The resume token is older than the events kept: resync with the list RPCs,
+    then subscribe without a token.
+    """
+    ERROR_REASON_RESUME_TOKEN_AHEAD: _ErrorReason.ValueType  # 62
+    """OUT_OF_RANGE
+    The resume token points past the newest event of the log, so this log did not
+    issue it (metadata: position, newest_position). Resync with the list RPCs, then
+    subscribe without a token.
     """
     ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 60
     """RESOURCE_EXHAUSTED
     Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.
     """
+    ERROR_REASON_REQUEST_TOO_LARGE: _ErrorReason.ValueType  # 66
+    """The request is larger than the server takes (metadata: limit_bytes)."""
     ERROR_REASON_STREAM_LAGGING: _ErrorReason.ValueType  # 65
     """ABORTED
     The stream fell too far behind its events and was ended: subscribe again with
@@ -183,10 +203,22 @@ ERROR_REASON_PLAN_UNKNOWN: ErrorReason.ValueType  # 32
 """A referenced plan is not configured on this server."""
 ERROR_REASON_THREAD_ROOT_INVALID: ErrorReason.ValueType  # 33
 """A reply names a thread root that is not a top-level message of the conversation."""
+ERROR_REASON_RESUME_TOKEN_FOREIGN: ErrorReason.ValueType  # 34
+"""The resume token belongs to another event log: another deployment, or this
+app's log was reset. Resync with the list RPCs, then subscribe without a token.
+"""
+ERROR_REASON_REQUEST_MALFORMED: ErrorReason.ValueType  # 35
+"""The request does not parse: a JSON body that is not valid JSON or UTF-8, a
+value of the wrong type or an unknown enum name (the field is named in a
+BadRequest field violation when known), an unknown query parameter, a path that
+cannot be decoded, or a gRPC message that is not the RPC's request type.
+"""
 ERROR_REASON_RESOURCE_NOT_FOUND: ErrorReason.ValueType  # 40
 """NOT_FOUND
 The named resource does not exist (or the caller may not know it does).
 """
+ERROR_REASON_METHOD_NOT_FOUND: ErrorReason.ValueType  # 41
+"""No RPC answers this HTTP method and path (JSON), or this gRPC method name."""
 ERROR_REASON_RESOURCE_ALREADY_EXISTS: ErrorReason.ValueType  # 50
 """ALREADY_EXISTS
 A resource with this name exists already.
@@ -206,13 +238,21 @@ ERROR_REASON_MESSAGE_DELETED: ErrorReason.ValueType  # 58
 ERROR_REASON_LIMIT_EXCEEDED: ErrorReason.ValueType  # 59
 """A count limit would be passed (metadata: limit, maximum)."""
 ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61
-"""The resume token is older than the events kept (or from another event log):
-resync with the list RPCs, then subscribe without a token.
+"""The resume token is older than the events kept: resync with the list RPCs,
+then subscribe without a token.
+"""
+ERROR_REASON_RESUME_TOKEN_AHEAD: ErrorReason.ValueType  # 62
+"""OUT_OF_RANGE
+The resume token points past the newest event of the log, so this log did not
+issue it (metadata: position, newest_position). Resync with the list RPCs, then
+subscribe without a token.
 """
 ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 60
 """RESOURCE_EXHAUSTED
 Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.
 """
+ERROR_REASON_REQUEST_TOO_LARGE: ErrorReason.ValueType  # 66
+"""The request is larger than the server takes (metadata: limit_bytes)."""
 ERROR_REASON_STREAM_LAGGING: ErrorReason.ValueType  # 65
 """ABORTED
 The stream fell too far behind its events and was ended: subscribe again with
