@@ -13,6 +13,16 @@ from datetime import timedelta
 
 import grpc
 
+# Reasons any call may get, from the gateway or the edge, whatever its RPC: listed once
+# in the API reference; every other reason is declared by the RPCs that may return it
+# (`option (caas.errors.v1.errors)`). METHOD_NOT_FOUND answers a call that names no RPC.
+COMMON_REASONS = (
+    "CREDENTIALS_MISSING", "CREDENTIALS_MALFORMED", "API_KEY_INVALID", "API_KEY_REVOKED",
+    "ACCESS_TOKEN_INVALID", "ACCESS_TOKEN_EXPIRED", "SESSION_REVOKED",
+    "OPERATOR_TOKEN_INVALID", "APP_UNAVAILABLE", "PRINCIPAL_NOT_ALLOWED", "REQUEST_INVALID",
+    "REQUEST_MALFORMED", "REQUEST_TOO_LARGE", "RATE_LIMITED", "METHOD_NOT_FOUND",
+    "UNAVAILABLE", "INTERNAL")
+
 
 @dataclass(frozen=True, slots=True)
 class FieldViolation:

@@ -3,16 +3,21 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
+from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf.internal import extension_dict as _extension_dict
 import builtins as _builtins
 import sys
 import typing as _typing
 
-if sys.version_info >= (3, 10):
-    from typing import TypeAlias as _TypeAlias
+if sys.version_info >= (3, 11):
+    from typing import TypeAlias as _TypeAlias, Never as _Never
 else:
-    from typing_extensions import TypeAlias as _TypeAlias
+    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -85,6 +90,15 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     BadRequest field violation when known), an unknown query parameter, a path that
     cannot be decoded, or a gRPC message that is not the RPC's request type.
     """
+    ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED: _ErrorReason.ValueType  # 36
+    """A webhook URL is not one deliveries may go to: not an absolute `https://` URL,
+    or naming a local, loopback, private or link-local host (see the BadRequest
+    field violation).
+    """
+    ERROR_REASON_EVENT_TYPE_UNKNOWN: _ErrorReason.ValueType  # 37
+    """A webhook's event-type filter names no known event type or family (field
+    violations name each one; the message lists the known types).
+    """
     ERROR_REASON_RESOURCE_NOT_FOUND: _ErrorReason.ValueType  # 40
     """NOT_FOUND
     The named resource does not exist (or the caller may not know it does).
@@ -130,6 +144,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     The stream fell too far behind its events and was ended: subscribe again with
     the last resume token received; nothing is lost.
     """
+    ERROR_REASON_WEBHOOK_BUSY: _ErrorReason.ValueType  # 67
+    """The webhook endpoint kept changing under concurrent updates: try again."""
     ERROR_REASON_UNAVAILABLE: _ErrorReason.ValueType  # 70
     """UNAVAILABLE
     The server is shutting down or a backing store is unreachable: retry with
@@ -213,6 +229,15 @@ value of the wrong type or an unknown enum name (the field is named in a
 BadRequest field violation when known), an unknown query parameter, a path that
 cannot be decoded, or a gRPC message that is not the RPC's request type.
 """
+ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED: ErrorReason.ValueType  # 36
+"""A webhook URL is not one deliveries may go to: not an absolute `https://` URL,
+or naming a local, loopback, private or link-local host (see the BadRequest
+field violation).
+"""
+ERROR_REASON_EVENT_TYPE_UNKNOWN: ErrorReason.ValueType  # 37
+"""A webhook's event-type filter names no known event type or family (field
+violations name each one; the message lists the known types).
+"""
 ERROR_REASON_RESOURCE_NOT_FOUND: ErrorReason.ValueType  # 40
 """NOT_FOUND
 The named resource does not exist (or the caller may not know it does).
@@ -258,6 +283,8 @@ ERROR_REASON_STREAM_LAGGING: ErrorReason.ValueType  # 65
 The stream fell too far behind its events and was ended: subscribe again with
 the last resume token received; nothing is lost.
 """
+ERROR_REASON_WEBHOOK_BUSY: ErrorReason.ValueType  # 67
+"""The webhook endpoint kept changing under concurrent updates: try again."""
 ERROR_REASON_UNAVAILABLE: ErrorReason.ValueType  # 70
 """UNAVAILABLE
 The server is shutting down or a backing store is unreachable: retry with
@@ -268,3 +295,40 @@ ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 80
 An unexpected server error. The message carries a request id to report.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
+
+@_typing.final
+class MethodErrors(_message.Message):
+    """The error reasons an RPC may return beyond those any call may get: failed
+    authentication (CREDENTIALS_*, API_KEY_*, ACCESS_TOKEN_*, SESSION_REVOKED,
+    OPERATOR_TOKEN_INVALID, APP_UNAVAILABLE), a caller the access policy does not
+    admit (PRINCIPAL_NOT_ALLOWED), a request that breaks the contract or does not
+    parse (REQUEST_INVALID, REQUEST_MALFORMED, REQUEST_TOO_LARGE), rate limits
+    (RATE_LIMITED), and UNAVAILABLE and INTERNAL. (METHOD_NOT_FOUND answers a call
+    that names no RPC, so no RPC declares it either.)
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[Global___ErrorReason.ValueType]:
+        """The reasons, in no particular order."""
+
+    def __init__(
+        self,
+        *,
+        reasons: _abc.Iterable[Global___ErrorReason.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reasons", b"reasons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MethodErrors: _TypeAlias = MethodErrors  # noqa: Y015
+
+ERRORS_FIELD_NUMBER: _builtins.int
+errors: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___MethodErrors]
+"""The error reasons of an RPC, beyond the common ones. Every CAAS RPC declares
+them (an empty list when it has none).
+"""

@@ -23,6 +23,7 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from caas.errors.v1 import errors_pb2 as caas_dot_errors_dot_v1_dot_errors__pb2
 from caas.events.v1 import events_pb2 as caas_dot_events_dot_v1_dot_events__pb2
 from caas.type.v1 import access_pb2 as caas_dot_type_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
@@ -32,7 +33,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'caas/realtime/v1/realtime_service.proto\x12\x10\x63\x61\x61s.realtime.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1b\x63\x61\x61s/events/v1/events.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x02\n\x08Presence\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1d\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x06userId\x12?\n\x06status\x18\x03 \x01(\x0e\x32!.caas.realtime.v1.Presence.StatusB\x04\xe2\x41\x01\x03R\x06status\x12\x46\n\x0elast_seen_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x0clastSeenTime\"X\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATUS_OFFLINE\x10\x01\x12\x11\n\rSTATUS_ONLINE\x10\x02\x12\x0f\n\x0bSTATUS_AWAY\x10\x03:M\xea\x41J\n\x11\x63\x61\x61s.dev/Presence\x12 apps/{app}/users/{user}/presence*\tpresences2\x08presence\"\xcc\x01\n\x06Typing\x12\"\n\x0c\x63onversation\x18\x01 \x01(\tR\x0c\x63onversation\x12\x17\n\x07user_id\x18\x02 \x01(\tR\x06userId\x12\x16\n\x06typing\x18\x03 \x01(\x08R\x06typing\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x30\n\x14thread_root_sequence\x18\x05 \x01(\x03R\x12threadRootSequence\";\n\tHeartbeat\x12.\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\"\x07\n\x05Ready\";\n\nEventBatch\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.caas.events.v1.EventR\x06\x65vents\"\xf2\x01\n\x10SubscribeRequest\x12j\n\x04name\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\x12/\n\x0cresume_token\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\x80\x02R\x0bresumeToken\x12\x41\n\tdevice_id\x18\x03 \x01(\tB$\xe2\x41\x01\x01\xbaH\x1dr\x18\x32\x16^[A-Za-z0-9_.-]{1,64}$\xd8\x01\x01R\x08\x64\x65viceId\"\x81\x03\n\x11SubscribeResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.caas.events.v1.EventH\x00R\x05\x65vent\x12\x32\n\x06typing\x18\x02 \x01(\x0b\x32\x18.caas.realtime.v1.TypingH\x00R\x06typing\x12\x38\n\x08presence\x18\x03 \x01(\x0b\x32\x1a.caas.realtime.v1.PresenceH\x00R\x08presence\x12;\n\theartbeat\x18\x04 \x01(\x0b\x32\x1b.caas.realtime.v1.HeartbeatH\x00R\theartbeat\x12/\n\x05ready\x18\x05 \x01(\x0b\x32\x17.caas.realtime.v1.ReadyH\x00R\x05ready\x12\x36\n\x06\x65vents\x18\x07 \x01(\x0b\x32\x1c.caas.realtime.v1.EventBatchH\x00R\x06\x65vents\x12!\n\x0cresume_token\x18\x06 \x01(\tR\x0bresumeTokenB\x06\n\x04item\"\x8c\x02\n\x11SendTypingRequest\x12\x99\x01\n\x0c\x63onversation\x18\x01 \x01(\tBu\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61\x61s.dev/Conversation\xbaHTrR2P^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63}$R\x0c\x63onversation\x12\x1c\n\x06typing\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x01R\x06typing\x12=\n\x14thread_root_sequence\x18\x03 \x01(\x03\x42\x0b\xe2\x41\x01\x01\xbaH\x04\"\x02(\x00R\x12threadRootSequence\"Q\n\x12SendTypingResponse\x12;\n\x0b\x65xpire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\x8e\x02\n\x12SetPresenceRequest\x12j\n\x04name\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\x12I\n\x06status\x18\x02 \x01(\x0e\x32!.caas.realtime.v1.Presence.StatusB\x0e\xe2\x41\x01\x02\xbaH\x07\x82\x01\x04\x18\x02\x18\x03R\x06status\x12\x41\n\tdevice_id\x18\x03 \x01(\tB$\xe2\x41\x01\x01\xbaH\x1dr\x18\x32\x16^[A-Za-z0-9_.-]{1,64}$\xd8\x01\x01R\x08\x64\x65viceId\"M\n\x13SetPresenceResponse\x12\x36\n\x08presence\x18\x01 \x01(\x0b\x32\x1a.caas.realtime.v1.PresenceR\x08presence\"\xe5\x01\n\x18\x42\x61tchGetPresencesRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\x80\x01\n\x05names\x18\x02 \x03(\tBj\xe2\x41\x01\x02\xbaHc\x92\x01`\x08\x01\x10\x64\x18\x01\"XrV2T^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/presence$R\x05names\"U\n\x19\x42\x61tchGetPresencesResponse\x12\x38\n\tpresences\x18\x01 \x03(\x0b\x32\x1a.caas.realtime.v1.PresenceR\tpresences2\xc1\x05\n\x0fRealtimeService\x12\x94\x01\n\tSubscribe\x12\".caas.realtime.v1.SubscribeRequest\x1a#.caas.realtime.v1.SubscribeResponse\"<\xda\x41\x04name\xca\xf3\x18\x03\n\x01\x04\x82\xd3\xe4\x93\x02(\"#/v1/{name=apps/*/users/*}:subscribe:\x01*0\x01\x12\xae\x01\n\nSendTyping\x12#.caas.realtime.v1.SendTypingRequest\x1a$.caas.realtime.v1.SendTypingResponse\"U\xda\x41\x0c\x63onversation\xca\xf3\x18\x03\n\x01\x04\x82\xd3\xe4\x93\x02\x39\"4/v1/{conversation=apps/*/conversations/*}:sendTyping:\x01*\x12\xa1\x01\n\x0bSetPresence\x12$.caas.realtime.v1.SetPresenceRequest\x1a%.caas.realtime.v1.SetPresenceResponse\"E\xda\x41\x0bname,status\xca\xf3\x18\x03\n\x01\x04\x82\xd3\xe4\x93\x02*\"%/v1/{name=apps/*/users/*}:setPresence:\x01*\x12\xb4\x01\n\x11\x42\x61tchGetPresences\x12*.caas.realtime.v1.BatchGetPresencesRequest\x1a+.caas.realtime.v1.BatchGetPresencesResponse\"F\xda\x41\x0cparent,names\xca\xf3\x18\x05\n\x03\x02\x03\x04\x82\xd3\xe4\x93\x02(\x12&/v1/{parent=apps/*}/presences:batchGet\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB)Z\'caas/gen/go/caas/realtime/v1;realtimev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'caas/realtime/v1/realtime_service.proto\x12\x10\x63\x61\x61s.realtime.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x1b\x63\x61\x61s/events/v1/events.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x02\n\x08Presence\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1d\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x06userId\x12?\n\x06status\x18\x03 \x01(\x0e\x32!.caas.realtime.v1.Presence.StatusB\x04\xe2\x41\x01\x03R\x06status\x12\x46\n\x0elast_seen_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x0clastSeenTime\"X\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATUS_OFFLINE\x10\x01\x12\x11\n\rSTATUS_ONLINE\x10\x02\x12\x0f\n\x0bSTATUS_AWAY\x10\x03:M\xea\x41J\n\x11\x63\x61\x61s.dev/Presence\x12 apps/{app}/users/{user}/presence*\tpresences2\x08presence\"\xcc\x01\n\x06Typing\x12\"\n\x0c\x63onversation\x18\x01 \x01(\tR\x0c\x63onversation\x12\x17\n\x07user_id\x18\x02 \x01(\tR\x06userId\x12\x16\n\x06typing\x18\x03 \x01(\x08R\x06typing\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x30\n\x14thread_root_sequence\x18\x05 \x01(\x03R\x12threadRootSequence\";\n\tHeartbeat\x12.\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\"\x07\n\x05Ready\";\n\nEventBatch\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.caas.events.v1.EventR\x06\x65vents\"\xf2\x01\n\x10SubscribeRequest\x12j\n\x04name\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\x12/\n\x0cresume_token\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\x80\x02R\x0bresumeToken\x12\x41\n\tdevice_id\x18\x03 \x01(\tB$\xe2\x41\x01\x01\xbaH\x1dr\x18\x32\x16^[A-Za-z0-9_.-]{1,64}$\xd8\x01\x01R\x08\x64\x65viceId\"\x81\x03\n\x11SubscribeResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.caas.events.v1.EventH\x00R\x05\x65vent\x12\x32\n\x06typing\x18\x02 \x01(\x0b\x32\x18.caas.realtime.v1.TypingH\x00R\x06typing\x12\x38\n\x08presence\x18\x03 \x01(\x0b\x32\x1a.caas.realtime.v1.PresenceH\x00R\x08presence\x12;\n\theartbeat\x18\x04 \x01(\x0b\x32\x1b.caas.realtime.v1.HeartbeatH\x00R\theartbeat\x12/\n\x05ready\x18\x05 \x01(\x0b\x32\x17.caas.realtime.v1.ReadyH\x00R\x05ready\x12\x36\n\x06\x65vents\x18\x07 \x01(\x0b\x32\x1c.caas.realtime.v1.EventBatchH\x00R\x06\x65vents\x12!\n\x0cresume_token\x18\x06 \x01(\tR\x0bresumeTokenB\x06\n\x04item\"\x8c\x02\n\x11SendTypingRequest\x12\x99\x01\n\x0c\x63onversation\x18\x01 \x01(\tBu\xe2\x41\x01\x02\xfa\x41\x17\n\x15\x63\x61\x61s.dev/Conversation\xbaHTrR2P^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63}$R\x0c\x63onversation\x12\x1c\n\x06typing\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x01R\x06typing\x12=\n\x14thread_root_sequence\x18\x03 \x01(\x03\x42\x0b\xe2\x41\x01\x01\xbaH\x04\"\x02(\x00R\x12threadRootSequence\"Q\n\x12SendTypingResponse\x12;\n\x0b\x65xpire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\x8e\x02\n\x12SetPresenceRequest\x12j\n\x04name\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\x12I\n\x06status\x18\x02 \x01(\x0e\x32!.caas.realtime.v1.Presence.StatusB\x0e\xe2\x41\x01\x02\xbaH\x07\x82\x01\x04\x18\x02\x18\x03R\x06status\x12\x41\n\tdevice_id\x18\x03 \x01(\tB$\xe2\x41\x01\x01\xbaH\x1dr\x18\x32\x16^[A-Za-z0-9_.-]{1,64}$\xd8\x01\x01R\x08\x64\x65viceId\"M\n\x13SetPresenceResponse\x12\x36\n\x08presence\x18\x01 \x01(\x0b\x32\x1a.caas.realtime.v1.PresenceR\x08presence\"\xe5\x01\n\x18\x42\x61tchGetPresencesRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\x80\x01\n\x05names\x18\x02 \x03(\tBj\xe2\x41\x01\x02\xbaHc\x92\x01`\x08\x01\x10\x64\x18\x01\"XrV2T^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/presence$R\x05names\"U\n\x19\x42\x61tchGetPresencesResponse\x12\x38\n\tpresences\x18\x01 \x03(\x0b\x32\x1a.caas.realtime.v1.PresenceR\tpresences2\xe6\x05\n\x0fRealtimeService\x12\xa1\x01\n\tSubscribe\x12\".caas.realtime.v1.SubscribeRequest\x1a#.caas.realtime.v1.SubscribeResponse\"I\xda\x41\x04name\xca\xf3\x18\x03\n\x01\x04\xd2\xf3\x18\t\n\x07\x15\x16;\"=>A\x82\xd3\xe4\x93\x02(\"#/v1/{name=apps/*/users/*}:subscribe:\x01*0\x01\x12\xb7\x01\n\nSendTyping\x12#.caas.realtime.v1.SendTypingRequest\x1a$.caas.realtime.v1.SendTypingResponse\"^\xda\x41\x0c\x63onversation\xca\xf3\x18\x03\n\x01\x04\xd2\xf3\x18\x05\n\x03\x15(\x18\x82\xd3\xe4\x93\x02\x39\"4/v1/{conversation=apps/*/conversations/*}:sendTyping:\x01*\x12\xa9\x01\n\x0bSetPresence\x12$.caas.realtime.v1.SetPresenceRequest\x1a%.caas.realtime.v1.SetPresenceResponse\"M\xda\x41\x0bname,status\xca\xf3\x18\x03\n\x01\x04\xd2\xf3\x18\x04\n\x02\x15\x16\x82\xd3\xe4\x93\x02*\"%/v1/{name=apps/*/users/*}:setPresence:\x01*\x12\xbb\x01\n\x11\x42\x61tchGetPresences\x12*.caas.realtime.v1.BatchGetPresencesRequest\x1a+.caas.realtime.v1.BatchGetPresencesResponse\"M\xda\x41\x0cparent,names\xca\xf3\x18\x05\n\x03\x02\x03\x04\xd2\xf3\x18\x03\n\x01\x15\x82\xd3\xe4\x93\x02(\x12&/v1/{parent=apps/*}/presences:batchGet\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB)Z\'caas/gen/go/caas/realtime/v1;realtimev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -75,41 +76,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REALTIMESERVICE']._loaded_options = None
   _globals['_REALTIMESERVICE']._serialized_options = b'\312A\010caas.dev'
   _globals['_REALTIMESERVICE'].methods_by_name['Subscribe']._loaded_options = None
-  _globals['_REALTIMESERVICE'].methods_by_name['Subscribe']._serialized_options = b'\332A\004name\312\363\030\003\n\001\004\202\323\344\223\002(\"#/v1/{name=apps/*/users/*}:subscribe:\001*'
+  _globals['_REALTIMESERVICE'].methods_by_name['Subscribe']._serialized_options = b'\332A\004name\312\363\030\003\n\001\004\322\363\030\t\n\007\025\026;\"=>A\202\323\344\223\002(\"#/v1/{name=apps/*/users/*}:subscribe:\001*'
   _globals['_REALTIMESERVICE'].methods_by_name['SendTyping']._loaded_options = None
-  _globals['_REALTIMESERVICE'].methods_by_name['SendTyping']._serialized_options = b'\332A\014conversation\312\363\030\003\n\001\004\202\323\344\223\0029\"4/v1/{conversation=apps/*/conversations/*}:sendTyping:\001*'
+  _globals['_REALTIMESERVICE'].methods_by_name['SendTyping']._serialized_options = b'\332A\014conversation\312\363\030\003\n\001\004\322\363\030\005\n\003\025(\030\202\323\344\223\0029\"4/v1/{conversation=apps/*/conversations/*}:sendTyping:\001*'
   _globals['_REALTIMESERVICE'].methods_by_name['SetPresence']._loaded_options = None
-  _globals['_REALTIMESERVICE'].methods_by_name['SetPresence']._serialized_options = b'\332A\013name,status\312\363\030\003\n\001\004\202\323\344\223\002*\"%/v1/{name=apps/*/users/*}:setPresence:\001*'
+  _globals['_REALTIMESERVICE'].methods_by_name['SetPresence']._serialized_options = b'\332A\013name,status\312\363\030\003\n\001\004\322\363\030\004\n\002\025\026\202\323\344\223\002*\"%/v1/{name=apps/*/users/*}:setPresence:\001*'
   _globals['_REALTIMESERVICE'].methods_by_name['BatchGetPresences']._loaded_options = None
-  _globals['_REALTIMESERVICE'].methods_by_name['BatchGetPresences']._serialized_options = b'\332A\014parent,names\312\363\030\005\n\003\002\003\004\202\323\344\223\002(\022&/v1/{parent=apps/*}/presences:batchGet'
-  _globals['_PRESENCE']._serialized_start=295
-  _globals['_PRESENCE']._serialized_end=668
-  _globals['_PRESENCE_STATUS']._serialized_start=501
-  _globals['_PRESENCE_STATUS']._serialized_end=589
-  _globals['_TYPING']._serialized_start=671
-  _globals['_TYPING']._serialized_end=875
-  _globals['_HEARTBEAT']._serialized_start=877
-  _globals['_HEARTBEAT']._serialized_end=936
-  _globals['_READY']._serialized_start=938
-  _globals['_READY']._serialized_end=945
-  _globals['_EVENTBATCH']._serialized_start=947
-  _globals['_EVENTBATCH']._serialized_end=1006
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1009
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1251
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=1254
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1639
-  _globals['_SENDTYPINGREQUEST']._serialized_start=1642
-  _globals['_SENDTYPINGREQUEST']._serialized_end=1910
-  _globals['_SENDTYPINGRESPONSE']._serialized_start=1912
-  _globals['_SENDTYPINGRESPONSE']._serialized_end=1993
-  _globals['_SETPRESENCEREQUEST']._serialized_start=1996
-  _globals['_SETPRESENCEREQUEST']._serialized_end=2266
-  _globals['_SETPRESENCERESPONSE']._serialized_start=2268
-  _globals['_SETPRESENCERESPONSE']._serialized_end=2345
-  _globals['_BATCHGETPRESENCESREQUEST']._serialized_start=2348
-  _globals['_BATCHGETPRESENCESREQUEST']._serialized_end=2577
-  _globals['_BATCHGETPRESENCESRESPONSE']._serialized_start=2579
-  _globals['_BATCHGETPRESENCESRESPONSE']._serialized_end=2664
-  _globals['_REALTIMESERVICE']._serialized_start=2667
-  _globals['_REALTIMESERVICE']._serialized_end=3372
+  _globals['_REALTIMESERVICE'].methods_by_name['BatchGetPresences']._serialized_options = b'\332A\014parent,names\312\363\030\005\n\003\002\003\004\322\363\030\003\n\001\025\202\323\344\223\002(\022&/v1/{parent=apps/*}/presences:batchGet'
+  _globals['_PRESENCE']._serialized_start=324
+  _globals['_PRESENCE']._serialized_end=697
+  _globals['_PRESENCE_STATUS']._serialized_start=530
+  _globals['_PRESENCE_STATUS']._serialized_end=618
+  _globals['_TYPING']._serialized_start=700
+  _globals['_TYPING']._serialized_end=904
+  _globals['_HEARTBEAT']._serialized_start=906
+  _globals['_HEARTBEAT']._serialized_end=965
+  _globals['_READY']._serialized_start=967
+  _globals['_READY']._serialized_end=974
+  _globals['_EVENTBATCH']._serialized_start=976
+  _globals['_EVENTBATCH']._serialized_end=1035
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1038
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1280
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1283
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1668
+  _globals['_SENDTYPINGREQUEST']._serialized_start=1671
+  _globals['_SENDTYPINGREQUEST']._serialized_end=1939
+  _globals['_SENDTYPINGRESPONSE']._serialized_start=1941
+  _globals['_SENDTYPINGRESPONSE']._serialized_end=2022
+  _globals['_SETPRESENCEREQUEST']._serialized_start=2025
+  _globals['_SETPRESENCEREQUEST']._serialized_end=2295
+  _globals['_SETPRESENCERESPONSE']._serialized_start=2297
+  _globals['_SETPRESENCERESPONSE']._serialized_end=2374
+  _globals['_BATCHGETPRESENCESREQUEST']._serialized_start=2377
+  _globals['_BATCHGETPRESENCESREQUEST']._serialized_end=2606
+  _globals['_BATCHGETPRESENCESRESPONSE']._serialized_start=2608
+  _globals['_BATCHGETPRESENCESRESPONSE']._serialized_end=2693
+  _globals['_REALTIMESERVICE']._serialized_start=2696
+  _globals['_REALTIMESERVICE']._serialized_end=3438
 # @@protoc_insertion_point(module_scope)

@@ -23,6 +23,7 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from caas.errors.v1 import errors_pb2 as caas_dot_errors_dot_v1_dot_errors__pb2
 from caas.type.v1 import access_pb2 as caas_dot_type_dot_v1_dot_access__pb2
 from caas.users.v1 import resources_pb2 as caas_dot_users_dot_v1_dot_resources__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
@@ -32,7 +33,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!caas/users/v1/users_service.proto\x12\rcaas.users.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1d\x63\x61\x61s/users/v1/resources.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\"\xd3\x01\n\x11\x43reateUserRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12G\n\x07user_id\x18\x02 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06userId\x12-\n\x04user\x18\x03 \x01(\x0b\x32\x13.caas.users.v1.UserB\x04\xe2\x41\x01\x01R\x04user\"=\n\x12\x43reateUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserR\x04user\"\x8e\x01\n\x0eGetUserRequest\x12|\n\x04name\x18\x01 \x01(\tBh\xe2\x41\x01\x02\xfa\x41\x0f\n\rcaas.dev/User\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\":\n\x0fGetUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserR\x04user\"\xac\x01\n\x10ListUsersRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"f\n\x11ListUsersResponse\x12)\n\x05users\x18\x01 \x03(\x0b\x32\x13.caas.users.v1.UserR\x05users\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd3\x03\n\x11UpdateUserRequest\x12\xd3\x01\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserB\xa9\x01\xe2\x41\x01\x02\xbaH\xa1\x01\xba\x01\x9a\x01\n\x10user.name_format\x12$name must be apps/{app}/users/{user}\x1a`this.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$\')\xc8\x01\x01R\x04user\x12\xbc\x01\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x7f\xe2\x41\x01\x02\xbaHx\xba\x01L\n\x15update_mask.not_empty\x12\x1cmust name at least one field\x1a\x15this.paths.size() > 0\xc8\x01\x01\xe2\x01#\x12\x0c\x64isplay_name\x12\timage_uri\x12\x08metadataR\nupdateMask\x12)\n\rallow_missing\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01R\x0c\x61llowMissing\"=\n\x12UpdateUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserR\x04user\"\x91\x01\n\x11\x44\x65leteUserRequest\x12|\n\x04name\x18\x01 \x01(\tBh\xe2\x41\x01\x02\xfa\x41\x0f\n\rcaas.dev/User\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\"=\n\x12\x44\x65leteUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserR\x04user\"\xbc\x01\n\x12\x43reateBlockRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12\x36\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x14.caas.users.v1.BlockB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x05\x62lock\"A\n\x13\x43reateBlockResponse\x12*\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x14.caas.users.v1.BlockR\x05\x62lock\"\xbe\x01\n\x12\x44\x65leteBlockRequest\x12\xa7\x01\n\x04name\x18\x01 \x01(\tB\x92\x01\xe2\x41\x01\x02\xfa\x41\x10\n\x0e\x63\x61\x61s.dev/Block\xbaHxrv2t^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/blocks/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\"\x15\n\x13\x44\x65leteBlockResponse\"\xd5\x01\n\x11ListBlocksRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"j\n\x12ListBlocksResponse\x12,\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x14.caas.users.v1.BlockR\x06\x62locks\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xa3\t\n\x0cUsersService\x12\x98\x01\n\nCreateUser\x12 .caas.users.v1.CreateUserRequest\x1a!.caas.users.v1.CreateUserResponse\"E\xda\x41\x13parent,user,user_id\xca\xf3\x18\x04\n\x02\x02\x03\x82\xd3\xe4\x93\x02!\"\x19/v1/{parent=apps/*}/users:\x04user\x12{\n\x07GetUser\x12\x1d.caas.users.v1.GetUserRequest\x1a\x1e.caas.users.v1.GetUserResponse\"1\xda\x41\x04name\xca\xf3\x18\x05\n\x03\x02\x03\x04\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=apps/*/users/*}\x12\x82\x01\n\tListUsers\x12\x1f.caas.users.v1.ListUsersRequest\x1a .caas.users.v1.ListUsersResponse\"2\xda\x41\x06parent\xca\xf3\x18\x04\n\x02\x02\x03\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{parent=apps/*}/users\x12\x9b\x01\n\nUpdateUser\x12 .caas.users.v1.UpdateUserRequest\x1a!.caas.users.v1.UpdateUserResponse\"H\xda\x41\x10user,update_mask\xca\xf3\x18\x05\n\x03\x02\x03\x04\x82\xd3\xe4\x93\x02&2\x1e/v1/{user.name=apps/*/users/*}:\x04user\x12\x83\x01\n\nDeleteUser\x12 .caas.users.v1.DeleteUserRequest\x1a!.caas.users.v1.DeleteUserResponse\"0\xda\x41\x04name\xca\xf3\x18\x04\n\x02\x02\x03\x82\xd3\xe4\x93\x02\x1b*\x19/v1/{name=apps/*/users/*}\x12\x9f\x01\n\x0b\x43reateBlock\x12!.caas.users.v1.CreateBlockRequest\x1a\".caas.users.v1.CreateBlockResponse\"I\xda\x41\x0cparent,block\xca\xf3\x18\x05\n\x03\x02\x03\x04\x82\xd3\xe4\x93\x02+\"\"/v1/{parent=apps/*/users/*}/blocks:\x05\x62lock\x12\x90\x01\n\x0b\x44\x65leteBlock\x12!.caas.users.v1.DeleteBlockRequest\x1a\".caas.users.v1.DeleteBlockResponse\":\xda\x41\x04name\xca\xf3\x18\x05\n\x03\x02\x03\x04\x82\xd3\xe4\x93\x02$*\"/v1/{name=apps/*/users/*/blocks/*}\x12\x8f\x01\n\nListBlocks\x12 .caas.users.v1.ListBlocksRequest\x1a!.caas.users.v1.ListBlocksResponse\"<\xda\x41\x06parent\xca\xf3\x18\x05\n\x03\x02\x03\x04\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=apps/*/users/*}/blocks\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB#Z!caas/gen/go/caas/users/v1;usersv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!caas/users/v1/users_service.proto\x12\rcaas.users.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1d\x63\x61\x61s/users/v1/resources.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\"\xd3\x01\n\x11\x43reateUserRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12G\n\x07user_id\x18\x02 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06userId\x12-\n\x04user\x18\x03 \x01(\x0b\x32\x13.caas.users.v1.UserB\x04\xe2\x41\x01\x01R\x04user\"=\n\x12\x43reateUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserR\x04user\"\x8e\x01\n\x0eGetUserRequest\x12|\n\x04name\x18\x01 \x01(\tBh\xe2\x41\x01\x02\xfa\x41\x0f\n\rcaas.dev/User\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\":\n\x0fGetUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserR\x04user\"\xac\x01\n\x10ListUsersRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"f\n\x11ListUsersResponse\x12)\n\x05users\x18\x01 \x03(\x0b\x32\x13.caas.users.v1.UserR\x05users\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd3\x03\n\x11UpdateUserRequest\x12\xd3\x01\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserB\xa9\x01\xe2\x41\x01\x02\xbaH\xa1\x01\xba\x01\x9a\x01\n\x10user.name_format\x12$name must be apps/{app}/users/{user}\x1a`this.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$\')\xc8\x01\x01R\x04user\x12\xbc\x01\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x7f\xe2\x41\x01\x02\xbaHx\xba\x01L\n\x15update_mask.not_empty\x12\x1cmust name at least one field\x1a\x15this.paths.size() > 0\xc8\x01\x01\xe2\x01#\x12\x0c\x64isplay_name\x12\timage_uri\x12\x08metadataR\nupdateMask\x12)\n\rallow_missing\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01R\x0c\x61llowMissing\"=\n\x12UpdateUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserR\x04user\"\x91\x01\n\x11\x44\x65leteUserRequest\x12|\n\x04name\x18\x01 \x01(\tBh\xe2\x41\x01\x02\xfa\x41\x0f\n\rcaas.dev/User\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\"=\n\x12\x44\x65leteUserResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserR\x04user\"\xbc\x01\n\x12\x43reateBlockRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12\x36\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x14.caas.users.v1.BlockB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x05\x62lock\"A\n\x13\x43reateBlockResponse\x12*\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x14.caas.users.v1.BlockR\x05\x62lock\"\xbe\x01\n\x12\x44\x65leteBlockRequest\x12\xa7\x01\n\x04name\x18\x01 \x01(\tB\x92\x01\xe2\x41\x01\x02\xfa\x41\x10\n\x0e\x63\x61\x61s.dev/Block\xbaHxrv2t^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/blocks/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\"\x15\n\x13\x44\x65leteBlockResponse\"\xd5\x01\n\x11ListBlocksRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"j\n\x12ListBlocksResponse\x12,\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x14.caas.users.v1.BlockR\x06\x62locks\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xea\t\n\x0cUsersService\x12\xa1\x01\n\nCreateUser\x12 .caas.users.v1.CreateUserRequest\x1a!.caas.users.v1.CreateUserResponse\"N\xda\x41\x13parent,user,user_id\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x05\n\x03\x15(2\x82\xd3\xe4\x93\x02!\"\x19/v1/{parent=apps/*}/users:\x04user\x12\x83\x01\n\x07GetUser\x12\x1d.caas.users.v1.GetUserRequest\x1a\x1e.caas.users.v1.GetUserResponse\"9\xda\x41\x04name\xca\xf3\x18\x05\n\x03\x02\x03\x04\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=apps/*/users/*}\x12\x8a\x01\n\tListUsers\x12\x1f.caas.users.v1.ListUsersRequest\x1a .caas.users.v1.ListUsersResponse\":\xda\x41\x06parent\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x04\n\x02\x15\x1f\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{parent=apps/*}/users\x12\xa5\x01\n\nUpdateUser\x12 .caas.users.v1.UpdateUserRequest\x1a!.caas.users.v1.UpdateUserResponse\"R\xda\x41\x10user,update_mask\xca\xf3\x18\x05\n\x03\x02\x03\x04\xd2\xf3\x18\x06\n\x04\x15\x16(7\x82\xd3\xe4\x93\x02&2\x1e/v1/{user.name=apps/*/users/*}:\x04user\x12\x8b\x01\n\nDeleteUser\x12 .caas.users.v1.DeleteUserRequest\x1a!.caas.users.v1.DeleteUserResponse\"8\xda\x41\x04name\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\x1b*\x19/v1/{name=apps/*/users/*}\x12\xa8\x01\n\x0b\x43reateBlock\x12!.caas.users.v1.CreateBlockRequest\x1a\".caas.users.v1.CreateBlockResponse\"R\xda\x41\x0cparent,block\xca\xf3\x18\x05\n\x03\x02\x03\x04\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02+\"\"/v1/{parent=apps/*/users/*}/blocks:\x05\x62lock\x12\x99\x01\n\x0b\x44\x65leteBlock\x12!.caas.users.v1.DeleteBlockRequest\x1a\".caas.users.v1.DeleteBlockResponse\"C\xda\x41\x04name\xca\xf3\x18\x05\n\x03\x02\x03\x04\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02$*\"/v1/{name=apps/*/users/*/blocks/*}\x12\x98\x01\n\nListBlocks\x12 .caas.users.v1.ListBlocksRequest\x1a!.caas.users.v1.ListBlocksResponse\"E\xda\x41\x06parent\xca\xf3\x18\x05\n\x03\x02\x03\x04\xd2\xf3\x18\x05\n\x03\x15\x16\x1f\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=apps/*/users/*}/blocks\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB#Z!caas/gen/go/caas/users/v1;usersv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -77,53 +78,53 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERSSERVICE']._loaded_options = None
   _globals['_USERSSERVICE']._serialized_options = b'\312A\010caas.dev'
   _globals['_USERSSERVICE'].methods_by_name['CreateUser']._loaded_options = None
-  _globals['_USERSSERVICE'].methods_by_name['CreateUser']._serialized_options = b'\332A\023parent,user,user_id\312\363\030\004\n\002\002\003\202\323\344\223\002!\"\031/v1/{parent=apps/*}/users:\004user'
+  _globals['_USERSSERVICE'].methods_by_name['CreateUser']._serialized_options = b'\332A\023parent,user,user_id\312\363\030\004\n\002\002\003\322\363\030\005\n\003\025(2\202\323\344\223\002!\"\031/v1/{parent=apps/*}/users:\004user'
   _globals['_USERSSERVICE'].methods_by_name['GetUser']._loaded_options = None
-  _globals['_USERSSERVICE'].methods_by_name['GetUser']._serialized_options = b'\332A\004name\312\363\030\005\n\003\002\003\004\202\323\344\223\002\033\022\031/v1/{name=apps/*/users/*}'
+  _globals['_USERSSERVICE'].methods_by_name['GetUser']._serialized_options = b'\332A\004name\312\363\030\005\n\003\002\003\004\322\363\030\004\n\002\025(\202\323\344\223\002\033\022\031/v1/{name=apps/*/users/*}'
   _globals['_USERSSERVICE'].methods_by_name['ListUsers']._loaded_options = None
-  _globals['_USERSSERVICE'].methods_by_name['ListUsers']._serialized_options = b'\332A\006parent\312\363\030\004\n\002\002\003\202\323\344\223\002\033\022\031/v1/{parent=apps/*}/users'
+  _globals['_USERSSERVICE'].methods_by_name['ListUsers']._serialized_options = b'\332A\006parent\312\363\030\004\n\002\002\003\322\363\030\004\n\002\025\037\202\323\344\223\002\033\022\031/v1/{parent=apps/*}/users'
   _globals['_USERSSERVICE'].methods_by_name['UpdateUser']._loaded_options = None
-  _globals['_USERSSERVICE'].methods_by_name['UpdateUser']._serialized_options = b'\332A\020user,update_mask\312\363\030\005\n\003\002\003\004\202\323\344\223\002&2\036/v1/{user.name=apps/*/users/*}:\004user'
+  _globals['_USERSSERVICE'].methods_by_name['UpdateUser']._serialized_options = b'\332A\020user,update_mask\312\363\030\005\n\003\002\003\004\322\363\030\006\n\004\025\026(7\202\323\344\223\002&2\036/v1/{user.name=apps/*/users/*}:\004user'
   _globals['_USERSSERVICE'].methods_by_name['DeleteUser']._loaded_options = None
-  _globals['_USERSSERVICE'].methods_by_name['DeleteUser']._serialized_options = b'\332A\004name\312\363\030\004\n\002\002\003\202\323\344\223\002\033*\031/v1/{name=apps/*/users/*}'
+  _globals['_USERSSERVICE'].methods_by_name['DeleteUser']._serialized_options = b'\332A\004name\312\363\030\004\n\002\002\003\322\363\030\004\n\002\025(\202\323\344\223\002\033*\031/v1/{name=apps/*/users/*}'
   _globals['_USERSSERVICE'].methods_by_name['CreateBlock']._loaded_options = None
-  _globals['_USERSSERVICE'].methods_by_name['CreateBlock']._serialized_options = b'\332A\014parent,block\312\363\030\005\n\003\002\003\004\202\323\344\223\002+\"\"/v1/{parent=apps/*/users/*}/blocks:\005block'
+  _globals['_USERSSERVICE'].methods_by_name['CreateBlock']._serialized_options = b'\332A\014parent,block\312\363\030\005\n\003\002\003\004\322\363\030\005\n\003\025\026(\202\323\344\223\002+\"\"/v1/{parent=apps/*/users/*}/blocks:\005block'
   _globals['_USERSSERVICE'].methods_by_name['DeleteBlock']._loaded_options = None
-  _globals['_USERSSERVICE'].methods_by_name['DeleteBlock']._serialized_options = b'\332A\004name\312\363\030\005\n\003\002\003\004\202\323\344\223\002$*\"/v1/{name=apps/*/users/*/blocks/*}'
+  _globals['_USERSSERVICE'].methods_by_name['DeleteBlock']._serialized_options = b'\332A\004name\312\363\030\005\n\003\002\003\004\322\363\030\005\n\003\025\026(\202\323\344\223\002$*\"/v1/{name=apps/*/users/*/blocks/*}'
   _globals['_USERSSERVICE'].methods_by_name['ListBlocks']._loaded_options = None
-  _globals['_USERSSERVICE'].methods_by_name['ListBlocks']._serialized_options = b'\332A\006parent\312\363\030\005\n\003\002\003\004\202\323\344\223\002$\022\"/v1/{parent=apps/*/users/*}/blocks'
-  _globals['_CREATEUSERREQUEST']._serialized_start=289
-  _globals['_CREATEUSERREQUEST']._serialized_end=500
-  _globals['_CREATEUSERRESPONSE']._serialized_start=502
-  _globals['_CREATEUSERRESPONSE']._serialized_end=563
-  _globals['_GETUSERREQUEST']._serialized_start=566
-  _globals['_GETUSERREQUEST']._serialized_end=708
-  _globals['_GETUSERRESPONSE']._serialized_start=710
-  _globals['_GETUSERRESPONSE']._serialized_end=768
-  _globals['_LISTUSERSREQUEST']._serialized_start=771
-  _globals['_LISTUSERSREQUEST']._serialized_end=943
-  _globals['_LISTUSERSRESPONSE']._serialized_start=945
-  _globals['_LISTUSERSRESPONSE']._serialized_end=1047
-  _globals['_UPDATEUSERREQUEST']._serialized_start=1050
-  _globals['_UPDATEUSERREQUEST']._serialized_end=1517
-  _globals['_UPDATEUSERRESPONSE']._serialized_start=1519
-  _globals['_UPDATEUSERRESPONSE']._serialized_end=1580
-  _globals['_DELETEUSERREQUEST']._serialized_start=1583
-  _globals['_DELETEUSERREQUEST']._serialized_end=1728
-  _globals['_DELETEUSERRESPONSE']._serialized_start=1730
-  _globals['_DELETEUSERRESPONSE']._serialized_end=1791
-  _globals['_CREATEBLOCKREQUEST']._serialized_start=1794
-  _globals['_CREATEBLOCKREQUEST']._serialized_end=1982
-  _globals['_CREATEBLOCKRESPONSE']._serialized_start=1984
-  _globals['_CREATEBLOCKRESPONSE']._serialized_end=2049
-  _globals['_DELETEBLOCKREQUEST']._serialized_start=2052
-  _globals['_DELETEBLOCKREQUEST']._serialized_end=2242
-  _globals['_DELETEBLOCKRESPONSE']._serialized_start=2244
-  _globals['_DELETEBLOCKRESPONSE']._serialized_end=2265
-  _globals['_LISTBLOCKSREQUEST']._serialized_start=2268
-  _globals['_LISTBLOCKSREQUEST']._serialized_end=2481
-  _globals['_LISTBLOCKSRESPONSE']._serialized_start=2483
-  _globals['_LISTBLOCKSRESPONSE']._serialized_end=2589
-  _globals['_USERSSERVICE']._serialized_start=2592
-  _globals['_USERSSERVICE']._serialized_end=3779
+  _globals['_USERSSERVICE'].methods_by_name['ListBlocks']._serialized_options = b'\332A\006parent\312\363\030\005\n\003\002\003\004\322\363\030\005\n\003\025\026\037\202\323\344\223\002$\022\"/v1/{parent=apps/*/users/*}/blocks'
+  _globals['_CREATEUSERREQUEST']._serialized_start=318
+  _globals['_CREATEUSERREQUEST']._serialized_end=529
+  _globals['_CREATEUSERRESPONSE']._serialized_start=531
+  _globals['_CREATEUSERRESPONSE']._serialized_end=592
+  _globals['_GETUSERREQUEST']._serialized_start=595
+  _globals['_GETUSERREQUEST']._serialized_end=737
+  _globals['_GETUSERRESPONSE']._serialized_start=739
+  _globals['_GETUSERRESPONSE']._serialized_end=797
+  _globals['_LISTUSERSREQUEST']._serialized_start=800
+  _globals['_LISTUSERSREQUEST']._serialized_end=972
+  _globals['_LISTUSERSRESPONSE']._serialized_start=974
+  _globals['_LISTUSERSRESPONSE']._serialized_end=1076
+  _globals['_UPDATEUSERREQUEST']._serialized_start=1079
+  _globals['_UPDATEUSERREQUEST']._serialized_end=1546
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=1548
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=1609
+  _globals['_DELETEUSERREQUEST']._serialized_start=1612
+  _globals['_DELETEUSERREQUEST']._serialized_end=1757
+  _globals['_DELETEUSERRESPONSE']._serialized_start=1759
+  _globals['_DELETEUSERRESPONSE']._serialized_end=1820
+  _globals['_CREATEBLOCKREQUEST']._serialized_start=1823
+  _globals['_CREATEBLOCKREQUEST']._serialized_end=2011
+  _globals['_CREATEBLOCKRESPONSE']._serialized_start=2013
+  _globals['_CREATEBLOCKRESPONSE']._serialized_end=2078
+  _globals['_DELETEBLOCKREQUEST']._serialized_start=2081
+  _globals['_DELETEBLOCKREQUEST']._serialized_end=2271
+  _globals['_DELETEBLOCKRESPONSE']._serialized_start=2273
+  _globals['_DELETEBLOCKRESPONSE']._serialized_end=2294
+  _globals['_LISTBLOCKSREQUEST']._serialized_start=2297
+  _globals['_LISTBLOCKSREQUEST']._serialized_end=2510
+  _globals['_LISTBLOCKSRESPONSE']._serialized_start=2512
+  _globals['_LISTBLOCKSRESPONSE']._serialized_end=2618
+  _globals['_USERSSERVICE']._serialized_start=2621
+  _globals['_USERSSERVICE']._serialized_end=3879
 # @@protoc_insertion_point(module_scope)
