@@ -10,6 +10,7 @@ from caas.errors.v1 import errors_pb2
 from caas.type.v1 import access_pb2
 from google.api import annotations_pb2
 from google.protobuf import descriptor as pb_descriptor
+from google.rpc import code_pb2
 
 from services.core.errors import COMMON_REASONS, DomainError
 from services.runtime import Runtime
@@ -55,19 +56,19 @@ def _declared(method: pb_descriptor.MethodDescriptor) -> set[str]:
     return {errors_pb2.ErrorReason.Name(r).removeprefix("ERROR_REASON_") for r in reasons}
 
 
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in [direct, *_subclasses(direct)]]
+
+
 def _raised_reasons() -> dict[str, list[str]]:
-    """Every reason the services' code builds an error with → where (file:line).
+    """Every reason the services' code builds an error with → where (file:line, and the
+    class built when a DomainError subclass is called with it).
 
     Found in calls of DomainError and its subclasses (the reason is their first
     argument), in `reason=` keywords (helpers such as `invalid_field`, ErrorInfo) and in
     the defaults of `reason` parameters. A reason that is neither a literal nor a
     `reason` parameter fails: the scan could not see it."""
-    classes = {"DomainError"}
-    pending = [DomainError]
-    while pending:
-        for sub in pending.pop().__subclasses__():
-            classes.add(sub.__name__)
-            pending.append(sub)
+    classes = {"DomainError", *(c.__name__ for c in _subclasses(DomainError))}
     found: dict[str, list[str]] = {}
     for path in sorted(SERVICES_ROOT.rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
@@ -80,6 +81,7 @@ def _raised_reasons() -> dict[str, list[str]]:
                         else func.attr if isinstance(func, ast.Attribute) else "")
                 if name in classes and node.args:
                     values.append(node.args[0])
+                    where += f" {name}"
                 values += [k.value for k in node.keywords if k.arg == "reason"]
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 arguments = node.args
@@ -109,6 +111,24 @@ def test_every_reason_raised_is_in_the_catalogue() -> None:
     unknown = {reason: where for reason, where in _raised_reasons().items()
                if reason not in REASON_NAMES}
     assert not unknown, f"raised but not values of caas.errors.v1.ErrorReason: {unknown}"
+
+
+def _code_of(reason: str) -> str:
+    value = errors_pb2.ErrorReason.DESCRIPTOR.values_by_name[f"ERROR_REASON_{reason}"]
+    return code_pb2.Code.Name(value.GetOptions().Extensions[errors_pb2.code])
+
+
+@pytest.mark.parametrize("reason", sorted(REASON_NAMES))
+def test_every_reason_declares_its_grpc_code(reason: str) -> None:
+    assert _code_of(reason) != "OK"
+
+
+def test_reasons_are_raised_with_their_declared_code() -> None:
+    codes = {cls.__name__: cls.code.name for cls in [DomainError, *_subclasses(DomainError)]}
+    wrong = [f"{where}: {reason} is {_code_of(reason)}"
+             for reason, places in _raised_reasons().items() for where in places
+             if " " in where and codes[where.split(" ")[1]] != _code_of(reason)]
+    assert wrong == []
 
 
 def test_common_reasons_are_in_the_catalogue() -> None:

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
+from google.rpc import code_pb2 as google_dot_rpc_dot_code__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x61\x61s/errors/v1/errors.proto\x12\x0e\x63\x61\x61s.errors.v1\x1a google/protobuf/descriptor.proto\"E\n\x0cMethodErrors\x12\x35\n\x07reasons\x18\x01 \x03(\x0e\x32\x1b.caas.errors.v1.ErrorReasonR\x07reasons*\xfb\x0b\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12$\n ERROR_REASON_CREDENTIALS_MISSING\x10\x01\x12&\n\"ERROR_REASON_CREDENTIALS_MALFORMED\x10\x02\x12 \n\x1c\x45RROR_REASON_API_KEY_INVALID\x10\x03\x12 \n\x1c\x45RROR_REASON_API_KEY_REVOKED\x10\x04\x12%\n!ERROR_REASON_ACCESS_TOKEN_INVALID\x10\x05\x12%\n!ERROR_REASON_ACCESS_TOKEN_EXPIRED\x10\x06\x12 \n\x1c\x45RROR_REASON_SESSION_REVOKED\x10\x07\x12&\n\"ERROR_REASON_REFRESH_TOKEN_INVALID\x10\x08\x12%\n!ERROR_REASON_REFRESH_TOKEN_REUSED\x10\t\x12\'\n#ERROR_REASON_OPERATOR_TOKEN_INVALID\x10\n\x12 \n\x1c\x45RROR_REASON_APP_UNAVAILABLE\x10\x0b\x12&\n\"ERROR_REASON_PRINCIPAL_NOT_ALLOWED\x10\x14\x12\x1d\n\x19\x45RROR_REASON_APP_MISMATCH\x10\x15\x12\x1e\n\x1a\x45RROR_REASON_USER_MISMATCH\x10\x16\x12\x1e\n\x1a\x45RROR_REASON_ROLE_REQUIRED\x10\x17\x12\x1d\n\x19\x45RROR_REASON_NOT_A_MEMBER\x10\x18\x12\x1d\n\x19\x45RROR_REASON_USER_BLOCKED\x10\x19\x12\x1b\n\x17\x45RROR_REASON_NOT_AUTHOR\x10\x1a\x12 \n\x1c\x45RROR_REASON_REQUEST_INVALID\x10\x1e\x12#\n\x1f\x45RROR_REASON_PAGE_TOKEN_INVALID\x10\x1f\x12\x1d\n\x19\x45RROR_REASON_PLAN_UNKNOWN\x10 \x12$\n ERROR_REASON_THREAD_ROOT_INVALID\x10!\x12%\n!ERROR_REASON_RESUME_TOKEN_FOREIGN\x10\"\x12\"\n\x1e\x45RROR_REASON_REQUEST_MALFORMED\x10#\x12(\n$ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED\x10$\x12#\n\x1f\x45RROR_REASON_EVENT_TYPE_UNKNOWN\x10%\x12#\n\x1f\x45RROR_REASON_RESOURCE_NOT_FOUND\x10(\x12!\n\x1d\x45RROR_REASON_METHOD_NOT_FOUND\x10)\x12(\n$ERROR_REASON_RESOURCE_ALREADY_EXISTS\x10\x32\x12\x1d\n\x19\x45RROR_REASON_USER_DELETED\x10\x37\x12$\n ERROR_REASON_CONVERSATION_FROZEN\x10\x38\x12(\n$ERROR_REASON_WRONG_CONVERSATION_KIND\x10\x39\x12 \n\x1c\x45RROR_REASON_MESSAGE_DELETED\x10:\x12\x1f\n\x1b\x45RROR_REASON_LIMIT_EXCEEDED\x10;\x12%\n!ERROR_REASON_RESUME_TOKEN_EXPIRED\x10=\x12#\n\x1f\x45RROR_REASON_RESUME_TOKEN_AHEAD\x10>\x12\x1d\n\x19\x45RROR_REASON_RATE_LIMITED\x10<\x12\"\n\x1e\x45RROR_REASON_REQUEST_TOO_LARGE\x10\x42\x12\x1f\n\x1b\x45RROR_REASON_STREAM_LAGGING\x10\x41\x12\x1d\n\x19\x45RROR_REASON_WEBHOOK_BUSY\x10\x43\x12\x1c\n\x18\x45RROR_REASON_UNAVAILABLE\x10\x46\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10P:V\n\x06\x65rrors\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x0b\x32\x1c.caas.errors.v1.MethodErrorsR\x06\x65rrorsB%Z#caas/gen/go/caas/errors/v1;errorsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x61\x61s/errors/v1/errors.proto\x12\x0e\x63\x61\x61s.errors.v1\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto\"E\n\x0cMethodErrors\x12\x35\n\x07reasons\x18\x01 \x03(\x0e\x32\x1b.caas.errors.v1.ErrorReasonR\x07reasons*\xf7\r\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12*\n ERROR_REASON_CREDENTIALS_MISSING\x10\x01\x1a\x04\xd8\xf3\x18\x10\x12,\n\"ERROR_REASON_CREDENTIALS_MALFORMED\x10\x02\x1a\x04\xd8\xf3\x18\x10\x12&\n\x1c\x45RROR_REASON_API_KEY_INVALID\x10\x03\x1a\x04\xd8\xf3\x18\x10\x12&\n\x1c\x45RROR_REASON_API_KEY_REVOKED\x10\x04\x1a\x04\xd8\xf3\x18\x10\x12+\n!ERROR_REASON_ACCESS_TOKEN_INVALID\x10\x05\x1a\x04\xd8\xf3\x18\x10\x12+\n!ERROR_REASON_ACCESS_TOKEN_EXPIRED\x10\x06\x1a\x04\xd8\xf3\x18\x10\x12&\n\x1c\x45RROR_REASON_SESSION_REVOKED\x10\x07\x1a\x04\xd8\xf3\x18\x10\x12,\n\"ERROR_REASON_REFRESH_TOKEN_INVALID\x10\x08\x1a\x04\xd8\xf3\x18\x10\x12+\n!ERROR_REASON_REFRESH_TOKEN_REUSED\x10\t\x1a\x04\xd8\xf3\x18\x10\x12-\n#ERROR_REASON_OPERATOR_TOKEN_INVALID\x10\n\x1a\x04\xd8\xf3\x18\x10\x12&\n\x1c\x45RROR_REASON_APP_UNAVAILABLE\x10\x0b\x1a\x04\xd8\xf3\x18\x10\x12,\n\"ERROR_REASON_PRINCIPAL_NOT_ALLOWED\x10\x14\x1a\x04\xd8\xf3\x18\x07\x12#\n\x19\x45RROR_REASON_APP_MISMATCH\x10\x15\x1a\x04\xd8\xf3\x18\x07\x12$\n\x1a\x45RROR_REASON_USER_MISMATCH\x10\x16\x1a\x04\xd8\xf3\x18\x07\x12$\n\x1a\x45RROR_REASON_ROLE_REQUIRED\x10\x17\x1a\x04\xd8\xf3\x18\x07\x12#\n\x19\x45RROR_REASON_NOT_A_MEMBER\x10\x18\x1a\x04\xd8\xf3\x18\x07\x12#\n\x19\x45RROR_REASON_USER_BLOCKED\x10\x19\x1a\x04\xd8\xf3\x18\x07\x12!\n\x17\x45RROR_REASON_NOT_AUTHOR\x10\x1a\x1a\x04\xd8\xf3\x18\x07\x12&\n\x1c\x45RROR_REASON_REQUEST_INVALID\x10\x1e\x1a\x04\xd8\xf3\x18\x03\x12)\n\x1f\x45RROR_REASON_PAGE_TOKEN_INVALID\x10\x1f\x1a\x04\xd8\xf3\x18\x03\x12#\n\x19\x45RROR_REASON_PLAN_UNKNOWN\x10 \x1a\x04\xd8\xf3\x18\x03\x12*\n ERROR_REASON_THREAD_ROOT_INVALID\x10!\x1a\x04\xd8\xf3\x18\x03\x12+\n!ERROR_REASON_RESUME_TOKEN_FOREIGN\x10\"\x1a\x04\xd8\xf3\x18\x03\x12(\n\x1e\x45RROR_REASON_REQUEST_MALFORMED\x10#\x1a\x04\xd8\xf3\x18\x03\x12.\n$ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED\x10$\x1a\x04\xd8\xf3\x18\x03\x12)\n\x1f\x45RROR_REASON_EVENT_TYPE_UNKNOWN\x10%\x1a\x04\xd8\xf3\x18\x03\x12)\n\x1f\x45RROR_REASON_RESOURCE_NOT_FOUND\x10(\x1a\x04\xd8\xf3\x18\x05\x12\'\n\x1d\x45RROR_REASON_METHOD_NOT_FOUND\x10)\x1a\x04\xd8\xf3\x18\x05\x12.\n$ERROR_REASON_RESOURCE_ALREADY_EXISTS\x10\x32\x1a\x04\xd8\xf3\x18\x06\x12#\n\x19\x45RROR_REASON_USER_DELETED\x10\x37\x1a\x04\xd8\xf3\x18\t\x12*\n ERROR_REASON_CONVERSATION_FROZEN\x10\x38\x1a\x04\xd8\xf3\x18\t\x12.\n$ERROR_REASON_WRONG_CONVERSATION_KIND\x10\x39\x1a\x04\xd8\xf3\x18\t\x12&\n\x1c\x45RROR_REASON_MESSAGE_DELETED\x10:\x1a\x04\xd8\xf3\x18\t\x12%\n\x1b\x45RROR_REASON_LIMIT_EXCEEDED\x10;\x1a\x04\xd8\xf3\x18\t\x12+\n!ERROR_REASON_RESUME_TOKEN_EXPIRED\x10=\x1a\x04\xd8\xf3\x18\t\x12)\n\x1f\x45RROR_REASON_RESUME_TOKEN_AHEAD\x10>\x1a\x04\xd8\xf3\x18\x0b\x12#\n\x19\x45RROR_REASON_RATE_LIMITED\x10<\x1a\x04\xd8\xf3\x18\x08\x12(\n\x1e\x45RROR_REASON_REQUEST_TOO_LARGE\x10\x42\x1a\x04\xd8\xf3\x18\x08\x12%\n\x1b\x45RROR_REASON_STREAM_LAGGING\x10\x41\x1a\x04\xd8\xf3\x18\n\x12#\n\x19\x45RROR_REASON_WEBHOOK_BUSY\x10\x43\x1a\x04\xd8\xf3\x18\n\x12\"\n\x18\x45RROR_REASON_UNAVAILABLE\x10\x46\x1a\x04\xd8\xf3\x18\x0e\x12\x1f\n\x15\x45RROR_REASON_INTERNAL\x10P\x1a\x04\xd8\xf3\x18\r:V\n\x06\x65rrors\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x0b\x32\x1c.caas.errors.v1.MethodErrorsR\x06\x65rrors:I\n\x04\x63ode\x12!.google.protobuf.EnumValueOptions\x18\xbb\x8e\x03 \x01(\x0e\x32\x10.google.rpc.CodeR\x04\x63odeB%Z#caas/gen/go/caas/errors/v1;errorsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +34,92 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'caas.errors.v1.errors_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z#caas/gen/go/caas/errors/v1;errorsv1'
-  _globals['_ERRORREASON']._serialized_start=153
-  _globals['_ERRORREASON']._serialized_end=1684
-  _globals['_METHODERRORS']._serialized_start=81
-  _globals['_METHODERRORS']._serialized_end=150
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_CREDENTIALS_MISSING"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_CREDENTIALS_MISSING"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_CREDENTIALS_MALFORMED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_CREDENTIALS_MALFORMED"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_API_KEY_INVALID"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_API_KEY_INVALID"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_API_KEY_REVOKED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_API_KEY_REVOKED"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_ACCESS_TOKEN_INVALID"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_ACCESS_TOKEN_INVALID"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_ACCESS_TOKEN_EXPIRED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_ACCESS_TOKEN_EXPIRED"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_SESSION_REVOKED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_SESSION_REVOKED"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_REFRESH_TOKEN_INVALID"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_REFRESH_TOKEN_INVALID"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_REFRESH_TOKEN_REUSED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_REFRESH_TOKEN_REUSED"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_OPERATOR_TOKEN_INVALID"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_OPERATOR_TOKEN_INVALID"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_APP_UNAVAILABLE"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_APP_UNAVAILABLE"]._serialized_options = b'\330\363\030\020'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_PRINCIPAL_NOT_ALLOWED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_PRINCIPAL_NOT_ALLOWED"]._serialized_options = b'\330\363\030\007'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_APP_MISMATCH"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_APP_MISMATCH"]._serialized_options = b'\330\363\030\007'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_USER_MISMATCH"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_USER_MISMATCH"]._serialized_options = b'\330\363\030\007'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_ROLE_REQUIRED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_ROLE_REQUIRED"]._serialized_options = b'\330\363\030\007'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_NOT_A_MEMBER"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_NOT_A_MEMBER"]._serialized_options = b'\330\363\030\007'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_USER_BLOCKED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_USER_BLOCKED"]._serialized_options = b'\330\363\030\007'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_NOT_AUTHOR"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_NOT_AUTHOR"]._serialized_options = b'\330\363\030\007'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_REQUEST_INVALID"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_REQUEST_INVALID"]._serialized_options = b'\330\363\030\003'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_PAGE_TOKEN_INVALID"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_PAGE_TOKEN_INVALID"]._serialized_options = b'\330\363\030\003'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_PLAN_UNKNOWN"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_PLAN_UNKNOWN"]._serialized_options = b'\330\363\030\003'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_THREAD_ROOT_INVALID"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_THREAD_ROOT_INVALID"]._serialized_options = b'\330\363\030\003'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RESUME_TOKEN_FOREIGN"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RESUME_TOKEN_FOREIGN"]._serialized_options = b'\330\363\030\003'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_REQUEST_MALFORMED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_REQUEST_MALFORMED"]._serialized_options = b'\330\363\030\003'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED"]._serialized_options = b'\330\363\030\003'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_EVENT_TYPE_UNKNOWN"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_EVENT_TYPE_UNKNOWN"]._serialized_options = b'\330\363\030\003'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RESOURCE_NOT_FOUND"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RESOURCE_NOT_FOUND"]._serialized_options = b'\330\363\030\005'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_METHOD_NOT_FOUND"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_METHOD_NOT_FOUND"]._serialized_options = b'\330\363\030\005'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RESOURCE_ALREADY_EXISTS"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RESOURCE_ALREADY_EXISTS"]._serialized_options = b'\330\363\030\006'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_USER_DELETED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_USER_DELETED"]._serialized_options = b'\330\363\030\t'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_CONVERSATION_FROZEN"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_CONVERSATION_FROZEN"]._serialized_options = b'\330\363\030\t'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_WRONG_CONVERSATION_KIND"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_WRONG_CONVERSATION_KIND"]._serialized_options = b'\330\363\030\t'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_MESSAGE_DELETED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_MESSAGE_DELETED"]._serialized_options = b'\330\363\030\t'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_LIMIT_EXCEEDED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_LIMIT_EXCEEDED"]._serialized_options = b'\330\363\030\t'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RESUME_TOKEN_EXPIRED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RESUME_TOKEN_EXPIRED"]._serialized_options = b'\330\363\030\t'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RESUME_TOKEN_AHEAD"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RESUME_TOKEN_AHEAD"]._serialized_options = b'\330\363\030\013'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RATE_LIMITED"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_RATE_LIMITED"]._serialized_options = b'\330\363\030\010'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_REQUEST_TOO_LARGE"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_REQUEST_TOO_LARGE"]._serialized_options = b'\330\363\030\010'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_STREAM_LAGGING"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_STREAM_LAGGING"]._serialized_options = b'\330\363\030\n'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_WEBHOOK_BUSY"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_WEBHOOK_BUSY"]._serialized_options = b'\330\363\030\n'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_UNAVAILABLE"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_UNAVAILABLE"]._serialized_options = b'\330\363\030\016'
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_INTERNAL"]._loaded_options = None
+  _globals['_ERRORREASON'].values_by_name["ERROR_REASON_INTERNAL"]._serialized_options = b'\330\363\030\r'
+  _globals['_ERRORREASON']._serialized_start=176
+  _globals['_ERRORREASON']._serialized_end=1959
+  _globals['_METHODERRORS']._serialized_start=104
+  _globals['_METHODERRORS']._serialized_end=173
 # @@protoc_insertion_point(module_scope)

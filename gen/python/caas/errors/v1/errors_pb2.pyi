@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf.internal import extension_dict as _extension_dict
+from google.rpc import code_pb2 as _code_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -138,7 +139,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.
     """
     ERROR_REASON_REQUEST_TOO_LARGE: _ErrorReason.ValueType  # 66
-    """The request is larger than the server takes (metadata: limit_bytes)."""
+    """The request is larger than the server takes (metadata: limit_bytes). Over JSON
+    the HTTP status is 413 Content Too Large.
+    """
     ERROR_REASON_STREAM_LAGGING: _ErrorReason.ValueType  # 65
     """ABORTED
     The stream fell too far behind its events and was ended: subscribe again with
@@ -164,6 +167,8 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     `API_KEY_REVOKED`). Reasons are stable: clients may switch on them. Other
     details may accompany it: `google.rpc.BadRequest` (field violations),
     `google.rpc.RetryInfo`, `google.rpc.QuotaFailure`, `google.rpc.ResourceInfo`.
+    Each reason comes with one gRPC status code, its `(code)` (over JSON, the HTTP
+    status of that code).
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
@@ -277,7 +282,9 @@ ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 60
 Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.
 """
 ERROR_REASON_REQUEST_TOO_LARGE: ErrorReason.ValueType  # 66
-"""The request is larger than the server takes (metadata: limit_bytes)."""
+"""The request is larger than the server takes (metadata: limit_bytes). Over JSON
+the HTTP status is 413 Content Too Large.
+"""
 ERROR_REASON_STREAM_LAGGING: ErrorReason.ValueType  # 65
 """ABORTED
 The stream fell too far behind its events and was ended: subscribe again with
@@ -328,7 +335,10 @@ class MethodErrors(_message.Message):
 Global___MethodErrors: _TypeAlias = MethodErrors  # noqa: Y015
 
 ERRORS_FIELD_NUMBER: _builtins.int
+CODE_FIELD_NUMBER: _builtins.int
 errors: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___MethodErrors]
 """The error reasons of an RPC, beyond the common ones. Every CAAS RPC declares
 them (an empty list when it has none).
 """
+code: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.EnumValueOptions, _code_pb2.Code.ValueType]
+"""The gRPC status code of the errors with this `ErrorReason`."""
