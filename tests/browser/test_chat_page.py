@@ -3,12 +3,11 @@ messages arrive meanwhile, and on reconnect it catches up without loss or duplic
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, Page, expect
 
-from tests.conftest import AppHandle, sign_in
+from tests.browser.pages import open_page, tokens
+from tests.conftest import AppHandle
 from tests.support.chat import GROUP, person
 from tests.support.client import Client
 from tests.support.servers import CaasServer
@@ -16,21 +15,6 @@ from tests.support.tcp_proxy import CuttableProxy
 
 # One engine is enough here: the browser exercises the web front, not the store.
 pytestmark = pytest.mark.parametrize("server", ["sqlite"], indirect=True)
-
-
-async def open_page(browser: Browser, client: Client, app: AppHandle, api: str,
-                    origin: str, user_id: str) -> tuple[BrowserContext, Page]:
-    session = await sign_in(client, app, user_id)
-    query = urlencode({"api": api, "user": f"{app.name}/users/{user_id}",
-                       "token": session.credentials.access_token,
-                       "refresh": session.credentials.refresh_token,
-                       # The test server beats every second: a stream silent for 3 s
-                       # is dead (a cut network never says so).
-                       "stall": 3000})
-    context = await browser.new_context()
-    page = await context.new_page()
-    await page.goto(f"{origin}/index.html?{query}")
-    return context, page
 
 
 async def texts(page: Page) -> list[str]:
@@ -46,14 +30,14 @@ async def test_two_browsers_chat_and_one_catches_up_after_a_network_cut(
     # Bob's calls go through a network we can cut.
     network = CuttableProxy("127.0.0.1", server.http_port)
     await network.start()
-    alice_context, alice_page = await open_page(browser, client, app, server.http_url,
-                                                demo_origin, "alice")
-    bob_context, bob_page = await open_page(browser, client, app,
-                                            f"http://127.0.0.1:{network.port}", demo_origin,
-                                            "bob")
+    alice_context, alice_page = await open_page(
+        browser, demo_origin, server.http_url, await tokens(client, app, "alice"),
+        stall_ms=3000)
+    bob_context, bob_page = await open_page(
+        browser, demo_origin, f"http://127.0.0.1:{network.port}",
+        await tokens(client, app, "bob"), stall_ms=3000)
     try:
         for page in (alice_page, bob_page):
-            await expect(page.get_by_test_id("connection-state")).to_have_text("live")
             await page.get_by_test_id("conversation").filter(has_text="Browsers").click()
 
         # Typing reaches the other browser.

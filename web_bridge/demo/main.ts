@@ -1,29 +1,142 @@
-// The demo chat page: sign in with a user's tokens (from the query string, as an app's
-// backend would hand them over), list conversations, send and receive in real time,
-// show who is typing. Plain DOM on purpose: it shows the SDK, not a UI framework.
-//   index.html?api=http://127.0.0.1:8080&user=apps/A/users/U&token=…&refresh=…
+// The demo chat page: sign in with a user's tokens, list conversations, create a group
+// and add members, send and receive in real time, show who is typing. Plain DOM on
+// purpose: it shows the SDK, not a UI framework.
+//
+// Tokens never travel in a URL (server logs, browser history, Referer): the page takes
+// them from its sign-in form, or from the URL's fragment, which browsers never send,
+//   index.html#api=http://127.0.0.1:8080&token=…&refresh=…   (user=… optional)
+// and removes the fragment from the address bar at once. They are kept in this tab's
+// sessionStorage (renewed tokens too: a refresh token works once) until "Sign out",
+// which revokes the session. The query string carries no secrets; `?stall=ms` sets the
+// realtime stall timeout (tests).
+import { Code, ConnectError } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
-import { createCaasClient, type Event, type Message } from "../src/index.js";
+import {
+  Conversation_Kind,
+  createCaasClient,
+  errorReason,
+  type CaasClient,
+  type Event,
+  type Message,
+  type Subscription,
+  type Tokens,
+} from "../src/index.js";
 
-const params = new URLSearchParams(location.search);
-const user = params.get("user") ?? "";
-const userId = user.split("/").pop() ?? "";
-const client = createCaasClient({
-  transport: (interceptors) =>
-    createGrpcWebTransport({ baseUrl: params.get("api") ?? "http://127.0.0.1:8080", interceptors }),
-  tokens: { accessToken: params.get("token") ?? "", refreshToken: params.get("refresh") ?? "",
-            accessTokenExpiresAt: 0 },
-});
+const STORE = "caas-demo";
+const DEFAULT_API = "http://127.0.0.1:8080";
+
+interface SignedIn {
+  api: string;
+  user: string; // apps/{app}/users/{user}
+  tokens: Tokens;
+}
 
 const element = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const list = element<HTMLUListElement>("conversations");
-const messages = element<HTMLUListElement>("messages");
-const input = element<HTMLInputElement>("text");
-const send = document.querySelector<HTMLButtonElement>("[data-testid=send]")!;
+const input = (id: string) => element<HTMLInputElement>(id);
+
+/** The access token's claims (a JWT: the app, the user `sub` and the session `sid`). */
+function claims(token: string): { app?: string; sub?: string; sid?: string } {
+  try {
+    const payload = token.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
+    return JSON.parse(atob(payload)) as { app?: string; sub?: string; sid?: string };
+  } catch {
+    return {};
+  }
+}
+
+function tokenUser(token: string): string {
+  const { app, sub } = claims(token);
+  return app && sub ? `apps/${app}/users/${sub}` : "";
+}
+
+function stored(): SignedIn | undefined {
+  try {
+    const value = JSON.parse(sessionStorage.getItem(STORE) ?? "null") as SignedIn | null;
+    return value?.tokens?.accessToken ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function store(signedIn: SignedIn): void {
+  sessionStorage.setItem(STORE, JSON.stringify(signedIn));
+}
+
+/** Credentials handed over in the fragment, read once and removed from the address bar
+ * (replaceState: no reload, no request, and Back does not bring them back). */
+function fromFragment(): Partial<SignedIn> | undefined {
+  const fields = new URLSearchParams(location.hash.slice(1));
+  if (!["api", "user", "token", "refresh"].some((key) => fields.has(key))) return undefined;
+  history.replaceState(history.state, "", location.pathname + location.search);
+  const accessToken = fields.get("token") ?? "";
+  return {
+    api: fields.get("api") ?? undefined,
+    user: fields.get("user") || tokenUser(accessToken),
+    tokens: { accessToken, refreshToken: fields.get("refresh") ?? "", accessTokenExpiresAt: 0 },
+  };
+}
+
+function complete(partial: Partial<SignedIn>): SignedIn | undefined {
+  const { api, user, tokens } = partial;
+  return api && user && tokens?.accessToken && tokens.refreshToken ? { api, user, tokens } : undefined;
+}
+
+function describe(error: unknown): string {
+  const connectError = ConnectError.from(error);
+  const reason = errorReason(connectError);
+  return `${connectError.rawMessage || Code[connectError.code]}${reason ? ` (${reason})` : ""}`;
+}
+
+// --- Signing in ---------------------------------------------------------------------
+
+function showSignIn(prefill: Partial<SignedIn>, problem = ""): void {
+  element("chat").hidden = true;
+  element("sign-in").hidden = false;
+  input("api").value = prefill.api ?? DEFAULT_API;
+  input("user").value = prefill.user ?? "";
+  input("access-token").value = prefill.tokens?.accessToken ?? "";
+  input("refresh-token").value = prefill.tokens?.refreshToken ?? "";
+  element("sign-in-notice").textContent = problem;
+  (prefill.tokens?.accessToken ? element<HTMLButtonElement>("sign-in-form").querySelector("button")
+    : input("access-token"))?.focus();
+}
+
+element<HTMLFormElement>("sign-in-form").onsubmit = (submit) => {
+  submit.preventDefault();
+  const accessToken = input("access-token").value.trim();
+  const user = input("user").value.trim() || tokenUser(accessToken);
+  if (!user) {
+    element("sign-in-notice").textContent = "Which user? The token does not say: fill in User.";
+    return;
+  }
+  const signedIn = { api: input("api").value.trim().replace(/\/+$/, ""), user,
+    tokens: { accessToken, refreshToken: input("refresh-token").value.trim(), accessTokenExpiresAt: 0 } };
+  store(signedIn);
+  start(signedIn);
+};
+
+// --- Chatting -----------------------------------------------------------------------
+
+let client: CaasClient;
+let session: SignedIn;
+let subscription: Subscription | undefined;
 let current = "";
+let loads = 0;
 const shown = new Set<string>(); // message names on screen: an event never shows twice
 const typers = new Map<string, ReturnType<typeof setTimeout>>();
+const list = element<HTMLUListElement>("conversations");
+const messages = element<HTMLUListElement>("messages");
+const text = input("text");
+const send = document.querySelector<HTMLButtonElement>("[data-testid=send]")!;
+const me = () => session.user.split("/").pop() ?? "";
+const appName = () => session.user.split("/").slice(0, 2).join("/");
+
+function notice(message: string, error = false): void {
+  const line = element("notice");
+  line.textContent = message;
+  line.classList.toggle("error", error);
+}
 
 function showMessage(message: Message): void {
   if (shown.has(message.name)) {
@@ -35,6 +148,7 @@ function showMessage(message: Message): void {
   const item = document.createElement("li");
   item.dataset.testid = "message";
   item.dataset.name = message.name;
+  item.classList.toggle("mine", message.senderId === me());
   item.innerHTML = '<span class="sender"></span><span class="text" data-testid="message-text"></span>';
   item.querySelector(".sender")!.textContent = message.senderId;
   item.querySelector(".text")!.textContent = message.text;
@@ -42,30 +156,72 @@ function showMessage(message: Message): void {
   messages.scrollTop = messages.scrollHeight;
 }
 
+function clearConversation(): void {
+  current = "";
+  shown.clear();
+  messages.replaceChildren();
+  element("title").textContent = "Pick a conversation";
+  element("members").textContent = "";
+  element("add-member").hidden = true;
+  text.disabled = send.disabled = true;
+}
+
+async function showMembers(name: string): Promise<void> {
+  const page = await client.conversations.listMembers({ parent: name, pageSize: 100 });
+  if (name !== current) return;
+  const ids = page.members.map((member) => member.userId).sort();
+  element("members").textContent = `Members: ${ids.join(", ")}${page.nextPageToken ? ", …" : ""}`;
+}
+
 async function open(name: string, title: string): Promise<void> {
   current = name;
   shown.clear();
   messages.replaceChildren();
   element("title").textContent = title;
+  element("members").textContent = "";
+  element("add-member").hidden = false;
+  notice("");
   for (const li of list.children) li.classList.toggle("selected", (li as HTMLElement).dataset.name === name);
-  input.disabled = send.disabled = false;
-  const page = await client.messages.listMessages({ parent: name, pageSize: 50 });
-  for (const message of [...page.messages].sort((a, b) => Number(a.sequence - b.sequence))) {
-    showMessage(message);
+  text.disabled = send.disabled = false;
+  text.focus();
+  try {
+    const [page] = await Promise.all([
+      client.messages.listMessages({ parent: name, pageSize: 50 }), showMembers(name)]);
+    if (name !== current) return;
+    for (const message of [...page.messages].sort((a, b) => Number(a.sequence - b.sequence))) {
+      showMessage(message);
+    }
+  } catch (error) {
+    notice(`Could not open the conversation: ${describe(error)}`, true);
   }
 }
 
+/** The inbox again; the newest call wins when several overlap. */
 async function loadConversations(): Promise<void> {
-  const inbox = await client.conversations.listConversations({ parent: user, pageSize: 50 });
+  const load = ++loads;
+  const inbox = await client.conversations.listConversations({ parent: session.user, pageSize: 50 });
+  if (load !== loads) return;
   list.replaceChildren();
   for (const conversation of inbox.conversations) {
     const item = document.createElement("li");
     item.dataset.testid = "conversation";
     item.dataset.name = conversation.name;
     item.textContent = conversation.title || conversation.name.split("/").pop()!;
+    item.title = item.textContent;
+    item.classList.toggle("selected", conversation.name === current);
     item.onclick = () => void open(conversation.name, item.textContent ?? "");
     list.append(item);
   }
+  if (!inbox.conversations.length) {
+    list.innerHTML = '<li class="empty">No conversations yet: create one above.</li>';
+  }
+  if (current && !inbox.conversations.some((conversation) => conversation.name === current)) {
+    clearConversation(); // deleted, or we were removed
+  }
+}
+
+function refreshConversations(): void {
+  loadConversations().catch((error: unknown) => notice(`Could not list conversations: ${describe(error)}`, true));
 }
 
 // Every durable event received, in order (tests check that none came twice).
@@ -74,47 +230,149 @@ const received: string[] = [];
 
 function onEvent(event: Event): void {
   received.push(event.name);
-  if (event.conversation !== current) return;
-  if (event.payload.case === "messageCreated" || event.payload.case === "messageUpdated") {
-    showMessage(event.payload.value);
+  const { payload } = event;
+  switch (payload.case) {
+    case "conversationCreated":
+    case "conversationUpdated":
+    case "conversationDeleted":
+      refreshConversations();
+      break;
+    case "memberAdded":
+    case "memberRemoved":
+      if (event.userId === me()) refreshConversations();
+      else if (event.conversation === current) void showMembers(current).catch(() => undefined);
+      break;
+    case "messageCreated":
+    case "messageUpdated":
+      if (event.conversation === current) showMessage(payload.value);
+      break;
+    default:
+      break;
   }
 }
 
 element<HTMLFormElement>("composer").onsubmit = async (submit) => {
   submit.preventDefault();
-  const text = input.value.trim();
-  if (!text || !current) return;
-  input.value = "";
-  const sent = await client.messages.createMessage({
-    parent: current, message: { text }, requestId: crypto.randomUUID() });
-  if (sent.message) showMessage(sent.message);
+  const value = text.value.trim();
+  if (!value || !current) return;
+  text.value = "";
+  try {
+    const sent = await client.messages.createMessage({
+      parent: current, message: { text: value }, requestId: crypto.randomUUID() });
+    if (sent.message) showMessage(sent.message);
+  } catch (error) {
+    text.value = value;
+    notice(`Not sent: ${describe(error)}`, true);
+  }
+};
+
+element<HTMLFormElement>("new-conversation").onsubmit = async (submit) => {
+  submit.preventDefault();
+  const title = input("new-title").value.trim();
+  if (!title) return;
+  try {
+    const created = await client.conversations.createConversation({
+      parent: appName(), conversation: { kind: Conversation_Kind.GROUP, title } });
+    input("new-title").value = "";
+    await loadConversations();
+    if (created.conversation) await open(created.conversation.name, created.conversation.title);
+    notice(`Created “${title}”: add members by their user id.`);
+  } catch (error) {
+    notice(`Could not create the conversation: ${describe(error)}`, true);
+  }
+};
+
+element<HTMLFormElement>("add-member").onsubmit = async (submit) => {
+  submit.preventDefault();
+  const userId = input("member-id").value.trim().split("/").pop() ?? "";
+  if (!userId || !current) return;
+  try {
+    const added = await client.conversations.addMembers({ conversation: current, userIds: [userId] });
+    input("member-id").value = "";
+    notice(added.members.length ? `Added ${userId}.` : `${userId} is already a member.`);
+    await showMembers(current);
+  } catch (error) {
+    notice(`Could not add ${userId}: ${describe(error)}`, true);
+  }
 };
 
 let lastTyping = 0;
-input.oninput = () => {
+text.oninput = () => {
   if (!current || Date.now() - lastTyping < 2000) return;
   lastTyping = Date.now();
-  void client.realtime.sendTyping({ conversation: current, typing: true });
+  void client.realtime.sendTyping({ conversation: current, typing: true }).catch(() => undefined);
 };
 
 function showTyping(): void {
   element("typing").textContent = typers.size ? `${[...typers.keys()].join(", ")} typing…` : "";
 }
 
-client.subscribe(user, {
-  event: onEvent,
-  typing: (typing) => {
-    if (typing.conversation !== current || typing.userId === userId) return;
-    clearTimeout(typers.get(typing.userId));
-    if (typing.typing) {
-      typers.set(typing.userId, setTimeout(() => { typers.delete(typing.userId); showTyping(); }, 6000));
-    } else {
-      typers.delete(typing.userId);
-    }
-    showTyping();
-  },
-  state: (state) => { element("state").textContent = state; },
-  resync: () => { if (current) void open(current, element("title").textContent ?? ""); },
-}, { stallTimeoutMs: Number(params.get("stall") ?? 45_000) });
+element("sign-out").onclick = async () => {
+  subscription?.close();
+  const { sid } = claims(session.tokens.accessToken);
+  try {
+    // Revoked: its refresh token stops working at once, its access tokens shortly after.
+    if (sid) await client.auth.revokeSession({ name: `${session.user}/sessions/${sid}` });
+  } catch {
+    // Signed out here all the same.
+  }
+  sessionStorage.removeItem(STORE);
+  location.reload();
+};
 
-void loadConversations();
+function start(signedIn: SignedIn): void {
+  session = signedIn;
+  client = createCaasClient({
+    transport: (interceptors) => createGrpcWebTransport({ baseUrl: signedIn.api, interceptors }),
+    tokens: signedIn.tokens,
+    onTokens: (tokens) => { session.tokens = tokens; store(session); },
+  });
+  element("sign-in").hidden = true;
+  element("chat").hidden = false;
+  element("me").textContent = me();
+  element("me").title = signedIn.user;
+  clearConversation();
+  const stall = Number(new URLSearchParams(location.search).get("stall") ?? 45_000);
+  subscription = client.subscribe(signedIn.user, {
+    event: onEvent,
+    typing: (typing) => {
+      if (typing.conversation !== current || typing.userId === me()) return;
+      clearTimeout(typers.get(typing.userId));
+      if (typing.typing) {
+        typers.set(typing.userId, setTimeout(() => { typers.delete(typing.userId); showTyping(); }, 6000));
+      } else {
+        typers.delete(typing.userId);
+      }
+      showTyping();
+    },
+    state: (state, error) => {
+      element("state").textContent = state;
+      element("state").dataset.state = state;
+      if (state === "closed" && error) notice(`Disconnected: ${describe(error)}`, true);
+    },
+    resync: () => { if (current) void open(current, element("title").textContent ?? ""); },
+  }, { stallTimeoutMs: stall });
+  loadConversations().catch((error: unknown) => {
+    const code = ConnectError.from(error).code;
+    if (code === Code.Unauthenticated || code === Code.PermissionDenied) {
+      // Tokens refused: back to the form, with what was typed (the API, the user).
+      subscription?.close();
+      sessionStorage.removeItem(STORE);
+      showSignIn({ api: signedIn.api, user: signedIn.user }, `Not signed in: ${describe(error)}`);
+    } else {
+      notice(`Could not list conversations: ${describe(error)}`, true);
+    }
+  });
+}
+
+// The fragment first (a fresh hand-over), then what this tab kept, else the form.
+const handedOver = fromFragment();
+const signedIn = handedOver
+  ? complete({ ...handedOver, api: handedOver.api ?? stored()?.api ?? DEFAULT_API })
+  : stored();
+if (signedIn) {
+  store(signedIn);
+  start(signedIn);
+} else {
+  showSignIn(handedOver ?? { api: stored()?.api });
+}
