@@ -163,7 +163,8 @@ def _write_envoy_config(workspace: Path) -> None:
     config = edge_config(
         services, listen="0.0.0.0:8080", upstream=defaults["listen"],
         descriptor_path="gen/caas.binpb", cors_origins=defaults["cors_origins"],
-        max_request_bytes=defaults["max_request_bytes"], admin_listen="127.0.0.1:9901")
+        max_request_bytes=defaults["max_request_bytes"],
+        max_connections=defaults["http_max_connections"], admin_listen="127.0.0.1:9901")
     (workspace / "envoy").mkdir(exist_ok=True)
     (workspace / "envoy/envoy.json").write_text(json.dumps(config.render(), indent=2) + "\n")
 

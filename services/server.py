@@ -75,7 +75,8 @@ def edge(settings: Settings, upstream: str
     services = contract_services()
     return running_envoy(settings.envoy_binary, edge_config(
         services, listen=settings.http_listen, upstream=upstream, descriptor_path="",
-        cors_origins=settings.cors_origins, max_request_bytes=settings.max_request_bytes),
+        cors_origins=settings.cors_origins, max_request_bytes=settings.max_request_bytes,
+        max_connections=settings.http_max_connections),
         services)
 
 

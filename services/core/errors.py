@@ -91,6 +91,10 @@ class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class OutOfRange(DomainError):
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class Aborted(DomainError):
     code = grpc.StatusCode.ABORTED
 

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     envoy_binary: str = Field(
         "envoy", description="the Envoy executable (a name looked up on PATH and beside "
                              "Python, or a path)")
+    http_max_connections: int = Field(
+        50_000, gt=0, description="open HTTP connections Envoy accepts (one per browser tab "
+                                  "or device); past it new connections are refused. Keep it "
+                                  "below the process's open-file limit")
     cors_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*"],
         description="browser origins allowed to call through Envoy (`*` matches any "
@@ -123,7 +127,8 @@ class Settings(BaseSettings):
                              description="MongoDB connection string, when store=mongodb")
     mongodb_database: str = Field("caas", description="MongoDB database name")
     redis_url: str | None = Field(
-        None, description="Redis URL for shared rate-limit counters; unset keeps them in process")
+        None, description="Redis URL shared by every server process: rate-limit counters, "
+                          "real-time fan-out and presence; unset keeps them in the process")
     kafka_bootstrap: str | None = Field(
         None, description="host:port[,…] of a Kafka(-protocol) cluster: when set, every "
                           "durable event is relayed there from the event log")

@@ -32,7 +32,10 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 from google.rpc import error_details_pb2, status_pb2
 
+from services.core.child import Child
+from services.edge.guard import guard_filter
 from services.edge.json_fields import lua_filter
+from services.gateway.status import ERROR_DOMAIN
 
 log = logging.getLogger("caas.envoy")
 
@@ -76,6 +79,16 @@ def _origin_matcher(pattern: str) -> dict[str, Any]:
     return {"safe_regex": {"regex": regex}}
 
 
+def _not_found(message: str) -> dict[str, Any]:
+    """A route's answer for a request no RPC takes: 404 with a `google.rpc.Status`."""
+    body = {"code": 5, "message": message, "details": [{
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "METHOD_NOT_FOUND",
+        "domain": ERROR_DOMAIN, "metadata": {}}]}
+    return {"direct_response": {"status": 404, "body": {"inline_string": json.dumps(body)}},
+            "response_headers_to_add": [{"header": {
+                "key": "content-type", "value": "application/json"}}]}
+
+
 def _address(listen: str) -> dict[str, Any]:
     host, _, port = listen.rpartition(":")
     return {"socket_address": {"address": host.strip("[]") or "0.0.0.0",  # noqa: S104
@@ -94,6 +107,8 @@ class EdgeConfig:
     cors_origins: Sequence[str]
     max_request_bytes: int
     json_fields_lua: str  # the unknown-field check (services/edge/json_fields.py)
+    guard_lua: str  # the edge guard (services/edge/guard.py)
+    max_connections: int  # open downstream connections Envoy accepts
     admin_listen: str = "127.0.0.1:0"
 
     def render(self) -> dict[str, Any]:
@@ -139,19 +154,21 @@ class EdgeConfig:
             "match": {"prefix": "/", "headers": grpc_only},
             "route": grpc_route,
         }, {
-            # CORS preflights: answered by the CORS filter, which needs a route.
+            # CORS preflights of allowed origins are answered by the CORS filter before
+            # routing; any other OPTIONS request ends here, never upstream.
             "match": {"prefix": "/", "headers": [{
                 "name": ":method", "string_match": {"exact": "OPTIONS"}}]},
-            "route": grpc_route,
+            **_not_found("OPTIONS is answered only to CORS preflights (an Origin header "
+                         "of an allowed origin, Access-Control-Request-Method)"),
         }, {
             "match": {"prefix": "/"},
-            "direct_response": {"status": 404, "body": {"inline_string": json.dumps(
-                {"code": 5, "message": "no RPC has this HTTP path and method",
-                 "details": []})}},
-            "response_headers_to_add": [{"header": {
-                "key": "content-type", "value": "application/json"}}],
+            **_not_found("no RPC has this HTTP path and method"),
         }]
         http_filters = [
+            # First, so it sees every request and every answer, Envoy's own included.
+            {"name": "caas.edge_guard", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": self.guard_lua}}},
             {"name": "envoy.filters.http.cors", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
             # Every CAAS request is one message (no client streaming): whole bodies,
@@ -200,6 +217,13 @@ class EdgeConfig:
         }
         return {
             "admin": {"address": _address(self.admin_listen)},
+            # A limit on open downstream connections (Envoy warns at start without one).
+            "overload_manager": {"resource_monitors": [{
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors."
+                             "downstream_connections.v3.DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": self.max_connections}}]},
             "static_resources": {
                 "listeners": [{
                     "name": "caas_http",
@@ -238,6 +262,7 @@ def edge_config(services: Sequence[ServiceDescriptor], **fields: Any) -> EdgeCon
         streaming_methods=[f"/{s.full_name}/{m.name}" for s in services for m in s.methods
                            if m.server_streaming],
         json_fields_lua=lua_filter(services),
+        guard_lua=guard_filter(),
         **fields)
 
 
@@ -253,7 +278,7 @@ def find_envoy(configured: str) -> str | None:
 class Envoy:
     """A running Envoy process."""
 
-    def __init__(self, process: asyncio.subprocess.Process, admin: str, port: int,
+    def __init__(self, process: Child, admin: str, port: int,
                  workdir: tempfile.TemporaryDirectory[str]) -> None:
         self.process = process
         self.admin = admin
@@ -268,17 +293,15 @@ class Envoy:
         config = dataclasses.replace(config, descriptor_path=str(root / "caas.binpb"))
         (root / "envoy.json").write_text(json.dumps(config.render()))
         admin_file = root / "admin-address"
-        process = await asyncio.create_subprocess_exec(
+        process = Child([
             binary, "-c", str(root / "envoy.json"), "--use-dynamic-base-id",
             "--concurrency", "1", "--admin-address-path", str(admin_file),
-            "--log-level", "warn", "--log-format", "envoy %l %v",
-            stdin=asyncio.subprocess.DEVNULL)
+            "--log-level", "warn", "--log-format", "envoy %l %v"])
         try:
             admin = await _wait_ready(process, admin_file)
             port = await asyncio.to_thread(_listener_port, admin)
         except BaseException:
-            if process.returncode is None:
-                process.kill()
+            process.kill()
             await process.wait()
             workdir.cleanup()
             raise
@@ -295,7 +318,7 @@ class Envoy:
         self._workdir.cleanup()
 
 
-async def _wait_ready(process: asyncio.subprocess.Process, admin_file: Path) -> str:
+async def _wait_ready(process: Child, admin_file: Path) -> str:
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         if process.returncode is not None:

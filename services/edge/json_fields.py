@@ -123,7 +123,9 @@ local function unknown_key(body, root)
       if top and top.object and top.want_key then
         top.want_key = false
         top.key = text
-        if top.type == "*" then
+        if top.type == "*" or top.type == "" then
+          -- Free-form keys; or an object where a scalar belongs, which the
+          -- transcoder refuses as a value of the wrong type.
           top.child = "*"
         else
           local fields = SCHEMA[top.type] or {}

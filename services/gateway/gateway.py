@@ -14,13 +14,16 @@ Servicers are plain classes with one `async def Method(self, request, call)` per
 unary RPC, and one async generator `def Method(self, request, call)` per
 server-streaming RPC, registered with `Gateway.handlers`; `call` is a `Call`. A
 stream is admitted like a unary call before anything is sent, then sends its initial
-metadata at once, then one message per item; `start_draining` ends running streams
-with UNAVAILABLE. Client-streaming and bidirectional RPCs are not served.
+metadata with its first item, then one message per item; `start_draining` ends
+running streams with UNAVAILABLE. A stream that fails after it started ends, for a
+JSON caller, with an item holding only its `error` (the status), since JSON over
+HTTP/1.1 has no trailers. Client-streaming and bidirectional RPCs are not served.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -36,6 +39,7 @@ from caas.type.v1 import access_pb2
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
+from google.rpc import status_pb2
 
 from services.core.budget import Charge
 from services.core.errors import (
@@ -57,6 +61,7 @@ access_log = logging.getLogger("caas.access")
 error_log = logging.getLogger("caas.gateway")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+TRANSCODED_HEADER = "caas-transcoded"  # services/edge/guard.py sets it on JSON requests
 _PRINCIPALS: dict[type[Any], int] = {
     Anonymous: access_pb2.PRINCIPAL_ANONYMOUS,
     Operator: access_pb2.PRINCIPAL_OPERATOR,
@@ -110,6 +115,7 @@ class _CallState:
         self.principal: Principal = Anonymous()
         self._app_counted = False
         self._tightest: Verdict | None = None
+        self.started = False  # a stream that has sent its headers and first item
 
     async def charge(self, app_id: str, user_id: str | None) -> None:
         """Count the call against the user's budget, and the app's unless counted already;
@@ -163,16 +169,20 @@ def _deserializer(message_class: type[Message]) -> Callable[[bytes], Message | _
     return parse
 
 
-def _headers(metadata: Any) -> tuple[str, str | None]:
-    """The request's `x-request-id` ("" if none) and `authorization` header (None if
-    none), read without keeping the rest (a stream holds its frame for hours)."""
-    request_id, authorization = "", None
+def _headers(metadata: Any) -> tuple[str, str | None, bool]:
+    """The request's `x-request-id` ("" if none), `authorization` header (None if
+    none), and whether it came as JSON through Envoy (the edge guard's
+    `caas-transcoded: json`), read without keeping the rest (a stream holds its frame
+    for hours)."""
+    request_id, authorization, transcoded = "", None, False
     for key, value in metadata or ():
         if key == "x-request-id" and isinstance(value, str):
             request_id = value
         elif key == "authorization" and isinstance(value, str):
             authorization = value
-    return request_id, authorization
+        elif key == TRANSCODED_HEADER:
+            transcoded = value == "json"
+    return request_id, authorization, transcoded
 
 
 def _bearer(header: str | None) -> str | None:
@@ -232,7 +242,8 @@ class Gateway:
             serialize = GetMessageClass(method.output_type).SerializeToString
             if method.server_streaming:
                 handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                    self._server_stream(name, allowed, implementation),
+                    self._server_stream(name, allowed, implementation,
+                                        _error_item(method.output_type)),
                     request_deserializer=parse, response_serializer=_pass_bytes(serialize))
             else:
                 handlers[method.name] = grpc.unary_unary_rpc_method_handler(
@@ -252,25 +263,29 @@ class Gateway:
 
         return behavior
 
-    def _server_stream(self, method: str, allowed: frozenset[int], handler: StreamHandler
+    def _server_stream(self, method: str, allowed: frozenset[int], handler: StreamHandler,
+                       error_item: Callable[[status_pb2.Status], bytes]
                        ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]:
         # A coroutine that writes with `context.write` rather than an async generator
         # handler: it runs through the same `_serve` as a unary call, and each write
         # waits for flow control instead of buffering ahead of a slow client.
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             async def respond(call: Call, state: _CallState) -> None:
-                await context.send_initial_metadata(state.headers())
-                await self._relay(handler(request, call), context)
+                await self._relay(handler(request, call), context, state)
 
-            await self._serve(method, allowed, request, context, respond)
+            await self._serve(method, allowed, request, context, respond, error_item)
 
         return behavior
 
     async def _relay(self, items: AsyncIterator[Message | bytes],
-                     context: grpc.aio.ServicerContext[Any, Any]) -> None:
+                     context: grpc.aio.ServicerContext[Any, Any], state: _CallState) -> None:
         """Write `items` until they end, or until the gateway drains (UNAVAILABLE, even
         while waiting for the next item); close them however the stream ends, so their
         servicer can clean up.
+
+        The headers go with the first item: a stream that fails before it (another
+        user's stream, a bad resume token) is a trailers-only error, which Envoy turns
+        into an HTTP error status for JSON callers.
 
         A drain cancels the stream's task (see `start_draining`) rather than racing
         every item against a drain event: the per-item cost stays one `anext` and one
@@ -282,6 +297,9 @@ class Gateway:
             if self._draining:
                 raise _shutting_down("reconnect")
             async for item in items:
+                if not state.started:
+                    await context.send_initial_metadata(state.headers())
+                    state.started = True
                 await context.write(item)
                 if self._draining:
                     raise _shutting_down("reconnect")
@@ -298,11 +316,16 @@ class Gateway:
 
     async def _serve(self, method: str, allowed: frozenset[int], request: Any,
                      context: grpc.aio.ServicerContext[Any, Any],
-                     respond: Callable[[Call, _CallState], Awaitable[_Result]]) -> _Result:
+                     respond: Callable[[Call, _CallState], Awaitable[_Result]],
+                     error_item: Callable[[status_pb2.Status], bytes] | None = None
+                     ) -> _Result:
         """What every call shares: its request id, admission, `respond` (which sends the
-        initial metadata), errors as statuses, and the access-log line at its end."""
+        initial metadata), errors as statuses, and the access-log line at its end.
+
+        A JSON stream (through Envoy) that fails after it started ends with
+        `error_item(status)` before its status: JSON callers get no trailers."""
         started = time.perf_counter()
-        request_id, authorization = _headers(context.invocation_metadata())
+        request_id, authorization, transcoded = _headers(context.invocation_metadata())
         if not _REQUEST_ID.fullmatch(request_id):
             request_id = secrets.token_hex(12)
         if access_log.isEnabledFor(logging.DEBUG):
@@ -318,9 +341,7 @@ class Gateway:
             return result
         except DomainError as error:
             status = error.code.name
-            trailers = [*state.headers(),
-                        (STATUS_DETAILS_KEY, rpc_status(error).SerializeToString())]
-            await context.abort(error.code, error.message, trailing_metadata=tuple(trailers))
+            await self._fail(context, state, error, error_item if transcoded else None)
             raise  # unreachable: abort raises
         except asyncio.CancelledError:
             status = "CANCELLED"  # the client went away, or the server stopped
@@ -335,20 +356,31 @@ class Gateway:
                                   extra={"request_id": request_id, "method": method})
                 outage = Unavailable("UNAVAILABLE", "a backing store is unavailable: retry",
                                      retry_after=timedelta(seconds=1))
-                trailers = [*state.headers(),
-                            (STATUS_DETAILS_KEY, rpc_status(outage).SerializeToString())]
-                await context.abort(outage.code, outage.message,
-                                    trailing_metadata=tuple(trailers))
+                await self._fail(context, state, outage, error_item if transcoded else None)
             status = "INTERNAL"
             error_log.exception("unexpected error in %s", method,
                                 extra={"request_id": request_id, "method": method})
             code, message, details = internal_status(request_id)
+            if transcoded and error_item is not None and state.started:
+                await _write_last(context, error_item(details))
             trailers = [("x-request-id", request_id),
                         (STATUS_DETAILS_KEY, details.SerializeToString())]
             await context.abort(code, message, trailing_metadata=tuple(trailers))
             raise
         finally:
             _log_access(method, status, started, request_id, state.principal)
+
+    @staticmethod
+    async def _fail(context: grpc.aio.ServicerContext[Any, Any], state: _CallState,
+                    error: DomainError,
+                    error_item: Callable[[status_pb2.Status], bytes] | None) -> None:
+        """End the call with `error` (raises); a started stream gets
+        `error_item(status)` first when given."""
+        details = rpc_status(error)
+        if error_item is not None and state.started:
+            await _write_last(context, error_item(details))
+        trailers = [*state.headers(), (STATUS_DETAILS_KEY, details.SerializeToString())]
+        await context.abort(error.code, error.message, trailing_metadata=tuple(trailers))
 
     async def _admit(self, state: _CallState, method: str, allowed: frozenset[int],
                      authorization: str | None, request: Any) -> None:
@@ -394,6 +426,32 @@ class Gateway:
             buckets.append(Bucket(f"{tag}:{user_id}:{method}", limit.per_user,
                                   f"user:{app_id}/{user_id}"))
         return await self._limiter.consume(buckets, time.time())
+
+
+def _error_item(output: pb_descriptor.Descriptor) -> Callable[[status_pb2.Status], bytes]:
+    """How a stream of `output` items says, as its last item, that it failed: the
+    message with only its `error` (google.rpc.Status) field set.
+
+    Raises TypeError at startup for a stream whose items have no such field."""
+    field = output.fields_by_name.get("error")
+    if field is None or field.message_type is None or (
+            field.message_type.full_name != status_pb2.Status.DESCRIPTOR.full_name):
+        raise TypeError(f"{output.full_name}: a streamed item needs a `google.rpc.Status "
+                        "error` field to end a JSON stream that fails")
+    item_class = GetMessageClass(output)
+
+    def item(status: status_pb2.Status) -> bytes:
+        message: Any = item_class()
+        message.error.ParseFromString(status.SerializeToString())  # any descriptor pool
+        return bytes(message.SerializeToString())
+
+    return item
+
+
+async def _write_last(context: grpc.aio.ServicerContext[Any, Any], item: bytes) -> None:
+    """Write a stream's error item; a client already gone is no failure of ours."""
+    with contextlib.suppress(Exception):
+        await context.write(item)
 
 
 def _reset_seconds(verdict: Verdict) -> int:

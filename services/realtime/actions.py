@@ -12,7 +12,13 @@ from services.conversations.actions import ConversationsActions
 from services.conversations.models import Kind
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock
-from services.core.errors import Aborted, FailedPrecondition, invalid_field
+from services.core.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    OutOfRange,
+    invalid_field,
+)
 from services.core.ids import new_id
 from services.core.principal import Principal, User, require_app, require_user_or_app
 from services.core.protoconv import timestamp
@@ -45,10 +51,25 @@ def presence_proto(app_id: str, presence: Presence) -> pb.Presence:
                        last_seen_time=timestamp(presence.last_seen))
 
 
+RESYNC = "resync with the list RPCs, then subscribe without a token"
+
+
 def token_expired() -> FailedPrecondition:
     return FailedPrecondition(
-        "RESUME_TOKEN_EXPIRED", "the resume token is older than the events kept: resync "
-        "with the list RPCs, then subscribe without a token")
+        "RESUME_TOKEN_EXPIRED", f"the resume token is older than the events kept: {RESYNC}")
+
+
+def token_foreign() -> InvalidArgument:
+    return InvalidArgument(
+        "RESUME_TOKEN_FOREIGN", "the resume token belongs to another event log (another "
+        f"deployment, or this app's log was reset): {RESYNC}")
+
+
+def token_ahead(position: int, newest: int) -> OutOfRange:
+    return OutOfRange(
+        "RESUME_TOKEN_AHEAD", f"the resume token points at event {position}, past the "
+        f"newest event ({newest}), so this event log did not issue it: {RESYNC}",
+        metadata={"position": str(position), "newest_position": str(newest)})
 
 
 class RealtimeActions:
@@ -75,7 +96,11 @@ class RealtimeActions:
         if decoded is None:
             raise invalid_field("resume_token", "is not a resume token of this server")
         log_id, position = decoded
-        if log_id != head.log_id or position < head.purged_through or position > head.position:
+        if log_id != head.log_id:
+            raise token_foreign()
+        if position > head.position:
+            raise token_ahead(position, head.position)
+        if position < head.purged_through:
             raise token_expired()
         return position, head.position
 

@@ -38,7 +38,8 @@ def runtime_config(tmp_path: Path, **changes: Any) -> EdgeConfig:
     return edge_config(contract_services(), listen=settings.http_listen,
                        upstream=settings.listen, descriptor_path=str(tmp_path / "caas.binpb"),
                        cors_origins=settings.cors_origins,
-                       max_request_bytes=settings.max_request_bytes)
+                       max_request_bytes=settings.max_request_bytes,
+                       max_connections=settings.http_max_connections)
 
 
 def transcoder(config: dict[str, Any]) -> dict[str, Any]:

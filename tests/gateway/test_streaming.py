@@ -15,14 +15,15 @@ from typing import Any
 import grpc
 import pytest
 from caas.type.v1 import access_pb2
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
+from google.rpc import error_details_pb2, status_pb2
 
 from services.core.db.transient import is_transient
 from services.core.errors import Unauthenticated, limit_exceeded
 from services.core.principal import Anonymous, Principal, User
-from services.gateway.gateway import Call, Gateway
+from services.gateway.gateway import TRANSCODED_HEADER, Call, Gateway
 from services.gateway.ratelimit import InProcessRateLimiter
 from services.gateway.validation import RequestValidator
 from tests.gateway.test_gateway import OnePlan
@@ -35,23 +36,29 @@ def _test_file() -> descriptor_pool.DescriptorPool:
     """caas.test.v1: TickService.Ticks (server streaming, users only) and
     UploadService.Upload (client streaming)."""
     pool = descriptor_pool.DescriptorPool()
-    for dependency in (descriptor_pb2.DESCRIPTOR, access_pb2.DESCRIPTOR):
+    for dependency in (descriptor_pb2.DESCRIPTOR, access_pb2.DESCRIPTOR, any_pb2.DESCRIPTOR,
+                       status_pb2.DESCRIPTOR):
         proto = descriptor_pb2.FileDescriptorProto()
         dependency.CopyToProto(proto)
         pool.Add(proto)
     file = descriptor_pb2.FileDescriptorProto(
         name="caas/test/v1/ticks.proto", package="caas.test.v1", syntax="proto3",
-        dependency=["caas/type/v1/access.proto"])
+        dependency=["caas/type/v1/access.proto", "google/rpc/status.proto"])
     request = file.message_type.add(name="TickRequest")
     request.field.add(name="count", number=1, type=FIELD.TYPE_INT32, label=FIELD.LABEL_OPTIONAL)
     request.field.add(name="then", number=2, type=FIELD.TYPE_STRING, label=FIELD.LABEL_OPTIONAL)
-    file.message_type.add(name="Tick").field.add(
+    tick = file.message_type.add(name="Tick")
+    tick.field.add(name="n", number=1, type=FIELD.TYPE_INT32, label=FIELD.LABEL_OPTIONAL)
+    tick.field.add(name="error", number=2, type=FIELD.TYPE_MESSAGE,
+                   type_name=".google.rpc.Status", label=FIELD.LABEL_OPTIONAL)
+    file.message_type.add(name="Bare").field.add(
         name="n", number=1, type=FIELD.TYPE_INT32, label=FIELD.LABEL_OPTIONAL)
-    for service, method, client_streaming in (("TickService", "Ticks", False),
-                                              ("UploadService", "Upload", True)):
+    for service, method, client_streaming, item in (
+            ("TickService", "Ticks", False, "Tick"), ("UploadService", "Upload", True, "Tick"),
+            ("BareService", "Bare", False, "Bare")):
         rpc = file.service.add(name=service).method.add(
             name=method, input_type=".caas.test.v1.TickRequest",
-            output_type=".caas.test.v1.Tick", server_streaming=True,
+            output_type=f".caas.test.v1.{item}", server_streaming=True,
             client_streaming=client_streaming)
         rpc.options.Extensions[access_pb2.access].allow.append(access_pb2.PRINCIPAL_USER)
     pool.Add(file)
@@ -238,8 +245,6 @@ async def test_a_client_cancel_closes_the_servicer_generator(rig: Rig) -> None:
 
 async def test_draining_ends_an_idle_stream_with_unavailable(rig: Rig) -> None:
     call = rig.ticks(TickRequest(then="idle"), metadata=bearer("user"))
-    # The headers arrive before any item.
-    assert "x-request-id" in as_dict(await call.initial_metadata())
     await rig.ticker.idle.wait()
     rig.gateway.start_draining()
     received, got = await asyncio.wait_for(collect(call), 5)
@@ -276,3 +281,86 @@ def test_client_streaming_rpcs_are_refused_at_startup() -> None:
     gateway = Gateway(UsersOnly(), InProcessRateLimiter(60), OnePlan(), RequestValidator())
     with pytest.raises(TypeError, match="client-streaming and bidirectional RPCs are not served"):
         gateway.handlers(POOL.FindServiceByName("caas.test.v1.UploadService"), Uploads())
+
+
+JSON = (TRANSCODED_HEADER, "json")  # what the edge guard adds to a JSON request
+
+
+async def items(call: grpc.aio.UnaryStreamCall[Any, Any]
+                ) -> tuple[list[Any], ErrorDetails | None]:
+    """The items received, whole, and how the stream failed (None if it ended OK)."""
+    received: list[Any] = []
+    try:
+        async for tick in call:
+            received.append(tick)
+    except grpc.aio.AioRpcError as error:
+        return received, details(error)
+    return received, None
+
+
+async def test_a_failure_before_the_first_item_sends_no_headers_first(rig: Rig) -> None:
+    # Trailers-only: what lets Envoy answer a JSON caller with an HTTP error status.
+    call = rig.ticks(TickRequest(count=0, then="refuse"),
+                     metadata=(*bearer("user"), ("x-request-id", "early-1"), JSON))
+    received, got = await items(call)
+    assert received == [] and got is not None and got.reason == "LIMIT_EXCEEDED"
+    assert "x-request-id" not in as_dict(await call.initial_metadata())
+    assert got.trailers["x-request-id"] == "early-1"
+    assert got.trailers["x-ratelimit-limit"] == "10"
+
+
+async def test_a_json_stream_failing_after_it_started_ends_with_an_error_item(
+        rig: Rig) -> None:
+    call = rig.ticks(TickRequest(count=2, then="refuse"), metadata=(*bearer("user"), JSON))
+    received, got = await items(call)
+    assert [t.n for t in received[:2]] == [1, 2] and not received[0].HasField("error")
+    assert len(received) == 3 and received[2].n == 0
+    last = received[2].error
+    assert got is not None and (last.code, last.message) == (got.code.value[0], got.message)
+    info = error_details_pb2.ErrorInfo()
+    assert last.details[0].Unpack(info) and info.reason == "LIMIT_EXCEEDED"
+    assert got.reason == "LIMIT_EXCEEDED"  # and the call's status says the same
+
+
+async def test_a_draining_json_stream_ends_with_unavailable_and_retry_info(rig: Rig) -> None:
+    def drain_before_the_second(n: int) -> None:
+        if n == 2:
+            rig.gateway.start_draining()
+
+    rig.ticker.before_yield = drain_before_the_second
+    received, got = await items(rig.ticks(TickRequest(count=5),
+                                          metadata=(*bearer("user"), JSON)))
+    # The item in flight when the drain cancels the write may or may not go out.
+    assert [t.n for t in received] in ([1, 2, 0], [1, 0]) and got is not None
+    last = received[-1].error
+    assert last.code == grpc.StatusCode.UNAVAILABLE.value[0]
+    retry = error_details_pb2.RetryInfo()
+    assert any(d.Unpack(retry) for d in last.details) and retry.retry_delay.seconds == 1
+
+
+async def test_a_bug_in_a_json_stream_ends_with_internal_and_no_traceback(rig: Rig) -> None:
+    received, got = await items(rig.ticks(
+        TickRequest(count=1, then="bug"),
+        metadata=(*bearer("user"), ("x-request-id", "boom-3"), JSON)))
+    assert len(received) == 2 and got is not None
+    last = received[-1].error
+    assert (last.code, last.message) == (grpc.StatusCode.INTERNAL.value[0],
+                                         "internal error; report request id boom-3")
+    assert "hunter2" not in str(last)
+
+
+async def test_a_gRPC_stream_gets_no_error_item(rig: Rig) -> None:
+    received, got = await items(rig.ticks(TickRequest(count=1, then="refuse"),
+                                          metadata=bearer("user")))
+    assert [t.n for t in received] == [1] and not received[0].HasField("error")
+    assert got is not None and got.reason == "LIMIT_EXCEEDED"
+
+
+def test_a_stream_whose_items_cannot_carry_an_error_is_refused_at_startup() -> None:
+    class Bares:
+        async def Bare(self, request: Any, call: Call) -> Any:
+            raise NotImplementedError
+
+    gateway = Gateway(UsersOnly(), InProcessRateLimiter(60), OnePlan(), RequestValidator())
+    with pytest.raises(TypeError, match="needs a `google.rpc.Status error` field"):
+        gateway.handlers(POOL.FindServiceByName("caas.test.v1.BareService"), Bares())

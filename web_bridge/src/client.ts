@@ -53,6 +53,9 @@ export interface CaasClientOptions {
   refreshMarginMs?: number;
 }
 
+/** Refusals of a resume token: resync with the list RPCs and subscribe afresh. */
+const RESYNC_REASONS = new Set(["RESUME_TOKEN_EXPIRED", "RESUME_TOKEN_FOREIGN", "RESUME_TOKEN_AHEAD"]);
+
 /** The ErrorInfo reason of a failed call ("" if none). */
 export function errorReason(error: unknown): string {
   const connectError = ConnectError.from(error);
@@ -212,7 +215,7 @@ export class Subscription {
       } catch (error) {
         if (this.abort.signal.aborted) break;
         const connectError = ConnectError.from(error);
-        if (errorReason(connectError) === "RESUME_TOKEN_EXPIRED") {
+        if (RESYNC_REASONS.has(errorReason(connectError))) {
           this.resumeToken = "";
           this.handlers.resync?.();
           continue;

@@ -33,7 +33,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63\x61\x61s/apps/v1/apps_service.proto\x12\x0c\x63\x61\x61s.apps.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1c\x63\x61\x61s/apps/v1/resources.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\"\xec\x01\n\x10\x43reateAppRequest\x12@\n\x06\x61pp_id\x18\x01 \x01(\tB)\xe2\x41\x01\x02\xbaH\"r 2\x1e^[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x05\x61ppId\x12\x95\x01\n\x03\x61pp\x18\x02 \x01(\x0b\x32\x11.caas.apps.v1.AppBp\xe2\x41\x01\x02\xbaHi\xba\x01\x63\n\x19\x61pp.display_name_required\x12(display_name must be 1 to 100 characters\x1a\x1cthis.display_name.size() > 0\xc8\x01\x01R\x03\x61pp\"\x8d\x01\n\x11\x43reateAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\x12-\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey\x12$\n\x0e\x61pi_key_secret\x18\x03 \x01(\tR\x0c\x61piKeySecret\"d\n\rGetAppRequest\x12S\n\x04name\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x04name\"5\n\x0eGetAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\"c\n\x0fListAppsRequest\x12\'\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"a\n\x10ListAppsResponse\x12%\n\x04\x61pps\x18\x01 \x03(\x0b\x32\x11.caas.apps.v1.AppR\x04\x61pps\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa1\x04\n\x10UpdateAppRequest\x12\x96\x01\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppBq\xe2\x41\x01\x02\xbaHj\xba\x01\x64\n\x0f\x61pp.name_format\x12\x17name must be apps/{app}\x1a\x38this.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$\')\xc8\x01\x01R\x03\x61pp\x12\xad\x01\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskBp\xe2\x41\x01\x02\xbaHi\xba\x01L\n\x15update_mask.not_empty\x12\x1cmust name at least one field\x1a\x15this.paths.size() > 0\xc8\x01\x01\xe2\x01\x14\x12\x0c\x64isplay_name\x12\x04planR\nupdateMask:\xc3\x01\xbaH\xbf\x01\x1a\xbc\x01\n!update_app.display_name_not_empty\x12\x46\x61pp.display_name must be 1 to 100 characters when update_mask names it\x1aO!(\'display_name\' in this.update_mask.paths) || this.app.display_name.size() > 0\"8\n\x11UpdateAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\"\xa3\x01\n\x13\x43reateApiKeyRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\x33\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyB\x04\xe2\x41\x01\x01R\x06\x61piKey\"]\n\x14\x43reateApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\"\xbf\x01\n\x12ListApiKeysRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"n\n\x13ListApiKeysResponse\x12/\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x07\x61piKeys\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x82\x01\n\x13RevokeApiKeyRequest\x12k\n\x04name\x18\x01 \x01(\tBW\xe2\x41\x01\x02\xfa\x41\x11\n\x0f\x63\x61\x61s.dev/ApiKey\xbaH<r:28^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/apiKeys/[a-z2-7]{16}$R\x04name\"E\n\x14RevokeApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey2\xe9\x07\n\x0b\x41ppsService\x12\x7f\n\tCreateApp\x12\x1e.caas.apps.v1.CreateAppRequest\x1a\x1f.caas.apps.v1.CreateAppResponse\"1\xda\x41\napp,app_id\xca\xf3\x18\x03\n\x01\x02\xd2\xf3\x18\x04\n\x02 2\x82\xd3\xe4\x93\x02\x0f\"\x08/v1/apps:\x03\x61pp\x12u\n\x06GetApp\x12\x1b.caas.apps.v1.GetAppRequest\x1a\x1c.caas.apps.v1.GetAppResponse\"0\xda\x41\x04name\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/{name=apps/*}\x12i\n\x08ListApps\x12\x1d.caas.apps.v1.ListAppsRequest\x1a\x1e.caas.apps.v1.ListAppsResponse\"\x1e\xca\xf3\x18\x03\n\x01\x02\xd2\xf3\x18\x03\n\x01\x1f\x82\xd3\xe4\x93\x02\n\x12\x08/v1/apps\x12\x91\x01\n\tUpdateApp\x12\x1e.caas.apps.v1.UpdateAppRequest\x1a\x1f.caas.apps.v1.UpdateAppResponse\"C\xda\x41\x0f\x61pp,update_mask\xca\xf3\x18\x03\n\x01\x02\xd2\xf3\x18\x04\n\x02 (\x82\xd3\xe4\x93\x02\x1c\x32\x15/v1/{app.name=apps/*}:\x03\x61pp\x12\xa4\x01\n\x0c\x43reateApiKey\x12!.caas.apps.v1.CreateApiKeyRequest\x1a\".caas.apps.v1.CreateApiKeyResponse\"M\xda\x41\x0eparent,api_key\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02&\"\x1b/v1/{parent=apps/*}/apiKeys:\x07\x61pi_key\x12\x90\x01\n\x0bListApiKeys\x12 .caas.apps.v1.ListApiKeysRequest\x1a!.caas.apps.v1.ListApiKeysResponse\"<\xda\x41\x06parent\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x04\n\x02\x15\x1f\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{parent=apps/*}/apiKeys\x12\x9b\x01\n\x0cRevokeApiKey\x12!.caas.apps.v1.RevokeApiKeyRequest\x1a\".caas.apps.v1.RevokeApiKeyResponse\"D\xda\x41\x04name\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\'\"\"/v1/{name=apps/*/apiKeys/*}:revoke:\x01*\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB!Z\x1f\x63\x61\x61s/gen/go/caas/apps/v1;appsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63\x61\x61s/apps/v1/apps_service.proto\x12\x0c\x63\x61\x61s.apps.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1c\x63\x61\x61s/apps/v1/resources.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\"\x85\x01\n\x10\x43reateAppRequest\x12@\n\x06\x61pp_id\x18\x01 \x01(\tB)\xe2\x41\x01\x02\xbaH\"r 2\x1e^[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x05\x61ppId\x12/\n\x03\x61pp\x18\x02 \x01(\x0b\x32\x11.caas.apps.v1.AppB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x03\x61pp\"\x8d\x01\n\x11\x43reateAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\x12-\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey\x12$\n\x0e\x61pi_key_secret\x18\x03 \x01(\tR\x0c\x61piKeySecret\"d\n\rGetAppRequest\x12S\n\x04name\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x04name\"5\n\x0eGetAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\"c\n\x0fListAppsRequest\x12\'\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"a\n\x10ListAppsResponse\x12%\n\x04\x61pps\x18\x01 \x03(\x0b\x32\x11.caas.apps.v1.AppR\x04\x61pps\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdb\x02\n\x10UpdateAppRequest\x12\x96\x01\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppBq\xe2\x41\x01\x02\xbaHj\xba\x01\x64\n\x0f\x61pp.name_format\x12\x17name must be apps/{app}\x1a\x38this.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$\')\xc8\x01\x01R\x03\x61pp\x12\xad\x01\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskBp\xe2\x41\x01\x02\xbaHi\xba\x01L\n\x15update_mask.not_empty\x12\x1cmust name at least one field\x1a\x15this.paths.size() > 0\xc8\x01\x01\xe2\x01\x14\x12\x0c\x64isplay_name\x12\x04planR\nupdateMask\"8\n\x11UpdateAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\"\xa3\x01\n\x13\x43reateApiKeyRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\x33\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyB\x04\xe2\x41\x01\x01R\x06\x61piKey\"]\n\x14\x43reateApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\"\xbf\x01\n\x12ListApiKeysRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"n\n\x13ListApiKeysResponse\x12/\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x07\x61piKeys\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x82\x01\n\x13RevokeApiKeyRequest\x12k\n\x04name\x18\x01 \x01(\tBW\xe2\x41\x01\x02\xfa\x41\x11\n\x0f\x63\x61\x61s.dev/ApiKey\xbaH<r:28^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/apiKeys/[a-z2-7]{16}$R\x04name\"E\n\x14RevokeApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey2\xe9\x07\n\x0b\x41ppsService\x12\x7f\n\tCreateApp\x12\x1e.caas.apps.v1.CreateAppRequest\x1a\x1f.caas.apps.v1.CreateAppResponse\"1\xda\x41\napp,app_id\xca\xf3\x18\x03\n\x01\x02\xd2\xf3\x18\x04\n\x02 2\x82\xd3\xe4\x93\x02\x0f\"\x08/v1/apps:\x03\x61pp\x12u\n\x06GetApp\x12\x1b.caas.apps.v1.GetAppRequest\x1a\x1c.caas.apps.v1.GetAppResponse\"0\xda\x41\x04name\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/{name=apps/*}\x12i\n\x08ListApps\x12\x1d.caas.apps.v1.ListAppsRequest\x1a\x1e.caas.apps.v1.ListAppsResponse\"\x1e\xca\xf3\x18\x03\n\x01\x02\xd2\xf3\x18\x03\n\x01\x1f\x82\xd3\xe4\x93\x02\n\x12\x08/v1/apps\x12\x91\x01\n\tUpdateApp\x12\x1e.caas.apps.v1.UpdateAppRequest\x1a\x1f.caas.apps.v1.UpdateAppResponse\"C\xda\x41\x0f\x61pp,update_mask\xca\xf3\x18\x03\n\x01\x02\xd2\xf3\x18\x04\n\x02 (\x82\xd3\xe4\x93\x02\x1c\x32\x15/v1/{app.name=apps/*}:\x03\x61pp\x12\xa4\x01\n\x0c\x43reateApiKey\x12!.caas.apps.v1.CreateApiKeyRequest\x1a\".caas.apps.v1.CreateApiKeyResponse\"M\xda\x41\x0eparent,api_key\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02&\"\x1b/v1/{parent=apps/*}/apiKeys:\x07\x61pi_key\x12\x90\x01\n\x0bListApiKeys\x12 .caas.apps.v1.ListApiKeysRequest\x1a!.caas.apps.v1.ListApiKeysResponse\"<\xda\x41\x06parent\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x04\n\x02\x15\x1f\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{parent=apps/*}/apiKeys\x12\x9b\x01\n\x0cRevokeApiKey\x12!.caas.apps.v1.RevokeApiKeyRequest\x1a\".caas.apps.v1.RevokeApiKeyResponse\"D\xda\x41\x04name\xca\xf3\x18\x04\n\x02\x02\x03\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\'\"\"/v1/{name=apps/*/apiKeys/*}:revoke:\x01*\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB!Z\x1f\x63\x61\x61s/gen/go/caas/apps/v1;appsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,7 +44,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEAPPREQUEST'].fields_by_name['app_id']._loaded_options = None
   _globals['_CREATEAPPREQUEST'].fields_by_name['app_id']._serialized_options = b'\342A\001\002\272H\"r 2\036^[a-z][a-z0-9-]{1,38}[a-z0-9]$'
   _globals['_CREATEAPPREQUEST'].fields_by_name['app']._loaded_options = None
-  _globals['_CREATEAPPREQUEST'].fields_by_name['app']._serialized_options = b'\342A\001\002\272Hi\272\001c\n\031app.display_name_required\022(display_name must be 1 to 100 characters\032\034this.display_name.size() > 0\310\001\001'
+  _globals['_CREATEAPPREQUEST'].fields_by_name['app']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
   _globals['_GETAPPREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_GETAPPREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\016\n\014caas.dev/App\272H\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$'
   _globals['_LISTAPPSREQUEST'].fields_by_name['page_size']._loaded_options = None
@@ -55,8 +55,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEAPPREQUEST'].fields_by_name['app']._serialized_options = b'\342A\001\002\272Hj\272\001d\n\017app.name_format\022\027name must be apps/{app}\0328this.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$\')\310\001\001'
   _globals['_UPDATEAPPREQUEST'].fields_by_name['update_mask']._loaded_options = None
   _globals['_UPDATEAPPREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002\272Hi\272\001L\n\025update_mask.not_empty\022\034must name at least one field\032\025this.paths.size() > 0\310\001\001\342\001\024\022\014display_name\022\004plan'
-  _globals['_UPDATEAPPREQUEST']._loaded_options = None
-  _globals['_UPDATEAPPREQUEST']._serialized_options = b'\272H\277\001\032\274\001\n!update_app.display_name_not_empty\022Fapp.display_name must be 1 to 100 characters when update_mask names it\032O!(\'display_name\' in this.update_mask.paths) || this.app.display_name.size() > 0'
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\016\n\014caas.dev/App\272H\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$'
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['api_key']._loaded_options = None
@@ -86,33 +84,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPSSERVICE'].methods_by_name['RevokeApiKey']._loaded_options = None
   _globals['_APPSSERVICE'].methods_by_name['RevokeApiKey']._serialized_options = b'\332A\004name\312\363\030\004\n\002\002\003\322\363\030\004\n\002\025(\202\323\344\223\002\'\"\"/v1/{name=apps/*/apiKeys/*}:revoke:\001*'
   _globals['_CREATEAPPREQUEST']._serialized_start=314
-  _globals['_CREATEAPPREQUEST']._serialized_end=550
-  _globals['_CREATEAPPRESPONSE']._serialized_start=553
-  _globals['_CREATEAPPRESPONSE']._serialized_end=694
-  _globals['_GETAPPREQUEST']._serialized_start=696
-  _globals['_GETAPPREQUEST']._serialized_end=796
-  _globals['_GETAPPRESPONSE']._serialized_start=798
-  _globals['_GETAPPRESPONSE']._serialized_end=851
-  _globals['_LISTAPPSREQUEST']._serialized_start=853
-  _globals['_LISTAPPSREQUEST']._serialized_end=952
-  _globals['_LISTAPPSRESPONSE']._serialized_start=954
-  _globals['_LISTAPPSRESPONSE']._serialized_end=1051
-  _globals['_UPDATEAPPREQUEST']._serialized_start=1054
-  _globals['_UPDATEAPPREQUEST']._serialized_end=1599
-  _globals['_UPDATEAPPRESPONSE']._serialized_start=1601
-  _globals['_UPDATEAPPRESPONSE']._serialized_end=1657
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=1660
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=1823
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=1825
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=1918
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1921
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=2112
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=2114
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=2224
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=2227
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2357
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2359
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2428
-  _globals['_APPSSERVICE']._serialized_start=2431
-  _globals['_APPSSERVICE']._serialized_end=3432
+  _globals['_CREATEAPPREQUEST']._serialized_end=447
+  _globals['_CREATEAPPRESPONSE']._serialized_start=450
+  _globals['_CREATEAPPRESPONSE']._serialized_end=591
+  _globals['_GETAPPREQUEST']._serialized_start=593
+  _globals['_GETAPPREQUEST']._serialized_end=693
+  _globals['_GETAPPRESPONSE']._serialized_start=695
+  _globals['_GETAPPRESPONSE']._serialized_end=748
+  _globals['_LISTAPPSREQUEST']._serialized_start=750
+  _globals['_LISTAPPSREQUEST']._serialized_end=849
+  _globals['_LISTAPPSRESPONSE']._serialized_start=851
+  _globals['_LISTAPPSRESPONSE']._serialized_end=948
+  _globals['_UPDATEAPPREQUEST']._serialized_start=951
+  _globals['_UPDATEAPPREQUEST']._serialized_end=1298
+  _globals['_UPDATEAPPRESPONSE']._serialized_start=1300
+  _globals['_UPDATEAPPRESPONSE']._serialized_end=1356
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=1359
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=1522
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=1524
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=1617
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1620
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1811
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1813
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1923
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=1926
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2056
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2058
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2127
+  _globals['_APPSSERVICE']._serialized_start=2130
+  _globals['_APPSSERVICE']._serialized_end=3131
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -233,6 +234,7 @@ class SubscribeResponse(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     READY_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     resume_token: _builtins.str
     """With an event, a batch (after its last event), `ready` and heartbeats: subscribe
@@ -264,6 +266,15 @@ class SubscribeResponse(_message.Message):
         stream (a replay, a busy conversation): handle each as an `event`.
         """
 
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """JSON streams only (through Envoy, which has no trailers to carry a status to a
+        JSON caller): the stream failed after it had started, and this last item is the
+        status a gRPC client gets as the call's status, e.g. UNAVAILABLE with RetryInfo
+        when the server drains, ABORTED (STREAM_LAGGING) for a stream that fell behind.
+        Resume with the last resume token received before it.
+        """
+
     def __init__(
         self,
         *,
@@ -273,13 +284,14 @@ class SubscribeResponse(_message.Message):
         heartbeat: Global___Heartbeat | None = ...,
         ready: Global___Ready | None = ...,
         events: Global___EventBatch | None = ...,
+        error: _status_pb2.Status | None = ...,
         resume_token: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "heartbeat", b"heartbeat", "item", b"item", "presence", b"presence", "ready", b"ready", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "events", b"events", "heartbeat", b"heartbeat", "item", b"item", "presence", b"presence", "ready", b"ready", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "heartbeat", b"heartbeat", "item", b"item", "presence", b"presence", "ready", b"ready", "resume_token", b"resume_token", "typing", b"typing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "events", b"events", "heartbeat", b"heartbeat", "item", b"item", "presence", b"presence", "ready", b"ready", "resume_token", b"resume_token", "typing", b"typing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["event", "typing", "presence", "heartbeat", "ready", "events"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["event", "typing", "presence", "heartbeat", "ready", "events", "error"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
