@@ -1,7 +1,8 @@
-"""Regenerate everything under gen/ from proto/ — the one command for it.
+"""Regenerate everything under gen/ (and envoy/envoy.json) from proto/ — the one command
+for it.
 
-    python scripts/gen_protos.py           # rewrite gen/
-    python scripts/gen_protos.py --check   # exit 1 if gen/ is stale (CI)
+    python scripts/gen_protos.py           # rewrite gen/ and envoy/envoy.json
+    python scripts/gen_protos.py --check   # exit 1 if either is stale (CI)
 
 Steps:
 1. gen/proto/: the third-party schemas our contracts import, taken from installed
@@ -15,6 +16,9 @@ Steps:
    for tooling.
 4. envoy/envoy.json: the Envoy configuration for the served services, with the default
    addresses (run it from the repository root; `caas serve` renders its own).
+5. gen/python/caas/openapi.json: the OpenAPI 3.1 document of the served services' JSON
+   surface (services/edge/openapi.py), package data of the `caas` package.
+Steps 4 and 5 read the served services from gen/caas.binpb, comments included.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import render_proto
 
 from services.core.settings import Settings
 from services.edge.envoy import edge_config
+from services.edge.openapi import openapi_document
 from services.server import contract_services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,10 +154,13 @@ def _write_descriptor_set(workspace: Path) -> None:
                    cwd=workspace, check=True, env=env)
 
 
+def _descriptor_set(workspace: Path) -> descriptor_pb2.FileDescriptorSet:
+    return descriptor_pb2.FileDescriptorSet.FromString((workspace / "gen/caas.binpb").read_bytes())
+
+
 def _write_envoy_config(workspace: Path) -> None:
     """envoy/envoy.json for the services of gen/caas.binpb, on the default settings."""
-    files = descriptor_pb2.FileDescriptorSet.FromString(
-        (workspace / "gen/caas.binpb").read_bytes())
+    files = _descriptor_set(workspace)
     pool = descriptor_pool.DescriptorPool()
     for file in files.file:
         pool.Add(file)
@@ -169,6 +177,15 @@ def _write_envoy_config(workspace: Path) -> None:
     (workspace / "envoy/envoy.json").write_text(json.dumps(config.render(), indent=2) + "\n")
 
 
+def _write_api_docs(workspace: Path) -> None:
+    """The OpenAPI document of the served services of gen/caas.binpb."""
+    files = _descriptor_set(workspace)
+    served = [s.full_name for s in contract_services()]
+    document = openapi_document(files, served)
+    (workspace / "gen/python/caas/openapi.json").write_text(
+        json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
 def generate(workspace: Path) -> None:
     """(Re)write gen/ inside `workspace`, which holds buf.yaml, buf.gen.yaml and proto/."""
     gen = workspace / "gen"
@@ -180,6 +197,7 @@ def generate(workspace: Path) -> None:
     _write_python(workspace)
     _write_descriptor_set(workspace)
     _write_envoy_config(workspace)
+    _write_api_docs(workspace)
 
 
 def _same_tree(left: Path, right: Path) -> list[str]:
@@ -196,7 +214,8 @@ def _same_tree(left: Path, right: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="fail if gen/ is stale")
+    parser.add_argument("--check", action="store_true",
+                        help="fail if gen/ or envoy/envoy.json is stale")
     args = parser.parse_args()
     if not args.check:
         generate(ROOT)
