@@ -44,6 +44,7 @@ UNARY_TIMEOUT = "60s"
 STREAM_IDLE_TIMEOUT = "120s"  # longer than the server's heartbeat interval
 STREAM_REQUEST_BYTES = 64 * 1024  # a streaming call's request (a Subscribe) is small
 READY_SECONDS = 30.0
+FLUSH_SECONDS = 5.0
 
 
 def descriptor_set(services: Iterable[ServiceDescriptor]) -> bytes:
@@ -124,6 +125,7 @@ class EdgeConfig:
                               "x-request-id, x-ratelimit-limit, x-ratelimit-remaining, "
                               "x-ratelimit-reset, retry-after",
             "max_age": "600",
+            "forward_not_matching_preflights": False,
         }
         # Bodies past the limit get 413 here, before they reach the server: the largest
         # message the server takes, base64-encoded (gRPC-Web text) plus framing.
@@ -154,12 +156,12 @@ class EdgeConfig:
             "match": {"prefix": "/", "headers": grpc_only},
             "route": grpc_route,
         }, {
-            # CORS preflights of allowed origins are answered by the CORS filter before
-            # routing; any other OPTIONS request ends here, never upstream.
+            # CORS preflights: answered by the CORS filter (which needs a route), for
+            # other origins too (forward_not_matching_preflights); the edge guard
+            # refuses any other OPTIONS request, so none goes upstream.
             "match": {"prefix": "/", "headers": [{
                 "name": ":method", "string_match": {"exact": "OPTIONS"}}]},
-            **_not_found("OPTIONS is answered only to CORS preflights (an Origin header "
-                         "of an allowed origin, Access-Control-Request-Method)"),
+            "route": grpc_route,
         }, {
             "match": {"prefix": "/"},
             **_not_found("no RPC has this HTTP path and method"),
@@ -308,6 +310,14 @@ class Envoy:
         return cls(process, admin, port, workdir)
 
     async def stop(self) -> None:
+        """Stop Envoy once the responses in flight are out (at most FLUSH_SECONDS):
+        called after the gRPC server drained, so what is left is only the last bytes
+        of ended calls on their way to clients (a JSON stream's final status item)."""
+        deadline = time.monotonic() + FLUSH_SECONDS
+        while self.process.returncode is None and time.monotonic() < deadline:
+            if await asyncio.to_thread(self._requests_in_flight) == 0:
+                break
+            await asyncio.sleep(0.05)
         if self.process.returncode is None:
             self.process.terminate()
             try:
@@ -316,6 +326,13 @@ class Envoy:
                 self.process.kill()
                 await self.process.wait()
         self._workdir.cleanup()
+
+
+    def _requests_in_flight(self) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            stats = _get(self.admin, "/stats?filter=^http%5C.caas%5C.downstream_rq_active$")
+            return int(stats.rpartition(":")[2])
+        return 0
 
 
 async def _wait_ready(process: Child, admin_file: Path) -> str:

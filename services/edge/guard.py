@@ -223,6 +223,12 @@ function envoy_on_request(handle)
                   .. "(H, M, S, m, u, n)", "REQUEST_MALFORMED")
   end
   if kind == "http" then
+    if headers:get(":method") == "OPTIONS" and (headers:get("origin") == nil
+        or headers:get("access-control-request-method") == nil) then
+      return http_reply(handle, 404, 5, "OPTIONS is answered only to CORS preflights "
+                        .. "(Origin and Access-Control-Request-Method headers)",
+                        "METHOD_NOT_FOUND")
+    end
     headers:add(HEADER, "json")
     return
   end

@@ -64,10 +64,12 @@ def _path_pattern(template: str) -> str:
 
 
 def rules(services: Sequence[ServiceDescriptor]
-          ) -> tuple[list[tuple[str, str, str]], dict[str, dict[str, str]]]:
-    """(HTTP method, Lua path pattern, body message) of every rule with a body, and the
-    schema of every message a body may hold."""
-    found: list[tuple[str, str, str]] = []
+          ) -> tuple[list[tuple[str, str, str, dict[str, str]]], dict[str, dict[str, str]]]:
+    """(HTTP method, Lua path pattern, body message, query parameters) of every rule
+    with a body, and the schema of every message a body may hold. The query
+    parameters are the request's fields outside the path and the body, by JSON and
+    proto name (to their proto name): a body holding one is told where it goes."""
+    found: list[tuple[str, str, str, dict[str, str]]] = []
     schema: dict[str, dict[str, str]] = {}
     for service in services:
         for method in service.methods:
@@ -81,8 +83,12 @@ def rules(services: Sequence[ServiceDescriptor]
                 assert body_type is not None, f"{method.full_name}: body is not a message"
                 message = body_type
             _schema(message, schema)
-            found.append((verb.upper(), _path_pattern(getattr(rule, verb)),
-                          message.full_name))
+            template = getattr(rule, verb)
+            bound = {rule.body, *(v.split(".")[0] for v in
+                                  re.findall(r"\{([^}=]+)", template))}
+            query = {name: field.name for field in method.input_type.fields
+                     if field.name not in bound for name in (field.json_name, field.name)}
+            found.append((verb.upper(), _path_pattern(template), message.full_name, query))
     return found, schema
 
 
@@ -154,9 +160,9 @@ local function unknown_key(body, root)
   end
 end
 
-local function body_type(method, path)
+local function rule_of(method, path)
   for _, rule in ipairs(RULES) do
-    if rule[1] == method and path:find(rule[2]) then return rule[3] end
+    if rule[1] == method and path:find(rule[2]) then return rule end
   end
   return nil
 end
@@ -166,20 +172,25 @@ function envoy_on_request(handle)
   local content_type = headers:get("content-type") or ""
   if content_type:sub(1, 16) ~= "application/json" then return end
   local path = (headers:get(":path") or ""):gsub("%%?.*$", "")
-  local root = body_type(headers:get(":method"), path)
-  if root == nil then return end
+  local rule = rule_of(headers:get(":method"), path)
+  if rule == nil then return end
   local body = handle:body()
   if body == nil then return end
-  local field, message = unknown_key(body:getBytes(0, body:length()), root)
+  local field, message = unknown_key(body:getBytes(0, body:length()), rule[3])
   if field == nil then return end
   field = field:gsub("[^%%w_%%.]", "?")  -- a key is the client's text: keep the reply JSON
+  local description = "no such field in " .. message
+  local query = rule[4][field]
+  if query ~= nil then
+    description = "a query parameter, not a field of the body: ?" .. query .. "=..."
+  end
   local reply = string.format(
-    '{"code":3,"message":"invalid request: %%s: no such field in %%s","details":[' ..
-    '{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"REQUEST_INVALID",' ..
+    '{"code":3,"message":"invalid request: %%s: %%s","details":[' ..
+    '{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"REQUEST_MALFORMED",' ..
     '"domain":"caas.dev","metadata":{}},' ..
     '{"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[' ..
-    '{"field":"%%s","description":"no such field","reason":"field.unknown"}]}]}',
-    field, message, field)
+    '{"field":"%%s","description":"%%s","reason":"field.unknown"}]}]}',
+    field, description, field, description)
   handle:respond({[":status"] = "400", ["content-type"] = "application/json"}, reply)
 end
 """

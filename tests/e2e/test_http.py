@@ -368,7 +368,7 @@ async def test_unknown_json_fields_are_refused_by_name(
                                params={"request_id": uuid.uuid4().hex}, headers=auth(alice))
     assert response.status_code == 400
     code, reason, details = error_body(response)
-    assert (code, reason) == (3, "REQUEST_INVALID")
+    assert (code, reason) == (3, "REQUEST_MALFORMED")
     violations = [v for d in details["details"] if d["@type"].endswith("BadRequest")
                   for v in d["fieldViolations"]]
     assert [v["field"] for v in violations] == [field]

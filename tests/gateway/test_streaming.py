@@ -362,5 +362,5 @@ def test_a_stream_whose_items_cannot_carry_an_error_is_refused_at_startup() -> N
             raise NotImplementedError
 
     gateway = Gateway(UsersOnly(), InProcessRateLimiter(60), OnePlan(), RequestValidator())
-    with pytest.raises(TypeError, match="needs a `google.rpc.Status error` field"):
+    with pytest.raises(TypeError, match=r"needs a `google\.rpc\.Status error` field"):
         gateway.handlers(POOL.FindServiceByName("caas.test.v1.BareService"), Bares())
