@@ -1,8 +1,8 @@
-"""Regenerate everything under gen/ (and envoy/envoy.json) from proto/ — the one command
-for it.
+"""Regenerate everything under gen/ (and envoy/envoy.json, docs/api/) from proto/ — the
+one command for it.
 
-    python scripts/gen_protos.py           # rewrite gen/ and envoy/envoy.json
-    python scripts/gen_protos.py --check   # exit 1 if either is stale (CI)
+    python scripts/gen_protos.py           # rewrite gen/, envoy/envoy.json, docs/api/
+    python scripts/gen_protos.py --check   # exit 1 if any of them is stale (CI)
 
 Steps:
 1. gen/proto/: the third-party schemas our contracts import, taken from installed
@@ -18,7 +18,9 @@ Steps:
    addresses (run it from the repository root; `caas serve` renders its own).
 5. gen/python/caas/openapi.json: the OpenAPI 3.1 document of the served services' JSON
    surface (services/edge/openapi.py), package data of the `caas` package.
-Steps 4 and 5 read the served services from gen/caas.binpb, comments included.
+6. docs/api/: the API reference in Markdown (services/edge/api_reference.py), an index
+   and one page per served service.
+Steps 4-6 read the served services from gen/caas.binpb, comments included.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import render_proto
 
 from services.core.settings import Settings
+from services.edge.api_reference import api_reference
 from services.edge.envoy import edge_config
 from services.edge.openapi import openapi_document
 from services.server import contract_services
@@ -172,18 +175,24 @@ def _write_envoy_config(workspace: Path) -> None:
         services, listen="0.0.0.0:8080", upstream=defaults["listen"],
         descriptor_path="gen/caas.binpb", cors_origins=defaults["cors_origins"],
         max_request_bytes=defaults["max_request_bytes"],
-        max_connections=defaults["http_max_connections"], admin_listen="127.0.0.1:9901")
+        max_connections=defaults["http_max_connections"], admin_listen="127.0.0.1:9901",
+        openapi_path="gen/python/caas/openapi.json")
     (workspace / "envoy").mkdir(exist_ok=True)
     (workspace / "envoy/envoy.json").write_text(json.dumps(config.render(), indent=2) + "\n")
 
 
 def _write_api_docs(workspace: Path) -> None:
-    """The OpenAPI document of the served services of gen/caas.binpb."""
+    """The OpenAPI document and docs/api/, for the served services of gen/caas.binpb."""
     files = _descriptor_set(workspace)
     served = [s.full_name for s in contract_services()]
     document = openapi_document(files, served)
     (workspace / "gen/python/caas/openapi.json").write_text(
         json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    docs = workspace / "docs/api"
+    shutil.rmtree(docs, ignore_errors=True)
+    docs.mkdir(parents=True)
+    for name, text in api_reference(files, served).items():
+        (docs / name).write_text(text)
 
 
 def generate(workspace: Path) -> None:
@@ -215,11 +224,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true",
-                        help="fail if gen/ or envoy/envoy.json is stale")
+                        help="fail if gen/, envoy/envoy.json or docs/api/ is stale")
     args = parser.parse_args()
     if not args.check:
         generate(ROOT)
-        print("gen/ and envoy/envoy.json regenerated")
+        print("gen/, envoy/envoy.json and docs/api/ regenerated")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp)
@@ -229,15 +238,18 @@ def main() -> int:
         shutil.copytree(ROOT / "scripts", workspace / "scripts")
         generate(workspace)
         stale = ["gen/" + rel for rel in _same_tree(workspace / "gen", ROOT / "gen")]
+        stale += ["docs/api/" + rel for rel in _same_tree(workspace / "docs/api",
+                                                          ROOT / "docs/api")]
         if not filecmp.cmp(workspace / "envoy/envoy.json", ROOT / "envoy/envoy.json",
                            shallow=False):
             stale.append("envoy/envoy.json")
     if stale:
-        print("gen/ or envoy/ is stale; run `python scripts/gen_protos.py`. Differences:")
+        print("gen/, envoy/ or docs/api/ is stale; run `python scripts/gen_protos.py`. "
+              "Differences:")
         for rel in stale:
             print("  " + rel)
         return 1
-    print("gen/ and envoy/envoy.json are fresh")
+    print("gen/, envoy/envoy.json and docs/api/ are fresh")
     return 0
 
 

