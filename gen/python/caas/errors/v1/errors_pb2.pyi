@@ -88,8 +88,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_REQUEST_MALFORMED: _ErrorReason.ValueType  # 35
     """The request does not parse: a JSON body that is not valid JSON or UTF-8, a
     value of the wrong type or an unknown enum name (the field is named in a
-    BadRequest field violation when known), an unknown query parameter, a path that
-    cannot be decoded, or a gRPC message that is not the RPC's request type.
+    BadRequest field violation when known), an unknown field or query parameter, a
+    path that cannot be decoded, a malformed grpc-timeout, or a gRPC body that is not
+    one message of the RPC's request type. (An unknown grpc-encoding is UNIMPLEMENTED,
+    as the gRPC protocol says.)
     """
     ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED: _ErrorReason.ValueType  # 36
     """A webhook URL is not one deliveries may go to: not an absolute `https://` URL,
@@ -105,7 +107,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     The named resource does not exist (or the caller may not know it does).
     """
     ERROR_REASON_METHOD_NOT_FOUND: _ErrorReason.ValueType  # 41
-    """No RPC answers this HTTP method and path (JSON), or this gRPC method name."""
+    """No RPC answers this HTTP method and path (JSON), or this gRPC method name
+    (gRPC and gRPC-Web callers get UNIMPLEMENTED, as the gRPC protocol says).
+    """
     ERROR_REASON_RESOURCE_ALREADY_EXISTS: _ErrorReason.ValueType  # 50
     """ALREADY_EXISTS
     A resource with this name exists already.
@@ -153,6 +157,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAVAILABLE
     The server is shutting down or a backing store is unreachable: retry with
     backoff, after the RetryInfo delay when given.
+    """
+    ERROR_REASON_DEADLINE_EXCEEDED: _ErrorReason.ValueType  # 75
+    """DEADLINE_EXCEEDED
+    The call did not finish within its deadline (`grpc-timeout`) or the edge's own
+    time limit: it may or may not have taken effect; retry idempotent calls.
     """
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 80
     """INTERNAL
@@ -231,8 +240,10 @@ app's log was reset. Resync with the list RPCs, then subscribe without a token.
 ERROR_REASON_REQUEST_MALFORMED: ErrorReason.ValueType  # 35
 """The request does not parse: a JSON body that is not valid JSON or UTF-8, a
 value of the wrong type or an unknown enum name (the field is named in a
-BadRequest field violation when known), an unknown query parameter, a path that
-cannot be decoded, or a gRPC message that is not the RPC's request type.
+BadRequest field violation when known), an unknown field or query parameter, a
+path that cannot be decoded, a malformed grpc-timeout, or a gRPC body that is not
+one message of the RPC's request type. (An unknown grpc-encoding is UNIMPLEMENTED,
+as the gRPC protocol says.)
 """
 ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED: ErrorReason.ValueType  # 36
 """A webhook URL is not one deliveries may go to: not an absolute `https://` URL,
@@ -248,7 +259,9 @@ ERROR_REASON_RESOURCE_NOT_FOUND: ErrorReason.ValueType  # 40
 The named resource does not exist (or the caller may not know it does).
 """
 ERROR_REASON_METHOD_NOT_FOUND: ErrorReason.ValueType  # 41
-"""No RPC answers this HTTP method and path (JSON), or this gRPC method name."""
+"""No RPC answers this HTTP method and path (JSON), or this gRPC method name
+(gRPC and gRPC-Web callers get UNIMPLEMENTED, as the gRPC protocol says).
+"""
 ERROR_REASON_RESOURCE_ALREADY_EXISTS: ErrorReason.ValueType  # 50
 """ALREADY_EXISTS
 A resource with this name exists already.
@@ -296,6 +309,11 @@ ERROR_REASON_UNAVAILABLE: ErrorReason.ValueType  # 70
 """UNAVAILABLE
 The server is shutting down or a backing store is unreachable: retry with
 backoff, after the RetryInfo delay when given.
+"""
+ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason.ValueType  # 75
+"""DEADLINE_EXCEEDED
+The call did not finish within its deadline (`grpc-timeout`) or the edge's own
+time limit: it may or may not have taken effect; retry idempotent calls.
 """
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 80
 """INTERNAL
