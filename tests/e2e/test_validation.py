@@ -19,6 +19,7 @@ from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.auth.v1 import resources_pb2 as auth_res
 from caas.conversations.v1 import conversations_service_pb2
 from caas.messages.v1 import messages_service_pb2
+from caas.messages.v1 import resources_pb2 as msg_res
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.type.v1 import access_pb2
 from caas.users.v1 import users_service_pb2
@@ -276,6 +277,20 @@ def test_every_contract_rule_has_a_case() -> None:
     message_rules = {(method.name, rule) for service in SERVICES for method in service.methods
                      for rule in _message_rules(method.input_type)}
     assert message_rules - covered_ids == set(), "message rules without a validation case"
+
+
+async def test_a_missing_required_field_says_it_is_required(
+        client: Client, app: AppHandle) -> None:
+    # No pattern or length talk for a field that is simply absent (AIP-203).
+    session = await sign_in(client, app, "req")
+    got = await expect_error(client.messages.CreateMessage(
+        messages_service_pb2.CreateMessageRequest(
+            parent=f"{app.name}/conversations/c1",
+            message=msg_res.Message(text="hi")),
+        metadata=bearer(session.credentials.access_token)),
+        grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
+    assert got.message == "invalid request: request_id: is required"
+    assert got.field_violations == {"request_id": "required"}
 
 
 async def test_malformed_request_bytes_are_invalid_argument(

@@ -8,7 +8,7 @@ import pytest
 
 from services.conversations.actions import NewConversation
 from services.conversations.models import Kind
-from services.core.errors import FailedPrecondition
+from services.core.errors import FailedPrecondition, InvalidArgument, OutOfRange
 from services.core.principal import User
 from services.messages.actions import Outgoing
 from services.realtime.hub import encode_token
@@ -44,3 +44,25 @@ async def test_a_token_behind_the_purge_horizon_is_expired(runtime: Runtime) -> 
     fresh = runtime.realtime.subscribe(bob, "alpha", "bob", latest, "")
     assert await anext(fresh)  # `ready`
     await fresh.aclose()
+
+
+async def test_a_token_of_another_log_or_from_the_future_is_not_called_expired(
+        runtime: Runtime) -> None:
+    alice = User("alpha", "alice", "s1")
+    conversation, _ = await runtime.conversations.do_create(
+        alice, "alpha", NewConversation(Kind.GROUP))
+    await runtime.messages.do_send(alice, "alpha", conversation.conversation_id,
+                                   Outgoing("m"), "r1")
+    head = await runtime.stores.events.head("alpha")
+    with pytest.raises(InvalidArgument) as foreign:
+        await anext(runtime.realtime.subscribe(
+            alice, "alpha", "alice", encode_token("another-log", head.position), ""))
+    assert foreign.value.reason == "RESUME_TOKEN_FOREIGN"
+    assert "another event log" in foreign.value.message
+    with pytest.raises(OutOfRange) as ahead:
+        await anext(runtime.realtime.subscribe(
+            alice, "alpha", "alice", encode_token(head.log_id, head.position + 5), ""))
+    assert ahead.value.reason == "RESUME_TOKEN_AHEAD"
+    assert ahead.value.metadata == {"position": str(head.position + 5),
+                                    "newest_position": str(head.position)}
+    assert "past the newest event" in ahead.value.message
