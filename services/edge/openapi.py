@@ -54,8 +54,9 @@ WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$",
                                  "description": "Seconds with an `s` suffix, e.g. `1.5s`."},
     "google.protobuf.FieldMask": {
-        "type": "string", "description": "Field paths separated by commas, in "
-                                         "lowerCamelCase, e.g. `displayName,metadata`."},
+        "type": "string", "description": "Field paths separated by commas, e.g. "
+                                         "`displayName,metadata` (lowerCamelCase; in a query "
+                                         "parameter the proto names work too)."},
     "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
     "google.protobuf.Value": {"description": "Any JSON value."},
     "google.protobuf.ListValue": {"type": "array", "items": {}},
