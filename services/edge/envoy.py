@@ -345,7 +345,10 @@ class Envoy:
                 break
             await asyncio.sleep(0.05)
         if self.process.returncode is None:
-            self.process.terminate()
+            try:  # asked through its admin API, Envoy exits without a word
+                await asyncio.to_thread(_post, self.admin, "/quitquitquit")
+            except OSError:
+                self.process.terminate()
             try:
                 await asyncio.wait_for(self.process.wait(), 10)
             except TimeoutError:
@@ -384,6 +387,12 @@ def _ready_admin(admin_file: Path) -> str | None:
 def _get(admin: str, path: str) -> str:
     with urllib.request.urlopen(f"http://{admin}{path}", timeout=2) as response:
         return str(response.read().decode().strip())
+
+
+def _post(admin: str, path: str) -> None:
+    request = urllib.request.Request(f"http://{admin}{path}", method="POST")
+    with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - http:// above
+        response.read()
 
 
 def _listener_port(admin: str) -> int:

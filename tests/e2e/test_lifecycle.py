@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
@@ -47,6 +48,21 @@ async def test_cli_creates_an_app_the_server_accepts(tmp_path: Path) -> None:
     finally:
         await client.close()
         assert server.process.stop() == 0
+
+
+def test_a_start_and_stop_log_nothing_but_json_lines(tmp_path: Path) -> None:
+    """No gRPC fork-handler line, no Envoy warning (a downstream connection limit is
+    configured; Envoy is stopped through its admin API): every line an operator sees
+    is a JSON log record."""
+    server = start_caas(tmp_path, http=True)
+    with httpx.Client(base_url=server.http_url) as http:
+        assert http.get("/openapi.json").status_code == 200
+    assert server.process.stop() == 0
+    lines = [line for line in server.process.lines if line.strip()]
+    assert any('"message": "http serving"' in line for line in lines)
+    assert any('"message": "stopped"' in line for line in lines)
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line
 
 
 def test_bad_settings_stop_the_server_with_a_clear_message(tmp_path: Path) -> None:
