@@ -326,6 +326,7 @@ class Gateway:
         `error_item(status)` before its status: JSON callers get no trailers."""
         started = time.perf_counter()
         request_id, authorization, transcoded = _headers(context.invocation_metadata())
+        last_item = error_item if transcoded else None
         if not _REQUEST_ID.fullmatch(request_id):
             request_id = secrets.token_hex(12)
         if access_log.isEnabledFor(logging.DEBUG):
@@ -341,7 +342,8 @@ class Gateway:
             return result
         except DomainError as error:
             status = error.code.name
-            await self._fail(context, state, error, error_item if transcoded else None)
+            await _end(context, state, error.code, error.message, rpc_status(error),
+                       state.headers(), last_item)
             raise  # unreachable: abort raises
         except asyncio.CancelledError:
             status = "CANCELLED"  # the client went away, or the server stopped
@@ -356,31 +358,17 @@ class Gateway:
                                   extra={"request_id": request_id, "method": method})
                 outage = Unavailable("UNAVAILABLE", "a backing store is unavailable: retry",
                                      retry_after=timedelta(seconds=1))
-                await self._fail(context, state, outage, error_item if transcoded else None)
+                await _end(context, state, outage.code, outage.message, rpc_status(outage),
+                           state.headers(), last_item)
             status = "INTERNAL"
             error_log.exception("unexpected error in %s", method,
                                 extra={"request_id": request_id, "method": method})
             code, message, details = internal_status(request_id)
-            if transcoded and error_item is not None and state.started:
-                await _write_last(context, error_item(details))
-            trailers = [("x-request-id", request_id),
-                        (STATUS_DETAILS_KEY, details.SerializeToString())]
-            await context.abort(code, message, trailing_metadata=tuple(trailers))
+            await _end(context, state, code, message, details,
+                       [("x-request-id", request_id)], last_item)
             raise
         finally:
             _log_access(method, status, started, request_id, state.principal)
-
-    @staticmethod
-    async def _fail(context: grpc.aio.ServicerContext[Any, Any], state: _CallState,
-                    error: DomainError,
-                    error_item: Callable[[status_pb2.Status], bytes] | None) -> None:
-        """End the call with `error` (raises); a started stream gets
-        `error_item(status)` first when given."""
-        details = rpc_status(error)
-        if error_item is not None and state.started:
-            await _write_last(context, error_item(details))
-        trailers = [*state.headers(), (STATUS_DETAILS_KEY, details.SerializeToString())]
-        await context.abort(error.code, error.message, trailing_metadata=tuple(trailers))
 
     async def _admit(self, state: _CallState, method: str, allowed: frozenset[int],
                      authorization: str | None, request: Any) -> None:
@@ -448,10 +436,18 @@ def _error_item(output: pb_descriptor.Descriptor) -> Callable[[status_pb2.Status
     return item
 
 
-async def _write_last(context: grpc.aio.ServicerContext[Any, Any], item: bytes) -> None:
-    """Write a stream's error item; a client already gone is no failure of ours."""
-    with contextlib.suppress(Exception):
-        await context.write(item)
+async def _end(context: grpc.aio.ServicerContext[Any, Any], state: _CallState,
+               code: grpc.StatusCode, message: str, details: status_pb2.Status,
+               headers: list[tuple[str, str]],
+               last_item: Callable[[status_pb2.Status], bytes] | None) -> None:
+    """End the call with a status (raises AbortError): `details` and `headers` in its
+    trailers; a stream that started, of a JSON caller, writes `last_item(details)`
+    first (a client already gone is no failure of ours)."""
+    if last_item is not None and state.started:
+        with contextlib.suppress(Exception):
+            await context.write(last_item(details))
+    await context.abort(code, message, trailing_metadata=(
+        *headers, (STATUS_DETAILS_KEY, details.SerializeToString())))
 
 
 def _reset_seconds(verdict: Verdict) -> int:
