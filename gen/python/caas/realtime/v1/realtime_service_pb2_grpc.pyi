@@ -43,7 +43,10 @@ class RealtimeServiceStub:
     token received delivers every event missed since, in order and exactly once,
     then live events with no gap — from any server process, after any time within
     the event retention. A token older than that fails with FAILED_PRECONDITION
-    (RESUME_TOKEN_EXPIRED): resync with the list RPCs and subscribe without one.
+    (RESUME_TOKEN_EXPIRED), a token of another event log (another deployment, or a
+    log that was reset) with INVALID_ARGUMENT (RESUME_TOKEN_FOREIGN), and one past
+    the newest event with OUT_OF_RANGE (RESUME_TOKEN_AHEAD): in each case, resync
+    with the list RPCs and subscribe without a token.
 
     After the missed events the stream sends `ready`. A heartbeat comes at least
     every `heartbeat_interval` (15 s); a client that hears nothing for two
@@ -84,7 +87,10 @@ class RealtimeServiceAsyncStub(RealtimeServiceStub):
     token received delivers every event missed since, in order and exactly once,
     then live events with no gap — from any server process, after any time within
     the event retention. A token older than that fails with FAILED_PRECONDITION
-    (RESUME_TOKEN_EXPIRED): resync with the list RPCs and subscribe without one.
+    (RESUME_TOKEN_EXPIRED), a token of another event log (another deployment, or a
+    log that was reset) with INVALID_ARGUMENT (RESUME_TOKEN_FOREIGN), and one past
+    the newest event with OUT_OF_RANGE (RESUME_TOKEN_AHEAD): in each case, resync
+    with the list RPCs and subscribe without a token.
 
     After the missed events the stream sends `ready`. A heartbeat comes at least
     every `heartbeat_interval` (15 s); a client that hears nothing for two
@@ -128,7 +134,10 @@ class RealtimeServiceServicer(metaclass=_abc_1.ABCMeta):
         token received delivers every event missed since, in order and exactly once,
         then live events with no gap — from any server process, after any time within
         the event retention. A token older than that fails with FAILED_PRECONDITION
-        (RESUME_TOKEN_EXPIRED): resync with the list RPCs and subscribe without one.
+        (RESUME_TOKEN_EXPIRED), a token of another event log (another deployment, or a
+        log that was reset) with INVALID_ARGUMENT (RESUME_TOKEN_FOREIGN), and one past
+        the newest event with OUT_OF_RANGE (RESUME_TOKEN_AHEAD): in each case, resync
+        with the list RPCs and subscribe without a token.
 
         After the missed events the stream sends `ready`. A heartbeat comes at least
         every `heartbeat_interval` (15 s); a client that hears nothing for two
