@@ -10,6 +10,7 @@ from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 
 from tests.conftest import AppHandle, expect_error
 from tests.support.chat import GROUP, Person
+from tests.support.client import details
 from tests.support.stream import Stream, subscribed
 
 
@@ -146,12 +147,14 @@ async def test_bad_tokens_get_clear_statuses(alice: Person, mallory: Person) -> 
     await stream.close()
     error = await Stream(alice, "not-a-token").error()
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    # A token of another app's log, or past the end of this one: resync.
-    for bad in (token, token.rsplit(".", 1)[0] + ".999999"):
-        owner = mallory if bad == token else alice
-        error = await Stream(owner, bad).error()
-        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "resync" in (error.details() or "")
+    # A token of another app's log, or past the end of this one: each says so; resync.
+    ahead = token.rsplit(".", 1)[0] + ".999999"
+    for owner, bad, code, reason in (
+            (mallory, token, grpc.StatusCode.INVALID_ARGUMENT, "RESUME_TOKEN_FOREIGN"),
+            (alice, ahead, grpc.StatusCode.OUT_OF_RANGE, "RESUME_TOKEN_AHEAD")):
+        got = details(await Stream(owner, bad).error())
+        assert (got.code, got.reason) == (code, reason)
+        assert "resync" in got.message
 
 
 async def test_typing_reaches_the_other_members(alice: Person, bob: Person,
