@@ -81,6 +81,7 @@ def edge(settings: Settings, upstream: str
 
 
 PURGE_EVERY_SECONDS = 3600
+STREAM_END_SECONDS = 1.0  # for ended streams to send their status
 GC_THRESHOLD = 50_000  # allocations between young-generation collections (default 700)
 
 
@@ -152,17 +153,25 @@ class Server:
         return cls(runtime, server, health_servicer, names, port)
 
     async def stop(self) -> None:
-        """Stop accepting calls, let in-flight ones finish within the grace period,
-        cancel the rest, then close the stores."""
+        """Drain, then close the stores: refuse new calls with UNAVAILABLE (health
+        NOT_SERVING), let the unary calls in flight finish within the grace period,
+        then end the streams with UNAVAILABLE and stop; what still runs at the end of
+        the grace is cancelled."""
         if self._stopped:
             return
         self._stopped = True
+        gateway = self.runtime.gateway
         grace = self.runtime.settings.shutdown_grace.total_seconds()
-        self.runtime.gateway.start_draining()
+        deadline = asyncio.get_running_loop().time() + grace
+        gateway.start_draining()
         self._purging.cancel()
         await self._health.enter_graceful_shutdown()
         log.info("shutting down", extra={"grace_seconds": grace})
-        await self._server.stop(grace)
+        if not await gateway.unary_calls_done(deadline):
+            log.warning("calls still running at the end of the shutdown grace are cancelled")
+        gateway.end_streams()
+        await self._server.stop(max(STREAM_END_SECONDS,
+                                    deadline - asyncio.get_running_loop().time()))
         await self.runtime.close()
         log.info("stopped")
 
@@ -182,8 +191,10 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stopping.set)
     try:
         host = settings.listen.rpartition(":")[0]
-        async with edge(settings, f"{host}:{server.port}"):
+        async with edge(settings, f"{host}:{server.port}") as envoy:
             await stopping.wait()
+            if envoy is not None:
+                await envoy.fail_health()  # load balancers stop sending new clients
             # Drain first, with Envoy still relaying: streams end with UNAVAILABLE
             # (reconnect) rather than a cut connection.
             await server.stop()

@@ -17,6 +17,7 @@ import socket
 import sys
 
 from services.core.settings import Settings
+from services.edge.envoy import Envoy
 from services.server import edge
 
 log = logging.getLogger("caas.workers")
@@ -64,9 +65,15 @@ async def supervise(settings: Settings) -> None:
                       extra={"worker": number, "code": process.returncode})
             await asyncio.sleep(RESTART_DELAY_SECONDS)
 
+    async def tell_envoy(envoy: Envoy | None) -> None:
+        await stopping.wait()
+        if envoy is not None:
+            await envoy.fail_health()  # load balancers stop sending new clients
+
     try:
-        async with edge(settings, listen):
-            await asyncio.gather(*(worker(n) for n in range(settings.workers)))
+        async with edge(settings, listen) as envoy:
+            await asyncio.gather(tell_envoy(envoy),
+                                 *(worker(n) for n in range(settings.workers)))
     finally:
         holder.close()
     log.info("stopped")

@@ -46,6 +46,7 @@ STREAM_IDLE_TIMEOUT = "120s"  # longer than the server's heartbeat interval
 STREAM_REQUEST_BYTES = 64 * 1024  # a streaming call's request (a Subscribe) is small
 READY_SECONDS = 30.0
 OPENAPI_PATH = "/openapi.json"
+HEALTH_PATH = "/healthz"
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 FLUSH_SECONDS = 5.0
 
@@ -183,6 +184,13 @@ class EdgeConfig:
             {"name": "caas.edge_guard", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
                 "default_source_code": {"inline_string": self.guard_lua}}},
+            # GET /healthz: 200 while serving, 503 once `caas serve` drains (load
+            # balancers stop sending new clients); answered by Envoy itself.
+            {"name": "envoy.filters.http.health_check", "typed_config": {
+                "@type": "type.googleapis.com/"
+                         "envoy.extensions.filters.http.health_check.v3.HealthCheck",
+                "pass_through_mode": False,
+                "headers": [{"name": ":path", "string_match": {"exact": HEALTH_PATH}}]}},
             {"name": "envoy.filters.http.cors", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
             # Every CAAS request is one message (no client streaming): whole bodies,
@@ -334,6 +342,11 @@ class Envoy:
             workdir.cleanup()
             raise
         return cls(process, admin, port, workdir)
+
+    async def fail_health(self) -> None:
+        """Answer 503 on /healthz from now on: the server is draining."""
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(_post, self.admin, "/healthcheck/fail")
 
     async def stop(self) -> None:
         """Stop Envoy once the responses in flight are out (at most FLUSH_SECONDS):

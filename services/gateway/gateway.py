@@ -14,10 +14,12 @@ Servicers are plain classes with one `async def Method(self, request, call)` per
 unary RPC, and one async generator `def Method(self, request, call)` per
 server-streaming RPC, registered with `Gateway.handlers`; `call` is a `Call`. A
 stream is admitted like a unary call before anything is sent, then sends its initial
-metadata with its first item, then one message per item; `start_draining` ends
-running streams with UNAVAILABLE. A stream that fails after it started ends, for a
-JSON caller, with an item holding only its `error` (the status), since JSON over
-HTTP/1.1 has no trailers. Client-streaming and bidirectional RPCs are not served.
+metadata with its first item, then one message per item. A drain (`start_draining`,
+`unary_calls_done`, `end_streams`) refuses new calls with UNAVAILABLE, lets the unary
+calls in flight finish, then ends running streams with UNAVAILABLE. A stream that
+fails after it started ends, for a JSON caller, with an item holding only its `error`
+(the status), since JSON over HTTP/1.1 has no trailers. Client-streaming and
+bidirectional RPCs are not served.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ access_log = logging.getLogger("caas.access")
 error_log = logging.getLogger("caas.gateway")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+DRAIN_QUIET = 0.1  # seconds without a new call before a drain takes the queue as empty
+DRAIN_POLL = 0.01
 TRANSCODED_HEADER = "caas-transcoded"  # services/edge/guard.py sets it on JSON requests
 _PRINCIPALS: dict[type[Any], int] = {
     Anonymous: access_pb2.PRINCIPAL_ANONYMOUS,
@@ -209,10 +213,29 @@ class Gateway:
         self._draining = False
         self._streams: set[asyncio.Task[Any]] = set()  # running stream calls
         self._drained: set[asyncio.Task[Any]] = set()  # those cancelled by draining
+        self._unary_calls = 0  # unary calls running
+        self._last_arrival = 0.0  # event-loop time of the latest call's arrival
 
     def start_draining(self) -> None:
-        """From now on refuse new calls with UNAVAILABLE; unary calls already running
-        go on, streams end with UNAVAILABLE (their clients reconnect elsewhere)."""
+        """From now on refuse new calls with UNAVAILABLE (and RetryInfo); calls already
+        running go on."""
+        self._draining = True
+
+    async def unary_calls_done(self, deadline: float) -> bool:
+        """Wait, until the event-loop time `deadline` at the latest, for the unary calls
+        in flight to finish and for calls to stop arriving (each gets its UNAVAILABLE:
+        calls gRPC received but had not handed over yet would be cancelled by the
+        server's stop); whether that happened in time."""
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            if self._unary_calls == 0 and loop.time() - self._last_arrival >= DRAIN_QUIET:
+                return True
+            await asyncio.sleep(DRAIN_POLL)
+        return False
+
+    def end_streams(self) -> None:
+        """End every running stream with UNAVAILABLE (its client resumes elsewhere, or
+        here after a restart, from its last resume token)."""
         self._draining = True
         for task in self._streams:
             self._drained.add(task)
@@ -259,7 +282,11 @@ class Gateway:
                 await context.send_initial_metadata(state.headers())
                 return response
 
-            return await self._serve(method, allowed, request, context, respond)
+            self._unary_calls += 1
+            try:
+                return await self._serve(method, allowed, request, context, respond)
+            finally:
+                self._unary_calls -= 1
 
         return behavior
 
@@ -287,7 +314,7 @@ class Gateway:
         user's stream, a bad resume token) is a trailers-only error, which Envoy turns
         into an HTTP error status for JSON callers.
 
-        A drain cancels the stream's task (see `start_draining`) rather than racing
+        A drain cancels the stream's task (see `end_streams`) rather than racing
         every item against a drain event: the per-item cost stays one `anext` and one
         write, which matters on the fan-out path."""
         task = asyncio.current_task()
@@ -325,6 +352,7 @@ class Gateway:
         A JSON stream (through Envoy) that fails after it started ends with
         `error_item(status)` before its status: JSON callers get no trailers."""
         started = time.perf_counter()
+        self._last_arrival = asyncio.get_running_loop().time()
         request_id, authorization, transcoded = _headers(context.invocation_metadata())
         last_item = error_item if transcoded else None
         if not _REQUEST_ID.fullmatch(request_id):

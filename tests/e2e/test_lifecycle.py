@@ -12,7 +12,6 @@ from pathlib import Path
 
 import grpc
 import httpx
-import pytest
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from caas.auth.v1 import auth_service_pb2 as auth_pb
@@ -84,9 +83,12 @@ def test_generated_operator_token_is_private_and_stable(tmp_path: Path) -> None:
 
 async def test_sigterm_drains_in_flight_calls_then_restart_keeps_everything(
         tmp_path: Path) -> None:
-    server = start_caas(tmp_path, env={"CAAS_LOG_LEVEL": "DEBUG", "CAAS_SHUTDOWN_GRACE": "30"})
+    server = start_caas(tmp_path, env={"CAAS_LOG_LEVEL": "DEBUG", "CAAS_SHUTDOWN_GRACE": "30"},
+                        http=True)
     client = Client(server.address)
     app = await create_app(client, server.operator_token)
+    health = httpx.AsyncClient(base_url=server.http_url, timeout=30)
+    assert (await health.get("/healthz")).status_code == 200
     # Hold the database's write lock so the next write stays in flight.
     blocker = sqlite3.connect(tmp_path / "caas.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
@@ -102,18 +104,18 @@ async def test_sigterm_drains_in_flight_calls_then_restart_keeps_everything(
         server.process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(server.process.wait_for_line,
                                 lambda line: "shutting down" in line, 30, start)
-        # A call arriving now is not served: the gateway refuses it as UNAVAILABLE, or,
-        # once gRPC core has stopped, core holds it until the drain ends and cancels it
-        # (so it is awaited only after the in-flight call could finish).
-        late = asyncio.ensure_future(client.apps.GetApp(
-            apps_pb.GetAppRequest(name=app.name), metadata=app.auth, timeout=60))
-        await asyncio.sleep(0)
+        # Load balancers are told (Envoy's /healthz), and a call arriving now is
+        # refused before it starts, with a retry delay — while the one in flight waits.
+        drained = await health.get("/healthz")
+        assert drained.status_code == 503 and drained.json()["code"] == 14
+        await expect_error(client.apps.GetApp(apps_pb.GetAppRequest(name=app.name),
+                                              metadata=app.auth, timeout=60),
+                           grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE")
+        assert not in_flight.done()
     finally:
         blocker.execute("COMMIT")
         blocker.close()
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await late
-    assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+        await health.aclose()
     try:
         created = await in_flight  # the in-flight call finished normally
     except grpc.aio.AioRpcError as error:

@@ -246,7 +246,7 @@ async def test_a_client_cancel_closes_the_servicer_generator(rig: Rig) -> None:
 async def test_draining_ends_an_idle_stream_with_unavailable(rig: Rig) -> None:
     call = rig.ticks(TickRequest(then="idle"), metadata=bearer("user"))
     await rig.ticker.idle.wait()
-    rig.gateway.start_draining()
+    rig.gateway.end_streams()
     received, got = await asyncio.wait_for(collect(call), 5)
     assert received == [] and got is not None
     assert (got.code, got.reason, got.retry_seconds) == (
@@ -264,7 +264,7 @@ async def test_draining_between_items_ends_the_stream_after_the_item_in_flight(
         rig: Rig) -> None:
     def drain_before_the_second(n: int) -> None:
         if n == 2:
-            rig.gateway.start_draining()
+            rig.gateway.end_streams()
 
     rig.ticker.before_yield = drain_before_the_second
     received, got = await collect(rig.ticks(TickRequest(count=5), metadata=bearer("user")))
@@ -325,7 +325,7 @@ async def test_a_json_stream_failing_after_it_started_ends_with_an_error_item(
 async def test_a_draining_json_stream_ends_with_unavailable_and_retry_info(rig: Rig) -> None:
     def drain_before_the_second(n: int) -> None:
         if n == 2:
-            rig.gateway.start_draining()
+            rig.gateway.end_streams()
 
     rig.ticker.before_yield = drain_before_the_second
     received, got = await items(rig.ticks(TickRequest(count=5),
