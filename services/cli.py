@@ -57,16 +57,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    if args.config is not None:
-        os.environ["CAAS_CONFIG_FILE"] = str(args.config)
-    overrides: dict[str, object] = {}
-    if getattr(args, "listen", None):
-        overrides["listen"] = args.listen
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = args.data_dir
-    if getattr(args, "workers", None):
-        overrides["workers"] = args.workers
-    return load_settings(**overrides)
+    """The settings, flags first. Flags become this process's environment, which every
+    process it starts (the workers of `--workers`) inherits: a flag reaches them all."""
+    flags = {"CAAS_CONFIG_FILE": args.config,
+             "CAAS_LISTEN": getattr(args, "listen", None),
+             "CAAS_DATA_DIR": getattr(args, "data_dir", None),
+             "CAAS_WORKERS": getattr(args, "workers", None)}
+    for variable, value in flags.items():
+        if value is not None:
+            os.environ[variable] = str(value.absolute() if isinstance(value, Path) else value)
+    return load_settings()
 
 
 async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, object]:

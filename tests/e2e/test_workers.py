@@ -14,7 +14,8 @@ from caas.webhooks.v1 import webhooks_service_pb2 as hooks_pb
 from tests.conftest import TEST_CONFIG, create_app
 from tests.support.chat import GROUP, Person, person
 from tests.support.client import Client, bearer
-from tests.support.servers import BIN, ExternalServer, start_caas
+from tests.support.processes import Process
+from tests.support.servers import BIN, OPERATOR_TOKEN, ExternalServer, start_caas
 from tests.support.stream import subscribed
 from tests.support.webhook_receiver import running_receiver
 
@@ -91,3 +92,29 @@ def test_workers_need_redis(tmp_path: Path) -> None:
                           env={**os.environ, "CAAS_DATA_DIR": str(tmp_path)},
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0 and "CAAS_REDIS_URL" in done.stderr
+
+
+async def test_every_flag_reaches_every_worker(tmp_path: Path,
+                                               redis_server: ExternalServer) -> None:
+    """`--data-dir` (like every flag) is the workers' too: nothing lands in the
+    working directory."""
+    scratch, data = tmp_path / "cwd", tmp_path / "data"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAAS_")}
+    env |= {"CAAS_REDIS_URL": redis_server.url, "CAAS_OPERATOR_TOKEN": OPERATOR_TOKEN,
+            "CAAS_LISTEN": "127.0.0.1:0", "CAAS_HTTP_LISTEN": ""}
+    process = Process([str(BIN / "caas"), "serve", "--workers", "2", "--data-dir", str(data)],
+                      env=env, cwd=scratch, name="caas")
+    try:
+        first = process.wait_for_line(lambda line: '"message": "serving"' in line, 60)
+        process.wait_for_line(lambda line: '"message": "serving"' in line and line != first, 60)
+        client = Client(f"127.0.0.1:{json.loads(first)['port']}")
+        try:
+            app = await create_app(client, OPERATOR_TOKEN)
+            assert app.app_id
+        finally:
+            await client.close()
+    finally:
+        assert process.stop() == 0
+    assert list(scratch.iterdir()) == []
+    assert (data / "caas.db").exists()
