@@ -331,15 +331,31 @@ class Gateway:
                 if self._draining:
                     raise _shutting_down("reconnect")
         except asyncio.CancelledError:
-            if task not in self._drained:
-                raise  # the client went away
-            task.uncancel()
-            raise _shutting_down("reconnect") from None
+            raise self._after_cancel(task) from None
+        except Exception:
+            if not task.cancelling():
+                raise  # the servicer failed
+            # The cancellation reached the servicer, whose clean-up then failed (a store
+            # or Redis call cut short): the outcome stays the cancellation.
+            error_log.warning("a cancelled stream's clean-up failed", exc_info=True)
+            raise self._after_cancel(task) from None
         finally:
             self._streams.discard(task)
             self._drained.discard(task)
-            if isinstance(items, AsyncGenerator):
-                await items.aclose()
+            try:
+                await _close(items)
+            except Exception:
+                if not task.cancelling():
+                    raise
+                error_log.warning("a cancelled stream's clean-up failed", exc_info=True)
+
+    def _after_cancel(self, task: asyncio.Task[Any]) -> BaseException:
+        """What a cancelled stream ends with: UNAVAILABLE when a drain cancelled it,
+        else the cancellation (the client went away)."""
+        if task in self._drained:
+            task.uncancel()
+            return _shutting_down("reconnect")
+        return asyncio.CancelledError()
 
     async def _serve(self, method: str, allowed: frozenset[int], request: Any,
                      context: grpc.aio.ServicerContext[Any, Any],
@@ -476,6 +492,12 @@ async def _end(context: grpc.aio.ServicerContext[Any, Any], state: _CallState,
             await context.write(last_item(details))
     await context.abort(code, message, trailing_metadata=(
         *headers, (STATUS_DETAILS_KEY, details.SerializeToString())))
+
+
+async def _close(items: AsyncIterator[Message | bytes]) -> None:
+    """Close a servicer's stream so that it cleans up (a no-op once closed)."""
+    if isinstance(items, AsyncGenerator):
+        await items.aclose()
 
 
 def _reset_seconds(verdict: Verdict) -> int:

@@ -102,11 +102,13 @@ class Ticker:
                 raise RuntimeError("password=hunter2 at /srv/caas/secret.py line 7")
             if request.then == "locked":
                 raise sqlite3.OperationalError("database is locked")
-            if request.then == "idle":
+            if request.then in ("idle", "idle-unclean"):
                 self.idle.set()
                 await asyncio.Event().wait()
         finally:
             self.closed.set()
+            if request.then == "idle-unclean":  # its clean-up fails, as a cut Redis call
+                raise ConnectionError("the connection was closed during clean-up")
 
 
 class AccessLines(logging.Handler):
@@ -241,6 +243,28 @@ async def test_a_client_cancel_closes_the_servicer_generator(rig: Rig) -> None:
     call.cancel()
     await asyncio.wait_for(rig.ticker.closed.wait(), 5)
     assert (await rig.access.next()).code == "CANCELLED"
+
+
+async def test_a_client_cancel_stays_a_cancel_when_the_clean_up_fails(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    call = rig.ticks(TickRequest(count=1, then="idle-unclean"), metadata=bearer("user"))
+    assert (await call.read()).n == 1
+    await rig.ticker.idle.wait()
+    with caplog.at_level(logging.WARNING, logger="caas.gateway"):
+        call.cancel()
+        assert (await rig.access.next()).code == "CANCELLED"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in caplog.records] == [
+        "a cancelled stream's clean-up failed"]
+
+
+async def test_a_drained_stream_is_unavailable_when_its_clean_up_fails(rig: Rig) -> None:
+    call = rig.ticks(TickRequest(count=1, then="idle-unclean"), metadata=bearer("user"))
+    await rig.ticker.idle.wait()
+    rig.gateway.end_streams()
+    received, got = await asyncio.wait_for(collect(call), 5)
+    assert received == [1] and got is not None
+    assert (got.code, got.reason) == (grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE")
 
 
 async def test_draining_ends_an_idle_stream_with_unavailable(rig: Rig) -> None:
