@@ -25,7 +25,7 @@ from services.core.pagination import Page, make_page, page_request, time_id_posi
 from services.core.principal import AppBackend, Operator, Principal, require_app
 from services.core.settings import Settings
 from services.events.types import EVENT_TYPES, FAMILIES
-from services.webhooks.addresses import is_public_address
+from services.webhooks.addresses import host_problem, is_public_address
 from services.webhooks.models import SECRET_PREFIX, DeadLetter, DeliveryAttempt, Webhook
 from services.webhooks.store import WebhookStore
 
@@ -62,8 +62,9 @@ def check_backend(principal: Principal, app_id: str) -> None:
 
 def check_url(url: str, allow_insecure: bool, field: str = "webhook.url") -> str:
     """The URL if deliveries may go there; INVALID_ARGUMENT (WEBHOOK_URL_NOT_ALLOWED)
-    if not: an absolute https URL, not naming a local or private host (unless
-    `allow_insecure`). Host names are resolved again at each delivery."""
+    if not: an absolute https URL whose host is a valid DNS name or an IP address
+    (`host_problem`), not naming a local or private host (unless `allow_insecure`).
+    Host names are resolved again at each delivery."""
     def refuse(why: str) -> InvalidArgument:
         return InvalidArgument("WEBHOOK_URL_NOT_ALLOWED", f"{field} {why}",
                                field_violations=(FieldViolation(field, why),))
@@ -79,6 +80,9 @@ def check_url(url: str, allow_insecure: bool, field: str = "webhook.url") -> str
         raise refuse("must be a valid URL") from exc
     if not host:
         raise refuse("must name a host")
+    problem = host_problem(url)
+    if problem is not None:
+        raise refuse(f"must name a valid host ({problem})")
     if allow_insecure:
         return url
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):

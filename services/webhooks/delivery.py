@@ -18,7 +18,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from services.webhooks.addresses import BlockedAddress, PublicResolver, blocked_literal
+from services.webhooks.addresses import (
+    BlockedAddress,
+    PublicResolver,
+    blocked_literal,
+    host_problem,
+)
 from services.webhooks.signing import HEADER, sign
 
 USER_AGENT = "caas-webhooks/1"
@@ -30,7 +35,7 @@ class Attempt:
     ok: bool
     status_code: int  # 0 when no response came
     latency_seconds: float
-    error: str  # "" on success; "timeout", "connect", or "status 500", …
+    error: str  # "" on success; "timeout", "connect: …", "invalid host: …", "status 500", …
     response_excerpt: str
 
 
@@ -70,7 +75,15 @@ class Deliverer:
 
     async def attempt(self, url: str, secrets: Sequence[str], event_id: str, body: bytes,
                       now: int) -> Attempt:
+        """POST the event to `url`; the outcome, whatever the receiver does. (Raises
+        only on a fault of our own.)"""
         started = time.perf_counter()
+        # An endpoint stored before hosts were checked at creation may name one the
+        # client cannot encode (an empty or 64-character label): refused here, as an
+        # attempt, rather than raising from deep in the resolver.
+        problem = host_problem(url)
+        if problem is not None:
+            return Attempt(False, 0, 0.0, f"invalid host: {problem}", "")
         blocked = blocked_literal(url) if self._public_only else None
         if blocked is not None:
             return Attempt(False, 0, 0.0, blocked, "")

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -36,6 +37,9 @@ CLAIM_MARGIN = timedelta(seconds=5)  # a claim outlives its attempt's timeout by
 ALL_WEBHOOKS = 10_000  # more than an app may have
 BREAK_AFTER = 5  # failed attempts in a row (seen by one process) that block an endpoint
 BLOCK_SECONDS = (5.0, 300.0)  # the first block, doubling with each failure, up to this
+# The error of an attempt that failed on our side (a bug): no detail reaches the app;
+# the server log has the traceback under the attempt's id.
+INTERNAL_ERROR = "internal error (the server log has it under this attempt's id)"
 
 
 def event_body(event: events_pb2.Event) -> bytes:
@@ -137,24 +141,42 @@ class Dispatcher:
         self._wake.set()
 
     async def deliver(self, delivery: Delivery, webhook: Webhook) -> None:
-        """One attempt (to `webhook` as claimed with the delivery) and its outcome. A
-        failure of our own (the store) leaves the delivery claimed: it is tried again
-        when the claim runs out."""
+        """One attempt (to `webhook` as claimed with the delivery) and its outcome. Any
+        failure of the attempt is a failed attempt on the retry schedule, even one of
+        ours (a bug); only a failure to record it (the store) leaves the delivery
+        claimed: it is tried again when the claim runs out."""
         try:
             now = self._clock.now()
-            result = await self._deliverer.attempt(
-                webhook.url, webhook.secrets(now), delivery.event, delivery.body,
-                int(now.timestamp()))
-            await self._finish(delivery, result, now)
+            attempt_id = new_id()
+            result = await self._attempt(delivery, webhook, now, attempt_id)
+            await self._finish(delivery, attempt_id, result, now)
             await self._track(delivery, result.ok)
         except Exception:
             log.exception("webhook delivery failed", extra={"event": delivery.event})
 
-    async def _finish(self, delivery: Delivery, result: Attempt, started: datetime) -> None:
+    async def _attempt(self, delivery: Delivery, webhook: Webhook, now: datetime,
+                       attempt_id: str) -> Attempt:
+        """The deliverer's attempt; an unexpected exception (not a receiver's doing,
+        which the deliverer reports as an outcome) becomes a failed attempt whose error
+        says only where to look: the traceback goes to the server log, once, under the
+        attempt's id."""
+        started = time.perf_counter()
+        try:
+            return await self._deliverer.attempt(
+                webhook.url, webhook.secrets(now), delivery.event, delivery.body,
+                int(now.timestamp()))
+        except Exception:
+            log.exception("webhook delivery attempt failed unexpectedly", extra={
+                "event": delivery.event, "webhook": webhook.webhook_id,
+                "app": delivery.app_id, "attempt": attempt_id})
+            return Attempt(False, 0, time.perf_counter() - started, INTERNAL_ERROR, "")
+
+    async def _finish(self, delivery: Delivery, attempt_id: str, result: Attempt,
+                      started: datetime) -> None:
         now = self._clock.now()
         number = delivery.failures + 1
         attempt = DeliveryAttempt(
-            delivery.app_id, delivery.webhook_id, new_id(), delivery.event,
+            delivery.app_id, delivery.webhook_id, attempt_id, delivery.event,
             delivery.event_type, number, result.ok, result.status_code, result.error,
             round(result.latency_seconds * 1000), result.response_excerpt, started)
         retry_at, dead = None, None

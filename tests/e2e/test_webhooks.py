@@ -10,6 +10,7 @@ import json
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,11 +20,15 @@ from caas.webhooks.v1 import resources_pb2 as res
 from caas.webhooks.v1 import webhooks_service_pb2 as pb
 from google.protobuf import duration_pb2, field_mask_pb2
 
+from services.core.ids import new_id
+from services.core.settings import Settings
+from services.runtime import open_stores
+from services.webhooks.models import Webhook
 from services.webhooks.signing import HEADER, verify
-from tests.conftest import TEST_CONFIG, AppHandle, create_app, expect_error
+from tests.conftest import TEST_CONFIG, AppHandle, create_app, expect_error, unique_id
 from tests.support.chat import Person, person
 from tests.support.client import Client
-from tests.support.servers import start_caas
+from tests.support.servers import ExternalServer, start_caas
 from tests.support.webhook_receiver import Received, Receiver, running_receiver
 
 ATTEMPTS = 3  # 1 + the two retries of the test config
@@ -281,6 +286,80 @@ async def test_bad_endpoints_are_refused_with_the_field_named(
     listed = await client.webhooks.ListWebhooks(pb.ListWebhooksRequest(parent=app.name),
                                                 metadata=app.auth)
     assert [w.name for w in listed.webhooks] == [hook.name]  # nothing else was written
+
+
+# Hosts that are no DNS name (an IDNA violation): deliveries to them raised from the
+# resolver and stayed claimed forever, so they are refused up front.
+BAD_HOSTS = [f"https://{'a' * 64}.example.com/x", "https://a..example.com/x",
+             "https://.example.com/x", f"https://{('a' * 63 + '.') * 3}{'b' * 62}/x",
+             "https://xn--a.example.com/x", "https://-a.example.com/x", "https://127.1/x"]
+
+
+async def test_hosts_that_are_no_valid_dns_name_are_refused(client: Client, app: AppHandle
+                                                            ) -> None:
+    for url in BAD_HOSTS:
+        got = await expect_error(create_webhook(client, app, url),
+                                 grpc.StatusCode.INVALID_ARGUMENT, "WEBHOOK_URL_NOT_ALLOWED")
+        assert list(got.field_violations) == ["webhook.url"], url
+        assert "must name a valid host" in got.message, url
+    hook = (await create_webhook(client, app, "https://example.com/x")).webhook
+    for url in BAD_HOSTS:
+        got = await expect_error(client.webhooks.UpdateWebhook(pb.UpdateWebhookRequest(
+            webhook=res.Webhook(name=hook.name, url=url),
+            update_mask=field_mask_pb2.FieldMask(paths=["url"])), metadata=app.auth),
+            grpc.StatusCode.INVALID_ARGUMENT, "WEBHOOK_URL_NOT_ALLOWED")
+        assert list(got.field_violations) == ["webhook.url"], url
+        assert "must name a valid host" in got.message, url
+    listed = await client.webhooks.ListWebhooks(pb.ListWebhooksRequest(parent=app.name),
+                                                metadata=app.auth)
+    assert [(w.name, w.url) for w in listed.webhooks] == [(hook.name, "https://example.com/x")]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "mongodb"])
+async def test_a_stored_endpoint_with_a_bad_host_gets_failed_attempts_then_a_dead_letter(
+        engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Endpoints stored before hosts were checked (written straight into the store
+    here): each delivery is a failed attempt, retried on the schedule, then a dead
+    letter — none stays claimed, no traceback. (The server delivers as in production:
+    public addresses only.)"""
+    env = {"CAAS_WEBHOOK_RETRY_DELAYS": "[0.2, 0.2]", "CAAS_WEBHOOK_TIMEOUT": "1"}
+    if engine == "mongodb":
+        mongo: ExternalServer = request.getfixturevalue("mongo")
+        env |= {"CAAS_STORE": "mongodb", "CAAS_MONGODB_URL": mongo.url,
+                "CAAS_MONGODB_DATABASE": unique_id("e2e")}
+    caas = start_caas(tmp_path, env=env)
+    stores = await open_stores(Settings(  # type: ignore[call-arg]
+        data_dir=tmp_path, store=engine, mongodb_url=env.get("CAAS_MONGODB_URL", ""),
+        mongodb_database=env.get("CAAS_MONGODB_DATABASE", "caas")))
+    client = Client(caas.address)
+    try:
+        app = await create_app(client, caas.operator_token)
+        now = datetime.now(UTC)
+        hooks = [Webhook(app.app_id, new_id(), url, ("message.created",), False, True, "",
+                         "whsec_" + "x" * 43, None, None, now, now)
+                 for url in BAD_HOSTS[:4]]
+        for hook in hooks:
+            assert await stores.webhooks.create_webhook(hook, 20)
+        alice = await person(client, app.app_id, app.api_key, "alice")
+        conversation = await alice.create()
+        await alice.send(conversation.name, "to nowhere")
+        for hook in hooks:
+            name = f"{app.name}/webhooks/{hook.webhook_id}"
+            (letter,) = await _dead_letters(client, app, name, 1)
+            assert letter.attempts == ATTEMPTS
+            assert letter.last_error.startswith("invalid host: "), letter.last_error
+            attempts = await _attempts(client, app, name, ATTEMPTS)
+            assert [a.attempt_number for a in attempts] == [3, 2, 1]
+            assert all((a.succeeded, a.status_code, a.error) == (False, 0, letter.last_error)
+                       for a in attempts)
+        # Nothing is left waiting or claimed, even once every claim would have run out.
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert await stores.webhooks.claim(later, later, 100, 100) == []
+        assert [e for e in caas.logs() if "exception" in e or e["level"] == "ERROR"] == []
+    finally:
+        await client.close()
+        await stores.close()
+        assert caas.process.stop() == 0
 
 
 async def test_an_app_has_at_most_its_limit_of_endpoints(client: Client, app: AppHandle
