@@ -37,6 +37,7 @@ from services.core.db.mongo import MongoDatabase
 from services.core.db.sqlite import SqliteDatabase
 from services.core.db.transient import is_transient
 from services.core.events import DomainEvent, EventBus, InProcessBus
+from services.core.health import Background, Health
 from services.core.ids import new_id, new_secret
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.events.kafka_sink import KafkaSink, Topics
@@ -197,9 +198,12 @@ class Runtime:
     gateway: Gateway
     webhooks: WebhooksActions
     webhook_worker: WebhookWorker
+    health: Health
+    background: Background
     outbox: Outbox | None = None
 
     async def close(self) -> None:
+        await self.background.close()
         await self.webhook_worker.close()
         if self.outbox is not None:
             await self.outbox.close()
@@ -229,11 +233,18 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     limiter: RateLimiter
     fanout: Fanout
     presence: Presences
+    health = Health()
+    background = Background(health)
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
-        limiter = RedisRateLimiter(redis, window)
-        fanout = RedisFanout(hub, redis)
-        presence = RedisPresence(redis)
+        # Commands give up after redis_timeout (a frozen Redis must not hold calls up);
+        # the fan-out's subscription waits for messages as long as it takes.
+        timeout = settings.redis_timeout.total_seconds()
+        redis = Redis.from_url(settings.redis_url, socket_timeout=timeout,
+                               socket_connect_timeout=timeout)
+        listener = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
+        limiter = RedisRateLimiter(redis, window, health)
+        fanout = RedisFanout(hub, redis, listener, background, health)
+        presence = RedisPresence(redis, health)
     else:
         limiter, fanout, presence = InProcessRateLimiter(window), LocalFanout(hub), PresenceBoard()
     await fanout.start()
@@ -260,7 +271,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         realtime=RealtimeActions(hub, fanout, stores.events, conversations,
                                  stores.conversations, presence, clock, settings),
         hub=hub, fanout=fanout, presence=presence,
-        authenticator=authenticator, gateway=gateway,
+        authenticator=authenticator, gateway=gateway, health=health, background=background,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),
         webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock),
         outbox=outbox,

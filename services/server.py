@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from services.apps.servicer import AppsServicer
 from services.auth.servicer import AuthServicer
 from services.conversations.servicer import ConversationsServicer
+from services.core.health import Health
 from services.core.settings import Settings
 from services.edge.envoy import Envoy, edge_config, running_envoy
 from services.messages.servicer import MessagesServicer
@@ -102,6 +103,33 @@ async def purge_events(runtime: Runtime) -> None:
         await asyncio.sleep(PURGE_EVERY_SECONDS)
 
 
+class _HealthReport:
+    """Components' states into the gRPC health service: each as `caas.component.<name>`,
+    and the overall status ("" and every CAAS service) NOT_SERVING while a component
+    that readiness depends on is down."""
+
+    def __init__(self, health: Health, servicer: Any, services: Sequence[str]) -> None:
+        self._health = health
+        self._servicer = servicer
+        self._services = ["", *services]
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def __call__(self, name: str, ok: bool, readiness: bool) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        down = health_pb2.HealthCheckResponse.NOT_SERVING
+        changes = [(f"caas.component.{name}", serving if ok else down)]
+        if readiness:
+            overall = serving if self._health.ready() else down
+            changes += [(service, overall) for service in self._services]
+        task = asyncio.get_running_loop().create_task(self._set(changes))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _set(self, changes: list[tuple[str, Any]]) -> None:
+        for service, status in changes:
+            await self._servicer.set(service, status)
+
+
 class Server:
     """A started gRPC server over a runtime. Use `await Server.start(settings)`."""
 
@@ -148,6 +176,7 @@ class Server:
         await server.start()
         for name in ["", *names]:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        runtime.health.listen(_HealthReport(runtime.health, health_servicer, names))
         log.info("serving", extra={"port": port, "listen": settings.listen,
                                    "store": settings.store, "services": names})
         return cls(runtime, server, health_servicer, names, port)

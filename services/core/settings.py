@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis URL shared by every server process: rate-limit counters, "
                           "real-time fan-out and presence; unset keeps them in the process")
+    redis_timeout: Duration = Field(
+        timedelta(milliseconds=500), gt=timedelta(0),
+        description="longest a Redis command may take before it fails (calls that need "
+                    "Redis answer UNAVAILABLE; rate limits are counted in the process)")
     kafka_bootstrap: str | None = Field(
         None, description="host:port[,…] of a Kafka(-protocol) cluster: when set, every "
                           "durable event is relayed there from the event log")

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.core.health import Health
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,8 @@ end
 return result
 """
 
+SHARED = "rate-limit-redis"  # the shared counters' component in the process's health
+OUTAGE_RETRY = 1.0  # seconds of counting alone after Redis failed, before trying again
 LEASE_FRACTION = 100  # a process leases 1/100 of a budget at a time (at least 1 call)
 
 
@@ -148,9 +153,15 @@ class RedisRateLimiter:
 
     Bucket keys of one call share their app id as a hash tag, so the script also
     runs on Redis Cluster.
+
+    When Redis fails or does not answer within its command timeout, the process counts
+    alone, in memory, for `OUTAGE_RETRY` seconds before it tries Redis again: calls are
+    never held up by a Redis outage, and during one each process enforces the limits
+    on its own (the total across N processes may reach N times a limit).
     """
 
-    def __init__(self, redis: Redis, window_seconds: float, prefix: str = "caas:rl") -> None:
+    def __init__(self, redis: Redis, window_seconds: float, health: Health,
+                 prefix: str = "caas:rl") -> None:
         self._redis = redis
         self._window = window_seconds
         self._prefix = prefix
@@ -158,12 +169,29 @@ class RedisRateLimiter:
         self._leases: dict[str, _Lease] = {}
         self._spent: dict[str, float] = {}  # budgets known spent → their window's end
         self._next_sweep = 0.0
+        self._health = health
+        self._local = InProcessRateLimiter(window_seconds)
+        self._alone_until = 0.0  # counting alone until then (Redis failed)
+        health.register(SHARED)
+
+    async def consume(self, buckets: Sequence[Bucket], now: float) -> Verdict:
+        if now < self._alone_until:
+            return await self._local.consume(buckets, now)
+        try:
+            verdict = await self._shared(buckets, now)
+        except (RedisError, OSError) as error:
+            self._alone_until = now + OUTAGE_RETRY
+            self._health.down(SHARED, f"Redis: {type(error).__name__}: {error}; "
+                                      "each process counts alone")
+            return await self._local.consume(buckets, now)
+        self._health.up(SHARED)
+        return verdict
 
     def _lease(self, key: str, now: float) -> _Lease | None:
         lease = self._leases.get(key)
         return lease if lease is not None and lease.end > now else None
 
-    async def consume(self, buckets: Sequence[Bucket], now: float) -> Verdict:
+    async def _shared(self, buckets: Sequence[Bucket], now: float) -> Verdict:
         if now >= self._next_sweep:  # forget finished windows, so memory stays bounded
             self._leases = {k: v for k, v in self._leases.items() if v.end > now}
             self._spent = {k: end for k, end in self._spent.items() if end > now}

@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from services.core.health import Background, Health
 from services.core.ids import new_id
 from services.realtime.hub import Hub
 
-log = logging.getLogger("caas.realtime")
-
 CHANNEL = "caas:realtime"
+LISTENER = "realtime-fanout"  # the subscription's component in the process's health
+PUBLISHER = "realtime-fanout-publish"
 # Wakes for other processes go at most once per this long, so that under load one
 # message (and one log read in each process) covers every commit of the moment; a
 # wake after a quiet spell goes at once. This process's feeds always wake at once.
@@ -81,14 +78,20 @@ class RedisFanout:
     changed.
     """
 
-    def __init__(self, hub: Hub, redis: Redis) -> None:
+    def __init__(self, hub: Hub, redis: Redis, listener: Redis, background: Background,
+                 health: Health) -> None:
+        """`redis` publishes (with a command timeout); `listener` holds the
+        subscription (without one: it waits for messages)."""
         self._hub = hub
         self._redis = redis
+        self._listener = listener
+        self._background = background
+        self._health = health
+        health.register(PUBLISHER)
         self._origin = new_id()
         self._woken: set[str] = set()
         self._last_wake = 0.0  # loop time of the last wake sent
         self._sending: set[asyncio.Task[None]] = set()
-        self._listening: asyncio.Task[None] | None = None
 
     def wake(self, app_id: str) -> None:
         self._hub.wake(app_id)
@@ -120,8 +123,10 @@ class RedisFanout:
     async def _send(self, message: bytes) -> None:
         try:
             await self._redis.publish(CHANNEL, message)
-        except Exception:  # other processes still read the log on their next poll
-            log.warning("publishing to Redis failed", exc_info=True)
+        except Exception as error:  # other processes still read the log on their next poll
+            self._health.down(PUBLISHER, f"{type(error).__name__}: {error}")
+        else:
+            self._health.up(PUBLISHER)
 
     def _receive(self, message: bytes) -> None:
         header = message.split(b"\n", 5)
@@ -137,30 +142,26 @@ class RedisFanout:
             self._hub.signal(apps, conversations.split(","), header[5], sender)
 
     async def start(self) -> None:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
-        self._listening = asyncio.create_task(self._listen(pubsub), name="realtime fanout")
+        self._background.start(LISTENER, self._listen)
 
-    async def _listen(self, pubsub: PubSub) -> None:
+    async def _listen(self, ok: Callable[[], None]) -> None:
+        """Receive the other processes' messages until Redis fails (then the
+        supervisor subscribes again, with growing delays, until it works)."""
+        pubsub = self._listener.pubsub()
         try:
+            await pubsub.subscribe(CHANNEL)
+            ok()
             while True:
-                try:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                       timeout=None)
-                    if message is not None:
-                        self._receive(message["data"])
-                except (RedisConnectionError, RedisTimeoutError, OSError) as error:
-                    log.warning("Redis fan-out interrupted: %s; reconnecting", error)
-                    await asyncio.sleep(1)
-                    await pubsub.subscribe(CHANNEL)
+                message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                   timeout=None)
+                if message is not None:
+                    self._receive(message["data"])
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
-        if self._listening is not None:
-            self._listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listening
         for task in list(self._sending):
             with contextlib.suppress(Exception):
                 await task
+        await self._listener.aclose()

@@ -12,15 +12,19 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.core.clock import from_ms, to_ms
+from services.core.health import Health
 from services.core.ids import new_id
+
+COMPONENT = "presence-redis"  # its component in the process's health
 
 
 class Status(enum.IntEnum):
@@ -151,8 +155,10 @@ class RedisPresence:
     RENEW_SECONDS = 20
     LAPSE_SECONDS = 60
 
-    def __init__(self, redis: Redis, prefix: str = "caas:presence") -> None:
+    def __init__(self, redis: Redis, health: Health, prefix: str = "caas:presence") -> None:
         self._redis = redis
+        self._health = health
+        health.register(COMPONENT)
         self._prefix = prefix
         self._process = new_id()
         self._devices = _Devices()
@@ -202,15 +208,38 @@ class RedisPresence:
             await pipe.execute()
 
     async def connect(self, app_id: str, user_id: str, device_id: str) -> bool:
-        before = await self.get(app_id, user_id)
+        """Like `Presences.connect`; while Redis fails (or does not answer in time) the
+        device counts as offline and nothing changes: a stream goes on without its
+        presence rather than fail."""
         self._devices.open(app_id, user_id, device_id)
+        return await self._degrading(self._connect(app_id, user_id, device_id))
+
+    async def _connect(self, app_id: str, user_id: str, device_id: str) -> bool:
+        before = await self.get(app_id, user_id)
         await self._put(app_id, user_id, device_id, Status.ONLINE)
         return (await self.get(app_id, user_id)).status != before.status
 
+    async def _degrading(self, change: Awaitable[bool]) -> bool:
+        try:
+            changed = await change
+        except (RedisError, OSError) as error:
+            self._health.down(COMPONENT, f"{type(error).__name__}: {error}; streams go "
+                                         "on without presence")
+            return False
+        self._health.up(COMPONENT)
+        return changed
+
     async def disconnect(self, app_id: str, user_id: str, device_id: str, now: datetime
                          ) -> bool:
+        """Like `Presences.disconnect`, degrading as `connect` does."""
+        closed = self._devices.close(app_id, user_id, device_id)  # renewed no more
+        return await self._degrading(self._disconnect(app_id, user_id, device_id, closed,
+                                                      now))
+
+    async def _disconnect(self, app_id: str, user_id: str, device_id: str, closed: bool,
+                          now: datetime) -> bool:
         before = await self.get(app_id, user_id)
-        if self._devices.close(app_id, user_id, device_id):
+        if closed:
             await self._put(app_id, user_id, device_id, None)
         after = await self.get(app_id, user_id)
         if after.status is Status.OFFLINE and before.status is not Status.OFFLINE:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from services.core.health import Health
 from services.gateway.ratelimit import Bucket, InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from tests.support.servers import ExternalServer
 
@@ -20,7 +21,7 @@ async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
         yield InProcessRateLimiter(WINDOW)
         return
     redis_server: ExternalServer = request.getfixturevalue("redis_server")
-    redis = RedisRateLimiter(Redis.from_url(redis_server.url), WINDOW,
+    redis = RedisRateLimiter(Redis.from_url(redis_server.url), WINDOW, Health(),
                              prefix=f"test:{uuid.uuid4().hex}")
     yield redis
     await redis.close()
@@ -64,7 +65,7 @@ async def test_in_process_window_opens_at_first_call() -> None:
 
 async def test_redis_window_is_the_key_expiry(redis_server: ExternalServer) -> None:
     prefix = f"test:{uuid.uuid4().hex}"
-    limiter = RedisRateLimiter(Redis.from_url(redis_server.url), WINDOW, prefix=prefix)
+    limiter = RedisRateLimiter(Redis.from_url(redis_server.url), WINDOW, Health(), prefix=prefix)
     try:
         verdict = await limiter.consume(buckets(5, 5), 0.0)
         assert WINDOW - 2 < verdict.reset_after <= WINDOW
@@ -79,7 +80,7 @@ async def test_redis_window_is_the_key_expiry(redis_server: ExternalServer) -> N
 async def test_redis_leases_keep_the_shared_total_and_save_round_trips(
         redis_server: ExternalServer) -> None:
     prefix = f"test:{uuid.uuid4().hex}"
-    processes = [RedisRateLimiter(Redis.from_url(redis_server.url), WINDOW, prefix=prefix)
+    processes = [RedisRateLimiter(Redis.from_url(redis_server.url), WINDOW, Health(), prefix=prefix)
                  for _ in range(2)]
     stats = Redis.from_url(redis_server.url)
     calls_before = (await stats.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)

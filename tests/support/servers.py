@@ -47,11 +47,12 @@ def start_kafka(port: int = 0) -> ExternalServer:
     return ExternalServer(process, f"127.0.0.1:{port}")
 
 
-def start_redis(workdir: Path) -> ExternalServer:
+def start_redis(workdir: Path, port: int = 0) -> ExternalServer:
+    """A Redis of its own, on `port` (0: any free port; the same port to restart it)."""
     executable = shutil.which("redis-server")
     if executable is None:
         raise RuntimeError("redis-server is not installed: run scripts/test.sh, which installs it")
-    port = free_port()
+    port = port or free_port()
     process = Process([executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                        "--appendonly", "no", "--dir", str(workdir)], name="redis-server")
     process.wait_for_line(lambda line: "Ready to accept connections" in line, 30)

@@ -1,0 +1,124 @@
+"""What the process knows of its own health, for the gRPC health service (and, later,
+metrics): the state of each component, and the background tasks that keep running.
+
+- `Health` holds one state per component ("realtime-fanout", "store-writes", …): ok,
+  or down with a reason. A change is logged once (WARNING when a component goes down,
+  INFO when it is back) and passed to the listeners, which the server maps to the
+  health service: each component is a health service name of its own
+  (`caas.component.<name>`), and the overall status ("") is NOT_SERVING while a
+  component that readiness depends on is down.
+- `Background` runs the process's long-running tasks so that none dies silently: a
+  task that raises or returns is restarted after a delay growing from 0.1 s to 5 s,
+  and its component is down until the task says it works again (`ok()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+log = logging.getLogger("caas.health")
+
+Listener = Callable[[str, bool, bool], None]  # (component, ok, readiness depends on it)
+RESTART_FIRST = 0.1
+RESTART_MAX = 5.0
+
+
+@dataclass
+class Component:
+    ok: bool = True
+    reason: str = ""
+    readiness: bool = False  # the process is not ready while this is down
+
+
+class Health:
+    def __init__(self) -> None:
+        self._components: dict[str, Component] = {}
+        self._listeners: list[Listener] = []
+
+    def listen(self, listener: Listener) -> None:
+        """Call `listener` with every component's state now and on every change."""
+        self._listeners.append(listener)
+        for name, component in self._components.items():
+            listener(name, component.ok, component.readiness)
+
+    def register(self, name: str, *, readiness: bool = False) -> None:
+        if name not in self._components:
+            self._components[name] = Component(readiness=readiness)
+            self._tell(name)
+
+    def down(self, name: str, reason: str) -> None:
+        """`name` does not work (logged the first time only)."""
+        component = self._components.setdefault(name, Component())
+        if component.ok:
+            component.ok, component.reason = False, reason
+            log.warning("%s is down: %s", name, reason,
+                        extra={"component": name, "reason": reason})
+            self._tell(name)
+
+    def up(self, name: str) -> None:
+        """`name` works (logged when it was down)."""
+        component = self._components.setdefault(name, Component())
+        if not component.ok:
+            component.ok, component.reason = True, ""
+            log.info("%s is back", name, extra={"component": name})
+            self._tell(name)
+
+    def ready(self) -> bool:
+        """Whether every component readiness depends on works."""
+        return all(c.ok for c in self._components.values() if c.readiness)
+
+    def states(self) -> dict[str, tuple[bool, str]]:
+        return {name: (c.ok, c.reason) for name, c in self._components.items()}
+
+    def _tell(self, name: str) -> None:
+        component = self._components[name]
+        for listener in self._listeners:
+            listener(name, component.ok, component.readiness)
+
+
+class Background:
+    """The process's long-running tasks, supervised (see the module's docstring)."""
+
+    def __init__(self, health: Health) -> None:
+        self._health = health
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, name: str, work: Callable[[Callable[[], None]], Awaitable[None]]) -> None:
+        """Run `work(ok)` for the life of the process; `work` calls `ok()` whenever it
+        has shown that it works (connected, subscribed, a round done)."""
+        self._health.register(name)
+        self._tasks[name] = asyncio.create_task(self._supervise(name, work), name=name)
+
+    async def _supervise(self, name: str,
+                         work: Callable[[Callable[[], None]], Awaitable[None]]) -> None:
+        delay = RESTART_FIRST
+
+        def ok() -> None:
+            nonlocal delay
+            delay = RESTART_FIRST
+            self._health.up(name)
+
+        while True:
+            try:
+                await work(ok)
+                reason = "ended"
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                reason = f"{type(error).__name__}: {error}"
+                log.debug("%s failed", name, exc_info=True)
+            self._health.down(name, f"{reason}; restarting")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESTART_MAX)
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
