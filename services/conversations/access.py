@@ -5,6 +5,10 @@
   exist, so nothing leaks.
 - Reading and writing messages, listing members: members only (a channel's
   non-members get PERMISSION_DENIED, NOT_A_MEMBER).
+- What is shown follows the same rules as what may be read: a channel's non-member
+  sees it without what comes from its messages (last sequence, last message, last
+  activity time); a member sees another member's who, role and join time, while the
+  member's own settings, positions and unread count are theirs alone.
 - Roles rank member < moderator < admin < owner; an action needing a role accepts
   any higher one.
 - The app's backend (API key) and the operator may do everything in the app.
@@ -28,6 +32,23 @@ def conversation_not_found(app_id: str, conversation_id: str) -> Exception:
     return not_found("caas.dev/Conversation", conversation_name(app_id, conversation_id))
 
 
+def public_member(member: Member) -> Member:
+    """What any member may see of another: who, which role, since when. Settings (muted,
+    archived, pinned), read and delivery positions and the unread count are left at
+    their zero values."""
+    return Member(member.app_id, member.conversation_id, member.user_id, member.role,
+                  member.join_time)
+
+
+@dataclass(frozen=True, slots=True)
+class ShownConversation:
+    """A conversation as one caller may see it."""
+
+    conversation: Conversation
+    membership: Member | None  # the caller's own; None for the app's backend, non-members
+    messages: bool  # whether what comes from its messages may be shown
+
+
 @dataclass(frozen=True, slots=True)
 class Access:
     """A conversation as one caller may use it."""
@@ -43,6 +64,23 @@ class Access:
     @property
     def conversation_id(self) -> str:
         return self.conversation.conversation_id
+
+    @property
+    def reads_messages(self) -> bool:
+        """Members and the app's backend; not a channel's non-members."""
+        return self.backend or self.member is not None
+
+    def shown(self, conversation: Conversation | None = None) -> ShownConversation:
+        """The conversation (or its newer state) as this caller may see it."""
+        return ShownConversation(conversation or self.conversation, self.member,
+                                 self.reads_messages)
+
+    def show_member(self, member: Member) -> Member:
+        """A member of this conversation as this caller may see it: whole to the member
+        themself and to the app's backend, `public_member` to anyone else."""
+        if self.backend or (self.member is not None and self.member.user_id == member.user_id):
+            return member
+        return public_member(member)
 
     def role(self) -> Role | None:
         return self.member.role if self.member is not None else None

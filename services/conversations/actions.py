@@ -1,11 +1,17 @@
-"""What can be done with conversations and their members (rules in access.py)."""
+"""What can be done with conversations and their members, and what each caller is shown
+of them (rules in access.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.conversations.access import Access, conversation_name, resolve
+from services.conversations.access import (
+    Access,
+    ShownConversation,
+    conversation_name,
+    resolve,
+)
 from services.conversations.models import (
     Conversation,
     ConversationChanges,
@@ -19,6 +25,7 @@ from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
 from services.core.errors import (
     CapacityExceeded,
+    NotFound,
     PermissionDenied,
     StoreConflict,
     already_exists,
@@ -97,10 +104,28 @@ class ConversationsActions:
             others.insert(0, owner)
         return others, owner
 
+    async def _refuse_chosen_id(self, principal: User, app_id: str, conversation_id: str
+                                ) -> None:
+        """A user may not choose a conversation's id. ALREADY_EXISTS if the id names a
+        conversation they can see (what GetConversation would tell them too), else the
+        same PERMISSION_DENIED whether the id is free or taken by a conversation hidden
+        from them: ids are one namespace per app, so any other answer would tell them
+        that a conversation they may not see exists."""
+        try:
+            await self.access(principal, app_id, conversation_id)
+        except NotFound:
+            raise PermissionDenied(
+                "PRINCIPAL_NOT_ALLOWED", "only the app's backend chooses conversation ids: "
+                "leave conversation_id empty and the server chooses one") from None
+        raise already_exists("caas.dev/Conversation", conversation_name(app_id, conversation_id))
+
     async def do_create(self, principal: Principal, app_id: str, new: NewConversation
                         ) -> tuple[Conversation, bool]:
-        """Create a conversation; for a direct one asked again, return the existing one."""
+        """Create a conversation; for a direct one asked again, return the existing one.
+        Users may not choose its id (see `_refuse_chosen_id`)."""
         require_app(principal, app_id)
+        if isinstance(principal, User) and new.conversation_id and new.kind is not Kind.DIRECT:
+            await self._refuse_chosen_id(principal, app_id, new.conversation_id)
         member_ids, owner = self._roster(principal, new)
         if len(member_ids) > self._max_members[new.kind]:
             raise limit_exceeded(f"members in a {new.kind.value}", self._max_members[new.kind])
@@ -127,11 +152,12 @@ class ConversationsActions:
                                  conversation_name(app_id, conversation_id)) from exc
         return stored, created
 
-    async def get(self, principal: Principal, app_id: str, conversation_id: str) -> Access:
-        return await self.access(principal, app_id, conversation_id)
+    async def get(self, principal: Principal, app_id: str, conversation_id: str
+                  ) -> ShownConversation:
+        return (await self.access(principal, app_id, conversation_id)).shown()
 
     async def do_update(self, principal: Principal, app_id: str, conversation_id: str,
-                        changes: ConversationChanges) -> Access:
+                        changes: ConversationChanges) -> ShownConversation:
         access = await self.access(principal, app_id, conversation_id)
         if access.conversation.kind is Kind.DIRECT and not access.backend:
             raise PermissionDenied("ROLE_REQUIRED", "only the app's backend may change a "
@@ -141,7 +167,7 @@ class ConversationsActions:
                                                         self._clock.now())
         if updated is None:
             raise not_found("caas.dev/Conversation", conversation_name(app_id, conversation_id))
-        return Access(updated, access.member, access.backend)
+        return access.shown(updated)
 
     async def do_delete(self, principal: Principal, app_id: str, conversation_id: str) -> None:
         access = await self.access(principal, app_id, conversation_id)
@@ -153,24 +179,37 @@ class ConversationsActions:
 
     async def list_for_user(self, principal: Principal, app_id: str, user_id: str,
                             include_archived: bool, page_size: int, page_token: str
-                            ) -> Page[tuple[Member, Conversation]]:
+                            ) -> Page[ShownConversation]:
+        """The user's conversations, each with the user's membership (a user lists only
+        their own; the app's backend anyone's)."""
         require_user_or_app(principal, app_id, user_id)
         scope = [app_id, user_id, "conversations", str(include_archived)]
         request = page_request(page_size, page_token, scope)
         rows = await self._store.list_user_conversations(
             app_id, user_id, include_archived, request.size + 1, flag_time_id_position(request))
-        return make_page(rows, request, scope, lambda row: (
+        page = make_page(rows, request, scope, lambda row: (
             int(row[0].pinned), to_ms(row[1].last_activity_time), row[1].conversation_id))
+        return Page([ShownConversation(c, m, messages=True) for m, c in page.items],
+                    page.next_page_token)
 
     async def list_channels(self, principal: Principal, app_id: str, page_size: int,
-                            page_token: str) -> Page[Conversation]:
+                            page_token: str) -> Page[ShownConversation]:
+        """The app's channels; a user sees those they belong to with their membership
+        and last message, the others without what comes from their messages."""
         require_app(principal, app_id)
         scope = [app_id, "channels"]
         request = page_request(page_size, page_token, scope)
         rows = await self._store.list_channels(app_id, request.size + 1,
                                                time_id_position(request))
-        return make_page(rows, request, scope,
+        page = make_page(rows, request, scope,
                          lambda c: (to_ms(c.create_time), c.conversation_id))
+        if not isinstance(principal, User):
+            return Page([Access(c, None, backend=True).shown() for c in page.items],
+                        page.next_page_token)
+        mine = await self._store.get_memberships(
+            app_id, principal.user_id, [c.conversation_id for c in page.items])
+        return Page([Access(c, mine.get(c.conversation_id), backend=False).shown()
+                     for c in page.items], page.next_page_token)
 
     async def _add(self, access: Access, user_ids: Sequence[str]) -> list[Member]:
         now = self._clock.now()
@@ -196,11 +235,12 @@ class ConversationsActions:
 
     async def do_add_members(self, principal: Principal, app_id: str, conversation_id: str,
                              user_ids: Sequence[str]) -> list[Member]:
+        """The members added, as the caller may see them (`Access.show_member`)."""
         access = await self.access(principal, app_id, conversation_id)
         access.require_kind(Kind.GROUP, Kind.CHANNEL)
         access.require_role(Role.ADMIN)
         await self._check_users(app_id, user_ids)
-        return await self._add(access, user_ids)
+        return [access.show_member(m) for m in await self._add(access, user_ids)]
 
     async def _remove(self, access: Access, user_id: str) -> None:
         await self._store.remove_member(access.app_id, access.conversation_id, user_id,
@@ -245,23 +285,27 @@ class ConversationsActions:
 
     async def get_member(self, principal: Principal, app_id: str, conversation_id: str,
                          user_id: str) -> Member:
+        """The member as the caller may see it (`Access.show_member`)."""
         access = await self.access(principal, app_id, conversation_id)
         access.require_member()
-        return await self._target(access, user_id)
+        return access.show_member(await self._target(access, user_id))
 
     async def list_members(self, principal: Principal, app_id: str, conversation_id: str,
                            page_size: int, page_token: str) -> Page[Member]:
+        """Members in joining order, each as the caller may see it."""
         access = await self.access(principal, app_id, conversation_id)
         access.require_member()
         scope = [app_id, conversation_id, "members"]
         request = page_request(page_size, page_token, scope)
         rows = await self._store.list_members(app_id, conversation_id, request.size + 1,
                                               time_id_position(request))
-        return make_page(rows, request, scope, lambda m: (to_ms(m.join_time), m.user_id))
+        page = make_page(rows, request, scope, lambda m: (to_ms(m.join_time), m.user_id))
+        return Page([access.show_member(m) for m in page.items], page.next_page_token)
 
     async def do_update_member(self, principal: Principal, app_id: str, conversation_id: str,
                                user_id: str, changes: MemberChanges) -> Member:
-        """Roles by those who outrank; muted/archived/pinned by the member (or backend)."""
+        """Roles by those who outrank; muted/archived/pinned by the member (or backend).
+        The member after the change, as the caller may see it."""
         access = await self.access(principal, app_id, conversation_id)
         access.require_member()
         target = await self._target(access, user_id)
@@ -281,4 +325,4 @@ class ConversationsActions:
         if updated is None:  # left meanwhile
             raise not_found("caas.dev/Member",
                             f"{conversation_name(app_id, conversation_id)}/members/{user_id}")
-        return updated
+        return access.show_member(updated)

@@ -236,6 +236,34 @@ class MongoConversationStore:
             {"_id": member_key(app_id, conversation_id, user_id), "app_id": app_id})
         return None if doc is None else member_from_doc(doc)
 
+    async def get_memberships(self, app_id: str, user_id: str,
+                              conversation_ids: Sequence[str]) -> dict[str, Member]:
+        if not conversation_ids:
+            return {}
+        keys = [member_key(app_id, c, user_id) for c in conversation_ids]
+        return {doc["conversation_id"]: member_from_doc(doc)
+                async for doc in self._members.find({"_id": {"$in": keys}, "app_id": app_id})}
+
+    async def conversation_partners(self, app_id: str, user_id: str,
+                                    user_ids: Sequence[str]) -> set[str]:
+        others = [u for u in user_ids if u != user_id]
+        if not others:
+            return set()
+        mine = [conversation_key(app_id, doc["conversation_id"])
+                async for doc in self._members.find({"app_id": app_id, "user_id": user_id},
+                                                    {"conversation_id": 1})]
+        if not mine:
+            return set()
+        shared = [doc["conversation_id"] async for doc in self._conversations.find(
+            {"_id": {"$in": mine}, "app_id": app_id, "kind": {"$ne": Kind.CHANNEL.value},
+             "delete_time": None}, {"conversation_id": 1})]
+        if not shared:
+            return set()
+        found = await self._members.distinct(
+            "user_id", {"app_id": app_id, "conversation_id": {"$in": shared},
+                        "user_id": {"$in": others}})
+        return set(found)
+
     async def add_members(self, app_id: str, conversation_id: str, members: Sequence[Member],
                           max_members: int) -> list[Member]:
         async def tx(s: AsyncClientSession, emit: Emit) -> list[Member]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from caas.conversations.v1 import conversations_service_pb2 as pb
 from caas.conversations.v1 import resources_pb2 as res
 
-from services.conversations.access import conversation_name
+from services.conversations.access import ShownConversation, conversation_name
 from services.conversations.actions import ConversationsActions, NewConversation
 from services.conversations.models import (
-    Conversation,
     ConversationChanges,
     Kind,
     Member,
@@ -51,21 +50,24 @@ def member_proto(member: Member) -> res.Member:
         read_time=timestamp(member.read_time))
 
 
-def conversation_proto(conversation: Conversation, member: Member | None = None
-                       ) -> res.Conversation:
-    preview = conversation.last_message
+def conversation_proto(shown: ShownConversation) -> res.Conversation:
+    """`shown.messages` False leaves out what comes from its messages: last_sequence,
+    last_message and last_activity_time."""
+    conversation, member, messages = shown.conversation, shown.membership, shown.messages
+    preview = conversation.last_message if messages else None
     return res.Conversation(
         name=conversation_name(conversation.app_id, conversation.conversation_id),
         kind=KINDS[conversation.kind], title=conversation.title,
         image_uri=conversation.image_uri, metadata=dict(conversation.metadata),
         frozen=conversation.frozen, creator_id=conversation.creator_id,
-        member_count=conversation.member_count, last_sequence=conversation.last_sequence,
+        member_count=conversation.member_count,
+        last_sequence=conversation.last_sequence if messages else 0,
         last_message=None if preview is None else res.MessagePreview(
             sequence=preview.sequence, sender_id=preview.sender_id, text=preview.text,
             deleted=preview.deleted, create_time=timestamp(preview.create_time)),
         create_time=timestamp(conversation.create_time),
         update_time=timestamp(conversation.update_time),
-        last_activity_time=timestamp(conversation.last_activity_time),
+        last_activity_time=timestamp(conversation.last_activity_time) if messages else None,
         membership=None if member is None else member_proto(member))
 
 
@@ -81,31 +83,28 @@ class ConversationsServicer:
             NewConversation(KINDS_FROM_PROTO[c.kind], request.conversation_id, c.title,
                             c.image_uri, dict(c.metadata), c.frozen, list(request.member_ids),
                             request.owner_id))
-        access = await self._actions.get(call.principal, conversation.app_id,
-                                         conversation.conversation_id)
-        return pb.CreateConversationResponse(
-            conversation=conversation_proto(access.conversation, access.member),
-            created=created)
+        shown = await self._actions.get(call.principal, conversation.app_id,
+                                        conversation.conversation_id)
+        return pb.CreateConversationResponse(conversation=conversation_proto(shown),
+                                             created=created)
 
     async def GetConversation(self, request: pb.GetConversationRequest, call: Call
                               ) -> pb.GetConversationResponse:
-        access = await self._actions.get(call.principal, *parse_conversation(request.name))
-        return pb.GetConversationResponse(
-            conversation=conversation_proto(access.conversation, access.member))
+        shown = await self._actions.get(call.principal, *parse_conversation(request.name))
+        return pb.GetConversationResponse(conversation=conversation_proto(shown))
 
     async def UpdateConversation(self, request: pb.UpdateConversationRequest, call: Call
                                  ) -> pb.UpdateConversationResponse:
         c = request.conversation
         paths = set(request.update_mask.paths)
-        access = await self._actions.do_update(
+        shown = await self._actions.do_update(
             call.principal, *parse_conversation(c.name, "conversation.name"),
             ConversationChanges(
                 title=c.title if "title" in paths else None,
                 image_uri=c.image_uri if "image_uri" in paths else None,
                 metadata=dict(c.metadata) if "metadata" in paths else None,
                 frozen=c.frozen if "frozen" in paths else None))
-        return pb.UpdateConversationResponse(
-            conversation=conversation_proto(access.conversation, access.member))
+        return pb.UpdateConversationResponse(conversation=conversation_proto(shown))
 
     async def DeleteConversation(self, request: pb.DeleteConversationRequest, call: Call
                                  ) -> pb.DeleteConversationResponse:
@@ -119,7 +118,7 @@ class ConversationsServicer:
                                                  request.include_archived, request.page_size,
                                                  request.page_token)
         return pb.ListConversationsResponse(
-            conversations=[conversation_proto(c, m) for m, c in page.items],
+            conversations=[conversation_proto(shown) for shown in page.items],
             next_page_token=page.next_page_token)
 
     async def ListChannels(self, request: pb.ListChannelsRequest, call: Call
@@ -127,8 +126,9 @@ class ConversationsServicer:
         page = await self._actions.list_channels(call.principal,
                                                  parse_app(request.parent, "parent"),
                                                  request.page_size, request.page_token)
-        return pb.ListChannelsResponse(conversations=[conversation_proto(c) for c in page.items],
-                                       next_page_token=page.next_page_token)
+        return pb.ListChannelsResponse(
+            conversations=[conversation_proto(shown) for shown in page.items],
+            next_page_token=page.next_page_token)
 
     async def JoinConversation(self, request: pb.JoinConversationRequest, call: Call
                                ) -> pb.JoinConversationResponse:

@@ -204,6 +204,41 @@ class SqliteConversationStore:
         return await self._db.read(
             lambda conn: select_member(conn, app_id, conversation_id, user_id))
 
+    async def get_memberships(self, app_id: str, user_id: str,
+                              conversation_ids: Sequence[str]) -> dict[str, Member]:
+        if not conversation_ids:
+            return {}
+
+        def query(conn: sqlite3.Connection) -> dict[str, Member]:
+            marks = ", ".join("?" * len(conversation_ids))
+            rows = conn.execute(
+                f"SELECT {MEMBER_COLUMNS} FROM members WHERE app_id = ? AND user_id = ?"
+                f" AND conversation_id IN ({marks})", (app_id, user_id, *conversation_ids))
+            return {m.conversation_id: m for m in map(member_row, rows)}
+
+        return await self._db.read(query)
+
+    async def conversation_partners(self, app_id: str, user_id: str,
+                                    user_ids: Sequence[str]) -> set[str]:
+        others = [u for u in user_ids if u != user_id]
+        if not others:
+            return set()
+
+        def query(conn: sqlite3.Connection) -> set[str]:
+            marks = ", ".join("?" * len(others))
+            rows = conn.execute(
+                "SELECT DISTINCT other.user_id FROM members AS mine"
+                " JOIN conversations AS c ON c.app_id = mine.app_id"
+                " AND c.conversation_id = mine.conversation_id"
+                " JOIN members AS other ON other.app_id = mine.app_id"
+                " AND other.conversation_id = mine.conversation_id"
+                f" WHERE mine.app_id = ? AND mine.user_id = ? AND other.user_id IN ({marks})"
+                " AND c.kind != ? AND c.delete_time IS NULL",
+                (app_id, user_id, *others, Kind.CHANNEL.value))
+            return {row[0] for row in rows}
+
+        return await self._db.read(query)
+
     async def add_members(self, app_id: str, conversation_id: str, members: Sequence[Member],
                           max_members: int) -> list[Member]:
         def tx(conn: sqlite3.Connection, emit: Emit) -> list[Member]:

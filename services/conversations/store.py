@@ -48,6 +48,15 @@ class ConversationStore(Protocol):
     async def get_member(self, app_id: str, conversation_id: str, user_id: str
                          ) -> Member | None: ...
 
+    async def get_memberships(self, app_id: str, user_id: str,
+                              conversation_ids: Sequence[str]) -> dict[str, Member]:
+        """The user's memberships among these conversations, by conversation id."""
+
+    async def conversation_partners(self, app_id: str, user_id: str,
+                                    user_ids: Sequence[str]) -> set[str]:
+        """Those of `user_ids`, other than `user_id`, who are members of a direct or group
+        conversation (not a channel) that `user_id` is a member of too."""
+
     async def add_members(self, app_id: str, conversation_id: str, members: Sequence[Member],
                           max_members: int) -> list[Member]:
         """Add those not yet members (each starts with everything read); the added ones.

@@ -174,9 +174,21 @@ class RealtimeActions:
 
     async def presences(self, principal: Principal, app_id: str, user_ids: list[str]
                         ) -> list[Presence]:
-        """Any caller of the app may see whether its users are online."""
+        """The presence of each user, in order, as the caller may see it.
+
+        A user sees their own and that of their conversation partners (members of a
+        direct or group conversation of theirs: whom their stream tells them about).
+        Anyone else is shown as an unknown user is: offline, no last-seen time. The
+        app's backend and the operator see every user's."""
         require_app(principal, app_id)
-        return await self._presence.get_many(app_id, user_ids)
+        if not isinstance(principal, User):
+            return await self._presence.get_many(app_id, user_ids)
+        me = principal.user_id
+        seen = await self._conversation_store.conversation_partners(app_id, me, user_ids)
+        seen.add(me)
+        found = iter(await self._presence.get_many(app_id, [u for u in user_ids if u in seen]))
+        return [next(found) if u in seen else Presence(u, Status.OFFLINE, None)
+                for u in user_ids]
 
     async def do_set_presence(self, principal: User, app_id: str, user_id: str,
                               status: Status, device_id: str) -> Presence:

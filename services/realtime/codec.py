@@ -6,7 +6,7 @@ from caas.conversations.v1 import resources_pb2 as conv_res
 from caas.events.v1 import events_pb2 as pb
 from caas.messages.v1 import resources_pb2 as msg_res
 
-from services.conversations.access import conversation_name
+from services.conversations.access import ShownConversation, conversation_name, public_member
 from services.conversations.models import Conversation, Member
 from services.conversations.servicer import conversation_proto, member_proto
 from services.core.events import DomainEvent
@@ -24,12 +24,8 @@ def _message(payload: object) -> msg_res.Message:
 def _member(event: DomainEvent) -> conv_res.Member:
     member = event.payload
     assert isinstance(member, Member)
-    full = member_proto(member)
-    if event.private:
-        return full
-    # What every member may see of another: who, which role, since when.
-    return conv_res.Member(name=full.name, user_id=full.user_id, role=full.role,
-                           join_time=full.join_time)
+    # A private event reaches only the member themself; every member sees the others.
+    return member_proto(member if event.private else public_member(member))
 
 
 def _read_state(event: DomainEvent, read: bool) -> pb.ReadState:
@@ -54,7 +50,9 @@ def event_proto(event: DomainEvent, position: int) -> pb.Event:
                 message=_message(event.payload), emoji=event.data["emoji"]))
         case "conversation.created" | "conversation.updated":
             assert isinstance(event.payload, Conversation)
-            getattr(proto, field).CopyFrom(conversation_proto(event.payload))
+            # Streams carry a conversation's events to its members only.
+            getattr(proto, field).CopyFrom(conversation_proto(
+                ShownConversation(event.payload, None, messages=True)))
         case "conversation.deleted":
             proto.conversation_deleted.conversation = proto.conversation
         case "member.added" | "member.removed" | "member.updated":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import grpc
 from caas.conversations.v1 import conversations_service_pb2 as conv_pb
@@ -69,7 +68,7 @@ async def test_retrying_a_send_returns_the_first_message(alice: Person, bob: Per
 
 async def test_fifty_concurrent_senders_get_one_to_fifty(
         client: Client, app: AppHandle, alice: Person) -> None:
-    channel = await alice.create(CHANNEL, conversation_id=f"busy-{uuid.uuid4().hex[:6]}")
+    channel = await alice.create(CHANNEL)
     senders = await asyncio.gather(*[person(client, app.app_id, app.api_key, f"s{i}")
                                      for i in range(50)])
     for sender in senders:
@@ -220,8 +219,7 @@ async def test_users_of_another_app_get_nothing(alice: Person, mallory: Person) 
 
 async def test_channels_are_public_but_members_only_inside(
         alice: Person, bob: Person) -> None:
-    channel = await alice.create(CHANNEL, conversation_id=f"news-{uuid.uuid4().hex[:6]}",
-                                 title="News")
+    channel = await alice.create(CHANNEL, title="News")
     await alice.send(channel.name, "Welcome")
     seen = await bob.client.conversations.GetConversation(
         conv_pb.GetConversationRequest(name=channel.name), metadata=bob.auth)

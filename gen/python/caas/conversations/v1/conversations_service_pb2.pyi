@@ -36,6 +36,9 @@ class CreateConversationRequest(_message.Message):
     conversation_id: _builtins.str
     """The id, 1 to 64 characters of letters, digits, `_` and `-`, starting with a
     letter or digit; empty lets the server choose. Ignored for direct conversations.
+    Set by the app's backend only: a user who sets it gets ALREADY_EXISTS for the id
+    of a conversation they can see, PERMISSION_DENIED (PRINCIPAL_NOT_ALLOWED) for any
+    other (see CreateConversation).
     """
     owner_id: _builtins.str
     """For the app's backend: the owner of a new group or channel (must be among the
@@ -342,7 +345,7 @@ class ListChannelsResponse(_message.Message):
     """Token of the next page; empty on the last page."""
     @_builtins.property
     def conversations(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Conversation]:
-        """The channels of this page."""
+        """The channels of this page; for a user, `membership` set on those they belong to."""
 
     def __init__(
         self,

@@ -31,6 +31,14 @@ class ConversationsServiceStub:
     Users act as themselves: they see only conversations they belong to, plus the
     app's channels. The app's backend (API key) acts with every right in its app.
     A conversation the caller may not see is NOT_FOUND, whether or not it exists.
+
+    What an answer shows follows the same rules as what may be read. A channel seen
+    by a user who is not its member comes without what is derived from its messages
+    (`last_sequence`, `last_message`, `last_activity_time`), as ListMessages refuses
+    them. A member's settings (muted, archived, pinned), read and delivery positions
+    and unread count are shown only to the member themself and to the app's backend;
+    other members see who, which role and since when (`name`, `user_id`, `role`,
+    `join_time`), as on the realtime stream.
     """
 
     def __init__(self, channel):
@@ -112,6 +120,14 @@ class ConversationsServiceServicer:
     Users act as themselves: they see only conversations they belong to, plus the
     app's channels. The app's backend (API key) acts with every right in its app.
     A conversation the caller may not see is NOT_FOUND, whether or not it exists.
+
+    What an answer shows follows the same rules as what may be read. A channel seen
+    by a user who is not its member comes without what is derived from its messages
+    (`last_sequence`, `last_message`, `last_activity_time`), as ListMessages refuses
+    them. A member's settings (muted, archived, pinned), read and delivery positions
+    and unread count are shown only to the member themself and to the app's backend;
+    other members see who, which role and since when (`name`, `user_id`, `role`,
+    `join_time`), as on the realtime stream.
     """
 
     def CreateConversation(self, request, context):
@@ -119,6 +135,14 @@ class ConversationsServiceServicer:
         A direct conversation between the same two users is created once: asking again
         returns it. Members must be existing users; no direct conversation between users
         of whom one blocked the other (PERMISSION_DENIED, USER_BLOCKED).
+
+        Only the app's backend (or the operator) chooses a conversation's id: ids are
+        one namespace per app, so an id taken by a group a user cannot see could not be
+        given to that user, and any answer other than the one for a free id would tell
+        them that group exists. A user who sets `conversation_id` gets ALREADY_EXISTS if
+        it names a conversation they can see (as GetConversation would show it), and
+        otherwise PERMISSION_DENIED (PRINCIPAL_NOT_ALLOWED), the same answer whether the
+        id is free or taken by a conversation hidden from them; nothing is created.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -126,7 +150,7 @@ class ConversationsServiceServicer:
 
     def GetConversation(self, request, context):
         """Gets a conversation: members see it with their membership; any user of the app
-        sees a channel.
+        sees a channel, without its last message unless a member.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,7 +182,9 @@ class ConversationsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListChannels(self, request, context):
-        """Lists the app's channels, newest first, for users to find and join.
+        """Lists the app's channels, newest first, for users to find and join. A user sees
+        the channels they belong to with their membership and last message, the others
+        without them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -181,7 +207,8 @@ class ConversationsServiceServicer:
 
     def AddMembers(self, request, context):
         """Adds users to a group or channel (owners and admins). Users already members are
-        left as they are.
+        left as they are. The members added are shown as another member sees them (whole
+        to the app's backend).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,14 +223,16 @@ class ConversationsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMember(self, request, context):
-        """Gets a member of a conversation the caller can see.
+        """Gets a member of a conversation the caller belongs to: whole if it is the
+        caller's own membership (or the caller is the app's backend), else only `name`,
+        `user_id`, `role` and `join_time`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMembers(self, request, context):
-        """Lists members in the order they joined.
+        """Lists members in the order they joined, each as GetMember shows it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -211,7 +240,8 @@ class ConversationsServiceServicer:
 
     def UpdateMember(self, request, context):
         """Changes a member's role (owners: any but owner; admins: member and moderator) or
-        the member's own settings (muted, archived, pinned: the member only).
+        the member's own settings (muted, archived, pinned: the member only). Answers
+        with the member as GetMember shows it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -299,6 +329,14 @@ class ConversationsService:
     Users act as themselves: they see only conversations they belong to, plus the
     app's channels. The app's backend (API key) acts with every right in its app.
     A conversation the caller may not see is NOT_FOUND, whether or not it exists.
+
+    What an answer shows follows the same rules as what may be read. A channel seen
+    by a user who is not its member comes without what is derived from its messages
+    (`last_sequence`, `last_message`, `last_activity_time`), as ListMessages refuses
+    them. A member's settings (muted, archived, pinned), read and delivery positions
+    and unread count are shown only to the member themself and to the app's backend;
+    other members see who, which role and since when (`name`, `user_id`, `role`,
+    `join_time`), as on the realtime stream.
     """
 
     @staticmethod

@@ -32,6 +32,14 @@ class ConversationsServiceStub:
     Users act as themselves: they see only conversations they belong to, plus the
     app's channels. The app's backend (API key) acts with every right in its app.
     A conversation the caller may not see is NOT_FOUND, whether or not it exists.
+
+    What an answer shows follows the same rules as what may be read. A channel seen
+    by a user who is not its member comes without what is derived from its messages
+    (`last_sequence`, `last_message`, `last_activity_time`), as ListMessages refuses
+    them. A member's settings (muted, archived, pinned), read and delivery positions
+    and unread count are shown only to the member themself and to the app's backend;
+    other members see who, which role and since when (`name`, `user_id`, `role`,
+    `join_time`), as on the realtime stream.
     """
 
     @_typing.overload
@@ -43,10 +51,18 @@ class ConversationsServiceStub:
     A direct conversation between the same two users is created once: asking again
     returns it. Members must be existing users; no direct conversation between users
     of whom one blocked the other (PERMISSION_DENIED, USER_BLOCKED).
+
+    Only the app's backend (or the operator) chooses a conversation's id: ids are
+    one namespace per app, so an id taken by a group a user cannot see could not be
+    given to that user, and any answer other than the one for a free id would tell
+    them that group exists. A user who sets `conversation_id` gets ALREADY_EXISTS if
+    it names a conversation they can see (as GetConversation would show it), and
+    otherwise PERMISSION_DENIED (PRINCIPAL_NOT_ALLOWED), the same answer whether the
+    id is free or taken by a conversation hidden from them; nothing is created.
     """
     GetConversation: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.GetConversationRequest, _conversations_service_pb2.GetConversationResponse]
     """Gets a conversation: members see it with their membership; any user of the app
-    sees a channel.
+    sees a channel, without its last message unless a member.
     """
     UpdateConversation: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.UpdateConversationRequest, _conversations_service_pb2.UpdateConversationResponse]
     """Updates title, image_uri, metadata or frozen. Owners and admins only; direct
@@ -62,7 +78,10 @@ class ConversationsServiceStub:
     message. A user may list only their own.
     """
     ListChannels: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.ListChannelsRequest, _conversations_service_pb2.ListChannelsResponse]
-    """Lists the app's channels, newest first, for users to find and join."""
+    """Lists the app's channels, newest first, for users to find and join. A user sees
+    the channels they belong to with their membership and last message, the others
+    without them.
+    """
     JoinConversation: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.JoinConversationRequest, _conversations_service_pb2.JoinConversationResponse]
     """Joins a channel as a member. Joining a channel one belongs to changes nothing."""
     LeaveConversation: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.LeaveConversationRequest, _conversations_service_pb2.LeaveConversationResponse]
@@ -71,19 +90,24 @@ class ConversationsServiceStub:
     """
     AddMembers: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.AddMembersRequest, _conversations_service_pb2.AddMembersResponse]
     """Adds users to a group or channel (owners and admins). Users already members are
-    left as they are.
+    left as they are. The members added are shown as another member sees them (whole
+    to the app's backend).
     """
     RemoveMember: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.RemoveMemberRequest, _conversations_service_pb2.RemoveMemberResponse]
     """Removes a member (owners and admins; never the owner, and admins not other
     admins).
     """
     GetMember: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.GetMemberRequest, _conversations_service_pb2.GetMemberResponse]
-    """Gets a member of a conversation the caller can see."""
+    """Gets a member of a conversation the caller belongs to: whole if it is the
+    caller's own membership (or the caller is the app's backend), else only `name`,
+    `user_id`, `role` and `join_time`.
+    """
     ListMembers: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.ListMembersRequest, _conversations_service_pb2.ListMembersResponse]
-    """Lists members in the order they joined."""
+    """Lists members in the order they joined, each as GetMember shows it."""
     UpdateMember: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.UpdateMemberRequest, _conversations_service_pb2.UpdateMemberResponse]
     """Changes a member's role (owners: any but owner; admins: member and moderator) or
-    the member's own settings (muted, archived, pinned: the member only).
+    the member's own settings (muted, archived, pinned: the member only). Answers
+    with the member as GetMember shows it.
     """
 
 @_typing.type_check_only
@@ -93,6 +117,14 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     Users act as themselves: they see only conversations they belong to, plus the
     app's channels. The app's backend (API key) acts with every right in its app.
     A conversation the caller may not see is NOT_FOUND, whether or not it exists.
+
+    What an answer shows follows the same rules as what may be read. A channel seen
+    by a user who is not its member comes without what is derived from its messages
+    (`last_sequence`, `last_message`, `last_activity_time`), as ListMessages refuses
+    them. A member's settings (muted, archived, pinned), read and delivery positions
+    and unread count are shown only to the member themself and to the app's backend;
+    other members see who, which role and since when (`name`, `user_id`, `role`,
+    `join_time`), as on the realtime stream.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -101,10 +133,18 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     A direct conversation between the same two users is created once: asking again
     returns it. Members must be existing users; no direct conversation between users
     of whom one blocked the other (PERMISSION_DENIED, USER_BLOCKED).
+
+    Only the app's backend (or the operator) chooses a conversation's id: ids are
+    one namespace per app, so an id taken by a group a user cannot see could not be
+    given to that user, and any answer other than the one for a free id would tell
+    them that group exists. A user who sets `conversation_id` gets ALREADY_EXISTS if
+    it names a conversation they can see (as GetConversation would show it), and
+    otherwise PERMISSION_DENIED (PRINCIPAL_NOT_ALLOWED), the same answer whether the
+    id is free or taken by a conversation hidden from them; nothing is created.
     """
     GetConversation: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.GetConversationRequest, _conversations_service_pb2.GetConversationResponse]  # type: ignore[assignment]
     """Gets a conversation: members see it with their membership; any user of the app
-    sees a channel.
+    sees a channel, without its last message unless a member.
     """
     UpdateConversation: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.UpdateConversationRequest, _conversations_service_pb2.UpdateConversationResponse]  # type: ignore[assignment]
     """Updates title, image_uri, metadata or frozen. Owners and admins only; direct
@@ -120,7 +160,10 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     message. A user may list only their own.
     """
     ListChannels: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.ListChannelsRequest, _conversations_service_pb2.ListChannelsResponse]  # type: ignore[assignment]
-    """Lists the app's channels, newest first, for users to find and join."""
+    """Lists the app's channels, newest first, for users to find and join. A user sees
+    the channels they belong to with their membership and last message, the others
+    without them.
+    """
     JoinConversation: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.JoinConversationRequest, _conversations_service_pb2.JoinConversationResponse]  # type: ignore[assignment]
     """Joins a channel as a member. Joining a channel one belongs to changes nothing."""
     LeaveConversation: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.LeaveConversationRequest, _conversations_service_pb2.LeaveConversationResponse]  # type: ignore[assignment]
@@ -129,19 +172,24 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     """
     AddMembers: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.AddMembersRequest, _conversations_service_pb2.AddMembersResponse]  # type: ignore[assignment]
     """Adds users to a group or channel (owners and admins). Users already members are
-    left as they are.
+    left as they are. The members added are shown as another member sees them (whole
+    to the app's backend).
     """
     RemoveMember: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.RemoveMemberRequest, _conversations_service_pb2.RemoveMemberResponse]  # type: ignore[assignment]
     """Removes a member (owners and admins; never the owner, and admins not other
     admins).
     """
     GetMember: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.GetMemberRequest, _conversations_service_pb2.GetMemberResponse]  # type: ignore[assignment]
-    """Gets a member of a conversation the caller can see."""
+    """Gets a member of a conversation the caller belongs to: whole if it is the
+    caller's own membership (or the caller is the app's backend), else only `name`,
+    `user_id`, `role` and `join_time`.
+    """
     ListMembers: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.ListMembersRequest, _conversations_service_pb2.ListMembersResponse]  # type: ignore[assignment]
-    """Lists members in the order they joined."""
+    """Lists members in the order they joined, each as GetMember shows it."""
     UpdateMember: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.UpdateMemberRequest, _conversations_service_pb2.UpdateMemberResponse]  # type: ignore[assignment]
     """Changes a member's role (owners: any but owner; admins: member and moderator) or
-    the member's own settings (muted, archived, pinned: the member only).
+    the member's own settings (muted, archived, pinned: the member only). Answers
+    with the member as GetMember shows it.
     """
 
 class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -150,6 +198,14 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
     Users act as themselves: they see only conversations they belong to, plus the
     app's channels. The app's backend (API key) acts with every right in its app.
     A conversation the caller may not see is NOT_FOUND, whether or not it exists.
+
+    What an answer shows follows the same rules as what may be read. A channel seen
+    by a user who is not its member comes without what is derived from its messages
+    (`last_sequence`, `last_message`, `last_activity_time`), as ListMessages refuses
+    them. A member's settings (muted, archived, pinned), read and delivery positions
+    and unread count are shown only to the member themself and to the app's backend;
+    other members see who, which role and since when (`name`, `user_id`, `role`,
+    `join_time`), as on the realtime stream.
     """
 
     @_abc_1.abstractmethod
@@ -162,6 +218,14 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         A direct conversation between the same two users is created once: asking again
         returns it. Members must be existing users; no direct conversation between users
         of whom one blocked the other (PERMISSION_DENIED, USER_BLOCKED).
+
+        Only the app's backend (or the operator) chooses a conversation's id: ids are
+        one namespace per app, so an id taken by a group a user cannot see could not be
+        given to that user, and any answer other than the one for a free id would tell
+        them that group exists. A user who sets `conversation_id` gets ALREADY_EXISTS if
+        it names a conversation they can see (as GetConversation would show it), and
+        otherwise PERMISSION_DENIED (PRINCIPAL_NOT_ALLOWED), the same answer whether the
+        id is free or taken by a conversation hidden from them; nothing is created.
         """
 
     @_abc_1.abstractmethod
@@ -171,7 +235,7 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_service_pb2.GetConversationResponse, _abc.Awaitable[_conversations_service_pb2.GetConversationResponse]]:
         """Gets a conversation: members see it with their membership; any user of the app
-        sees a channel.
+        sees a channel, without its last message unless a member.
         """
 
     @_abc_1.abstractmethod
@@ -211,7 +275,10 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _conversations_service_pb2.ListChannelsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_service_pb2.ListChannelsResponse, _abc.Awaitable[_conversations_service_pb2.ListChannelsResponse]]:
-        """Lists the app's channels, newest first, for users to find and join."""
+        """Lists the app's channels, newest first, for users to find and join. A user sees
+        the channels they belong to with their membership and last message, the others
+        without them.
+        """
 
     @_abc_1.abstractmethod
     def JoinConversation(
@@ -238,7 +305,8 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_service_pb2.AddMembersResponse, _abc.Awaitable[_conversations_service_pb2.AddMembersResponse]]:
         """Adds users to a group or channel (owners and admins). Users already members are
-        left as they are.
+        left as they are. The members added are shown as another member sees them (whole
+        to the app's backend).
         """
 
     @_abc_1.abstractmethod
@@ -257,7 +325,10 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _conversations_service_pb2.GetMemberRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_service_pb2.GetMemberResponse, _abc.Awaitable[_conversations_service_pb2.GetMemberResponse]]:
-        """Gets a member of a conversation the caller can see."""
+        """Gets a member of a conversation the caller belongs to: whole if it is the
+        caller's own membership (or the caller is the app's backend), else only `name`,
+        `user_id`, `role` and `join_time`.
+        """
 
     @_abc_1.abstractmethod
     def ListMembers(
@@ -265,7 +336,7 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _conversations_service_pb2.ListMembersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_service_pb2.ListMembersResponse, _abc.Awaitable[_conversations_service_pb2.ListMembersResponse]]:
-        """Lists members in the order they joined."""
+        """Lists members in the order they joined, each as GetMember shows it."""
 
     @_abc_1.abstractmethod
     def UpdateMember(
@@ -274,7 +345,8 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_service_pb2.UpdateMemberResponse, _abc.Awaitable[_conversations_service_pb2.UpdateMemberResponse]]:
         """Changes a member's role (owners: any but owner; admins: member and moderator) or
-        the member's own settings (muted, archived, pinned: the member only).
+        the member's own settings (muted, archived, pinned: the member only). Answers
+        with the member as GetMember shows it.
         """
 
 def add_ConversationsServiceServicer_to_server(servicer: ConversationsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

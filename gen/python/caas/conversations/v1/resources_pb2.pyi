@@ -108,7 +108,9 @@ class Conversation(_message.Message):
     member_count: _builtins.int
     """How many members it has."""
     last_sequence: _builtins.int
-    """The sequence number of its last message; 0 before the first."""
+    """The sequence number of its last message; 0 before the first, and for a caller
+    who may not read its messages (a user outside a channel).
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The app's own data: at most 32 entries; keys 1 to 64 characters of letters,
@@ -117,7 +119,9 @@ class Conversation(_message.Message):
 
     @_builtins.property
     def last_message(self) -> Global___MessagePreview:
-        """Its last message, for previews; unset before the first."""
+        """Its last message, for previews; unset before the first, and for a caller who
+        may not read its messages (a user outside a channel).
+        """
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -129,7 +133,9 @@ class Conversation(_message.Message):
 
     @_builtins.property
     def last_activity_time(self) -> _timestamp_pb2.Timestamp:
-        """When its last message was sent (its creation time before that)."""
+        """When its last message was sent (its creation time before that); unset for a
+        caller who may not read its messages (a user outside a channel).
+        """
 
     @_builtins.property
     def membership(self) -> Global___Member:
@@ -203,7 +209,14 @@ Global___MessagePreview: _TypeAlias = MessagePreview  # noqa: Y015
 
 @_typing.final
 class Member(_message.Message):
-    """A user's membership of a conversation."""
+    """A user's membership of a conversation.
+
+    Whole only to the member themself and to the app's backend. Another member sees
+    `name`, `user_id`, `role` and `join_time`; the settings (muted, archived,
+    pinned), positions, unread count and read time are left unset. Whether a member
+    received and read a message is told by MessagesService.ListReceipts and the
+    stream's `read.updated` and `delivered.updated` events.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -444,8 +444,8 @@ class BatchGetPresencesResponse(_message.Message):
     PRESENCES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def presences(self) -> _containers.RepeatedCompositeFieldContainer[Global___Presence]:
-        """The presences, in the order of `names`. A user never connected, or unknown, is
-        offline without a last-seen time.
+        """The presences, in the order of `names`. A user never connected, or unknown, or
+        whose presence the caller may not see, is offline without a last-seen time.
         """
 
     def __init__(

@@ -110,6 +110,12 @@ class RealtimeServiceServicer:
     def BatchGetPresences(self, request, context):
         """Gets the presence of up to 100 users of the app, in the order asked: what a
         client shows when it connects, before changes arrive on its stream.
+
+        A user sees their own presence and that of the members of their direct and
+        group conversations (not channels): those whose changes their stream carries.
+        Any other user is shown as an unknown or never connected one is, offline
+        without a last-seen time, so the answer tells nothing about them. The app's
+        backend and the operator see every user's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

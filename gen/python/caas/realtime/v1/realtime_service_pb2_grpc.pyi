@@ -70,6 +70,12 @@ class RealtimeServiceStub:
     BatchGetPresences: _grpc.UnaryUnaryMultiCallable[_realtime_service_pb2.BatchGetPresencesRequest, _realtime_service_pb2.BatchGetPresencesResponse]
     """Gets the presence of up to 100 users of the app, in the order asked: what a
     client shows when it connects, before changes arrive on its stream.
+
+    A user sees their own presence and that of the members of their direct and
+    group conversations (not channels): those whose changes their stream carries.
+    Any other user is shown as an unknown or never connected one is, offline
+    without a last-seen time, so the answer tells nothing about them. The app's
+    backend and the operator see every user's.
     """
 
 @_typing.type_check_only
@@ -114,6 +120,12 @@ class RealtimeServiceAsyncStub(RealtimeServiceStub):
     BatchGetPresences: _aio.UnaryUnaryMultiCallable[_realtime_service_pb2.BatchGetPresencesRequest, _realtime_service_pb2.BatchGetPresencesResponse]  # type: ignore[assignment]
     """Gets the presence of up to 100 users of the app, in the order asked: what a
     client shows when it connects, before changes arrive on its stream.
+
+    A user sees their own presence and that of the members of their direct and
+    group conversations (not channels): those whose changes their stream carries.
+    Any other user is shown as an unknown or never connected one is, offline
+    without a last-seen time, so the answer tells nothing about them. The app's
+    backend and the operator see every user's.
     """
 
 class RealtimeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -179,6 +191,12 @@ class RealtimeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_realtime_service_pb2.BatchGetPresencesResponse, _abc.Awaitable[_realtime_service_pb2.BatchGetPresencesResponse]]:
         """Gets the presence of up to 100 users of the app, in the order asked: what a
         client shows when it connects, before changes arrive on its stream.
+
+        A user sees their own presence and that of the members of their direct and
+        group conversations (not channels): those whose changes their stream carries.
+        Any other user is shown as an unknown or never connected one is, offline
+        without a last-seen time, so the answer tells nothing about them. The app's
+        backend and the operator see every user's.
         """
 
 def add_RealtimeServiceServicer_to_server(servicer: RealtimeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -39,6 +39,9 @@ export type CreateConversationRequest = Message<"caas.conversations.v1.CreateCon
   /**
    * The id, 1 to 64 characters of letters, digits, `_` and `-`, starting with a
    * letter or digit; empty lets the server choose. Ignored for direct conversations.
+   * Set by the app's backend only: a user who sets it gets ALREADY_EXISTS for the id
+   * of a conversation they can see, PERMISSION_DENIED (PRINCIPAL_NOT_ALLOWED) for any
+   * other (see CreateConversation).
    *
    * @generated from field: string conversation_id = 2;
    */
@@ -344,7 +347,7 @@ export const ListChannelsRequestSchema: GenMessage<ListChannelsRequest> = /*@__P
  */
 export type ListChannelsResponse = Message<"caas.conversations.v1.ListChannelsResponse"> & {
   /**
-   * The channels of this page.
+   * The channels of this page; for a user, `membership` set on those they belong to.
    *
    * @generated from field: repeated caas.conversations.v1.Conversation conversations = 1;
    */
@@ -690,6 +693,14 @@ export const UpdateMemberResponseSchema: GenMessage<UpdateMemberResponse> = /*@_
  * app's channels. The app's backend (API key) acts with every right in its app.
  * A conversation the caller may not see is NOT_FOUND, whether or not it exists.
  *
+ * What an answer shows follows the same rules as what may be read. A channel seen
+ * by a user who is not its member comes without what is derived from its messages
+ * (`last_sequence`, `last_message`, `last_activity_time`), as ListMessages refuses
+ * them. A member's settings (muted, archived, pinned), read and delivery positions
+ * and unread count are shown only to the member themself and to the app's backend;
+ * other members see who, which role and since when (`name`, `user_id`, `role`,
+ * `join_time`), as on the realtime stream.
+ *
  * @generated from service caas.conversations.v1.ConversationsService
  */
 export const ConversationsService: GenService<{
@@ -698,6 +709,14 @@ export const ConversationsService: GenService<{
    * A direct conversation between the same two users is created once: asking again
    * returns it. Members must be existing users; no direct conversation between users
    * of whom one blocked the other (PERMISSION_DENIED, USER_BLOCKED).
+   *
+   * Only the app's backend (or the operator) chooses a conversation's id: ids are
+   * one namespace per app, so an id taken by a group a user cannot see could not be
+   * given to that user, and any answer other than the one for a free id would tell
+   * them that group exists. A user who sets `conversation_id` gets ALREADY_EXISTS if
+   * it names a conversation they can see (as GetConversation would show it), and
+   * otherwise PERMISSION_DENIED (PRINCIPAL_NOT_ALLOWED), the same answer whether the
+   * id is free or taken by a conversation hidden from them; nothing is created.
    *
    * @generated from rpc caas.conversations.v1.ConversationsService.CreateConversation
    */
@@ -708,7 +727,7 @@ export const ConversationsService: GenService<{
   },
   /**
    * Gets a conversation: members see it with their membership; any user of the app
-   * sees a channel.
+   * sees a channel, without its last message unless a member.
    *
    * @generated from rpc caas.conversations.v1.ConversationsService.GetConversation
    */
@@ -752,7 +771,9 @@ export const ConversationsService: GenService<{
     output: typeof ListConversationsResponseSchema;
   },
   /**
-   * Lists the app's channels, newest first, for users to find and join.
+   * Lists the app's channels, newest first, for users to find and join. A user sees
+   * the channels they belong to with their membership and last message, the others
+   * without them.
    *
    * @generated from rpc caas.conversations.v1.ConversationsService.ListChannels
    */
@@ -784,7 +805,8 @@ export const ConversationsService: GenService<{
   },
   /**
    * Adds users to a group or channel (owners and admins). Users already members are
-   * left as they are.
+   * left as they are. The members added are shown as another member sees them (whole
+   * to the app's backend).
    *
    * @generated from rpc caas.conversations.v1.ConversationsService.AddMembers
    */
@@ -805,7 +827,9 @@ export const ConversationsService: GenService<{
     output: typeof RemoveMemberResponseSchema;
   },
   /**
-   * Gets a member of a conversation the caller can see.
+   * Gets a member of a conversation the caller belongs to: whole if it is the
+   * caller's own membership (or the caller is the app's backend), else only `name`,
+   * `user_id`, `role` and `join_time`.
    *
    * @generated from rpc caas.conversations.v1.ConversationsService.GetMember
    */
@@ -815,7 +839,7 @@ export const ConversationsService: GenService<{
     output: typeof GetMemberResponseSchema;
   },
   /**
-   * Lists members in the order they joined.
+   * Lists members in the order they joined, each as GetMember shows it.
    *
    * @generated from rpc caas.conversations.v1.ConversationsService.ListMembers
    */
@@ -826,7 +850,8 @@ export const ConversationsService: GenService<{
   },
   /**
    * Changes a member's role (owners: any but owner; admins: member and moderator) or
-   * the member's own settings (muted, archived, pinned: the member only).
+   * the member's own settings (muted, archived, pinned: the member only). Answers
+   * with the member as GetMember shows it.
    *
    * @generated from rpc caas.conversations.v1.ConversationsService.UpdateMember
    */

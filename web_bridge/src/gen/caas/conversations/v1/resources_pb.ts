@@ -83,14 +83,16 @@ export type Conversation = Message<"caas.conversations.v1.Conversation"> & {
   memberCount: number;
 
   /**
-   * The sequence number of its last message; 0 before the first.
+   * The sequence number of its last message; 0 before the first, and for a caller
+   * who may not read its messages (a user outside a channel).
    *
    * @generated from field: int64 last_sequence = 9;
    */
   lastSequence: bigint;
 
   /**
-   * Its last message, for previews; unset before the first.
+   * Its last message, for previews; unset before the first, and for a caller who
+   * may not read its messages (a user outside a channel).
    *
    * @generated from field: caas.conversations.v1.MessagePreview last_message = 10;
    */
@@ -111,7 +113,8 @@ export type Conversation = Message<"caas.conversations.v1.Conversation"> & {
   updateTime?: Timestamp | undefined;
 
   /**
-   * When its last message was sent (its creation time before that).
+   * When its last message was sent (its creation time before that); unset for a
+   * caller who may not read its messages (a user outside a channel).
    *
    * @generated from field: google.protobuf.Timestamp last_activity_time = 13;
    */
@@ -223,6 +226,12 @@ export const MessagePreviewSchema: GenMessage<MessagePreview> = /*@__PURE__*/
 
 /**
  * A user's membership of a conversation.
+ *
+ * Whole only to the member themself and to the app's backend. Another member sees
+ * `name`, `user_id`, `role` and `join_time`; the settings (muted, archived,
+ * pinned), positions, unread count and read time are left unset. Whether a member
+ * received and read a message is told by MessagesService.ListReceipts and the
+ * stream's `read.updated` and `delivered.updated` events.
  *
  * @generated from message caas.conversations.v1.Member
  */

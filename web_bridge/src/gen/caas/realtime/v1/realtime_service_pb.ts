@@ -487,8 +487,8 @@ export const BatchGetPresencesRequestSchema: GenMessage<BatchGetPresencesRequest
  */
 export type BatchGetPresencesResponse = Message<"caas.realtime.v1.BatchGetPresencesResponse"> & {
   /**
-   * The presences, in the order of `names`. A user never connected, or unknown, is
-   * offline without a last-seen time.
+   * The presences, in the order of `names`. A user never connected, or unknown, or
+   * whose presence the caller may not see, is offline without a last-seen time.
    *
    * @generated from field: repeated caas.realtime.v1.Presence presences = 1;
    */
@@ -565,6 +565,12 @@ export const RealtimeService: GenService<{
   /**
    * Gets the presence of up to 100 users of the app, in the order asked: what a
    * client shows when it connects, before changes arrive on its stream.
+   *
+   * A user sees their own presence and that of the members of their direct and
+   * group conversations (not channels): those whose changes their stream carries.
+   * Any other user is shown as an unknown or never connected one is, offline
+   * without a last-seen time, so the answer tells nothing about them. The app's
+   * backend and the operator see every user's.
    *
    * @generated from rpc caas.realtime.v1.RealtimeService.BatchGetPresences
    */
