@@ -19,8 +19,7 @@ from caas.realtime.v1 import realtime_service_pb2
 from caas.users.v1 import users_service_pb2
 from caas.webhooks.v1 import webhooks_service_pb2
 from google.protobuf import descriptor as pb_descriptor
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2
 
 from services.apps.servicer import AppsServicer
 from services.auth.servicer import AuthServicer
@@ -31,6 +30,7 @@ from services.edge.envoy import Envoy, edge_config, running_envoy
 from services.messages.servicer import MessagesServicer
 from services.realtime.servicer import RealtimeServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
+from services.standard import add_standard_services
 from services.users.servicer import UsersServicer
 from services.webhooks.servicer import WebhooksServicer
 
@@ -164,10 +164,7 @@ class Server:
             server.add_registered_method_handlers(  # type: ignore[attr-defined]
                 descriptor.full_name, runtime.gateway.handlers(descriptor, servicer))
             names.append(descriptor.full_name)
-        health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        health_servicer = add_standard_services(server, names)
         try:
             port = server.add_insecure_port(settings.listen)
         except RuntimeError as exc:
