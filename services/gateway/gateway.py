@@ -429,7 +429,7 @@ class Gateway:
             await state.charge(principal.app_id,
                                principal.user_id if isinstance(principal, User) else None)
         if isinstance(request, _Malformed):
-            raise InvalidArgument("REQUEST_INVALID", "the request body does not parse as "
+            raise InvalidArgument("REQUEST_MALFORMED", "the request body does not parse as "
                                   f"{method.rsplit('/', maxsplit=1)[-1]}Request")
         self._validator.check(request)
 

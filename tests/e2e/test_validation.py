@@ -299,7 +299,7 @@ async def test_malformed_request_bytes_are_invalid_argument(
                                       request_serializer=lambda b: b,
                                       response_deserializer=lambda b: b)
     got = await expect_error(stub(b"\x0a\xff\xff\xff", metadata=bearer(server.operator_token)),
-                             grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
+                             grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_MALFORMED")
     assert "does not parse" in got.message
 
 
