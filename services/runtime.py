@@ -7,9 +7,7 @@ an app is a tenant.)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import os
 import stat
 from collections.abc import Awaitable, Callable
@@ -66,8 +64,6 @@ from services.webhooks.mongo_store import MongoWebhookStore
 from services.webhooks.sqlite_store import SqliteWebhookStore
 from services.webhooks.store import WebhookStore
 from services.webhooks.worker import WebhookWorker
-
-log = logging.getLogger("caas.runtime")
 
 
 @dataclass
@@ -143,8 +139,8 @@ class Outbox:
     """The relay from the event log to Kafka, in the background. The server starts
     without waiting for Kafka: until it is reachable, events wait in the log."""
 
-    def __init__(self, settings: Settings, stores: Stores, bus: EventBus, clock: Clock
-                 ) -> None:
+    def __init__(self, settings: Settings, stores: Stores, bus: EventBus, clock: Clock,
+                 background: Background) -> None:
         assert settings.kafka_bootstrap
         self._now = clock.now
         self._bootstrap = settings.kafka_bootstrap
@@ -153,27 +149,20 @@ class Outbox:
         self._events = stores.events
         self._sink: KafkaSink | None = None
         self._wake = Wake.on_commits(bus)
-        self._task = asyncio.create_task(self._run(), name="kafka relay")
+        # Supervised: until Kafka (or the store) answers, the task is restarted with
+        # growing delays, its component down ("kafka-relay", logged once).
+        background.start("kafka-relay", self._run)
 
-    async def _run(self) -> None:
+    async def _run(self, ok: Callable[[], None]) -> None:
         relay_name = "kafka"
         await self._events.register(relay_name)  # purges wait for it from now on
-        delay = 0.5
-        while self._sink is None:
-            try:
-                self._sink = await KafkaSink.open(self._bootstrap, self._topics)
-            except Exception as error:  # any failure: Kafka is not there yet
-                log.warning("kafka not ready; events wait in the log",
-                            extra={"bootstrap": self._bootstrap, "error": repr(error),
-                                   "retry_seconds": delay})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        if self._sink is None:  # raises while Kafka is not there yet: events wait
+            self._sink = await KafkaSink.open(self._bootstrap, self._topics)
+        ok()
         await Relay(self._events, self._sink, relay_name, now=self._now).run(self._wake)
 
     async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        """Close the sink (the runtime has stopped the task already)."""
         if self._sink is not None:
             await self._sink.close()
 
@@ -259,7 +248,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
             fanout.wake(event.app_id)
 
     bus.subscribe(wake_streams)
-    outbox = Outbox(settings, stores, bus, clock) if settings.kafka_bootstrap else None
+    outbox = (Outbox(settings, stores, bus, clock, background) if settings.kafka_bootstrap
+              else None)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
