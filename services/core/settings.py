@@ -1,8 +1,9 @@
 """Server settings: one typed object, read once from the environment and an optional file.
 
-Precedence, highest first: environment variables (`CAAS_<NAME>`, nested with `__`,
-e.g. `CAAS_PLANS__FREE__DEFAULT__PER_USER=900`), then the TOML file named by
-`--config` or `CAAS_CONFIG_FILE`, then the defaults below.
+Precedence, highest first: environment variables (`CAAS_<NAME>`), then the TOML file
+named by `--config` or `CAAS_CONFIG_FILE`, then the defaults below. The plans are the
+file's table if it has one, else the defaults; `CAAS_PLANS__…` variables change parts
+of them (`CAAS_PLANS__FREE__DEFAULT__PER_USER=900`: services/core/plan_sources.py).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     SecretStr,
     field_validator,
@@ -26,6 +28,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from services.core.plan_sources import METHOD_NAME, Environment, PlanVariables, PublishedPlans
 
 
 def _seconds(value: object) -> object:
@@ -46,6 +50,8 @@ OPERATOR_TOKEN_PREFIX = "caaso_"  # noqa: S105 - a prefix, not a secret
 class RateLimit(BaseModel):
     """Calls per window to one RPC: for the whole app, and for each user of it."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt limit is an error, not ignored
+
     per_app: int = Field(gt=0)
     per_user: int = Field(gt=0)
 
@@ -56,8 +62,18 @@ class Plan(BaseModel):
     Override keys are full method names, `caas.auth.v1.AuthService/CreateSession`.
     """
 
+    model_config = ConfigDict(extra="forbid")
+
     default: RateLimit
     methods: dict[str, RateLimit] = Field(default_factory=dict)
+
+    @field_validator("methods")
+    @classmethod
+    def _method_names(cls, value: dict[str, RateLimit]) -> dict[str, RateLimit]:
+        bad = [name for name in value if not METHOD_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"not full method names (package.Service/Method): {bad}")
+        return value
 
     def limit_for(self, method: str) -> RateLimit:
         return self.methods.get(method, self.default)
@@ -158,8 +174,11 @@ class Settings(BaseSettings):
     rate_limit_window: Duration = Field(
         timedelta(minutes=1), description="length of the fixed rate-limit window")
     default_plan: str = Field("free", description="plan of apps created without one")
-    plans: dict[str, Plan] = Field(default_factory=default_plans,
-                                   description="rate limits per plan (see README)")
+    plans: dict[str, Plan] = Field(
+        default_factory=default_plans,
+        description="rate limits per plan: the file's [plans.<name>] table, else the "
+                    "defaults; CAAS_PLANS__<PLAN>__DEFAULT__PER_USER=… and the like change "
+                    "one part (docs/configuration.md)")
     max_group_members: int = Field(1_000, gt=1, description="members a group may have")
     max_channel_members: int = Field(100_000, gt=1,
                                      description="members a channel may have")
@@ -237,11 +256,21 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # The plans' variables are read apart (PlanVariables) and change parts of the
+        # plans in force, which are the published ones (PublishedPlans, last) unless a
+        # source gives a whole table.
+        plans = PlanVariables(settings_cls, os.environ)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, Environment(settings_cls),
+                                                      plans]
         config_file = os.environ.get("CAAS_CONFIG_FILE")
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        sources.append(PublishedPlans(settings_cls, plans, _published_plans))
         return tuple(sources)
+
+
+def _published_plans() -> dict[str, Any]:
+    return {name: plan.model_dump() for name, plan in default_plans().items()}
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -3,6 +3,10 @@ user, per RPC per minute)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import grpc
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
@@ -11,7 +15,7 @@ from google.protobuf import field_mask_pb2
 
 from tests.conftest import AppHandle, create_app, expect_error, sign_in
 from tests.support.client import Client, bearer
-from tests.support.servers import CaasServer
+from tests.support.servers import CaasServer, start_caas
 
 
 async def test_app_budget_counts_down_then_refuses_with_retry_info(
@@ -107,3 +111,49 @@ async def test_anonymous_refreshes_count_against_the_session_user(
         client.auth.RefreshSession(auth_pb.RefreshSessionRequest(refresh_token=token)),
         grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
     assert got.quota_subjects == [f"user:{app.app_id}/erin"]
+
+
+async def limit_of(call: Any) -> str:
+    """The `x-ratelimit-limit` of a call that succeeds."""
+    await call
+    return str(dict(await call.initial_metadata())["x-ratelimit-limit"])
+
+
+async def test_plan_variables_set_limits_and_keep_the_other_defaults(tmp_path: Path) -> None:
+    """`caas serve` with no settings file and per-plan variables: the changed limits
+    hold, everything else is the published defaults."""
+    server = start_caas(tmp_path, env={
+        "CAAS_PLANS__FREE__DEFAULT__PER_APP": "4",
+        # The method's name in the variable's name (env and Docker pass it) ...
+        "CAAS_PLANS__FREE__METHODS__caas.apps.v1.AppsService/ListApiKeys__PER_APP": "2",
+        "CAAS_PLANS__FREE__METHODS__caas.apps.v1.AppsService/ListApiKeys__PER_USER": "2",
+        # ... or in JSON, for shells and Kubernetes.
+        "CAAS_PLANS__STANDARD__METHODS": json.dumps(
+            {"caas.apps.v1.AppsService/GetApp": {"per_app": 3, "per_user": 1}})})
+    client = Client(server.address)
+    try:
+        app = await create_app(client, server.operator_token)  # the default plan, free
+        get_app = apps_pb.GetAppRequest(name=app.name)
+        assert [await limit_of(client.apps.GetApp(get_app, metadata=app.auth))
+                for _ in range(4)] == ["4"] * 4
+        await expect_error(client.apps.GetApp(get_app, metadata=app.auth),
+                           grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+        list_keys = apps_pb.ListApiKeysRequest(parent=app.name)
+        assert [await limit_of(client.apps.ListApiKeys(list_keys, metadata=app.auth))
+                for _ in range(2)] == ["2"] * 2
+        got = await expect_error(client.apps.ListApiKeys(list_keys, metadata=app.auth),
+                                 grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+        assert got.quota_subjects == [f"app:{app.app_id}"]
+        # Signing in keeps free's published limits (60 per user, the tightest) ...
+        assert await limit_of(client.auth.CreateSession(auth_pb.CreateSessionRequest(
+            parent=f"{app.name}/users/ann"), metadata=app.auth)) == "60"
+        # ... and the other plans are there, one with its changed method.
+        standard = await create_app(client, server.operator_token, plan="standard")
+        assert await limit_of(client.apps.GetApp(apps_pb.GetAppRequest(
+            name=standard.name), metadata=standard.auth)) == "3"
+        assert await limit_of(client.apps.ListApiKeys(apps_pb.ListApiKeysRequest(
+            parent=standard.name), metadata=standard.auth)) == "60000"
+        await create_app(client, server.operator_token, plan="enterprise")
+    finally:
+        await client.close()
+        assert server.process.stop() == 0
