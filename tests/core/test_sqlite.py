@@ -1,4 +1,5 @@
-"""The embedded engine: writes committed together stay each all-or-nothing."""
+"""The embedded engine: writes committed together stay each all-or-nothing, and opening
+waits for other processes."""
 
 from __future__ import annotations
 
@@ -50,4 +51,26 @@ async def test_a_failed_write_leaves_the_writer_usable(tmp_path: Path) -> None:
         await db.write(lambda conn: conn.execute("INSERT INTO missing VALUES (1)"))
     await db.write(lambda conn: conn.execute("CREATE TABLE t (n INTEGER)"))
     assert await db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
+    await db.close()
+
+
+async def test_opening_waits_for_a_lock_another_connection_holds(tmp_path: Path) -> None:
+    """Switching a new file to WAL while another connection writes it fails at once in
+    SQLite ("database is locked", no busy wait): opening waits for the lock instead,
+    as a process starting beside another one must."""
+    path = tmp_path / "t.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # as another process creating its tables
+    other.execute("CREATE TABLE theirs (n INTEGER)")
+    opening = asyncio.create_task(SqliteDatabase.open(path))
+    await asyncio.sleep(0.3)  # long enough to meet the lock: opening must outwait it
+    assert not opening.done()
+    other.execute("COMMIT")
+    other.close()
+    db = await opening
+    await db.migrate("t", [("CREATE TABLE ours (n INTEGER)",)])
+    tables = await db.read(lambda conn: {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")})
+    assert {"theirs", "ours"} <= tables
+    assert await db.read(lambda conn: conn.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
     await db.close()

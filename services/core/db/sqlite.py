@@ -9,7 +9,10 @@ threads once per transaction, not once per statement.
 Processes sharing the file (`caas serve --workers N`) take turns through an `flock`
 on a lock file beside it before `BEGIN IMMEDIATE`: the kernel hands the lock over the
 moment it is released, where SQLite's own busy handler would poll with sleeps of up
-to 100 ms.
+to 100 ms. Opening takes the same lock: processes starting together on a new file
+switch it to WAL and create their tables in turn, where SQLite would answer
+"database is locked" at once to one of two connections upgrading their locks at the
+same moment (no busy handler runs for that deadlock).
 
 Writes that arrive while the writer is busy are committed together (group commit):
 each runs in a savepoint of one `BEGIN IMMEDIATE … COMMIT`, so each is still all or
@@ -30,10 +33,13 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+
+from services.core.db.transient import is_transient
 
 T = TypeVar("T")
 
@@ -41,17 +47,28 @@ T = TypeVar("T")
 Migration = tuple[str, ...]
 
 _PRAGMAS = (
+    "PRAGMA busy_timeout=10000",  # first: the next one may wait for a lock
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",  # durable at each WAL checkpoint; no torn state on crash
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=10000",
 )
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,"
+    " PRIMARY KEY (component, version))",
+)
+OPEN_PATIENCE = 30.0  # seconds opening waits for a lock held outside the lock file
+OPEN_RETRY = 0.05
 
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    for pragma in _PRAGMAS:
-        conn.execute(pragma)
+    try:
+        for pragma in _PRAGMAS:
+            conn.execute(pragma)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -70,17 +87,19 @@ class SqliteDatabase:
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
+        """Open the database at `path`, created if new, waiting for other processes'
+        locks."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        loop = asyncio.get_running_loop()
-        write_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
-        writer = await loop.run_in_executor(write_pool, _connect, path)
         lock_fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        db = cls(writer, _connect(path), write_pool, lock_fd)
-        await db.write(lambda conn: conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,"
-            " PRIMARY KEY (component, version))"))
-        return db
+        write_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
+        try:
+            writer, reader = await asyncio.get_running_loop().run_in_executor(
+                write_pool, _open_connections, path, lock_fd)
+        except BaseException:
+            write_pool.shutdown()
+            os.close(lock_fd)
+            raise
+        return cls(writer, reader, write_pool, lock_fd)
 
     async def write(self, transaction: Callable[[sqlite3.Connection], T]) -> T:
         """Run `transaction` atomically: all its statements commit, or none do.
@@ -136,16 +155,61 @@ class SqliteDatabase:
             await self.write(apply)
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._write_pool, self._writer.close)
-        self._reader.close()
+        await asyncio.get_running_loop().run_in_executor(self._write_pool, self._close)
         self._write_pool.shutdown()
         os.close(self._lock_fd)
+
+    def _close(self) -> None:
+        # Holding the lock file: the last connection's checkpoint, which removes the
+        # WAL, never meets another process opening the file.
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            self._reader.close()
+            self._writer.close()
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
 
 MAX_GROUP = 64  # writes committed together at most
 
 _Write = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+def _open_connections(path: Path, lock_fd: int
+                      ) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    """The writer and reader connections, opened holding the lock file, with the
+    engine's own tables created. A lock held by a process that does not take the lock
+    file is waited for (and retried) for up to OPEN_PATIENCE seconds."""
+    deadline = time.monotonic() + OPEN_PATIENCE
+    while True:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            return _open_locked(path)
+        except sqlite3.OperationalError as error:
+            if not is_transient(error) or time.monotonic() > deadline:
+                raise
+        finally:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        time.sleep(OPEN_RETRY)
+
+
+def _open_locked(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    writer = _connect(path)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            for table in _TABLES:
+                writer.execute(table)
+            writer.execute("COMMIT")
+        except BaseException:
+            if writer.in_transaction:
+                writer.execute("ROLLBACK")
+            raise
+        return writer, _connect(path)
+    except BaseException:
+        writer.close()
+        raise
 
 
 def _run_group(conn: sqlite3.Connection, group: list[_Write]) -> list[_Outcome]:
