@@ -14,6 +14,8 @@ from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from pydantic import ValidationError
 
+from services.core.db.sqlite import check_writable
+from services.core.db.transient import StoreUnusable
 from services.core.errors import DomainError
 from services.core.logs import configure_logging
 from services.core.names import api_key_name, app_name
@@ -107,12 +109,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"caas: bad settings:\n{problems}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.access_log)
-    if args.command == "serve":
-        # On uvloop (libuv): the same asyncio, for less CPU per call and delivery.
-        uvloop.run(supervise(settings) if settings.workers > 1 else serve(settings))
-        return 0
     try:
+        if args.command == "serve":
+            if settings.store == "sqlite":
+                # Before anything starts (the workers of --workers would each fail
+                # alike, restarted forever): an unwritable data directory is an
+                # operator's to fix. (Opening the store checks it too.)
+                check_writable(settings.data_dir)
+            # On uvloop (libuv): the same asyncio, for less CPU per call and delivery.
+            uvloop.run(supervise(settings) if settings.workers > 1 else serve(settings))
+            return 0
         result = asyncio.run(_admin(args, settings))
+    except StoreUnusable as error:  # one line, like bad settings: no stack to read
+        print(f"caas: {error}", file=sys.stderr)
+        return 2
     except DomainError as error:
         print(f"caas: {error.reason}: {error.message}", file=sys.stderr)
         return 1

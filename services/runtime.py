@@ -33,7 +33,8 @@ from services.conversations.store import ConversationStore
 from services.core.clock import Clock, SystemClock
 from services.core.db.mongo import MongoDatabase
 from services.core.db.sqlite import SqliteDatabase
-from services.core.db.transient import is_transient
+from services.core.db.transient import store_outage
+from services.core.db.writes import WatchedEngine, WriteWatch
 from services.core.events import DomainEvent, EventBus, InProcessBus
 from services.core.health import Background, Health
 from services.core.ids import new_id, new_secret
@@ -78,6 +79,7 @@ class Stores:
     events: EventLog
     webhooks: WebhookStore
     close: Callable[[], Awaitable[None]]
+    engine: WatchedEngine | None = None  # reports its writes, for readiness
 
 
 async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores:
@@ -93,14 +95,14 @@ async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores
         stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
                         MongoConversationStore(mongo, mongo_log),
                         MongoMessageStore(mongo, mongo_log), mongo_log,
-                        MongoWebhookStore(mongo), mongo.close)
+                        MongoWebhookStore(mongo), mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event)
         stores = Stores(SqliteAppStore(sqlite), SqliteAuthStore(sqlite),
                         SqliteUserStore(sqlite), SqliteConversationStore(sqlite, sqlite_log),
                         SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
-                        SqliteWebhookStore(sqlite), sqlite.close)
+                        SqliteWebhookStore(sqlite), sqlite.close, sqlite)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks,
                   stores.events):  # the log last: it reads members
@@ -190,8 +192,11 @@ class Runtime:
     health: Health
     background: Background
     outbox: Outbox | None = None
+    write_watch: WriteWatch | None = None
 
     async def close(self) -> None:
+        if self.write_watch is not None:
+            await self.write_watch.close()
         await self.background.close()
         await self.webhook_worker.close()
         if self.outbox is not None:
@@ -224,6 +229,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     presence: Presences
     health = Health()
     background = Background(health)
+    # Readiness follows the store's writes: down while the disk is full.
+    write_watch = WriteWatch(health, stores.engine) if stores.engine is not None else None
     if settings.redis_url:
         # Commands give up after redis_timeout (a frozen Redis must not hold calls up);
         # the fan-out's subscription waits for messages as long as it takes.
@@ -239,7 +246,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     await fanout.start()
     await presence.start()
     gateway = Gateway(authenticator, limiter, AppPlans(stores.apps, settings, bus),
-                      RequestValidator(), is_transient)
+                      RequestValidator(), store_outage)
     users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus)
     conversations = ConversationsActions(stores.conversations, stores.users, clock, settings)
 
@@ -264,5 +271,5 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         authenticator=authenticator, gateway=gateway, health=health, background=background,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),
         webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock),
-        outbox=outbox,
+        outbox=outbox, write_watch=write_watch,
     )

@@ -4,8 +4,9 @@ For each call, in order: a request id (the caller's `x-request-id` when sane, el
 a new one); authentication of the `authorization` header; the RPC's access policy
 from the contract (`caas.type.v1.access`); rate limits; validation against the
 contract's rules; then the servicer. Domain errors become gRPC statuses with
-`google.rpc.Status` details; any other exception is logged with its stack and
-reaches the client as INTERNAL with only the request id. Every response carries
+`google.rpc.Status` details; so do store failures that are no bug (an outage, a full
+disk: UNAVAILABLE with a retry delay); any other exception is logged with its stack
+and reaches the client as INTERNAL with only the request id. Every response carries
 `x-request-id` (initial and trailing metadata) and the rate-limit budget
 (`x-ratelimit-limit`, `x-ratelimit-remaining`, `x-ratelimit-reset`), and every call
 writes one JSON access-log line.
@@ -202,10 +203,12 @@ def _bearer(header: str | None) -> str | None:
 class Gateway:
     def __init__(self, authenticator: Authenticator, limiter: RateLimiter, plans: PlanSource,
                  validator: RequestValidator,
-                 is_transient: Callable[[BaseException], bool] = lambda _: False) -> None:
-        """`is_transient` tells store outages (answered UNAVAILABLE, retry) from bugs
-        (answered INTERNAL)."""
-        self._is_transient = is_transient
+                 store_outage: Callable[[BaseException], DomainError | None] = lambda _: None
+                 ) -> None:
+        """`store_outage` tells store failures that are no bug — an outage, a full disk —
+        by the error to answer with (UNAVAILABLE, with a retry delay) from bugs (None:
+        answered INTERNAL)."""
+        self._store_outage = store_outage
         self._authenticator = authenticator
         self._limiter = limiter
         self._plans = plans
@@ -396,12 +399,15 @@ class Gateway:
             if context.cancelled():
                 status = "CANCELLED"
                 raise
-            if self._is_transient(failure):
-                status = "UNAVAILABLE"
-                error_log.warning("store unavailable in %s", method, exc_info=True,
-                                  extra={"request_id": request_id, "method": method})
-                outage = Unavailable("UNAVAILABLE", "a backing store is unavailable: retry",
-                                     retry_after=timedelta(seconds=1))
+            outage = self._store_outage(failure)
+            if outage is not None:
+                status = outage.code.name
+                fields = {"request_id": request_id, "method": method, "reason": outage.reason}
+                if outage.reason == "STORAGE_FULL":  # an operator's matter, no bug: no stack
+                    error_log.warning("storage full in %s: %s", method, failure, extra=fields)
+                else:
+                    error_log.warning("store unavailable in %s", method, exc_info=True,
+                                      extra=fields)
                 await _end(context, state, outage.code, outage.message, rpc_status(outage),
                            state.headers(), last_item)
             status = "INTERNAL"

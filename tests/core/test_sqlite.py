@@ -1,15 +1,17 @@
-"""The embedded engine: writes committed together stay each all-or-nothing, and opening
-waits for other processes."""
+"""The embedded engine: writes committed together stay each all-or-nothing, a full disk
+fails a group as a whole and is reported, and opening waits for other processes."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from services.core.db.sqlite import SqliteDatabase
+from services.core.db.transient import StoreUnusable, is_storage_full
 
 
 class Refused(Exception):
@@ -74,3 +76,56 @@ async def test_opening_waits_for_a_lock_another_connection_holds(tmp_path: Path)
     assert {"theirs", "ours"} <= tables
     assert await db.read(lambda conn: conn.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
     await db.close()
+
+
+async def test_a_full_disk_fails_the_whole_group_writes_nothing_and_is_reported(
+        tmp_path: Path) -> None:
+    """SQLite rolls the whole transaction back when the disk is full (here: the file may
+    not grow past `max_page_count`, which fails the same way): every write committed
+    with it fails with that error, none is half written, and the listener hears of the
+    failure, then of the next commit."""
+    db = await SqliteDatabase.open(tmp_path / "t.db")
+    reports: list[BaseException | None] = []
+    db.watch_writes(reports.append)
+    await db.write(lambda conn: conn.execute("CREATE TABLE t (v TEXT)"))
+    pages = await db.read(lambda conn: conn.execute("PRAGMA page_count").fetchone()[0])
+    await db.write(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}"))
+    assert reports == [None, None]
+
+    started, gate = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:  # keeps the writer busy meanwhile
+        started.set()
+        gate.wait(10)
+
+    held = asyncio.ensure_future(db.write(hold))
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+    texts = ["small", "x" * 100_000, "small too"]  # committed together: one group
+    writes = [asyncio.ensure_future(db.write(
+        lambda conn, text=text: conn.execute("INSERT INTO t VALUES (?)", (text,))))
+        for text in texts]
+    await asyncio.sleep(0)  # each write is queued
+    gate.set()
+    await held
+    outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    for outcome in outcomes:
+        assert isinstance(outcome, sqlite3.OperationalError) and is_storage_full(outcome)
+    assert await db.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
+    assert len(reports) == 4 and reports[2] is None and reports[3] is outcomes[0]
+
+    await db.write(lambda conn: conn.execute("PRAGMA max_page_count = 1000000"))  # space
+    await db.write(lambda conn: conn.execute("INSERT INTO t VALUES ('after')"))
+    assert reports[-1] is None
+    assert await db.read(lambda conn: [r[0] for r in conn.execute("SELECT v FROM t")]) == [
+        "after"]
+    await db.probe()
+    await db.close()
+
+
+async def test_opening_an_unwritable_directory_says_why(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    with pytest.raises(StoreUnusable) as refused:
+        await SqliteDatabase.open(not_a_directory / "t.db")
+    assert str(refused.value) == (
+        f"cannot write to the data directory {not_a_directory}: not a directory")

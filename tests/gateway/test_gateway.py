@@ -11,7 +11,7 @@ import grpc
 import pytest
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 
-from services.core.db.transient import is_transient
+from services.core.db.transient import store_outage
 from services.core.principal import Operator, Principal
 from services.core.settings import Plan, RateLimit
 from services.gateway.gateway import Call, Gateway
@@ -96,7 +96,7 @@ class Locked:
 async def test_store_outages_are_unavailable_with_retry_info() -> None:
     server = grpc.aio.server()
     gw = Gateway(EveryoneIsOperator(), InProcessRateLimiter(60), OnePlan(), RequestValidator(),
-                 is_transient)
+                 store_outage)
     server.add_registered_method_handlers(SERVICE.full_name,  # type: ignore[attr-defined]
                                           gw.handlers(SERVICE, Locked()))
     port = server.add_insecure_port("127.0.0.1:0")

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from google.rpc import error_details_pb2, status_pb2
 
-from services.core.db.transient import is_transient
+from services.core.db.transient import store_outage
 from services.core.errors import Unauthenticated, limit_exceeded
 from services.core.principal import Anonymous, Principal, User
 from services.gateway.gateway import TRANSCODED_HEADER, Call, Gateway
@@ -136,7 +136,7 @@ class Rig:
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
     gateway = Gateway(UsersOnly(), InProcessRateLimiter(60), OnePlan(), RequestValidator(),
-                      is_transient)
+                      store_outage)
     ticker = Ticker()
     server = grpc.aio.server()
     server.add_registered_method_handlers(SERVICE.full_name,  # type: ignore[attr-defined]

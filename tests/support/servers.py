@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,14 +93,16 @@ OPERATOR_TOKEN = "caaso_" + "t" * 40
 
 
 def start_caas(data_dir: Path, *, env: dict[str, str] | None = None,
-               config: str | None = None, port: int = 0, http: bool = False) -> CaasServer:
+               config: str | None = None, port: int = 0, http: bool = False,
+               wrapper: Sequence[str] = ()) -> CaasServer:
     """Start `caas serve` on `port` (0: any free port) and wait until it serves; with
-    `http`, also its Envoy (on any free port: `http_port`)."""
+    `http`, also its Envoy (on any free port: `http_port`). `wrapper` is a command that
+    runs the rest (it must exec it, keeping the pid)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     full_env = {"CAAS_DATA_DIR": str(data_dir), "CAAS_OPERATOR_TOKEN": OPERATOR_TOKEN,
                 "CAAS_LISTEN": f"127.0.0.1:{port}",
                 "CAAS_HTTP_LISTEN": "127.0.0.1:0" if http else "", **(env or {})}
-    args = [str(BIN / "caas")]
+    args = [*wrapper, str(BIN / "caas")]
     if config is not None:
         config_file = data_dir / "caas.toml"
         config_file.write_text(config)

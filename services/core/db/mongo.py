@@ -3,21 +3,29 @@
 (Motor, named in the original design, is deprecated in favour of
 `pymongo.AsyncMongoClient`.) Multi-document changes run in transactions, so the
 deployment must be a replica set, as production MongoDB deployments are.
+
+Writes go through many collections' methods, so the engine watches them as the driver
+sends them (a command listener): a write the server refuses for want of disk space
+(see services/core/db/transient.py), and each write that succeeds after it, are
+reported to the engine's listener (`watch_writes`; see services/core/db/writes.py).
+A write inside a transaction counts at its `commitTransaction`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.core.clock import from_ms
+from services.core.db.transient import mongo_reply_is_full
+from services.core.db.writes import WriteListener
 
 T = TypeVar("T")
 Document = dict[str, Any]
@@ -39,21 +47,75 @@ def after(position: tuple[int, str] | None, time_field: str, id_field: str,
 MongoMigration = Callable[[AsyncDatabase[Document]], Awaitable[None]]
 
 
+# The commands that write; inside a transaction (`autocommit` in the command) they
+# count at the transaction's commit.
+_WRITES = frozenset({"insert", "update", "delete", "findAndModify", "commitTransaction",
+                     "create", "createIndexes"})
+
+
+class WriteMonitor(monitoring.CommandListener):
+    """Tells `listener` of the writes the driver sends: the error of one the server
+    refused for want of disk space, None for one that succeeded."""
+
+    def __init__(self) -> None:
+        self.listener: WriteListener | None = None
+        self._writes: set[int] = set()  # request ids of writes sent, not answered yet
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.listener is not None and event.command_name in _WRITES and (
+                event.command_name == "commitTransaction" or "autocommit" not in event.command):
+            self._writes.add(event.request_id)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.request_id in self._writes:
+            self._writes.discard(event.request_id)
+            self._report(event.reply)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        if event.request_id in self._writes:
+            self._writes.discard(event.request_id)
+            failure = event.failure if isinstance(event.failure, Mapping) else {}
+            if mongo_reply_is_full(failure):
+                self._report(failure)
+
+    def _report(self, reply: Mapping[str, Any]) -> None:
+        if self.listener is None:
+            return
+        if mongo_reply_is_full(reply):
+            self.listener(OperationFailure(str(reply.get("errmsg") or "out of disk space"),
+                                           reply.get("code"), dict(reply)))
+        elif not reply.get("writeErrors") and not reply.get("writeConcernError"):
+            self.listener(None)
+
+
 class MongoDatabase:
     """An open MongoDB database. Create with `await MongoDatabase.open(url, name)`."""
 
-    def __init__(self, client: AsyncMongoClient[Document], name: str) -> None:
+    def __init__(self, client: AsyncMongoClient[Document], name: str,
+                 monitor: WriteMonitor | None = None) -> None:
         self.client = client
         self.db: AsyncDatabase[Document] = client[name]
+        self._monitor = monitor or WriteMonitor()
 
     @classmethod
     async def open(cls, url: str, name: str) -> MongoDatabase:
         """Connect and check the server answers; raises pymongo errors if it does not."""
+        monitor = WriteMonitor()
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             url, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=10_000,
-            appname="caas")
+            appname="caas", event_listeners=[monitor])
         await client.admin.command("ping")
-        return cls(client, name)
+        return cls(client, name, monitor)
+
+    def watch_writes(self, listener: WriteListener) -> None:
+        """Tell `listener` of every write refused for want of disk space (its error)
+        and of every write that succeeded (None)."""
+        self._monitor.listener = listener
+
+    async def probe(self) -> None:
+        """Write one tiny document (raises what the write raises)."""
+        await self.db["store_probe"].update_one(
+            {"_id": 1}, {"$set": {"written_at": datetime.now(UTC)}}, upsert=True)
 
     async def transaction(self, body: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
         """Run `body` in a transaction (retried by the driver on transient errors)."""

@@ -17,7 +17,11 @@ same moment (no busy handler runs for that deadlock).
 Writes that arrive while the writer is busy are committed together (group commit):
 each runs in a savepoint of one `BEGIN IMMEDIATE … COMMIT`, so each is still all or
 nothing — one that raises is rolled back alone — and all of them are answered, in one
-hop back to the event loop, only once the commit is done.
+hop back to the event loop, only once the commit is done. When the transaction as a
+whole fails — SQLite rolls it back itself when the disk is full — every write of the
+group gets that error, and none of them happened. Such failures, and the commits
+after them, are reported to the engine's listener (`watch_writes`; see
+services/core/db/writes.py).
 
 Reads run on the event loop itself, on their own connection, against a consistent
 snapshot: in WAL mode readers never wait for writers, and a point read costs a few
@@ -29,6 +33,7 @@ Read functions must therefore stay small: indexed lookups and bounded pages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -39,7 +44,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from services.core.db.transient import is_transient
+from services.core.db.transient import StoreUnusable, is_storage_full, is_transient
+from services.core.db.writes import WriteListener
 
 T = TypeVar("T")
 
@@ -56,9 +62,17 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,"
     " PRIMARY KEY (component, version))",
+    # One row, written by `probe` to find out whether writes work again.
+    "CREATE TABLE IF NOT EXISTS store_probe ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1), written_at TEXT NOT NULL)",
 )
 OPEN_PATIENCE = 30.0  # seconds opening waits for a lock held outside the lock file
 OPEN_RETRY = 0.05
+WRITE_CHECK_BYTES = 64 * 1024
+# Primary result codes that say the file or its directory cannot be used.
+_UNUSABLE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
+                       sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PERM, sqlite3.SQLITE_NOTADB,
+                       sqlite3.SQLITE_CORRUPT})
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -70,6 +84,32 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def check_writable(directory: Path) -> None:
+    """Make `directory` if missing, then write (and sync) a small file in it and remove
+    it again. Raises StoreUnusable, saying why, when that fails: missing permissions, a
+    read-only or full file system, a path that is no directory."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        check = directory / f".write-check.{os.getpid()}"
+        try:
+            fd = os.open(check, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                data = memoryview(bytes(WRITE_CHECK_BYTES))
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        finally:
+            with contextlib.suppress(OSError):
+                check.unlink()
+    except OSError as error:
+        why = ("not a directory" if directory.exists() and not directory.is_dir()
+               else error.strerror or str(error))
+        raise StoreUnusable(f"cannot write to the data directory {directory}: {why}"
+                            ) from error
 
 
 class SqliteDatabase:
@@ -84,22 +124,40 @@ class SqliteDatabase:
         self._queued: list[_Write] = []
         self._queue_lock = threading.Lock()
         self._draining = False
+        self._listener: WriteListener | None = None
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
         """Open the database at `path`, created if new, waiting for other processes'
-        locks."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        locks. Raises StoreUnusable when its directory cannot be written (see
+        `check_writable`) or SQLite cannot open or write the file there."""
+        check_writable(path.parent)
+        try:
+            lock_fd = os.open(path.with_name(path.name + ".lock"),
+                              os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise StoreUnusable(f"cannot open {path}.lock: {error.strerror or error}"
+                                ) from error
         write_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
         try:
             writer, reader = await asyncio.get_running_loop().run_in_executor(
                 write_pool, _open_connections, path, lock_fd)
-        except BaseException:
+        except BaseException as error:
             write_pool.shutdown()
             os.close(lock_fd)
+            if isinstance(error, sqlite3.Error) and _primary_code(error) in _UNUSABLE:
+                raise StoreUnusable(f"cannot use the database {path}: {error}") from error
             raise
         return cls(writer, reader, write_pool, lock_fd)
+
+    def watch_writes(self, listener: WriteListener) -> None:
+        """Tell `listener`, on the event loop, of every write refused for want of disk
+        space (its error) and of every commit (None)."""
+        self._listener = listener
+
+    async def probe(self) -> None:
+        """Commit one tiny write (raises what a write raises)."""
+        await self.write(_probe)
 
     async def write(self, transaction: Callable[[sqlite3.Connection], T]) -> T:
         """Run `transaction` atomically: all its statements commit, or none do.
@@ -125,10 +183,21 @@ class SqliteDatabase:
                     return
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
-                outcomes = _run_group(self._writer, group)
+                outcomes, committed = _run_group(self._writer, group)
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            loop.call_soon_threadsafe(_settle, outcomes)
+            loop.call_soon_threadsafe(self._answer, outcomes, committed)
+
+    def _answer(self, outcomes: list[_Outcome], committed: bool) -> None:
+        """On the event loop: answer the writes of a group, then report it."""
+        _settle(outcomes)
+        if self._listener is None:
+            return
+        full = next((e for _, _, e in outcomes if e is not None and is_storage_full(e)), None)
+        if full is not None:
+            self._listener(full)
+        elif committed:
+            self._listener(None)
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Run `query` against one consistent snapshot, on the event loop (keep it small)."""
@@ -212,7 +281,20 @@ def _open_locked(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         raise
 
 
-def _run_group(conn: sqlite3.Connection, group: list[_Write]) -> list[_Outcome]:
+class _TransactionLost(Exception):
+    """SQLite rolled back a group's transaction itself (a full disk, an I/O error)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _run_group(conn: sqlite3.Connection, group: list[_Write]
+               ) -> tuple[list[_Outcome], bool]:
+    """Commit `group` in one transaction, each write in a savepoint: every write's
+    outcome, and whether the transaction committed. When the transaction as a whole
+    fails (BEGIN, COMMIT, or SQLite rolling it back under a write, as a full disk
+    does), every write of the group fails with that error: none of them happened."""
     outcomes: list[_Outcome] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -221,18 +303,25 @@ def _run_group(conn: sqlite3.Connection, group: list[_Write]) -> list[_Outcome]:
             try:
                 result = body(conn)
             except BaseException as error:  # handed to its caller
+                if not conn.in_transaction:
+                    raise _TransactionLost(error) from error
                 conn.execute("ROLLBACK TO write")
                 conn.execute("RELEASE write")
                 outcomes.append((future, None, error))
                 continue
+            if not conn.in_transaction:  # the body caught the error that ended it
+                raise _TransactionLost(sqlite3.OperationalError(
+                    "the transaction was rolled back under a write"))
             conn.execute("RELEASE write")
             outcomes.append((future, result, None))
         conn.execute("COMMIT")
-    except sqlite3.Error as error:  # BEGIN or COMMIT failed: none of the group happened
+    except Exception as error:  # none of the group happened
+        cause = error.cause if isinstance(error, _TransactionLost) else error
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        return [(future, None, error) for _, future in group]
-    return outcomes
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        return [(future, None, cause) for _, future in group], False
+    return outcomes, True
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
@@ -256,3 +345,11 @@ def _apply(conn: sqlite3.Connection, component: str, version: int,
     conn.execute("INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))",
                  (component, version))
 
+
+def _probe(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO store_probe VALUES (1, datetime('now'))"
+                 " ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at")
+
+
+def _primary_code(error: sqlite3.Error) -> int:
+    return int(getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF

@@ -158,6 +158,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     The server is shutting down or a backing store is unreachable: retry with
     backoff, after the RetryInfo delay when given.
     """
+    ERROR_REASON_STORAGE_FULL: _ErrorReason.ValueType  # 71
+    """The server's storage is full: the call wrote nothing. Writes fail until an
+    operator frees space (the server's gRPC health is NOT_SERVING meanwhile), then
+    work again by themselves: retry with backoff, after the RetryInfo delay.
+    """
     ERROR_REASON_DEADLINE_EXCEEDED: _ErrorReason.ValueType  # 75
     """DEADLINE_EXCEEDED
     The call did not finish within its deadline (`grpc-timeout`) or the edge's own
@@ -310,6 +315,11 @@ ERROR_REASON_UNAVAILABLE: ErrorReason.ValueType  # 70
 The server is shutting down or a backing store is unreachable: retry with
 backoff, after the RetryInfo delay when given.
 """
+ERROR_REASON_STORAGE_FULL: ErrorReason.ValueType  # 71
+"""The server's storage is full: the call wrote nothing. Writes fail until an
+operator frees space (the server's gRPC health is NOT_SERVING meanwhile), then
+work again by themselves: retry with backoff, after the RetryInfo delay.
+"""
 ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason.ValueType  # 75
 """DEADLINE_EXCEEDED
 The call did not finish within its deadline (`grpc-timeout`) or the edge's own
@@ -328,8 +338,8 @@ class MethodErrors(_message.Message):
     OPERATOR_TOKEN_INVALID, APP_UNAVAILABLE), a caller the access policy does not
     admit (PRINCIPAL_NOT_ALLOWED), a request that breaks the contract or does not
     parse (REQUEST_INVALID, REQUEST_MALFORMED, REQUEST_TOO_LARGE), rate limits
-    (RATE_LIMITED), and UNAVAILABLE and INTERNAL. (METHOD_NOT_FOUND answers a call
-    that names no RPC, so no RPC declares it either.)
+    (RATE_LIMITED), UNAVAILABLE, STORAGE_FULL (any call that writes), and INTERNAL.
+    (METHOD_NOT_FOUND answers a call that names no RPC, so no RPC declares it either.)
     """
 
     DESCRIPTOR: _descriptor.Descriptor
