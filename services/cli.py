@@ -13,6 +13,7 @@ import uvloop
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from services.core.db.sqlite import check_writable
 from services.core.db.transient import StoreUnusable
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         problems = "\n".join(f"  {'.'.join(str(p) for p in error['loc']) or 'settings'}: "
                              f"{error['msg']}" for error in exc.errors(include_input=False))
         print(f"caas: bad settings:\n{problems}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a value that does not parse (JSON of a list, say)
+        print(f"caas: bad settings:\n  {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.access_log)
     try:

@@ -206,15 +206,16 @@ async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     if settings.operator_token is None:
         log.info("operator token", extra={"file": str(operator_token_path(settings))})
+    # Signals first: a SIGTERM arriving as the server starts drains it, once started.
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
     server = await Server.start(settings)
     # Everything built so far lives as long as the process: keep it out of the
     # collector's generations, and collect less often (fewer pauses on hot paths).
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, 20, 20)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
     try:
         host = settings.listen.rpartition(":")[0]
         async with edge(settings, f"{host}:{server.port}") as envoy:

@@ -74,6 +74,15 @@ def test_bad_settings_stop_the_server_with_a_clear_message(tmp_path: Path) -> No
     assert almost not in done.stderr  # a near-miss secret is still a secret
 
 
+def test_a_setting_that_does_not_parse_stops_the_server_with_one_line(
+        tmp_path: Path) -> None:
+    done = subprocess.run([str(BIN / "caas"), "serve"], capture_output=True, text=True,
+                          timeout=60, check=False,
+                          env={"CAAS_DATA_DIR": str(tmp_path), "CAAS_CORS_ORIGINS": "[bad"})
+    assert done.returncode == 2
+    assert "cors_origins" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_generated_operator_token_is_private_and_stable(tmp_path: Path) -> None:
     first = json.loads(caas_cli(tmp_path, "operator-token").stdout)["operator_token"]
     again = json.loads(caas_cli(tmp_path, "operator-token").stdout)["operator_token"]
