@@ -142,8 +142,9 @@ class Outbox:
     without waiting for Kafka: until it is reachable, events wait in the log."""
 
     def __init__(self, settings: Settings, stores: Stores, bus: EventBus, clock: Clock,
-                 background: Background) -> None:
+                 background: Background, health: Health) -> None:
         assert settings.kafka_bootstrap
+        self._health = health
         self._now = clock.now
         self._bootstrap = settings.kafka_bootstrap
         self._topics = Topics(settings.kafka_topic_prefix, settings.kafka_partitions,
@@ -161,7 +162,8 @@ class Outbox:
         if self._sink is None:  # raises while Kafka is not there yet: events wait
             self._sink = await KafkaSink.open(self._bootstrap, self._topics)
         ok()
-        await Relay(self._events, self._sink, relay_name, now=self._now).run(self._wake)
+        await Relay(self._events, self._sink, relay_name, now=self._now,
+                    health=self._health).run(self._wake)
 
     async def close(self) -> None:
         """Close the sink (the runtime has stopped the task already)."""
@@ -255,8 +257,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
             fanout.wake(event.app_id)
 
     bus.subscribe(wake_streams)
-    outbox = (Outbox(settings, stores, bus, clock, background) if settings.kafka_bootstrap
-              else None)
+    outbox = (Outbox(settings, stores, bus, clock, background, health)
+              if settings.kafka_bootstrap else None)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
@@ -270,6 +272,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         hub=hub, fanout=fanout, presence=presence,
         authenticator=authenticator, gateway=gateway, health=health, background=background,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),
-        webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock),
+        webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock,
+                                     health),
         outbox=outbox, write_watch=write_watch,
     )

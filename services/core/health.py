@@ -67,6 +67,11 @@ class Health:
             log.info("%s is back", name, extra={"component": name})
             self._tell(name)
 
+    def failed(self, name: str, error: BaseException) -> None:
+        """`name` failed with `error`: down (logged once), the stack at DEBUG."""
+        log.debug("%s failed", name, exc_info=error)
+        self.down(name, f"{type(error).__name__}: {error}")
+
     def ready(self) -> bool:
         """Whether every component readiness depends on works."""
         return all(c.ok for c in self._components.values() if c.readiness)

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from services.core.aio import wait_set
 from services.core.events import DomainEvent, EventBus
+from services.core.health import Health
 from services.core.ids import new_id
 from services.events.log import EventLog, LoggedEvent
 
@@ -47,9 +48,12 @@ class Relay:
 
     def __init__(self, events: EventLog, sink: EventSink, consumer: str,
                  batch: int = BATCH, now: Callable[[], datetime] = utc_now,
-                 wants: Callable[[str], Awaitable[bool]] | None = None) -> None:
+                 wants: Callable[[str], Awaitable[bool]] | None = None,
+                 health: Health | None = None) -> None:
         """`wants(app_id)`, if given, says whether the sink cares for an app's events at
-        all: when not, the cursor jumps to the head without reading them."""
+        all: when not, the cursor jumps to the head without reading them. With
+        `health`, failed rounds make the component `relay-<consumer>` down (logged once
+        per change) instead of a logged stack each."""
         self._events = events
         self._sink = sink
         self._wants = wants
@@ -58,6 +62,10 @@ class Relay:
         self._now = now
         self._holder = new_id()
         self._held_until: datetime | None = None
+        self._health = health
+        self._component = f"relay-{consumer}"
+        if health is not None:
+            health.register(self._component)
 
     async def start(self) -> None:
         """Register as a consumer: from now on purges wait for this relay."""
@@ -107,9 +115,14 @@ class Relay:
                 delay = RETRY_SECONDS[0]
                 timeout = POLL_SECONDS
                 failed = False
-            except Exception:
-                log.exception("relay failed; retrying", extra={"consumer": self._consumer,
-                                                               "retry_seconds": delay})
+                if self._health is not None:
+                    self._health.up(self._component)
+            except Exception as error:
+                if self._health is not None:
+                    self._health.failed(self._component, error)
+                else:
+                    log.exception("relay failed; retrying",
+                                  extra={"consumer": self._consumer, "retry_seconds": delay})
                 timeout, delay = delay, min(delay * 2, RETRY_SECONDS[1])
                 failed = True
             woken = await wait_set(wake.event, timeout)

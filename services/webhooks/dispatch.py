@@ -22,6 +22,7 @@ from google.protobuf import json_format
 
 from services.core.aio import wait_set
 from services.core.clock import Clock
+from services.core.health import Health
 from services.core.ids import new_id
 from services.events.log import LoggedEvent
 from services.webhooks.delivery import Attempt, Deliverer, next_delay
@@ -92,11 +93,18 @@ class Intake:
             self._wake()
 
 
+CLAIMS = "webhook-dispatcher"  # its component in the process's health
+
 class Dispatcher:
     def __init__(self, store: WebhookStore, deliverer: Deliverer, clock: Clock, *,
                  timeout: timedelta, retry_delays: Sequence[timedelta],
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, health: Health | None = None) -> None:
+        """With `health`, failed claims make the component `webhook-dispatcher` down
+        (logged once per change) instead of a logged stack each."""
         self._store = store
+        self._health = health
+        if health is not None:
+            health.register(CLAIMS)
         self._deliverer = deliverer
         self._clock = clock
         self._claim_for = timeout + CLAIM_MARGIN
@@ -122,8 +130,14 @@ class Dispatcher:
                         now = self._clock.now()
                         claimed = await self._store.claim(now, now + self._claim_for, free,
                                                           PER_WEBHOOK)
-                    except Exception:
-                        log.exception("claiming webhook deliveries failed")
+                    except Exception as error:
+                        if self._health is None:
+                            log.exception("claiming webhook deliveries failed")
+                        else:
+                            self._health.failed(CLAIMS, error)
+                    else:
+                        if self._health is not None:
+                            self._health.up(CLAIMS)
                 for delivery, webhook in claimed:
                     task = asyncio.create_task(self.deliver(delivery, webhook))
                     self._in_flight.add(task)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from services.core.clock import Clock
 from services.core.events import EventBus
+from services.core.health import Health
 from services.core.settings import Settings
 from services.events.consumers import KafkaConsumerGroup
 from services.events.kafka_sink import Topics, ensure_topics
@@ -28,13 +29,14 @@ KAFKA_GROUP = "caas.webhooks"
 
 class WebhookWorker:
     def __init__(self, settings: Settings, store: WebhookStore, events: EventLog,
-                 bus: EventBus, clock: Clock) -> None:
+                 bus: EventBus, clock: Clock, health: Health | None = None) -> None:
         timeout = settings.webhook_timeout
         self._deliverer = Deliverer(timeout.total_seconds(),
                                     public_only=not settings.webhook_allow_insecure,
                                     connections=CONCURRENCY)
         self.dispatcher = Dispatcher(store, self._deliverer, clock, timeout=timeout,
-                                     retry_delays=settings.webhook_retry_delays)
+                                     retry_delays=settings.webhook_retry_delays,
+                                     health=health)
         intake = Intake(store, clock, self.dispatcher.wake)
         self._tasks = [asyncio.create_task(self.dispatcher.run(), name="webhook dispatcher")]
         if settings.kafka_bootstrap:
@@ -49,7 +51,8 @@ class WebhookWorker:
             self._tasks.append(asyncio.create_task(self._consume(consume),
                                                    name="webhook intake (kafka)"))
         else:
-            relay = Relay(events, intake, CONSUMER, now=clock.now, wants=intake.wants)
+            relay = Relay(events, intake, CONSUMER, now=clock.now, wants=intake.wants,
+                          health=health)
             self._tasks.append(asyncio.create_task(relay.run(Wake.on_commits(bus)),
                                                    name="webhook intake"))
 

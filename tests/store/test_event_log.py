@@ -4,6 +4,8 @@ commit order, with membership intervals."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 
 import pytest
@@ -11,6 +13,8 @@ from caas.events.v1 import events_pb2
 
 from services.conversations.models import ConversationChanges, MemberChanges, Role
 from services.core.errors import CapacityExceeded
+from services.core.health import Health
+from services.events import relay as relay_module
 from services.events.consumers import log_consumer
 from services.events.log import LoggedEvent, follow, visible
 from services.events.relay import LEASE, Relay, Wake
@@ -319,3 +323,30 @@ async def test_a_log_consumer_gets_every_event_at_least_once(stores: Stores) -> 
                        "conversation.created", "message.created", "message.created",
                        "message.created"]
     assert await consumer.step() == 0
+
+
+async def test_a_failing_relay_says_so_once_per_change(
+        stores: Stores, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relay_module, "RETRY_SECONDS", (0.001, 0.002))
+    health = Health()
+    back = asyncio.Event()
+    health.listen(lambda name, ok, _: back.set() if ok and sink.failures else None)
+    sink = Sink()
+    sink.failing = True
+    relay = Relay(stores.events, sink, "bus", health=health)
+    await make_group(stores, "g1", ["alice", "bob"])
+    await send(stores, "g1", "alice", "one")
+    with caplog.at_level(logging.DEBUG, logger="caas"):
+        running = asyncio.create_task(relay.run(Wake()))
+        await sink.until(failures=5)  # retried again and again
+        assert health.states()["relay-bus"][0] is False
+        sink.failing = False
+        await asyncio.wait_for(back.wait(), 10)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert said == ["relay-bus is down: ConnectionError: the bus is down", "relay-bus is back"]
+    assert health.states()["relay-bus"] == (True, "")
+    assert sink.taken == [("alpha", 1), ("alpha", 2)]
