@@ -95,7 +95,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED: _ErrorReason.ValueType  # 36
     """A webhook URL is not one deliveries may go to: not an absolute `https://` URL,
-    or naming a local, loopback, private or link-local host (see the BadRequest
+    a host that is no valid DNS name (an empty or over-long label, a name IDNA
+    refuses), or a local, loopback, private or link-local host (see the BadRequest
     field violation).
     """
     ERROR_REASON_EVENT_TYPE_UNKNOWN: _ErrorReason.ValueType  # 37
@@ -252,7 +253,8 @@ as the gRPC protocol says.)
 """
 ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED: ErrorReason.ValueType  # 36
 """A webhook URL is not one deliveries may go to: not an absolute `https://` URL,
-or naming a local, loopback, private or link-local host (see the BadRequest
+a host that is no valid DNS name (an empty or over-long label, a name IDNA
+refuses), or a local, loopback, private or link-local host (see the BadRequest
 field violation).
 """
 ERROR_REASON_EVENT_TYPE_UNKNOWN: ErrorReason.ValueType  # 37

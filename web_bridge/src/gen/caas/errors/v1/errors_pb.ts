@@ -242,7 +242,8 @@ export enum ErrorReason {
 
   /**
    * A webhook URL is not one deliveries may go to: not an absolute `https://` URL,
-   * or naming a local, loopback, private or link-local host (see the BadRequest
+   * a host that is no valid DNS name (an empty or over-long label, a name IDNA
+   * refuses), or a local, loopback, private or link-local host (see the BadRequest
    * field violation).
    *
    * @generated from enum value: ERROR_REASON_WEBHOOK_URL_NOT_ALLOWED = 36;
