@@ -9,17 +9,17 @@ services' descriptors with a deserializer that does not raise.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
 from google.protobuf import descriptor as pb_descriptor
-from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from services.core.errors import InvalidArgument
+from services.gateway.gateway import Malformed, deserializer
 from services.gateway.status import STATUS_DETAILS_KEY, rpc_status
 
 HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
@@ -36,23 +36,6 @@ class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc, name-defi
             for name, status in self._server_status.items()})
 
 
-class _Malformed:
-    """Stands for request bytes that do not parse."""
-
-
-_MALFORMED = _Malformed()
-
-
-def _parser(message_class: type[Message]) -> Callable[[bytes], Message | _Malformed]:
-    def parse(data: bytes) -> Message | _Malformed:
-        try:
-            return message_class.FromString(data)
-        except DecodeError:
-            return _MALFORMED
-
-    return parse
-
-
 async def _refuse(context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
     error = InvalidArgument("REQUEST_MALFORMED",
                             f"the request bytes do not parse as the request of {method}")
@@ -62,12 +45,12 @@ async def _refuse(context: grpc.aio.ServicerContext[Any, Any], method: str) -> N
 
 def _handler(method: pb_descriptor.MethodDescriptor, implementation: Any
              ) -> grpc.RpcMethodHandler[Any, Any]:
-    parse = _parser(GetMessageClass(method.input_type))
+    parse = deserializer(GetMessageClass(method.input_type))
     serialize = GetMessageClass(method.output_type).SerializeToString
     name = method.full_name
 
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        if isinstance(request, _Malformed):
+        if isinstance(request, Malformed):
             await _refuse(context, name)
         return await implementation(request, context)
 
@@ -75,7 +58,7 @@ def _handler(method: pb_descriptor.MethodDescriptor, implementation: Any
                         context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         async def checked() -> AsyncIterator[Any]:
             async for request in requests:
-                if isinstance(request, _Malformed):
+                if isinstance(request, Malformed):
                     await _refuse(context, name)
                 yield request
 

@@ -150,11 +150,11 @@ StreamHandler = Callable[[Any, Call], AsyncIterator[Message | bytes]]
 _Result = TypeVar("_Result")
 
 
-class _Malformed:
+class Malformed:
     """Stands for a request whose bytes do not parse as its message type."""
 
 
-_MALFORMED = _Malformed()
+MALFORMED = Malformed()
 
 
 def _pass_bytes(serialize: Callable[[Message], bytes]) -> Callable[[Message | bytes], bytes]:
@@ -164,12 +164,15 @@ def _pass_bytes(serialize: Callable[[Message], bytes]) -> Callable[[Message | by
     return serialize_item
 
 
-def _deserializer(message_class: type[Message]) -> Callable[[bytes], Message | _Malformed]:
-    def parse(data: bytes) -> Message | _Malformed:
+def deserializer(message_class: type[Message]) -> Callable[[bytes], Message | Malformed]:
+    """A request deserializer that does not raise: bytes that do not parse give
+    `MALFORMED`, for the handler to refuse (grpcio would answer UNKNOWN and log a
+    traceback)."""
+    def parse(data: bytes) -> Message | Malformed:
         try:
             return message_class.FromString(data)
         except DecodeError:
-            return _MALFORMED
+            return MALFORMED
 
     return parse
 
@@ -264,7 +267,7 @@ class Gateway:
                                 "RPCs are not served")
             name = f"{service.full_name}/{method.name}"
             allowed = frozenset(policy.allow)
-            parse = _deserializer(GetMessageClass(method.input_type))
+            parse = deserializer(GetMessageClass(method.input_type))
             serialize = GetMessageClass(method.output_type).SerializeToString
             if method.server_streaming:
                 handlers[method.name] = grpc.unary_stream_rpc_method_handler(
@@ -434,7 +437,7 @@ class Gateway:
         if isinstance(principal, AppBackend | User):
             await state.charge(principal.app_id,
                                principal.user_id if isinstance(principal, User) else None)
-        if isinstance(request, _Malformed):
+        if isinstance(request, Malformed):
             raise InvalidArgument("REQUEST_MALFORMED", "the request body does not parse as "
                                   f"{method.rsplit('/', maxsplit=1)[-1]}Request")
         self._validator.check(request)
