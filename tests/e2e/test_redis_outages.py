@@ -18,10 +18,16 @@ from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import TEST_CONFIG, create_app
-from tests.support.chat import GROUP, Person, person
+from tests.support.chat import GROUP, person
 from tests.support.client import Client, details
-from tests.support.servers import CaasServer, ExternalServer, start_caas, start_redis
-from tests.support.stream import subscribed
+from tests.support.servers import (
+    CaasServer,
+    ExternalServer,
+    start_caas,
+    start_redis,
+    wait_for_workers,
+)
+from tests.support.stream import bob_on_every_connection, subscribed
 
 
 @pytest.fixture
@@ -66,24 +72,19 @@ async def test_the_workers_fan_out_comes_back_after_a_redis_outage(
     server = start_caas(tmp_path / "data", env={"CAAS_WORKERS": "2",
                                                 "CAAS_REDIS_URL": redis.url},
                         config=TEST_CONFIG)
-    first = server.process.wait_for_line(lambda line: '"message": "serving"' in line)
-    server.process.wait_for_line(lambda line: '"message": "serving"' in line and line != first)
+    wait_for_workers(server)
     clients = [Client(server.address, [("grpc.use_local_subchannel_pool", 1)])
                for _ in range(8)]
     try:
-        app = await create_app(clients[0], server.operator_token)
-        alice = await person(clients[0], app.app_id, app.api_key, "alice")
-        bob = await person(clients[1], app.app_id, app.api_key, "bob")
-        group = await alice.create(GROUP, ("bob",))
-        streams = [await subscribed(Person(client, app.app_id, "bob", bob.token))
-                   for client in clients]
-        await alice.send(group.name, "before")
+        alice, _, group, streams = await bob_on_every_connection(
+            clients, server.operator_token)
+        await alice.send(group, "before")
         for stream in streams:
             assert (await stream.event()).message_created.text == "before"
 
         redis.process.stop(signum=signal.SIGKILL)  # Redis is gone: each worker notices
         pids = workers_saying(server, "realtime-fanout", "is down")
-        await alice.send(group.name, "during")  # sends go on; streams poll the log
+        await alice.send(group, "during")  # sends go on; streams poll the log
         for stream in streams:
             assert (await stream.event()).message_created.text == "during"
 
@@ -93,7 +94,7 @@ async def test_the_workers_fan_out_comes_back_after_a_redis_outage(
             # Once per change: however often the listener retried meanwhile.
             downs = component_lines(server.process.lines, "realtime-fanout", "is down")
             assert sorted(str(r["pid"]) for r in downs) == sorted(str(p) for p in pids)
-            await alice.send(group.name, "after")
+            await alice.send(group, "after")
             for stream in streams:
                 assert (await stream.event()).message_created.text == "after"
             for stream in streams:

@@ -12,11 +12,17 @@ from caas.webhooks.v1 import resources_pb2 as hooks_res
 from caas.webhooks.v1 import webhooks_service_pb2 as hooks_pb
 
 from tests.conftest import TEST_CONFIG, create_app
-from tests.support.chat import GROUP, Person, person
+from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 from tests.support.processes import Process
-from tests.support.servers import BIN, OPERATOR_TOKEN, ExternalServer, start_caas
-from tests.support.stream import subscribed
+from tests.support.servers import (
+    BIN,
+    OPERATOR_TOKEN,
+    ExternalServer,
+    start_caas,
+    wait_for_workers,
+)
+from tests.support.stream import bob_on_every_connection
 from tests.support.webhook_receiver import running_receiver
 
 
@@ -24,25 +30,19 @@ async def test_workers_share_a_port_and_deliver_to_each_other(
         tmp_path: Path, redis_server: ExternalServer) -> None:
     server = start_caas(tmp_path, env={"CAAS_WORKERS": "2", "CAAS_REDIS_URL": redis_server.url},
                         config=TEST_CONFIG, http=True)
-    first = server.process.wait_for_line(lambda line: '"message": "serving"' in line)
-    server.process.wait_for_line(  # the other worker too
-        lambda line: '"message": "serving"' in line and line != first)
+    wait_for_workers(server)
     # A connection each (gRPC shares connections between channels unless told not to);
     # the kernel spreads connections over the workers.
     clients = [Client(server.address, [("grpc.use_local_subchannel_pool", 1)])
                for _ in range(16)]
     try:
-        app = await create_app(clients[0], server.operator_token)
-        alice = await person(clients[0], app.app_id, app.api_key, "alice")
-        bob = await person(clients[1], app.app_id, app.api_key, "bob")
-        group = await alice.create(GROUP, ("bob",))
-        streams = [await subscribed(Person(client, app.app_id, "bob", bob.token))
-                   for client in clients]
-        await alice.send(group.name, "to every device")
+        alice, bob, group, streams = await bob_on_every_connection(
+            clients, server.operator_token)
+        await alice.send(group, "to every device")
         for stream in streams:
             assert (await stream.event()).message_created.text == "to every device"
         async with httpx.AsyncClient(base_url=server.http_url) as http:  # the one Envoy
-            listed = await http.get(f"/v1/{group.name}/messages", headers={
+            listed = await http.get(f"/v1/{group}/messages", headers={
                 "authorization": f"Bearer {bob.token}"})
         assert [m["text"] for m in listed.json()["messages"]] == ["to every device"]
         for stream in streams:

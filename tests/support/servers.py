@@ -115,3 +115,11 @@ def start_caas(data_dir: Path, *, env: dict[str, str] | None = None,
         line = process.wait_for_line(lambda text: '"message": "http serving"' in text, 60)
         server.http_port = int(json.loads(line)["http_port"])
     return server
+
+
+def wait_for_workers(server: CaasServer, workers: int = 2) -> None:
+    """Wait until each of the `workers` processes of `caas serve --workers` serves."""
+    seen: list[str] = []
+    for _ in range(workers):
+        seen.append(server.process.wait_for_line(
+            lambda line: '"message": "serving"' in line and line not in seen, 60))

@@ -10,7 +10,9 @@ import grpc
 from caas.events.v1 import events_pb2
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 
-from tests.support.chat import Person
+from tests.conftest import create_app
+from tests.support.chat import GROUP, Person, person
+from tests.support.client import Client
 
 WAIT = 20.0  # seconds before a missing item fails the test
 
@@ -92,3 +94,17 @@ async def subscribed(person: Person, token: str = "", device_id: str = "") -> St
     stream = Stream(person, token, device_id)
     await stream.ready()
     return stream
+
+
+async def bob_on_every_connection(clients: list[Client], operator_token: str
+                                  ) -> tuple[Person, Person, str, list[Stream]]:
+    """A new app where alice and bob share a group, and a stream of bob's on each of
+    `clients` (each its own connection, so they spread over the workers): (alice,
+    bob, the group's name, the streams)."""
+    app = await create_app(clients[0], operator_token)
+    alice = await person(clients[0], app.app_id, app.api_key, "alice")
+    bob = await person(clients[1], app.app_id, app.api_key, "bob")
+    group = await alice.create(GROUP, ("bob",))
+    streams = [await subscribed(Person(client, app.app_id, "bob", bob.token))
+               for client in clients]
+    return alice, bob, group.name, streams
