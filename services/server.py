@@ -14,6 +14,7 @@ import grpc
 from caas.apps.v1 import apps_service_pb2
 from caas.auth.v1 import auth_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
+from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
 from caas.realtime.v1 import realtime_service_pb2
 from caas.users.v1 import users_service_pb2
@@ -59,7 +60,7 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
 
 SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    conversations_service_pb2, messages_service_pb2, realtime_service_pb2,
-                   webhooks_service_pb2)
+                   webhooks_service_pb2, media_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:

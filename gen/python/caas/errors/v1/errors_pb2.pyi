@@ -71,6 +71,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """One of the two users blocks the other: no direct messages between them."""
     ERROR_REASON_NOT_AUTHOR: _ErrorReason.ValueType  # 26
     """Only the message's author may do this."""
+    ERROR_REASON_MEDIA_NOT_OWNED: _ErrorReason.ValueType  # 27
+    """Only the user who uploaded the media may attach it to a message."""
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
@@ -103,6 +105,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A webhook's event-type filter names no known event type or family (field
     violations name each one; the message lists the known types).
     """
+    ERROR_REASON_MEDIA_TOO_LARGE: _ErrorReason.ValueType  # 38
+    """The file is larger than the app's plan takes (metadata: max_file_bytes)."""
+    ERROR_REASON_CONTENT_TYPE_NOT_ALLOWED: _ErrorReason.ValueType  # 39
+    """The app's plan does not take files of this media type (metadata:
+    allowed_content_types, comma-separated).
+    """
     ERROR_REASON_RESOURCE_NOT_FOUND: _ErrorReason.ValueType  # 40
     """NOT_FOUND
     The named resource does not exist (or the caller may not know it does).
@@ -133,6 +141,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The resume token is older than the events kept: resync with the list RPCs,
     then subscribe without a token.
     """
+    ERROR_REASON_MEDIA_NOT_READY: _ErrorReason.ValueType  # 63
+    """The media is not READY (metadata: state): wait for `media.ready`, or upload it
+    again if it FAILED.
+    """
+    ERROR_REASON_UPLOAD_INCOMPLETE: _ErrorReason.ValueType  # 64
+    """Parts of the upload are missing or of the wrong size (metadata: missing_parts,
+    comma-separated part numbers): upload them (GetUpload), then complete again.
+    """
+    ERROR_REASON_MEDIA_CONVERSATION_MISMATCH: _ErrorReason.ValueType  # 69
+    """The media was uploaded for another conversation than the message's."""
     ERROR_REASON_RESUME_TOKEN_AHEAD: _ErrorReason.ValueType  # 62
     """OUT_OF_RANGE
     The resume token points past the newest event of the log, so this log did not
@@ -146,6 +164,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_REQUEST_TOO_LARGE: _ErrorReason.ValueType  # 66
     """The request is larger than the server takes (metadata: limit_bytes). Over JSON
     the HTTP status is 413 Content Too Large.
+    """
+    ERROR_REASON_STORAGE_QUOTA_EXCEEDED: _ErrorReason.ValueType  # 68
+    """The app's media storage would pass its plan's quota (metadata: quota_bytes,
+    used_bytes; QuotaFailure names it): delete media or change plans.
     """
     ERROR_REASON_STREAM_LAGGING: _ErrorReason.ValueType  # 65
     """ABORTED
@@ -229,6 +251,8 @@ ERROR_REASON_USER_BLOCKED: ErrorReason.ValueType  # 25
 """One of the two users blocks the other: no direct messages between them."""
 ERROR_REASON_NOT_AUTHOR: ErrorReason.ValueType  # 26
 """Only the message's author may do this."""
+ERROR_REASON_MEDIA_NOT_OWNED: ErrorReason.ValueType  # 27
+"""Only the user who uploaded the media may attach it to a message."""
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT
 One or more fields break the contract; see the BadRequest field violations.
@@ -261,6 +285,12 @@ ERROR_REASON_EVENT_TYPE_UNKNOWN: ErrorReason.ValueType  # 37
 """A webhook's event-type filter names no known event type or family (field
 violations name each one; the message lists the known types).
 """
+ERROR_REASON_MEDIA_TOO_LARGE: ErrorReason.ValueType  # 38
+"""The file is larger than the app's plan takes (metadata: max_file_bytes)."""
+ERROR_REASON_CONTENT_TYPE_NOT_ALLOWED: ErrorReason.ValueType  # 39
+"""The app's plan does not take files of this media type (metadata:
+allowed_content_types, comma-separated).
+"""
 ERROR_REASON_RESOURCE_NOT_FOUND: ErrorReason.ValueType  # 40
 """NOT_FOUND
 The named resource does not exist (or the caller may not know it does).
@@ -291,6 +321,16 @@ ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61
 """The resume token is older than the events kept: resync with the list RPCs,
 then subscribe without a token.
 """
+ERROR_REASON_MEDIA_NOT_READY: ErrorReason.ValueType  # 63
+"""The media is not READY (metadata: state): wait for `media.ready`, or upload it
+again if it FAILED.
+"""
+ERROR_REASON_UPLOAD_INCOMPLETE: ErrorReason.ValueType  # 64
+"""Parts of the upload are missing or of the wrong size (metadata: missing_parts,
+comma-separated part numbers): upload them (GetUpload), then complete again.
+"""
+ERROR_REASON_MEDIA_CONVERSATION_MISMATCH: ErrorReason.ValueType  # 69
+"""The media was uploaded for another conversation than the message's."""
 ERROR_REASON_RESUME_TOKEN_AHEAD: ErrorReason.ValueType  # 62
 """OUT_OF_RANGE
 The resume token points past the newest event of the log, so this log did not
@@ -304,6 +344,10 @@ Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.
 ERROR_REASON_REQUEST_TOO_LARGE: ErrorReason.ValueType  # 66
 """The request is larger than the server takes (metadata: limit_bytes). Over JSON
 the HTTP status is 413 Content Too Large.
+"""
+ERROR_REASON_STORAGE_QUOTA_EXCEEDED: ErrorReason.ValueType  # 68
+"""The app's media storage would pass its plan's quota (metadata: quota_bytes,
+used_bytes; QuotaFailure names it): delete media or change plans.
 """
 ERROR_REASON_STREAM_LAGGING: ErrorReason.ValueType  # 65
 """ABORTED

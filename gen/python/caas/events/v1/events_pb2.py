@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from caas.conversations.v1 import resources_pb2 as caas_dot_conversations_dot_v1_dot_resources__pb2
+from caas.media.v1 import resources_pb2 as caas_dot_media_dot_v1_dot_resources__pb2
 from caas.messages.v1 import resources_pb2 as caas_dot_messages_dot_v1_dot_resources__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x61\x61s/events/v1/events.proto\x12\x0e\x63\x61\x61s.events.v1\x1a%caas/conversations/v1/resources.proto\x1a caas/messages/v1/resources.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\t\n\x05\x45vent\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\"\n\x0c\x63onversation\x18\x04 \x01(\tR\x0c\x63onversation\x12\x17\n\x07user_id\x18\x05 \x01(\tR\x06userId\x12\x44\n\x0fmessage_created\x18\n \x01(\x0b\x32\x19.caas.messages.v1.MessageH\x00R\x0emessageCreated\x12\x44\n\x0fmessage_updated\x18\x0b \x01(\x0b\x32\x19.caas.messages.v1.MessageH\x00R\x0emessageUpdated\x12\x44\n\x0fmessage_deleted\x18\x0c \x01(\x0b\x32\x19.caas.messages.v1.MessageH\x00R\x0emessageDeleted\x12G\n\x0ereaction_added\x18\r \x01(\x0b\x32\x1e.caas.events.v1.ReactionChangeH\x00R\rreactionAdded\x12K\n\x10reaction_removed\x18\x0e \x01(\x0b\x32\x1e.caas.events.v1.ReactionChangeH\x00R\x0freactionRemoved\x12X\n\x14\x63onversation_created\x18\x0f \x01(\x0b\x32#.caas.conversations.v1.ConversationH\x00R\x13\x63onversationCreated\x12X\n\x14\x63onversation_updated\x18\x10 \x01(\x0b\x32#.caas.conversations.v1.ConversationH\x00R\x13\x63onversationUpdated\x12X\n\x14\x63onversation_deleted\x18\x11 \x01(\x0b\x32#.caas.events.v1.ConversationDeletedH\x00R\x13\x63onversationDeleted\x12\x42\n\x0cmember_added\x18\x12 \x01(\x0b\x32\x1d.caas.conversations.v1.MemberH\x00R\x0bmemberAdded\x12\x46\n\x0emember_removed\x18\x13 \x01(\x0b\x32\x1d.caas.conversations.v1.MemberH\x00R\rmemberRemoved\x12\x46\n\x0emember_updated\x18\x14 \x01(\x0b\x32\x1d.caas.conversations.v1.MemberH\x00R\rmemberUpdated\x12>\n\x0cread_updated\x18\x15 \x01(\x0b\x32\x19.caas.events.v1.ReadStateH\x00R\x0breadUpdated\x12H\n\x11\x64\x65livered_updated\x18\x16 \x01(\x0b\x32\x19.caas.events.v1.ReadStateH\x00R\x10\x64\x65liveredUpdatedB\t\n\x07payload\"[\n\x0eReactionChange\x12\x33\n\x07message\x18\x01 \x01(\x0b\x32\x19.caas.messages.v1.MessageR\x07message\x12\x14\n\x05\x65moji\x18\x02 \x01(\tR\x05\x65moji\"9\n\x13\x43onversationDeleted\x12\"\n\x0c\x63onversation\x18\x01 \x01(\tR\x0c\x63onversation\"p\n\tReadState\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n\x08sequence\x18\x02 \x01(\x03R\x08sequence\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04timeB%Z#caas/gen/go/caas/events/v1;eventsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x61\x61s/events/v1/events.proto\x12\x0e\x63\x61\x61s.events.v1\x1a%caas/conversations/v1/resources.proto\x1a\x1d\x63\x61\x61s/media/v1/resources.proto\x1a caas/messages/v1/resources.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\t\n\x05\x45vent\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\"\n\x0c\x63onversation\x18\x04 \x01(\tR\x0c\x63onversation\x12\x17\n\x07user_id\x18\x05 \x01(\tR\x06userId\x12\x44\n\x0fmessage_created\x18\n \x01(\x0b\x32\x19.caas.messages.v1.MessageH\x00R\x0emessageCreated\x12\x44\n\x0fmessage_updated\x18\x0b \x01(\x0b\x32\x19.caas.messages.v1.MessageH\x00R\x0emessageUpdated\x12\x44\n\x0fmessage_deleted\x18\x0c \x01(\x0b\x32\x19.caas.messages.v1.MessageH\x00R\x0emessageDeleted\x12G\n\x0ereaction_added\x18\r \x01(\x0b\x32\x1e.caas.events.v1.ReactionChangeH\x00R\rreactionAdded\x12K\n\x10reaction_removed\x18\x0e \x01(\x0b\x32\x1e.caas.events.v1.ReactionChangeH\x00R\x0freactionRemoved\x12X\n\x14\x63onversation_created\x18\x0f \x01(\x0b\x32#.caas.conversations.v1.ConversationH\x00R\x13\x63onversationCreated\x12X\n\x14\x63onversation_updated\x18\x10 \x01(\x0b\x32#.caas.conversations.v1.ConversationH\x00R\x13\x63onversationUpdated\x12X\n\x14\x63onversation_deleted\x18\x11 \x01(\x0b\x32#.caas.events.v1.ConversationDeletedH\x00R\x13\x63onversationDeleted\x12\x42\n\x0cmember_added\x18\x12 \x01(\x0b\x32\x1d.caas.conversations.v1.MemberH\x00R\x0bmemberAdded\x12\x46\n\x0emember_removed\x18\x13 \x01(\x0b\x32\x1d.caas.conversations.v1.MemberH\x00R\rmemberRemoved\x12\x46\n\x0emember_updated\x18\x14 \x01(\x0b\x32\x1d.caas.conversations.v1.MemberH\x00R\rmemberUpdated\x12>\n\x0cread_updated\x18\x15 \x01(\x0b\x32\x19.caas.events.v1.ReadStateH\x00R\x0breadUpdated\x12H\n\x11\x64\x65livered_updated\x18\x16 \x01(\x0b\x32\x19.caas.events.v1.ReadStateH\x00R\x10\x64\x65liveredUpdated\x12\x37\n\x0bmedia_ready\x18\x17 \x01(\x0b\x32\x14.caas.media.v1.MediaH\x00R\nmediaReady\x12\x39\n\x0cmedia_failed\x18\x18 \x01(\x0b\x32\x14.caas.media.v1.MediaH\x00R\x0bmediaFailedB\t\n\x07payload\"[\n\x0eReactionChange\x12\x33\n\x07message\x18\x01 \x01(\x0b\x32\x19.caas.messages.v1.MessageR\x07message\x12\x14\n\x05\x65moji\x18\x02 \x01(\tR\x05\x65moji\"9\n\x13\x43onversationDeleted\x12\"\n\x0c\x63onversation\x18\x01 \x01(\tR\x0c\x63onversation\"p\n\tReadState\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n\x08sequence\x18\x02 \x01(\x03R\x08sequence\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04timeB%Z#caas/gen/go/caas/events/v1;eventsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +36,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'caas.events.v1.events_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z#caas/gen/go/caas/events/v1;eventsv1'
-  _globals['_EVENT']._serialized_start=154
-  _globals['_EVENT']._serialized_end=1314
-  _globals['_REACTIONCHANGE']._serialized_start=1316
-  _globals['_REACTIONCHANGE']._serialized_end=1407
-  _globals['_CONVERSATIONDELETED']._serialized_start=1409
-  _globals['_CONVERSATIONDELETED']._serialized_end=1466
-  _globals['_READSTATE']._serialized_start=1468
-  _globals['_READSTATE']._serialized_end=1580
+  _globals['_EVENT']._serialized_start=185
+  _globals['_EVENT']._serialized_end=1461
+  _globals['_REACTIONCHANGE']._serialized_start=1463
+  _globals['_REACTIONCHANGE']._serialized_end=1554
+  _globals['_CONVERSATIONDELETED']._serialized_start=1556
+  _globals['_CONVERSATIONDELETED']._serialized_end=1613
+  _globals['_READSTATE']._serialized_start=1615
+  _globals['_READSTATE']._serialized_end=1727
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from caas.conversations.v1 import resources_pb2 as _resources_pb2_1
+from caas.media.v1 import resources_pb2 as _resources_pb2_2
 from caas.messages.v1 import resources_pb2 as _resources_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -46,6 +47,8 @@ class Event(_message.Message):
     MEMBER_UPDATED_FIELD_NUMBER: _builtins.int
     READ_UPDATED_FIELD_NUMBER: _builtins.int
     DELIVERED_UPDATED_FIELD_NUMBER: _builtins.int
+    MEDIA_READY_FIELD_NUMBER: _builtins.int
+    MEDIA_FAILED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/events/{position}`: stable, unique in the app, for de-duplication.
     Positions grow with each event of the app, in commit order.
@@ -120,6 +123,16 @@ class Event(_message.Message):
     def delivered_updated(self) -> Global___ReadState:
         """A member received messages up to a sequence number."""
 
+    @_builtins.property
+    def media_ready(self) -> _resources_pb2_2.Media:
+        """The uploader's media was processed and may be attached (only the uploader's
+        streams; the app's webhooks).
+        """
+
+    @_builtins.property
+    def media_failed(self) -> _resources_pb2_2.Media:
+        """The uploader's media was refused (FAILED or QUARANTINED, with its reason)."""
+
     def __init__(
         self,
         *,
@@ -141,12 +154,14 @@ class Event(_message.Message):
         member_updated: _resources_pb2_1.Member | None = ...,
         read_updated: Global___ReadState | None = ...,
         delivered_updated: Global___ReadState | None = ...,
+        media_ready: _resources_pb2_2.Media | None = ...,
+        media_failed: _resources_pb2_2.Media | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

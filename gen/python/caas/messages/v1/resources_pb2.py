@@ -23,12 +23,14 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from caas.media.v1 import resources_pb2 as caas_dot_media_dot_v1_dot_resources__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n caas/messages/v1/resources.proto\x12\x10\x63\x61\x61s.messages.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\n\n\x07Message\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12 \n\x08sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08sequence\x12N\n\tsender_id\x18\x03 \x01(\tB1\xe2\x41\x01\x01\xbaH*r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$\xd8\x01\x01R\x08senderId\x12+\n\x0esender_deleted\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03R\rsenderDeleted\x12 \n\x04text\x18\x05 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xa0\x1fR\x04text\x12L\n\x0b\x61ttachments\x18\x06 \x03(\x0b\x32\x1c.caas.messages.v1.AttachmentB\x0c\xe2\x41\x01\x01\xbaH\x05\x92\x01\x02\x10\nR\x0b\x61ttachments\x12X\n\x0bmention_ids\x18\x07 \x03(\tB7\xe2\x41\x01\x01\xbaH0\x92\x01-\x10\x32\x18\x01\"\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\nmentionIds\x12;\n\x08mentions\x18\x08 \x03(\x0b\x32\x19.caas.messages.v1.MentionB\x04\xe2\x41\x01\x03R\x08mentions\x12t\n\x08metadata\x18\t \x03(\x0b\x32\'.caas.messages.v1.Message.MetadataEntryB/\xe2\x41\x01\x01\xbaH(\x9a\x01%\x10\x10\"\x1ar\x18\x32\x16^[A-Za-z0-9_.-]{1,64}$*\x05r\x03\x18\x80\x08R\x08metadata\x12=\n\x14thread_root_sequence\x18\n \x01(\x03\x42\x0b\xe2\x41\x01\x05\xbaH\x04\"\x02(\x00R\x12threadRootSequence\x12%\n\x0breply_count\x18\x0b \x01(\x05\x42\x04\xe2\x41\x01\x03R\nreplyCount\x12H\n\x0flast_reply_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\rlastReplyTime\x12\x43\n\treactions\x18\r \x03(\x0b\x32\x1f.caas.messages.v1.ReactionCountB\x04\xe2\x41\x01\x03R\treactions\x12;\n\x05state\x18\x0e \x01(\x0e\x32\x1f.caas.messages.v1.Message.StateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12=\n\tedit_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x08\x65\x64itTime\x12\x41\n\x0b\x64\x65lete_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ndeleteTime\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"C\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x11\n\rSTATE_DELETED\x10\x02:d\xea\x41\x61\n\x10\x63\x61\x61s.dev/Message\x12:apps/{app}/conversations/{conversation}/messages/{message}*\x08messages2\x07message\"\xb2\x03\n\nAttachment\x12\x45\n\x04kind\x18\x01 \x01(\x0e\x32!.caas.messages.v1.Attachment.KindB\x0e\xe2\x41\x01\x02\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x04kind\x12!\n\x03uri\x18\x02 \x01(\tB\x0f\xe2\x41\x01\x02\xbaH\x08r\x06\x18\x80\x10\x88\x01\x01R\x03uri\x12\"\n\x05title\x18\x03 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xff\x01R\x05title\x12(\n\tmime_type\x18\x04 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18\x7fR\x08mimeType\x12\x30\n\nsize_bytes\x18\x05 \x01(\x03\x42\x11\xe2\x41\x01\x01\xbaH\n\"\x08\x18\x80\x80\x80\x80\x14(\x00R\tsizeBytes\x12%\n\x05width\x18\x06 \x01(\x05\x42\x0f\xe2\x41\x01\x01\xbaH\x08\x1a\x06\x18\xa0\x8d\x06(\x00R\x05width\x12\'\n\x06height\x18\x07 \x01(\x05\x42\x0f\xe2\x41\x01\x01\xbaH\x08\x1a\x06\x18\xa0\x8d\x06(\x00R\x06height\"j\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_IMAGE\x10\x01\x12\x0e\n\nKIND_VIDEO\x10\x02\x12\x0e\n\nKIND_AUDIO\x10\x03\x12\r\n\tKIND_FILE\x10\x04\x12\r\n\tKIND_LINK\x10\x05\"E\n\x07Mention\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\"_\n\rReactionCount\x12\x14\n\x05\x65moji\x18\x01 \x01(\tR\x05\x65moji\x12\x14\n\x05\x63ount\x18\x02 \x01(\x05R\x05\x63ount\x12\"\n\rreacted_by_me\x18\x03 \x01(\x08R\x0breactedByMe\"v\n\x08Reaction\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x14\n\x05\x65moji\x18\x02 \x01(\tR\x05\x65moji\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"~\n\x0fMessageRevision\x12\x1a\n\x08revision\x18\x01 \x01(\x05R\x08revision\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\x8d\x01\n\x07Receipt\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1c\n\tdelivered\x18\x02 \x01(\x08R\tdelivered\x12\x12\n\x04read\x18\x03 \x01(\x08R\x04read\x12\x37\n\tread_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08readTime\"\xbe\x01\n\x0bUnreadCount\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x14\n\x05total\x18\x02 \x01(\x03R\x05total\x12$\n\rconversations\x18\x03 \x01(\x05R\rconversations:Y\xea\x41V\n\x14\x63\x61\x61s.dev/UnreadCount\x12#apps/{app}/users/{user}/unreadCount*\x0cunreadCounts2\x0bunreadCountB)Z\'caas/gen/go/caas/messages/v1;messagesv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n caas/messages/v1/resources.proto\x12\x10\x63\x61\x61s.messages.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1d\x63\x61\x61s/media/v1/resources.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\n\n\x07Message\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12 \n\x08sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08sequence\x12N\n\tsender_id\x18\x03 \x01(\tB1\xe2\x41\x01\x01\xbaH*r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$\xd8\x01\x01R\x08senderId\x12+\n\x0esender_deleted\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03R\rsenderDeleted\x12 \n\x04text\x18\x05 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xa0\x1fR\x04text\x12L\n\x0b\x61ttachments\x18\x06 \x03(\x0b\x32\x1c.caas.messages.v1.AttachmentB\x0c\xe2\x41\x01\x01\xbaH\x05\x92\x01\x02\x10\nR\x0b\x61ttachments\x12X\n\x0bmention_ids\x18\x07 \x03(\tB7\xe2\x41\x01\x01\xbaH0\x92\x01-\x10\x32\x18\x01\"\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\nmentionIds\x12;\n\x08mentions\x18\x08 \x03(\x0b\x32\x19.caas.messages.v1.MentionB\x04\xe2\x41\x01\x03R\x08mentions\x12t\n\x08metadata\x18\t \x03(\x0b\x32\'.caas.messages.v1.Message.MetadataEntryB/\xe2\x41\x01\x01\xbaH(\x9a\x01%\x10\x10\"\x1ar\x18\x32\x16^[A-Za-z0-9_.-]{1,64}$*\x05r\x03\x18\x80\x08R\x08metadata\x12=\n\x14thread_root_sequence\x18\n \x01(\x03\x42\x0b\xe2\x41\x01\x05\xbaH\x04\"\x02(\x00R\x12threadRootSequence\x12%\n\x0breply_count\x18\x0b \x01(\x05\x42\x04\xe2\x41\x01\x03R\nreplyCount\x12H\n\x0flast_reply_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\rlastReplyTime\x12\x43\n\treactions\x18\r \x03(\x0b\x32\x1f.caas.messages.v1.ReactionCountB\x04\xe2\x41\x01\x03R\treactions\x12;\n\x05state\x18\x0e \x01(\x0e\x32\x1f.caas.messages.v1.Message.StateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12=\n\tedit_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x08\x65\x64itTime\x12\x41\n\x0b\x64\x65lete_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ndeleteTime\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"C\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x11\n\rSTATE_DELETED\x10\x02:d\xea\x41\x61\n\x10\x63\x61\x61s.dev/Message\x12:apps/{app}/conversations/{conversation}/messages/{message}*\x08messages2\x07message\"\xb7\x08\n\nAttachment\x12\x43\n\x04kind\x18\x01 \x01(\x0e\x32!.caas.messages.v1.Attachment.KindB\x0c\xe2\x41\x01\x01\xbaH\x05\x82\x01\x02\x10\x01R\x04kind\x12$\n\x03uri\x18\x02 \x01(\tB\x12\xe2\x41\x01\x01\xbaH\x0br\x06\x18\x80\x10\x88\x01\x01\xd8\x01\x01R\x03uri\x12\"\n\x05title\x18\x03 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xff\x01R\x05title\x12(\n\tmime_type\x18\x04 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18\x7fR\x08mimeType\x12\x30\n\nsize_bytes\x18\x05 \x01(\x03\x42\x11\xe2\x41\x01\x01\xbaH\n\"\x08\x18\x80\x80\x80\x80\x14(\x00R\tsizeBytes\x12%\n\x05width\x18\x06 \x01(\x05\x42\x0f\xe2\x41\x01\x01\xbaH\x08\x1a\x06\x18\xa0\x8d\x06(\x00R\x05width\x12\'\n\x06height\x18\x07 \x01(\x05\x42\x0f\xe2\x41\x01\x01\xbaH\x08\x1a\x06\x18\xa0\x8d\x06(\x00R\x06height\x12m\n\x05media\x18\x08 \x01(\tBW\xe2\x41\x01\x01\xfa\x41\x10\n\x0e\x63\x61\x61s.dev/Media\xbaH=r826^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/media/[a-z2-7]{16}$\xd8\x01\x01R\x05media\x12;\n\x08\x64uration\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x03R\x08\x64uration\x12 \n\x08\x62lurhash\x18\n \x01(\tB\x04\xe2\x41\x01\x03R\x08\x62lurhash\x12>\n\nthumbnails\x18\x0b \x03(\x0b\x32\x18.caas.media.v1.RenditionB\x04\xe2\x41\x01\x03R\nthumbnails\x12\'\n\x0c\x64ownload_uri\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03R\x0b\x64ownloadUri\x12H\n\x0furi_expire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ruriExpireTime\x12)\n\rmedia_deleted\x18\x0e \x01(\x08\x42\x04\xe2\x41\x01\x03R\x0cmediaDeleted\"j\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_IMAGE\x10\x01\x12\x0e\n\nKIND_VIDEO\x10\x02\x12\x0e\n\nKIND_AUDIO\x10\x03\x12\r\n\tKIND_FILE\x10\x04\x12\r\n\tKIND_LINK\x10\x05:\xd5\x01\xbaH\xd1\x01\x1as\n\x17\x61ttachment.media_or_uri\x12\x30\x61n attachment needs exactly one of media and uri\x1a&(this.media == \'\') != (this.uri == \'\')\x1aZ\n\x0f\x61ttachment.kind\x12%an attachment with a uri needs a kind\x1a this.uri == \'\' || this.kind != 0\"E\n\x07Mention\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\"_\n\rReactionCount\x12\x14\n\x05\x65moji\x18\x01 \x01(\tR\x05\x65moji\x12\x14\n\x05\x63ount\x18\x02 \x01(\x05R\x05\x63ount\x12\"\n\rreacted_by_me\x18\x03 \x01(\x08R\x0breactedByMe\"v\n\x08Reaction\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x14\n\x05\x65moji\x18\x02 \x01(\tR\x05\x65moji\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"~\n\x0fMessageRevision\x12\x1a\n\x08revision\x18\x01 \x01(\x05R\x08revision\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\x8d\x01\n\x07Receipt\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1c\n\tdelivered\x18\x02 \x01(\x08R\tdelivered\x12\x12\n\x04read\x18\x03 \x01(\x08R\x04read\x12\x37\n\tread_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08readTime\"\xbe\x01\n\x0bUnreadCount\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x14\n\x05total\x18\x02 \x01(\x03R\x05total\x12$\n\rconversations\x18\x03 \x01(\x05R\rconversations:Y\xea\x41V\n\x14\x63\x61\x61s.dev/UnreadCount\x12#apps/{app}/users/{user}/unreadCount*\x0cunreadCounts2\x0bunreadCountB)Z\'caas/gen/go/caas/messages/v1;messagesv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -75,9 +77,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MESSAGE']._loaded_options = None
   _globals['_MESSAGE']._serialized_options = b'\352Aa\n\020caas.dev/Message\022:apps/{app}/conversations/{conversation}/messages/{message}*\010messages2\007message'
   _globals['_ATTACHMENT'].fields_by_name['kind']._loaded_options = None
-  _globals['_ATTACHMENT'].fields_by_name['kind']._serialized_options = b'\342A\001\002\272H\007\202\001\004\020\001 \000'
+  _globals['_ATTACHMENT'].fields_by_name['kind']._serialized_options = b'\342A\001\001\272H\005\202\001\002\020\001'
   _globals['_ATTACHMENT'].fields_by_name['uri']._loaded_options = None
-  _globals['_ATTACHMENT'].fields_by_name['uri']._serialized_options = b'\342A\001\002\272H\010r\006\030\200\020\210\001\001'
+  _globals['_ATTACHMENT'].fields_by_name['uri']._serialized_options = b'\342A\001\001\272H\013r\006\030\200\020\210\001\001\330\001\001'
   _globals['_ATTACHMENT'].fields_by_name['title']._loaded_options = None
   _globals['_ATTACHMENT'].fields_by_name['title']._serialized_options = b'\342A\001\001\272H\005r\003\030\377\001'
   _globals['_ATTACHMENT'].fields_by_name['mime_type']._loaded_options = None
@@ -88,30 +90,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTACHMENT'].fields_by_name['width']._serialized_options = b'\342A\001\001\272H\010\032\006\030\240\215\006(\000'
   _globals['_ATTACHMENT'].fields_by_name['height']._loaded_options = None
   _globals['_ATTACHMENT'].fields_by_name['height']._serialized_options = b'\342A\001\001\272H\010\032\006\030\240\215\006(\000'
+  _globals['_ATTACHMENT'].fields_by_name['media']._loaded_options = None
+  _globals['_ATTACHMENT'].fields_by_name['media']._serialized_options = b'\342A\001\001\372A\020\n\016caas.dev/Media\272H=r826^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/media/[a-z2-7]{16}$\330\001\001'
+  _globals['_ATTACHMENT'].fields_by_name['duration']._loaded_options = None
+  _globals['_ATTACHMENT'].fields_by_name['duration']._serialized_options = b'\342A\001\003'
+  _globals['_ATTACHMENT'].fields_by_name['blurhash']._loaded_options = None
+  _globals['_ATTACHMENT'].fields_by_name['blurhash']._serialized_options = b'\342A\001\003'
+  _globals['_ATTACHMENT'].fields_by_name['thumbnails']._loaded_options = None
+  _globals['_ATTACHMENT'].fields_by_name['thumbnails']._serialized_options = b'\342A\001\003'
+  _globals['_ATTACHMENT'].fields_by_name['download_uri']._loaded_options = None
+  _globals['_ATTACHMENT'].fields_by_name['download_uri']._serialized_options = b'\342A\001\003'
+  _globals['_ATTACHMENT'].fields_by_name['uri_expire_time']._loaded_options = None
+  _globals['_ATTACHMENT'].fields_by_name['uri_expire_time']._serialized_options = b'\342A\001\003'
+  _globals['_ATTACHMENT'].fields_by_name['media_deleted']._loaded_options = None
+  _globals['_ATTACHMENT'].fields_by_name['media_deleted']._serialized_options = b'\342A\001\003'
+  _globals['_ATTACHMENT']._loaded_options = None
+  _globals['_ATTACHMENT']._serialized_options = b'\272H\321\001\032s\n\027attachment.media_or_uri\0220an attachment needs exactly one of media and uri\032&(this.media == \'\') != (this.uri == \'\')\032Z\n\017attachment.kind\022%an attachment with a uri needs a kind\032 this.uri == \'\' || this.kind != 0'
   _globals['_UNREADCOUNT'].fields_by_name['name']._loaded_options = None
   _globals['_UNREADCOUNT'].fields_by_name['name']._serialized_options = b'\342A\001\010'
   _globals['_UNREADCOUNT']._loaded_options = None
   _globals['_UNREADCOUNT']._serialized_options = b'\352AV\n\024caas.dev/UnreadCount\022#apps/{app}/users/{user}/unreadCount*\014unreadCounts2\013unreadCount'
-  _globals['_MESSAGE']._serialized_start=177
-  _globals['_MESSAGE']._serialized_end=1487
-  _globals['_MESSAGE_METADATAENTRY']._serialized_start=1257
-  _globals['_MESSAGE_METADATAENTRY']._serialized_end=1316
-  _globals['_MESSAGE_STATE']._serialized_start=1318
-  _globals['_MESSAGE_STATE']._serialized_end=1385
-  _globals['_ATTACHMENT']._serialized_start=1490
-  _globals['_ATTACHMENT']._serialized_end=1924
-  _globals['_ATTACHMENT_KIND']._serialized_start=1818
-  _globals['_ATTACHMENT_KIND']._serialized_end=1924
-  _globals['_MENTION']._serialized_start=1926
-  _globals['_MENTION']._serialized_end=1995
-  _globals['_REACTIONCOUNT']._serialized_start=1997
-  _globals['_REACTIONCOUNT']._serialized_end=2092
-  _globals['_REACTION']._serialized_start=2094
-  _globals['_REACTION']._serialized_end=2212
-  _globals['_MESSAGEREVISION']._serialized_start=2214
-  _globals['_MESSAGEREVISION']._serialized_end=2340
-  _globals['_RECEIPT']._serialized_start=2343
-  _globals['_RECEIPT']._serialized_end=2484
-  _globals['_UNREADCOUNT']._serialized_start=2487
-  _globals['_UNREADCOUNT']._serialized_end=2677
+  _globals['_MESSAGE']._serialized_start=240
+  _globals['_MESSAGE']._serialized_end=1550
+  _globals['_MESSAGE_METADATAENTRY']._serialized_start=1320
+  _globals['_MESSAGE_METADATAENTRY']._serialized_end=1379
+  _globals['_MESSAGE_STATE']._serialized_start=1381
+  _globals['_MESSAGE_STATE']._serialized_end=1448
+  _globals['_ATTACHMENT']._serialized_start=1553
+  _globals['_ATTACHMENT']._serialized_end=2632
+  _globals['_ATTACHMENT_KIND']._serialized_start=2310
+  _globals['_ATTACHMENT_KIND']._serialized_end=2416
+  _globals['_MENTION']._serialized_start=2634
+  _globals['_MENTION']._serialized_end=2703
+  _globals['_REACTIONCOUNT']._serialized_start=2705
+  _globals['_REACTIONCOUNT']._serialized_end=2800
+  _globals['_REACTION']._serialized_start=2802
+  _globals['_REACTION']._serialized_end=2920
+  _globals['_MESSAGEREVISION']._serialized_start=2922
+  _globals['_MESSAGEREVISION']._serialized_end=3048
+  _globals['_RECEIPT']._serialized_start=3051
+  _globals['_RECEIPT']._serialized_end=3192
+  _globals['_UNREADCOUNT']._serialized_start=3195
+  _globals['_UNREADCOUNT']._serialized_end=3385
 # @@protoc_insertion_point(module_scope)

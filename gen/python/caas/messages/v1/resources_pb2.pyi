@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from caas.media.v1 import resources_pb2 as _resources_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -181,7 +183,9 @@ Global___Message: _TypeAlias = Message  # noqa: Y015
 
 @_typing.final
 class Attachment(_message.Message):
-    """A reference to a file, picture or link (uploading comes with the media service)."""
+    """A file, picture or link: either an uploaded media (`media`, see MediaService) or a
+    reference to something the app hosts (`uri`), exactly one of the two.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -225,10 +229,21 @@ class Attachment(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    BLURHASH_FIELD_NUMBER: _builtins.int
+    THUMBNAILS_FIELD_NUMBER: _builtins.int
+    DOWNLOAD_URI_FIELD_NUMBER: _builtins.int
+    URI_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    MEDIA_DELETED_FIELD_NUMBER: _builtins.int
     kind: Global___Attachment.Kind.ValueType
-    """What the attachment is; required."""
+    """What the attachment is: required with `uri`; for a `media`, what processing
+    found (given, it is ignored).
+    """
     uri: _builtins.str
-    """Where it is: an absolute URI of at most 2048 characters; required."""
+    """Where it is: an absolute URI of at most 2048 characters. For a `media`, a signed
+    URL that CAAS fills in, short-lived (see `uri_expire_time`).
+    """
     title: _builtins.str
     """File name or link title: at most 255 characters."""
     mime_type: _builtins.str
@@ -239,6 +254,32 @@ class Attachment(_message.Message):
     """Pixel width of a picture or video: 0 (unknown) to 100000."""
     height: _builtins.int
     """Pixel height of a picture or video: 0 (unknown) to 100000."""
+    media: _builtins.str
+    """An uploaded media of the app, READY, uploaded for this conversation (by the
+    sender, unless the app's backend sends): `apps/{app}/media/{media}`. CAAS fills
+    in the other fields from it: kind, title (its file name), media type, size,
+    dimensions, duration, blurhash, thumbnails and signed URLs.
+    """
+    blurhash: _builtins.str
+    """A media picture's (or video poster's) blurhash placeholder."""
+    download_uri: _builtins.str
+    """A media's signed URL as a download under its file name."""
+    media_deleted: _builtins.bool
+    """Whether the media is no longer there (deleted): the attachment keeps its
+    description, without URLs.
+    """
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """A media's length (video, sound)."""
+
+    @_builtins.property
+    def thumbnails(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Rendition]:
+        """A media picture's (or video poster's) thumbnails, smallest first, with signed URLs."""
+
+    @_builtins.property
+    def uri_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the signed URLs stop working: fetch the message again for new ones."""
+
     def __init__(
         self,
         *,
@@ -249,10 +290,17 @@ class Attachment(_message.Message):
         size_bytes: _builtins.int = ...,
         width: _builtins.int = ...,
         height: _builtins.int = ...,
+        media: _builtins.str = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        blurhash: _builtins.str = ...,
+        thumbnails: _abc.Iterable[_resources_pb2.Rendition] | None = ...,
+        download_uri: _builtins.str = ...,
+        uri_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        media_deleted: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "uri_expire_time", b"uri_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["height", b"height", "kind", b"kind", "mime_type", b"mime_type", "size_bytes", b"size_bytes", "title", b"title", "uri", b"uri", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blurhash", b"blurhash", "download_uri", b"download_uri", "duration", b"duration", "height", b"height", "kind", b"kind", "media", b"media", "media_deleted", b"media_deleted", "mime_type", b"mime_type", "size_bytes", b"size_bytes", "thumbnails", b"thumbnails", "title", b"title", "uri", b"uri", "uri_expire_time", b"uri_expire_time", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
