@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,12 +48,24 @@ from services.events.sqlite_log import SqliteEventLog
 from services.gateway.gateway import Gateway
 from services.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from services.gateway.validation import RequestValidator
+from services.media.actions import MediaActions
+from services.media.blobs import BlobStore
+from services.media.delivery import MediaUrls
+from services.media.http import MediaHttp
+from services.media.local_blobs import LocalBlobStore
+from services.media.mongo_store import MongoMediaStore
+from services.media.processing import process
+from services.media.s3_blobs import S3BlobStore
+from services.media.scanning import ClamdScanner, NoScanner, Scanner
+from services.media.sqlite_store import SqliteMediaStore
+from services.media.store import MediaStore
+from services.media.worker import MediaCollector, MediaProcessor
 from services.messages.actions import MessagesActions
 from services.messages.mongo_store import MongoMessageStore
 from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
 from services.realtime.actions import RealtimeActions
-from services.realtime.codec import encode_event
+from services.realtime.codec import encoder
 from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
 from services.realtime.hub import Hub
 from services.realtime.presence import PresenceBoard, Presences, RedisPresence
@@ -78,8 +91,12 @@ class Stores:
     messages: MessageStore
     events: EventLog
     webhooks: WebhookStore
+    media: MediaStore
     close: Callable[[], Awaitable[None]]
     engine: WatchedEngine | None = None  # reports its writes, for readiness
+    # Signs the media URLs that events carry (messages with pictures, media.ready),
+    # with the deployment's secret kept in the media store.
+    media_urls: MediaUrls | None = None
 
 
 async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores:
@@ -88,6 +105,9 @@ async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores
     Chat writes record their events in the event log and publish them on `bus` once
     committed."""
     bus = bus or InProcessBus()
+    urls = MediaUrls(SystemClock(), settings.media_url_ttl.total_seconds())
+    urls.base_url = settings.media_public_url
+    encode_event = encoder(urls)
     stores: Stores
     if settings.store == "mongodb":
         mongo = await MongoDatabase.open(settings.mongodb_url, settings.mongodb_database)
@@ -95,19 +115,34 @@ async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores
         stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
                         MongoConversationStore(mongo, mongo_log),
                         MongoMessageStore(mongo, mongo_log), mongo_log,
-                        MongoWebhookStore(mongo), mongo.close, mongo)
+                        MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log),
+                        mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event)
         stores = Stores(SqliteAppStore(sqlite), SqliteAuthStore(sqlite),
                         SqliteUserStore(sqlite), SqliteConversationStore(sqlite, sqlite_log),
                         SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
-                        SqliteWebhookStore(sqlite), sqlite.close, sqlite)
+                        SqliteWebhookStore(sqlite), SqliteMediaStore(sqlite, sqlite_log),
+                        sqlite.close, sqlite)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
-                  stores.messages, stores.webhooks,
+                  stores.messages, stores.webhooks, stores.media,
                   stores.events):  # the log last: it reads members
         await store.migrate()
+    urls.start(await stores.media.signing_secret(secrets.token_bytes(32)))
+    stores.media_urls = urls
     return stores
+
+
+def open_blobs(settings: Settings, urls: MediaUrls) -> BlobStore:
+    """Where media bytes live: S3, or files in the data directory."""
+    if settings.media_store == "s3":
+        return S3BlobStore(settings.media_s3_endpoint, settings.media_s3_bucket,
+                           settings.media_s3_region, settings.media_s3_access_key,
+                           settings.media_s3_secret_key.get_secret_value(),
+                           secure=settings.media_s3_secure,
+                           virtual_host=settings.media_s3_virtual_host)
+    return LocalBlobStore(settings.data_dir / "media", urls.signer)
 
 
 def operator_token(settings: Settings) -> str:
@@ -193,6 +228,13 @@ class Runtime:
     webhook_worker: WebhookWorker
     health: Health
     background: Background
+    plans: AppPlans
+    media: MediaActions
+    media_urls: MediaUrls
+    media_scanner: Scanner
+    media_http: MediaHttp
+    blobs: BlobStore
+    media_processor: MediaProcessor
     outbox: Outbox | None = None
     write_watch: WriteWatch | None = None
 
@@ -200,6 +242,8 @@ class Runtime:
         if self.write_watch is not None:
             await self.write_watch.close()
         await self.background.close()
+        self.media_processor.close()
+        await self.blobs.close()
         await self.webhook_worker.close()
         if self.outbox is not None:
             await self.outbox.close()
@@ -247,8 +291,6 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         limiter, fanout, presence = InProcessRateLimiter(window), LocalFanout(hub), PresenceBoard()
     await fanout.start()
     await presence.start()
-    gateway = Gateway(authenticator, limiter, AppPlans(stores.apps, settings, bus),
-                      RequestValidator(), store_outage)
     users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus)
     conversations = ConversationsActions(stores.conversations, stores.users, clock, settings)
 
@@ -259,6 +301,23 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     bus.subscribe(wake_streams)
     outbox = (Outbox(settings, stores, bus, clock, background, health)
               if settings.kafka_bootstrap else None)
+    plans = AppPlans(stores.apps, settings, bus)
+    gateway = Gateway(authenticator, limiter, plans, RequestValidator(), store_outage)
+    media_urls = stores.media_urls
+    if media_urls is None:  # stores opened without URL signing (tools, some tests)
+        media_urls = MediaUrls(SystemClock(), settings.media_url_ttl.total_seconds())
+        media_urls.base_url = settings.media_public_url
+        media_urls.start(await stores.media.signing_secret(secrets.token_bytes(32)))
+    blobs = open_blobs(settings, media_urls)
+    await blobs.start()
+    scanner: Scanner = ClamdScanner(settings.media_clamd) if settings.media_clamd else NoScanner()
+    processor = MediaProcessor(stores.media, blobs, plans, scanner, clock, settings, process)
+    media = MediaActions(stores.media, blobs, conversations, stores.conversations, plans, clock,
+                         settings, bus, processor.wake)
+    for number in range(settings.media_processors):
+        background.start(f"media-processor-{number + 1}", processor.run)
+    background.start("media-collector",
+                     MediaCollector(stores.media, media, clock, settings).run)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
@@ -266,7 +325,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                          users.ensure_user),
         users=users, conversations=conversations,
         messages=MessagesActions(stores.messages, conversations, stores.conversations,
-                                 stores.users, clock),
+                                 stores.users, clock, media),
         realtime=RealtimeActions(hub, fanout, stores.events, conversations,
                                  stores.conversations, presence, clock, settings),
         hub=hub, fanout=fanout, presence=presence,
@@ -274,5 +333,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),
         webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock,
                                      health),
+        plans=plans, media=media, media_urls=media_urls, media_scanner=scanner, blobs=blobs,
+        media_processor=processor,
+        media_http=MediaHttp(stores.media, blobs, media_urls),
         outbox=outbox, write_watch=write_watch,
     )

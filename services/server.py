@@ -28,6 +28,7 @@ from services.conversations.servicer import ConversationsServicer
 from services.core.health import Health
 from services.core.settings import Settings
 from services.edge.envoy import Envoy, edge_config, running_envoy
+from services.media.servicer import MediaServicer
 from services.messages.servicer import MessagesServicer
 from services.realtime.servicer import RealtimeServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
@@ -50,11 +51,13 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
         (conversations_service_pb2.DESCRIPTOR.services_by_name["ConversationsService"],
          ConversationsServicer(runtime.conversations)),
         (messages_service_pb2.DESCRIPTOR.services_by_name["MessagesService"],
-         MessagesServicer(runtime.messages)),
+         MessagesServicer(runtime.messages, runtime.media_urls)),
         (realtime_service_pb2.DESCRIPTOR.services_by_name["RealtimeService"],
          RealtimeServicer(runtime.realtime)),
         (webhooks_service_pb2.DESCRIPTOR.services_by_name["WebhooksService"],
          WebhooksServicer(runtime.webhooks)),
+        (media_service_pb2.DESCRIPTOR.services_by_name["MediaService"],
+         MediaServicer(runtime.media, runtime.media_urls)),
     ]
 
 
@@ -69,17 +72,28 @@ def contract_services() -> list[pb_descriptor.ServiceDescriptor]:
             for service in module.DESCRIPTOR.services_by_name.values()]
 
 
-def edge(settings: Settings, upstream: str
+def edge(settings: Settings, upstream: str, media_upstream: str
          ) -> contextlib.AbstractAsyncContextManager[Envoy | None]:
-    """Envoy in front of the gRPC server at `upstream`, unless `http_listen` is empty."""
+    """Envoy in front of the gRPC server at `upstream` and the media HTTP server at
+    `media_upstream`, unless `http_listen` is empty."""
     if not settings.http_listen:
         return contextlib.nullcontext()
     services = contract_services()
     return running_envoy(settings.envoy_binary, edge_config(
         services, listen=settings.http_listen, upstream=upstream, descriptor_path="",
         cors_origins=settings.cors_origins, max_request_bytes=settings.max_request_bytes,
-        max_connections=settings.http_max_connections),
+        max_connections=settings.http_max_connections, media_upstream=media_upstream),
         services)
+
+
+def public_url(settings: Settings, envoy: Envoy) -> str:
+    """Where clients reach Envoy: the configured public URL, else its own address."""
+    if settings.media_public_url:
+        return settings.media_public_url
+    host = settings.http_listen.rpartition(":")[0].strip("[]")
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding it
+        host = "127.0.0.1"
+    return f"http://{host}:{envoy.port}"
 
 
 PURGE_EVERY_SECONDS = 3600
@@ -136,9 +150,10 @@ class Server:
 
     def __init__(self, runtime: Runtime, server: grpc.aio.Server,
                  health_servicer: Any, names: Sequence[str],
-                 port: int) -> None:
+                 port: int, media_port: int) -> None:
         self.runtime = runtime
         self.port = port
+        self.media_port = media_port  # the media HTTP server's (for Envoy)
         self._stopped = False
         self._server = server
         self._health = health_servicer
@@ -171,13 +186,22 @@ class Server:
         except RuntimeError as exc:
             await runtime.close()
             raise SystemExit(f"cannot listen on {settings.listen}: {exc}") from exc
+        try:
+            media_port = await runtime.media_http.start(settings.media_listen,
+                                                        settings.reuse_port)
+        except OSError as exc:
+            await server.stop(None)
+            await runtime.close()
+            raise SystemExit(f"cannot listen on {settings.media_listen} (CAAS_MEDIA_LISTEN): "
+                             f"{exc}") from exc
         await server.start()
         for name in ["", *names]:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         runtime.health.listen(_HealthReport(runtime.health, health_servicer, names))
         log.info("serving", extra={"port": port, "listen": settings.listen,
-                                   "store": settings.store, "services": names})
-        return cls(runtime, server, health_servicer, names, port)
+                                   "media_port": media_port, "store": settings.store,
+                                   "services": names})
+        return cls(runtime, server, health_servicer, names, port, media_port)
 
     async def stop(self) -> None:
         """Drain, then close the stores: refuse new calls with UNAVAILABLE (health
@@ -199,6 +223,7 @@ class Server:
         gateway.end_streams()
         await self._server.stop(max(STREAM_END_SECONDS,
                                     deadline - asyncio.get_running_loop().time()))
+        await self.runtime.media_http.close()
         await self.runtime.close()
         log.info("stopped")
 
@@ -219,7 +244,11 @@ async def serve(settings: Settings) -> None:
     gc.set_threshold(GC_THRESHOLD, 20, 20)
     try:
         host = settings.listen.rpartition(":")[0]
-        async with edge(settings, f"{host}:{server.port}") as envoy:
+        media_host = settings.media_listen.rpartition(":")[0]
+        async with edge(settings, f"{host}:{server.port}",
+                        f"{media_host}:{server.media_port}") as envoy:
+            if envoy is not None:
+                server.runtime.media_urls.base_url = public_url(settings, envoy)
             await stopping.wait()
             if envoy is not None:
                 await envoy.fail_health()  # load balancers stop sending new clients

@@ -18,7 +18,7 @@ import sys
 
 from services.core.settings import Settings
 from services.edge.envoy import Envoy
-from services.server import edge
+from services.server import edge, public_url
 
 log = logging.getLogger("caas.workers")
 
@@ -40,7 +40,9 @@ async def supervise(settings: Settings) -> None:
         raise SystemExit("caas: --workers above 1 needs CAAS_REDIS_URL: workers share "
                          "real-time events, presence and rate limits through Redis")
     holder, listen = _bind(settings.listen)
+    media_holder, media_listen = _bind(settings.media_listen)
     env = {**os.environ, "CAAS_LISTEN": listen, "CAAS_WORKERS": "1", "CAAS_REUSE_PORT": "true",
+           "CAAS_MEDIA_LISTEN": media_listen,
            "CAAS_HTTP_LISTEN": ""}  # one Envoy, the supervisor's, for all workers
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -71,9 +73,12 @@ async def supervise(settings: Settings) -> None:
             await envoy.fail_health()  # load balancers stop sending new clients
 
     try:
-        async with edge(settings, listen) as envoy:
+        async with edge(settings, listen, media_listen) as envoy:
+            if envoy is not None:  # download URLs point at this Envoy
+                env["CAAS_MEDIA_PUBLIC_URL"] = public_url(settings, envoy)
             await asyncio.gather(tell_envoy(envoy),
                                  *(worker(n) for n in range(settings.workers)))
     finally:
         holder.close()
+        media_holder.close()
     log.info("stopped")

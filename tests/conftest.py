@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ from services.core.principal import Operator
 from services.core.settings import load_settings
 from services.runtime import Runtime, build_runtime
 from tests.support.client import Client, ErrorDetails, bearer, details
-from tests.support.servers import CaasServer, ExternalServer, start_caas, start_mongo, start_redis
+from tests.support.servers import (
+    CaasServer,
+    ExternalServer,
+    start_caas,
+    start_mongo,
+    start_redis,
+    start_seaweedfs,
+)
 
 # The shared test server: strict token expiry, and a tiny plan for rate-limit tests.
 TEST_CONFIG = """
@@ -28,6 +36,7 @@ stream_heartbeat_interval = 1
 webhook_allow_insecure = true  # the receivers are local http servers
 webhook_timeout = 1
 webhook_retry_delays = [0.2, 0.2]
+media_part_size = 5242880  # the smallest: multipart tests stay small
 
 [plans.free.default]
 per_app = 6000
@@ -36,6 +45,10 @@ per_user = 600
 [plans.tiny.default]
 per_app = 5
 per_user = 3
+
+[plans.tiny.media]
+max_file_bytes = 1500
+quota_bytes = 2000
 """
 
 
@@ -55,6 +68,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalS
     server = start_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalServer]:
+    """An S3 store (SeaweedFS); url: host:port. Its credentials: SEAWEEDFS_* in
+    tests/support/servers.py."""
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.process.stop(signum=signal.SIGKILL)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "mongodb"])

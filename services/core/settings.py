@@ -56,8 +56,37 @@ class RateLimit(BaseModel):
     per_user: int = Field(gt=0)
 
 
+GIB = 1024 ** 3
+MIB = 1024 ** 2
+
+# What the default plans take: pictures, video, sound, and the usual documents and
+# archives; never executables or scripts (their bytes are checked, not their names).
+DEFAULT_CONTENT_TYPES = (
+    "image/*", "video/*", "audio/*", "text/plain", "text/csv", "application/pdf",
+    "application/zip", "application/gzip", "application/x-7z-compressed", "application/json",
+    "application/rtf", "application/msword", "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint", "application/vnd.openxmlformats-officedocument.*",
+    "application/vnd.oasis.opendocument.*", "application/octet-stream")
+
+
+class MediaLimits(BaseModel):
+    """What a plan lets an app store: the largest file, all files together, and the
+    media types (`type/subtype`, or `type/*`, or a prefix ending in `*`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_file_bytes: int = Field(default=100 * MIB, gt=0, le=5 * GIB)
+    quota_bytes: int = Field(default=5 * GIB, gt=0)
+    content_types: list[str] = Field(default_factory=lambda: list(DEFAULT_CONTENT_TYPES))
+
+    def allows(self, content_type: str) -> bool:
+        return any(content_type == t or (t.endswith("*") and content_type.startswith(t[:-1]))
+                   for t in self.content_types)
+
+
 class Plan(BaseModel):
-    """The rate limits of a plan: a default for every RPC, and overrides per RPC.
+    """The rate limits of a plan (a default for every RPC, and overrides per RPC) and
+    its media limits.
 
     Override keys are full method names, `caas.auth.v1.AuthService/CreateSession`.
     """
@@ -66,6 +95,7 @@ class Plan(BaseModel):
 
     default: RateLimit
     methods: dict[str, RateLimit] = Field(default_factory=dict)
+    media: MediaLimits = MediaLimits()
 
     @field_validator("methods")
     @classmethod
@@ -97,11 +127,13 @@ def default_plans() -> dict[str, Plan]:
             default=RateLimit(per_app=60_000, per_user=1_200),
             methods={sign_in: RateLimit(per_app=12_000, per_user=120),
                      refresh: RateLimit(per_app=12_000, per_user=120)},
+            media=MediaLimits(max_file_bytes=GIB, quota_bytes=500 * GIB),
         ),
         "enterprise": Plan(
             default=RateLimit(per_app=600_000, per_user=3_000),
             methods={sign_in: RateLimit(per_app=120_000, per_user=300),
                      refresh: RateLimit(per_app=120_000, per_user=300)},
+            media=MediaLimits(max_file_bytes=5 * GIB, quota_bytes=10 * 1024 * GIB),
         ),
     }
 
@@ -198,6 +230,52 @@ class Settings(BaseSettings):
         False, description="accept http:// webhook URLs and deliver to loopback, private "
                            "and link-local addresses (development and tests only)")
     max_webhooks_per_app: int = Field(20, gt=0, description="webhook endpoints an app may have")
+    media_store: Literal["local", "s3"] = Field(
+        "local", description="where media bytes live: local (files in data_dir/media, "
+                             "served by caas serve) or s3 (any S3-compatible store)")
+    media_s3_endpoint: str = Field(
+        "s3.amazonaws.com", description="host[:port] of the S3 API, when media_store=s3")
+    media_s3_bucket: str = Field("caas-media", description="the S3 bucket (created if missing)")
+    media_s3_region: str = Field("us-east-1", description="the bucket's region")
+    media_s3_access_key: str = Field("", description="S3 access key id")
+    media_s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret access key")
+    media_s3_secure: bool = Field(True, description="talk to S3 over https")
+    media_s3_virtual_host: bool = Field(
+        False, description="virtual-host style S3 URLs (bucket.host) instead of path style")
+    media_public_url: str = Field(
+        "", description="scheme://host[:port] of the public HTTP endpoint (or a CDN in front "
+                        "of it) that download URLs point at; empty: Envoy's own address")
+    media_listen: str = Field(
+        "127.0.0.1:0", description="host:port where caas serve serves media bytes to Envoy "
+                                   "(port 0: any free one)")
+    media_url_ttl: Duration = Field(
+        timedelta(hours=1), ge=timedelta(minutes=5),
+        description="how long signed download URLs work (at least; rounded up to 5 minutes)")
+    media_upload_ttl: Duration = Field(
+        timedelta(hours=24), gt=timedelta(0),
+        description="how long an upload may take to complete before it is deleted")
+    media_part_size: int = Field(
+        16 * MIB, ge=5 * MIB, le=GIB, description="bytes per upload part (large files: more "
+                                                   "parts, at most 10000)")
+    media_unattached_ttl: Duration = Field(
+        timedelta(days=7), description="a media no message carries is deleted this long after "
+                                       "it is processed")
+    media_retention: Duration = Field(
+        timedelta(0), description="how long the media of a deleted message or user is kept "
+                                  "before its bytes are deleted")
+    media_processors: int = Field(
+        1, ge=0, le=64, description="media processed at the same time by one process (0: "
+                                    "this process processes none)")
+    media_processing_lease: Duration = Field(
+        timedelta(minutes=10), gt=timedelta(0),
+        description="how long a process may take to process a media before another one "
+                    "takes it over (after a crash, processing resumes this late)")
+    media_max_attempts: int = Field(
+        5, ge=1, description="processing attempts (each after a crash or an error) before a "
+                             "media is FAILED with PROCESSING_FAILED")
+    media_clamd: str = Field(
+        "", description="host:port or socket path of a ClamAV daemon that scans every "
+                        "upload (a finding quarantines it); empty: no scanning")
     stream_heartbeat_interval: Duration = Field(
         timedelta(seconds=15), description="longest silence on a real-time stream")
     stream_queue_limit: int = Field(

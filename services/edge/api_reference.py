@@ -18,7 +18,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
-from services.core.errors import COMMON_REASONS
+from services.core.errors import COMMON_REASONS, MEDIA_URL_REASONS
 from services.edge.api_contract import (
     HTTP_STATUS,
     INT64_TYPES,
@@ -365,6 +365,8 @@ def _returned_by(reason: str, methods: list[tuple[Service, Method]], contract: C
         return "a call that names no RPC"
     if reason in COMMON_REASONS:
         return "any RPC"
+    if reason in MEDIA_URL_REASONS:
+        return "media URLs (plain HTTP)"
     if len(methods) <= 6:
         return ", ".join(f"[{m.name}]({page_name(s)}#{anchor(m.name)})" for s, m in methods)
     services = [s for s in contract.services if any(s is t for t, _ in methods)]

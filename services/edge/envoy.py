@@ -47,6 +47,7 @@ STREAM_REQUEST_BYTES = 64 * 1024  # a streaming call's request (a Subscribe) is 
 READY_SECONDS = 30.0
 OPENAPI_PATH = "/openapi.json"
 HEALTH_PATH = "/healthz"
+MEDIA_PREFIX = "/media/v1/"  # media bytes: services/media/http.py
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 FLUSH_SECONDS = 5.0
 
@@ -116,6 +117,7 @@ class EdgeConfig:
     max_connections: int  # open downstream connections Envoy accepts
     openapi_path: str = ""  # the OpenAPI document served at /openapi.json, as Envoy opens it
     admin_listen: str = "127.0.0.1:0"
+    media_upstream: str = ""  # host:port of the media HTTP server (services/media/http.py)
 
     def render(self) -> dict[str, Any]:
         upstream = self.upstream.replace("0.0.0.0:", "127.0.0.1:")
@@ -125,10 +127,11 @@ class EdgeConfig:
             "allow_methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
             "allow_headers": "authorization, content-type, x-grpc-web, x-user-agent, "
                              "x-request-id, grpc-timeout, connect-protocol-version, "
-                             "connect-timeout-ms",
+                             "connect-timeout-ms, range, if-none-match",
             "expose_headers": "grpc-status, grpc-message, grpc-status-details-bin, "
                               "x-request-id, x-ratelimit-limit, x-ratelimit-remaining, "
-                              "x-ratelimit-reset, retry-after",
+                              "x-ratelimit-reset, retry-after, etag, content-range, "
+                              "content-length, content-disposition",
             "max_age": "600",
             "forward_not_matching_preflights": False,
         }
@@ -164,7 +167,17 @@ class EdgeConfig:
             "response_headers_to_add": [{"header": {
                 "key": "content-type", "value": "application/json"}}],
         }] if self.openapi_path else []
-        routes = [*document, *streaming, reflection, {
+        # Media bytes (signed URLs): streamed both ways, never buffered whole, without a
+        # time limit but the idle one (a large upload on a slow line takes long).
+        media = [{
+            "match": {"prefix": MEDIA_PREFIX},
+            "route": {"cluster": "caas_media", "timeout": "0s"},
+            "typed_per_filter_config": {"envoy.filters.http.buffer": {
+                "@type": "type.googleapis.com/"
+                         "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+                "disabled": True}},
+        }] if self.media_upstream else []
+        routes = [*document, *media, *streaming, reflection, {
             # gRPC and gRPC-Web; JSON too, once the transcoder has made it gRPC.
             "match": {"prefix": "/", "headers": grpc_only},
             "route": grpc_route,
@@ -274,9 +287,18 @@ class EdgeConfig:
                         "max_requests": 1_000_000}]},
                     "load_assignment": {"cluster_name": "caas_grpc", "endpoints": [{
                         "lb_endpoints": [{"endpoint": {"address": _address(upstream)}}]}]},
-                }],
+                }, *self._media_cluster()],
             },
         }
+
+
+    def _media_cluster(self) -> list[dict[str, Any]]:
+        if not self.media_upstream:
+            return []
+        address = _address(self.media_upstream.replace("0.0.0.0:", "127.0.0.1:"))
+        return [{"name": "caas_media", "type": "STATIC", "connect_timeout": "2s",
+                 "load_assignment": {"cluster_name": "caas_media", "endpoints": [{
+                     "lb_endpoints": [{"endpoint": {"address": address}}]}]}}]
 
 
 def edge_config(services: Sequence[ServiceDescriptor], **fields: Any) -> EdgeConfig:

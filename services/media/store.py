@@ -45,7 +45,8 @@ class MediaStore(Protocol):
                      now: datetime, delete_after: datetime | None,
                      event: DomainEvent | None) -> Media | None:
         """PENDING → outcome.state (with its processed results or failure reason, and
-        `delete_after`), releasing the claim and recording `event` in the same
+        `delete_after`, unless an earlier one is set), releasing the claim and recording
+        `event` in the same
         transaction, if the media is still PENDING at `attempt` (its processor's
         claim); the media after, or None (nothing written) otherwise."""
 

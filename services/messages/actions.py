@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol
 
 from services.conversations.access import Access, conversation_name
 from services.conversations.actions import ConversationsActions
@@ -64,15 +64,41 @@ class Shown:
     sender_deleted: bool
 
 
+class MediaAttachments(Protocol):
+    """What sending needs of the media domain (services/media/actions.py)."""
+
+    async def attach(self, app_id: str, conversation_id: str, sender: str, backend: bool,
+                     attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:
+        """The attachments with their media filled in; raises if one may not be sent."""
+
+    async def detach(self, app_id: str, attachments: Sequence[Attachment]) -> None:
+        """No message carries these any more."""
+
+
+class NoMedia:
+    """Messages without a media domain: a media attachment is refused as unknown."""
+
+    async def attach(self, app_id: str, conversation_id: str, sender: str, backend: bool,
+                     attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:
+        for a in attachments:
+            if a.media_id:
+                raise not_found("caas.dev/Media", f"apps/{app_id}/media/{a.media_id}")
+        return tuple(attachments)
+
+    async def detach(self, app_id: str, attachments: Sequence[Attachment]) -> None:
+        return None
+
+
 def message_name(app_id: str, conversation_id: str, sequence: int) -> str:
     return f"{conversation_name(app_id, conversation_id)}/messages/{sequence}"
 
 
 class MessagesActions:
     def __init__(self, store: MessageStore, conversations: ConversationsActions,
-                 conversation_store: ConversationStore, users: UserStore, clock: Clock
-                 ) -> None:
+                 conversation_store: ConversationStore, users: UserStore, clock: Clock,
+                 media: MediaAttachments | None = None) -> None:
         self._store = store
+        self._media = media or NoMedia()
         self._conversations = conversations
         self._conversation_store = conversation_store
         self._users = users
@@ -152,7 +178,9 @@ class MessagesActions:
                     "THREAD_ROOT_INVALID", "thread_root_sequence must name a top-level "
                     "message of this conversation")
         mentions = await self._mentions(app_id, outgoing.mention_ids)
-        draft = Draft(sender.user_id, outgoing.text, outgoing.attachments, mentions,
+        attachments = await self._media.attach(app_id, conversation_id, sender.user_id,
+                                               access.backend, outgoing.attachments)
+        draft = Draft(sender.user_id, outgoing.text, attachments, mentions,
                       dict(outgoing.metadata or {}), outgoing.thread_root)
         try:
             message, created = await self._store.append(app_id, conversation_id, draft,
@@ -199,10 +227,23 @@ class MessagesActions:
                        else changes.attachments)
         if not text and not attachments:
             raise invalid_field("message.text", "a message needs text or an attachment")
+        dropped: list[Attachment] = []
+        if changes.attachments is not None:
+            kept = {a.media_id: a for a in message.attachments if a.media_id}
+            asked = changes.attachments
+            given = iter(await self._media.attach(
+                app_id, conversation_id, message.sender_id, access.backend,
+                [a for a in asked if a.media_id not in kept]))
+            final = tuple(kept[a.media_id] if a.media_id in kept else next(given)
+                          for a in asked)
+            changes = replace(changes, attachments=final)
+            still = {a.media_id for a in final}
+            dropped = [a for a in message.attachments if a.media_id and a.media_id not in still]
         edited = await self._store.edit(app_id, conversation_id, sequence, changes,
                                         self._clock.now())
         if edited is None or edited.deleted:
             raise FailedPrecondition("MESSAGE_DELETED", "the message was deleted")
+        await self._media.detach(app_id, dropped)
         return (await self.show(principal, [edited]))[0]
 
     async def do_delete(self, principal: Principal, app_id: str, conversation_id: str,
@@ -215,6 +256,7 @@ class MessagesActions:
             access.require_role(Role.MODERATOR)
         gone = await self._store.delete(app_id, conversation_id, sequence, self._clock.now())
         assert gone is not None
+        await self._media.detach(app_id, message.attachments)
         return Shown(gone, frozenset(), False)
 
     async def revisions(self, principal: Principal, app_id: str, conversation_id: str,

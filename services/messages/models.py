@@ -5,17 +5,40 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedRendition:
+    """A thumbnail of an attached media (its URL is signed when the message is shown)."""
+
+    size: str
+    width: int
+    height: int
+    content_type: str
 
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
     kind: str  # image, video, audio, file, link
-    uri: str
+    uri: str  # empty for a media (its URLs are signed when the message is shown)
     title: str = ""
     mime_type: str = ""
     size_bytes: int = 0
     width: int = 0
     height: int = 0
+    media_id: str = ""  # an uploaded media of the app
+    duration_ms: int = 0
+    blurhash: str = ""
+    renditions: tuple[AttachedRendition, ...] = ()
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> Attachment:
+        """From `dataclasses.asdict` of one, as stores keep them."""
+        fields = dict(stored)
+        fields["renditions"] = tuple(AttachedRendition(**r)
+                                     for r in fields.get("renditions", ()))
+        return cls(**fields)
 
 
 @dataclass(frozen=True, slots=True)

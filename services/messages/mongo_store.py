@@ -73,7 +73,7 @@ def _key(app_id: str, conversation_id: str, sequence: int) -> str:
 def _message(doc: Document) -> Message:
     return Message(
         doc["app_id"], doc["conversation_id"], doc["sequence"], doc["sender_id"], doc["text"],
-        tuple(Attachment(**a) for a in doc["attachments"]),
+        tuple(Attachment.from_dict(a) for a in doc["attachments"]),
         tuple(Mention(**m) for m in doc["mentions"]), doc["metadata"], doc["thread_root"],
         doc["reply_count"], doc.get("last_reply_time"),
         {emoji: count for emoji, count in doc["reactions"]}, doc["create_time"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from caas.media.v1 import resources_pb2 as media_res
 from caas.messages.v1 import messages_service_pb2 as pb
 from caas.messages.v1 import resources_pb2 as res
 
@@ -10,6 +11,8 @@ from services.core.errors import invalid_field
 from services.core.names import parse_user
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
+from services.media.delivery import MediaUrls
+from services.media.servicer import duration, media_name, parse_media
 from services.messages.actions import MessagesActions, Outgoing, Shown, message_name
 from services.messages.models import Attachment, MessageChanges
 from services.messages.store import Direction
@@ -28,18 +31,43 @@ def parse_message(name: str, field: str = "name") -> tuple[str, str, int]:
 
 
 def attachment(proto: res.Attachment) -> Attachment:
+    """An attachment as sent. A media reference carries only its id here: the actions
+    fill in the rest from the media itself."""
+    if proto.media:
+        return Attachment("file", "", media_id=parse_media(proto.media, "attachments.media")[1])
     return Attachment(ATTACHMENT_KINDS_FROM_PROTO[proto.kind], proto.uri, proto.title,
                       proto.mime_type, proto.size_bytes, proto.width, proto.height)
 
 
-def message_proto(shown: Shown) -> res.Message:
+def attachment_proto(app_id: str, a: Attachment, urls: MediaUrls | None) -> res.Attachment:
+    proto = res.Attachment(kind=ATTACHMENT_KINDS[a.kind], uri=a.uri, title=a.title,
+                           mime_type=a.mime_type, size_bytes=a.size_bytes, width=a.width,
+                           height=a.height)
+    if not a.media_id:
+        return proto
+    proto.media, proto.blurhash = media_name(app_id, a.media_id), a.blurhash
+    if a.duration_ms:
+        proto.duration.CopyFrom(duration(a.duration_ms))
+    links = None if urls is None else urls.links(app_id, a.media_id,
+                                                 tuple(r.size for r in a.renditions))
+    if links is not None:
+        proto.uri, proto.download_uri = links.inline, links.download
+        proto.uri_expire_time.FromDatetime(links.expires)
+    proto.thumbnails.extend(
+        media_res.Rendition(size=r.size, width=r.width, height=r.height,
+                            content_type=r.content_type,
+                            uri=links.renditions[r.size] if links else "")
+        for r in a.renditions)
+    return proto
+
+
+def message_proto(shown: Shown, urls: MediaUrls | None = None) -> res.Message:
+    """The message as callers see it; media attachments with URLs signed by `urls`."""
     m = shown.message
     return res.Message(
         name=message_name(m.app_id, m.conversation_id, m.sequence), sequence=m.sequence,
         sender_id=m.sender_id, sender_deleted=shown.sender_deleted, text=m.text,
-        attachments=[res.Attachment(kind=ATTACHMENT_KINDS[a.kind], uri=a.uri, title=a.title,
-                                    mime_type=a.mime_type, size_bytes=a.size_bytes,
-                                    width=a.width, height=a.height) for a in m.attachments],
+        attachments=[attachment_proto(m.app_id, a, urls) for a in m.attachments],
         mention_ids=[x.user_id for x in m.mentions],
         mentions=[res.Mention(user_id=x.user_id, display_name=x.display_name)
                   for x in m.mentions],
@@ -65,8 +93,9 @@ def _position(request: pb.ListMessagesRequest) -> tuple[Direction, int]:
 
 
 class MessagesServicer:
-    def __init__(self, actions: MessagesActions) -> None:
+    def __init__(self, actions: MessagesActions, urls: MediaUrls | None = None) -> None:
         self._actions = actions
+        self._urls = urls
 
     async def CreateMessage(self, request: pb.CreateMessageRequest, call: Call
                             ) -> pb.CreateMessageResponse:
@@ -76,12 +105,12 @@ class MessagesServicer:
             Outgoing(m.text, tuple(attachment(a) for a in m.attachments), list(m.mention_ids),
                      dict(m.metadata), m.thread_root_sequence, m.sender_id),
             request.request_id)
-        return pb.CreateMessageResponse(message=message_proto(shown), created=created)
+        return pb.CreateMessageResponse(message=message_proto(shown, self._urls), created=created)
 
     async def GetMessage(self, request: pb.GetMessageRequest, call: Call
                          ) -> pb.GetMessageResponse:
         shown = await self._actions.get(call.principal, *parse_message(request.name))
-        return pb.GetMessageResponse(message=message_proto(shown))
+        return pb.GetMessageResponse(message=message_proto(shown, self._urls))
 
     async def ListMessages(self, request: pb.ListMessagesRequest, call: Call
                            ) -> pb.ListMessagesResponse:
@@ -89,7 +118,7 @@ class MessagesServicer:
         shown, before, after = await self._actions.list_messages(
             call.principal, *parse_conversation(request.parent, "parent"),
             request.thread_root_sequence, direction, sequence, request.page_size)
-        return pb.ListMessagesResponse(messages=[message_proto(s) for s in shown],
+        return pb.ListMessagesResponse(messages=[message_proto(s, self._urls) for s in shown],
                                        has_more_before=before, has_more_after=after)
 
     async def UpdateMessage(self, request: pb.UpdateMessageRequest, call: Call
@@ -103,12 +132,12 @@ class MessagesServicer:
                 attachments=(tuple(attachment(a) for a in m.attachments)
                              if "attachments" in paths else None),
                 metadata=dict(m.metadata) if "metadata" in paths else None))
-        return pb.UpdateMessageResponse(message=message_proto(shown))
+        return pb.UpdateMessageResponse(message=message_proto(shown, self._urls))
 
     async def DeleteMessage(self, request: pb.DeleteMessageRequest, call: Call
                             ) -> pb.DeleteMessageResponse:
         shown = await self._actions.do_delete(call.principal, *parse_message(request.name))
-        return pb.DeleteMessageResponse(message=message_proto(shown))
+        return pb.DeleteMessageResponse(message=message_proto(shown, self._urls))
 
     async def ListMessageRevisions(self, request: pb.ListMessageRevisionsRequest, call: Call
                                    ) -> pb.ListMessageRevisionsResponse:
@@ -121,13 +150,13 @@ class MessagesServicer:
                           ) -> pb.AddReactionResponse:
         shown = await self._actions.do_react(call.user(), *parse_message(request.name),
                                              request.emoji, add=True)
-        return pb.AddReactionResponse(message=message_proto(shown))
+        return pb.AddReactionResponse(message=message_proto(shown, self._urls))
 
     async def RemoveReaction(self, request: pb.RemoveReactionRequest, call: Call
                              ) -> pb.RemoveReactionResponse:
         shown = await self._actions.do_react(call.user(), *parse_message(request.name),
                                              request.emoji, add=False)
-        return pb.RemoveReactionResponse(message=message_proto(shown))
+        return pb.RemoveReactionResponse(message=message_proto(shown, self._urls))
 
     async def ListReactions(self, request: pb.ListReactionsRequest, call: Call
                             ) -> pb.ListReactionsResponse:

@@ -76,7 +76,7 @@ _KEY = "app_id = ? AND conversation_id = ?"
 def _message(row: Any) -> Message:
     return Message(
         row[0], row[1], row[2], row[3], row[4],
-        tuple(Attachment(**a) for a in json.loads(row[5])),
+        tuple(Attachment.from_dict(a) for a in json.loads(row[5])),
         tuple(Mention(**m) for m in json.loads(row[6])), json.loads(row[7]), row[8], row[9],
         opt_from_ms(row[10]), dict(json.loads(row[11])), from_ms(row[12]),
         opt_from_ms(row[13]), opt_from_ms(row[14]))

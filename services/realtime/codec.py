@@ -11,14 +11,18 @@ from services.conversations.models import Conversation, Member
 from services.conversations.servicer import conversation_proto, member_proto
 from services.core.events import DomainEvent
 from services.core.protoconv import timestamp
+from services.events.log import Encoder
+from services.media.delivery import MediaUrls
+from services.media.models import Media
+from services.media.servicer import media_proto
 from services.messages.actions import Shown
 from services.messages.models import Message
 from services.messages.servicer import message_proto
 
 
-def _message(payload: object) -> msg_res.Message:
+def _message(payload: object, urls: MediaUrls | None) -> msg_res.Message:
     assert isinstance(payload, Message)
-    return message_proto(Shown(payload, frozenset(), False))
+    return message_proto(Shown(payload, frozenset(), False), urls)
 
 
 def _member(event: DomainEvent) -> conv_res.Member:
@@ -36,7 +40,10 @@ def _read_state(event: DomainEvent, read: bool) -> pb.ReadState:
                         time=timestamp(event.time))
 
 
-def event_proto(event: DomainEvent, position: int) -> pb.Event:
+def event_proto(event: DomainEvent, position: int, urls: MediaUrls | None = None
+                ) -> pb.Event:
+    """The event as streams and webhooks carry it; media URLs in it are signed now,
+    by `urls` (without `urls`, an event carries none)."""
     proto = pb.Event(name=f"apps/{event.app_id}/events/{position}", type=event.type,
                      create_time=timestamp(event.time),
                      conversation=conversation_name(event.app_id, event.conversation_id),
@@ -44,10 +51,10 @@ def event_proto(event: DomainEvent, position: int) -> pb.Event:
     field = event.type.replace(".", "_")
     match event.type:
         case "message.created" | "message.updated" | "message.deleted":
-            getattr(proto, field).CopyFrom(_message(event.payload))
+            getattr(proto, field).CopyFrom(_message(event.payload, urls))
         case "reaction.added" | "reaction.removed":
             getattr(proto, field).CopyFrom(pb.ReactionChange(
-                message=_message(event.payload), emoji=event.data["emoji"]))
+                message=_message(event.payload, urls), emoji=event.data["emoji"]))
         case "conversation.created" | "conversation.updated":
             assert isinstance(event.payload, Conversation)
             # Streams carry a conversation's events to its members only.
@@ -59,10 +66,23 @@ def event_proto(event: DomainEvent, position: int) -> pb.Event:
             getattr(proto, field).CopyFrom(_member(event))
         case "read.updated" | "delivered.updated":
             getattr(proto, field).CopyFrom(_read_state(event, event.type == "read.updated"))
+        case "media.ready" | "media.failed":
+            assert isinstance(event.payload, Media)
+            getattr(proto, field).CopyFrom(media_proto(event.payload, urls))
         case _:
             raise ValueError(f"no stream form for event type {event.type}")
     return proto
 
 
+def encoder(urls: MediaUrls | None) -> Encoder:
+    """Encodes events for the log, once each, signing their media URLs with `urls`."""
+
+    def encode(event: DomainEvent, position: int) -> bytes:
+        return event_proto(event, position, urls).SerializeToString()
+
+    return encode
+
+
 def encode_event(event: DomainEvent, position: int) -> bytes:
+    """An event without media URLs (where no URLs can be signed: tools, tests)."""
     return event_proto(event, position).SerializeToString()

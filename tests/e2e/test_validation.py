@@ -18,6 +18,7 @@ from caas.apps.v1 import resources_pb2 as apps_res
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.auth.v1 import resources_pb2 as auth_res
 from caas.conversations.v1 import conversations_service_pb2
+from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
 from caas.messages.v1 import resources_pb2 as msg_res
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
@@ -31,6 +32,7 @@ from google.protobuf.message import Message
 from services.server import services as server_services
 from tests.conftest import AppHandle, create_app, expect_error, sign_in
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
+from tests.e2e.validation_cases_media import CASES as MEDIA_CASES
 from tests.e2e.validation_cases_webhooks import CASES as WEBHOOK_CASES
 from tests.support.client import Client, bearer
 from tests.support.servers import CaasServer
@@ -41,7 +43,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             conversations_service_pb2.DESCRIPTOR.services_by_name["ConversationsService"],
             messages_service_pb2.DESCRIPTOR.services_by_name["MessagesService"],
             rt_pb.DESCRIPTOR.services_by_name["RealtimeService"],
-            webhooks_service_pb2.DESCRIPTOR.services_by_name["WebhooksService"])
+            webhooks_service_pb2.DESCRIPTOR.services_by_name["WebhooksService"],
+            media_service_pb2.DESCRIPTOR.services_by_name["MediaService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -157,6 +160,7 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
 
 CASES += CHAT_CASES
 CASES += WEBHOOK_CASES
+CASES += MEDIA_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
      {"name": "string.pattern"}),

@@ -8,6 +8,7 @@ import grpc
 from caas.apps.v1 import apps_service_pb2_grpc
 from caas.auth.v1 import auth_service_pb2_grpc
 from caas.conversations.v1 import conversations_service_pb2_grpc
+from caas.media.v1 import media_service_pb2_grpc
 from caas.messages.v1 import messages_service_pb2_grpc
 from caas.realtime.v1 import realtime_service_pb2_grpc
 from caas.users.v1 import users_service_pb2_grpc
@@ -31,6 +32,7 @@ class Client:
         self.messages = messages_service_pb2_grpc.MessagesServiceStub(self.channel)
         self.realtime = realtime_service_pb2_grpc.RealtimeServiceStub(self.channel)
         self.webhooks = webhooks_service_pb2_grpc.WebhooksServiceStub(self.channel)
+        self.media = media_service_pb2_grpc.MediaServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

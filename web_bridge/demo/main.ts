@@ -1,5 +1,6 @@
 // The demo chat page: sign in with a user's tokens, list conversations, create a group
-// and add members, send and receive in real time, show who is typing. Plain DOM on
+// and add members, send and receive in real time (pictures too: uploaded with the SDK's
+// `uploadMedia`, shown by their small thumbnail), show who is typing. Plain DOM on
 // purpose: it shows the SDK, not a UI framework.
 //
 // Tokens never travel in a URL (server logs, browser history, Referer): the page takes
@@ -13,14 +14,19 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
 import {
+  Attachment_Kind,
   Conversation_Kind,
   createCaasClient,
   errorReason,
+  uploadMedia,
+  waitForMedia,
+  type Attachment,
   type CaasClient,
   type Event,
   type Message,
   type Subscription,
   type Tokens,
+  type UploadProgress,
 } from "../src/index.js";
 
 const STORE = "caas-demo";
@@ -128,7 +134,12 @@ const typers = new Map<string, ReturnType<typeof setTimeout>>();
 const list = element<HTMLUListElement>("conversations");
 const messages = element<HTMLUListElement>("messages");
 const text = input("text");
+const attach = input("attach");
 const send = document.querySelector<HTMLButtonElement>("[data-testid=send]")!;
+const enableComposer = (enabled: boolean) => {
+  text.disabled = send.disabled = !enabled;
+  attach.disabled = !enabled || uploading !== undefined; // one picture at a time
+};
 const me = () => session.user.split("/").pop() ?? "";
 const appName = () => session.user.split("/").slice(0, 2).join("/");
 
@@ -136,6 +147,35 @@ function notice(message: string, error = false): void {
   const line = element("notice");
   line.textContent = message;
   line.classList.toggle("error", error);
+}
+
+/** A picture as its smallest thumbnail (a link to the picture itself), any other file
+ * as a download link. Signed URLs: they work for an hour or so, as the server says. */
+function showAttachment(attachment: Attachment): HTMLElement | undefined {
+  const thumbnail = attachment.thumbnails[0];
+  if (thumbnail?.uri) {
+    const link = document.createElement("a");
+    link.href = attachment.uri || thumbnail.uri;
+    link.target = "_blank";
+    link.rel = "noopener";
+    const image = document.createElement("img");
+    image.dataset.testid = "attachment-image";
+    image.dataset.size = thumbnail.size;
+    image.alt = attachment.title || "picture";
+    image.width = thumbnail.width;
+    image.height = thumbnail.height;
+    image.src = thumbnail.uri;
+    link.append(image);
+    return link;
+  }
+  const href = attachment.downloadUri || attachment.uri;
+  if (!href || attachment.kind === Attachment_Kind.LINK) return undefined;
+  const link = document.createElement("a");
+  link.className = "file";
+  link.dataset.testid = "attachment-file";
+  link.href = href;
+  link.textContent = attachment.title || "file";
+  return link;
 }
 
 function showMessage(message: Message): void {
@@ -152,6 +192,13 @@ function showMessage(message: Message): void {
   item.innerHTML = '<span class="sender"></span><span class="text" data-testid="message-text"></span>';
   item.querySelector(".sender")!.textContent = message.senderId;
   item.querySelector(".text")!.textContent = message.text;
+  const attachments = message.attachments.map(showAttachment).filter((shown) => shown !== undefined);
+  if (attachments.length) {
+    const box = document.createElement("div");
+    box.className = "attachments";
+    box.append(...attachments);
+    item.append(box);
+  }
   messages.append(item);
   messages.scrollTop = messages.scrollHeight;
 }
@@ -163,7 +210,7 @@ function clearConversation(): void {
   element("title").textContent = "Pick a conversation";
   element("members").textContent = "";
   element("add-member").hidden = true;
-  text.disabled = send.disabled = true;
+  enableComposer(false);
 }
 
 async function showMembers(name: string): Promise<void> {
@@ -182,7 +229,7 @@ async function open(name: string, title: string): Promise<void> {
   element("add-member").hidden = false;
   notice("");
   for (const li of list.children) li.classList.toggle("selected", (li as HTMLElement).dataset.name === name);
-  text.disabled = send.disabled = false;
+  enableComposer(true);
   text.focus();
   try {
     const [page] = await Promise.all([
@@ -263,6 +310,62 @@ element<HTMLFormElement>("composer").onsubmit = async (submit) => {
   } catch (error) {
     text.value = value;
     notice(`Not sent: ${describe(error)}`, true);
+  }
+};
+
+// Sending a picture: upload (progress, cancel), wait until processed, then send it.
+// Every progress report is kept for the tests, as `window.caasUploadProgress`.
+const progressSeen: UploadProgress[] = [];
+(window as unknown as { caasUploadProgress: UploadProgress[] }).caasUploadProgress = progressSeen;
+let uploading: AbortController | undefined;
+
+function showUpload(status: string, progress?: UploadProgress): void {
+  element("upload").hidden = !status;
+  element("upload-text").textContent = status;
+  const bar = element<HTMLProgressElement>("upload-progress");
+  if (progress) {
+    bar.max = progress.totalBytes;
+    bar.value = progress.loadedBytes;
+  } else {
+    bar.removeAttribute("value"); // indeterminate: processing
+  }
+}
+
+element("upload-cancel").onclick = () => uploading?.abort();
+
+attach.onchange = async () => {
+  const file = attach.files?.[0];
+  attach.value = "";
+  if (!file || !current || uploading) return;
+  const conversation = current;
+  const controller = new AbortController();
+  uploading = controller;
+  attach.disabled = true;
+  const name = file.name || "picture";
+  try {
+    showUpload(`Uploading ${name}…`, { loadedBytes: 0, totalBytes: file.size });
+    const uploaded = await uploadMedia(client, {
+      conversation, file, signal: controller.signal,
+      onProgress: (progress) => {
+        progressSeen.push(progress);
+        const percent = Math.floor((100 * progress.loadedBytes) / progress.totalBytes);
+        showUpload(`Uploading ${name}… ${percent} %`, progress);
+      },
+    });
+    showUpload(`Processing ${name}…`);
+    const media = await waitForMedia(client, uploaded, { subscription, signal: controller.signal });
+    const sent = await client.messages.createMessage({
+      parent: conversation, message: { attachments: [{ media: media.name }] },
+      requestId: crypto.randomUUID() });
+    if (sent.message && conversation === current) showMessage(sent.message);
+    notice("");
+  } catch (error) {
+    if (controller.signal.aborted) notice(`Cancelled: ${name} was not sent.`);
+    else notice(`Could not send ${name}: ${describe(error)}`, true);
+  } finally {
+    uploading = undefined;
+    showUpload("");
+    attach.disabled = !current;
   }
 };
 

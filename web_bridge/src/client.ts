@@ -19,6 +19,7 @@ import { AppsService } from "./gen/caas/apps/v1/apps_service_pb.js";
 import { AuthService } from "./gen/caas/auth/v1/auth_service_pb.js";
 import { ConversationsService } from "./gen/caas/conversations/v1/conversations_service_pb.js";
 import type { Event } from "./gen/caas/events/v1/events_pb.js";
+import { MediaService } from "./gen/caas/media/v1/media_service_pb.js";
 import { MessagesService } from "./gen/caas/messages/v1/messages_service_pb.js";
 import {
   RealtimeService,
@@ -170,6 +171,8 @@ export class Subscription {
   /** The latest resume token: everything before it has been delivered. */
   resumeToken: string;
   private readonly abort = new AbortController();
+  private readonly listeners = new Set<SubscriptionHandlers>();
+  private current: ConnectionState = "connecting";
   readonly done: Promise<void>;
 
   constructor(
@@ -187,13 +190,42 @@ export class Subscription {
     this.abort.abort();
   }
 
+  /** Where the stream is now ("closed" once it has stopped for good). */
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  /**
+   * More handlers for the same stream, called after the subscription's own, until the
+   * returned function is called: a part of the app (or a helper such as
+   * `waitForMedia`) can follow events without a stream of its own.
+   */
+  listen(handlers: SubscriptionHandlers): () => void {
+    const added = { ...handlers };
+    this.listeners.add(added);
+    return () => {
+      this.listeners.delete(added);
+    };
+  }
+
+  private emit<K extends keyof SubscriptionHandlers>(
+    key: K,
+    ...args: Parameters<NonNullable<SubscriptionHandlers[K]>>
+  ): void {
+    if (key === "state") this.current = args[0] as ConnectionState;
+    for (const handlers of [this.handlers, ...this.listeners]) {
+      const handler = handlers[key] as ((...values: typeof args) => void) | undefined;
+      handler?.(...args);
+    }
+  }
+
   private async run(): Promise<void> {
     let failures = 0;
     let renewed = false; // the access token was renewed since the stream last worked
     const minDelay = this.options.minDelayMs ?? 250;
     const maxDelay = this.options.maxDelayMs ?? 15_000;
     while (!this.abort.signal.aborted) {
-      this.handlers.state?.(failures === 0 ? "connecting" : "reconnecting");
+      this.emit("state", failures === 0 ? "connecting" : "reconnecting");
       const attempt = new AbortController();
       const stop = () => attempt.abort();
       this.abort.signal.addEventListener("abort", stop);
@@ -217,7 +249,7 @@ export class Subscription {
         const connectError = ConnectError.from(error);
         if (RESYNC_REASONS.has(errorReason(connectError))) {
           this.resumeToken = "";
-          this.handlers.resync?.();
+          this.emit("resync");
           continue;
         }
         if (isExpiredToken(connectError) && !renewed) {
@@ -226,16 +258,16 @@ export class Subscription {
             await this.renew();
             continue;
           } catch (renewal) {
-            this.handlers.state?.("closed", ConnectError.from(renewal));
+            this.emit("state", "closed", ConnectError.from(renewal));
             return;
           }
         }
         if (connectError.code === Code.Unauthenticated || connectError.code === Code.PermissionDenied) {
-          this.handlers.state?.("closed", connectError);
+          this.emit("state", "closed", connectError);
           return; // reconnecting would not help
         }
         failures += 1;
-        this.handlers.state?.("reconnecting", connectError);
+        this.emit("state", "reconnecting", connectError);
       } finally {
         clearTimeout(watchdog);
         this.abort.signal.removeEventListener("abort", stop);
@@ -244,25 +276,25 @@ export class Subscription {
       const delay = Math.random() * Math.min(maxDelay, minDelay * 2 ** Math.min(failures, 16));
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
-    this.handlers.state?.("closed");
+    this.emit("state", "closed");
   }
 
   private deliver(item: SubscribeResponse): void {
     switch (item.item.case) {
       case "event":
-        this.handlers.event?.(item.item.value);
+        this.emit("event", item.item.value);
         break;
       case "events":
-        for (const event of item.item.value.events) this.handlers.event?.(event);
+        for (const event of item.item.value.events) this.emit("event", event);
         break;
       case "typing":
-        this.handlers.typing?.(item.item.value);
+        this.emit("typing", item.item.value);
         break;
       case "presence":
-        this.handlers.presence?.(item.item.value);
+        this.emit("presence", item.item.value);
         break;
       case "ready":
-        this.handlers.state?.("live");
+        this.emit("state", "live");
         break;
       default:
         break; // heartbeats only carry a token
@@ -277,6 +309,8 @@ export interface CaasClient {
   users: Client<typeof UsersService>;
   conversations: Client<typeof ConversationsService>;
   messages: Client<typeof MessagesService>;
+  /** Uploads and media (`uploadMedia` and `waitForMedia` do the whole dance). */
+  media: Client<typeof MediaService>;
   realtime: Client<typeof RealtimeService>;
   /** Follow `user`'s events (`apps/{app}/users/{user}`) until `close()`. */
   subscribe(user: string, handlers: SubscriptionHandlers, options?: SubscriptionOptions): Subscription;
@@ -295,6 +329,7 @@ export function createCaasClient(options: CaasClientOptions): CaasClient {
     users: createClient(UsersService, transport),
     conversations: createClient(ConversationsService, transport),
     messages: createClient(MessagesService, transport),
+    media: createClient(MediaService, transport),
     realtime,
     subscribe: (user, handlers, subscriptionOptions = {}) =>
       new Subscription(realtime, user, handlers, subscriptionOptions, () => session.refresh()),

@@ -1,10 +1,15 @@
 export * from "./client.js";
+export * from "./media.js";
 export { AppsService } from "./gen/caas/apps/v1/apps_service_pb.js";
 export { AuthService } from "./gen/caas/auth/v1/auth_service_pb.js";
 export { ConversationsService } from "./gen/caas/conversations/v1/conversations_service_pb.js";
+export { MediaService } from "./gen/caas/media/v1/media_service_pb.js";
 export { MessagesService } from "./gen/caas/messages/v1/messages_service_pb.js";
 export { RealtimeService } from "./gen/caas/realtime/v1/realtime_service_pb.js";
 export { UsersService } from "./gen/caas/users/v1/users_service_pb.js";
 export { Conversation_Kind } from "./gen/caas/conversations/v1/resources_pb.js";
 export type { Event } from "./gen/caas/events/v1/events_pb.js";
-export type { Message } from "./gen/caas/messages/v1/resources_pb.js";
+export { Media_Kind, Media_State } from "./gen/caas/media/v1/resources_pb.js";
+export type { Media, Rendition, Upload, UploadPart } from "./gen/caas/media/v1/resources_pb.js";
+export { Attachment_Kind } from "./gen/caas/messages/v1/resources_pb.js";
+export type { Attachment, Message } from "./gen/caas/messages/v1/resources_pb.js";

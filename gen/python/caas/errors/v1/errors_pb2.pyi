@@ -73,6 +73,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """Only the message's author may do this."""
     ERROR_REASON_MEDIA_NOT_OWNED: _ErrorReason.ValueType  # 27
     """Only the user who uploaded the media may attach it to a message."""
+    ERROR_REASON_URL_SIGNATURE_INVALID: _ErrorReason.ValueType  # 28
+    """A media URL (download or upload part) that this deployment did not sign, or
+    that was changed. (Answered over plain HTTP, with status 403.)
+    """
+    ERROR_REASON_URL_EXPIRED: _ErrorReason.ValueType  # 29
+    """A media URL past its expiry: get the media or the message again for a new one.
+    (Answered over plain HTTP, with status 403.)
+    """
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
@@ -253,6 +261,14 @@ ERROR_REASON_NOT_AUTHOR: ErrorReason.ValueType  # 26
 """Only the message's author may do this."""
 ERROR_REASON_MEDIA_NOT_OWNED: ErrorReason.ValueType  # 27
 """Only the user who uploaded the media may attach it to a message."""
+ERROR_REASON_URL_SIGNATURE_INVALID: ErrorReason.ValueType  # 28
+"""A media URL (download or upload part) that this deployment did not sign, or
+that was changed. (Answered over plain HTTP, with status 403.)
+"""
+ERROR_REASON_URL_EXPIRED: ErrorReason.ValueType  # 29
+"""A media URL past its expiry: get the media or the message again for a new one.
+(Answered over plain HTTP, with status 403.)
+"""
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT
 One or more fields break the contract; see the BadRequest field violations.

@@ -119,7 +119,9 @@ class MessagesServiceServicer:
         request_id (same sender, same conversation) returns the first message and
         sends nothing, also after a server restart. Frozen conversations take messages
         only from owners, admins and the app's backend; a direct conversation refuses
-        messages while either user blocks the other.
+        messages while either user blocks the other. An attachment may carry an uploaded
+        media (`Attachment.media`): READY, uploaded for this conversation, by the sender
+        (the app's backend may attach any media of the app).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -43,7 +43,9 @@ class MessagesServiceStub:
     request_id (same sender, same conversation) returns the first message and
     sends nothing, also after a server restart. Frozen conversations take messages
     only from owners, admins and the app's backend; a direct conversation refuses
-    messages while either user blocks the other.
+    messages while either user blocks the other. An attachment may carry an uploaded
+    media (`Attachment.media`): READY, uploaded for this conversation, by the sender
+    (the app's backend may attach any media of the app).
     """
     GetMessage: _grpc.UnaryUnaryMultiCallable[_messages_service_pb2.GetMessageRequest, _messages_service_pb2.GetMessageResponse]
     """Gets a message."""
@@ -101,7 +103,9 @@ class MessagesServiceAsyncStub(MessagesServiceStub):
     request_id (same sender, same conversation) returns the first message and
     sends nothing, also after a server restart. Frozen conversations take messages
     only from owners, admins and the app's backend; a direct conversation refuses
-    messages while either user blocks the other.
+    messages while either user blocks the other. An attachment may carry an uploaded
+    media (`Attachment.media`): READY, uploaded for this conversation, by the sender
+    (the app's backend may attach any media of the app).
     """
     GetMessage: _aio.UnaryUnaryMultiCallable[_messages_service_pb2.GetMessageRequest, _messages_service_pb2.GetMessageResponse]  # type: ignore[assignment]
     """Gets a message."""
@@ -162,7 +166,9 @@ class MessagesServiceServicer(metaclass=_abc_1.ABCMeta):
         request_id (same sender, same conversation) returns the first message and
         sends nothing, also after a server restart. Frozen conversations take messages
         only from owners, admins and the app's backend; a direct conversation refuses
-        messages while either user blocks the other.
+        messages while either user blocks the other. An attachment may carry an uploaded
+        media (`Attachment.media`): READY, uploaded for this conversation, by the sender
+        (the app's backend may attach any media of the app).
         """
 
     @_abc_1.abstractmethod

@@ -183,8 +183,8 @@ Global___Message: _TypeAlias = Message  # noqa: Y015
 
 @_typing.final
 class Attachment(_message.Message):
-    """A file, picture or link: either an uploaded media (`media`, see MediaService) or a
-    reference to something the app hosts (`uri`), exactly one of the two.
+    """A file, picture or link: an uploaded media (`media`, see MediaService), or a
+    reference to something the app hosts (`uri`).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -235,14 +235,14 @@ class Attachment(_message.Message):
     THUMBNAILS_FIELD_NUMBER: _builtins.int
     DOWNLOAD_URI_FIELD_NUMBER: _builtins.int
     URI_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
-    MEDIA_DELETED_FIELD_NUMBER: _builtins.int
     kind: Global___Attachment.Kind.ValueType
     """What the attachment is: required with `uri`; for a `media`, what processing
     found (given, it is ignored).
     """
     uri: _builtins.str
-    """Where it is: an absolute URI of at most 2048 characters. For a `media`, a signed
-    URL that CAAS fills in, short-lived (see `uri_expire_time`).
+    """Where it is: an absolute URI of at most 2048 characters; required without a
+    `media`. For a `media`, a signed URL that CAAS fills in, short-lived (see
+    `uri_expire_time`); given, it is ignored.
     """
     title: _builtins.str
     """File name or link title: at most 255 characters."""
@@ -264,10 +264,6 @@ class Attachment(_message.Message):
     """A media picture's (or video poster's) blurhash placeholder."""
     download_uri: _builtins.str
     """A media's signed URL as a download under its file name."""
-    media_deleted: _builtins.bool
-    """Whether the media is no longer there (deleted): the attachment keeps its
-    description, without URLs.
-    """
     @_builtins.property
     def duration(self) -> _duration_pb2.Duration:
         """A media's length (video, sound)."""
@@ -296,11 +292,10 @@ class Attachment(_message.Message):
         thumbnails: _abc.Iterable[_resources_pb2.Rendition] | None = ...,
         download_uri: _builtins.str = ...,
         uri_expire_time: _timestamp_pb2.Timestamp | None = ...,
-        media_deleted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "uri_expire_time", b"uri_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blurhash", b"blurhash", "download_uri", b"download_uri", "duration", b"duration", "height", b"height", "kind", b"kind", "media", b"media", "media_deleted", b"media_deleted", "mime_type", b"mime_type", "size_bytes", b"size_bytes", "thumbnails", b"thumbnails", "title", b"title", "uri", b"uri", "uri_expire_time", b"uri_expire_time", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blurhash", b"blurhash", "download_uri", b"download_uri", "duration", b"duration", "height", b"height", "kind", b"kind", "media", b"media", "mime_type", b"mime_type", "size_bytes", b"size_bytes", "thumbnails", b"thumbnails", "title", b"title", "uri", b"uri", "uri_expire_time", b"uri_expire_time", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

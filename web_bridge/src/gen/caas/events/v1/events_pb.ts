@@ -6,6 +6,8 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Conversation, Member } from "../../conversations/v1/resources_pb.js";
 import { file_caas_conversations_v1_resources } from "../../conversations/v1/resources_pb.js";
+import type { Media } from "../../media/v1/resources_pb.js";
+import { file_caas_media_v1_resources } from "../../media/v1/resources_pb.js";
 import type { Message as Message$1 } from "../../messages/v1/resources_pb.js";
 import { file_caas_messages_v1_resources } from "../../messages/v1/resources_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/events/v1/events.proto.
  */
 export const file_caas_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjYWFzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmNhYXMuZXZlbnRzLnYxIoEHCgVFdmVudBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnZlcnNhdGlvbhgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEjQKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfdXBkYXRlZBgLIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjgKDnJlYWN0aW9uX2FkZGVkGA0gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABI6ChByZWFjdGlvbl9yZW1vdmVkGA4gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABJDChRjb252ZXJzYXRpb25fY3JlYXRlZBgPIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fdXBkYXRlZBgQIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fZGVsZXRlZBgRIAEoCzIjLmNhYXMuZXZlbnRzLnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI1CgxtZW1iZXJfYWRkZWQYEiABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3JlbW92ZWQYEyABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3VwZGF0ZWQYFCABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASMQoMcmVhZF91cGRhdGVkGBUgASgLMhkuY2Fhcy5ldmVudHMudjEuUmVhZFN0YXRlSAASNgoRZGVsaXZlcmVkX3VwZGF0ZWQYFiABKAsyGS5jYWFzLmV2ZW50cy52MS5SZWFkU3RhdGVIAEIJCgdwYXlsb2FkIksKDlJlYWN0aW9uQ2hhbmdlEioKB21lc3NhZ2UYASABKAsyGS5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2USDQoFZW1vamkYAiABKAkiKwoTQ29udmVyc2F0aW9uRGVsZXRlZBIUCgxjb252ZXJzYXRpb24YASABKAkiWAoJUmVhZFN0YXRlEg8KB3VzZXJfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCJVojY2Fhcy9nZW4vZ28vY2Fhcy9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_caas_conversations_v1_resources, file_caas_messages_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("ChtjYWFzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmNhYXMuZXZlbnRzLnYxItwHCgVFdmVudBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnZlcnNhdGlvbhgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEjQKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfdXBkYXRlZBgLIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjgKDnJlYWN0aW9uX2FkZGVkGA0gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABI6ChByZWFjdGlvbl9yZW1vdmVkGA4gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABJDChRjb252ZXJzYXRpb25fY3JlYXRlZBgPIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fdXBkYXRlZBgQIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fZGVsZXRlZBgRIAEoCzIjLmNhYXMuZXZlbnRzLnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI1CgxtZW1iZXJfYWRkZWQYEiABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3JlbW92ZWQYEyABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3VwZGF0ZWQYFCABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASMQoMcmVhZF91cGRhdGVkGBUgASgLMhkuY2Fhcy5ldmVudHMudjEuUmVhZFN0YXRlSAASNgoRZGVsaXZlcmVkX3VwZGF0ZWQYFiABKAsyGS5jYWFzLmV2ZW50cy52MS5SZWFkU3RhdGVIABIrCgttZWRpYV9yZWFkeRgXIAEoCzIULmNhYXMubWVkaWEudjEuTWVkaWFIABIsCgxtZWRpYV9mYWlsZWQYGCABKAsyFC5jYWFzLm1lZGlhLnYxLk1lZGlhSABCCQoHcGF5bG9hZCJLCg5SZWFjdGlvbkNoYW5nZRIqCgdtZXNzYWdlGAEgASgLMhkuY2Fhcy5tZXNzYWdlcy52MS5NZXNzYWdlEg0KBWVtb2ppGAIgASgJIisKE0NvbnZlcnNhdGlvbkRlbGV0ZWQSFAoMY29udmVyc2F0aW9uGAEgASgJIlgKCVJlYWRTdGF0ZRIPCgd1c2VyX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQiVaI2NhYXMvZ2VuL2dvL2NhYXMvZXZlbnRzL3YxO2V2ZW50c3YxYgZwcm90bzM", [file_caas_conversations_v1_resources, file_caas_media_v1_resources, file_caas_messages_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * Something that happened in an app, as it was committed. The real-time stream
@@ -175,6 +177,23 @@ export type Event = Message<"caas.events.v1.Event"> & {
      */
     value: ReadState;
     case: "deliveredUpdated";
+  } | {
+    /**
+     * The uploader's media was processed and may be attached (only the uploader's
+     * streams; the app's webhooks).
+     *
+     * @generated from field: caas.media.v1.Media media_ready = 23;
+     */
+    value: Media;
+    case: "mediaReady";
+  } | {
+    /**
+     * The uploader's media was refused (FAILED or QUARANTINED, with its reason).
+     *
+     * @generated from field: caas.media.v1.Media media_failed = 24;
+     */
+    value: Media;
+    case: "mediaFailed";
   } | { case: undefined; value?: undefined };
 };
 

@@ -5,17 +5,19 @@
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb.js";
+import type { Rendition } from "../../media/v1/resources_pb.js";
+import { file_caas_media_v1_resources } from "../../media/v1/resources_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_api_resource } from "../../../google/api/resource_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message as Message$1 } from "@bufbuild/protobuf";
 
 /**
  * Describes the file caas/messages/v1/resources.proto.
  */
 export const file_caas_messages_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiBjYWFzL21lc3NhZ2VzL3YxL3Jlc291cmNlcy5wcm90bxIQY2Fhcy5tZXNzYWdlcy52MSLTCAoHTWVzc2FnZRISCgRuYW1lGAEgASgJQgTiQQEIEhYKCHNlcXVlbmNlGAIgASgDQgTiQQEDEkQKCXNlbmRlcl9pZBgDIAEoCUIx4kEBAbpIKtgBAXIlMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9JBIcCg5zZW5kZXJfZGVsZXRlZBgEIAEoCEIE4kEBAxIaCgR0ZXh0GAUgASgJQgziQQEBukgFcgMYoB8SPwoLYXR0YWNobWVudHMYBiADKAsyHC5jYWFzLm1lc3NhZ2VzLnYxLkF0dGFjaG1lbnRCDOJBAQG6SAWSAQIQChJMCgttZW50aW9uX2lkcxgHIAMoCUI34kEBAbpIMJIBLRAyGAEiJ3IlMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9JBIxCghtZW50aW9ucxgIIAMoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVudGlvbkIE4kEBAxJqCghtZXRhZGF0YRgJIAMoCzInLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZS5NZXRhZGF0YUVudHJ5Qi/iQQEBukgomgElEBAiGnIYMhZeW0EtWmEtejAtOV8uLV17MSw2NH0kKgVyAxiACBIpChR0aHJlYWRfcm9vdF9zZXF1ZW5jZRgKIAEoA0IL4kEBBbpIBCICKAASGQoLcmVwbHlfY291bnQYCyABKAVCBOJBAQMSOQoPbGFzdF9yZXBseV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CglyZWFjdGlvbnMYDSADKAsyHy5jYWFzLm1lc3NhZ2VzLnYxLlJlYWN0aW9uQ291bnRCBOJBAQMSNAoFc3RhdGUYDiABKA4yHy5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2UuU3RhdGVCBOJBAQMSNQoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjMKCWVkaXRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLZGVsZXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJDCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX0FDVElWRRABEhEKDVNUQVRFX0RFTEVURUQQAjpk6kFhChBjYWFzLmRldi9NZXNzYWdlEjphcHBzL3thcHB9L2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbn0vbWVzc2FnZXMve21lc3NhZ2V9KghtZXNzYWdlczIHbWVzc2FnZSL8AgoKQXR0YWNobWVudBI/CgRraW5kGAEgASgOMiEuY2Fhcy5tZXNzYWdlcy52MS5BdHRhY2htZW50LktpbmRCDuJBAQK6SAeCAQQQASAAEhwKA3VyaRgCIAEoCUIP4kEBArpICHIGGIAQiAEBEhsKBXRpdGxlGAMgASgJQgziQQEBukgFcgMY/wESHgoJbWltZV90eXBlGAQgASgJQgviQQEBukgEcgIYfxIlCgpzaXplX2J5dGVzGAUgASgDQhHiQQEBukgKIggYgICAgBQoABIeCgV3aWR0aBgGIAEoBUIP4kEBAbpICBoGGKCNBigAEh8KBmhlaWdodBgHIAEoBUIP4kEBAbpICBoGGKCNBigAImoKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEg4KCktJTkRfSU1BR0UQARIOCgpLSU5EX1ZJREVPEAISDgoKS0lORF9BVURJTxADEg0KCUtJTkRfRklMRRAEEg0KCUtJTkRfTElOSxAFIjAKB01lbnRpb24SDwoHdXNlcl9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkiRAoNUmVhY3Rpb25Db3VudBINCgVlbW9qaRgBIAEoCRINCgVjb3VudBgCIAEoBRIVCg1yZWFjdGVkX2J5X21lGAMgASgIIlsKCFJlYWN0aW9uEg8KB3VzZXJfaWQYASABKAkSDQoFZW1vamkYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImIKD01lc3NhZ2VSZXZpc2lvbhIQCghyZXZpc2lvbhgBIAEoBRIMCgR0ZXh0GAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJqCgdSZWNlaXB0Eg8KB3VzZXJfaWQYASABKAkSEQoJZGVsaXZlcmVkGAIgASgIEgwKBHJlYWQYAyABKAgSLQoJcmVhZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKiAQoLVW5yZWFkQ291bnQSEgoEbmFtZRgBIAEoCUIE4kEBCBINCgV0b3RhbBgCIAEoAxIVCg1jb252ZXJzYXRpb25zGAMgASgFOlnqQVYKFGNhYXMuZGV2L1VucmVhZENvdW50EiNhcHBzL3thcHB9L3VzZXJzL3t1c2VyfS91bnJlYWRDb3VudCoMdW5yZWFkQ291bnRzMgt1bnJlYWRDb3VudEIpWidjYWFzL2dlbi9nby9jYWFzL21lc3NhZ2VzL3YxO21lc3NhZ2VzdjFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
+  fileDesc("CiBjYWFzL21lc3NhZ2VzL3YxL3Jlc291cmNlcy5wcm90bxIQY2Fhcy5tZXNzYWdlcy52MSLTCAoHTWVzc2FnZRISCgRuYW1lGAEgASgJQgTiQQEIEhYKCHNlcXVlbmNlGAIgASgDQgTiQQEDEkQKCXNlbmRlcl9pZBgDIAEoCUIx4kEBAbpIKtgBAXIlMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9JBIcCg5zZW5kZXJfZGVsZXRlZBgEIAEoCEIE4kEBAxIaCgR0ZXh0GAUgASgJQgziQQEBukgFcgMYoB8SPwoLYXR0YWNobWVudHMYBiADKAsyHC5jYWFzLm1lc3NhZ2VzLnYxLkF0dGFjaG1lbnRCDOJBAQG6SAWSAQIQChJMCgttZW50aW9uX2lkcxgHIAMoCUI34kEBAbpIMJIBLRAyGAEiJ3IlMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9JBIxCghtZW50aW9ucxgIIAMoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVudGlvbkIE4kEBAxJqCghtZXRhZGF0YRgJIAMoCzInLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZS5NZXRhZGF0YUVudHJ5Qi/iQQEBukgomgElEBAiGnIYMhZeW0EtWmEtejAtOV8uLV17MSw2NH0kKgVyAxiACBIpChR0aHJlYWRfcm9vdF9zZXF1ZW5jZRgKIAEoA0IL4kEBBbpIBCICKAASGQoLcmVwbHlfY291bnQYCyABKAVCBOJBAQMSOQoPbGFzdF9yZXBseV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CglyZWFjdGlvbnMYDSADKAsyHy5jYWFzLm1lc3NhZ2VzLnYxLlJlYWN0aW9uQ291bnRCBOJBAQMSNAoFc3RhdGUYDiABKA4yHy5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2UuU3RhdGVCBOJBAQMSNQoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjMKCWVkaXRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLZGVsZXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJDCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX0FDVElWRRABEhEKDVNUQVRFX0RFTEVURUQQAjpk6kFhChBjYWFzLmRldi9NZXNzYWdlEjphcHBzL3thcHB9L2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbn0vbWVzc2FnZXMve21lc3NhZ2V9KghtZXNzYWdlczIHbWVzc2FnZSKKBwoKQXR0YWNobWVudBI9CgRraW5kGAEgASgOMiEuY2Fhcy5tZXNzYWdlcy52MS5BdHRhY2htZW50LktpbmRCDOJBAQG6SAWCAQIQARIfCgN1cmkYAiABKAlCEuJBAQG6SAvYAQFyBhiAEIgBARIbCgV0aXRsZRgDIAEoCUIM4kEBAbpIBXIDGP8BEh4KCW1pbWVfdHlwZRgEIAEoCUIL4kEBAbpIBHICGH8SJQoKc2l6ZV9ieXRlcxgFIAEoA0IR4kEBAbpICiIIGICAgIAUKAASHgoFd2lkdGgYBiABKAVCD+JBAQG6SAgaBhigjQYoABIfCgZoZWlnaHQYByABKAVCD+JBAQG6SAgaBhigjQYoABJmCgVtZWRpYRgIIAEoCUJX4kEBAfpBEAoOY2Fhcy5kZXYvTWVkaWG6SD3YAQFyODI2XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9tZWRpYS9bYS16Mi03XXsxNn0kEjEKCGR1cmF0aW9uGAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEDEhYKCGJsdXJoYXNoGAogASgJQgTiQQEDEjIKCnRodW1ibmFpbHMYCyADKAsyGC5jYWFzLm1lZGlhLnYxLlJlbmRpdGlvbkIE4kEBAxIaCgxkb3dubG9hZF91cmkYDCABKAlCBOJBAQMSOQoPdXJpX2V4cGlyZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJqCgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABIOCgpLSU5EX0lNQUdFEAESDgoKS0lORF9WSURFTxACEg4KCktJTkRfQVVESU8QAxINCglLSU5EX0ZJTEUQBBINCglLSU5EX0xJTksQBTrMAbpIyAEaYwoXYXR0YWNobWVudC5tZWRpYV9vcl91cmkSJGFuIGF0dGFjaG1lbnQgbmVlZHMgYSBtZWRpYSBvciBhIHVyaRoidGhpcy5tZWRpYSAhPSAnJyB8fCB0aGlzLnVyaSAhPSAnJxphCg9hdHRhY2htZW50LmtpbmQSKmFuIGF0dGFjaG1lbnQgd2l0aG91dCBhIG1lZGlhIG5lZWRzIGEga2luZBoidGhpcy5tZWRpYSAhPSAnJyB8fCB0aGlzLmtpbmQgIT0gMCIwCgdNZW50aW9uEg8KB3VzZXJfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIkQKDVJlYWN0aW9uQ291bnQSDQoFZW1vamkYASABKAkSDQoFY291bnQYAiABKAUSFQoNcmVhY3RlZF9ieV9tZRgDIAEoCCJbCghSZWFjdGlvbhIPCgd1c2VyX2lkGAEgASgJEg0KBWVtb2ppGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiCg9NZXNzYWdlUmV2aXNpb24SEAoIcmV2aXNpb24YASABKAUSDAoEdGV4dBgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiagoHUmVjZWlwdBIPCgd1c2VyX2lkGAEgASgJEhEKCWRlbGl2ZXJlZBgCIAEoCBIMCgRyZWFkGAMgASgIEi0KCXJlYWRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiogEKC1VucmVhZENvdW50EhIKBG5hbWUYASABKAlCBOJBAQgSDQoFdG90YWwYAiABKAMSFQoNY29udmVyc2F0aW9ucxgDIAEoBTpZ6kFWChRjYWFzLmRldi9VbnJlYWRDb3VudBIjYXBwcy97YXBwfS91c2Vycy97dXNlcn0vdW5yZWFkQ291bnQqDHVucmVhZENvdW50czILdW5yZWFkQ291bnRCKVonY2Fhcy9nZW4vZ28vY2Fhcy9tZXNzYWdlcy92MTttZXNzYWdlc3YxYgZwcm90bzM", [file_buf_validate_validate, file_caas_media_v1_resources, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A message of a conversation. Its id is its sequence number: each conversation
@@ -189,20 +191,24 @@ export const Message_StateSchema: GenEnum<Message_State> = /*@__PURE__*/
   enumDesc(file_caas_messages_v1_resources, 0, 0);
 
 /**
- * A reference to a file, picture or link (uploading comes with the media service).
+ * A file, picture or link: an uploaded media (`media`, see MediaService), or a
+ * reference to something the app hosts (`uri`).
  *
  * @generated from message caas.messages.v1.Attachment
  */
 export type Attachment = Message$1<"caas.messages.v1.Attachment"> & {
   /**
-   * What the attachment is; required.
+   * What the attachment is: required with `uri`; for a `media`, what processing
+   * found (given, it is ignored).
    *
    * @generated from field: caas.messages.v1.Attachment.Kind kind = 1;
    */
   kind: Attachment_Kind;
 
   /**
-   * Where it is: an absolute URI of at most 2048 characters; required.
+   * Where it is: an absolute URI of at most 2048 characters; required without a
+   * `media`. For a `media`, a signed URL that CAAS fills in, short-lived (see
+   * `uri_expire_time`); given, it is ignored.
    *
    * @generated from field: string uri = 2;
    */
@@ -242,6 +248,51 @@ export type Attachment = Message$1<"caas.messages.v1.Attachment"> & {
    * @generated from field: int32 height = 7;
    */
   height: number;
+
+  /**
+   * An uploaded media of the app, READY, uploaded for this conversation (by the
+   * sender, unless the app's backend sends): `apps/{app}/media/{media}`. CAAS fills
+   * in the other fields from it: kind, title (its file name), media type, size,
+   * dimensions, duration, blurhash, thumbnails and signed URLs.
+   *
+   * @generated from field: string media = 8;
+   */
+  media: string;
+
+  /**
+   * A media's length (video, sound).
+   *
+   * @generated from field: google.protobuf.Duration duration = 9;
+   */
+  duration?: Duration | undefined;
+
+  /**
+   * A media picture's (or video poster's) blurhash placeholder.
+   *
+   * @generated from field: string blurhash = 10;
+   */
+  blurhash: string;
+
+  /**
+   * A media picture's (or video poster's) thumbnails, smallest first, with signed URLs.
+   *
+   * @generated from field: repeated caas.media.v1.Rendition thumbnails = 11;
+   */
+  thumbnails: Rendition[];
+
+  /**
+   * A media's signed URL as a download under its file name.
+   *
+   * @generated from field: string download_uri = 12;
+   */
+  downloadUri: string;
+
+  /**
+   * When the signed URLs stop working: fetch the message again for new ones.
+   *
+   * @generated from field: google.protobuf.Timestamp uri_expire_time = 13;
+   */
+  uriExpireTime?: Timestamp | undefined;
 };
 
 /**

@@ -1,0 +1,506 @@
+"""BlobStore on files under the data directory: the embedded engine.
+
+Layout under `root` (data_dir/media):
+
+    objects/<key>                                   the objects
+    uploads/<key>/@<upload_id>/upload.json          a multipart upload in progress
+    uploads/<key>/@<upload_id>/part-000001.<md5>    its parts (the name carries the ETag)
+    tmp/                                            files being written
+
+Every file is written in tmp/ (same filesystem), fsynced, then renamed into place
+(`os.replace`): no reader ever sees half an object or half a part. File IO runs in
+threads, in chunks, so an object is never held whole in memory. Uploads sit under their
+key (`@` is no key character, so an upload directory never collides with a key), so
+`delete_prefix` reaches them without scanning every upload.
+
+Clients PUT parts to the signed URLs of `part_url`; the HTTP handler that serves them
+checks the signature (`UrlSigner.verify`), finds the part with `parse_part_path`, and
+streams the body to `write_part`, which enforces the signed size (`z`).
+
+Several processes may share `root` (`caas serve --workers`): nothing here relies on
+in-process locks. A key that is a whole path segment prefix of another key (`a/b` and
+`a/b/c`) cannot be held by this engine (one would be a file, the other a directory);
+the media keys `{app}/{media}/{name}` never are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import stat
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from services.core.ids import new_id
+from services.media.blobs import Blob, BlobNotFound, Part
+from services.media.urls import UrlSigner
+
+MIB = 1024 * 1024
+MIN_PART_SIZE = 5 * MIB  # as S3, so that both engines take the same uploads
+MAX_PART_SIZE = 5 * 1024 * MIB
+MAX_PARTS = 10_000
+WRITE_CHUNK = MIB
+READ_CHUNK = 256 * 1024
+
+PARTS_PATH = "/media/v1/parts/"
+SIZE_PARAM = "z"  # the signed size of a part URL, in bytes
+UPLOAD_FILE = "upload.json"
+UPLOAD_MARK = "@"
+STALE_TEMP_SECONDS = 24 * 3600  # temp files this old at start are a crash's leftovers
+
+_SEGMENT = r"[a-z0-9._-]+"
+_KEY = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+_PREFIX = re.compile(rf"(?:{_SEGMENT}/)*[a-z0-9._-]*")
+_UPLOAD_ID = re.compile(r"[a-z2-7]{16}")  # services.core.ids.new_id
+_PART_FILE = re.compile(r"part-(\d{6})\.([0-9a-f]{32})")
+_ETAG = re.compile(r"[0-9a-f]{32}")
+_PART_PATH = re.compile(rf"{re.escape(PARTS_PATH)}([a-z2-7]{{16}})/([1-9][0-9]{{0,4}})/(.+)")
+MAX_KEY_LENGTH = 1024  # S3's limit
+MAX_SEGMENT_LENGTH = 255  # a file name
+
+
+class PartSizeMismatch(Exception):
+    """The body of a part PUT was not the size its URL was signed for."""
+
+
+def check_key(key: str) -> None:
+    """ValueError unless `key` is `segment(/segment)*` of [a-z0-9._-], none `.` or `..`."""
+    if (len(key) > MAX_KEY_LENGTH or not _KEY.fullmatch(key)
+            or any(s in (".", "..") or len(s) > MAX_SEGMENT_LENGTH for s in key.split("/"))):
+        raise ValueError(f"invalid blob key {key!r}")
+
+
+def check_prefix(prefix: str) -> None:
+    """ValueError unless `prefix` starts keys: whole segments then a partial one. The
+    empty prefix (every object) is refused."""
+    head = prefix.rpartition("/")[0]
+    if (not prefix or len(prefix) > MAX_KEY_LENGTH or not _PREFIX.fullmatch(prefix)
+            or (head and any(s in (".", "..") for s in head.split("/")))):
+        raise ValueError(f"invalid blob key prefix {prefix!r}")
+
+
+def check_part_number(number: int) -> None:
+    if not 1 <= number <= MAX_PARTS:
+        raise ValueError(f"part number {number} is not within 1..{MAX_PARTS}")
+
+
+def check_parts(parts: Sequence[Part]) -> None:
+    """ValueError unless `parts` is not empty and its numbers strictly increase."""
+    if not parts:
+        raise ValueError("an upload completes with one part at least")
+    numbers = [p.number for p in parts]
+    if any(a >= b for a, b in itertools.pairwise(numbers)):
+        raise ValueError("parts must be listed by increasing number")
+
+
+def part_path(key: str, upload_id: str, number: int) -> str:
+    """The path of the URL a part is PUT to (keys need no percent-encoding)."""
+    return f"{PARTS_PATH}{upload_id}/{number}/{key}"
+
+
+def parse_part_path(path: str) -> tuple[str, str, int] | None:
+    """(key, upload_id, number) of a part URL's path (`part_path`), None if `path` is
+    not one (a bad key or id, a number outside 1..10000, any percent-encoding)."""
+    match = _PART_PATH.fullmatch(path)
+    if match is None:
+        return None
+    upload_id, number, key = match.group(1), int(match.group(2)), match.group(3)
+    try:
+        check_key(key)
+        check_part_number(number)
+    except ValueError:
+        return None
+    return key, upload_id, number
+
+
+class LocalBlobStore:
+    """The blob store in the directory `root`; part URLs are signed by `signer`."""
+
+    min_part_size = MIN_PART_SIZE
+
+    def __init__(self, root: Path, signer: UrlSigner) -> None:
+        self._root = root
+        self._objects = root / "objects"
+        self._uploads = root / "uploads"
+        self._tmp = root / "tmp"
+        self._signer = signer
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._start)
+
+    async def close(self) -> None:
+        return None
+
+    async def create_upload(self, key: str, content_type: str) -> str:
+        check_key(key)
+        upload_id = new_id()
+        meta = json.dumps({"key": key, "content_type": content_type}).encode()
+        await asyncio.to_thread(self._create_upload, self._upload_dir(key, upload_id), meta)
+        return upload_id
+
+    def part_url(self, key: str, upload_id: str, number: int, size: int,
+                 expires: datetime) -> str:
+        """The signed URL (query: `z` = size, `e` = expiry, `s` = signature) of the part;
+        ValueError for a bad key, upload id, number or size."""
+        check_key(key)
+        check_part_number(number)
+        if not _UPLOAD_ID.fullmatch(upload_id):
+            raise ValueError(f"invalid upload id {upload_id!r}")
+        if not 0 <= size <= MAX_PART_SIZE:
+            raise ValueError(f"part size {size} is not within 0..{MAX_PART_SIZE}")
+        return self._signer.sign(part_path(key, upload_id, number), int(expires.timestamp()),
+                                 {SIZE_PARAM: str(size)})
+
+    async def write_part(self, key: str, upload_id: str, number: int, size: int,
+                         chunks: AsyncIterator[bytes]) -> Part:
+        """Store part `number` of the upload, replacing any earlier one (a resumed
+        upload), from `chunks` (the body of a PUT to its URL), which must be exactly
+        `size` bytes: PartSizeMismatch as soon as more arrive, or at the end if fewer
+        did (nothing is stored then). BlobNotFound if the upload is gone (completed or
+        aborted); ValueError for a bad key, number or size. The chunks are written as
+        they come (1 MiB at a time), never gathered whole."""
+        check_key(key)
+        check_part_number(number)
+        if not 0 <= size <= MAX_PART_SIZE:
+            raise ValueError(f"part size {size} is not within 0..{MAX_PART_SIZE}")
+        directory = self._upload_dir(key, upload_id)
+        if not await asyncio.to_thread(_upload_exists, directory):
+            raise BlobNotFound(f"no upload {upload_id} of {key}")
+        temp = self._temp_path()
+        file = await asyncio.to_thread(open, temp, "xb")
+        digest = hashlib.md5(usedforsecurity=False)
+        placed = False
+        received = pending_size = 0
+        pending: list[bytes] = []
+        try:
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > size:
+                    raise PartSizeMismatch(f"part {number}: more than {size} bytes")
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= WRITE_CHUNK:
+                    await asyncio.to_thread(_write, file, digest, pending)
+                    pending, pending_size = [], 0
+            if received < size:
+                raise PartSizeMismatch(f"part {number}: {received} bytes, not {size}")
+            await asyncio.to_thread(_write, file, digest, pending, True)
+            etag = digest.hexdigest()
+            await asyncio.to_thread(_place_part, temp, directory, number, etag)
+            placed = True
+            return Part(number, size, etag)
+        finally:
+            if not placed:  # synchronous: it must run even when the task is cancelled
+                file.close()
+                temp.unlink(missing_ok=True)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[Part]:
+        check_key(key)
+        return await asyncio.to_thread(_list_parts, self._upload_dir(key, upload_id))
+
+    async def complete_upload(self, key: str, upload_id: str, parts: Sequence[Part]) -> None:
+        """Also ValueError when `parts` is empty, out of order, names a part not held
+        with that ETag, or a part but the last is below `min_part_size` (as S3)."""
+        check_key(key)
+        check_parts(parts)
+        await asyncio.to_thread(self._complete, key, self._upload_dir(key, upload_id),
+                                list(parts))
+
+    async def abort_upload(self, key: str, upload_id: str) -> None:
+        check_key(key)
+        try:
+            directory = self._upload_dir(key, upload_id)
+        except BlobNotFound:
+            return
+        await asyncio.to_thread(self._remove_upload, directory)
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> None:
+        """The content type is not kept: the port has no reader for it."""
+        check_key(key)
+        await asyncio.to_thread(self._put_file, key, path)
+
+    async def get_file(self, key: str, path: Path) -> None:
+        """`path` appears whole (written beside it, then renamed)."""
+        check_key(key)
+        await asyncio.to_thread(self._get_file, key, path)
+
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> Blob:
+        """ValueError for a range that starts at or past the end (but the whole of an
+        empty object, start 0 and end None, is no bytes) or ends before it starts; an
+        end past the last byte reads to the last. Read the chunks from one task at a
+        time; `Blob.close` closes the file whether reading started or not."""
+        check_key(key)
+        if start < 0 or (end is not None and end < start):
+            raise ValueError(f"invalid range {start}-{end}")
+        file, size = await asyncio.to_thread(self._open_object, key)
+        if start >= size and (start, end) != (0, None):
+            file.close()
+            raise ValueError(f"range start {start} is past the object's {size} bytes")
+        stop = size if end is None else min(end + 1, size)
+        return Blob(size, _FileChunks(file, start, stop - start))
+
+    async def stat(self, key: str) -> int | None:
+        check_key(key)
+        return await asyncio.to_thread(_file_size, self._objects / key)
+
+    async def delete_prefix(self, prefix: str) -> None:
+        """Also drops the uploads in progress to keys under the prefix. ValueError for
+        an invalid or empty prefix."""
+        check_prefix(prefix)
+        await asyncio.to_thread(self._delete_prefix, prefix)
+
+    # In threads from here on.
+
+    def _start(self) -> None:
+        for directory in (self._objects, self._uploads, self._tmp):
+            directory.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        with os.scandir(self._tmp) as entries:
+            for entry in entries:
+                try:
+                    if entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+
+    def _temp_path(self) -> Path:
+        return self._tmp / f"{new_id()}.tmp"
+
+    def _upload_dir(self, key: str, upload_id: str) -> Path:
+        """BlobNotFound for an id this engine never makes (it cannot exist)."""
+        if not _UPLOAD_ID.fullmatch(upload_id):
+            raise BlobNotFound(f"no upload {upload_id!r}")
+        return self._uploads / key / f"{UPLOAD_MARK}{upload_id}"
+
+    def _create_upload(self, directory: Path, meta: bytes) -> None:
+        temp = self._temp_path()
+        try:
+            with open(temp, "xb") as file:
+                file.write(meta)
+                _sync(file)
+            _place(temp, directory / UPLOAD_FILE)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _complete(self, key: str, directory: Path, parts: list[Part]) -> None:
+        target = self._objects / key
+        if not _upload_exists(directory):
+            if _file_size(target) is not None:
+                return  # completed before
+            raise BlobNotFound(f"no upload {directory.name[1:]} of {key}")
+        files = [directory / f"part-{p.number:06d}.{_etag(p.etag)}" for p in parts]
+        temp = self._temp_path()
+        try:
+            sizes = [path.stat().st_size for path in files]
+            small = [p.number for p, size in zip(parts[:-1], sizes, strict=False)
+                     if size < MIN_PART_SIZE]
+            if small:
+                raise ValueError(f"parts {small} are below {MIN_PART_SIZE} bytes")
+            with open(temp, "xb") as out:
+                for path in files:
+                    with open(path, "rb") as source:
+                        shutil.copyfileobj(source, out, WRITE_CHUNK)
+                _sync(out)
+        except FileNotFoundError as error:
+            temp.unlink(missing_ok=True)
+            if not _upload_exists(directory):  # completed or aborted meanwhile
+                if _file_size(target) is not None:
+                    return
+                raise BlobNotFound(f"no upload {directory.name[1:]} of {key}") from error
+            raise ValueError(f"a part is not held with the ETag given: {error.filename}"
+                             ) from error
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _place(temp, target)
+        self._remove_upload(directory)
+
+    def _remove_upload(self, directory: Path) -> None:
+        # Without its upload.json the upload is gone at once, even if a part being
+        # written lands in the directory while it is removed.
+        (directory / UPLOAD_FILE).unlink(missing_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        _prune(directory.parent, self._uploads)
+
+    def _put_file(self, key: str, path: Path) -> None:
+        temp = self._temp_path()
+        try:
+            with open(path, "rb") as source, open(temp, "xb") as out:
+                shutil.copyfileobj(source, out, WRITE_CHUNK)
+                _sync(out)
+            _place(temp, self._objects / key)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _get_file(self, key: str, path: Path) -> None:
+        source = self._open_object(key)[0]
+        temp = path.with_name(f".{path.name}.{new_id()}.tmp")
+        try:
+            with source, open(temp, "xb") as out:
+                shutil.copyfileobj(source, out, WRITE_CHUNK)
+            os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _open_object(self, key: str) -> tuple[BinaryIO, int]:
+        try:
+            file = open(self._objects / key, "rb")  # noqa: SIM115 - closed by the caller
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
+            raise BlobNotFound(key) from error
+        size = os.fstat(file.fileno()).st_size
+        return file, size
+
+    def _delete_prefix(self, prefix: str) -> None:
+        head, _, tail = prefix.rpartition("/")
+        for base in (self._objects, self._uploads):
+            directory = base / head if head else base
+            try:
+                with os.scandir(directory) as scan:
+                    entries = list(scan)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                # `@…` entries are uploads of the key `head` itself, shorter than prefix.
+                if entry.name.startswith(UPLOAD_MARK) or not entry.name.startswith(tail):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    Path(entry.path).unlink(missing_ok=True)
+            _prune(directory, base)
+
+
+class _FileChunks:
+    """`length` bytes of `file` from `start`, read in threads; the file is closed at the
+    end or by `aclose` (which a never-started async generator could not do)."""
+
+    def __init__(self, file: BinaryIO, start: int, length: int) -> None:
+        self._file = file
+        self._start = start
+        self._left = length
+
+    def __aiter__(self) -> _FileChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._left <= 0 or self._file.closed:
+            self._file.close()
+            raise StopAsyncIteration
+        chunk = await asyncio.to_thread(self._read, min(READ_CHUNK, self._left))
+        if not chunk:
+            self._file.close()
+            raise StopAsyncIteration
+        self._left -= len(chunk)
+        return chunk
+
+    def _read(self, size: int) -> bytes:
+        if self._start >= 0:
+            self._file.seek(self._start)
+            self._start = -1
+        return self._file.read(size)
+
+    async def aclose(self) -> None:
+        self._file.close()
+
+
+def _write(file: BinaryIO, digest: hashlib._Hash, chunks: list[bytes],
+           last: bool = False) -> None:
+    for chunk in chunks:
+        digest.update(chunk)
+        file.write(chunk)
+    if last:
+        _sync(file)
+        file.close()
+
+
+def _sync(file: BinaryIO) -> None:
+    file.flush()
+    os.fsync(file.fileno())
+
+
+def _place(temp: Path, target: Path) -> None:
+    """Rename `temp` to `target`, making its directory (again, if a concurrent
+    delete_prefix pruned it meanwhile)."""
+    for attempt in range(3):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(temp, target)
+            return
+        except FileNotFoundError:
+            if attempt == 2 or not temp.exists():
+                raise
+
+
+def _place_part(temp: Path, directory: Path, number: int, etag: str) -> None:
+    name = f"part-{number:06d}.{etag}"
+    if not _upload_exists(directory):
+        raise BlobNotFound(f"no upload {directory.name[1:]}")
+    try:
+        os.replace(temp, directory / name)
+    except FileNotFoundError as error:  # removed meanwhile
+        raise BlobNotFound(f"no upload {directory.name[1:]}") from error
+    for other in directory.glob(f"part-{number:06d}.*"):
+        if other.name != name:
+            other.unlink(missing_ok=True)
+
+
+def _list_parts(directory: Path) -> list[Part]:
+    if not _upload_exists(directory):
+        raise BlobNotFound(f"no upload {directory.name[1:]}")
+    newest: dict[int, tuple[int, Part]] = {}
+    try:
+        with os.scandir(directory) as scan:
+            entries = list(scan)
+    except FileNotFoundError as error:
+        raise BlobNotFound(f"no upload {directory.name[1:]}") from error
+    for entry in entries:
+        match = _PART_FILE.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            info = entry.stat()
+        except FileNotFoundError:
+            continue
+        number = int(match.group(1))
+        # Two files for a part only after a crash or two PUTs of it at once: the last wins.
+        if number not in newest or info.st_mtime_ns > newest[number][0]:
+            newest[number] = (info.st_mtime_ns, Part(number, info.st_size, match.group(2)))
+    return [newest[n][1] for n in sorted(newest)]
+
+
+def _upload_exists(directory: Path) -> bool:
+    return (directory / UPLOAD_FILE).is_file()
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _etag(etag: str) -> str:
+    """The ETag as this engine names part files (S3 clients may quote it)."""
+    bare = etag.strip('"').lower()
+    if not _ETAG.fullmatch(bare):
+        raise ValueError(f"invalid part ETag {etag!r}")
+    return bare
+
+
+def _prune(directory: Path, base: Path) -> None:
+    """Remove `directory` and its parents up to `base` (excluded) while they are empty."""
+    while directory != base and base in directory.parents:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent

@@ -1,0 +1,212 @@
+"""A media's life in one process, with a clock the test moves: processing that crashes
+and resumes, and the collector deleting what is due (and nothing else)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from caas.events.v1 import events_pb2
+
+from services.conversations.actions import NewConversation
+from services.conversations.models import Kind
+from services.core.principal import Operator, User
+from services.core.settings import load_settings
+from services.media import models
+from services.media.actions import UploadSpec
+from services.media.blobs import BlobNotFound
+from services.media.local_blobs import LocalBlobStore
+from services.media.models import Media
+from services.media.processing import Result, process
+from services.media.worker import FAILED_KEPT, MediaCollector, MediaProcessor
+from services.messages.actions import Outgoing
+from services.messages.models import Attachment
+from services.runtime import Runtime, build_runtime
+from tests.media import samples
+
+ALICE = User("alpha", "alice", "s1")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.moment = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def advance(self, by: timedelta) -> None:
+        self.moment += by
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, clock: Clock) -> AsyncIterator[Runtime]:
+    """No processor runs by itself here: the tests drive processing."""
+    built = await build_runtime(load_settings(
+        data_dir=tmp_path, operator_token="caaso_" + "t" * 40, media_processors=0,
+        media_max_attempts=2, media_processing_lease=timedelta(minutes=1)), clock=clock)
+    await built.apps.do_create_app(Operator(), "alpha", "Alpha", "")
+    for user_id in ("alice", "bob"):
+        await built.users.ensure_user("alpha", user_id)
+    yield built
+    await built.close()
+
+
+async def chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def uploaded(runtime: Runtime, conversation_id: str, data: bytes, content_type: str,
+                   complete: bool = True) -> Media:
+    view = await runtime.media.do_create_upload(
+        ALICE, "alpha", UploadSpec(conversation_id, "f", len(data), content_type),
+        request_id=f"r{len(data)}-{content_type.replace('/', '')}")
+    media = view.media
+    assert isinstance(runtime.blobs, LocalBlobStore)
+    await runtime.blobs.write_part(media.upload_key, media.upload_id, 1, len(data),
+                                   chunks(data))
+    if complete:
+        media = await runtime.media.do_complete(ALICE, "alpha", media.media_id)
+    return media
+
+
+async def group(runtime: Runtime) -> str:
+    conversation, _ = await runtime.conversations.do_create(
+        Operator(), "alpha", NewConversation(Kind.GROUP, member_ids=["alice", "bob"],
+                                             owner_id="alice"))
+    return conversation.conversation_id
+
+
+def processor(runtime: Runtime, clock: Clock, work: object = process) -> MediaProcessor:
+    return MediaProcessor(runtime.stores.media, runtime.blobs, runtime.plans,
+                          runtime.media_scanner, clock, runtime.settings, work)  # type: ignore[arg-type]
+
+
+async def media_events(runtime: Runtime) -> list[events_pb2.Event]:
+    logged = await runtime.stores.events.read("alpha", 0, 1000)
+    return [events_pb2.Event.FromString(e.payload) for e in logged
+            if e.type.startswith("media.")]
+
+
+async def test_a_crash_mid_processing_is_processed_again(
+        runtime: Runtime, clock: Clock, tmp_path: Path) -> None:
+    conversation_id = await group(runtime)
+    data = samples.jpeg(tmp_path / "p.jpg", (640, 480)).read_bytes()
+    media = await uploaded(runtime, conversation_id, data, "image/jpeg")
+    assert media.state == models.PENDING
+    store = runtime.stores.media
+    # A process claims it, then dies: it never finishes.
+    lost = await store.claim(clock.now(), clock.now() + runtime.settings.media_processing_lease)
+    assert lost is not None and lost.attempts == 1
+    assert await store.claim(clock.now(), clock.now() + timedelta(minutes=1)) is None
+    clock.advance(runtime.settings.media_processing_lease + timedelta(seconds=1))
+    again = await store.claim(clock.now(), clock.now() + timedelta(minutes=1))
+    assert again is not None and again.attempts == 2
+    done = await processor(runtime, clock).process(again)
+    assert done is not None and done.state == models.READY
+    assert done.processed is not None and done.processed.width == 640
+    # The lost process coming back late writes nothing, and says nothing.
+    assert await processor(runtime, clock).process(lost) is None
+    events = await media_events(runtime)
+    assert [(e.type, e.media_ready.name) for e in events] == [
+        ("media.ready", f"apps/alpha/media/{media.media_id}")]
+    assert events[0].media_ready.uri  # signed URLs travel with the event
+
+
+async def test_a_media_that_always_breaks_processing_ends_failed(
+        runtime: Runtime, clock: Clock) -> None:
+    conversation_id = await group(runtime)
+    media = await uploaded(runtime, conversation_id, b"hello", "text/plain")
+
+    def broken(source: Path, workdir: Path) -> Result:
+        raise MemoryError("the decoder blew up")
+
+    store = runtime.stores.media
+    for _ in range(runtime.settings.media_max_attempts):
+        claimed = await store.claim(clock.now(), clock.now() + timedelta(minutes=1))
+        assert claimed is not None
+        assert await processor(runtime, clock, broken).process(claimed) is None
+        clock.advance(timedelta(minutes=2))
+    last = await store.claim(clock.now(), clock.now() + timedelta(minutes=1))
+    assert last is not None and last.attempts == 3
+    failed = await processor(runtime, clock, broken).process(last)
+    assert failed is not None
+    assert (failed.state, failed.failure_reason) == (models.FAILED, "PROCESSING_FAILED")
+    assert [e.type for e in await media_events(runtime)] == ["media.failed"]
+    assert await runtime.blobs.stat(media.upload_key) is None  # refused bytes go at once
+
+
+async def ready_media(runtime: Runtime, clock: Clock, conversation_id: str, data: bytes
+                      ) -> Media:
+    media = await uploaded(runtime, conversation_id, data, "text/plain")
+    claimed = await runtime.stores.media.claim(clock.now(), clock.now() + timedelta(minutes=1))
+    assert claimed is not None and claimed.media_id == media.media_id
+    done = await processor(runtime, clock).process(claimed)
+    assert done is not None and done.state == models.READY
+    return done
+
+
+async def gone(runtime: Runtime, media: Media) -> bool:
+    return (await runtime.stores.media.get("alpha", media.media_id) is None
+            and await runtime.blobs.stat(media.upload_key) is None)
+
+
+async def test_the_collector_deletes_what_is_due_and_nothing_else(
+        runtime: Runtime, clock: Clock) -> None:
+    conversation_id = await group(runtime)
+    collector = MediaCollector(runtime.stores.media, runtime.media, clock, runtime.settings)
+    sent = await ready_media(runtime, clock, conversation_id, b"sent and deleted")
+    kept = await ready_media(runtime, clock, conversation_id, b"sent and kept")
+    loose = await ready_media(runtime, clock, conversation_id, b"never sent")
+    unfinished = await uploaded(runtime, conversation_id, b"never completed", "text/plain",
+                                complete=False)
+    for media in (sent, kept):
+        await runtime.messages.do_send(
+            ALICE, "alpha", conversation_id,
+            Outgoing("", (Attachment("file", "", media_id=media.media_id),)), media.media_id)
+    assert await collector.collect() == 0
+
+    # A deleted message's media goes after the retention (0 here).
+    await runtime.messages.do_delete(ALICE, "alpha", conversation_id, 1)
+    assert await collector.collect() == 1
+    assert await gone(runtime, sent)
+
+    # A day on, the upload never completed has expired; a week on, the media no message
+    # carries goes too. The attached one stays.
+    clock.advance(runtime.settings.media_upload_ttl + timedelta(seconds=1))
+    assert await collector.collect() == 1
+    assert await runtime.stores.media.get("alpha", unfinished.media_id) is None
+    with pytest.raises(BlobNotFound):
+        await runtime.blobs.list_parts(unfinished.upload_key, unfinished.upload_id)
+    clock.advance(runtime.settings.media_unattached_ttl)
+    assert await collector.collect() == 1
+    assert await gone(runtime, loose)
+    assert (await runtime.stores.media.get("alpha", kept.media_id)) is not None
+    assert await runtime.blobs.stat(kept.upload_key) == len(b"sent and kept")
+
+    # The uploader is erased: everything of theirs goes.
+    await runtime.users.do_delete_user(Operator(), "alpha", "alice")
+    assert await collector.collect() == 1
+    assert await gone(runtime, kept)
+    assert (await runtime.media.usage(Operator(), "alpha"))[0].used_bytes == 0
+
+
+async def test_a_failed_media_says_why_for_a_day(runtime: Runtime, clock: Clock) -> None:
+    conversation_id = await group(runtime)
+    collector = MediaCollector(runtime.stores.media, runtime.media, clock, runtime.settings)
+    media = await uploaded(runtime, conversation_id, samples.elf(), "text/plain")
+    claimed = await runtime.stores.media.claim(clock.now(), clock.now() + timedelta(minutes=1))
+    assert claimed is not None
+    failed = await processor(runtime, clock).process(claimed)
+    assert failed is not None and failed.failure_reason == "CONTENT_TYPE_NOT_ALLOWED"
+    assert await collector.collect() == 0
+    assert (await runtime.media.get(ALICE, "alpha", media.media_id)).state == models.FAILED
+    clock.advance(FAILED_KEPT)
+    assert await collector.collect() == 1
+    assert await runtime.stores.media.get("alpha", media.media_id) is None
