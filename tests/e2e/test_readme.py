@@ -112,6 +112,9 @@ def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
     # The errors the quickstart shows.
     assert '"reason":"REQUEST_MALFORMED"' in out and '"field":"message.text"' in out
     assert "USER_MISMATCH" in out
+    # The photo: uploaded, processed, sent, and its thumbnail fetched by Dan.
+    assert re.search(r'"media":"apps/demo/media/[a-z2-7]{16}"', out)
+    assert "200 image/webp" in out
 
 
 def test_the_run_command_installs_what_the_quickstart_uses() -> None:

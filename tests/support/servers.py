@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,41 @@ def start_redis(workdir: Path, port: int = 0) -> ExternalServer:
                        "--appendonly", "no", "--dir", str(workdir)], name="redis-server")
     process.wait_for_line(lambda line: "Ready to accept connections" in line, 30)
     return ExternalServer(process, f"redis://127.0.0.1:{port}/0")
+
+
+# The test ClamAV's own signature: no signature database can be downloaded here, so
+# clamd runs on this one, which finds the EICAR test string (it is not a virus).
+EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
+EICAR_SIGNATURE = "CAAS.Test.Eicar"
+
+
+def start_clamd(workdir: Path) -> ExternalServer:
+    """A ClamAV daemon (Debian's clamav-daemon) with EICAR_SIGNATURE as its only
+    signature; url: host:port of its socket protocol. Ready once it answers PING."""
+    executable = shutil.which("clamd") or "/usr/sbin/clamd"
+    if not Path(executable).exists():
+        raise RuntimeError("clamd is not installed: run scripts/test.sh, which installs it")
+    database = workdir / "db"
+    database.mkdir(parents=True, exist_ok=True)
+    (database / "caas-test.ndb").write_text(f"{EICAR_SIGNATURE}:0:*:{EICAR.hex()}\n")
+    port = free_port()
+    config = workdir / "clamd.conf"
+    config.write_text(f"Foreground yes\nDatabaseDirectory {database}\nTCPSocket {port}\n"
+                      f"TCPAddr 127.0.0.1\nPidFile {workdir / 'clamd.pid'}\n"
+                      f"TemporaryDirectory {workdir}\n")
+    process = Process([executable, "-c", str(config)], name="clamd")
+
+    def pong() -> bool:
+        if not process.alive():
+            raise RuntimeError("clamd exited:\n" + "\n".join(process.lines[-20:]))
+        if not tcp_open(port):
+            return False
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"zPING\0")
+            return conn.recv(16).startswith(b"PONG")
+
+    wait_until(pong, 60, "clamd")
+    return ExternalServer(process, f"127.0.0.1:{port}")
 
 
 # The S3 identity of the test SeaweedFS: signatures are checked, so a tampered or
