@@ -26,9 +26,12 @@ from services.runtime import open_stores
 from services.webhooks.models import Webhook
 from services.webhooks.signing import HEADER, verify
 from tests.conftest import TEST_CONFIG, AppHandle, create_app, expect_error, unique_id
+from tests.media import samples
 from tests.support.chat import Person, person
 from tests.support.client import Client
+from tests.support.media import upload
 from tests.support.servers import ExternalServer, start_caas
+from tests.support.stream import Stream
 from tests.support.webhook_receiver import Received, Receiver, running_receiver
 
 ATTEMPTS = 3  # 1 + the two retries of the test config
@@ -436,3 +439,21 @@ async def test_what_was_committed_before_a_crash_is_delivered_after_the_restart(
     finally:
         assert second.process.stop() == 0
     assert sorted(set(texts(got))) == sorted(sent)  # at least once each, nothing else
+
+
+async def test_media_events_reach_the_apps_webhooks(
+        client: Client, app: AppHandle, alice: Person, receiver: Receiver) -> None:
+    url = receiver.url("ok")
+    await create_webhook(client, app, url, "media.*")
+    conversation = await alice.create()
+    ready = await upload(alice, Stream(alice), conversation.name, b"plain words", "text/plain",
+                         "a.txt")
+    refused = await upload(alice, Stream(alice), conversation.name, samples.elf(),
+                           "text/plain", "b.txt")
+    got = events(await receiver.wait(url, delivered(2)))
+    assert [(e["type"], e.get("userId")) for e in got] == [("media.ready", "alice"),
+                                                           ("media.failed", "alice")]
+    assert got[0]["mediaReady"]["name"] == ready.name  # type: ignore[index]
+    assert got[0]["mediaReady"]["uri"].startswith("http")  # type: ignore[index]
+    assert got[1]["mediaFailed"]["failureReason"] == "CONTENT_TYPE_NOT_ALLOWED"  # type: ignore[index]
+    assert got[1]["mediaFailed"]["name"] == refused.name  # type: ignore[index]
