@@ -249,6 +249,9 @@ async def serve(settings: Settings) -> None:
                         f"{media_host}:{server.media_port}") as envoy:
             if envoy is not None:
                 server.runtime.media_urls.base_url = public_url(settings, envoy)
+            if not server.runtime.media_urls.base_url:
+                log.warning("media URLs have no address: set CAAS_MEDIA_PUBLIC_URL to where "
+                            "Envoy (or a CDN) serves /media/v1/")
             await stopping.wait()
             if envoy is not None:
                 await envoy.fail_health()  # load balancers stop sending new clients

@@ -217,11 +217,6 @@ class MediaActions:
             raise media_not_found(app_id, media_id)
         try:
             parts = await self._blobs.list_parts(media.upload_key, media.upload_id)
-        except BlobNotFound:
-            # Joined already, by a completion that did not get to record it.
-            if await self._blobs.stat(media.upload_key) != media.size_bytes:
-                raise media_not_found(app_id, media_id) from None
-        else:
             good, missing = _complete_parts(media, parts)
             if missing:
                 shown = ",".join(str(n) for n in missing[:100])
@@ -230,6 +225,11 @@ class MediaActions:
                     "missing or of the wrong size: upload them, then complete again",
                     metadata={"missing_parts": shown})
             await self._blobs.complete_upload(media.upload_key, media.upload_id, good)
+        except BlobNotFound:
+            # Joined already, by a completion that did not get to record it (or is
+            # recording it now).
+            if await self._blobs.stat(media.upload_key) != media.size_bytes:
+                raise media_not_found(app_id, media_id) from None
         completed = await self._store.complete(app_id, media_id, self._clock.now())
         if completed is None:
             raise media_not_found(app_id, media_id)

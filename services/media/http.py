@@ -63,8 +63,9 @@ class _Refused(Exception):
 
 def _error_response(status: int, error: DomainError) -> web.Response:
     body = json_format.MessageToDict(rpc_status(error))
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json",
-                        headers={"cache-control": "no-store"})
+    return web.Response(status=status, body=json.dumps(body).encode(),
+                        headers={"content-type": "application/json",
+                                 "cache-control": "no-store"})
 
 
 def _signed(urls: MediaUrls, request: web.Request) -> None:
@@ -139,7 +140,7 @@ class MediaHttp:
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._errors])
-        app.router.add_route("GET", "/media/v1/files/{tail:.*}", self._download)
+        app.router.add_get("/media/v1/files/{tail:.*}", self._download)  # and HEAD
         app.router.add_route("PUT", "/media/v1/parts/{tail:.*}", self._upload_part)
         return app
 
