@@ -70,8 +70,14 @@ async def test_a_photo_from_upload_to_another_members_thumbnail(
     assert ready.content_type == "image/jpeg" and ready.blurhash
     assert [t.size for t in ready.thumbnails] == ["small", "medium", "large"]
 
+    bobs = Stream(bob)
+    await bobs.next("ready")
     message = await send_with(alice, group.name, created.media.name)
     attached = message.attachments[0]
+    while (event := (await bobs.next("event")).event).type != "message.created":
+        pass
+    live = event.message_created.attachments[0]  # URLs travel with the event
+    assert live.media == created.media.name and live.thumbnails[0].uri
     assert attached.media == created.media.name
     assert attached.kind == msg_res.Attachment.KIND_IMAGE
     assert (attached.title, attached.mime_type) == ("Beach 🌊.jpg", "image/jpeg")
