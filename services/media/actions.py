@@ -27,6 +27,7 @@ from services.core.errors import (
     PermissionDenied,
     QuotaViolation,
     ResourceExhausted,
+    invalid_field,
     not_found,
 )
 from services.core.events import DomainEvent, EventBus
@@ -152,11 +153,20 @@ class MediaActions:
                 f"{limits.quota_bytes} bytes", metadata={
                     "quota_bytes": str(limits.quota_bytes), "used_bytes": str(used.used_bytes)},
                 quota_violations=(QuotaViolation(f"app:{app_id}", "media storage bytes"),))
-        if stored.media_id != media_id:  # a retry: the first one's upload
-            return await self._view(stored, fresh=False)
-        return await self._view(stored, fresh=True)
+        if stored.media_id == media_id:
+            return await self._view(stored, fresh=True)
+        # A retry: the first one's upload, if it is the same file.
+        if (stored.conversation_id, stored.file_name, stored.size_bytes,
+                stored.declared_content_type) != (spec.conversation_id, spec.file_name,
+                                                  spec.size_bytes, spec.declared_content_type):
+            raise invalid_field("request_id", "was used for another file: use a new one")
+        return await self._view(stored, fresh=False)
 
     async def _view(self, media: Media, fresh: bool) -> UploadView:
+        """Where the upload stands; no part URLs once it is complete."""
+        if media.state != models.UPLOADING:
+            return UploadView(media, tuple(range(1, media.part_count + 1)), (),
+                              self._clock.now())
         uploaded: list[int] = []
         if not fresh:
             try:

@@ -36,14 +36,18 @@ async def stored_tokens(page: Page) -> Tokens | None:
 
 async def open_page(browser: Browser, origin: str, api: str, signed_in: Tokens, *,
                     via: str = "fragment", stall_ms: int | None = None,
+                    part_stall_ms: int | None = None,
                     context: BrowserContext | None = None) -> tuple[BrowserContext, Page]:
     """A new browser context (its own storage) on the demo page, signed in `via` the
-    form or the fragment, and its realtime stream live."""
+    form or the fragment, and its realtime stream live. `part_stall_ms`: how long an
+    upload part may go without progress."""
     context = context or await browser.new_context()
     page = await context.new_page()
     # The test server beats every second: a stream silent for 3 s is dead (a cut
     # network never says so). Not a secret: it may ride in the query string.
-    query = f"?{urlencode({'stall': stall_ms})}" if stall_ms else ""
+    settings = {"stall": stall_ms, "partStall": part_stall_ms}
+    given = {key: value for key, value in settings.items() if value}
+    query = f"?{urlencode(given)}" if given else ""
     if via == "fragment":
         await page.goto(f"{origin}/index.html{query}#" + urlencode(
             {"api": api, "token": signed_in.access, "refresh": signed_in.refresh}))

@@ -1,8 +1,8 @@
 """Pictures in real browsers, on the demo page: Alice picks one, the SDK's `uploadMedia`
 sends it (XMLHttpRequest, straight to its signed part URLs through Envoy's CORS, no
 token), waits on her stream until it is processed, and sends it; Bob's page shows its
-small thumbnail, which loads. A part the network drops is sent again; an upload in
-flight can be cancelled."""
+small thumbnail, which loads. A part the network drops is sent again, and so is one
+that never gets an answer; an upload in flight can be cancelled."""
 
 from __future__ import annotations
 
@@ -202,6 +202,44 @@ async def test_a_dropped_part_is_sent_again_and_an_upload_can_be_cancelled(
         assert {report["totalBytes"] for report in reports} == {size}
         shown = await loaded_image(image)
         assert (shown["width"], shown["height"]) == (160, 160)
+        await expect(page.get_by_test_id("notice")).to_have_text("")
+    finally:
+        await context.close()
+
+
+async def test_a_part_that_never_answers_is_given_up_and_sent_again(
+        browser: Browser, client: Client, server: CaasServer, app: AppHandle,
+        demo_origin: str, tmp_path: Path) -> None:
+    alice = await person(client, app.app_id, app.api_key, "alice")
+    await alice.create(GROUP, title="Slow network")
+    photo = samples.jpeg(tmp_path / "slow.jpg", (640, 480))
+    size = photo.stat().st_size
+    # A part silent for 1.5 s is taken for lost (the SDK's default is a minute).
+    context, page = await open_page(browser, demo_origin, server.http_url,
+                                    await tokens(client, app, "alice"), part_stall_ms=1500)
+    attempts: list[str] = []
+
+    async def network(route: Route) -> None:
+        if not attempts:
+            attempts.append("hung")  # swallowed: no answer, ever
+            return
+        attempts.append("sent")
+        await route.continue_()
+
+    failed: list[str] = []
+    page.on("requestfailed", lambda request: failed.append(request.failure or "")
+            if PARTS_PATH in request.url else None)
+    await page.route(lambda url: PARTS_PATH in url, network)
+    try:
+        await page.get_by_test_id("conversation").filter(has_text="Slow network").click()
+        await page.get_by_test_id("attach-input").set_input_files(photo)
+        image = page.get_by_test_id("attachment-image")
+        await expect(image).to_have_count(1)
+        # The hung request was aborted by the page, and the part sent again.
+        assert attempts == ["hung", "sent"] and failed == ["net::ERR_ABORTED"]
+        assert (await progress(page))[-1] == {"loadedBytes": size, "totalBytes": size}
+        shown = await loaded_image(image)
+        assert (shown["width"], shown["height"]) == (160, 120)
         await expect(page.get_by_test_id("notice")).to_have_text("")
     finally:
         await context.close()

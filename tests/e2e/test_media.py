@@ -256,6 +256,14 @@ async def test_retrying_create_upload_returns_the_same_media(alice: Person) -> N
     again = await create_upload(alice, group.name, 10, "text/plain", request_id="up-1")
     assert again.media.name == first.media.name
     assert again.upload.parts[0].part_number == 1
+    other = await expect_error(create_upload(alice, group.name, 11, "text/plain",
+                                             request_id="up-1"), INVALID, "REQUEST_INVALID")
+    assert "request_id" in other.field_violations
+    await put_parts(first.upload, b"0123456789")
+    await complete(alice, first.media.name)
+    done = await create_upload(alice, group.name, 10, "text/plain", request_id="up-1")
+    assert done.media.state != UPLOADING and not done.upload.parts  # nothing left to send
+    assert list(done.upload.uploaded_parts) == [1]
 
 
 async def test_usage_quota_and_deletion(client: Client, server: CaasServer,

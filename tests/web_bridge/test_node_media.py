@@ -1,6 +1,7 @@
 """The TypeScript SDK's media helpers from Node.js, against the shared server: uploading
 (one part, and two parts: aborted and resumed, and a lost part retried), progress to the
-last byte, and waiting on the realtime stream until processing is done."""
+last byte, and waiting on the realtime stream until processing is done (READY, or
+refused with its reason)."""
 
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ async def test_node_uploads_resumes_and_retries_and_waits_for_ready(
     photo = samples.jpeg(tmp_path / "photo.jpg", (400, 300))
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(PART + 1000))  # two parts, the second 1000 bytes
+    program = tmp_path / "cat.png"
+    program.write_bytes(samples.elf())
     session = await sign_in(client, app, "alice")
     process = Process([built_sdk(), "test/node_media.mjs"], cwd=WEB, name="node", env={
         "CAAS_ADDRESS": server.address, "APP_NAME": app.name, "ALICE_ID": "alice",
         "ALICE_TOKEN": session.credentials.access_token,
         "ALICE_REFRESH": session.credentials.refresh_token, "CONVERSATION": group.name,
-        "PHOTO": str(photo), "BIG": str(big)})
+        "PHOTO": str(photo), "BIG": str(big), "PROGRAM": str(program)})
     try:
         size = photo.stat().st_size
         uploaded = await line_from(process, "photo")
@@ -71,6 +74,9 @@ async def test_node_uploads_resumes_and_retries_and_waits_for_ready(
         assert retried["progress"]["last"] == {"loadedBytes": total, "totalBytes": total}
         ready = (await line_from(process, "retriedReady"))["retriedReady"]
         assert (ready["state"], ready["kind"], ready["sha256"]) == ("READY", "FILE", digest)
+        # Refused by processing: the waiting ends with the reason.
+        assert await line_from(process, "refused") == {
+            "refused": True, "reason": "CONTENT_TYPE_NOT_ALLOWED", "state": "FAILED"}
         await line_from(process, "done")
         assert await asyncio.to_thread(process.wait, 30) == 0
     finally:

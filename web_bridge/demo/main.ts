@@ -9,7 +9,7 @@
 // and removes the fragment from the address bar at once. They are kept in this tab's
 // sessionStorage (renewed tokens too: a refresh token works once) until "Sign out",
 // which revokes the session. The query string carries no secrets; `?stall=ms` sets the
-// realtime stall timeout (tests).
+// realtime stall timeout, `?partStall=ms` an upload part's (tests).
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
@@ -344,8 +344,10 @@ attach.onchange = async () => {
   const name = file.name || "picture";
   try {
     showUpload(`Uploading ${name}…`, { loadedBytes: 0, totalBytes: file.size });
+    const partStall = new URLSearchParams(location.search).get("partStall");
     const uploaded = await uploadMedia(client, {
       conversation, file, signal: controller.signal,
+      stallTimeoutMs: partStall ? Number(partStall) : undefined,
       onProgress: (progress) => {
         progressSeen.push(progress);
         const percent = Math.floor((100 * progress.loadedBytes) / progress.totalBytes);

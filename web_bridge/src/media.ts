@@ -35,7 +35,7 @@ export interface UploadMediaOptions {
   conversation: string;
   /** The file (a `File` from an `<input type=file>`, or any Blob). */
   file: Blob;
-  /** `apps/{app}`; default: the conversation's app. */
+  /** `apps/{app}` (or the app id); default: the conversation's app. */
   app?: string;
   /** The name downloads offer; default: the File's name, else "file". */
   fileName?: string;
@@ -62,6 +62,12 @@ export interface UploadMediaOptions {
   /** Retry backoff: the first delay and the cap, in ms (full jitter; 500 and 15000). */
   minDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * A part request silent this long (no upload progress, no answer) is taken for lost,
+   * aborted, and sent again (default 60 s): a cut network may never say so. Browsers
+   * only (fetch reports no progress to tell a slow upload from a dead one).
+   */
+  stallTimeoutMs?: number;
 }
 
 /** A part PUT that failed: `status` is the HTTP status (0: no answer, such as a lost
@@ -102,9 +108,10 @@ type SendPart = (
   partNumber: number,
   signal: AbortSignal,
   onLoaded: (bytes: number) => void,
+  stallMs: number,
 ) => Promise<void>;
 
-function partError(partNumber: number, status: number, body: string): PartUploadError {
+function partError(partNumber: number, status: number, body: string, what = "no answer"): PartUploadError {
   let reason = "";
   try {
     // CAAS's own store answers like the API: a JSON google.rpc.Status.
@@ -113,12 +120,12 @@ function partError(partNumber: number, status: number, body: string): PartUpload
   } catch {
     // Another store's answer (S3's is XML): the status says enough.
   }
-  const what = status ? `HTTP ${status}${reason ? ` (${reason})` : ""}` : "no answer";
-  return new PartUploadError(partNumber, status, reason, `part ${partNumber} was not stored: ${what}`);
+  const said = status ? `HTTP ${status}${reason ? ` (${reason})` : ""}` : what;
+  return new PartUploadError(partNumber, status, reason, `part ${partNumber} was not stored: ${said}`);
 }
 
 /** Browsers: XMLHttpRequest, for its upload progress events. */
-const xhrSendPart: SendPart = (url, body, partNumber, signal, onLoaded) =>
+const xhrSendPart: SendPart = (url, body, partNumber, signal, onLoaded, stallMs) =>
   new Promise<void>((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason);
@@ -126,16 +133,33 @@ const xhrSendPart: SendPart = (url, body, partNumber, signal, onLoaded) =>
     }
     const request = new XMLHttpRequest();
     const abort = () => request.abort();
+    let stalled = false;
+    const stall = () => {
+      stalled = true;
+      request.abort();
+    };
+    let watchdog = setTimeout(stall, stallMs);
+    const alive = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(stall, stallMs);
+    };
     request.open("PUT", url);
-    request.upload.onprogress = (progress) => onLoaded(progress.loaded);
+    request.upload.onprogress = (progress) => {
+      alive();
+      onLoaded(progress.loaded);
+    };
+    request.onreadystatechange = alive; // the answer has begun
     request.onload = () => {
       if (request.status >= 200 && request.status < 300) resolve();
       else reject(partError(partNumber, request.status, request.responseText));
     };
     request.onerror = () => reject(partError(partNumber, 0, ""));
-    request.ontimeout = () => reject(partError(partNumber, 0, ""));
-    request.onabort = () => reject(signal.aborted ? signal.reason : partError(partNumber, 0, ""));
-    request.onloadend = () => signal.removeEventListener("abort", abort);
+    request.onabort = () => reject(signal.aborted ? signal.reason
+      : partError(partNumber, 0, "", stalled ? `no progress for ${stallMs} ms` : "aborted"));
+    request.onloadend = () => {
+      clearTimeout(watchdog);
+      signal.removeEventListener("abort", abort);
+    };
     signal.addEventListener("abort", abort, { once: true });
     request.send(body); // the slice's type is empty: no Content-Type header
   });
@@ -183,6 +207,11 @@ function appOf(name: string): string {
   return match[0];
 }
 
+function parentOf(options: UploadMediaOptions): string {
+  if (!options.app) return appOf(options.conversation);
+  return options.app.startsWith("apps/") ? options.app : `apps/${options.app}`;
+}
+
 function fileNameOf(file: Blob): string {
   const name = (file as Partial<File>).name;
   return typeof name === "string" && name ? name : "file";
@@ -209,13 +238,16 @@ export async function uploadMedia(client: CaasClient, options: UploadMediaOption
   const concurrency = Math.max(1, options.concurrency ?? 3);
   const minDelay = options.minDelayMs ?? 500;
   const maxDelay = options.maxDelayMs ?? 15_000;
+  const stallMs = options.stallTimeoutMs ?? 60_000;
   const sendPart = defaultSendPart();
   const total = file.size;
   const call = { signal };
+  const backoff = (failures: number) =>
+    sleep(Math.random() * Math.min(maxDelay, minDelay * 2 ** Math.min(failures, 16)), signal);
   try {
     signal.throwIfAborted();
     const created = await client.media.createUpload({
-      parent: options.app ? (options.app.startsWith("apps/") ? options.app : `apps/${options.app}`) : appOf(conversation),
+      parent: parentOf(options),
       media: {
         conversation,
         fileName: options.fileName ?? fileNameOf(file),
@@ -277,6 +309,7 @@ export async function uploadMedia(client: CaasClient, options: UploadMediaOption
           stored.clear();
           storedBytes = 0;
           parts = [];
+          await backoff(failures);
         }
       }
       if (!parts.length) {
@@ -302,7 +335,7 @@ export async function uploadMedia(client: CaasClient, options: UploadMediaOption
             await sendPart(part.url, body, n, signal, (bytes) => {
               inFlight.set(n, Math.min(bytes, body.size));
               report();
-            });
+            }, stallMs);
             inFlight.delete(n);
             markStored(n);
             progressed = true;
@@ -321,7 +354,7 @@ export async function uploadMedia(client: CaasClient, options: UploadMediaOption
       if (!(failure instanceof PartUploadError) || !failure.retryable) throw failure;
       if (progressed) failures = 0;
       if (++failures > retries) throw failure;
-      await sleep(Math.random() * Math.min(maxDelay, minDelay * 2 ** Math.min(failures, 16)), signal);
+      await backoff(failures);
     }
   } catch (error) {
     if (signal.aborted) throw signal.reason; // one way to say it, whichever call noticed
@@ -384,7 +417,7 @@ export async function waitForMedia(
   let subscription = options.subscription;
   let own: Subscription | undefined;
   if (!subscription) {
-    const known = typeof media === "string" || !media.uploaderId ? await fetchMedia() : media;
+    const known = await fetchMedia(); // its uploader, and perhaps it is done already
     if (settled(known)) return finish(known);
     if (!known.uploaderId) throw new Error(`${name} was uploaded by the app's backend: no stream tells`);
     own = client.subscribe(`${appOf(name)}/users/${known.uploaderId}`, {});

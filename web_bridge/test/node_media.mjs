@@ -6,14 +6,17 @@
 //      same request id (only the second part is sent again), waited for on the
 //      caller's subscription;
 //   3. BIG again, its second part's first PUT lost on the way: retried, with a fresh
-//      URL from GetUpload.
+//      URL from GetUpload;
+//   4. PROGRAM, said to be a PNG: uploaded, then refused by processing.
 // Part PUTs go with fetch here (Node has no XMLHttpRequest), counted by a wrapper.
 // Prints one JSON line per step on stdout.
 import { openAsBlob } from "node:fs";
 
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
-import { Media_Kind, Media_State, createCaasClient, uploadMedia, waitForMedia } from "../dist/index.js";
+import {
+  MediaProcessingError, Media_Kind, Media_State, createCaasClient, uploadMedia, waitForMedia,
+} from "../dist/index.js";
 
 const env = (name) => process.env[name] ?? (() => { throw new Error(`${name} is not set`); })();
 const say = (line) => console.log(JSON.stringify(line));
@@ -109,5 +112,18 @@ const big = await openAsBlob(env("BIG"));
     onProgress: (p) => progress.push(p) });
   say({ retried: Media_State[media.state], progress: progressOf(progress), puts: puts.splice(0) });
   say({ retriedReady: described(await waitForMedia(client, media)) });
+}
+// 4. Not what it says it is: waiting ends in a MediaProcessingError with the reason.
+{
+  meddle = async () => {};
+  const file = await openAsBlob(env("PROGRAM"), { type: "image/png" });
+  const media = await uploadMedia(client, { conversation, file, fileName: "cat.png" });
+  try {
+    await waitForMedia(client, media);
+    say({ refused: "no" });
+  } catch (error) {
+    say({ refused: error instanceof MediaProcessingError, reason: error.reason,
+          state: Media_State[error.media?.state] });
+  }
 }
 say({ done: true });
