@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from services.apps.models import ApiKey, App, api_key_secret
+from services.apps.models import KEEP, ApiKey, App, Keep, api_key_secret
 from services.apps.store import AppStore
 from services.core.cache import TtlCache
 from services.core.clock import Clock, to_ms
@@ -28,6 +29,13 @@ from services.core.settings import Plan, Settings
 class NewApiKey:
     key: ApiKey
     secret: str  # shown once
+
+
+def _whole_ms(retention: timedelta | None) -> timedelta | None:
+    """`retention` at the millisecond precision the stores keep (the contract bounds it)."""
+    if retention is None:
+        return None
+    return timedelta(milliseconds=retention // timedelta(milliseconds=1))
 
 
 def check_operator(principal: Principal) -> None:
@@ -60,11 +68,15 @@ class AppsActions:
         return NewApiKey(key, secret)
 
     async def do_create_app(self, principal: Principal, app_id: str, display_name: str,
-                            plan: str) -> tuple[App, NewApiKey]:
-        """Create an app with its first API key, atomically. ALREADY_EXISTS if taken."""
+                            plan: str, media_retention: timedelta | None = None
+                            ) -> tuple[App, NewApiKey]:
+        """Create an app with its first API key, atomically. ALREADY_EXISTS if taken.
+
+        `media_retention` None: the server's default."""
         check_operator(principal)
         now = self._clock.now()
-        app = App(app_id, display_name, self.check_plan(plan), now, now)
+        app = App(app_id, display_name, self.check_plan(plan), now, now,
+                  _whole_ms(media_retention))
         first = self._new_key(app_id, "first key")
         try:
             await self._store.create_app(app, first.key)
@@ -88,12 +100,18 @@ class AppsActions:
         return make_page(apps, request, ["apps"], lambda a: (to_ms(a.create_time), a.app_id))
 
     async def do_update_app(self, principal: Principal, app_id: str, *,
-                            display_name: str | None, plan: str | None) -> App:
+                            display_name: str | None, plan: str | None,
+                            media_retention: timedelta | Keep | None = KEEP) -> App:
+        """Change the given fields: None (KEEP for `media_retention`) leaves one as it
+        is; a None `media_retention` goes back to the server's default."""
         check_operator(principal)
         if plan is not None:
             plan = self.check_plan(plan)
+        if not isinstance(media_retention, Keep):
+            media_retention = _whole_ms(media_retention)
         now = self._clock.now()
-        app = await self._store.update_app(app_id, now, display_name=display_name, plan=plan)
+        app = await self._store.update_app(app_id, now, display_name=display_name, plan=plan,
+                                           media_retention=media_retention)
         if app is None:
             raise not_found("caas.dev/App", app_name(app_id))
         await self._bus.publish(DomainEvent("app.updated", app_id, now))
@@ -128,23 +146,43 @@ class AppsActions:
         return key
 
 
+@dataclass(frozen=True, slots=True)
+class _AppSettings:
+    plan: Plan
+    media_retention: timedelta | None
+
+
 class AppPlans:
-    """The rate-limit plan of each app, cached; forgets an app when it changes."""
+    """The per-app settings other domains read on hot paths (rate-limit plan, media
+    retention), cached for 30 s; forgets an app when it changes ("app.updated")."""
 
     def __init__(self, store: AppStore, settings: Settings, bus: EventBus) -> None:
         self._store = store
         self._plans = settings.plans
         self._default = settings.plans[settings.default_plan]
-        self._cache: TtlCache[str, Plan] = TtlCache(ttl=30.0, max_entries=50_000)
+        self._cache: TtlCache[str, _AppSettings] = TtlCache(ttl=30.0, max_entries=50_000)
         bus.subscribe(self._on_event)
 
-    async def plan_of(self, app_id: str) -> Plan:
-        plan = self._cache.get(app_id)
-        if plan is None:
+    async def _settings_of(self, app_id: str) -> _AppSettings:
+        found = self._cache.get(app_id)
+        if found is None:
             app = await self._store.get_app(app_id)
-            plan = self._plans.get(app.plan, self._default) if app else self._default
-            self._cache.put(app_id, plan)
-        return plan
+            if app is None:
+                found = _AppSettings(self._default, None)
+            else:
+                found = _AppSettings(self._plans.get(app.plan, self._default),
+                                     app.media_retention)
+            self._cache.put(app_id, found)
+        return found
+
+    async def plan_of(self, app_id: str) -> Plan:
+        """The app's plan; the default plan for an unknown app or plan."""
+        return (await self._settings_of(app_id)).plan
+
+    async def media_retention(self, app_id: str) -> timedelta | None:
+        """How long the app keeps the media of deleted messages and users; None when
+        the app sets none (or is unknown): the caller applies the server's default."""
+        return (await self._settings_of(app_id)).media_retention
 
     async def _on_event(self, event: DomainEvent) -> None:
         if event.type == "app.updated":

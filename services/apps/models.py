@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 API_KEY_PREFIX = "caask_"
+
+
+class Keep(enum.Enum):
+    """For a field where None is a value (unset): leave the field as it is."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +25,9 @@ class App:
     plan: str
     create_time: datetime
     update_time: datetime
+    # How long the media of deleted messages and users are kept; None: the server's
+    # default (`Settings.media_retention`).
+    media_retention: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.apps.models import ApiKey, App
+from services.apps.models import KEEP, ApiKey, App, Keep
 from services.apps.store import Position
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
@@ -25,14 +25,23 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
 MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
 
 
+def _retention_ms(value: timedelta) -> int:
+    return value // timedelta(milliseconds=1)
+
+
 def _app_doc(app: App) -> Document:
-    return {"_id": app.app_id, "display_name": app.display_name, "plan": app.plan,
-            "create_time": app.create_time, "update_time": app.update_time}
+    doc: Document = {"_id": app.app_id, "display_name": app.display_name, "plan": app.plan,
+                     "create_time": app.create_time, "update_time": app.update_time}
+    if app.media_retention is not None:  # absent: the server's default
+        doc["media_retention_ms"] = _retention_ms(app.media_retention)
+    return doc
 
 
 def _app(doc: Document) -> App:
+    retention_ms = doc.get("media_retention_ms")
     return App(doc["_id"], doc["display_name"], doc["plan"], doc["create_time"],
-               doc["update_time"])
+               doc["update_time"],
+               None if retention_ms is None else timedelta(milliseconds=retention_ms))
 
 
 def _key_doc(key: ApiKey) -> Document:
@@ -77,15 +86,21 @@ class MongoAppStore:
         return [_app(doc) async for doc in cursor]
 
     async def update_app(self, app_id: str, update_time: datetime, *,
-                         display_name: str | None = None, plan: str | None = None
+                         display_name: str | None = None, plan: str | None = None,
+                         media_retention: timedelta | Keep | None = KEEP
                          ) -> App | None:
         changes: Document = {"update_time": update_time}
+        update: Document = {"$set": changes}
         if display_name is not None:
             changes["display_name"] = display_name
         if plan is not None:
             changes["plan"] = plan
+        if media_retention is None:
+            update["$unset"] = {"media_retention_ms": ""}
+        elif not isinstance(media_retention, Keep):
+            changes["media_retention_ms"] = _retention_ms(media_retention)
         doc = await self._apps.find_one_and_update(
-            {"_id": app_id}, {"$set": changes}, return_document=ReturnDocument.AFTER)
+            {"_id": app_id}, update, return_document=ReturnDocument.AFTER)
         return None if doc is None else _app(doc)
 
     async def create_api_key(self, key: ApiKey) -> None:

@@ -6,15 +6,16 @@ from caas.apps.v1 import apps_service_pb2 as pb
 from caas.apps.v1 import resources_pb2 as res
 
 from services.apps.actions import AppsActions
-from services.apps.models import ApiKey, App
+from services.apps.models import KEEP, ApiKey, App
 from services.core.names import api_key_name, app_name, parse_api_key, parse_app
-from services.core.protoconv import timestamp
+from services.core.protoconv import duration, duration_or_none, timestamp
 from services.gateway.gateway import Call
 
 
 def app_proto(app: App) -> res.App:
     return res.App(name=app_name(app.app_id), display_name=app.display_name, plan=app.plan,
-                   create_time=timestamp(app.create_time), update_time=timestamp(app.update_time))
+                   create_time=timestamp(app.create_time), update_time=timestamp(app.update_time),
+                   media_retention=duration(app.media_retention))
 
 
 def api_key_proto(key: ApiKey) -> res.ApiKey:
@@ -31,7 +32,8 @@ class AppsServicer:
 
     async def CreateApp(self, request: pb.CreateAppRequest, call: Call) -> pb.CreateAppResponse:
         app, first = await self._actions.do_create_app(
-            call.principal, request.app_id, request.app.display_name, request.app.plan)
+            call.principal, request.app_id, request.app.display_name, request.app.plan,
+            duration_or_none(request.app, "media_retention"))
         return pb.CreateAppResponse(app=app_proto(app), api_key=api_key_proto(first.key),
                                     api_key_secret=first.secret)
 
@@ -50,7 +52,10 @@ class AppsServicer:
         app = await self._actions.do_update_app(
             call.principal, parse_app(request.app.name, "app.name"),
             display_name=request.app.display_name if "display_name" in paths else None,
-            plan=request.app.plan if "plan" in paths else None)
+            plan=request.app.plan if "plan" in paths else None,
+            # Named in the mask but unset: back to the server's default (AIP-134).
+            media_retention=(duration_or_none(request.app, "media_retention")
+                             if "media_retention" in paths else KEEP))
         return pb.UpdateAppResponse(app=app_proto(app))
 
     async def CreateApiKey(self, request: pb.CreateApiKeyRequest, call: Call

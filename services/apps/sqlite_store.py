@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from services.apps.models import ApiKey, App
+from services.apps.models import KEEP, ApiKey, App, Keep
 from services.apps.store import Position
 from services.core.clock import from_ms, opt_from_ms, to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
@@ -24,14 +24,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         " PRIMARY KEY (app_id, key_id))",
         "CREATE INDEX api_keys_by_create_time ON api_keys (app_id, create_time, key_id)",
     ),
+    # NULL: the server's default retention.
+    ("ALTER TABLE apps ADD COLUMN media_retention_ms INTEGER",),
 )
 
-_APP_COLUMNS = "app_id, display_name, plan, create_time, update_time"
+_APP_COLUMNS = "app_id, display_name, plan, create_time, update_time, media_retention_ms"
 _KEY_COLUMNS = "app_id, key_id, display_name, secret_hash, create_time, revoke_time"
 
 
-def _app(row: tuple[str, str, str, int, int]) -> App:
-    return App(row[0], row[1], row[2], from_ms(row[3]), from_ms(row[4]))
+def _app(row: tuple[str, str, str, int, int, int | None]) -> App:
+    return App(row[0], row[1], row[2], from_ms(row[3]), from_ms(row[4]), _from_ms(row[5]))
+
+
+def _to_ms(value: timedelta | None) -> int | None:
+    return None if value is None else value // timedelta(milliseconds=1)
+
+
+def _from_ms(value: int | None) -> timedelta | None:
+    return None if value is None else timedelta(milliseconds=value)
 
 
 def _key(row: tuple[str, str, str, str, int, int | None]) -> ApiKey:
@@ -56,9 +66,9 @@ class SqliteAppStore:
         def tx(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                    f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                     (app.app_id, app.display_name, app.plan, to_ms(app.create_time),
-                     to_ms(app.update_time)))
+                     to_ms(app.update_time), _to_ms(app.media_retention)))
             except sqlite3.IntegrityError as exc:
                 raise StoreConflict(app.app_id) from exc
             if first_key is not None:
@@ -86,13 +96,19 @@ class SqliteAppStore:
         return await self._db.read(query)
 
     async def update_app(self, app_id: str, update_time: datetime, *,
-                         display_name: str | None = None, plan: str | None = None
+                         display_name: str | None = None, plan: str | None = None,
+                         media_retention: timedelta | Keep | None = KEEP
                          ) -> App | None:
+        keep_retention = isinstance(media_retention, Keep)
+        retention_ms = None if isinstance(media_retention, Keep) else _to_ms(media_retention)
+
         def tx(conn: sqlite3.Connection) -> App | None:
             conn.execute(
                 "UPDATE apps SET display_name = coalesce(?, display_name),"
-                " plan = coalesce(?, plan), update_time = ? WHERE app_id = ?",
-                (display_name, plan, to_ms(update_time), app_id))
+                " plan = coalesce(?, plan),"
+                " media_retention_ms = CASE WHEN ? THEN media_retention_ms ELSE ? END,"
+                " update_time = ? WHERE app_id = ?",
+                (display_name, plan, keep_retention, retention_ms, to_ms(update_time), app_id))
             row = conn.execute(f"SELECT {_APP_COLUMNS} FROM apps WHERE app_id = ?",
                                (app_id,)).fetchone()
             return None if row is None else _app(row)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from services.apps.models import ApiKey, App
+from services.apps.models import KEEP, ApiKey, App, Keep
 
 # Listing position: (create_time in ms, id); lists resume strictly after it.
 Position = tuple[int, str]
@@ -27,9 +27,13 @@ class AppStore(Protocol):
         """Apps ordered by (create_time, app_id)."""
 
     async def update_app(self, app_id: str, update_time: datetime, *,
-                         display_name: str | None = None, plan: str | None = None
+                         display_name: str | None = None, plan: str | None = None,
+                         media_retention: timedelta | Keep | None = KEEP
                          ) -> App | None:
-        """Change the given fields; None if the app does not exist."""
+        """Change the given fields (None, or KEEP for `media_retention`, leaves one as
+        it is; a None `media_retention` unsets it); None if the app does not exist.
+
+        `media_retention` is kept at millisecond precision."""
 
     async def create_api_key(self, key: ApiKey) -> None:
         """Insert a key. Raises StoreConflict if its id is taken in its app."""

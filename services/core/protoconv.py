@@ -22,6 +22,15 @@ def timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
                                    nanos=since.microseconds * 1000)
 
 
+def duration(value: timedelta | None) -> duration_pb2.Duration | None:
+    """A Duration for `value`; None stays None (leaves the field unset)."""
+    if value is None:
+        return None
+    result = duration_pb2.Duration()
+    result.FromTimedelta(value)
+    return result
+
+
 def duration_or_none(holder: object, field: str) -> timedelta | None:
     """The Duration field `field` of message `holder` as a timedelta, None when unset."""
     if not holder.HasField(field):  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.apps.actions import AppPlans
 from services.conversations.actions import ConversationsActions
@@ -304,13 +304,19 @@ class MediaActions:
         media_ids = [a.media_id for a in attachments if a.media_id]
         if media_ids:
             await self._store.schedule_deletion(
-                app_id, media_ids, self._clock.now() + self._settings.media_retention)
+                app_id, media_ids, self._clock.now() + await self._retention(app_id))
+
+    async def _retention(self, app_id: str) -> timedelta:
+        """How long the media of deleted messages and users stay: the app's, else the
+        server's."""
+        own = await self._plans.media_retention(app_id)
+        return self._settings.media_retention if own is None else own
 
     async def _on_event(self, event: DomainEvent) -> None:
         if event.type == "user.deleted":
             user_id = event.data["user"]
             count = await self._store.schedule_uploader_deletion(
-                event.app_id, user_id, event.time + self._settings.media_retention)
+                event.app_id, user_id, event.time + await self._retention(event.app_id))
             if count:
                 log.info("media of a deleted user scheduled for deletion",
                          extra={"app": event.app_id, "media": count})

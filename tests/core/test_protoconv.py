@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.protobuf import timestamp_pb2
 
-from services.core.protoconv import timestamp
+from services.core.protoconv import duration, timestamp
 
 
 @pytest.mark.parametrize("moment", [
@@ -23,3 +23,11 @@ def test_timestamp_matches_the_runtime_conversion(moment: datetime) -> None:
 
 def test_no_moment_no_timestamp() -> None:
     assert timestamp(None) is None
+
+
+def test_duration_round_trips_and_none_stays_unset() -> None:
+    value = duration(timedelta(days=3650, milliseconds=250))
+    assert value is not None and value.ToTimedelta() == timedelta(days=3650, milliseconds=250)
+    zero = duration(timedelta(0))
+    assert zero is not None and (zero.seconds, zero.nanos) == (0, 0)
+    assert duration(None) is None

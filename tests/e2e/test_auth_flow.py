@@ -171,6 +171,48 @@ async def test_operator_manages_apps(client: Client, server: CaasServer) -> None
         grpc.StatusCode.INVALID_ARGUMENT, "PLAN_UNKNOWN")
 
 
+async def test_operator_sets_and_clears_an_apps_media_retention(
+        client: Client, server: CaasServer) -> None:
+    operator = bearer(server.operator_token)
+    app_id = unique_id("keep-")
+    name = f"apps/{app_id}"
+    month = duration_pb2.Duration(seconds=30 * 86_400)
+    created = await client.apps.CreateApp(apps_pb.CreateAppRequest(app_id=app_id, app=apps_res.App(
+        display_name="Keeps", media_retention=month)), metadata=operator)
+    assert created.app.media_retention == month
+    # The app's own backend reads it; only the operator changes it.
+    api_key = bearer(created.api_key_secret)
+    got = await client.apps.GetApp(apps_pb.GetAppRequest(name=name), metadata=api_key)
+    assert got.app.media_retention == month
+
+    def update(app: apps_res.App, *paths: str) -> apps_pb.UpdateAppRequest:
+        return apps_pb.UpdateAppRequest(app=app, update_mask=field_mask_pb2.FieldMask(paths=paths))
+
+    await expect_error(client.apps.UpdateApp(update(apps_res.App(
+        name=name, media_retention=duration_pb2.Duration()), "media_retention"),
+        metadata=api_key), PERMISSION_DENIED, "PRINCIPAL_NOT_ALLOWED")
+    # Outside the mask it stays, even when the request carries another value.
+    renamed = await client.apps.UpdateApp(update(apps_res.App(
+        name=name, display_name="Renamed", media_retention=duration_pb2.Duration(seconds=5)),
+        "display_name"), metadata=operator)
+    assert (renamed.app.display_name, renamed.app.media_retention) == ("Renamed", month)
+    # 0 s is a value of its own (delete at once), not "unset"; kept to the millisecond.
+    zero = await client.apps.UpdateApp(update(apps_res.App(
+        name=name, media_retention=duration_pb2.Duration()), "media_retention"),
+        metadata=operator)
+    assert zero.app.HasField("media_retention") and zero.app.media_retention.ToSeconds() == 0
+    precise = await client.apps.UpdateApp(update(apps_res.App(
+        name=name, media_retention=duration_pb2.Duration(seconds=1, nanos=1_500_000)),
+        "media_retention"), metadata=operator)
+    assert precise.app.media_retention == duration_pb2.Duration(seconds=1, nanos=1_000_000)
+    # Named in the mask and unset: back to the server's default.
+    cleared = await client.apps.UpdateApp(update(apps_res.App(name=name), "media_retention"),
+                                          metadata=operator)
+    assert not cleared.app.HasField("media_retention")
+    got = await client.apps.GetApp(apps_pb.GetAppRequest(name=name), metadata=operator)
+    assert not got.app.HasField("media_retention") and got.app.display_name == "Renamed"
+
+
 async def test_refresh_rotates_and_reuse_revokes_the_session(
         client: Client, app: AppHandle) -> None:
     first = await sign_in(client, app, "bob")

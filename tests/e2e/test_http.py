@@ -325,6 +325,29 @@ async def test_json_rate_limits_are_429_with_retry_info(http: httpx.AsyncClient,
     assert retry and retry[0]["retryDelay"].endswith("s")
 
 
+async def test_the_operator_sets_an_apps_media_retention_over_json(
+        http: httpx.AsyncClient, server: CaasServer) -> None:
+    operator = {"authorization": f"Bearer {server.operator_token}"}
+    app_id = f"json-{uuid.uuid4().hex[:12]}"
+    created = ok(await http.post("/v1/apps", params={"app_id": app_id}, headers=operator,
+                                 json={"displayName": "Over JSON", "mediaRetention": "86400s"}))
+    assert created["app"]["mediaRetention"] == "86400s"
+    assert ok(await http.get(f"/v1/apps/{app_id}", headers={
+        "authorization": f"Bearer {created['apiKeySecret']}"}))["app"]["mediaRetention"] == "86400s"
+    changed = ok(await http.patch(f"/v1/apps/{app_id}", headers=operator,
+                                  params={"update_mask": "mediaRetention"},
+                                  json={"mediaRetention": "0.250s"}))["app"]
+    assert changed["mediaRetention"] == "0.250s"
+    cleared = ok(await http.patch(f"/v1/apps/{app_id}", headers=operator,
+                                  params={"update_mask": "media_retention"}, json={}))["app"]
+    assert "mediaRetention" not in cleared and cleared["displayName"] == "Over JSON"
+    too_long = await http.patch(f"/v1/apps/{app_id}", headers=operator,
+                                params={"update_mask": "mediaRetention"},
+                                json={"mediaRetention": f"{3651 * 86_400}s"})
+    assert too_long.status_code == 400
+    assert error_body(too_long)[:2] == (3, "REQUEST_INVALID")
+
+
 def http_requests() -> list[tuple[str, str, str, bool]]:
     """(RPC, HTTP method, path, has a body) for every RPC, from its google.api.http rule,
     with each path variable filled in the shape its template asks for."""

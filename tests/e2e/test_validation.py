@@ -68,6 +68,14 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
     ("plan at most 40", "CreateApp",
      apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App(display_name="x", plan="p" * 41)),
      {"app.plan": "string.max_len"}),
+    ("media_retention not negative", "CreateApp",
+     apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App(
+         display_name="x", media_retention=duration_pb2.Duration(seconds=-1))),
+     {"app.media_retention": "duration.gte_lte"}),
+    ("media_retention at most 3650 days", "CreateApp",
+     apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App(
+         display_name="x", media_retention=duration_pb2.Duration(seconds=315_360_001))),
+     {"app.media_retention": "duration.gte_lte"}),
     ("GetApp name pattern", "GetApp", apps_pb.GetAppRequest(name="apps/"),
      {"name": "string.pattern"}),
     ("ListApps page_size at most 200", "ListApps", apps_pb.ListAppsRequest(page_size=201),
@@ -91,6 +99,16 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
      apps_pb.UpdateAppRequest(app=apps_res.App(name=APP, plan="p" * 41),
                               update_mask=field_mask_pb2.FieldMask(paths=["plan"])),
      {"app.plan": "string.max_len"}),
+    ("UpdateApp media_retention not negative", "UpdateApp",
+     apps_pb.UpdateAppRequest(
+         app=apps_res.App(name=APP, media_retention=duration_pb2.Duration(nanos=-1)),
+         update_mask=field_mask_pb2.FieldMask(paths=["media_retention"])),
+     {"app.media_retention": "duration.gte_lte"}),
+    ("UpdateApp media_retention at most 3650 days", "UpdateApp",
+     apps_pb.UpdateAppRequest(
+         app=apps_res.App(name=APP, media_retention=duration_pb2.Duration(seconds=315_360_001)),
+         update_mask=field_mask_pb2.FieldMask(paths=["media_retention"])),
+     {"app.media_retention": "duration.gte_lte"}),
     ("UpdateApp display_name not emptied", "UpdateApp",
      apps_pb.UpdateAppRequest(app=apps_res.App(name=APP, display_name=""),
                               update_mask=field_mask_pb2.FieldMask(paths=["display_name"])),

@@ -210,3 +210,22 @@ async def test_a_failed_media_says_why_for_a_day(runtime: Runtime, clock: Clock)
     clock.advance(FAILED_KEPT)
     assert await collector.collect() == 1
     assert await runtime.stores.media.get("alpha", media.media_id) is None
+
+
+async def test_the_apps_own_retention_keeps_a_deleted_messages_media(
+        runtime: Runtime, clock: Clock) -> None:
+    await runtime.apps.do_update_app(Operator(), "alpha", display_name=None, plan=None,
+                                     media_retention=timedelta(days=3))
+    conversation_id = await group(runtime)
+    collector = MediaCollector(runtime.stores.media, runtime.media, clock, runtime.settings)
+    media = await ready_media(runtime, clock, conversation_id, b"kept a while")
+    await runtime.messages.do_send(
+        ALICE, "alpha", conversation_id,
+        Outgoing("", (Attachment("file", "", media_id=media.media_id),)), "m1")
+    await runtime.messages.do_delete(ALICE, "alpha", conversation_id, 1)
+    clock.advance(timedelta(days=3) - timedelta(seconds=1))
+    assert await collector.collect() == 0
+    assert await runtime.blobs.stat(media.upload_key) is not None
+    clock.advance(timedelta(seconds=1))
+    assert await collector.collect() == 1
+    assert await gone(runtime, media)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,6 +57,37 @@ async def test_update_app_changes_only_given_fields(stores: Stores) -> None:
     renamed = await stores.apps.update_app("alpha", later, display_name="Renamed")
     assert renamed is not None and (renamed.display_name, renamed.plan) == ("Renamed", "standard")
     assert await stores.apps.update_app("missing", later, plan="free") is None
+
+
+async def test_media_retention_is_kept_changed_and_cleared(stores: Stores) -> None:
+    """Unset (None) is the server's default, distinct from 0 s; KEEP leaves it alone,
+    None clears it."""
+    week = timedelta(days=7, milliseconds=250)
+    await stores.apps.create_app(replace(app("alpha"), media_retention=week), None)
+    await stores.apps.create_app(replace(app("zero"), media_retention=timedelta(0)), None)
+    await stores.apps.create_app(app("unset"), None)
+    alpha = await stores.apps.get_app("alpha")
+    assert alpha is not None and alpha.media_retention == week
+    zero = await stores.apps.get_app("zero")
+    assert zero is not None and zero.media_retention == timedelta(0)
+    unset = await stores.apps.get_app("unset")
+    assert unset is not None and unset.media_retention is None
+    listed = {a.app_id: a.media_retention for a in await stores.apps.list_apps(10, None)}
+    assert listed == {"alpha": week, "zero": timedelta(0), "unset": None}
+
+    later = T0 + timedelta(minutes=1)
+    renamed = await stores.apps.update_app("alpha", later, display_name="Renamed")
+    assert renamed is not None and renamed.media_retention == week  # KEEP by default
+    longest = timedelta(days=3650)
+    changed = await stores.apps.update_app("alpha", later, media_retention=longest)
+    assert changed == App("alpha", "Renamed", "free", T0, later, longest)
+    cleared = await stores.apps.update_app("alpha", later, plan="standard",
+                                           media_retention=None)
+    assert cleared == App("alpha", "Renamed", "standard", T0, later, None)
+    assert await stores.apps.get_app("alpha") == cleared
+    set_later = await stores.apps.update_app("unset", later, media_retention=timedelta(hours=1))
+    assert set_later is not None and set_later.media_retention == timedelta(hours=1)
+    assert await stores.apps.update_app("missing", later, media_retention=None) is None
 
 
 async def test_api_keys_are_scoped_by_app(stores: Stores) -> None:

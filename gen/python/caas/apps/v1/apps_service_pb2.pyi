@@ -34,7 +34,9 @@ class CreateAppRequest(_message.Message):
     """
     @_builtins.property
     def app(self) -> _resources_pb2.App:
-        """The app to create; `name` is ignored, `display_name` is required."""
+        """The app to create; `name` is ignored, `display_name` is required, `plan` and
+        `media_retention` are optional.
+        """
 
     def __init__(
         self,
@@ -198,7 +200,9 @@ class UpdateAppRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """The fields to change: `display_name`, `plan`. At least one."""
+        """The fields to change: `display_name`, `plan`, `media_retention`. At least one.
+        `media_retention` named here but unset in `app` goes back to the server's default.
+        """
 
     def __init__(
         self,

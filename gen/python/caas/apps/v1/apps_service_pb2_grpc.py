@@ -104,7 +104,7 @@ class AppsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateApp(self, request, context):
-        """Updates an app's display name or plan. Operator only.
+        """Updates an app's display name, plan or media retention. Operator only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

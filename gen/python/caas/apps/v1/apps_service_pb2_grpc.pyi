@@ -44,7 +44,7 @@ class AppsServiceStub:
     ListApps: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.ListAppsRequest, _apps_service_pb2.ListAppsResponse]
     """Lists apps, oldest first. Operator only."""
     UpdateApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.UpdateAppRequest, _apps_service_pb2.UpdateAppResponse]
-    """Updates an app's display name or plan. Operator only."""
+    """Updates an app's display name, plan or media retention. Operator only."""
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.CreateApiKeyRequest, _apps_service_pb2.CreateApiKeyResponse]
     """Creates an API key. The response holds the secret; it is never shown again."""
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.ListApiKeysRequest, _apps_service_pb2.ListApiKeysResponse]
@@ -68,7 +68,7 @@ class AppsServiceAsyncStub(AppsServiceStub):
     ListApps: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.ListAppsRequest, _apps_service_pb2.ListAppsResponse]  # type: ignore[assignment]
     """Lists apps, oldest first. Operator only."""
     UpdateApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.UpdateAppRequest, _apps_service_pb2.UpdateAppResponse]  # type: ignore[assignment]
-    """Updates an app's display name or plan. Operator only."""
+    """Updates an app's display name, plan or media retention. Operator only."""
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.CreateApiKeyRequest, _apps_service_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
     """Creates an API key. The response holds the secret; it is never shown again."""
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.ListApiKeysRequest, _apps_service_pb2.ListApiKeysResponse]  # type: ignore[assignment]
@@ -113,7 +113,7 @@ class AppsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _apps_service_pb2.UpdateAppRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_apps_service_pb2.UpdateAppResponse, _abc.Awaitable[_apps_service_pb2.UpdateAppResponse]]:
-        """Updates an app's display name or plan. Operator only."""
+        """Updates an app's display name, plan or media retention. Operator only."""
 
     @_abc_1.abstractmethod
     def CreateApiKey(

@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63\x61\x61s/apps/v1/resources.proto\x12\x0c\x63\x61\x61s.apps.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x02\n\x03\x41pp\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12.\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x02\xbaH\x04r\x02\x18\x64R\x0b\x64isplayName\x12\x1f\n\x04plan\x18\x03 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18(R\x04plan\x12\x41\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime:(\xea\x41%\n\x0c\x63\x61\x61s.dev/App\x12\napps/{app}*\x04\x61pps2\x03\x61pp\"\xc1\x03\n\x06\x41piKey\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12.\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18\x64R\x0b\x64isplayName\x12%\n\x0bsecret_hint\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\nsecretHint\x12\x36\n\x05state\x18\x04 \x01(\x0e\x32\x1a.caas.apps.v1.ApiKey.StateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nrevokeTime\"C\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x11\n\rSTATE_REVOKED\x10\x02:C\xea\x41@\n\x0f\x63\x61\x61s.dev/ApiKey\x12\x1c\x61pps/{app}/apiKeys/{api_key}*\x07\x61piKeys2\x06\x61piKeyB!Z\x1f\x63\x61\x61s/gen/go/caas/apps/v1;appsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63\x61\x61s/apps/v1/resources.proto\x12\x0c\x63\x61\x61s.apps.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x02\n\x03\x41pp\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12.\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x02\xbaH\x04r\x02\x18\x64R\x0b\x64isplayName\x12\x1f\n\x04plan\x18\x03 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18(R\x04plan\x12\x41\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12X\n\x0fmedia_retention\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationB\x14\xe2\x41\x01\x01\xbaH\r\xaa\x01\n\"\x06\x08\x80\x86\xb0\x96\x01\x32\x00R\x0emediaRetention:(\xea\x41%\n\x0c\x63\x61\x61s.dev/App\x12\napps/{app}*\x04\x61pps2\x03\x61pp\"\xc1\x03\n\x06\x41piKey\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12.\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18\x64R\x0b\x64isplayName\x12%\n\x0bsecret_hint\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\nsecretHint\x12\x36\n\x05state\x18\x04 \x01(\x0e\x32\x1a.caas.apps.v1.ApiKey.StateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nrevokeTime\"C\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x11\n\rSTATE_REVOKED\x10\x02:C\xea\x41@\n\x0f\x63\x61\x61s.dev/ApiKey\x12\x1c\x61pps/{app}/apiKeys/{api_key}*\x07\x61piKeys2\x06\x61piKeyB!Z\x1f\x63\x61\x61s/gen/go/caas/apps/v1;appsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,6 +47,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APP'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_APP'].fields_by_name['update_time']._loaded_options = None
   _globals['_APP'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_APP'].fields_by_name['media_retention']._loaded_options = None
+  _globals['_APP'].fields_by_name['media_retention']._serialized_options = b'\342A\001\001\272H\r\252\001\n\"\006\010\200\206\260\226\0012\000'
   _globals['_APP']._loaded_options = None
   _globals['_APP']._serialized_options = b'\352A%\n\014caas.dev/App\022\napps/{app}*\004apps2\003app'
   _globals['_APIKEY'].fields_by_name['name']._loaded_options = None
@@ -62,10 +65,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIKEY'].fields_by_name['revoke_time']._serialized_options = b'\342A\001\003'
   _globals['_APIKEY']._loaded_options = None
   _globals['_APIKEY']._serialized_options = b'\352A@\n\017caas.dev/ApiKey\022\034apps/{app}/apiKeys/{api_key}*\007apiKeys2\006apiKey'
-  _globals['_APP']._serialized_start=169
-  _globals['_APP']._serialized_end=457
-  _globals['_APIKEY']._serialized_start=460
-  _globals['_APIKEY']._serialized_end=909
-  _globals['_APIKEY_STATE']._serialized_start=773
-  _globals['_APIKEY_STATE']._serialized_end=840
+  _globals['_APP']._serialized_start=201
+  _globals['_APP']._serialized_end=579
+  _globals['_APIKEY']._serialized_start=582
+  _globals['_APIKEY']._serialized_end=1031
+  _globals['_APIKEY_STATE']._serialized_start=895
+  _globals['_APIKEY_STATE']._serialized_end=962
 # @@protoc_insertion_point(module_scope)

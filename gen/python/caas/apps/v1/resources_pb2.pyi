@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -31,6 +32,7 @@ class App(_message.Message):
     PLAN_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    MEDIA_RETENTION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}`. The app id is 3 to 40 characters: lowercase letters, digits and
     hyphens, starting with a letter and not ending with a hyphen.
@@ -50,6 +52,16 @@ class App(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the app was last changed."""
 
+    @_builtins.property
+    def media_retention(self) -> _duration_pb2.Duration:
+        """How long the media (files, pictures) of a deleted message or of a deleted user
+        are kept before their bytes are deleted: 0 s (deleted by the next collection,
+        within about a minute) to 3650 days.
+        Unset: the server's default (`CAAS_MEDIA_RETENTION`). To go back to the default,
+        name `media_retention` in UpdateApp's `update_mask` and leave it unset. A change
+        applies to media deleted from then on.
+        """
+
     def __init__(
         self,
         *,
@@ -58,10 +70,11 @@ class App(_message.Message):
         plan: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        media_retention: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "media_retention", b"media_retention", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "name", b"name", "plan", b"plan", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "media_retention", b"media_retention", "name", b"name", "plan", b"plan", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

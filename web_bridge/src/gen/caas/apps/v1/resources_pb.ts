@@ -7,15 +7,15 @@ import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_api_resource } from "../../../google/api/resource_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file caas/apps/v1/resources.proto.
  */
 export const file_caas_apps_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChxjYWFzL2FwcHMvdjEvcmVzb3VyY2VzLnByb3RvEgxjYWFzLmFwcHMudjEi7wEKA0FwcBISCgRuYW1lGAEgASgJQgTiQQEIEiEKDGRpc3BsYXlfbmFtZRgCIAEoCUIL4kEBArpIBHICGGQSGQoEcGxhbhgDIAEoCUIL4kEBAbpIBHICGCgSNQoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAzoo6kElCgxjYWFzLmRldi9BcHASCmFwcHMve2FwcH0qBGFwcHMyA2FwcCKDAwoGQXBpS2V5EhIKBG5hbWUYASABKAlCBOJBAQgSIQoMZGlzcGxheV9uYW1lGAIgASgJQgviQQEBukgEcgIYZBIZCgtzZWNyZXRfaGludBgDIAEoCUIE4kEBAxIvCgVzdGF0ZRgEIAEoDjIaLmNhYXMuYXBwcy52MS5BcGlLZXkuU3RhdGVCBOJBAQMSNQoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3Jldm9rZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJDCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX0FDVElWRRABEhEKDVNUQVRFX1JFVk9LRUQQAjpD6kFACg9jYWFzLmRldi9BcGlLZXkSHGFwcHMve2FwcH0vYXBpS2V5cy97YXBpX2tleX0qB2FwaUtleXMyBmFwaUtleUIhWh9jYWFzL2dlbi9nby9jYWFzL2FwcHMvdjE7YXBwc3YxYgZwcm90bzM", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
+  fileDesc("ChxjYWFzL2FwcHMvdjEvcmVzb3VyY2VzLnByb3RvEgxjYWFzLmFwcHMudjEiuQIKA0FwcBISCgRuYW1lGAEgASgJQgTiQQEIEiEKDGRpc3BsYXlfbmFtZRgCIAEoCUIL4kEBArpIBHICGGQSGQoEcGxhbhgDIAEoCUIL4kEBAbpIBHICGCgSNQoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxJICg9tZWRpYV9yZXRlbnRpb24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFOJBAQG6SA2qAQoiBgiAhrCWATIAOijqQSUKDGNhYXMuZGV2L0FwcBIKYXBwcy97YXBwfSoEYXBwczIDYXBwIoMDCgZBcGlLZXkSEgoEbmFtZRgBIAEoCUIE4kEBCBIhCgxkaXNwbGF5X25hbWUYAiABKAlCC+JBAQG6SARyAhhkEhkKC3NlY3JldF9oaW50GAMgASgJQgTiQQEDEi8KBXN0YXRlGAQgASgOMhouY2Fhcy5hcHBzLnYxLkFwaUtleS5TdGF0ZUIE4kEBAxI1CgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLcmV2b2tlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIkMKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEAoMU1RBVEVfQUNUSVZFEAESEQoNU1RBVEVfUkVWT0tFRBACOkPqQUAKD2NhYXMuZGV2L0FwaUtleRIcYXBwcy97YXBwfS9hcGlLZXlzL3thcGlfa2V5fSoHYXBpS2V5czIGYXBpS2V5QiFaH2NhYXMvZ2VuL2dvL2NhYXMvYXBwcy92MTthcHBzdjFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * An app: one tenant of CAAS. Everything else (users, conversations, messages,
@@ -61,6 +61,18 @@ export type App = Message<"caas.apps.v1.App"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 5;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * How long the media (files, pictures) of a deleted message or of a deleted user
+   * are kept before their bytes are deleted: 0 s (deleted by the next collection,
+   * within about a minute) to 3650 days.
+   * Unset: the server's default (`CAAS_MEDIA_RETENTION`). To go back to the default,
+   * name `media_retention` in UpdateApp's `update_mask` and leave it unset. A change
+   * applies to media deleted from then on.
+   *
+   * @generated from field: google.protobuf.Duration media_retention = 6;
+   */
+  mediaRetention?: Duration | undefined;
 };
 
 /**
