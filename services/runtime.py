@@ -317,7 +317,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     for number in range(settings.media_processors):
         background.start(f"media-processor-{number + 1}", processor.run)
     background.start("media-collector",
-                     MediaCollector(stores.media, media, clock, settings).run)
+                     MediaCollector(stores.media, blobs, media, clock, settings).run)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),

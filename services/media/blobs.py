@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+MAX_HOLDINGS = 1000  # the most prefixes one `holdings` call returns
+
 
 @dataclass(frozen=True, slots=True)
 class Part:
@@ -35,6 +37,14 @@ class Blob:
     async def close(self) -> None:
         """Stop reading early (the chunks need not be consumed)."""
         await self.chunks.aclose()  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """A media prefix under which the store holds objects or multipart uploads."""
+
+    prefix: str  # "{app}/{media}/"
+    newest: datetime  # UTC: the latest modification under it (see BlobStore.holdings)
 
 
 class BlobNotFound(Exception):
@@ -85,3 +95,16 @@ class BlobStore(Protocol):
 
     async def delete_prefix(self, prefix: str) -> None:
         """Delete every object whose key starts with `prefix` (idempotent)."""
+
+    async def holdings(self, after: str, limit: int) -> list[Holding]:
+        """Up to `limit` media prefixes ("{app}/{media}/") under which the store holds
+        objects or unfinished multipart uploads, in ascending (string) order, strictly
+        after `after` ("" to start; else a media prefix, which need not be held); each
+        with the newest modification time under it (the local engine: its files'; S3:
+        objects' last-modified, uploads' initiation, to the second). Fewer than `limit`:
+        there are no more. For an orphan sweep, which pages with the last prefix it got:
+        what is written or deleted meanwhile may or may not be seen.
+
+        Only prefixes of a valid app id and media id (services.core.names) are listed:
+        other keys (which CAAS never writes) are never reported. ValueError if `after`
+        is neither "" nor a media prefix, or `limit` is not within 1..MAX_HOLDINGS."""

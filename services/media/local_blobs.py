@@ -11,7 +11,8 @@ Every file is written in tmp/ (same filesystem), fsynced, then renamed into plac
 (`os.replace`): no reader ever sees half an object or half a part. File IO runs in
 threads, in chunks, so an object is never held whole in memory. Uploads sit under their
 key (`@` is no key character, so an upload directory never collides with a key), so
-`delete_prefix` reaches them without scanning every upload.
+`delete_prefix` reaches them without scanning every upload, and `holdings` finds a
+media's uploads beside its objects, under `uploads/<app>/<media>/`.
 
 Clients PUT parts to the signed URLs of `part_url`; the HTTP handler that serves them
 checks the signature (`UrlSigner.verify`), finds the part with `parse_part_path`, and
@@ -35,12 +36,13 @@ import shutil
 import stat
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from services.core.ids import new_id
-from services.media.blobs import Blob, BlobNotFound, Part
+from services.core.names import APP_ID, SERVER_ID, is_app_id, is_server_id
+from services.media.blobs import MAX_HOLDINGS, Blob, BlobNotFound, Holding, Part
 from services.media.urls import UrlSigner
 
 MIB = 1024 * 1024
@@ -63,6 +65,7 @@ _UPLOAD_ID = re.compile(r"[a-z2-7]{16}")  # services.core.ids.new_id
 _PART_FILE = re.compile(r"part-(\d{6})\.([0-9a-f]{32})")
 _ETAG = re.compile(r"[0-9a-f]{32}")
 _PART_PATH = re.compile(rf"{re.escape(PARTS_PATH)}([a-z2-7]{{16}})/([1-9][0-9]{{0,4}})/(.+)")
+_MEDIA_PREFIX = re.compile(rf"({APP_ID})/({SERVER_ID})/")
 MAX_KEY_LENGTH = 1024  # S3's limit
 MAX_SEGMENT_LENGTH = 255  # a file name
 
@@ -85,6 +88,22 @@ def check_prefix(prefix: str) -> None:
     if (not prefix or len(prefix) > MAX_KEY_LENGTH or not _PREFIX.fullmatch(prefix)
             or (head and any(s in (".", "..") for s in head.split("/")))):
         raise ValueError(f"invalid blob key prefix {prefix!r}")
+
+
+def media_prefix(key: str) -> str | None:
+    """The media prefix ("{app}/{media}/") of the key, None unless it starts with a valid
+    app id and media id and goes on after them."""
+    match = _MEDIA_PREFIX.match(key)
+    return match.group() if match and len(key) > match.end() else None
+
+
+def check_holdings(after: str, limit: int) -> None:
+    """ValueError unless `after` is "" or a media prefix, and `limit` is within
+    1..MAX_HOLDINGS."""
+    if after and not _MEDIA_PREFIX.fullmatch(after):
+        raise ValueError(f"invalid media prefix {after!r}")
+    if not 1 <= limit <= MAX_HOLDINGS:
+        raise ValueError(f"limit {limit} is not within 1..{MAX_HOLDINGS}")
 
 
 def check_part_number(number: int) -> None:
@@ -257,6 +276,14 @@ class LocalBlobStore:
         check_prefix(prefix)
         await asyncio.to_thread(self._delete_prefix, prefix)
 
+    async def holdings(self, after: str, limit: int) -> list[Holding]:
+        """`newest`: the latest mtime of the files under the prefix, in `objects/` and
+        `uploads/` (parts included; files are stat'ed, never read). Each call lists the
+        app directories, then the media directories of each app it goes through (a
+        directory cannot be read from a name on), and walks the media it returns."""
+        check_holdings(after, limit)
+        return await asyncio.to_thread(self._holdings, after, limit)
+
     # In threads from here on.
 
     def _start(self) -> None:
@@ -377,6 +404,29 @@ class LocalBlobStore:
                     Path(entry.path).unlink(missing_ok=True)
             _prune(directory, base)
 
+    def _holdings(self, after: str, limit: int) -> list[Holding]:
+        after_app = after.partition("/")[0]
+        found: list[Holding] = []
+        apps = _subdirectories(self._objects) | _subdirectories(self._uploads)
+        # In the order of the prefixes, "{app}/": "ab-c/" comes before "ab/".
+        for app in sorted(apps, key=lambda name: f"{name}/"):
+            if not is_app_id(app) or (after and f"{app}/" < f"{after_app}/"):
+                continue
+            media_ids = (_subdirectories(self._objects / app)
+                         | _subdirectories(self._uploads / app))
+            for media in sorted(media_ids):  # all of one length: as their prefixes
+                prefix = f"{app}/{media}/"
+                if not is_server_id(media) or prefix <= after:
+                    continue
+                # (`@…` right under uploads/<app>/<media>: uploads to that key itself.)
+                newest = max(_newest_file(self._objects / app / media),
+                             _newest_file(self._uploads / app / media, skip=UPLOAD_MARK))
+                if newest >= 0:
+                    found.append(Holding(prefix, datetime.fromtimestamp(newest / 1e9, UTC)))
+                    if len(found) == limit:
+                        return found
+        return found
+
 
 class _FileChunks:
     """`length` bytes of `file` from `start`, read in threads; the file is closed at the
@@ -486,6 +536,43 @@ def _file_size(path: Path) -> int | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _subdirectories(directory: Path) -> set[str]:
+    """The names of the directories in `directory` (none if it is missing)."""
+    try:
+        with os.scandir(directory) as scan:
+            return {entry.name for entry in scan if entry.is_dir(follow_symlinks=False)}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
+def _newest_file(directory: Path, skip: str = "") -> int:
+    """The latest mtime (ns) of the regular files under `directory`, at any depth; -1
+    if there is none. Entries of `directory` itself whose names start with `skip` (if
+    given) are left out. Files deleted meanwhile are no error."""
+    newest = -1
+    pending = [(str(directory), True)]
+    while pending:
+        path, top = pending.pop()
+        try:
+            with os.scandir(path) as scan:
+                entries = list(scan)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if top and skip and entry.name.startswith(skip):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, False))
+                    continue
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                newest = max(newest, info.st_mtime_ns)
+    return newest
 
 
 def _etag(etag: str) -> str:

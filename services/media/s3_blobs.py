@@ -9,40 +9,55 @@ Keys, prefixes and part lists are checked as the local engine checks them, so bo
 and refuse the same things. A presigned S3 PUT URL does not bind the body's size (minio
 signs only the host header): `part_url`'s `size` is not enforced by the store, so the
 caller checks the sizes `list_parts` reports before completing.
+
+S3-compatible stores differ in how they order listings, which `holdings` works around:
+AWS lists objects and multipart uploads by key (bytes: "ab-c/…" before "ab/…");
+SeaweedFS lists objects as a tree, one directory after the other ("ab/…" before
+"ab-c/…"), and multipart uploads in no key order at all (by upload id), taking a
+key-marker as "this key only".
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 
 import certifi
 import urllib3
 from minio import Minio
+from minio.datatypes import ListMultipartUploadsResult, Upload
 from minio.datatypes import Part as MinioPart
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from urllib3 import BaseHTTPResponse
 
 from services.core.ids import new_id
-from services.media.blobs import Blob, BlobNotFound, Part
+from services.core.names import is_app_id
+from services.media.blobs import Blob, BlobNotFound, Holding, Part
 from services.media.local_blobs import (
-    MAX_PARTS,
     MIN_PART_SIZE,
     READ_CHUNK,
     WRITE_CHUNK,
+    check_holdings,
     check_key,
     check_part_number,
     check_parts,
     check_prefix,
+    media_prefix,
 )
 
 MAX_URL_TTL = timedelta(days=7)  # S3's limit for presigned URLs
 PUT_PARALLEL_PARTS = 2  # put_file holds this many parts (5 MiB each) in memory, plus one
+MAX_UPLOAD_PAGES = 10_000  # of 1000 uploads: a bound, in case a store's markers loop
+# Starts a listing past every key under a media prefix: "~" sorts after the key alphabet.
+PAST_PREFIX = "~"
 _MISSING = frozenset({"NoSuchKey", "NoSuchUpload"})
 _BAD_PARTS = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall"})
 
@@ -195,6 +210,18 @@ class S3BlobStore:
         check_prefix(prefix)
         await asyncio.to_thread(self._delete_prefix, prefix)
 
+    async def holdings(self, after: str, limit: int) -> list[Holding]:
+        """Each call lists every multipart upload in the bucket (stores disagree on their
+        order and markers: they are sorted here) and every app ("{app}/", a delimited
+        listing); then the objects of the apps from `after` on, app by app (within an
+        app, where media ids are all of one length, both orders agree), starting past
+        `after` and merged with the uploads, until `limit` prefixes are complete (the
+        listing has moved past them): about one request per app it goes through, plus
+        one per 1000 objects, apps or uploads. A store that gives no time: now (nothing
+        looks old)."""
+        check_holdings(after, limit)
+        return await asyncio.to_thread(self._holdings, after, limit)
+
     # In threads from here on.
 
     def _make_bucket(self) -> None:
@@ -229,6 +256,42 @@ class S3BlobStore:
         if errors:
             raise RuntimeError(f"S3 refused to delete {len(errors)} objects under {prefix}: "
                                f"{errors[0].code} {errors[0].message}")
+
+    def _holdings(self, after: str, limit: int) -> list[Holding]:
+        after_app = after.partition("/")[0]
+        uploads: dict[str, list[tuple[str, datetime]]] = {}
+        for upload in _mp_uploads(self._client, self._bucket, ""):
+            prefix = media_prefix(upload.object_name)
+            if prefix is not None and prefix > after:
+                uploads.setdefault(prefix.partition("/")[0], []).append(
+                    (prefix, upload.initiated_time or datetime.now(UTC)))
+        apps = {o.object_name.rstrip("/") for o in self._client.list_objects(self._bucket)
+                if o.is_dir and o.object_name} | uploads.keys()
+        found: list[Holding] = []
+        # In the order of the prefixes, "{app}/": "ab-c/" comes before "ab/".
+        for app in sorted(apps, key=lambda name: f"{name}/"):
+            if not is_app_id(app) or (after and f"{app}/" < f"{after_app}/"):
+                continue
+            listed = self._client.list_objects(
+                self._bucket, prefix=f"{app}/", recursive=True,
+                start_after=after + PAST_PREFIX if app == after_app else None)
+            objects = ((prefix, o.last_modified or datetime.now(UTC)) for o in listed
+                       if o.object_name and not o.is_dir
+                       and (prefix := media_prefix(o.object_name)) is not None
+                       and prefix > after)
+            merged = heapq.merge(objects, sorted(uploads.get(app, [])), key=itemgetter(0))
+            for prefix, newest in _newest_by_prefix(merged):
+                found.append(Holding(prefix, newest))
+                if len(found) == limit:
+                    return found
+        return found
+
+
+def _newest_by_prefix(items: Iterable[tuple[str, datetime]]) -> Iterator[tuple[str, datetime]]:
+    """(prefix, latest time) of each run of `items` with one prefix, once the run is
+    over: read up to the first item of the next run, no further."""
+    for prefix, run in itertools.groupby(items, key=itemgetter(0)):
+        yield prefix, max(time for _, time in run)
 
 
 # Multipart uploads through minio's internal API. Its public API has no presigned
@@ -276,25 +339,41 @@ def _mp_abort(client: Minio, bucket: str, key: str, upload_id: str) -> None:
 
 def _mp_abort_all(client: Minio, bucket: str, prefix: str) -> None:
     """Abort every multipart upload to a key under `prefix`."""
-    # minio's ListMultipartUploadsResult drops NextUploadIdMarker (7.2.20 sets a
-    # misspelt attribute), so the next page starts after the last upload listed.
+    for upload in _mp_uploads(client, bucket, prefix):
+        if upload.upload_id:
+            try:
+                _mp_abort(client, bucket, upload.object_name, upload.upload_id)
+            except S3Error as error:
+                if error.code != "NoSuchUpload":
+                    raise
+
+
+def _mp_uploads(client: Minio, bucket: str, prefix: str) -> Iterator[Upload]:
+    """The multipart uploads to keys under `prefix` ("": all), in the store's order
+    (see the module's docstring), a page of 1000 at a time, as they are consumed (an
+    upload aborted between pages does not disturb the paging)."""
     key_marker: str | None = None
     upload_id_marker: str | None = None
-    for _ in range(MAX_PARTS):  # pages of 1000: bounded, in case a store loops
+    for _ in range(MAX_UPLOAD_PAGES):
         result = client._list_multipart_uploads(
             bucket, prefix=prefix, max_uploads=1000, key_marker=key_marker,
             upload_id_marker=upload_id_marker)
-        for upload in result.uploads:
-            if upload.upload_id:
-                try:
-                    _mp_abort(client, bucket, upload.object_name, upload.upload_id)
-                except S3Error as error:
-                    if error.code != "NoSuchUpload":
-                        raise
+        yield from result.uploads
         if not result.is_truncated or not result.uploads:
             return
-        key_marker = result.uploads[-1].object_name
-        upload_id_marker = result.uploads[-1].upload_id
+        # The markers the store gives: AWS gives both, SeaweedFS only the upload id (a
+        # key-marker filters its listing to that key). Else the last upload listed.
+        key_marker, upload_id_marker = result.next_key_marker, _next_upload_id(result)
+        if not (key_marker or upload_id_marker):
+            key_marker = result.uploads[-1].object_name
+            upload_id_marker = result.uploads[-1].upload_id
+
+
+def _next_upload_id(result: ListMultipartUploadsResult) -> str | None:
+    """NextUploadIdMarker, which minio 7.2.20 keeps under a misspelt attribute."""
+    value = (getattr(result, "next_upload_id_marker", None)
+             or getattr(result, "self._next_upload_id_marker", None))
+    return value if isinstance(value, str) and value else None
 
 
 class _ResponseChunks:

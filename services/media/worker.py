@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import shutil
 import tempfile
 import time
@@ -36,7 +37,7 @@ from services.core.events import DomainEvent
 from services.core.settings import Settings
 from services.media import models
 from services.media.actions import MediaActions
-from services.media.blobs import BlobNotFound, BlobStore
+from services.media.blobs import MAX_HOLDINGS, BlobNotFound, BlobStore, Holding
 from services.media.models import Media, Outcome, Processed, Rendition
 from services.media.processing import Result
 from services.media.scanning import Scanner
@@ -49,6 +50,8 @@ COLLECT_SECONDS = 60.0
 COLLECT_BATCH = 100
 FAILED_KEPT = timedelta(days=1)  # FAILED / QUARANTINED media stay visible this long
 LEFTOVER_SECONDS = 86_400
+SWEEP_SECONDS = 86_400.0  # orphan sweeps: once a day, at a random time of it
+ORPHAN_AGE = timedelta(days=1)
 
 Process = Callable[[Path, Path], Result]
 
@@ -175,21 +178,52 @@ class MediaProcessor:
 
 
 class MediaCollector:
-    """Deletes what is due (see the module's docstring)."""
+    """Deletes what is due (see the module's docstring), and once a day sweeps the blob
+    store for orphans: bytes under a media the database does not know (a crash between
+    starting an upload and recording it, renditions written after a deletion, a
+    database restored from an older backup), once they are a day old."""
 
-    def __init__(self, store: MediaStore, actions: MediaActions, clock: Clock,
-                 settings: Settings) -> None:
+    def __init__(self, store: MediaStore, blobs: BlobStore, actions: MediaActions,
+                 clock: Clock, settings: Settings) -> None:
         self._store = store
+        self._blobs = blobs
         self._actions = actions
         self._clock = clock
         self._unattached_ttl = settings.media_unattached_ttl
 
     async def run(self, ok: Callable[[], None]) -> None:
+        last_sweep = time.monotonic() - SWEEP_SECONDS * random.random()  # noqa: S311
         while True:
             while await self.collect() == COLLECT_BATCH:
                 pass
+            if time.monotonic() - last_sweep >= SWEEP_SECONDS:
+                await self.sweep()
+                last_sweep = time.monotonic()
             ok()
             await asyncio.sleep(COLLECT_SECONDS)
+
+    async def sweep(self) -> int:
+        """One pass over every media prefix of the blob store; how many orphans went."""
+        after, deleted = "", 0
+        while True:
+            page = await self._blobs.holdings(after, MAX_HOLDINGS)
+            cutoff = self._clock.now() - ORPHAN_AGE
+            by_app: dict[str, list[Holding]] = {}
+            for holding in page:
+                by_app.setdefault(holding.prefix.split("/", 1)[0], []).append(holding)
+            for app_id, held in by_app.items():
+                known = await self._store.get_many(
+                    app_id, [h.prefix.split("/")[1] for h in held])
+                for holding in held:
+                    if holding.prefix.split("/")[1] not in known and holding.newest < cutoff:
+                        await self._blobs.delete_prefix(holding.prefix)
+                        deleted += 1
+            if len(page) < MAX_HOLDINGS:
+                break
+            after = page[-1].prefix
+        if deleted:
+            log.info("orphaned media bytes deleted", extra={"count": deleted})
+        return deleted
 
     async def collect(self) -> int:
         """Delete one batch of what is due; how many."""

@@ -1,5 +1,5 @@
 """The BlobStore contract, on both engines: multipart uploads through signed part URLs,
-resumes, completion, aborts, range reads, files, prefix deletion, streaming."""
+resumes, completion, aborts, range reads, files, prefix deletion, streaming, holdings."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from services.core.ids import new_id
-from services.media.blobs import Blob, BlobNotFound, BlobStore, Part
+from services.media.blobs import MAX_HOLDINGS, Blob, BlobNotFound, BlobStore, Holding, Part
 from services.media.local_blobs import (
     LocalBlobStore,
     PartSizeMismatch,
@@ -364,6 +364,108 @@ async def test_a_blob_closed_early_stops_reading(blobs: BlobStore, tmp_path: Pat
     assert await read(await blobs.open(key, 5, 10)) == (await content(blobs, key))[5:11]
 
 
+# "abc-d/" < "abc/" < "abcd/" as strings (the order of holdings); SeaweedFS lists these
+# apps as a tree, "abc" first.
+HOLDING_APPS = ("abc", "abc-d", "abcd")
+
+
+async def hold_media(blobs: BlobStore, signer: UrlSigner, tmp_path: Path) -> dict[str, str]:
+    """Media held in every way, in each of HOLDING_APPS, and keys that are no media's
+    (never reported); the media prefixes held, and how."""
+    held: dict[str, str] = {}
+    for app in HOLDING_APPS:
+        objects, completed, parts, bare, both = (f"{app}/{new_id()}/" for _ in range(5))
+        await put(blobs, tmp_path, f"{objects}original", b"o")
+        await put(blobs, tmp_path, f"{objects}small.webp", b"s")
+        upload_id = await upload(blobs, signer, f"{completed}original", [b"c"])
+        await blobs.complete_upload(f"{completed}original", upload_id,
+                                    await blobs.list_parts(f"{completed}original", upload_id))
+        await upload(blobs, signer, f"{parts}original", [b"p"])  # parts, no object
+        await blobs.create_upload(f"{bare}original", "image/png")  # not even a part
+        await put(blobs, tmp_path, f"{both}original", b"b")
+        await upload(blobs, signer, f"{both}video", [b"v"])
+        held |= {objects: "objects", completed: "completed", parts: "parts", bare: "bare",
+                 both: "both"}
+    for key in (f"abc/{new_id()}",  # no name under the media
+                "abc/not-a-media-id/original", f"abc/{new_id()}x/original",
+                f"ab/{new_id()}/original"):  # "ab" is too short for an app id
+        await put(blobs, tmp_path, key, b"-")
+    await blobs.create_upload(f"abcd/{new_id()}", "image/png")
+    return dict(sorted(held.items()))
+
+
+async def all_holdings(blobs: BlobStore, limit: int, after: str = "") -> list[Holding]:
+    """Every holding after `after`, paging by `limit`; each page checked."""
+    found: list[Holding] = []
+    while True:
+        page = await blobs.holdings(after, limit)
+        assert len(page) <= limit
+        assert all(h.prefix > after for h in page)
+        found += page
+        if len(page) < limit:
+            return found
+        after = page[-1].prefix
+
+
+async def test_holdings_are_the_media_prefixes_with_objects_or_uploads(
+        blobs: BlobStore, signer: UrlSigner, tmp_path: Path) -> None:
+    assert await blobs.holdings("", 10) == []
+    start = datetime.now(UTC)
+    held = await hold_media(blobs, signer, tmp_path)
+    end = datetime.now(UTC)
+
+    holdings = await blobs.holdings("", MAX_HOLDINGS)
+
+    assert [h.prefix for h in holdings] == list(held)  # in order, each once
+    for holding in holdings:
+        assert holding.newest.utcoffset() == timedelta(0)
+        # S3 keeps times to the second (cut, not rounded).
+        assert start - timedelta(seconds=1) < holding.newest <= end, holding
+
+
+async def test_holdings_page_through_every_prefix_once(
+        blobs: BlobStore, signer: UrlSigner, tmp_path: Path) -> None:
+    held = await hold_media(blobs, signer, tmp_path)
+    whole = await blobs.holdings("", MAX_HOLDINGS)
+
+    for limit in (1, 2, 4, len(held)):  # page ends inside apps and at their ends
+        assert await all_holdings(blobs, limit) == whole, limit
+
+    prefixes = list(held)
+    middle = prefixes[len(prefixes) // 2]
+    assert [h.prefix for h in await blobs.holdings(middle, MAX_HOLDINGS)] == [
+        p for p in prefixes if p > middle]
+    between = f"{HOLDING_APPS[1]}/{'z' * 16}/"  # held by no one: the next app's come
+    assert [h.prefix for h in await all_holdings(blobs, 3, between)] == [
+        p for p in prefixes if p > between]
+
+
+async def test_a_deleted_prefix_is_no_longer_held(
+        blobs: BlobStore, signer: UrlSigner, tmp_path: Path) -> None:
+    held = await hold_media(blobs, signer, tmp_path)
+    gone = [p for p, how in held.items()
+            if how in ("parts", "bare", "both") or p.startswith(f"{HOLDING_APPS[0]}/")]
+
+    for prefix in gone:
+        await blobs.delete_prefix(prefix)
+
+    kept = [p for p in held if p not in gone]
+    assert [h.prefix for h in await blobs.holdings("", MAX_HOLDINGS)] == kept
+    assert [h.prefix for h in await all_holdings(blobs, 2, gone[0])] == [
+        p for p in kept if p > gone[0]]  # paging on from a prefix that is gone
+
+
+async def test_holdings_refuse_what_is_no_media_prefix_or_limit(blobs: BlobStore) -> None:
+    media = new_id()
+    for after in ("abc", "abc/", f"abc/{media}", f"abc/{media}/original", f"/abc/{media}/",
+                  f"ab/{media}/", f"abc/{media}x/", f"Abc/{media}/"):
+        with pytest.raises(ValueError, match="prefix"):
+            await blobs.holdings(after, 10)
+    for limit in (0, -1, MAX_HOLDINGS + 1):
+        with pytest.raises(ValueError, match="limit"):
+            await blobs.holdings("", limit)
+
+
 # The local engine's own surface: what its HTTP handler for part URLs uses.
 
 async def test_a_local_part_url_carries_its_signed_size(
@@ -456,3 +558,23 @@ async def test_write_part_streams_without_holding_the_part(
         tracemalloc.stop()
     assert part == Part(1, size, digest.hexdigest())
     assert peak < 8 * MIB, f"writing held {peak} bytes at once"
+
+
+async def test_local_holdings_take_the_latest_file_under_a_prefix(
+        local_blobs: LocalBlobStore, signer: UrlSigner, tmp_path: Path) -> None:
+    prefix = f"abc/{new_id()}/"
+    await put(local_blobs, tmp_path, f"{prefix}original", b"o")
+    await put(local_blobs, tmp_path, f"{prefix}small.webp", b"s")
+    upload_id = await upload(local_blobs, signer, f"{prefix}video", [b"v"])
+    root = tmp_path / "media"
+    upload_dir = root / "uploads" / prefix / "video" / f"@{upload_id}"
+    now = int(time.time())
+    times = {root / "objects" / prefix / "original": now - 3000,
+             root / "objects" / prefix / "small.webp": now - 1000,  # the latest
+             upload_dir / "upload.json": now - 4000,
+             next(upload_dir.glob("part-*")): now - 2000}
+    for path, mtime in times.items():
+        os.utime(path, (mtime, mtime))
+
+    assert await local_blobs.holdings("", 10) == [
+        Holding(prefix, datetime.fromtimestamp(now - 1000, UTC))]

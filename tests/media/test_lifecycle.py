@@ -160,7 +160,8 @@ async def gone(runtime: Runtime, media: Media) -> bool:
 async def test_the_collector_deletes_what_is_due_and_nothing_else(
         runtime: Runtime, clock: Clock) -> None:
     conversation_id = await group(runtime)
-    collector = MediaCollector(runtime.stores.media, runtime.media, clock, runtime.settings)
+    collector = MediaCollector(runtime.stores.media, runtime.blobs, runtime.media, clock,
+                               runtime.settings)
     sent = await ready_media(runtime, clock, conversation_id, b"sent and deleted")
     kept = await ready_media(runtime, clock, conversation_id, b"sent and kept")
     loose = await ready_media(runtime, clock, conversation_id, b"never sent")
@@ -199,7 +200,8 @@ async def test_the_collector_deletes_what_is_due_and_nothing_else(
 
 async def test_a_failed_media_says_why_for_a_day(runtime: Runtime, clock: Clock) -> None:
     conversation_id = await group(runtime)
-    collector = MediaCollector(runtime.stores.media, runtime.media, clock, runtime.settings)
+    collector = MediaCollector(runtime.stores.media, runtime.blobs, runtime.media, clock,
+                               runtime.settings)
     media = await uploaded(runtime, conversation_id, samples.elf(), "text/plain")
     claimed = await runtime.stores.media.claim(clock.now(), clock.now() + timedelta(minutes=1))
     assert claimed is not None
@@ -217,7 +219,8 @@ async def test_the_apps_own_retention_keeps_a_deleted_messages_media(
     await runtime.apps.do_update_app(Operator(), "alpha", display_name=None, plan=None,
                                      media_retention=timedelta(days=3))
     conversation_id = await group(runtime)
-    collector = MediaCollector(runtime.stores.media, runtime.media, clock, runtime.settings)
+    collector = MediaCollector(runtime.stores.media, runtime.blobs, runtime.media, clock,
+                               runtime.settings)
     media = await ready_media(runtime, clock, conversation_id, b"kept a while")
     await runtime.messages.do_send(
         ALICE, "alpha", conversation_id,
@@ -229,3 +232,20 @@ async def test_the_apps_own_retention_keeps_a_deleted_messages_media(
     clock.advance(timedelta(seconds=1))
     assert await collector.collect() == 1
     assert await gone(runtime, media)
+
+
+async def test_the_sweep_deletes_bytes_no_media_owns_once_they_are_old(
+        runtime: Runtime, clock: Clock, tmp_path: Path) -> None:
+    conversation_id = await group(runtime)
+    collector = MediaCollector(runtime.stores.media, runtime.blobs, runtime.media, clock,
+                               runtime.settings)
+    known = await ready_media(runtime, clock, conversation_id, b"a media")
+    stray = tmp_path / "stray"
+    stray.write_bytes(b"left behind")
+    await runtime.blobs.put_file("alpha/aaaaaaaaaaaaaaaa/small", stray, "image/webp")
+    await runtime.blobs.create_upload("alpha/bbbbbbbbbbbbbbbb/upload", "image/jpeg")
+    assert await collector.sweep() == 0  # too young: maybe a media being recorded
+    clock.advance(timedelta(days=1, seconds=1))
+    assert await collector.sweep() == 2
+    assert [h.prefix for h in await runtime.blobs.holdings("", 10)] == [known.key_prefix]
+    assert await runtime.blobs.stat(known.upload_key) is not None
