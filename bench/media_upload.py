@@ -10,14 +10,18 @@ runs: `curl -T file` of the whole file in one PUT.
 
 - local (`CAAS_MEDIA_STORE=local`): parts go to Envoy, which relays them to caas
   serve's media HTTP server (services/media/http.py), which writes them to files under
-  the data directory. Baseline: `curl -T` to a plain HTTP sink (a Python process
-  writing the body to a file on the same filesystem in 1 MiB reads, then fsync, as
-  the store does) — the store's floor with no CAAS in it. Also timed: the same parts
-  sent straight to caas serve's media port (no Envoy), which splits Envoy's share from
-  the handler's.
+  the data directory. Baseline: the same route with a trivial store behind it —
+  `curl -T` to a second Envoy, started with caas serve's own edge configuration
+  (services.server.edge) but whose media upstream is a plain HTTP sink: a Python
+  process writing the body to a file on the same filesystem in 1 MiB reads, then
+  fsync, as the store does. Also timed: `curl -T` straight to the sink (the floor, no
+  Envoy), the baseline one curl per part, and the CAAS parts sent straight to caas
+  serve's media port (no Envoy), which splits Envoy's share from the handler's.
 - s3 (`CAAS_MEDIA_STORE=s3`, a SeaweedFS started here): parts go to SeaweedFS on S3
-  presigned URLs; caas serve reads the object back to process it. Baseline: `curl -T`
-  to a presigned PUT URL (minio `presigned_put_object`) of one object in the same bucket.
+  presigned URLs (caas serve sees none of their bytes); caas serve reads the object
+  back to process it. Baseline: `curl -T` to a presigned PUT URL (minio
+  `presigned_put_object`) of one object in the same bucket; and one curl per part,
+  each to an object of its own.
 
 Every curl is `curl -sS -T FILE -X PUT -H 'Expect:' URL` (no 100-continue round trip,
 the same for all). The server's resident memory (VmRSS of the `caas serve` process, and
@@ -25,8 +29,8 @@ apart that of its Envoy) is sampled every `--sample-ms` from a thread during eac
 the growth shown is the peak during the run less the value just before it, per phase.
 A small upload first warms every code path up.
 
-    .venv/bin/python bench/media_upload.py [--size 200] [--runs 3] [--stores local,s3]
-                                           [--parallel 1] [--sample-ms 20]
+    .venv/bin/python bench/media_upload.py [--size 200] [--runs 5] [--stores local,s3]
+                                           [--parallel 1] [--part-size MiB] [--sample-ms 20]
 
 Prints, per store, a table of min / median seconds and MiB/s per phase, each ratio to
 the baseline, the memory growth, and server CPU per phase. A benchmark: it asserts
@@ -216,6 +220,7 @@ class Run:
     ready: float = 0.0
     state: str = ""
     rss_before: dict[str, int] = field(default_factory=dict)
+    rss_after: dict[str, int] = field(default_factory=dict)  # once READY
     rss_peak: dict[str, dict[str, int]] = field(default_factory=dict)  # phase → name → bytes
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # phase → name → seconds
 
@@ -350,6 +355,7 @@ class Session:
         run.ready, run.state = await self.ready.wait(created.media.name)
         mark()
         if sampler:
+            run.rss_after = sampler.sample()
             for phase, (start, end) in run.phases.items():
                 run.rss_peak[phase] = {name: sampler.peak(name, start - 0.01, end + 0.01)
                                        for name in pids}
@@ -422,7 +428,7 @@ def media_port(server: CaasServer) -> int:
 
 def seconds_row(label: str, times: list[float], size: int, baseline: float | None) -> str:
     low, mid = min(times), statistics.median(times)
-    rate = f"{size / MIB / mid:8.1f}" if mid > 0 else "       -"
+    rate = f"{size / MIB / mid:8.1f}" if size and mid > 0 else f"{'-':>8}"
     ratio = f"{mid / baseline:6.2f}x" if baseline else "      "
     return f"  {label:<46} {low:8.3f} {mid:8.3f} {rate}  {ratio}"
 
@@ -463,8 +469,8 @@ def report(store: str, size: int, part_size: int, parallel: int, baseline: list[
             for phase in runs[0].phases)
         print(f"  {name} RSS: before {runs[0].rss_before[name] / MIB:.1f} MiB; growth (peak - "
               f"before) per run {', '.join(f'{g / MIB:+.1f}' for g in growth)} MiB, max "
-              f"{max(growth) / MIB:+.1f} MiB; worst run by phase: {by_phase} MiB; after the "
-              f"last run {runs[-1].rss_peak['process'][name] / MIB:.1f} MiB (peak)")
+              f"{max(growth) / MIB:+.1f} MiB; worst run by phase: {by_phase} MiB; once the "
+              f"last one was READY {runs[-1].rss_after[name] / MIB:.1f} MiB")
         cpu = ", ".join(f"{phase} {statistics.median(r.cpu[phase][name] for r in runs):.2f}"
                         for phase in runs[0].phases)
         print(f"  {name} CPU seconds (median): {cpu}")
@@ -530,7 +536,8 @@ async def measure(store: str, server: CaasServer, source: Path, size: int, workd
 
 
 def run_local(root: Path, source: Path, size: int, args: argparse.Namespace) -> None:
-    with caas_server(root / "caas", {}) as server, sink(root / "caas" / "sink") as port:
+    with caas_server(root / "caas", part_size_env(args)) as server, \
+            sink(root / "caas" / "sink") as port:
         asyncio.run(local_with_edge(server, port, root, source, size, args))
 
 
@@ -567,7 +574,7 @@ def run_s3(root: Path, source: Path, size: int, args: argparse.Namespace) -> Non
                "CAAS_MEDIA_S3_BUCKET": BUCKET, "CAAS_MEDIA_S3_REGION": SEAWEEDFS_REGION,
                "CAAS_MEDIA_S3_ACCESS_KEY": SEAWEEDFS_ACCESS_KEY,
                "CAAS_MEDIA_S3_SECRET_KEY": SEAWEEDFS_SECRET_KEY, "CAAS_MEDIA_S3_SECURE": "false"}
-        with caas_server(root / "caas-s3", env) as server:
+        with caas_server(root / "caas-s3", {**env, **part_size_env(args)}) as server:
             s3 = Minio(seaweed.url, SEAWEEDFS_ACCESS_KEY, SEAWEEDFS_SECRET_KEY, secure=False,
                        region=SEAWEEDFS_REGION, http_client=urllib3.PoolManager(retries=False))
 
@@ -583,11 +590,17 @@ def run_s3(root: Path, source: Path, size: int, args: argparse.Namespace) -> Non
         seaweed.process.stop(signum=9)  # it takes 25 s to exit after SIGTERM
 
 
+def part_size_env(args: argparse.Namespace) -> dict[str, str]:
+    return {"CAAS_MEDIA_PART_SIZE": str(args.part_size * MIB)} if args.part_size else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=200, help="MiB")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--part-size", type=int, default=0,
+                        help="MiB per part (CAAS_MEDIA_PART_SIZE; 0: the server's default)")
     parser.add_argument("--stores", default="local,s3")
     parser.add_argument("--parallel", type=int, default=1, help="parts PUT at a time")
     parser.add_argument("--sample-ms", type=float, default=20.0)
