@@ -43,7 +43,7 @@ from services.media.models import Media
 from services.media.store import MediaStore
 from services.media.urls import Verdict
 
-log = logging.getLogger("caas.media.http")
+access_log = logging.getLogger("caas.access")
 
 SIZE_PARAM = "z"
 CHUNK = 1024 * 1024
@@ -164,17 +164,31 @@ class MediaHttp:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: object) -> web.StreamResponse:
+        started = time.perf_counter()
+        response: web.StreamResponse | None = None
         try:
-            return await handler(request)  # type: ignore[operator, no-any-return]
+            response = await handler(request)  # type: ignore[operator]
         except _Refused as refused:
-            return _error_response(refused.status, refused.error)
+            response = _error_response(refused.status, refused.error)
         except web.HTTPException as exc:
             if exc.status == 404:
-                return _error_response(404, NotFound("METHOD_NOT_FOUND", "no such media path"))
-            if exc.status == 405:
-                return _error_response(405, NotFound("METHOD_NOT_FOUND",
-                                                     f"{request.method} is not served here"))
-            raise
+                response = _error_response(404, NotFound("METHOD_NOT_FOUND",
+                                                         "no such media path"))
+            elif exc.status == 405:
+                response = _error_response(405, NotFound(
+                    "METHOD_NOT_FOUND", f"{request.method} is not served here"))
+            else:
+                response = exc  # 416 and the like: aiohttp answers them
+                raise
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                # The path only: the query holds the signature.
+                access_log.info("media", extra={
+                    "http_method": request.method, "path": request.path,
+                    "status": response.status if response is not None else 499,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3)})
+        assert response is not None
+        return response
 
     async def _media(self, app_id: str, media_id: str) -> Media:
         media = await self._store.get(app_id, media_id)
