@@ -1,4 +1,5 @@
-"""Picture processing: `process()` on a 12-megapixel JPEG, and where its time goes.
+"""Picture processing: `process()` on a 12-megapixel JPEG, and where its time goes; or,
+with --video, on a 30 s 720p phone clip, and what its remux costs.
 
 Makes a 4000 x 3000 JPEG as a phone would (gradients, shapes with edges, texture and
 sensor-like noise; quality 92; EXIF with GPS and orientation 6, XMP, an ICC profile),
@@ -6,13 +7,18 @@ then runs services.media.processing.process() on it RUNS times, pinned to one co
 each into a fresh work directory.
 
     .venv/bin/python bench/media_thumbnails.py [--runs 30] [--quality 92] [--grain 0.12]
-                                               [--cpu 0]
+                                               [--cpu 0] [--video [--seconds 30]]
 
 Prints the picture, process()'s p50 / p99 and images per second, then the same work
 step by step, timed per stage (median over the runs): hashing, sniffing, the container
 walk and write of the sanitized copy, the decode at draft scale, each resize, turn and
-WebP encode, the blurhash, the thumbnails' writes. The stages run the module's own
+WebP encode, the blurhash, the thumbnails' writes. The stages run the modules' own
 functions in process()'s order, so their sum should be close to process()'s p50.
+
+--video makes an MP4 like a phone's (1280 x 720 H.264 at 30 fps and
+8 Mbit/s, AAC stereo, a location tag, the index last) and prints process()'s p50, then
+the median of the stream-copy remux alone (the sanitized copy, faststart) and of the
+in-place fallback's plan and write.
 A benchmark, not a test: it asserts nothing.
 """
 
@@ -30,16 +36,20 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import av
+from av.audio.stream import AudioStream
+from av.video.stream import VideoStream
 from PIL import Image, ImageDraw, ImageFilter
 
 from bench.servers import machine_pace
-from services.media import processing
+from services.media import pictures, processing, remux, sanitize
 from services.media.sniff import sniff
 from tests.media import samples
 
@@ -89,19 +99,20 @@ class Stages:
 
 
 def by_stage(source: Path, workdir: Path, stages: Stages) -> None:
-    """process()'s work on a JPEG, stage by stage: processing.py's own (private)
-    functions, in its order."""
+    """process()'s work on a JPEG, stage by stage: the (partly private) functions of
+    processing.py, sanitize.py and pictures.py, in process()'s order."""
     stages.time("sha256", lambda: processing._sha256(source))
     sniffed = stages.time("sniff", lambda: sniff(source))
     with source.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        plan = stages.time("sanitize: walk JPEG markers", lambda: processing._plan_jpeg(data))
-        stages.time("sanitize: write copy", lambda: processing._write_plan(
+        plan = stages.time("sanitize: walk JPEG markers",
+                           lambda: sanitize.plan_picture("JPEG", data))
+        stages.time("sanitize: write copy", lambda: sanitize.write_plan(
             plan, data, workdir / processing.SANITIZED))
     with Image.open(source, formats=[sniffed.picture]) as im:
-        sizes = processing._thumbnail_sizes(*im.size)
+        sizes = pictures.thumbnail_sizes(*im.size)
         im.draft("RGB", sizes[-1][1])
         stages.time(f"decode at draft scale ({im.size[0]}x{im.size[1]})", im.load)
-        current = stages.time("convert for resizing", lambda: processing._displayable(im))
+        current = stages.time("convert for resizing", lambda: pictures._displayable(im))
         icc = im.info.get("icc_profile")
         made = []
         for name, size, method in reversed(sizes):
@@ -109,11 +120,11 @@ def by_stage(source: Path, workdir: Path, stages: Stages) -> None:
             current = stages.time(f"resize {name} ({was[0]}x{was[1]} -> {size[0]}x{size[1]})",
                                   partial(current.resize, size, Image.Resampling.LANCZOS))
             shown = stages.time(f"turn {name}",
-                                partial(processing._orient, current, plan.orientation))
+                                partial(pictures._orient, current, plan.orientation))
             encoded = stages.time(f"encode {name} (WebP method {method})",
-                                  partial(processing._encode_webp, shown, method, icc))
+                                  partial(pictures._encode_webp, shown, method, icc))
             made.append((name, shown, encoded))
-        stages.time("blurhash (from small, 32 px)", partial(processing._blurhash_of, made[-1][1]))
+        stages.time("blurhash (from small, 32 px)", partial(pictures._blurhash_of, made[-1][1]))
         for name, _, encoded in made:
             stages.time("write thumbnails", partial((workdir / f"{name}.webp").write_bytes,
                                                     encoded))
@@ -127,9 +138,14 @@ def main() -> None:
     parser.add_argument("--grain", type=float, default=0.12,
                         help="how much noise: more makes a larger file, slower to decode")
     parser.add_argument("--cpu", type=int, default=0, help="the core to pin to")
+    parser.add_argument("--video", action="store_true", help="a phone video instead")
+    parser.add_argument("--seconds", type=float, default=30.0, help="of the video")
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.cpu})
     print(machine_pace(), flush=True)
+    if args.video:
+        video_main(args.runs, args.seconds)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         source = make_jpeg(root / "photo.jpg", args.quality, args.grain)
@@ -184,10 +200,78 @@ def main() -> None:
             print(f"  {name:<44} {statistics.median(times) * 1000:7.2f} ms")
 
 
+def make_clip(path: Path, seconds: float, bit_rate: int = 8_000_000) -> Path:
+    """An MP4 like a phone's: 1280 x 720 H.264 at 30 fps and `bit_rate`
+    (a photo panning, with grain), AAC stereo, a location, the index (moov) last."""
+    fps, size = 30, (1280, 720)
+    scene = photo(1600, 900)
+    grain = [Image.effect_noise(size, 30).convert("RGB") for _ in range(4)]
+    with av.open(str(path), "w", format="mp4",
+                 options={"movflags": "use_metadata_tags"}) as output:
+        output.metadata.update(location="+52.3667+004.9000/", make="PhoneMaker")
+        video = output.add_stream(samples.video_codec(), rate=fps, options={"preset": "veryfast"})
+        assert isinstance(video, VideoStream)
+        video.width, video.height = size
+        video.pix_fmt, video.bit_rate = "yuv420p", bit_rate
+        audio = output.add_stream("aac", rate=48000)
+        assert isinstance(audio, AudioStream)
+        audio.layout = "stereo"
+        for index in range(round(seconds * fps)):
+            x, y = index % 320, (index // 2) % 180
+            picture = Image.blend(scene.crop((x, y, x + size[0], y + size[1])),
+                                  grain[index % len(grain)], 0.08)
+            output.mux(video.encode(av.VideoFrame.from_image(picture)))  # type: ignore[no-untyped-call]
+        output.mux(video.encode(None))
+        silence = av.AudioFrame(format="fltp", layout="stereo", samples=1024)
+        for plane in silence.planes:
+            plane.update(bytes(plane.buffer_size))
+        silence.sample_rate, silence.time_base = 48000, Fraction(1, 48000)
+        for at in range(0, round(seconds * 48000), 1024):
+            silence.pts = at
+            output.mux(audio.encode(silence))
+        output.mux(audio.encode(None))
+    return path
+
+
+def video_main(runs: int, seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        started = time.perf_counter()
+        source = make_clip(root / "clip.mp4", seconds)
+        with av.open(str(source)) as clip:
+            packets = sum(1 for p in clip.demux() if p.size)
+        print(f"video: {seconds:.0f} s 1280x720 H.264 30 fps + AAC, "
+              f"{source.stat().st_size / 1e6:.1f} MB, {packets} packets, location tag "
+              f"(made in {time.perf_counter() - started:.1f} s)")
+        processing.process(source, root)  # warm up
+        totals, copies, fallbacks = [], [], []
+        for run in range(runs):
+            workdir = root / f"run{run}"
+            workdir.mkdir()
+            started = time.perf_counter()
+            processing.process(source, workdir)
+            totals.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            remux.remux(source, "mov", "mp4", workdir / "copy")
+            copies.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            with source.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                sanitize.write_plan(remux.IN_PLACE["mov"](data), data, workdir / "in-place")
+            fallbacks.append(time.perf_counter() - started)
+            shutil.rmtree(workdir)
+        q = statistics.quantiles(totals, n=100, method="inclusive")
+        print(f"process(): runs={runs} p50={q[49] * 1000:.1f}ms p99={q[98] * 1000:.1f}ms "
+              f"on one core")
+        copy = statistics.median(copies)
+        print(f"  remux (stream copy, faststart)    {copy * 1000:7.1f} ms  "
+              f"{source.stat().st_size / 1e6 / copy:.0f} MB/s")
+        print(f"  in-place fallback (plan, write)   {statistics.median(fallbacks) * 1000:7.1f} ms")
+
+
 def thumbnail(source: Path) -> None:
     with Image.open(source) as im:
         im.thumbnail((1280, 1280), Image.Resampling.LANCZOS)
-        im.save(io.BytesIO(), "WEBP", quality=processing.WEBP_QUALITY, method=4)
+        im.save(io.BytesIO(), "WEBP", quality=pictures.WEBP_QUALITY, method=4)
 
 
 if __name__ == "__main__":

@@ -138,10 +138,11 @@ class MediaActions:
         now = self._clock.now()
         media_id = new_id()
         key = f"{app_id}/{media_id}/upload"
-        upload_id = await self._blobs.create_upload(key, spec.declared_content_type)
+        part_size = self._part_size(spec.size_bytes)
+        upload_id = await self._blobs.create_upload(key, spec.declared_content_type, part_size)
         media = Media(app_id, media_id, spec.conversation_id, _uploader(principal), request_id,
                       spec.file_name, spec.size_bytes, spec.declared_content_type,
-                      models.UPLOADING, upload_id, self._part_size(spec.size_bytes),
+                      models.UPLOADING, upload_id, part_size,
                       now + self._settings.media_upload_ttl, now, now)
         stored = await self._store.create(media, limits.quota_bytes)
         if stored is None or stored.media_id != media_id:

@@ -60,8 +60,10 @@ class BlobStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def create_upload(self, key: str, content_type: str) -> str:
-        """Start a multipart upload to `key`; its upload id."""
+    async def create_upload(self, key: str, content_type: str, part_size: int) -> str:
+        """Start a multipart upload to `key`; its upload id. `part_size`: the size of
+        every part but the last (which may be smaller); the local engine lays the parts
+        out by it, S3 ignores it."""
 
     def part_url(self, key: str, upload_id: str, number: int, size: int,
                  expires: datetime) -> str:
@@ -83,7 +85,8 @@ class BlobStore(Protocol):
         """Store the file at `path` as `key` (replacing it), streamed."""
 
     async def get_file(self, key: str, path: Path) -> None:
-        """Write the object at `key` to `path`, streamed; BlobNotFound if none."""
+        """Write the object at `key` to `path`, streamed; BlobNotFound if none. Read
+        `path`, never write into it: it may be a hard link to the object (local)."""
 
     async def open(self, key: str, start: int = 0, end: int | None = None) -> Blob:
         """Read bytes `start` to `end` inclusive (None: to the last) of the object at

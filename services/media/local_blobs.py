@@ -4,38 +4,52 @@ Layout under `root` (data_dir/media):
 
     objects/<key>                                   the objects
     uploads/<key>/@<upload_id>/upload.json          a multipart upload in progress
-    uploads/<key>/@<upload_id>/part-000001.<md5>    its parts (the name carries the ETag)
+    uploads/<key>/@<upload_id>/data                 its bytes: part n at (n - 1) * part size
+    uploads/<key>/@<upload_id>/part-000001.<size>.<etag>
+                                                    a part held: an empty marker
+    uploads/<key>/@<upload_id>/lock-000001          held by the PUT writing part 1
     tmp/                                            files being written
 
-Every file is written in tmp/ (same filesystem), fsynced, then renamed into place
-(`os.replace`): no reader ever sees half an object or half a part. File IO runs in
-threads, in chunks, so an object is never held whole in memory. Uploads sit under their
-key (`@` is no key character, so an upload directory never collides with a key), so
-`delete_prefix` reaches them without scanning every upload, and `holdings` finds a
-media's uploads beside its objects, under `uploads/<app>/<media>/`.
+Objects and upload.json are written in tmp/ (same filesystem), fsynced, then renamed
+into place (`os.replace`): no reader ever sees half an object. A part is written in
+place into the upload's `data` file (`pwrite` at its offset), so that completing an
+upload only truncates `data` to its size and renames it to the object: O(1), whatever
+the size. A part's marker is made only once its bytes are fsynced, and is dropped (the
+drop fsynced) before a part sent again is overwritten: a crash never leaves a marker
+for bytes that are not on disk. Parts of one upload may be written at once (distinct
+offsets); two PUTs of one part take turns (`lock-…`, the last one wins). Part writers
+hold a shared `flock` on `data` while they touch it, and completion an exclusive one:
+`data` is never written once it is an object. File IO runs in threads, in chunks, so an
+object is never held whole in memory. Uploads sit under their key (`@` is no key
+character, so an upload directory never collides with a key), so `delete_prefix`
+reaches them without scanning every upload, and `holdings` finds a media's uploads
+beside its objects, under `uploads/<app>/<media>/`.
 
 Clients PUT parts to the signed URLs of `part_url`; the HTTP handler that serves them
 checks the signature (`UrlSigner.verify`), finds the part with `parse_part_path`, and
 streams the body to `write_part`, which enforces the signed size (`z`).
 
 Several processes may share `root` (`caas serve --workers`): nothing here relies on
-in-process locks. A key that is a whole path segment prefix of another key (`a/b` and
-`a/b/c`) cannot be held by this engine (one would be a file, the other a directory);
-the media keys `{app}/{media}/{name}` never are.
+in-process locks (file locks only). A key that is a whole path segment prefix of
+another key (`a/b` and `a/b/c`) cannot be held by this engine (one would be a file, the
+other a directory); the media keys `{app}/{media}/{name}` never are.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
+import errno
+import fcntl
 import itertools
 import json
 import os
 import re
+import secrets
 import shutil
 import stat
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -49,12 +63,14 @@ MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * MIB  # as S3, so that both engines take the same uploads
 MAX_PART_SIZE = 5 * 1024 * MIB
 MAX_PARTS = 10_000
-WRITE_CHUNK = MIB
+WRITE_CHUNK = MIB  # a part is written by batches of this much, one in flight at most
 READ_CHUNK = 256 * 1024
+LOCK_POLL_SECONDS = 0.05  # how often a PUT of a part that is being written checks again
 
 PARTS_PATH = "/media/v1/parts/"
 SIZE_PARAM = "z"  # the signed size of a part URL, in bytes
 UPLOAD_FILE = "upload.json"
+DATA_FILE = "data"
 UPLOAD_MARK = "@"
 STALE_TEMP_SECONDS = 24 * 3600  # temp files this old at start are a crash's leftovers
 
@@ -62,12 +78,14 @@ _SEGMENT = r"[a-z0-9._-]+"
 _KEY = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
 _PREFIX = re.compile(rf"(?:{_SEGMENT}/)*[a-z0-9._-]*")
 _UPLOAD_ID = re.compile(r"[a-z2-7]{16}")  # services.core.ids.new_id
-_PART_FILE = re.compile(r"part-(\d{6})\.([0-9a-f]{32})")
+_PART_FILE = re.compile(r"part-(\d{6})\.(\d+)\.([0-9a-f]{32})")  # a part's marker
 _ETAG = re.compile(r"[0-9a-f]{32}")
 _PART_PATH = re.compile(rf"{re.escape(PARTS_PATH)}([a-z2-7]{{16}})/([1-9][0-9]{{0,4}})/(.+)")
 _MEDIA_PREFIX = re.compile(rf"({APP_ID})/({SERVER_ID})/")
 MAX_KEY_LENGTH = 1024  # S3's limit
 MAX_SEGMENT_LENGTH = 255  # a file name
+# os.link failures that copying works around (another filesystem, no hard links there).
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP})
 
 
 class PartSizeMismatch(Exception):
@@ -158,10 +176,16 @@ class LocalBlobStore:
     async def close(self) -> None:
         return None
 
-    async def create_upload(self, key: str, content_type: str) -> str:
+    async def create_upload(self, key: str, content_type: str, part_size: int) -> str:
+        """Parts are laid out by `part_size` (see `complete_upload`); ValueError unless
+        it is within MIN_PART_SIZE..MAX_PART_SIZE."""
         check_key(key)
+        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+            raise ValueError(f"part size {part_size} is not within "
+                             f"{MIN_PART_SIZE}..{MAX_PART_SIZE}")
         upload_id = new_id()
-        meta = json.dumps({"key": key, "content_type": content_type}).encode()
+        meta = json.dumps({"key": key, "content_type": content_type,
+                           "part_size": part_size}).encode()
         await asyncio.to_thread(self._create_upload, self._upload_dir(key, upload_id), meta)
         return upload_id
 
@@ -183,23 +207,34 @@ class LocalBlobStore:
         """Store part `number` of the upload, replacing any earlier one (a resumed
         upload), from `chunks` (the body of a PUT to its URL), which must be exactly
         `size` bytes: PartSizeMismatch as soon as more arrive, or at the end if fewer
-        did (nothing is stored then). BlobNotFound if the upload is gone (completed or
-        aborted); ValueError for a bad key, number or size. The chunks are written as
-        they come (1 MiB at a time), never gathered whole."""
+        did. Once the first byte is written, the part is not held (an earlier one
+        included: it is overwritten in place) until this write ends well. BlobNotFound
+        if the upload is gone (completed or aborted), before or while writing;
+        ValueError for a bad key or number, or a size past the upload's part size. The
+        chunks are written in batches of WRITE_CHUNK while the next batch is received
+        (one batch in flight at most), never gathered whole. A PUT of a part that is
+        being written waits until that one ends."""
         check_key(key)
         check_part_number(number)
         if not 0 <= size <= MAX_PART_SIZE:
             raise ValueError(f"part size {size} is not within 0..{MAX_PART_SIZE}")
-        directory = self._upload_dir(key, upload_id)
-        if not await asyncio.to_thread(_upload_exists, directory):
-            raise BlobNotFound(f"no upload {upload_id} of {key}")
-        temp = self._temp_path()
-        file = await asyncio.to_thread(open, temp, "xb")
-        digest = hashlib.md5(usedforsecurity=False)
-        placed = False
-        received = pending_size = 0
-        pending: list[bytes] = []
+        part = await _open_part(self._upload_dir(key, upload_id), number, size)
+        # The last thread job on the part's files: one at a time, shielded from
+        # cancellation (which cannot stop a thread), over before the files close.
+        job: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        job.set_result(None)
+
+        def start(work: Callable[..., object], *args: object) -> asyncio.Future[object]:
+            nonlocal job
+            job = asyncio.ensure_future(asyncio.to_thread(work, *args))
+            return job
+
         try:
+            while not part.try_lock():  # noqa: ASYNC110 - a file lock (maybe another process's)
+                await asyncio.sleep(LOCK_POLL_SECONDS)
+            await asyncio.shield(start(part.begin))
+            received = offset = pending_size = 0
+            pending: list[bytes] = []
             async for chunk in chunks:
                 received += len(chunk)
                 if received > size:
@@ -207,19 +242,17 @@ class LocalBlobStore:
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= WRITE_CHUNK:
-                    await asyncio.to_thread(_write, file, digest, pending)
+                    await asyncio.shield(job)
+                    start(part.write, offset, pending)
+                    offset += pending_size
                     pending, pending_size = [], 0
             if received < size:
                 raise PartSizeMismatch(f"part {number}: {received} bytes, not {size}")
-            await asyncio.to_thread(_write, file, digest, pending, True)
-            etag = digest.hexdigest()
-            await asyncio.to_thread(_place_part, temp, directory, number, etag)
-            placed = True
-            return Part(number, size, etag)
+            await asyncio.shield(job)
+            etag = await asyncio.shield(start(part.finish, offset, pending))
+            return Part(number, size, str(etag))
         finally:
-            if not placed:  # synchronous: it must run even when the task is cancelled
-                file.close()
-                temp.unlink(missing_ok=True)
+            await _close_after(job, part.close)
 
     async def list_parts(self, key: str, upload_id: str) -> list[Part]:
         check_key(key)
@@ -227,7 +260,9 @@ class LocalBlobStore:
 
     async def complete_upload(self, key: str, upload_id: str, parts: Sequence[Part]) -> None:
         """Also ValueError when `parts` is empty, out of order, names a part not held
-        with that ETag, or a part but the last is below `min_part_size` (as S3)."""
+        with that ETag, or a part but the last is below `min_part_size` (as S3); and,
+        unlike S3, unless `parts` are 1..n, each of the upload's part size but the last
+        (the only uploads CAAS makes). O(1): the upload's bytes become the object."""
         check_key(key)
         check_parts(parts)
         await asyncio.to_thread(self._complete, key, self._upload_dir(key, upload_id),
@@ -247,7 +282,9 @@ class LocalBlobStore:
         await asyncio.to_thread(self._put_file, key, path)
 
     async def get_file(self, key: str, path: Path) -> None:
-        """`path` appears whole (written beside it, then renamed)."""
+        """`path` appears whole (linked or written beside it, then renamed). It is a
+        hard link to the object when it can be (same filesystem): read it, never write
+        into it (objects are only replaced by rename, so it keeps its bytes)."""
         check_key(key)
         await asyncio.to_thread(self._get_file, key, path)
 
@@ -308,6 +345,9 @@ class LocalBlobStore:
         return self._uploads / key / f"{UPLOAD_MARK}{upload_id}"
 
     def _create_upload(self, directory: Path, meta: bytes) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        # `data` first: once upload.json is there, the upload is, and writers need it.
+        (directory / DATA_FILE).touch(exist_ok=False)
         temp = self._temp_path()
         try:
             with open(temp, "xb") as file:
@@ -319,35 +359,41 @@ class LocalBlobStore:
 
     def _complete(self, key: str, directory: Path, parts: list[Part]) -> None:
         target = self._objects / key
-        if not _upload_exists(directory):
-            if _file_size(target) is not None:
-                return  # completed before
-            raise BlobNotFound(f"no upload {directory.name[1:]} of {key}")
-        files = [directory / f"part-{p.number:06d}.{_etag(p.etag)}" for p in parts]
-        temp = self._temp_path()
         try:
-            sizes = [path.stat().st_size for path in files]
+            part_size = _part_size(directory)
+            data = os.open(directory / DATA_FILE, os.O_RDWR)
+        except (BlobNotFound, FileNotFoundError) as error:
+            if _file_size(target) is None:
+                raise BlobNotFound(f"no upload {directory.name[1:]} of {key}") from error
+            self._remove_upload(directory)  # completed before (maybe cut short after)
+            return
+        try:
+            fcntl.flock(data, fcntl.LOCK_EX)  # no part is being written now
+            if not _is_file_at(data, directory / DATA_FILE):  # completed meanwhile
+                if _file_size(target) is None:
+                    raise BlobNotFound(f"no upload {directory.name[1:]} of {key}")
+                return
+            held = {(p.number, p.etag): p.size for p in _list_parts(directory)}
+            sizes = []
+            for part in parts:
+                size = held.get((part.number, _etag(part.etag)))
+                if size is None:
+                    raise ValueError(f"part {part.number} is not held with the ETag "
+                                     f"{part.etag!r}")
+                sizes.append(size)
             small = [p.number for p, size in zip(parts[:-1], sizes, strict=False)
                      if size < MIN_PART_SIZE]
             if small:
                 raise ValueError(f"parts {small} are below {MIN_PART_SIZE} bytes")
-            with open(temp, "xb") as out:
-                for path in files:
-                    with open(path, "rb") as source:
-                        shutil.copyfileobj(source, out, WRITE_CHUNK)
-                _sync(out)
-        except FileNotFoundError as error:
-            temp.unlink(missing_ok=True)
-            if not _upload_exists(directory):  # completed or aborted meanwhile
-                if _file_size(target) is not None:
-                    return
-                raise BlobNotFound(f"no upload {directory.name[1:]} of {key}") from error
-            raise ValueError(f"a part is not held with the ETag given: {error.filename}"
-                             ) from error
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        _place(temp, target)
+            if ([p.number for p in parts] != list(range(1, len(parts) + 1))
+                    or any(size != part_size for size in sizes[:-1])):
+                raise ValueError(f"this engine joins parts 1..n of {part_size} bytes each "
+                                 "but the last")
+            os.ftruncate(data, part_size * (len(parts) - 1) + sizes[-1])
+            os.fsync(data)
+            _place(directory / DATA_FILE, target)
+        finally:
+            os.close(data)
         self._remove_upload(directory)
 
     def _remove_upload(self, directory: Path) -> None:
@@ -368,11 +414,18 @@ class LocalBlobStore:
             temp.unlink(missing_ok=True)
 
     def _get_file(self, key: str, path: Path) -> None:
-        source = self._open_object(key)[0]
         temp = path.with_name(f".{path.name}.{new_id()}.tmp")
         try:
-            with source, open(temp, "xb") as out:
-                shutil.copyfileobj(source, out, WRITE_CHUNK)
+            try:
+                os.link(self._objects / key, temp)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
+                raise BlobNotFound(key) from error
+            except OSError as error:
+                if error.errno not in _NO_LINK:
+                    raise
+                source = self._open_object(key)[0]
+                with source, open(temp, "xb") as out:
+                    shutil.copyfileobj(source, out, WRITE_CHUNK)
             os.replace(temp, path)
         finally:
             temp.unlink(missing_ok=True)
@@ -461,16 +514,6 @@ class _FileChunks:
         self._file.close()
 
 
-def _write(file: BinaryIO, digest: hashlib._Hash, chunks: list[bytes],
-           last: bool = False) -> None:
-    for chunk in chunks:
-        digest.update(chunk)
-        file.write(chunk)
-    if last:
-        _sync(file)
-        file.close()
-
-
 def _sync(file: BinaryIO) -> None:
     file.flush()
     os.fsync(file.fileno())
@@ -489,17 +532,168 @@ def _place(temp: Path, target: Path) -> None:
                 raise
 
 
-def _place_part(temp: Path, directory: Path, number: int, etag: str) -> None:
-    name = f"part-{number:06d}.{etag}"
-    if not _upload_exists(directory):
-        raise BlobNotFound(f"no upload {directory.name[1:]}")
+class _PartFile:
+    """The files a PUT of a part works on: the upload's `data` (written at the part's
+    offset) and the part's lock. Its methods but `try_lock` and `close` run in threads,
+    one at a time."""
+
+    def __init__(self, directory: Path, number: int, size: int, offset: int, data: int,
+                 lock: int) -> None:
+        self._directory = directory
+        self._number = number
+        self._size = size
+        self._offset = offset
+        self._data = data
+        self._lock = lock
+
+    @classmethod
+    def open(cls, directory: Path, number: int, size: int) -> _PartFile:
+        """BlobNotFound if the upload is not there; ValueError if `size` is past its
+        part size."""
+        part_size = _part_size(directory)
+        if size > part_size:
+            raise ValueError(f"part size {size} is past the upload's {part_size}")
+        try:
+            data = os.open(directory / DATA_FILE, os.O_WRONLY)
+        except FileNotFoundError as error:
+            raise BlobNotFound(f"no upload {directory.name[1:]}") from error
+        try:
+            lock = os.open(directory / f"lock-{number:06d}", os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError as error:
+            os.close(data)
+            raise BlobNotFound(f"no upload {directory.name[1:]}") from error
+        except BaseException:
+            os.close(data)
+            raise
+        return cls(directory, number, size, (number - 1) * part_size, data, lock)
+
+    def try_lock(self) -> bool:
+        """Take the part's lock if no other PUT of it holds it (does not block)."""
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def begin(self) -> None:
+        """Drop the part's marker, for good (the directory is fsynced), before its
+        bytes are overwritten."""
+        with self._using_data():
+            if _drop_markers(self._directory, self._number):
+                _sync_directory(self._directory)
+
+    def write(self, offset: int, chunks: list[bytes]) -> None:
+        """Write `chunks` at `offset` in the part."""
+        with self._using_data():
+            _pwrite(self._data, chunks, self._offset + offset)
+
+    def finish(self, offset: int, chunks: list[bytes]) -> str:
+        """Write the last `chunks`, fsync, then mark the part held; its ETag."""
+        etag = secrets.token_hex(16)  # any 32 hex digits: this engine's ETags are no MD5
+        with self._using_data():
+            _pwrite(self._data, chunks, self._offset + offset)
+            _datasync(self._data)
+            name = f"part-{self._number:06d}.{self._size}.{etag}"
+            os.close(os.open(self._directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                             0o644))  # the only one: begin() dropped the others, under lock
+        return etag
+
+    def close(self) -> None:
+        os.close(self._data)
+        os.close(self._lock)  # and its flock
+
+    @contextlib.contextmanager
+    def _using_data(self) -> Iterator[None]:
+        """Hold a shared lock on `data` (completion takes it exclusively) while it is
+        still the upload's: BlobNotFound once it is an object, or deleted."""
+        fcntl.flock(self._data, fcntl.LOCK_SH)
+        try:
+            if not _is_file_at(self._data, self._directory / DATA_FILE):
+                raise BlobNotFound(f"no upload {self._directory.name[1:]}")
+            yield
+        finally:
+            fcntl.flock(self._data, fcntl.LOCK_UN)
+
+
+async def _open_part(directory: Path, number: int, size: int) -> _PartFile:
+    """`_PartFile.open` in a thread; closed when it opens if cancelled meanwhile."""
+    opening = asyncio.ensure_future(asyncio.to_thread(_PartFile.open, directory, number, size))
     try:
-        os.replace(temp, directory / name)
-    except FileNotFoundError as error:  # removed meanwhile
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future[_PartFile]) -> None:
+    if opening.exception() is None:
+        opening.result().close()
+
+
+async def _close_after(job: asyncio.Future[object], close: Callable[[], None]) -> None:
+    """Call `close` once `job` (a thread using the files it closes) is over: now if it
+    is, else when it ends, waiting for it unless cancelled meanwhile. The job's error,
+    if any, is not raised: it was, or another error is on its way."""
+    if job.done():
+        if not job.cancelled():
+            job.exception()  # retrieved: no "never retrieved" warning
+        close()
+        return
+    job.add_done_callback(lambda _: close())
+    with contextlib.suppress(Exception):
+        await asyncio.shield(job)
+
+
+def _pwrite(fd: int, chunks: list[bytes], offset: int) -> None:
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
+
+
+def _datasync(fd: int) -> None:
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)  # (macOS has no fdatasync)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _drop_markers(directory: Path, number: int) -> bool:
+    """Remove the markers of part `number`; whether there were any."""
+    dropped = False
+    for marker in directory.glob(f"part-{number:06d}.*"):
+        if _PART_FILE.fullmatch(marker.name):
+            marker.unlink(missing_ok=True)
+            dropped = True
+    return dropped
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    """Whether `path` is the file open as `fd`."""
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino)
+
+
+def _part_size(directory: Path) -> int:
+    """The upload's part size; BlobNotFound if it is not there (or was begun by an
+    earlier version of this engine, which laid parts out otherwise)."""
+    try:
+        meta = json.loads((directory / UPLOAD_FILE).read_bytes())
+    except (FileNotFoundError, NotADirectoryError) as error:
         raise BlobNotFound(f"no upload {directory.name[1:]}") from error
-    for other in directory.glob(f"part-{number:06d}.*"):
-        if other.name != name:
-            other.unlink(missing_ok=True)
+    if not isinstance(meta.get("part_size"), int):
+        raise BlobNotFound(f"upload {directory.name[1:]} is of an earlier layout")
+    return int(meta["part_size"])
 
 
 def _list_parts(directory: Path) -> list[Part]:
@@ -520,9 +714,10 @@ def _list_parts(directory: Path) -> list[Part]:
         except FileNotFoundError:
             continue
         number = int(match.group(1))
-        # Two files for a part only after a crash or two PUTs of it at once: the last wins.
+        # One marker a part (made and dropped under its lock); the newest if more.
         if number not in newest or info.st_mtime_ns > newest[number][0]:
-            newest[number] = (info.st_mtime_ns, Part(number, info.st_size, match.group(2)))
+            newest[number] = (info.st_mtime_ns,
+                              Part(number, int(match.group(2)), match.group(3)))
     return [newest[n][1] for n in sorted(newest)]
 
 

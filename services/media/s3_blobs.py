@@ -97,8 +97,9 @@ class S3BlobStore:
     async def close(self) -> None:
         self._http.clear()
 
-    async def create_upload(self, key: str, content_type: str) -> str:
-        """The object gets `content_type` when the upload completes."""
+    async def create_upload(self, key: str, content_type: str, part_size: int) -> str:
+        """The object gets `content_type` when the upload completes. `part_size` is
+        not needed here."""
         check_key(key)
         return await asyncio.to_thread(_mp_create, self._client, self._bucket, key,
                                        content_type)

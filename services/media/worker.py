@@ -129,10 +129,15 @@ class MediaProcessor:
             source = workdir / "source"
             try:
                 await self._blobs.get_file(media.upload_key, source)
+                if source.stat().st_size != media.size_bytes:
+                    return Outcome(models.FAILED, failure_reason="SIZE_MISMATCH")
             except BlobNotFound:
-                return Outcome(models.FAILED, failure_reason="PROCESSING_FAILED")
-            if source.stat().st_size != media.size_bytes:
-                return Outcome(models.FAILED, failure_reason="SIZE_MISMATCH")
+                # An earlier attempt replaced the upload by its sanitized copy, then
+                # stopped short of finishing: process that copy.
+                try:
+                    await self._blobs.get_file(self._sanitized_key(media), source)
+                except BlobNotFound:
+                    return Outcome(models.FAILED, failure_reason="PROCESSING_FAILED")
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(self._pool, self._process, source, workdir)
             limits = (await self._plans.plan_of(media.app_id)).media
@@ -156,11 +161,18 @@ class MediaProcessor:
             renditions.append(Rendition(r.size, r.width, r.height, r.content_type, key))
         original = media.upload_key
         if result.sanitized is not None:
-            original = f"{media.key_prefix}original"
+            original = self._sanitized_key(media)
             await self._blobs.put_file(original, result.sanitized, result.content_type)
+            # The upload as it came (EXIF, GPS, a recording's location) is never served,
+            # nor kept: the sanitized copy stands for it from now on.
+            await self._blobs.delete_prefix(media.upload_key)
         return Processed(result.content_type, result.kind, result.width, result.height,
                          result.duration_ms, result.blurhash, result.sha256,
                          tuple(renditions), original)
+
+    @staticmethod
+    def _sanitized_key(media: Media) -> str:
+        return f"{media.key_prefix}original"
 
     def _clear_leftovers(self) -> None:
         """Remove work directories a crashed process left (a day old: other processes

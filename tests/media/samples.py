@@ -173,16 +173,26 @@ def video_codec() -> str:
 
 def video(path: Path, *, container: str = "mp4", codec: str = "", seconds: float = 2.5,
           size: tuple[int, int] = (640, 360), rotation: int | None = None,
-          fps: int = 25, picture: Image.Image | None = None) -> Path:
+          fps: int = 25, picture: Image.Image | None = None, audio: str = "",
+          tags: dict[str, str] | None = None, options: dict[str, str] | None = None,
+          codec_tag: str = "") -> Path:
     """A video whose frames are RED for the first second and BLUE after it, or all
-    `picture`. `rotation`: counterclockwise degrees to turn it by for display."""
-    with av.open(str(path), "w", format=container) as output:
-        stream = output.add_stream(codec or video_codec(), rate=fps)
+    `picture`. `rotation`: counterclockwise degrees to turn it by for display; `audio`:
+    a codec for a sound track of silence; `tags`: container metadata (a phone's
+    location); `options`: the muxer's; `codec_tag`: the picture track's sample entry."""
+    with av.open(str(path), "w", format=container, options=options or {}) as output:
+        output.metadata.update(tags or {})
+        codec = codec or video_codec()
+        quiet = {"x265-params": "log-level=none"} if codec == "libx265" else None
+        stream = output.add_stream(codec, rate=fps, options=quiet)
         assert isinstance(stream, VideoStream)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
+        if codec_tag:
+            stream.codec_context.codec_tag = codec_tag
         if rotation is not None:
             stream.set_display_rotation(rotation)
+        sound = _silence(output, audio, seconds) if audio else []
         red = picture or Image.new("RGB", size, RED)
         blue = picture or Image.new("RGB", size, BLUE)
         for index in range(round(seconds * fps)):
@@ -190,29 +200,57 @@ def video(path: Path, *, container: str = "mp4", codec: str = "", seconds: float
                 red if index < fps else blue)
             output.mux(stream.encode(frame))
         output.mux(stream.encode(None))
+        output.mux(sound)
     return path
 
 
+def _silence(output: av.container.OutputContainer, codec: str, seconds: float,
+             rate: int = 48000) -> list[av.Packet[AudioStream]]:
+    """`seconds` of silence encoded with `codec` in a new mono track of `output`."""
+    stream = output.add_stream(codec, rate=rate)
+    assert isinstance(stream, AudioStream) and stream.codec_context.codec.audio_formats
+    stream.layout = "mono"
+    sample_format = stream.codec_context.codec.audio_formats[0].name
+    packets, total, at = [], round(seconds * rate), 0
+    while at < total:
+        samples = min(960, total - at)
+        frame = av.AudioFrame(format=sample_format, layout="mono", samples=samples)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate, frame.pts, frame.time_base = rate, at, Fraction(1, rate)
+        packets += stream.encode(frame)
+        at += samples
+    return packets + stream.encode(None)
+
+
+def unknown_sizes(webm: bytes) -> bytes:
+    """`webm` with its Segment's and Clusters' sizes unknown, as a browser's
+    MediaRecorder writes them (each size field keeps its length)."""
+    data = bytearray(webm)
+    pos, end = 0, len(data)
+    while pos < end:
+        ident_length = 9 - data[pos].bit_length()
+        ident = int.from_bytes(data[pos:pos + ident_length], "big")
+        at = pos + ident_length
+        length = 9 - data[at].bit_length()
+        size = int.from_bytes(data[at:at + length], "big") & ((1 << (7 * length)) - 1)
+        pos = at + length
+        if ident in (0x18538067, 0x1F43B675):  # the Segment, a Cluster
+            data[at:at + length] = ((1 << (7 * length + 1)) - 1).to_bytes(length, "big")
+        if ident != 0x18538067:  # the Segment's children follow its header
+            pos += size
+    return bytes(data)
+
+
 def sound(target: Path | io.RawIOBase, container: str, codec: str, seconds: float = 1.5,
-          rate: int = 48000) -> None:
+          rate: int = 48000, tags: dict[str, str] | None = None) -> None:
     """`seconds` of silence encoded with `codec` in `container`, at `target` (a path, or
-    a stream: one that cannot seek makes files without a duration in their header)."""
+    a stream: one that cannot seek makes files without a duration in their header),
+    with `tags` as the container's metadata."""
     with av.open(target if isinstance(target, io.RawIOBase) else str(target), "w",
                  format=container) as output:
-        stream = output.add_stream(codec, rate=rate)
-        assert isinstance(stream, AudioStream) and stream.codec_context.codec.audio_formats
-        stream.layout = "mono"
-        sample_format = stream.codec_context.codec.audio_formats[0].name
-        total, at = round(seconds * rate), 0
-        while at < total:
-            samples = min(960, total - at)
-            frame = av.AudioFrame(format=sample_format, layout="mono", samples=samples)
-            for plane in frame.planes:
-                plane.update(bytes(plane.buffer_size))
-            frame.sample_rate, frame.pts, frame.time_base = rate, at, Fraction(1, rate)
-            output.mux(stream.encode(frame))
-            at += samples
-        output.mux(stream.encode(None))
+        output.metadata.update(tags or {})
+        output.mux(_silence(output, codec, seconds, rate))
 
 
 def wav(path: Path, seconds: float = 1.5, rate: int = 16000) -> Path:

@@ -3,9 +3,13 @@ resumes, completion, aborts, range reads, files, prefix deletion, streaming, hol
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
 import hashlib
 import os
 import random
+import re
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -34,6 +38,13 @@ def generated(size: int, seed: int) -> bytes:
 
 def md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def sizes(parts: list[Part]) -> list[tuple[int, int]]:
+    """(number, size) of each part; and every ETag is one. ETags are opaque: S3's are
+    MD5s, the local engine's are not."""
+    assert all(p.etag and p.etag.strip('"') for p in parts), parts
+    return [(p.number, p.size) for p in parts]
 
 
 def sha256(data: bytes) -> str:
@@ -75,7 +86,8 @@ async def put_part(blobs: BlobStore, signer: UrlSigner, url: str, body: bytes) -
 async def upload(blobs: BlobStore, signer: UrlSigner, key: str, bodies: list[bytes],
                  upload_id: str | None = None) -> str:
     """Upload `bodies` as parts 1…n (of a new upload unless `upload_id`); its id."""
-    upload_id = upload_id or await blobs.create_upload(key, "application/octet-stream")
+    upload_id = upload_id or await blobs.create_upload(key, "application/octet-stream",
+                                                       blobs.min_part_size)
     for number, body in enumerate(bodies, 1):
         url = blobs.part_url(key, upload_id, number, len(body), soon())
         assert await put_part(blobs, signer, url, body) == 200
@@ -104,7 +116,7 @@ async def test_a_multipart_upload_joins_its_parts_exactly(
     upload_id = await upload(blobs, signer, key, bodies)
 
     parts = await blobs.list_parts(key, upload_id)
-    assert parts == [Part(n, len(b), md5(b)) for n, b in enumerate(bodies, 1)]
+    assert sizes(parts) == [(n, len(b)) for n, b in enumerate(bodies, 1)]
     assert await blobs.stat(key) is None  # nothing until completed
     await blobs.complete_upload(key, upload_id, parts)
 
@@ -124,15 +136,32 @@ async def test_a_resumed_upload_lists_the_parts_held_once_each(
     key = "app1/media2/original"
     first, last = generated(blobs.min_part_size, 4), generated(10, 6)
     upload_id = await upload(blobs, signer, key, [first])
-    assert await blobs.list_parts(key, upload_id) == [Part(1, len(first), md5(first))]
+    assert sizes(await blobs.list_parts(key, upload_id)) == [(1, len(first))]
 
     # The client comes back: it sends part 1 again (its answer was lost), then the rest.
     await upload(blobs, signer, key, [first, last], upload_id)
     parts = await blobs.list_parts(key, upload_id)
-    assert parts == [Part(1, len(first), md5(first)), Part(2, len(last), md5(last))]
+    assert sizes(parts) == [(1, len(first)), (2, len(last))]
 
     await blobs.complete_upload(key, upload_id, parts)
     assert sha256(await content(blobs, key)) == sha256(first + last)
+
+
+async def test_parts_of_one_upload_may_be_sent_at_once(
+        blobs: BlobStore, signer: UrlSigner) -> None:
+    key = "app1/media14/original"
+    bodies = [generated(blobs.min_part_size, 40 + n) for n in range(3)] + [generated(77, 43)]
+    upload_id = await blobs.create_upload(key, "video/mp4", blobs.min_part_size)
+    urls = [blobs.part_url(key, upload_id, n, len(b), soon()) for n, b in enumerate(bodies, 1)]
+
+    sends = [put_part(blobs, signer, url, body) for url, body in zip(urls, bodies, strict=True)]
+    statuses = await asyncio.gather(*reversed(sends))  # the last part first
+
+    assert statuses == [200] * len(bodies)
+    parts = await blobs.list_parts(key, upload_id)
+    assert sizes(parts) == [(n, len(b)) for n, b in enumerate(bodies, 1)]
+    await blobs.complete_upload(key, upload_id, parts)
+    assert sha256(await content(blobs, key)) == sha256(b"".join(bodies))
 
 
 async def test_completing_a_completed_upload_again_succeeds(
@@ -199,7 +228,7 @@ async def test_an_aborted_upload_is_gone_with_its_parts(
 async def test_a_tampered_or_expired_part_url_is_refused(
         blobs: BlobStore, signer: UrlSigner) -> None:
     key = "app1/media7/original"
-    upload_id = await blobs.create_upload(key, "image/png")
+    upload_id = await blobs.create_upload(key, "image/png", blobs.min_part_size)
     body = generated(100, 15)
     url = blobs.part_url(key, upload_id, 1, len(body), soon())
 
@@ -212,7 +241,7 @@ async def test_a_tampered_or_expired_part_url_is_refused(
 
     assert await blobs.list_parts(key, upload_id) == []
     assert await put_part(blobs, signer, url, body) == 200
-    assert await blobs.list_parts(key, upload_id) == [Part(1, len(body), md5(body))]
+    assert sizes(await blobs.list_parts(key, upload_id)) == [(1, len(body))]
 
 
 async def test_range_reads(blobs: BlobStore, tmp_path: Path) -> None:
@@ -314,7 +343,7 @@ async def test_keys_outside_the_alphabet_are_refused(
     with pytest.raises(ValueError, match="key"):
         await blobs.put_file(key, source, "text/plain")
     with pytest.raises(ValueError, match="key"):
-        await blobs.create_upload(key, "text/plain")
+        await blobs.create_upload(key, "text/plain", blobs.min_part_size)
     with pytest.raises(ValueError, match="key"):
         await blobs.open(key)
 
@@ -381,7 +410,8 @@ async def hold_media(blobs: BlobStore, signer: UrlSigner, tmp_path: Path) -> dic
         await blobs.complete_upload(f"{completed}original", upload_id,
                                     await blobs.list_parts(f"{completed}original", upload_id))
         await upload(blobs, signer, f"{parts}original", [b"p"])  # parts, no object
-        await blobs.create_upload(f"{bare}original", "image/png")  # not even a part
+        await blobs.create_upload(f"{bare}original", "image/png",
+                                  blobs.min_part_size)  # not even a part
         await put(blobs, tmp_path, f"{both}original", b"b")
         await upload(blobs, signer, f"{both}video", [b"v"])
         held |= {objects: "objects", completed: "completed", parts: "parts", bare: "bare",
@@ -390,7 +420,7 @@ async def hold_media(blobs: BlobStore, signer: UrlSigner, tmp_path: Path) -> dic
                 "abc/not-a-media-id/original", f"abc/{new_id()}x/original",
                 f"ab/{new_id()}/original"):  # "ab" is too short for an app id
         await put(blobs, tmp_path, key, b"-")
-    await blobs.create_upload(f"abcd/{new_id()}", "image/png")
+    await blobs.create_upload(f"abcd/{new_id()}", "image/png", blobs.min_part_size)
     return dict(sorted(held.items()))
 
 
@@ -470,7 +500,8 @@ async def test_holdings_refuse_what_is_no_media_prefix_or_limit(blobs: BlobStore
 
 async def test_a_local_part_url_carries_its_signed_size(
         local_blobs: LocalBlobStore, signer: UrlSigner) -> None:
-    upload_id = await local_blobs.create_upload("app1/m/original", "image/jpeg")
+    upload_id = await local_blobs.create_upload("app1/m/original", "image/jpeg",
+                                                local_blobs.min_part_size)
     url = local_blobs.part_url("app1/m/original", upload_id, 7, 1234, soon())
 
     parts = urlsplit(url)
@@ -501,7 +532,7 @@ def test_paths_that_are_no_part_url_do_not_parse(path: str) -> None:
 async def test_write_part_refuses_a_body_of_another_size_and_keeps_nothing(
         local_blobs: LocalBlobStore, tmp_path: Path) -> None:
     key = "app1/m/original"
-    upload_id = await local_blobs.create_upload(key, "image/png")
+    upload_id = await local_blobs.create_upload(key, "image/png", local_blobs.min_part_size)
     pulled = 0
 
     async def too_long() -> AsyncIterator[bytes]:
@@ -519,7 +550,9 @@ async def test_write_part_refuses_a_body_of_another_size_and_keeps_nothing(
     assert await local_blobs.list_parts(key, upload_id) == []
     assert list((tmp_path / "media" / "tmp").iterdir()) == []
     part = await local_blobs.write_part(key, upload_id, 1, 4500, pieces(b"y" * 4500))
-    assert part == Part(1, 4500, md5(b"y" * 4500))
+    assert (part.number, part.size) == (1, 4500) and re.fullmatch("[0-9a-f]{32}", part.etag)
+    await local_blobs.complete_upload(key, upload_id, [part])
+    assert await content(local_blobs, key) == b"y" * 4500
 
 
 async def test_a_part_written_again_replaces_the_one_held(
@@ -529,11 +562,15 @@ async def test_a_part_written_again_replaces_the_one_held(
     size = local_blobs.min_part_size
     before, after = generated(size, 22), generated(size, 23)
     upload_id = await upload(local_blobs, signer, key, [before])
+    first = await local_blobs.list_parts(key, upload_id)
 
     await upload(local_blobs, signer, key, [after, b"end"], upload_id)
 
     parts = await local_blobs.list_parts(key, upload_id)
-    assert parts == [Part(1, len(after), md5(after)), Part(2, 3, md5(b"end"))]
+    assert sizes(parts) == [(1, len(after)), (2, 3)]
+    assert parts[0].etag != first[0].etag  # a new ETag for new bytes
+    with pytest.raises(ValueError, match="ETag"):
+        await local_blobs.complete_upload(key, upload_id, [first[0], parts[1]])
     await local_blobs.complete_upload(key, upload_id, parts)
     assert sha256(await content(local_blobs, key)) == sha256(after + b"end")
 
@@ -541,8 +578,8 @@ async def test_a_part_written_again_replaces_the_one_held(
 async def test_write_part_streams_without_holding_the_part(
         local_blobs: LocalBlobStore) -> None:
     key = "app1/m/original"
-    upload_id = await local_blobs.create_upload(key, "video/mp4")
-    size, digest = 48 * MIB, hashlib.md5(usedforsecurity=False)
+    size, digest = 48 * MIB, hashlib.sha256()
+    upload_id = await local_blobs.create_upload(key, "video/mp4", size)
 
     async def body() -> AsyncIterator[bytes]:
         for n in range(size // (64 * 1024)):
@@ -556,8 +593,179 @@ async def test_write_part_streams_without_holding_the_part(
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert part == Part(1, size, digest.hexdigest())
+    assert (part.number, part.size) == (1, size)
     assert peak < 8 * MIB, f"writing held {peak} bytes at once"
+    await local_blobs.complete_upload(key, upload_id, [part])
+    blob, read_digest = await local_blobs.open(key), hashlib.sha256()
+    async for chunk in blob.chunks:
+        read_digest.update(chunk)
+    assert read_digest.hexdigest() == digest.hexdigest()
+
+
+class Paused:
+    """A part's body that stops after `head` bytes until `go` is set (or raises
+    `error` there)."""
+
+    def __init__(self, data: bytes, head: int, error: Exception | None = None) -> None:
+        self.data, self.head, self.error = data, head, error
+        self.waiting, self.go = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self) -> AsyncIterator[bytes]:
+        async for chunk in pieces(self.data[:self.head]):
+            yield chunk
+        self.waiting.set()
+        await self.go.wait()
+        if self.error is not None:
+            raise self.error
+        async for chunk in pieces(self.data[self.head:]):
+            yield chunk
+
+
+def open_files_under(directory: Path) -> list[str]:
+    fds = Path("/proc/self/fd")
+    found = []
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith(str(directory)):
+                found.append(os.readlink(fd))
+    return found
+
+
+async def test_a_part_cut_short_is_not_held_even_if_it_was(
+        local_blobs: LocalBlobStore, signer: UrlSigner, tmp_path: Path) -> None:
+    key = "app1/m/original"
+    size = local_blobs.min_part_size
+    data = generated(size, 24)
+    upload_id = await upload(local_blobs, signer, key, [data])
+    paused = Paused(generated(size, 25), 3 * MIB, ConnectionResetError("gone"))
+
+    writing = asyncio.ensure_future(local_blobs.write_part(key, upload_id, 1, size, paused()))
+    await paused.waiting.wait()
+    assert await local_blobs.list_parts(key, upload_id) == []  # overwritten in place
+    paused.go.set()
+    with pytest.raises(ConnectionResetError):
+        await writing
+
+    assert await local_blobs.list_parts(key, upload_id) == []
+    await upload(local_blobs, signer, key, [data], upload_id)  # the client sends it again
+    await local_blobs.complete_upload(key, upload_id,
+                                      await local_blobs.list_parts(key, upload_id))
+    assert sha256(await content(local_blobs, key)) == sha256(data)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+async def test_a_cancelled_part_write_leaves_no_part_and_no_file_open(
+        local_blobs: LocalBlobStore, signer: UrlSigner, tmp_path: Path) -> None:
+    key = "app1/m/original"
+    size = local_blobs.min_part_size
+    upload_id = await local_blobs.create_upload(key, "video/mp4", size)
+    paused = Paused(generated(size, 26), 2 * MIB + 5)
+
+    writing = asyncio.ensure_future(local_blobs.write_part(key, upload_id, 1, size, paused()))
+    await paused.waiting.wait()
+    writing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writing
+
+    assert await local_blobs.list_parts(key, upload_id) == []
+    assert open_files_under(tmp_path / "media") == []
+    await upload(local_blobs, signer, key, [paused.data], upload_id)
+    await local_blobs.complete_upload(key, upload_id,
+                                      await local_blobs.list_parts(key, upload_id))
+    assert sha256(await content(local_blobs, key)) == sha256(paused.data)
+
+
+async def test_two_puts_of_one_part_take_turns_and_the_last_wins(
+        local_blobs: LocalBlobStore) -> None:
+    key = "app1/m/original"
+    size = local_blobs.min_part_size
+    upload_id = await local_blobs.create_upload(key, "video/mp4", size)
+    first, second = Paused(generated(size, 27), MIB + 1), generated(size, 28)
+
+    one = asyncio.ensure_future(local_blobs.write_part(key, upload_id, 1, size, first()))
+    await first.waiting.wait()
+    two = asyncio.ensure_future(local_blobs.write_part(key, upload_id, 1, size,
+                                                       pieces(second)))
+    await asyncio.sleep(0.2)
+    assert not two.done()  # it waits for the first one
+    first.go.set()
+    await one
+    part = await two
+
+    assert await local_blobs.list_parts(key, upload_id) == [part]
+    await local_blobs.complete_upload(key, upload_id, [part])
+    assert sha256(await content(local_blobs, key)) == sha256(second)
+
+
+async def test_parts_written_while_the_upload_completes_never_touch_the_object(
+        local_blobs: LocalBlobStore, signer: UrlSigner) -> None:
+    key = "app1/m/original"
+    size = local_blobs.min_part_size
+    data = [generated(size, 29), generated(100, 30)]
+    upload_id = await upload(local_blobs, signer, key, data)
+    parts = await local_blobs.list_parts(key, upload_id)
+    late = Paused(generated(size, 31), MIB + 1)
+
+    writing = asyncio.ensure_future(local_blobs.write_part(key, upload_id, 3, size, late()))
+    await late.waiting.wait()
+    await local_blobs.complete_upload(key, upload_id, parts)
+    late.go.set()
+    with pytest.raises(BlobNotFound):
+        await writing
+
+    assert sha256(await content(local_blobs, key)) == sha256(b"".join(data))
+    with pytest.raises(BlobNotFound):
+        await local_blobs.write_part(key, upload_id, 2, 100, pieces(data[1]))
+
+
+async def test_local_parts_are_laid_out_by_the_upload_part_size(
+        local_blobs: LocalBlobStore, signer: UrlSigner) -> None:
+    key = "app1/m/original"
+    size = local_blobs.min_part_size
+    with pytest.raises(ValueError, match="part size"):
+        await local_blobs.create_upload(key, "video/mp4", size - 1)
+    upload_id = await local_blobs.create_upload(key, "video/mp4", size + 10)
+    with pytest.raises(ValueError, match="part size"):
+        await local_blobs.write_part(key, upload_id, 1, size + 11, pieces(b"x" * (size + 11)))
+
+    await upload(local_blobs, signer, key, [generated(size, 32), generated(size + 10, 33),
+                                            b"end"], upload_id)
+    parts = await local_blobs.list_parts(key, upload_id)
+    for wrong in ([parts[0], parts[2]],  # part 1 is not of the part size
+                  [parts[1], parts[2]]):  # no part 1
+        with pytest.raises(ValueError, match="joins parts"):
+            await local_blobs.complete_upload(key, upload_id, wrong)
+    await upload(local_blobs, signer, key, [generated(size + 10, 34)], upload_id)
+    parts = await local_blobs.list_parts(key, upload_id)
+    await local_blobs.complete_upload(key, upload_id, parts)
+    assert sha256(await content(local_blobs, key)) == sha256(
+        generated(size + 10, 34) + generated(size + 10, 33) + b"end")
+
+
+async def test_local_get_file_links_the_object_or_copies_it(
+        local_blobs: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "app1/m/original"
+    await put(local_blobs, tmp_path, key, b"first")
+    linked, copied = tmp_path / "linked", tmp_path / "copied"
+
+    await local_blobs.get_file(key, linked)
+    assert linked.stat().st_ino == (tmp_path / "media" / "objects" / key).stat().st_ino
+
+    def cross_device(source: object, target: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "link", cross_device)
+        await local_blobs.get_file(key, copied)
+        with pytest.raises(BlobNotFound):
+            await local_blobs.get_file("app1/m/nothing", copied)
+    assert copied.read_bytes() == b"first"
+    assert copied.stat().st_ino != linked.stat().st_ino
+
+    await put(local_blobs, tmp_path, key, b"second")  # replaced by rename
+    assert (linked.read_bytes(), copied.read_bytes()) == (b"first", b"first")
+    await local_blobs.delete_prefix("app1/m/")
+    assert linked.read_bytes() == b"first"
 
 
 async def test_local_holdings_take_the_latest_file_under_a_prefix(
@@ -571,8 +779,9 @@ async def test_local_holdings_take_the_latest_file_under_a_prefix(
     now = int(time.time())
     times = {root / "objects" / prefix / "original": now - 3000,
              root / "objects" / prefix / "small.webp": now - 1000,  # the latest
-             upload_dir / "upload.json": now - 4000,
-             next(upload_dir.glob("part-*")): now - 2000}
+             upload_dir / "upload.json": now - 4000}
+    for path in upload_dir.iterdir():  # the data, the part's marker and lock
+        times.setdefault(path, now - 2000)
     for path, mtime in times.items():
         os.utime(path, (mtime, mtime))
 

@@ -105,12 +105,18 @@ async def test_a_crash_mid_processing_is_processed_again(
     lost = await store.claim(clock.now(), clock.now() + runtime.settings.media_processing_lease)
     assert lost is not None and lost.attempts == 1
     assert await store.claim(clock.now(), clock.now() + timedelta(minutes=1)) is None
+    # It had got as far as replacing the upload by its sanitized copy.
+    copy = tmp_path / "sanitized.jpg"
+    copy.write_bytes(data)
+    await runtime.blobs.put_file(f"{media.key_prefix}original", copy, "image/jpeg")
+    await runtime.blobs.delete_prefix(media.upload_key)
     clock.advance(runtime.settings.media_processing_lease + timedelta(seconds=1))
     again = await store.claim(clock.now(), clock.now() + timedelta(minutes=1))
     assert again is not None and again.attempts == 2
     done = await processor(runtime, clock).process(again)
     assert done is not None and done.state == models.READY
     assert done.processed is not None and done.processed.width == 640
+    assert done.processed.original_key == f"{media.key_prefix}original"
     # The lost process coming back late writes nothing, and says nothing.
     assert await processor(runtime, clock).process(lost) is None
     events = await media_events(runtime)
@@ -243,7 +249,8 @@ async def test_the_sweep_deletes_bytes_no_media_owns_once_they_are_old(
     stray = tmp_path / "stray"
     stray.write_bytes(b"left behind")
     await runtime.blobs.put_file("alpha/aaaaaaaaaaaaaaaa/small", stray, "image/webp")
-    await runtime.blobs.create_upload("alpha/bbbbbbbbbbbbbbbb/upload", "image/jpeg")
+    await runtime.blobs.create_upload("alpha/bbbbbbbbbbbbbbbb/upload", "image/jpeg",
+                                      runtime.blobs.min_part_size)
     assert await collector.sweep() == 0  # too young: maybe a media being recorded
     clock.advance(timedelta(days=1, seconds=1))
     assert await collector.sweep() == 2

@@ -9,13 +9,15 @@ import resource
 import struct
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import blurhash  # type: ignore[import-untyped]
 import pytest
 from PIL import Image
 
-from services.media import models
+from services.media import models, remux
 from services.media.processing import Result, process
 from tests.media import samples
 from tests.media.samples import BLUE, GREEN, RED, WHITE
@@ -331,7 +333,7 @@ def test_a_video_has_its_duration_size_and_a_poster_1_s_in(tmp_path: Path) -> No
     with Image.open(result.renditions[1].path) as poster:
         assert near(poster.convert("RGB").getpixel((240, 135)), BLUE)  # type: ignore[arg-type]
     assert blurhash.components(result.blurhash) == (4, 3)
-    assert result.sanitized is None
+    assert result.sanitized is not None  # remuxed (see "Recordings without metadata")
 
 
 def test_a_short_clip_has_its_first_frame_as_poster(tmp_path: Path) -> None:
@@ -482,6 +484,274 @@ def test_a_webm_cut_anywhere_in_its_headers_is_a_file(tmp_path: Path) -> None:
     for cut in range(4, 400):
         source.write_bytes(whole[:cut])
         assert run(tmp_path, source).kind == models.FILE, cut
+
+
+# Recordings without metadata
+
+LOCATION = "+52.3667+004.9000/"  # ISO 6709, as phones write it
+APPLE = "com.apple.quicktime."
+
+
+def tags_of(path: Path) -> dict[str, str]:
+    """Every container and track tag FFmpeg reads back."""
+    with av.open(str(path)) as container:
+        found = dict(container.metadata)
+        for stream in container.streams:
+            found.update(stream.metadata)
+    return found
+
+
+def packets_of(path: Path) -> dict[str, list[bytes]]:
+    """The packets of each kind of track, in order."""
+    found: dict[str, list[bytes]] = {}
+    with av.open(str(path)) as container:
+        for packet in container.demux():
+            if packet.size:
+                found.setdefault(packet.stream.type, []).append(bytes(packet))
+    return found
+
+
+def boxes(data: bytes) -> list[bytes]:
+    """The top-level boxes of an MP4 or QuickTime file, in order."""
+    kinds, pos = [], 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        kinds.append(kind)
+        pos += size
+    return kinds
+
+
+def again(tmp_path: Path, source: Path) -> Result:
+    """process() on a sanitized copy, in a work directory of its own."""
+    workdir = tmp_path / "again"
+    workdir.mkdir(exist_ok=True)
+    return process(source, workdir)
+
+
+def assert_same_recording(tmp_path: Path, result: Result, source: Path) -> None:
+    """The sanitized copy plays as the source: the same packets, kind, type, size as
+    displayed and duration."""
+    assert result.sanitized is not None
+    assert packets_of(result.sanitized) == packets_of(source)  # copied, not re-encoded
+    copy = again(tmp_path, result.sanitized)
+    assert (copy.content_type, copy.kind, copy.width, copy.height) == (
+        result.content_type, result.kind, result.width, result.height)
+    assert abs(copy.duration_ms - result.duration_ms) <= 25
+
+
+@pytest.mark.parametrize(("name", "container", "codec", "audio", "tags", "options"), [
+    ("iphone.mp4", "mp4", "", "aac",  # keys in moov/meta, as an iPhone writes them
+     {f"{APPLE}location.ISO6709": LOCATION, f"{APPLE}make": "PhoneMaker",
+      f"{APPLE}creationdate": "2026-11-30T10:00:00+0100"}, {"movflags": "use_metadata_tags"}),
+    ("loci.mp4", "mp4", "", "aac",  # a 3GPP loci box in moov/udta
+     {"location": LOCATION, "creation_time": "2026-11-30T10:00:00Z"}, None),
+    ("clip.mov", "mov", "", "aac",  # ©xyz in moov/udta (Android writes it in MP4s too)
+     {"location": LOCATION, "title": "at home"}, None),
+    ("clip.mkv", "matroska", "", "aac", {"location": LOCATION, "title": "at home"}, None),
+    ("clip.webm", "webm", "libvpx-vp9", "libopus", {"location": LOCATION}, None),
+], ids=["iphone-mp4", "loci-mp4", "quicktime", "matroska", "webm"])
+def test_a_video_is_served_remuxed_without_its_location(
+        tmp_path: Path, name: str, container: str, codec: str, audio: str,
+        tags: dict[str, str], options: dict[str, str] | None) -> None:
+    source = samples.video(tmp_path / name, container=container, codec=codec, audio=audio,
+                           seconds=1.5, size=(320, 240), tags=tags, options=options)
+    assert LOCATION in tags_of(source).values()
+    result = run(tmp_path, source)
+    assert result.kind == models.VIDEO and result.sanitized is not None
+    assert LOCATION not in tags_of(result.sanitized).values()
+    assert not {"title", "creation_time", f"{APPLE}make"} & set(tags_of(result.sanitized))
+    data = result.sanitized.read_bytes()
+    assert b"52.3667" not in data and b"PhoneMaker" not in data and b"at home" not in data
+    assert set(packets_of(result.sanitized)) == {"video", "audio"}
+    assert_same_recording(tmp_path, result, source)
+    if container in ("mp4", "mov"):  # faststart: the index before the media data
+        assert boxes(data).index(b"moov") < boxes(data).index(b"mdat")
+        assert boxes(source.read_bytes()).index(b"moov") > boxes(
+            source.read_bytes()).index(b"mdat")
+
+
+@pytest.mark.parametrize("container", ["mp4", "mov", "matroska"])
+def test_a_rotated_video_still_plays_upright_when_remuxed(tmp_path: Path,
+                                                          container: str) -> None:
+    source = samples.video(tmp_path / "v", container=container, rotation=-90,
+                           size=(320, 240), picture=samples.quadrants(320, 240),
+                           seconds=0.5, tags={"location": LOCATION})
+    result = run(tmp_path, source)
+    assert result.sanitized is not None
+    with av.open(str(result.sanitized)) as clean:
+        assert next(clean.decode(video=0)).rotation == -90
+    copy = again(tmp_path, result.sanitized)
+    assert (copy.width, copy.height) == (240, 320)
+    with Image.open(copy.renditions[0].path) as poster:
+        assert all(map(near, corners(poster), (BLUE, RED, WHITE, GREEN)))
+
+
+def test_hevc_keeps_the_hvc1_sample_entry_apple_players_need(tmp_path: Path) -> None:
+    # FFmpeg writes hev1 unless told otherwise; Safari and QuickTime play only hvc1.
+    if "libx265" not in av.codecs_available:
+        pytest.skip("no HEVC encoder in this PyAV")
+    source = samples.video(tmp_path / "v.mov", container="mov", codec="libx265",
+                           codec_tag="hvc1", seconds=0.4, size=(160, 120),
+                           tags={"location": LOCATION})
+    result = run(tmp_path, source)
+    assert (result.content_type, result.kind) == ("video/quicktime", models.VIDEO)
+    assert result.sanitized is not None
+    with av.open(str(result.sanitized)) as clean:
+        assert clean.streams.video[0].codec_context.codec_tag == "hvc1"
+    assert LOCATION not in tags_of(result.sanitized).values()
+
+
+def test_data_tracks_and_attachments_are_not_copied(tmp_path: Path) -> None:
+    # A dash cam's GPS track; a Matroska attachment (a photo with its EXIF).
+    source = samples.video(tmp_path / "v.mp4", seconds=0.4, size=(160, 120))
+    with av.open(str(source)) as original, av.open(str(tmp_path / "gps.mp4"), "w",
+                                                    format="mp4") as output:
+        video = output.add_stream_from_template(original.streams.video[0])
+        track = output.add_data_stream("bin_data")
+        for index, packet in enumerate(original.demux(original.streams.video[0])):
+            if packet.size:
+                packet.stream = video
+                output.mux(packet)
+                fix = av.Packet(f"GPS {LOCATION} {index}".encode())
+                fix.stream, fix.time_base = track, Fraction(1, 25)
+                fix.pts = fix.dts = index
+                output.mux(fix)
+    photo = samples.jpeg(tmp_path / "p.jpg", (64, 48)).read_bytes()
+    mkv = samples.video(tmp_path / "v.mkv", container="matroska", seconds=0.4,
+                        size=(160, 120))
+    with av.open(str(mkv)) as original, av.open(str(tmp_path / "photo.mkv"), "w",
+                                                 format="matroska") as output:
+        video = output.add_stream_from_template(original.streams.video[0])
+        output.add_attachment("home.jpg", "image/jpeg", photo)
+        for packet in original.demux(original.streams.video[0]):
+            if packet.size:
+                packet.stream = video
+                output.mux(packet)
+    for name in ("gps.mp4", "photo.mkv"):
+        result = run(tmp_path, tmp_path / name)
+        assert result.kind == models.VIDEO and result.sanitized is not None, name
+        with av.open(str(result.sanitized)) as clean:
+            assert [s.type for s in clean.streams] == ["video"], name
+        data = result.sanitized.read_bytes()
+        assert b"52.3667" not in data and b"PhoneMaker" not in data, name
+
+
+@pytest.mark.parametrize(("container", "codec", "name", "content_type"), [
+    ("ogg", "libopus", "a.ogg", "audio/ogg"),
+    ("ipod", "aac", "a.m4a", "audio/mp4"),
+    ("mp3", "libmp3lame", "a.mp3", "audio/mpeg"),
+    ("webm", "libopus", "a.webm", "audio/webm"),
+    ("flac", "flac", "a.flac", "audio/flac"),
+    ("wav", "pcm_s16le", "a.wav", "audio/wav"),
+    ("aiff", "pcm_s16be", "a.aiff", "audio/aiff"),
+    ("caf", "pcm_s16le", "a.caf", "audio/x-caf"),
+])
+def test_sound_is_served_remuxed_without_its_tags(tmp_path: Path, container: str,
+                                                  codec: str, name: str,
+                                                  content_type: str) -> None:
+    source = tmp_path / name
+    samples.sound(source, container, codec, seconds=1.0,
+                  tags={"title": "Voice memo at home", "comment": LOCATION})
+    assert b"at home" in source.read_bytes()
+    result = run(tmp_path, source)
+    assert (result.content_type, result.kind) == (content_type, models.AUDIO)
+    assert result.sanitized is not None
+    data = result.sanitized.read_bytes()
+    assert b"at home" not in data and b"52.3667" not in data
+    assert not {"title", "comment", "TITLE", "COMMENT"} & set(tags_of(result.sanitized))
+    assert_same_recording(tmp_path, result, source)
+
+
+def failing_remux(*args: object) -> int:
+    raise ValueError("the muxer refuses it")
+
+
+@pytest.mark.parametrize(("name", "container", "tags", "options"), [
+    ("iphone.mp4", "mp4", {f"{APPLE}location.ISO6709": LOCATION},
+     {"movflags": "use_metadata_tags"}),
+    ("loci.mp4", "mp4", {"location": LOCATION}, None),
+    ("clip.mov", "mov", {"location": LOCATION}, None),
+    ("clip.mkv", "matroska", {"location": LOCATION, "title": "at home"}, None),
+], ids=["iphone-mp4", "loci-mp4", "quicktime", "matroska"])
+def test_when_the_remux_fails_the_metadata_is_padded_over_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, container: str,
+        tags: dict[str, str], options: dict[str, str] | None) -> None:
+    source = samples.video(tmp_path / name, container=container, rotation=90, seconds=0.5,
+                           size=(320, 240), audio="aac", tags=tags, options=options)
+    monkeypatch.setattr(remux, "remux", failing_remux)
+    result = run(tmp_path, source)
+    assert result.kind == models.VIDEO and result.sanitized is not None
+    assert result.sanitized.stat().st_size == source.stat().st_size  # offsets unchanged
+    assert LOCATION not in tags_of(result.sanitized).values()
+    assert b"52.3667" not in result.sanitized.read_bytes()
+    assert (result.width, result.height) == (240, 320)
+    assert_same_recording(tmp_path, result, source)
+
+
+def test_a_live_webm_is_padded_over_in_place_too(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    made = samples.video(tmp_path / "v.webm", container="webm", codec="libvpx-vp9",
+                         audio="libopus", seconds=1.2, size=(160, 120),
+                         tags={"location": LOCATION, "title": "at home"})
+    source = tmp_path / "live.webm"
+    source.write_bytes(samples.unknown_sizes(made.read_bytes()))
+    monkeypatch.setattr(remux, "remux", failing_remux)
+    result = run(tmp_path, source)
+    assert result.kind == models.VIDEO and result.sanitized is not None
+    assert result.sanitized.stat().st_size == source.stat().st_size
+    assert not {"title", "LOCATION"} & set(tags_of(result.sanitized))
+    assert b"52.3667" not in result.sanitized.read_bytes()
+    assert_same_recording(tmp_path, result, source)
+
+
+@pytest.mark.parametrize("container", ["mp4", "matroska"])
+def test_a_recording_cut_anywhere_in_its_index_never_keeps_its_location(
+        tmp_path: Path, container: str) -> None:
+    # The index first (faststart; Matroska's tags come before its clusters): each cut
+    # leaves some of it, which FFmpeg reads, or not, or the in-place walk pads over.
+    whole = samples.video(tmp_path / "v", container=container, seconds=0.3, size=(64, 48),
+                          tags={f"{APPLE}location.ISO6709": LOCATION, "title": "at home"},
+                          options={"movflags": "use_metadata_tags+faststart"}
+                          if container == "mp4" else None).read_bytes()
+    index = whole.index(b"52.3667")
+    source = tmp_path / "cut"
+    kinds = set()
+    for cut in range(index - 400, index + 30, 3):
+        source.write_bytes(whole[:cut])
+        result = run(tmp_path, source)
+        kinds.add(result.kind)
+        if result.sanitized is not None:
+            data = result.sanitized.read_bytes()
+            assert b"52.3667" not in data and b"at home" not in data, cut
+        else:
+            assert b"52.3667" not in source.read_bytes(), cut
+    assert models.FILE in kinds
+
+
+def test_a_video_its_format_cannot_hold_is_padded_over_in_place(tmp_path: Path) -> None:
+    # VP9 in a file that says it is 3GPP: FFmpeg reads it, its 3GPP muxer refuses VP9.
+    made = samples.video(tmp_path / "v.mp4", codec="libvpx-vp9", seconds=0.5,
+                         size=(160, 120), tags={"location": LOCATION})
+    data = made.read_bytes()
+    source = tmp_path / "v.3gp"
+    source.write_bytes(data[:8] + b"3gp4" + data[12:])
+    result = run(tmp_path, source)
+    assert (result.content_type, result.kind) == ("video/3gpp", models.VIDEO)
+    assert result.sanitized is not None
+    assert result.sanitized.stat().st_size == source.stat().st_size
+    assert LOCATION not in tags_of(result.sanitized).values()
+    assert_same_recording(tmp_path, result, source)
+
+
+def test_sound_that_cannot_be_remuxed_is_served_as_uploaded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "a.mp3"
+    samples.sound(source, "mp3", "libmp3lame", tags={"title": "Voice memo"})
+    monkeypatch.setattr(remux, "remux", failing_remux)
+    result = run(tmp_path, source)
+    assert (result.content_type, result.kind) == ("audio/mpeg", models.AUDIO)
+    assert result.sanitized is None
+    assert not (tmp_path / "work" / "sanitized").exists()
 
 
 # The environment

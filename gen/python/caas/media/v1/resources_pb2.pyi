@@ -161,12 +161,15 @@ class Media(_message.Message):
     uri: _builtins.str
     """Where to get the file (READY only): a signed URL, short-lived, that shows it
     inline where that is safe (pictures, video, audio) and downloads it otherwise.
-    Pictures are served with their metadata (EXIF, GPS) removed.
+    Pictures, video and sound are served with their metadata (EXIF, GPS, location,
+    device) removed, their pixels and samples untouched.
     """
     download_uri: _builtins.str
     """The same file as a download under its file name (READY only): a signed URL."""
     sha256: _builtins.str
-    """The SHA-256 of the stored bytes, in hex (READY only)."""
+    """The SHA-256 of the bytes uploaded, in hex (READY only). What is served may differ:
+    pictures and recordings are served without their metadata.
+    """
     @_builtins.property
     def duration(self) -> _duration_pb2.Duration:
         """Length of a video or sound recording."""

@@ -146,7 +146,8 @@ export type Media = Message<"caas.media.v1.Media"> & {
   /**
    * Where to get the file (READY only): a signed URL, short-lived, that shows it
    * inline where that is safe (pictures, video, audio) and downloads it otherwise.
-   * Pictures are served with their metadata (EXIF, GPS) removed.
+   * Pictures, video and sound are served with their metadata (EXIF, GPS, location,
+   * device) removed, their pixels and samples untouched.
    *
    * @generated from field: string uri = 16;
    */
@@ -167,7 +168,8 @@ export type Media = Message<"caas.media.v1.Media"> & {
   uriExpireTime?: Timestamp | undefined;
 
   /**
-   * The SHA-256 of the stored bytes, in hex (READY only).
+   * The SHA-256 of the bytes uploaded, in hex (READY only). What is served may differ:
+   * pictures and recordings are served without their metadata.
    *
    * @generated from field: string sha256 = 19;
    */
