@@ -1,17 +1,23 @@
-"""The blob store contract suite runs against both engines: files, and S3 (SeaweedFS)."""
+"""The blob store contract suite runs against both engines: files, and S3 (SeaweedFS);
+the lifecycle tests drive a runtime in this process with a clock of their own."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from services.core.principal import Operator
+from services.core.settings import load_settings
 from services.media.blobs import BlobStore
 from services.media.local_blobs import LocalBlobStore
 from services.media.s3_blobs import S3BlobStore
 from services.media.urls import UrlSigner
+from services.runtime import Runtime, build_runtime
+from tests.media.inprocess import Clock
 from tests.support.servers import (
     SEAWEEDFS_ACCESS_KEY,
     SEAWEEDFS_REGION,
@@ -51,3 +57,21 @@ def blobs(request: pytest.FixtureRequest) -> BlobStore:
     """A fresh, started store of each engine: every test using it runs on both."""
     store: BlobStore = request.getfixturevalue(f"{request.param}_blobs")
     return store
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, clock: Clock) -> AsyncIterator[Runtime]:
+    """No processor runs by itself here: the tests drive processing."""
+    built = await build_runtime(load_settings(
+        data_dir=tmp_path, operator_token="caaso_" + "t" * 40, media_processors=0,
+        media_max_attempts=2, media_processing_lease=timedelta(minutes=1)), clock=clock)
+    await built.apps.do_create_app(Operator(), "alpha", "Alpha", "")
+    for user_id in ("alice", "bob"):
+        await built.users.ensure_user("alpha", user_id)
+    yield built
+    await built.close()

@@ -13,9 +13,7 @@ from services.media.delivery import file_path
 from services.media.http import MediaHttp, byte_range, content_disposition, safe_file_name
 from services.media.models import Media
 from services.runtime import Runtime
-from tests.media.test_lifecycle import Clock, clock, group, ready_media, runtime
-
-__all__ = ["clock", "runtime"]  # the fixtures this module uses
+from tests.media.inprocess import Clock, group, ready_media
 
 
 @pytest.fixture

@@ -3,95 +3,30 @@ and resumes, and the collector deleting what is due (and nothing else)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from caas.events.v1 import events_pb2
 
-from services.conversations.actions import NewConversation
-from services.conversations.models import Kind
-from services.core.principal import Operator, User
-from services.core.settings import load_settings
+from services.core.principal import Operator
 from services.media import models
-from services.media.actions import UploadSpec
 from services.media.blobs import BlobNotFound
-from services.media.local_blobs import LocalBlobStore
-from services.media.models import Media
-from services.media.processing import Result, process
-from services.media.worker import FAILED_KEPT, MediaCollector, MediaProcessor
+from services.media.processing import Result
+from services.media.worker import FAILED_KEPT, MediaCollector
 from services.messages.actions import Outgoing
 from services.messages.models import Attachment
-from services.runtime import Runtime, build_runtime
+from services.runtime import Runtime
 from tests.media import samples
-
-ALICE = User("alpha", "alice", "s1")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.moment = datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def advance(self, by: timedelta) -> None:
-        self.moment += by
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path, clock: Clock) -> AsyncIterator[Runtime]:
-    """No processor runs by itself here: the tests drive processing."""
-    built = await build_runtime(load_settings(
-        data_dir=tmp_path, operator_token="caaso_" + "t" * 40, media_processors=0,
-        media_max_attempts=2, media_processing_lease=timedelta(minutes=1)), clock=clock)
-    await built.apps.do_create_app(Operator(), "alpha", "Alpha", "")
-    for user_id in ("alice", "bob"):
-        await built.users.ensure_user("alpha", user_id)
-    yield built
-    await built.close()
-
-
-async def chunks(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-async def uploaded(runtime: Runtime, conversation_id: str, data: bytes, content_type: str,
-                   complete: bool = True) -> Media:
-    view = await runtime.media.do_create_upload(
-        ALICE, "alpha", UploadSpec(conversation_id, "f", len(data), content_type),
-        request_id=f"r{len(data)}-{content_type.replace('/', '')}")
-    media = view.media
-    assert isinstance(runtime.blobs, LocalBlobStore)
-    await runtime.blobs.write_part(media.upload_key, media.upload_id, 1, len(data),
-                                   chunks(data))
-    if complete:
-        media = await runtime.media.do_complete(ALICE, "alpha", media.media_id)
-    return media
-
-
-async def group(runtime: Runtime) -> str:
-    conversation, _ = await runtime.conversations.do_create(
-        Operator(), "alpha", NewConversation(Kind.GROUP, member_ids=["alice", "bob"],
-                                             owner_id="alice"))
-    return conversation.conversation_id
-
-
-def processor(runtime: Runtime, clock: Clock, work: object = process) -> MediaProcessor:
-    return MediaProcessor(runtime.stores.media, runtime.blobs, runtime.plans,
-                          runtime.media_scanner, clock, runtime.settings, work)  # type: ignore[arg-type]
-
-
-async def media_events(runtime: Runtime) -> list[events_pb2.Event]:
-    logged = await runtime.stores.events.read("alpha", 0, 1000)
-    return [events_pb2.Event.FromString(e.payload) for e in logged
-            if e.type.startswith("media.")]
+from tests.media.inprocess import (
+    ALICE,
+    Clock,
+    gone,
+    group,
+    media_events,
+    processor,
+    ready_media,
+    uploaded,
+)
 
 
 async def test_a_crash_mid_processing_is_processed_again(
@@ -146,21 +81,6 @@ async def test_a_media_that_always_breaks_processing_ends_failed(
     assert (failed.state, failed.failure_reason) == (models.FAILED, "PROCESSING_FAILED")
     assert [e.type for e in await media_events(runtime)] == ["media.failed"]
     assert await runtime.blobs.stat(media.upload_key) is None  # refused bytes go at once
-
-
-async def ready_media(runtime: Runtime, clock: Clock, conversation_id: str, data: bytes
-                      ) -> Media:
-    media = await uploaded(runtime, conversation_id, data, "text/plain")
-    claimed = await runtime.stores.media.claim(clock.now(), clock.now() + timedelta(minutes=1))
-    assert claimed is not None and claimed.media_id == media.media_id
-    done = await processor(runtime, clock).process(claimed)
-    assert done is not None and done.state == models.READY
-    return done
-
-
-async def gone(runtime: Runtime, media: Media) -> bool:
-    return (await runtime.stores.media.get("alpha", media.media_id) is None
-            and await runtime.blobs.stat(media.upload_key) is None)
 
 
 async def test_the_collector_deletes_what_is_due_and_nothing_else(

@@ -13,7 +13,7 @@ from services.core.settings import load_settings
 from services.media import models
 from services.media.scanning import ClamdScanner, NoScanner
 from services.runtime import Runtime, build_runtime
-from tests.media.test_lifecycle import ALICE, Clock, group, media_events, processor, uploaded
+from tests.media.inprocess import ALICE, Clock, group, media_events, processor, uploaded
 from tests.support.processes import free_port
 from tests.support.servers import EICAR, EICAR_SIGNATURE, ExternalServer
 
