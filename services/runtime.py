@@ -92,11 +92,11 @@ class Stores:
     events: EventLog
     webhooks: WebhookStore
     media: MediaStore
+    # Signs the media URLs that events carry (messages with pictures, media.ready),
+    # with the deployment's secret kept in the media store (started once migrated).
+    media_urls: MediaUrls
     close: Callable[[], Awaitable[None]]
     engine: WatchedEngine | None = None  # reports its writes, for readiness
-    # Signs the media URLs that events carry (messages with pictures, media.ready),
-    # with the deployment's secret kept in the media store.
-    media_urls: MediaUrls | None = None
 
 
 async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores:
@@ -115,7 +115,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores
         stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
                         MongoConversationStore(mongo, mongo_log),
                         MongoMessageStore(mongo, mongo_log), mongo_log,
-                        MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log),
+                        MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log), urls,
                         mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
@@ -124,13 +124,12 @@ async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores
                         SqliteUserStore(sqlite), SqliteConversationStore(sqlite, sqlite_log),
                         SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
                         SqliteWebhookStore(sqlite), SqliteMediaStore(sqlite, sqlite_log),
-                        sqlite.close, sqlite)
+                        urls, sqlite.close, sqlite)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media,
                   stores.events):  # the log last: it reads members
         await store.migrate()
     urls.start(await stores.media.signing_secret(secrets.token_bytes(32)))
-    stores.media_urls = urls
     return stores
 
 
@@ -304,10 +303,6 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     plans = AppPlans(stores.apps, settings, bus)
     gateway = Gateway(authenticator, limiter, plans, RequestValidator(), store_outage)
     media_urls = stores.media_urls
-    if media_urls is None:  # stores opened without URL signing (tools, some tests)
-        media_urls = MediaUrls(SystemClock(), settings.media_url_ttl.total_seconds())
-        media_urls.base_url = settings.media_public_url
-        media_urls.start(await stores.media.signing_secret(secrets.token_bytes(32)))
     blobs = open_blobs(settings, media_urls)
     await blobs.start()
     scanner: Scanner = ClamdScanner(settings.media_clamd) if settings.media_clamd else NoScanner()

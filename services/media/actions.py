@@ -81,6 +81,13 @@ def _uploader(principal: Principal) -> str:
     return principal.user_id if isinstance(principal, User) else ""
 
 
+def _require_owner(principal: Principal, media: Media) -> None:
+    """MEDIA_NOT_OWNED for a user other than the media's uploader."""
+    if isinstance(principal, User) and media.uploader_id != principal.user_id:
+        raise PermissionDenied("MEDIA_NOT_OWNED", "only the media's uploader may do this",
+                               metadata={"media": media.media_id})
+
+
 def _complete_parts(media: Media, parts: Sequence[Part]) -> tuple[list[Part], list[int]]:
     """(the parts in order, the numbers of those missing or of the wrong size)."""
     by_number = {p.number: p for p in parts}
@@ -191,9 +198,7 @@ class MediaActions:
         """The media, for its uploader or the app's backend. Other members who may see
         it get MEDIA_NOT_OWNED; anyone else NOT_FOUND."""
         media = await self._visible(principal, app_id, media_id)
-        if isinstance(principal, User) and media.uploader_id != principal.user_id:
-            raise PermissionDenied("MEDIA_NOT_OWNED", "only the media's uploader may do this",
-                                   metadata={"media": media_id})
+        _require_owner(principal, media)
         return media
 
     async def _visible(self, principal: Principal, app_id: str, media_id: str) -> Media:
@@ -201,12 +206,17 @@ class MediaActions:
         media = await self._store.get(app_id, media_id)
         if media is None or media.state == models.DELETING:
             raise media_not_found(app_id, media_id)
-        if not isinstance(principal, User) or media.uploader_id == principal.user_id:
-            return media
-        if media.state != models.READY or await self._conversation_store.get_member(
-                app_id, media.conversation_id, principal.user_id) is None:
-            raise media_not_found(app_id, media_id)
+        await self._require_sight(principal, media)
         return media
+
+    async def _require_sight(self, principal: Principal, media: Media) -> None:
+        """NOT_FOUND unless the caller may see `media`: its uploader and the app's
+        backend always; the other members of its conversation once it is READY."""
+        if not isinstance(principal, User) or media.uploader_id == principal.user_id:
+            return
+        if media.state != models.READY or await self._conversation_store.get_member(
+                media.app_id, media.conversation_id, principal.user_id) is None:
+            raise media_not_found(media.app_id, media.media_id)
 
     async def get(self, principal: Principal, app_id: str, media_id: str) -> Media:
         return await self._visible(principal, app_id, media_id)
@@ -253,7 +263,8 @@ class MediaActions:
         media = await self._store.get(app_id, media_id)
         if media is None or media.state == models.DELETING:
             return
-        await self._owned(principal, app_id, media_id)
+        await self._require_sight(principal, media)
+        _require_owner(principal, media)
         await self._store.mark_deleting(app_id, media_id, self._clock.now())
         await self.erase(media)
 

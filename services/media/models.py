@@ -73,6 +73,11 @@ class Media:
         return f"{self.app_id}/{self.media_id}/upload"
 
     @property
+    def sanitized_key(self) -> str:
+        """Where the bytes served as the original go when processing cleans them."""
+        return f"{self.app_id}/{self.media_id}/original"
+
+    @property
     def key_prefix(self) -> str:
         """Every object of this media starts with this."""
         return f"{self.app_id}/{self.media_id}/"

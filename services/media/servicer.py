@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from caas.media.v1 import media_service_pb2 as pb
 from caas.media.v1 import resources_pb2 as res
-from google.protobuf import duration_pb2
+from caas.messages.v1 import resources_pb2 as msg_res
 
 from services.conversations.servicer import parse_conversation
 from services.core.errors import invalid_field
@@ -17,6 +18,7 @@ from services.media import models
 from services.media.actions import MediaActions, UploadSpec, UploadView
 from services.media.delivery import Links, MediaUrls
 from services.media.models import Media
+from services.messages.models import AttachedRendition
 
 STATES = {models.UPLOADING: res.Media.STATE_UPLOADING, models.PENDING: res.Media.STATE_PENDING,
           models.READY: res.Media.STATE_READY, models.FAILED: res.Media.STATE_FAILED,
@@ -37,21 +39,22 @@ def parse_media(name: str, field: str = "name") -> tuple[str, str]:
     return app, media_id
 
 
-def duration(ms: int) -> duration_pb2.Duration:
-    value = duration_pb2.Duration()
-    value.FromTimedelta(timedelta(milliseconds=ms))
-    return value
+def show_files(proto: res.Media | msg_res.Attachment, links: Links | None,
+               renditions: Sequence[models.Rendition | AttachedRendition]) -> None:
+    """Fill in where a media's files are: its URLs (when `links`), and its thumbnails
+    (with their URLs when `links`). For a Media and an Attachment alike."""
+    if links is not None:
+        proto.uri, proto.download_uri = links.inline, links.download
+        proto.uri_expire_time.FromDatetime(links.expires)
+    proto.thumbnails.extend(
+        res.Rendition(size=r.size, width=r.width, height=r.height,
+                      content_type=r.content_type,
+                      uri=links.renditions[r.size] if links is not None else "")
+        for r in renditions)
 
 
-def renditions(processed: models.Processed, links: Links | None) -> list[res.Rendition]:
-    return [res.Rendition(size=r.size, width=r.width, height=r.height,
-                          content_type=r.content_type,
-                          uri=links.renditions.get(r.size, "") if links else "")
-            for r in processed.renditions]
-
-
-def media_proto(media: Media, urls: MediaUrls | None) -> res.Media:
-    """The media as callers see it; with signed URLs when READY and `urls` is given."""
+def media_proto(media: Media, urls: MediaUrls) -> res.Media:
+    """The media as callers see it; with signed URLs when READY."""
     proto = res.Media(
         name=media_name(media.app_id, media.media_id),
         conversation=f"apps/{media.app_id}/conversations/{media.conversation_id}",
@@ -63,17 +66,14 @@ def media_proto(media: Media, urls: MediaUrls | None) -> res.Media:
     p = media.processed
     if p is None:
         return proto
-    links = None
-    if urls is not None and media.state == models.READY:
-        links = urls.links(media.app_id, media.media_id, tuple(r.size for r in p.renditions))
-        proto.uri, proto.download_uri = links.inline, links.download
-        proto.uri_expire_time.FromDatetime(links.expires)
     proto.content_type, proto.kind = p.content_type, KINDS[p.kind]
     proto.width, proto.height, proto.blurhash, proto.sha256 = (p.width, p.height, p.blurhash,
                                                                p.sha256)
     if p.duration_ms:
-        proto.duration.CopyFrom(duration(p.duration_ms))
-    proto.thumbnails.extend(renditions(p, links))
+        proto.duration.FromTimedelta(timedelta(milliseconds=p.duration_ms))
+    links = (urls.links(media.app_id, media.media_id, tuple(r.size for r in p.renditions))
+             if media.state == models.READY else None)
+    show_files(proto, links, p.renditions)
     return proto
 
 

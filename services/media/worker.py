@@ -135,7 +135,7 @@ class MediaProcessor:
                 # An earlier attempt replaced the upload by its sanitized copy, then
                 # stopped short of finishing: process that copy.
                 try:
-                    await self._blobs.get_file(self._sanitized_key(media), source)
+                    await self._blobs.get_file(media.sanitized_key, source)
                 except BlobNotFound:
                     return Outcome(models.FAILED, failure_reason="PROCESSING_FAILED")
             loop = asyncio.get_running_loop()
@@ -161,7 +161,7 @@ class MediaProcessor:
             renditions.append(Rendition(r.size, r.width, r.height, r.content_type, key))
         original = media.upload_key
         if result.sanitized is not None:
-            original = self._sanitized_key(media)
+            original = media.sanitized_key
             await self._blobs.put_file(original, result.sanitized, result.content_type)
             # The upload as it came (EXIF, GPS, a recording's location) is never served,
             # nor kept: the sanitized copy stands for it from now on.
@@ -169,10 +169,6 @@ class MediaProcessor:
         return Processed(result.content_type, result.kind, result.width, result.height,
                          result.duration_ms, result.blurhash, result.sha256,
                          tuple(renditions), original)
-
-    @staticmethod
-    def _sanitized_key(media: Media) -> str:
-        return f"{media.key_prefix}original"
 
     def _clear_leftovers(self) -> None:
         """Remove work directories a crashed process left (a day old: other processes

@@ -75,20 +75,6 @@ class MediaAttachments(Protocol):
         """No message carries these any more."""
 
 
-class NoMedia:
-    """Messages without a media domain: a media attachment is refused as unknown."""
-
-    async def attach(self, app_id: str, conversation_id: str, sender: str, backend: bool,
-                     attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:
-        for a in attachments:
-            if a.media_id:
-                raise not_found("caas.dev/Media", f"apps/{app_id}/media/{a.media_id}")
-        return tuple(attachments)
-
-    async def detach(self, app_id: str, attachments: Sequence[Attachment]) -> None:
-        return None
-
-
 def message_name(app_id: str, conversation_id: str, sequence: int) -> str:
     return f"{conversation_name(app_id, conversation_id)}/messages/{sequence}"
 
@@ -96,9 +82,9 @@ def message_name(app_id: str, conversation_id: str, sequence: int) -> str:
 class MessagesActions:
     def __init__(self, store: MessageStore, conversations: ConversationsActions,
                  conversation_store: ConversationStore, users: UserStore, clock: Clock,
-                 media: MediaAttachments | None = None) -> None:
+                 media: MediaAttachments) -> None:
         self._store = store
-        self._media = media or NoMedia()
+        self._media = media
         self._conversations = conversations
         self._conversation_store = conversation_store
         self._users = users

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from caas.media.v1 import resources_pb2 as media_res
+from datetime import timedelta
+
 from caas.messages.v1 import messages_service_pb2 as pb
 from caas.messages.v1 import resources_pb2 as res
 
@@ -12,7 +13,7 @@ from services.core.names import parse_user
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
 from services.media.delivery import MediaUrls
-from services.media.servicer import duration, media_name, parse_media
+from services.media.servicer import media_name, parse_media, show_files
 from services.messages.actions import MessagesActions, Outgoing, Shown, message_name
 from services.messages.models import Attachment, MessageChanges
 from services.messages.store import Direction
@@ -39,7 +40,7 @@ def attachment(proto: res.Attachment) -> Attachment:
                       proto.mime_type, proto.size_bytes, proto.width, proto.height)
 
 
-def attachment_proto(app_id: str, a: Attachment, urls: MediaUrls | None) -> res.Attachment:
+def attachment_proto(app_id: str, a: Attachment, urls: MediaUrls) -> res.Attachment:
     proto = res.Attachment(kind=ATTACHMENT_KINDS[a.kind], uri=a.uri, title=a.title,
                            mime_type=a.mime_type, size_bytes=a.size_bytes, width=a.width,
                            height=a.height)
@@ -47,21 +48,13 @@ def attachment_proto(app_id: str, a: Attachment, urls: MediaUrls | None) -> res.
         return proto
     proto.media, proto.blurhash = media_name(app_id, a.media_id), a.blurhash
     if a.duration_ms:
-        proto.duration.CopyFrom(duration(a.duration_ms))
-    links = None if urls is None else urls.links(app_id, a.media_id,
-                                                 tuple(r.size for r in a.renditions))
-    if links is not None:
-        proto.uri, proto.download_uri = links.inline, links.download
-        proto.uri_expire_time.FromDatetime(links.expires)
-    proto.thumbnails.extend(
-        media_res.Rendition(size=r.size, width=r.width, height=r.height,
-                            content_type=r.content_type,
-                            uri=links.renditions[r.size] if links else "")
-        for r in a.renditions)
+        proto.duration.FromTimedelta(timedelta(milliseconds=a.duration_ms))
+    show_files(proto, urls.links(app_id, a.media_id, tuple(r.size for r in a.renditions)),
+               a.renditions)
     return proto
 
 
-def message_proto(shown: Shown, urls: MediaUrls | None = None) -> res.Message:
+def message_proto(shown: Shown, urls: MediaUrls) -> res.Message:
     """The message as callers see it; media attachments with URLs signed by `urls`."""
     m = shown.message
     return res.Message(
@@ -93,7 +86,7 @@ def _position(request: pb.ListMessagesRequest) -> tuple[Direction, int]:
 
 
 class MessagesServicer:
-    def __init__(self, actions: MessagesActions, urls: MediaUrls | None = None) -> None:
+    def __init__(self, actions: MessagesActions, urls: MediaUrls) -> None:
         self._actions = actions
         self._urls = urls
 

@@ -20,7 +20,7 @@ from services.messages.models import Message
 from services.messages.servicer import message_proto
 
 
-def _message(payload: object, urls: MediaUrls | None) -> msg_res.Message:
+def _message(payload: object, urls: MediaUrls) -> msg_res.Message:
     assert isinstance(payload, Message)
     return message_proto(Shown(payload, frozenset(), False), urls)
 
@@ -40,10 +40,9 @@ def _read_state(event: DomainEvent, read: bool) -> pb.ReadState:
                         time=timestamp(event.time))
 
 
-def event_proto(event: DomainEvent, position: int, urls: MediaUrls | None = None
-                ) -> pb.Event:
+def event_proto(event: DomainEvent, position: int, urls: MediaUrls) -> pb.Event:
     """The event as streams and webhooks carry it; media URLs in it are signed now,
-    by `urls` (without `urls`, an event carries none)."""
+    by `urls`."""
     proto = pb.Event(name=f"apps/{event.app_id}/events/{position}", type=event.type,
                      create_time=timestamp(event.time),
                      conversation=conversation_name(event.app_id, event.conversation_id),
@@ -74,15 +73,10 @@ def event_proto(event: DomainEvent, position: int, urls: MediaUrls | None = None
     return proto
 
 
-def encoder(urls: MediaUrls | None) -> Encoder:
+def encoder(urls: MediaUrls) -> Encoder:
     """Encodes events for the log, once each, signing their media URLs with `urls`."""
 
     def encode(event: DomainEvent, position: int) -> bytes:
         return event_proto(event, position, urls).SerializeToString()
 
     return encode
-
-
-def encode_event(event: DomainEvent, position: int) -> bytes:
-    """An event without media URLs (where no URLs can be signed: tools, tests)."""
-    return event_proto(event, position).SerializeToString()
