@@ -17,13 +17,13 @@ from pydantic_settings import SettingsError
 
 from services.core.db.sqlite import check_writable
 from services.core.db.transient import StoreUnusable
-from services.core.errors import DomainError
+from services.core.errors import DomainError, not_found
 from services.core.logs import configure_logging
 from services.core.names import api_key_name, app_name
 from services.core.principal import Operator
 from services.core.settings import Settings, describe_settings, load_settings
 from services.gateway.validation import RequestValidator
-from services.runtime import build_runtime, new_operator_token, operator_token
+from services.runtime import Runtime, build_runtime, new_operator_token, operator_token
 from services.server import serve
 from services.workers import supervise
 
@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     create_key = tasks.add_parser("create-api-key", help="create another API key for an app")
     create_key.add_argument("app_id")
     create_key.add_argument("--display-name", default="")
+    reindex = tasks.add_parser(
+        "reindex", help="rebuild an app's search index from the store, online (progress on "
+                        "stderr)")
+    reindex.add_argument("app_id")
+    tasks.add_parser("search-status",
+                     help="the search index's engine, and how far behind the log it is")
     tasks.add_parser("operator-token", help="print the operator token the server accepts")
     tasks.add_parser("new-operator-token", help="print a fresh token for CAAS_OPERATOR_TOKEN")
     return parser
@@ -81,6 +87,8 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, obje
     try:
         # The same contract rules as the RPCs, checked by the same validator.
         validator = RequestValidator()
+        if args.task in ("reindex", "search-status"):
+            return await _search_task(args, runtime)
         if args.task == "create-app":
             display_name = args.display_name or args.app_id
             validator.check(apps_pb.CreateAppRequest(
@@ -97,6 +105,25 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, obje
                 "api_key_secret": new.secret}
     finally:
         await runtime.close()
+
+
+async def _search_task(args: argparse.Namespace, runtime: Runtime) -> dict[str, object]:
+    indexer = runtime.indexer
+    await indexer.start()
+    if args.task == "reindex":
+        app = await runtime.stores.apps.get_app(args.app_id)
+        if app is None:
+            raise not_found("caas.dev/App", app_name(args.app_id))
+        written = await indexer.reindex(
+            args.app_id, lambda line: print(line, file=sys.stderr, flush=True))
+        messages, conversations = await indexer.index.count(args.app_id)
+        return {"app": app_name(args.app_id), "documents_written": written,
+                "messages_indexed": messages, "conversations_indexed": conversations}
+    lag = await indexer.lag()
+    return {"engine": runtime.settings.search_engine, "consumer": indexer.consumer,
+            "events_behind": sum(entry.head - entry.indexed for entry in lag),
+            "apps_behind": [{"app": app_name(entry.app_id), "indexed": entry.indexed,
+                             "head": entry.head} for entry in lag]}
 
 
 def main(argv: list[str] | None = None) -> int:

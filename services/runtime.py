@@ -69,6 +69,11 @@ from services.realtime.codec import encoder
 from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
 from services.realtime.hub import Hub
 from services.realtime.presence import PresenceBoard, Presences, RedisPresence
+from services.search.actions import SearchActions
+from services.search.elastic_index import ElasticIndex
+from services.search.index import SearchIndex
+from services.search.indexer import Indexer
+from services.search.sqlite_index import SqliteSearchIndex
 from services.users.actions import UsersActions
 from services.users.mongo_store import MongoUserStore
 from services.users.sqlite_store import SqliteUserStore
@@ -142,6 +147,32 @@ def open_blobs(settings: Settings, urls: MediaUrls) -> BlobStore:
                            secure=settings.media_s3_secure,
                            virtual_host=settings.media_s3_virtual_host)
     return LocalBlobStore(settings.data_dir / "media", urls.signer)
+
+
+async def open_search(settings: Settings, stores: Stores, clock: Clock, bus: EventBus,
+                      background: Background, health: Health) -> Indexer:
+    """The search index (embedded, or Elasticsearch) and its indexer, which creates the
+    index and follows the log in the background. The server starts while the engine is
+    down (Elasticsearch's client connects lazily): the task is restarted with growing
+    delays until the engine answers."""
+    index: SearchIndex
+    if settings.search_engine == "elasticsearch":
+        index = ElasticIndex.connect(settings.search_elasticsearch_url,
+                                     settings.search_elasticsearch_api_key.get_secret_value(),
+                                     settings.search_index_prefix)
+    else:
+        index = await SqliteSearchIndex.open(settings.data_dir / "search.db")
+    indexer = Indexer(index, stores.events, stores.conversations, stores.messages, clock,
+                      health)
+    wake = Wake.on_commits(bus)
+
+    async def index_events(ok: Callable[[], None]) -> None:
+        await indexer.start()
+        ok()
+        await indexer.run(wake)
+
+    background.start("search-indexer", index_events)
+    return indexer
 
 
 def operator_token(settings: Settings) -> str:
@@ -234,6 +265,8 @@ class Runtime:
     media_http: MediaHttp
     blobs: BlobStore
     media_processor: MediaProcessor
+    search: SearchActions
+    indexer: Indexer
     outbox: Outbox | None = None
     write_watch: WriteWatch | None = None
 
@@ -243,6 +276,7 @@ class Runtime:
         await self.background.close()
         self.media_processor.close()
         await self.blobs.close()
+        await self.indexer.index.close()
         await self.webhook_worker.close()
         if self.outbox is not None:
             await self.outbox.close()
@@ -313,14 +347,16 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         background.start(f"media-processor-{number + 1}", processor.run)
     background.start("media-collector",
                      MediaCollector(stores.media, blobs, media, clock, settings).run)
+    messages = MessagesActions(stores.messages, conversations, stores.conversations,
+                               stores.users, clock, media)
+    indexer = await open_search(settings, stores, clock, bus, background, health)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
         auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings,
                          users.ensure_user),
         users=users, conversations=conversations,
-        messages=MessagesActions(stores.messages, conversations, stores.conversations,
-                                 stores.users, clock, media),
+        messages=messages,
         realtime=RealtimeActions(hub, fanout, stores.events, conversations,
                                  stores.conversations, presence, clock, settings),
         hub=hub, fanout=fanout, presence=presence,
@@ -331,5 +367,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         plans=plans, media=media, media_urls=media_urls, media_scanner=scanner, blobs=blobs,
         media_processor=processor,
         media_http=MediaHttp(stores.media, blobs, media_urls),
-        outbox=outbox, write_watch=write_watch,
+        search=SearchActions(indexer.index, conversations, stores.conversations, messages,
+                             stores.messages, stores.users),
+        indexer=indexer, outbox=outbox, write_watch=write_watch,
     )

@@ -17,6 +17,7 @@ from caas.conversations.v1 import conversations_service_pb2
 from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
 from caas.realtime.v1 import realtime_service_pb2
+from caas.search.v1 import search_service_pb2
 from caas.users.v1 import users_service_pb2
 from caas.webhooks.v1 import webhooks_service_pb2
 from google.protobuf import descriptor as pb_descriptor
@@ -32,6 +33,7 @@ from services.media.servicer import MediaServicer
 from services.messages.servicer import MessagesServicer
 from services.realtime.servicer import RealtimeServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
+from services.search.servicer import SearchServicer
 from services.standard import add_standard_services
 from services.users.servicer import UsersServicer
 from services.webhooks.servicer import WebhooksServicer
@@ -58,12 +60,14 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          WebhooksServicer(runtime.webhooks)),
         (media_service_pb2.DESCRIPTOR.services_by_name["MediaService"],
          MediaServicer(runtime.media, runtime.media_urls)),
+        (search_service_pb2.DESCRIPTOR.services_by_name["SearchService"],
+         SearchServicer(runtime.search, runtime.media_urls)),
     ]
 
 
 SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    conversations_service_pb2, messages_service_pb2, realtime_service_pb2,
-                   webhooks_service_pb2, media_service_pb2)
+                   webhooks_service_pb2, media_service_pb2, search_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:

@@ -22,10 +22,12 @@ from tests.support.client import Client, ErrorDetails, bearer, details
 from tests.support.servers import (
     CaasServer,
     ExternalServer,
+    SearchServer,
     start_caas,
     start_clamd,
     start_mongo,
     start_redis,
+    start_search_engine,
     start_seaweedfs,
 )
 
@@ -78,6 +80,15 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalServ
     server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
     yield server
     server.process.stop(signum=signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def search_engine() -> Iterator[SearchServer]:
+    """osmem-server, the Elasticsearch API in memory, behind its proxy; url: the proxy's.
+    Tests isolate themselves by index prefix (or app)."""
+    server = start_search_engine()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ of them (rules in access.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from services.conversations.access import (
@@ -11,6 +11,12 @@ from services.conversations.access import (
     ShownConversation,
     conversation_name,
     resolve,
+)
+from services.conversations.listing import (
+    CONVERSATION_FILTER,
+    CONVERSATION_ORDERINGS,
+    MEMBER_FILTER,
+    MEMBER_ORDERINGS,
 )
 from services.conversations.models import (
     Conversation,
@@ -33,11 +39,13 @@ from services.core.errors import (
     limit_exceeded,
     not_found,
 )
+from services.core.filter_syntax import parse_filter
+from services.core.filtering import names_field, parse_order_by, token_scope
 from services.core.ids import new_id
 from services.core.pagination import (
     Page,
-    flag_time_id_position,
     make_page,
+    ordered_position,
     page_request,
     time_id_position,
 )
@@ -178,17 +186,32 @@ class ConversationsActions:
         await self._store.delete_conversation(app_id, conversation_id, self._clock.now())
 
     async def list_for_user(self, principal: Principal, app_id: str, user_id: str,
-                            include_archived: bool, page_size: int, page_token: str
+                            include_archived: bool, page_size: int, page_token: str,
+                            filter_text: str = "", order_by: str = ""
                             ) -> Page[ShownConversation]:
         """The user's conversations, each with the user's membership (a user lists only
-        their own; the app's backend anyone's)."""
+        their own; the app's backend anyone's), matching `filter_text` and in the order
+        `order_by` names (services/conversations/listing.py). A filter that names
+        `archived` decides by itself which archived conversations it lists.
+
+        Raises InvalidArgument for a bad filter, order_by or page token."""
         require_user_or_app(principal, app_id, user_id)
-        scope = [app_id, user_id, "conversations", str(include_archived)]
+        where = parse_filter(filter_text, CONVERSATION_FILTER)
+        ordering = parse_order_by(order_by, CONVERSATION_ORDERINGS)
+        include_archived = include_archived or names_field(where, "archived")
+        scope = [app_id, user_id, "conversations", str(include_archived),
+                 *token_scope(where, ordering, CONVERSATION_ORDERINGS[0])]
         request = page_request(page_size, page_token, scope)
         rows = await self._store.list_user_conversations(
-            app_id, user_id, include_archived, request.size + 1, flag_time_id_position(request))
-        page = make_page(rows, request, scope, lambda row: (
-            int(row[0].pinned), to_ms(row[1].last_activity_time), row[1].conversation_id))
+            app_id, user_id, include_archived, request.size + 1,
+            ordered_position(request, ordering.kinds), where=where, ordering=ordering)
+        keys: dict[str, Callable[[Member, Conversation], int | str]] = {
+            "pinned": lambda m, c: int(m.pinned),
+            "last_activity_time": lambda m, c: to_ms(m.activity_time or c.last_activity_time),
+            "create_time": lambda m, c: to_ms(c.create_time),
+            "conversation_id": lambda m, c: c.conversation_id}
+        page = make_page(rows, request, scope, lambda row: tuple(
+            keys[key](*row) for key in ordering.keys))
         return Page([ShownConversation(c, m, messages=True) for m, c in page.items],
                     page.next_page_token)
 
@@ -291,14 +314,22 @@ class ConversationsActions:
         return access.show_member(await self._target(access, user_id))
 
     async def list_members(self, principal: Principal, app_id: str, conversation_id: str,
-                           page_size: int, page_token: str) -> Page[Member]:
-        """Members in joining order, each as the caller may see it."""
+                           page_size: int, page_token: str, filter_text: str = "",
+                           order_by: str = "") -> Page[Member]:
+        """Members in joining order (or as `order_by` says), each as the caller may see
+        it, matching `filter_text`, which names only what every member may see of the
+        others (services/conversations/listing.py). Raises InvalidArgument for a bad
+        filter, order_by or page token (after the caller's access is checked)."""
         access = await self.access(principal, app_id, conversation_id)
         access.require_member()
-        scope = [app_id, conversation_id, "members"]
+        where = parse_filter(filter_text, MEMBER_FILTER)
+        ordering = parse_order_by(order_by, MEMBER_ORDERINGS)
+        scope = [app_id, conversation_id, "members",
+                 *token_scope(where, ordering, MEMBER_ORDERINGS[0])]
         request = page_request(page_size, page_token, scope)
         rows = await self._store.list_members(app_id, conversation_id, request.size + 1,
-                                              time_id_position(request))
+                                              ordered_position(request, ordering.kinds),
+                                              where=where, ordering=ordering)
         page = make_page(rows, request, scope, lambda m: (to_ms(m.join_time), m.user_id))
         return Page([access.show_member(m) for m in page.items], page.next_page_token)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -20,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.conversations.events import emit_member_changes, member_event
+from services.conversations.listing import BY_JOIN, INBOX
 from services.conversations.models import (
     Conversation,
     ConversationChanges,
@@ -29,12 +29,15 @@ from services.conversations.models import (
     Preview,
     Role,
 )
-from services.conversations.store import InboxPosition, Position
+from services.conversations.store import Keyset, Position
 from services.core.clock import from_ms
+from services.core.db import mongo_filter as mq
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
+from services.core.db.mongo_filter import MongoTerm, field, flag
 from services.core.errors import CapacityExceeded, StoreConflict
 from services.core.events import DomainEvent
+from services.core.filtering import Expr, Ordering
 from services.events.log import Emit
 from services.events.mongo_log import MongoEventLog
 
@@ -54,7 +57,47 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
          ("activity_time", DESCENDING), ("conversation_id", DESCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+async def _v2(db: AsyncDatabase[Document]) -> None:
+    """A membership carries its conversation's kind and creation time (both never
+    change), so that a user's conversations filter and sort on one collection."""
+    async for doc in db["conversations"].find(
+            {}, {"app_id": 1, "conversation_id": 1, "kind": 1, "create_time": 1}):
+        await db["members"].update_many(
+            {"app_id": doc["app_id"], "conversation_id": doc["conversation_id"],
+             "kind": {"$exists": False}},
+            {"$set": {"kind": doc["kind"], "conversation_create_time": doc["create_time"]}})
+    await db["members"].create_index(
+        [("app_id", ASCENDING), ("user_id", ASCENDING), ("conversation_create_time", DESCENDING),
+         ("conversation_id", DESCENDING)])
+    await db["members"].create_index(
+        [("app_id", ASCENDING), ("conversation_id", ASCENDING), ("role", ASCENDING),
+         ("join_time", ASCENDING), ("user_id", ASCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
+
+# ListConversations: the filter's fields and the orderings' keys, as fields of members.
+_INBOX_TERMS: dict[str, MongoTerm] = {
+    "kind": field("kind"),
+    "unread": flag({"unread_count": {"$gt": 0}}, {"unread_count": {"$lte": 0}}),
+    "unread_count": field("unread_count"), "muted": field("muted"),
+    "archived": field("archived"), "pinned": field("pinned", int), "role": field("role"),
+    "last_activity_time": field("activity_time"),
+    "create_time": field("conversation_create_time")}
+_INBOX_KEYS = {"pinned": "pinned", "last_activity_time": "activity_time",
+               "create_time": "conversation_create_time", "conversation_id": "conversation_id"}
+# ListMembers.
+_MEMBER_TERMS: dict[str, MongoTerm] = {
+    "role": field("role"), "user_id": field("user_id"), "join_time": field("join_time")}
+_MEMBER_KEYS = {"join_time": "join_time", "user_id": "user_id"}
+
+
+def stored_position(ordering: Ordering, after: Keyset | None) -> list[object] | None:
+    """A page position as stored: times (ms in the position) as datetimes."""
+    if after is None:
+        return None
+    return [from_ms(int(value)) if kind == "time" else value
+            for kind, value in zip(ordering.kinds, after, strict=True)]
 
 
 def conversation_key(app_id: str, conversation_id: str) -> str:
@@ -87,7 +130,7 @@ def conversation_from_doc(doc: Document) -> Conversation:
                         doc["update_time"], doc["last_activity_time"])
 
 
-def member_doc(member: Member, activity_time: datetime) -> Document:
+def member_doc(member: Member, conversation: Conversation) -> Document:
     return {"_id": member_key(member.app_id, member.conversation_id, member.user_id),
             "app_id": member.app_id, "conversation_id": member.conversation_id,
             "user_id": member.user_id, "role": int(member.role), "join_time": member.join_time,
@@ -96,7 +139,9 @@ def member_doc(member: Member, activity_time: datetime) -> Document:
             "read_sequence": member.read_sequence,
             "delivered_sequence": member.delivered_sequence,
             "unread_count": member.unread_count, "read_time": member.read_time,
-            "activity_time": activity_time}
+            "activity_time": conversation.last_activity_time,
+            # the conversation's, which never change: to filter and sort memberships on
+            "kind": conversation.kind.value, "conversation_create_time": conversation.create_time}
 
 
 def member_from_doc(doc: Document) -> Member:
@@ -165,7 +210,7 @@ class MongoConversationStore:
             await self._conversations.insert_one(doc, session=s)
             if members:
                 await self._members.insert_many(
-                    [member_doc(m, c.last_activity_time) for m in members], session=s)
+                    [member_doc(m, c) for m in members], session=s)
             emit(DomainEvent("conversation.created", c.app_id, c.create_time,
                              {"members": ",".join(m.user_id for m in members)},
                              c.conversation_id, stored, c.creator_id))
@@ -284,7 +329,7 @@ class MongoConversationStore:
                             activity_time=conversation.last_activity_time) for m in new]
             if added:
                 await self._members.insert_many(
-                    [member_doc(m, conversation.last_activity_time) for m in added], session=s)
+                    [member_doc(m, conversation) for m in added], session=s)
                 await self._conversations.update_one(
                     {"_id": doc["_id"]}, {"$inc": {"member_count": len(added)}}, session=s)
             for member in added:
@@ -351,28 +396,26 @@ class MongoConversationStore:
         return await self._log.transact(tx)
 
     async def list_members(self, app_id: str, conversation_id: str, limit: int,
-                           after: Position | None) -> list[Member]:
-        cursor = self._members.find(
-            {"app_id": app_id, "conversation_id": conversation_id, **after_join(after)}
-        ).sort([("join_time", ASCENDING), ("user_id", ASCENDING)]).limit(limit)
+                           after: Keyset | None, *, where: Expr | None = None,
+                           ordering: Ordering = BY_JOIN) -> list[Member]:
+        beyond, sort = mq.keyset([_MEMBER_KEYS[k] for k in ordering.keys],
+                                 ordering.descending, stored_position(ordering, after))
+        query = mq.combine({"app_id": app_id, "conversation_id": conversation_id},
+                           mq.query(where, _MEMBER_TERMS), beyond)
+        cursor = self._members.find(query).sort(sort).limit(limit)
         return [member_from_doc(doc) async for doc in cursor]
 
     async def list_user_conversations(self, app_id: str, user_id: str, include_archived: bool,
-                                      limit: int, after: InboxPosition | None
+                                      limit: int, after: Keyset | None, *,
+                                      where: Expr | None = None, ordering: Ordering = INBOX
                                       ) -> list[tuple[Member, Conversation]]:
-        query: dict[str, Any] = {"app_id": app_id, "user_id": user_id}
+        mine: Document = {"app_id": app_id, "user_id": user_id}
         if not include_archived:
-            query["archived"] = False
-        if after is not None:
-            pinned, activity, last_id = after[0], from_ms(after[1]), after[2]
-            query["$or"] = [
-                {"pinned": {"$lt": pinned}},
-                {"pinned": pinned, "activity_time": {"$lt": activity}},
-                {"pinned": pinned, "activity_time": activity,
-                 "conversation_id": {"$lt": last_id}}]
-        cursor = self._members.find(query).sort(
-            [("pinned", DESCENDING), ("activity_time", DESCENDING),
-             ("conversation_id", DESCENDING)]).limit(limit)
+            mine["archived"] = False
+        beyond, sort = mq.keyset([_INBOX_KEYS[k] for k in ordering.keys],
+                                 ordering.descending, stored_position(ordering, after))
+        cursor = self._members.find(mq.combine(mine, mq.query(where, _INBOX_TERMS), beyond)
+                                    ).sort(sort).limit(limit)
         members = [member_from_doc(doc) async for doc in cursor]
         if not members:
             return []
@@ -402,3 +445,21 @@ class MongoConversationStore:
         if not totals:
             return 0, 0
         return int(totals[0]["messages"]), int(totals[0]["conversations"])
+
+    async def scan_conversations(self, app_id: str, limit: int, after: str | None
+                                 ) -> list[Conversation]:
+        start = conversation_key(app_id, after) if after else conversation_key(app_id, "")
+        cursor = self._conversations.find(
+            {"_id": {"$gt": start, "$lt": conversation_key(app_id, "\U0010ffff")},
+             "app_id": app_id, "delete_time": None}).sort("_id", ASCENDING).limit(limit)
+        return [conversation_from_doc(doc) async for doc in cursor]
+
+    async def join_times(self, app_id: str, user_id: str) -> dict[str, datetime]:
+        cursor = self._members.find({"app_id": app_id, "user_id": user_id},
+                                    {"conversation_id": 1, "join_time": 1})
+        return {doc["conversation_id"]: doc["join_time"] async for doc in cursor}
+
+    async def member_ids(self, app_id: str, conversation_id: str) -> list[str]:
+        cursor = self._members.find({"app_id": app_id, "conversation_id": conversation_id},
+                                    {"user_id": 1})
+        return [doc["user_id"] async for doc in cursor]

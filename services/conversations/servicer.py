@@ -116,7 +116,8 @@ class ConversationsServicer:
         app_id, user_id = parse_user(request.parent)
         page = await self._actions.list_for_user(call.principal, app_id, user_id,
                                                  request.include_archived, request.page_size,
-                                                 request.page_token)
+                                                 request.page_token, request.filter,
+                                                 request.order_by)
         return pb.ListConversationsResponse(
             conversations=[conversation_proto(shown) for shown in page.items],
             next_page_token=page.next_page_token)
@@ -160,7 +161,7 @@ class ConversationsServicer:
                           ) -> pb.ListMembersResponse:
         page = await self._actions.list_members(
             call.principal, *parse_conversation(request.parent, "parent"), request.page_size,
-            request.page_token)
+            request.page_token, request.filter, request.order_by)
         return pb.ListMembersResponse(members=[member_proto(m) for m in page.items],
                                       next_page_token=page.next_page_token)
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from services.conversations.events import emit_member_changes, member_event
+from services.conversations.listing import BY_JOIN, INBOX
 from services.conversations.models import (
     Conversation,
     ConversationChanges,
@@ -18,11 +19,14 @@ from services.conversations.models import (
     Preview,
     Role,
 )
-from services.conversations.store import InboxPosition, Position
+from services.conversations.store import Keyset, Position
 from services.core.clock import from_ms, opt_from_ms, to_ms
+from services.core.db import sqlite_filter as sql
 from services.core.db.sqlite import Migration, SqliteDatabase
+from services.core.db.sqlite_filter import SqlTerm, column, flag
 from services.core.errors import CapacityExceeded, StoreConflict
 from services.core.events import DomainEvent
+from services.core.filtering import Expr, Ordering
 from services.events.log import Emit
 from services.events.sqlite_log import SqliteEventLog
 
@@ -51,7 +55,36 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX members_inbox ON members"
         " (app_id, user_id, archived, pinned, activity_time, conversation_id)",
     ),
+    (
+        # A membership carries its conversation's kind and creation time (both never
+        # change), so that a user's conversations filter and sort on one table.
+        "ALTER TABLE members ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE members ADD COLUMN conversation_create_time INTEGER NOT NULL DEFAULT 0",
+        "UPDATE members SET"
+        " kind = coalesce((SELECT c.kind FROM conversations AS c WHERE c.app_id = members.app_id"
+        " AND c.conversation_id = members.conversation_id), ''),"
+        " conversation_create_time = coalesce((SELECT c.create_time FROM conversations AS c"
+        " WHERE c.app_id = members.app_id AND c.conversation_id = members.conversation_id), 0)",
+        "CREATE INDEX members_by_created ON members"
+        " (app_id, user_id, conversation_create_time, conversation_id)",
+        "CREATE INDEX members_by_role ON members"
+        " (app_id, conversation_id, role, join_time, user_id)",
+    ),
 )
+
+# ListConversations: the filter's fields and the orderings' keys, as columns of members.
+_INBOX_TERMS: dict[str, SqlTerm] = {
+    "kind": column("kind"), "unread": flag("unread_count > 0"),
+    "unread_count": column("unread_count"), "muted": column("muted"),
+    "archived": column("archived"), "pinned": column("pinned"), "role": column("role"),
+    "last_activity_time": column("activity_time"),
+    "create_time": column("conversation_create_time")}
+_INBOX_KEYS = {"pinned": "pinned", "last_activity_time": "activity_time",
+               "create_time": "conversation_create_time", "conversation_id": "conversation_id"}
+# ListMembers.
+_MEMBER_TERMS: dict[str, SqlTerm] = {
+    "role": column("role"), "user_id": column("user_id"), "join_time": column("join_time")}
+_MEMBER_KEYS = {"join_time": "join_time", "user_id": "user_id"}
 
 CONVERSATION_COLUMNS = (
     "app_id, conversation_id, kind, title, image_uri, metadata, frozen, creator_id,"
@@ -103,13 +136,17 @@ def select_member(conn: sqlite3.Connection, app_id: str, conversation_id: str, u
     return None if row is None else member_row(row)
 
 
-def _insert_member(conn: sqlite3.Connection, member: Member, activity_ms: int) -> None:
+def _insert_member(conn: sqlite3.Connection, member: Member, conversation: Conversation
+                   ) -> None:
     conn.execute(
-        f"INSERT INTO members ({MEMBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO members ({MEMBER_COLUMNS}, kind, conversation_create_time)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (member.app_id, member.conversation_id, member.user_id, int(member.role),
          to_ms(member.join_time), int(member.muted), int(member.archived), int(member.pinned),
          member.read_sequence, member.delivered_sequence, member.unread_count,
-         None if member.read_time is None else to_ms(member.read_time), activity_ms))
+         None if member.read_time is None else to_ms(member.read_time),
+         to_ms(conversation.last_activity_time), conversation.kind.value,
+         to_ms(conversation.create_time)))
 
 
 class SqliteConversationStore:
@@ -143,7 +180,7 @@ class SqliteConversationStore:
             except sqlite3.IntegrityError as exc:
                 raise StoreConflict(c.conversation_id) from exc
             for member in members:
-                _insert_member(conn, member, to_ms(c.last_activity_time))
+                _insert_member(conn, member, c)
             stored = select_conversation(conn, c.app_id, c.conversation_id)
             assert stored is not None
             emit(DomainEvent("conversation.created", c.app_id, c.create_time,
@@ -249,14 +286,13 @@ class SqliteConversationStore:
                    if select_member(conn, app_id, conversation_id, m.user_id) is None]
             if conversation.member_count + len(new) > max_members:
                 raise CapacityExceeded("members per conversation", max_members)
-            activity = to_ms(conversation.last_activity_time)
             added = []
             for member in new:
                 joined = Member(app_id, conversation_id, member.user_id, member.role,
                                 member.join_time,
                                 read_sequence=conversation.last_sequence,
                                 delivered_sequence=conversation.last_sequence)
-                _insert_member(conn, joined, activity)
+                _insert_member(conn, joined, conversation)
                 stored = select_member(conn, app_id, conversation_id, member.user_id)
                 assert stored is not None
                 added.append(stored)
@@ -321,29 +357,35 @@ class SqliteConversationStore:
         return await self._log.transact(tx)
 
     async def list_members(self, app_id: str, conversation_id: str, limit: int,
-                           after: Position | None) -> list[Member]:
+                           after: Keyset | None, *, where: Expr | None = None,
+                           ordering: Ordering = BY_JOIN) -> list[Member]:
+        matching, params = sql.where(where, _MEMBER_TERMS)
+        beyond, start, order = sql.keyset([_MEMBER_KEYS[k] for k in ordering.keys],
+                                      ordering.descending, after)
+
         def query(conn: sqlite3.Connection) -> list[Member]:
-            start = after or (-1, "")
             rows = conn.execute(
                 f"SELECT {MEMBER_COLUMNS} FROM members WHERE app_id = ?"
-                " AND conversation_id = ? AND (join_time, user_id) > (?, ?)"
-                " ORDER BY join_time, user_id LIMIT ?",
-                (app_id, conversation_id, *start, limit))
+                f" AND conversation_id = ?{matching}{beyond} ORDER BY {order} LIMIT ?",
+                (app_id, conversation_id, *params, *start, limit))
             return [member_row(row) for row in rows]
 
         return await self._db.read(query)
 
     async def list_user_conversations(self, app_id: str, user_id: str, include_archived: bool,
-                                      limit: int, after: InboxPosition | None
+                                      limit: int, after: Keyset | None, *,
+                                      where: Expr | None = None, ordering: Ordering = INBOX
                                       ) -> list[tuple[Member, Conversation]]:
+        archived = "" if include_archived else " AND archived = 0"
+        matching, params = sql.where(where, _INBOX_TERMS)
+        beyond, start, order = sql.keyset([_INBOX_KEYS[k] for k in ordering.keys],
+                                      ordering.descending, after)
+
         def query(conn: sqlite3.Connection) -> list[tuple[Member, Conversation]]:
-            start = after or (2, 0, "")
-            archived = "" if include_archived else " AND archived = 0"
             rows = conn.execute(
                 f"SELECT {MEMBER_COLUMNS} FROM members WHERE app_id = ? AND user_id = ?"
-                f"{archived} AND (pinned, activity_time, conversation_id) < (?, ?, ?)"
-                " ORDER BY pinned DESC, activity_time DESC, conversation_id DESC LIMIT ?",
-                (app_id, user_id, *start, limit)).fetchall()
+                f"{archived}{matching}{beyond} ORDER BY {order} LIMIT ?",
+                (app_id, user_id, *params, *start, limit)).fetchall()
             result = []
             for row in rows:
                 member = member_row(row)
@@ -374,3 +416,26 @@ class SqliteConversationStore:
             " WHERE app_id = ? AND user_id = ? AND muted = 0 AND unread_count > 0",
             (app_id, user_id)).fetchone())
         return int(row[0]), int(row[1])
+
+    async def scan_conversations(self, app_id: str, limit: int, after: str | None
+                                 ) -> list[Conversation]:
+        def query(conn: sqlite3.Connection) -> list[Conversation]:
+            rows = conn.execute(
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE app_id = ?"
+                " AND conversation_id > ? AND delete_time IS NULL"
+                " ORDER BY conversation_id LIMIT ?", (app_id, after or "", limit))
+            return [conversation_row(row) for row in rows]
+
+        return await self._db.read(query)
+
+    async def join_times(self, app_id: str, user_id: str) -> dict[str, datetime]:
+        rows = await self._db.read(lambda conn: conn.execute(
+            "SELECT conversation_id, join_time FROM members WHERE app_id = ? AND user_id = ?",
+            (app_id, user_id)).fetchall())
+        return {conversation_id: from_ms(join) for conversation_id, join in rows}
+
+    async def member_ids(self, app_id: str, conversation_id: str) -> list[str]:
+        rows = await self._db.read(lambda conn: conn.execute(
+            "SELECT user_id FROM members WHERE app_id = ? AND conversation_id = ?",
+            (app_id, conversation_id)).fetchall())
+        return [user_id for (user_id,) in rows]

@@ -10,16 +10,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from services.conversations.listing import BY_JOIN, INBOX
 from services.conversations.models import (
     Conversation,
     ConversationChanges,
     Member,
     MemberChanges,
 )
+from services.core.filtering import Expr, Ordering
 
 Position = tuple[int, str]  # (time in ms, id)
-# Position in a user's conversation list: (pinned 0/1, last activity in ms, conversation id).
-InboxPosition = tuple[int, int, str]
+# Position in a listing of some Ordering (services/core/filtering.py): a value per key.
+Keyset = tuple[str | int, ...]
 
 
 class ConversationStore(Protocol):
@@ -73,14 +75,19 @@ class ConversationStore(Protocol):
                             changes: MemberChanges, now: datetime) -> Member | None: ...
 
     async def list_members(self, app_id: str, conversation_id: str, limit: int,
-                           after: Position | None) -> list[Member]:
-        """Members ordered by (join_time, user_id)."""
+                           after: Keyset | None, *, where: Expr | None = None,
+                           ordering: Ordering = BY_JOIN) -> list[Member]:
+        """Members matching `where` (fields of listing.MEMBER_FILTER), in `ordering` (one
+        of listing.MEMBER_ORDERINGS; by default (join_time, user_id))."""
 
     async def list_user_conversations(self, app_id: str, user_id: str, include_archived: bool,
-                                      limit: int, after: InboxPosition | None
+                                      limit: int, after: Keyset | None, *,
+                                      where: Expr | None = None, ordering: Ordering = INBOX
                                       ) -> list[tuple[Member, Conversation]]:
-        """A user's memberships with their conversations: pinned first, then by last
-        activity, newest first (descending (pinned, activity, conversation id))."""
+        """A user's memberships with their conversations, those matching `where` (fields
+        of listing.CONVERSATION_FILTER), in `ordering` (one of
+        listing.CONVERSATION_ORDERINGS; by default pinned first, then by last activity,
+        newest first: descending (pinned, activity, conversation id))."""
 
     async def list_channels(self, app_id: str, limit: int, after: Position | None
                             ) -> list[Conversation]:
@@ -89,3 +96,13 @@ class ConversationStore(Protocol):
     async def unread_totals(self, app_id: str, user_id: str) -> tuple[int, int]:
         """(unread messages, conversations with unread) over the user's unmuted
         memberships."""
+
+    async def scan_conversations(self, app_id: str, limit: int, after: str | None
+                                 ) -> list[Conversation]:
+        """Every live conversation of the app, by id (after `after`): for reindexing."""
+
+    async def join_times(self, app_id: str, user_id: str) -> dict[str, datetime]:
+        """When the user joined each conversation they belong to, by conversation id."""
+
+    async def member_ids(self, app_id: str, conversation_id: str) -> list[str]:
+        """The ids of the conversation's members."""

@@ -38,3 +38,5 @@ def configure_logging(level: str, access_log: bool = True) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("caas.access").disabled = not access_log
+    # The Elasticsearch client logs every request at INFO: its failures are enough.
+    logging.getLogger("elastic_transport").setLevel(max(root.level, logging.WARNING))

@@ -99,14 +99,30 @@ def time_id_position(request: PageRequest) -> tuple[int, str] | None:
     return _number(request.after[0], _MAX_MS), _ident(request.after[1])
 
 
-def flag_time_id_position(request: PageRequest) -> tuple[int, int, str] | None:
-    """The position of a listing ordered by (flag 0/1, time in ms, id)."""
+_MAX_TEXT = 1024
+
+
+def _part(kind: str, value: object) -> str | int:
+    if kind == "flag":
+        return _number(value, 2)
+    if kind == "time":
+        return _number(value, _MAX_MS)
+    if kind == "id":
+        return _ident(value)
+    if not isinstance(value, str) or len(value) > _MAX_TEXT:  # "text"
+        raise _damaged()
+    return value
+
+
+def ordered_position(request: PageRequest, kinds: Sequence[str]
+                     ) -> tuple[str | int, ...] | None:
+    """The position of a listing ordered by keys of these kinds ("flag" 0/1, "time" in
+    ms, "id", "text"; see services.core.filtering.Ordering), as the store takes it."""
     if request.after is None:
         return None
-    if len(request.after) != 3:
+    if len(request.after) != len(kinds):
         raise _damaged()
-    return (_number(request.after[0], 2), _number(request.after[1], _MAX_MS),
-            _ident(request.after[2]))
+    return tuple(_part(kind, value) for kind, value in zip(kinds, request.after, strict=True))
 
 
 def make_page(items: list[T], request: PageRequest, scope: Sequence[str],

@@ -276,6 +276,17 @@ class Settings(BaseSettings):
     media_clamd: str = Field(
         "", description="host:port or socket path of a ClamAV daemon that scans every "
                         "upload (a finding quarantines it); empty: no scanning")
+    search_engine: Literal["embedded", "elasticsearch"] = Field(
+        "embedded", description="where the search index lives: embedded (SQLite FTS5 in "
+                                "data_dir/search.db, one server) or elasticsearch")
+    search_elasticsearch_url: str = Field(
+        "http://127.0.0.1:9200", description="the Elasticsearch URL, when "
+                                             "search_engine=elasticsearch")
+    search_elasticsearch_api_key: SecretStr = Field(
+        SecretStr(""), description="an Elasticsearch API key (encoded); empty: none")
+    search_index_prefix: str = Field(
+        "caas", pattern=r"^[a-z][a-z0-9_-]{0,40}$",
+        description="prefix of the Elasticsearch index and alias names")
     stream_heartbeat_interval: Duration = Field(
         timedelta(seconds=15), description="longest silence on a real-time stream")
     stream_queue_limit: int = Field(

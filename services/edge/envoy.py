@@ -223,6 +223,9 @@ class EdgeConfig:
                 "proto_descriptor": self.descriptor_path,
                 "services": list(self.services),
                 "convert_grpc_status": True,
+                # `+` in a query string is a space, as browsers and form encoders send
+                # it (`?filter=kind+%3D+group`); a plus sign itself is `%2B`.
+                "query_param_unescape_plus": True,
                 "print_options": {"add_whitespace": False,
                                   "always_print_primitive_fields": True,
                                   "always_print_enums_as_ints": False,

@@ -49,7 +49,8 @@ class Relay:
     def __init__(self, events: EventLog, sink: EventSink, consumer: str,
                  batch: int = BATCH, now: Callable[[], datetime] = utc_now,
                  wants: Callable[[str], Awaitable[bool]] | None = None,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None,
+                 retry_seconds: tuple[float, float] = RETRY_SECONDS) -> None:
         """`wants(app_id)`, if given, says whether the sink cares for an app's events at
         all: when not, the cursor jumps to the head without reading them. With
         `health`, failed rounds make the component `relay-<consumer>` down (logged once
@@ -63,6 +64,7 @@ class Relay:
         self._holder = new_id()
         self._held_until: datetime | None = None
         self._health = health
+        self._retry = retry_seconds
         self._component = f"relay-{consumer}"
         if health is not None:
             health.register(self._component)
@@ -107,12 +109,12 @@ class Relay:
         """Relay until cancelled: the apps named by each `wake` (a write committed), every
         app at each poll and after a failure (with growing delays)."""
         await self.start()
-        delay = RETRY_SECONDS[0]
+        delay = self._retry[0]
         apps: set[str] | None = None  # None: every app
         while True:
             try:
                 await self.step(apps)
-                delay = RETRY_SECONDS[0]
+                delay = self._retry[0]
                 timeout = POLL_SECONDS
                 failed = False
                 if self._health is not None:
@@ -123,7 +125,7 @@ class Relay:
                 else:
                     log.exception("relay failed; retrying",
                                   extra={"consumer": self._consumer, "retry_seconds": delay})
-                timeout, delay = delay, min(delay * 2, RETRY_SECONDS[1])
+                timeout, delay = delay, min(delay * 2, self._retry[1])
                 failed = True
             woken = await wait_set(wake.event, timeout)
             if woken:

@@ -20,9 +20,11 @@ from services.core.errors import (
     limit_exceeded,
     not_found,
 )
+from services.core.filter_syntax import parse_filter
 from services.core.pagination import Page as ListPage
 from services.core.pagination import make_page, page_request, time_id_position
 from services.core.principal import Principal, User, require_user_or_app
+from services.messages.listing import MESSAGE_FILTER
 from services.messages.models import (
     Attachment,
     Draft,
@@ -192,11 +194,17 @@ class MessagesActions:
         return (await self.show(principal, [await self._message(access, sequence)]))[0]
 
     async def list_messages(self, principal: Principal, app_id: str, conversation_id: str,
-                   thread_root: int, direction: Direction, sequence: int, page_size: int
-                   ) -> tuple[list[Shown], bool, bool]:
+                            thread_root: int, direction: Direction, sequence: int,
+                            page_size: int, filter_text: str = ""
+                            ) -> tuple[list[Shown], bool, bool]:
+        """A page of messages by position, only those matching `filter_text`
+        (services/messages/listing.py), and whether matching ones lie on either side.
+        Raises InvalidArgument for a bad filter (after the caller's access is checked)."""
         await self._member_access(principal, app_id, conversation_id)
+        where = parse_filter(filter_text, MESSAGE_FILTER)
         page: Page = await self._store.list_page(app_id, conversation_id, thread_root,
-                                                 direction, sequence, page_size or 50)
+                                                 direction, sequence, page_size or 50,
+                                                 where=where)
         return await self.show(principal, page.messages), page.more_before, page.more_after
 
     async def do_edit(self, principal: Principal, app_id: str, conversation_id: str,

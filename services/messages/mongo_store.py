@@ -28,12 +28,16 @@ from services.conversations.mongo_store import (
     member_key,
     preview_doc,
 )
+from services.core.db import mongo_filter as mq
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
+from services.core.db.mongo_filter import MongoTerm, field, flag, string_map
 from services.core.errors import CapacityExceeded
+from services.core.filtering import Comparison, Expr, Op
 from services.events.log import Emit
 from services.events.mongo_log import MongoEventLog
 from services.messages.events import emit_mark, message_event
+from services.messages.listing import DELETED
 from services.messages.models import (
     Attachment,
     Draft,
@@ -63,7 +67,28 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
          ("create_time", ASCENDING), ("position", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+async def _v2(db: AsyncDatabase[Document]) -> None:
+    # ListMessages filtered by sender.
+    await db["messages"].create_index(
+        [("app_id", ASCENDING), ("conversation_id", ASCENDING), ("thread_root", ASCENDING),
+         ("sender_id", ASCENDING), ("sequence", ASCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
+
+
+def _state(c: Comparison) -> Document:
+    deleted = (c.value == DELETED) == (c.op is Op.EQ)
+    return {"delete_time": {"$ne": None}} if deleted else {"delete_time": None}
+
+
+# ListMessages: the filter's fields (services/messages/listing.py) as document fields.
+_TERMS: dict[str, MongoTerm] = {
+    "sender_id": field("sender_id"), "create_time": field("create_time"),
+    "has_attachments": flag({"attachments.0": {"$exists": True}},
+                            {"attachments.0": {"$exists": False}}),
+    "mention_ids": lambda c: {"mentions.user_id": c.value}, "state": _state,
+    "reply_count": field("reply_count"), "metadata": string_map("metadata")}
 
 
 def _key(app_id: str, conversation_id: str, sequence: int) -> str:
@@ -184,16 +209,19 @@ class MongoMessageStore:
         return {doc["sequence"]: _message(doc) async for doc in cursor}
 
     async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
-                        direction: Direction, sequence: int, limit: int) -> Page:
-        base = {"app_id": app_id, "conversation_id": conversation_id, "thread_root": thread_root}
+                        direction: Direction, sequence: int, limit: int, *,
+                        where: Expr | None = None) -> Page:
+        base = mq.combine(
+            {"app_id": app_id, "conversation_id": conversation_id, "thread_root": thread_root},
+            mq.query(where, _TERMS))
 
         async def page(condition: Document | None, order: int, count: int) -> list[Message]:
-            query = base if condition is None else {**base, "sequence": condition}
+            query = base if condition is None else mq.combine(base, {"sequence": condition})
             cursor = self._messages.find(query).sort("sequence", order).limit(count)
             return [_message(doc) async for doc in cursor]
 
         async def exists(condition: Document) -> bool:
-            return await self._messages.find_one({**base, "sequence": condition},
+            return await self._messages.find_one(mq.combine(base, {"sequence": condition}),
                                                  {"_id": 1}) is not None
 
         if direction == "latest":
@@ -421,3 +449,11 @@ class MongoMessageStore:
         delivered = await self._members.count_documents(
             {**others, "delivered_sequence": {"$gte": message.sequence}})
         return members, ReceiptSummary(read, delivered)
+
+    async def scan_messages(self, app_id: str, conversation_id: str, after: int, limit: int
+                            ) -> list[Message]:
+        cursor = self._messages.find(
+            {"_id": {"$in": [_key(app_id, conversation_id, s)
+                             for s in range(after + 1, after + 1 + limit)]},
+             "app_id": app_id}).sort("sequence", ASCENDING)
+        return [_message(doc) async for doc in cursor]

@@ -110,7 +110,8 @@ class MessagesServicer:
         direction, sequence = _position(request)
         shown, before, after = await self._actions.list_messages(
             call.principal, *parse_conversation(request.parent, "parent"),
-            request.thread_root_sequence, direction, sequence, request.page_size)
+            request.thread_root_sequence, direction, sequence, request.page_size,
+            request.filter)
         return pb.ListMessagesResponse(messages=[message_proto(s, self._urls) for s in shown],
                                        has_more_before=before, has_more_after=after)
 

@@ -23,11 +23,15 @@ from services.conversations.sqlite_store import (
     select_member,
 )
 from services.core.clock import from_ms, opt_from_ms, to_ms
+from services.core.db import sqlite_filter as sql
 from services.core.db.sqlite import Migration, SqliteDatabase
+from services.core.db.sqlite_filter import Sql, SqlTerm, column, flag, json_list_has, json_map
 from services.core.errors import CapacityExceeded
+from services.core.filtering import Comparison, Expr, Op
 from services.events.log import Emit
 from services.events.sqlite_log import SqliteEventLog
 from services.messages.events import emit_mark, message_event
+from services.messages.listing import DELETED
 from services.messages.models import (
     Attachment,
     Draft,
@@ -65,6 +69,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX reactions_by_time ON reactions"
         " (app_id, conversation_id, sequence, create_time, user_id, emoji)",
     ),
+    (
+        # ListMessages filtered by sender.
+        "CREATE INDEX messages_by_sender ON messages"
+        " (app_id, conversation_id, thread_root, sender_id, sequence)",
+    ),
 )
 
 _COLUMNS = ("app_id, conversation_id, sequence, sender_id, text, attachments, mentions,"
@@ -93,36 +102,55 @@ def _attachments_json(attachments: Iterable[Attachment]) -> str:
     return json.dumps([asdict(a) for a in attachments])
 
 
-def _page_query(conn: sqlite3.Connection, key: tuple[str, str, int], where: str,
-                order: str, args: tuple[int, ...], limit: int) -> list[Message]:
+def _state(c: Comparison) -> Sql:
+    deleted = (c.value == DELETED) == (c.op is Op.EQ)
+    return ("delete_time IS NOT NULL" if deleted else "delete_time IS NULL"), []
+
+
+# ListMessages: the filter's fields (services/messages/listing.py) as columns.
+_TERMS: dict[str, SqlTerm] = {
+    "sender_id": column("sender_id"), "create_time": column("create_time"),
+    "has_attachments": flag("json_array_length(attachments) > 0"),
+    "mention_ids": json_list_has("mentions", "user_id"), "state": _state,
+    "reply_count": column("reply_count"), "metadata": json_map("metadata")}
+
+
+def _page_query(conn: sqlite3.Connection, key: tuple[str, str, int], matching: Sql,
+                where: str, order: str, args: tuple[int, ...], limit: int) -> list[Message]:
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM messages WHERE {_KEY} AND thread_root = ? {where}"
-        f" ORDER BY sequence {order} LIMIT ?", (*key, *args, limit))
+        f"SELECT {_COLUMNS} FROM messages WHERE {_KEY} AND thread_root = ?{matching[0]}"
+        f" {where} ORDER BY sequence {order} LIMIT ?", (*key, *matching[1], *args, limit))
     return [_message(row) for row in rows]
 
 
-def _exists(conn: sqlite3.Connection, key: tuple[str, str, int], where: str, value: int
-            ) -> bool:
-    row = conn.execute(f"SELECT 1 FROM messages WHERE {_KEY} AND thread_root = ? {where}"
-                       " LIMIT 1", (*key, value)).fetchone()
+def _exists(conn: sqlite3.Connection, key: tuple[str, str, int], matching: Sql, where: str,
+            value: int) -> bool:
+    row = conn.execute(f"SELECT 1 FROM messages WHERE {_KEY} AND thread_root = ?{matching[0]}"
+                       f" {where} LIMIT 1", (*key, *matching[1], value)).fetchone()
     return row is not None
 
 
 def _list(conn: sqlite3.Connection, key: tuple[str, str, int], direction: Direction,
-          sequence: int, limit: int) -> Page:
+          sequence: int, limit: int, matching: Sql) -> Page:
+    """A page of the messages that match (`matching`: the filter's SQL, see
+    services/core/db/sqlite_filter.py), and whether matching ones lie beyond it."""
     if direction == "latest":
-        rows = _page_query(conn, key, "", "DESC", (), limit + 1)
+        rows = _page_query(conn, key, matching, "", "DESC", (), limit + 1)
         return Page(rows[:limit][::-1], len(rows) > limit, False)
     if direction == "before":
-        rows = _page_query(conn, key, "AND sequence < ?", "DESC", (sequence,), limit + 1)
+        rows = _page_query(conn, key, matching, "AND sequence < ?", "DESC", (sequence,),
+                           limit + 1)
         return Page(rows[:limit][::-1], len(rows) > limit,
-                    _exists(conn, key, "AND sequence >= ?", sequence))
+                    _exists(conn, key, matching, "AND sequence >= ?", sequence))
     if direction == "after":
-        rows = _page_query(conn, key, "AND sequence > ?", "ASC", (sequence,), limit + 1)
-        return Page(rows[:limit], _exists(conn, key, "AND sequence <= ?", sequence),
+        rows = _page_query(conn, key, matching, "AND sequence > ?", "ASC", (sequence,),
+                           limit + 1)
+        return Page(rows[:limit], _exists(conn, key, matching, "AND sequence <= ?", sequence),
                     len(rows) > limit)
-    older = _page_query(conn, key, "AND sequence < ?", "DESC", (sequence,), limit + 1)
-    newer = _page_query(conn, key, "AND sequence >= ?", "ASC", (sequence,), limit + 1)
+    older = _page_query(conn, key, matching, "AND sequence < ?", "DESC", (sequence,),
+                        limit + 1)
+    newer = _page_query(conn, key, matching, "AND sequence >= ?", "ASC", (sequence,),
+                        limit + 1)
     return around_page(older, newer, limit)
 
 
@@ -215,9 +243,12 @@ class SqliteMessageStore:
         return await self._db.read(query)
 
     async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
-                   direction: Direction, sequence: int, limit: int) -> Page:
+                        direction: Direction, sequence: int, limit: int, *,
+                        where: Expr | None = None) -> Page:
+        matching = sql.where(where, _TERMS)
         return await self._db.read(lambda conn: _list(
-            conn, (app_id, conversation_id, thread_root), direction, sequence, limit))
+            conn, (app_id, conversation_id, thread_root), direction, sequence, limit,
+            matching))
 
     async def edit(self, app_id: str, conversation_id: str, sequence: int,
                    changes: MessageChanges, now: datetime) -> Message | None:
@@ -426,5 +457,15 @@ class SqliteMessageStore:
                 (message.sequence, message.sequence, app_id, conversation_id,
                  message.sender_id)).fetchone()
             return members, ReceiptSummary(int(read), int(delivered))
+
+        return await self._db.read(query)
+
+    async def scan_messages(self, app_id: str, conversation_id: str, after: int, limit: int
+                            ) -> list[Message]:
+        def query(conn: sqlite3.Connection) -> list[Message]:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE {_KEY}"
+                                " AND sequence > ? ORDER BY sequence LIMIT ?",
+                                (app_id, conversation_id, after, limit))
+            return [_message(row) for row in rows]
 
         return await self._db.read(query)

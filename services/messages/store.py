@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from services.conversations.models import Member
+from services.core.filtering import Expr
 from services.messages.models import (
     Draft,
     Message,
@@ -57,9 +58,12 @@ class MessageStore(Protocol):
                        ) -> dict[int, Message]: ...
 
     async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
-                   direction: Direction, sequence: int, limit: int) -> Page:
+                        direction: Direction, sequence: int, limit: int, *,
+                        where: Expr | None = None) -> Page:
         """A page of the top-level messages (thread_root 0) or of one thread's replies:
-        the latest, the ones before or after `sequence` (exclusive), or around it."""
+        the latest, the ones before or after `sequence` (exclusive), or around it. With
+        `where` (fields of listing.MESSAGE_FILTER), only the messages that match, on the
+        page and in its more_before / more_after."""
 
     async def edit(self, app_id: str, conversation_id: str, sequence: int,
                    changes: MessageChanges, now: datetime) -> Message | None:
@@ -104,3 +108,8 @@ class MessageStore(Protocol):
                        after: Position | None) -> tuple[list[Member], ReceiptSummary]:
         """The members other than the sender, by (join_time, user_id), and how many of
         all of them have read and received `message`."""
+
+    async def scan_messages(self, app_id: str, conversation_id: str, after: int, limit: int
+                            ) -> list[Message]:
+        """The conversation's messages (replies and tombstones too) by sequence, after
+        `after`: for reindexing."""

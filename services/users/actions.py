@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from services.apps.store import AppStore
 from services.auth.models import RevokeReason
 from services.auth.store import AuthStore
@@ -15,9 +17,18 @@ from services.core.errors import (
     not_found,
 )
 from services.core.events import DomainEvent, EventBus
+from services.core.filter_syntax import parse_filter
+from services.core.filtering import parse_order_by, token_scope
 from services.core.names import app_name, user_name
-from services.core.pagination import Page, make_page, page_request, time_id_position
+from services.core.pagination import (
+    Page,
+    make_page,
+    ordered_position,
+    page_request,
+    time_id_position,
+)
 from services.core.principal import Principal, User, require_app, require_user_or_app
+from services.users.listing import USER_FILTER, USER_ORDERINGS
 from services.users.models import Block, UserChanges
 from services.users.models import User as UserRecord
 from services.users.store import UserStore
@@ -89,12 +100,24 @@ class UsersActions:
         return user
 
     async def list_users(self, principal: Principal, app_id: str, page_size: int,
-                         page_token: str) -> Page[UserRecord]:
+                         page_token: str, filter_text: str = "", order_by: str = ""
+                         ) -> Page[UserRecord]:
+        """The app's users matching `filter_text`, in the order `order_by` names
+        (services/users/listing.py). Raises InvalidArgument for a bad filter, order_by
+        or page token."""
         require_app(principal, app_id)
-        scope = [app_id, "users"]
+        where = parse_filter(filter_text, USER_FILTER)
+        ordering = parse_order_by(order_by, USER_ORDERINGS)
+        scope = [app_id, "users", *token_scope(where, ordering, USER_ORDERINGS[0])]
         request = page_request(page_size, page_token, scope)
-        users = await self._store.list_users(app_id, request.size + 1, time_id_position(request))
-        return make_page(users, request, scope, lambda u: (to_ms(u.create_time), u.user_id))
+        users = await self._store.list_users(app_id, request.size + 1,
+                                             ordered_position(request, ordering.kinds),
+                                             where=where, ordering=ordering)
+        keys: dict[str, Callable[[UserRecord], int | str]] = {
+            "create_time": lambda u: to_ms(u.create_time),
+            "display_name": lambda u: u.display_name, "user_id": lambda u: u.user_id}
+        return make_page(users, request, scope,
+                         lambda u: tuple(keys[key](u) for key in ordering.keys))
 
     async def do_update_user(self, principal: Principal, app_id: str, user_id: str,
                              changes: UserChanges, allow_missing: bool) -> UserRecord:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.core.clock import from_ms
+from services.core.db import mongo_filter as mq
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
+from services.core.db.mongo_filter import MongoTerm, field, string_map
 from services.core.errors import StoreConflict
+from services.core.filtering import Comparison, Expr, Op, Ordering
+from services.users.listing import BY_CREATION, DELETED
 from services.users.models import Block, User, UserChanges
-from services.users.store import Position
+from services.users.store import Keyset, Position
+from services.users.words import WORD_END, matches, user_words
 
 
 async def _v1(db: AsyncDatabase[Document]) -> None:
@@ -24,7 +31,46 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
          ("blocked_id", DESCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+async def _v2(db: AsyncDatabase[Document]) -> None:
+    # ListUsers ordered by display name.
+    await db["users"].create_index(
+        [("app_id", ASCENDING), ("display_name", ASCENDING), ("user_id", ASCENDING)])
+
+
+async def _v3(db: AsyncDatabase[Document]) -> None:
+    # SearchUsers: each live user's words (services/users/words.py), one document each.
+    await db["user_words"].create_index(
+        [("app_id", ASCENDING), ("word", ASCENDING), ("user_id", ASCENDING)], unique=True)
+    await db["user_words"].create_index([("app_id", ASCENDING), ("user_id", ASCENDING)])
+    async for doc in db["users"].find({"delete_time": None}):
+        await _set_words(db["user_words"], doc["app_id"], doc["user_id"], doc["display_name"])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3)
+SEARCH_ROUNDS = 8  # pages of candidates read before a search settles for fewer
+
+
+def _state(c: Comparison) -> Document:
+    deleted = (c.value == DELETED) == (c.op is Op.EQ)
+    return {"delete_time": {"$ne": None}} if deleted else {"delete_time": None}
+
+
+# ListUsers: the filter's fields (services/users/listing.py) as document fields.
+_TERMS: dict[str, MongoTerm] = {
+    "user_id": field("user_id"), "display_name": field("display_name"),
+    "metadata": string_map("metadata"), "state": _state, "create_time": field("create_time")}
+_KEYS = {"create_time": "create_time", "display_name": "display_name", "user_id": "user_id"}
+
+
+async def _set_words(words: AsyncCollection[Document], app_id: str, user_id: str,
+                     display_name: str | None) -> None:
+    """Replace the user's words (none for a deleted user: display_name None). Not
+    atomic with the user's own write: searches check every candidate against the user
+    as stored, so words left over never show a user wrongly."""
+    await words.delete_many({"app_id": app_id, "user_id": user_id})
+    if display_name is not None:
+        await words.insert_many([{"app_id": app_id, "word": word, "user_id": user_id}
+                                 for word in user_words(user_id, display_name)])
 
 
 def _user_doc(user: User) -> Document:
@@ -50,6 +96,7 @@ class MongoUserStore:
         self._mongo = db
         self._users = db.db["users"]
         self._blocks = db.db["blocks"]
+        self._words = db.db["user_words"]
 
     async def migrate(self) -> None:
         await self._mongo.migrate("users", MIGRATIONS)
@@ -59,6 +106,8 @@ class MongoUserStore:
             await self._users.insert_one(_user_doc(user))
         except DuplicateKeyError as exc:
             raise StoreConflict(user.user_id) from exc
+        if not user.deleted:
+            await _set_words(self._words, user.app_id, user.user_id, user.display_name)
 
     async def get_user(self, app_id: str, user_id: str) -> User | None:
         doc = await self._users.find_one({"_id": f"{app_id}/{user_id}", "app_id": app_id})
@@ -71,10 +120,16 @@ class MongoUserStore:
         cursor = self._users.find({"_id": {"$in": keys}, "app_id": app_id})
         return {doc["user_id"]: _user(doc) async for doc in cursor}
 
-    async def list_users(self, app_id: str, limit: int, after: Position | None) -> list[User]:
-        query = {"app_id": app_id, **after_position(after, "create_time", "user_id")}
-        cursor = self._users.find(query).sort(
-            [("create_time", ASCENDING), ("user_id", ASCENDING)]).limit(limit)
+    async def list_users(self, app_id: str, limit: int, after: Keyset | None, *,
+                         where: Expr | None = None, ordering: Ordering = BY_CREATION
+                         ) -> list[User]:
+        stored = None if after is None else [
+            from_ms(int(value)) if kind == "time" else value
+            for kind, value in zip(ordering.kinds, after, strict=True)]
+        beyond, sort = mq.keyset([_KEYS[k] for k in ordering.keys], ordering.descending,
+                                 stored)
+        cursor = self._users.find(mq.combine({"app_id": app_id}, mq.query(where, _TERMS),
+                                             beyond)).sort(sort).limit(limit)
         return [_user(doc) async for doc in cursor]
 
     async def update_user(self, app_id: str, user_id: str, changes: UserChanges,
@@ -91,6 +146,8 @@ class MongoUserStore:
             {**selector, "delete_time": None}, {"$set": changed},
             return_document=ReturnDocument.AFTER)
         if doc is not None:
+            if changes.display_name is not None:
+                await _set_words(self._words, app_id, user_id, changes.display_name)
             return _user(doc)
         existing = await self._users.find_one(selector)  # a tombstone stays as it is
         if existing is not None:
@@ -109,6 +166,7 @@ class MongoUserStore:
             {**selector, "delete_time": None},
             {"$set": {"display_name": "", "image_uri": "", "metadata": {},
                       "update_time": now, "delete_time": now}})
+        await _set_words(self._words, app_id, user_id, None)
         return await self.get_user(app_id, user_id)
 
     async def create_block(self, block: Block) -> Block:
@@ -141,3 +199,30 @@ class MongoUserStore:
             {"_id": {"$in": [_block_id(app_id, a, b), _block_id(app_id, b, a)]},
              "app_id": app_id}, {"_id": 1})
         return found is not None
+
+    async def search_users(self, app_id: str, words: Sequence[str], limit: int,
+                           among: Collection[str] | None = None) -> list[User]:
+        first = words[0]
+        found: dict[str, User] = {}
+        after: Document = {}
+        for _ in range(SEARCH_ROUNDS):
+            query: Document = {"app_id": app_id,
+                               "word": {"$gte": first, "$lt": first + WORD_END}, **after}
+            if among is not None:
+                query["user_id"] = {"$in": sorted(among)}
+            rows = [doc async for doc in self._words.find(query).sort(
+                [("app_id", ASCENDING), ("word", ASCENDING), ("user_id", ASCENDING)]
+            ).limit(limit * 2)]
+            fresh = [row["user_id"] for row in rows if row["user_id"] not in found]
+            users = await self.get_users(app_id, fresh)
+            for user_id in fresh:  # in the order of the word that matched
+                user = users.get(user_id)
+                if (user is not None and not user.deleted and user_id not in found
+                        and matches(user_words(user_id, user.display_name), words)):
+                    found[user_id] = user
+            if len(rows) < limit * 2 or len(found) >= limit:
+                break
+            last = rows[-1]
+            after = {"$or": [{"word": {"$gt": last["word"]}},
+                             {"word": last["word"], "user_id": {"$gt": last["user_id"]}}]}
+        return list(found.values())[:limit]

@@ -61,7 +61,8 @@ class UsersServicer:
 
     async def ListUsers(self, request: pb.ListUsersRequest, call: Call) -> pb.ListUsersResponse:
         page = await self._actions.list_users(call.principal, parse_app(request.parent, "parent"),
-                                              request.page_size, request.page_token)
+                                              request.page_size, request.page_token,
+                                              request.filter, request.order_by)
         return pb.ListUsersResponse(users=[user_proto(u) for u in page.items],
                                     next_page_token=page.next_page_token)
 

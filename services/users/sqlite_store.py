@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from services.core.clock import from_ms, opt_from_ms, to_ms
+from services.core.db import sqlite_filter as sql
 from services.core.db.sqlite import Migration, SqliteDatabase
+from services.core.db.sqlite_filter import Sql, SqlTerm, column, json_map
 from services.core.errors import StoreConflict
+from services.core.filtering import Comparison, Expr, Op, Ordering
+from services.users.listing import BY_CREATION, DELETED
 from services.users.models import Block, User, UserChanges
-from services.users.store import Position
+from services.users.store import Keyset, Position
+from services.users.words import WORD_END, matches, user_words
 
 MIGRATIONS: tuple[Migration, ...] = (
     (
@@ -27,7 +32,33 @@ MIGRATIONS: tuple[Migration, ...] = (
         " create_time INTEGER NOT NULL, PRIMARY KEY (app_id, user_id, blocked_id))",
         "CREATE INDEX blocks_by_time ON blocks (app_id, user_id, create_time, blocked_id)",
     ),
+    (
+        # ListUsers ordered by display name.
+        "CREATE INDEX users_by_display_name ON users (app_id, display_name, user_id)",
+    ),
+    (
+        # SearchUsers: each live user's words (services/users/words.py), filled from the
+        # users table on the first start with it (_fill_words).
+        "CREATE TABLE user_words ("
+        " app_id TEXT NOT NULL, word TEXT NOT NULL, user_id TEXT NOT NULL,"
+        " PRIMARY KEY (app_id, word, user_id)) WITHOUT ROWID",
+        "CREATE INDEX user_words_by_user ON user_words (app_id, user_id)",
+        "CREATE TABLE user_words_filled (done INTEGER NOT NULL)",
+    ),
 )
+SEARCH_ROUNDS = 8  # pages of candidate words read before a search settles for fewer
+
+
+def _state(c: Comparison) -> Sql:
+    deleted = (c.value == DELETED) == (c.op is Op.EQ)
+    return ("delete_time IS NOT NULL" if deleted else "delete_time IS NULL"), []
+
+
+# ListUsers: the filter's fields (services/users/listing.py) as columns.
+_TERMS: dict[str, SqlTerm] = {
+    "user_id": column("user_id"), "display_name": column("display_name"),
+    "metadata": json_map("metadata"), "state": _state, "create_time": column("create_time")}
+_KEYS = {"create_time": "create_time", "display_name": "display_name", "user_id": "user_id"}
 
 _COLUMNS = ("app_id, user_id, display_name, image_uri, metadata, create_time, update_time,"
             " delete_time")
@@ -48,6 +79,29 @@ def _insert(conn: sqlite3.Connection, user: User) -> None:
                       None if user.delete_time is None else to_ms(user.delete_time)))
     except sqlite3.IntegrityError as exc:
         raise StoreConflict(user.user_id) from exc
+    if user.delete_time is None:
+        _set_words(conn, user.app_id, user.user_id, user.display_name)
+
+
+def _set_words(conn: sqlite3.Connection, app_id: str, user_id: str, display_name: str | None
+               ) -> None:
+    """Replace the user's words (none for a deleted user: display_name None)."""
+    conn.execute("DELETE FROM user_words WHERE app_id = ? AND user_id = ?", (app_id, user_id))
+    if display_name is not None:
+        conn.executemany("INSERT INTO user_words (app_id, word, user_id) VALUES (?, ?, ?)",
+                         [(app_id, word, user_id)
+                          for word in user_words(user_id, display_name)])
+
+
+def _fill_words(conn: sqlite3.Connection) -> None:
+    """Once: the words of the users that were there before the table."""
+    if conn.execute("SELECT 1 FROM user_words_filled").fetchone():
+        return
+    for app_id, user_id, display_name in conn.execute(
+            "SELECT app_id, user_id, display_name FROM users WHERE delete_time IS NULL"
+            ).fetchall():
+        _set_words(conn, app_id, user_id, display_name)
+    conn.execute("INSERT INTO user_words_filled (done) VALUES (1)")
 
 
 def _select(conn: sqlite3.Connection, app_id: str, user_id: str) -> User | None:
@@ -61,6 +115,7 @@ class SqliteUserStore:
 
     async def migrate(self) -> None:
         await self._db.migrate("users", MIGRATIONS)
+        await self._db.write(_fill_words)
 
     async def create_user(self, user: User) -> None:
         await self._db.write(lambda conn: _insert(conn, user))
@@ -81,13 +136,17 @@ class SqliteUserStore:
 
         return await self._db.read(query)
 
-    async def list_users(self, app_id: str, limit: int, after: Position | None) -> list[User]:
+    async def list_users(self, app_id: str, limit: int, after: Keyset | None, *,
+                         where: Expr | None = None, ordering: Ordering = BY_CREATION
+                         ) -> list[User]:
+        matching, params = sql.where(where, _TERMS)
+        beyond, start, order = sql.keyset([_KEYS[k] for k in ordering.keys],
+                                          ordering.descending, after)
+
         def query(conn: sqlite3.Connection) -> list[User]:
-            start = after or (-1, "")
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM users WHERE app_id = ?"
-                " AND (create_time, user_id) > (?, ?) ORDER BY create_time, user_id LIMIT ?",
-                (app_id, *start, limit))
+                f"SELECT {_COLUMNS} FROM users WHERE app_id = ?{matching}{beyond}"
+                f" ORDER BY {order} LIMIT ?", (app_id, *params, *start, limit))
             return [_user(row) for row in rows]
 
         return await self._db.read(query)
@@ -110,6 +169,8 @@ class SqliteUserStore:
                 (changes.display_name, changes.image_uri,
                  None if changes.metadata is None else json.dumps(dict(changes.metadata)),
                  to_ms(now), app_id, user_id))
+            if changes.display_name is not None:
+                _set_words(conn, app_id, user_id, changes.display_name)
             return _select(conn, app_id, user_id)
 
         return await self._db.write(tx)
@@ -121,6 +182,7 @@ class SqliteUserStore:
                 " update_time = ?, delete_time = ?"
                 " WHERE app_id = ? AND user_id = ? AND delete_time IS NULL",
                 (to_ms(now), to_ms(now), app_id, user_id))
+            _set_words(conn, app_id, user_id, None)
             return _select(conn, app_id, user_id)
 
         return await self._db.write(tx)
@@ -163,3 +225,39 @@ class SqliteUserStore:
             "SELECT 1 FROM blocks WHERE app_id = ? AND ((user_id = ? AND blocked_id = ?)"
             " OR (user_id = ? AND blocked_id = ?)) LIMIT 1", (app_id, a, b, b, a)).fetchone())
         return row is not None
+
+    async def search_users(self, app_id: str, words: Sequence[str], limit: int,
+                           among: Collection[str] | None = None) -> list[User]:
+        first = words[0]
+        members = sorted(among) if among is not None else None
+
+        def query(conn: sqlite3.Connection) -> list[User]:
+            found: dict[str, User] = {}
+            after = (first, "")
+            for _ in range(SEARCH_ROUNDS):
+                sql = ("SELECT word, user_id FROM user_words WHERE app_id = ?"
+                       " AND (word, user_id) > (?, ?) AND word < ?")
+                values: list[Any] = [app_id, *after, first + WORD_END]
+                if members is not None:
+                    sql += f" AND user_id IN ({', '.join('?' * len(members))})"
+                    values += members
+                rows = conn.execute(sql + " ORDER BY word, user_id LIMIT ?",
+                                    (*values, limit * 2)).fetchall()
+                fresh = list(dict.fromkeys(u for _, u in rows if u not in found))
+                if fresh:
+                    marks = ", ".join("?" * len(fresh))
+                    users = {user.user_id: user for user in map(_user, conn.execute(
+                        f"SELECT {_COLUMNS} FROM users WHERE app_id = ?"
+                        f" AND user_id IN ({marks}) AND delete_time IS NULL",
+                        (app_id, *fresh)))}
+                    for user_id in fresh:  # in the order of the word that matched
+                        user = users.get(user_id)
+                        if user is not None and matches(
+                                user_words(user_id, user.display_name), words):
+                            found[user_id] = user
+                if len(rows) < limit * 2 or len(found) >= limit:
+                    break
+                after = rows[-1]
+            return list(found.values())[:limit]
+
+        return await self._db.read(query)

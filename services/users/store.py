@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from services.core.filtering import Expr, Ordering
+from services.users.listing import BY_CREATION
 from services.users.models import Block, User, UserChanges
 
 Position = tuple[int, str]  # (time in ms, id)
+# Position in a listing of some Ordering (services/core/filtering.py): a value per key.
+Keyset = tuple[str | int, ...]
 
 
 class UserStore(Protocol):
@@ -24,8 +28,11 @@ class UserStore(Protocol):
     async def get_users(self, app_id: str, user_ids: Iterable[str]) -> dict[str, User]:
         """The users of `user_ids` that exist (tombstones included), by id."""
 
-    async def list_users(self, app_id: str, limit: int, after: Position | None) -> list[User]:
-        """Users ordered by (create_time, user_id)."""
+    async def list_users(self, app_id: str, limit: int, after: Keyset | None, *,
+                         where: Expr | None = None, ordering: Ordering = BY_CREATION
+                         ) -> list[User]:
+        """Users matching `where` (fields of listing.USER_FILTER), in `ordering` (one of
+        listing.USER_ORDERINGS; by default (create_time, user_id))."""
 
     async def update_user(self, app_id: str, user_id: str, changes: UserChanges,
                           now: datetime, create: User | None = None) -> User | None:
@@ -48,3 +55,10 @@ class UserStore(Protocol):
 
     async def blocked_either_way(self, app_id: str, a: str, b: str) -> bool:
         """Whether `a` blocks `b` or `b` blocks `a`."""
+
+    async def search_users(self, app_id: str, words: Sequence[str], limit: int,
+                           among: Collection[str] | None = None) -> list[User]:
+        """Live users each of whose folded `words` (services/users/words.py; at least
+        one) begins one of their words; only those of `among`, if given. At most
+        `limit`, by the first of their words that words[0] begins, then by id."""
+

@@ -6,7 +6,13 @@ import json
 import pytest
 
 from services.core.errors import InvalidArgument
-from services.core.pagination import _fingerprint, make_page, page_request, time_id_position
+from services.core.pagination import (
+    _fingerprint,
+    make_page,
+    ordered_position,
+    page_request,
+    time_id_position,
+)
 
 
 def test_default_and_maximum_sizes() -> None:
@@ -48,4 +54,26 @@ def test_forged_positions_are_refused(position: object) -> None:
     request = page_request(3, _forged(position, ["s"]), ["s"])
     with pytest.raises(InvalidArgument) as caught:
         time_id_position(request)
+    assert caught.value.reason == "PAGE_TOKEN_INVALID"
+
+
+def test_ordered_positions_follow_their_kinds() -> None:
+    request = page_request(3, _forged([1, 5, "x"], ["s"]), ["s"])
+    assert ordered_position(request, ("flag", "time", "id")) == (1, 5, "x")
+    request = page_request(3, _forged(["Zoë B.", "u1"], ["s"]), ["s"])
+    assert ordered_position(request, ("text", "id")) == ("Zoë B.", "u1")
+    assert ordered_position(page_request(3, "", ["s"]), ("time", "id")) is None
+
+
+@pytest.mark.parametrize(("position", "kinds"), [
+    ([2, 5, "x"], ("flag", "time", "id")), ([1, -1, "x"], ("flag", "time", "id")),
+    ([1, 5, 7], ("flag", "time", "id")), ([1, 5], ("flag", "time", "id")),
+    ([False, 5, "x"], ("flag", "time", "id")), ([5, "x"], ("text", "id")),
+    (["x" * 1025, "x"], ("text", "id")), (["a", "x" * 300], ("text", "id")),
+])
+def test_forged_ordered_positions_are_refused(position: object, kinds: tuple[str, ...]
+                                              ) -> None:
+    request = page_request(3, _forged(position, ["s"]), ["s"])
+    with pytest.raises(InvalidArgument) as caught:
+        ordered_position(request, kinds)
     assert caught.value.reason == "PAGE_TOKEN_INVALID"

@@ -115,6 +115,9 @@ def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
     # The photo: uploaded, processed, sent, and its thumbnail fetched by Dan.
     assert re.search(r'"media":"apps/demo/media/[a-z2-7]{16}"', out)
     assert "200 image/webp" in out
+    # Search: Dan's words found, with the matches marked.
+    assert "[{'text': 'Hello', 'match': True}, {'text': ' from ', 'match': False}, " \
+        "{'text': 'curl', 'match': True}]" in out
 
 
 def test_the_run_command_installs_what_the_quickstart_uses() -> None:

@@ -48,7 +48,7 @@ def test_an_index_and_a_page_per_service(pages: dict[str, str]) -> None:
     assert sorted(pages) == sorted(["README.md", "apps_service.md", "auth_service.md",
                                     "users_service.md", "conversations_service.md",
                                     "messages_service.md", "realtime_service.md",
-                                    "media_service.md",
+                                    "media_service.md", "search_service.md",
                                     "webhooks_service.md"])
     index = pages["README.md"]
     for heading in ("## How to call", "## Credentials", "### Common errors",

@@ -140,7 +140,8 @@ def test_get_fields_are_query_parameters(document: dict[str, Any]) -> None:
     _, _, op = operation(document, "caas.messages.v1.MessagesService/ListMessages")
     query = params(op, "query")
     assert list(query) == ["page_size", "before_sequence", "after_sequence",
-                           "around_sequence", "thread_root_sequence"]
+                           "around_sequence", "thread_root_sequence", "filter"]
+    assert query["filter"]["schema"] == {"type": "string", "maxLength": 1024}
     assert query["page_size"]["schema"] == {"type": "integer", "format": "int32",
                                             "minimum": 0, "maximum": 200}
     assert query["before_sequence"]["schema"] == {"type": "string", "format": "int64"}

@@ -11,6 +11,7 @@ from caas.conversations.v1 import conversations_service_pb2_grpc
 from caas.media.v1 import media_service_pb2_grpc
 from caas.messages.v1 import messages_service_pb2_grpc
 from caas.realtime.v1 import realtime_service_pb2_grpc
+from caas.search.v1 import search_service_pb2_grpc
 from caas.users.v1 import users_service_pb2_grpc
 from caas.webhooks.v1 import webhooks_service_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -33,6 +34,7 @@ class Client:
         self.realtime = realtime_service_pb2_grpc.RealtimeServiceStub(self.channel)
         self.webhooks = webhooks_service_pb2_grpc.WebhooksServiceStub(self.channel)
         self.media = media_service_pb2_grpc.MediaServiceStub(self.channel)
+        self.search = search_service_pb2_grpc.SearchServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import signal
 import socket
@@ -103,6 +104,47 @@ def start_clamd(workdir: Path) -> ExternalServer:
 SEAWEEDFS_ACCESS_KEY = "caas-test"
 SEAWEEDFS_SECRET_KEY = "caas-test-secret-0123456789abcdef"
 SEAWEEDFS_REGION = "us-east-1"
+
+
+@dataclass
+class SearchServer:
+    """osmem-server and the proxy the Elasticsearch client talks to (url: the proxy's).
+    Stopping the proxy alone is an outage that keeps the data."""
+
+    engine: Process
+    engine_url: str
+    proxy: Process
+    url: str
+    proxy_port: int
+
+    def start_proxy(self) -> None:
+        self.proxy = _es_proxy(self.proxy_port, self.engine_url)
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.engine.stop()
+
+
+def _es_proxy(port: int, upstream: str) -> Process:
+    proxy = Process([sys.executable, "-m", "tests.support.es_proxy", str(port), upstream],
+                    cwd=Path(__file__).resolve().parents[2], name="es-proxy")
+    proxy.wait_for_line(lambda line: line == "ready", 30)
+    return proxy
+
+
+def start_search_engine() -> SearchServer:
+    """osmem-server (the Elasticsearch REST API, in memory) behind the header-rewriting
+    proxy of tests/support/es_proxy.py."""
+    import osmem_server  # noqa: PLC0415 - only the search tests need it
+
+    executable = Path(osmem_server.__file__).parent / "bin" / "osmem-server"
+    engine_port, proxy_port = free_ports(2)
+    upstream = f"http://127.0.0.1:{engine_port}"
+    engine = Process([str(executable), "-addr", f"127.0.0.1:{engine_port}", "-no-stdin-watch",
+                      "-parent-pid", str(os.getpid())], name="osmem-server")
+    wait_until(lambda: tcp_open(engine_port), 30, "osmem-server")
+    proxy = _es_proxy(proxy_port, upstream)
+    return SearchServer(engine, upstream, proxy, f"http://127.0.0.1:{proxy_port}", proxy_port)
 
 
 def start_seaweedfs(workdir: Path) -> ExternalServer:

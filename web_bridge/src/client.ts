@@ -27,6 +27,7 @@ import {
   type SubscribeResponse,
   type Typing,
 } from "./gen/caas/realtime/v1/realtime_service_pb.js";
+import { SearchService } from "./gen/caas/search/v1/search_service_pb.js";
 import { UsersService } from "./gen/caas/users/v1/users_service_pb.js";
 import { ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import type { Credentials } from "./gen/caas/auth/v1/resources_pb.js";
@@ -312,6 +313,8 @@ export interface CaasClient {
   /** Uploads and media (`uploadMedia` and `waitForMedia` do the whole dance). */
   media: Client<typeof MediaService>;
   realtime: Client<typeof RealtimeService>;
+  /** Message, conversation and user search (mention autocomplete: `searchUsers`). */
+  search: Client<typeof SearchService>;
   /** Follow `user`'s events (`apps/{app}/users/{user}`) until `close()`. */
   subscribe(user: string, handlers: SubscriptionHandlers, options?: SubscriptionOptions): Subscription;
   /** Renew the access token now. */
@@ -331,6 +334,7 @@ export function createCaasClient(options: CaasClientOptions): CaasClient {
     messages: createClient(MessagesService, transport),
     media: createClient(MediaService, transport),
     realtime,
+    search: createClient(SearchService, transport),
     subscribe: (user, handlers, subscriptionOptions = {}) =>
       new Subscription(realtime, user, handlers, subscriptionOptions, () => session.refresh()),
     refresh: () => session.refresh(),

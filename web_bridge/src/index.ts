@@ -6,6 +6,8 @@ export { ConversationsService } from "./gen/caas/conversations/v1/conversations_
 export { MediaService } from "./gen/caas/media/v1/media_service_pb.js";
 export { MessagesService } from "./gen/caas/messages/v1/messages_service_pb.js";
 export { RealtimeService } from "./gen/caas/realtime/v1/realtime_service_pb.js";
+export { SearchOrder, SearchService } from "./gen/caas/search/v1/search_service_pb.js";
+export type { MessageHit, Snippet, UserHit } from "./gen/caas/search/v1/resources_pb.js";
 export { UsersService } from "./gen/caas/users/v1/users_service_pb.js";
 export { Conversation_Kind } from "./gen/caas/conversations/v1/resources_pb.js";
 export type { Event } from "./gen/caas/events/v1/events_pb.js";

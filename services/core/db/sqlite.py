@@ -75,7 +75,7 @@ _UNUSABLE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQL
                        sqlite3.SQLITE_CORRUPT})
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         for pragma in _PRAGMAS:
@@ -264,7 +264,7 @@ def _open_connections(path: Path, lock_fd: int
 
 
 def _open_locked(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
-    writer = _connect(path)
+    writer = connect(path)
     try:
         writer.execute("BEGIN IMMEDIATE")
         try:
@@ -275,7 +275,7 @@ def _open_locked(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
             if writer.in_transaction:
                 writer.execute("ROLLBACK")
             raise
-        return writer, _connect(path)
+        return writer, connect(path)
     except BaseException:
         writer.close()
         raise

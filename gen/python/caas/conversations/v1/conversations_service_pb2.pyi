@@ -251,14 +251,39 @@ class ListConversationsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     INCLUDE_ARCHIVED_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """`apps/{app}/users/{user}`: whose conversations."""
     page_size: _builtins.int
     """At most 200; 0 means 50."""
     page_token: _builtins.str
-    """`next_page_token` of the previous page, empty for the first; at most 512 characters."""
+    """`next_page_token` of the previous page, empty for the first; at most 512 characters.
+    A token works only with the filter and order_by it was made with.
+    """
     include_archived: _builtins.bool
     """Include the conversations the user archived."""
+    filter: _builtins.str
+    """Only the conversations that match this filter (a subset of AIP-160, see
+    docs/filtering.md): at most 1024 characters and 20 comparisons, parentheses and
+    NOT nested at most 8 deep. Fields, of the conversation and of the user's
+    membership: `kind` (= !=; direct, group, channel), `unread` (= !=; true when
+    unread_count > 0), `unread_count` (= != < <= > >=), `muted`, `archived`,
+    `pinned` (= !=; true, false), `role` (the user's; = != < <= > >=; member <
+    moderator < admin < owner), `last_activity_time` and `create_time` (= != < <= >
+    >=; RFC 3339 in double quotes). Comparisons combine with AND, OR, NOT (or `-`)
+    and parentheses; OR binds tighter than AND. Example: `kind = group AND unread =
+    true AND NOT muted = true`. A filter that names `archived` decides by itself which
+    archived conversations are listed, whatever `include_archived` says. A bad filter
+    is INVALID_ARGUMENT with a field violation on `filter` naming the position of the
+    problem (`at 12: unknown field "colour"; allowed: kind, …`).
+    """
+    order_by: _builtins.str
+    """The order (AIP-132), at most 128 characters: `pinned desc, last_activity_time
+    desc` (the default: pinned first, then latest activity first),
+    `last_activity_time desc`, `last_activity_time`, `create_time desc` or
+    `create_time`; ties go by conversation id. Any other is INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
@@ -266,10 +291,12 @@ class ListConversationsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         include_archived: _builtins.bool = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_archived", b"include_archived", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "include_archived", b"include_archived", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -592,22 +619,41 @@ class ListMembersRequest(_message.Message):
     PARENT_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """`apps/{app}/conversations/{conversation}`."""
     page_size: _builtins.int
     """At most 200; 0 means 50."""
     page_token: _builtins.str
-    """`next_page_token` of the previous page, empty for the first; at most 512 characters."""
+    """`next_page_token` of the previous page, empty for the first; at most 512 characters.
+    A token works only with the filter and order_by it was made with.
+    """
+    filter: _builtins.str
+    """Only the members that match this filter (a subset of AIP-160, see
+    docs/filtering.md; at most 1024 characters and 20 comparisons), on what every
+    member sees of the others: `role` (= != < <= > >=; member < moderator < admin <
+    owner), `user_id` (= !=; a trailing `*` matches by prefix: `user_id = "ali*"`),
+    `join_time` (= != < <= > >=; RFC 3339 in double quotes). Example: `role >= admin
+    OR user_id = "bot-*"`. A bad filter is INVALID_ARGUMENT with a field violation on
+    `filter` naming the position of the problem.
+    """
+    order_by: _builtins.str
+    """The order (AIP-132), at most 128 characters: `join_time` (the default) or
+    `join_time desc`; ties go by user id.
+    """
     def __init__(
         self,
         *,
         parent: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -173,9 +173,10 @@ class ConversationsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListConversations(self, request, context):
-        """Lists a user's conversations: pinned first, then by last activity, newest first;
-        each with the user's membership (unread count, role, settings) and the last
-        message. A user may list only their own.
+        """Lists a user's conversations: pinned first, then by last activity, newest first
+        (or in the order `order_by` names); each with the user's membership (unread count,
+        role, settings) and the last message; only those matching `filter`, if given. A
+        user may list only their own, whatever the filter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,7 +233,9 @@ class ConversationsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListMembers(self, request, context):
-        """Lists members in the order they joined, each as GetMember shows it.
+        """Lists members in the order they joined (or as `order_by` says), each as GetMember
+        shows it; only those matching `filter`, if given. Members only, whatever the
+        filter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -73,9 +73,10 @@ class ConversationsServiceStub:
     the app's backend).
     """
     ListConversations: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.ListConversationsRequest, _conversations_service_pb2.ListConversationsResponse]
-    """Lists a user's conversations: pinned first, then by last activity, newest first;
-    each with the user's membership (unread count, role, settings) and the last
-    message. A user may list only their own.
+    """Lists a user's conversations: pinned first, then by last activity, newest first
+    (or in the order `order_by` names); each with the user's membership (unread count,
+    role, settings) and the last message; only those matching `filter`, if given. A
+    user may list only their own, whatever the filter.
     """
     ListChannels: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.ListChannelsRequest, _conversations_service_pb2.ListChannelsResponse]
     """Lists the app's channels, newest first, for users to find and join. A user sees
@@ -103,7 +104,10 @@ class ConversationsServiceStub:
     `user_id`, `role` and `join_time`.
     """
     ListMembers: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.ListMembersRequest, _conversations_service_pb2.ListMembersResponse]
-    """Lists members in the order they joined, each as GetMember shows it."""
+    """Lists members in the order they joined (or as `order_by` says), each as GetMember
+    shows it; only those matching `filter`, if given. Members only, whatever the
+    filter.
+    """
     UpdateMember: _grpc.UnaryUnaryMultiCallable[_conversations_service_pb2.UpdateMemberRequest, _conversations_service_pb2.UpdateMemberResponse]
     """Changes a member's role (owners: any but owner; admins: member and moderator) or
     the member's own settings (muted, archived, pinned: the member only). Answers
@@ -155,9 +159,10 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     the app's backend).
     """
     ListConversations: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.ListConversationsRequest, _conversations_service_pb2.ListConversationsResponse]  # type: ignore[assignment]
-    """Lists a user's conversations: pinned first, then by last activity, newest first;
-    each with the user's membership (unread count, role, settings) and the last
-    message. A user may list only their own.
+    """Lists a user's conversations: pinned first, then by last activity, newest first
+    (or in the order `order_by` names); each with the user's membership (unread count,
+    role, settings) and the last message; only those matching `filter`, if given. A
+    user may list only their own, whatever the filter.
     """
     ListChannels: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.ListChannelsRequest, _conversations_service_pb2.ListChannelsResponse]  # type: ignore[assignment]
     """Lists the app's channels, newest first, for users to find and join. A user sees
@@ -185,7 +190,10 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     `user_id`, `role` and `join_time`.
     """
     ListMembers: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.ListMembersRequest, _conversations_service_pb2.ListMembersResponse]  # type: ignore[assignment]
-    """Lists members in the order they joined, each as GetMember shows it."""
+    """Lists members in the order they joined (or as `order_by` says), each as GetMember
+    shows it; only those matching `filter`, if given. Members only, whatever the
+    filter.
+    """
     UpdateMember: _aio.UnaryUnaryMultiCallable[_conversations_service_pb2.UpdateMemberRequest, _conversations_service_pb2.UpdateMemberResponse]  # type: ignore[assignment]
     """Changes a member's role (owners: any but owner; admins: member and moderator) or
     the member's own settings (muted, archived, pinned: the member only). Answers
@@ -264,9 +272,10 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _conversations_service_pb2.ListConversationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_service_pb2.ListConversationsResponse, _abc.Awaitable[_conversations_service_pb2.ListConversationsResponse]]:
-        """Lists a user's conversations: pinned first, then by last activity, newest first;
-        each with the user's membership (unread count, role, settings) and the last
-        message. A user may list only their own.
+        """Lists a user's conversations: pinned first, then by last activity, newest first
+        (or in the order `order_by` names); each with the user's membership (unread count,
+        role, settings) and the last message; only those matching `filter`, if given. A
+        user may list only their own, whatever the filter.
         """
 
     @_abc_1.abstractmethod
@@ -336,7 +345,10 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _conversations_service_pb2.ListMembersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_service_pb2.ListMembersResponse, _abc.Awaitable[_conversations_service_pb2.ListMembersResponse]]:
-        """Lists members in the order they joined, each as GetMember shows it."""
+        """Lists members in the order they joined (or as `order_by` says), each as GetMember
+        shows it; only those matching `filter`, if given. Members only, whatever the
+        filter.
+        """
 
     @_abc_1.abstractmethod
     def UpdateMember(

@@ -143,6 +143,7 @@ class ListMessagesRequest(_message.Message):
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
     AROUND_SEQUENCE_FIELD_NUMBER: _builtins.int
     THREAD_ROOT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """`apps/{app}/conversations/{conversation}`."""
     page_size: _builtins.int
@@ -157,6 +158,21 @@ class ListMessagesRequest(_message.Message):
     """The replies of this thread (its first message's sequence number) instead of the
     top-level messages.
     """
+    filter: _builtins.str
+    """Only the messages that match this filter (a subset of AIP-160, see
+    docs/filtering.md; at most 1024 characters and 20 comparisons), among the
+    top-level messages or the thread's replies, and before, after or around the
+    position as the request says: the page holds matching messages only, and
+    `has_more_before` / `has_more_after` tell of matching ones. Fields: `sender_id` (=
+    !=; a trailing `*` matches by prefix), `create_time` (= != < <= > >=; RFC 3339 in
+    double quotes), `has_attachments` (= !=; true, false), `mention_ids` (`:`;
+    `mention_ids:"bob"` holds for messages that mention bob), `state` (= !=; active,
+    deleted), `reply_count` (= != < <= > >=; `reply_count > 0` for messages that
+    started a thread), `metadata` (`metadata.<key> = "v"`, `!=`, `metadata:<key>` for
+    a key that is present). Example: `sender_id = "alice" AND create_time >=
+    "2026-01-01T00:00:00Z"`. A bad filter is INVALID_ARGUMENT with a field violation
+    on `filter` naming the position of the problem.
+    """
     def __init__(
         self,
         *,
@@ -166,10 +182,11 @@ class ListMessagesRequest(_message.Message):
         after_sequence: _builtins.int = ...,
         around_sequence: _builtins.int = ...,
         thread_root_sequence: _builtins.int = ...,
+        filter: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "around_sequence", b"around_sequence", "before_sequence", b"before_sequence", "position", b"position"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "around_sequence", b"around_sequence", "before_sequence", b"before_sequence", "page_size", b"page_size", "parent", b"parent", "position", b"position", "thread_root_sequence", b"thread_root_sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "around_sequence", b"around_sequence", "before_sequence", b"before_sequence", "filter", b"filter", "page_size", b"page_size", "parent", b"parent", "position", b"position", "thread_root_sequence", b"thread_root_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_position: _TypeAlias = _typing.Literal["before_sequence", "after_sequence", "around_sequence"]  # noqa: Y015
     _WhichOneofArgType_position: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015

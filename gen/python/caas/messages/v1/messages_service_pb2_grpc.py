@@ -137,8 +137,9 @@ class MessagesServiceServicer:
     def ListMessages(self, request, context):
         """Lists messages in sequence order, by position instead of page tokens: the latest
         page by default, or the page before, after or around a sequence number. Deleted
-        messages appear as tombstones, so sequence numbers stay contiguous. Top-level
-        messages by default; the replies of one thread with `thread_root_sequence`.
+        messages appear as tombstones, so sequence numbers stay contiguous (unless a
+        `filter` leaves some out). Top-level messages by default; the replies of one thread
+        with `thread_root_sequence`.
         (A deliberate deviation from AIP-158 page tokens: chat clients page by position
         in both directions.)
         """

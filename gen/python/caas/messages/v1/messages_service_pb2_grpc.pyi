@@ -52,8 +52,9 @@ class MessagesServiceStub:
     ListMessages: _grpc.UnaryUnaryMultiCallable[_messages_service_pb2.ListMessagesRequest, _messages_service_pb2.ListMessagesResponse]
     """Lists messages in sequence order, by position instead of page tokens: the latest
     page by default, or the page before, after or around a sequence number. Deleted
-    messages appear as tombstones, so sequence numbers stay contiguous. Top-level
-    messages by default; the replies of one thread with `thread_root_sequence`.
+    messages appear as tombstones, so sequence numbers stay contiguous (unless a
+    `filter` leaves some out). Top-level messages by default; the replies of one thread
+    with `thread_root_sequence`.
     (A deliberate deviation from AIP-158 page tokens: chat clients page by position
     in both directions.)
     """
@@ -112,8 +113,9 @@ class MessagesServiceAsyncStub(MessagesServiceStub):
     ListMessages: _aio.UnaryUnaryMultiCallable[_messages_service_pb2.ListMessagesRequest, _messages_service_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """Lists messages in sequence order, by position instead of page tokens: the latest
     page by default, or the page before, after or around a sequence number. Deleted
-    messages appear as tombstones, so sequence numbers stay contiguous. Top-level
-    messages by default; the replies of one thread with `thread_root_sequence`.
+    messages appear as tombstones, so sequence numbers stay contiguous (unless a
+    `filter` leaves some out). Top-level messages by default; the replies of one thread
+    with `thread_root_sequence`.
     (A deliberate deviation from AIP-158 page tokens: chat clients page by position
     in both directions.)
     """
@@ -187,8 +189,9 @@ class MessagesServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_messages_service_pb2.ListMessagesResponse, _abc.Awaitable[_messages_service_pb2.ListMessagesResponse]]:
         """Lists messages in sequence order, by position instead of page tokens: the latest
         page by default, or the page before, after or around a sequence number. Deleted
-        messages appear as tombstones, so sequence numbers stay contiguous. Top-level
-        messages by default; the replies of one thread with `thread_root_sequence`.
+        messages appear as tombstones, so sequence numbers stay contiguous (unless a
+        `filter` leaves some out). Top-level messages by default; the replies of one thread
+        with `thread_root_sequence`.
         (A deliberate deviation from AIP-158 page tokens: chat clients page by position
         in both directions.)
         """

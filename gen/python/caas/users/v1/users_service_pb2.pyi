@@ -133,22 +133,42 @@ class ListUsersRequest(_message.Message):
     PARENT_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """`apps/{app}`."""
     page_size: _builtins.int
     """At most 200; 0 means 50."""
     page_token: _builtins.str
-    """`next_page_token` of the previous page, empty for the first; at most 512 characters."""
+    """`next_page_token` of the previous page, empty for the first; at most 512 characters.
+    A token works only with the filter and order_by it was made with.
+    """
+    filter: _builtins.str
+    """Only the users that match this filter (a subset of AIP-160, see
+    docs/filtering.md; at most 1024 characters and 20 comparisons): `user_id` and
+    `display_name` (= !=; a trailing `*` matches by prefix, case-sensitively:
+    `user_id = "ali*"`), `metadata` (`metadata.<key> = "v"`, `!=`, `metadata:<key>`
+    for a key that is present), `state` (= !=; active, deleted), `create_time` (= !=
+    < <= > >=; RFC 3339 in double quotes). Example: `state = active AND
+    metadata.plan = "pro"`. A bad filter is INVALID_ARGUMENT with a field violation on
+    `filter` naming the position of the problem.
+    """
+    order_by: _builtins.str
+    """The order (AIP-132), at most 128 characters: `create_time` (the default),
+    `create_time desc`, `display_name` or `display_name desc`; ties go by user id.
+    """
     def __init__(
         self,
         *,
         parent: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

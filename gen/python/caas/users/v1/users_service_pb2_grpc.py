@@ -105,7 +105,8 @@ class UsersServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListUsers(self, request, context):
-        """Lists the app's users, oldest first (deleted ones included).
+        """Lists the app's users, oldest first (deleted ones included), or in the order
+        `order_by` names; only those matching `filter`, if given.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -45,7 +45,9 @@ class UsersServiceStub:
     GetUser: _grpc.UnaryUnaryMultiCallable[_users_service_pb2.GetUserRequest, _users_service_pb2.GetUserResponse]
     """Gets a user; deleted users are returned with state DELETED and no profile."""
     ListUsers: _grpc.UnaryUnaryMultiCallable[_users_service_pb2.ListUsersRequest, _users_service_pb2.ListUsersResponse]
-    """Lists the app's users, oldest first (deleted ones included)."""
+    """Lists the app's users, oldest first (deleted ones included), or in the order
+    `order_by` names; only those matching `filter`, if given.
+    """
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_users_service_pb2.UpdateUserRequest, _users_service_pb2.UpdateUserResponse]
     """Updates a user's profile: the fields named in update_mask. With allow_missing
     (API key only) a missing user is created: the idempotent create-or-update.
@@ -81,7 +83,9 @@ class UsersServiceAsyncStub(UsersServiceStub):
     GetUser: _aio.UnaryUnaryMultiCallable[_users_service_pb2.GetUserRequest, _users_service_pb2.GetUserResponse]  # type: ignore[assignment]
     """Gets a user; deleted users are returned with state DELETED and no profile."""
     ListUsers: _aio.UnaryUnaryMultiCallable[_users_service_pb2.ListUsersRequest, _users_service_pb2.ListUsersResponse]  # type: ignore[assignment]
-    """Lists the app's users, oldest first (deleted ones included)."""
+    """Lists the app's users, oldest first (deleted ones included), or in the order
+    `order_by` names; only those matching `filter`, if given.
+    """
     UpdateUser: _aio.UnaryUnaryMultiCallable[_users_service_pb2.UpdateUserRequest, _users_service_pb2.UpdateUserResponse]  # type: ignore[assignment]
     """Updates a user's profile: the fields named in update_mask. With allow_missing
     (API key only) a missing user is created: the idempotent create-or-update.
@@ -132,7 +136,9 @@ class UsersServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _users_service_pb2.ListUsersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_users_service_pb2.ListUsersResponse, _abc.Awaitable[_users_service_pb2.ListUsersResponse]]:
-        """Lists the app's users, oldest first (deleted ones included)."""
+        """Lists the app's users, oldest first (deleted ones included), or in the order
+        `order_by` names; only those matching `filter`, if given.
+        """
 
     @_abc_1.abstractmethod
     def UpdateUser(
