@@ -161,6 +161,7 @@ async def messages_bench(args: argparse.Namespace) -> None:
               f"{args.conversations:,} conversations ({path})")
         await build_index(path, args.messages, args.conversations, words)
     index = await SqliteSearchIndex.open(path)
+    await index.migrate()  # an index built by an earlier version gets its new tables
     mine = rng.sample(range(args.conversations), 50)
     windows = {f"c{c}": T0 for c in mine}
     asked = queries(words, rng, args.queries)

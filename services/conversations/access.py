@@ -8,7 +8,8 @@
 - What is shown follows the same rules as what may be read: a channel's non-member
   sees it without what comes from its messages (last sequence, last message, last
   activity time); a member sees another member's who, role and join time, while the
-  member's own settings, positions and unread count are theirs alone.
+  member's own settings, positions and unread counts (messages, mentions) are theirs
+  alone.
 - Roles rank member < moderator < admin < owner; an action needing a role accepts
   any higher one.
 - The app's backend (API key) and the operator may do everything in the app.
@@ -34,8 +35,8 @@ def conversation_not_found(app_id: str, conversation_id: str) -> Exception:
 
 def public_member(member: Member) -> Member:
     """What any member may see of another: who, which role, since when. Settings (muted,
-    archived, pinned), read and delivery positions and the unread count are left at
-    their zero values."""
+    archived, pinned), read and delivery positions and the unread and unread mention
+    counts are left at their zero values."""
     return Member(member.app_id, member.conversation_id, member.user_id, member.role,
                   member.join_time)
 

@@ -30,6 +30,8 @@ CONVERSATION_FILTER = Schema((
     choice("kind", KIND_CHOICES),
     boolean("unread"),
     integer("unread_count"),
+    boolean("has_mentions"),
+    integer("unread_mention_count"),
     boolean("muted"),
     boolean("archived"),
     boolean("pinned"),

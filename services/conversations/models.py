@@ -79,6 +79,8 @@ class Member:
     unread_count: int = 0
     read_time: datetime | None = None
     activity_time: datetime | None = None  # the conversation's last activity, for sorting
+    # Messages after read_sequence that mention this member, from others, not deleted.
+    unread_mention_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,13 +74,24 @@ async def _v2(db: AsyncDatabase[Document]) -> None:
          ("join_time", ASCENDING), ("user_id", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
+async def _v3(db: AsyncDatabase[Document]) -> None:
+    """Unread messages that mention the member, kept by the messages store like
+    unread_count: 0 here; the messages store's migration 3 counts the memberships that
+    exist already."""
+    await db["members"].update_many({"unread_mention_count": {"$exists": False}},
+                                    {"$set": {"unread_mention_count": 0}})
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3)
 
 # ListConversations: the filter's fields and the orderings' keys, as fields of members.
 _INBOX_TERMS: dict[str, MongoTerm] = {
     "kind": field("kind"),
     "unread": flag({"unread_count": {"$gt": 0}}, {"unread_count": {"$lte": 0}}),
-    "unread_count": field("unread_count"), "muted": field("muted"),
+    "unread_count": field("unread_count"),
+    "has_mentions": flag({"unread_mention_count": {"$gt": 0}},
+                         {"unread_mention_count": {"$lte": 0}}),
+    "unread_mention_count": field("unread_mention_count"), "muted": field("muted"),
     "archived": field("archived"), "pinned": field("pinned", int), "role": field("role"),
     "last_activity_time": field("activity_time"),
     "create_time": field("conversation_create_time")}
@@ -139,6 +150,7 @@ def member_doc(member: Member, conversation: Conversation) -> Document:
             "read_sequence": member.read_sequence,
             "delivered_sequence": member.delivered_sequence,
             "unread_count": member.unread_count, "read_time": member.read_time,
+            "unread_mention_count": member.unread_mention_count,
             "activity_time": conversation.last_activity_time,
             # the conversation's, which never change: to filter and sort memberships on
             "kind": conversation.kind.value, "conversation_create_time": conversation.create_time}
@@ -148,7 +160,8 @@ def member_from_doc(doc: Document) -> Member:
     return Member(doc["app_id"], doc["conversation_id"], doc["user_id"], Role(doc["role"]),
                   doc["join_time"], doc["muted"], doc["archived"], bool(doc["pinned"]),
                   doc["read_sequence"], doc["delivered_sequence"], doc["unread_count"],
-                  doc.get("read_time"), doc["activity_time"])
+                  doc.get("read_time"), doc["activity_time"],
+                  doc.get("unread_mention_count", 0))
 
 
 def live(app_id: str, conversation_id: str) -> Document:

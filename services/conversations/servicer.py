@@ -47,7 +47,8 @@ def member_proto(member: Member) -> res.Member:
         archived=member.archived, pinned=member.pinned,
         read_sequence=member.read_sequence, delivered_sequence=member.delivered_sequence,
         unread_count=member.unread_count, join_time=timestamp(member.join_time),
-        read_time=timestamp(member.read_time))
+        read_time=timestamp(member.read_time),
+        unread_mention_count=member.unread_mention_count)
 
 
 def conversation_proto(shown: ShownConversation) -> res.Conversation:

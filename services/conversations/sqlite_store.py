@@ -70,12 +70,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX members_by_role ON members"
         " (app_id, conversation_id, role, join_time, user_id)",
     ),
+    (
+        # Unread messages that mention the member, kept by the messages store like
+        # unread_count; its migration 3 fills in the memberships that exist already
+        # (it needs the messages table, which is created after this one).
+        "ALTER TABLE members ADD COLUMN unread_mention_count INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 # ListConversations: the filter's fields and the orderings' keys, as columns of members.
 _INBOX_TERMS: dict[str, SqlTerm] = {
     "kind": column("kind"), "unread": flag("unread_count > 0"),
-    "unread_count": column("unread_count"), "muted": column("muted"),
+    "unread_count": column("unread_count"),
+    "has_mentions": flag("unread_mention_count > 0"),
+    "unread_mention_count": column("unread_mention_count"), "muted": column("muted"),
     "archived": column("archived"), "pinned": column("pinned"), "role": column("role"),
     "last_activity_time": column("activity_time"),
     "create_time": column("conversation_create_time")}
@@ -91,7 +99,8 @@ CONVERSATION_COLUMNS = (
     " member_count, last_sequence, preview, create_time, update_time, last_activity_time")
 MEMBER_COLUMNS = (
     "app_id, conversation_id, user_id, role, join_time, muted, archived, pinned,"
-    " read_sequence, delivered_sequence, unread_count, read_time, activity_time")
+    " read_sequence, delivered_sequence, unread_count, read_time, activity_time,"
+    " unread_mention_count")
 
 
 def preview_json(preview: Preview | None) -> str | None:
@@ -117,7 +126,7 @@ def conversation_row(row: Any) -> Conversation:
 def member_row(row: Any) -> Member:
     return Member(row[0], row[1], row[2], Role(row[3]), from_ms(row[4]), bool(row[5]),
                   bool(row[6]), bool(row[7]), row[8], row[9], row[10], opt_from_ms(row[11]),
-                  from_ms(row[12]))
+                  from_ms(row[12]), row[13])
 
 
 def select_conversation(conn: sqlite3.Connection, app_id: str, conversation_id: str
@@ -140,12 +149,13 @@ def _insert_member(conn: sqlite3.Connection, member: Member, conversation: Conve
                    ) -> None:
     conn.execute(
         f"INSERT INTO members ({MEMBER_COLUMNS}, kind, conversation_create_time)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (member.app_id, member.conversation_id, member.user_id, int(member.role),
          to_ms(member.join_time), int(member.muted), int(member.archived), int(member.pinned),
          member.read_sequence, member.delivered_sequence, member.unread_count,
          None if member.read_time is None else to_ms(member.read_time),
-         to_ms(conversation.last_activity_time), conversation.kind.value,
+         to_ms(conversation.last_activity_time), member.unread_mention_count,
+         conversation.kind.value,
          to_ms(conversation.create_time)))
 
 

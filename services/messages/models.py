@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,6 +45,12 @@ class Attachment:
 class Mention:
     user_id: str
     display_name: str
+
+
+def mentioned_others(sender_id: str, mentions: Iterable[Mention]) -> list[str]:
+    """Whom a message counts as an unread mention for (among the conversation's
+    members): each mentioned user once, sorted, never its sender."""
+    return sorted({m.user_id for m in mentions} - {sender_id})
 
 
 @dataclass(frozen=True, slots=True)

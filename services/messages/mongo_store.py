@@ -1,10 +1,11 @@
 """MessageStore on MongoDB.
 
 Sending is one transaction: `$inc` of the conversation's `last_sequence`, the message,
-the thread root, and every member's unread count. Concurrent senders write the same
-conversation document, so all but one get a write conflict; the driver retries their
-transaction from the start, which is what keeps sequences gapless. A retried send is
-caught by the unique (app, conversation, sender, request id) index.
+the thread root, and every member's unread count (and the mentioned members' unread
+mention count). Concurrent senders write the same conversation document, so all but
+one get a write conflict; the driver retries their transaction from the start, which
+is what keeps sequences gapless. A retried send is caught by the unique (app,
+conversation, sender, request id) index.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from services.messages.models import (
     Reaction,
     ReceiptSummary,
     Revision,
+    mentioned_others,
 )
 from services.messages.store import Direction, Position, around_page
 
@@ -74,7 +76,40 @@ async def _v2(db: AsyncDatabase[Document]) -> None:
          ("sender_id", ASCENDING), ("sequence", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
+_MENTIONING: Document = {"mentions.0": {"$exists": True}, "delete_time": None}
+
+
+async def _v3(db: AsyncDatabase[Document]) -> None:
+    """Count the unread mentions of the memberships that exist already (the field is
+    the conversations store's migration 3): what `mark` would count. One transaction
+    per conversation with mentions, so that sends committing meanwhile are not lost;
+    running it again sets the same counts."""
+    conversations = {(doc["app_id"], doc["conversation_id"]) async for doc in
+                     db["messages"].find(_MENTIONING, {"app_id": 1, "conversation_id": 1})}
+    for app_id, conversation_id in sorted(conversations):
+        of_conversation = {"app_id": app_id, "conversation_id": conversation_id}
+
+        async def count(s: AsyncClientSession, selector: Document = of_conversation) -> None:
+            mentioning = [(doc["sequence"], set(mentioned_others(
+                doc["sender_id"], (Mention(**m) for m in doc["mentions"]))))
+                async for doc in db["messages"].find(
+                    {**selector, **_MENTIONING},
+                    {"sequence": 1, "sender_id": 1, "mentions": 1}, session=s)]
+            async for member in db["members"].find(selector, {"user_id": 1,
+                                                              "read_sequence": 1},
+                                                   session=s):
+                unread = sum(1 for sequence, users in mentioning
+                             if sequence > member["read_sequence"]
+                             and member["user_id"] in users)
+                await db["members"].update_one(
+                    {"_id": member["_id"]}, {"$set": {"unread_mention_count": unread}},
+                    session=s)
+
+        async with db.client.start_session() as session:
+            await session.with_transaction(count)
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3)
 
 
 def _state(c: Comparison) -> Document:
@@ -181,10 +216,16 @@ class MongoMessageStore:
             await self._members.update_many(
                 {**selector, "user_id": {"$ne": draft.sender_id}},
                 {"$inc": {"unread_count": 1}, "$set": {"activity_time": now}}, session=s)
+            mentioned = mentioned_others(draft.sender_id, draft.mentions)
+            if mentioned:  # members only: the others have no document
+                await self._members.update_many(
+                    {**selector, "user_id": {"$in": mentioned}},
+                    {"$inc": {"unread_mention_count": 1}}, session=s)
             await self._members.update_one(
                 {"_id": member_key(app_id, conversation_id, draft.sender_id)},
                 {"$set": {"read_sequence": sequence, "delivered_sequence": sequence,
-                          "read_time": now, "unread_count": 0, "activity_time": now}},
+                          "read_time": now, "unread_count": 0, "unread_mention_count": 0,
+                          "activity_time": now}},
                 session=s)
             emit(message_event("message.created", message, now))
             return message, True
@@ -312,6 +353,15 @@ class MongoMessageStore:
                  "user_id": {"$ne": current.sender_id}, "read_sequence": {"$lt": sequence},
                  "unread_count": {"$gt": 0}},
                 {"$inc": {"unread_count": -1}}, session=s)
+            # Counted for exactly the mentioned members it is still unread for: a member
+            # who joined after it has a read position at or past it.
+            mentioned = mentioned_others(current.sender_id, current.mentions)
+            if mentioned:
+                await self._members.update_many(
+                    {"app_id": app_id, "conversation_id": conversation_id,
+                     "user_id": {"$in": mentioned}, "read_sequence": {"$lt": sequence},
+                     "unread_mention_count": {"$gt": 0}},
+                    {"$inc": {"unread_mention_count": -1}}, session=s)
             await self._conversations.update_one(
                 {**live(app_id, conversation_id), "last_message.sequence": sequence},
                 {"$set": {"last_message.text": "", "last_message.deleted": True}}, session=s)
@@ -419,12 +469,14 @@ class MongoMessageStore:
             if which == "delivered":
                 change: Document = {"$max": {"delivered_sequence": target}}
             elif target > member.read_sequence:
-                unread = await self._messages.count_documents(
-                    {"app_id": app_id, "conversation_id": conversation_id,
-                     "sequence": {"$gt": target}, "sender_id": {"$ne": user_id},
-                     "delete_time": None}, session=s)
+                after_read = {"app_id": app_id, "conversation_id": conversation_id,
+                              "sequence": {"$gt": target}, "sender_id": {"$ne": user_id},
+                              "delete_time": None}
+                unread = await self._messages.count_documents(after_read, session=s)
+                mentions = await self._messages.count_documents(
+                    {**after_read, "mentions.user_id": user_id}, session=s)
                 change = {"$set": {"read_sequence": target, "read_time": now,
-                                   "unread_count": unread},
+                                   "unread_count": unread, "unread_mention_count": mentions},
                           "$max": {"delivered_sequence": target}}
             else:
                 return member

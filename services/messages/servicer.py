@@ -167,7 +167,8 @@ class MessagesServicer:
             call.user(), *parse_conversation(request.conversation, "conversation"), "read",
             request.sequence)
         return pb.MarkReadResponse(read_sequence=member.read_sequence,
-                                   unread_count=member.unread_count)
+                                   unread_count=member.unread_count,
+                                   unread_mention_count=member.unread_mention_count)
 
     async def MarkDelivered(self, request: pb.MarkDeliveredRequest, call: Call
                             ) -> pb.MarkDeliveredResponse:

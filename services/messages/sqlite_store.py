@@ -2,7 +2,8 @@
 
 Sending runs in one write transaction on SQLite's single writer, which is what makes
 sequence numbers gapless: the conversation's counter, the message, the thread root,
-the preview and every member's unread count change together or not at all.
+the preview and every member's unread count (and unread mention count) change
+together or not at all.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from services.messages.models import (
     Reaction,
     ReceiptSummary,
     Revision,
+    mentioned_others,
 )
 from services.messages.store import Direction, Position, around_page
 
@@ -74,6 +76,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX messages_by_sender ON messages"
         " (app_id, conversation_id, thread_root, sender_id, sequence)",
     ),
+    (
+        # Count the unread mentions of the memberships that exist already (the column
+        # is the conversations store's migration 3): what `mark` would count.
+        "UPDATE members SET unread_mention_count = (SELECT count(*) FROM messages AS m"
+        " WHERE m.app_id = members.app_id AND m.conversation_id = members.conversation_id"
+        " AND m.sequence > members.read_sequence AND m.sender_id != members.user_id"
+        " AND m.delete_time IS NULL AND EXISTS (SELECT 1 FROM json_each(m.mentions)"
+        " WHERE json_extract(value, '$.user_id') = members.user_id))",
+    ),
 )
 
 _COLUMNS = ("app_id, conversation_id, sequence, sender_id, text, attachments, mentions,"
@@ -96,6 +107,10 @@ def _select(conn: sqlite3.Connection, app_id: str, conversation_id: str, sequenc
     row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE {_KEY} AND sequence = ?",
                        (app_id, conversation_id, sequence)).fetchone()
     return None if row is None else _message(row)
+
+
+def _in(values: list[str]) -> str:
+    return ", ".join("?" * len(values))
 
 
 def _attachments_json(attachments: Iterable[Attachment]) -> str:
@@ -211,9 +226,14 @@ class SqliteMessageStore:
             conn.execute(f"UPDATE members SET unread_count = unread_count + 1,"
                          f" activity_time = ? WHERE {_KEY} AND user_id != ?",
                          (at, *key, draft.sender_id))
+            mentioned = mentioned_others(draft.sender_id, draft.mentions)
+            if mentioned:  # members only: the others have no row
+                conn.execute(f"UPDATE members SET unread_mention_count ="
+                             f" unread_mention_count + 1 WHERE {_KEY}"
+                             f" AND user_id IN ({_in(mentioned)})", (*key, *mentioned))
             conn.execute(f"UPDATE members SET read_sequence = ?, delivered_sequence = ?,"
-                         f" read_time = ?, unread_count = 0, activity_time = ?"
-                         f" WHERE {_KEY} AND user_id = ?",
+                         f" read_time = ?, unread_count = 0, unread_mention_count = 0,"
+                         f" activity_time = ? WHERE {_KEY} AND user_id = ?",
                          (sequence, sequence, at, at, *key, draft.sender_id))
             sent = Message(app_id, conversation_id, sequence, draft.sender_id, draft.text,
                            draft.attachments, draft.mentions, dict(draft.metadata),
@@ -317,6 +337,14 @@ class SqliteMessageStore:
             conn.execute(f"UPDATE members SET unread_count = max(unread_count - 1, 0)"
                          f" WHERE {_KEY} AND user_id != ? AND read_sequence < ?",
                          (app_id, conversation_id, current.sender_id, sequence))
+            # Counted for exactly the mentioned members it is still unread for: a member
+            # who joined after it has a read position at or past it.
+            mentioned = mentioned_others(current.sender_id, current.mentions)
+            if mentioned:
+                conn.execute(f"UPDATE members SET unread_mention_count ="
+                             f" max(unread_mention_count - 1, 0) WHERE {_KEY}"
+                             f" AND user_id IN ({_in(mentioned)}) AND read_sequence < ?",
+                             (app_id, conversation_id, *mentioned, sequence))
             conversation = select_conversation(conn, app_id, conversation_id)
             preview = conversation.last_message if conversation else None
             if preview is not None and preview.sequence == sequence:
@@ -425,15 +453,17 @@ class SqliteMessageStore:
                 conn.execute(f"UPDATE members SET delivered_sequence = max(delivered_sequence, ?)"
                              f" WHERE {_KEY} AND user_id = ?", (target, *key, user_id))
             elif target > member.read_sequence:
-                unread = conn.execute(
-                    f"SELECT count(*) FROM messages WHERE {_KEY} AND sequence > ?"
+                unread, mentions = conn.execute(
+                    "SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM json_each(mentions)"
+                    " WHERE json_extract(value, '$.user_id') = ?)), 0)"
+                    f" FROM messages WHERE {_KEY} AND sequence > ?"
                     " AND sender_id != ? AND delete_time IS NULL",
-                    (*key, target, user_id)).fetchone()[0]
+                    (user_id, *key, target, user_id)).fetchone()
                 conn.execute(f"UPDATE members SET read_sequence = ?, read_time = ?,"
-                             f" unread_count = ?,"
+                             f" unread_count = ?, unread_mention_count = ?,"
                              f" delivered_sequence = max(delivered_sequence, ?)"
                              f" WHERE {_KEY} AND user_id = ?",
-                             (target, to_ms(now), unread, target, *key, user_id))
+                             (target, to_ms(now), unread, mentions, target, *key, user_id))
             after = select_member(conn, app_id, conversation_id, user_id)
             assert after is not None
             emit_mark(emit, member, after, now)

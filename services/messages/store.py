@@ -47,9 +47,11 @@ class MessageStore(Protocol):
         A message of the same sender with the same request_id in this conversation is
         returned instead (created False), and nothing changes. Otherwise it takes the
         conversation's next sequence number (gapless, also under concurrent senders),
-        becomes its last message and activity, counts as unread for every other member,
-        moves the sender's read and delivered positions to it, and counts as a reply of
-        its thread root. Raises LookupError if the conversation does not exist.
+        becomes its last message and activity, counts as unread for every other member
+        and as an unread mention for every other member it mentions (non-members
+        mentioned count nothing), moves the sender's read and delivered positions to it
+        (their unread counts to 0), and counts as a reply of its thread root. Raises
+        LookupError if the conversation does not exist.
         """
 
     async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None: ...
@@ -77,7 +79,8 @@ class MessageStore(Protocol):
     async def delete(self, app_id: str, conversation_id: str, sequence: int, now: datetime
                      ) -> Message | None:
         """Make a tombstone (content, reactions and revisions gone; sequence kept), stop
-        counting it as unread, and update the conversation's preview if it was last.
+        counting it as unread (and as an unread mention), and update the conversation's
+        preview if it was last.
         Deleting a tombstone changes nothing; None if unknown."""
 
     async def add_reaction(self, app_id: str, conversation_id: str, sequence: int,
@@ -102,7 +105,8 @@ class MessageStore(Protocol):
                    ) -> Member | None:
         """Move a member's read (and then also delivered) or delivered position forward
         to `sequence` (0 or past the end: the last message); never backward. Reading
-        recounts the member's unread messages. None if not a member."""
+        recounts the member's unread messages and unread mentions. None if not a
+        member."""
 
     async def receipts(self, app_id: str, conversation_id: str, message: Message, limit: int,
                        after: Position | None) -> tuple[list[Member], ReceiptSummary]:

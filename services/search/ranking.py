@@ -57,14 +57,19 @@ def term_words(term: Term) -> list[str]:
     return words(segment(term.text))
 
 
-def matched(doc: Sequence[str], terms: Sequence[Term]) -> tuple[dict[int, int], set[int]]:
-    """(how often each term occurs in the words `doc`, by term index; the indexes of
-    the words that match)."""
+def matched(doc: Sequence[str], terms: Sequence[Term], positions: bool = True
+            ) -> tuple[dict[int, int], set[int]]:
+    """(how often each term occurs in the words `doc`, by term index; with `positions`,
+    the indexes of the words that match)."""
     counts: dict[int, int] = {}
     hits: set[int] = set()
     for number, term in enumerate(terms):
         wanted = term_words(term)
         if not wanted:
+            continue
+        if not positions and len(wanted) == 1 and not term.prefix:
+            if found := doc.count(wanted[0]):  # a plain word: counted in C
+                counts[number] = found
             continue
         width = len(wanted)
         for at in range(len(doc) - width + 1):

@@ -26,8 +26,8 @@ from tests.support.servers import CaasServer
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 DENIED = grpc.StatusCode.PERMISSION_DENIED
-CONVERSATION_FIELDS = ("kind, unread, unread_count, muted, archived, pinned, role, "
-                       "last_activity_time, create_time")
+CONVERSATION_FIELDS = ("kind, unread, unread_count, has_mentions, unread_mention_count, "
+                       "muted, archived, pinned, role, last_activity_time, create_time")
 
 
 @pytest.fixture
@@ -112,6 +112,61 @@ async def test_conversations_by_kind_unread_and_settings(
     await expect_error(client.conversations.ListConversations(
         conv_pb.ListConversationsRequest(parent=bob.name, filter="kind = group"),
         metadata=alice.auth), DENIED, "USER_MISMATCH")
+
+
+async def test_conversations_with_unread_mentions(
+        client: Client, http: httpx.AsyncClient, app: AppHandle, alice: Person, bob: Person,
+        carol: Person) -> None:
+    mentioned = await alice.create(GROUP, ("bob", "carol"), title="mentioned")
+    plain = await alice.create(GROUP, ("bob",), title="plain")
+    await bob.send(mentioned.name, "@alice look", mention_ids=["alice"])
+    await bob.send(plain.name, "no mention of anyone")
+    await bob.send(mentioned.name, "@carol and me", mention_ids=["carol", "bob"])
+
+    shown = await alice.inbox(filter="has_mentions = true")
+    assert names(shown.conversations) == [mentioned.name]
+    membership = shown.conversations[0].membership
+    assert (membership.unread_count, membership.unread_mention_count) == (2, 1)
+    assert names((await alice.inbox(filter="has_mentions = false AND unread = true")
+                  ).conversations) == [plain.name]
+    assert names((await alice.inbox(filter="unread_mention_count >= 2")).conversations) == []
+    assert names((await bob.inbox(filter="has_mentions = true")).conversations) == []
+
+    response = await http.get(f"/v1/{alice.name}/conversations",
+                              params={"filter": "has_mentions = true"},
+                              headers=headers(alice.token))
+    assert response.status_code == 200, response.text
+    listed = response.json()["conversations"]
+    assert [c["name"] for c in listed] == [mentioned.name]
+    assert listed[0]["membership"]["unreadMentionCount"] == "1"
+    response = await http.get(f"/v1/{alice.name}/conversations",
+                              params={"filter": "unread_mention_count = 0"},
+                              headers=headers(alice.token))
+    assert [c["name"] for c in response.json()["conversations"]] == [plain.name]
+
+    # Another member sees nothing of alice's count; alice and the app's backend see it.
+    async def counts(who: tuple[tuple[str, str], ...]) -> dict[str, int]:
+        page = await client.conversations.ListMembers(
+            conv_pb.ListMembersRequest(parent=mentioned.name), metadata=who)
+        return {m.user_id: m.unread_mention_count for m in page.members}
+
+    assert await counts(carol.auth) == {"alice": 0, "bob": 0, "carol": 1}
+    assert await counts(alice.auth) == {"alice": 1, "bob": 0, "carol": 0}
+    assert await counts(app.auth) == {"alice": 1, "bob": 0, "carol": 1}
+    members = await http.get(f"/v1/{mentioned.name}/members", headers=headers(carol.token))
+    assert members.status_code == 200, members.text
+    assert {m["userId"]: m.get("unreadMentionCount", "0")
+            for m in members.json()["members"]} == {"alice": "0", "bob": "0", "carol": "1"}
+    own = await client.conversations.GetMember(
+        conv_pb.GetMemberRequest(name=f"{mentioned.name}/members/alice"), metadata=alice.auth)
+    assert own.member.unread_mention_count == 1
+    seen_by_bob = await client.conversations.GetMember(
+        conv_pb.GetMemberRequest(name=f"{mentioned.name}/members/alice"), metadata=bob.auth)
+    assert seen_by_bob.member.user_id == "alice" and seen_by_bob.member.unread_mention_count == 0
+
+    read = await alice.mark_read(mentioned.name)
+    assert (read.unread_count, read.unread_mention_count) == (0, 0)
+    assert names((await alice.inbox(filter="has_mentions = true")).conversations) == []
 
 
 async def test_archived_conversations_follow_the_filter(alice: Person, bob: Person) -> None:

@@ -121,6 +121,35 @@ async def test_archived_conversations_only_when_asked(stores: Stores) -> None:
     assert await inbox(stores, "kind = group", include_archived=True) == ["g2", "g1", "g3"]
 
 
+async def test_inbox_filters_on_unread_mentions(stores: Stores) -> None:
+    """m1: two unread mentions of alice; m2: one, and muted; m3: unread, no mention;
+    m4: a mention of alice she has read."""
+    for index, conversation_id in enumerate(("m1", "m2", "m3", "m4")):
+        await make_group(stores, conversation_id, ["bob", "alice"], at=T0 + index * SECOND)
+    at_alice = (Mention("alice", "Alice"),)
+    for index, (conversation_id, mentions) in enumerate((
+            ("m1", at_alice), ("m1", at_alice), ("m2", at_alice), ("m3", ()),
+            ("m4", at_alice))):
+        await stores.messages.append("alpha", conversation_id,
+                                     Draft("bob", "hi", mentions=mentions), f"r{index}",
+                                     T0 + (10 + index) * SECOND)
+    await stores.messages.mark("alpha", "m4", "alice", "read", 0, T0)
+    await stores.conversations.update_member("alpha", "m2", "alice", MemberChanges(muted=True),
+                                             T0)
+    assert await inbox(stores, "has_mentions = true") == ["m2", "m1"]
+    assert await inbox(stores, "has_mentions != true") == ["m4", "m3"]
+    assert await inbox(stores, "has_mentions = false AND unread = true") == ["m3"]
+    assert await inbox(stores, "has_mentions = true AND NOT muted = true") == ["m1"]
+    assert await inbox(stores, "unread_mention_count >= 2") == ["m1"]
+    assert await inbox(stores, "unread_mention_count = 1") == ["m2"]
+    assert await inbox(stores, "unread_mention_count < 1") == ["m4", "m3"]
+    assert await inbox(stores, "has_mentions = true", user="bob") == []  # bob's own
+    await stores.messages.mark("alpha", "m1", "alice", "read", 1, T0)
+    assert await inbox(stores, "unread_mention_count = 1") == ["m2", "m1"]
+    await stores.messages.delete("alpha", "m1", 2, T0)
+    assert await inbox(stores, "has_mentions = true") == ["m2"]
+
+
 @pytest.mark.parametrize(("order_by", "expected"), [
     ("last_activity_time desc", ["g2", "g1", "g3", "c1", "d1"]),
     ("last_activity_time", ["d1", "c1", "g3", "g1", "g2"]),

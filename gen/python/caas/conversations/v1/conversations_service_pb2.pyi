@@ -268,15 +268,17 @@ class ListConversationsRequest(_message.Message):
     docs/filtering.md): at most 1024 characters and 20 comparisons, parentheses and
     NOT nested at most 8 deep. Fields, of the conversation and of the user's
     membership: `kind` (= !=; direct, group, channel), `unread` (= !=; true when
-    unread_count > 0), `unread_count` (= != < <= > >=), `muted`, `archived`,
-    `pinned` (= !=; true, false), `role` (the user's; = != < <= > >=; member <
-    moderator < admin < owner), `last_activity_time` and `create_time` (= != < <= >
-    >=; RFC 3339 in double quotes). Comparisons combine with AND, OR, NOT (or `-`)
-    and parentheses; OR binds tighter than AND. Example: `kind = group AND unread =
-    true AND NOT muted = true`. A filter that names `archived` decides by itself which
-    archived conversations are listed, whatever `include_archived` says. A bad filter
-    is INVALID_ARGUMENT with a field violation on `filter` naming the position of the
-    problem (`at 12: unknown field "colour"; allowed: kind, …`).
+    unread_count > 0), `unread_count` (= != < <= > >=), `has_mentions` (= !=; true
+    when unread_mention_count > 0), `unread_mention_count` (= != < <= > >=), `muted`,
+    `archived`, `pinned` (= !=; true, false), `role` (the user's; = != < <= > >=;
+    member < moderator < admin < owner), `last_activity_time` and `create_time` (= !=
+    < <= > >=; RFC 3339 in double quotes). Comparisons combine with AND, OR, NOT (or
+    `-`) and parentheses; OR binds tighter than AND. Examples: `kind = group AND unread
+    = true AND NOT muted = true`, `has_mentions = true`. A filter that names
+    `archived` decides by itself which archived conversations are listed, whatever
+    `include_archived` says. A bad filter is INVALID_ARGUMENT with a field violation on
+    `filter` naming the position of the problem (`at 12: unknown field "colour";
+    allowed: kind, …`).
     """
     order_by: _builtins.str
     """The order (AIP-132), at most 128 characters: `pinned desc, last_activity_time

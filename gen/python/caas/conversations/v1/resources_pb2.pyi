@@ -264,6 +264,7 @@ class Member(_message.Message):
     UNREAD_COUNT_FIELD_NUMBER: _builtins.int
     JOIN_TIME_FIELD_NUMBER: _builtins.int
     READ_TIME_FIELD_NUMBER: _builtins.int
+    UNREAD_MENTION_COUNT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/conversations/{conversation}/members/{user id}`."""
     user_id: _builtins.str
@@ -286,6 +287,11 @@ class Member(_message.Message):
     """The member's devices have received every message up to this sequence number."""
     unread_count: _builtins.int
     """Messages from others after `read_sequence`, not deleted."""
+    unread_mention_count: _builtins.int
+    """Messages after your read position that mention you (deleted ones excepted). Like
+    `unread_count`, shown only to the member themself and the app's backend (0 to
+    other members).
+    """
     @_builtins.property
     def join_time(self) -> _timestamp_pb2.Timestamp:
         """When the member joined."""
@@ -308,10 +314,11 @@ class Member(_message.Message):
         unread_count: _builtins.int = ...,
         join_time: _timestamp_pb2.Timestamp | None = ...,
         read_time: _timestamp_pb2.Timestamp | None = ...,
+        unread_mention_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["join_time", b"join_time", "read_time", b"read_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["archived", b"archived", "delivered_sequence", b"delivered_sequence", "join_time", b"join_time", "muted", b"muted", "name", b"name", "pinned", b"pinned", "read_sequence", b"read_sequence", "read_time", b"read_time", "role", b"role", "unread_count", b"unread_count", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archived", b"archived", "delivered_sequence", b"delivered_sequence", "join_time", b"join_time", "muted", b"muted", "name", b"name", "pinned", b"pinned", "read_sequence", b"read_sequence", "read_time", b"read_time", "role", b"role", "unread_count", b"unread_count", "unread_mention_count", b"unread_mention_count", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -564,19 +564,25 @@ class MarkReadResponse(_message.Message):
 
     READ_SEQUENCE_FIELD_NUMBER: _builtins.int
     UNREAD_COUNT_FIELD_NUMBER: _builtins.int
+    UNREAD_MENTION_COUNT_FIELD_NUMBER: _builtins.int
     read_sequence: _builtins.int
     """The caller's read position and unread count now."""
     unread_count: _builtins.int
     """Unread messages left in the conversation."""
+    unread_mention_count: _builtins.int
+    """Unread messages left in the conversation that mention the caller (see
+    Member.unread_mention_count).
+    """
     def __init__(
         self,
         *,
         read_sequence: _builtins.int = ...,
         unread_count: _builtins.int = ...,
+        unread_mention_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["read_sequence", b"read_sequence", "unread_count", b"unread_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["read_sequence", b"read_sequence", "unread_count", b"unread_count", "unread_mention_count", b"unread_mention_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
