@@ -189,17 +189,25 @@ class ElasticIndex:
     # Writes
 
     async def apply(self, app_id: str, writes: Sequence[Write]) -> None:
+        """One bulk request for the batch (the cluster applies a bulk's operations on one
+        document in order), cut before each conversation deletion, whose messages go
+        by a delete-by-query."""
+        operations: list[dict[str, Any]] = []
         for write in writes:
-            await self._write(app_id, write.change, write.position)
+            change = write.change
+            if isinstance(change, Deletion) and isinstance(change.key, ConversationKey):
+                if operations:
+                    await self._bulk(operations)
+                    operations = []
+                await self._delete_conversation(change.key, write.position)
+            operations += self._operations(app_id, change, write.position)
+        if operations:
+            await self._bulk(operations)
 
     async def scan_write(self, scan: Scan, docs: Sequence[MessageDoc | ConversationDoc]
                          ) -> None:
-        operations: list[dict[str, Any]] = []
-        for doc in docs:
-            index, key, source = self._document(doc, scan.position)
-            operations += [{"index": {"_index": self._written[index], "_id": key,
-                                      "routing": scan.app_id, "version": scan.position,
-                                      "version_type": "external"}}, source]
+        operations = [operation for doc in docs
+                      for operation in self._operations(scan.app_id, doc, scan.position)]
         if operations:
             await self._bulk(operations)
 
@@ -218,8 +226,9 @@ class ElasticIndex:
                                            {"range": {"position": {"lt": scan.position}}}]}})
         return gone
 
-    async def _write(self, app_id: str, change: MessageDoc | ConversationDoc | Deletion,
-                     position: int) -> None:
+    def _operations(self, app_id: str, change: MessageDoc | ConversationDoc | Deletion,
+                    position: int) -> list[dict[str, Any]]:
+        """The bulk operations writing a change at `position` (a deletion: a tombstone)."""
         if isinstance(change, MessageDoc | ConversationDoc):
             index, key, source = self._document(change, position)
         elif isinstance(change.key, MessageKey):
@@ -229,15 +238,12 @@ class ElasticIndex:
                       "sequence": k.sequence, "key": key, "position": position,
                       "live": False}
         else:
-            await self._delete_conversation(change.key, position)
             k2 = change.key
             index, key = self._conversations, conversation_key(k2.app_id, k2.conversation_id)
             source = {"app_id": k2.app_id, "conversation_id": k2.conversation_id,
                       "position": position, "live": False}
-        await self._bulk([{"index": {"_index": self._written[index], "_id": key,
-                                     "routing": app_id,
-                                     "version": position, "version_type": "external"}},
-                          source])
+        return [{"index": {"_index": self._written[index], "_id": key, "routing": app_id,
+                           "version": position, "version_type": "external"}}, source]
 
     async def _delete_conversation(self, key: ConversationKey, position: int) -> None:
         await self._es.delete_by_query(
