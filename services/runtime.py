@@ -39,6 +39,7 @@ from services.core.db.writes import WatchedEngine, WriteWatch
 from services.core.events import DomainEvent, EventBus, InProcessBus
 from services.core.health import Background, Health
 from services.core.ids import new_id, new_secret
+from services.core.metrics import Metrics
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.events.kafka_sink import KafkaSink, Topics
 from services.events.log import EventLog
@@ -267,6 +268,7 @@ class Runtime:
     media_processor: MediaProcessor
     search: SearchActions
     indexer: Indexer
+    metrics: Metrics
     outbox: Outbox | None = None
     write_watch: WriteWatch | None = None
 
@@ -335,7 +337,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     outbox = (Outbox(settings, stores, bus, clock, background, health)
               if settings.kafka_bootstrap else None)
     plans = AppPlans(stores.apps, settings, bus)
-    gateway = Gateway(authenticator, limiter, plans, RequestValidator(), store_outage)
+    metrics = Metrics()
+    gateway = Gateway(authenticator, limiter, plans, RequestValidator(), store_outage,
+                      metrics)
     media_urls = stores.media_urls
     blobs = open_blobs(settings, media_urls)
     await blobs.start()
@@ -369,5 +373,5 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         media_http=MediaHttp(stores.media, blobs, media_urls),
         search=SearchActions(indexer.index, conversations, stores.conversations, messages,
                              stores.messages, stores.users),
-        indexer=indexer, outbox=outbox, write_watch=write_watch,
+        indexer=indexer, metrics=metrics, outbox=outbox, write_watch=write_watch,
     )

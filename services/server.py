@@ -27,6 +27,7 @@ from services.apps.servicer import AppsServicer
 from services.auth.servicer import AuthServicer
 from services.conversations.servicer import ConversationsServicer
 from services.core.health import Health
+from services.core.metrics import MetricsEndpoint
 from services.core.settings import Settings
 from services.edge.envoy import Envoy, edge_config, running_envoy
 from services.media.servicer import MediaServicer
@@ -154,8 +155,9 @@ class Server:
 
     def __init__(self, runtime: Runtime, server: grpc.aio.Server,
                  health_servicer: Any, names: Sequence[str],
-                 port: int, media_port: int) -> None:
+                 port: int, media_port: int, metrics: MetricsEndpoint) -> None:
         self.runtime = runtime
+        self._metrics = metrics  # its endpoint, when CAAS_METRICS_LISTEN is set
         self.port = port
         self.media_port = media_port  # the media HTTP server's (for Envoy)
         self._stopped = False
@@ -198,6 +200,17 @@ class Server:
             await runtime.close()
             raise SystemExit(f"cannot listen on {settings.media_listen} (CAAS_MEDIA_LISTEN): "
                              f"{exc}") from exc
+        metrics = MetricsEndpoint(runtime.metrics.registry)
+        if settings.metrics_listen:
+            try:
+                metrics_port = await metrics.start(settings.metrics_listen)
+            except OSError as exc:
+                await server.stop(None)
+                await runtime.media_http.close()
+                await runtime.close()
+                raise SystemExit(f"cannot listen on {settings.metrics_listen}"
+                                 f" (CAAS_METRICS_LISTEN): {exc}") from exc
+            log.info("metrics serving", extra={"metrics_port": metrics_port})
         await server.start()
         for name in ["", *names]:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -205,7 +218,7 @@ class Server:
         log.info("serving", extra={"port": port, "listen": settings.listen,
                                    "media_port": media_port, "store": settings.store,
                                    "services": names})
-        return cls(runtime, server, health_servicer, names, port, media_port)
+        return cls(runtime, server, health_servicer, names, port, media_port, metrics)
 
     async def stop(self) -> None:
         """Drain, then close the stores: refuse new calls with UNAVAILABLE (health
@@ -228,6 +241,7 @@ class Server:
         await self._server.stop(max(STREAM_END_SECONDS,
                                     deadline - asyncio.get_running_loop().time()))
         await self.runtime.media_http.close()
+        await self._metrics.close()
         await self.runtime.close()
         log.info("stopped")
 

@@ -16,6 +16,13 @@ import signal
 import socket
 import sys
 
+from services.core.metrics import (
+    MULTIPROCESS_DIR,
+    MetricsEndpoint,
+    fresh_directory,
+    worker_exited,
+    workers_registry,
+)
 from services.core.settings import Settings
 from services.edge.envoy import Envoy
 from services.server import edge, public_url
@@ -43,7 +50,15 @@ async def supervise(settings: Settings) -> None:
     media_holder, media_listen = _bind(settings.media_listen)
     env = {**os.environ, "CAAS_LISTEN": listen, "CAAS_WORKERS": "1", "CAAS_REUSE_PORT": "true",
            "CAAS_MEDIA_LISTEN": media_listen,
-           "CAAS_HTTP_LISTEN": ""}  # one Envoy, the supervisor's, for all workers
+           "CAAS_HTTP_LISTEN": "",  # one Envoy, the supervisor's, for all workers
+           "CAAS_METRICS_LISTEN": ""}  # one endpoint, the supervisor's, summing them
+    metrics = None
+    directory = settings.data_dir / "metrics"
+    if settings.metrics_listen:
+        env[MULTIPROCESS_DIR] = str(fresh_directory(directory))
+        metrics = MetricsEndpoint(workers_registry(directory))
+        port = await metrics.start(settings.metrics_listen)
+        log.info("metrics serving", extra={"metrics_port": port})
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -63,6 +78,8 @@ async def supervise(settings: Settings) -> None:
                 await waiting
                 return
             stop.cancel()
+            if metrics is not None:
+                worker_exited(directory, process.pid)
             log.error("worker exited; restarting",
                       extra={"worker": number, "code": process.returncode})
             await asyncio.sleep(RESTART_DELAY_SECONDS)
@@ -81,4 +98,6 @@ async def supervise(settings: Settings) -> None:
     finally:
         holder.close()
         media_holder.close()
+        if metrics is not None:
+            await metrics.close()
     log.info("stopped")

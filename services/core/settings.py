@@ -276,6 +276,9 @@ class Settings(BaseSettings):
     media_clamd: str = Field(
         "", description="host:port or socket path of a ClamAV daemon that scans every "
                         "upload (a finding quarantines it); empty: no scanning")
+    metrics_listen: str = Field(
+        "", description="host:port of the Prometheus endpoint (GET /metrics), a port of "
+                        "its own off the public listener; empty: none")
     search_engine: Literal["embedded", "elasticsearch"] = Field(
         "embedded", description="where the search index lives: embedded (SQLite FTS5 in "
                                 "data_dir/search.db, one server) or elasticsearch")

@@ -54,6 +54,7 @@ from services.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from services.core.metrics import Metrics
 from services.core.principal import Anonymous, AppBackend, Operator, Principal, User
 from services.core.settings import Plan
 from services.gateway.ratelimit import Bucket, RateLimiter, Verdict
@@ -206,12 +207,13 @@ def _bearer(header: str | None) -> str | None:
 class Gateway:
     def __init__(self, authenticator: Authenticator, limiter: RateLimiter, plans: PlanSource,
                  validator: RequestValidator,
-                 store_outage: Callable[[BaseException], DomainError | None] = lambda _: None
-                 ) -> None:
+                 store_outage: Callable[[BaseException], DomainError | None] = lambda _: None,
+                 metrics: Metrics | None = None) -> None:
         """`store_outage` tells store failures that are no bug — an outage, a full disk —
         by the error to answer with (UNAVAILABLE, with a retry delay) from bugs (None:
         answered INTERNAL)."""
         self._store_outage = store_outage
+        self._metrics = metrics or Metrics()
         self._authenticator = authenticator
         self._limiter = limiter
         self._plans = plans
@@ -383,6 +385,7 @@ class Gateway:
             access_log.debug("rpc started", extra={"method": method, "request_id": request_id})
         state = _CallState(self, method, request_id)
         status = "OK"
+        self._metrics.started(method)
         try:
             await self._admit(state, method, allowed, authorization, request)
             authorization = None  # not held for the life of a stream (a token: ~0.4 KiB)
@@ -421,6 +424,7 @@ class Gateway:
                        [("x-request-id", request_id)], last_item)
             raise
         finally:
+            self._metrics.finished(method, status, time.perf_counter() - started)
             _log_access(method, status, started, request_id, state.principal)
 
     async def _admit(self, state: _CallState, method: str, allowed: frozenset[int],
