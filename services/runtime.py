@@ -151,7 +151,7 @@ def open_blobs(settings: Settings, urls: MediaUrls) -> BlobStore:
 
 
 async def open_search(settings: Settings, stores: Stores, clock: Clock, bus: EventBus,
-                      background: Background, health: Health) -> Indexer:
+                      background: Background, health: Health, metrics: Metrics) -> Indexer:
     """The search index (embedded, or Elasticsearch) and its indexer, which creates the
     index and follows the log in the background. The server starts while the engine is
     down (Elasticsearch's client connects lazily): the task is restarted with growing
@@ -164,7 +164,7 @@ async def open_search(settings: Settings, stores: Stores, clock: Clock, bus: Eve
     else:
         index = await SqliteSearchIndex.open(settings.data_dir / "search.db")
     indexer = Indexer(index, stores.events, stores.conversations, stores.messages, clock,
-                      health)
+                      health, metrics.relay("search"))
     wake = Wake.on_commits(bus)
 
     async def index_events(ok: Callable[[], None]) -> None:
@@ -208,9 +208,10 @@ class Outbox:
     without waiting for Kafka: until it is reachable, events wait in the log."""
 
     def __init__(self, settings: Settings, stores: Stores, bus: EventBus, clock: Clock,
-                 background: Background, health: Health) -> None:
+                 background: Background, health: Health, metrics: Metrics) -> None:
         assert settings.kafka_bootstrap
         self._health = health
+        self._meter = metrics.relay("kafka")
         self._now = clock.now
         self._bootstrap = settings.kafka_bootstrap
         self._topics = Topics(settings.kafka_topic_prefix, settings.kafka_partitions,
@@ -229,7 +230,7 @@ class Outbox:
             self._sink = await KafkaSink.open(self._bootstrap, self._topics)
         ok()
         await Relay(self._events, self._sink, relay_name, now=self._now,
-                    health=self._health).run(self._wake)
+                    health=self._health, meter=self._meter).run(self._wake)
 
     async def close(self) -> None:
         """Close the sink (the runtime has stopped the task already)."""
@@ -334,10 +335,10 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
             fanout.wake(event.app_id)
 
     bus.subscribe(wake_streams)
-    outbox = (Outbox(settings, stores, bus, clock, background, health)
+    metrics = Metrics()
+    outbox = (Outbox(settings, stores, bus, clock, background, health, metrics)
               if settings.kafka_bootstrap else None)
     plans = AppPlans(stores.apps, settings, bus)
-    metrics = Metrics()
     gateway = Gateway(authenticator, limiter, plans, RequestValidator(), store_outage,
                       metrics)
     media_urls = stores.media_urls
@@ -353,7 +354,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                      MediaCollector(stores.media, blobs, media, clock, settings).run)
     messages = MessagesActions(stores.messages, conversations, stores.conversations,
                                stores.users, clock, media)
-    indexer = await open_search(settings, stores, clock, bus, background, health)
+    indexer = await open_search(settings, stores, clock, bus, background, health, metrics)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
@@ -367,7 +368,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         authenticator=authenticator, gateway=gateway, health=health, background=background,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),
         webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock,
-                                     health),
+                                     health, metrics.relay("webhooks")),
         plans=plans, media=media, media_urls=media_urls, media_scanner=scanner, blobs=blobs,
         media_processor=processor,
         media_http=MediaHttp(stores.media, blobs, media_urls),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,12 @@ def split_method(method: str) -> tuple[str, str]:
     return service, name
 
 
+@dataclass(frozen=True, slots=True)
+class RelayMeter:
+    relayed: Any  # a Counter's series
+    lag: Any  # a Gauge's series
+
+
 class Metrics:
     def __init__(self) -> None:
         """Metrics in a registry of their own; in a worker (multiprocess mode), their
@@ -62,6 +69,13 @@ class Metrics:
             "caas_rpc_in_flight", "RPCs being handled now (streams included)",
             ["service", "method"], registry=self.registry, multiprocess_mode="livesum")
 
+        self.events_relayed = Counter(
+            "caas_events_relayed", "events of the log a consumer has taken (search "
+            "indexer, webhook intake, Kafka relay)", ["consumer"], registry=self.registry)
+        self.consumer_lag = Gauge(
+            "caas_event_consumer_lag", "events of the log a consumer has yet to take, over "
+            "every app, as of its last full round", ["consumer"], registry=self.registry,
+            multiprocess_mode="livemostrecent")
         # Each method's series, looked up once (a label lookup costs more than the count).
         self._methods: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
 
@@ -73,6 +87,11 @@ class Metrics:
                       self.rpc_seconds.labels(service, name), {})
             self._methods[method] = series
         return series
+
+    def relay(self, consumer: str) -> RelayMeter:
+        """What the relay of `consumer` (a kind: search, webhooks, kafka) counts."""
+        return RelayMeter(self.events_relayed.labels(consumer),
+                          self.consumer_lag.labels(consumer))
 
     def started(self, method: str) -> None:
         self._series(method)[0].inc()

@@ -20,6 +20,7 @@ from services.core.aio import wait_set
 from services.core.events import DomainEvent, EventBus
 from services.core.health import Health
 from services.core.ids import new_id
+from services.core.metrics import RelayMeter
 from services.events.log import EventLog, LoggedEvent
 
 log = logging.getLogger("caas.relay")
@@ -50,7 +51,8 @@ class Relay:
                  batch: int = BATCH, now: Callable[[], datetime] = utc_now,
                  wants: Callable[[str], Awaitable[bool]] | None = None,
                  health: Health | None = None,
-                 retry_seconds: tuple[float, float] = RETRY_SECONDS) -> None:
+                 retry_seconds: tuple[float, float] = RETRY_SECONDS,
+                 meter: RelayMeter | None = None) -> None:
         """`wants(app_id)`, if given, says whether the sink cares for an app's events at
         all: when not, the cursor jumps to the head without reading them. With
         `health`, failed rounds make the component `relay-<consumer>` down (logged once
@@ -65,6 +67,7 @@ class Relay:
         self._held_until: datetime | None = None
         self._health = health
         self._retry = retry_seconds
+        self._meter = meter
         self._component = f"relay-{consumer}"
         if health is not None:
             health.register(self._component)
@@ -77,9 +80,15 @@ class Relay:
         """Hand over everything the log holds past the cursors (of `apps` only, unless
         None); how many events."""
         sent = 0
-        for app_id, taken, head in await self._events.behind(self._consumer, apps):
+        behind = await self._events.behind(self._consumer, apps)
+        meter = self._meter
+        if meter is not None and apps is None:  # a full round sees every app's lag
+            meter.lag.set(sum(head - taken for _, taken, head in behind))
+        for app_id, taken, head in behind:
             if self._wants is not None and not await self._wants(app_id):
                 await self._events.advance(self._consumer, app_id, head)
+                if meter is not None and apps is None:
+                    meter.lag.dec(head - taken)
                 continue
             position = taken
             while position < head:
@@ -90,6 +99,10 @@ class Relay:
                 position = events[-1].position
                 await self._events.advance(self._consumer, app_id, position)
                 sent += len(events)
+                if meter is not None:
+                    meter.relayed.inc(len(events))
+                    if apps is None:
+                        meter.lag.dec(len(events))
         return sent
 
     async def step(self, apps: Collection[str] | None = None) -> int | None:

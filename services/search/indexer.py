@@ -36,6 +36,7 @@ from services.conversations.models import Conversation
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock
 from services.core.health import Health
+from services.core.metrics import RelayMeter
 from services.events.log import EventLog, LoggedEvent
 from services.events.relay import Relay, Wake
 from services.messages.models import Message
@@ -150,7 +151,7 @@ class Lag:
 class Indexer:
     def __init__(self, index: SearchIndex, events: EventLog,
                  conversations: ConversationStore, messages: MessageStore, clock: Clock,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None, meter: RelayMeter | None = None) -> None:
         self.index = index
         self.consumer = ""  # known once the index answered (start)
         self._events = events
@@ -158,6 +159,7 @@ class Indexer:
         self._messages = messages
         self._clock = clock
         self._health = health
+        self._meter = meter
 
     async def start(self) -> None:
         """Create the index if missing, learn its identity (raises while the engine is
@@ -178,7 +180,8 @@ class Indexer:
                 await self.reindex(app_id)
                 await self._events.advance(self.consumer, app_id, head.position)
         relay = Relay(self._events, IndexSink(self.index), self.consumer,
-                      now=self._clock.now, health=self._health, retry_seconds=RETRY_SECONDS)
+                      now=self._clock.now, health=self._health, retry_seconds=RETRY_SECONDS,
+                      meter=self._meter)
         following = asyncio.create_task(relay.run(wake))
         try:
             while not await self._caught_up():  # noqa: ASYNC110 - a state in the store

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from services.core.clock import Clock
 from services.core.events import EventBus
 from services.core.health import Health
+from services.core.metrics import RelayMeter
 from services.core.settings import Settings
 from services.events.consumers import KafkaConsumerGroup
 from services.events.kafka_sink import Topics, ensure_topics
@@ -29,7 +30,8 @@ KAFKA_GROUP = "caas.webhooks"
 
 class WebhookWorker:
     def __init__(self, settings: Settings, store: WebhookStore, events: EventLog,
-                 bus: EventBus, clock: Clock, health: Health | None = None) -> None:
+                 bus: EventBus, clock: Clock, health: Health | None = None,
+                 meter: RelayMeter | None = None) -> None:
         timeout = settings.webhook_timeout
         self._deliverer = Deliverer(timeout.total_seconds(),
                                     public_only=not settings.webhook_allow_insecure,
@@ -52,7 +54,7 @@ class WebhookWorker:
                                                    name="webhook intake (kafka)"))
         else:
             relay = Relay(events, intake, CONSUMER, now=clock.now, wants=intake.wants,
-                          health=health)
+                          health=health, meter=meter)
             self._tasks.append(asyncio.create_task(relay.run(Wake.on_commits(bus)),
                                                    name="webhook intake"))
 

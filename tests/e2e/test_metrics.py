@@ -15,9 +15,11 @@ from caas.apps.v1 import resources_pb2 as apps_res
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TEST_CONFIG
+from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 from tests.support.processes import free_port
 from tests.support.servers import CaasServer, ExternalServer, start_caas, wait_for_workers
+from tests.support.waiting import eventually
 
 APPS = "caas.apps.v1.AppsService"
 
@@ -84,8 +86,33 @@ async def test_rpcs_are_counted_by_method_and_code(single: CaasServer) -> None:
     assert value(found, "caas_rpc_in_flight", service=APPS, method="GetApp") == 0
     assert value(found, "process_resident_memory_bytes") > 0
     # Bounded labels: no app, user or request id ever becomes one.
-    assert not any(dict(labels).keys() - {"service", "method", "code", "le"}
+    assert not any(dict(labels).keys() - {"service", "method", "code", "le", "consumer"}
                    for name, labels in found if name.startswith("caas_"))
+
+
+async def test_log_consumers_report_what_they_took_and_their_lag(single: CaasServer) -> None:
+    port = metrics_port(single)
+    client = Client(single.address)
+    try:
+        app = await client.apps.CreateApp(apps_pb.CreateAppRequest(
+            app_id="relayed", app=apps_res.App(display_name="Relayed")),
+            metadata=bearer(single.operator_token))
+        alice = await person(client, "relayed", app.api_key_secret, "alice")
+        group = await alice.create(GROUP)
+        for n in range(5):
+            await alice.send(group.name, f"event {n}")
+    finally:
+        await client.close()
+    # conversation.created, its member, and 5 message.created: 7 events, at least.
+    async def taken() -> bool:
+        found = samples(port)
+        return (value(found, "caas_events_relayed_total", consumer="search") >= 6
+                and value(found, "caas_event_consumer_lag", consumer="search") == 0)
+
+    await eventually(taken, within=15, every=0.1)
+    found = samples(port)
+    assert value(found, "caas_events_relayed_total", consumer="webhooks") == 0  # none wanted
+    assert ("caas_event_consumer_lag", frozenset({("consumer", "webhooks")})) in found
 
 
 async def test_the_workers_counts_add_up(tmp_path: Path,
