@@ -26,7 +26,6 @@ bidirectional RPCs are not served.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
@@ -62,6 +61,8 @@ from services.gateway.status import STATUS_DETAILS_KEY, internal_status, rpc_sta
 from services.gateway.validation import RequestValidator
 
 access_log = logging.getLogger("caas.access")
+LAST_ITEM_ATTEMPTS = 20  # a JSON stream's last item, while a cancelled write finishes
+LAST_ITEM_WAIT_SECONDS = 0.005
 error_log = logging.getLogger("caas.gateway")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -501,10 +502,24 @@ async def _end(context: grpc.aio.ServicerContext[Any, Any], state: _CallState,
     trailers; a stream that started, of a JSON caller, writes `last_item(details)`
     first (a client already gone is no failure of ours)."""
     if last_item is not None and state.started:
-        with contextlib.suppress(Exception):
-            await context.write(last_item(details))
+        await _write_last(context, last_item(details))
     await context.abort(code, message, trailing_metadata=(
         *headers, (STATUS_DETAILS_KEY, details.SerializeToString())))
+
+
+async def _write_last(context: grpc.aio.ServicerContext[Any, Any], item: bytes) -> None:
+    """Write a JSON stream's last item. A write that a drain cancelled may still be in
+    flight in gRPC's core, and a second write fails at once (TOO_MANY_OPERATIONS; its
+    exception type is private to grpc's Cython layer): wait for it, briefly. Any other
+    failure is a client already gone, no failure of ours."""
+    for _ in range(LAST_ITEM_ATTEMPTS):
+        try:
+            await context.write(item)
+            return
+        except Exception as error:
+            if "TOO_MANY_OPERATIONS" not in str(error):
+                return
+            await asyncio.sleep(LAST_ITEM_WAIT_SECONDS)
 
 
 async def _close(items: AsyncIterator[Message | bytes]) -> None:
