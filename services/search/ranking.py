@@ -17,19 +17,17 @@ digits, case and accents folded; CJK text arrives segmented (services/search/tex
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from services.core.folding import WORD, fold
 from services.search.text import MATCH_END, MATCH_START, SNIPPET_TOKENS, Term, segment
-from services.users.words import fold
 
 RELEVANCE_CANDIDATES = 250
 K1, B = 1.2, 0.75
 COUNT_TTL = 600.0  # seconds a word's document count is kept
 MAX_COUNTS = 50_000
-_TOKEN = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +37,14 @@ class Token:
     end: int
 
 
-def _fold(text: str) -> str:
-    return text.lower() if text.isascii() else fold(text)
-
-
 def tokens(text: str) -> list[Token]:
     """The words of `text` with where they are in it (for snippets)."""
-    return [Token(_fold(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    return [Token(fold(m.group()), m.start(), m.end()) for m in WORD.finditer(text)]
 
 
 def words(text: str) -> list[str]:
     """The words of `text`, folded (for ranking: no positions, so folded at once)."""
-    return _TOKEN.findall(_fold(text))
+    return WORD.findall(fold(text))
 
 
 def term_words(term: Term) -> list[str]:

@@ -1,32 +1,26 @@
 """The words a user is found by (SearchUsers): the beginnings of their display name's
 words, and of their id and its parts, folded for matching.
 
-Folding: Unicode compatibility decomposition, combining marks dropped, case folded
-(`Élodie` → `elodie`, full-width letters → ASCII). A display name's words are its runs of
-letters and digits; an id is a word of its own, and so are its parts between `.`,
+Folding: services/core/folding.py (`Élodie` → `elodie`). A display name's words are its
+runs of letters and digits; an id is a word of its own, and so are its parts between `.`,
 `_`, `-` and `@` (`alice.martin@x` is found by `alice`, `martin` and `x`).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 
-_WORD = re.compile(r"[^\W_]+")
+from services.core.folding import WORD, fold
+
 _ID_PARTS = re.compile(r"[._@-]+")
 MAX_WORDS = 32  # of one user: the first ones of a long display name
 WORD_END = "\U0010ffff"  # above every folded character: the end of a prefix range
 
 
-def fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
 def user_words(user_id: str, display_name: str) -> list[str]:
     """The folded words a user is found by, without repeats, at most MAX_WORDS."""
-    words = _WORD.findall(fold(display_name))
+    words = WORD.findall(fold(display_name))
     folded_id = fold(user_id)
     words += [folded_id, *(p for p in _ID_PARTS.split(folded_id) if p)]
     unique = list(dict.fromkeys(w for w in words if w))

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from caas.search.v1 import search_service_pb2 as pb
 
 from tests.conftest import TEST_CONFIG, AppHandle, create_app, expect_error
 from tests.e2e.test_search import found, search, texts
 from tests.support.chat import Person, person
 from tests.support.client import Client
 from tests.support.servers import CaasServer, ExternalServer, SearchServer, start_caas
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +63,6 @@ async def test_messages_conversations_and_users_on_elasticsearch(
     assert await texts(es_client, carol.auth, carol.app_id, "cafe") == []
     assert await texts(es_client, es_app.auth, es_app.app_id, "cafe") == [
         "Rendez-vous au Café de Flore"]
-    from caas.search.v1 import search_service_pb2 as pb  # noqa: PLC0415
-
     async def titles(who: Person) -> list[str]:
         response = await es_client.search.SearchConversations(pb.SearchConversationsRequest(
             parent=es_app.name, query="cafe"), metadata=who.auth)
@@ -70,8 +70,6 @@ async def test_messages_conversations_and_users_on_elasticsearch(
 
     async def bob_sees_it() -> bool:
         return await titles(bob) == ["Café planning"]
-
-    from tests.support.waiting import eventually  # noqa: PLC0415
 
     await eventually(bob_sees_it, within=15)
     assert await titles(carol) == []
@@ -97,8 +95,6 @@ async def test_an_engine_outage_loses_nothing(es_client: Client, es_app: AppHand
         assert got.retry_seconds is not None and got.retry_seconds > 0
     finally:
         search_engine.start_proxy()
-    from caas.search.v1 import search_service_pb2 as pb  # noqa: PLC0415
-
     # The indexer retries with growing delays, at most 5 s apart (services/search/indexer.py).
     await found(es_client, bob.auth, bob.app_id, "puffin",
                 [*sent[::-1], "puffin before the outage"], within=30,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.core.errors import InvalidArgument
+from services.core.folding import fold
 from services.search.text import (
     MATCH_END,
     MATCH_START,
@@ -16,7 +17,7 @@ from services.search.text import (
     segment,
     snippet_parts,
 )
-from services.users.words import fold, matches, query_words, user_words
+from services.users.words import matches, query_words, user_words
 
 
 def test_queries_have_words_phrases_and_prefixes() -> None:
