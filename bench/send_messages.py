@@ -34,8 +34,25 @@ from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 
 
-async def run(address: str, operator: str, pid: int, members: int, senders: int,
-              seconds: float, concurrency: int) -> None:
+@dataclasses.dataclass
+class Sends:
+    members: int
+    senders: int
+    in_flight: int
+    elapsed: float  # seconds
+    latencies: list[float]  # seconds, one per send
+    cpu: float  # server CPU seconds over the run
+    last: int  # the conversation's last sequence number
+    expected: int
+
+    @property
+    def cpu_per_send(self) -> float:
+        """Server CPU seconds per send."""
+        return self.cpu / len(self.latencies)
+
+
+async def measure(address: str, operator: str, pid: int, members: int, senders: int,
+                  seconds: float, concurrency: int) -> Sends:
     client = Client(address)
     # A connection per sender, so that `--workers` spreads them.
     senders_clients = [Client(address, SEPARATE) for _ in range(senders)]
@@ -67,14 +84,22 @@ async def run(address: str, operator: str, pid: int, members: int, senders: int,
     await client.close()
     for sender_client in senders_clients:
         await sender_client.close()
+    return Sends(members, senders, senders * concurrency, elapsed, latencies, cpu, last,
+                 len(latencies) + senders)
+
+
+async def run(address: str, operator: str, pid: int, members: int, senders: int,
+              seconds: float, concurrency: int) -> None:
+    sends = await measure(address, operator, pid, members, senders, seconds, concurrency)
+    latencies, elapsed = sends.latencies, sends.elapsed
     q = statistics.quantiles(latencies, n=100)
-    print(f"members={members} senders={senders} in-flight={senders * concurrency} "
+    print(f"members={members} senders={senders} in-flight={sends.in_flight} "
           f"seconds={elapsed:.1f}")
     print(f"sends={len(latencies)} rate={len(latencies) / elapsed:,.0f}/s "
           f"p50={q[49] * 1000:.2f}ms p90={q[89] * 1000:.2f}ms p99={q[98] * 1000:.2f}ms")
-    print(f"server cpu={cpu / elapsed * 100:.0f}% of a core, "
-          f"{cpu / len(latencies) * 1e6:.0f}us per send")
-    print(f"last sequence={last} (expected {len(latencies) + senders})")
+    print(f"server cpu={sends.cpu / elapsed * 100:.0f}% of a core, "
+          f"{sends.cpu_per_send * 1e6:.0f}us per send")
+    print(f"last sequence={sends.last} (expected {sends.expected})")
 
 
 def main() -> None:

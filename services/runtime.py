@@ -12,9 +12,10 @@ import os
 import secrets
 import stat
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 
 from services.apps.actions import AppPlans, AppsActions
@@ -37,10 +38,12 @@ from services.core.db.sqlite import SqliteDatabase
 from services.core.db.transient import store_outage
 from services.core.db.writes import WatchedEngine, WriteWatch
 from services.core.events import DomainEvent, EventBus, InProcessBus
-from services.core.health import Background, Health
+from services.core.health import SERVING, Background, Health
+from services.core.health_http import HealthRoutes
 from services.core.ids import new_id, new_secret
-from services.core.metrics import Metrics
+from services.core.metrics import Metrics, served
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
+from services.core.tracing import Tracing
 from services.events.kafka_sink import KafkaSink, Topics
 from services.events.log import EventLog
 from services.events.mongo_log import MongoEventLog
@@ -70,6 +73,7 @@ from services.realtime.codec import encoder
 from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
 from services.realtime.hub import Hub
 from services.realtime.presence import PresenceBoard, Presences, RedisPresence
+from services.sampling import Sampler
 from services.search.actions import SearchActions
 from services.search.elastic_index import ElasticIndex
 from services.search.index import SearchIndex
@@ -105,19 +109,21 @@ class Stores:
     engine: WatchedEngine | None = None  # reports its writes, for readiness
 
 
-async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores:
+async def open_stores(settings: Settings, bus: EventBus | None = None,
+                      tracing: Tracing | None = None) -> Stores:
     """Open the configured engine and bring its schema up to date (idempotent).
 
-    Chat writes record their events in the event log and publish them on `bus` once
-    committed."""
+    Chat writes record their events in the event log (with the trace context of the
+    request, when `tracing` is on) and publish them on `bus` once committed."""
     bus = bus or InProcessBus()
+    traced = tracing is not None and tracing.enabled
     urls = MediaUrls(SystemClock(), settings.media_url_ttl.total_seconds())
     urls.base_url = settings.media_public_url
     encode_event = encoder(urls)
     stores: Stores
     if settings.store == "mongodb":
         mongo = await MongoDatabase.open(settings.mongodb_url, settings.mongodb_database)
-        mongo_log = MongoEventLog(mongo, bus, encode_event)
+        mongo_log = MongoEventLog(mongo, bus, encode_event, traced=traced)
         stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
                         MongoConversationStore(mongo, mongo_log),
                         MongoMessageStore(mongo, mongo_log), mongo_log,
@@ -125,7 +131,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None) -> Stores
                         mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
-        sqlite_log = SqliteEventLog(sqlite, bus, encode_event)
+        sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
         stores = Stores(SqliteAppStore(sqlite), SqliteAuthStore(sqlite),
                         SqliteUserStore(sqlite), SqliteConversationStore(sqlite, sqlite_log),
                         SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
@@ -151,7 +157,8 @@ def open_blobs(settings: Settings, urls: MediaUrls) -> BlobStore:
 
 
 async def open_search(settings: Settings, stores: Stores, clock: Clock, bus: EventBus,
-                      background: Background, health: Health, metrics: Metrics) -> Indexer:
+                      background: Background, health: Health, metrics: Metrics | None
+                      ) -> Indexer:
     """The search index (embedded, or Elasticsearch) and its indexer, which creates the
     index and follows the log in the background. The server starts while the engine is
     down (Elasticsearch's client connects lazily): the task is restarted with growing
@@ -164,7 +171,7 @@ async def open_search(settings: Settings, stores: Stores, clock: Clock, bus: Eve
     else:
         index = await SqliteSearchIndex.open(settings.data_dir / "search.db")
     indexer = Indexer(index, stores.events, stores.conversations, stores.messages, clock,
-                      health, metrics.relay("search"))
+                      health, metrics.relay("search") if metrics else None)
     wake = Wake.on_commits(bus)
 
     async def index_events(ok: Callable[[], None]) -> None:
@@ -208,10 +215,12 @@ class Outbox:
     without waiting for Kafka: until it is reachable, events wait in the log."""
 
     def __init__(self, settings: Settings, stores: Stores, bus: EventBus, clock: Clock,
-                 background: Background, health: Health, metrics: Metrics) -> None:
+                 background: Background, health: Health, metrics: Metrics | None,
+                 tracer: Tracer | None = None) -> None:
         assert settings.kafka_bootstrap
+        self._tracer = tracer  # tracing on: records are sent in spans
         self._health = health
-        self._meter = metrics.relay("kafka")
+        self._meter = metrics.relay("kafka") if metrics else None
         self._now = clock.now
         self._bootstrap = settings.kafka_bootstrap
         self._topics = Topics(settings.kafka_topic_prefix, settings.kafka_partitions,
@@ -227,10 +236,16 @@ class Outbox:
         relay_name = "kafka"
         await self._events.register(relay_name)  # purges wait for it from now on
         if self._sink is None:  # raises while Kafka is not there yet: events wait
-            self._sink = await KafkaSink.open(self._bootstrap, self._topics)
+            self._sink = await KafkaSink.open(self._bootstrap, self._topics, self._tracer)
         ok()
         await Relay(self._events, self._sink, relay_name, now=self._now,
                     health=self._health, meter=self._meter).run(self._wake)
+
+    async def ping(self) -> None:
+        """Whether Kafka answers the relay's producer (raises while it does not)."""
+        if self._sink is None:
+            raise ConnectionError("the Kafka producer has not connected yet")
+        await self._sink.ping()
 
     async def close(self) -> None:
         """Close the sink (the runtime has stopped the task already)."""
@@ -270,10 +285,13 @@ class Runtime:
     search: SearchActions
     indexer: Indexer
     metrics: Metrics
+    sampler: Sampler
     outbox: Outbox | None = None
     write_watch: WriteWatch | None = None
+    tracing: Tracing = field(default_factory=Tracing)
 
     async def close(self) -> None:
+        await self.sampler.close()
         if self.write_watch is not None:
             await self.write_watch.close()
         await self.background.close()
@@ -288,13 +306,56 @@ class Runtime:
         await self.hub.close()
         await self.limiter.close()
         await self.stores.close()
+        await self.tracing.shutdown()  # last: the spans of all the above are sent
+
+
+def watch_store(settings: Settings, stores: Stores, health: Health, background: Background,
+                metrics: Metrics, recorded: Metrics | None, tracing: Tracing
+                ) -> WriteWatch | None:
+    """Metrics follow the process's health and (when `recorded`, served) time the store's
+    operations, which are traced when tracing is on; readiness follows the store (down
+    while it does not answer, or while the disk is full) and the process's draining
+    (SERVING)."""
+    health.listen(lambda name, ok, _: metrics.component(name, ok, health.ready()))
+    health.register(SERVING, readiness=True)
+    if stores.engine is None:
+        return None
+    if recorded is not None:
+        stores.engine.time_operations(recorded.store(settings.store))
+    if (tracer := tracing.tracer("caas.store")) is not None:
+        stores.engine.trace_operations(tracer)
+    background.probe("store", stores.engine.ping,
+                     readiness="store" in settings.readiness_requires)
+    return WriteWatch(health, stores.engine)
+
+
+def shared_state(settings: Settings, hub: Hub, health: Health, background: Background,
+                 window: float) -> tuple[RateLimiter, Fanout, Presences]:
+    """Rate limits, fan-out and presence: in Redis when configured (probed for
+    readiness), else in the process."""
+    if not settings.redis_url:
+        return InProcessRateLimiter(window), LocalFanout(hub), PresenceBoard()
+    # Commands give up after redis_timeout (a frozen Redis must not hold calls up);
+    # the fan-out's subscription waits for messages as long as it takes.
+    timeout = settings.redis_timeout.total_seconds()
+    redis = Redis.from_url(settings.redis_url, socket_timeout=timeout,
+                           socket_connect_timeout=timeout)
+    listener = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
+    background.probe("redis", redis.ping, readiness="redis" in settings.readiness_requires)
+    return (RedisRateLimiter(redis, window, health),
+            RedisFanout(hub, redis, listener, background, health),
+            RedisPresence(redis, health))
 
 
 async def build_runtime(settings: Settings, *, stores: Stores | None = None,
-                        bus: EventBus | None = None, clock: Clock | None = None) -> Runtime:
+                        bus: EventBus | None = None, clock: Clock | None = None,
+                        tracing: Tracing | None = None) -> Runtime:
+    """Everything, wired. Tracing (default: as the OTEL_* variables say) is handed to
+    the stores (when this builds them), the gateway, the Kafka relay and webhooks."""
     clock = clock or SystemClock()
     bus = bus or InProcessBus()
-    stores = stores or await open_stores(settings, bus)
+    tracing = tracing or Tracing.from_environment()
+    stores = stores or await open_stores(settings, bus, tracing)
     cache_ttl = settings.auth_cache_ttl.total_seconds()
     # A replaced key verifies for the longest token life, plus the time other processes
     # may still sign with it (their cache), plus the tolerated clock skew.
@@ -306,25 +367,13 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     window = settings.rate_limit_window.total_seconds()
     hub = Hub(stores.events, settings.stream_heartbeat_interval.total_seconds(),
               settings.max_streams_per_user)
-    limiter: RateLimiter
-    fanout: Fanout
-    presence: Presences
     health = Health()
     background = Background(health)
-    # Readiness follows the store's writes: down while the disk is full.
-    write_watch = WriteWatch(health, stores.engine) if stores.engine is not None else None
-    if settings.redis_url:
-        # Commands give up after redis_timeout (a frozen Redis must not hold calls up);
-        # the fan-out's subscription waits for messages as long as it takes.
-        timeout = settings.redis_timeout.total_seconds()
-        redis = Redis.from_url(settings.redis_url, socket_timeout=timeout,
-                               socket_connect_timeout=timeout)
-        listener = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
-        limiter = RedisRateLimiter(redis, window, health)
-        fanout = RedisFanout(hub, redis, listener, background, health)
-        presence = RedisPresence(redis, health)
-    else:
-        limiter, fanout, presence = InProcessRateLimiter(window), LocalFanout(hub), PresenceBoard()
+    metrics = Metrics()
+    recorded = metrics if served(settings.metrics_listen) else None  # else not recorded
+    write_watch = watch_store(settings, stores, health, background, metrics, recorded,
+                              tracing)
+    limiter, fanout, presence = shared_state(settings, hub, health, background, window)
     await fanout.start()
     await presence.start()
     users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus)
@@ -335,12 +384,15 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
             fanout.wake(event.app_id)
 
     bus.subscribe(wake_streams)
-    metrics = Metrics()
-    outbox = (Outbox(settings, stores, bus, clock, background, health, metrics)
+    outbox = (Outbox(settings, stores, bus, clock, background, health, recorded,
+                     tracing.tracer("caas.kafka"))
               if settings.kafka_bootstrap else None)
+    if outbox is not None:
+        background.probe("kafka", outbox.ping,
+                         readiness="kafka" in settings.readiness_requires)
     plans = AppPlans(stores.apps, settings, bus)
     gateway = Gateway(authenticator, limiter, plans, RequestValidator(), store_outage,
-                      metrics)
+                      recorded, tracing.tracer("caas.gateway"))
     media_urls = stores.media_urls
     blobs = open_blobs(settings, media_urls)
     await blobs.start()
@@ -354,7 +406,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                      MediaCollector(stores.media, blobs, media, clock, settings).run)
     messages = MessagesActions(stores.messages, conversations, stores.conversations,
                                stores.users, clock, media)
-    indexer = await open_search(settings, stores, clock, bus, background, health, metrics)
+    indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
@@ -368,11 +420,13 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         authenticator=authenticator, gateway=gateway, health=health, background=background,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),
         webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock,
-                                     health, metrics.relay("webhooks")),
+                                     health, recorded, tracing),
         plans=plans, media=media, media_urls=media_urls, media_scanner=scanner, blobs=blobs,
         media_processor=processor,
-        media_http=MediaHttp(stores.media, blobs, media_urls),
+        media_http=MediaHttp(stores.media, blobs, media_urls, HealthRoutes(health)),
         search=SearchActions(indexer.index, conversations, stores.conversations, messages,
                              stores.messages, stores.users),
-        indexer=indexer, metrics=metrics, outbox=outbox, write_watch=write_watch,
+        indexer=indexer, metrics=metrics,
+        sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,
+        write_watch=write_watch, tracing=tracing,
     )

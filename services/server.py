@@ -26,8 +26,9 @@ from grpc_health.v1 import health_pb2
 from services.apps.servicer import AppsServicer
 from services.auth.servicer import AuthServicer
 from services.conversations.servicer import ConversationsServicer
-from services.core.health import Health
-from services.core.metrics import MetricsEndpoint
+from services.core.health import SERVING, Health
+from services.core.health_http import HealthRoutes
+from services.core.metrics import MetricsEndpoint, served
 from services.core.settings import Settings
 from services.edge.envoy import Envoy, edge_config, running_envoy
 from services.media.servicer import MediaServicer
@@ -75,6 +76,12 @@ def contract_services() -> list[pb_descriptor.ServiceDescriptor]:
     """The descriptors of every CAAS service (what `services` serves)."""
     return [service for module in SERVICE_MODULES
             for service in module.DESCRIPTOR.services_by_name.values()]
+
+
+def unary_methods() -> list[str]:
+    """`/package.Service/Method` of every unary CAAS RPC."""
+    return [f"/{service.full_name}/{method.name}" for service in contract_services()
+            for method in service.methods if not method.server_streaming]
 
 
 def edge(settings: Settings, upstream: str, media_upstream: str
@@ -169,7 +176,10 @@ class Server:
     @classmethod
     async def start(cls, settings: Settings, runtime: Runtime | None = None) -> Server:
         runtime = runtime or await build_runtime(settings)
-        server = grpc.aio.server(options=[
+        # Tracing on: OpenTelemetry's server instrumentation makes the unary RPCs'
+        # spans (the gateway makes the streams'); off, no interceptor at all.
+        interceptors = runtime.tracing.server_interceptors(unary_methods())
+        server = grpc.aio.server(interceptors=interceptors or None, options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
             ("grpc.so_reuseport", int(settings.reuse_port)),
@@ -200,7 +210,9 @@ class Server:
             await runtime.close()
             raise SystemExit(f"cannot listen on {settings.media_listen} (CAAS_MEDIA_LISTEN): "
                              f"{exc}") from exc
-        metrics = MetricsEndpoint(runtime.metrics.registry)
+        metrics = MetricsEndpoint(runtime.metrics.registry, HealthRoutes(runtime.health))
+        if served(settings.metrics_listen):
+            runtime.sampler.start()  # the metrics read rather than counted
         if settings.metrics_listen:
             try:
                 metrics_port = await metrics.start(settings.metrics_listen)
@@ -232,6 +244,7 @@ class Server:
         grace = self.runtime.settings.shutdown_grace.total_seconds()
         deadline = asyncio.get_running_loop().time() + grace
         gateway.start_draining()
+        self.runtime.health.down(SERVING, "draining")
         self._purging.cancel()
         await self._health.enter_graceful_shutdown()
         log.info("shutting down", extra={"grace_seconds": grace})

@@ -9,7 +9,10 @@ metrics): the state of each component, and the background tasks that keep runnin
   component that readiness depends on is down.
 - `Background` runs the process's long-running tasks so that none dies silently: a
   task that raises or returns is restarted after a delay growing from 0.1 s to 5 s,
-  and its component is down until the task says it works again (`ok()`).
+  and its component is down until the task says it works again (`ok()`). It also
+  runs the probes of the dependencies readiness needs (`probe`): a check each second
+  that must answer within two, so that readiness flips within seconds of a dependency
+  dying, and back when it returns, with no client call needed to find out.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ log = logging.getLogger("caas.health")
 Listener = Callable[[str, bool, bool], None]  # (component, ok, readiness depends on it)
 RESTART_FIRST = 0.1
 RESTART_MAX = 5.0
+SERVING = "serving"  # the process's own component: down once it drains
+PROBE_EVERY = 1.0  # seconds between a dependency's checks
+PROBE_TIMEOUT = 2.0  # longest a check may take before the dependency counts as down
 
 
 @dataclass
@@ -76,6 +82,11 @@ class Health:
         """Whether every component readiness depends on works."""
         return all(c.ok for c in self._components.values() if c.readiness)
 
+    def not_ready(self) -> list[str]:
+        """The components readiness depends on that are down, by name."""
+        return sorted(name for name, c in self._components.items()
+                      if c.readiness and not c.ok)
+
     def states(self) -> dict[str, tuple[bool, str]]:
         return {name: (c.ok, c.reason) for name, c in self._components.items()}
 
@@ -97,6 +108,30 @@ class Background:
         has shown that it works (connected, subscribed, a round done)."""
         self._health.register(name)
         self._tasks[name] = asyncio.create_task(self._supervise(name, work), name=name)
+
+    def probe(self, name: str, check: Callable[[], Awaitable[object]], *,
+              readiness: bool = True, every: float = PROBE_EVERY,
+              timeout: float = PROBE_TIMEOUT) -> None:
+        """Check a dependency every `every` seconds: `name` is up while `check` answers
+        within `timeout`, down (with the reason) while it fails or takes longer."""
+        self._health.register(name, readiness=readiness)
+        self._tasks[name] = asyncio.create_task(self._probe(name, check, every, timeout),
+                                                name=f"probe {name}")
+
+    async def _probe(self, name: str, check: Callable[[], Awaitable[object]],
+                     every: float, limit: float) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(check(), limit)
+            except asyncio.CancelledError:
+                raise
+            except TimeoutError:
+                self._health.down(name, f"no answer within {limit:g} s")
+            except Exception as error:
+                self._health.failed(name, error)
+            else:
+                self._health.up(name)
+            await asyncio.sleep(every)
 
     async def _supervise(self, name: str,
                          work: Callable[[Callable[[], None]], Awaitable[None]]) -> None:

@@ -1,4 +1,9 @@
-"""Structured logs: one JSON object per line on stderr (ready for Loki and friends)."""
+"""Structured logs: one JSON object per line on stderr (ready for Loki and friends).
+
+A line logged while a span is current (tracing on: services/core/tracing.py) carries
+its `trace_id` and `span_id` (hex, as trace backends show them), to go from a log line
+to its trace and back. With tracing off no span is ever current: one context look-up.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+
+from opentelemetry import trace
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message",
@@ -21,6 +28,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,
         }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

@@ -34,9 +34,20 @@ from prometheus_client import (
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from services.core.health_http import HealthRoutes
+
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds: from a point read (~1 ms) to a slow page; a stream's whole life lands in +Inf.
 RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Seconds: an embedded point read takes microseconds, a MongoDB round trip a millisecond.
+STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                 0.25, 1.0)
+
+
+def served(listen: str) -> bool:
+    """Whether this process's metrics are served (on `listen`, CAAS_METRICS_LISTEN, or
+    summed by a supervisor): else nothing records them, which costs nothing."""
+    return bool(listen) or MULTIPROCESS_DIR in os.environ
 
 
 def split_method(method: str) -> tuple[str, str]:
@@ -49,6 +60,24 @@ def split_method(method: str) -> tuple[str, str]:
 class RelayMeter:
     relayed: Any  # a Counter's series
     lag: Any  # a Gauge's series
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookMeter:
+    """Webhook attempts by outcome (Counter series), and dead letters."""
+
+    delivered: Any
+    rejected: Any
+    unreachable: Any
+    dead_letters: Any
+
+    def attempted(self, ok: bool, status_code: int, dead: bool) -> None:
+        if ok:
+            self.delivered.inc()
+        else:
+            (self.rejected if status_code else self.unreachable).inc()
+        if dead:
+            self.dead_letters.inc()
 
 
 class Metrics:
@@ -76,6 +105,52 @@ class Metrics:
             "caas_event_consumer_lag", "events of the log a consumer has yet to take, over "
             "every app, as of its last full round", ["consumer"], registry=self.registry,
             multiprocess_mode="livemostrecent")
+        self.log_head = Gauge(
+            "caas_event_log_head", "events appended to the event log, over every app (as "
+            "last sampled)", registry=self.registry, multiprocess_mode="livemax")
+
+        self.streams_open = Gauge(
+            "caas_streams_open", "Subscribe streams open", registry=self.registry,
+            multiprocess_mode="livesum")
+        self.stream_queued = Gauge(
+            "caas_stream_queued_events", "events waiting in the streams' queues, all "
+            "together", registry=self.registry, multiprocess_mode="livesum")
+        self.stream_queue_max = Gauge(
+            "caas_stream_queue_max", "the longest stream queue", registry=self.registry,
+            multiprocess_mode="livemax")
+        self.events_delivered = Counter(
+            "caas_events_delivered", "events and signals written to streams",
+            registry=self.registry)
+        self.streams_lagged = Counter(
+            "caas_streams_lagged", "streams ended because they fell further behind than "
+            "their queue holds (their clients resume)", registry=self.registry)
+
+        self.webhook_queue = Gauge(
+            "caas_webhook_queue", "webhook deliveries waiting (due or retrying), as last "
+            "sampled", registry=self.registry, multiprocess_mode="livemax")
+        self.webhook_attempts = Counter(
+            "caas_webhook_attempts", "webhook delivery attempts, by outcome: delivered "
+            "(2xx), rejected (another HTTP status), unreachable (no answer)", ["outcome"],
+            registry=self.registry)
+        self.webhook_dead_letters = Counter(
+            "caas_webhook_dead_letters", "webhook deliveries given up after their last "
+            "retry", registry=self.registry)
+
+        self.rate_limited = Counter(
+            "caas_rate_limited", "calls refused by a rate limit, by the app's plan",
+            ["plan"], registry=self.registry)
+        self.store_seconds = Histogram(
+            "caas_store_operation_duration_seconds", "time a store operation takes, by "
+            "engine and operation", ["engine", "operation"], buckets=STORE_BUCKETS,
+            registry=self.registry)
+
+        self.ready = Gauge(
+            "caas_ready", "1 while the process is ready for calls (every dependency "
+            "readiness needs answers, not draining), else 0", registry=self.registry,
+            multiprocess_mode="livemin")
+        self.component_up = Gauge(
+            "caas_component_up", "1 while a component works, else 0", ["component"],
+            registry=self.registry, multiprocess_mode="livemin")
         # Each method's series, looked up once (a label lookup costs more than the count).
         self._methods: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
 
@@ -93,6 +168,20 @@ class Metrics:
         return RelayMeter(self.events_relayed.labels(consumer),
                           self.consumer_lag.labels(consumer))
 
+    def webhooks(self) -> WebhookMeter:
+        attempts = self.webhook_attempts
+        return WebhookMeter(attempts.labels("delivered"), attempts.labels("rejected"),
+                            attempts.labels("unreachable"), self.webhook_dead_letters)
+
+    def store(self, engine: str) -> StoreTimer:
+        """What the store engine `engine` (sqlite, mongodb) times its operations with."""
+        return StoreTimer(self.store_seconds, engine)
+
+    def component(self, name: str, ok: bool, ready: bool) -> None:
+        """A component's state changed (`ready`: the process's readiness now)."""
+        self.component_up.labels(name).set(int(ok))
+        self.ready.set(int(ready))
+
     def started(self, method: str) -> None:
         self._series(method)[0].inc()
 
@@ -104,6 +193,22 @@ class Metrics:
         if counter is None:
             counter = by_code[code] = self.rpc_requests.labels(*split_method(method), code)
         counter.inc()
+
+
+class StoreTimer:
+    """Store operations' durations into the histogram, each operation's series looked up
+    once."""
+
+    def __init__(self, histogram: Histogram, engine: str) -> None:
+        self._histogram = histogram
+        self._engine = engine
+        self._series: dict[str, Any] = {}
+
+    def observe(self, operation: str, seconds: float) -> None:
+        series = self._series.get(operation)
+        if series is None:
+            series = self._series[operation] = self._histogram.labels(self._engine, operation)
+        series.observe(seconds)
 
 
 def workers_registry(directory: Path) -> CollectorRegistry:
@@ -128,8 +233,12 @@ def worker_exited(directory: Path, pid: int) -> None:
 class MetricsEndpoint:
     """`GET /metrics` on a port of its own."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, health: HealthRoutes | None = None
+                 ) -> None:
+        """With `health`, /healthz and /readyz too (for probes that reach the process
+        directly, as Kubernetes' do)."""
         self._registry = registry
+        self._health = health
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -137,6 +246,8 @@ class MetricsEndpoint:
         """Serve on `listen` (host:port, port 0: any); the port bound. Raises OSError."""
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
+        if self._health is not None:
+            self._health.add_to(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, _, port = listen.rpartition(":")

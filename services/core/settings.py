@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
@@ -44,6 +45,9 @@ def _seconds(value: object) -> object:
 
 Duration = Annotated[timedelta, BeforeValidator(_seconds)]
 
+# What readiness can depend on (CAAS_READINESS_REQUIRES).
+Dependency = Literal["store", "redis", "kafka"]
+DEPENDENCIES: tuple[Dependency, ...] = ("store", "redis", "kafka")
 OPERATOR_TOKEN_PREFIX = "caaso_"  # noqa: S105 - a prefix, not a secret
 
 
@@ -96,6 +100,11 @@ class Plan(BaseModel):
     default: RateLimit
     methods: dict[str, RateLimit] = Field(default_factory=dict)
     media: MediaLimits = MediaLimits()
+    _name: str = PrivateAttr("")  # its key in the settings' plans (metrics label it)
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     @field_validator("methods")
     @classmethod
@@ -277,8 +286,14 @@ class Settings(BaseSettings):
         "", description="host:port or socket path of a ClamAV daemon that scans every "
                         "upload (a finding quarantines it); empty: no scanning")
     metrics_listen: str = Field(
-        "", description="host:port of the Prometheus endpoint (GET /metrics), a port of "
-                        "its own off the public listener; empty: none")
+        "", description="host:port of the Prometheus endpoint (GET /metrics, and /healthz "
+                        "and /readyz), a port of its own off the public listener; empty: "
+                        "none")
+    readiness_requires: list[Dependency] = Field(
+        default_factory=lambda: list(DEPENDENCIES),
+        description="dependencies without which the process is not ready (/readyz 503, "
+                    "health NOT_SERVING), each when configured; one left out is still "
+                    "probed and reported (caas_component_up) but only degrades service")
     search_engine: Literal["embedded", "elasticsearch"] = Field(
         "embedded", description="where the search index lives: embedded (SQLite FTS5 in "
                                 "data_dir/search.db, one server) or elasticsearch")
@@ -337,6 +352,8 @@ class Settings(BaseSettings):
     def _default_plan_exists(self) -> Settings:
         if self.default_plan not in self.plans:
             raise ValueError(f"default_plan {self.default_plan!r} is not one of the plans")
+        for name, plan in self.plans.items():
+            plan._name = name
         return self
 
     @classmethod

@@ -34,6 +34,7 @@ from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 from google.rpc import error_details_pb2, status_pb2
 
 from services.core.child import Child
+from services.core.health_http import LIVENESS_PATH, READINESS_PATH
 from services.edge.guard import guard_filter
 from services.edge.json_fields import lua_filter
 from services.gateway.status import ERROR_DOMAIN
@@ -46,7 +47,6 @@ STREAM_IDLE_TIMEOUT = "120s"  # longer than the server's heartbeat interval
 STREAM_REQUEST_BYTES = 64 * 1024  # a streaming call's request (a Subscribe) is small
 READY_SECONDS = 30.0
 OPENAPI_PATH = "/openapi.json"
-HEALTH_PATH = "/healthz"
 MEDIA_PREFIX = "/media/v1/"  # media bytes: services/media/http.py
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 FLUSH_SECONDS = 5.0
@@ -125,9 +125,11 @@ class EdgeConfig:
             "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
             "allow_origin_string_match": [_origin_matcher(o) for o in self.cors_origins],
             "allow_methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            # traceparent/tracestate: a browser's trace continues in the server.
             "allow_headers": "authorization, content-type, x-grpc-web, x-user-agent, "
                              "x-request-id, grpc-timeout, connect-protocol-version, "
-                             "connect-timeout-ms, range, if-none-match",
+                             "connect-timeout-ms, range, if-none-match, traceparent, "
+                             "tracestate",
             "expose_headers": "grpc-status, grpc-message, grpc-status-details-bin, "
                               "x-request-id, x-ratelimit-limit, x-ratelimit-remaining, "
                               "x-ratelimit-reset, retry-after, etag, content-range, "
@@ -177,7 +179,13 @@ class EdgeConfig:
                          "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
                 "disabled": True}},
         }] if self.media_upstream else []
-        routes = [*document, *media, *streaming, reflection, {
+        # Liveness and readiness (services/core/health_http.py), answered by the server.
+        health = [{
+            "match": {"path": path, "headers": [{
+                "name": ":method", "string_match": {"exact": "GET"}}]},
+            "route": {"cluster": "caas_media", "timeout": "5s"},
+        } for path in (LIVENESS_PATH, READINESS_PATH)] if self.media_upstream else []
+        routes = [*document, *health, *media, *streaming, reflection, {
             # gRPC and gRPC-Web; JSON too, once the transcoder has made it gRPC.
             "match": {"prefix": "/", "headers": grpc_only},
             "route": grpc_route,
@@ -197,13 +205,14 @@ class EdgeConfig:
             {"name": "caas.edge_guard", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
                 "default_source_code": {"inline_string": self.guard_lua}}},
-            # GET /healthz: 200 while serving, 503 once `caas serve` drains (load
-            # balancers stop sending new clients); answered by Envoy itself.
+            # GET /readyz: 503 from Envoy itself once `caas serve` drains (load
+            # balancers stop sending new clients, even before the server says so);
+            # until then the server's answer (or, with no server HTTP port, 200).
             {"name": "envoy.filters.http.health_check", "typed_config": {
                 "@type": "type.googleapis.com/"
                          "envoy.extensions.filters.http.health_check.v3.HealthCheck",
-                "pass_through_mode": False,
-                "headers": [{"name": ":path", "string_match": {"exact": HEALTH_PATH}}]}},
+                "pass_through_mode": bool(self.media_upstream),
+                "headers": [{"name": ":path", "string_match": {"exact": READINESS_PATH}}]}},
             {"name": "envoy.filters.http.cors", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
             # Every CAAS request is one message (no client streaming): whole bodies,
@@ -369,7 +378,7 @@ class Envoy:
         return cls(process, admin, port, workdir)
 
     async def fail_health(self) -> None:
-        """Answer 503 on /healthz from now on: the server is draining."""
+        """Answer 503 on /readyz from now on: the server is draining."""
         with contextlib.suppress(OSError):
             await asyncio.to_thread(_post, self.admin, "/healthcheck/fail")
 

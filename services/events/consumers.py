@@ -7,7 +7,9 @@ Two adapters behind one shape:
   cursor of its own (a `Relay` whose sink is the handler); the cursor moves only after
   the handler returned.
 - `KafkaConsumerGroup`: with Kafka, a consumer group on the event topics; offsets are
-  committed only after the handler returned for every record before them.
+  committed only after the handler returned for every record before them. With tracing
+  on, a record that carries a `traceparent` header is handled in a CONSUMER span of
+  that trace (the record's producer span is its parent).
 
 (The webhook intake reads the log in batches instead — a `Relay` with itself as the
 sink — so that an app without endpoints costs one read per batch, not per event.)
@@ -20,8 +22,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 from caas.events.v1 import events_pb2
+from opentelemetry.trace import SpanKind, Tracer
 
+from services.core.tracing import TRACEPARENT, TRACESTATE, TraceHeaders
 from services.events.log import EventLog, LoggedEvent
 from services.events.relay import Relay
 
@@ -50,13 +55,15 @@ def log_consumer(events: EventLog, name: str, handler: Handler) -> Relay:
 
 class KafkaConsumerGroup:
     def __init__(self, bootstrap: str, group: str, topics: Sequence[str],
-                 handler: Handler, session_timeout_ms: int = 10_000) -> None:
+                 handler: Handler, session_timeout_ms: int = 10_000,
+                 tracer: Tracer | None = None) -> None:
         self._consumer = AIOKafkaConsumer(
             *topics, bootstrap_servers=bootstrap, group_id=group,
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms)
         self._group = group
         self._handler = handler
+        self._tracer = tracer
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -66,10 +73,34 @@ class KafkaConsumerGroup:
                 batches = await self._consumer.getmany(timeout_ms=1000)
                 for partition, records in batches.items():
                     for record in records:
-                        await self._handle(events_pb2.Event.FromString(record.value))
+                        if self._tracer is not None:
+                            await self._handle_traced(record, self._tracer)
+                        else:
+                            await self._handle(events_pb2.Event.FromString(record.value))
                     await self._consumer.commit({partition: records[-1].offset + 1})
         finally:
             await self._consumer.stop()
+
+    async def _handle_traced(self, record: ConsumerRecord[bytes, bytes], tracer: Tracer
+                             ) -> None:
+        """`_handle` in a span, child of the record's `traceparent`, if it has one."""
+        event = events_pb2.Event.FromString(record.value)
+        found = {key: value.decode(errors="replace") for key, value in record.headers
+                 if key in (TRACEPARENT, TRACESTATE)}
+        parent = TraceHeaders(found.get(TRACEPARENT, ""), found.get(TRACESTATE, "")).context()
+        if parent is None:
+            await self._handle(event)
+            return
+        with tracer.start_as_current_span(
+                f"process {record.topic}", parent, SpanKind.CONSUMER, attributes={
+                    "messaging.system": "kafka", "messaging.operation.type": "process",
+                    "messaging.operation.name": "process",
+                    "messaging.destination.name": record.topic,
+                    "messaging.consumer.group.name": self._group,
+                    "messaging.destination.partition.id": str(record.partition),
+                    "messaging.kafka.offset": record.offset,
+                    "caas.event.type": event.type}):
+            await self._handle(event)
 
     async def _handle(self, event: events_pb2.Event) -> None:
         """The handler until it succeeds: later events of the partition wait (their

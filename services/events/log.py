@@ -4,7 +4,9 @@ Stores record the events of a write in the write's own transaction (`Recorder.em
 so an event exists exactly when its change does; the log numbers an app's events
 1, 2, 3 … without gaps in commit order (its head counter is written by every
 recording transaction, which serialises them). After the commit the events go to
-the in-process bus.
+the in-process bus. With tracing on, each event also keeps the W3C trace context of the
+request that recorded it (empty when there was none), for the relays and webhook
+deliveries that read it later to continue that trace.
 
 The log also keeps who belonged to which conversation between which positions
 (membership intervals), so a stream replaying from an old position shows a user the
@@ -19,6 +21,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.core.events import DomainEvent
+from services.core.tracing import NO_TRACE, TraceHeaders
 
 
 class Encoder(Protocol):
@@ -42,6 +45,7 @@ class LoggedEvent:
     create_time: datetime
     payload: bytes
     joiners: tuple[str, ...] = ()  # the users it makes members
+    trace: TraceHeaders = NO_TRACE  # of the request that recorded it (tracing on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,9 @@ class EventLog(Protocol):
     async def head(self, app_id: str) -> Head:
         """The app's head, creating the log if the app has none yet."""
 
+    async def appended(self) -> int:
+        """Events ever appended, over every app (the sum of the heads): for metrics."""
+
     async def read(self, app_id: str, after: int, limit: int,
                    conversations: Sequence[str] | None = None) -> list[LoggedEvent]:
         """Events after `after` in position order: all of the app's, or only those of
@@ -107,6 +114,10 @@ class EventLog(Protocol):
     async def advance(self, consumer: str, app_id: str, position: int) -> None:
         """Record that `consumer` has taken the app's events up to `position` (a cursor
         never moves back)."""
+
+    async def trace(self, app_id: str, position: int) -> TraceHeaders:
+        """The trace context recorded with the app's event at `position` (NO_TRACE if
+        none was, or the event is gone)."""
 
     async def lease(self, consumer: str, holder: str, now: datetime, until: datetime
                     ) -> bool:

@@ -1,6 +1,9 @@
 """EventLog on MongoDB. An app's head document is written by every transaction that
 records events of the app, so such transactions conflict and commit one at a time:
-positions follow commit order without gaps."""
+positions follow commit order without gaps.
+
+An event's trace context (`traceparent`, `tracestate`) is a field written only when
+there is one: no migration adds it, and events without it read as untraced."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id
+from services.core.tracing import NO_TRACE, TraceHeaders, current_headers
 from services.events.log import Emit, Encoder, Head, Interval, LoggedEvent, joiners, leaves
 
 T = TypeVar("T")
@@ -56,14 +60,22 @@ def _interval_doc(app_id: str, user_id: str, conversation_id: str, start: int) -
 def _event(doc: Document) -> LoggedEvent:
     return LoggedEvent(doc["app_id"], doc["position"], doc["conversation_id"], doc["type"],
                        doc["user_id"], doc["private"], doc["create_time"],
-                       bytes(doc["payload"]), tuple(doc["joiners"]))
+                       bytes(doc["payload"]), tuple(doc["joiners"]), _trace(doc))
+
+
+def _trace(doc: Document) -> TraceHeaders:
+    traceparent = doc.get("traceparent")
+    return TraceHeaders(traceparent, doc.get("tracestate", "")) if traceparent else NO_TRACE
 
 
 class MongoEventLog:
-    def __init__(self, db: MongoDatabase, bus: EventBus, encode: Encoder) -> None:
+    def __init__(self, db: MongoDatabase, bus: EventBus, encode: Encoder, *,
+                 traced: bool = False) -> None:
+        """With `traced`, events keep the trace context current when they are recorded."""
         self._mongo = db
         self._bus = bus
         self._encode = encode
+        self._traced = traced
         self._heads = db.db["event_heads"]
         self._events = db.db["events"]
         self._memberships = db.db["event_memberships"]
@@ -77,12 +89,13 @@ class MongoEventLog:
         """Run `body` in one transaction; the events it emits are recorded in the same
         transaction and published on the bus after the commit."""
         events: list[DomainEvent] = []
+        trace = current_headers() if self._traced else NO_TRACE
 
         async def tx(session: AsyncClientSession) -> T:
             events.clear()  # the driver may run the body again after a conflict
             result = await body(session, events.append)
             if events:
-                await self._record(session, events)
+                await self._record(session, events, trace)
             return result
 
         result = await self._mongo.transaction(tx)
@@ -90,7 +103,8 @@ class MongoEventLog:
             await self._bus.publish(event)
         return result
 
-    async def _record(self, s: AsyncClientSession, events: Sequence[DomainEvent]) -> None:
+    async def _record(self, s: AsyncClientSession, events: Sequence[DomainEvent],
+                      trace: TraceHeaders) -> None:
         app_id = events[0].app_id
         assert all(e.app_id == app_id for e in events), "one transaction, one app"
         head = await self._heads.find_one_and_update(
@@ -107,6 +121,10 @@ class MongoEventLog:
                          "create_time": event.time,
                          "payload": Binary(self._encode(event, position)),
                          "joiners": list(joined)})
+            if trace:
+                docs[-1]["traceparent"] = trace.traceparent
+                if trace.tracestate:
+                    docs[-1]["tracestate"] = trace.tracestate
             if joined:
                 await self._memberships.insert_many(
                     [_interval_doc(app_id, u, event.conversation_id, position) for u in joined],
@@ -150,6 +168,12 @@ class MongoEventLog:
             found.setdefault(doc["conversation_id"], []).append(
                 (doc["from_position"], doc.get("to_position")))
         return found
+
+    async def appended(self) -> int:
+        async for row in await self._heads.aggregate(
+                [{"$group": {"_id": None, "total": {"$sum": "$position"}}}]):
+            return int(row["total"])
+        return 0
 
     async def purge(self, before: datetime) -> int:
         gone = 0
@@ -199,6 +223,11 @@ class MongoEventLog:
             {"$max": {"position": position}, "$setOnInsert": {"consumer": consumer,
                                                               "app_id": app_id}},
             upsert=True)
+
+    async def trace(self, app_id: str, position: int) -> TraceHeaders:
+        doc = await self._events.find_one({"_id": f"{app_id}/{position}"},
+                                          {"traceparent": 1, "tracestate": 1})
+        return NO_TRACE if doc is None else _trace(doc)
 
     async def lease(self, consumer: str, holder: str, now: datetime, until: datetime
                     ) -> bool:

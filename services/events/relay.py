@@ -113,6 +113,8 @@ class Relay:
         if self._held_until is None or self._held_until - now < LEASE / 2:
             until = now + LEASE
             if not await self._events.lease(self._consumer, self._holder, now, until):
+                if self._held_until is not None and self._meter is not None:
+                    self._meter.lag.set(0)  # the holder reports it now, not this process
                 self._held_until = None
                 return None
             self._held_until = until

@@ -11,6 +11,7 @@ from services.core.clock import from_ms, to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
 from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id
+from services.core.tracing import NO_TRACE, TraceHeaders, current_headers
 from services.events.log import Emit, Encoder, Head, Interval, LoggedEvent, joiners, leaves
 
 T = TypeVar("T")
@@ -47,22 +48,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE event_consumers ADD COLUMN holder TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE event_consumers ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0",
     ),
+    (  # the W3C trace context of the request that recorded each event (tracing on)
+        "ALTER TABLE events ADD COLUMN traceparent TEXT",
+        "ALTER TABLE events ADD COLUMN tracestate TEXT",
+    ),
 )
 
 _COLUMNS = ("app_id, position, conversation_id, type, user_id, private, create_time, payload,"
-            " joiners")
+            " joiners, traceparent, tracestate")
 
 
 def _event(row: Any) -> LoggedEvent:
     return LoggedEvent(row[0], row[1], row[2], row[3], row[4], bool(row[5]), from_ms(row[6]),
-                       row[7], tuple(u for u in row[8].split(",") if u))
+                       row[7], tuple(u for u in row[8].split(",") if u),
+                       TraceHeaders(row[9], row[10] or "") if row[9] else NO_TRACE)
 
 
 class SqliteEventLog:
-    def __init__(self, db: SqliteDatabase, bus: EventBus, encode: Encoder) -> None:
+    def __init__(self, db: SqliteDatabase, bus: EventBus, encode: Encoder, *,
+                 traced: bool = False) -> None:
+        """With `traced`, events keep the trace context current when they are recorded."""
         self._db = db
         self._bus = bus
         self._encode = encode
+        self._traced = traced
 
     async def migrate(self) -> None:
         await self._db.migrate("events", MIGRATIONS)
@@ -71,20 +80,23 @@ class SqliteEventLog:
         """Run `body` as one write transaction; the events it emits are recorded in the
         same transaction and published on the bus after the commit."""
         events: list[DomainEvent] = []
+        # Read here: the transaction runs on the writer's thread, outside this context.
+        trace = current_headers() if self._traced else NO_TRACE
 
         def tx(conn: sqlite3.Connection) -> T:
             events.clear()
             result = body(conn, events.append)
             if events:
-                self._record(conn, events)
+                self._record(conn, events, trace)
             return result
 
-        result = await self._db.write(tx)
+        result = await self._db.write(tx, named=body)
         for event in events:
             await self._bus.publish(event)
         return result
 
-    def _record(self, conn: sqlite3.Connection, events: Sequence[DomainEvent]) -> None:
+    def _record(self, conn: sqlite3.Connection, events: Sequence[DomainEvent],
+                trace: TraceHeaders) -> None:
         app_id = events[0].app_id
         assert all(e.app_id == app_id for e in events), "one transaction, one app"
         last = conn.execute(
@@ -94,10 +106,10 @@ class SqliteEventLog:
         for position, event in enumerate(events, start=last - len(events) + 1):
             joined = joiners(event)
             conn.execute(
-                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (app_id, position, event.conversation_id, event.type, event.user_id,
                  int(event.private), to_ms(event.time), self._encode(event, position),
-                 ",".join(joined)))
+                 ",".join(joined), trace.traceparent or None, trace.tracestate or None))
             conn.executemany("INSERT OR IGNORE INTO event_memberships VALUES (?, ?, ?, ?, NULL)",
                              [(app_id, u, event.conversation_id, position) for u in joined])
             if leaves(event, event.user_id):
@@ -152,6 +164,10 @@ class SqliteEventLog:
 
         return await self._db.read(query)
 
+    async def appended(self) -> int:
+        return int(await self._db.read(lambda conn: conn.execute(
+            "SELECT coalesce(sum(position), 0) FROM event_heads").fetchone()[0]))
+
     async def purge(self, before: datetime) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             gone = 0
@@ -201,6 +217,14 @@ class SqliteEventLog:
             "INSERT INTO event_cursors VALUES (?, ?, ?) ON CONFLICT (consumer, app_id)"
             " DO UPDATE SET position = max(position, excluded.position)",
             (consumer, app_id, position)))
+
+    async def trace(self, app_id: str, position: int) -> TraceHeaders:
+        row = await self._db.read(lambda conn: conn.execute(
+            "SELECT traceparent, tracestate FROM events WHERE app_id = ? AND position = ?",
+            (app_id, position)).fetchone())
+        if row is None or not row[0]:
+            return NO_TRACE
+        return TraceHeaders(row[0], row[1] or "")
 
     async def lease(self, consumer: str, holder: str, now: datetime, until: datetime
                     ) -> bool:

@@ -42,6 +42,7 @@ from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 from google.rpc import status_pb2
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from services.core.budget import Charge
 from services.core.errors import (
@@ -56,6 +57,7 @@ from services.core.errors import (
 from services.core.metrics import Metrics
 from services.core.principal import Anonymous, AppBackend, Operator, Principal, User
 from services.core.settings import Plan
+from services.core.tracing import from_metadata
 from services.gateway.ratelimit import Bucket, RateLimiter, Verdict
 from services.gateway.status import STATUS_DETAILS_KEY, internal_status, rpc_status
 from services.gateway.validation import RequestValidator
@@ -209,12 +211,14 @@ class Gateway:
     def __init__(self, authenticator: Authenticator, limiter: RateLimiter, plans: PlanSource,
                  validator: RequestValidator,
                  store_outage: Callable[[BaseException], DomainError | None] = lambda _: None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, tracer: Tracer | None = None) -> None:
         """`store_outage` tells store failures that are no bug — an outage, a full disk —
         by the error to answer with (UNAVAILABLE, with a retry delay) from bugs (None:
-        answered INTERNAL)."""
+        answered INTERNAL). With `tracer` (tracing on), server-streaming calls get
+        their server spans here (see `_traced_stream`)."""
+        self._tracer = tracer
         self._store_outage = store_outage
-        self._metrics = metrics or Metrics()
+        self._metrics = metrics  # None: metrics are not served, so not recorded
         self._authenticator = authenticator
         self._limiter = limiter
         self._plans = plans
@@ -311,6 +315,8 @@ class Gateway:
 
             await self._serve(method, allowed, request, context, respond, error_item)
 
+        if self._tracer is not None:
+            return _traced_stream(self._tracer, method, behavior)
         return behavior
 
     async def _relay(self, items: AsyncIterator[Message | bytes],
@@ -386,7 +392,9 @@ class Gateway:
             access_log.debug("rpc started", extra={"method": method, "request_id": request_id})
         state = _CallState(self, method, request_id)
         status = "OK"
-        self._metrics.started(method)
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.started(method)
         try:
             await self._admit(state, method, allowed, authorization, request)
             authorization = None  # not held for the life of a stream (a token: ~0.4 KiB)
@@ -409,7 +417,8 @@ class Gateway:
             outage = self._store_outage(failure)
             if outage is not None:
                 status = outage.code.name
-                fields = {"request_id": request_id, "method": method, "reason": outage.reason}
+                fields = {"request_id": request_id, "method": method, "reason": outage.reason,
+                          **_app_of(state.principal)}
                 if outage.reason == "STORAGE_FULL":  # an operator's matter, no bug: no stack
                     error_log.warning("storage full in %s: %s", method, failure, extra=fields)
                 else:
@@ -419,13 +428,15 @@ class Gateway:
                            state.headers(), last_item)
             status = "INTERNAL"
             error_log.exception("unexpected error in %s", method,
-                                extra={"request_id": request_id, "method": method})
+                                extra={"request_id": request_id, "method": method,
+                                       **_app_of(state.principal)})
             code, message, details = internal_status(request_id)
             await _end(context, state, code, message, details,
                        [("x-request-id", request_id)], last_item)
             raise
         finally:
-            self._metrics.finished(method, status, time.perf_counter() - started)
+            if metrics is not None:
+                metrics.finished(method, status, time.perf_counter() - started)
             _log_access(method, status, started, request_id, state.principal)
 
     async def _admit(self, state: _CallState, method: str, allowed: frozenset[int],
@@ -463,7 +474,8 @@ class Gateway:
         """Count one call to `method` against the user's budget and, if `with_app`, the
         app's. (The operator is never limited; anonymous calls are charged by their
         servicer once it knows whose they are.)"""
-        limit = (await self._plans.plan_of(app_id)).limit_for(method)
+        plan = await self._plans.plan_of(app_id)
+        limit = plan.limit_for(method)
         tag = "{" + app_id + "}"
         buckets = []
         if with_app:
@@ -471,7 +483,48 @@ class Gateway:
         if user_id is not None:
             buckets.append(Bucket(f"{tag}:{user_id}:{method}", limit.per_user,
                                   f"user:{app_id}/{user_id}"))
-        return await self._limiter.consume(buckets, time.time())
+        verdict = await self._limiter.consume(buckets, time.time())
+        if not verdict.allowed and self._metrics is not None:
+            self._metrics.rate_limited.labels(plan.name or "unnamed").inc()
+        return verdict
+
+
+# Server span status: these codes are the server's failure (OpenTelemetry's gRPC rules).
+_SERVER_FAULTS = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED,
+                            grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL,
+                            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS})
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
+
+
+def _traced_stream(tracer: Tracer, method: str, behavior: StreamBehavior) -> StreamBehavior:
+    """A server-streaming behaviour in its server span, made as OpenTelemetry's gRPC
+    server instrumentation makes those of unary calls (name, kind, `rpc.*` attributes,
+    the caller's `traceparent` as parent, status from the gRPC code). That
+    instrumentation cannot wrap these streams: it iterates the behaviour as an async
+    generator, and the gateway's are coroutines that write (services/core/tracing.py)."""
+    service, _, name = method.partition("/")
+    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+    async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        parent = from_metadata(context.invocation_metadata())
+        with tracer.start_as_current_span(f"/{method}", parent, SpanKind.SERVER,
+                                          attributes, record_exception=False,
+                                          set_status_on_exception=False) as span:
+            code = grpc.StatusCode.OK
+            try:
+                await behavior(request, context)
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # an abort set it
+                raise
+            finally:
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                if code in _SERVER_FAULTS:
+                    span.set_status(Status(StatusCode.ERROR, code.name))
+
+    return traced
 
 
 def _error_item(output: pb_descriptor.Descriptor) -> Callable[[status_pb2.Status], bytes]:
@@ -553,6 +606,11 @@ def _rate_limited(method: str, verdict: Verdict) -> ResourceExhausted:
             for b in verdict.exhausted),
         retry_after=timedelta(seconds=verdict.reset_after),
     )
+
+
+def _app_of(principal: Principal) -> dict[str, str]:
+    """The app of the caller, for a log line (none for the operator or anonymous)."""
+    return {"app": principal.app_id} if isinstance(principal, AppBackend | User) else {}
 
 
 def _log_access(method: str, status: str, started: float, request_id: str,

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from aiohttp import web
 from google.protobuf import json_format
 
+from services.core import health_http
 from services.core.errors import (
     DomainError,
     InvalidArgument,
@@ -34,6 +35,7 @@ from services.core.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
+from services.core.health_http import HealthRoutes
 from services.gateway.status import rpc_status
 from services.media import models
 from services.media.blobs import BlobNotFound, BlobStore
@@ -132,16 +134,22 @@ def _unsatisfiable(size: int) -> web.HTTPRequestRangeNotSatisfiable:
 class MediaHttp:
     """The aiohttp application serving media bytes (see the module's docstring)."""
 
-    def __init__(self, store: MediaStore, blobs: BlobStore, urls: MediaUrls) -> None:
+    def __init__(self, store: MediaStore, blobs: BlobStore, urls: MediaUrls,
+                 health: HealthRoutes | None = None) -> None:
+        """With `health`, the server's HTTP port (this one) also answers /healthz and
+        /readyz (services/core/health_http.py), unlogged."""
         self._store = store
         self._blobs = blobs
         self._urls = urls
+        self._health = health
         self._runner: web.AppRunner | None = None
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._errors])
         app.router.add_get("/media/v1/files/{tail:.*}", self._download)  # and HEAD
         app.router.add_route("PUT", "/media/v1/parts/{tail:.*}", self._upload_part)
+        if self._health is not None:
+            self._health.add_to(app)
         return app
 
     async def start(self, listen: str, reuse_port: bool) -> int:
@@ -164,6 +172,8 @@ class MediaHttp:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: object) -> web.StreamResponse:
+        if request.path in health_http.PATHS:  # probes every few seconds: not logged
+            return await handler(request)  # type: ignore[operator, no-any-return]
         started = time.perf_counter()
         response: web.StreamResponse | None = None
         try:

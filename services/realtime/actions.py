@@ -109,7 +109,7 @@ class RealtimeActions:
         """The stream's items, each a serialized SubscribeResponse."""
         require_user_or_app(principal, app_id, user_id)
         after, head = await self._start_position(app_id, token)
-        sub = Subscriber(app_id, user_id, self._queue_limit)
+        sub = Subscriber(app_id, user_id, self._queue_limit, self._hub.counts)
         feed = await self._hub.join(sub)
         # Everything committed before this call is replayed before `ready`, even what
         # this process's feed has not seen yet (it may be a moment behind the log).

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 
 from services.core.errors import limit_exceeded
@@ -114,6 +114,24 @@ class Lagging(Exception):
     """The stream fell further behind than its queue holds."""
 
 
+class StreamCounts:
+    """What this process's streams have done, counted on the hot path as plain ints
+    (metrics read them now and then)."""
+
+    __slots__ = ("delivered", "lagged")
+
+    def __init__(self) -> None:
+        self.delivered = 0  # events and signals taken from queues to be sent
+        self.lagged = 0  # streams that fell further behind than their queue holds
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFigures:
+    open: int  # streams registered (catching up or live)
+    queued: int  # events waiting in their queues, all together
+    longest: int  # the longest queue
+
+
 class Subscriber:
     """One stream: what its user may see, and what waits to be sent."""
 
@@ -124,6 +142,7 @@ class Subscriber:
         "active",
         "app_id",
         "beat",
+        "counts",
         "intervals",
         "lagging",
         "last",
@@ -133,8 +152,10 @@ class Subscriber:
         "user_id",
     )
 
-    def __init__(self, app_id: str, user_id: str, limit: int) -> None:
+    def __init__(self, app_id: str, user_id: str, limit: int,
+                 counts: StreamCounts | None = None) -> None:
         self.app_id = app_id
+        self.counts = counts or StreamCounts()
         self.user_id = user_id
         self.intervals: dict[str, list[Interval]] = {}
         self.last = 0  # position of the last event offered
@@ -164,7 +185,13 @@ class Subscriber:
         self._queue.append(item)
         self._wake()
 
+    @property
+    def queued(self) -> int:
+        return len(self._queue) + len(self.pending)
+
     def _fall_behind(self) -> None:
+        if not self.lagging:
+            self.counts.lagged += 1
         self.lagging = True
         self._queue.clear()
         self.pending = []
@@ -210,6 +237,7 @@ class Subscriber:
         fell behind."""
         if self.lagging:
             raise Lagging
+        self.counts.delivered += len(self._queue)
         if len(self._queue) == 1:  # the usual case, quickly
             only = self._queue.pop()
             return [only.item if isinstance(only, Durable) else only]
@@ -259,6 +287,11 @@ class Feed:
 
     def add(self, sub: Subscriber) -> None:
         self._catching_up.add(sub)
+
+    def streams(self) -> Iterator[Subscriber]:
+        yield from self._catching_up
+        for subs in self._by_user.values():
+            yield from subs
 
     def go_live(self, sub: Subscriber) -> None:
         """Apply what arrived during the replay, then deliver live (no await here)."""
@@ -357,6 +390,18 @@ class Hub:
         self._feeds: dict[str, Feed] = {}
         self._opening = asyncio.Lock()
         self._per_user: dict[tuple[str, str], int] = {}
+        self.counts = StreamCounts()  # its subscribers count here
+
+    def figures(self) -> StreamFigures:
+        """The streams now (a walk over every stream: for metrics, now and then)."""
+        count = queued = longest = 0
+        for feed in self._feeds.values():
+            for sub in feed.streams():
+                count += 1
+                size = sub.queued
+                queued += size
+                longest = max(longest, size)
+        return StreamFigures(count, queued, longest)
 
     async def join(self, sub: Subscriber) -> Feed:
         """Register a stream (catching up) with its app's feed; LIMIT_EXCEEDED if its user

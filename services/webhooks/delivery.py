@@ -6,18 +6,27 @@ success; anything else — another status, a timeout, a refused connection — i
 failure to retry on the schedule below, with full jitter so that a recovering
 receiver is not hit by every retry at once. After the last one the event goes to the
 endpoint's dead letters, from which the app can replay it.
+
+With tracing on, each attempt is a CLIENT span whose parent is the trace context the
+event log recorded with the event (the request that caused it), and the request
+carries that span's `traceparent` (and `tracestate`) header: a receiver that traces
+continues the trace.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from services.core.tracing import NO_TRACE, TraceHeaders, current_headers
 from services.webhooks.addresses import (
     BlockedAddress,
     PublicResolver,
@@ -25,6 +34,10 @@ from services.webhooks.addresses import (
     host_problem,
 )
 from services.webhooks.signing import HEADER, sign
+
+log = logging.getLogger("caas.webhooks")
+# The trace context recorded with an event: (app id, position) → its headers.
+TraceLookup = Callable[[str, int], Awaitable[TraceHeaders]]
 
 USER_AGENT = "caas-webhooks/1"
 MAX_RESPONSE_BYTES = 4096  # what an attempt keeps of the receiver's answer
@@ -55,7 +68,12 @@ class Deliverer:
     system's authorities (or `tls`'s). Close it when done."""
 
     def __init__(self, timeout_seconds: float, *, public_only: bool, connections: int = 64,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, tracer: Tracer | None = None,
+                 traces: TraceLookup | None = None) -> None:
+        """With `tracer` (tracing on), attempts are spans, children of what `traces`
+        says the event was recorded in."""
+        self._tracer = tracer
+        self._traces = traces
         self._public_only = public_only
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session = aiohttp.ClientSession(
@@ -77,6 +95,37 @@ class Deliverer:
                       now: int) -> Attempt:
         """POST the event to `url`; the outcome, whatever the receiver does. (Raises
         only on a fault of our own.)"""
+        if self._tracer is None:
+            return await self._attempt(url, secrets, event_id, body, now, NO_TRACE)
+        parent = (await self._recorded_trace(event_id)).context()
+        with self._tracer.start_as_current_span("POST", parent, SpanKind.CLIENT, attributes={
+                "http.request.method": "POST", **_server(url), "caas.event": event_id},
+                set_status_on_exception=True) as span:
+            result = await self._attempt(url, secrets, event_id, body, now,
+                                         current_headers(span))
+            if result.status_code:
+                span.set_attribute("http.response.status_code", result.status_code)
+            if not result.ok:
+                span.set_attribute("error.type", str(result.status_code or "")
+                                   or result.error.partition(":")[0])
+                span.set_status(Status(StatusCode.ERROR, result.error))
+            return result
+
+    async def _recorded_trace(self, event_id: str) -> TraceHeaders:
+        """The trace context the log recorded with the event `apps/{app}/events/{n}`
+        (none if it cannot be read: the attempt goes on, in a trace of its own)."""
+        if self._traces is None:
+            return NO_TRACE
+        try:
+            _, app_id, _, position = event_id.split("/")
+            return await self._traces(app_id, int(position))
+        except Exception:
+            log.debug("no trace context for a webhook attempt", exc_info=True,
+                      extra={"event": event_id})
+            return NO_TRACE
+
+    async def _attempt(self, url: str, secrets: Sequence[str], event_id: str, body: bytes,
+                       now: int, trace: TraceHeaders) -> Attempt:
         started = time.perf_counter()
         # An endpoint stored before hosts were checked at creation may name one the
         # client cannot encode (an empty or 64-character label): refused here, as an
@@ -89,6 +138,8 @@ class Deliverer:
             return Attempt(False, 0, 0.0, blocked, "")
         headers = {"content-type": "application/json", "user-agent": USER_AGENT,
                    "caas-event-id": event_id, HEADER: sign(secrets, now, body)}
+        if trace:
+            headers.update(trace.items())
         try:
             async with self._session.post(url, data=body, headers=headers,
                                           timeout=self._timeout,
@@ -107,6 +158,17 @@ class Deliverer:
         if 200 <= status < 300:
             return Attempt(True, status, latency, "", text)
         return Attempt(False, status, latency, f"status {status}", text)
+
+
+def _server(url: str) -> dict[str, str | int]:
+    """The span attributes naming the receiver: its host and port (never the whole URL,
+    whose path or query may hold a token)."""
+    try:
+        target = urlsplit(url)
+        port = target.port or (443 if target.scheme == "https" else 80)
+    except ValueError:
+        return {}
+    return {"server.address": target.hostname or "", "server.port": port}
 
 
 def _why(error: aiohttp.ClientConnectorError) -> str:

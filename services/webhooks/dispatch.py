@@ -24,6 +24,7 @@ from services.core.aio import wait_set
 from services.core.clock import Clock
 from services.core.health import Health
 from services.core.ids import new_id
+from services.core.metrics import WebhookMeter
 from services.events.log import LoggedEvent
 from services.webhooks.delivery import Attempt, Deliverer, next_delay
 from services.webhooks.models import Delivery, DeliveryAttempt, Webhook
@@ -98,10 +99,13 @@ CLAIMS = "webhook-dispatcher"  # its component in the process's health
 class Dispatcher:
     def __init__(self, store: WebhookStore, deliverer: Deliverer, clock: Clock, *,
                  timeout: timedelta, retry_delays: Sequence[timedelta],
-                 rng: random.Random | None = None, health: Health | None = None) -> None:
+                 rng: random.Random | None = None, health: Health | None = None,
+                 meter: WebhookMeter | None = None) -> None:
         """With `health`, failed claims make the component `webhook-dispatcher` down
-        (logged once per change) instead of a logged stack each."""
+        (logged once per change) instead of a logged stack each; with `meter`, attempts
+        are counted by outcome."""
         self._store = store
+        self._meter = meter
         self._health = health
         if health is not None:
             health.register(CLAIMS)
@@ -201,6 +205,8 @@ class Dispatcher:
             else:
                 retry_at = now + timedelta(seconds=delay)
         await self._store.finish(delivery, attempt, retry_at, dead)
+        if self._meter is not None:
+            self._meter.attempted(result.ok, result.status_code, dead is not None)
 
     async def _track(self, delivery: Delivery, ok: bool) -> None:
         """Block an endpoint that keeps failing, for longer and longer: its deliveries

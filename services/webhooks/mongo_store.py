@@ -304,6 +304,9 @@ class MongoWebhookStore:
 
         return await self._mongo.transaction(tx)
 
+    async def queued(self) -> int:
+        return await self._deliveries.estimated_document_count()
+
     async def purge(self, before: datetime, now: datetime) -> int:
         gone = 0
         for collection in (self._attempts, self._dead):

@@ -334,6 +334,10 @@ class SqliteWebhookStore:
 
         return await self._db.write(tx)
 
+    async def queued(self) -> int:
+        return int(await self._db.read(lambda conn: conn.execute(
+            "SELECT count(*) FROM webhook_deliveries").fetchone()[0]))
+
     async def purge(self, before: datetime, now: datetime) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             cutoff = to_ms(before)

@@ -82,6 +82,9 @@ class WebhookStore(Protocol):
         """Turn dead letters (the given ones; None: all of the endpoint's) back into
         deliveries due at `now`, at once; how many."""
 
+    async def queued(self) -> int:
+        """Deliveries waiting (due, retrying or claimed), over every app: for metrics."""
+
     async def purge(self, before: datetime, now: datetime) -> int:
         """Drop attempts and dead letters created before `before`, and turn deliveries
         still waiting since then into dead letters (made at `now`, with the reason);

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 from services.core.clock import Clock
 from services.core.events import EventBus
 from services.core.health import Health
-from services.core.metrics import RelayMeter
+from services.core.metrics import Metrics
 from services.core.settings import Settings
+from services.core.tracing import Tracing
 from services.events.consumers import KafkaConsumerGroup
 from services.events.kafka_sink import Topics, ensure_topics
 from services.events.log import EventLog
@@ -31,14 +32,20 @@ KAFKA_GROUP = "caas.webhooks"
 class WebhookWorker:
     def __init__(self, settings: Settings, store: WebhookStore, events: EventLog,
                  bus: EventBus, clock: Clock, health: Health | None = None,
-                 meter: RelayMeter | None = None) -> None:
+                 metrics: Metrics | None = None, tracing: Tracing | None = None) -> None:
+        """With `tracing` on, each attempt is a span of the trace its event was recorded
+        in (read back from the log), and Kafka records are consumed in spans."""
         timeout = settings.webhook_timeout
+        tracing = tracing or Tracing()
+        tracer = tracing.tracer("caas.webhooks")
         self._deliverer = Deliverer(timeout.total_seconds(),
                                     public_only=not settings.webhook_allow_insecure,
-                                    connections=CONCURRENCY)
+                                    connections=CONCURRENCY, tracer=tracer,
+                                    traces=events.trace if tracer is not None else None)
         self.dispatcher = Dispatcher(store, self._deliverer, clock, timeout=timeout,
                                      retry_delays=settings.webhook_retry_delays,
-                                     health=health)
+                                     health=health,
+                                     meter=metrics.webhooks() if metrics else None)
         intake = Intake(store, clock, self.dispatcher.wake)
         self._tasks = [asyncio.create_task(self.dispatcher.run(), name="webhook dispatcher")]
         if settings.kafka_bootstrap:
@@ -48,13 +55,15 @@ class WebhookWorker:
 
             async def consume() -> None:
                 await ensure_topics(bootstrap, topics)
-                await KafkaConsumerGroup(bootstrap, KAFKA_GROUP, topics.all(), intake).run()
+                await KafkaConsumerGroup(bootstrap, KAFKA_GROUP, topics.all(), intake,
+                                         tracer=tracing.tracer("caas.kafka")).run()
 
             self._tasks.append(asyncio.create_task(self._consume(consume),
                                                    name="webhook intake (kafka)"))
         else:
             relay = Relay(events, intake, CONSUMER, now=clock.now, wants=intake.wants,
-                          health=health, meter=meter)
+                          health=health,
+                          meter=metrics.relay("webhooks") if metrics else None)
             self._tasks.append(asyncio.create_task(relay.run(Wake.on_commits(bus)),
                                                    name="webhook intake"))
 

@@ -98,6 +98,7 @@ async def test_sigterm_drains_in_flight_calls_then_restart_keeps_everything(
     app = await create_app(client, server.operator_token)
     health = httpx.AsyncClient(base_url=server.http_url, timeout=30)
     assert (await health.get("/healthz")).status_code == 200
+    assert (await health.get("/readyz")).json() == {"status": "ready"}
     # Hold the database's write lock so the next write stays in flight.
     blocker = sqlite3.connect(tmp_path / "caas.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
@@ -113,10 +114,12 @@ async def test_sigterm_drains_in_flight_calls_then_restart_keeps_everything(
         server.process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(server.process.wait_for_line,
                                 lambda line: "shutting down" in line, 30, start)
-        # Load balancers are told (Envoy's /healthz), and a call arriving now is
-        # refused before it starts, with a retry delay — while the one in flight waits.
-        drained = await health.get("/healthz")
-        assert drained.status_code == 503 and drained.json()["code"] == 14
+        # Load balancers are told (/readyz), and a call arriving now is refused before
+        # it starts, with a retry delay — while the one in flight waits. The process
+        # is still alive (/healthz): nothing should restart it.
+        drained = await health.get("/readyz")
+        assert drained.status_code == 503
+        assert (await health.get("/healthz")).json() == {"status": "alive"}
         await expect_error(client.apps.GetApp(apps_pb.GetAppRequest(name=app.name),
                                               metadata=app.auth, timeout=60),
                            grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE")

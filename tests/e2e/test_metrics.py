@@ -8,40 +8,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
-from prometheus_client.parser import text_string_to_metric_families
+from caas.webhooks.v1 import resources_pb2 as wh_res
+from caas.webhooks.v1 import webhooks_service_pb2 as wh_pb
 
-from tests.conftest import TEST_CONFIG
+from tests.conftest import TEST_CONFIG, create_app
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
+from tests.support.metrics import metrics_port, samples, value
 from tests.support.processes import free_port
 from tests.support.servers import CaasServer, ExternalServer, start_caas, wait_for_workers
+from tests.support.stream import subscribed
 from tests.support.waiting import eventually
+from tests.support.webhook_receiver import running_receiver
 
 APPS = "caas.apps.v1.AppsService"
-
-
-def samples(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of the endpoint: (name, labels) → value."""
-    answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
-    assert answer.status_code == 200
-    assert answer.headers["content-type"].startswith("text/plain")
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(answer.text)
-            for sample in family.samples}
-
-
-def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
-          **labels: str) -> float:
-    return found.get((name, frozenset(labels.items())), 0.0)
-
-
-def metrics_port(server: CaasServer) -> int:
-    line = server.process.wait_for_line(lambda text: '"message": "metrics serving"' in text)
-    return int(json.loads(line)["metrics_port"])
 
 
 async def calls(address: str, operator: str, ok: int, missing: int, connections: int = 1
@@ -64,10 +47,15 @@ async def calls(address: str, operator: str, ok: int, missing: int, connections:
             await client.close()
 
 
+LIMITED = "caas.apps.v1.AppsService/ListApiKeys"  # 2 calls per window on the free plan
+
+
 @pytest.fixture
 def single(tmp_path: Path) -> Iterator[CaasServer]:
-    server = start_caas(tmp_path, env={"CAAS_METRICS_LISTEN": f"127.0.0.1:{free_port()}"},
-                        config=TEST_CONFIG)
+    server = start_caas(tmp_path, env={
+        "CAAS_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+        f"CAAS_PLANS__FREE__METHODS__{LIMITED}__PER_APP": "2",
+        f"CAAS_PLANS__FREE__METHODS__{LIMITED}__PER_USER": "2"}, config=TEST_CONFIG)
     yield server
     assert server.process.stop() == 0
 
@@ -86,8 +74,112 @@ async def test_rpcs_are_counted_by_method_and_code(single: CaasServer) -> None:
     assert value(found, "caas_rpc_in_flight", service=APPS, method="GetApp") == 0
     assert value(found, "process_resident_memory_bytes") > 0
     # Bounded labels: no app, user or request id ever becomes one.
-    assert not any(dict(labels).keys() - {"service", "method", "code", "le", "consumer"}
+    assert not any(dict(labels).keys() - BOUNDED_LABELS
                    for name, labels in found if name.startswith("caas_"))
+    assert not any("metered" in label for _, labels in found for _, label in labels)
+
+
+BOUNDED_LABELS = {"service", "method", "code", "le", "consumer", "engine", "operation",
+                  "outcome", "plan", "component"}
+
+
+async def test_streams_deliveries_the_log_and_the_store_are_measured(
+        single: CaasServer) -> None:
+    port = metrics_port(single)
+    client = Client(single.address)
+    try:
+        app = await client.apps.CreateApp(apps_pb.CreateAppRequest(
+            app_id="streamed", app=apps_res.App(display_name="Streamed")),
+            metadata=bearer(single.operator_token))
+        alice = await person(client, "streamed", app.api_key_secret, "alice")
+        bob = await person(client, "streamed", app.api_key_secret, "bob")
+        group = await alice.create(GROUP, members=("bob",))
+        stream = await subscribed(bob)
+        for n in range(3):
+            await alice.send(group.name, f"hello {n}")
+        assert len(await stream.events(3)) == 3
+
+        async def measured() -> bool:
+            found = samples(port)
+            return (value(found, "caas_streams_open") == 1
+                    and value(found, "caas_events_delivered_total") >= 3
+                    # conversation.created (with its members) and 3 messages
+                    and value(found, "caas_event_log_head") >= 4)
+
+        await eventually(measured, within=15, every=0.2)
+        await stream.close()
+
+        async def closed() -> bool:
+            return value(samples(port), "caas_streams_open") == 0
+
+        await eventually(closed, within=15, every=0.2)
+    finally:
+        await client.close()
+    found = samples(port)
+    assert value(found, "caas_stream_queued_events") == 0
+    assert value(found, "caas_streams_lagged_total") == 0
+    operations = {dict(labels)["operation"]: count for (name, labels), count in found.items()
+                  if name == "caas_store_operation_duration_seconds_count"}
+    assert operations["ping"] >= 1  # the readiness probe
+    assert any(name.startswith("message.") and count >= 3
+               for name, count in operations.items())
+    assert all(dict(labels)["engine"] == "sqlite" for name, labels in found
+               if name == "caas_store_operation_duration_seconds_count")
+    assert value(found, "caas_ready") == 1
+    assert value(found, "caas_component_up", component="store") == 1
+
+
+async def test_rate_limit_refusals_are_counted_by_plan(single: CaasServer) -> None:
+    port = metrics_port(single)
+    client = Client(single.address)
+    try:
+        app = await create_app(client, single.operator_token)  # the free plan
+        refused = 0
+        for _ in range(5):
+            try:
+                await client.apps.ListApiKeys(apps_pb.ListApiKeysRequest(parent=app.name),
+                                              metadata=app.auth)
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                refused += 1
+    finally:
+        await client.close()
+    assert refused == 3
+    found = samples(port)
+    assert value(found, "caas_rate_limited_total", plan="free") == 3
+    assert value(found, "caas_rpc_requests_total", service=APPS, method="ListApiKeys",
+                 code="RESOURCE_EXHAUSTED") == 3
+
+
+async def test_webhook_attempts_are_counted_by_outcome(single: CaasServer) -> None:
+    port = metrics_port(single)
+    client = Client(single.address)
+    try:
+        app = await create_app(client, single.operator_token)
+        with running_receiver() as receiver:
+            # Delivered; refused by the receiver (500, three times: a dead letter); and
+            # nobody listening (three times: a dead letter).
+            urls = [receiver.url("ok"), receiver.url("fail"),
+                    f"http://127.0.0.1:{free_port()}/gone"]
+            for url in urls:
+                await client.webhooks.CreateWebhook(wh_pb.CreateWebhookRequest(
+                    parent=app.name, webhook=wh_res.Webhook(
+                        url=url, event_types=["conversation.created"])), metadata=app.auth)
+            alice = await person(client, app.app_id, app.api_key, "alice")
+            await alice.create(GROUP)
+
+            async def attempted() -> bool:
+                found = samples(port)
+                return (value(found, "caas_webhook_dead_letters_total") == 2
+                        and value(found, "caas_webhook_attempts_total",
+                                  outcome="delivered") == 1)
+
+            await eventually(attempted, within=30, every=0.2)
+    finally:
+        await client.close()
+    found = samples(port)
+    assert value(found, "caas_webhook_attempts_total", outcome="rejected") == 3
+    assert value(found, "caas_webhook_attempts_total", outcome="unreachable") == 3
 
 
 async def test_log_consumers_report_what_they_took_and_their_lag(single: CaasServer) -> None:

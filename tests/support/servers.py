@@ -25,9 +25,10 @@ class ExternalServer:
     url: str
 
 
-def start_mongo() -> ExternalServer:
-    """The MongoDB-compatible test server (SecantusDB), in memory, single-node replica set."""
-    port = free_port()
+def start_mongo(port: int = 0) -> ExternalServer:
+    """The MongoDB-compatible test server (SecantusDB), in memory, single-node replica set,
+    on `port` (0: any free port; the same port to restart it, empty)."""
+    port = port or free_port()
     process = Process([str(BIN / "secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
                        "--storage-path", ":memory:", "--log-level", "WARNING"], name="secantusd")
     wait_until(lambda: tcp_open(port) or not process.alive(), 60, "secantusd")

@@ -11,8 +11,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from services.core.settings import Settings
+from services.core.tracing import TraceHeaders
 from services.webhooks.delivery import Deliverer, next_delay
 from services.webhooks.signing import HEADER, TOLERANCE_SECONDS, sign, verify
 from tests.support.processes import free_port
@@ -117,3 +122,52 @@ async def test_https_deliveries_check_the_receivers_certificate(tmp_path: Path) 
         assert (refused.ok, refused.status_code) == (False, 0)
         assert "Certificate" in refused.error
         assert len(receiver.to(url)) == 1
+
+
+RECORDED = TraceHeaders("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+
+
+async def test_a_traced_attempt_is_a_client_span_of_its_events_trace(
+        receiver: Receiver) -> None:
+    """Tracing on: the attempt is a CLIENT span whose parent is the context the log
+    recorded with the event, and the receiver gets that span's traceparent."""
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    looked_up: list[tuple[str, int]] = []
+
+    async def recorded(app_id: str, position: int) -> TraceHeaders:
+        looked_up.append((app_id, position))
+        return RECORDED
+
+    async with Deliverer(0.5, public_only=False, tracer=provider.get_tracer("test"),
+                         traces=recorded) as deliverer:
+        ok_url, failing_url = receiver.url("ok"), receiver.url("fail")
+        assert (await deliverer.attempt(ok_url, ["s"], "apps/a/events/7", BODY,
+                                        int(time.time()))).ok
+        assert not (await deliverer.attempt(failing_url, ["s"], "apps/a/events/8", BODY,
+                                            int(time.time()))).ok
+    assert looked_up == [("a", 7), ("a", 8)]
+    delivered, failed = exported.get_finished_spans()
+    for span, url in ((delivered, ok_url), (failed, failing_url)):
+        assert span.kind is SpanKind.CLIENT and span.name == "POST"
+        assert span.parent is not None and span.parent.span_id == 0xb7ad6b7169203331
+        assert span.context.trace_id == 0x0af7651916cd43dd8448eb211c80319c
+        (got,) = receiver.to(url)
+        assert got.headers["traceparent"] == (
+            f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-01")
+    assert delivered.attributes is not None and failed.attributes is not None
+    assert delivered.attributes["http.response.status_code"] == 200
+    assert delivered.status.status_code is StatusCode.UNSET
+    assert failed.attributes["http.response.status_code"] == 500
+    assert failed.attributes["error.type"] == "500"
+    assert failed.status.status_code is StatusCode.ERROR
+
+
+async def test_an_untraced_attempt_sends_no_trace_context(receiver: Receiver,
+                                                          deliverer: Deliverer) -> None:
+    url = receiver.url("ok")
+    assert (await deliverer.attempt(url, ["s"], "apps/a/events/7", BODY,
+                                    int(time.time()))).ok
+    (got,) = receiver.to(url)
+    assert "traceparent" not in got.headers and "tracestate" not in got.headers

@@ -18,12 +18,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.core.clock import from_ms
+from services.core.db.timing import SPAN_KIND, Timer
 from services.core.db.transient import mongo_reply_is_full
 from services.core.db.writes import WriteListener
 
@@ -88,24 +90,68 @@ class WriteMonitor(monitoring.CommandListener):
             self.listener(None)
 
 
+class CommandTimer(monitoring.CommandListener):
+    """Tells `timer` how long each command the driver sends takes, named by collection
+    and command (`messages.find`), and with `tracer`, makes a span of it: the driver
+    calls `started` in the task that sends the command, so the span's parent is that
+    task's current span (the RPC's)."""
+
+    def __init__(self) -> None:
+        self.timer: Timer | None = None
+        self.tracer: Tracer | None = None
+        # request id → (operation, its span), until answered
+        self._started: dict[int, tuple[str, Span | None]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.timer is None and self.tracer is None:
+            return
+        target = event.command.get(event.command_name)
+        collection = target if isinstance(target, str) else ""
+        name = f"{collection or event.database_name}.{event.command_name}"
+        span = None
+        if self.tracer is not None:
+            span = self.tracer.start_span(
+                f"mongodb {name}", kind=SPAN_KIND, attributes={
+                    "db.system.name": "mongodb", "db.operation.name": event.command_name,
+                    "db.collection.name": collection, "db.namespace": event.database_name})
+        self._started[event.request_id] = (name, span)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._finish(event.request_id, event.duration_micros, None)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._finish(event.request_id, event.duration_micros, event.failure)
+
+    def _finish(self, request_id: int, micros: int, failure: object) -> None:
+        name, span = self._started.pop(request_id, ("", None))
+        if name and self.timer is not None:
+            self.timer.observe(name, micros / 1e6)
+        if span is not None:
+            if failure is not None:
+                span.set_status(Status(StatusCode.ERROR, str(failure)[:200]))
+            span.end()
+
+
 class MongoDatabase:
     """An open MongoDB database. Create with `await MongoDatabase.open(url, name)`."""
 
     def __init__(self, client: AsyncMongoClient[Document], name: str,
-                 monitor: WriteMonitor | None = None) -> None:
+                 monitor: WriteMonitor | None = None, timer: CommandTimer | None = None
+                 ) -> None:
         self.client = client
         self.db: AsyncDatabase[Document] = client[name]
         self._monitor = monitor or WriteMonitor()
+        self._timer = timer or CommandTimer()
 
     @classmethod
     async def open(cls, url: str, name: str) -> MongoDatabase:
         """Connect and check the server answers; raises pymongo errors if it does not."""
-        monitor = WriteMonitor()
+        monitor, timer = WriteMonitor(), CommandTimer()
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             url, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=10_000,
-            appname="caas", event_listeners=[monitor])
+            appname="caas", event_listeners=[monitor, timer])
         await client.admin.command("ping")
-        return cls(client, name, monitor)
+        return cls(client, name, monitor, timer)
 
     def watch_writes(self, listener: WriteListener) -> None:
         """Tell `listener` of every write refused for want of disk space (its error)
@@ -116,6 +162,18 @@ class MongoDatabase:
         """Write one tiny document (raises what the write raises)."""
         await self.db["store_probe"].update_one(
             {"_id": 1}, {"$set": {"written_at": datetime.now(UTC)}}, upsert=True)
+
+    async def ping(self) -> None:
+        """Ask the server to answer (raises what the driver raises when it cannot)."""
+        await self.client.admin.command("ping")
+
+    def time_operations(self, timer: Timer) -> None:
+        """Tell `timer` how long each command takes."""
+        self._timer.timer = timer
+
+    def trace_operations(self, tracer: Tracer) -> None:
+        """Make a span of each command (tracing on)."""
+        self._timer.tracer = tracer
 
     async def transaction(self, body: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
         """Run `body` in a transaction (retried by the driver on transient errors)."""

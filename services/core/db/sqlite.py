@@ -41,9 +41,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from opentelemetry.trace import Tracer
+
+from services.core.db.timing import SPAN_KIND, Timer, operation_name
 from services.core.db.transient import StoreUnusable, is_storage_full, is_transient
 from services.core.db.writes import WriteListener
 
@@ -125,6 +129,9 @@ class SqliteDatabase:
         self._queue_lock = threading.Lock()
         self._draining = False
         self._listener: WriteListener | None = None
+        self._timer: Timer | None = None
+        self._tracer: Tracer | None = None
+        self._names: dict[object, str] = {}  # a function's code → its operation name
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
@@ -159,10 +166,43 @@ class SqliteDatabase:
         """Commit one tiny write (raises what a write raises)."""
         await self.write(_probe)
 
-    async def write(self, transaction: Callable[[sqlite3.Connection], T]) -> T:
+    async def ping(self) -> None:
+        """Read from the file (raises what a read raises)."""
+        await self.read(_ping)
+
+    def time_operations(self, timer: Timer) -> None:
+        """Tell `timer` how long each read and write takes (a write: from its call to
+        its commit, group commit included)."""
+        self._timer = timer
+
+    def trace_operations(self, tracer: Tracer) -> None:
+        """Make a span of each read and write (tracing on)."""
+        self._tracer = tracer
+
+    def _name(self, function: Callable[..., Any]) -> str:
+        name = self._names.get(function.__code__)
+        if name is None:
+            name = self._names[function.__code__] = operation_name(function)
+        return name
+
+    def _time(self, function: Callable[..., Any], started: float) -> None:
+        if self._timer is not None:
+            self._timer.observe(self._name(function), time.perf_counter() - started)
+
+    def _span(self, function: Callable[..., Any]) -> AbstractContextManager[object]:
+        if self._tracer is None:
+            return contextlib.nullcontext()
+        name = self._name(function)
+        return self._tracer.start_as_current_span(
+            f"sqlite {name}", kind=SPAN_KIND,
+            attributes={"db.system.name": "sqlite", "db.operation.name": name})
+
+    async def write(self, transaction: Callable[[sqlite3.Connection], T], *,
+                    named: Callable[..., Any] | None = None) -> T:
         """Run `transaction` atomically: all its statements commit, or none do.
 
-        Whatever `transaction` raises propagates after the rollback.
+        Whatever `transaction` raises propagates after the rollback. Its timing is
+        named after the function `named`, else `transaction` (see `time_operations`).
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -171,7 +211,14 @@ class SqliteDatabase:
             start, self._draining = not self._draining, True
         if start:
             self._write_pool.submit(self._drain, loop)
-        return await future
+        if self._timer is None and self._tracer is None:
+            return await future
+        started = time.perf_counter()
+        try:
+            with self._span(named or transaction):
+                return await future
+        finally:
+            self._time(named or transaction, started)
 
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the writer thread: commit what is queued, in groups, until none is left."""
@@ -201,6 +248,16 @@ class SqliteDatabase:
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Run `query` against one consistent snapshot, on the event loop (keep it small)."""
+        if self._timer is None and self._tracer is None:
+            return self._read(query)
+        started = time.perf_counter()
+        try:
+            with self._span(query):
+                return self._read(query)
+        finally:
+            self._time(query, started)
+
+    def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         self._reader.execute("BEGIN")
         try:
             result = query(self._reader)
@@ -353,3 +410,7 @@ def _probe(conn: sqlite3.Connection) -> None:
 
 def _primary_code(error: sqlite3.Error) -> int:
     return int(getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _ping(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT count(*) FROM schema_migrations").fetchone()

@@ -17,6 +17,9 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from opentelemetry.trace import Tracer
+
+from services.core.db.timing import Timer
 from services.core.health import Health
 
 log = logging.getLogger("caas.store")
@@ -34,6 +37,15 @@ class WatchedEngine(Protocol):
 
     async def probe(self) -> None:
         """Commit one tiny write (raises what the engine raises when it cannot)."""
+
+    async def ping(self) -> None:
+        """Read from the store (raises what the engine raises when it cannot)."""
+
+    def time_operations(self, timer: Timer) -> None:
+        """Tell `timer` how long each operation takes."""
+
+    def trace_operations(self, tracer: Tracer) -> None:
+        """Make a span of each operation."""
 
 
 class WriteWatch:
