@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:  # a value that does not parse (JSON of a list, say)
         print(f"caas: bad settings:\n  {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.access_log)
+    configure_logging(settings.log_level, settings.access_log, settings.access_log_sample)
     try:
         if args.command == "serve":
             if settings.store == "sqlite":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import sys
 from datetime import UTC, datetime
 
@@ -40,14 +41,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str, access_log: bool = True) -> None:
+class AccessSample(logging.Filter):
+    """Keeps every access-log line of a call that failed, and a `share` (0 to 1) of those
+    that succeeded (`code` OK), chosen at random: a busy server's log volume without
+    losing one failure."""
+
+    def __init__(self, share: float, rng: random.Random | None = None) -> None:
+        super().__init__()
+        self._share = share
+        self._random = (rng or random.Random()).random  # noqa: S311 - sampling, no secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "code", "OK") != "OK" or self._share >= 1:
+            return True
+        return self._random() < self._share
+
+
+def configure_logging(level: str, access_log: bool = True, access_share: float = 1.0
+                      ) -> None:
     """Send every log record to stderr as JSON at `level` and above; the per-RPC access
-    log only when `access_log`."""
+    log only when `access_log`, every failed call's line and `access_share` of the
+    others."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("caas.access").disabled = not access_log
+    access = logging.getLogger("caas.access")
+    access.disabled = not access_log
+    access.filters[:] = [AccessSample(access_share)] if access_share < 1 else []
     # The Elasticsearch client logs every request at INFO: its failures are enough.
     logging.getLogger("elastic_transport").setLevel(max(root.level, logging.WARNING))

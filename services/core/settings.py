@@ -322,6 +322,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level of the JSON logs on stderr")
     access_log: bool = Field(True, description="log one line per RPC (logger caas.access)")
+    access_log_sample: float = Field(
+        1.0, ge=0, le=1, description="share of the successful calls the access log keeps "
+                                     "(chosen at random); failed calls are always logged")
 
     @field_validator("webhook_timeout")
     @classmethod

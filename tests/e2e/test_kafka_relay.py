@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from caas.events.v1 import events_pb2
 from caas.webhooks.v1 import resources_pb2 as webhooks_res
 from caas.webhooks.v1 import webhooks_service_pb2 as webhooks_pb
@@ -20,6 +18,7 @@ from services.events.consumers import KafkaConsumerGroup
 from tests.conftest import TEST_CONFIG, create_app
 from tests.support.chat import GROUP, person
 from tests.support.client import Client
+from tests.support.kafka import reader
 from tests.support.processes import free_port
 from tests.support.servers import CaasServer, ExternalServer, start_caas, start_kafka
 from tests.support.webhook_receiver import running_receiver
@@ -41,10 +40,7 @@ async def records(bootstrap: str, topic: str, count: int
                   ) -> AsyncIterator[tuple[bytes, events_pb2.Event]]:
     """The first `count` records of `topic` (from the beginning), as a consumer group
     reads them, committing after each."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
-                                group_id=f"test-{uuid.uuid4().hex[:8]}",
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                session_timeout_ms=6000)
+    consumer = reader(bootstrap, topic)
     await consumer.start()
     try:
         for _ in range(count):

@@ -88,11 +88,9 @@ async def test_streams_deliveries_the_log_and_the_store_are_measured(
     port = metrics_port(single)
     client = Client(single.address)
     try:
-        app = await client.apps.CreateApp(apps_pb.CreateAppRequest(
-            app_id="streamed", app=apps_res.App(display_name="Streamed")),
-            metadata=bearer(single.operator_token))
-        alice = await person(client, "streamed", app.api_key_secret, "alice")
-        bob = await person(client, "streamed", app.api_key_secret, "bob")
+        app = await create_app(client, single.operator_token)
+        alice = await person(client, app.app_id, app.api_key, "alice")
+        bob = await person(client, app.app_id, app.api_key, "bob")
         group = await alice.create(GROUP, members=("bob",))
         stream = await subscribed(bob)
         for n in range(3):
@@ -239,3 +237,17 @@ async def create(address: str, operator: str) -> None:
             metadata=bearer(operator))
     finally:
         await client.close()
+
+
+async def test_the_access_log_keeps_every_failure_and_a_sample_of_the_rest(
+        tmp_path: Path) -> None:
+    server = start_caas(tmp_path, env={"CAAS_ACCESS_LOG_SAMPLE": "0"}, config=TEST_CONFIG)
+    try:
+        await create(server.address, server.operator_token)
+        await calls(server.address, server.operator_token, ok=4, missing=3)
+    finally:
+        assert server.process.stop() == 0
+    logged = [entry["code"] for entry in server.logs()
+              if entry.get("message") == "rpc"
+              and str(entry.get("method")).endswith("AppsService/GetApp")]
+    assert logged == ["NOT_FOUND"] * 3

@@ -96,6 +96,17 @@ def serve(data_dir: Path, **env: str) -> CaasServer:
                       config=TEST_CONFIG, http=True)
 
 
+async def redis_outage(probes: Probes, redis: ExternalServer, workdir: Path
+                       ) -> ExternalServer:
+    """Kill Redis, watch the server say so, start it again on its port, watch the
+    server come back: the new Redis."""
+    redis.process.stop(signum=signal.SIGKILL)
+    await probes.down("redis")
+    redis = start_redis(workdir, port_of(redis.url))
+    await probes.ready()
+    return redis
+
+
 @pytest.fixture
 def kafka() -> Iterator[ExternalServer]:
     broker = start_kafka()
@@ -112,10 +123,7 @@ async def test_readiness_follows_redis_and_kafka_down_and_back(
     probes = Probes(server)
     try:
         await probes.ready()
-        redis.process.stop(signum=signal.SIGKILL)
-        await probes.down("redis")
-        redis = start_redis(tmp_path / "redis", port_of(redis.url))
-        await probes.ready()
+        redis = await redis_outage(probes, redis, tmp_path / "redis")
 
         kafka.process.stop(signum=signal.SIGKILL)
         await probes.down("kafka")
@@ -137,10 +145,7 @@ async def test_every_worker_follows_redis_down_and_back(tmp_path: Path) -> None:
     probes = Probes(server, workers=True)
     try:
         await probes.ready()
-        redis.process.stop(signum=signal.SIGKILL)
-        await probes.down("redis")
-        redis = start_redis(tmp_path / "redis", port_of(redis.url))
-        await probes.ready()
+        redis = await redis_outage(probes, redis, tmp_path / "redis")
     finally:
         await probes.close()
         assert server.process.stop() == 0

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from caas.events.v1 import events_pb2
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.webhooks.v1 import resources_pb2 as webhooks_res
@@ -24,6 +23,7 @@ from caas.webhooks.v1 import webhooks_service_pb2 as webhooks_pb
 from tests.conftest import TEST_CONFIG, create_app, unique_id
 from tests.support.chat import GROUP, Person, person
 from tests.support.client import Client
+from tests.support.kafka import reader
 from tests.support.rotel import Collector, Span, parse, start_rotel
 from tests.support.servers import CaasServer, ExternalServer, start_caas, start_kafka
 from tests.support.waiting import eventually
@@ -125,10 +125,7 @@ async def send_json(server: CaasServer, chat: Chat, text: str, traceparent: str)
 async def kafka_record(bootstrap: str, topic: str, text: str) -> dict[str, bytes]:
     """The headers of the record of `topic` whose message is `text` (read with a
     consumer group of the test's own, from the beginning)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
-                                group_id=f"test-{uuid.uuid4().hex[:8]}",
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                session_timeout_ms=6000)
+    consumer = reader(bootstrap, topic)
     await consumer.start()
     try:
         while True:

@@ -4,7 +4,6 @@ continue the trace later); with tracing off, none, whatever is current."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,11 +11,10 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer, get_current_span
 
-from services.core.settings import Settings
 from services.core.tracing import NO_TRACE, TraceHeaders, Tracing, current_headers
 from services.runtime import Stores, open_stores
 from tests.store.chat import make_group, send
-from tests.support.servers import ExternalServer
+from tests.store.conftest import engine_settings
 
 
 @pytest.fixture(params=["sqlite", "mongodb"])
@@ -24,13 +22,8 @@ async def traced_stores(request: pytest.FixtureRequest, tmp_path: Path
                         ) -> AsyncIterator[Stores]:
     """Fresh stores on each engine, opened with tracing on (a provider exporting
     nowhere: only the context matters here)."""
-    if request.param == "sqlite":
-        settings = Settings(data_dir=tmp_path)
-    else:
-        mongo: ExternalServer = request.getfixturevalue("mongo")
-        settings = Settings(store="mongodb", mongodb_url=mongo.url,
-                            mongodb_database=f"t{uuid.uuid4().hex[:12]}")
-    opened = await open_stores(settings, tracing=Tracing(TracerProvider()))
+    opened = await open_stores(engine_settings(request, tmp_path),
+                               tracing=Tracing(TracerProvider()))
     yield opened
     await opened.close()
 
