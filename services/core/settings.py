@@ -126,7 +126,7 @@ def default_plans() -> dict[str, Plan]:
     """
     sign_in = "caas.auth.v1.AuthService/CreateSession"
     refresh = "caas.auth.v1.AuthService/RefreshSession"
-    return {
+    plans = {
         "free": Plan(
             default=RateLimit(per_app=6_000, per_user=600),
             methods={sign_in: RateLimit(per_app=1_200, per_user=60),
@@ -145,6 +145,14 @@ def default_plans() -> dict[str, Plan]:
             media=MediaLimits(max_file_bytes=5 * GIB, quota_bytes=10 * 1024 * GIB),
         ),
     }
+    return named(plans)
+
+
+def named(plans: dict[str, Plan]) -> dict[str, Plan]:
+    """`plans`, each told its name (its key)."""
+    for name, plan in plans.items():
+        plan._name = name
+    return plans
 
 
 class Settings(BaseSettings):
@@ -355,8 +363,7 @@ class Settings(BaseSettings):
     def _default_plan_exists(self) -> Settings:
         if self.default_plan not in self.plans:
             raise ValueError(f"default_plan {self.default_plan!r} is not one of the plans")
-        for name, plan in self.plans.items():
-            plan._name = name
+        named(self.plans)
         return self
 
     @classmethod
