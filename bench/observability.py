@@ -11,9 +11,10 @@ rotated each round, runs on each server:
 - fanout: 5 senders at 200 messages/s into a group of 50, each member holding a stream,
   for SECONDS (bench/realtime.py): server CPU per delivery.
 
-Prints each configuration's median over the rounds and its ratio to "off".
+A first round warms every server up and is not counted. Prints each configuration's
+median over the rounds, and the median of its per-round ratios to "off".
 
-    .venv/bin/python bench/observability.py [--rounds 3] [--seconds 8]
+    .venv/bin/python bench/observability.py [--rounds 5] [--seconds 8] [--configs metrics]
 
 A benchmark, not a test: it asserts nothing.
 """
@@ -71,10 +72,14 @@ def collector(workdir: Path) -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--senders", type=int, default=5)
+    parser.add_argument("--configs", default="",
+                        help="the configurations to run, comma-separated (off is always "
+                             "run): metrics, 'metrics+traces 100%%', 'metrics+traces 1%%'")
     args = parser.parse_args()
+    chosen = {"off", *filter(None, args.configs.split(","))}
     print(machine_pace(), flush=True)
     send_cpu: dict[str, list[float]] = {}
     delivery_cpu: dict[str, list[float]] = {}
@@ -82,6 +87,8 @@ def main() -> None:
         endpoint = stack.enter_context(collector(Path(tmp)))
         servers = {}
         for number, (name, env) in enumerate(configurations(endpoint).items()):
+            if args.configs and name not in chosen:
+                continue
             (Path(tmp) / str(number)).mkdir()
             servers[name] = stack.enter_context(bench_server(Path(tmp) / str(number),
                                                              env=env))
@@ -89,7 +96,7 @@ def main() -> None:
                                             FANOUT_MEMBERS))
                   for name, server in servers.items()}
         names = list(servers)
-        for round_number in range(args.rounds):
+        for round_number in range(args.rounds + 1):  # the first round warms up
             order = names[round_number % len(names):] + names[:round_number % len(names)]
             for name in order:
                 server = servers[name]
@@ -100,21 +107,27 @@ def main() -> None:
                                args.seconds, 2)
                 per_delivery = (figures["server_cpu"] / 100 * figures["elapsed"]
                                 / max(figures["deliveries"], 1))
-                send_cpu.setdefault(name, []).append(sends.cpu_per_send)
-                delivery_cpu.setdefault(name, []).append(per_delivery)
-                print(f"round {round_number + 1} {name:>20}: "
+                print(f"round {round_number or 'warm-up'} {name:>20}: "
                       f"{sends.cpu_per_send * 1e6:6.0f} us/send "
                       f"({len(sends.latencies) / sends.elapsed:,.0f} sends/s), "
                       f"{per_delivery * 1e6:5.1f} us/delivery "
                       f"(lost {figures['lost']:.0f})", flush=True)
-    base_send = statistics.median(send_cpu["off"])
-    base_delivery = statistics.median(delivery_cpu["off"])
-    print(f"\nmedians over {args.rounds} rounds (server CPU):")
+                if round_number:
+                    send_cpu.setdefault(name, []).append(sends.cpu_per_send)
+                    delivery_cpu.setdefault(name, []).append(per_delivery)
+    # Each round's ratio to the same round's "off": the machine's drift between rounds
+    # cancels out.
+    print(f"\nmedians over {args.rounds} rounds (server CPU; the change against 'off' is "
+          "the median of each round's ratio):")
     for name in names:
         send = statistics.median(send_cpu[name])
         delivery = statistics.median(delivery_cpu[name])
-        print(f"{name:>20}: {send * 1e6:6.0f} us/send ({send / base_send - 1:+.1%}), "
-              f"{delivery * 1e6:5.1f} us/delivery ({delivery / base_delivery - 1:+.1%})")
+        send_ratio = statistics.median(a / b for a, b in zip(send_cpu[name], send_cpu["off"],
+                                                             strict=True))
+        delivery_ratio = statistics.median(
+            a / b for a, b in zip(delivery_cpu[name], delivery_cpu["off"], strict=True))
+        print(f"{name:>20}: {send * 1e6:6.0f} us/send ({send_ratio - 1:+.1%}), "
+              f"{delivery * 1e6:5.1f} us/delivery ({delivery_ratio - 1:+.1%})")
 
 
 if __name__ == "__main__":

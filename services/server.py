@@ -210,7 +210,8 @@ class Server:
             await runtime.close()
             raise SystemExit(f"cannot listen on {settings.media_listen} (CAAS_MEDIA_LISTEN): "
                              f"{exc}") from exc
-        metrics = MetricsEndpoint(runtime.metrics.registry, HealthRoutes(runtime.health))
+        metrics = MetricsEndpoint(runtime.metrics.registry, HealthRoutes(runtime.health),
+                                  runtime.metrics.flush)
         if served(settings.metrics_listen):
             runtime.sampler.start()  # the metrics read rather than counted
         if settings.metrics_listen:

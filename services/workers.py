@@ -54,9 +54,10 @@ async def supervise(settings: Settings) -> None:
            "CAAS_METRICS_LISTEN": ""}  # one endpoint, the supervisor's, summing them
     metrics = None
     directory = settings.data_dir / "metrics"
+    running: dict[int, int] = {}  # worker number → its pid
     if settings.metrics_listen:
         env[MULTIPROCESS_DIR] = str(fresh_directory(directory))
-        metrics = MetricsEndpoint(workers_registry(directory))
+        metrics = MetricsEndpoint(workers_registry(directory, running.values))
         port = await metrics.start(settings.metrics_listen)
         log.info("metrics serving", extra={"metrics_port": port})
     stopping = asyncio.Event()
@@ -69,6 +70,7 @@ async def supervise(settings: Settings) -> None:
         while not stopping.is_set():
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "services.cli", "serve", env=env)
+            running[number] = process.pid
             waiting = asyncio.ensure_future(process.wait())
             stop = asyncio.ensure_future(stopping.wait())
             await asyncio.wait((waiting, stop), return_when=asyncio.FIRST_COMPLETED)

@@ -4,6 +4,7 @@ must add up to the calls made through both workers."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,6 +216,12 @@ async def test_the_workers_counts_add_up(tmp_path: Path,
         wait_for_workers(server)
         await create(server.address, server.operator_token)
         await calls(server.address, server.operator_token, ok=20, missing=10, connections=16)
+
+        async def flushed() -> bool:  # each worker flushes its tallies every second
+            return value(samples(port), "caas_rpc_duration_seconds_count", service=APPS,
+                         method="GetApp") >= 30
+
+        await eventually(flushed, within=15, every=0.1)
         found = samples(port)
         assert value(found, "caas_rpc_requests_total", service=APPS, method="GetApp",
                      code="OK") == 20
@@ -222,11 +229,30 @@ async def test_the_workers_counts_add_up(tmp_path: Path,
                      code="NOT_FOUND") == 10
         assert value(found, "caas_rpc_duration_seconds_count", service=APPS,
                      method="GetApp") == 30
+        # The process metrics are the supervisor's and its workers' together: more
+        # memory than any one of them holds.
+        rss = family_rss(server.process.pid)
+        assert len(rss) == 3  # the supervisor and its two workers (Envoy: not started)
+        assert value(found, "process_resident_memory_bytes") > max(rss.values())
+        assert value(found, "process_cpu_seconds_total") > 0
     finally:
         assert server.process.stop() == 0
     served_by = {json.loads(line)["pid"] for line in server.process.lines
                  if "AppsService/GetApp" in line and '"message": "rpc"' in line}
     assert len(served_by) == 2  # both workers counted some
+
+
+def family_rss(pid: int) -> dict[int, int]:
+    """Resident bytes of process `pid` and of each of its children, by pid (Linux)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            found[int(stat.parent.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    return found
 
 
 async def create(address: str, operator: str) -> None:

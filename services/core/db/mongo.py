@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from opentelemetry.trace import Span, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, Status, StatusCode, Tracer, get_current_span
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -109,7 +109,7 @@ class CommandTimer(monitoring.CommandListener):
         collection = target if isinstance(target, str) else ""
         name = f"{collection or event.database_name}.{event.command_name}"
         span = None
-        if self.tracer is not None:
+        if self.tracer is not None and get_current_span().is_recording():
             span = self.tracer.start_span(
                 f"mongodb {name}", kind=SPAN_KIND, attributes={
                     "db.system.name": "mongodb", "db.operation.name": event.command_name,

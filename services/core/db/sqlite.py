@@ -45,7 +45,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Tracer, get_current_span
 
 from services.core.db.timing import SPAN_KIND, Timer, operation_name
 from services.core.db.transient import StoreUnusable, is_storage_full, is_transient
@@ -190,8 +190,8 @@ class SqliteDatabase:
             self._timer.observe(self._name(function), time.perf_counter() - started)
 
     def _span(self, function: Callable[..., Any]) -> AbstractContextManager[object]:
-        if self._tracer is None:
-            return contextlib.nullcontext()
+        if self._tracer is None or not get_current_span().is_recording():
+            return contextlib.nullcontext()  # see services/core/db/timing.py
         name = self._name(function)
         return self._tracer.start_as_current_span(
             f"sqlite {name}", kind=SPAN_KIND,

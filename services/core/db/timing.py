@@ -2,6 +2,11 @@
 trace them as CLIENT spans when given a tracer (`SPAN_KIND`, OpenTelemetry's database
 conventions: `db.system.name`, `db.operation.name`).
 
+A store call gets a span only inside a span that records (a sampled request's): not
+in a trace the sampler dropped (at 1 % sampling, 99 % of calls pay one context look-up
+instead of a span each), nor outside any request (the relays' and indexers' rounds
+would otherwise each start a trace of one store call).
+
 An operation's name is bounded by the code, never by data: for SQLite, the store method
 that ran the read or write (`message.get_message`); for MongoDB, the collection and the
 command the driver sent (`messages.find`).
