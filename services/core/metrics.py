@@ -281,11 +281,14 @@ class StoreTimer:
         self._tallies: dict[str, Tally] = {}
 
     def observe(self, operation: str, seconds: float) -> None:
+        self.series(operation)(seconds)
+
+    def series(self, operation: str) -> Callable[[float], None]:
         tally = self._tallies.get(operation)
         if tally is None:
             tally = self._tallies[operation] = Tally(
                 self._histogram.labels(self._engine, operation), STORE_BUCKETS)
-        tally.observe(seconds)
+        return tally.observe
 
     def flush(self) -> None:
         for tally in self._tallies.values():

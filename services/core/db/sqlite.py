@@ -132,6 +132,7 @@ class SqliteDatabase:
         self._timer: Timer | None = None
         self._tracer: Tracer | None = None
         self._names: dict[object, str] = {}  # a function's code → its operation name
+        self._observers: dict[object, Callable[[float], None]] = {}  # … → its timing
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
@@ -186,8 +187,13 @@ class SqliteDatabase:
         return name
 
     def _time(self, function: Callable[..., Any], started: float) -> None:
-        if self._timer is not None:
-            self._timer.observe(self._name(function), time.perf_counter() - started)
+        observe = self._observers.get(function.__code__)
+        if observe is None:
+            if self._timer is None:
+                return
+            observe = self._observers[function.__code__] = self._timer.series(
+                self._name(function))
+        observe(time.perf_counter() - started)
 
     def _span(self, function: Callable[..., Any]) -> AbstractContextManager[object]:
         if self._tracer is None or not get_current_span().is_recording():
@@ -215,6 +221,8 @@ class SqliteDatabase:
             return await future
         started = time.perf_counter()
         try:
+            if self._tracer is None:
+                return await future
             with self._span(named or transaction):
                 return await future
         finally:
@@ -252,6 +260,8 @@ class SqliteDatabase:
             return self._read(query)
         started = time.perf_counter()
         try:
+            if self._tracer is None:
+                return self._read(query)
             with self._span(query):
                 return self._read(query)
         finally:
