@@ -78,12 +78,6 @@ def contract_services() -> list[pb_descriptor.ServiceDescriptor]:
             for service in module.DESCRIPTOR.services_by_name.values()]
 
 
-def unary_methods() -> list[str]:
-    """`/package.Service/Method` of every unary CAAS RPC."""
-    return [f"/{service.full_name}/{method.name}" for service in contract_services()
-            for method in service.methods if not method.server_streaming]
-
-
 def edge(settings: Settings, upstream: str, media_upstream: str
          ) -> contextlib.AbstractAsyncContextManager[Envoy | None]:
     """Envoy in front of the gRPC server at `upstream` and the media HTTP server at
@@ -176,10 +170,9 @@ class Server:
     @classmethod
     async def start(cls, settings: Settings, runtime: Runtime | None = None) -> Server:
         runtime = runtime or await build_runtime(settings)
-        # Tracing on: OpenTelemetry's server instrumentation makes the unary RPCs'
-        # spans (the gateway makes the streams'); off, no interceptor at all.
-        interceptors = runtime.tracing.server_interceptors(unary_methods())
-        server = grpc.aio.server(interceptors=interceptors or None, options=[
+        # No interceptor: the gateway makes the RPCs' spans when tracing is on (one
+        # interceptor would slow every call; see _traced in services/gateway/gateway.py).
+        server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
             ("grpc.so_reuseport", int(settings.reuse_port)),

@@ -10,8 +10,9 @@ resource (`OTEL_SERVICE_NAME`, default `caas`; `OTEL_RESOURCE_ATTRIBUTES`).
 
 One `Tracing` per process, built by the composition root with a provider of its own
 (nothing is installed globally) and handed to the parts that trace. Off, it hands them
-no tracer (`tracer()` is None) and the server no interceptor: they skip every tracing
-call, so tracing off costs nothing on hot paths.
+no tracer (`tracer()` is None): they skip every tracing call, so tracing off costs
+nothing on hot paths. The RPCs' server spans are the gateway's (services/gateway/
+gateway.py, `_traced`), not an interceptor's.
 
 Context crosses process boundaries as W3C trace context (`traceparent`, `tracestate`):
 in gRPC metadata and HTTP headers (the browser's call through Envoy), in the event log
@@ -24,11 +25,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import grpc
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Tracer
@@ -170,27 +170,6 @@ class Tracing:
         if self._provider is None:
             return None
         return self._provider.get_tracer(name)
-
-    def server_interceptors(self, methods: Collection[str]
-                            ) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
-        """The gRPC server's interceptors: OpenTelemetry's server instrumentation,
-        tracing the RPCs of `methods` (`/package.Service/Method`), none when off.
-
-        The instrumentation wraps a server-streaming behaviour as an async generator,
-        but the gateway's streams are coroutines that write (each write waits for flow
-        control): under it they fail. So `methods` holds the unary RPCs only, and the
-        gateway makes the spans of the streams itself, alike (`Gateway`). Health
-        checks and reflection are not traced (probes would flood the traces)."""
-        if self._provider is None:
-            return []
-        from opentelemetry.instrumentation.grpc import (  # noqa: PLC0415 - only when on
-            aio_server_interceptor,
-        )
-
-        traced = frozenset(methods)
-        return [aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=self._provider,
-            filter_=lambda details: details.method in traced)]
 
     async def shutdown(self) -> None:
         """Send the spans still queued (within the exporter's timeout), then stop."""
