@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.events.v1 import events_pb2
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.webhooks.v1 import resources_pb2 as webhooks_res
@@ -22,7 +24,7 @@ from caas.webhooks.v1 import webhooks_service_pb2 as webhooks_pb
 
 from tests.conftest import TEST_CONFIG, create_app, unique_id
 from tests.support.chat import GROUP, Person, person
-from tests.support.client import Client
+from tests.support.client import Client, bearer
 from tests.support.kafka import reader
 from tests.support.rotel import Collector, Span, parse, start_rotel
 from tests.support.servers import CaasServer, ExternalServer, start_caas, start_kafka
@@ -31,6 +33,7 @@ from tests.support.webhook_receiver import Receiver, running_receiver
 
 CREATE_MESSAGE = "/caas.messages.v1.MessagesService/CreateMessage"
 SUBSCRIBE = "/caas.realtime.v1.RealtimeService/Subscribe"
+GET_APP = "/caas.apps.v1.AppsService/GetApp"
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +224,27 @@ async def test_one_send_is_one_trace_from_the_browser_to_the_webhook_receiver(
 
 def grpc_web_frame(message: bytes) -> bytes:
     return b"\x00" + struct.pack(">I", len(message)) + message
+
+
+async def test_a_refused_native_call_is_a_span_with_its_status_code(
+        traced: Traced, collector: Collector) -> None:
+    """Native gRPC: the caller's traceparent in the metadata; a client's error (NOT_FOUND)
+    is the span's code, not a server fault."""
+    traceparent, trace_id, caller_span = new_traceparent()
+    client = Client(traced.server.address)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await client.apps.GetApp(apps_pb.GetAppRequest(name="apps/nowhere"),
+                                     metadata=(*bearer(traced.server.operator_token),
+                                               ("traceparent", traceparent)))
+    finally:
+        await client.close()
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    spans = await spans_of(collector, trace_id, ("SERVER", GET_APP))
+    get_app = one(spans, "SERVER", GET_APP)
+    assert get_app.parent_id == caller_span
+    assert get_app.attributes["rpc.grpc.status_code"] == "5"
+    assert get_app.status != "ERROR"  # a client's mistake, not the server's
 
 
 async def test_a_stream_over_grpc_web_is_a_server_span_of_the_callers_trace(
