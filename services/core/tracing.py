@@ -81,13 +81,15 @@ NO_TRACE = TraceHeaders()
 
 
 def current_headers(span: Span | None = None) -> TraceHeaders:
-    """The W3C context of `span` (default: the current span); NO_TRACE without one."""
-    carrier: dict[str, str] = {}
-    context = None if span is None else trace.set_span_in_context(span)
-    _W3C.inject(carrier, context)
-    if TRACEPARENT not in carrier:
+    """The W3C context of `span` (default: the current span); NO_TRACE without one.
+    (Formatted here as the W3C propagator formats it, without its carrier: this runs
+    for every write of a traced process, sampled or not.)"""
+    found = (span or trace.get_current_span()).get_span_context()
+    if not found.is_valid:
         return NO_TRACE
-    return TraceHeaders(carrier[TRACEPARENT], carrier.get(TRACESTATE, ""))
+    state = found.trace_state.to_header() if found.trace_state else ""
+    return TraceHeaders(
+        f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}", state)
 
 
 def from_metadata(metadata: Any) -> Context | None:
