@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import socket
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from services.core.health_http import HealthRoutes
+from services.core.http_site import start_site
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds: from a point read (~1 ms) to a slow page; a stream's whole life lands in +Inf.
@@ -245,8 +245,8 @@ class Tally:
 class MethodTally:
     """One RPC method's calls since the last flush: in flight, durations, by code."""
 
-    __slots__ = ("_counter", "_counts", "_flushed_in_flight", "_gauge", "_labels", "codes",
-                 "duration", "in_flight")
+    __slots__ = ("_counter", "_counts", "_gauge", "_labels", "codes", "duration",
+                 "in_flight")
 
     def __init__(self, in_flight: Any, duration: Tally, requests: Counter, service: str,
                  name: str) -> None:
@@ -257,12 +257,9 @@ class MethodTally:
         self._counter = requests
         self._labels = (service, name)
         self._counts: dict[str, Any] = {}  # code → its Counter child
-        self._flushed_in_flight = 0
 
     def flush(self) -> None:
-        if self.in_flight != self._flushed_in_flight:
-            self._gauge.set(self.in_flight)
-            self._flushed_in_flight = self.in_flight
+        self._gauge.set(self.in_flight)
         self.duration.flush()
         for code, count in self.codes.items():
             child = self._counts.get(code)
@@ -366,15 +363,7 @@ class MetricsEndpoint:
         app.router.add_get("/metrics", self._metrics)
         if self._health is not None:
             self._health.add_to(app)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        host, _, port = listen.rpartition(":")
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port))
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets: list[socket.socket] = list(server.sockets)  # type: ignore[attr-defined]
-        self.port = int(sockets[0].getsockname()[1])
+        self._runner, self.port = await start_site(app, listen)
         return self.port
 
     async def _metrics(self, _: web.Request) -> web.Response:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,25 @@ class TraceHeaders:
 
     traceparent: str = ""
     tracestate: str = ""
+
+    @classmethod
+    def of(cls, traceparent: str | None, tracestate: str | None = None) -> TraceHeaders:
+        """Stored or received values (None or "" when absent); NO_TRACE without a
+        traceparent."""
+        return cls(traceparent, tracestate or "") if traceparent else NO_TRACE
+
+    @classmethod
+    def found_in(cls, pairs: Iterable[tuple[str, Any]]) -> TraceHeaders:
+        """The trace headers among `pairs`: gRPC metadata (str values) or Kafka record
+        headers (bytes)."""
+        found: dict[str, str] = {}
+        for key, value in pairs:
+            if key not in (TRACEPARENT, TRACESTATE):
+                continue
+            text = value.decode(errors="replace") if isinstance(value, bytes) else value
+            if isinstance(text, str):
+                found[key] = text
+        return cls.of(found.get(TRACEPARENT), found.get(TRACESTATE))
 
     def __bool__(self) -> bool:
         return bool(self.traceparent)
@@ -94,13 +113,7 @@ def current_headers(span: Span | None = None) -> TraceHeaders:
 
 def from_metadata(metadata: Any) -> Context | None:
     """The caller's context from gRPC metadata (`traceparent`, `tracestate`), if any."""
-    traceparent, tracestate = "", ""
-    for key, value in metadata or ():
-        if key == TRACEPARENT and isinstance(value, str):
-            traceparent = value
-        elif key == TRACESTATE and isinstance(value, str):
-            tracestate = value
-    return TraceHeaders(traceparent, tracestate).context()
+    return TraceHeaders.found_in(metadata or ()).context()
 
 
 def enabled_by(environ: Mapping[str, str]) -> bool:

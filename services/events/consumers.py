@@ -26,7 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from caas.events.v1 import events_pb2
 from opentelemetry.trace import SpanKind, Tracer
 
-from services.core.tracing import TRACEPARENT, TRACESTATE, TraceHeaders
+from services.core.tracing import TraceHeaders
 from services.events.log import EventLog, LoggedEvent
 from services.events.relay import Relay
 
@@ -85,9 +85,7 @@ class KafkaConsumerGroup:
                              ) -> None:
         """`_handle` in a span, child of the record's `traceparent`, if it has one."""
         event = events_pb2.Event.FromString(record.value)
-        found = {key: value.decode(errors="replace") for key, value in record.headers
-                 if key in (TRACEPARENT, TRACESTATE)}
-        parent = TraceHeaders(found.get(TRACEPARENT, ""), found.get(TRACESTATE, "")).context()
+        parent = TraceHeaders.found_in(record.headers).context()
         if parent is None:
             await self._handle(event)
             return

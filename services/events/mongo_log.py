@@ -64,8 +64,7 @@ def _event(doc: Document) -> LoggedEvent:
 
 
 def _trace(doc: Document) -> TraceHeaders:
-    traceparent = doc.get("traceparent")
-    return TraceHeaders(traceparent, doc.get("tracestate", "")) if traceparent else NO_TRACE
+    return TraceHeaders.of(doc.get("traceparent"), doc.get("tracestate"))
 
 
 class MongoEventLog:

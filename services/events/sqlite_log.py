@@ -61,7 +61,7 @@ _COLUMNS = ("app_id, position, conversation_id, type, user_id, private, create_t
 def _event(row: Any) -> LoggedEvent:
     return LoggedEvent(row[0], row[1], row[2], row[3], row[4], bool(row[5]), from_ms(row[6]),
                        row[7], tuple(u for u in row[8].split(",") if u),
-                       TraceHeaders(row[9], row[10] or "") if row[9] else NO_TRACE)
+                       TraceHeaders.of(row[9], row[10]))
 
 
 class SqliteEventLog:
@@ -222,9 +222,7 @@ class SqliteEventLog:
         row = await self._db.read(lambda conn: conn.execute(
             "SELECT traceparent, tracestate FROM events WHERE app_id = ? AND position = ?",
             (app_id, position)).fetchone())
-        if row is None or not row[0]:
-            return NO_TRACE
-        return TraceHeaders(row[0], row[1] or "")
+        return NO_TRACE if row is None else TraceHeaders.of(*row)
 
     async def lease(self, consumer: str, holder: str, now: datetime, until: datetime
                     ) -> bool:

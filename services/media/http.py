@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import time
 import unicodedata
 from urllib.parse import quote
@@ -36,6 +35,7 @@ from services.core.errors import (
     ResourceExhausted,
 )
 from services.core.health_http import HealthRoutes
+from services.core.http_site import start_site
 from services.gateway.status import rpc_status
 from services.media import models
 from services.media.blobs import BlobNotFound, BlobStore
@@ -154,17 +154,9 @@ class MediaHttp:
 
     async def start(self, listen: str, reuse_port: bool) -> int:
         """Serve on `listen` (host:port, port 0 for any); the bound port."""
-        host, _, port = listen.rpartition(":")
-        self._runner = web.AppRunner(self.application(), access_log=None,
-                                     handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port),
-                           reuse_port=reuse_port or None)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets: list[socket.socket] = list(server.sockets)  # type: ignore[attr-defined]
-        return int(sockets[0].getsockname()[1])
+        self._runner, bound = await start_site(self.application(), listen,
+                                               reuse_port=reuse_port)
+        return bound
 
     async def close(self) -> None:
         if self._runner is not None:

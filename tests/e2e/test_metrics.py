@@ -18,7 +18,7 @@ from caas.webhooks.v1 import webhooks_service_pb2 as wh_pb
 from tests.conftest import TEST_CONFIG, create_app
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
-from tests.support.metrics import metrics_port, samples, value
+from tests.support.metrics import Samples, metrics_port, samples, value
 from tests.support.processes import free_port
 from tests.support.servers import CaasServer, ExternalServer, start_caas, wait_for_workers
 from tests.support.stream import subscribed
@@ -26,6 +26,15 @@ from tests.support.waiting import eventually
 from tests.support.webhook_receiver import running_receiver
 
 APPS = "caas.apps.v1.AppsService"
+
+
+def get_app_counts(found: Samples) -> tuple[float, float, float]:
+    """GetApp's calls answered OK and NOT_FOUND, and the latencies observed."""
+    return (value(found, "caas_rpc_requests_total", service=APPS, method="GetApp",
+                  code="OK"),
+            value(found, "caas_rpc_requests_total", service=APPS, method="GetApp",
+                  code="NOT_FOUND"),
+            value(found, "caas_rpc_duration_seconds_count", service=APPS, method="GetApp"))
 
 
 async def calls(address: str, operator: str, ok: int, missing: int, connections: int = 1
@@ -66,12 +75,7 @@ async def test_rpcs_are_counted_by_method_and_code(single: CaasServer) -> None:
     await create(single.address, single.operator_token)
     await calls(single.address, single.operator_token, ok=3, missing=2)
     found = samples(port)
-    assert value(found, "caas_rpc_requests_total", service=APPS, method="GetApp",
-                 code="OK") == 3
-    assert value(found, "caas_rpc_requests_total", service=APPS, method="GetApp",
-                 code="NOT_FOUND") == 2
-    assert value(found, "caas_rpc_duration_seconds_count", service=APPS,
-                 method="GetApp") == 5
+    assert get_app_counts(found) == (3, 2, 5)
     assert value(found, "caas_rpc_in_flight", service=APPS, method="GetApp") == 0
     assert value(found, "process_resident_memory_bytes") > 0
     # Bounded labels: no app, user or request id ever becomes one.
@@ -223,12 +227,7 @@ async def test_the_workers_counts_add_up(tmp_path: Path,
 
         await eventually(flushed, within=15, every=0.1)
         found = samples(port)
-        assert value(found, "caas_rpc_requests_total", service=APPS, method="GetApp",
-                     code="OK") == 20
-        assert value(found, "caas_rpc_requests_total", service=APPS, method="GetApp",
-                     code="NOT_FOUND") == 10
-        assert value(found, "caas_rpc_duration_seconds_count", service=APPS,
-                     method="GetApp") == 30
+        assert get_app_counts(found) == (20, 10, 30)
         # The process metrics are the supervisor's and its workers' together: more
         # memory than any one of them holds.
         rss = family_rss(server.process.pid)
