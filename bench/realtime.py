@@ -72,6 +72,7 @@ def receive(setup: Setup, streams: list[tuple[str, str]], ready: Connection,
     async def run() -> None:
         latencies: list[float] = []
         seen: list[set[str]] = [set() for _ in streams]
+        duplicates = 0
         channels = [grpc.aio.insecure_channel(setup.address, options=SEPARATE)
                     for _ in streams]
         calls = []
@@ -86,12 +87,14 @@ def receive(setup: Setup, streams: list[tuple[str, str]], ready: Connection,
         ready.send("ready")
 
         async def read(index: int, call: grpc.aio.UnaryStreamCall) -> None:  # type: ignore[type-arg]
+            nonlocal duplicates
             while (item := await call.read()) is not grpc.aio.EOF:
                 events = item.events.events if item.HasField("events") else [item.event]
                 for event in events:
                     if event.type == "message.created":
                         sent_at, _, key = event.message_created.text.partition(" ")
                         latencies.append(time.time() - float(sent_at))
+                        duplicates += key in seen[index]
                         seen[index].add(key)
 
         readers = [asyncio.create_task(read(i, call)) for i, call in enumerate(calls)]
@@ -102,7 +105,7 @@ def receive(setup: Setup, streams: list[tuple[str, str]], ready: Connection,
         for call in calls:
             call.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
-        results.send((latencies, [len(s) for s in seen], time.process_time()))
+        results.send((latencies, [len(s) for s in seen], duplicates, time.process_time()))
         for channel in channels:
             await channel.close()
 
@@ -173,11 +176,12 @@ def step(setup: Setup, pgid: int, senders: int, rate: float, seconds: float,
     sender.join()
     time.sleep(1.0)  # let the last deliveries land before the receivers stop counting
     latencies: list[float] = []
-    delivered = 0
+    delivered = duplicated = 0
     receivers_cpu = 0.0
     for process, ready_link, results_link in links:
         ready_link.send("stop")
-        got, per_stream, client_cpu = results_link.recv()
+        got, per_stream, duplicates, client_cpu = results_link.recv()
+        duplicated += duplicates
         receivers_cpu += client_cpu
         latencies += got
         delivered += sum(per_stream)
@@ -185,10 +189,11 @@ def step(setup: Setup, pgid: int, senders: int, rate: float, seconds: float,
     q = statistics.quantiles(latencies, n=1000) if len(latencies) > 1 else [0.0] * 999
     return {"rate": rate, "sent": ok, "failed": failed, "elapsed": elapsed,
             "send_rate": ok / elapsed, "deliveries": delivered,
-            "lost": ok * len(setup.members) - delivered,
+            "lost": ok * len(setup.members) - delivered, "duplicated": duplicated,
             "delivery_rate": delivered / elapsed, "p50": q[499] * 1000, "p90": q[899] * 1000,
             "p99": q[989] * 1000, "max": max(latencies, default=0) * 1000,
             "server_cpu": cpu / elapsed * 100,
+            "cpu_per_delivery": cpu / max(delivered, 1) * 1e6,
             "receivers_cpu": receivers_cpu / elapsed * 100}
 
 
@@ -196,9 +201,11 @@ def report(figures: dict[str, float]) -> None:
     print(f"rate {figures['rate']:>6.0f}/s: sent {figures['sent']:.0f} "
           f"({figures['send_rate']:,.0f}/s, {figures['failed']:.0f} failed), "
           f"deliveries {figures['deliveries']:,.0f} ({figures['delivery_rate']:,.0f}/s), "
-          f"lost {figures['lost']:.0f}, latency p50 {figures['p50']:.1f} ms "
+          f"lost {figures['lost']:.0f}, duplicated {figures['duplicated']:.0f}, "
+          f"latency p50 {figures['p50']:.1f} ms "
           f"p90 {figures['p90']:.1f} ms p99 {figures['p99']:.1f} ms "
-          f"max {figures['max']:.0f} ms, server cpu {figures['server_cpu']:.0f}% of a core "
+          f"max {figures['max']:.0f} ms, server cpu {figures['server_cpu']:.0f}% of a core, "
+          f"{figures['cpu_per_delivery']:.1f} µs per delivery "
           f"(receivers {figures['receivers_cpu']:.0f}%)",
           flush=True)
 
@@ -229,7 +236,8 @@ def main() -> None:
             figures = step(setup, server.process.pid, args.senders, rate, seconds,
                            args.receivers)
             report(figures)
-            if args.scenario == "throughput" and (figures["p99"] > 250 or figures["lost"] > 0):
+            if args.scenario == "throughput" and (figures["p99"] > 250 or figures["lost"] > 0
+                                                  or figures["duplicated"] > 0):
                 break
 
 if __name__ == "__main__":

@@ -366,7 +366,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                             operator_token(settings), bus)
     window = settings.rate_limit_window.total_seconds()
     hub = Hub(stores.events, settings.stream_heartbeat_interval.total_seconds(),
-              settings.max_streams_per_user)
+              settings.max_streams_per_user, settings.stream_batch_window.total_seconds())
     health = Health()
     background = Background(health)
     metrics = Metrics()

@@ -319,6 +319,12 @@ class Settings(BaseSettings):
         2_000, gt=0,
         description="events a stream may have waiting; past it the stream ends with "
                     "ABORTED (STREAM_LAGGING) and the client resumes from its token")
+    stream_batch_window: Duration = Field(
+        timedelta(milliseconds=25), ge=timedelta(0),
+        description="under load, how long a process's streams of one app gather events "
+                    "before sending them together (one write per stream for all of "
+                    "them); an event after a quiet moment goes at once. 0: every commit "
+                    "is sent on its own")
     max_streams_per_user: int = Field(
         20, gt=0, description="real-time streams one user may hold open on one server "
                               "process (devices, tabs)")

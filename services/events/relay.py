@@ -30,6 +30,9 @@ POLL_SECONDS = 1.0  # how often to look without a wake
 LEASE = timedelta(seconds=10)  # one process relays; another takes over this long after
 RETRY_SECONDS = (0.5, 30.0)  # backoff after a failed hand-over: first, longest
 GATHER_SECONDS = 0.005  # after a wake, let the writes committing with it join the round
+# Woken rounds start at least this far apart: under load a round takes the events of
+# many commits at once (one read, one hand-over, one cursor write for all of them).
+SPACING_SECONDS = 0.02
 
 
 def utc_now() -> datetime:
@@ -52,9 +55,11 @@ class Relay:
                  wants: Callable[[str], Awaitable[bool]] | None = None,
                  health: Health | None = None,
                  retry_seconds: tuple[float, float] = RETRY_SECONDS,
-                 meter: RelayMeter | None = None) -> None:
+                 meter: RelayMeter | None = None,
+                 spacing: float = SPACING_SECONDS) -> None:
         """`wants(app_id)`, if given, says whether the sink cares for an app's events at
-        all: when not, the cursor jumps to the head without reading them. With
+        all: when not, the cursor jumps to the head without reading them (in the rounds
+        over every app: one cursor write a poll, not one per wake). With
         `health`, failed rounds make the component `relay-<consumer>` down (logged once
         per change) instead of a logged stack each."""
         self._events = events
@@ -68,6 +73,7 @@ class Relay:
         self._health = health
         self._retry = retry_seconds
         self._meter = meter
+        self._spacing = spacing
         self._component = f"relay-{consumer}"
         if health is not None:
             health.register(self._component)
@@ -86,9 +92,10 @@ class Relay:
             meter.lag.set(sum(head - taken for _, taken, head in behind))
         for app_id, taken, head in behind:
             if self._wants is not None and not await self._wants(app_id):
-                await self._events.advance(self._consumer, app_id, head)
-                if meter is not None and apps is None:
-                    meter.lag.dec(head - taken)
+                if apps is None:
+                    await self._events.advance(self._consumer, app_id, head)
+                    if meter is not None:
+                        meter.lag.dec(head - taken)
                 continue
             position = taken
             while position < head:
@@ -124,9 +131,11 @@ class Relay:
         """Relay until cancelled: the apps named by each `wake` (a write committed), every
         app at each poll and after a failure (with growing delays)."""
         await self.start()
+        loop = asyncio.get_running_loop()
         delay = self._retry[0]
         apps: set[str] | None = None  # None: every app
         while True:
+            began = loop.time()
             try:
                 await self.step(apps)
                 delay = self._retry[0]
@@ -144,7 +153,7 @@ class Relay:
                 failed = True
             woken = await wait_set(wake.event, timeout)
             if woken:
-                await asyncio.sleep(GATHER_SECONDS)
+                await asyncio.sleep(max(GATHER_SECONDS, began + self._spacing - loop.time()))
             named = wake.take()
             apps = named if woken and not failed else None
 

@@ -266,7 +266,7 @@ class Feed:
     """An app's events, read once from the log, offered to this process's streams."""
 
     def __init__(self, app_id: str, log_id: str, cursor: int, events: EventLog,
-                 heartbeat: float) -> None:
+                 heartbeat: float, window: float = 0.0) -> None:
         self.app_id = app_id
         self.log_id = log_id
         self.cursor = cursor
@@ -274,6 +274,10 @@ class Feed:
         self._heartbeat = heartbeat
         # How often the feed polls the log and looks for streams due a heartbeat.
         self._tick = min(POLL_SECONDS, heartbeat / 4)
+        # Reads of the log are at least this far apart: under load, the events of the
+        # commits in between go to each stream together, in one write (a stream's
+        # writes, not its events, are what a delivery costs most).
+        self._window = window
         self._catching_up: set[Subscriber] = set()
         self._by_conversation: dict[str, set[Subscriber]] = {}
         self._by_user: dict[str, set[Subscriber]] = {}
@@ -366,9 +370,15 @@ class Feed:
                 self._ticker.cancel()
 
     async def _follow(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_read = -self._window
         while True:
             await self._wakeup.wait()
+            early = last_read + self._window - loop.time()
+            if early > 0:  # read at the window's end: what commits meanwhile comes along
+                await asyncio.sleep(early)
             self._wakeup.clear()
+            last_read = loop.time()
             try:
                 while True:
                     batch = await self._events.read(self.app_id, self.cursor, PAGE)
@@ -383,9 +393,11 @@ class Feed:
 class Hub:
     """This process's feeds, one per app with connected streams."""
 
-    def __init__(self, events: EventLog, heartbeat: float, max_per_user: int) -> None:
+    def __init__(self, events: EventLog, heartbeat: float, max_per_user: int,
+                 window: float = 0.0) -> None:
         self._events = events
         self._heartbeat = heartbeat
+        self._window = window
         self._max_per_user = max_per_user
         self._feeds: dict[str, Feed] = {}
         self._opening = asyncio.Lock()
@@ -427,7 +439,7 @@ class Hub:
             if feed is None:
                 head = await self._events.head(sub.app_id)
                 feed = Feed(sub.app_id, head.log_id, head.position, self._events,
-                            self._heartbeat)
+                            self._heartbeat, self._window)
                 feed.task = asyncio.create_task(feed.run(), name=f"feed {sub.app_id}")
                 self._feeds[sub.app_id] = feed
             feed.add(sub)

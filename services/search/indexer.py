@@ -59,6 +59,9 @@ CATCH_UP_POLL_SECONDS = 1.0
 # After an index failure: retried at first after half a second, then at most every
 # 5 s (a search engine back from an outage is caught up with soon).
 RETRY_SECONDS = (0.5, 5.0)
+# Index rounds start at least this far apart: under load one index transaction and one
+# cursor write carry 0.1 s of messages (the searchable-lag target is 1 s).
+SPACING_SECONDS = 0.1
 REPLAY_BATCH = 500
 
 ATTACHMENT_KINDS = {messages_res.Attachment.KIND_IMAGE: "image",
@@ -181,7 +184,7 @@ class Indexer:
                 await self._events.advance(self.consumer, app_id, head.position)
         relay = Relay(self._events, IndexSink(self.index), self.consumer,
                       now=self._clock.now, health=self._health, retry_seconds=RETRY_SECONDS,
-                      meter=self._meter)
+                      meter=self._meter, spacing=SPACING_SECONDS)
         following = asyncio.create_task(relay.run(wake))
         try:
             while not await self._caught_up():  # noqa: ASYNC110 - a state in the store
