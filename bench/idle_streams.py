@@ -8,7 +8,7 @@ resident memory before the first stream and with all of them open, then holds th
 for `--hold` seconds (longer than the heartbeat interval) and checks that every stream
 is still open and has had a heartbeat.
 
-    bench/idle_streams.py [--streams 1000,10000] [--connections 100] [--hold 20] [--workers 1]
+    bench/idle_streams.py [--streams 1000,10000] [--connections 100 | 0] [--hold 20] [--workers 1]
     bench/idle_streams.py --bare     # the same streams against a bare grpc.aio server
 
 `--bare` measures the floor under our server: a grpc.aio server whose Subscribe only
@@ -185,7 +185,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", default="1000,10000")
-    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--connections", type=int, default=100,
+                        help="client connections in all; 0: one per stream, as devices")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--group", type=int, default=50, help="members per conversation")
     parser.add_argument("--hold", type=float, default=20.0,
@@ -195,10 +196,12 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_pace(), flush=True)
     counts = [int(n) for n in args.streams.split(",")]
-    print(f"idle streams: {args.connections} connections from {args.clients} client "
+    print(f"idle streams: {args.connections or 'one per stream:'} connections from "
+          f"{args.clients} client "
           f"processes, {'a bare grpc.aio server' if args.bare else 'caas serve'}, "
           f"workers={args.workers}", flush=True)
     for count in counts:
+        connections = args.connections or count
         if args.bare:
             spawn = mp.get_context("spawn")
             here, there = spawn.Pipe()
@@ -206,7 +209,7 @@ def main() -> None:
             server.start()
             address = f"127.0.0.1:{here.recv()}"
             step(address, server.pid, [(f"s{i}", "") for i in range(count)],
-                 args.connections, args.clients, args.hold)
+                 connections, args.clients, args.hold)
             server.kill()
             server.join()
             continue  # a fresh server per step, so each step's memory is its own
@@ -214,7 +217,7 @@ def main() -> None:
                 as server:
             people = asyncio.run(prepare(server.address, server.operator_token, count,
                                          args.group))
-            step(server.address, server.process.pid, people, args.connections,
+            step(server.address, server.process.pid, people, connections,
                  args.clients, args.hold)
 
 

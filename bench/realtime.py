@@ -153,10 +153,11 @@ def send(setup: Setup, senders: int, rate: float, seconds: float, results: Conne
 
 
 def step(setup: Setup, pgid: int, senders: int, rate: float, seconds: float,
-         receivers: int) -> dict[str, float]:
-    """One run at `rate`: its figures."""
+         receivers: int, streams: int) -> dict[str, float]:
+    """One run at `rate`, the first `streams` members holding a stream: its figures."""
     spawn = mp.get_context("spawn")
-    groups = [setup.members[i::receivers] for i in range(receivers)]
+    held = setup.members[:streams]
+    groups = [held[i::receivers] for i in range(receivers) if held[i::receivers]]
     links = []
     for streams in groups:
         ready_here, ready_there = spawn.Pipe()
@@ -189,11 +190,12 @@ def step(setup: Setup, pgid: int, senders: int, rate: float, seconds: float,
     q = statistics.quantiles(latencies, n=1000) if len(latencies) > 1 else [0.0] * 999
     return {"rate": rate, "sent": ok, "failed": failed, "elapsed": elapsed,
             "send_rate": ok / elapsed, "deliveries": delivered,
-            "lost": ok * len(setup.members) - delivered, "duplicated": duplicated,
+            "lost": ok * len(held) - delivered, "duplicated": duplicated,
             "delivery_rate": delivered / elapsed, "p50": q[499] * 1000, "p90": q[899] * 1000,
             "p99": q[989] * 1000, "max": max(latencies, default=0) * 1000,
             "server_cpu": cpu / elapsed * 100,
             "cpu_per_delivery": cpu / max(delivered, 1) * 1e6,
+            "cpu_per_send": cpu / max(ok, 1) * 1e6,
             "receivers_cpu": receivers_cpu / elapsed * 100}
 
 
@@ -206,6 +208,7 @@ def report(figures: dict[str, float]) -> None:
           f"p90 {figures['p90']:.1f} ms p99 {figures['p99']:.1f} ms "
           f"max {figures['max']:.0f} ms, server cpu {figures['server_cpu']:.0f}% of a core, "
           f"{figures['cpu_per_delivery']:.1f} µs per delivery "
+          f"({figures['cpu_per_send']:,.0f} µs per message sent) "
           f"(receivers {figures['receivers_cpu']:.0f}%)",
           flush=True)
 
@@ -221,6 +224,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--receivers", type=int, default=2, help="receiver processes")
+    parser.add_argument("--streams", type=int,
+                        help="members holding a stream (default: all; 0: the send side "
+                             "alone, to tell its cost from the deliveries')")
     args = parser.parse_args()
     print(machine_pace(), flush=True)
     members = args.members or (50 if args.scenario == "fanout" else 10)
@@ -234,7 +240,7 @@ def main() -> None:
                  else [float(r) for r in args.rates.split(",")])
         for rate in rates:
             figures = step(setup, server.process.pid, args.senders, rate, seconds,
-                           args.receivers)
+                           args.receivers, members if args.streams is None else args.streams)
             report(figures)
             if args.scenario == "throughput" and (figures["p99"] > 250 or figures["lost"] > 0
                                                   or figures["duplicated"] > 0):
