@@ -110,13 +110,13 @@ async def resolve(store: ConversationStore, principal: Principal, app_id: str,
                   conversation_id: str) -> Access:
     """The conversation as `principal` may see it; NOT_FOUND if they may not."""
     require_app(principal, app_id)
-    conversation = await store.get_conversation(app_id, conversation_id)
-    if conversation is None:
-        raise conversation_not_found(app_id, conversation_id)
     if isinstance(principal, AppBackend | Operator):
+        conversation = await store.get_conversation(app_id, conversation_id)
+        if conversation is None:
+            raise conversation_not_found(app_id, conversation_id)
         return Access(conversation, None, backend=True)
     assert isinstance(principal, User)
-    member = await store.get_member(app_id, conversation_id, principal.user_id)
-    if member is None and conversation.kind is not Kind.CHANNEL:
+    conversation, member = await store.get_access(app_id, conversation_id, principal.user_id)
+    if conversation is None or (member is None and conversation.kind is not Kind.CHANNEL):
         raise conversation_not_found(app_id, conversation_id)
     return Access(conversation, member, backend=False)

@@ -10,6 +10,7 @@ delete of its document; its members, messages, revisions and reactions are remov
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -293,6 +294,13 @@ class MongoConversationStore:
         doc = await self._members.find_one(
             {"_id": member_key(app_id, conversation_id, user_id), "app_id": app_id})
         return None if doc is None else member_from_doc(doc)
+
+    async def get_access(self, app_id: str, conversation_id: str, user_id: str
+                         ) -> tuple[Conversation | None, Member | None]:
+        conversation, member = await asyncio.gather(
+            self.get_conversation(app_id, conversation_id),
+            self.get_member(app_id, conversation_id, user_id))
+        return conversation, None if conversation is None else member
 
     async def get_memberships(self, app_id: str, user_id: str,
                               conversation_ids: Sequence[str]) -> dict[str, Member]:

@@ -251,6 +251,16 @@ class SqliteConversationStore:
         return await self._db.read(
             lambda conn: select_member(conn, app_id, conversation_id, user_id))
 
+    async def get_access(self, app_id: str, conversation_id: str, user_id: str
+                         ) -> tuple[Conversation | None, Member | None]:
+        def query(conn: sqlite3.Connection) -> tuple[Conversation | None, Member | None]:
+            conversation = select_conversation(conn, app_id, conversation_id)
+            if conversation is None:
+                return None, None
+            return conversation, select_member(conn, app_id, conversation_id, user_id)
+
+        return await self._db.read(query)
+
     async def get_memberships(self, app_id: str, user_id: str,
                               conversation_ids: Sequence[str]) -> dict[str, Member]:
         if not conversation_ids:

@@ -50,6 +50,11 @@ class ConversationStore(Protocol):
     async def get_member(self, app_id: str, conversation_id: str, user_id: str
                          ) -> Member | None: ...
 
+    async def get_access(self, app_id: str, conversation_id: str, user_id: str
+                         ) -> tuple[Conversation | None, Member | None]:
+        """The conversation (None if unknown or deleted) and the user's membership of
+        it, read together (what every call of a user into a conversation checks)."""
+
     async def get_memberships(self, app_id: str, user_id: str,
                               conversation_ids: Sequence[str]) -> dict[str, Member]:
         """The user's memberships among these conversations, by conversation id."""

@@ -28,6 +28,18 @@ async def test_create_with_members_and_read_back(stores: Stores) -> None:
     assert await stores.conversations.get_member("beta", "g1", "alice") is None
 
 
+async def test_access_reads_the_conversation_and_the_membership_together(
+        stores: Stores) -> None:
+    created = await make_group(stores, "g1", ["alice", "bob"])
+    found, membership = await stores.conversations.get_access("alpha", "g1", "bob")
+    assert found == created and membership is not None and membership.user_id == "bob"
+    found, membership = await stores.conversations.get_access("alpha", "g1", "carol")
+    assert found == created and membership is None  # not a member
+    assert await stores.conversations.get_access("beta", "g1", "bob") == (None, None)
+    assert await stores.conversations.delete_conversation("alpha", "g1", T0 + SECOND)
+    assert await stores.conversations.get_access("alpha", "g1", "bob") == (None, None)
+
+
 async def test_ids_are_unique_per_app(stores: Stores) -> None:
     await make_group(stores, "g1", ["alice", "bob"])
     with pytest.raises(StoreConflict):
