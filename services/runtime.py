@@ -37,7 +37,7 @@ from services.core.db.mongo import MongoDatabase
 from services.core.db.sqlite import SqliteDatabase
 from services.core.db.transient import store_outage
 from services.core.db.writes import WatchedEngine, WriteWatch
-from services.core.events import DomainEvent, EventBus, InProcessBus
+from services.core.events import EventBus, InProcessBus
 from services.core.health import SERVING, Background, Health
 from services.core.health_http import HealthRoutes
 from services.core.ids import new_id, new_secret
@@ -379,11 +379,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus)
     conversations = ConversationsActions(stores.conversations, stores.users, clock, settings)
 
-    async def wake_streams(event: DomainEvent) -> None:
-        if event.conversation_id:
-            fanout.wake(event.app_id)
-
-    bus.subscribe(wake_streams)
+    stores.events.watch_commits(fanout.deliver)
     outbox = (Outbox(settings, stores, bus, clock, background, health, recorded,
                      tracing.tracer("caas.kafka"))
               if settings.kafka_bootstrap else None)

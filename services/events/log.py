@@ -78,8 +78,16 @@ def leaves(event: LoggedEvent | DomainEvent, user_id: str) -> bool:
         event.type == "member.removed" and event.user_id == user_id)
 
 
+# Told the events of each commit, in position order, as soon as it is known committed.
+CommitListener = Callable[[Sequence["LoggedEvent"]], None]
+
+
 class EventLog(Protocol):
     async def migrate(self) -> None: ...
+
+    def watch_commits(self, listener: CommitListener) -> None:
+        """Tell `listener` the events of every commit of this process (so that the
+        streams get them without reading them back)."""
 
     async def head(self, app_id: str) -> Head:
         """The app's head, creating the log if the app has none yet."""

@@ -22,7 +22,16 @@ from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id
 from services.core.tracing import NO_TRACE, TraceHeaders, current_headers
-from services.events.log import Emit, Encoder, Head, Interval, LoggedEvent, joiners, leaves
+from services.events.log import (
+    CommitListener,
+    Emit,
+    Encoder,
+    Head,
+    Interval,
+    LoggedEvent,
+    joiners,
+    leaves,
+)
 
 T = TypeVar("T")
 
@@ -75,6 +84,7 @@ class MongoEventLog:
         self._bus = bus
         self._encode = encode
         self._traced = traced
+        self._listener: CommitListener | None = None
         self._heads = db.db["event_heads"]
         self._events = db.db["events"]
         self._memberships = db.db["event_memberships"]
@@ -88,22 +98,29 @@ class MongoEventLog:
         """Run `body` in one transaction; the events it emits are recorded in the same
         transaction and published on the bus after the commit."""
         events: list[DomainEvent] = []
+        logged: list[LoggedEvent] = []
         trace = current_headers() if self._traced else NO_TRACE
 
         async def tx(session: AsyncClientSession) -> T:
             events.clear()  # the driver may run the body again after a conflict
+            logged.clear()
             result = await body(session, events.append)
             if events:
-                await self._record(session, events, trace)
+                logged[:] = await self._record(session, events, trace)
             return result
 
         result = await self._mongo.transaction(tx)
+        if logged and self._listener is not None:
+            self._listener(logged)
         for event in events:
             await self._bus.publish(event)
         return result
 
+    def watch_commits(self, listener: CommitListener) -> None:
+        self._listener = listener
+
     async def _record(self, s: AsyncClientSession, events: Sequence[DomainEvent],
-                      trace: TraceHeaders) -> None:
+                      trace: TraceHeaders) -> list[LoggedEvent]:
         app_id = events[0].app_id
         assert all(e.app_id == app_id for e in events), "one transaction, one app"
         head = await self._heads.find_one_and_update(
@@ -137,6 +154,7 @@ class MongoEventLog:
                 await self._memberships.update_many(
                     selector, {"$set": {"to_position": position}}, session=s)
         await self._events.insert_many(docs, session=s)
+        return [_event(doc) for doc in docs]
 
     async def head(self, app_id: str) -> Head:
         doc = await self._heads.find_one_and_update(

@@ -12,7 +12,16 @@ from services.core.db.sqlite import Migration, SqliteDatabase
 from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id
 from services.core.tracing import NO_TRACE, TraceHeaders, current_headers
-from services.events.log import Emit, Encoder, Head, Interval, LoggedEvent, joiners, leaves
+from services.events.log import (
+    CommitListener,
+    Emit,
+    Encoder,
+    Head,
+    Interval,
+    LoggedEvent,
+    joiners,
+    leaves,
+)
 
 T = TypeVar("T")
 
@@ -72,6 +81,7 @@ class SqliteEventLog:
         self._bus = bus
         self._encode = encode
         self._traced = traced
+        self._listener: CommitListener | None = None
 
     async def migrate(self) -> None:
         await self._db.migrate("events", MIGRATIONS)
@@ -80,6 +90,7 @@ class SqliteEventLog:
         """Run `body` as one write transaction; the events it emits are recorded in the
         same transaction and published on the bus after the commit."""
         events: list[DomainEvent] = []
+        logged: list[LoggedEvent] = []
         # Read here: the transaction runs on the writer's thread, outside this context.
         trace = current_headers() if self._traced else NO_TRACE
 
@@ -87,29 +98,40 @@ class SqliteEventLog:
             events.clear()
             result = body(conn, events.append)
             if events:
-                self._record(conn, events, trace)
+                logged[:] = self._record(conn, events, trace)
             return result
 
         result = await self._db.write(tx, named=body)
+        if logged and self._listener is not None:
+            self._listener(logged)
         for event in events:
             await self._bus.publish(event)
         return result
 
+    def watch_commits(self, listener: CommitListener) -> None:
+        self._listener = listener
+
     def _record(self, conn: sqlite3.Connection, events: Sequence[DomainEvent],
-                trace: TraceHeaders) -> None:
+                trace: TraceHeaders) -> list[LoggedEvent]:
         app_id = events[0].app_id
         assert all(e.app_id == app_id for e in events), "one transaction, one app"
         last = conn.execute(
             "INSERT INTO event_heads VALUES (?, ?, ?, 0) ON CONFLICT (app_id)"
             " DO UPDATE SET position = position + excluded.position RETURNING position",
             (app_id, new_id(), len(events))).fetchone()[0]
+        logged = []
         for position, event in enumerate(events, start=last - len(events) + 1):
             joined = joiners(event)
+            payload = self._encode(event, position)
+            at = to_ms(event.time)
             conn.execute(
                 f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (app_id, position, event.conversation_id, event.type, event.user_id,
-                 int(event.private), to_ms(event.time), self._encode(event, position),
+                 int(event.private), at, payload,
                  ",".join(joined), trace.traceparent or None, trace.tracestate or None))
+            logged.append(LoggedEvent(app_id, position, event.conversation_id, event.type,
+                                      event.user_id, event.private, from_ms(at), payload,
+                                      joined, trace))
             conn.executemany("INSERT OR IGNORE INTO event_memberships VALUES (?, ?, ?, ?, NULL)",
                              [(app_id, u, event.conversation_id, position) for u in joined])
             if leaves(event, event.user_id):
@@ -119,6 +141,7 @@ class SqliteEventLog:
                     f" AND conversation_id = ? AND to_position IS NULL{who}",
                     (position, app_id, event.conversation_id,
                      *([] if not who else [event.user_id])))
+        return logged
 
     async def head(self, app_id: str) -> Head:
         def query(conn: sqlite3.Connection) -> Head | None:

@@ -1,9 +1,11 @@
 """Live fan-out of an app's events to the streams connected to this process.
 
-One `Feed` per app with local streams tails the app's event log in position order
-(woken after each local commit, by other processes through the `Fanout`, and by a
-short poll as a safety net), and offers each event to the
-streams that may see it. Each event is encoded once, as the bytes of a whole
+One `Feed` per app with local streams follows the app's event log in position order
+and offers each event to the streams that may see it. The events of each commit reach
+it straight from the committing process (this one's, or another's through the
+`Fanout`): while they continue its cursor without a gap it dispatches them as they
+are; after a gap, a wake without events, or its short poll (the safety net), it reads
+the log from its cursor. Each event is encoded once, as the bytes of a whole
 `SubscribeResponse`, and the same bytes go to every stream.
 
 A stream starts by registering with the feed (from then on it receives every event
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from services.core.errors import limit_exceeded
@@ -274,14 +277,16 @@ class Feed:
         self._heartbeat = heartbeat
         # How often the feed polls the log and looks for streams due a heartbeat.
         self._tick = min(POLL_SECONDS, heartbeat / 4)
-        # Reads of the log are at least this far apart: under load, the events of the
-        # commits in between go to each stream together, in one write (a stream's
-        # writes, not its events, are what a delivery costs most).
+        # Rounds (dispatching what arrived, reading the log) are at least this far apart:
+        # under load, the events of the commits in between go to each stream together,
+        # in one write (a stream's writes, not its events, are what a delivery costs most).
         self._window = window
         self._catching_up: set[Subscriber] = set()
         self._by_conversation: dict[str, set[Subscriber]] = {}
         self._by_user: dict[str, set[Subscriber]] = {}
         self._wakeup = asyncio.Event()
+        self._arrived: list[LoggedEvent] = []  # committed events handed over, not read
+        self._read = True  # whether the next round reads the log
         self._ticker: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -319,7 +324,28 @@ class Feed:
                     del index[key]
 
     def wake(self) -> None:
+        """The log has new events: read it."""
+        self._read = True
         self._wakeup.set()
+
+    def take(self, events: Sequence[LoggedEvent]) -> None:
+        """Committed events of the app, in position order (from any process)."""
+        self._arrived.extend(events)
+        self._wakeup.set()
+
+    def _dispatch_arrived(self) -> None:
+        """Dispatch the events handed over that continue the cursor; read the log next
+        if any is left beyond a gap."""
+        arrived, self._arrived = self._arrived, []
+        if len(arrived) > 1 and any(a.position > b.position
+                                    for a, b in itertools.pairwise(arrived)):
+            arrived.sort(key=lambda e: e.position)  # commits of several processes
+        for event in arrived:
+            if event.position == self.cursor + 1:
+                self.dispatch(event)
+            elif event.position > self.cursor:  # a gap: the log has the events between
+                self._read = True
+                return
 
     def dispatch(self, event: LoggedEvent) -> None:
         item = event_item(self.log_id, event)  # once, for every stream
@@ -352,7 +378,7 @@ class Feed:
         for subs in self._by_user.values():
             for sub in subs:  # a heartbeat at the latest one interval after the last item
                 sub.beat_if_idle(now, self._heartbeat - self._tick)
-        self._wakeup.set()  # and poll the log: a wake from another process may be lost
+        self.wake()  # and poll the log: a wake from another process may be lost
 
     def _schedule_tick(self) -> None:
         self._ticker = asyncio.get_running_loop().call_later(self._tick, self._tick_now)
@@ -371,14 +397,18 @@ class Feed:
 
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
-        last_read = -self._window
+        last_round = -self._window
         while True:
             await self._wakeup.wait()
-            early = last_read + self._window - loop.time()
-            if early > 0:  # read at the window's end: what commits meanwhile comes along
+            early = last_round + self._window - loop.time()
+            if early > 0:  # a round at the window's end: what commits meanwhile comes along
                 await asyncio.sleep(early)
             self._wakeup.clear()
-            last_read = loop.time()
+            last_round = loop.time()
+            self._dispatch_arrived()
+            if not self._read:
+                continue
+            self._read = False
             try:
                 while True:
                     batch = await self._events.read(self.app_id, self.cursor, PAGE)
@@ -387,6 +417,7 @@ class Feed:
                     if len(batch) < PAGE:
                         break
             except Exception:  # a store outage: streams wait, heartbeats go on
+                self._read = True
                 log.warning("reading the event log of %s failed", self.app_id, exc_info=True)
 
 
@@ -460,6 +491,12 @@ class Hub:
         feed = self._feeds.get(app_id)
         if feed is not None:
             feed.wake()
+
+    def deliver(self, app_id: str, events: Sequence[LoggedEvent]) -> None:
+        """Committed events of the app (in position order), for its feed if any."""
+        feed = self._feeds.get(app_id)
+        if feed is not None:
+            feed.take(events)
 
     def signal(self, app_id: str, conversation_ids: list[str], item: bytes, sender: str
                ) -> None:
