@@ -153,8 +153,9 @@ def send(setup: Setup, senders: int, rate: float, seconds: float, results: Conne
 
 
 def step(setup: Setup, pgid: int, senders: int, rate: float, seconds: float,
-         receivers: int, streams: int) -> dict[str, float]:
-    """One run at `rate`, the first `streams` members holding a stream: its figures."""
+         receivers: int, streams: int | None = None) -> dict[str, float]:
+    """One run at `rate`, the first `streams` members (all: None) holding a stream: its
+    figures."""
     spawn = mp.get_context("spawn")
     held = setup.members[:streams]
     groups = [held[i::receivers] for i in range(receivers) if held[i::receivers]]
@@ -240,7 +241,7 @@ def main() -> None:
                  else [float(r) for r in args.rates.split(",")])
         for rate in rates:
             figures = step(setup, server.process.pid, args.senders, rate, seconds,
-                           args.receivers, members if args.streams is None else args.streams)
+                           args.receivers, args.streams)
             report(figures)
             if args.scenario == "throughput" and (figures["p99"] > 250 or figures["lost"] > 0
                                                   or figures["duplicated"] > 0):
