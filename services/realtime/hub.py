@@ -266,7 +266,8 @@ class Subscriber:
 
 
 class Feed:
-    """An app's events, read once from the log, offered to this process's streams."""
+    """An app's events, as their commits hand them over (or read once from the log),
+    offered to this process's streams."""
 
     def __init__(self, app_id: str, log_id: str, cursor: int, events: EventLog,
                  heartbeat: float, window: float = 0.0) -> None:
