@@ -105,8 +105,7 @@ def main() -> None:
                                             args.seconds, 8))
                 figures = step(setups[name], server.process.pid, 5, FANOUT_RATE,
                                args.seconds, 2)
-                per_delivery = (figures["server_cpu"] / 100 * figures["elapsed"]
-                                / max(figures["deliveries"], 1))
+                per_delivery = figures["cpu_per_delivery"] / 1e6  # seconds
                 print(f"round {round_number or 'warm-up'} {name:>20}: "
                       f"{sends.cpu_per_send * 1e6:6.0f} us/send "
                       f"({len(sends.latencies) / sends.elapsed:,.0f} sends/s), "

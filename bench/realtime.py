@@ -201,16 +201,17 @@ def step(setup: Setup, pgid: int, senders: int, rate: float, seconds: float,
 
 
 def report(figures: dict[str, float]) -> None:
+    per_delivery = (f"{figures['cpu_per_delivery']:.1f} µs per delivery, "
+                    if figures["deliveries"] else "")
     print(f"rate {figures['rate']:>6.0f}/s: sent {figures['sent']:.0f} "
           f"({figures['send_rate']:,.0f}/s, {figures['failed']:.0f} failed), "
           f"deliveries {figures['deliveries']:,.0f} ({figures['delivery_rate']:,.0f}/s), "
           f"lost {figures['lost']:.0f}, duplicated {figures['duplicated']:.0f}, "
           f"latency p50 {figures['p50']:.1f} ms "
           f"p90 {figures['p90']:.1f} ms p99 {figures['p99']:.1f} ms "
-          f"max {figures['max']:.0f} ms, server cpu {figures['server_cpu']:.0f}% of a core, "
-          f"{figures['cpu_per_delivery']:.1f} µs per delivery "
-          f"({figures['cpu_per_send']:,.0f} µs per message sent) "
-          f"(receivers {figures['receivers_cpu']:.0f}%)",
+          f"max {figures['max']:.0f} ms, server cpu {figures['server_cpu']:.0f}% of a core "
+          f"({per_delivery}{figures['cpu_per_send']:,.0f} µs per message sent; "
+          f"receivers {figures['receivers_cpu']:.0f}%)",
           flush=True)
 
 
