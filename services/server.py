@@ -36,7 +36,7 @@ from services.messages.servicer import MessagesServicer
 from services.realtime.servicer import RealtimeServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
 from services.search.servicer import SearchServicer
-from services.standard import add_standard_services
+from services.standard import MethodTable, add_standard_services
 from services.users.servicer import UsersServicer
 from services.webhooks.servicer import WebhooksServicer
 
@@ -187,11 +187,12 @@ class Server:
             ("grpc.enable_channelz", 0),
         ])
         names = []
+        table = MethodTable()
         for descriptor, servicer in services(runtime):
-            server.add_registered_method_handlers(  # type: ignore[attr-defined]
-                descriptor.full_name, runtime.gateway.handlers(descriptor, servicer))
+            table.add(descriptor.full_name, runtime.gateway.handlers(descriptor, servicer))
             names.append(descriptor.full_name)
-        health_servicer = add_standard_services(server, names)
+        health_servicer = add_standard_services(table, names)
+        server.add_generic_rpc_handlers((table,))
         try:
             port = server.add_insecure_port(settings.listen)
         except RuntimeError as exc:

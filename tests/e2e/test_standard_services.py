@@ -47,3 +47,15 @@ async def test_health_list_names_every_service(client: Client) -> None:
     names = ["", *(s.full_name for s in contract_services())]
     assert {name: listed.statuses[name].status for name in names} == dict.fromkeys(
         names, serving)
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("method", [
+    "/caas.apps.v1.AppsService/NoSuchMethod",  # a method a served service lacks
+    "/caas.nothing.v1.NothingService/Get",  # a service not served
+    "/grpc.health.v1.Health/Check/extra",
+])
+async def test_a_method_not_served_is_unimplemented(client: Client, method: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await client.channel.unary_unary(method)(b"", timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
