@@ -83,7 +83,7 @@ def handlers(service: pb_descriptor.ServiceDescriptor, servicer: object
     return {m.name: _handler(m, getattr(servicer, m.name)) for m in service.methods}
 
 
-class MethodTable(grpc.GenericRpcHandler):
+class MethodTable(grpc.GenericRpcHandler):  # type: ignore[type-arg]
     """Every method a server serves, found with one dictionary lookup per call.
 
     Not grpcio's registered methods (`add_registered_method_handlers`): its asyncio
@@ -102,7 +102,7 @@ class MethodTable(grpc.GenericRpcHandler):
 
     def service(self, handler_call_details: grpc.HandlerCallDetails
                 ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        return self._handlers.get(handler_call_details.method)  # type: ignore[attr-defined]
+        return self._handlers.get(handler_call_details.method)
 
 
 def add_standard_services(table: MethodTable, names: Sequence[str]) -> HealthServicer:

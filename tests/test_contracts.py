@@ -6,6 +6,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from buf.validate import validate_pb2
+from caas.apps.v1 import resources_pb2 as apps_res
 from caas.errors.v1 import errors_pb2
 from caas.type.v1 import access_pb2
 from google.api import annotations_pb2
@@ -35,6 +37,27 @@ def test_every_rpc_has_an_http_rule_and_an_access_policy(
     assert rule.WhichOneof("pattern") is not None, "needs a google.api.http annotation"
     assert getattr(rule, rule.WhichOneof("pattern")).startswith("/v1/")
     assert list(options.Extensions[access_pb2.access].allow), "needs a caas.type.v1.access policy"
+
+
+def _key_scopes() -> set[str]:
+    """The scopes an API key may hold: the `in` rule of `ApiKey.scopes`."""
+    rules = apps_res.ApiKey.DESCRIPTOR.fields_by_name["scopes"].GetOptions().Extensions[
+        validate_pb2.field]
+    return set(getattr(rules.repeated.items.string, "in"))
+
+
+def test_the_scope_catalogue_is_read() -> None:
+    assert {"*", "messages:write", "moderation"} <= _key_scopes()
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.full_name)
+def test_every_rpc_open_to_api_keys_names_a_known_scope(
+        method: pb_descriptor.MethodDescriptor) -> None:
+    policy = method.GetOptions().Extensions[access_pb2.access]
+    if access_pb2.PRINCIPAL_API_KEY in policy.allow:
+        assert policy.api_key_scope in _key_scopes() - {"*"}
+    else:
+        assert not policy.api_key_scope, "a scope for an RPC that API keys cannot call"
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.full_name)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from services.apps.models import KEEP, ApiKey, App, Keep, api_key_secret
 from services.apps.store import AppStore
 from services.core.cache import TtlCache
-from services.core.clock import Clock, to_ms
+from services.core.clock import Clock, to_ms, truncate_ms
 from services.core.errors import (
     FieldViolation,
     InvalidArgument,
@@ -21,7 +21,7 @@ from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id, new_secret, secret_hash
 from services.core.names import api_key_name, app_name
 from services.core.pagination import Page, make_page, page_request, time_id_position
-from services.core.principal import Operator, Principal, require_app
+from services.core.principal import FULL_SCOPE, AppBackend, Operator, Principal, require_app
 from services.core.settings import Plan, Settings
 
 
@@ -36,6 +36,23 @@ def _whole_ms(retention: timedelta | None) -> timedelta | None:
     if retention is None:
         return None
     return timedelta(milliseconds=retention // timedelta(milliseconds=1))
+
+
+def check_no_escalation(creator: AppBackend, scopes: frozenset[str],
+                        expire_time: datetime | None) -> None:
+    """PERMISSION_DENIED (`API_KEY_SCOPE_ESCALATION`) unless a key with `scopes`, expiring
+    at `expire_time`, can do no more than `creator` and lives no longer."""
+    beyond = sorted(s for s in scopes if not creator.has_scope(s))
+    if beyond:
+        raise PermissionDenied("API_KEY_SCOPE_ESCALATION",
+                               f"an API key cannot grant a scope it lacks: {', '.join(beyond)}",
+                               metadata={"scope": beyond[0]})
+    if creator.expire_time is not None and (expire_time is None
+                                            or expire_time > creator.expire_time):
+        raise PermissionDenied(
+            "API_KEY_SCOPE_ESCALATION", "a key created by an expiring key must expire no "
+            f"later than it ({creator.expire_time.isoformat()})",
+            metadata={"expire_time": creator.expire_time.isoformat()})
 
 
 def check_operator(principal: Principal) -> None:
@@ -61,10 +78,12 @@ class AppsActions:
                 field_violations=(FieldViolation("app.plan", f"must be one of: {known}"),))
         return chosen
 
-    def _new_key(self, app_id: str, display_name: str) -> NewApiKey:
+    def _new_key(self, app_id: str, display_name: str, scopes: frozenset[str] = FULL_SCOPE,
+                 expire_time: datetime | None = None) -> NewApiKey:
         key_id = new_id()
         secret = api_key_secret(app_id, key_id, new_secret())
-        key = ApiKey(app_id, key_id, display_name, secret_hash(secret), self._clock.now())
+        key = ApiKey(app_id, key_id, display_name, secret_hash(secret), self._clock.now(),
+                     scopes=scopes, expire_time=expire_time)
         return NewApiKey(key, secret)
 
     async def do_create_app(self, principal: Principal, app_id: str, display_name: str,
@@ -117,10 +136,17 @@ class AppsActions:
         await self._bus.publish(DomainEvent("app.updated", app_id, now))
         return app
 
-    async def do_create_api_key(self, principal: Principal, app_id: str, display_name: str
-                                ) -> NewApiKey:
+    async def do_create_api_key(self, principal: Principal, app_id: str, display_name: str,
+                                scopes: frozenset[str] = frozenset(),
+                                expire_time: datetime | None = None) -> NewApiKey:
+        """A new key with `scopes` (none: every scope) that expires at `expire_time`
+        (None: never). A key creating one grants no scope it lacks, and no longer life."""
+        scopes = scopes or FULL_SCOPE
+        expire_time = None if expire_time is None else truncate_ms(expire_time)
+        if isinstance(principal, AppBackend):
+            check_no_escalation(principal, scopes, expire_time)
         await self.get_app(principal, app_id)
-        new = self._new_key(app_id, display_name)
+        new = self._new_key(app_id, display_name, scopes, expire_time)
         await self._store.create_api_key(new.key)
         await self._bus.publish(DomainEvent("api_key.created", app_id, new.key.create_time,
                                             {"api_key": new.key.key_id}))

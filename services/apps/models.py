@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from services.core.principal import FULL_SCOPE
+
 API_KEY_PREFIX = "caask_"
 
 
@@ -38,10 +40,16 @@ class ApiKey:
     secret_hash: str
     create_time: datetime
     revoke_time: datetime | None = None
+    scopes: frozenset[str] = FULL_SCOPE  # keys from before scopes existed: every scope
+    expire_time: datetime | None = None  # None: never
 
     @property
     def active(self) -> bool:
+        """Not revoked (whether it expired depends on the time: `expired`)."""
         return self.revoke_time is None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expire_time is not None and self.expire_time <= now
 
     @property
     def secret_hint(self) -> str:

@@ -14,6 +14,7 @@ from services.apps.store import Position
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
 from services.core.errors import StoreConflict
+from services.core.principal import FULL_SCOPE
 
 
 async def _v1(db: AsyncDatabase[Document]) -> None:
@@ -48,12 +49,15 @@ def _key_doc(key: ApiKey) -> Document:
     # _id joins app and key id: a key is only ever found through its app.
     return {"_id": f"{key.app_id}/{key.key_id}", "app_id": key.app_id, "key_id": key.key_id,
             "display_name": key.display_name, "secret_hash": key.secret_hash,
-            "create_time": key.create_time, "revoke_time": key.revoke_time}
+            "create_time": key.create_time, "revoke_time": key.revoke_time,
+            "scopes": sorted(key.scopes), "expire_time": key.expire_time}
 
 
 def _key(doc: Document) -> ApiKey:
+    # Keys stored before scopes existed have none recorded: they keep every scope.
     return ApiKey(doc["app_id"], doc["key_id"], doc["display_name"], doc["secret_hash"],
-                  doc["create_time"], doc.get("revoke_time"))
+                  doc["create_time"], doc.get("revoke_time"),
+                  frozenset(doc.get("scopes", FULL_SCOPE)), doc.get("expire_time"))
 
 
 class MongoAppStore:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from caas.apps.v1 import apps_service_pb2 as pb
 from caas.apps.v1 import resources_pb2 as res
 
 from services.apps.actions import AppsActions
 from services.apps.models import KEEP, ApiKey, App
+from services.core.clock import Clock
 from services.core.names import api_key_name, app_name, parse_api_key, parse_app
 from services.core.protoconv import duration, duration_or_none, timestamp
 from services.gateway.gateway import Call
@@ -18,23 +21,31 @@ def app_proto(app: App) -> res.App:
                    media_retention=duration(app.media_retention))
 
 
-def api_key_proto(key: ApiKey) -> res.ApiKey:
+def api_key_proto(key: ApiKey, now: datetime) -> res.ApiKey:
+    if not key.active:
+        state = res.ApiKey.STATE_REVOKED
+    elif key.expired(now):
+        state = res.ApiKey.STATE_EXPIRED
+    else:
+        state = res.ApiKey.STATE_ACTIVE
     return res.ApiKey(
         name=api_key_name(key.app_id, key.key_id), display_name=key.display_name,
-        secret_hint=key.secret_hint,
-        state=res.ApiKey.STATE_ACTIVE if key.active else res.ApiKey.STATE_REVOKED,
-        create_time=timestamp(key.create_time), revoke_time=timestamp(key.revoke_time))
+        secret_hint=key.secret_hint, state=state, create_time=timestamp(key.create_time),
+        revoke_time=timestamp(key.revoke_time), scopes=sorted(key.scopes),
+        expire_time=timestamp(key.expire_time))
 
 
 class AppsServicer:
-    def __init__(self, actions: AppsActions) -> None:
+    def __init__(self, actions: AppsActions, clock: Clock) -> None:
         self._actions = actions
+        self._clock = clock
 
     async def CreateApp(self, request: pb.CreateAppRequest, call: Call) -> pb.CreateAppResponse:
         app, first = await self._actions.do_create_app(
             call.principal, request.app_id, request.app.display_name, request.app.plan,
             duration_or_none(request.app, "media_retention"))
-        return pb.CreateAppResponse(app=app_proto(app), api_key=api_key_proto(first.key),
+        return pb.CreateAppResponse(app=app_proto(app),
+                                    api_key=api_key_proto(first.key, app.create_time),
                                     api_key_secret=first.secret)
 
     async def GetApp(self, request: pb.GetAppRequest, call: Call) -> pb.GetAppResponse:
@@ -60,20 +71,25 @@ class AppsServicer:
 
     async def CreateApiKey(self, request: pb.CreateApiKeyRequest, call: Call
                            ) -> pb.CreateApiKeyResponse:
+        api_key = request.api_key
         new = await self._actions.do_create_api_key(
-            call.principal, parse_app(request.parent, "parent"), request.api_key.display_name)
-        return pb.CreateApiKeyResponse(api_key=api_key_proto(new.key), secret=new.secret)
+            call.principal, parse_app(request.parent, "parent"), api_key.display_name,
+            frozenset(api_key.scopes),
+            api_key.expire_time.ToDatetime(UTC) if api_key.HasField("expire_time") else None)
+        return pb.CreateApiKeyResponse(api_key=api_key_proto(new.key, self._clock.now()),
+                                       secret=new.secret)
 
     async def ListApiKeys(self, request: pb.ListApiKeysRequest, call: Call
                           ) -> pb.ListApiKeysResponse:
         page = await self._actions.list_api_keys(
             call.principal, parse_app(request.parent, "parent"), request.page_size,
             request.page_token)
-        return pb.ListApiKeysResponse(api_keys=[api_key_proto(k) for k in page.items],
+        now = self._clock.now()
+        return pb.ListApiKeysResponse(api_keys=[api_key_proto(k, now) for k in page.items],
                                       next_page_token=page.next_page_token)
 
     async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, call: Call
                            ) -> pb.RevokeApiKeyResponse:
         app_id, key_id = parse_api_key(request.name)
         key = await self._actions.do_revoke_api_key(call.principal, app_id, key_id)
-        return pb.RevokeApiKeyResponse(api_key=api_key_proto(key))
+        return pb.RevokeApiKeyResponse(api_key=api_key_proto(key, self._clock.now()))

@@ -26,10 +26,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     # NULL: the server's default retention.
     ("ALTER TABLE apps ADD COLUMN media_retention_ms INTEGER",),
+    # Scopes, space-separated: the keys that exist keep every scope. NULL: no expiry.
+    ("ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT '*'",
+     "ALTER TABLE api_keys ADD COLUMN expire_time INTEGER"),
 )
 
 _APP_COLUMNS = "app_id, display_name, plan, create_time, update_time, media_retention_ms"
-_KEY_COLUMNS = "app_id, key_id, display_name, secret_hash, create_time, revoke_time"
+_KEY_COLUMNS = ("app_id, key_id, display_name, secret_hash, create_time, revoke_time,"
+                " scopes, expire_time")
 
 
 def _app(row: tuple[str, str, str, int, int, int | None]) -> App:
@@ -44,15 +48,18 @@ def _from_ms(value: int | None) -> timedelta | None:
     return None if value is None else timedelta(milliseconds=value)
 
 
-def _key(row: tuple[str, str, str, str, int, int | None]) -> ApiKey:
-    return ApiKey(row[0], row[1], row[2], row[3], from_ms(row[4]), opt_from_ms(row[5]))
+def _key(row: tuple[str, str, str, str, int, int | None, str, int | None]) -> ApiKey:
+    return ApiKey(row[0], row[1], row[2], row[3], from_ms(row[4]), opt_from_ms(row[5]),
+                  frozenset(row[6].split()), opt_from_ms(row[7]))
 
 
 def _insert_key(conn: sqlite3.Connection, key: ApiKey) -> None:
     conn.execute(
-        f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (key.app_id, key.key_id, key.display_name, key.secret_hash, to_ms(key.create_time),
-         None if key.revoke_time is None else to_ms(key.revoke_time)))
+         None if key.revoke_time is None else to_ms(key.revoke_time),
+         " ".join(sorted(key.scopes)),
+         None if key.expire_time is None else to_ms(key.expire_time)))
 
 
 class SqliteAppStore:

@@ -65,20 +65,24 @@ class CredentialAuthenticator:
 
     async def _api_key(self, secret: str) -> AppBackend:
         digest = secret_hash(secret)
-        cached = self._api_keys.get(digest)
-        if cached is not None:
-            return cached
-        named = split_api_key_secret(secret)
-        revocations = self._revocations
-        key = None if named is None else await self._apps.get_api_key(*named)
-        if key is None or not same_secret(key.secret_hash, digest):
-            raise Unauthenticated("API_KEY_INVALID", "API key rejected")
-        if not key.active:
-            raise Unauthenticated("API_KEY_REVOKED", "API key revoked",
-                                  metadata={"api_key": key.key_id})
-        principal = AppBackend(key.app_id, key.key_id)
-        if revocations == self._revocations:
-            self._api_keys.put(digest, principal)
+        principal = self._api_keys.get(digest)
+        if principal is None:
+            named = split_api_key_secret(secret)
+            revocations = self._revocations
+            key = None if named is None else await self._apps.get_api_key(*named)
+            if key is None or not same_secret(key.secret_hash, digest):
+                raise Unauthenticated("API_KEY_INVALID", "API key rejected")
+            if not key.active:
+                raise Unauthenticated("API_KEY_REVOKED", "API key revoked",
+                                      metadata={"api_key": key.key_id})
+            principal = AppBackend(key.app_id, key.key_id, key.scopes, key.expire_time)
+            if revocations == self._revocations:
+                self._api_keys.put(digest, principal)
+        expire_time = principal.expire_time
+        if expire_time is not None and expire_time <= self._clock.now():
+            raise Unauthenticated("API_KEY_EXPIRED", "API key expired",
+                                  metadata={"api_key": principal.key_id,
+                                            "expire_time": expire_time.isoformat()})
         return principal
 
     async def _access_token(self, token: str) -> User:

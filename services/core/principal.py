@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.core.errors import PermissionDenied
+
+ALL_SCOPES = "*"  # an API key scope that grants every other
+FULL_SCOPE = frozenset({ALL_SCOPES})
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,10 +23,16 @@ class Operator:
 
 @dataclass(frozen=True, slots=True)
 class AppBackend:
-    """An app's own backend, authenticated by one of the app's API keys."""
+    """An app's own backend, authenticated by one of the app's API keys: what the key
+    may do (`caas.apps.v1.ApiKey.scopes`) and until when."""
 
     app_id: str
     key_id: str
+    scopes: frozenset[str] = FULL_SCOPE
+    expire_time: datetime | None = None
+
+    def has_scope(self, scope: str) -> bool:
+        return ALL_SCOPES in self.scopes or scope in self.scopes
 
 
 @dataclass(frozen=True, slots=True)

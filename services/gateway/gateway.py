@@ -154,6 +154,15 @@ StreamHandler = Callable[[Any, Call], AsyncIterator[Message | bytes]]
 _Result = TypeVar("_Result")
 
 
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """An RPC's `caas.type.v1.access` option: the principals it accepts, and the scope
+    an API key needs."""
+
+    principals: frozenset[int]
+    api_key_scope: str
+
+
 class Malformed:
     """Stands for a request whose bytes do not parse as its message type."""
 
@@ -273,21 +282,24 @@ class Gateway:
                 raise TypeError(f"{method.full_name}: client-streaming and bidirectional "
                                 "RPCs are not served")
             name = f"{service.full_name}/{method.name}"
-            allowed = frozenset(policy.allow)
+            if access_pb2.PRINCIPAL_API_KEY in policy.allow and not policy.api_key_scope:
+                raise TypeError(f"{method.full_name} allows API keys but names no "
+                                "api_key_scope")
+            access = Policy(frozenset(policy.allow), policy.api_key_scope)
             parse = deserializer(GetMessageClass(method.input_type))
             serialize = GetMessageClass(method.output_type).SerializeToString
             if method.server_streaming:
                 handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                    self._server_stream(name, allowed, implementation,
+                    self._server_stream(name, access, implementation,
                                         _error_item(method.output_type)),
                     request_deserializer=parse, response_serializer=_pass_bytes(serialize))
             else:
                 handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                    self._unary(name, allowed, implementation),
+                    self._unary(name, access, implementation),
                     request_deserializer=parse, response_serializer=serialize)
         return handlers
 
-    def _unary(self, method: str, allowed: frozenset[int], handler: Handler
+    def _unary(self, method: str, access: Policy, handler: Handler
                ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]:
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
             async def respond(call: Call, state: _CallState) -> Message:
@@ -297,7 +309,7 @@ class Gateway:
 
             self._unary_calls += 1
             try:
-                return await self._serve(method, allowed, request, context, respond)
+                return await self._serve(method, access, request, context, respond)
             finally:
                 self._unary_calls -= 1
 
@@ -305,7 +317,7 @@ class Gateway:
             return _traced(self._tracer, method, behavior)
         return behavior
 
-    def _server_stream(self, method: str, allowed: frozenset[int], handler: StreamHandler,
+    def _server_stream(self, method: str, access: Policy, handler: StreamHandler,
                        error_item: Callable[[status_pb2.Status], bytes]
                        ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]:
         # A coroutine that writes with `context.write` rather than an async generator
@@ -315,7 +327,7 @@ class Gateway:
             async def respond(call: Call, state: _CallState) -> None:
                 await self._relay(handler(request, call), context, state)
 
-            await self._serve(method, allowed, request, context, respond, error_item)
+            await self._serve(method, access, request, context, respond, error_item)
 
         if self._tracer is not None:
             return _traced(self._tracer, method, behavior)
@@ -374,7 +386,7 @@ class Gateway:
             return _shutting_down("reconnect")
         return asyncio.CancelledError()
 
-    async def _serve(self, method: str, allowed: frozenset[int], request: Any,
+    async def _serve(self, method: str, access: Policy, request: Any,
                      context: grpc.aio.ServicerContext[Any, Any],
                      respond: Callable[[Call, _CallState], Awaitable[_Result]],
                      error_item: Callable[[status_pb2.Status], bytes] | None = None
@@ -398,7 +410,7 @@ class Gateway:
         if metrics is not None:
             metrics.started(method)
         try:
-            await self._admit(state, method, allowed, authorization, request)
+            await self._admit(state, method, access, authorization, request)
             authorization = None  # not held for the life of a stream (a token: ~0.4 KiB)
             result = await respond(Call(state.principal, request_id, method, context,
                                         state.charge_user), state)
@@ -441,17 +453,17 @@ class Gateway:
                 metrics.finished(method, status, time.perf_counter() - started)
             _log_access(method, status, started, request_id, state.principal)
 
-    async def _admit(self, state: _CallState, method: str, allowed: frozenset[int],
+    async def _admit(self, state: _CallState, method: str, access: Policy,
                      authorization: str | None, request: Any) -> None:
         """Everything between the wire and the servicer; raises the first refusal."""
         if self._draining:
             raise _shutting_down("retry")
         # Credentials sent to an RPC that takes none (RefreshSession) are ignored: an
         # expired access token must not stop the call that renews it.
-        if allowed != {access_pb2.PRINCIPAL_ANONYMOUS}:
+        if access.principals != {access_pb2.PRINCIPAL_ANONYMOUS}:
             state.principal = await self._authenticator.authenticate(_bearer(authorization))
         principal = state.principal
-        self._check_policy(method, allowed, principal)
+        self._check_policy(method, access, principal)
         if isinstance(principal, AppBackend | User):
             await state.charge(principal.app_id,
                                principal.user_id if isinstance(principal, User) else None)
@@ -461,15 +473,19 @@ class Gateway:
         self._validator.check(request)
 
     @staticmethod
-    def _check_policy(method: str, allowed: frozenset[int], principal: Principal) -> None:
-        if _PRINCIPALS[type(principal)] in allowed:
-            return
-        if isinstance(principal, Anonymous):
-            raise Unauthenticated("CREDENTIALS_MISSING",
-                                  "this RPC needs credentials: `authorization: Bearer <…>`")
-        raise PermissionDenied("PRINCIPAL_NOT_ALLOWED",
-                               f"{method} does not accept {_KIND[type(principal)]} credentials",
-                               metadata={"method": method})
+    def _check_policy(method: str, access: Policy, principal: Principal) -> None:
+        if _PRINCIPALS[type(principal)] not in access.principals:
+            if isinstance(principal, Anonymous):
+                raise Unauthenticated("CREDENTIALS_MISSING",
+                                      "this RPC needs credentials: `authorization: Bearer <…>`")
+            raise PermissionDenied("PRINCIPAL_NOT_ALLOWED",
+                                   f"{method} does not accept {_KIND[type(principal)]} "
+                                   "credentials", metadata={"method": method})
+        if isinstance(principal, AppBackend) and not principal.has_scope(access.api_key_scope):
+            raise PermissionDenied("API_KEY_SCOPE_MISSING",
+                                   f"this API key lacks the scope {access.api_key_scope!r} "
+                                   f"that {method} needs",
+                                   metadata={"scope": access.api_key_scope, "method": method})
 
     async def consume(self, method: str, app_id: str, user_id: str | None, *,
                        with_app: bool) -> Verdict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,5 +105,35 @@ async def test_unknown_refresh_tokens_never_wait_for_the_writer(tmp_path: Path) 
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
+    finally:
+        await runtime.close()
+
+
+class MovableClock:
+    def __init__(self, now: datetime) -> None:
+        self.moment = now
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+async def test_an_api_key_stops_at_its_expiry_even_when_cached(tmp_path: Path) -> None:
+    clock = MovableClock(datetime(2026, 12, 1, tzinfo=UTC))
+    settings = load_settings(data_dir=tmp_path, operator_token=TOKEN)
+    runtime = await build_runtime(settings, clock=clock)
+    try:
+        await runtime.apps.do_create_app(Operator(), "alpha", "Alpha", "")
+        expiry = clock.moment + timedelta(hours=1)
+        new = await runtime.apps.do_create_api_key(
+            Operator(), "alpha", "nightly job", frozenset({"messages:read"}), expiry)
+        backend = await runtime.authenticator.authenticate(new.secret)  # now cached
+        assert backend == AppBackend("alpha", new.key.key_id, frozenset({"messages:read"}),
+                                     expiry)
+        clock.moment = expiry - timedelta(milliseconds=1)
+        assert await runtime.authenticator.authenticate(new.secret) == backend
+        clock.moment = expiry
+        with pytest.raises(Unauthenticated) as refused:
+            await runtime.authenticator.authenticate(new.secret)
+        assert refused.value.reason == "API_KEY_EXPIRED"
     finally:
         await runtime.close()

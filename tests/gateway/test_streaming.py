@@ -33,8 +33,9 @@ FIELD = descriptor_pb2.FieldDescriptorProto
 
 
 def _test_file() -> descriptor_pool.DescriptorPool:
-    """caas.test.v1: TickService.Ticks (server streaming, users only) and
-    UploadService.Upload (client streaming)."""
+    """caas.test.v1: TickService.Ticks (server streaming, users only),
+    UploadService.Upload (client streaming), BareService.Bare and KeyService.Keyed
+    (open to API keys without a scope)."""
     pool = descriptor_pool.DescriptorPool()
     for dependency in (descriptor_pb2.DESCRIPTOR, access_pb2.DESCRIPTOR, any_pb2.DESCRIPTOR,
                        status_pb2.DESCRIPTOR):
@@ -55,12 +56,14 @@ def _test_file() -> descriptor_pool.DescriptorPool:
         name="n", number=1, type=FIELD.TYPE_INT32, label=FIELD.LABEL_OPTIONAL)
     for service, method, client_streaming, item in (
             ("TickService", "Ticks", False, "Tick"), ("UploadService", "Upload", True, "Tick"),
-            ("BareService", "Bare", False, "Bare")):
+            ("BareService", "Bare", False, "Bare"), ("KeyService", "Keyed", False, "Tick")):
         rpc = file.service.add(name=service).method.add(
             name=method, input_type=".caas.test.v1.TickRequest",
             output_type=f".caas.test.v1.{item}", server_streaming=True,
             client_streaming=client_streaming)
         rpc.options.Extensions[access_pb2.access].allow.append(access_pb2.PRINCIPAL_USER)
+        if service == "KeyService":  # open to API keys, and names no scope for them
+            rpc.options.Extensions[access_pb2.access].allow.append(access_pb2.PRINCIPAL_API_KEY)
     pool.Add(file)
     return pool
 
@@ -305,6 +308,16 @@ def test_client_streaming_rpcs_are_refused_at_startup() -> None:
     gateway = Gateway(UsersOnly(), InProcessRateLimiter(60), OnePlan(), RequestValidator())
     with pytest.raises(TypeError, match="client-streaming and bidirectional RPCs are not served"):
         gateway.handlers(POOL.FindServiceByName("caas.test.v1.UploadService"), Uploads())
+
+
+def test_an_rpc_open_to_api_keys_without_a_scope_is_refused_at_startup() -> None:
+    class Keyed:
+        async def Keyed(self, request: Any, call: Call) -> Any:
+            raise NotImplementedError
+
+    gateway = Gateway(UsersOnly(), InProcessRateLimiter(60), OnePlan(), RequestValidator())
+    with pytest.raises(TypeError, match="allows API keys but names no api_key_scope"):
+        gateway.handlers(POOL.FindServiceByName("caas.test.v1.KeyService"), Keyed())
 
 
 JSON = (TRANSCODED_HEADER, "json")  # what the edge guard adds to a JSON request

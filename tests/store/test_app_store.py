@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from services.apps import mongo_store as apps_mongo
+from services.apps import sqlite_store as apps_sqlite
 from services.apps.models import ApiKey, App
 from services.core.clock import to_ms
+from services.core.db.mongo import MongoDatabase
+from services.core.db.sqlite import SqliteDatabase
 from services.core.errors import StoreConflict
 from services.runtime import Stores
+from tests.support.servers import ExternalServer
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
 
@@ -133,3 +140,53 @@ async def test_migrations_run_again_without_harm(stores: Stores) -> None:
                   stores.messages):
         await store.migrate()
     assert await stores.apps.get_app("alpha") == app("alpha")
+
+
+async def test_api_key_scopes_and_expiry_round_trip(stores: Stores) -> None:
+    await stores.apps.create_app(app("alpha"), None)
+    scoped = replace(key("alpha", "k1"), scopes=frozenset({"messages:read", "users:write"}),
+                     expire_time=T0 + timedelta(days=30))
+    await stores.apps.create_api_key(scoped)
+    await stores.apps.create_api_key(key("alpha", "k2"))
+    assert await stores.apps.get_api_key("alpha", "k1") == scoped
+    full = await stores.apps.get_api_key("alpha", "k2")
+    assert full is not None and (full.scopes, full.expire_time) == (frozenset({"*"}), None)
+    listed = await stores.apps.list_api_keys("alpha", 10, None)
+    assert listed == [scoped, key("alpha", "k2")]
+    revoked = await stores.apps.revoke_api_key("alpha", "k1", T0 + timedelta(minutes=1))
+    assert revoked is not None and (revoked.scopes, revoked.expire_time) == (
+        scoped.scopes, scoped.expire_time)
+
+
+async def test_api_keys_made_before_scopes_keep_every_scope_sqlite(tmp_path: Path) -> None:
+    db = await SqliteDatabase.open(tmp_path / "old.db")
+    try:
+        await db.migrate("apps", apps_sqlite.MIGRATIONS[:2])
+        at = to_ms(T0)
+
+        def old_rows(conn: object) -> None:
+            execute = conn.execute  # type: ignore[attr-defined]
+            execute("INSERT INTO apps VALUES ('alpha', 'Alpha', 'free', ?, ?, NULL)", (at, at))
+            execute("INSERT INTO api_keys VALUES ('alpha', 'k1', 'old', 'h', ?, NULL)", (at,))
+
+        await db.write(old_rows)
+        await db.migrate("apps", apps_sqlite.MIGRATIONS)
+        old = await apps_sqlite.SqliteAppStore(db).get_api_key("alpha", "k1")
+        assert old is not None and (old.scopes, old.expire_time) == (frozenset({"*"}), None)
+    finally:
+        await db.close()
+
+
+async def test_api_keys_made_before_scopes_keep_every_scope_mongodb(
+        mongo: ExternalServer) -> None:
+    db = await MongoDatabase.open(mongo.url, f"t{uuid.uuid4().hex[:12]}")
+    try:
+        await db.migrate("apps", apps_mongo.MIGRATIONS)
+        await db.db["api_keys"].insert_one({
+            "_id": "alpha/k1", "app_id": "alpha", "key_id": "k1", "display_name": "old",
+            "secret_hash": "h", "create_time": T0, "revoke_time": None})
+        old = await apps_mongo.MongoAppStore(db).get_api_key("alpha", "k1")
+        assert old is not None and (old.scopes, old.expire_time) == (frozenset({"*"}), None)
+    finally:
+        await db.client.drop_database(db.db.name)
+        await db.close()

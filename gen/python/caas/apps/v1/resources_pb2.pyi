@@ -3,10 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -99,6 +101,8 @@ class ApiKey(_message.Message):
         """The key authenticates."""
         STATE_REVOKED: ApiKey._State.ValueType  # 2
         """The key was revoked and never authenticates again."""
+        STATE_EXPIRED: ApiKey._State.ValueType  # 3
+        """The key passed its `expire_time` and never authenticates again."""
 
     class State(_State, metaclass=_StateEnumTypeWrapper):
         """Whether the key authenticates."""
@@ -108,6 +112,8 @@ class ApiKey(_message.Message):
     """The key authenticates."""
     STATE_REVOKED: ApiKey.State.ValueType  # 2
     """The key was revoked and never authenticates again."""
+    STATE_EXPIRED: ApiKey.State.ValueType  # 3
+    """The key passed its `expire_time` and never authenticates again."""
 
     NAME_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
@@ -115,6 +121,8 @@ class ApiKey(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     REVOKE_TIME_FIELD_NUMBER: _builtins.int
+    SCOPES_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/apiKeys/{api_key}`; the key id is 16 characters of [a-z2-7],
     chosen by the server.
@@ -135,6 +143,38 @@ class ApiKey(_message.Message):
     def revoke_time(self) -> _timestamp_pb2.Timestamp:
         """When the key was revoked; unset while active."""
 
+    @_builtins.property
+    def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the key may do, set when it is created. Every RPC that accepts API keys
+        names the scope it needs (`caas.type.v1.AccessPolicy.api_key_scope`); a key
+        without it is refused with PERMISSION_DENIED (`API_KEY_SCOPE_MISSING`, the
+        scope in the ErrorInfo metadata). Scopes grant no more than they name (a
+        `:write` scope does not include its `:read`):
+          - `*`: everything an API key can do (keys created before scopes existed,
+            and keys created with no scopes, have it);
+          - `apps:read` (GetApp), `api_keys:admin` (API keys: create, list, revoke);
+          - `sessions:read`, `sessions:write` (sign users in, revoke sessions),
+            `signing_keys:admin` (rotate and list the app's token signing keys);
+          - `users:read`, `users:write` (users and their blocks);
+          - `conversations:read`, `conversations:write` (conversations, members);
+          - `messages:read`, `messages:write` (messages, reactions, receipts, unread);
+          - `presence:read`;
+          - `media:read`, `media:write` (uploads and media);
+          - `search:read`;
+          - `webhooks:admin` (webhooks, their deliveries and dead letters);
+          - `moderation` (moderation tools: bans, flags, blocklists, policies).
+        A key may create keys only with `api_keys:admin` and only with scopes it holds
+        itself (`API_KEY_SCOPE_ESCALATION` otherwise). At most 20, no repeats.
+        """
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the key stops authenticating (UNAUTHENTICATED, `API_KEY_EXPIRED`); unset:
+        never. When set at creation, it must lie in the future and within 10 years; it
+        is kept to the millisecond. A key created by an expiring key must expire no
+        later than it.
+        """
+
     def __init__(
         self,
         *,
@@ -144,10 +184,12 @@ class ApiKey(_message.Message):
         state: Global___ApiKey.State.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         revoke_time: _timestamp_pb2.Timestamp | None = ...,
+        scopes: _abc.Iterable[_builtins.str] | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "revoke_time", b"revoke_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "revoke_time", b"revoke_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "name", b"name", "revoke_time", b"revoke_time", "secret_hint", b"secret_hint", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "expire_time", b"expire_time", "name", b"name", "revoke_time", b"revoke_time", "scopes", b"scopes", "secret_hint", b"secret_hint", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

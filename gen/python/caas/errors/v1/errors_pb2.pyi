@@ -55,6 +55,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The operator token does not match the server's."""
     ERROR_REASON_APP_UNAVAILABLE: _ErrorReason.ValueType  # 11
     """The app of the credentials is gone or suspended."""
+    ERROR_REASON_API_KEY_EXPIRED: _ErrorReason.ValueType  # 12
+    """The API key passed its `expire_time`."""
     ERROR_REASON_PRINCIPAL_NOT_ALLOWED: _ErrorReason.ValueType  # 20
     """PERMISSION_DENIED
     The RPC does not accept this kind of caller (see caas.type.v1.AccessPolicy).
@@ -80,6 +82,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_URL_EXPIRED: _ErrorReason.ValueType  # 29
     """A media URL past its expiry: get the media or the message again for a new one.
     (Answered over plain HTTP, with status 403.)
+    """
+    ERROR_REASON_API_KEY_SCOPE_MISSING: _ErrorReason.ValueType  # 81
+    """The API key lacks the scope this RPC needs (metadata: scope)."""
+    ERROR_REASON_API_KEY_SCOPE_ESCALATION: _ErrorReason.ValueType  # 82
+    """An API key may only create keys with scopes it holds itself, expiring no
+    later than it does (metadata: scope, when one is beyond the caller's).
     """
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
@@ -243,6 +251,8 @@ ERROR_REASON_OPERATOR_TOKEN_INVALID: ErrorReason.ValueType  # 10
 """The operator token does not match the server's."""
 ERROR_REASON_APP_UNAVAILABLE: ErrorReason.ValueType  # 11
 """The app of the credentials is gone or suspended."""
+ERROR_REASON_API_KEY_EXPIRED: ErrorReason.ValueType  # 12
+"""The API key passed its `expire_time`."""
 ERROR_REASON_PRINCIPAL_NOT_ALLOWED: ErrorReason.ValueType  # 20
 """PERMISSION_DENIED
 The RPC does not accept this kind of caller (see caas.type.v1.AccessPolicy).
@@ -268,6 +278,12 @@ that was changed. (Answered over plain HTTP, with status 403.)
 ERROR_REASON_URL_EXPIRED: ErrorReason.ValueType  # 29
 """A media URL past its expiry: get the media or the message again for a new one.
 (Answered over plain HTTP, with status 403.)
+"""
+ERROR_REASON_API_KEY_SCOPE_MISSING: ErrorReason.ValueType  # 81
+"""The API key lacks the scope this RPC needs (metadata: scope)."""
+ERROR_REASON_API_KEY_SCOPE_ESCALATION: ErrorReason.ValueType  # 82
+"""An API key may only create keys with scopes it holds itself, expiring no
+later than it does (metadata: scope, when one is beyond the caller's).
 """
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT
@@ -396,10 +412,11 @@ Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 @_typing.final
 class MethodErrors(_message.Message):
     """The error reasons an RPC may return beyond those any call may get: failed
-    authentication (CREDENTIALS_*, API_KEY_*, ACCESS_TOKEN_*, SESSION_REVOKED,
-    OPERATOR_TOKEN_INVALID, APP_UNAVAILABLE), a caller the access policy does not
-    admit (PRINCIPAL_NOT_ALLOWED), a request that breaks the contract or does not
-    parse (REQUEST_INVALID, REQUEST_MALFORMED, REQUEST_TOO_LARGE), rate limits
+    authentication (CREDENTIALS_*, API_KEY_INVALID, API_KEY_REVOKED, API_KEY_EXPIRED,
+    ACCESS_TOKEN_*, SESSION_REVOKED, OPERATOR_TOKEN_INVALID, APP_UNAVAILABLE), a caller
+    the access policy does not admit (PRINCIPAL_NOT_ALLOWED, API_KEY_SCOPE_MISSING), a
+    request that breaks the contract or does not parse (REQUEST_INVALID,
+    REQUEST_MALFORMED, REQUEST_TOO_LARGE), rate limits
     (RATE_LIMITED), UNAVAILABLE, STORAGE_FULL (any call that writes), and INTERNAL.
     (METHOD_NOT_FOUND answers a call that names no RPC, so no RPC declares it either.)
     """

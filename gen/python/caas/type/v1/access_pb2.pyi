@@ -68,6 +68,13 @@ class AccessPolicy(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ALLOW_FIELD_NUMBER: _builtins.int
+    API_KEY_SCOPE_FIELD_NUMBER: _builtins.int
+    api_key_scope: _builtins.str
+    """The scope an API key needs to call the RPC (`caas.apps.v1.ApiKey.scopes`), for
+    example `messages:write`; set on every RPC that allows PRINCIPAL_API_KEY. A key
+    without it (nor `*`) is refused with PERMISSION_DENIED, reason
+    `API_KEY_SCOPE_MISSING`, before the request reaches the service.
+    """
     @_builtins.property
     def allow(self) -> _containers.RepeatedScalarFieldContainer[Global___Principal.ValueType]:
         """The accepted principals; at least one."""
@@ -76,10 +83,11 @@ class AccessPolicy(_message.Message):
         self,
         *,
         allow: _abc.Iterable[Global___Principal.ValueType] | None = ...,
+        api_key_scope: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow", b"allow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow", b"allow", "api_key_scope", b"api_key_scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/apps/v1/resources.proto.
  */
 export const file_caas_apps_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChxjYWFzL2FwcHMvdjEvcmVzb3VyY2VzLnByb3RvEgxjYWFzLmFwcHMudjEiuQIKA0FwcBISCgRuYW1lGAEgASgJQgTiQQEIEiEKDGRpc3BsYXlfbmFtZRgCIAEoCUIL4kEBArpIBHICGGQSGQoEcGxhbhgDIAEoCUIL4kEBAbpIBHICGCgSNQoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxJICg9tZWRpYV9yZXRlbnRpb24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFOJBAQG6SA2qAQoiBgiAhrCWATIAOijqQSUKDGNhYXMuZGV2L0FwcBIKYXBwcy97YXBwfSoEYXBwczIDYXBwIoMDCgZBcGlLZXkSEgoEbmFtZRgBIAEoCUIE4kEBCBIhCgxkaXNwbGF5X25hbWUYAiABKAlCC+JBAQG6SARyAhhkEhkKC3NlY3JldF9oaW50GAMgASgJQgTiQQEDEi8KBXN0YXRlGAQgASgOMhouY2Fhcy5hcHBzLnYxLkFwaUtleS5TdGF0ZUIE4kEBAxI1CgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLcmV2b2tlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIkMKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEAoMU1RBVEVfQUNUSVZFEAESEQoNU1RBVEVfUkVWT0tFRBACOkPqQUAKD2NhYXMuZGV2L0FwaUtleRIcYXBwcy97YXBwfS9hcGlLZXlzL3thcGlfa2V5fSoHYXBpS2V5czIGYXBpS2V5QiFaH2NhYXMvZ2VuL2dvL2NhYXMvYXBwcy92MTthcHBzdjFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChxjYWFzL2FwcHMvdjEvcmVzb3VyY2VzLnByb3RvEgxjYWFzLmFwcHMudjEiuQIKA0FwcBISCgRuYW1lGAEgASgJQgTiQQEIEiEKDGRpc3BsYXlfbmFtZRgCIAEoCUIL4kEBArpIBHICGGQSGQoEcGxhbhgDIAEoCUIL4kEBAbpIBHICGCgSNQoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxJICg9tZWRpYV9yZXRlbnRpb24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFOJBAQG6SA2qAQoiBgiAhrCWATIAOijqQSUKDGNhYXMuZGV2L0FwcBIKYXBwcy97YXBwfSoEYXBwczIDYXBwIowGCgZBcGlLZXkSEgoEbmFtZRgBIAEoCUIE4kEBCBIhCgxkaXNwbGF5X25hbWUYAiABKAlCC+JBAQG6SARyAhhkEhkKC3NlY3JldF9oaW50GAMgASgJQgTiQQEDEi8KBXN0YXRlGAQgASgOMhouY2Fhcy5hcHBzLnYxLkFwaUtleS5TdGF0ZUIE4kEBAxI1CgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLcmV2b2tlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEqsCCgZzY29wZXMYByADKAlCmgLiQQIBBbpIkQKSAY0CEBQYASKGAnKDAlIBKlIJYXBwczpyZWFkUg5hcGlfa2V5czphZG1pblINc2Vzc2lvbnM6cmVhZFIOc2Vzc2lvbnM6d3JpdGVSEnNpZ25pbmdfa2V5czphZG1pblIKdXNlcnM6cmVhZFILdXNlcnM6d3JpdGVSEmNvbnZlcnNhdGlvbnM6cmVhZFITY29udmVyc2F0aW9uczp3cml0ZVINbWVzc2FnZXM6cmVhZFIObWVzc2FnZXM6d3JpdGVSDXByZXNlbmNlOnJlYWRSCm1lZGlhOnJlYWRSC21lZGlhOndyaXRlUgtzZWFyY2g6cmVhZFIOd2ViaG9va3M6YWRtaW5SCm1vZGVyYXRpb24SRgoLZXhwaXJlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhXiQQIBBbpIDbIBCkoGCICGsJYBQAEiVgoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxTVEFURV9BQ1RJVkUQARIRCg1TVEFURV9SRVZPS0VEEAISEQoNU1RBVEVfRVhQSVJFRBADOkPqQUAKD2NhYXMuZGV2L0FwaUtleRIcYXBwcy97YXBwfS9hcGlLZXlzL3thcGlfa2V5fSoHYXBpS2V5czIGYXBpS2V5QiFaH2NhYXMvZ2VuL2dvL2NhYXMvYXBwcy92MTthcHBzdjFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * An app: one tenant of CAAS. Everything else (users, conversations, messages,
@@ -132,6 +132,42 @@ export type ApiKey = Message<"caas.apps.v1.ApiKey"> & {
    * @generated from field: google.protobuf.Timestamp revoke_time = 6;
    */
   revokeTime?: Timestamp | undefined;
+
+  /**
+   * What the key may do, set when it is created. Every RPC that accepts API keys
+   * names the scope it needs (`caas.type.v1.AccessPolicy.api_key_scope`); a key
+   * without it is refused with PERMISSION_DENIED (`API_KEY_SCOPE_MISSING`, the
+   * scope in the ErrorInfo metadata). Scopes grant no more than they name (a
+   * `:write` scope does not include its `:read`):
+   *   - `*`: everything an API key can do (keys created before scopes existed,
+   *     and keys created with no scopes, have it);
+   *   - `apps:read` (GetApp), `api_keys:admin` (API keys: create, list, revoke);
+   *   - `sessions:read`, `sessions:write` (sign users in, revoke sessions),
+   *     `signing_keys:admin` (rotate and list the app's token signing keys);
+   *   - `users:read`, `users:write` (users and their blocks);
+   *   - `conversations:read`, `conversations:write` (conversations, members);
+   *   - `messages:read`, `messages:write` (messages, reactions, receipts, unread);
+   *   - `presence:read`;
+   *   - `media:read`, `media:write` (uploads and media);
+   *   - `search:read`;
+   *   - `webhooks:admin` (webhooks, their deliveries and dead letters);
+   *   - `moderation` (moderation tools: bans, flags, blocklists, policies).
+   * A key may create keys only with `api_keys:admin` and only with scopes it holds
+   * itself (`API_KEY_SCOPE_ESCALATION` otherwise). At most 20, no repeats.
+   *
+   * @generated from field: repeated string scopes = 7;
+   */
+  scopes: string[];
+
+  /**
+   * When the key stops authenticating (UNAUTHENTICATED, `API_KEY_EXPIRED`); unset:
+   * never. When set at creation, it must lie in the future and within 10 years; it
+   * is kept to the millisecond. A key created by an expiring key must expire no
+   * later than it.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 8;
+   */
+  expireTime?: Timestamp | undefined;
 };
 
 /**
@@ -165,6 +201,13 @@ export enum ApiKey_State {
    * @generated from enum value: STATE_REVOKED = 2;
    */
   REVOKED = 2,
+
+  /**
+   * The key passed its `expire_time` and never authenticates again.
+   *
+   * @generated from enum value: STATE_EXPIRED = 3;
+   */
+  EXPIRED = 3,
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/type/v1/access.proto.
  */
 export const file_caas_type_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("ChljYWFzL3R5cGUvdjEvYWNjZXNzLnByb3RvEgxjYWFzLnR5cGUudjEiNgoMQWNjZXNzUG9saWN5EiYKBWFsbG93GAEgAygOMhcuY2Fhcy50eXBlLnYxLlByaW5jaXBhbCqCAQoJUHJpbmNpcGFsEhkKFVBSSU5DSVBBTF9VTlNQRUNJRklFRBAAEhcKE1BSSU5DSVBBTF9BTk9OWU1PVVMQARIWChJQUklOQ0lQQUxfT1BFUkFUT1IQAhIVChFQUklOQ0lQQUxfQVBJX0tFWRADEhIKDlBSSU5DSVBBTF9VU0VSEAQ6VAoGYWNjZXNzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoCzIaLmNhYXMudHlwZS52MS5BY2Nlc3NQb2xpY3lSBmFjY2Vzc0IhWh9jYWFzL2dlbi9nby9jYWFzL3R5cGUvdjE7dHlwZXYxYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("ChljYWFzL3R5cGUvdjEvYWNjZXNzLnByb3RvEgxjYWFzLnR5cGUudjEiTQoMQWNjZXNzUG9saWN5EiYKBWFsbG93GAEgAygOMhcuY2Fhcy50eXBlLnYxLlByaW5jaXBhbBIVCg1hcGlfa2V5X3Njb3BlGAIgASgJKoIBCglQcmluY2lwYWwSGQoVUFJJTkNJUEFMX1VOU1BFQ0lGSUVEEAASFwoTUFJJTkNJUEFMX0FOT05ZTU9VUxABEhYKElBSSU5DSVBBTF9PUEVSQVRPUhACEhUKEVBSSU5DSVBBTF9BUElfS0VZEAMSEgoOUFJJTkNJUEFMX1VTRVIQBDpUCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi5jgMgASgLMhouY2Fhcy50eXBlLnYxLkFjY2Vzc1BvbGljeVIGYWNjZXNzQiFaH2NhYXMvZ2VuL2dvL2NhYXMvdHlwZS92MTt0eXBldjFiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * Which callers an RPC accepts. The gateway refuses any other caller before the
@@ -29,6 +29,16 @@ export type AccessPolicy = Message<"caas.type.v1.AccessPolicy"> & {
    * @generated from field: repeated caas.type.v1.Principal allow = 1;
    */
   allow: Principal[];
+
+  /**
+   * The scope an API key needs to call the RPC (`caas.apps.v1.ApiKey.scopes`), for
+   * example `messages:write`; set on every RPC that allows PRINCIPAL_API_KEY. A key
+   * without it (nor `*`) is refused with PERMISSION_DENIED, reason
+   * `API_KEY_SCOPE_MISSING`, before the request reaches the service.
+   *
+   * @generated from field: string api_key_scope = 2;
+   */
+  apiKeyScope: string;
 };
 
 /**
