@@ -123,21 +123,6 @@ async def test_a_key_of_another_app_is_refused_whatever_its_scopes(
                        DENIED, "APP_MISMATCH")
 
 
-@pytest.mark.parametrize(("key", "field"), [
-    (apps_res.ApiKey(scopes=["messages:delete"]), "api_key.scopes[0]"),
-    (apps_res.ApiKey(scopes=["users:read", "users:read"]), "api_key.scopes"),
-    (apps_res.ApiKey(expire_time=later(seconds=-60)), "api_key.expire_time"),
-    (apps_res.ApiKey(expire_time=later(days=3700)), "api_key.expire_time"),
-])
-async def test_bad_scopes_and_expiry_are_refused_by_field(client: Client, app: AppHandle,
-                                                          key: apps_res.ApiKey,
-                                                          field: str) -> None:
-    refused = await expect_error(client.apps.CreateApiKey(
-        apps_pb.CreateApiKeyRequest(parent=app.name, api_key=key), metadata=app.auth),
-        grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
-    assert field in refused.field_violations
-
-
 async def test_scopes_over_json_and_grpc_web(http: httpx.AsyncClient, client: Client,
                                              app: AppHandle) -> None:
     expiry = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -7,6 +7,7 @@ without a case here fails the suite.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from unittest.mock import Mock
 
@@ -27,7 +28,7 @@ from caas.type.v1 import access_pb2
 from caas.users.v1 import users_service_pb2
 from caas.webhooks.v1 import webhooks_service_pb2
 from google.protobuf import descriptor as pb_descriptor
-from google.protobuf import duration_pb2, field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from services.server import services as server_services
@@ -131,6 +132,20 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
     ("CreateApiKey display_name at most 100", "CreateApiKey",
      apps_pb.CreateApiKeyRequest(parent=APP, api_key=apps_res.ApiKey(display_name=LONG)),
      {"api_key.display_name": "string.max_len"}),
+    ("CreateApiKey scopes from the catalogue", "CreateApiKey",
+     apps_pb.CreateApiKeyRequest(parent=APP, api_key=apps_res.ApiKey(
+         scopes=["users:read", "messages:delete"])), {"api_key.scopes[1]": "string.in"}),
+    ("CreateApiKey scopes unique", "CreateApiKey",
+     apps_pb.CreateApiKeyRequest(parent=APP, api_key=apps_res.ApiKey(
+         scopes=["users:read", "users:read"])), {"api_key.scopes": "repeated.unique"}),
+    ("CreateApiKey expire_time in the future", "CreateApiKey",
+     apps_pb.CreateApiKeyRequest(parent=APP, api_key=apps_res.ApiKey(
+         expire_time=timestamp_pb2.Timestamp(seconds=int(time.time()) - 60))),
+     {"api_key.expire_time": "timestamp.gt_now"}),
+    ("CreateApiKey expire_time within 10 years", "CreateApiKey",
+     apps_pb.CreateApiKeyRequest(parent=APP, api_key=apps_res.ApiKey(
+         expire_time=timestamp_pb2.Timestamp(seconds=int(time.time()) + 3700 * 86400))),
+     {"api_key.expire_time": "timestamp.within"}),
     ("ListApiKeys parent pattern", "ListApiKeys",
      apps_pb.ListApiKeysRequest(parent="apps"), {"parent": "string.pattern"}),
     ("ListApiKeys page_size", "ListApiKeys",
