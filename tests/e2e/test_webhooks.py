@@ -24,8 +24,8 @@ from services.core.ids import new_id
 from services.core.settings import Settings
 from services.runtime import open_stores
 from services.webhooks.models import Webhook
-from services.webhooks.store import PARK
 from services.webhooks.signing import HEADER, verify
+from services.webhooks.store import PARK
 from tests.conftest import TEST_CONFIG, AppHandle, create_app, expect_error, unique_id
 from tests.media import samples
 from tests.support.chat import Person, person
