@@ -68,6 +68,11 @@ from services.messages.actions import MessagesActions
 from services.messages.mongo_store import MongoMessageStore
 from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
+from services.moderation.actions import ModerationActions
+from services.moderation.mongo_store import MongoRestrictionStore
+from services.moderation.restrictions import Restrictions
+from services.moderation.sqlite_store import SqliteRestrictionStore
+from services.moderation.store import RestrictionStore
 from services.realtime.actions import RealtimeActions
 from services.realtime.codec import encoder
 from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
@@ -102,6 +107,7 @@ class Stores:
     events: EventLog
     webhooks: WebhookStore
     media: MediaStore
+    moderation: RestrictionStore
     # Signs the media URLs that events carry (messages with pictures, media.ready),
     # with the deployment's secret kept in the media store (started once migrated).
     media_urls: MediaUrls
@@ -127,8 +133,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
                         MongoConversationStore(mongo, mongo_log),
                         MongoMessageStore(mongo, mongo_log), mongo_log,
-                        MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log), urls,
-                        mongo.close, mongo)
+                        MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log),
+                        MongoRestrictionStore(mongo, mongo_log), urls, mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -136,9 +142,9 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteUserStore(sqlite), SqliteConversationStore(sqlite, sqlite_log),
                         SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
                         SqliteWebhookStore(sqlite), SqliteMediaStore(sqlite, sqlite_log),
-                        urls, sqlite.close, sqlite)
+                        SqliteRestrictionStore(sqlite, sqlite_log), urls, sqlite.close, sqlite)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
-                  stores.messages, stores.webhooks, stores.media,
+                  stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.events):  # the log last: it reads members
         await store.migrate()
     urls.start(await stores.media.signing_secret(secrets.token_bytes(32)))
@@ -284,6 +290,8 @@ class Runtime:
     media_processor: MediaProcessor
     search: SearchActions
     indexer: Indexer
+    moderation: ModerationActions
+    restrictions: Restrictions
     metrics: Metrics
     sampler: Sampler
     outbox: Outbox | None = None
@@ -377,7 +385,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     await fanout.start()
     await presence.start()
     users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus)
-    conversations = ConversationsActions(stores.conversations, stores.users, clock, settings)
+    restrictions = Restrictions(stores.moderation, clock, cache_ttl, bus)
+    conversations = ConversationsActions(stores.conversations, stores.users, clock, settings,
+                                         restrictions)
 
     stores.events.watch_commits(fanout.deliver)
     outbox = (Outbox(settings, stores, bus, clock, background, health, recorded,
@@ -401,13 +411,13 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     background.start("media-collector",
                      MediaCollector(stores.media, blobs, media, clock, settings).run)
     messages = MessagesActions(stores.messages, conversations, stores.conversations,
-                               stores.users, clock, media)
+                               stores.users, clock, media, restrictions)
     indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
         auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings,
-                         users.ensure_user),
+                         users.ensure_user, restrictions),
         users=users, conversations=conversations,
         messages=messages,
         realtime=RealtimeActions(hub, fanout, stores.events, conversations,
@@ -423,6 +433,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         search=SearchActions(indexer.index, conversations, stores.conversations, messages,
                              stores.messages, stores.users),
         indexer=indexer, metrics=metrics,
+        moderation=ModerationActions(stores.moderation, conversations, stores.conversations,
+                                     stores.users, stores.auth, clock, bus),
+        restrictions=restrictions,
         sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,
         write_watch=write_watch, tracing=tracing,
     )

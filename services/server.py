@@ -16,6 +16,7 @@ from caas.auth.v1 import auth_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
+from caas.moderation.v1 import moderation_service_pb2
 from caas.realtime.v1 import realtime_service_pb2
 from caas.search.v1 import search_service_pb2
 from caas.users.v1 import users_service_pb2
@@ -33,6 +34,7 @@ from services.core.settings import Settings
 from services.edge.envoy import Envoy, edge_config, running_envoy
 from services.media.servicer import MediaServicer
 from services.messages.servicer import MessagesServicer
+from services.moderation.servicer import ModerationServicer
 from services.realtime.servicer import RealtimeServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
 from services.search.servicer import SearchServicer
@@ -64,12 +66,15 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          MediaServicer(runtime.media, runtime.media_urls)),
         (search_service_pb2.DESCRIPTOR.services_by_name["SearchService"],
          SearchServicer(runtime.search, runtime.media_urls)),
+        (moderation_service_pb2.DESCRIPTOR.services_by_name["ModerationService"],
+         ModerationServicer(runtime.moderation)),
     ]
 
 
 SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    conversations_service_pb2, messages_service_pb2, realtime_service_pb2,
-                   webhooks_service_pb2, media_service_pb2, search_service_pb2)
+                   webhooks_service_pb2, media_service_pb2, search_service_pb2,
+                   moderation_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:

@@ -28,6 +28,7 @@ from services.core.names import app_name, is_app_id, session_name
 from services.core.pagination import Page, make_page, page_request, time_id_position
 from services.core.principal import Principal, User, require_app, require_user_or_app
 from services.core.settings import Settings
+from services.moderation.restrictions import Restrictions
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +42,11 @@ class Credentials:
 class AuthActions:
     def __init__(self, apps: AppStore, store: AuthStore, signing: SigningKeys, clock: Clock,
                  bus: EventBus, settings: Settings,
-                 ensure_user: Callable[[str, str], Awaitable[object]]) -> None:
+                 ensure_user: Callable[[str, str], Awaitable[object]],
+                 restrictions: Restrictions) -> None:
         """`ensure_user(app_id, user_id)` creates a missing user and refuses a deleted one."""
         self._apps = apps
+        self._restrictions = restrictions
         self._ensure_user = ensure_user
         self._store = store
         self._signing = signing
@@ -72,6 +75,7 @@ class AuthActions:
         if await self._apps.get_app(app_id) is None:
             raise not_found("caas.dev/App", app_name(app_id))
         await self._ensure_user(app_id, user_id)
+        await self._restrictions.check_sign_in(app_id, user_id)
         now = self._clock.now()
         session = Session(app_id, new_id(), user_id, device_name, access_ttl or self._access_ttl,
                           now, now, now + self._refresh_ttl)
@@ -99,6 +103,8 @@ class AuthActions:
         if owner is None:
             raise Unauthenticated("REFRESH_TOKEN_INVALID", "refresh token rejected")
         await charge(app_id, owner.user_id)
+        # A session made while its user was being banned outlives the ban's revocation.
+        await self._restrictions.check_sign_in(app_id, owner.user_id)
         now = self._clock.now()
         new_token = refresh_token_secret(app_id, new_secret())
         result = await self._store.rotate_refresh_token(

@@ -51,6 +51,8 @@ from services.core.pagination import (
 )
 from services.core.principal import Principal, User, require_app, require_user_or_app
 from services.core.settings import Settings
+from services.moderation.models import APP_WIDE
+from services.moderation.restrictions import Restrictions
 from services.users.actions import check_not_blocked, user_deleted, user_not_found
 from services.users.store import UserStore
 
@@ -71,8 +73,9 @@ class NewConversation:
 
 class ConversationsActions:
     def __init__(self, store: ConversationStore, users: UserStore, clock: Clock,
-                 settings: Settings) -> None:
+                 settings: Settings, restrictions: Restrictions) -> None:
         self._store = store
+        self._restrictions = restrictions
         self._users = users
         self._clock = clock
         self._max_members = {Kind.DIRECT: 2, Kind.GROUP: settings.max_group_members,
@@ -138,6 +141,10 @@ class ConversationsActions:
         if len(member_ids) > self._max_members[new.kind]:
             raise limit_exceeded(f"members in a {new.kind.value}", self._max_members[new.kind])
         await self._check_users(app_id, member_ids)
+        if isinstance(principal, User):  # creating is writing: not while muted or banned
+            await self._restrictions.check_write(app_id, principal.user_id, APP_WIDE)
+        for user_id in member_ids:  # nobody banned from the app is put in
+            await self._restrictions.check_entry(app_id, user_id, APP_WIDE)
         key = None
         if new.kind is Kind.DIRECT:
             await check_not_blocked(self._users, app_id, member_ids[0], member_ids[1])
@@ -235,6 +242,9 @@ class ConversationsActions:
                      for c in page.items], page.next_page_token)
 
     async def _add(self, access: Access, user_ids: Sequence[str]) -> list[Member]:
+        for user_id in user_ids:  # nobody banned here (or from the app) joins or is added
+            await self._restrictions.check_entry(access.app_id, user_id,
+                                                 access.conversation_id)
         now = self._clock.now()
         wanted = [Member(access.app_id, access.conversation_id, user_id, Role.MEMBER, now)
                   for user_id in user_ids]

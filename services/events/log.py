@@ -137,6 +137,8 @@ def visible(intervals: Mapping[str, list[Interval]], event: LoggedEvent, user_id
     """Whether `user_id` sees `event`, given their membership intervals."""
     if event.private and event.user_id != user_id:
         return False
+    if event.private and not event.conversation_id:
+        return True  # the user's own event of the whole app (an app-wide restriction)
     for start, end in intervals.get(event.conversation_id, ()):
         if start <= event.position and (end is None or event.position <= end):
             return True

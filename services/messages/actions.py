@@ -37,6 +37,7 @@ from services.messages.models import (
     Revision,
 )
 from services.messages.store import Direction, MessageStore
+from services.moderation.restrictions import Restrictions
 from services.users.actions import check_not_blocked, user_deleted
 from services.users.store import UserStore
 
@@ -84,8 +85,9 @@ def message_name(app_id: str, conversation_id: str, sequence: int) -> str:
 class MessagesActions:
     def __init__(self, store: MessageStore, conversations: ConversationsActions,
                  conversation_store: ConversationStore, users: UserStore, clock: Clock,
-                 media: MediaAttachments) -> None:
+                 media: MediaAttachments, restrictions: Restrictions) -> None:
         self._store = store
+        self._restrictions = restrictions
         self._media = media
         self._conversations = conversations
         self._conversation_store = conversation_store
@@ -151,6 +153,11 @@ class MessagesActions:
                       outgoing: Outgoing, request_id: str) -> tuple[Shown, bool]:
         """Send (or, for a request_id seen before, return the first send). See the
         contract of MessagesService.CreateMessage for every rule."""
+        # Whoever sends, the words are the sender's: a muted or banned sender is refused,
+        # first (a user banned from a conversation is no member of it any more).
+        sender_id = principal.user_id if isinstance(principal, User) else outgoing.sender_id
+        if sender_id:
+            await self._restrictions.check_write(app_id, sender_id, conversation_id)
         access = await self._member_access(principal, app_id, conversation_id)
         sender = await self._sender(principal, access, outgoing.sender_id)
         conversation = access.conversation
@@ -216,6 +223,8 @@ class MessagesActions:
         if not access.backend and (not isinstance(principal, User)
                                    or principal.user_id != message.sender_id):
             raise PermissionDenied("NOT_AUTHOR", "only the author may edit a message")
+        if isinstance(principal, User):  # the app's backend may still edit (to moderate)
+            await self._restrictions.check_write(app_id, principal.user_id, conversation_id)
         text = message.text if changes.text is None else changes.text
         attachments = (message.attachments if changes.attachments is None
                        else changes.attachments)
@@ -262,6 +271,7 @@ class MessagesActions:
     async def do_react(self, principal: User, app_id: str, conversation_id: str,
                        sequence: int, emoji: str, add: bool) -> Shown:
         access = await self._member_access(principal, app_id, conversation_id)
+        await self._restrictions.check_write(app_id, principal.user_id, conversation_id)
         message = await self._message(access, sequence)
         if message.deleted:
             raise FailedPrecondition("MESSAGE_DELETED", "the message was deleted")

@@ -18,6 +18,8 @@ from services.media.servicer import media_proto
 from services.messages.actions import Shown
 from services.messages.models import Message
 from services.messages.servicer import message_proto
+from services.moderation.models import Restriction
+from services.moderation.servicer import restriction_proto
 
 
 def _message(payload: object, urls: MediaUrls) -> msg_res.Message:
@@ -45,7 +47,8 @@ def event_proto(event: DomainEvent, position: int, urls: MediaUrls) -> pb.Event:
     by `urls`."""
     proto = pb.Event(name=f"apps/{event.app_id}/events/{position}", type=event.type,
                      create_time=timestamp(event.time),
-                     conversation=conversation_name(event.app_id, event.conversation_id),
+                     conversation=(conversation_name(event.app_id, event.conversation_id)
+                                   if event.conversation_id else ""),
                      user_id=event.user_id)
     field = event.type.replace(".", "_")
     match event.type:
@@ -68,6 +71,9 @@ def event_proto(event: DomainEvent, position: int, urls: MediaUrls) -> pb.Event:
         case "media.ready" | "media.failed":
             assert isinstance(event.payload, Media)
             getattr(proto, field).CopyFrom(media_proto(event.payload, urls))
+        case "restriction.created" | "restriction.deleted":
+            assert isinstance(event.payload, Restriction)
+            getattr(proto, field).CopyFrom(restriction_proto(event.payload))
         case _:
             raise ValueError(f"no stream form for event type {event.type}")
     return proto

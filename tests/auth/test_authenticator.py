@@ -15,6 +15,7 @@ from services.core.errors import Unauthenticated
 from services.core.principal import AppBackend, Operator, User
 from services.core.settings import load_settings
 from services.runtime import Runtime, build_runtime, open_stores
+from tests.support.clock import MovableClock
 
 TOKEN = "caaso_" + "t" * 40
 
@@ -107,14 +108,6 @@ async def test_unknown_refresh_tokens_never_wait_for_the_writer(tmp_path: Path) 
             blocker.close()
     finally:
         await runtime.close()
-
-
-class MovableClock:
-    def __init__(self, now: datetime) -> None:
-        self.moment = now
-
-    def now(self) -> datetime:
-        return self.moment
 
 
 async def test_an_api_key_stops_at_its_expiry_even_when_cached(tmp_path: Path) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.conftest import AppHandle
 from tests.support.chat import Person, person
 from tests.support.client import Client
+from tests.support.webhook_receiver import Receiver, running_receiver
 
 
 @pytest.fixture
@@ -28,3 +31,10 @@ async def carol(client: Client, app: AppHandle) -> Person:
 async def mallory(client: Client, other_app: AppHandle) -> Person:
     """A user of another app, with the same user id as nobody in particular."""
     return await person(client, other_app.app_id, other_app.api_key, "alice", "Mallory")
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """A local HTTP server that webhooks deliver to (tests/support/webhook_receiver.py)."""
+    with running_receiver() as running:
+        yield running

@@ -22,6 +22,7 @@ from caas.conversations.v1 import conversations_service_pb2
 from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
 from caas.messages.v1 import resources_pb2 as msg_res
+from caas.moderation.v1 import moderation_service_pb2
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.search.v1 import search_service_pb2
 from caas.type.v1 import access_pb2
@@ -35,6 +36,7 @@ from services.server import services as server_services
 from tests.conftest import AppHandle, create_app, expect_error, sign_in
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
 from tests.e2e.validation_cases_media import CASES as MEDIA_CASES
+from tests.e2e.validation_cases_moderation import CASES as MODERATION_CASES
 from tests.e2e.validation_cases_search import CASES as SEARCH_CASES
 from tests.e2e.validation_cases_webhooks import CASES as WEBHOOK_CASES
 from tests.support.client import Client, bearer
@@ -48,7 +50,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             rt_pb.DESCRIPTOR.services_by_name["RealtimeService"],
             webhooks_service_pb2.DESCRIPTOR.services_by_name["WebhooksService"],
             media_service_pb2.DESCRIPTOR.services_by_name["MediaService"],
-            search_service_pb2.DESCRIPTOR.services_by_name["SearchService"])
+            search_service_pb2.DESCRIPTOR.services_by_name["SearchService"],
+            moderation_service_pb2.DESCRIPTOR.services_by_name["ModerationService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -198,6 +201,7 @@ CASES += CHAT_CASES
 CASES += WEBHOOK_CASES
 CASES += MEDIA_CASES
 CASES += SEARCH_CASES
+CASES += MODERATION_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
      {"name": "string.pattern"}),

@@ -9,7 +9,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -33,16 +33,10 @@ from tests.support.client import Client
 from tests.support.media import upload
 from tests.support.servers import ExternalServer, start_caas
 from tests.support.stream import Stream
-from tests.support.webhook_receiver import Received, Receiver, running_receiver
+from tests.support.webhook_receiver import Received, Receiver
 
 ATTEMPTS = 3  # 1 + the two retries of the test config
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as running:
-        yield running
 
 
 async def create_webhook(client: Client, app: AppHandle, url: str, *types: str,

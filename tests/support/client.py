@@ -10,6 +10,7 @@ from caas.auth.v1 import auth_service_pb2_grpc
 from caas.conversations.v1 import conversations_service_pb2_grpc
 from caas.media.v1 import media_service_pb2_grpc
 from caas.messages.v1 import messages_service_pb2_grpc
+from caas.moderation.v1 import moderation_service_pb2_grpc
 from caas.realtime.v1 import realtime_service_pb2_grpc
 from caas.search.v1 import search_service_pb2_grpc
 from caas.users.v1 import users_service_pb2_grpc
@@ -35,6 +36,7 @@ class Client:
         self.webhooks = webhooks_service_pb2_grpc.WebhooksServiceStub(self.channel)
         self.media = media_service_pb2_grpc.MediaServiceStub(self.channel)
         self.search = search_service_pb2_grpc.SearchServiceStub(self.channel)
+        self.moderation = moderation_service_pb2_grpc.ModerationServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

@@ -89,6 +89,19 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """An API key may only create keys with scopes it holds itself, expiring no
     later than it does (metadata: scope, when one is beyond the caller's).
     """
+    ERROR_REASON_USER_MUTED: _ErrorReason.ValueType  # 83
+    """The user is muted here (in this conversation or in the whole app): they may read,
+    not write (metadata: restriction, restriction_reason, expire_time when it ends).
+    """
+    ERROR_REASON_USER_BANNED: _ErrorReason.ValueType  # 84
+    """The user is banned here (in this conversation or in the whole app): kept out
+    (metadata: restriction, restriction_reason, expire_time when it ends).
+    """
+    ERROR_REASON_RESTRICTION_NOT_ALLOWED: _ErrorReason.ValueType  # 85
+    """The caller may not restrict this user: a user restricts only in a conversation
+    they moderate, members of a lower role and never themself; app-wide
+    restrictions are for the app's backend.
+    """
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
@@ -284,6 +297,19 @@ ERROR_REASON_API_KEY_SCOPE_MISSING: ErrorReason.ValueType  # 81
 ERROR_REASON_API_KEY_SCOPE_ESCALATION: ErrorReason.ValueType  # 82
 """An API key may only create keys with scopes it holds itself, expiring no
 later than it does (metadata: scope, when one is beyond the caller's).
+"""
+ERROR_REASON_USER_MUTED: ErrorReason.ValueType  # 83
+"""The user is muted here (in this conversation or in the whole app): they may read,
+not write (metadata: restriction, restriction_reason, expire_time when it ends).
+"""
+ERROR_REASON_USER_BANNED: ErrorReason.ValueType  # 84
+"""The user is banned here (in this conversation or in the whole app): kept out
+(metadata: restriction, restriction_reason, expire_time when it ends).
+"""
+ERROR_REASON_RESTRICTION_NOT_ALLOWED: ErrorReason.ValueType  # 85
+"""The caller may not restrict this user: a user restricts only in a conversation
+they moderate, members of a lower role and never themself; app-wide
+restrictions are for the app's backend.
 """
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT

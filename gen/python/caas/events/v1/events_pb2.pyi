@@ -6,6 +6,7 @@ isort:skip_file
 from caas.conversations.v1 import resources_pb2 as _resources_pb2_1
 from caas.media.v1 import resources_pb2 as _resources_pb2_2
 from caas.messages.v1 import resources_pb2 as _resources_pb2
+from caas.moderation.v1 import resources_pb2 as _resources_pb2_3
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -49,6 +50,8 @@ class Event(_message.Message):
     DELIVERED_UPDATED_FIELD_NUMBER: _builtins.int
     MEDIA_READY_FIELD_NUMBER: _builtins.int
     MEDIA_FAILED_FIELD_NUMBER: _builtins.int
+    RESTRICTION_CREATED_FIELD_NUMBER: _builtins.int
+    RESTRICTION_DELETED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/events/{position}`: stable, unique in the app, for de-duplication.
     Positions grow with each event of the app, in commit order.
@@ -58,7 +61,9 @@ class Event(_message.Message):
     (dots become underscores).
     """
     conversation: _builtins.str
-    """`apps/{app}/conversations/{conversation}`: the conversation it happened in."""
+    """`apps/{app}/conversations/{conversation}`: the conversation it happened in; empty
+    for an event of the whole app (an app-wide restriction).
+    """
     user_id: _builtins.str
     """Who did it or whom it is about, when a user: the sender, the reactor, the
     reader, the member added or removed.
@@ -133,6 +138,16 @@ class Event(_message.Message):
     def media_failed(self) -> _resources_pb2_2.Media:
         """The uploader's media was refused (FAILED or QUARANTINED, with its reason)."""
 
+    @_builtins.property
+    def restriction_created(self) -> _resources_pb2_3.Restriction:
+        """The user was muted or banned (or their restriction replaced): only their
+        streams; the app's webhooks. `conversation` is empty for an app-wide one.
+        """
+
+    @_builtins.property
+    def restriction_deleted(self) -> _resources_pb2_3.Restriction:
+        """The user's restriction was lifted (not sent when it expires)."""
+
     def __init__(
         self,
         *,
@@ -156,12 +171,14 @@ class Event(_message.Message):
         delivered_updated: Global___ReadState | None = ...,
         media_ready: _resources_pb2_2.Media | None = ...,
         media_failed: _resources_pb2_2.Media | None = ...,
+        restriction_created: _resources_pb2_3.Restriction | None = ...,
+        restriction_deleted: _resources_pb2_3.Restriction | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed", "restriction_created", "restriction_deleted"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
