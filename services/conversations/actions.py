@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from services.conversations.access import (
     Access,
@@ -69,6 +70,7 @@ class NewConversation:
     frozen: bool = False
     member_ids: Sequence[str] = ()
     owner_id: str = ""
+    slow_mode: timedelta = timedelta(0)
 
 
 class ConversationsActions:
@@ -156,7 +158,7 @@ class ConversationsActions:
         conversation = Conversation(
             app_id, conversation_id, new.kind, new.title, new.image_uri,
             dict(new.metadata or {}), new.frozen, creator, len(member_ids), 0, None, now, now,
-            now)
+            now, new.slow_mode)
         members = [Member(app_id, conversation_id, user_id,
                           Role.OWNER if user_id == owner else Role.MEMBER, now)
                    for user_id in member_ids]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 PREVIEW_LENGTH = 200
 
@@ -52,6 +52,8 @@ class Conversation:
     create_time: datetime
     update_time: datetime
     last_activity_time: datetime
+    # Each member below moderator sends at most once per this; 0: off.
+    slow_mode: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class ConversationChanges:
     image_uri: str | None = None
     metadata: Mapping[str, str] | None = None
     frozen: bool | None = None
+    slow_mode: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)

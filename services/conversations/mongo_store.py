@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -31,7 +32,7 @@ from services.conversations.models import (
     Role,
 )
 from services.conversations.store import Keyset, Position
-from services.core.clock import from_ms
+from services.core.clock import from_ms, ms
 from services.core.db import mongo_filter as mq
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
@@ -139,7 +140,8 @@ def conversation_from_doc(doc: Document) -> Conversation:
                         doc["image_uri"], doc["metadata"], doc["frozen"], doc["creator_id"],
                         doc["member_count"], doc["last_sequence"],
                         _preview(doc.get("last_message")), doc["create_time"],
-                        doc["update_time"], doc["last_activity_time"])
+                        doc["update_time"], doc["last_activity_time"],
+                        timedelta(milliseconds=doc.get("slow_mode_ms", 0)))
 
 
 def member_doc(member: Member, conversation: Conversation) -> Document:
@@ -200,18 +202,15 @@ class MongoConversationStore:
     async def create_conversation(self, conversation: Conversation, members: Sequence[Member],
                                   direct_key: str | None) -> tuple[Conversation, bool]:
         c = conversation
-        stored = Conversation(c.app_id, c.conversation_id, c.kind, c.title, c.image_uri,
-                              dict(c.metadata), c.frozen, c.creator_id, len(members),
-                              c.last_sequence, c.last_message, c.create_time, c.update_time,
-                              c.last_activity_time)
+        stored = replace(c, metadata=dict(c.metadata), member_count=len(members))
         doc = {"_id": conversation_key(c.app_id, c.conversation_id), "app_id": c.app_id,
                "conversation_id": c.conversation_id, "kind": c.kind.value, "title": c.title,
                "image_uri": c.image_uri, "metadata": dict(c.metadata), "frozen": c.frozen,
                "creator_id": c.creator_id, "member_count": len(members),
                "last_sequence": c.last_sequence, "last_message": preview_doc(c.last_message),
                "create_time": c.create_time, "update_time": c.update_time,
-               "last_activity_time": c.last_activity_time, "direct_key": direct_key,
-               "delete_time": None}
+               "last_activity_time": c.last_activity_time, "slow_mode_ms": ms(c.slow_mode),
+               "direct_key": direct_key, "delete_time": None}
 
         async def tx(s: AsyncClientSession, emit: Emit) -> tuple[Conversation, bool]:
             if direct_key is not None:
@@ -253,6 +252,8 @@ class MongoConversationStore:
                 changed[name] = value
         if changes.metadata is not None:
             changed["metadata"] = dict(changes.metadata)
+        if changes.slow_mode is not None:
+            changed["slow_mode_ms"] = ms(changes.slow_mode)
 
         async def tx(s: AsyncClientSession, emit: Emit) -> Conversation | None:
             doc = await self._conversations.find_one_and_update(

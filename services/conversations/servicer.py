@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from caas.conversations.v1 import conversations_service_pb2 as pb
 from caas.conversations.v1 import resources_pb2 as res
 
@@ -16,7 +18,7 @@ from services.conversations.models import (
 )
 from services.core.errors import invalid_field
 from services.core.names import parse_app, parse_user
-from services.core.protoconv import timestamp
+from services.core.protoconv import duration, timestamp
 from services.gateway.gateway import Call
 
 KINDS = {Kind.DIRECT: res.Conversation.KIND_DIRECT, Kind.GROUP: res.Conversation.KIND_GROUP,
@@ -69,7 +71,13 @@ def conversation_proto(shown: ShownConversation) -> res.Conversation:
         create_time=timestamp(conversation.create_time),
         update_time=timestamp(conversation.update_time),
         last_activity_time=timestamp(conversation.last_activity_time) if messages else None,
-        membership=None if member is None else member_proto(member))
+        membership=None if member is None else member_proto(member),
+        slow_mode=duration(conversation.slow_mode) if conversation.slow_mode else None)
+
+
+def _slow_mode(conversation: res.Conversation) -> timedelta:
+    """Slow mode as given, to the second (unset: off)."""
+    return timedelta(seconds=conversation.slow_mode.seconds)
 
 
 class ConversationsServicer:
@@ -83,7 +91,7 @@ class ConversationsServicer:
             call.principal, parse_app(request.parent, "parent"),
             NewConversation(KINDS_FROM_PROTO[c.kind], request.conversation_id, c.title,
                             c.image_uri, dict(c.metadata), c.frozen, list(request.member_ids),
-                            request.owner_id))
+                            request.owner_id, _slow_mode(c)))
         shown = await self._actions.get(call.principal, conversation.app_id,
                                         conversation.conversation_id)
         return pb.CreateConversationResponse(conversation=conversation_proto(shown),
@@ -104,7 +112,8 @@ class ConversationsServicer:
                 title=c.title if "title" in paths else None,
                 image_uri=c.image_uri if "image_uri" in paths else None,
                 metadata=dict(c.metadata) if "metadata" in paths else None,
-                frozen=c.frozen if "frozen" in paths else None))
+                frozen=c.frozen if "frozen" in paths else None,
+                slow_mode=_slow_mode(c) if "slow_mode" in paths else None))
         return pb.UpdateConversationResponse(conversation=conversation_proto(shown))
 
     async def DeleteConversation(self, request: pb.DeleteConversationRequest, call: Call

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.conversations.events import emit_member_changes, member_event
@@ -20,7 +20,7 @@ from services.conversations.models import (
     Role,
 )
 from services.conversations.store import Keyset, Position
-from services.core.clock import from_ms, opt_from_ms, to_ms
+from services.core.clock import from_ms, ms, opt_from_ms, to_ms
 from services.core.db import sqlite_filter as sql
 from services.core.db.sqlite import Migration, SqliteDatabase
 from services.core.db.sqlite_filter import SqlTerm, column, flag
@@ -76,6 +76,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         # (it needs the messages table, which is created after this one).
         "ALTER TABLE members ADD COLUMN unread_mention_count INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # Slow mode (0: off), and when each member last sent (the messages store keeps
+        # it, to hold slow mode).
+        "ALTER TABLE conversations ADD COLUMN slow_mode_ms INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE members ADD COLUMN last_send_time INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 # ListConversations: the filter's fields and the orderings' keys, as columns of members.
@@ -96,7 +102,8 @@ _MEMBER_KEYS = {"join_time": "join_time", "user_id": "user_id"}
 
 CONVERSATION_COLUMNS = (
     "app_id, conversation_id, kind, title, image_uri, metadata, frozen, creator_id,"
-    " member_count, last_sequence, preview, create_time, update_time, last_activity_time")
+    " member_count, last_sequence, preview, create_time, update_time, last_activity_time,"
+    " slow_mode_ms")
 MEMBER_COLUMNS = (
     "app_id, conversation_id, user_id, role, join_time, muted, archived, pinned,"
     " read_sequence, delivered_sequence, unread_count, read_time, activity_time,"
@@ -120,7 +127,8 @@ def _preview(text: str | None) -> Preview | None:
 def conversation_row(row: Any) -> Conversation:
     return Conversation(row[0], row[1], Kind(row[2]), row[3], row[4], json.loads(row[5]),
                         bool(row[6]), row[7], row[8], row[9], _preview(row[10]),
-                        from_ms(row[11]), from_ms(row[12]), from_ms(row[13]))
+                        from_ms(row[11]), from_ms(row[12]), from_ms(row[13]),
+                        timedelta(milliseconds=row[14]))
 
 
 def member_row(row: Any) -> Member:
@@ -182,11 +190,12 @@ class SqliteConversationStore:
             try:
                 conn.execute(
                     f"INSERT INTO conversations ({CONVERSATION_COLUMNS}, direct_key)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (c.app_id, c.conversation_id, c.kind.value, c.title, c.image_uri,
                      json.dumps(dict(c.metadata)), int(c.frozen), c.creator_id, len(members),
                      c.last_sequence, preview_json(c.last_message), to_ms(c.create_time),
-                     to_ms(c.update_time), to_ms(c.last_activity_time), direct_key))
+                     to_ms(c.update_time), to_ms(c.last_activity_time), ms(c.slow_mode),
+                     direct_key))
             except sqlite3.IntegrityError as exc:
                 raise StoreConflict(c.conversation_id) from exc
             for member in members:
@@ -210,12 +219,14 @@ class SqliteConversationStore:
         def tx(conn: sqlite3.Connection, emit: Emit) -> Conversation | None:
             metadata = None if changes.metadata is None else json.dumps(dict(changes.metadata))
             frozen = None if changes.frozen is None else int(changes.frozen)
+            slow = None if changes.slow_mode is None else ms(changes.slow_mode)
             conn.execute(
                 "UPDATE conversations SET title = coalesce(?, title),"
                 " image_uri = coalesce(?, image_uri), metadata = coalesce(?, metadata),"
-                " frozen = coalesce(?, frozen), update_time = ?"
+                " frozen = coalesce(?, frozen), slow_mode_ms = coalesce(?, slow_mode_ms),"
+                " update_time = ?"
                 " WHERE app_id = ? AND conversation_id = ? AND delete_time IS NULL",
-                (changes.title, changes.image_uri, metadata, frozen, to_ms(now), app_id,
+                (changes.title, changes.image_uri, metadata, frozen, slow, to_ms(now), app_id,
                  conversation_id))
             updated = select_conversation(conn, app_id, conversation_id)
             if updated is not None:

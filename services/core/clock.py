@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -29,6 +29,11 @@ def to_ms(moment: datetime) -> int:
 
 def from_ms(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def ms(duration: timedelta) -> int:
+    """A duration as whole milliseconds."""
+    return duration // timedelta(milliseconds=1)
 
 
 def opt_from_ms(value: int | None) -> datetime | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Literal, Protocol
 
 from services.conversations.access import Access, conversation_name
@@ -16,6 +17,7 @@ from services.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     PermissionDenied,
+    ResourceExhausted,
     invalid_field,
     limit_exceeded,
     not_found,
@@ -36,7 +38,7 @@ from services.messages.models import (
     ReceiptSummary,
     Revision,
 )
-from services.messages.store import Direction, MessageStore
+from services.messages.store import Direction, MessageStore, TooSoon
 from services.moderation.restrictions import Restrictions
 from services.users.actions import check_not_blocked, user_deleted
 from services.users.store import UserStore
@@ -177,12 +179,21 @@ class MessagesActions:
                                                access.backend, outgoing.attachments)
         draft = Draft(sender.user_id, outgoing.text, attachments, mentions,
                       dict(outgoing.metadata or {}), outgoing.thread_root)
+        slow = conversation.slow_mode if sender.role < Role.MODERATOR else timedelta(0)
+        now = self._clock.now()
         try:
             message, created = await self._store.append(app_id, conversation_id, draft,
-                                                        request_id, self._clock.now())
+                                                        request_id, now, slow)
         except LookupError:
             raise not_found("caas.dev/Conversation",
                             conversation_name(app_id, conversation_id)) from None
+        except TooSoon as wait:
+            seconds = slow.total_seconds()
+            raise ResourceExhausted(
+                "SLOW_MODE", f"slow mode: one message per {seconds:g} s here; the next may "
+                f"go at {wait.ready_at.isoformat()}",
+                metadata={"slow_mode_seconds": f"{seconds:g}"},
+                retry_after=wait.ready_at - now) from None
         return Shown(message, frozenset(), False), created
 
     async def _check_direct_open(self, access: Access, sender_id: str) -> None:

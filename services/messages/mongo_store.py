@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -51,7 +51,7 @@ from services.messages.models import (
     Revision,
     mentioned_others,
 )
-from services.messages.store import Direction, Position, around_page
+from services.messages.store import Direction, Position, TooSoon, around_page
 
 
 async def _v1(db: AsyncDatabase[Document]) -> None:
@@ -176,12 +176,20 @@ class MongoMessageStore:
         return None if doc is None else _message(doc)
 
     async def append(self, app_id: str, conversation_id: str, draft: Draft, request_id: str,
-                     now: datetime) -> tuple[Message, bool]:
+                     now: datetime, slow_mode: timedelta = timedelta(0)
+                     ) -> tuple[Message, bool]:
+        sender_key = member_key(app_id, conversation_id, draft.sender_id)
+
         async def tx(s: AsyncClientSession, emit: Emit) -> tuple[Message, bool]:
             sent = await self._by_request(app_id, conversation_id, draft.sender_id,
                                           request_id, s)
             if sent is not None:
                 return sent, False
+            if slow_mode:  # two sends at once both write the sender's document: one retries
+                sender = await self._members.find_one({"_id": sender_key}, session=s)
+                last = None if sender is None else sender.get("last_send_time")
+                if last is not None and last + slow_mode > now:
+                    raise TooSoon(last + slow_mode)
             doc = await self._conversations.find_one_and_update(
                 live(app_id, conversation_id),
                 {"$inc": {"last_sequence": 1}, "$set": {"last_activity_time": now}},
@@ -222,10 +230,10 @@ class MongoMessageStore:
                     {**selector, "user_id": {"$in": mentioned}},
                     {"$inc": {"unread_mention_count": 1}}, session=s)
             await self._members.update_one(
-                {"_id": member_key(app_id, conversation_id, draft.sender_id)},
+                {"_id": sender_key},
                 {"$set": {"read_sequence": sequence, "delivered_sequence": sequence,
                           "read_time": now, "unread_count": 0, "unread_mention_count": 0,
-                          "activity_time": now}},
+                          "activity_time": now, "last_send_time": now}},
                 session=s)
             emit(message_event("message.created", message, now))
             return message, True

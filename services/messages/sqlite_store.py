@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from services.conversations.models import PREVIEW_LENGTH, Member, Preview
@@ -45,7 +45,7 @@ from services.messages.models import (
     Revision,
     mentioned_others,
 )
-from services.messages.store import Direction, Position, around_page
+from services.messages.store import Direction, Position, TooSoon, around_page
 
 MIGRATIONS: tuple[Migration, ...] = (
     (
@@ -189,7 +189,8 @@ class SqliteMessageStore:
         await self._db.migrate("messages", MIGRATIONS)
 
     async def append(self, app_id: str, conversation_id: str, draft: Draft, request_id: str,
-                     now: datetime) -> tuple[Message, bool]:
+                     now: datetime, slow_mode: timedelta = timedelta(0)
+                     ) -> tuple[Message, bool]:
         key = (app_id, conversation_id)
 
         def tx(conn: sqlite3.Connection, emit: Emit) -> tuple[Message, bool]:
@@ -202,6 +203,11 @@ class SqliteMessageStore:
                                  " AND delete_time IS NULL", key).fetchone()
             if found is None:
                 raise LookupError(conversation_id)
+            if slow_mode:
+                last = conn.execute(f"SELECT last_send_time FROM members WHERE {_KEY}"
+                                    " AND user_id = ?", (*key, draft.sender_id)).fetchone()
+                if last is not None and last[0] and from_ms(last[0]) + slow_mode > now:
+                    raise TooSoon(from_ms(last[0]) + slow_mode)
             sequence = found[0] + 1
             at = to_ms(now)
             conn.execute(
@@ -233,8 +239,8 @@ class SqliteMessageStore:
                              f" AND user_id IN ({_in(mentioned)})", (*key, *mentioned))
             conn.execute(f"UPDATE members SET read_sequence = ?, delivered_sequence = ?,"
                          f" read_time = ?, unread_count = 0, unread_mention_count = 0,"
-                         f" activity_time = ? WHERE {_KEY} AND user_id = ?",
-                         (sequence, sequence, at, at, *key, draft.sender_id))
+                         f" activity_time = ?, last_send_time = ? WHERE {_KEY} AND user_id = ?",
+                         (sequence, sequence, at, at, at, *key, draft.sender_id))
             sent = Message(app_id, conversation_id, sequence, draft.sender_id, draft.text,
                            draft.attachments, draft.mentions, dict(draft.metadata),
                            draft.thread_root, 0, None, {}, now)

@@ -7,7 +7,7 @@ read.updated, delivered.updated."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from services.conversations.models import Member
@@ -36,13 +36,25 @@ def around_page(older: list[Message], newer: list[Message], limit: int) -> Page:
                 len(newer) > take_newer)
 
 
+class TooSoon(Exception):
+    """A send in slow mode before the sender may send again (`ready_at`)."""
+
+    def __init__(self, ready_at: datetime) -> None:
+        super().__init__(ready_at.isoformat())
+        self.ready_at = ready_at
+
+
 class MessageStore(Protocol):
     async def migrate(self) -> None:
         """Bring this store's schema and indexes up to date; safe on every start."""
 
     async def append(self, app_id: str, conversation_id: str, draft: Draft, request_id: str,
-                     now: datetime) -> tuple[Message, bool]:
+                     now: datetime, slow_mode: timedelta = timedelta(0)
+                     ) -> tuple[Message, bool]:
         """Send a message, atomically: (message, created).
+
+        With `slow_mode`, raises TooSoon (and changes nothing) when the sender sent in
+        this conversation less than that before `now`; every send records its time.
 
         A message of the same sender with the same request_id in this conversation is
         returned instead (created False), and nothing changes. Otherwise it takes the

@@ -21,7 +21,7 @@ from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.messages.v1 import resources_pb2 as msg_res
 from caas.moderation.v1 import moderation_service_pb2 as mod_pb
 from caas.moderation.v1 import resources_pb2 as mod_res
-from google.protobuf import field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.core.clock import truncate_ms
@@ -330,3 +330,42 @@ async def test_the_apps_webhooks_hear_of_restrictions(client: Client, app: AppHa
     assert [(e["type"], e.get("conversation", "")) for e in got] == [
         ("restriction.created", ""), ("restriction.deleted", "")]
     assert got[0]["restrictionCreated"]["reason"] == "hooked"  # type: ignore[index]
+
+
+async def set_slow_mode(person: Person, conversation: str, seconds: int
+                        ) -> conv_res.Conversation:
+    response = await person.client.conversations.UpdateConversation(
+        conv_pb.UpdateConversationRequest(
+            conversation=conv_res.Conversation(
+                name=conversation, slow_mode=duration_pb2.Duration(seconds=seconds)),
+            update_mask=field_mask_pb2.FieldMask(paths=["slow_mode"])), metadata=person.auth)
+    return response.conversation
+
+
+async def test_slow_mode_spaces_each_members_messages(
+        http: httpx.AsyncClient, alice: Person, bob: Person, carol: Person) -> None:
+    group = await alice.create(GROUP, ("bob", "carol"))
+    await expect_error(set_slow_mode(bob, group.name, 60), DENIED, "ROLE_REQUIRED")
+    slowed = await set_slow_mode(alice, group.name, 60)
+    assert slowed.slow_mode.seconds == 60
+    first = await bob.send(group.name, "one", request_id="b1")
+    refused = await expect_error(bob.send(group.name, "two"),
+                                 grpc.StatusCode.RESOURCE_EXHAUSTED, "SLOW_MODE")
+    assert refused.metadata == {"slow_mode_seconds": "60"}
+    assert refused.retry_seconds is not None and 1 <= refused.retry_seconds <= 60
+    retried = await bob.send(group.name, "one", request_id="b1")  # a retry is no new send
+    assert retried.message.name == first.message.name
+    over_json = await http.post(f"/v1/{group.name}/messages", params={"request_id": "j2"},
+                                headers={"authorization": f"Bearer {bob.token}"},
+                                json={"text": "two"})
+    assert over_json.status_code == 429
+    assert error_body(over_json)[:2] == (8, "SLOW_MODE")
+    await carol.send(group.name, "carol one")  # everyone has their own interval
+    await make_role(alice, group.name, "carol", conv_res.Member.ROLE_MODERATOR)
+    for text in ("owner one", "owner two"):  # the owner is not slowed, nor moderators
+        await alice.send(group.name, text)
+    await carol.send(group.name, "carol two")
+    await set_slow_mode(alice, group.name, 0)
+    await bob.send(group.name, "two")
+    texts = [m.text for m in (await bob.messages(group.name)).messages]
+    assert texts == ["one", "carol one", "owner one", "owner two", "carol two", "two"]

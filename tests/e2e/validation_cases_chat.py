@@ -12,7 +12,7 @@ from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.messages.v1 import resources_pb2 as msg_res
 from caas.users.v1 import resources_pb2 as user_res
 from caas.users.v1 import users_service_pb2 as user_pb
-from google.protobuf import field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 from google.protobuf.message import Message
 
 APP = "apps/some-app"
@@ -167,6 +167,9 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
     ("CreateConversation membership role", "CreateConversation",
      create_conv(conversation=group(membership=conv_res.Member(role=9))),  # type: ignore[arg-type]
      {"conversation.membership.role": "enum.defined_only"}),
+    ("CreateConversation slow_mode at most 6 h", "CreateConversation",
+     create_conv(conversation=group(slow_mode=duration_pb2.Duration(seconds=21601))),
+     {"conversation.slow_mode": "duration.gte_lte"}),
     ("CreateConversation member_ids count", "CreateConversation",
      create_conv(member_ids=[f"u{i}" for i in range(101)]), {"member_ids": "repeated.max_items"}),
     ("CreateConversation member_ids unique", "CreateConversation",
@@ -198,6 +201,9 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
      update_conv(conv_res.Conversation(
          membership=conv_res.Member(role=9))),  # type: ignore[arg-type]
      {"conversation.membership.role": "enum.defined_only"}),
+    ("UpdateConversation slow_mode not negative", "UpdateConversation",
+     update_conv(conv_res.Conversation(slow_mode=duration_pb2.Duration(seconds=-1)),
+                 "slow_mode"), {"conversation.slow_mode": "duration.gte_lte"}),
     ("UpdateConversation mask paths", "UpdateConversation",
      update_conv(conv_res.Conversation(), "kind"), {"update_mask": "field_mask.in"}),
     ("UpdateConversation mask empty", "UpdateConversation",

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -91,6 +92,7 @@ class Conversation(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_ACTIVITY_TIME_FIELD_NUMBER: _builtins.int
     MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    SLOW_MODE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/conversations/{conversation}`; the id is 1 to 64 characters of
     letters, digits, `_` and `-`, chosen by the creator or by the server.
@@ -141,6 +143,14 @@ class Conversation(_message.Message):
     def membership(self) -> Global___Member:
         """The calling user's membership; unset when the caller is not a member."""
 
+    @_builtins.property
+    def slow_mode(self) -> _duration_pb2.Duration:
+        """Slow mode: each member below moderator may send one message (a reply counts) per
+        this much time here; a send too soon is refused with RESOURCE_EXHAUSTED, reason
+        `SLOW_MODE`, whose RetryInfo says when the next may go. Unset or 0: off. At most
+        6 hours, kept to the second. Moderators, admins and the owner are not slowed.
+        """
+
     def __init__(
         self,
         *,
@@ -158,10 +168,11 @@ class Conversation(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         last_activity_time: _timestamp_pb2.Timestamp | None = ...,
         membership: Global___Member | None = ...,
+        slow_mode: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_activity_time", b"last_activity_time", "last_message", b"last_message", "membership", b"membership", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_activity_time", b"last_activity_time", "last_message", b"last_message", "membership", b"membership", "slow_mode", b"slow_mode", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator_id", b"creator_id", "frozen", b"frozen", "image_uri", b"image_uri", "kind", b"kind", "last_activity_time", b"last_activity_time", "last_message", b"last_message", "last_sequence", b"last_sequence", "member_count", b"member_count", "membership", b"membership", "metadata", b"metadata", "name", b"name", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator_id", b"creator_id", "frozen", b"frozen", "image_uri", b"image_uri", "kind", b"kind", "last_activity_time", b"last_activity_time", "last_message", b"last_message", "last_sequence", b"last_sequence", "member_count", b"member_count", "membership", b"membership", "metadata", b"metadata", "name", b"name", "slow_mode", b"slow_mode", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -190,6 +190,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """RESOURCE_EXHAUSTED
     Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.
     """
+    ERROR_REASON_SLOW_MODE: _ErrorReason.ValueType  # 86
+    """The conversation is in slow mode and the sender sent less than its interval ago:
+    wait for the RetryInfo delay (metadata: slow_mode_seconds).
+    """
     ERROR_REASON_REQUEST_TOO_LARGE: _ErrorReason.ValueType  # 66
     """The request is larger than the server takes (metadata: limit_bytes). Over JSON
     the HTTP status is 413 Content Too Large.
@@ -398,6 +402,10 @@ subscribe without a token.
 ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 60
 """RESOURCE_EXHAUSTED
 Too many calls: wait for the RetryInfo delay. QuotaFailure names the budget.
+"""
+ERROR_REASON_SLOW_MODE: ErrorReason.ValueType  # 86
+"""The conversation is in slow mode and the sender sent less than its interval ago:
+wait for the RetryInfo delay (metadata: slow_mode_seconds).
 """
 ERROR_REASON_REQUEST_TOO_LARGE: ErrorReason.ValueType  # 66
 """The request is larger than the server takes (metadata: limit_bytes). Over JSON
