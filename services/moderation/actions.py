@@ -16,7 +16,7 @@ from services.auth.models import RevokeReason
 from services.auth.store import AuthStore
 from services.conversations.access import Access
 from services.conversations.actions import ConversationsActions
-from services.conversations.models import Role
+from services.conversations.models import Kind, Role
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms, truncate_ms
 from services.core.errors import PermissionDenied, not_found
@@ -64,15 +64,17 @@ class ModerationActions:
         return access
 
     async def check_restrict(self, principal: Principal, app_id: str, user_id: str,
-                             conversation_id: str) -> None:
+                             conversation_id: str) -> Access | None:
+        """Whether the caller may restrict `user_id` there; the conversation (None for
+        the whole app)."""
         require_app(principal, app_id)
         if conversation_id == APP_WIDE:
             if isinstance(principal, User):
                 raise _not_allowed("only the app's backend restricts a user app-wide")
-            return
+            return None
         access = await self._moderated(principal, app_id, conversation_id)
         if access.backend:
-            return
+            return access
         assert isinstance(principal, User) and access.member is not None
         if user_id == principal.user_id:
             raise _not_allowed("a moderator cannot restrict themself")
@@ -80,6 +82,7 @@ class ModerationActions:
         if target is not None and target.role >= access.member.role:
             raise _not_allowed(f"{user_id} is a {target.role.name.lower()}: only a higher "
                                "role restricts them")
+        return access
 
     async def do_restrict(self, principal: Principal, app_id: str, user_id: str,
                           conversation_id: str, kind: RestrictionType, reason: str,
@@ -88,7 +91,9 @@ class ModerationActions:
         a conversation removes the member, a ban in the app ends the user's sessions.
         The restriction is written first: if what follows fails, the call fails and a
         retry completes it, while the restriction already applies."""
-        await self.check_restrict(principal, app_id, user_id, conversation_id)
+        access = await self.check_restrict(principal, app_id, user_id, conversation_id)
+        if kind is RestrictionType.BAN and access is not None:
+            access.require_kind(Kind.GROUP, Kind.CHANNEL)  # a direct chat has blocks
         user = (await self._users.get_users(app_id, [user_id])).get(user_id)
         if user is None:
             raise user_not_found(app_id, user_id)

@@ -241,6 +241,9 @@ async def test_members_and_outsiders_cannot_restrict(
     assert "restriction.conversation" in refused.field_violations
     await expect_error(restrict(client, app, "nobody", MUTE), grpc.StatusCode.NOT_FOUND,
                        "RESOURCE_NOT_FOUND")
+    direct = await alice.create(conv_res.Conversation.KIND_DIRECT, ("bob",))
+    await expect_error(restrict(client, app, "bob", BAN, direct.name),
+                       grpc.StatusCode.FAILED_PRECONDITION, "WRONG_CONVERSATION_KIND")
 
 
 async def test_restrictions_are_seen_only_by_whom_they_concern(

@@ -27,9 +27,9 @@ class Restriction(_message.Message):
       reacting are refused with PERMISSION_DENIED, reason `USER_MUTED`, whose ErrorInfo
       metadata holds the `restriction` (its name), the `restriction_reason` and the
       `expire_time` (absent: until lifted).
-    - A ban in a conversation removes the user from it (a `member.removed` event) and
-      keeps them out: joining, being added and writing there are refused with
-      `USER_BANNED`.
+    - A ban in a group or channel removes the user from it (a `member.removed` event)
+      and keeps them out: joining, being added and writing there are refused with
+      `USER_BANNED`. (Direct conversations have blocks instead: UsersService.CreateBlock.)
     - A ban in the app ends the user's sessions and refuses them everywhere: signing in
       and every write are refused with `USER_BANNED`.
 
