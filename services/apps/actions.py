@@ -141,11 +141,11 @@ class AppsActions:
                                 expire_time: datetime | None = None) -> NewApiKey:
         """A new key with `scopes` (none: every scope) that expires at `expire_time`
         (None: never). A key creating one grants no scope it lacks, and no longer life."""
+        await self.get_app(principal, app_id)  # another app's caller learns nothing more
         scopes = scopes or FULL_SCOPE
         expire_time = None if expire_time is None else truncate_ms(expire_time)
         if isinstance(principal, AppBackend):
             check_no_escalation(principal, scopes, expire_time)
-        await self.get_app(principal, app_id)
         new = self._new_key(app_id, display_name, scopes, expire_time)
         await self._store.create_api_key(new.key)
         await self._bus.publish(DomainEvent("api_key.created", app_id, new.key.create_time,

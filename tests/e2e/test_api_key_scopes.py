@@ -121,6 +121,8 @@ async def test_a_key_of_another_app_is_refused_whatever_its_scopes(
     await expect_error(client.apps.GetApp(apps_pb.GetAppRequest(name=app.name),
                                           metadata=bearer(outsider.secret)),
                        DENIED, "APP_MISMATCH")
+    narrow = await new_key(client, other_app, "api_keys:admin")
+    await expect_error(new_key(client, app, "*", by=narrow.secret), DENIED, "APP_MISMATCH")
 
 
 async def test_scopes_over_json_and_grpc_web(http: httpx.AsyncClient, client: Client,
