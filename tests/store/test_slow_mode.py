@@ -4,15 +4,21 @@ first; the conversation keeps its setting."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 
 from services.conversations.models import ConversationChanges
+from services.conversations.mongo_store import MongoConversationStore
+from services.core.db.mongo import MongoDatabase
+from services.core.events import InProcessBus
+from services.events.mongo_log import MongoEventLog
 from services.messages.models import Draft
 from services.messages.store import TooSoon
 from services.runtime import Stores
-from tests.store.chat import SECOND, T0, make_group
+from tests.store.chat import SECOND, T0, conversation, make_group, member
+from tests.support.servers import ExternalServer
 
 MINUTE = timedelta(minutes=1)
 
@@ -56,3 +62,19 @@ async def test_the_conversation_keeps_its_slow_mode(stores: Stores) -> None:
     off = await stores.conversations.update_conversation(
         "alpha", "g1", ConversationChanges(slow_mode=timedelta(0)), T0 + 3 * SECOND)
     assert off is not None and off.slow_mode == timedelta(0)
+
+
+async def test_conversations_made_before_slow_mode_have_it_off_mongodb(
+        mongo: ExternalServer) -> None:
+    db = await MongoDatabase.open(mongo.url, f"t{uuid.uuid4().hex[:12]}")
+    try:
+        log = MongoEventLog(db, InProcessBus(), lambda event, position: b"")
+        store = MongoConversationStore(db, log)
+        await store.migrate()
+        await store.create_conversation(conversation("g1"), [member("g1", "alice")], None)
+        await db.db["conversations"].update_many({}, {"$unset": {"slow_mode_ms": ""}})
+        old = await store.get_conversation("alpha", "g1")
+        assert old is not None and old.slow_mode == timedelta(0)
+    finally:
+        await db.client.drop_database(db.db.name)
+        await db.close()
