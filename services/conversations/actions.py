@@ -54,7 +54,7 @@ from services.core.principal import Principal, User, require_app, require_user_o
 from services.core.settings import Settings
 from services.moderation.models import APP_WIDE
 from services.moderation.restrictions import Restrictions
-from services.users.actions import check_not_blocked, user_deleted, user_not_found
+from services.users.actions import check_not_blocked, check_users
 from services.users.store import UserStore
 
 
@@ -85,16 +85,6 @@ class ConversationsActions:
 
     async def access(self, principal: Principal, app_id: str, conversation_id: str) -> Access:
         return await resolve(self._store, principal, app_id, conversation_id)
-
-    async def _check_users(self, app_id: str, user_ids: Sequence[str]) -> None:
-        """NOT_FOUND for an unknown user, FAILED_PRECONDITION for a deleted one."""
-        found = await self._users.get_users(app_id, user_ids)
-        for user_id in user_ids:
-            user = found.get(user_id)
-            if user is None:
-                raise user_not_found(app_id, user_id)
-            if user.deleted:
-                raise user_deleted(app_id, user_id)
 
     def _roster(self, principal: Principal, new: NewConversation) -> tuple[list[str], str]:
         """(member ids in joining order, owner id or "") for a new conversation."""
@@ -142,7 +132,7 @@ class ConversationsActions:
         member_ids, owner = self._roster(principal, new)
         if len(member_ids) > self._max_members[new.kind]:
             raise limit_exceeded(f"members in a {new.kind.value}", self._max_members[new.kind])
-        await self._check_users(app_id, member_ids)
+        await check_users(self._users, app_id, member_ids)
         if isinstance(principal, User):  # creating is writing: not while muted or banned
             await self._restrictions.check_write(app_id, principal.user_id, APP_WIDE)
         for user_id in member_ids:  # nobody banned from the app is put in
@@ -262,7 +252,7 @@ class ConversationsActions:
         if access.member is not None:
             return access.member
         access.require_kind(Kind.CHANNEL)
-        await self._check_users(app_id, [principal.user_id])
+        await check_users(self._users, app_id, [principal.user_id])
         await self._add(access, [principal.user_id])
         member = await self._store.get_member(app_id, conversation_id, principal.user_id)
         assert member is not None
@@ -274,7 +264,7 @@ class ConversationsActions:
         access = await self.access(principal, app_id, conversation_id)
         access.require_kind(Kind.GROUP, Kind.CHANNEL)
         access.require_role(Role.ADMIN)
-        await self._check_users(app_id, user_ids)
+        await check_users(self._users, app_id, user_ids)
         return [access.show_member(m) for m in await self._add(access, user_ids)]
 
     async def _remove(self, access: Access, user_id: str) -> None:

@@ -21,6 +21,7 @@ _API_KEY = re.compile(rf"apps/({APP_ID})/apiKeys/({SERVER_ID})")
 _USER = re.compile(rf"apps/({APP_ID})/users/({USER_ID})")
 _SESSION = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/sessions/({SERVER_ID})")
 _WEBHOOK = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})")
+_RESTRICTION = re.compile(rf"apps/({APP_ID})/restrictions/({SERVER_ID})")
 _DEAD_LETTER = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})/deadLetters/({SERVER_ID})")
 _APP_ID = re.compile(APP_ID)
 _USER_ID = re.compile(USER_ID)
@@ -53,6 +54,10 @@ def user_name(app_id: str, user_id: str) -> str:
 
 def session_name(app_id: str, user_id: str, session_id: str) -> str:
     return f"apps/{app_id}/users/{user_id}/sessions/{session_id}"
+
+
+def restriction_name(app_id: str, restriction_id: str) -> str:
+    return f"apps/{app_id}/restrictions/{restriction_id}"
 
 
 def signing_key_name(app_id: str, key_id: str) -> str:
@@ -116,3 +121,10 @@ def parse_dead_letter(name: str, field: str = "name") -> tuple[str, str, str]:
     app_id, webhook_id, dead_letter_id = _match(
         _DEAD_LETTER, name, field, "apps/{app}/webhooks/{webhook}/deadLetters/{dead_letter}")
     return app_id, webhook_id, dead_letter_id
+
+
+def parse_restriction(name: str, field: str = "name") -> tuple[str, str]:
+    """`apps/{app}/restrictions/{restriction}` → (app id, restriction id)."""
+    app_id, restriction_id = _match(_RESTRICTION, name, field,
+                                    "apps/{app}/restrictions/{restriction}")
+    return app_id, restriction_id

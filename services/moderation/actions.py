@@ -22,13 +22,12 @@ from services.core.clock import Clock, to_ms, truncate_ms
 from services.core.errors import PermissionDenied, not_found
 from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id
-from services.core.names import api_key_name, user_name
+from services.core.names import api_key_name, restriction_name, user_name
 from services.core.pagination import Page, make_page, page_request, time_id_position
 from services.core.principal import AppBackend, Operator, Principal, User, require_app
 from services.moderation.models import APP_WIDE, Restriction, RestrictionType
-from services.moderation.restrictions import restriction_name
 from services.moderation.store import RestrictionStore
-from services.users.actions import user_deleted, user_not_found
+from services.users.actions import check_users
 from services.users.store import UserStore
 
 
@@ -94,11 +93,7 @@ class ModerationActions:
         access = await self.check_restrict(principal, app_id, user_id, conversation_id)
         if kind is RestrictionType.BAN and access is not None:
             access.require_kind(Kind.GROUP, Kind.CHANNEL)  # a direct chat has blocks
-        user = (await self._users.get_users(app_id, [user_id])).get(user_id)
-        if user is None:
-            raise user_not_found(app_id, user_id)
-        if user.deleted:
-            raise user_deleted(app_id, user_id)
+        await check_users(self._users, app_id, [user_id])
         now = self._clock.now()
         restriction = await self._store.put_restriction(Restriction(
             app_id, new_id(), user_id, conversation_id, kind, reason, creator_of(principal),

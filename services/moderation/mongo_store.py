@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -63,10 +64,9 @@ class MongoRestrictionStore:
 
         async def tx(s: AsyncClientSession, emit: Emit) -> Restriction:
             found = await self._restrictions.find_one({**place, **_applies(now)}, session=s)
-            stored = restriction if found is None else Restriction(
-                restriction.app_id, found["restriction_id"], restriction.user_id,
-                restriction.conversation_id, restriction.type, restriction.reason,
-                restriction.creator, restriction.create_time, restriction.expire_time)
+            # The one it replaces keeps its id.
+            stored = restriction if found is None else replace(
+                restriction, restriction_id=found["restriction_id"])
             # _id holds the id: a replaced expired one goes, its successor comes.
             await self._restrictions.delete_one(place, session=s)
             await self._restrictions.insert_one(_doc(stored), session=s)

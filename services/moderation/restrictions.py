@@ -13,13 +13,10 @@ from services.core.cache import TtlCache
 from services.core.clock import Clock
 from services.core.errors import PermissionDenied
 from services.core.events import DomainEvent, EventBus
+from services.core.names import restriction_name
 from services.moderation.events import CREATED, DELETED
 from services.moderation.models import APP_WIDE, Restriction, RestrictionType
 from services.moderation.store import RestrictionStore
-
-
-def restriction_name(app_id: str, restriction_id: str) -> str:
-    return f"apps/{app_id}/restrictions/{restriction_id}"
 
 
 def refusal(restriction: Restriction) -> PermissionDenied:

@@ -10,12 +10,11 @@ from caas.moderation.v1 import resources_pb2 as res
 from services.conversations.access import conversation_name
 from services.conversations.servicer import parse_conversation
 from services.core.errors import invalid_field
-from services.core.names import SERVER_ID, parse_app
+from services.core.names import parse_app, parse_restriction, restriction_name
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
 from services.moderation.actions import ModerationActions
 from services.moderation.models import APP_WIDE, Restriction, RestrictionType
-from services.moderation.restrictions import restriction_name
 
 TYPES = {RestrictionType.MUTE: res.Restriction.TYPE_MUTE,
          RestrictionType.BAN: res.Restriction.TYPE_BAN}
@@ -39,14 +38,6 @@ def _conversation_in(app_id: str, name: str, field: str) -> str:
     if conversation_app != app_id:
         raise invalid_field(field, f"must be a conversation of apps/{app_id}")
     return conversation_id
-
-
-def parse_restriction(name: str) -> tuple[str, str]:
-    """`apps/{app}/restrictions/{restriction}` (already validated by the contract)."""
-    app_part, sep, restriction_id = name.partition("/restrictions/")
-    if not sep or len(restriction_id) != 16:
-        raise invalid_field("name", f"must be apps/{{app}}/restrictions/{SERVER_ID}")
-    return parse_app(app_part), restriction_id
 
 
 class ModerationServicer:

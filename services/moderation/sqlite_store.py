@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -59,10 +60,8 @@ class SqliteRestrictionStore:
                 f" AND conversation_id = ? AND type = ? AND {_APPLIES}",
                 (restriction.app_id, restriction.user_id, restriction.conversation_id,
                  restriction.type.value, to_ms(now))).fetchone()
-            stored = restriction if row is None else Restriction(
-                restriction.app_id, row[0], restriction.user_id, restriction.conversation_id,
-                restriction.type, restriction.reason, restriction.creator,
-                restriction.create_time, restriction.expire_time)
+            # The one it replaces keeps its id.
+            stored = restriction if row is None else replace(restriction, restriction_id=row[0])
             conn.execute(
                 f"INSERT INTO restrictions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (app_id, user_id, conversation_id, type) DO UPDATE SET"

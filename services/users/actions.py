@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from services.apps.store import AppStore
 from services.auth.models import RevokeReason
@@ -41,6 +41,17 @@ def user_deleted(app_id: str, user_id: str) -> FailedPrecondition:
 
 def user_not_found(app_id: str, user_id: str) -> Exception:
     return not_found("caas.dev/User", user_name(app_id, user_id))
+
+
+async def check_users(store: UserStore, app_id: str, user_ids: Sequence[str]) -> None:
+    """NOT_FOUND for an unknown user, FAILED_PRECONDITION for a deleted one."""
+    found = await store.get_users(app_id, user_ids)
+    for user_id in user_ids:
+        user = found.get(user_id)
+        if user is None:
+            raise user_not_found(app_id, user_id)
+        if user.deleted:
+            raise user_deleted(app_id, user_id)
 
 
 async def check_not_blocked(store: UserStore, app_id: str, a: str, b: str) -> None:
