@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 
 from tests.conftest import AppHandle
 from tests.support.chat import Person, person
 from tests.support.client import Client
+from tests.support.servers import CaasServer
 from tests.support.webhook_receiver import Receiver, running_receiver
 
 
@@ -38,3 +40,10 @@ def receiver() -> Iterator[Receiver]:
     """A local HTTP server that webhooks deliver to (tests/support/webhook_receiver.py)."""
     with running_receiver() as running:
         yield running
+
+
+@pytest.fixture
+async def http(server: CaasServer) -> AsyncIterator[httpx.AsyncClient]:
+    """JSON, gRPC-Web and plain HTTP calls to the shared server, through Envoy."""
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as client:
+        yield client

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -20,26 +19,14 @@ from caas.users.v1 import users_service_pb2 as users_pb
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 
-from services.core.clock import truncate_ms
 from tests.conftest import AppHandle, expect_error
 from tests.e2e.test_http import error_body, grpc_web_frame, grpc_web_frames
 from tests.e2e.test_ops import GRPCURL, ROUTES, target
 from tests.support.client import Client, bearer
+from tests.support.clock import from_now
 from tests.support.servers import CaasServer
 
 DENIED = grpc.StatusCode.PERMISSION_DENIED
-
-
-@pytest.fixture
-async def http(server: CaasServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as client:
-        yield client
-
-
-def later(**delta: float) -> Timestamp:
-    moment = Timestamp()
-    moment.FromDatetime(truncate_ms(datetime.now(UTC) + timedelta(**delta)))
-    return moment
 
 
 async def new_key(client: Client, app: AppHandle, *scopes: str, by: str | None = None,
@@ -103,15 +90,15 @@ async def test_a_key_cannot_grant_a_scope_it_lacks(client: Client, app: AppHandl
 
 async def test_a_key_made_by_an_expiring_key_expires_no_later(client: Client,
                                                              app: AppHandle) -> None:
-    expiry = later(hours=1)
+    expiry = from_now(hours=1)
     creator = await new_key(client, app, "*", expire_time=expiry)
     assert creator.api_key.expire_time == expiry
     await expect_error(new_key(client, app, "users:read", by=creator.secret), DENIED,
                        "API_KEY_SCOPE_ESCALATION")  # never expiring
     await expect_error(new_key(client, app, "users:read", by=creator.secret,
-                               expire_time=later(hours=2)), DENIED, "API_KEY_SCOPE_ESCALATION")
+                               expire_time=from_now(hours=2)), DENIED, "API_KEY_SCOPE_ESCALATION")
     sooner = await new_key(client, app, "users:read", by=creator.secret,
-                           expire_time=later(minutes=30))
+                           expire_time=from_now(minutes=30))
     assert sooner.api_key.expire_time.ToDatetime(UTC) < expiry.ToDatetime(UTC)
 
 

@@ -27,12 +27,6 @@ from tests.support.client import Client
 from tests.support.servers import CaasServer
 
 
-@pytest.fixture
-async def http(server: CaasServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as client:
-        yield client
-
-
 def auth(person: Person) -> dict[str, str]:
     return {"authorization": f"Bearer {person.token}"}
 

@@ -10,7 +10,6 @@ import base64
 import re
 import signal
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,6 @@ from tests.support.servers import CaasServer, start_caas
 
 JSON = {"content-type": "application/json"}
 GRPC_CORE_LOG = re.compile(r"^[EW]\d{4} \d")  # gRPC core's own log lines: E1203 02:05:…
-
-
-@pytest.fixture
-async def http(server: CaasServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as client:
-        yield client
 
 
 def violations(body: dict[str, Any]) -> list[dict[str, str]]:

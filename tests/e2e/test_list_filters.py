@@ -5,7 +5,6 @@ problem, and no filter ever showing more than the caller may see."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -22,18 +21,11 @@ from google.rpc import error_details_pb2, status_pb2
 from tests.conftest import AppHandle, expect_error
 from tests.support.chat import CHANNEL, DIRECT, GROUP, Person, person
 from tests.support.client import Client, details
-from tests.support.servers import CaasServer
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 CONVERSATION_FIELDS = ("kind, unread, unread_count, has_mentions, unread_mention_count, "
                        "muted, archived, pinned, role, last_activity_time, create_time")
-
-
-@pytest.fixture
-async def http(server: CaasServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture

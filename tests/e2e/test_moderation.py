@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 
 import grpc
 import httpx
@@ -22,15 +21,14 @@ from caas.messages.v1 import resources_pb2 as msg_res
 from caas.moderation.v1 import moderation_service_pb2 as mod_pb
 from caas.moderation.v1 import resources_pb2 as mod_res
 from google.protobuf import duration_pb2, field_mask_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.core.clock import truncate_ms
 from tests.conftest import AppHandle, expect_error, sign_in
 from tests.e2e.test_http import error_body
 from tests.e2e.test_ops import GRPCURL, ROUTES, target
 from tests.e2e.test_webhooks import create_webhook, delivered, events
 from tests.support.chat import CHANNEL, GROUP, Person
 from tests.support.client import Client, bearer
+from tests.support.clock import from_now
 from tests.support.servers import CaasServer
 from tests.support.stream import subscribed
 from tests.support.webhook_receiver import Receiver
@@ -38,12 +36,6 @@ from tests.support.webhook_receiver import Receiver
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 MUTE = mod_res.Restriction.TYPE_MUTE
 BAN = mod_res.Restriction.TYPE_BAN
-
-
-def later(**delta: float) -> Timestamp:
-    moment = Timestamp()
-    moment.FromDatetime(truncate_ms(datetime.now(UTC) + timedelta(**delta)))
-    return moment
 
 
 async def restrict(client: Client, app: AppHandle, user_id: str, kind: int,
@@ -81,7 +73,7 @@ async def test_a_mute_stops_writes_not_reads_and_tells_the_user_alone(
     bobs = await subscribed(bob)
     alices = await subscribed(alice)
     muted = await restrict(client, app, "bob", MUTE, group.name, reason="calm down",
-                           expire_time=later(hours=1))
+                           expire_time=from_now(hours=1))
     assert (muted.user_id, muted.conversation, muted.type, muted.reason) == (
         "bob", group.name, MUTE, "calm down")
     assert muted.creator.startswith(f"{app.name}/apiKeys/")
@@ -267,12 +259,6 @@ async def test_restrictions_are_seen_only_by_whom_they_concern(
     owner_view = await client.moderation.GetRestriction(  # alice owns `group`
         mod_pb.GetRestrictionRequest(name=there.name), metadata=alice.auth)
     assert owner_view.restriction.name == there.name
-
-
-@pytest.fixture
-async def http(server: CaasServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as client:
-        yield client
 
 
 async def test_restrictions_over_json(http: httpx.AsyncClient, app: AppHandle,
