@@ -69,10 +69,11 @@ from services.messages.mongo_store import MongoMessageStore
 from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
 from services.moderation.actions import ModerationActions
-from services.moderation.mongo_store import MongoRestrictionStore
+from services.moderation.flags import FlagActions
+from services.moderation.mongo_store import MongoFlagStore, MongoRestrictionStore
 from services.moderation.restrictions import Restrictions
-from services.moderation.sqlite_store import SqliteRestrictionStore
-from services.moderation.store import RestrictionStore
+from services.moderation.sqlite_store import SqliteFlagStore, SqliteRestrictionStore
+from services.moderation.store import FlagStore, RestrictionStore
 from services.realtime.actions import RealtimeActions
 from services.realtime.codec import encoder
 from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
@@ -108,6 +109,7 @@ class Stores:
     webhooks: WebhookStore
     media: MediaStore
     moderation: RestrictionStore
+    flags: FlagStore
     # Signs the media URLs that events carry (messages with pictures, media.ready),
     # with the deployment's secret kept in the media store (started once migrated).
     media_urls: MediaUrls
@@ -134,7 +136,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         MongoConversationStore(mongo, mongo_log),
                         MongoMessageStore(mongo, mongo_log), mongo_log,
                         MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log),
-                        MongoRestrictionStore(mongo, mongo_log), urls, mongo.close, mongo)
+                        MongoRestrictionStore(mongo, mongo_log), MongoFlagStore(mongo, mongo_log),
+                        urls, mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -142,7 +145,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteUserStore(sqlite), SqliteConversationStore(sqlite, sqlite_log),
                         SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
                         SqliteWebhookStore(sqlite), SqliteMediaStore(sqlite, sqlite_log),
-                        SqliteRestrictionStore(sqlite, sqlite_log), urls, sqlite.close, sqlite)
+                        SqliteRestrictionStore(sqlite, sqlite_log),
+                        SqliteFlagStore(sqlite, sqlite_log), urls, sqlite.close, sqlite)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.events):  # the log last: it reads members
@@ -291,6 +295,7 @@ class Runtime:
     search: SearchActions
     indexer: Indexer
     moderation: ModerationActions
+    flags: FlagActions
     restrictions: Restrictions
     metrics: Metrics
     sampler: Sampler
@@ -413,6 +418,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     messages = MessagesActions(stores.messages, conversations, stores.conversations,
                                stores.users, clock, media, restrictions)
     indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
+    moderation = ModerationActions(stores.moderation, conversations, stores.conversations,
+                                   stores.users, stores.auth, clock, bus)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
@@ -433,8 +440,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         search=SearchActions(indexer.index, conversations, stores.conversations, messages,
                              stores.messages, stores.users),
         indexer=indexer, metrics=metrics,
-        moderation=ModerationActions(stores.moderation, conversations, stores.conversations,
-                                     stores.users, stores.auth, clock, bus),
+        moderation=moderation,
+        flags=FlagActions(stores.flags, moderation, messages, stores.conversations,
+                          stores.users, clock),
         restrictions=restrictions,
         sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,
         write_watch=write_watch, tracing=tracing,

@@ -22,6 +22,7 @@ _USER = re.compile(rf"apps/({APP_ID})/users/({USER_ID})")
 _SESSION = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/sessions/({SERVER_ID})")
 _WEBHOOK = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})")
 _RESTRICTION = re.compile(rf"apps/({APP_ID})/restrictions/({SERVER_ID})")
+_FLAG = re.compile(rf"apps/({APP_ID})/flags/({SERVER_ID})")
 _DEAD_LETTER = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})/deadLetters/({SERVER_ID})")
 _APP_ID = re.compile(APP_ID)
 _USER_ID = re.compile(USER_ID)
@@ -58,6 +59,10 @@ def session_name(app_id: str, user_id: str, session_id: str) -> str:
 
 def restriction_name(app_id: str, restriction_id: str) -> str:
     return f"apps/{app_id}/restrictions/{restriction_id}"
+
+
+def flag_name(app_id: str, flag_id: str) -> str:
+    return f"apps/{app_id}/flags/{flag_id}"
 
 
 def signing_key_name(app_id: str, key_id: str) -> str:
@@ -128,3 +133,9 @@ def parse_restriction(name: str, field: str = "name") -> tuple[str, str]:
     app_id, restriction_id = _match(_RESTRICTION, name, field,
                                     "apps/{app}/restrictions/{restriction}")
     return app_id, restriction_id
+
+
+def parse_flag(name: str, field: str = "name") -> tuple[str, str]:
+    """`apps/{app}/flags/{flag}` → (app id, flag id)."""
+    app_id, flag_id = _match(_FLAG, name, field, "apps/{app}/flags/{flag}")
+    return app_id, flag_id

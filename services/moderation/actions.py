@@ -55,7 +55,7 @@ class ModerationActions:
         self._clock = clock
         self._bus = bus
 
-    async def _moderated(self, principal: Principal, app_id: str, conversation_id: str
+    async def moderated(self, principal: Principal, app_id: str, conversation_id: str
                          ) -> Access:
         """The conversation, where the caller may moderate (ROLE_REQUIRED otherwise)."""
         access = await self._conversations.access(principal, app_id, conversation_id)
@@ -71,7 +71,7 @@ class ModerationActions:
             if isinstance(principal, User):
                 raise _not_allowed("only the app's backend restricts a user app-wide")
             return None
-        access = await self._moderated(principal, app_id, conversation_id)
+        access = await self.moderated(principal, app_id, conversation_id)
         if access.backend:
             return access
         assert isinstance(principal, User) and access.member is not None
@@ -155,7 +155,7 @@ class ModerationActions:
                 raise PermissionDenied(
                     "USER_MISMATCH", "a user lists their own restrictions (user_id), or "
                     "those of a conversation they moderate", metadata={"user": user_id})
-            await self._moderated(principal, app_id, conversation_id)
+            await self.moderated(principal, app_id, conversation_id)
         scope = [app_id, user_id, "" if conversation_id is None else conversation_id,
                  "" if conversation_id is None else "1"]
         request = page_request(page_size, page_token, scope)

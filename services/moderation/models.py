@@ -33,3 +33,71 @@ class Restriction:
     def covers(self, conversation_id: str) -> bool:
         """Whether it applies in `conversation_id` (an app-wide one applies everywhere)."""
         return self.conversation_id in (APP_WIDE, conversation_id)
+
+
+class FlagState(enum.Enum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class ReportReason(enum.Enum):
+    SPAM = "spam"
+    HARASSMENT = "harassment"
+    HATE = "hate"
+    SEXUAL = "sexual"
+    VIOLENCE = "violence"
+    SELF_HARM = "self_harm"
+    IMPERSONATION = "impersonation"
+    OTHER = "other"
+
+
+REPORTS_SHOWN = 20  # the latest reports a flag carries (report_count counts them all)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    reporter: str  # as Restriction.creator
+    reason: ReportReason
+    details: str
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    resolver: str  # as Restriction.creator
+    note: str
+    message_deleted: bool
+    restriction_id: str  # the mute or ban it imposed; "" for none
+    resolve_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """The reports of one message (conversation_id, sequence) or one user (sequence 0)."""
+
+    app_id: str
+    flag_id: str
+    conversation_id: str  # "" when a user is flagged
+    sequence: int  # 0 when a user is flagged
+    user_id: str  # the flagged user, or the flagged message's sender
+    message_text: str  # the message's text when first flagged
+    state: FlagState
+    create_time: datetime
+    update_time: datetime
+    report_count: int = 0
+    reports: tuple[Report, ...] = ()  # the latest REPORTS_SHOWN, newest first
+    claimer: str = ""  # as Restriction.creator; "" when nobody holds it
+    claim_expire_time: datetime | None = None
+    resolution: Resolution | None = None
+
+    @property
+    def target(self) -> str:
+        """What is flagged; an app has at most one open flag per target."""
+        if self.sequence:
+            return f"message/{self.conversation_id}/{self.sequence}"
+        return f"user/{self.user_id}"
+
+    def held_by_other(self, claimer: str, now: datetime) -> bool:
+        """Whether someone other than `claimer` holds a live claim at `now`."""
+        return (self.claimer not in ("", claimer) and self.claim_expire_time is not None
+                and now < self.claim_expire_time)

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -14,8 +14,24 @@ from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
 from services.events.log import Emit
 from services.events.mongo_log import MongoEventLog
-from services.moderation.events import CREATED, DELETED, restriction_event
-from services.moderation.models import Restriction, RestrictionType
+from services.moderation.events import (
+    CREATED,
+    DELETED,
+    REPORTED,
+    RESOLVED,
+    flag_event,
+    restriction_event,
+)
+from services.moderation.models import (
+    REPORTS_SHOWN,
+    Flag,
+    FlagState,
+    Report,
+    ReportReason,
+    Resolution,
+    Restriction,
+    RestrictionType,
+)
 from services.moderation.store import Position
 
 
@@ -28,7 +44,17 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
         [("app_id", ASCENDING), ("create_time", ASCENDING), ("restriction_id", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+async def _v2(db: AsyncDatabase[Document]) -> None:
+    flags = db["flags"]
+    # open_key: the target while open (one open flag per target), the id once resolved.
+    await flags.create_index([("app_id", ASCENDING), ("open_key", ASCENDING)], unique=True)
+    await flags.create_index(
+        [("app_id", ASCENDING), ("create_time", ASCENDING), ("flag_id", ASCENDING)])
+    await db["flag_reports"].create_index(
+        [("app_id", ASCENDING), ("flag_id", ASCENDING), ("create_time", DESCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
 
 
 def _applies(now: datetime) -> Document:
@@ -112,3 +138,128 @@ class MongoRestrictionStore:
         cursor = self._restrictions.find({"app_id": app_id, "user_id": user_id,
                                           **_applies(now)})
         return [_restriction(doc) async for doc in cursor]
+
+
+def _free(claimer: str, now: datetime) -> Document:
+    """Nobody but `claimer` holds it at `now`."""
+    return {"$or": [{"claimer": {"$in": ["", claimer]}}, {"claim_expire_time": {"$lte": now}}]}
+
+
+def _report(doc: Document) -> Report:
+    return Report(doc["reporter"], ReportReason(doc["reason"]), doc["details"],
+                  doc["create_time"])
+
+
+class MongoFlagStore:
+    def __init__(self, db: MongoDatabase, log: MongoEventLog) -> None:
+        self._log = log
+        self._flags = db.db["flags"]
+        self._reports = db.db["flag_reports"]
+
+    async def migrate(self) -> None:
+        """The restriction store migrates the moderation collections, flags' included."""
+
+    async def _load(self, doc: Document, s: AsyncClientSession | None = None) -> Flag:
+        cursor = self._reports.find(
+            {"app_id": doc["app_id"], "flag_id": doc["flag_id"]}, session=s
+        ).sort([("create_time", DESCENDING), ("reporter", ASCENDING)]).limit(REPORTS_SHOWN)
+        reports = tuple([_report(r) async for r in cursor])
+        found = doc.get("resolution")
+        resolution = None if found is None else Resolution(
+            found["resolver"], found["note"], found["message_deleted"],
+            found["restriction_id"], found["resolve_time"])
+        return Flag(doc["app_id"], doc["flag_id"], doc["conversation_id"], doc["sequence"],
+                    doc["user_id"], doc["message_text"], FlagState(doc["state"]),
+                    doc["create_time"], doc["update_time"], doc["report_count"], reports,
+                    doc["claimer"], doc.get("claim_expire_time"), resolution)
+
+    async def report(self, flag: Flag, report: Report) -> Flag:
+        now = report.create_time
+
+        async def tx(s: AsyncClientSession, emit: Emit) -> Flag:
+            found = await self._flags.find_one_and_update(
+                {"app_id": flag.app_id, "open_key": flag.target},
+                {"$setOnInsert": {
+                    "_id": f"{flag.app_id}/{flag.flag_id}", "flag_id": flag.flag_id,
+                    "conversation_id": flag.conversation_id, "sequence": flag.sequence,
+                    "user_id": flag.user_id, "message_text": flag.message_text,
+                    "state": FlagState.OPEN.value, "report_count": 0, "claimer": "",
+                    "claim_expire_time": None, "resolution": None, "create_time": now}},
+                upsert=True, return_document=ReturnDocument.AFTER, session=s)
+            assert found is not None  # upserted
+            flag_id = found["flag_id"]
+            await self._reports.replace_one(
+                {"_id": f"{flag.app_id}/{flag_id}/{report.reporter}"},
+                {"app_id": flag.app_id, "flag_id": flag_id, "reporter": report.reporter,
+                 "reason": report.reason.value, "details": report.details,
+                 "create_time": now}, upsert=True, session=s)
+            count = await self._reports.count_documents(
+                {"app_id": flag.app_id, "flag_id": flag_id}, session=s)
+            doc = await self._flags.find_one_and_update(
+                {"_id": found["_id"]}, {"$set": {"report_count": count, "update_time": now}},
+                return_document=ReturnDocument.AFTER, session=s)
+            assert doc is not None
+            stored = await self._load(doc, s)
+            emit(flag_event(REPORTED, stored, now))
+            return stored
+
+        return await self._log.transact(tx)
+
+    async def get_flag(self, app_id: str, flag_id: str) -> Flag | None:
+        doc = await self._flags.find_one({"_id": f"{app_id}/{flag_id}", "app_id": app_id})
+        return None if doc is None else await self._load(doc)
+
+    async def get_report(self, app_id: str, flag_id: str, reporter: str) -> Report | None:
+        doc = await self._reports.find_one({"_id": f"{app_id}/{flag_id}/{reporter}",
+                                            "app_id": app_id})
+        return None if doc is None else _report(doc)
+
+    async def list_flags(self, app_id: str, limit: int, after: Position | None, *,
+                         state: FlagState | None = None, conversation_id: str | None = None,
+                         user_id: str = "", not_user_id: str = "") -> list[Flag]:
+        query: dict[str, Any] = {"app_id": app_id,
+                                 **after_position(after, "create_time", "flag_id")}
+        if state is not None:
+            query["state"] = state.value
+        if conversation_id is not None:
+            query["conversation_id"] = conversation_id
+        if user_id:
+            query["user_id"] = user_id
+        elif not_user_id:
+            query["user_id"] = {"$ne": not_user_id}
+        cursor = self._flags.find(query).sort(
+            [("create_time", ASCENDING), ("flag_id", ASCENDING)]).limit(limit)
+        return [await self._load(doc) async for doc in cursor]
+
+    async def claim(self, app_id: str, flag_id: str, claimer: str,
+                    until: datetime | None, now: datetime) -> Flag | None:
+        doc = await self._flags.find_one_and_update(
+            {"_id": f"{app_id}/{flag_id}", "app_id": app_id, "state": FlagState.OPEN.value,
+             **_free(claimer, now)},
+            {"$set": {"claimer": "" if until is None else claimer,
+                      "claim_expire_time": until, "update_time": now}},
+            return_document=ReturnDocument.AFTER)
+        return None if doc is None else await self._load(doc)
+
+    async def resolve(self, app_id: str, flag_id: str, resolution: Resolution) -> Flag | None:
+        at = resolution.resolve_time
+
+        async def tx(s: AsyncClientSession, emit: Emit) -> Flag | None:
+            doc = await self._flags.find_one_and_update(
+                {"_id": f"{app_id}/{flag_id}", "app_id": app_id,
+                 "state": FlagState.OPEN.value, **_free(resolution.resolver, at)},
+                {"$set": {"state": FlagState.RESOLVED.value, "open_key": flag_id,
+                          "claimer": "", "claim_expire_time": None, "update_time": at,
+                          "resolution": {
+                              "resolver": resolution.resolver, "note": resolution.note,
+                              "message_deleted": resolution.message_deleted,
+                              "restriction_id": resolution.restriction_id,
+                              "resolve_time": at}}},
+                return_document=ReturnDocument.AFTER, session=s)
+            if doc is None:
+                return None
+            resolved = await self._load(doc, s)
+            emit(flag_event(RESOLVED, resolved, at))
+            return resolved
+
+        return await self._log.transact(tx)

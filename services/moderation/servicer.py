@@ -10,15 +10,36 @@ from caas.moderation.v1 import resources_pb2 as res
 from services.conversations.access import conversation_name
 from services.conversations.servicer import parse_conversation
 from services.core.errors import invalid_field
-from services.core.names import parse_app, parse_restriction, restriction_name
+from services.core.names import (
+    flag_name,
+    parse_app,
+    parse_flag,
+    parse_restriction,
+    restriction_name,
+)
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
+from services.messages.actions import message_name
+from services.messages.servicer import parse_message
 from services.moderation.actions import ModerationActions
-from services.moderation.models import APP_WIDE, Restriction, RestrictionType
+from services.moderation.flags import FlagActions, Sanction
+from services.moderation.models import (
+    APP_WIDE,
+    Flag,
+    FlagState,
+    Report,
+    ReportReason,
+    Restriction,
+    RestrictionType,
+)
 
 TYPES = {RestrictionType.MUTE: res.Restriction.TYPE_MUTE,
          RestrictionType.BAN: res.Restriction.TYPE_BAN}
 TYPES_FROM_PROTO = {value: kind for kind, value in TYPES.items()}
+STATES = {FlagState.OPEN: res.Flag.STATE_OPEN, FlagState.RESOLVED: res.Flag.STATE_RESOLVED}
+STATES_FROM_PROTO = {value: state for state, value in STATES.items()}
+REASONS = {reason: res.Report.Reason.Value(f"REASON_{reason.name}") for reason in ReportReason}
+REASONS_FROM_PROTO = {value: reason for reason, value in REASONS.items()}
 
 
 def restriction_proto(r: Restriction) -> res.Restriction:
@@ -28,6 +49,32 @@ def restriction_proto(r: Restriction) -> res.Restriction:
             r.app_id, r.conversation_id),
         type=TYPES[r.type], reason=r.reason, expire_time=timestamp(r.expire_time),
         creator=r.creator, create_time=timestamp(r.create_time))
+
+
+def report_proto(r: Report) -> res.Report:
+    proto = res.Report(reporter=r.reporter, details=r.details,
+                       create_time=timestamp(r.create_time))
+    proto.reason = REASONS[r.reason]  # set apart: a `reason=` reads as an error's to scans
+    return proto
+
+
+def flag_proto(f: Flag) -> res.Flag:
+    proto = res.Flag(
+        name=flag_name(f.app_id, f.flag_id),
+        message=message_name(f.app_id, f.conversation_id, f.sequence) if f.sequence else "",
+        conversation=conversation_name(f.app_id, f.conversation_id)
+        if f.conversation_id else "",
+        user_id=f.user_id, message_text=f.message_text, state=STATES[f.state],
+        report_count=f.report_count, reports=[report_proto(r) for r in f.reports],
+        claimer=f.claimer, claim_expire_time=timestamp(f.claim_expire_time),
+        create_time=timestamp(f.create_time), update_time=timestamp(f.update_time))
+    if f.resolution is not None:
+        r = f.resolution
+        proto.resolution.CopyFrom(res.Resolution(
+            resolver=r.resolver, note=r.note, message_deleted=r.message_deleted,
+            restriction=restriction_name(f.app_id, r.restriction_id)
+            if r.restriction_id else "", resolve_time=timestamp(r.resolve_time)))
+    return proto
 
 
 def _conversation_in(app_id: str, name: str, field: str) -> str:
@@ -40,9 +87,15 @@ def _conversation_in(app_id: str, name: str, field: str) -> str:
     return conversation_id
 
 
+def _in_app(app_id: str, other_app: str, field: str) -> None:
+    if other_app != app_id:
+        raise invalid_field(field, f"must be of apps/{app_id}")
+
+
 class ModerationServicer:
-    def __init__(self, actions: ModerationActions) -> None:
+    def __init__(self, actions: ModerationActions, flags: FlagActions) -> None:
         self._actions = actions
+        self._flags = flags
 
     async def CreateRestriction(self, request: pb.CreateRestrictionRequest, call: Call
                                 ) -> pb.CreateRestrictionResponse:
@@ -76,3 +129,50 @@ class ModerationServicer:
                                 ) -> pb.DeleteRestrictionResponse:
         lifted = await self._actions.do_lift(call.principal, *parse_restriction(request.name))
         return pb.DeleteRestrictionResponse(restriction=restriction_proto(lifted))
+
+    async def CreateFlag(self, request: pb.CreateFlagRequest, call: Call
+                         ) -> pb.CreateFlagResponse:
+        app_id = parse_app(request.parent, "parent")
+        reason = REASONS_FROM_PROTO[request.reason]
+        if request.WhichOneof("target") == "message":
+            message_app, conversation_id, sequence = parse_message(request.message, "message")
+            _in_app(app_id, message_app, "message")
+            flag = await self._flags.do_flag_message(call.principal, app_id, conversation_id,
+                                                     sequence, reason, request.details)
+        else:
+            flag = await self._flags.do_flag_user(call.principal, app_id, request.user_id,
+                                                  reason, request.details)
+        return pb.CreateFlagResponse(flag=flag_proto(flag))
+
+    async def GetFlag(self, request: pb.GetFlagRequest, call: Call) -> pb.GetFlagResponse:
+        flag = await self._flags.get(call.principal, *parse_flag(request.name))
+        return pb.GetFlagResponse(flag=flag_proto(flag))
+
+    async def ListFlags(self, request: pb.ListFlagsRequest, call: Call
+                        ) -> pb.ListFlagsResponse:
+        app_id = parse_app(request.parent, "parent")
+        conversation_id = (_conversation_in(app_id, request.conversation, "conversation")
+                           if request.conversation else None)
+        page = await self._flags.list_flags(
+            call.principal, app_id, STATES_FROM_PROTO.get(request.state), conversation_id,
+            request.user_id, request.page_size, request.page_token)
+        return pb.ListFlagsResponse(flags=[flag_proto(f) for f in page.items],
+                                    next_page_token=page.next_page_token)
+
+    async def ClaimFlag(self, request: pb.ClaimFlagRequest, call: Call
+                        ) -> pb.ClaimFlagResponse:
+        flag = await self._flags.do_claim(call.principal, *parse_flag(request.name),
+                                          request.release)
+        return pb.ClaimFlagResponse(flag=flag_proto(flag))
+
+    async def ResolveFlag(self, request: pb.ResolveFlagRequest, call: Call
+                          ) -> pb.ResolveFlagResponse:
+        sanction = None
+        if request.HasField("restrict"):
+            given = request.restrict
+            sanction = Sanction(
+                TYPES_FROM_PROTO[given.type], given.app_wide, given.reason,
+                given.expire_time.ToDatetime(UTC) if given.HasField("expire_time") else None)
+        flag = await self._flags.do_resolve(call.principal, *parse_flag(request.name),
+                                            request.note, request.delete_message, sanction)
+        return pb.ResolveFlagResponse(flag=flag_proto(flag))

@@ -11,8 +11,24 @@ from services.core.clock import from_ms, opt_from_ms, to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
 from services.events.log import Emit
 from services.events.sqlite_log import SqliteEventLog
-from services.moderation.events import CREATED, DELETED, restriction_event
-from services.moderation.models import Restriction, RestrictionType
+from services.moderation.events import (
+    CREATED,
+    DELETED,
+    REPORTED,
+    RESOLVED,
+    flag_event,
+    restriction_event,
+)
+from services.moderation.models import (
+    REPORTS_SHOWN,
+    Flag,
+    FlagState,
+    Report,
+    ReportReason,
+    Resolution,
+    Restriction,
+    RestrictionType,
+)
 from services.moderation.store import Position
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -26,6 +42,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE UNIQUE INDEX restrictions_by_place"
         " ON restrictions (app_id, user_id, conversation_id, type)",
         "CREATE INDEX restrictions_by_time ON restrictions (app_id, create_time, restriction_id)",
+    ),
+    (
+        # open_key: the target while open (one open flag per target), the id once
+        # resolved. The resolution columns are NULL while open.
+        "CREATE TABLE flags ("
+        " app_id TEXT NOT NULL, flag_id TEXT NOT NULL, open_key TEXT NOT NULL,"
+        " conversation_id TEXT NOT NULL, sequence INTEGER NOT NULL, user_id TEXT NOT NULL,"
+        " message_text TEXT NOT NULL, state TEXT NOT NULL, report_count INTEGER NOT NULL,"
+        " claimer TEXT NOT NULL, claim_expire_time INTEGER, resolver TEXT, note TEXT,"
+        " message_deleted INTEGER, restriction_id TEXT, resolve_time INTEGER,"
+        " create_time INTEGER NOT NULL, update_time INTEGER NOT NULL,"
+        " PRIMARY KEY (app_id, flag_id))",
+        "CREATE UNIQUE INDEX flags_open ON flags (app_id, open_key)",
+        "CREATE INDEX flags_by_time ON flags (app_id, create_time, flag_id)",
+        "CREATE TABLE flag_reports ("
+        " app_id TEXT NOT NULL, flag_id TEXT NOT NULL, reporter TEXT NOT NULL,"
+        " reason TEXT NOT NULL, details TEXT NOT NULL, create_time INTEGER NOT NULL,"
+        " PRIMARY KEY (app_id, flag_id, reporter))",
+        "CREATE INDEX flag_reports_by_time ON flag_reports (app_id, flag_id, create_time)",
     ),
 )
 
@@ -119,3 +154,143 @@ class SqliteRestrictionStore:
             f"SELECT {_COLUMNS} FROM restrictions WHERE app_id = ? AND user_id = ?"
             f" AND {_APPLIES}", (app_id, user_id, to_ms(now))).fetchall())
         return [_restriction(row) for row in rows]
+
+
+_FLAG_COLUMNS = ("app_id, flag_id, conversation_id, sequence, user_id, message_text, state,"
+                 " report_count, claimer, claim_expire_time, resolver, note, message_deleted,"
+                 " restriction_id, resolve_time, create_time, update_time")
+_REPORT_COLUMNS = "reporter, reason, details, create_time"
+# Nobody but `claimer` holds it at `now`: (claimer, claimer, now).
+_FREE = "(claimer IN ('', ?) OR claim_expire_time <= ?)"
+
+
+def _flag(row: Any, reports: list[Any]) -> Flag:
+    resolution = None if row[10] is None else Resolution(
+        row[10], row[11], bool(row[12]), row[13], from_ms(row[14]))
+    return Flag(row[0], row[1], row[2], row[3], row[4], row[5], FlagState(row[6]),
+                from_ms(row[15]), from_ms(row[16]), row[7],
+                tuple(_report(r) for r in reports), row[8], opt_from_ms(row[9]), resolution)
+
+
+def _report(row: Any) -> Report:
+    return Report(row[0], ReportReason(row[1]), row[2], from_ms(row[3]))
+
+
+def _load_flag(conn: sqlite3.Connection, app_id: str, flag_id: str) -> Flag | None:
+    row = conn.execute(f"SELECT {_FLAG_COLUMNS} FROM flags WHERE app_id = ? AND flag_id = ?",
+                       (app_id, flag_id)).fetchone()
+    return None if row is None else _with_reports(conn, row)
+
+
+def _with_reports(conn: sqlite3.Connection, row: Any) -> Flag:
+    reports = conn.execute(
+        f"SELECT {_REPORT_COLUMNS} FROM flag_reports WHERE app_id = ? AND flag_id = ?"
+        " ORDER BY create_time DESC, reporter LIMIT ?", (row[0], row[1], REPORTS_SHOWN)
+    ).fetchall()
+    return _flag(row, reports)
+
+
+class SqliteFlagStore:
+    def __init__(self, db: SqliteDatabase, log: SqliteEventLog) -> None:
+        self._db = db
+        self._log = log
+
+    async def migrate(self) -> None:
+        """The restriction store migrates the moderation tables, flags' included."""
+
+    async def report(self, flag: Flag, report: Report) -> Flag:
+        now = to_ms(report.create_time)
+
+        def body(conn: sqlite3.Connection, emit: Emit) -> Flag:
+            conn.execute(
+                "INSERT INTO flags (app_id, flag_id, open_key, conversation_id, sequence,"
+                " user_id, message_text, state, report_count, claimer, create_time,"
+                " update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?)"
+                " ON CONFLICT (app_id, open_key) DO NOTHING",
+                (flag.app_id, flag.flag_id, flag.target, flag.conversation_id, flag.sequence,
+                 flag.user_id, flag.message_text, FlagState.OPEN.value, now, now))
+            flag_id = conn.execute("SELECT flag_id FROM flags WHERE app_id = ? AND open_key = ?",
+                                   (flag.app_id, flag.target)).fetchone()[0]
+            conn.execute(
+                f"INSERT OR REPLACE INTO flag_reports (app_id, flag_id, {_REPORT_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (flag.app_id, flag_id, report.reporter, report.reason.value, report.details,
+                 now))
+            conn.execute(
+                "UPDATE flags SET update_time = ?, report_count = (SELECT count(*) FROM"
+                " flag_reports WHERE app_id = ? AND flag_id = ?) WHERE app_id = ? AND"
+                " flag_id = ?", (now, flag.app_id, flag_id, flag.app_id, flag_id))
+            stored = _load_flag(conn, flag.app_id, flag_id)
+            assert stored is not None
+            emit(flag_event(REPORTED, stored, report.create_time))
+            return stored
+
+        return await self._log.transact(body)
+
+    async def get_flag(self, app_id: str, flag_id: str) -> Flag | None:
+        return await self._db.read(lambda conn: _load_flag(conn, app_id, flag_id))
+
+    async def get_report(self, app_id: str, flag_id: str, reporter: str) -> Report | None:
+        row = await self._db.read(lambda conn: conn.execute(
+            f"SELECT {_REPORT_COLUMNS} FROM flag_reports WHERE app_id = ? AND flag_id = ?"
+            " AND reporter = ?", (app_id, flag_id, reporter)).fetchone())
+        return None if row is None else _report(row)
+
+    async def list_flags(self, app_id: str, limit: int, after: Position | None, *,
+                         state: FlagState | None = None, conversation_id: str | None = None,
+                         user_id: str = "", not_user_id: str = "") -> list[Flag]:
+        where = ["app_id = ?"]
+        args: list[Any] = [app_id]
+        for column, value in (("state", None if state is None else state.value),
+                              ("conversation_id", conversation_id),
+                              ("user_id", user_id or None)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if not_user_id:
+            where.append("user_id != ?")
+            args.append(not_user_id)
+        if after is not None:
+            where.append("(create_time, flag_id) > (?, ?)")
+            args.extend(after)
+        sql = (f"SELECT {_FLAG_COLUMNS} FROM flags WHERE {' AND '.join(where)}"
+               " ORDER BY create_time, flag_id LIMIT ?")
+
+        def query(conn: sqlite3.Connection) -> list[Flag]:
+            return [_with_reports(conn, row)
+                    for row in conn.execute(sql, (*args, limit)).fetchall()]
+
+        return await self._db.read(query)
+
+    async def claim(self, app_id: str, flag_id: str, claimer: str,
+                    until: datetime | None, now: datetime) -> Flag | None:
+        def body(conn: sqlite3.Connection) -> Flag | None:
+            changed = conn.execute(
+                "UPDATE flags SET claimer = ?, claim_expire_time = ?, update_time = ?"
+                f" WHERE app_id = ? AND flag_id = ? AND state = ? AND {_FREE}",
+                ("" if until is None else claimer, None if until is None else to_ms(until),
+                 to_ms(now), app_id, flag_id, FlagState.OPEN.value, claimer, to_ms(now)))
+            return _load_flag(conn, app_id, flag_id) if changed.rowcount else None
+
+        return await self._db.write(body)
+
+    async def resolve(self, app_id: str, flag_id: str, resolution: Resolution) -> Flag | None:
+        at = to_ms(resolution.resolve_time)
+
+        def body(conn: sqlite3.Connection, emit: Emit) -> Flag | None:
+            changed = conn.execute(
+                "UPDATE flags SET state = ?, open_key = flag_id, claimer = '',"
+                " claim_expire_time = NULL, resolver = ?, note = ?, message_deleted = ?,"
+                " restriction_id = ?, resolve_time = ?, update_time = ?"
+                f" WHERE app_id = ? AND flag_id = ? AND state = ? AND {_FREE}",
+                (FlagState.RESOLVED.value, resolution.resolver, resolution.note,
+                 int(resolution.message_deleted), resolution.restriction_id, at, at, app_id,
+                 flag_id, FlagState.OPEN.value, resolution.resolver, at))
+            if not changed.rowcount:
+                return None
+            resolved = _load_flag(conn, app_id, flag_id)
+            assert resolved is not None
+            emit(flag_event(RESOLVED, resolved, resolution.resolve_time))
+            return resolved
+
+        return await self._log.transact(body)

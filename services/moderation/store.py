@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from services.moderation.models import Restriction
+from services.moderation.models import Flag, FlagState, Report, Resolution, Restriction
 
 # Listing position: (create time in ms, restriction id); lists resume strictly after it.
 Position = tuple[int, str]
@@ -40,3 +40,35 @@ class RestrictionStore(Protocol):
     async def user_restrictions(self, app_id: str, user_id: str, now: datetime
                                 ) -> list[Restriction]:
         """Every restriction of the user that applies at `now` (the hot path's read)."""
+
+
+class FlagStore(Protocol):
+    """Flags and their reports, scoped by app. Reports and resolutions record their
+    event (`flag.reported`, `flag.resolved`) in the event log, in the same transaction."""
+
+    async def migrate(self) -> None: ...
+
+    async def report(self, flag: Flag, report: Report) -> Flag:
+        """Add `report` to the open flag of `flag.target`, or open `flag` with it; the
+        reporter's earlier report on that flag is replaced. The flag as stored."""
+
+    async def get_flag(self, app_id: str, flag_id: str) -> Flag | None: ...
+
+    async def get_report(self, app_id: str, flag_id: str, reporter: str) -> Report | None:
+        """`reporter`'s report on the flag, if they made one."""
+
+    async def list_flags(self, app_id: str, limit: int, after: Position | None, *,
+                         state: FlagState | None = None, conversation_id: str | None = None,
+                         user_id: str = "", not_user_id: str = "") -> list[Flag]:
+        """The app's flags ordered by (create_time, flag_id), filtered by each given
+        (`not_user_id`: leaving out that user's)."""
+
+    async def claim(self, app_id: str, flag_id: str, claimer: str,
+                    until: datetime | None, now: datetime) -> Flag | None:
+        """Hold the open flag for `claimer` until `until`, or, with None, give up their
+        claim; only if nobody else holds it at `now`. The flag, or None if it is not open
+        or another holds it (or it does not exist)."""
+
+    async def resolve(self, app_id: str, flag_id: str, resolution: Resolution) -> Flag | None:
+        """Resolve the open flag, if nobody but the resolver holds it at the resolution's
+        time; the flag, or None as for `claim`."""

@@ -18,8 +18,8 @@ from services.media.servicer import media_proto
 from services.messages.actions import Shown
 from services.messages.models import Message
 from services.messages.servicer import message_proto
-from services.moderation.models import Restriction
-from services.moderation.servicer import restriction_proto
+from services.moderation.models import Flag, Restriction
+from services.moderation.servicer import flag_proto, restriction_proto
 
 
 def _message(payload: object, urls: MediaUrls) -> msg_res.Message:
@@ -74,6 +74,9 @@ def event_proto(event: DomainEvent, position: int, urls: MediaUrls) -> pb.Event:
         case "restriction.created" | "restriction.deleted":
             assert isinstance(event.payload, Restriction)
             getattr(proto, field).CopyFrom(restriction_proto(event.payload))
+        case "flag.reported" | "flag.resolved":
+            assert isinstance(event.payload, Flag)
+            getattr(proto, field).CopyFrom(flag_proto(event.payload))
         case _:
             raise ValueError(f"no stream form for event type {event.type}")
     return proto

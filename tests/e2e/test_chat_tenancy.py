@@ -12,6 +12,8 @@ from caas.conversations.v1 import conversations_service_pb2 as conv_pb
 from caas.conversations.v1 import resources_pb2 as conv_res
 from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.messages.v1 import resources_pb2 as msg_res
+from caas.moderation.v1 import moderation_service_pb2 as mod_pb
+from caas.moderation.v1 import resources_pb2 as mod_res
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.users.v1 import resources_pb2 as user_res
 from caas.users.v1 import users_service_pb2 as user_pb
@@ -29,6 +31,8 @@ class Victim:
     group: str  # a group of alice and bob
     channel: str
     message: str  # a message of alice in the group
+    restriction: str  # bob's mute in the group
+    flag: str  # bob's report of alice's message
 
 
 Md = tuple[tuple[str, str], ...]
@@ -128,6 +132,26 @@ ATTEMPTS: dict[str, Attempt] = {
     "BatchGetPresences": lambda c, v, md: c.realtime.BatchGetPresences(
         rt_pb.BatchGetPresencesRequest(parent=v.app.name,
                                        names=[f"{v.alice.name}/presence"]), metadata=md),
+    "CreateRestriction": lambda c, v, md: c.moderation.CreateRestriction(
+        mod_pb.CreateRestrictionRequest(parent=v.app.name, restriction=mod_res.Restriction(
+            user_id="alice", conversation=v.group, type=mod_res.Restriction.TYPE_BAN)),
+        metadata=md),
+    "GetRestriction": lambda c, v, md: c.moderation.GetRestriction(
+        mod_pb.GetRestrictionRequest(name=v.restriction), metadata=md),
+    "ListRestrictions": lambda c, v, md: c.moderation.ListRestrictions(
+        mod_pb.ListRestrictionsRequest(parent=v.app.name, conversation=v.group), metadata=md),
+    "DeleteRestriction": lambda c, v, md: c.moderation.DeleteRestriction(
+        mod_pb.DeleteRestrictionRequest(name=v.restriction), metadata=md),
+    "CreateFlag": lambda c, v, md: c.moderation.CreateFlag(mod_pb.CreateFlagRequest(
+        parent=v.app.name, message=v.message, reason=mod_res.Report.REASON_SPAM), metadata=md),
+    "GetFlag": lambda c, v, md: c.moderation.GetFlag(mod_pb.GetFlagRequest(name=v.flag),
+                                                     metadata=md),
+    "ListFlags": lambda c, v, md: c.moderation.ListFlags(mod_pb.ListFlagsRequest(
+        parent=v.app.name, conversation=v.group), metadata=md),
+    "ClaimFlag": lambda c, v, md: c.moderation.ClaimFlag(mod_pb.ClaimFlagRequest(name=v.flag),
+                                                         metadata=md),
+    "ResolveFlag": lambda c, v, md: c.moderation.ResolveFlag(mod_pb.ResolveFlagRequest(
+        name=v.flag, note="x", delete_message=True), metadata=md),
 }
 USER_ONLY = {"JoinConversation", "LeaveConversation", "AddReaction", "RemoveReaction",
              "MarkRead", "MarkDelivered", "Subscribe", "SendTyping", "SetPresence"}
@@ -137,12 +161,19 @@ USER_REFUSED = {"CreateUser", "ListUsers", "DeleteUser"}  # API key and operator
 @pytest.fixture
 async def victim(client: Client, app: AppHandle) -> Victim:
     alice = await person(client, app.app_id, app.api_key, "alice")
-    await person(client, app.app_id, app.api_key, "bob")
+    bob = await person(client, app.app_id, app.api_key, "bob")
     await person(client, app.app_id, app.api_key, "carol")
     group = await alice.create(GROUP, ("bob",))
     channel = await alice.create(CHANNEL)
     message = (await alice.send(group.name, "private")).message.name
-    return Victim(app, alice, group.name, channel.name, message)
+    restriction = (await client.moderation.CreateRestriction(mod_pb.CreateRestrictionRequest(
+        parent=app.name, restriction=mod_res.Restriction(
+            user_id="bob", conversation=group.name, type=mod_res.Restriction.TYPE_MUTE)),
+        metadata=app.auth)).restriction.name
+    flag = (await client.moderation.CreateFlag(mod_pb.CreateFlagRequest(
+        parent=app.name, message=message, reason=mod_res.Report.REASON_SPAM),
+        metadata=bob.auth)).flag.name
+    return Victim(app, alice, group.name, channel.name, message, restriction, flag)
 
 
 async def snapshot(client: Client, v: Victim) -> tuple[bytes, ...]:
@@ -160,6 +191,9 @@ async def snapshot(client: Client, v: Victim) -> tuple[bytes, ...]:
         client.messages.ListMessages(msg_pb.ListMessagesRequest(parent=v.group), metadata=md),
         client.conversations.ListConversations(conv_pb.ListConversationsRequest(
             parent=v.alice.name), metadata=md),
+        client.moderation.ListRestrictions(mod_pb.ListRestrictionsRequest(parent=v.app.name),
+                                           metadata=md),
+        client.moderation.ListFlags(mod_pb.ListFlagsRequest(parent=v.app.name), metadata=md),
     ]
     return tuple([(await call).SerializeToString(deterministic=True) for call in calls])
 
@@ -167,7 +201,8 @@ async def snapshot(client: Client, v: Victim) -> tuple[bytes, ...]:
 def test_every_chat_rpc_is_attempted() -> None:
     rpcs = {method.name for module, name in (
         (user_pb, "UsersService"), (conv_pb, "ConversationsService"),
-        (msg_pb, "MessagesService"), (rt_pb, "RealtimeService"))
+        (msg_pb, "MessagesService"), (rt_pb, "RealtimeService"),
+        (mod_pb, "ModerationService"))
         for method in module.DESCRIPTOR.services_by_name[name].methods}
     assert set(ATTEMPTS) == rpcs
 

@@ -12,6 +12,8 @@ from google.protobuf.message import Message
 
 APP = "apps/some-app"
 RESTRICTION = f"{APP}/restrictions/aaaaaaaaaaaaaaaa"
+FLAG = f"{APP}/flags/aaaaaaaaaaaaaaaa"
+SPAM = res.Report.REASON_SPAM
 MUTE = res.Restriction.TYPE_MUTE
 
 
@@ -19,6 +21,24 @@ def create(**fields: object) -> pb.CreateRestrictionRequest:
     base: dict[str, object] = {"user_id": "bob", "type": MUTE}
     base.update(fields)
     return pb.CreateRestrictionRequest(parent=APP, restriction=res.Restriction(**base))  # type: ignore[arg-type]
+
+
+def flag(**fields: object) -> pb.CreateFlagRequest:
+    base: dict[str, object] = {"parent": APP, "user_id": "bob", "reason": SPAM}
+    base.update(fields)
+    return pb.CreateFlagRequest(**base)  # type: ignore[arg-type]
+
+
+def resolve(**fields: object) -> pb.ResolveFlagRequest:
+    base: dict[str, object] = {"name": FLAG, "note": "ok"}
+    base.update(fields)
+    return pb.ResolveFlagRequest(**base)  # type: ignore[arg-type]
+
+
+def sanction(**fields: object) -> pb.ResolveFlagRequest:
+    base: dict[str, object] = {"type": MUTE}
+    base.update(fields)
+    return resolve(restrict=pb.FlagRestriction(**base))  # type: ignore[arg-type]
 
 
 def at(offset_seconds: int) -> timestamp_pb2.Timestamp:
@@ -63,4 +83,47 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
     ("DeleteRestriction name pattern", "DeleteRestriction",
      pb.DeleteRestrictionRequest(name="apps/some-app/bans/aaaaaaaaaaaaaaaa"),
      {"name": "string.pattern"}),
+    ("CreateFlag parent pattern", "CreateFlag", flag(parent="apps/"),
+     {"parent": "string.pattern"}),
+    ("CreateFlag target required", "CreateFlag", pb.CreateFlagRequest(parent=APP, reason=SPAM),
+     {"target": "required"}),
+    ("CreateFlag message pattern", "CreateFlag",
+     flag(message=f"{APP}/conversations/c1/messages/0"), {"message": "string.pattern"}),
+    ("CreateFlag user_id pattern", "CreateFlag", flag(user_id="b b"),
+     {"user_id": "string.pattern"}),
+    ("CreateFlag reason required", "CreateFlag", flag(reason=0), {"reason": "required"}),
+    ("CreateFlag reason defined", "CreateFlag", flag(reason=99),
+     {"reason": "enum.defined_only"}),
+    ("CreateFlag details at most 1000", "CreateFlag", flag(details="d" * 1001),
+     {"details": "string.max_len"}),
+    ("GetFlag name pattern", "GetFlag", pb.GetFlagRequest(name=f"{APP}/flags/A"),
+     {"name": "string.pattern"}),
+    ("ListFlags parent pattern", "ListFlags", pb.ListFlagsRequest(parent="apps/A"),
+     {"parent": "string.pattern"}),
+    ("ListFlags state defined", "ListFlags", pb.ListFlagsRequest(parent=APP, state=7),
+     {"state": "enum.defined_only"}),
+    ("ListFlags conversation pattern", "ListFlags",
+     pb.ListFlagsRequest(parent=APP, conversation="c1"), {"conversation": "string.pattern"}),
+    ("ListFlags user_id pattern", "ListFlags", pb.ListFlagsRequest(parent=APP, user_id="."),
+     {"user_id": "string.pattern"}),
+    ("ListFlags page_size", "ListFlags", pb.ListFlagsRequest(parent=APP, page_size=-1),
+     {"page_size": "int32.gte_lte"}),
+    ("ListFlags page_token", "ListFlags", pb.ListFlagsRequest(parent=APP, page_token="t" * 513),
+     {"page_token": "string.max_len"}),
+    ("ClaimFlag name pattern", "ClaimFlag", pb.ClaimFlagRequest(name=RESTRICTION),
+     {"name": "string.pattern"}),
+    ("ResolveFlag name pattern", "ResolveFlag", resolve(name=APP), {"name": "string.pattern"}),
+    ("ResolveFlag note required", "ResolveFlag", resolve(note=""), {"note": "required"}),
+    ("ResolveFlag note at most 1000", "ResolveFlag", resolve(note="n" * 1001),
+     {"note": "string.max_len"}),
+    ("ResolveFlag restrict.type required", "ResolveFlag", sanction(type=0),
+     {"restrict.type": "required"}),
+    ("ResolveFlag restrict.type defined", "ResolveFlag", sanction(type=5),
+     {"restrict.type": "enum.defined_only"}),
+    ("ResolveFlag restrict.reason at most 500", "ResolveFlag", sanction(reason="r" * 501),
+     {"restrict.reason": "string.max_len"}),
+    ("ResolveFlag restrict.expire_time in the future", "ResolveFlag",
+     sanction(expire_time=at(-60)), {"restrict.expire_time": "timestamp.gt_now"}),
+    ("ResolveFlag restrict.expire_time within 10 years", "ResolveFlag",
+     sanction(expire_time=at(3700 * 86400)), {"restrict.expire_time": "timestamp.within"}),
 ]

@@ -102,6 +102,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     they moderate, members of a lower role and never themself; app-wide
     restrictions are for the app's backend.
     """
+    ERROR_REASON_FLAG_NOT_ALLOWED: _ErrorReason.ValueType  # 87
+    """The caller may not flag this, or review this flag: a user flags neither themself
+    nor their own message; only the app's backend reviews the flags of users.
+    """
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
@@ -164,6 +168,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_MESSAGE_DELETED: _ErrorReason.ValueType  # 58
     """The message was deleted."""
+    ERROR_REASON_FLAG_CLAIMED: _ErrorReason.ValueType  # 88
+    """Another moderator holds the flag for review until their claim lapses (metadata:
+    claimer, claim_expire_time).
+    """
+    ERROR_REASON_FLAG_RESOLVED: _ErrorReason.ValueType  # 89
+    """The flag is resolved already: a new report opens a new one."""
     ERROR_REASON_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 59
     """A count limit would be passed (metadata: limit, maximum)."""
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
@@ -315,6 +325,10 @@ ERROR_REASON_RESTRICTION_NOT_ALLOWED: ErrorReason.ValueType  # 85
 they moderate, members of a lower role and never themself; app-wide
 restrictions are for the app's backend.
 """
+ERROR_REASON_FLAG_NOT_ALLOWED: ErrorReason.ValueType  # 87
+"""The caller may not flag this, or review this flag: a user flags neither themself
+nor their own message; only the app's backend reviews the flags of users.
+"""
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT
 One or more fields break the contract; see the BadRequest field violations.
@@ -377,6 +391,12 @@ a direct conversation).
 """
 ERROR_REASON_MESSAGE_DELETED: ErrorReason.ValueType  # 58
 """The message was deleted."""
+ERROR_REASON_FLAG_CLAIMED: ErrorReason.ValueType  # 88
+"""Another moderator holds the flag for review until their claim lapses (metadata:
+claimer, claim_expire_time).
+"""
+ERROR_REASON_FLAG_RESOLVED: ErrorReason.ValueType  # 89
+"""The flag is resolved already: a new report opens a new one."""
 ERROR_REASON_LIMIT_EXCEEDED: ErrorReason.ValueType  # 59
 """A count limit would be passed (metadata: limit, maximum)."""
 ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61

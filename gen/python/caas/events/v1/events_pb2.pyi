@@ -52,6 +52,8 @@ class Event(_message.Message):
     MEDIA_FAILED_FIELD_NUMBER: _builtins.int
     RESTRICTION_CREATED_FIELD_NUMBER: _builtins.int
     RESTRICTION_DELETED_FIELD_NUMBER: _builtins.int
+    FLAG_REPORTED_FIELD_NUMBER: _builtins.int
+    FLAG_RESOLVED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/events/{position}`: stable, unique in the app, for de-duplication.
     Positions grow with each event of the app, in commit order.
@@ -148,6 +150,16 @@ class Event(_message.Message):
     def restriction_deleted(self) -> _resources_pb2_3.Restriction:
         """The user's restriction was lifted (not sent when it expires)."""
 
+    @_builtins.property
+    def flag_reported(self) -> _resources_pb2_3.Flag:
+        """A message or user was reported (a new flag, or a report joining an open one):
+        the app's webhooks only, never streams. `conversation` is the flagged message's.
+        """
+
+    @_builtins.property
+    def flag_resolved(self) -> _resources_pb2_3.Flag:
+        """A flag was resolved: the app's webhooks only."""
+
     def __init__(
         self,
         *,
@@ -173,12 +185,14 @@ class Event(_message.Message):
         media_failed: _resources_pb2_2.Media | None = ...,
         restriction_created: _resources_pb2_3.Restriction | None = ...,
         restriction_deleted: _resources_pb2_3.Restriction | None = ...,
+        flag_reported: _resources_pb2_3.Flag | None = ...,
+        flag_resolved: _resources_pb2_3.Flag | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed", "restriction_created", "restriction_deleted"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed", "restriction_created", "restriction_deleted", "flag_reported", "flag_resolved"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

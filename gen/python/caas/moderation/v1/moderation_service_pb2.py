@@ -30,9 +30,10 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+caas/moderation/v1/moderation_service.proto\x12\x12\x63\x61\x61s.moderation.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\"caas/moderation/v1/resources.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xbc\x01\n\x18\x43reateRestrictionRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12G\n\x0brestriction\x18\x02 \x01(\x0b\x32\x1f.caas.moderation.v1.RestrictionB\x04\xe2\x41\x01\x02R\x0brestriction\"^\n\x19\x43reateRestrictionResponse\x12\x41\n\x0brestriction\x18\x01 \x01(\x0b\x32\x1f.caas.moderation.v1.RestrictionR\x0brestriction\"\x8e\x01\n\x15GetRestrictionRequest\x12u\n\x04name\x18\x01 \x01(\tBa\xe2\x41\x01\x02\xfa\x41\x16\n\x14\x63\x61\x61s.dev/Restriction\xbaHAr?2=^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/restrictions/[a-z2-7]{16}$R\x04name\"[\n\x16GetRestrictionResponse\x12\x41\n\x0brestriction\x18\x01 \x01(\x0b\x32\x1f.caas.moderation.v1.RestrictionR\x0brestriction\"\xaf\x03\n\x17ListRestrictionsRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12J\n\x07user_id\x18\x02 \x01(\tB1\xe2\x41\x01\x01\xbaH*r(2&^([A-Za-z0-9][A-Za-z0-9_.@-]{0,127})?$R\x06userId\x12\x9c\x01\n\x0c\x63onversation\x18\x03 \x01(\tBx\xe2\x41\x01\x01\xfa\x41\x17\n\x15\x63\x61\x61s.dev/Conversation\xbaHWrU2S^(apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?$R\x0c\x63onversation\x12\'\n\tpage_size\x18\x04 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x87\x01\n\x18ListRestrictionsResponse\x12\x43\n\x0crestrictions\x18\x01 \x03(\x0b\x32\x1f.caas.moderation.v1.RestrictionR\x0crestrictions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x91\x01\n\x18\x44\x65leteRestrictionRequest\x12u\n\x04name\x18\x01 \x01(\tBa\xe2\x41\x01\x02\xfa\x41\x16\n\x14\x63\x61\x61s.dev/Restriction\xbaHAr?2=^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/restrictions/[a-z2-7]{16}$R\x04name\"^\n\x19\x44\x65leteRestrictionResponse\x12\x41\n\x0brestriction\x18\x01 \x01(\x0b\x32\x1f.caas.moderation.v1.RestrictionR\x0brestriction2\xc0\x06\n\x11ModerationService\x12\xde\x01\n\x11\x43reateRestriction\x12,.caas.moderation.v1.CreateRestrictionRequest\x1a-.caas.moderation.v1.CreateRestrictionResponse\"l\xda\x41\x12parent,restriction\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\t\n\x07\x15(\x18\x17U79\x82\xd3\xe4\x93\x02/\" /v1/{parent=apps/*}/restrictions:\x0brestriction\x12\xb5\x01\n\x0eGetRestriction\x12).caas.moderation.v1.GetRestrictionRequest\x1a*.caas.moderation.v1.GetRestrictionResponse\"L\xda\x41\x04name\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=apps/*/restrictions/*}\x12\xc1\x01\n\x10ListRestrictions\x12+.caas.moderation.v1.ListRestrictionsRequest\x1a,.caas.moderation.v1.ListRestrictionsResponse\"R\xda\x41\x06parent\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\x08\n\x06\x15\x16(\x18\x17\x1f\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=apps/*}/restrictions\x12\xc0\x01\n\x11\x44\x65leteRestriction\x12,.caas.moderation.v1.DeleteRestrictionRequest\x1a-.caas.moderation.v1.DeleteRestrictionResponse\"N\xda\x41\x04name\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\x06\n\x04\x15(\x17U\x82\xd3\xe4\x93\x02\"* /v1/{name=apps/*/restrictions/*}\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB-Z+caas/gen/go/caas/moderation/v1;moderationv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+caas/moderation/v1/moderation_service.proto\x12\x12\x63\x61\x61s.moderation.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\"caas/moderation/v1/resources.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n\x18\x43reateRestrictionRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12G\n\x0brestriction\x18\x02 \x01(\x0b\x32\x1f.caas.moderation.v1.RestrictionB\x04\xe2\x41\x01\x02R\x0brestriction\"^\n\x19\x43reateRestrictionResponse\x12\x41\n\x0brestriction\x18\x01 \x01(\x0b\x32\x1f.caas.moderation.v1.RestrictionR\x0brestriction\"\x8e\x01\n\x15GetRestrictionRequest\x12u\n\x04name\x18\x01 \x01(\tBa\xe2\x41\x01\x02\xfa\x41\x16\n\x14\x63\x61\x61s.dev/Restriction\xbaHAr?2=^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/restrictions/[a-z2-7]{16}$R\x04name\"[\n\x16GetRestrictionResponse\x12\x41\n\x0brestriction\x18\x01 \x01(\x0b\x32\x1f.caas.moderation.v1.RestrictionR\x0brestriction\"\xaf\x03\n\x17ListRestrictionsRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12J\n\x07user_id\x18\x02 \x01(\tB1\xe2\x41\x01\x01\xbaH*r(2&^([A-Za-z0-9][A-Za-z0-9_.@-]{0,127})?$R\x06userId\x12\x9c\x01\n\x0c\x63onversation\x18\x03 \x01(\tBx\xe2\x41\x01\x01\xfa\x41\x17\n\x15\x63\x61\x61s.dev/Conversation\xbaHWrU2S^(apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?$R\x0c\x63onversation\x12\'\n\tpage_size\x18\x04 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x87\x01\n\x18ListRestrictionsResponse\x12\x43\n\x0crestrictions\x18\x01 \x03(\x0b\x32\x1f.caas.moderation.v1.RestrictionR\x0crestrictions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x91\x01\n\x18\x44\x65leteRestrictionRequest\x12u\n\x04name\x18\x01 \x01(\tBa\xe2\x41\x01\x02\xfa\x41\x16\n\x14\x63\x61\x61s.dev/Restriction\xbaHAr?2=^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/restrictions/[a-z2-7]{16}$R\x04name\"^\n\x19\x44\x65leteRestrictionResponse\x12\x41\n\x0brestriction\x18\x01 \x01(\x0b\x32\x1f.caas.moderation.v1.RestrictionR\x0brestriction\"\xdd\x03\n\x11\x43reateFlagRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\xa3\x01\n\x07message\x18\x02 \x01(\tB\x86\x01\xfa\x41\x12\n\x10\x63\x61\x61s.dev/Message\xbaHnrl2j^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/messages/[1-9][0-9]{0,17}$H\x00R\x07message\x12\x45\n\x07user_id\x18\x03 \x01(\tB*\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$H\x00R\x06userId\x12I\n\x06reason\x18\x04 \x01(\x0e\x32!.caas.moderation.v1.Report.ReasonB\x0e\xe2\x41\x01\x02\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x06reason\x12&\n\x07\x64\x65tails\x18\x05 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xe8\x07R\x07\x64\x65tailsB\x0f\n\x06target\x12\x05\xbaH\x02\x08\x01\"B\n\x12\x43reateFlagResponse\x12,\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x18.caas.moderation.v1.FlagR\x04\x66lag\"y\n\x0eGetFlagRequest\x12g\n\x04name\x18\x01 \x01(\tBS\xe2\x41\x01\x02\xfa\x41\x0f\n\rcaas.dev/Flag\xbaH:r826^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/flags/[a-z2-7]{16}$R\x04name\"?\n\x0fGetFlagResponse\x12,\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x18.caas.moderation.v1.FlagR\x04\x66lag\"\xec\x03\n\x10ListFlagsRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\x42\n\x05state\x18\x02 \x01(\x0e\x32\x1e.caas.moderation.v1.Flag.StateB\x0c\xe2\x41\x01\x01\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12\x9c\x01\n\x0c\x63onversation\x18\x03 \x01(\tBx\xe2\x41\x01\x01\xfa\x41\x17\n\x15\x63\x61\x61s.dev/Conversation\xbaHWrU2S^(apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?$R\x0c\x63onversation\x12J\n\x07user_id\x18\x04 \x01(\tB1\xe2\x41\x01\x01\xbaH*r(2&^([A-Za-z0-9][A-Za-z0-9_.@-]{0,127})?$R\x06userId\x12\'\n\tpage_size\x18\x05 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"k\n\x11ListFlagsResponse\x12.\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x18.caas.moderation.v1.FlagR\x05\x66lags\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9b\x01\n\x10\x43laimFlagRequest\x12g\n\x04name\x18\x01 \x01(\tBS\xe2\x41\x01\x02\xfa\x41\x0f\n\rcaas.dev/Flag\xbaH:r826^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/flags/[a-z2-7]{16}$R\x04name\x12\x1e\n\x07release\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x01R\x07release\"A\n\x11\x43laimFlagResponse\x12,\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x18.caas.moderation.v1.FlagR\x04\x66lag\"\x95\x02\n\x12ResolveFlagRequest\x12g\n\x04name\x18\x01 \x01(\tBS\xe2\x41\x01\x02\xfa\x41\x0f\n\rcaas.dev/Flag\xbaH:r826^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/flags/[a-z2-7]{16}$R\x04name\x12\"\n\x04note\x18\x02 \x01(\tB\x0e\xe2\x41\x01\x02\xbaH\x07r\x05\x10\x01\x18\xe8\x07R\x04note\x12+\n\x0e\x64\x65lete_message\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01R\rdeleteMessage\x12\x45\n\x08restrict\x18\x04 \x01(\x0b\x32#.caas.moderation.v1.FlagRestrictionB\x04\xe2\x41\x01\x01R\x08restrict\"\xf5\x01\n\x0f\x46lagRestriction\x12H\n\x04type\x18\x01 \x01(\x0e\x32$.caas.moderation.v1.Restriction.TypeB\x0e\xe2\x41\x01\x02\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x04type\x12\x1f\n\x08\x61pp_wide\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x01R\x07\x61ppWide\x12$\n\x06reason\x18\x03 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xf4\x03R\x06reason\x12Q\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x14\xe2\x41\x01\x01\xbaH\r\xb2\x01\n@\x01J\x06\x08\x80\x86\xb0\x96\x01R\nexpireTime\"C\n\x13ResolveFlagResponse\x12,\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x18.caas.moderation.v1.FlagR\x04\x66lag2\xb1\r\n\x11ModerationService\x12\xde\x01\n\x11\x43reateRestriction\x12,.caas.moderation.v1.CreateRestrictionRequest\x1a-.caas.moderation.v1.CreateRestrictionResponse\"l\xda\x41\x12parent,restriction\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\t\n\x07\x15(\x18\x17U79\x82\xd3\xe4\x93\x02/\" /v1/{parent=apps/*}/restrictions:\x0brestriction\x12\xb5\x01\n\x0eGetRestriction\x12).caas.moderation.v1.GetRestrictionRequest\x1a*.caas.moderation.v1.GetRestrictionResponse\"L\xda\x41\x04name\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=apps/*/restrictions/*}\x12\xc1\x01\n\x10ListRestrictions\x12+.caas.moderation.v1.ListRestrictionsRequest\x1a,.caas.moderation.v1.ListRestrictionsResponse\"R\xda\x41\x06parent\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\x08\n\x06\x15\x16(\x18\x17\x1f\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=apps/*}/restrictions\x12\xc0\x01\n\x11\x44\x65leteRestriction\x12,.caas.moderation.v1.DeleteRestrictionRequest\x1a-.caas.moderation.v1.DeleteRestrictionResponse\"N\xda\x41\x04name\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\x06\n\x04\x15(\x17U\x82\xd3\xe4\x93\x02\"* /v1/{name=apps/*/restrictions/*}\x12\xba\x01\n\nCreateFlag\x12%.caas.moderation.v1.CreateFlagRequest\x1a&.caas.moderation.v1.CreateFlagResponse\"]\xda\x41\x15parent,message,reason\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\x08\n\x06\x15(\x18W:7\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/{parent=apps/*}/flags:\x01*\x12\x99\x01\n\x07GetFlag\x12\".caas.moderation.v1.GetFlagRequest\x1a#.caas.moderation.v1.GetFlagResponse\"E\xda\x41\x04name\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=apps/*/flags/*}\x12\xa5\x01\n\tListFlags\x12$.caas.moderation.v1.ListFlagsRequest\x1a%.caas.moderation.v1.ListFlagsResponse\"K\xda\x41\x06parent\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\x08\n\x06\x15(\x18\x17W\x1f\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{parent=apps/*}/flags\x12\xad\x01\n\tClaimFlag\x12$.caas.moderation.v1.ClaimFlagRequest\x1a%.caas.moderation.v1.ClaimFlagResponse\"S\xda\x41\x04name\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\t\n\x07\x15(\x18\x17WXY\x82\xd3\xe4\x93\x02$\"\x1f/v1/{name=apps/*/flags/*}:claim:\x01*\x12\xbd\x01\n\x0bResolveFlag\x12&.caas.moderation.v1.ResolveFlagRequest\x1a\'.caas.moderation.v1.ResolveFlagResponse\"]\xda\x41\tname,note\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nmoderation\xd2\xf3\x18\x0c\n\n\x15(\x18\x17WXYU97\x82\xd3\xe4\x93\x02&\"!/v1/{name=apps/*/flags/*}:resolve:\x01*\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB-Z+caas/gen/go/caas/moderation/v1;moderationv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,6 +59,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTRESTRICTIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
   _globals['_DELETERESTRICTIONREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_DELETERESTRICTIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\026\n\024caas.dev/Restriction\272HAr?2=^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/restrictions/[a-z2-7]{16}$'
+  _globals['_CREATEFLAGREQUEST'].oneofs_by_name['target']._loaded_options = None
+  _globals['_CREATEFLAGREQUEST'].oneofs_by_name['target']._serialized_options = b'\272H\002\010\001'
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\016\n\014caas.dev/App\272H\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$'
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['message']._loaded_options = None
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['message']._serialized_options = b'\372A\022\n\020caas.dev/Message\272Hnrl2j^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/messages/[1-9][0-9]{0,17}$'
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$'
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['reason']._loaded_options = None
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['reason']._serialized_options = b'\342A\001\002\272H\007\202\001\004\020\001 \000'
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['details']._loaded_options = None
+  _globals['_CREATEFLAGREQUEST'].fields_by_name['details']._serialized_options = b'\342A\001\001\272H\005r\003\030\350\007'
+  _globals['_GETFLAGREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETFLAGREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\017\n\rcaas.dev/Flag\272H:r826^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/flags/[a-z2-7]{16}$'
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\016\n\014caas.dev/App\272H\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$'
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['state']._loaded_options = None
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['state']._serialized_options = b'\342A\001\001\272H\005\202\001\002\020\001'
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['conversation']._loaded_options = None
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['conversation']._serialized_options = b'\342A\001\001\372A\027\n\025caas.dev/Conversation\272HWrU2S^(apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?$'
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\001\272H*r(2&^([A-Za-z0-9][A-Za-z0-9_.@-]{0,127})?$'
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\310\001(\000'
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTFLAGSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
+  _globals['_CLAIMFLAGREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CLAIMFLAGREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\017\n\rcaas.dev/Flag\272H:r826^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/flags/[a-z2-7]{16}$'
+  _globals['_CLAIMFLAGREQUEST'].fields_by_name['release']._loaded_options = None
+  _globals['_CLAIMFLAGREQUEST'].fields_by_name['release']._serialized_options = b'\342A\001\001'
+  _globals['_RESOLVEFLAGREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_RESOLVEFLAGREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\017\n\rcaas.dev/Flag\272H:r826^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/flags/[a-z2-7]{16}$'
+  _globals['_RESOLVEFLAGREQUEST'].fields_by_name['note']._loaded_options = None
+  _globals['_RESOLVEFLAGREQUEST'].fields_by_name['note']._serialized_options = b'\342A\001\002\272H\007r\005\020\001\030\350\007'
+  _globals['_RESOLVEFLAGREQUEST'].fields_by_name['delete_message']._loaded_options = None
+  _globals['_RESOLVEFLAGREQUEST'].fields_by_name['delete_message']._serialized_options = b'\342A\001\001'
+  _globals['_RESOLVEFLAGREQUEST'].fields_by_name['restrict']._loaded_options = None
+  _globals['_RESOLVEFLAGREQUEST'].fields_by_name['restrict']._serialized_options = b'\342A\001\001'
+  _globals['_FLAGRESTRICTION'].fields_by_name['type']._loaded_options = None
+  _globals['_FLAGRESTRICTION'].fields_by_name['type']._serialized_options = b'\342A\001\002\272H\007\202\001\004\020\001 \000'
+  _globals['_FLAGRESTRICTION'].fields_by_name['app_wide']._loaded_options = None
+  _globals['_FLAGRESTRICTION'].fields_by_name['app_wide']._serialized_options = b'\342A\001\001'
+  _globals['_FLAGRESTRICTION'].fields_by_name['reason']._loaded_options = None
+  _globals['_FLAGRESTRICTION'].fields_by_name['reason']._serialized_options = b'\342A\001\001\272H\005r\003\030\364\003'
+  _globals['_FLAGRESTRICTION'].fields_by_name['expire_time']._loaded_options = None
+  _globals['_FLAGRESTRICTION'].fields_by_name['expire_time']._serialized_options = b'\342A\001\001\272H\r\262\001\n@\001J\006\010\200\206\260\226\001'
   _globals['_MODERATIONSERVICE']._loaded_options = None
   _globals['_MODERATIONSERVICE']._serialized_options = b'\312A\010caas.dev'
   _globals['_MODERATIONSERVICE'].methods_by_name['CreateRestriction']._loaded_options = None
@@ -68,22 +115,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODERATIONSERVICE'].methods_by_name['ListRestrictions']._serialized_options = b'\332A\006parent\312\363\030\021\n\003\002\003\004\022\nmoderation\322\363\030\010\n\006\025\026(\030\027\037\202\323\344\223\002\"\022 /v1/{parent=apps/*}/restrictions'
   _globals['_MODERATIONSERVICE'].methods_by_name['DeleteRestriction']._loaded_options = None
   _globals['_MODERATIONSERVICE'].methods_by_name['DeleteRestriction']._serialized_options = b'\332A\004name\312\363\030\021\n\003\002\003\004\022\nmoderation\322\363\030\006\n\004\025(\027U\202\323\344\223\002\"* /v1/{name=apps/*/restrictions/*}'
-  _globals['_CREATERESTRICTIONREQUEST']._serialized_start=304
-  _globals['_CREATERESTRICTIONREQUEST']._serialized_end=492
-  _globals['_CREATERESTRICTIONRESPONSE']._serialized_start=494
-  _globals['_CREATERESTRICTIONRESPONSE']._serialized_end=588
-  _globals['_GETRESTRICTIONREQUEST']._serialized_start=591
-  _globals['_GETRESTRICTIONREQUEST']._serialized_end=733
-  _globals['_GETRESTRICTIONRESPONSE']._serialized_start=735
-  _globals['_GETRESTRICTIONRESPONSE']._serialized_end=826
-  _globals['_LISTRESTRICTIONSREQUEST']._serialized_start=829
-  _globals['_LISTRESTRICTIONSREQUEST']._serialized_end=1260
-  _globals['_LISTRESTRICTIONSRESPONSE']._serialized_start=1263
-  _globals['_LISTRESTRICTIONSRESPONSE']._serialized_end=1398
-  _globals['_DELETERESTRICTIONREQUEST']._serialized_start=1401
-  _globals['_DELETERESTRICTIONREQUEST']._serialized_end=1546
-  _globals['_DELETERESTRICTIONRESPONSE']._serialized_start=1548
-  _globals['_DELETERESTRICTIONRESPONSE']._serialized_end=1642
-  _globals['_MODERATIONSERVICE']._serialized_start=1645
-  _globals['_MODERATIONSERVICE']._serialized_end=2477
+  _globals['_MODERATIONSERVICE'].methods_by_name['CreateFlag']._loaded_options = None
+  _globals['_MODERATIONSERVICE'].methods_by_name['CreateFlag']._serialized_options = b'\332A\025parent,message,reason\312\363\030\021\n\003\002\003\004\022\nmoderation\322\363\030\010\n\006\025(\030W:7\202\323\344\223\002\036\"\031/v1/{parent=apps/*}/flags:\001*'
+  _globals['_MODERATIONSERVICE'].methods_by_name['GetFlag']._loaded_options = None
+  _globals['_MODERATIONSERVICE'].methods_by_name['GetFlag']._serialized_options = b'\332A\004name\312\363\030\021\n\003\002\003\004\022\nmoderation\322\363\030\004\n\002\025(\202\323\344\223\002\033\022\031/v1/{name=apps/*/flags/*}'
+  _globals['_MODERATIONSERVICE'].methods_by_name['ListFlags']._loaded_options = None
+  _globals['_MODERATIONSERVICE'].methods_by_name['ListFlags']._serialized_options = b'\332A\006parent\312\363\030\021\n\003\002\003\004\022\nmoderation\322\363\030\010\n\006\025(\030\027W\037\202\323\344\223\002\033\022\031/v1/{parent=apps/*}/flags'
+  _globals['_MODERATIONSERVICE'].methods_by_name['ClaimFlag']._loaded_options = None
+  _globals['_MODERATIONSERVICE'].methods_by_name['ClaimFlag']._serialized_options = b'\332A\004name\312\363\030\021\n\003\002\003\004\022\nmoderation\322\363\030\t\n\007\025(\030\027WXY\202\323\344\223\002$\"\037/v1/{name=apps/*/flags/*}:claim:\001*'
+  _globals['_MODERATIONSERVICE'].methods_by_name['ResolveFlag']._loaded_options = None
+  _globals['_MODERATIONSERVICE'].methods_by_name['ResolveFlag']._serialized_options = b'\332A\tname,note\312\363\030\021\n\003\002\003\004\022\nmoderation\322\363\030\014\n\n\025(\030\027WXYU97\202\323\344\223\002&\"!/v1/{name=apps/*/flags/*}:resolve:\001*'
+  _globals['_CREATERESTRICTIONREQUEST']._serialized_start=337
+  _globals['_CREATERESTRICTIONREQUEST']._serialized_end=525
+  _globals['_CREATERESTRICTIONRESPONSE']._serialized_start=527
+  _globals['_CREATERESTRICTIONRESPONSE']._serialized_end=621
+  _globals['_GETRESTRICTIONREQUEST']._serialized_start=624
+  _globals['_GETRESTRICTIONREQUEST']._serialized_end=766
+  _globals['_GETRESTRICTIONRESPONSE']._serialized_start=768
+  _globals['_GETRESTRICTIONRESPONSE']._serialized_end=859
+  _globals['_LISTRESTRICTIONSREQUEST']._serialized_start=862
+  _globals['_LISTRESTRICTIONSREQUEST']._serialized_end=1293
+  _globals['_LISTRESTRICTIONSRESPONSE']._serialized_start=1296
+  _globals['_LISTRESTRICTIONSRESPONSE']._serialized_end=1431
+  _globals['_DELETERESTRICTIONREQUEST']._serialized_start=1434
+  _globals['_DELETERESTRICTIONREQUEST']._serialized_end=1579
+  _globals['_DELETERESTRICTIONRESPONSE']._serialized_start=1581
+  _globals['_DELETERESTRICTIONRESPONSE']._serialized_end=1675
+  _globals['_CREATEFLAGREQUEST']._serialized_start=1678
+  _globals['_CREATEFLAGREQUEST']._serialized_end=2155
+  _globals['_CREATEFLAGRESPONSE']._serialized_start=2157
+  _globals['_CREATEFLAGRESPONSE']._serialized_end=2223
+  _globals['_GETFLAGREQUEST']._serialized_start=2225
+  _globals['_GETFLAGREQUEST']._serialized_end=2346
+  _globals['_GETFLAGRESPONSE']._serialized_start=2348
+  _globals['_GETFLAGRESPONSE']._serialized_end=2411
+  _globals['_LISTFLAGSREQUEST']._serialized_start=2414
+  _globals['_LISTFLAGSREQUEST']._serialized_end=2906
+  _globals['_LISTFLAGSRESPONSE']._serialized_start=2908
+  _globals['_LISTFLAGSRESPONSE']._serialized_end=3015
+  _globals['_CLAIMFLAGREQUEST']._serialized_start=3018
+  _globals['_CLAIMFLAGREQUEST']._serialized_end=3173
+  _globals['_CLAIMFLAGRESPONSE']._serialized_start=3175
+  _globals['_CLAIMFLAGRESPONSE']._serialized_end=3240
+  _globals['_RESOLVEFLAGREQUEST']._serialized_start=3243
+  _globals['_RESOLVEFLAGREQUEST']._serialized_end=3520
+  _globals['_FLAGRESTRICTION']._serialized_start=3523
+  _globals['_FLAGRESTRICTION']._serialized_end=3768
+  _globals['_RESOLVEFLAGRESPONSE']._serialized_start=3770
+  _globals['_RESOLVEFLAGRESPONSE']._serialized_end=3837
+  _globals['_MODERATIONSERVICE']._serialized_start=3840
+  _globals['_MODERATIONSERVICE']._serialized_end=5553
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from caas.moderation.v1 import resources_pb2 as _resources_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -228,3 +229,331 @@ class DeleteRestrictionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteRestrictionResponse: _TypeAlias = DeleteRestrictionResponse  # noqa: Y015
+
+@_typing.final
+class CreateFlagRequest(_message.Message):
+    """Request of ModerationService.CreateFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`apps/{app}`."""
+    message: _builtins.str
+    """`apps/{app}/conversations/{conversation}/messages/{message}`: a message of the app."""
+    user_id: _builtins.str
+    """A user of the app."""
+    reason: _resources_pb2.Report.Reason.ValueType
+    """Why."""
+    details: _builtins.str
+    """What the reporter adds; at most 1,000 characters."""
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        message: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        reason: _resources_pb2.Report.Reason.ValueType = ...,
+        details: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "target", b"target", "user_id", b"user_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "message", b"message", "parent", b"parent", "reason", b"reason", "target", b"target", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["message", "user_id"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___CreateFlagRequest: _TypeAlias = CreateFlagRequest  # noqa: Y015
+
+@_typing.final
+class CreateFlagResponse(_message.Message):
+    """Response of ModerationService.CreateFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def flag(self) -> _resources_pb2.Flag:
+        """The flag the report joined, as the caller may see it."""
+
+    def __init__(
+        self,
+        *,
+        flag: _resources_pb2.Flag | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateFlagResponse: _TypeAlias = CreateFlagResponse  # noqa: Y015
+
+@_typing.final
+class GetFlagRequest(_message.Message):
+    """Request of ModerationService.GetFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/flags/{flag}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFlagRequest: _TypeAlias = GetFlagRequest  # noqa: Y015
+
+@_typing.final
+class GetFlagResponse(_message.Message):
+    """Response of ModerationService.GetFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def flag(self) -> _resources_pb2.Flag:
+        """The flag, as the caller may see it."""
+
+    def __init__(
+        self,
+        *,
+        flag: _resources_pb2.Flag | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFlagResponse: _TypeAlias = GetFlagResponse  # noqa: Y015
+
+@_typing.final
+class ListFlagsRequest(_message.Message):
+    """Request of ModerationService.ListFlags."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`apps/{app}`."""
+    state: _resources_pb2.Flag.State.ValueType
+    """Only flags in this state, when set."""
+    conversation: _builtins.str
+    """`apps/{app}/conversations/{conversation}`: only the flags of its messages, when set."""
+    user_id: _builtins.str
+    """Only the flags of this user (flagged, or sender of the flagged message), when set."""
+    page_size: _builtins.int
+    """At most 200; 0 means 50."""
+    page_token: _builtins.str
+    """`next_page_token` of the previous page, empty for the first; at most 512 characters."""
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        state: _resources_pb2.Flag.State.ValueType = ...,
+        conversation: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "state", b"state", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFlagsRequest: _TypeAlias = ListFlagsRequest  # noqa: Y015
+
+@_typing.final
+class ListFlagsResponse(_message.Message):
+    """Response of ModerationService.ListFlags."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAGS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def flags(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Flag]:
+        """The flags of this page."""
+
+    def __init__(
+        self,
+        *,
+        flags: _abc.Iterable[_resources_pb2.Flag] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flags", b"flags", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFlagsResponse: _TypeAlias = ListFlagsResponse  # noqa: Y015
+
+@_typing.final
+class ClaimFlagRequest(_message.Message):
+    """Request of ModerationService.ClaimFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/flags/{flag}`."""
+    release: _builtins.bool
+    """Give the caller's claim up instead (nothing happens if they hold none)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        release: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "release", b"release"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimFlagRequest: _TypeAlias = ClaimFlagRequest  # noqa: Y015
+
+@_typing.final
+class ClaimFlagResponse(_message.Message):
+    """Response of ModerationService.ClaimFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def flag(self) -> _resources_pb2.Flag:
+        """The flag."""
+
+    def __init__(
+        self,
+        *,
+        flag: _resources_pb2.Flag | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimFlagResponse: _TypeAlias = ClaimFlagResponse  # noqa: Y015
+
+@_typing.final
+class ResolveFlagRequest(_message.Message):
+    """Request of ModerationService.ResolveFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    DELETE_MESSAGE_FIELD_NUMBER: _builtins.int
+    RESTRICT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/flags/{flag}`."""
+    note: _builtins.str
+    """Why it is resolved this way, for the record; 1 to 1,000 characters."""
+    delete_message: _builtins.bool
+    """Delete the flagged message (only for a message's flag)."""
+    @_builtins.property
+    def restrict(self) -> Global___FlagRestriction:
+        """Mute or ban the flagged user, when set."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        note: _builtins.str = ...,
+        delete_message: _builtins.bool = ...,
+        restrict: Global___FlagRestriction | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["restrict", b"restrict"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete_message", b"delete_message", "name", b"name", "note", b"note", "restrict", b"restrict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveFlagRequest: _TypeAlias = ResolveFlagRequest  # noqa: Y015
+
+@_typing.final
+class FlagRestriction(_message.Message):
+    """The mute or ban a resolution imposes on the flagged user."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    APP_WIDE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    type: _resources_pb2.Restriction.Type.ValueType
+    """Mute or ban."""
+    app_wide: _builtins.bool
+    """In the whole app rather than in the flagged message's conversation (always so
+    for a user's flag).
+    """
+    reason: _builtins.str
+    """Why, as the restricted user is told; at most 500 characters."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When it stops applying; unset: until lifted. In the future and within 10 years."""
+
+    def __init__(
+        self,
+        *,
+        type: _resources_pb2.Restriction.Type.ValueType = ...,
+        app_wide: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_wide", b"app_wide", "expire_time", b"expire_time", "reason", b"reason", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlagRestriction: _TypeAlias = FlagRestriction  # noqa: Y015
+
+@_typing.final
+class ResolveFlagResponse(_message.Message):
+    """Response of ModerationService.ResolveFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def flag(self) -> _resources_pb2.Flag:
+        """The flag as resolved."""
+
+    def __init__(
+        self,
+        *,
+        flag: _resources_pb2.Flag | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveFlagResponse: _TypeAlias = ResolveFlagResponse  # noqa: Y015

@@ -56,6 +56,31 @@ class ModerationServiceStub:
                 request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteRestrictionRequest.SerializeToString,
                 response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteRestrictionResponse.FromString,
                 _registered_method=True)
+        self.CreateFlag = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/CreateFlag',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFlagRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFlagResponse.FromString,
+                _registered_method=True)
+        self.GetFlag = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/GetFlag',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFlagRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFlagResponse.FromString,
+                _registered_method=True)
+        self.ListFlags = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/ListFlags',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFlagsRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFlagsResponse.FromString,
+                _registered_method=True)
+        self.ClaimFlag = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/ClaimFlag',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ClaimFlagRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ClaimFlagResponse.FromString,
+                _registered_method=True)
+        self.ResolveFlag = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/ResolveFlag',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagResponse.FromString,
+                _registered_method=True)
 
 
 class ModerationServiceServicer:
@@ -97,6 +122,50 @@ class ModerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateFlag(self, request, context):
+        """Flags a message or a user for review, or replaces the caller's report of it. A user
+        flags a message of a conversation they belong to, or a user of their app; never
+        themself or their own message. Reports of the same message or user join its open
+        flag. A user gets the flag with their own report only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFlag(self, request, context):
+        """Gets a flag: whole to who may review it, with their own report only to a reporter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFlags(self, request, context):
+        """Lists flags, oldest first: the review queue. The app's backend and the operator list
+        the app's; a user lists those of a conversation they moderate (`conversation`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimFlag(self, request, context):
+        """Claims an open flag for review for 10 minutes (again: 10 more), so that other
+        moderators leave it; or, with `release`, gives the claim up. A flag another holds
+        is FAILED_PRECONDITION, `FLAG_CLAIMED`, until their claim lapses.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveFlag(self, request, context):
+        """Resolves an open flag that nobody else holds: dismisses it, or deletes the flagged
+        message and/or mutes or bans the flagged user, and records who did it and why. What
+        it does is authorised as if done directly (DeleteMessage, CreateRestriction); if it
+        fails the flag stays open and a retry completes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +188,31 @@ def add_ModerationServiceServicer_to_server(servicer, server):
                     servicer.DeleteRestriction,
                     request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteRestrictionRequest.FromString,
                     response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteRestrictionResponse.SerializeToString,
+            ),
+            'CreateFlag': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateFlag,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFlagRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFlagResponse.SerializeToString,
+            ),
+            'GetFlag': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFlag,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFlagRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFlagResponse.SerializeToString,
+            ),
+            'ListFlags': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFlags,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFlagsRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFlagsResponse.SerializeToString,
+            ),
+            'ClaimFlag': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimFlag,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ClaimFlagRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ClaimFlagResponse.SerializeToString,
+            ),
+            'ResolveFlag': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveFlag,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,6 +325,141 @@ class ModerationService:
             '/caas.moderation.v1.ModerationService/DeleteRestriction',
             caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteRestrictionRequest.SerializeToString,
             caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteRestrictionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateFlag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/CreateFlag',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFlagRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFlagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFlag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/GetFlag',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFlagRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFlagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFlags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/ListFlags',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFlagsRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFlagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimFlag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/ClaimFlag',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ClaimFlagRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ClaimFlagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveFlag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/ResolveFlag',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,29 @@ class ModerationServiceStub:
     """Lifts a restriction at once (a banned user is not added back). Lifting one
     that expired or was lifted already is NOT_FOUND.
     """
+    CreateFlag: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.CreateFlagRequest, _moderation_service_pb2.CreateFlagResponse]
+    """Flags a message or a user for review, or replaces the caller's report of it. A user
+    flags a message of a conversation they belong to, or a user of their app; never
+    themself or their own message. Reports of the same message or user join its open
+    flag. A user gets the flag with their own report only.
+    """
+    GetFlag: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.GetFlagRequest, _moderation_service_pb2.GetFlagResponse]
+    """Gets a flag: whole to who may review it, with their own report only to a reporter."""
+    ListFlags: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.ListFlagsRequest, _moderation_service_pb2.ListFlagsResponse]
+    """Lists flags, oldest first: the review queue. The app's backend and the operator list
+    the app's; a user lists those of a conversation they moderate (`conversation`).
+    """
+    ClaimFlag: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.ClaimFlagRequest, _moderation_service_pb2.ClaimFlagResponse]
+    """Claims an open flag for review for 10 minutes (again: 10 more), so that other
+    moderators leave it; or, with `release`, gives the claim up. A flag another holds
+    is FAILED_PRECONDITION, `FLAG_CLAIMED`, until their claim lapses.
+    """
+    ResolveFlag: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.ResolveFlagRequest, _moderation_service_pb2.ResolveFlagResponse]
+    """Resolves an open flag that nobody else holds: dismisses it, or deletes the flagged
+    message and/or mutes or bans the flagged user, and records who did it and why. What
+    it does is authorised as if done directly (DeleteMessage, CreateRestriction); if it
+    fails the flag stays open and a retry completes it.
+    """
 
 @_typing.type_check_only
 class ModerationServiceAsyncStub(ModerationServiceStub):
@@ -78,6 +101,29 @@ class ModerationServiceAsyncStub(ModerationServiceStub):
     DeleteRestriction: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.DeleteRestrictionRequest, _moderation_service_pb2.DeleteRestrictionResponse]  # type: ignore[assignment]
     """Lifts a restriction at once (a banned user is not added back). Lifting one
     that expired or was lifted already is NOT_FOUND.
+    """
+    CreateFlag: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.CreateFlagRequest, _moderation_service_pb2.CreateFlagResponse]  # type: ignore[assignment]
+    """Flags a message or a user for review, or replaces the caller's report of it. A user
+    flags a message of a conversation they belong to, or a user of their app; never
+    themself or their own message. Reports of the same message or user join its open
+    flag. A user gets the flag with their own report only.
+    """
+    GetFlag: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.GetFlagRequest, _moderation_service_pb2.GetFlagResponse]  # type: ignore[assignment]
+    """Gets a flag: whole to who may review it, with their own report only to a reporter."""
+    ListFlags: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.ListFlagsRequest, _moderation_service_pb2.ListFlagsResponse]  # type: ignore[assignment]
+    """Lists flags, oldest first: the review queue. The app's backend and the operator list
+    the app's; a user lists those of a conversation they moderate (`conversation`).
+    """
+    ClaimFlag: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.ClaimFlagRequest, _moderation_service_pb2.ClaimFlagResponse]  # type: ignore[assignment]
+    """Claims an open flag for review for 10 minutes (again: 10 more), so that other
+    moderators leave it; or, with `release`, gives the claim up. A flag another holds
+    is FAILED_PRECONDITION, `FLAG_CLAIMED`, until their claim lapses.
+    """
+    ResolveFlag: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.ResolveFlagRequest, _moderation_service_pb2.ResolveFlagResponse]  # type: ignore[assignment]
+    """Resolves an open flag that nobody else holds: dismisses it, or deletes the flagged
+    message and/or mutes or bans the flagged user, and records who did it and why. What
+    it does is authorised as if done directly (DeleteMessage, CreateRestriction); if it
+    fails the flag stays open and a retry completes it.
     """
 
 class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -125,6 +171,59 @@ class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_moderation_service_pb2.DeleteRestrictionResponse, _abc.Awaitable[_moderation_service_pb2.DeleteRestrictionResponse]]:
         """Lifts a restriction at once (a banned user is not added back). Lifting one
         that expired or was lifted already is NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateFlag(
+        self,
+        request: _moderation_service_pb2.CreateFlagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.CreateFlagResponse, _abc.Awaitable[_moderation_service_pb2.CreateFlagResponse]]:
+        """Flags a message or a user for review, or replaces the caller's report of it. A user
+        flags a message of a conversation they belong to, or a user of their app; never
+        themself or their own message. Reports of the same message or user join its open
+        flag. A user gets the flag with their own report only.
+        """
+
+    @_abc_1.abstractmethod
+    def GetFlag(
+        self,
+        request: _moderation_service_pb2.GetFlagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.GetFlagResponse, _abc.Awaitable[_moderation_service_pb2.GetFlagResponse]]:
+        """Gets a flag: whole to who may review it, with their own report only to a reporter."""
+
+    @_abc_1.abstractmethod
+    def ListFlags(
+        self,
+        request: _moderation_service_pb2.ListFlagsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.ListFlagsResponse, _abc.Awaitable[_moderation_service_pb2.ListFlagsResponse]]:
+        """Lists flags, oldest first: the review queue. The app's backend and the operator list
+        the app's; a user lists those of a conversation they moderate (`conversation`).
+        """
+
+    @_abc_1.abstractmethod
+    def ClaimFlag(
+        self,
+        request: _moderation_service_pb2.ClaimFlagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.ClaimFlagResponse, _abc.Awaitable[_moderation_service_pb2.ClaimFlagResponse]]:
+        """Claims an open flag for review for 10 minutes (again: 10 more), so that other
+        moderators leave it; or, with `release`, gives the claim up. A flag another holds
+        is FAILED_PRECONDITION, `FLAG_CLAIMED`, until their claim lapses.
+        """
+
+    @_abc_1.abstractmethod
+    def ResolveFlag(
+        self,
+        request: _moderation_service_pb2.ResolveFlagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.ResolveFlagResponse, _abc.Awaitable[_moderation_service_pb2.ResolveFlagResponse]]:
+        """Resolves an open flag that nobody else holds: dismisses it, or deletes the flagged
+        message and/or mutes or bans the flagged user, and records who did it and why. What
+        it does is authorised as if done directly (DeleteMessage, CreateRestriction); if it
+        fails the flag stays open and a retry completes it.
         """
 
 def add_ModerationServiceServicer_to_server(servicer: ModerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

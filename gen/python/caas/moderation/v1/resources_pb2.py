@@ -28,7 +28,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"caas/moderation/v1/resources.proto\x12\x12\x63\x61\x61s.moderation.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x05\n\x0bRestriction\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12H\n\x07user_id\x18\x02 \x01(\tB/\xe2\x41\x02\x02\x05\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06userId\x12\x9d\x01\n\x0c\x63onversation\x18\x03 \x01(\tBy\xe2\x41\x02\x01\x05\xfa\x41\x17\n\x15\x63\x61\x61s.dev/Conversation\xbaHWrU2S^(apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?$R\x0c\x63onversation\x12I\n\x04type\x18\x04 \x01(\x0e\x32$.caas.moderation.v1.Restriction.TypeB\x0f\xe2\x41\x02\x02\x05\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x04type\x12$\n\x06reason\x18\x05 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xf4\x03R\x06reason\x12Q\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x14\xe2\x41\x01\x01\xbaH\r\xb2\x01\n@\x01J\x06\x08\x80\x86\xb0\x96\x01R\nexpireTime\x12\x1e\n\x07\x63reator\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\x07\x63reator\x12\x41\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\"9\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\r\n\tTYPE_MUTE\x10\x01\x12\x0c\n\x08TYPE_BAN\x10\x02:[\xea\x41X\n\x14\x63\x61\x61s.dev/Restriction\x12%apps/{app}/restrictions/{restriction}*\x0crestrictions2\x0brestrictionB-Z+caas/gen/go/caas/moderation/v1;moderationv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"caas/moderation/v1/resources.proto\x12\x12\x63\x61\x61s.moderation.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x05\n\x0bRestriction\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12H\n\x07user_id\x18\x02 \x01(\tB/\xe2\x41\x02\x02\x05\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06userId\x12\x9d\x01\n\x0c\x63onversation\x18\x03 \x01(\tBy\xe2\x41\x02\x01\x05\xfa\x41\x17\n\x15\x63\x61\x61s.dev/Conversation\xbaHWrU2S^(apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?$R\x0c\x63onversation\x12I\n\x04type\x18\x04 \x01(\x0e\x32$.caas.moderation.v1.Restriction.TypeB\x0f\xe2\x41\x02\x02\x05\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x04type\x12$\n\x06reason\x18\x05 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xf4\x03R\x06reason\x12Q\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x14\xe2\x41\x01\x01\xbaH\r\xb2\x01\n@\x01J\x06\x08\x80\x86\xb0\x96\x01R\nexpireTime\x12\x1e\n\x07\x63reator\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\x07\x63reator\x12\x41\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\"9\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\r\n\tTYPE_MUTE\x10\x01\x12\x0c\n\x08TYPE_BAN\x10\x02:[\xea\x41X\n\x14\x63\x61\x61s.dev/Restriction\x12%apps/{app}/restrictions/{restriction}*\x0crestrictions2\x0brestriction\"\x8b\x06\n\x04\x46lag\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1e\n\x07message\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x07message\x12(\n\x0c\x63onversation\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x0c\x63onversation\x12\x1d\n\x07user_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x06userId\x12\'\n\x0cmessage_text\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x0bmessageText\x12:\n\x05state\x18\x06 \x01(\x0e\x32\x1e.caas.moderation.v1.Flag.StateB\x04\xe2\x41\x01\x03R\x05state\x12\'\n\x0creport_count\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03R\x0breportCount\x12:\n\x07reports\x18\x08 \x03(\x0b\x32\x1a.caas.moderation.v1.ReportB\x04\xe2\x41\x01\x03R\x07reports\x12\x1e\n\x07\x63laimer\x18\t \x01(\tB\x04\xe2\x41\x01\x03R\x07\x63laimer\x12L\n\x11\x63laim_expire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x0f\x63laimExpireTime\x12\x44\n\nresolution\x18\x0b \x01(\x0b\x32\x1e.caas.moderation.v1.ResolutionB\x04\xe2\x41\x01\x03R\nresolution\x12\x41\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\"B\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nSTATE_OPEN\x10\x01\x12\x12\n\x0eSTATE_RESOLVED\x10\x02:8\xea\x41\x35\n\rcaas.dev/Flag\x12\x17\x61pps/{app}/flags/{flag}*\x05\x66lags2\x04\x66lag\"\xfc\x02\n\x06Report\x12\x1a\n\x08reporter\x18\x01 \x01(\tR\x08reporter\x12\x39\n\x06reason\x18\x02 \x01(\x0e\x32!.caas.moderation.v1.Report.ReasonR\x06reason\x12\x18\n\x07\x64\x65tails\x18\x03 \x01(\tR\x07\x64\x65tails\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xc3\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x0f\n\x0bREASON_SPAM\x10\x01\x12\x15\n\x11REASON_HARASSMENT\x10\x02\x12\x0f\n\x0bREASON_HATE\x10\x03\x12\x11\n\rREASON_SEXUAL\x10\x04\x12\x13\n\x0fREASON_VIOLENCE\x10\x05\x12\x14\n\x10REASON_SELF_HARM\x10\x06\x12\x18\n\x14REASON_IMPERSONATION\x10\x07\x12\x10\n\x0cREASON_OTHER\x10\x08\"\xc6\x01\n\nResolution\x12\x1a\n\x08resolver\x18\x01 \x01(\tR\x08resolver\x12\x12\n\x04note\x18\x02 \x01(\tR\x04note\x12\'\n\x0fmessage_deleted\x18\x03 \x01(\x08R\x0emessageDeleted\x12 \n\x0brestriction\x18\x04 \x01(\tR\x0brestriction\x12=\n\x0cresolve_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bresolveTimeB-Z+caas/gen/go/caas/moderation/v1;moderationv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,8 +54,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESTRICTION'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_RESTRICTION']._loaded_options = None
   _globals['_RESTRICTION']._serialized_options = b'\352AX\n\024caas.dev/Restriction\022%apps/{app}/restrictions/{restriction}*\014restrictions2\013restriction'
+  _globals['_FLAG'].fields_by_name['name']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_FLAG'].fields_by_name['message']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['message']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['conversation']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['conversation']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['user_id']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['user_id']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['message_text']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['message_text']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['state']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['state']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['report_count']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['report_count']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['reports']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['reports']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['claimer']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['claimer']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['claim_expire_time']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['claim_expire_time']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['resolution']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['resolution']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['create_time']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG'].fields_by_name['update_time']._loaded_options = None
+  _globals['_FLAG'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_FLAG']._loaded_options = None
+  _globals['_FLAG']._serialized_options = b'\352A5\n\rcaas.dev/Flag\022\027apps/{app}/flags/{flag}*\005flags2\004flag'
   _globals['_RESTRICTION']._serialized_start=181
   _globals['_RESTRICTION']._serialized_end=901
   _globals['_RESTRICTION_TYPE']._serialized_start=751
   _globals['_RESTRICTION_TYPE']._serialized_end=808
+  _globals['_FLAG']._serialized_start=904
+  _globals['_FLAG']._serialized_end=1683
+  _globals['_FLAG_STATE']._serialized_start=1559
+  _globals['_FLAG_STATE']._serialized_end=1625
+  _globals['_REPORT']._serialized_start=1686
+  _globals['_REPORT']._serialized_end=2066
+  _globals['_REPORT_REASON']._serialized_start=1871
+  _globals['_REPORT_REASON']._serialized_end=2066
+  _globals['_RESOLUTION']._serialized_start=2069
+  _globals['_RESOLUTION']._serialized_end=2267
 # @@protoc_insertion_point(module_scope)

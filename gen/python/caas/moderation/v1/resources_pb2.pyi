@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -116,3 +118,243 @@ class Restriction(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Restriction: _TypeAlias = Restriction  # noqa: Y015
+
+@_typing.final
+class Flag(_message.Message):
+    """A review item: the reports of one message, or of one user, that moderators review
+    (ModerationService.ListFlags) and resolve (ModerationService.ResolveFlag).
+
+    Users flag messages they can read and users of their app (ModerationService.CreateFlag);
+    reports of the same message or user join one open flag, one report per reporter
+    (reporting again replaces the reporter's report). Once resolved, a flag is kept as
+    the record of who reported what, who resolved it, how and why; a new report of the
+    same message or user opens a new flag.
+
+    Who reviews: the app's backend (API key with the `moderation` scope) and the operator,
+    every flag; a moderator, admin or owner of a conversation, the flags of its messages.
+    A reporter sees the flag they reported with their own report only. Flags reach the
+    app's webhooks (`flag.reported`, `flag.resolved`), never users' streams: a flagged
+    user is not told who reported them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Flag._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: Flag._State.ValueType  # 0
+        STATE_OPEN: Flag._State.ValueType  # 1
+        """Waiting for a moderator (it may be claimed: `claimer`)."""
+        STATE_RESOLVED: Flag._State.ValueType  # 2
+        """Decided (`resolution`)."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Where the flag stands."""
+
+    STATE_UNSPECIFIED: Flag.State.ValueType  # 0
+    STATE_OPEN: Flag.State.ValueType  # 1
+    """Waiting for a moderator (it may be claimed: `claimer`)."""
+    STATE_RESOLVED: Flag.State.ValueType  # 2
+    """Decided (`resolution`)."""
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_TEXT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REPORT_COUNT_FIELD_NUMBER: _builtins.int
+    REPORTS_FIELD_NUMBER: _builtins.int
+    CLAIMER_FIELD_NUMBER: _builtins.int
+    CLAIM_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/flags/{flag}`; the id is 16 characters of [a-z2-7], chosen by the server."""
+    message: _builtins.str
+    """`apps/{app}/conversations/{conversation}/messages/{message}`: the flagged message;
+    empty when a user is flagged.
+    """
+    conversation: _builtins.str
+    """The flagged message's conversation; empty when a user is flagged."""
+    user_id: _builtins.str
+    """The flagged user, or the sender of the flagged message."""
+    message_text: _builtins.str
+    """The message's text when it was first flagged (it may be edited or deleted since)."""
+    state: Global___Flag.State.ValueType
+    """Open or resolved."""
+    report_count: _builtins.int
+    """How many users (and backends) reported it."""
+    claimer: _builtins.str
+    """Who claimed it for review (ModerationService.ClaimFlag), as a `creator` of a
+    restriction; empty when nobody holds it.
+    """
+    @_builtins.property
+    def reports(self) -> _containers.RepeatedCompositeFieldContainer[Global___Report]:
+        """The latest reports, newest first: at most 20 (`report_count` counts them all)."""
+
+    @_builtins.property
+    def claim_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the claim lapses, and another moderator may take the flag."""
+
+    @_builtins.property
+    def resolution(self) -> Global___Resolution:
+        """How it was decided; set once resolved."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the first report came."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When a report came, a claim was taken or released, or it was resolved."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        message: _builtins.str = ...,
+        conversation: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        message_text: _builtins.str = ...,
+        state: Global___Flag.State.ValueType = ...,
+        report_count: _builtins.int = ...,
+        reports: _abc.Iterable[Global___Report] | None = ...,
+        claimer: _builtins.str = ...,
+        claim_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        resolution: Global___Resolution | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim_expire_time", b"claim_expire_time", "create_time", b"create_time", "resolution", b"resolution", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_expire_time", b"claim_expire_time", "claimer", b"claimer", "conversation", b"conversation", "create_time", b"create_time", "message", b"message", "message_text", b"message_text", "name", b"name", "report_count", b"report_count", "reports", b"reports", "resolution", b"resolution", "state", b"state", "update_time", b"update_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Flag: _TypeAlias = Flag  # noqa: Y015
+
+@_typing.final
+class Report(_message.Message):
+    """One reporter's report of a message or user."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Reason:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Report._Reason.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        REASON_UNSPECIFIED: Report._Reason.ValueType  # 0
+        REASON_SPAM: Report._Reason.ValueType  # 1
+        """Unwanted advertising, scams, repeated messages."""
+        REASON_HARASSMENT: Report._Reason.ValueType  # 2
+        """Bullying, threats, insults aimed at someone."""
+        REASON_HATE: Report._Reason.ValueType  # 3
+        """Attacks on people for who they are."""
+        REASON_SEXUAL: Report._Reason.ValueType  # 4
+        """Sexual content where it does not belong."""
+        REASON_VIOLENCE: Report._Reason.ValueType  # 5
+        """Violence, or calls to it."""
+        REASON_SELF_HARM: Report._Reason.ValueType  # 6
+        """Self-harm or suicide."""
+        REASON_IMPERSONATION: Report._Reason.ValueType  # 7
+        """Someone pretending to be someone else."""
+        REASON_OTHER: Report._Reason.ValueType  # 8
+        """Anything else: say what in `details`."""
+
+    class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
+        """Why it was reported."""
+
+    REASON_UNSPECIFIED: Report.Reason.ValueType  # 0
+    REASON_SPAM: Report.Reason.ValueType  # 1
+    """Unwanted advertising, scams, repeated messages."""
+    REASON_HARASSMENT: Report.Reason.ValueType  # 2
+    """Bullying, threats, insults aimed at someone."""
+    REASON_HATE: Report.Reason.ValueType  # 3
+    """Attacks on people for who they are."""
+    REASON_SEXUAL: Report.Reason.ValueType  # 4
+    """Sexual content where it does not belong."""
+    REASON_VIOLENCE: Report.Reason.ValueType  # 5
+    """Violence, or calls to it."""
+    REASON_SELF_HARM: Report.Reason.ValueType  # 6
+    """Self-harm or suicide."""
+    REASON_IMPERSONATION: Report.Reason.ValueType  # 7
+    """Someone pretending to be someone else."""
+    REASON_OTHER: Report.Reason.ValueType  # 8
+    """Anything else: say what in `details`."""
+
+    REPORTER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    reporter: _builtins.str
+    """Who reported: `apps/{app}/users/{user}`, `apps/{app}/apiKeys/{key}` or `operator`."""
+    reason: Global___Report.Reason.ValueType
+    """Why."""
+    details: _builtins.str
+    """What the reporter added; at most 1,000 characters."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was reported (or last replaced by the same reporter)."""
+
+    def __init__(
+        self,
+        *,
+        reporter: _builtins.str = ...,
+        reason: Global___Report.Reason.ValueType = ...,
+        details: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "details", b"details", "reason", b"reason", "reporter", b"reporter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Report: _TypeAlias = Report  # noqa: Y015
+
+@_typing.final
+class Resolution(_message.Message):
+    """How a flag was decided: by whom, why and what was done."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOLVER_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    MESSAGE_DELETED_FIELD_NUMBER: _builtins.int
+    RESTRICTION_FIELD_NUMBER: _builtins.int
+    RESOLVE_TIME_FIELD_NUMBER: _builtins.int
+    resolver: _builtins.str
+    """Who resolved it, as a `creator` of a restriction."""
+    note: _builtins.str
+    """Why, in the resolver's words."""
+    message_deleted: _builtins.bool
+    """Whether the flagged message was deleted."""
+    restriction: _builtins.str
+    """`apps/{app}/restrictions/{restriction}`: the mute or ban it imposed, if any."""
+    @_builtins.property
+    def resolve_time(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        resolver: _builtins.str = ...,
+        note: _builtins.str = ...,
+        message_deleted: _builtins.bool = ...,
+        restriction: _builtins.str = ...,
+        resolve_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resolve_time", b"resolve_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_deleted", b"message_deleted", "note", b"note", "resolve_time", b"resolve_time", "resolver", b"resolver", "restriction", b"restriction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Resolution: _TypeAlias = Resolution  # noqa: Y015

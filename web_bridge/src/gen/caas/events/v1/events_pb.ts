@@ -10,7 +10,7 @@ import type { Media } from "../../media/v1/resources_pb.js";
 import { file_caas_media_v1_resources } from "../../media/v1/resources_pb.js";
 import type { Message as Message$1 } from "../../messages/v1/resources_pb.js";
 import { file_caas_messages_v1_resources } from "../../messages/v1/resources_pb.js";
-import type { Restriction } from "../../moderation/v1/resources_pb.js";
+import type { Flag, Restriction } from "../../moderation/v1/resources_pb.js";
 import { file_caas_moderation_v1_resources } from "../../moderation/v1/resources_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/events/v1/events.proto.
  */
 export const file_caas_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjYWFzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmNhYXMuZXZlbnRzLnYxItwICgVFdmVudBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnZlcnNhdGlvbhgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEjQKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfdXBkYXRlZBgLIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjgKDnJlYWN0aW9uX2FkZGVkGA0gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABI6ChByZWFjdGlvbl9yZW1vdmVkGA4gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABJDChRjb252ZXJzYXRpb25fY3JlYXRlZBgPIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fdXBkYXRlZBgQIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fZGVsZXRlZBgRIAEoCzIjLmNhYXMuZXZlbnRzLnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI1CgxtZW1iZXJfYWRkZWQYEiABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3JlbW92ZWQYEyABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3VwZGF0ZWQYFCABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASMQoMcmVhZF91cGRhdGVkGBUgASgLMhkuY2Fhcy5ldmVudHMudjEuUmVhZFN0YXRlSAASNgoRZGVsaXZlcmVkX3VwZGF0ZWQYFiABKAsyGS5jYWFzLmV2ZW50cy52MS5SZWFkU3RhdGVIABIrCgttZWRpYV9yZWFkeRgXIAEoCzIULmNhYXMubWVkaWEudjEuTWVkaWFIABIsCgxtZWRpYV9mYWlsZWQYGCABKAsyFC5jYWFzLm1lZGlhLnYxLk1lZGlhSAASPgoTcmVzdHJpY3Rpb25fY3JlYXRlZBgZIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkgAEj4KE3Jlc3RyaWN0aW9uX2RlbGV0ZWQYGiABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb25IAEIJCgdwYXlsb2FkIksKDlJlYWN0aW9uQ2hhbmdlEioKB21lc3NhZ2UYASABKAsyGS5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2USDQoFZW1vamkYAiABKAkiKwoTQ29udmVyc2F0aW9uRGVsZXRlZBIUCgxjb252ZXJzYXRpb24YASABKAkiWAoJUmVhZFN0YXRlEg8KB3VzZXJfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCJVojY2Fhcy9nZW4vZ28vY2Fhcy9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_caas_conversations_v1_resources, file_caas_media_v1_resources, file_caas_messages_v1_resources, file_caas_moderation_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("ChtjYWFzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmNhYXMuZXZlbnRzLnYxIsIJCgVFdmVudBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnZlcnNhdGlvbhgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEjQKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfdXBkYXRlZBgLIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjgKDnJlYWN0aW9uX2FkZGVkGA0gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABI6ChByZWFjdGlvbl9yZW1vdmVkGA4gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABJDChRjb252ZXJzYXRpb25fY3JlYXRlZBgPIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fdXBkYXRlZBgQIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fZGVsZXRlZBgRIAEoCzIjLmNhYXMuZXZlbnRzLnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI1CgxtZW1iZXJfYWRkZWQYEiABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3JlbW92ZWQYEyABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3VwZGF0ZWQYFCABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASMQoMcmVhZF91cGRhdGVkGBUgASgLMhkuY2Fhcy5ldmVudHMudjEuUmVhZFN0YXRlSAASNgoRZGVsaXZlcmVkX3VwZGF0ZWQYFiABKAsyGS5jYWFzLmV2ZW50cy52MS5SZWFkU3RhdGVIABIrCgttZWRpYV9yZWFkeRgXIAEoCzIULmNhYXMubWVkaWEudjEuTWVkaWFIABIsCgxtZWRpYV9mYWlsZWQYGCABKAsyFC5jYWFzLm1lZGlhLnYxLk1lZGlhSAASPgoTcmVzdHJpY3Rpb25fY3JlYXRlZBgZIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkgAEj4KE3Jlc3RyaWN0aW9uX2RlbGV0ZWQYGiABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb25IABIxCg1mbGFnX3JlcG9ydGVkGBsgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABIxCg1mbGFnX3Jlc29sdmVkGBwgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIAEIJCgdwYXlsb2FkIksKDlJlYWN0aW9uQ2hhbmdlEioKB21lc3NhZ2UYASABKAsyGS5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2USDQoFZW1vamkYAiABKAkiKwoTQ29udmVyc2F0aW9uRGVsZXRlZBIUCgxjb252ZXJzYXRpb24YASABKAkiWAoJUmVhZFN0YXRlEg8KB3VzZXJfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCJVojY2Fhcy9nZW4vZ28vY2Fhcy9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_caas_conversations_v1_resources, file_caas_media_v1_resources, file_caas_messages_v1_resources, file_caas_moderation_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * Something that happened in an app, as it was committed. The real-time stream
@@ -214,6 +214,23 @@ export type Event = Message<"caas.events.v1.Event"> & {
      */
     value: Restriction;
     case: "restrictionDeleted";
+  } | {
+    /**
+     * A message or user was reported (a new flag, or a report joining an open one):
+     * the app's webhooks only, never streams. `conversation` is the flagged message's.
+     *
+     * @generated from field: caas.moderation.v1.Flag flag_reported = 27;
+     */
+    value: Flag;
+    case: "flagReported";
+  } | {
+    /**
+     * A flag was resolved: the app's webhooks only.
+     *
+     * @generated from field: caas.moderation.v1.Flag flag_resolved = 28;
+     */
+    value: Flag;
+    case: "flagResolved";
   } | { case: undefined; value?: undefined };
 };
 

@@ -6,20 +6,22 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb.js";
 import { file_caas_errors_v1_errors } from "../../errors/v1/errors_pb.js";
-import type { Restriction } from "./resources_pb.js";
+import type { Flag, Flag_State, Report_Reason, Restriction, Restriction_Type } from "./resources_pb.js";
 import { file_caas_moderation_v1_resources } from "./resources_pb.js";
 import { file_caas_type_v1_access } from "../../type/v1/access_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import { file_google_api_client } from "../../../google/api/client_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_api_resource } from "../../../google/api/resource_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file caas/moderation/v1/moderation_service.proto.
  */
 export const file_caas_moderation_v1_moderation_service: GenFile = /*@__PURE__*/
-  fileDesc("CitjYWFzL21vZGVyYXRpb24vdjEvbW9kZXJhdGlvbl9zZXJ2aWNlLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEipwEKGENyZWF0ZVJlc3RyaWN0aW9uUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBI6CgtyZXN0cmljdGlvbhgCIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkIE4kEBAiJRChlDcmVhdGVSZXN0cmljdGlvblJlc3BvbnNlEjQKC3Jlc3RyaWN0aW9uGAEgASgLMh8uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uIogBChVHZXRSZXN0cmljdGlvblJlcXVlc3QSbwoEbmFtZRgBIAEoCUJh4kEBAvpBFgoUY2Fhcy5kZXYvUmVzdHJpY3Rpb266SEFyPzI9XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9yZXN0cmljdGlvbnMvW2EtejItN117MTZ9JCJOChZHZXRSZXN0cmljdGlvblJlc3BvbnNlEjQKC3Jlc3RyaWN0aW9uGAEgASgLMh8uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uIvwCChdMaXN0UmVzdHJpY3Rpb25zUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBJCCgd1c2VyX2lkGAIgASgJQjHiQQEBukgqcigyJl4oW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9KT8kEo4BCgxjb252ZXJzYXRpb24YAyABKAlCeOJBAQH6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBIdCglwYWdlX3NpemUYBCABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAQiagoYTGlzdFJlc3RyaWN0aW9uc1Jlc3BvbnNlEjUKDHJlc3RyaWN0aW9ucxgBIAMoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiiwEKGERlbGV0ZVJlc3RyaWN0aW9uUmVxdWVzdBJvCgRuYW1lGAEgASgJQmHiQQEC+kEWChRjYWFzLmRldi9SZXN0cmljdGlvbrpIQXI/Mj1eYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3Jlc3RyaWN0aW9ucy9bYS16Mi03XXsxNn0kIlEKGURlbGV0ZVJlc3RyaWN0aW9uUmVzcG9uc2USNAoLcmVzdHJpY3Rpb24YASABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb24ywAYKEU1vZGVyYXRpb25TZXJ2aWNlEt4BChFDcmVhdGVSZXN0cmljdGlvbhIsLmNhYXMubW9kZXJhdGlvbi52MS5DcmVhdGVSZXN0cmljdGlvblJlcXVlc3QaLS5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlUmVzdHJpY3Rpb25SZXNwb25zZSJs2kEScGFyZW50LHJlc3RyaWN0aW9uyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYCQoHFSgYF1U3OYLT5JMCLzoLcmVzdHJpY3Rpb24iIC92MS97cGFyZW50PWFwcHMvKn0vcmVzdHJpY3Rpb25zErUBCg5HZXRSZXN0cmljdGlvbhIpLmNhYXMubW9kZXJhdGlvbi52MS5HZXRSZXN0cmljdGlvblJlcXVlc3QaKi5jYWFzLm1vZGVyYXRpb24udjEuR2V0UmVzdHJpY3Rpb25SZXNwb25zZSJM2kEEbmFtZcrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAQKAhUogtPkkwIiEiAvdjEve25hbWU9YXBwcy8qL3Jlc3RyaWN0aW9ucy8qfRLBAQoQTGlzdFJlc3RyaWN0aW9ucxIrLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0UmVzdHJpY3Rpb25zUmVxdWVzdBosLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0UmVzdHJpY3Rpb25zUmVzcG9uc2UiUtpBBnBhcmVudMrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAgKBhUWKBgXH4LT5JMCIhIgL3YxL3twYXJlbnQ9YXBwcy8qfS9yZXN0cmljdGlvbnMSwAEKEURlbGV0ZVJlc3RyaWN0aW9uEiwuY2Fhcy5tb2RlcmF0aW9uLnYxLkRlbGV0ZVJlc3RyaWN0aW9uUmVxdWVzdBotLmNhYXMubW9kZXJhdGlvbi52MS5EZWxldGVSZXN0cmljdGlvblJlc3BvbnNlIk7aQQRuYW1lyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYBgoEFSgXVYLT5JMCIiogL3YxL3tuYW1lPWFwcHMvKi9yZXN0cmljdGlvbnMvKn0aC8pBCGNhYXMuZGV2Qi1aK2NhYXMvZ2VuL2dvL2NhYXMvbW9kZXJhdGlvbi92MTttb2RlcmF0aW9udjFiBnByb3RvMw", [file_buf_validate_validate, file_caas_errors_v1_errors, file_caas_moderation_v1_resources, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource]);
+  fileDesc("CitjYWFzL21vZGVyYXRpb24vdjEvbW9kZXJhdGlvbl9zZXJ2aWNlLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEipwEKGENyZWF0ZVJlc3RyaWN0aW9uUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBI6CgtyZXN0cmljdGlvbhgCIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkIE4kEBAiJRChlDcmVhdGVSZXN0cmljdGlvblJlc3BvbnNlEjQKC3Jlc3RyaWN0aW9uGAEgASgLMh8uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uIogBChVHZXRSZXN0cmljdGlvblJlcXVlc3QSbwoEbmFtZRgBIAEoCUJh4kEBAvpBFgoUY2Fhcy5kZXYvUmVzdHJpY3Rpb266SEFyPzI9XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9yZXN0cmljdGlvbnMvW2EtejItN117MTZ9JCJOChZHZXRSZXN0cmljdGlvblJlc3BvbnNlEjQKC3Jlc3RyaWN0aW9uGAEgASgLMh8uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uIvwCChdMaXN0UmVzdHJpY3Rpb25zUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBJCCgd1c2VyX2lkGAIgASgJQjHiQQEBukgqcigyJl4oW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9KT8kEo4BCgxjb252ZXJzYXRpb24YAyABKAlCeOJBAQH6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBIdCglwYWdlX3NpemUYBCABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAQiagoYTGlzdFJlc3RyaWN0aW9uc1Jlc3BvbnNlEjUKDHJlc3RyaWN0aW9ucxgBIAMoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiiwEKGERlbGV0ZVJlc3RyaWN0aW9uUmVxdWVzdBJvCgRuYW1lGAEgASgJQmHiQQEC+kEWChRjYWFzLmRldi9SZXN0cmljdGlvbrpIQXI/Mj1eYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3Jlc3RyaWN0aW9ucy9bYS16Mi03XXsxNn0kIlEKGURlbGV0ZVJlc3RyaWN0aW9uUmVzcG9uc2USNAoLcmVzdHJpY3Rpb24YASABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb24iswMKEUNyZWF0ZUZsYWdSZXF1ZXN0Ek8KBnBhcmVudBgBIAEoCUI/4kEBAvpBDgoMY2Fhcy5kZXYvQXBwukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEpoBCgdtZXNzYWdlGAIgASgJQoYB+kESChBjYWFzLmRldi9NZXNzYWdlukhucmwyal5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vY29udmVyc2F0aW9ucy9bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2M30vbWVzc2FnZXMvWzEtOV1bMC05XXswLDE3fSRIABI9Cgd1c2VyX2lkGAMgASgJQiq6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSRIABJBCgZyZWFzb24YBCABKA4yIS5jYWFzLm1vZGVyYXRpb24udjEuUmVwb3J0LlJlYXNvbkIO4kEBArpIB4IBBBABIAASHQoHZGV0YWlscxgFIAEoCUIM4kEBAbpIBXIDGOgHQg8KBnRhcmdldBIFukgCCAEiPAoSQ3JlYXRlRmxhZ1Jlc3BvbnNlEiYKBGZsYWcYASABKAsyGC5jYWFzLm1vZGVyYXRpb24udjEuRmxhZyJzCg5HZXRGbGFnUmVxdWVzdBJhCgRuYW1lGAEgASgJQlPiQQEC+kEPCg1jYWFzLmRldi9GbGFnukg6cjgyNl5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vZmxhZ3MvW2EtejItN117MTZ9JCI5Cg9HZXRGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnIrIDChBMaXN0RmxhZ3NSZXF1ZXN0Ek8KBnBhcmVudBgBIAEoCUI/4kEBAvpBDgoMY2Fhcy5kZXYvQXBwukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEjsKBXN0YXRlGAIgASgOMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWcuU3RhdGVCDOJBAQG6SAWCAQIQARKOAQoMY29udmVyc2F0aW9uGAMgASgJQnjiQQEB+kEXChVjYWFzLmRldi9Db252ZXJzYXRpb266SFdyVTJTXihhcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vY29udmVyc2F0aW9ucy9bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2M30pPyQSQgoHdXNlcl9pZBgEIAEoCUIx4kEBAbpIKnIoMiZeKFtBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSk/JBIdCglwYWdlX3NpemUYBSABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgGIAEoCUIIukgFcgMYgAQiVQoRTGlzdEZsYWdzUmVzcG9uc2USJwoFZmxhZ3MYASADKAsyGC5jYWFzLm1vZGVyYXRpb24udjEuRmxhZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkijAEKEENsYWltRmxhZ1JlcXVlc3QSYQoEbmFtZRgBIAEoCUJT4kEBAvpBDwoNY2Fhcy5kZXYvRmxhZ7pIOnI4MjZeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL2ZsYWdzL1thLXoyLTddezE2fSQSFQoHcmVsZWFzZRgCIAEoCEIE4kEBASI7ChFDbGFpbUZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWci8AEKElJlc29sdmVGbGFnUmVxdWVzdBJhCgRuYW1lGAEgASgJQlPiQQEC+kEPCg1jYWFzLmRldi9GbGFnukg6cjgyNl5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vZmxhZ3MvW2EtejItN117MTZ9JBIcCgRub3RlGAIgASgJQg7iQQECukgHcgUQARjoBxIcCg5kZWxldGVfbWVzc2FnZRgDIAEoCEIE4kEBARI7CghyZXN0cmljdBgEIAEoCzIjLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnUmVzdHJpY3Rpb25CBOJBAQEi0gEKD0ZsYWdSZXN0cmljdGlvbhJCCgR0eXBlGAEgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCDuJBAQK6SAeCAQQQASAAEhYKCGFwcF93aWRlGAIgASgIQgTiQQEBEhwKBnJlYXNvbhgDIAEoCUIM4kEBAbpIBXIDGPQDEkUKC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIU4kEBAbpIDbIBCkoGCICGsJYBQAEiPQoTUmVzb2x2ZUZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWcysQ0KEU1vZGVyYXRpb25TZXJ2aWNlEt4BChFDcmVhdGVSZXN0cmljdGlvbhIsLmNhYXMubW9kZXJhdGlvbi52MS5DcmVhdGVSZXN0cmljdGlvblJlcXVlc3QaLS5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlUmVzdHJpY3Rpb25SZXNwb25zZSJs2kEScGFyZW50LHJlc3RyaWN0aW9uyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYCQoHFSgYF1U3OYLT5JMCLzoLcmVzdHJpY3Rpb24iIC92MS97cGFyZW50PWFwcHMvKn0vcmVzdHJpY3Rpb25zErUBCg5HZXRSZXN0cmljdGlvbhIpLmNhYXMubW9kZXJhdGlvbi52MS5HZXRSZXN0cmljdGlvblJlcXVlc3QaKi5jYWFzLm1vZGVyYXRpb24udjEuR2V0UmVzdHJpY3Rpb25SZXNwb25zZSJM2kEEbmFtZcrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAQKAhUogtPkkwIiEiAvdjEve25hbWU9YXBwcy8qL3Jlc3RyaWN0aW9ucy8qfRLBAQoQTGlzdFJlc3RyaWN0aW9ucxIrLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0UmVzdHJpY3Rpb25zUmVxdWVzdBosLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0UmVzdHJpY3Rpb25zUmVzcG9uc2UiUtpBBnBhcmVudMrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAgKBhUWKBgXH4LT5JMCIhIgL3YxL3twYXJlbnQ9YXBwcy8qfS9yZXN0cmljdGlvbnMSwAEKEURlbGV0ZVJlc3RyaWN0aW9uEiwuY2Fhcy5tb2RlcmF0aW9uLnYxLkRlbGV0ZVJlc3RyaWN0aW9uUmVxdWVzdBotLmNhYXMubW9kZXJhdGlvbi52MS5EZWxldGVSZXN0cmljdGlvblJlc3BvbnNlIk7aQQRuYW1lyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYBgoEFSgXVYLT5JMCIiogL3YxL3tuYW1lPWFwcHMvKi9yZXN0cmljdGlvbnMvKn0SugEKCkNyZWF0ZUZsYWcSJS5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlRmxhZ1JlcXVlc3QaJi5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlRmxhZ1Jlc3BvbnNlIl3aQRVwYXJlbnQsbWVzc2FnZSxyZWFzb27K8xgRCgMCAwQSCm1vZGVyYXRpb27S8xgICgYVKBhXOjeC0+STAh46ASoiGS92MS97cGFyZW50PWFwcHMvKn0vZmxhZ3MSmQEKB0dldEZsYWcSIi5jYWFzLm1vZGVyYXRpb24udjEuR2V0RmxhZ1JlcXVlc3QaIy5jYWFzLm1vZGVyYXRpb24udjEuR2V0RmxhZ1Jlc3BvbnNlIkXaQQRuYW1lyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYBAoCFSiC0+STAhsSGS92MS97bmFtZT1hcHBzLyovZmxhZ3MvKn0SpQEKCUxpc3RGbGFncxIkLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0RmxhZ3NSZXF1ZXN0GiUuY2Fhcy5tb2RlcmF0aW9uLnYxLkxpc3RGbGFnc1Jlc3BvbnNlIkvaQQZwYXJlbnTK8xgRCgMCAwQSCm1vZGVyYXRpb27S8xgICgYVKBgXVx+C0+STAhsSGS92MS97cGFyZW50PWFwcHMvKn0vZmxhZ3MSrQEKCUNsYWltRmxhZxIkLmNhYXMubW9kZXJhdGlvbi52MS5DbGFpbUZsYWdSZXF1ZXN0GiUuY2Fhcy5tb2RlcmF0aW9uLnYxLkNsYWltRmxhZ1Jlc3BvbnNlIlPaQQRuYW1lyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYCQoHFSgYF1dYWYLT5JMCJDoBKiIfL3YxL3tuYW1lPWFwcHMvKi9mbGFncy8qfTpjbGFpbRK9AQoLUmVzb2x2ZUZsYWcSJi5jYWFzLm1vZGVyYXRpb24udjEuUmVzb2x2ZUZsYWdSZXF1ZXN0GicuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc29sdmVGbGFnUmVzcG9uc2UiXdpBCW5hbWUsbm90ZcrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAwKChUoGBdXWFlVOTeC0+STAiY6ASoiIS92MS97bmFtZT1hcHBzLyovZmxhZ3MvKn06cmVzb2x2ZRoLykEIY2Fhcy5kZXZCLVorY2Fhcy9nZW4vZ28vY2Fhcy9tb2RlcmF0aW9uL3YxO21vZGVyYXRpb252MWIGcHJvdG8z", [file_buf_validate_validate, file_caas_errors_v1_errors, file_caas_moderation_v1_resources, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
 
 /**
  * Request of ModerationService.CreateRestriction.
@@ -232,6 +234,366 @@ export const DeleteRestrictionResponseSchema: GenMessage<DeleteRestrictionRespon
   messageDesc(file_caas_moderation_v1_moderation_service, 7);
 
 /**
+ * Request of ModerationService.CreateFlag.
+ *
+ * @generated from message caas.moderation.v1.CreateFlagRequest
+ */
+export type CreateFlagRequest = Message<"caas.moderation.v1.CreateFlagRequest"> & {
+  /**
+   * `apps/{app}`.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * What is flagged: exactly one.
+   *
+   * @generated from oneof caas.moderation.v1.CreateFlagRequest.target
+   */
+  target: {
+    /**
+     * `apps/{app}/conversations/{conversation}/messages/{message}`: a message of the app.
+     *
+     * @generated from field: string message = 2;
+     */
+    value: string;
+    case: "message";
+  } | {
+    /**
+     * A user of the app.
+     *
+     * @generated from field: string user_id = 3;
+     */
+    value: string;
+    case: "userId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Why.
+   *
+   * @generated from field: caas.moderation.v1.Report.Reason reason = 4;
+   */
+  reason: Report_Reason;
+
+  /**
+   * What the reporter adds; at most 1,000 characters.
+   *
+   * @generated from field: string details = 5;
+   */
+  details: string;
+};
+
+/**
+ * Describes the message caas.moderation.v1.CreateFlagRequest.
+ * Use `create(CreateFlagRequestSchema)` to create a new message.
+ */
+export const CreateFlagRequestSchema: GenMessage<CreateFlagRequest> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 8);
+
+/**
+ * Response of ModerationService.CreateFlag.
+ *
+ * @generated from message caas.moderation.v1.CreateFlagResponse
+ */
+export type CreateFlagResponse = Message<"caas.moderation.v1.CreateFlagResponse"> & {
+  /**
+   * The flag the report joined, as the caller may see it.
+   *
+   * @generated from field: caas.moderation.v1.Flag flag = 1;
+   */
+  flag?: Flag | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.CreateFlagResponse.
+ * Use `create(CreateFlagResponseSchema)` to create a new message.
+ */
+export const CreateFlagResponseSchema: GenMessage<CreateFlagResponse> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 9);
+
+/**
+ * Request of ModerationService.GetFlag.
+ *
+ * @generated from message caas.moderation.v1.GetFlagRequest
+ */
+export type GetFlagRequest = Message<"caas.moderation.v1.GetFlagRequest"> & {
+  /**
+   * `apps/{app}/flags/{flag}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.moderation.v1.GetFlagRequest.
+ * Use `create(GetFlagRequestSchema)` to create a new message.
+ */
+export const GetFlagRequestSchema: GenMessage<GetFlagRequest> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 10);
+
+/**
+ * Response of ModerationService.GetFlag.
+ *
+ * @generated from message caas.moderation.v1.GetFlagResponse
+ */
+export type GetFlagResponse = Message<"caas.moderation.v1.GetFlagResponse"> & {
+  /**
+   * The flag, as the caller may see it.
+   *
+   * @generated from field: caas.moderation.v1.Flag flag = 1;
+   */
+  flag?: Flag | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.GetFlagResponse.
+ * Use `create(GetFlagResponseSchema)` to create a new message.
+ */
+export const GetFlagResponseSchema: GenMessage<GetFlagResponse> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 11);
+
+/**
+ * Request of ModerationService.ListFlags.
+ *
+ * @generated from message caas.moderation.v1.ListFlagsRequest
+ */
+export type ListFlagsRequest = Message<"caas.moderation.v1.ListFlagsRequest"> & {
+  /**
+   * `apps/{app}`.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * Only flags in this state, when set.
+   *
+   * @generated from field: caas.moderation.v1.Flag.State state = 2;
+   */
+  state: Flag_State;
+
+  /**
+   * `apps/{app}/conversations/{conversation}`: only the flags of its messages, when set.
+   *
+   * @generated from field: string conversation = 3;
+   */
+  conversation: string;
+
+  /**
+   * Only the flags of this user (flagged, or sender of the flagged message), when set.
+   *
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+
+  /**
+   * At most 200; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 5;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page, empty for the first; at most 512 characters.
+   *
+   * @generated from field: string page_token = 6;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message caas.moderation.v1.ListFlagsRequest.
+ * Use `create(ListFlagsRequestSchema)` to create a new message.
+ */
+export const ListFlagsRequestSchema: GenMessage<ListFlagsRequest> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 12);
+
+/**
+ * Response of ModerationService.ListFlags.
+ *
+ * @generated from message caas.moderation.v1.ListFlagsResponse
+ */
+export type ListFlagsResponse = Message<"caas.moderation.v1.ListFlagsResponse"> & {
+  /**
+   * The flags of this page.
+   *
+   * @generated from field: repeated caas.moderation.v1.Flag flags = 1;
+   */
+  flags: Flag[];
+
+  /**
+   * Token of the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message caas.moderation.v1.ListFlagsResponse.
+ * Use `create(ListFlagsResponseSchema)` to create a new message.
+ */
+export const ListFlagsResponseSchema: GenMessage<ListFlagsResponse> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 13);
+
+/**
+ * Request of ModerationService.ClaimFlag.
+ *
+ * @generated from message caas.moderation.v1.ClaimFlagRequest
+ */
+export type ClaimFlagRequest = Message<"caas.moderation.v1.ClaimFlagRequest"> & {
+  /**
+   * `apps/{app}/flags/{flag}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Give the caller's claim up instead (nothing happens if they hold none).
+   *
+   * @generated from field: bool release = 2;
+   */
+  release: boolean;
+};
+
+/**
+ * Describes the message caas.moderation.v1.ClaimFlagRequest.
+ * Use `create(ClaimFlagRequestSchema)` to create a new message.
+ */
+export const ClaimFlagRequestSchema: GenMessage<ClaimFlagRequest> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 14);
+
+/**
+ * Response of ModerationService.ClaimFlag.
+ *
+ * @generated from message caas.moderation.v1.ClaimFlagResponse
+ */
+export type ClaimFlagResponse = Message<"caas.moderation.v1.ClaimFlagResponse"> & {
+  /**
+   * The flag.
+   *
+   * @generated from field: caas.moderation.v1.Flag flag = 1;
+   */
+  flag?: Flag | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.ClaimFlagResponse.
+ * Use `create(ClaimFlagResponseSchema)` to create a new message.
+ */
+export const ClaimFlagResponseSchema: GenMessage<ClaimFlagResponse> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 15);
+
+/**
+ * Request of ModerationService.ResolveFlag.
+ *
+ * @generated from message caas.moderation.v1.ResolveFlagRequest
+ */
+export type ResolveFlagRequest = Message<"caas.moderation.v1.ResolveFlagRequest"> & {
+  /**
+   * `apps/{app}/flags/{flag}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Why it is resolved this way, for the record; 1 to 1,000 characters.
+   *
+   * @generated from field: string note = 2;
+   */
+  note: string;
+
+  /**
+   * Delete the flagged message (only for a message's flag).
+   *
+   * @generated from field: bool delete_message = 3;
+   */
+  deleteMessage: boolean;
+
+  /**
+   * Mute or ban the flagged user, when set.
+   *
+   * @generated from field: caas.moderation.v1.FlagRestriction restrict = 4;
+   */
+  restrict?: FlagRestriction | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.ResolveFlagRequest.
+ * Use `create(ResolveFlagRequestSchema)` to create a new message.
+ */
+export const ResolveFlagRequestSchema: GenMessage<ResolveFlagRequest> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 16);
+
+/**
+ * The mute or ban a resolution imposes on the flagged user.
+ *
+ * @generated from message caas.moderation.v1.FlagRestriction
+ */
+export type FlagRestriction = Message<"caas.moderation.v1.FlagRestriction"> & {
+  /**
+   * Mute or ban.
+   *
+   * @generated from field: caas.moderation.v1.Restriction.Type type = 1;
+   */
+  type: Restriction_Type;
+
+  /**
+   * In the whole app rather than in the flagged message's conversation (always so
+   * for a user's flag).
+   *
+   * @generated from field: bool app_wide = 2;
+   */
+  appWide: boolean;
+
+  /**
+   * Why, as the restricted user is told; at most 500 characters.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * When it stops applying; unset: until lifted. In the future and within 10 years.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 4;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.FlagRestriction.
+ * Use `create(FlagRestrictionSchema)` to create a new message.
+ */
+export const FlagRestrictionSchema: GenMessage<FlagRestriction> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 17);
+
+/**
+ * Response of ModerationService.ResolveFlag.
+ *
+ * @generated from message caas.moderation.v1.ResolveFlagResponse
+ */
+export type ResolveFlagResponse = Message<"caas.moderation.v1.ResolveFlagResponse"> & {
+  /**
+   * The flag as resolved.
+   *
+   * @generated from field: caas.moderation.v1.Flag flag = 1;
+   */
+  flag?: Flag | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.ResolveFlagResponse.
+ * Use `create(ResolveFlagResponseSchema)` to create a new message.
+ */
+export const ResolveFlagResponseSchema: GenMessage<ResolveFlagResponse> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 18);
+
+/**
  * Moderation tools: mutes and bans of users (`Restriction`), in the whole app or in
  * one conversation.
  *
@@ -283,6 +645,65 @@ export const ModerationService: GenService<{
     methodKind: "unary";
     input: typeof DeleteRestrictionRequestSchema;
     output: typeof DeleteRestrictionResponseSchema;
+  },
+  /**
+   * Flags a message or a user for review, or replaces the caller's report of it. A user
+   * flags a message of a conversation they belong to, or a user of their app; never
+   * themself or their own message. Reports of the same message or user join its open
+   * flag. A user gets the flag with their own report only.
+   *
+   * @generated from rpc caas.moderation.v1.ModerationService.CreateFlag
+   */
+  createFlag: {
+    methodKind: "unary";
+    input: typeof CreateFlagRequestSchema;
+    output: typeof CreateFlagResponseSchema;
+  },
+  /**
+   * Gets a flag: whole to who may review it, with their own report only to a reporter.
+   *
+   * @generated from rpc caas.moderation.v1.ModerationService.GetFlag
+   */
+  getFlag: {
+    methodKind: "unary";
+    input: typeof GetFlagRequestSchema;
+    output: typeof GetFlagResponseSchema;
+  },
+  /**
+   * Lists flags, oldest first: the review queue. The app's backend and the operator list
+   * the app's; a user lists those of a conversation they moderate (`conversation`).
+   *
+   * @generated from rpc caas.moderation.v1.ModerationService.ListFlags
+   */
+  listFlags: {
+    methodKind: "unary";
+    input: typeof ListFlagsRequestSchema;
+    output: typeof ListFlagsResponseSchema;
+  },
+  /**
+   * Claims an open flag for review for 10 minutes (again: 10 more), so that other
+   * moderators leave it; or, with `release`, gives the claim up. A flag another holds
+   * is FAILED_PRECONDITION, `FLAG_CLAIMED`, until their claim lapses.
+   *
+   * @generated from rpc caas.moderation.v1.ModerationService.ClaimFlag
+   */
+  claimFlag: {
+    methodKind: "unary";
+    input: typeof ClaimFlagRequestSchema;
+    output: typeof ClaimFlagResponseSchema;
+  },
+  /**
+   * Resolves an open flag that nobody else holds: dismisses it, or deletes the flagged
+   * message and/or mutes or bans the flagged user, and records who did it and why. What
+   * it does is authorised as if done directly (DeleteMessage, CreateRestriction); if it
+   * fails the flag stays open and a retry completes it.
+   *
+   * @generated from rpc caas.moderation.v1.ModerationService.ResolveFlag
+   */
+  resolveFlag: {
+    methodKind: "unary";
+    input: typeof ResolveFlagRequestSchema;
+    output: typeof ResolveFlagResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_caas_moderation_v1_moderation_service, 0);

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/moderation/v1/resources.proto.
  */
 export const file_caas_moderation_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiJjYWFzL21vZGVyYXRpb24vdjEvcmVzb3VyY2VzLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEihQUKC1Jlc3RyaWN0aW9uEhIKBG5hbWUYASABKAlCBOJBAQgSQAoHdXNlcl9pZBgCIAEoCUIv4kECAgW6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSjwEKDGNvbnZlcnNhdGlvbhgDIAEoCUJ54kECAQX6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBJDCgR0eXBlGAQgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCD+JBAgIFukgHggEEEAEgABIcCgZyZWFzb24YBSABKAlCDOJBAQG6SAVyAxj0AxJFCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFOJBAQG6SA2yAQpKBgiAhrCWAUABEhUKB2NyZWF0b3IYByABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIjkKBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg0KCVRZUEVfTVVURRABEgwKCFRZUEVfQkFOEAI6W+pBWAoUY2Fhcy5kZXYvUmVzdHJpY3Rpb24SJWFwcHMve2FwcH0vcmVzdHJpY3Rpb25zL3tyZXN0cmljdGlvbn0qDHJlc3RyaWN0aW9uczILcmVzdHJpY3Rpb25CLVorY2Fhcy9nZW4vZ28vY2Fhcy9tb2RlcmF0aW9uL3YxO21vZGVyYXRpb252MWIGcHJvdG8z", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
+  fileDesc("CiJjYWFzL21vZGVyYXRpb24vdjEvcmVzb3VyY2VzLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEihQUKC1Jlc3RyaWN0aW9uEhIKBG5hbWUYASABKAlCBOJBAQgSQAoHdXNlcl9pZBgCIAEoCUIv4kECAgW6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSjwEKDGNvbnZlcnNhdGlvbhgDIAEoCUJ54kECAQX6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBJDCgR0eXBlGAQgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCD+JBAgIFukgHggEEEAEgABIcCgZyZWFzb24YBSABKAlCDOJBAQG6SAVyAxj0AxJFCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFOJBAQG6SA2yAQpKBgiAhrCWAUABEhUKB2NyZWF0b3IYByABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIjkKBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg0KCVRZUEVfTVVURRABEgwKCFRZUEVfQkFOEAI6W+pBWAoUY2Fhcy5kZXYvUmVzdHJpY3Rpb24SJWFwcHMve2FwcH0vcmVzdHJpY3Rpb25zL3tyZXN0cmljdGlvbn0qDHJlc3RyaWN0aW9uczILcmVzdHJpY3Rpb24i/gQKBEZsYWcSEgoEbmFtZRgBIAEoCUIE4kEBCBIVCgdtZXNzYWdlGAIgASgJQgTiQQEDEhoKDGNvbnZlcnNhdGlvbhgDIAEoCUIE4kEBAxIVCgd1c2VyX2lkGAQgASgJQgTiQQEDEhoKDG1lc3NhZ2VfdGV4dBgFIAEoCUIE4kEBAxIzCgVzdGF0ZRgGIAEoDjIeLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnLlN0YXRlQgTiQQEDEhoKDHJlcG9ydF9jb3VudBgHIAEoBUIE4kEBAxIxCgdyZXBvcnRzGAggAygLMhouY2Fhcy5tb2RlcmF0aW9uLnYxLlJlcG9ydEIE4kEBAxIVCgdjbGFpbWVyGAkgASgJQgTiQQEDEjsKEWNsYWltX2V4cGlyZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CgpyZXNvbHV0aW9uGAsgASgLMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc29sdXRpb25CBOJBAQMSNQoLY3JlYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX09QRU4QARISCg5TVEFURV9SRVNPTFZFRBACOjjqQTUKDWNhYXMuZGV2L0ZsYWcSF2FwcHMve2FwcH0vZmxhZ3Mve2ZsYWd9KgVmbGFnczIEZmxhZyLVAgoGUmVwb3J0EhAKCHJlcG9ydGVyGAEgASgJEjEKBnJlYXNvbhgCIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5SZXBvcnQuUmVhc29uEg8KB2RldGFpbHMYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBCgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASDwoLUkVBU09OX1NQQU0QARIVChFSRUFTT05fSEFSQVNTTUVOVBACEg8KC1JFQVNPTl9IQVRFEAMSEQoNUkVBU09OX1NFWFVBTBAEEhMKD1JFQVNPTl9WSU9MRU5DRRAFEhQKEFJFQVNPTl9TRUxGX0hBUk0QBhIYChRSRUFTT05fSU1QRVJTT05BVElPThAHEhAKDFJFQVNPTl9PVEhFUhAIIowBCgpSZXNvbHV0aW9uEhAKCHJlc29sdmVyGAEgASgJEgwKBG5vdGUYAiABKAkSFwoPbWVzc2FnZV9kZWxldGVkGAMgASgIEhMKC3Jlc3RyaWN0aW9uGAQgASgJEjAKDHJlc29sdmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCLVorY2Fhcy9nZW4vZ28vY2Fhcy9tb2RlcmF0aW9uL3YxO21vZGVyYXRpb252MWIGcHJvdG8z", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
 
 /**
  * A mute or a ban of one user, in the whole app or in one conversation, until it
@@ -139,4 +139,321 @@ export enum Restriction_Type {
  */
 export const Restriction_TypeSchema: GenEnum<Restriction_Type> = /*@__PURE__*/
   enumDesc(file_caas_moderation_v1_resources, 0, 0);
+
+/**
+ * A review item: the reports of one message, or of one user, that moderators review
+ * (ModerationService.ListFlags) and resolve (ModerationService.ResolveFlag).
+ *
+ * Users flag messages they can read and users of their app (ModerationService.CreateFlag);
+ * reports of the same message or user join one open flag, one report per reporter
+ * (reporting again replaces the reporter's report). Once resolved, a flag is kept as
+ * the record of who reported what, who resolved it, how and why; a new report of the
+ * same message or user opens a new flag.
+ *
+ * Who reviews: the app's backend (API key with the `moderation` scope) and the operator,
+ * every flag; a moderator, admin or owner of a conversation, the flags of its messages.
+ * A reporter sees the flag they reported with their own report only. Flags reach the
+ * app's webhooks (`flag.reported`, `flag.resolved`), never users' streams: a flagged
+ * user is not told who reported them.
+ *
+ * @generated from message caas.moderation.v1.Flag
+ */
+export type Flag = Message<"caas.moderation.v1.Flag"> & {
+  /**
+   * `apps/{app}/flags/{flag}`; the id is 16 characters of [a-z2-7], chosen by the server.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * `apps/{app}/conversations/{conversation}/messages/{message}`: the flagged message;
+   * empty when a user is flagged.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The flagged message's conversation; empty when a user is flagged.
+   *
+   * @generated from field: string conversation = 3;
+   */
+  conversation: string;
+
+  /**
+   * The flagged user, or the sender of the flagged message.
+   *
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+
+  /**
+   * The message's text when it was first flagged (it may be edited or deleted since).
+   *
+   * @generated from field: string message_text = 5;
+   */
+  messageText: string;
+
+  /**
+   * Open or resolved.
+   *
+   * @generated from field: caas.moderation.v1.Flag.State state = 6;
+   */
+  state: Flag_State;
+
+  /**
+   * How many users (and backends) reported it.
+   *
+   * @generated from field: int32 report_count = 7;
+   */
+  reportCount: number;
+
+  /**
+   * The latest reports, newest first: at most 20 (`report_count` counts them all).
+   *
+   * @generated from field: repeated caas.moderation.v1.Report reports = 8;
+   */
+  reports: Report[];
+
+  /**
+   * Who claimed it for review (ModerationService.ClaimFlag), as a `creator` of a
+   * restriction; empty when nobody holds it.
+   *
+   * @generated from field: string claimer = 9;
+   */
+  claimer: string;
+
+  /**
+   * When the claim lapses, and another moderator may take the flag.
+   *
+   * @generated from field: google.protobuf.Timestamp claim_expire_time = 10;
+   */
+  claimExpireTime?: Timestamp | undefined;
+
+  /**
+   * How it was decided; set once resolved.
+   *
+   * @generated from field: caas.moderation.v1.Resolution resolution = 11;
+   */
+  resolution?: Resolution | undefined;
+
+  /**
+   * When the first report came.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 12;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When a report came, a claim was taken or released, or it was resolved.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 13;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.Flag.
+ * Use `create(FlagSchema)` to create a new message.
+ */
+export const FlagSchema: GenMessage<Flag> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_resources, 1);
+
+/**
+ * Where the flag stands.
+ *
+ * @generated from enum caas.moderation.v1.Flag.State
+ */
+export enum Flag_State {
+  /**
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Waiting for a moderator (it may be claimed: `claimer`).
+   *
+   * @generated from enum value: STATE_OPEN = 1;
+   */
+  OPEN = 1,
+
+  /**
+   * Decided (`resolution`).
+   *
+   * @generated from enum value: STATE_RESOLVED = 2;
+   */
+  RESOLVED = 2,
+}
+
+/**
+ * Describes the enum caas.moderation.v1.Flag.State.
+ */
+export const Flag_StateSchema: GenEnum<Flag_State> = /*@__PURE__*/
+  enumDesc(file_caas_moderation_v1_resources, 1, 0);
+
+/**
+ * One reporter's report of a message or user.
+ *
+ * @generated from message caas.moderation.v1.Report
+ */
+export type Report = Message<"caas.moderation.v1.Report"> & {
+  /**
+   * Who reported: `apps/{app}/users/{user}`, `apps/{app}/apiKeys/{key}` or `operator`.
+   *
+   * @generated from field: string reporter = 1;
+   */
+  reporter: string;
+
+  /**
+   * Why.
+   *
+   * @generated from field: caas.moderation.v1.Report.Reason reason = 2;
+   */
+  reason: Report_Reason;
+
+  /**
+   * What the reporter added; at most 1,000 characters.
+   *
+   * @generated from field: string details = 3;
+   */
+  details: string;
+
+  /**
+   * When it was reported (or last replaced by the same reporter).
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 4;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.Report.
+ * Use `create(ReportSchema)` to create a new message.
+ */
+export const ReportSchema: GenMessage<Report> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_resources, 2);
+
+/**
+ * Why it was reported.
+ *
+ * @generated from enum caas.moderation.v1.Report.Reason
+ */
+export enum Report_Reason {
+  /**
+   * @generated from enum value: REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Unwanted advertising, scams, repeated messages.
+   *
+   * @generated from enum value: REASON_SPAM = 1;
+   */
+  SPAM = 1,
+
+  /**
+   * Bullying, threats, insults aimed at someone.
+   *
+   * @generated from enum value: REASON_HARASSMENT = 2;
+   */
+  HARASSMENT = 2,
+
+  /**
+   * Attacks on people for who they are.
+   *
+   * @generated from enum value: REASON_HATE = 3;
+   */
+  HATE = 3,
+
+  /**
+   * Sexual content where it does not belong.
+   *
+   * @generated from enum value: REASON_SEXUAL = 4;
+   */
+  SEXUAL = 4,
+
+  /**
+   * Violence, or calls to it.
+   *
+   * @generated from enum value: REASON_VIOLENCE = 5;
+   */
+  VIOLENCE = 5,
+
+  /**
+   * Self-harm or suicide.
+   *
+   * @generated from enum value: REASON_SELF_HARM = 6;
+   */
+  SELF_HARM = 6,
+
+  /**
+   * Someone pretending to be someone else.
+   *
+   * @generated from enum value: REASON_IMPERSONATION = 7;
+   */
+  IMPERSONATION = 7,
+
+  /**
+   * Anything else: say what in `details`.
+   *
+   * @generated from enum value: REASON_OTHER = 8;
+   */
+  OTHER = 8,
+}
+
+/**
+ * Describes the enum caas.moderation.v1.Report.Reason.
+ */
+export const Report_ReasonSchema: GenEnum<Report_Reason> = /*@__PURE__*/
+  enumDesc(file_caas_moderation_v1_resources, 2, 0);
+
+/**
+ * How a flag was decided: by whom, why and what was done.
+ *
+ * @generated from message caas.moderation.v1.Resolution
+ */
+export type Resolution = Message<"caas.moderation.v1.Resolution"> & {
+  /**
+   * Who resolved it, as a `creator` of a restriction.
+   *
+   * @generated from field: string resolver = 1;
+   */
+  resolver: string;
+
+  /**
+   * Why, in the resolver's words.
+   *
+   * @generated from field: string note = 2;
+   */
+  note: string;
+
+  /**
+   * Whether the flagged message was deleted.
+   *
+   * @generated from field: bool message_deleted = 3;
+   */
+  messageDeleted: boolean;
+
+  /**
+   * `apps/{app}/restrictions/{restriction}`: the mute or ban it imposed, if any.
+   *
+   * @generated from field: string restriction = 4;
+   */
+  restriction: string;
+
+  /**
+   * When.
+   *
+   * @generated from field: google.protobuf.Timestamp resolve_time = 5;
+   */
+  resolveTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.Resolution.
+ * Use `create(ResolutionSchema)` to create a new message.
+ */
+export const ResolutionSchema: GenMessage<Resolution> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_resources, 3);
 
