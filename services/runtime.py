@@ -69,11 +69,22 @@ from services.messages.mongo_store import MongoMessageStore
 from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
 from services.moderation.actions import ModerationActions
+from services.moderation.content_filters import FilterActions
 from services.moderation.flags import FlagActions
-from services.moderation.mongo_store import MongoFlagStore, MongoRestrictionStore
+from services.moderation.matching import Folding
+from services.moderation.mongo_store import (
+    MongoFilterStore,
+    MongoFlagStore,
+    MongoRestrictionStore,
+)
 from services.moderation.restrictions import Restrictions
-from services.moderation.sqlite_store import SqliteFlagStore, SqliteRestrictionStore
-from services.moderation.store import FlagStore, RestrictionStore
+from services.moderation.screening import Screening
+from services.moderation.sqlite_store import (
+    SqliteFilterStore,
+    SqliteFlagStore,
+    SqliteRestrictionStore,
+)
+from services.moderation.store import FilterStore, FlagStore, RestrictionStore
 from services.realtime.actions import RealtimeActions
 from services.realtime.codec import encoder
 from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
@@ -110,6 +121,7 @@ class Stores:
     media: MediaStore
     moderation: RestrictionStore
     flags: FlagStore
+    filters: FilterStore
     # Signs the media URLs that events carry (messages with pictures, media.ready),
     # with the deployment's secret kept in the media store (started once migrated).
     media_urls: MediaUrls
@@ -137,7 +149,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         MongoMessageStore(mongo, mongo_log), mongo_log,
                         MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log),
                         MongoRestrictionStore(mongo, mongo_log), MongoFlagStore(mongo, mongo_log),
-                        urls, mongo.close, mongo)
+                        MongoFilterStore(mongo), urls, mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -146,7 +158,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
                         SqliteWebhookStore(sqlite), SqliteMediaStore(sqlite, sqlite_log),
                         SqliteRestrictionStore(sqlite, sqlite_log),
-                        SqliteFlagStore(sqlite, sqlite_log), urls, sqlite.close, sqlite)
+                        SqliteFlagStore(sqlite, sqlite_log), SqliteFilterStore(sqlite), urls,
+                        sqlite.close, sqlite)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.events):  # the log last: it reads members
@@ -296,6 +309,7 @@ class Runtime:
     indexer: Indexer
     moderation: ModerationActions
     flags: FlagActions
+    filters: FilterActions
     restrictions: Restrictions
     metrics: Metrics
     sampler: Sampler
@@ -415,8 +429,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         background.start(f"media-processor-{number + 1}", processor.run)
     background.start("media-collector",
                      MediaCollector(stores.media, blobs, media, clock, settings).run)
+    screening = Screening(stores.filters, stores.flags, Folding.load(), clock, cache_ttl)
     messages = MessagesActions(stores.messages, conversations, stores.conversations,
-                               stores.users, clock, media, restrictions)
+                               stores.users, clock, media, restrictions, screening)
     indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
     moderation = ModerationActions(stores.moderation, conversations, stores.conversations,
                                    stores.users, stores.auth, clock, bus)
@@ -443,6 +458,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         moderation=moderation,
         flags=FlagActions(stores.flags, moderation, messages, stores.conversations,
                           stores.users, clock),
+        filters=FilterActions(stores.filters, screening, clock),
         restrictions=restrictions,
         sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,
         write_watch=write_watch, tracing=tracing,

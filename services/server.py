@@ -67,7 +67,7 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
         (search_service_pb2.DESCRIPTOR.services_by_name["SearchService"],
          SearchServicer(runtime.search, runtime.media_urls)),
         (moderation_service_pb2.DESCRIPTOR.services_by_name["ModerationService"],
-         ModerationServicer(runtime.moderation, runtime.flags)),
+         ModerationServicer(runtime.moderation, runtime.flags, runtime.filters)),
     ]
 
 

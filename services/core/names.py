@@ -23,6 +23,7 @@ _SESSION = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/sessions/({SERVER_ID}
 _WEBHOOK = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})")
 _RESTRICTION = re.compile(rf"apps/({APP_ID})/restrictions/({SERVER_ID})")
 _FLAG = re.compile(rf"apps/({APP_ID})/flags/({SERVER_ID})")
+_FILTER = re.compile(rf"apps/({APP_ID})/filters/([a-z][a-z0-9-]{{0,62}})")
 _DEAD_LETTER = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})/deadLetters/({SERVER_ID})")
 _APP_ID = re.compile(APP_ID)
 _USER_ID = re.compile(USER_ID)
@@ -63,6 +64,10 @@ def restriction_name(app_id: str, restriction_id: str) -> str:
 
 def flag_name(app_id: str, flag_id: str) -> str:
     return f"apps/{app_id}/flags/{flag_id}"
+
+
+def filter_name(app_id: str, filter_id: str) -> str:
+    return f"apps/{app_id}/filters/{filter_id}"
 
 
 def signing_key_name(app_id: str, key_id: str) -> str:
@@ -139,3 +144,9 @@ def parse_flag(name: str, field: str = "name") -> tuple[str, str]:
     """`apps/{app}/flags/{flag}` → (app id, flag id)."""
     app_id, flag_id = _match(_FLAG, name, field, "apps/{app}/flags/{flag}")
     return app_id, flag_id
+
+
+def parse_filter(name: str, field: str = "name") -> tuple[str, str]:
+    """`apps/{app}/filters/{filter}` → (app id, filter id)."""
+    app_id, filter_id = _match(_FILTER, name, field, "apps/{app}/filters/{filter}")
+    return app_id, filter_id

@@ -40,6 +40,7 @@ from services.messages.models import (
 )
 from services.messages.store import Direction, MessageStore, TooSoon
 from services.moderation.restrictions import Restrictions
+from services.moderation.screening import Screening
 from services.users.actions import check_not_blocked, user_deleted
 from services.users.store import UserStore
 
@@ -87,9 +88,11 @@ def message_name(app_id: str, conversation_id: str, sequence: int) -> str:
 class MessagesActions:
     def __init__(self, store: MessageStore, conversations: ConversationsActions,
                  conversation_store: ConversationStore, users: UserStore, clock: Clock,
-                 media: MediaAttachments, restrictions: Restrictions) -> None:
+                 media: MediaAttachments, restrictions: Restrictions,
+                 screening: Screening) -> None:
         self._store = store
         self._restrictions = restrictions
+        self._screening = screening
         self._media = media
         self._conversations = conversations
         self._conversation_store = conversation_store
@@ -168,6 +171,7 @@ class MessagesActions:
                                      "the conversation is frozen: only admins may send")
         if conversation.kind is Kind.DIRECT:
             await self._check_direct_open(access, sender.user_id)
+        verdict = await self._screening.check(app_id, conversation.kind.value, outgoing.text)
         if outgoing.thread_root:
             root = await self._store.get(app_id, conversation_id, outgoing.thread_root)
             if root is None or root.thread_root != 0:
@@ -177,7 +181,7 @@ class MessagesActions:
         mentions = await self._mentions(app_id, outgoing.mention_ids)
         attachments = await self._media.attach(app_id, conversation_id, sender.user_id,
                                                access.backend, outgoing.attachments)
-        draft = Draft(sender.user_id, outgoing.text, attachments, mentions,
+        draft = Draft(sender.user_id, verdict.text, attachments, mentions,
                       dict(outgoing.metadata or {}), outgoing.thread_root)
         slow = conversation.slow_mode if sender.role < Role.MODERATOR else timedelta(0)
         now = self._clock.now()
@@ -194,6 +198,9 @@ class MessagesActions:
                 f"go at {wait.ready_at.isoformat()}",
                 metadata={"slow_mode_seconds": f"{seconds:g}"},
                 retry_after=wait.ready_at - now) from None
+        if created and verdict.flagged_by:
+            await self._screening.flag(app_id, conversation_id, message.sequence,
+                                       message.sender_id, message.text, verdict)
         return Shown(message, frozenset(), False), created
 
     async def _check_direct_open(self, access: Access, sender_id: str) -> None:
@@ -236,6 +243,11 @@ class MessagesActions:
             raise PermissionDenied("NOT_AUTHOR", "only the author may edit a message")
         if isinstance(principal, User):  # the app's backend may still edit (to moderate)
             await self._restrictions.check_write(app_id, principal.user_id, conversation_id)
+        verdict = None
+        if changes.text is not None:
+            verdict = await self._screening.check(app_id, access.conversation.kind.value,
+                                                  changes.text)
+            changes = replace(changes, text=verdict.text)
         text = message.text if changes.text is None else changes.text
         attachments = (message.attachments if changes.attachments is None
                        else changes.attachments)
@@ -258,6 +270,9 @@ class MessagesActions:
         if edited is None or edited.deleted:
             raise FailedPrecondition("MESSAGE_DELETED", "the message was deleted")
         await self._media.detach(app_id, dropped)
+        if verdict is not None and verdict.flagged_by:
+            await self._screening.flag(app_id, conversation_id, sequence, edited.sender_id,
+                                       edited.text, verdict)
         return (await self.show(principal, [edited]))[0]
 
     async def do_delete(self, principal: Principal, app_id: str, conversation_id: str,

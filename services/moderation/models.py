@@ -101,3 +101,29 @@ class Flag:
         """Whether someone other than `claimer` holds a live claim at `now`."""
         return (self.claimer not in ("", claimer) and self.claim_expire_time is not None
                 and now < self.claim_expire_time)
+
+
+class FilterAction(enum.IntEnum):
+    """What a content filter's match does; a higher one wins when several match."""
+
+    MASK = 1  # the matches are replaced by *** before the message is stored
+    FLAG = 2  # the message goes through, flagged for review
+    BLOCK = 3  # the message is refused
+
+
+MAX_FILTERS = 20  # per app
+
+
+@dataclass(frozen=True, slots=True)
+class ContentFilter:
+    app_id: str
+    filter_id: str
+    display_name: str
+    words: tuple[str, ...]
+    patterns: tuple[str, ...]
+    blocked_domains: tuple[str, ...]
+    allowed_domains: tuple[str, ...]
+    action: FilterAction
+    kinds: frozenset[str]  # conversation kinds ("direct", "group", "channel"); empty: all
+    create_time: datetime
+    update_time: datetime

@@ -9,9 +9,11 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
+from services.core.errors import CapacityExceeded, StoreConflict
 from services.events.log import Emit
 from services.events.mongo_log import MongoEventLog
 from services.moderation.events import (
@@ -24,6 +26,8 @@ from services.moderation.events import (
 )
 from services.moderation.models import (
     REPORTS_SHOWN,
+    ContentFilter,
+    FilterAction,
     Flag,
     FlagState,
     Report,
@@ -54,7 +58,12 @@ async def _v2(db: AsyncDatabase[Document]) -> None:
         [("app_id", ASCENDING), ("flag_id", ASCENDING), ("create_time", DESCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
+async def _v3(db: AsyncDatabase[Document]) -> None:
+    """Filters: _id is "{app}/{filter}"; listed by app and id."""
+    await db["filters"].create_index([("app_id", ASCENDING), ("filter_id", ASCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3)
 
 
 def _applies(now: datetime) -> Document:
@@ -263,3 +272,68 @@ class MongoFlagStore:
             return resolved
 
         return await self._log.transact(tx)
+
+
+def _filter_doc(f: ContentFilter) -> Document:
+    return {"_id": f"{f.app_id}/{f.filter_id}", "app_id": f.app_id, "filter_id": f.filter_id,
+            "display_name": f.display_name, "words": list(f.words),
+            "patterns": list(f.patterns), "blocked_domains": list(f.blocked_domains),
+            "allowed_domains": list(f.allowed_domains), "action": int(f.action),
+            "kinds": sorted(f.kinds), "create_time": f.create_time,
+            "update_time": f.update_time}
+
+
+def _filter(doc: Document) -> ContentFilter:
+    return ContentFilter(doc["app_id"], doc["filter_id"], doc["display_name"],
+                         tuple(doc["words"]), tuple(doc["patterns"]),
+                         tuple(doc["blocked_domains"]), tuple(doc["allowed_domains"]),
+                         FilterAction(doc["action"]), frozenset(doc["kinds"]),
+                         doc["create_time"], doc["update_time"])
+
+
+class MongoFilterStore:
+    def __init__(self, db: MongoDatabase) -> None:
+        self._mongo = db
+        self._filters = db.db["filters"]
+        self._apps = db.db["filter_apps"]
+
+    async def create_filter(self, content_filter: ContentFilter, limit: int) -> None:
+        async def tx(s: AsyncClientSession) -> None:
+            # Two creations at once both write this document: one is retried after the
+            # other, and counts it, so the limit holds.
+            await self._apps.update_one({"_id": content_filter.app_id},
+                                        {"$set": {"last": content_filter.filter_id,
+                                                  "at": content_filter.create_time}},
+                                        upsert=True, session=s)
+            count = await self._filters.count_documents({"app_id": content_filter.app_id},
+                                                        session=s)
+            if count >= limit:
+                raise CapacityExceeded("filters per app", limit)
+            try:
+                await self._filters.insert_one(_filter_doc(content_filter), session=s)
+            except DuplicateKeyError as exc:
+                raise StoreConflict(content_filter.filter_id) from exc
+
+        await self._mongo.transaction(tx)
+
+    async def get_filter(self, app_id: str, filter_id: str) -> ContentFilter | None:
+        doc = await self._filters.find_one({"_id": f"{app_id}/{filter_id}", "app_id": app_id})
+        return None if doc is None else _filter(doc)
+
+    async def list_filters(self, app_id: str, limit: int, after: str = ""
+                           ) -> list[ContentFilter]:
+        cursor = self._filters.find({"app_id": app_id, "filter_id": {"$gt": after}}).sort(
+            "filter_id", ASCENDING).limit(limit)
+        return [_filter(doc) async for doc in cursor]
+
+    async def update_filter(self, content_filter: ContentFilter) -> bool:
+        doc = _filter_doc(content_filter)
+        del doc["create_time"]
+        result = await self._filters.update_one(
+            {"_id": doc["_id"], "app_id": content_filter.app_id}, {"$set": doc})
+        return result.matched_count == 1
+
+    async def delete_filter(self, app_id: str, filter_id: str) -> bool:
+        result = await self._filters.delete_one({"_id": f"{app_id}/{filter_id}",
+                                                 "app_id": app_id})
+        return result.deleted_count == 1

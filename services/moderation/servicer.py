@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from caas.moderation.v1 import moderation_service_pb2 as pb
 from caas.moderation.v1 import resources_pb2 as res
 
 from services.conversations.access import conversation_name
-from services.conversations.servicer import parse_conversation
+from services.conversations.models import Kind
+from services.conversations.servicer import KINDS, KINDS_FROM_PROTO, parse_conversation
 from services.core.errors import invalid_field
 from services.core.names import (
+    filter_name,
     flag_name,
     parse_app,
+    parse_filter,
     parse_flag,
     parse_restriction,
     restriction_name,
@@ -22,9 +25,12 @@ from services.gateway.gateway import Call
 from services.messages.actions import message_name
 from services.messages.servicer import parse_message
 from services.moderation.actions import ModerationActions
+from services.moderation.content_filters import FilterActions
 from services.moderation.flags import FlagActions, Sanction
 from services.moderation.models import (
     APP_WIDE,
+    ContentFilter,
+    FilterAction,
     Flag,
     FlagState,
     Report,
@@ -77,6 +83,35 @@ def flag_proto(f: Flag) -> res.Flag:
     return proto
 
 
+ACTIONS = {FilterAction.BLOCK: res.Filter.ACTION_BLOCK, FilterAction.FLAG: res.Filter.ACTION_FLAG,
+           FilterAction.MASK: res.Filter.ACTION_MASK}
+ACTIONS_FROM_PROTO = {value: action for action, value in ACTIONS.items()}
+# UpdateFilter's mask paths → ContentFilter fields.
+FILTER_FIELDS = {"display_name": "display_name", "words": "words", "patterns": "patterns",
+                 "blocked_domains": "blocked_domains", "allowed_domains": "allowed_domains",
+                 "action": "action", "conversation_kinds": "kinds"}
+
+
+def filter_proto(f: ContentFilter) -> res.Filter:
+    return res.Filter(
+        name=filter_name(f.app_id, f.filter_id), display_name=f.display_name,
+        words=f.words, patterns=f.patterns, blocked_domains=f.blocked_domains,
+        allowed_domains=f.allowed_domains, action=ACTIONS[f.action],
+        conversation_kinds=[KINDS[Kind(k)] for k in sorted(f.kinds)],
+        create_time=timestamp(f.create_time), update_time=timestamp(f.update_time))
+
+
+def content_filter(app_id: str, filter_id: str, proto: res.Filter) -> ContentFilter:
+    """The filter as given (its times are set by the actions)."""
+    return ContentFilter(
+        app_id, filter_id, proto.display_name, tuple(proto.words), tuple(proto.patterns),
+        tuple(proto.blocked_domains), tuple(proto.allowed_domains),
+        # Unset only where it is not used: the servicer refuses it elsewhere.
+        ACTIONS_FROM_PROTO.get(proto.action, FilterAction.BLOCK),
+        frozenset(KINDS_FROM_PROTO[k].value for k in proto.conversation_kinds),
+        datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
+
+
 def _conversation_in(app_id: str, name: str, field: str) -> str:
     """The conversation id of `name`, which must lie in `app_id` ("" for none)."""
     if not name:
@@ -93,9 +128,11 @@ def _in_app(app_id: str, other_app: str, field: str) -> None:
 
 
 class ModerationServicer:
-    def __init__(self, actions: ModerationActions, flags: FlagActions) -> None:
+    def __init__(self, actions: ModerationActions, flags: FlagActions,
+                 filters: FilterActions) -> None:
         self._actions = actions
         self._flags = flags
+        self._filters = filters
 
     async def CreateRestriction(self, request: pb.CreateRestrictionRequest, call: Call
                                 ) -> pb.CreateRestrictionResponse:
@@ -176,3 +213,40 @@ class ModerationServicer:
         flag = await self._flags.do_resolve(call.principal, *parse_flag(request.name),
                                             request.note, request.delete_message, sanction)
         return pb.ResolveFlagResponse(flag=flag_proto(flag))
+
+    async def CreateFilter(self, request: pb.CreateFilterRequest, call: Call
+                           ) -> pb.CreateFilterResponse:
+        app_id = parse_app(request.parent, "parent")
+        if not request.filter.action:
+            raise invalid_field("filter.action", "is required")
+        created = await self._filters.do_create(
+            call.principal, content_filter(app_id, request.filter_id, request.filter))
+        return pb.CreateFilterResponse(filter=filter_proto(created))
+
+    async def GetFilter(self, request: pb.GetFilterRequest, call: Call
+                        ) -> pb.GetFilterResponse:
+        found = await self._filters.get(call.principal, *parse_filter(request.name))
+        return pb.GetFilterResponse(filter=filter_proto(found))
+
+    async def ListFilters(self, request: pb.ListFiltersRequest, call: Call
+                          ) -> pb.ListFiltersResponse:
+        page = await self._filters.list_filters(call.principal,
+                                                parse_app(request.parent, "parent"),
+                                                request.page_size, request.page_token)
+        return pb.ListFiltersResponse(filters=[filter_proto(f) for f in page.items],
+                                      next_page_token=page.next_page_token)
+
+    async def UpdateFilter(self, request: pb.UpdateFilterRequest, call: Call
+                           ) -> pb.UpdateFilterResponse:
+        app_id, filter_id = parse_filter(request.filter.name, "filter.name")
+        if "action" in request.update_mask.paths and not request.filter.action:
+            raise invalid_field("filter.action", "is required when in update_mask")
+        updated = await self._filters.do_update(
+            call.principal, content_filter(app_id, filter_id, request.filter),
+            {FILTER_FIELDS[path] for path in request.update_mask.paths})
+        return pb.UpdateFilterResponse(filter=filter_proto(updated))
+
+    async def DeleteFilter(self, request: pb.DeleteFilterRequest, call: Call
+                           ) -> pb.DeleteFilterResponse:
+        await self._filters.do_delete(call.principal, *parse_filter(request.name))
+        return pb.DeleteFilterResponse()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import replace
 from datetime import datetime
@@ -9,6 +10,7 @@ from typing import Any
 
 from services.core.clock import from_ms, opt_from_ms, to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
+from services.core.errors import CapacityExceeded, StoreConflict
 from services.events.log import Emit
 from services.events.sqlite_log import SqliteEventLog
 from services.moderation.events import (
@@ -21,6 +23,8 @@ from services.moderation.events import (
 )
 from services.moderation.models import (
     REPORTS_SHOWN,
+    ContentFilter,
+    FilterAction,
     Flag,
     FlagState,
     Report,
@@ -61,6 +65,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         " reason TEXT NOT NULL, details TEXT NOT NULL, create_time INTEGER NOT NULL,"
         " PRIMARY KEY (app_id, flag_id, reporter))",
         "CREATE INDEX flag_reports_by_time ON flag_reports (app_id, flag_id, create_time)",
+    ),
+    (
+        # rules: JSON of the words, patterns, domains and conversation kinds.
+        "CREATE TABLE filters ("
+        " app_id TEXT NOT NULL, filter_id TEXT NOT NULL, display_name TEXT NOT NULL,"
+        " rules TEXT NOT NULL, action INTEGER NOT NULL, create_time INTEGER NOT NULL,"
+        " update_time INTEGER NOT NULL, PRIMARY KEY (app_id, filter_id))",
     ),
 )
 
@@ -294,3 +305,66 @@ class SqliteFlagStore:
             return resolved
 
         return await self._log.transact(body)
+
+
+_FILTER_COLUMNS = "app_id, filter_id, display_name, rules, action, create_time, update_time"
+
+
+def _filter_row(f: ContentFilter) -> tuple[Any, ...]:
+    rules = {"words": f.words, "patterns": f.patterns, "blocked_domains": f.blocked_domains,
+             "allowed_domains": f.allowed_domains, "kinds": sorted(f.kinds)}
+    return (f.app_id, f.filter_id, f.display_name, json.dumps(rules), int(f.action),
+            to_ms(f.create_time), to_ms(f.update_time))
+
+
+def _filter(row: Any) -> ContentFilter:
+    rules = json.loads(row[3])
+    return ContentFilter(row[0], row[1], row[2], tuple(rules["words"]),
+                         tuple(rules["patterns"]), tuple(rules["blocked_domains"]),
+                         tuple(rules["allowed_domains"]), FilterAction(row[4]),
+                         frozenset(rules["kinds"]), from_ms(row[5]), from_ms(row[6]))
+
+
+class SqliteFilterStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def create_filter(self, content_filter: ContentFilter, limit: int) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            (count,) = conn.execute("SELECT count(*) FROM filters WHERE app_id = ?",
+                                    (content_filter.app_id,)).fetchone()
+            if count >= limit:
+                raise CapacityExceeded("filters per app", limit)
+            try:
+                conn.execute(f"INSERT INTO filters ({_FILTER_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+                             _filter_row(content_filter))
+            except sqlite3.IntegrityError as exc:
+                raise StoreConflict(content_filter.filter_id) from exc
+
+        await self._db.write(tx)
+
+    async def get_filter(self, app_id: str, filter_id: str) -> ContentFilter | None:
+        row = await self._db.read(lambda conn: conn.execute(
+            f"SELECT {_FILTER_COLUMNS} FROM filters WHERE app_id = ? AND filter_id = ?",
+            (app_id, filter_id)).fetchone())
+        return None if row is None else _filter(row)
+
+    async def list_filters(self, app_id: str, limit: int, after: str = ""
+                           ) -> list[ContentFilter]:
+        rows = await self._db.read(lambda conn: conn.execute(
+            f"SELECT {_FILTER_COLUMNS} FROM filters WHERE app_id = ? AND filter_id > ?"
+            " ORDER BY filter_id LIMIT ?", (app_id, after, limit)).fetchall())
+        return [_filter(row) for row in rows]
+
+    async def update_filter(self, content_filter: ContentFilter) -> bool:
+        row = _filter_row(content_filter)
+        changed = await self._db.write(lambda conn: conn.execute(
+            "UPDATE filters SET display_name = ?, rules = ?, action = ?, update_time = ?"
+            " WHERE app_id = ? AND filter_id = ?", (*row[2:5], row[6], *row[:2])).rowcount)
+        return bool(changed)
+
+    async def delete_filter(self, app_id: str, filter_id: str) -> bool:
+        deleted = await self._db.write(lambda conn: conn.execute(
+            "DELETE FROM filters WHERE app_id = ? AND filter_id = ?",
+            (app_id, filter_id)).rowcount)
+        return bool(deleted)

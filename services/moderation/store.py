@@ -7,7 +7,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from services.moderation.models import Flag, FlagState, Report, Resolution, Restriction
+from services.moderation.models import (
+    ContentFilter,
+    Flag,
+    FlagState,
+    Report,
+    Resolution,
+    Restriction,
+)
 
 # Listing position: (create time in ms, restriction id); lists resume strictly after it.
 Position = tuple[int, str]
@@ -72,3 +79,22 @@ class FlagStore(Protocol):
     async def resolve(self, app_id: str, flag_id: str, resolution: Resolution) -> Flag | None:
         """Resolve the open flag, if nobody but the resolver holds it at the resolution's
         time; the flag, or None as for `claim`."""
+
+
+class FilterStore(Protocol):
+    """The content filters of each app."""
+
+    async def create_filter(self, content_filter: ContentFilter, limit: int) -> None:
+        """Store a new filter. Raises StoreConflict when the app has one of that id,
+        CapacityExceeded when it has `limit` already; nothing is written then."""
+
+    async def get_filter(self, app_id: str, filter_id: str) -> ContentFilter | None: ...
+
+    async def list_filters(self, app_id: str, limit: int, after: str = ""
+                           ) -> list[ContentFilter]:
+        """The app's filters by id, after `after`."""
+
+    async def update_filter(self, content_filter: ContentFilter) -> bool:
+        """Replace a filter whole; False if there is none of that id."""
+
+    async def delete_filter(self, app_id: str, filter_id: str) -> bool: ...

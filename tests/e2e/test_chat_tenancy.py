@@ -33,6 +33,7 @@ class Victim:
     message: str  # a message of alice in the group
     restriction: str  # bob's mute in the group
     flag: str  # bob's report of alice's message
+    filter: str  # a content filter of the app
 
 
 Md = tuple[tuple[str, str], ...]
@@ -152,10 +153,24 @@ ATTEMPTS: dict[str, Attempt] = {
                                                          metadata=md),
     "ResolveFlag": lambda c, v, md: c.moderation.ResolveFlag(mod_pb.ResolveFlagRequest(
         name=v.flag, note="x", delete_message=True), metadata=md),
+    "CreateFilter": lambda c, v, md: c.moderation.CreateFilter(mod_pb.CreateFilterRequest(
+        parent=v.app.name, filter_id="intruder", filter=mod_res.Filter(
+            words=["private"], action=mod_res.Filter.ACTION_BLOCK)), metadata=md),
+    "GetFilter": lambda c, v, md: c.moderation.GetFilter(mod_pb.GetFilterRequest(
+        name=v.filter), metadata=md),
+    "ListFilters": lambda c, v, md: c.moderation.ListFilters(mod_pb.ListFiltersRequest(
+        parent=v.app.name), metadata=md),
+    "UpdateFilter": lambda c, v, md: c.moderation.UpdateFilter(mod_pb.UpdateFilterRequest(
+        filter=mod_res.Filter(name=v.filter, words=["hello"]),
+        update_mask=mask(paths=["words"])), metadata=md),
+    "DeleteFilter": lambda c, v, md: c.moderation.DeleteFilter(mod_pb.DeleteFilterRequest(
+        name=v.filter), metadata=md),
 }
 USER_ONLY = {"JoinConversation", "LeaveConversation", "AddReaction", "RemoveReaction",
              "MarkRead", "MarkDelivered", "Subscribe", "SendTyping", "SetPresence"}
-USER_REFUSED = {"CreateUser", "ListUsers", "DeleteUser"}  # API key and operator only
+# API key and operator only.
+USER_REFUSED = {"CreateUser", "ListUsers", "DeleteUser", "CreateFilter", "GetFilter",
+                "ListFilters", "UpdateFilter", "DeleteFilter"}
 
 
 @pytest.fixture
@@ -173,7 +188,11 @@ async def victim(client: Client, app: AppHandle) -> Victim:
     flag = (await client.moderation.CreateFlag(mod_pb.CreateFlagRequest(
         parent=app.name, message=message, reason=mod_res.Report.REASON_SPAM),
         metadata=bob.auth)).flag.name
-    return Victim(app, alice, group.name, channel.name, message, restriction, flag)
+    content_filter = (await client.moderation.CreateFilter(mod_pb.CreateFilterRequest(
+        parent=app.name, filter_id="words", filter=mod_res.Filter(
+            words=["darn"], action=mod_res.Filter.ACTION_MASK)), metadata=app.auth)).filter.name
+    return Victim(app, alice, group.name, channel.name, message, restriction, flag,
+                  content_filter)
 
 
 async def snapshot(client: Client, v: Victim) -> tuple[bytes, ...]:
@@ -194,6 +213,8 @@ async def snapshot(client: Client, v: Victim) -> tuple[bytes, ...]:
         client.moderation.ListRestrictions(mod_pb.ListRestrictionsRequest(parent=v.app.name),
                                            metadata=md),
         client.moderation.ListFlags(mod_pb.ListFlagsRequest(parent=v.app.name), metadata=md),
+        client.moderation.ListFilters(mod_pb.ListFiltersRequest(parent=v.app.name),
+                                      metadata=md),
     ]
     return tuple([(await call).SerializeToString(deterministic=True) for call in calls])
 

@@ -7,12 +7,15 @@ import time
 
 from caas.moderation.v1 import moderation_service_pb2 as pb
 from caas.moderation.v1 import resources_pb2 as res
-from google.protobuf import timestamp_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 APP = "apps/some-app"
 RESTRICTION = f"{APP}/restrictions/aaaaaaaaaaaaaaaa"
 FLAG = f"{APP}/flags/aaaaaaaaaaaaaaaa"
+FILTER = f"{APP}/filters/words"
+BLOCK = res.Filter.ACTION_BLOCK
+LONG_DOMAIN = ".".join(["a" * 60] * 5) + ".io"  # labels within 63, the whole beyond 253
 SPAM = res.Report.REASON_SPAM
 MUTE = res.Restriction.TYPE_MUTE
 
@@ -39,6 +42,21 @@ def sanction(**fields: object) -> pb.ResolveFlagRequest:
     base: dict[str, object] = {"type": MUTE}
     base.update(fields)
     return resolve(restrict=pb.FlagRestriction(**base))  # type: ignore[arg-type]
+
+
+def new_filter(**fields: object) -> pb.CreateFilterRequest:
+    base: dict[str, object] = {"action": BLOCK}
+    base.update(fields)
+    return pb.CreateFilterRequest(parent=APP, filter_id="words",
+                                  filter=res.Filter(**base))  # type: ignore[arg-type]
+
+
+def change_filter(paths: tuple[str, ...] = ("words",), **fields: object
+                  ) -> pb.UpdateFilterRequest:
+    base: dict[str, object] = {"name": FILTER}
+    base.update(fields)
+    return pb.UpdateFilterRequest(filter=res.Filter(**base),  # type: ignore[arg-type]
+                                  update_mask=field_mask_pb2.FieldMask(paths=list(paths)))
 
 
 def at(offset_seconds: int) -> timestamp_pb2.Timestamp:
@@ -126,4 +144,66 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
      sanction(expire_time=at(-60)), {"restrict.expire_time": "timestamp.gt_now"}),
     ("ResolveFlag restrict.expire_time within 10 years", "ResolveFlag",
      sanction(expire_time=at(3700 * 86400)), {"restrict.expire_time": "timestamp.within"}),
+    ("CreateFilter parent pattern", "CreateFilter", pb.CreateFilterRequest(
+        parent="apps/A", filter_id="w", filter=res.Filter(action=BLOCK)),
+     {"parent": "string.pattern"}),
+    ("CreateFilter filter_id pattern", "CreateFilter", pb.CreateFilterRequest(
+        parent=APP, filter_id="Words", filter=res.Filter(action=BLOCK)),
+     {"filter_id": "string.pattern"}),
+    ("CreateFilter filter required", "CreateFilter",
+     pb.CreateFilterRequest(parent=APP, filter_id="w"), {"filter": "required"}),
+    ("GetFilter name pattern", "GetFilter", pb.GetFilterRequest(name=f"{APP}/filters/A"),
+     {"name": "string.pattern"}),
+    ("ListFilters parent pattern", "ListFilters", pb.ListFiltersRequest(parent="x"),
+     {"parent": "string.pattern"}),
+    ("ListFilters page_size", "ListFilters", pb.ListFiltersRequest(parent=APP, page_size=201),
+     {"page_size": "int32.gte_lte"}),
+    ("ListFilters page_token", "ListFilters",
+     pb.ListFiltersRequest(parent=APP, page_token="t" * 513), {"page_token": "string.max_len"}),
+    ("UpdateFilter filter required", "UpdateFilter",
+     pb.UpdateFilterRequest(update_mask=field_mask_pb2.FieldMask(paths=["words"])),
+     {"filter": "required"}),
+    ("UpdateFilter name format", "UpdateFilter", change_filter(name=FLAG),
+     {"filter": "filter.name_format"}),
+    ("UpdateFilter update_mask required", "UpdateFilter",
+     pb.UpdateFilterRequest(filter=res.Filter(name=FILTER)), {"update_mask": "required"}),
+    ("UpdateFilter update_mask paths", "UpdateFilter", change_filter(("name",)),
+     {"update_mask": "field_mask.in"}),
+    ("DeleteFilter name pattern", "DeleteFilter", pb.DeleteFilterRequest(name=APP),
+     {"name": "string.pattern"}),
 ]
+
+# Each rule of a Filter's fields, checked on CreateFilter and on UpdateFilter.
+FILTER_RULES: list[tuple[str, dict[str, object], str, str]] = [
+    ("display_name at most 200", {"display_name": "d" * 201}, "display_name",
+     "string.max_len"),
+    ("words at most 5000", {"words": ["w"] * 5001}, "words", "repeated.max_items"),
+    ("a word at most 100", {"words": ["w" * 101]}, "words[0]", "string.max_len"),
+    ("a word not empty", {"words": [""]}, "words[0]", "string.min_len"),
+    ("patterns at most 50", {"patterns": ["p"] * 51}, "patterns", "repeated.max_items"),
+    ("a pattern at most 500", {"patterns": ["p" * 501]}, "patterns[0]", "string.max_len"),
+    ("a pattern not empty", {"patterns": [""]}, "patterns[0]", "string.min_len"),
+    ("blocked_domains at most 1000", {"blocked_domains": ["a.io"] * 1001},
+     "blocked_domains", "repeated.max_items"),
+    ("a blocked domain shape", {"blocked_domains": ["https://a.io"]}, "blocked_domains[0]",
+     "string.pattern"),
+    ("a blocked domain at most 253", {"blocked_domains": [LONG_DOMAIN]},
+     "blocked_domains[0]", "string.max_len"),
+    ("allowed_domains at most 1000", {"allowed_domains": ["a.io"] * 1001},
+     "allowed_domains", "repeated.max_items"),
+    ("an allowed domain shape", {"allowed_domains": ["A.IO"]}, "allowed_domains[0]",
+     "string.pattern"),
+    ("an allowed domain at most 253", {"allowed_domains": [LONG_DOMAIN]},
+     "allowed_domains[0]", "string.max_len"),
+    ("action defined", {"action": 9}, "action", "enum.defined_only"),
+    ("conversation_kinds unique", {"conversation_kinds": [1, 1]}, "conversation_kinds",
+     "repeated.unique"),
+    ("a conversation kind defined", {"conversation_kinds": [7]}, "conversation_kinds[0]",
+     "enum.defined_only"),
+    ("a conversation kind set", {"conversation_kinds": [0]}, "conversation_kinds[0]",
+     "enum.not_in"),
+]
+CASES += [(f"CreateFilter {label}", "CreateFilter", new_filter(**fields),
+           {f"filter.{path}": rule}) for label, fields, path, rule in FILTER_RULES]
+CASES += [(f"UpdateFilter {label}", "UpdateFilter", change_filter(**fields),
+           {f"filter.{path}": rule}) for label, fields, path, rule in FILTER_RULES]

@@ -106,6 +106,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The caller may not flag this, or review this flag: a user flags neither themself
     nor their own message; only the app's backend reviews the flags of users.
     """
+    ERROR_REASON_MESSAGE_BLOCKED: _ErrorReason.ValueType  # 90
+    """A content filter of the app refuses the message (metadata: filter, its name)."""
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
@@ -329,6 +331,8 @@ ERROR_REASON_FLAG_NOT_ALLOWED: ErrorReason.ValueType  # 87
 """The caller may not flag this, or review this flag: a user flags neither themself
 nor their own message; only the app's backend reviews the flags of users.
 """
+ERROR_REASON_MESSAGE_BLOCKED: ErrorReason.ValueType  # 90
+"""A content filter of the app refuses the message (metadata: filter, its name)."""
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT
 One or more fields break the contract; see the BadRequest field violations.

@@ -6,6 +6,7 @@ isort:skip_file
 from caas.moderation.v1 import resources_pb2 as _resources_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -557,3 +558,258 @@ class ResolveFlagResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResolveFlagResponse: _TypeAlias = ResolveFlagResponse  # noqa: Y015
+
+@_typing.final
+class CreateFilterRequest(_message.Message):
+    """Request of ModerationService.CreateFilter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    FILTER_ID_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`apps/{app}`."""
+    filter_id: _builtins.str
+    """The filter's id: 1 to 63 characters of [a-z0-9-], starting with a letter."""
+    @_builtins.property
+    def filter(self) -> _resources_pb2.Filter:
+        """The filter; `name` is ignored."""
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        filter_id: _builtins.str = ...,
+        filter: _resources_pb2.Filter | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "filter_id", b"filter_id", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateFilterRequest: _TypeAlias = CreateFilterRequest  # noqa: Y015
+
+@_typing.final
+class CreateFilterResponse(_message.Message):
+    """Response of ModerationService.CreateFilter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def filter(self) -> _resources_pb2.Filter:
+        """The filter as stored."""
+
+    def __init__(
+        self,
+        *,
+        filter: _resources_pb2.Filter | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateFilterResponse: _TypeAlias = CreateFilterResponse  # noqa: Y015
+
+@_typing.final
+class GetFilterRequest(_message.Message):
+    """Request of ModerationService.GetFilter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/filters/{filter}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFilterRequest: _TypeAlias = GetFilterRequest  # noqa: Y015
+
+@_typing.final
+class GetFilterResponse(_message.Message):
+    """Response of ModerationService.GetFilter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def filter(self) -> _resources_pb2.Filter:
+        """The filter."""
+
+    def __init__(
+        self,
+        *,
+        filter: _resources_pb2.Filter | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFilterResponse: _TypeAlias = GetFilterResponse  # noqa: Y015
+
+@_typing.final
+class ListFiltersRequest(_message.Message):
+    """Request of ModerationService.ListFilters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`apps/{app}`."""
+    page_size: _builtins.int
+    """At most 200; 0 means 50."""
+    page_token: _builtins.str
+    """`next_page_token` of the previous page, empty for the first; at most 512 characters."""
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFiltersRequest: _TypeAlias = ListFiltersRequest  # noqa: Y015
+
+@_typing.final
+class ListFiltersResponse(_message.Message):
+    """Response of ModerationService.ListFilters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def filters(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Filter]:
+        """The filters of this page."""
+
+    def __init__(
+        self,
+        *,
+        filters: _abc.Iterable[_resources_pb2.Filter] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFiltersResponse: _TypeAlias = ListFiltersResponse  # noqa: Y015
+
+@_typing.final
+class UpdateFilterRequest(_message.Message):
+    """Request of ModerationService.UpdateFilter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def filter(self) -> _resources_pb2.Filter:
+        """The filter, with `name` set; only the fields in `update_mask` change."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: `display_name`, `words`, `patterns`, `blocked_domains`,
+        `allowed_domains`, `action`, `conversation_kinds`.
+        """
+
+    def __init__(
+        self,
+        *,
+        filter: _resources_pb2.Filter | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateFilterRequest: _TypeAlias = UpdateFilterRequest  # noqa: Y015
+
+@_typing.final
+class UpdateFilterResponse(_message.Message):
+    """Response of ModerationService.UpdateFilter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def filter(self) -> _resources_pb2.Filter:
+        """The filter as it is now."""
+
+    def __init__(
+        self,
+        *,
+        filter: _resources_pb2.Filter | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateFilterResponse: _TypeAlias = UpdateFilterResponse  # noqa: Y015
+
+@_typing.final
+class DeleteFilterRequest(_message.Message):
+    """Request of ModerationService.DeleteFilter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/filters/{filter}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteFilterRequest: _TypeAlias = DeleteFilterRequest  # noqa: Y015
+
+@_typing.final
+class DeleteFilterResponse(_message.Message):
+    """Response of ModerationService.DeleteFilter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteFilterResponse: _TypeAlias = DeleteFilterResponse  # noqa: Y015

@@ -81,6 +81,31 @@ class ModerationServiceStub:
                 request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagRequest.SerializeToString,
                 response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagResponse.FromString,
                 _registered_method=True)
+        self.CreateFilter = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/CreateFilter',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFilterRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFilterResponse.FromString,
+                _registered_method=True)
+        self.GetFilter = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/GetFilter',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFilterRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFilterResponse.FromString,
+                _registered_method=True)
+        self.ListFilters = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/ListFilters',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFiltersRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFiltersResponse.FromString,
+                _registered_method=True)
+        self.UpdateFilter = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/UpdateFilter',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateFilterRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateFilterResponse.FromString,
+                _registered_method=True)
+        self.DeleteFilter = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/DeleteFilter',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterResponse.FromString,
+                _registered_method=True)
 
 
 class ModerationServiceServicer:
@@ -166,6 +191,42 @@ class ModerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateFilter(self, request, context):
+        """Creates a content filter. A pattern RE2 refuses or too large to run is refused
+        here (INVALID_ARGUMENT naming `filter.patterns[i]`). An app has at most 20 filters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFilter(self, request, context):
+        """Gets a content filter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFilters(self, request, context):
+        """Lists the app's content filters, by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateFilter(self, request, context):
+        """Changes a content filter: the fields in `update_mask`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFilter(self, request, context):
+        """Deletes a content filter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -213,6 +274,31 @@ def add_ModerationServiceServicer_to_server(servicer, server):
                     servicer.ResolveFlag,
                     request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagRequest.FromString,
                     response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagResponse.SerializeToString,
+            ),
+            'CreateFilter': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateFilter,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFilterRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFilterResponse.SerializeToString,
+            ),
+            'GetFilter': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFilter,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFilterRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFilterResponse.SerializeToString,
+            ),
+            'ListFilters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFilters,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFiltersRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFiltersResponse.SerializeToString,
+            ),
+            'UpdateFilter': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateFilter,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateFilterRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateFilterResponse.SerializeToString,
+            ),
+            'DeleteFilter': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFilter,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -460,6 +546,141 @@ class ModerationService:
             '/caas.moderation.v1.ModerationService/ResolveFlag',
             caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagRequest.SerializeToString,
             caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ResolveFlagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateFilter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/CreateFilter',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFilterRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.CreateFilterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFilter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/GetFilter',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFilterRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetFilterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFilters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/ListFilters',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFiltersRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.ListFiltersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateFilter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/UpdateFilter',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateFilterRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateFilterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFilter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/DeleteFilter',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -76,6 +76,18 @@ class ModerationServiceStub:
     it does is authorised as if done directly (DeleteMessage, CreateRestriction); if it
     fails the flag stays open and a retry completes it.
     """
+    CreateFilter: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.CreateFilterRequest, _moderation_service_pb2.CreateFilterResponse]
+    """Creates a content filter. A pattern RE2 refuses or too large to run is refused
+    here (INVALID_ARGUMENT naming `filter.patterns[i]`). An app has at most 20 filters.
+    """
+    GetFilter: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.GetFilterRequest, _moderation_service_pb2.GetFilterResponse]
+    """Gets a content filter."""
+    ListFilters: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.ListFiltersRequest, _moderation_service_pb2.ListFiltersResponse]
+    """Lists the app's content filters, by id."""
+    UpdateFilter: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.UpdateFilterRequest, _moderation_service_pb2.UpdateFilterResponse]
+    """Changes a content filter: the fields in `update_mask`."""
+    DeleteFilter: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.DeleteFilterRequest, _moderation_service_pb2.DeleteFilterResponse]
+    """Deletes a content filter."""
 
 @_typing.type_check_only
 class ModerationServiceAsyncStub(ModerationServiceStub):
@@ -125,6 +137,18 @@ class ModerationServiceAsyncStub(ModerationServiceStub):
     it does is authorised as if done directly (DeleteMessage, CreateRestriction); if it
     fails the flag stays open and a retry completes it.
     """
+    CreateFilter: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.CreateFilterRequest, _moderation_service_pb2.CreateFilterResponse]  # type: ignore[assignment]
+    """Creates a content filter. A pattern RE2 refuses or too large to run is refused
+    here (INVALID_ARGUMENT naming `filter.patterns[i]`). An app has at most 20 filters.
+    """
+    GetFilter: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.GetFilterRequest, _moderation_service_pb2.GetFilterResponse]  # type: ignore[assignment]
+    """Gets a content filter."""
+    ListFilters: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.ListFiltersRequest, _moderation_service_pb2.ListFiltersResponse]  # type: ignore[assignment]
+    """Lists the app's content filters, by id."""
+    UpdateFilter: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.UpdateFilterRequest, _moderation_service_pb2.UpdateFilterResponse]  # type: ignore[assignment]
+    """Changes a content filter: the fields in `update_mask`."""
+    DeleteFilter: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.DeleteFilterRequest, _moderation_service_pb2.DeleteFilterResponse]  # type: ignore[assignment]
+    """Deletes a content filter."""
 
 class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Moderation tools: mutes and bans of users (`Restriction`), in the whole app or in
@@ -225,5 +249,47 @@ class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
         it does is authorised as if done directly (DeleteMessage, CreateRestriction); if it
         fails the flag stays open and a retry completes it.
         """
+
+    @_abc_1.abstractmethod
+    def CreateFilter(
+        self,
+        request: _moderation_service_pb2.CreateFilterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.CreateFilterResponse, _abc.Awaitable[_moderation_service_pb2.CreateFilterResponse]]:
+        """Creates a content filter. A pattern RE2 refuses or too large to run is refused
+        here (INVALID_ARGUMENT naming `filter.patterns[i]`). An app has at most 20 filters.
+        """
+
+    @_abc_1.abstractmethod
+    def GetFilter(
+        self,
+        request: _moderation_service_pb2.GetFilterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.GetFilterResponse, _abc.Awaitable[_moderation_service_pb2.GetFilterResponse]]:
+        """Gets a content filter."""
+
+    @_abc_1.abstractmethod
+    def ListFilters(
+        self,
+        request: _moderation_service_pb2.ListFiltersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.ListFiltersResponse, _abc.Awaitable[_moderation_service_pb2.ListFiltersResponse]]:
+        """Lists the app's content filters, by id."""
+
+    @_abc_1.abstractmethod
+    def UpdateFilter(
+        self,
+        request: _moderation_service_pb2.UpdateFilterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.UpdateFilterResponse, _abc.Awaitable[_moderation_service_pb2.UpdateFilterResponse]]:
+        """Changes a content filter: the fields in `update_mask`."""
+
+    @_abc_1.abstractmethod
+    def DeleteFilter(
+        self,
+        request: _moderation_service_pb2.DeleteFilterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.DeleteFilterResponse, _abc.Awaitable[_moderation_service_pb2.DeleteFilterResponse]]:
+        """Deletes a content filter."""
 
 def add_ModerationServiceServicer_to_server(servicer: ModerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

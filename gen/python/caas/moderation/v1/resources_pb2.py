@@ -23,12 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from caas.conversations.v1 import resources_pb2 as caas_dot_conversations_dot_v1_dot_resources__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"caas/moderation/v1/resources.proto\x12\x12\x63\x61\x61s.moderation.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x05\n\x0bRestriction\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12H\n\x07user_id\x18\x02 \x01(\tB/\xe2\x41\x02\x02\x05\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06userId\x12\x9d\x01\n\x0c\x63onversation\x18\x03 \x01(\tBy\xe2\x41\x02\x01\x05\xfa\x41\x17\n\x15\x63\x61\x61s.dev/Conversation\xbaHWrU2S^(apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?$R\x0c\x63onversation\x12I\n\x04type\x18\x04 \x01(\x0e\x32$.caas.moderation.v1.Restriction.TypeB\x0f\xe2\x41\x02\x02\x05\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x04type\x12$\n\x06reason\x18\x05 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xf4\x03R\x06reason\x12Q\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x14\xe2\x41\x01\x01\xbaH\r\xb2\x01\n@\x01J\x06\x08\x80\x86\xb0\x96\x01R\nexpireTime\x12\x1e\n\x07\x63reator\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\x07\x63reator\x12\x41\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\"9\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\r\n\tTYPE_MUTE\x10\x01\x12\x0c\n\x08TYPE_BAN\x10\x02:[\xea\x41X\n\x14\x63\x61\x61s.dev/Restriction\x12%apps/{app}/restrictions/{restriction}*\x0crestrictions2\x0brestriction\"\x8b\x06\n\x04\x46lag\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1e\n\x07message\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x07message\x12(\n\x0c\x63onversation\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x0c\x63onversation\x12\x1d\n\x07user_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x06userId\x12\'\n\x0cmessage_text\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x0bmessageText\x12:\n\x05state\x18\x06 \x01(\x0e\x32\x1e.caas.moderation.v1.Flag.StateB\x04\xe2\x41\x01\x03R\x05state\x12\'\n\x0creport_count\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03R\x0breportCount\x12:\n\x07reports\x18\x08 \x03(\x0b\x32\x1a.caas.moderation.v1.ReportB\x04\xe2\x41\x01\x03R\x07reports\x12\x1e\n\x07\x63laimer\x18\t \x01(\tB\x04\xe2\x41\x01\x03R\x07\x63laimer\x12L\n\x11\x63laim_expire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x0f\x63laimExpireTime\x12\x44\n\nresolution\x18\x0b \x01(\x0b\x32\x1e.caas.moderation.v1.ResolutionB\x04\xe2\x41\x01\x03R\nresolution\x12\x41\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\"B\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nSTATE_OPEN\x10\x01\x12\x12\n\x0eSTATE_RESOLVED\x10\x02:8\xea\x41\x35\n\rcaas.dev/Flag\x12\x17\x61pps/{app}/flags/{flag}*\x05\x66lags2\x04\x66lag\"\xfc\x02\n\x06Report\x12\x1a\n\x08reporter\x18\x01 \x01(\tR\x08reporter\x12\x39\n\x06reason\x18\x02 \x01(\x0e\x32!.caas.moderation.v1.Report.ReasonR\x06reason\x12\x18\n\x07\x64\x65tails\x18\x03 \x01(\tR\x07\x64\x65tails\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xc3\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x0f\n\x0bREASON_SPAM\x10\x01\x12\x15\n\x11REASON_HARASSMENT\x10\x02\x12\x0f\n\x0bREASON_HATE\x10\x03\x12\x11\n\rREASON_SEXUAL\x10\x04\x12\x13\n\x0fREASON_VIOLENCE\x10\x05\x12\x14\n\x10REASON_SELF_HARM\x10\x06\x12\x18\n\x14REASON_IMPERSONATION\x10\x07\x12\x10\n\x0cREASON_OTHER\x10\x08\"\xc6\x01\n\nResolution\x12\x1a\n\x08resolver\x18\x01 \x01(\tR\x08resolver\x12\x12\n\x04note\x18\x02 \x01(\tR\x04note\x12\'\n\x0fmessage_deleted\x18\x03 \x01(\x08R\x0emessageDeleted\x12 \n\x0brestriction\x18\x04 \x01(\tR\x0brestriction\x12=\n\x0cresolve_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bresolveTimeB-Z+caas/gen/go/caas/moderation/v1;moderationv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"caas/moderation/v1/resources.proto\x12\x12\x63\x61\x61s.moderation.v1\x1a\x1b\x62uf/validate/validate.proto\x1a%caas/conversations/v1/resources.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x05\n\x0bRestriction\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12H\n\x07user_id\x18\x02 \x01(\tB/\xe2\x41\x02\x02\x05\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06userId\x12\x9d\x01\n\x0c\x63onversation\x18\x03 \x01(\tBy\xe2\x41\x02\x01\x05\xfa\x41\x17\n\x15\x63\x61\x61s.dev/Conversation\xbaHWrU2S^(apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/conversations/[A-Za-z0-9][A-Za-z0-9_-]{0,63})?$R\x0c\x63onversation\x12I\n\x04type\x18\x04 \x01(\x0e\x32$.caas.moderation.v1.Restriction.TypeB\x0f\xe2\x41\x02\x02\x05\xbaH\x07\x82\x01\x04\x10\x01 \x00R\x04type\x12$\n\x06reason\x18\x05 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xf4\x03R\x06reason\x12Q\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x14\xe2\x41\x01\x01\xbaH\r\xb2\x01\n@\x01J\x06\x08\x80\x86\xb0\x96\x01R\nexpireTime\x12\x1e\n\x07\x63reator\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\x07\x63reator\x12\x41\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\"9\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\r\n\tTYPE_MUTE\x10\x01\x12\x0c\n\x08TYPE_BAN\x10\x02:[\xea\x41X\n\x14\x63\x61\x61s.dev/Restriction\x12%apps/{app}/restrictions/{restriction}*\x0crestrictions2\x0brestriction\"\x8b\x06\n\x04\x46lag\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1e\n\x07message\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x07message\x12(\n\x0c\x63onversation\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x0c\x63onversation\x12\x1d\n\x07user_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x06userId\x12\'\n\x0cmessage_text\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x0bmessageText\x12:\n\x05state\x18\x06 \x01(\x0e\x32\x1e.caas.moderation.v1.Flag.StateB\x04\xe2\x41\x01\x03R\x05state\x12\'\n\x0creport_count\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03R\x0breportCount\x12:\n\x07reports\x18\x08 \x03(\x0b\x32\x1a.caas.moderation.v1.ReportB\x04\xe2\x41\x01\x03R\x07reports\x12\x1e\n\x07\x63laimer\x18\t \x01(\tB\x04\xe2\x41\x01\x03R\x07\x63laimer\x12L\n\x11\x63laim_expire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x0f\x63laimExpireTime\x12\x44\n\nresolution\x18\x0b \x01(\x0b\x32\x1e.caas.moderation.v1.ResolutionB\x04\xe2\x41\x01\x03R\nresolution\x12\x41\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\"B\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nSTATE_OPEN\x10\x01\x12\x12\n\x0eSTATE_RESOLVED\x10\x02:8\xea\x41\x35\n\rcaas.dev/Flag\x12\x17\x61pps/{app}/flags/{flag}*\x05\x66lags2\x04\x66lag\"\xfc\x02\n\x06Report\x12\x1a\n\x08reporter\x18\x01 \x01(\tR\x08reporter\x12\x39\n\x06reason\x18\x02 \x01(\x0e\x32!.caas.moderation.v1.Report.ReasonR\x06reason\x12\x18\n\x07\x64\x65tails\x18\x03 \x01(\tR\x07\x64\x65tails\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xc3\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x0f\n\x0bREASON_SPAM\x10\x01\x12\x15\n\x11REASON_HARASSMENT\x10\x02\x12\x0f\n\x0bREASON_HATE\x10\x03\x12\x11\n\rREASON_SEXUAL\x10\x04\x12\x13\n\x0fREASON_VIOLENCE\x10\x05\x12\x14\n\x10REASON_SELF_HARM\x10\x06\x12\x18\n\x14REASON_IMPERSONATION\x10\x07\x12\x10\n\x0cREASON_OTHER\x10\x08\"\xc6\x01\n\nResolution\x12\x1a\n\x08resolver\x18\x01 \x01(\tR\x08resolver\x12\x12\n\x04note\x18\x02 \x01(\tR\x04note\x12\'\n\x0fmessage_deleted\x18\x03 \x01(\x08R\x0emessageDeleted\x12 \n\x0brestriction\x18\x04 \x01(\tR\x0brestriction\x12=\n\x0cresolve_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bresolveTime\"\x9a\x07\n\x06\x46ilter\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12/\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x01\xbaH\x05r\x03\x18\xc8\x01R\x0b\x64isplayName\x12+\n\x05words\x18\x03 \x03(\tB\x15\xe2\x41\x01\x01\xbaH\x0e\x92\x01\x0b\x10\x88\'\"\x06r\x04\x10\x01\x18\x64R\x05words\x12\x31\n\x08patterns\x18\x04 \x03(\tB\x15\xe2\x41\x01\x01\xbaH\x0e\x92\x01\x0b\x10\x32\"\x07r\x05\x10\x01\x18\xf4\x03R\x08patterns\x12\x84\x01\n\x0f\x62locked_domains\x18\x05 \x03(\tB[\xe2\x41\x01\x01\xbaHT\x92\x01Q\x10\xe8\x07\"LrJ\x18\xfd\x01\x32\x45^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$R\x0e\x62lockedDomains\x12\x84\x01\n\x0f\x61llowed_domains\x18\x06 \x03(\tB[\xe2\x41\x01\x01\xbaHT\x92\x01Q\x10\xe8\x07\"LrJ\x18\xfd\x01\x32\x45^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$R\x0e\x61llowedDomains\x12G\n\x06\x61\x63tion\x18\x07 \x01(\x0e\x32!.caas.moderation.v1.Filter.ActionB\x0c\xe2\x41\x01\x02\xbaH\x05\x82\x01\x02\x10\x01R\x06\x61\x63tion\x12n\n\x12\x63onversation_kinds\x18\x08 \x03(\x0e\x32(.caas.conversations.v1.Conversation.KindB\x15\xe2\x41\x01\x01\xbaH\x0e\x92\x01\x0b\x18\x01\"\x07\x82\x01\x04\x10\x01 \x00R\x11\x63onversationKinds\x12\x41\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\"T\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41\x43TION_BLOCK\x10\x01\x12\x0f\n\x0b\x41\x43TION_FLAG\x10\x02\x12\x0f\n\x0b\x41\x43TION_MASK\x10\x03:B\xea\x41?\n\x0f\x63\x61\x61s.dev/Filter\x12\x1b\x61pps/{app}/filters/{filter}*\x07\x66ilters2\x06\x66ilterB-Z+caas/gen/go/caas/moderation/v1;moderationv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -82,18 +83,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FLAG'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
   _globals['_FLAG']._loaded_options = None
   _globals['_FLAG']._serialized_options = b'\352A5\n\rcaas.dev/Flag\022\027apps/{app}/flags/{flag}*\005flags2\004flag'
-  _globals['_RESTRICTION']._serialized_start=181
-  _globals['_RESTRICTION']._serialized_end=901
-  _globals['_RESTRICTION_TYPE']._serialized_start=751
-  _globals['_RESTRICTION_TYPE']._serialized_end=808
-  _globals['_FLAG']._serialized_start=904
-  _globals['_FLAG']._serialized_end=1683
-  _globals['_FLAG_STATE']._serialized_start=1559
-  _globals['_FLAG_STATE']._serialized_end=1625
-  _globals['_REPORT']._serialized_start=1686
-  _globals['_REPORT']._serialized_end=2066
-  _globals['_REPORT_REASON']._serialized_start=1871
-  _globals['_REPORT_REASON']._serialized_end=2066
-  _globals['_RESOLUTION']._serialized_start=2069
-  _globals['_RESOLUTION']._serialized_end=2267
+  _globals['_FILTER'].fields_by_name['name']._loaded_options = None
+  _globals['_FILTER'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_FILTER'].fields_by_name['display_name']._loaded_options = None
+  _globals['_FILTER'].fields_by_name['display_name']._serialized_options = b'\342A\001\001\272H\005r\003\030\310\001'
+  _globals['_FILTER'].fields_by_name['words']._loaded_options = None
+  _globals['_FILTER'].fields_by_name['words']._serialized_options = b'\342A\001\001\272H\016\222\001\013\020\210\'\"\006r\004\020\001\030d'
+  _globals['_FILTER'].fields_by_name['patterns']._loaded_options = None
+  _globals['_FILTER'].fields_by_name['patterns']._serialized_options = b'\342A\001\001\272H\016\222\001\013\0202\"\007r\005\020\001\030\364\003'
+  _globals['_FILTER'].fields_by_name['blocked_domains']._loaded_options = None
+  _globals['_FILTER'].fields_by_name['blocked_domains']._serialized_options = b'\342A\001\001\272HT\222\001Q\020\350\007\"LrJ\030\375\0012E^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$'
+  _globals['_FILTER'].fields_by_name['allowed_domains']._loaded_options = None
+  _globals['_FILTER'].fields_by_name['allowed_domains']._serialized_options = b'\342A\001\001\272HT\222\001Q\020\350\007\"LrJ\030\375\0012E^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$'
+  _globals['_FILTER'].fields_by_name['action']._loaded_options = None
+  _globals['_FILTER'].fields_by_name['action']._serialized_options = b'\342A\001\002\272H\005\202\001\002\020\001'
+  _globals['_FILTER'].fields_by_name['conversation_kinds']._loaded_options = None
+  _globals['_FILTER'].fields_by_name['conversation_kinds']._serialized_options = b'\342A\001\001\272H\016\222\001\013\030\001\"\007\202\001\004\020\001 \000'
+  _globals['_FILTER'].fields_by_name['create_time']._loaded_options = None
+  _globals['_FILTER'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_FILTER'].fields_by_name['update_time']._loaded_options = None
+  _globals['_FILTER'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_FILTER']._loaded_options = None
+  _globals['_FILTER']._serialized_options = b'\352A?\n\017caas.dev/Filter\022\033apps/{app}/filters/{filter}*\007filters2\006filter'
+  _globals['_RESTRICTION']._serialized_start=220
+  _globals['_RESTRICTION']._serialized_end=940
+  _globals['_RESTRICTION_TYPE']._serialized_start=790
+  _globals['_RESTRICTION_TYPE']._serialized_end=847
+  _globals['_FLAG']._serialized_start=943
+  _globals['_FLAG']._serialized_end=1722
+  _globals['_FLAG_STATE']._serialized_start=1598
+  _globals['_FLAG_STATE']._serialized_end=1664
+  _globals['_REPORT']._serialized_start=1725
+  _globals['_REPORT']._serialized_end=2105
+  _globals['_REPORT_REASON']._serialized_start=1910
+  _globals['_REPORT_REASON']._serialized_end=2105
+  _globals['_RESOLUTION']._serialized_start=2108
+  _globals['_RESOLUTION']._serialized_end=2306
+  _globals['_FILTER']._serialized_start=2309
+  _globals['_FILTER']._serialized_end=3231
+  _globals['_FILTER_ACTION']._serialized_start=3079
+  _globals['_FILTER_ACTION']._serialized_end=3163
 # @@protoc_insertion_point(module_scope)

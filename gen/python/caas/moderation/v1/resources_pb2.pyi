@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from caas.conversations.v1 import resources_pb2 as _resources_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -358,3 +359,125 @@ class Resolution(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Resolution: _TypeAlias = Resolution  # noqa: Y015
+
+@_typing.final
+class Filter(_message.Message):
+    """A content filter of an app: words, regular expressions and link rules that messages
+    are checked against when sent or edited, with what to do when one matches.
+
+    - `words`: whole words or phrases (up to 4 words), matched whatever the case,
+      accents, look-alike letters from other scripts (Cyrillic `а` for `a`, fullwidth and
+      styled letters), common digit and symbol stand-ins (`0` for `o`, `@` for `a`,
+      `$` for `s`…), repeated letters (`baaad`) and letters spaced out (`b a d`,
+      `b.a.d`).
+    - `patterns`: regular expressions in RE2 syntax, matched against the text as sent.
+      RE2 runs in time linear in the text, whatever the pattern: no pattern can stall a
+      send. A pattern RE2 refuses (backreferences, lookaround) or too large to compile is
+      refused when the filter is saved, never at message time.
+    - `blocked_domains`: a link to one of these domains or their subdomains matches.
+      `allowed_domains`: when set, a link to any other domain matches.
+
+    The app's messages are checked against every filter that applies to the
+    conversation's kind; a match does the filter's `action`. When several match, a block
+    wins over a flag, a flag over a mask. Changes apply at once in the process that
+    saves them and within a few seconds (`CAAS_AUTH_CACHE_TTL`) in the others.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Action:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Filter._Action.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        ACTION_UNSPECIFIED: Filter._Action.ValueType  # 0
+        ACTION_BLOCK: Filter._Action.ValueType  # 1
+        """The message is refused: PERMISSION_DENIED, reason `MESSAGE_BLOCKED` (metadata:
+        `filter`, this filter's name).
+        """
+        ACTION_FLAG: Filter._Action.ValueType  # 2
+        """The message goes through and is flagged for review (a report by this filter)."""
+        ACTION_MASK: Filter._Action.ValueType  # 3
+        """The matching words, matches or links are replaced by `***` before it is stored."""
+
+    class Action(_Action, metaclass=_ActionEnumTypeWrapper):
+        """What a match does."""
+
+    ACTION_UNSPECIFIED: Filter.Action.ValueType  # 0
+    ACTION_BLOCK: Filter.Action.ValueType  # 1
+    """The message is refused: PERMISSION_DENIED, reason `MESSAGE_BLOCKED` (metadata:
+    `filter`, this filter's name).
+    """
+    ACTION_FLAG: Filter.Action.ValueType  # 2
+    """The message goes through and is flagged for review (a report by this filter)."""
+    ACTION_MASK: Filter.Action.ValueType  # 3
+    """The matching words, matches or links are replaced by `***` before it is stored."""
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    WORDS_FIELD_NUMBER: _builtins.int
+    PATTERNS_FIELD_NUMBER: _builtins.int
+    BLOCKED_DOMAINS_FIELD_NUMBER: _builtins.int
+    ALLOWED_DOMAINS_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    CONVERSATION_KINDS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/filters/{filter}`; the id is chosen at creation: 1 to 63 characters of
+    [a-z0-9-], starting with a letter.
+    """
+    display_name: _builtins.str
+    """What it is for, as the app's team calls it; at most 200 characters."""
+    action: Global___Filter.Action.ValueType
+    """What a match does; required when creating (and when in an update's mask)."""
+    @_builtins.property
+    def words(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Words and phrases; at most 5,000, each 1 to 100 characters."""
+
+    @_builtins.property
+    def patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Regular expressions (RE2 syntax); at most 50, each 1 to 500 characters."""
+
+    @_builtins.property
+    def blocked_domains(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Domains whose links match (`example.com` covers `www.example.com`); at most 1,000."""
+
+    @_builtins.property
+    def allowed_domains(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """When set, links to any domain not here (nor under one here) match; at most 1,000."""
+
+    @_builtins.property
+    def conversation_kinds(self) -> _containers.RepeatedScalarFieldContainer[_resources_pb2.Conversation.Kind.ValueType]:
+        """The kinds of conversation it applies to, each once; empty: all."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        words: _abc.Iterable[_builtins.str] | None = ...,
+        patterns: _abc.Iterable[_builtins.str] | None = ...,
+        blocked_domains: _abc.Iterable[_builtins.str] | None = ...,
+        allowed_domains: _abc.Iterable[_builtins.str] | None = ...,
+        action: Global___Filter.Action.ValueType = ...,
+        conversation_kinds: _abc.Iterable[_resources_pb2.Conversation.Kind.ValueType] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "allowed_domains", b"allowed_domains", "blocked_domains", b"blocked_domains", "conversation_kinds", b"conversation_kinds", "create_time", b"create_time", "display_name", b"display_name", "name", b"name", "patterns", b"patterns", "update_time", b"update_time", "words", b"words"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Filter: _TypeAlias = Filter  # noqa: Y015

@@ -6,22 +6,22 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb.js";
 import { file_caas_errors_v1_errors } from "../../errors/v1/errors_pb.js";
-import type { Flag, Flag_State, Report_Reason, Restriction, Restriction_Type } from "./resources_pb.js";
+import type { Filter, Flag, Flag_State, Report_Reason, Restriction, Restriction_Type } from "./resources_pb.js";
 import { file_caas_moderation_v1_resources } from "./resources_pb.js";
 import { file_caas_type_v1_access } from "../../type/v1/access_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import { file_google_api_client } from "../../../google/api/client_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_api_resource } from "../../../google/api/resource_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file caas/moderation/v1/moderation_service.proto.
  */
 export const file_caas_moderation_v1_moderation_service: GenFile = /*@__PURE__*/
-  fileDesc("CitjYWFzL21vZGVyYXRpb24vdjEvbW9kZXJhdGlvbl9zZXJ2aWNlLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEipwEKGENyZWF0ZVJlc3RyaWN0aW9uUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBI6CgtyZXN0cmljdGlvbhgCIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkIE4kEBAiJRChlDcmVhdGVSZXN0cmljdGlvblJlc3BvbnNlEjQKC3Jlc3RyaWN0aW9uGAEgASgLMh8uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uIogBChVHZXRSZXN0cmljdGlvblJlcXVlc3QSbwoEbmFtZRgBIAEoCUJh4kEBAvpBFgoUY2Fhcy5kZXYvUmVzdHJpY3Rpb266SEFyPzI9XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9yZXN0cmljdGlvbnMvW2EtejItN117MTZ9JCJOChZHZXRSZXN0cmljdGlvblJlc3BvbnNlEjQKC3Jlc3RyaWN0aW9uGAEgASgLMh8uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uIvwCChdMaXN0UmVzdHJpY3Rpb25zUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBJCCgd1c2VyX2lkGAIgASgJQjHiQQEBukgqcigyJl4oW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9KT8kEo4BCgxjb252ZXJzYXRpb24YAyABKAlCeOJBAQH6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBIdCglwYWdlX3NpemUYBCABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAQiagoYTGlzdFJlc3RyaWN0aW9uc1Jlc3BvbnNlEjUKDHJlc3RyaWN0aW9ucxgBIAMoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiiwEKGERlbGV0ZVJlc3RyaWN0aW9uUmVxdWVzdBJvCgRuYW1lGAEgASgJQmHiQQEC+kEWChRjYWFzLmRldi9SZXN0cmljdGlvbrpIQXI/Mj1eYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3Jlc3RyaWN0aW9ucy9bYS16Mi03XXsxNn0kIlEKGURlbGV0ZVJlc3RyaWN0aW9uUmVzcG9uc2USNAoLcmVzdHJpY3Rpb24YASABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb24iswMKEUNyZWF0ZUZsYWdSZXF1ZXN0Ek8KBnBhcmVudBgBIAEoCUI/4kEBAvpBDgoMY2Fhcy5kZXYvQXBwukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEpoBCgdtZXNzYWdlGAIgASgJQoYB+kESChBjYWFzLmRldi9NZXNzYWdlukhucmwyal5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vY29udmVyc2F0aW9ucy9bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2M30vbWVzc2FnZXMvWzEtOV1bMC05XXswLDE3fSRIABI9Cgd1c2VyX2lkGAMgASgJQiq6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSRIABJBCgZyZWFzb24YBCABKA4yIS5jYWFzLm1vZGVyYXRpb24udjEuUmVwb3J0LlJlYXNvbkIO4kEBArpIB4IBBBABIAASHQoHZGV0YWlscxgFIAEoCUIM4kEBAbpIBXIDGOgHQg8KBnRhcmdldBIFukgCCAEiPAoSQ3JlYXRlRmxhZ1Jlc3BvbnNlEiYKBGZsYWcYASABKAsyGC5jYWFzLm1vZGVyYXRpb24udjEuRmxhZyJzCg5HZXRGbGFnUmVxdWVzdBJhCgRuYW1lGAEgASgJQlPiQQEC+kEPCg1jYWFzLmRldi9GbGFnukg6cjgyNl5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vZmxhZ3MvW2EtejItN117MTZ9JCI5Cg9HZXRGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnIrIDChBMaXN0RmxhZ3NSZXF1ZXN0Ek8KBnBhcmVudBgBIAEoCUI/4kEBAvpBDgoMY2Fhcy5kZXYvQXBwukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEjsKBXN0YXRlGAIgASgOMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWcuU3RhdGVCDOJBAQG6SAWCAQIQARKOAQoMY29udmVyc2F0aW9uGAMgASgJQnjiQQEB+kEXChVjYWFzLmRldi9Db252ZXJzYXRpb266SFdyVTJTXihhcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vY29udmVyc2F0aW9ucy9bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2M30pPyQSQgoHdXNlcl9pZBgEIAEoCUIx4kEBAbpIKnIoMiZeKFtBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSk/JBIdCglwYWdlX3NpemUYBSABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgGIAEoCUIIukgFcgMYgAQiVQoRTGlzdEZsYWdzUmVzcG9uc2USJwoFZmxhZ3MYASADKAsyGC5jYWFzLm1vZGVyYXRpb24udjEuRmxhZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkijAEKEENsYWltRmxhZ1JlcXVlc3QSYQoEbmFtZRgBIAEoCUJT4kEBAvpBDwoNY2Fhcy5kZXYvRmxhZ7pIOnI4MjZeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL2ZsYWdzL1thLXoyLTddezE2fSQSFQoHcmVsZWFzZRgCIAEoCEIE4kEBASI7ChFDbGFpbUZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWci8AEKElJlc29sdmVGbGFnUmVxdWVzdBJhCgRuYW1lGAEgASgJQlPiQQEC+kEPCg1jYWFzLmRldi9GbGFnukg6cjgyNl5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vZmxhZ3MvW2EtejItN117MTZ9JBIcCgRub3RlGAIgASgJQg7iQQECukgHcgUQARjoBxIcCg5kZWxldGVfbWVzc2FnZRgDIAEoCEIE4kEBARI7CghyZXN0cmljdBgEIAEoCzIjLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnUmVzdHJpY3Rpb25CBOJBAQEi0gEKD0ZsYWdSZXN0cmljdGlvbhJCCgR0eXBlGAEgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCDuJBAQK6SAeCAQQQASAAEhYKCGFwcF93aWRlGAIgASgIQgTiQQEBEhwKBnJlYXNvbhgDIAEoCUIM4kEBAbpIBXIDGPQDEkUKC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIU4kEBAbpIDbIBCkoGCICGsJYBQAEiPQoTUmVzb2x2ZUZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWcysQ0KEU1vZGVyYXRpb25TZXJ2aWNlEt4BChFDcmVhdGVSZXN0cmljdGlvbhIsLmNhYXMubW9kZXJhdGlvbi52MS5DcmVhdGVSZXN0cmljdGlvblJlcXVlc3QaLS5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlUmVzdHJpY3Rpb25SZXNwb25zZSJs2kEScGFyZW50LHJlc3RyaWN0aW9uyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYCQoHFSgYF1U3OYLT5JMCLzoLcmVzdHJpY3Rpb24iIC92MS97cGFyZW50PWFwcHMvKn0vcmVzdHJpY3Rpb25zErUBCg5HZXRSZXN0cmljdGlvbhIpLmNhYXMubW9kZXJhdGlvbi52MS5HZXRSZXN0cmljdGlvblJlcXVlc3QaKi5jYWFzLm1vZGVyYXRpb24udjEuR2V0UmVzdHJpY3Rpb25SZXNwb25zZSJM2kEEbmFtZcrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAQKAhUogtPkkwIiEiAvdjEve25hbWU9YXBwcy8qL3Jlc3RyaWN0aW9ucy8qfRLBAQoQTGlzdFJlc3RyaWN0aW9ucxIrLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0UmVzdHJpY3Rpb25zUmVxdWVzdBosLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0UmVzdHJpY3Rpb25zUmVzcG9uc2UiUtpBBnBhcmVudMrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAgKBhUWKBgXH4LT5JMCIhIgL3YxL3twYXJlbnQ9YXBwcy8qfS9yZXN0cmljdGlvbnMSwAEKEURlbGV0ZVJlc3RyaWN0aW9uEiwuY2Fhcy5tb2RlcmF0aW9uLnYxLkRlbGV0ZVJlc3RyaWN0aW9uUmVxdWVzdBotLmNhYXMubW9kZXJhdGlvbi52MS5EZWxldGVSZXN0cmljdGlvblJlc3BvbnNlIk7aQQRuYW1lyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYBgoEFSgXVYLT5JMCIiogL3YxL3tuYW1lPWFwcHMvKi9yZXN0cmljdGlvbnMvKn0SugEKCkNyZWF0ZUZsYWcSJS5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlRmxhZ1JlcXVlc3QaJi5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlRmxhZ1Jlc3BvbnNlIl3aQRVwYXJlbnQsbWVzc2FnZSxyZWFzb27K8xgRCgMCAwQSCm1vZGVyYXRpb27S8xgICgYVKBhXOjeC0+STAh46ASoiGS92MS97cGFyZW50PWFwcHMvKn0vZmxhZ3MSmQEKB0dldEZsYWcSIi5jYWFzLm1vZGVyYXRpb24udjEuR2V0RmxhZ1JlcXVlc3QaIy5jYWFzLm1vZGVyYXRpb24udjEuR2V0RmxhZ1Jlc3BvbnNlIkXaQQRuYW1lyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYBAoCFSiC0+STAhsSGS92MS97bmFtZT1hcHBzLyovZmxhZ3MvKn0SpQEKCUxpc3RGbGFncxIkLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0RmxhZ3NSZXF1ZXN0GiUuY2Fhcy5tb2RlcmF0aW9uLnYxLkxpc3RGbGFnc1Jlc3BvbnNlIkvaQQZwYXJlbnTK8xgRCgMCAwQSCm1vZGVyYXRpb27S8xgICgYVKBgXVx+C0+STAhsSGS92MS97cGFyZW50PWFwcHMvKn0vZmxhZ3MSrQEKCUNsYWltRmxhZxIkLmNhYXMubW9kZXJhdGlvbi52MS5DbGFpbUZsYWdSZXF1ZXN0GiUuY2Fhcy5tb2RlcmF0aW9uLnYxLkNsYWltRmxhZ1Jlc3BvbnNlIlPaQQRuYW1lyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYCQoHFSgYF1dYWYLT5JMCJDoBKiIfL3YxL3tuYW1lPWFwcHMvKi9mbGFncy8qfTpjbGFpbRK9AQoLUmVzb2x2ZUZsYWcSJi5jYWFzLm1vZGVyYXRpb24udjEuUmVzb2x2ZUZsYWdSZXF1ZXN0GicuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc29sdmVGbGFnUmVzcG9uc2UiXdpBCW5hbWUsbm90ZcrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAwKChUoGBdXWFlVOTeC0+STAiY6ASoiIS92MS97bmFtZT1hcHBzLyovZmxhZ3MvKn06cmVzb2x2ZRoLykEIY2Fhcy5kZXZCLVorY2Fhcy9nZW4vZ28vY2Fhcy9tb2RlcmF0aW9uL3YxO21vZGVyYXRpb252MWIGcHJvdG8z", [file_buf_validate_validate, file_caas_errors_v1_errors, file_caas_moderation_v1_resources, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
+  fileDesc("CitjYWFzL21vZGVyYXRpb24vdjEvbW9kZXJhdGlvbl9zZXJ2aWNlLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEipwEKGENyZWF0ZVJlc3RyaWN0aW9uUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBI6CgtyZXN0cmljdGlvbhgCIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkIE4kEBAiJRChlDcmVhdGVSZXN0cmljdGlvblJlc3BvbnNlEjQKC3Jlc3RyaWN0aW9uGAEgASgLMh8uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uIogBChVHZXRSZXN0cmljdGlvblJlcXVlc3QSbwoEbmFtZRgBIAEoCUJh4kEBAvpBFgoUY2Fhcy5kZXYvUmVzdHJpY3Rpb266SEFyPzI9XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9yZXN0cmljdGlvbnMvW2EtejItN117MTZ9JCJOChZHZXRSZXN0cmljdGlvblJlc3BvbnNlEjQKC3Jlc3RyaWN0aW9uGAEgASgLMh8uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uIvwCChdMaXN0UmVzdHJpY3Rpb25zUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBJCCgd1c2VyX2lkGAIgASgJQjHiQQEBukgqcigyJl4oW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9KT8kEo4BCgxjb252ZXJzYXRpb24YAyABKAlCeOJBAQH6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBIdCglwYWdlX3NpemUYBCABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAQiagoYTGlzdFJlc3RyaWN0aW9uc1Jlc3BvbnNlEjUKDHJlc3RyaWN0aW9ucxgBIAMoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiiwEKGERlbGV0ZVJlc3RyaWN0aW9uUmVxdWVzdBJvCgRuYW1lGAEgASgJQmHiQQEC+kEWChRjYWFzLmRldi9SZXN0cmljdGlvbrpIQXI/Mj1eYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3Jlc3RyaWN0aW9ucy9bYS16Mi03XXsxNn0kIlEKGURlbGV0ZVJlc3RyaWN0aW9uUmVzcG9uc2USNAoLcmVzdHJpY3Rpb24YASABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb24iswMKEUNyZWF0ZUZsYWdSZXF1ZXN0Ek8KBnBhcmVudBgBIAEoCUI/4kEBAvpBDgoMY2Fhcy5kZXYvQXBwukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEpoBCgdtZXNzYWdlGAIgASgJQoYB+kESChBjYWFzLmRldi9NZXNzYWdlukhucmwyal5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vY29udmVyc2F0aW9ucy9bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2M30vbWVzc2FnZXMvWzEtOV1bMC05XXswLDE3fSRIABI9Cgd1c2VyX2lkGAMgASgJQiq6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSRIABJBCgZyZWFzb24YBCABKA4yIS5jYWFzLm1vZGVyYXRpb24udjEuUmVwb3J0LlJlYXNvbkIO4kEBArpIB4IBBBABIAASHQoHZGV0YWlscxgFIAEoCUIM4kEBAbpIBXIDGOgHQg8KBnRhcmdldBIFukgCCAEiPAoSQ3JlYXRlRmxhZ1Jlc3BvbnNlEiYKBGZsYWcYASABKAsyGC5jYWFzLm1vZGVyYXRpb24udjEuRmxhZyJzCg5HZXRGbGFnUmVxdWVzdBJhCgRuYW1lGAEgASgJQlPiQQEC+kEPCg1jYWFzLmRldi9GbGFnukg6cjgyNl5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vZmxhZ3MvW2EtejItN117MTZ9JCI5Cg9HZXRGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnIrIDChBMaXN0RmxhZ3NSZXF1ZXN0Ek8KBnBhcmVudBgBIAEoCUI/4kEBAvpBDgoMY2Fhcy5kZXYvQXBwukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEjsKBXN0YXRlGAIgASgOMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWcuU3RhdGVCDOJBAQG6SAWCAQIQARKOAQoMY29udmVyc2F0aW9uGAMgASgJQnjiQQEB+kEXChVjYWFzLmRldi9Db252ZXJzYXRpb266SFdyVTJTXihhcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vY29udmVyc2F0aW9ucy9bQS1aYS16MC05XVtBLVphLXowLTlfLV17MCw2M30pPyQSQgoHdXNlcl9pZBgEIAEoCUIx4kEBAbpIKnIoMiZeKFtBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSk/JBIdCglwYWdlX3NpemUYBSABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgGIAEoCUIIukgFcgMYgAQiVQoRTGlzdEZsYWdzUmVzcG9uc2USJwoFZmxhZ3MYASADKAsyGC5jYWFzLm1vZGVyYXRpb24udjEuRmxhZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkijAEKEENsYWltRmxhZ1JlcXVlc3QSYQoEbmFtZRgBIAEoCUJT4kEBAvpBDwoNY2Fhcy5kZXYvRmxhZ7pIOnI4MjZeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL2ZsYWdzL1thLXoyLTddezE2fSQSFQoHcmVsZWFzZRgCIAEoCEIE4kEBASI7ChFDbGFpbUZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWci8AEKElJlc29sdmVGbGFnUmVxdWVzdBJhCgRuYW1lGAEgASgJQlPiQQEC+kEPCg1jYWFzLmRldi9GbGFnukg6cjgyNl5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vZmxhZ3MvW2EtejItN117MTZ9JBIcCgRub3RlGAIgASgJQg7iQQECukgHcgUQARjoBxIcCg5kZWxldGVfbWVzc2FnZRgDIAEoCEIE4kEBARI7CghyZXN0cmljdBgEIAEoCzIjLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnUmVzdHJpY3Rpb25CBOJBAQEi0gEKD0ZsYWdSZXN0cmljdGlvbhJCCgR0eXBlGAEgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCDuJBAQK6SAeCAQQQASAAEhYKCGFwcF93aWRlGAIgASgIQgTiQQEBEhwKBnJlYXNvbhgDIAEoCUIM4kEBAbpIBXIDGPQDEkUKC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIU4kEBAbpIDbIBCkoGCICGsJYBQAEiPQoTUmVzb2x2ZUZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWci1AEKE0NyZWF0ZUZpbHRlclJlcXVlc3QSTwoGcGFyZW50GAEgASgJQj/iQQEC+kEOCgxjYWFzLmRldi9BcHC6SCdyJTIjXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSQSNAoJZmlsdGVyX2lkGAIgASgJQiHiQQECukgachgyFl5bYS16XVthLXowLTktXXswLDYyfSQSNgoGZmlsdGVyGAMgASgLMhouY2Fhcy5tb2RlcmF0aW9uLnYxLkZpbHRlckIK4kEBArpIA8gBASJCChRDcmVhdGVGaWx0ZXJSZXNwb25zZRIqCgZmaWx0ZXIYASABKAsyGi5jYWFzLm1vZGVyYXRpb24udjEuRmlsdGVyIoEBChBHZXRGaWx0ZXJSZXF1ZXN0Em0KBG5hbWUYASABKAlCX+JBAQL6QREKD2NhYXMuZGV2L0ZpbHRlcrpIRHJCMkBeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL2ZpbHRlcnMvW2Etel1bYS16MC05LV17MCw2Mn0kIj8KEUdldEZpbHRlclJlc3BvbnNlEioKBmZpbHRlchgBIAEoCzIaLmNhYXMubW9kZXJhdGlvbi52MS5GaWx0ZXIiogEKEkxpc3RGaWx0ZXJzUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiWwoTTGlzdEZpbHRlcnNSZXNwb25zZRIrCgdmaWx0ZXJzGAEgAygLMhouY2Fhcy5tb2RlcmF0aW9uLnYxLkZpbHRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkihwMKE1VwZGF0ZUZpbHRlclJlcXVlc3QS0QEKBmZpbHRlchgBIAEoCzIaLmNhYXMubW9kZXJhdGlvbi52MS5GaWx0ZXJCpAHiQQECukicAboBlQEKEmZpbHRlci5uYW1lX2Zvcm1hdBIobmFtZSBtdXN0IGJlIGFwcHMve2FwcH0vZmlsdGVycy97ZmlsdGVyfRpVdGhpcy5uYW1lLm1hdGNoZXMoJ15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vZmlsdGVycy9bYS16XVthLXowLTktXXswLDYyfSQnKcgBARKbAQoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQmriQQECukhjyAEB4gFdEgxkaXNwbGF5X25hbWUSBXdvcmRzEghwYXR0ZXJucxIPYmxvY2tlZF9kb21haW5zEg9hbGxvd2VkX2RvbWFpbnMSBmFjdGlvbhISY29udmVyc2F0aW9uX2tpbmRzIkIKFFVwZGF0ZUZpbHRlclJlc3BvbnNlEioKBmZpbHRlchgBIAEoCzIaLmNhYXMubW9kZXJhdGlvbi52MS5GaWx0ZXIihAEKE0RlbGV0ZUZpbHRlclJlcXVlc3QSbQoEbmFtZRgBIAEoCUJf4kEBAvpBEQoPY2Fhcy5kZXYvRmlsdGVyukhEckIyQF5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vZmlsdGVycy9bYS16XVthLXowLTktXXswLDYyfSQiFgoURGVsZXRlRmlsdGVyUmVzcG9uc2UyvBQKEU1vZGVyYXRpb25TZXJ2aWNlEt4BChFDcmVhdGVSZXN0cmljdGlvbhIsLmNhYXMubW9kZXJhdGlvbi52MS5DcmVhdGVSZXN0cmljdGlvblJlcXVlc3QaLS5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlUmVzdHJpY3Rpb25SZXNwb25zZSJs2kEScGFyZW50LHJlc3RyaWN0aW9uyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYCQoHFSgYF1U3OYLT5JMCLzoLcmVzdHJpY3Rpb24iIC92MS97cGFyZW50PWFwcHMvKn0vcmVzdHJpY3Rpb25zErUBCg5HZXRSZXN0cmljdGlvbhIpLmNhYXMubW9kZXJhdGlvbi52MS5HZXRSZXN0cmljdGlvblJlcXVlc3QaKi5jYWFzLm1vZGVyYXRpb24udjEuR2V0UmVzdHJpY3Rpb25SZXNwb25zZSJM2kEEbmFtZcrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAQKAhUogtPkkwIiEiAvdjEve25hbWU9YXBwcy8qL3Jlc3RyaWN0aW9ucy8qfRLBAQoQTGlzdFJlc3RyaWN0aW9ucxIrLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0UmVzdHJpY3Rpb25zUmVxdWVzdBosLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0UmVzdHJpY3Rpb25zUmVzcG9uc2UiUtpBBnBhcmVudMrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAgKBhUWKBgXH4LT5JMCIhIgL3YxL3twYXJlbnQ9YXBwcy8qfS9yZXN0cmljdGlvbnMSwAEKEURlbGV0ZVJlc3RyaWN0aW9uEiwuY2Fhcy5tb2RlcmF0aW9uLnYxLkRlbGV0ZVJlc3RyaWN0aW9uUmVxdWVzdBotLmNhYXMubW9kZXJhdGlvbi52MS5EZWxldGVSZXN0cmljdGlvblJlc3BvbnNlIk7aQQRuYW1lyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYBgoEFSgXVYLT5JMCIiogL3YxL3tuYW1lPWFwcHMvKi9yZXN0cmljdGlvbnMvKn0SugEKCkNyZWF0ZUZsYWcSJS5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlRmxhZ1JlcXVlc3QaJi5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlRmxhZ1Jlc3BvbnNlIl3aQRVwYXJlbnQsbWVzc2FnZSxyZWFzb27K8xgRCgMCAwQSCm1vZGVyYXRpb27S8xgICgYVKBhXOjeC0+STAh46ASoiGS92MS97cGFyZW50PWFwcHMvKn0vZmxhZ3MSmQEKB0dldEZsYWcSIi5jYWFzLm1vZGVyYXRpb24udjEuR2V0RmxhZ1JlcXVlc3QaIy5jYWFzLm1vZGVyYXRpb24udjEuR2V0RmxhZ1Jlc3BvbnNlIkXaQQRuYW1lyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYBAoCFSiC0+STAhsSGS92MS97bmFtZT1hcHBzLyovZmxhZ3MvKn0SpQEKCUxpc3RGbGFncxIkLmNhYXMubW9kZXJhdGlvbi52MS5MaXN0RmxhZ3NSZXF1ZXN0GiUuY2Fhcy5tb2RlcmF0aW9uLnYxLkxpc3RGbGFnc1Jlc3BvbnNlIkvaQQZwYXJlbnTK8xgRCgMCAwQSCm1vZGVyYXRpb27S8xgICgYVKBgXVx+C0+STAhsSGS92MS97cGFyZW50PWFwcHMvKn0vZmxhZ3MSrQEKCUNsYWltRmxhZxIkLmNhYXMubW9kZXJhdGlvbi52MS5DbGFpbUZsYWdSZXF1ZXN0GiUuY2Fhcy5tb2RlcmF0aW9uLnYxLkNsYWltRmxhZ1Jlc3BvbnNlIlPaQQRuYW1lyvMYEQoDAgMEEgptb2RlcmF0aW9u0vMYCQoHFSgYF1dYWYLT5JMCJDoBKiIfL3YxL3tuYW1lPWFwcHMvKi9mbGFncy8qfTpjbGFpbRK9AQoLUmVzb2x2ZUZsYWcSJi5jYWFzLm1vZGVyYXRpb24udjEuUmVzb2x2ZUZsYWdSZXF1ZXN0GicuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc29sdmVGbGFnUmVzcG9uc2UiXdpBCW5hbWUsbm90ZcrzGBEKAwIDBBIKbW9kZXJhdGlvbtLzGAwKChUoGBdXWFlVOTeC0+STAiY6ASoiIS92MS97bmFtZT1hcHBzLyovZmxhZ3MvKn06cmVzb2x2ZRLFAQoMQ3JlYXRlRmlsdGVyEicuY2Fhcy5tb2RlcmF0aW9uLnYxLkNyZWF0ZUZpbHRlclJlcXVlc3QaKC5jYWFzLm1vZGVyYXRpb24udjEuQ3JlYXRlRmlsdGVyUmVzcG9uc2UiYtpBF3BhcmVudCxmaWx0ZXIsZmlsdGVyX2lkyvMYEAoCAgMSCm1vZGVyYXRpb27S8xgFCgMVMjuC0+STAiU6BmZpbHRlciIbL3YxL3twYXJlbnQ9YXBwcy8qfS9maWx0ZXJzEqABCglHZXRGaWx0ZXISJC5jYWFzLm1vZGVyYXRpb24udjEuR2V0RmlsdGVyUmVxdWVzdBolLmNhYXMubW9kZXJhdGlvbi52MS5HZXRGaWx0ZXJSZXNwb25zZSJG2kEEbmFtZcrzGBAKAgIDEgptb2RlcmF0aW9u0vMYBAoCFSiC0+STAh0SGy92MS97bmFtZT1hcHBzLyovZmlsdGVycy8qfRKoAQoLTGlzdEZpbHRlcnMSJi5jYWFzLm1vZGVyYXRpb24udjEuTGlzdEZpbHRlcnNSZXF1ZXN0GicuY2Fhcy5tb2RlcmF0aW9uLnYxLkxpc3RGaWx0ZXJzUmVzcG9uc2UiSNpBBnBhcmVudMrzGBAKAgIDEgptb2RlcmF0aW9u0vMYBAoCFR+C0+STAh0SGy92MS97cGFyZW50PWFwcHMvKn0vZmlsdGVycxLGAQoMVXBkYXRlRmlsdGVyEicuY2Fhcy5tb2RlcmF0aW9uLnYxLlVwZGF0ZUZpbHRlclJlcXVlc3QaKC5jYWFzLm1vZGVyYXRpb24udjEuVXBkYXRlRmlsdGVyUmVzcG9uc2UiY9pBEmZpbHRlcix1cGRhdGVfbWFza8rzGBAKAgIDEgptb2RlcmF0aW9u0vMYBAoCFSiC0+STAiw6BmZpbHRlcjIiL3YxL3tmaWx0ZXIubmFtZT1hcHBzLyovZmlsdGVycy8qfRKpAQoMRGVsZXRlRmlsdGVyEicuY2Fhcy5tb2RlcmF0aW9uLnYxLkRlbGV0ZUZpbHRlclJlcXVlc3QaKC5jYWFzLm1vZGVyYXRpb24udjEuRGVsZXRlRmlsdGVyUmVzcG9uc2UiRtpBBG5hbWXK8xgQCgICAxIKbW9kZXJhdGlvbtLzGAQKAhUogtPkkwIdKhsvdjEve25hbWU9YXBwcy8qL2ZpbHRlcnMvKn0aC8pBCGNhYXMuZGV2Qi1aK2NhYXMvZ2VuL2dvL2NhYXMvbW9kZXJhdGlvbi92MTttb2RlcmF0aW9udjFiBnByb3RvMw", [file_buf_validate_validate, file_caas_errors_v1_errors, file_caas_moderation_v1_resources, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Request of ModerationService.CreateRestriction.
@@ -594,6 +594,253 @@ export const ResolveFlagResponseSchema: GenMessage<ResolveFlagResponse> = /*@__P
   messageDesc(file_caas_moderation_v1_moderation_service, 18);
 
 /**
+ * Request of ModerationService.CreateFilter.
+ *
+ * @generated from message caas.moderation.v1.CreateFilterRequest
+ */
+export type CreateFilterRequest = Message<"caas.moderation.v1.CreateFilterRequest"> & {
+  /**
+   * `apps/{app}`.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * The filter's id: 1 to 63 characters of [a-z0-9-], starting with a letter.
+   *
+   * @generated from field: string filter_id = 2;
+   */
+  filterId: string;
+
+  /**
+   * The filter; `name` is ignored.
+   *
+   * @generated from field: caas.moderation.v1.Filter filter = 3;
+   */
+  filter?: Filter | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.CreateFilterRequest.
+ * Use `create(CreateFilterRequestSchema)` to create a new message.
+ */
+export const CreateFilterRequestSchema: GenMessage<CreateFilterRequest> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 19);
+
+/**
+ * Response of ModerationService.CreateFilter.
+ *
+ * @generated from message caas.moderation.v1.CreateFilterResponse
+ */
+export type CreateFilterResponse = Message<"caas.moderation.v1.CreateFilterResponse"> & {
+  /**
+   * The filter as stored.
+   *
+   * @generated from field: caas.moderation.v1.Filter filter = 1;
+   */
+  filter?: Filter | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.CreateFilterResponse.
+ * Use `create(CreateFilterResponseSchema)` to create a new message.
+ */
+export const CreateFilterResponseSchema: GenMessage<CreateFilterResponse> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 20);
+
+/**
+ * Request of ModerationService.GetFilter.
+ *
+ * @generated from message caas.moderation.v1.GetFilterRequest
+ */
+export type GetFilterRequest = Message<"caas.moderation.v1.GetFilterRequest"> & {
+  /**
+   * `apps/{app}/filters/{filter}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.moderation.v1.GetFilterRequest.
+ * Use `create(GetFilterRequestSchema)` to create a new message.
+ */
+export const GetFilterRequestSchema: GenMessage<GetFilterRequest> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 21);
+
+/**
+ * Response of ModerationService.GetFilter.
+ *
+ * @generated from message caas.moderation.v1.GetFilterResponse
+ */
+export type GetFilterResponse = Message<"caas.moderation.v1.GetFilterResponse"> & {
+  /**
+   * The filter.
+   *
+   * @generated from field: caas.moderation.v1.Filter filter = 1;
+   */
+  filter?: Filter | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.GetFilterResponse.
+ * Use `create(GetFilterResponseSchema)` to create a new message.
+ */
+export const GetFilterResponseSchema: GenMessage<GetFilterResponse> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 22);
+
+/**
+ * Request of ModerationService.ListFilters.
+ *
+ * @generated from message caas.moderation.v1.ListFiltersRequest
+ */
+export type ListFiltersRequest = Message<"caas.moderation.v1.ListFiltersRequest"> & {
+  /**
+   * `apps/{app}`.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * At most 200; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page, empty for the first; at most 512 characters.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message caas.moderation.v1.ListFiltersRequest.
+ * Use `create(ListFiltersRequestSchema)` to create a new message.
+ */
+export const ListFiltersRequestSchema: GenMessage<ListFiltersRequest> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 23);
+
+/**
+ * Response of ModerationService.ListFilters.
+ *
+ * @generated from message caas.moderation.v1.ListFiltersResponse
+ */
+export type ListFiltersResponse = Message<"caas.moderation.v1.ListFiltersResponse"> & {
+  /**
+   * The filters of this page.
+   *
+   * @generated from field: repeated caas.moderation.v1.Filter filters = 1;
+   */
+  filters: Filter[];
+
+  /**
+   * Token of the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message caas.moderation.v1.ListFiltersResponse.
+ * Use `create(ListFiltersResponseSchema)` to create a new message.
+ */
+export const ListFiltersResponseSchema: GenMessage<ListFiltersResponse> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 24);
+
+/**
+ * Request of ModerationService.UpdateFilter.
+ *
+ * @generated from message caas.moderation.v1.UpdateFilterRequest
+ */
+export type UpdateFilterRequest = Message<"caas.moderation.v1.UpdateFilterRequest"> & {
+  /**
+   * The filter, with `name` set; only the fields in `update_mask` change.
+   *
+   * @generated from field: caas.moderation.v1.Filter filter = 1;
+   */
+  filter?: Filter | undefined;
+
+  /**
+   * The fields to change: `display_name`, `words`, `patterns`, `blocked_domains`,
+   * `allowed_domains`, `action`, `conversation_kinds`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.UpdateFilterRequest.
+ * Use `create(UpdateFilterRequestSchema)` to create a new message.
+ */
+export const UpdateFilterRequestSchema: GenMessage<UpdateFilterRequest> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 25);
+
+/**
+ * Response of ModerationService.UpdateFilter.
+ *
+ * @generated from message caas.moderation.v1.UpdateFilterResponse
+ */
+export type UpdateFilterResponse = Message<"caas.moderation.v1.UpdateFilterResponse"> & {
+  /**
+   * The filter as it is now.
+   *
+   * @generated from field: caas.moderation.v1.Filter filter = 1;
+   */
+  filter?: Filter | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.UpdateFilterResponse.
+ * Use `create(UpdateFilterResponseSchema)` to create a new message.
+ */
+export const UpdateFilterResponseSchema: GenMessage<UpdateFilterResponse> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 26);
+
+/**
+ * Request of ModerationService.DeleteFilter.
+ *
+ * @generated from message caas.moderation.v1.DeleteFilterRequest
+ */
+export type DeleteFilterRequest = Message<"caas.moderation.v1.DeleteFilterRequest"> & {
+  /**
+   * `apps/{app}/filters/{filter}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.moderation.v1.DeleteFilterRequest.
+ * Use `create(DeleteFilterRequestSchema)` to create a new message.
+ */
+export const DeleteFilterRequestSchema: GenMessage<DeleteFilterRequest> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 27);
+
+/**
+ * Response of ModerationService.DeleteFilter.
+ *
+ * @generated from message caas.moderation.v1.DeleteFilterResponse
+ */
+export type DeleteFilterResponse = Message<"caas.moderation.v1.DeleteFilterResponse"> & {
+};
+
+/**
+ * Describes the message caas.moderation.v1.DeleteFilterResponse.
+ * Use `create(DeleteFilterResponseSchema)` to create a new message.
+ */
+export const DeleteFilterResponseSchema: GenMessage<DeleteFilterResponse> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_moderation_service, 28);
+
+/**
  * Moderation tools: mutes and bans of users (`Restriction`), in the whole app or in
  * one conversation.
  *
@@ -704,6 +951,57 @@ export const ModerationService: GenService<{
     methodKind: "unary";
     input: typeof ResolveFlagRequestSchema;
     output: typeof ResolveFlagResponseSchema;
+  },
+  /**
+   * Creates a content filter. A pattern RE2 refuses or too large to run is refused
+   * here (INVALID_ARGUMENT naming `filter.patterns[i]`). An app has at most 20 filters.
+   *
+   * @generated from rpc caas.moderation.v1.ModerationService.CreateFilter
+   */
+  createFilter: {
+    methodKind: "unary";
+    input: typeof CreateFilterRequestSchema;
+    output: typeof CreateFilterResponseSchema;
+  },
+  /**
+   * Gets a content filter.
+   *
+   * @generated from rpc caas.moderation.v1.ModerationService.GetFilter
+   */
+  getFilter: {
+    methodKind: "unary";
+    input: typeof GetFilterRequestSchema;
+    output: typeof GetFilterResponseSchema;
+  },
+  /**
+   * Lists the app's content filters, by id.
+   *
+   * @generated from rpc caas.moderation.v1.ModerationService.ListFilters
+   */
+  listFilters: {
+    methodKind: "unary";
+    input: typeof ListFiltersRequestSchema;
+    output: typeof ListFiltersResponseSchema;
+  },
+  /**
+   * Changes a content filter: the fields in `update_mask`.
+   *
+   * @generated from rpc caas.moderation.v1.ModerationService.UpdateFilter
+   */
+  updateFilter: {
+    methodKind: "unary";
+    input: typeof UpdateFilterRequestSchema;
+    output: typeof UpdateFilterResponseSchema;
+  },
+  /**
+   * Deletes a content filter.
+   *
+   * @generated from rpc caas.moderation.v1.ModerationService.DeleteFilter
+   */
+  deleteFilter: {
+    methodKind: "unary";
+    input: typeof DeleteFilterRequestSchema;
+    output: typeof DeleteFilterResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_caas_moderation_v1_moderation_service, 0);

@@ -5,6 +5,8 @@
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb.js";
+import type { Conversation_Kind } from "../../conversations/v1/resources_pb.js";
+import { file_caas_conversations_v1_resources } from "../../conversations/v1/resources_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_api_resource } from "../../../google/api/resource_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/moderation/v1/resources.proto.
  */
 export const file_caas_moderation_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiJjYWFzL21vZGVyYXRpb24vdjEvcmVzb3VyY2VzLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEihQUKC1Jlc3RyaWN0aW9uEhIKBG5hbWUYASABKAlCBOJBAQgSQAoHdXNlcl9pZBgCIAEoCUIv4kECAgW6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSjwEKDGNvbnZlcnNhdGlvbhgDIAEoCUJ54kECAQX6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBJDCgR0eXBlGAQgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCD+JBAgIFukgHggEEEAEgABIcCgZyZWFzb24YBSABKAlCDOJBAQG6SAVyAxj0AxJFCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFOJBAQG6SA2yAQpKBgiAhrCWAUABEhUKB2NyZWF0b3IYByABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIjkKBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg0KCVRZUEVfTVVURRABEgwKCFRZUEVfQkFOEAI6W+pBWAoUY2Fhcy5kZXYvUmVzdHJpY3Rpb24SJWFwcHMve2FwcH0vcmVzdHJpY3Rpb25zL3tyZXN0cmljdGlvbn0qDHJlc3RyaWN0aW9uczILcmVzdHJpY3Rpb24i/gQKBEZsYWcSEgoEbmFtZRgBIAEoCUIE4kEBCBIVCgdtZXNzYWdlGAIgASgJQgTiQQEDEhoKDGNvbnZlcnNhdGlvbhgDIAEoCUIE4kEBAxIVCgd1c2VyX2lkGAQgASgJQgTiQQEDEhoKDG1lc3NhZ2VfdGV4dBgFIAEoCUIE4kEBAxIzCgVzdGF0ZRgGIAEoDjIeLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnLlN0YXRlQgTiQQEDEhoKDHJlcG9ydF9jb3VudBgHIAEoBUIE4kEBAxIxCgdyZXBvcnRzGAggAygLMhouY2Fhcy5tb2RlcmF0aW9uLnYxLlJlcG9ydEIE4kEBAxIVCgdjbGFpbWVyGAkgASgJQgTiQQEDEjsKEWNsYWltX2V4cGlyZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CgpyZXNvbHV0aW9uGAsgASgLMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc29sdXRpb25CBOJBAQMSNQoLY3JlYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX09QRU4QARISCg5TVEFURV9SRVNPTFZFRBACOjjqQTUKDWNhYXMuZGV2L0ZsYWcSF2FwcHMve2FwcH0vZmxhZ3Mve2ZsYWd9KgVmbGFnczIEZmxhZyLVAgoGUmVwb3J0EhAKCHJlcG9ydGVyGAEgASgJEjEKBnJlYXNvbhgCIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5SZXBvcnQuUmVhc29uEg8KB2RldGFpbHMYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBCgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASDwoLUkVBU09OX1NQQU0QARIVChFSRUFTT05fSEFSQVNTTUVOVBACEg8KC1JFQVNPTl9IQVRFEAMSEQoNUkVBU09OX1NFWFVBTBAEEhMKD1JFQVNPTl9WSU9MRU5DRRAFEhQKEFJFQVNPTl9TRUxGX0hBUk0QBhIYChRSRUFTT05fSU1QRVJTT05BVElPThAHEhAKDFJFQVNPTl9PVEhFUhAIIowBCgpSZXNvbHV0aW9uEhAKCHJlc29sdmVyGAEgASgJEgwKBG5vdGUYAiABKAkSFwoPbWVzc2FnZV9kZWxldGVkGAMgASgIEhMKC3Jlc3RyaWN0aW9uGAQgASgJEjAKDHJlc29sdmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCLVorY2Fhcy9nZW4vZ28vY2Fhcy9tb2RlcmF0aW9uL3YxO21vZGVyYXRpb252MWIGcHJvdG8z", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
+  fileDesc("CiJjYWFzL21vZGVyYXRpb24vdjEvcmVzb3VyY2VzLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEihQUKC1Jlc3RyaWN0aW9uEhIKBG5hbWUYASABKAlCBOJBAQgSQAoHdXNlcl9pZBgCIAEoCUIv4kECAgW6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSjwEKDGNvbnZlcnNhdGlvbhgDIAEoCUJ54kECAQX6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBJDCgR0eXBlGAQgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCD+JBAgIFukgHggEEEAEgABIcCgZyZWFzb24YBSABKAlCDOJBAQG6SAVyAxj0AxJFCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFOJBAQG6SA2yAQpKBgiAhrCWAUABEhUKB2NyZWF0b3IYByABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIjkKBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg0KCVRZUEVfTVVURRABEgwKCFRZUEVfQkFOEAI6W+pBWAoUY2Fhcy5kZXYvUmVzdHJpY3Rpb24SJWFwcHMve2FwcH0vcmVzdHJpY3Rpb25zL3tyZXN0cmljdGlvbn0qDHJlc3RyaWN0aW9uczILcmVzdHJpY3Rpb24i/gQKBEZsYWcSEgoEbmFtZRgBIAEoCUIE4kEBCBIVCgdtZXNzYWdlGAIgASgJQgTiQQEDEhoKDGNvbnZlcnNhdGlvbhgDIAEoCUIE4kEBAxIVCgd1c2VyX2lkGAQgASgJQgTiQQEDEhoKDG1lc3NhZ2VfdGV4dBgFIAEoCUIE4kEBAxIzCgVzdGF0ZRgGIAEoDjIeLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnLlN0YXRlQgTiQQEDEhoKDHJlcG9ydF9jb3VudBgHIAEoBUIE4kEBAxIxCgdyZXBvcnRzGAggAygLMhouY2Fhcy5tb2RlcmF0aW9uLnYxLlJlcG9ydEIE4kEBAxIVCgdjbGFpbWVyGAkgASgJQgTiQQEDEjsKEWNsYWltX2V4cGlyZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CgpyZXNvbHV0aW9uGAsgASgLMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc29sdXRpb25CBOJBAQMSNQoLY3JlYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX09QRU4QARISCg5TVEFURV9SRVNPTFZFRBACOjjqQTUKDWNhYXMuZGV2L0ZsYWcSF2FwcHMve2FwcH0vZmxhZ3Mve2ZsYWd9KgVmbGFnczIEZmxhZyLVAgoGUmVwb3J0EhAKCHJlcG9ydGVyGAEgASgJEjEKBnJlYXNvbhgCIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5SZXBvcnQuUmVhc29uEg8KB2RldGFpbHMYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBCgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASDwoLUkVBU09OX1NQQU0QARIVChFSRUFTT05fSEFSQVNTTUVOVBACEg8KC1JFQVNPTl9IQVRFEAMSEQoNUkVBU09OX1NFWFVBTBAEEhMKD1JFQVNPTl9WSU9MRU5DRRAFEhQKEFJFQVNPTl9TRUxGX0hBUk0QBhIYChRSRUFTT05fSU1QRVJTT05BVElPThAHEhAKDFJFQVNPTl9PVEhFUhAIIowBCgpSZXNvbHV0aW9uEhAKCHJlc29sdmVyGAEgASgJEgwKBG5vdGUYAiABKAkSFwoPbWVzc2FnZV9kZWxldGVkGAMgASgIEhMKC3Jlc3RyaWN0aW9uGAQgASgJEjAKDHJlc29sdmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAioQYKBkZpbHRlchISCgRuYW1lGAEgASgJQgTiQQEIEiIKDGRpc3BsYXlfbmFtZRgCIAEoCUIM4kEBAbpIBXIDGMgBEiQKBXdvcmRzGAMgAygJQhXiQQEBukgOkgELEIgnIgZyBBABGGQSJwoIcGF0dGVybnMYBCADKAlCFeJBAQG6SA6SAQsQMiIHcgUQARj0AxJ0Cg9ibG9ja2VkX2RvbWFpbnMYBSADKAlCW+JBAQG6SFSSAVEQ6AciTHJKGP0BMkVeKFthLXowLTldKFthLXowLTktXXswLDYxfVthLXowLTldKT9cLikrW2Etel1bYS16MC05LV17MCw2MX1bYS16MC05XSQSdAoPYWxsb3dlZF9kb21haW5zGAYgAygJQlviQQEBukhUkgFREOgHIkxyShj9ATJFXihbYS16MC05XShbYS16MC05LV17MCw2MX1bYS16MC05XSk/XC4pK1thLXpdW2EtejAtOS1dezAsNjF9W2EtejAtOV0kEj8KBmFjdGlvbhgHIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5GaWx0ZXIuQWN0aW9uQgziQQECukgFggECEAESWwoSY29udmVyc2F0aW9uX2tpbmRzGAggAygOMiguY2Fhcy5jb252ZXJzYXRpb25zLnYxLkNvbnZlcnNhdGlvbi5LaW5kQhXiQQEBukgOkgELGAEiB4IBBBABIAASNQoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJUCgZBY3Rpb24SFgoSQUNUSU9OX1VOU1BFQ0lGSUVEEAASEAoMQUNUSU9OX0JMT0NLEAESDwoLQUNUSU9OX0ZMQUcQAhIPCgtBQ1RJT05fTUFTSxADOkLqQT8KD2NhYXMuZGV2L0ZpbHRlchIbYXBwcy97YXBwfS9maWx0ZXJzL3tmaWx0ZXJ9KgdmaWx0ZXJzMgZmaWx0ZXJCLVorY2Fhcy9nZW4vZ28vY2Fhcy9tb2RlcmF0aW9uL3YxO21vZGVyYXRpb252MWIGcHJvdG8z", [file_buf_validate_validate, file_caas_conversations_v1_resources, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
 
 /**
  * A mute or a ban of one user, in the whole app or in one conversation, until it
@@ -456,4 +458,147 @@ export type Resolution = Message<"caas.moderation.v1.Resolution"> & {
  */
 export const ResolutionSchema: GenMessage<Resolution> = /*@__PURE__*/
   messageDesc(file_caas_moderation_v1_resources, 3);
+
+/**
+ * A content filter of an app: words, regular expressions and link rules that messages
+ * are checked against when sent or edited, with what to do when one matches.
+ *
+ * - `words`: whole words or phrases (up to 4 words), matched whatever the case,
+ *   accents, look-alike letters from other scripts (Cyrillic `а` for `a`, fullwidth and
+ *   styled letters), common digit and symbol stand-ins (`0` for `o`, `@` for `a`,
+ *   `$` for `s`…), repeated letters (`baaad`) and letters spaced out (`b a d`,
+ *   `b.a.d`).
+ * - `patterns`: regular expressions in RE2 syntax, matched against the text as sent.
+ *   RE2 runs in time linear in the text, whatever the pattern: no pattern can stall a
+ *   send. A pattern RE2 refuses (backreferences, lookaround) or too large to compile is
+ *   refused when the filter is saved, never at message time.
+ * - `blocked_domains`: a link to one of these domains or their subdomains matches.
+ *   `allowed_domains`: when set, a link to any other domain matches.
+ *
+ * The app's messages are checked against every filter that applies to the
+ * conversation's kind; a match does the filter's `action`. When several match, a block
+ * wins over a flag, a flag over a mask. Changes apply at once in the process that
+ * saves them and within a few seconds (`CAAS_AUTH_CACHE_TTL`) in the others.
+ *
+ * @generated from message caas.moderation.v1.Filter
+ */
+export type Filter = Message<"caas.moderation.v1.Filter"> & {
+  /**
+   * `apps/{app}/filters/{filter}`; the id is chosen at creation: 1 to 63 characters of
+   * [a-z0-9-], starting with a letter.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * What it is for, as the app's team calls it; at most 200 characters.
+   *
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+
+  /**
+   * Words and phrases; at most 5,000, each 1 to 100 characters.
+   *
+   * @generated from field: repeated string words = 3;
+   */
+  words: string[];
+
+  /**
+   * Regular expressions (RE2 syntax); at most 50, each 1 to 500 characters.
+   *
+   * @generated from field: repeated string patterns = 4;
+   */
+  patterns: string[];
+
+  /**
+   * Domains whose links match (`example.com` covers `www.example.com`); at most 1,000.
+   *
+   * @generated from field: repeated string blocked_domains = 5;
+   */
+  blockedDomains: string[];
+
+  /**
+   * When set, links to any domain not here (nor under one here) match; at most 1,000.
+   *
+   * @generated from field: repeated string allowed_domains = 6;
+   */
+  allowedDomains: string[];
+
+  /**
+   * What a match does; required when creating (and when in an update's mask).
+   *
+   * @generated from field: caas.moderation.v1.Filter.Action action = 7;
+   */
+  action: Filter_Action;
+
+  /**
+   * The kinds of conversation it applies to, each once; empty: all.
+   *
+   * @generated from field: repeated caas.conversations.v1.Conversation.Kind conversation_kinds = 8;
+   */
+  conversationKinds: Conversation_Kind[];
+
+  /**
+   * When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 9;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 10;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.Filter.
+ * Use `create(FilterSchema)` to create a new message.
+ */
+export const FilterSchema: GenMessage<Filter> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_resources, 4);
+
+/**
+ * What a match does.
+ *
+ * @generated from enum caas.moderation.v1.Filter.Action
+ */
+export enum Filter_Action {
+  /**
+   * @generated from enum value: ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The message is refused: PERMISSION_DENIED, reason `MESSAGE_BLOCKED` (metadata:
+   * `filter`, this filter's name).
+   *
+   * @generated from enum value: ACTION_BLOCK = 1;
+   */
+  BLOCK = 1,
+
+  /**
+   * The message goes through and is flagged for review (a report by this filter).
+   *
+   * @generated from enum value: ACTION_FLAG = 2;
+   */
+  FLAG = 2,
+
+  /**
+   * The matching words, matches or links are replaced by `***` before it is stored.
+   *
+   * @generated from enum value: ACTION_MASK = 3;
+   */
+  MASK = 3,
+}
+
+/**
+ * Describes the enum caas.moderation.v1.Filter.Action.
+ */
+export const Filter_ActionSchema: GenEnum<Filter_Action> = /*@__PURE__*/
+  enumDesc(file_caas_moderation_v1_resources, 4, 0);
 
