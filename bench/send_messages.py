@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -51,14 +52,25 @@ class Sends:
         return self.cpu / len(self.latencies)
 
 
+# Prepares the bench's app before the sends (its id, its API key).
+Setup = Callable[[Client, str, str], Awaitable[None]]
+
+
+def timestamp_text(index: int) -> str:
+    return f"{time.time()}"
+
+
 async def measure(address: str, operator: str, pid: int, members: int, senders: int,
-                  seconds: float, concurrency: int) -> Sends:
+                  seconds: float, concurrency: int, setup: Setup | None = None,
+                  text: Callable[[int], str] = timestamp_text) -> Sends:
     client = Client(address)
     # A connection per sender, so that `--workers` spreads them.
     senders_clients = [Client(address, SEPARATE) for _ in range(senders)]
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     app = await client.apps.CreateApp(apps_pb.CreateAppRequest(
         app_id=app_id, app=apps_res.App(display_name="Bench")), metadata=bearer(operator))
+    if setup is not None:
+        await setup(client, app_id, app.api_key_secret)
     people = [await person(client, app_id, app.api_key_secret, f"u{i}") for i in range(members)]
     group = await people[0].create(GROUP, tuple(p.user_id for p in people[1:]))
     latencies: list[float] = []
@@ -67,9 +79,11 @@ async def measure(address: str, operator: str, pid: int, members: int, senders: 
     async def worker(index: int) -> None:
         sender = dataclasses.replace(people[index % senders],
                                      client=senders_clients[index % senders])
+        sent = 0
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            await sender.send(group.name, f"{time.time()}")
+            await sender.send(group.name, text(index + sent))
+            sent += 1
             latencies.append(time.perf_counter() - started)
 
     for p in people[:senders]:  # warm up

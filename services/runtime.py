@@ -72,19 +72,23 @@ from services.moderation.actions import ModerationActions
 from services.moderation.content_filters import FilterActions
 from services.moderation.flags import FlagActions
 from services.moderation.matching import Folding
+from services.moderation.models import DEFAULT_HOOK_TIMEOUT
 from services.moderation.mongo_store import (
     MongoFilterStore,
     MongoFlagStore,
     MongoRestrictionStore,
+    MongoSendHookStore,
 )
 from services.moderation.restrictions import Restrictions
 from services.moderation.screening import Screening
+from services.moderation.send_hooks import HookMeter, SendHooks
 from services.moderation.sqlite_store import (
     SqliteFilterStore,
     SqliteFlagStore,
     SqliteRestrictionStore,
+    SqliteSendHookStore,
 )
-from services.moderation.store import FilterStore, FlagStore, RestrictionStore
+from services.moderation.store import FilterStore, FlagStore, RestrictionStore, SendHookStore
 from services.realtime.actions import RealtimeActions
 from services.realtime.codec import encoder
 from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
@@ -101,6 +105,7 @@ from services.users.mongo_store import MongoUserStore
 from services.users.sqlite_store import SqliteUserStore
 from services.users.store import UserStore
 from services.webhooks.actions import WebhooksActions
+from services.webhooks.delivery import Deliverer
 from services.webhooks.mongo_store import MongoWebhookStore
 from services.webhooks.sqlite_store import SqliteWebhookStore
 from services.webhooks.store import WebhookStore
@@ -122,6 +127,7 @@ class Stores:
     moderation: RestrictionStore
     flags: FlagStore
     filters: FilterStore
+    send_hooks: SendHookStore
     # Signs the media URLs that events carry (messages with pictures, media.ready),
     # with the deployment's secret kept in the media store (started once migrated).
     media_urls: MediaUrls
@@ -149,7 +155,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         MongoMessageStore(mongo, mongo_log), mongo_log,
                         MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log),
                         MongoRestrictionStore(mongo, mongo_log), MongoFlagStore(mongo, mongo_log),
-                        MongoFilterStore(mongo), urls, mongo.close, mongo)
+                        MongoFilterStore(mongo), MongoSendHookStore(mongo), urls, mongo.close,
+                        mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -158,8 +165,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
                         SqliteWebhookStore(sqlite), SqliteMediaStore(sqlite, sqlite_log),
                         SqliteRestrictionStore(sqlite, sqlite_log),
-                        SqliteFlagStore(sqlite, sqlite_log), SqliteFilterStore(sqlite), urls,
-                        sqlite.close, sqlite)
+                        SqliteFlagStore(sqlite, sqlite_log), SqliteFilterStore(sqlite),
+                        SqliteSendHookStore(sqlite), urls, sqlite.close, sqlite)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.events):  # the log last: it reads members
@@ -310,6 +317,7 @@ class Runtime:
     moderation: ModerationActions
     flags: FlagActions
     filters: FilterActions
+    send_hooks: SendHooks
     restrictions: Restrictions
     metrics: Metrics
     sampler: Sampler
@@ -326,6 +334,7 @@ class Runtime:
         await self.blobs.close()
         await self.indexer.index.close()
         await self.webhook_worker.close()
+        await self.send_hooks.close()
         if self.outbox is not None:
             await self.outbox.close()
         await self.presence.close()
@@ -430,8 +439,14 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     background.start("media-collector",
                      MediaCollector(stores.media, blobs, media, clock, settings).run)
     screening = Screening(stores.filters, stores.flags, Folding.load(), clock, cache_ttl)
+    send_hooks = SendHooks(
+        stores.send_hooks, Deliverer(DEFAULT_HOOK_TIMEOUT.total_seconds(),
+                                     public_only=not settings.webhook_allow_insecure),
+        clock, cache_ttl, HookMeter(recorded.send_hook_calls, recorded.send_hook_seconds)
+        if recorded else HookMeter(), settings.webhook_allow_insecure)
     messages = MessagesActions(stores.messages, conversations, stores.conversations,
-                               stores.users, clock, media, restrictions, screening)
+                               stores.users, clock, media, restrictions, screening,
+                               send_hooks)
     indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
     moderation = ModerationActions(stores.moderation, conversations, stores.conversations,
                                    stores.users, stores.auth, clock, bus)
@@ -458,7 +473,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         moderation=moderation,
         flags=FlagActions(stores.flags, moderation, messages, stores.conversations,
                           stores.users, clock),
-        filters=FilterActions(stores.filters, screening, clock),
+        filters=FilterActions(stores.filters, screening, clock), send_hooks=send_hooks,
         restrictions=restrictions,
         sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,
         write_watch=write_watch, tracing=tracing,

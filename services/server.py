@@ -67,7 +67,8 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
         (search_service_pb2.DESCRIPTOR.services_by_name["SearchService"],
          SearchServicer(runtime.search, runtime.media_urls)),
         (moderation_service_pb2.DESCRIPTOR.services_by_name["ModerationService"],
-         ModerationServicer(runtime.moderation, runtime.flags, runtime.filters)),
+         ModerationServicer(runtime.moderation, runtime.flags, runtime.filters,
+                            runtime.send_hooks)),
     ]
 
 

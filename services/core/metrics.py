@@ -141,6 +141,14 @@ class Metrics:
             "caas_webhook_dead_letters", "webhook deliveries given up after their last "
             "retry", registry=self.registry)
 
+        self.send_hook_calls = Counter(
+            "caas_send_hook_calls", "calls of apps' pre-send hooks, by outcome: allow, "
+            "reject, modify, failed (no valid answer in time)", ["outcome"],
+            registry=self.registry)
+        self.send_hook_seconds = Histogram(
+            "caas_send_hook_seconds", "time from calling an app's pre-send hook to its "
+            "answer (or failure)", buckets=RPC_BUCKETS, registry=self.registry)
+
         self.rate_limited = Counter(
             "caas_rate_limited", "calls refused by a rate limit, by the app's plan",
             ["plan"], registry=self.registry)

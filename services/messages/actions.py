@@ -41,6 +41,7 @@ from services.messages.models import (
 from services.messages.store import Direction, MessageStore, TooSoon
 from services.moderation.restrictions import Restrictions
 from services.moderation.screening import Screening
+from services.moderation.send_hooks import Presend, SendHooks
 from services.users.actions import check_not_blocked, user_deleted
 from services.users.store import UserStore
 
@@ -89,10 +90,11 @@ class MessagesActions:
     def __init__(self, store: MessageStore, conversations: ConversationsActions,
                  conversation_store: ConversationStore, users: UserStore, clock: Clock,
                  media: MediaAttachments, restrictions: Restrictions,
-                 screening: Screening) -> None:
+                 screening: Screening, send_hooks: SendHooks) -> None:
         self._store = store
         self._restrictions = restrictions
         self._screening = screening
+        self._send_hooks = send_hooks
         self._media = media
         self._conversations = conversations
         self._conversation_store = conversation_store
@@ -181,7 +183,11 @@ class MessagesActions:
         mentions = await self._mentions(app_id, outgoing.mention_ids)
         attachments = await self._media.attach(app_id, conversation_id, sender.user_id,
                                                access.backend, outgoing.attachments)
-        draft = Draft(sender.user_id, verdict.text, attachments, mentions,
+        text = await self._send_hooks.check(Presend(
+            app_id, conversation_id, conversation.kind.value, sender.user_id, request_id,
+            verdict.text, outgoing.metadata or {}, outgoing.mention_ids, len(attachments),
+            outgoing.thread_root))
+        draft = Draft(sender.user_id, text, attachments, mentions,
                       dict(outgoing.metadata or {}), outgoing.thread_root)
         slow = conversation.slow_mode if sender.role < Role.MODERATOR else timedelta(0)
         now = self._clock.now()

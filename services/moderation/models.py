@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 class RestrictionType(enum.Enum):
@@ -125,5 +125,27 @@ class ContentFilter:
     allowed_domains: tuple[str, ...]
     action: FilterAction
     kinds: frozenset[str]  # conversation kinds ("direct", "group", "channel"); empty: all
+    create_time: datetime
+    update_time: datetime
+
+
+class FailurePolicy(enum.Enum):
+    OPEN = "open"  # a failed call lets the message go as sent
+    CLOSED = "closed"  # a failed call refuses the send
+
+
+DEFAULT_HOOK_TIMEOUT = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class SendHook:
+    """The app's pre-send hook."""
+
+    app_id: str
+    url: str
+    secret: str
+    timeout: timedelta
+    failure_policy: FailurePolicy
+    kinds: frozenset[str]  # conversation kinds it sees; empty: all
     create_time: datetime
     update_time: datetime

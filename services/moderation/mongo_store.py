@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -27,6 +27,7 @@ from services.moderation.events import (
 from services.moderation.models import (
     REPORTS_SHOWN,
     ContentFilter,
+    FailurePolicy,
     FilterAction,
     Flag,
     FlagState,
@@ -35,6 +36,7 @@ from services.moderation.models import (
     Resolution,
     Restriction,
     RestrictionType,
+    SendHook,
 )
 from services.moderation.store import Position
 
@@ -337,3 +339,42 @@ class MongoFilterStore:
         result = await self._filters.delete_one({"_id": f"{app_id}/{filter_id}",
                                                  "app_id": app_id})
         return result.deleted_count == 1
+
+
+class MongoSendHookStore:
+    """One document per app: _id is the app id."""
+
+    def __init__(self, db: MongoDatabase) -> None:
+        self._hooks = db.db["send_hooks"]
+
+    async def get_send_hook(self, app_id: str) -> SendHook | None:
+        doc = await self._hooks.find_one({"_id": app_id})
+        if doc is None:
+            return None
+        return SendHook(doc["_id"], doc["url"], doc["secret"],
+                        timedelta(milliseconds=doc["timeout_ms"]),
+                        FailurePolicy(doc["failure_policy"]), frozenset(doc["kinds"]),
+                        doc["create_time"], doc["update_time"])
+
+    async def create_send_hook(self, hook: SendHook) -> bool:
+        try:
+            await self._hooks.insert_one({"_id": hook.app_id, "secret": hook.secret,
+                                          "create_time": hook.create_time, **_hook_fields(hook)})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def update_send_hook(self, hook: SendHook) -> bool:
+        result = await self._hooks.update_one({"_id": hook.app_id},
+                                              {"$set": _hook_fields(hook)})
+        return result.matched_count == 1
+
+    async def delete_send_hook(self, app_id: str) -> bool:
+        return (await self._hooks.delete_one({"_id": app_id})).deleted_count == 1
+
+
+def _hook_fields(hook: SendHook) -> Document:
+    """What an update replaces (not the secret, not the create time)."""
+    return {"url": hook.url, "timeout_ms": hook.timeout // timedelta(milliseconds=1),
+            "failure_policy": hook.failure_policy.value, "kinds": sorted(hook.kinds),
+            "update_time": hook.update_time}

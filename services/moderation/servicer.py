@@ -29,7 +29,9 @@ from services.moderation.content_filters import FilterActions
 from services.moderation.flags import FlagActions, Sanction
 from services.moderation.models import (
     APP_WIDE,
+    DEFAULT_HOOK_TIMEOUT,
     ContentFilter,
+    FailurePolicy,
     FilterAction,
     Flag,
     FlagState,
@@ -37,7 +39,10 @@ from services.moderation.models import (
     ReportReason,
     Restriction,
     RestrictionType,
+    SendHook,
 )
+from services.moderation.send_hooks import SendHooks, send_hook_name
+from services.webhooks.models import SECRET_HINT_LENGTH
 
 TYPES = {RestrictionType.MUTE: res.Restriction.TYPE_MUTE,
          RestrictionType.BAN: res.Restriction.TYPE_BAN}
@@ -112,6 +117,31 @@ def content_filter(app_id: str, filter_id: str, proto: res.Filter) -> ContentFil
         datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
 
 
+POLICIES = {FailurePolicy.OPEN: res.SendHook.FAILURE_POLICY_OPEN,
+            FailurePolicy.CLOSED: res.SendHook.FAILURE_POLICY_CLOSED}
+POLICIES_FROM_PROTO = {value: policy for policy, value in POLICIES.items()}
+# UpdateSendHook's mask paths → SendHook fields.
+HOOK_FIELDS = {"url": "url", "timeout": "timeout", "failure_policy": "failure_policy",
+               "conversation_kinds": "kinds"}
+
+
+def send_hook_proto(h: SendHook) -> res.SendHook:
+    proto = res.SendHook(
+        name=send_hook_name(h.app_id), url=h.url, failure_policy=POLICIES[h.failure_policy],
+        conversation_kinds=[KINDS[Kind(k)] for k in sorted(h.kinds)],
+        secret_hint=h.secret[:SECRET_HINT_LENGTH], create_time=timestamp(h.create_time),
+        update_time=timestamp(h.update_time))
+    proto.timeout.FromTimedelta(h.timeout)
+    return proto
+
+
+def _send_hook_app(name: str, field: str) -> str:
+    app_id, sep, rest = name.removeprefix("apps/").partition("/")
+    if not sep or rest != "sendHook":
+        raise invalid_field(field, "must be apps/{app}/sendHook")
+    return parse_app(f"apps/{app_id}", field)
+
+
 def _conversation_in(app_id: str, name: str, field: str) -> str:
     """The conversation id of `name`, which must lie in `app_id` ("" for none)."""
     if not name:
@@ -129,10 +159,11 @@ def _in_app(app_id: str, other_app: str, field: str) -> None:
 
 class ModerationServicer:
     def __init__(self, actions: ModerationActions, flags: FlagActions,
-                 filters: FilterActions) -> None:
+                 filters: FilterActions, send_hooks: SendHooks) -> None:
         self._actions = actions
         self._flags = flags
         self._filters = filters
+        self._send_hooks = send_hooks
 
     async def CreateRestriction(self, request: pb.CreateRestrictionRequest, call: Call
                                 ) -> pb.CreateRestrictionResponse:
@@ -250,3 +281,28 @@ class ModerationServicer:
                            ) -> pb.DeleteFilterResponse:
         await self._filters.do_delete(call.principal, *parse_filter(request.name))
         return pb.DeleteFilterResponse()
+
+    async def GetSendHook(self, request: pb.GetSendHookRequest, call: Call
+                          ) -> pb.GetSendHookResponse:
+        hook = await self._send_hooks.get(call.principal, _send_hook_app(request.name, "name"))
+        return pb.GetSendHookResponse(send_hook=send_hook_proto(hook))
+
+    async def UpdateSendHook(self, request: pb.UpdateSendHookRequest, call: Call
+                             ) -> pb.UpdateSendHookResponse:
+        given = request.send_hook
+        app_id = _send_hook_app(given.name, "send_hook.name")
+        at = datetime.min.replace(tzinfo=UTC)  # set by the actions
+        hook = SendHook(
+            app_id, given.url, "", given.timeout.ToTimedelta()
+            if given.HasField("timeout") else DEFAULT_HOOK_TIMEOUT,
+            POLICIES_FROM_PROTO.get(given.failure_policy, FailurePolicy.OPEN),
+            frozenset(KINDS_FROM_PROTO[k].value for k in given.conversation_kinds), at, at)
+        stored, secret = await self._send_hooks.do_update(
+            call.principal, hook, {HOOK_FIELDS[p] for p in request.update_mask.paths},
+            request.allow_missing)
+        return pb.UpdateSendHookResponse(send_hook=send_hook_proto(stored), secret=secret)
+
+    async def DeleteSendHook(self, request: pb.DeleteSendHookRequest, call: Call
+                             ) -> pb.DeleteSendHookResponse:
+        await self._send_hooks.do_delete(call.principal, _send_hook_app(request.name, "name"))
+        return pb.DeleteSendHookResponse()

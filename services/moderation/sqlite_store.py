@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.core.clock import from_ms, opt_from_ms, to_ms
@@ -24,6 +24,7 @@ from services.moderation.events import (
 from services.moderation.models import (
     REPORTS_SHOWN,
     ContentFilter,
+    FailurePolicy,
     FilterAction,
     Flag,
     FlagState,
@@ -32,6 +33,7 @@ from services.moderation.models import (
     Resolution,
     Restriction,
     RestrictionType,
+    SendHook,
 )
 from services.moderation.store import Position
 
@@ -72,6 +74,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         " app_id TEXT NOT NULL, filter_id TEXT NOT NULL, display_name TEXT NOT NULL,"
         " rules TEXT NOT NULL, action INTEGER NOT NULL, create_time INTEGER NOT NULL,"
         " update_time INTEGER NOT NULL, PRIMARY KEY (app_id, filter_id))",
+    ),
+    (
+        "CREATE TABLE send_hooks ("
+        " app_id TEXT NOT NULL PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,"
+        " timeout_ms INTEGER NOT NULL, failure_policy TEXT NOT NULL, kinds TEXT NOT NULL,"
+        " create_time INTEGER NOT NULL, update_time INTEGER NOT NULL)",
     ),
 )
 
@@ -367,4 +375,47 @@ class SqliteFilterStore:
         deleted = await self._db.write(lambda conn: conn.execute(
             "DELETE FROM filters WHERE app_id = ? AND filter_id = ?",
             (app_id, filter_id)).rowcount)
+        return bool(deleted)
+
+
+_HOOK_COLUMNS = ("app_id, url, secret, timeout_ms, failure_policy, kinds, create_time,"
+                 " update_time")
+
+
+def _hook_row(h: SendHook) -> tuple[Any, ...]:
+    return (h.app_id, h.url, h.secret, h.timeout // timedelta(milliseconds=1),
+            h.failure_policy.value, json.dumps(sorted(h.kinds)), to_ms(h.create_time),
+            to_ms(h.update_time))
+
+
+class SqliteSendHookStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def get_send_hook(self, app_id: str) -> SendHook | None:
+        row = await self._db.read(lambda conn: conn.execute(
+            f"SELECT {_HOOK_COLUMNS} FROM send_hooks WHERE app_id = ?", (app_id,)).fetchone())
+        if row is None:
+            return None
+        return SendHook(row[0], row[1], row[2], timedelta(milliseconds=row[3]),
+                        FailurePolicy(row[4]), frozenset(json.loads(row[5])),
+                        from_ms(row[6]), from_ms(row[7]))
+
+    async def create_send_hook(self, hook: SendHook) -> bool:
+        created = await self._db.write(lambda conn: conn.execute(
+            f"INSERT INTO send_hooks ({_HOOK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (app_id) DO NOTHING", _hook_row(hook)).rowcount)
+        return bool(created)
+
+    async def update_send_hook(self, hook: SendHook) -> bool:
+        row = _hook_row(hook)
+        changed = await self._db.write(lambda conn: conn.execute(
+            "UPDATE send_hooks SET url = ?, timeout_ms = ?, failure_policy = ?, kinds = ?,"
+            " update_time = ? WHERE app_id = ?",
+            (row[1], row[3], row[4], row[5], row[7], row[0])).rowcount)
+        return bool(changed)
+
+    async def delete_send_hook(self, app_id: str) -> bool:
+        deleted = await self._db.write(lambda conn: conn.execute(
+            "DELETE FROM send_hooks WHERE app_id = ?", (app_id,)).rowcount)
         return bool(deleted)

@@ -14,6 +14,7 @@ from services.moderation.models import (
     Report,
     Resolution,
     Restriction,
+    SendHook,
 )
 
 # Listing position: (create time in ms, restriction id); lists resume strictly after it.
@@ -98,3 +99,17 @@ class FilterStore(Protocol):
         """Replace a filter whole; False if there is none of that id."""
 
     async def delete_filter(self, app_id: str, filter_id: str) -> bool: ...
+
+
+class SendHookStore(Protocol):
+    """Each app's pre-send hook (at most one)."""
+
+    async def get_send_hook(self, app_id: str) -> SendHook | None: ...
+
+    async def create_send_hook(self, hook: SendHook) -> bool:
+        """Store the app's hook; False (nothing written) if it has one already."""
+
+    async def update_send_hook(self, hook: SendHook) -> bool:
+        """Replace the app's hook (its secret and create time kept); False if none."""
+
+    async def delete_send_hook(self, app_id: str) -> bool: ...

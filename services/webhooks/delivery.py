@@ -92,17 +92,20 @@ class Deliverer:
         await self.close()
 
     async def attempt(self, url: str, secrets: Sequence[str], event_id: str, body: bytes,
-                      now: int) -> Attempt:
-        """POST the event to `url`; the outcome, whatever the receiver does. (Raises
-        only on a fault of our own.)"""
+                      now: int, *, within: float | None = None,
+                      keep: int = MAX_RESPONSE_BYTES) -> Attempt:
+        """POST the event to `url`; the outcome, whatever the receiver does, with up to
+        `keep` bytes of its answer. (Raises only on a fault of our own.) `within`
+        (seconds) replaces the deliverer's timeout for this attempt."""
         if self._tracer is None:
-            return await self._attempt(url, secrets, event_id, body, now, NO_TRACE)
+            return await self._attempt(url, secrets, event_id, body, now, NO_TRACE,
+                                       within, keep)
         parent = (await self._recorded_trace(event_id)).context()
         with self._tracer.start_as_current_span("POST", parent, SpanKind.CLIENT, attributes={
                 "http.request.method": "POST", **_server(url), "caas.event": event_id},
                 set_status_on_exception=True) as span:
             result = await self._attempt(url, secrets, event_id, body, now,
-                                         current_headers(span))
+                                         current_headers(span), within, keep)
             if result.status_code:
                 span.set_attribute("http.response.status_code", result.status_code)
             if not result.ok:
@@ -125,7 +128,8 @@ class Deliverer:
             return NO_TRACE
 
     async def _attempt(self, url: str, secrets: Sequence[str], event_id: str, body: bytes,
-                       now: int, trace: TraceHeaders) -> Attempt:
+                       now: int, trace: TraceHeaders, within: float | None,
+                       keep: int) -> Attempt:
         started = time.perf_counter()
         # An endpoint stored before hosts were checked at creation may name one the
         # client cannot encode (an empty or 64-character label): refused here, as an
@@ -142,9 +146,10 @@ class Deliverer:
             headers.update(trace.items())
         try:
             async with self._session.post(url, data=body, headers=headers,
-                                          timeout=self._timeout,
+                                          timeout=self._timeout if within is None else
+                                          aiohttp.ClientTimeout(total=within),
                                           allow_redirects=False) as response:
-                excerpt = await response.content.read(MAX_RESPONSE_BYTES)
+                excerpt = await _read_up_to(response.content, keep)
                 status = response.status
         except TimeoutError:
             return Attempt(False, 0, time.perf_counter() - started, "timeout", "")
@@ -158,6 +163,17 @@ class Deliverer:
         if 200 <= status < 300:
             return Attempt(True, status, latency, "", text)
         return Attempt(False, status, latency, f"status {status}", text)
+
+
+async def _read_up_to(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The answer's first `limit` bytes (or all of a shorter one)."""
+    kept = bytearray()
+    while len(kept) < limit:
+        chunk = await content.read(limit - len(kept))
+        if not chunk:
+            break
+        kept += chunk
+    return bytes(kept)
 
 
 def _server(url: str) -> dict[str, str | int]:

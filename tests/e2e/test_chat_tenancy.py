@@ -165,12 +165,21 @@ ATTEMPTS: dict[str, Attempt] = {
         update_mask=mask(paths=["words"])), metadata=md),
     "DeleteFilter": lambda c, v, md: c.moderation.DeleteFilter(mod_pb.DeleteFilterRequest(
         name=v.filter), metadata=md),
+    "GetSendHook": lambda c, v, md: c.moderation.GetSendHook(mod_pb.GetSendHookRequest(
+        name=f"{v.app.name}/sendHook"), metadata=md),
+    "UpdateSendHook": lambda c, v, md: c.moderation.UpdateSendHook(
+        mod_pb.UpdateSendHookRequest(send_hook=mod_res.SendHook(
+            name=f"{v.app.name}/sendHook", url="https://intruder.example/hook"),
+            update_mask=mask(paths=["url"]), allow_missing=True), metadata=md),
+    "DeleteSendHook": lambda c, v, md: c.moderation.DeleteSendHook(
+        mod_pb.DeleteSendHookRequest(name=f"{v.app.name}/sendHook"), metadata=md),
 }
 USER_ONLY = {"JoinConversation", "LeaveConversation", "AddReaction", "RemoveReaction",
              "MarkRead", "MarkDelivered", "Subscribe", "SendTyping", "SetPresence"}
 # API key and operator only.
 USER_REFUSED = {"CreateUser", "ListUsers", "DeleteUser", "CreateFilter", "GetFilter",
-                "ListFilters", "UpdateFilter", "DeleteFilter"}
+                "ListFilters", "UpdateFilter", "DeleteFilter", "GetSendHook", "UpdateSendHook",
+                "DeleteSendHook"}
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 
 from caas.moderation.v1 import moderation_service_pb2 as pb
 from caas.moderation.v1 import resources_pb2 as res
-from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 APP = "apps/some-app"
@@ -57,6 +57,17 @@ def change_filter(paths: tuple[str, ...] = ("words",), **fields: object
     base.update(fields)
     return pb.UpdateFilterRequest(filter=res.Filter(**base),  # type: ignore[arg-type]
                                   update_mask=field_mask_pb2.FieldMask(paths=list(paths)))
+
+
+HOOK = f"{APP}/sendHook"
+
+
+def change_hook(paths: tuple[str, ...] = ("url",), **fields: object
+                ) -> pb.UpdateSendHookRequest:
+    base: dict[str, object] = {"name": HOOK}
+    base.update(fields)
+    return pb.UpdateSendHookRequest(send_hook=res.SendHook(**base),  # type: ignore[arg-type]
+                                    update_mask=field_mask_pb2.FieldMask(paths=list(paths)))
 
 
 def at(offset_seconds: int) -> timestamp_pb2.Timestamp:
@@ -207,3 +218,41 @@ CASES += [(f"CreateFilter {label}", "CreateFilter", new_filter(**fields),
            {f"filter.{path}": rule}) for label, fields, path, rule in FILTER_RULES]
 CASES += [(f"UpdateFilter {label}", "UpdateFilter", change_filter(**fields),
            {f"filter.{path}": rule}) for label, fields, path, rule in FILTER_RULES]
+CASES += [
+    ("GetSendHook name pattern", "GetSendHook", pb.GetSendHookRequest(name=f"{APP}/hook"),
+     {"name": "string.pattern"}),
+    ("DeleteSendHook name pattern", "DeleteSendHook",
+     pb.DeleteSendHookRequest(name=f"{APP}/sendHooks"), {"name": "string.pattern"}),
+    ("UpdateSendHook send_hook required", "UpdateSendHook",
+     pb.UpdateSendHookRequest(update_mask=field_mask_pb2.FieldMask(paths=["url"])),
+     {"send_hook": "required"}),
+    ("UpdateSendHook name format", "UpdateSendHook",
+     change_hook(name=FILTER, url="https://a.example"),
+     {"send_hook": "send_hook.name_format"}),
+    ("UpdateSendHook url is a URI", "UpdateSendHook", change_hook(url="::"),
+     {"send_hook.url": "string.uri"}),
+    ("UpdateSendHook url at most 2048", "UpdateSendHook",
+     change_hook(url="https://a.example/" + "x" * 2040), {"send_hook.url": "string.max_len"}),
+    ("UpdateSendHook timeout at least 10 ms", "UpdateSendHook",
+     change_hook(("timeout",), timeout=duration_pb2.Duration(nanos=9_000_000)),
+     {"send_hook.timeout": "duration.gte_lte"}),
+    ("UpdateSendHook timeout at most 5 s", "UpdateSendHook",
+     change_hook(("timeout",), timeout=duration_pb2.Duration(seconds=6)),
+     {"send_hook.timeout": "duration.gte_lte"}),
+    ("UpdateSendHook failure_policy defined", "UpdateSendHook",
+     change_hook(("failure_policy",), failure_policy=5),
+     {"send_hook.failure_policy": "enum.defined_only"}),
+    ("UpdateSendHook conversation_kinds unique", "UpdateSendHook",
+     change_hook(("conversation_kinds",), conversation_kinds=[2, 2]),
+     {"send_hook.conversation_kinds": "repeated.unique"}),
+    ("UpdateSendHook a conversation kind defined", "UpdateSendHook",
+     change_hook(("conversation_kinds",), conversation_kinds=[9]),
+     {"send_hook.conversation_kinds[0]": "enum.defined_only"}),
+    ("UpdateSendHook a conversation kind set", "UpdateSendHook",
+     change_hook(("conversation_kinds",), conversation_kinds=[0]),
+     {"send_hook.conversation_kinds[0]": "enum.not_in"}),
+    ("UpdateSendHook update_mask required", "UpdateSendHook",
+     pb.UpdateSendHookRequest(send_hook=res.SendHook(name=HOOK)), {"update_mask": "required"}),
+    ("UpdateSendHook update_mask paths", "UpdateSendHook", change_hook(("secret_hint",)),
+     {"update_mask": "field_mask.in"}),
+]

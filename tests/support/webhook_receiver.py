@@ -3,13 +3,17 @@ request and answers by the first segment of its path:
 
 - `/ok/…` 200; `/fail/…` 500 (with a long body); `/move/…` 302;
 - `/hang/…` holds the request until `release()` (or 30 s), then 200;
-- `/flakyN/…` 500 to the first N requests of that path, then 200.
+- `/flakyN/…` 500 to the first N requests of that path, then 200;
+- `/hook/…` answers as a pre-send hook, by the message's text: one holding "reject"
+  is rejected (reason "not here"), "modify" is replaced by "changed", "garbage" gets an
+  answer that is not JSON, anything else is allowed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import ssl
 import threading
 import time
@@ -78,6 +82,17 @@ class Receiver:
         return await asyncio.to_thread(until)
 
 
+def hook_answer(text: str) -> bytes:
+    if "garbage" in text:
+        return b"{not json"
+    if "reject" in text:
+        return json.dumps({"action": "reject", "reason": "not here"}).encode()
+    if "modify" in text:
+        return json.dumps({"action": "modify", "text": text.replace("modify", "changed")}
+                          ).encode()
+    return json.dumps({"action": "allow"}).encode()
+
+
 @contextmanager
 def running_receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
     """A receiver on a free port of 127.0.0.1: plain http, or https with `tls` (a server
@@ -104,6 +119,8 @@ def running_receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
             if status == 302:
                 self.send_header("location", receiver.base + "/ok/elsewhere")
             answer = b"thanks" if status == 200 else b"upstream exploded " * 500
+            if mode == "hook":
+                answer = hook_answer(json.loads(body)["text"])
             self.send_header("content-length", str(len(answer)))
             self.end_headers()
             self.wfile.write(answer)

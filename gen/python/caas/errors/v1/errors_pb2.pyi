@@ -108,6 +108,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_MESSAGE_BLOCKED: _ErrorReason.ValueType  # 90
     """A content filter of the app refuses the message (metadata: filter, its name)."""
+    ERROR_REASON_MESSAGE_REJECTED: _ErrorReason.ValueType  # 91
+    """The app's pre-send hook refused the message (metadata: reason, the hook's words
+    for the sender).
+    """
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
@@ -231,6 +235,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     operator frees space (the server's gRPC health is NOT_SERVING meanwhile), then
     work again by themselves: retry with backoff, after the RetryInfo delay.
     """
+    ERROR_REASON_SEND_HOOK_UNAVAILABLE: _ErrorReason.ValueType  # 92
+    """The app's pre-send hook did not answer (in time, or with a valid answer) and the
+    app refuses messages then (FAILURE_POLICY_CLOSED): nothing was stored; retry after
+    the RetryInfo delay.
+    """
     ERROR_REASON_DEADLINE_EXCEEDED: _ErrorReason.ValueType  # 75
     """DEADLINE_EXCEEDED
     The call did not finish within its deadline (`grpc-timeout`) or the edge's own
@@ -333,6 +342,10 @@ nor their own message; only the app's backend reviews the flags of users.
 """
 ERROR_REASON_MESSAGE_BLOCKED: ErrorReason.ValueType  # 90
 """A content filter of the app refuses the message (metadata: filter, its name)."""
+ERROR_REASON_MESSAGE_REJECTED: ErrorReason.ValueType  # 91
+"""The app's pre-send hook refused the message (metadata: reason, the hook's words
+for the sender).
+"""
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT
 One or more fields break the contract; see the BadRequest field violations.
@@ -455,6 +468,11 @@ ERROR_REASON_STORAGE_FULL: ErrorReason.ValueType  # 71
 """The server's storage is full: the call wrote nothing. Writes fail until an
 operator frees space (the server's gRPC health is NOT_SERVING meanwhile), then
 work again by themselves: retry with backoff, after the RetryInfo delay.
+"""
+ERROR_REASON_SEND_HOOK_UNAVAILABLE: ErrorReason.ValueType  # 92
+"""The app's pre-send hook did not answer (in time, or with a valid answer) and the
+app refuses messages then (FAILURE_POLICY_CLOSED): nothing was stored; retry after
+the RetryInfo delay.
 """
 ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason.ValueType  # 75
 """DEADLINE_EXCEEDED

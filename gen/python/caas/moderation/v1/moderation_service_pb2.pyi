@@ -813,3 +813,152 @@ class DeleteFilterResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteFilterResponse: _TypeAlias = DeleteFilterResponse  # noqa: Y015
+
+@_typing.final
+class GetSendHookRequest(_message.Message):
+    """Request of ModerationService.GetSendHook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/sendHook`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSendHookRequest: _TypeAlias = GetSendHookRequest  # noqa: Y015
+
+@_typing.final
+class GetSendHookResponse(_message.Message):
+    """Response of ModerationService.GetSendHook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEND_HOOK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def send_hook(self) -> _resources_pb2.SendHook:
+        """The hook."""
+
+    def __init__(
+        self,
+        *,
+        send_hook: _resources_pb2.SendHook | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["send_hook", b"send_hook"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["send_hook", b"send_hook"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSendHookResponse: _TypeAlias = GetSendHookResponse  # noqa: Y015
+
+@_typing.final
+class UpdateSendHookRequest(_message.Message):
+    """Request of ModerationService.UpdateSendHook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEND_HOOK_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ALLOW_MISSING_FIELD_NUMBER: _builtins.int
+    allow_missing: _builtins.bool
+    """Create the hook if the app has none (with the fields in `update_mask`)."""
+    @_builtins.property
+    def send_hook(self) -> _resources_pb2.SendHook:
+        """The hook, with `name` set; only the fields in `update_mask` change."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: `url`, `timeout`, `failure_policy`, `conversation_kinds`."""
+
+    def __init__(
+        self,
+        *,
+        send_hook: _resources_pb2.SendHook | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        allow_missing: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["send_hook", b"send_hook", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_missing", b"allow_missing", "send_hook", b"send_hook", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSendHookRequest: _TypeAlias = UpdateSendHookRequest  # noqa: Y015
+
+@_typing.final
+class UpdateSendHookResponse(_message.Message):
+    """Response of ModerationService.UpdateSendHook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEND_HOOK_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """The signing secret (`whsec_` and 43 characters), when this call created the hook;
+    shown only here.
+    """
+    @_builtins.property
+    def send_hook(self) -> _resources_pb2.SendHook:
+        """The hook as it is now."""
+
+    def __init__(
+        self,
+        *,
+        send_hook: _resources_pb2.SendHook | None = ...,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["send_hook", b"send_hook"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["secret", b"secret", "send_hook", b"send_hook"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSendHookResponse: _TypeAlias = UpdateSendHookResponse  # noqa: Y015
+
+@_typing.final
+class DeleteSendHookRequest(_message.Message):
+    """Request of ModerationService.DeleteSendHook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/sendHook`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteSendHookRequest: _TypeAlias = DeleteSendHookRequest  # noqa: Y015
+
+@_typing.final
+class DeleteSendHookResponse(_message.Message):
+    """Response of ModerationService.DeleteSendHook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteSendHookResponse: _TypeAlias = DeleteSendHookResponse  # noqa: Y015

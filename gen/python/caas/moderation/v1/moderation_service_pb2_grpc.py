@@ -106,6 +106,21 @@ class ModerationServiceStub:
                 request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterRequest.SerializeToString,
                 response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterResponse.FromString,
                 _registered_method=True)
+        self.GetSendHook = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/GetSendHook',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetSendHookRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetSendHookResponse.FromString,
+                _registered_method=True)
+        self.UpdateSendHook = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/UpdateSendHook',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateSendHookRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateSendHookResponse.FromString,
+                _registered_method=True)
+        self.DeleteSendHook = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/DeleteSendHook',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookResponse.FromString,
+                _registered_method=True)
 
 
 class ModerationServiceServicer:
@@ -227,6 +242,28 @@ class ModerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSendHook(self, request, context):
+        """Gets the app's pre-send hook (NOT_FOUND when it has none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSendHook(self, request, context):
+        """Changes the app's pre-send hook: the fields in `update_mask`; with `allow_missing`,
+        creates it (`url` is then required) and answers its signing secret, once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSendHook(self, request, context):
+        """Removes the app's pre-send hook: messages go without it from then on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -299,6 +336,21 @@ def add_ModerationServiceServicer_to_server(servicer, server):
                     servicer.DeleteFilter,
                     request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterRequest.FromString,
                     response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterResponse.SerializeToString,
+            ),
+            'GetSendHook': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSendHook,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetSendHookRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetSendHookResponse.SerializeToString,
+            ),
+            'UpdateSendHook': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSendHook,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateSendHookRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateSendHookResponse.SerializeToString,
+            ),
+            'DeleteSendHook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSendHook,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -681,6 +733,87 @@ class ModerationService:
             '/caas.moderation.v1.ModerationService/DeleteFilter',
             caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterRequest.SerializeToString,
             caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteFilterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSendHook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/GetSendHook',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetSendHookRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetSendHookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSendHook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/UpdateSendHook',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateSendHookRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdateSendHookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSendHook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/DeleteSendHook',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -88,6 +88,14 @@ class ModerationServiceStub:
     """Changes a content filter: the fields in `update_mask`."""
     DeleteFilter: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.DeleteFilterRequest, _moderation_service_pb2.DeleteFilterResponse]
     """Deletes a content filter."""
+    GetSendHook: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.GetSendHookRequest, _moderation_service_pb2.GetSendHookResponse]
+    """Gets the app's pre-send hook (NOT_FOUND when it has none)."""
+    UpdateSendHook: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.UpdateSendHookRequest, _moderation_service_pb2.UpdateSendHookResponse]
+    """Changes the app's pre-send hook: the fields in `update_mask`; with `allow_missing`,
+    creates it (`url` is then required) and answers its signing secret, once.
+    """
+    DeleteSendHook: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.DeleteSendHookRequest, _moderation_service_pb2.DeleteSendHookResponse]
+    """Removes the app's pre-send hook: messages go without it from then on."""
 
 @_typing.type_check_only
 class ModerationServiceAsyncStub(ModerationServiceStub):
@@ -149,6 +157,14 @@ class ModerationServiceAsyncStub(ModerationServiceStub):
     """Changes a content filter: the fields in `update_mask`."""
     DeleteFilter: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.DeleteFilterRequest, _moderation_service_pb2.DeleteFilterResponse]  # type: ignore[assignment]
     """Deletes a content filter."""
+    GetSendHook: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.GetSendHookRequest, _moderation_service_pb2.GetSendHookResponse]  # type: ignore[assignment]
+    """Gets the app's pre-send hook (NOT_FOUND when it has none)."""
+    UpdateSendHook: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.UpdateSendHookRequest, _moderation_service_pb2.UpdateSendHookResponse]  # type: ignore[assignment]
+    """Changes the app's pre-send hook: the fields in `update_mask`; with `allow_missing`,
+    creates it (`url` is then required) and answers its signing secret, once.
+    """
+    DeleteSendHook: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.DeleteSendHookRequest, _moderation_service_pb2.DeleteSendHookResponse]  # type: ignore[assignment]
+    """Removes the app's pre-send hook: messages go without it from then on."""
 
 class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Moderation tools: mutes and bans of users (`Restriction`), in the whole app or in
@@ -291,5 +307,31 @@ class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_moderation_service_pb2.DeleteFilterResponse, _abc.Awaitable[_moderation_service_pb2.DeleteFilterResponse]]:
         """Deletes a content filter."""
+
+    @_abc_1.abstractmethod
+    def GetSendHook(
+        self,
+        request: _moderation_service_pb2.GetSendHookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.GetSendHookResponse, _abc.Awaitable[_moderation_service_pb2.GetSendHookResponse]]:
+        """Gets the app's pre-send hook (NOT_FOUND when it has none)."""
+
+    @_abc_1.abstractmethod
+    def UpdateSendHook(
+        self,
+        request: _moderation_service_pb2.UpdateSendHookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.UpdateSendHookResponse, _abc.Awaitable[_moderation_service_pb2.UpdateSendHookResponse]]:
+        """Changes the app's pre-send hook: the fields in `update_mask`; with `allow_missing`,
+        creates it (`url` is then required) and answers its signing secret, once.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteSendHook(
+        self,
+        request: _moderation_service_pb2.DeleteSendHookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.DeleteSendHookResponse, _abc.Awaitable[_moderation_service_pb2.DeleteSendHookResponse]]:
+        """Removes the app's pre-send hook: messages go without it from then on."""
 
 def add_ModerationServiceServicer_to_server(servicer: ModerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,6 +6,7 @@ isort:skip_file
 from caas.conversations.v1 import resources_pb2 as _resources_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -481,3 +482,112 @@ class Filter(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Filter: _TypeAlias = Filter  # noqa: Y015
+
+@_typing.final
+class SendHook(_message.Message):
+    """The app's pre-send hook: an HTTPS endpoint of the app that sees each new message
+    before it is stored, and allows it, rejects it or changes its text.
+
+    CAAS POSTs, for each message sent in a conversation of the kinds it covers:
+
+        {"type": "message.presend", "app": "apps/{app}",
+         "conversation": "apps/{app}/conversations/{c}", "conversationKind": "group",
+         "senderId": "bob", "requestId": "…", "text": "…", "metadata": {…},
+         "mentionIds": […], "attachmentCount": 0, "threadRootSequence": 0}
+
+    signed as webhooks are (`caas-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
+    "<t>." + body)>`), and reads a 2xx JSON answer:
+
+    - `{"action": "allow"}`: the message goes as sent;
+    - `{"action": "reject", "reason": "…"}`: the send is refused with PERMISSION_DENIED,
+      reason `MESSAGE_REJECTED`, whose metadata `reason` (at most 500 characters) is meant
+      for the sender;
+    - `{"action": "modify", "text": "…"}`: the message is stored with this text instead
+      (at most 4,000 characters; empty only if it has attachments).
+
+    No answer within `timeout`, another status, or an answer that is none of these is a
+    failure: with FAILURE_POLICY_OPEN the message goes as sent; with FAILURE_POLICY_CLOSED
+    the send is refused with UNAVAILABLE, reason `SEND_HOOK_UNAVAILABLE`, to be retried.
+    Content filters apply first: the hook sees the text as they left it. Edits are not
+    sent to the hook. Each call's latency and outcome are measured
+    (`caas_send_hook_seconds`, `caas_send_hook_calls`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _FailurePolicy:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _FailurePolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[SendHook._FailurePolicy.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        FAILURE_POLICY_UNSPECIFIED: SendHook._FailurePolicy.ValueType  # 0
+        FAILURE_POLICY_OPEN: SendHook._FailurePolicy.ValueType  # 1
+        """The message goes as sent."""
+        FAILURE_POLICY_CLOSED: SendHook._FailurePolicy.ValueType  # 2
+        """The send is refused (UNAVAILABLE, `SEND_HOOK_UNAVAILABLE`)."""
+
+    class FailurePolicy(_FailurePolicy, metaclass=_FailurePolicyEnumTypeWrapper):
+        """What a failed call does to the send."""
+
+    FAILURE_POLICY_UNSPECIFIED: SendHook.FailurePolicy.ValueType  # 0
+    FAILURE_POLICY_OPEN: SendHook.FailurePolicy.ValueType  # 1
+    """The message goes as sent."""
+    FAILURE_POLICY_CLOSED: SendHook.FailurePolicy.ValueType  # 2
+    """The send is refused (UNAVAILABLE, `SEND_HOOK_UNAVAILABLE`)."""
+
+    NAME_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    FAILURE_POLICY_FIELD_NUMBER: _builtins.int
+    CONVERSATION_KINDS_FIELD_NUMBER: _builtins.int
+    SECRET_HINT_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/sendHook`."""
+    url: _builtins.str
+    """Where to POST: an absolute https URL of a public host (http and local hosts only
+    where the deployment allows them, as for webhooks); at most 2,048 characters.
+    """
+    failure_policy: Global___SendHook.FailurePolicy.ValueType
+    """What a failed call does; unset: FAILURE_POLICY_OPEN."""
+    secret_hint: _builtins.str
+    """The first characters of the signing secret, to tell secrets apart. (The secret is
+    shown once, by the UpdateSendHook that creates the hook.)
+    """
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """How long a call may take: 10 ms to 5 s; unset: 1 s."""
+
+    @_builtins.property
+    def conversation_kinds(self) -> _containers.RepeatedScalarFieldContainer[_resources_pb2.Conversation.Kind.ValueType]:
+        """The kinds of conversation whose messages it sees, each once; empty: all."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        url: _builtins.str = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        failure_policy: Global___SendHook.FailurePolicy.ValueType = ...,
+        conversation_kinds: _abc.Iterable[_resources_pb2.Conversation.Kind.ValueType] | None = ...,
+        secret_hint: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_kinds", b"conversation_kinds", "create_time", b"create_time", "failure_policy", b"failure_policy", "name", b"name", "secret_hint", b"secret_hint", "timeout", b"timeout", "update_time", b"update_time", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendHook: _TypeAlias = SendHook  # noqa: Y015

@@ -9,15 +9,15 @@ import type { Conversation_Kind } from "../../conversations/v1/resources_pb.js";
 import { file_caas_conversations_v1_resources } from "../../conversations/v1/resources_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_api_resource } from "../../../google/api/resource_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file caas/moderation/v1/resources.proto.
  */
 export const file_caas_moderation_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiJjYWFzL21vZGVyYXRpb24vdjEvcmVzb3VyY2VzLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEihQUKC1Jlc3RyaWN0aW9uEhIKBG5hbWUYASABKAlCBOJBAQgSQAoHdXNlcl9pZBgCIAEoCUIv4kECAgW6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSjwEKDGNvbnZlcnNhdGlvbhgDIAEoCUJ54kECAQX6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBJDCgR0eXBlGAQgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCD+JBAgIFukgHggEEEAEgABIcCgZyZWFzb24YBSABKAlCDOJBAQG6SAVyAxj0AxJFCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFOJBAQG6SA2yAQpKBgiAhrCWAUABEhUKB2NyZWF0b3IYByABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIjkKBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg0KCVRZUEVfTVVURRABEgwKCFRZUEVfQkFOEAI6W+pBWAoUY2Fhcy5kZXYvUmVzdHJpY3Rpb24SJWFwcHMve2FwcH0vcmVzdHJpY3Rpb25zL3tyZXN0cmljdGlvbn0qDHJlc3RyaWN0aW9uczILcmVzdHJpY3Rpb24i/gQKBEZsYWcSEgoEbmFtZRgBIAEoCUIE4kEBCBIVCgdtZXNzYWdlGAIgASgJQgTiQQEDEhoKDGNvbnZlcnNhdGlvbhgDIAEoCUIE4kEBAxIVCgd1c2VyX2lkGAQgASgJQgTiQQEDEhoKDG1lc3NhZ2VfdGV4dBgFIAEoCUIE4kEBAxIzCgVzdGF0ZRgGIAEoDjIeLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnLlN0YXRlQgTiQQEDEhoKDHJlcG9ydF9jb3VudBgHIAEoBUIE4kEBAxIxCgdyZXBvcnRzGAggAygLMhouY2Fhcy5tb2RlcmF0aW9uLnYxLlJlcG9ydEIE4kEBAxIVCgdjbGFpbWVyGAkgASgJQgTiQQEDEjsKEWNsYWltX2V4cGlyZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CgpyZXNvbHV0aW9uGAsgASgLMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc29sdXRpb25CBOJBAQMSNQoLY3JlYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX09QRU4QARISCg5TVEFURV9SRVNPTFZFRBACOjjqQTUKDWNhYXMuZGV2L0ZsYWcSF2FwcHMve2FwcH0vZmxhZ3Mve2ZsYWd9KgVmbGFnczIEZmxhZyLVAgoGUmVwb3J0EhAKCHJlcG9ydGVyGAEgASgJEjEKBnJlYXNvbhgCIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5SZXBvcnQuUmVhc29uEg8KB2RldGFpbHMYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBCgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASDwoLUkVBU09OX1NQQU0QARIVChFSRUFTT05fSEFSQVNTTUVOVBACEg8KC1JFQVNPTl9IQVRFEAMSEQoNUkVBU09OX1NFWFVBTBAEEhMKD1JFQVNPTl9WSU9MRU5DRRAFEhQKEFJFQVNPTl9TRUxGX0hBUk0QBhIYChRSRUFTT05fSU1QRVJTT05BVElPThAHEhAKDFJFQVNPTl9PVEhFUhAIIowBCgpSZXNvbHV0aW9uEhAKCHJlc29sdmVyGAEgASgJEgwKBG5vdGUYAiABKAkSFwoPbWVzc2FnZV9kZWxldGVkGAMgASgIEhMKC3Jlc3RyaWN0aW9uGAQgASgJEjAKDHJlc29sdmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAioQYKBkZpbHRlchISCgRuYW1lGAEgASgJQgTiQQEIEiIKDGRpc3BsYXlfbmFtZRgCIAEoCUIM4kEBAbpIBXIDGMgBEiQKBXdvcmRzGAMgAygJQhXiQQEBukgOkgELEIgnIgZyBBABGGQSJwoIcGF0dGVybnMYBCADKAlCFeJBAQG6SA6SAQsQMiIHcgUQARj0AxJ0Cg9ibG9ja2VkX2RvbWFpbnMYBSADKAlCW+JBAQG6SFSSAVEQ6AciTHJKGP0BMkVeKFthLXowLTldKFthLXowLTktXXswLDYxfVthLXowLTldKT9cLikrW2Etel1bYS16MC05LV17MCw2MX1bYS16MC05XSQSdAoPYWxsb3dlZF9kb21haW5zGAYgAygJQlviQQEBukhUkgFREOgHIkxyShj9ATJFXihbYS16MC05XShbYS16MC05LV17MCw2MX1bYS16MC05XSk/XC4pK1thLXpdW2EtejAtOS1dezAsNjF9W2EtejAtOV0kEj8KBmFjdGlvbhgHIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5GaWx0ZXIuQWN0aW9uQgziQQECukgFggECEAESWwoSY29udmVyc2F0aW9uX2tpbmRzGAggAygOMiguY2Fhcy5jb252ZXJzYXRpb25zLnYxLkNvbnZlcnNhdGlvbi5LaW5kQhXiQQEBukgOkgELGAEiB4IBBBABIAASNQoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJUCgZBY3Rpb24SFgoSQUNUSU9OX1VOU1BFQ0lGSUVEEAASEAoMQUNUSU9OX0JMT0NLEAESDwoLQUNUSU9OX0ZMQUcQAhIPCgtBQ1RJT05fTUFTSxADOkLqQT8KD2NhYXMuZGV2L0ZpbHRlchIbYXBwcy97YXBwfS9maWx0ZXJzL3tmaWx0ZXJ9KgdmaWx0ZXJzMgZmaWx0ZXJCLVorY2Fhcy9nZW4vZ28vY2Fhcy9tb2RlcmF0aW9uL3YxO21vZGVyYXRpb252MWIGcHJvdG8z", [file_buf_validate_validate, file_caas_conversations_v1_resources, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
+  fileDesc("CiJjYWFzL21vZGVyYXRpb24vdjEvcmVzb3VyY2VzLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEihQUKC1Jlc3RyaWN0aW9uEhIKBG5hbWUYASABKAlCBOJBAQgSQAoHdXNlcl9pZBgCIAEoCUIv4kECAgW6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSjwEKDGNvbnZlcnNhdGlvbhgDIAEoCUJ54kECAQX6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBJDCgR0eXBlGAQgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCD+JBAgIFukgHggEEEAEgABIcCgZyZWFzb24YBSABKAlCDOJBAQG6SAVyAxj0AxJFCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFOJBAQG6SA2yAQpKBgiAhrCWAUABEhUKB2NyZWF0b3IYByABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIjkKBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg0KCVRZUEVfTVVURRABEgwKCFRZUEVfQkFOEAI6W+pBWAoUY2Fhcy5kZXYvUmVzdHJpY3Rpb24SJWFwcHMve2FwcH0vcmVzdHJpY3Rpb25zL3tyZXN0cmljdGlvbn0qDHJlc3RyaWN0aW9uczILcmVzdHJpY3Rpb24i/gQKBEZsYWcSEgoEbmFtZRgBIAEoCUIE4kEBCBIVCgdtZXNzYWdlGAIgASgJQgTiQQEDEhoKDGNvbnZlcnNhdGlvbhgDIAEoCUIE4kEBAxIVCgd1c2VyX2lkGAQgASgJQgTiQQEDEhoKDG1lc3NhZ2VfdGV4dBgFIAEoCUIE4kEBAxIzCgVzdGF0ZRgGIAEoDjIeLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnLlN0YXRlQgTiQQEDEhoKDHJlcG9ydF9jb3VudBgHIAEoBUIE4kEBAxIxCgdyZXBvcnRzGAggAygLMhouY2Fhcy5tb2RlcmF0aW9uLnYxLlJlcG9ydEIE4kEBAxIVCgdjbGFpbWVyGAkgASgJQgTiQQEDEjsKEWNsYWltX2V4cGlyZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CgpyZXNvbHV0aW9uGAsgASgLMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc29sdXRpb25CBOJBAQMSNQoLY3JlYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX09QRU4QARISCg5TVEFURV9SRVNPTFZFRBACOjjqQTUKDWNhYXMuZGV2L0ZsYWcSF2FwcHMve2FwcH0vZmxhZ3Mve2ZsYWd9KgVmbGFnczIEZmxhZyLVAgoGUmVwb3J0EhAKCHJlcG9ydGVyGAEgASgJEjEKBnJlYXNvbhgCIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5SZXBvcnQuUmVhc29uEg8KB2RldGFpbHMYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBCgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASDwoLUkVBU09OX1NQQU0QARIVChFSRUFTT05fSEFSQVNTTUVOVBACEg8KC1JFQVNPTl9IQVRFEAMSEQoNUkVBU09OX1NFWFVBTBAEEhMKD1JFQVNPTl9WSU9MRU5DRRAFEhQKEFJFQVNPTl9TRUxGX0hBUk0QBhIYChRSRUFTT05fSU1QRVJTT05BVElPThAHEhAKDFJFQVNPTl9PVEhFUhAIIowBCgpSZXNvbHV0aW9uEhAKCHJlc29sdmVyGAEgASgJEgwKBG5vdGUYAiABKAkSFwoPbWVzc2FnZV9kZWxldGVkGAMgASgIEhMKC3Jlc3RyaWN0aW9uGAQgASgJEjAKDHJlc29sdmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAioQYKBkZpbHRlchISCgRuYW1lGAEgASgJQgTiQQEIEiIKDGRpc3BsYXlfbmFtZRgCIAEoCUIM4kEBAbpIBXIDGMgBEiQKBXdvcmRzGAMgAygJQhXiQQEBukgOkgELEIgnIgZyBBABGGQSJwoIcGF0dGVybnMYBCADKAlCFeJBAQG6SA6SAQsQMiIHcgUQARj0AxJ0Cg9ibG9ja2VkX2RvbWFpbnMYBSADKAlCW+JBAQG6SFSSAVEQ6AciTHJKGP0BMkVeKFthLXowLTldKFthLXowLTktXXswLDYxfVthLXowLTldKT9cLikrW2Etel1bYS16MC05LV17MCw2MX1bYS16MC05XSQSdAoPYWxsb3dlZF9kb21haW5zGAYgAygJQlviQQEBukhUkgFREOgHIkxyShj9ATJFXihbYS16MC05XShbYS16MC05LV17MCw2MX1bYS16MC05XSk/XC4pK1thLXpdW2EtejAtOS1dezAsNjF9W2EtejAtOV0kEj8KBmFjdGlvbhgHIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5GaWx0ZXIuQWN0aW9uQgziQQECukgFggECEAESWwoSY29udmVyc2F0aW9uX2tpbmRzGAggAygOMiguY2Fhcy5jb252ZXJzYXRpb25zLnYxLkNvbnZlcnNhdGlvbi5LaW5kQhXiQQEBukgOkgELGAEiB4IBBBABIAASNQoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJUCgZBY3Rpb24SFgoSQUNUSU9OX1VOU1BFQ0lGSUVEEAASEAoMQUNUSU9OX0JMT0NLEAESDwoLQUNUSU9OX0ZMQUcQAhIPCgtBQ1RJT05fTUFTSxADOkLqQT8KD2NhYXMuZGV2L0ZpbHRlchIbYXBwcy97YXBwfS9maWx0ZXJzL3tmaWx0ZXJ9KgdmaWx0ZXJzMgZmaWx0ZXIi4QQKCFNlbmRIb29rEhIKBG5hbWUYASABKAlCBOJBAQgSHwoDdXJsGAIgASgJQhLiQQECukgL2AEBcgYYgBCIAQESQQoHdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIV4kEBAbpIDqoBCyICCAUyBRCAreIEElAKDmZhaWx1cmVfcG9saWN5GAQgASgOMiouY2Fhcy5tb2RlcmF0aW9uLnYxLlNlbmRIb29rLkZhaWx1cmVQb2xpY3lCDOJBAQG6SAWCAQIQARJbChJjb252ZXJzYXRpb25fa2luZHMYBSADKA4yKC5jYWFzLmNvbnZlcnNhdGlvbnMudjEuQ29udmVyc2F0aW9uLktpbmRCFeJBAQG6SA6SAQsYASIHggEEEAEgABIZCgtzZWNyZXRfaGludBgGIAEoCUIE4kEBAxI1CgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDImMKDUZhaWx1cmVQb2xpY3kSHgoaRkFJTFVSRV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIXChNGQUlMVVJFX1BPTElDWV9PUEVOEAESGQoVRkFJTFVSRV9QT0xJQ1lfQ0xPU0VEEAI6QOpBPQoRY2Fhcy5kZXYvU2VuZEhvb2sSE2FwcHMve2FwcH0vc2VuZEhvb2sqCXNlbmRIb29rczIIc2VuZEhvb2tCLVorY2Fhcy9nZW4vZ28vY2Fhcy9tb2RlcmF0aW9uL3YxO21vZGVyYXRpb252MWIGcHJvdG8z", [file_buf_validate_validate, file_caas_conversations_v1_resources, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A mute or a ban of one user, in the whole app or in one conversation, until it
@@ -601,4 +601,133 @@ export enum Filter_Action {
  */
 export const Filter_ActionSchema: GenEnum<Filter_Action> = /*@__PURE__*/
   enumDesc(file_caas_moderation_v1_resources, 4, 0);
+
+/**
+ * The app's pre-send hook: an HTTPS endpoint of the app that sees each new message
+ * before it is stored, and allows it, rejects it or changes its text.
+ *
+ * CAAS POSTs, for each message sent in a conversation of the kinds it covers:
+ *
+ *     {"type": "message.presend", "app": "apps/{app}",
+ *      "conversation": "apps/{app}/conversations/{c}", "conversationKind": "group",
+ *      "senderId": "bob", "requestId": "…", "text": "…", "metadata": {…},
+ *      "mentionIds": […], "attachmentCount": 0, "threadRootSequence": 0}
+ *
+ * signed as webhooks are (`caas-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
+ * "<t>." + body)>`), and reads a 2xx JSON answer:
+ *
+ * - `{"action": "allow"}`: the message goes as sent;
+ * - `{"action": "reject", "reason": "…"}`: the send is refused with PERMISSION_DENIED,
+ *   reason `MESSAGE_REJECTED`, whose metadata `reason` (at most 500 characters) is meant
+ *   for the sender;
+ * - `{"action": "modify", "text": "…"}`: the message is stored with this text instead
+ *   (at most 4,000 characters; empty only if it has attachments).
+ *
+ * No answer within `timeout`, another status, or an answer that is none of these is a
+ * failure: with FAILURE_POLICY_OPEN the message goes as sent; with FAILURE_POLICY_CLOSED
+ * the send is refused with UNAVAILABLE, reason `SEND_HOOK_UNAVAILABLE`, to be retried.
+ * Content filters apply first: the hook sees the text as they left it. Edits are not
+ * sent to the hook. Each call's latency and outcome are measured
+ * (`caas_send_hook_seconds`, `caas_send_hook_calls`).
+ *
+ * @generated from message caas.moderation.v1.SendHook
+ */
+export type SendHook = Message<"caas.moderation.v1.SendHook"> & {
+  /**
+   * `apps/{app}/sendHook`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Where to POST: an absolute https URL of a public host (http and local hosts only
+   * where the deployment allows them, as for webhooks); at most 2,048 characters.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * How long a call may take: 10 ms to 5 s; unset: 1 s.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 3;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * What a failed call does; unset: FAILURE_POLICY_OPEN.
+   *
+   * @generated from field: caas.moderation.v1.SendHook.FailurePolicy failure_policy = 4;
+   */
+  failurePolicy: SendHook_FailurePolicy;
+
+  /**
+   * The kinds of conversation whose messages it sees, each once; empty: all.
+   *
+   * @generated from field: repeated caas.conversations.v1.Conversation.Kind conversation_kinds = 5;
+   */
+  conversationKinds: Conversation_Kind[];
+
+  /**
+   * The first characters of the signing secret, to tell secrets apart. (The secret is
+   * shown once, by the UpdateSendHook that creates the hook.)
+   *
+   * @generated from field: string secret_hint = 6;
+   */
+  secretHint: string;
+
+  /**
+   * When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 8;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.SendHook.
+ * Use `create(SendHookSchema)` to create a new message.
+ */
+export const SendHookSchema: GenMessage<SendHook> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_resources, 5);
+
+/**
+ * What a failed call does to the send.
+ *
+ * @generated from enum caas.moderation.v1.SendHook.FailurePolicy
+ */
+export enum SendHook_FailurePolicy {
+  /**
+   * @generated from enum value: FAILURE_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The message goes as sent.
+   *
+   * @generated from enum value: FAILURE_POLICY_OPEN = 1;
+   */
+  OPEN = 1,
+
+  /**
+   * The send is refused (UNAVAILABLE, `SEND_HOOK_UNAVAILABLE`).
+   *
+   * @generated from enum value: FAILURE_POLICY_CLOSED = 2;
+   */
+  CLOSED = 2,
+}
+
+/**
+ * Describes the enum caas.moderation.v1.SendHook.FailurePolicy.
+ */
+export const SendHook_FailurePolicySchema: GenEnum<SendHook_FailurePolicy> = /*@__PURE__*/
+  enumDesc(file_caas_moderation_v1_resources, 5, 0);
 
