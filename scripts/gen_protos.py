@@ -57,7 +57,6 @@ from services.core.settings import Settings
 from services.edge.api_reference import api_reference
 from services.edge.envoy import edge_config
 from services.edge.openapi import openapi_document
-from services.server import contract_services
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOGLE_ROOTS = ("google/api/annotations.proto", "google/api/field_behavior.proto",
@@ -161,14 +160,21 @@ def _descriptor_set(workspace: Path) -> descriptor_pb2.FileDescriptorSet:
     return descriptor_pb2.FileDescriptorSet.FromString((workspace / "gen/caas.binpb").read_bytes())
 
 
+def _served() -> list[str]:
+    """The full names of the services the server serves (a contract may land before its
+    implementation). Imported here, once the Python code is written: the servicers use
+    what it generates."""
+    from services.server import contract_services  # noqa: PLC0415 - after the code it needs
+    return [s.full_name for s in contract_services()]
+
+
 def _write_envoy_config(workspace: Path) -> None:
     """envoy/envoy.json for the services of gen/caas.binpb, on the default settings."""
     files = _descriptor_set(workspace)
     pool = descriptor_pool.DescriptorPool()
     for file in files.file:
         pool.Add(file)
-    # The services the server serves (a contract may land before its implementation).
-    services = [pool.FindServiceByName(s.full_name) for s in contract_services()]
+    services = [pool.FindServiceByName(name) for name in _served()]
     defaults = {name: field.get_default(call_default_factory=True)
                 for name, field in Settings.model_fields.items()}
     config = edge_config(
@@ -184,7 +190,7 @@ def _write_envoy_config(workspace: Path) -> None:
 def _write_api_docs(workspace: Path) -> None:
     """The OpenAPI document and docs/api/, for the served services of gen/caas.binpb."""
     files = _descriptor_set(workspace)
-    served = [s.full_name for s in contract_services()]
+    served = _served()
     document = openapi_document(files, served)
     (workspace / "gen/python/caas/openapi.json").write_text(
         json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

@@ -25,7 +25,7 @@ from services.core.errors import (
 from services.core.filter_syntax import parse_filter
 from services.core.pagination import Page as ListPage
 from services.core.pagination import make_page, page_request, time_id_position
-from services.core.principal import Principal, User, require_user_or_app
+from services.core.principal import AppBackend, Operator, Principal, User, require_user_or_app
 from services.messages.listing import MESSAGE_FILTER
 from services.messages.models import (
     Attachment,
@@ -69,6 +69,7 @@ class Shown:
     message: Message
     reacted: frozenset[str]  # emoji the caller reacted with
     sender_deleted: bool
+    shadowed: bool = False  # said only to the app's backend and the operator
 
 
 class MediaAttachments(Protocol):
@@ -108,8 +109,11 @@ class MessagesActions:
         return access
 
     async def _message(self, access: Access, sequence: int) -> Message:
+        """The message, if the caller may see it: a shadowed one is its sender's alone
+        (and the app's backend's); NOT_FOUND otherwise, as for none."""
         message = await self._store.get(access.app_id, access.conversation_id, sequence)
-        if message is None:
+        if message is None or (message.shadowed and not access.backend and (
+                access.member is None or access.member.user_id != message.sender_id)):
             raise not_found("caas.dev/Message",
                             message_name(access.app_id, access.conversation_id, sequence))
         return message
@@ -125,8 +129,10 @@ class MessagesActions:
                                              [m.sequence for m in messages if m.reactions],
                                              principal.user_id)
         senders = await self._users.get_users(first.app_id, {m.sender_id for m in messages})
+        backend = isinstance(principal, AppBackend | Operator)
         return [Shown(m, frozenset(mine.get(m.sequence, ())),
-                      m.sender_id in senders and senders[m.sender_id].deleted)
+                      m.sender_id in senders and senders[m.sender_id].deleted,
+                      backend and m.shadowed)
                 for m in messages]
 
     async def _sender(self, principal: Principal, access: Access, sender_id: str) -> Member:
@@ -176,7 +182,8 @@ class MessagesActions:
         verdict = await self._screening.check(app_id, conversation.kind.value, outgoing.text)
         if outgoing.thread_root:
             root = await self._store.get(app_id, conversation_id, outgoing.thread_root)
-            if root is None or root.thread_root != 0:
+            if root is None or root.thread_root != 0 or (
+                    root.shadowed and root.sender_id != sender.user_id):
                 raise InvalidArgument(
                     "THREAD_ROOT_INVALID", "thread_root_sequence must name a top-level "
                     "message of this conversation")
@@ -187,8 +194,9 @@ class MessagesActions:
             app_id, conversation_id, conversation.kind.value, sender.user_id, request_id,
             verdict.text, outgoing.metadata or {}, outgoing.mention_ids, len(attachments),
             outgoing.thread_root))
+        shadowed = await self._restrictions.shadowed(app_id, sender.user_id, conversation_id)
         draft = Draft(sender.user_id, text, attachments, mentions,
-                      dict(outgoing.metadata or {}), outgoing.thread_root)
+                      dict(outgoing.metadata or {}), outgoing.thread_root, shadowed)
         slow = conversation.slow_mode if sender.role < Role.MODERATOR else timedelta(0)
         now = self._clock.now()
         try:
@@ -233,9 +241,9 @@ class MessagesActions:
         Raises InvalidArgument for a bad filter (after the caller's access is checked)."""
         await self._member_access(principal, app_id, conversation_id)
         where = parse_filter(filter_text, MESSAGE_FILTER)
-        page: Page = await self._store.list_page(app_id, conversation_id, thread_root,
-                                                 direction, sequence, page_size or 50,
-                                                 where=where)
+        page: Page = await self._store.list_page(
+            app_id, conversation_id, thread_root, direction, sequence, page_size or 50,
+            where=where, viewer=principal.user_id if isinstance(principal, User) else None)
         return await self.show(principal, page.messages), page.more_before, page.more_after
 
     async def do_edit(self, principal: Principal, app_id: str, conversation_id: str,

@@ -13,7 +13,12 @@ from services.messages.models import Message
 
 def message_event(kind: str, message: Message, now: datetime, user_id: str = "",
                   **data: str) -> DomainEvent:
-    """An event about a message; `user_id` is who acted (the sender by default)."""
+    """An event about a message; `user_id` is who acted (the sender by default). Those of
+    a shadowed message reach its sender's streams alone (and the app's webhooks)."""
+    if message.shadowed:
+        return DomainEvent(kind, message.app_id, now, {"sequence": str(message.sequence),
+                                                       **data},
+                           message.conversation_id, message, message.sender_id, private=True)
     return DomainEvent(kind, message.app_id, now, {"sequence": str(message.sequence), **data},
                        message.conversation_id, message, user_id or message.sender_id)
 

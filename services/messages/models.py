@@ -63,6 +63,7 @@ class Draft:
     mentions: tuple[Mention, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
     thread_root: int = 0
+    shadowed: bool = False  # the sender is shadow-banned there
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,9 @@ class Message:
     create_time: datetime
     edit_time: datetime | None = None
     delete_time: datetime | None = None
+    # Sent under a shadow ban: seen by its sender (and the app's backend) alone; no one
+    # else's unread counts, mentions, preview or thread counts it.
+    shadowed: bool = False
 
     @property
     def deleted(self) -> bool:

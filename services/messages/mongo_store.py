@@ -137,7 +137,7 @@ def _message(doc: Document) -> Message:
         tuple(Mention(**m) for m in doc["mentions"]), doc["metadata"], doc["thread_root"],
         doc["reply_count"], doc.get("last_reply_time"),
         {emoji: count for emoji, count in doc["reactions"]}, doc["create_time"],
-        doc.get("edit_time"), doc.get("delete_time"))
+        doc.get("edit_time"), doc.get("delete_time"), doc.get("shadow", False))
 
 
 def _reactions(counts: dict[str, int]) -> list[list[Any]]:
@@ -190,16 +190,19 @@ class MongoMessageStore:
                 last = None if sender is None else sender.get("last_send_time")
                 if last is not None and last + slow_mode > now:
                     raise TooSoon(last + slow_mode)
+            # A shadowed message is its sender's alone: nobody else's counts move.
+            shown = not draft.shadowed
             doc = await self._conversations.find_one_and_update(
                 live(app_id, conversation_id),
-                {"$inc": {"last_sequence": 1}, "$set": {"last_activity_time": now}},
+                {"$inc": {"last_sequence": 1},
+                 **({"$set": {"last_activity_time": now}} if shown else {})},
                 return_document=ReturnDocument.AFTER, session=s)
             if doc is None:
                 raise LookupError(conversation_id)
             sequence = doc["last_sequence"]
             message = Message(app_id, conversation_id, sequence, draft.sender_id, draft.text,
                               draft.attachments, draft.mentions, dict(draft.metadata),
-                              draft.thread_root, 0, None, {}, now)
+                              draft.thread_root, 0, None, {}, now, shadowed=draft.shadowed)
             await self._messages.insert_one(
                 {"_id": _key(app_id, conversation_id, sequence), "app_id": app_id,
                  "conversation_id": conversation_id, "sequence": sequence,
@@ -209,22 +212,23 @@ class MongoMessageStore:
                  "metadata": dict(draft.metadata), "thread_root": draft.thread_root,
                  "reply_count": 0, "last_reply_time": None, "reactions": [],
                  "request_id": request_id, "create_time": now, "edit_time": None,
-                 "delete_time": None}, session=s)
-            if draft.thread_root:
+                 "delete_time": None, "shadow": draft.shadowed}, session=s)
+            if shown and draft.thread_root:
                 await self._messages.update_one(
                     self._selector(app_id, conversation_id, draft.thread_root),
                     {"$inc": {"reply_count": 1}, "$set": {"last_reply_time": now}}, session=s)
-            else:
+            elif shown:
                 preview = Preview(sequence, draft.sender_id, draft.text[:PREVIEW_LENGTH],
                                   False, now)
                 await self._conversations.update_one(
                     {"_id": doc["_id"]}, {"$set": {"last_message": preview_doc(preview)}},
                     session=s)
             selector = {"app_id": app_id, "conversation_id": conversation_id}
-            await self._members.update_many(
-                {**selector, "user_id": {"$ne": draft.sender_id}},
-                {"$inc": {"unread_count": 1}, "$set": {"activity_time": now}}, session=s)
-            mentioned = mentioned_others(draft.sender_id, draft.mentions)
+            if shown:
+                await self._members.update_many(
+                    {**selector, "user_id": {"$ne": draft.sender_id}},
+                    {"$inc": {"unread_count": 1}, "$set": {"activity_time": now}}, session=s)
+            mentioned = mentioned_others(draft.sender_id, draft.mentions) if shown else []
             if mentioned:  # members only: the others have no document
                 await self._members.update_many(
                     {**selector, "user_id": {"$in": mentioned}},
@@ -259,10 +263,13 @@ class MongoMessageStore:
 
     async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
                         direction: Direction, sequence: int, limit: int, *,
-                        where: Expr | None = None) -> Page:
+                        where: Expr | None = None, viewer: str | None = None) -> Page:
         base = mq.combine(
             {"app_id": app_id, "conversation_id": conversation_id, "thread_root": thread_root},
             mq.query(where, _TERMS))
+        if viewer is not None:  # shadowed messages: their senders' alone
+            base = mq.combine(base, {"$or": [{"shadow": {"$ne": True}},
+                                             {"sender_id": viewer}]})
 
         async def page(condition: Document | None, order: int, count: int) -> list[Message]:
             query = base if condition is None else mq.combine(base, {"sequence": condition})
@@ -356,14 +363,16 @@ class MongoMessageStore:
                           "sequence": sequence}
             await self._revisions.delete_many(of_message, session=s)
             await self._reactions.delete_many(of_message, session=s)
-            await self._members.update_many(
-                {"app_id": app_id, "conversation_id": conversation_id,
-                 "user_id": {"$ne": current.sender_id}, "read_sequence": {"$lt": sequence},
-                 "unread_count": {"$gt": 0}},
-                {"$inc": {"unread_count": -1}}, session=s)
+            if not current.shadowed:  # a shadowed one was never counted
+                await self._members.update_many(
+                    {"app_id": app_id, "conversation_id": conversation_id,
+                     "user_id": {"$ne": current.sender_id},
+                     "read_sequence": {"$lt": sequence}, "unread_count": {"$gt": 0}},
+                    {"$inc": {"unread_count": -1}}, session=s)
             # Counted for exactly the mentioned members it is still unread for: a member
             # who joined after it has a read position at or past it.
-            mentioned = mentioned_others(current.sender_id, current.mentions)
+            mentioned = [] if current.shadowed else mentioned_others(current.sender_id,
+                                                                     current.mentions)
             if mentioned:
                 await self._members.update_many(
                     {"app_id": app_id, "conversation_id": conversation_id,
@@ -479,7 +488,7 @@ class MongoMessageStore:
             elif target > member.read_sequence:
                 after_read = {"app_id": app_id, "conversation_id": conversation_id,
                               "sequence": {"$gt": target}, "sender_id": {"$ne": user_id},
-                              "delete_time": None}
+                              "delete_time": None, "shadow": {"$ne": True}}
                 unread = await self._messages.count_documents(after_read, session=s)
                 mentions = await self._messages.count_documents(
                     {**after_read, "mentions.user_id": user_id}, session=s)

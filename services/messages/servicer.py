@@ -71,7 +71,7 @@ def message_proto(shown: Shown, urls: MediaUrls) -> res.Message:
                    for emoji, count in m.reactions.items()],
         state=res.Message.STATE_DELETED if m.deleted else res.Message.STATE_ACTIVE,
         create_time=timestamp(m.create_time), edit_time=timestamp(m.edit_time),
-        delete_time=timestamp(m.delete_time))
+        delete_time=timestamp(m.delete_time), shadowed=shown.shadowed)
 
 
 def _position(request: pb.ListMessagesRequest) -> tuple[Direction, int]:

@@ -85,11 +85,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         " AND m.delete_time IS NULL AND EXISTS (SELECT 1 FROM json_each(m.mentions)"
         " WHERE json_extract(value, '$.user_id') = members.user_id))",
     ),
+    (
+        # Messages of shadow-banned senders (Message.shadowed).
+        "ALTER TABLE messages ADD COLUMN shadow INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 _COLUMNS = ("app_id, conversation_id, sequence, sender_id, text, attachments, mentions,"
             " metadata, thread_root, reply_count, last_reply_time, reactions, create_time,"
-            " edit_time, delete_time")
+            " edit_time, delete_time, shadow")
 _KEY = "app_id = ? AND conversation_id = ?"
 
 
@@ -99,7 +103,7 @@ def _message(row: Any) -> Message:
         tuple(Attachment.from_dict(a) for a in json.loads(row[5])),
         tuple(Mention(**m) for m in json.loads(row[6])), json.loads(row[7]), row[8], row[9],
         opt_from_ms(row[10]), dict(json.loads(row[11])), from_ms(row[12]),
-        opt_from_ms(row[13]), opt_from_ms(row[14]))
+        opt_from_ms(row[13]), opt_from_ms(row[14]), bool(row[15]))
 
 
 def _select(conn: sqlite3.Connection, app_id: str, conversation_id: str, sequence: int
@@ -212,12 +216,16 @@ class SqliteMessageStore:
             at = to_ms(now)
             conn.execute(
                 f"INSERT INTO messages ({_COLUMNS}, request_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '[]', ?, NULL, NULL, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '[]', ?, NULL, NULL, ?, ?)",
                 (*key, sequence, draft.sender_id, draft.text,
                  _attachments_json(draft.attachments),
                  json.dumps([asdict(m) for m in draft.mentions]),
-                 json.dumps(dict(draft.metadata)), draft.thread_root, at, request_id))
-            if draft.thread_root:  # a reply: the thread root counts it; no new preview
+                 json.dumps(dict(draft.metadata)), draft.thread_root, at,
+                 int(draft.shadowed), request_id))
+            if draft.shadowed:  # for its sender alone: nobody else's counts move
+                conn.execute(f"UPDATE conversations SET last_sequence = ? WHERE {_KEY}",
+                             (sequence, *key))
+            elif draft.thread_root:  # a reply: the thread root counts it; no new preview
                 conn.execute(f"UPDATE messages SET reply_count = reply_count + 1,"
                              f" last_reply_time = ? WHERE {_KEY} AND sequence = ?",
                              (at, *key, draft.thread_root))
@@ -229,10 +237,12 @@ class SqliteMessageStore:
                 conn.execute(f"UPDATE conversations SET last_sequence = ?, preview = ?,"
                              f" last_activity_time = ? WHERE {_KEY}",
                              (sequence, preview_json(preview), at, *key))
-            conn.execute(f"UPDATE members SET unread_count = unread_count + 1,"
-                         f" activity_time = ? WHERE {_KEY} AND user_id != ?",
-                         (at, *key, draft.sender_id))
-            mentioned = mentioned_others(draft.sender_id, draft.mentions)
+            if not draft.shadowed:
+                conn.execute(f"UPDATE members SET unread_count = unread_count + 1,"
+                             f" activity_time = ? WHERE {_KEY} AND user_id != ?",
+                             (at, *key, draft.sender_id))
+            mentioned = [] if draft.shadowed else mentioned_others(draft.sender_id,
+                                                                   draft.mentions)
             if mentioned:  # members only: the others have no row
                 conn.execute(f"UPDATE members SET unread_mention_count ="
                              f" unread_mention_count + 1 WHERE {_KEY}"
@@ -243,7 +253,7 @@ class SqliteMessageStore:
                          (sequence, sequence, at, at, at, *key, draft.sender_id))
             sent = Message(app_id, conversation_id, sequence, draft.sender_id, draft.text,
                            draft.attachments, draft.mentions, dict(draft.metadata),
-                           draft.thread_root, 0, None, {}, now)
+                           draft.thread_root, 0, None, {}, now, shadowed=draft.shadowed)
             emit(message_event("message.created", sent, now))
             return sent, True
 
@@ -270,8 +280,11 @@ class SqliteMessageStore:
 
     async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
                         direction: Direction, sequence: int, limit: int, *,
-                        where: Expr | None = None) -> Page:
+                        where: Expr | None = None, viewer: str | None = None) -> Page:
         matching = sql.where(where, _TERMS)
+        if viewer is not None:  # shadowed messages: their senders' alone
+            matching = (f"{matching[0]} AND (shadow = 0 OR sender_id = ?)",
+                        [*matching[1], viewer])
         return await self._db.read(lambda conn: _list(
             conn, (app_id, conversation_id, thread_root), direction, sequence, limit,
             matching))
@@ -340,12 +353,14 @@ class SqliteMessageStore:
                          f" WHERE {_KEY} AND sequence = ?", (to_ms(now), *key))
             for table in ("message_revisions", "reactions"):
                 conn.execute(f"DELETE FROM {table} WHERE {_KEY} AND sequence = ?", key)
-            conn.execute(f"UPDATE members SET unread_count = max(unread_count - 1, 0)"
-                         f" WHERE {_KEY} AND user_id != ? AND read_sequence < ?",
-                         (app_id, conversation_id, current.sender_id, sequence))
+            if not current.shadowed:  # a shadowed one was never counted
+                conn.execute(f"UPDATE members SET unread_count = max(unread_count - 1, 0)"
+                             f" WHERE {_KEY} AND user_id != ? AND read_sequence < ?",
+                             (app_id, conversation_id, current.sender_id, sequence))
             # Counted for exactly the mentioned members it is still unread for: a member
             # who joined after it has a read position at or past it.
-            mentioned = mentioned_others(current.sender_id, current.mentions)
+            mentioned = [] if current.shadowed else mentioned_others(current.sender_id,
+                                                                     current.mentions)
             if mentioned:
                 conn.execute(f"UPDATE members SET unread_mention_count ="
                              f" max(unread_mention_count - 1, 0) WHERE {_KEY}"
@@ -463,7 +478,7 @@ class SqliteMessageStore:
                     "SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM json_each(mentions)"
                     " WHERE json_extract(value, '$.user_id') = ?)), 0)"
                     f" FROM messages WHERE {_KEY} AND sequence > ?"
-                    " AND sender_id != ? AND delete_time IS NULL",
+                    " AND sender_id != ? AND delete_time IS NULL AND shadow = 0",
                     (user_id, *key, target, user_id)).fetchone()
                 conn.execute(f"UPDATE members SET read_sequence = ?, read_time = ?,"
                              f" unread_count = ?, unread_mention_count = ?,"

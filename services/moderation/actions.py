@@ -5,7 +5,8 @@ Who may restrict:
   in the app or in any conversation;
 - a moderator, admin or owner of a conversation: there only, members of a lower role
   and users who are not members (never themselves, never app-wide).
-A user may read their own restrictions, and those of the conversations they moderate.
+A user may read their own restrictions, and those of the conversations they moderate;
+never their own shadow bans, which they are not told of.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ class ModerationActions:
         if isinstance(principal, AppBackend | Operator):
             return True
         assert isinstance(principal, User)
-        if restriction.user_id == principal.user_id:
-            return True
+        if restriction.user_id == principal.user_id:  # a shadow ban is not told to its user
+            return restriction.type is not RestrictionType.SHADOW_BAN
         if restriction.conversation_id == APP_WIDE:
             return False
         member = await self._conversation_store.get_member(
@@ -161,6 +162,8 @@ class ModerationActions:
         request = page_request(page_size, page_token, scope)
         rows = await self._store.list_restrictions(
             app_id, self._clock.now(), request.size + 1, time_id_position(request),
-            user_id=user_id, conversation_id=conversation_id)
+            user_id=user_id, conversation_id=conversation_id,
+            # A shadow ban is not told to its user.
+            unseen_by=principal.user_id if isinstance(principal, User) else "")
         return make_page(rows, request, scope,
                          lambda r: (to_ms(r.create_time), r.restriction_id))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.core.events import DomainEvent
-from services.moderation.models import Flag, Restriction
+from services.moderation.models import Flag, Restriction, RestrictionType
 
 CREATED = "restriction.created"
 DELETED = "restriction.deleted"
@@ -15,9 +15,11 @@ RESOLVED = "flag.resolved"
 
 
 def restriction_event(kind: str, restriction: Restriction, now: datetime) -> DomainEvent:
+    # A shadow ban is not told to its user: private to no user, for webhooks only.
+    told = "" if restriction.type is RestrictionType.SHADOW_BAN else restriction.user_id
     return DomainEvent(kind, restriction.app_id, now,
                        conversation_id=restriction.conversation_id, payload=restriction,
-                       user_id=restriction.user_id, private=True)
+                       user_id=told, private=True)
 
 
 def flag_event(kind: str, flag: Flag, now: datetime) -> DomainEvent:

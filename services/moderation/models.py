@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 class RestrictionType(enum.Enum):
     MUTE = "mute"  # reads, does not write
     BAN = "ban"  # kept out
+    SHADOW_BAN = "shadow_ban"  # writes as ever, seen by nobody else (and is not told)
 
 
 APP_WIDE = ""  # the conversation id of a restriction that applies in the whole app

@@ -133,9 +133,13 @@ class MongoRestrictionStore:
 
     async def list_restrictions(self, app_id: str, now: datetime, limit: int,
                                 after: Position | None, *, user_id: str = "",
-                                conversation_id: str | None = None) -> list[Restriction]:
+                                conversation_id: str | None = None, unseen_by: str = ""
+                                ) -> list[Restriction]:
         query: dict[str, Any] = {"app_id": app_id, "$and": [
             _applies(now), after_position(after, "create_time", "restriction_id")]}
+        if unseen_by:
+            query["$and"].append({"$nor": [{"type": RestrictionType.SHADOW_BAN.value,
+                                            "user_id": unseen_by}]})
         if user_id:
             query["user_id"] = user_id
         if conversation_id is not None:

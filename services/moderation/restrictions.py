@@ -61,6 +61,11 @@ class Restrictions:
         await self._refuse_first(app_id, user_id, conversation_id, RestrictionType.MUTE,
                                  RestrictionType.BAN)
 
+    async def shadowed(self, app_id: str, user_id: str, conversation_id: str) -> bool:
+        """Whether the user's messages there are for them alone (a shadow ban)."""
+        return any(r.type is RestrictionType.SHADOW_BAN and r.covers(conversation_id)
+                   for r in await self.of(app_id, user_id, self._clock.now()))
+
     async def check_entry(self, app_id: str, user_id: str, conversation_id: str) -> None:
         """Refuse a user banned there (or in the app) joining or being added."""
         await self._refuse_first(app_id, user_id, conversation_id, RestrictionType.BAN)
@@ -78,5 +83,6 @@ class Restrictions:
 
     async def _on_event(self, event: DomainEvent) -> None:
         if event.type in (CREATED, DELETED):
+            assert isinstance(event.payload, Restriction)
             self._changes += 1
-            self._cache.discard((event.app_id, event.user_id))
+            self._cache.discard((event.app_id, event.payload.user_id))

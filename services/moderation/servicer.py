@@ -45,7 +45,8 @@ from services.moderation.send_hooks import SendHooks, send_hook_name
 from services.webhooks.models import SECRET_HINT_LENGTH
 
 TYPES = {RestrictionType.MUTE: res.Restriction.TYPE_MUTE,
-         RestrictionType.BAN: res.Restriction.TYPE_BAN}
+         RestrictionType.BAN: res.Restriction.TYPE_BAN,
+         RestrictionType.SHADOW_BAN: res.Restriction.TYPE_SHADOW_BAN}
 TYPES_FROM_PROTO = {value: kind for kind, value in TYPES.items()}
 STATES = {FlagState.OPEN: res.Flag.STATE_OPEN, FlagState.RESOLVED: res.Flag.STATE_RESOLVED}
 STATES_FROM_PROTO = {value: state for state, value in STATES.items()}

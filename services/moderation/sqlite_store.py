@@ -150,9 +150,13 @@ class SqliteRestrictionStore:
 
     async def list_restrictions(self, app_id: str, now: datetime, limit: int,
                                 after: Position | None, *, user_id: str = "",
-                                conversation_id: str | None = None) -> list[Restriction]:
+                                conversation_id: str | None = None, unseen_by: str = ""
+                                ) -> list[Restriction]:
         where = [f"app_id = ? AND {_APPLIES}"]
         args: list[Any] = [app_id, to_ms(now)]
+        if unseen_by:
+            where.append("NOT (type = ? AND user_id = ?)")
+            args.extend([RestrictionType.SHADOW_BAN.value, unseen_by])
         if user_id:
             where.append("user_id = ?")
             args.append(user_id)

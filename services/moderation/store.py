@@ -40,10 +40,12 @@ class RestrictionStore(Protocol):
 
     async def list_restrictions(self, app_id: str, now: datetime, limit: int,
                                 after: Position | None, *, user_id: str = "",
-                                conversation_id: str | None = None) -> list[Restriction]:
+                                conversation_id: str | None = None, unseen_by: str = ""
+                                ) -> list[Restriction]:
         """The app's restrictions that apply at `now`, ordered by (create_time,
         restriction_id); only `user_id`'s when given, only those of `conversation_id`
-        when not None (APP_WIDE: the app-wide ones)."""
+        when not None (APP_WIDE: the app-wide ones); without the shadow bans of
+        `unseen_by` when given."""
 
     async def user_restrictions(self, app_id: str, user_id: str, now: datetime
                                 ) -> list[Restriction]:

@@ -127,7 +127,7 @@ class SearchActions:
                 app_id, conversation_id, [h.sequence for h in found])
             current = [m for h in found
                        if (m := stored.get(h.sequence)) is not None and not m.deleted
-                       and m.edit_time == h.edit_time]
+                       and not m.shadowed and m.edit_time == h.edit_time]
             for s in await self._messages.show(principal, current):
                 shown[(conversation_id, s.message.sequence)] = s
         return [(hit, shown[key]) for hit in hits

@@ -108,8 +108,8 @@ def _message_doc(app_id: str, proto: messages_res.Message) -> MessageDoc:
 def write_of(event: LoggedEvent) -> Write | None:
     """What an event changes in the index, if anything."""
     kind = event.type
-    if kind not in INDEXED:
-        return None
+    if kind not in INDEXED or (event.private and kind.startswith("message.")):
+        return None  # a shadowed message's: its sender's alone, never found by others
     proto = events_pb2.Event.FromString(event.payload)
     app_id = event.app_id
     if kind in ("message.created", "message.updated"):
@@ -235,7 +235,7 @@ class Indexer:
             if not messages:
                 return written
             await self.index.scan_write(scan, [message_doc(m) for m in messages
-                                               if not m.deleted])
+                                               if not m.deleted and not m.shadowed])
             written += len(messages)
             after = messages[-1].sequence
 

@@ -25,6 +25,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from tests.conftest import AppHandle, expect_error, sign_in
 from tests.e2e.test_http import error_body
 from tests.e2e.test_ops import GRPCURL, ROUTES, target
+from tests.e2e.test_search import found
 from tests.e2e.test_webhooks import create_webhook, delivered, events
 from tests.support.chat import CHANNEL, GROUP, Person
 from tests.support.client import Client, bearer
@@ -36,6 +37,7 @@ from tests.support.webhook_receiver import Receiver
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 MUTE = mod_res.Restriction.TYPE_MUTE
 BAN = mod_res.Restriction.TYPE_BAN
+SHADOW_BAN = mod_res.Restriction.TYPE_SHADOW_BAN
 
 
 async def restrict(client: Client, app: AppHandle, user_id: str, kind: int,
@@ -360,3 +362,49 @@ async def test_slow_mode_spaces_each_members_messages(
     await bob.send(group.name, "two")
     texts = [m.text for m in (await bob.messages(group.name)).messages]
     assert texts == ["one", "carol one", "owner one", "owner two", "carol two", "two"]
+
+
+async def test_a_shadow_bans_words_reach_no_one_else_and_nobody_tells_them(
+        client: Client, app: AppHandle, alice: Person, bob: Person, carol: Person) -> None:
+    group = await alice.create(GROUP, ("bob", "carol"))
+    bobs, carols = await subscribed(bob), await subscribed(carol)
+    banned = await restrict(client, app, "bob", SHADOW_BAN, group.name, reason="spammer")
+    # Bob is not told: neither on his stream nor when he asks.
+    await expect_error(client.moderation.GetRestriction(mod_pb.GetRestrictionRequest(
+        name=banned.name), metadata=bob.auth), grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+    mine = await client.moderation.ListRestrictions(mod_pb.ListRestrictionsRequest(
+        parent=app.name, user_id="bob"), metadata=bob.auth)
+    assert list(mine.restrictions) == []
+    spam = (await bob.send(group.name, "zebra spam", mention_ids=["carol"])).message
+    assert (spam.text, spam.shadowed) == ("zebra spam", False)  # as if nothing happened
+    event = await bobs.event()  # his own stream shows it (no restriction event first)
+    assert (event.type, event.message_created.name) == ("message.created", spam.name)
+    fine = (await alice.send(group.name, "zebra fine")).message
+    event = await carols.event()  # carol's next event is alice's, not bob's
+    assert event.message_created.name == fine.name
+    # Carol cannot list, read, react to, reply to or search it; it counts nothing for her.
+    assert [m.text for m in (await carol.messages(group.name)).messages] == ["zebra fine"]
+    assert [m.text for m in (await bob.messages(group.name)).messages] == [
+        "zebra spam", "zebra fine"]
+    await expect_error(carol.client.messages.GetMessage(msg_pb.GetMessageRequest(
+        name=spam.name), metadata=carol.auth), grpc.StatusCode.NOT_FOUND,
+        "RESOURCE_NOT_FOUND")
+    await expect_error(react(carol, spam.name), grpc.StatusCode.NOT_FOUND,
+                       "RESOURCE_NOT_FOUND")
+    await expect_error(carol.send(group.name, "re", thread_root_sequence=spam.sequence),
+                       grpc.StatusCode.INVALID_ARGUMENT, "THREAD_ROOT_INVALID")
+    inbox = await carol.inbox()
+    mine_there = next(c for c in inbox.conversations if c.name == group.name)
+    assert (mine_there.last_message.text, mine_there.membership.unread_count,
+            mine_there.membership.unread_mention_count) == ("zebra fine", 1, 0)
+    await found(client, carol.auth, app.app_id, "zebra", ["zebra fine"])
+    # The app's backend sees it, marked.
+    listed = await client.messages.ListMessages(msg_pb.ListMessagesRequest(
+        parent=group.name), metadata=app.auth)
+    assert [(m.text, m.shadowed) for m in listed.messages] == [("zebra spam", True),
+                                                                ("zebra fine", False)]
+    # Lifted: what he sends next is seen again (what he sent before stays his alone).
+    await lift(client, banned.name, app.auth)
+    await bob.send(group.name, "sorry")
+    assert [m.text for m in (await carol.messages(group.name)).messages] == [
+        "zebra fine", "sorry"]

@@ -92,6 +92,7 @@ class Message(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     EDIT_TIME_FIELD_NUMBER: _builtins.int
     DELETE_TIME_FIELD_NUMBER: _builtins.int
+    SHADOWED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/conversations/{conversation}/messages/{sequence}`."""
     sequence: _builtins.int
@@ -112,6 +113,10 @@ class Message(_message.Message):
     """For a thread's first message: how many replies it has."""
     state: Global___Message.State.ValueType
     """Whether the message still stands."""
+    shadowed: _builtins.bool
+    """Sent under a shadow ban (ModerationService): seen by its sender alone, who is not
+    told. Set only for the app's backend and the operator; false for everyone else.
+    """
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
         """Files, pictures and links, as references: at most 10."""
@@ -172,10 +177,11 @@ class Message(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         edit_time: _timestamp_pb2.Timestamp | None = ...,
         delete_time: _timestamp_pb2.Timestamp | None = ...,
+        shadowed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time", "mention_ids", b"mention_ids", "mentions", b"mentions", "metadata", b"metadata", "name", b"name", "reactions", b"reactions", "reply_count", b"reply_count", "sender_deleted", b"sender_deleted", "sender_id", b"sender_id", "sequence", b"sequence", "state", b"state", "text", b"text", "thread_root_sequence", b"thread_root_sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time", "mention_ids", b"mention_ids", "mentions", b"mentions", "metadata", b"metadata", "name", b"name", "reactions", b"reactions", "reply_count", b"reply_count", "sender_deleted", b"sender_deleted", "sender_id", b"sender_id", "sequence", b"sequence", "shadowed", b"shadowed", "state", b"state", "text", b"text", "thread_root_sequence", b"thread_root_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

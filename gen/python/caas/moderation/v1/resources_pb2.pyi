@@ -37,6 +37,12 @@ class Restriction(_message.Message):
     - A ban in the app ends the user's sessions and refuses them everywhere: signing in
       and every write are refused with `USER_BANNED`.
 
+    - A shadow ban lets the user write as ever and tells them nothing: their messages
+      (sent from then on, there) reach their own streams and lists only, and the app's
+      webhooks; other members never receive, list, search or count them. Its events go
+      to the app's webhooks alone, and the user never sees it (GetRestriction and
+      ListRestrictions leave it out for them).
+
     The restricted user hears of it on their streams (`restriction.created`,
     `restriction.deleted`: to them alone), the app's backend through its webhooks. A
     user has at most one restriction of each type per place: restricting again replaces
@@ -59,6 +65,10 @@ class Restriction(_message.Message):
         """The user reads but does not write."""
         TYPE_BAN: Restriction._Type.ValueType  # 2
         """The user is kept out."""
+        TYPE_SHADOW_BAN: Restriction._Type.ValueType  # 3
+        """The user goes on as ever, unaware, but what they send is seen by them alone
+        (and the app's backend): no one else receives, lists, searches or counts it.
+        """
 
     class Type(_Type, metaclass=_TypeEnumTypeWrapper):
         """What the restriction stops."""
@@ -68,6 +78,10 @@ class Restriction(_message.Message):
     """The user reads but does not write."""
     TYPE_BAN: Restriction.Type.ValueType  # 2
     """The user is kept out."""
+    TYPE_SHADOW_BAN: Restriction.Type.ValueType  # 3
+    """The user goes on as ever, unaware, but what they send is seen by them alone
+    (and the app's backend): no one else receives, lists, searches or counts it.
+    """
 
     NAME_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
