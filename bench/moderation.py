@@ -3,17 +3,21 @@ active against an app with none, in one run of one server.
 
 The moderated app has a 1,000-word block list (words no message uses, so every send
 is scanned whole and goes through), 20 RE2 patterns, a link rule, and a mute of a user
-who does not send; the plain app has nothing. Rounds alternate between the two apps
-(plain, moderated, plain, …) so that the machine's drift falls on both alike; messages
-are the same ordinary chat sentences in both. (Custom roles and ABAC policies join the
-moderated app once they exist: issue 18.)
+who does not send; the plain app has nothing. Each round measures both apps, in turns
+(plain first, then moderated first, ...) so that the machine's drift and the store's
+growth fall on both alike; messages are the same ordinary chat sentences in both. Both
+send at the same `--rate` (200 sends/s by default, below what the server takes on 2
+cores): CPU per send compares at equal load, not at whatever throughput each reaches
+(flat out, an A/A run of two plain apps spread +-25 % per round here). Take the median
+of the rounds. (Custom roles and ABAC policies join the moderated app once they exist:
+issue 18.)
 
 With `--hook-ms N`, it then measures sends to an app whose pre-send hook (a local
 endpoint) answers after N ms, against the plain app, at `--hook-concurrency` sends in
 flight per sender: the latency a hook adds.
 
-    .venv/bin/python bench/moderation.py [--rounds 3] [--seconds 8] [--senders 5]
-                                         [--concurrency 8] [--hook-ms 50]
+    .venv/bin/python bench/moderation.py [--rounds 6] [--seconds 8] [--senders 5]
+                                         [--concurrency 8] [--rate 200] [--hook-ms 50]
                                          [--hook-concurrency 2]
 
 A benchmark, not a test: it asserts nothing.
@@ -131,10 +135,12 @@ async def hook_latency(args: argparse.Namespace, address: str, operator: str, pi
 async def run(args: argparse.Namespace, address: str, operator: str, pid: int) -> None:
     results: dict[str, list[Sends]] = {"plain": [], "moderated": []}
     for round_number in range(args.rounds):
-        for name in ("plain", "moderated"):
+        order = ("plain", "moderated") if round_number % 2 == 0 else ("moderated", "plain")
+        for name in order:
             sends = await measure(address, operator, pid, args.members, args.senders,
                                   args.seconds, args.concurrency,
-                                  moderate if name == "moderated" else None, sentence)
+                                  moderate if name == "moderated" else None, sentence,
+                                  args.rate)
             results[name].append(sends)
             print(f"round {round_number + 1} " + latency_line(name, sends), flush=True)
     plain = [s.cpu_per_send for s in results["plain"]]
@@ -151,11 +157,13 @@ async def run(args: argparse.Namespace, address: str, operator: str, pid: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--members", type=int, default=10)
     parser.add_argument("--senders", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=200,
+                        help="sends per second in all (0: as fast as they go)")
     parser.add_argument("--hook-ms", type=float, default=0)
     parser.add_argument("--hook-concurrency", type=int, default=2)
     args = parser.parse_args()

@@ -62,7 +62,9 @@ def timestamp_text(index: int) -> str:
 
 async def measure(address: str, operator: str, pid: int, members: int, senders: int,
                   seconds: float, concurrency: int, setup: Setup | None = None,
-                  text: Callable[[int], str] = timestamp_text) -> Sends:
+                  text: Callable[[int], str] = timestamp_text, rate: float = 0) -> Sends:
+    """Sends as fast as they go, or, with `rate`, that many per second in all (each of
+    the senders * concurrency loops starting one send per its share of the period)."""
     client = Client(address)
     # A connection per sender, so that `--workers` spreads them.
     senders_clients = [Client(address, SEPARATE) for _ in range(senders)]
@@ -76,13 +78,20 @@ async def measure(address: str, operator: str, pid: int, members: int, senders: 
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
+    loops = senders * concurrency
+
     async def worker(index: int) -> None:
         sender = dataclasses.replace(people[index % senders],
                                      client=senders_clients[index % senders])
         sent = 0
+        period = loops / rate if rate else 0.0
+        due = time.perf_counter() + period * index / loops
         while time.perf_counter() < deadline:
+            if period:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                due += period
             started = time.perf_counter()
-            await sender.send(group.name, text(index + sent))
+            await sender.send(group.name, text(index * 100_000 + sent))
             sent += 1
             latencies.append(time.perf_counter() - started)
 
@@ -90,7 +99,7 @@ async def measure(address: str, operator: str, pid: int, members: int, senders: 
         await p.send(group.name, "warm up")
     cpu_before = server_cpu(pid)
     began = time.perf_counter()
-    await asyncio.gather(*[worker(i) for i in range(senders * concurrency)])
+    await asyncio.gather(*[worker(i) for i in range(loops)])
     elapsed = time.perf_counter() - began
     cpu = server_cpu(pid) - cpu_before
     listed = await people[1].messages(group.name, page_size=200)

@@ -18,10 +18,10 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from itertools import groupby
-from typing import Any
+from operator import eq
+from typing import Any, NamedTuple
 
 import re2
 
@@ -46,8 +46,7 @@ _LINK = re.compile(
     r"((?:[\w-]+\.)+[\w-]+)")
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):  # a tuple: made for every word of every message
     start: int
     end: int
 
@@ -87,6 +86,9 @@ def _runs(word: str) -> tuple[tuple[str, int], ...]:
 
 
 def _skeleton(word: str) -> str:
+    """The word with each run of one letter made one letter (`baaad`, `bad`: `bad`)."""
+    if not any(map(eq, word, word[1:])):  # most words: no run to shorten
+        return word
     return "".join(letter for letter, _ in groupby(word))
 
 
@@ -96,10 +98,10 @@ def _runs_match(listed: tuple[tuple[str, int], ...], seen: tuple[tuple[str, int]
         a == b and (m == n or n >= 3) for (a, m), (b, n) in zip(listed, seen, strict=True))
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     folded: str
     span: Span
+    skeleton: str  # of `folded`
 
 
 class WordList:
@@ -109,6 +111,7 @@ class WordList:
         self._folding = folding
         # skeleton of each word of the phrase → the listed runs of each word
         self._phrases: dict[tuple[str, ...], list[tuple[tuple[tuple[str, int], ...], ...]]] = {}
+        self._first: set[str] = set()  # the skeletons phrases start with: the fast "no"
         self._longest = 1
         for entry in words:
             folded = [folding.fold(w) for w in _TOKEN.findall(entry)][:MAX_PHRASE_WORDS]
@@ -116,6 +119,7 @@ class WordList:
                 continue
             key = tuple(_skeleton(w) for w in folded)
             self._phrases.setdefault(key, []).append(tuple(_runs(w) for w in folded))
+            self._first.add(key[0])
             self._longest = max(self._longest, len(folded))
 
     def __bool__(self) -> bool:
@@ -123,16 +127,19 @@ class WordList:
 
     def find(self, text: str, tokens: Sequence[Token], joined: Sequence[Token]
              ) -> Iterator[Span]:
-        for start in range(len(tokens)):
+        first = self._first
+        for start, token in enumerate(tokens):
+            if token.skeleton not in first:
+                continue
             for count in range(1, min(self._longest, len(tokens) - start) + 1):
                 if self._matches(tokens[start:start + count]):
-                    yield Span(tokens[start].span.start, tokens[start + count - 1].span.end)
+                    yield Span(token.span.start, tokens[start + count - 1].span.end)
         for token in joined:
-            if self._matches((token,)):
+            if token.skeleton in first and self._matches((token,)):
                 yield token.span
 
     def _matches(self, tokens: Sequence[Token]) -> bool:
-        listed = self._phrases.get(tuple(_skeleton(t.folded) for t in tokens))
+        listed = self._phrases.get(tuple(t.skeleton for t in tokens))
         if listed is None:
             return False
         seen = tuple(_runs(t.folded) for t in tokens)
@@ -142,9 +149,13 @@ class WordList:
 
 def tokens(text: str, folding: Folding) -> tuple[list[Token], list[Token]]:
     """The words of `text`, folded, and the words spelled out one letter at a time."""
-    found = [Token(folding.fold(m.group()), Span(m.start(), m.end()))
-             for m in _TOKEN.finditer(text)]
+    found = []
+    for match in _TOKEN.finditer(text):
+        folded = folding.fold(match.group())
+        found.append(Token(folded, Span(match.start(), match.end()), _skeleton(folded)))
     joined: list[Token] = []
+    if sum(len(t.folded) == 1 for t in found) < 2:
+        return found, joined  # no word spelled out
     run: list[Token] = []
     for token in [*found, None]:
         if (token is not None and len(token.folded) == 1 and (
@@ -152,8 +163,9 @@ def tokens(text: str, folding: Folding) -> tuple[list[Token], list[Token]]:
             run.append(token)
             continue
         if len(run) >= 2:
-            joined.append(Token("".join(t.folded for t in run),
-                                 Span(run[0].span.start, run[-1].span.end)))
+            folded = "".join(t.folded for t in run)
+            joined.append(Token(folded, Span(run[0].span.start, run[-1].span.end),
+                                _skeleton(folded)))
         run = [token] if token is not None and len(token.folded) == 1 else []
     return found, joined
 

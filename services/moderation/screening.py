@@ -8,9 +8,10 @@ process that saves a filter forgets the app's at once (`forget`), the others wit
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from services.core.cache import TtlCache
 from services.core.clock import Clock
@@ -19,6 +20,7 @@ from services.core.ids import new_id
 from services.core.names import filter_name
 from services.moderation.matching import (
     Folding,
+    PatternError,
     Span,
     Token,
     WordList,
@@ -41,11 +43,22 @@ from services.moderation.store import FilterStore, FlagStore
 READ_AT_ONCE = 100  # an app has at most MAX_FILTERS (20)
 
 
+def combined(patterns: Sequence[str]) -> list[Any]:
+    """The patterns as one RE2 alternation (one pass over the text), or each alone when
+    together they are too large."""
+    if len(patterns) > 1:
+        try:
+            return [compile_pattern("|".join(f"(?:{p})" for p in patterns))]
+        except PatternError:
+            pass
+    return [compile_pattern(p) for p in patterns]
+
+
 class CompiledFilter:
     def __init__(self, content_filter: ContentFilter, folding: Folding) -> None:
         self.filter = content_filter
         self._words = WordList(content_filter.words, folding)
-        self._patterns = [compile_pattern(p) for p in content_filter.patterns]
+        self._patterns = combined(content_filter.patterns)
 
     def applies(self, kind: str) -> bool:
         return not self.filter.kinds or kind in self.filter.kinds
