@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from caas.conversations.v1 import resources_pb2 as conv_res
 from caas.moderation.v1 import moderation_service_pb2 as pb
 from caas.moderation.v1 import resources_pb2 as res
 
@@ -89,6 +91,16 @@ def flag_proto(f: Flag) -> res.Flag:
     return proto
 
 
+def kinds_proto(kinds: frozenset[str]) -> list[conv_res.Conversation.Kind.ValueType]:
+    """Conversation kinds ("group"…) as the contract's enum values, in a stable order."""
+    return [KINDS[Kind(k)] for k in sorted(kinds)]
+
+
+def kinds_from_proto(kinds: Iterable[conv_res.Conversation.Kind.ValueType]
+                     ) -> frozenset[str]:
+    return frozenset(KINDS_FROM_PROTO[k].value for k in kinds)
+
+
 ACTIONS = {FilterAction.BLOCK: res.Filter.ACTION_BLOCK, FilterAction.FLAG: res.Filter.ACTION_FLAG,
            FilterAction.MASK: res.Filter.ACTION_MASK}
 ACTIONS_FROM_PROTO = {value: action for action, value in ACTIONS.items()}
@@ -103,7 +115,7 @@ def filter_proto(f: ContentFilter) -> res.Filter:
         name=filter_name(f.app_id, f.filter_id), display_name=f.display_name,
         words=f.words, patterns=f.patterns, blocked_domains=f.blocked_domains,
         allowed_domains=f.allowed_domains, action=ACTIONS[f.action],
-        conversation_kinds=[KINDS[Kind(k)] for k in sorted(f.kinds)],
+        conversation_kinds=kinds_proto(f.kinds),
         create_time=timestamp(f.create_time), update_time=timestamp(f.update_time))
 
 
@@ -114,7 +126,7 @@ def content_filter(app_id: str, filter_id: str, proto: res.Filter) -> ContentFil
         tuple(proto.blocked_domains), tuple(proto.allowed_domains),
         # Unset only where it is not used: the servicer refuses it elsewhere.
         ACTIONS_FROM_PROTO.get(proto.action, FilterAction.BLOCK),
-        frozenset(KINDS_FROM_PROTO[k].value for k in proto.conversation_kinds),
+        kinds_from_proto(proto.conversation_kinds),
         datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
 
 
@@ -129,7 +141,7 @@ HOOK_FIELDS = {"url": "url", "timeout": "timeout", "failure_policy": "failure_po
 def send_hook_proto(h: SendHook) -> res.SendHook:
     proto = res.SendHook(
         name=send_hook_name(h.app_id), url=h.url, failure_policy=POLICIES[h.failure_policy],
-        conversation_kinds=[KINDS[Kind(k)] for k in sorted(h.kinds)],
+        conversation_kinds=kinds_proto(h.kinds),
         secret_hint=h.secret[:SECRET_HINT_LENGTH], create_time=timestamp(h.create_time),
         update_time=timestamp(h.update_time))
     proto.timeout.FromTimedelta(h.timeout)
@@ -297,7 +309,7 @@ class ModerationServicer:
             app_id, given.url, "", given.timeout.ToTimedelta()
             if given.HasField("timeout") else DEFAULT_HOOK_TIMEOUT,
             POLICIES_FROM_PROTO.get(given.failure_policy, FailurePolicy.OPEN),
-            frozenset(KINDS_FROM_PROTO[k].value for k in given.conversation_kinds), at, at)
+            kinds_from_proto(given.conversation_kinds), at, at)
         stored, secret = await self._send_hooks.do_update(
             call.principal, hook, {HOOK_FIELDS[p] for p in request.update_mask.paths},
             request.allow_missing)
