@@ -65,6 +65,7 @@ from services.media.sqlite_store import SqliteMediaStore
 from services.media.store import MediaStore
 from services.media.worker import MediaCollector, MediaProcessor
 from services.messages.actions import MessagesActions
+from services.messages.flood import SendRate
 from services.messages.mongo_store import MongoMessageStore
 from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
@@ -446,7 +447,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         if recorded else HookMeter(), settings.webhook_allow_insecure)
     messages = MessagesActions(stores.messages, conversations, stores.conversations,
                                stores.users, clock, media, restrictions, screening,
-                               send_hooks)
+                               send_hooks, SendRate(limiter, plans))
     indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
     moderation = ModerationActions(stores.moderation, conversations, stores.conversations,
                                    stores.users, stores.auth, clock, bus)

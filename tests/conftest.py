@@ -31,7 +31,8 @@ from tests.support.servers import (
     start_seaweedfs,
 )
 
-# The shared test server: strict token expiry, and a tiny plan for rate-limit tests.
+# The shared test server: strict token expiry, a tiny plan for rate-limit tests, and one
+# that lets a user send 3 messages a minute into a conversation.
 TEST_CONFIG = """
 token_leeway = 0
 default_plan = "free"
@@ -52,6 +53,13 @@ per_user = 3
 [plans.tiny.media]
 max_file_bytes = 1500
 quota_bytes = 2000
+
+[plans.flood]
+sends_per_conversation = 3
+
+[plans.flood.default]
+per_app = 6000
+per_user = 600
 """
 
 

@@ -89,8 +89,8 @@ class MediaLimits(BaseModel):
 
 
 class Plan(BaseModel):
-    """The rate limits of a plan (a default for every RPC, and overrides per RPC) and
-    its media limits.
+    """The rate limits of a plan (a default for every RPC, overrides per RPC, and the
+    messages a user may send into one conversation) and its media limits.
 
     Override keys are full method names, `caas.auth.v1.AuthService/CreateSession`.
     """
@@ -100,6 +100,9 @@ class Plan(BaseModel):
     default: RateLimit
     methods: dict[str, RateLimit] = Field(default_factory=dict)
     media: MediaLimits = MediaLimits()
+    # Messages one user may send into one conversation per rate-limit window: flooding
+    # one conversation is refused long before the user's CreateMessage budget runs out.
+    sends_per_conversation: int = Field(default=120, gt=0)
     _name: str = PrivateAttr("")  # its key in the settings' plans (metrics label it)
 
     @property

@@ -620,13 +620,19 @@ def _shutting_down(advice: str) -> Unavailable:
 
 
 def _rate_limited(method: str, verdict: Verdict) -> ResourceExhausted:
+    return rate_limited(f"rate limit of {method} exceeded", {"method": method},
+                        f"calls per window to {method}", verdict)
+
+
+def rate_limited(message: str, metadata: dict[str, str], budget: str, verdict: Verdict
+                 ) -> ResourceExhausted:
+    """RESOURCE_EXHAUSTED, RATE_LIMITED: which budgets ran out (QuotaFailure, "<limit>
+    <budget>") and when to retry (RetryInfo)."""
     return ResourceExhausted(
-        "RATE_LIMITED",
-        f"rate limit of {method} exceeded; retry in {_reset_seconds(verdict)} s",
-        metadata={"method": method},
-        quota_violations=tuple(
-            QuotaViolation(b.subject, f"{b.limit} calls per window to {method}")
-            for b in verdict.exhausted),
+        "RATE_LIMITED", f"{message}; retry in {_reset_seconds(verdict)} s",
+        metadata=metadata,
+        quota_violations=tuple(QuotaViolation(b.subject, f"{b.limit} {budget}")
+                               for b in verdict.exhausted),
         retry_after=timedelta(seconds=verdict.reset_after),
     )
 

@@ -26,6 +26,7 @@ from services.core.filter_syntax import parse_filter
 from services.core.pagination import Page as ListPage
 from services.core.pagination import make_page, page_request, time_id_position
 from services.core.principal import AppBackend, Operator, Principal, User, require_user_or_app
+from services.messages.flood import SendRate
 from services.messages.listing import MESSAGE_FILTER
 from services.messages.models import (
     Attachment,
@@ -91,11 +92,12 @@ class MessagesActions:
     def __init__(self, store: MessageStore, conversations: ConversationsActions,
                  conversation_store: ConversationStore, users: UserStore, clock: Clock,
                  media: MediaAttachments, restrictions: Restrictions,
-                 screening: Screening, send_hooks: SendHooks) -> None:
+                 screening: Screening, send_hooks: SendHooks, send_rate: SendRate) -> None:
         self._store = store
         self._restrictions = restrictions
         self._screening = screening
         self._send_hooks = send_hooks
+        self._send_rate = send_rate
         self._media = media
         self._conversations = conversations
         self._conversation_store = conversation_store
@@ -179,6 +181,8 @@ class MessagesActions:
                                      "the conversation is frozen: only admins may send")
         if conversation.kind is Kind.DIRECT:
             await self._check_direct_open(access, sender.user_id)
+        if isinstance(principal, User):  # a backend's sends have the app's budgets
+            await self._send_rate.check(app_id, conversation_id, principal.user_id)
         verdict = await self._screening.check(app_id, conversation.kind.value, outgoing.text)
         if outgoing.thread_root:
             root = await self._store.get(app_id, conversation_id, outgoing.thread_root)

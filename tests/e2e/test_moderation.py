@@ -22,12 +22,12 @@ from caas.moderation.v1 import moderation_service_pb2 as mod_pb
 from caas.moderation.v1 import resources_pb2 as mod_res
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from tests.conftest import AppHandle, expect_error, sign_in
+from tests.conftest import AppHandle, create_app, expect_error, sign_in
 from tests.e2e.test_http import error_body
 from tests.e2e.test_ops import GRPCURL, ROUTES, target
 from tests.e2e.test_search import found
 from tests.e2e.test_webhooks import create_webhook, delivered, events
-from tests.support.chat import CHANNEL, GROUP, Person
+from tests.support.chat import CHANNEL, GROUP, Person, person
 from tests.support.client import Client, bearer
 from tests.support.clock import from_now
 from tests.support.servers import CaasServer
@@ -408,3 +408,27 @@ async def test_a_shadow_bans_words_reach_no_one_else_and_nobody_tells_them(
     await bob.send(group.name, "sorry")
     assert [m.text for m in (await carol.messages(group.name)).messages] == [
         "zebra fine", "sorry"]
+
+
+async def test_a_user_floods_no_conversation(client: Client, server: CaasServer) -> None:
+    # The "flood" plan of the test server: 3 messages a minute per user per conversation.
+    flooded = await create_app(client, server.operator_token, plan="flood")
+    ann = await person(client, flooded.app_id, flooded.api_key, "ann")
+    await person(client, flooded.app_id, flooded.api_key, "ben")
+    first, second = await ann.create(GROUP, ("ben",)), await ann.create(GROUP, ("ben",))
+    for n in range(3):
+        await ann.send(first.name, f"one {n}")
+    refused = await expect_error(ann.send(first.name, "one more"),
+                                 grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    assert refused.metadata == {"conversation": first.name.rsplit("/", 1)[1]}
+    assert refused.retry_seconds is not None and 0 <= refused.retry_seconds <= 60
+    assert refused.quota_subjects == [f"user:{flooded.app_id}/ann"]
+    await ann.send(second.name, "elsewhere")  # another conversation has its own budget
+    ben = await person(client, flooded.app_id, flooded.api_key, "ben")
+    await ben.send(first.name, "others too")
+    await client.messages.CreateMessage(msg_pb.CreateMessageRequest(  # the backend: not
+        parent=first.name, request_id="b1",                            # held to it
+        message=msg_res.Message(sender_id="ann", text="from the backend")),
+        metadata=flooded.auth)
+    texts = [m.text for m in (await ben.messages(first.name)).messages]
+    assert texts == ["one 0", "one 1", "one 2", "others too", "from the backend"]
