@@ -77,15 +77,18 @@ from services.moderation.models import DEFAULT_HOOK_TIMEOUT
 from services.moderation.mongo_store import (
     MongoFilterStore,
     MongoFlagStore,
+    MongoPolicyStore,
     MongoRestrictionStore,
     MongoSendHookStore,
 )
+from services.moderation.permissions import Permissions, PolicyStore, RoleLookup
 from services.moderation.restrictions import Restrictions
 from services.moderation.screening import Screening
 from services.moderation.send_hooks import HookMeter, SendHooks
 from services.moderation.sqlite_store import (
     SqliteFilterStore,
     SqliteFlagStore,
+    SqlitePolicyStore,
     SqliteRestrictionStore,
     SqliteSendHookStore,
 )
@@ -129,6 +132,7 @@ class Stores:
     flags: FlagStore
     filters: FilterStore
     send_hooks: SendHookStore
+    policies: PolicyStore
     # Signs the media URLs that events carry (messages with pictures, media.ready),
     # with the deployment's secret kept in the media store (started once migrated).
     media_urls: MediaUrls
@@ -156,8 +160,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         MongoMessageStore(mongo, mongo_log), mongo_log,
                         MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log),
                         MongoRestrictionStore(mongo, mongo_log), MongoFlagStore(mongo, mongo_log),
-                        MongoFilterStore(mongo), MongoSendHookStore(mongo), urls, mongo.close,
-                        mongo)
+                        MongoFilterStore(mongo), MongoSendHookStore(mongo),
+                        MongoPolicyStore(mongo), urls, mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -167,13 +171,23 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteWebhookStore(sqlite), SqliteMediaStore(sqlite, sqlite_log),
                         SqliteRestrictionStore(sqlite, sqlite_log),
                         SqliteFlagStore(sqlite, sqlite_log), SqliteFilterStore(sqlite),
-                        SqliteSendHookStore(sqlite), urls, sqlite.close, sqlite)
+                        SqliteSendHookStore(sqlite), SqlitePolicyStore(sqlite), urls,
+                        sqlite.close, sqlite)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.events):  # the log last: it reads members
         await store.migrate()
     urls.start(await stores.media.signing_secret(secrets.token_bytes(32)))
     return stores
+
+
+def app_role(users: UserStore) -> RoleLookup:
+    """How permissions learn a user's app role: from their profile."""
+    async def role_of(app_id: str, user_id: str) -> str:
+        user = await users.get_user(app_id, user_id)
+        return "" if user is None else user.role
+
+    return role_of
 
 
 def open_blobs(settings: Settings, urls: MediaUrls) -> BlobStore:
@@ -319,6 +333,7 @@ class Runtime:
     flags: FlagActions
     filters: FilterActions
     send_hooks: SendHooks
+    permissions: Permissions
     restrictions: Restrictions
     metrics: Metrics
     sampler: Sampler
@@ -413,10 +428,12 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     limiter, fanout, presence = shared_state(settings, hub, health, background, window)
     await fanout.start()
     await presence.start()
-    users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus)
+    permissions = Permissions(stores.policies, app_role(stores.users), cache_ttl, bus, clock)
+    users = UsersActions(stores.users, stores.apps, stores.auth, clock, bus,
+                         permissions.check_role)
     restrictions = Restrictions(stores.moderation, clock, cache_ttl, bus)
     conversations = ConversationsActions(stores.conversations, stores.users, clock, settings,
-                                         restrictions)
+                                         restrictions, permissions)
 
     stores.events.watch_commits(fanout.deliver)
     outbox = (Outbox(settings, stores, bus, clock, background, health, recorded,
@@ -475,6 +492,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         flags=FlagActions(stores.flags, moderation, messages, stores.conversations,
                           stores.users, clock),
         filters=FilterActions(stores.filters, screening, clock), send_hooks=send_hooks,
+        permissions=permissions,
         restrictions=restrictions,
         sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,
         write_watch=write_watch, tracing=tracing,

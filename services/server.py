@@ -68,7 +68,7 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          SearchServicer(runtime.search, runtime.media_urls)),
         (moderation_service_pb2.DESCRIPTOR.services_by_name["ModerationService"],
          ModerationServicer(runtime.moderation, runtime.flags, runtime.filters,
-                            runtime.send_hooks)),
+                            runtime.send_hooks, runtime.permissions)),
     ]
 
 

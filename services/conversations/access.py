@@ -57,6 +57,7 @@ class Access:
     conversation: Conversation
     member: Member | None  # the calling user's membership
     backend: bool  # the app's backend or the operator: every right
+    user_id: str = ""  # the calling user ("" for the app's backend and the operator)
 
     @property
     def app_id(self) -> str:
@@ -119,4 +120,4 @@ async def resolve(store: ConversationStore, principal: Principal, app_id: str,
     conversation, member = await store.get_access(app_id, conversation_id, principal.user_id)
     if conversation is None or (member is None and conversation.kind is not Kind.CHANNEL):
         raise conversation_not_found(app_id, conversation_id)
-    return Access(conversation, member, backend=False)
+    return Access(conversation, member, backend=False, user_id=principal.user_id)

@@ -53,6 +53,7 @@ from services.core.pagination import (
 from services.core.principal import Principal, User, require_app, require_user_or_app
 from services.core.settings import Settings
 from services.moderation.models import APP_WIDE
+from services.moderation.permissions import Permission, Permissions
 from services.moderation.restrictions import Restrictions
 from services.users.actions import check_not_blocked, check_users
 from services.users.store import UserStore
@@ -75,9 +76,11 @@ class NewConversation:
 
 class ConversationsActions:
     def __init__(self, store: ConversationStore, users: UserStore, clock: Clock,
-                 settings: Settings, restrictions: Restrictions) -> None:
+                 settings: Settings, restrictions: Restrictions,
+                 permissions: Permissions) -> None:
         self._store = store
         self._restrictions = restrictions
+        self.permissions = permissions
         self._users = users
         self._clock = clock
         self._max_members = {Kind.DIRECT: 2, Kind.GROUP: settings.max_group_members,
@@ -85,6 +88,27 @@ class ConversationsActions:
 
     async def access(self, principal: Principal, app_id: str, conversation_id: str) -> Access:
         return await resolve(self._store, principal, app_id, conversation_id)
+
+    async def allows(self, access: Access, permission: Permission) -> bool:
+        """Whether the caller may do this there: the app's backend anything; a user
+        what their app role or their role there is granted (permissions.py)."""
+        if access.backend:
+            return True
+        user_id = access.user_id
+        return await self.permissions.allows(access.app_id, user_id,
+                                             access.conversation.kind.value, access.role(),
+                                             permission)
+
+    async def require(self, access: Access, permission: Permission, *,
+                      member: bool = True) -> None:
+        """NOT_A_MEMBER for a non-member (unless `member` is off), then
+        PERMISSION_MISSING unless `allows`."""
+        if member:
+            access.require_member()
+        if not access.backend:
+            await self.permissions.require(access.app_id, access.user_id,
+                                           access.conversation.kind.value, access.role(),
+                                           permission)
 
     def _roster(self, principal: Principal, new: NewConversation) -> tuple[list[str], str]:
         """(member ids in joining order, owner id or "") for a new conversation."""
@@ -135,6 +159,8 @@ class ConversationsActions:
         await check_users(self._users, app_id, member_ids)
         if isinstance(principal, User):  # creating is writing: not while muted or banned
             await self._restrictions.check_write(app_id, principal.user_id, APP_WIDE)
+            await self.permissions.require(app_id, principal.user_id, new.kind.value, None,
+                                           Permission.CREATE_CONVERSATION)
         for user_id in member_ids:  # nobody banned from the app is put in
             await self._restrictions.check_entry(app_id, user_id, APP_WIDE)
         key = None
@@ -169,7 +195,7 @@ class ConversationsActions:
         if access.conversation.kind is Kind.DIRECT and not access.backend:
             raise PermissionDenied("ROLE_REQUIRED", "only the app's backend may change a "
                                    "direct conversation", metadata={"required_role": "app"})
-        access.require_role(Role.ADMIN)
+        await self.require(access, Permission.UPDATE_CONVERSATION)
         updated = await self._store.update_conversation(app_id, conversation_id, changes,
                                                         self._clock.now())
         if updated is None:
@@ -181,7 +207,7 @@ class ConversationsActions:
         if access.conversation.kind is Kind.DIRECT and not access.backend:
             raise PermissionDenied("ROLE_REQUIRED", "only the app's backend may delete a "
                                    "direct conversation", metadata={"required_role": "app"})
-        access.require_role(Role.OWNER)
+        await self.require(access, Permission.DELETE_CONVERSATION)
         await self._store.delete_conversation(app_id, conversation_id, self._clock.now())
 
     async def list_for_user(self, principal: Principal, app_id: str, user_id: str,
@@ -252,6 +278,7 @@ class ConversationsActions:
         if access.member is not None:
             return access.member
         access.require_kind(Kind.CHANNEL)
+        await self.require(access, Permission.JOIN, member=False)
         await check_users(self._users, app_id, [principal.user_id])
         await self._add(access, [principal.user_id])
         member = await self._store.get_member(app_id, conversation_id, principal.user_id)
@@ -263,7 +290,7 @@ class ConversationsActions:
         """The members added, as the caller may see them (`Access.show_member`)."""
         access = await self.access(principal, app_id, conversation_id)
         access.require_kind(Kind.GROUP, Kind.CHANNEL)
-        access.require_role(Role.ADMIN)
+        await self.require(access, Permission.ADD_MEMBERS)
         await check_users(self._users, app_id, user_ids)
         return [access.show_member(m) for m in await self._add(access, user_ids)]
 
@@ -293,7 +320,7 @@ class ConversationsActions:
             await self.do_leave(principal, app_id, conversation_id)
             return
         access.require_kind(Kind.GROUP, Kind.CHANNEL)
-        access.require_role(Role.ADMIN)
+        await self.require(access, Permission.REMOVE_MEMBERS)
         target = await self._target(access, user_id)
         self._check_outranks(access, target.role)
         await self._remove(access, user_id)
@@ -350,7 +377,7 @@ class ConversationsActions:
                                    metadata={"user": user_id})
         if changes.role is not None and changes.role is not target.role:
             access.require_kind(Kind.GROUP, Kind.CHANNEL)
-            access.require_role(Role.ADMIN)
+            await self.require(access, Permission.UPDATE_MEMBER_ROLES)
             self._check_outranks(access, target.role)
             self._check_outranks(access, changes.role)
         updated = await self._store.update_member(app_id, conversation_id, user_id, changes,

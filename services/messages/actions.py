@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 from services.conversations.access import Access, conversation_name
 from services.conversations.actions import ConversationsActions
-from services.conversations.models import Kind, Member, Role
+from services.conversations.models import Kind, Member
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
 from services.core.errors import (
@@ -40,6 +40,8 @@ from services.messages.models import (
     Revision,
 )
 from services.messages.store import Direction, MessageStore, TooSoon
+from services.moderation.matching import has_link
+from services.moderation.permissions import Permission
 from services.moderation.restrictions import Restrictions
 from services.moderation.screening import Screening
 from services.moderation.send_hooks import Presend, SendHooks
@@ -176,7 +178,16 @@ class MessagesActions:
         access = await self._member_access(principal, app_id, conversation_id)
         sender = await self._sender(principal, access, outgoing.sender_id)
         conversation = access.conversation
-        if conversation.frozen and not access.backend and sender.role < Role.ADMIN:
+        kind = conversation.kind.value
+        if isinstance(principal, User):  # the app's backend sends anything, as anyone
+            await self._conversations.require(access, Permission.SEND_MESSAGE)
+            if outgoing.attachments:
+                await self._conversations.require(access, Permission.ATTACH_MEDIA)
+            if has_link(outgoing.text):
+                await self._conversations.require(access, Permission.SEND_LINKS)
+        permissions = self._conversations.permissions
+        if conversation.frozen and not access.backend and not await permissions.allows(
+                app_id, sender.user_id, kind, sender.role, Permission.SEND_WHEN_FROZEN):
             raise FailedPrecondition("CONVERSATION_FROZEN",
                                      "the conversation is frozen: only admins may send")
         if conversation.kind is Kind.DIRECT:
@@ -201,7 +212,10 @@ class MessagesActions:
         shadowed = await self._restrictions.shadowed(app_id, sender.user_id, conversation_id)
         draft = Draft(sender.user_id, text, attachments, mentions,
                       dict(outgoing.metadata or {}), outgoing.thread_root, shadowed)
-        slow = conversation.slow_mode if sender.role < Role.MODERATOR else timedelta(0)
+        slow = conversation.slow_mode
+        if slow and await permissions.allows(app_id, sender.user_id, kind, sender.role,
+                                             Permission.SKIP_SLOW_MODE):
+            slow = timedelta(0)
         now = self._clock.now()
         try:
             message, created = await self._store.append(app_id, conversation_id, draft,
@@ -300,7 +314,7 @@ class MessagesActions:
         message = await self._message(access, sequence)
         is_author = isinstance(principal, User) and principal.user_id == message.sender_id
         if not is_author:
-            access.require_role(Role.MODERATOR)
+            await self._conversations.require(access, Permission.DELETE_ANY_MESSAGE)
         gone = await self._store.delete(app_id, conversation_id, sequence, self._clock.now())
         assert gone is not None
         await self._media.detach(app_id, message.attachments)
@@ -315,6 +329,8 @@ class MessagesActions:
     async def do_react(self, principal: User, app_id: str, conversation_id: str,
                        sequence: int, emoji: str, add: bool) -> Shown:
         access = await self._member_access(principal, app_id, conversation_id)
+        if add:
+            await self._conversations.require(access, Permission.REACT)
         await self._restrictions.check_write(app_id, principal.user_id, conversation_id)
         message = await self._message(access, sequence)
         if message.deleted:

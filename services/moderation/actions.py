@@ -27,6 +27,7 @@ from services.core.names import api_key_name, restriction_name, user_name
 from services.core.pagination import Page, make_page, page_request, time_id_position
 from services.core.principal import AppBackend, Operator, Principal, User, require_app
 from services.moderation.models import APP_WIDE, Restriction, RestrictionType
+from services.moderation.permissions import STAFF, Permission
 from services.moderation.store import RestrictionStore
 from services.users.actions import check_users
 from services.users.store import UserStore
@@ -60,7 +61,7 @@ class ModerationActions:
                          ) -> Access:
         """The conversation, where the caller may moderate (ROLE_REQUIRED otherwise)."""
         access = await self._conversations.access(principal, app_id, conversation_id)
-        access.require_role(Role.MODERATOR)
+        await self._conversations.require(access, Permission.MODERATE)
         return access
 
     async def check_restrict(self, principal: Principal, app_id: str, user_id: str,
@@ -79,7 +80,13 @@ class ModerationActions:
         if user_id == principal.user_id:
             raise _not_allowed("a moderator cannot restrict themself")
         target = await self._conversation_store.get_member(app_id, conversation_id, user_id)
-        if target is not None and target.role >= access.member.role:
+        permissions = self._conversations.permissions
+        if await permissions.role(app_id, principal.user_id) in STAFF:
+            if await permissions.role(app_id, user_id) in STAFF or (
+                    target is not None and target.role is Role.OWNER):
+                raise _not_allowed(f"{user_id} is the owner or of the app's staff: only the "
+                                   "app's backend restricts them")
+        elif target is not None and target.role >= access.member.role:
             raise _not_allowed(f"{user_id} is a {target.role.name.lower()}: only a higher "
                                "role restricts them")
         return access
@@ -128,9 +135,19 @@ class ModerationActions:
             return restriction.type is not RestrictionType.SHADOW_BAN
         if restriction.conversation_id == APP_WIDE:
             return False
-        member = await self._conversation_store.get_member(
-            restriction.app_id, restriction.conversation_id, principal.user_id)
-        return member is not None and member.role >= Role.MODERATOR
+        return await self.moderates(principal, restriction.app_id,
+                                    restriction.conversation_id)
+
+    async def moderates(self, principal: User, app_id: str, conversation_id: str) -> bool:
+        """Whether the user, a member there, is granted MODERATE there."""
+        member = await self._conversation_store.get_member(app_id, conversation_id,
+                                                           principal.user_id)
+        conversation = await self._conversation_store.get_conversation(app_id,
+                                                                       conversation_id)
+        return member is not None and conversation is not None and (
+            await self._conversations.permissions.allows(
+                app_id, principal.user_id, conversation.kind.value, member.role,
+                Permission.MODERATE))
 
     async def get(self, principal: Principal, app_id: str, restriction_id: str) -> Restriction:
         return await self._visible(principal, app_id, restriction_id)

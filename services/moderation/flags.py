@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.conversations.models import Role
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
 from services.core.errors import FailedPrecondition, PermissionDenied, invalid_field, not_found
@@ -38,6 +37,7 @@ from services.moderation.models import (
     Resolution,
     RestrictionType,
 )
+from services.moderation.permissions import Permission
 from services.moderation.store import FlagStore
 from services.users.actions import check_users
 from services.users.store import UserStore
@@ -113,9 +113,7 @@ class FlagActions:
         assert isinstance(principal, User)
         if not flag.conversation_id or flag.user_id == principal.user_id:
             return False
-        member = await self._conversation_store.get_member(
-            flag.app_id, flag.conversation_id, principal.user_id)
-        return member is not None and member.role >= Role.MODERATOR
+        return await self._moderation.moderates(principal, flag.app_id, flag.conversation_id)
 
     async def _seen(self, principal: Principal, app_id: str, flag_id: str
                     ) -> tuple[Flag, bool]:
@@ -142,8 +140,8 @@ class FlagActions:
         if not reviews:  # a reporter
             if flag.conversation_id:
                 raise PermissionDenied(
-                    "ROLE_REQUIRED", "reviewing a flag needs the moderator role or higher",
-                    metadata={"required_role": "moderator"})
+                    "PERMISSION_MISSING", "reviewing a flag needs the moderate permission",
+                    metadata={"permission": Permission.MODERATE.value})
             raise _not_allowed("only the app's backend reviews the flags of users")
         if flag.state is FlagState.RESOLVED:
             raise FailedPrecondition("FLAG_RESOLVED", "the flag is resolved already")

@@ -204,6 +204,10 @@ def links(text: str) -> Iterator[tuple[str, Span]]:
         yield host_of(match.group(1)), Span(match.start(1), match.end(1))
 
 
+def has_link(text: str) -> bool:
+    return _LINK.search(text) is not None
+
+
 def mask(text: str, spans: Iterable[Span]) -> str:
     """`text` with each span (merged where they overlap) replaced by MASK."""
     merged: list[list[int]] = []

@@ -38,6 +38,7 @@ from services.moderation.models import (
     RestrictionType,
     SendHook,
 )
+from services.moderation.permissions import PermissionPolicy, policy_body, policy_of
 from services.moderation.store import Position
 
 
@@ -382,3 +383,19 @@ def _hook_fields(hook: SendHook) -> Document:
     return {"url": hook.url, "timeout_ms": hook.timeout // timedelta(milliseconds=1),
             "failure_policy": hook.failure_policy.value, "kinds": sorted(hook.kinds),
             "update_time": hook.update_time}
+
+
+class MongoPolicyStore:
+    """One document per app: _id is the app id."""
+
+    def __init__(self, db: MongoDatabase) -> None:
+        self._policies = db.db["permission_policies"]
+
+    async def get_policy(self, app_id: str) -> PermissionPolicy | None:
+        doc = await self._policies.find_one({"_id": app_id})
+        return None if doc is None else policy_of(app_id, doc["body"], doc["update_time"])
+
+    async def put_policy(self, policy: PermissionPolicy) -> None:
+        await self._policies.replace_one(
+            {"_id": policy.app_id},
+            {"body": policy_body(policy), "update_time": policy.update_time}, upsert=True)

@@ -43,6 +43,7 @@ from services.moderation.models import (
     RestrictionType,
     SendHook,
 )
+from services.moderation.permissions import Permission, PermissionPolicy, Permissions
 from services.moderation.send_hooks import SendHooks, send_hook_name
 from services.webhooks.models import SECRET_HINT_LENGTH
 
@@ -148,11 +149,36 @@ def send_hook_proto(h: SendHook) -> res.SendHook:
     return proto
 
 
-def _send_hook_app(name: str, field: str) -> str:
+def _singleton_app(name: str, singleton: str, field: str) -> str:
+    """The app of `apps/{app}/{singleton}`."""
     app_id, sep, rest = name.removeprefix("apps/").partition("/")
-    if not sep or rest != "sendHook":
-        raise invalid_field(field, "must be apps/{app}/sendHook")
+    if not sep or rest != singleton:
+        raise invalid_field(field, f"must be apps/{{app}}/{singleton}")
     return parse_app(f"apps/{app_id}", field)
+
+
+PERMISSIONS = {p: res.Permission.Value(f"PERMISSION_{p.name}") for p in Permission}
+PERMISSIONS_FROM_PROTO = {value: p for p, value in PERMISSIONS.items()}
+
+
+def policy_proto(policy: PermissionPolicy) -> res.PermissionPolicy:
+    return res.PermissionPolicy(
+        name=f"apps/{policy.app_id}/permissionPolicy", custom_roles=policy.custom_roles,
+        grants=[res.Grant(conversation_kind=KINDS[Kind(kind)], role=role,
+                          permissions=sorted(PERMISSIONS[p] for p in granted))
+                for (kind, role), granted in sorted(policy.grants.items())],
+        update_time=timestamp(policy.update_time))
+
+
+def policy_of(app_id: str, proto: res.PermissionPolicy) -> PermissionPolicy:
+    grants: dict[tuple[str, str], frozenset[Permission]] = {}
+    for index, grant in enumerate(proto.grants):
+        key = (KINDS_FROM_PROTO[grant.conversation_kind].value, grant.role)
+        if key in grants:
+            raise invalid_field(f"policy.grants[{index}]",
+                                "grants this kind and role again: one grant per pair")
+        grants[key] = frozenset(PERMISSIONS_FROM_PROTO[p] for p in grant.permissions)
+    return PermissionPolicy(app_id, tuple(proto.custom_roles), grants)
 
 
 def _conversation_in(app_id: str, name: str, field: str) -> str:
@@ -172,11 +198,13 @@ def _in_app(app_id: str, other_app: str, field: str) -> None:
 
 class ModerationServicer:
     def __init__(self, actions: ModerationActions, flags: FlagActions,
-                 filters: FilterActions, send_hooks: SendHooks) -> None:
+                 filters: FilterActions, send_hooks: SendHooks,
+                 permissions: Permissions) -> None:
         self._actions = actions
         self._flags = flags
         self._filters = filters
         self._send_hooks = send_hooks
+        self._permissions = permissions
 
     async def CreateRestriction(self, request: pb.CreateRestrictionRequest, call: Call
                                 ) -> pb.CreateRestrictionResponse:
@@ -297,13 +325,14 @@ class ModerationServicer:
 
     async def GetSendHook(self, request: pb.GetSendHookRequest, call: Call
                           ) -> pb.GetSendHookResponse:
-        hook = await self._send_hooks.get(call.principal, _send_hook_app(request.name, "name"))
+        app_id = _singleton_app(request.name, "sendHook", "name")
+        hook = await self._send_hooks.get(call.principal, app_id)
         return pb.GetSendHookResponse(send_hook=send_hook_proto(hook))
 
     async def UpdateSendHook(self, request: pb.UpdateSendHookRequest, call: Call
                              ) -> pb.UpdateSendHookResponse:
         given = request.send_hook
-        app_id = _send_hook_app(given.name, "send_hook.name")
+        app_id = _singleton_app(given.name, "sendHook", "send_hook.name")
         at = datetime.min.replace(tzinfo=UTC)  # set by the actions
         hook = SendHook(
             app_id, given.url, "", given.timeout.ToTimedelta()
@@ -317,5 +346,19 @@ class ModerationServicer:
 
     async def DeleteSendHook(self, request: pb.DeleteSendHookRequest, call: Call
                              ) -> pb.DeleteSendHookResponse:
-        await self._send_hooks.do_delete(call.principal, _send_hook_app(request.name, "name"))
+        app_id = _singleton_app(request.name, "sendHook", "name")
+        await self._send_hooks.do_delete(call.principal, app_id)
         return pb.DeleteSendHookResponse()
+
+    async def GetPermissionPolicy(self, request: pb.GetPermissionPolicyRequest, call: Call
+                                  ) -> pb.GetPermissionPolicyResponse:
+        app_id = _singleton_app(request.name, "permissionPolicy", "name")
+        policy = await self._permissions.get(call.principal, app_id)
+        return pb.GetPermissionPolicyResponse(policy=policy_proto(policy))
+
+    async def UpdatePermissionPolicy(self, request: pb.UpdatePermissionPolicyRequest,
+                                     call: Call) -> pb.UpdatePermissionPolicyResponse:
+        app_id = _singleton_app(request.policy.name, "permissionPolicy", "policy.name")
+        policy = await self._permissions.do_update(call.principal,
+                                                   policy_of(app_id, request.policy))
+        return pb.UpdatePermissionPolicyResponse(policy=policy_proto(policy))

@@ -35,6 +35,7 @@ from services.moderation.models import (
     RestrictionType,
     SendHook,
 )
+from services.moderation.permissions import PermissionPolicy, policy_body, policy_of
 from services.moderation.store import Position
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -80,6 +81,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         " app_id TEXT NOT NULL PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,"
         " timeout_ms INTEGER NOT NULL, failure_policy TEXT NOT NULL, kinds TEXT NOT NULL,"
         " create_time INTEGER NOT NULL, update_time INTEGER NOT NULL)",
+    ),
+    (
+        "CREATE TABLE permission_policies ("
+        " app_id TEXT NOT NULL PRIMARY KEY, body TEXT NOT NULL, update_time INTEGER NOT NULL)",
     ),
 )
 
@@ -423,3 +428,22 @@ class SqliteSendHookStore:
         deleted = await self._db.write(lambda conn: conn.execute(
             "DELETE FROM send_hooks WHERE app_id = ?", (app_id,)).rowcount)
         return bool(deleted)
+
+
+class SqlitePolicyStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def get_policy(self, app_id: str) -> PermissionPolicy | None:
+        row = await self._db.read(lambda conn: conn.execute(
+            "SELECT body, update_time FROM permission_policies WHERE app_id = ?",
+            (app_id,)).fetchone())
+        return None if row is None else policy_of(app_id, json.loads(row[0]), from_ms(row[1]))
+
+    async def put_policy(self, policy: PermissionPolicy) -> None:
+        assert policy.update_time is not None
+        row = (policy.app_id, json.dumps(policy_body(policy)), to_ms(policy.update_time))
+        await self._db.write(lambda conn: conn.execute(
+            "INSERT INTO permission_policies (app_id, body, update_time) VALUES (?, ?, ?)"
+            " ON CONFLICT (app_id) DO UPDATE SET body = excluded.body,"
+            " update_time = excluded.update_time", row))

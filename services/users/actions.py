@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from services.apps.store import AppStore
 from services.auth.models import RevokeReason
@@ -61,14 +62,20 @@ async def check_not_blocked(store: UserStore, app_id: str, a: str, b: str) -> No
                                "no direct messages between these users: one blocks the other")
 
 
+class RoleCheck(Protocol):
+    async def __call__(self, app_id: str, role: str) -> None:
+        """ROLE_UNKNOWN unless the app has the role (Permissions.check_role)."""
+
+
 class UsersActions:
     def __init__(self, store: UserStore, apps: AppStore, auth: AuthStore, clock: Clock,
-                 bus: EventBus) -> None:
+                 bus: EventBus, check_role: RoleCheck) -> None:
         self._store = store
         self._apps = apps
         self._auth = auth
         self._clock = clock
         self._bus = bus
+        self._check_role = check_role
 
     async def _check_app(self, principal: Principal, app_id: str) -> None:
         require_app(principal, app_id)
@@ -78,11 +85,13 @@ class UsersActions:
     def _new(self, app_id: str, user_id: str, changes: UserChanges) -> UserRecord:
         now = self._clock.now()
         return UserRecord(app_id, user_id, changes.display_name or "", changes.image_uri or "",
-                          dict(changes.metadata or {}), now, now)
+                          dict(changes.metadata or {}), now, now, role=changes.role or "")
 
     async def do_create_user(self, principal: Principal, app_id: str, user_id: str,
                              profile: UserChanges) -> UserRecord:
         await self._check_app(principal, app_id)
+        if profile.role:
+            await self._check_role(app_id, profile.role)
         user = self._new(app_id, user_id, profile)
         try:
             await self._store.create_user(user)
@@ -136,8 +145,13 @@ class UsersActions:
         require_user_or_app(principal, app_id, user_id)
         if isinstance(principal, User):
             allow_missing = False
+            if changes.role is not None:  # no one raises their own role
+                raise PermissionDenied("PRINCIPAL_NOT_ALLOWED",
+                                       "a user's role is set by the app's backend only")
         else:
             await self._check_app(principal, app_id)
+        if changes.role:
+            await self._check_role(app_id, changes.role)
         create = self._new(app_id, user_id, changes) if allow_missing else None
         user = await self._store.update_user(app_id, user_id, changes, self._clock.now(),
                                              create=create)

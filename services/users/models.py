@@ -17,6 +17,7 @@ class User:
     create_time: datetime
     update_time: datetime
     delete_time: datetime | None = None
+    role: str = ""  # the app role: "" is `user` (services/moderation/permissions.py)
 
     @property
     def deleted(self) -> bool:
@@ -30,6 +31,7 @@ class UserChanges:
     display_name: str | None = None
     image_uri: str | None = None
     metadata: Mapping[str, str] | None = field(default=None)
+    role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,13 +78,13 @@ def _user_doc(user: User) -> Document:
             "user_id": user.user_id, "display_name": user.display_name,
             "image_uri": user.image_uri, "metadata": dict(user.metadata),
             "create_time": user.create_time, "update_time": user.update_time,
-            "delete_time": user.delete_time}
+            "delete_time": user.delete_time, "role": user.role}
 
 
 def _user(doc: Document) -> User:
     return User(doc["app_id"], doc["user_id"], doc["display_name"], doc["image_uri"],
                 doc["metadata"], doc["create_time"], doc["update_time"],
-                doc.get("delete_time"))
+                doc.get("delete_time"), doc.get("role", ""))
 
 
 def _block_id(app_id: str, user_id: str, blocked_id: str) -> str:
@@ -141,6 +141,8 @@ class MongoUserStore:
             changed["image_uri"] = changes.image_uri
         if changes.metadata is not None:
             changed["metadata"] = dict(changes.metadata)
+        if changes.role is not None:
+            changed["role"] = changes.role
         selector = {"_id": f"{app_id}/{user_id}", "app_id": app_id}
         doc = await self._users.find_one_and_update(
             {**selector, "delete_time": None}, {"$set": changed},

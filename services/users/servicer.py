@@ -18,7 +18,7 @@ def user_proto(user: User) -> res.User:
         image_uri=user.image_uri, metadata=dict(user.metadata),
         state=res.User.STATE_DELETED if user.deleted else res.User.STATE_ACTIVE,
         create_time=timestamp(user.create_time), update_time=timestamp(user.update_time),
-        delete_time=timestamp(user.delete_time))
+        delete_time=timestamp(user.delete_time), role=user.role)
 
 
 def block_proto(block: Block) -> res.Block:
@@ -35,7 +35,8 @@ def _changes(user: res.User, paths: set[str] | None) -> UserChanges:
     return UserChanges(
         display_name=user.display_name if wanted("display_name") else None,
         image_uri=user.image_uri if wanted("image_uri") else None,
-        metadata=dict(user.metadata) if wanted("metadata") else None)
+        metadata=dict(user.metadata) if wanted("metadata") else None,
+        role=user.role if wanted("role") and (paths is not None or user.role) else None)
 
 
 def _parse_block(name: str) -> tuple[str, str, str]:

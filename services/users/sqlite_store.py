@@ -45,6 +45,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX user_words_by_user ON user_words (app_id, user_id)",
         "CREATE TABLE user_words_filled (done INTEGER NOT NULL)",
     ),
+    (
+        # The app role ("": user).
+        "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT ''",
+    ),
 )
 SEARCH_ROUNDS = 8  # pages of candidate words read before a search settles for fewer
 
@@ -61,22 +65,23 @@ _TERMS: dict[str, SqlTerm] = {
 _KEYS = {"create_time": "create_time", "display_name": "display_name", "user_id": "user_id"}
 
 _COLUMNS = ("app_id, user_id, display_name, image_uri, metadata, create_time, update_time,"
-            " delete_time")
+            " delete_time, role")
 _SELECT = f"SELECT {_COLUMNS} FROM users WHERE app_id = ? AND user_id = ?"
 
 
 def _user(row: Any) -> User:
     return User(row[0], row[1], row[2], row[3], json.loads(row[4]), from_ms(row[5]),
-                from_ms(row[6]), opt_from_ms(row[7]))
+                from_ms(row[6]), opt_from_ms(row[7]), row[8])
 
 
 def _insert(conn: sqlite3.Connection, user: User) -> None:
     try:
-        conn.execute(f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        conn.execute(f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (user.app_id, user.user_id, user.display_name, user.image_uri,
                       json.dumps(dict(user.metadata)), to_ms(user.create_time),
                       to_ms(user.update_time),
-                      None if user.delete_time is None else to_ms(user.delete_time)))
+                      None if user.delete_time is None else to_ms(user.delete_time),
+                      user.role))
     except sqlite3.IntegrityError as exc:
         raise StoreConflict(user.user_id) from exc
     if user.delete_time is None:
@@ -165,10 +170,10 @@ class SqliteUserStore:
             conn.execute(
                 "UPDATE users SET display_name = coalesce(?, display_name),"
                 " image_uri = coalesce(?, image_uri), metadata = coalesce(?, metadata),"
-                " update_time = ? WHERE app_id = ? AND user_id = ?",
+                " role = coalesce(?, role), update_time = ? WHERE app_id = ? AND user_id = ?",
                 (changes.display_name, changes.image_uri,
                  None if changes.metadata is None else json.dumps(dict(changes.metadata)),
-                 to_ms(now), app_id, user_id))
+                 changes.role, to_ms(now), app_id, user_id))
             if changes.display_name is not None:
                 _set_words(conn, app_id, user_id, changes.display_name)
             return _select(conn, app_id, user_id)

@@ -143,7 +143,7 @@ async def test_deleting_leaves_a_tombstone_and_fixes_unread(
         update_mask=field_mask_pb2.FieldMask(paths=["role"])), metadata=alice.auth)
     second = f"{group.name}/messages/2"
     await expect_error(bob.client.messages.DeleteMessage(
-        msg_pb.DeleteMessageRequest(name=second), metadata=bob.auth), DENIED, "ROLE_REQUIRED")
+        msg_pb.DeleteMessageRequest(name=second), metadata=bob.auth), DENIED, "PERMISSION_MISSING")
     deleted = await carol.client.messages.DeleteMessage(  # moderators may
         msg_pb.DeleteMessageRequest(name=second), metadata=carol.auth)
     assert deleted.message.state == msg_res.Message.STATE_DELETED
@@ -243,7 +243,7 @@ async def test_roles_freeze_and_membership_rules(
     group = await alice.create(GROUP, ("bob",))
     add_carol = conv_pb.AddMembersRequest(conversation=group.name, user_ids=["carol"])
     await expect_error(bob.client.conversations.AddMembers(add_carol, metadata=bob.auth),
-                       DENIED, "ROLE_REQUIRED")
+                       DENIED, "PERMISSION_MISSING")
     promote = conv_pb.UpdateMemberRequest(
         member=conv_res.Member(name=f"{group.name}/members/bob",
                                role=conv_res.Member.ROLE_ADMIN),
@@ -264,7 +264,7 @@ async def test_roles_freeze_and_membership_rules(
         update_mask=field_mask_pb2.FieldMask(paths=["frozen"]))
     await expect_error(carol.client.conversations.UpdateConversation(freeze,
                                                                      metadata=carol.auth),
-                       DENIED, "ROLE_REQUIRED")
+                       DENIED, "PERMISSION_MISSING")
     frozen = await bob.client.conversations.UpdateConversation(freeze, metadata=bob.auth)
     assert frozen.conversation.frozen
     await expect_error(carol.send(group.name, "hello?"), PRECONDITION, "CONVERSATION_FROZEN")

@@ -173,13 +173,18 @@ ATTEMPTS: dict[str, Attempt] = {
             update_mask=mask(paths=["url"]), allow_missing=True), metadata=md),
     "DeleteSendHook": lambda c, v, md: c.moderation.DeleteSendHook(
         mod_pb.DeleteSendHookRequest(name=f"{v.app.name}/sendHook"), metadata=md),
+    "GetPermissionPolicy": lambda c, v, md: c.moderation.GetPermissionPolicy(
+        mod_pb.GetPermissionPolicyRequest(name=f"{v.app.name}/permissionPolicy"), metadata=md),
+    "UpdatePermissionPolicy": lambda c, v, md: c.moderation.UpdatePermissionPolicy(
+        mod_pb.UpdatePermissionPolicyRequest(policy=mod_res.PermissionPolicy(
+            name=f"{v.app.name}/permissionPolicy", custom_roles=["intruder"])), metadata=md),
 }
 USER_ONLY = {"JoinConversation", "LeaveConversation", "AddReaction", "RemoveReaction",
              "MarkRead", "MarkDelivered", "Subscribe", "SendTyping", "SetPresence"}
 # API key and operator only.
 USER_REFUSED = {"CreateUser", "ListUsers", "DeleteUser", "CreateFilter", "GetFilter",
                 "ListFilters", "UpdateFilter", "DeleteFilter", "GetSendHook", "UpdateSendHook",
-                "DeleteSendHook"}
+                "DeleteSendHook", "GetPermissionPolicy", "UpdatePermissionPolicy"}
 
 
 @pytest.fixture
@@ -224,6 +229,8 @@ async def snapshot(client: Client, v: Victim) -> tuple[bytes, ...]:
         client.moderation.ListFlags(mod_pb.ListFlagsRequest(parent=v.app.name), metadata=md),
         client.moderation.ListFilters(mod_pb.ListFiltersRequest(parent=v.app.name),
                                       metadata=md),
+        client.moderation.GetPermissionPolicy(mod_pb.GetPermissionPolicyRequest(
+            name=f"{v.app.name}/permissionPolicy"), metadata=md),
     ]
     return tuple([(await call).SerializeToString(deterministic=True) for call in calls])
 

@@ -132,10 +132,10 @@ async def test_only_the_conversations_moderators_review_its_flags(
     said = (await bob.send(group.name, "rude")).message
     flagged = await flag(client, app, carol.auth, said.name)
     # A member who reported it reads their share, and may not review.
-    await expect_error(claim(client, flagged.name, carol.auth), DENIED, "ROLE_REQUIRED")
-    await expect_error(resolve(client, flagged.name, carol.auth), DENIED, "ROLE_REQUIRED")
+    await expect_error(claim(client, flagged.name, carol.auth), DENIED, "PERMISSION_MISSING")
+    await expect_error(resolve(client, flagged.name, carol.auth), DENIED, "PERMISSION_MISSING")
     await expect_error(listed(client, app, carol.auth, conversation=group.name), DENIED,
-                       "ROLE_REQUIRED")
+                       "PERMISSION_MISSING")
     await expect_error(listed(client, app, carol.auth), DENIED, "FLAG_NOT_ALLOWED")
     # A moderator of another conversation gets nothing here.
     await expect_error(get(client, flagged.name, dave.auth), NOT_FOUND, "RESOURCE_NOT_FOUND")

@@ -182,9 +182,9 @@ async def test_a_conversation_moderator_restricts_there_only(
     await expect_error(restrict(client, app, "bob", MUTE, other.name, by=carol.auth),
                        grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
     # The muted user cannot lift it, nor list the conversation's.
-    await expect_error(lift(client, muted.name, bob.auth), DENIED, "ROLE_REQUIRED")
+    await expect_error(lift(client, muted.name, bob.auth), DENIED, "PERMISSION_MISSING")
     await expect_error(client.moderation.ListRestrictions(mod_pb.ListRestrictionsRequest(
-        parent=app.name, conversation=group.name), metadata=bob.auth), DENIED, "ROLE_REQUIRED")
+        parent=app.name, conversation=group.name), metadata=bob.auth), DENIED, "PERMISSION_MISSING")
     await lift(client, muted.name, carol.auth)
     await bob.send(group.name, "free again")
 
@@ -218,7 +218,7 @@ async def test_members_and_outsiders_cannot_restrict(
     group = await alice.create(GROUP, ("bob", "carol"))
     channel = await alice.create(CHANNEL)
     await expect_error(restrict(client, app, "carol", MUTE, group.name, by=bob.auth),
-                       DENIED, "ROLE_REQUIRED")
+                       DENIED, "PERMISSION_MISSING")
     await expect_error(restrict(client, app, "alice", MUTE, channel.name, by=bob.auth),
                        DENIED, "NOT_A_MEMBER")
     for outsider in (mallory.auth, other_app.auth):  # a user, a key of another app
@@ -338,7 +338,7 @@ async def set_slow_mode(person: Person, conversation: str, seconds: int
 async def test_slow_mode_spaces_each_members_messages(
         http: httpx.AsyncClient, alice: Person, bob: Person, carol: Person) -> None:
     group = await alice.create(GROUP, ("bob", "carol"))
-    await expect_error(set_slow_mode(bob, group.name, 60), DENIED, "ROLE_REQUIRED")
+    await expect_error(set_slow_mode(bob, group.name, 60), DENIED, "PERMISSION_MISSING")
     slowed = await set_slow_mode(alice, group.name, 60)
     assert slowed.slow_mode.seconds == 60
     first = await bob.send(group.name, "one", request_id="b1")

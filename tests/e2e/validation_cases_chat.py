@@ -93,6 +93,11 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
     ("CreateUser metadata value", "CreateUser", user_pb.CreateUserRequest(
         parent=APP, user_id="u", user=user_res.User(metadata={"k": "v" * 1025})),
      {'user.metadata["k"]': "string.max_len"}),
+    ("CreateUser role", "CreateUser", user_pb.CreateUserRequest(
+        parent=APP, user_id="u", user=user_res.User(role="Admin")),
+     {"user.role": "string.pattern"}),
+    ("UpdateUser role", "UpdateUser", user_update(user_res.User(role="r" * 33), "role"),
+     {"user.role": "string.pattern"}),
     ("GetUser name", "GetUser", user_pb.GetUserRequest(name=APP), {"name": "string.pattern"}),
     ("ListUsers parent", "ListUsers", user_pb.ListUsersRequest(parent=USER),
      {"parent": "string.pattern"}),

@@ -256,3 +256,53 @@ CASES += [
     ("UpdateSendHook update_mask paths", "UpdateSendHook", change_hook(("secret_hint",)),
      {"update_mask": "field_mask.in"}),
 ]
+
+POLICY = f"{APP}/permissionPolicy"
+GROUP_KIND = 2
+
+
+def policy(**fields: object) -> pb.UpdatePermissionPolicyRequest:
+    base: dict[str, object] = {"name": POLICY}
+    base.update(fields)
+    return pb.UpdatePermissionPolicyRequest(policy=res.PermissionPolicy(**base))  # type: ignore[arg-type]
+
+
+def one_grant(**fields: object) -> pb.UpdatePermissionPolicyRequest:
+    base: dict[str, object] = {"conversation_kind": GROUP_KIND, "role": "user"}
+    base.update(fields)
+    return policy(grants=[res.Grant(**base)])  # type: ignore[arg-type]
+
+
+CASES += [
+    ("GetPermissionPolicy name pattern", "GetPermissionPolicy",
+     pb.GetPermissionPolicyRequest(name=f"{APP}/policy"), {"name": "string.pattern"}),
+    ("UpdatePermissionPolicy policy required", "UpdatePermissionPolicy",
+     pb.UpdatePermissionPolicyRequest(), {"policy": "required"}),
+    ("UpdatePermissionPolicy name format", "UpdatePermissionPolicy", policy(name=HOOK),
+     {"policy": "policy.name_format"}),
+    ("UpdatePermissionPolicy custom_roles at most 20", "UpdatePermissionPolicy",
+     policy(custom_roles=[f"r{n}" for n in range(21)]),
+     {"policy.custom_roles": "repeated.max_items"}),
+    ("UpdatePermissionPolicy custom_roles unique", "UpdatePermissionPolicy",
+     policy(custom_roles=["vip", "vip"]), {"policy.custom_roles": "repeated.unique"}),
+    ("UpdatePermissionPolicy a custom role shape", "UpdatePermissionPolicy",
+     policy(custom_roles=["VIP"]), {"policy.custom_roles[0]": "string.pattern"}),
+    ("UpdatePermissionPolicy a custom role not built in", "UpdatePermissionPolicy",
+     policy(custom_roles=["admin"]), {"policy.custom_roles[0]": "string.not_in"}),
+    ("UpdatePermissionPolicy grants at most 100", "UpdatePermissionPolicy",
+     policy(grants=[res.Grant(conversation_kind=GROUP_KIND, role="user")] * 101),
+     {"policy.grants": "repeated.max_items"}),
+    ("UpdatePermissionPolicy a grant's kind set", "UpdatePermissionPolicy",
+     one_grant(conversation_kind=0), {"policy.grants[0].conversation_kind": "required"}),
+    ("UpdatePermissionPolicy a grant's kind defined", "UpdatePermissionPolicy",
+     one_grant(conversation_kind=9),
+     {"policy.grants[0].conversation_kind": "enum.defined_only"}),
+    ("UpdatePermissionPolicy a grant's role shape", "UpdatePermissionPolicy",
+     one_grant(role="conversation:guest"), {"policy.grants[0].role": "string.pattern"}),
+    ("UpdatePermissionPolicy a grant's permissions unique", "UpdatePermissionPolicy",
+     one_grant(permissions=[1, 1]), {"policy.grants[0].permissions": "repeated.unique"}),
+    ("UpdatePermissionPolicy a permission defined", "UpdatePermissionPolicy",
+     one_grant(permissions=[99]), {"policy.grants[0].permissions[0]": "enum.defined_only"}),
+    ("UpdatePermissionPolicy a permission set", "UpdatePermissionPolicy",
+     one_grant(permissions=[0]), {"policy.grants[0].permissions[0]": "enum.not_in"}),
+]

@@ -112,6 +112,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The app's pre-send hook refused the message (metadata: reason, the hook's words
     for the sender).
     """
+    ERROR_REASON_PERMISSION_MISSING: _ErrorReason.ValueType  # 93
+    """The caller's roles (their role in the app, their role in the conversation) are not
+    granted the permission this needs, by the app's PermissionPolicy (metadata:
+    permission, its name such as `send_links`; role, the caller's app role).
+    """
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
@@ -180,6 +185,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_FLAG_RESOLVED: _ErrorReason.ValueType  # 89
     """The flag is resolved already: a new report opens a new one."""
+    ERROR_REASON_ROLE_UNKNOWN: _ErrorReason.ValueType  # 94
+    """The role is none of the built-in ones (user, guest, moderator, admin) nor a custom
+    role of the app's PermissionPolicy (metadata: role).
+    """
     ERROR_REASON_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 59
     """A count limit would be passed (metadata: limit, maximum)."""
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
@@ -346,6 +355,11 @@ ERROR_REASON_MESSAGE_REJECTED: ErrorReason.ValueType  # 91
 """The app's pre-send hook refused the message (metadata: reason, the hook's words
 for the sender).
 """
+ERROR_REASON_PERMISSION_MISSING: ErrorReason.ValueType  # 93
+"""The caller's roles (their role in the app, their role in the conversation) are not
+granted the permission this needs, by the app's PermissionPolicy (metadata:
+permission, its name such as `send_links`; role, the caller's app role).
+"""
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT
 One or more fields break the contract; see the BadRequest field violations.
@@ -414,6 +428,10 @@ claimer, claim_expire_time).
 """
 ERROR_REASON_FLAG_RESOLVED: ErrorReason.ValueType  # 89
 """The flag is resolved already: a new report opens a new one."""
+ERROR_REASON_ROLE_UNKNOWN: ErrorReason.ValueType  # 94
+"""The role is none of the built-in ones (user, guest, moderator, admin) nor a custom
+role of the app's PermissionPolicy (metadata: role).
+"""
 ERROR_REASON_LIMIT_EXCEEDED: ErrorReason.ValueType  # 59
 """A count limit would be passed (metadata: limit, maximum)."""
 ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61

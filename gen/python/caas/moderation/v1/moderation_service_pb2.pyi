@@ -962,3 +962,97 @@ class DeleteSendHookResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteSendHookResponse: _TypeAlias = DeleteSendHookResponse  # noqa: Y015
+
+@_typing.final
+class GetPermissionPolicyRequest(_message.Message):
+    """Request of ModerationService.GetPermissionPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/permissionPolicy`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPermissionPolicyRequest: _TypeAlias = GetPermissionPolicyRequest  # noqa: Y015
+
+@_typing.final
+class GetPermissionPolicyResponse(_message.Message):
+    """Response of ModerationService.GetPermissionPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> _resources_pb2.PermissionPolicy:
+        """The policy."""
+
+    def __init__(
+        self,
+        *,
+        policy: _resources_pb2.PermissionPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPermissionPolicyResponse: _TypeAlias = GetPermissionPolicyResponse  # noqa: Y015
+
+@_typing.final
+class UpdatePermissionPolicyRequest(_message.Message):
+    """Request of ModerationService.UpdatePermissionPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> _resources_pb2.PermissionPolicy:
+        """The whole policy, with `name` set."""
+
+    def __init__(
+        self,
+        *,
+        policy: _resources_pb2.PermissionPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePermissionPolicyRequest: _TypeAlias = UpdatePermissionPolicyRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePermissionPolicyResponse(_message.Message):
+    """Response of ModerationService.UpdatePermissionPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> _resources_pb2.PermissionPolicy:
+        """The policy as it is now."""
+
+    def __init__(
+        self,
+        *,
+        policy: _resources_pb2.PermissionPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePermissionPolicyResponse: _TypeAlias = UpdatePermissionPolicyResponse  # noqa: Y015

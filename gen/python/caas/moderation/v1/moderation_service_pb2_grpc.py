@@ -121,6 +121,16 @@ class ModerationServiceStub:
                 request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookRequest.SerializeToString,
                 response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookResponse.FromString,
                 _registered_method=True)
+        self.GetPermissionPolicy = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/GetPermissionPolicy',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetPermissionPolicyRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetPermissionPolicyResponse.FromString,
+                _registered_method=True)
+        self.UpdatePermissionPolicy = channel.unary_unary(
+                '/caas.moderation.v1.ModerationService/UpdatePermissionPolicy',
+                request_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdatePermissionPolicyRequest.SerializeToString,
+                response_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdatePermissionPolicyResponse.FromString,
+                _registered_method=True)
 
 
 class ModerationServiceServicer:
@@ -264,6 +274,23 @@ class ModerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPermissionPolicy(self, request, context):
+        """Gets the app's permission policy (the defaults when it never changed them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePermissionPolicy(self, request, context):
+        """Replaces the app's permission policy: its custom roles and its grants. A grant
+        naming a role that is neither built in nor among `custom_roles` is refused
+        (`ROLE_UNKNOWN`). Applies at once in this process, within CAAS_AUTH_CACHE_TTL in
+        the others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -351,6 +378,16 @@ def add_ModerationServiceServicer_to_server(servicer, server):
                     servicer.DeleteSendHook,
                     request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookRequest.FromString,
                     response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookResponse.SerializeToString,
+            ),
+            'GetPermissionPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPermissionPolicy,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetPermissionPolicyRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetPermissionPolicyResponse.SerializeToString,
+            ),
+            'UpdatePermissionPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePermissionPolicy,
+                    request_deserializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdatePermissionPolicyRequest.FromString,
+                    response_serializer=caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdatePermissionPolicyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -814,6 +851,60 @@ class ModerationService:
             '/caas.moderation.v1.ModerationService/DeleteSendHook',
             caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookRequest.SerializeToString,
             caas_dot_moderation_dot_v1_dot_moderation__service__pb2.DeleteSendHookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPermissionPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/GetPermissionPolicy',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetPermissionPolicyRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.GetPermissionPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePermissionPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.moderation.v1.ModerationService/UpdatePermissionPolicy',
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdatePermissionPolicyRequest.SerializeToString,
+            caas_dot_moderation_dot_v1_dot_moderation__service__pb2.UpdatePermissionPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

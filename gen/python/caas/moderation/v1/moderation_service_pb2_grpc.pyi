@@ -96,6 +96,14 @@ class ModerationServiceStub:
     """
     DeleteSendHook: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.DeleteSendHookRequest, _moderation_service_pb2.DeleteSendHookResponse]
     """Removes the app's pre-send hook: messages go without it from then on."""
+    GetPermissionPolicy: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.GetPermissionPolicyRequest, _moderation_service_pb2.GetPermissionPolicyResponse]
+    """Gets the app's permission policy (the defaults when it never changed them)."""
+    UpdatePermissionPolicy: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.UpdatePermissionPolicyRequest, _moderation_service_pb2.UpdatePermissionPolicyResponse]
+    """Replaces the app's permission policy: its custom roles and its grants. A grant
+    naming a role that is neither built in nor among `custom_roles` is refused
+    (`ROLE_UNKNOWN`). Applies at once in this process, within CAAS_AUTH_CACHE_TTL in
+    the others.
+    """
 
 @_typing.type_check_only
 class ModerationServiceAsyncStub(ModerationServiceStub):
@@ -165,6 +173,14 @@ class ModerationServiceAsyncStub(ModerationServiceStub):
     """
     DeleteSendHook: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.DeleteSendHookRequest, _moderation_service_pb2.DeleteSendHookResponse]  # type: ignore[assignment]
     """Removes the app's pre-send hook: messages go without it from then on."""
+    GetPermissionPolicy: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.GetPermissionPolicyRequest, _moderation_service_pb2.GetPermissionPolicyResponse]  # type: ignore[assignment]
+    """Gets the app's permission policy (the defaults when it never changed them)."""
+    UpdatePermissionPolicy: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.UpdatePermissionPolicyRequest, _moderation_service_pb2.UpdatePermissionPolicyResponse]  # type: ignore[assignment]
+    """Replaces the app's permission policy: its custom roles and its grants. A grant
+    naming a role that is neither built in nor among `custom_roles` is refused
+    (`ROLE_UNKNOWN`). Applies at once in this process, within CAAS_AUTH_CACHE_TTL in
+    the others.
+    """
 
 class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Moderation tools: mutes and bans of users (`Restriction`), in the whole app or in
@@ -333,5 +349,25 @@ class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_moderation_service_pb2.DeleteSendHookResponse, _abc.Awaitable[_moderation_service_pb2.DeleteSendHookResponse]]:
         """Removes the app's pre-send hook: messages go without it from then on."""
+
+    @_abc_1.abstractmethod
+    def GetPermissionPolicy(
+        self,
+        request: _moderation_service_pb2.GetPermissionPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.GetPermissionPolicyResponse, _abc.Awaitable[_moderation_service_pb2.GetPermissionPolicyResponse]]:
+        """Gets the app's permission policy (the defaults when it never changed them)."""
+
+    @_abc_1.abstractmethod
+    def UpdatePermissionPolicy(
+        self,
+        request: _moderation_service_pb2.UpdatePermissionPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_service_pb2.UpdatePermissionPolicyResponse, _abc.Awaitable[_moderation_service_pb2.UpdatePermissionPolicyResponse]]:
+        """Replaces the app's permission policy: its custom roles and its grants. A grant
+        naming a role that is neither built in nor among `custom_roles` is refused
+        (`ROLE_UNKNOWN`). Applies at once in this process, within CAAS_AUTH_CACHE_TTL in
+        the others.
+        """
 
 def add_ModerationServiceServicer_to_server(servicer: ModerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,6 +22,80 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Permission:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PermissionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Permission.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PERMISSION_UNSPECIFIED: _Permission.ValueType  # 0
+    PERMISSION_SEND_MESSAGE: _Permission.ValueType  # 1
+    """Send messages (and replies)."""
+    PERMISSION_SEND_LINKS: _Permission.ValueType  # 2
+    """Send messages holding links."""
+    PERMISSION_ATTACH_MEDIA: _Permission.ValueType  # 3
+    """Attach media or files to messages."""
+    PERMISSION_REACT: _Permission.ValueType  # 4
+    """React to messages."""
+    PERMISSION_DELETE_ANY_MESSAGE: _Permission.ValueType  # 5
+    """Delete messages of others."""
+    PERMISSION_MODERATE: _Permission.ValueType  # 6
+    """Mute, ban and shadow-ban members, and review flags, in the conversation."""
+    PERMISSION_SKIP_SLOW_MODE: _Permission.ValueType  # 7
+    """Send more often than slow mode allows."""
+    PERMISSION_UPDATE_CONVERSATION: _Permission.ValueType  # 8
+    """Change the conversation's title, picture, metadata, freezing and slow mode."""
+    PERMISSION_ADD_MEMBERS: _Permission.ValueType  # 9
+    """Add members."""
+    PERMISSION_REMOVE_MEMBERS: _Permission.ValueType  # 10
+    """Remove members."""
+    PERMISSION_UPDATE_MEMBER_ROLES: _Permission.ValueType  # 11
+    """Change members' roles."""
+    PERMISSION_SEND_WHEN_FROZEN: _Permission.ValueType  # 12
+    """Send while the conversation is frozen."""
+    PERMISSION_DELETE_CONVERSATION: _Permission.ValueType  # 13
+    """Delete the conversation."""
+    PERMISSION_CREATE_CONVERSATION: _Permission.ValueType  # 14
+    """Create conversations of this kind."""
+    PERMISSION_JOIN: _Permission.ValueType  # 15
+    """Join (channels)."""
+
+class Permission(_Permission, metaclass=_PermissionEnumTypeWrapper):
+    """A named action a role may be granted."""
+
+PERMISSION_UNSPECIFIED: Permission.ValueType  # 0
+PERMISSION_SEND_MESSAGE: Permission.ValueType  # 1
+"""Send messages (and replies)."""
+PERMISSION_SEND_LINKS: Permission.ValueType  # 2
+"""Send messages holding links."""
+PERMISSION_ATTACH_MEDIA: Permission.ValueType  # 3
+"""Attach media or files to messages."""
+PERMISSION_REACT: Permission.ValueType  # 4
+"""React to messages."""
+PERMISSION_DELETE_ANY_MESSAGE: Permission.ValueType  # 5
+"""Delete messages of others."""
+PERMISSION_MODERATE: Permission.ValueType  # 6
+"""Mute, ban and shadow-ban members, and review flags, in the conversation."""
+PERMISSION_SKIP_SLOW_MODE: Permission.ValueType  # 7
+"""Send more often than slow mode allows."""
+PERMISSION_UPDATE_CONVERSATION: Permission.ValueType  # 8
+"""Change the conversation's title, picture, metadata, freezing and slow mode."""
+PERMISSION_ADD_MEMBERS: Permission.ValueType  # 9
+"""Add members."""
+PERMISSION_REMOVE_MEMBERS: Permission.ValueType  # 10
+"""Remove members."""
+PERMISSION_UPDATE_MEMBER_ROLES: Permission.ValueType  # 11
+"""Change members' roles."""
+PERMISSION_SEND_WHEN_FROZEN: Permission.ValueType  # 12
+"""Send while the conversation is frozen."""
+PERMISSION_DELETE_CONVERSATION: Permission.ValueType  # 13
+"""Delete the conversation."""
+PERMISSION_CREATE_CONVERSATION: Permission.ValueType  # 14
+"""Create conversations of this kind."""
+PERMISSION_JOIN: Permission.ValueType  # 15
+"""Join (channels)."""
+Global___Permission: _TypeAlias = Permission  # noqa: Y015
+
 @_typing.final
 class Restriction(_message.Message):
     """A mute or a ban of one user, in the whole app or in one conversation, until it
@@ -605,3 +679,114 @@ class SendHook(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SendHook: _TypeAlias = SendHook  # noqa: Y015
+
+@_typing.final
+class PermissionPolicy(_message.Message):
+    """Who may do what in the app's conversations: the permissions granted to each role, in
+    each kind of conversation (role-based access control).
+
+    A user holds two roles in a conversation: their role in the app (User.role: `user`,
+    `guest`, `moderator`, `admin`, or a custom role listed here) and, when a member,
+    their role there (`conversation:member`, `conversation:moderator`,
+    `conversation:admin`, `conversation:owner`). They may do what either role is granted;
+    every app role but `guest` also has what `user` has. What a role is granted in a kind
+    of conversation is the `grants` entry for that pair, when there is one (its whole
+    set: it changes that role only), and the default otherwise:
+
+    | role | default grants (every kind of conversation) |
+    |---|---|
+    | `conversation:member` | send_message, send_links, attach_media, react, join |
+    | `conversation:moderator` | the member's, and delete_any_message, moderate, skip_slow_mode |
+    | `conversation:admin` | the moderator's, and update_conversation, add_members, remove_members, update_member_roles, send_when_frozen |
+    | `conversation:owner` | the admin's, and delete_conversation |
+    | `user` | create_conversation, join |
+    | `guest` | join |
+    | `moderator` | delete_any_message, moderate, skip_slow_mode |
+    | `admin` | every permission |
+    | a custom role | nothing |
+
+    App staff (`moderator`, `admin`) restrict any member but the owner and other staff;
+    conversation roles restrict lower ones.
+
+    (Joining is asked only of channels; what a role may do, it may do only where it can
+    see: group and direct conversations stay their members' alone.) A refusal says which
+    permission is missing: PERMISSION_DENIED, `PERMISSION_MISSING`, metadata `permission`.
+    The app's backend (API key) and the operator may do everything, as ever.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CUSTOM_ROLES_FIELD_NUMBER: _builtins.int
+    GRANTS_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/permissionPolicy`."""
+    @_builtins.property
+    def custom_roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The app's own roles, to give users (User.role) and grant permissions to: at most
+        20, each 1 to 32 characters of [a-z0-9_-] starting with a letter, none of the
+        built-in ones. A role in use by users may be removed: they then have what a role
+        with no grants has.
+        """
+
+    @_builtins.property
+    def grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Grant]:
+        """Grants replacing the defaults: at most 100, at most one per kind of conversation
+        and role.
+        """
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed; unset while the app has the defaults."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        custom_roles: _abc.Iterable[_builtins.str] | None = ...,
+        grants: _abc.Iterable[Global___Grant] | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom_roles", b"custom_roles", "grants", b"grants", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PermissionPolicy: _TypeAlias = PermissionPolicy  # noqa: Y015
+
+@_typing.final
+class Grant(_message.Message):
+    """What one role may do in one kind of conversation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_KIND_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
+    conversation_kind: _resources_pb2.Conversation.Kind.ValueType
+    """The kind of conversation."""
+    role: _builtins.str
+    """An app role (`user`, `guest`, `moderator`, `admin`, or a custom role) or a
+    conversation role (`conversation:member`, `conversation:moderator`,
+    `conversation:admin`, `conversation:owner`).
+    """
+    @_builtins.property
+    def permissions(self) -> _containers.RepeatedScalarFieldContainer[Global___Permission.ValueType]:
+        """What it may do there (replacing the default for this role and kind; empty: nothing)."""
+
+    def __init__(
+        self,
+        *,
+        conversation_kind: _resources_pb2.Conversation.Kind.ValueType = ...,
+        role: _builtins.str = ...,
+        permissions: _abc.Iterable[Global___Permission.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_kind", b"conversation_kind", "permissions", b"permissions", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Grant: _TypeAlias = Grant  # noqa: Y015

@@ -28,7 +28,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61\x61s/users/v1/resources.proto\x12\rcaas.users.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x05\n\x04User\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12.\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18\x64R\x0b\x64isplayName\x12/\n\timage_uri\x18\x03 \x01(\tB\x12\xe2\x41\x01\x01\xbaH\x0br\x06\x18\x80\x10\x88\x01\x01\xd8\x01\x01R\x08imageUri\x12n\n\x08metadata\x18\x04 \x03(\x0b\x32!.caas.users.v1.User.MetadataEntryB/\xe2\x41\x01\x01\xbaH(\x9a\x01%\x10 \"\x1ar\x18\x32\x16^[A-Za-z0-9_.-]{1,64}$*\x05r\x03\x18\x80\x08R\x08metadata\x12\x35\n\x05state\x18\x05 \x01(\x0e\x32\x19.caas.users.v1.User.StateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12\x41\n\x0b\x64\x65lete_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ndeleteTime\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"C\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x11\n\rSTATE_DELETED\x10\x02:8\xea\x41\x35\n\rcaas.dev/User\x12\x17\x61pps/{app}/users/{user}*\x05users2\x04user\"\x88\x02\n\x05\x42lock\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12V\n\x0f\x62locked_user_id\x18\x02 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\rblockedUserId\x12\x41\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime:J\xea\x41G\n\x0e\x63\x61\x61s.dev/Block\x12&apps/{app}/users/{user}/blocks/{block}*\x06\x62locks2\x05\x62lockB#Z!caas/gen/go/caas/users/v1;usersv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61\x61s/users/v1/resources.proto\x12\rcaas.users.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x05\n\x04User\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12.\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18\x64R\x0b\x64isplayName\x12/\n\timage_uri\x18\x03 \x01(\tB\x12\xe2\x41\x01\x01\xbaH\x0br\x06\x18\x80\x10\x88\x01\x01\xd8\x01\x01R\x08imageUri\x12n\n\x08metadata\x18\x04 \x03(\x0b\x32!.caas.users.v1.User.MetadataEntryB/\xe2\x41\x01\x01\xbaH(\x9a\x01%\x10 \"\x1ar\x18\x32\x16^[A-Za-z0-9_.-]{1,64}$*\x05r\x03\x18\x80\x08R\x08metadata\x12\x35\n\x05state\x18\x05 \x01(\x0e\x32\x19.caas.users.v1.User.StateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12\x41\n\x0b\x64\x65lete_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ndeleteTime\x12\x39\n\x04role\x18\t \x01(\tB%\xe2\x41\x01\x01\xbaH\x1er\x1c\x32\x1a^([a-z][a-z0-9_-]{0,31})?$R\x04role\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"C\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x11\n\rSTATE_DELETED\x10\x02:8\xea\x41\x35\n\rcaas.dev/User\x12\x17\x61pps/{app}/users/{user}*\x05users2\x04user\"\x88\x02\n\x05\x42lock\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12V\n\x0f\x62locked_user_id\x18\x02 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\rblockedUserId\x12\x41\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime:J\xea\x41G\n\x0e\x63\x61\x61s.dev/Block\x12&apps/{app}/users/{user}/blocks/{block}*\x06\x62locks2\x05\x62lockB#Z!caas/gen/go/caas/users/v1;usersv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,6 +54,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USER'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
   _globals['_USER'].fields_by_name['delete_time']._loaded_options = None
   _globals['_USER'].fields_by_name['delete_time']._serialized_options = b'\342A\001\003'
+  _globals['_USER'].fields_by_name['role']._loaded_options = None
+  _globals['_USER'].fields_by_name['role']._serialized_options = b'\342A\001\001\272H\036r\0342\032^([a-z][a-z0-9_-]{0,31})?$'
   _globals['_USER']._loaded_options = None
   _globals['_USER']._serialized_options = b'\352A5\n\rcaas.dev/User\022\027apps/{app}/users/{user}*\005users2\004user'
   _globals['_BLOCK'].fields_by_name['name']._loaded_options = None
@@ -65,11 +67,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BLOCK']._loaded_options = None
   _globals['_BLOCK']._serialized_options = b'\352AG\n\016caas.dev/Block\022&apps/{app}/users/{user}/blocks/{block}*\006blocks2\005block'
   _globals['_USER']._serialized_start=171
-  _globals['_USER']._serialized_end=856
-  _globals['_USER_METADATAENTRY']._serialized_start=670
-  _globals['_USER_METADATAENTRY']._serialized_end=729
-  _globals['_USER_STATE']._serialized_start=731
-  _globals['_USER_STATE']._serialized_end=798
-  _globals['_BLOCK']._serialized_start=859
-  _globals['_BLOCK']._serialized_end=1123
+  _globals['_USER']._serialized_end=915
+  _globals['_USER_METADATAENTRY']._serialized_start=729
+  _globals['_USER_METADATAENTRY']._serialized_end=788
+  _globals['_USER_STATE']._serialized_start=790
+  _globals['_USER_STATE']._serialized_end=857
+  _globals['_BLOCK']._serialized_start=918
+  _globals['_BLOCK']._serialized_end=1182
 # @@protoc_insertion_point(module_scope)

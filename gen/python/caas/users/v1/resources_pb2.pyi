@@ -75,6 +75,7 @@ class User(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     DELETE_TIME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/users/{user}`. The user id is the app's own: 1 to 128 characters of
     letters, digits, `_`, `.`, `@` and `-`, starting with a letter or digit.
@@ -85,6 +86,12 @@ class User(_message.Message):
     """Picture of the user: an absolute URI of at most 2048 characters, or empty."""
     state: Global___User.State.ValueType
     """Whether the user still exists."""
+    role: _builtins.str
+    """The user's role in the app: `user` (the default: empty means it), `guest`,
+    `moderator`, `admin`, or a custom role of the app's PermissionPolicy. What each
+    role may do, in each kind of conversation, is the policy's. Set by the app's
+    backend only (a user's own update may not name it).
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The app's own data about the user: at most 32 entries; keys 1 to 64 characters of
@@ -114,10 +121,11 @@ class User(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         delete_time: _timestamp_pb2.Timestamp | None = ...,
+        role: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "display_name", b"display_name", "image_uri", b"image_uri", "metadata", b"metadata", "name", b"name", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "display_name", b"display_name", "image_uri", b"image_uri", "metadata", b"metadata", "name", b"name", "role", b"role", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -219,8 +219,8 @@ class UpdateUserRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """The fields to change: `display_name`, `image_uri`, `metadata`. At least one.
-        `metadata` replaces the whole map.
+        """The fields to change: `display_name`, `image_uri`, `metadata`, `role` (the app's
+        backend only). At least one. `metadata` replaces the whole map.
         """
 
     def __init__(

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/moderation/v1/resources.proto.
  */
 export const file_caas_moderation_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiJjYWFzL21vZGVyYXRpb24vdjEvcmVzb3VyY2VzLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEimgUKC1Jlc3RyaWN0aW9uEhIKBG5hbWUYASABKAlCBOJBAQgSQAoHdXNlcl9pZBgCIAEoCUIv4kECAgW6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSjwEKDGNvbnZlcnNhdGlvbhgDIAEoCUJ54kECAQX6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBJDCgR0eXBlGAQgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCD+JBAgIFukgHggEEEAEgABIcCgZyZWFzb24YBSABKAlCDOJBAQG6SAVyAxj0AxJFCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFOJBAQG6SA2yAQpKBgiAhrCWAUABEhUKB2NyZWF0b3IYByABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIk4KBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg0KCVRZUEVfTVVURRABEgwKCFRZUEVfQkFOEAISEwoPVFlQRV9TSEFET1dfQkFOEAM6W+pBWAoUY2Fhcy5kZXYvUmVzdHJpY3Rpb24SJWFwcHMve2FwcH0vcmVzdHJpY3Rpb25zL3tyZXN0cmljdGlvbn0qDHJlc3RyaWN0aW9uczILcmVzdHJpY3Rpb24i/gQKBEZsYWcSEgoEbmFtZRgBIAEoCUIE4kEBCBIVCgdtZXNzYWdlGAIgASgJQgTiQQEDEhoKDGNvbnZlcnNhdGlvbhgDIAEoCUIE4kEBAxIVCgd1c2VyX2lkGAQgASgJQgTiQQEDEhoKDG1lc3NhZ2VfdGV4dBgFIAEoCUIE4kEBAxIzCgVzdGF0ZRgGIAEoDjIeLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnLlN0YXRlQgTiQQEDEhoKDHJlcG9ydF9jb3VudBgHIAEoBUIE4kEBAxIxCgdyZXBvcnRzGAggAygLMhouY2Fhcy5tb2RlcmF0aW9uLnYxLlJlcG9ydEIE4kEBAxIVCgdjbGFpbWVyGAkgASgJQgTiQQEDEjsKEWNsYWltX2V4cGlyZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CgpyZXNvbHV0aW9uGAsgASgLMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc29sdXRpb25CBOJBAQMSNQoLY3JlYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX09QRU4QARISCg5TVEFURV9SRVNPTFZFRBACOjjqQTUKDWNhYXMuZGV2L0ZsYWcSF2FwcHMve2FwcH0vZmxhZ3Mve2ZsYWd9KgVmbGFnczIEZmxhZyLVAgoGUmVwb3J0EhAKCHJlcG9ydGVyGAEgASgJEjEKBnJlYXNvbhgCIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5SZXBvcnQuUmVhc29uEg8KB2RldGFpbHMYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBCgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASDwoLUkVBU09OX1NQQU0QARIVChFSRUFTT05fSEFSQVNTTUVOVBACEg8KC1JFQVNPTl9IQVRFEAMSEQoNUkVBU09OX1NFWFVBTBAEEhMKD1JFQVNPTl9WSU9MRU5DRRAFEhQKEFJFQVNPTl9TRUxGX0hBUk0QBhIYChRSRUFTT05fSU1QRVJTT05BVElPThAHEhAKDFJFQVNPTl9PVEhFUhAIIowBCgpSZXNvbHV0aW9uEhAKCHJlc29sdmVyGAEgASgJEgwKBG5vdGUYAiABKAkSFwoPbWVzc2FnZV9kZWxldGVkGAMgASgIEhMKC3Jlc3RyaWN0aW9uGAQgASgJEjAKDHJlc29sdmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAioQYKBkZpbHRlchISCgRuYW1lGAEgASgJQgTiQQEIEiIKDGRpc3BsYXlfbmFtZRgCIAEoCUIM4kEBAbpIBXIDGMgBEiQKBXdvcmRzGAMgAygJQhXiQQEBukgOkgELEIgnIgZyBBABGGQSJwoIcGF0dGVybnMYBCADKAlCFeJBAQG6SA6SAQsQMiIHcgUQARj0AxJ0Cg9ibG9ja2VkX2RvbWFpbnMYBSADKAlCW+JBAQG6SFSSAVEQ6AciTHJKGP0BMkVeKFthLXowLTldKFthLXowLTktXXswLDYxfVthLXowLTldKT9cLikrW2Etel1bYS16MC05LV17MCw2MX1bYS16MC05XSQSdAoPYWxsb3dlZF9kb21haW5zGAYgAygJQlviQQEBukhUkgFREOgHIkxyShj9ATJFXihbYS16MC05XShbYS16MC05LV17MCw2MX1bYS16MC05XSk/XC4pK1thLXpdW2EtejAtOS1dezAsNjF9W2EtejAtOV0kEj8KBmFjdGlvbhgHIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5GaWx0ZXIuQWN0aW9uQgziQQECukgFggECEAESWwoSY29udmVyc2F0aW9uX2tpbmRzGAggAygOMiguY2Fhcy5jb252ZXJzYXRpb25zLnYxLkNvbnZlcnNhdGlvbi5LaW5kQhXiQQEBukgOkgELGAEiB4IBBBABIAASNQoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJUCgZBY3Rpb24SFgoSQUNUSU9OX1VOU1BFQ0lGSUVEEAASEAoMQUNUSU9OX0JMT0NLEAESDwoLQUNUSU9OX0ZMQUcQAhIPCgtBQ1RJT05fTUFTSxADOkLqQT8KD2NhYXMuZGV2L0ZpbHRlchIbYXBwcy97YXBwfS9maWx0ZXJzL3tmaWx0ZXJ9KgdmaWx0ZXJzMgZmaWx0ZXIi4QQKCFNlbmRIb29rEhIKBG5hbWUYASABKAlCBOJBAQgSHwoDdXJsGAIgASgJQhLiQQECukgL2AEBcgYYgBCIAQESQQoHdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIV4kEBAbpIDqoBCyICCAUyBRCAreIEElAKDmZhaWx1cmVfcG9saWN5GAQgASgOMiouY2Fhcy5tb2RlcmF0aW9uLnYxLlNlbmRIb29rLkZhaWx1cmVQb2xpY3lCDOJBAQG6SAWCAQIQARJbChJjb252ZXJzYXRpb25fa2luZHMYBSADKA4yKC5jYWFzLmNvbnZlcnNhdGlvbnMudjEuQ29udmVyc2F0aW9uLktpbmRCFeJBAQG6SA6SAQsYASIHggEEEAEgABIZCgtzZWNyZXRfaGludBgGIAEoCUIE4kEBAxI1CgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDImMKDUZhaWx1cmVQb2xpY3kSHgoaRkFJTFVSRV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIXChNGQUlMVVJFX1BPTElDWV9PUEVOEAESGQoVRkFJTFVSRV9QT0xJQ1lfQ0xPU0VEEAI6QOpBPQoRY2Fhcy5kZXYvU2VuZEhvb2sSE2FwcHMve2FwcH0vc2VuZEhvb2sqCXNlbmRIb29rczIIc2VuZEhvb2tCLVorY2Fhcy9nZW4vZ28vY2Fhcy9tb2RlcmF0aW9uL3YxO21vZGVyYXRpb252MWIGcHJvdG8z", [file_buf_validate_validate, file_caas_conversations_v1_resources, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiJjYWFzL21vZGVyYXRpb24vdjEvcmVzb3VyY2VzLnByb3RvEhJjYWFzLm1vZGVyYXRpb24udjEimgUKC1Jlc3RyaWN0aW9uEhIKBG5hbWUYASABKAlCBOJBAQgSQAoHdXNlcl9pZBgCIAEoCUIv4kECAgW6SCdyJTIjXltBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSjwEKDGNvbnZlcnNhdGlvbhgDIAEoCUJ54kECAQX6QRcKFWNhYXMuZGV2L0NvbnZlcnNhdGlvbrpIV3JVMlNeKGFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9jb252ZXJzYXRpb25zL1tBLVphLXowLTldW0EtWmEtejAtOV8tXXswLDYzfSk/JBJDCgR0eXBlGAQgASgOMiQuY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc3RyaWN0aW9uLlR5cGVCD+JBAgIFukgHggEEEAEgABIcCgZyZWFzb24YBSABKAlCDOJBAQG6SAVyAxj0AxJFCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFOJBAQG6SA2yAQpKBgiAhrCWAUABEhUKB2NyZWF0b3IYByABKAlCBOJBAQMSNQoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDIk4KBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg0KCVRZUEVfTVVURRABEgwKCFRZUEVfQkFOEAISEwoPVFlQRV9TSEFET1dfQkFOEAM6W+pBWAoUY2Fhcy5kZXYvUmVzdHJpY3Rpb24SJWFwcHMve2FwcH0vcmVzdHJpY3Rpb25zL3tyZXN0cmljdGlvbn0qDHJlc3RyaWN0aW9uczILcmVzdHJpY3Rpb24i/gQKBEZsYWcSEgoEbmFtZRgBIAEoCUIE4kEBCBIVCgdtZXNzYWdlGAIgASgJQgTiQQEDEhoKDGNvbnZlcnNhdGlvbhgDIAEoCUIE4kEBAxIVCgd1c2VyX2lkGAQgASgJQgTiQQEDEhoKDG1lc3NhZ2VfdGV4dBgFIAEoCUIE4kEBAxIzCgVzdGF0ZRgGIAEoDjIeLmNhYXMubW9kZXJhdGlvbi52MS5GbGFnLlN0YXRlQgTiQQEDEhoKDHJlcG9ydF9jb3VudBgHIAEoBUIE4kEBAxIxCgdyZXBvcnRzGAggAygLMhouY2Fhcy5tb2RlcmF0aW9uLnYxLlJlcG9ydEIE4kEBAxIVCgdjbGFpbWVyGAkgASgJQgTiQQEDEjsKEWNsYWltX2V4cGlyZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CgpyZXNvbHV0aW9uGAsgASgLMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLlJlc29sdXRpb25CBOJBAQMSNQoLY3JlYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJCCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg4KClNUQVRFX09QRU4QARISCg5TVEFURV9SRVNPTFZFRBACOjjqQTUKDWNhYXMuZGV2L0ZsYWcSF2FwcHMve2FwcH0vZmxhZ3Mve2ZsYWd9KgVmbGFnczIEZmxhZyLVAgoGUmVwb3J0EhAKCHJlcG9ydGVyGAEgASgJEjEKBnJlYXNvbhgCIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5SZXBvcnQuUmVhc29uEg8KB2RldGFpbHMYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBCgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASDwoLUkVBU09OX1NQQU0QARIVChFSRUFTT05fSEFSQVNTTUVOVBACEg8KC1JFQVNPTl9IQVRFEAMSEQoNUkVBU09OX1NFWFVBTBAEEhMKD1JFQVNPTl9WSU9MRU5DRRAFEhQKEFJFQVNPTl9TRUxGX0hBUk0QBhIYChRSRUFTT05fSU1QRVJTT05BVElPThAHEhAKDFJFQVNPTl9PVEhFUhAIIowBCgpSZXNvbHV0aW9uEhAKCHJlc29sdmVyGAEgASgJEgwKBG5vdGUYAiABKAkSFwoPbWVzc2FnZV9kZWxldGVkGAMgASgIEhMKC3Jlc3RyaWN0aW9uGAQgASgJEjAKDHJlc29sdmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAioQYKBkZpbHRlchISCgRuYW1lGAEgASgJQgTiQQEIEiIKDGRpc3BsYXlfbmFtZRgCIAEoCUIM4kEBAbpIBXIDGMgBEiQKBXdvcmRzGAMgAygJQhXiQQEBukgOkgELEIgnIgZyBBABGGQSJwoIcGF0dGVybnMYBCADKAlCFeJBAQG6SA6SAQsQMiIHcgUQARj0AxJ0Cg9ibG9ja2VkX2RvbWFpbnMYBSADKAlCW+JBAQG6SFSSAVEQ6AciTHJKGP0BMkVeKFthLXowLTldKFthLXowLTktXXswLDYxfVthLXowLTldKT9cLikrW2Etel1bYS16MC05LV17MCw2MX1bYS16MC05XSQSdAoPYWxsb3dlZF9kb21haW5zGAYgAygJQlviQQEBukhUkgFREOgHIkxyShj9ATJFXihbYS16MC05XShbYS16MC05LV17MCw2MX1bYS16MC05XSk/XC4pK1thLXpdW2EtejAtOS1dezAsNjF9W2EtejAtOV0kEj8KBmFjdGlvbhgHIAEoDjIhLmNhYXMubW9kZXJhdGlvbi52MS5GaWx0ZXIuQWN0aW9uQgziQQECukgFggECEAESWwoSY29udmVyc2F0aW9uX2tpbmRzGAggAygOMiguY2Fhcy5jb252ZXJzYXRpb25zLnYxLkNvbnZlcnNhdGlvbi5LaW5kQhXiQQEBukgOkgELGAEiB4IBBBABIAASNQoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJUCgZBY3Rpb24SFgoSQUNUSU9OX1VOU1BFQ0lGSUVEEAASEAoMQUNUSU9OX0JMT0NLEAESDwoLQUNUSU9OX0ZMQUcQAhIPCgtBQ1RJT05fTUFTSxADOkLqQT8KD2NhYXMuZGV2L0ZpbHRlchIbYXBwcy97YXBwfS9maWx0ZXJzL3tmaWx0ZXJ9KgdmaWx0ZXJzMgZmaWx0ZXIi4QQKCFNlbmRIb29rEhIKBG5hbWUYASABKAlCBOJBAQgSHwoDdXJsGAIgASgJQhLiQQECukgL2AEBcgYYgBCIAQESQQoHdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIV4kEBAbpIDqoBCyICCAUyBRCAreIEElAKDmZhaWx1cmVfcG9saWN5GAQgASgOMiouY2Fhcy5tb2RlcmF0aW9uLnYxLlNlbmRIb29rLkZhaWx1cmVQb2xpY3lCDOJBAQG6SAWCAQIQARJbChJjb252ZXJzYXRpb25fa2luZHMYBSADKA4yKC5jYWFzLmNvbnZlcnNhdGlvbnMudjEuQ29udmVyc2F0aW9uLktpbmRCFeJBAQG6SA6SAQsYASIHggEEEAEgABIZCgtzZWNyZXRfaGludBgGIAEoCUIE4kEBAxI1CgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDImMKDUZhaWx1cmVQb2xpY3kSHgoaRkFJTFVSRV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIXChNGQUlMVVJFX1BPTElDWV9PUEVOEAESGQoVRkFJTFVSRV9QT0xJQ1lfQ0xPU0VEEAI6QOpBPQoRY2Fhcy5kZXYvU2VuZEhvb2sSE2FwcHMve2FwcH0vc2VuZEhvb2sqCXNlbmRIb29rczIIc2VuZEhvb2si2wIKEFBlcm1pc3Npb25Qb2xpY3kSEgoEbmFtZRgBIAEoCUIE4kEBCBJgCgxjdXN0b21fcm9sZXMYAiADKAlCSuJBAQG6SEOSAUAQFBgBIjpyODIXXlthLXpdW2EtejAtOV8tXXswLDMxfSRaBHVzZXJaBWd1ZXN0Wgltb2RlcmF0b3JaBWFkbWluEjcKBmdyYW50cxgDIAMoCzIZLmNhYXMubW9kZXJhdGlvbi52MS5HcmFudEIM4kEBAbpIBZIBAhBkEjUKC3VwZGF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAzph6kFeChljYWFzLmRldi9QZXJtaXNzaW9uUG9saWN5EhthcHBzL3thcHB9L3Blcm1pc3Npb25Qb2xpY3kqEnBlcm1pc3Npb25Qb2xpY2llczIQcGVybWlzc2lvblBvbGljeSKIAgoFR3JhbnQSUwoRY29udmVyc2F0aW9uX2tpbmQYASABKA4yKC5jYWFzLmNvbnZlcnNhdGlvbnMudjEuQ29udmVyc2F0aW9uLktpbmRCDuJBAQK6SAeCAQQQASAAEl4KBHJvbGUYAiABKAlCUOJBAQK6SElyRzJFXihjb252ZXJzYXRpb246KG1lbWJlcnxtb2RlcmF0b3J8YWRtaW58b3duZXIpfFthLXpdW2EtejAtOV8tXXswLDMxfSkkEkoKC3Blcm1pc3Npb25zGAMgAygOMh4uY2Fhcy5tb2RlcmF0aW9uLnYxLlBlcm1pc3Npb25CFeJBAQG6SA6SAQsYASIHggEEEAEgACrvAwoKUGVybWlzc2lvbhIaChZQRVJNSVNTSU9OX1VOU1BFQ0lGSUVEEAASGwoXUEVSTUlTU0lPTl9TRU5EX01FU1NBR0UQARIZChVQRVJNSVNTSU9OX1NFTkRfTElOS1MQAhIbChdQRVJNSVNTSU9OX0FUVEFDSF9NRURJQRADEhQKEFBFUk1JU1NJT05fUkVBQ1QQBBIhCh1QRVJNSVNTSU9OX0RFTEVURV9BTllfTUVTU0FHRRAFEhcKE1BFUk1JU1NJT05fTU9ERVJBVEUQBhIdChlQRVJNSVNTSU9OX1NLSVBfU0xPV19NT0RFEAcSIgoeUEVSTUlTU0lPTl9VUERBVEVfQ09OVkVSU0FUSU9OEAgSGgoWUEVSTUlTU0lPTl9BRERfTUVNQkVSUxAJEh0KGVBFUk1JU1NJT05fUkVNT1ZFX01FTUJFUlMQChIiCh5QRVJNSVNTSU9OX1VQREFURV9NRU1CRVJfUk9MRVMQCxIfChtQRVJNSVNTSU9OX1NFTkRfV0hFTl9GUk9aRU4QDBIiCh5QRVJNSVNTSU9OX0RFTEVURV9DT05WRVJTQVRJT04QDRIiCh5QRVJNSVNTSU9OX0NSRUFURV9DT05WRVJTQVRJT04QDhITCg9QRVJNSVNTSU9OX0pPSU4QD0ItWitjYWFzL2dlbi9nby9jYWFzL21vZGVyYXRpb24vdjE7bW9kZXJhdGlvbnYxYgZwcm90bzM", [file_buf_validate_validate, file_caas_conversations_v1_resources, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A mute or a ban of one user, in the whole app or in one conversation, until it
@@ -744,4 +744,239 @@ export enum SendHook_FailurePolicy {
  */
 export const SendHook_FailurePolicySchema: GenEnum<SendHook_FailurePolicy> = /*@__PURE__*/
   enumDesc(file_caas_moderation_v1_resources, 5, 0);
+
+/**
+ * Who may do what in the app's conversations: the permissions granted to each role, in
+ * each kind of conversation (role-based access control).
+ *
+ * A user holds two roles in a conversation: their role in the app (User.role: `user`,
+ * `guest`, `moderator`, `admin`, or a custom role listed here) and, when a member,
+ * their role there (`conversation:member`, `conversation:moderator`,
+ * `conversation:admin`, `conversation:owner`). They may do what either role is granted;
+ * every app role but `guest` also has what `user` has. What a role is granted in a kind
+ * of conversation is the `grants` entry for that pair, when there is one (its whole
+ * set: it changes that role only), and the default otherwise:
+ *
+ * | role | default grants (every kind of conversation) |
+ * |---|---|
+ * | `conversation:member` | send_message, send_links, attach_media, react, join |
+ * | `conversation:moderator` | the member's, and delete_any_message, moderate, skip_slow_mode |
+ * | `conversation:admin` | the moderator's, and update_conversation, add_members, remove_members, update_member_roles, send_when_frozen |
+ * | `conversation:owner` | the admin's, and delete_conversation |
+ * | `user` | create_conversation, join |
+ * | `guest` | join |
+ * | `moderator` | delete_any_message, moderate, skip_slow_mode |
+ * | `admin` | every permission |
+ * | a custom role | nothing |
+ *
+ * App staff (`moderator`, `admin`) restrict any member but the owner and other staff;
+ * conversation roles restrict lower ones.
+ *
+ * (Joining is asked only of channels; what a role may do, it may do only where it can
+ * see: group and direct conversations stay their members' alone.) A refusal says which
+ * permission is missing: PERMISSION_DENIED, `PERMISSION_MISSING`, metadata `permission`.
+ * The app's backend (API key) and the operator may do everything, as ever.
+ *
+ * @generated from message caas.moderation.v1.PermissionPolicy
+ */
+export type PermissionPolicy = Message<"caas.moderation.v1.PermissionPolicy"> & {
+  /**
+   * `apps/{app}/permissionPolicy`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The app's own roles, to give users (User.role) and grant permissions to: at most
+   * 20, each 1 to 32 characters of [a-z0-9_-] starting with a letter, none of the
+   * built-in ones. A role in use by users may be removed: they then have what a role
+   * with no grants has.
+   *
+   * @generated from field: repeated string custom_roles = 2;
+   */
+  customRoles: string[];
+
+  /**
+   * Grants replacing the defaults: at most 100, at most one per kind of conversation
+   * and role.
+   *
+   * @generated from field: repeated caas.moderation.v1.Grant grants = 3;
+   */
+  grants: Grant[];
+
+  /**
+   * When it last changed; unset while the app has the defaults.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 4;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.moderation.v1.PermissionPolicy.
+ * Use `create(PermissionPolicySchema)` to create a new message.
+ */
+export const PermissionPolicySchema: GenMessage<PermissionPolicy> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_resources, 6);
+
+/**
+ * What one role may do in one kind of conversation.
+ *
+ * @generated from message caas.moderation.v1.Grant
+ */
+export type Grant = Message<"caas.moderation.v1.Grant"> & {
+  /**
+   * The kind of conversation.
+   *
+   * @generated from field: caas.conversations.v1.Conversation.Kind conversation_kind = 1;
+   */
+  conversationKind: Conversation_Kind;
+
+  /**
+   * An app role (`user`, `guest`, `moderator`, `admin`, or a custom role) or a
+   * conversation role (`conversation:member`, `conversation:moderator`,
+   * `conversation:admin`, `conversation:owner`).
+   *
+   * @generated from field: string role = 2;
+   */
+  role: string;
+
+  /**
+   * What it may do there (replacing the default for this role and kind; empty: nothing).
+   *
+   * @generated from field: repeated caas.moderation.v1.Permission permissions = 3;
+   */
+  permissions: Permission[];
+};
+
+/**
+ * Describes the message caas.moderation.v1.Grant.
+ * Use `create(GrantSchema)` to create a new message.
+ */
+export const GrantSchema: GenMessage<Grant> = /*@__PURE__*/
+  messageDesc(file_caas_moderation_v1_resources, 7);
+
+/**
+ * A named action a role may be granted.
+ *
+ * @generated from enum caas.moderation.v1.Permission
+ */
+export enum Permission {
+  /**
+   * @generated from enum value: PERMISSION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Send messages (and replies).
+   *
+   * @generated from enum value: PERMISSION_SEND_MESSAGE = 1;
+   */
+  SEND_MESSAGE = 1,
+
+  /**
+   * Send messages holding links.
+   *
+   * @generated from enum value: PERMISSION_SEND_LINKS = 2;
+   */
+  SEND_LINKS = 2,
+
+  /**
+   * Attach media or files to messages.
+   *
+   * @generated from enum value: PERMISSION_ATTACH_MEDIA = 3;
+   */
+  ATTACH_MEDIA = 3,
+
+  /**
+   * React to messages.
+   *
+   * @generated from enum value: PERMISSION_REACT = 4;
+   */
+  REACT = 4,
+
+  /**
+   * Delete messages of others.
+   *
+   * @generated from enum value: PERMISSION_DELETE_ANY_MESSAGE = 5;
+   */
+  DELETE_ANY_MESSAGE = 5,
+
+  /**
+   * Mute, ban and shadow-ban members, and review flags, in the conversation.
+   *
+   * @generated from enum value: PERMISSION_MODERATE = 6;
+   */
+  MODERATE = 6,
+
+  /**
+   * Send more often than slow mode allows.
+   *
+   * @generated from enum value: PERMISSION_SKIP_SLOW_MODE = 7;
+   */
+  SKIP_SLOW_MODE = 7,
+
+  /**
+   * Change the conversation's title, picture, metadata, freezing and slow mode.
+   *
+   * @generated from enum value: PERMISSION_UPDATE_CONVERSATION = 8;
+   */
+  UPDATE_CONVERSATION = 8,
+
+  /**
+   * Add members.
+   *
+   * @generated from enum value: PERMISSION_ADD_MEMBERS = 9;
+   */
+  ADD_MEMBERS = 9,
+
+  /**
+   * Remove members.
+   *
+   * @generated from enum value: PERMISSION_REMOVE_MEMBERS = 10;
+   */
+  REMOVE_MEMBERS = 10,
+
+  /**
+   * Change members' roles.
+   *
+   * @generated from enum value: PERMISSION_UPDATE_MEMBER_ROLES = 11;
+   */
+  UPDATE_MEMBER_ROLES = 11,
+
+  /**
+   * Send while the conversation is frozen.
+   *
+   * @generated from enum value: PERMISSION_SEND_WHEN_FROZEN = 12;
+   */
+  SEND_WHEN_FROZEN = 12,
+
+  /**
+   * Delete the conversation.
+   *
+   * @generated from enum value: PERMISSION_DELETE_CONVERSATION = 13;
+   */
+  DELETE_CONVERSATION = 13,
+
+  /**
+   * Create conversations of this kind.
+   *
+   * @generated from enum value: PERMISSION_CREATE_CONVERSATION = 14;
+   */
+  CREATE_CONVERSATION = 14,
+
+  /**
+   * Join (channels).
+   *
+   * @generated from enum value: PERMISSION_JOIN = 15;
+   */
+  JOIN = 15,
+}
+
+/**
+ * Describes the enum caas.moderation.v1.Permission.
+ */
+export const PermissionSchema: GenEnum<Permission> = /*@__PURE__*/
+  enumDesc(file_caas_moderation_v1_resources, 0);
 

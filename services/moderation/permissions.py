@@ -1,0 +1,194 @@
+"""Role-based permissions: what each role may do in each kind of conversation (see
+caas.moderation.v1.PermissionPolicy for the rules and the defaults).
+
+A user may do what their app role or their conversation role is granted (each role's
+grant is its whole set: the defaults of a higher conversation role hold those of the
+lower ones), and every app role but `guest` also has what `user` has. App staff
+(`moderator`, `admin`) outrank every conversation role but the owner's. The hot path
+asks `Permissions.require`, which keeps each app's policy and each user's app role for
+the auth cache's TTL: this process forgets them at once when they change, the others
+within the TTL.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from services.conversations.models import Role
+from services.core.cache import TtlCache
+from services.core.clock import Clock, truncate_ms
+from services.core.errors import FailedPrecondition, PermissionDenied
+from services.core.events import DomainEvent, EventBus
+from services.core.principal import Principal
+from services.webhooks.actions import check_backend
+
+
+class Permission(enum.StrEnum):
+    SEND_MESSAGE = "send_message"
+    SEND_LINKS = "send_links"
+    ATTACH_MEDIA = "attach_media"
+    REACT = "react"
+    DELETE_ANY_MESSAGE = "delete_any_message"
+    MODERATE = "moderate"
+    SKIP_SLOW_MODE = "skip_slow_mode"
+    UPDATE_CONVERSATION = "update_conversation"
+    ADD_MEMBERS = "add_members"
+    REMOVE_MEMBERS = "remove_members"
+    UPDATE_MEMBER_ROLES = "update_member_roles"
+    SEND_WHEN_FROZEN = "send_when_frozen"
+    DELETE_CONVERSATION = "delete_conversation"
+    CREATE_CONVERSATION = "create_conversation"
+    JOIN = "join"
+
+
+P = Permission
+BUILT_IN_ROLES = ("user", "guest", "moderator", "admin")
+STAFF = ("moderator", "admin")  # app roles that moderate any member
+CONVERSATION_ROLES = {Role.MEMBER: "conversation:member", Role.MODERATOR: "conversation:moderator",
+                      Role.ADMIN: "conversation:admin", Role.OWNER: "conversation:owner"}
+_MEMBER = frozenset({P.SEND_MESSAGE, P.SEND_LINKS, P.ATTACH_MEDIA, P.REACT, P.JOIN})
+_MODERATOR = _MEMBER | {P.DELETE_ANY_MESSAGE, P.MODERATE, P.SKIP_SLOW_MODE}
+_ADMIN = _MODERATOR | {P.UPDATE_CONVERSATION, P.ADD_MEMBERS, P.REMOVE_MEMBERS,
+                       P.UPDATE_MEMBER_ROLES, P.SEND_WHEN_FROZEN}
+# Each role's whole set (a grant replaces one role's set, and no other's).
+DEFAULTS: Mapping[str, frozenset[Permission]] = {
+    "conversation:member": _MEMBER,
+    "conversation:moderator": _MODERATOR,
+    "conversation:admin": _ADMIN,
+    "conversation:owner": _ADMIN | {P.DELETE_CONVERSATION},
+    "user": frozenset({P.CREATE_CONVERSATION, P.JOIN}),
+    "guest": frozenset({P.JOIN}),
+    "moderator": frozenset({P.DELETE_ANY_MESSAGE, P.MODERATE, P.SKIP_SLOW_MODE}),
+    "admin": frozenset(Permission),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionPolicy:
+    app_id: str
+    custom_roles: tuple[str, ...] = ()
+    # (conversation kind, role) → what that role may do there, replacing the default
+    grants: Mapping[tuple[str, str], frozenset[Permission]] = field(default_factory=dict)
+    update_time: datetime | None = None  # None: never changed (the defaults)
+
+    def granted(self, kind: str, role: str) -> frozenset[Permission]:
+        found = self.grants.get((kind, role))
+        if found is not None:
+            return found
+        return DEFAULTS.get(role, frozenset())
+
+    def knows(self, role: str) -> bool:
+        return role in BUILT_IN_ROLES or role in self.custom_roles
+
+    def allows(self, kind: str, app_role: str, conversation_role: Role | None,
+               permission: Permission) -> bool:
+        roles = [app_role] if app_role == "guest" else ["user", app_role]
+        if conversation_role is not None:
+            roles.append(CONVERSATION_ROLES[conversation_role])
+        return any(permission in self.granted(kind, role) for role in roles)
+
+
+def policy_body(policy: PermissionPolicy) -> dict[str, Any]:
+    """The policy as stores keep it (JSON)."""
+    return {"custom_roles": list(policy.custom_roles),
+            "grants": [[kind, role, sorted(p.value for p in permissions)]
+                       for (kind, role), permissions in sorted(policy.grants.items())]}
+
+
+def policy_of(app_id: str, body: Mapping[str, Any], update_time: datetime
+              ) -> PermissionPolicy:
+    return PermissionPolicy(
+        app_id, tuple(body["custom_roles"]),
+        {(kind, role): frozenset(Permission(p) for p in permissions)
+         for kind, role, permissions in body["grants"]}, update_time)
+
+
+class PolicyStore(Protocol):
+    async def get_policy(self, app_id: str) -> PermissionPolicy | None: ...
+
+    async def put_policy(self, policy: PermissionPolicy) -> None: ...
+
+
+class RoleLookup(Protocol):
+    async def __call__(self, app_id: str, user_id: str) -> str:
+        """The user's app role ("" for `user`)."""
+
+
+def role_unknown(role: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "ROLE_UNKNOWN", f"{role} is neither a built-in role nor a custom role of the app",
+        metadata={"role": role})
+
+
+class Permissions:
+    def __init__(self, store: PolicyStore, role_of: RoleLookup, ttl: float,
+                 bus: EventBus, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+        self._role_of = role_of
+        self._policies: TtlCache[str, PermissionPolicy] = TtlCache(ttl)
+        self._roles: TtlCache[tuple[str, str], str] = TtlCache(ttl)
+        bus.subscribe(self._on_event)
+
+    async def policy(self, app_id: str) -> PermissionPolicy:
+        found = self._policies.get(app_id)
+        if found is None:
+            found = await self._store.get_policy(app_id) or PermissionPolicy(app_id)
+            self._policies.put(app_id, found)
+        return found
+
+    async def role(self, app_id: str, user_id: str) -> str:
+        key = (app_id, user_id)
+        found = self._roles.get(key)
+        if found is None:
+            found = await self._role_of(app_id, user_id) or "user"
+            self._roles.put(key, found)
+        return found
+
+    async def allows(self, app_id: str, user_id: str, kind: str,
+                     conversation_role: Role | None, permission: Permission) -> bool:
+        return (await self.policy(app_id)).allows(
+            kind, await self.role(app_id, user_id), conversation_role, permission)
+
+    async def require(self, app_id: str, user_id: str, kind: str,
+                      conversation_role: Role | None, permission: Permission) -> None:
+        """PERMISSION_DENIED, PERMISSION_MISSING (naming the permission) unless the user's
+        roles are granted it in conversations of `kind`."""
+        if not await self.allows(app_id, user_id, kind, conversation_role, permission):
+            role = await self.role(app_id, user_id)
+            raise PermissionDenied(
+                "PERMISSION_MISSING", f"this needs the {permission.value} permission, "
+                f"which your roles are not granted here",
+                metadata={"permission": permission.value, "role": role})
+
+    async def check_role(self, app_id: str, role: str) -> None:
+        """ROLE_UNKNOWN unless `role` is built in or one of the app's custom roles."""
+        if role and not (await self.policy(app_id)).knows(role):
+            raise role_unknown(role)
+
+    # Managing the policy: the app's backend and the operator.
+
+    async def get(self, principal: Principal, app_id: str) -> PermissionPolicy:
+        check_backend(principal, app_id)
+        return await self._store.get_policy(app_id) or PermissionPolicy(app_id)
+
+    async def do_update(self, principal: Principal, policy: PermissionPolicy
+                        ) -> PermissionPolicy:
+        """Replace the app's policy; ROLE_UNKNOWN for a grant to a role it does not have."""
+        check_backend(principal, policy.app_id)
+        unknown = {role for _, role in policy.grants
+                   if not role.startswith("conversation:") and not policy.knows(role)}
+        if unknown:
+            raise role_unknown(sorted(unknown)[0])
+        stored = replace(policy, update_time=truncate_ms(self._clock.now()))
+        await self._store.put_policy(stored)
+        self._policies.discard(policy.app_id)
+        return stored
+
+    async def _on_event(self, event: DomainEvent) -> None:
+        if event.type in ("user.updated", "user.deleted") and "user" in event.data:
+            self._roles.discard((event.app_id, event.data["user"]))
