@@ -70,6 +70,7 @@ from services.messages.mongo_store import MongoMessageStore
 from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
 from services.moderation.actions import ModerationActions
+from services.moderation.conditions import Subject
 from services.moderation.content_filters import FilterActions
 from services.moderation.flags import FlagActions
 from services.moderation.matching import Folding
@@ -81,7 +82,7 @@ from services.moderation.mongo_store import (
     MongoRestrictionStore,
     MongoSendHookStore,
 )
-from services.moderation.permissions import Permissions, PolicyStore, RoleLookup
+from services.moderation.permissions import Permissions, PolicyStore, SubjectLookup
 from services.moderation.restrictions import Restrictions
 from services.moderation.screening import Screening
 from services.moderation.send_hooks import HookMeter, SendHooks
@@ -181,13 +182,15 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
     return stores
 
 
-def app_role(users: UserStore) -> RoleLookup:
-    """How permissions learn a user's app role: from their profile."""
-    async def role_of(app_id: str, user_id: str) -> str:
+def app_role(users: UserStore) -> SubjectLookup:
+    """How permissions learn a user's app role and attributes: from their profile."""
+    async def subject_of(app_id: str, user_id: str) -> Subject:
         user = await users.get_user(app_id, user_id)
-        return "" if user is None else user.role
+        if user is None:
+            return Subject("")
+        return Subject(user.role, dict(user.metadata), user.create_time)
 
-    return role_of
+    return subject_of
 
 
 def open_blobs(settings: Settings, urls: MediaUrls) -> BlobStore:

@@ -3,9 +3,10 @@ of them (rules in access.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from services.conversations.access import (
     Access,
@@ -52,6 +53,7 @@ from services.core.pagination import (
 )
 from services.core.principal import Principal, User, require_app, require_user_or_app
 from services.core.settings import Settings
+from services.moderation.conditions import Facts
 from services.moderation.models import APP_WIDE
 from services.moderation.permissions import Permission, Permissions
 from services.moderation.restrictions import Restrictions
@@ -74,6 +76,15 @@ class NewConversation:
     slow_mode: timedelta = timedelta(0)
 
 
+def facts(access: Access, request: Mapping[str, Any] | None = None) -> Facts:
+    """The conversation (and the request) as permission conditions see them."""
+    conversation = access.conversation
+    role = access.role()
+    return Facts(conversation.conversation_id, conversation.kind.value,
+                 dict(conversation.metadata), conversation.member_count,
+                 "" if role is None else role.name.lower(), request or {})
+
+
 class ConversationsActions:
     def __init__(self, store: ConversationStore, users: UserStore, clock: Clock,
                  settings: Settings, restrictions: Restrictions,
@@ -89,26 +100,18 @@ class ConversationsActions:
     async def access(self, principal: Principal, app_id: str, conversation_id: str) -> Access:
         return await resolve(self._store, principal, app_id, conversation_id)
 
-    async def allows(self, access: Access, permission: Permission) -> bool:
-        """Whether the caller may do this there: the app's backend anything; a user
-        what their app role or their role there is granted (permissions.py)."""
-        if access.backend:
-            return True
-        user_id = access.user_id
-        return await self.permissions.allows(access.app_id, user_id,
-                                             access.conversation.kind.value, access.role(),
-                                             permission)
-
     async def require(self, access: Access, permission: Permission, *,
-                      member: bool = True) -> None:
-        """NOT_A_MEMBER for a non-member (unless `member` is off), then
-        PERMISSION_MISSING unless `allows`."""
+                      member: bool = True, request: Mapping[str, Any] | None = None) -> None:
+        """NOT_A_MEMBER for a non-member (unless `member` is off), then, for a user,
+        what their roles are granted and the app's conditions say (permissions.py), with
+        the conversation and `request` as the conditions' facts. The app's backend may
+        do anything."""
         if member:
             access.require_member()
         if not access.backend:
             await self.permissions.require(access.app_id, access.user_id,
                                            access.conversation.kind.value, access.role(),
-                                           permission)
+                                           permission, facts(access, request))
 
     def _roster(self, principal: Principal, new: NewConversation) -> tuple[list[str], str]:
         """(member ids in joining order, owner id or "") for a new conversation."""
@@ -159,8 +162,10 @@ class ConversationsActions:
         await check_users(self._users, app_id, member_ids)
         if isinstance(principal, User):  # creating is writing: not while muted or banned
             await self._restrictions.check_write(app_id, principal.user_id, APP_WIDE)
-            await self.permissions.require(app_id, principal.user_id, new.kind.value, None,
-                                           Permission.CREATE_CONVERSATION)
+            await self.permissions.require(
+                app_id, principal.user_id, new.kind.value, None,
+                Permission.CREATE_CONVERSATION,
+                Facts("", new.kind.value, dict(new.metadata or {}), len(member_ids)))
         for user_id in member_ids:  # nobody banned from the app is put in
             await self._restrictions.check_entry(app_id, user_id, APP_WIDE)
         key = None

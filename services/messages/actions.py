@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Literal, Protocol
 
 from services.conversations.access import Access, conversation_name
-from services.conversations.actions import ConversationsActions
+from services.conversations.actions import ConversationsActions, facts
 from services.conversations.models import Kind, Member
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
@@ -179,15 +179,20 @@ class MessagesActions:
         sender = await self._sender(principal, access, outgoing.sender_id)
         conversation = access.conversation
         kind = conversation.kind.value
+        links = has_link(outgoing.text)
         if isinstance(principal, User):  # the app's backend sends anything, as anyone
-            await self._conversations.require(access, Permission.SEND_MESSAGE)
-            if outgoing.attachments:
-                await self._conversations.require(access, Permission.ATTACH_MEDIA)
-            if has_link(outgoing.text):
-                await self._conversations.require(access, Permission.SEND_LINKS)
+            request = {"text_length": len(outgoing.text), "has_links": links,
+                       "attachment_count": len(outgoing.attachments),
+                       "mention_count": len(outgoing.mention_ids)}
+            for needed, wanted in ((Permission.SEND_MESSAGE, True),
+                                   (Permission.ATTACH_MEDIA, bool(outgoing.attachments)),
+                                   (Permission.SEND_LINKS, links)):
+                if wanted:
+                    await self._conversations.require(access, needed, request=request)
         permissions = self._conversations.permissions
         if conversation.frozen and not access.backend and not await permissions.allows(
-                app_id, sender.user_id, kind, sender.role, Permission.SEND_WHEN_FROZEN):
+                app_id, sender.user_id, kind, sender.role, Permission.SEND_WHEN_FROZEN,
+                facts(access)):
             raise FailedPrecondition("CONVERSATION_FROZEN",
                                      "the conversation is frozen: only admins may send")
         if conversation.kind is Kind.DIRECT:
@@ -214,7 +219,7 @@ class MessagesActions:
                       dict(outgoing.metadata or {}), outgoing.thread_root, shadowed)
         slow = conversation.slow_mode
         if slow and await permissions.allows(app_id, sender.user_id, kind, sender.role,
-                                             Permission.SKIP_SLOW_MODE):
+                                             Permission.SKIP_SLOW_MODE, facts(access)):
             slow = timedelta(0)
         now = self._clock.now()
         try:

@@ -13,6 +13,7 @@ within the TTL.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -21,9 +22,10 @@ from typing import Any, Protocol
 from services.conversations.models import Role
 from services.core.cache import TtlCache
 from services.core.clock import Clock, truncate_ms
-from services.core.errors import FailedPrecondition, PermissionDenied
+from services.core.errors import FailedPrecondition, PermissionDenied, invalid_field
 from services.core.events import DomainEvent, EventBus
 from services.core.principal import Principal
+from services.moderation.conditions import ConditionError, Conditions, Facts, Subject
 from services.webhooks.actions import check_backend
 
 
@@ -45,6 +47,7 @@ class Permission(enum.StrEnum):
     JOIN = "join"
 
 
+log = logging.getLogger("caas.permissions")
 P = Permission
 BUILT_IN_ROLES = ("user", "guest", "moderator", "admin")
 STAFF = ("moderator", "admin")  # app roles that moderate any member
@@ -68,12 +71,27 @@ DEFAULTS: Mapping[str, frozenset[Permission]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class Condition:
+    """A CEL expression a permission needs to be true (conditions.py)."""
+
+    condition_id: str
+    permission: Permission
+    kinds: frozenset[str]  # conversation kinds it applies in; empty: all
+    expression: str
+    description: str = ""
+
+    def applies(self, permission: Permission, kind: str) -> bool:
+        return self.permission is permission and (not self.kinds or kind in self.kinds)
+
+
+@dataclass(frozen=True, slots=True)
 class PermissionPolicy:
     app_id: str
     custom_roles: tuple[str, ...] = ()
     # (conversation kind, role) → what that role may do there, replacing the default
     grants: Mapping[tuple[str, str], frozenset[Permission]] = field(default_factory=dict)
     update_time: datetime | None = None  # None: never changed (the defaults)
+    conditions: tuple[Condition, ...] = ()
 
     def granted(self, kind: str, role: str) -> frozenset[Permission]:
         found = self.grants.get((kind, role))
@@ -96,7 +114,9 @@ def policy_body(policy: PermissionPolicy) -> dict[str, Any]:
     """The policy as stores keep it (JSON)."""
     return {"custom_roles": list(policy.custom_roles),
             "grants": [[kind, role, sorted(p.value for p in permissions)]
-                       for (kind, role), permissions in sorted(policy.grants.items())]}
+                       for (kind, role), permissions in sorted(policy.grants.items())],
+            "conditions": [[c.condition_id, c.permission.value, sorted(c.kinds), c.expression,
+                            c.description] for c in policy.conditions]}
 
 
 def policy_of(app_id: str, body: Mapping[str, Any], update_time: datetime
@@ -104,7 +124,9 @@ def policy_of(app_id: str, body: Mapping[str, Any], update_time: datetime
     return PermissionPolicy(
         app_id, tuple(body["custom_roles"]),
         {(kind, role): frozenset(Permission(p) for p in permissions)
-         for kind, role, permissions in body["grants"]}, update_time)
+         for kind, role, permissions in body["grants"]}, update_time,
+        tuple(Condition(i, Permission(p), frozenset(kinds), expression, description)
+              for i, p, kinds, expression, description in body.get("conditions", ())))
 
 
 class PolicyStore(Protocol):
@@ -113,9 +135,17 @@ class PolicyStore(Protocol):
     async def put_policy(self, policy: PermissionPolicy) -> None: ...
 
 
-class RoleLookup(Protocol):
-    async def __call__(self, app_id: str, user_id: str) -> str:
-        """The user's app role ("" for `user`)."""
+class SubjectLookup(Protocol):
+    async def __call__(self, app_id: str, user_id: str) -> Subject:
+        """The user's app role ("" for `user`), metadata and creation time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """An app's policy with its conditions compiled."""
+
+    policy: PermissionPolicy
+    conditions: tuple[tuple[Condition, Any | None], ...]  # None: did not compile
 
 
 def role_unknown(role: str) -> FailedPrecondition:
@@ -125,45 +155,93 @@ def role_unknown(role: str) -> FailedPrecondition:
 
 
 class Permissions:
-    def __init__(self, store: PolicyStore, role_of: RoleLookup, ttl: float,
+    def __init__(self, store: PolicyStore, subject_of: SubjectLookup, ttl: float,
                  bus: EventBus, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self._role_of = role_of
-        self._policies: TtlCache[str, PermissionPolicy] = TtlCache(ttl)
-        self._roles: TtlCache[tuple[str, str], str] = TtlCache(ttl)
+        self._subject_of = subject_of
+        self._conditions = Conditions()
+        self._policies: TtlCache[str, Compiled] = TtlCache(ttl)
+        self._subjects: TtlCache[tuple[str, str], Subject] = TtlCache(ttl)
         bus.subscribe(self._on_event)
 
-    async def policy(self, app_id: str) -> PermissionPolicy:
+    async def _compiled(self, app_id: str) -> Compiled:
         found = self._policies.get(app_id)
         if found is None:
-            found = await self._store.get_policy(app_id) or PermissionPolicy(app_id)
+            policy = await self._store.get_policy(app_id) or PermissionPolicy(app_id)
+            found = Compiled(policy, tuple((c, self._compile_stored(c))
+                                           for c in policy.conditions))
             self._policies.put(app_id, found)
         return found
 
-    async def role(self, app_id: str, user_id: str) -> str:
+    def _compile_stored(self, condition: Condition) -> Any | None:
+        try:
+            return self._conditions.compile(condition.expression)
+        except ConditionError:  # checked when saved: only a newer CEL could refuse it
+            log.warning("a stored permission condition no longer compiles; it refuses",
+                        extra={"condition": condition.condition_id})
+            return None
+
+    async def policy(self, app_id: str) -> PermissionPolicy:
+        return (await self._compiled(app_id)).policy
+
+    async def subject(self, app_id: str, user_id: str) -> Subject:
         key = (app_id, user_id)
-        found = self._roles.get(key)
+        found = self._subjects.get(key)
         if found is None:
-            found = await self._role_of(app_id, user_id) or "user"
-            self._roles.put(key, found)
+            found = await self._subject_of(app_id, user_id)
+            self._subjects.put(key, found)
         return found
 
+    async def role(self, app_id: str, user_id: str) -> str:
+        return (await self.subject(app_id, user_id)).role or "user"
+
     async def allows(self, app_id: str, user_id: str, kind: str,
-                     conversation_role: Role | None, permission: Permission) -> bool:
-        return (await self.policy(app_id)).allows(
-            kind, await self.role(app_id, user_id), conversation_role, permission)
+                     conversation_role: Role | None, permission: Permission,
+                     facts: Facts | None = None) -> bool:
+        return await self._refusal(app_id, user_id, kind, conversation_role, permission,
+                                   facts) is None
 
     async def require(self, app_id: str, user_id: str, kind: str,
-                      conversation_role: Role | None, permission: Permission) -> None:
-        """PERMISSION_DENIED, PERMISSION_MISSING (naming the permission) unless the user's
-        roles are granted it in conversations of `kind`."""
-        if not await self.allows(app_id, user_id, kind, conversation_role, permission):
-            role = await self.role(app_id, user_id)
-            raise PermissionDenied(
+                      conversation_role: Role | None, permission: Permission,
+                      facts: Facts | None = None) -> None:
+        """PERMISSION_DENIED unless the user's roles are granted the permission in
+        conversations of `kind` (PERMISSION_MISSING, naming it) and each condition on it
+        holds (POLICY_DENIED, naming the condition)."""
+        refusal = await self._refusal(app_id, user_id, kind, conversation_role, permission,
+                                      facts)
+        if refusal is not None:
+            raise refusal
+
+    async def _refusal(self, app_id: str, user_id: str, kind: str,
+                       conversation_role: Role | None, permission: Permission,
+                       facts: Facts | None) -> PermissionDenied | None:
+        compiled = await self._compiled(app_id)
+        subject = await self.subject(app_id, user_id)
+        role = subject.role or "user"
+        if not compiled.policy.allows(kind, role, conversation_role, permission):
+            return PermissionDenied(
                 "PERMISSION_MISSING", f"this needs the {permission.value} permission, "
                 f"which your roles are not granted here",
                 metadata={"permission": permission.value, "role": role})
+        data: dict[str, Any] | None = None
+        for condition, program in compiled.conditions:
+            if not condition.applies(permission, kind):
+                continue
+            if data is None:
+                data = Conditions.data(user_id, subject, facts or Facts(kind=kind),
+                                       self._clock.now())
+            if program is None or not Conditions.holds(program, data):
+                metadata = {"condition": condition.condition_id,
+                            "permission": permission.value}
+                if condition.description:
+                    metadata["description"] = condition.description
+                return PermissionDenied(
+                    "POLICY_DENIED", f"the app's condition {condition.condition_id} on "
+                    f"{permission.value} does not hold"
+                    f"{': ' + condition.description if condition.description else ''}",
+                    metadata=metadata)
+        return None
 
     async def check_role(self, app_id: str, role: str) -> None:
         """ROLE_UNKNOWN unless `role` is built in or one of the app's custom roles."""
@@ -184,6 +262,12 @@ class Permissions:
                    if not role.startswith("conversation:") and not policy.knows(role)}
         if unknown:
             raise role_unknown(sorted(unknown)[0])
+        for index, condition in enumerate(policy.conditions):
+            try:
+                self._conditions.compile(condition.expression)
+            except ConditionError as exc:
+                raise invalid_field(f"policy.conditions[{index}].expression",
+                                    f"CEL refuses it: {exc}") from None
         stored = replace(policy, update_time=truncate_ms(self._clock.now()))
         await self._store.put_policy(stored)
         self._policies.discard(policy.app_id)
@@ -191,4 +275,4 @@ class Permissions:
 
     async def _on_event(self, event: DomainEvent) -> None:
         if event.type in ("user.updated", "user.deleted") and "user" in event.data:
-            self._roles.discard((event.app_id, event.data["user"]))
+            self._subjects.discard((event.app_id, event.data["user"]))

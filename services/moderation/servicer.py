@@ -43,7 +43,12 @@ from services.moderation.models import (
     RestrictionType,
     SendHook,
 )
-from services.moderation.permissions import Permission, PermissionPolicy, Permissions
+from services.moderation.permissions import (
+    Condition,
+    Permission,
+    PermissionPolicy,
+    Permissions,
+)
 from services.moderation.send_hooks import SendHooks, send_hook_name
 from services.webhooks.models import SECRET_HINT_LENGTH
 
@@ -167,6 +172,10 @@ def policy_proto(policy: PermissionPolicy) -> res.PermissionPolicy:
         grants=[res.Grant(conversation_kind=KINDS[Kind(kind)], role=role,
                           permissions=sorted(PERMISSIONS[p] for p in granted))
                 for (kind, role), granted in sorted(policy.grants.items())],
+        conditions=[res.Condition(id=c.condition_id, permission=PERMISSIONS[c.permission],
+                                  conversation_kinds=kinds_proto(c.kinds),
+                                  expression=c.expression, description=c.description)
+                    for c in policy.conditions],
         update_time=timestamp(policy.update_time))
 
 
@@ -178,7 +187,15 @@ def policy_of(app_id: str, proto: res.PermissionPolicy) -> PermissionPolicy:
             raise invalid_field(f"policy.grants[{index}]",
                                 "grants this kind and role again: one grant per pair")
         grants[key] = frozenset(PERMISSIONS_FROM_PROTO[p] for p in grant.permissions)
-    return PermissionPolicy(app_id, tuple(proto.custom_roles), grants)
+    conditions: list[Condition] = []
+    for index, given in enumerate(proto.conditions):
+        if any(c.condition_id == given.id for c in conditions):
+            raise invalid_field(f"policy.conditions[{index}].id", "is taken by another")
+        conditions.append(Condition(given.id, PERMISSIONS_FROM_PROTO[given.permission],
+                                    kinds_from_proto(given.conversation_kinds),
+                                    given.expression, given.description))
+    return PermissionPolicy(app_id, tuple(proto.custom_roles), grants,
+                            conditions=tuple(conditions))
 
 
 def _conversation_in(app_id: str, name: str, field: str) -> str:

@@ -32,11 +32,13 @@ def grant(kind: int, role: str, *permissions: int) -> mod_res.Grant:
 
 
 async def set_policy(client: Client, app: AppHandle, *grants: mod_res.Grant,
-                     roles: tuple[str, ...] = (), by: Auth | None = None
+                     roles: tuple[str, ...] = (), by: Auth | None = None,
+                     conditions: tuple[mod_res.Condition, ...] = ()
                      ) -> mod_res.PermissionPolicy:
     response = await client.moderation.UpdatePermissionPolicy(
         mod_pb.UpdatePermissionPolicyRequest(policy=mod_res.PermissionPolicy(
-            name=f"{app.name}/permissionPolicy", custom_roles=roles, grants=grants)),
+            name=f"{app.name}/permissionPolicy", custom_roles=roles, grants=grants,
+            conditions=conditions)),
         metadata=by or app.auth)
     return response.policy
 
@@ -177,3 +179,75 @@ async def test_the_policy_over_json(http: httpx.AsyncClient, app: AppHandle,
     assert got.json()["policy"]["customRoles"] == ["vip"]
     assert error_body(await http.get(f"/v1/{app.name}/permissionPolicy", headers={
         "authorization": f"Bearer {alice.token}"}))[1] == "PRINCIPAL_NOT_ALLOWED"
+
+
+def condition(condition_id: str, permission: int, expression: str, *kinds: int,
+              description: str = "") -> mod_res.Condition:
+    return mod_res.Condition(id=condition_id, permission=permission, expression=expression,
+                             conversation_kinds=kinds, description=description)
+
+
+async def set_metadata(client: Client, app: AppHandle, user_id: str, **metadata: str
+                       ) -> None:
+    await client.users.UpdateUser(user_pb.UpdateUserRequest(
+        user=user_res.User(name=f"{app.name}/users/{user_id}", metadata=metadata),
+        update_mask=field_mask_pb2.FieldMask(paths=["metadata"])), metadata=app.auth)
+
+
+async def test_conditions_decide_with_attributes(
+        client: Client, app: AppHandle, alice: Person, bob: Person, carol: Person) -> None:
+    policy = await set_policy(client, app, conditions=(
+        condition("same-team", P.PERMISSION_SEND_MESSAGE,
+                  'user.metadata["team"] == conversation.metadata["team"]', CHANNEL_KIND,
+                  description="your team's channels only"),
+        condition("guests-in-support", P.PERMISSION_SEND_MESSAGE,
+                  'user.role != "guest" || conversation.metadata["topic"] == "support"',
+                  GROUP_KIND),
+        condition("links-after-a-day", P.PERMISSION_SEND_LINKS,
+                  "!request.has_links || user.age_seconds > 86400")))
+    assert [c.id for c in policy.conditions] == ["same-team", "guests-in-support",
+                                                 "links-after-a-day"]
+    await set_metadata(client, app, "bob", team="red")
+    await set_metadata(client, app, "carol", team="blue")
+    red = await alice.create(CHANNEL, metadata={"team": "red"})
+    for member in (bob, carol):
+        await member.client.conversations.JoinConversation(
+            conv_pb.JoinConversationRequest(name=red.name), metadata=member.auth)
+    await bob.send(red.name, "hi team")
+    refused = await expect_error(carol.send(red.name, "hi"), DENIED, "POLICY_DENIED")
+    assert refused.metadata == {"condition": "same-team", "permission": "send_message",
+                                "description": "your team's channels only"}
+    # Alice has no team: the missing key counts as false.
+    await expect_error(alice.send(red.name, "hi"), DENIED, "POLICY_DENIED")
+    # Guests post in support groups only.
+    support = await alice.create(GROUP, ("bob",), metadata={"topic": "support"})
+    chat = await alice.create(GROUP, ("bob",))
+    await set_role(client, app, "bob", "guest")
+    await bob.send(support.name, "help")
+    await expect_error(bob.send(chat.name, "hi"), DENIED, "POLICY_DENIED")
+    # Users created just now send no links.
+    refused = await expect_error(alice.send(chat.name, "see https://example.com"), DENIED,
+                                 "POLICY_DENIED")
+    assert refused.metadata["condition"] == "links-after-a-day"
+    await alice.send(chat.name, "no links, fine")
+
+
+async def test_broken_conditions_are_refused_when_saved(client: Client, app: AppHandle
+                                                        ) -> None:
+    for expression in ['user.metadata["team"] ==',  # does not parse
+                       'account.tier == "gold"',  # no such variable
+                       'user.metadata["tags"].split(",").size() > 1',  # no such function
+                       "user.age_seconds + 1",  # not a bool
+                       "1 == 1.0 &&"]:
+        refused = await expect_error(set_policy(client, app, conditions=(
+            condition("ok", P.PERMISSION_REACT, "true"),
+            condition("broken", P.PERMISSION_SEND_MESSAGE, expression))),
+            grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
+        assert list(refused.field_violations) == ["policy.conditions[1].expression"], expression
+    await expect_error(set_policy(client, app, conditions=(
+        condition("twice", P.PERMISSION_REACT, "true"),
+        condition("twice", P.PERMISSION_JOIN, "true"))),
+        grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
+    policy = await client.moderation.GetPermissionPolicy(mod_pb.GetPermissionPolicyRequest(
+        name=f"{app.name}/permissionPolicy"), metadata=app.auth)
+    assert list(policy.policy.conditions) == []  # nothing of it was kept

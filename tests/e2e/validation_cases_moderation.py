@@ -306,3 +306,39 @@ CASES += [
     ("UpdatePermissionPolicy a permission set", "UpdatePermissionPolicy",
      one_grant(permissions=[0]), {"policy.grants[0].permissions[0]": "enum.not_in"}),
 ]
+
+
+def one_condition(**fields: object) -> pb.UpdatePermissionPolicyRequest:
+    base: dict[str, object] = {"id": "c", "permission": 1, "expression": "true"}
+    base.update(fields)
+    return policy(conditions=[res.Condition(**base)])  # type: ignore[arg-type]
+
+
+CASES += [
+    ("UpdatePermissionPolicy conditions at most 20", "UpdatePermissionPolicy",
+     policy(conditions=[res.Condition(id=f"c{n}", permission=1, expression="true")
+                        for n in range(21)]), {"policy.conditions": "repeated.max_items"}),
+    ("UpdatePermissionPolicy a condition's id", "UpdatePermissionPolicy",
+     one_condition(id="C"), {"policy.conditions[0].id": "string.pattern"}),
+    ("UpdatePermissionPolicy a condition's permission set", "UpdatePermissionPolicy",
+     one_condition(permission=0), {"policy.conditions[0].permission": "required"}),
+    ("UpdatePermissionPolicy a condition's permission defined", "UpdatePermissionPolicy",
+     one_condition(permission=77), {"policy.conditions[0].permission": "enum.defined_only"}),
+    ("UpdatePermissionPolicy a condition's kinds unique", "UpdatePermissionPolicy",
+     one_condition(conversation_kinds=[2, 2]),
+     {"policy.conditions[0].conversation_kinds": "repeated.unique"}),
+    ("UpdatePermissionPolicy a condition's kind defined", "UpdatePermissionPolicy",
+     one_condition(conversation_kinds=[8]),
+     {"policy.conditions[0].conversation_kinds[0]": "enum.defined_only"}),
+    ("UpdatePermissionPolicy a condition's kind set", "UpdatePermissionPolicy",
+     one_condition(conversation_kinds=[0]),
+     {"policy.conditions[0].conversation_kinds[0]": "enum.not_in"}),
+    ("UpdatePermissionPolicy a condition's expression required", "UpdatePermissionPolicy",
+     one_condition(expression=""), {"policy.conditions[0].expression": "required"}),
+    ("UpdatePermissionPolicy a condition's expression at most 2000", "UpdatePermissionPolicy",
+     one_condition(expression="t" * 2001),
+     {"policy.conditions[0].expression": "string.max_len"}),
+    ("UpdatePermissionPolicy a condition's description at most 200", "UpdatePermissionPolicy",
+     one_condition(description="d" * 201),
+     {"policy.conditions[0].description": "string.max_len"}),
+]

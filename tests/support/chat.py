@@ -52,11 +52,13 @@ class Person:
         return f"apps/{self.app_id}/conversations/{conversation_id}"
 
     async def create(self, kind: int = GROUP, members: tuple[str, ...] = (),
-                     conversation_id: str = "", title: str = "") -> conv_res.Conversation:
+                     conversation_id: str = "", title: str = "",
+                     metadata: dict[str, str] | None = None) -> conv_res.Conversation:
         response = await self.client.conversations.CreateConversation(
             conv_pb.CreateConversationRequest(
                 parent=f"apps/{self.app_id}", conversation_id=conversation_id,
-                conversation=conv_res.Conversation(kind=kind, title=title),  # type: ignore[arg-type]
+                conversation=conv_res.Conversation(kind=kind, title=title,  # type: ignore[arg-type]
+                                                   metadata=metadata or {}),
                 member_ids=list(members)), metadata=self.auth)
         return response.conversation
 

@@ -117,6 +117,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     granted the permission this needs, by the app's PermissionPolicy (metadata:
     permission, its name such as `send_links`; role, the caller's app role).
     """
+    ERROR_REASON_POLICY_DENIED: _ErrorReason.ValueType  # 95
+    """A condition of the app's PermissionPolicy on this permission does not hold for
+    this caller, conversation or request (metadata: condition, its id; permission;
+    description, when it has one).
+    """
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
@@ -359,6 +364,11 @@ ERROR_REASON_PERMISSION_MISSING: ErrorReason.ValueType  # 93
 """The caller's roles (their role in the app, their role in the conversation) are not
 granted the permission this needs, by the app's PermissionPolicy (metadata:
 permission, its name such as `send_links`; role, the caller's app role).
+"""
+ERROR_REASON_POLICY_DENIED: ErrorReason.ValueType  # 95
+"""A condition of the app's PermissionPolicy on this permission does not hold for
+this caller, conversation or request (metadata: condition, its id; permission;
+description, when it has one).
 """
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT

@@ -720,6 +720,7 @@ class PermissionPolicy(_message.Message):
     CUSTOM_ROLES_FIELD_NUMBER: _builtins.int
     GRANTS_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    CONDITIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/permissionPolicy`."""
     @_builtins.property
@@ -740,6 +741,13 @@ class PermissionPolicy(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When it last changed; unset while the app has the defaults."""
 
+    @_builtins.property
+    def conditions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Condition]:
+        """Attribute conditions on top of the grants (attribute-based access control): at
+        most 20. A permission the roles grant is refused, `POLICY_DENIED`, when a condition
+        on it does not hold.
+        """
+
     def __init__(
         self,
         *,
@@ -747,14 +755,77 @@ class PermissionPolicy(_message.Message):
         custom_roles: _abc.Iterable[_builtins.str] | None = ...,
         grants: _abc.Iterable[Global___Grant] | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        conditions: _abc.Iterable[Global___Condition] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom_roles", b"custom_roles", "grants", b"grants", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conditions", b"conditions", "custom_roles", b"custom_roles", "grants", b"grants", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PermissionPolicy: _TypeAlias = PermissionPolicy  # noqa: Y015
+
+@_typing.final
+class Condition(_message.Message):
+    """A condition a permission needs, beyond the grants: a CEL expression
+    (https://cel.dev) over the caller, the conversation and the request, which must be
+    true. It is compiled and type-checked when the policy is saved: an expression that
+    does not parse, names anything else, calls an unknown function or is not a bool is
+    refused then (INVALID_ARGUMENT naming `policy.conditions[i].expression`), never at
+    message time. At message time an error (a missing metadata key: test with
+    `has(...)` or `"key" in map`) counts as false. The variables:
+
+    - `user`: the caller — `id`, `role` (their app role), `metadata` (map of strings),
+      `age_seconds` (since they were created);
+    - `conversation`: `id`, `kind` (`direct`, `group`, `channel`), `metadata`,
+      `member_count`; for creating one, the conversation asked for;
+    - `member`: the caller's membership there — `role` (`member`, `moderator`, `admin`,
+      `owner`; empty when not a member);
+    - `request`: for sending, `text_length`, `has_links`, `attachment_count`,
+      `mention_count`; empty otherwise;
+    - `now`: the time (a timestamp).
+
+    For example `user.role != "guest" || conversation.metadata["topic"] == "support"`,
+    or `!request.has_links || user.age_seconds > 86400`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PERMISSION_FIELD_NUMBER: _builtins.int
+    CONVERSATION_KINDS_FIELD_NUMBER: _builtins.int
+    EXPRESSION_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Its name, for refusals (`POLICY_DENIED` names it): 1 to 63 characters of
+    [a-z0-9-], starting with a letter; unique in the policy.
+    """
+    permission: Global___Permission.ValueType
+    """The permission it conditions."""
+    expression: _builtins.str
+    """The CEL expression; 1 to 2,000 characters."""
+    description: _builtins.str
+    """What it is for, as refusals tell users; at most 200 characters."""
+    @_builtins.property
+    def conversation_kinds(self) -> _containers.RepeatedScalarFieldContainer[_resources_pb2.Conversation.Kind.ValueType]:
+        """The kinds of conversation it applies in, each once; empty: all."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        permission: Global___Permission.ValueType = ...,
+        conversation_kinds: _abc.Iterable[_resources_pb2.Conversation.Kind.ValueType] | None = ...,
+        expression: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_kinds", b"conversation_kinds", "description", b"description", "expression", b"expression", "id", b"id", "permission", b"permission"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Condition: _TypeAlias = Condition  # noqa: Y015
 
 @_typing.final
 class Grant(_message.Message):
