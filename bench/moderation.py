@@ -1,16 +1,16 @@
 """What moderation costs a send: server CPU per send with an app's moderation rules
 active against an app with none, in one run of one server.
 
-The moderated app has a 1,000-word block list (words no message uses, so every send
-is scanned whole and goes through), 20 RE2 patterns, a link rule, and a mute of a user
-who does not send; the plain app has nothing. Each round measures both apps, in turns
-(plain first, then moderated first, ...) so that the machine's drift and the store's
-growth fall on both alike; messages are the same ordinary chat sentences in both. Both
-send at the same `--rate` (200 sends/s by default, below what the server takes on 2
-cores): CPU per send compares at equal load, not at whatever throughput each reaches
-(flat out, an A/A run of two plain apps spread +-25 % per round here). Take the median
-of the rounds. (Custom roles and ABAC policies join the moderated app once they exist:
-issue 18.)
+The moderated app has 5 custom roles with grants in every kind of conversation, 3
+permission conditions on sending (CEL, each evaluated on every send), a 1,000-word
+block list (words no message uses, so every send is scanned whole and goes through),
+20 RE2 patterns, a link rule, and a mute of a user who does not send; the plain app
+has nothing. Each round measures both apps, in turns (plain first, then moderated
+first, ...) so that the machine's drift and the store's growth fall on both alike;
+messages are the same ordinary chat sentences in both. Both send at the same `--rate`
+(200 sends/s by default, below what the server takes on 2 cores): CPU per send
+compares at equal load, not at whatever throughput each reaches (flat out, an A/A run
+of two plain apps spread +-25 % per round here). Take the median of the rounds.
 
 With `--hook-ms N`, it then measures sends to an app whose pre-send hook (a local
 endpoint) answers after N ms, against the plain app, at `--hook-concurrency` sends in
@@ -78,6 +78,24 @@ async def moderate(client: Client, app_id: str, api_key: str) -> None:
         parent=parent, filter_id="links", filter=mod_res.Filter(
             blocked_domains=["spam.example", "scam.example"],
             action=mod_res.Filter.ACTION_MASK)), metadata=key)
+    roles = [f"role{n}" for n in range(5)]
+    kinds = [1, 2, 3]  # direct, group, channel
+    grants = [mod_res.Grant(conversation_kind=kind, role=role, permissions=[
+        mod_res.PERMISSION_SEND_MESSAGE, mod_res.PERMISSION_REACT, mod_res.PERMISSION_JOIN])
+        for kind in kinds for role in roles]
+    conditions = [  # hold for every bench user: each is evaluated on every send
+        mod_res.Condition(id="not-banned-team", permission=mod_res.PERMISSION_SEND_MESSAGE,
+                          expression='!("team" in user.metadata) || '
+                                     'user.metadata["team"] != "banned"'),
+        mod_res.Condition(id="guests-support", permission=mod_res.PERMISSION_SEND_MESSAGE,
+                          expression='user.role != "guest" || '
+                                     'conversation.metadata["topic"] == "support"'),
+        mod_res.Condition(id="short-enough", permission=mod_res.PERMISSION_SEND_MESSAGE,
+                          expression="request.text_length <= 4000 && "
+                                     "request.mention_count <= 20")]
+    await client.moderation.UpdatePermissionPolicy(mod_pb.UpdatePermissionPolicyRequest(
+        policy=mod_res.PermissionPolicy(name=f"{parent}/permissionPolicy", custom_roles=roles,
+                                        grants=grants, conditions=conditions)), metadata=key)
     await client.users.CreateUser(users_pb.CreateUserRequest(parent=parent, user_id="quiet"),
                                   metadata=key)
     await client.moderation.CreateRestriction(mod_pb.CreateRestrictionRequest(

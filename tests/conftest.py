@@ -42,6 +42,9 @@ webhook_timeout = 1
 webhook_retry_delays = [0.2, 0.2]
 media_part_size = 5242880  # the smallest: multipart tests stay small
 
+[plans.free]
+sends_per_conversation = 100000  # tests send fast; the "flood" plan tests the limit
+
 [plans.free.default]
 per_app = 6000
 per_user = 600

@@ -133,12 +133,13 @@ class PlanVariables(PydanticBaseSettingsSource):
             return {plan: {"methods": {method: {fields[0].lower(): value}}}}
         if len(keys) == 0 or keys in (["default"], ["methods"]):
             change: Any = _json_object(variable, value)
-        elif len(keys) == 2 and keys[0] == "default":
+        elif (len(keys) == 2 and keys[0] == "default") or keys == ["sends_per_conversation"]:
             change = value
         else:
             raise refusal(variable, (
                 f"not a plan setting; the forms are {VARIABLE}__<plan>__DEFAULT__PER_APP "
-                f"(or __PER_USER), {VARIABLE}__<plan>__DEFAULT, {VARIABLE}__<plan>__METHODS "
+                f"(or __PER_USER), {VARIABLE}__<plan>__SENDS_PER_CONVERSATION, "
+                f"{VARIABLE}__<plan>__DEFAULT, {VARIABLE}__<plan>__METHODS "
                 f"and {VARIABLE}__<plan> (JSON objects)"))
         for key in reversed(keys):
             change = {key: change}

@@ -111,6 +111,12 @@ def test_plan_variables_change_one_part_and_keep_the_rest(
     assert limits(settings_from(env, monkeypatch).plans) == expected
 
 
+def test_a_plan_variable_sets_its_flood_control(monkeypatch: pytest.MonkeyPatch) -> None:
+    plans = settings_from({"CAAS_PLANS__FREE__SENDS_PER_CONVERSATION": "7"}, monkeypatch).plans
+    assert (plans["free"].sends_per_conversation, plans["standard"].sends_per_conversation,
+            limits(plans)["free"]["default"]) == (7, 120, (6_000, 600))
+
+
 def test_plan_variables_change_the_files_table_which_replaces_the_defaults(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "caas.toml"

@@ -21,7 +21,9 @@ SENDERS = 12
 
 
 async def test_sigterm_mid_burst_cancels_no_call(tmp_path: Path) -> None:
-    server = start_caas(tmp_path, env={"CAAS_SHUTDOWN_GRACE": "20"})
+    # The burst floods one conversation on purpose.
+    server = start_caas(tmp_path, env={"CAAS_SHUTDOWN_GRACE": "20",
+                                       "CAAS_PLANS__FREE__SENDS_PER_CONVERSATION": "100000"})
     client = Client(server.address)
     app = await create_app(client, server.operator_token)
     alice = await person(client, app.app_id, app.api_key, "alice")

@@ -52,6 +52,8 @@ async def test_resume_after_a_restart_with_events_sent_while_nobody_listened(
 
 LAGGING_CONFIG = """
 stream_queue_limit = 20
+[plans.free]
+sends_per_conversation = 100000
 [plans.free.default]
 per_app = 100000
 per_user = 100000
