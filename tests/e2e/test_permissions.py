@@ -4,6 +4,9 @@ the permission, and the attempts to escalate that must fail."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import grpc
 import httpx
 from caas.conversations.v1 import conversations_service_pb2 as conv_pb
@@ -18,8 +21,10 @@ from google.protobuf import field_mask_pb2
 from tests.conftest import AppHandle, expect_error
 from tests.e2e.test_http import error_body
 from tests.e2e.test_moderation import DENIED, MUTE, restrict
+from tests.e2e.test_ops import GRPCURL, ROUTES, target
 from tests.support.chat import CHANNEL, GROUP, Person, person
 from tests.support.client import Client
+from tests.support.servers import CaasServer
 
 P = mod_res.Permission
 GROUP_KIND = conv_res.Conversation.KIND_GROUP
@@ -251,3 +256,25 @@ async def test_broken_conditions_are_refused_when_saved(client: Client, app: App
     policy = await client.moderation.GetPermissionPolicy(mod_pb.GetPermissionPolicyRequest(
         name=f"{app.name}/permissionPolicy"), metadata=app.auth)
     assert list(policy.policy.conditions) == []  # nothing of it was kept
+
+
+@ROUTES
+def test_grpcurl_reads_and_writes_the_policy(server: CaasServer, app: AppHandle,
+                                             route: str) -> None:
+    def grpcurl(method: str, request: dict[str, object]) -> dict[str, object]:
+        done = subprocess.run(
+            [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {app.api_key}", "-d",
+             json.dumps(request), target(server, route),
+             f"caas.moderation.v1.ModerationService/{method}"],
+            capture_output=True, text=True, timeout=30, check=True)
+        result: dict[str, object] = json.loads(done.stdout or "{}")
+        return result
+
+    name = f"{app.name}/permissionPolicy"
+    grpcurl("UpdatePermissionPolicy", {"policy": {
+        "name": name, "customRoles": ["vip"],
+        "conditions": [{"id": "weekdays", "permission": "PERMISSION_SEND_MESSAGE",
+                        "expression": "now.getDayOfWeek() < 7"}]}})
+    got = grpcurl("GetPermissionPolicy", {"name": name})["policy"]
+    assert got["customRoles"] == ["vip"]  # type: ignore[index]
+    assert got["conditions"][0]["id"] == "weekdays"  # type: ignore[index]
