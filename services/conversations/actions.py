@@ -74,6 +74,7 @@ class NewConversation:
     member_ids: Sequence[str] = ()
     owner_id: str = ""
     slow_mode: timedelta = timedelta(0)
+    type: str = ""  # an app-defined type of `kind`
 
 
 def facts(access: Access, request: Mapping[str, Any] | None = None) -> Facts:
@@ -82,7 +83,8 @@ def facts(access: Access, request: Mapping[str, Any] | None = None) -> Facts:
     role = access.role()
     return Facts(conversation.conversation_id, conversation.kind.value,
                  dict(conversation.metadata), conversation.member_count,
-                 "" if role is None else role.name.lower(), request or {})
+                 "" if role is None else role.name.lower(), request or {},
+                 conversation.type)
 
 
 class ConversationsActions:
@@ -154,6 +156,7 @@ class ConversationsActions:
         """Create a conversation; for a direct one asked again, return the existing one.
         Users may not choose its id (see `_refuse_chosen_id`)."""
         require_app(principal, app_id)
+        await self.permissions.check_type(app_id, new.kind.value, new.type)
         if isinstance(principal, User) and new.conversation_id and new.kind is not Kind.DIRECT:
             await self._refuse_chosen_id(principal, app_id, new.conversation_id)
         member_ids, owner = self._roster(principal, new)
@@ -165,7 +168,8 @@ class ConversationsActions:
             await self.permissions.require(
                 app_id, principal.user_id, new.kind.value, None,
                 Permission.CREATE_CONVERSATION,
-                Facts("", new.kind.value, dict(new.metadata or {}), len(member_ids)))
+                Facts("", new.kind.value, dict(new.metadata or {}), len(member_ids),
+                      conversation_type=new.type))
         for user_id in member_ids:  # nobody banned from the app is put in
             await self._restrictions.check_entry(app_id, user_id, APP_WIDE)
         key = None
@@ -179,7 +183,7 @@ class ConversationsActions:
         conversation = Conversation(
             app_id, conversation_id, new.kind, new.title, new.image_uri,
             dict(new.metadata or {}), new.frozen, creator, len(member_ids), 0, None, now, now,
-            now, new.slow_mode)
+            now, new.slow_mode, new.type)
         members = [Member(app_id, conversation_id, user_id,
                           Role.OWNER if user_id == owner else Role.MEMBER, now)
                    for user_id in member_ids]

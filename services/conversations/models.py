@@ -54,6 +54,7 @@ class Conversation:
     last_activity_time: datetime
     # Each member below moderator sends at most once per this; 0: off.
     slow_mode: timedelta = timedelta(0)
+    type: str = ""  # an app-defined type (PermissionPolicy.conversation_types); "": none
 
 
 @dataclass(frozen=True, slots=True)

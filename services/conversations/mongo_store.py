@@ -141,7 +141,8 @@ def conversation_from_doc(doc: Document) -> Conversation:
                         doc["member_count"], doc["last_sequence"],
                         _preview(doc.get("last_message")), doc["create_time"],
                         doc["update_time"], doc["last_activity_time"],
-                        timedelta(milliseconds=doc.get("slow_mode_ms", 0)))
+                        timedelta(milliseconds=doc.get("slow_mode_ms", 0)),
+                        doc.get("type", ""))
 
 
 def member_doc(member: Member, conversation: Conversation) -> Document:
@@ -210,7 +211,7 @@ class MongoConversationStore:
                "last_sequence": c.last_sequence, "last_message": preview_doc(c.last_message),
                "create_time": c.create_time, "update_time": c.update_time,
                "last_activity_time": c.last_activity_time, "slow_mode_ms": ms(c.slow_mode),
-               "direct_key": direct_key, "delete_time": None}
+               "type": c.type, "direct_key": direct_key, "delete_time": None}
 
         async def tx(s: AsyncClientSession, emit: Emit) -> tuple[Conversation, bool]:
             if direct_key is not None:

@@ -82,6 +82,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE conversations ADD COLUMN slow_mode_ms INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE members ADD COLUMN last_send_time INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # An app-defined type (Conversation.type).
+        "ALTER TABLE conversations ADD COLUMN type TEXT NOT NULL DEFAULT ''",
+    ),
 )
 
 # ListConversations: the filter's fields and the orderings' keys, as columns of members.
@@ -103,7 +107,7 @@ _MEMBER_KEYS = {"join_time": "join_time", "user_id": "user_id"}
 CONVERSATION_COLUMNS = (
     "app_id, conversation_id, kind, title, image_uri, metadata, frozen, creator_id,"
     " member_count, last_sequence, preview, create_time, update_time, last_activity_time,"
-    " slow_mode_ms")
+    " slow_mode_ms, type")
 MEMBER_COLUMNS = (
     "app_id, conversation_id, user_id, role, join_time, muted, archived, pinned,"
     " read_sequence, delivered_sequence, unread_count, read_time, activity_time,"
@@ -128,7 +132,7 @@ def conversation_row(row: Any) -> Conversation:
     return Conversation(row[0], row[1], Kind(row[2]), row[3], row[4], json.loads(row[5]),
                         bool(row[6]), row[7], row[8], row[9], _preview(row[10]),
                         from_ms(row[11]), from_ms(row[12]), from_ms(row[13]),
-                        timedelta(milliseconds=row[14]))
+                        timedelta(milliseconds=row[14]), row[15])
 
 
 def member_row(row: Any) -> Member:
@@ -190,12 +194,12 @@ class SqliteConversationStore:
             try:
                 conn.execute(
                     f"INSERT INTO conversations ({CONVERSATION_COLUMNS}, direct_key)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (c.app_id, c.conversation_id, c.kind.value, c.title, c.image_uri,
                      json.dumps(dict(c.metadata)), int(c.frozen), c.creator_id, len(members),
                      c.last_sequence, preview_json(c.last_message), to_ms(c.create_time),
                      to_ms(c.update_time), to_ms(c.last_activity_time), ms(c.slow_mode),
-                     direct_key))
+                     c.type, direct_key))
             except sqlite3.IntegrityError as exc:
                 raise StoreConflict(c.conversation_id) from exc
             for member in members:

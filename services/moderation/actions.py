@@ -26,6 +26,7 @@ from services.core.ids import new_id
 from services.core.names import api_key_name, restriction_name, user_name
 from services.core.pagination import Page, make_page, page_request, time_id_position
 from services.core.principal import AppBackend, Operator, Principal, User, require_app
+from services.moderation.conditions import Facts
 from services.moderation.models import APP_WIDE, Restriction, RestrictionType
 from services.moderation.permissions import STAFF, Permission
 from services.moderation.store import RestrictionStore
@@ -147,7 +148,8 @@ class ModerationActions:
         return member is not None and conversation is not None and (
             await self._conversations.permissions.allows(
                 app_id, principal.user_id, conversation.kind.value, member.role,
-                Permission.MODERATE))
+                Permission.MODERATE, Facts(conversation_id, conversation.kind.value,
+                                           conversation_type=conversation.type)))
 
     async def get(self, principal: Principal, app_id: str, restriction_id: str) -> Restriction:
         return await self._visible(principal, app_id, restriction_id)

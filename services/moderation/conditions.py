@@ -43,6 +43,7 @@ class Facts:
     member_count: int = 0
     member_role: str = ""  # the caller's role there; "" when not a member
     request: Mapping[str, Any] = field(default_factory=dict)
+    conversation_type: str = ""  # its app-defined type, if any
 
 
 class Conditions:
@@ -84,6 +85,7 @@ class Conditions:
             "user": {"id": user_id, "role": subject.role or "user",
                      "metadata": dict(subject.metadata), "age_seconds": age},
             "conversation": {"id": facts.conversation_id, "kind": facts.kind,
+                             "type": facts.conversation_type,
                              "metadata": dict(facts.metadata),
                              "member_count": facts.member_count},
             "member": {"role": facts.member_role},

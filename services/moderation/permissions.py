@@ -88,12 +88,19 @@ class Condition:
 class PermissionPolicy:
     app_id: str
     custom_roles: tuple[str, ...] = ()
-    # (conversation kind, role) → what that role may do there, replacing the default
+    # (scope, role) → what that role may do there, replacing the default; the scope is a
+    # conversation kind ("group") or an app-defined type of one ("group/support")
     grants: Mapping[tuple[str, str], frozenset[Permission]] = field(default_factory=dict)
     update_time: datetime | None = None  # None: never changed (the defaults)
     conditions: tuple[Condition, ...] = ()
+    types: Mapping[str, str] = field(default_factory=dict)  # app-defined type → its kind
 
-    def granted(self, kind: str, role: str) -> frozenset[Permission]:
+    def granted(self, kind: str, role: str, conversation_type: str = ""
+                ) -> frozenset[Permission]:
+        if conversation_type:
+            found = self.grants.get((f"{kind}/{conversation_type}", role))
+            if found is not None:
+                return found
         found = self.grants.get((kind, role))
         if found is not None:
             return found
@@ -103,11 +110,20 @@ class PermissionPolicy:
         return role in BUILT_IN_ROLES or role in self.custom_roles
 
     def allows(self, kind: str, app_role: str, conversation_role: Role | None,
-               permission: Permission) -> bool:
+               permission: Permission, conversation_type: str = "") -> bool:
         roles = [app_role] if app_role == "guest" else ["user", app_role]
         if conversation_role is not None:
             roles.append(CONVERSATION_ROLES[conversation_role])
-        return any(permission in self.granted(kind, role) for role in roles)
+        return any(permission in self.granted(kind, role, conversation_type)
+                   for role in roles)
+
+    def check_type(self, kind: str, conversation_type: str) -> None:
+        """CONVERSATION_TYPE_UNKNOWN unless the app has the type, of this kind."""
+        if conversation_type and self.types.get(conversation_type) != kind:
+            raise FailedPrecondition(
+                "CONVERSATION_TYPE_UNKNOWN", f"{conversation_type} is not a conversation "
+                f"type of the app for {kind} conversations",
+                metadata={"type": conversation_type})
 
 
 def policy_body(policy: PermissionPolicy) -> dict[str, Any]:
@@ -116,7 +132,8 @@ def policy_body(policy: PermissionPolicy) -> dict[str, Any]:
             "grants": [[kind, role, sorted(p.value for p in permissions)]
                        for (kind, role), permissions in sorted(policy.grants.items())],
             "conditions": [[c.condition_id, c.permission.value, sorted(c.kinds), c.expression,
-                            c.description] for c in policy.conditions]}
+                            c.description] for c in policy.conditions],
+            "types": dict(policy.types)}
 
 
 def policy_of(app_id: str, body: Mapping[str, Any], update_time: datetime
@@ -126,7 +143,8 @@ def policy_of(app_id: str, body: Mapping[str, Any], update_time: datetime
         {(kind, role): frozenset(Permission(p) for p in permissions)
          for kind, role, permissions in body["grants"]}, update_time,
         tuple(Condition(i, Permission(p), frozenset(kinds), expression, description)
-              for i, p, kinds, expression, description in body.get("conditions", ())))
+              for i, p, kinds, expression, description in body.get("conditions", ())),
+        dict(body.get("types", {})))
 
 
 class PolicyStore(Protocol):
@@ -219,7 +237,9 @@ class Permissions:
         compiled = await self._compiled(app_id)
         subject = await self.subject(app_id, user_id)
         role = subject.role or "user"
-        if not compiled.policy.allows(kind, role, conversation_role, permission):
+        conversation_type = facts.conversation_type if facts is not None else ""
+        if not compiled.policy.allows(kind, role, conversation_role, permission,
+                                      conversation_type):
             return PermissionDenied(
                 "PERMISSION_MISSING", f"this needs the {permission.value} permission, "
                 f"which your roles are not granted here",
@@ -243,6 +263,11 @@ class Permissions:
                     metadata=metadata)
         return None
 
+    async def check_type(self, app_id: str, kind: str, conversation_type: str) -> None:
+        """CONVERSATION_TYPE_UNKNOWN unless the app has the type, of this kind."""
+        if conversation_type:
+            (await self.policy(app_id)).check_type(kind, conversation_type)
+
     async def check_role(self, app_id: str, role: str) -> None:
         """ROLE_UNKNOWN unless `role` is built in or one of the app's custom roles."""
         if role and not (await self.policy(app_id)).knows(role):
@@ -262,6 +287,9 @@ class Permissions:
                    if not role.startswith("conversation:") and not policy.knows(role)}
         if unknown:
             raise role_unknown(sorted(unknown)[0])
+        for scope, _ in policy.grants:
+            kind, _, conversation_type = scope.partition("/")
+            policy.check_type(kind, conversation_type)
         for index, condition in enumerate(policy.conditions):
             try:
                 self._conditions.compile(condition.expression)

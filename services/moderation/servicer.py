@@ -169,9 +169,10 @@ PERMISSIONS_FROM_PROTO = {value: p for p, value in PERMISSIONS.items()}
 def policy_proto(policy: PermissionPolicy) -> res.PermissionPolicy:
     return res.PermissionPolicy(
         name=f"apps/{policy.app_id}/permissionPolicy", custom_roles=policy.custom_roles,
-        grants=[res.Grant(conversation_kind=KINDS[Kind(kind)], role=role,
-                          permissions=sorted(PERMISSIONS[p] for p in granted))
-                for (kind, role), granted in sorted(policy.grants.items())],
+        grants=[grant_proto(scope, role, granted)
+                for (scope, role), granted in sorted(policy.grants.items())],
+        conversation_types=[res.ConversationType(id=t, kind=KINDS[Kind(kind)])
+                            for t, kind in sorted(policy.types.items())],
         conditions=[res.Condition(id=c.condition_id, permission=PERMISSIONS[c.permission],
                                   conversation_kinds=kinds_proto(c.kinds),
                                   expression=c.expression, description=c.description)
@@ -179,10 +180,24 @@ def policy_proto(policy: PermissionPolicy) -> res.PermissionPolicy:
         update_time=timestamp(policy.update_time))
 
 
+def grant_proto(scope: str, role: str, granted: frozenset[Permission]) -> res.Grant:
+    kind, _, conversation_type = scope.partition("/")
+    return res.Grant(conversation_kind=KINDS[Kind(kind)], conversation_type=conversation_type,
+                     role=role, permissions=sorted(PERMISSIONS[p] for p in granted))
+
+
 def policy_of(app_id: str, proto: res.PermissionPolicy) -> PermissionPolicy:
+    types: dict[str, str] = {}
+    for index, given_type in enumerate(proto.conversation_types):
+        if given_type.id in types:
+            raise invalid_field(f"policy.conversation_types[{index}].id",
+                                "is taken by another")
+        types[given_type.id] = KINDS_FROM_PROTO[given_type.kind].value
     grants: dict[tuple[str, str], frozenset[Permission]] = {}
     for index, grant in enumerate(proto.grants):
-        key = (KINDS_FROM_PROTO[grant.conversation_kind].value, grant.role)
+        kind = KINDS_FROM_PROTO[grant.conversation_kind].value
+        scope = f"{kind}/{grant.conversation_type}" if grant.conversation_type else kind
+        key = (scope, grant.role)
         if key in grants:
             raise invalid_field(f"policy.grants[{index}]",
                                 "grants this kind and role again: one grant per pair")
@@ -195,7 +210,7 @@ def policy_of(app_id: str, proto: res.PermissionPolicy) -> PermissionPolicy:
                                     kinds_from_proto(given.conversation_kinds),
                                     given.expression, given.description))
     return PermissionPolicy(app_id, tuple(proto.custom_roles), grants,
-                            conditions=tuple(conditions))
+                            conditions=tuple(conditions), types=types)
 
 
 def _conversation_in(app_id: str, name: str, field: str) -> str:

@@ -38,12 +38,13 @@ def grant(kind: int, role: str, *permissions: int) -> mod_res.Grant:
 
 async def set_policy(client: Client, app: AppHandle, *grants: mod_res.Grant,
                      roles: tuple[str, ...] = (), by: Auth | None = None,
-                     conditions: tuple[mod_res.Condition, ...] = ()
+                     conditions: tuple[mod_res.Condition, ...] = (),
+                     conversation_types: tuple[mod_res.ConversationType, ...] = ()
                      ) -> mod_res.PermissionPolicy:
     response = await client.moderation.UpdatePermissionPolicy(
         mod_pb.UpdatePermissionPolicyRequest(policy=mod_res.PermissionPolicy(
             name=f"{app.name}/permissionPolicy", custom_roles=roles, grants=grants,
-            conditions=conditions)),
+            conditions=conditions, conversation_types=conversation_types)),
         metadata=by or app.auth)
     return response.policy
 
@@ -278,3 +279,39 @@ def test_grpcurl_reads_and_writes_the_policy(server: CaasServer, app: AppHandle,
     got = grpcurl("GetPermissionPolicy", {"name": name})["policy"]
     assert got["customRoles"] == ["vip"]  # type: ignore[index]
     assert got["conditions"][0]["id"] == "weekdays"  # type: ignore[index]
+
+
+async def test_app_defined_conversation_types_have_their_own_grants(
+        client: Client, app: AppHandle, alice: Person, bob: Person) -> None:
+    support = mod_res.ConversationType(id="support", kind=GROUP_KIND)
+    policy = await set_policy(
+        client, app,
+        mod_res.Grant(conversation_kind=GROUP_KIND, conversation_type="support",
+                      role="conversation:member",
+                      permissions=[P.PERMISSION_SEND_MESSAGE, P.PERMISSION_REACT]),
+        conversation_types=(support,), conditions=(
+            condition("owners-announce", P.PERMISSION_SEND_MESSAGE,
+                      'conversation.type != "support" || member.role != "owner" || '
+                      "request.text_length <= 200"),))
+    assert [t.id for t in policy.conversation_types] == ["support"]
+    assert policy.grants[0].conversation_type == "support"
+    desk = await alice.create(GROUP, ("bob",), conversation_type="support")
+    plain = await alice.create(GROUP, ("bob",))
+    assert (desk.type, plain.type) == ("support", "")
+    refused = await expect_error(bob.send(desk.name, "see https://example.com"), DENIED,
+                                 "PERMISSION_MISSING")
+    assert refused.metadata["permission"] == "send_links"
+    await bob.send(desk.name, "no links here")
+    await bob.send(plain.name, "see https://example.com")  # the kind's grants
+    await expect_error(alice.send(desk.name, "x" * 201), DENIED, "POLICY_DENIED")
+    # Only the app's types, of their kind.
+    for kind, name in ((GROUP, "sales"), (CHANNEL, "support")):
+        got = await expect_error(alice.create(kind, conversation_type=name),
+                                 grpc.StatusCode.FAILED_PRECONDITION,
+                                 "CONVERSATION_TYPE_UNKNOWN")
+        assert got.metadata == {"type": name}
+    await expect_error(set_policy(client, app, mod_res.Grant(
+        conversation_kind=CHANNEL_KIND, conversation_type="support", role="user")),
+        grpc.StatusCode.FAILED_PRECONDITION, "CONVERSATION_TYPE_UNKNOWN")
+    await expect_error(set_policy(client, app, conversation_types=(support, support)),
+                       grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")

@@ -193,6 +193,11 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
     ("UpdateConversation kind", "UpdateConversation",
      update_conv(conv_res.Conversation(kind=9)),  # type: ignore[arg-type]
      {"conversation.kind": "enum.defined_only"}),
+    ("UpdateConversation type", "UpdateConversation",
+     update_conv(conv_res.Conversation(type="Support")),
+     {"conversation.type": "string.pattern"}),
+    ("CreateConversation type", "CreateConversation",
+     create_conv(conversation=group(type="-x")), {"conversation.type": "string.pattern"}),
     ("UpdateConversation title", "UpdateConversation",
      update_conv(conv_res.Conversation(title="t" * 201)),
      {"conversation.title": "string.max_len"}),

@@ -342,3 +342,21 @@ CASES += [
      one_condition(description="d" * 201),
      {"policy.conditions[0].description": "string.max_len"}),
 ]
+
+CASES += [
+    ("UpdatePermissionPolicy conversation_types at most 20", "UpdatePermissionPolicy",
+     policy(conversation_types=[res.ConversationType(id=f"t{n}", kind=GROUP_KIND)
+                                for n in range(21)]),
+     {"policy.conversation_types": "repeated.max_items"}),
+    ("UpdatePermissionPolicy a type's id", "UpdatePermissionPolicy",
+     policy(conversation_types=[res.ConversationType(id="9", kind=GROUP_KIND)]),
+     {"policy.conversation_types[0].id": "string.pattern"}),
+    ("UpdatePermissionPolicy a type's kind set", "UpdatePermissionPolicy",
+     policy(conversation_types=[res.ConversationType(id="t", kind=0)]),
+     {"policy.conversation_types[0].kind": "required"}),
+    ("UpdatePermissionPolicy a type's kind defined", "UpdatePermissionPolicy",
+     policy(conversation_types=[res.ConversationType(id="t", kind=6)]),
+     {"policy.conversation_types[0].kind": "enum.defined_only"}),
+    ("UpdatePermissionPolicy a grant's type", "UpdatePermissionPolicy",
+     one_grant(conversation_type="T"), {"policy.grants[0].conversation_type": "string.pattern"}),
+]

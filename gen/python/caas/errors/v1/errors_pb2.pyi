@@ -194,6 +194,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The role is none of the built-in ones (user, guest, moderator, admin) nor a custom
     role of the app's PermissionPolicy (metadata: role).
     """
+    ERROR_REASON_CONVERSATION_TYPE_UNKNOWN: _ErrorReason.ValueType  # 96
+    """The conversation type is not one of the app's PermissionPolicy, or is of another
+    kind (metadata: type).
+    """
     ERROR_REASON_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 59
     """A count limit would be passed (metadata: limit, maximum)."""
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
@@ -441,6 +445,10 @@ ERROR_REASON_FLAG_RESOLVED: ErrorReason.ValueType  # 89
 ERROR_REASON_ROLE_UNKNOWN: ErrorReason.ValueType  # 94
 """The role is none of the built-in ones (user, guest, moderator, admin) nor a custom
 role of the app's PermissionPolicy (metadata: role).
+"""
+ERROR_REASON_CONVERSATION_TYPE_UNKNOWN: ErrorReason.ValueType  # 96
+"""The conversation type is not one of the app's PermissionPolicy, or is of another
+kind (metadata: type).
 """
 ERROR_REASON_LIMIT_EXCEEDED: ErrorReason.ValueType  # 59
 """A count limit would be passed (metadata: limit, maximum)."""

@@ -691,7 +691,8 @@ class PermissionPolicy(_message.Message):
     `conversation:admin`, `conversation:owner`). They may do what either role is granted;
     every app role but `guest` also has what `user` has. What a role is granted in a kind
     of conversation is the `grants` entry for that pair, when there is one (its whole
-    set: it changes that role only), and the default otherwise:
+    set: it changes that role only), and the default otherwise; in a conversation of an
+    app-defined type (`conversation_types`), a grant for that type comes first:
 
     | role | default grants (every kind of conversation) |
     |---|---|
@@ -720,6 +721,7 @@ class PermissionPolicy(_message.Message):
     CUSTOM_ROLES_FIELD_NUMBER: _builtins.int
     GRANTS_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    CONVERSATION_TYPES_FIELD_NUMBER: _builtins.int
     CONDITIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/permissionPolicy`."""
@@ -742,6 +744,13 @@ class PermissionPolicy(_message.Message):
         """When it last changed; unset while the app has the defaults."""
 
     @_builtins.property
+    def conversation_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConversationType]:
+        """The app's own types of conversation (Conversation.type): at most 20, ids unique.
+        A conversation of a type gets the grants of that type, and, for a role the type has
+        no grant for, the grants of its kind.
+        """
+
+    @_builtins.property
     def conditions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Condition]:
         """Attribute conditions on top of the grants (attribute-based access control): at
         most 20. A permission the roles grant is refused, `POLICY_DENIED`, when a condition
@@ -755,11 +764,12 @@ class PermissionPolicy(_message.Message):
         custom_roles: _abc.Iterable[_builtins.str] | None = ...,
         grants: _abc.Iterable[Global___Grant] | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        conversation_types: _abc.Iterable[Global___ConversationType] | None = ...,
         conditions: _abc.Iterable[Global___Condition] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conditions", b"conditions", "custom_roles", b"custom_roles", "grants", b"grants", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conditions", b"conditions", "conversation_types", b"conversation_types", "custom_roles", b"custom_roles", "grants", b"grants", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -828,13 +838,42 @@ class Condition(_message.Message):
 Global___Condition: _TypeAlias = Condition  # noqa: Y015
 
 @_typing.final
+class ConversationType(_message.Message):
+    """An app-defined type of conversation: a name for a set of grants, on one kind."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Its id, as conversations name it: 1 to 32 characters of [a-z0-9_-], starting with a
+    letter.
+    """
+    kind: _resources_pb2.Conversation.Kind.ValueType
+    """The kind of its conversations."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        kind: _resources_pb2.Conversation.Kind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConversationType: _TypeAlias = ConversationType  # noqa: Y015
+
+@_typing.final
 class Grant(_message.Message):
-    """What one role may do in one kind of conversation."""
+    """What one role may do in one kind (or app-defined type) of conversation."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CONVERSATION_KIND_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
+    CONVERSATION_TYPE_FIELD_NUMBER: _builtins.int
     PERMISSIONS_FIELD_NUMBER: _builtins.int
     conversation_kind: _resources_pb2.Conversation.Kind.ValueType
     """The kind of conversation."""
@@ -842,6 +881,10 @@ class Grant(_message.Message):
     """An app role (`user`, `guest`, `moderator`, `admin`, or a custom role) or a
     conversation role (`conversation:member`, `conversation:moderator`,
     `conversation:admin`, `conversation:owner`).
+    """
+    conversation_type: _builtins.str
+    """An app-defined type of `conversation_kind`, when the grant is for that type's
+    conversations only; empty: for the kind's.
     """
     @_builtins.property
     def permissions(self) -> _containers.RepeatedScalarFieldContainer[Global___Permission.ValueType]:
@@ -852,11 +895,12 @@ class Grant(_message.Message):
         *,
         conversation_kind: _resources_pb2.Conversation.Kind.ValueType = ...,
         role: _builtins.str = ...,
+        conversation_type: _builtins.str = ...,
         permissions: _abc.Iterable[Global___Permission.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_kind", b"conversation_kind", "permissions", b"permissions", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_kind", b"conversation_kind", "conversation_type", b"conversation_type", "permissions", b"permissions", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
