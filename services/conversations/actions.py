@@ -102,6 +102,12 @@ class ConversationsActions:
     async def access(self, principal: Principal, app_id: str, conversation_id: str) -> Access:
         return await resolve(self._store, principal, app_id, conversation_id)
 
+    async def permits(self, access: Access, permission: Permission) -> bool:
+        """Whether `require` would let the caller (a member, or the app's backend) do it."""
+        return access.backend or await self.permissions.allows(
+            access.app_id, access.user_id, access.conversation.kind.value, access.role(),
+            permission, facts(access))
+
     async def require(self, access: Access, permission: Permission, *,
                       member: bool = True, request: Mapping[str, Any] | None = None) -> None:
         """NOT_A_MEMBER for a non-member (unless `member` is off), then, for a user,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from services.conversations.access import Access, conversation_name
@@ -116,11 +116,26 @@ class MessagesActions:
         """The message, if the caller may see it: a shadowed one is its sender's alone
         (and the app's backend's); NOT_FOUND otherwise, as for none."""
         message = await self._store.get(access.app_id, access.conversation_id, sequence)
+        if message is not None and await self._before_joining(access, message):
+            message = None  # history the caller may not read
         if message is None or (message.shadowed and not access.backend and (
                 access.member is None or access.member.user_id != message.sender_id)):
             raise not_found("caas.dev/Message",
                             message_name(access.app_id, access.conversation_id, sequence))
         return message
+
+    async def _history_start(self, access: Access) -> datetime | None:
+        """When the caller's reading starts: their joining, when they may not read the
+        history before it (Permission.READ_HISTORY); None: the beginning."""
+        if access.backend or access.member is None or await self._conversations.permits(
+                access, Permission.READ_HISTORY):
+            return None
+        return access.member.join_time
+
+    async def _before_joining(self, access: Access, message: Message) -> bool:
+        member = access.member
+        return (member is not None and message.create_time < member.join_time
+                and await self._history_start(access) is not None)
 
     async def show(self, principal: Principal, messages: Sequence[Message]) -> list[Shown]:
         """Decorate messages for the caller: their own reactions, deleted senders."""
@@ -262,11 +277,12 @@ class MessagesActions:
         """A page of messages by position, only those matching `filter_text`
         (services/messages/listing.py), and whether matching ones lie on either side.
         Raises InvalidArgument for a bad filter (after the caller's access is checked)."""
-        await self._member_access(principal, app_id, conversation_id)
+        access = await self._member_access(principal, app_id, conversation_id)
         where = parse_filter(filter_text, MESSAGE_FILTER)
         page: Page = await self._store.list_page(
             app_id, conversation_id, thread_root, direction, sequence, page_size or 50,
-            where=where, viewer=principal.user_id if isinstance(principal, User) else None)
+            where=where, viewer=principal.user_id if isinstance(principal, User) else None,
+            since=await self._history_start(access))
         return await self.show(principal, page.messages), page.more_before, page.more_after
 
     async def do_edit(self, principal: Principal, app_id: str, conversation_id: str,

@@ -263,13 +263,16 @@ class MongoMessageStore:
 
     async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
                         direction: Direction, sequence: int, limit: int, *,
-                        where: Expr | None = None, viewer: str | None = None) -> Page:
+                        where: Expr | None = None, viewer: str | None = None,
+                        since: datetime | None = None) -> Page:
         base = mq.combine(
             {"app_id": app_id, "conversation_id": conversation_id, "thread_root": thread_root},
             mq.query(where, _TERMS))
         if viewer is not None:  # shadowed messages: their senders' alone
             base = mq.combine(base, {"$or": [{"shadow": {"$ne": True}},
                                              {"sender_id": viewer}]})
+        if since is not None:
+            base = mq.combine(base, {"create_time": {"$gte": since}})
 
         async def page(condition: Document | None, order: int, count: int) -> list[Message]:
             query = base if condition is None else mq.combine(base, {"sequence": condition})

@@ -280,11 +280,14 @@ class SqliteMessageStore:
 
     async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
                         direction: Direction, sequence: int, limit: int, *,
-                        where: Expr | None = None, viewer: str | None = None) -> Page:
+                        where: Expr | None = None, viewer: str | None = None,
+                        since: datetime | None = None) -> Page:
         matching = sql.where(where, _TERMS)
         if viewer is not None:  # shadowed messages: their senders' alone
             matching = (f"{matching[0]} AND (shadow = 0 OR sender_id = ?)",
                         [*matching[1], viewer])
+        if since is not None:
+            matching = (f"{matching[0]} AND create_time >= ?", [*matching[1], to_ms(since)])
         return await self._db.read(lambda conn: _list(
             conn, (app_id, conversation_id, thread_root), direction, sequence, limit,
             matching))

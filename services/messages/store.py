@@ -73,12 +73,14 @@ class MessageStore(Protocol):
 
     async def list_page(self, app_id: str, conversation_id: str, thread_root: int,
                         direction: Direction, sequence: int, limit: int, *,
-                        where: Expr | None = None, viewer: str | None = None) -> Page:
+                        where: Expr | None = None, viewer: str | None = None,
+                        since: datetime | None = None) -> Page:
         """A page of the top-level messages (thread_root 0) or of one thread's replies:
         the latest, the ones before or after `sequence` (exclusive), or around it. With
         `where` (fields of listing.MESSAGE_FILTER), only the messages that match, on the
         page and in its more_before / more_after. With `viewer` (a user), shadowed
-        messages only if they are the viewer's own."""
+        messages only if they are the viewer's own; with `since`, only messages sent
+        then or later."""
 
     async def edit(self, app_id: str, conversation_id: str, sequence: int,
                    changes: MessageChanges, now: datetime) -> Message | None:

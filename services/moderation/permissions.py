@@ -45,6 +45,7 @@ class Permission(enum.StrEnum):
     DELETE_CONVERSATION = "delete_conversation"
     CREATE_CONVERSATION = "create_conversation"
     JOIN = "join"
+    READ_HISTORY = "read_history"
 
 
 log = logging.getLogger("caas.permissions")
@@ -53,7 +54,8 @@ BUILT_IN_ROLES = ("user", "guest", "moderator", "admin")
 STAFF = ("moderator", "admin")  # app roles that moderate any member
 CONVERSATION_ROLES = {Role.MEMBER: "conversation:member", Role.MODERATOR: "conversation:moderator",
                       Role.ADMIN: "conversation:admin", Role.OWNER: "conversation:owner"}
-_MEMBER = frozenset({P.SEND_MESSAGE, P.SEND_LINKS, P.ATTACH_MEDIA, P.REACT, P.JOIN})
+_MEMBER = frozenset({P.SEND_MESSAGE, P.SEND_LINKS, P.ATTACH_MEDIA, P.REACT, P.JOIN,
+                     P.READ_HISTORY})
 _MODERATOR = _MEMBER | {P.DELETE_ANY_MESSAGE, P.MODERATE, P.SKIP_SLOW_MODE}
 _ADMIN = _MODERATOR | {P.UPDATE_CONVERSATION, P.ADD_MEMBERS, P.REMOVE_MEMBERS,
                        P.UPDATE_MEMBER_ROLES, P.SEND_WHEN_FROZEN}

@@ -315,3 +315,23 @@ async def test_app_defined_conversation_types_have_their_own_grants(
         grpc.StatusCode.FAILED_PRECONDITION, "CONVERSATION_TYPE_UNKNOWN")
     await expect_error(set_policy(client, app, conversation_types=(support, support)),
                        grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
+
+
+async def test_without_read_history_a_late_joiner_reads_from_their_joining(
+        client: Client, app: AppHandle, alice: Person, bob: Person, carol: Person) -> None:
+    group = await alice.create(GROUP, ("carol",))
+    old = (await alice.send(group.name, "before bob")).message
+    await alice.client.conversations.AddMembers(conv_pb.AddMembersRequest(
+        conversation=group.name, user_ids=["bob"]), metadata=alice.auth)
+    await alice.send(group.name, "after bob")
+    assert [m.text for m in (await bob.messages(group.name)).messages] == [
+        "before bob", "after bob"]  # the default: members read the history
+    await set_policy(client, app, grant(
+        GROUP_KIND, "conversation:member", P.PERMISSION_SEND_MESSAGE, P.PERMISSION_REACT))
+    assert [m.text for m in (await bob.messages(group.name)).messages] == ["after bob"]
+    await expect_error(bob.client.messages.GetMessage(msg_pb.GetMessageRequest(
+        name=old.name), metadata=bob.auth), grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+    # Carol was there from the start, and the owner keeps the owner's grants.
+    assert [m.text for m in (await carol.messages(group.name)).messages] == [
+        "before bob", "after bob"]
+    assert len((await alice.messages(group.name)).messages) == 2

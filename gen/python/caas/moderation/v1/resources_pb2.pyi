@@ -59,6 +59,10 @@ class _PermissionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Permission
     """Create conversations of this kind."""
     PERMISSION_JOIN: _Permission.ValueType  # 15
     """Join (channels)."""
+    PERMISSION_READ_HISTORY: _Permission.ValueType  # 16
+    """Read the messages sent before one joined (without it, lists and reads start at
+    one's joining; search always does).
+    """
 
 class Permission(_Permission, metaclass=_PermissionEnumTypeWrapper):
     """A named action a role may be granted."""
@@ -94,6 +98,10 @@ PERMISSION_CREATE_CONVERSATION: Permission.ValueType  # 14
 """Create conversations of this kind."""
 PERMISSION_JOIN: Permission.ValueType  # 15
 """Join (channels)."""
+PERMISSION_READ_HISTORY: Permission.ValueType  # 16
+"""Read the messages sent before one joined (without it, lists and reads start at
+one's joining; search always does).
+"""
 Global___Permission: _TypeAlias = Permission  # noqa: Y015
 
 @_typing.final
@@ -696,7 +704,7 @@ class PermissionPolicy(_message.Message):
 
     | role | default grants (every kind of conversation) |
     |---|---|
-    | `conversation:member` | send_message, send_links, attach_media, react, join |
+    | `conversation:member` | send_message, send_links, attach_media, react, join, read_history |
     | `conversation:moderator` | the member's, and delete_any_message, moderate, skip_slow_mode |
     | `conversation:admin` | the moderator's, and update_conversation, add_members, remove_members, update_member_roles, send_when_frozen |
     | `conversation:owner` | the admin's, and delete_conversation |
