@@ -108,18 +108,20 @@ class ConversationsActions:
             access.app_id, access.user_id, access.conversation.kind.value, access.role(),
             permission, facts(access))
 
-    async def require(self, access: Access, permission: Permission, *,
+    async def require(self, access: Access, *permissions: Permission,
                       member: bool = True, request: Mapping[str, Any] | None = None) -> None:
-        """NOT_A_MEMBER for a non-member (unless `member` is off), then, for a user,
-        what their roles are granted and the app's conditions say (permissions.py), with
-        the conversation and `request` as the conditions' facts. The app's backend may
-        do anything."""
+        """NOT_A_MEMBER for a non-member (unless `member` is off), then, for a user, for
+        each of `permissions` in turn, what their roles are granted and the app's
+        conditions say (permissions.py), with the conversation and `request` as the
+        conditions' facts. The app's backend may do anything."""
         if member:
             access.require_member()
         if not access.backend:
-            await self.permissions.require(access.app_id, access.user_id,
-                                           access.conversation.kind.value, access.role(),
-                                           permission, facts(access, request))
+            seen = facts(access, request)
+            for permission in permissions:
+                await self.permissions.require(access.app_id, access.user_id,
+                                               access.conversation.kind.value, access.role(),
+                                               permission, seen)
 
     def _roster(self, principal: Principal, new: NewConversation) -> tuple[list[str], str]:
         """(member ids in joining order, owner id or "") for a new conversation."""

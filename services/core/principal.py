@@ -67,3 +67,12 @@ def require_user_or_app(principal: Principal, app_id: str, user_id: str) -> None
     if isinstance(principal, User) and principal.user_id != user_id:
         raise PermissionDenied("USER_MISMATCH", "a user may only act on their own resources",
                                metadata={"user": user_id})
+
+
+def require_backend(principal: Principal, app_id: str, managed: str) -> None:
+    """The app's backend or the operator; never a user, never another app (`managed`
+    names what they manage, for the refusal: "webhooks", "content filters"…)."""
+    require_app(principal, app_id)
+    if not isinstance(principal, Operator | AppBackend):
+        raise PermissionDenied("PRINCIPAL_NOT_ALLOWED",
+                               f"{managed} are managed by the app's backend, not by users")

@@ -199,11 +199,10 @@ class MessagesActions:
             request = {"text_length": len(outgoing.text), "has_links": links,
                        "attachment_count": len(outgoing.attachments),
                        "mention_count": len(outgoing.mention_ids)}
-            for needed, wanted in ((Permission.SEND_MESSAGE, True),
-                                   (Permission.ATTACH_MEDIA, bool(outgoing.attachments)),
-                                   (Permission.SEND_LINKS, links)):
-                if wanted:
-                    await self._conversations.require(access, needed, request=request)
+            needed = [Permission.SEND_MESSAGE]
+            needed += [Permission.ATTACH_MEDIA] if outgoing.attachments else []
+            needed += [Permission.SEND_LINKS] if links else []
+            await self._conversations.require(access, *needed, request=request)
         permissions = self._conversations.permissions
         if conversation.frozen and not access.backend and not await permissions.allows(
                 app_id, sender.user_id, kind, sender.role, Permission.SEND_WHEN_FROZEN,
@@ -214,7 +213,7 @@ class MessagesActions:
             await self._check_direct_open(access, sender.user_id)
         if isinstance(principal, User):  # a backend's sends have the app's budgets
             await self._send_rate.check(app_id, conversation_id, principal.user_id)
-        verdict = await self._screening.check(app_id, conversation.kind.value, outgoing.text)
+        verdict = await self._screening.check(app_id, kind, outgoing.text)
         if outgoing.thread_root:
             root = await self._store.get(app_id, conversation_id, outgoing.thread_root)
             if root is None or root.thread_root != 0 or (
@@ -226,7 +225,7 @@ class MessagesActions:
         attachments = await self._media.attach(app_id, conversation_id, sender.user_id,
                                                access.backend, outgoing.attachments)
         text = await self._send_hooks.check(Presend(
-            app_id, conversation_id, conversation.kind.value, sender.user_id, request_id,
+            app_id, conversation_id, kind, sender.user_id, request_id,
             verdict.text, outgoing.metadata or {}, outgoing.mention_ids, len(attachments),
             outgoing.thread_root))
         shadowed = await self._restrictions.shadowed(app_id, sender.user_id, conversation_id)

@@ -24,9 +24,8 @@ from services.core.cache import TtlCache
 from services.core.clock import Clock, truncate_ms
 from services.core.errors import FailedPrecondition, PermissionDenied, invalid_field
 from services.core.events import DomainEvent, EventBus
-from services.core.principal import Principal
+from services.core.principal import Principal, require_backend
 from services.moderation.conditions import ConditionError, Conditions, Facts, Subject
-from services.webhooks.actions import check_backend
 
 
 class Permission(enum.StrEnum):
@@ -278,13 +277,13 @@ class Permissions:
     # Managing the policy: the app's backend and the operator.
 
     async def get(self, principal: Principal, app_id: str) -> PermissionPolicy:
-        check_backend(principal, app_id)
+        require_backend(principal, app_id, "permission policies")
         return await self._store.get_policy(app_id) or PermissionPolicy(app_id)
 
     async def do_update(self, principal: Principal, policy: PermissionPolicy
                         ) -> PermissionPolicy:
         """Replace the app's policy; ROLE_UNKNOWN for a grant to a role it does not have."""
-        check_backend(principal, policy.app_id)
+        require_backend(principal, policy.app_id, "permission policies")
         unknown = {role for _, role in policy.grants
                    if not role.startswith("conversation:") and not policy.knows(role)}
         if unknown:

@@ -15,14 +15,16 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from services.conversations.access import conversation_name
 from services.core.cache import TtlCache
 from services.core.clock import Clock, truncate_ms
 from services.core.errors import PermissionDenied, Unavailable, invalid_field, not_found
 from services.core.ids import new_id
-from services.core.principal import Principal
+from services.core.names import app_name
+from services.core.principal import Principal, require_backend
 from services.moderation.models import DEFAULT_HOOK_TIMEOUT, FailurePolicy, SendHook
 from services.moderation.store import SendHookStore
-from services.webhooks.actions import check_backend, check_url, new_webhook_secret
+from services.webhooks.actions import check_url, new_webhook_secret
 from services.webhooks.delivery import Deliverer
 
 MAX_ANSWER_BYTES = 64 * 1024  # a modified text of 4,000 characters fits many times
@@ -52,8 +54,8 @@ class Presend:
 
     def body(self) -> bytes:
         return json.dumps({
-            "type": "message.presend", "app": f"apps/{self.app_id}",
-            "conversation": f"apps/{self.app_id}/conversations/{self.conversation_id}",
+            "type": "message.presend", "app": app_name(self.app_id),
+            "conversation": conversation_name(self.app_id, self.conversation_id),
             "conversationKind": self.kind, "senderId": self.sender_id,
             "requestId": self.request_id, "text": self.text,
             "metadata": dict(self.metadata), "mentionIds": list(self.mention_ids),
@@ -144,7 +146,7 @@ class SendHooks:
     # Managing the hook: the app's backend and the operator.
 
     async def get(self, principal: Principal, app_id: str) -> SendHook:
-        check_backend(principal, app_id)
+        require_backend(principal, app_id, "pre-send hooks")
         found = await self._store.get_send_hook(app_id)
         if found is None:
             raise not_found("caas.dev/SendHook", send_hook_name(app_id))
@@ -153,7 +155,7 @@ class SendHooks:
     async def do_update(self, principal: Principal, given: SendHook, fields: set[str],
                         allow_missing: bool) -> tuple[SendHook, str]:
         """The hook as changed (or created), and its secret when this created it."""
-        check_backend(principal, given.app_id)
+        require_backend(principal, given.app_id, "pre-send hooks")
         if "url" in fields:
             check_url(given.url, self._allow_insecure, "send_hook.url")
         now = truncate_ms(self._clock.now())
@@ -180,7 +182,7 @@ class SendHooks:
         return updated, ""
 
     async def do_delete(self, principal: Principal, app_id: str) -> None:
-        check_backend(principal, app_id)
+        require_backend(principal, app_id, "pre-send hooks")
         if not await self._store.delete_send_hook(app_id):
             raise not_found("caas.dev/SendHook", send_hook_name(app_id))
         self._cache.discard(app_id)

@@ -16,13 +16,12 @@ from services.core.errors import (
     Aborted,
     FieldViolation,
     InvalidArgument,
-    PermissionDenied,
     limit_exceeded,
     not_found,
 )
 from services.core.ids import new_id, new_secret
 from services.core.pagination import Page, make_page, page_request, time_id_position
-from services.core.principal import AppBackend, Operator, Principal, require_app
+from services.core.principal import Principal, require_backend
 from services.core.settings import Settings
 from services.events.types import EVENT_TYPES, FAMILIES
 from services.webhooks.addresses import host_problem, is_public_address
@@ -54,10 +53,7 @@ def new_webhook_secret() -> str:
 
 def check_backend(principal: Principal, app_id: str) -> None:
     """The app's backend or the operator; never a user, never another app."""
-    require_app(principal, app_id)
-    if not isinstance(principal, Operator | AppBackend):
-        raise PermissionDenied("PRINCIPAL_NOT_ALLOWED",
-                               "webhooks are managed by the app's backend, not by users")
+    require_backend(principal, app_id, "webhooks")
 
 
 def check_url(url: str, allow_insecure: bool, field: str = "webhook.url") -> str:
