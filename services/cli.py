@@ -22,6 +22,7 @@ from services.core.logs import configure_logging
 from services.core.names import api_key_name, app_name
 from services.core.principal import Operator
 from services.core.settings import Settings, describe_settings, load_settings
+from services.core.tls import issue_client_certificate, self_signed
 from services.gateway.validation import RequestValidator
 from services.runtime import Runtime, build_runtime, new_operator_token, operator_token
 from services.server import serve
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="data directory (CAAS_DATA_DIR)")
     serve.add_argument("--workers", type=int,
                        help="server processes on one port, one per core (CAAS_WORKERS)")
+    serve.add_argument("--tls-self-signed", action="store_true", default=None,
+                       help="serve TLS with a certificate of a local CA made in the data "
+                            "directory, for development (CAAS_TLS_SELF_SIGNED)")
 
     admin = commands.add_parser("admin", help="operator tasks, run against the store directly")
     tasks = admin.add_subparsers(dest="task", required=True)
@@ -60,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     reindex.add_argument("app_id")
     tasks.add_parser("search-status",
                      help="the search index's engine, and how far behind the log it is")
+    client_cert = tasks.add_parser(
+        "tls-client-certificate",
+        help="issue a client certificate from the local CA of --tls-self-signed (for "
+             "mutual TLS in development: CAAS_TLS_CLIENT_CA_FILE=<data dir>/tls/ca.pem)")
+    client_cert.add_argument("name", help="the certificate's common name: who calls")
     tasks.add_parser("operator-token", help="print the operator token the server accepts")
     tasks.add_parser("new-operator-token", help="print a fresh token for CAAS_OPERATOR_TOKEN")
     return parser
@@ -71,10 +80,26 @@ def _settings(args: argparse.Namespace) -> Settings:
     flags = {"CAAS_CONFIG_FILE": args.config,
              "CAAS_LISTEN": getattr(args, "listen", None),
              "CAAS_DATA_DIR": getattr(args, "data_dir", None),
-             "CAAS_WORKERS": getattr(args, "workers", None)}
+             "CAAS_WORKERS": getattr(args, "workers", None),
+             "CAAS_TLS_SELF_SIGNED": getattr(args, "tls_self_signed", None)}
     for variable, value in flags.items():
         if value is not None:
             os.environ[variable] = str(value.absolute() if isinstance(value, Path) else value)
+    return load_settings()
+
+
+def _self_signed(settings: Settings) -> Settings:
+    """With tls_self_signed: the local CA's files made (or kept), how to trust them
+    printed, and the settings naming them (in the environment too, for the workers)."""
+    if not settings.tls_self_signed:
+        return settings
+    files = self_signed(settings.data_dir)
+    print(files.trust_hint(), file=sys.stderr, flush=True)
+    os.environ.update({"CAAS_TLS_SELF_SIGNED": "false",
+                       "CAAS_TLS_CERT_FILE": str(files.cert.absolute()),
+                       "CAAS_TLS_KEY_FILE": str(files.key.absolute())})
+    if settings.tls_ca_file is None:
+        os.environ["CAAS_TLS_CA_FILE"] = str(files.ca.absolute())
     return load_settings()
 
 
@@ -83,6 +108,9 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, obje
         return {"operator_token": operator_token(settings)}
     if args.task == "new-operator-token":
         return {"operator_token": new_operator_token()}
+    if args.task == "tls-client-certificate":
+        cert, key = issue_client_certificate(settings.data_dir, args.name)
+        return {"certificate_file": str(cert), "key_file": str(key)}
     runtime = await build_runtime(settings)
     try:
         # The same contract rules as the RPCs, checked by the same validator.
@@ -147,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 # alike, restarted forever): an unwritable data directory is an
                 # operator's to fix. (Opening the store checks it too.)
                 check_writable(settings.data_dir)
+            settings = _self_signed(settings)
             # On uvloop (libuv): the same asyncio, for less CPU per call and delivery.
             uvloop.run(supervise(settings) if settings.workers > 1 else serve(settings))
             return 0

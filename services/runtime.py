@@ -14,6 +14,7 @@ import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
@@ -44,7 +45,7 @@ from services.core.ids import new_id, new_secret
 from services.core.metrics import Metrics, served
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.core.tracing import Tracing
-from services.events.kafka_sink import KafkaSink, Topics
+from services.events.kafka_sink import KafkaSink, Topics, kafka_broker
 from services.events.log import EventLog
 from services.events.mongo_log import MongoEventLog
 from services.events.relay import Relay, Wake
@@ -154,7 +155,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
     encode_event = encoder(urls)
     stores: Stores
     if settings.store == "mongodb":
-        mongo = await MongoDatabase.open(settings.mongodb_url, settings.mongodb_database)
+        mongo = await MongoDatabase.open(settings.mongodb_url, settings.mongodb_database,
+                                         settings.tls_ca_file)
         mongo_log = MongoEventLog(mongo, bus, encode_event, traced=traced)
         stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
                         MongoConversationStore(mongo, mongo_log),
@@ -200,7 +202,8 @@ def open_blobs(settings: Settings, urls: MediaUrls) -> BlobStore:
                            settings.media_s3_region, settings.media_s3_access_key,
                            settings.media_s3_secret_key.get_secret_value(),
                            secure=settings.media_s3_secure,
-                           virtual_host=settings.media_s3_virtual_host)
+                           virtual_host=settings.media_s3_virtual_host,
+                           ca_file=settings.tls_ca_file)
     return LocalBlobStore(settings.data_dir / "media", urls.signer)
 
 
@@ -215,7 +218,7 @@ async def open_search(settings: Settings, stores: Stores, clock: Clock, bus: Eve
     if settings.search_engine == "elasticsearch":
         index = ElasticIndex.connect(settings.search_elasticsearch_url,
                                      settings.search_elasticsearch_api_key.get_secret_value(),
-                                     settings.search_index_prefix)
+                                     settings.search_index_prefix, settings.tls_ca_file)
     else:
         index = await SqliteSearchIndex.open(settings.data_dir / "search.db")
     indexer = Indexer(index, stores.events, stores.conversations, stores.messages, clock,
@@ -270,7 +273,7 @@ class Outbox:
         self._health = health
         self._meter = metrics.relay("kafka") if metrics else None
         self._now = clock.now
-        self._bootstrap = settings.kafka_bootstrap
+        self._broker = kafka_broker(settings)
         self._topics = Topics(settings.kafka_topic_prefix, settings.kafka_partitions,
                               settings.kafka_replication, settings.kafka_retention)
         self._events = stores.events
@@ -284,7 +287,7 @@ class Outbox:
         relay_name = "kafka"
         await self._events.register(relay_name)  # purges wait for it from now on
         if self._sink is None:  # raises while Kafka is not there yet: events wait
-            self._sink = await KafkaSink.open(self._bootstrap, self._topics, self._tracer)
+            self._sink = await KafkaSink.open(self._broker, self._topics, self._tracer)
         ok()
         await Relay(self._events, self._sink, relay_name, now=self._now,
                     health=self._health, meter=self._meter).run(self._wake)
@@ -393,9 +396,13 @@ def shared_state(settings: Settings, hub: Hub, health: Health, background: Backg
     # Commands give up after redis_timeout (a frozen Redis must not hold calls up);
     # the fan-out's subscription waits for messages as long as it takes.
     timeout = settings.redis_timeout.total_seconds()
+    # rediss:// is Redis over TLS, trusting tls_ca_file when set.
+    tls: dict[str, Any] = ({"ssl_ca_certs": str(settings.tls_ca_file)}
+                           if settings.tls_ca_file and settings.redis_url.startswith("rediss:")
+                           else {})
     redis = Redis.from_url(settings.redis_url, socket_timeout=timeout,
-                           socket_connect_timeout=timeout)
-    listener = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
+                           socket_connect_timeout=timeout, **tls)
+    listener = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, **tls)
     background.probe("redis", redis.ping, readiness="redis" in settings.readiness_requires)
     return (RedisRateLimiter(redis, window, health),
             RedisFanout(hub, redis, listener, background, health),

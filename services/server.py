@@ -31,7 +31,8 @@ from services.core.health import SERVING, Health
 from services.core.health_http import HealthRoutes
 from services.core.metrics import MetricsEndpoint, served
 from services.core.settings import Settings
-from services.edge.envoy import Envoy, edge_config, running_envoy
+from services.core.tls import ServerContext, grpc_credentials, served_files, with_self_signed
+from services.edge.envoy import SYSTEM_CA, EdgeTls, Envoy, edge_config, running_envoy
 from services.media.servicer import MediaServicer
 from services.messages.servicer import MessagesServicer
 from services.moderation.servicer import ModerationServicer
@@ -94,8 +95,19 @@ def edge(settings: Settings, upstream: str, media_upstream: str
     return running_envoy(settings.envoy_binary, edge_config(
         services, listen=settings.http_listen, upstream=upstream, descriptor_path="",
         cors_origins=settings.cors_origins, max_request_bytes=settings.max_request_bytes,
-        max_connections=settings.http_max_connections, media_upstream=media_upstream),
-        services)
+        max_connections=settings.http_max_connections, media_upstream=media_upstream,
+        tls=edge_tls(settings)), services)
+
+
+def edge_tls(settings: Settings) -> EdgeTls | None:
+    """Envoy's TLS: the server's certificate, and its trust in the server's ports."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    return EdgeTls(cert=str(settings.tls_cert_file.absolute()),
+                   key=str(settings.tls_key_file.absolute()),
+                   trusted_ca=str(settings.tls_ca_file.absolute()) if settings.tls_ca_file
+                   else SYSTEM_CA,
+                   client_cert=settings.tls_client_ca_file is not None)
 
 
 def public_url(settings: Settings, envoy: Envoy) -> str:
@@ -105,7 +117,8 @@ def public_url(settings: Settings, envoy: Envoy) -> str:
     host = settings.http_listen.rpartition(":")[0].strip("[]")
     if host in ("", "0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding it
         host = "127.0.0.1"
-    return f"http://{host}:{envoy.port}"
+    scheme = "https" if settings.tls_enabled else "http"
+    return f"{scheme}://{host}:{envoy.port}"
 
 
 PURGE_EVERY_SECONDS = 3600
@@ -162,7 +175,8 @@ class Server:
 
     def __init__(self, runtime: Runtime, server: grpc.aio.Server,
                  health_servicer: Any, names: Sequence[str],
-                 port: int, media_port: int, metrics: MetricsEndpoint) -> None:
+                 port: int, media_port: int, metrics: MetricsEndpoint,
+                 tls: ServerContext | None) -> None:
         self.runtime = runtime
         self._metrics = metrics  # its endpoint, when CAAS_METRICS_LISTEN is set
         self.port = port
@@ -172,9 +186,20 @@ class Server:
         self._health = health_servicer
         self._names = names
         self._purging = asyncio.create_task(purge_events(runtime), name="purge events")
+        self._tls = tls
+        if tls is not None:
+            tls.watch()
 
     @classmethod
     async def start(cls, settings: Settings, runtime: Runtime | None = None) -> Server:
+        settings = with_self_signed(settings)
+        tls_files = served_files(settings)
+        try:
+            # The aiohttp ports' (media, metrics); the gRPC port has its own credentials.
+            tls = ServerContext(tls_files) if tls_files is not None else None
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"caas: cannot use the TLS files (CAAS_TLS_CERT_FILE, "
+                             f"CAAS_TLS_KEY_FILE, CAAS_TLS_CLIENT_CA_FILE): {exc}") from exc
         runtime = runtime or await build_runtime(settings)
         # No interceptor: the gateway makes the RPCs' spans when tracing is on (one
         # interceptor would slow every call; see _traced in services/gateway/gateway.py).
@@ -200,13 +225,14 @@ class Server:
         health_servicer = add_standard_services(table, names)
         server.add_generic_rpc_handlers((table,))
         try:
-            port = server.add_insecure_port(settings.listen)
+            port = (server.add_insecure_port(settings.listen) if tls_files is None
+                    else server.add_secure_port(settings.listen, grpc_credentials(tls_files)))
         except RuntimeError as exc:
             await runtime.close()
             raise SystemExit(f"cannot listen on {settings.listen}: {exc}") from exc
         try:
-            media_port = await runtime.media_http.start(settings.media_listen,
-                                                        settings.reuse_port)
+            media_port = await runtime.media_http.start(
+                settings.media_listen, settings.reuse_port, tls.context if tls else None)
         except OSError as exc:
             await server.stop(None)
             await runtime.close()
@@ -218,7 +244,8 @@ class Server:
             runtime.sampler.start()  # the metrics read rather than counted
         if settings.metrics_listen:
             try:
-                metrics_port = await metrics.start(settings.metrics_listen)
+                metrics_port = await metrics.start(settings.metrics_listen,
+                                                   tls.context if tls else None)
             except OSError as exc:
                 await server.stop(None)
                 await runtime.media_http.close()
@@ -232,8 +259,10 @@ class Server:
         runtime.health.listen(_HealthReport(runtime.health, health_servicer, names))
         log.info("serving", extra={"port": port, "listen": settings.listen,
                                    "media_port": media_port, "store": settings.store,
+                                   "tls": tls_files is not None,
+                                   "mutual_tls": settings.tls_client_ca_file is not None,
                                    "services": names})
-        return cls(runtime, server, health_servicer, names, port, media_port, metrics)
+        return cls(runtime, server, health_servicer, names, port, media_port, metrics, tls)
 
     async def stop(self) -> None:
         """Drain, then close the stores: refuse new calls with UNAVAILABLE (health
@@ -249,6 +278,8 @@ class Server:
         gateway.start_draining()
         self.runtime.health.down(SERVING, "draining")
         self._purging.cancel()
+        if self._tls is not None:
+            self._tls.close()
         await self._health.enter_graceful_shutdown()
         log.info("shutting down", extra={"grace_seconds": grace})
         if not await gateway.unary_calls_done(deadline):
@@ -264,6 +295,7 @@ class Server:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    settings = with_self_signed(settings)
     if settings.operator_token is None:
         log.info("operator token", extra={"file": str(operator_token_path(settings))})
     # Signals first: a SIGTERM arriving as the server starts drains it, once started.

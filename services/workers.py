@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from services.core.metrics import (
     MULTIPROCESS_DIR,
@@ -24,6 +25,7 @@ from services.core.metrics import (
     workers_registry,
 )
 from services.core.settings import Settings
+from services.core.tls import ServerContext, served_files
 from services.edge.envoy import Envoy
 from services.server import edge, public_url
 
@@ -42,6 +44,21 @@ def _bind(listen: str) -> tuple[socket.socket, str]:
     return holder, f"{host}:{holder.getsockname()[1]}"
 
 
+async def _metrics(settings: Settings, directory: Path, running: dict[int, int],
+                   env: dict[str, str]) -> tuple[MetricsEndpoint, ServerContext | None]:
+    """The supervisor's metrics endpoint, summing the workers' (over TLS, reloading its
+    files, when the server serves TLS)."""
+    env[MULTIPROCESS_DIR] = str(fresh_directory(directory))
+    metrics = MetricsEndpoint(workers_registry(directory, running.values))
+    files = served_files(settings)
+    tls = ServerContext(files) if files is not None else None
+    if tls is not None:
+        tls.watch()
+    port = await metrics.start(settings.metrics_listen, tls.context if tls else None)
+    log.info("metrics serving", extra={"metrics_port": port})
+    return metrics, tls
+
+
 async def supervise(settings: Settings) -> None:
     if not settings.redis_url:
         raise SystemExit("caas: --workers above 1 needs CAAS_REDIS_URL: workers share "
@@ -53,13 +70,11 @@ async def supervise(settings: Settings) -> None:
            "CAAS_HTTP_LISTEN": "",  # one Envoy, the supervisor's, for all workers
            "CAAS_METRICS_LISTEN": ""}  # one endpoint, the supervisor's, summing them
     metrics = None
+    tls: ServerContext | None = None
     directory = settings.data_dir / "metrics"
     running: dict[int, int] = {}  # worker number → its pid
     if settings.metrics_listen:
-        env[MULTIPROCESS_DIR] = str(fresh_directory(directory))
-        metrics = MetricsEndpoint(workers_registry(directory, running.values))
-        port = await metrics.start(settings.metrics_listen)
-        log.info("metrics serving", extra={"metrics_port": port})
+        metrics, tls = await _metrics(settings, directory, running, env)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -102,4 +117,6 @@ async def supervise(settings: Settings) -> None:
         media_holder.close()
         if metrics is not None:
             await metrics.close()
+        if tls is not None:
+            tls.close()
     log.info("stopped")

@@ -4,18 +4,21 @@ the metrics endpoint)."""
 from __future__ import annotations
 
 import socket
+import ssl
 
 from aiohttp import web
 
 
-async def start_site(app: web.Application, listen: str, *, reuse_port: bool = False
-                     ) -> tuple[web.AppRunner, int]:
-    """Serve `app` on `listen` (host:port, port 0: any): its runner (clean it up to
-    stop) and the port bound. Raises OSError when it cannot listen there."""
+async def start_site(app: web.Application, listen: str, *, reuse_port: bool = False,
+                     tls: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
+    """Serve `app` on `listen` (host:port, port 0: any), over TLS with `tls`: its runner
+    (clean it up to stop) and the port bound. Raises OSError when it cannot listen
+    there."""
     host, _, port = listen.rpartition(":")
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host.strip("[]"), int(port), reuse_port=reuse_port or None)
+    site = web.TCPSite(runner, host.strip("[]"), int(port), reuse_port=reuse_port or None,
+                       ssl_context=tls)
     try:
         await site.start()
     except BaseException:

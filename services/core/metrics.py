@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import ssl
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -365,13 +366,14 @@ class MetricsEndpoint:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    async def start(self, listen: str) -> int:
-        """Serve on `listen` (host:port, port 0: any); the port bound. Raises OSError."""
+    async def start(self, listen: str, tls: ssl.SSLContext | None = None) -> int:
+        """Serve on `listen` (host:port, port 0: any), over TLS with `tls`; the port
+        bound. Raises OSError."""
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         if self._health is not None:
             self._health.add_to(app)
-        self._runner, self.port = await start_site(app, listen)
+        self._runner, self.port = await start_site(app, listen, tls=tls)
         return self.port
 
     async def _metrics(self, _: web.Request) -> web.Response:

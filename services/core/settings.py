@@ -204,6 +204,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(
         None, description="host:port[,…] of a Kafka(-protocol) cluster: when set, every "
                           "durable event is relayed there from the event log")
+    kafka_tls: bool = Field(
+        False, description="reach the Kafka brokers over TLS (trusting tls_ca_file)")
     kafka_topic_prefix: str = Field(
         "caas.events", description="topics are <prefix>.<family> (message, reaction, …)")
     kafka_partitions: int = Field(6, gt=0, description="partitions of topics CAAS creates")
@@ -336,6 +338,22 @@ class Settings(BaseSettings):
     shutdown_grace: Duration = Field(
         timedelta(seconds=10),
         description="on SIGTERM, how long in-flight calls may finish before being cancelled")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain served on the gRPC port, Envoy's listener "
+                          "and the media and metrics ports (with tls_key_file): set, they "
+                          "take TLS only. Reloaded when the file is replaced")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle: callers of the gRPC port must present a "
+                          "certificate it issued (mutual TLS); Envoy presents tls_cert_file")
+    tls_ca_file: Path | None = Field(
+        None, description="PEM CA bundle trusted for the connections CAAS makes over TLS "
+                          "(Envoy to the server, Redis, Kafka, MongoDB, S3, Elasticsearch); "
+                          "unset: the system's")
+    tls_self_signed: bool = Field(
+        False, description="development: make a local CA and a certificate for this host in "
+                           "data_dir/tls, and serve TLS with them (`caas serve "
+                           "--tls-self-signed`)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level of the JSON logs on stderr")
     access_log: bool = Field(True, description="log one line per RPC (logger caas.access)")
@@ -367,6 +385,20 @@ class Settings(BaseSettings):
                     f"must start with {OPERATOR_TOKEN_PREFIX!r} and be at least 32 characters "
                     "(`caas admin new-operator-token` makes one)")
         return value
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_self_signed and self.tls_cert_file is not None:
+            raise ValueError("tls_self_signed makes its own certificate: unset tls_cert_file")
+        if self.tls_client_ca_file is not None and not self.tls_enabled:
+            raise ValueError("tls_client_ca_file needs TLS (tls_cert_file or tls_self_signed)")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None or self.tls_self_signed
 
     @model_validator(mode="after")
     def _default_plan_exists(self) -> Settings:

@@ -35,6 +35,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from services.core.child import Child
 from services.core.health_http import LIVENESS_PATH, READINESS_PATH
+from services.core.tls import CIPHERS
 from services.edge.guard import guard_filter
 from services.edge.json_fields import lua_filter
 from services.gateway.status import ERROR_DOMAIN
@@ -101,6 +102,67 @@ def _address(listen: str) -> dict[str, Any]:
                                "port_value": int(port)}}
 
 
+CERTIFICATE_NAME = "caas_server_certificate"
+TRUST_NAME = "caas_trusted_ca"
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@dataclass(frozen=True)
+class EdgeTls:
+    """TLS at the edge: the listener serves `cert`/`key` (HTTP/2 or 1.1 by ALPN) and
+    reaches the server's ports over TLS, trusting `trusted_ca` and, when the gRPC port
+    requires client certificates (`client_cert`), presenting `cert` as its own. Envoy
+    reloads the files when they are replaced (moved into place, as certificate managers
+    do), through its file-based secret discovery."""
+
+    cert: str
+    key: str
+    trusted_ca: str = SYSTEM_CA
+    client_cert: bool = False
+    secrets_dir: str = ""  # where the secret files are, as Envoy will open them
+
+    def secrets(self) -> dict[str, dict[str, Any]]:
+        """The secret discovery files (one per secret), by name: the certificate pair
+        and the trusted CA."""
+        kind = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+        return {
+            CERTIFICATE_NAME: {"resources": [{"@type": kind, "name": CERTIFICATE_NAME,
+                                              "tls_certificate": {
+                "certificate_chain": {"filename": self.cert},
+                "private_key": {"filename": self.key}}}]},
+            TRUST_NAME: {"resources": [{"@type": kind, "name": TRUST_NAME,
+                                        "validation_context": {
+                "trusted_ca": {"filename": self.trusted_ca}}}]}}
+
+    def _secret(self, name: str) -> dict[str, Any]:
+        # Moves into the certificate's directory reload the file and the files it names.
+        return {"name": name, "sds_config": {"resource_api_version": "V3",
+                "path_config_source": {"path": f"{self.secrets_dir}/{name}.json",
+                                       "watched_directory": {
+                                           "path": str(Path(self.cert).parent)}}}}
+
+    def _common(self, alpn: list[str], certificate: bool) -> dict[str, Any]:
+        return {"tls_params": {"tls_minimum_protocol_version": "TLSv1_2",
+                               "cipher_suites": list(CIPHERS)},
+                "alpn_protocols": alpn,
+                "tls_certificate_sds_secret_configs": (
+                    [self._secret(CERTIFICATE_NAME)] if certificate else [])}
+
+    def downstream(self) -> dict[str, Any]:
+        return {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": "type.googleapis.com/"
+                     "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "common_tls_context": self._common(["h2", "http/1.1"], certificate=True)}}
+
+    def upstream(self, alpn: list[str], client_cert: bool) -> dict[str, Any]:
+        common = self._common(alpn, certificate=client_cert)
+        common["validation_context_sds_secret_config"] = self._secret(TRUST_NAME)
+        return {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": "type.googleapis.com/"
+                     "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": common}}
+
+
 @dataclass(frozen=True)
 class EdgeConfig:
     """What the Envoy configuration depends on."""
@@ -118,6 +180,7 @@ class EdgeConfig:
     openapi_path: str = ""  # the OpenAPI document served at /openapi.json, as Envoy opens it
     admin_listen: str = "127.0.0.1:0"
     media_upstream: str = ""  # host:port of the media HTTP server (services/media/http.py)
+    tls: EdgeTls | None = None  # None: plaintext everywhere
 
     def render(self) -> dict[str, Any]:
         upstream = self.upstream.replace("0.0.0.0:", "127.0.0.1:")
@@ -265,6 +328,8 @@ class EdgeConfig:
             "http_filters": http_filters,
         }
         return {
+            # Named: file-based secret discovery (TLS) asks for a node id and cluster.
+            "node": {"id": "caas-edge", "cluster": "caas"},
             "admin": {"address": _address(self.admin_listen)},
             # A limit on open downstream connections (Envoy warns at start without one).
             "overload_manager": {"resource_monitors": [{
@@ -278,9 +343,11 @@ class EdgeConfig:
                     "name": "caas_http",
                     "address": _address(self.listen),
                     "per_connection_buffer_limit_bytes": body_limit,
-                    "filter_chains": [{"filters": [{
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": manager}]}],
+                    "filter_chains": [{
+                        **({"transport_socket": self.tls.downstream()} if self.tls else {}),
+                        "filters": [{
+                            "name": "envoy.filters.network.http_connection_manager",
+                            "typed_config": manager}]}],
                 }],
                 "clusters": [{
                     "name": "caas_grpc",
@@ -299,6 +366,8 @@ class EdgeConfig:
                         "max_requests": 1_000_000}]},
                     "load_assignment": {"cluster_name": "caas_grpc", "endpoints": [{
                         "lb_endpoints": [{"endpoint": {"address": _address(upstream)}}]}]},
+                    **({"transport_socket": self.tls.upstream(["h2"], self.tls.client_cert)}
+                       if self.tls else {}),
                 }, *self._media_cluster()],
             },
         }
@@ -310,7 +379,9 @@ class EdgeConfig:
         address = _address(self.media_upstream.replace("0.0.0.0:", "127.0.0.1:"))
         return [{"name": "caas_media", "type": "STATIC", "connect_timeout": "2s",
                  "load_assignment": {"cluster_name": "caas_media", "endpoints": [{
-                     "lb_endpoints": [{"endpoint": {"address": address}}]}]}}]
+                     "lb_endpoints": [{"endpoint": {"address": address}}]}]},
+                 **({"transport_socket": self.tls.upstream(["http/1.1"], False)}
+                    if self.tls else {})}]
 
 
 def edge_config(services: Sequence[ServiceDescriptor], **fields: Any) -> EdgeConfig:
@@ -361,6 +432,11 @@ class Envoy:
         if openapi is not None:
             (root / "openapi.json").write_bytes(openapi)
             config = dataclasses.replace(config, openapi_path=str(root / "openapi.json"))
+        if config.tls is not None:
+            for name, secret in config.tls.secrets().items():
+                (root / f"{name}.json").write_text(json.dumps(secret))
+            config = dataclasses.replace(config, tls=dataclasses.replace(
+                config.tls, secrets_dir=str(root)))
         (root / "envoy.json").write_text(json.dumps(config.render()))
         admin_file = root / "admin-address"
         process = Child([
@@ -468,8 +544,9 @@ async def running_envoy(binary_setting: str, config: EdgeConfig,
             "above): free the port, or set CAAS_HTTP_LISTEN to another address, or to "
             "nothing to serve gRPC only") from None
     host = config.listen.rpartition(":")[0]
+    scheme = "https" if config.tls else "http"
     log.info("http serving", extra={"http_port": envoy.port, "http_listen": config.listen,
-                                    "url": f"http://{host}:{envoy.port}"})
+                                    "url": f"{scheme}://{host}:{envoy.port}"})
     watch = asyncio.create_task(_report_exit(envoy), name="watch envoy")
     try:
         yield envoy

@@ -27,6 +27,7 @@ from caas.events.v1 import events_pb2
 from opentelemetry.trace import SpanKind, Tracer
 
 from services.core.tracing import TraceHeaders
+from services.events.kafka_sink import KafkaBroker
 from services.events.log import EventLog, LoggedEvent
 from services.events.relay import Relay
 
@@ -54,11 +55,11 @@ def log_consumer(events: EventLog, name: str, handler: Handler) -> Relay:
 
 
 class KafkaConsumerGroup:
-    def __init__(self, bootstrap: str, group: str, topics: Sequence[str],
+    def __init__(self, broker: KafkaBroker, group: str, topics: Sequence[str],
                  handler: Handler, session_timeout_ms: int = 10_000,
                  tracer: Tracer | None = None) -> None:
         self._consumer = AIOKafkaConsumer(
-            *topics, bootstrap_servers=bootstrap, group_id=group,
+            *topics, **broker.options(), group_id=group,
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms)
         self._group = group

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,11 +25,35 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
+from services.core.settings import Settings
+from services.core.tls import client_context
 from services.core.tracing import current_headers
 from services.events.log import LoggedEvent
 from services.events.types import FAMILIES, family
 
 log = logging.getLogger("caas.kafka")
+
+
+@dataclass(frozen=True)
+class KafkaBroker:
+    """Where the Kafka brokers are, and how to reach them: in the clear, or over TLS
+    with `tls` (a client context trusting the brokers' CA)."""
+
+    bootstrap: str
+    tls: ssl.SSLContext | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The connection arguments of an aiokafka client."""
+        if self.tls is None:
+            return {"bootstrap_servers": self.bootstrap}
+        return {"bootstrap_servers": self.bootstrap, "security_protocol": "SSL",
+                "ssl_context": self.tls}
+
+
+def kafka_broker(settings: Settings) -> KafkaBroker:
+    assert settings.kafka_bootstrap
+    return KafkaBroker(settings.kafka_bootstrap,
+                       client_context(settings) if settings.kafka_tls else None)
 
 
 @dataclass(frozen=True)
@@ -51,11 +76,11 @@ def record_key(event: LoggedEvent) -> bytes:
     return f"{event.app_id}/{event.conversation_id}".encode()
 
 
-async def ensure_topics(bootstrap: str, topics: Topics) -> None:
+async def ensure_topics(broker: KafkaBroker, topics: Topics) -> None:
     """Create the topics that are missing, with the configured partitions and retention
     (producers and consumer groups both call it: a group subscribed to a topic that does
     not exist yet would see it only at its next metadata refresh)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**broker.options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -86,11 +111,11 @@ class KafkaSink:
         self._tracer = tracer
 
     @classmethod
-    async def open(cls, bootstrap: str, topics: Topics, tracer: Tracer | None = None
+    async def open(cls, broker: KafkaBroker, topics: Topics, tracer: Tracer | None = None
                    ) -> KafkaSink:
         """Create the topics that are missing, then start the producer."""
-        await ensure_topics(bootstrap, topics)
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+        await ensure_topics(broker, topics)
+        producer = AIOKafkaProducer(**broker.options(), acks="all",
                                     linger_ms=5, request_timeout_ms=15_000)
         await producer.start()
         return cls(producer, topics, tracer)

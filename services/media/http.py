@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import time
 import unicodedata
 from urllib.parse import quote
@@ -152,10 +153,12 @@ class MediaHttp:
             self._health.add_to(app)
         return app
 
-    async def start(self, listen: str, reuse_port: bool) -> int:
-        """Serve on `listen` (host:port, port 0 for any); the bound port."""
+    async def start(self, listen: str, reuse_port: bool, tls: ssl.SSLContext | None = None
+                    ) -> int:
+        """Serve on `listen` (host:port, port 0 for any), over TLS with `tls`; the bound
+        port."""
         self._runner, bound = await start_site(self.application(), listen,
-                                               reuse_port=reuse_port)
+                                               reuse_port=reuse_port, tls=tls)
         return bound
 
     async def close(self) -> None:

@@ -64,14 +64,16 @@ _BAD_PARTS = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall"})
 
 class S3BlobStore:
     """The blob store in `bucket` of the S3 API at `endpoint` (host[:port]), over https
-    when `secure`. `region` is the bucket's (required: it keeps presigning local).
+    when `secure` (trusting `ca_file`, else the usual CAs). `region` is the bucket's
+    (required: it keeps presigning local).
     `virtual_host`: address the bucket as `bucket.host` (virtual-host style) rather
     than `host/bucket` (path style, what most S3-compatible stores expect)."""
 
     min_part_size = MIN_PART_SIZE
 
     def __init__(self, endpoint: str, bucket: str, region: str, access_key: str,
-                 secret_key: str, *, secure: bool = True, virtual_host: bool = False) -> None:
+                 secret_key: str, *, secure: bool = True, virtual_host: bool = False,
+                 ca_file: Path | None = None) -> None:
         if not region:
             raise ValueError("the S3 region is required")
         self._bucket = bucket
@@ -80,7 +82,8 @@ class S3BlobStore:
         self._http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=10, read=300), maxsize=16,
             cert_reqs="CERT_REQUIRED",
-            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+            ca_certs=str(ca_file) if ca_file else (
+                os.environ.get("SSL_CERT_FILE") or certifi.where()),
             retries=urllib3.Retry(total=5, backoff_factor=0.2,
                                   status_forcelist=[500, 502, 503, 504]))
         self._client = Minio(endpoint, access_key=access_key, secret_key=secret_key,

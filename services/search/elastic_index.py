@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
@@ -144,9 +145,12 @@ class ElasticIndex:
                          for alias in (self._messages, self._conversations)}
 
     @classmethod
-    def connect(cls, url: str, api_key: str, prefix: str) -> ElasticIndex:
+    def connect(cls, url: str, api_key: str, prefix: str, ca_file: Path | None = None
+                ) -> ElasticIndex:
+        """The index at `url` (https: trusting `ca_file`, else the usual CAs)."""
+        tls: dict[str, Any] = {"ca_certs": str(ca_file)} if ca_file else {}
         client = AsyncElasticsearch(url, api_key=api_key or None, request_timeout=10,
-                                    retry_on_timeout=True, max_retries=2)
+                                    retry_on_timeout=True, max_retries=2, **tls)
         return cls(client, prefix)
 
     async def migrate(self) -> None:

@@ -16,7 +16,7 @@ from services.core.metrics import Metrics
 from services.core.settings import Settings
 from services.core.tracing import Tracing
 from services.events.consumers import KafkaConsumerGroup
-from services.events.kafka_sink import Topics, ensure_topics
+from services.events.kafka_sink import Topics, ensure_topics, kafka_broker
 from services.events.log import EventLog
 from services.events.relay import Relay, Wake
 from services.webhooks.delivery import Deliverer
@@ -51,11 +51,11 @@ class WebhookWorker:
         if settings.kafka_bootstrap:
             topics = Topics(settings.kafka_topic_prefix, settings.kafka_partitions,
                             settings.kafka_replication, settings.kafka_retention)
-            bootstrap = settings.kafka_bootstrap
+            broker = kafka_broker(settings)
 
             async def consume() -> None:
-                await ensure_topics(bootstrap, topics)
-                await KafkaConsumerGroup(bootstrap, KAFKA_GROUP, topics.all(), intake,
+                await ensure_topics(broker, topics)
+                await KafkaConsumerGroup(broker, KAFKA_GROUP, topics.all(), intake,
                                          tracer=tracing.tracer("caas.kafka")).run()
 
             self._tasks.append(asyncio.create_task(self._consume(consume),

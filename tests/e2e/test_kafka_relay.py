@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,13 +15,16 @@ from caas.webhooks.v1 import resources_pb2 as webhooks_res
 from caas.webhooks.v1 import webhooks_service_pb2 as webhooks_pb
 from google.protobuf import json_format
 
+from services.core.tls import self_signed
 from services.events.consumers import KafkaConsumerGroup
+from services.events.kafka_sink import KafkaBroker
 from tests.conftest import TEST_CONFIG, create_app
 from tests.support.chat import GROUP, person
 from tests.support.client import Client
 from tests.support.kafka import reader
 from tests.support.processes import free_port
 from tests.support.servers import CaasServer, ExternalServer, start_caas, start_kafka
+from tests.support.tcp_proxy import CuttableProxy
 from tests.support.webhook_receiver import running_receiver
 
 
@@ -36,11 +40,12 @@ def with_kafka(bootstrap: str, prefix: str) -> dict[str, str]:
             "CAAS_KAFKA_PARTITIONS": "3"}
 
 
-async def records(bootstrap: str, topic: str, count: int
+async def records(bootstrap: str | KafkaBroker, topic: str, count: int
                   ) -> AsyncIterator[tuple[bytes, events_pb2.Event]]:
     """The first `count` records of `topic` (from the beginning), as a consumer group
     reads them, committing after each."""
-    consumer = reader(bootstrap, topic)
+    broker = KafkaBroker(bootstrap) if isinstance(bootstrap, str) else bootstrap
+    consumer = reader(broker, topic)
     await consumer.start()
     try:
         for _ in range(count):
@@ -133,7 +138,7 @@ async def test_a_consumer_group_handles_each_event_and_commits_only_after(
 
     try:
         expected = 3
-        group = KafkaConsumerGroup(kafka.url, "webhooks", ["t3.message"], handler,
+        group = KafkaConsumerGroup(KafkaBroker(kafka.url), "webhooks", ["t3.message"], handler,
                                    session_timeout_ms=6000)
         running = asyncio.create_task(group.run())
         await chat(server, ["first", "flaky", "third"])
@@ -146,7 +151,8 @@ async def test_a_consumer_group_handles_each_event_and_commits_only_after(
         done.clear()
         expected = 4
         running = asyncio.create_task(KafkaConsumerGroup(
-            kafka.url, "webhooks", ["t3.message"], handler, session_timeout_ms=6000).run())
+            KafkaBroker(kafka.url), "webhooks", ["t3.message"], handler,
+            session_timeout_ms=6000).run())
         await chat(server, ["fourth"])
         await asyncio.wait_for(done.wait(), 60)
         running.cancel()
@@ -185,3 +191,29 @@ async def test_webhooks_get_events_committed_before_a_crash_through_kafka(
         json_format.Parse(request.body, event)
     assert [e.message_created.text for e in events] == texts  # an ordered endpoint
     assert len({e.name for e in events}) == len(texts)
+
+
+async def test_the_relay_reaches_kafka_over_tls(tmp_path: Path) -> None:
+    """A broker behind TLS (a terminating proxy it advertises): CAAS relays to it with
+    CAAS_KAFKA_TLS, checking its certificate against CAAS_TLS_CA_FILE."""
+    files = self_signed(tmp_path / "pki")
+    serving = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    serving.load_cert_chain(files.cert, files.key)
+    broker_port = free_port()
+    proxy = CuttableProxy("127.0.0.1", broker_port, tls=serving)
+    await proxy.start()
+    broker = start_kafka(broker_port, advertised_port=proxy.port)
+    bootstrap = f"127.0.0.1:{proxy.port}"
+    server = start_caas(tmp_path / "caas", config=TEST_CONFIG, env={
+        **with_kafka(bootstrap, "t9"), "CAAS_KAFKA_TLS": "true",
+        "CAAS_TLS_CA_FILE": str(files.ca)})
+    try:
+        texts = ["over TLS 1", "over TLS 2"]
+        await chat(server, texts)
+        trusting = KafkaBroker(bootstrap, ssl.create_default_context(cafile=files.ca))
+        got = [e async for _, e in records(trusting, "t9.message", 2)]
+        assert [e.message_created.text for e in got] == texts
+    finally:  # in a thread: the proxy (on this loop) serves the server's last words
+        assert await asyncio.to_thread(server.process.stop) == 0
+        broker.process.stop()
+        await proxy.close()

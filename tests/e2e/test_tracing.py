@@ -22,6 +22,7 @@ from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.webhooks.v1 import resources_pb2 as webhooks_res
 from caas.webhooks.v1 import webhooks_service_pb2 as webhooks_pb
 
+from services.events.kafka_sink import KafkaBroker
 from tests.conftest import TEST_CONFIG, create_app, unique_id
 from tests.support.chat import GROUP, Person, person
 from tests.support.client import Client, bearer
@@ -128,7 +129,7 @@ async def send_json(server: CaasServer, chat: Chat, text: str, traceparent: str)
 async def kafka_record(bootstrap: str, topic: str, text: str) -> dict[str, bytes]:
     """The headers of the record of `topic` whose message is `text` (read with a
     consumer group of the test's own, from the beginning)."""
-    consumer = reader(bootstrap, topic)
+    consumer = reader(KafkaBroker(bootstrap), topic)
     await consumer.start()
     try:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -14,7 +15,8 @@ import pytest
 from google.protobuf import descriptor_pb2
 
 from services.core.settings import Settings
-from services.edge.envoy import EdgeConfig, descriptor_set, edge_config, find_envoy
+from services.core.tls import self_signed
+from services.edge.envoy import EdgeConfig, EdgeTls, descriptor_set, edge_config, find_envoy
 from services.server import contract_services
 from tests.support.servers import BIN
 
@@ -128,3 +130,26 @@ def test_a_taken_http_port_stops_the_server_with_a_clear_message(tmp_path: Path)
     assert done.returncode != 0
     assert f"cannot start Envoy on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_config_with_tls_validates(tmp_path: Path) -> None:
+    files = self_signed(tmp_path)
+    tls = EdgeTls(cert=str(files.cert), key=str(files.key), trusted_ca=str(files.ca),
+                  client_cert=True, secrets_dir=str(tmp_path))
+    for name, secret in tls.secrets().items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(secret))
+    config = dataclasses.replace(runtime_config(tmp_path), tls=tls,
+                                 media_upstream="127.0.0.1:9")
+    rendered = config.render()
+    (tmp_path / "envoy.json").write_text(json.dumps(rendered))
+    done = validate(tmp_path / "envoy.json", tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    listener = rendered["static_resources"]["listeners"][0]["filter_chains"][0]
+    downstream = listener["transport_socket"]["typed_config"]["common_tls_context"]
+    assert downstream["tls_params"]["tls_minimum_protocol_version"] == "TLSv1_2"
+    assert downstream["alpn_protocols"] == ["h2", "http/1.1"]
+    clusters = {c["name"]: c for c in rendered["static_resources"]["clusters"]}
+    grpc_tls = clusters["caas_grpc"]["transport_socket"]["typed_config"]["common_tls_context"]
+    assert grpc_tls["tls_certificate_sds_secret_configs"]  # mutual TLS: Envoy's certificate
+    assert "validation_context_sds_secret_config" in grpc_tls
+    assert "transport_socket" in clusters["caas_media"]

@@ -24,8 +24,11 @@ def bearer(credential: str) -> tuple[tuple[str, str], ...]:
 
 
 class Client:
-    def __init__(self, address: str, options: list[tuple[str, int]] | None = None) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=options)
+    def __init__(self, address: str, options: list[tuple[str, int]] | None = None,
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
+        self.channel = (grpc.aio.insecure_channel(address, options=options)
+                        if credentials is None
+                        else grpc.aio.secure_channel(address, credentials, options=options))
         self.apps = apps_service_pb2_grpc.AppsServiceStub(self.channel)
         self.auth = auth_service_pb2_grpc.AuthServiceStub(self.channel)
         self.users = users_service_pb2_grpc.UsersServiceStub(self.channel)

@@ -6,11 +6,13 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer
 
+from services.events.kafka_sink import KafkaBroker
 
-def reader(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+
+def reader(broker: KafkaBroker, topic: str) -> AIOKafkaConsumer:
     """A consumer of `topic` in a group of the test's own, from the beginning, committing
     only when told (start it, and stop it when done)."""
-    return AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+    return AIOKafkaConsumer(topic, **broker.options(),
                             group_id=f"test-{uuid.uuid4().hex[:8]}",
                             auto_offset_reset="earliest", enable_auto_commit=False,
                             session_timeout_ms=6000)

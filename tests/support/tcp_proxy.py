@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 
 class CuttableProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    """With `tls`, it takes TLS connections (and passes on their plaintext)."""
+
+    def __init__(self, target_host: str, target_port: int,
+                 tls: ssl.SSLContext | None = None) -> None:
         self._target = (target_host, target_port)
+        self._tls = tls
         self._server: asyncio.Server | None = None
         self._connected = asyncio.Event()
         self._connected.set()
@@ -17,7 +22,7 @@ class CuttableProxy:
         self.port = 0
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def cut(self) -> None:

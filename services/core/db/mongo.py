@@ -14,8 +14,10 @@ A write inside a transaction counts at its `commitTransaction`.
 from __future__ import annotations
 
 import contextlib
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from opentelemetry.trace import Span, Status, StatusCode, Tracer, get_current_span
@@ -54,6 +56,16 @@ MongoMigration = Callable[[AsyncDatabase[Document]], Awaitable[None]]
 _WRITES = frozenset({"insert", "update", "delete", "findAndModify", "commitTransaction",
                      "create", "createIndexes"})
 
+
+
+def _wants_tls(url: str) -> bool:
+    """Whether a connection string asks for TLS without naming its own CA file."""
+    parts = urllib.parse.urlsplit(url)
+    options = {k.lower(): v.lower() for k, v in urllib.parse.parse_qsl(parts.query)}
+    if "tlscafile" in options:
+        return False
+    wanted = options.get("tls", options.get("ssl"))
+    return wanted == "true" if wanted is not None else parts.scheme == "mongodb+srv"
 
 class WriteMonitor(monitoring.CommandListener):
     """Tells `listener` of the writes the driver sends: the error of one the server
@@ -144,12 +156,16 @@ class MongoDatabase:
         self._timer = timer or CommandTimer()
 
     @classmethod
-    async def open(cls, url: str, name: str) -> MongoDatabase:
-        """Connect and check the server answers; raises pymongo errors if it does not."""
+    async def open(cls, url: str, name: str, ca_file: Path | None = None) -> MongoDatabase:
+        """Connect and check the server answers; raises pymongo errors if it does not.
+        Over TLS when the URL says so (`tls=true`, or `mongodb+srv://`), trusting
+        `ca_file` unless the URL names a `tlsCAFile` of its own."""
         monitor, timer = WriteMonitor(), CommandTimer()
+        tls: dict[str, Any] = ({"tlsCAFile": str(ca_file)} if ca_file and _wants_tls(url)
+                               else {})
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             url, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=10_000,
-            appname="caas", event_listeners=[monitor, timer])
+            appname="caas", event_listeners=[monitor, timer], **tls)
         await client.admin.command("ping")
         return cls(client, name, monitor, timer)
 
