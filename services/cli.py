@@ -12,9 +12,12 @@ from pathlib import Path
 import uvloop
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
+from google.protobuf import json_format
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from services.audit.actions import export, verify_chain
+from services.audit.servicer import record_proto, verification_proto
 from services.core.db.sqlite import check_writable
 from services.core.db.transient import StoreUnusable
 from services.core.errors import DomainError, not_found
@@ -24,7 +27,14 @@ from services.core.principal import Operator
 from services.core.settings import Settings, describe_settings, load_settings
 from services.core.tls import issue_client_certificate, self_signed
 from services.gateway.validation import RequestValidator
-from services.runtime import Runtime, build_runtime, new_operator_token, operator_token
+from services.runtime import (
+    Runtime,
+    Stores,
+    build_runtime,
+    new_operator_token,
+    open_stores,
+    operator_token,
+)
 from services.server import serve
 from services.workers import supervise
 
@@ -62,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
         "reindex", help="rebuild an app's search index from the store, online (progress on "
                         "stderr)")
     reindex.add_argument("app_id")
+    verify = tasks.add_parser(
+        "audit-verify", help="check an app's audit log chain (exit status 1 if broken); "
+                             "prints the head to keep elsewhere")
+    verify.add_argument("app_id")
+    export = tasks.add_parser(
+        "audit-export", help="print an app's audit records, oldest first, one JSON object "
+                             "per line (as the API shows them)")
+    export.add_argument("app_id")
     tasks.add_parser("search-status",
                      help="the search index's engine, and how far behind the log it is")
     client_cert = tasks.add_parser(
@@ -111,6 +129,12 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, obje
     if args.task == "tls-client-certificate":
         cert, key = issue_client_certificate(settings.data_dir, args.name)
         return {"certificate_file": str(cert), "key_file": str(key)}
+    if args.task in ("audit-verify", "audit-export"):
+        stores = await open_stores(settings)  # the store alone: nothing runs beside
+        try:
+            return await _audit_task(args, stores)
+        finally:
+            await stores.close()
     runtime = await build_runtime(settings)
     try:
         # The same contract rules as the RPCs, checked by the same validator.
@@ -133,6 +157,21 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, obje
                 "api_key_secret": new.secret}
     finally:
         await runtime.close()
+
+
+async def _audit_task(args: argparse.Namespace, stores: Stores) -> dict[str, object]:
+    if await stores.apps.get_app(args.app_id) is None:
+        raise not_found("caas.dev/App", app_name(args.app_id))
+    if args.task == "audit-verify":
+        found = await verify_chain(stores.audit, args.app_id)
+        return json_format.MessageToDict(verification_proto(found),
+                                         always_print_fields_with_no_presence=True)
+    count = 0
+    async for record in export(stores.audit, args.app_id):
+        print(json.dumps(json_format.MessageToDict(record_proto(record))), flush=False)
+        count += 1
+    print(json.dumps({"app": app_name(args.app_id), "records": count}), file=sys.stderr)
+    return {}
 
 
 async def _search_task(args: argparse.Namespace, runtime: Runtime) -> dict[str, object]:
@@ -180,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
             uvloop.run(supervise(settings) if settings.workers > 1 else serve(settings))
             return 0
         result = asyncio.run(_admin(args, settings))
+        if args.task == "audit-export":
+            return 0  # the records are out, one per line
+        if args.task == "audit-verify" and not result["intact"]:
+            print(json.dumps(result, indent=2))
+            return 1
     except StoreUnusable as error:  # one line, like bad settings: no stack to read
         print(f"caas: {error}", file=sys.stderr)
         return 2

@@ -23,6 +23,11 @@ from services.apps.actions import AppPlans, AppsActions
 from services.apps.mongo_store import MongoAppStore
 from services.apps.sqlite_store import SqliteAppStore
 from services.apps.store import AppStore
+from services.audit.actions import AuditActions
+from services.audit.mongo_store import MongoAuditStore
+from services.audit.recorder import AuditRecorder
+from services.audit.sqlite_store import SqliteAuditStore
+from services.audit.store import AuditStore
 from services.auth.actions import AuthActions
 from services.auth.authenticator import CredentialAuthenticator
 from services.auth.mongo_store import MongoAuthStore
@@ -135,6 +140,7 @@ class Stores:
     filters: FilterStore
     send_hooks: SendHookStore
     policies: PolicyStore
+    audit: AuditStore
     # Signs the media URLs that events carry (messages with pictures, media.ready),
     # with the deployment's secret kept in the media store (started once migrated).
     media_urls: MediaUrls
@@ -164,7 +170,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log),
                         MongoRestrictionStore(mongo, mongo_log), MongoFlagStore(mongo, mongo_log),
                         MongoFilterStore(mongo), MongoSendHookStore(mongo),
-                        MongoPolicyStore(mongo), urls, mongo.close, mongo)
+                        MongoPolicyStore(mongo), MongoAuditStore(mongo), urls, mongo.close,
+                        mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -174,11 +181,11 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteWebhookStore(sqlite), SqliteMediaStore(sqlite, sqlite_log),
                         SqliteRestrictionStore(sqlite, sqlite_log),
                         SqliteFlagStore(sqlite, sqlite_log), SqliteFilterStore(sqlite),
-                        SqliteSendHookStore(sqlite), SqlitePolicyStore(sqlite), urls,
-                        sqlite.close, sqlite)
+                        SqliteSendHookStore(sqlite), SqlitePolicyStore(sqlite),
+                        SqliteAuditStore(sqlite), urls, sqlite.close, sqlite)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
-                  stores.events):  # the log last: it reads members
+                  stores.audit, stores.events):  # the log last: it reads members
         await store.migrate()
     urls.start(await stores.media.signing_secret(secrets.token_bytes(32)))
     return stores
@@ -341,6 +348,7 @@ class Runtime:
     send_hooks: SendHooks
     permissions: Permissions
     restrictions: Restrictions
+    audit: AuditActions
     metrics: Metrics
     sampler: Sampler
     outbox: Outbox | None = None
@@ -454,7 +462,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                          readiness="kafka" in settings.readiness_requires)
     plans = AppPlans(stores.apps, settings, bus)
     gateway = Gateway(authenticator, limiter, plans, RequestValidator(), store_outage,
-                      recorded, tracing.tracer("caas.gateway"))
+                      recorded, tracing.tracer("caas.gateway"),
+                      AuditRecorder(stores.audit, clock))
     media_urls = stores.media_urls
     blobs = open_blobs(settings, media_urls)
     await blobs.start()
@@ -504,6 +513,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         filters=FilterActions(stores.filters, screening, clock), send_hooks=send_hooks,
         permissions=permissions,
         restrictions=restrictions,
+        audit=AuditActions(stores.audit, stores.apps),
         sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,
         write_watch=write_watch, tracing=tracing,
     )

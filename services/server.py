@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 from caas.apps.v1 import apps_service_pb2
+from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.media.v1 import media_service_pb2
@@ -25,6 +26,7 @@ from google.protobuf import descriptor as pb_descriptor
 from grpc_health.v1 import health_pb2
 
 from services.apps.servicer import AppsServicer
+from services.audit.servicer import AuditServicer
 from services.auth.servicer import AuthServicer
 from services.conversations.servicer import ConversationsServicer
 from services.core.health import SERVING, Health
@@ -70,13 +72,15 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
         (moderation_service_pb2.DESCRIPTOR.services_by_name["ModerationService"],
          ModerationServicer(runtime.moderation, runtime.flags, runtime.filters,
                             runtime.send_hooks, runtime.permissions)),
+        (audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
+         AuditServicer(runtime.audit)),
     ]
 
 
 SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    conversations_service_pb2, messages_service_pb2, realtime_service_pb2,
                    webhooks_service_pb2, media_service_pb2, search_service_pb2,
-                   moderation_service_pb2)
+                   moderation_service_pb2, audit_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:

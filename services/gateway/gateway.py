@@ -156,11 +156,19 @@ _Result = TypeVar("_Result")
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """An RPC's `caas.type.v1.access` option: the principals it accepts, and the scope
-    an API key needs."""
+    """An RPC's `caas.type.v1.access` option: the principals it accepts, the scope an
+    API key needs, and whether its calls go in the audit log."""
 
     principals: frozenset[int]
     api_key_scope: str
+    audited: bool = False
+
+
+class AuditTrail(Protocol):
+    """Where an audited RPC's calls are recorded (services/audit/recorder.py)."""
+
+    async def record(self, method: str, principal: Principal, request: Any,
+                     request_id: str, code: str, reason: str) -> None: ...
 
 
 class Malformed:
@@ -220,12 +228,14 @@ class Gateway:
     def __init__(self, authenticator: Authenticator, limiter: RateLimiter, plans: PlanSource,
                  validator: RequestValidator,
                  store_outage: Callable[[BaseException], DomainError | None] = lambda _: None,
-                 metrics: Metrics | None = None, tracer: Tracer | None = None) -> None:
+                 metrics: Metrics | None = None, tracer: Tracer | None = None,
+                 audit: AuditTrail | None = None) -> None:
         """`store_outage` tells store failures that are no bug — an outage, a full disk —
         by the error to answer with (UNAVAILABLE, with a retry delay) from bugs (None:
         answered INTERNAL). With `tracer` (tracing on), server-streaming calls get
         their server spans here (see `_traced_stream`)."""
         self._tracer = tracer
+        self._audit = audit
         self._store_outage = store_outage
         self._metrics = metrics  # None: metrics are not served, so not recorded
         self._authenticator = authenticator
@@ -285,7 +295,7 @@ class Gateway:
             if access_pb2.PRINCIPAL_API_KEY in policy.allow and not policy.api_key_scope:
                 raise TypeError(f"{method.full_name} allows API keys but names no "
                                 "api_key_scope")
-            access = Policy(frozenset(policy.allow), policy.api_key_scope)
+            access = Policy(frozenset(policy.allow), policy.api_key_scope, policy.audited)
             parse = deserializer(GetMessageClass(method.input_type))
             serialize = GetMessageClass(method.output_type).SerializeToString
             if method.server_streaming:
@@ -405,7 +415,7 @@ class Gateway:
         if access_log.isEnabledFor(logging.DEBUG):
             access_log.debug("rpc started", extra={"method": method, "request_id": request_id})
         state = _CallState(self, method, request_id)
-        status = "OK"
+        status, reason = "OK", ""
         metrics = self._metrics
         if metrics is not None:
             metrics.started(method)
@@ -417,7 +427,7 @@ class Gateway:
             context.set_trailing_metadata((("x-request-id", request_id),))
             return result
         except DomainError as error:
-            status = error.code.name
+            status, reason = error.code.name, error.reason
             await _end(context, state, error.code, error.message, rpc_status(error),
                        state.headers(), last_item)
             raise  # unreachable: abort raises
@@ -430,7 +440,7 @@ class Gateway:
                 raise
             outage = self._store_outage(failure)
             if outage is not None:
-                status = outage.code.name
+                status, reason = outage.code.name, outage.reason
                 fields = {"request_id": request_id, "method": method, "reason": outage.reason,
                           **_app_of(state.principal)}
                 if outage.reason == "STORAGE_FULL":  # an operator's matter, no bug: no stack
@@ -440,7 +450,7 @@ class Gateway:
                                       extra=fields)
                 await _end(context, state, outage.code, outage.message, rpc_status(outage),
                            state.headers(), last_item)
-            status = "INTERNAL"
+            status, reason = "INTERNAL", "INTERNAL"
             error_log.exception("unexpected error in %s", method,
                                 extra={"request_id": request_id, "method": method,
                                        **_app_of(state.principal)})
@@ -449,9 +459,20 @@ class Gateway:
                        [("x-request-id", request_id)], last_item)
             raise
         finally:
-            if metrics is not None:
-                metrics.finished(method, status, time.perf_counter() - started)
-            _log_access(method, status, started, request_id, state.principal)
+            await self._finish(method, state, access, request, (status, reason), started)
+
+    async def _finish(self, method: str, state: _CallState, access: Policy, request: Any,
+                      outcome: tuple[str, str], started: float) -> None:
+        """A call's end (`outcome`: its status and error reason): its metrics, its
+        access-log line, and its audit record."""
+        status, reason = outcome
+        if self._metrics is not None:
+            self._metrics.finished(method, status, time.perf_counter() - started)
+        _log_access(method, status, started, state.request_id, state.principal)
+        if access.audited and self._audit is not None:
+            # Before the answer leaves: a client that has it can find the record.
+            await self._audit.record(method, state.principal, request, state.request_id,
+                                     status, reason)
 
     async def _admit(self, state: _CallState, method: str, access: Policy,
                      authorization: str | None, request: Any) -> None:

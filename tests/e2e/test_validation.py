@@ -16,6 +16,7 @@ import pytest
 from buf.validate import validate_pb2
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
+from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.auth.v1 import resources_pb2 as auth_res
 from caas.conversations.v1 import conversations_service_pb2
@@ -34,6 +35,7 @@ from google.protobuf.message import Message
 
 from services.server import services as server_services
 from tests.conftest import AppHandle, create_app, expect_error, sign_in
+from tests.e2e.validation_cases_audit import CASES as AUDIT_CASES
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
 from tests.e2e.validation_cases_media import CASES as MEDIA_CASES
 from tests.e2e.validation_cases_moderation import CASES as MODERATION_CASES
@@ -51,7 +53,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             webhooks_service_pb2.DESCRIPTOR.services_by_name["WebhooksService"],
             media_service_pb2.DESCRIPTOR.services_by_name["MediaService"],
             search_service_pb2.DESCRIPTOR.services_by_name["SearchService"],
-            moderation_service_pb2.DESCRIPTOR.services_by_name["ModerationService"])
+            moderation_service_pb2.DESCRIPTOR.services_by_name["ModerationService"],
+            audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -202,6 +205,7 @@ CASES += WEBHOOK_CASES
 CASES += MEDIA_CASES
 CASES += SEARCH_CASES
 CASES += MODERATION_CASES
+CASES += AUDIT_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
      {"name": "string.pattern"}),

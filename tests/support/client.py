@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from caas.apps.v1 import apps_service_pb2_grpc
+from caas.audit.v1 import audit_service_pb2_grpc
 from caas.auth.v1 import auth_service_pb2_grpc
 from caas.conversations.v1 import conversations_service_pb2_grpc
 from caas.media.v1 import media_service_pb2_grpc
@@ -40,6 +41,7 @@ class Client:
         self.media = media_service_pb2_grpc.MediaServiceStub(self.channel)
         self.search = search_service_pb2_grpc.SearchServiceStub(self.channel)
         self.moderation = moderation_service_pb2_grpc.ModerationServiceStub(self.channel)
+        self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

@@ -69,11 +69,18 @@ class AccessPolicy(_message.Message):
 
     ALLOW_FIELD_NUMBER: _builtins.int
     API_KEY_SCOPE_FIELD_NUMBER: _builtins.int
+    AUDITED_FIELD_NUMBER: _builtins.int
     api_key_scope: _builtins.str
     """The scope an API key needs to call the RPC (`caas.apps.v1.ApiKey.scopes`), for
     example `messages:write`; set on every RPC that allows PRINCIPAL_API_KEY. A key
     without it (nor `*`) is refused with PERMISSION_DENIED, reason
     `API_KEY_SCOPE_MISSING`, before the request reaches the service.
+    """
+    audited: _builtins.bool
+    """Every call of the RPC that names an app, allowed or refused, is recorded in that
+    app's audit log (`caas.audit.v1.AuditService`): who, what, on which resource,
+    when, with which request id and outcome. Set on administrative and security
+    actions (app and key changes, roles and policies, bans, erasures).
     """
     @_builtins.property
     def allow(self) -> _containers.RepeatedScalarFieldContainer[Global___Principal.ValueType]:
@@ -84,10 +91,11 @@ class AccessPolicy(_message.Message):
         *,
         allow: _abc.Iterable[Global___Principal.ValueType] | None = ...,
         api_key_scope: _builtins.str = ...,
+        audited: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow", b"allow", "api_key_scope", b"api_key_scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow", b"allow", "api_key_scope", b"api_key_scope", "audited", b"audited"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

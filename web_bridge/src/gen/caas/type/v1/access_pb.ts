@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/type/v1/access.proto.
  */
 export const file_caas_type_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("ChljYWFzL3R5cGUvdjEvYWNjZXNzLnByb3RvEgxjYWFzLnR5cGUudjEiTQoMQWNjZXNzUG9saWN5EiYKBWFsbG93GAEgAygOMhcuY2Fhcy50eXBlLnYxLlByaW5jaXBhbBIVCg1hcGlfa2V5X3Njb3BlGAIgASgJKoIBCglQcmluY2lwYWwSGQoVUFJJTkNJUEFMX1VOU1BFQ0lGSUVEEAASFwoTUFJJTkNJUEFMX0FOT05ZTU9VUxABEhYKElBSSU5DSVBBTF9PUEVSQVRPUhACEhUKEVBSSU5DSVBBTF9BUElfS0VZEAMSEgoOUFJJTkNJUEFMX1VTRVIQBDpUCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi5jgMgASgLMhouY2Fhcy50eXBlLnYxLkFjY2Vzc1BvbGljeVIGYWNjZXNzQiFaH2NhYXMvZ2VuL2dvL2NhYXMvdHlwZS92MTt0eXBldjFiBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("ChljYWFzL3R5cGUvdjEvYWNjZXNzLnByb3RvEgxjYWFzLnR5cGUudjEiXgoMQWNjZXNzUG9saWN5EiYKBWFsbG93GAEgAygOMhcuY2Fhcy50eXBlLnYxLlByaW5jaXBhbBIVCg1hcGlfa2V5X3Njb3BlGAIgASgJEg8KB2F1ZGl0ZWQYAyABKAgqggEKCVByaW5jaXBhbBIZChVQUklOQ0lQQUxfVU5TUEVDSUZJRUQQABIXChNQUklOQ0lQQUxfQU5PTllNT1VTEAESFgoSUFJJTkNJUEFMX09QRVJBVE9SEAISFQoRUFJJTkNJUEFMX0FQSV9LRVkQAxISCg5QUklOQ0lQQUxfVVNFUhAEOlQKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLmOAyABKAsyGi5jYWFzLnR5cGUudjEuQWNjZXNzUG9saWN5UgZhY2Nlc3NCIVofY2Fhcy9nZW4vZ28vY2Fhcy90eXBlL3YxO3R5cGV2MWIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * Which callers an RPC accepts. The gateway refuses any other caller before the
@@ -39,6 +39,16 @@ export type AccessPolicy = Message<"caas.type.v1.AccessPolicy"> & {
    * @generated from field: string api_key_scope = 2;
    */
   apiKeyScope: string;
+
+  /**
+   * Every call of the RPC that names an app, allowed or refused, is recorded in that
+   * app's audit log (`caas.audit.v1.AuditService`): who, what, on which resource,
+   * when, with which request id and outcome. Set on administrative and security
+   * actions (app and key changes, roles and policies, bans, erasures).
+   *
+   * @generated from field: bool audited = 3;
+   */
+  audited: boolean;
 };
 
 /**
