@@ -27,6 +27,8 @@ from services.core.principal import Operator
 from services.core.settings import Settings, describe_settings, load_settings
 from services.core.tls import issue_client_certificate, self_signed
 from services.gateway.validation import RequestValidator
+from services.keys.provider import LocalKeyProvider
+from services.keys.rotation import rotate_master_key
 from services.runtime import (
     Runtime,
     Stores,
@@ -80,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
         "audit-export", help="print an app's audit records, oldest first, one JSON object "
                              "per line (as the API shows them)")
     export.add_argument("app_id")
+    tasks.add_parser(
+        "rotate-master-key",
+        help="make a new local master key, rewrap every data key with it (online, "
+             "progress on stderr) and retire the old ones")
     tasks.add_parser("search-status",
                      help="the search index's engine, and how far behind the log it is")
     client_cert = tasks.add_parser(
@@ -129,9 +135,11 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, obje
     if args.task == "tls-client-certificate":
         cert, key = issue_client_certificate(settings.data_dir, args.name)
         return {"certificate_file": str(cert), "key_file": str(key)}
-    if args.task in ("audit-verify", "audit-export"):
+    if args.task in ("audit-verify", "audit-export", "rotate-master-key"):
         stores = await open_stores(settings)  # the store alone: nothing runs beside
         try:
+            if args.task == "rotate-master-key":
+                return await _rotate(stores)
             return await _audit_task(args, stores)
         finally:
             await stores.close()
@@ -157,6 +165,15 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, obje
                 "api_key_secret": new.secret}
     finally:
         await runtime.close()
+
+
+async def _rotate(stores: Stores) -> dict[str, object]:
+    provider = stores.keyring.provider
+    assert isinstance(provider, LocalKeyProvider)  # the only provider there is
+    done = await rotate_master_key(stores.keyring, provider, lambda n: print(
+        f"rewrapped {n} data keys", file=sys.stderr, flush=True))
+    return {"active_master_key": done.active, "data_keys_rewrapped": done.rewrapped,
+            "retired_master_keys": done.retired}
 
 
 async def _audit_task(args: argparse.Namespace, stores: Stores) -> dict[str, object]:

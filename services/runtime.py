@@ -58,6 +58,11 @@ from services.events.sqlite_log import SqliteEventLog
 from services.gateway.gateway import Gateway
 from services.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from services.gateway.validation import RequestValidator
+from services.keys.keyring import Keyring
+from services.keys.mongo_store import MongoDataKeyStore
+from services.keys.provider import LocalKeyProvider
+from services.keys.sqlite_store import SqliteDataKeyStore
+from services.keys.store import DataKeyStore
 from services.media.actions import MediaActions
 from services.media.blobs import BlobStore
 from services.media.delivery import MediaUrls
@@ -91,6 +96,7 @@ from services.moderation.mongo_store import (
 from services.moderation.permissions import Permissions, PolicyStore, SubjectLookup
 from services.moderation.restrictions import Restrictions
 from services.moderation.screening import Screening
+from services.moderation.sealed import SealedSendHookStore
 from services.moderation.send_hooks import HookMeter, SendHooks
 from services.moderation.sqlite_store import (
     SqliteFilterStore,
@@ -118,6 +124,7 @@ from services.users.store import UserStore
 from services.webhooks.actions import WebhooksActions
 from services.webhooks.delivery import Deliverer
 from services.webhooks.mongo_store import MongoWebhookStore
+from services.webhooks.sealed import SealedWebhookStore
 from services.webhooks.sqlite_store import SqliteWebhookStore
 from services.webhooks.store import WebhookStore
 from services.webhooks.worker import WebhookWorker
@@ -141,11 +148,23 @@ class Stores:
     send_hooks: SendHookStore
     policies: PolicyStore
     audit: AuditStore
+    data_keys: DataKeyStore
+    keyring: Keyring  # seals secrets (and, later, content) with the data keys above
     # Signs the media URLs that events carry (messages with pictures, media.ready),
     # with the deployment's secret kept in the media store (started once migrated).
     media_urls: MediaUrls
     close: Callable[[], Awaitable[None]]
     engine: WatchedEngine | None = None  # reports its writes, for readiness
+
+
+PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
+MEDIA_SECRET = "media.signing_secret"  # noqa: S105 - where it is sealed, not a secret
+
+
+def keyring(settings: Settings, data_keys: DataKeyStore) -> Keyring:
+    """The keyring of encryption at rest, on the configured key provider."""
+    provider = LocalKeyProvider.open(settings.key_dir or settings.data_dir / "keys")
+    return Keyring(data_keys, provider, SystemClock(), settings.auth_cache_ttl.total_seconds())
 
 
 async def open_stores(settings: Settings, bus: EventBus | None = None,
@@ -164,17 +183,19 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         mongo = await MongoDatabase.open(settings.mongodb_url, settings.mongodb_database,
                                          settings.tls_ca_file)
         mongo_log = MongoEventLog(mongo, bus, encode_event, traced=traced)
+        mongo_keys = MongoDataKeyStore(mongo)
         stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
                         MongoConversationStore(mongo, mongo_log),
                         MongoMessageStore(mongo, mongo_log), mongo_log,
                         MongoWebhookStore(mongo), MongoMediaStore(mongo, mongo_log),
                         MongoRestrictionStore(mongo, mongo_log), MongoFlagStore(mongo, mongo_log),
                         MongoFilterStore(mongo), MongoSendHookStore(mongo),
-                        MongoPolicyStore(mongo), MongoAuditStore(mongo), urls, mongo.close,
-                        mongo)
+                        MongoPolicyStore(mongo), MongoAuditStore(mongo), mongo_keys,
+                        keyring(settings, mongo_keys), urls, mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
+        sqlite_keys = SqliteDataKeyStore(sqlite)
         stores = Stores(SqliteAppStore(sqlite), SqliteAuthStore(sqlite),
                         SqliteUserStore(sqlite), SqliteConversationStore(sqlite, sqlite_log),
                         SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
@@ -182,12 +203,19 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteRestrictionStore(sqlite, sqlite_log),
                         SqliteFlagStore(sqlite, sqlite_log), SqliteFilterStore(sqlite),
                         SqliteSendHookStore(sqlite), SqlitePolicyStore(sqlite),
-                        SqliteAuditStore(sqlite), urls, sqlite.close, sqlite)
+                        SqliteAuditStore(sqlite), sqlite_keys, keyring(settings, sqlite_keys),
+                        urls, sqlite.close, sqlite)
+    # Secrets at rest: sealed with each app's data key.
+    stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
+    stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
-                  stores.audit, stores.events):  # the log last: it reads members
+                  stores.audit, stores.data_keys, stores.events):  # the log last: it reads members
         await store.migrate()
-    urls.start(await stores.media.signing_secret(secrets.token_bytes(32)))
+    # The deployment's media URL secret, sealed with the platform's own data key.
+    sealed = await stores.media.signing_secret(await stores.keyring.seal(
+        PLATFORM, MEDIA_SECRET, secrets.token_bytes(32)))
+    urls.start(await stores.keyring.open(PLATFORM, MEDIA_SECRET, sealed))
     return stores
 
 
@@ -431,7 +459,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     # may still sign with it (their cache), plus the tolerated clock skew.
     verify_window = (max(settings.access_token_ttl, MAX_SESSION_ACCESS_TTL)
                      + settings.auth_cache_ttl + settings.token_leeway)
-    signing = SigningKeys(stores.auth, clock, cache_ttl, verify_window)
+    signing = SigningKeys(stores.auth, clock, cache_ttl, verify_window, stores.keyring)
     authenticator = CredentialAuthenticator(stores.apps, stores.auth, signing, clock, settings,
                                             operator_token(settings), bus)
     window = settings.rate_limit_window.total_seconds()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from services.auth.models import SigningKey
@@ -14,6 +14,9 @@ from services.core.cache import TtlCache
 from services.core.clock import Clock
 from services.core.errors import StoreConflict
 from services.core.ids import new_id
+from services.keys.keyring import Keyring
+
+CONTEXT = "signing_key.private"  # where private keys are sealed (services/keys)
 
 # The contract caps a session's access-token lifetime at one hour.
 MAX_SESSION_ACCESS_TTL = timedelta(hours=1)
@@ -36,17 +39,24 @@ class _Loaded:
 
 class SigningKeys:
     def __init__(self, store: AuthStore, clock: Clock, cache_ttl: float,
-                 verify_window: timedelta) -> None:
+                 verify_window: timedelta, keyring: Keyring) -> None:
         """`verify_window`: how long a replaced key keeps verifying. It must cover the
         longest token lifetime plus the time other processes may keep signing with a
-        replaced key (their cache time)."""
+        replaced key (their cache time). Private keys are sealed at rest by `keyring`."""
         self._store = store
+        self._keyring = keyring
         self._clock = clock
         self._verify_window = verify_window
         self._cache: TtlCache[str, _Loaded] = TtlCache(cache_ttl, 50_000)
 
+    async def _sealed(self, key: SigningKey) -> SigningKey:
+        return replace(key, private_key=await self._keyring.seal(
+            key.app_id, f"{CONTEXT}/{key.key_id}", key.private_key))
+
     async def _load(self, app_id: str, after_miss: bool = False) -> list[SigningKey]:
-        keys = await self._store.signing_keys(app_id)
+        keys = [replace(k, private_key=await self._keyring.open(
+                    app_id, f"{CONTEXT}/{k.key_id}", k.private_key))
+                for k in await self._store.signing_keys(app_id)]
         self._cache.put(app_id, _Loaded(keys, time.time(), time.monotonic(), after_miss))
         return keys
 
@@ -62,7 +72,7 @@ class SigningKeys:
         private, public = new_key_pair()
         first = SigningKey(app_id, new_id(), private, public, self._clock.now())
         with contextlib.suppress(StoreConflict):  # another call created it first: use theirs
-            await self._store.add_first_signing_key(first)
+            await self._store.add_first_signing_key(await self._sealed(first))
         keys = await self._load(app_id)
         return next(k for k in keys if k.primary)
 
@@ -94,6 +104,7 @@ class SigningKeys:
         now = self._clock.now()
         private, public = new_key_pair()
         key = SigningKey(app_id, new_id(), private, public, now)
-        await self._store.rotate_signing_key(key, retire_at=now + self._verify_window)
+        await self._store.rotate_signing_key(await self._sealed(key),
+                                             retire_at=now + self._verify_window)
         await self._load(app_id)
         return key

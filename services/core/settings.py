@@ -338,6 +338,13 @@ class Settings(BaseSettings):
     shutdown_grace: Duration = Field(
         timedelta(seconds=10),
         description="on SIGTERM, how long in-flight calls may finish before being cancelled")
+    key_provider: Literal["local"] = Field(
+        "local", description="where the key-encryption keys of encryption at rest live: "
+                             "local (master key files in key_dir)")
+    key_dir: Path | None = Field(
+        None, description="directory of the local master keys (made with the first on "
+                          "first start; keep it out of the store's backups); unset: "
+                          "data_dir/keys")
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate chain served on the gRPC port, Envoy's listener "
                           "and the media and metrics ports (with tls_key_file): set, they "

@@ -23,7 +23,7 @@ from services.media.models import (
     Rendition,
     Usage,
 )
-from services.runtime import Stores
+from services.runtime import MEDIA_SECRET, PLATFORM, Stores
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -373,7 +373,8 @@ async def test_remove_forgets_a_media(stores: Stores) -> None:
 
 async def test_the_signing_secret_is_the_first_one_stored(stores: Stores) -> None:
     stored = await stores.media.signing_secret(b"first" * 8)
-    assert stored != b"first" * 8 and len(stored) == 32  # opening the stores stored one
+    assert stored != b"first" * 8  # opening the stores stored one, sealed
+    assert len(await stores.keyring.open(PLATFORM, MEDIA_SECRET, stored)) == 32
     assert await stores.media.signing_secret(b"second" * 8) == stored
     together = await asyncio.gather(*(stores.media.signing_secret(bytes([n]) * 32)
                                       for n in range(4)))
