@@ -34,6 +34,10 @@ from services.auth.mongo_store import MongoAuthStore
 from services.auth.signing import MAX_SESSION_ACCESS_TTL, SigningKeys
 from services.auth.sqlite_store import SqliteAuthStore
 from services.auth.store import AuthStore
+from services.compliance.mongo_store import MongoComplianceStore
+from services.compliance.retention import RetentionActions, RetentionSweeper
+from services.compliance.sqlite_store import SqliteComplianceStore
+from services.compliance.store import ComplianceStore
 from services.conversations.actions import ConversationsActions
 from services.conversations.mongo_store import MongoConversationStore
 from services.conversations.sqlite_store import SqliteConversationStore
@@ -149,6 +153,7 @@ class Stores:
     policies: PolicyStore
     audit: AuditStore
     data_keys: DataKeyStore
+    compliance: ComplianceStore
     keyring: Keyring  # seals secrets (and, later, content) with the data keys above
     # Signs the media URLs that events carry (messages with pictures, media.ready),
     # with the deployment's secret kept in the media store (started once migrated).
@@ -191,7 +196,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         MongoRestrictionStore(mongo, mongo_log), MongoFlagStore(mongo, mongo_log),
                         MongoFilterStore(mongo), MongoSendHookStore(mongo),
                         MongoPolicyStore(mongo), MongoAuditStore(mongo), mongo_keys,
-                        keyring(settings, mongo_keys), urls, mongo.close, mongo)
+                        MongoComplianceStore(mongo), keyring(settings, mongo_keys), urls,
+                        mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -203,14 +209,15 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteRestrictionStore(sqlite, sqlite_log),
                         SqliteFlagStore(sqlite, sqlite_log), SqliteFilterStore(sqlite),
                         SqliteSendHookStore(sqlite), SqlitePolicyStore(sqlite),
-                        SqliteAuditStore(sqlite), sqlite_keys, keyring(settings, sqlite_keys),
-                        urls, sqlite.close, sqlite)
+                        SqliteAuditStore(sqlite), sqlite_keys, SqliteComplianceStore(sqlite),
+                        keyring(settings, sqlite_keys), urls, sqlite.close, sqlite)
     # Secrets at rest: sealed with each app's data key.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
+    # The log last: it reads members.
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
-                  stores.audit, stores.data_keys, stores.events):  # the log last: it reads members
+                  stores.audit, stores.data_keys, stores.compliance, stores.events):
         await store.migrate()
     # The deployment's media URL secret, sealed with the platform's own data key.
     sealed = await stores.media.signing_secret(await stores.keyring.seal(
@@ -377,6 +384,8 @@ class Runtime:
     permissions: Permissions
     restrictions: Restrictions
     audit: AuditActions
+    retention: RetentionActions
+    sweeper: RetentionSweeper
     metrics: Metrics
     sampler: Sampler
     outbox: Outbox | None = None
@@ -542,6 +551,10 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         permissions=permissions,
         restrictions=restrictions,
         audit=AuditActions(stores.audit, stores.apps),
+        retention=RetentionActions(stores.compliance, stores.apps, stores.conversations,
+                                   stores.users, permissions, clock),
+        sweeper=RetentionSweeper(stores.compliance, stores.conversations, stores.messages,
+                                 clock),
         sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,
         write_watch=write_watch, tracing=tracing,
     )

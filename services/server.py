@@ -14,6 +14,7 @@ import grpc
 from caas.apps.v1 import apps_service_pb2
 from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2
+from caas.compliance.v1 import compliance_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
@@ -28,6 +29,7 @@ from grpc_health.v1 import health_pb2
 from services.apps.servicer import AppsServicer
 from services.audit.servicer import AuditServicer
 from services.auth.servicer import AuthServicer
+from services.compliance.servicer import ComplianceServicer
 from services.conversations.servicer import ConversationsServicer
 from services.core.health import SERVING, Health
 from services.core.health_http import HealthRoutes
@@ -74,13 +76,15 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
                             runtime.send_hooks, runtime.permissions)),
         (audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
          AuditServicer(runtime.audit)),
+        (compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceService"],
+         ComplianceServicer(runtime.retention)),
     ]
 
 
 SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    conversations_service_pb2, messages_service_pb2, realtime_service_pb2,
                    webhooks_service_pb2, media_service_pb2, search_service_pb2,
-                   moderation_service_pb2, audit_service_pb2)
+                   moderation_service_pb2, audit_service_pb2, compliance_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:
@@ -190,6 +194,7 @@ class Server:
         self._health = health_servicer
         self._names = names
         self._purging = asyncio.create_task(purge_events(runtime), name="purge events")
+        self._sweeping = asyncio.create_task(runtime.sweeper.run(), name="retention")
         self._tls = tls
         if tls is not None:
             tls.watch()
@@ -282,6 +287,7 @@ class Server:
         gateway.start_draining()
         self.runtime.health.down(SERVING, "draining")
         self._purging.cancel()
+        self._sweeping.cancel()
         if self._tls is not None:
             self._tls.close()
         await self._health.enter_graceful_shutdown()

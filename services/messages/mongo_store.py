@@ -109,7 +109,14 @@ async def _v3(db: AsyncDatabase[Document]) -> None:
             await session.with_transaction(count)
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3)
+async def _v4(db: AsyncDatabase[Document]) -> None:
+    """Retention: the live messages of a conversation by age."""
+    await db["messages"].create_index(
+        [("app_id", ASCENDING), ("conversation_id", ASCENDING), ("delete_time", ASCENDING),
+         ("create_time", ASCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3, _v4)
 
 
 def _state(c: Comparison) -> Document:
@@ -521,6 +528,15 @@ class MongoMessageStore:
         delivered = await self._members.count_documents(
             {**others, "delivered_sequence": {"$gte": message.sequence}})
         return members, ReceiptSummary(read, delivered)
+
+    async def expired(self, app_id: str, conversation_id: str, before: datetime, limit: int,
+                      kept_senders: frozenset[str]) -> list[int]:
+        cursor = self._messages.find(
+            {"app_id": app_id, "conversation_id": conversation_id, "delete_time": None,
+             "create_time": {"$lt": before}, "sender_id": {"$nin": sorted(kept_senders)}},
+            {"sequence": 1}).sort([("create_time", ASCENDING), ("sequence", ASCENDING)]
+                                  ).limit(limit)
+        return [doc["sequence"] async for doc in cursor]
 
     async def scan_messages(self, app_id: str, conversation_id: str, after: int, limit: int
                             ) -> list[Message]:

@@ -89,6 +89,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         # Messages of shadow-banned senders (Message.shadowed).
         "ALTER TABLE messages ADD COLUMN shadow INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # Retention: the live messages of a conversation by age.
+        "CREATE INDEX messages_by_age ON messages"
+        " (app_id, conversation_id, delete_time, create_time)",
+    ),
 )
 
 _COLUMNS = ("app_id, conversation_id, sequence, sender_id, text, attachments, mentions,"
@@ -511,6 +516,19 @@ class SqliteMessageStore:
                 (message.sequence, message.sequence, app_id, conversation_id,
                  message.sender_id)).fetchone()
             return members, ReceiptSummary(int(read), int(delivered))
+
+        return await self._db.read(query)
+
+    async def expired(self, app_id: str, conversation_id: str, before: datetime, limit: int,
+                      kept_senders: frozenset[str]) -> list[int]:
+        kept = sorted(kept_senders)
+        sql = (f"SELECT sequence FROM messages WHERE {_KEY} AND delete_time IS NULL"
+               f" AND create_time < ? AND sender_id NOT IN ({_in(kept)})"
+               " ORDER BY create_time, sequence LIMIT ?")
+
+        def query(conn: sqlite3.Connection) -> list[int]:
+            return [row[0] for row in conn.execute(
+                sql, (app_id, conversation_id, to_ms(before), *kept, limit))]
 
         return await self._db.read(query)
 

@@ -128,6 +128,11 @@ class MessageStore(Protocol):
         """The members other than the sender, by (join_time, user_id), and how many of
         all of them have read and received `message`."""
 
+    async def expired(self, app_id: str, conversation_id: str, before: datetime, limit: int,
+                      kept_senders: frozenset[str]) -> list[int]:
+        """Sequences of the conversation's messages (not deleted) created before
+        `before`, oldest first, but those of `kept_senders` (retention)."""
+
     async def scan_messages(self, app_id: str, conversation_id: str, after: int, limit: int
                             ) -> list[Message]:
         """The conversation's messages (replies and tombstones too) by sequence, after

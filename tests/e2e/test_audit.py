@@ -20,6 +20,7 @@ from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.audit.v1 import audit_service_pb2 as audit_pb
 from caas.audit.v1 import resources_pb2 as audit_res
 from caas.auth.v1 import auth_service_pb2 as auth_pb
+from caas.compliance.v1 import compliance_service_pb2 as compliance_pb
 from caas.moderation.v1 import moderation_service_pb2 as mod_pb
 from caas.moderation.v1 import resources_pb2 as mod_res
 from caas.type.v1 import access_pb2
@@ -332,7 +333,7 @@ def test_every_administrative_write_is_audited() -> None:
     services = [module.DESCRIPTOR.services_by_name[name] for module, name in (
         (apps_pb, "AppsService"), (auth_pb, "AuthService"), (user_pb, "UsersService"),
         (mod_pb, "ModerationService"), (hook_pb, "WebhooksService"),
-        (audit_pb, "AuditService"))]
+        (audit_pb, "AuditService"), (compliance_pb, "ComplianceService"))]
     writes = {method.name for service in services for method in service.methods
               if not method.name.startswith(READS)} - NOT_AUDITED
     audited = {method.name for service in [*services, *contract_services()]

@@ -19,6 +19,7 @@ from caas.apps.v1 import resources_pb2 as apps_res
 from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.auth.v1 import resources_pb2 as auth_res
+from caas.compliance.v1 import compliance_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
@@ -37,6 +38,7 @@ from services.server import services as server_services
 from tests.conftest import AppHandle, create_app, expect_error, sign_in
 from tests.e2e.validation_cases_audit import CASES as AUDIT_CASES
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
+from tests.e2e.validation_cases_compliance import CASES as COMPLIANCE_CASES
 from tests.e2e.validation_cases_media import CASES as MEDIA_CASES
 from tests.e2e.validation_cases_moderation import CASES as MODERATION_CASES
 from tests.e2e.validation_cases_search import CASES as SEARCH_CASES
@@ -54,7 +56,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             media_service_pb2.DESCRIPTOR.services_by_name["MediaService"],
             search_service_pb2.DESCRIPTOR.services_by_name["SearchService"],
             moderation_service_pb2.DESCRIPTOR.services_by_name["ModerationService"],
-            audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"])
+            audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
+            compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -206,6 +209,7 @@ CASES += MEDIA_CASES
 CASES += SEARCH_CASES
 CASES += MODERATION_CASES
 CASES += AUDIT_CASES
+CASES += COMPLIANCE_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
      {"name": "string.pattern"}),

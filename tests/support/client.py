@@ -8,6 +8,7 @@ import grpc
 from caas.apps.v1 import apps_service_pb2_grpc
 from caas.audit.v1 import audit_service_pb2_grpc
 from caas.auth.v1 import auth_service_pb2_grpc
+from caas.compliance.v1 import compliance_service_pb2_grpc
 from caas.conversations.v1 import conversations_service_pb2_grpc
 from caas.media.v1 import media_service_pb2_grpc
 from caas.messages.v1 import messages_service_pb2_grpc
@@ -42,6 +43,7 @@ class Client:
         self.search = search_service_pb2_grpc.SearchServiceStub(self.channel)
         self.moderation = moderation_service_pb2_grpc.ModerationServiceStub(self.channel)
         self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
+        self.compliance = compliance_service_pb2_grpc.ComplianceServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

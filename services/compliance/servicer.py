@@ -1,0 +1,93 @@
+"""caas.compliance.v1.ComplianceService: protobuf in, domain calls, protobuf out."""
+
+from __future__ import annotations
+
+from caas.compliance.v1 import compliance_service_pb2 as pb
+from caas.compliance.v1 import resources_pb2 as res
+from google.protobuf import duration_pb2
+
+from services.compliance.models import LegalHold, RetentionPolicy
+from services.compliance.retention import RetentionActions
+from services.core.errors import invalid_field
+from services.core.names import app_name, parse_app
+from services.core.protoconv import duration, duration_or_none, timestamp
+from services.gateway.gateway import Call
+
+
+def policy_proto(policy: RetentionPolicy) -> res.RetentionPolicy:
+    return res.RetentionPolicy(
+        name=f"{app_name(policy.app_id)}/retentionPolicy",
+        message_retention=duration(policy.messages),
+        conversation_types={k: duration_pb2.Duration(seconds=int(v.total_seconds()))
+                            for k, v in policy.types.items()},
+        update_time=timestamp(policy.update_time))
+
+
+def hold_proto(hold: LegalHold) -> res.LegalHold:
+    target = ({"conversation": f"{app_name(hold.app_id)}/conversations/{hold.conversation_id}"}
+              if hold.conversation_id else
+              {"user": f"{app_name(hold.app_id)}/users/{hold.user_id}"})
+    return res.LegalHold(name=f"{app_name(hold.app_id)}/legalHolds/{hold.hold_id}",
+                         reason=hold.reason, create_time=timestamp(hold.create_time), **target)
+
+
+def _parent_of(name: str, suffix: str, field: str) -> tuple[str, str]:
+    """`apps/{app}/{suffix}/{id}` (validated by the contract): (app, id)."""
+    app, _, rest = name.partition("/" + suffix)
+    return parse_app(app, field), rest.lstrip("/")
+
+
+def _in_app(app_id: str, name: str, collection: str, field: str) -> str:
+    """The id of `name`, a resource of `collection` that must belong to `app_id`."""
+    owner, child = _parent_of(name, collection, field)
+    if owner != app_id:
+        raise invalid_field(field, f"must be a resource of {app_name(app_id)}")
+    return child
+
+
+class ComplianceServicer:
+    def __init__(self, retention: RetentionActions) -> None:
+        self._retention = retention
+
+    async def GetRetentionPolicy(self, request: pb.GetRetentionPolicyRequest, call: Call
+                                 ) -> pb.GetRetentionPolicyResponse:
+        app_id, _ = _parent_of(request.name, "retentionPolicy", "name")
+        policy = await self._retention.get_policy(call.principal, app_id)
+        return pb.GetRetentionPolicyResponse(retention_policy=policy_proto(policy))
+
+    async def UpdateRetentionPolicy(self, request: pb.UpdateRetentionPolicyRequest, call: Call
+                                    ) -> pb.UpdateRetentionPolicyResponse:
+        given = request.retention_policy
+        app_id, _ = _parent_of(given.name, "retentionPolicy", "retention_policy.name")
+        policy = await self._retention.put_policy(
+            call.principal, app_id, duration_or_none(given, "message_retention"),
+            {k: v.ToTimedelta() for k, v in given.conversation_types.items()})
+        return pb.UpdateRetentionPolicyResponse(retention_policy=policy_proto(policy))
+
+    async def CreateLegalHold(self, request: pb.CreateLegalHoldRequest, call: Call
+                              ) -> pb.CreateLegalHoldResponse:
+        app_id = parse_app(request.parent, "parent")
+        given = request.legal_hold
+        conversation_id = user_id = ""
+        if given.WhichOneof("target") == "conversation":
+            conversation_id = _in_app(app_id, given.conversation, "conversations",
+                                      "legal_hold.conversation")
+        else:
+            user_id = _in_app(app_id, given.user, "users", "legal_hold.user")
+        hold = await self._retention.create_hold(call.principal, app_id, conversation_id,
+                                                 user_id, given.reason)
+        return pb.CreateLegalHoldResponse(legal_hold=hold_proto(hold))
+
+    async def ListLegalHolds(self, request: pb.ListLegalHoldsRequest, call: Call
+                             ) -> pb.ListLegalHoldsResponse:
+        page = await self._retention.list_holds(call.principal,
+                                                parse_app(request.parent, "parent"),
+                                                request.page_size, request.page_token)
+        return pb.ListLegalHoldsResponse(legal_holds=[hold_proto(h) for h in page.items],
+                                         next_page_token=page.next_page_token)
+
+    async def DeleteLegalHold(self, request: pb.DeleteLegalHoldRequest, call: Call
+                              ) -> pb.DeleteLegalHoldResponse:
+        app_id, hold_id = _parent_of(request.name, "legalHolds", "name")
+        await self._retention.delete_hold(call.principal, app_id, hold_id)
+        return pb.DeleteLegalHoldResponse()
