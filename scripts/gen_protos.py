@@ -62,7 +62,9 @@ ROOT = Path(__file__).resolve().parent.parent
 GOOGLE_ROOTS = ("google/api/annotations.proto", "google/api/field_behavior.proto",
                 "google/api/resource.proto", "google/api/client.proto",
                 "google/rpc/status.proto", "google/rpc/error_details.proto",
-                "google/rpc/code.proto")
+                "google/rpc/code.proto", "google/longrunning/operations.proto")
+# Where googleapis-common-protos keeps a file under another name than its import path.
+RENAMED = {"google/longrunning/operations.proto": "google/longrunning/operations_proto.proto"}
 VALIDATE_HEADER = """\
 // buf/validate/validate.proto — the protovalidate rule schema.
 // Copyright 2023-2026 Buf Technologies, Inc. Licensed under the Apache License 2.0.
@@ -85,7 +87,7 @@ def _copy_google_protos(dest: Path) -> None:
         if rel in seen or rel.startswith("google/protobuf/"):
             continue
         seen.add(rel)
-        text = (source / rel).read_text()
+        text = (source / RENAMED.get(rel, rel)).read_text()
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)

@@ -7,6 +7,7 @@ an app is a tenant.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -34,9 +35,11 @@ from services.auth.mongo_store import MongoAuthStore
 from services.auth.signing import MAX_SESSION_ACCESS_TTL, SigningKeys
 from services.auth.sqlite_store import SqliteAuthStore
 from services.auth.store import AuthStore
-from services.compliance.mongo_store import MongoComplianceStore
+from services.compliance.erasure import Eraser, ErasureActions, OperationWorker
+from services.compliance.mongo_store import MongoComplianceStore, MongoOperationStore
+from services.compliance.operations import OperationStore
 from services.compliance.retention import RetentionActions, RetentionSweeper
-from services.compliance.sqlite_store import SqliteComplianceStore
+from services.compliance.sqlite_store import SqliteComplianceStore, SqliteOperationStore
 from services.compliance.store import ComplianceStore
 from services.conversations.actions import ConversationsActions
 from services.conversations.mongo_store import MongoConversationStore
@@ -154,12 +157,15 @@ class Stores:
     audit: AuditStore
     data_keys: DataKeyStore
     compliance: ComplianceStore
+    operations: OperationStore
     keyring: Keyring  # seals secrets (and, later, content) with the data keys above
     # Signs the media URLs that events carry (messages with pictures, media.ready),
     # with the deployment's secret kept in the media store (started once migrated).
     media_urls: MediaUrls
     close: Callable[[], Awaitable[None]]
     engine: WatchedEngine | None = None  # reports its writes, for readiness
+    # Leave nothing deleted on disk (erasure): SQLite's checkpoint; MongoDB: nothing.
+    compact: Callable[[], Awaitable[object]] = field(default=lambda: asyncio.sleep(0))
 
 
 PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
@@ -196,8 +202,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         MongoRestrictionStore(mongo, mongo_log), MongoFlagStore(mongo, mongo_log),
                         MongoFilterStore(mongo), MongoSendHookStore(mongo),
                         MongoPolicyStore(mongo), MongoAuditStore(mongo), mongo_keys,
-                        MongoComplianceStore(mongo), keyring(settings, mongo_keys), urls,
-                        mongo.close, mongo)
+                        MongoComplianceStore(mongo), MongoOperationStore(mongo),
+                        keyring(settings, mongo_keys), urls, mongo.close, mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -210,14 +216,16 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteFlagStore(sqlite, sqlite_log), SqliteFilterStore(sqlite),
                         SqliteSendHookStore(sqlite), SqlitePolicyStore(sqlite),
                         SqliteAuditStore(sqlite), sqlite_keys, SqliteComplianceStore(sqlite),
-                        keyring(settings, sqlite_keys), urls, sqlite.close, sqlite)
+                        SqliteOperationStore(sqlite), keyring(settings, sqlite_keys), urls,
+                        sqlite.close, sqlite, sqlite.compact)
     # Secrets at rest: sealed with each app's data key.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
     # The log last: it reads members.
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
-                  stores.audit, stores.data_keys, stores.compliance, stores.events):
+                  stores.audit, stores.data_keys, stores.compliance, stores.operations,
+                  stores.events):
         await store.migrate()
     # The deployment's media URL secret, sealed with the platform's own data key.
     sealed = await stores.media.signing_secret(await stores.keyring.seal(
@@ -386,6 +394,8 @@ class Runtime:
     audit: AuditActions
     retention: RetentionActions
     sweeper: RetentionSweeper
+    erasure: ErasureActions
+    operations: OperationWorker
     metrics: Metrics
     sampler: Sampler
     outbox: Outbox | None = None
@@ -524,6 +534,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
     moderation = ModerationActions(stores.moderation, conversations, stores.conversations,
                                    stores.users, stores.auth, clock, bus)
+    operations = OperationWorker(stores.operations, Eraser(
+        users, stores.users, stores.messages, stores.conversations, stores.events,
+        stores.flags, stores.webhooks, indexer, stores.compact, clock), clock)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
@@ -555,6 +568,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                    stores.users, permissions, clock),
         sweeper=RetentionSweeper(stores.compliance, stores.conversations, stores.messages,
                                  clock),
+        erasure=ErasureActions(stores.operations, stores.users, operations, clock),
+        operations=operations,
         sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,
         write_watch=write_watch, tracing=tracing,
     )

@@ -77,7 +77,7 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
         (audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
          AuditServicer(runtime.audit)),
         (compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceService"],
-         ComplianceServicer(runtime.retention)),
+         ComplianceServicer(runtime.retention, runtime.erasure)),
     ]
 
 
@@ -195,6 +195,7 @@ class Server:
         self._names = names
         self._purging = asyncio.create_task(purge_events(runtime), name="purge events")
         self._sweeping = asyncio.create_task(runtime.sweeper.run(), name="retention")
+        self._operating = asyncio.create_task(runtime.operations.run(), name="operations")
         self._tls = tls
         if tls is not None:
             tls.watch()
@@ -288,6 +289,7 @@ class Server:
         self.runtime.health.down(SERVING, "draining")
         self._purging.cancel()
         self._sweeping.cancel()
+        self._operating.cancel()
         if self._tls is not None:
             self._tls.close()
         await self._health.enter_graceful_shutdown()

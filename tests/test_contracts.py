@@ -11,6 +11,7 @@ from caas.apps.v1 import resources_pb2 as apps_res
 from caas.errors.v1 import errors_pb2
 from caas.type.v1 import access_pb2
 from google.api import annotations_pb2
+from google.longrunning import operations_proto_pb2
 from google.protobuf import descriptor as pb_descriptor
 from google.rpc import code_pb2
 
@@ -64,6 +65,11 @@ def test_every_rpc_open_to_api_keys_names_a_known_scope(
 def test_request_and_response_are_named_after_the_rpc(
         method: pb_descriptor.MethodDescriptor) -> None:
     assert method.input_type.name == f"{method.name}Request"
+    if method.output_type.full_name == "google.longrunning.Operation":
+        # AIP-151: a long-running RPC names its response and metadata types.
+        info = method.GetOptions().Extensions[operations_proto_pb2.operation_info]
+        assert method.name == "GetOperation" or (info.response_type and info.metadata_type)
+        return
     assert method.output_type.name == f"{method.name}Response"
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import contextlib
+from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from services.compliance.models import LegalHold, RetentionPolicy
+from services.compliance.operations import Operation
+from services.compliance.operations import Position as OperationPosition
 from services.compliance.store import Position
 from services.core.clock import from_ms, ms, to_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
@@ -89,3 +93,83 @@ class MongoComplianceStore:
     async def delete_hold(self, app_id: str, hold_id: str) -> bool:
         done = await self._holds.delete_one({"_id": f"{app_id}/{hold_id}"})
         return done.deleted_count == 1
+
+
+async def _operations_v1(db: AsyncDatabase[Document]) -> None:
+    operations = db["operations"]
+    await operations.create_index(
+        [("app_id", ASCENDING), ("create_time", ASCENDING), ("operation_id", ASCENDING)])
+    await operations.create_index([("stage", ASCENDING), ("lease_until", ASCENDING)])
+    # One operation not done per app, type and target: `running` is set while it runs.
+    await operations.create_index([("running", ASCENDING)], unique=True, sparse=True)
+
+
+OPERATION_MIGRATIONS: tuple[MongoMigration, ...] = (_operations_v1,)
+
+
+def _operation_doc(op: Operation) -> Document:
+    assert op.create_time is not None and op.update_time is not None
+    doc: Document = {
+        "_id": f"{op.app_id}/{op.operation_id}", "app_id": op.app_id,
+        "operation_id": op.operation_id, "type": op.type, "target": op.target,
+        "stage": op.stage, "progress": op.progress, "counts": dict(op.counts),
+        "error": op.error, "attempts": op.attempts, "create_time": to_ms(op.create_time),
+        "update_time": to_ms(op.update_time),
+        "lease_until": None if op.lease_until is None else to_ms(op.lease_until)}
+    if not op.done:
+        doc["running"] = f"{op.app_id}/{op.type}/{op.target}"
+    return doc
+
+
+def _operation(doc: Document) -> Operation:
+    return Operation(doc["app_id"], doc["operation_id"], doc["type"], doc["target"],
+                     doc["stage"], doc["progress"], doc["counts"], doc["error"],
+                     doc["attempts"], from_ms(doc["create_time"]), from_ms(doc["update_time"]),
+                     None if doc["lease_until"] is None else from_ms(doc["lease_until"]))
+
+
+class MongoOperationStore:
+    def __init__(self, db: MongoDatabase) -> None:
+        self._mongo = db
+        self._ops = db.db["operations"]
+
+    async def migrate(self) -> None:
+        await self._mongo.migrate("operations", OPERATION_MIGRATIONS)
+
+    async def start(self, operation: Operation) -> Operation:
+        with contextlib.suppress(DuplicateKeyError):
+            await self._ops.insert_one(_operation_doc(operation))
+            return operation
+        found = await self._ops.find_one(
+            {"running": f"{operation.app_id}/{operation.type}/{operation.target}"})
+        if found is None:  # it finished meanwhile: start anew
+            return await self.start(operation)
+        return _operation(found)
+
+    async def get(self, app_id: str, operation_id: str) -> Operation | None:
+        doc = await self._ops.find_one({"_id": f"{app_id}/{operation_id}"})
+        return None if doc is None else _operation(doc)
+
+    async def list(self, app_id: str, limit: int, before: OperationPosition | None
+                   ) -> list[Operation]:
+        match: dict[str, Any] = {"app_id": app_id}
+        if before is not None:
+            match["$or"] = [{"create_time": {"$lt": before[0]}},
+                            {"create_time": before[0], "operation_id": {"$lt": before[1]}}]
+        cursor = self._ops.find(match).sort([("create_time", DESCENDING),
+                                             ("operation_id", DESCENDING)]).limit(limit)
+        return [_operation(doc) async for doc in cursor]
+
+    async def claim(self, now: datetime, until: datetime) -> Operation | None:
+        doc = await self._ops.find_one_and_update(
+            {"stage": {"$ne": "done"},
+             "$or": [{"lease_until": None}, {"lease_until": {"$lt": to_ms(now)}}]},
+            {"$set": {"lease_until": to_ms(until)}, "$inc": {"attempts": 1}},
+            sort=[("create_time", ASCENDING)], return_document=ReturnDocument.AFTER)
+        return None if doc is None else _operation(doc)
+
+    async def save(self, operation: Operation) -> None:
+        doc = _operation_doc(operation)
+        key = doc.pop("_id")
+        unset = {} if "running" in doc else {"$unset": {"running": ""}}
+        await self._ops.update_one({"_id": key}, {"$set": doc, **unset})

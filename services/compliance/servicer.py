@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from caas.compliance.v1 import compliance_service_pb2 as pb
 from caas.compliance.v1 import resources_pb2 as res
-from google.protobuf import duration_pb2
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2, duration_pb2
 
+from services.compliance.erasure import ErasureActions
 from services.compliance.models import LegalHold, RetentionPolicy
+from services.compliance.operations import Operation
 from services.compliance.retention import RetentionActions
 from services.core.errors import invalid_field
-from services.core.names import app_name, parse_app
+from services.core.names import app_name, parse_app, parse_user, user_name
 from services.core.protoconv import duration, duration_or_none, timestamp
 from services.gateway.gateway import Call
 
@@ -45,9 +48,45 @@ def _in_app(app_id: str, name: str, collection: str, field: str) -> str:
     return child
 
 
+def operation_proto(op: Operation) -> operations_pb2.Operation:
+    """An operation as google.longrunning.Operation: its metadata, and once done its
+    response (or error)."""
+    metadata = any_pb2.Any()
+    metadata.Pack(pb.OperationMetadata(
+        type=op.type, target=user_name(op.app_id, op.target), stage=op.stage,
+        progress_percent=op.progress, create_time=timestamp(op.create_time),
+        update_time=timestamp(op.update_time)))
+    proto = operations_pb2.Operation(
+        name=f"{app_name(op.app_id)}/operations/{op.operation_id}", metadata=metadata,
+        done=op.done)
+    if op.done:
+        proto.response.Pack(pb.EraseUserResponse(user=user_name(op.app_id, op.target),
+                                                 **op.counts))
+    return proto
+
+
 class ComplianceServicer:
-    def __init__(self, retention: RetentionActions) -> None:
+    def __init__(self, retention: RetentionActions, erasure: ErasureActions) -> None:
         self._retention = retention
+        self._erasure = erasure
+
+    async def EraseUser(self, request: pb.EraseUserRequest, call: Call
+                        ) -> operations_pb2.Operation:
+        app_id, user_id = parse_user(request.name, "name")
+        return operation_proto(await self._erasure.erase_user(call.principal, app_id, user_id))
+
+    async def GetOperation(self, request: pb.GetOperationRequest, call: Call
+                           ) -> operations_pb2.Operation:
+        app_id, operation_id = _parent_of(request.name, "operations", "name")
+        return operation_proto(await self._erasure.get(call.principal, app_id, operation_id))
+
+    async def ListOperations(self, request: pb.ListOperationsRequest, call: Call
+                             ) -> pb.ListOperationsResponse:
+        app_id = parse_app(request.parent, "parent")
+        page = await self._erasure.list(call.principal, app_id, request.page_size,
+                                        request.page_token)
+        return pb.ListOperationsResponse(operations=[operation_proto(op) for op in page.items],
+                                         next_page_token=page.next_page_token)
 
     async def GetRetentionPolicy(self, request: pb.GetRetentionPolicyRequest, call: Call
                                  ) -> pb.GetRetentionPolicyResponse:

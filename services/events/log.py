@@ -104,6 +104,11 @@ class EventLog(Protocol):
                           ) -> Mapping[str, list[Interval]]:
         """The user's membership intervals that reach past `after`, by conversation."""
 
+    async def redact(self, app_id: str, types: Collection[str],
+                     redact: Callable[[bytes], bytes | None]) -> list[int]:
+        """Replace the payload of each of the app's events of `types` by
+        `redact(payload)`, unless that is None (erasure); the positions changed."""
+
     async def purge(self, before: datetime) -> int:
         """Drop the events recorded before `before` (and intervals closed by then), in
         every app, but none that a registered consumer has yet to take; how many events

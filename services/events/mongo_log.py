@@ -192,6 +192,18 @@ class MongoEventLog:
             return int(row["total"])
         return 0
 
+    async def redact(self, app_id: str, types: Collection[str],
+                     redact: Callable[[bytes], bytes | None]) -> list[int]:
+        changed = []
+        async for doc in self._events.find({"app_id": app_id, "type": {"$in": sorted(types)}},
+                                           {"position": 1, "payload": 1}):
+            redacted = redact(bytes(doc["payload"]))
+            if redacted is not None:
+                await self._events.update_one({"_id": doc["_id"]},
+                                              {"$set": {"payload": Binary(redacted)}})
+                changed.append(doc["position"])
+        return changed
+
     async def purge(self, before: datetime) -> int:
         gone = 0
         consumers = [doc["_id"] async for doc in self._consumers.find(

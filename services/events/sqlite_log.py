@@ -191,6 +191,25 @@ class SqliteEventLog:
         return int(await self._db.read(lambda conn: conn.execute(
             "SELECT coalesce(sum(position), 0) FROM event_heads").fetchone()[0]))
 
+    async def redact(self, app_id: str, types: Collection[str],
+                     redact: Callable[[bytes], bytes | None]) -> list[int]:
+        kinds = sorted(types)
+
+        def tx(conn: sqlite3.Connection) -> list[int]:
+            changed = []
+            for position, payload in conn.execute(
+                    f"SELECT position, payload FROM events WHERE app_id = ?"
+                    f" AND type IN ({', '.join('?' * len(kinds))})",
+                    (app_id, *kinds)).fetchall():
+                redacted = redact(bytes(payload))
+                if redacted is not None:
+                    conn.execute("UPDATE events SET payload = ? WHERE app_id = ?"
+                                 " AND position = ?", (redacted, app_id, position))
+                    changed.append(position)
+            return changed
+
+        return await self._db.write(tx)
+
     async def purge(self, before: datetime) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             gone = 0

@@ -116,7 +116,14 @@ async def _v4(db: AsyncDatabase[Document]) -> None:
          ("create_time", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3, _v4)
+async def _v5(db: AsyncDatabase[Document]) -> None:
+    """Erasure: a user's messages and reactions, over the app."""
+    await db["messages"].create_index(
+        [("app_id", ASCENDING), ("sender_id", ASCENDING), ("delete_time", ASCENDING)])
+    await db["reactions"].create_index([("app_id", ASCENDING), ("user_id", ASCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3, _v4, _v5)
 
 
 def _state(c: Comparison) -> Document:
@@ -537,6 +544,19 @@ class MongoMessageStore:
             {"sequence": 1}).sort([("create_time", ASCENDING), ("sequence", ASCENDING)]
                                   ).limit(limit)
         return [doc["sequence"] async for doc in cursor]
+
+    async def sent_by(self, app_id: str, user_id: str, limit: int) -> list[tuple[str, int]]:
+        cursor = self._messages.find(
+            {"app_id": app_id, "sender_id": user_id, "delete_time": None},
+            {"conversation_id": 1, "sequence": 1}).limit(limit)
+        return [(doc["conversation_id"], doc["sequence"]) async for doc in cursor]
+
+    async def reactions_by(self, app_id: str, user_id: str, limit: int
+                           ) -> list[tuple[str, int, str]]:
+        cursor = self._reactions.find({"app_id": app_id, "user_id": user_id},
+                                      {"conversation_id": 1, "sequence": 1, "emoji": 1}
+                                      ).limit(limit)
+        return [(doc["conversation_id"], doc["sequence"], doc["emoji"]) async for doc in cursor]
 
     async def scan_messages(self, app_id: str, conversation_id: str, after: int, limit: int
                             ) -> list[Message]:

@@ -94,6 +94,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX messages_by_age ON messages"
         " (app_id, conversation_id, delete_time, create_time)",
     ),
+    (
+        # Erasure: a user's messages and reactions, over the app.
+        "CREATE INDEX messages_by_app_sender ON messages (app_id, sender_id, delete_time)",
+        "CREATE INDEX reactions_by_user ON reactions (app_id, user_id)",
+    ),
 )
 
 _COLUMNS = ("app_id, conversation_id, sequence, sender_id, text, attachments, mentions,"
@@ -529,6 +534,23 @@ class SqliteMessageStore:
         def query(conn: sqlite3.Connection) -> list[int]:
             return [row[0] for row in conn.execute(
                 sql, (app_id, conversation_id, to_ms(before), *kept, limit))]
+
+        return await self._db.read(query)
+
+    async def sent_by(self, app_id: str, user_id: str, limit: int) -> list[tuple[str, int]]:
+        def query(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            return [(row[0], row[1]) for row in conn.execute(
+                "SELECT conversation_id, sequence FROM messages WHERE app_id = ?"
+                " AND sender_id = ? AND delete_time IS NULL LIMIT ?", (app_id, user_id, limit))]
+
+        return await self._db.read(query)
+
+    async def reactions_by(self, app_id: str, user_id: str, limit: int
+                           ) -> list[tuple[str, int, str]]:
+        def query(conn: sqlite3.Connection) -> list[tuple[str, int, str]]:
+            return [(row[0], row[1], row[2]) for row in conn.execute(
+                "SELECT conversation_id, sequence, emoji FROM reactions WHERE app_id = ?"
+                " AND user_id = ? LIMIT ?", (app_id, user_id, limit))]
 
         return await self._db.read(query)
 

@@ -133,6 +133,13 @@ class MessageStore(Protocol):
         """Sequences of the conversation's messages (not deleted) created before
         `before`, oldest first, but those of `kept_senders` (retention)."""
 
+    async def sent_by(self, app_id: str, user_id: str, limit: int) -> list[tuple[str, int]]:
+        """(conversation id, sequence) of live messages the user sent (erasure)."""
+
+    async def reactions_by(self, app_id: str, user_id: str, limit: int
+                           ) -> list[tuple[str, int, str]]:
+        """(conversation id, sequence, emoji) of the user's reactions (erasure)."""
+
     async def scan_messages(self, app_id: str, conversation_id: str, after: int, limit: int
                             ) -> list[Message]:
         """The conversation's messages (replies and tombstones too) by sequence, after

@@ -230,6 +230,12 @@ class MongoFlagStore:
                                             "app_id": app_id})
         return None if doc is None else _report(doc)
 
+    async def forget_texts(self, app_id: str, user_id: str) -> int:
+        done = await self._flags.update_many(
+            {"app_id": app_id, "user_id": user_id, "message_text": {"$ne": ""}},
+            {"$set": {"message_text": ""}})
+        return done.modified_count
+
     async def list_flags(self, app_id: str, limit: int, after: Position | None, *,
                          state: FlagState | None = None, conversation_id: str | None = None,
                          user_id: str = "", not_user_id: str = "") -> list[Flag]:

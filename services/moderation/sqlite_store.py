@@ -264,6 +264,14 @@ class SqliteFlagStore:
             " AND reporter = ?", (app_id, flag_id, reporter)).fetchone())
         return None if row is None else _report(row)
 
+    async def forget_texts(self, app_id: str, user_id: str) -> int:
+        def tx(conn: sqlite3.Connection) -> int:
+            return conn.execute("UPDATE flags SET message_text = '' WHERE app_id = ?"
+                                " AND user_id = ? AND message_text != ''",
+                                (app_id, user_id)).rowcount
+
+        return await self._db.write(tx)
+
     async def list_flags(self, app_id: str, limit: int, after: Position | None, *,
                          state: FlagState | None = None, conversation_id: str | None = None,
                          user_id: str = "", not_user_id: str = "") -> list[Flag]:

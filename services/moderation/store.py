@@ -64,6 +64,10 @@ class FlagStore(Protocol):
 
     async def get_flag(self, app_id: str, flag_id: str) -> Flag | None: ...
 
+    async def forget_texts(self, app_id: str, user_id: str) -> int:
+        """Empty the copies of `user_id`'s messages that their flags keep (erasure);
+        how many flags."""
+
     async def get_report(self, app_id: str, flag_id: str, reporter: str) -> Report | None:
         """`reporter`'s report on the flag, if they made one."""
 

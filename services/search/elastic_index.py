@@ -371,6 +371,9 @@ class ElasticIndex:
         except NotFoundError:
             return {"hits": {"hits": []}}
 
+    async def compact(self) -> None:
+        """Nothing: Elasticsearch drops deleted documents at its segment merges."""
+
     async def count(self, app_id: str) -> tuple[int, int]:
         counts = []
         for index in (self._messages, self._conversations):

@@ -173,6 +173,11 @@ class SearchIndex(Protocol):
     async def search_conversations(self, query: ConversationQuery) -> list[Hit]:
         """Conversations whose title matches, best first, after the cursor."""
 
+    async def compact(self) -> None:
+        """Leave no trace of deleted documents on disk (erasure): the embedded index
+        merges its segments and checkpoints; Elasticsearch drops them at its own
+        segment merges."""
+
     async def count(self, app_id: str) -> tuple[int, int]:
         """(live messages, conversations) indexed for the app."""
 

@@ -198,6 +198,14 @@ class SqliteSearchIndex:
     async def migrate(self) -> None:
         await self._db.migrate("search", MIGRATIONS)
 
+    async def compact(self) -> None:
+        def optimize(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO message_fts(message_fts) VALUES ('optimize')")
+            conn.execute("INSERT INTO conversation_fts(conversation_fts) VALUES ('optimize')")
+
+        await self._db.write(optimize)
+        await self._db.compact()
+
     async def close(self) -> None:
         self._readers.close()
         await self._db.close()

@@ -304,6 +304,13 @@ class MongoWebhookStore:
 
         return await self._mongo.transaction(tx)
 
+    async def drop_events(self, app_id: str, events: Sequence[str]) -> int:
+        gone = 0
+        for collection in (self._deliveries, self._dead):
+            done = await collection.delete_many({"app_id": app_id, "event": {"$in": list(events)}})
+            gone += done.deleted_count
+        return gone
+
     async def queued(self) -> int:
         return await self._deliveries.estimated_document_count()
 

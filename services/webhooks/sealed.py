@@ -82,6 +82,9 @@ class SealedWebhookStore:
                      now: datetime) -> int:
         return await self._inner.replay(app_id, webhook_id, dead_letter_ids, now)
 
+    async def drop_events(self, app_id: str, events: Sequence[str]) -> int:
+        return await self._inner.drop_events(app_id, events)
+
     async def queued(self) -> int:
         return await self._inner.queued()
 

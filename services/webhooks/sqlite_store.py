@@ -334,6 +334,17 @@ class SqliteWebhookStore:
 
         return await self._db.write(tx)
 
+    async def drop_events(self, app_id: str, events: Sequence[str]) -> int:
+        def tx(conn: sqlite3.Connection) -> int:
+            gone = 0
+            for event in events:
+                for table in ("webhook_deliveries", "webhook_dead_letters"):
+                    gone += conn.execute(f"DELETE FROM {table} WHERE app_id = ? AND event = ?",
+                                         (app_id, event)).rowcount
+            return gone
+
+        return await self._db.write(tx)
+
     async def queued(self) -> int:
         return int(await self._db.read(lambda conn: conn.execute(
             "SELECT count(*) FROM webhook_deliveries").fetchone()[0]))

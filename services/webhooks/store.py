@@ -82,6 +82,10 @@ class WebhookStore(Protocol):
         """Turn dead letters (the given ones; None: all of the endpoint's) back into
         deliveries due at `now`, at once; how many."""
 
+    async def drop_events(self, app_id: str, events: Sequence[str]) -> int:
+        """Drop the deliveries and dead letters of these events (erasure: their bodies
+        hold content that must go); how many."""
+
     async def queued(self) -> int:
         """Deliveries waiting (due, retrying or claimed), over every app: for metrics."""
 

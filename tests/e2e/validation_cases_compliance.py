@@ -70,3 +70,17 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
     ("DeleteLegalHold name pattern", "DeleteLegalHold",
      pb.DeleteLegalHoldRequest(name=f"{APP}/legalHolds/x"), {"name": "string.pattern"}),
 ]
+
+CASES += [
+    ("EraseUser name pattern", "EraseUser", pb.EraseUserRequest(name=f"{APP}/people/u1"),
+     {"name": "string.pattern"}),
+    ("GetOperation name pattern", "GetOperation",
+     pb.GetOperationRequest(name=f"{APP}/operations/x"), {"name": "string.pattern"}),
+    ("ListOperations parent pattern", "ListOperations",
+     pb.ListOperationsRequest(parent="apps/X"), {"parent": "string.pattern"}),
+    ("ListOperations page size", "ListOperations",
+     pb.ListOperationsRequest(parent=APP, page_size=201), {"page_size": "int32.gte_lte"}),
+    ("ListOperations page token too long", "ListOperations",
+     pb.ListOperationsRequest(parent=APP, page_token="x" * 513),
+     {"page_token": "string.max_len"}),
+]

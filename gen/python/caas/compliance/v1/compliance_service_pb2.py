@@ -30,9 +30,11 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+caas/compliance/v1/compliance_service.proto\x12\x12\x63\x61\x61s.compliance.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\"caas/compliance/v1/resources.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\x8c\x01\n\x19GetRetentionPolicyRequest\x12o\n\x04name\x18\x01 \x01(\tB[\xe2\x41\x01\x02\xfa\x41\x1a\n\x18\x63\x61\x61s.dev/RetentionPolicy\xbaH7r523^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/retentionPolicy$R\x04name\"l\n\x1aGetRetentionPolicyResponse\x12N\n\x10retention_policy\x18\x01 \x01(\x0b\x32#.caas.compliance.v1.RetentionPolicyR\x0fretentionPolicy\"\x92\x02\n\x1cUpdateRetentionPolicyRequest\x12\xf1\x01\n\x10retention_policy\x18\x01 \x01(\x0b\x32#.caas.compliance.v1.RetentionPolicyB\xa0\x01\xe2\x41\x01\x02\xbaH\x98\x01\xba\x01\x91\x01\n\x1cretention_policy.name_format\x12\'name must be apps/{app}/retentionPolicy\x1aHthis.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/retentionPolicy$\')\xc8\x01\x01R\x0fretentionPolicy\"o\n\x1dUpdateRetentionPolicyResponse\x12N\n\x10retention_policy\x18\x01 \x01(\x0b\x32#.caas.compliance.v1.RetentionPolicyR\x0fretentionPolicy\"\xc1\x01\n\x16\x43reateLegalHoldRequest\x12]\n\x06parent\x18\x01 \x01(\tBE\xe2\x41\x01\x02\xfa\x41\x14\x12\x12\x63\x61\x61s.dev/LegalHold\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12H\n\nlegal_hold\x18\x02 \x01(\x0b\x32\x1d.caas.compliance.v1.LegalHoldB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\tlegalHold\"W\n\x17\x43reateLegalHoldResponse\x12<\n\nlegal_hold\x18\x01 \x01(\x0b\x32\x1d.caas.compliance.v1.LegalHoldR\tlegalHold\"\xc8\x01\n\x15ListLegalHoldsRequest\x12]\n\x06parent\x18\x01 \x01(\tBE\xe2\x41\x01\x02\xfa\x41\x14\x12\x12\x63\x61\x61s.dev/LegalHold\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x80\x01\n\x16ListLegalHoldsResponse\x12>\n\x0blegal_holds\x18\x01 \x03(\x0b\x32\x1d.caas.compliance.v1.LegalHoldR\nlegalHolds\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8b\x01\n\x16\x44\x65leteLegalHoldRequest\x12q\n\x04name\x18\x01 \x01(\tB]\xe2\x41\x01\x02\xfa\x41\x14\n\x12\x63\x61\x61s.dev/LegalHold\xbaH?r=2;^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/legalHolds/[a-z2-7]{16}$R\x04name\"\x19\n\x17\x44\x65leteLegalHoldResponse2\xa8\x08\n\x11\x43omplianceService\x12\xc1\x01\n\x12GetRetentionPolicy\x12-.caas.compliance.v1.GetRetentionPolicyRequest\x1a..caas.compliance.v1.GetRetentionPolicyResponse\"L\xda\x41\x04name\xca\xf3\x18\x10\n\x02\x02\x03\x12\ncompliance\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02#\x12!/v1/{name=apps/*/retentionPolicy}\x12\xfc\x01\n\x15UpdateRetentionPolicy\x12\x30.caas.compliance.v1.UpdateRetentionPolicyRequest\x1a\x31.caas.compliance.v1.UpdateRetentionPolicyResponse\"~\xda\x41\x10retention_policy\xca\xf3\x18\x12\n\x02\x02\x03\x12\ncompliance\x18\x01\xd2\xf3\x18\x05\n\x03\x15(`\x82\xd3\xe4\x93\x02\x46\x1a\x32/v1/{retention_policy.name=apps/*/retentionPolicy}:\x10retention_policy\x12\xd1\x01\n\x0f\x43reateLegalHold\x12*.caas.compliance.v1.CreateLegalHoldRequest\x1a+.caas.compliance.v1.CreateLegalHoldResponse\"e\xda\x41\x11parent,legal_hold\xca\xf3\x18\x12\n\x02\x02\x03\x12\ncompliance\x18\x01\xd2\xf3\x18\x05\n\x03\x15(;\x82\xd3\xe4\x93\x02,\"\x1e/v1/{parent=apps/*}/legalHolds:\nlegal_hold\x12\xb4\x01\n\x0eListLegalHolds\x12).caas.compliance.v1.ListLegalHoldsRequest\x1a*.caas.compliance.v1.ListLegalHoldsResponse\"K\xda\x41\x06parent\xca\xf3\x18\x10\n\x02\x02\x03\x12\ncompliance\xd2\xf3\x18\x04\n\x02\x15\x1f\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=apps/*}/legalHolds\x12\xb7\x01\n\x0f\x44\x65leteLegalHold\x12*.caas.compliance.v1.DeleteLegalHoldRequest\x1a+.caas.compliance.v1.DeleteLegalHoldResponse\"K\xda\x41\x04name\xca\xf3\x18\x12\n\x02\x02\x03\x12\ncompliance\x18\x01\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02 *\x1e/v1/{name=apps/*/legalHolds/*}\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB-Z+caas/gen/go/caas/compliance/v1;compliancev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+caas/compliance/v1/compliance_service.proto\x12\x12\x63\x61\x61s.compliance.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\"caas/compliance/v1/resources.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n\x19GetRetentionPolicyRequest\x12o\n\x04name\x18\x01 \x01(\tB[\xe2\x41\x01\x02\xfa\x41\x1a\n\x18\x63\x61\x61s.dev/RetentionPolicy\xbaH7r523^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/retentionPolicy$R\x04name\"l\n\x1aGetRetentionPolicyResponse\x12N\n\x10retention_policy\x18\x01 \x01(\x0b\x32#.caas.compliance.v1.RetentionPolicyR\x0fretentionPolicy\"\x92\x02\n\x1cUpdateRetentionPolicyRequest\x12\xf1\x01\n\x10retention_policy\x18\x01 \x01(\x0b\x32#.caas.compliance.v1.RetentionPolicyB\xa0\x01\xe2\x41\x01\x02\xbaH\x98\x01\xba\x01\x91\x01\n\x1cretention_policy.name_format\x12\'name must be apps/{app}/retentionPolicy\x1aHthis.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/retentionPolicy$\')\xc8\x01\x01R\x0fretentionPolicy\"o\n\x1dUpdateRetentionPolicyResponse\x12N\n\x10retention_policy\x18\x01 \x01(\x0b\x32#.caas.compliance.v1.RetentionPolicyR\x0fretentionPolicy\"\xc1\x01\n\x16\x43reateLegalHoldRequest\x12]\n\x06parent\x18\x01 \x01(\tBE\xe2\x41\x01\x02\xfa\x41\x14\x12\x12\x63\x61\x61s.dev/LegalHold\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12H\n\nlegal_hold\x18\x02 \x01(\x0b\x32\x1d.caas.compliance.v1.LegalHoldB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\tlegalHold\"W\n\x17\x43reateLegalHoldResponse\x12<\n\nlegal_hold\x18\x01 \x01(\x0b\x32\x1d.caas.compliance.v1.LegalHoldR\tlegalHold\"\xc8\x01\n\x15ListLegalHoldsRequest\x12]\n\x06parent\x18\x01 \x01(\tBE\xe2\x41\x01\x02\xfa\x41\x14\x12\x12\x63\x61\x61s.dev/LegalHold\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x80\x01\n\x16ListLegalHoldsResponse\x12>\n\x0blegal_holds\x18\x01 \x03(\x0b\x32\x1d.caas.compliance.v1.LegalHoldR\nlegalHolds\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8b\x01\n\x16\x44\x65leteLegalHoldRequest\x12q\n\x04name\x18\x01 \x01(\tB]\xe2\x41\x01\x02\xfa\x41\x14\n\x12\x63\x61\x61s.dev/LegalHold\xbaH?r=2;^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/legalHolds/[a-z2-7]{16}$R\x04name\"\x19\n\x17\x44\x65leteLegalHoldResponse\"\x90\x01\n\x10\x45raseUserRequest\x12|\n\x04name\x18\x01 \x01(\tBh\xe2\x41\x01\x02\xfa\x41\x0f\n\rcaas.dev/User\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x04name\"\xd5\x01\n\x11\x45raseUserResponse\x12\x12\n\x04user\x18\x01 \x01(\tR\x04user\x12\'\n\x0fmessages_erased\x18\x02 \x01(\x03R\x0emessagesErased\x12+\n\x11reactions_removed\x18\x03 \x01(\x03R\x10reactionsRemoved\x12-\n\x12\x63onversations_left\x18\x04 \x01(\x03R\x11\x63onversationsLeft\x12\'\n\x0f\x65vents_redacted\x18\x05 \x01(\x03R\x0e\x65ventsRedacted\"\xfa\x01\n\x11OperationMetadata\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\x12\x14\n\x05stage\x18\x03 \x01(\tR\x05stage\x12)\n\x10progress_percent\x18\x04 \x01(\x05R\x0fprogressPercent\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"q\n\x13GetOperationRequest\x12Z\n\x04name\x18\x01 \x01(\tBF\xe2\x41\x01\x02\xbaH?r=2;^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/operations/[a-z2-7]{16}$R\x04name\"\xc2\x01\n\x15ListOperationsRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x7f\n\x16ListOperationsResponse\x12=\n\noperations\x18\x01 \x03(\x0b\x32\x1d.google.longrunning.OperationR\noperations\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd0\x0c\n\x11\x43omplianceService\x12\xca\x01\n\tEraseUser\x12$.caas.compliance.v1.EraseUserRequest\x1a\x1d.google.longrunning.Operation\"x\xca\x41&\n\x11\x45raseUserResponse\x12\x11OperationMetadata\xda\x41\x04name\xca\xf3\x18\x12\n\x02\x02\x03\x12\ncompliance\x18\x01\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02$\"\x1f/v1/{name=apps/*/users/*}:erase:\x01*\x12\xa1\x01\n\x0cGetOperation\x12\'.caas.compliance.v1.GetOperationRequest\x1a\x1d.google.longrunning.Operation\"I\xda\x41\x04name\xca\xf3\x18\x10\n\x02\x02\x03\x12\ncompliance\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{name=apps/*/operations/*}\x12\xb4\x01\n\x0eListOperations\x12).caas.compliance.v1.ListOperationsRequest\x1a*.caas.compliance.v1.ListOperationsResponse\"K\xda\x41\x06parent\xca\xf3\x18\x10\n\x02\x02\x03\x12\ncompliance\xd2\xf3\x18\x04\n\x02\x15\x1f\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=apps/*}/operations\x12\xc1\x01\n\x12GetRetentionPolicy\x12-.caas.compliance.v1.GetRetentionPolicyRequest\x1a..caas.compliance.v1.GetRetentionPolicyResponse\"L\xda\x41\x04name\xca\xf3\x18\x10\n\x02\x02\x03\x12\ncompliance\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02#\x12!/v1/{name=apps/*/retentionPolicy}\x12\xfc\x01\n\x15UpdateRetentionPolicy\x12\x30.caas.compliance.v1.UpdateRetentionPolicyRequest\x1a\x31.caas.compliance.v1.UpdateRetentionPolicyResponse\"~\xda\x41\x10retention_policy\xca\xf3\x18\x12\n\x02\x02\x03\x12\ncompliance\x18\x01\xd2\xf3\x18\x05\n\x03\x15(`\x82\xd3\xe4\x93\x02\x46\x1a\x32/v1/{retention_policy.name=apps/*/retentionPolicy}:\x10retention_policy\x12\xd1\x01\n\x0f\x43reateLegalHold\x12*.caas.compliance.v1.CreateLegalHoldRequest\x1a+.caas.compliance.v1.CreateLegalHoldResponse\"e\xda\x41\x11parent,legal_hold\xca\xf3\x18\x12\n\x02\x02\x03\x12\ncompliance\x18\x01\xd2\xf3\x18\x05\n\x03\x15(;\x82\xd3\xe4\x93\x02,\"\x1e/v1/{parent=apps/*}/legalHolds:\nlegal_hold\x12\xb4\x01\n\x0eListLegalHolds\x12).caas.compliance.v1.ListLegalHoldsRequest\x1a*.caas.compliance.v1.ListLegalHoldsResponse\"K\xda\x41\x06parent\xca\xf3\x18\x10\n\x02\x02\x03\x12\ncompliance\xd2\xf3\x18\x04\n\x02\x15\x1f\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=apps/*}/legalHolds\x12\xb7\x01\n\x0f\x44\x65leteLegalHold\x12*.caas.compliance.v1.DeleteLegalHoldRequest\x1a+.caas.compliance.v1.DeleteLegalHoldResponse\"K\xda\x41\x04name\xca\xf3\x18\x12\n\x02\x02\x03\x12\ncompliance\x18\x01\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02 *\x1e/v1/{name=apps/*/legalHolds/*}\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB-Z+caas/gen/go/caas/compliance/v1;compliancev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -56,8 +58,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTLEGALHOLDSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
   _globals['_DELETELEGALHOLDREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_DELETELEGALHOLDREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\024\n\022caas.dev/LegalHold\272H?r=2;^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/legalHolds/[a-z2-7]{16}$'
+  _globals['_ERASEUSERREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_ERASEUSERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\017\n\rcaas.dev/User\272HOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$'
+  _globals['_GETOPERATIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\272H?r=2;^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/operations/[a-z2-7]{16}$'
+  _globals['_LISTOPERATIONSREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_LISTOPERATIONSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\016\n\014caas.dev/App\272H\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$'
+  _globals['_LISTOPERATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTOPERATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\310\001(\000'
+  _globals['_LISTOPERATIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTOPERATIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
   _globals['_COMPLIANCESERVICE']._loaded_options = None
   _globals['_COMPLIANCESERVICE']._serialized_options = b'\312A\010caas.dev'
+  _globals['_COMPLIANCESERVICE'].methods_by_name['EraseUser']._loaded_options = None
+  _globals['_COMPLIANCESERVICE'].methods_by_name['EraseUser']._serialized_options = b'\312A&\n\021EraseUserResponse\022\021OperationMetadata\332A\004name\312\363\030\022\n\002\002\003\022\ncompliance\030\001\322\363\030\004\n\002\025(\202\323\344\223\002$\"\037/v1/{name=apps/*/users/*}:erase:\001*'
+  _globals['_COMPLIANCESERVICE'].methods_by_name['GetOperation']._loaded_options = None
+  _globals['_COMPLIANCESERVICE'].methods_by_name['GetOperation']._serialized_options = b'\332A\004name\312\363\030\020\n\002\002\003\022\ncompliance\322\363\030\004\n\002\025(\202\323\344\223\002 \022\036/v1/{name=apps/*/operations/*}'
+  _globals['_COMPLIANCESERVICE'].methods_by_name['ListOperations']._loaded_options = None
+  _globals['_COMPLIANCESERVICE'].methods_by_name['ListOperations']._serialized_options = b'\332A\006parent\312\363\030\020\n\002\002\003\022\ncompliance\322\363\030\004\n\002\025\037\202\323\344\223\002 \022\036/v1/{parent=apps/*}/operations'
   _globals['_COMPLIANCESERVICE'].methods_by_name['GetRetentionPolicy']._loaded_options = None
   _globals['_COMPLIANCESERVICE'].methods_by_name['GetRetentionPolicy']._serialized_options = b'\332A\004name\312\363\030\020\n\002\002\003\022\ncompliance\322\363\030\004\n\002\025(\202\323\344\223\002#\022!/v1/{name=apps/*/retentionPolicy}'
   _globals['_COMPLIANCESERVICE'].methods_by_name['UpdateRetentionPolicy']._loaded_options = None
@@ -68,26 +86,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMPLIANCESERVICE'].methods_by_name['ListLegalHolds']._serialized_options = b'\332A\006parent\312\363\030\020\n\002\002\003\022\ncompliance\322\363\030\004\n\002\025\037\202\323\344\223\002 \022\036/v1/{parent=apps/*}/legalHolds'
   _globals['_COMPLIANCESERVICE'].methods_by_name['DeleteLegalHold']._loaded_options = None
   _globals['_COMPLIANCESERVICE'].methods_by_name['DeleteLegalHold']._serialized_options = b'\332A\004name\312\363\030\022\n\002\002\003\022\ncompliance\030\001\322\363\030\004\n\002\025(\202\323\344\223\002 *\036/v1/{name=apps/*/legalHolds/*}'
-  _globals['_GETRETENTIONPOLICYREQUEST']._serialized_start=304
-  _globals['_GETRETENTIONPOLICYREQUEST']._serialized_end=444
-  _globals['_GETRETENTIONPOLICYRESPONSE']._serialized_start=446
-  _globals['_GETRETENTIONPOLICYRESPONSE']._serialized_end=554
-  _globals['_UPDATERETENTIONPOLICYREQUEST']._serialized_start=557
-  _globals['_UPDATERETENTIONPOLICYREQUEST']._serialized_end=831
-  _globals['_UPDATERETENTIONPOLICYRESPONSE']._serialized_start=833
-  _globals['_UPDATERETENTIONPOLICYRESPONSE']._serialized_end=944
-  _globals['_CREATELEGALHOLDREQUEST']._serialized_start=947
-  _globals['_CREATELEGALHOLDREQUEST']._serialized_end=1140
-  _globals['_CREATELEGALHOLDRESPONSE']._serialized_start=1142
-  _globals['_CREATELEGALHOLDRESPONSE']._serialized_end=1229
-  _globals['_LISTLEGALHOLDSREQUEST']._serialized_start=1232
-  _globals['_LISTLEGALHOLDSREQUEST']._serialized_end=1432
-  _globals['_LISTLEGALHOLDSRESPONSE']._serialized_start=1435
-  _globals['_LISTLEGALHOLDSRESPONSE']._serialized_end=1563
-  _globals['_DELETELEGALHOLDREQUEST']._serialized_start=1566
-  _globals['_DELETELEGALHOLDREQUEST']._serialized_end=1705
-  _globals['_DELETELEGALHOLDRESPONSE']._serialized_start=1707
-  _globals['_DELETELEGALHOLDRESPONSE']._serialized_end=1732
-  _globals['_COMPLIANCESERVICE']._serialized_start=1735
-  _globals['_COMPLIANCESERVICE']._serialized_end=2799
+  _globals['_GETRETENTIONPOLICYREQUEST']._serialized_start=374
+  _globals['_GETRETENTIONPOLICYREQUEST']._serialized_end=514
+  _globals['_GETRETENTIONPOLICYRESPONSE']._serialized_start=516
+  _globals['_GETRETENTIONPOLICYRESPONSE']._serialized_end=624
+  _globals['_UPDATERETENTIONPOLICYREQUEST']._serialized_start=627
+  _globals['_UPDATERETENTIONPOLICYREQUEST']._serialized_end=901
+  _globals['_UPDATERETENTIONPOLICYRESPONSE']._serialized_start=903
+  _globals['_UPDATERETENTIONPOLICYRESPONSE']._serialized_end=1014
+  _globals['_CREATELEGALHOLDREQUEST']._serialized_start=1017
+  _globals['_CREATELEGALHOLDREQUEST']._serialized_end=1210
+  _globals['_CREATELEGALHOLDRESPONSE']._serialized_start=1212
+  _globals['_CREATELEGALHOLDRESPONSE']._serialized_end=1299
+  _globals['_LISTLEGALHOLDSREQUEST']._serialized_start=1302
+  _globals['_LISTLEGALHOLDSREQUEST']._serialized_end=1502
+  _globals['_LISTLEGALHOLDSRESPONSE']._serialized_start=1505
+  _globals['_LISTLEGALHOLDSRESPONSE']._serialized_end=1633
+  _globals['_DELETELEGALHOLDREQUEST']._serialized_start=1636
+  _globals['_DELETELEGALHOLDREQUEST']._serialized_end=1775
+  _globals['_DELETELEGALHOLDRESPONSE']._serialized_start=1777
+  _globals['_DELETELEGALHOLDRESPONSE']._serialized_end=1802
+  _globals['_ERASEUSERREQUEST']._serialized_start=1805
+  _globals['_ERASEUSERREQUEST']._serialized_end=1949
+  _globals['_ERASEUSERRESPONSE']._serialized_start=1952
+  _globals['_ERASEUSERRESPONSE']._serialized_end=2165
+  _globals['_OPERATIONMETADATA']._serialized_start=2168
+  _globals['_OPERATIONMETADATA']._serialized_end=2418
+  _globals['_GETOPERATIONREQUEST']._serialized_start=2420
+  _globals['_GETOPERATIONREQUEST']._serialized_end=2533
+  _globals['_LISTOPERATIONSREQUEST']._serialized_start=2536
+  _globals['_LISTOPERATIONSREQUEST']._serialized_end=2730
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=2732
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=2859
+  _globals['_COMPLIANCESERVICE']._serialized_start=2862
+  _globals['_COMPLIANCESERVICE']._serialized_end=4478
 # @@protoc_insertion_point(module_scope)

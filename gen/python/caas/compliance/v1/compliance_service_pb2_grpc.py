@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from caas.compliance.v1 import compliance_service_pb2 as caas_dot_compliance_dot_v1_dot_compliance__service__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -26,7 +27,8 @@ if _version_not_supported:
 
 
 class ComplianceServiceStub:
-    """Data protection: how long an app keeps messages, and legal holds that keep them.
+    """Data protection: erasing a user, how long an app keeps messages, and legal holds
+    that keep them.
     """
 
     def __init__(self, channel):
@@ -35,6 +37,21 @@ class ComplianceServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.EraseUser = channel.unary_unary(
+                '/caas.compliance.v1.ComplianceService/EraseUser',
+                request_serializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.EraseUserRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
+        self.GetOperation = channel.unary_unary(
+                '/caas.compliance.v1.ComplianceService/GetOperation',
+                request_serializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
+        self.ListOperations = channel.unary_unary(
+                '/caas.compliance.v1.ComplianceService/ListOperations',
+                request_serializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.ListOperationsRequest.SerializeToString,
+                response_deserializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.ListOperationsResponse.FromString,
+                _registered_method=True)
         self.GetRetentionPolicy = channel.unary_unary(
                 '/caas.compliance.v1.ComplianceService/GetRetentionPolicy',
                 request_serializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.GetRetentionPolicyRequest.SerializeToString,
@@ -63,8 +80,43 @@ class ComplianceServiceStub:
 
 
 class ComplianceServiceServicer:
-    """Data protection: how long an app keeps messages, and legal holds that keep them.
+    """Data protection: erasing a user, how long an app keeps messages, and legal holds
+    that keep them.
     """
+
+    def EraseUser(self, request, context):
+        """Erases a user and what CAAS holds about them (GDPR article 17, CCPA deletion), as
+        a long-running operation (AIP-151) that a server process carries out in steps,
+        resuming after a crash where it stopped: the profile (the id stays taken), their
+        sessions, every message they sent (tombstones keep the conversations' sequence
+        numbers; revisions and reactions on them go, and the search index drops them),
+        their reactions, their memberships (and so their read receipts), the copies of
+        their messages' content in the event log, in flags and in pending webhook
+        deliveries, then the embedded store's files are compacted so that nothing erased
+        stays on disk. Erasing a user again returns the operation already running, or a
+        new one that finds nothing left. Poll it with GetOperation.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOperation(self, request, context):
+        """An operation of the app, as it is now.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOperations(self, request, context):
+        """The app's operations, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetRetentionPolicy(self, request, context):
         """The app's retention policy (an empty one, keeping everything, until set).
@@ -106,6 +158,21 @@ class ComplianceServiceServicer:
 
 def add_ComplianceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'EraseUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseUser,
+                    request_deserializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.EraseUserRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'GetOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperation,
+                    request_deserializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.GetOperationRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'ListOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOperations,
+                    request_deserializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.ListOperationsRequest.FromString,
+                    response_serializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.ListOperationsResponse.SerializeToString,
+            ),
             'GetRetentionPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRetentionPolicy,
                     request_deserializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.GetRetentionPolicyRequest.FromString,
@@ -140,8 +207,90 @@ def add_ComplianceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ComplianceService:
-    """Data protection: how long an app keeps messages, and legal holds that keep them.
+    """Data protection: erasing a user, how long an app keeps messages, and legal holds
+    that keep them.
     """
+
+    @staticmethod
+    def EraseUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.compliance.v1.ComplianceService/EraseUser',
+            caas_dot_compliance_dot_v1_dot_compliance__service__pb2.EraseUserRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.compliance.v1.ComplianceService/GetOperation',
+            caas_dot_compliance_dot_v1_dot_compliance__service__pb2.GetOperationRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.compliance.v1.ComplianceService/ListOperations',
+            caas_dot_compliance_dot_v1_dot_compliance__service__pb2.ListOperationsRequest.SerializeToString,
+            caas_dot_compliance_dot_v1_dot_compliance__service__pb2.ListOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetRetentionPolicy(request,

@@ -5,6 +5,7 @@ isort:skip_file
 
 from caas.compliance.v1 import compliance_service_pb2 as _compliance_service_pb2
 from collections import abc as _abc
+from google.longrunning import operations_pb2 as _operations_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -27,12 +28,35 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ComplianceServiceStub:
-    """Data protection: how long an app keeps messages, and legal holds that keep them."""
+    """Data protection: erasing a user, how long an app keeps messages, and legal holds
+    that keep them.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ComplianceServiceAsyncStub: ...
+    EraseUser: _grpc.UnaryUnaryMultiCallable[_compliance_service_pb2.EraseUserRequest, _operations_pb2.Operation]
+    """Erases a user and what CAAS holds about them (GDPR article 17, CCPA deletion), as
+    a long-running operation (AIP-151) that a server process carries out in steps,
+    resuming after a crash where it stopped: the profile (the id stays taken), their
+    sessions, every message they sent (tombstones keep the conversations' sequence
+    numbers; revisions and reactions on them go, and the search index drops them),
+    their reactions, their memberships (and so their read receipts), the copies of
+    their messages' content in the event log, in flags and in pending webhook
+    deliveries, then the embedded store's files are compacted so that nothing erased
+    stays on disk. Erasing a user again returns the operation already running, or a
+    new one that finds nothing left. Poll it with GetOperation.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    GetOperation: _grpc.UnaryUnaryMultiCallable[_compliance_service_pb2.GetOperationRequest, _operations_pb2.Operation]
+    """An operation of the app, as it is now.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    ListOperations: _grpc.UnaryUnaryMultiCallable[_compliance_service_pb2.ListOperationsRequest, _compliance_service_pb2.ListOperationsResponse]
+    """The app's operations, newest first."""
     GetRetentionPolicy: _grpc.UnaryUnaryMultiCallable[_compliance_service_pb2.GetRetentionPolicyRequest, _compliance_service_pb2.GetRetentionPolicyResponse]
     """The app's retention policy (an empty one, keeping everything, until set)."""
     UpdateRetentionPolicy: _grpc.UnaryUnaryMultiCallable[_compliance_service_pb2.UpdateRetentionPolicyRequest, _compliance_service_pb2.UpdateRetentionPolicyResponse]
@@ -50,9 +74,32 @@ class ComplianceServiceStub:
 
 @_typing.type_check_only
 class ComplianceServiceAsyncStub(ComplianceServiceStub):
-    """Data protection: how long an app keeps messages, and legal holds that keep them."""
+    """Data protection: erasing a user, how long an app keeps messages, and legal holds
+    that keep them.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
+    EraseUser: _aio.UnaryUnaryMultiCallable[_compliance_service_pb2.EraseUserRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """Erases a user and what CAAS holds about them (GDPR article 17, CCPA deletion), as
+    a long-running operation (AIP-151) that a server process carries out in steps,
+    resuming after a crash where it stopped: the profile (the id stays taken), their
+    sessions, every message they sent (tombstones keep the conversations' sequence
+    numbers; revisions and reactions on them go, and the search index drops them),
+    their reactions, their memberships (and so their read receipts), the copies of
+    their messages' content in the event log, in flags and in pending webhook
+    deliveries, then the embedded store's files are compacted so that nothing erased
+    stays on disk. Erasing a user again returns the operation already running, or a
+    new one that finds nothing left. Poll it with GetOperation.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    GetOperation: _aio.UnaryUnaryMultiCallable[_compliance_service_pb2.GetOperationRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """An operation of the app, as it is now.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    ListOperations: _aio.UnaryUnaryMultiCallable[_compliance_service_pb2.ListOperationsRequest, _compliance_service_pb2.ListOperationsResponse]  # type: ignore[assignment]
+    """The app's operations, newest first."""
     GetRetentionPolicy: _aio.UnaryUnaryMultiCallable[_compliance_service_pb2.GetRetentionPolicyRequest, _compliance_service_pb2.GetRetentionPolicyResponse]  # type: ignore[assignment]
     """The app's retention policy (an empty one, keeping everything, until set)."""
     UpdateRetentionPolicy: _aio.UnaryUnaryMultiCallable[_compliance_service_pb2.UpdateRetentionPolicyRequest, _compliance_service_pb2.UpdateRetentionPolicyResponse]  # type: ignore[assignment]
@@ -69,7 +116,48 @@ class ComplianceServiceAsyncStub(ComplianceServiceStub):
     """Lifts a legal hold: retention applies again from the next sweep."""
 
 class ComplianceServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Data protection: how long an app keeps messages, and legal holds that keep them."""
+    """Data protection: erasing a user, how long an app keeps messages, and legal holds
+    that keep them.
+    """
+
+    @_abc_1.abstractmethod
+    def EraseUser(
+        self,
+        request: _compliance_service_pb2.EraseUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """Erases a user and what CAAS holds about them (GDPR article 17, CCPA deletion), as
+        a long-running operation (AIP-151) that a server process carries out in steps,
+        resuming after a crash where it stopped: the profile (the id stays taken), their
+        sessions, every message they sent (tombstones keep the conversations' sequence
+        numbers; revisions and reactions on them go, and the search index drops them),
+        their reactions, their memberships (and so their read receipts), the copies of
+        their messages' content in the event log, in flags and in pending webhook
+        deliveries, then the embedded store's files are compacted so that nothing erased
+        stays on disk. Erasing a user again returns the operation already running, or a
+        new one that finds nothing left. Poll it with GetOperation.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def GetOperation(
+        self,
+        request: _compliance_service_pb2.GetOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """An operation of the app, as it is now.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def ListOperations(
+        self,
+        request: _compliance_service_pb2.ListOperationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compliance_service_pb2.ListOperationsResponse, _abc.Awaitable[_compliance_service_pb2.ListOperationsResponse]]:
+        """The app's operations, newest first."""
 
     @_abc_1.abstractmethod
     def GetRetentionPolicy(

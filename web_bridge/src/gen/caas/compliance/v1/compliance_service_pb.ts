@@ -13,13 +13,17 @@ import { file_google_api_annotations } from "../../../google/api/annotations_pb.
 import { file_google_api_client } from "../../../google/api/client_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_api_resource } from "../../../google/api/resource_pb.js";
+import type { Operation, OperationSchema } from "../../../google/longrunning/operations_pb.js";
+import { file_google_longrunning_operations } from "../../../google/longrunning/operations_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file caas/compliance/v1/compliance_service.proto.
  */
 export const file_caas_compliance_v1_compliance_service: GenFile = /*@__PURE__*/
-  fileDesc("CitjYWFzL2NvbXBsaWFuY2UvdjEvY29tcGxpYW5jZV9zZXJ2aWNlLnByb3RvEhJjYWFzLmNvbXBsaWFuY2UudjEihgEKGUdldFJldGVudGlvblBvbGljeVJlcXVlc3QSaQoEbmFtZRgBIAEoCUJb4kEBAvpBGgoYY2Fhcy5kZXYvUmV0ZW50aW9uUG9saWN5ukg3cjUyM15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vcmV0ZW50aW9uUG9saWN5JCJbChpHZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRI9ChByZXRlbnRpb25fcG9saWN5GAEgASgLMiMuY2Fhcy5jb21wbGlhbmNlLnYxLlJldGVudGlvblBvbGljeSKBAgocVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBLgAQoQcmV0ZW50aW9uX3BvbGljeRgBIAEoCzIjLmNhYXMuY29tcGxpYW5jZS52MS5SZXRlbnRpb25Qb2xpY3lCoAHiQQECukiYAboBkQEKHHJldGVudGlvbl9wb2xpY3kubmFtZV9mb3JtYXQSJ25hbWUgbXVzdCBiZSBhcHBzL3thcHB9L3JldGVudGlvblBvbGljeRpIdGhpcy5uYW1lLm1hdGNoZXMoJ15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vcmV0ZW50aW9uUG9saWN5JCcpyAEBIl4KHVVwZGF0ZVJldGVudGlvblBvbGljeVJlc3BvbnNlEj0KEHJldGVudGlvbl9wb2xpY3kYASABKAsyIy5jYWFzLmNvbXBsaWFuY2UudjEuUmV0ZW50aW9uUG9saWN5Iq4BChZDcmVhdGVMZWdhbEhvbGRSZXF1ZXN0ElUKBnBhcmVudBgBIAEoCUJF4kEBAvpBFBISY2Fhcy5kZXYvTGVnYWxIb2xkukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEj0KCmxlZ2FsX2hvbGQYAiABKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkQgriQQECukgDyAEBIkwKF0NyZWF0ZUxlZ2FsSG9sZFJlc3BvbnNlEjEKCmxlZ2FsX2hvbGQYASABKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkIqsBChVMaXN0TGVnYWxIb2xkc1JlcXVlc3QSVQoGcGFyZW50GAEgASgJQkXiQQEC+kEUEhJjYWFzLmRldi9MZWdhbEhvbGS6SCdyJTIjXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSQSHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAEImUKFkxpc3RMZWdhbEhvbGRzUmVzcG9uc2USMgoLbGVnYWxfaG9sZHMYASADKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAQoWRGVsZXRlTGVnYWxIb2xkUmVxdWVzdBJrCgRuYW1lGAEgASgJQl3iQQEC+kEUChJjYWFzLmRldi9MZWdhbEhvbGS6SD9yPTI7XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9sZWdhbEhvbGRzL1thLXoyLTddezE2fSQiGQoXRGVsZXRlTGVnYWxIb2xkUmVzcG9uc2UyqAgKEUNvbXBsaWFuY2VTZXJ2aWNlEsEBChJHZXRSZXRlbnRpb25Qb2xpY3kSLS5jYWFzLmNvbXBsaWFuY2UudjEuR2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBouLmNhYXMuY29tcGxpYW5jZS52MS5HZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSJM2kEEbmFtZcrzGBAKAgIDEgpjb21wbGlhbmNl0vMYBAoCFSiC0+STAiMSIS92MS97bmFtZT1hcHBzLyovcmV0ZW50aW9uUG9saWN5fRL8AQoVVXBkYXRlUmV0ZW50aW9uUG9saWN5EjAuY2Fhcy5jb21wbGlhbmNlLnYxLlVwZGF0ZVJldGVudGlvblBvbGljeVJlcXVlc3QaMS5jYWFzLmNvbXBsaWFuY2UudjEuVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVzcG9uc2UiftpBEHJldGVudGlvbl9wb2xpY3nK8xgSCgICAxIKY29tcGxpYW5jZRgB0vMYBQoDFShggtPkkwJGOhByZXRlbnRpb25fcG9saWN5GjIvdjEve3JldGVudGlvbl9wb2xpY3kubmFtZT1hcHBzLyovcmV0ZW50aW9uUG9saWN5fRLRAQoPQ3JlYXRlTGVnYWxIb2xkEiouY2Fhcy5jb21wbGlhbmNlLnYxLkNyZWF0ZUxlZ2FsSG9sZFJlcXVlc3QaKy5jYWFzLmNvbXBsaWFuY2UudjEuQ3JlYXRlTGVnYWxIb2xkUmVzcG9uc2UiZdpBEXBhcmVudCxsZWdhbF9ob2xkyvMYEgoCAgMSCmNvbXBsaWFuY2UYAdLzGAUKAxUoO4LT5JMCLDoKbGVnYWxfaG9sZCIeL3YxL3twYXJlbnQ9YXBwcy8qfS9sZWdhbEhvbGRzErQBCg5MaXN0TGVnYWxIb2xkcxIpLmNhYXMuY29tcGxpYW5jZS52MS5MaXN0TGVnYWxIb2xkc1JlcXVlc3QaKi5jYWFzLmNvbXBsaWFuY2UudjEuTGlzdExlZ2FsSG9sZHNSZXNwb25zZSJL2kEGcGFyZW50yvMYEAoCAgMSCmNvbXBsaWFuY2XS8xgECgIVH4LT5JMCIBIeL3YxL3twYXJlbnQ9YXBwcy8qfS9sZWdhbEhvbGRzErcBCg9EZWxldGVMZWdhbEhvbGQSKi5jYWFzLmNvbXBsaWFuY2UudjEuRGVsZXRlTGVnYWxIb2xkUmVxdWVzdBorLmNhYXMuY29tcGxpYW5jZS52MS5EZWxldGVMZWdhbEhvbGRSZXNwb25zZSJL2kEEbmFtZcrzGBIKAgIDEgpjb21wbGlhbmNlGAHS8xgECgIVKILT5JMCICoeL3YxL3tuYW1lPWFwcHMvKi9sZWdhbEhvbGRzLyp9GgvKQQhjYWFzLmRldkItWitjYWFzL2dlbi9nby9jYWFzL2NvbXBsaWFuY2UvdjE7Y29tcGxpYW5jZXYxYgZwcm90bzM", [file_buf_validate_validate, file_caas_compliance_v1_resources, file_caas_errors_v1_errors, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource]);
+  fileDesc("CitjYWFzL2NvbXBsaWFuY2UvdjEvY29tcGxpYW5jZV9zZXJ2aWNlLnByb3RvEhJjYWFzLmNvbXBsaWFuY2UudjEihgEKGUdldFJldGVudGlvblBvbGljeVJlcXVlc3QSaQoEbmFtZRgBIAEoCUJb4kEBAvpBGgoYY2Fhcy5kZXYvUmV0ZW50aW9uUG9saWN5ukg3cjUyM15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vcmV0ZW50aW9uUG9saWN5JCJbChpHZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRI9ChByZXRlbnRpb25fcG9saWN5GAEgASgLMiMuY2Fhcy5jb21wbGlhbmNlLnYxLlJldGVudGlvblBvbGljeSKBAgocVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBLgAQoQcmV0ZW50aW9uX3BvbGljeRgBIAEoCzIjLmNhYXMuY29tcGxpYW5jZS52MS5SZXRlbnRpb25Qb2xpY3lCoAHiQQECukiYAboBkQEKHHJldGVudGlvbl9wb2xpY3kubmFtZV9mb3JtYXQSJ25hbWUgbXVzdCBiZSBhcHBzL3thcHB9L3JldGVudGlvblBvbGljeRpIdGhpcy5uYW1lLm1hdGNoZXMoJ15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vcmV0ZW50aW9uUG9saWN5JCcpyAEBIl4KHVVwZGF0ZVJldGVudGlvblBvbGljeVJlc3BvbnNlEj0KEHJldGVudGlvbl9wb2xpY3kYASABKAsyIy5jYWFzLmNvbXBsaWFuY2UudjEuUmV0ZW50aW9uUG9saWN5Iq4BChZDcmVhdGVMZWdhbEhvbGRSZXF1ZXN0ElUKBnBhcmVudBgBIAEoCUJF4kEBAvpBFBISY2Fhcy5kZXYvTGVnYWxIb2xkukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEj0KCmxlZ2FsX2hvbGQYAiABKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkQgriQQECukgDyAEBIkwKF0NyZWF0ZUxlZ2FsSG9sZFJlc3BvbnNlEjEKCmxlZ2FsX2hvbGQYASABKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkIqsBChVMaXN0TGVnYWxIb2xkc1JlcXVlc3QSVQoGcGFyZW50GAEgASgJQkXiQQEC+kEUEhJjYWFzLmRldi9MZWdhbEhvbGS6SCdyJTIjXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSQSHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAEImUKFkxpc3RMZWdhbEhvbGRzUmVzcG9uc2USMgoLbGVnYWxfaG9sZHMYASADKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAQoWRGVsZXRlTGVnYWxIb2xkUmVxdWVzdBJrCgRuYW1lGAEgASgJQl3iQQEC+kEUChJjYWFzLmRldi9MZWdhbEhvbGS6SD9yPTI7XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9sZWdhbEhvbGRzL1thLXoyLTddezE2fSQiGQoXRGVsZXRlTGVnYWxIb2xkUmVzcG9uc2UiigEKEEVyYXNlVXNlclJlcXVlc3QSdgoEbmFtZRgBIAEoCUJo4kEBAvpBDwoNY2Fhcy5kZXYvVXNlcrpIT3JNMkteYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3VzZXJzL1tBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQiigEKEUVyYXNlVXNlclJlc3BvbnNlEgwKBHVzZXIYASABKAkSFwoPbWVzc2FnZXNfZXJhc2VkGAIgASgDEhkKEXJlYWN0aW9uc19yZW1vdmVkGAMgASgDEhoKEmNvbnZlcnNhdGlvbnNfbGVmdBgEIAEoAxIXCg9ldmVudHNfcmVkYWN0ZWQYBSABKAMivAEKEU9wZXJhdGlvbk1ldGFkYXRhEgwKBHR5cGUYASABKAkSDgoGdGFyZ2V0GAIgASgJEg0KBXN0YWdlGAMgASgJEhgKEHByb2dyZXNzX3BlcmNlbnQYBCABKAUSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJrChNHZXRPcGVyYXRpb25SZXF1ZXN0ElQKBG5hbWUYASABKAlCRuJBAQK6SD9yPTI7XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9vcGVyYXRpb25zL1thLXoyLTddezE2fSQipQEKFUxpc3RPcGVyYXRpb25zUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiZAoWTGlzdE9wZXJhdGlvbnNSZXNwb25zZRIxCgpvcGVyYXRpb25zGAEgAygLMh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky0AwKEUNvbXBsaWFuY2VTZXJ2aWNlEsoBCglFcmFzZVVzZXISJC5jYWFzLmNvbXBsaWFuY2UudjEuRXJhc2VVc2VyUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24ieMpBJgoRRXJhc2VVc2VyUmVzcG9uc2USEU9wZXJhdGlvbk1ldGFkYXRh2kEEbmFtZcrzGBIKAgIDEgpjb21wbGlhbmNlGAHS8xgECgIVKILT5JMCJDoBKiIfL3YxL3tuYW1lPWFwcHMvKi91c2Vycy8qfTplcmFzZRKhAQoMR2V0T3BlcmF0aW9uEicuY2Fhcy5jb21wbGlhbmNlLnYxLkdldE9wZXJhdGlvblJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIknaQQRuYW1lyvMYEAoCAgMSCmNvbXBsaWFuY2XS8xgECgIVKILT5JMCIBIeL3YxL3tuYW1lPWFwcHMvKi9vcGVyYXRpb25zLyp9ErQBCg5MaXN0T3BlcmF0aW9ucxIpLmNhYXMuY29tcGxpYW5jZS52MS5MaXN0T3BlcmF0aW9uc1JlcXVlc3QaKi5jYWFzLmNvbXBsaWFuY2UudjEuTGlzdE9wZXJhdGlvbnNSZXNwb25zZSJL2kEGcGFyZW50yvMYEAoCAgMSCmNvbXBsaWFuY2XS8xgECgIVH4LT5JMCIBIeL3YxL3twYXJlbnQ9YXBwcy8qfS9vcGVyYXRpb25zEsEBChJHZXRSZXRlbnRpb25Qb2xpY3kSLS5jYWFzLmNvbXBsaWFuY2UudjEuR2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBouLmNhYXMuY29tcGxpYW5jZS52MS5HZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSJM2kEEbmFtZcrzGBAKAgIDEgpjb21wbGlhbmNl0vMYBAoCFSiC0+STAiMSIS92MS97bmFtZT1hcHBzLyovcmV0ZW50aW9uUG9saWN5fRL8AQoVVXBkYXRlUmV0ZW50aW9uUG9saWN5EjAuY2Fhcy5jb21wbGlhbmNlLnYxLlVwZGF0ZVJldGVudGlvblBvbGljeVJlcXVlc3QaMS5jYWFzLmNvbXBsaWFuY2UudjEuVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVzcG9uc2UiftpBEHJldGVudGlvbl9wb2xpY3nK8xgSCgICAxIKY29tcGxpYW5jZRgB0vMYBQoDFShggtPkkwJGOhByZXRlbnRpb25fcG9saWN5GjIvdjEve3JldGVudGlvbl9wb2xpY3kubmFtZT1hcHBzLyovcmV0ZW50aW9uUG9saWN5fRLRAQoPQ3JlYXRlTGVnYWxIb2xkEiouY2Fhcy5jb21wbGlhbmNlLnYxLkNyZWF0ZUxlZ2FsSG9sZFJlcXVlc3QaKy5jYWFzLmNvbXBsaWFuY2UudjEuQ3JlYXRlTGVnYWxIb2xkUmVzcG9uc2UiZdpBEXBhcmVudCxsZWdhbF9ob2xkyvMYEgoCAgMSCmNvbXBsaWFuY2UYAdLzGAUKAxUoO4LT5JMCLDoKbGVnYWxfaG9sZCIeL3YxL3twYXJlbnQ9YXBwcy8qfS9sZWdhbEhvbGRzErQBCg5MaXN0TGVnYWxIb2xkcxIpLmNhYXMuY29tcGxpYW5jZS52MS5MaXN0TGVnYWxIb2xkc1JlcXVlc3QaKi5jYWFzLmNvbXBsaWFuY2UudjEuTGlzdExlZ2FsSG9sZHNSZXNwb25zZSJL2kEGcGFyZW50yvMYEAoCAgMSCmNvbXBsaWFuY2XS8xgECgIVH4LT5JMCIBIeL3YxL3twYXJlbnQ9YXBwcy8qfS9sZWdhbEhvbGRzErcBCg9EZWxldGVMZWdhbEhvbGQSKi5jYWFzLmNvbXBsaWFuY2UudjEuRGVsZXRlTGVnYWxIb2xkUmVxdWVzdBorLmNhYXMuY29tcGxpYW5jZS52MS5EZWxldGVMZWdhbEhvbGRSZXNwb25zZSJL2kEEbmFtZcrzGBIKAgIDEgpjb21wbGlhbmNlGAHS8xgECgIVKILT5JMCICoeL3YxL3tuYW1lPWFwcHMvKi9sZWdhbEhvbGRzLyp9GgvKQQhjYWFzLmRldkItWitjYWFzL2dlbi9nby9jYWFzL2NvbXBsaWFuY2UvdjE7Y29tcGxpYW5jZXYxYgZwcm90bzM", [file_buf_validate_validate, file_caas_compliance_v1_resources, file_caas_errors_v1_errors, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_longrunning_operations, file_google_protobuf_timestamp]);
 
 /**
  * Request of ComplianceService.GetRetentionPolicy.
@@ -254,11 +258,266 @@ export const DeleteLegalHoldResponseSchema: GenMessage<DeleteLegalHoldResponse> 
   messageDesc(file_caas_compliance_v1_compliance_service, 9);
 
 /**
- * Data protection: how long an app keeps messages, and legal holds that keep them.
+ * Request of ComplianceService.EraseUser.
+ *
+ * @generated from message caas.compliance.v1.EraseUserRequest
+ */
+export type EraseUserRequest = Message<"caas.compliance.v1.EraseUserRequest"> & {
+  /**
+   * `apps/{app}/users/{user}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.compliance.v1.EraseUserRequest.
+ * Use `create(EraseUserRequestSchema)` to create a new message.
+ */
+export const EraseUserRequestSchema: GenMessage<EraseUserRequest> = /*@__PURE__*/
+  messageDesc(file_caas_compliance_v1_compliance_service, 10);
+
+/**
+ * What an EraseUser operation did (its `response` once done).
+ *
+ * @generated from message caas.compliance.v1.EraseUserResponse
+ */
+export type EraseUserResponse = Message<"caas.compliance.v1.EraseUserResponse"> & {
+  /**
+   * `apps/{app}/users/{user}`.
+   *
+   * @generated from field: string user = 1;
+   */
+  user: string;
+
+  /**
+   * Messages they sent that were erased (tombstones now).
+   *
+   * @generated from field: int64 messages_erased = 2;
+   */
+  messagesErased: bigint;
+
+  /**
+   * Their reactions removed from others' messages.
+   *
+   * @generated from field: int64 reactions_removed = 3;
+   */
+  reactionsRemoved: bigint;
+
+  /**
+   * Conversations they were removed from.
+   *
+   * @generated from field: int64 conversations_left = 4;
+   */
+  conversationsLeft: bigint;
+
+  /**
+   * Events of the log whose copy of their content was erased.
+   *
+   * @generated from field: int64 events_redacted = 5;
+   */
+  eventsRedacted: bigint;
+};
+
+/**
+ * Describes the message caas.compliance.v1.EraseUserResponse.
+ * Use `create(EraseUserResponseSchema)` to create a new message.
+ */
+export const EraseUserResponseSchema: GenMessage<EraseUserResponse> = /*@__PURE__*/
+  messageDesc(file_caas_compliance_v1_compliance_service, 11);
+
+/**
+ * The progress of an operation (its `metadata`).
+ *
+ * @generated from message caas.compliance.v1.OperationMetadata
+ */
+export type OperationMetadata = Message<"caas.compliance.v1.OperationMetadata"> & {
+  /**
+   * What it does: `erase_user`.
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * The resource it works on, as `apps/{app}/users/{user}`.
+   *
+   * @generated from field: string target = 2;
+   */
+  target: string;
+
+  /**
+   * The step it is at (for EraseUser: `profile`, `messages`, `reactions`,
+   * `memberships`, `copies`, `search`, `compact`, then `done`).
+   *
+   * @generated from field: string stage = 3;
+   */
+  stage: string;
+
+  /**
+   * How far along it is, 0 to 100.
+   *
+   * @generated from field: int32 progress_percent = 4;
+   */
+  progressPercent: number;
+
+  /**
+   * When it was started.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it last moved on.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 6;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.compliance.v1.OperationMetadata.
+ * Use `create(OperationMetadataSchema)` to create a new message.
+ */
+export const OperationMetadataSchema: GenMessage<OperationMetadata> = /*@__PURE__*/
+  messageDesc(file_caas_compliance_v1_compliance_service, 12);
+
+/**
+ * Request of ComplianceService.GetOperation.
+ *
+ * @generated from message caas.compliance.v1.GetOperationRequest
+ */
+export type GetOperationRequest = Message<"caas.compliance.v1.GetOperationRequest"> & {
+  /**
+   * `apps/{app}/operations/{operation}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.compliance.v1.GetOperationRequest.
+ * Use `create(GetOperationRequestSchema)` to create a new message.
+ */
+export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__PURE__*/
+  messageDesc(file_caas_compliance_v1_compliance_service, 13);
+
+/**
+ * Request of ComplianceService.ListOperations.
+ *
+ * @generated from message caas.compliance.v1.ListOperationsRequest
+ */
+export type ListOperationsRequest = Message<"caas.compliance.v1.ListOperationsRequest"> & {
+  /**
+   * `apps/{app}`.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * At most 200; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page, empty for the first; at most 512 characters.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message caas.compliance.v1.ListOperationsRequest.
+ * Use `create(ListOperationsRequestSchema)` to create a new message.
+ */
+export const ListOperationsRequestSchema: GenMessage<ListOperationsRequest> = /*@__PURE__*/
+  messageDesc(file_caas_compliance_v1_compliance_service, 14);
+
+/**
+ * Response of ComplianceService.ListOperations.
+ *
+ * @generated from message caas.compliance.v1.ListOperationsResponse
+ */
+export type ListOperationsResponse = Message<"caas.compliance.v1.ListOperationsResponse"> & {
+  /**
+   * The operations of this page, newest first.
+   *
+   * @generated from field: repeated google.longrunning.Operation operations = 1;
+   */
+  operations: Operation[];
+
+  /**
+   * The token of the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message caas.compliance.v1.ListOperationsResponse.
+ * Use `create(ListOperationsResponseSchema)` to create a new message.
+ */
+export const ListOperationsResponseSchema: GenMessage<ListOperationsResponse> = /*@__PURE__*/
+  messageDesc(file_caas_compliance_v1_compliance_service, 15);
+
+/**
+ * Data protection: erasing a user, how long an app keeps messages, and legal holds
+ * that keep them.
  *
  * @generated from service caas.compliance.v1.ComplianceService
  */
 export const ComplianceService: GenService<{
+  /**
+   * Erases a user and what CAAS holds about them (GDPR article 17, CCPA deletion), as
+   * a long-running operation (AIP-151) that a server process carries out in steps,
+   * resuming after a crash where it stopped: the profile (the id stays taken), their
+   * sessions, every message they sent (tombstones keep the conversations' sequence
+   * numbers; revisions and reactions on them go, and the search index drops them),
+   * their reactions, their memberships (and so their read receipts), the copies of
+   * their messages' content in the event log, in flags and in pending webhook
+   * deliveries, then the embedded store's files are compacted so that nothing erased
+   * stays on disk. Erasing a user again returns the operation already running, or a
+   * new one that finds nothing left. Poll it with GetOperation.
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   *
+   * @generated from rpc caas.compliance.v1.ComplianceService.EraseUser
+   */
+  eraseUser: {
+    methodKind: "unary";
+    input: typeof EraseUserRequestSchema;
+    output: typeof OperationSchema;
+  },
+  /**
+   * An operation of the app, as it is now.
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   *
+   * @generated from rpc caas.compliance.v1.ComplianceService.GetOperation
+   */
+  getOperation: {
+    methodKind: "unary";
+    input: typeof GetOperationRequestSchema;
+    output: typeof OperationSchema;
+  },
+  /**
+   * The app's operations, newest first.
+   *
+   * @generated from rpc caas.compliance.v1.ComplianceService.ListOperations
+   */
+  listOperations: {
+    methodKind: "unary";
+    input: typeof ListOperationsRequestSchema;
+    output: typeof ListOperationsResponseSchema;
+  },
   /**
    * The app's retention policy (an empty one, keeping everything, until set).
    *
