@@ -35,9 +35,15 @@ from services.auth.mongo_store import MongoAuthStore
 from services.auth.signing import MAX_SESSION_ACCESS_TTL, SigningKeys
 from services.auth.sqlite_store import SqliteAuthStore
 from services.auth.store import AuthStore
-from services.compliance.erasure import Eraser, ErasureActions, OperationWorker
+from services.compliance.erasure import Eraser, UserDataActions
+from services.compliance.exports import Exporter
 from services.compliance.mongo_store import MongoComplianceStore, MongoOperationStore
-from services.compliance.operations import OperationStore
+from services.compliance.operations import (
+    ERASE_USER,
+    EXPORT_USER_DATA,
+    OperationStore,
+    OperationWorker,
+)
 from services.compliance.retention import RetentionActions, RetentionSweeper
 from services.compliance.sqlite_store import SqliteComplianceStore, SqliteOperationStore
 from services.compliance.store import ComplianceStore
@@ -394,7 +400,7 @@ class Runtime:
     audit: AuditActions
     retention: RetentionActions
     sweeper: RetentionSweeper
-    erasure: ErasureActions
+    user_data: UserDataActions
     operations: OperationWorker
     metrics: Metrics
     sampler: Sampler
@@ -534,9 +540,12 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
     moderation = ModerationActions(stores.moderation, conversations, stores.conversations,
                                    stores.users, stores.auth, clock, bus)
-    operations = OperationWorker(stores.operations, Eraser(
-        users, stores.users, stores.messages, stores.conversations, stores.events,
-        stores.flags, stores.webhooks, indexer, stores.compact, clock), clock)
+    operations = OperationWorker(stores.operations, {
+        ERASE_USER: Eraser(users, stores.users, stores.messages, stores.conversations,
+                           stores.events, stores.flags, stores.webhooks, indexer, blobs,
+                           stores.compact, clock),
+        EXPORT_USER_DATA: Exporter(stores.users, stores.auth, stores.conversations,
+                                   stores.messages, blobs, clock)}, clock)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),
@@ -568,7 +577,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                    stores.users, permissions, clock),
         sweeper=RetentionSweeper(stores.compliance, stores.conversations, stores.messages,
                                  clock),
-        erasure=ErasureActions(stores.operations, stores.users, operations, clock),
+        user_data=UserDataActions(stores.operations, stores.users, operations, clock),
         operations=operations,
         sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,
         write_watch=write_watch, tracing=tracing,

@@ -77,7 +77,7 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
         (audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
          AuditServicer(runtime.audit)),
         (compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceService"],
-         ComplianceServicer(runtime.retention, runtime.erasure)),
+         ComplianceServicer(runtime.retention, runtime.user_data, runtime.media_urls)),
     ]
 
 

@@ -10,8 +10,8 @@
   go with the memberships);
 - `copies`: the copies of their content elsewhere: the payloads of their
   `message.created` and `message.updated` events in the log are emptied of it, their
-  flagged messages' texts are emptied, and webhook deliveries and dead letters of those
-  events are dropped;
+  flagged messages' texts are emptied, webhook deliveries and dead letters of those
+  events are dropped, and their data exports are deleted;
 - `search`: waits until the search index has taken the deletions;
 - `compact`: the embedded store and index leave nothing erased on disk (SQLite's
   secure_delete zeroes deleted content; the checkpoint empties the WAL; the index
@@ -22,15 +22,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from datetime import timedelta
 
 from caas.events.v1 import events_pb2
 
-from services.compliance.operations import ERASE_USER, Operation, OperationStore
+from services.compliance.exports import Exporter
+from services.compliance.operations import (
+    ERASE_USER,
+    EXPORT_USER_DATA,
+    Operation,
+    OperationStore,
+    OperationWorker,
+)
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
 from services.core.errors import not_found
@@ -39,6 +43,7 @@ from services.core.names import app_name, user_name
 from services.core.pagination import Page, make_page, page_request, time_id_position
 from services.core.principal import Operator, Principal, require_backend
 from services.events.log import EventLog
+from services.media.blobs import BlobStore
 from services.messages.store import MessageStore
 from services.moderation.store import FlagStore
 from services.search.indexer import Indexer
@@ -50,9 +55,6 @@ log = logging.getLogger("caas.erasure")
 
 STEPS = ("profile", "messages", "reactions", "memberships", "copies", "search", "compact")
 BATCH = 200
-LEASE = timedelta(seconds=60)  # a step taking longer renews it... by finishing: keep steps short
-RETRY = timedelta(seconds=5)  # a failed step is tried again this long after
-IDLE_SECONDS = 1.0  # how often an idle worker looks for operations
 SEARCH_PATIENCE = 30.0  # seconds the search step waits for the index before retrying
 # Events whose payloads may hold a user's content: their messages, the copies flags
 # keep of them, and the previews conversations show of them.
@@ -91,9 +93,11 @@ def content_redactor(user_id: str) -> Callable[[bytes], bytes | None]:
 class Eraser:
     """Runs the steps of erasure operations (see the module)."""
 
+    steps: tuple[str, ...] = STEPS
+
     def __init__(self, users: UsersActions, user_store: UserStore, messages: MessageStore,
                  conversations: ConversationStore, events: EventLog, flags: FlagStore,
-                 webhooks: WebhookStore, indexer: Indexer,
+                 webhooks: WebhookStore, indexer: Indexer, blobs: BlobStore,
                  compact: Callable[[], Awaitable[object]], clock: Clock) -> None:
         self._users = users
         self._user_store = user_store
@@ -103,16 +107,17 @@ class Eraser:
         self._flags = flags
         self._webhooks = webhooks
         self._indexer = indexer
+        self._blobs = blobs
         self._compact = compact
         self._clock = clock
 
-    async def step(self, stage: str, app_id: str, user_id: str) -> dict[str, int]:
+    async def step(self, stage: str, op: Operation) -> dict[str, int]:
         """Run one step; what it did (counts to add)."""
         steps = {"profile": self._step_profile, "messages": self._step_messages,
                  "reactions": self._step_reactions, "memberships": self._step_memberships,
                  "copies": self._step_copies, "search": self._step_search,
                  "compact": self._step_compact_files}
-        return await steps[stage](app_id, user_id)
+        return await steps[stage](op.app_id, op.target)
 
     async def _step_profile(self, app_id: str, user_id: str) -> dict[str, int]:
         await self._users.do_delete_user(Operator(), app_id, user_id)
@@ -150,6 +155,7 @@ class Eraser:
         await self._webhooks.drop_events(
             app_id, [f"{app_name(app_id)}/events/{p}" for p in positions])
         await self._flags.forget_texts(app_id, user_id)
+        await self._blobs.delete_prefix(f"exports/{app_id}/{user_id}/")  # their exports
         return {"events_redacted": len(positions)}
 
     async def _step_search(self, app_id: str, user_id: str) -> dict[str, int]:
@@ -169,58 +175,9 @@ class Eraser:
         return {}
 
 
-class OperationWorker:
-    """Carries out the operations (any process's) one at a time, in the background."""
+class UserDataActions:
+    """Starting erasures and exports, and following them."""
 
-    def __init__(self, store: OperationStore, eraser: Eraser, clock: Clock) -> None:
-        self._store = store
-        self._eraser = eraser
-        self._clock = clock
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                if await self.work_once():
-                    continue
-            except Exception:
-                log.warning("operation step failed; it is tried again", exc_info=True)
-            self._wake.clear()
-            # An idle look every so often: another process may have started one.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_SECONDS)
-
-    async def work_once(self) -> bool:
-        """Claim one operation and run its remaining steps; whether there was one."""
-        now = self._clock.now()
-        op = await self._store.claim(now, now + LEASE)
-        if op is None:
-            return False
-        while not op.done:
-            stage = op.stage
-            try:
-                counts = await self._eraser.step(stage, op.app_id, op.target)
-            except Exception:
-                await self._store.save(replace(
-                    op, lease_until=self._clock.now() + RETRY, update_time=self._clock.now()))
-                raise
-            position = STEPS.index(stage) + 1
-            merged = dict(op.counts)
-            for key, value in counts.items():
-                merged[key] = merged.get(key, 0) + value
-            now = self._clock.now()
-            op = replace(op, stage=STEPS[position] if position < len(STEPS) else "done",
-                         progress=100 * position // len(STEPS), counts=merged,
-                         update_time=now, lease_until=now + LEASE)
-            await self._store.save(op)
-        log.info("user erased", extra={"app": op.app_id, "user": op.target, **op.counts})
-        return True
-
-
-class ErasureActions:
     def __init__(self, store: OperationStore, users: UserStore, worker: OperationWorker,
                  clock: Clock) -> None:
         self._store = store
@@ -232,10 +189,19 @@ class ErasureActions:
         require_backend(principal, app_id, "erasures")
         if await self._users.get_user(app_id, user_id) is None:
             raise not_found("caas.dev/User", user_name(app_id, user_id))
+        return await self._start(ERASE_USER, STEPS[0], app_id, user_id)
+
+    async def export_user(self, principal: Principal, app_id: str, user_id: str
+                          ) -> Operation:
+        require_backend(principal, app_id, "data exports")
+        if await self._users.get_user(app_id, user_id) is None:
+            raise not_found("caas.dev/User", user_name(app_id, user_id))
+        return await self._start(EXPORT_USER_DATA, Exporter.steps[0], app_id, user_id)
+
+    async def _start(self, kind: str, first: str, app_id: str, user_id: str) -> Operation:
         now = self._clock.now()
-        op = await self._store.start(Operation(app_id, new_id(), ERASE_USER, user_id,
-                                               STEPS[0], 0, {}, create_time=now,
-                                               update_time=now))
+        op = await self._store.start(Operation(app_id, new_id(), kind, user_id, first, 0, {},
+                                               create_time=now, update_time=now))
         self._worker.wake()
         return op
 

@@ -8,12 +8,23 @@ saved stage. Steps are idempotent, so a step cut short is simply run again.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from services.core.clock import Clock
+
 ERASE_USER = "erase_user"
+EXPORT_USER_DATA = "export_user_data"
+LEASE = timedelta(seconds=60)  # keep steps shorter: a step's end renews the lease
+RETRY = timedelta(seconds=5)  # a failed step is tried again this long after
+IDLE_SECONDS = 1.0  # how often an idle worker looks for operations
+
+log = logging.getLogger("caas.operations")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +70,67 @@ class OperationStore(Protocol):
 
     async def save(self, operation: Operation) -> None:
         """Record its stage, progress, counts, error and lease."""
+
+
+class Runner(Protocol):
+    """What carries out one type of operation: its steps, in order, each idempotent."""
+
+    steps: tuple[str, ...]
+
+    async def step(self, stage: str, op: Operation) -> dict[str, int]:
+        """Run one step of `op`; what it did (counts to add to the operation's)."""
+
+
+class OperationWorker:
+    """Carries out the operations (any process's) one at a time, in the background."""
+
+    def __init__(self, store: OperationStore, runners: Mapping[str, Runner],
+                 clock: Clock) -> None:
+        self._store = store
+        self._runners = runners  # by operation type
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if await self.work_once():
+                    continue
+            except Exception:
+                log.warning("operation step failed; it is tried again", exc_info=True)
+            self._wake.clear()
+            # An idle look every so often: another process may have started one.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_SECONDS)
+
+    async def work_once(self) -> bool:
+        """Claim one operation and run its remaining steps; whether there was one."""
+        now = self._clock.now()
+        op = await self._store.claim(now, now + LEASE)
+        if op is None:
+            return False
+        runner = self._runners[op.type]
+        steps = runner.steps
+        while not op.done:
+            stage = op.stage
+            try:
+                counts = await runner.step(stage, op)
+            except Exception:
+                await self._store.save(replace(
+                    op, lease_until=self._clock.now() + RETRY, update_time=self._clock.now()))
+                raise
+            position = steps.index(stage) + 1
+            merged = dict(op.counts)
+            for key, value in counts.items():
+                merged[key] = merged.get(key, 0) + value
+            now = self._clock.now()
+            op = replace(op, stage=steps[position] if position < len(steps) else "done",
+                         progress=100 * position // len(steps), counts=merged,
+                         update_time=now, lease_until=now + LEASE)
+            await self._store.save(op)
+        log.info("operation done", extra={"app": op.app_id, "type": op.type,
+                                          "target": op.target, **op.counts})
+        return True

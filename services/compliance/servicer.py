@@ -7,14 +7,15 @@ from caas.compliance.v1 import resources_pb2 as res
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, duration_pb2
 
-from services.compliance.erasure import ErasureActions
+from services.compliance.erasure import UserDataActions
 from services.compliance.models import LegalHold, RetentionPolicy
-from services.compliance.operations import Operation
+from services.compliance.operations import EXPORT_USER_DATA, Operation
 from services.compliance.retention import RetentionActions
 from services.core.errors import invalid_field
 from services.core.names import app_name, parse_app, parse_user, user_name
 from services.core.protoconv import duration, duration_or_none, timestamp
 from services.gateway.gateway import Call
+from services.media.delivery import MediaUrls
 
 
 def policy_proto(policy: RetentionPolicy) -> res.RetentionPolicy:
@@ -48,9 +49,9 @@ def _in_app(app_id: str, name: str, collection: str, field: str) -> str:
     return child
 
 
-def operation_proto(op: Operation) -> operations_pb2.Operation:
+def operation_proto(op: Operation, urls: MediaUrls) -> operations_pb2.Operation:
     """An operation as google.longrunning.Operation: its metadata, and once done its
-    response (or error)."""
+    response (an export's with a fresh download link)."""
     metadata = any_pb2.Any()
     metadata.Pack(pb.OperationMetadata(
         type=op.type, target=user_name(op.app_id, op.target), stage=op.stage,
@@ -59,33 +60,49 @@ def operation_proto(op: Operation) -> operations_pb2.Operation:
     proto = operations_pb2.Operation(
         name=f"{app_name(op.app_id)}/operations/{op.operation_id}", metadata=metadata,
         done=op.done)
-    if op.done:
+    if op.done and op.type == EXPORT_USER_DATA:
+        uri, expires = urls.export_link(op.app_id, op.target, op.operation_id)
+        proto.response.Pack(pb.ExportUserDataResponse(
+            user=user_name(op.app_id, op.target), archive_uri=uri,
+            archive_expire_time=timestamp(expires), **op.counts))
+    elif op.done:
         proto.response.Pack(pb.EraseUserResponse(user=user_name(op.app_id, op.target),
                                                  **op.counts))
     return proto
 
 
 class ComplianceServicer:
-    def __init__(self, retention: RetentionActions, erasure: ErasureActions) -> None:
+    def __init__(self, retention: RetentionActions, user_data: UserDataActions,
+                 urls: MediaUrls) -> None:
         self._retention = retention
-        self._erasure = erasure
+        self._user_data = user_data
+        self._urls = urls
 
     async def EraseUser(self, request: pb.EraseUserRequest, call: Call
                         ) -> operations_pb2.Operation:
         app_id, user_id = parse_user(request.name, "name")
-        return operation_proto(await self._erasure.erase_user(call.principal, app_id, user_id))
+        return operation_proto(
+            await self._user_data.erase_user(call.principal, app_id, user_id), self._urls)
+
+    async def ExportUserData(self, request: pb.ExportUserDataRequest, call: Call
+                             ) -> operations_pb2.Operation:
+        app_id, user_id = parse_user(request.name, "name")
+        return operation_proto(
+            await self._user_data.export_user(call.principal, app_id, user_id), self._urls)
 
     async def GetOperation(self, request: pb.GetOperationRequest, call: Call
                            ) -> operations_pb2.Operation:
         app_id, operation_id = _parent_of(request.name, "operations", "name")
-        return operation_proto(await self._erasure.get(call.principal, app_id, operation_id))
+        return operation_proto(
+            await self._user_data.get(call.principal, app_id, operation_id), self._urls)
 
     async def ListOperations(self, request: pb.ListOperationsRequest, call: Call
                              ) -> pb.ListOperationsResponse:
         app_id = parse_app(request.parent, "parent")
-        page = await self._erasure.list(call.principal, app_id, request.page_size,
-                                        request.page_token)
-        return pb.ListOperationsResponse(operations=[operation_proto(op) for op in page.items],
+        page = await self._user_data.list(call.principal, app_id, request.page_size,
+                                          request.page_token)
+        return pb.ListOperationsResponse(operations=[operation_proto(op, self._urls)
+                                                     for op in page.items],
                                          next_page_token=page.next_page_token)
 
     async def GetRetentionPolicy(self, request: pb.GetRetentionPolicyRequest, call: Call

@@ -241,7 +241,7 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
     """Write `data` to `path` atomically (a rename: readers see the old or the new)."""
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "wb") as out:
         out.write(data)

@@ -125,6 +125,7 @@ class _CallState:
         self._app_counted = False
         self._tightest: Verdict | None = None
         self.started = False  # a stream that has sent its headers and first item
+        self.audited = False  # its audit record is written
 
     async def charge(self, app_id: str, user_id: str | None) -> None:
         """Count the call against the user's budget, and the app's unless counted already;
@@ -425,9 +426,11 @@ class Gateway:
             result = await respond(Call(state.principal, request_id, method, context,
                                         state.charge_user), state)
             context.set_trailing_metadata((("x-request-id", request_id),))
+            await self._audited(method, access, state, request, status, reason)
             return result
         except DomainError as error:
             status, reason = error.code.name, error.reason
+            await self._audited(method, access, state, request, status, reason)
             await _end(context, state, error.code, error.message, rpc_status(error),
                        state.headers(), last_item)
             raise  # unreachable: abort raises
@@ -441,16 +444,12 @@ class Gateway:
             outage = self._store_outage(failure)
             if outage is not None:
                 status, reason = outage.code.name, outage.reason
-                fields = {"request_id": request_id, "method": method, "reason": outage.reason,
-                          **_app_of(state.principal)}
-                if outage.reason == "STORAGE_FULL":  # an operator's matter, no bug: no stack
-                    error_log.warning("storage full in %s: %s", method, failure, extra=fields)
-                else:
-                    error_log.warning("store unavailable in %s", method, exc_info=True,
-                                      extra=fields)
+                await self._audited(method, access, state, request, status, reason)
+                _log_outage(method, request_id, state.principal, outage, failure)
                 await _end(context, state, outage.code, outage.message, rpc_status(outage),
                            state.headers(), last_item)
             status, reason = "INTERNAL", "INTERNAL"
+            await self._audited(method, access, state, request, status, reason)
             error_log.exception("unexpected error in %s", method,
                                 extra={"request_id": request_id, "method": method,
                                        **_app_of(state.principal)})
@@ -461,18 +460,24 @@ class Gateway:
         finally:
             await self._finish(method, state, access, request, (status, reason), started)
 
+    async def _audited(self, method: str, access: Policy, state: _CallState, request: Any,
+                       status: str, reason: str) -> None:
+        """The call's audit record, if its RPC is audited: written before its answer
+        (or its error) leaves, so that a client that has it can find the record."""
+        if access.audited and self._audit is not None and not state.audited:
+            state.audited = True
+            await self._audit.record(method, state.principal, request, state.request_id,
+                                     status, reason)
+
     async def _finish(self, method: str, state: _CallState, access: Policy, request: Any,
                       outcome: tuple[str, str], started: float) -> None:
         """A call's end (`outcome`: its status and error reason): its metrics, its
-        access-log line, and its audit record."""
+        access-log line, and its audit record if none was written (a call cancelled)."""
         status, reason = outcome
         if self._metrics is not None:
             self._metrics.finished(method, status, time.perf_counter() - started)
         _log_access(method, status, started, state.request_id, state.principal)
-        if access.audited and self._audit is not None:
-            # Before the answer leaves: a client that has it can find the record.
-            await self._audit.record(method, state.principal, request, state.request_id,
-                                     status, reason)
+        await self._audited(method, access, state, request, status, reason)
 
     async def _admit(self, state: _CallState, method: str, access: Policy,
                      authorization: str | None, request: Any) -> None:
@@ -656,6 +661,16 @@ def rate_limited(message: str, metadata: dict[str, str], budget: str, verdict: V
                                for b in verdict.exhausted),
         retry_after=timedelta(seconds=verdict.reset_after),
     )
+
+
+def _log_outage(method: str, request_id: str, principal: Principal, outage: DomainError,
+                failure: BaseException) -> None:
+    fields = {"request_id": request_id, "method": method, "reason": outage.reason,
+              **_app_of(principal)}
+    if outage.reason == "STORAGE_FULL":  # an operator's matter, no bug: no stack
+        error_log.warning("storage full in %s: %s", method, failure, extra=fields)
+    else:
+        error_log.warning("store unavailable in %s", method, exc_info=failure, extra=fields)
 
 
 def _app_of(principal: Principal) -> dict[str, str]:

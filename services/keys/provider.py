@@ -16,6 +16,7 @@ leaves the KMS, and data keys are cached in memory after one unwrap (docs/operat
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import secrets
 from pathlib import Path
@@ -44,7 +45,7 @@ class KeyProvider(Protocol):
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
@@ -67,8 +68,14 @@ class LocalKeyProvider:
         """The provider of `directory`, with a first master key made if it has none."""
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         provider = cls(directory)
-        if not (directory / "active").exists():
-            provider.add_master_key()
+        # Processes starting together on a new directory make one first key, not several.
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not (directory / "active").exists():
+                provider.add_master_key()
+        finally:
+            os.close(fd)  # and with it the lock
         provider._read_active()
         return provider
 

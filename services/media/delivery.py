@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote, unquote
 
 from services.core.clock import Clock
 from services.media.urls import UrlSigner
@@ -34,6 +35,25 @@ class Links:
 
 def file_path(app_id: str, media_id: str, variant: str) -> str:
     return f"{FILES_PATH}/{app_id}/{media_id}/{variant}"
+
+
+EXPORTS_PATH = "/media/v1/exports"
+
+
+def export_key(app_id: str, user_id: str, operation_id: str) -> str:
+    """Where a user's data export is kept in the blob store."""
+    return f"exports/{app_id}/{user_id}/{operation_id}.json"
+
+
+def parse_export_path(path: str) -> tuple[str, str, str] | None:
+    """(app, user, operation) of an export download path; None if it is not one."""
+    prefix = EXPORTS_PATH + "/"
+    if not path.startswith(prefix):
+        return None
+    parts = path[len(prefix):].split("/")
+    if len(parts) != 3 or not all(parts) or not parts[2].endswith(".json"):
+        return None
+    return parts[0], unquote(parts[1]), parts[2].removesuffix(".json")
 
 
 def parse_file_path(path: str) -> tuple[str, str, str] | None:
@@ -77,6 +97,14 @@ class MediaUrls:
         self._base_url = value.rstrip("/")
         if self._signer is not None:
             self._signer.base_url = self._base_url
+
+    def export_link(self, app_id: str, user_id: str, operation_id: str
+                    ) -> tuple[str, datetime]:
+        """A download URL of a user's data export, and until when it works."""
+        signer = self.signer
+        expires = signer.expiry(self._clock.now().timestamp(), self._ttl)
+        path = f"{EXPORTS_PATH}/{app_id}/{quote(user_id, safe='')}/{operation_id}.json"
+        return signer.sign(path, expires), datetime.fromtimestamp(expires, UTC)
 
     def links(self, app_id: str, media_id: str, sizes: tuple[str, ...]) -> Links:
         """URLs for the original and for the renditions of `sizes`."""

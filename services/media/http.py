@@ -40,7 +40,14 @@ from services.core.http_site import start_site
 from services.gateway.status import rpc_status
 from services.media import models
 from services.media.blobs import BlobNotFound, BlobStore
-from services.media.delivery import DOWNLOAD_PARAM, ORIGINAL, MediaUrls, parse_file_path
+from services.media.delivery import (
+    DOWNLOAD_PARAM,
+    ORIGINAL,
+    MediaUrls,
+    export_key,
+    parse_export_path,
+    parse_file_path,
+)
 from services.media.local_blobs import LocalBlobStore, PartSizeMismatch, parse_part_path
 from services.media.models import Media
 from services.media.store import MediaStore
@@ -148,6 +155,7 @@ class MediaHttp:
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._errors])
         app.router.add_get("/media/v1/files/{tail:.*}", self._download)  # and HEAD
+        app.router.add_get("/media/v1/exports/{tail:.*}", self._export)
         app.router.add_route("PUT", "/media/v1/parts/{tail:.*}", self._upload_part)
         if self._health is not None:
             self._health.add_to(app)
@@ -246,6 +254,34 @@ class MediaHttp:
         if request.method == "HEAD" or not size:
             return response
         blob = await self._blobs.open(key, first, last)
+        try:
+            async for chunk in blob.chunks:
+                await response.write(chunk)
+        finally:
+            await blob.close()
+        await response.write_eof()
+        return response
+
+    async def _export(self, request: web.Request) -> web.StreamResponse:
+        """A user's data export (services/compliance/exports.py), by its signed link."""
+        where = parse_export_path(request.rel_url.raw_path)
+        if where is None:
+            raise web.HTTPNotFound()
+        _signed(self._urls, request)
+        app_id, user_id, operation_id = where
+        key = export_key(app_id, user_id, operation_id)
+        size = await self._blobs.stat(key)
+        if size is None:
+            raise _Refused(404, NotFound("RESOURCE_NOT_FOUND", "the export is not there"))
+        response = web.StreamResponse(headers={
+            "content-type": "application/json",
+            "content-disposition": content_disposition(f"caas-export-{user_id}.json", False),
+            "x-content-type-options": "nosniff", "cache-control": "private, no-store"})
+        response.content_length = size
+        await response.prepare(request)
+        if request.method == "HEAD" or not size:
+            return response
+        blob = await self._blobs.open(key)
         try:
             async for chunk in blob.chunks:
                 await response.write(chunk)

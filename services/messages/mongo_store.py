@@ -545,10 +545,14 @@ class MongoMessageStore:
                                   ).limit(limit)
         return [doc["sequence"] async for doc in cursor]
 
-    async def sent_by(self, app_id: str, user_id: str, limit: int) -> list[tuple[str, int]]:
-        cursor = self._messages.find(
-            {"app_id": app_id, "sender_id": user_id, "delete_time": None},
-            {"conversation_id": 1, "sequence": 1}).limit(limit)
+    async def sent_by(self, app_id: str, user_id: str, limit: int,
+                      after: tuple[str, int] | None = None) -> list[tuple[str, int]]:
+        match: Document = {"app_id": app_id, "sender_id": user_id, "delete_time": None}
+        if after is not None:
+            match["$or"] = [{"conversation_id": {"$gt": after[0]}},
+                            {"conversation_id": after[0], "sequence": {"$gt": after[1]}}]
+        cursor = self._messages.find(match, {"conversation_id": 1, "sequence": 1}).sort(
+            [("conversation_id", ASCENDING), ("sequence", ASCENDING)]).limit(limit)
         return [(doc["conversation_id"], doc["sequence"]) async for doc in cursor]
 
     async def reactions_by(self, app_id: str, user_id: str, limit: int

@@ -537,11 +537,16 @@ class SqliteMessageStore:
 
         return await self._db.read(query)
 
-    async def sent_by(self, app_id: str, user_id: str, limit: int) -> list[tuple[str, int]]:
+    async def sent_by(self, app_id: str, user_id: str, limit: int,
+                      after: tuple[str, int] | None = None) -> list[tuple[str, int]]:
+        start = after or ("", 0)
+
         def query(conn: sqlite3.Connection) -> list[tuple[str, int]]:
             return [(row[0], row[1]) for row in conn.execute(
                 "SELECT conversation_id, sequence FROM messages WHERE app_id = ?"
-                " AND sender_id = ? AND delete_time IS NULL LIMIT ?", (app_id, user_id, limit))]
+                " AND sender_id = ? AND delete_time IS NULL AND (conversation_id, sequence)"
+                " > (?, ?) ORDER BY conversation_id, sequence LIMIT ?",
+                (app_id, user_id, *start, limit))]
 
         return await self._db.read(query)
 

@@ -133,8 +133,10 @@ class MessageStore(Protocol):
         """Sequences of the conversation's messages (not deleted) created before
         `before`, oldest first, but those of `kept_senders` (retention)."""
 
-    async def sent_by(self, app_id: str, user_id: str, limit: int) -> list[tuple[str, int]]:
-        """(conversation id, sequence) of live messages the user sent (erasure)."""
+    async def sent_by(self, app_id: str, user_id: str, limit: int,
+                      after: tuple[str, int] | None = None) -> list[tuple[str, int]]:
+        """(conversation id, sequence) of live messages the user sent, in that order,
+        after `after` (erasure, export)."""
 
     async def reactions_by(self, app_id: str, user_id: str, limit: int
                            ) -> list[tuple[str, int, str]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.compliance.erasure import LEASE, RETRY, OperationWorker
+from services.compliance.operations import LEASE, RETRY, OperationWorker
 from services.conversations.actions import NewConversation
 from services.conversations.models import Kind
 from services.core.principal import Operator, User
@@ -45,7 +45,7 @@ async def test_a_crashed_erasure_resumes_where_it_stopped(
     for n in range(3):
         await runtime.messages.do_send(User("alpha", "alice", "s1"), "alpha", cid,
                                        Outgoing(f"text {n}"), f"r{n}")
-    op = await runtime.erasure.erase_user(Operator(), "alpha", "alice")
+    op = await runtime.user_data.erase_user(Operator(), "alpha", "alice")
     assert (op.stage, op.progress) == ("profile", 0)
 
     # A process claims it and dies at once: nobody else takes it during the lease.
@@ -74,7 +74,7 @@ async def test_a_crashed_erasure_resumes_where_it_stopped(
     assert not await worker.work_once()  # it waits RETRY before another try
 
     clock.moment += RETRY + timedelta(seconds=1)
-    elsewhere = OperationWorker(runtime.stores.operations, worker._eraser, clock)
+    elsewhere = OperationWorker(runtime.stores.operations, worker._runners, clock)
     assert await elsewhere.work_once()
     done = await runtime.stores.operations.get("alpha", op.operation_id)
     assert done is not None and done.done and done.progress == 100

@@ -167,3 +167,52 @@ async def test_json_through_envoy_and_grpcurl(client: Client, server: CaasServer
         capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["done"] is True
+
+
+async def test_a_users_data_is_exported_for_them_only(
+        client: Client, server: CaasServer, app: AppHandle, other_app: AppHandle,
+        http: httpx.AsyncClient) -> None:
+    erin = await person(client, app.app_id, app.api_key, "erin")
+    frank = await person(client, app.app_id, app.api_key, "frank")
+    group = await erin.create(GROUP, ("frank",))
+    await erin.send(group.name, "first of erin")
+    await erin.send(group.name, "second of erin")
+    from_frank = await frank.send(group.name, "frank here")
+    await erin.client.messages.AddReaction(msg_pb.AddReactionRequest(
+        name=from_frank.message.name, emoji="🎉"), metadata=erin.auth)
+    await client.users.CreateBlock(user_pb.CreateBlockRequest(
+        parent=f"{app.name}/users/erin", block={"blocked_user_id": "frank"}),
+        metadata=erin.auth)
+    await expect_error(client.compliance.ExportUserData(pb.ExportUserDataRequest(
+        name=f"{app.name}/users/erin"), metadata=other_app.auth),
+        grpc.StatusCode.PERMISSION_DENIED, "APP_MISMATCH")
+
+    started = await client.compliance.ExportUserData(pb.ExportUserDataRequest(
+        name=f"{app.name}/users/erin"), metadata=app.auth)
+    done = await finished(client, app, started.name)
+    response = pb.ExportUserDataResponse()
+    assert done.response.Unpack(response)
+    assert (response.messages, response.conversations) == (2, 1)
+    assert response.archive_bytes > 0 and response.HasField("archive_expire_time")
+    path = response.archive_uri.split("://", 1)[1].split("/", 1)[1]
+    archive = await http.get(f"/{path}")  # no credentials: the link is signed
+    assert archive.status_code == 200, archive.text
+    assert archive.headers["content-type"] == "application/json"
+    exported = archive.json()
+    assert exported["format"] == "caas.export.v1"
+    assert exported["user"] == f"{app.name}/users/erin"
+    assert exported["profile"]["user_id"] == "erin"
+    assert [m["text"] for m in exported["messages_sent"]] == ["first of erin", "second of erin"]
+    assert "frank here" not in archive.text  # others' messages are theirs
+    assert [r["emoji"] for r in exported["reactions"]] == ["🎉"]
+    assert [b["blocked_id"] for b in exported["blocks"]] == ["frank"]
+    assert exported["sessions"] and exported["memberships"][0]["conversation"] == group.name
+    forged = await http.get(f"/{path.replace('erin', 'frank')}")
+    assert forged.status_code == 403
+
+    # Erasing the user deletes their exports too.
+    erased = await client.compliance.EraseUser(pb.EraseUserRequest(
+        name=f"{app.name}/users/erin"), metadata=app.auth)
+    await finished(client, app, erased.name)
+    gone = await http.get(f"/{path}")
+    assert gone.status_code == 404

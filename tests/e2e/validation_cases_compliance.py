@@ -84,3 +84,8 @@ CASES += [
      pb.ListOperationsRequest(parent=APP, page_token="x" * 513),
      {"page_token": "string.max_len"}),
 ]
+
+CASES += [
+    ("ExportUserData name pattern", "ExportUserData",
+     pb.ExportUserDataRequest(name=f"{APP}/people/u1"), {"name": "string.pattern"}),
+]

@@ -325,6 +325,72 @@ class EraseUserResponse(_message.Message):
 Global___EraseUserResponse: _TypeAlias = EraseUserResponse  # noqa: Y015
 
 @_typing.final
+class ExportUserDataRequest(_message.Message):
+    """Request of ComplianceService.ExportUserData."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/users/{user}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportUserDataRequest: _TypeAlias = ExportUserDataRequest  # noqa: Y015
+
+@_typing.final
+class ExportUserDataResponse(_message.Message):
+    """What an ExportUserData operation made (its `response` once done)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    ARCHIVE_URI_FIELD_NUMBER: _builtins.int
+    ARCHIVE_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    ARCHIVE_BYTES_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    """`apps/{app}/users/{user}`."""
+    archive_uri: _builtins.str
+    """Where to download the archive (GET, no credentials: the link is signed)."""
+    archive_bytes: _builtins.int
+    """Bytes of the archive."""
+    messages: _builtins.int
+    """Messages in it."""
+    conversations: _builtins.int
+    """Conversations they belong to, in it."""
+    @_builtins.property
+    def archive_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Until when `archive_uri` works."""
+
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+        archive_uri: _builtins.str = ...,
+        archive_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        archive_bytes: _builtins.int = ...,
+        messages: _builtins.int = ...,
+        conversations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["archive_expire_time", b"archive_expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive_bytes", b"archive_bytes", "archive_expire_time", b"archive_expire_time", "archive_uri", b"archive_uri", "conversations", b"conversations", "messages", b"messages", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportUserDataResponse: _TypeAlias = ExportUserDataResponse  # noqa: Y015
+
+@_typing.final
 class OperationMetadata(_message.Message):
     """The progress of an operation (its `metadata`)."""
 
@@ -337,12 +403,13 @@ class OperationMetadata(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     type: _builtins.str
-    """What it does: `erase_user`."""
+    """What it does: `erase_user` or `export_user_data`."""
     target: _builtins.str
     """The resource it works on, as `apps/{app}/users/{user}`."""
     stage: _builtins.str
     """The step it is at (for EraseUser: `profile`, `messages`, `reactions`,
-    `memberships`, `copies`, `search`, `compact`, then `done`).
+    `memberships`, `copies`, `search`, `compact`; for ExportUserData: `collect`),
+    then `done`.
     """
     progress_percent: _builtins.int
     """How far along it is, 0 to 100."""

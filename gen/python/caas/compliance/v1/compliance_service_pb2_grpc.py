@@ -42,6 +42,11 @@ class ComplianceServiceStub:
                 request_serializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.EraseUserRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
+        self.ExportUserData = channel.unary_unary(
+                '/caas.compliance.v1.ComplianceService/ExportUserData',
+                request_serializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.ExportUserDataRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
         self.GetOperation = channel.unary_unary(
                 '/caas.compliance.v1.ComplianceService/GetOperation',
                 request_serializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.GetOperationRequest.SerializeToString,
@@ -95,6 +100,21 @@ class ComplianceServiceServicer:
         deliveries, then the embedded store's files are compacted so that nothing erased
         stays on disk. Erasing a user again returns the operation already running, or a
         new one that finds nothing left. Poll it with GetOperation.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportUserData(self, request, context):
+        """Exports what CAAS holds about a user (GDPR articles 15 and 20, CCPA access), as a
+        long-running operation: their profile, sessions, memberships (with read
+        positions), the messages they sent (text, attachments, metadata, times), their
+        reactions and their blocks, in one JSON document (`caas.export.v1`). Once done, the
+        operation's response gives a signed link to download it, valid for a while
+        (`archive_expire_time`; GetOperation gives a fresh one). The archive is erased with
+        the user.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """
@@ -163,6 +183,11 @@ def add_ComplianceServiceServicer_to_server(servicer, server):
                     request_deserializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.EraseUserRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
+            'ExportUserData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportUserData,
+                    request_deserializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.ExportUserDataRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
             'GetOperation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOperation,
                     request_deserializer=caas_dot_compliance_dot_v1_dot_compliance__service__pb2.GetOperationRequest.FromString,
@@ -227,6 +252,33 @@ class ComplianceService:
             target,
             '/caas.compliance.v1.ComplianceService/EraseUser',
             caas_dot_compliance_dot_v1_dot_compliance__service__pb2.EraseUserRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportUserData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.compliance.v1.ComplianceService/ExportUserData',
+            caas_dot_compliance_dot_v1_dot_compliance__service__pb2.ExportUserDataRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,

@@ -50,6 +50,17 @@ class ComplianceServiceStub:
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
+    ExportUserData: _grpc.UnaryUnaryMultiCallable[_compliance_service_pb2.ExportUserDataRequest, _operations_pb2.Operation]
+    """Exports what CAAS holds about a user (GDPR articles 15 and 20, CCPA access), as a
+    long-running operation: their profile, sessions, memberships (with read
+    positions), the messages they sent (text, attachments, metadata, times), their
+    reactions and their blocks, in one JSON document (`caas.export.v1`). Once done, the
+    operation's response gives a signed link to download it, valid for a while
+    (`archive_expire_time`; GetOperation gives a fresh one). The archive is erased with
+    the user.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
     GetOperation: _grpc.UnaryUnaryMultiCallable[_compliance_service_pb2.GetOperationRequest, _operations_pb2.Operation]
     """An operation of the app, as it is now.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -90,6 +101,17 @@ class ComplianceServiceAsyncStub(ComplianceServiceStub):
     deliveries, then the embedded store's files are compacted so that nothing erased
     stays on disk. Erasing a user again returns the operation already running, or a
     new one that finds nothing left. Poll it with GetOperation.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    ExportUserData: _aio.UnaryUnaryMultiCallable[_compliance_service_pb2.ExportUserDataRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """Exports what CAAS holds about a user (GDPR articles 15 and 20, CCPA access), as a
+    long-running operation: their profile, sessions, memberships (with read
+    positions), the messages they sent (text, attachments, metadata, times), their
+    reactions and their blocks, in one JSON document (`caas.export.v1`). Once done, the
+    operation's response gives a signed link to download it, valid for a while
+    (`archive_expire_time`; GetOperation gives a fresh one). The archive is erased with
+    the user.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
@@ -136,6 +158,23 @@ class ComplianceServiceServicer(metaclass=_abc_1.ABCMeta):
         deliveries, then the embedded store's files are compacted so that nothing erased
         stays on disk. Erasing a user again returns the operation already running, or a
         new one that finds nothing left. Poll it with GetOperation.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def ExportUserData(
+        self,
+        request: _compliance_service_pb2.ExportUserDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """Exports what CAAS holds about a user (GDPR articles 15 and 20, CCPA access), as a
+        long-running operation: their profile, sessions, memberships (with read
+        positions), the messages they sent (text, attachments, metadata, times), their
+        reactions and their blocks, in one JSON document (`caas.export.v1`). Once done, the
+        operation's response gives a signed link to download it, valid for a while
+        (`archive_expire_time`; GetOperation gives a fresh one). The archive is erased with
+        the user.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """

@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/compliance/v1/compliance_service.proto.
  */
 export const file_caas_compliance_v1_compliance_service: GenFile = /*@__PURE__*/
-  fileDesc("CitjYWFzL2NvbXBsaWFuY2UvdjEvY29tcGxpYW5jZV9zZXJ2aWNlLnByb3RvEhJjYWFzLmNvbXBsaWFuY2UudjEihgEKGUdldFJldGVudGlvblBvbGljeVJlcXVlc3QSaQoEbmFtZRgBIAEoCUJb4kEBAvpBGgoYY2Fhcy5kZXYvUmV0ZW50aW9uUG9saWN5ukg3cjUyM15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vcmV0ZW50aW9uUG9saWN5JCJbChpHZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRI9ChByZXRlbnRpb25fcG9saWN5GAEgASgLMiMuY2Fhcy5jb21wbGlhbmNlLnYxLlJldGVudGlvblBvbGljeSKBAgocVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBLgAQoQcmV0ZW50aW9uX3BvbGljeRgBIAEoCzIjLmNhYXMuY29tcGxpYW5jZS52MS5SZXRlbnRpb25Qb2xpY3lCoAHiQQECukiYAboBkQEKHHJldGVudGlvbl9wb2xpY3kubmFtZV9mb3JtYXQSJ25hbWUgbXVzdCBiZSBhcHBzL3thcHB9L3JldGVudGlvblBvbGljeRpIdGhpcy5uYW1lLm1hdGNoZXMoJ15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vcmV0ZW50aW9uUG9saWN5JCcpyAEBIl4KHVVwZGF0ZVJldGVudGlvblBvbGljeVJlc3BvbnNlEj0KEHJldGVudGlvbl9wb2xpY3kYASABKAsyIy5jYWFzLmNvbXBsaWFuY2UudjEuUmV0ZW50aW9uUG9saWN5Iq4BChZDcmVhdGVMZWdhbEhvbGRSZXF1ZXN0ElUKBnBhcmVudBgBIAEoCUJF4kEBAvpBFBISY2Fhcy5kZXYvTGVnYWxIb2xkukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEj0KCmxlZ2FsX2hvbGQYAiABKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkQgriQQECukgDyAEBIkwKF0NyZWF0ZUxlZ2FsSG9sZFJlc3BvbnNlEjEKCmxlZ2FsX2hvbGQYASABKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkIqsBChVMaXN0TGVnYWxIb2xkc1JlcXVlc3QSVQoGcGFyZW50GAEgASgJQkXiQQEC+kEUEhJjYWFzLmRldi9MZWdhbEhvbGS6SCdyJTIjXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSQSHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAEImUKFkxpc3RMZWdhbEhvbGRzUmVzcG9uc2USMgoLbGVnYWxfaG9sZHMYASADKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAQoWRGVsZXRlTGVnYWxIb2xkUmVxdWVzdBJrCgRuYW1lGAEgASgJQl3iQQEC+kEUChJjYWFzLmRldi9MZWdhbEhvbGS6SD9yPTI7XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9sZWdhbEhvbGRzL1thLXoyLTddezE2fSQiGQoXRGVsZXRlTGVnYWxIb2xkUmVzcG9uc2UiigEKEEVyYXNlVXNlclJlcXVlc3QSdgoEbmFtZRgBIAEoCUJo4kEBAvpBDwoNY2Fhcy5kZXYvVXNlcrpIT3JNMkteYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3VzZXJzL1tBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQiigEKEUVyYXNlVXNlclJlc3BvbnNlEgwKBHVzZXIYASABKAkSFwoPbWVzc2FnZXNfZXJhc2VkGAIgASgDEhkKEXJlYWN0aW9uc19yZW1vdmVkGAMgASgDEhoKEmNvbnZlcnNhdGlvbnNfbGVmdBgEIAEoAxIXCg9ldmVudHNfcmVkYWN0ZWQYBSABKAMivAEKEU9wZXJhdGlvbk1ldGFkYXRhEgwKBHR5cGUYASABKAkSDgoGdGFyZ2V0GAIgASgJEg0KBXN0YWdlGAMgASgJEhgKEHByb2dyZXNzX3BlcmNlbnQYBCABKAUSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJrChNHZXRPcGVyYXRpb25SZXF1ZXN0ElQKBG5hbWUYASABKAlCRuJBAQK6SD9yPTI7XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9vcGVyYXRpb25zL1thLXoyLTddezE2fSQipQEKFUxpc3RPcGVyYXRpb25zUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiZAoWTGlzdE9wZXJhdGlvbnNSZXNwb25zZRIxCgpvcGVyYXRpb25zGAEgAygLMh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky0AwKEUNvbXBsaWFuY2VTZXJ2aWNlEsoBCglFcmFzZVVzZXISJC5jYWFzLmNvbXBsaWFuY2UudjEuRXJhc2VVc2VyUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24ieMpBJgoRRXJhc2VVc2VyUmVzcG9uc2USEU9wZXJhdGlvbk1ldGFkYXRh2kEEbmFtZcrzGBIKAgIDEgpjb21wbGlhbmNlGAHS8xgECgIVKILT5JMCJDoBKiIfL3YxL3tuYW1lPWFwcHMvKi91c2Vycy8qfTplcmFzZRKhAQoMR2V0T3BlcmF0aW9uEicuY2Fhcy5jb21wbGlhbmNlLnYxLkdldE9wZXJhdGlvblJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIknaQQRuYW1lyvMYEAoCAgMSCmNvbXBsaWFuY2XS8xgECgIVKILT5JMCIBIeL3YxL3tuYW1lPWFwcHMvKi9vcGVyYXRpb25zLyp9ErQBCg5MaXN0T3BlcmF0aW9ucxIpLmNhYXMuY29tcGxpYW5jZS52MS5MaXN0T3BlcmF0aW9uc1JlcXVlc3QaKi5jYWFzLmNvbXBsaWFuY2UudjEuTGlzdE9wZXJhdGlvbnNSZXNwb25zZSJL2kEGcGFyZW50yvMYEAoCAgMSCmNvbXBsaWFuY2XS8xgECgIVH4LT5JMCIBIeL3YxL3twYXJlbnQ9YXBwcy8qfS9vcGVyYXRpb25zEsEBChJHZXRSZXRlbnRpb25Qb2xpY3kSLS5jYWFzLmNvbXBsaWFuY2UudjEuR2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBouLmNhYXMuY29tcGxpYW5jZS52MS5HZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSJM2kEEbmFtZcrzGBAKAgIDEgpjb21wbGlhbmNl0vMYBAoCFSiC0+STAiMSIS92MS97bmFtZT1hcHBzLyovcmV0ZW50aW9uUG9saWN5fRL8AQoVVXBkYXRlUmV0ZW50aW9uUG9saWN5EjAuY2Fhcy5jb21wbGlhbmNlLnYxLlVwZGF0ZVJldGVudGlvblBvbGljeVJlcXVlc3QaMS5jYWFzLmNvbXBsaWFuY2UudjEuVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVzcG9uc2UiftpBEHJldGVudGlvbl9wb2xpY3nK8xgSCgICAxIKY29tcGxpYW5jZRgB0vMYBQoDFShggtPkkwJGOhByZXRlbnRpb25fcG9saWN5GjIvdjEve3JldGVudGlvbl9wb2xpY3kubmFtZT1hcHBzLyovcmV0ZW50aW9uUG9saWN5fRLRAQoPQ3JlYXRlTGVnYWxIb2xkEiouY2Fhcy5jb21wbGlhbmNlLnYxLkNyZWF0ZUxlZ2FsSG9sZFJlcXVlc3QaKy5jYWFzLmNvbXBsaWFuY2UudjEuQ3JlYXRlTGVnYWxIb2xkUmVzcG9uc2UiZdpBEXBhcmVudCxsZWdhbF9ob2xkyvMYEgoCAgMSCmNvbXBsaWFuY2UYAdLzGAUKAxUoO4LT5JMCLDoKbGVnYWxfaG9sZCIeL3YxL3twYXJlbnQ9YXBwcy8qfS9sZWdhbEhvbGRzErQBCg5MaXN0TGVnYWxIb2xkcxIpLmNhYXMuY29tcGxpYW5jZS52MS5MaXN0TGVnYWxIb2xkc1JlcXVlc3QaKi5jYWFzLmNvbXBsaWFuY2UudjEuTGlzdExlZ2FsSG9sZHNSZXNwb25zZSJL2kEGcGFyZW50yvMYEAoCAgMSCmNvbXBsaWFuY2XS8xgECgIVH4LT5JMCIBIeL3YxL3twYXJlbnQ9YXBwcy8qfS9sZWdhbEhvbGRzErcBCg9EZWxldGVMZWdhbEhvbGQSKi5jYWFzLmNvbXBsaWFuY2UudjEuRGVsZXRlTGVnYWxIb2xkUmVxdWVzdBorLmNhYXMuY29tcGxpYW5jZS52MS5EZWxldGVMZWdhbEhvbGRSZXNwb25zZSJL2kEEbmFtZcrzGBIKAgIDEgpjb21wbGlhbmNlGAHS8xgECgIVKILT5JMCICoeL3YxL3tuYW1lPWFwcHMvKi9sZWdhbEhvbGRzLyp9GgvKQQhjYWFzLmRldkItWitjYWFzL2dlbi9nby9jYWFzL2NvbXBsaWFuY2UvdjE7Y29tcGxpYW5jZXYxYgZwcm90bzM", [file_buf_validate_validate, file_caas_compliance_v1_resources, file_caas_errors_v1_errors, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_longrunning_operations, file_google_protobuf_timestamp]);
+  fileDesc("CitjYWFzL2NvbXBsaWFuY2UvdjEvY29tcGxpYW5jZV9zZXJ2aWNlLnByb3RvEhJjYWFzLmNvbXBsaWFuY2UudjEihgEKGUdldFJldGVudGlvblBvbGljeVJlcXVlc3QSaQoEbmFtZRgBIAEoCUJb4kEBAvpBGgoYY2Fhcy5kZXYvUmV0ZW50aW9uUG9saWN5ukg3cjUyM15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vcmV0ZW50aW9uUG9saWN5JCJbChpHZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRI9ChByZXRlbnRpb25fcG9saWN5GAEgASgLMiMuY2Fhcy5jb21wbGlhbmNlLnYxLlJldGVudGlvblBvbGljeSKBAgocVXBkYXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBLgAQoQcmV0ZW50aW9uX3BvbGljeRgBIAEoCzIjLmNhYXMuY29tcGxpYW5jZS52MS5SZXRlbnRpb25Qb2xpY3lCoAHiQQECukiYAboBkQEKHHJldGVudGlvbl9wb2xpY3kubmFtZV9mb3JtYXQSJ25hbWUgbXVzdCBiZSBhcHBzL3thcHB9L3JldGVudGlvblBvbGljeRpIdGhpcy5uYW1lLm1hdGNoZXMoJ15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vcmV0ZW50aW9uUG9saWN5JCcpyAEBIl4KHVVwZGF0ZVJldGVudGlvblBvbGljeVJlc3BvbnNlEj0KEHJldGVudGlvbl9wb2xpY3kYASABKAsyIy5jYWFzLmNvbXBsaWFuY2UudjEuUmV0ZW50aW9uUG9saWN5Iq4BChZDcmVhdGVMZWdhbEhvbGRSZXF1ZXN0ElUKBnBhcmVudBgBIAEoCUJF4kEBAvpBFBISY2Fhcy5kZXYvTGVnYWxIb2xkukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEj0KCmxlZ2FsX2hvbGQYAiABKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkQgriQQECukgDyAEBIkwKF0NyZWF0ZUxlZ2FsSG9sZFJlc3BvbnNlEjEKCmxlZ2FsX2hvbGQYASABKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkIqsBChVMaXN0TGVnYWxIb2xkc1JlcXVlc3QSVQoGcGFyZW50GAEgASgJQkXiQQEC+kEUEhJjYWFzLmRldi9MZWdhbEhvbGS6SCdyJTIjXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSQSHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAEImUKFkxpc3RMZWdhbEhvbGRzUmVzcG9uc2USMgoLbGVnYWxfaG9sZHMYASADKAsyHS5jYWFzLmNvbXBsaWFuY2UudjEuTGVnYWxIb2xkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAQoWRGVsZXRlTGVnYWxIb2xkUmVxdWVzdBJrCgRuYW1lGAEgASgJQl3iQQEC+kEUChJjYWFzLmRldi9MZWdhbEhvbGS6SD9yPTI7XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9sZWdhbEhvbGRzL1thLXoyLTddezE2fSQiGQoXRGVsZXRlTGVnYWxIb2xkUmVzcG9uc2UiigEKEEVyYXNlVXNlclJlcXVlc3QSdgoEbmFtZRgBIAEoCUJo4kEBAvpBDwoNY2Fhcy5kZXYvVXNlcrpIT3JNMkteYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3VzZXJzL1tBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQiigEKEUVyYXNlVXNlclJlc3BvbnNlEgwKBHVzZXIYASABKAkSFwoPbWVzc2FnZXNfZXJhc2VkGAIgASgDEhkKEXJlYWN0aW9uc19yZW1vdmVkGAMgASgDEhoKEmNvbnZlcnNhdGlvbnNfbGVmdBgEIAEoAxIXCg9ldmVudHNfcmVkYWN0ZWQYBSABKAMijwEKFUV4cG9ydFVzZXJEYXRhUmVxdWVzdBJ2CgRuYW1lGAEgASgJQmjiQQEC+kEPCg1jYWFzLmRldi9Vc2VyukhPck0yS15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vdXNlcnMvW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9JCK0AQoWRXhwb3J0VXNlckRhdGFSZXNwb25zZRIMCgR1c2VyGAEgASgJEhMKC2FyY2hpdmVfdXJpGAIgASgJEjcKE2FyY2hpdmVfZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFyY2hpdmVfYnl0ZXMYBCABKAMSEAoIbWVzc2FnZXMYBSABKAMSFQoNY29udmVyc2F0aW9ucxgGIAEoAyK8AQoRT3BlcmF0aW9uTWV0YWRhdGESDAoEdHlwZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSDQoFc3RhZ2UYAyABKAkSGAoQcHJvZ3Jlc3NfcGVyY2VudBgEIAEoBRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImsKE0dldE9wZXJhdGlvblJlcXVlc3QSVAoEbmFtZRgBIAEoCUJG4kEBArpIP3I9MjteYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL29wZXJhdGlvbnMvW2EtejItN117MTZ9JCKlAQoVTGlzdE9wZXJhdGlvbnNSZXF1ZXN0Ek8KBnBhcmVudBgBIAEoCUI/4kEBAvpBDgoMY2Fhcy5kZXYvQXBwukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJkChZMaXN0T3BlcmF0aW9uc1Jlc3BvbnNlEjEKCm9wZXJhdGlvbnMYASADKAsyHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKtDgoRQ29tcGxpYW5jZVNlcnZpY2USygEKCUVyYXNlVXNlchIkLmNhYXMuY29tcGxpYW5jZS52MS5FcmFzZVVzZXJSZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiJ4ykEmChFFcmFzZVVzZXJSZXNwb25zZRIRT3BlcmF0aW9uTWV0YWRhdGHaQQRuYW1lyvMYEgoCAgMSCmNvbXBsaWFuY2UYAdLzGAQKAhUogtPkkwIkOgEqIh8vdjEve25hbWU9YXBwcy8qL3VzZXJzLyp9OmVyYXNlEtoBCg5FeHBvcnRVc2VyRGF0YRIpLmNhYXMuY29tcGxpYW5jZS52MS5FeHBvcnRVc2VyRGF0YVJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uIn7KQSsKFkV4cG9ydFVzZXJEYXRhUmVzcG9uc2USEU9wZXJhdGlvbk1ldGFkYXRh2kEEbmFtZcrzGBIKAgIDEgpjb21wbGlhbmNlGAHS8xgECgIVKILT5JMCJToBKiIgL3YxL3tuYW1lPWFwcHMvKi91c2Vycy8qfTpleHBvcnQSoQEKDEdldE9wZXJhdGlvbhInLmNhYXMuY29tcGxpYW5jZS52MS5HZXRPcGVyYXRpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbiJJ2kEEbmFtZcrzGBAKAgIDEgpjb21wbGlhbmNl0vMYBAoCFSiC0+STAiASHi92MS97bmFtZT1hcHBzLyovb3BlcmF0aW9ucy8qfRK0AQoOTGlzdE9wZXJhdGlvbnMSKS5jYWFzLmNvbXBsaWFuY2UudjEuTGlzdE9wZXJhdGlvbnNSZXF1ZXN0GiouY2Fhcy5jb21wbGlhbmNlLnYxLkxpc3RPcGVyYXRpb25zUmVzcG9uc2UiS9pBBnBhcmVudMrzGBAKAgIDEgpjb21wbGlhbmNl0vMYBAoCFR+C0+STAiASHi92MS97cGFyZW50PWFwcHMvKn0vb3BlcmF0aW9ucxLBAQoSR2V0UmV0ZW50aW9uUG9saWN5Ei0uY2Fhcy5jb21wbGlhbmNlLnYxLkdldFJldGVudGlvblBvbGljeVJlcXVlc3QaLi5jYWFzLmNvbXBsaWFuY2UudjEuR2V0UmV0ZW50aW9uUG9saWN5UmVzcG9uc2UiTNpBBG5hbWXK8xgQCgICAxIKY29tcGxpYW5jZdLzGAQKAhUogtPkkwIjEiEvdjEve25hbWU9YXBwcy8qL3JldGVudGlvblBvbGljeX0S/AEKFVVwZGF0ZVJldGVudGlvblBvbGljeRIwLmNhYXMuY29tcGxpYW5jZS52MS5VcGRhdGVSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0GjEuY2Fhcy5jb21wbGlhbmNlLnYxLlVwZGF0ZVJldGVudGlvblBvbGljeVJlc3BvbnNlIn7aQRByZXRlbnRpb25fcG9saWN5yvMYEgoCAgMSCmNvbXBsaWFuY2UYAdLzGAUKAxUoYILT5JMCRjoQcmV0ZW50aW9uX3BvbGljeRoyL3YxL3tyZXRlbnRpb25fcG9saWN5Lm5hbWU9YXBwcy8qL3JldGVudGlvblBvbGljeX0S0QEKD0NyZWF0ZUxlZ2FsSG9sZBIqLmNhYXMuY29tcGxpYW5jZS52MS5DcmVhdGVMZWdhbEhvbGRSZXF1ZXN0GisuY2Fhcy5jb21wbGlhbmNlLnYxLkNyZWF0ZUxlZ2FsSG9sZFJlc3BvbnNlImXaQRFwYXJlbnQsbGVnYWxfaG9sZMrzGBIKAgIDEgpjb21wbGlhbmNlGAHS8xgFCgMVKDuC0+STAiw6CmxlZ2FsX2hvbGQiHi92MS97cGFyZW50PWFwcHMvKn0vbGVnYWxIb2xkcxK0AQoOTGlzdExlZ2FsSG9sZHMSKS5jYWFzLmNvbXBsaWFuY2UudjEuTGlzdExlZ2FsSG9sZHNSZXF1ZXN0GiouY2Fhcy5jb21wbGlhbmNlLnYxLkxpc3RMZWdhbEhvbGRzUmVzcG9uc2UiS9pBBnBhcmVudMrzGBAKAgIDEgpjb21wbGlhbmNl0vMYBAoCFR+C0+STAiASHi92MS97cGFyZW50PWFwcHMvKn0vbGVnYWxIb2xkcxK3AQoPRGVsZXRlTGVnYWxIb2xkEiouY2Fhcy5jb21wbGlhbmNlLnYxLkRlbGV0ZUxlZ2FsSG9sZFJlcXVlc3QaKy5jYWFzLmNvbXBsaWFuY2UudjEuRGVsZXRlTGVnYWxIb2xkUmVzcG9uc2UiS9pBBG5hbWXK8xgSCgICAxIKY29tcGxpYW5jZRgB0vMYBAoCFSiC0+STAiAqHi92MS97bmFtZT1hcHBzLyovbGVnYWxIb2xkcy8qfRoLykEIY2Fhcy5kZXZCLVorY2Fhcy9nZW4vZ28vY2Fhcy9jb21wbGlhbmNlL3YxO2NvbXBsaWFuY2V2MWIGcHJvdG8z", [file_buf_validate_validate, file_caas_compliance_v1_resources, file_caas_errors_v1_errors, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_longrunning_operations, file_google_protobuf_timestamp]);
 
 /**
  * Request of ComplianceService.GetRetentionPolicy.
@@ -328,13 +328,90 @@ export const EraseUserResponseSchema: GenMessage<EraseUserResponse> = /*@__PURE_
   messageDesc(file_caas_compliance_v1_compliance_service, 11);
 
 /**
+ * Request of ComplianceService.ExportUserData.
+ *
+ * @generated from message caas.compliance.v1.ExportUserDataRequest
+ */
+export type ExportUserDataRequest = Message<"caas.compliance.v1.ExportUserDataRequest"> & {
+  /**
+   * `apps/{app}/users/{user}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.compliance.v1.ExportUserDataRequest.
+ * Use `create(ExportUserDataRequestSchema)` to create a new message.
+ */
+export const ExportUserDataRequestSchema: GenMessage<ExportUserDataRequest> = /*@__PURE__*/
+  messageDesc(file_caas_compliance_v1_compliance_service, 12);
+
+/**
+ * What an ExportUserData operation made (its `response` once done).
+ *
+ * @generated from message caas.compliance.v1.ExportUserDataResponse
+ */
+export type ExportUserDataResponse = Message<"caas.compliance.v1.ExportUserDataResponse"> & {
+  /**
+   * `apps/{app}/users/{user}`.
+   *
+   * @generated from field: string user = 1;
+   */
+  user: string;
+
+  /**
+   * Where to download the archive (GET, no credentials: the link is signed).
+   *
+   * @generated from field: string archive_uri = 2;
+   */
+  archiveUri: string;
+
+  /**
+   * Until when `archive_uri` works.
+   *
+   * @generated from field: google.protobuf.Timestamp archive_expire_time = 3;
+   */
+  archiveExpireTime?: Timestamp | undefined;
+
+  /**
+   * Bytes of the archive.
+   *
+   * @generated from field: int64 archive_bytes = 4;
+   */
+  archiveBytes: bigint;
+
+  /**
+   * Messages in it.
+   *
+   * @generated from field: int64 messages = 5;
+   */
+  messages: bigint;
+
+  /**
+   * Conversations they belong to, in it.
+   *
+   * @generated from field: int64 conversations = 6;
+   */
+  conversations: bigint;
+};
+
+/**
+ * Describes the message caas.compliance.v1.ExportUserDataResponse.
+ * Use `create(ExportUserDataResponseSchema)` to create a new message.
+ */
+export const ExportUserDataResponseSchema: GenMessage<ExportUserDataResponse> = /*@__PURE__*/
+  messageDesc(file_caas_compliance_v1_compliance_service, 13);
+
+/**
  * The progress of an operation (its `metadata`).
  *
  * @generated from message caas.compliance.v1.OperationMetadata
  */
 export type OperationMetadata = Message<"caas.compliance.v1.OperationMetadata"> & {
   /**
-   * What it does: `erase_user`.
+   * What it does: `erase_user` or `export_user_data`.
    *
    * @generated from field: string type = 1;
    */
@@ -349,7 +426,8 @@ export type OperationMetadata = Message<"caas.compliance.v1.OperationMetadata"> 
 
   /**
    * The step it is at (for EraseUser: `profile`, `messages`, `reactions`,
-   * `memberships`, `copies`, `search`, `compact`, then `done`).
+   * `memberships`, `copies`, `search`, `compact`; for ExportUserData: `collect`),
+   * then `done`.
    *
    * @generated from field: string stage = 3;
    */
@@ -382,7 +460,7 @@ export type OperationMetadata = Message<"caas.compliance.v1.OperationMetadata"> 
  * Use `create(OperationMetadataSchema)` to create a new message.
  */
 export const OperationMetadataSchema: GenMessage<OperationMetadata> = /*@__PURE__*/
-  messageDesc(file_caas_compliance_v1_compliance_service, 12);
+  messageDesc(file_caas_compliance_v1_compliance_service, 14);
 
 /**
  * Request of ComplianceService.GetOperation.
@@ -403,7 +481,7 @@ export type GetOperationRequest = Message<"caas.compliance.v1.GetOperationReques
  * Use `create(GetOperationRequestSchema)` to create a new message.
  */
 export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__PURE__*/
-  messageDesc(file_caas_compliance_v1_compliance_service, 13);
+  messageDesc(file_caas_compliance_v1_compliance_service, 15);
 
 /**
  * Request of ComplianceService.ListOperations.
@@ -438,7 +516,7 @@ export type ListOperationsRequest = Message<"caas.compliance.v1.ListOperationsRe
  * Use `create(ListOperationsRequestSchema)` to create a new message.
  */
 export const ListOperationsRequestSchema: GenMessage<ListOperationsRequest> = /*@__PURE__*/
-  messageDesc(file_caas_compliance_v1_compliance_service, 14);
+  messageDesc(file_caas_compliance_v1_compliance_service, 16);
 
 /**
  * Response of ComplianceService.ListOperations.
@@ -466,7 +544,7 @@ export type ListOperationsResponse = Message<"caas.compliance.v1.ListOperationsR
  * Use `create(ListOperationsResponseSchema)` to create a new message.
  */
 export const ListOperationsResponseSchema: GenMessage<ListOperationsResponse> = /*@__PURE__*/
-  messageDesc(file_caas_compliance_v1_compliance_service, 15);
+  messageDesc(file_caas_compliance_v1_compliance_service, 17);
 
 /**
  * Data protection: erasing a user, how long an app keeps messages, and legal holds
@@ -494,6 +572,24 @@ export const ComplianceService: GenService<{
   eraseUser: {
     methodKind: "unary";
     input: typeof EraseUserRequestSchema;
+    output: typeof OperationSchema;
+  },
+  /**
+   * Exports what CAAS holds about a user (GDPR articles 15 and 20, CCPA access), as a
+   * long-running operation: their profile, sessions, memberships (with read
+   * positions), the messages they sent (text, attachments, metadata, times), their
+   * reactions and their blocks, in one JSON document (`caas.export.v1`). Once done, the
+   * operation's response gives a signed link to download it, valid for a while
+   * (`archive_expire_time`; GetOperation gives a fresh one). The archive is erased with
+   * the user.
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   *
+   * @generated from rpc caas.compliance.v1.ComplianceService.ExportUserData
+   */
+  exportUserData: {
+    methodKind: "unary";
+    input: typeof ExportUserDataRequestSchema;
     output: typeof OperationSchema;
   },
   /**
