@@ -27,7 +27,7 @@ from services.core.principal import Operator
 from services.core.settings import Settings, describe_settings, load_settings
 from services.core.tls import issue_client_certificate, self_signed
 from services.gateway.validation import RequestValidator
-from services.keys.provider import LocalKeyProvider
+from services.keys.provider import KeyUnavailable, LocalKeyProvider
 from services.keys.rotation import rotate_master_key
 from services.runtime import (
     Runtime,
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.task == "audit-verify" and not result["intact"]:
             print(json.dumps(result, indent=2))
             return 1
-    except StoreUnusable as error:  # one line, like bad settings: no stack to read
+    except (StoreUnusable, KeyUnavailable) as error:  # one line, like bad settings
         print(f"caas: {error}", file=sys.stderr)
         return 2
     except DomainError as error:

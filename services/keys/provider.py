@@ -123,7 +123,10 @@ class LocalKeyProvider:
             try:
                 key = base64.b64decode(path.read_bytes(), validate=True)
             except (OSError, ValueError) as error:
-                raise KeyUnavailable(f"master key {kek_id} is not in {self._dir}") from error
+                raise KeyUnavailable(
+                    f"master key {kek_id} is not in {self._dir}: every server of a deployment "
+                    "needs the same master keys (CAAS_KEY_DIR, a mounted secret, say)"
+                ) from error
             cipher = self._keys[kek_id] = AESGCM(key)
         return cipher
 

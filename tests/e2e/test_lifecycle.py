@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from caas.auth.v1 import auth_service_pb2 as auth_pb
@@ -150,7 +151,8 @@ async def test_sigterm_drains_in_flight_calls_then_restart_keeps_everything(
 
 async def test_mongodb_by_configuration_alone(tmp_path: Path, mongo: ExternalServer) -> None:
     env = {"CAAS_STORE": "mongodb", "CAAS_MONGODB_URL": mongo.url,
-           "CAAS_MONGODB_DATABASE": f"e2e{uuid.uuid4().hex[:10]}"}
+           "CAAS_MONGODB_DATABASE": f"e2e{uuid.uuid4().hex[:10]}",
+           "CAAS_KEY_DIR": str(tmp_path / "keys")}  # a deployment's servers share them
     server = start_caas(tmp_path / "one", env=env)
     client = Client(server.address)
     try:
@@ -178,6 +180,9 @@ async def test_mongodb_by_configuration_alone(tmp_path: Path, mongo: ExternalSer
     finally:
         await client.close()
         assert second.process.stop() == 0
+    # A server with master keys of its own cannot open the deployment's data: it says so.
+    with pytest.raises(RuntimeError, match="every server of a deployment needs the same"):
+        start_caas(tmp_path / "three", env={**env, "CAAS_KEY_DIR": str(tmp_path / "other")})
 
 
 async def test_processes_share_rate_limits_through_redis(

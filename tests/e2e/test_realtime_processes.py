@@ -26,7 +26,9 @@ def cluster(tmp_path: Path, mongo: ExternalServer, redis_server: ExternalServer
             ) -> Iterator[list[CaasServer]]:
     env = {"CAAS_STORE": "mongodb", "CAAS_MONGODB_URL": mongo.url,
            "CAAS_MONGODB_DATABASE": f"rt{uuid.uuid4().hex[:10]}",
-           "CAAS_REDIS_URL": redis_server.url}
+           "CAAS_REDIS_URL": redis_server.url,
+           # Servers of one deployment share the master keys (a mounted secret).
+           "CAAS_KEY_DIR": str(tmp_path / "keys")}
     servers = [start_caas(tmp_path / str(n), env=env, config=TEST_CONFIG) for n in range(3)]
     yield servers
     for server in servers:
