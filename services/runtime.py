@@ -38,7 +38,9 @@ from services.auth.store import AuthStore
 from services.compliance.erasure import Eraser, UserDataActions
 from services.compliance.exports import Exporter
 from services.compliance.mongo_store import MongoComplianceStore, MongoOperationStore
+from services.compliance.offboarding import AppDeleter
 from services.compliance.operations import (
+    DELETE_APP,
     ERASE_USER,
     EXPORT_USER_DATA,
     OperationStore,
@@ -172,6 +174,9 @@ class Stores:
     engine: WatchedEngine | None = None  # reports its writes, for readiness
     # Leave nothing deleted on disk (erasure): SQLite's checkpoint; MongoDB: nothing.
     compact: Callable[[], Awaitable[object]] = field(default=lambda: asyncio.sleep(0))
+    # Delete every record of an app (but in the tables or collections named): offboarding.
+    purge_app: Callable[[str, frozenset[str]], Awaitable[int]] = field(
+        default=lambda app_id, keep: asyncio.sleep(0, 0))
 
 
 PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
@@ -209,7 +214,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         MongoFilterStore(mongo), MongoSendHookStore(mongo),
                         MongoPolicyStore(mongo), MongoAuditStore(mongo), mongo_keys,
                         MongoComplianceStore(mongo), MongoOperationStore(mongo),
-                        keyring(settings, mongo_keys), urls, mongo.close, mongo)
+                        keyring(settings, mongo_keys), urls, mongo.close, mongo,
+                        purge_app=mongo.purge_app)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -223,7 +229,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteSendHookStore(sqlite), SqlitePolicyStore(sqlite),
                         SqliteAuditStore(sqlite), sqlite_keys, SqliteComplianceStore(sqlite),
                         SqliteOperationStore(sqlite), keyring(settings, sqlite_keys), urls,
-                        sqlite.close, sqlite, sqlite.compact)
+                        sqlite.close, sqlite, sqlite.compact, sqlite.purge_app)
     # Secrets at rest: sealed with each app's data key.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
@@ -545,7 +551,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                            stores.events, stores.flags, stores.webhooks, indexer, blobs,
                            stores.compact, clock),
         EXPORT_USER_DATA: Exporter(stores.users, stores.auth, stores.conversations,
-                                   stores.messages, blobs, clock)}, clock)
+                                   stores.messages, blobs, clock),
+        DELETE_APP: AppDeleter(stores.apps, stores.purge_app, indexer.index, blobs,
+                               stores.compact, clock)}, clock)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings),

@@ -54,7 +54,7 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
     """Every CAAS service with its servicer."""
     return [
         (apps_service_pb2.DESCRIPTOR.services_by_name["AppsService"],
-         AppsServicer(runtime.apps, runtime.clock)),
+         AppsServicer(runtime.apps, runtime.clock, runtime.user_data, runtime.media_urls)),
         (auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"],
          AuthServicer(runtime.auth, runtime.clock)),
         (users_service_pb2.DESCRIPTOR.services_by_name["UsersService"],

@@ -41,6 +41,7 @@ webhook_allow_insecure = true  # the receivers are local http servers
 webhook_timeout = 1
 webhook_retry_delays = [0.2, 0.2]
 media_part_size = 5242880  # the smallest: multipart tests stay small
+app_deletion_grace = 0  # DeleteApp erases at once (the grace: tests/compliance)
 
 [plans.free]
 sends_per_conversation = 100000  # tests send fast; the "flood" plan tests the limit

@@ -14,6 +14,7 @@ from services.core.errors import (
     InvalidArgument,
     PermissionDenied,
     StoreConflict,
+    Unauthenticated,
     already_exists,
     not_found,
 )
@@ -67,6 +68,7 @@ class AppsActions:
         self._bus = bus
         self._plans = settings.plans
         self._default_plan = settings.default_plan
+        self._grace = settings.app_deletion_grace
 
     def check_plan(self, plan: str) -> str:
         """The plan to store for `plan` ("" means the default); INVALID_ARGUMENT if unknown."""
@@ -136,6 +138,29 @@ class AppsActions:
         await self._bus.publish(DomainEvent("app.updated", app_id, now))
         return app
 
+    async def do_delete_app(self, principal: Principal, app_id: str) -> App:
+        """Refuse the app's credentials from now on, and set when its data goes (once;
+        deleting again keeps the first deletion's times)."""
+        check_operator(principal)
+        now = self._clock.now()
+        app = await self._store.get_app(app_id)
+        if app is None:
+            raise not_found("caas.dev/App", app_name(app_id))
+        if app.delete_time is None:
+            app = await self._store.mark_deleted(app_id, now,
+                                                 now + self._grace)
+            assert app is not None
+            await self._bus.publish(DomainEvent("app.updated", app_id, now))
+        return app
+
+    async def do_undelete_app(self, principal: Principal, app_id: str) -> App:
+        check_operator(principal)
+        app = await self._store.mark_deleted(app_id, None, None)
+        if app is None:
+            raise not_found("caas.dev/App", app_name(app_id))
+        await self._bus.publish(DomainEvent("app.updated", app_id, self._clock.now()))
+        return app
+
     async def do_create_api_key(self, principal: Principal, app_id: str, display_name: str,
                                 scopes: frozenset[str] = frozenset(),
                                 expire_time: datetime | None = None) -> NewApiKey:
@@ -176,6 +201,7 @@ class AppsActions:
 class _AppSettings:
     plan: Plan
     media_retention: timedelta | None
+    deleted: bool = False
 
 
 class AppPlans:
@@ -193,17 +219,22 @@ class AppPlans:
         found = self._cache.get(app_id)
         if found is None:
             app = await self._store.get_app(app_id)
-            if app is None:
-                found = _AppSettings(self._default, None)
+            if app is None:  # gone (DeleteApp erased it): its tokens must not work either
+                found = _AppSettings(self._default, None, deleted=True)
             else:
                 found = _AppSettings(self._plans.get(app.plan, self._default),
-                                     app.media_retention)
+                                     app.media_retention, app.delete_time is not None)
             self._cache.put(app_id, found)
         return found
 
     async def plan_of(self, app_id: str) -> Plan:
-        """The app's plan; the default plan for an unknown app or plan."""
-        return (await self._settings_of(app_id)).plan
+        """The app's plan (the default for an unknown plan). Every call of an app's
+        backend or users asks: those of a deleted or unknown app are refused here
+        (UNAUTHENTICATED, APP_UNAVAILABLE), in every process within the cache's 30 s."""
+        found = await self._settings_of(app_id)
+        if found.deleted:
+            raise Unauthenticated("APP_UNAVAILABLE", "this app was deleted")
+        return found.plan
 
     async def media_retention(self, app_id: str) -> timedelta | None:
         """How long the app keeps the media of deleted messages and users; None when

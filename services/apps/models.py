@@ -30,6 +30,8 @@ class App:
     # How long the media of deleted messages and users are kept; None: the server's
     # default (`Settings.media_retention`).
     media_retention: timedelta | None = None
+    delete_time: datetime | None = None  # deleted (DeleteApp): its credentials are refused
+    purge_time: datetime | None = None  # when a deleted app's data is erased
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,8 @@ def _app(doc: Document) -> App:
     retention_ms = doc.get("media_retention_ms")
     return App(doc["_id"], doc["display_name"], doc["plan"], doc["create_time"],
                doc["update_time"],
-               None if retention_ms is None else timedelta(milliseconds=retention_ms))
+               None if retention_ms is None else timedelta(milliseconds=retention_ms),
+               doc.get("delete_time"), doc.get("purge_time"))
 
 
 def _key_doc(key: ApiKey) -> Document:
@@ -105,6 +106,13 @@ class MongoAppStore:
             changes["media_retention_ms"] = _retention_ms(media_retention)
         doc = await self._apps.find_one_and_update(
             {"_id": app_id}, update, return_document=ReturnDocument.AFTER)
+        return None if doc is None else _app(doc)
+
+    async def mark_deleted(self, app_id: str, when: datetime | None,
+                           purge_time: datetime | None) -> App | None:
+        doc = await self._apps.find_one_and_update(
+            {"_id": app_id}, {"$set": {"delete_time": when, "purge_time": purge_time}},
+            return_document=ReturnDocument.AFTER)
         return None if doc is None else _app(doc)
 
     async def create_api_key(self, key: ApiKey) -> None:

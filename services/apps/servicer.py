@@ -6,19 +6,26 @@ from datetime import UTC, datetime
 
 from caas.apps.v1 import apps_service_pb2 as pb
 from caas.apps.v1 import resources_pb2 as res
+from google.longrunning import operations_pb2
 
 from services.apps.actions import AppsActions
 from services.apps.models import KEEP, ApiKey, App
+from services.compliance.erasure import UserDataActions
+from services.compliance.offboarding import AppDeleter
+from services.compliance.operations import DELETE_APP
+from services.compliance.servicer import operation_proto
 from services.core.clock import Clock
 from services.core.names import api_key_name, app_name, parse_api_key, parse_app
 from services.core.protoconv import duration, duration_or_none, timestamp
 from services.gateway.gateway import Call
+from services.media.delivery import MediaUrls
 
 
 def app_proto(app: App) -> res.App:
     return res.App(name=app_name(app.app_id), display_name=app.display_name, plan=app.plan,
                    create_time=timestamp(app.create_time), update_time=timestamp(app.update_time),
-                   media_retention=duration(app.media_retention))
+                   media_retention=duration(app.media_retention),
+                   delete_time=timestamp(app.delete_time), purge_time=timestamp(app.purge_time))
 
 
 def api_key_proto(key: ApiKey, now: datetime) -> res.ApiKey:
@@ -36,9 +43,24 @@ def api_key_proto(key: ApiKey, now: datetime) -> res.ApiKey:
 
 
 class AppsServicer:
-    def __init__(self, actions: AppsActions, clock: Clock) -> None:
+    def __init__(self, actions: AppsActions, clock: Clock, operations: UserDataActions,
+                 urls: MediaUrls) -> None:
         self._actions = actions
         self._clock = clock
+        self._operations = operations
+        self._urls = urls
+
+    async def DeleteApp(self, request: pb.DeleteAppRequest, call: Call
+                        ) -> operations_pb2.Operation:
+        app_id = parse_app(request.name)
+        await self._actions.do_delete_app(call.principal, app_id)
+        started = await self._operations.start(DELETE_APP, AppDeleter.steps[0], app_id, app_id)
+        return operation_proto(started, self._urls)
+
+    async def UndeleteApp(self, request: pb.UndeleteAppRequest, call: Call
+                          ) -> pb.UndeleteAppResponse:
+        app = await self._actions.do_undelete_app(call.principal, parse_app(request.name))
+        return pb.UndeleteAppResponse(app=app_proto(app))
 
     async def CreateApp(self, request: pb.CreateAppRequest, call: Call) -> pb.CreateAppResponse:
         app, first = await self._actions.do_create_app(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timedelta
+from typing import Any
 
 from services.apps.models import KEEP, ApiKey, App, Keep
 from services.apps.store import Position
@@ -29,15 +30,20 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Scopes, space-separated: the keys that exist keep every scope. NULL: no expiry.
     ("ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT '*'",
      "ALTER TABLE api_keys ADD COLUMN expire_time INTEGER"),
+    # DeleteApp: NULL while the app lives.
+    ("ALTER TABLE apps ADD COLUMN delete_time INTEGER",
+     "ALTER TABLE apps ADD COLUMN purge_time INTEGER"),
 )
 
-_APP_COLUMNS = "app_id, display_name, plan, create_time, update_time, media_retention_ms"
+_APP_COLUMNS = ("app_id, display_name, plan, create_time, update_time, media_retention_ms,"
+                " delete_time, purge_time")
 _KEY_COLUMNS = ("app_id, key_id, display_name, secret_hash, create_time, revoke_time,"
                 " scopes, expire_time")
 
 
-def _app(row: tuple[str, str, str, int, int, int | None]) -> App:
-    return App(row[0], row[1], row[2], from_ms(row[3]), from_ms(row[4]), _from_ms(row[5]))
+def _app(row: tuple[Any, ...]) -> App:
+    return App(row[0], row[1], row[2], from_ms(row[3]), from_ms(row[4]), _from_ms(row[5]),
+               opt_from_ms(row[6]), opt_from_ms(row[7]))
 
 
 def _to_ms(value: timedelta | None) -> int | None:
@@ -73,7 +79,7 @@ class SqliteAppStore:
         def tx(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                     (app.app_id, app.display_name, app.plan, to_ms(app.create_time),
                      to_ms(app.update_time), _to_ms(app.media_retention)))
             except sqlite3.IntegrityError as exc:
@@ -116,6 +122,18 @@ class SqliteAppStore:
                 " media_retention_ms = CASE WHEN ? THEN media_retention_ms ELSE ? END,"
                 " update_time = ? WHERE app_id = ?",
                 (display_name, plan, keep_retention, retention_ms, to_ms(update_time), app_id))
+            row = conn.execute(f"SELECT {_APP_COLUMNS} FROM apps WHERE app_id = ?",
+                               (app_id,)).fetchone()
+            return None if row is None else _app(row)
+
+        return await self._db.write(tx)
+
+    async def mark_deleted(self, app_id: str, when: datetime | None,
+                           purge_time: datetime | None) -> App | None:
+        def tx(conn: sqlite3.Connection) -> App | None:
+            conn.execute("UPDATE apps SET delete_time = ?, purge_time = ? WHERE app_id = ?",
+                         (None if when is None else to_ms(when),
+                          None if purge_time is None else to_ms(purge_time), app_id))
             row = conn.execute(f"SELECT {_APP_COLUMNS} FROM apps WHERE app_id = ?",
                                (app_id,)).fetchone()
             return None if row is None else _app(row)

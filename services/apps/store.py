@@ -35,6 +35,10 @@ class AppStore(Protocol):
 
         `media_retention` is kept at millisecond precision."""
 
+    async def mark_deleted(self, app_id: str, when: datetime | None,
+                           purge_time: datetime | None) -> App | None:
+        """Set (or, with None, clear) the app's deletion; the app, or None if unknown."""
+
     async def create_api_key(self, key: ApiKey) -> None:
         """Insert a key. Raises StoreConflict if its id is taken in its app."""
 

@@ -64,7 +64,8 @@ def _details(request: Any) -> dict[str, str]:
         elif isinstance(value, Message):
             for inner, shown in value.ListFields():
                 if inner.name in DETAIL_FIELDS and inner.enum_type is not None:
-                    details[inner.name] = inner.enum_type.values_by_number[shown].name
+                    known = inner.enum_type.values_by_number.get(shown)
+                    details[inner.name] = known.name if known is not None else str(shown)
                 elif inner.name in DETAIL_FIELDS and isinstance(shown, str):
                     details[inner.name] = shown[:200]
     return details
@@ -95,7 +96,15 @@ class AuditRecorder:
 
     async def record(self, method: str, principal: Principal, request: Any,
                      request_id: str, code: str, reason: str) -> None:
-        entry = entry_of(method, principal, request, request_id, code, reason, self._clock)
+        """Never raises: a record that cannot be made is logged, and the call goes on."""
+        try:
+            entry = entry_of(method, principal, request, request_id, code, reason,
+                             self._clock)
+        except Exception:
+            self.lost += 1
+            log.exception("audit record not made", extra={"action": method,
+                                                          "request_id": request_id})
+            return
         if entry is None:
             return
         try:

@@ -189,18 +189,19 @@ class UserDataActions:
         require_backend(principal, app_id, "erasures")
         if await self._users.get_user(app_id, user_id) is None:
             raise not_found("caas.dev/User", user_name(app_id, user_id))
-        return await self._start(ERASE_USER, STEPS[0], app_id, user_id)
+        return await self.start(ERASE_USER, STEPS[0], app_id, user_id)
 
     async def export_user(self, principal: Principal, app_id: str, user_id: str
                           ) -> Operation:
         require_backend(principal, app_id, "data exports")
         if await self._users.get_user(app_id, user_id) is None:
             raise not_found("caas.dev/User", user_name(app_id, user_id))
-        return await self._start(EXPORT_USER_DATA, Exporter.steps[0], app_id, user_id)
+        return await self.start(EXPORT_USER_DATA, Exporter.steps[0], app_id, user_id)
 
-    async def _start(self, kind: str, first: str, app_id: str, user_id: str) -> Operation:
+    async def start(self, kind: str, first: str, app_id: str, target: str) -> Operation:
+        """Start an operation of `kind` on `target` (or find the one running)."""
         now = self._clock.now()
-        op = await self._store.start(Operation(app_id, new_id(), kind, user_id, first, 0, {},
+        op = await self._store.start(Operation(app_id, new_id(), kind, target, first, 0, {},
                                                create_time=now, update_time=now))
         self._worker.wake()
         return op

@@ -172,4 +172,4 @@ class MongoOperationStore:
         doc = _operation_doc(operation)
         key = doc.pop("_id")
         unset = {} if "running" in doc else {"$unset": {"running": ""}}
-        await self._ops.update_one({"_id": key}, {"$set": doc, **unset})
+        await self._ops.update_one({"_id": key}, {"$set": doc, **unset}, upsert=True)

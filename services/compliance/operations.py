@@ -20,6 +20,7 @@ from services.core.clock import Clock
 
 ERASE_USER = "erase_user"
 EXPORT_USER_DATA = "export_user_data"
+DELETE_APP = "delete_app"
 LEASE = timedelta(seconds=60)  # keep steps shorter: a step's end renews the lease
 RETRY = timedelta(seconds=5)  # a failed step is tried again this long after
 IDLE_SECONDS = 1.0  # how often an idle worker looks for operations
@@ -72,6 +73,20 @@ class OperationStore(Protocol):
         """Record its stage, progress, counts, error and lease."""
 
 
+class Deferred(Exception):
+    """Raised by a step that cannot run before `until` (a grace period): the operation
+    waits, without counting a failure."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"not before {until.isoformat()}")
+        self.until = until
+
+
+class Cancelled(Exception):
+    """Raised by a step when the operation no longer applies (an app undeleted): it
+    ends, done, with error `cancelled`."""
+
+
 class Runner(Protocol):
     """What carries out one type of operation: its steps, in order, each idempotent."""
 
@@ -118,6 +133,15 @@ class OperationWorker:
             stage = op.stage
             try:
                 counts = await runner.step(stage, op)
+            except Deferred as wait:
+                await self._store.save(replace(op, lease_until=wait.until,
+                                               update_time=self._clock.now()))
+                return True
+            except Cancelled:
+                await self._store.save(replace(op, stage="done", error="cancelled",
+                                               update_time=self._clock.now(),
+                                               lease_until=None))
+                return True
             except Exception:
                 await self._store.save(replace(
                     op, lease_until=self._clock.now() + RETRY, update_time=self._clock.now()))

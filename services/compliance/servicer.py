@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.compliance.v1 import compliance_service_pb2 as pb
 from caas.compliance.v1 import resources_pb2 as res
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2
 
 from services.compliance.erasure import UserDataActions
 from services.compliance.models import LegalHold, RetentionPolicy
-from services.compliance.operations import EXPORT_USER_DATA, Operation
+from services.compliance.operations import DELETE_APP, EXPORT_USER_DATA, Operation
 from services.compliance.retention import RetentionActions
 from services.core.errors import invalid_field
 from services.core.names import app_name, parse_app, parse_user, user_name
@@ -53,8 +55,9 @@ def operation_proto(op: Operation, urls: MediaUrls) -> operations_pb2.Operation:
     """An operation as google.longrunning.Operation: its metadata, and once done its
     response (an export's with a fresh download link)."""
     metadata = any_pb2.Any()
+    target = app_name(op.app_id) if op.type == DELETE_APP else user_name(op.app_id, op.target)
     metadata.Pack(pb.OperationMetadata(
-        type=op.type, target=user_name(op.app_id, op.target), stage=op.stage,
+        type=op.type, target=target, stage=op.stage,
         progress_percent=op.progress, create_time=timestamp(op.create_time),
         update_time=timestamp(op.update_time)))
     proto = operations_pb2.Operation(
@@ -65,9 +68,13 @@ def operation_proto(op: Operation, urls: MediaUrls) -> operations_pb2.Operation:
         proto.response.Pack(pb.ExportUserDataResponse(
             user=user_name(op.app_id, op.target), archive_uri=uri,
             archive_expire_time=timestamp(expires), **op.counts))
+    elif op.done and op.error:
+        proto.error.code = code_pb2.CANCELLED
+        proto.error.message = f"the operation was {op.error}"
+    elif op.done and op.type == DELETE_APP:
+        proto.response.Pack(apps_pb.DeleteAppResponse(app=target, **op.counts))
     elif op.done:
-        proto.response.Pack(pb.EraseUserResponse(user=user_name(op.app_id, op.target),
-                                                 **op.counts))
+        proto.response.Pack(pb.EraseUserResponse(user=target, **op.counts))
     return proto
 
 

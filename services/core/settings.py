@@ -251,6 +251,10 @@ class Settings(BaseSettings):
     webhook_allow_insecure: bool = Field(
         False, description="accept http:// webhook URLs and deliver to loopback, private "
                            "and link-local addresses (development and tests only)")
+    app_deletion_grace: Duration = Field(
+        timedelta(days=7), ge=timedelta(0),
+        description="how long a deleted app (DeleteApp) can be restored (UndeleteApp) "
+                    "before all its data is erased")
     max_webhooks_per_app: int = Field(20, gt=0, description="webhook endpoints an app may have")
     media_store: Literal["local", "s3"] = Field(
         "local", description="where media bytes live: local (files in data_dir/media, "

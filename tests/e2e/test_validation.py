@@ -65,6 +65,10 @@ LONG = "x" * 101
 
 # (case id, RPC, request breaking one rule, expected {field path: rule id})
 CASES: list[tuple[str, str, Message, dict[str, str]]] = [
+    ("DeleteApp name pattern", "DeleteApp", apps_pb.DeleteAppRequest(name="apps/X"),
+     {"name": "string.pattern"}),
+    ("UndeleteApp name pattern", "UndeleteApp", apps_pb.UndeleteAppRequest(name="apps/X"),
+     {"name": "string.pattern"}),
     ("app_id pattern", "CreateApp",
      apps_pb.CreateAppRequest(app_id="Bad_Id", app=apps_res.App(display_name="x")),
      {"app_id": "string.pattern"}),

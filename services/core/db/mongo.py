@@ -14,6 +14,7 @@ A write inside a transaction counts at its `commitTransaction`.
 from __future__ import annotations
 
 import contextlib
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -206,6 +207,20 @@ class MongoDatabase:
             await migration(self.db)
             with contextlib.suppress(DuplicateKeyError):  # another process applied it too
                 await applied.insert_one({"_id": key, "applied_at": datetime.now(UTC)})
+
+    async def purge_app(self, app_id: str, keep: frozenset[str] = frozenset()) -> int:
+        """Delete every document of the app from every collection (but those of `keep`):
+        those with its `app_id`, and those whose `_id` is the app id or starts with it
+        and a slash; how many went."""
+        gone = 0
+        for name in sorted(await self.db.list_collection_names()):
+            if name in keep or name.startswith("system."):
+                continue
+            collection = self.db[name]
+            for query in ({"app_id": app_id}, {"_id": app_id},
+                          {"_id": {"$regex": f"^{re.escape(app_id)}/"}}):
+                gone += (await collection.delete_many(query)).deleted_count
+        return gone
 
     async def close(self) -> None:
         await self.client.close()

@@ -293,6 +293,37 @@ class SqliteDatabase:
 
             await self.write(apply)
 
+    async def purge_app(self, app_id: str, keep: frozenset[str] = frozenset()) -> int:
+        """Delete every row of the app from every table that has an `app_id` column
+        (but those of `keep`), a table's referrers (foreign keys) before it; how many
+        rows went. A table at a time: run again, it finishes what a crash cut short."""
+        def tables(conn: sqlite3.Connection) -> list[str]:
+            names = [name for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite_%'")]
+            scoped = [name for name in names if name not in keep and any(
+                column[1] == "app_id" for column in conn.execute(
+                    "SELECT * FROM pragma_table_info(?)", (name,)))]
+            refers = {name: {row[2] for row in conn.execute(
+                "SELECT * FROM pragma_foreign_key_list(?)", (name,))} for name in scoped}
+            ordered: list[str] = []
+            while len(ordered) < len(scoped):  # referrers first: no key left dangling
+                for name in scoped:
+                    waiting = [other for other in scoped if other not in ordered
+                               and other != name and name in refers[other]]
+                    if name not in ordered and not waiting:
+                        ordered.append(name)
+            return ordered
+
+        gone = 0
+        for table in await self.read(tables):
+            def delete(conn: sqlite3.Connection, table: str = table) -> int:
+                return int(conn.execute(f'DELETE FROM "{table}" WHERE app_id = ?',  # noqa: S608
+                                        (app_id,)).rowcount)
+
+            gone += await self.write(delete)
+        return gone
+
     async def compact(self) -> bool:
         """Copy the WAL into the database file and empty it (checkpoint TRUNCATE): with
         secure_delete, what was deleted then has no copy left on disk. Whether it went

@@ -30,10 +30,11 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63\x61\x61s/apps/v1/apps_service.proto\x12\x0c\x63\x61\x61s.apps.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1c\x63\x61\x61s/apps/v1/resources.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\"\x85\x01\n\x10\x43reateAppRequest\x12@\n\x06\x61pp_id\x18\x01 \x01(\tB)\xe2\x41\x01\x02\xbaH\"r 2\x1e^[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x05\x61ppId\x12/\n\x03\x61pp\x18\x02 \x01(\x0b\x32\x11.caas.apps.v1.AppB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x03\x61pp\"\x8d\x01\n\x11\x43reateAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\x12-\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey\x12$\n\x0e\x61pi_key_secret\x18\x03 \x01(\tR\x0c\x61piKeySecret\"d\n\rGetAppRequest\x12S\n\x04name\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x04name\"5\n\x0eGetAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\"c\n\x0fListAppsRequest\x12\'\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"a\n\x10ListAppsResponse\x12%\n\x04\x61pps\x18\x01 \x03(\x0b\x32\x11.caas.apps.v1.AppR\x04\x61pps\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x02\n\x10UpdateAppRequest\x12\x96\x01\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppBq\xe2\x41\x01\x02\xbaHj\xba\x01\x64\n\x0f\x61pp.name_format\x12\x17name must be apps/{app}\x1a\x38this.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$\')\xc8\x01\x01R\x03\x61pp\x12\xbf\x01\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x81\x01\xe2\x41\x01\x02\xbaHz\xba\x01L\n\x15update_mask.not_empty\x12\x1cmust name at least one field\x1a\x15this.paths.size() > 0\xc8\x01\x01\xe2\x01%\x12\x0c\x64isplay_name\x12\x04plan\x12\x0fmedia_retentionR\nupdateMask\"8\n\x11UpdateAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\"\xa3\x01\n\x13\x43reateApiKeyRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\x33\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyB\x04\xe2\x41\x01\x01R\x06\x61piKey\"]\n\x14\x43reateApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\"\xbf\x01\n\x12ListApiKeysRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"n\n\x13ListApiKeysResponse\x12/\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x07\x61piKeys\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x82\x01\n\x13RevokeApiKeyRequest\x12k\n\x04name\x18\x01 \x01(\tBW\xe2\x41\x01\x02\xfa\x41\x11\n\x0f\x63\x61\x61s.dev/ApiKey\xbaH<r:28^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/apiKeys/[a-z2-7]{16}$R\x04name\"E\n\x14RevokeApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey2\xaf\x08\n\x0b\x41ppsService\x12\x81\x01\n\tCreateApp\x12\x1e.caas.apps.v1.CreateAppRequest\x1a\x1f.caas.apps.v1.CreateAppResponse\"3\xda\x41\napp,app_id\xca\xf3\x18\x05\n\x01\x02\x18\x01\xd2\xf3\x18\x04\n\x02 2\x82\xd3\xe4\x93\x02\x0f\"\x08/v1/apps:\x03\x61pp\x12\x80\x01\n\x06GetApp\x12\x1b.caas.apps.v1.GetAppRequest\x1a\x1c.caas.apps.v1.GetAppResponse\";\xda\x41\x04name\xca\xf3\x18\x0f\n\x02\x02\x03\x12\tapps:read\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/{name=apps/*}\x12i\n\x08ListApps\x12\x1d.caas.apps.v1.ListAppsRequest\x1a\x1e.caas.apps.v1.ListAppsResponse\"\x1e\xca\xf3\x18\x03\n\x01\x02\xd2\xf3\x18\x03\n\x01\x1f\x82\xd3\xe4\x93\x02\n\x12\x08/v1/apps\x12\x93\x01\n\tUpdateApp\x12\x1e.caas.apps.v1.UpdateAppRequest\x1a\x1f.caas.apps.v1.UpdateAppResponse\"E\xda\x41\x0f\x61pp,update_mask\xca\xf3\x18\x05\n\x01\x02\x18\x01\xd2\xf3\x18\x04\n\x02 (\x82\xd3\xe4\x93\x02\x1c\x32\x15/v1/{app.name=apps/*}:\x03\x61pp\x12\xb7\x01\n\x0c\x43reateApiKey\x12!.caas.apps.v1.CreateApiKeyRequest\x1a\".caas.apps.v1.CreateApiKeyResponse\"`\xda\x41\x0eparent,api_key\xca\xf3\x18\x16\n\x02\x02\x03\x12\x0e\x61pi_keys:admin\x18\x01\xd2\xf3\x18\x05\n\x03\x15(R\x82\xd3\xe4\x93\x02&\"\x1b/v1/{parent=apps/*}/apiKeys:\x07\x61pi_key\x12\xa0\x01\n\x0bListApiKeys\x12 .caas.apps.v1.ListApiKeysRequest\x1a!.caas.apps.v1.ListApiKeysResponse\"L\xda\x41\x06parent\xca\xf3\x18\x14\n\x02\x02\x03\x12\x0e\x61pi_keys:admin\xd2\xf3\x18\x04\n\x02\x15\x1f\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{parent=apps/*}/apiKeys\x12\xad\x01\n\x0cRevokeApiKey\x12!.caas.apps.v1.RevokeApiKeyRequest\x1a\".caas.apps.v1.RevokeApiKeyResponse\"V\xda\x41\x04name\xca\xf3\x18\x16\n\x02\x02\x03\x12\x0e\x61pi_keys:admin\x18\x01\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\'\"\"/v1/{name=apps/*/apiKeys/*}:revoke:\x01*\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB!Z\x1f\x63\x61\x61s/gen/go/caas/apps/v1;appsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63\x61\x61s/apps/v1/apps_service.proto\x12\x0c\x63\x61\x61s.apps.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1c\x63\x61\x61s/apps/v1/resources.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a#google/longrunning/operations.proto\x1a google/protobuf/field_mask.proto\"\x85\x01\n\x10\x43reateAppRequest\x12@\n\x06\x61pp_id\x18\x01 \x01(\tB)\xe2\x41\x01\x02\xbaH\"r 2\x1e^[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x05\x61ppId\x12/\n\x03\x61pp\x18\x02 \x01(\x0b\x32\x11.caas.apps.v1.AppB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x03\x61pp\"\x8d\x01\n\x11\x43reateAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\x12-\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey\x12$\n\x0e\x61pi_key_secret\x18\x03 \x01(\tR\x0c\x61piKeySecret\"d\n\rGetAppRequest\x12S\n\x04name\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x04name\"5\n\x0eGetAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\"c\n\x0fListAppsRequest\x12\'\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"a\n\x10ListAppsResponse\x12%\n\x04\x61pps\x18\x01 \x03(\x0b\x32\x11.caas.apps.v1.AppR\x04\x61pps\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x02\n\x10UpdateAppRequest\x12\x96\x01\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppBq\xe2\x41\x01\x02\xbaHj\xba\x01\x64\n\x0f\x61pp.name_format\x12\x17name must be apps/{app}\x1a\x38this.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$\')\xc8\x01\x01R\x03\x61pp\x12\xbf\x01\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x81\x01\xe2\x41\x01\x02\xbaHz\xba\x01L\n\x15update_mask.not_empty\x12\x1cmust name at least one field\x1a\x15this.paths.size() > 0\xc8\x01\x01\xe2\x01%\x12\x0c\x64isplay_name\x12\x04plan\x12\x0fmedia_retentionR\nupdateMask\"8\n\x11UpdateAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\"g\n\x10\x44\x65leteAppRequest\x12S\n\x04name\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x04name\"L\n\x11\x44\x65leteAppResponse\x12\x10\n\x03\x61pp\x18\x01 \x01(\tR\x03\x61pp\x12%\n\x0erecords_erased\x18\x02 \x01(\x03R\rrecordsErased\"i\n\x12UndeleteAppRequest\x12S\n\x04name\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x04name\":\n\x13UndeleteAppResponse\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x11.caas.apps.v1.AppR\x03\x61pp\"\xa3\x01\n\x13\x43reateApiKeyRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\x33\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyB\x04\xe2\x41\x01\x01R\x06\x61piKey\"]\n\x14\x43reateApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\"\xbf\x01\n\x12ListApiKeysRequest\x12W\n\x06parent\x18\x01 \x01(\tB?\xe2\x41\x01\x02\xfa\x41\x0e\n\x0c\x63\x61\x61s.dev/App\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"n\n\x13ListApiKeysResponse\x12/\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x07\x61piKeys\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x82\x01\n\x13RevokeApiKeyRequest\x12k\n\x04name\x18\x01 \x01(\tBW\xe2\x41\x01\x02\xfa\x41\x11\n\x0f\x63\x61\x61s.dev/ApiKey\xbaH<r:28^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/apiKeys/[a-z2-7]{16}$R\x04name\"E\n\x14RevokeApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x14.caas.apps.v1.ApiKeyR\x06\x61piKey2\xfd\n\n\x0b\x41ppsService\x12\x81\x01\n\tCreateApp\x12\x1e.caas.apps.v1.CreateAppRequest\x1a\x1f.caas.apps.v1.CreateAppResponse\"3\xda\x41\napp,app_id\xca\xf3\x18\x05\n\x01\x02\x18\x01\xd2\xf3\x18\x04\n\x02 2\x82\xd3\xe4\x93\x02\x0f\"\x08/v1/apps:\x03\x61pp\x12\x80\x01\n\x06GetApp\x12\x1b.caas.apps.v1.GetAppRequest\x1a\x1c.caas.apps.v1.GetAppResponse\";\xda\x41\x04name\xca\xf3\x18\x0f\n\x02\x02\x03\x12\tapps:read\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/{name=apps/*}\x12i\n\x08ListApps\x12\x1d.caas.apps.v1.ListAppsRequest\x1a\x1e.caas.apps.v1.ListAppsResponse\"\x1e\xca\xf3\x18\x03\n\x01\x02\xd2\xf3\x18\x03\n\x01\x1f\x82\xd3\xe4\x93\x02\n\x12\x08/v1/apps\x12\x93\x01\n\tUpdateApp\x12\x1e.caas.apps.v1.UpdateAppRequest\x1a\x1f.caas.apps.v1.UpdateAppResponse\"E\xda\x41\x0f\x61pp,update_mask\xca\xf3\x18\x05\n\x01\x02\x18\x01\xd2\xf3\x18\x04\n\x02 (\x82\xd3\xe4\x93\x02\x1c\x32\x15/v1/{app.name=apps/*}:\x03\x61pp\x12\xb8\x01\n\tDeleteApp\x12\x1e.caas.apps.v1.DeleteAppRequest\x1a\x1d.google.longrunning.Operation\"l\xca\x41\x39\n\x11\x44\x65leteAppResponse\x12$caas.compliance.v1.OperationMetadata\xda\x41\x04name\xca\xf3\x18\x05\n\x01\x02\x18\x01\xd2\xf3\x18\x03\n\x01(\x82\xd3\xe4\x93\x02\x13*\x11/v1/{name=apps/*}\x12\x90\x01\n\x0bUndeleteApp\x12 .caas.apps.v1.UndeleteAppRequest\x1a!.caas.apps.v1.UndeleteAppResponse\"<\xda\x41\x04name\xca\xf3\x18\x05\n\x01\x02\x18\x01\xd2\xf3\x18\x03\n\x01(\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=apps/*}:undelete:\x01*\x12\xb7\x01\n\x0c\x43reateApiKey\x12!.caas.apps.v1.CreateApiKeyRequest\x1a\".caas.apps.v1.CreateApiKeyResponse\"`\xda\x41\x0eparent,api_key\xca\xf3\x18\x16\n\x02\x02\x03\x12\x0e\x61pi_keys:admin\x18\x01\xd2\xf3\x18\x05\n\x03\x15(R\x82\xd3\xe4\x93\x02&\"\x1b/v1/{parent=apps/*}/apiKeys:\x07\x61pi_key\x12\xa0\x01\n\x0bListApiKeys\x12 .caas.apps.v1.ListApiKeysRequest\x1a!.caas.apps.v1.ListApiKeysResponse\"L\xda\x41\x06parent\xca\xf3\x18\x14\n\x02\x02\x03\x12\x0e\x61pi_keys:admin\xd2\xf3\x18\x04\n\x02\x15\x1f\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{parent=apps/*}/apiKeys\x12\xad\x01\n\x0cRevokeApiKey\x12!.caas.apps.v1.RevokeApiKeyRequest\x1a\".caas.apps.v1.RevokeApiKeyResponse\"V\xda\x41\x04name\xca\xf3\x18\x16\n\x02\x02\x03\x12\x0e\x61pi_keys:admin\x18\x01\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02\'\"\"/v1/{name=apps/*/apiKeys/*}:revoke:\x01*\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB!Z\x1f\x63\x61\x61s/gen/go/caas/apps/v1;appsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,6 +56,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEAPPREQUEST'].fields_by_name['app']._serialized_options = b'\342A\001\002\272Hj\272\001d\n\017app.name_format\022\027name must be apps/{app}\0328this.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$\')\310\001\001'
   _globals['_UPDATEAPPREQUEST'].fields_by_name['update_mask']._loaded_options = None
   _globals['_UPDATEAPPREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002\272Hz\272\001L\n\025update_mask.not_empty\022\034must name at least one field\032\025this.paths.size() > 0\310\001\001\342\001%\022\014display_name\022\004plan\022\017media_retention'
+  _globals['_DELETEAPPREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_DELETEAPPREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\016\n\014caas.dev/App\272H\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$'
+  _globals['_UNDELETEAPPREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_UNDELETEAPPREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\016\n\014caas.dev/App\272H\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$'
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\016\n\014caas.dev/App\272H\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$'
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['api_key']._loaded_options = None
@@ -77,40 +82,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPSSERVICE'].methods_by_name['ListApps']._serialized_options = b'\312\363\030\003\n\001\002\322\363\030\003\n\001\037\202\323\344\223\002\n\022\010/v1/apps'
   _globals['_APPSSERVICE'].methods_by_name['UpdateApp']._loaded_options = None
   _globals['_APPSSERVICE'].methods_by_name['UpdateApp']._serialized_options = b'\332A\017app,update_mask\312\363\030\005\n\001\002\030\001\322\363\030\004\n\002 (\202\323\344\223\002\0342\025/v1/{app.name=apps/*}:\003app'
+  _globals['_APPSSERVICE'].methods_by_name['DeleteApp']._loaded_options = None
+  _globals['_APPSSERVICE'].methods_by_name['DeleteApp']._serialized_options = b'\312A9\n\021DeleteAppResponse\022$caas.compliance.v1.OperationMetadata\332A\004name\312\363\030\005\n\001\002\030\001\322\363\030\003\n\001(\202\323\344\223\002\023*\021/v1/{name=apps/*}'
+  _globals['_APPSSERVICE'].methods_by_name['UndeleteApp']._loaded_options = None
+  _globals['_APPSSERVICE'].methods_by_name['UndeleteApp']._serialized_options = b'\332A\004name\312\363\030\005\n\001\002\030\001\322\363\030\003\n\001(\202\323\344\223\002\037\"\032/v1/{name=apps/*}:undelete:\001*'
   _globals['_APPSSERVICE'].methods_by_name['CreateApiKey']._loaded_options = None
   _globals['_APPSSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\332A\016parent,api_key\312\363\030\026\n\002\002\003\022\016api_keys:admin\030\001\322\363\030\005\n\003\025(R\202\323\344\223\002&\"\033/v1/{parent=apps/*}/apiKeys:\007api_key'
   _globals['_APPSSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
   _globals['_APPSSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\332A\006parent\312\363\030\024\n\002\002\003\022\016api_keys:admin\322\363\030\004\n\002\025\037\202\323\344\223\002\035\022\033/v1/{parent=apps/*}/apiKeys'
   _globals['_APPSSERVICE'].methods_by_name['RevokeApiKey']._loaded_options = None
   _globals['_APPSSERVICE'].methods_by_name['RevokeApiKey']._serialized_options = b'\332A\004name\312\363\030\026\n\002\002\003\022\016api_keys:admin\030\001\322\363\030\004\n\002\025(\202\323\344\223\002\'\"\"/v1/{name=apps/*/apiKeys/*}:revoke:\001*'
-  _globals['_CREATEAPPREQUEST']._serialized_start=314
-  _globals['_CREATEAPPREQUEST']._serialized_end=447
-  _globals['_CREATEAPPRESPONSE']._serialized_start=450
-  _globals['_CREATEAPPRESPONSE']._serialized_end=591
-  _globals['_GETAPPREQUEST']._serialized_start=593
-  _globals['_GETAPPREQUEST']._serialized_end=693
-  _globals['_GETAPPRESPONSE']._serialized_start=695
-  _globals['_GETAPPRESPONSE']._serialized_end=748
-  _globals['_LISTAPPSREQUEST']._serialized_start=750
-  _globals['_LISTAPPSREQUEST']._serialized_end=849
-  _globals['_LISTAPPSRESPONSE']._serialized_start=851
-  _globals['_LISTAPPSRESPONSE']._serialized_end=948
-  _globals['_UPDATEAPPREQUEST']._serialized_start=951
-  _globals['_UPDATEAPPREQUEST']._serialized_end=1316
-  _globals['_UPDATEAPPRESPONSE']._serialized_start=1318
-  _globals['_UPDATEAPPRESPONSE']._serialized_end=1374
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=1377
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=1540
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=1542
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=1635
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1638
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1829
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1831
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1941
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=1944
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2074
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2076
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2145
-  _globals['_APPSSERVICE']._serialized_start=2148
-  _globals['_APPSSERVICE']._serialized_end=3219
+  _globals['_CREATEAPPREQUEST']._serialized_start=351
+  _globals['_CREATEAPPREQUEST']._serialized_end=484
+  _globals['_CREATEAPPRESPONSE']._serialized_start=487
+  _globals['_CREATEAPPRESPONSE']._serialized_end=628
+  _globals['_GETAPPREQUEST']._serialized_start=630
+  _globals['_GETAPPREQUEST']._serialized_end=730
+  _globals['_GETAPPRESPONSE']._serialized_start=732
+  _globals['_GETAPPRESPONSE']._serialized_end=785
+  _globals['_LISTAPPSREQUEST']._serialized_start=787
+  _globals['_LISTAPPSREQUEST']._serialized_end=886
+  _globals['_LISTAPPSRESPONSE']._serialized_start=888
+  _globals['_LISTAPPSRESPONSE']._serialized_end=985
+  _globals['_UPDATEAPPREQUEST']._serialized_start=988
+  _globals['_UPDATEAPPREQUEST']._serialized_end=1353
+  _globals['_UPDATEAPPRESPONSE']._serialized_start=1355
+  _globals['_UPDATEAPPRESPONSE']._serialized_end=1411
+  _globals['_DELETEAPPREQUEST']._serialized_start=1413
+  _globals['_DELETEAPPREQUEST']._serialized_end=1516
+  _globals['_DELETEAPPRESPONSE']._serialized_start=1518
+  _globals['_DELETEAPPRESPONSE']._serialized_end=1594
+  _globals['_UNDELETEAPPREQUEST']._serialized_start=1596
+  _globals['_UNDELETEAPPREQUEST']._serialized_end=1701
+  _globals['_UNDELETEAPPRESPONSE']._serialized_start=1703
+  _globals['_UNDELETEAPPRESPONSE']._serialized_end=1761
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=1764
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=1927
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=1929
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=2022
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=2025
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=2216
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=2218
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=2328
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=2331
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2461
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2463
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2532
+  _globals['_APPSSERVICE']._serialized_start=2535
+  _globals['_APPSSERVICE']._serialized_end=3940
 # @@protoc_insertion_point(module_scope)

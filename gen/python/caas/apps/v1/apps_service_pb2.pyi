@@ -243,6 +243,100 @@ class UpdateAppResponse(_message.Message):
 Global___UpdateAppResponse: _TypeAlias = UpdateAppResponse  # noqa: Y015
 
 @_typing.final
+class DeleteAppRequest(_message.Message):
+    """Request of AppsService.DeleteApp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteAppRequest: _TypeAlias = DeleteAppRequest  # noqa: Y015
+
+@_typing.final
+class DeleteAppResponse(_message.Message):
+    """What a DeleteApp operation did (its `response` once done)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_FIELD_NUMBER: _builtins.int
+    RECORDS_ERASED_FIELD_NUMBER: _builtins.int
+    app: _builtins.str
+    """`apps/{app}`."""
+    records_erased: _builtins.int
+    """Records erased, over every store."""
+    def __init__(
+        self,
+        *,
+        app: _builtins.str = ...,
+        records_erased: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "records_erased", b"records_erased"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteAppResponse: _TypeAlias = DeleteAppResponse  # noqa: Y015
+
+@_typing.final
+class UndeleteAppRequest(_message.Message):
+    """Request of AppsService.UndeleteApp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndeleteAppRequest: _TypeAlias = UndeleteAppRequest  # noqa: Y015
+
+@_typing.final
+class UndeleteAppResponse(_message.Message):
+    """Response of AppsService.UndeleteApp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def app(self) -> _resources_pb2.App:
+        """The app, alive again."""
+
+    def __init__(
+        self,
+        *,
+        app: _resources_pb2.App | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["app", b"app"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndeleteAppResponse: _TypeAlias = UndeleteAppResponse  # noqa: Y015
+
+@_typing.final
 class CreateApiKeyRequest(_message.Message):
     """Request of AppsService.CreateApiKey."""
 

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from caas.apps.v1 import apps_service_pb2 as caas_dot_apps_dot_v1_dot_apps__service__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -58,6 +59,16 @@ class AppsServiceStub:
                 request_serializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.UpdateAppRequest.SerializeToString,
                 response_deserializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.UpdateAppResponse.FromString,
                 _registered_method=True)
+        self.DeleteApp = channel.unary_unary(
+                '/caas.apps.v1.AppsService/DeleteApp',
+                request_serializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.DeleteAppRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
+        self.UndeleteApp = channel.unary_unary(
+                '/caas.apps.v1.AppsService/UndeleteApp',
+                request_serializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.UndeleteAppRequest.SerializeToString,
+                response_deserializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.UndeleteAppResponse.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/caas.apps.v1.AppsService/CreateApiKey',
                 request_serializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.CreateApiKeyRequest.SerializeToString,
@@ -110,6 +121,29 @@ class AppsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteApp(self, request, context):
+        """Deletes an app (offboarding): at once its credentials are refused (UNAUTHENTICATED,
+        `APP_UNAVAILABLE`) and it is listed with its `delete_time`; after the grace period
+        (`CAAS_APP_DELETION_GRACE`, its `purge_time`) every piece of its data is erased
+        from every store (users, conversations, messages, events, webhooks, media and their
+        bytes, search entries, audit records, data keys). The answer is a long-running
+        operation (`apps/{app}/operations/{operation}`, GetOperation) that waits out the
+        grace, then erases. Operator only.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndeleteApp(self, request, context):
+        """Restores a deleted app before its `purge_time`: its credentials work again, and the
+        deletion's operation ends (cancelled). Operator only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateApiKey(self, request, context):
         """Creates an API key. The response holds the secret; it is never shown again.
         """
@@ -153,6 +187,16 @@ def add_AppsServiceServicer_to_server(servicer, server):
                     servicer.UpdateApp,
                     request_deserializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.UpdateAppRequest.FromString,
                     response_serializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.UpdateAppResponse.SerializeToString,
+            ),
+            'DeleteApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteApp,
+                    request_deserializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.DeleteAppRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'UndeleteApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndeleteApp,
+                    request_deserializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.UndeleteAppRequest.FromString,
+                    response_serializer=caas_dot_apps_dot_v1_dot_apps__service__pb2.UndeleteAppResponse.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -282,6 +326,60 @@ class AppsService:
             '/caas.apps.v1.AppsService/UpdateApp',
             caas_dot_apps_dot_v1_dot_apps__service__pb2.UpdateAppRequest.SerializeToString,
             caas_dot_apps_dot_v1_dot_apps__service__pb2.UpdateAppResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.apps.v1.AppsService/DeleteApp',
+            caas_dot_apps_dot_v1_dot_apps__service__pb2.DeleteAppRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndeleteApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.apps.v1.AppsService/UndeleteApp',
+            caas_dot_apps_dot_v1_dot_apps__service__pb2.UndeleteAppRequest.SerializeToString,
+            caas_dot_apps_dot_v1_dot_apps__service__pb2.UndeleteAppResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ isort:skip_file
 
 from caas.apps.v1 import apps_service_pb2 as _apps_service_pb2
 from collections import abc as _abc
+from google.longrunning import operations_pb2 as _operations_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -45,6 +46,21 @@ class AppsServiceStub:
     """Lists apps, oldest first. Operator only."""
     UpdateApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.UpdateAppRequest, _apps_service_pb2.UpdateAppResponse]
     """Updates an app's display name, plan or media retention. Operator only."""
+    DeleteApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.DeleteAppRequest, _operations_pb2.Operation]
+    """Deletes an app (offboarding): at once its credentials are refused (UNAUTHENTICATED,
+    `APP_UNAVAILABLE`) and it is listed with its `delete_time`; after the grace period
+    (`CAAS_APP_DELETION_GRACE`, its `purge_time`) every piece of its data is erased
+    from every store (users, conversations, messages, events, webhooks, media and their
+    bytes, search entries, audit records, data keys). The answer is a long-running
+    operation (`apps/{app}/operations/{operation}`, GetOperation) that waits out the
+    grace, then erases. Operator only.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    UndeleteApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.UndeleteAppRequest, _apps_service_pb2.UndeleteAppResponse]
+    """Restores a deleted app before its `purge_time`: its credentials work again, and the
+    deletion's operation ends (cancelled). Operator only.
+    """
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.CreateApiKeyRequest, _apps_service_pb2.CreateApiKeyResponse]
     """Creates an API key. The response holds the secret; it is never shown again."""
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.ListApiKeysRequest, _apps_service_pb2.ListApiKeysResponse]
@@ -69,6 +85,21 @@ class AppsServiceAsyncStub(AppsServiceStub):
     """Lists apps, oldest first. Operator only."""
     UpdateApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.UpdateAppRequest, _apps_service_pb2.UpdateAppResponse]  # type: ignore[assignment]
     """Updates an app's display name, plan or media retention. Operator only."""
+    DeleteApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.DeleteAppRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """Deletes an app (offboarding): at once its credentials are refused (UNAUTHENTICATED,
+    `APP_UNAVAILABLE`) and it is listed with its `delete_time`; after the grace period
+    (`CAAS_APP_DELETION_GRACE`, its `purge_time`) every piece of its data is erased
+    from every store (users, conversations, messages, events, webhooks, media and their
+    bytes, search entries, audit records, data keys). The answer is a long-running
+    operation (`apps/{app}/operations/{operation}`, GetOperation) that waits out the
+    grace, then erases. Operator only.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    UndeleteApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.UndeleteAppRequest, _apps_service_pb2.UndeleteAppResponse]  # type: ignore[assignment]
+    """Restores a deleted app before its `purge_time`: its credentials work again, and the
+    deletion's operation ends (cancelled). Operator only.
+    """
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.CreateApiKeyRequest, _apps_service_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
     """Creates an API key. The response holds the secret; it is never shown again."""
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.ListApiKeysRequest, _apps_service_pb2.ListApiKeysResponse]  # type: ignore[assignment]
@@ -114,6 +145,33 @@ class AppsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_apps_service_pb2.UpdateAppResponse, _abc.Awaitable[_apps_service_pb2.UpdateAppResponse]]:
         """Updates an app's display name, plan or media retention. Operator only."""
+
+    @_abc_1.abstractmethod
+    def DeleteApp(
+        self,
+        request: _apps_service_pb2.DeleteAppRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """Deletes an app (offboarding): at once its credentials are refused (UNAUTHENTICATED,
+        `APP_UNAVAILABLE`) and it is listed with its `delete_time`; after the grace period
+        (`CAAS_APP_DELETION_GRACE`, its `purge_time`) every piece of its data is erased
+        from every store (users, conversations, messages, events, webhooks, media and their
+        bytes, search entries, audit records, data keys). The answer is a long-running
+        operation (`apps/{app}/operations/{operation}`, GetOperation) that waits out the
+        grace, then erases. Operator only.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def UndeleteApp(
+        self,
+        request: _apps_service_pb2.UndeleteAppRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apps_service_pb2.UndeleteAppResponse, _abc.Awaitable[_apps_service_pb2.UndeleteAppResponse]]:
+        """Restores a deleted app before its `purge_time`: its credentials work again, and the
+        deletion's operation ends (cancelled). Operator only.
+        """
 
     @_abc_1.abstractmethod
     def CreateApiKey(

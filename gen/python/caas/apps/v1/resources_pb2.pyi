@@ -35,6 +35,8 @@ class App(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     MEDIA_RETENTION_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    PURGE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}`. The app id is 3 to 40 characters: lowercase letters, digits and
     hyphens, starting with a letter and not ending with a hyphen.
@@ -64,6 +66,16 @@ class App(_message.Message):
         applies to media deleted from then on.
         """
 
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the app was deleted (DeleteApp); unset while it lives. A deleted app's
+        credentials are refused (UNAUTHENTICATED, `APP_UNAVAILABLE`).
+        """
+
+    @_builtins.property
+    def purge_time(self) -> _timestamp_pb2.Timestamp:
+        """When a deleted app's data is erased, unless UndeleteApp comes first."""
+
     def __init__(
         self,
         *,
@@ -73,10 +85,12 @@ class App(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         media_retention: _duration_pb2.Duration | None = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+        purge_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "media_retention", b"media_retention", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "media_retention", b"media_retention", "purge_time", b"purge_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "media_retention", b"media_retention", "name", b"name", "plan", b"plan", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "display_name", b"display_name", "media_retention", b"media_retention", "name", b"name", "plan", b"plan", "purge_time", b"purge_time", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

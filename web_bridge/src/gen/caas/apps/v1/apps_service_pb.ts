@@ -13,6 +13,8 @@ import { file_google_api_annotations } from "../../../google/api/annotations_pb.
 import { file_google_api_client } from "../../../google/api/client_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_api_resource } from "../../../google/api/resource_pb.js";
+import type { OperationSchema } from "../../../google/longrunning/operations_pb.js";
+import { file_google_longrunning_operations } from "../../../google/longrunning/operations_pb.js";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -21,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/apps/v1/apps_service.proto.
  */
 export const file_caas_apps_v1_apps_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jYWFzL2FwcHMvdjEvYXBwc19zZXJ2aWNlLnByb3RvEgxjYWFzLmFwcHMudjEieQoQQ3JlYXRlQXBwUmVxdWVzdBI5CgZhcHBfaWQYASABKAlCKeJBAQK6SCJyIDIeXlthLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEioKA2FwcBgCIAEoCzIRLmNhYXMuYXBwcy52MS5BcHBCCuJBAQK6SAPIAQEicgoRQ3JlYXRlQXBwUmVzcG9uc2USHgoDYXBwGAEgASgLMhEuY2Fhcy5hcHBzLnYxLkFwcBIlCgdhcGlfa2V5GAIgASgLMhQuY2Fhcy5hcHBzLnYxLkFwaUtleRIWCg5hcGlfa2V5X3NlY3JldBgDIAEoCSJeCg1HZXRBcHBSZXF1ZXN0Ek0KBG5hbWUYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJCIwCg5HZXRBcHBSZXNwb25zZRIeCgNhcHAYASABKAsyES5jYWFzLmFwcHMudjEuQXBwIk4KD0xpc3RBcHBzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiTAoQTGlzdEFwcHNSZXNwb25zZRIfCgRhcHBzGAEgAygLMhEuY2Fhcy5hcHBzLnYxLkFwcBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki3AIKEFVwZGF0ZUFwcFJlcXVlc3QSkQEKA2FwcBgBIAEoCzIRLmNhYXMuYXBwcy52MS5BcHBCceJBAQK6SGq6AWQKD2FwcC5uYW1lX2Zvcm1hdBIXbmFtZSBtdXN0IGJlIGFwcHMve2FwcH0aOHRoaXMubmFtZS5tYXRjaGVzKCdeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJCcpyAEBErMBCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCgQHiQQECukh6ugFMChV1cGRhdGVfbWFzay5ub3RfZW1wdHkSHG11c3QgbmFtZSBhdCBsZWFzdCBvbmUgZmllbGQaFXRoaXMucGF0aHMuc2l6ZSgpID4gMMgBAeIBJRIMZGlzcGxheV9uYW1lEgRwbGFuEg9tZWRpYV9yZXRlbnRpb24iMwoRVXBkYXRlQXBwUmVzcG9uc2USHgoDYXBwGAEgASgLMhEuY2Fhcy5hcHBzLnYxLkFwcCKTAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBIrCgdhcGlfa2V5GAIgASgLMhQuY2Fhcy5hcHBzLnYxLkFwaUtleUIE4kEBASJNChRDcmVhdGVBcGlLZXlSZXNwb25zZRIlCgdhcGlfa2V5GAEgASgLMhQuY2Fhcy5hcHBzLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiogEKEkxpc3RBcGlLZXlzUmVxdWVzdBJPCgZwYXJlbnQYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJBIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiVgoTTGlzdEFwaUtleXNSZXNwb25zZRImCghhcGlfa2V5cxgBIAMoCzIULmNhYXMuYXBwcy52MS5BcGlLZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInwKE1Jldm9rZUFwaUtleVJlcXVlc3QSZQoEbmFtZRgBIAEoCUJX4kEBAvpBEQoPY2Fhcy5kZXYvQXBpS2V5ukg8cjoyOF5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vYXBpS2V5cy9bYS16Mi03XXsxNn0kIj0KFFJldm9rZUFwaUtleVJlc3BvbnNlEiUKB2FwaV9rZXkYASABKAsyFC5jYWFzLmFwcHMudjEuQXBpS2V5Mq8ICgtBcHBzU2VydmljZRKBAQoJQ3JlYXRlQXBwEh4uY2Fhcy5hcHBzLnYxLkNyZWF0ZUFwcFJlcXVlc3QaHy5jYWFzLmFwcHMudjEuQ3JlYXRlQXBwUmVzcG9uc2UiM9pBCmFwcCxhcHBfaWTK8xgFCgECGAHS8xgECgIgMoLT5JMCDzoDYXBwIggvdjEvYXBwcxKAAQoGR2V0QXBwEhsuY2Fhcy5hcHBzLnYxLkdldEFwcFJlcXVlc3QaHC5jYWFzLmFwcHMudjEuR2V0QXBwUmVzcG9uc2UiO9pBBG5hbWXK8xgPCgICAxIJYXBwczpyZWFk0vMYBAoCFSiC0+STAhMSES92MS97bmFtZT1hcHBzLyp9EmkKCExpc3RBcHBzEh0uY2Fhcy5hcHBzLnYxLkxpc3RBcHBzUmVxdWVzdBoeLmNhYXMuYXBwcy52MS5MaXN0QXBwc1Jlc3BvbnNlIh7K8xgDCgEC0vMYAwoBH4LT5JMCChIIL3YxL2FwcHMSkwEKCVVwZGF0ZUFwcBIeLmNhYXMuYXBwcy52MS5VcGRhdGVBcHBSZXF1ZXN0Gh8uY2Fhcy5hcHBzLnYxLlVwZGF0ZUFwcFJlc3BvbnNlIkXaQQ9hcHAsdXBkYXRlX21hc2vK8xgFCgECGAHS8xgECgIgKILT5JMCHDoDYXBwMhUvdjEve2FwcC5uYW1lPWFwcHMvKn0StwEKDENyZWF0ZUFwaUtleRIhLmNhYXMuYXBwcy52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiIuY2Fhcy5hcHBzLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlImDaQQ5wYXJlbnQsYXBpX2tlecrzGBYKAgIDEg5hcGlfa2V5czphZG1pbhgB0vMYBQoDFShSgtPkkwImOgdhcGlfa2V5IhsvdjEve3BhcmVudD1hcHBzLyp9L2FwaUtleXMSoAEKC0xpc3RBcGlLZXlzEiAuY2Fhcy5hcHBzLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBohLmNhYXMuYXBwcy52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIkzaQQZwYXJlbnTK8xgUCgICAxIOYXBpX2tleXM6YWRtaW7S8xgECgIVH4LT5JMCHRIbL3YxL3twYXJlbnQ9YXBwcy8qfS9hcGlLZXlzEq0BCgxSZXZva2VBcGlLZXkSIS5jYWFzLmFwcHMudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBoiLmNhYXMuYXBwcy52MS5SZXZva2VBcGlLZXlSZXNwb25zZSJW2kEEbmFtZcrzGBYKAgIDEg5hcGlfa2V5czphZG1pbhgB0vMYBAoCFSiC0+STAic6ASoiIi92MS97bmFtZT1hcHBzLyovYXBpS2V5cy8qfTpyZXZva2UaC8pBCGNhYXMuZGV2QiFaH2NhYXMvZ2VuL2dvL2NhYXMvYXBwcy92MTthcHBzdjFiBnByb3RvMw", [file_buf_validate_validate, file_caas_apps_v1_resources, file_caas_errors_v1_errors, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_field_mask]);
+  fileDesc("Ch9jYWFzL2FwcHMvdjEvYXBwc19zZXJ2aWNlLnByb3RvEgxjYWFzLmFwcHMudjEieQoQQ3JlYXRlQXBwUmVxdWVzdBI5CgZhcHBfaWQYASABKAlCKeJBAQK6SCJyIDIeXlthLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEioKA2FwcBgCIAEoCzIRLmNhYXMuYXBwcy52MS5BcHBCCuJBAQK6SAPIAQEicgoRQ3JlYXRlQXBwUmVzcG9uc2USHgoDYXBwGAEgASgLMhEuY2Fhcy5hcHBzLnYxLkFwcBIlCgdhcGlfa2V5GAIgASgLMhQuY2Fhcy5hcHBzLnYxLkFwaUtleRIWCg5hcGlfa2V5X3NlY3JldBgDIAEoCSJeCg1HZXRBcHBSZXF1ZXN0Ek0KBG5hbWUYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJCIwCg5HZXRBcHBSZXNwb25zZRIeCgNhcHAYASABKAsyES5jYWFzLmFwcHMudjEuQXBwIk4KD0xpc3RBcHBzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiTAoQTGlzdEFwcHNSZXNwb25zZRIfCgRhcHBzGAEgAygLMhEuY2Fhcy5hcHBzLnYxLkFwcBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki3AIKEFVwZGF0ZUFwcFJlcXVlc3QSkQEKA2FwcBgBIAEoCzIRLmNhYXMuYXBwcy52MS5BcHBCceJBAQK6SGq6AWQKD2FwcC5uYW1lX2Zvcm1hdBIXbmFtZSBtdXN0IGJlIGFwcHMve2FwcH0aOHRoaXMubmFtZS5tYXRjaGVzKCdeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJCcpyAEBErMBCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCgQHiQQECukh6ugFMChV1cGRhdGVfbWFzay5ub3RfZW1wdHkSHG11c3QgbmFtZSBhdCBsZWFzdCBvbmUgZmllbGQaFXRoaXMucGF0aHMuc2l6ZSgpID4gMMgBAeIBJRIMZGlzcGxheV9uYW1lEgRwbGFuEg9tZWRpYV9yZXRlbnRpb24iMwoRVXBkYXRlQXBwUmVzcG9uc2USHgoDYXBwGAEgASgLMhEuY2Fhcy5hcHBzLnYxLkFwcCJhChBEZWxldGVBcHBSZXF1ZXN0Ek0KBG5hbWUYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJCI4ChFEZWxldGVBcHBSZXNwb25zZRILCgNhcHAYASABKAkSFgoOcmVjb3Jkc19lcmFzZWQYAiABKAMiYwoSVW5kZWxldGVBcHBSZXF1ZXN0Ek0KBG5hbWUYASABKAlCP+JBAQL6QQ4KDGNhYXMuZGV2L0FwcLpIJ3IlMiNeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldJCI1ChNVbmRlbGV0ZUFwcFJlc3BvbnNlEh4KA2FwcBgBIAEoCzIRLmNhYXMuYXBwcy52MS5BcHAikwEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSTwoGcGFyZW50GAEgASgJQj/iQQEC+kEOCgxjYWFzLmRldi9BcHC6SCdyJTIjXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSQSKwoHYXBpX2tleRgCIAEoCzIULmNhYXMuYXBwcy52MS5BcGlLZXlCBOJBAQEiTQoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USJQoHYXBpX2tleRgBIAEoCzIULmNhYXMuYXBwcy52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIqIBChJMaXN0QXBpS2V5c1JlcXVlc3QSTwoGcGFyZW50GAEgASgJQj/iQQEC+kEOCgxjYWFzLmRldi9BcHC6SCdyJTIjXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSQSHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAEIlYKE0xpc3RBcGlLZXlzUmVzcG9uc2USJgoIYXBpX2tleXMYASADKAsyFC5jYWFzLmFwcHMudjEuQXBpS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ8ChNSZXZva2VBcGlLZXlSZXF1ZXN0EmUKBG5hbWUYASABKAlCV+JBAQL6QREKD2NhYXMuZGV2L0FwaUtlebpIPHI6MjheYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL2FwaUtleXMvW2EtejItN117MTZ9JCI9ChRSZXZva2VBcGlLZXlSZXNwb25zZRIlCgdhcGlfa2V5GAEgASgLMhQuY2Fhcy5hcHBzLnYxLkFwaUtleTL9CgoLQXBwc1NlcnZpY2USgQEKCUNyZWF0ZUFwcBIeLmNhYXMuYXBwcy52MS5DcmVhdGVBcHBSZXF1ZXN0Gh8uY2Fhcy5hcHBzLnYxLkNyZWF0ZUFwcFJlc3BvbnNlIjPaQQphcHAsYXBwX2lkyvMYBQoBAhgB0vMYBAoCIDKC0+STAg86A2FwcCIIL3YxL2FwcHMSgAEKBkdldEFwcBIbLmNhYXMuYXBwcy52MS5HZXRBcHBSZXF1ZXN0GhwuY2Fhcy5hcHBzLnYxLkdldEFwcFJlc3BvbnNlIjvaQQRuYW1lyvMYDwoCAgMSCWFwcHM6cmVhZNLzGAQKAhUogtPkkwITEhEvdjEve25hbWU9YXBwcy8qfRJpCghMaXN0QXBwcxIdLmNhYXMuYXBwcy52MS5MaXN0QXBwc1JlcXVlc3QaHi5jYWFzLmFwcHMudjEuTGlzdEFwcHNSZXNwb25zZSIeyvMYAwoBAtLzGAMKAR+C0+STAgoSCC92MS9hcHBzEpMBCglVcGRhdGVBcHASHi5jYWFzLmFwcHMudjEuVXBkYXRlQXBwUmVxdWVzdBofLmNhYXMuYXBwcy52MS5VcGRhdGVBcHBSZXNwb25zZSJF2kEPYXBwLHVwZGF0ZV9tYXNryvMYBQoBAhgB0vMYBAoCICiC0+STAhw6A2FwcDIVL3YxL3thcHAubmFtZT1hcHBzLyp9ErgBCglEZWxldGVBcHASHi5jYWFzLmFwcHMudjEuRGVsZXRlQXBwUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24ibMpBOQoRRGVsZXRlQXBwUmVzcG9uc2USJGNhYXMuY29tcGxpYW5jZS52MS5PcGVyYXRpb25NZXRhZGF0YdpBBG5hbWXK8xgFCgECGAHS8xgDCgEogtPkkwITKhEvdjEve25hbWU9YXBwcy8qfRKQAQoLVW5kZWxldGVBcHASIC5jYWFzLmFwcHMudjEuVW5kZWxldGVBcHBSZXF1ZXN0GiEuY2Fhcy5hcHBzLnYxLlVuZGVsZXRlQXBwUmVzcG9uc2UiPNpBBG5hbWXK8xgFCgECGAHS8xgDCgEogtPkkwIfOgEqIhovdjEve25hbWU9YXBwcy8qfTp1bmRlbGV0ZRK3AQoMQ3JlYXRlQXBpS2V5EiEuY2Fhcy5hcHBzLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIi5jYWFzLmFwcHMudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2UiYNpBDnBhcmVudCxhcGlfa2V5yvMYFgoCAgMSDmFwaV9rZXlzOmFkbWluGAHS8xgFCgMVKFKC0+STAiY6B2FwaV9rZXkiGy92MS97cGFyZW50PWFwcHMvKn0vYXBpS2V5cxKgAQoLTGlzdEFwaUtleXMSIC5jYWFzLmFwcHMudjEuTGlzdEFwaUtleXNSZXF1ZXN0GiEuY2Fhcy5hcHBzLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2UiTNpBBnBhcmVudMrzGBQKAgIDEg5hcGlfa2V5czphZG1pbtLzGAQKAhUfgtPkkwIdEhsvdjEve3BhcmVudD1hcHBzLyp9L2FwaUtleXMSrQEKDFJldm9rZUFwaUtleRIhLmNhYXMuYXBwcy52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiIuY2Fhcy5hcHBzLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlIlbaQQRuYW1lyvMYFgoCAgMSDmFwaV9rZXlzOmFkbWluGAHS8xgECgIVKILT5JMCJzoBKiIiL3YxL3tuYW1lPWFwcHMvKi9hcGlLZXlzLyp9OnJldm9rZRoLykEIY2Fhcy5kZXZCIVofY2Fhcy9nZW4vZ28vY2Fhcy9hcHBzL3YxO2FwcHN2MWIGcHJvdG8z", [file_buf_validate_validate, file_caas_apps_v1_resources, file_caas_errors_v1_errors, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_longrunning_operations, file_google_protobuf_field_mask]);
 
 /**
  * Request of AppsService.CreateApp.
@@ -237,6 +239,97 @@ export const UpdateAppResponseSchema: GenMessage<UpdateAppResponse> = /*@__PURE_
   messageDesc(file_caas_apps_v1_apps_service, 7);
 
 /**
+ * Request of AppsService.DeleteApp.
+ *
+ * @generated from message caas.apps.v1.DeleteAppRequest
+ */
+export type DeleteAppRequest = Message<"caas.apps.v1.DeleteAppRequest"> & {
+  /**
+   * `apps/{app}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.apps.v1.DeleteAppRequest.
+ * Use `create(DeleteAppRequestSchema)` to create a new message.
+ */
+export const DeleteAppRequestSchema: GenMessage<DeleteAppRequest> = /*@__PURE__*/
+  messageDesc(file_caas_apps_v1_apps_service, 8);
+
+/**
+ * What a DeleteApp operation did (its `response` once done).
+ *
+ * @generated from message caas.apps.v1.DeleteAppResponse
+ */
+export type DeleteAppResponse = Message<"caas.apps.v1.DeleteAppResponse"> & {
+  /**
+   * `apps/{app}`.
+   *
+   * @generated from field: string app = 1;
+   */
+  app: string;
+
+  /**
+   * Records erased, over every store.
+   *
+   * @generated from field: int64 records_erased = 2;
+   */
+  recordsErased: bigint;
+};
+
+/**
+ * Describes the message caas.apps.v1.DeleteAppResponse.
+ * Use `create(DeleteAppResponseSchema)` to create a new message.
+ */
+export const DeleteAppResponseSchema: GenMessage<DeleteAppResponse> = /*@__PURE__*/
+  messageDesc(file_caas_apps_v1_apps_service, 9);
+
+/**
+ * Request of AppsService.UndeleteApp.
+ *
+ * @generated from message caas.apps.v1.UndeleteAppRequest
+ */
+export type UndeleteAppRequest = Message<"caas.apps.v1.UndeleteAppRequest"> & {
+  /**
+   * `apps/{app}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.apps.v1.UndeleteAppRequest.
+ * Use `create(UndeleteAppRequestSchema)` to create a new message.
+ */
+export const UndeleteAppRequestSchema: GenMessage<UndeleteAppRequest> = /*@__PURE__*/
+  messageDesc(file_caas_apps_v1_apps_service, 10);
+
+/**
+ * Response of AppsService.UndeleteApp.
+ *
+ * @generated from message caas.apps.v1.UndeleteAppResponse
+ */
+export type UndeleteAppResponse = Message<"caas.apps.v1.UndeleteAppResponse"> & {
+  /**
+   * The app, alive again.
+   *
+   * @generated from field: caas.apps.v1.App app = 1;
+   */
+  app?: App | undefined;
+};
+
+/**
+ * Describes the message caas.apps.v1.UndeleteAppResponse.
+ * Use `create(UndeleteAppResponseSchema)` to create a new message.
+ */
+export const UndeleteAppResponseSchema: GenMessage<UndeleteAppResponse> = /*@__PURE__*/
+  messageDesc(file_caas_apps_v1_apps_service, 11);
+
+/**
  * Request of AppsService.CreateApiKey.
  *
  * @generated from message caas.apps.v1.CreateApiKeyRequest
@@ -262,7 +355,7 @@ export type CreateApiKeyRequest = Message<"caas.apps.v1.CreateApiKeyRequest"> & 
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_caas_apps_v1_apps_service, 8);
+  messageDesc(file_caas_apps_v1_apps_service, 12);
 
 /**
  * Response of AppsService.CreateApiKey.
@@ -291,7 +384,7 @@ export type CreateApiKeyResponse = Message<"caas.apps.v1.CreateApiKeyResponse"> 
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_caas_apps_v1_apps_service, 9);
+  messageDesc(file_caas_apps_v1_apps_service, 13);
 
 /**
  * Request of AppsService.ListApiKeys.
@@ -326,7 +419,7 @@ export type ListApiKeysRequest = Message<"caas.apps.v1.ListApiKeysRequest"> & {
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_caas_apps_v1_apps_service, 10);
+  messageDesc(file_caas_apps_v1_apps_service, 14);
 
 /**
  * Response of AppsService.ListApiKeys.
@@ -354,7 +447,7 @@ export type ListApiKeysResponse = Message<"caas.apps.v1.ListApiKeysResponse"> & 
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_caas_apps_v1_apps_service, 11);
+  messageDesc(file_caas_apps_v1_apps_service, 15);
 
 /**
  * Request of AppsService.RevokeApiKey.
@@ -375,7 +468,7 @@ export type RevokeApiKeyRequest = Message<"caas.apps.v1.RevokeApiKeyRequest"> & 
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_caas_apps_v1_apps_service, 12);
+  messageDesc(file_caas_apps_v1_apps_service, 16);
 
 /**
  * Response of AppsService.RevokeApiKey.
@@ -396,7 +489,7 @@ export type RevokeApiKeyResponse = Message<"caas.apps.v1.RevokeApiKeyResponse"> 
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_caas_apps_v1_apps_service, 13);
+  messageDesc(file_caas_apps_v1_apps_service, 17);
 
 /**
  * Apps (tenants) and their API keys.
@@ -446,6 +539,35 @@ export const AppsService: GenService<{
     methodKind: "unary";
     input: typeof UpdateAppRequestSchema;
     output: typeof UpdateAppResponseSchema;
+  },
+  /**
+   * Deletes an app (offboarding): at once its credentials are refused (UNAUTHENTICATED,
+   * `APP_UNAVAILABLE`) and it is listed with its `delete_time`; after the grace period
+   * (`CAAS_APP_DELETION_GRACE`, its `purge_time`) every piece of its data is erased
+   * from every store (users, conversations, messages, events, webhooks, media and their
+   * bytes, search entries, audit records, data keys). The answer is a long-running
+   * operation (`apps/{app}/operations/{operation}`, GetOperation) that waits out the
+   * grace, then erases. Operator only.
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   *
+   * @generated from rpc caas.apps.v1.AppsService.DeleteApp
+   */
+  deleteApp: {
+    methodKind: "unary";
+    input: typeof DeleteAppRequestSchema;
+    output: typeof OperationSchema;
+  },
+  /**
+   * Restores a deleted app before its `purge_time`: its credentials work again, and the
+   * deletion's operation ends (cancelled). Operator only.
+   *
+   * @generated from rpc caas.apps.v1.AppsService.UndeleteApp
+   */
+  undeleteApp: {
+    methodKind: "unary";
+    input: typeof UndeleteAppRequestSchema;
+    output: typeof UndeleteAppResponseSchema;
   },
   /**
    * Creates an API key. The response holds the secret; it is never shown again.
