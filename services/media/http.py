@@ -253,6 +253,11 @@ class MediaHttp:
         await response.prepare(request)
         if request.method == "HEAD" or not size:
             return response
+        return await self._send_blob(response, key, first, last)
+
+    async def _send_blob(self, response: web.StreamResponse, key: str, first: int = 0,
+                         last: int | None = None) -> web.StreamResponse:
+        """Stream the bytes `first`..`last` of blob `key` as the (prepared) response."""
         blob = await self._blobs.open(key, first, last)
         try:
             async for chunk in blob.chunks:
@@ -281,14 +286,7 @@ class MediaHttp:
         await response.prepare(request)
         if request.method == "HEAD" or not size:
             return response
-        blob = await self._blobs.open(key)
-        try:
-            async for chunk in blob.chunks:
-                await response.write(chunk)
-        finally:
-            await blob.close()
-        await response.write_eof()
-        return response
+        return await self._send_blob(response, key)
 
     async def _upload_part(self, request: web.Request) -> web.StreamResponse:
         if not isinstance(self._blobs, LocalBlobStore):
