@@ -36,7 +36,7 @@ from services.auth.signing import MAX_SESSION_ACCESS_TTL, SigningKeys
 from services.auth.sqlite_store import SqliteAuthStore
 from services.auth.store import AuthStore
 from services.compliance.erasure import Eraser, UserDataActions
-from services.compliance.exports import Exporter
+from services.compliance.exports import Exporter, expire_exports
 from services.compliance.mongo_store import MongoComplianceStore, MongoOperationStore
 from services.compliance.offboarding import AppDeleter
 from services.compliance.operations import (
@@ -583,8 +583,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         audit=AuditActions(stores.audit, stores.apps),
         retention=RetentionActions(stores.compliance, stores.apps, stores.conversations,
                                    stores.users, permissions, clock),
-        sweeper=RetentionSweeper(stores.compliance, stores.conversations, stores.messages,
-                                 clock),
+        sweeper=RetentionSweeper(
+            stores.compliance, stores.conversations, stores.messages, clock,
+            lambda: expire_exports(stores.operations, blobs, clock.now(), settings.export_ttl)),
         user_data=UserDataActions(stores.operations, stores.users, operations, clock),
         operations=operations,
         sampler=Sampler(metrics, hub, stores.events, stores.webhooks), outbox=outbox,

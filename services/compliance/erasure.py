@@ -218,6 +218,7 @@ class UserDataActions:
                    page_token: str) -> Page[Operation]:
         require_backend(principal, app_id, "operations")
         request = page_request(page_size, page_token, [app_id])
-        ops = await self._store.list(app_id, request.size + 1, time_id_position(request))
+        ops = await self._store.list_operations(app_id, request.size + 1,
+                                                time_id_position(request))
         return make_page(ops, request, [app_id], lambda op: (
             to_ms(op.create_time) if op.create_time else 0, op.operation_id))

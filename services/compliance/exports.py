@@ -2,7 +2,8 @@
 that writes the archive (a JSON document, `caas.export.v1`) to a temporary file and
 then to the blob store, under exports/{app}/{user}/{operation}.json. Run again after a
 crash, it writes the whole archive anew. The archive is downloaded by a signed link
-(services/media/http.py), and deleted when the user is erased.
+(services/media/http.py), and deleted after `export_ttl` (the hourly sweep) or when the
+user is erased.
 
 What it holds: the profile; sessions (device, times, state); memberships with the
 conversation's title and kind, the member's role, join time and read and delivered
@@ -17,14 +18,14 @@ import json
 import os
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from services.auth.store import AuthStore
-from services.compliance.operations import Operation
+from services.compliance.operations import EXPORT_USER_DATA, Operation, OperationStore
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
 from services.core.names import app_name, user_name
@@ -34,6 +35,7 @@ from services.messages.store import MessageStore
 from services.users.store import UserStore
 
 FORMAT = "caas.export.v1"
+EXPIRED = "archive_expired"  # in an export's counts once its archive is deleted
 PAGE = 500
 MAX_REACTIONS = 10_000
 
@@ -176,3 +178,17 @@ class Exporter:
             if len(batch) < PAGE:
                 break
         return sent
+
+
+async def expire_exports(store: OperationStore, blobs: BlobStore, now: datetime,
+                         keep_for: timedelta) -> int:
+    """Delete the archives of exports done more than `keep_for` ago (marking their
+    operations so); how many."""
+    expired = 0
+    for op in await store.finished_before(EXPORT_USER_DATA, now - keep_for, 500):
+        if op.counts.get(EXPIRED):
+            continue
+        await blobs.delete_prefix(export_key(op.app_id, op.target, op.operation_id))
+        await store.save(replace(op, counts={**op.counts, EXPIRED: 1}, update_time=now))
+        expired += 1
+    return expired

@@ -150,7 +150,7 @@ class MongoOperationStore:
         doc = await self._ops.find_one({"_id": f"{app_id}/{operation_id}"})
         return None if doc is None else _operation(doc)
 
-    async def list(self, app_id: str, limit: int, before: OperationPosition | None
+    async def list_operations(self, app_id: str, limit: int, before: OperationPosition | None
                    ) -> list[Operation]:
         match: dict[str, Any] = {"app_id": app_id}
         if before is not None:
@@ -158,6 +158,13 @@ class MongoOperationStore:
                             {"create_time": before[0], "operation_id": {"$lt": before[1]}}]
         cursor = self._ops.find(match).sort([("create_time", DESCENDING),
                                              ("operation_id", DESCENDING)]).limit(limit)
+        return [_operation(doc) async for doc in cursor]
+
+    async def finished_before(self, type: str, before: datetime, limit: int
+                              ) -> list[Operation]:
+        cursor = self._ops.find({"stage": "done", "type": type, "error": "",
+                                 "update_time": {"$lt": to_ms(before)}}
+                                ).sort("update_time", ASCENDING).limit(limit)
         return [_operation(doc) async for doc in cursor]
 
     async def claim(self, now: datetime, until: datetime) -> Operation | None:

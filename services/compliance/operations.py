@@ -61,9 +61,14 @@ class OperationStore(Protocol):
 
     async def get(self, app_id: str, operation_id: str) -> Operation | None: ...
 
-    async def list(self, app_id: str, limit: int, before: Position | None
+    async def list_operations(self, app_id: str, limit: int, before: Position | None
                    ) -> list[Operation]:
         """Newest first: ordered by (create_time, operation_id) descending."""
+
+    async def finished_before(self, type: str, before: datetime, limit: int
+                              ) -> list[Operation]:
+        """Operations of `type` done (without error) and last changed before `before`,
+        over every app, oldest first (expiring what they left, as exports)."""
 
     async def claim(self, now: datetime, until: datetime) -> Operation | None:
         """Take one operation not done whose lease ran out (or never began) for

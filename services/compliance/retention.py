@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
 from services.apps.store import AppStore
@@ -101,12 +101,16 @@ class RetentionActions:
 
 
 class RetentionSweeper:
+    """Applies retention policies, and deletes data exports past their time."""
+
     def __init__(self, store: ComplianceStore, conversations: ConversationStore,
-                 messages: MessageStore, clock: Clock) -> None:
+                 messages: MessageStore, clock: Clock,
+                 expire_exports: Callable[[], Awaitable[int]]) -> None:
         self._store = store
         self._conversations = conversations
         self._messages = messages
         self._clock = clock
+        self._expire_exports = expire_exports
 
     async def _holds(self, app_id: str) -> Holds:
         holds: list[LegalHold] = []
@@ -163,6 +167,7 @@ class RetentionSweeper:
         while True:
             try:
                 await self.sweep()
+                await self._expire_exports()
             except Exception:
                 log.warning("retention sweep failed", exc_info=True)
             await asyncio.sleep(SWEEP_EVERY_SECONDS)

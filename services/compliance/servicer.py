@@ -10,6 +10,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2
 
 from services.compliance.erasure import UserDataActions
+from services.compliance.exports import EXPIRED
 from services.compliance.models import LegalHold, RetentionPolicy
 from services.compliance.operations import DELETE_APP, EXPORT_USER_DATA, Operation
 from services.compliance.retention import RetentionActions
@@ -64,10 +65,15 @@ def operation_proto(op: Operation, urls: MediaUrls) -> operations_pb2.Operation:
         name=f"{app_name(op.app_id)}/operations/{op.operation_id}", metadata=metadata,
         done=op.done)
     if op.done and op.type == EXPORT_USER_DATA:
-        uri, expires = urls.export_link(op.app_id, op.target, op.operation_id)
-        proto.response.Pack(pb.ExportUserDataResponse(
-            user=user_name(op.app_id, op.target), archive_uri=uri,
-            archive_expire_time=timestamp(expires), **op.counts))
+        counts = op.counts
+        response = pb.ExportUserDataResponse(
+            user=target, archive_bytes=counts.get("archive_bytes", 0),
+            messages=counts.get("messages", 0), conversations=counts.get("conversations", 0))
+        if not counts.get(EXPIRED):  # its archive is still there
+            uri, expires = urls.export_link(op.app_id, op.target, op.operation_id)
+            response.archive_uri = uri
+            response.archive_expire_time.FromDatetime(expires)
+        proto.response.Pack(response)
     elif op.done and op.error:
         proto.error.code = code_pb2.CANCELLED
         proto.error.message = f"the operation was {op.error}"

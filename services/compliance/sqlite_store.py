@@ -165,7 +165,7 @@ class SqliteOperationStore:
 
         return await self._db.read(query)
 
-    async def list(self, app_id: str, limit: int, before: OperationPosition | None
+    async def list_operations(self, app_id: str, limit: int, before: OperationPosition | None
                    ) -> list[Operation]:
         where = "app_id = ?"
         args: list[Any] = [app_id]
@@ -177,6 +177,16 @@ class SqliteOperationStore:
             return [_operation(row) for row in conn.execute(
                 f"SELECT {_OPERATION} FROM operations WHERE {where}"
                 " ORDER BY create_time DESC, operation_id DESC LIMIT ?", (*args, limit))]
+
+        return await self._db.read(query)
+
+    async def finished_before(self, type: str, before: datetime, limit: int
+                              ) -> list[Operation]:
+        def query(conn: sqlite3.Connection) -> list[Operation]:
+            return [_operation(row) for row in conn.execute(
+                f"SELECT {_OPERATION} FROM operations WHERE stage = 'done' AND type = ?"
+                " AND error = '' AND update_time < ? ORDER BY update_time LIMIT ?",
+                (type, to_ms(before), limit))]
 
         return await self._db.read(query)
 

@@ -255,6 +255,10 @@ class Settings(BaseSettings):
         timedelta(days=7), ge=timedelta(0),
         description="how long a deleted app (DeleteApp) can be restored (UndeleteApp) "
                     "before all its data is erased")
+    export_ttl: Duration = Field(
+        timedelta(days=7), gt=timedelta(0),
+        description="how long a user's data export (ExportUserData) is kept for download "
+                    "before its archive is deleted")
     max_webhooks_per_app: int = Field(20, gt=0, description="webhook endpoints an app may have")
     media_store: Literal["local", "s3"] = Field(
         "local", description="where media bytes live: local (files in data_dir/media, "

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from services.compliance.exports import EXPIRED, expire_exports
 from services.compliance.operations import LEASE, RETRY, OperationWorker
 from services.conversations.actions import NewConversation
 from services.conversations.models import Kind
 from services.core.principal import Operator, User
+from services.media.delivery import export_key
 from services.messages.actions import Outgoing
 from services.runtime import Runtime, build_runtime
 from tests.store.conftest import engine_settings
@@ -85,3 +87,24 @@ async def test_a_crashed_erasure_resumes_where_it_stopped(
     assert [(m.sequence, m.deleted, m.text) for m in left] == [
         (1, True, ""), (2, True, ""), (3, True, "")]
     assert not await elsewhere.work_once()  # nothing left to do
+
+
+async def test_exports_are_deleted_after_their_time(world: tuple[Runtime, MovableClock]
+                                                    ) -> None:
+    runtime, clock = world
+    op = await runtime.user_data.export_user(Operator(), "alpha", "alice")
+    assert await runtime.operations.work_once()
+    key = export_key("alpha", "alice", op.operation_id)
+    assert await runtime.blobs.stat(key)
+    ttl = runtime.settings.export_ttl
+    clock.moment += ttl - timedelta(seconds=1)
+    assert await expire_exports(runtime.stores.operations, runtime.blobs, clock.now(),
+                                ttl) == 0
+    clock.moment += timedelta(seconds=2)
+    assert await expire_exports(runtime.stores.operations, runtime.blobs, clock.now(),
+                                ttl) == 1
+    assert await runtime.blobs.stat(key) is None
+    done = await runtime.stores.operations.get("alpha", op.operation_id)
+    assert done is not None and done.counts[EXPIRED] == 1
+    assert await expire_exports(runtime.stores.operations, runtime.blobs, clock.now(),
+                                ttl) == 0  # once

@@ -56,8 +56,8 @@ class ComplianceServiceStub:
     positions), the messages they sent (text, attachments, metadata, times), their
     reactions and their blocks, in one JSON document (`caas.export.v1`). Once done, the
     operation's response gives a signed link to download it, valid for a while
-    (`archive_expire_time`; GetOperation gives a fresh one). The archive is erased with
-    the user.
+    (`archive_expire_time`; GetOperation gives a fresh one). The archive is deleted
+    after `CAAS_EXPORT_TTL` (the response then has no link), or with the user.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
@@ -110,8 +110,8 @@ class ComplianceServiceAsyncStub(ComplianceServiceStub):
     positions), the messages they sent (text, attachments, metadata, times), their
     reactions and their blocks, in one JSON document (`caas.export.v1`). Once done, the
     operation's response gives a signed link to download it, valid for a while
-    (`archive_expire_time`; GetOperation gives a fresh one). The archive is erased with
-    the user.
+    (`archive_expire_time`; GetOperation gives a fresh one). The archive is deleted
+    after `CAAS_EXPORT_TTL` (the response then has no link), or with the user.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
@@ -173,8 +173,8 @@ class ComplianceServiceServicer(metaclass=_abc_1.ABCMeta):
         positions), the messages they sent (text, attachments, metadata, times), their
         reactions and their blocks, in one JSON document (`caas.export.v1`). Once done, the
         operation's response gives a signed link to download it, valid for a while
-        (`archive_expire_time`; GetOperation gives a fresh one). The archive is erased with
-        the user.
+        (`archive_expire_time`; GetOperation gives a fresh one). The archive is deleted
+        after `CAAS_EXPORT_TTL` (the response then has no link), or with the user.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """

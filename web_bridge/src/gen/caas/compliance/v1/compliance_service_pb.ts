@@ -580,8 +580,8 @@ export const ComplianceService: GenService<{
    * positions), the messages they sent (text, attachments, metadata, times), their
    * reactions and their blocks, in one JSON document (`caas.export.v1`). Once done, the
    * operation's response gives a signed link to download it, valid for a while
-   * (`archive_expire_time`; GetOperation gives a fresh one). The archive is erased with
-   * the user.
+   * (`archive_expire_time`; GetOperation gives a fresh one). The archive is deleted
+   * after `CAAS_EXPORT_TTL` (the response then has no link), or with the user.
    * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
    * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    *
