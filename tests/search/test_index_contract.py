@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from services.core.tls import self_signed
 from services.search.elastic_index import ElasticIndex
 from services.search.index import (
     ConversationDoc,
@@ -27,7 +28,8 @@ from services.search.index import (
 )
 from services.search.sqlite_index import SqliteSearchIndex
 from services.search.text import parse_query
-from tests.support.servers import SearchServer
+from tests.support.processes import free_port
+from tests.support.servers import SearchServer, _es_proxy
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 APP = "alpha"
@@ -314,3 +316,29 @@ async def test_a_new_elasticsearch_version_is_searched_once_promoted(
     await new.promote()  # again: nothing to do
     assert await texts() == ["written to version two"]
     await new.close()
+
+
+async def test_elasticsearch_over_tls_trusts_the_configured_ca(
+        search_engine: SearchServer, tmp_path: Path) -> None:
+    """An https:// engine whose certificate comes from CAAS_TLS_CA_FILE's CA: the index
+    works through it; without that CA, the certificate is refused (no fallback)."""
+    files = self_signed(tmp_path / "pki")
+    port = free_port()
+    proxy = _es_proxy(port, search_engine.engine_url, (files.cert, files.key))
+    try:
+        url = f"https://127.0.0.1:{port}"
+        trusted = ElasticIndex.connect(url, "", f"t{uuid.uuid4().hex[:10]}", files.ca)
+        try:
+            await trusted.migrate()
+            await trusted.apply(APP, [Write(1, message("c1", 1, "over tls"))])
+            assert await trusted.count(APP) == (1, 0)
+        finally:
+            await trusted.close()
+        untrusting = ElasticIndex.connect(url, "", f"t{uuid.uuid4().hex[:10]}")
+        try:
+            with pytest.raises(Exception, match=r"(?i)certificate"):
+                await untrusting.migrate()
+        finally:
+            await untrusting.close()
+    finally:
+        proxy.stop()

@@ -8,12 +8,14 @@ two headers to `application/json` and passes everything else through unchanged; 
 client's product check is satisfied by osmem-server's own `X-Elastic-Product` header.
 It exists for the tests only: production talks to Elasticsearch directly.
 
-Run: `python -m tests.support.es_proxy <listen port> <upstream url>`; prints `ready`.
+Run: `python -m tests.support.es_proxy <listen port> <upstream url> [<cert> <key>]`;
+prints `ready`. With a certificate and key it takes HTTPS only (Elasticsearch over TLS).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 
 from aiohttp import ClientSession, web
@@ -25,7 +27,7 @@ def rewrite(value: str) -> str:
     return "application/json" if "compatible-with" in value else value
 
 
-async def main(port: int, upstream: str) -> None:
+async def main(port: int, upstream: str, tls: tuple[str, str] | None = None) -> None:
     session = ClientSession(auto_decompress=False)
 
     async def forward(request: web.Request) -> web.Response:
@@ -41,10 +43,15 @@ async def main(port: int, upstream: str) -> None:
     app.router.add_route("*", "/{tail:.*}", forward)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    context = None
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
     print("ready", flush=True)
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2].rstrip("/")))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2].rstrip("/"),
+                     (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else None))

@@ -134,9 +134,11 @@ class SearchServer:
         self.engine.stop()
 
 
-def _es_proxy(port: int, upstream: str) -> Process:
-    proxy = Process([sys.executable, "-m", "tests.support.es_proxy", str(port), upstream],
-                    cwd=Path(__file__).resolve().parents[2], name="es-proxy")
+def _es_proxy(port: int, upstream: str, tls: tuple[Path, Path] | None = None) -> Process:
+    """The proxy on `port`; with `tls` (certificate and key files), over HTTPS only."""
+    extra = [str(tls[0]), str(tls[1])] if tls else []
+    proxy = Process([sys.executable, "-m", "tests.support.es_proxy", str(port), upstream,
+                     *extra], cwd=Path(__file__).resolve().parents[2], name="es-proxy")
     proxy.wait_for_line(lambda line: line == "ready", 30)
     return proxy
 
