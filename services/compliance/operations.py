@@ -21,7 +21,7 @@ from services.core.clock import Clock
 ERASE_USER = "erase_user"
 EXPORT_USER_DATA = "export_user_data"
 DELETE_APP = "delete_app"
-LEASE = timedelta(seconds=60)  # keep steps shorter: a step's end renews the lease
+LEASE = timedelta(minutes=10)  # longer than any step (a step's end renews it)
 RETRY = timedelta(seconds=5)  # a failed step is tried again this long after
 IDLE_SECONDS = 1.0  # how often an idle worker looks for operations
 
