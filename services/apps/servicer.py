@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from caas.apps.v1 import apps_service_pb2 as pb
 from caas.apps.v1 import resources_pb2 as res
@@ -16,7 +16,7 @@ from services.compliance.operations import DELETE_APP
 from services.compliance.servicer import operation_proto
 from services.core.clock import Clock
 from services.core.names import api_key_name, app_name, parse_api_key, parse_app
-from services.core.protoconv import duration, duration_or_none, timestamp
+from services.core.protoconv import duration, duration_or_none, timestamp, timestamp_or_none
 from services.gateway.gateway import Call
 from services.media.delivery import MediaUrls
 
@@ -97,7 +97,7 @@ class AppsServicer:
         new = await self._actions.do_create_api_key(
             call.principal, parse_app(request.parent, "parent"), api_key.display_name,
             frozenset(api_key.scopes),
-            api_key.expire_time.ToDatetime(UTC) if api_key.HasField("expire_time") else None)
+            timestamp_or_none(api_key, "expire_time"))
         return pb.CreateApiKeyResponse(api_key=api_key_proto(new.key, self._clock.now()),
                                        secret=new.secret)
 

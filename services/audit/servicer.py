@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from caas.audit.v1 import audit_service_pb2 as pb
 from caas.audit.v1 import resources_pb2 as res
-from google.protobuf import timestamp_pb2
 
 from services.audit.actions import AuditActions
 from services.audit.models import ActorKind, AuditRecord, Verification
 from services.audit.store import AuditQuery
 from services.core.names import app_name, parse_app
-from services.core.protoconv import timestamp
+from services.core.protoconv import timestamp, timestamp_or_none
 from services.gateway.gateway import Call
 
 KINDS = {ActorKind.OPERATOR: res.AuditRecord.Actor.KIND_OPERATOR,
@@ -39,13 +36,6 @@ def verification_proto(found: Verification) -> pb.VerifyAuditLogResponse:
         problem=found.problem)
 
 
-def _time(request: pb.ListAuditRecordsRequest, field: str) -> datetime | None:
-    if not request.HasField(field):  # type: ignore[arg-type]
-        return None
-    given: timestamp_pb2.Timestamp = getattr(request, field)
-    return given.ToDatetime(tzinfo=UTC)
-
-
 class AuditServicer:
     def __init__(self, actions: AuditActions) -> None:
         self._actions = actions
@@ -55,8 +45,8 @@ class AuditServicer:
         query = AuditQuery(
             action=request.action, target=request.target,
             actor_kind=_KIND_OF.get(request.actor_kind), actor_id=request.actor_id,
-            code=request.code, start_time=_time(request, "start_time"),
-            end_time=_time(request, "end_time"))
+            code=request.code, start_time=timestamp_or_none(request, "start_time"),
+            end_time=timestamp_or_none(request, "end_time"))
         page = await self._actions.list_records(
             call.principal, parse_app(request.parent, "parent"), query, request.page_size,
             request.page_token)

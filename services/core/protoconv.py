@@ -37,3 +37,12 @@ def duration_or_none(holder: object, field: str) -> timedelta | None:
         return None
     value: duration_pb2.Duration = getattr(holder, field)
     return value.ToTimedelta()
+
+
+def timestamp_or_none(holder: object, field: str) -> datetime | None:
+    """The Timestamp field `field` of message `holder` as a UTC datetime, None when
+    unset."""
+    if not holder.HasField(field):  # type: ignore[attr-defined]
+        return None
+    value: timestamp_pb2.Timestamp = getattr(holder, field)
+    return value.ToDatetime(tzinfo=UTC)

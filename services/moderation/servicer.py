@@ -22,7 +22,7 @@ from services.core.names import (
     parse_restriction,
     restriction_name,
 )
-from services.core.protoconv import timestamp
+from services.core.protoconv import timestamp, timestamp_or_none
 from services.gateway.gateway import Call
 from services.messages.actions import message_name
 from services.messages.servicer import parse_message
@@ -246,7 +246,7 @@ class ModerationServicer:
             call.principal, app_id, given.user_id,
             _conversation_in(app_id, given.conversation, "restriction.conversation"),
             TYPES_FROM_PROTO[given.type], given.reason,
-            given.expire_time.ToDatetime(UTC) if given.HasField("expire_time") else None)
+            timestamp_or_none(given, "expire_time"))
         return pb.CreateRestrictionResponse(restriction=restriction_proto(restriction))
 
     async def GetRestriction(self, request: pb.GetRestrictionRequest, call: Call
@@ -313,7 +313,7 @@ class ModerationServicer:
             given = request.restrict
             sanction = Sanction(
                 TYPES_FROM_PROTO[given.type], given.app_wide, given.reason,
-                given.expire_time.ToDatetime(UTC) if given.HasField("expire_time") else None)
+                timestamp_or_none(given, "expire_time"))
         flag = await self._flags.do_resolve(call.principal, *parse_flag(request.name),
                                             request.note, request.delete_message, sanction)
         return pb.ResolveFlagResponse(flag=flag_proto(flag))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from caas.search.v1 import resources_pb2 as res
 from caas.search.v1 import search_service_pb2 as pb
 
 from services.conversations.servicer import conversation_proto, parse_conversation
 from services.core.errors import invalid_field
 from services.core.names import parse_app
+from services.core.protoconv import timestamp_or_none
 from services.gateway.gateway import Call
 from services.media.delivery import MediaUrls
 from services.messages.servicer import message_proto
@@ -50,10 +49,8 @@ class SearchServicer:
             conversations=conversation_ids(app_id, list(request.conversations),
                                            "conversations"),
             sender_ids=frozenset(request.sender_ids),
-            start_time=(request.start_time.ToDatetime(tzinfo=UTC)
-                        if request.HasField("start_time") else None),
-            end_time=(request.end_time.ToDatetime(tzinfo=UTC)
-                      if request.HasField("end_time") else None),
+            start_time=timestamp_or_none(request, "start_time"),
+            end_time=timestamp_or_none(request, "end_time"),
             has_attachments=(request.has_attachments
                              if request.HasField("has_attachments") else None),
             attachment_kinds=frozenset(ATTACHMENT_KINDS[k] for k in request.attachment_kinds),
