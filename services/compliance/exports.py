@@ -17,18 +17,19 @@ import asyncio
 import json
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, is_dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from services.auth.store import AuthStore
 from services.compliance.operations import EXPORT_USER_DATA, Operation, OperationStore
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
 from services.core.names import app_name, user_name
+from services.core.pagination import read_all
 from services.media.blobs import BlobStore
 from services.media.delivery import export_key
 from services.messages.store import MessageStore
@@ -86,22 +87,6 @@ class _Writer:
         self._out.write("\n}\n")
 
 
-T = TypeVar("T")
-
-
-async def _all(page: Callable[[tuple[int, str] | None], Awaitable[list[T]]],
-               position: Callable[[T], tuple[int, str]]) -> list[T]:
-    """Every item of a listing read PAGE at a time (`position`: where one stands)."""
-    items: list[T] = []
-    after = None
-    while batch := await page(after):
-        items += batch
-        if len(batch) < PAGE:
-            break
-        after = position(batch[-1])
-    return items
-
-
 class Exporter:
     steps: tuple[str, ...] = ("collect",)
 
@@ -134,9 +119,9 @@ class Exporter:
         writer.field("user", user_name(app_id, user_id))
         writer.field("exported_at", self._clock.now())
         writer.field("profile", await self._users.get_user(app_id, user_id))
-        writer.array("sessions", iter(await _all(
+        writer.array("sessions", iter(await read_all(
             lambda after: self._auth.list_sessions(app_id, user_id, PAGE, after),
-            lambda s: (to_ms(s.create_time), s.session_id))))
+            lambda s: (to_ms(s.create_time), s.session_id), PAGE)))
         joined = await self._conversations.join_times(app_id, user_id)
         memberships = []
         for conversation_id in sorted(joined):
@@ -152,9 +137,9 @@ class Exporter:
         reactions = await self._messages.reactions_by(app_id, user_id, MAX_REACTIONS)
         writer.array("reactions", ({"conversation": f"{app_name(app_id)}/conversations/{c}",
                                     "sequence": s, "emoji": e} for c, s, e in reactions))
-        writer.array("blocks", iter(await _all(
+        writer.array("blocks", iter(await read_all(
             lambda after: self._users.list_blocks(app_id, user_id, PAGE, after),
-            lambda b: (to_ms(b.create_time), b.blocked_id))))
+            lambda b: (to_ms(b.create_time), b.blocked_id), PAGE)))
         writer.close()
         return {"messages": messages, "conversations": conversations}
 

@@ -21,11 +21,11 @@ from services.compliance.store import ComplianceStore
 from services.conversations.access import conversation_name
 from services.conversations.models import Kind
 from services.conversations.store import ConversationStore
-from services.core.clock import Clock
+from services.core.clock import Clock, to_ms
 from services.core.errors import FailedPrecondition, limit_exceeded, not_found
 from services.core.ids import new_id
 from services.core.names import app_name, user_name
-from services.core.pagination import Page, make_page, page_request, time_id_position
+from services.core.pagination import Page, make_page, page_request, read_all, time_id_position
 from services.core.principal import Principal, require_backend
 from services.messages.store import MessageStore
 from services.moderation.permissions import Permissions
@@ -37,6 +37,10 @@ KINDS = frozenset(kind.value for kind in Kind)
 SWEEP_BATCH = 200  # messages (and conversations) read at a time
 SWEEP_EVERY_SECONDS = 3600
 MANAGED = "retention policies and legal holds"
+
+
+def _hold_position(hold: LegalHold) -> tuple[int, str]:
+    return to_ms(hold.create_time), hold.hold_id
 
 
 class RetentionActions:
@@ -92,7 +96,7 @@ class RetentionActions:
         holds = await self._store.list_holds(app_id, request.size + 1,
                                              time_id_position(request))
         return make_page(holds, request, [app_id],
-                         lambda h: (int(h.create_time.timestamp() * 1000), h.hold_id))
+                         _hold_position)
 
     async def delete_hold(self, principal: Principal, app_id: str, hold_id: str) -> None:
         require_backend(principal, app_id, MANAGED)
@@ -113,13 +117,9 @@ class RetentionSweeper:
         self._expire_exports = expire_exports
 
     async def _holds(self, app_id: str) -> Holds:
-        holds: list[LegalHold] = []
-        after = None
-        while batch := await self._store.list_holds(app_id, SWEEP_BATCH, after):
-            holds += batch
-            last = batch[-1]
-            after = (int(last.create_time.timestamp() * 1000), last.hold_id)
-        return Holds.of(holds)
+        return Holds.of(await read_all(
+            lambda after: self._store.list_holds(app_id, SWEEP_BATCH, after),
+            _hold_position, SWEEP_BATCH))
 
     async def sweep(self, app_id: str | None = None) -> int:
         """Apply every app's policy (or `app_id`'s) now; the messages deleted."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -139,3 +139,20 @@ def make_page(items: list[T], request: PageRequest, scope: Sequence[str],
     token = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
     return Page(kept, token.decode().rstrip("="))
 
+
+
+P = TypeVar("P")
+
+
+async def read_all(page: Callable[[P | None], Awaitable[list[T]]],
+                   position: Callable[[T], P], size: int) -> list[T]:
+    """Every item of a store listing read `size` at a time: `page(after)` gives the
+    items after a position (None: from the start), `position` where an item stands."""
+    items: list[T] = []
+    after: P | None = None
+    while batch := await page(after):
+        items += batch
+        if len(batch) < size:
+            break
+        after = position(batch[-1])
+    return items
