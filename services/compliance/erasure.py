@@ -186,17 +186,20 @@ class UserDataActions:
         self._clock = clock
 
     async def erase_user(self, principal: Principal, app_id: str, user_id: str) -> Operation:
-        require_backend(principal, app_id, "erasures")
-        if await self._users.get_user(app_id, user_id) is None:
-            raise not_found("caas.dev/User", user_name(app_id, user_id))
+        await self._user_of(principal, app_id, user_id, "erasures")
         return await self.start(ERASE_USER, STEPS[0], app_id, user_id)
 
     async def export_user(self, principal: Principal, app_id: str, user_id: str
                           ) -> Operation:
-        require_backend(principal, app_id, "data exports")
+        await self._user_of(principal, app_id, user_id, "data exports")
+        return await self.start(EXPORT_USER_DATA, Exporter.steps[0], app_id, user_id)
+
+    async def _user_of(self, principal: Principal, app_id: str, user_id: str,
+                       managed: str) -> None:
+        """The app's backend (or the operator) naming a user the app has (had)."""
+        require_backend(principal, app_id, managed)
         if await self._users.get_user(app_id, user_id) is None:
             raise not_found("caas.dev/User", user_name(app_id, user_id))
-        return await self.start(EXPORT_USER_DATA, Exporter.steps[0], app_id, user_id)
 
     async def start(self, kind: str, first: str, app_id: str, target: str) -> Operation:
         """Start an operation of `kind` on `target` (or find the one running)."""

@@ -4,7 +4,7 @@ passes through."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -20,19 +20,21 @@ class SealedWebhookStore:
         self._inner = inner
         self._keyring = keyring
 
-    async def _sealed(self, w: Webhook) -> Webhook:
-        seal = self._keyring.seal_text
+    @staticmethod
+    async def _secrets(w: Webhook, change: Callable[[str, str, str], Awaitable[str]]
+                       ) -> Webhook:
+        """`w` with its secrets passed through `change` (sealing or opening)."""
+        context = f"{CONTEXT}/{w.webhook_id}"
         return replace(
-            w, secret=await seal(w.app_id, f"{CONTEXT}/{w.webhook_id}", w.secret),
-            previous_secret=None if w.previous_secret is None else await seal(
-                w.app_id, f"{CONTEXT}/{w.webhook_id}", w.previous_secret))
+            w, secret=await change(w.app_id, context, w.secret),
+            previous_secret=None if w.previous_secret is None else await change(
+                w.app_id, context, w.previous_secret))
+
+    async def _sealed(self, w: Webhook) -> Webhook:
+        return await self._secrets(w, self._keyring.seal_text)
 
     async def _opened(self, w: Webhook) -> Webhook:
-        read = self._keyring.open_text
-        return replace(
-            w, secret=await read(w.app_id, f"{CONTEXT}/{w.webhook_id}", w.secret),
-            previous_secret=None if w.previous_secret is None else await read(
-                w.app_id, f"{CONTEXT}/{w.webhook_id}", w.previous_secret))
+        return await self._secrets(w, self._keyring.open_text)
 
     async def migrate(self) -> None:
         await self._inner.migrate()
