@@ -25,7 +25,7 @@ from services.core.logs import configure_logging
 from services.core.names import api_key_name, app_name
 from services.core.principal import Operator
 from services.core.settings import Settings, describe_settings, load_settings
-from services.core.tls import issue_client_certificate, self_signed
+from services.core.tls import SelfSigned, issue_client_certificate, with_self_signed
 from services.gateway.validation import RequestValidator
 from services.keys.provider import KeyUnavailable, LocalKeyProvider
 from services.keys.rotation import rotate_master_key
@@ -117,13 +117,13 @@ def _self_signed(settings: Settings) -> Settings:
     printed, and the settings naming them (in the environment too, for the workers)."""
     if not settings.tls_self_signed:
         return settings
-    files = self_signed(settings.data_dir)
-    print(files.trust_hint(), file=sys.stderr, flush=True)
+    resolved = with_self_signed(settings)
+    print(SelfSigned.under(settings.data_dir).trust_hint(), file=sys.stderr, flush=True)
+    assert resolved.tls_cert_file and resolved.tls_key_file and resolved.tls_ca_file
     os.environ.update({"CAAS_TLS_SELF_SIGNED": "false",
-                       "CAAS_TLS_CERT_FILE": str(files.cert.absolute()),
-                       "CAAS_TLS_KEY_FILE": str(files.key.absolute())})
-    if settings.tls_ca_file is None:
-        os.environ["CAAS_TLS_CA_FILE"] = str(files.ca.absolute())
+                       "CAAS_TLS_CERT_FILE": str(resolved.tls_cert_file.absolute()),
+                       "CAAS_TLS_KEY_FILE": str(resolved.tls_key_file.absolute()),
+                       "CAAS_TLS_CA_FILE": str(resolved.tls_ca_file.absolute())})
     return load_settings()
 
 
