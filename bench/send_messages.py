@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -62,9 +62,12 @@ def timestamp_text(index: int) -> str:
 
 async def measure(address: str, operator: str, pid: int, members: int, senders: int,
                   seconds: float, concurrency: int, setup: Setup | None = None,
-                  text: Callable[[int], str] = timestamp_text, rate: float = 0) -> Sends:
+                  text: Callable[[int], str] = timestamp_text, rate: float = 0,
+                  metadata: Mapping[str, str] | None = None) -> Sends:
     """Sends as fast as they go, or, with `rate`, that many per second in all (each of
-    the senders * concurrency loops starting one send per its share of the period)."""
+    the senders * concurrency loops starting one send per its share of the period);
+    each message with `metadata`, if given."""
+    fields = {"metadata": dict(metadata)} if metadata else {}
     client = Client(address)
     # A connection per sender, so that `--workers` spreads them.
     senders_clients = [Client(address, SEPARATE) for _ in range(senders)]
@@ -91,7 +94,7 @@ async def measure(address: str, operator: str, pid: int, members: int, senders: 
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 due += period
             started = time.perf_counter()
-            await sender.send(group.name, text(index * 100_000 + sent))
+            await sender.send(group.name, text(index * 100_000 + sent), **fields)
             sent += 1
             latencies.append(time.perf_counter() - started)
 

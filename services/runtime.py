@@ -68,7 +68,7 @@ from services.core.tracing import Tracing
 from services.events.kafka_sink import KafkaSink, Topics, kafka_broker
 from services.events.log import EventLog
 from services.events.mongo_log import MongoEventLog
-from services.events.relay import Relay, Wake
+from services.events.relay import OpeningSink, Relay, Wake
 from services.events.sqlite_log import SqliteEventLog
 from services.gateway.gateway import Gateway
 from services.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
@@ -93,6 +93,7 @@ from services.media.worker import MediaCollector, MediaProcessor
 from services.messages.actions import MessagesActions
 from services.messages.flood import SendRate
 from services.messages.mongo_store import MongoMessageStore
+from services.messages.sealing import ContentSeal, PreviewOpeningStore, SealedMessageStore
 from services.messages.sqlite_store import SqliteMessageStore
 from services.messages.store import MessageStore
 from services.moderation.actions import ModerationActions
@@ -111,7 +112,7 @@ from services.moderation.mongo_store import (
 from services.moderation.permissions import Permissions, PolicyStore, SubjectLookup
 from services.moderation.restrictions import Restrictions
 from services.moderation.screening import Screening
-from services.moderation.sealed import SealedSendHookStore
+from services.moderation.sealed import SealedFlagStore, SealedSendHookStore
 from services.moderation.send_hooks import HookMeter, SendHooks
 from services.moderation.sqlite_store import (
     SqliteFilterStore,
@@ -166,7 +167,7 @@ class Stores:
     data_keys: DataKeyStore
     compliance: ComplianceStore
     operations: OperationStore
-    keyring: Keyring  # seals secrets (and, later, content) with the data keys above
+    keyring: Keyring  # seals secrets with the data keys above
     # Signs the media URLs that events carry (messages with pictures, media.ready),
     # with the deployment's secret kept in the media store (started once migrated).
     media_urls: MediaUrls
@@ -177,16 +178,54 @@ class Stores:
     # Delete every record of an app (but in the tables or collections named): offboarding.
     purge_app: Callable[[str, frozenset[str]], Awaitable[int]] = field(
         default=lambda app_id, keep: asyncio.sleep(0, 0))
+    content: ContentSeal = field(init=False)  # seals message content (set once open)
 
 
 PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
 MEDIA_SECRET = "media.signing_secret"  # noqa: S105 - where it is sealed, not a secret
 
 
+def key_dir(settings: Settings) -> Path:
+    """The local master keys' directory; with the embedded store, also the data keys'
+    database (`keys.db`)."""
+    directory = settings.key_dir or settings.data_dir / "keys"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return directory
+
+
 def keyring(settings: Settings, data_keys: DataKeyStore) -> Keyring:
     """The keyring of encryption at rest, on the configured key provider."""
-    provider = LocalKeyProvider.open(settings.key_dir or settings.data_dir / "keys")
+    provider = LocalKeyProvider.open(key_dir(settings))
     return Keyring(data_keys, provider, SystemClock(), settings.auth_cache_ttl.total_seconds())
+
+
+def closing(*closers: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        for close_one in closers:
+            await close_one()
+
+    return close
+
+
+def compacting(*compacts: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bool]]:
+    async def compact() -> bool:
+        return all([await compact_one() for compact_one in compacts])
+
+    return compact
+
+
+def purging(purge_app: Callable[[str, frozenset[str]], Awaitable[int]],
+            data_keys: DataKeyStore) -> Callable[[str, frozenset[str]], Awaitable[int]]:
+    """Purging an app from the store and its data keys from theirs (a backup of the
+    store, then, holds nothing of it that opens). Twice over the store: the second
+    pass takes what a worker wrote while the first went table by table (a webhook
+    attempt finishing while its delivery was not purged yet)."""
+    async def purge(app_id: str, keep: frozenset[str]) -> int:
+        gone = await purge_app(app_id, keep)
+        gone += await purge_app(app_id, keep)
+        return gone + await data_keys.delete_app(app_id)
+
+    return purge
 
 
 async def open_stores(settings: Settings, bus: EventBus | None = None,
@@ -205,7 +244,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         mongo = await MongoDatabase.open(settings.mongodb_url, settings.mongodb_database,
                                          settings.tls_ca_file)
         mongo_log = MongoEventLog(mongo, bus, encode_event, traced=traced)
-        mongo_keys = MongoDataKeyStore(mongo)
+        mongo_keys = MongoDataKeyStore(mongo.database(
+            settings.mongodb_keys_database or f"{settings.mongodb_database}_keys"), mongo)
         stores = Stores(MongoAppStore(mongo), MongoAuthStore(mongo), MongoUserStore(mongo),
                         MongoConversationStore(mongo, mongo_log),
                         MongoMessageStore(mongo, mongo_log), mongo_log,
@@ -215,11 +255,12 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         MongoPolicyStore(mongo), MongoAuditStore(mongo), mongo_keys,
                         MongoComplianceStore(mongo), MongoOperationStore(mongo),
                         keyring(settings, mongo_keys), urls, mongo.close, mongo,
-                        purge_app=mongo.purge_app)
+                        purge_app=purging(mongo.purge_app, mongo_keys))
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
-        sqlite_keys = SqliteDataKeyStore(sqlite)
+        sqlite_keys = SqliteDataKeyStore(await SqliteDatabase.open(key_dir(settings) / "keys.db"),
+                                          sqlite)
         stores = Stores(SqliteAppStore(sqlite), SqliteAuthStore(sqlite),
                         SqliteUserStore(sqlite), SqliteConversationStore(sqlite, sqlite_log),
                         SqliteMessageStore(sqlite, sqlite_log), sqlite_log,
@@ -229,10 +270,16 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         SqliteSendHookStore(sqlite), SqlitePolicyStore(sqlite),
                         SqliteAuditStore(sqlite), sqlite_keys, SqliteComplianceStore(sqlite),
                         SqliteOperationStore(sqlite), keyring(settings, sqlite_keys), urls,
-                        sqlite.close, sqlite, sqlite.compact, sqlite.purge_app)
-    # Secrets at rest: sealed with each app's data key.
+                        closing(sqlite.close, sqlite_keys.close), sqlite,
+                        compacting(sqlite.compact, sqlite_keys.compact),
+                        purging(sqlite.purge_app, sqlite_keys))
+    # Secrets at rest: sealed with each app's data key; content with each sender's.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
+    stores.content = ContentSeal(stores.keyring, settings.content_encryption)
+    stores.messages = SealedMessageStore(stores.messages, stores.content)
+    stores.conversations = PreviewOpeningStore(stores.conversations, stores.content)
+    stores.flags = SealedFlagStore(stores.flags, stores.content)
     # The log last: it reads members.
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
@@ -284,7 +331,8 @@ async def open_search(settings: Settings, stores: Stores, clock: Clock, bus: Eve
     else:
         index = await SqliteSearchIndex.open(settings.data_dir / "search.db")
     indexer = Indexer(index, stores.events, stores.conversations, stores.messages, clock,
-                      health, metrics.relay("search") if metrics else None)
+                      health, metrics.relay("search") if metrics else None,
+                      stores.content.open_payload)
     wake = Wake.on_commits(bus)
 
     async def index_events(ok: Callable[[], None]) -> None:
@@ -339,6 +387,7 @@ class Outbox:
         self._topics = Topics(settings.kafka_topic_prefix, settings.kafka_partitions,
                               settings.kafka_replication, settings.kafka_retention)
         self._events = stores.events
+        self._open = stores.content.open_payload  # Kafka is for other systems: in clear
         self._sink: KafkaSink | None = None
         self._wake = Wake.on_commits(bus)
         # Supervised: until Kafka (or the store) answers, the task is restarted with
@@ -351,7 +400,7 @@ class Outbox:
         if self._sink is None:  # raises while Kafka is not there yet: events wait
             self._sink = await KafkaSink.open(self._broker, self._topics, self._tracer)
         ok()
-        await Relay(self._events, self._sink, relay_name, now=self._now,
+        await Relay(self._events, OpeningSink(self._sink, self._open), relay_name, now=self._now,
                     health=self._health, meter=self._meter).run(self._wake)
 
     async def ping(self) -> None:
@@ -495,7 +544,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                             operator_token(settings), bus)
     window = settings.rate_limit_window.total_seconds()
     hub = Hub(stores.events, settings.stream_heartbeat_interval.total_seconds(),
-              settings.max_streams_per_user, settings.stream_batch_window.total_seconds())
+              settings.max_streams_per_user, settings.stream_batch_window.total_seconds(),
+              stores.content.open_payload)
     health = Health()
     background = Background(health)
     metrics = Metrics()
@@ -549,7 +599,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     operations = OperationWorker(stores.operations, {
         ERASE_USER: Eraser(users, stores.users, stores.messages, stores.conversations,
                            stores.events, stores.flags, stores.webhooks, indexer, blobs,
-                           stores.compact, clock),
+                           stores.keyring, stores.compact, clock),
         EXPORT_USER_DATA: Exporter(stores.users, stores.auth, stores.conversations,
                                    stores.messages, blobs, clock),
         DELETE_APP: AppDeleter(stores.apps, stores.purge_app, indexer.index, blobs,
@@ -567,7 +617,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         authenticator=authenticator, gateway=gateway, health=health, background=background,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),
         webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock,
-                                     health, recorded, tracing),
+                                     health, recorded, tracing, stores.content.open_payload),
         plans=plans, media=media, media_urls=media_urls, media_scanner=scanner, blobs=blobs,
         media_processor=processor,
         media_http=MediaHttp(stores.media, blobs, media_urls, HealthRoutes(health)),

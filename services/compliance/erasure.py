@@ -12,6 +12,9 @@
   `message.created` and `message.updated` events in the log are emptied of it, their
   flagged messages' texts are emptied, webhook deliveries and dead letters of those
   events are dropped, and their data exports are deleted;
+- `keys`: their data key is destroyed (crypto-shredding, services/messages/sealing.py):
+  whatever still holds their sealed content — a backup of the store, of the event log
+  — holds ciphertext nobody can open;
 - `search`: waits until the search index has taken the deletions;
 - `compact`: the embedded store and index leave nothing erased on disk (SQLite's
   secure_delete zeroes deleted content; the checkpoint empties the WAL; the index
@@ -43,6 +46,8 @@ from services.core.names import app_name, user_name
 from services.core.pagination import Page, make_page, page_request, time_id_position
 from services.core.principal import Operator, Principal, require_backend
 from services.events.log import EventLog
+from services.keys.keyring import Keyring
+from services.keys.models import user_owner
 from services.media.blobs import BlobStore
 from services.messages.store import MessageStore
 from services.moderation.store import FlagStore
@@ -53,7 +58,8 @@ from services.webhooks.store import WebhookStore
 
 log = logging.getLogger("caas.erasure")
 
-STEPS = ("profile", "messages", "reactions", "memberships", "copies", "search", "compact")
+STEPS = ("profile", "messages", "reactions", "memberships", "copies", "keys", "search",
+         "compact")
 BATCH = 200
 SEARCH_PATIENCE = 30.0  # seconds the search step waits for the index before retrying
 # Events whose payloads may hold a user's content: their messages, the copies flags
@@ -97,7 +103,7 @@ class Eraser:
 
     def __init__(self, users: UsersActions, user_store: UserStore, messages: MessageStore,
                  conversations: ConversationStore, events: EventLog, flags: FlagStore,
-                 webhooks: WebhookStore, indexer: Indexer, blobs: BlobStore,
+                 webhooks: WebhookStore, indexer: Indexer, blobs: BlobStore, keyring: Keyring,
                  compact: Callable[[], Awaitable[object]], clock: Clock) -> None:
         self._users = users
         self._user_store = user_store
@@ -108,6 +114,7 @@ class Eraser:
         self._webhooks = webhooks
         self._indexer = indexer
         self._blobs = blobs
+        self._keyring = keyring
         self._compact = compact
         self._clock = clock
 
@@ -115,7 +122,8 @@ class Eraser:
         """Run one step; what it did (counts to add)."""
         steps = {"profile": self._step_profile, "messages": self._step_messages,
                  "reactions": self._step_reactions, "memberships": self._step_memberships,
-                 "copies": self._step_copies, "search": self._step_search,
+                 "copies": self._step_copies, "keys": self._step_keys,
+                 "search": self._step_search,
                  "compact": self._step_compact_files}
         return await steps[stage](op.app_id, op.target)
 
@@ -157,6 +165,9 @@ class Eraser:
         await self._flags.forget_texts(app_id, user_id)
         await self._blobs.delete_prefix(f"exports/{app_id}/{user_id}/")  # their exports
         return {"events_redacted": len(positions)}
+
+    async def _step_keys(self, app_id: str, user_id: str) -> dict[str, int]:
+        return {"keys_destroyed": int(await self._keyring.erase(app_id, user_owner(user_id)))}
 
     async def _step_search(self, app_id: str, user_id: str) -> dict[str, int]:
         head = (await self._events.head(app_id)).position

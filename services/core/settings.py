@@ -194,6 +194,10 @@ class Settings(BaseSettings):
     mongodb_url: str = Field("mongodb://127.0.0.1:27017/",
                              description="MongoDB connection string, when store=mongodb")
     mongodb_database: str = Field("caas", description="MongoDB database name")
+    mongodb_keys_database: str = Field(
+        "", description="MongoDB database of the data keys, apart from the data they seal "
+                        "(back it up apart, for no longer than erasures may take); unset: "
+                        "<mongodb_database>_keys")
     redis_url: str | None = Field(
         None, description="Redis URL shared by every server process: rate-limit counters, "
                           "real-time fan-out and presence; unset keeps them in the process")
@@ -353,6 +357,11 @@ class Settings(BaseSettings):
         None, description="directory of the local master keys (made with the first on "
                           "first start; keep it out of the store's backups); unset: "
                           "data_dir/keys")
+    content_encryption: bool = Field(
+        True, description="seal message content at rest (text, attachment titles and "
+                          "links, metadata values, previews, flags' copies) under each "
+                          "sender's own data key, for crypto-shredding; off, new content "
+                          "is stored in clear (what is sealed still opens)")
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate chain served on the gRPC port, Envoy's listener "
                           "and the media and metrics ports (with tls_key_file): set, they "

@@ -15,8 +15,8 @@ events of the conversations they were in *at the time*, including their own remo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -46,6 +46,24 @@ class LoggedEvent:
     payload: bytes
     joiners: tuple[str, ...] = ()  # the users it makes members
     trace: TraceHeaders = NO_TRACE  # of the request that recorded it (tracing on)
+
+
+# What opens the sealed content of a payload (services/messages/sealing.py), where
+# events leave the log for streams, webhooks, the index and Kafka.
+Opener = Callable[[bytes], Awaitable[bytes]]
+
+
+async def same_payload(payload: bytes) -> bytes:
+    return payload
+
+
+async def opened(events: Sequence[LoggedEvent], open_payload: Opener) -> list[LoggedEvent]:
+    """The events with the sealed content of their payloads opened."""
+    out = []
+    for event in events:
+        payload = await open_payload(event.payload)
+        out.append(event if payload is event.payload else replace(event, payload=payload))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

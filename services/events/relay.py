@@ -21,7 +21,7 @@ from services.core.events import DomainEvent, EventBus
 from services.core.health import Health
 from services.core.ids import new_id
 from services.core.metrics import RelayMeter
-from services.events.log import EventLog, LoggedEvent
+from services.events.log import EventLog, LoggedEvent, Opener, opened
 
 log = logging.getLogger("caas.relay")
 
@@ -42,6 +42,17 @@ def utc_now() -> datetime:
 class EventSink(Protocol):
     async def send(self, events: Sequence[LoggedEvent]) -> None:
         """Take `events` (one app's, in position order) durably, or raise."""
+
+
+class OpeningSink:
+    """A sink that takes events with the sealed content of their payloads opened."""
+
+    def __init__(self, sink: EventSink, open_payload: Opener) -> None:
+        self._sink = sink
+        self._open = open_payload
+
+    async def send(self, events: Sequence[LoggedEvent]) -> None:
+        await self._sink.send(await opened(events, self._open))
 
 
 class Relay:

@@ -15,6 +15,7 @@ erased by another process (a user erased) stops opening everywhere within that t
 from __future__ import annotations
 
 import base64
+import hmac
 import secrets
 from collections.abc import Callable
 
@@ -29,6 +30,8 @@ from services.keys.store import DataKeyStore
 
 MAGIC = b"\xc4\xa5\x01"  # sealed, format 1
 TEXT_PREFIX = "caas:v1:"
+TOKEN_PREFIX = "caas:t1:"  # noqa: S105 - a format's mark, not a secret
+TOKEN = 16  # bytes of a blind token
 KEY_ID = 16  # bytes of a data key's id
 NONCE = 12
 REWRAP_BATCH = 100
@@ -52,11 +55,12 @@ class Keyring:
         self._store = store
         self.provider = provider
         self._clock = clock
-        self._ciphers: TtlCache[tuple[str, str], tuple[bytes, AESGCM]] = TtlCache(
+        self._ciphers: TtlCache[tuple[str, str], tuple[bytes, AESGCM, bytes]] = TtlCache(
             cache_ttl, 100_000)
 
     async def _cipher(self, app_id: str, owner: str, create: bool
-                      ) -> tuple[bytes, AESGCM] | None:
+                      ) -> tuple[bytes, AESGCM, bytes] | None:
+        """The owner's data key: (its id, its cipher, the key of its tokens)."""
         cached = self._ciphers.get((app_id, owner))
         if cached is not None:
             return cached
@@ -71,7 +75,8 @@ class Keyring:
                 DataKey(app_id, owner, key_id, wrapped, self._clock.now()))
         raw = await self.provider.unwrap(key.wrapped,
                                          _wrap_context(app_id, owner, key.key_id))
-        found = (key.key_id.encode(), AESGCM(raw))
+        found = (key.key_id.encode(), AESGCM(raw),
+                 hmac.digest(raw, b"caas token key", "sha256"))
         self._ciphers.put((app_id, owner), found)
         return found
 
@@ -79,7 +84,7 @@ class Keyring:
                    ) -> bytes:
         cipher = await self._cipher(app_id, owner, create=True)
         assert cipher is not None
-        key_id, aes = cipher
+        key_id, aes, _ = cipher
         nonce = secrets.token_bytes(NONCE)
         return MAGIC + key_id + nonce + aes.encrypt(nonce, data, _aad(app_id, owner, context))
 
@@ -109,6 +114,18 @@ class Keyring:
         body = sealed[len(TEXT_PREFIX):]
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         return (await self.open(app_id, context, raw, owner)).decode()
+
+    async def token(self, app_id: str, context: str, text: str, owner: str = APP_OWNER,
+                    create: bool = True) -> str | None:
+        """A blind token of `text`: equal texts (in one app, owner and context) have
+        equal tokens, which tell nothing else of them; what lets a store compare
+        sealed values. Without `create`, None when the owner has no data key (then
+        no token of theirs exists)."""
+        cipher = await self._cipher(app_id, owner, create)
+        if cipher is None:
+            return None
+        mac = hmac.digest(cipher[2], f"{context}\x1f{text}".encode(), "sha256")
+        return TOKEN_PREFIX + base64.urlsafe_b64encode(mac[:TOKEN]).decode().rstrip("=")
 
     async def erase(self, app_id: str, owner: str) -> bool:
         """Destroy the owner's data key: what it sealed no longer opens, anywhere."""

@@ -1,4 +1,7 @@
-"""Data keys on MongoDB: a document per owner, `_id` "{app}/{owner}"."""
+"""Data keys on MongoDB: a document per owner, `_id` "{app}/{owner}", in a database of
+their own (CAAS_MONGODB_KEYS_DATABASE), apart from the data they seal: its backups
+can be kept apart and shorter, so that a key erased (crypto-shredding) is soon gone
+from all of them while the data's backups hold only ciphertext."""
 
 from __future__ import annotations
 
@@ -25,12 +28,29 @@ def _key(doc: Document) -> DataKey:
 
 
 class MongoDataKeyStore:
-    def __init__(self, db: MongoDatabase) -> None:
+    def __init__(self, db: MongoDatabase, legacy: MongoDatabase | None = None) -> None:
+        """`legacy`: the store's own database, where data keys were kept before; they
+        move from there on migrating."""
         self._mongo = db
         self._keys = db.db["data_keys"]
+        self._legacy = legacy
 
     async def migrate(self) -> None:
         await self._mongo.migrate("keys", MIGRATIONS)
+        if self._legacy is not None and self._legacy.db.name != self._mongo.db.name:
+            await self._move_from(self._legacy)
+
+    async def _move_from(self, legacy: MongoDatabase) -> None:
+        """Copy the keys `legacy` holds, then drop them there (a crash between the two
+        copies them again: a key already here stays)."""
+        old = legacy.db["data_keys"]
+        moved = False
+        async for doc in old.find({}):
+            moved = True
+            with contextlib.suppress(DuplicateKeyError):
+                await self._keys.insert_one(doc)
+        if moved:
+            await old.drop()
 
     async def get_key(self, app_id: str, owner: str) -> DataKey | None:
         doc = await self._keys.find_one({"_id": f"{app_id}/{owner}"})
@@ -61,3 +81,9 @@ class MongoDataKeyStore:
     async def delete_key(self, app_id: str, owner: str) -> bool:
         done = await self._keys.delete_one({"_id": f"{app_id}/{owner}"})
         return done.deleted_count == 1
+
+    async def delete_app(self, app_id: str) -> int:
+        return (await self._keys.delete_many({"app_id": app_id})).deleted_count
+
+    async def compact(self) -> bool:
+        return False  # MongoDB's files are the database's to compact

@@ -1,4 +1,6 @@
-"""Data keys on SQLite."""
+"""Data keys on SQLite, in a database of their own (`keys.db` in the key directory),
+apart from the data they seal: a backup of the store holds no key, and a key erased
+(crypto-shredding) is gone from where the data's backups never were."""
 
 from __future__ import annotations
 
@@ -25,11 +27,33 @@ def _key(row: tuple[Any, ...]) -> DataKey:
 
 
 class SqliteDataKeyStore:
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: SqliteDatabase, legacy: SqliteDatabase | None = None) -> None:
+        """`legacy`: the store's own database, where data keys were kept before; they
+        move from there on migrating."""
         self._db = db
+        self._legacy = legacy
 
     async def migrate(self) -> None:
         await self._db.migrate("keys", MIGRATIONS)
+        if self._legacy is not None:
+            await self._move_from(self._legacy)
+
+    async def _move_from(self, legacy: SqliteDatabase) -> None:
+        """Copy the keys `legacy` holds, then drop them there (a crash between the two
+        copies them again: a key already here stays)."""
+        def found(conn: sqlite3.Connection) -> list[Any]:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                            " AND name = 'data_keys'").fetchone() is None:
+                return []
+            return conn.execute(f"SELECT {_COLUMNS} FROM data_keys").fetchall()
+
+        rows = await legacy.read(found)
+        if not rows:
+            return
+        await self._db.write(lambda conn: conn.executemany(
+            f"INSERT INTO data_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (app_id, owner) DO NOTHING", rows))
+        await legacy.write(lambda conn: conn.execute("DROP TABLE data_keys"))
 
     async def get_key(self, app_id: str, owner: str) -> DataKey | None:
         def query(conn: sqlite3.Connection) -> DataKey | None:
@@ -74,3 +98,13 @@ class SqliteDataKeyStore:
                                 (app_id, owner)).rowcount == 1
 
         return await self._db.write(body)
+
+    async def delete_app(self, app_id: str) -> int:
+        return await self._db.write(lambda conn: conn.execute(
+            "DELETE FROM data_keys WHERE app_id = ?", (app_id,)).rowcount)
+
+    async def compact(self) -> bool:
+        return await self._db.compact()
+
+    async def close(self) -> None:
+        await self._db.close()

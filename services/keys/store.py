@@ -1,4 +1,5 @@
-"""Where data keys are kept (wrapped): one per owner of an app."""
+"""Where data keys are kept (wrapped): one per owner of an app, apart from the data
+they seal (a database of their own)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,10 @@ class DataKeyStore(Protocol):
         have been first); whether it was replaced."""
 
     async def delete_key(self, app_id: str, owner: str) -> bool: ...
+
+    async def delete_app(self, app_id: str) -> int:
+        """Delete every key of the app (offboarding); how many."""
+
+    async def compact(self) -> bool:
+        """Leave no deleted key on disk (the embedded store's checkpoint); whether it
+        could."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.conversations.models import PREVIEW_LENGTH
+
 
 @dataclass(frozen=True, slots=True)
 class AttachedRendition:
@@ -64,6 +66,19 @@ class Draft:
     metadata: Mapping[str, str] = field(default_factory=dict)
     thread_root: int = 0
     shadowed: bool = False  # the sender is shadow-banned there
+    # Sealed at rest (services/messages/sealing.py): the conversation preview's text
+    # (else the text's first PREVIEW_LENGTH characters), and what metadata filters
+    # compare (else the metadata).
+    preview: str | None = None
+    metadata_index: Mapping[str, str] | None = None
+
+    @property
+    def preview_text(self) -> str:
+        return self.text[:PREVIEW_LENGTH] if self.preview is None else self.preview
+
+    @property
+    def indexed_metadata(self) -> Mapping[str, str]:
+        return self.metadata if self.metadata_index is None else self.metadata_index
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +114,11 @@ class MessageChanges:
     text: str | None = None
     attachments: tuple[Attachment, ...] | None = None
     metadata: Mapping[str, str] | None = None
+    metadata_index: Mapping[str, str] | None = None  # as Draft's, with metadata
+
+    @property
+    def indexed_metadata(self) -> Mapping[str, str] | None:
+        return self.metadata if self.metadata_index is None else self.metadata_index
 
 
 @dataclass(frozen=True, slots=True)

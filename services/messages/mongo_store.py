@@ -20,7 +20,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.conversations.models import PREVIEW_LENGTH, Member, Preview
+from services.conversations.models import Member, Preview
 from services.conversations.mongo_store import (
     after_join,
     conversation_from_doc,
@@ -123,7 +123,16 @@ async def _v5(db: AsyncDatabase[Document]) -> None:
     await db["reactions"].create_index([("app_id", ASCENDING), ("user_id", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3, _v4, _v5)
+async def _v6(db: AsyncDatabase[Document]) -> None:
+    """What metadata filters compare (blind tokens of sealed values, Draft): the
+    metadata of the messages written before."""
+    async for doc in db["messages"].find({"metadata_index": {"$exists": False}},
+                                         {"metadata": 1}):
+        await db["messages"].update_one({"_id": doc["_id"]},
+                                        {"$set": {"metadata_index": doc["metadata"]}})
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
 
 
 def _state(c: Comparison) -> Document:
@@ -137,7 +146,7 @@ _TERMS: dict[str, MongoTerm] = {
     "has_attachments": flag({"attachments.0": {"$exists": True}},
                             {"attachments.0": {"$exists": False}}),
     "mention_ids": lambda c: {"mentions.user_id": c.value}, "state": _state,
-    "reply_count": field("reply_count"), "metadata": string_map("metadata")}
+    "reply_count": field("reply_count"), "metadata": string_map("metadata_index")}
 
 
 def _key(app_id: str, conversation_id: str, sequence: int) -> str:
@@ -223,7 +232,9 @@ class MongoMessageStore:
                  "sender_id": draft.sender_id, "text": draft.text,
                  "attachments": [asdict(a) for a in draft.attachments],
                  "mentions": [asdict(m) for m in draft.mentions],
-                 "metadata": dict(draft.metadata), "thread_root": draft.thread_root,
+                 "metadata": dict(draft.metadata),
+                 "metadata_index": dict(draft.indexed_metadata),
+                 "thread_root": draft.thread_root,
                  "reply_count": 0, "last_reply_time": None, "reactions": [],
                  "request_id": request_id, "create_time": now, "edit_time": None,
                  "delete_time": None, "shadow": draft.shadowed}, session=s)
@@ -232,8 +243,7 @@ class MongoMessageStore:
                     self._selector(app_id, conversation_id, draft.thread_root),
                     {"$inc": {"reply_count": 1}, "$set": {"last_reply_time": now}}, session=s)
             elif shown:
-                preview = Preview(sequence, draft.sender_id, draft.text[:PREVIEW_LENGTH],
-                                  False, now)
+                preview = Preview(sequence, draft.sender_id, draft.preview_text, False, now)
                 await self._conversations.update_one(
                     {"_id": doc["_id"]}, {"$set": {"last_message": preview_doc(preview)}},
                     session=s)
@@ -339,6 +349,7 @@ class MongoMessageStore:
                 changed["attachments"] = [asdict(a) for a in changes.attachments]
             if changes.metadata is not None:
                 changed["metadata"] = dict(changes.metadata)
+                changed["metadata_index"] = dict(changes.indexed_metadata or {})
             if not changed:
                 return current
             doc = await self._messages.find_one_and_update(
@@ -373,7 +384,7 @@ class MongoMessageStore:
             doc = await self._messages.find_one_and_update(
                 self._selector(app_id, conversation_id, sequence),
                 {"$set": {"text": "", "attachments": [], "mentions": [], "metadata": {},
-                          "reactions": [], "delete_time": now}},
+                          "metadata_index": {}, "reactions": [], "delete_time": now}},
                 return_document=ReturnDocument.AFTER, session=s)
             assert doc is not None
             of_message = {"app_id": app_id, "conversation_id": conversation_id,

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from services.conversations.models import PREVIEW_LENGTH, Member, Preview
+from services.conversations.models import Member, Preview
 from services.conversations.sqlite_store import (
     MEMBER_COLUMNS,
     member_row,
@@ -99,6 +99,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX messages_by_app_sender ON messages (app_id, sender_id, delete_time)",
         "CREATE INDEX reactions_by_user ON reactions (app_id, user_id)",
     ),
+    (
+        # What metadata filters compare: blind tokens of sealed values (Draft).
+        "ALTER TABLE messages ADD COLUMN metadata_index TEXT NOT NULL DEFAULT '{}'",
+        "UPDATE messages SET metadata_index = metadata",
+    ),
 )
 
 _COLUMNS = ("app_id, conversation_id, sequence, sender_id, text, attachments, mentions,"
@@ -141,7 +146,7 @@ _TERMS: dict[str, SqlTerm] = {
     "sender_id": column("sender_id"), "create_time": column("create_time"),
     "has_attachments": flag("json_array_length(attachments) > 0"),
     "mention_ids": json_list_has("mentions", "user_id"), "state": _state,
-    "reply_count": column("reply_count"), "metadata": json_map("metadata")}
+    "reply_count": column("reply_count"), "metadata": json_map("metadata_index")}
 
 
 def _page_query(conn: sqlite3.Connection, key: tuple[str, str, int], matching: Sql,
@@ -225,13 +230,13 @@ class SqliteMessageStore:
             sequence = found[0] + 1
             at = to_ms(now)
             conn.execute(
-                f"INSERT INTO messages ({_COLUMNS}, request_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '[]', ?, NULL, NULL, ?, ?)",
+                f"INSERT INTO messages ({_COLUMNS}, request_id, metadata_index)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '[]', ?, NULL, NULL, ?, ?, ?)",
                 (*key, sequence, draft.sender_id, draft.text,
                  _attachments_json(draft.attachments),
                  json.dumps([asdict(m) for m in draft.mentions]),
                  json.dumps(dict(draft.metadata)), draft.thread_root, at,
-                 int(draft.shadowed), request_id))
+                 int(draft.shadowed), request_id, json.dumps(dict(draft.indexed_metadata))))
             if draft.shadowed:  # for its sender alone: nobody else's counts move
                 conn.execute(f"UPDATE conversations SET last_sequence = ? WHERE {_KEY}",
                              (sequence, *key))
@@ -242,8 +247,7 @@ class SqliteMessageStore:
                 conn.execute(f"UPDATE conversations SET last_sequence = ?,"
                              f" last_activity_time = ? WHERE {_KEY}", (sequence, at, *key))
             else:
-                preview = Preview(sequence, draft.sender_id, draft.text[:PREVIEW_LENGTH],
-                                  False, now)
+                preview = Preview(sequence, draft.sender_id, draft.preview_text, False, now)
                 conn.execute(f"UPDATE conversations SET last_sequence = ?, preview = ?,"
                              f" last_activity_time = ? WHERE {_KEY}",
                              (sequence, preview_json(preview), at, *key))
@@ -325,10 +329,13 @@ class SqliteMessageStore:
             conn.execute(
                 f"UPDATE messages SET text = coalesce(?, text),"
                 f" attachments = coalesce(?, attachments), metadata = coalesce(?, metadata),"
+                f" metadata_index = coalesce(?, metadata_index),"
                 f" edit_time = ? WHERE {_KEY} AND sequence = ?",
                 (changes.text,
                  None if changes.attachments is None else _attachments_json(changes.attachments),
                  None if changes.metadata is None else json.dumps(dict(changes.metadata)),
+                 None if changes.metadata is None else json.dumps(
+                     dict(changes.indexed_metadata or {})),
                  None if edit_time is None else to_ms(edit_time), *key))
             edited = _select(conn, *key)
             assert edited is not None
@@ -362,7 +369,8 @@ class SqliteMessageStore:
             if current is None or current.deleted:
                 return current
             conn.execute(f"UPDATE messages SET text = '', attachments = '[]', mentions = '[]',"
-                         f" metadata = '{{}}', reactions = '[]', delete_time = ?"
+                         f" metadata = '{{}}', metadata_index = '{{}}', reactions = '[]',"
+                         f" delete_time = ?"
                          f" WHERE {_KEY} AND sequence = ?", (to_ms(now), *key))
             for table in ("message_revisions", "reactions"):
                 conn.execute(f"DELETE FROM {table} WHERE {_KEY} AND sequence = ?", key)

@@ -118,7 +118,7 @@ class RealtimeActions:
         connected = False
         try:
             sub.start(feed.log_id, until if after is None else after)
-            async for page in replay(sub, until, self._events):
+            async for page in replay(sub, until, self._events, self._hub.open_payload):
                 for item in page:
                     yield item
             feed.go_live(sub)

@@ -26,7 +26,17 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from services.core.errors import limit_exceeded
-from services.events.log import LEAVING, EventLog, Interval, LoggedEvent, follow, visible
+from services.events.log import (
+    LEAVING,
+    EventLog,
+    Interval,
+    LoggedEvent,
+    Opener,
+    follow,
+    opened,
+    same_payload,
+    visible,
+)
 
 log = logging.getLogger("caas.realtime")
 
@@ -270,8 +280,10 @@ class Feed:
     offered to this process's streams."""
 
     def __init__(self, app_id: str, log_id: str, cursor: int, events: EventLog,
-                 heartbeat: float, window: float = 0.0) -> None:
+                 heartbeat: float, window: float = 0.0,
+                 open_payload: Opener = same_payload) -> None:
         self.app_id = app_id
+        self._open = open_payload
         self.log_id = log_id
         self.cursor = cursor
         self._events = events
@@ -334,10 +346,11 @@ class Feed:
         self._arrived.extend(events)
         self._wakeup.set()
 
-    def _dispatch_arrived(self) -> None:
+    async def _dispatch_arrived(self) -> None:
         """Dispatch the events handed over that continue the cursor; read the log next
-        if any is left beyond a gap."""
+        if any is left beyond a gap. (Opened first: dispatching runs without an await.)"""
         arrived, self._arrived = self._arrived, []
+        arrived = await opened(arrived, self._open)
         if len(arrived) > 1 and any(a.position > b.position
                                     for a, b in itertools.pairwise(arrived)):
             arrived.sort(key=lambda e: e.position)  # commits of several processes
@@ -406,14 +419,14 @@ class Feed:
                 await asyncio.sleep(early)
             self._wakeup.clear()
             last_round = loop.time()
-            self._dispatch_arrived()
+            await self._dispatch_arrived()
             if not self._read:
                 continue
             self._read = False
             try:
                 while True:
                     batch = await self._events.read(self.app_id, self.cursor, PAGE)
-                    for event in batch:
+                    for event in await opened(batch, self._open):
                         self.dispatch(event)
                     if len(batch) < PAGE:
                         break
@@ -426,8 +439,9 @@ class Hub:
     """This process's feeds, one per app with connected streams."""
 
     def __init__(self, events: EventLog, heartbeat: float, max_per_user: int,
-                 window: float = 0.0) -> None:
+                 window: float = 0.0, open_payload: Opener = same_payload) -> None:
         self._events = events
+        self.open_payload = open_payload
         self._heartbeat = heartbeat
         self._window = window
         self._max_per_user = max_per_user
@@ -471,7 +485,7 @@ class Hub:
             if feed is None:
                 head = await self._events.head(sub.app_id)
                 feed = Feed(sub.app_id, head.log_id, head.position, self._events,
-                            self._heartbeat, self._window)
+                            self._heartbeat, self._window, self.open_payload)
                 feed.task = asyncio.create_task(feed.run(), name=f"feed {sub.app_id}")
                 self._feeds[sub.app_id] = feed
             feed.add(sub)
@@ -514,7 +528,7 @@ class Hub:
         self._feeds.clear()
 
 
-async def replay(sub: Subscriber, until: int, events: EventLog
+async def replay(sub: Subscriber, until: int, events: EventLog, open_payload: Opener = same_payload
                  ) -> AsyncIterator[list[bytes]]:
     """The stream's missed events up to `until` (at least the feed's cursor when the
     stream registered, so that what the feed dispatches after it completes the replay;
@@ -530,7 +544,7 @@ async def replay(sub: Subscriber, until: int, events: EventLog
         batch = [e for e in batch if e.position <= until]
         if not batch:
             break
-        for event in batch:
+        for event in await opened(batch, open_payload):
             sub.apply(event)
         position = batch[-1].position
         yield sub.take()

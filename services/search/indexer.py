@@ -37,8 +37,8 @@ from services.conversations.store import ConversationStore
 from services.core.clock import Clock
 from services.core.health import Health
 from services.core.metrics import RelayMeter
-from services.events.log import EventLog, LoggedEvent
-from services.events.relay import Relay, Wake
+from services.events.log import EventLog, LoggedEvent, Opener, opened, same_payload
+from services.events.relay import OpeningSink, Relay, Wake
 from services.messages.models import Message
 from services.messages.store import MessageStore
 from services.search.index import (
@@ -154,8 +154,12 @@ class Lag:
 class Indexer:
     def __init__(self, index: SearchIndex, events: EventLog,
                  conversations: ConversationStore, messages: MessageStore, clock: Clock,
-                 health: Health | None = None, meter: RelayMeter | None = None) -> None:
+                 health: Health | None = None, meter: RelayMeter | None = None,
+                 open_payload: Opener = same_payload) -> None:
+        """`open_payload` opens the sealed content of events: the index is a store of
+        its own, and keeps what it finds in clear (services/messages/sealing.py)."""
         self.index = index
+        self._open = open_payload
         self.consumer = ""  # known once the index answered (start)
         self._events = events
         self._conversations = conversations
@@ -182,9 +186,9 @@ class Indexer:
                          extra={"app": app_id})
                 await self.reindex(app_id)
                 await self._events.advance(self.consumer, app_id, head.position)
-        relay = Relay(self._events, IndexSink(self.index), self.consumer,
-                      now=self._clock.now, health=self._health, retry_seconds=RETRY_SECONDS,
-                      meter=self._meter, spacing=SPACING_SECONDS)
+        relay = Relay(self._events, OpeningSink(IndexSink(self.index), self._open),
+                      self.consumer, now=self._clock.now, health=self._health,
+                      retry_seconds=RETRY_SECONDS, meter=self._meter, spacing=SPACING_SECONDS)
         following = asyncio.create_task(relay.run(wake))
         try:
             while not await self._caught_up():  # noqa: ASYNC110 - a state in the store
@@ -245,7 +249,8 @@ class Indexer:
             events = await self._events.read(app_id, after, REPLAY_BATCH)
             if not events:
                 return replayed
-            writes = [w for w in (write_of(e) for e in events) if w is not None]
+            writes = [w for w in (write_of(e) for e in await opened(events, self._open))
+                      if w is not None]
             if writes:
                 await self.index.apply(app_id, writes)
             replayed += len(events)

@@ -1,6 +1,7 @@
-"""The webhook store with each endpoint's signing secrets sealed at rest
-(services/keys/keyring.py): sealed on the way in, opened on the way out; the rest
-passes through."""
+"""The webhook store with each endpoint's signing secrets, and the bodies of the
+deliveries and dead letters (events with the content they carry), sealed at rest
+with the app's key (services/keys/keyring.py): sealed on the way in, opened on the
+way out; the rest passes through."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from services.webhooks.models import DeadLetter, Delivery, DeliveryAttempt, Webh
 from services.webhooks.store import Position, WebhookStore
 
 CONTEXT = "webhook.secret"
+BODY = "webhook.body"  # a delivery's or dead letter's body: the event, content and all
 
 
 class SealedWebhookStore:
@@ -61,15 +63,21 @@ class SealedWebhookStore:
         await self._inner.block_webhook(app_id, webhook_id, until)
 
     async def enqueue(self, deliveries: Sequence[Delivery]) -> None:
-        await self._inner.enqueue(deliveries)
+        await self._inner.enqueue([
+            replace(d, body=await self._keyring.seal(d.app_id, BODY, d.body))
+            for d in deliveries])
 
     async def claim(self, now: datetime, until: datetime, limit: int, per_webhook: int
                     ) -> list[tuple[Delivery, Webhook]]:
-        return [(delivery, await self._opened(webhook)) for delivery, webhook
+        return [(replace(delivery, body=await self._keyring.open(delivery.app_id, BODY,
+                                                                 delivery.body)),
+                 await self._opened(webhook)) for delivery, webhook
                 in await self._inner.claim(now, until, limit, per_webhook)]
 
     async def finish(self, delivery: Delivery, attempt: DeliveryAttempt,
                      retry_at: datetime | None, dead: DeadLetter | None) -> None:
+        if dead is not None:
+            dead = replace(dead, body=await self._keyring.seal(dead.app_id, BODY, dead.body))
         await self._inner.finish(delivery, attempt, retry_at, dead)
 
     async def list_attempts(self, app_id: str, webhook_id: str, event: str, limit: int,
@@ -78,7 +86,8 @@ class SealedWebhookStore:
 
     async def list_dead_letters(self, app_id: str, webhook_id: str, limit: int,
                                 after: Position | None) -> list[DeadLetter]:
-        return await self._inner.list_dead_letters(app_id, webhook_id, limit, after)
+        return [replace(d, body=await self._keyring.open(app_id, BODY, d.body))
+                for d in await self._inner.list_dead_letters(app_id, webhook_id, limit, after)]
 
     async def replay(self, app_id: str, webhook_id: str, dead_letter_ids: Sequence[str] | None,
                      now: datetime) -> int:

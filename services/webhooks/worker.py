@@ -17,8 +17,8 @@ from services.core.settings import Settings
 from services.core.tracing import Tracing
 from services.events.consumers import KafkaConsumerGroup
 from services.events.kafka_sink import Topics, ensure_topics, kafka_broker
-from services.events.log import EventLog
-from services.events.relay import Relay, Wake
+from services.events.log import EventLog, Opener, same_payload
+from services.events.relay import OpeningSink, Relay, Wake
 from services.webhooks.delivery import Deliverer
 from services.webhooks.dispatch import CONCURRENCY, Dispatcher, Intake
 from services.webhooks.store import WebhookStore
@@ -32,9 +32,12 @@ KAFKA_GROUP = "caas.webhooks"
 class WebhookWorker:
     def __init__(self, settings: Settings, store: WebhookStore, events: EventLog,
                  bus: EventBus, clock: Clock, health: Health | None = None,
-                 metrics: Metrics | None = None, tracing: Tracing | None = None) -> None:
+                 metrics: Metrics | None = None, tracing: Tracing | None = None,
+                 open_payload: Opener = same_payload) -> None:
         """With `tracing` on, each attempt is a span of the trace its event was recorded
-        in (read back from the log), and Kafka records are consumed in spans."""
+        in (read back from the log), and Kafka records are consumed in spans. Events
+        from the log are taken with `open_payload` opening their sealed content (Kafka's
+        records are in clear already)."""
         timeout = settings.webhook_timeout
         tracing = tracing or Tracing()
         tracer = tracing.tracer("caas.webhooks")
@@ -61,8 +64,8 @@ class WebhookWorker:
             self._tasks.append(asyncio.create_task(self._consume(consume),
                                                    name="webhook intake (kafka)"))
         else:
-            relay = Relay(events, intake, CONSUMER, now=clock.now, wants=intake.wants,
-                          health=health,
+            relay = Relay(events, OpeningSink(intake, open_payload), CONSUMER, now=clock.now,
+                          wants=intake.wants, health=health,
                           meter=metrics.relay("webhooks") if metrics else None)
             self._tasks.append(asyncio.create_task(relay.run(Wake.on_commits(bus)),
                                                    name="webhook intake"))

@@ -92,6 +92,7 @@ async def test_a_user_is_erased_everywhere(client: Client, server: CaasServer,
     assert (counts.messages_erased, counts.reactions_removed, counts.conversations_left) == (
         3, 1, 1)
     assert counts.events_redacted >= 4  # three sends and an edit
+    assert counts.keys_destroyed == 1  # their content key: crypto-shredding
 
     listed = await bob.messages(group.name)
     assert [(m.sequence, m.text, m.state) for m in listed.messages][:3] == [
@@ -114,7 +115,8 @@ async def test_a_user_is_erased_everywhere(client: Client, server: CaasServer,
         name=f"{app.name}/users/alice"), metadata=app.auth)
     assert again.name != started.name  # a new one, which finds nothing left
     nothing = erased_counts(await finished(client, app, again.name))
-    assert (nothing.messages_erased, nothing.reactions_removed) == (0, 0)
+    assert (nothing.messages_erased, nothing.reactions_removed, nothing.keys_destroyed) == (
+        0, 0, 0)
 
 
 async def test_another_app_cannot_erase_or_follow(client: Client, app: AppHandle,

@@ -23,29 +23,32 @@ from tests.support.waiting import eventually
 
 
 def records_of(server: CaasServer, app_id: str) -> dict[str, int]:
-    """Records of the app left in each table or collection (non-zero ones)."""
+    """Records of the app left in each table or collection (non-zero ones), the data
+    keys' database included."""
     left: dict[str, int] = {}
     if server.env.get("CAAS_STORE") == "mongodb":
         mongo: MongoClient[dict[str, Any]] = MongoClient(server.env["CAAS_MONGODB_URL"])
         try:
-            db = mongo[server.env["CAAS_MONGODB_DATABASE"]]
-            for name in db.list_collection_names():
-                count = db[name].count_documents({"$or": [
-                    {"app_id": app_id}, {"_id": app_id},
-                    {"_id": {"$regex": f"^{app_id}/"}}]})
-                if count:
-                    left[name] = count
+            data = server.env["CAAS_MONGODB_DATABASE"]
+            for db in (mongo[data], mongo[f"{data}_keys"]):
+                for name in db.list_collection_names():
+                    count = db[name].count_documents({"$or": [
+                        {"app_id": app_id}, {"_id": app_id},
+                        {"_id": {"$regex": f"^{app_id}/"}}]})
+                    if count:
+                        left[name] = count
         finally:
             mongo.close()
         return left
-    with sqlite3.connect(server.data_dir / "caas.db") as db:
-        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            columns = [c[1] for c in db.execute(f"PRAGMA table_info('{name}')")]
-            if "app_id" in columns:
-                (count,) = db.execute(f'SELECT count(*) FROM "{name}" WHERE app_id = ?',
-                                      (app_id,)).fetchone()
-                if count:
-                    left[name] = count
+    for path in (server.data_dir / "caas.db", server.data_dir / "keys" / "keys.db"):
+        with sqlite3.connect(path) as db:
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+                columns = [c[1] for c in db.execute(f"PRAGMA table_info('{name}')")]
+                if "app_id" in columns:
+                    (count,) = db.execute(f'SELECT count(*) FROM "{name}" WHERE app_id = ?',
+                                          (app_id,)).fetchone()
+                    if count:
+                        left[name] = count
     return left
 
 
@@ -64,6 +67,7 @@ async def test_a_deleted_app_leaves_nothing(client: Client, server: CaasServer,
     await survivor.send(kept.name, "still here")
     before = records_of(server, app.app_id)
     assert before["messages"] == 3 if "messages" in before else before
+    assert before.get("data_keys", 0) >= 2, before  # the app's, alice's (her content)
 
     await expect_error(client.apps.DeleteApp(apps_pb.DeleteAppRequest(name=app.name),
                                              metadata=app.auth),

@@ -10,6 +10,7 @@ from services.core.errors import DomainError
 from services.core.events import DomainEvent
 from services.core.principal import User
 from services.messages.actions import Outgoing
+from services.messages.models import Message
 from services.runtime import Runtime
 
 
@@ -39,4 +40,6 @@ async def test_events_follow_committed_writes(runtime: Runtime) -> None:
                                       "reaction.added", "read.updated"]
     assert visible == [True]
     assert all(e.conversation_id == cid for e in seen)
-    assert seen[1].payload is not None and getattr(seen[1].payload, "text", "") == "hi"
+    sent = seen[1].payload  # as stored: its content sealed (services/messages/sealing.py)
+    assert isinstance(sent, Message) and sent.text != "hi"
+    assert (await runtime.stores.content.open_message(sent)).text == "hi"

@@ -47,7 +47,7 @@ async def test_chat_writes_log_their_events_in_order(stores: Stores) -> None:
     assert {e.conversation_id for e in events} == {"g1"}
     assert [e.user_id for e in events[1:6]] == ["alice", "bob", "bob", "alice", "alice"]
     assert events[0].joiners == ("alice", "bob")
-    proto = events_pb2.Event.FromString(events[4].payload)
+    proto = events_pb2.Event.FromString(await stores.content.open_payload(events[4].payload))
     assert (proto.name, proto.type, proto.message_updated.text) == (
         "apps/alpha/events/5", "message.updated", "hi!")
     reaction = events_pb2.Event.FromString(events[3].payload)
@@ -311,6 +311,7 @@ async def test_a_log_consumer_gets_every_event_at_least_once(stores: Stores) -> 
     failing = {"two"}
 
     async def handler(event: events_pb2.Event) -> None:
+        await stores.content.open_event(event)  # the log holds content sealed
         if event.message_created.text in failing:
             failing.clear()
             raise ConnectionError("downstream is down")

@@ -4,17 +4,25 @@ sealed, survive a master key rotation, and stop opening when their key is erased
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidTag
 
 from services.core.clock import SystemClock
-from services.keys.keyring import MAGIC, KeyErased, Keyring
-from services.keys.models import user_owner
+from services.core.db.mongo import MongoDatabase
+from services.core.db.sqlite import SqliteDatabase
+from services.core.settings import Settings
+from services.keys.keyring import MAGIC, TOKEN_PREFIX, KeyErased, Keyring
+from services.keys.models import APP_OWNER, user_owner
+from services.keys.mongo_store import MongoDataKeyStore
 from services.keys.provider import KeyUnavailable, LocalKeyProvider
 from services.keys.rotation import rotate_master_key
-from services.runtime import Stores
+from services.keys.sqlite_store import SqliteDataKeyStore
+from services.keys.store import DataKeyStore
+from services.runtime import Stores, open_stores
+from tests.store.conftest import engine_settings
 
 
 def fresh(stores: Stores, directory: Path | None = None, ttl: float = 300.0) -> Keyring:
@@ -104,3 +112,54 @@ async def test_without_its_master_key_a_data_key_does_not_open(stores: Stores,
     elsewhere = fresh(stores, directory=tmp_path / "other-keys")  # another master key
     with pytest.raises(KeyUnavailable):
         await elsewhere.open("alpha", "c", sealed)
+
+
+async def test_blind_tokens_compare_values_and_tell_nothing_else(stores: Stores) -> None:
+    keyring = stores.keyring
+    assert await keyring.token("delta", "message.metadata/k", "v", create=False) is None
+    token = await keyring.token("delta", "message.metadata/k", "v")
+    assert token is not None and token.startswith(TOKEN_PREFIX)
+    assert await fresh(stores).token("delta", "message.metadata/k", "v") == token
+    assert len({token, await keyring.token("delta", "message.metadata/k", "w"),
+                await keyring.token("delta", "message.metadata/other", "v"),
+                await keyring.token("epsilon", "message.metadata/k", "v")}) == 4
+
+
+@pytest.fixture(params=["sqlite", "mongodb"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return engine_settings(request, tmp_path)
+
+
+async def test_data_keys_move_out_of_the_stores_own_database(settings: Settings,
+                                                             tmp_path: Path) -> None:
+    """Data keys kept in the store's database (before they had one of their own) move
+    to the keys' database on start, and what they sealed still opens."""
+    opened = await open_stores(settings)
+    try:
+        sealed = await opened.keyring.seal("zeta", "c", b"before")
+        # Put the key back where it used to be: in the store's own database.
+        [key] = [k for k in await opened.data_keys.wrapped_by_other("none", 100)
+                 if k.app_id == "zeta"]
+        assert await opened.data_keys.delete_key("zeta", APP_OWNER)
+        if settings.store == "mongodb":
+            mongo = await MongoDatabase.open(settings.mongodb_url, settings.mongodb_database)
+            old: DataKeyStore = MongoDataKeyStore(mongo)
+        else:
+            sqlite = await SqliteDatabase.open(tmp_path / "caas.db")
+            old = SqliteDataKeyStore(sqlite)
+        await old.migrate()
+        await old.add_key(key)
+        await (mongo.close() if settings.store == "mongodb" else sqlite.close())
+    finally:
+        await opened.close()
+
+    reopened = await open_stores(settings)
+    try:
+        assert await reopened.keyring.open("zeta", "c", sealed) == b"before"
+        assert await reopened.data_keys.get_key("zeta", APP_OWNER) == key
+    finally:
+        await reopened.close()
+    if settings.store == "sqlite":
+        with sqlite3.connect(tmp_path / "caas.db") as db:
+            assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'data_keys'"
+                                  ).fetchall()

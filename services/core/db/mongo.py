@@ -170,6 +170,11 @@ class MongoDatabase:
         await client.admin.command("ping")
         return cls(client, name, monitor, timer)
 
+    def database(self, name: str) -> MongoDatabase:
+        """Another database of the same server, on the same connections (closed with
+        this one)."""
+        return MongoDatabase(self.client, name, self._monitor, self._timer)
+
     def watch_writes(self, listener: WriteListener) -> None:
         """Tell `listener` of every write refused for want of disk space (its error)
         and of every write that succeeded (None)."""

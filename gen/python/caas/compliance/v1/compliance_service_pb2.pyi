@@ -297,6 +297,7 @@ class EraseUserResponse(_message.Message):
     REACTIONS_REMOVED_FIELD_NUMBER: _builtins.int
     CONVERSATIONS_LEFT_FIELD_NUMBER: _builtins.int
     EVENTS_REDACTED_FIELD_NUMBER: _builtins.int
+    KEYS_DESTROYED_FIELD_NUMBER: _builtins.int
     user: _builtins.str
     """`apps/{app}/users/{user}`."""
     messages_erased: _builtins.int
@@ -307,6 +308,10 @@ class EraseUserResponse(_message.Message):
     """Conversations they were removed from."""
     events_redacted: _builtins.int
     """Events of the log whose copy of their content was erased."""
+    keys_destroyed: _builtins.int
+    """1 when their data key was destroyed (crypto-shredding: what it sealed, in any
+    copy or backup, no longer opens); 0 when they had none or it was gone already.
+    """
     def __init__(
         self,
         *,
@@ -315,10 +320,11 @@ class EraseUserResponse(_message.Message):
         reactions_removed: _builtins.int = ...,
         conversations_left: _builtins.int = ...,
         events_redacted: _builtins.int = ...,
+        keys_destroyed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations_left", b"conversations_left", "events_redacted", b"events_redacted", "messages_erased", b"messages_erased", "reactions_removed", b"reactions_removed", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations_left", b"conversations_left", "events_redacted", b"events_redacted", "keys_destroyed", b"keys_destroyed", "messages_erased", b"messages_erased", "reactions_removed", b"reactions_removed", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
