@@ -38,7 +38,7 @@ from services.core.clock import Clock
 from services.core.health import Health
 from services.core.metrics import RelayMeter
 from services.events.log import EventLog, LoggedEvent, Opener, opened, same_payload
-from services.events.relay import OpeningSink, Relay, Wake
+from services.events.relay import Relay, Wake
 from services.messages.models import Message
 from services.messages.store import MessageStore
 from services.search.index import (
@@ -132,14 +132,21 @@ INDEXED = frozenset({"message.created", "message.updated", "message.deleted",
                      "conversation.created", "conversation.updated", "conversation.deleted"})
 
 
+async def writes_of(events: Sequence[LoggedEvent], open_payload: Opener) -> list[Write]:
+    """What the events change in the index; only the events it takes are opened."""
+    taken = await opened([e for e in events if e.type in INDEXED], open_payload)
+    return [w for w in (write_of(e) for e in taken) if w is not None]
+
+
 class IndexSink:
     """The relay's sink: a batch of one app's events, as one write to the index."""
 
-    def __init__(self, index: SearchIndex) -> None:
+    def __init__(self, index: SearchIndex, open_payload: Opener) -> None:
         self._index = index
+        self._open = open_payload
 
     async def send(self, events: Sequence[LoggedEvent]) -> None:
-        writes = [w for w in (write_of(e) for e in events) if w is not None]
+        writes = await writes_of(events, self._open)
         if writes:
             await self._index.apply(events[0].app_id, writes)
 
@@ -186,7 +193,7 @@ class Indexer:
                          extra={"app": app_id})
                 await self.reindex(app_id)
                 await self._events.advance(self.consumer, app_id, head.position)
-        relay = Relay(self._events, OpeningSink(IndexSink(self.index), self._open),
+        relay = Relay(self._events, IndexSink(self.index, self._open),
                       self.consumer, now=self._clock.now, health=self._health,
                       retry_seconds=RETRY_SECONDS, meter=self._meter, spacing=SPACING_SECONDS)
         following = asyncio.create_task(relay.run(wake))
@@ -249,8 +256,7 @@ class Indexer:
             events = await self._events.read(app_id, after, REPLAY_BATCH)
             if not events:
                 return replayed
-            writes = [w for w in (write_of(e) for e in await opened(events, self._open))
-                      if w is not None]
+            writes = await writes_of(events, self._open)
             if writes:
                 await self.index.apply(app_id, writes)
             replayed += len(events)
