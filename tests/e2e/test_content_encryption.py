@@ -20,6 +20,7 @@ from pymongo import MongoClient
 
 from services.keys.keyring import TEXT_PREFIX, TOKEN_PREFIX
 from tests.conftest import TEST_CONFIG, AppHandle, create_app
+from tests.e2e.test_encryption import raw_files
 from tests.e2e.test_erasure import erased_counts, finished
 from tests.e2e.test_webhooks import create_webhook, delivered, events
 from tests.support.chat import GROUP, person
@@ -41,12 +42,6 @@ def mongo_docs(server: CaasServer, collection: str, query: dict[str, Any],
         return list(mongo[name][collection].find(query))
     finally:
         mongo.close()
-
-
-def sqlite_files(data_dir: Path) -> bytes:
-    """Every byte of the store's database and WAL (not the search index: a store of its
-    own, docs/operations.md)."""
-    return b"".join(p.read_bytes() for p in sorted(data_dir.glob("caas.db*")) if p.is_file())
 
 
 async def test_content_is_sealed_at_rest_and_reads_in_clear_everywhere(
@@ -103,7 +98,7 @@ async def test_content_is_sealed_at_rest_and_reads_in_clear_everywhere(
         assert {k["owner"] for k in keys} >= {"user:alice"}
         assert not mongo_docs(server, "data_keys", {"app_id": app.app_id})  # apart
     else:
-        raw = sqlite_files(server.data_dir)
+        raw = raw_files(server.data_dir)
         with sqlite3.connect(server.data_dir / "keys" / "keys.db") as db:
             owners = {o for (o,) in db.execute(
                 "SELECT owner FROM data_keys WHERE app_id = ?", (app.app_id,))}
@@ -131,7 +126,7 @@ async def test_an_edit_keeps_revisions_sealed_and_unchanged_fields_quiet(
         msg_pb.ListMessageRevisionsRequest(name=sent.message.name), metadata=alice.auth)
     assert [r.text for r in revisions.revisions] == [first, second]
     if server.env.get("CAAS_STORE") != "mongodb":
-        raw = sqlite_files(server.data_dir)
+        raw = raw_files(server.data_dir)
         assert first.encode() not in raw and second.encode() not in raw
 
 
