@@ -20,6 +20,11 @@ from typing import Any
 from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 
+from services.accounts.actions import Accounts
+from services.accounts.mongo_store import MongoAccountStore
+from services.accounts.passwords import BreachCheck, NoBreachCheck, Passwords, PwnedPasswords
+from services.accounts.sqlite_store import SqliteAccountStore
+from services.accounts.store import AccountStore
 from services.apps.actions import AppPlans, AppsActions
 from services.apps.mongo_store import MongoAppStore
 from services.apps.sqlite_store import SqliteAppStore
@@ -62,6 +67,7 @@ from services.core.events import EventBus, InProcessBus
 from services.core.health import SERVING, Background, Health
 from services.core.health_http import HealthRoutes
 from services.core.ids import new_id, new_secret
+from services.core.mail import ConsoleMailer, Mailer, SmtpMailer, SmtpOptions
 from services.core.metrics import Metrics, served
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.core.tracing import Tracing
@@ -122,6 +128,11 @@ from services.moderation.sqlite_store import (
     SqliteSendHookStore,
 )
 from services.moderation.store import FilterStore, FlagStore, RestrictionStore, SendHookStore
+from services.organizations.access import MemberAccess
+from services.organizations.actions import Organizations
+from services.organizations.mongo_store import MongoOrganizationStore
+from services.organizations.sqlite_store import SqliteOrganizationStore
+from services.organizations.store import OrganizationStore
 from services.realtime.actions import RealtimeActions
 from services.realtime.codec import encoder
 from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
@@ -179,6 +190,8 @@ class Stores:
     purge_app: Callable[[str, frozenset[str]], Awaitable[int]] = field(
         default=lambda app_id, keep: asyncio.sleep(0, 0))
     content: ContentSeal = field(init=False)  # seals message content (set once open)
+    accounts: AccountStore = field(init=False)  # developer accounts of the portal
+    organizations: OrganizationStore = field(init=False)
 
 
 PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
@@ -256,6 +269,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         MongoComplianceStore(mongo), MongoOperationStore(mongo),
                         keyring(settings, mongo_keys), urls, mongo.close, mongo,
                         purge_app=purging(mongo.purge_app, mongo_keys))
+        stores.accounts = MongoAccountStore(mongo)
+        stores.organizations = MongoOrganizationStore(mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -273,6 +288,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         closing(sqlite.close, sqlite_keys.close), sqlite,
                         compacting(sqlite.compact, sqlite_keys.compact),
                         purging(sqlite.purge_app, sqlite_keys))
+        stores.accounts = SqliteAccountStore(sqlite)
+        stores.organizations = SqliteOrganizationStore(sqlite)
     # Secrets at rest: sealed with each app's data key; content with each sender's.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
@@ -284,13 +301,28 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.audit, stores.data_keys, stores.compliance, stores.operations,
-                  stores.events):
+                  stores.accounts, stores.organizations, stores.events):
         await store.migrate()
     # The deployment's media URL secret, sealed with the platform's own data key.
     sealed = await stores.media.signing_secret(await stores.keyring.seal(
         PLATFORM, MEDIA_SECRET, secrets.token_bytes(32)))
     urls.start(await stores.keyring.open(PLATFORM, MEDIA_SECRET, sealed))
     return stores
+
+
+def open_mailer(settings: Settings) -> Mailer:
+    """SMTP when a server is configured, else the log (development)."""
+    if not settings.smtp_host:
+        return ConsoleMailer()
+    return SmtpMailer(SmtpOptions(settings.smtp_host, settings.smtp_port, settings.mail_from,
+                                  settings.smtp_username,
+                                  settings.smtp_password.get_secret_value(),
+                                  settings.smtp_security))
+
+
+def breach_check(settings: Settings) -> BreachCheck:
+    url = settings.breached_password_url
+    return PwnedPasswords(url) if url else NoBreachCheck()
 
 
 def app_role(users: UserStore) -> SubjectLookup:
@@ -423,6 +455,8 @@ class Runtime:
     stores: Stores
     limiter: RateLimiter
     apps: AppsActions
+    accounts: Accounts
+    organizations: Organizations
     auth: AuthActions
     users: UsersActions
     conversations: ConversationsActions
@@ -541,7 +575,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                      + settings.auth_cache_ttl + settings.token_leeway)
     signing = SigningKeys(stores.auth, clock, cache_ttl, verify_window, stores.keyring)
     authenticator = CredentialAuthenticator(stores.apps, stores.auth, signing, clock, settings,
-                                            operator_token(settings), bus)
+                                            operator_token(settings), bus, stores.accounts)
+    members = MemberAccess(stores.organizations, stores.apps, cache_ttl, bus)
     window = settings.rate_limit_window.total_seconds()
     hub = Hub(stores.events, settings.stream_heartbeat_interval.total_seconds(),
               settings.max_streams_per_user, settings.stream_batch_window.total_seconds(),
@@ -572,7 +607,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     plans = AppPlans(stores.apps, settings, bus)
     gateway = Gateway(authenticator, limiter, plans, RequestValidator(), store_outage,
                       recorded, tracing.tracer("caas.gateway"),
-                      AuditRecorder(stores.audit, clock))
+                      AuditRecorder(stores.audit, clock), members)
+    mailer = open_mailer(settings)
     media_urls = stores.media_urls
     blobs = open_blobs(settings, media_urls)
     await blobs.start()
@@ -606,7 +642,13 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                stores.compact, clock)}, clock)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
-        apps=AppsActions(stores.apps, clock, bus, settings),
+        apps=AppsActions(stores.apps, clock, bus, settings, members),
+        accounts=Accounts(stores.accounts, Passwords(), breach_check(settings), mailer,
+                          stores.keyring, clock, limiter, bus, settings,
+                          members.mfa_required_by),
+        organizations=Organizations(stores.organizations, stores.accounts, members, mailer,
+                                    clock, bus, settings.portal_url,
+                                    settings.invitation_lifetime),
         auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings,
                          users.ensure_user, restrictions),
         users=users, conversations=conversations,

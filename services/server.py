@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from caas.accounts.v1 import accounts_service_pb2
 from caas.apps.v1 import apps_service_pb2
 from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2
@@ -19,6 +20,7 @@ from caas.conversations.v1 import conversations_service_pb2
 from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
 from caas.moderation.v1 import moderation_service_pb2
+from caas.organizations.v1 import organizations_service_pb2
 from caas.realtime.v1 import realtime_service_pb2
 from caas.search.v1 import search_service_pb2
 from caas.users.v1 import users_service_pb2
@@ -26,6 +28,7 @@ from caas.webhooks.v1 import webhooks_service_pb2
 from google.protobuf import descriptor as pb_descriptor
 from grpc_health.v1 import health_pb2
 
+from services.accounts.servicer import AccountsServicer
 from services.apps.servicer import AppsServicer
 from services.audit.servicer import AuditServicer
 from services.auth.servicer import AuthServicer
@@ -40,6 +43,7 @@ from services.edge.envoy import SYSTEM_CA, EdgeTls, Envoy, edge_config, running_
 from services.media.servicer import MediaServicer
 from services.messages.servicer import MessagesServicer
 from services.moderation.servicer import ModerationServicer
+from services.organizations.servicer import OrganizationsServicer
 from services.realtime.servicer import RealtimeServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
 from services.search.servicer import SearchServicer
@@ -78,13 +82,18 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          AuditServicer(runtime.audit)),
         (compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceService"],
          ComplianceServicer(runtime.retention, runtime.user_data, runtime.media_urls)),
+        (accounts_service_pb2.DESCRIPTOR.services_by_name["AccountsService"],
+         AccountsServicer(runtime.accounts)),
+        (organizations_service_pb2.DESCRIPTOR.services_by_name["OrganizationsService"],
+         OrganizationsServicer(runtime.organizations)),
     ]
 
 
 SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    conversations_service_pb2, messages_service_pb2, realtime_service_pb2,
                    webhooks_service_pb2, media_service_pb2, search_service_pb2,
-                   moderation_service_pb2, audit_service_pb2, compliance_service_pb2)
+                   moderation_service_pb2, audit_service_pb2, compliance_service_pb2,
+                   accounts_service_pb2, organizations_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:

@@ -19,6 +19,7 @@ from services.core.principal import Operator
 from services.core.settings import load_settings
 from services.runtime import Runtime, build_runtime
 from tests.support.client import Client, ErrorDetails, bearer, details
+from tests.support.mail import SmtpServer, running_breach_api, running_smtp
 from tests.support.servers import (
     CaasServer,
     ExternalServer,
@@ -42,6 +43,8 @@ webhook_timeout = 1
 webhook_retry_delays = [0.2, 0.2]
 media_part_size = 5242880  # the smallest: multipart tests stay small
 app_deletion_grace = 0  # DeleteApp erases at once (the grace: tests/compliance)
+login_attempts_per_address = 100000  # every test calls from 127.0.0.1
+login_attempts_per_email = 15  # the lockout test makes 12
 
 [plans.free]
 sends_per_conversation = 100000  # tests send fast; the "flood" plan tests the limit
@@ -111,15 +114,30 @@ def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalServer]:
     server.process.stop()
 
 
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpServer]:
+    """A local SMTP server: the shared servers send the portal's emails there."""
+    with running_smtp() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def breach_api() -> Iterator[str]:
+    """A local range API of breached passwords (tests/support/mail.py)."""
+    with running_breach_api() as url:
+        yield url
+
+
 @pytest.fixture(scope="session", params=["sqlite", "mongodb"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[CaasServer]:
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           smtp: SmtpServer, breach_api: str) -> Iterator[CaasServer]:
     """The shared server, once per store engine: every test using it runs on both."""
-    env: dict[str, str] = {}
+    env: dict[str, str] = {"CAAS_SMTP_HOST": smtp.host, "CAAS_SMTP_PORT": str(smtp.port),
+                           "CAAS_SMTP_SECURITY": "none", "CAAS_BREACHED_PASSWORD_URL": breach_api}
     if request.param == "mongodb":
         mongo: ExternalServer = request.getfixturevalue("mongo")
-        env = {"CAAS_STORE": "mongodb", "CAAS_MONGODB_URL": mongo.url,
-               "CAAS_MONGODB_DATABASE": unique_id("e2e")}
+        env |= {"CAAS_STORE": "mongodb", "CAAS_MONGODB_URL": mongo.url,
+                "CAAS_MONGODB_DATABASE": unique_id("e2e")}
     caas = start_caas(tmp_path_factory.mktemp("caas"), env=env, config=TEST_CONFIG, http=True)
     yield caas
     assert caas.process.stop() == 0

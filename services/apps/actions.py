@@ -22,8 +22,17 @@ from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id, new_secret, secret_hash
 from services.core.names import api_key_name, app_name
 from services.core.pagination import Page, make_page, page_request, time_id_position
-from services.core.principal import FULL_SCOPE, AppBackend, Operator, Principal, require_app
+from services.core.principal import (
+    FULL_SCOPE,
+    AppBackend,
+    Developer,
+    Operator,
+    Principal,
+    require_app,
+)
 from services.core.settings import Plan, Settings
+from services.organizations.access import MemberAccess
+from services.organizations.models import BUILDERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +70,15 @@ def check_operator(principal: Principal) -> None:
         raise PermissionDenied("PRINCIPAL_NOT_ALLOWED", "only the operator may do this")
 
 
+def _organization_of(name: str) -> str:
+    return name.removeprefix("organizations/")
+
+
 class AppsActions:
-    def __init__(self, store: AppStore, clock: Clock, bus: EventBus, settings: Settings) -> None:
+    def __init__(self, store: AppStore, clock: Clock, bus: EventBus, settings: Settings,
+                 members: MemberAccess) -> None:
         self._store = store
+        self._members = members
         self._clock = clock
         self._bus = bus
         self._plans = settings.plans
@@ -88,16 +103,39 @@ class AppsActions:
                      scopes=scopes, expire_time=expire_time)
         return NewApiKey(key, secret)
 
+    async def _check_builder(self, principal: Principal, organization: str, plan: str) -> None:
+        """A developer creates apps in an organization where they build, on the default
+        plan; the operator anywhere."""
+        if isinstance(principal, Operator):
+            return
+        assert isinstance(principal, Developer), "the access policy admits developers"
+        if not organization:
+            raise InvalidArgument(
+                "REQUEST_INVALID", "name the organization that will own the app",
+                field_violations=(FieldViolation("app.organization",
+                                                 "required of a developer"),))
+        if plan:
+            raise PermissionDenied("PRINCIPAL_NOT_ALLOWED",
+                                   "plans are the operator's to choose: leave app.plan empty")
+        member, _ = await self._members.membership(principal, _organization_of(organization))
+        if member.role not in BUILDERS:
+            raise PermissionDenied(
+                "ORGANIZATION_ROLE_REQUIRED",
+                f"your role ({member.role.value}) does not allow creating apps",
+                metadata={"required_role": "owner, admin or developer",
+                          "role": member.role.value})
+
     async def do_create_app(self, principal: Principal, app_id: str, display_name: str,
-                            plan: str, media_retention: timedelta | None = None
-                            ) -> tuple[App, NewApiKey]:
+                            plan: str, media_retention: timedelta | None = None,
+                            organization: str = "") -> tuple[App, NewApiKey]:
         """Create an app with its first API key, atomically. ALREADY_EXISTS if taken.
 
-        `media_retention` None: the server's default."""
-        check_operator(principal)
+        `media_retention` None: the server's default. `organization`
+        (`organizations/{id}`): its owner."""
+        await self._check_builder(principal, organization, plan)
         now = self._clock.now()
         app = App(app_id, display_name, self.check_plan(plan), now, now,
-                  _whole_ms(media_retention))
+                  _whole_ms(media_retention), organization_id=_organization_of(organization))
         first = self._new_key(app_id, "first key")
         try:
             await self._store.create_app(app, first.key)
@@ -113,12 +151,24 @@ class AppsActions:
             raise not_found("caas.dev/App", app_name(app_id))
         return app
 
-    async def list_apps(self, principal: Principal, page_size: int, page_token: str
-                        ) -> Page[App]:
-        check_operator(principal)
-        request = page_request(page_size, page_token, ["apps"])
-        apps = await self._store.list_apps(request.size + 1, time_id_position(request))
-        return make_page(apps, request, ["apps"], lambda a: (to_ms(a.create_time), a.app_id))
+    async def list_apps(self, principal: Principal, page_size: int, page_token: str,
+                        organization: str = "") -> Page[App]:
+        """Every app (the operator) or those of `organization` (`organizations/{id}`),
+        which a developer must name and belong to."""
+        if isinstance(principal, Developer):
+            if not organization:
+                raise InvalidArgument(
+                    "REQUEST_INVALID", "name the organization whose apps to list",
+                    field_violations=(FieldViolation("organization",
+                                                     "required of a developer"),))
+            await self._members.membership(principal, _organization_of(organization))
+        else:
+            check_operator(principal)
+        scope = ["apps", organization]
+        request = page_request(page_size, page_token, scope)
+        apps = await self._store.list_apps(request.size + 1, time_id_position(request),
+                                           _organization_of(organization) or None)
+        return make_page(apps, request, scope, lambda a: (to_ms(a.create_time), a.app_id))
 
     async def do_update_app(self, principal: Principal, app_id: str, *,
                             display_name: str | None, plan: str | None,

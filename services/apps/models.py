@@ -32,6 +32,7 @@ class App:
     media_retention: timedelta | None = None
     delete_time: datetime | None = None  # deleted (DeleteApp): its credentials are refused
     purge_time: datetime | None = None  # when a deleted app's data is erased
+    organization_id: str = ""  # the organization that owns it; "": the operator's alone
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,12 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
         [("app_id", ASCENDING), ("create_time", ASCENDING), ("key_id", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+async def _v2(db: AsyncDatabase[Document]) -> None:
+    await db["apps"].create_index(
+        [("organization_id", ASCENDING), ("create_time", ASCENDING), ("_id", ASCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
 
 
 def _retention_ms(value: timedelta) -> int:
@@ -32,7 +37,8 @@ def _retention_ms(value: timedelta) -> int:
 
 def _app_doc(app: App) -> Document:
     doc: Document = {"_id": app.app_id, "display_name": app.display_name, "plan": app.plan,
-                     "create_time": app.create_time, "update_time": app.update_time}
+                     "create_time": app.create_time, "update_time": app.update_time,
+                     "organization_id": app.organization_id}
     if app.media_retention is not None:  # absent: the server's default
         doc["media_retention_ms"] = _retention_ms(app.media_retention)
     return doc
@@ -43,7 +49,7 @@ def _app(doc: Document) -> App:
     return App(doc["_id"], doc["display_name"], doc["plan"], doc["create_time"],
                doc["update_time"],
                None if retention_ms is None else timedelta(milliseconds=retention_ms),
-               doc.get("delete_time"), doc.get("purge_time"))
+               doc.get("delete_time"), doc.get("purge_time"), doc.get("organization_id", ""))
 
 
 def _key_doc(key: ApiKey) -> Document:
@@ -85,8 +91,12 @@ class MongoAppStore:
         doc = await self._apps.find_one({"_id": app_id})
         return None if doc is None else _app(doc)
 
-    async def list_apps(self, limit: int, after: Position | None) -> list[App]:
-        cursor = self._apps.find(after_position(after, "create_time", "_id")).sort(
+    async def list_apps(self, limit: int, after: Position | None,
+                        organization_id: str | None = None) -> list[App]:
+        query = after_position(after, "create_time", "_id")
+        if organization_id is not None:
+            query["organization_id"] = organization_id
+        cursor = self._apps.find(query).sort(
             [("create_time", ASCENDING), ("_id", ASCENDING)]).limit(limit)
         return [_app(doc) async for doc in cursor]
 

@@ -25,7 +25,9 @@ def app_proto(app: App) -> res.App:
     return res.App(name=app_name(app.app_id), display_name=app.display_name, plan=app.plan,
                    create_time=timestamp(app.create_time), update_time=timestamp(app.update_time),
                    media_retention=duration(app.media_retention),
-                   delete_time=timestamp(app.delete_time), purge_time=timestamp(app.purge_time))
+                   delete_time=timestamp(app.delete_time), purge_time=timestamp(app.purge_time),
+                   organization=(f"organizations/{app.organization_id}"
+                                 if app.organization_id else ""))
 
 
 def api_key_proto(key: ApiKey, now: datetime) -> res.ApiKey:
@@ -65,7 +67,7 @@ class AppsServicer:
     async def CreateApp(self, request: pb.CreateAppRequest, call: Call) -> pb.CreateAppResponse:
         app, first = await self._actions.do_create_app(
             call.principal, request.app_id, request.app.display_name, request.app.plan,
-            duration_or_none(request.app, "media_retention"))
+            duration_or_none(request.app, "media_retention"), request.app.organization)
         return pb.CreateAppResponse(app=app_proto(app),
                                     api_key=api_key_proto(first.key, app.create_time),
                                     api_key_secret=first.secret)
@@ -76,7 +78,7 @@ class AppsServicer:
 
     async def ListApps(self, request: pb.ListAppsRequest, call: Call) -> pb.ListAppsResponse:
         page = await self._actions.list_apps(call.principal, request.page_size,
-                                             request.page_token)
+                                             request.page_token, request.organization)
         return pb.ListAppsResponse(apps=[app_proto(a) for a in page.items],
                                    next_page_token=page.next_page_token)
 

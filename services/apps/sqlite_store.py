@@ -33,17 +33,20 @@ MIGRATIONS: tuple[Migration, ...] = (
     # DeleteApp: NULL while the app lives.
     ("ALTER TABLE apps ADD COLUMN delete_time INTEGER",
      "ALTER TABLE apps ADD COLUMN purge_time INTEGER"),
+    # The owning organization ('': none, an app of the operator's alone).
+    ("ALTER TABLE apps ADD COLUMN organization_id TEXT NOT NULL DEFAULT ''",
+     "CREATE INDEX apps_by_organization ON apps (organization_id, create_time, app_id)"),
 )
 
 _APP_COLUMNS = ("app_id, display_name, plan, create_time, update_time, media_retention_ms,"
-                " delete_time, purge_time")
+                " delete_time, purge_time, organization_id")
 _KEY_COLUMNS = ("app_id, key_id, display_name, secret_hash, create_time, revoke_time,"
                 " scopes, expire_time")
 
 
 def _app(row: tuple[Any, ...]) -> App:
     return App(row[0], row[1], row[2], from_ms(row[3]), from_ms(row[4]), _from_ms(row[5]),
-               opt_from_ms(row[6]), opt_from_ms(row[7]))
+               opt_from_ms(row[6]), opt_from_ms(row[7]), row[8])
 
 
 def _to_ms(value: timedelta | None) -> int | None:
@@ -79,9 +82,11 @@ class SqliteAppStore:
         def tx(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+                    f"INSERT INTO apps ({_APP_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
                     (app.app_id, app.display_name, app.plan, to_ms(app.create_time),
-                     to_ms(app.update_time), _to_ms(app.media_retention)))
+                     to_ms(app.update_time), _to_ms(app.media_retention),
+                     app.organization_id))
             except sqlite3.IntegrityError as exc:
                 raise StoreConflict(app.app_id) from exc
             if first_key is not None:
@@ -94,16 +99,20 @@ class SqliteAppStore:
             f"SELECT {_APP_COLUMNS} FROM apps WHERE app_id = ?", (app_id,)).fetchone())
         return None if row is None else _app(row)
 
-    async def list_apps(self, limit: int, after: Position | None) -> list[App]:
+    async def list_apps(self, limit: int, after: Position | None,
+                        organization_id: str | None = None) -> list[App]:
         def query(conn: sqlite3.Connection) -> list[App]:
-            if after is None:
-                rows = conn.execute(
-                    f"SELECT {_APP_COLUMNS} FROM apps ORDER BY create_time, app_id LIMIT ?",
-                    (limit,))
-            else:
-                rows = conn.execute(
-                    f"SELECT {_APP_COLUMNS} FROM apps WHERE (create_time, app_id) > (?, ?)"
-                    " ORDER BY create_time, app_id LIMIT ?", (*after, limit))
+            where: list[str] = ["1"]
+            args: list[Any] = []
+            if organization_id is not None:
+                where.append("organization_id = ?")
+                args.append(organization_id)
+            if after is not None:
+                where.append("(create_time, app_id) > (?, ?)")
+                args.extend(after)
+            rows = conn.execute(
+                f"SELECT {_APP_COLUMNS} FROM apps WHERE {' AND '.join(where)}"
+                " ORDER BY create_time, app_id LIMIT ?", (*args, limit))
             return [_app(row) for row in rows]
 
         return await self._db.read(query)

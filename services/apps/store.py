@@ -23,8 +23,10 @@ class AppStore(Protocol):
 
     async def get_app(self, app_id: str) -> App | None: ...
 
-    async def list_apps(self, limit: int, after: Position | None) -> list[App]:
-        """Apps ordered by (create_time, app_id)."""
+    async def list_apps(self, limit: int, after: Position | None,
+                        organization_id: str | None = None) -> list[App]:
+        """Apps ordered by (create_time, app_id): every one, or `organization_id`'s
+        ("": those of no organization)."""
 
     async def update_app(self, app_id: str, update_time: datetime, *,
                          display_name: str | None = None, plan: str | None = None,

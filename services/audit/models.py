@@ -26,6 +26,7 @@ class ActorKind(enum.StrEnum):
     OPERATOR = "operator"
     API_KEY = "api_key"
     USER = "user"
+    DEVELOPER = "developer"
 
 
 @dataclass(frozen=True, slots=True)

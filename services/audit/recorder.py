@@ -25,7 +25,7 @@ from google.protobuf.message import Message
 from services.audit.models import ActorKind, AuditEntry
 from services.audit.store import AuditStore
 from services.core.clock import Clock
-from services.core.principal import AppBackend, Operator, Principal, User
+from services.core.principal import AppBackend, Developer, Operator, Principal, User
 
 log = logging.getLogger("caas.audit")
 
@@ -77,7 +77,12 @@ def entry_of(method: str, principal: Principal, request: Any, request_id: str, c
     caller, or an operator call that names no app)."""
     target = _target(request)
     if isinstance(principal, AppBackend):
-        app_id, kind, actor = principal.app_id, ActorKind.API_KEY, principal.key_id
+        app_id, actor = principal.app_id, principal.key_id
+        kind = ActorKind.DEVELOPER if principal.member_role else ActorKind.API_KEY
+    elif isinstance(principal, Developer) and (found := _APP.match(target)):
+        # CreateApp by a developer: the app's log starts with who created it.
+        app_id, kind, actor = found.group(1), ActorKind.DEVELOPER, \
+            f"accounts/{principal.account_id}"
     elif isinstance(principal, User):
         app_id, kind, actor = principal.app_id, ActorKind.USER, principal.user_id
     elif isinstance(principal, Operator) and (found := _APP.match(target)):

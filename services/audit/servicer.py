@@ -14,7 +14,8 @@ from services.gateway.gateway import Call
 
 KINDS = {ActorKind.OPERATOR: res.AuditRecord.Actor.KIND_OPERATOR,
          ActorKind.API_KEY: res.AuditRecord.Actor.KIND_API_KEY,
-         ActorKind.USER: res.AuditRecord.Actor.KIND_USER}
+         ActorKind.USER: res.AuditRecord.Actor.KIND_USER,
+         ActorKind.DEVELOPER: res.AuditRecord.Actor.KIND_DEVELOPER}
 _KIND_OF = {number: kind for kind, number in KINDS.items()}
 
 

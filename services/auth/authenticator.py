@@ -4,7 +4,8 @@ Credentials, told apart by their shape:
 - `caaso_…`: the operator token;
 - `caask_<app>_<key>_…`: an app API key, checked against its stored hash;
 - a JWT: a user access token, checked against the app's signing keys and its
-  session (which must not be revoked).
+  session (which must not be revoked);
+- `caasp_<account>_<session>_…`: a developer's portal session (caas.accounts.v1).
 
 Checked API keys and sessions are cached for `auth_cache_ttl`; this process
 forgets them at once when they are revoked (events), other processes within
@@ -13,6 +14,8 @@ that time.
 
 from __future__ import annotations
 
+from services.accounts.models import SESSION_REVOKED, SESSION_TOKEN_PREFIX, split_session_token
+from services.accounts.store import AccountStore
 from services.apps.models import API_KEY_PREFIX, split_api_key_secret
 from services.apps.store import AppStore
 from services.auth import tokens
@@ -24,15 +27,17 @@ from services.core.clock import Clock
 from services.core.errors import Unauthenticated
 from services.core.events import DomainEvent, EventBus
 from services.core.ids import same_secret, secret_hash
-from services.core.principal import Anonymous, AppBackend, Operator, Principal, User
+from services.core.principal import Anonymous, AppBackend, Developer, Operator, Principal, User
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 
 
 class CredentialAuthenticator:
     def __init__(self, apps: AppStore, auth: AuthStore, signing: SigningKeys, clock: Clock,
-                 settings: Settings, operator_token: str, bus: EventBus) -> None:
+                 settings: Settings, operator_token: str, bus: EventBus,
+                 accounts: AccountStore) -> None:
         self._apps = apps
         self._auth = auth
+        self._accounts = accounts
         self._signing = signing
         self._clock = clock
         self._leeway = settings.token_leeway
@@ -41,6 +46,8 @@ class CredentialAuthenticator:
         self._api_keys: TtlCache[str, AppBackend] = TtlCache(ttl)  # by secret hash
         self._sessions: TtlCache[tuple[str, str], bool] = TtlCache(ttl)  # active?
         self._tokens: TtlCache[str, tuple[User, float]] = TtlCache(ttl)  # (user, exp)
+        # portal sessions by secret hash: (developer, expiry as a timestamp)
+        self._developers: TtlCache[str, tuple[Developer, float]] = TtlCache(ttl)
         # Counts revocations seen: a lookup that raced one must not cache its result.
         self._revocations = 0
         bus.subscribe(self._on_event)
@@ -54,6 +61,8 @@ class CredentialAuthenticator:
             return Operator()
         if credential.startswith(API_KEY_PREFIX):
             return await self._api_key(credential)
+        if credential.startswith(SESSION_TOKEN_PREFIX):
+            return await self._developer(credential)
         if credential.startswith(REFRESH_TOKEN_PREFIX):
             raise Unauthenticated(
                 "CREDENTIALS_MALFORMED",
@@ -84,6 +93,25 @@ class CredentialAuthenticator:
                                   metadata={"api_key": principal.key_id,
                                             "expire_time": expire_time.isoformat()})
         return principal
+
+    async def _developer(self, token: str) -> Developer:
+        digest = secret_hash(token)
+        now = self._clock.now()
+        cached = self._developers.get(digest)
+        if cached is not None and now.timestamp() < cached[1]:
+            return cached[0]
+        named = split_session_token(token)
+        revocations = self._revocations
+        session = None if named is None else await self._accounts.get_session(*named[:2])
+        if (session is None or not session.active(now)
+                or not same_secret(session.secret_hash, secret_hash(named[2] if named else ""))):
+            raise Unauthenticated("ACCOUNT_SESSION_INVALID",
+                                  "the portal session is unknown, expired or signed out: "
+                                  "log in again")
+        developer = Developer(session.account_id, session.session_id, session.mfa_verified)
+        if revocations == self._revocations:
+            self._developers.put(digest, (developer, session.expire_time.timestamp()))
+        return developer
 
     async def _access_token(self, token: str) -> User:
         now = self._clock.now()
@@ -116,8 +144,11 @@ class CredentialAuthenticator:
         return active
 
     async def _on_event(self, event: DomainEvent) -> None:
-        if event.type in ("api_key.revoked", "session.revoked"):
+        if event.type in ("api_key.revoked", "session.revoked", SESSION_REVOKED):
             self._revocations += 1
+        if event.type == SESSION_REVOKED:
+            session_id = event.data["session"]
+            self._developers.discard_where(lambda _, v: v[0].session_id == session_id)
         if event.type == "api_key.revoked":
             key_id = event.data["api_key"]
             self._api_keys.discard_where(

@@ -24,12 +24,15 @@ class Operator:
 @dataclass(frozen=True, slots=True)
 class AppBackend:
     """An app's own backend, authenticated by one of the app's API keys: what the key
-    may do (`caas.apps.v1.ApiKey.scopes`) and until when."""
+    may do (`caas.apps.v1.ApiKey.scopes`) and until when. A developer working on an app
+    of their organization acts as one too: `key_id` is then `accounts/{account}` and
+    `member_role` their role, whose scopes these are."""
 
     app_id: str
     key_id: str
     scopes: frozenset[str] = FULL_SCOPE
     expire_time: datetime | None = None
+    member_role: str = ""
 
     def has_scope(self, scope: str) -> bool:
         return ALL_SCOPES in self.scopes or scope in self.scopes
@@ -44,7 +47,28 @@ class User:
     session_id: str
 
 
-Principal = Anonymous | Operator | AppBackend | User
+@dataclass(frozen=True, slots=True)
+class Developer:
+    """A developer on the portal, authenticated by a portal session (caas.accounts.v1):
+    acts in their organizations, and on their apps as the app's backend with the
+    scopes of their role (the gateway turns them into an AppBackend there)."""
+
+    account_id: str
+    session_id: str
+    mfa_verified: bool  # the session's login passed a second factor
+
+
+Principal = Anonymous | Operator | AppBackend | User | Developer
+
+
+def require_account(principal: Principal, account_id: str, *, operator: bool = False) -> None:
+    """Raise PERMISSION_DENIED unless the caller is that developer (or, if `operator`,
+    the operator)."""
+    if operator and isinstance(principal, Operator):
+        return
+    if not isinstance(principal, Developer) or principal.account_id != account_id:
+        raise PermissionDenied("USER_MISMATCH", "a developer may only act on their own account",
+                               metadata={"account": f"accounts/{account_id}"})
 
 
 def require_app(principal: Principal, app_id: str) -> None:

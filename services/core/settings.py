@@ -378,6 +378,41 @@ class Settings(BaseSettings):
         False, description="development: make a local CA and a certificate for this host in "
                            "data_dir/tls, and serve TLS with them (`caas serve "
                            "--tls-self-signed`)")
+    portal_url: str = Field(
+        "http://127.0.0.1:8080/portal/",
+        description="where the portal is, as developers reach it: the links of the emails "
+                    "it sends (verification, password reset, invitations) start with it")
+    portal_session_lifetime: Duration = Field(
+        timedelta(hours=12), gt=timedelta(0),
+        description="how long a portal session (developer login) lasts")
+    login_lockout_failures: int = Field(
+        5, gt=0, description="failed logins in a row that lock a developer account")
+    login_lockout_duration: Duration = Field(
+        timedelta(minutes=15), gt=timedelta(0),
+        description="how long a locked developer account stays locked")
+    login_attempts_per_address: int = Field(
+        30, gt=0, description="logins, sign-ups and reset requests per client address per "
+                              "rate_limit_window")
+    login_attempts_per_email: int = Field(
+        10, gt=0, description="logins and reset requests per email address per "
+                              "rate_limit_window")
+    breached_password_url: str = Field(
+        "https://api.pwnedpasswords.com/range/",
+        description="Have I Been Pwned's range API (k-anonymity: only 5 hex characters of "
+                    "the password's SHA-1 leave) that refuses breached passwords; empty: "
+                    "no breach check (the strength check stays)")
+    invitation_lifetime: Duration = Field(
+        timedelta(days=7), gt=timedelta(0),
+        description="how long an organization invitation's link works")
+    smtp_host: str = Field("", description="SMTP server of the portal's emails; empty: "
+                                           "emails are written to the log (development)")
+    smtp_port: int = Field(587, gt=0, lt=65536, description="SMTP server port")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="STARTTLS, implicit TLS (port 465) or none (local relays)")
+    smtp_username: str = Field("", description="SMTP login; empty: none")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password")
+    mail_from: str = Field("CAAS <no-reply@caas.localhost>",
+                           description="the From of the portal's emails")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level of the JSON logs on stderr")
     access_log: bool = Field(True, description="log one line per RPC (logger caas.access)")

@@ -28,6 +28,13 @@ from google.protobuf.message_factory import GetMessageClass
 
 _F = descriptor_pb2.FieldDescriptorProto
 
+# Who may call an RPC, by `caas.type.v1.Principal` (without its prefix), in words.
+WHO = {"ANONYMOUS": "anyone, without credentials",
+       "OPERATOR": "the operator (operator token)",
+       "API_KEY": "an app's backend (API key)",
+       "USER": "a user (access token)",
+       "DEVELOPER": "a developer (portal session)"}
+
 # gRPC status code → the HTTP status a JSON caller gets (google.rpc.Code's mapping, which
 # Envoy's transcoder applies).
 HTTP_STATUS = {

@@ -314,6 +314,9 @@ class EdgeConfig:
             "@type": "type.googleapis.com/envoy.extensions.filters.network."
                      "http_connection_manager.v3.HttpConnectionManager",
             "stat_prefix": "caas",
+            # Envoy appends the client's address to x-forwarded-for, so the server reads
+            # the caller's real address (login limits, login history) as its last hop.
+            "use_remote_address": True,
             "codec_type": "AUTO",  # HTTP/1.1 (gRPC-Web, JSON) and h2c (gRPC) alike
             "stream_idle_timeout": STREAM_IDLE_TIMEOUT,
             "max_request_headers_kb": 32,

@@ -23,6 +23,7 @@ from services.edge.api_contract import (
     INT64_TYPES,
     NUMBER_RULES,
     UNSIGNED_TYPES,
+    WHO,
     Contract,
     Field,
     HttpBinding,
@@ -36,10 +37,6 @@ SERVER_URL = "http://127.0.0.1:8080"
 STATUS = "google.rpc.Status"
 ERROR_DETAILS = ("google.rpc.ErrorInfo", "google.rpc.BadRequest", "google.rpc.RetryInfo",
                  "google.rpc.QuotaFailure", "google.rpc.ResourceInfo")
-WHO = {"ANONYMOUS": "anyone, without credentials",
-       "OPERATOR": "the operator (operator token)",
-       "API_KEY": "an app's backend (API key)",
-       "USER": "a user (access token)"}
 
 _F = descriptor_pb2.FieldDescriptorProto
 _ANY = {"type": "object", "additionalProperties": True,

@@ -38,6 +38,7 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 from caas.type.v1 import access_pb2
+from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
@@ -55,7 +56,14 @@ from services.core.errors import (
     Unavailable,
 )
 from services.core.metrics import Metrics
-from services.core.principal import Anonymous, AppBackend, Operator, Principal, User
+from services.core.principal import (
+    Anonymous,
+    AppBackend,
+    Developer,
+    Operator,
+    Principal,
+    User,
+)
 from services.core.settings import Plan
 from services.core.tracing import from_metadata
 from services.gateway.ratelimit import Bucket, RateLimiter, Verdict
@@ -76,8 +84,30 @@ _PRINCIPALS: dict[type[Any], int] = {
     Operator: access_pb2.PRINCIPAL_OPERATOR,
     AppBackend: access_pb2.PRINCIPAL_API_KEY,
     User: access_pb2.PRINCIPAL_USER,
+    Developer: access_pb2.PRINCIPAL_DEVELOPER,
 }
-_KIND = {Anonymous: "anonymous", Operator: "operator", AppBackend: "api_key", User: "user"}
+_KIND = {Anonymous: "anonymous", Operator: "operator", AppBackend: "api_key", User: "user",
+         Developer: "developer"}
+# The request field an HTTP rule's path takes the app from: `{parent=apps/*/…}`.
+_APP_VARIABLE = re.compile(r"\{([a-z_.]+)=apps/")
+
+
+def app_field(method: pb_descriptor.MethodDescriptor) -> tuple[str, ...]:
+    """The path of the request field that names the RPC's app (`("app", "name")`), from
+    its HTTP rule; () when the RPC names no app in its path."""
+    rule: http_pb2.HttpRule = method.GetOptions().Extensions[annotations_pb2.http]
+    path = getattr(rule, rule.WhichOneof("pattern") or "get", "")
+    found = _APP_VARIABLE.search(path if isinstance(path, str) else "")
+    return tuple(found.group(1).split(".")) if found else ()
+
+
+def app_of(request: Any, field: tuple[str, ...]) -> str:
+    """The app id named by the request's `field` ("" when absent or malformed)."""
+    value = request
+    for part in field:
+        value = getattr(value, part, "")
+    parts = value.split("/") if isinstance(value, str) else []
+    return parts[1] if len(parts) > 1 and parts[0] == "apps" else ""
 
 
 class Authenticator(Protocol):
@@ -163,6 +193,20 @@ class Policy:
     principals: frozenset[int]
     api_key_scope: str
     audited: bool = False
+    app_field: tuple[str, ...] = ()  # the request field naming the app (see `app_field`)
+
+    @property
+    def for_members(self) -> bool:
+        """A developer may call it as an app's backend: it takes API keys (not
+        developers as such) and names its app."""
+        return (access_pb2.PRINCIPAL_API_KEY in self.principals and bool(self.app_field)
+                and access_pb2.PRINCIPAL_DEVELOPER not in self.principals)
+
+
+class Members(Protocol):
+    async def acting_for(self, developer: Developer, app_id: str) -> AppBackend:
+        """The developer as the backend of `app_id`, with the scopes of their role in
+        its organization; raises PERMISSION_DENIED when they are no member."""
 
 
 class AuditTrail(Protocol):
@@ -230,13 +274,14 @@ class Gateway:
                  validator: RequestValidator,
                  store_outage: Callable[[BaseException], DomainError | None] = lambda _: None,
                  metrics: Metrics | None = None, tracer: Tracer | None = None,
-                 audit: AuditTrail | None = None) -> None:
+                 audit: AuditTrail | None = None, members: Members | None = None) -> None:
         """`store_outage` tells store failures that are no bug — an outage, a full disk —
         by the error to answer with (UNAVAILABLE, with a retry delay) from bugs (None:
         answered INTERNAL). With `tracer` (tracing on), server-streaming calls get
         their server spans here (see `_traced_stream`)."""
         self._tracer = tracer
         self._audit = audit
+        self._members = members
         self._store_outage = store_outage
         self._metrics = metrics  # None: metrics are not served, so not recorded
         self._authenticator = authenticator
@@ -296,7 +341,8 @@ class Gateway:
             if access_pb2.PRINCIPAL_API_KEY in policy.allow and not policy.api_key_scope:
                 raise TypeError(f"{method.full_name} allows API keys but names no "
                                 "api_key_scope")
-            access = Policy(frozenset(policy.allow), policy.api_key_scope, policy.audited)
+            access = Policy(frozenset(policy.allow), policy.api_key_scope, policy.audited,
+                            app_field(method))
             parse = deserializer(GetMessageClass(method.input_type))
             serialize = GetMessageClass(method.output_type).SerializeToString
             if method.server_streaming:
@@ -489,6 +535,12 @@ class Gateway:
         if access.principals != {access_pb2.PRINCIPAL_ANONYMOUS}:
             state.principal = await self._authenticator.authenticate(_bearer(authorization))
         principal = state.principal
+        if isinstance(principal, Developer) and access.for_members and (
+                self._members is not None) and not isinstance(request, Malformed):
+            # A developer on an app of their organization: its backend, with their
+            # role's scopes (another app's name: APP_MISMATCH, as for a key).
+            state.principal = principal = await self._members.acting_for(
+                principal, app_of(request, access.app_field))
         self._check_policy(method, access, principal)
         if isinstance(principal, AppBackend | User):
             await state.charge(principal.app_id,
@@ -508,6 +560,13 @@ class Gateway:
                                    f"{method} does not accept {_KIND[type(principal)]} "
                                    "credentials", metadata={"method": method})
         if isinstance(principal, AppBackend) and not principal.has_scope(access.api_key_scope):
+            if principal.member_role:
+                raise PermissionDenied(
+                    "API_KEY_SCOPE_MISSING",
+                    f"your role ({principal.member_role}) in the app's organization does "
+                    f"not allow {method} (scope {access.api_key_scope!r})",
+                    metadata={"scope": access.api_key_scope, "method": method,
+                              "role": principal.member_role})
             raise PermissionDenied("API_KEY_SCOPE_MISSING",
                                    f"this API key lacks the scope {access.api_key_scope!r} "
                                    f"that {method} needs",

@@ -14,6 +14,7 @@ from unittest.mock import Mock
 import grpc
 import pytest
 from buf.validate import validate_pb2
+from caas.accounts.v1 import accounts_service_pb2
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from caas.audit.v1 import audit_service_pb2
@@ -25,6 +26,7 @@ from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
 from caas.messages.v1 import resources_pb2 as msg_res
 from caas.moderation.v1 import moderation_service_pb2
+from caas.organizations.v1 import organizations_service_pb2
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.search.v1 import search_service_pb2
 from caas.type.v1 import access_pb2
@@ -35,7 +37,8 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from services.server import services as server_services
-from tests.conftest import AppHandle, create_app, expect_error, sign_in
+from tests.conftest import AppHandle, create_app, expect_error, sign_in, unique_id
+from tests.e2e.validation_cases_accounts import CASES as ACCOUNT_CASES
 from tests.e2e.validation_cases_audit import CASES as AUDIT_CASES
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
 from tests.e2e.validation_cases_compliance import CASES as COMPLIANCE_CASES
@@ -44,6 +47,8 @@ from tests.e2e.validation_cases_moderation import CASES as MODERATION_CASES
 from tests.e2e.validation_cases_search import CASES as SEARCH_CASES
 from tests.e2e.validation_cases_webhooks import CASES as WEBHOOK_CASES
 from tests.support.client import Client, bearer
+from tests.support.mail import SmtpServer
+from tests.support.portal import sign_up
 from tests.support.servers import CaasServer
 
 SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
@@ -57,7 +62,9 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             search_service_pb2.DESCRIPTOR.services_by_name["SearchService"],
             moderation_service_pb2.DESCRIPTOR.services_by_name["ModerationService"],
             audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
-            compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceService"])
+            compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceService"],
+            accounts_service_pb2.DESCRIPTOR.services_by_name["AccountsService"],
+            organizations_service_pb2.DESCRIPTOR.services_by_name["OrganizationsService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -93,6 +100,16 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
      apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App(
          display_name="x", media_retention=duration_pb2.Duration(seconds=315_360_001))),
      {"app.media_retention": "duration.gte_lte"}),
+    ("app organization pattern", "CreateApp",
+     apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App(
+         display_name="x", organization="organizations/X")),
+     {"app.organization": "string.pattern"}),
+    ("UpdateApp organization pattern", "UpdateApp",
+     apps_pb.UpdateAppRequest(app=apps_res.App(name=APP, organization="orgs/x"),
+                              update_mask=field_mask_pb2.FieldMask(paths=["plan"])),
+     {"app.organization": "string.pattern"}),
+    ("ListApps organization pattern", "ListApps",
+     apps_pb.ListAppsRequest(organization="organizations/"), {"organization": "string.pattern"}),
     ("GetApp name pattern", "GetApp", apps_pb.GetAppRequest(name="apps/"),
      {"name": "string.pattern"}),
     ("ListApps page_size at most 200", "ListApps", apps_pb.ListAppsRequest(page_size=201),
@@ -213,6 +230,7 @@ CASES += MEDIA_CASES
 CASES += SEARCH_CASES
 CASES += MODERATION_CASES
 CASES += AUDIT_CASES
+CASES += ACCOUNT_CASES
 CASES += COMPLIANCE_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
@@ -278,6 +296,13 @@ async def _call(client: Client, rpc: str, request: Message,
 
 
 @pytest.fixture(scope="module")
+async def developer_token(client: Client, smtp: SmtpServer) -> str:
+    """A developer's portal session, for the RPCs only developers may call."""
+    developer = await sign_up(client, smtp.inbox, f"{unique_id('validator')}@example.com")
+    return developer.token
+
+
+@pytest.fixture(scope="module")
 async def user_token(client: Client, server: CaasServer) -> str:
     """A user's access token, for the RPCs only users may call."""
     app = await create_app(client, server.operator_token)
@@ -287,7 +312,8 @@ async def user_token(client: Client, server: CaasServer) -> str:
 @pytest.mark.parametrize(("rpc", "request_message", "expected"),
                          [pytest.param(*case[1:], id=case[0]) for case in CASES])
 async def test_contract_limit_is_enforced(client: Client, server: CaasServer, user_token: str,
-                                          rpc: str, request_message: Message,
+                                          developer_token: str, rpc: str,
+                                          request_message: Message,
                                           expected: dict[str, str]) -> None:
     allowed = _method(rpc).GetOptions().Extensions[access_pb2.access].allow
     metadata: tuple[tuple[str, str], ...] = ()
@@ -295,6 +321,8 @@ async def test_contract_limit_is_enforced(client: Client, server: CaasServer, us
         metadata = bearer(server.operator_token)
     elif access_pb2.PRINCIPAL_USER in allowed:
         metadata = bearer(user_token)
+    elif access_pb2.PRINCIPAL_DEVELOPER in allowed:
+        metadata = bearer(developer_token)
     got = await expect_error(_call(client, rpc, request_message, metadata),
                              grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_INVALID")
     assert got.field_violations == expected

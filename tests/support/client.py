@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import grpc
+from caas.accounts.v1 import accounts_service_pb2_grpc
 from caas.apps.v1 import apps_service_pb2_grpc
 from caas.audit.v1 import audit_service_pb2_grpc
 from caas.auth.v1 import auth_service_pb2_grpc
@@ -13,6 +14,7 @@ from caas.conversations.v1 import conversations_service_pb2_grpc
 from caas.media.v1 import media_service_pb2_grpc
 from caas.messages.v1 import messages_service_pb2_grpc
 from caas.moderation.v1 import moderation_service_pb2_grpc
+from caas.organizations.v1 import organizations_service_pb2_grpc
 from caas.realtime.v1 import realtime_service_pb2_grpc
 from caas.search.v1 import search_service_pb2_grpc
 from caas.users.v1 import users_service_pb2_grpc
@@ -44,6 +46,9 @@ class Client:
         self.moderation = moderation_service_pb2_grpc.ModerationServiceStub(self.channel)
         self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
         self.compliance = compliance_service_pb2_grpc.ComplianceServiceStub(self.channel)
+        self.accounts = accounts_service_pb2_grpc.AccountsServiceStub(self.channel)
+        self.organizations = organizations_service_pb2_grpc.OrganizationsServiceStub(
+            self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

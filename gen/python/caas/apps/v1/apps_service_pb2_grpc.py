@@ -94,7 +94,10 @@ class AppsServiceServicer:
     """
 
     def CreateApp(self, request, context):
-        """Creates an app and, with it, its first API key. Operator only.
+        """Creates an app and, with it, its first API key: the operator, or a developer
+        who is an owner, admin or developer of the organization named in
+        `app.organization` (which a developer must name). A developer cannot choose the
+        plan: the app gets the server's default.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,7 +111,8 @@ class AppsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListApps(self, request, context):
-        """Lists apps, oldest first. Operator only.
+        """Lists apps, oldest first: the operator all (or one organization's); a developer
+        those of one organization they are a member of.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

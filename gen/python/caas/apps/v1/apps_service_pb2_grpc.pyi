@@ -39,11 +39,17 @@ class AppsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AppsServiceAsyncStub: ...
     CreateApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.CreateAppRequest, _apps_service_pb2.CreateAppResponse]
-    """Creates an app and, with it, its first API key. Operator only."""
+    """Creates an app and, with it, its first API key: the operator, or a developer
+    who is an owner, admin or developer of the organization named in
+    `app.organization` (which a developer must name). A developer cannot choose the
+    plan: the app gets the server's default.
+    """
     GetApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.GetAppRequest, _apps_service_pb2.GetAppResponse]
     """Gets an app."""
     ListApps: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.ListAppsRequest, _apps_service_pb2.ListAppsResponse]
-    """Lists apps, oldest first. Operator only."""
+    """Lists apps, oldest first: the operator all (or one organization's); a developer
+    those of one organization they are a member of.
+    """
     UpdateApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.UpdateAppRequest, _apps_service_pb2.UpdateAppResponse]
     """Updates an app's display name, plan or media retention. Operator only."""
     DeleteApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.DeleteAppRequest, _operations_pb2.Operation]
@@ -78,11 +84,17 @@ class AppsServiceAsyncStub(AppsServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.CreateAppRequest, _apps_service_pb2.CreateAppResponse]  # type: ignore[assignment]
-    """Creates an app and, with it, its first API key. Operator only."""
+    """Creates an app and, with it, its first API key: the operator, or a developer
+    who is an owner, admin or developer of the organization named in
+    `app.organization` (which a developer must name). A developer cannot choose the
+    plan: the app gets the server's default.
+    """
     GetApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.GetAppRequest, _apps_service_pb2.GetAppResponse]  # type: ignore[assignment]
     """Gets an app."""
     ListApps: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.ListAppsRequest, _apps_service_pb2.ListAppsResponse]  # type: ignore[assignment]
-    """Lists apps, oldest first. Operator only."""
+    """Lists apps, oldest first: the operator all (or one organization's); a developer
+    those of one organization they are a member of.
+    """
     UpdateApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.UpdateAppRequest, _apps_service_pb2.UpdateAppResponse]  # type: ignore[assignment]
     """Updates an app's display name, plan or media retention. Operator only."""
     DeleteApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.DeleteAppRequest, _operations_pb2.Operation]  # type: ignore[assignment]
@@ -120,7 +132,11 @@ class AppsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _apps_service_pb2.CreateAppRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_apps_service_pb2.CreateAppResponse, _abc.Awaitable[_apps_service_pb2.CreateAppResponse]]:
-        """Creates an app and, with it, its first API key. Operator only."""
+        """Creates an app and, with it, its first API key: the operator, or a developer
+        who is an owner, admin or developer of the organization named in
+        `app.organization` (which a developer must name). A developer cannot choose the
+        plan: the app gets the server's default.
+        """
 
     @_abc_1.abstractmethod
     def GetApp(
@@ -136,7 +152,9 @@ class AppsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _apps_service_pb2.ListAppsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_apps_service_pb2.ListAppsResponse, _abc.Awaitable[_apps_service_pb2.ListAppsResponse]]:
-        """Lists apps, oldest first. Operator only."""
+        """Lists apps, oldest first: the operator all (or one organization's); a developer
+        those of one organization they are a member of.
+        """
 
     @_abc_1.abstractmethod
     def UpdateApp(

@@ -37,6 +37,7 @@ class App(_message.Message):
     MEDIA_RETENTION_FIELD_NUMBER: _builtins.int
     DELETE_TIME_FIELD_NUMBER: _builtins.int
     PURGE_TIME_FIELD_NUMBER: _builtins.int
+    ORGANIZATION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}`. The app id is 3 to 40 characters: lowercase letters, digits and
     hyphens, starting with a letter and not ending with a hyphen.
@@ -47,6 +48,11 @@ class App(_message.Message):
     """The plan that sets the app's rate limits. One of the plans configured on the
     server (the defaults are "free", "standard" and "enterprise"); empty means the
     server's default plan ("free" unless configured). At most 40 characters.
+    """
+    organization: _builtins.str
+    """`organizations/{organization}`: the organization that owns the app, whose members
+    work on it through the portal. Set when the app is created (a developer must name
+    one; the operator may leave it empty: an app of the operator's alone).
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -87,10 +93,11 @@ class App(_message.Message):
         media_retention: _duration_pb2.Duration | None = ...,
         delete_time: _timestamp_pb2.Timestamp | None = ...,
         purge_time: _timestamp_pb2.Timestamp | None = ...,
+        organization: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "media_retention", b"media_retention", "purge_time", b"purge_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "display_name", b"display_name", "media_retention", b"media_retention", "name", b"name", "plan", b"plan", "purge_time", b"purge_time", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "display_name", b"display_name", "media_retention", b"media_retention", "name", b"name", "organization", b"organization", "plan", b"plan", "purge_time", b"purge_time", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -176,7 +183,8 @@ class ApiKey(_message.Message):
           - `media:read`, `media:write` (uploads and media);
           - `search:read`;
           - `webhooks:admin` (webhooks, their deliveries and dead letters);
-          - `moderation` (moderation tools: bans, flags, blocklists, policies).
+          - `moderation` (moderation tools: bans, flags, blocklists, policies);
+          - `analytics:read` (usage analytics: AnalyticsService).
         A key may create keys only with `api_keys:admin` and only with scopes it holds
         itself (`API_KEY_SCOPE_ESCALATION` otherwise). At most 20, no repeats.
         """

@@ -27,7 +27,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61\x61s/audit/v1/resources.proto\x12\rcaas.audit.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x06\n\x0b\x41uditRecord\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12 \n\x08sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08sequence\x12\x34\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x04time\x12<\n\x05\x61\x63tor\x18\x04 \x01(\x0b\x32 .caas.audit.v1.AuditRecord.ActorB\x04\xe2\x41\x01\x03R\x05\x61\x63tor\x12\x1c\n\x06\x61\x63tion\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x06\x61\x63tion\x12\x1c\n\x06target\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03R\x06target\x12#\n\nrequest_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\trequestId\x12\x18\n\x04\x63ode\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03R\x04\x63ode\x12\x1c\n\x06reason\x18\t \x01(\tB\x04\xe2\x41\x01\x03R\x06reason\x12G\n\x07\x64\x65tails\x18\n \x03(\x0b\x32\'.caas.audit.v1.AuditRecord.DetailsEntryB\x04\xe2\x41\x01\x03R\x07\x64\x65tails\x12)\n\rprevious_hash\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03R\x0cpreviousHash\x12\x18\n\x04hash\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03R\x04hash\x1a\xa4\x01\n\x05\x41\x63tor\x12\x39\n\x04kind\x18\x01 \x01(\x0e\x32%.caas.audit.v1.AuditRecord.Actor.KindR\x04kind\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"P\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_OPERATOR\x10\x01\x12\x10\n\x0cKIND_API_KEY\x10\x02\x12\r\n\tKIND_USER\x10\x03\x1a:\n\x0c\x44\x65tailsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01:\\\xea\x41Y\n\x14\x63\x61\x61s.dev/AuditRecord\x12&apps/{app}/auditRecords/{audit_record}*\x0c\x61uditRecords2\x0b\x61uditRecordB#Z!caas/gen/go/caas/audit/v1;auditv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61\x61s/audit/v1/resources.proto\x12\rcaas.audit.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x06\n\x0b\x41uditRecord\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12 \n\x08sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08sequence\x12\x34\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x04time\x12<\n\x05\x61\x63tor\x18\x04 \x01(\x0b\x32 .caas.audit.v1.AuditRecord.ActorB\x04\xe2\x41\x01\x03R\x05\x61\x63tor\x12\x1c\n\x06\x61\x63tion\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x06\x61\x63tion\x12\x1c\n\x06target\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03R\x06target\x12#\n\nrequest_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\trequestId\x12\x18\n\x04\x63ode\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03R\x04\x63ode\x12\x1c\n\x06reason\x18\t \x01(\tB\x04\xe2\x41\x01\x03R\x06reason\x12G\n\x07\x64\x65tails\x18\n \x03(\x0b\x32\'.caas.audit.v1.AuditRecord.DetailsEntryB\x04\xe2\x41\x01\x03R\x07\x64\x65tails\x12)\n\rprevious_hash\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03R\x0cpreviousHash\x12\x18\n\x04hash\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03R\x04hash\x1a\xb8\x01\n\x05\x41\x63tor\x12\x39\n\x04kind\x18\x01 \x01(\x0e\x32%.caas.audit.v1.AuditRecord.Actor.KindR\x04kind\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"d\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_OPERATOR\x10\x01\x12\x10\n\x0cKIND_API_KEY\x10\x02\x12\r\n\tKIND_USER\x10\x03\x12\x12\n\x0eKIND_DEVELOPER\x10\x04\x1a:\n\x0c\x44\x65tailsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01:\\\xea\x41Y\n\x14\x63\x61\x61s.dev/AuditRecord\x12&apps/{app}/auditRecords/{audit_record}*\x0c\x61uditRecords2\x0b\x61uditRecordB#Z!caas/gen/go/caas/audit/v1;auditv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,11 +64,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITRECORD']._loaded_options = None
   _globals['_AUDITRECORD']._serialized_options = b'\352AY\n\024caas.dev/AuditRecord\022&apps/{app}/auditRecords/{audit_record}*\014auditRecords2\013auditRecord'
   _globals['_AUDITRECORD']._serialized_start=142
-  _globals['_AUDITRECORD']._serialized_end=947
+  _globals['_AUDITRECORD']._serialized_end=967
   _globals['_AUDITRECORD_ACTOR']._serialized_start=629
-  _globals['_AUDITRECORD_ACTOR']._serialized_end=793
+  _globals['_AUDITRECORD_ACTOR']._serialized_end=813
   _globals['_AUDITRECORD_ACTOR_KIND']._serialized_start=713
-  _globals['_AUDITRECORD_ACTOR_KIND']._serialized_end=793
-  _globals['_AUDITRECORD_DETAILSENTRY']._serialized_start=795
-  _globals['_AUDITRECORD_DETAILSENTRY']._serialized_end=853
+  _globals['_AUDITRECORD_ACTOR_KIND']._serialized_end=813
+  _globals['_AUDITRECORD_DETAILSENTRY']._serialized_start=815
+  _globals['_AUDITRECORD_DETAILSENTRY']._serialized_end=873
 # @@protoc_insertion_point(module_scope)

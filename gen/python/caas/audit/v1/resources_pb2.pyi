@@ -50,6 +50,10 @@ class AuditRecord(_message.Message):
             """The app's backend, with an API key (`id`: the key id)."""
             KIND_USER: AuditRecord.Actor._Kind.ValueType  # 3
             """A user of the app (`id`: the user id)."""
+            KIND_DEVELOPER: AuditRecord.Actor._Kind.ValueType  # 4
+            """A developer of the app's organization, on the portal (`id`:
+            `accounts/{account}`).
+            """
 
         class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
             """The kind of caller."""
@@ -61,6 +65,10 @@ class AuditRecord(_message.Message):
         """The app's backend, with an API key (`id`: the key id)."""
         KIND_USER: AuditRecord.Actor.Kind.ValueType  # 3
         """A user of the app (`id`: the user id)."""
+        KIND_DEVELOPER: AuditRecord.Actor.Kind.ValueType  # 4
+        """A developer of the app's organization, on the portal (`id`:
+        `accounts/{account}`).
+        """
 
         KIND_FIELD_NUMBER: _builtins.int
         ID_FIELD_NUMBER: _builtins.int

@@ -57,6 +57,18 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The app of the credentials is gone or suspended."""
     ERROR_REASON_API_KEY_EXPIRED: _ErrorReason.ValueType  # 12
     """The API key passed its `expire_time`."""
+    ERROR_REASON_LOGIN_FAILED: _ErrorReason.ValueType  # 13
+    """Developer login (AccountsService.Login): the email or the password is wrong (the
+    same reason for both, so that it does not tell which accounts exist).
+    """
+    ERROR_REASON_MFA_REQUIRED: _ErrorReason.ValueType  # 14
+    """The account has two-factor authentication: send Login again with `totp_code` or
+    `recovery_code`.
+    """
+    ERROR_REASON_MFA_CODE_INVALID: _ErrorReason.ValueType  # 15
+    """The TOTP code or the recovery code is wrong, or was used already."""
+    ERROR_REASON_ACCOUNT_SESSION_INVALID: _ErrorReason.ValueType  # 16
+    """The portal session token is unknown, expired or signed out: log in again."""
     ERROR_REASON_PRINCIPAL_NOT_ALLOWED: _ErrorReason.ValueType  # 20
     """PERMISSION_DENIED
     The RPC does not accept this kind of caller (see caas.type.v1.AccessPolicy).
@@ -122,6 +134,17 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     this caller, conversation or request (metadata: condition, its id; permission;
     description, when it has one).
     """
+    ERROR_REASON_NOT_AN_ORGANIZATION_MEMBER: _ErrorReason.ValueType  # 97
+    """The developer account is not a member of the organization (the same whether or
+    not it exists).
+    """
+    ERROR_REASON_ORGANIZATION_ROLE_REQUIRED: _ErrorReason.ValueType  # 98
+    """The caller's role in the organization is too low (metadata: required_role, role)."""
+    ERROR_REASON_MFA_REQUIRED_BY_ORGANIZATION: _ErrorReason.ValueType  # 99
+    """The organization requires two-factor authentication of its members: enroll TOTP
+    (AccountsService.StartTotpEnrollment) and log in with a code (metadata:
+    organization).
+    """
     ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 30
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
@@ -159,6 +182,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_CONTENT_TYPE_NOT_ALLOWED: _ErrorReason.ValueType  # 39
     """The app's plan does not take files of this media type (metadata:
     allowed_content_types, comma-separated).
+    """
+    ERROR_REASON_PASSWORD_WEAK: _ErrorReason.ValueType  # 100
+    """The password is too easy to guess (the field violation says why and what would help)."""
+    ERROR_REASON_PASSWORD_BREACHED: _ErrorReason.ValueType  # 101
+    """The password appears in known data breaches: choose another."""
+    ERROR_REASON_ACCOUNT_TOKEN_INVALID: _ErrorReason.ValueType  # 102
+    """The link's token (email verification, password reset, invitation) is unknown,
+    expired or used already.
     """
     ERROR_REASON_RESOURCE_NOT_FOUND: _ErrorReason.ValueType  # 40
     """NOT_FOUND
@@ -198,6 +229,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The conversation type is not one of the app's PermissionPolicy, or is of another
     kind (metadata: type).
     """
+    ERROR_REASON_EMAIL_NOT_VERIFIED: _ErrorReason.ValueType  # 103
+    """The account's email address is not verified yet (AccountsService.VerifyEmail)."""
+    ERROR_REASON_MFA_ALREADY_ENABLED: _ErrorReason.ValueType  # 104
+    """Two-factor authentication is on already (disable it first to enroll again)."""
+    ERROR_REASON_MFA_NOT_ENABLED: _ErrorReason.ValueType  # 105
+    """Two-factor authentication is not on, or its enrollment was not started."""
+    ERROR_REASON_LAST_OWNER: _ErrorReason.ValueType  # 106
+    """The organization would be left without an owner: make another member owner first."""
+    ERROR_REASON_INVITATION_EMAIL_MISMATCH: _ErrorReason.ValueType  # 107
+    """The invitation was sent to another email address than the account's."""
     ERROR_REASON_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 59
     """A count limit would be passed (metadata: limit, maximum)."""
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
@@ -236,6 +277,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The app's media storage would pass its plan's quota (metadata: quota_bytes,
     used_bytes; QuotaFailure names it): delete media or change plans.
     """
+    ERROR_REASON_ACCOUNT_LOCKED: _ErrorReason.ValueType  # 108
+    """Too many failed logins: the account is locked for a while (RetryInfo says how long)."""
     ERROR_REASON_STREAM_LAGGING: _ErrorReason.ValueType  # 65
     """ABORTED
     The stream fell too far behind its events and was ended: subscribe again with
@@ -309,6 +352,18 @@ ERROR_REASON_APP_UNAVAILABLE: ErrorReason.ValueType  # 11
 """The app of the credentials is gone or suspended."""
 ERROR_REASON_API_KEY_EXPIRED: ErrorReason.ValueType  # 12
 """The API key passed its `expire_time`."""
+ERROR_REASON_LOGIN_FAILED: ErrorReason.ValueType  # 13
+"""Developer login (AccountsService.Login): the email or the password is wrong (the
+same reason for both, so that it does not tell which accounts exist).
+"""
+ERROR_REASON_MFA_REQUIRED: ErrorReason.ValueType  # 14
+"""The account has two-factor authentication: send Login again with `totp_code` or
+`recovery_code`.
+"""
+ERROR_REASON_MFA_CODE_INVALID: ErrorReason.ValueType  # 15
+"""The TOTP code or the recovery code is wrong, or was used already."""
+ERROR_REASON_ACCOUNT_SESSION_INVALID: ErrorReason.ValueType  # 16
+"""The portal session token is unknown, expired or signed out: log in again."""
 ERROR_REASON_PRINCIPAL_NOT_ALLOWED: ErrorReason.ValueType  # 20
 """PERMISSION_DENIED
 The RPC does not accept this kind of caller (see caas.type.v1.AccessPolicy).
@@ -374,6 +429,17 @@ ERROR_REASON_POLICY_DENIED: ErrorReason.ValueType  # 95
 this caller, conversation or request (metadata: condition, its id; permission;
 description, when it has one).
 """
+ERROR_REASON_NOT_AN_ORGANIZATION_MEMBER: ErrorReason.ValueType  # 97
+"""The developer account is not a member of the organization (the same whether or
+not it exists).
+"""
+ERROR_REASON_ORGANIZATION_ROLE_REQUIRED: ErrorReason.ValueType  # 98
+"""The caller's role in the organization is too low (metadata: required_role, role)."""
+ERROR_REASON_MFA_REQUIRED_BY_ORGANIZATION: ErrorReason.ValueType  # 99
+"""The organization requires two-factor authentication of its members: enroll TOTP
+(AccountsService.StartTotpEnrollment) and log in with a code (metadata:
+organization).
+"""
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT
 One or more fields break the contract; see the BadRequest field violations.
@@ -411,6 +477,14 @@ ERROR_REASON_MEDIA_TOO_LARGE: ErrorReason.ValueType  # 38
 ERROR_REASON_CONTENT_TYPE_NOT_ALLOWED: ErrorReason.ValueType  # 39
 """The app's plan does not take files of this media type (metadata:
 allowed_content_types, comma-separated).
+"""
+ERROR_REASON_PASSWORD_WEAK: ErrorReason.ValueType  # 100
+"""The password is too easy to guess (the field violation says why and what would help)."""
+ERROR_REASON_PASSWORD_BREACHED: ErrorReason.ValueType  # 101
+"""The password appears in known data breaches: choose another."""
+ERROR_REASON_ACCOUNT_TOKEN_INVALID: ErrorReason.ValueType  # 102
+"""The link's token (email verification, password reset, invitation) is unknown,
+expired or used already.
 """
 ERROR_REASON_RESOURCE_NOT_FOUND: ErrorReason.ValueType  # 40
 """NOT_FOUND
@@ -450,6 +524,16 @@ ERROR_REASON_CONVERSATION_TYPE_UNKNOWN: ErrorReason.ValueType  # 96
 """The conversation type is not one of the app's PermissionPolicy, or is of another
 kind (metadata: type).
 """
+ERROR_REASON_EMAIL_NOT_VERIFIED: ErrorReason.ValueType  # 103
+"""The account's email address is not verified yet (AccountsService.VerifyEmail)."""
+ERROR_REASON_MFA_ALREADY_ENABLED: ErrorReason.ValueType  # 104
+"""Two-factor authentication is on already (disable it first to enroll again)."""
+ERROR_REASON_MFA_NOT_ENABLED: ErrorReason.ValueType  # 105
+"""Two-factor authentication is not on, or its enrollment was not started."""
+ERROR_REASON_LAST_OWNER: ErrorReason.ValueType  # 106
+"""The organization would be left without an owner: make another member owner first."""
+ERROR_REASON_INVITATION_EMAIL_MISMATCH: ErrorReason.ValueType  # 107
+"""The invitation was sent to another email address than the account's."""
 ERROR_REASON_LIMIT_EXCEEDED: ErrorReason.ValueType  # 59
 """A count limit would be passed (metadata: limit, maximum)."""
 ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61
@@ -488,6 +572,8 @@ ERROR_REASON_STORAGE_QUOTA_EXCEEDED: ErrorReason.ValueType  # 68
 """The app's media storage would pass its plan's quota (metadata: quota_bytes,
 used_bytes; QuotaFailure names it): delete media or change plans.
 """
+ERROR_REASON_ACCOUNT_LOCKED: ErrorReason.ValueType  # 108
+"""Too many failed logins: the account is locked for a while (RetryInfo says how long)."""
 ERROR_REASON_STREAM_LAGGING: ErrorReason.ValueType  # 65
 """ABORTED
 The stream fell too far behind its events and was ended: subscribe again with
@@ -525,7 +611,8 @@ Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 class MethodErrors(_message.Message):
     """The error reasons an RPC may return beyond those any call may get: failed
     authentication (CREDENTIALS_*, API_KEY_INVALID, API_KEY_REVOKED, API_KEY_EXPIRED,
-    ACCESS_TOKEN_*, SESSION_REVOKED, OPERATOR_TOKEN_INVALID, APP_UNAVAILABLE), a caller
+    ACCESS_TOKEN_*, SESSION_REVOKED, ACCOUNT_SESSION_INVALID, OPERATOR_TOKEN_INVALID,
+    APP_UNAVAILABLE), a caller
     the access policy does not admit (PRINCIPAL_NOT_ALLOWED, API_KEY_SCOPE_MISSING), a
     request that breaks the contract or does not parse (REQUEST_INVALID,
     REQUEST_MALFORMED, REQUEST_TOO_LARGE), rate limits

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63\x61\x61s/type/v1/access.proto\x12\x0c\x63\x61\x61s.type.v1\x1a google/protobuf/descriptor.proto\"{\n\x0c\x41\x63\x63\x65ssPolicy\x12-\n\x05\x61llow\x18\x01 \x03(\x0e\x32\x17.caas.type.v1.PrincipalR\x05\x61llow\x12\"\n\rapi_key_scope\x18\x02 \x01(\tR\x0b\x61piKeyScope\x12\x18\n\x07\x61udited\x18\x03 \x01(\x08R\x07\x61udited*\x82\x01\n\tPrincipal\x12\x19\n\x15PRINCIPAL_UNSPECIFIED\x10\x00\x12\x17\n\x13PRINCIPAL_ANONYMOUS\x10\x01\x12\x16\n\x12PRINCIPAL_OPERATOR\x10\x02\x12\x15\n\x11PRINCIPAL_API_KEY\x10\x03\x12\x12\n\x0ePRINCIPAL_USER\x10\x04:T\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x1a.caas.type.v1.AccessPolicyR\x06\x61\x63\x63\x65ssB!Z\x1f\x63\x61\x61s/gen/go/caas/type/v1;typev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63\x61\x61s/type/v1/access.proto\x12\x0c\x63\x61\x61s.type.v1\x1a google/protobuf/descriptor.proto\"{\n\x0c\x41\x63\x63\x65ssPolicy\x12-\n\x05\x61llow\x18\x01 \x03(\x0e\x32\x17.caas.type.v1.PrincipalR\x05\x61llow\x12\"\n\rapi_key_scope\x18\x02 \x01(\tR\x0b\x61piKeyScope\x12\x18\n\x07\x61udited\x18\x03 \x01(\x08R\x07\x61udited*\x9b\x01\n\tPrincipal\x12\x19\n\x15PRINCIPAL_UNSPECIFIED\x10\x00\x12\x17\n\x13PRINCIPAL_ANONYMOUS\x10\x01\x12\x16\n\x12PRINCIPAL_OPERATOR\x10\x02\x12\x15\n\x11PRINCIPAL_API_KEY\x10\x03\x12\x12\n\x0ePRINCIPAL_USER\x10\x04\x12\x17\n\x13PRINCIPAL_DEVELOPER\x10\x05:T\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x1a.caas.type.v1.AccessPolicyR\x06\x61\x63\x63\x65ssB!Z\x1f\x63\x61\x61s/gen/go/caas/type/v1;typev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z\037caas/gen/go/caas/type/v1;typev1'
   _globals['_PRINCIPAL']._serialized_start=203
-  _globals['_PRINCIPAL']._serialized_end=333
+  _globals['_PRINCIPAL']._serialized_end=358
   _globals['_ACCESSPOLICY']._serialized_start=77
   _globals['_ACCESSPOLICY']._serialized_end=200
 # @@protoc_insertion_point(module_scope)

@@ -36,6 +36,12 @@ class _PrincipalEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Principal.V
     """An app's backend, authenticated by an API key: may act on its own app only."""
     PRINCIPAL_USER: _Principal.ValueType  # 4
     """An end user, authenticated by an access token: may act as themself in their app."""
+    PRINCIPAL_DEVELOPER: _Principal.ValueType  # 5
+    """A developer, authenticated by a portal session (`caas.accounts.v1`): may act in
+    the organizations they are a member of. An RPC that allows PRINCIPAL_API_KEY and
+    names an app in its path also takes a developer of the app's organization, with
+    the API key scopes of their role there (see caas.organizations.v1.OrganizationMember.Role).
+    """
 
 class Principal(_Principal, metaclass=_PrincipalEnumTypeWrapper):
     """The kinds of caller the gateway recognises. A caller presents exactly one
@@ -55,6 +61,12 @@ PRINCIPAL_API_KEY: Principal.ValueType  # 3
 """An app's backend, authenticated by an API key: may act on its own app only."""
 PRINCIPAL_USER: Principal.ValueType  # 4
 """An end user, authenticated by an access token: may act as themself in their app."""
+PRINCIPAL_DEVELOPER: Principal.ValueType  # 5
+"""A developer, authenticated by a portal session (`caas.accounts.v1`): may act in
+the organizations they are a member of. An RPC that allows PRINCIPAL_API_KEY and
+names an app in its path also takes a developer of the app's organization, with
+the API key scopes of their role there (see caas.organizations.v1.OrganizationMember.Role).
+"""
 Global___Principal: _TypeAlias = Principal  # noqa: Y015
 
 @_typing.final
