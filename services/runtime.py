@@ -25,6 +25,12 @@ from services.accounts.mongo_store import MongoAccountStore
 from services.accounts.passwords import BreachCheck, NoBreachCheck, Passwords, PwnedPasswords
 from services.accounts.sqlite_store import SqliteAccountStore
 from services.accounts.store import AccountStore
+from services.analytics.actions import AnalyticsActions
+from services.analytics.consumer import LogCounter
+from services.analytics.mongo_store import MongoAnalyticsStore
+from services.analytics.sqlite_store import SqliteAnalyticsStore
+from services.analytics.store import AnalyticsStore, live_apps
+from services.analytics.usage import Usage, UsageFlusher
 from services.apps.actions import AppPlans, AppsActions
 from services.apps.mongo_store import MongoAppStore
 from services.apps.sqlite_store import SqliteAppStore
@@ -71,6 +77,7 @@ from services.core.mail import ConsoleMailer, Mailer, SmtpMailer, SmtpOptions
 from services.core.metrics import Metrics, served
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.core.tracing import Tracing
+from services.edge.portal import PortalFiles, default_portal_dir
 from services.events.kafka_sink import KafkaSink, Topics, kafka_broker
 from services.events.log import EventLog
 from services.events.mongo_log import MongoEventLog
@@ -192,6 +199,7 @@ class Stores:
     content: ContentSeal = field(init=False)  # seals message content (set once open)
     accounts: AccountStore = field(init=False)  # developer accounts of the portal
     organizations: OrganizationStore = field(init=False)
+    analytics: AnalyticsStore = field(init=False)  # usage counts (services/analytics)
 
 
 PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
@@ -271,6 +279,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         purge_app=purging(mongo.purge_app, mongo_keys))
         stores.accounts = MongoAccountStore(mongo)
         stores.organizations = MongoOrganizationStore(mongo)
+        stores.analytics = MongoAnalyticsStore(mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -290,6 +299,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                         purging(sqlite.purge_app, sqlite_keys))
         stores.accounts = SqliteAccountStore(sqlite)
         stores.organizations = SqliteOrganizationStore(sqlite)
+        stores.analytics = SqliteAnalyticsStore(sqlite)
     # Secrets at rest: sealed with each app's data key; content with each sender's.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
@@ -301,7 +311,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.audit, stores.data_keys, stores.compliance, stores.operations,
-                  stores.accounts, stores.organizations, stores.events):
+                  stores.accounts, stores.organizations, stores.analytics, stores.events):
         await store.migrate()
     # The deployment's media URL secret, sealed with the platform's own data key.
     sealed = await stores.media.signing_secret(await stores.keyring.seal(
@@ -374,6 +384,23 @@ async def open_search(settings: Settings, stores: Stores, clock: Clock, bus: Eve
 
     background.start("search-indexer", index_events)
     return indexer
+
+
+def count_usage(settings: Settings, stores: Stores, usage: Usage, bus: EventBus, clock: Clock,
+                background: Background, health: Health, metrics: Metrics | None
+                ) -> UsageFlusher:
+    """Usage analytics in the background: the event log's consumer, and the flushes of
+    what this process counts itself (`usage`, told of sign-ins by the bus)."""
+    bus.subscribe(usage.on_event)
+    live = live_apps(stores.apps)  # no counts outlive a deleted app
+    flusher = UsageFlusher(usage, stores.analytics,
+                           settings.analytics_flush_interval.total_seconds(), live)
+    background.start("analytics-flush", flusher.run)
+    counter = LogCounter(stores.events, stores.analytics, clock, health,
+                         metrics.relay("analytics") if metrics else None, live=live)
+    wake = Wake.on_commits(bus)
+    background.start("analytics", lambda ok: counter.run(wake, ok))
+    return flusher
 
 
 def operator_token(settings: Settings) -> str:
@@ -487,6 +514,8 @@ class Runtime:
     permissions: Permissions
     restrictions: Restrictions
     audit: AuditActions
+    analytics: AnalyticsActions
+    usage: UsageFlusher  # writes what this process counts itself (analytics)
     retention: RetentionActions
     sweeper: RetentionSweeper
     user_data: UserDataActions
@@ -502,6 +531,7 @@ class Runtime:
         if self.write_watch is not None:
             await self.write_watch.close()
         await self.background.close()
+        await self.usage.close()  # the last flush of this process's usage counts
         self.media_processor.close()
         await self.blobs.close()
         await self.indexer.index.close()
@@ -578,9 +608,10 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                             operator_token(settings), bus, stores.accounts)
     members = MemberAccess(stores.organizations, stores.apps, cache_ttl, bus)
     window = settings.rate_limit_window.total_seconds()
+    usage = Usage(clock)  # what this process counts for analytics (services/analytics)
     hub = Hub(stores.events, settings.stream_heartbeat_interval.total_seconds(),
               settings.max_streams_per_user, settings.stream_batch_window.total_seconds(),
-              stores.content.open_payload)
+              stores.content.open_payload, usage)
     health = Health()
     background = Background(health)
     metrics = Metrics()
@@ -608,6 +639,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     gateway = Gateway(authenticator, limiter, plans, RequestValidator(), store_outage,
                       recorded, tracing.tracer("caas.gateway"),
                       AuditRecorder(stores.audit, clock), members)
+    gateway.count_calls(usage.called)
+    flusher = count_usage(settings, stores, usage, bus, clock, background, health, recorded)
     mailer = open_mailer(settings)
     media_urls = stores.media_urls
     blobs = open_blobs(settings, media_urls)
@@ -659,10 +692,12 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         authenticator=authenticator, gateway=gateway, health=health, background=background,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),
         webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock,
-                                     health, recorded, tracing, stores.content.open_payload),
+                                     health, recorded, tracing, stores.content.open_payload,
+                                     usage),
         plans=plans, media=media, media_urls=media_urls, media_scanner=scanner, blobs=blobs,
         media_processor=processor,
-        media_http=MediaHttp(stores.media, blobs, media_urls, HealthRoutes(health)),
+        media_http=MediaHttp(stores.media, blobs, media_urls, HealthRoutes(health),
+                             PortalFiles(settings.portal_dir or default_portal_dir())),
         search=SearchActions(indexer.index, conversations, stores.conversations, messages,
                              stores.messages, stores.users),
         indexer=indexer, metrics=metrics,
@@ -673,6 +708,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         permissions=permissions,
         restrictions=restrictions,
         audit=AuditActions(stores.audit, stores.apps),
+        analytics=AnalyticsActions(stores.analytics, stores.apps), usage=flusher,
         retention=RetentionActions(stores.compliance, stores.apps, stores.conversations,
                                    stores.users, permissions, clock),
         sweeper=RetentionSweeper(

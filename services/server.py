@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 from caas.accounts.v1 import accounts_service_pb2
+from caas.analytics.v1 import analytics_service_pb2
 from caas.apps.v1 import apps_service_pb2
 from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2
@@ -29,6 +30,7 @@ from google.protobuf import descriptor as pb_descriptor
 from grpc_health.v1 import health_pb2
 
 from services.accounts.servicer import AccountsServicer
+from services.analytics.servicer import AnalyticsServicer
 from services.apps.servicer import AppsServicer
 from services.audit.servicer import AuditServicer
 from services.auth.servicer import AuthServicer
@@ -86,6 +88,8 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          AccountsServicer(runtime.accounts)),
         (organizations_service_pb2.DESCRIPTOR.services_by_name["OrganizationsService"],
          OrganizationsServicer(runtime.organizations)),
+        (analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"],
+         AnalyticsServicer(runtime.analytics)),
     ]
 
 
@@ -93,7 +97,7 @@ SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    conversations_service_pb2, messages_service_pb2, realtime_service_pb2,
                    webhooks_service_pb2, media_service_pb2, search_service_pb2,
                    moderation_service_pb2, audit_service_pb2, compliance_service_pb2,
-                   accounts_service_pb2, organizations_service_pb2)
+                   accounts_service_pb2, organizations_service_pb2, analytics_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:

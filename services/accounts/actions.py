@@ -283,10 +283,14 @@ class Accounts:
         now = self._clock.now()
         taken = await self._store.take_token(Purpose.RESET_PASSWORD, secret_hash(token), now)
         account = None if taken is None else await self._store.get_account(taken.account_id)
-        if account is None:
+        if taken is None or account is None:
             raise _token_invalid()
-        await check_password(new_password, [account.email, account.display_name],
-                             "new_password", self._breaches)
+        try:
+            await check_password(new_password, [account.email, account.display_name],
+                                 "new_password", self._breaches)
+        except InvalidArgument:
+            await self._store.put_token(taken)  # the link still works for a better one
+            raise
         password_hash = await self._passwords.hash(new_password)
         await self._store.update_account(account.account_id, lambda a: replace(
             a, password_hash=password_hash, failed_logins=0, locked_until=None,

@@ -31,10 +31,11 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
     await db["accounts"].create_index("email", unique=True)
     await db["account_tokens"].create_index([("account_id", ASCENDING),
                                              ("purpose", ASCENDING)])
+    # Ascending: newest-first listings walk them backwards.
     await db["account_sessions"].create_index(
-        [("account_id", ASCENDING), ("create_time", DESCENDING), ("session_id", DESCENDING)])
+        [("account_id", ASCENDING), ("create_time", ASCENDING), ("session_id", ASCENDING)])
     await db["login_events"].create_index(
-        [("account_id", ASCENDING), ("time", DESCENDING), ("event_id", DESCENDING)])
+        [("account_id", ASCENDING), ("time", ASCENDING), ("event_id", ASCENDING)])
 
 
 MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)

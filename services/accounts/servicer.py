@@ -11,7 +11,7 @@ from caas.accounts.v1 import resources_pb2 as res
 from services.accounts.actions import Accounts, Client
 from services.accounts.models import Account, AccountSession, LoginEvent, Outcome
 from services.core.clock import to_ms
-from services.core.pagination import make_page, page_request, time_id_position
+from services.core.pagination import time_id_page
 from services.core.principal import Developer
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
@@ -134,13 +134,12 @@ class AccountsServicer:
 
     async def ListAccountSessions(self, request: pb.ListAccountSessionsRequest, call: Call
                                   ) -> pb.ListAccountSessionsResponse:
-        scope = [request.parent, "sessions"]
-        page_of = page_request(request.page_size, request.page_token, scope)
-        sessions = await self._actions.list_sessions(
-            call.principal, _account_id(request.parent), page_of.size + 1,
-            time_id_position(page_of))
-        page = make_page(sessions, page_of, scope,
-                         lambda s: (to_ms(s.create_time), s.session_id))
+        account_id = _account_id(request.parent)
+        page = await time_id_page(
+            request.page_size, request.page_token, [request.parent, "sessions"],
+            lambda limit, after: self._actions.list_sessions(call.principal, account_id,
+                                                             limit, after),
+            lambda s: (to_ms(s.create_time), s.session_id))
         current = _current(call)
         return pb.ListAccountSessionsResponse(
             sessions=[session_proto(s, current) for s in page.items],
@@ -154,12 +153,12 @@ class AccountsServicer:
 
     async def ListLoginEvents(self, request: pb.ListLoginEventsRequest, call: Call
                               ) -> pb.ListLoginEventsResponse:
-        scope = [request.parent, "loginEvents"]
-        page_of = page_request(request.page_size, request.page_token, scope)
-        events = await self._actions.login_events(
-            call.principal, _account_id(request.parent), page_of.size + 1,
-            time_id_position(page_of))
-        page = make_page(events, page_of, scope, lambda e: (to_ms(e.time), e.event_id))
+        account_id = _account_id(request.parent)
+        page = await time_id_page(
+            request.page_size, request.page_token, [request.parent, "loginEvents"],
+            lambda limit, after: self._actions.login_events(call.principal, account_id,
+                                                            limit, after),
+            lambda e: (to_ms(e.time), e.event_id))
         return pb.ListLoginEventsResponse(
             login_events=[login_event_proto(e) for e in page.items],
             next_page_token=page.next_page_token)

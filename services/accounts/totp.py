@@ -3,6 +3,7 @@ defaults every authenticator app reads) and single-use recovery codes."""
 
 from __future__ import annotations
 
+import io
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,8 +30,11 @@ def new_enrollment(email: str) -> Enrollment:
     secret = pyotp.random_base32()
     uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
     qr = segno.make(uri, error="m")
-    svg = qr.svg_inline(scale=4, dark="#111", light="#fff", title=f"{ISSUER}: {email}")
-    return Enrollment(secret, uri, svg)
+    out = io.BytesIO()
+    # A standalone document (its namespace declared), so it also works as an <img>.
+    qr.save(out, kind="svg", scale=4, dark="#111", light="#fff", xmldecl=False, svgns=True,
+            title=f"{ISSUER}: {email}")
+    return Enrollment(secret, uri, out.getvalue().decode())
 
 
 def accepted_step(secret: str, code: str, now: datetime, after_step: int) -> int | None:

@@ -141,6 +141,16 @@ def make_page(items: list[T], request: PageRequest, scope: Sequence[str],
 
 
 
+async def time_id_page(page_size: int, page_token: str, scope: Sequence[str],
+                       fetch: Callable[[int, tuple[int, str] | None], Awaitable[list[T]]],
+                       key: Callable[[T], tuple[int, str]]) -> Page[T]:
+    """A page of a listing ordered by (time in ms, id): `fetch(limit, after)` reads the
+    store, `key` gives an item's position."""
+    request = page_request(page_size, page_token, scope)
+    items = await fetch(request.size + 1, time_id_position(request))
+    return make_page(items, request, scope, key)
+
+
 P = TypeVar("P")
 
 

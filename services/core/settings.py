@@ -330,6 +330,10 @@ class Settings(BaseSettings):
     search_index_prefix: str = Field(
         "caas", pattern=r"^[a-z][a-z0-9_-]{0,40}$",
         description="prefix of the Elasticsearch index and alias names")
+    analytics_flush_interval: Duration = Field(
+        timedelta(seconds=10), gt=timedelta(0),
+        description="how often a process writes the usage it counts itself (API calls, "
+                    "stream peaks, webhook attempts, sign-ins); also at shutdown")
     stream_heartbeat_interval: Duration = Field(
         timedelta(seconds=15), description="longest silence on a real-time stream")
     stream_queue_limit: int = Field(
@@ -382,6 +386,9 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8080/portal/",
         description="where the portal is, as developers reach it: the links of the emails "
                     "it sends (verification, password reset, invitations) start with it")
+    portal_dir: Path | None = Field(
+        None, description="the built portal (web_bridge/portal/dist) served under /portal/; "
+                          "unset: the one of the checkout the server runs from")
     portal_session_lifetime: Duration = Field(
         timedelta(hours=12), gt=timedelta(0),
         description="how long a portal session (developer login) lasts")

@@ -49,6 +49,7 @@ STREAM_REQUEST_BYTES = 64 * 1024  # a streaming call's request (a Subscribe) is 
 READY_SECONDS = 30.0
 OPENAPI_PATH = "/openapi.json"
 MEDIA_PREFIX = "/media/v1/"  # media bytes: services/media/http.py
+PORTAL_PREFIX = "/portal"  # the portal's files: services/edge/portal.py
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 FLUSH_SECONDS = 5.0
 
@@ -242,13 +243,19 @@ class EdgeConfig:
                          "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
                 "disabled": True}},
         }] if self.media_upstream else []
+        # The portal's static files (services/edge/portal.py), from the server's HTTP port.
+        portal = [{
+            "match": {"prefix": PORTAL_PREFIX, "headers": [{
+                "name": ":method", "string_match": {"exact": "GET"}}]},
+            "route": {"cluster": "caas_media", "timeout": "30s"},
+        }] if self.media_upstream else []
         # Liveness and readiness (services/core/health_http.py), answered by the server.
         health = [{
             "match": {"path": path, "headers": [{
                 "name": ":method", "string_match": {"exact": "GET"}}]},
             "route": {"cluster": "caas_media", "timeout": "5s"},
         } for path in (LIVENESS_PATH, READINESS_PATH)] if self.media_upstream else []
-        routes = [*document, *health, *media, *streaming, reflection, {
+        routes = [*document, *health, *media, *portal, *streaming, reflection, {
             # gRPC and gRPC-Web; JSON too, once the transcoder has made it gRPC.
             "match": {"prefix": "/", "headers": grpc_only},
             "route": grpc_route,

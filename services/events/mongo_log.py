@@ -161,6 +161,8 @@ class MongoEventLog:
             {"_id": app_id}, {"$setOnInsert": {"log_id": new_id(), "position": 0,
                                                "purged_through": 0}},
             upsert=True, return_document=ReturnDocument.AFTER)
+        if doc is None:  # another call created it at the same moment: the server answers
+            doc = await self._heads.find_one({"_id": app_id})  # null to the loser
         assert doc is not None
         return Head(doc["log_id"], doc["position"], doc["purged_through"])
 

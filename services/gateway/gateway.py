@@ -292,7 +292,13 @@ class Gateway:
         self._streams: set[asyncio.Task[Any]] = set()  # running stream calls
         self._drained: set[asyncio.Task[Any]] = set()  # those cancelled by draining
         self._unary_calls = 0  # unary calls running
+        self._count_call: Callable[[Principal, str, str], None] | None = None
         self._last_arrival = 0.0  # event-loop time of the latest call's arrival
+
+    def count_calls(self, count: Callable[[Principal, str, str], None]) -> None:
+        """Tell `count` of every call's end: its caller, method and status code's name
+        (usage analytics; a dictionary update, not a write)."""
+        self._count_call = count
 
     def start_draining(self) -> None:
         """From now on refuse new calls with UNAVAILABLE (and RetryInfo); calls already
@@ -522,6 +528,8 @@ class Gateway:
         status, reason = outcome
         if self._metrics is not None:
             self._metrics.finished(method, status, time.perf_counter() - started)
+        if self._count_call is not None:
+            self._count_call(state.principal, method, status)
         _log_access(method, status, started, state.request_id, state.principal)
         await self._audited(method, access, state, request, status, reason)
 

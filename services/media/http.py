@@ -37,6 +37,7 @@ from services.core.errors import (
 )
 from services.core.health_http import HealthRoutes
 from services.core.http_site import start_site
+from services.edge.portal import PortalFiles
 from services.gateway.status import rpc_status
 from services.media import models
 from services.media.blobs import BlobNotFound, BlobStore
@@ -143,13 +144,16 @@ class MediaHttp:
     """The aiohttp application serving media bytes (see the module's docstring)."""
 
     def __init__(self, store: MediaStore, blobs: BlobStore, urls: MediaUrls,
-                 health: HealthRoutes | None = None) -> None:
+                 health: HealthRoutes | None = None, portal: PortalFiles | None = None
+                 ) -> None:
         """With `health`, the server's HTTP port (this one) also answers /healthz and
-        /readyz (services/core/health_http.py), unlogged."""
+        /readyz (services/core/health_http.py), unlogged; with `portal`, the portal's
+        files below /portal/ (services/edge/portal.py)."""
         self._store = store
         self._blobs = blobs
         self._urls = urls
         self._health = health
+        self._portal = portal
         self._runner: web.AppRunner | None = None
 
     def application(self) -> web.Application:
@@ -159,6 +163,8 @@ class MediaHttp:
         app.router.add_route("PUT", "/media/v1/parts/{tail:.*}", self._upload_part)
         if self._health is not None:
             self._health.add_to(app)
+        if self._portal is not None:
+            self._portal.add_to(app)
         return app
 
     async def start(self, listen: str, reuse_port: bool, tls: ssl.SSLContext | None = None

@@ -137,6 +137,11 @@ class MongoOrganizationStore:
     async def _keeping_an_owner(self, organization_id: str, account_id: str,
                                 role: Role | None) -> Outcome:
         async def tx(session: AsyncClientSession) -> Outcome:
+            # Every membership change writes the organization's document first: two at
+            # once conflict there (one is retried, and sees the other), where each alone
+            # would write a different member and both could leave no owner (write skew).
+            await self._organizations.update_one(
+                {"_id": organization_id}, {"$inc": {"membership_version": 1}}, session=session)
             key = {"_id": f"{organization_id}/{account_id}"}
             if await self._members.find_one(key, session=session) is None:
                 return Outcome.MISSING

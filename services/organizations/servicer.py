@@ -7,7 +7,7 @@ from caas.organizations.v1 import resources_pb2 as res
 
 from services.accounts.models import Account
 from services.core.clock import to_ms
-from services.core.pagination import make_page, page_request, time_id_position
+from services.core.pagination import time_id_page
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
 from services.organizations.actions import Organizations, organization_name
@@ -68,12 +68,10 @@ class OrganizationsServicer:
 
     async def ListOrganizations(self, request: pb.ListOrganizationsRequest, call: Call
                                 ) -> pb.ListOrganizationsResponse:
-        scope = ["organizations"]
-        page_of = page_request(request.page_size, request.page_token, scope)
-        found = await self._actions.listed(call.principal, page_of.size + 1,
-                                         time_id_position(page_of))
-        page = make_page(found, page_of, scope,
-                         lambda o: (to_ms(o.create_time), o.organization_id))
+        page = await time_id_page(
+            request.page_size, request.page_token, ["organizations"],
+            lambda limit, after: self._actions.listed(call.principal, limit, after),
+            lambda o: (to_ms(o.create_time), o.organization_id))
         return pb.ListOrganizationsResponse(
             organizations=[organization_proto(o) for o in page.items],
             next_page_token=page.next_page_token)
@@ -90,12 +88,12 @@ class OrganizationsServicer:
 
     async def ListOrganizationMembers(self, request: pb.ListOrganizationMembersRequest,
                                       call: Call) -> pb.ListOrganizationMembersResponse:
-        scope = [request.parent, "members"]
-        page_of = page_request(request.page_size, request.page_token, scope)
-        found = await self._actions.members(call.principal, _id(request.parent),
-                                            page_of.size + 1, time_id_position(page_of))
-        page = make_page(found, page_of, scope,
-                         lambda m: (to_ms(m[0].create_time), m[0].account_id))
+        organization_id = _id(request.parent)
+        page = await time_id_page(
+            request.page_size, request.page_token, [request.parent, "members"],
+            lambda limit, after: self._actions.members(call.principal, organization_id,
+                                                       limit, after),
+            lambda m: (to_ms(m[0].create_time), m[0].account_id))
         return pb.ListOrganizationMembersResponse(
             organization_members=[member_proto(*m) for m in page.items],
             next_page_token=page.next_page_token)
@@ -123,12 +121,12 @@ class OrganizationsServicer:
 
     async def ListInvitations(self, request: pb.ListInvitationsRequest, call: Call
                               ) -> pb.ListInvitationsResponse:
-        scope = [request.parent, "invitations"]
-        page_of = page_request(request.page_size, request.page_token, scope)
-        found = await self._actions.invitations(call.principal, _id(request.parent),
-                                                page_of.size + 1, time_id_position(page_of))
-        page = make_page(found, page_of, scope,
-                         lambda i: (to_ms(i.create_time), i.invitation_id))
+        organization_id = _id(request.parent)
+        page = await time_id_page(
+            request.page_size, request.page_token, [request.parent, "invitations"],
+            lambda limit, after: self._actions.invitations(call.principal, organization_id,
+                                                           limit, after),
+            lambda i: (to_ms(i.create_time), i.invitation_id))
         return pb.ListInvitationsResponse(
             invitations=[invitation_proto(i) for i in page.items],
             next_page_token=page.next_page_token)

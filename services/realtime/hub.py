@@ -24,6 +24,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from services.core.errors import limit_exceeded
 from services.events.log import (
@@ -435,12 +436,22 @@ class Feed:
                 log.warning("reading the event log of %s failed", self.app_id, exc_info=True)
 
 
+class StreamUsage(Protocol):
+    """Told of every stream opened and closed (usage analytics: services/analytics)."""
+
+    def stream_opened(self, app_id: str, user_id: str) -> None: ...
+
+    def stream_closed(self, app_id: str) -> None: ...
+
+
 class Hub:
     """This process's feeds, one per app with connected streams."""
 
     def __init__(self, events: EventLog, heartbeat: float, max_per_user: int,
-                 window: float = 0.0, open_payload: Opener = same_payload) -> None:
+                 window: float = 0.0, open_payload: Opener = same_payload,
+                 usage: StreamUsage | None = None) -> None:
         self._events = events
+        self._usage = usage
         self.open_payload = open_payload
         self._heartbeat = heartbeat
         self._window = window
@@ -469,10 +480,13 @@ class Hub:
             raise limit_exceeded("open streams per user", self._max_per_user)
         self._per_user[user] = self._per_user.get(user, 0) + 1
         try:
-            return await self._join(sub)
+            feed = await self._join(sub)
         except BaseException:
             self._count_out(user)
             raise
+        if self._usage is not None:
+            self._usage.stream_opened(sub.app_id, sub.user_id)
+        return feed
 
     def _count_out(self, user: tuple[str, str]) -> None:
         left = self._per_user.pop(user, 1) - 1
@@ -493,6 +507,8 @@ class Hub:
 
     def leave(self, sub: Subscriber) -> None:
         self._count_out((sub.app_id, sub.user_id))
+        if self._usage is not None:
+            self._usage.stream_closed(sub.app_id)
         feed = self._feeds.get(sub.app_id)
         if feed is None:
             return

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from caas.events.v1 import events_pb2
 from google.protobuf import json_format
@@ -96,16 +97,31 @@ class Intake:
 
 CLAIMS = "webhook-dispatcher"  # its component in the process's health
 
+class DeliveryUsage(Protocol):
+    """Told of every attempt's outcome (usage analytics: services/analytics)."""
+
+    def delivered(self, app_id: str, outcome: str, dead: bool) -> None: ...
+
+
+def outcome(result: Attempt) -> str:
+    """`delivered`, `rejected` (the endpoint answered, not 2xx) or `unreachable`."""
+    if result.ok:
+        return "delivered"
+    return "rejected" if result.status_code else "unreachable"
+
+
 class Dispatcher:
     def __init__(self, store: WebhookStore, deliverer: Deliverer, clock: Clock, *,
                  timeout: timedelta, retry_delays: Sequence[timedelta],
                  rng: random.Random | None = None, health: Health | None = None,
-                 meter: WebhookMeter | None = None) -> None:
+                 meter: WebhookMeter | None = None, usage: DeliveryUsage | None = None
+                 ) -> None:
         """With `health`, failed claims make the component `webhook-dispatcher` down
-        (logged once per change) instead of a logged stack each; with `meter`, attempts
-        are counted by outcome."""
+        (logged once per change) instead of a logged stack each; with `meter` (and
+        `usage`), attempts are counted by outcome."""
         self._store = store
         self._meter = meter
+        self._usage = usage
         self._health = health
         if health is not None:
             health.register(CLAIMS)
@@ -207,6 +223,8 @@ class Dispatcher:
         await self._store.finish(delivery, attempt, retry_at, dead)
         if self._meter is not None:
             self._meter.attempted(result.ok, result.status_code, dead is not None)
+        if self._usage is not None:
+            self._usage.delivered(delivery.app_id, outcome(result), dead is not None)
 
     async def _track(self, delivery: Delivery, ok: bool) -> None:
         """Block an endpoint that keeps failing, for longer and longer: its deliveries

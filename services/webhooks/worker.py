@@ -20,7 +20,7 @@ from services.events.kafka_sink import Topics, ensure_topics, kafka_broker
 from services.events.log import EventLog, Opener, same_payload
 from services.events.relay import OpeningSink, Relay, Wake
 from services.webhooks.delivery import Deliverer
-from services.webhooks.dispatch import CONCURRENCY, Dispatcher, Intake
+from services.webhooks.dispatch import CONCURRENCY, DeliveryUsage, Dispatcher, Intake
 from services.webhooks.store import WebhookStore
 
 log = logging.getLogger("caas.webhooks")
@@ -33,7 +33,8 @@ class WebhookWorker:
     def __init__(self, settings: Settings, store: WebhookStore, events: EventLog,
                  bus: EventBus, clock: Clock, health: Health | None = None,
                  metrics: Metrics | None = None, tracing: Tracing | None = None,
-                 open_payload: Opener = same_payload) -> None:
+                 open_payload: Opener = same_payload, usage: DeliveryUsage | None = None
+                 ) -> None:
         """With `tracing` on, each attempt is a span of the trace its event was recorded
         in (read back from the log), and Kafka records are consumed in spans. Events
         from the log are taken with `open_payload` opening their sealed content (Kafka's
@@ -48,7 +49,8 @@ class WebhookWorker:
         self.dispatcher = Dispatcher(store, self._deliverer, clock, timeout=timeout,
                                      retry_delays=settings.webhook_retry_delays,
                                      health=health,
-                                     meter=metrics.webhooks() if metrics else None)
+                                     meter=metrics.webhooks() if metrics else None,
+                                     usage=usage)
         intake = Intake(store, clock, self.dispatcher.wake)
         self._tasks = [asyncio.create_task(self.dispatcher.run(), name="webhook dispatcher")]
         if settings.kafka_bootstrap:

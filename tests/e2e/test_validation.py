@@ -15,6 +15,7 @@ import grpc
 import pytest
 from buf.validate import validate_pb2
 from caas.accounts.v1 import accounts_service_pb2
+from caas.analytics.v1 import analytics_service_pb2
 from caas.apps.v1 import apps_service_pb2 as apps_pb
 from caas.apps.v1 import resources_pb2 as apps_res
 from caas.audit.v1 import audit_service_pb2
@@ -39,6 +40,7 @@ from google.protobuf.message import Message
 from services.server import services as server_services
 from tests.conftest import AppHandle, create_app, expect_error, sign_in, unique_id
 from tests.e2e.validation_cases_accounts import CASES as ACCOUNT_CASES
+from tests.e2e.validation_cases_analytics import CASES as ANALYTICS_CASES
 from tests.e2e.validation_cases_audit import CASES as AUDIT_CASES
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
 from tests.e2e.validation_cases_compliance import CASES as COMPLIANCE_CASES
@@ -64,7 +66,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
             compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceService"],
             accounts_service_pb2.DESCRIPTOR.services_by_name["AccountsService"],
-            organizations_service_pb2.DESCRIPTOR.services_by_name["OrganizationsService"])
+            organizations_service_pb2.DESCRIPTOR.services_by_name["OrganizationsService"],
+            analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -232,6 +235,7 @@ CASES += MODERATION_CASES
 CASES += AUDIT_CASES
 CASES += ACCOUNT_CASES
 CASES += COMPLIANCE_CASES
+CASES += ANALYTICS_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
      {"name": "string.pattern"}),

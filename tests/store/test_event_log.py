@@ -355,3 +355,8 @@ async def test_a_failing_relay_says_so_once_per_change(
     assert said == ["relay-bus is down: ConnectionError: the bus is down", "relay-bus is back"]
     assert health.states()["relay-bus"] == (True, "")
     assert sink.taken == [("alpha", 1), ("alpha", 2)]
+
+
+async def test_a_new_apps_head_asked_for_at_once_is_one(stores: Stores) -> None:
+    heads = await asyncio.gather(*(stores.events.head(f"new{n % 3}") for n in range(12)))
+    assert len({(h.log_id, h.position) for h in heads}) == 3

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from caas.accounts.v1 import accounts_service_pb2_grpc
+from caas.analytics.v1 import analytics_service_pb2_grpc
 from caas.apps.v1 import apps_service_pb2_grpc
 from caas.audit.v1 import audit_service_pb2_grpc
 from caas.auth.v1 import auth_service_pb2_grpc
@@ -49,6 +50,7 @@ class Client:
         self.accounts = accounts_service_pb2_grpc.AccountsServiceStub(self.channel)
         self.organizations = organizations_service_pb2_grpc.OrganizationsServiceStub(
             self.channel)
+        self.analytics = analytics_service_pb2_grpc.AnalyticsServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

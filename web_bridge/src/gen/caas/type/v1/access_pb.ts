@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/type/v1/access.proto.
  */
 export const file_caas_type_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("ChljYWFzL3R5cGUvdjEvYWNjZXNzLnByb3RvEgxjYWFzLnR5cGUudjEiXgoMQWNjZXNzUG9saWN5EiYKBWFsbG93GAEgAygOMhcuY2Fhcy50eXBlLnYxLlByaW5jaXBhbBIVCg1hcGlfa2V5X3Njb3BlGAIgASgJEg8KB2F1ZGl0ZWQYAyABKAgqggEKCVByaW5jaXBhbBIZChVQUklOQ0lQQUxfVU5TUEVDSUZJRUQQABIXChNQUklOQ0lQQUxfQU5PTllNT1VTEAESFgoSUFJJTkNJUEFMX09QRVJBVE9SEAISFQoRUFJJTkNJUEFMX0FQSV9LRVkQAxISCg5QUklOQ0lQQUxfVVNFUhAEOlQKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLmOAyABKAsyGi5jYWFzLnR5cGUudjEuQWNjZXNzUG9saWN5UgZhY2Nlc3NCIVofY2Fhcy9nZW4vZ28vY2Fhcy90eXBlL3YxO3R5cGV2MWIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChljYWFzL3R5cGUvdjEvYWNjZXNzLnByb3RvEgxjYWFzLnR5cGUudjEiXgoMQWNjZXNzUG9saWN5EiYKBWFsbG93GAEgAygOMhcuY2Fhcy50eXBlLnYxLlByaW5jaXBhbBIVCg1hcGlfa2V5X3Njb3BlGAIgASgJEg8KB2F1ZGl0ZWQYAyABKAgqmwEKCVByaW5jaXBhbBIZChVQUklOQ0lQQUxfVU5TUEVDSUZJRUQQABIXChNQUklOQ0lQQUxfQU5PTllNT1VTEAESFgoSUFJJTkNJUEFMX09QRVJBVE9SEAISFQoRUFJJTkNJUEFMX0FQSV9LRVkQAxISCg5QUklOQ0lQQUxfVVNFUhAEEhcKE1BSSU5DSVBBTF9ERVZFTE9QRVIQBTpUCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi5jgMgASgLMhouY2Fhcy50eXBlLnYxLkFjY2Vzc1BvbGljeVIGYWNjZXNzQiFaH2NhYXMvZ2VuL2dvL2NhYXMvdHlwZS92MTt0eXBldjFiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * Which callers an RPC accepts. The gateway refuses any other caller before the
@@ -101,6 +101,16 @@ export enum Principal {
    * @generated from enum value: PRINCIPAL_USER = 4;
    */
   USER = 4,
+
+  /**
+   * A developer, authenticated by a portal session (`caas.accounts.v1`): may act in
+   * the organizations they are a member of. An RPC that allows PRINCIPAL_API_KEY and
+   * names an app in its path also takes a developer of the app's organization, with
+   * the API key scopes of their role there (see caas.organizations.v1.OrganizationMember.Role).
+   *
+   * @generated from enum value: PRINCIPAL_DEVELOPER = 5;
+   */
+  DEVELOPER = 5,
 }
 
 /**

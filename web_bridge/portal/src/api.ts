@@ -1,0 +1,53 @@
+/** The CAAS services the portal calls, over gRPC-Web through Envoy on this origin. */
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+
+import { AccountsService } from "../../src/gen/caas/accounts/v1/accounts_service_pb.js";
+import { AnalyticsService } from "../../src/gen/caas/analytics/v1/analytics_service_pb.js";
+import { AppsService } from "../../src/gen/caas/apps/v1/apps_service_pb.js";
+import { AuditService } from "../../src/gen/caas/audit/v1/audit_service_pb.js";
+import { AuthService } from "../../src/gen/caas/auth/v1/auth_service_pb.js";
+import { ComplianceService } from "../../src/gen/caas/compliance/v1/compliance_service_pb.js";
+import { ConversationsService } from "../../src/gen/caas/conversations/v1/conversations_service_pb.js";
+import { MessagesService } from "../../src/gen/caas/messages/v1/messages_service_pb.js";
+import { OrganizationsService } from "../../src/gen/caas/organizations/v1/organizations_service_pb.js";
+import { UsersService } from "../../src/gen/caas/users/v1/users_service_pb.js";
+import { WebhooksService } from "../../src/gen/caas/webhooks/v1/webhooks_service_pb.js";
+import { getSession, setSession } from "./session.js";
+import { reasonOf } from "./errors.js";
+
+const withToken: Interceptor = (next) => async (request) => {
+  const session = getSession();
+  if (session) request.header.set("authorization", `Bearer ${session.token}`);
+  try {
+    return await next(request);
+  } catch (error) {
+    // An ended session (signed out elsewhere, expired, password reset): back to login.
+    if (reasonOf(error) === "ACCOUNT_SESSION_INVALID") setSession(null);
+    throw error;
+  }
+};
+
+const transport = createGrpcWebTransport({
+  baseUrl: window.location.origin,
+  interceptors: [withToken],
+});
+
+export const api = {
+  accounts: createClient(AccountsService, transport),
+  organizations: createClient(OrganizationsService, transport),
+  apps: createClient(AppsService, transport),
+  analytics: createClient(AnalyticsService, transport),
+  audit: createClient(AuditService, transport),
+  auth: createClient(AuthService, transport),
+  compliance: createClient(ComplianceService, transport),
+  conversations: createClient(ConversationsService, transport),
+  messages: createClient(MessagesService, transport),
+  users: createClient(UsersService, transport),
+  webhooks: createClient(WebhooksService, transport),
+};
+
+/** `organizations/{id}` → id, `apps/{id}` → id. */
+export function idOf(name: string): string {
+  return name.split("/")[1] ?? "";
+}
