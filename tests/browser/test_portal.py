@@ -123,6 +123,7 @@ async def test_a_new_developer_goes_from_sign_up_to_a_dashboard(
     await page.get_by_label("Authentication code").fill(code(secret))
     await page.get_by_role("button", name="Turn on").click()
     await expect(page.locator(".codes li")).to_have_count(10)
+    recovery = await page.locator(".codes li").all_inner_texts()
     await checked(page, "06-recovery-codes")
 
     # Log out; a wrong code is refused, the next one works.
@@ -182,9 +183,9 @@ async def test_a_new_developer_goes_from_sign_up_to_a_dashboard(
     await expect(page.get_by_role("link", name="ada")).to_be_visible()
     await checked(page, "11-users")
     await page.get_by_role("link", name="ada").click()
-    await expect(page.get_by_role("link", name="Engines")).to_be_visible()
+    await expect(page.get_by_role("link", name="Engines", exact=True)).to_be_visible()
     await checked(page, "12-user")
-    await page.get_by_role("link", name="Engines").click()
+    await page.get_by_role("link", name="Engines", exact=True).click()
     await expect(page.get_by_role("cell", name="note 6")).to_be_visible()
     await checked(page, "13-conversation")
     await page.get_by_role("link", name="Webhooks").click()
@@ -231,6 +232,31 @@ async def test_a_new_developer_goes_from_sign_up_to_a_dashboard(
         await checked(other, "18-viewer-refused")
     finally:
         await viewing.close()
+
+    # A forgotten password: the emailed link, a new password, a recovery code.
+    await page.get_by_role("button", name="Log out").click()
+    await page.get_by_role("link", name="Forgot your password?").click()
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_role("button", name="Send the link").click()
+    await expect(page.get_by_role("status")).to_contain_text("we sent it a link")
+    await checked(page, "19-forgot-password")
+    reset = await smtp.inbox.wait_for(email, "Reset your CAAS password")
+    await page.goto(portal(server, f"/reset-password?token={reset.link_token()}"))
+    await page.get_by_label("New password", exact=True).fill("copper-meadow-lantern-88")
+    await page.get_by_role("button", name="Set the password").click()
+    await expect(page.get_by_role("status")).to_contain_text("Your password is changed")
+    await checked(page, "20-password-reset")
+    await page.get_by_role("link", name="Log in").click()
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill("copper-meadow-lantern-88")
+    await page.get_by_role("button", name="Log in").click()
+    await page.get_by_role("button", name="Use a recovery code").click()
+    await page.get_by_label("Recovery code").fill(recovery[0])
+    await page.get_by_role("button", name="Verify and log in").click()
+    await expect(page.get_by_role("heading", name="Organizations")).to_be_visible()
+    await page.goto(portal(server, "/no/such/page"))
+    await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    await checked(page, "21-not-found")
 
 
 async def test_the_first_page_is_small_and_served_with_a_strict_policy(

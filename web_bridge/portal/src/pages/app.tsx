@@ -30,6 +30,11 @@ const SECTIONS: [string, string][] = [
 function AppShell(props: { app: string; section: string; title: string; children: ReactNode }) {
   const app = useQuery({ queryKey: ["app", props.app], queryFn: () => api.apps.getApp({ name: props.app }) });
   const organization = app.data?.app?.organization;
+  const owner = useQuery({
+    queryKey: ["organization", organization],
+    queryFn: () => api.organizations.getOrganization({ name: organization! }),
+    enabled: Boolean(organization),
+  });
   return (
     <Shell nav={
       <ul>
@@ -44,7 +49,9 @@ function AppShell(props: { app: string; section: string; title: string; children
     }>
       <p className="crumbs">
         <Link to="/">Organizations</Link> /{" "}
-        {organization && <><Link to={`/${organization}`}>{idOf(organization)}</Link> / </>}
+        {organization && (
+          <><Link to={`/${organization}`}>{owner.data?.organization?.displayName ?? idOf(organization)}</Link> / </>
+        )}
         {app.data?.app?.displayName ?? idOf(props.app)}
       </p>
       <h1>{props.title}</h1>

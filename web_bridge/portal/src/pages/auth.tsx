@@ -167,7 +167,7 @@ export function ResetPasswordPage() {
       {done ? (
         <Alert kind="ok">Your password is changed; every session was signed out.</Alert>
       ) : (
-        <Form label="New password" submit="Set the password" action={async () => {
+        <Form label="Choose a new password" submit="Set the password" action={async () => {
           await api.accounts.resetPassword({ token: query.get("token") ?? "", newPassword: password });
           setSession(null);
           setDone(true);
