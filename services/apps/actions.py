@@ -217,6 +217,8 @@ class AppsActions:
         """A new key with `scopes` (none: every scope) that expires at `expire_time`
         (None: never). A key creating one grants no scope it lacks, and no longer life."""
         await self.get_app(principal, app_id)  # another app's caller learns nothing more
+        if not scopes and isinstance(principal, AppBackend) and principal.member_role:
+            scopes = principal.scopes  # a developer's key: their role's scopes
         scopes = scopes or FULL_SCOPE
         expire_time = None if expire_time is None else truncate_ms(expire_time)
         if isinstance(principal, AppBackend):

@@ -194,6 +194,28 @@ async def test_strangers_reach_no_organization_and_no_app(client: Client, smtp: 
         grpc.StatusCode.PERMISSION_DENIED, "PRINCIPAL_NOT_ALLOWED")
 
 
+async def test_a_developer_makes_keys_with_the_scopes_of_their_role(
+        client: Client, smtp: SmtpServer) -> None:
+    owner = await sign_up(client, smtp.inbox, email())
+    org = await organization(client, owner)
+    app = await app_of(client, owner, org)
+    developer = await join(client, smtp, owner, org, Role.ROLE_DEVELOPER)
+    made = await client.apps.CreateApiKey(apps_pb.CreateApiKeyRequest(parent=app.name),
+                                          metadata=developer.auth)
+    scopes = set(made.api_key.scopes)
+    assert {"messages:write", "api_keys:admin", "analytics:read"} <= scopes
+    assert not scopes & {"*", "compliance", "signing_keys:admin"}
+    await person(client, app.app_id, made.secret, "ada", "Ada")  # the key works
+    # Nor can the developer name a scope their role lacks.
+    await expect_error(client.apps.CreateApiKey(apps_pb.CreateApiKeyRequest(
+        parent=app.name, api_key=apps_res.ApiKey(scopes=["compliance"])),
+        metadata=developer.auth), grpc.StatusCode.PERMISSION_DENIED, "API_KEY_SCOPE_ESCALATION")
+    # The owner's key without scopes has them all.
+    mine = await client.apps.CreateApiKey(apps_pb.CreateApiKeyRequest(parent=app.name),
+                                          metadata=owner.auth)
+    assert list(mine.api_key.scopes) == ["*"]
+
+
 async def test_roles_owners_and_invitations(client: Client, smtp: SmtpServer) -> None:
     owner = await sign_up(client, smtp.inbox, email())
     org = await organization(client, owner)
