@@ -77,7 +77,7 @@ from services.core.mail import ConsoleMailer, Mailer, SmtpMailer, SmtpOptions
 from services.core.metrics import Metrics, served
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.core.tracing import Tracing
-from services.edge.portal import PortalFiles, default_portal_dir
+from services.edge.portal import PortalAddress, PortalFiles, default_portal_dir
 from services.events.kafka_sink import KafkaSink, Topics, kafka_broker
 from services.events.log import EventLog
 from services.events.mongo_log import MongoEventLog
@@ -484,6 +484,7 @@ class Runtime:
     apps: AppsActions
     accounts: Accounts
     organizations: Organizations
+    portal: PortalAddress
     auth: AuthActions
     users: UsersActions
     conversations: ConversationsActions
@@ -642,6 +643,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     gateway.count_calls(usage.called)
     flusher = count_usage(settings, stores, usage, bus, clock, background, health, recorded)
     mailer = open_mailer(settings)
+    portal = PortalAddress(settings.portal_url)
     media_urls = stores.media_urls
     blobs = open_blobs(settings, media_urls)
     await blobs.start()
@@ -677,10 +679,11 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings, members),
         accounts=Accounts(stores.accounts, Passwords(), breach_check(settings), mailer,
-                          stores.keyring, clock, limiter, bus, settings,
+                          stores.keyring, clock, limiter, bus, settings, portal,
                           members.mfa_required_by),
+        portal=portal,
         organizations=Organizations(stores.organizations, stores.accounts, members, mailer,
-                                    clock, bus, settings.portal_url,
+                                    clock, bus, portal,
                                     settings.invitation_lifetime),
         auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings,
                          users.ensure_user, restrictions),

@@ -340,6 +340,7 @@ async def serve(settings: Settings) -> None:
                         f"{media_host}:{server.media_port}") as envoy:
             if envoy is not None:
                 server.runtime.media_urls.base_url = public_url(settings, envoy)
+                server.runtime.portal.serving(public_url(settings, envoy))
             if not server.runtime.media_urls.base_url:
                 log.warning("media URLs have no address: set CAAS_MEDIA_PUBLIC_URL to where "
                             "Envoy (or a CDN) serves /media/v1/")

@@ -44,6 +44,7 @@ from services.core.ids import new_id, new_secret, secret_hash
 from services.core.mail import Email, Mailer
 from services.core.principal import Developer, Principal, require_account
 from services.core.settings import Settings
+from services.edge.portal import PortalAddress
 from services.gateway.gateway import rate_limited
 from services.gateway.ratelimit import Bucket, RateLimiter
 from services.keys.keyring import Keyring
@@ -82,7 +83,7 @@ def _token_invalid() -> InvalidArgument:
 class Accounts:
     def __init__(self, store: AccountStore, passwords: Passwords, breaches: BreachCheck,
                  mailer: Mailer, keyring: Keyring, clock: Clock, limiter: RateLimiter,
-                 bus: EventBus, settings: Settings,
+                 bus: EventBus, settings: Settings, portal: PortalAddress,
                  mfa_required_by: Callable[[str], Awaitable[str | None]]) -> None:
         """`mfa_required_by(account_id)`: an organization of the account that requires
         MFA (its name), if any."""
@@ -96,6 +97,7 @@ class Accounts:
         self._bus = bus
         self._settings = settings
         self._mfa_required_by = mfa_required_by
+        self._portal = portal
 
     # -- limits ------------------------------------------------------------------
 
@@ -120,7 +122,7 @@ class Accounts:
             log.exception("email to %s failed", email.to)
 
     def _link(self, page: str, token: str) -> str:
-        return f"{self._settings.portal_url}{page}?token={token}"
+        return f"{self._portal.url}{page}?token={token}"
 
     async def _emailed_token(self, account: Account, purpose: Purpose,
                              lifetime: timedelta) -> str:
@@ -144,7 +146,7 @@ class Accounts:
             await self._send(Email(email, "You already have a CAAS account", (
                 "Someone (you?) tried to sign up to CAAS with this address, which has an "
                 "account already. Log in, or reset your password here:\n\n"
-                f"{self._settings.portal_url}reset-password\n")))
+                f"{self._portal.url}reset-password\n")))
             return
         await self.send_verification(account)
 

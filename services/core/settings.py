@@ -383,9 +383,9 @@ class Settings(BaseSettings):
                            "data_dir/tls, and serve TLS with them (`caas serve "
                            "--tls-self-signed`)")
     portal_url: str = Field(
-        "http://127.0.0.1:8080/portal/",
-        description="where the portal is, as developers reach it: the links of the emails "
-                    "it sends (verification, password reset, invitations) start with it")
+        "", description="where the portal is, as developers reach it: the links of the "
+                        "emails it sends (verification, password reset, invitations) start "
+                        "with it; empty: /portal/ where clients reach Envoy")
     portal_dir: Path | None = Field(
         None, description="the built portal (web_bridge/portal/dist) served under /portal/; "
                           "unset: the one of the checkout the server runs from")

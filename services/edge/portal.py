@@ -27,6 +27,24 @@ SECURITY_HEADERS = {
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
+class PortalAddress:
+    """Where developers reach the portal, for the links of its emails: the configured
+    `portal_url`, else /portal/ where clients reach Envoy (known once it listens)."""
+
+    def __init__(self, configured: str) -> None:
+        self._configured = configured.rstrip("/") + "/" if configured else ""
+        self._served = "http://127.0.0.1:8080/portal/"
+
+    def serving(self, public_url: str) -> None:
+        """Envoy is reachable at `public_url`."""
+        self._served = public_url.rstrip("/") + PREFIX + "/"
+
+    @property
+    def url(self) -> str:
+        """The portal's URL, ending with a slash."""
+        return self._configured or self._served
+
+
 def default_portal_dir() -> Path:
     """web_bridge/portal/dist of the checkout this server runs from."""
     return Path(__file__).resolve().parents[2] / "web_bridge" / "portal" / "dist"

@@ -22,6 +22,7 @@ from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id, new_secret, secret_hash
 from services.core.mail import Email, Mailer
 from services.core.principal import Developer, Operator, Principal
+from services.edge.portal import PortalAddress
 from services.organizations.access import MEMBERSHIP_CHANGED, MemberAccess, mfa_refused
 from services.organizations.models import (
     MANAGERS,
@@ -59,7 +60,7 @@ def _unverified() -> FailedPrecondition:
 
 class Organizations:
     def __init__(self, store: OrganizationStore, accounts: AccountStore, access: MemberAccess,
-                 mailer: Mailer, clock: Clock, bus: EventBus, portal_url: str,
+                 mailer: Mailer, clock: Clock, bus: EventBus, portal: PortalAddress,
                  invitation_lifetime: timedelta) -> None:
         self._store = store
         self._accounts = accounts
@@ -67,7 +68,7 @@ class Organizations:
         self._mailer = mailer
         self._clock = clock
         self._bus = bus
-        self._portal_url = portal_url
+        self._portal = portal
         self._invitation_lifetime = invitation_lifetime
 
     async def _changed(self, organization_id: str) -> None:
@@ -211,7 +212,7 @@ class Organizations:
             await self._mailer.send(Email(email, f"Join {organization.display_name} on CAAS", (
                 f"You are invited to join {organization.display_name} on CAAS as "
                 f"{role.value}. Sign up or log in with this address, then open:\n\n"
-                f"{self._portal_url}accept-invitation?token={token}\n\n"
+                f"{self._portal.url}accept-invitation?token={token}\n\n"
                 f"The link works until {invitation.expire_time:%Y-%m-%d %H:%M} UTC.\n")))
         except Exception:
             log.exception("invitation email to %s failed", email)

@@ -37,12 +37,14 @@ async def login(client: Client, address: str, password: str = PASSWORD, **factor
     return response
 
 
-async def test_sign_up_verify_and_log_in(client: Client, smtp: SmtpServer) -> None:
+async def test_sign_up_verify_and_log_in(client: Client, smtp: SmtpServer,
+                                         server: CaasServer) -> None:
     address = email()
     await client.accounts.SignUp(acc_pb.SignUpRequest(
         email=address.upper(), password=PASSWORD, display_name="Ada"))
     mail = await smtp.inbox.wait_for(address, "Verify your email")
-    assert "/portal/verify-email?token=" in mail.text
+    # The link leads to the portal on this server's HTTP port.
+    assert f"{server.http_url}/portal/verify-email?token=" in mail.text
     session = await login(client, address)
     assert session.token.startswith("caasp_")
     assert (session.account.email, session.account.email_verified) == (address, False)
