@@ -137,7 +137,7 @@ class Accounts:
     async def sign_up(self, email: str, password: str, display_name: str,
                       client: Client) -> None:
         email = normal_email(email)
-        await self._limit("sign-up", client, None)
+        await self._limit("sign-up", client, email)  # each may email the address
         await check_password(password, [email, email.split("@")[0], display_name],
                              "password", self._breaches)
         account = Account(new_id(), email, display_name.strip(),
@@ -156,8 +156,10 @@ class Accounts:
             f"Hello {account.display_name},\n\nOpen this link to verify your email "
             f"address (it works for 48 hours):\n\n{self._link('verify-email', token)}\n")))
 
-    async def resend_verification(self, principal: Principal, account_id: str) -> None:
+    async def resend_verification(self, principal: Principal, account_id: str,
+                                  client: Client) -> None:
         account = await self._own(principal, account_id)
+        await self._limit("verification", client, account.email)
         if not account.email_verified:
             await self.send_verification(account)
 

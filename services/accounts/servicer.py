@@ -87,7 +87,8 @@ class AccountsServicer:
 
     async def SendVerificationEmail(self, request: pb.SendVerificationEmailRequest, call: Call
                                     ) -> pb.SendVerificationEmailResponse:
-        await self._actions.resend_verification(call.principal, _account_id(request.name))
+        await self._actions.resend_verification(call.principal, _account_id(request.name),
+                                                client_of(call))
         return pb.SendVerificationEmailResponse()
 
     async def Login(self, request: pb.LoginRequest, call: Call) -> pb.LoginResponse:

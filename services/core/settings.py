@@ -401,13 +401,15 @@ class Settings(BaseSettings):
         30, gt=0, description="logins, sign-ups and reset requests per client address per "
                               "rate_limit_window")
     login_attempts_per_email: int = Field(
-        10, gt=0, description="logins and reset requests per email address per "
-                              "rate_limit_window")
+        10, gt=0, description="logins, sign-ups, reset requests and verification emails per "
+                              "email address per rate_limit_window")
     breached_password_url: str = Field(
         "https://api.pwnedpasswords.com/range/",
         description="Have I Been Pwned's range API (k-anonymity: only 5 hex characters of "
                     "the password's SHA-1 leave) that refuses breached passwords; empty: "
                     "no breach check (the strength check stays)")
+    invitations_per_window: int = Field(
+        20, gt=0, description="invitations an organization may send per rate_limit_window")
     invitation_lifetime: Duration = Field(
         timedelta(days=7), gt=timedelta(0),
         description="how long an organization invitation's link works")

@@ -4,6 +4,7 @@ invite by email, accept invitations."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -23,6 +24,8 @@ from services.core.ids import new_id, new_secret, secret_hash
 from services.core.mail import Email, Mailer
 from services.core.principal import Developer, Operator, Principal
 from services.edge.portal import PortalAddress
+from services.gateway.gateway import rate_limited
+from services.gateway.ratelimit import Bucket, RateLimiter
 from services.organizations.access import MEMBERSHIP_CHANGED, MemberAccess, mfa_refused
 from services.organizations.models import (
     MANAGERS,
@@ -61,7 +64,8 @@ def _unverified() -> FailedPrecondition:
 class Organizations:
     def __init__(self, store: OrganizationStore, accounts: AccountStore, access: MemberAccess,
                  mailer: Mailer, clock: Clock, bus: EventBus, portal: PortalAddress,
-                 invitation_lifetime: timedelta) -> None:
+                 invitation_lifetime: timedelta, limiter: RateLimiter,
+                 invitations_per_window: int) -> None:
         self._store = store
         self._accounts = accounts
         self._access = access
@@ -70,6 +74,8 @@ class Organizations:
         self._bus = bus
         self._portal = portal
         self._invitation_lifetime = invitation_lifetime
+        self._limiter = limiter
+        self._invitations_per_window = invitations_per_window
 
     async def _changed(self, organization_id: str) -> None:
         await self._bus.publish(DomainEvent(MEMBERSHIP_CHANGED, PORTAL_KEYS, self._clock.now(),
@@ -196,6 +202,14 @@ class Organizations:
         if role is Role.OWNER and caller is not None and caller.role is not Role.OWNER:
             raise _role_required("owner", caller)
         email = email.strip().lower()
+        # Each invitation emails an address of the inviter's choosing: a budget per
+        # organization, so that no one sends mail through CAAS in bulk.
+        verdict = await self._limiter.consume([Bucket(
+            f"{{portal}}:invite:{organization_id}", self._invitations_per_window,
+            f"organization:{organization_id}")], time.time())
+        if not verdict.allowed:
+            raise rate_limited("too many invitations", {"organization": organization_id},
+                               "invitations per window", verdict)
         invitee = await self._accounts.account_by_email(email)
         if invitee is not None and await self._store.get_member(
                 organization_id, invitee.account_id) is not None:

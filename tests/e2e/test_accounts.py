@@ -134,6 +134,32 @@ async def test_logins_per_email_are_rate_limited(client: Client) -> None:
     assert limited.retry_seconds is not None and limited.quota_subjects == ["email"]
 
 
+async def test_emails_to_one_address_are_rate_limited(client: Client,
+                                                     smtp: SmtpServer) -> None:
+    """Sign-ups and verification emails each write to the address: a budget per address
+    (login_attempts_per_email), so that nobody can flood someone's inbox through CAAS."""
+    address = email()
+    me = await sign_up(client, smtp.inbox, address, verify=False)
+    for _ in range(14):  # 15 of the tests' configuration, one spent by sign_up
+        await client.accounts.SignUp(acc_pb.SignUpRequest(
+            email=address, password=PASSWORD, display_name="Again"))
+    await expect_error(client.accounts.SignUp(acc_pb.SignUpRequest(
+        email=address, password=PASSWORD, display_name="Again")),
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    for _ in range(15):
+        await client.accounts.SendVerificationEmail(
+            acc_pb.SendVerificationEmailRequest(name=me.account), metadata=me.auth)
+    await expect_error(client.accounts.SendVerificationEmail(
+        acc_pb.SendVerificationEmailRequest(name=me.account), metadata=me.auth),
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    # Only the last verification link works.
+    last = smtp.inbox.to(address)[-1]
+    first = (await smtp.inbox.wait_for(address, "Verify your email")).link_token()
+    await expect_error(client.accounts.VerifyEmail(acc_pb.VerifyEmailRequest(token=first)),
+                       grpc.StatusCode.INVALID_ARGUMENT, "ACCOUNT_TOKEN_INVALID")
+    await client.accounts.VerifyEmail(acc_pb.VerifyEmailRequest(token=last.link_token()))
+
+
 async def test_totp_enrollment_login_and_recovery_codes(client: Client,
                                                         smtp: SmtpServer) -> None:
     address = email()

@@ -324,6 +324,28 @@ async def test_an_organization_that_requires_mfa(client: Client, smtp: SmtpServe
         grpc.StatusCode.PERMISSION_DENIED, "MFA_REQUIRED_BY_ORGANIZATION")
 
 
+async def test_invitations_per_organization_are_limited(client: Client,
+                                                       smtp: SmtpServer) -> None:
+    owner = await sign_up(client, smtp.inbox, email())
+    org = await organization(client, owner)
+
+    def invite() -> object:
+        return client.organizations.CreateInvitation(org_pb.CreateInvitationRequest(
+            parent=org, invitation=org_res.Invitation(email=email(), role=Role.ROLE_VIEWER)),
+            metadata=owner.auth)
+
+    for _ in range(20):  # CAAS_INVITATIONS_PER_WINDOW's default
+        await invite()
+    limited = await expect_error(invite(), grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    assert limited.quota_subjects == [f"organization:{org.split('/')[1]}"]
+    assert limited.retry_seconds is not None
+    # Another organization has its own budget.
+    await client.organizations.CreateInvitation(org_pb.CreateInvitationRequest(
+        parent=await organization(client, owner),
+        invitation=org_res.Invitation(email=email(), role=Role.ROLE_VIEWER)),
+        metadata=owner.auth)
+
+
 async def test_the_operator_sees_every_organization(client: Client, smtp: SmtpServer,
                                                     server: CaasServer) -> None:
     owner = await sign_up(client, smtp.inbox, email())
