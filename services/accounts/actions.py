@@ -45,7 +45,7 @@ from services.core.mail import Email, Mailer
 from services.core.principal import Developer, Principal, require_account
 from services.core.settings import Settings
 from services.edge.portal import PortalAddress
-from services.gateway.gateway import rate_limited
+from services.gateway.gateway import spend
 from services.gateway.ratelimit import Bucket, RateLimiter
 from services.keys.keyring import Keyring
 
@@ -73,6 +73,10 @@ class Login:
 
 def normal_email(email: str) -> str:
     return email.strip().lower()
+
+
+def _mfa_on() -> FailedPrecondition:
+    return FailedPrecondition("MFA_ALREADY_ENABLED", "two-factor authentication is on already")
 
 
 def _token_invalid() -> InvalidArgument:
@@ -108,10 +112,8 @@ class Accounts:
         if email is not None:
             buckets.append(Bucket(f"{{portal}}:{action}:email:{secret_hash(email)}",
                                   settings.login_attempts_per_email, "email"))
-        verdict = await self._limiter.consume(buckets, time.time())
-        if not verdict.allowed:
-            raise rate_limited(f"too many {action} attempts", {"action": action},
-                               f"{action} attempts per window", verdict)
+        await spend(self._limiter, buckets, f"too many {action} attempts", {"action": action},
+                    f"{action} attempts per window")
 
     async def _send(self, email: Email) -> None:
         """Emails are best effort: an SMTP failure is logged, the call goes on (the
@@ -234,7 +236,7 @@ class Accounts:
         session = AccountSession(
             account.account_id, new_id(), secret_hash(secret), now,
             now + self._settings.portal_session_lifetime, mfa, client.ip_address,
-            client.user_agent[:256])
+            client.user_agent)
         await self._store.create_session(session)
         await self._attempt(account, Outcome.SUCCEEDED, client)
         return Login(account, session, session_token(session, secret))
@@ -348,16 +350,14 @@ class Accounts:
     async def start_totp(self, principal: Principal, account_id: str) -> Enrollment:
         account = await self._own(principal, account_id)
         if account.mfa_enabled:
-            raise FailedPrecondition("MFA_ALREADY_ENABLED",
-                                     "two-factor authentication is on already")
+            raise _mfa_on()
         enrollment = new_enrollment(account.email)
         sealed = await self._keyring.seal_text(PORTAL_KEYS, "account.totp", enrollment.secret,
                                                owner=f"account:{account_id}")
 
         def start(a: Account) -> Account:
             if a.mfa_enabled:
-                raise FailedPrecondition("MFA_ALREADY_ENABLED",
-                                         "two-factor authentication is on already")
+                raise _mfa_on()
             return replace(a, totp_secret=sealed, totp_last_step=0)
         await self._store.update_account(account_id, start)
         return enrollment
@@ -366,8 +366,7 @@ class Accounts:
                            ) -> tuple[Account, list[str]]:
         account = await self._own(principal, account_id)
         if account.mfa_enabled:
-            raise FailedPrecondition("MFA_ALREADY_ENABLED",
-                                     "two-factor authentication is on already")
+            raise _mfa_on()
         if not account.totp_secret:
             raise FailedPrecondition("MFA_NOT_ENABLED",
                                      "start the enrollment first (StartTotpEnrollment)")
@@ -386,9 +385,8 @@ class Accounts:
         enabled = await self._store.update_account(account_id, enable)
         assert enabled is not None and isinstance(principal, Developer)
         await self._store.verify_session_mfa(account_id, principal.session_id)
-        await self._bus.publish(DomainEvent(
-            SESSION_REVOKED, PORTAL_KEYS, self._clock.now(),  # forget its cached state
-            {"account": account_id, "session": principal.session_id}))
+        # Authenticators forget the session's cached state (it passed a second factor).
+        await self._revoked(account_id, [principal.session_id])
         return enabled, codes
 
     async def disable_totp(self, principal: Principal, account_id: str, code: str) -> Account:

@@ -31,7 +31,7 @@ from services.core.principal import (
     require_app,
 )
 from services.core.settings import Plan, Settings
-from services.organizations.access import MemberAccess
+from services.organizations.access import MemberAccess, role_required
 from services.organizations.models import BUILDERS
 
 
@@ -74,6 +74,13 @@ def _organization_of(name: str) -> str:
     return name.removeprefix("organizations/")
 
 
+def _named(organization: str, field: str, advice: str) -> None:
+    """INVALID_ARGUMENT unless a developer's request names its organization."""
+    if not organization:
+        raise InvalidArgument("REQUEST_INVALID", advice, field_violations=(
+            FieldViolation(field, "required of a developer"),))
+
+
 class AppsActions:
     def __init__(self, store: AppStore, clock: Clock, bus: EventBus, settings: Settings,
                  members: MemberAccess) -> None:
@@ -109,21 +116,13 @@ class AppsActions:
         if isinstance(principal, Operator):
             return
         assert isinstance(principal, Developer), "the access policy admits developers"
-        if not organization:
-            raise InvalidArgument(
-                "REQUEST_INVALID", "name the organization that will own the app",
-                field_violations=(FieldViolation("app.organization",
-                                                 "required of a developer"),))
+        _named(organization, "app.organization", "name the organization that will own the app")
         if plan:
             raise PermissionDenied("PRINCIPAL_NOT_ALLOWED",
                                    "plans are the operator's to choose: leave app.plan empty")
         member, _ = await self._members.membership(principal, _organization_of(organization))
         if member.role not in BUILDERS:
-            raise PermissionDenied(
-                "ORGANIZATION_ROLE_REQUIRED",
-                f"your role ({member.role.value}) does not allow creating apps",
-                metadata={"required_role": "owner, admin or developer",
-                          "role": member.role.value})
+            raise role_required("owner, admin or developer", member)
 
     async def do_create_app(self, principal: Principal, app_id: str, display_name: str,
                             plan: str, media_retention: timedelta | None = None,
@@ -156,11 +155,7 @@ class AppsActions:
         """Every app (the operator) or those of `organization` (`organizations/{id}`),
         which a developer must name and belong to."""
         if isinstance(principal, Developer):
-            if not organization:
-                raise InvalidArgument(
-                    "REQUEST_INVALID", "name the organization whose apps to list",
-                    field_violations=(FieldViolation("organization",
-                                                     "required of a developer"),))
+            _named(organization, "organization", "name the organization whose apps to list")
             await self._members.membership(principal, _organization_of(organization))
         else:
             check_operator(principal)

@@ -103,8 +103,8 @@ class CredentialAuthenticator:
         named = split_session_token(token)
         revocations = self._revocations
         session = None if named is None else await self._accounts.get_session(*named[:2])
-        if (session is None or not session.active(now)
-                or not same_secret(session.secret_hash, secret_hash(named[2] if named else ""))):
+        if (named is None or session is None or not session.active(now)
+                or not same_secret(session.secret_hash, secret_hash(named[2]))):
             raise Unauthenticated("ACCOUNT_SESSION_INVALID",
                                   "the portal session is unknown, expired or signed out: "
                                   "log in again")

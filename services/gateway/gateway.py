@@ -31,7 +31,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
@@ -728,6 +728,15 @@ def rate_limited(message: str, metadata: dict[str, str], budget: str, verdict: V
                                for b in verdict.exhausted),
         retry_after=timedelta(seconds=verdict.reset_after),
     )
+
+
+async def spend(limiter: RateLimiter, buckets: Sequence[Bucket], message: str,
+                metadata: dict[str, str], budget: str) -> None:
+    """Count one use against every bucket (if all have room); RESOURCE_EXHAUSTED,
+    RATE_LIMITED (see `rate_limited`) when one is spent."""
+    verdict = await limiter.consume(buckets, time.time())
+    if not verdict.allowed:
+        raise rate_limited(message, metadata, budget, verdict)
 
 
 def _log_outage(method: str, request_id: str, principal: Principal, outage: DomainError,

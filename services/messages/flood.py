@@ -4,10 +4,8 @@ window (`Plan.sends_per_conversation`), counted by the rate limiter the gateway 
 
 from __future__ import annotations
 
-import time
-
 from services.apps.actions import AppPlans
-from services.gateway.gateway import rate_limited
+from services.gateway.gateway import spend
 from services.gateway.ratelimit import Bucket, RateLimiter
 
 
@@ -21,10 +19,8 @@ class SendRate:
         RATE_LIMITED (with when to retry) when their budget there is spent."""
         limit = (await self._plans.plan_of(app_id)).sends_per_conversation
         tag = "{" + app_id + "}"  # one Redis Cluster slot per app, as the gateway's
-        verdict = await self._limiter.consume(
-            [Bucket(f"{tag}:{user_id}:send:{conversation_id}", limit,
-                    f"user:{app_id}/{user_id}")], time.time())
-        if not verdict.allowed:
-            raise rate_limited("too many messages into this conversation",
-                               {"conversation": conversation_id},
-                               "messages per window into one conversation", verdict)
+        await spend(self._limiter, [Bucket(f"{tag}:{user_id}:send:{conversation_id}", limit,
+                                           f"user:{app_id}/{user_id}")],
+                    "too many messages into this conversation",
+                    {"conversation": conversation_id},
+                    "messages per window into one conversation")

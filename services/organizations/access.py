@@ -37,6 +37,15 @@ def mfa_refused(organization: Organization) -> PermissionDenied:
         metadata={"organization": f"organizations/{organization.organization_id}"})
 
 
+def role_required(required: str, member: Member | None) -> PermissionDenied:
+    """PERMISSION_DENIED, ORGANIZATION_ROLE_REQUIRED: `member`'s role (None: the
+    operator's) is not among `required` (in words: "owner or admin")."""
+    role = "operator" if member is None else member.role.value
+    return PermissionDenied("ORGANIZATION_ROLE_REQUIRED",
+                            f"your role ({role}) does not allow this: {required} only",
+                            metadata={"required_role": required, "role": role})
+
+
 def app_mismatch(app_id: str) -> PermissionDenied:
     return PermissionDenied("APP_MISMATCH", "the credentials do not belong to this app",
                             metadata={"app": app_id})

@@ -4,7 +4,6 @@ invite by email, accept invitations."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -24,9 +23,14 @@ from services.core.ids import new_id, new_secret, secret_hash
 from services.core.mail import Email, Mailer
 from services.core.principal import Developer, Operator, Principal
 from services.edge.portal import PortalAddress
-from services.gateway.gateway import rate_limited
+from services.gateway.gateway import spend
 from services.gateway.ratelimit import Bucket, RateLimiter
-from services.organizations.access import MEMBERSHIP_CHANGED, MemberAccess, mfa_refused
+from services.organizations.access import (
+    MEMBERSHIP_CHANGED,
+    MemberAccess,
+    mfa_refused,
+    role_required,
+)
 from services.organizations.models import (
     MANAGERS,
     Invitation,
@@ -41,13 +45,6 @@ log = logging.getLogger("caas.organizations")
 
 def organization_name(organization_id: str) -> str:
     return f"organizations/{organization_id}"
-
-
-def _role_required(required: str, member: Member | None) -> PermissionDenied:
-    role = "operator" if member is None else member.role.value
-    return PermissionDenied("ORGANIZATION_ROLE_REQUIRED",
-                            f"your role ({role}) does not allow this: {required} only",
-                            metadata={"required_role": required, "role": role})
 
 
 def _last_owner(organization_id: str) -> FailedPrecondition:
@@ -103,7 +100,7 @@ class Organizations:
                        ) -> tuple[Member | None, Organization]:
         member, organization = await self.member(principal, organization_id)
         if member is not None and member.role not in MANAGERS:
-            raise _role_required("owner or admin", member)
+            raise role_required("owner or admin", member)
         return member, organization
 
     # -- organizations ----------------------------------------------------------------
@@ -140,7 +137,7 @@ class Organizations:
         member, organization = await self._manager(principal, organization_id)
         if require_mfa is not None and require_mfa != organization.require_mfa:
             if member is not None and member.role is not Role.OWNER:
-                raise _role_required("owner", member)
+                raise role_required("owner", member)
             if require_mfa and isinstance(principal, Developer) and not principal.mfa_verified:
                 raise mfa_refused(replace(organization, require_mfa=True))
             organization = replace(organization, require_mfa=require_mfa)
@@ -172,9 +169,9 @@ class Organizations:
         leaving = role is None and caller is not None and caller.account_id == account_id
         if caller is not None and not leaving:
             if caller.role not in MANAGERS:
-                raise _role_required("owner or admin", caller)
+                raise role_required("owner or admin", caller)
             if caller.role is not Role.OWNER and Role.OWNER in (target.role, role):
-                raise _role_required("owner", caller)
+                raise role_required("owner", caller)
         return target
 
     async def update_member(self, principal: Principal, organization_id: str,
@@ -200,16 +197,14 @@ class Organizations:
                      role: Role) -> Invitation:
         caller, organization = await self._manager(principal, organization_id)
         if role is Role.OWNER and caller is not None and caller.role is not Role.OWNER:
-            raise _role_required("owner", caller)
+            raise role_required("owner", caller)
         email = email.strip().lower()
         # Each invitation emails an address of the inviter's choosing: a budget per
         # organization, so that no one sends mail through CAAS in bulk.
-        verdict = await self._limiter.consume([Bucket(
+        await spend(self._limiter, [Bucket(
             f"{{portal}}:invite:{organization_id}", self._invitations_per_window,
-            f"organization:{organization_id}")], time.time())
-        if not verdict.allowed:
-            raise rate_limited("too many invitations", {"organization": organization_id},
-                               "invitations per window", verdict)
+            f"organization:{organization_id}")], "too many invitations",
+            {"organization": organization_id}, "invitations per window")
         invitee = await self._accounts.account_by_email(email)
         if invitee is not None and await self._store.get_member(
                 organization_id, invitee.account_id) is not None:

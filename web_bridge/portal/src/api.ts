@@ -51,3 +51,8 @@ export const api = {
 export function idOf(name: string): string {
   return name.split("/")[1] ?? "";
 }
+
+/** The last id of a resource name: `apps/a/users/ada` → `ada`. */
+export function leafOf(name: string): string {
+  return name.slice(name.lastIndexOf("/") + 1);
+}

@@ -3,7 +3,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { createColumnHelper } from "@tanstack/react-table";
 import { lazy, Suspense, useState, type ReactNode } from "react";
 
-import { api, idOf } from "../api.js";
+import { api, idOf, leafOf } from "../api.js";
 import type { ApiKey } from "../../../src/gen/caas/apps/v1/resources_pb.js";
 import type { Conversation } from "../../../src/gen/caas/conversations/v1/resources_pb.js";
 import type { Message } from "../../../src/gen/caas/messages/v1/resources_pb.js";
@@ -209,7 +209,7 @@ function Deliveries(props: { webhook: string }) {
   ];
   return (
     <section className="card" aria-labelledby="deliveries">
-      <h2 id="deliveries">Deliveries of {props.webhook.split("/").pop()}</h2>
+      <h2 id="deliveries">Deliveries of {leafOf(props.webhook)}</h2>
       <Alert error={attempts.error ?? dead.error} />
       {attempts.data && <DataTable caption="The last 20 attempts" rows={attempts.data.deliveryAttempts} columns={attemptList} empty="No attempts yet." />}
       {dead.data && <DataTable caption="Dead letters" rows={dead.data.deadLetters} columns={deadList} empty="No dead letters." />}
@@ -235,9 +235,9 @@ export function UsersPage(props: { app: string }) {
     queryFn: () => api.users.listUsers({ parent: props.app, filter }),
   });
   const columns = [
-    userColumns.accessor((u) => u.name.split("/").pop() ?? "", {
+    userColumns.accessor((u) => leafOf(u.name), {
       id: "id", header: "User id",
-      cell: ({ row }) => <Link to={`/${row.original.name}`}>{row.original.name.split("/").pop()}</Link>,
+      cell: ({ row }) => <Link to={`/${row.original.name}`}>{leafOf(row.original.name)}</Link>,
     }),
     userColumns.accessor("displayName", { header: "Name" }),
     userColumns.accessor("role", { header: "Role" }),
@@ -276,18 +276,18 @@ export function UserPage(props: { user: string }) {
     sessionColumns.accessor((s) => (s.revokeTime ? "Revoked" : "Active"), { id: "state", header: "State" }),
   ];
   const conversationList = [
-    conversationColumns.accessor((c) => c.title || c.name.split("/").pop() || "", {
+    conversationColumns.accessor((c) => c.title || leafOf(c.name), {
       id: "title", header: "Conversation",
       cell: ({ row }) => (
         <Link to={`/${row.original.name}?as=${encodeURIComponent(props.user)}`}>
-          {row.original.title || row.original.name.split("/").pop()}
+          {row.original.title || leafOf(row.original.name)}
         </Link>
       ),
     }),
     conversationColumns.accessor((c) => when(c.lastActivityTime), { id: "last", header: "Last activity" }),
   ];
   return (
-    <AppShell app={app} section="/users" title={user.data?.user?.displayName || props.user.split("/").pop() || "User"}>
+    <AppShell app={app} section="/users" title={user.data?.user?.displayName || leafOf(props.user) || "User"}>
       {user.isPending && <Loading what="the user" />}
       <Alert error={user.error} />
       {user.data?.user && <p>{props.user} · role {user.data.user.role || "user"}</p>}
@@ -331,8 +331,8 @@ export function ConversationPage(props: { conversation: string; as: string }) {
     messageColumns.accessor("text", { header: "Text" }),
   ];
   return (
-    <AppShell app={app} section="/users" title={`Conversation ${props.conversation.split("/").pop()}`}>
-      {props.as && <p><Link to={`/${props.as}`}>Back to {props.as.split("/").pop()}</Link></p>}
+    <AppShell app={app} section="/users" title={`Conversation ${leafOf(props.conversation)}`}>
+      {props.as && <p><Link to={`/${props.as}`}>Back to {leafOf(props.as)}</Link></p>}
       {messages.isPending && <Loading what="messages" />}
       <Alert error={messages.error} />
       {messages.data && <DataTable caption="The latest messages" rows={messages.data.messages} columns={columns} empty="No messages." />}

@@ -15,7 +15,7 @@ import {
   YAxis,
 } from "recharts";
 
-import { api } from "../api.js";
+import { api, leafOf } from "../api.js";
 import {
   Granularity,
   Metric,
@@ -135,13 +135,13 @@ export default function Dashboard(props: { app: string }) {
         <section aria-labelledby="busiest">
           <h2 id="busiest">Busiest conversations</h2>
           <Alert error={busiest.error} />
-          <ol>{busiest.data?.entries.map((e) => <li key={e.name}>{e.name.split("/").pop()} — {String(e.messages)} messages</li>)}</ol>
+          <ol>{busiest.data?.entries.map((e) => <li key={e.name}>{leafOf(e.name)} — {String(e.messages)} messages</li>)}</ol>
           {busiest.data && !busiest.data.entries.length && <p className="empty">No messages in this range.</p>}
         </section>
         <section aria-labelledby="most-active">
           <h2 id="most-active">Most active users</h2>
           <Alert error={active.error} />
-          <ol>{active.data?.entries.map((e) => <li key={e.name}>{e.name.split("/").pop()} — {String(e.messages)} messages</li>)}</ol>
+          <ol>{active.data?.entries.map((e) => <li key={e.name}>{leafOf(e.name)} — {String(e.messages)} messages</li>)}</ol>
           {active.data && !active.data.entries.length && <p className="empty">No messages in this range.</p>}
         </section>
       </div>
