@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.support.servers import REPO
 
 WEB = REPO / "web_bridge"
+SDK = WEB / "sdk"
 # The entry point that npm, npm's scripts and scripts/test.sh run (a small Python launcher).
 VENV_NODE = Path(sys.prefix) / "bin" / "node"
 
@@ -28,7 +29,7 @@ def node() -> str:
 
 def built_sdk() -> str:
     """node(), once the SDK is installed and built."""
-    assert (WEB / "node_modules").exists() and (WEB / "dist/index.js").exists(), (
+    assert (WEB / "node_modules").exists() and (SDK / "dist/index.js").exists(), (
         "the SDK is not built: run `npm ci && npm run build` in web_bridge (scripts/test.sh "
         "does)")
     return node()

@@ -17,7 +17,7 @@ from tests.support.client import Client, bearer
 from tests.support.processes import Process
 from tests.support.servers import CaasServer
 from tests.support.stream import subscribed
-from tests.web_bridge.nodejs import WEB, built_sdk
+from tests.web_bridge.nodejs import SDK, built_sdk
 
 
 async def line_from(process: Process, key: str, start: int = 0) -> dict[str, Any]:
@@ -33,7 +33,7 @@ async def test_node_and_python_chat(client: Client, server: CaasServer, app: App
     await person(client, app.app_id, app.api_key, "bob")
     bob = await sign_in(client, app, "bob")
     stream = await subscribed(alice)  # before node adds her to its conversation
-    process = Process([built_sdk(), "test/node_chat.mjs"], cwd=WEB, name="node", env={
+    process = Process([built_sdk(), "test/node_chat.mjs"], cwd=SDK, name="node", env={
         "CAAS_ADDRESS": server.address, "APP_NAME": app.name, "ALICE_ID": "alice",
         "BOB_ID": "bob", "BOB_TOKEN": bob.credentials.access_token,
         "BOB_REFRESH": bob.credentials.refresh_token})
@@ -85,7 +85,7 @@ async def test_node_renews_an_expired_token_and_its_stream_goes_live(
             await asyncio.sleep(0.2)
     finally:
         await auth.close()
-    process = Process([built_sdk(), "test/node_expired.mjs"], cwd=WEB, name="node", env={
+    process = Process([built_sdk(), "test/node_expired.mjs"], cwd=SDK, name="node", env={
         "CAAS_ADDRESS": server.address, "APP_NAME": app.name, "BOB_ID": "bob",
         "BOB_TOKEN": token, "BOB_REFRESH": bob.credentials.refresh_token})
     try:

@@ -16,7 +16,7 @@ from tests.support.chat import GROUP, person
 from tests.support.client import Client
 from tests.support.processes import Process
 from tests.support.servers import CaasServer
-from tests.web_bridge.nodejs import WEB, built_sdk
+from tests.web_bridge.nodejs import SDK, built_sdk
 from tests.web_bridge.test_node_client import line_from
 
 MIB = 1024 * 1024
@@ -34,7 +34,7 @@ async def test_node_uploads_resumes_and_retries_and_waits_for_ready(
     program = tmp_path / "cat.png"
     program.write_bytes(samples.elf())
     session = await sign_in(client, app, "alice")
-    process = Process([built_sdk(), "test/node_media.mjs"], cwd=WEB, name="node", env={
+    process = Process([built_sdk(), "test/node_media.mjs"], cwd=SDK, name="node", env={
         "CAAS_ADDRESS": server.address, "APP_NAME": app.name, "ALICE_ID": "alice",
         "ALICE_TOKEN": session.credentials.access_token,
         "ALICE_REFRESH": session.credentials.refresh_token, "CONVERSATION": group.name,

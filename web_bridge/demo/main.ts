@@ -27,7 +27,7 @@ import {
   type Subscription,
   type Tokens,
   type UploadProgress,
-} from "../src/index.js";
+} from "../sdk/src/index.js";
 
 const STORE = "caas-demo";
 const DEFAULT_API = "http://127.0.0.1:8080";

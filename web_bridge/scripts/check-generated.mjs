@@ -10,7 +10,7 @@ const root = join(web, "..");
 const scratch = mkdtempSync(join(tmpdir(), "caas-gen-"));
 try {
   const template = readFileSync(join(web, "buf.gen.yaml"), "utf8")
-    .replaceAll("out: web_bridge/src/gen", `out: ${join(scratch, "gen")}`)
+    .replaceAll("out: web_bridge/sdk/src/gen", `out: ${join(scratch, "gen")}`)
     .replaceAll("local: web_bridge/", `local: ${web}`);
   writeFileSync(join(scratch, "buf.gen.yaml"), template);
   execFileSync("buf", ["generate", "--template", join(scratch, "buf.gen.yaml")], { cwd: root, stdio: "inherit" });
@@ -18,15 +18,15 @@ try {
     .map((name) => join(dir, name)).filter((path) => statSync(path).isFile())
     .map((path) => relative(dir, path)).sort();
   const fresh = files(join(scratch, "gen"));
-  const committed = files(join(web, "src/gen"));
+  const committed = files(join(web, "sdk/src/gen"));
   const stale = [...new Set([...fresh, ...committed])].filter((name) =>
     !fresh.includes(name) || !committed.includes(name) ||
-    readFileSync(join(scratch, "gen", name), "utf8") !== readFileSync(join(web, "src/gen", name), "utf8"));
+    readFileSync(join(scratch, "gen", name), "utf8") !== readFileSync(join(web, "sdk/src/gen", name), "utf8"));
   if (stale.length) {
-    console.error("web_bridge/src/gen is stale; run `npm run generate`:\n  " + stale.join("\n  "));
+    console.error("web_bridge/sdk/src/gen is stale; run `npm run generate`:\n  " + stale.join("\n  "));
     process.exit(1);
   }
-  console.log("web_bridge/src/gen is fresh");
+  console.log("web_bridge/sdk/src/gen is fresh");
 } finally {
   rmSync(scratch, { recursive: true, force: true });
 }

@@ -2,17 +2,17 @@
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
-import { AccountsService } from "../../src/gen/caas/accounts/v1/accounts_service_pb.js";
-import { AnalyticsService } from "../../src/gen/caas/analytics/v1/analytics_service_pb.js";
-import { AppsService } from "../../src/gen/caas/apps/v1/apps_service_pb.js";
-import { AuditService } from "../../src/gen/caas/audit/v1/audit_service_pb.js";
-import { AuthService } from "../../src/gen/caas/auth/v1/auth_service_pb.js";
-import { ComplianceService } from "../../src/gen/caas/compliance/v1/compliance_service_pb.js";
-import { ConversationsService } from "../../src/gen/caas/conversations/v1/conversations_service_pb.js";
-import { MessagesService } from "../../src/gen/caas/messages/v1/messages_service_pb.js";
-import { OrganizationsService } from "../../src/gen/caas/organizations/v1/organizations_service_pb.js";
-import { UsersService } from "../../src/gen/caas/users/v1/users_service_pb.js";
-import { WebhooksService } from "../../src/gen/caas/webhooks/v1/webhooks_service_pb.js";
+import { AccountsService } from "../../sdk/src/gen/caas/accounts/v1/accounts_service_pb.js";
+import { AnalyticsService } from "../../sdk/src/gen/caas/analytics/v1/analytics_service_pb.js";
+import { AppsService } from "../../sdk/src/gen/caas/apps/v1/apps_service_pb.js";
+import { AuditService } from "../../sdk/src/gen/caas/audit/v1/audit_service_pb.js";
+import { AuthService } from "../../sdk/src/gen/caas/auth/v1/auth_service_pb.js";
+import { ComplianceService } from "../../sdk/src/gen/caas/compliance/v1/compliance_service_pb.js";
+import { ConversationsService } from "../../sdk/src/gen/caas/conversations/v1/conversations_service_pb.js";
+import { MessagesService } from "../../sdk/src/gen/caas/messages/v1/messages_service_pb.js";
+import { OrganizationsService } from "../../sdk/src/gen/caas/organizations/v1/organizations_service_pb.js";
+import { UsersService } from "../../sdk/src/gen/caas/users/v1/users_service_pb.js";
+import { WebhooksService } from "../../sdk/src/gen/caas/webhooks/v1/webhooks_service_pb.js";
 import { getSession, setSession } from "./session.js";
 import { reasonOf } from "./errors.js";
 

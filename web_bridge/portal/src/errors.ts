@@ -5,7 +5,7 @@ import {
   BadRequestSchema,
   ErrorInfoSchema,
   RetryInfoSchema,
-} from "../../src/gen/google/rpc/error_details_pb.js";
+} from "../../sdk/src/gen/google/rpc/error_details_pb.js";
 
 const WORDS: Record<string, string> = {
   LOGIN_FAILED: "Wrong email or password.",

@@ -5,8 +5,8 @@ import { createColumnHelper } from "@tanstack/react-table";
 import { useState } from "react";
 
 import { api } from "../api.js";
-import type { AccountSession, LoginEvent } from "../../../src/gen/caas/accounts/v1/resources_pb.js";
-import { LoginEvent_Outcome } from "../../../src/gen/caas/accounts/v1/resources_pb.js";
+import type { AccountSession, LoginEvent } from "../../../sdk/src/gen/caas/accounts/v1/resources_pb.js";
+import { LoginEvent_Outcome } from "../../../sdk/src/gen/caas/accounts/v1/resources_pb.js";
 import { useSession } from "../session.js";
 import { Alert, DataTable, Field, Form, Loading, Shell, tableFeatureSet, when } from "../ui.js";
 

@@ -4,16 +4,16 @@ import { createColumnHelper } from "@tanstack/react-table";
 import { lazy, Suspense, useState, type ReactNode } from "react";
 
 import { api, idOf, leafOf } from "../api.js";
-import type { ApiKey } from "../../../src/gen/caas/apps/v1/resources_pb.js";
-import type { Conversation } from "../../../src/gen/caas/conversations/v1/resources_pb.js";
-import type { Message } from "../../../src/gen/caas/messages/v1/resources_pb.js";
-import type { Session } from "../../../src/gen/caas/auth/v1/resources_pb.js";
-import type { User } from "../../../src/gen/caas/users/v1/resources_pb.js";
+import type { ApiKey } from "../../../sdk/src/gen/caas/apps/v1/resources_pb.js";
+import type { Conversation } from "../../../sdk/src/gen/caas/conversations/v1/resources_pb.js";
+import type { Message } from "../../../sdk/src/gen/caas/messages/v1/resources_pb.js";
+import type { Session } from "../../../sdk/src/gen/caas/auth/v1/resources_pb.js";
+import type { User } from "../../../sdk/src/gen/caas/users/v1/resources_pb.js";
 import type {
   DeadLetter,
   DeliveryAttempt,
   Webhook,
-} from "../../../src/gen/caas/webhooks/v1/resources_pb.js";
+} from "../../../sdk/src/gen/caas/webhooks/v1/resources_pb.js";
 import { Link } from "../router.js";
 import { Alert, DataTable, Field, Form, Loading, Shell, tableFeatureSet, when } from "../ui.js";
 

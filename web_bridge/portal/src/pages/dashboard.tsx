@@ -20,7 +20,7 @@ import {
   Granularity,
   Metric,
   Ranking,
-} from "../../../src/gen/caas/analytics/v1/resources_pb.js";
+} from "../../../sdk/src/gen/caas/analytics/v1/resources_pb.js";
 import { Alert, Loading, Select } from "../ui.js";
 
 const RANGES: [string, string][] = [

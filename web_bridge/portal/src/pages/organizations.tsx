@@ -5,12 +5,12 @@ import { createColumnHelper } from "@tanstack/react-table";
 import { useState } from "react";
 
 import { api, idOf } from "../api.js";
-import type { App } from "../../../src/gen/caas/apps/v1/resources_pb.js";
+import type { App } from "../../../sdk/src/gen/caas/apps/v1/resources_pb.js";
 import {
   OrganizationMember_Role as Role,
   type Invitation,
   type OrganizationMember,
-} from "../../../src/gen/caas/organizations/v1/resources_pb.js";
+} from "../../../sdk/src/gen/caas/organizations/v1/resources_pb.js";
 import { Link, navigate, useLocation } from "../router.js";
 import { useSession } from "../session.js";
 import { Alert, DataTable, Field, Form, Loading, Select, Shell, tableFeatureSet, when } from "../ui.js";

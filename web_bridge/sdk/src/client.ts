@@ -29,6 +29,7 @@ import {
 } from "./gen/caas/realtime/v1/realtime_service_pb.js";
 import { SearchService } from "./gen/caas/search/v1/search_service_pb.js";
 import { UsersService } from "./gen/caas/users/v1/users_service_pb.js";
+import { WebhooksService } from "./gen/caas/webhooks/v1/webhooks_service_pb.js";
 import { ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import type { Credentials } from "./gen/caas/auth/v1/resources_pb.js";
 
@@ -48,7 +49,12 @@ export interface CaasClientOptions {
    */
   transport: (interceptors: Interceptor[]) => Transport;
   /** The user's tokens: from the app's backend, which signs users in with its API key. */
-  tokens: Tokens;
+  tokens?: Tokens;
+  /**
+   * Or, for an app's backend (Node), its API key: sent as is on every call, never in a
+   * browser. One of `tokens` and `apiKey`.
+   */
+  apiKey?: string;
   /** Told whenever the tokens are renewed (store them to survive a reload). */
   onTokens?: (tokens: Tokens) => void;
   /** Renew this long before the access token expires (default 30 s). */
@@ -315,16 +321,37 @@ export interface CaasClient {
   realtime: Client<typeof RealtimeService>;
   /** Message, conversation and user search (mention autocomplete: `searchUsers`). */
   search: Client<typeof SearchService>;
+  /** Webhook endpoints, their delivery attempts and dead letters (an app's backend). */
+  webhooks: Client<typeof WebhooksService>;
   /** Follow `user`'s events (`apps/{app}/users/{user}`) until `close()`. */
   subscribe(user: string, handlers: SubscriptionHandlers, options?: SubscriptionOptions): Subscription;
   /** Renew the access token now. */
   refresh(): Promise<void>;
 }
 
+/** The API key on every call (an app's backend). */
+function apiKeyInterceptor(apiKey: string): Interceptor {
+  return (next) => (request) => {
+    request.header.set("authorization", `Bearer ${apiKey}`);
+    return next(request);
+  };
+}
+
 export function createCaasClient(options: CaasClientOptions): CaasClient {
   const plain = createClient(AuthService, options.transport([]));
-  const session = new Session(options.tokens, plain, options.refreshMarginMs ?? 30_000, options.onTokens);
-  const transport = options.transport([authInterceptor(session)]);
+  let interceptor: Interceptor;
+  let refresh: () => Promise<void>;
+  if (options.tokens) {
+    const session = new Session(options.tokens, plain, options.refreshMarginMs ?? 30_000, options.onTokens);
+    interceptor = authInterceptor(session);
+    refresh = () => session.refresh();
+  } else if (options.apiKey) {
+    interceptor = apiKeyInterceptor(options.apiKey);
+    refresh = () => Promise.reject(new Error("an API key is not renewed"));
+  } else {
+    throw new Error("createCaasClient needs tokens or an apiKey");
+  }
+  const transport = options.transport([interceptor]);
   const realtime = createClient(RealtimeService, transport);
   return {
     apps: createClient(AppsService, transport),
@@ -335,9 +362,10 @@ export function createCaasClient(options: CaasClientOptions): CaasClient {
     media: createClient(MediaService, transport),
     realtime,
     search: createClient(SearchService, transport),
+    webhooks: createClient(WebhooksService, transport),
     subscribe: (user, handlers, subscriptionOptions = {}) =>
-      new Subscription(realtime, user, handlers, subscriptionOptions, () => session.refresh()),
-    refresh: () => session.refresh(),
+      new Subscription(realtime, user, handlers, subscriptionOptions, refresh),
+    refresh,
   };
 }
 
