@@ -77,7 +77,13 @@ from services.core.mail import ConsoleMailer, Mailer, SmtpMailer, SmtpOptions
 from services.core.metrics import Metrics, served
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.core.tracing import Tracing
-from services.edge.portal import PortalAddress, PortalFiles, default_portal_dir
+from services.edge.portal import (
+    PortalAddress,
+    PortalFiles,
+    default_portal_dir,
+    kit_gallery_files,
+    widget_files,
+)
 from services.events.kafka_sink import KafkaSink, Topics, kafka_broker
 from services.events.log import EventLog
 from services.events.mongo_log import MongoEventLog
@@ -700,8 +706,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                      usage),
         plans=plans, media=media, media_urls=media_urls, media_scanner=scanner, blobs=blobs,
         media_processor=processor,
-        media_http=MediaHttp(stores.media, blobs, media_urls, HealthRoutes(health),
-                             PortalFiles(settings.portal_dir or default_portal_dir())),
+        media_http=MediaHttp(stores.media, blobs, media_urls, HealthRoutes(health), (
+            PortalFiles(settings.portal_dir or default_portal_dir()), widget_files(),
+            kit_gallery_files())),
         search=SearchActions(indexer.index, conversations, stores.conversations, messages,
                              stores.messages, stores.users),
         indexer=indexer, metrics=metrics,

@@ -50,6 +50,8 @@ READY_SECONDS = 30.0
 OPENAPI_PATH = "/openapi.json"
 MEDIA_PREFIX = "/media/v1/"  # media bytes: services/media/http.py
 PORTAL_PREFIX = "/portal"  # the portal's files: services/edge/portal.py
+# The chat widget's script and the UI kit's gallery, served like the portal.
+STATIC_PREFIXES = (PORTAL_PREFIX, "/widget", "/kit")
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 FLUSH_SECONDS = 5.0
 
@@ -243,12 +245,13 @@ class EdgeConfig:
                          "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
                 "disabled": True}},
         }] if self.media_upstream else []
-        # The portal's static files (services/edge/portal.py), from the server's HTTP port.
+        # The portal's, the widget's and the kit gallery's static files
+        # (services/edge/portal.py), from the server's HTTP port.
         portal = [{
-            "match": {"prefix": PORTAL_PREFIX, "headers": [{
+            "match": {"prefix": prefix, "headers": [{
                 "name": ":method", "string_match": {"exact": "GET"}}]},
             "route": {"cluster": "caas_media", "timeout": "30s"},
-        }] if self.media_upstream else []
+        } for prefix in STATIC_PREFIXES] if self.media_upstream else []
         # Liveness and readiness (services/core/health_http.py), answered by the server.
         health = [{
             "match": {"path": path, "headers": [{

@@ -22,6 +22,7 @@ import re
 import ssl
 import time
 import unicodedata
+from collections.abc import Sequence
 from urllib.parse import quote
 
 from aiohttp import web
@@ -37,7 +38,7 @@ from services.core.errors import (
 )
 from services.core.health_http import HealthRoutes
 from services.core.http_site import start_site
-from services.edge.portal import PortalFiles
+from services.edge.portal import StaticFiles
 from services.gateway.status import rpc_status
 from services.media import models
 from services.media.blobs import BlobNotFound, BlobStore
@@ -144,16 +145,17 @@ class MediaHttp:
     """The aiohttp application serving media bytes (see the module's docstring)."""
 
     def __init__(self, store: MediaStore, blobs: BlobStore, urls: MediaUrls,
-                 health: HealthRoutes | None = None, portal: PortalFiles | None = None
+                 health: HealthRoutes | None = None, sites: Sequence[StaticFiles] = ()
                  ) -> None:
         """With `health`, the server's HTTP port (this one) also answers /healthz and
-        /readyz (services/core/health_http.py), unlogged; with `portal`, the portal's
-        files below /portal/ (services/edge/portal.py)."""
+        /readyz (services/core/health_http.py), unlogged; with `sites`, built browser
+        files: the portal below /portal/, the widget, the kit's gallery
+        (services/edge/portal.py)."""
         self._store = store
         self._blobs = blobs
         self._urls = urls
         self._health = health
-        self._portal = portal
+        self._sites = tuple(sites)
         self._runner: web.AppRunner | None = None
 
     def application(self) -> web.Application:
@@ -163,8 +165,8 @@ class MediaHttp:
         app.router.add_route("PUT", "/media/v1/parts/{tail:.*}", self._upload_part)
         if self._health is not None:
             self._health.add_to(app)
-        if self._portal is not None:
-            self._portal.add_to(app)
+        for site in self._sites:
+            site.add_to(app)
         return app
 
     async def start(self, listen: str, reuse_port: bool, tls: ssl.SSLContext | None = None

@@ -11,7 +11,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 
 import {
   errorReason,
-  type CaasClient,
+  type ChatServices,
   type ConnectionState,
   type Subscription,
   type SubscriptionOptions,
@@ -31,8 +31,8 @@ export type EventKind = NonNullable<Event["payload"]["case"]>;
 export type EventPayload<K extends EventKind> = Extract<Event["payload"], { case: K }>["value"];
 
 export interface ChatClientOptions {
-  /** From `createCaasClient`, signed in as `user`. */
-  client: CaasClient;
+  /** From `createCaasClient` (or `createChatServices`), signed in as `user`. */
+  client: ChatServices;
   /** `apps/{app}/users/{user}`. */
   user: string;
   /** Where unconfirmed sends wait (default: IndexedDB in browsers, else memory). */
@@ -72,10 +72,11 @@ export class ChatClient {
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private failures = 0;
   private wasLive = false;
-  private closed = false;
+  private closed = true;
+  private users = 0;
+  private closing: ReturnType<typeof setTimeout> | undefined;
   private readonly stop: Array<() => void> = [];
-  /** Resolves once the queue saved by an earlier page is back in the store. */
-  readonly restored: Promise<void>;
+  private restoring: Promise<void> | undefined;
 
   constructor(private readonly options: ChatClientOptions) {
     const at = options.user.indexOf("/users/");
@@ -85,23 +86,46 @@ export class ChatClient {
     this.store = new ChatStore(this.userId);
     this.queue = options.queue ?? defaultQueueStorage(`caas:${options.user}`);
     this.pageSize = options.pageSize ?? 50;
-    this.stop.push(this.store.subscribe(() => this.reconcile()));
-    this.restored = this.restore();
+  }
+
+  /** Resolves once the sends saved by an earlier page are back in the store. */
+  get restored(): Promise<void> {
+    this.restoring ??= this.restore();
+    return this.restoring;
   }
 
   get state(): ChatState {
     return this.store.getState();
   }
 
-  /** The CaasClient underneath, for everything else. */
-  get client(): CaasClient {
+  /** The services underneath, for everything else. */
+  get client(): ChatServices {
     return this.options.client;
   }
 
-  /** Start following the user's realtime stream (again, after `close`, no). */
-  connect(): void {
-    if (this.subscription || this.closed) return;
-    this.subscription = this.options.client.subscribe(this.options.user, {
+  /**
+   * Start: follow the user's realtime stream, bring back the sends an earlier page
+   * saved, send what waits. Answers the function that ends this use; the client stops
+   * when its last use ends (a moment later, so that React's strict mode, which mounts
+   * twice, does not restart the stream). The constructor does none of this.
+   */
+  connect(): () => void {
+    this.users += 1;
+    clearTimeout(this.closing);
+    if (this.closed) this.start();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.users -= 1;
+      if (this.users === 0) this.closing = setTimeout(() => this.close(), 0);
+    };
+  }
+
+  private start(): void {
+    this.closed = false;
+    this.stop.push(this.store.subscribe(() => this.reconcile()));
+    const subscription = this.options.client.subscribe(this.options.user, {
       event: (event) => {
         this.store.dispatch({ type: "event", event });
         for (const handler of this.eventHandlers) handler(event);
@@ -114,21 +138,30 @@ export class ChatClient {
       state: (state) => this.connectionChanged(state),
       resync: () => this.store.dispatch({ type: "resync" }),
     }, { ...this.options.subscription, deviceId: this.options.deviceId });
+    this.subscription = subscription;
+    this.stop.push(() => subscription.close());
     if (typeof window !== "undefined") {
       const online = () => this.pump();
       window.addEventListener("online", online);
       this.stop.push(() => window.removeEventListener("online", online));
     }
+    void this.restored;
   }
 
-  /** Stop the stream and timers. The queue stays saved for the next page. */
+  /** Stop the stream and timers now, whatever uses remain. The queue stays saved. */
   close(): void {
     this.closed = true;
-    this.subscription?.close();
+    this.users = 0;
     this.subscription = undefined;
     clearTimeout(this.retryTimer);
     clearTimeout(this.typingTimer);
+    clearTimeout(this.closing);
     for (const stop of this.stop.splice(0)) stop();
+  }
+
+  /** The realtime stream while connected (for `waitForMedia` and other listeners). */
+  get stream(): Subscription | undefined {
+    return this.subscription;
   }
 
   /** Every durable event, after the store has applied it. */

@@ -337,21 +337,46 @@ function apiKeyInterceptor(apiKey: string): Interceptor {
   };
 }
 
-export function createCaasClient(options: CaasClientOptions): CaasClient {
-  const plain = createClient(AuthService, options.transport([]));
-  let interceptor: Interceptor;
-  let refresh: () => Promise<void>;
+/** The authenticated transport and how to renew its credential. */
+function connect(options: CaasClientOptions): { transport: Transport; refresh: () => Promise<void> } {
   if (options.tokens) {
+    const plain = createClient(AuthService, options.transport([]));
     const session = new Session(options.tokens, plain, options.refreshMarginMs ?? 30_000, options.onTokens);
-    interceptor = authInterceptor(session);
-    refresh = () => session.refresh();
-  } else if (options.apiKey) {
-    interceptor = apiKeyInterceptor(options.apiKey);
-    refresh = () => Promise.reject(new Error("an API key is not renewed"));
-  } else {
-    throw new Error("createCaasClient needs tokens or an apiKey");
+    return { transport: options.transport([authInterceptor(session)]), refresh: () => session.refresh() };
   }
-  const transport = options.transport([interceptor]);
+  if (options.apiKey) {
+    return {
+      transport: options.transport([apiKeyInterceptor(options.apiKey)]),
+      refresh: () => Promise.reject(new Error("an API key is not renewed")),
+    };
+  }
+  throw new Error("createCaasClient needs tokens or an apiKey");
+}
+
+/** What a chat UI uses of the CaasClient (ChatClient, uploads, search). */
+export type ChatServices = Pick<CaasClient, "conversations" | "messages" | "media" | "realtime" | "search" | "subscribe" | "refresh">;
+
+/**
+ * Only the services a chat UI needs: bundles that use this instead of
+ * `createCaasClient` leave the other services' code out (the widget does).
+ */
+export function createChatServices(options: CaasClientOptions): ChatServices {
+  const { transport, refresh } = connect(options);
+  const realtime = createClient(RealtimeService, transport);
+  return {
+    conversations: createClient(ConversationsService, transport),
+    messages: createClient(MessagesService, transport),
+    media: createClient(MediaService, transport),
+    realtime,
+    search: createClient(SearchService, transport),
+    subscribe: (user, handlers, subscriptionOptions = {}) =>
+      new Subscription(realtime, user, handlers, subscriptionOptions, refresh),
+    refresh,
+  };
+}
+
+export function createCaasClient(options: CaasClientOptions): CaasClient {
+  const { transport, refresh } = connect(options);
   const realtime = createClient(RealtimeService, transport);
   return {
     apps: createClient(AppsService, transport),

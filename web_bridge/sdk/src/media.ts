@@ -231,7 +231,7 @@ function randomId(): string {
  * `PartUploadError` once a part has failed `retries` times more (or at once when
  * retrying cannot help), or the signal's reason when aborted.
  */
-export async function uploadMedia(client: CaasClient, options: UploadMediaOptions): Promise<Media> {
+export async function uploadMedia(client: Pick<CaasClient, "media">, options: UploadMediaOptions): Promise<Media> {
   const { file, conversation, onProgress } = options;
   const signal = options.signal ?? new AbortController().signal;
   const retries = options.retries ?? 5;
@@ -397,7 +397,7 @@ function mediaEvent(event: Event, name: string): Media | undefined {
  * Only the uploader's stream carries media events: this is for the uploader.
  */
 export async function waitForMedia(
-  client: CaasClient,
+  client: Pick<CaasClient, "media" | "subscribe">,
   media: string | Media,
   options: WaitForMediaOptions = {},
 ): Promise<Media> {

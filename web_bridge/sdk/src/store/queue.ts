@@ -5,7 +5,7 @@
  * reached the server before the page died is not sent twice (the server answers the
  * first message for a repeated request id).
  */
-import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 
 import {
   CreateMessageRequestSchema,
@@ -31,19 +31,20 @@ export interface QueueStorage {
 
 interface StoredSend {
   requestId: string;
-  request: JsonValue;
+  /** The request in the protobuf binary format (IndexedDB stores bytes as they are). */
+  request: Uint8Array;
   queuedAt: number;
   error?: string;
 }
 
 const toStored = (item: QueuedSend): StoredSend => ({
   ...item,
-  request: toJson(CreateMessageRequestSchema, item.request),
+  request: toBinary(CreateMessageRequestSchema, item.request),
 });
 
 const fromStored = (item: StoredSend): QueuedSend => ({
   ...item,
-  request: fromJson(CreateMessageRequestSchema, item.request),
+  request: fromBinary(CreateMessageRequestSchema, item.request),
 });
 
 const byQueuedAt = (a: QueuedSend, b: QueuedSend) => a.queuedAt - b.queuedAt;

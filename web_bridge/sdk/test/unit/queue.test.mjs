@@ -20,6 +20,8 @@ function fakeClient(script = () => "ok") {
   const received = [];
   let sequence = 0n;
   const client = {
+    // No stream here: the queue's part is under test.
+    subscribe: () => ({ close() {} }),
     messages: {
       createMessage: async (request) => {
         const outcome = script(request, received.length);
@@ -60,6 +62,7 @@ test("sends go out in order; a transient failure holds the queue, it is not skip
   let down = true;
   const { client, received } = fakeClient(() => (down ? "unavailable" : "ok"));
   const chat = new ChatClient({ client, user: USER, queue: memoryQueueStorage() });
+  chat.connect();
   const ids = ["a", "b", "c"].map((text) => chat.send(CONV, { text }));
   await until(() => received.length >= 1);
   assert.deepEqual(chat.state.pending[CONV].map((item) => item.status), ["pending", "pending", "pending"]);
@@ -77,6 +80,7 @@ test("a refused send is failed with the reason and the next ones still go", asyn
   const { client, received } = fakeClient((request) => (request.message.text === "bad" ? "refused" : "ok"));
   const queue = memoryQueueStorage();
   const chat = new ChatClient({ client, user: USER, queue });
+  chat.connect();
   const bad = chat.send(CONV, { text: "bad" });
   chat.send(CONV, { text: "good" });
   await until(() => received.includes("good"));
@@ -95,6 +99,7 @@ test("a refused send is failed with the reason and the next ones still go", asyn
 test("a reloaded page shows the saved sends at once and sends them with their first request ids", async () => {
   const name = `reload-${Math.random()}`;
   const offline = new ChatClient({ client: fakeClient(() => "unavailable").client, user: USER, queue: indexedDbQueueStorage(name) });
+  offline.connect();
   const id = offline.send(CONV, { text: "written offline" });
   await until(() => offline.state.pending[CONV]?.length === 1);
   offline.close();
@@ -104,6 +109,7 @@ test("a reloaded page shows the saved sends at once and sends them with their fi
     return "ok";
   });
   const reloaded = new ChatClient({ client, user: USER, queue: indexedDbQueueStorage(name) });
+  reloaded.connect();
   await reloaded.restored;
   await until(() => received.length === 1);
   assert.deepEqual(received, ["written offline"]);
