@@ -45,6 +45,7 @@ media_part_size = 5242880  # the smallest: multipart tests stay small
 app_deletion_grace = 0  # DeleteApp erases at once (the grace: tests/compliance)
 login_attempts_per_address = 100000  # every test calls from 127.0.0.1
 login_attempts_per_email = 15  # the lockout test makes 12
+guest_sessions_per_address = 5  # guest tests call from addresses of their own
 analytics_flush_interval = 0.5  # usage counted in the process is written soon
 
 [plans.free]

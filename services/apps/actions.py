@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.apps.models import KEEP, ApiKey, App, Keep, api_key_secret
+from services.apps.models import (
+    KEEP,
+    NO_GUESTS,
+    ApiKey,
+    App,
+    GuestAccess,
+    Keep,
+    api_key_secret,
+)
 from services.apps.store import AppStore
 from services.core.cache import TtlCache
 from services.core.clock import Clock, to_ms, truncate_ms
@@ -46,6 +54,10 @@ def _whole_ms(retention: timedelta | None) -> timedelta | None:
     if retention is None:
         return None
     return timedelta(milliseconds=retention // timedelta(milliseconds=1))
+
+
+def _whole_ms_guests(guests: GuestAccess) -> GuestAccess:
+    return GuestAccess(guests.enabled, _whole_ms(guests.session_lifetime))
 
 
 def check_no_escalation(creator: AppBackend, scopes: frozenset[str],
@@ -126,7 +138,8 @@ class AppsActions:
 
     async def do_create_app(self, principal: Principal, app_id: str, display_name: str,
                             plan: str, media_retention: timedelta | None = None,
-                            organization: str = "") -> tuple[App, NewApiKey]:
+                            organization: str = "", guest_access: GuestAccess = NO_GUESTS
+                            ) -> tuple[App, NewApiKey]:
         """Create an app with its first API key, atomically. ALREADY_EXISTS if taken.
 
         `media_retention` None: the server's default. `organization`
@@ -134,7 +147,8 @@ class AppsActions:
         await self._check_builder(principal, organization, plan)
         now = self._clock.now()
         app = App(app_id, display_name, self.check_plan(plan), now, now,
-                  _whole_ms(media_retention), organization_id=_organization_of(organization))
+                  _whole_ms(media_retention), organization_id=_organization_of(organization),
+                  guest_access=_whole_ms_guests(guest_access))
         first = self._new_key(app_id, "first key")
         try:
             await self._store.create_app(app, first.key)
@@ -167,17 +181,29 @@ class AppsActions:
 
     async def do_update_app(self, principal: Principal, app_id: str, *,
                             display_name: str | None, plan: str | None,
-                            media_retention: timedelta | Keep | None = KEEP) -> App:
+                            media_retention: timedelta | Keep | None = KEEP,
+                            guest_access: GuestAccess | None = None) -> App:
         """Change the given fields: None (KEEP for `media_retention`) leaves one as it
-        is; a None `media_retention` goes back to the server's default."""
-        check_operator(principal)
+        is; a None `media_retention` goes back to the server's default.
+
+        The operator changes any app; the app's backend its own (APP_MISMATCH
+        otherwise), its display name and guest access only: the plan and the media
+        retention are the operator's (PERMISSION_DENIED, PRINCIPAL_NOT_ALLOWED)."""
+        require_app(principal, app_id)
+        if not isinstance(principal, Operator):
+            assert isinstance(principal, AppBackend), "the access policy admits app backends"
+            if plan is not None or not isinstance(media_retention, Keep):
+                raise PermissionDenied("PRINCIPAL_NOT_ALLOWED",
+                                       "the plan and the media retention are the operator's "
+                                       "to change: leave them out of the update_mask")
         if plan is not None:
             plan = self.check_plan(plan)
         if not isinstance(media_retention, Keep):
             media_retention = _whole_ms(media_retention)
         now = self._clock.now()
-        app = await self._store.update_app(app_id, now, display_name=display_name, plan=plan,
-                                           media_retention=media_retention)
+        app = await self._store.update_app(
+            app_id, now, display_name=display_name, plan=plan, media_retention=media_retention,
+            guest_access=None if guest_access is None else _whole_ms_guests(guest_access))
         if app is None:
             raise not_found("caas.dev/App", app_name(app_id))
         await self._bus.publish(DomainEvent("app.updated", app_id, now))

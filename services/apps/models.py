@@ -20,6 +20,27 @@ class Keep(enum.Enum):
 KEEP = Keep.KEEP
 
 
+# A guest session's lifetime when the app sets none, and its bounds (the contract's).
+DEFAULT_GUEST_SESSION_LIFETIME = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class GuestAccess:
+    """Whether the app admits guests (AuthService.CreateGuestSession), and how long a
+    guest's session lasts; None: DEFAULT_GUEST_SESSION_LIFETIME."""
+
+    enabled: bool = False
+    session_lifetime: timedelta | None = None
+
+    @property
+    def lifetime(self) -> timedelta:
+        return (DEFAULT_GUEST_SESSION_LIFETIME if self.session_lifetime is None
+                else self.session_lifetime)
+
+
+NO_GUESTS = GuestAccess()
+
+
 @dataclass(frozen=True, slots=True)
 class App:
     app_id: str
@@ -33,6 +54,7 @@ class App:
     delete_time: datetime | None = None  # deleted (DeleteApp): its credentials are refused
     purge_time: datetime | None = None  # when a deleted app's data is erased
     organization_id: str = ""  # the organization that owns it; "": the operator's alone
+    guest_access: GuestAccess = NO_GUESTS
 
 
 @dataclass(frozen=True, slots=True)

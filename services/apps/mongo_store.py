@@ -9,7 +9,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.apps.models import KEEP, ApiKey, App, Keep
+from services.apps.models import KEEP, NO_GUESTS, ApiKey, App, GuestAccess, Keep
 from services.apps.store import Position
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
@@ -41,7 +41,23 @@ def _app_doc(app: App) -> Document:
                      "organization_id": app.organization_id}
     if app.media_retention is not None:  # absent: the server's default
         doc["media_retention_ms"] = _retention_ms(app.media_retention)
+    if app.guest_access != NO_GUESTS:  # absent: no guests
+        doc["guest_access"] = _guests_doc(app.guest_access)
     return doc
+
+
+def _guests_doc(guests: GuestAccess) -> Document:
+    lifetime = guests.session_lifetime
+    return {"enabled": guests.enabled,
+            "session_lifetime_ms": None if lifetime is None else _retention_ms(lifetime)}
+
+
+def _guests(doc: Document | None) -> GuestAccess:
+    if doc is None:  # never set (and apps stored before guests existed): no guests
+        return NO_GUESTS
+    lifetime_ms = doc.get("session_lifetime_ms")
+    return GuestAccess(bool(doc.get("enabled")),
+                       None if lifetime_ms is None else timedelta(milliseconds=lifetime_ms))
 
 
 def _app(doc: Document) -> App:
@@ -49,7 +65,8 @@ def _app(doc: Document) -> App:
     return App(doc["_id"], doc["display_name"], doc["plan"], doc["create_time"],
                doc["update_time"],
                None if retention_ms is None else timedelta(milliseconds=retention_ms),
-               doc.get("delete_time"), doc.get("purge_time"), doc.get("organization_id", ""))
+               doc.get("delete_time"), doc.get("purge_time"), doc.get("organization_id", ""),
+               _guests(doc.get("guest_access")))
 
 
 def _key_doc(key: ApiKey) -> Document:
@@ -102,9 +119,11 @@ class MongoAppStore:
 
     async def update_app(self, app_id: str, update_time: datetime, *,
                          display_name: str | None = None, plan: str | None = None,
-                         media_retention: timedelta | Keep | None = KEEP
-                         ) -> App | None:
+                         media_retention: timedelta | Keep | None = KEEP,
+                         guest_access: GuestAccess | None = None) -> App | None:
         changes: Document = {"update_time": update_time}
+        if guest_access is not None:
+            changes["guest_access"] = _guests_doc(guest_access)
         update: Document = {"$set": changes}
         if display_name is not None:
             changes["display_name"] = display_name

@@ -9,7 +9,7 @@ from caas.apps.v1 import resources_pb2 as res
 from google.longrunning import operations_pb2
 
 from services.apps.actions import AppsActions
-from services.apps.models import KEEP, ApiKey, App
+from services.apps.models import KEEP, NO_GUESTS, ApiKey, App, GuestAccess
 from services.compliance.erasure import UserDataActions
 from services.compliance.offboarding import AppDeleter
 from services.compliance.operations import DELETE_APP
@@ -21,13 +21,29 @@ from services.gateway.gateway import Call
 from services.media.delivery import MediaUrls
 
 
+def guest_access_proto(guests: GuestAccess) -> res.GuestAccess | None:
+    if guests == NO_GUESTS:
+        return None
+    return res.GuestAccess(enabled=guests.enabled,
+                           session_lifetime=duration(guests.session_lifetime))
+
+
+def guest_access_of(app: res.App) -> GuestAccess:
+    """The app's guest access as the request carries it (absent: no guests)."""
+    if not app.HasField("guest_access"):
+        return NO_GUESTS
+    return GuestAccess(app.guest_access.enabled,
+                       duration_or_none(app.guest_access, "session_lifetime"))
+
+
 def app_proto(app: App) -> res.App:
     return res.App(name=app_name(app.app_id), display_name=app.display_name, plan=app.plan,
                    create_time=timestamp(app.create_time), update_time=timestamp(app.update_time),
                    media_retention=duration(app.media_retention),
                    delete_time=timestamp(app.delete_time), purge_time=timestamp(app.purge_time),
                    organization=(f"organizations/{app.organization_id}"
-                                 if app.organization_id else ""))
+                                 if app.organization_id else ""),
+                   guest_access=guest_access_proto(app.guest_access))
 
 
 def api_key_proto(key: ApiKey, now: datetime) -> res.ApiKey:
@@ -67,7 +83,8 @@ class AppsServicer:
     async def CreateApp(self, request: pb.CreateAppRequest, call: Call) -> pb.CreateAppResponse:
         app, first = await self._actions.do_create_app(
             call.principal, request.app_id, request.app.display_name, request.app.plan,
-            duration_or_none(request.app, "media_retention"), request.app.organization)
+            duration_or_none(request.app, "media_retention"), request.app.organization,
+            guest_access_of(request.app))
         return pb.CreateAppResponse(app=app_proto(app),
                                     api_key=api_key_proto(first.key, app.create_time),
                                     api_key_secret=first.secret)
@@ -90,7 +107,8 @@ class AppsServicer:
             plan=request.app.plan if "plan" in paths else None,
             # Named in the mask but unset: back to the server's default (AIP-134).
             media_retention=(duration_or_none(request.app, "media_retention")
-                             if "media_retention" in paths else KEEP))
+                             if "media_retention" in paths else KEEP),
+            guest_access=guest_access_of(request.app) if "guest_access" in paths else None)
         return pb.UpdateAppResponse(app=app_proto(app))
 
     async def CreateApiKey(self, request: pb.CreateApiKeyRequest, call: Call

@@ -6,7 +6,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.apps.models import KEEP, ApiKey, App, Keep
+from services.apps.models import KEEP, ApiKey, App, GuestAccess, Keep
 from services.apps.store import Position
 from services.core.clock import from_ms, opt_from_ms, to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
@@ -36,17 +36,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     # The owning organization ('': none, an app of the operator's alone).
     ("ALTER TABLE apps ADD COLUMN organization_id TEXT NOT NULL DEFAULT ''",
      "CREATE INDEX apps_by_organization ON apps (organization_id, create_time, app_id)"),
+    # Guests (CreateGuestSession): off unless enabled; NULL lifetime: the default.
+    ("ALTER TABLE apps ADD COLUMN guests_enabled INTEGER NOT NULL DEFAULT 0",
+     "ALTER TABLE apps ADD COLUMN guest_session_lifetime_ms INTEGER"),
 )
 
 _APP_COLUMNS = ("app_id, display_name, plan, create_time, update_time, media_retention_ms,"
-                " delete_time, purge_time, organization_id")
+                " delete_time, purge_time, organization_id, guests_enabled,"
+                " guest_session_lifetime_ms")
 _KEY_COLUMNS = ("app_id, key_id, display_name, secret_hash, create_time, revoke_time,"
                 " scopes, expire_time")
 
 
 def _app(row: tuple[Any, ...]) -> App:
     return App(row[0], row[1], row[2], from_ms(row[3]), from_ms(row[4]), _from_ms(row[5]),
-               opt_from_ms(row[6]), opt_from_ms(row[7]), row[8])
+               opt_from_ms(row[6]), opt_from_ms(row[7]), row[8],
+               GuestAccess(bool(row[9]), _from_ms(row[10])))
 
 
 def _to_ms(value: timedelta | None) -> int | None:
@@ -83,10 +88,11 @@ class SqliteAppStore:
             try:
                 conn.execute(
                     f"INSERT INTO apps ({_APP_COLUMNS})"
-                    " VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
                     (app.app_id, app.display_name, app.plan, to_ms(app.create_time),
                      to_ms(app.update_time), _to_ms(app.media_retention),
-                     app.organization_id))
+                     app.organization_id, int(app.guest_access.enabled),
+                     _to_ms(app.guest_access.session_lifetime)))
             except sqlite3.IntegrityError as exc:
                 raise StoreConflict(app.app_id) from exc
             if first_key is not None:
@@ -119,18 +125,25 @@ class SqliteAppStore:
 
     async def update_app(self, app_id: str, update_time: datetime, *,
                          display_name: str | None = None, plan: str | None = None,
-                         media_retention: timedelta | Keep | None = KEEP
-                         ) -> App | None:
+                         media_retention: timedelta | Keep | None = KEEP,
+                         guest_access: GuestAccess | None = None) -> App | None:
         keep_retention = isinstance(media_retention, Keep)
         retention_ms = None if isinstance(media_retention, Keep) else _to_ms(media_retention)
+        guests = guest_access or GuestAccess()
 
         def tx(conn: sqlite3.Connection) -> App | None:
             conn.execute(
                 "UPDATE apps SET display_name = coalesce(?, display_name),"
                 " plan = coalesce(?, plan),"
                 " media_retention_ms = CASE WHEN ? THEN media_retention_ms ELSE ? END,"
+                " guests_enabled = CASE WHEN ? THEN guests_enabled ELSE ? END,"
+                " guest_session_lifetime_ms ="
+                " CASE WHEN ? THEN guest_session_lifetime_ms ELSE ? END,"
                 " update_time = ? WHERE app_id = ?",
-                (display_name, plan, keep_retention, retention_ms, to_ms(update_time), app_id))
+                (display_name, plan, keep_retention, retention_ms,
+                 guest_access is None, int(guests.enabled),
+                 guest_access is None, _to_ms(guests.session_lifetime),
+                 to_ms(update_time), app_id))
             row = conn.execute(f"SELECT {_APP_COLUMNS} FROM apps WHERE app_id = ?",
                                (app_id,)).fetchone()
             return None if row is None else _app(row)

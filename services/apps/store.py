@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from services.apps.models import KEEP, ApiKey, App, Keep
+from services.apps.models import KEEP, ApiKey, App, GuestAccess, Keep
 
 # Listing position: (create_time in ms, id); lists resume strictly after it.
 Position = tuple[int, str]
@@ -30,12 +30,13 @@ class AppStore(Protocol):
 
     async def update_app(self, app_id: str, update_time: datetime, *,
                          display_name: str | None = None, plan: str | None = None,
-                         media_retention: timedelta | Keep | None = KEEP
-                         ) -> App | None:
+                         media_retention: timedelta | Keep | None = KEEP,
+                         guest_access: GuestAccess | None = None) -> App | None:
         """Change the given fields (None, or KEEP for `media_retention`, leaves one as
         it is; a None `media_retention` unsets it); None if the app does not exist.
 
-        `media_retention` is kept at millisecond precision."""
+        `media_retention` and `guest_access.session_lifetime` are kept at millisecond
+        precision."""
 
     async def mark_deleted(self, app_id: str, when: datetime | None,
                            purge_time: datetime | None) -> App | None:

@@ -21,14 +21,17 @@ from services.auth.signing import SigningKeys
 from services.auth.store import AuthStore
 from services.core.budget import Charge
 from services.core.clock import Clock, to_ms
-from services.core.errors import Unauthenticated, not_found
+from services.core.errors import FailedPrecondition, Unauthenticated, not_found
 from services.core.events import DomainEvent, EventBus
 from services.core.ids import new_id, new_secret, secret_hash
 from services.core.names import app_name, is_app_id, session_name
 from services.core.pagination import Page, make_page, page_request, time_id_position
 from services.core.principal import Principal, User, require_app, require_user_or_app
 from services.core.settings import Settings
+from services.gateway.gateway import spend
+from services.gateway.ratelimit import Bucket, RateLimiter
 from services.moderation.restrictions import Restrictions
+from services.users.models import User as UserRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +46,16 @@ class AuthActions:
     def __init__(self, apps: AppStore, store: AuthStore, signing: SigningKeys, clock: Clock,
                  bus: EventBus, settings: Settings,
                  ensure_user: Callable[[str, str], Awaitable[object]],
-                 restrictions: Restrictions) -> None:
-        """`ensure_user(app_id, user_id)` creates a missing user and refuses a deleted one."""
+                 restrictions: Restrictions, limiter: RateLimiter,
+                 create_guest: Callable[[str, str], Awaitable[UserRecord]]) -> None:
+        """`ensure_user(app_id, user_id)` creates a missing user and refuses a deleted one;
+        `create_guest(app_id, display_name)` creates a new guest of the app."""
         self._apps = apps
         self._restrictions = restrictions
         self._ensure_user = ensure_user
+        self._create_guest = create_guest
+        self._limiter = limiter
+        self._guests_per_address = settings.guest_sessions_per_address
         self._store = store
         self._signing = signing
         self._clock = clock
@@ -58,8 +66,11 @@ class AuthActions:
     async def _credentials(self, session: Session, refresh_token: str, now: datetime
                            ) -> Credentials:
         key = await self._signing.primary(session.app_id)
+        ttl = session.access_ttl
+        if session.end_time is not None:  # no token outlives its session
+            ttl = min(ttl, session.end_time - now)
         access, access_expiry = tokens.issue(key, session.user_id, session.session_id, now,
-                                             session.access_ttl)
+                                             ttl)
         return Credentials(access, access_expiry, refresh_token, session.expire_time)
 
     async def do_create_session(self, principal: Principal, app_id: str, user_id: str,
@@ -85,6 +96,42 @@ class AuthActions:
         await self._bus.publish(DomainEvent("session.created", app_id, now,
                                             {"session": session.session_id, "user": user_id}))
         return session, await self._credentials(session, refresh, now)
+
+    async def do_create_guest_session(self, app_id: str, display_name: str,
+                                      device_name: str, address: str, charge: Charge
+                                      ) -> tuple[UserRecord, Session, Credentials]:
+        """A new guest of the app (role `guest`) signed in, for an anonymous caller from
+        `address`: counted against the address's guest budget (every app together),
+        then the app's budget for the RPC. The session ends the app's guest session
+        lifetime from now, however often it refreshes.
+
+        FAILED_PRECONDITION (GUEST_ACCESS_DISABLED) alike for an app without guest
+        access, a deleted app and an unknown one: the caller learns no more than that;
+        RESOURCE_EXHAUSTED (RATE_LIMITED) when a budget is spent.
+        """
+        await spend(self._limiter, [Bucket(f"{{guests}}:address:{address}",
+                                           self._guests_per_address, f"address:{address}")],
+                    "too many guest sessions from this address", {"address": address},
+                    "guest sessions per window")
+        app = await self._apps.get_app(app_id)
+        if app is None or app.delete_time is not None or not app.guest_access.enabled:
+            raise FailedPrecondition("GUEST_ACCESS_DISABLED",
+                                     f"{app_name(app_id)} does not admit guests",
+                                     metadata={"app": app_id})
+        await charge(app_id, None)
+        guest = await self._create_guest(app_id, display_name)
+        now = self._clock.now()
+        end = now + app.guest_access.lifetime
+        session = Session(app_id, new_id(), guest.user_id, device_name,
+                          min(self._access_ttl, end - now), now, now,
+                          min(now + self._refresh_ttl, end), end_time=end)
+        refresh = refresh_token_secret(app_id, new_secret())
+        await self._store.create_session(
+            session, RefreshToken(app_id, secret_hash(refresh), session.session_id, 1, now))
+        await self._bus.publish(DomainEvent("session.created", app_id, now,
+                                            {"session": session.session_id,
+                                             "user": guest.user_id}))
+        return guest, session, await self._credentials(session, refresh, now)
 
     async def do_refresh_session(self, refresh_token: str, charge: Charge
                                  ) -> tuple[Session, Credentials]:

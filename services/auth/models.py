@@ -52,6 +52,8 @@ class Session:
     expire_time: datetime
     revoke_time: datetime | None = None
     revoke_reason: RevokeReason | None = None
+    # When the session ends however often it refreshes (a guest's); None: never.
+    end_time: datetime | None = None
 
     def state(self, now: datetime) -> SessionState:
         if self.revoke_time is not None:
@@ -59,6 +61,11 @@ class Session:
         if now >= self.expire_time:
             return SessionState.EXPIRED
         return SessionState.ACTIVE
+
+
+    def capped(self, expire_time: datetime) -> datetime:
+        """`expire_time`, but no later than the session's end."""
+        return expire_time if self.end_time is None else min(expire_time, self.end_time)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,8 @@ def _session_doc(session: Session) -> Document:
             "access_ttl_ms": int(session.access_ttl.total_seconds() * 1000),
             "create_time": session.create_time, "refresh_time": session.refresh_time,
             "expire_time": session.expire_time, "revoke_time": session.revoke_time,
-            "revoke_reason": None if session.revoke_reason is None else session.revoke_reason.value}
+            "revoke_reason": None if session.revoke_reason is None else session.revoke_reason.value,
+            "end_time": session.end_time}
 
 
 def _session(doc: Document) -> Session:
@@ -66,7 +67,7 @@ def _session(doc: Document) -> Session:
     return Session(doc["app_id"], doc["session_id"], doc["user_id"], doc["device_name"],
                    timedelta(milliseconds=doc["access_ttl_ms"]), doc["create_time"],
                    doc["refresh_time"], doc["expire_time"], doc.get("revoke_time"),
-                   None if reason is None else RevokeReason(reason))
+                   None if reason is None else RevokeReason(reason), doc.get("end_time"))
 
 
 def _token_doc(token: RefreshToken) -> Document:
@@ -194,7 +195,7 @@ class MongoAuthStore:
                 {"app_id": app_id, "session_id": session.session_id,
                  "generation": {"$lte": generation - KEPT_GENERATIONS}}, session=s)
             await self._sessions.update_one(selector, {"$set": {
-                "refresh_time": now, "expire_time": expire_time}}, session=s)
+                "refresh_time": now, "expire_time": session.capped(expire_time)}}, session=s)
             doc = await self._sessions.find_one(selector, session=s)
             assert doc is not None
             return RotateResult(RotateOutcome.ROTATED, _session(doc), generation)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from caas.auth.v1 import auth_service_pb2 as pb
 from caas.auth.v1 import resources_pb2 as res
 
+from services.accounts.servicer import client_of
 from services.auth import tokens
 from services.auth.actions import AuthActions, Credentials
 from services.auth.models import RevokeReason, Session, SessionState, SigningKey
@@ -12,6 +13,7 @@ from services.core.clock import Clock
 from services.core.names import parse_app, parse_session, parse_user, session_name, signing_key_name
 from services.core.protoconv import duration_or_none, timestamp
 from services.gateway.gateway import Call
+from services.users.servicer import user_proto
 
 _STATES = {SessionState.ACTIVE: res.Session.STATE_ACTIVE,
            SessionState.REVOKED: res.Session.STATE_REVOKED,
@@ -28,7 +30,8 @@ def session_proto(session: Session, clock: Clock) -> res.Session:
         create_time=timestamp(session.create_time), refresh_time=timestamp(session.refresh_time),
         expire_time=timestamp(session.expire_time), revoke_time=timestamp(session.revoke_time),
         revoke_reason=(res.Session.REVOKE_REASON_UNSPECIFIED if session.revoke_reason is None
-                       else _REASONS[session.revoke_reason]))
+                       else _REASONS[session.revoke_reason]),
+        end_time=timestamp(session.end_time))
 
 
 def credentials_proto(credentials: Credentials) -> res.Credentials:
@@ -60,6 +63,15 @@ class AuthServicer:
             duration_or_none(request, "access_token_ttl"), call.charge)
         return pb.CreateSessionResponse(session=session_proto(session, self._clock),
                                         credentials=credentials_proto(credentials))
+
+    async def CreateGuestSession(self, request: pb.CreateGuestSessionRequest, call: Call
+                                 ) -> pb.CreateGuestSessionResponse:
+        guest, session, credentials = await self._actions.do_create_guest_session(
+            parse_app(request.parent, "parent"), request.display_name, request.device_name,
+            client_of(call).ip_address, call.charge)
+        return pb.CreateGuestSessionResponse(user=user_proto(guest),
+                                             session=session_proto(session, self._clock),
+                                             credentials=credentials_proto(credentials))
 
     async def RefreshSession(self, request: pb.RefreshSessionRequest, call: Call
                              ) -> pb.RefreshSessionResponse:

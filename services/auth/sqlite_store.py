@@ -44,11 +44,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         " FOREIGN KEY (app_id, session_id) REFERENCES sessions (app_id, session_id))",
         "CREATE INDEX refresh_tokens_by_session ON refresh_tokens (app_id, session_id)",
     ),
+    # When a session ends however often it refreshes (guests'); NULL: never.
+    ("ALTER TABLE sessions ADD COLUMN end_time INTEGER",),
 )
 
 _KEY_COLUMNS = "app_id, key_id, private_key, public_key, create_time, expire_time"
 _SESSION_COLUMNS = ("app_id, session_id, user_id, device_name, access_ttl_ms, create_time,"
-                    " refresh_time, expire_time, revoke_time, revoke_reason")
+                    " refresh_time, expire_time, revoke_time, revoke_reason, end_time")
 
 
 def _signing_key(row: Any) -> SigningKey:
@@ -59,7 +61,7 @@ def _signing_key(row: Any) -> SigningKey:
 def _session(row: Any) -> Session:
     return Session(row[0], row[1], row[2], row[3], timedelta(milliseconds=row[4]),
                    from_ms(row[5]), from_ms(row[6]), from_ms(row[7]), opt_from_ms(row[8]),
-                   None if row[9] is None else RevokeReason(row[9]))
+                   None if row[9] is None else RevokeReason(row[9]), opt_from_ms(row[10]))
 
 
 def _insert_key(conn: sqlite3.Connection, key: SigningKey) -> None:
@@ -126,10 +128,11 @@ class SqliteAuthStore:
             try:
                 conn.execute(
                     f"INSERT INTO sessions ({_SESSION_COLUMNS})"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (session.app_id, session.session_id, session.user_id, session.device_name,
                      int(session.access_ttl.total_seconds() * 1000), to_ms(session.create_time),
-                     to_ms(session.refresh_time), to_ms(session.expire_time), None, None))
+                     to_ms(session.refresh_time), to_ms(session.expire_time), None, None,
+                     None if session.end_time is None else to_ms(session.end_time)))
                 _insert_token(conn, token)
             except sqlite3.IntegrityError as exc:
                 raise StoreConflict(session.session_id) from exc
@@ -211,7 +214,7 @@ class SqliteAuthStore:
                          (app_id, session_id, generation + 1 - KEPT_GENERATIONS))
             conn.execute("UPDATE sessions SET refresh_time = ?, expire_time = ?"
                          " WHERE app_id = ? AND session_id = ?",
-                         (to_ms(now), to_ms(expire_time), app_id, session_id))
+                         (to_ms(now), to_ms(session.capped(expire_time)), app_id, session_id))
             return RotateResult(RotateOutcome.ROTATED, _select_session(conn, app_id, session_id),
                                 generation + 1)
 

@@ -61,7 +61,8 @@ class AuthStore(Protocol):
         - token already used: the session is revoked (REFRESH_TOKEN_REUSED): REUSED;
         - session revoked or expired at `now`: ENDED, nothing changes;
         - else: the token is marked used, `new_hash` becomes the next generation, the
-          session's refresh_time is `now` and its expire_time `expire_time`: ROTATED.
+          session's refresh_time is `now` and its expire_time `expire_time`, but never
+          later than its end_time: ROTATED.
 
         Used tokens are kept for the last KEPT_GENERATIONS generations only, so a
         session's storage stays bounded; an older token is then UNKNOWN (still refused,

@@ -129,22 +129,26 @@ def default_plans() -> dict[str, Plan]:
     """
     sign_in = "caas.auth.v1.AuthService/CreateSession"
     refresh = "caas.auth.v1.AuthService/RefreshSession"
+    guest = "caas.auth.v1.AuthService/CreateGuestSession"  # per app only: no user yet
     plans = {
         "free": Plan(
             default=RateLimit(per_app=6_000, per_user=600),
             methods={sign_in: RateLimit(per_app=1_200, per_user=60),
-                     refresh: RateLimit(per_app=1_200, per_user=60)},
+                     refresh: RateLimit(per_app=1_200, per_user=60),
+                     guest: RateLimit(per_app=600, per_user=1)},
         ),
         "standard": Plan(
             default=RateLimit(per_app=60_000, per_user=1_200),
             methods={sign_in: RateLimit(per_app=12_000, per_user=120),
-                     refresh: RateLimit(per_app=12_000, per_user=120)},
+                     refresh: RateLimit(per_app=12_000, per_user=120),
+                     guest: RateLimit(per_app=6_000, per_user=1)},
             media=MediaLimits(max_file_bytes=GIB, quota_bytes=500 * GIB),
         ),
         "enterprise": Plan(
             default=RateLimit(per_app=600_000, per_user=3_000),
             methods={sign_in: RateLimit(per_app=120_000, per_user=300),
-                     refresh: RateLimit(per_app=120_000, per_user=300)},
+                     refresh: RateLimit(per_app=120_000, per_user=300),
+                     guest: RateLimit(per_app=60_000, per_user=1)},
             media=MediaLimits(max_file_bytes=5 * GIB, quota_bytes=10 * 1024 * GIB),
         ),
     }
@@ -403,6 +407,9 @@ class Settings(BaseSettings):
     login_attempts_per_email: int = Field(
         10, gt=0, description="logins, sign-ups, reset requests and verification emails per "
                               "email address per rate_limit_window")
+    guest_sessions_per_address: int = Field(
+        30, gt=0, description="guest sessions (AuthService.CreateGuestSession, every app "
+                              "together) per client address per rate_limit_window")
     breached_password_url: str = Field(
         "https://api.pwnedpasswords.com/range/",
         description="Have I Been Pwned's range API (k-anonymity: only 5 hex characters of "

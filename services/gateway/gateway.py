@@ -169,7 +169,7 @@ class _CallState:
         if not verdict.allowed:
             raise _rate_limited(self._method, verdict)
 
-    async def charge_user(self, app_id: str, user_id: str) -> None:
+    async def charge_user(self, app_id: str, user_id: str | None) -> None:
         await self.charge(app_id, user_id)
 
     def headers(self) -> list[tuple[str, str]]:

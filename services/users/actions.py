@@ -20,6 +20,7 @@ from services.core.errors import (
 from services.core.events import DomainEvent, EventBus
 from services.core.filter_syntax import parse_filter
 from services.core.filtering import parse_order_by, token_scope
+from services.core.ids import new_id
 from services.core.names import app_name, user_name
 from services.core.pagination import (
     Page,
@@ -33,6 +34,8 @@ from services.users.listing import USER_FILTER, USER_ORDERINGS
 from services.users.models import Block, UserChanges
 from services.users.models import User as UserRecord
 from services.users.store import UserStore
+
+GUEST_ID_PREFIX = "guest-"  # the ids of the users CreateGuestSession makes
 
 
 def user_deleted(app_id: str, user_id: str) -> FailedPrecondition:
@@ -99,6 +102,16 @@ class UsersActions:
             raise already_exists("caas.dev/User", user_name(app_id, user_id)) from exc
         await self._bus.publish(DomainEvent("user.created", app_id, user.create_time,
                                             {"user": user_id}, payload=user))
+        return user
+
+    async def create_guest(self, app_id: str, display_name: str) -> UserRecord:
+        """A new user of the app (AuthService.CreateGuestSession) with the role `guest`
+        and an id chosen here: `guest-` and 16 characters of [a-z2-7]."""
+        user = self._new(app_id, f"{GUEST_ID_PREFIX}{new_id()}",
+                         UserChanges(display_name=display_name, role="guest"))
+        await self._store.create_user(user)  # 80 random bits: never taken
+        await self._bus.publish(DomainEvent("user.created", app_id, user.create_time,
+                                            {"user": user.user_id}, payload=user))
         return user
 
     async def ensure_user(self, app_id: str, user_id: str) -> UserRecord:

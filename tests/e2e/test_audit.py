@@ -324,8 +324,8 @@ async def test_the_operators_actions_go_in_the_log_of_the_app_they_name(
 
 # Writes of the administrative services that are not administrative actions: sign-ins
 # (the access log's), a user's own blocks and reports, a moderator taking a flag.
-NOT_AUDITED = {"CreateSession", "RefreshSession", "CreateBlock", "DeleteBlock", "CreateFlag",
-               "ClaimFlag", "VerifyAuditLog"}
+NOT_AUDITED = {"CreateSession", "RefreshSession", "CreateGuestSession", "CreateBlock",
+               "DeleteBlock", "CreateFlag", "ClaimFlag", "VerifyAuditLog"}
 READS = ("Get", "List", "Search", "BatchGet")
 
 

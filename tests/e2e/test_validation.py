@@ -103,6 +103,17 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
      apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App(
          display_name="x", media_retention=duration_pb2.Duration(seconds=315_360_001))),
      {"app.media_retention": "duration.gte_lte"}),
+    ("app guest session_lifetime at least 5 min", "CreateApp",
+     apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App(
+         display_name="x", guest_access=apps_res.GuestAccess(
+             enabled=True, session_lifetime=duration_pb2.Duration(seconds=299)))),
+     {"app.guest_access.session_lifetime": "duration.gte_lte"}),
+    ("UpdateApp guest session_lifetime at most 30 days", "UpdateApp",
+     apps_pb.UpdateAppRequest(
+         app=apps_res.App(name=APP, guest_access=apps_res.GuestAccess(
+             session_lifetime=duration_pb2.Duration(seconds=30 * 86400 + 1))),
+         update_mask=field_mask_pb2.FieldMask(paths=["guest_access"])),
+     {"app.guest_access.session_lifetime": "duration.gte_lte"}),
     ("app organization pattern", "CreateApp",
      apps_pb.CreateAppRequest(app_id="abc", app=apps_res.App(
          display_name="x", organization="organizations/X")),
@@ -205,6 +216,16 @@ CASES: list[tuple[str, str, Message, dict[str, str]]] = [
      auth_pb.CreateSessionRequest(parent=USER,
                                   access_token_ttl=duration_pb2.Duration(seconds=3601)),
      {"access_token_ttl": "duration.gte_lte"}),
+    ("CreateGuestSession parent required", "CreateGuestSession",
+     auth_pb.CreateGuestSessionRequest(display_name="Visitor"), {"parent": "required"}),
+    ("CreateGuestSession parent pattern", "CreateGuestSession",
+     auth_pb.CreateGuestSessionRequest(parent=USER), {"parent": "string.pattern"}),
+    ("CreateGuestSession display_name at most 100", "CreateGuestSession",
+     auth_pb.CreateGuestSessionRequest(parent=APP, display_name=LONG),
+     {"display_name": "string.max_len"}),
+    ("CreateGuestSession device_name at most 100", "CreateGuestSession",
+     auth_pb.CreateGuestSessionRequest(parent=APP, device_name=LONG),
+     {"device_name": "string.max_len"}),
     ("RefreshSession token required", "RefreshSession", auth_pb.RefreshSessionRequest(),
      {"refresh_token": "required"}),
     ("RefreshSession token at most 512", "RefreshSession",

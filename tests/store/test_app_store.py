@@ -11,7 +11,7 @@ import pytest
 
 from services.apps import mongo_store as apps_mongo
 from services.apps import sqlite_store as apps_sqlite
-from services.apps.models import ApiKey, App
+from services.apps.models import NO_GUESTS, ApiKey, App, GuestAccess
 from services.core.clock import to_ms
 from services.core.db.mongo import MongoDatabase
 from services.core.db.sqlite import SqliteDatabase
@@ -97,6 +97,34 @@ async def test_media_retention_is_kept_changed_and_cleared(stores: Stores) -> No
     assert await stores.apps.update_app("missing", later, media_retention=None) is None
 
 
+async def test_guest_access_is_kept_replaced_and_left_alone(stores: Stores) -> None:
+    """Off unless set; replaced whole by update_app; None leaves it as it is."""
+    hour = GuestAccess(True, timedelta(hours=1, milliseconds=5))
+    await stores.apps.create_app(replace(app("alpha"), guest_access=hour), None)
+    await stores.apps.create_app(app("plain"), None)
+    alpha = await stores.apps.get_app("alpha")
+    assert alpha is not None and alpha.guest_access == hour
+    plain = await stores.apps.get_app("plain")
+    assert plain is not None and plain.guest_access == NO_GUESTS
+    listed = {a.app_id: a.guest_access for a in await stores.apps.list_apps(10, None)}
+    assert listed == {"alpha": hour, "plain": NO_GUESTS}
+
+    later = T0 + timedelta(minutes=1)
+    renamed = await stores.apps.update_app("alpha", later, display_name="Renamed",
+                                           media_retention=None)
+    assert renamed is not None and renamed.guest_access == hour  # left alone
+    default_lifetime = GuestAccess(True)
+    changed = await stores.apps.update_app("alpha", later, guest_access=default_lifetime)
+    assert changed == App("alpha", "Renamed", "free", T0, later,
+                          guest_access=default_lifetime)
+    turned_on = await stores.apps.update_app("plain", later, guest_access=hour)
+    assert turned_on is not None and turned_on.guest_access == hour
+    off = await stores.apps.update_app("plain", later, guest_access=NO_GUESTS)
+    assert off is not None and off.guest_access == NO_GUESTS
+    assert await stores.apps.get_app("plain") == off
+    assert await stores.apps.update_app("missing", later, guest_access=hour) is None
+
+
 async def test_api_keys_are_scoped_by_app(stores: Stores) -> None:
     await stores.apps.create_app(app("alpha"), key("alpha", "k1"))
     await stores.apps.create_app(app("beta"), key("beta", "k2"))
@@ -173,6 +201,8 @@ async def test_api_keys_made_before_scopes_keep_every_scope_sqlite(tmp_path: Pat
         await db.migrate("apps", apps_sqlite.MIGRATIONS)
         old = await apps_sqlite.SqliteAppStore(db).get_api_key("alpha", "k1")
         assert old is not None and (old.scopes, old.expire_time) == (frozenset({"*"}), None)
+        old_app = await apps_sqlite.SqliteAppStore(db).get_app("alpha")
+        assert old_app is not None and old_app.guest_access == NO_GUESTS  # no guests
     finally:
         await db.close()
 
@@ -187,6 +217,11 @@ async def test_api_keys_made_before_scopes_keep_every_scope_mongodb(
             "secret_hash": "h", "create_time": T0, "revoke_time": None})
         old = await apps_mongo.MongoAppStore(db).get_api_key("alpha", "k1")
         assert old is not None and (old.scopes, old.expire_time) == (frozenset({"*"}), None)
+        await db.db["apps"].insert_one({"_id": "alpha", "display_name": "Alpha",
+                                        "plan": "free", "create_time": T0,
+                                        "update_time": T0})
+        old_app = await apps_mongo.MongoAppStore(db).get_app("alpha")
+        assert old_app is not None and old_app.guest_access == NO_GUESTS  # no guests
     finally:
         await db.client.drop_database(db.db.name)
         await db.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -123,6 +124,24 @@ async def test_refresh_rotation_and_reuse(stores: Stores) -> None:
     assert ended.outcome is RotateOutcome.ENDED
     assert (await auth.rotate_refresh_token("alpha", "h9", "h5", t1, t1 + DAY)).outcome \
         is RotateOutcome.UNKNOWN  # the reuse attempt issued nothing
+
+
+async def test_a_session_with_an_end_never_refreshes_past_it(stores: Stores) -> None:
+    auth = stores.auth
+    end = T0 + timedelta(hours=2)
+    guest = replace(session("alpha", "s1", "guest-a"), expire_time=end, end_time=end)
+    await auth.create_session(guest, token("alpha", "s1", "h1"))
+    assert await auth.get_session("alpha", "s1") == guest
+    t1 = T0 + timedelta(hours=1)
+    rotated = await auth.rotate_refresh_token("alpha", "h1", "h2", t1, t1 + DAY)
+    assert rotated.outcome is RotateOutcome.ROTATED and rotated.session is not None
+    assert (rotated.session.expire_time, rotated.session.end_time) == (end, end)
+    ended = await auth.rotate_refresh_token("alpha", "h2", "h3", end, end + DAY)
+    assert ended.outcome is RotateOutcome.ENDED
+    # Sessions without an end keep none.
+    await auth.create_session(session("alpha", "s2"), token("alpha", "s2", "k1"))
+    other = await auth.get_session("alpha", "s2")
+    assert other is not None and other.end_time is None
 
 
 async def test_expired_session_does_not_rotate(stores: Stores) -> None:

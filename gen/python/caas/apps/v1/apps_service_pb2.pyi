@@ -206,8 +206,9 @@ class UpdateAppRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """The fields to change: `display_name`, `plan`, `media_retention`. At least one.
-        `media_retention` named here but unset in `app` goes back to the server's default.
+        """The fields to change: `display_name`, `plan`, `media_retention`, `guest_access`. At
+        least one. `media_retention` named here but unset in `app` goes back to the
+        server's default; `guest_access` is replaced whole (unset: guests are refused).
         """
 
     def __init__(

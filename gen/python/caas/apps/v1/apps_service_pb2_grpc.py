@@ -119,7 +119,10 @@ class AppsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateApp(self, request, context):
-        """Updates an app's display name, plan or media retention. Operator only.
+        """Updates an app's display name, plan, media retention or guest access. The operator
+        changes any of them; the app's backend (API key with `apps:write`, or a developer
+        of its organization) the display name and guest access only (PRINCIPAL_NOT_ALLOWED
+        for the others).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

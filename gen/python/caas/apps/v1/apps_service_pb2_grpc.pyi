@@ -51,7 +51,11 @@ class AppsServiceStub:
     those of one organization they are a member of.
     """
     UpdateApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.UpdateAppRequest, _apps_service_pb2.UpdateAppResponse]
-    """Updates an app's display name, plan or media retention. Operator only."""
+    """Updates an app's display name, plan, media retention or guest access. The operator
+    changes any of them; the app's backend (API key with `apps:write`, or a developer
+    of its organization) the display name and guest access only (PRINCIPAL_NOT_ALLOWED
+    for the others).
+    """
     DeleteApp: _grpc.UnaryUnaryMultiCallable[_apps_service_pb2.DeleteAppRequest, _operations_pb2.Operation]
     """Deletes an app (offboarding): at once its credentials are refused (UNAUTHENTICATED,
     `APP_UNAVAILABLE`) and it is listed with its `delete_time`; after the grace period
@@ -96,7 +100,11 @@ class AppsServiceAsyncStub(AppsServiceStub):
     those of one organization they are a member of.
     """
     UpdateApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.UpdateAppRequest, _apps_service_pb2.UpdateAppResponse]  # type: ignore[assignment]
-    """Updates an app's display name, plan or media retention. Operator only."""
+    """Updates an app's display name, plan, media retention or guest access. The operator
+    changes any of them; the app's backend (API key with `apps:write`, or a developer
+    of its organization) the display name and guest access only (PRINCIPAL_NOT_ALLOWED
+    for the others).
+    """
     DeleteApp: _aio.UnaryUnaryMultiCallable[_apps_service_pb2.DeleteAppRequest, _operations_pb2.Operation]  # type: ignore[assignment]
     """Deletes an app (offboarding): at once its credentials are refused (UNAUTHENTICATED,
     `APP_UNAVAILABLE`) and it is listed with its `delete_time`; after the grace period
@@ -162,7 +170,11 @@ class AppsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _apps_service_pb2.UpdateAppRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_apps_service_pb2.UpdateAppResponse, _abc.Awaitable[_apps_service_pb2.UpdateAppResponse]]:
-        """Updates an app's display name, plan or media retention. Operator only."""
+        """Updates an app's display name, plan, media retention or guest access. The operator
+        changes any of them; the app's backend (API key with `apps:write`, or a developer
+        of its organization) the display name and guest access only (PRINCIPAL_NOT_ALLOWED
+        for the others).
+        """
 
     @_abc_1.abstractmethod
     def DeleteApp(

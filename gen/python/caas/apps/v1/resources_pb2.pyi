@@ -38,6 +38,7 @@ class App(_message.Message):
     DELETE_TIME_FIELD_NUMBER: _builtins.int
     PURGE_TIME_FIELD_NUMBER: _builtins.int
     ORGANIZATION_FIELD_NUMBER: _builtins.int
+    GUEST_ACCESS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}`. The app id is 3 to 40 characters: lowercase letters, digits and
     hyphens, starting with a letter and not ending with a hyphen.
@@ -82,6 +83,13 @@ class App(_message.Message):
     def purge_time(self) -> _timestamp_pb2.Timestamp:
         """When a deleted app's data is erased, unless UndeleteApp comes first."""
 
+    @_builtins.property
+    def guest_access(self) -> Global___GuestAccess:
+        """Whether visitors the app's backend did not sign in may chat as guests
+        (AuthService.CreateGuestSession, for the embeddable widget). Unset: they may not.
+        UpdateApp replaces it whole (`guest_access` in the `update_mask`).
+        """
+
     def __init__(
         self,
         *,
@@ -94,14 +102,53 @@ class App(_message.Message):
         delete_time: _timestamp_pb2.Timestamp | None = ...,
         purge_time: _timestamp_pb2.Timestamp | None = ...,
         organization: _builtins.str = ...,
+        guest_access: Global___GuestAccess | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "media_retention", b"media_retention", "purge_time", b"purge_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "guest_access", b"guest_access", "media_retention", b"media_retention", "purge_time", b"purge_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "display_name", b"display_name", "media_retention", b"media_retention", "name", b"name", "organization", b"organization", "plan", b"plan", "purge_time", b"purge_time", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "display_name", b"display_name", "guest_access", b"guest_access", "media_retention", b"media_retention", "name", b"name", "organization", b"organization", "plan", b"plan", "purge_time", b"purge_time", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___App: _TypeAlias = App  # noqa: Y015
+
+@_typing.final
+class GuestAccess(_message.Message):
+    """An app's guests: visitors without an account of the app, who get a session of their
+    own from AuthService.CreateGuestSession, without the app's backend. Each guest is a
+    new user of the app with the id `guest-` and 16 characters of [a-z2-7], chosen by the
+    server, and the app role `guest`. What guests may do is the app's PermissionPolicy's,
+    as for every role: by default a guest only joins channels (and, once a member, does
+    what members do there); grants to `guest` and `conversation:member`, and conditions
+    on `user.role`, give them more or less, in some conversations only.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    SESSION_LIFETIME_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Whether CreateGuestSession creates guests. Off by default."""
+    @_builtins.property
+    def session_lifetime(self) -> _duration_pb2.Duration:
+        """How long a guest's session lasts from its creation: refreshing its tokens never
+        takes it further, and access tokens expire by then. 5 minutes to 30 days; unset
+        means 24 hours. A change applies to guest sessions created from then on.
+        """
+
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        session_lifetime: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session_lifetime", b"session_lifetime"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "session_lifetime", b"session_lifetime"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GuestAccess: _TypeAlias = GuestAccess  # noqa: Y015
 
 @_typing.final
 class ApiKey(_message.Message):
@@ -173,7 +220,8 @@ class ApiKey(_message.Message):
         `:write` scope does not include its `:read`):
           - `*`: everything an API key can do (keys created before scopes existed,
             and keys created with no scopes, have it);
-          - `apps:read` (GetApp), `api_keys:admin` (API keys: create, list, revoke);
+          - `apps:read` (GetApp), `apps:write` (UpdateApp: the app's display name and
+            guest access), `api_keys:admin` (API keys: create, list, revoke);
           - `sessions:read`, `sessions:write` (sign users in, revoke sessions),
             `signing_keys:admin` (rotate and list the app's token signing keys);
           - `users:read`, `users:write` (users and their blocks);

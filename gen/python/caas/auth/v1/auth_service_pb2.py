@@ -26,6 +26,7 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from caas.auth.v1 import resources_pb2 as caas_dot_auth_dot_v1_dot_resources__pb2
 from caas.errors.v1 import errors_pb2 as caas_dot_errors_dot_v1_dot_errors__pb2
 from caas.type.v1 import access_pb2 as caas_dot_type_dot_v1_dot_access__pb2
+from caas.users.v1 import resources_pb2 as caas_dot_users_dot_v1_dot_resources__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
@@ -33,7 +34,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63\x61\x61s/auth/v1/auth_service.proto\x12\x0c\x63\x61\x61s.auth.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1c\x63\x61\x61s/auth/v1/resources.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\"\x97\x02\n\x14\x43reateSessionRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12\x35\n\x07session\x18\x02 \x01(\x0b\x32\x15.caas.auth.v1.SessionB\x04\xe2\x41\x01\x01R\x07session\x12X\n\x10\x61\x63\x63\x65ss_token_ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x13\xe2\x41\x01\x01\xbaH\x0c\xaa\x01\t\"\x03\x08\x90\x1c\x32\x02\x08\x01R\x0e\x61\x63\x63\x65ssTokenTtl\"\x85\x01\n\x15\x43reateSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.caas.auth.v1.SessionR\x07session\x12;\n\x0b\x63redentials\x18\x02 \x01(\x0b\x32\x19.caas.auth.v1.CredentialsR\x0b\x63redentials\"L\n\x15RefreshSessionRequest\x12\x33\n\rrefresh_token\x18\x01 \x01(\tB\x0e\xe2\x41\x01\x02\xbaH\x07r\x05\x10\x01\x18\x80\x04R\x0crefreshToken\"\x86\x01\n\x16RefreshSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.caas.auth.v1.SessionR\x07session\x12;\n\x0b\x63redentials\x18\x02 \x01(\x0b\x32\x19.caas.auth.v1.CredentialsR\x0b\x63redentials\"\xac\x01\n\x11GetSessionRequest\x12\x96\x01\n\x04name\x18\x01 \x01(\tB\x81\x01\xe2\x41\x01\x02\xfa\x41\x12\n\x10\x63\x61\x61s.dev/Session\xbaHerc2a^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/sessions/[a-z2-7]{16}$R\x04name\"E\n\x12GetSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.caas.auth.v1.SessionR\x07session\"\xd7\x01\n\x13ListSessionsRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"q\n\x14ListSessionsResponse\x12\x31\n\x08sessions\x18\x01 \x03(\x0b\x32\x15.caas.auth.v1.SessionR\x08sessions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaf\x01\n\x14RevokeSessionRequest\x12\x96\x01\n\x04name\x18\x01 \x01(\tB\x81\x01\xe2\x41\x01\x02\xfa\x41\x12\n\x10\x63\x61\x61s.dev/Session\xbaHerc2a^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/sessions/[a-z2-7]{16}$R\x04name\"H\n\x15RevokeSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.caas.auth.v1.SessionR\x07session\"a\n\x17RotateSigningKeyRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\"U\n\x18RotateSigningKeyResponse\x12\x39\n\x0bsigning_key\x18\x01 \x01(\x0b\x32\x18.caas.auth.v1.SigningKeyR\nsigningKey\"`\n\x16ListSigningKeysRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\"V\n\x17ListSigningKeysResponse\x12;\n\x0csigning_keys\x18\x01 \x03(\x0b\x32\x18.caas.auth.v1.SigningKeyR\x0bsigningKeys2\x82\n\n\x0b\x41uthService\x12\xc2\x01\n\rCreateSession\x12\".caas.auth.v1.CreateSessionRequest\x1a#.caas.auth.v1.CreateSessionResponse\"h\xda\x41\x0eparent,session\xca\xf3\x18\x14\n\x02\x02\x03\x12\x0esessions:write\xd2\xf3\x18\x06\n\x04\x15(7T\x82\xd3\xe4\x93\x02/\"$/v1/{parent=apps/*/users/*}/sessions:\x07session\x12\x8d\x01\n\x0eRefreshSession\x12#.caas.auth.v1.RefreshSessionRequest\x1a$.caas.auth.v1.RefreshSessionResponse\"0\xca\xf3\x18\x03\n\x01\x01\xd2\xf3\x18\x06\n\x04\x08\t\x07T\x82\xd3\xe4\x93\x02\x19\"\x14/v1/sessions:refresh:\x01*\x12\xa5\x01\n\nGetSession\x12\x1f.caas.auth.v1.GetSessionRequest\x1a .caas.auth.v1.GetSessionResponse\"T\xda\x41\x04name\xca\xf3\x18\x14\n\x03\x02\x03\x04\x12\rsessions:read\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02&\x12$/v1/{name=apps/*/users/*/sessions/*}\x12\xad\x01\n\x0cListSessions\x12!.caas.auth.v1.ListSessionsRequest\x1a\".caas.auth.v1.ListSessionsResponse\"V\xda\x41\x06parent\xca\xf3\x18\x14\n\x03\x02\x03\x04\x12\rsessions:read\xd2\xf3\x18\x05\n\x03\x15\x16\x1f\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=apps/*/users/*}/sessions\x12\xbb\x01\n\rRevokeSession\x12\".caas.auth.v1.RevokeSessionRequest\x1a#.caas.auth.v1.RevokeSessionResponse\"a\xda\x41\x04name\xca\xf3\x18\x17\n\x03\x02\x03\x04\x12\x0esessions:write\x18\x01\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02\x30\"+/v1/{name=apps/*/users/*/sessions/*}:revoke:\x01*\x12\xc3\x01\n\x10RotateSigningKey\x12%.caas.auth.v1.RotateSigningKeyRequest\x1a&.caas.auth.v1.RotateSigningKeyResponse\"`\xda\x41\x06parent\xca\xf3\x18\x1a\n\x02\x02\x03\x12\x12signing_keys:admin\x18\x01\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02+\"&/v1/{parent=apps/*}/signingKeys:rotate:\x01*\x12\xb4\x01\n\x0fListSigningKeys\x12$.caas.auth.v1.ListSigningKeysRequest\x1a%.caas.auth.v1.ListSigningKeysResponse\"T\xda\x41\x06parent\xca\xf3\x18\x18\n\x02\x02\x03\x12\x12signing_keys:admin\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{parent=apps/*}/signingKeys\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB!Z\x1f\x63\x61\x61s/gen/go/caas/auth/v1;authv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63\x61\x61s/auth/v1/auth_service.proto\x12\x0c\x63\x61\x61s.auth.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1c\x63\x61\x61s/auth/v1/resources.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1d\x63\x61\x61s/users/v1/resources.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\"\x97\x02\n\x14\x43reateSessionRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12\x35\n\x07session\x18\x02 \x01(\x0b\x32\x15.caas.auth.v1.SessionB\x04\xe2\x41\x01\x01R\x07session\x12X\n\x10\x61\x63\x63\x65ss_token_ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x13\xe2\x41\x01\x01\xbaH\x0c\xaa\x01\t\"\x03\x08\x90\x1c\x32\x02\x08\x01R\x0e\x61\x63\x63\x65ssTokenTtl\"\x85\x01\n\x15\x43reateSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.caas.auth.v1.SessionR\x07session\x12;\n\x0b\x63redentials\x18\x02 \x01(\x0b\x32\x19.caas.auth.v1.CredentialsR\x0b\x63redentials\"L\n\x15RefreshSessionRequest\x12\x33\n\rrefresh_token\x18\x01 \x01(\tB\x0e\xe2\x41\x01\x02\xbaH\x07r\x05\x10\x01\x18\x80\x04R\x0crefreshToken\"\x86\x01\n\x16RefreshSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.caas.auth.v1.SessionR\x07session\x12;\n\x0b\x63redentials\x18\x02 \x01(\x0b\x32\x19.caas.auth.v1.CredentialsR\x0b\x63redentials\"\xc1\x01\n\x19\x43reateGuestSessionRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\x12.\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18\x64R\x0b\x64isplayName\x12,\n\x0b\x64\x65vice_name\x18\x03 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18\x64R\ndeviceName\"\xb3\x01\n\x1a\x43reateGuestSessionResponse\x12\'\n\x04user\x18\x01 \x01(\x0b\x32\x13.caas.users.v1.UserR\x04user\x12/\n\x07session\x18\x02 \x01(\x0b\x32\x15.caas.auth.v1.SessionR\x07session\x12;\n\x0b\x63redentials\x18\x03 \x01(\x0b\x32\x19.caas.auth.v1.CredentialsR\x0b\x63redentials\"\xac\x01\n\x11GetSessionRequest\x12\x96\x01\n\x04name\x18\x01 \x01(\tB\x81\x01\xe2\x41\x01\x02\xfa\x41\x12\n\x10\x63\x61\x61s.dev/Session\xbaHerc2a^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/sessions/[a-z2-7]{16}$R\x04name\"E\n\x12GetSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.caas.auth.v1.SessionR\x07session\"\xd7\x01\n\x13ListSessionsRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"q\n\x14ListSessionsResponse\x12\x31\n\x08sessions\x18\x01 \x03(\x0b\x32\x15.caas.auth.v1.SessionR\x08sessions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaf\x01\n\x14RevokeSessionRequest\x12\x96\x01\n\x04name\x18\x01 \x01(\tB\x81\x01\xe2\x41\x01\x02\xfa\x41\x12\n\x10\x63\x61\x61s.dev/Session\xbaHerc2a^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/sessions/[a-z2-7]{16}$R\x04name\"H\n\x15RevokeSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.caas.auth.v1.SessionR\x07session\"a\n\x17RotateSigningKeyRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\"U\n\x18RotateSigningKeyResponse\x12\x39\n\x0bsigning_key\x18\x01 \x01(\x0b\x32\x18.caas.auth.v1.SigningKeyR\nsigningKey\"`\n\x16ListSigningKeysRequest\x12\x46\n\x06parent\x18\x01 \x01(\tB.\xe2\x41\x01\x02\xbaH\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$R\x06parent\"V\n\x17ListSigningKeysResponse\x12;\n\x0csigning_keys\x18\x01 \x03(\x0b\x32\x18.caas.auth.v1.SigningKeyR\x0bsigningKeys2\xbe\x0b\n\x0b\x41uthService\x12\xc2\x01\n\rCreateSession\x12\".caas.auth.v1.CreateSessionRequest\x1a#.caas.auth.v1.CreateSessionResponse\"h\xda\x41\x0eparent,session\xca\xf3\x18\x14\n\x02\x02\x03\x12\x0esessions:write\xd2\xf3\x18\x06\n\x04\x15(7T\x82\xd3\xe4\x93\x02/\"$/v1/{parent=apps/*/users/*}/sessions:\x07session\x12\x8d\x01\n\x0eRefreshSession\x12#.caas.auth.v1.RefreshSessionRequest\x1a$.caas.auth.v1.RefreshSessionResponse\"0\xca\xf3\x18\x03\n\x01\x01\xd2\xf3\x18\x06\n\x04\x08\t\x07T\x82\xd3\xe4\x93\x02\x19\"\x14/v1/sessions:refresh:\x01*\x12\xb9\x01\n\x12\x43reateGuestSession\x12\'.caas.auth.v1.CreateGuestSessionRequest\x1a(.caas.auth.v1.CreateGuestSessionResponse\"P\xda\x41\x13parent,display_name\xca\xf3\x18\x03\n\x01\x01\xd2\xf3\x18\x03\n\x01m\x82\xd3\xe4\x93\x02&\"!/v1/{parent=apps/*}/guestSessions:\x01*\x12\xa5\x01\n\nGetSession\x12\x1f.caas.auth.v1.GetSessionRequest\x1a .caas.auth.v1.GetSessionResponse\"T\xda\x41\x04name\xca\xf3\x18\x14\n\x03\x02\x03\x04\x12\rsessions:read\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02&\x12$/v1/{name=apps/*/users/*/sessions/*}\x12\xad\x01\n\x0cListSessions\x12!.caas.auth.v1.ListSessionsRequest\x1a\".caas.auth.v1.ListSessionsResponse\"V\xda\x41\x06parent\xca\xf3\x18\x14\n\x03\x02\x03\x04\x12\rsessions:read\xd2\xf3\x18\x05\n\x03\x15\x16\x1f\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=apps/*/users/*}/sessions\x12\xbb\x01\n\rRevokeSession\x12\".caas.auth.v1.RevokeSessionRequest\x1a#.caas.auth.v1.RevokeSessionResponse\"a\xda\x41\x04name\xca\xf3\x18\x17\n\x03\x02\x03\x04\x12\x0esessions:write\x18\x01\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02\x30\"+/v1/{name=apps/*/users/*/sessions/*}:revoke:\x01*\x12\xc3\x01\n\x10RotateSigningKey\x12%.caas.auth.v1.RotateSigningKeyRequest\x1a&.caas.auth.v1.RotateSigningKeyResponse\"`\xda\x41\x06parent\xca\xf3\x18\x1a\n\x02\x02\x03\x12\x12signing_keys:admin\x18\x01\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02+\"&/v1/{parent=apps/*}/signingKeys:rotate:\x01*\x12\xb4\x01\n\x0fListSigningKeys\x12$.caas.auth.v1.ListSigningKeysRequest\x1a%.caas.auth.v1.ListSigningKeysResponse\"T\xda\x41\x06parent\xca\xf3\x18\x18\n\x02\x02\x03\x12\x12signing_keys:admin\xd2\xf3\x18\x04\n\x02\x15(\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{parent=apps/*}/signingKeys\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB!Z\x1f\x63\x61\x61s/gen/go/caas/auth/v1;authv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,6 +50,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATESESSIONREQUEST'].fields_by_name['access_token_ttl']._serialized_options = b'\342A\001\001\272H\014\252\001\t\"\003\010\220\0342\002\010\001'
   _globals['_REFRESHSESSIONREQUEST'].fields_by_name['refresh_token']._loaded_options = None
   _globals['_REFRESHSESSIONREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\342A\001\002\272H\007r\005\020\001\030\200\004'
+  _globals['_CREATEGUESTSESSIONREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_CREATEGUESTSESSIONREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\272H\'r%2#^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]$'
+  _globals['_CREATEGUESTSESSIONREQUEST'].fields_by_name['display_name']._loaded_options = None
+  _globals['_CREATEGUESTSESSIONREQUEST'].fields_by_name['display_name']._serialized_options = b'\342A\001\001\272H\004r\002\030d'
+  _globals['_CREATEGUESTSESSIONREQUEST'].fields_by_name['device_name']._loaded_options = None
+  _globals['_CREATEGUESTSESSIONREQUEST'].fields_by_name['device_name']._serialized_options = b'\342A\001\001\272H\004r\002\030d'
   _globals['_GETSESSIONREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_GETSESSIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\022\n\020caas.dev/Session\272Herc2a^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/sessions/[a-z2-7]{16}$'
   _globals['_LISTSESSIONSREQUEST'].fields_by_name['parent']._loaded_options = None
@@ -69,6 +76,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['CreateSession']._serialized_options = b'\332A\016parent,session\312\363\030\024\n\002\002\003\022\016sessions:write\322\363\030\006\n\004\025(7T\202\323\344\223\002/\"$/v1/{parent=apps/*/users/*}/sessions:\007session'
   _globals['_AUTHSERVICE'].methods_by_name['RefreshSession']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['RefreshSession']._serialized_options = b'\312\363\030\003\n\001\001\322\363\030\006\n\004\010\t\007T\202\323\344\223\002\031\"\024/v1/sessions:refresh:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['CreateGuestSession']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['CreateGuestSession']._serialized_options = b'\332A\023parent,display_name\312\363\030\003\n\001\001\322\363\030\003\n\001m\202\323\344\223\002&\"!/v1/{parent=apps/*}/guestSessions:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['GetSession']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['GetSession']._serialized_options = b'\332A\004name\312\363\030\024\n\003\002\003\004\022\rsessions:read\322\363\030\005\n\003\025\026(\202\323\344\223\002&\022$/v1/{name=apps/*/users/*/sessions/*}'
   _globals['_AUTHSERVICE'].methods_by_name['ListSessions']._loaded_options = None
@@ -79,34 +88,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['RotateSigningKey']._serialized_options = b'\332A\006parent\312\363\030\032\n\002\002\003\022\022signing_keys:admin\030\001\322\363\030\004\n\002\025(\202\323\344\223\002+\"&/v1/{parent=apps/*}/signingKeys:rotate:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['ListSigningKeys']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['ListSigningKeys']._serialized_options = b'\332A\006parent\312\363\030\030\n\002\002\003\022\022signing_keys:admin\322\363\030\004\n\002\025(\202\323\344\223\002!\022\037/v1/{parent=apps/*}/signingKeys'
-  _globals['_CREATESESSIONREQUEST']._serialized_start=312
-  _globals['_CREATESESSIONREQUEST']._serialized_end=591
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=594
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=727
-  _globals['_REFRESHSESSIONREQUEST']._serialized_start=729
-  _globals['_REFRESHSESSIONREQUEST']._serialized_end=805
-  _globals['_REFRESHSESSIONRESPONSE']._serialized_start=808
-  _globals['_REFRESHSESSIONRESPONSE']._serialized_end=942
-  _globals['_GETSESSIONREQUEST']._serialized_start=945
-  _globals['_GETSESSIONREQUEST']._serialized_end=1117
-  _globals['_GETSESSIONRESPONSE']._serialized_start=1119
-  _globals['_GETSESSIONRESPONSE']._serialized_end=1188
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1191
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1406
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1408
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1521
-  _globals['_REVOKESESSIONREQUEST']._serialized_start=1524
-  _globals['_REVOKESESSIONREQUEST']._serialized_end=1699
-  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1701
-  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1773
-  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_start=1775
-  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_end=1872
-  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_start=1874
-  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_end=1959
-  _globals['_LISTSIGNINGKEYSREQUEST']._serialized_start=1961
-  _globals['_LISTSIGNINGKEYSREQUEST']._serialized_end=2057
-  _globals['_LISTSIGNINGKEYSRESPONSE']._serialized_start=2059
-  _globals['_LISTSIGNINGKEYSRESPONSE']._serialized_end=2145
-  _globals['_AUTHSERVICE']._serialized_start=2148
-  _globals['_AUTHSERVICE']._serialized_end=3430
+  _globals['_CREATESESSIONREQUEST']._serialized_start=343
+  _globals['_CREATESESSIONREQUEST']._serialized_end=622
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=625
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=758
+  _globals['_REFRESHSESSIONREQUEST']._serialized_start=760
+  _globals['_REFRESHSESSIONREQUEST']._serialized_end=836
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_start=839
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_end=973
+  _globals['_CREATEGUESTSESSIONREQUEST']._serialized_start=976
+  _globals['_CREATEGUESTSESSIONREQUEST']._serialized_end=1169
+  _globals['_CREATEGUESTSESSIONRESPONSE']._serialized_start=1172
+  _globals['_CREATEGUESTSESSIONRESPONSE']._serialized_end=1351
+  _globals['_GETSESSIONREQUEST']._serialized_start=1354
+  _globals['_GETSESSIONREQUEST']._serialized_end=1526
+  _globals['_GETSESSIONRESPONSE']._serialized_start=1528
+  _globals['_GETSESSIONRESPONSE']._serialized_end=1597
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1600
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1815
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1817
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1930
+  _globals['_REVOKESESSIONREQUEST']._serialized_start=1933
+  _globals['_REVOKESESSIONREQUEST']._serialized_end=2108
+  _globals['_REVOKESESSIONRESPONSE']._serialized_start=2110
+  _globals['_REVOKESESSIONRESPONSE']._serialized_end=2182
+  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_start=2184
+  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_end=2281
+  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_start=2283
+  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_end=2368
+  _globals['_LISTSIGNINGKEYSREQUEST']._serialized_start=2370
+  _globals['_LISTSIGNINGKEYSREQUEST']._serialized_end=2466
+  _globals['_LISTSIGNINGKEYSRESPONSE']._serialized_start=2468
+  _globals['_LISTSIGNINGKEYSRESPONSE']._serialized_end=2554
+  _globals['_AUTHSERVICE']._serialized_start=2557
+  _globals['_AUTHSERVICE']._serialized_end=4027
 # @@protoc_insertion_point(module_scope)

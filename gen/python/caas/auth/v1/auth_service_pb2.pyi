@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from caas.auth.v1 import resources_pb2 as _resources_pb2
+from caas.users.v1 import resources_pb2 as _resources_pb2_1
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
@@ -139,6 +140,74 @@ class RefreshSessionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RefreshSessionResponse: _TypeAlias = RefreshSessionResponse  # noqa: Y015
+
+@_typing.final
+class CreateGuestSessionRequest(_message.Message):
+    """Request of AuthService.CreateGuestSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    DEVICE_NAME_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`apps/{app}`: the app the guest joins."""
+    display_name: _builtins.str
+    """The guest's name shown to other users (`User.display_name`): at most 100
+    characters. Optional: empty leaves it empty (clients show the role).
+    """
+    device_name: _builtins.str
+    """The device or client (`Session.device_name`): at most 100 characters. Optional."""
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        device_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_name", b"device_name", "display_name", b"display_name", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateGuestSessionRequest: _TypeAlias = CreateGuestSessionRequest  # noqa: Y015
+
+@_typing.final
+class CreateGuestSessionResponse(_message.Message):
+    """Response of AuthService.CreateGuestSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
+    CREDENTIALS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> _resources_pb2_1.User:
+        """The new guest: `apps/{app}/users/guest-…`, role `guest`."""
+
+    @_builtins.property
+    def session(self) -> _resources_pb2.Session:
+        """The guest's session; its `end_time` is when it ends."""
+
+    @_builtins.property
+    def credentials(self) -> _resources_pb2.Credentials:
+        """Its first tokens, as CreateSession's."""
+
+    def __init__(
+        self,
+        *,
+        user: _resources_pb2_1.User | None = ...,
+        session: _resources_pb2.Session | None = ...,
+        credentials: _resources_pb2.Credentials | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "session", b"session", "user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "session", b"session", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateGuestSessionResponse: _TypeAlias = CreateGuestSessionResponse  # noqa: Y015
 
 @_typing.final
 class GetSessionRequest(_message.Message):

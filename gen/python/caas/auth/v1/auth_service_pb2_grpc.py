@@ -47,6 +47,11 @@ class AuthServiceStub:
                 request_serializer=caas_dot_auth_dot_v1_dot_auth__service__pb2.RefreshSessionRequest.SerializeToString,
                 response_deserializer=caas_dot_auth_dot_v1_dot_auth__service__pb2.RefreshSessionResponse.FromString,
                 _registered_method=True)
+        self.CreateGuestSession = channel.unary_unary(
+                '/caas.auth.v1.AuthService/CreateGuestSession',
+                request_serializer=caas_dot_auth_dot_v1_dot_auth__service__pb2.CreateGuestSessionRequest.SerializeToString,
+                response_deserializer=caas_dot_auth_dot_v1_dot_auth__service__pb2.CreateGuestSessionResponse.FromString,
+                _registered_method=True)
         self.GetSession = channel.unary_unary(
                 '/caas.auth.v1.AuthService/GetSession',
                 request_serializer=caas_dot_auth_dot_v1_dot_auth__service__pb2.GetSessionRequest.SerializeToString,
@@ -92,6 +97,23 @@ class AuthServiceServicer:
         """Exchanges a refresh token for new tokens. The refresh token is the
         credential: no other is needed. A refresh token used a second time revokes
         the session (REFRESH_TOKEN_REUSED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateGuestSession(self, request, context):
+        """Creates a guest of an app that admits guests (`caas.apps.v1.App.guest_access`) and
+        a session for them, without credentials: for a widget on a web page, whose
+        visitors the app's backend has not signed in. The guest is a new user of the app,
+        `apps/{app}/users/guest-…`, with the app role `guest`; their session ends
+        `guest_access.session_lifetime` after its creation, however often it refreshes
+        (`Session.end_time`). Calls are limited per client address
+        (`CAAS_GUEST_SESSIONS_PER_ADDRESS` per rate-limit window) and per app (the app's
+        plan, as for every RPC): RESOURCE_EXHAUSTED, RATE_LIMITED, with RetryInfo. An app
+        that does not admit guests, a deleted app and an unknown app get the same answer,
+        FAILED_PRECONDITION, GUEST_ACCESS_DISABLED: nobody learns which apps exist. There is
+        no request id: a retried call makes another guest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +169,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.RefreshSession,
                     request_deserializer=caas_dot_auth_dot_v1_dot_auth__service__pb2.RefreshSessionRequest.FromString,
                     response_serializer=caas_dot_auth_dot_v1_dot_auth__service__pb2.RefreshSessionResponse.SerializeToString,
+            ),
+            'CreateGuestSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGuestSession,
+                    request_deserializer=caas_dot_auth_dot_v1_dot_auth__service__pb2.CreateGuestSessionRequest.FromString,
+                    response_serializer=caas_dot_auth_dot_v1_dot_auth__service__pb2.CreateGuestSessionResponse.SerializeToString,
             ),
             'GetSession': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSession,
@@ -231,6 +258,33 @@ class AuthService:
             '/caas.auth.v1.AuthService/RefreshSession',
             caas_dot_auth_dot_v1_dot_auth__service__pb2.RefreshSessionRequest.SerializeToString,
             caas_dot_auth_dot_v1_dot_auth__service__pb2.RefreshSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGuestSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.auth.v1.AuthService/CreateGuestSession',
+            caas_dot_auth_dot_v1_dot_auth__service__pb2.CreateGuestSessionRequest.SerializeToString,
+            caas_dot_auth_dot_v1_dot_auth__service__pb2.CreateGuestSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

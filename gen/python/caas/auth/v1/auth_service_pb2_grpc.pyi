@@ -45,6 +45,19 @@ class AuthServiceStub:
     credential: no other is needed. A refresh token used a second time revokes
     the session (REFRESH_TOKEN_REUSED).
     """
+    CreateGuestSession: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CreateGuestSessionRequest, _auth_service_pb2.CreateGuestSessionResponse]
+    """Creates a guest of an app that admits guests (`caas.apps.v1.App.guest_access`) and
+    a session for them, without credentials: for a widget on a web page, whose
+    visitors the app's backend has not signed in. The guest is a new user of the app,
+    `apps/{app}/users/guest-…`, with the app role `guest`; their session ends
+    `guest_access.session_lifetime` after its creation, however often it refreshes
+    (`Session.end_time`). Calls are limited per client address
+    (`CAAS_GUEST_SESSIONS_PER_ADDRESS` per rate-limit window) and per app (the app's
+    plan, as for every RPC): RESOURCE_EXHAUSTED, RATE_LIMITED, with RetryInfo. An app
+    that does not admit guests, a deleted app and an unknown app get the same answer,
+    FAILED_PRECONDITION, GUEST_ACCESS_DISABLED: nobody learns which apps exist. There is
+    no request id: a retried call makes another guest.
+    """
     GetSession: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.GetSessionRequest, _auth_service_pb2.GetSessionResponse]
     """Gets a session. A user may get their own sessions only."""
     ListSessions: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListSessionsRequest, _auth_service_pb2.ListSessionsResponse]
@@ -77,6 +90,19 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Exchanges a refresh token for new tokens. The refresh token is the
     credential: no other is needed. A refresh token used a second time revokes
     the session (REFRESH_TOKEN_REUSED).
+    """
+    CreateGuestSession: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CreateGuestSessionRequest, _auth_service_pb2.CreateGuestSessionResponse]  # type: ignore[assignment]
+    """Creates a guest of an app that admits guests (`caas.apps.v1.App.guest_access`) and
+    a session for them, without credentials: for a widget on a web page, whose
+    visitors the app's backend has not signed in. The guest is a new user of the app,
+    `apps/{app}/users/guest-…`, with the app role `guest`; their session ends
+    `guest_access.session_lifetime` after its creation, however often it refreshes
+    (`Session.end_time`). Calls are limited per client address
+    (`CAAS_GUEST_SESSIONS_PER_ADDRESS` per rate-limit window) and per app (the app's
+    plan, as for every RPC): RESOURCE_EXHAUSTED, RATE_LIMITED, with RetryInfo. An app
+    that does not admit guests, a deleted app and an unknown app get the same answer,
+    FAILED_PRECONDITION, GUEST_ACCESS_DISABLED: nobody learns which apps exist. There is
+    no request id: a retried call makes another guest.
     """
     GetSession: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.GetSessionRequest, _auth_service_pb2.GetSessionResponse]  # type: ignore[assignment]
     """Gets a session. A user may get their own sessions only."""
@@ -119,6 +145,25 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Exchanges a refresh token for new tokens. The refresh token is the
         credential: no other is needed. A refresh token used a second time revokes
         the session (REFRESH_TOKEN_REUSED).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateGuestSession(
+        self,
+        request: _auth_service_pb2.CreateGuestSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.CreateGuestSessionResponse, _abc.Awaitable[_auth_service_pb2.CreateGuestSessionResponse]]:
+        """Creates a guest of an app that admits guests (`caas.apps.v1.App.guest_access`) and
+        a session for them, without credentials: for a widget on a web page, whose
+        visitors the app's backend has not signed in. The guest is a new user of the app,
+        `apps/{app}/users/guest-…`, with the app role `guest`; their session ends
+        `guest_access.session_lifetime` after its creation, however often it refreshes
+        (`Session.end_time`). Calls are limited per client address
+        (`CAAS_GUEST_SESSIONS_PER_ADDRESS` per rate-limit window) and per app (the app's
+        plan, as for every RPC): RESOURCE_EXHAUSTED, RATE_LIMITED, with RetryInfo. An app
+        that does not admit guests, a deleted app and an unknown app get the same answer,
+        FAILED_PRECONDITION, GUEST_ACCESS_DISABLED: nobody learns which apps exist. There is
+        no request id: a retried call makes another guest.
         """
 
     @_abc_1.abstractmethod

@@ -28,7 +28,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63\x61\x61s/auth/v1/resources.proto\x12\x0c\x63\x61\x61s.auth.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x06\n\x07Session\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12,\n\x0b\x64\x65vice_name\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18\x64R\ndeviceName\x12\x37\n\x05state\x18\x03 \x01(\x0e\x32\x1b.caas.auth.v1.Session.StateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x43\n\x0crefresh_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x0brefreshTime\x12\x41\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nexpireTime\x12\x41\n\x0brevoke_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nrevokeTime\x12M\n\rrevoke_reason\x18\x08 \x01(\x0e\x32\".caas.auth.v1.Session.RevokeReasonB\x04\xe2\x41\x01\x03R\x0crevokeReason\"V\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x11\n\rSTATE_REVOKED\x10\x02\x12\x11\n\rSTATE_EXPIRED\x10\x03\"\x95\x01\n\x0cRevokeReason\x12\x1d\n\x19REVOKE_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18REVOKE_REASON_SIGNED_OUT\x10\x01\x12 \n\x1cREVOKE_REASON_REVOKED_BY_APP\x10\x02\x12&\n\"REVOKE_REASON_REFRESH_TOKEN_REUSED\x10\x03:T\xea\x41Q\n\x10\x63\x61\x61s.dev/Session\x12*apps/{app}/users/{user}/sessions/{session}*\x08sessions2\x07session\"\x81\x02\n\x0b\x43redentials\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\"\xd4\x03\n\nSigningKey\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\"\n\talgorithm\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\talgorithm\x12#\n\npublic_jwk\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\tpublicJwk\x12:\n\x05state\x18\x04 \x01(\x0e\x32\x1e.caas.auth.v1.SigningKey.StateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nexpireTime\"H\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PRIMARY\x10\x01\x12\x15\n\x11STATE_VERIFY_ONLY\x10\x02:W\xea\x41T\n\x13\x63\x61\x61s.dev/SigningKey\x12$apps/{app}/signingKeys/{signing_key}*\x0bsigningKeys2\nsigningKeyB!Z\x1f\x63\x61\x61s/gen/go/caas/auth/v1;authv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63\x61\x61s/auth/v1/resources.proto\x12\x0c\x63\x61\x61s.auth.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x06\n\x07Session\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12,\n\x0b\x64\x65vice_name\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x01\xbaH\x04r\x02\x18\x64R\ndeviceName\x12\x37\n\x05state\x18\x03 \x01(\x0e\x32\x1b.caas.auth.v1.Session.StateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x43\n\x0crefresh_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x0brefreshTime\x12\x41\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nexpireTime\x12\x41\n\x0brevoke_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nrevokeTime\x12M\n\rrevoke_reason\x18\x08 \x01(\x0e\x32\".caas.auth.v1.Session.RevokeReasonB\x04\xe2\x41\x01\x03R\x0crevokeReason\x12;\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x07\x65ndTime\"V\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x11\n\rSTATE_REVOKED\x10\x02\x12\x11\n\rSTATE_EXPIRED\x10\x03\"\x95\x01\n\x0cRevokeReason\x12\x1d\n\x19REVOKE_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18REVOKE_REASON_SIGNED_OUT\x10\x01\x12 \n\x1cREVOKE_REASON_REVOKED_BY_APP\x10\x02\x12&\n\"REVOKE_REASON_REFRESH_TOKEN_REUSED\x10\x03:T\xea\x41Q\n\x10\x63\x61\x61s.dev/Session\x12*apps/{app}/users/{user}/sessions/{session}*\x08sessions2\x07session\"\x81\x02\n\x0b\x43redentials\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12S\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x15\x61\x63\x63\x65ssTokenExpireTime\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12U\n\x19refresh_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\"\xd4\x03\n\nSigningKey\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\"\n\talgorithm\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\talgorithm\x12#\n\npublic_jwk\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\tpublicJwk\x12:\n\x05state\x18\x04 \x01(\x0e\x32\x1e.caas.auth.v1.SigningKey.StateB\x04\xe2\x41\x01\x03R\x05state\x12\x41\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nexpireTime\"H\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PRIMARY\x10\x01\x12\x15\n\x11STATE_VERIFY_ONLY\x10\x02:W\xea\x41T\n\x13\x63\x61\x61s.dev/SigningKey\x12$apps/{app}/signingKeys/{signing_key}*\x0bsigningKeys2\nsigningKeyB!Z\x1f\x63\x61\x61s/gen/go/caas/auth/v1;authv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,6 +52,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SESSION'].fields_by_name['revoke_time']._serialized_options = b'\342A\001\003'
   _globals['_SESSION'].fields_by_name['revoke_reason']._loaded_options = None
   _globals['_SESSION'].fields_by_name['revoke_reason']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['end_time']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['end_time']._serialized_options = b'\342A\001\003'
   _globals['_SESSION']._loaded_options = None
   _globals['_SESSION']._serialized_options = b'\352AQ\n\020caas.dev/Session\022*apps/{app}/users/{user}/sessions/{session}*\010sessions2\007session'
   _globals['_SIGNINGKEY'].fields_by_name['name']._loaded_options = None
@@ -69,15 +71,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNINGKEY']._loaded_options = None
   _globals['_SIGNINGKEY']._serialized_options = b'\352AT\n\023caas.dev/SigningKey\022$apps/{app}/signingKeys/{signing_key}*\013signingKeys2\nsigningKey'
   _globals['_SESSION']._serialized_start=169
-  _globals['_SESSION']._serialized_end=982
-  _globals['_SESSION_STATE']._serialized_start=658
-  _globals['_SESSION_STATE']._serialized_end=744
-  _globals['_SESSION_REVOKEREASON']._serialized_start=747
-  _globals['_SESSION_REVOKEREASON']._serialized_end=896
-  _globals['_CREDENTIALS']._serialized_start=985
-  _globals['_CREDENTIALS']._serialized_end=1242
-  _globals['_SIGNINGKEY']._serialized_start=1245
-  _globals['_SIGNINGKEY']._serialized_end=1713
-  _globals['_SIGNINGKEY_STATE']._serialized_start=1552
-  _globals['_SIGNINGKEY_STATE']._serialized_end=1624
+  _globals['_SESSION']._serialized_end=1043
+  _globals['_SESSION_STATE']._serialized_start=719
+  _globals['_SESSION_STATE']._serialized_end=805
+  _globals['_SESSION_REVOKEREASON']._serialized_start=808
+  _globals['_SESSION_REVOKEREASON']._serialized_end=957
+  _globals['_CREDENTIALS']._serialized_start=1046
+  _globals['_CREDENTIALS']._serialized_end=1303
+  _globals['_SIGNINGKEY']._serialized_start=1306
+  _globals['_SIGNINGKEY']._serialized_end=1774
+  _globals['_SIGNINGKEY_STATE']._serialized_start=1613
+  _globals['_SIGNINGKEY_STATE']._serialized_end=1685
 # @@protoc_insertion_point(module_scope)

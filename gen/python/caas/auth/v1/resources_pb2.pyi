@@ -84,6 +84,7 @@ class Session(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     REVOKE_TIME_FIELD_NUMBER: _builtins.int
     REVOKE_REASON_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/users/{user}/sessions/{session}`; the session id is 16
     characters of [a-z2-7], chosen by the server.
@@ -104,11 +105,20 @@ class Session(_message.Message):
 
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
-        """When the current refresh token expires unless used; each refresh extends it."""
+        """When the current refresh token expires unless used; each refresh extends it (never
+        past `end_time`).
+        """
 
     @_builtins.property
     def revoke_time(self) -> _timestamp_pb2.Timestamp:
         """When the session was revoked; unset unless revoked."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When the session ends however often it refreshes: set for a guest's session
+        (AuthService.CreateGuestSession: its creation plus the app's guest session
+        lifetime), unset for the others, which last while they are used.
+        """
 
     def __init__(
         self,
@@ -121,10 +131,11 @@ class Session(_message.Message):
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         revoke_time: _timestamp_pb2.Timestamp | None = ...,
         revoke_reason: Global___Session.RevokeReason.ValueType = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "refresh_time", b"refresh_time", "revoke_time", b"revoke_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "expire_time", b"expire_time", "refresh_time", b"refresh_time", "revoke_time", b"revoke_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "device_name", b"device_name", "expire_time", b"expire_time", "name", b"name", "refresh_time", b"refresh_time", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "device_name", b"device_name", "end_time", b"end_time", "expire_time", b"expire_time", "name", b"name", "refresh_time", b"refresh_time", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -239,6 +239,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The organization would be left without an owner: make another member owner first."""
     ERROR_REASON_INVITATION_EMAIL_MISMATCH: _ErrorReason.ValueType  # 107
     """The invitation was sent to another email address than the account's."""
+    ERROR_REASON_GUEST_ACCESS_DISABLED: _ErrorReason.ValueType  # 109
+    """The app does not admit guests (its `guest_access` is off), or there is no such app:
+    AuthService.CreateGuestSession gives the same answer for both, so that it tells
+    nobody which apps exist.
+    """
     ERROR_REASON_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 59
     """A count limit would be passed (metadata: limit, maximum)."""
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
@@ -534,6 +539,11 @@ ERROR_REASON_LAST_OWNER: ErrorReason.ValueType  # 106
 """The organization would be left without an owner: make another member owner first."""
 ERROR_REASON_INVITATION_EMAIL_MISMATCH: ErrorReason.ValueType  # 107
 """The invitation was sent to another email address than the account's."""
+ERROR_REASON_GUEST_ACCESS_DISABLED: ErrorReason.ValueType  # 109
+"""The app does not admit guests (its `guest_access` is off), or there is no such app:
+AuthService.CreateGuestSession gives the same answer for both, so that it tells
+nobody which apps exist.
+"""
 ERROR_REASON_LIMIT_EXCEEDED: ErrorReason.ValueType  # 59
 """A count limit would be passed (metadata: limit, maximum)."""
 ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/apps/v1/resources.proto.
  */
 export const file_caas_apps_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChxjYWFzL2FwcHMvdjEvcmVzb3VyY2VzLnByb3RvEgxjYWFzLmFwcHMudjEikgQKA0FwcBISCgRuYW1lGAEgASgJQgTiQQEIEiEKDGRpc3BsYXlfbmFtZRgCIAEoCUIL4kEBArpIBHICGGQSGQoEcGxhbhgDIAEoCUIL4kEBAbpIBHICGCgSNQoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxJICg9tZWRpYV9yZXRlbnRpb24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFOJBAQG6SA2qAQoiBgiAhrCWATIAEjUKC2RlbGV0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI0CgpwdXJnZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxJqCgxvcmdhbml6YXRpb24YCSABKAlCVOJBAQX6QRcKFWNhYXMuZGV2L09yZ2FuaXphdGlvbrpIM3IxMi9eKG9yZ2FuaXphdGlvbnMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSk/JDoo6kElCgxjYWFzLmRldi9BcHASCmFwcHMve2FwcH0qBGFwcHMyA2FwcCK0BgoGQXBpS2V5EhIKBG5hbWUYASABKAlCBOJBAQgSIQoMZGlzcGxheV9uYW1lGAIgASgJQgviQQEBukgEcgIYZBIZCgtzZWNyZXRfaGludBgDIAEoCUIE4kEBAxIvCgVzdGF0ZRgEIAEoDjIaLmNhYXMuYXBwcy52MS5BcGlLZXkuU3RhdGVCBOJBAQMSNQoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3Jldm9rZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxLTAgoGc2NvcGVzGAcgAygJQsIC4kECAQW6SLkCkgG1AhAUGAEirgJyqwJSASpSCWFwcHM6cmVhZFIOYXBpX2tleXM6YWRtaW5SDXNlc3Npb25zOnJlYWRSDnNlc3Npb25zOndyaXRlUhJzaWduaW5nX2tleXM6YWRtaW5SCnVzZXJzOnJlYWRSC3VzZXJzOndyaXRlUhJjb252ZXJzYXRpb25zOnJlYWRSE2NvbnZlcnNhdGlvbnM6d3JpdGVSDW1lc3NhZ2VzOnJlYWRSDm1lc3NhZ2VzOndyaXRlUg1wcmVzZW5jZTpyZWFkUgptZWRpYTpyZWFkUgttZWRpYTp3cml0ZVILc2VhcmNoOnJlYWRSDndlYmhvb2tzOmFkbWluUgptb2RlcmF0aW9uUgphdWRpdDpyZWFkUgpjb21wbGlhbmNlUg5hbmFseXRpY3M6cmVhZBJGCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFeJBAgEFukgNsgEKSgYIgIawlgFAASJWCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX0FDVElWRRABEhEKDVNUQVRFX1JFVk9LRUQQAhIRCg1TVEFURV9FWFBJUkVEEAM6Q+pBQAoPY2Fhcy5kZXYvQXBpS2V5EhxhcHBzL3thcHB9L2FwaUtleXMve2FwaV9rZXl9KgdhcGlLZXlzMgZhcGlLZXlCIVofY2Fhcy9nZW4vZ28vY2Fhcy9hcHBzL3YxO2FwcHN2MWIGcHJvdG8z", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChxjYWFzL2FwcHMvdjEvcmVzb3VyY2VzLnByb3RvEgxjYWFzLmFwcHMudjEiyQQKA0FwcBISCgRuYW1lGAEgASgJQgTiQQEIEiEKDGRpc3BsYXlfbmFtZRgCIAEoCUIL4kEBArpIBHICGGQSGQoEcGxhbhgDIAEoCUIL4kEBAbpIBHICGCgSNQoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxJICg9tZWRpYV9yZXRlbnRpb24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CFOJBAQG6SA2qAQoiBgiAhrCWATIAEjUKC2RlbGV0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI0CgpwdXJnZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxJqCgxvcmdhbml6YXRpb24YCSABKAlCVOJBAQX6QRcKFWNhYXMuZGV2L09yZ2FuaXphdGlvbrpIM3IxMi9eKG9yZ2FuaXphdGlvbnMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSk/JBI1CgxndWVzdF9hY2Nlc3MYCiABKAsyGS5jYWFzLmFwcHMudjEuR3Vlc3RBY2Nlc3NCBOJBAQE6KOpBJQoMY2Fhcy5kZXYvQXBwEgphcHBzL3thcHB9KgRhcHBzMgNhcHAicQoLR3Vlc3RBY2Nlc3MSFQoHZW5hYmxlZBgBIAEoCEIE4kEBARJLChBzZXNzaW9uX2xpZmV0aW1lGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQhbiQQEBukgPqgEMIgUIgJqeATIDCKwCIsAGCgZBcGlLZXkSEgoEbmFtZRgBIAEoCUIE4kEBCBIhCgxkaXNwbGF5X25hbWUYAiABKAlCC+JBAQG6SARyAhhkEhkKC3NlY3JldF9oaW50GAMgASgJQgTiQQEDEi8KBXN0YXRlGAQgASgOMhouY2Fhcy5hcHBzLnYxLkFwaUtleS5TdGF0ZUIE4kEBAxI1CgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLcmV2b2tlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEt8CCgZzY29wZXMYByADKAlCzgLiQQIBBbpIxQKSAcECEBQYASK6AnK3AlIBKlIJYXBwczpyZWFkUgphcHBzOndyaXRlUg5hcGlfa2V5czphZG1pblINc2Vzc2lvbnM6cmVhZFIOc2Vzc2lvbnM6d3JpdGVSEnNpZ25pbmdfa2V5czphZG1pblIKdXNlcnM6cmVhZFILdXNlcnM6d3JpdGVSEmNvbnZlcnNhdGlvbnM6cmVhZFITY29udmVyc2F0aW9uczp3cml0ZVINbWVzc2FnZXM6cmVhZFIObWVzc2FnZXM6d3JpdGVSDXByZXNlbmNlOnJlYWRSCm1lZGlhOnJlYWRSC21lZGlhOndyaXRlUgtzZWFyY2g6cmVhZFIOd2ViaG9va3M6YWRtaW5SCm1vZGVyYXRpb25SCmF1ZGl0OnJlYWRSCmNvbXBsaWFuY2VSDmFuYWx5dGljczpyZWFkEkYKC2V4cGlyZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIV4kECAQW6SA2yAQpKBgiAhrCWAUABIlYKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEAoMU1RBVEVfQUNUSVZFEAESEQoNU1RBVEVfUkVWT0tFRBACEhEKDVNUQVRFX0VYUElSRUQQAzpD6kFACg9jYWFzLmRldi9BcGlLZXkSHGFwcHMve2FwcH0vYXBpS2V5cy97YXBpX2tleX0qB2FwaUtleXMyBmFwaUtleUIhWh9jYWFzL2dlbi9nby9jYWFzL2FwcHMvdjE7YXBwc3YxYgZwcm90bzM", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * An app: one tenant of CAAS. Everything else (users, conversations, messages,
@@ -97,6 +97,15 @@ export type App = Message<"caas.apps.v1.App"> & {
    * @generated from field: string organization = 9;
    */
   organization: string;
+
+  /**
+   * Whether visitors the app's backend did not sign in may chat as guests
+   * (AuthService.CreateGuestSession, for the embeddable widget). Unset: they may not.
+   * UpdateApp replaces it whole (`guest_access` in the `update_mask`).
+   *
+   * @generated from field: caas.apps.v1.GuestAccess guest_access = 10;
+   */
+  guestAccess?: GuestAccess | undefined;
 };
 
 /**
@@ -105,6 +114,42 @@ export type App = Message<"caas.apps.v1.App"> & {
  */
 export const AppSchema: GenMessage<App> = /*@__PURE__*/
   messageDesc(file_caas_apps_v1_resources, 0);
+
+/**
+ * An app's guests: visitors without an account of the app, who get a session of their
+ * own from AuthService.CreateGuestSession, without the app's backend. Each guest is a
+ * new user of the app with the id `guest-` and 16 characters of [a-z2-7], chosen by the
+ * server, and the app role `guest`. What guests may do is the app's PermissionPolicy's,
+ * as for every role: by default a guest only joins channels (and, once a member, does
+ * what members do there); grants to `guest` and `conversation:member`, and conditions
+ * on `user.role`, give them more or less, in some conversations only.
+ *
+ * @generated from message caas.apps.v1.GuestAccess
+ */
+export type GuestAccess = Message<"caas.apps.v1.GuestAccess"> & {
+  /**
+   * Whether CreateGuestSession creates guests. Off by default.
+   *
+   * @generated from field: bool enabled = 1;
+   */
+  enabled: boolean;
+
+  /**
+   * How long a guest's session lasts from its creation: refreshing its tokens never
+   * takes it further, and access tokens expire by then. 5 minutes to 30 days; unset
+   * means 24 hours. A change applies to guest sessions created from then on.
+   *
+   * @generated from field: google.protobuf.Duration session_lifetime = 2;
+   */
+  sessionLifetime?: Duration | undefined;
+};
+
+/**
+ * Describes the message caas.apps.v1.GuestAccess.
+ * Use `create(GuestAccessSchema)` to create a new message.
+ */
+export const GuestAccessSchema: GenMessage<GuestAccess> = /*@__PURE__*/
+  messageDesc(file_caas_apps_v1_resources, 1);
 
 /**
  * An API key: the credential of an app's own backend. The secret is shown once,
@@ -165,7 +210,8 @@ export type ApiKey = Message<"caas.apps.v1.ApiKey"> & {
    * `:write` scope does not include its `:read`):
    *   - `*`: everything an API key can do (keys created before scopes existed,
    *     and keys created with no scopes, have it);
-   *   - `apps:read` (GetApp), `api_keys:admin` (API keys: create, list, revoke);
+   *   - `apps:read` (GetApp), `apps:write` (UpdateApp: the app's display name and
+   *     guest access), `api_keys:admin` (API keys: create, list, revoke);
    *   - `sessions:read`, `sessions:write` (sign users in, revoke sessions),
    *     `signing_keys:admin` (rotate and list the app's token signing keys);
    *   - `users:read`, `users:write` (users and their blocks);
@@ -200,7 +246,7 @@ export type ApiKey = Message<"caas.apps.v1.ApiKey"> & {
  * Use `create(ApiKeySchema)` to create a new message.
  */
 export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
-  messageDesc(file_caas_apps_v1_resources, 1);
+  messageDesc(file_caas_apps_v1_resources, 2);
 
 /**
  * Whether the key authenticates.
@@ -239,5 +285,5 @@ export enum ApiKey_State {
  * Describes the enum caas.apps.v1.ApiKey.State.
  */
 export const ApiKey_StateSchema: GenEnum<ApiKey_State> = /*@__PURE__*/
-  enumDesc(file_caas_apps_v1_resources, 1, 0);
+  enumDesc(file_caas_apps_v1_resources, 2, 0);
 

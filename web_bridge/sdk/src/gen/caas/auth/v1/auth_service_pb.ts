@@ -9,6 +9,8 @@ import type { Credentials, Session, SigningKey } from "./resources_pb.js";
 import { file_caas_auth_v1_resources } from "./resources_pb.js";
 import { file_caas_errors_v1_errors } from "../../errors/v1/errors_pb.js";
 import { file_caas_type_v1_access } from "../../type/v1/access_pb.js";
+import type { User } from "../../users/v1/resources_pb.js";
+import { file_caas_users_v1_resources } from "../../users/v1/resources_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import { file_google_api_client } from "../../../google/api/client_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
@@ -21,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/auth/v1/auth_service.proto.
  */
 export const file_caas_auth_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jYWFzL2F1dGgvdjEvYXV0aF9zZXJ2aWNlLnByb3RvEgxjYWFzLmF1dGgudjEi9gEKFENyZWF0ZVNlc3Npb25SZXF1ZXN0EmYKBnBhcmVudBgBIAEoCUJW4kEBArpIT3JNMkteYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3VzZXJzL1tBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSLAoHc2Vzc2lvbhgCIAEoCzIVLmNhYXMuYXV0aC52MS5TZXNzaW9uQgTiQQEBEkgKEGFjY2Vzc190b2tlbl90dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CE+JBAQG6SAyqAQkiAwiQHDICCAEibwoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEiYKB3Nlc3Npb24YASABKAsyFS5jYWFzLmF1dGgudjEuU2Vzc2lvbhIuCgtjcmVkZW50aWFscxgCIAEoCzIZLmNhYXMuYXV0aC52MS5DcmVkZW50aWFscyI+ChVSZWZyZXNoU2Vzc2lvblJlcXVlc3QSJQoNcmVmcmVzaF90b2tlbhgBIAEoCUIO4kEBArpIB3IFEAEYgAQicAoWUmVmcmVzaFNlc3Npb25SZXNwb25zZRImCgdzZXNzaW9uGAEgASgLMhUuY2Fhcy5hdXRoLnYxLlNlc3Npb24SLgoLY3JlZGVudGlhbHMYAiABKAsyGS5jYWFzLmF1dGgudjEuQ3JlZGVudGlhbHMipgEKEUdldFNlc3Npb25SZXF1ZXN0EpABCgRuYW1lGAEgASgJQoEB4kEBAvpBEgoQY2Fhcy5kZXYvU2Vzc2lvbrpIZXJjMmFeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3VzZXJzL1tBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fS9zZXNzaW9ucy9bYS16Mi03XXsxNn0kIjwKEkdldFNlc3Npb25SZXNwb25zZRImCgdzZXNzaW9uGAEgASgLMhUuY2Fhcy5hdXRoLnYxLlNlc3Npb24iugEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSZgoGcGFyZW50GAEgASgJQlbiQQECukhPck0yS15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vdXNlcnMvW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9JBIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiWAoUTGlzdFNlc3Npb25zUmVzcG9uc2USJwoIc2Vzc2lvbnMYASADKAsyFS5jYWFzLmF1dGgudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiqQEKFFJldm9rZVNlc3Npb25SZXF1ZXN0EpABCgRuYW1lGAEgASgJQoEB4kEBAvpBEgoQY2Fhcy5kZXYvU2Vzc2lvbrpIZXJjMmFeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3VzZXJzL1tBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fS9zZXNzaW9ucy9bYS16Mi03XXsxNn0kIj8KFVJldm9rZVNlc3Npb25SZXNwb25zZRImCgdzZXNzaW9uGAEgASgLMhUuY2Fhcy5hdXRoLnYxLlNlc3Npb24iWQoXUm90YXRlU2lnbmluZ0tleVJlcXVlc3QSPgoGcGFyZW50GAEgASgJQi7iQQECukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kIkkKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRItCgtzaWduaW5nX2tleRgBIAEoCzIYLmNhYXMuYXV0aC52MS5TaWduaW5nS2V5IlgKFkxpc3RTaWduaW5nS2V5c1JlcXVlc3QSPgoGcGFyZW50GAEgASgJQi7iQQECukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kIkkKF0xpc3RTaWduaW5nS2V5c1Jlc3BvbnNlEi4KDHNpZ25pbmdfa2V5cxgBIAMoCzIYLmNhYXMuYXV0aC52MS5TaWduaW5nS2V5MoIKCgtBdXRoU2VydmljZRLCAQoNQ3JlYXRlU2Vzc2lvbhIiLmNhYXMuYXV0aC52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBojLmNhYXMuYXV0aC52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiaNpBDnBhcmVudCxzZXNzaW9uyvMYFAoCAgMSDnNlc3Npb25zOndyaXRl0vMYBgoEFSg3VILT5JMCLzoHc2Vzc2lvbiIkL3YxL3twYXJlbnQ9YXBwcy8qL3VzZXJzLyp9L3Nlc3Npb25zEo0BCg5SZWZyZXNoU2Vzc2lvbhIjLmNhYXMuYXV0aC52MS5SZWZyZXNoU2Vzc2lvblJlcXVlc3QaJC5jYWFzLmF1dGgudjEuUmVmcmVzaFNlc3Npb25SZXNwb25zZSIwyvMYAwoBAdLzGAYKBAgJB1SC0+STAhk6ASoiFC92MS9zZXNzaW9uczpyZWZyZXNoEqUBCgpHZXRTZXNzaW9uEh8uY2Fhcy5hdXRoLnYxLkdldFNlc3Npb25SZXF1ZXN0GiAuY2Fhcy5hdXRoLnYxLkdldFNlc3Npb25SZXNwb25zZSJU2kEEbmFtZcrzGBQKAwIDBBINc2Vzc2lvbnM6cmVhZNLzGAUKAxUWKILT5JMCJhIkL3YxL3tuYW1lPWFwcHMvKi91c2Vycy8qL3Nlc3Npb25zLyp9Eq0BCgxMaXN0U2Vzc2lvbnMSIS5jYWFzLmF1dGgudjEuTGlzdFNlc3Npb25zUmVxdWVzdBoiLmNhYXMuYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSJW2kEGcGFyZW50yvMYFAoDAgMEEg1zZXNzaW9uczpyZWFk0vMYBQoDFRYfgtPkkwImEiQvdjEve3BhcmVudD1hcHBzLyovdXNlcnMvKn0vc2Vzc2lvbnMSuwEKDVJldm9rZVNlc3Npb24SIi5jYWFzLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaIy5jYWFzLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlImHaQQRuYW1lyvMYFwoDAgMEEg5zZXNzaW9uczp3cml0ZRgB0vMYBQoDFRYogtPkkwIwOgEqIisvdjEve25hbWU9YXBwcy8qL3VzZXJzLyovc2Vzc2lvbnMvKn06cmV2b2tlEsMBChBSb3RhdGVTaWduaW5nS2V5EiUuY2Fhcy5hdXRoLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0GiYuY2Fhcy5hdXRoLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZSJg2kEGcGFyZW50yvMYGgoCAgMSEnNpZ25pbmdfa2V5czphZG1pbhgB0vMYBAoCFSiC0+STAis6ASoiJi92MS97cGFyZW50PWFwcHMvKn0vc2lnbmluZ0tleXM6cm90YXRlErQBCg9MaXN0U2lnbmluZ0tleXMSJC5jYWFzLmF1dGgudjEuTGlzdFNpZ25pbmdLZXlzUmVxdWVzdBolLmNhYXMuYXV0aC52MS5MaXN0U2lnbmluZ0tleXNSZXNwb25zZSJU2kEGcGFyZW50yvMYGAoCAgMSEnNpZ25pbmdfa2V5czphZG1pbtLzGAQKAhUogtPkkwIhEh8vdjEve3BhcmVudD1hcHBzLyp9L3NpZ25pbmdLZXlzGgvKQQhjYWFzLmRldkIhWh9jYWFzL2dlbi9nby9jYWFzL2F1dGgvdjE7YXV0aHYxYgZwcm90bzM", [file_buf_validate_validate, file_caas_auth_v1_resources, file_caas_errors_v1_errors, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration]);
+  fileDesc("Ch9jYWFzL2F1dGgvdjEvYXV0aF9zZXJ2aWNlLnByb3RvEgxjYWFzLmF1dGgudjEi9gEKFENyZWF0ZVNlc3Npb25SZXF1ZXN0EmYKBnBhcmVudBgBIAEoCUJW4kEBArpIT3JNMkteYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3VzZXJzL1tBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSLAoHc2Vzc2lvbhgCIAEoCzIVLmNhYXMuYXV0aC52MS5TZXNzaW9uQgTiQQEBEkgKEGFjY2Vzc190b2tlbl90dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CE+JBAQG6SAyqAQkiAwiQHDICCAEibwoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEiYKB3Nlc3Npb24YASABKAsyFS5jYWFzLmF1dGgudjEuU2Vzc2lvbhIuCgtjcmVkZW50aWFscxgCIAEoCzIZLmNhYXMuYXV0aC52MS5DcmVkZW50aWFscyI+ChVSZWZyZXNoU2Vzc2lvblJlcXVlc3QSJQoNcmVmcmVzaF90b2tlbhgBIAEoCUIO4kEBArpIB3IFEAEYgAQicAoWUmVmcmVzaFNlc3Npb25SZXNwb25zZRImCgdzZXNzaW9uGAEgASgLMhUuY2Fhcy5hdXRoLnYxLlNlc3Npb24SLgoLY3JlZGVudGlhbHMYAiABKAsyGS5jYWFzLmF1dGgudjEuQ3JlZGVudGlhbHMioAEKGUNyZWF0ZUd1ZXN0U2Vzc2lvblJlcXVlc3QSPgoGcGFyZW50GAEgASgJQi7iQQECukgnciUyI15hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0kEiEKDGRpc3BsYXlfbmFtZRgCIAEoCUIL4kEBAbpIBHICGGQSIAoLZGV2aWNlX25hbWUYAyABKAlCC+JBAQG6SARyAhhkIpcBChpDcmVhdGVHdWVzdFNlc3Npb25SZXNwb25zZRIhCgR1c2VyGAEgASgLMhMuY2Fhcy51c2Vycy52MS5Vc2VyEiYKB3Nlc3Npb24YAiABKAsyFS5jYWFzLmF1dGgudjEuU2Vzc2lvbhIuCgtjcmVkZW50aWFscxgDIAEoCzIZLmNhYXMuYXV0aC52MS5DcmVkZW50aWFscyKmAQoRR2V0U2Vzc2lvblJlcXVlc3QSkAEKBG5hbWUYASABKAlCgQHiQQEC+kESChBjYWFzLmRldi9TZXNzaW9uukhlcmMyYV5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vdXNlcnMvW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9L3Nlc3Npb25zL1thLXoyLTddezE2fSQiPAoSR2V0U2Vzc2lvblJlc3BvbnNlEiYKB3Nlc3Npb24YASABKAsyFS5jYWFzLmF1dGgudjEuU2Vzc2lvbiK6AQoTTGlzdFNlc3Npb25zUmVxdWVzdBJmCgZwYXJlbnQYASABKAlCVuJBAQK6SE9yTTJLXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS91c2Vycy9bQS1aYS16MC05XVtBLVphLXowLTlfLkAtXXswLDEyN30kEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJYChRMaXN0U2Vzc2lvbnNSZXNwb25zZRInCghzZXNzaW9ucxgBIAMoCzIVLmNhYXMuYXV0aC52MS5TZXNzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKpAQoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSkAEKBG5hbWUYASABKAlCgQHiQQEC+kESChBjYWFzLmRldi9TZXNzaW9uukhlcmMyYV5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vdXNlcnMvW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9L3Nlc3Npb25zL1thLXoyLTddezE2fSQiPwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlEiYKB3Nlc3Npb24YASABKAsyFS5jYWFzLmF1dGgudjEuU2Vzc2lvbiJZChdSb3RhdGVTaWduaW5nS2V5UmVxdWVzdBI+CgZwYXJlbnQYASABKAlCLuJBAQK6SCdyJTIjXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSQiSQoYUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlEi0KC3NpZ25pbmdfa2V5GAEgASgLMhguY2Fhcy5hdXRoLnYxLlNpZ25pbmdLZXkiWAoWTGlzdFNpZ25pbmdLZXlzUmVxdWVzdBI+CgZwYXJlbnQYASABKAlCLuJBAQK6SCdyJTIjXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XSQiSQoXTGlzdFNpZ25pbmdLZXlzUmVzcG9uc2USLgoMc2lnbmluZ19rZXlzGAEgAygLMhguY2Fhcy5hdXRoLnYxLlNpZ25pbmdLZXkyvgsKC0F1dGhTZXJ2aWNlEsIBCg1DcmVhdGVTZXNzaW9uEiIuY2Fhcy5hdXRoLnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0GiMuY2Fhcy5hdXRoLnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZSJo2kEOcGFyZW50LHNlc3Npb27K8xgUCgICAxIOc2Vzc2lvbnM6d3JpdGXS8xgGCgQVKDdUgtPkkwIvOgdzZXNzaW9uIiQvdjEve3BhcmVudD1hcHBzLyovdXNlcnMvKn0vc2Vzc2lvbnMSjQEKDlJlZnJlc2hTZXNzaW9uEiMuY2Fhcy5hdXRoLnYxLlJlZnJlc2hTZXNzaW9uUmVxdWVzdBokLmNhYXMuYXV0aC52MS5SZWZyZXNoU2Vzc2lvblJlc3BvbnNlIjDK8xgDCgEB0vMYBgoECAkHVILT5JMCGToBKiIUL3YxL3Nlc3Npb25zOnJlZnJlc2gSuQEKEkNyZWF0ZUd1ZXN0U2Vzc2lvbhInLmNhYXMuYXV0aC52MS5DcmVhdGVHdWVzdFNlc3Npb25SZXF1ZXN0GiguY2Fhcy5hdXRoLnYxLkNyZWF0ZUd1ZXN0U2Vzc2lvblJlc3BvbnNlIlDaQRNwYXJlbnQsZGlzcGxheV9uYW1lyvMYAwoBAdLzGAMKAW2C0+STAiY6ASoiIS92MS97cGFyZW50PWFwcHMvKn0vZ3Vlc3RTZXNzaW9ucxKlAQoKR2V0U2Vzc2lvbhIfLmNhYXMuYXV0aC52MS5HZXRTZXNzaW9uUmVxdWVzdBogLmNhYXMuYXV0aC52MS5HZXRTZXNzaW9uUmVzcG9uc2UiVNpBBG5hbWXK8xgUCgMCAwQSDXNlc3Npb25zOnJlYWTS8xgFCgMVFiiC0+STAiYSJC92MS97bmFtZT1hcHBzLyovdXNlcnMvKi9zZXNzaW9ucy8qfRKtAQoMTGlzdFNlc3Npb25zEiEuY2Fhcy5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaIi5jYWFzLmF1dGgudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiVtpBBnBhcmVudMrzGBQKAwIDBBINc2Vzc2lvbnM6cmVhZNLzGAUKAxUWH4LT5JMCJhIkL3YxL3twYXJlbnQ9YXBwcy8qL3VzZXJzLyp9L3Nlc3Npb25zErsBCg1SZXZva2VTZXNzaW9uEiIuY2Fhcy5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiMuY2Fhcy5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXNwb25zZSJh2kEEbmFtZcrzGBcKAwIDBBIOc2Vzc2lvbnM6d3JpdGUYAdLzGAUKAxUWKILT5JMCMDoBKiIrL3YxL3tuYW1lPWFwcHMvKi91c2Vycy8qL3Nlc3Npb25zLyp9OnJldm9rZRLDAQoQUm90YXRlU2lnbmluZ0tleRIlLmNhYXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBomLmNhYXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2UiYNpBBnBhcmVudMrzGBoKAgIDEhJzaWduaW5nX2tleXM6YWRtaW4YAdLzGAQKAhUogtPkkwIrOgEqIiYvdjEve3BhcmVudD1hcHBzLyp9L3NpZ25pbmdLZXlzOnJvdGF0ZRK0AQoPTGlzdFNpZ25pbmdLZXlzEiQuY2Fhcy5hdXRoLnYxLkxpc3RTaWduaW5nS2V5c1JlcXVlc3QaJS5jYWFzLmF1dGgudjEuTGlzdFNpZ25pbmdLZXlzUmVzcG9uc2UiVNpBBnBhcmVudMrzGBgKAgIDEhJzaWduaW5nX2tleXM6YWRtaW7S8xgECgIVKILT5JMCIRIfL3YxL3twYXJlbnQ9YXBwcy8qfS9zaWduaW5nS2V5cxoLykEIY2Fhcy5kZXZCIVofY2Fhcy9nZW4vZ28vY2Fhcy9hdXRoL3YxO2F1dGh2MWIGcHJvdG8z", [file_buf_validate_validate, file_caas_auth_v1_resources, file_caas_errors_v1_errors, file_caas_type_v1_access, file_caas_users_v1_resources, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration]);
 
 /**
  * Request of AuthService.CreateSession.
@@ -138,6 +140,77 @@ export const RefreshSessionResponseSchema: GenMessage<RefreshSessionResponse> = 
   messageDesc(file_caas_auth_v1_auth_service, 3);
 
 /**
+ * Request of AuthService.CreateGuestSession.
+ *
+ * @generated from message caas.auth.v1.CreateGuestSessionRequest
+ */
+export type CreateGuestSessionRequest = Message<"caas.auth.v1.CreateGuestSessionRequest"> & {
+  /**
+   * `apps/{app}`: the app the guest joins.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * The guest's name shown to other users (`User.display_name`): at most 100
+   * characters. Optional: empty leaves it empty (clients show the role).
+   *
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+
+  /**
+   * The device or client (`Session.device_name`): at most 100 characters. Optional.
+   *
+   * @generated from field: string device_name = 3;
+   */
+  deviceName: string;
+};
+
+/**
+ * Describes the message caas.auth.v1.CreateGuestSessionRequest.
+ * Use `create(CreateGuestSessionRequestSchema)` to create a new message.
+ */
+export const CreateGuestSessionRequestSchema: GenMessage<CreateGuestSessionRequest> = /*@__PURE__*/
+  messageDesc(file_caas_auth_v1_auth_service, 4);
+
+/**
+ * Response of AuthService.CreateGuestSession.
+ *
+ * @generated from message caas.auth.v1.CreateGuestSessionResponse
+ */
+export type CreateGuestSessionResponse = Message<"caas.auth.v1.CreateGuestSessionResponse"> & {
+  /**
+   * The new guest: `apps/{app}/users/guest-…`, role `guest`.
+   *
+   * @generated from field: caas.users.v1.User user = 1;
+   */
+  user?: User | undefined;
+
+  /**
+   * The guest's session; its `end_time` is when it ends.
+   *
+   * @generated from field: caas.auth.v1.Session session = 2;
+   */
+  session?: Session | undefined;
+
+  /**
+   * Its first tokens, as CreateSession's.
+   *
+   * @generated from field: caas.auth.v1.Credentials credentials = 3;
+   */
+  credentials?: Credentials | undefined;
+};
+
+/**
+ * Describes the message caas.auth.v1.CreateGuestSessionResponse.
+ * Use `create(CreateGuestSessionResponseSchema)` to create a new message.
+ */
+export const CreateGuestSessionResponseSchema: GenMessage<CreateGuestSessionResponse> = /*@__PURE__*/
+  messageDesc(file_caas_auth_v1_auth_service, 5);
+
+/**
  * Request of AuthService.GetSession.
  *
  * @generated from message caas.auth.v1.GetSessionRequest
@@ -156,7 +229,7 @@ export type GetSessionRequest = Message<"caas.auth.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_caas_auth_v1_auth_service, 4);
+  messageDesc(file_caas_auth_v1_auth_service, 6);
 
 /**
  * Response of AuthService.GetSession.
@@ -177,7 +250,7 @@ export type GetSessionResponse = Message<"caas.auth.v1.GetSessionResponse"> & {
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_caas_auth_v1_auth_service, 5);
+  messageDesc(file_caas_auth_v1_auth_service, 7);
 
 /**
  * Request of AuthService.ListSessions.
@@ -212,7 +285,7 @@ export type ListSessionsRequest = Message<"caas.auth.v1.ListSessionsRequest"> & 
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_caas_auth_v1_auth_service, 6);
+  messageDesc(file_caas_auth_v1_auth_service, 8);
 
 /**
  * Response of AuthService.ListSessions.
@@ -240,7 +313,7 @@ export type ListSessionsResponse = Message<"caas.auth.v1.ListSessionsResponse"> 
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_caas_auth_v1_auth_service, 7);
+  messageDesc(file_caas_auth_v1_auth_service, 9);
 
 /**
  * Request of AuthService.RevokeSession.
@@ -261,7 +334,7 @@ export type RevokeSessionRequest = Message<"caas.auth.v1.RevokeSessionRequest"> 
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_caas_auth_v1_auth_service, 8);
+  messageDesc(file_caas_auth_v1_auth_service, 10);
 
 /**
  * Response of AuthService.RevokeSession.
@@ -282,7 +355,7 @@ export type RevokeSessionResponse = Message<"caas.auth.v1.RevokeSessionResponse"
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_caas_auth_v1_auth_service, 9);
+  messageDesc(file_caas_auth_v1_auth_service, 11);
 
 /**
  * Request of AuthService.RotateSigningKey.
@@ -303,7 +376,7 @@ export type RotateSigningKeyRequest = Message<"caas.auth.v1.RotateSigningKeyRequ
  * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
  */
 export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
-  messageDesc(file_caas_auth_v1_auth_service, 10);
+  messageDesc(file_caas_auth_v1_auth_service, 12);
 
 /**
  * Response of AuthService.RotateSigningKey.
@@ -324,7 +397,7 @@ export type RotateSigningKeyResponse = Message<"caas.auth.v1.RotateSigningKeyRes
  * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
  */
 export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
-  messageDesc(file_caas_auth_v1_auth_service, 11);
+  messageDesc(file_caas_auth_v1_auth_service, 13);
 
 /**
  * Request of AuthService.ListSigningKeys.
@@ -345,7 +418,7 @@ export type ListSigningKeysRequest = Message<"caas.auth.v1.ListSigningKeysReques
  * Use `create(ListSigningKeysRequestSchema)` to create a new message.
  */
 export const ListSigningKeysRequestSchema: GenMessage<ListSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_caas_auth_v1_auth_service, 12);
+  messageDesc(file_caas_auth_v1_auth_service, 14);
 
 /**
  * Response of AuthService.ListSigningKeys.
@@ -366,7 +439,7 @@ export type ListSigningKeysResponse = Message<"caas.auth.v1.ListSigningKeysRespo
  * Use `create(ListSigningKeysResponseSchema)` to create a new message.
  */
 export const ListSigningKeysResponseSchema: GenMessage<ListSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_caas_auth_v1_auth_service, 13);
+  messageDesc(file_caas_auth_v1_auth_service, 15);
 
 /**
  * User sign-in: the app's backend (API key) creates a session for one of its
@@ -398,6 +471,26 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof RefreshSessionRequestSchema;
     output: typeof RefreshSessionResponseSchema;
+  },
+  /**
+   * Creates a guest of an app that admits guests (`caas.apps.v1.App.guest_access`) and
+   * a session for them, without credentials: for a widget on a web page, whose
+   * visitors the app's backend has not signed in. The guest is a new user of the app,
+   * `apps/{app}/users/guest-…`, with the app role `guest`; their session ends
+   * `guest_access.session_lifetime` after its creation, however often it refreshes
+   * (`Session.end_time`). Calls are limited per client address
+   * (`CAAS_GUEST_SESSIONS_PER_ADDRESS` per rate-limit window) and per app (the app's
+   * plan, as for every RPC): RESOURCE_EXHAUSTED, RATE_LIMITED, with RetryInfo. An app
+   * that does not admit guests, a deleted app and an unknown app get the same answer,
+   * FAILED_PRECONDITION, GUEST_ACCESS_DISABLED: nobody learns which apps exist. There is
+   * no request id: a retried call makes another guest.
+   *
+   * @generated from rpc caas.auth.v1.AuthService.CreateGuestSession
+   */
+  createGuestSession: {
+    methodKind: "unary";
+    input: typeof CreateGuestSessionRequestSchema;
+    output: typeof CreateGuestSessionResponseSchema;
   },
   /**
    * Gets a session. A user may get their own sessions only.
