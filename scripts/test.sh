@@ -41,7 +41,7 @@ echo "== buf lint"
 buf lint
 echo "== buf breaking"
 scripts/buf_breaking.sh
-echo "== web_bridge: install, generated TypeScript fresh, type-check, build SDK and demo"
+echo "== web_bridge: install, generated TypeScript fresh; each workspace type-checked, built and unit-tested (SDK, React kit with its gallery and example, widget, portal); the demo"
 (cd web_bridge && npm ci --no-audit --no-fund && npm run --silent check)
 echo "== ruff"
 ruff check .

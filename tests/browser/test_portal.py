@@ -18,6 +18,8 @@ from caas.analytics.v1 import resources_pb2 as an_res
 from google.protobuf import timestamp_pb2
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from tests.browser.axe import ARTIFACTS
+from tests.browser.axe import checked as axe_checked
 from tests.conftest import unique_id
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
@@ -28,8 +30,7 @@ from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 
-AXE = REPO / "web_bridge/node_modules/axe-core/axe.min.js"
-SHOTS = REPO / "test-artifacts/portal"
+SHOTS = ARTIFACTS / "portal"
 
 
 @pytest.fixture
@@ -42,18 +43,8 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
 
 
 async def checked(page: Page, name: str) -> None:
-    """Save a screenshot of the page, and fail on any serious accessibility violation."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    if not await page.evaluate("typeof window.axe !== 'undefined'"):
-        await page.add_script_tag(path=str(AXE))
-    found = await page.evaluate("""async () => {
-        const result = await axe.run(document, {resultTypes: ['violations']});
-        return result.violations
-          .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-          .map((v) => ({id: v.id, help: v.help, nodes: v.nodes.map((n) => n.target.join(' '))}));
-    }""")
-    assert found == [], f"{name}: {json.dumps(found, indent=1)}"
+    """A screenshot in test-artifacts/portal/, and no serious accessibility violation."""
+    await axe_checked(page, name, SHOTS)
 
 
 def portal(server: CaasServer, path: str = "") -> str:

@@ -27,6 +27,20 @@ try {
     process.exit(1);
   }
   console.log("web_bridge/sdk/src/gen is fresh");
+  // The slim tree (scripts/gen-slim.mjs) is made from the same protos: regenerated in
+  // place, it must not change.
+  const slim = join(web, "sdk/slim-gen");
+  const sources = (dir) => files(dir).filter((name) => name.endsWith(".ts") && !name.startsWith("dist"));
+  const before = new Map(sources(slim).map((name) => [name, readFileSync(join(slim, name), "utf8")]));
+  execFileSync(process.execPath, [join(web, "scripts/gen-slim.mjs"), "--force"], { cwd: web, stdio: "inherit" });
+  const after = sources(slim);
+  const changed = [...new Set([...before.keys(), ...after])].filter((name) =>
+    !before.has(name) || !after.includes(name) || before.get(name) !== readFileSync(join(slim, name), "utf8"));
+  if (changed.length) {
+    console.error("web_bridge/sdk/slim-gen is stale; run `npm run generate`:\n  " + changed.join("\n  "));
+    process.exit(1);
+  }
+  console.log("web_bridge/sdk/slim-gen is fresh");
 } finally {
   rmSync(scratch, { recursive: true, force: true });
 }

@@ -3,7 +3,7 @@
 // layer and the slim protobuf descriptors (scripts/slim-gen-plugin.mjs), minified.
 // Prints, and writes to dist/build.json, its size gzipped (the budget is 60 KB,
 // checked by tests/browser/test_widget.py).
-import { build } from "esbuild";
+import { build, transform } from "esbuild";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,36 @@ const root = dirname(fileURLToPath(import.meta.url));
 const dist = join(root, "dist");
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
+
+/**
+ * The protobuf JSON codec stays out: the widget speaks gRPC-Web's binary format only,
+ * and Connect merely refers to the JSON functions for its JSON formats. A stub that
+ * throws says so if anything ever calls them (the browser tests would fail).
+ */
+const noJson = {
+  name: "caas-no-protobuf-json",
+  setup(build) {
+    build.onLoad({ filter: /@bufbuild[\\/]protobuf[\\/]dist[\\/]esm[\\/](from|to)-json\.js$/ }, (args) => ({
+      contents: args.path.includes("from-json")
+        ? "export function fromJson() { throw new Error('protobuf JSON is not in the widget'); }\n" +
+          "export const fromJsonString = fromJson, mergeFromJson = fromJson, mergeFromJsonString = fromJson, enumFromJson = fromJson, isEnumJson = fromJson;\n"
+        : "export function toJson() { throw new Error('protobuf JSON is not in the widget'); }\n" +
+          "export const toJsonString = toJson, enumToJson = toJson;\n",
+      loader: "js",
+    }));
+  },
+};
+
+/** Stylesheets as minified text, for the shadow root. */
+const cssText = {
+  name: "caas-css-text",
+  setup(build) {
+    build.onLoad({ filter: /\.css$/ }, async (args) => {
+      const { code } = await transform(readFileSync(args.path, "utf8"), { loader: "css", minify: true });
+      return { contents: code, loader: "text" };
+    });
+  },
+};
 
 const result = await build({
   entryPoints: [join(root, "src/main.tsx")],
@@ -31,10 +61,11 @@ const result = await build({
     "react-dom/client": "preact/compat/client",
     "react/jsx-runtime": "preact/jsx-runtime",
   },
-  loader: { ".css": "text" },
   define: { "process.env.NODE_ENV": '"production"' },
-  plugins: [slimGen()],
+  // The committed sdk/slim-gen (no buf needed), no JSON codec, minified CSS.
+  plugins: [slimGen({ generate: false }), noJson, cssText],
   metafile: true,
+  write: true,
   logLevel: "warning",
 });
 

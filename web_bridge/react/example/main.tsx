@@ -4,7 +4,8 @@
  * the URL's fragment (`#api=…&user=…&token=…&refresh=…`, never sent to a server),
  * which the page moves to sessionStorage (renewed tokens too) and removes from the
  * address bar. `?locale=ar` and `?theme=dark` show the kit's other faces; `?stall=ms`
- * sets the stream's stall timeout (the tests cut the network).
+ * sets the stream's stall timeout (the tests cut the network). The open conversation is
+ * remembered for the tab, so a reload (offline too) shows it with its unsent messages.
  */
 import { StrictMode, useMemo } from "react";
 import { createRoot } from "react-dom/client";
@@ -61,7 +62,12 @@ function App({ kept }: { kept: Kept }) {
   return (
     <ChatProvider client={client}>
       <ChatRoot locale={locale} theme={theme} className="example-root">
-        <Chat />
+        <Chat
+          initialConversation={sessionStorage.getItem(`${KEY}:conversation`) ?? undefined}
+          onConversationChange={(name) => (name
+            ? sessionStorage.setItem(`${KEY}:conversation`, name)
+            : sessionStorage.removeItem(`${KEY}:conversation`))}
+        />
       </ChatRoot>
     </ChatProvider>
   );

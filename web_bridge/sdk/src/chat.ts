@@ -253,6 +253,7 @@ export class ChatClient {
     sequence = 0n,
   ): Promise<void> {
     const position = this.state.position;
+    if (mode === "latest") this.store.dispatch({ type: "loading", conversation, thread });
     const response = await this.options.client.messages.listMessages({
       parent: conversation,
       pageSize: this.pageSize,
@@ -275,7 +276,8 @@ export class ChatClient {
   /** The latest messages of a conversation (or a thread), unless already loaded. */
   openTimeline(conversation: string, thread = 0n): Promise<void> {
     const key = timelineKey(conversation, thread);
-    if (this.state.timelines[key] && !this.state.timelines[key].stale) return Promise.resolve();
+    const known = this.state.timelines[key];
+    if (known?.loaded && !known.stale) return Promise.resolve();
     return this.once(`timeline ${key}`, () => this.page(conversation, thread, "latest"));
   }
 
@@ -399,7 +401,9 @@ export class ChatClient {
       const next = (await this.queue.load().catch(() => [])).find((item) => !item.error);
       if (!next) return;
       try {
-        const response = await this.options.client.messages.createMessage(next.request);
+        // A lost network may never answer: give up on the try and send again (the
+        // request id makes a repeat harmless).
+        const response = await this.options.client.messages.createMessage(next.request, { timeoutMs: 20_000 });
         await this.queue.remove(next.requestId).catch(() => undefined);
         this.failures = 0;
         if (response.message) this.store.dispatch({ type: "confirmed", requestId: next.requestId, message: response.message });
@@ -470,6 +474,19 @@ export class ChatClient {
     }
     this.store.dispatch({ type: "presence", presences });
     return presences;
+  }
+
+  /** Profiles of these users (ids), fetched once each; missing ones are skipped. */
+  async loadUsers(userIds: readonly string[]): Promise<void> {
+    const wanted = [...new Set(userIds)].filter((id) => !this.state.users[id] && !this.inFlight.has(`user ${id}`));
+    await Promise.all(wanted.map((id) => this.once(`user ${id}`, async () => {
+      try {
+        const response = await this.options.client.users.getUser({ name: `${this.app}/users/${id}` });
+        if (response.user) this.store.dispatch({ type: "users", users: [response.user] });
+      } catch (error) {
+        if (ConnectError.from(error).code !== Code.NotFound) throw error;
+      }
+    })));
   }
 
   private scheduleTypingExpiry(): void {

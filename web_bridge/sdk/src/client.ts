@@ -354,7 +354,7 @@ function connect(options: CaasClientOptions): { transport: Transport; refresh: (
 }
 
 /** What a chat UI uses of the CaasClient (ChatClient, uploads, search). */
-export type ChatServices = Pick<CaasClient, "conversations" | "messages" | "media" | "realtime" | "search" | "subscribe" | "refresh">;
+export type ChatServices = Pick<CaasClient, "conversations" | "messages" | "media" | "realtime" | "search" | "users" | "subscribe" | "refresh">;
 
 /**
  * Only the services a chat UI needs: bundles that use this instead of
@@ -369,6 +369,7 @@ export function createChatServices(options: CaasClientOptions): ChatServices {
     media: createClient(MediaService, transport),
     realtime,
     search: createClient(SearchService, transport),
+    users: createClient(UsersService, transport),
     subscribe: (user, handlers, subscriptionOptions = {}) =>
       new Subscription(realtime, user, handlers, subscriptionOptions, refresh),
     refresh,

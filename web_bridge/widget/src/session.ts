@@ -3,8 +3,7 @@
  * the page's own provider), or a guest session the widget asks CAAS for, kept in the
  * browser's localStorage so a returning guest keeps their conversations.
  */
-import { tokensFrom, type Tokens } from "@caas/sdk";
-import { AuthService } from "@caas/sdk/gen/caas/auth/v1/auth_service_pb.js";
+import { AuthService, tokensFrom, type Tokens } from "@caas/sdk";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 

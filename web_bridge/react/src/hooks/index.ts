@@ -107,7 +107,11 @@ export function useConversations(options: ConversationsOptions = {}) {
   const loaded = useChatState((state) => state.inboxLoaded);
   const [error, run] = useFailure();
   const [, setPages] = useState(0);
-  useEffect(() => run(client.loadConversations()), [client, run]);
+  // Loaded on mount, and again when the stream comes back if that first load failed.
+  const live = useChatState((state) => state.connection === "live");
+  useEffect(() => {
+    if (!client.state.inboxLoaded) run(client.loadConversations());
+  }, [client, run, live]);
   const archived = options.archived ?? false;
   const conversations = useMemo(
     () => inbox.map((name) => all[name]).filter((item): item is Conversation =>
@@ -154,9 +158,12 @@ export function useMessages(conversation: string | undefined, options: MessagesO
   const timeline = useChatState((state) => (key ? state.timelines[key] : undefined));
   const pending = useChatState((state) => (key ? state.pending[key] : undefined));
   const [error, run] = useFailure();
+  // Opened on mount, and again when the stream comes back (a load that failed
+  // offline); a loaded window is not fetched again.
+  const live = useChatState((state) => state.connection === "live");
   useEffect(() => {
     if (conversation) run(client.openTimeline(conversation, thread));
-  }, [client, conversation, thread, run]);
+  }, [client, conversation, thread, run, live]);
   const messages = useMemo(
     () => (timeline || pending ? [...(timeline?.messages ?? NO_MESSAGES), ...(pending ?? NO_MESSAGES)] : NO_MESSAGES),
     [timeline, pending]);
@@ -187,7 +194,7 @@ export function useMessages(conversation: string | undefined, options: MessagesO
   }), [client, conversation, thread, run]);
   return {
     messages,
-    loading: Boolean(conversation) && !timeline && !error,
+    loading: Boolean(conversation) && !timeline?.loaded && !error,
     error,
     hasMoreBefore: timeline?.hasMoreBefore ?? false,
     hasMoreAfter: timeline?.hasMoreAfter ?? false,

@@ -24,6 +24,7 @@ import {
 import type { Event } from "../gen/caas/events/v1/events_pb.js";
 import { Message_State, type Message } from "../gen/caas/messages/v1/resources_pb.js";
 import type { Presence, Typing } from "../gen/caas/realtime/v1/realtime_service_pb.js";
+import type { User } from "../gen/caas/users/v1/resources_pb.js";
 import { timelineKey, type ChatMessage, type ChatState, type Receipt, type Timeline } from "./state.js";
 
 export type ChatAction =
@@ -48,6 +49,8 @@ export type ChatAction =
       hasMoreAfter: boolean;
       position: bigint;
     }
+  /** A window's first page was requested: events may fill its placeholder meanwhile. */
+  | { type: "loading"; conversation: string; thread: bigint }
   /** An optimistic send (status pending), shown at once at the end of its timeline. */
   | { type: "send"; conversation: string; thread: bigint; requestId: string; message: Message }
   /** The server stored the send. */
@@ -62,6 +65,8 @@ export type ChatAction =
   /** Time passed: typing indicators that expired by `now` go. */
   | { type: "tick"; now: number }
   | { type: "presence"; presences: Presence[] }
+  /** Profiles fetched (GetUser). */
+  | { type: "users"; users: User[] }
   | { type: "connection"; state: ConnectionState }
   /** The stream could not resume: every window may have missed messages. */
   | { type: "resync" }
@@ -78,6 +83,11 @@ export function reduce(state: ChatState, action: ChatAction): ChatState {
       return putConversation(state, action.conversation, state.versions[action.conversation.name] ?? 0n, true);
     case "messages":
       return loadMessages(state, action);
+    case "loading":
+      return state.timelines[timelineKey(action.conversation, action.thread)] ? state : putTimeline(state, {
+        conversation: action.conversation, thread: action.thread, messages: [],
+        hasMoreBefore: false, hasMoreAfter: false, stale: false, loaded: false,
+      });
     case "send":
       return addPending(state, action);
     case "confirmed":
@@ -96,6 +106,11 @@ export function reduce(state: ChatState, action: ChatAction): ChatState {
       const presence = { ...state.presence };
       for (const item of action.presences) presence[item.userId] = item;
       return { ...state, presence };
+    }
+    case "users": {
+      const users = { ...state.users };
+      for (const user of action.users) users[user.name.slice(user.name.lastIndexOf("/") + 1)] = user;
+      return { ...state, users };
     }
     case "connection":
       return state.connection === action.state ? state : { ...state, connection: action.state };
@@ -511,6 +526,7 @@ function loadMessages(state: ChatState, action: Extract<ChatAction, { type: "mes
     hasMoreBefore: action.hasMoreBefore,
     hasMoreAfter: action.hasMoreAfter,
     stale: false,
+    loaded: true,
   };
   // A page joins the window unless it lies wholly after it with messages in between
   // unknown (a jump, or a window that fell behind): then it replaces it.
@@ -527,9 +543,10 @@ function loadMessages(state: ChatState, action: Extract<ChatAction, { type: "mes
     timeline = {
       ...known,
       messages,
-      hasMoreBefore: reachesBack || action.mode === "before" ? action.hasMoreBefore : known.hasMoreBefore,
+      hasMoreBefore: reachesBack || action.mode === "before" || !known.loaded ? action.hasMoreBefore : known.hasMoreBefore,
       hasMoreAfter: reachesLatest ? action.hasMoreAfter : known.hasMoreAfter,
       stale: reachesLatest && !action.hasMoreAfter ? false : known.stale,
+      loaded: true,
     };
   }
   return putTimeline({ ...state, lastSequence }, timeline);

@@ -7,6 +7,7 @@
 import type { Conversation } from "../gen/caas/conversations/v1/resources_pb.js";
 import type { Message } from "../gen/caas/messages/v1/resources_pb.js";
 import type { Presence } from "../gen/caas/realtime/v1/realtime_service_pb.js";
+import type { User } from "../gen/caas/users/v1/resources_pb.js";
 import type { ConnectionState } from "../client.js";
 
 /** Where a message stands for the user who sees it. */
@@ -53,6 +54,12 @@ export interface Timeline {
    * resync): the client fetches what follows before showing the window as complete.
    */
   stale: boolean;
+  /**
+   * A page has been loaded. Before that the window is a placeholder, made when its
+   * first page is requested, that keeps the messages events bring meanwhile: the page,
+   * asked for before them, may not have them.
+   */
+  loaded: boolean;
 }
 
 export interface Receipt {
@@ -81,6 +88,8 @@ export interface ChatState {
   typing: Readonly<Record<string, Readonly<Record<string, number>>>>;
   /** User id → presence. */
   presence: Readonly<Record<string, Presence>>;
+  /** User id → profile (display name, picture), as fetched for the UI. */
+  users: Readonly<Record<string, User>>;
   connection: ConnectionState;
   /** The highest event position applied: older or repeated events change nothing. */
   position: bigint;
@@ -110,6 +119,7 @@ export function emptyState(me: string): ChatState {
     receipts: {},
     typing: {},
     presence: {},
+    users: {},
     connection: "connecting",
     position: 0n,
     lastSequence: {},

@@ -131,6 +131,21 @@ test("events that arrive before the first page merge with it", () => {
   assert.equal(state.timelines[CONV].hasMoreBefore, true);
 });
 
+test("a message whose event beats the first page into a new window is kept", () => {
+  let state = reduce(emptyState("alice"), { type: "conversations", conversations: [conversation()], replace: true });
+  state = reduce(state, { type: "loading", conversation: CONV, thread: 0n });
+  const position = state.position; // the page is asked for now
+  state = run(state, events([created(4)]));
+  assert.equal(state.timelines[CONV].loaded, false);
+  state = reduce(state, {
+    type: "messages", conversation: CONV, thread: 0n, mode: "latest",
+    messages: [message(1), message(2), message(3)], hasMoreBefore: false, hasMoreAfter: false, position,
+  });
+  assert.deepEqual(sequences(state), [1, 2, 3, 4]);
+  assert.equal(state.timelines[CONV].loaded, true);
+  assert.equal(state.timelines[CONV].hasMoreBefore, false);
+});
+
 test("older pages prepend; a jump replaces the window, which new messages then skip", () => {
   let state = reduce(loaded(), {
     type: "messages", conversation: CONV, thread: 0n, mode: "around",
