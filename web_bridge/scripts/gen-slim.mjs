@@ -25,11 +25,11 @@
 // Option-only files (validate, google/api, access, errors) are still written, stripped
 // too, for anyone who imports their types or enums.
 //
-// The tree is not committed (it carries its own .gitignore): it is rebuilt when its
-// inputs change — the protos, the versions of buf and protoc-gen-es, this script —
-// recorded in slim-gen/.stamp. scripts/slim-gen-plugin.mjs calls ensureSlimGen() at the
-// start of every esbuild build that uses it, so `npm run build` of the widget makes it
-// on a fresh clone (buf from PATH, else from the repository's .venv/bin).
+// The tree is committed, like sdk/src/gen, so that building the widget needs no buf
+// (`scripts/serve.sh` installs no dev tools): `npm run generate` remakes it and
+// scripts/check-generated.mjs fails when it is stale. Its compiled copy (dist/) and
+// the stamp of its inputs (.stamp: the protos, the versions of buf and protoc-gen-es,
+// this script) are not; the stamp lets ensureSlimGen() skip a fresh tree.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -308,7 +308,9 @@ export async function generateSlim({ log = console.log } = {}) {
   const scratch = mkdtempSync(join(tmpdir(), "caas-slim-gen-"));
   // Staged next to the tree (so that it moves in by a rename), ignored by git meanwhile.
   const staging = mkdtempSync(join(web, "sdk/.slim-gen-"));
-  writeFileSync(join(staging, ".gitignore"), "# Made by web_bridge/scripts/gen-slim.mjs, never committed.\n*\n");
+  writeFileSync(join(staging, ".gitignore"),
+    "# Made by web_bridge/scripts/gen-slim.mjs (npm run generate) and committed, like\n" +
+    "# sdk/src/gen; its compiled copy for Node and its freshness stamp are not.\ndist/\n.stamp\n");
   try {
     const image = buildImage(scratch);
     const fullSize = pb.toBinary(wkt.FileDescriptorSetSchema, image).length;
