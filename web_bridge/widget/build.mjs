@@ -1,8 +1,10 @@
-// Builds dist/caas-widget.js: one classic script (an IIFE, so it runs from a plain
-// <script async> on any page), with the UI kit's React code running on Preact's compat
-// layer and the slim protobuf descriptors (scripts/slim-gen-plugin.mjs), minified.
-// Prints, and writes to dist/build.json, its size gzipped (the budget is 60 KB,
-// checked by tests/browser/test_widget.py).
+// Builds dist/: caas-widget.js, the tag's loader (a classic script, so it runs from a
+// plain <script async> on any page), and caas-widget-main.js, the widget's ES module,
+// with the panel's code split off into assets/ (loaded when the panel first opens).
+// The UI kit's React code runs on Preact's compat layer, with the slim protobuf
+// descriptors (scripts/slim-gen-plugin.mjs). Prints, and writes to dist/build.json,
+// the sizes gzipped: what a page loads at first, and what the panel adds
+// (tests/web_bridge/test_bundle_sizes.py holds them to their budgets).
 import { build, transform } from "esbuild";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -46,15 +48,11 @@ const cssText = {
   },
 };
 
-const result = await build({
-  entryPoints: [join(root, "src/main.tsx")],
+const common = {
   bundle: true,
-  format: "iife",
-  target: "es2020",
   minify: true,
   legalComments: "none",
   jsx: "automatic",
-  outfile: join(dist, "caas-widget.js"),
   alias: {
     react: "preact/compat",
     "react-dom": "preact/compat",
@@ -65,17 +63,56 @@ const result = await build({
   // The committed sdk/slim-gen (no buf needed), no JSON codec, minified CSS.
   plugins: [slimGen({ generate: false }), noJson, cssText],
   metafile: true,
-  write: true,
   logLevel: "warning",
+};
+
+// The tag's loader: a classic script (it runs from a plain <script async>).
+const loader = await build({
+  ...common,
+  entryPoints: [join(root, "src/loader.ts")],
+  format: "iife",
+  target: "es2020",
+  outfile: join(dist, "caas-widget.js"),
+});
+// The widget's module and, split off, the panel's code (loaded on first open).
+const result = await build({
+  ...common,
+  entryPoints: { "caas-widget-main": join(root, "src/main.tsx") },
+  format: "esm",
+  splitting: true,
+  target: "es2020",
+  outdir: dist,
+  chunkNames: "assets/[name]-[hash]",
 });
 
-const bytes = readFileSync(join(dist, "caas-widget.js"));
-const gzipped = gzipSync(bytes, { level: 9 }).length;
-writeFileSync(join(dist, "build.json"), JSON.stringify({ bytes: bytes.length, gzipBytes: gzipped }) + "\n");
-console.log(`widget built: caas-widget.js is ${(gzipped / 1024).toFixed(1)} KiB gzipped (${(bytes.length / 1024).toFixed(1)} KiB)`);
+// What the page loads at first (the loader, the module and its static imports), and
+// what opening the panel adds.
+const outputs = { ...result.metafile.outputs, ...loader.metafile.outputs };
+const gz = (path) => gzipSync(readFileSync(path), { level: 9 }).length;
+const reach = (start, kinds) => {
+  const seen = new Set();
+  const visit = (path) => {
+    if (seen.has(path) || !outputs[path]) return;
+    seen.add(path);
+    for (const item of outputs[path].imports) if (kinds.includes(item.kind)) visit(item.path);
+  };
+  visit(start);
+  return seen;
+};
+const paths = Object.keys(outputs);
+const main = paths.find((path) => path.endsWith("caas-widget-main.js"));
+const initial = new Set([paths.find((path) => path.endsWith("caas-widget.js")), ...reach(main, ["import-statement"])]);
+const everything = new Set([...initial, ...reach(main, ["import-statement", "dynamic-import"])]);
+const sum = (set) => [...set].reduce((total, path) => total + gz(path), 0);
+const sizes = { initialGzipBytes: sum(initial), panelGzipBytes: sum(everything) - sum(initial), totalGzipBytes: sum(everything) };
+writeFileSync(join(dist, "build.json"), JSON.stringify(sizes) + "\n");
+if (process.env.WIDGET_META) writeFileSync(process.env.WIDGET_META, JSON.stringify(outputs));
+const kib = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
+console.log(`widget built: ${kib(sizes.initialGzipBytes)} gzipped at first (loader, launcher, client), ` +
+  `${kib(sizes.panelGzipBytes)} more when the panel opens; ${kib(sizes.totalGzipBytes)} in all`);
 
 if (process.argv.includes("--analyze")) {
-  const inputs = Object.entries(Object.values(result.metafile.outputs)[0].inputs)
+  const inputs = Object.values(result.metafile.outputs).flatMap((output) => Object.entries(output.inputs))
     .sort(([, a], [, b]) => b.bytesInOutput - a.bytesInOutput).slice(0, 25);
   for (const [path, { bytesInOutput }] of inputs) console.log(String(bytesInOutput).padStart(8), path);
 }

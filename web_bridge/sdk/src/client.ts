@@ -15,21 +15,21 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 
-import { AppsService } from "./gen/caas/apps/v1/apps_service_pb.js";
+import type { AppsService } from "./gen/caas/apps/v1/apps_service_pb.js";
 import { AuthService } from "./gen/caas/auth/v1/auth_service_pb.js";
-import { ConversationsService } from "./gen/caas/conversations/v1/conversations_service_pb.js";
+import type { ConversationsService } from "./gen/caas/conversations/v1/conversations_service_pb.js";
 import type { Event } from "./gen/caas/events/v1/events_pb.js";
-import { MediaService } from "./gen/caas/media/v1/media_service_pb.js";
-import { MessagesService } from "./gen/caas/messages/v1/messages_service_pb.js";
+import type { MediaService } from "./gen/caas/media/v1/media_service_pb.js";
+import type { MessagesService } from "./gen/caas/messages/v1/messages_service_pb.js";
 import {
   RealtimeService,
   type Presence,
   type SubscribeResponse,
   type Typing,
 } from "./gen/caas/realtime/v1/realtime_service_pb.js";
-import { SearchService } from "./gen/caas/search/v1/search_service_pb.js";
-import { UsersService } from "./gen/caas/users/v1/users_service_pb.js";
-import { WebhooksService } from "./gen/caas/webhooks/v1/webhooks_service_pb.js";
+import type { SearchService } from "./gen/caas/search/v1/search_service_pb.js";
+import type { UsersService } from "./gen/caas/users/v1/users_service_pb.js";
+import type { WebhooksService } from "./gen/caas/webhooks/v1/webhooks_service_pb.js";
 import { ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import type { Credentials } from "./gen/caas/auth/v1/resources_pb.js";
 
@@ -337,8 +337,11 @@ function apiKeyInterceptor(apiKey: string): Interceptor {
   };
 }
 
-/** The authenticated transport and how to renew its credential. */
-function connect(options: CaasClientOptions): { transport: Transport; refresh: () => Promise<void> } {
+/**
+ * The authenticated transport and how to renew its credential: for building clients
+ * of only the services a bundle needs (`createClient(Service, transport)`).
+ */
+export function authenticatedTransport(options: CaasClientOptions): { transport: Transport; refresh: () => Promise<void> } {
   if (options.tokens) {
     const plain = createClient(AuthService, options.transport([]));
     const session = new Session(options.tokens, plain, options.refreshMarginMs ?? 30_000, options.onTokens);
@@ -355,45 +358,6 @@ function connect(options: CaasClientOptions): { transport: Transport; refresh: (
 
 /** What a chat UI uses of the CaasClient (ChatClient, uploads, search). */
 export type ChatServices = Pick<CaasClient, "conversations" | "messages" | "media" | "realtime" | "search" | "users" | "subscribe" | "refresh">;
-
-/**
- * Only the services a chat UI needs: bundles that use this instead of
- * `createCaasClient` leave the other services' code out (the widget does).
- */
-export function createChatServices(options: CaasClientOptions): ChatServices {
-  const { transport, refresh } = connect(options);
-  const realtime = createClient(RealtimeService, transport);
-  return {
-    conversations: createClient(ConversationsService, transport),
-    messages: createClient(MessagesService, transport),
-    media: createClient(MediaService, transport),
-    realtime,
-    search: createClient(SearchService, transport),
-    users: createClient(UsersService, transport),
-    subscribe: (user, handlers, subscriptionOptions = {}) =>
-      new Subscription(realtime, user, handlers, subscriptionOptions, refresh),
-    refresh,
-  };
-}
-
-export function createCaasClient(options: CaasClientOptions): CaasClient {
-  const { transport, refresh } = connect(options);
-  const realtime = createClient(RealtimeService, transport);
-  return {
-    apps: createClient(AppsService, transport),
-    auth: createClient(AuthService, transport),
-    users: createClient(UsersService, transport),
-    conversations: createClient(ConversationsService, transport),
-    messages: createClient(MessagesService, transport),
-    media: createClient(MediaService, transport),
-    realtime,
-    search: createClient(SearchService, transport),
-    webhooks: createClient(WebhooksService, transport),
-    subscribe: (user, handlers, subscriptionOptions = {}) =>
-      new Subscription(realtime, user, handlers, subscriptionOptions, refresh),
-    refresh,
-  };
-}
 
 export type { MessageInitShape };
 export { create };

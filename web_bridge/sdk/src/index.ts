@@ -1,4 +1,5 @@
 export * from "./client.js";
+export * from "./services.js";
 export * from "./media.js";
 export * from "./chat.js";
 export { ChatStore } from "./store/store.js";

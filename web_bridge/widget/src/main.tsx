@@ -1,8 +1,7 @@
 /**
- * caas-widget.js: one script tag puts a launcher and a chat panel on any page.
- *
- *   <script async src="https://chat.example.com/widget/caas-widget.js"
- *           data-app="acme" data-token-url="/caas/session"></script>
+ * The widget's module (caas-widget-main.js), loaded by the tag's small loader
+ * (loader.ts): the launcher with its unread badge and the signed-in client. The panel's
+ * components load when the panel first opens (panel.tsx).
  *
  * Everything lives in a Shadow DOM under one element of its own, so the page's CSS
  * cannot reach in and the widget's cannot leak out. `window.CaasWidget` is the JS API:
@@ -11,9 +10,7 @@
  */
 import { createRoot, type Root } from "react-dom/client";
 
-import kitCss from "@caas/react/styles.css";
-
-import { complete, fromScript, type WidgetOptions } from "./config.js";
+import { complete, type WidgetOptions } from "./config.js";
 import { Widget, type WidgetControl } from "./widget.js";
 import widgetCss from "./widget.css";
 
@@ -34,7 +31,7 @@ class CaasWidget {
     host.setAttribute("data-caas-widget", "");
     const shadow = host.attachShadow({ mode: "open" });
     const style = document.createElement("style");
-    style.textContent = `${kitCss}\n${widgetCss}`;
+    style.textContent = widgetCss;
     const mount = document.createElement("div");
     mount.className = "caas-widget-mount";
     if (options.color) mount.style.setProperty("--caas-accent", options.color);
@@ -92,26 +89,27 @@ class CaasWidget {
 
 declare global {
   interface Window {
-    CaasWidget?: CaasWidget;
+    CaasWidget?: unknown;
   }
 }
 
-const script = document.currentScript as HTMLScriptElement | null;
-if (!window.CaasWidget) {
+/** A call made on the loader's stand-in before this module arrived. */
+export type QueuedCall = [keyof CaasWidget, unknown[]];
+
+/**
+ * Called by the loader (caas-widget.js): the real API replaces its stand-in, the calls
+ * made meanwhile run, and the widget starts with the tag's options unless the tag says
+ * `data-manual`.
+ */
+export function start(given: Partial<WidgetOptions> | undefined, queued: QueuedCall[]): void {
   const widget = new CaasWidget();
   window.CaasWidget = widget;
-  if (script && !("manual" in script.dataset)) {
-    const given = fromScript(script);
-    // After the page's own work: the widget never delays the host page.
-    const start = () => {
-      try {
-        widget.init(given);
-      } catch (error) {
-        console.error(error);
-      }
-    };
-    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start, { once: true });
-    else if ("requestIdleCallback" in window) window.requestIdleCallback(start, { timeout: 2000 });
-    else setTimeout(start, 0);
+  for (const [method, args] of queued) (widget[method] as (...values: unknown[]) => unknown)(...args);
+  if (given) {
+    try {
+      widget.init(given);
+    } catch (error) {
+      console.error(error);
+    }
   }
 }

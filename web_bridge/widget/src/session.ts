@@ -3,9 +3,7 @@
  * the page's own provider), or a guest session the widget asks CAAS for, kept in the
  * browser's localStorage so a returning guest keeps their conversations.
  */
-import { AuthService, tokensFrom, type Tokens } from "@caas/sdk";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import type { Tokens } from "@caas/sdk/client";
 
 import type { WidgetOptions, WidgetSession } from "./config.js";
 
@@ -38,10 +36,8 @@ export async function signIn(options: WidgetOptions): Promise<WidgetSession> {
   }
   const kept = localStorage.getItem(guestKey(options.app));
   if (kept) return JSON.parse(kept) as WidgetSession;
-  const auth = createClient(AuthService, createGrpcWebTransport({ baseUrl: options.api }));
-  const response = await auth.createGuestSession({ parent: options.app, displayName: options.guestName ?? "" });
-  const tokens = tokensFrom(response.credentials);
-  const session: WidgetSession = { user: response.user?.name ?? "", ...tokens, conversation: options.conversation };
+  const { guestSession } = await import("./guest.js"); // guests only: its code waits
+  const session = await guestSession(options);
   localStorage.setItem(guestKey(options.app), JSON.stringify(session));
   return session;
 }

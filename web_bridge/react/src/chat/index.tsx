@@ -119,6 +119,8 @@ export interface ConversationPaneProps {
   onOpenThread?(root: bigint): void;
   /** A back button in the header (narrow layouts). */
   onBack?(): void;
+  /** Show the conversation's header (default true; a widget has its own). */
+  header?: boolean;
   className?: string;
 }
 
@@ -199,7 +201,7 @@ function useTypingNames(conversation: string, thread: bigint, userOf: UserResolv
 }
 
 /** One conversation: header, messages (virtualized), typing, composer. */
-export function ConversationPane({ conversation, onOpenThread, onBack, className }: ConversationPaneProps) {
+export function ConversationPane({ conversation, onOpenThread, onBack, header = true, className }: ConversationPaneProps) {
   const client = useChatClient();
   const info = useConversation(conversation);
   const actions = useMessages(conversation);
@@ -223,14 +225,14 @@ export function ConversationPane({ conversation, onOpenThread, onBack, className
   const otherPresence = other ? presence[other] : undefined;
   return (
     <section className={["caas-pane", className].filter(Boolean).join(" ")} aria-label={title}>
-      <ConversationHeader
+      {header && <ConversationHeader
         id={conversation}
         title={title}
         imageUri={info?.imageUri || (other ? userOf(other)?.imageUri : undefined)}
         presence={otherPresence?.status || undefined}
         memberCount={info?.kind === Conversation_Kind.DIRECT ? undefined : info?.memberCount}
         onBack={onBack}
-      />
+      />}
       <MessageList
         {...handlers}
         items={actions.messages}

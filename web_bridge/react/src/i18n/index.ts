@@ -8,14 +8,17 @@
  */
 import { createContext, createElement, useContext, useMemo, type ReactNode } from "react";
 
-import { ar } from "./ar.js";
 import { en, type Catalog, type Entry, type MessageKey, type Plural } from "./en.js";
 
-export { ar, en };
+export { en };
 export type { Catalog, Entry, MessageKey, Plural };
 
-/** The catalogs the kit ships, by language. */
-export const catalogs: Record<string, Catalog> = { en, ar };
+/**
+ * The catalogs the kit ships, by language: English here; the kit's entry point adds
+ * Arabic (kit/index.ts), so that a bundle importing components one by one (the widget)
+ * carries only the catalogs it loads itself.
+ */
+export const catalogs: Record<string, Catalog> = { en };
 
 const RTL = new Set(["ar", "he", "iw", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"]);
 

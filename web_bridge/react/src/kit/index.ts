@@ -13,6 +13,12 @@ export { ThreadView, type ThreadViewProps } from "./ThreadView.js";
 export { TypingIndicator, type TypingIndicatorProps } from "./TypingIndicator.js";
 export { UnreadBadge, type UnreadBadgeProps } from "./UnreadBadge.js";
 export { dateOf, safeUrl, segmentsOf, type UserInfo, type UserResolver } from "./util.js";
+import { ar } from "../i18n/ar.js";
+import { catalogs } from "../i18n/index.js";
+
+catalogs.ar = ar;
+
+export { ar };
 export {
   catalogs,
   createLocale,

@@ -1,0 +1,65 @@
+/**
+ * Clients of the CAAS services over an authenticated transport: every service
+ * (`createCaasClient`), or only what a chat UI needs (`createChatServices`). Apart from
+ * client.ts so that a bundle built from the parts (the widget) carries no service it
+ * does not call.
+ */
+import { createClient } from "@connectrpc/connect";
+
+import {
+  authenticatedTransport,
+  Subscription,
+  type CaasClient,
+  type CaasClientOptions,
+  type ChatServices,
+} from "./client.js";
+import { AppsService } from "./gen/caas/apps/v1/apps_service_pb.js";
+import { AuthService } from "./gen/caas/auth/v1/auth_service_pb.js";
+import { ConversationsService } from "./gen/caas/conversations/v1/conversations_service_pb.js";
+import { MediaService } from "./gen/caas/media/v1/media_service_pb.js";
+import { MessagesService } from "./gen/caas/messages/v1/messages_service_pb.js";
+import { RealtimeService } from "./gen/caas/realtime/v1/realtime_service_pb.js";
+import { SearchService } from "./gen/caas/search/v1/search_service_pb.js";
+import { UsersService } from "./gen/caas/users/v1/users_service_pb.js";
+import { WebhooksService } from "./gen/caas/webhooks/v1/webhooks_service_pb.js";
+
+
+/**
+ * Only the services a chat UI needs: bundles that use this instead of
+ * `createCaasClient` leave the other services' code out (the widget does).
+ */
+export function createChatServices(options: CaasClientOptions): ChatServices {
+  const { transport, refresh } = authenticatedTransport(options);
+  const realtime = createClient(RealtimeService, transport);
+  return {
+    conversations: createClient(ConversationsService, transport),
+    messages: createClient(MessagesService, transport),
+    media: createClient(MediaService, transport),
+    realtime,
+    search: createClient(SearchService, transport),
+    users: createClient(UsersService, transport),
+    subscribe: (user, handlers, subscriptionOptions = {}) =>
+      new Subscription(realtime, user, handlers, subscriptionOptions, refresh),
+    refresh,
+  };
+}
+
+export function createCaasClient(options: CaasClientOptions): CaasClient {
+  const { transport, refresh } = authenticatedTransport(options);
+  const realtime = createClient(RealtimeService, transport);
+  return {
+    apps: createClient(AppsService, transport),
+    auth: createClient(AuthService, transport),
+    users: createClient(UsersService, transport),
+    conversations: createClient(ConversationsService, transport),
+    messages: createClient(MessagesService, transport),
+    media: createClient(MediaService, transport),
+    realtime,
+    search: createClient(SearchService, transport),
+    webhooks: createClient(WebhooksService, transport),
+    subscribe: (user, handlers, subscriptionOptions = {}) =>
+      new Subscription(realtime, user, handlers, subscriptionOptions, refresh),
+    refresh,
+  };
+}
+
