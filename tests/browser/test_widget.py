@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from html import escape
 
 import grpc
-from caas.conversations.v1 import conversations_service_pb2 as conv_pb
-from caas.conversations.v1 import resources_pb2 as conv_res
 import pytest
 from aiohttp import web
+from caas.conversations.v1 import conversations_service_pb2 as conv_pb
+from caas.conversations.v1 import resources_pb2 as conv_res
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from examples.widget_backend import WidgetBackend, routes
