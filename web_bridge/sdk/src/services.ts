@@ -4,7 +4,7 @@
  * client.ts so that a bundle built from the parts (the widget) carries no service it
  * does not call.
  */
-import { createClient } from "@connectrpc/connect";
+import { createClient, type Transport } from "@connectrpc/connect";
 
 import {
   authenticatedTransport,
@@ -24,12 +24,7 @@ import { UsersService } from "./gen/caas/users/v1/users_service_pb.js";
 import { WebhooksService } from "./gen/caas/webhooks/v1/webhooks_service_pb.js";
 
 
-/**
- * Only the services a chat UI needs: bundles that use this instead of
- * `createCaasClient` leave the other services' code out (the widget does).
- */
-export function createChatServices(options: CaasClientOptions): ChatServices {
-  const { transport, refresh } = authenticatedTransport(options);
+function chatServices(transport: Transport, refresh: () => Promise<void>): ChatServices {
   const realtime = createClient(RealtimeService, transport);
   return {
     conversations: createClient(ConversationsService, transport),
@@ -42,24 +37,23 @@ export function createChatServices(options: CaasClientOptions): ChatServices {
       new Subscription(realtime, user, handlers, subscriptionOptions, refresh),
     refresh,
   };
+}
+
+/**
+ * Only the services a chat UI needs: bundles that use this instead of
+ * `createCaasClient` leave the other services' code out.
+ */
+export function createChatServices(options: CaasClientOptions): ChatServices {
+  const { transport, refresh } = authenticatedTransport(options);
+  return chatServices(transport, refresh);
 }
 
 export function createCaasClient(options: CaasClientOptions): CaasClient {
   const { transport, refresh } = authenticatedTransport(options);
-  const realtime = createClient(RealtimeService, transport);
   return {
+    ...chatServices(transport, refresh),
     apps: createClient(AppsService, transport),
     auth: createClient(AuthService, transport),
-    users: createClient(UsersService, transport),
-    conversations: createClient(ConversationsService, transport),
-    messages: createClient(MessagesService, transport),
-    media: createClient(MediaService, transport),
-    realtime,
-    search: createClient(SearchService, transport),
     webhooks: createClient(WebhooksService, transport),
-    subscribe: (user, handlers, subscriptionOptions = {}) =>
-      new Subscription(realtime, user, handlers, subscriptionOptions, refresh),
-    refresh,
   };
 }
-
