@@ -1,9 +1,10 @@
 """The React hooks and UI kit (@caas/react) in real browsers, through Envoy (gRPC-Web),
-in the example app (web_bridge/react/example): two people chat, react, reply in a thread,
-send a picture and see read ticks; one loses the network, writes on, reloads the page
-while offline, and the saved messages go out in order when the network is back. Arabic
-(right to left) in the dark theme on a phone-sized screen. axe-core checks each screen;
-screenshots go to test-artifacts/react-kit/."""
+in the example app (web_bridge/react/example, in React's strict mode): two people chat,
+react, reply in a thread, send a picture and see read ticks; one loses the network,
+writes on, reloads the page while offline, and the saved messages go out in order when
+the network is back. Arabic (right to left) in the dark theme on a phone-sized screen,
+with one realtime stream for the page. axe-core checks each screen; screenshots go to
+test-artifacts/react-kit/."""
 
 from __future__ import annotations
 
@@ -151,9 +152,13 @@ async def test_arabic_dark_on_a_phone(
     alice = await person(client, app.app_id, app.api_key, "alice")
     group = await alice.create(GROUP, ("bob",), title="هاتف")
     await alice.send(group.name, "مرحبا")
+    context = await browser.new_context(viewport={"width": 375, "height": 740})
+    streams: list[str] = []
+    context.on("request", lambda request: streams.append(request.url)
+               if request.url.endswith("RealtimeService/Subscribe") else None)
     context, page = await open_app(browser, react_example_origin, server.http_url,
                                    await tokens(client, app, "bob"),
-                                   query="locale=ar&theme=dark", viewport=(375, 740))
+                                   query="locale=ar&theme=dark", context=context)
     try:
         root = page.locator(".caas-root")
         await expect(root).to_have_attribute("dir", "rtl")
@@ -165,5 +170,8 @@ async def test_arabic_dark_on_a_phone(
         await expect(message(log(page), "مرحبا")).to_be_visible()
         await expect(page.get_by_role("listbox")).to_be_hidden()
         await checked(page, "arabic-phone-conversation", SHOTS)
+        # The app runs in React's strict mode (every effect mounted twice), with hooks
+        # in the inbox and the conversation: one realtime stream all along.
+        assert len(streams) == 1, streams
     finally:
         await context.close()
