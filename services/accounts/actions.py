@@ -45,6 +45,7 @@ from services.core.mail import Email, Mailer
 from services.core.principal import Developer, Principal, require_account
 from services.core.settings import Settings
 from services.edge.portal import PortalAddress
+from services.gateway.callers import Client
 from services.gateway.gateway import spend
 from services.gateway.ratelimit import Bucket, RateLimiter
 from services.keys.keyring import Keyring
@@ -54,14 +55,6 @@ log = logging.getLogger("caas.accounts")
 VERIFY_LIFETIME = timedelta(days=2)
 RESET_LIFETIME = timedelta(hours=1)
 LOGIN_HISTORY = timedelta(days=90)
-
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    """Where a call comes from, for rate limits and the login history."""
-
-    ip_address: str
-    user_agent: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from caas.accounts.v1 import accounts_service_pb2 as pb
 from caas.accounts.v1 import resources_pb2 as res
 
-from services.accounts.actions import Accounts, Client
+from services.accounts.actions import Accounts
 from services.accounts.models import Account, AccountSession, LoginEvent, Outcome
 from services.core.clock import to_ms
 from services.core.pagination import time_id_page
 from services.core.principal import Developer
 from services.core.protoconv import timestamp
+from services.gateway.callers import client_of
 from services.gateway.gateway import Call
 
 OUTCOMES = {Outcome.SUCCEEDED: res.LoginEvent.OUTCOME_SUCCEEDED,
@@ -41,26 +41,6 @@ def session_proto(s: AccountSession, current: str = "") -> res.AccountSession:
 def login_event_proto(e: LoginEvent) -> res.LoginEvent:
     return res.LoginEvent(time=timestamp(e.time), outcome=OUTCOMES[e.outcome],
                           ip_address=e.ip_address, user_agent=e.user_agent)
-
-
-def client_of(call: Call) -> Client:
-    """The caller's address and user agent. Behind Envoy (a loopback peer) the address
-    is the last `x-forwarded-for` hop, the one Envoy appended (`use_remote_address`)."""
-    metadata = {k: v for k, v in call.context.invocation_metadata() or ()
-                if isinstance(v, str)}
-    peer = call.context.peer() or ""
-    address = peer.split(":", 1)[1].rsplit(":", 1)[0].strip("[]") if ":" in peer else peer
-    forwarded = metadata.get("x-forwarded-for", "")
-    if forwarded and _loopback(address):
-        address = forwarded.split(",")[-1].strip()
-    return Client(address[:64], metadata.get("user-agent", "")[:256])
-
-
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _account_id(name: str) -> str:

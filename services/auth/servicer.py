@@ -5,13 +5,13 @@ from __future__ import annotations
 from caas.auth.v1 import auth_service_pb2 as pb
 from caas.auth.v1 import resources_pb2 as res
 
-from services.accounts.servicer import client_of
 from services.auth import tokens
 from services.auth.actions import AuthActions, Credentials
 from services.auth.models import RevokeReason, Session, SessionState, SigningKey
 from services.core.clock import Clock
 from services.core.names import parse_app, parse_session, parse_user, session_name, signing_key_name
 from services.core.protoconv import duration_or_none, timestamp
+from services.gateway.callers import client_of
 from services.gateway.gateway import Call
 from services.users.servicer import user_proto
 
