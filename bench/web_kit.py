@@ -55,7 +55,8 @@ def sizes() -> None:
     print(f"  {'kit stylesheet':46} {kib(found['kitCss']['gzipped']):>10}")
     widget = found["widget"]
     print(f"  {'widget, loaded with the page':46} {kib(widget['initialGzipBytes']):>10}")
-    print(f"  {'widget, loaded on demand (panel, guests, ar)':46} {kib(widget['panelGzipBytes']):>10}")
+    on_demand = "widget, loaded on demand (panel, guests, ar)"
+    print(f"  {on_demand:46} {kib(widget['panelGzipBytes']):>10}")
     print(f"  {'widget, in all':46} {kib(widget['totalGzipBytes']):>10}")
     print(f"  {'React example app (React included)':46} "
           f"{kib(found['reactExample']['gzipBytes']):>10}")
