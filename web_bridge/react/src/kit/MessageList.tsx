@@ -271,7 +271,13 @@ export function MessageList(props: MessageListProps) {
       let changed = false;
       for (const e of entries) {
         const key = (e.target as HTMLElement).dataset.key;
-        if (!key || !e.target.isConnected) continue;
+        if (!e.target.isConnected) {
+          // A row scrolled out of the window (its size went to 0 as it left): let it go.
+          observer.current?.unobserve(e.target);
+          observed.current.delete(e.target);
+          continue;
+        }
+        if (!key) continue;
         const h = e.target.getBoundingClientRect().height;
         if (Math.abs((sizes.current.get(key) ?? -1) - h) > 0.5) {
           sizes.current.set(key, h);
