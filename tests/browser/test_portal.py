@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from caas.analytics.v1 import analytics_service_pb2 as an_pb
 from caas.analytics.v1 import resources_pb2 as an_res
+from caas.apps.v1 import apps_service_pb2 as apps_pb
 from google.protobuf import timestamp_pb2
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
@@ -184,6 +185,18 @@ async def test_a_new_developer_goes_from_sign_up_to_a_dashboard(
     await checked(page, "14-webhooks")
     await page.get_by_role("link", name="Settings").click()
     await expect(page.get_by_text(f"apps/{app_id}", exact=True)).to_be_visible()
+    # Guests on, for two hours: the app says so, and the widget's tag offers guest mode.
+    await page.get_by_label("Let visitors chat as guests").check()
+    await page.get_by_label("Guest session lifetime (hours)").fill("2")
+    await page.get_by_role("form", name="Guest access").get_by_role("button", name="Save").click()
+    await expect(page.get_by_text("Guest access saved.")).to_be_visible()
+    got = await client.apps.GetApp(apps_pb.GetAppRequest(name=f"apps/{app_id}"),
+                                   metadata=bearer(key))
+    assert got.app.guest_access.enabled
+    assert got.app.guest_access.session_lifetime.ToSeconds() == 7200
+    await expect(page.get_by_test_id("widget-snippet")).to_contain_text(
+        f'data-app="apps/{app_id}"')
+    await expect(page.get_by_test_id("widget-snippet")).to_contain_text('data-guest="true"')
     await checked(page, "15-settings")
     # On a phone's width: the sections above the page, nothing wider than the screen.
     await page.set_viewport_size({"width": 390, "height": 844})
@@ -221,6 +234,16 @@ async def test_a_new_developer_goes_from_sign_up_to_a_dashboard(
         await other.get_by_role("button", name="Create key").click()
         await expect(other.get_by_role("alert")).to_have_text([refused, refused])
         await checked(other, "18-viewer-refused")
+        # Nor app settings: a viewer cannot turn guests off.
+        await other.goto(portal(server, f"/apps/{app_id}/settings"))
+        await other.get_by_label("Let visitors chat as guests").uncheck()
+        await other.get_by_role("form", name="Guest access").get_by_role(
+            "button", name="Save").click()
+        await expect(other.get_by_role("form", name="Guest access").get_by_role(
+            "alert")).to_have_text(refused)
+        got = await client.apps.GetApp(apps_pb.GetAppRequest(name=f"apps/{app_id}"),
+                                       metadata=bearer(key))
+        assert got.app.guest_access.enabled
     finally:
         await viewing.close()
 

@@ -364,6 +364,53 @@ export function SettingsPage(props: { app: string }) {
         </dl>
       )}
       <Alert error={app.error} />
+      {data && <GuestsAndWidget app={props.app} enabled={data.guestAccess?.enabled ?? false}
+        hours={data.guestAccess?.sessionLifetime ? Number(data.guestAccess.sessionLifetime.seconds) / 3600 : 24} />}
     </AppShell>
+  );
+}
+
+/** Guest access (AppsService.UpdateApp, `guest_access`) and the widget's script tag. */
+function GuestsAndWidget(props: { app: string; enabled: boolean; hours: number }) {
+  const queries = useQueryClient();
+  const [enabled, setEnabled] = useState(props.enabled);
+  const [hours, setHours] = useState(String(props.hours));
+  const [saved, setSaved] = useState(false);
+  const origin = location.origin;
+  const snippet = `<script async src="${origin}/widget/caas-widget.js"\n        data-app="${props.app}" data-api="${origin}"\n        ` +
+    (enabled ? `data-guest="true"` : `data-token-url="/your/caas-session-endpoint"`) + `></script>`;
+  return (
+    <>
+      <section className="card" aria-labelledby="guests">
+        <h2 id="guests">Guests</h2>
+        <p>Visitors your backend has not signed in may chat as guests (the widget&apos;s
+          {" "}<code>data-guest</code>); what they may do is your permission policy&apos;s.</p>
+        <Form label="Guest access" submit="Save" action={async () => {
+          setSaved(false);
+          const lifetime = Math.round(Number(hours) * 3600);
+          await api.apps.updateApp({
+            app: { name: props.app, guestAccess: { enabled, sessionLifetime: { seconds: BigInt(lifetime) } } },
+            updateMask: { paths: ["guest_access"] },
+          });
+          await queries.invalidateQueries({ queryKey: ["app", props.app] });
+          setSaved(true);
+        }}>
+          <div className="field">
+            <label><input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.target.checked)} />
+              {" "}Let visitors chat as guests</label>
+          </div>
+          <Field label="Guest session lifetime (hours)" type="number" min={0.1} max={720} step={0.1}
+            value={hours} onChange={(e) => setHours(e.target.value)}
+            hint="A guest becomes a new guest after this long (5 minutes to 30 days)." />
+        </Form>
+        {saved && <Alert kind="ok">Guest access saved.</Alert>}
+      </section>
+      <section className="card" aria-labelledby="widget">
+        <h2 id="widget">Chat widget</h2>
+        <p>Put this tag on your pages (their origins in the server&apos;s <code>CAAS_CORS_ORIGINS</code>).
+          {" "}Signed-in visitors need a session endpoint on your backend: see the widget&apos;s README.</p>
+        <pre data-testid="widget-snippet"><code>{snippet}</code></pre>
+      </section>
+    </>
   );
 }
