@@ -154,9 +154,11 @@ async def test_a_visitor_chats_with_support_through_the_widget(
         await expect(page.get_by_test_id("caas-widget-badge")).to_have_text("1")
         await expect(launcher(page)).to_have_accessible_name(re.compile("1 unread"))
         await checked(page, "launcher-unread", SHOTS, WIDGET)
-        # Opening it shows the message, and reading it clears the badge.
+        # Opening it shows the message; read, it no longer counts once closed again.
         await launcher(page).click()
         await expect(message(panel(page), "are you there?")).to_be_visible()
+        await panel(page).get_by_role("button", name="Close chat").click()
+        await expect(launcher(page)).to_have_accessible_name("Open chat")
         await expect(page.get_by_test_id("caas-widget-badge")).to_be_hidden()
     finally:
         await visitor_context.close()
