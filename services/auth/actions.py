@@ -90,12 +90,19 @@ class AuthActions:
         now = self._clock.now()
         session = Session(app_id, new_id(), user_id, device_name, access_ttl or self._access_ttl,
                           now, now, now + self._refresh_ttl)
-        refresh = refresh_token_secret(app_id, new_secret())
+        return session, await self._open(session, now)
+
+    async def _open(self, session: Session, now: datetime) -> Credentials:
+        """Store a new session with its first refresh token, say so, and answer its
+        first credentials."""
+        refresh = refresh_token_secret(session.app_id, new_secret())
         await self._store.create_session(
-            session, RefreshToken(app_id, secret_hash(refresh), session.session_id, 1, now))
-        await self._bus.publish(DomainEvent("session.created", app_id, now,
-                                            {"session": session.session_id, "user": user_id}))
-        return session, await self._credentials(session, refresh, now)
+            session, RefreshToken(session.app_id, secret_hash(refresh), session.session_id, 1,
+                                  now))
+        await self._bus.publish(DomainEvent("session.created", session.app_id, now,
+                                            {"session": session.session_id,
+                                             "user": session.user_id}))
+        return await self._credentials(session, refresh, now)
 
     async def do_create_guest_session(self, app_id: str, display_name: str,
                                       device_name: str, address: str, charge: Charge
@@ -125,13 +132,7 @@ class AuthActions:
         session = Session(app_id, new_id(), guest.user_id, device_name,
                           min(self._access_ttl, end - now), now, now,
                           min(now + self._refresh_ttl, end), end_time=end)
-        refresh = refresh_token_secret(app_id, new_secret())
-        await self._store.create_session(
-            session, RefreshToken(app_id, secret_hash(refresh), session.session_id, 1, now))
-        await self._bus.publish(DomainEvent("session.created", app_id, now,
-                                            {"session": session.session_id,
-                                             "user": guest.user_id}))
-        return guest, session, await self._credentials(session, refresh, now)
+        return guest, session, await self._open(session, now)
 
     async def do_refresh_session(self, refresh_token: str, charge: Charge
                                  ) -> tuple[Session, Credentials]:

@@ -35,10 +35,3 @@ export function pageLocale(): string {
   const lang = (document.documentElement.lang || navigator.language || "en").split(/[-_]/)[0];
   return lang in STRINGS ? lang : "en";
 }
-
-const RTL = new Set(["ar", "he", "iw", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"]);
-
-/** "rtl" for languages written right to left. */
-export function directionOf(locale: string): "ltr" | "rtl" {
-  return RTL.has(locale.toLowerCase().split(/[-_]/)[0]) ? "rtl" : "ltr";
-}

@@ -9,13 +9,15 @@
  */
 import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState, type CSSProperties, type ReactNode } from "react";
 
+import { directionOf } from "@caas/react/i18n/direction";
 import type { ChatClient } from "@caas/sdk/chat";
+import { unreadOf } from "@caas/sdk/store/state";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
 import type { WidgetOptions, WidgetSession } from "./config.js";
 import { widgetServices, type WidgetServices } from "./services.js";
 import { forget, keepTokens, signIn } from "./session.js";
-import { directionOf, pageLocale, strings } from "./strings.js";
+import { pageLocale, strings } from "./strings.js";
 
 // The chat's code and styles come when the panel first opens.
 const loadPanel = () => import("./panel.js");
@@ -78,11 +80,7 @@ function useChatUnread(chat: ChatClient | undefined, onClosed: () => void): numb
   useEffect(() => {
     if (!chat) return;
     const update = () => {
-      let total = 0n;
-      for (const conversation of Object.values(chat.state.conversations)) {
-        if (!conversation.membership?.muted) total += conversation.membership?.unreadCount ?? 0n;
-      }
-      setCount(Number(total));
+      setCount(unreadOf(chat.state.conversations).total);
       if (chat.state.connection === "closed") onClosed();
     };
     update();

@@ -16,6 +16,7 @@ import {
 
 import {
   timelineKey,
+  unreadOf,
   type ChatMessage,
   type ChatState,
   type Conversation,
@@ -230,18 +231,7 @@ export function usePresence(userIds: readonly string[]): Readonly<Record<string,
 export function useUnreadCount() {
   const client = useChatClient();
   const all = useChatState((state) => state.conversations);
-  const local = useMemo(() => {
-    let total = 0n;
-    let conversations = 0;
-    for (const conversation of Object.values(all)) {
-      const unread = conversation.membership?.unreadCount ?? 0n;
-      if (unread > 0n && !conversation.membership?.muted) {
-        total += unread;
-        conversations += 1;
-      }
-    }
-    return { total: Number(total), conversations };
-  }, [all]);
+  const local = useMemo(() => unreadOf(all), [all]);
   const [server, setServer] = useState<{ total: number; conversations: number } | undefined>(undefined);
   const partial = client.hasMoreConversations;
   useEffect(() => {

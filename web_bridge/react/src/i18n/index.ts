@@ -8,9 +8,10 @@
  */
 import { createContext, createElement, useContext, useMemo, type ReactNode } from "react";
 
+import { directionOf } from "./direction.js";
 import { en, type Catalog, type Entry, type MessageKey, type Plural } from "./en.js";
 
-export { en };
+export { directionOf, en };
 export type { Catalog, Entry, MessageKey, Plural };
 
 /**
@@ -20,12 +21,6 @@ export type { Catalog, Entry, MessageKey, Plural };
  */
 export const catalogs: Record<string, Catalog> = { en };
 
-const RTL = new Set(["ar", "he", "iw", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"]);
-
-/** "rtl" for locales written right to left (Arabic, Hebrew, Persian, Urdu…). */
-export function directionOf(locale: string): "ltr" | "rtl" {
-  return RTL.has(locale.toLowerCase().split(/[-_]/)[0]) ? "rtl" : "ltr";
-}
 
 export type Params = Record<string, string | number | bigint>;
 export type Translate = (key: MessageKey, params?: Params) => string;

@@ -127,3 +127,17 @@ export function emptyState(me: string): ChatState {
     refresh: [],
   };
 }
+
+/** Unread messages across the known conversations (muted ones aside), and in how many. */
+export function unreadOf(known: ChatState["conversations"]): { total: number; conversations: number } {
+  let total = 0n;
+  let conversations = 0;
+  for (const conversation of Object.values(known)) {
+    const unread = conversation.membership?.unreadCount ?? 0n;
+    if (unread > 0n && !conversation.membership?.muted) {
+      total += unread;
+      conversations += 1;
+    }
+  }
+  return { total: Number(total), conversations };
+}
