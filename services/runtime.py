@@ -46,6 +46,20 @@ from services.auth.mongo_store import MongoAuthStore
 from services.auth.signing import MAX_SESSION_ACCESS_TTL, SigningKeys
 from services.auth.sqlite_store import SqliteAuthStore
 from services.auth.store import AuthStore
+from services.billing.actions import BillingActions
+from services.billing.collection import Collector
+from services.billing.cycle import BillingCycle
+from services.billing.http import BillingRoutes, InvoiceLinks
+from services.billing.metering import Meter
+from services.billing.models import Issuer
+from services.billing.mongo_store import MongoBillingStore
+from services.billing.payments import PaymentProvider
+from services.billing.plans import Catalogue
+from services.billing.quota import QuotaGate
+from services.billing.sqlite_store import SqliteBillingStore
+from services.billing.store import BillingStore
+from services.billing.stripe_provider import StripeProvider
+from services.billing.subscriptions import Subscriptions
 from services.compliance.erasure import Eraser, UserDataActions
 from services.compliance.exports import Exporter, expire_exports
 from services.compliance.mongo_store import MongoComplianceStore, MongoOperationStore
@@ -206,6 +220,7 @@ class Stores:
     accounts: AccountStore = field(init=False)  # developer accounts of the portal
     organizations: OrganizationStore = field(init=False)
     analytics: AnalyticsStore = field(init=False)  # usage counts (services/analytics)
+    billing: BillingStore = field(init=False)  # plans, subscriptions, invoices
 
 
 PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
@@ -286,6 +301,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores.accounts = MongoAccountStore(mongo)
         stores.organizations = MongoOrganizationStore(mongo)
         stores.analytics = MongoAnalyticsStore(mongo)
+        stores.billing = MongoBillingStore(mongo, mongo_log)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -306,6 +322,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores.accounts = SqliteAccountStore(sqlite)
         stores.organizations = SqliteOrganizationStore(sqlite)
         stores.analytics = SqliteAnalyticsStore(sqlite)
+        stores.billing = SqliteBillingStore(sqlite, sqlite_log)
     # Secrets at rest: sealed with each app's data key; content with each sender's.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
@@ -317,7 +334,8 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
     for store in (stores.apps, stores.auth, stores.users, stores.conversations,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.audit, stores.data_keys, stores.compliance, stores.operations,
-                  stores.accounts, stores.organizations, stores.analytics, stores.events):
+                  stores.accounts, stores.organizations, stores.analytics, stores.billing,
+                  stores.events):
         await store.migrate()
     # The deployment's media URL secret, sealed with the platform's own data key.
     sealed = await stores.media.signing_secret(await stores.keyring.seal(
@@ -407,6 +425,74 @@ def count_usage(settings: Settings, stores: Stores, usage: Usage, bus: EventBus,
     wake = Wake.on_commits(bus)
     background.start("analytics", lambda ok: counter.run(wake, ok))
     return flusher
+
+
+@dataclass
+class Billing:
+    """Billing's parts (services/billing): the RPCs' actions, the quota gate the gateway
+    asks, the background cycle, the HTTP routes (Stripe's webhooks, invoice PDFs)."""
+
+    actions: BillingActions
+    gate: QuotaGate
+    cycle: BillingCycle
+    routes: BillingRoutes
+    links: InvoiceLinks
+    provider: PaymentProvider | None
+
+    async def close(self) -> None:
+        if self.provider is not None:
+            await self.provider.close()
+
+
+def billing_issuer(settings: Settings) -> Issuer:
+    return Issuer(settings.billing_issuer_name,
+                  settings.billing_issuer_address.replace("\\n", "\n"),
+                  settings.billing_issuer_tax_id, settings.billing_invoice_prefix,
+                  settings.billing_credit_note_prefix)
+
+
+async def open_billing(settings: Settings, stores: Stores, clock: Clock, bus: EventBus,
+                       members: MemberAccess, usage: Usage, blobs: BlobStore, mailer: Mailer,
+                       portal: PortalAddress, background: Background, gateway: Gateway
+                       ) -> Billing:
+    """Plans (seeded on a new deployment), subscriptions, the quota gate (which the
+    gateway asks) and the cycle in the background; Stripe when a key is configured."""
+    provider: PaymentProvider | None = None
+    if settings.stripe_api_key.get_secret_value():
+        provider = StripeProvider(settings.stripe_api_key.get_secret_value(),
+                                  settings.stripe_publishable_key,
+                                  settings.stripe_webhook_secret.get_secret_value(),
+                                  settings.stripe_api_base)
+    refresh = settings.billing_quota_refresh.total_seconds()
+    catalogue = Catalogue(stores.billing, refresh)
+    await catalogue.seed(settings.billing_currency, clock.now())
+    subscriptions = Subscriptions(stores.billing, stores.apps, clock, bus)
+    meter = Meter(stores.analytics, stores.media, stores.billing)
+    issuer = billing_issuer(settings)
+    actions: BillingActions
+
+    async def recipients(organization_id: str) -> list[str]:
+        return await actions.recipients(organization_id)
+
+    collector = Collector(stores.billing, subscriptions, provider, clock,
+                          settings.billing_retry_days, recipients)
+    actions = BillingActions(stores.billing, catalogue, subscriptions, meter, collector,
+                             provider, stores.apps, stores.organizations, stores.accounts,
+                             members, clock, bus, issuer, frozenset(settings.plans))
+    gate = QuotaGate(subscriptions, catalogue, meter, stores.apps, clock, refresh, bus,
+                     usage.open_streams, stores.analytics.is_member)
+    gateway.check_admission(gate.admit)
+    cycle = BillingCycle(stores.billing, subscriptions, catalogue, meter, collector,
+                         stores.events, blobs, mailer, clock, issuer, recipients,
+                         lambda organization_id: f"{portal.url}organizations/{organization_id}"
+                                                 "/billing",
+                         grace=settings.billing_close_grace,
+                         payment_terms=settings.billing_payment_terms,
+                         interval=settings.billing_interval.total_seconds())
+    background.start("billing", cycle.run)
+    links = InvoiceLinks(stores.media_urls, clock, settings.media_url_ttl.total_seconds())
+    routes = BillingRoutes(stores.billing, collector, provider, blobs, links, clock)
+    return Billing(actions, gate, cycle, routes, links, provider)
 
 
 def operator_token(settings: Settings) -> str:
@@ -523,6 +609,7 @@ class Runtime:
     audit: AuditActions
     analytics: AnalyticsActions
     usage: UsageFlusher  # writes what this process counts itself (analytics)
+    billing: Billing
     retention: RetentionActions
     sweeper: RetentionSweeper
     user_data: UserDataActions
@@ -539,6 +626,7 @@ class Runtime:
             await self.write_watch.close()
         await self.background.close()
         await self.usage.close()  # the last flush of this process's usage counts
+        await self.billing.close()
         self.media_processor.close()
         await self.blobs.close()
         await self.indexer.index.close()
@@ -671,6 +759,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                stores.users, clock, media, restrictions, screening,
                                send_hooks, SendRate(limiter, plans))
     indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
+    billing = await open_billing(settings, stores, clock, bus, members, usage, blobs, mailer,
+                                 portal, background, gateway)
     moderation = ModerationActions(stores.moderation, conversations, stores.conversations,
                                    stores.users, stores.auth, clock, bus)
     operations = OperationWorker(stores.operations, {
@@ -708,7 +798,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         media_processor=processor,
         media_http=MediaHttp(stores.media, blobs, media_urls, HealthRoutes(health), (
             PortalFiles(settings.portal_dir or default_portal_dir()), widget_files(),
-            kit_gallery_files())),
+            kit_gallery_files(), billing.routes)),
         search=SearchActions(indexer.index, conversations, stores.conversations, messages,
                              stores.messages, stores.users),
         indexer=indexer, metrics=metrics,
@@ -720,6 +810,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         restrictions=restrictions,
         audit=AuditActions(stores.audit, stores.apps),
         analytics=AnalyticsActions(stores.analytics, stores.apps), usage=flusher,
+        billing=billing,
         retention=RetentionActions(stores.compliance, stores.apps, stores.conversations,
                                    stores.users, permissions, clock),
         sweeper=RetentionSweeper(

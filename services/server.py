@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 from caas.accounts.v1 import accounts_service_pb2
 from caas.analytics.v1 import analytics_service_pb2
+from caas.billing.v1 import billing_service_pb2
 from caas.apps.v1 import apps_service_pb2
 from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2
@@ -31,6 +32,7 @@ from grpc_health.v1 import health_pb2
 
 from services.accounts.servicer import AccountsServicer
 from services.analytics.servicer import AnalyticsServicer
+from services.billing.servicer import BillingServicer
 from services.apps.servicer import AppsServicer
 from services.audit.servicer import AuditServicer
 from services.auth.servicer import AuthServicer
@@ -90,6 +92,8 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          OrganizationsServicer(runtime.organizations)),
         (analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"],
          AnalyticsServicer(runtime.analytics)),
+        (billing_service_pb2.DESCRIPTOR.services_by_name["BillingService"],
+         BillingServicer(runtime.billing.actions, runtime.billing.links)),
     ]
 
 
@@ -97,7 +101,8 @@ SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    conversations_service_pb2, messages_service_pb2, realtime_service_pb2,
                    webhooks_service_pb2, media_service_pb2, search_service_pb2,
                    moderation_service_pb2, audit_service_pb2, compliance_service_pb2,
-                   accounts_service_pb2, organizations_service_pb2, analytics_service_pb2)
+                   accounts_service_pb2, organizations_service_pb2, analytics_service_pb2,
+                   billing_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:

@@ -19,6 +19,7 @@ from services.core.principal import Operator
 from services.core.settings import load_settings
 from services.runtime import Runtime, build_runtime
 from tests.support.client import Client, ErrorDetails, bearer, details
+from tests.support.localstripe import LocalStripe, start_localstripe
 from tests.support.mail import SmtpServer, running_breach_api, running_smtp
 from tests.support.servers import (
     CaasServer,
@@ -121,6 +122,14 @@ def smtp() -> Iterator[SmtpServer]:
     """A local SMTP server: the shared servers send the portal's emails there."""
     with running_smtp() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def stripe_emulator() -> Iterator[LocalStripe]:
+    """The Stripe API emulator (localstripe), started once: billing collects through it."""
+    server = start_localstripe()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,15 @@ from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.analytics.models import Changes, CounterKey, Fact, Metric, count_events
+from services.analytics.models import (
+    Changes,
+    CounterKey,
+    Fact,
+    Granularity,
+    Kind,
+    Metric,
+    count_events,
+)
 from services.analytics.store import LOG, Span
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 
@@ -112,6 +120,11 @@ class MongoAnalyticsStore:
             return True
 
         return await self._mongo.transaction(tx)
+
+    async def is_member(self, app_id: str, kind: Kind, granularity: Granularity, bucket: int,
+                        member: str) -> bool:
+        member_id = "/".join(map(str, (app_id, kind.value, granularity.value, bucket, member)))
+        return await self._members.find_one({"_id": member_id}, {"_id": 1}) is not None
 
     async def position(self, app_id: str) -> int:
         found = await self._positions.find_one({"_id": f"{app_id}/{LOG}"})

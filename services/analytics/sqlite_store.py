@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from services.analytics.models import Changes, Fact, Metric, count_events
+from services.analytics.models import Changes, Fact, Granularity, Kind, Metric, count_events
 from services.analytics.store import LOG, Span
 from services.core.db.sqlite import Migration, SqliteDatabase
 
@@ -91,6 +91,16 @@ class SqliteAnalyticsStore:
             return True
 
         return await self._db.write(body)
+
+    async def is_member(self, app_id: str, kind: Kind, granularity: Granularity, bucket: int,
+                        member: str) -> bool:
+        def query(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "SELECT 1 FROM analytics_members WHERE app_id = ? AND kind = ?"
+                " AND granularity = ? AND bucket = ? AND member = ?",
+                (app_id, kind.value, granularity.value, bucket, member)).fetchone() is not None
+
+        return await self._db.read(query)
 
     async def position(self, app_id: str) -> int:
         def query(conn: sqlite3.Connection) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from services.analytics.models import Changes, Fact, Granularity, Metric
+from services.analytics.models import Changes, Fact, Granularity, Kind, Metric
 from services.apps.store import AppStore
 
 LOG = "log"  # the source of the counts from the event log (its positions)
@@ -52,6 +52,10 @@ class AnalyticsStore(Protocol):
     async def apply_flush(self, source: str, sequence: int, changes: Changes) -> bool:
         """Write `changes` (of any apps), in one transaction, unless flush `sequence` of
         `source` (or a later one) was written already; whether it was written now."""
+
+    async def is_member(self, app_id: str, kind: Kind, granularity: Granularity, bucket: int,
+                        member: str) -> bool:
+        """Whether `member` counts in the bucket (a user active this month…)."""
 
     async def position(self, app_id: str) -> int:
         """The last log position the app's counts include (0: none)."""

@@ -77,6 +77,10 @@ class Usage:
             self._peaks[key] = open_now
         self._seen(app_id, user_id)
 
+    def open_streams(self, app_id: str) -> int:
+        """The app's real-time streams open in this process now."""
+        return self._open.get(app_id, 0)
+
     def stream_closed(self, app_id: str) -> None:
         left = self._open.get(app_id, 0) - 1
         if left > 0:

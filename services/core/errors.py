@@ -23,8 +23,9 @@ COMMON_REASONS = (
     "OPERATOR_TOKEN_INVALID", "APP_UNAVAILABLE", "PRINCIPAL_NOT_ALLOWED", "REQUEST_INVALID",
     "REQUEST_MALFORMED", "REQUEST_TOO_LARGE", "RATE_LIMITED", "METHOD_NOT_FOUND",
     "UNAVAILABLE", "STORAGE_FULL", "DEADLINE_EXCEEDED", "INTERNAL")
-# Reasons of the media URLs (plain HTTP, services/media/http.py), which no RPC returns.
-MEDIA_URL_REASONS = ("URL_SIGNATURE_INVALID", "URL_EXPIRED")
+# Reasons of the plain HTTP routes (media URLs: services/media/http.py; billing's:
+# services/billing/http.py), which no RPC returns.
+MEDIA_URL_REASONS = ("URL_SIGNATURE_INVALID", "URL_EXPIRED", "STRIPE_WEBHOOK_SIGNATURE_INVALID")
 
 
 @dataclass(frozen=True, slots=True)

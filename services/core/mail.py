@@ -19,10 +19,18 @@ log = logging.getLogger("caas.mail")
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    file_name: str
+    content_type: str  # "application/pdf"
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Email:
     to: str
     subject: str
     text: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 class Mailer(Protocol):
@@ -35,7 +43,8 @@ class ConsoleMailer:
 
     async def send(self, email: Email) -> None:
         log.info("email to %s: %s", email.to, email.subject,
-                 extra={"to": email.to, "subject": email.subject, "text": email.text})
+                 extra={"to": email.to, "subject": email.subject, "text": email.text,
+                        "attachments": [a.file_name for a in email.attachments]})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,10 @@ class SmtpMailer:
         message["To"] = email.to
         message["Subject"] = email.subject
         message.set_content(email.text)
+        for attachment in email.attachments:
+            main, _, sub = attachment.content_type.partition("/")
+            message.add_attachment(attachment.data, maintype=main, subtype=sub,
+                                   filename=attachment.file_name)
         await aiosmtplib.send(
             message, hostname=options.host, port=options.port,
             username=options.username or None, password=options.password or None,

@@ -338,6 +338,44 @@ class Settings(BaseSettings):
         timedelta(seconds=10), gt=timedelta(0),
         description="how often a process writes the usage it counts itself (API calls, "
                     "stream peaks, webhook attempts, sign-ins); also at shutdown")
+    stripe_api_key: SecretStr = Field(
+        SecretStr(""), description="Stripe secret key (`sk_…`) that collects invoices; "
+        "empty: invoices are issued, numbered, rendered and emailed, and the operator "
+        "marks them paid (MarkInvoicePaid)")
+    stripe_publishable_key: str = Field(
+        "", description="Stripe publishable key (`pk_…`) the portal adds cards with")
+    stripe_webhook_secret: SecretStr = Field(
+        SecretStr(""), description="signing secret (`whsec_…`) of the Stripe webhook "
+        "endpoint `/billing/v1/stripe/webhook`; empty: Stripe's webhooks are refused")
+    stripe_api_base: str = Field(
+        "", description="another Stripe API address (a test emulator); empty: Stripe's own")
+    billing_interval: Duration = Field(
+        timedelta(seconds=60), gt=timedelta(0),
+        description="how often billing checks usage against plans (warnings, caps), closes "
+                    "ended periods and collects invoices (one process at a time)")
+    billing_quota_refresh: Duration = Field(
+        timedelta(seconds=10), gt=timedelta(0),
+        description="how long a process trusts an app's counts when checking a hard cap "
+                    "(how far a cap can be passed before sends are refused)")
+    billing_close_grace: Duration = Field(
+        timedelta(hours=1), ge=timedelta(0),
+        description="how long after a period ends its invoice waits, for the last "
+                    "counts of every process to arrive")
+    billing_retry_days: list[int] = Field(
+        [3, 5, 7], description="days after each failed payment before the next try; after "
+        "the last, the subscription is unpaid (capped to the free plan's units)")
+    billing_payment_terms: Duration = Field(
+        timedelta(days=14), ge=timedelta(0), description="an invoice's due date, after issue")
+    billing_currency: str = Field("EUR", pattern=r"^[A-Z]{3}$",
+                                  description="currency of the seeded plans (ISO 4217)")
+    billing_issuer_name: str = Field("CAAS", description="who issues the invoices")
+    billing_issuer_address: str = Field(
+        "", description="the issuer's address on invoices (lines separated by `\\n`)")
+    billing_issuer_tax_id: str = Field("", description="the issuer's VAT id on invoices")
+    billing_invoice_prefix: str = Field(
+        "INV", pattern=r"^[A-Z0-9]{1,10}$", description="invoice numbers' prefix: INV-2026-000001")
+    billing_credit_note_prefix: str = Field(
+        "CN", pattern=r"^[A-Z0-9]{1,10}$", description="credit note numbers' prefix")
     stream_heartbeat_interval: Duration = Field(
         timedelta(seconds=15), description="longest silence on a real-time stream")
     stream_queue_limit: int = Field(

@@ -49,6 +49,7 @@ STREAM_REQUEST_BYTES = 64 * 1024  # a streaming call's request (a Subscribe) is 
 READY_SECONDS = 30.0
 OPENAPI_PATH = "/openapi.json"
 MEDIA_PREFIX = "/media/v1/"  # media bytes: services/media/http.py
+BILLING_PREFIX = "/billing/v1/"  # Stripe's webhooks, invoice PDFs: services/billing/http.py
 PORTAL_PREFIX = "/portal"  # the portal's files: services/edge/portal.py
 # The chat widget's script and the UI kit's gallery, served like the portal.
 STATIC_PREFIXES = (PORTAL_PREFIX, "/widget", "/kit")
@@ -245,6 +246,11 @@ class EdgeConfig:
                          "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
                 "disabled": True}},
         }] if self.media_upstream else []
+        # Stripe's webhooks and invoice PDFs (services/billing/http.py).
+        billing = [{
+            "match": {"prefix": BILLING_PREFIX},
+            "route": {"cluster": "caas_media", "timeout": "30s"},
+        }] if self.media_upstream else []
         # The portal's, the widget's and the kit gallery's static files
         # (services/edge/portal.py), from the server's HTTP port.
         portal = [{
@@ -258,7 +264,7 @@ class EdgeConfig:
                 "name": ":method", "string_match": {"exact": "GET"}}]},
             "route": {"cluster": "caas_media", "timeout": "5s"},
         } for path in (LIVENESS_PATH, READINESS_PATH)] if self.media_upstream else []
-        routes = [*document, *health, *media, *portal, *streaming, reflection, {
+        routes = [*document, *health, *media, *billing, *portal, *streaming, reflection, {
             # gRPC and gRPC-Web; JSON too, once the transcoder has made it gRPC.
             "match": {"prefix": "/", "headers": grpc_only},
             "route": grpc_route,

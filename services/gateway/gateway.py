@@ -293,7 +293,13 @@ class Gateway:
         self._drained: set[asyncio.Task[Any]] = set()  # those cancelled by draining
         self._unary_calls = 0  # unary calls running
         self._count_call: Callable[[Principal, str, str], None] | None = None
+        self._admission: Callable[[str, Principal, Any], Awaitable[None]] | None = None
         self._last_arrival = 0.0  # event-loop time of the latest call's arrival
+
+    def check_admission(self, check: Callable[[str, Principal, Any], Awaitable[None]]) -> None:
+        """Ask `check(method, principal, request)` before every valid call reaches its
+        servicer: it raises to refuse (billing's hard caps)."""
+        self._admission = check
 
     def count_calls(self, count: Callable[[Principal, str, str], None]) -> None:
         """Tell `count` of every call's end: its caller, method and status code's name
@@ -557,6 +563,8 @@ class Gateway:
             raise InvalidArgument("REQUEST_MALFORMED", "the request body does not parse as "
                                   f"{method.rsplit('/', maxsplit=1)[-1]}Request")
         self._validator.check(request)
+        if self._admission is not None:
+            await self._admission(method, principal, request)
 
     @staticmethod
     def _check_policy(method: str, access: Policy, principal: Principal) -> None:

@@ -23,6 +23,7 @@ import ssl
 import time
 import unicodedata
 from collections.abc import Sequence
+from typing import Protocol
 from urllib.parse import quote
 
 from aiohttp import web
@@ -38,7 +39,6 @@ from services.core.errors import (
 )
 from services.core.health_http import HealthRoutes
 from services.core.http_site import start_site
-from services.edge.portal import StaticFiles
 from services.gateway.status import rpc_status
 from services.media import models
 from services.media.blobs import BlobNotFound, BlobStore
@@ -141,11 +141,17 @@ def _unsatisfiable(size: int) -> web.HTTPRequestRangeNotSatisfiable:
     return web.HTTPRequestRangeNotSatisfiable(headers={"content-range": f"bytes */{size}"})
 
 
+class Site(Protocol):
+    """Routes served on this port beside media (built browser files, billing's)."""
+
+    def add_to(self, app: web.Application) -> None: ...
+
+
 class MediaHttp:
     """The aiohttp application serving media bytes (see the module's docstring)."""
 
     def __init__(self, store: MediaStore, blobs: BlobStore, urls: MediaUrls,
-                 health: HealthRoutes | None = None, sites: Sequence[StaticFiles] = ()
+                 health: HealthRoutes | None = None, sites: Sequence[Site] = ()
                  ) -> None:
         """With `health`, the server's HTTP port (this one) also answers /healthz and
         /readyz (services/core/health_http.py), unlogged; with `sites`, built browser

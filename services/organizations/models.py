@@ -21,16 +21,17 @@ class Role(enum.Enum):
 
 READ_SCOPES = frozenset({
     "apps:read", "analytics:read", "audit:read", "conversations:read", "media:read",
-    "messages:read", "presence:read", "search:read", "sessions:read", "users:read"})
+    "messages:read", "presence:read", "search:read", "sessions:read", "users:read",
+    "billing:read"})
 # What a member may do on the organization's apps, as API key scopes.
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.OWNER: frozenset({ALL_SCOPES}),
     Role.ADMIN: frozenset({ALL_SCOPES}),
     Role.DEVELOPER: frozenset(),  # every scope but DEVELOPER_EXCLUDED: see scopes_of
     Role.VIEWER: READ_SCOPES,
-    Role.BILLING: frozenset({"apps:read", "analytics:read"}),
+    Role.BILLING: frozenset({"apps:read", "analytics:read", "billing:read", "billing:write"}),
 }
-DEVELOPER_EXCLUDED = frozenset({"compliance", "signing_keys:admin"})
+DEVELOPER_EXCLUDED = frozenset({"compliance", "signing_keys:admin", "billing:write"})
 MANAGERS = frozenset({Role.OWNER, Role.ADMIN})  # members and invitations
 BUILDERS = frozenset({Role.OWNER, Role.ADMIN, Role.DEVELOPER})  # create apps
 

@@ -77,6 +77,9 @@ def event_proto(event: DomainEvent, position: int, urls: MediaUrls) -> pb.Event:
         case "flag.reported" | "flag.resolved":
             assert isinstance(event.payload, Flag)
             getattr(proto, field).CopyFrom(flag_proto(event.payload))
+        case "billing.usage_threshold":
+            assert isinstance(event.payload, pb.UsageThreshold)
+            proto.billing_usage_threshold.CopyFrom(event.payload)
         case _:
             raise ValueError(f"no stream form for event type {event.type}")
     return proto

@@ -21,6 +21,7 @@ from caas.apps.v1 import resources_pb2 as apps_res
 from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.auth.v1 import resources_pb2 as auth_res
+from caas.billing.v1 import billing_service_pb2
 from caas.compliance.v1 import compliance_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.media.v1 import media_service_pb2
@@ -42,6 +43,7 @@ from tests.conftest import AppHandle, create_app, expect_error, sign_in, unique_
 from tests.e2e.validation_cases_accounts import CASES as ACCOUNT_CASES
 from tests.e2e.validation_cases_analytics import CASES as ANALYTICS_CASES
 from tests.e2e.validation_cases_audit import CASES as AUDIT_CASES
+from tests.e2e.validation_cases_billing import CASES as BILLING_CASES
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
 from tests.e2e.validation_cases_compliance import CASES as COMPLIANCE_CASES
 from tests.e2e.validation_cases_media import CASES as MEDIA_CASES
@@ -67,7 +69,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             compliance_service_pb2.DESCRIPTOR.services_by_name["ComplianceService"],
             accounts_service_pb2.DESCRIPTOR.services_by_name["AccountsService"],
             organizations_service_pb2.DESCRIPTOR.services_by_name["OrganizationsService"],
-            analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"])
+            analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"],
+            billing_service_pb2.DESCRIPTOR.services_by_name["BillingService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -257,6 +260,7 @@ CASES += AUDIT_CASES
 CASES += ACCOUNT_CASES
 CASES += COMPLIANCE_CASES
 CASES += ANALYTICS_CASES
+CASES += BILLING_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
      {"name": "string.pattern"}),

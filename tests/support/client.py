@@ -10,6 +10,7 @@ from caas.analytics.v1 import analytics_service_pb2_grpc
 from caas.apps.v1 import apps_service_pb2_grpc
 from caas.audit.v1 import audit_service_pb2_grpc
 from caas.auth.v1 import auth_service_pb2_grpc
+from caas.billing.v1 import billing_service_pb2_grpc
 from caas.compliance.v1 import compliance_service_pb2_grpc
 from caas.conversations.v1 import conversations_service_pb2_grpc
 from caas.media.v1 import media_service_pb2_grpc
@@ -51,6 +52,7 @@ class Client:
         self.organizations = organizations_service_pb2_grpc.OrganizationsServiceStub(
             self.channel)
         self.analytics = analytics_service_pb2_grpc.AnalyticsServiceStub(self.channel)
+        self.billing = billing_service_pb2_grpc.BillingServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

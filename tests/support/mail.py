@@ -28,6 +28,7 @@ class Mail:
     to: str
     subject: str
     text: str
+    attachments: tuple[tuple[str, bytes], ...] = ()  # (file name, bytes)
 
     def link_token(self) -> str:
         """The `token=` of the email's link."""
@@ -43,11 +44,20 @@ class Inbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message: Message = email.message_from_bytes(envelope.content)
-        payload = message.get_payload(decode=True)
-        text = payload.decode() if isinstance(payload, bytes) else str(message.get_payload())
+        text, attachments = "", []
+        for part in message.walk():
+            if part.is_multipart():
+                continue
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
+            if part.get_filename():
+                attachments.append((str(part.get_filename()), data))
+            elif not text:
+                text = data.decode()
         with self._lock:
             for to in envelope.rcpt_tos:
-                self._mails.append(Mail(to.lower(), str(message["Subject"]), text))
+                self._mails.append(Mail(to.lower(), str(message["Subject"]), text,
+                                        tuple(attachments)))
         return "250 OK"
 
     def to(self, address: str) -> list[Mail]:

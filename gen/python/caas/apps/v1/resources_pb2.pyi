@@ -232,7 +232,8 @@ class ApiKey(_message.Message):
           - `search:read`;
           - `webhooks:admin` (webhooks, their deliveries and dead letters);
           - `moderation` (moderation tools: bans, flags, blocklists, policies);
-          - `analytics:read` (usage analytics: AnalyticsService).
+          - `analytics:read` (usage analytics: AnalyticsService);
+          - `billing:read`, `billing:write` (the app's subscription and usage: BillingService).
         A key may create keys only with `api_keys:admin` and only with scopes it holds
         itself (`API_KEY_SCOPE_ESCALATION` otherwise). At most 20, no repeats.
         """

@@ -151,6 +151,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_PAGE_TOKEN_INVALID: _ErrorReason.ValueType  # 31
     """The page token is malformed or belongs to a different request."""
+    ERROR_REASON_STRIPE_WEBHOOK_SIGNATURE_INVALID: _ErrorReason.ValueType  # 120
+    """A Stripe webhook's `Stripe-Signature` does not verify with the endpoint's secret,
+    or is older than five minutes (HTTP 400 on /billing/v1/stripe/webhook).
+    """
     ERROR_REASON_PLAN_UNKNOWN: _ErrorReason.ValueType  # 32
     """A referenced plan is not configured on this server."""
     ERROR_REASON_THREAD_ROOT_INVALID: _ErrorReason.ValueType  # 33
@@ -209,6 +213,28 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_CONVERSATION_FROZEN: _ErrorReason.ValueType  # 56
     """The conversation is frozen: only owners, admins and the app's backend may send."""
+    ERROR_REASON_SUBSCRIPTION_UNPAID: _ErrorReason.ValueType  # 111
+    """The app's subscription is unpaid: its capped units are held to the free plan's
+    included amount until the open invoice is paid (metadata: unit, limit, used).
+    """
+    ERROR_REASON_PAYMENT_METHOD_REQUIRED: _ErrorReason.ValueType  # 112
+    """The change needs a payment method on file: add one (SetupPaymentMethod)."""
+    ERROR_REASON_PAYMENT_DECLINED: _ErrorReason.ValueType  # 113
+    """The payment provider declined the card (metadata: decline_code)."""
+    ERROR_REASON_PLAN_NOT_AVAILABLE: _ErrorReason.ValueType  # 114
+    """The plan is archived, or a custom plan of another organization."""
+    ERROR_REASON_BILLING_PROVIDER_NOT_CONFIGURED: _ErrorReason.ValueType  # 116
+    """This deployment has no payment provider configured (`CAAS_STRIPE_API_KEY`)."""
+    ERROR_REASON_INVOICE_NOT_PAYABLE: _ErrorReason.ValueType  # 117
+    """The invoice cannot be paid or credited in its state (metadata: state)."""
+    ERROR_REASON_CREDIT_EXCEEDS_INVOICE: _ErrorReason.ValueType  # 118
+    """The credit notes would credit more than the invoice's total (metadata:
+    creditable_minor).
+    """
+    ERROR_REASON_PAYMENT_ACTION_REQUIRED: _ErrorReason.ValueType  # 119
+    """The card's bank wants the cardholder to confirm the payment (3-D Secure): the
+    portal confirms it with the provider's script (metadata: payment_intent).
+    """
     ERROR_REASON_WRONG_CONVERSATION_KIND: _ErrorReason.ValueType  # 57
     """The conversation's kind does not allow this (joining a group, leaving or adding to
     a direct conversation).
@@ -282,6 +308,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The app's media storage would pass its plan's quota (metadata: quota_bytes,
     used_bytes; QuotaFailure names it): delete media or change plans.
     """
+    ERROR_REASON_QUOTA_EXCEEDED: _ErrorReason.ValueType  # 110
+    """The app used its plan's hard cap of a unit in this billing period (QuotaFailure
+    names it; metadata: unit, limit, used, plan, period_end; RetryInfo: until the
+    period ends): upgrade the plan (BillingService.ChangePlan). Reading keeps working.
+    """
     ERROR_REASON_ACCOUNT_LOCKED: _ErrorReason.ValueType  # 108
     """Too many failed logins: the account is locked for a while (RetryInfo says how long)."""
     ERROR_REASON_STREAM_LAGGING: _ErrorReason.ValueType  # 65
@@ -296,6 +327,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     The server is shutting down or a backing store is unreachable: retry with
     backoff, after the RetryInfo delay when given.
     """
+    ERROR_REASON_BILLING_PROVIDER_UNAVAILABLE: _ErrorReason.ValueType  # 115
+    """The payment provider did not answer, or failed: retry (RetryInfo says when)."""
     ERROR_REASON_STORAGE_FULL: _ErrorReason.ValueType  # 71
     """The server's storage is full: the call wrote nothing. Writes fail until an
     operator frees space (the server's gRPC health is NOT_SERVING meanwhile), then
@@ -451,6 +484,10 @@ One or more fields break the contract; see the BadRequest field violations.
 """
 ERROR_REASON_PAGE_TOKEN_INVALID: ErrorReason.ValueType  # 31
 """The page token is malformed or belongs to a different request."""
+ERROR_REASON_STRIPE_WEBHOOK_SIGNATURE_INVALID: ErrorReason.ValueType  # 120
+"""A Stripe webhook's `Stripe-Signature` does not verify with the endpoint's secret,
+or is older than five minutes (HTTP 400 on /billing/v1/stripe/webhook).
+"""
 ERROR_REASON_PLAN_UNKNOWN: ErrorReason.ValueType  # 32
 """A referenced plan is not configured on this server."""
 ERROR_REASON_THREAD_ROOT_INVALID: ErrorReason.ValueType  # 33
@@ -509,6 +546,28 @@ The user was deleted: the id cannot be used again.
 """
 ERROR_REASON_CONVERSATION_FROZEN: ErrorReason.ValueType  # 56
 """The conversation is frozen: only owners, admins and the app's backend may send."""
+ERROR_REASON_SUBSCRIPTION_UNPAID: ErrorReason.ValueType  # 111
+"""The app's subscription is unpaid: its capped units are held to the free plan's
+included amount until the open invoice is paid (metadata: unit, limit, used).
+"""
+ERROR_REASON_PAYMENT_METHOD_REQUIRED: ErrorReason.ValueType  # 112
+"""The change needs a payment method on file: add one (SetupPaymentMethod)."""
+ERROR_REASON_PAYMENT_DECLINED: ErrorReason.ValueType  # 113
+"""The payment provider declined the card (metadata: decline_code)."""
+ERROR_REASON_PLAN_NOT_AVAILABLE: ErrorReason.ValueType  # 114
+"""The plan is archived, or a custom plan of another organization."""
+ERROR_REASON_BILLING_PROVIDER_NOT_CONFIGURED: ErrorReason.ValueType  # 116
+"""This deployment has no payment provider configured (`CAAS_STRIPE_API_KEY`)."""
+ERROR_REASON_INVOICE_NOT_PAYABLE: ErrorReason.ValueType  # 117
+"""The invoice cannot be paid or credited in its state (metadata: state)."""
+ERROR_REASON_CREDIT_EXCEEDS_INVOICE: ErrorReason.ValueType  # 118
+"""The credit notes would credit more than the invoice's total (metadata:
+creditable_minor).
+"""
+ERROR_REASON_PAYMENT_ACTION_REQUIRED: ErrorReason.ValueType  # 119
+"""The card's bank wants the cardholder to confirm the payment (3-D Secure): the
+portal confirms it with the provider's script (metadata: payment_intent).
+"""
 ERROR_REASON_WRONG_CONVERSATION_KIND: ErrorReason.ValueType  # 57
 """The conversation's kind does not allow this (joining a group, leaving or adding to
 a direct conversation).
@@ -582,6 +641,11 @@ ERROR_REASON_STORAGE_QUOTA_EXCEEDED: ErrorReason.ValueType  # 68
 """The app's media storage would pass its plan's quota (metadata: quota_bytes,
 used_bytes; QuotaFailure names it): delete media or change plans.
 """
+ERROR_REASON_QUOTA_EXCEEDED: ErrorReason.ValueType  # 110
+"""The app used its plan's hard cap of a unit in this billing period (QuotaFailure
+names it; metadata: unit, limit, used, plan, period_end; RetryInfo: until the
+period ends): upgrade the plan (BillingService.ChangePlan). Reading keeps working.
+"""
 ERROR_REASON_ACCOUNT_LOCKED: ErrorReason.ValueType  # 108
 """Too many failed logins: the account is locked for a while (RetryInfo says how long)."""
 ERROR_REASON_STREAM_LAGGING: ErrorReason.ValueType  # 65
@@ -596,6 +660,8 @@ ERROR_REASON_UNAVAILABLE: ErrorReason.ValueType  # 70
 The server is shutting down or a backing store is unreachable: retry with
 backoff, after the RetryInfo delay when given.
 """
+ERROR_REASON_BILLING_PROVIDER_UNAVAILABLE: ErrorReason.ValueType  # 115
+"""The payment provider did not answer, or failed: retry (RetryInfo says when)."""
 ERROR_REASON_STORAGE_FULL: ErrorReason.ValueType  # 71
 """The server's storage is full: the call wrote nothing. Writes fail until an
 operator frees space (the server's gRPC health is NOT_SERVING meanwhile), then

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from caas.billing.v1 import resources_pb2 as _resources_pb2_4
 from caas.conversations.v1 import resources_pb2 as _resources_pb2_1
 from caas.media.v1 import resources_pb2 as _resources_pb2_2
 from caas.messages.v1 import resources_pb2 as _resources_pb2
@@ -54,6 +55,7 @@ class Event(_message.Message):
     RESTRICTION_DELETED_FIELD_NUMBER: _builtins.int
     FLAG_REPORTED_FIELD_NUMBER: _builtins.int
     FLAG_RESOLVED_FIELD_NUMBER: _builtins.int
+    BILLING_USAGE_THRESHOLD_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/events/{position}`: stable, unique in the app, for de-duplication.
     Positions grow with each event of the app, in commit order.
@@ -160,6 +162,13 @@ class Event(_message.Message):
     def flag_resolved(self) -> _resources_pb2_3.Flag:
         """A flag was resolved: the app's webhooks only."""
 
+    @_builtins.property
+    def billing_usage_threshold(self) -> Global___UsageThreshold:
+        """`billing.usage_threshold`: the app's usage of a unit reached 80 % or 100 % of
+        its plan's included amount, or its hard cap, in this billing period (once
+        each). Webhooks only: no user's stream carries it.
+        """
+
     def __init__(
         self,
         *,
@@ -187,16 +196,71 @@ class Event(_message.Message):
         restriction_deleted: _resources_pb2_3.Restriction | None = ...,
         flag_reported: _resources_pb2_3.Flag | None = ...,
         flag_resolved: _resources_pb2_3.Flag | None = ...,
+        billing_usage_threshold: Global___UsageThreshold | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["billing_usage_threshold", b"billing_usage_threshold", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_usage_threshold", b"billing_usage_threshold", "conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed", "restriction_created", "restriction_deleted", "flag_reported", "flag_resolved"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed", "restriction_created", "restriction_deleted", "flag_reported", "flag_resolved", "billing_usage_threshold"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class UsageThreshold(_message.Message):
+    """A unit's usage reached a threshold of the app's plan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_FIELD_NUMBER: _builtins.int
+    THRESHOLD_PERCENT_FIELD_NUMBER: _builtins.int
+    USED_FIELD_NUMBER: _builtins.int
+    INCLUDED_FIELD_NUMBER: _builtins.int
+    HARD_CAP_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    unit: _resources_pb2_4.Unit.ValueType
+    """The unit."""
+    threshold_percent: _builtins.int
+    """80 or 100 (percent of `included`), or 0 for the hard cap."""
+    used: _builtins.int
+    """Used when it was noticed."""
+    included: _builtins.int
+    """Included in the plan."""
+    hard_cap: _builtins.int
+    """The hard cap (0: none)."""
+    plan: _builtins.str
+    """The plan: `plans/{plan}`."""
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """The period's start."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp:
+        """The period's end."""
+
+    def __init__(
+        self,
+        *,
+        unit: _resources_pb2_4.Unit.ValueType = ...,
+        threshold_percent: _builtins.int = ...,
+        used: _builtins.int = ...,
+        included: _builtins.int = ...,
+        hard_cap: _builtins.int = ...,
+        plan: _builtins.str = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hard_cap", b"hard_cap", "included", b"included", "period_end", b"period_end", "period_start", b"period_start", "plan", b"plan", "threshold_percent", b"threshold_percent", "unit", b"unit", "used", b"used"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageThreshold: _TypeAlias = UsageThreshold  # noqa: Y015
 
 @_typing.final
 class ReactionChange(_message.Message):

@@ -81,14 +81,16 @@ class OrganizationMember(_message.Message):
         ROLE_VIEWER: OrganizationMember._Role.ValueType  # 4
         """Reads the organization's apps and their data; changes nothing."""
         ROLE_BILLING: OrganizationMember._Role.ValueType  # 5
-        """Reads the apps and their usage; billing (a later issue)."""
+        """Reads the apps and their usage; manages plans, payment methods and invoices."""
 
     class Role(_Role, metaclass=_RoleEnumTypeWrapper):
         """What a member may do. On the organization's apps a member acts as the app's
         backend with the API key scopes of their role:
-        owner and admin `*`; developer every scope but `compliance` and
-        `signing_keys:admin`; viewer the `…:read` scopes; billing `apps:read` and
-        `analytics:read`.
+        owner and admin `*`; developer every scope but `compliance`,
+        `signing_keys:admin` and `billing:write`; viewer the `…:read` scopes; billing
+        `apps:read`, `analytics:read`, `billing:read` and `billing:write`. The
+        organization's billing account, invoices and credit notes: owners, admins and
+        billing members.
         """
 
     ROLE_UNSPECIFIED: OrganizationMember.Role.ValueType  # 0
@@ -101,7 +103,7 @@ class OrganizationMember(_message.Message):
     ROLE_VIEWER: OrganizationMember.Role.ValueType  # 4
     """Reads the organization's apps and their data; changes nothing."""
     ROLE_BILLING: OrganizationMember.Role.ValueType  # 5
-    """Reads the apps and their usage; billing (a later issue)."""
+    """Reads the apps and their usage; manages plans, payment methods and invoices."""
 
     NAME_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
