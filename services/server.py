@@ -13,10 +13,10 @@ from typing import Any
 import grpc
 from caas.accounts.v1 import accounts_service_pb2
 from caas.analytics.v1 import analytics_service_pb2
-from caas.billing.v1 import billing_service_pb2
 from caas.apps.v1 import apps_service_pb2
 from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2
+from caas.billing.v1 import billing_service_pb2
 from caas.compliance.v1 import compliance_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.media.v1 import media_service_pb2
@@ -32,10 +32,10 @@ from grpc_health.v1 import health_pb2
 
 from services.accounts.servicer import AccountsServicer
 from services.analytics.servicer import AnalyticsServicer
-from services.billing.servicer import BillingServicer
 from services.apps.servicer import AppsServicer
 from services.audit.servicer import AuditServicer
 from services.auth.servicer import AuthServicer
+from services.billing.servicer import BillingServicer
 from services.compliance.servicer import ComplianceServicer
 from services.conversations.servicer import ConversationsServicer
 from services.core.health import SERVING, Health

@@ -129,15 +129,19 @@ class Plan(_message.Message):
     name: _builtins.str
     """`plans/{plan}`."""
     display_name: _builtins.str
-    """Shown to developers; 1 to 80 characters."""
+    """Shown to developers; 1 to 80 characters (required to create a plan)."""
     description: _builtins.str
     """What the plan is for; at most 500 characters."""
     currency_code: _builtins.str
-    """ISO 4217 code, upper case (`EUR`): every amount of the plan is in it."""
+    """ISO 4217 code, upper case (`EUR`): every amount of the plan is in it. Required to
+    create a plan; it never changes.
+    """
     base_price_micros: _builtins.int
     """The price of a whole period, in millionths of the currency (49000000 = 49 EUR)."""
     rate_limits: _builtins.str
-    """The server's rate-limit plan the app gets (a key of its `plans` settings)."""
+    """The server's rate-limit plan the app gets (a key of its `plans` settings; required
+    to create a plan).
+    """
     trial_days: _builtins.int
     """Days of free trial on the first change to this plan (0: none)."""
     archived: _builtins.bool
@@ -711,9 +715,9 @@ class CreditNote(_message.Message):
     invoice: _builtins.str
     """`organizations/{organization}/invoices/{invoice}`."""
     amount_minor: _builtins.int
-    """The amount credited, tax included, in minor units."""
+    """The amount credited, tax included, in minor units; positive."""
     reason: _builtins.str
-    """Why; printed."""
+    """Why; printed; 1 to 500 characters."""
     refunded: _builtins.bool
     """Whether the amount was refunded to the card (the invoice was paid)."""
     @_builtins.property

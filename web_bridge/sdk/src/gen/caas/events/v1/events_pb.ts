@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Unit } from "../../billing/v1/resources_pb.js";
+import { file_caas_billing_v1_resources } from "../../billing/v1/resources_pb.js";
 import type { Conversation, Member } from "../../conversations/v1/resources_pb.js";
 import { file_caas_conversations_v1_resources } from "../../conversations/v1/resources_pb.js";
 import type { Media } from "../../media/v1/resources_pb.js";
@@ -20,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/events/v1/events.proto.
  */
 export const file_caas_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjYWFzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmNhYXMuZXZlbnRzLnYxIsIJCgVFdmVudBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnZlcnNhdGlvbhgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEjQKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfdXBkYXRlZBgLIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjgKDnJlYWN0aW9uX2FkZGVkGA0gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABI6ChByZWFjdGlvbl9yZW1vdmVkGA4gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABJDChRjb252ZXJzYXRpb25fY3JlYXRlZBgPIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fdXBkYXRlZBgQIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fZGVsZXRlZBgRIAEoCzIjLmNhYXMuZXZlbnRzLnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI1CgxtZW1iZXJfYWRkZWQYEiABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3JlbW92ZWQYEyABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3VwZGF0ZWQYFCABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASMQoMcmVhZF91cGRhdGVkGBUgASgLMhkuY2Fhcy5ldmVudHMudjEuUmVhZFN0YXRlSAASNgoRZGVsaXZlcmVkX3VwZGF0ZWQYFiABKAsyGS5jYWFzLmV2ZW50cy52MS5SZWFkU3RhdGVIABIrCgttZWRpYV9yZWFkeRgXIAEoCzIULmNhYXMubWVkaWEudjEuTWVkaWFIABIsCgxtZWRpYV9mYWlsZWQYGCABKAsyFC5jYWFzLm1lZGlhLnYxLk1lZGlhSAASPgoTcmVzdHJpY3Rpb25fY3JlYXRlZBgZIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkgAEj4KE3Jlc3RyaWN0aW9uX2RlbGV0ZWQYGiABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb25IABIxCg1mbGFnX3JlcG9ydGVkGBsgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABIxCg1mbGFnX3Jlc29sdmVkGBwgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIAEIJCgdwYXlsb2FkIksKDlJlYWN0aW9uQ2hhbmdlEioKB21lc3NhZ2UYASABKAsyGS5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2USDQoFZW1vamkYAiABKAkiKwoTQ29udmVyc2F0aW9uRGVsZXRlZBIUCgxjb252ZXJzYXRpb24YASABKAkiWAoJUmVhZFN0YXRlEg8KB3VzZXJfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCJVojY2Fhcy9nZW4vZ28vY2Fhcy9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_caas_conversations_v1_resources, file_caas_media_v1_resources, file_caas_messages_v1_resources, file_caas_moderation_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("ChtjYWFzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmNhYXMuZXZlbnRzLnYxIoUKCgVFdmVudBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnZlcnNhdGlvbhgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEjQKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfdXBkYXRlZBgLIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjgKDnJlYWN0aW9uX2FkZGVkGA0gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABI6ChByZWFjdGlvbl9yZW1vdmVkGA4gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABJDChRjb252ZXJzYXRpb25fY3JlYXRlZBgPIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fdXBkYXRlZBgQIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fZGVsZXRlZBgRIAEoCzIjLmNhYXMuZXZlbnRzLnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI1CgxtZW1iZXJfYWRkZWQYEiABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3JlbW92ZWQYEyABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3VwZGF0ZWQYFCABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASMQoMcmVhZF91cGRhdGVkGBUgASgLMhkuY2Fhcy5ldmVudHMudjEuUmVhZFN0YXRlSAASNgoRZGVsaXZlcmVkX3VwZGF0ZWQYFiABKAsyGS5jYWFzLmV2ZW50cy52MS5SZWFkU3RhdGVIABIrCgttZWRpYV9yZWFkeRgXIAEoCzIULmNhYXMubWVkaWEudjEuTWVkaWFIABIsCgxtZWRpYV9mYWlsZWQYGCABKAsyFC5jYWFzLm1lZGlhLnYxLk1lZGlhSAASPgoTcmVzdHJpY3Rpb25fY3JlYXRlZBgZIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkgAEj4KE3Jlc3RyaWN0aW9uX2RlbGV0ZWQYGiABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb25IABIxCg1mbGFnX3JlcG9ydGVkGBsgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABIxCg1mbGFnX3Jlc29sdmVkGBwgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABJBChdiaWxsaW5nX3VzYWdlX3RocmVzaG9sZBgdIAEoCzIeLmNhYXMuZXZlbnRzLnYxLlVzYWdlVGhyZXNob2xkSABCCQoHcGF5bG9hZCLyAQoOVXNhZ2VUaHJlc2hvbGQSIwoEdW5pdBgBIAEoDjIVLmNhYXMuYmlsbGluZy52MS5Vbml0EhkKEXRocmVzaG9sZF9wZXJjZW50GAIgASgFEgwKBHVzZWQYAyABKAMSEAoIaW5jbHVkZWQYBCABKAMSEAoIaGFyZF9jYXAYBSABKAMSDAoEcGxhbhgGIAEoCRIwCgxwZXJpb2Rfc3RhcnQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnBlcmlvZF9lbmQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKDlJlYWN0aW9uQ2hhbmdlEioKB21lc3NhZ2UYASABKAsyGS5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2USDQoFZW1vamkYAiABKAkiKwoTQ29udmVyc2F0aW9uRGVsZXRlZBIUCgxjb252ZXJzYXRpb24YASABKAkiWAoJUmVhZFN0YXRlEg8KB3VzZXJfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCJVojY2Fhcy9nZW4vZ28vY2Fhcy9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_caas_billing_v1_resources, file_caas_conversations_v1_resources, file_caas_media_v1_resources, file_caas_messages_v1_resources, file_caas_moderation_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * Something that happened in an app, as it was committed. The real-time stream
@@ -231,6 +233,16 @@ export type Event = Message<"caas.events.v1.Event"> & {
      */
     value: Flag;
     case: "flagResolved";
+  } | {
+    /**
+     * `billing.usage_threshold`: the app's usage of a unit reached 80 % or 100 % of
+     * its plan's included amount, or its hard cap, in this billing period (once
+     * each). Webhooks only: no user's stream carries it.
+     *
+     * @generated from field: caas.events.v1.UsageThreshold billing_usage_threshold = 29;
+     */
+    value: UsageThreshold;
+    case: "billingUsageThreshold";
   } | { case: undefined; value?: undefined };
 };
 
@@ -240,6 +252,76 @@ export type Event = Message<"caas.events.v1.Event"> & {
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_caas_events_v1_events, 0);
+
+/**
+ * A unit's usage reached a threshold of the app's plan.
+ *
+ * @generated from message caas.events.v1.UsageThreshold
+ */
+export type UsageThreshold = Message<"caas.events.v1.UsageThreshold"> & {
+  /**
+   * The unit.
+   *
+   * @generated from field: caas.billing.v1.Unit unit = 1;
+   */
+  unit: Unit;
+
+  /**
+   * 80 or 100 (percent of `included`), or 0 for the hard cap.
+   *
+   * @generated from field: int32 threshold_percent = 2;
+   */
+  thresholdPercent: number;
+
+  /**
+   * Used when it was noticed.
+   *
+   * @generated from field: int64 used = 3;
+   */
+  used: bigint;
+
+  /**
+   * Included in the plan.
+   *
+   * @generated from field: int64 included = 4;
+   */
+  included: bigint;
+
+  /**
+   * The hard cap (0: none).
+   *
+   * @generated from field: int64 hard_cap = 5;
+   */
+  hardCap: bigint;
+
+  /**
+   * The plan: `plans/{plan}`.
+   *
+   * @generated from field: string plan = 6;
+   */
+  plan: string;
+
+  /**
+   * The period's start.
+   *
+   * @generated from field: google.protobuf.Timestamp period_start = 7;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * The period's end.
+   *
+   * @generated from field: google.protobuf.Timestamp period_end = 8;
+   */
+  periodEnd?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.events.v1.UsageThreshold.
+ * Use `create(UsageThresholdSchema)` to create a new message.
+ */
+export const UsageThresholdSchema: GenMessage<UsageThreshold> = /*@__PURE__*/
+  messageDesc(file_caas_events_v1_events, 1);
 
 /**
  * A reaction added or removed, with the message's counts after it.
@@ -267,7 +349,7 @@ export type ReactionChange = Message<"caas.events.v1.ReactionChange"> & {
  * Use `create(ReactionChangeSchema)` to create a new message.
  */
 export const ReactionChangeSchema: GenMessage<ReactionChange> = /*@__PURE__*/
-  messageDesc(file_caas_events_v1_events, 1);
+  messageDesc(file_caas_events_v1_events, 2);
 
 /**
  * A deleted conversation.
@@ -288,7 +370,7 @@ export type ConversationDeleted = Message<"caas.events.v1.ConversationDeleted"> 
  * Use `create(ConversationDeletedSchema)` to create a new message.
  */
 export const ConversationDeletedSchema: GenMessage<ConversationDeleted> = /*@__PURE__*/
-  messageDesc(file_caas_events_v1_events, 2);
+  messageDesc(file_caas_events_v1_events, 3);
 
 /**
  * Where a member has read or received up to.
@@ -323,5 +405,5 @@ export type ReadState = Message<"caas.events.v1.ReadState"> & {
  * Use `create(ReadStateSchema)` to create a new message.
  */
 export const ReadStateSchema: GenMessage<ReadState> = /*@__PURE__*/
-  messageDesc(file_caas_events_v1_events, 3);
+  messageDesc(file_caas_events_v1_events, 4);
 

@@ -128,9 +128,11 @@ export const OrganizationMemberSchema: GenMessage<OrganizationMember> = /*@__PUR
 /**
  * What a member may do. On the organization's apps a member acts as the app's
  * backend with the API key scopes of their role:
- * owner and admin `*`; developer every scope but `compliance` and
- * `signing_keys:admin`; viewer the `…:read` scopes; billing `apps:read` and
- * `analytics:read`.
+ * owner and admin `*`; developer every scope but `compliance`,
+ * `signing_keys:admin` and `billing:write`; viewer the `…:read` scopes; billing
+ * `apps:read`, `analytics:read`, `billing:read` and `billing:write`. The
+ * organization's billing account, invoices and credit notes: owners, admins and
+ * billing members.
  *
  * @generated from enum caas.organizations.v1.OrganizationMember.Role
  */
@@ -169,7 +171,7 @@ export enum OrganizationMember_Role {
   VIEWER = 4,
 
   /**
-   * Reads the apps and their usage; billing (a later issue).
+   * Reads the apps and their usage; manages plans, payment methods and invoices.
    *
    * @generated from enum value: ROLE_BILLING = 5;
    */
