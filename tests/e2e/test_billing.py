@@ -29,6 +29,7 @@ import pytest
 import stripe
 from caas.accounts.v1 import accounts_service_pb2 as acc_pb
 from caas.billing.v1 import billing_service_pb2 as pb
+from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.billing.v1 import resources_pb2 as res
 from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.organizations.v1 import resources_pb2 as org_res
@@ -51,6 +52,7 @@ from tests.support.localstripe import LocalStripe
 from tests.support.mail import SmtpServer
 from tests.support.portal import PASSWORD, Developer, sign_up
 from tests.support.servers import OPERATOR_TOKEN, ExternalServer
+from tests.support.stream import Stream, subscribed
 from tests.support.waiting import eventually
 from tests.support.webhook_receiver import Receiver, running_receiver
 
@@ -374,7 +376,8 @@ async def test_a_month_metered_capped_upgraded_invoiced_and_paid_once(world: Wor
     assert answer.status_code == 200
     assert answer.json()["invoices"][0]["totalMinor"] == "1446"
     out = await asyncio.to_thread(  # not on the loop: the server answers on it
-        subprocess.run, [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {OPERATOR_TOKEN}", "-d",
+        subprocess.run,
+        [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {OPERATOR_TOKEN}", "-d",
          json.dumps({"name": f"{who.app.name}/usage/2026-11"}),
          f"127.0.0.1:{world.envoy.port}", "caas.billing.v1.BillingService/GetUsage"],
         capture_output=True, text=True, timeout=30, check=True)
@@ -461,6 +464,130 @@ async def test_a_crash_after_charging_charges_once_and_a_replayed_webhook_change
         assert len(payment_intents(world, name.rsplit("/", 1)[1])) == 1
     await world.tick()
     assert len(payment_intents(world, recovered.rsplit("/", 1)[1])) == 1
+
+
+async def on_plan(world: World, who: Customer, plan: str) -> None:
+    await world.client.billing.ChangePlan(pb.ChangePlanRequest(
+        name=who.subscription, plan=plan, override=True), metadata=OPERATOR)
+
+
+async def test_a_declined_card_is_retried_then_the_app_is_held_until_it_pays(
+        world: World) -> None:
+    """Dunning: 4000000000000341 attaches but is declined when charged."""
+    # The free plan (what an unpaid app is held to) allows 2 messages in this world.
+    await world.client.billing.UpdatePlan(pb.UpdatePlanRequest(
+        plan=res.Plan(name="plans/free", units=[res.PlanUnit(unit=MESSAGES, included=2,
+                                                              hard_cap=2)]),
+        update_mask=field_mask_pb2.FieldMask(paths=["units"])), metadata=OPERATOR)
+    who = await customer(world)
+    await add_card(world, who, "4000000000000341")
+    await on_plan(world, who, "plans/standard")
+    world.clock.moment = CLOSE
+    await world.tick()
+    invoice = await only_invoice(world, who)
+    assert (invoice.state, invoice.attempts, invoice.last_payment_error) == (
+        res.Invoice.STATE_OPEN, 1, "card_declined")
+    assert invoice.next_attempt_time.ToDatetime(tzinfo=UTC) == CLOSE + timedelta(days=3)
+    state = await world.client.billing.GetSubscription(
+        pb.GetSubscriptionRequest(name=who.subscription), metadata=OPERATOR)
+    assert state.subscription.state == res.Subscription.STATE_PAST_DUE
+    await world.smtp.inbox.wait_for(who.owner.email, f"Payment failed: {invoice.number}")
+
+    for days, attempts in ((3, 2), (3 + 5, 3), (3 + 5 + 7, 4)):
+        world.clock.moment = CLOSE + timedelta(days=days)
+        await world.tick()
+        assert (await only_invoice(world, who)).attempts == attempts
+    state = await world.client.billing.GetSubscription(
+        pb.GetSubscriptionRequest(name=who.subscription), metadata=OPERATOR)
+    assert state.subscription.state == res.Subscription.STATE_UNPAID
+    assert not (await only_invoice(world, who)).HasField("next_attempt_time")
+
+    # Unpaid: held to the free plan's 2 messages; reading works.
+    alice = await person(world.client, who.app.app_id, who.app.api_key, "alice")
+    conversation = (await alice.create()).name
+    for n in range(2):
+        await alice.send(conversation, f"m{n}")
+    await counted(world, who, 2)
+    await world.tick()
+    held = await expect_error(alice.send(conversation, "m2"),
+                              grpc.StatusCode.FAILED_PRECONDITION, "SUBSCRIPTION_UNPAID")
+    assert held.metadata["limit"] == "2"
+    assert len((await alice.messages(conversation)).messages) == 2
+
+    # A new card; paying restores the subscription at once.
+    await log_in_again(world, who)
+    await add_card(world, who)
+    paid = await world.client.billing.PayInvoice(pb.PayInvoiceRequest(name=invoice.name),
+                                                 metadata=who.owner.auth)
+    assert paid.invoice.state == res.Invoice.STATE_PAID
+    assert len(payment_intents(world, invoice.name.rsplit("/", 1)[1])) == 5  # 4 declined
+    state = await world.client.billing.GetSubscription(
+        pb.GetSubscriptionRequest(name=who.subscription), metadata=OPERATOR)
+    assert state.subscription.state == res.Subscription.STATE_ACTIVE
+    await alice.send(conversation, "m2 again")  # standard's caps again
+    await expect_error(world.client.billing.PayInvoice(pb.PayInvoiceRequest(
+        name=invoice.name), metadata=who.owner.auth), grpc.StatusCode.FAILED_PRECONDITION,
+        "INVOICE_NOT_PAYABLE")
+
+    # Credit notes: numbered, idempotent, refunded on a paid invoice, bounded by it.
+    note = res.CreditNote(invoice=invoice.name, amount_minor=500, reason="goodwill")
+    made = await world.client.billing.CreateCreditNote(pb.CreateCreditNoteRequest(
+        parent=who.org, credit_note=note, request_id="cn-1"), metadata=OPERATOR)
+    again = await world.client.billing.CreateCreditNote(pb.CreateCreditNoteRequest(
+        parent=who.org, credit_note=note, request_id="cn-1"), metadata=OPERATOR)
+    assert made.credit_note == again.credit_note
+    assert made.credit_note.number == "CN-2026-000001" and made.credit_note.refunded
+    charged = next(p["id"] for p in payment_intents(world, invoice.name.rsplit("/", 1)[1])
+                   if p["status"] == "succeeded")
+    refunds = world.stripe.request("GET", "/v1/refunds?limit=100")[1]["data"]
+    assert [r["amount"] for r in refunds if r["payment_intent"] == charged] == [500]
+    too_much = res.CreditNote(invoice=invoice.name, amount_minor=invoice.total_minor,
+                              reason="all of it")
+    over = await expect_error(world.client.billing.CreateCreditNote(
+        pb.CreateCreditNoteRequest(parent=who.org, credit_note=too_much, request_id="cn-2"),
+        metadata=OPERATOR), grpc.StatusCode.FAILED_PRECONDITION, "CREDIT_EXCEEDS_INVOICE")
+    assert over.metadata["creditable_minor"] == str(invoice.total_minor - 500)
+    notes = await world.client.billing.ListCreditNotes(
+        pb.ListCreditNotesRequest(parent=who.org), metadata=who.owner.auth)
+    assert [n.name for n in notes.credit_notes] == [made.credit_note.name]
+    credited = await world.client.billing.GetInvoice(pb.GetInvoiceRequest(name=invoice.name),
+                                                     metadata=who.owner.auth)
+    assert (credited.invoice.credited_minor, credited.invoice.amount_due_minor) == (
+        500, invoice.total_minor - 500)
+
+
+async def test_caps_on_users_and_connections_refuse_only_new_ones(world: World) -> None:
+    who = await customer(world)
+    plan = await world.client.billing.CreatePlan(pb.CreatePlanRequest(
+        plan_id="tiny", plan=res.Plan(
+            display_name="Tiny", currency_code="EUR", rate_limits="free",
+            units=[res.PlanUnit(unit=res.UNIT_MONTHLY_ACTIVE_USERS, included=2, hard_cap=2),
+                   res.PlanUnit(unit=res.UNIT_PEAK_CONNECTIONS, included=1, hard_cap=1)])),
+        metadata=OPERATOR)
+    await on_plan(world, who, plan.plan.name)
+    alice = await person(world.client, who.app.app_id, who.app.api_key, "alice")
+    bob = await person(world.client, who.app.app_id, who.app.api_key, "bob")
+
+    async def two_active() -> bool:
+        return (await used(world, who))[res.UNIT_MONTHLY_ACTIVE_USERS].used == 2
+    await eventually(two_active)
+    await world.tick()
+    refused = await expect_error(world.client.auth.CreateSession(
+        auth_pb.CreateSessionRequest(parent=f"{who.app.name}/users/carol"),
+        metadata=who.app.auth), grpc.StatusCode.RESOURCE_EXHAUSTED, "QUOTA_EXCEEDED")
+    assert refused.metadata["unit"] == "monthly_active_users"
+    again = await world.client.auth.CreateSession(auth_pb.CreateSessionRequest(
+        parent=f"{who.app.name}/users/alice"), metadata=who.app.auth)  # counted already
+    assert again.credentials.access_token
+
+    stream = await subscribed(alice)
+    second = Stream(bob)
+    error = await second.error()
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "peak" in (error.details() or "")
+    await stream.close()
+    third = await subscribed(bob)  # a connection freed is a connection to use
+    await third.close()
 
 
 __all__ = ["asyncio", "error_details_pb2", "json_format", "org_res", "status_pb2"]
