@@ -481,7 +481,8 @@ async def open_billing(settings: Settings, stores: Stores, clock: Clock, bus: Ev
                              members, clock, bus, issuer, frozenset(settings.plans))
     gate = QuotaGate(subscriptions, catalogue, meter, stores.apps, clock, refresh, bus,
                      usage.open_streams, stores.analytics.is_member)
-    gateway.check_admission(gate.admit)
+    if settings.billing_enabled:
+        gateway.check_admission(gate.admit)
     cycle = BillingCycle(stores.billing, subscriptions, catalogue, meter, collector,
                          stores.events, blobs, mailer, clock, issuer, recipients,
                          lambda organization_id: f"{portal.url}organizations/{organization_id}"
@@ -489,7 +490,8 @@ async def open_billing(settings: Settings, stores: Stores, clock: Clock, bus: Ev
                          grace=settings.billing_close_grace,
                          payment_terms=settings.billing_payment_terms,
                          interval=settings.billing_interval.total_seconds())
-    background.start("billing", cycle.run)
+    if settings.billing_enabled:
+        background.start("billing", cycle.run)
     links = InvoiceLinks(stores.media_urls, clock, settings.media_url_ttl.total_seconds())
     routes = BillingRoutes(stores.billing, collector, provider, blobs, links, clock)
     return Billing(actions, gate, cycle, routes, links, provider)

@@ -51,21 +51,18 @@ class State(enum.StrEnum):
     ACTIVE = "active"
     PAST_DUE = "past_due"  # a payment failed; retrying
     UNPAID = "unpaid"  # retries exhausted: capped to the free plan's units
-    CANCELED = "canceled"
 
 
 class InvoiceState(enum.StrEnum):
     DRAFT = "draft"
     OPEN = "open"
     PAID = "paid"
-    VOID = "void"
-    UNCOLLECTIBLE = "uncollectible"
+    VOID = "void"  # credited in full before it was paid
 
 
 class LineKind(enum.StrEnum):
     BASE = "base"
     OVERAGE = "overage"
-    CREDIT = "credit"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,15 +32,12 @@ UNIT_NUMBERS = {unit: number for number, unit in UNITS.items()}
 STATES = {State.TRIALING: res.Subscription.STATE_TRIALING,
           State.ACTIVE: res.Subscription.STATE_ACTIVE,
           State.PAST_DUE: res.Subscription.STATE_PAST_DUE,
-          State.UNPAID: res.Subscription.STATE_UNPAID,
-          State.CANCELED: res.Subscription.STATE_ACTIVE}
+          State.UNPAID: res.Subscription.STATE_UNPAID}
 INVOICE_STATES = {InvoiceState.DRAFT: res.Invoice.STATE_DRAFT,
                   InvoiceState.OPEN: res.Invoice.STATE_OPEN,
                   InvoiceState.PAID: res.Invoice.STATE_PAID,
-                  InvoiceState.VOID: res.Invoice.STATE_VOID,
-                  InvoiceState.UNCOLLECTIBLE: res.Invoice.STATE_OPEN}
-KINDS = {LineKind.BASE: res.InvoiceLine.KIND_BASE, LineKind.OVERAGE: res.InvoiceLine.KIND_OVERAGE,
-         LineKind.CREDIT: res.InvoiceLine.KIND_UNSPECIFIED}
+                  InvoiceState.VOID: res.Invoice.STATE_VOID}
+KINDS = {LineKind.BASE: res.InvoiceLine.KIND_BASE, LineKind.OVERAGE: res.InvoiceLine.KIND_OVERAGE}
 PLAN_FIELDS = {"display_name", "description", "base_price_micros", "units", "rate_limits",
                "trial_days", "organizations", "archived"}
 

@@ -349,6 +349,10 @@ class Settings(BaseSettings):
         "endpoint `/billing/v1/stripe/webhook`; empty: Stripe's webhooks are refused")
     stripe_api_base: str = Field(
         "", description="another Stripe API address (a test emulator); empty: Stripe's own")
+    billing_enabled: bool = Field(
+        True, description="enforce the plans' hard caps and run billing (warnings, "
+        "invoices, collection); false: the BillingService still answers, nothing is "
+        "enforced or invoiced (a deployment that does not bill its apps)")
     billing_interval: Duration = Field(
         timedelta(seconds=60), gt=timedelta(0),
         description="how often billing checks usage against plans (warnings, caps), closes "

@@ -7,6 +7,13 @@ Hashed assets are cached for a year; every other path below /portal/ answers the
 portal's index.html (its router reads the path), never cached. Every answer carries a
 Content-Security-Policy that allows only this origin's scripts and calls, and
 `Referrer-Policy: no-referrer`, since the portal's links hold single-use tokens.
+
+The one exception is Stripe.js, which the billing page loads to take a card (the number
+goes to Stripe, never to CAAS), and which Stripe requires be loaded from its own origin.
+The portal's policy allows what Stripe's security guide lists for it, no more: scripts
+from `js.stripe.com` (and its subdomains), frames from those and `hooks.stripe.com` (the
+card field lives in Stripe's frame; 3-D Secure checks open in one), and calls to
+`api.stripe.com`. The UI kit's gallery keeps the strict policy.
 """
 
 from __future__ import annotations
@@ -24,6 +31,17 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
+}
+# The portal's policy: the strict one, plus Stripe.js (see the module's docstring).
+STRIPE_SCRIPTS = "https://js.stripe.com https://*.js.stripe.com"
+PORTAL_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": (
+        f"default-src 'self'; script-src 'self' {STRIPE_SCRIPTS}; "
+        "connect-src 'self' https://api.stripe.com; "
+        f"frame-src {STRIPE_SCRIPTS} https://hooks.stripe.com; img-src 'self' data:; "
+        "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"),
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -97,7 +115,7 @@ class PortalFiles(StaticFiles):
     """The portal (see the module's docstring)."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(PREFIX, root, SECURITY_HEADERS, index=True, build_hint=(
+        super().__init__(PREFIX, root, PORTAL_HEADERS, index=True, build_hint=(
             "The portal is not built: run scripts/serve.sh, or `npm run build:portal` in "
             "web_bridge/.\n"))
 

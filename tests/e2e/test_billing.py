@@ -28,8 +28,8 @@ import pypdf
 import pytest
 import stripe
 from caas.accounts.v1 import accounts_service_pb2 as acc_pb
-from caas.billing.v1 import billing_service_pb2 as pb
 from caas.auth.v1 import auth_service_pb2 as auth_pb
+from caas.billing.v1 import billing_service_pb2 as pb
 from caas.billing.v1 import resources_pb2 as res
 from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.organizations.v1 import resources_pb2 as org_res

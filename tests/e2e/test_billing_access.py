@@ -16,6 +16,7 @@ from google.protobuf import field_mask_pb2
 
 from tests.conftest import AppHandle, expect_error, sign_in, unique_id
 from tests.e2e.test_api_key_scopes import new_key
+from tests.e2e.test_audit import records
 from tests.e2e.test_organizations import app_of, email, join, organization
 from tests.support.client import Client, bearer
 from tests.support.mail import SmtpServer
@@ -168,6 +169,10 @@ async def test_an_apps_subscription_is_its_own(client: Client, server: CaasServe
         name=name, plan="plans/enterprise", override=True),
         metadata=bearer(server.operator_token))
     assert forced.immediate and forced.subscription.plan == "plans/enterprise"
+    # Plan changes are in the app's audit log, the refused ones too.
+    changes = await records(client, app, action="caas.billing.v1.BillingService/ChangePlan")
+    assert [(r.code, r.target) for r in changes][:3] == [
+        ("OK", name), ("FAILED_PRECONDITION", name), ("PERMISSION_DENIED", name)]
 
 
 async def test_without_a_provider_a_trial_needs_no_card_but_a_paid_plan_does(
