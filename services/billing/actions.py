@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.accounts.store import AccountStore
 from services.apps.store import AppStore
-from services.billing.collection import Collector
+from services.billing.collection import AUTHENTICATION_REQUIRED, Collector
 from services.billing.invoicing import FREE_PLAN, base_lines, unit_usage
 from services.billing.metering import Meter
 from services.billing.models import (
@@ -402,10 +402,12 @@ class BillingActions:
             raise provider_error(error) from error
         if paid.state is InvoiceState.PAID:
             return paid
-        if paid.last_error == "authentication_required":
-            raise FailedPrecondition("PAYMENT_ACTION_REQUIRED",
-                                     "the bank asks the cardholder to confirm this payment",
-                                     metadata={"payment_intent": paid.payment_intent})
+        if paid.last_error == AUTHENTICATION_REQUIRED:
+            raise FailedPrecondition(
+                "PAYMENT_ACTION_REQUIRED", "the bank asks the cardholder to confirm this "
+                "payment: stripe.confirmCardPayment(client_secret) in their browser",
+                metadata={"payment_intent": paid.payment_intent,
+                          "client_secret": paid.action_secret})
         if paid.attempts == invoice.attempts:  # an attempt is under way elsewhere
             raise Unavailable("BILLING_PROVIDER_UNAVAILABLE",
                               "a payment of this invoice is under way: look again shortly")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from services.billing.models import Email, Invoice, InvoiceState, Payment, State, format_minor
 from services.billing.payments import Charge, PaymentProvider
@@ -29,6 +29,7 @@ from services.core.ids import new_id
 log = logging.getLogger("caas.billing")
 
 NO_PAYMENT_METHOD = "no_payment_method"
+AUTHENTICATION_REQUIRED = "authentication_required"  # 3-D Secure: the cardholder confirms
 # Whom an organization's billing emails go to (its billing account's address, owners,
 # admins and billing members).
 Recipients = Callable[[str], Awaitable[list[str]]]
@@ -86,9 +87,19 @@ class Collector:
         if charge.state == SUCCEEDED:
             return await self._paid(invoice, charge.payment_intent)
         if charge.state == REQUIRES_ACTION:
-            return await self._update(invoice, lambda i: replace(
+            if invoice.last_error == AUTHENTICATION_REQUIRED:
+                return invoice  # told already (the answer, then the webhook)
+            waiting = await self._update(invoice, lambda i: replace(
                 i, attempts=max(i.attempts, attempt), next_attempt_time=None,
-                payment_intent=charge.payment_intent, last_error="authentication_required"))
+                payment_intent=charge.payment_intent, action_secret=charge.client_secret,
+                last_error=AUTHENTICATION_REQUIRED))
+            await self._store.queue_emails(await self._emails(
+                waiting, f"Confirm the payment of {invoice.display_number}",
+                f"The bank asks the cardholder to confirm the payment of invoice "
+                f"{invoice.display_number} "
+                f"({format_minor(invoice.amount_due_minor, invoice.currency)}): confirm "
+                "it in the portal, on the organization's billing page."))
+            return waiting
         return await self._failed(invoice, attempt, charge.decline_code or "declined")
 
     async def recover(self) -> int:
@@ -139,21 +150,20 @@ class Collector:
         await self._subscriptions.change(invoice.app_id, lambda s: s.next_version(
             now, state=state, past_due_since=s.past_due_since or now)
             if s.state is not state and s.state is not State.TRIALING else None)
-        await self._store.queue_emails(await self._failure_emails(failed, code, retry))
-        return failed
-
-    async def _failure_emails(self, invoice: Invoice, code: str, retry: datetime | None
-                              ) -> list[Email]:
-        to = await self._recipients(invoice.organization_id)
         when = (f"We will try again on {retry:%Y-%m-%d}." if retry is not None else
                 "That was the last try: the app is limited to the free plan's units until "
                 "the invoice is paid.")
-        text = (f"Payment of invoice {invoice.display_number} "
-                f"({format_minor(invoice.amount_due_minor, invoice.currency)}) failed: "
-                f"{code}.\n{when}\nUpdate the card or pay the invoice in the portal.")
+        await self._store.queue_emails(await self._emails(
+            failed, f"Payment failed: {invoice.display_number}",
+            f"Payment of invoice {invoice.display_number} "
+            f"({format_minor(invoice.amount_due_minor, invoice.currency)}) failed: "
+            f"{code}.\n{when}\nUpdate the card or pay the invoice in the portal."))
+        return failed
+
+    async def _emails(self, invoice: Invoice, subject: str, text: str) -> list[Email]:
         now = self._clock.now()
-        return [Email(new_id(), address, f"Payment failed: {invoice.display_number}", text,
-                      now) for address in to]
+        return [Email(new_id(), address, subject, text, now)
+                for address in await self._recipients(invoice.organization_id)]
 
     async def _update(self, invoice: Invoice, change: Callable[[Invoice], Invoice]) -> Invoice:
         """Apply `change` (Invoice → Invoice) to the latest version of the invoice."""

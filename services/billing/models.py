@@ -213,6 +213,7 @@ class Invoice:
     next_attempt_time: datetime | None = None
     last_error: str = ""  # the last decline's code
     payment_intent: str = ""
+    action_secret: str = ""  # what the cardholder confirms a 3-D Secure payment with
     version: int = 1
 
     @property

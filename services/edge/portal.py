@@ -37,7 +37,7 @@ STRIPE_SCRIPTS = "https://js.stripe.com https://*.js.stripe.com"
 PORTAL_HEADERS = {
     **SECURITY_HEADERS,
     "Content-Security-Policy": (
-        f"default-src 'self'; script-src 'self' {STRIPE_SCRIPTS}; "
+        f"default-src 'self'; script-src 'self'; "
         "connect-src 'self' https://api.stripe.com; "
         f"frame-src {STRIPE_SCRIPTS} https://hooks.stripe.com; img-src 'self' data:; "
         "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "

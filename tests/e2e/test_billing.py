@@ -183,6 +183,11 @@ async def add_card(world: World, who: Customer, number: str = "4242424242424242"
          "payment_method_data": {"type": "card", "card": {
              "number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"}}},
         key=PUBLISHABLE_KEY)
+    if answer.get("status") == "requires_action":  # 3-D Secure: the cardholder confirms
+        status, answer = world.stripe.request(
+            "POST", f"/v1/setup_intents/{setup.setup_intent}/confirm",
+            {"key": PUBLISHABLE_KEY, "use_stripe_sdk": True,
+             "client_secret": setup.client_secret}, key=PUBLISHABLE_KEY)
     assert status == 200 and answer["status"] == "succeeded", answer
     done = await world.client.billing.CompletePaymentMethodSetup(
         pb.CompletePaymentMethodSetupRequest(name=who.account, setup_intent=setup.setup_intent),
@@ -554,6 +559,42 @@ async def test_a_declined_card_is_retried_then_the_app_is_held_until_it_pays(
                                                      metadata=who.owner.auth)
     assert (credited.invoice.credited_minor, credited.invoice.amount_due_minor) == (
         500, invoice.total_minor - 500)
+
+
+async def test_a_payment_the_bank_wants_confirmed_waits_for_the_cardholder(
+        world: World) -> None:
+    """4000002500003155 asks for 3-D Secure: the invoice waits, the cardholder is told
+    and confirms in their browser, Stripe's webhook (delivered by the emulator) settles
+    it."""
+    world.stripe.register_webhook(f"{world.http_url}/billing/v1/stripe/webhook", WEBHOOK_SECRET)
+    who = await customer(world)
+    await add_card(world, who, "4000002500003155")
+    await on_plan(world, who, "plans/standard")
+    world.clock.moment = CLOSE
+    await log_in_again(world, who)
+    await world.tick()
+    invoice = await only_invoice(world, who)
+    assert (invoice.state, invoice.last_payment_error) == (
+        res.Invoice.STATE_OPEN, "authentication_required")
+    await world.smtp.inbox.wait_for(who.owner.email, f"Confirm the payment of {invoice.number}")
+    asked = await expect_error(world.client.billing.PayInvoice(pb.PayInvoiceRequest(
+        name=invoice.name), metadata=who.owner.auth), grpc.StatusCode.FAILED_PRECONDITION,
+        "PAYMENT_ACTION_REQUIRED")
+    intent, secret = asked.metadata["payment_intent"], asked.metadata["client_secret"]
+    assert secret.startswith(intent)
+    # What stripe.confirmCardPayment does once the cardholder passed the bank's check
+    # (the emulator's stand-in of that step).
+    status, answer = world.stripe.request(
+        "POST", f"/v1/payment_intents/{intent}/_authenticate?success=true",
+        {"key": PUBLISHABLE_KEY, "client_secret": secret}, key=PUBLISHABLE_KEY)
+    assert status == 200, answer
+
+    async def paid() -> bool:
+        found = await world.client.billing.GetInvoice(
+            pb.GetInvoiceRequest(name=invoice.name), metadata=who.owner.auth)
+        return found.invoice.state == res.Invoice.STATE_PAID
+    await eventually(paid)
+    assert len(payment_intents(world, invoice.name.rsplit("/", 1)[1])) == 1
 
 
 async def test_caps_on_users_and_connections_refuse_only_new_ones(world: World) -> None:

@@ -233,7 +233,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_PAYMENT_ACTION_REQUIRED: _ErrorReason.ValueType  # 119
     """The card's bank wants the cardholder to confirm the payment (3-D Secure): the
-    portal confirms it with the provider's script (metadata: payment_intent).
+    portal confirms it with the provider's script (metadata: payment_intent,
+    client_secret); until then the invoice takes no other attempt.
     """
     ERROR_REASON_WRONG_CONVERSATION_KIND: _ErrorReason.ValueType  # 57
     """The conversation's kind does not allow this (joining a group, leaving or adding to
@@ -566,7 +567,8 @@ creditable_minor).
 """
 ERROR_REASON_PAYMENT_ACTION_REQUIRED: ErrorReason.ValueType  # 119
 """The card's bank wants the cardholder to confirm the payment (3-D Secure): the
-portal confirms it with the provider's script (metadata: payment_intent).
+portal confirms it with the provider's script (metadata: payment_intent,
+client_secret); until then the invoice takes no other attempt.
 """
 ERROR_REASON_WRONG_CONVERSATION_KIND: ErrorReason.ValueType  # 57
 """The conversation's kind does not allow this (joining a group, leaving or adding to
