@@ -465,7 +465,7 @@ async def open_billing(settings: Settings, stores: Stores, clock: Clock, bus: Ev
                                   settings.stripe_api_base)
     refresh = settings.billing_quota_refresh.total_seconds()
     catalogue = Catalogue(stores.billing, refresh)
-    await catalogue.seed(settings.billing_currency, clock.now())
+    await catalogue.seed(settings.billing_currency, clock.now(), settings.default_plan)
     subscriptions = Subscriptions(stores.billing, stores.apps, clock, bus)
     meter = Meter(stores.analytics, stores.media, stores.billing)
     issuer = billing_issuer(settings)

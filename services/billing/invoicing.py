@@ -25,6 +25,7 @@ from services.billing.models import (
 )
 
 FREE_PLAN = "free"  # what a cancelled or lapsed trial falls back to; an unpaid app's caps
+INTERNAL_PLAN = "internal"  # the operator's own apps (outside organizations): no caps
 
 
 def terms(subscription: Subscription, plans: Mapping[str, Plan]) -> dict[Unit, PlanUnit]:

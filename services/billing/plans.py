@@ -13,7 +13,9 @@ from services.billing.store import BillingStore
 M = 1_000_000  # micros per currency unit
 
 
-def seed_plans(currency: str, now: datetime) -> list[Plan]:
+def seed_plans(currency: str, now: datetime, rate_limits: str) -> list[Plan]:
+    """The plans of a new deployment (`rate_limits`: the server's default rate-limit
+    plan, which the internal plan keeps)."""
     free = Plan("free", "Free", currency, 0, (
         PlanUnit(Unit.MONTHLY_ACTIVE_USERS, 100, 0, 100),
         PlanUnit(Unit.MESSAGES, 10_000, 0, 10_000),
@@ -40,7 +42,12 @@ def seed_plans(currency: str, now: datetime) -> list[Plan]:
         PlanUnit(Unit.WEBHOOK_DELIVERIES, 50_000_000, 20),
         PlanUnit(Unit.API_CALLS, 500_000_000, 5)),
         "enterprise", "High volume, no caps.", rank=2, create_time=now, update_time=now)
-    return [free, standard, enterprise]
+    internal = Plan(
+        "internal", "Internal", currency, 0, (), rate_limits,
+        "The operator's own apps, outside organizations: metered, never capped or "
+        "invoiced. Offered to nobody; the operator puts apps on it with override.",
+        archived=True, rank=-1, create_time=now, update_time=now)
+    return [free, standard, enterprise, internal]
 
 
 class Catalogue:
@@ -69,8 +76,8 @@ class Catalogue:
     def forget(self) -> None:
         self._read_at = -math.inf
 
-    async def seed(self, currency: str, now: datetime) -> None:
+    async def seed(self, currency: str, now: datetime, rate_limits: str) -> None:
         """Create the seed plans that do not exist (a new deployment)."""
-        for plan in seed_plans(currency, now):
+        for plan in seed_plans(currency, now, rate_limits):
             await self._store.create_plan(plan)
         self.forget()

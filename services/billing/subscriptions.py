@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from services.apps.store import AppStore
-from services.billing.invoicing import FREE_PLAN
+from services.billing.invoicing import FREE_PLAN, INTERNAL_PLAN
 from services.billing.models import Plan, Segment, State, Subscription, period_of
 from services.billing.store import BillingStore
 from services.core.clock import Clock
@@ -32,8 +32,9 @@ class Subscriptions:
         self._bus = bus
 
     async def get(self, app_id: str) -> Subscription:
-        """The app's subscription, made (free, this period) if it has none;
-        NOT_FOUND for an app that does not exist."""
+        """The app's subscription, made (this period) if it has none: on the free plan
+        for an app of an organization, on the internal plan (metered, never capped nor
+        invoiced) for the operator's own; NOT_FOUND for an app that does not exist."""
         found = await self._store.get_subscription(app_id)
         if found is not None:
             return found
@@ -42,9 +43,10 @@ class Subscriptions:
             raise not_found("caas.dev/App", app_name(app_id))
         now = self._clock.now()
         start, end = period_of(now)
+        plan = FREE_PLAN if app.organization_id else INTERNAL_PLAN
         await self._store.create_subscription(Subscription(
-            app_id, app.organization_id, FREE_PLAN, State.ACTIVE, start, end,
-            (Segment(start, FREE_PLAN),), update_time=now))
+            app_id, app.organization_id, plan, State.ACTIVE, start, end,
+            (Segment(start, plan),), update_time=now))
         made = await self._store.get_subscription(app_id)
         assert made is not None
         return made

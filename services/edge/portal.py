@@ -33,13 +33,13 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 # The portal's policy: the strict one, plus Stripe.js (see the module's docstring).
-STRIPE_SCRIPTS = "https://js.stripe.com https://*.js.stripe.com"
+STRIPE_JS_ORIGINS = "https://js.stripe.com https://*.js.stripe.com"
 PORTAL_HEADERS = {
     **SECURITY_HEADERS,
     "Content-Security-Policy": (
-        f"default-src 'self'; script-src 'self'; "
+        f"default-src 'self'; script-src 'self' {STRIPE_JS_ORIGINS}; "
         "connect-src 'self' https://api.stripe.com; "
-        f"frame-src {STRIPE_SCRIPTS} https://hooks.stripe.com; img-src 'self' data:; "
+        f"frame-src {STRIPE_JS_ORIGINS} https://hooks.stripe.com; img-src 'self' data:; "
         "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"),
 }

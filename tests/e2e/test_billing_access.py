@@ -141,7 +141,7 @@ async def test_an_apps_subscription_is_its_own(client: Client, server: CaasServe
     sender = await new_key(client, app, "messages:write")
     got = await client.billing.GetSubscription(pb.GetSubscriptionRequest(name=name),
                                                metadata=bearer(reader.secret))
-    assert got.subscription.name == name
+    assert (got.subscription.name, got.subscription.plan) == (name, "plans/internal")
     await expect_error(client.billing.GetSubscription(
         pb.GetSubscriptionRequest(name=name), metadata=bearer(sender.secret)),
         DENIED, "API_KEY_SCOPE_MISSING")

@@ -30,6 +30,7 @@ from services.billing.models import (
     UnitUsage,
     Usage,
 )
+from services.compliance.offboarding import KEEP
 from services.core.events import DomainEvent
 from services.runtime import Stores
 
@@ -252,3 +253,24 @@ async def test_credit_notes_are_numbered_idempotent_and_bounded(stores: Stores) 
     await stores.billing.credit_note_refunded("cn1", "re_1")
     notes = await stores.billing.list_credit_notes("org", None, 10)
     assert [(n.credit_note_id, n.refund_id) for n in notes] == [("cn3", ""), ("cn1", "re_1")]
+
+
+async def test_an_apps_offboarding_keeps_its_invoices(stores: Stores) -> None:
+    """Invoices and credit notes are accounting records: an app's purge (offboarding)
+    removes its subscription, thresholds and usage, not them."""
+    current = subscription("gone")
+    await stores.billing.create_subscription(current)
+    await stores.billing.close_period(draft("inv", "gone"), usage("gone"), current.next_version(
+        NOW, period_start=DEC, period_end=JAN), 1)
+    await stores.billing.finalize_invoice("inv", "default", "INV", NOW, JAN)
+    await stores.billing.create_credit_note(CreditNote("cn", "org", "inv", 10, "x",
+                                                       issue_time=NOW), "default", "CN", "r")
+    await stores.billing.record_storage("gone", DEC, 3)
+    await stores.purge_app("gone", KEEP)
+    assert await stores.billing.get_subscription("gone") is None
+    assert await stores.billing.get_usage("gone", NOV) is None
+    assert await stores.billing.storage_peak("gone", DEC) == 0
+    kept = await stores.billing.get_invoice("inv")
+    assert kept is not None and kept.number == 1
+    assert [n.credit_note_id for n in await stores.billing.list_credit_notes("org", None, 5)
+            ] == ["cn"]
