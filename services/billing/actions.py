@@ -26,7 +26,6 @@ from services.billing.models import (
     InvoiceState,
     Issuer,
     Plan,
-    State,
     Subscription,
     Unit,
     UnitUsage,
@@ -419,15 +418,7 @@ class BillingActions:
         if invoice.state is not InvoiceState.OPEN:
             raise FailedPrecondition("INVOICE_NOT_PAYABLE", f"the invoice is {invoice.state}",
                                      metadata={"state": invoice.state.value})
-        now = self._clock.now()
-        paid = replace(invoice, state=InvoiceState.PAID, paid_time=now,
-                       next_attempt_time=None, version=invoice.version + 1)
-        if not await self._store.update_invoice(paid, invoice.version):
-            raise Unavailable("UNAVAILABLE", "the invoice changed: try again")
-        await self._subscriptions.change(invoice.app_id, lambda s: s.next_version(
-            now, state=State.ACTIVE, past_due_since=None)
-            if s.state in (State.PAST_DUE, State.UNPAID) else None)
-        return paid
+        return await self._collector.paid(invoice)
 
     # Credit notes.
     async def create_credit_note(self, organization_id: str, invoice_id: str,

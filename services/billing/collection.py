@@ -58,7 +58,7 @@ class Collector:
         if self._provider is None or invoice.state is not InvoiceState.OPEN:
             return invoice
         if invoice.amount_due_minor == 0:
-            return await self._paid(invoice, "")
+            return await self.paid(invoice, "")
         account = await self._store.get_account(invoice.organization_id)
         attempt = invoice.attempts + 1
         if account is None or not account.payment_method_id:
@@ -85,7 +85,7 @@ class Collector:
         assert invoice is not None
         attempt = int(op_key.rsplit("/", 1)[1])
         if charge.state == SUCCEEDED:
-            return await self._paid(invoice, charge.payment_intent)
+            return await self.paid(invoice, charge.payment_intent)
         if charge.state == REQUIRES_ACTION:
             if invoice.last_error == AUTHENTICATION_REQUIRED:
                 return invoice  # told already (the answer, then the webhook)
@@ -125,7 +125,9 @@ class Collector:
             settled += 1
         return settled
 
-    async def _paid(self, invoice: Invoice, payment_intent: str) -> Invoice:
+    async def paid(self, invoice: Invoice, payment_intent: str = "") -> Invoice:
+        """Record an invoice paid (by `payment_intent`, or outside the provider), and
+        the app's subscription back in good standing."""
         now = self._clock.now()
         if invoice.state is InvoiceState.PAID:
             return invoice

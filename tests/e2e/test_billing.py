@@ -561,6 +561,30 @@ async def test_a_declined_card_is_retried_then_the_app_is_held_until_it_pays(
         500, invoice.total_minor - 500)
 
 
+async def test_without_a_card_the_operator_records_a_transfer(world: World) -> None:
+    who = await customer(world)
+    await on_plan(world, who, "plans/standard")  # the operator's override: no card
+    world.clock.moment = CLOSE
+    await world.tick()
+    invoice = await only_invoice(world, who)
+    assert (invoice.state, invoice.last_payment_error) == (
+        res.Invoice.STATE_OPEN, "no_payment_method")
+    state = await world.client.billing.GetSubscription(
+        pb.GetSubscriptionRequest(name=who.subscription), metadata=OPERATOR)
+    assert state.subscription.state == res.Subscription.STATE_PAST_DUE
+    paid = await world.client.billing.MarkInvoicePaid(pb.MarkInvoicePaidRequest(
+        name=invoice.name, note="bank transfer 2026-12-02"), metadata=OPERATOR)
+    assert paid.invoice.state == res.Invoice.STATE_PAID
+    assert paid.invoice.paid_time.ToDatetime(tzinfo=UTC) == CLOSE
+    state = await world.client.billing.GetSubscription(
+        pb.GetSubscriptionRequest(name=who.subscription), metadata=OPERATOR)
+    assert state.subscription.state == res.Subscription.STATE_ACTIVE
+    await expect_error(world.client.billing.MarkInvoicePaid(pb.MarkInvoicePaidRequest(
+        name=invoice.name), metadata=OPERATOR), grpc.StatusCode.FAILED_PRECONDITION,
+        "INVOICE_NOT_PAYABLE")
+    assert payment_intents(world, invoice.name.rsplit("/", 1)[1]) == []
+
+
 async def test_a_payment_the_bank_wants_confirmed_waits_for_the_cardholder(
         world: World) -> None:
     """4000002500003155 asks for 3-D Secure: the invoice waits, the cardholder is told
