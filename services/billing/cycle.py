@@ -157,8 +157,7 @@ class BillingCycle:
                                       subscription.period_end, sample=False)
         usage = Usage(app_id, subscription.period_start, subscription.period_end,
                       unit_usage(subscription, plans, used), final=True, as_of=now)
-        lines = base_lines(subscription, plans) + overage_lines(subscription, plans,
-                                                                usage.units)
+        lines = base_lines(subscription, plans) + overage_lines(usage.units)
         invoice = None
         if subscription.organization_id and any(line.amount_minor for line in lines):
             account = await self._account(subscription.organization_id)

@@ -49,7 +49,8 @@ def unit_usage(subscription: Subscription, plans: Mapping[str, Plan],
     """Every unit the plan names or that was used, with its terms."""
     found = terms(subscription, plans)
     named = {t.unit for t in plans[subscription.plan_id].units}
-    return tuple(UnitUsage(unit, used.get(unit, 0), found[unit].included, found[unit].hard_cap)
+    return tuple(UnitUsage(unit, used.get(unit, 0), found[unit].included, found[unit].hard_cap,
+                           found[unit].overage_price_micros)
                  for unit in Unit if unit in named or used.get(unit, 0))
 
 
@@ -78,14 +79,13 @@ def base_lines(subscription: Subscription, plans: Mapping[str, Plan]) -> list[In
     return lines
 
 
-def overage_lines(subscription: Subscription, plans: Mapping[str, Plan],
-                  usage: tuple[UnitUsage, ...]) -> list[InvoiceLine]:
-    """A line per unit used above its included amount, at the plan's overage price."""
-    found = terms(subscription, plans)
+def overage_lines(usage: tuple[UnitUsage, ...]) -> list[InvoiceLine]:
+    """A line per unit used above its included amount, at the plan's overage price
+    (`unit_usage` took the terms in force)."""
     lines = []
     for counted in usage:
-        price = found[counted.unit].overage_price_micros
-        if counted.billable and price:
+        price = counted.overage_price_micros
+        if counted.billable:
             lines.append(InvoiceLine(
                 LineKind.OVERAGE,
                 f"{UNIT_WORDS[counted.unit].capitalize()} above the {counted.included:,} included",

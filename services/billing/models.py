@@ -257,6 +257,7 @@ class UnitUsage:
     used: int
     included: int
     hard_cap: int
+    overage_price_micros: int = 0  # 0: none sold (nothing above included is billed)
 
     @property
     def percent(self) -> int:
@@ -265,7 +266,10 @@ class UnitUsage:
     @property
     def billable(self) -> int:
         """Units billed as overage: above the included ones, not past the hard cap
-        (what slipped past it before the refusals began is counted, not billed)."""
+        (what slipped past it before the refusals began is counted, not billed); none
+        when the plan sells none."""
+        if not self.overage_price_micros:
+            return 0
         ceiling = self.used if not self.hard_cap else min(self.used, self.hard_cap)
         return max(0, ceiling - self.included)
 

@@ -67,11 +67,12 @@ def test_usage_is_billed_above_the_included_units_and_never_past_the_cap() -> No
     usage = unit_usage(on_pro, PLANS, {Unit.MESSAGES: 6_000, Unit.API_CALLS: 13})
     assert [(u.unit, u.used, u.billable) for u in usage] == [
         (Unit.MESSAGES, 6_000, 4_000), (Unit.API_CALLS, 13, 3)]
-    lines = overage_lines(on_pro, PLANS, usage)
+    lines = overage_lines(usage)
     assert [(line.quantity, line.amount_minor) for line in lines] == [(4_000, 40), (3, 0)]
     subtotal, tax, total = totals(base_lines(on_pro, PLANS) + lines, 2000)
     assert (subtotal, tax, total) == (3040, 608, 3648)
-    assert UnitUsage(Unit.MESSAGES, 50, 0, 0).billable == 50  # nothing included, no cap
+    assert UnitUsage(Unit.MESSAGES, 50, 0, 0, 10).billable == 50  # nothing included, no cap
+    assert UnitUsage(Unit.MESSAGES, 50, 0, 0).billable == 0  # none sold: none billed
 
 
 def test_a_trial_is_free_and_capped_at_its_included_units() -> None:

@@ -4,7 +4,8 @@ saves the billing email, adds a card through Stripe.js (localstripe's stand-in, 
 as https://js.stripe.com/v3/ by the browser's router, calling https://api.stripe.com,
 which is routed to the emulator) under the portal's real Content-Security-Policy, sees
 each app's usage meters (a warning from 80 %, and at the cap), previews and makes a
-plan change; a viewer of the organization sees the refusal instead of the data.
+plan change; a viewer of the organization sees the refusal instead of the data; and
+a server without a payment provider says so instead of asking for a card.
 axe-core checks the pages; screenshots go to test-artifacts/portal-billing/."""
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ async def customer(client: Client, server: CaasServer, smtp: SmtpServer) -> Cust
     return Customer(owner, org, app)
 
 
-async def usage_reaches(client: Client, app: AppHandle, expected: dict[int, int]) -> None:
+async def usage_reaches(client: Client, app: AppHandle,
+                        expected: dict[res.Unit.ValueType, int]) -> None:
     """Wait until billing counts `expected` (unit → used) this period."""
     async def there() -> bool:
         got = await client.billing.GetUsage(pb.GetUsageRequest(
@@ -250,6 +252,7 @@ async def test_an_owner_adds_a_card_sees_usage_and_changes_plan(
     # A card, through Stripe.js: its field, its confirmation, then CAAS completes it.
     await page.get_by_role("button", name="Add card").click()
     field = page.get_by_role("group", name="Card")
+    await expect(field.locator("input")).to_have_count(5)  # the stand-in's field, mounted
     await field.locator("input[placeholder=number]").fill("4242424242424242")
     await field.locator("input[placeholder=exp_month]").fill("12")
     await field.locator("input[placeholder=exp_year]").fill("31")
@@ -322,3 +325,20 @@ async def test_a_viewer_sees_the_refusal_not_the_billing(
         await expect(page.get_by_role("heading", name=hidden)).to_have_count(0)
     await expect(page.get_by_role("meter")).to_have_count(0)
     await checked(page, "08-viewer-refused")
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+async def test_without_a_payment_provider_no_card_is_asked_for(
+        browsing: Browsing, client: Client, server: CaasServer, smtp: SmtpServer) -> None:
+    who = await customer(client, server, smtp)  # the shared server: no Stripe
+    page = await browsing.context.new_page()
+    await log_in(page, server, who.owner.email)
+    await page.goto(portal(server, f"/{who.org}/billing"))
+    await page.get_by_role("button", name="Add card").click()
+    await expect(page.get_by_text(
+        "This deployment takes no card payments: invoices are paid by bank transfer.")
+    ).to_be_visible()
+    await expect(page.get_by_role("button", name="Add card")).to_have_count(0)
+    await expect(page.get_by_role("alert")).to_have_count(0)
+    await expect(page.locator(f'script[src="{STRIPE_JS}"]')).to_have_count(0)
+    await checked(page, "09-no-provider")

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -242,17 +243,24 @@ def threshold_events(world: World, url: str) -> list[tuple[int, int]]:
     return found
 
 
-def payment_intents(world: World, invoice_id: str) -> list[dict[str, object]]:
-    """The emulator's PaymentIntents for a CAAS invoice (all pages)."""
-    found, after = [], ""
+def listed(world: World, path: str) -> list[dict[str, Any]]:
+    """Every item of one of the emulator's lists (all pages; other tests share it)."""
+    found: list[dict[str, Any]] = []
+    after = ""
     while True:
         page = world.stripe.request(
-            "GET", "/v1/payment_intents?limit=100" + (f"&starting_after={after}" if after else ""))
-        data = page[1]["data"]
-        found += [p for p in data if p.get("metadata", {}).get("caas_invoice") == invoice_id]
-        if not page[1].get("has_more") or not data:
+            "GET", f"{path}{'&' if '?' in path else '?'}limit=100"
+            + (f"&starting_after={after}" if after else ""))[1]
+        found += page["data"]
+        if not page.get("has_more") or not page["data"]:
             return found
-        after = data[-1]["id"]
+        after = page["data"][-1]["id"]
+
+
+def payment_intents(world: World, invoice_id: str) -> list[dict[str, Any]]:
+    """The emulator's PaymentIntents for a CAAS invoice."""
+    return [p for p in listed(world, "/v1/payment_intents")
+            if p.get("metadata", {}).get("caas_invoice") == invoice_id]
 
 
 async def test_a_month_metered_capped_upgraded_invoiced_and_paid_once(world: World) -> None:
@@ -438,8 +446,8 @@ async def test_a_crash_after_charging_charges_once_and_a_replayed_webhook_change
     # Stripe's webhook settles the second: its event, signed, posted twice.
     intent = payment_intents(world, second_invoice.name.rsplit("/", 1)[1])
     assert len(intent) == 1
-    events = world.stripe.request("GET", "/v1/events?type=payment_intent.succeeded&limit=100")[1]
-    event = next(e for e in events["data"] if e["data"]["object"]["id"] == intent[0]["id"])
+    events = listed(world, "/v1/events?type=payment_intent.succeeded")
+    event = next(e for e in events if e["data"]["object"]["id"] == intent[0]["id"])
     body = json.dumps(event).encode()
     signature = stripe.WebhookSignature.generate_signature_header(body.decode(), WEBHOOK_SECRET)
     answers = []
@@ -544,7 +552,7 @@ async def test_a_declined_card_is_retried_then_the_app_is_held_until_it_pays(
     assert made.credit_note.number == "CN-2026-000001" and made.credit_note.refunded
     charged = next(p["id"] for p in payment_intents(world, invoice.name.rsplit("/", 1)[1])
                    if p["status"] == "succeeded")
-    refunds = world.stripe.request("GET", "/v1/refunds?limit=100")[1]["data"]
+    refunds = listed(world, "/v1/refunds")
     assert [r["amount"] for r in refunds if r["payment_intent"] == charged] == [500]
     too_much = res.CreditNote(invoice=invoice.name, amount_minor=invoice.total_minor,
                               reason="all of it")

@@ -53,7 +53,7 @@ def draft(invoice_id: str, app_id: str = "app", period: datetime = NOV,
 
 
 def usage(app_id: str = "app") -> Usage:
-    return Usage(app_id, NOV, DEC, (UnitUsage(Unit.MESSAGES, 120, 100, 150),), final=True)
+    return Usage(app_id, NOV, DEC, (UnitUsage(Unit.MESSAGES, 120, 100, 150, 100),), final=True)
 
 
 async def test_plans_are_created_once_and_updated_by_version(stores: Stores) -> None:

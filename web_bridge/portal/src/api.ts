@@ -7,6 +7,7 @@ import { AnalyticsService } from "../../sdk/src/gen/caas/analytics/v1/analytics_
 import { AppsService } from "../../sdk/src/gen/caas/apps/v1/apps_service_pb.js";
 import { AuditService } from "../../sdk/src/gen/caas/audit/v1/audit_service_pb.js";
 import { AuthService } from "../../sdk/src/gen/caas/auth/v1/auth_service_pb.js";
+import { BillingService } from "../../sdk/src/gen/caas/billing/v1/billing_service_pb.js";
 import { ComplianceService } from "../../sdk/src/gen/caas/compliance/v1/compliance_service_pb.js";
 import { ConversationsService } from "../../sdk/src/gen/caas/conversations/v1/conversations_service_pb.js";
 import { MessagesService } from "../../sdk/src/gen/caas/messages/v1/messages_service_pb.js";
@@ -40,6 +41,7 @@ export const api = {
   analytics: createClient(AnalyticsService, transport),
   audit: createClient(AuditService, transport),
   auth: createClient(AuthService, transport),
+  billing: createClient(BillingService, transport),
   compliance: createClient(ComplianceService, transport),
   conversations: createClient(ConversationsService, transport),
   messages: createClient(MessagesService, transport),

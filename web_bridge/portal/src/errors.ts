@@ -28,6 +28,11 @@ const WORDS: Record<string, string> = {
   LAST_OWNER: "The organization would have no owner: make another member owner first.",
   INVITATION_EMAIL_MISMATCH: "This invitation was sent to another email address.",
   UNAVAILABLE: "The server is unavailable. Try again in a moment.",
+  PAYMENT_METHOD_REQUIRED: "A paid plan needs a card on file: add one under Payment method first.",
+  PLAN_NOT_AVAILABLE: "This plan is not offered to this organization.",
+  PAYMENT_DECLINED: "The card was declined. Try another card.",
+  PAYMENT_ACTION_REQUIRED: "Your bank asks you to confirm this payment.",
+  BILLING_PROVIDER_UNAVAILABLE: "The payment provider did not answer. Try again in a moment.",
 };
 
 export function reasonOf(error: unknown): string {

@@ -21,6 +21,7 @@ import {
   SignUpPage,
   VerifyEmailPage,
 } from "./pages/auth.js";
+import { BillingPage } from "./pages/billing.js";
 import { AcceptInvitationPage, HomePage, OrganizationPage } from "./pages/organizations.js";
 import { navigate, useLocation } from "./router.js";
 import { useSession } from "./session.js";
@@ -44,6 +45,9 @@ function page(path: string, query: URLSearchParams): ReactNode {
   if (path === "/accept-invitation") return <AcceptInvitationPage />;
   const parts = path.slice(1).split("/");
   if (parts[0] === "organizations" && parts.length === 2) return <OrganizationPage name={`organizations/${parts[1]}`} />;
+  if (parts[0] === "organizations" && parts.length === 3 && parts[2] === "billing") {
+    return <BillingPage name={`organizations/${parts[1]}`} />;
+  }
   if (parts[0] === "apps" && parts.length >= 2) {
     const app = `apps/${parts[1]}`;
     const rest = parts.slice(2);

@@ -177,6 +177,7 @@ export function OrganizationPage(props: { name: string }) {
       <Alert error={actionError} />
       {org && (
         <>
+          <p><Link to={`/${props.name}/billing`}>Billing</Link>: plans, usage, invoices and the card on file.</p>
           <section className="card" aria-labelledby="apps">
             <h2 id="apps">Apps</h2>
             {apps.isPending && <Loading what="apps" />}

@@ -562,7 +562,8 @@ export enum ErrorReason {
 
   /**
    * The card's bank wants the cardholder to confirm the payment (3-D Secure): the
-   * portal confirms it with the provider's script (metadata: payment_intent).
+   * portal confirms it with the provider's script (metadata: payment_intent,
+   * client_secret); until then the invoice takes no other attempt.
    *
    * @generated from enum value: ERROR_REASON_PAYMENT_ACTION_REQUIRED = 119;
    */
