@@ -191,11 +191,12 @@ async def test_a_hanging_endpoint_delays_neither_sending_nor_other_endpoints(
         f"m{n}" for n in range(10)]  # unordered endpoints: any order
     assert sorted(texts(await receiver.wait(sibling, delivered(10)))) == [
         f"a{n}" for n in range(10)]
-    held = receiver.to(hanging)
-    assert 1 <= len(held) < 10 and all(r.status == 200 for r in held)
-    attempts = await _attempts(client, app, hanging_hook.name, 1)  # (1 s in the test config)
-    assert (attempts[0].succeeded, attempts[0].status_code, attempts[0].error) == (
-        False, 0, "timeout")
+    # The hanging endpoint was asked (how often depends on the machine's pace: each
+    # attempt times out after 1 s in the test config) and never answered in time.
+    assert receiver.to(hanging)
+    attempts = await _attempts(client, app, hanging_hook.name, 1)
+    assert {(a.succeeded, a.status_code, a.error) for a in attempts} == {
+        (False, 0, "timeout")}
     # Each app's endpoint got only its own app's events.
     assert all(e["name"].startswith(other_app.name + "/")  # type: ignore[union-attr]
                for e in events(receiver.to(healthy)))
