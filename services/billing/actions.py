@@ -353,8 +353,8 @@ class BillingActions:
                 frozen = await self._store.get_usage(app_id, start)
                 if frozen is None:
                     raise not_found("caas.dev/Usage", f"apps/{app_id}/usage/{period}")
-                plan = subscription.plan_id
-                return ProjectedUsage(frozen, plan, {u.unit: u.used for u in frozen.units})
+                return ProjectedUsage(frozen, frozen.plan_id,
+                                      {u.unit: u.used for u in frozen.units})
         now = self._clock.now()
         plans = await self._catalogue.all()
         if subscription.plan_id not in plans:

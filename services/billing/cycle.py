@@ -156,7 +156,8 @@ class BillingCycle:
         used = await self._meter.used(app_id, subscription.period_start,
                                       subscription.period_end, sample=False)
         usage = Usage(app_id, subscription.period_start, subscription.period_end,
-                      unit_usage(subscription, plans, used), final=True, as_of=now)
+                      unit_usage(subscription, plans, used), final=True, as_of=now,
+                      plan_id=subscription.plan_id)
         lines = base_lines(subscription, plans) + overage_lines(usage.units)
         invoice = None
         if subscription.organization_id and any(line.amount_minor for line in lines):

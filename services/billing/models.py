@@ -282,12 +282,7 @@ class Usage:
     units: tuple[UnitUsage, ...]
     final: bool = False
     as_of: datetime | None = None
-
-    def of(self, unit: Unit) -> UnitUsage:
-        for found in self.units:
-            if found.unit is unit:
-                return found
-        return UnitUsage(unit, 0, 0, 0)
+    plan_id: str = ""  # the plan in force at the period's end
 
 
 @dataclass(frozen=True, slots=True)

@@ -349,6 +349,9 @@ async def test_a_month_metered_capped_upgraded_invoiced_and_paid_once(world: Wor
     assert (invoice.subtotal_minor, invoice.tax_minor, invoice.total_minor) == (1215, 231, 1446)
     final = await used(world, who, "2026-11")
     assert final[MESSAGES].used == 25 and final[MESSAGES].billable == 5
+    november = await world.client.billing.GetUsage(pb.GetUsageRequest(
+        name=f"{who.app.name}/usage/2026-11"), metadata=who.owner.auth)
+    assert (november.usage.plan, november.usage.final) == (growth, True)
     intents = payment_intents(world, invoice.name.rsplit("/", 1)[1])
     assert [(p["amount"], p["status"]) for p in intents] == [(1446, "succeeded")]
 
