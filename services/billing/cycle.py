@@ -1,5 +1,6 @@
-"""Billing's background work, one process at a time (the event log's lease
-`billing`), every `billing_interval` (and at once when a test calls `tick`):
+"""Billing's background work, one process at a time (a lease in the billing store: one
+of the event log's would register a consumer, whose missing cursors would hold the
+log's purges back), every `billing_interval` (and at once when a test calls `tick`):
 
 1. ended trials and periods: a trial becomes the paid plan (a card on file) or the
    free plan; a period is closed once its grace has passed and the analytics consumer
@@ -64,7 +65,6 @@ from services.media.blobs import BlobStore
 
 log = logging.getLogger("caas.billing")
 
-CONSUMER = "billing"  # the lease's name
 ANALYTICS = "analytics"  # the consumer whose counts a period waits for
 BATCH = 100
 CAP = 0  # the threshold that records a hard cap reached
@@ -106,7 +106,7 @@ class BillingCycle:
         while True:
             now = self._clock.now()
             until = now + timedelta(seconds=self._interval * 3)
-            if await self._events.lease(CONSUMER, self._holder, now, until):
+            if await self._store.lease(self._holder, now, until):
                 await self.tick()
             ok()
             await asyncio.sleep(self._interval)
@@ -263,14 +263,21 @@ class BillingCycle:
         return fired
 
     async def _watch_one(self, subscription: Subscription) -> int:
+        """The thresholds the app reached (only the units its plan includes, caps or
+        sells are read — storage sampled —: none for a plan with no units, as the
+        internal plan)."""
         plan = await self._plan(subscription.plan_id)
         caps = terms(subscription, {plan.plan_id: plan,
                                     **(await self._catalogue.all())})
+        watched = frozenset(u for u in Unit if caps[u].included or caps[u].hard_cap
+                            or caps[u].overage_price_micros)
+        if not watched:
+            return 0
         used = await self._meter.used(subscription.app_id, subscription.period_start,
-                                      subscription.period_end)
+                                      subscription.period_end, watched)
         known = await self._store.thresholds(subscription.app_id, subscription.period_start)
         fired = 0
-        for unit in Unit:
+        for unit in watched:
             term, count = caps[unit], used.get(unit, 0)
             reached = [t for t in THRESHOLDS if term.included
                        and count * 100 >= term.included * t]

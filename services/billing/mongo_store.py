@@ -65,6 +65,7 @@ SEQUENCES = "billing_sequences"
 PAYMENTS = "billing_payments"
 PROVIDER_EVENTS = "billing_provider_events"
 CREDIT_NOTES = "billing_credit_notes"
+LEASE = "billing_lease"
 EMAILS = "billing_emails"
 
 _NAMESPACE_EXISTS = 48
@@ -122,7 +123,11 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
                                    ("_id", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+async def _v2(db: AsyncDatabase[Document]) -> None:
+    await _create(db, LEASE)
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
 
 
 def _period_key(app_id: str, period_start: datetime) -> str:
@@ -205,6 +210,7 @@ class MongoBillingStore:
         self._payments = db.db[PAYMENTS]
         self._provider_events = db.db[PROVIDER_EVENTS]
         self._credit_notes = db.db[CREDIT_NOTES]
+        self._lease = db.db[LEASE]
         self._emails = db.db[EMAILS]
 
     async def migrate(self) -> None:
@@ -504,4 +510,13 @@ class MongoBillingStore:
 
     async def email_sent(self, email_id: str) -> None:
         await self._emails.update_one({"_id": email_id}, {"$set": {"sent": True}})
+
+    async def lease(self, holder: str, now: datetime, until: datetime) -> bool:
+        try:
+            await self._lease.update_one(
+                {"_id": "cycle", "$or": [{"holder": holder}, {"until_ms": {"$lte": to_ms(now)}}]},
+                {"$set": {"holder": holder, "until_ms": to_ms(until)}}, upsert=True)
+        except DuplicateKeyError:  # held by another, whose lease runs
+            return False
+        return True
 

@@ -70,7 +70,10 @@ MIGRATIONS: tuple[Migration, ...] = ((
     "CREATE TABLE billing_emails (email_id TEXT PRIMARY KEY, create_ms INTEGER NOT NULL,"
     " sent INTEGER NOT NULL, doc TEXT NOT NULL)",
     "CREATE INDEX billing_emails_pending ON billing_emails (create_ms) WHERE sent = 0",
-),)
+), (
+    "CREATE TABLE billing_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+    " until_ms INTEGER NOT NULL)",
+))
 
 
 def _json(value: Any) -> str:
@@ -408,6 +411,13 @@ class SqliteBillingStore:
     async def email_sent(self, email_id: str) -> None:
         await self._changed("UPDATE billing_emails SET sent = 1 WHERE email_id = ?",
                             (email_id,))
+
+    async def lease(self, holder: str, now: datetime, until: datetime) -> bool:
+        return await self._changed(
+            "INSERT INTO billing_lease VALUES ('cycle', ?, ?) ON CONFLICT (name) DO UPDATE"
+            " SET holder = excluded.holder, until_ms = excluded.until_ms"
+            " WHERE holder = excluded.holder OR until_ms <= ?",
+            (holder, to_ms(until), to_ms(now)))
 
 
 class _Conflict(Exception):

@@ -140,3 +140,8 @@ class BillingStore(Protocol):
     async def pending_emails(self, limit: int) -> list[Email]: ...
 
     async def email_sent(self, email_id: str) -> None: ...
+
+    # Who runs the billing cycle.
+    async def lease(self, holder: str, now: datetime, until: datetime) -> bool:
+        """Take or renew the right to run the billing cycle until `until`: True if
+        `holder` has it (it had it, nobody did, or the last holder's ran out by `now`)."""

@@ -274,3 +274,17 @@ async def test_an_apps_offboarding_keeps_its_invoices(stores: Stores) -> None:
     assert kept is not None and kept.number == 1
     assert [n.credit_note_id for n in await stores.billing.list_credit_notes("org", None, 5)
             ] == ["cn"]
+
+
+async def test_one_holder_runs_the_cycle_until_its_lease_runs_out(stores: Stores) -> None:
+    later = NOW + timedelta(minutes=3)
+    assert await stores.billing.lease("a", NOW, later)
+    assert not await stores.billing.lease("b", NOW + timedelta(minutes=1), later)
+    assert await stores.billing.lease("a", NOW + timedelta(minutes=1), later)  # renewed
+    assert await stores.billing.lease("b", later, later + timedelta(minutes=3))  # ran out
+    assert not await stores.billing.lease("a", later, later + timedelta(minutes=3))
+    # The lease is no consumer of the event log's: its purges are not held back.
+    event = DomainEvent("billing.usage_threshold", "app", NOW,
+                        payload=events_pb2.UsageThreshold(threshold_percent=80))
+    await stores.billing.claim_threshold("app", NOV, Unit.MESSAGES, 80, event, [])
+    assert await stores.events.purge(NOW + timedelta(seconds=1)) == 1
