@@ -356,10 +356,7 @@ class BillingActions:
                 return ProjectedUsage(frozen, frozen.plan_id,
                                       {u.unit: u.used for u in frozen.units})
         now = self._clock.now()
-        plans = await self._catalogue.all()
-        if subscription.plan_id not in plans:
-            plans = {**plans, subscription.plan_id: await self._catalogue.get(
-                subscription.plan_id)}  # type: ignore[dict-item]
+        plans = await self._catalogue.including([subscription.plan_id])
         used = await self._meter.used(app_id, subscription.period_start,
                                       subscription.period_end)
         units = unit_usage(subscription, plans, used)

@@ -149,10 +149,7 @@ class BillingCycle:
         if await self._events.behind(ANALYTICS, [app_id]):
             return 0  # the app's last events are not counted yet: next round
         now = self._clock.now()
-        plans = await self._catalogue.all()
-        for segment in subscription.segments:
-            if segment.plan_id not in plans:
-                plans = {**plans, segment.plan_id: await self._plan(segment.plan_id)}
+        plans = await self._catalogue.including(s.plan_id for s in subscription.segments)
         used = await self._meter.used(app_id, subscription.period_start,
                                       subscription.period_end, sample=False)
         usage = Usage(app_id, subscription.period_start, subscription.period_end,
@@ -266,9 +263,9 @@ class BillingCycle:
         """The thresholds the app reached (only the units its plan includes, caps or
         sells are read — storage sampled —: none for a plan with no units, as the
         internal plan)."""
-        plan = await self._plan(subscription.plan_id)
-        caps = terms(subscription, {plan.plan_id: plan,
-                                    **(await self._catalogue.all())})
+        plans = await self._catalogue.including([subscription.plan_id])
+        plan = plans[subscription.plan_id]
+        caps = terms(subscription, plans)
         watched = frozenset(u for u in Unit if caps[u].included or caps[u].hard_cap
                             or caps[u].overage_price_micros)
         if not watched:

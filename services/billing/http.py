@@ -10,11 +10,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
-from google.protobuf import json_format
 
 from services.billing.collection import Collector
 from services.billing.payments import (
@@ -26,15 +24,14 @@ from services.billing.payments import (
 from services.billing.store import FAILED, REQUIRES_ACTION, SUCCEEDED, BillingStore
 from services.core.clock import Clock
 from services.core.errors import (
-    DomainError,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
 )
-from services.gateway.status import rpc_status
 from services.media.blobs import BlobStore
 from services.media.delivery import MediaUrls
+from services.media.http import error_response
 from services.media.urls import Verdict
 
 log = logging.getLogger("caas.billing")
@@ -44,13 +41,6 @@ INVOICES_PATH = "/billing/v1/invoices"
 MAX_WEBHOOK_BYTES = 256 * 1024
 OUTCOMES = {"payment_intent.succeeded": SUCCEEDED, "payment_intent.payment_failed": FAILED,
             "payment_intent.requires_action": REQUIRES_ACTION}
-
-
-def _refusal(status: int, error: DomainError) -> web.Response:
-    body = json_format.MessageToDict(rpc_status(error))
-    return web.Response(status=status, body=json.dumps(body).encode(),
-                        headers={"content-type": "application/json",
-                                 "cache-control": "no-store"})
 
 
 class InvoiceLinks:
@@ -91,18 +81,19 @@ class BillingRoutes:
 
     async def _webhook(self, request: web.Request) -> web.Response:
         if self._provider is None:
-            return _refusal(404, NotFound("RESOURCE_NOT_FOUND",
-                                          "this deployment takes no card payments"))
-        if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
-            return _refusal(413, ResourceExhausted("REQUEST_TOO_LARGE", "the body is too large"))
+            return error_response(404, NotFound("RESOURCE_NOT_FOUND",
+                                                "this deployment takes no card payments"))
+        too_large = ResourceExhausted("REQUEST_TOO_LARGE", "the body is too large")
+        if (request.content_length or 0) > MAX_WEBHOOK_BYTES:  # said up front
+            return error_response(413, too_large)
         body = await request.content.read(MAX_WEBHOOK_BYTES + 1)
-        if len(body) > MAX_WEBHOOK_BYTES:
-            return _refusal(413, ResourceExhausted("REQUEST_TOO_LARGE", "the body is too large"))
+        if len(body) > MAX_WEBHOOK_BYTES:  # or found reading
+            return error_response(413, too_large)
         try:
             event = self._provider.parse_webhook(body, request.headers.get("Stripe-Signature",
                                                                            ""))
         except InvalidSignature:
-            return _refusal(400, InvalidArgument(
+            return error_response(400, InvalidArgument(
                 "STRIPE_WEBHOOK_SIGNATURE_INVALID",
                 "the Stripe-Signature header does not verify (secret or age)"))
         await self.apply(event)
@@ -125,14 +116,14 @@ class BillingRoutes:
     async def _pdf(self, request: web.Request) -> web.StreamResponse:
         verdict = self._links.verify(request)
         if verdict is Verdict.EXPIRED:
-            return _refusal(403, PermissionDenied(
+            return error_response(403, PermissionDenied(
                 "URL_EXPIRED", "the link has expired: get the invoice again for a new one"))
         if verdict is not Verdict.VALID:
-            return _refusal(403, PermissionDenied("URL_SIGNATURE_INVALID",
-                                                  "the URL is not one this server signed"))
+            return error_response(403, PermissionDenied(
+                "URL_SIGNATURE_INVALID", "the URL is not one this server signed"))
         invoice = await self._store.get_invoice(request.match_info["invoice"])
         if invoice is None or not invoice.pdf_key:
-            return _refusal(404, NotFound("RESOURCE_NOT_FOUND", "no such invoice"))
+            return error_response(404, NotFound("RESOURCE_NOT_FOUND", "no such invoice"))
         blob = await self._blobs.open(invoice.pdf_key)
         data = b"".join([chunk async for chunk in blob.chunks])
         name = f"{invoice.display_number}.pdf"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from datetime import datetime
 
 from services.billing.models import Plan, PlanUnit, Unit
@@ -72,6 +73,14 @@ class Catalogue:
             self.forget()
             found = (await self.all()).get(plan_id)
         return found
+
+    async def including(self, plan_ids: Iterable[str]) -> dict[str, Plan]:
+        """Every plan, read again if one of `plan_ids` is not among them yet."""
+        plans = await self.all()
+        if any(plan_id not in plans for plan_id in plan_ids):
+            self.forget()
+            plans = await self.all()
+        return plans
 
     def forget(self) -> None:
         self._read_at = -math.inf

@@ -137,10 +137,7 @@ class QuotaGate:
         if found is not None:
             return found
         subscription = await self._subscriptions.get(app_id)
-        plans = await self._catalogue.all()
-        if subscription.plan_id not in plans:
-            plans = {**plans, subscription.plan_id: await self._catalogue.get(
-                subscription.plan_id)}  # type: ignore[dict-item]
+        plans = await self._catalogue.including([subscription.plan_id])
         caps = terms(subscription, plans)
         capped = frozenset(u for u in (Unit.MONTHLY_ACTIVE_USERS, Unit.MESSAGES)
                            if caps[u].hard_cap)

@@ -73,7 +73,7 @@ class _Refused(Exception):
         self.error = error
 
 
-def _error_response(status: int, error: DomainError) -> web.Response:
+def error_response(status: int, error: DomainError) -> web.Response:
     body = json_format.MessageToDict(rpc_status(error))
     return web.Response(status=status, body=json.dumps(body).encode(),
                         headers={"content-type": "application/json",
@@ -196,13 +196,13 @@ class MediaHttp:
         try:
             response = await handler(request)  # type: ignore[operator]
         except _Refused as refused:
-            response = _error_response(refused.status, refused.error)
+            response = error_response(refused.status, refused.error)
         except web.HTTPException as exc:
             if exc.status == 404:
-                response = _error_response(404, NotFound("METHOD_NOT_FOUND",
+                response = error_response(404, NotFound("METHOD_NOT_FOUND",
                                                          "no such media path"))
             elif exc.status == 405:
-                response = _error_response(405, NotFound(
+                response = error_response(405, NotFound(
                     "METHOD_NOT_FOUND", f"{request.method} is not served here"))
             else:
                 response = exc  # 416 and the like: aiohttp answers them

@@ -80,13 +80,8 @@ def op_key() -> str:
 
 def browser_confirm(emulator: LocalStripe, setup_intent: str, client_secret: str,
                     number: str) -> tuple[int, dict[str, Any]]:
-    """What Stripe.js does with the card the user typed (localstripe-v3.js's
-    confirmCardSetup): only the publishable key and the client secret."""
-    return emulator.request("POST", f"/v1/setup_intents/{setup_intent}/confirm", {
-        "key": PUBLISHABLE_KEY, "use_stripe_sdk": True, "client_secret": client_secret,
-        "payment_method_data": {"type": "card", "card": {
-            "number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"}}},
-        key=PUBLISHABLE_KEY)
+    """What Stripe.js does with the card the user typed, with this module's key."""
+    return emulator.confirm_card_setup(setup_intent, client_secret, PUBLISHABLE_KEY, number)
 
 
 async def customer_with_card(provider: StripeProvider, emulator: LocalStripe,
@@ -97,9 +92,7 @@ async def customer_with_card(provider: StripeProvider, emulator: LocalStripe,
     status, answer = browser_confirm(emulator, setup, secret, number)
     assert status == 200, answer
     if answer["status"] == "requires_action":  # 3-D Secure: the user completes it
-        status, answer = emulator.request("POST", f"/v1/setup_intents/{setup}/confirm", {
-            "key": PUBLISHABLE_KEY, "use_stripe_sdk": True, "client_secret": secret},
-            key=PUBLISHABLE_KEY)
+        status, answer = emulator.confirm_card_setup(setup, secret, PUBLISHABLE_KEY)
         assert status == 200, answer
     assert answer["status"] == "succeeded", answer
     method, _ = await provider.complete_setup(customer, setup)

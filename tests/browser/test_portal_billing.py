@@ -24,12 +24,13 @@ from tests.browser.axe import ARTIFACTS, AXE
 from tests.browser.axe import checked as axe_checked
 from tests.browser.test_portal import log_in, portal
 from tests.conftest import TEST_CONFIG, AppHandle, unique_id
+from tests.e2e.test_billing import Customer
 from tests.e2e.test_organizations import Role, app_of, join, organization
 from tests.support.chat import GROUP, person
 from tests.support.client import Client, bearer
 from tests.support.localstripe import LocalStripe
 from tests.support.mail import SmtpServer
-from tests.support.portal import Developer, sign_up
+from tests.support.portal import sign_up
 from tests.support.servers import CaasServer, start_caas
 from tests.support.waiting import eventually
 
@@ -112,17 +113,6 @@ async def checked(page: Page, name: str) -> None:
     """A screenshot in test-artifacts/portal-billing/, and no serious accessibility
     violation."""
     await axe_checked(page, name, SHOTS)
-
-
-@dataclass
-class Customer:
-    owner: Developer
-    org: str
-    app: AppHandle
-
-    @property
-    def account(self) -> str:
-        return f"{self.org}/billingAccount"
 
 
 async def customer(client: Client, server: CaasServer, smtp: SmtpServer) -> Customer:

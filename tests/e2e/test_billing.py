@@ -178,17 +178,11 @@ async def add_card(world: World, who: Customer, number: str = "4242424242424242"
     setup = await world.client.billing.SetupPaymentMethod(
         pb.SetupPaymentMethodRequest(name=who.account), metadata=who.owner.auth)
     assert setup.publishable_key == PUBLISHABLE_KEY
-    status, answer = world.stripe.request(
-        "POST", f"/v1/setup_intents/{setup.setup_intent}/confirm",
-        {"key": PUBLISHABLE_KEY, "use_stripe_sdk": True, "client_secret": setup.client_secret,
-         "payment_method_data": {"type": "card", "card": {
-             "number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"}}},
-        key=PUBLISHABLE_KEY)
+    status, answer = world.stripe.confirm_card_setup(setup.setup_intent, setup.client_secret,
+                                                     PUBLISHABLE_KEY, number)
     if answer.get("status") == "requires_action":  # 3-D Secure: the cardholder confirms
-        status, answer = world.stripe.request(
-            "POST", f"/v1/setup_intents/{setup.setup_intent}/confirm",
-            {"key": PUBLISHABLE_KEY, "use_stripe_sdk": True,
-             "client_secret": setup.client_secret}, key=PUBLISHABLE_KEY)
+        status, answer = world.stripe.confirm_card_setup(
+            setup.setup_intent, setup.client_secret, PUBLISHABLE_KEY)
     assert status == 200 and answer["status"] == "succeeded", answer
     done = await world.client.billing.CompletePaymentMethodSetup(
         pb.CompletePaymentMethodSetupRequest(name=who.account, setup_intent=setup.setup_intent),

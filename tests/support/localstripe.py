@@ -62,6 +62,19 @@ class LocalStripe:
             parsed = {"raw": raw.decode(errors="replace")}
         return status, parsed if isinstance(parsed, dict) else {"value": parsed}
 
+    def confirm_card_setup(self, setup_intent: str, client_secret: str, publishable_key: str,
+                           number: str = "") -> tuple[int, dict[str, Any]]:
+        """What Stripe.js does with the card the user typed (localstripe's stand-in of
+        confirmCardSetup): only the publishable key and the client secret; without
+        `number`, the cardholder's second confirmation (3-D Secure)."""
+        body: dict[str, object] = {"key": publishable_key, "use_stripe_sdk": True,
+                                   "client_secret": client_secret}
+        if number:
+            body["payment_method_data"] = {"type": "card", "card": {
+                "number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
+        return self.request("POST", f"/v1/setup_intents/{setup_intent}/confirm", body,
+                            key=publishable_key)
+
     def register_webhook(self, url: str, secret: str, webhook_id: str = "caas",
                          events: list[str] | None = None) -> None:
         """Have every event (or those of `events`) posted to `url`, signed with `secret`
