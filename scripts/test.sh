@@ -48,4 +48,7 @@ ruff check .
 echo "== mypy"
 mypy
 echo "== pytest"
-pytest "$@"
+# Two workers (pytest-xdist), one test module at a time each: the machine has two cores
+# and the suite is CPU-bound with its servers (CAAS_TEST_WORKERS=0 runs it in one
+# process). Each worker starts the session servers it needs; tests are isolated by app.
+pytest -n "${CAAS_TEST_WORKERS:-2}" --dist loadfile "$@"
