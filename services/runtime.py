@@ -91,6 +91,10 @@ from services.core.mail import ConsoleMailer, Mailer, SmtpMailer, SmtpOptions
 from services.core.metrics import Metrics, served
 from services.core.settings import OPERATOR_TOKEN_PREFIX, Settings
 from services.core.tracing import Tracing
+from services.e2ee.actions import E2eeActions
+from services.e2ee.mongo_store import MongoDeviceStore
+from services.e2ee.sqlite_store import SqliteDeviceStore
+from services.e2ee.store import DeviceStore
 from services.edge.portal import (
     PortalAddress,
     PortalFiles,
@@ -221,6 +225,7 @@ class Stores:
     organizations: OrganizationStore = field(init=False)
     analytics: AnalyticsStore = field(init=False)  # usage counts (services/analytics)
     billing: BillingStore = field(init=False)  # plans, subscriptions, invoices
+    devices: DeviceStore = field(init=False)  # MLS devices and KeyPackages (services/e2ee)
 
 
 PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
@@ -302,6 +307,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores.organizations = MongoOrganizationStore(mongo)
         stores.analytics = MongoAnalyticsStore(mongo)
         stores.billing = MongoBillingStore(mongo, mongo_log)
+        stores.devices = MongoDeviceStore(mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -323,6 +329,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores.organizations = SqliteOrganizationStore(sqlite)
         stores.analytics = SqliteAnalyticsStore(sqlite)
         stores.billing = SqliteBillingStore(sqlite, sqlite_log)
+        stores.devices = SqliteDeviceStore(sqlite)
     # Secrets at rest: sealed with each app's data key; content with each sender's.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
@@ -335,7 +342,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.audit, stores.data_keys, stores.compliance, stores.operations,
                   stores.accounts, stores.organizations, stores.analytics, stores.billing,
-                  stores.events):
+                  stores.devices, stores.events):
         await store.migrate()
     # The deployment's media URL secret, sealed with the platform's own data key.
     sealed = await stores.media.signing_secret(await stores.keyring.seal(
@@ -583,6 +590,7 @@ class Runtime:
     users: UsersActions
     conversations: ConversationsActions
     messages: MessagesActions
+    e2ee: E2eeActions
     realtime: RealtimeActions
     hub: Hub
     fanout: Fanout
@@ -686,6 +694,16 @@ def shared_state(settings: Settings, hub: Hub, health: Health, background: Backg
             RedisPresence(redis, health))
 
 
+def open_e2ee(stores: Stores, conversations: ConversationsActions, clock: Clock,
+              bus: EventBus) -> E2eeActions:
+    """The MLS delivery service and device directory; revoked sessions and deleted users
+    lose their devices."""
+    e2ee = E2eeActions(stores.devices, conversations, stores.conversations, stores.users,
+                       stores.messages, clock)
+    bus.subscribe(e2ee.on_event)
+    return e2ee
+
+
 async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                         bus: EventBus | None = None, clock: Clock | None = None,
                         tracing: Tracing | None = None) -> Runtime:
@@ -740,8 +758,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     flusher = count_usage(settings, stores, usage, bus, clock, background, health, recorded)
     mailer = open_mailer(settings)
     portal = PortalAddress(settings.portal_url)
-    media_urls = stores.media_urls
-    blobs = open_blobs(settings, media_urls)
+    blobs = open_blobs(settings, stores.media_urls)
     await blobs.start()
     scanner: Scanner = ClamdScanner(settings.media_clamd) if settings.media_clamd else NoScanner()
     processor = MediaProcessor(stores.media, blobs, plans, scanner, clock, settings, process)
@@ -757,9 +774,10 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                      public_only=not settings.webhook_allow_insecure),
         clock, cache_ttl, HookMeter(recorded.send_hook_calls, recorded.send_hook_seconds)
         if recorded else HookMeter(), settings.webhook_allow_insecure)
+    e2ee = open_e2ee(stores, conversations, clock, bus)
     messages = MessagesActions(stores.messages, conversations, stores.conversations,
                                stores.users, clock, media, restrictions, screening,
-                               send_hooks, SendRate(limiter, plans))
+                               send_hooks, SendRate(limiter, plans), e2ee)
     indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
     billing = await open_billing(settings, stores, clock, bus, members, usage, blobs, mailer,
                                  portal, background, gateway)
@@ -787,7 +805,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings,
                          users.ensure_user, restrictions, limiter, users.create_guest),
         users=users, conversations=conversations,
-        messages=messages,
+        messages=messages, e2ee=e2ee,
         realtime=RealtimeActions(hub, fanout, stores.events, conversations,
                                  stores.conversations, presence, clock, settings),
         hub=hub, fanout=fanout, presence=presence,
@@ -796,9 +814,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         webhook_worker=WebhookWorker(settings, stores.webhooks, stores.events, bus, clock,
                                      health, recorded, tracing, stores.content.open_payload,
                                      usage),
-        plans=plans, media=media, media_urls=media_urls, media_scanner=scanner, blobs=blobs,
+        plans=plans, media=media, media_urls=stores.media_urls, media_scanner=scanner, blobs=blobs,
         media_processor=processor,
-        media_http=MediaHttp(stores.media, blobs, media_urls, HealthRoutes(health), (
+        media_http=MediaHttp(stores.media, blobs, stores.media_urls, HealthRoutes(health), (
             PortalFiles(settings.portal_dir or default_portal_dir()), widget_files(),
             kit_gallery_files(), billing.routes)),
         search=SearchActions(indexer.index, conversations, stores.conversations, messages,

@@ -19,6 +19,7 @@ from caas.auth.v1 import auth_service_pb2
 from caas.billing.v1 import billing_service_pb2
 from caas.compliance.v1 import compliance_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
+from caas.e2ee.v1 import e2ee_service_pb2
 from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
 from caas.moderation.v1 import moderation_service_pb2
@@ -43,6 +44,7 @@ from services.core.health_http import HealthRoutes
 from services.core.metrics import MetricsEndpoint, served
 from services.core.settings import Settings
 from services.core.tls import ServerContext, grpc_credentials, served_files, with_self_signed
+from services.e2ee.servicer import E2eeServicer
 from services.edge.envoy import SYSTEM_CA, EdgeTls, Envoy, edge_config, running_envoy
 from services.media.servicer import MediaServicer
 from services.messages.servicer import MessagesServicer
@@ -94,6 +96,8 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          AnalyticsServicer(runtime.analytics)),
         (billing_service_pb2.DESCRIPTOR.services_by_name["BillingService"],
          BillingServicer(runtime.billing.actions, runtime.billing.links)),
+        (e2ee_service_pb2.DESCRIPTOR.services_by_name["E2eeService"],
+         E2eeServicer(runtime.e2ee)),
     ]
 
 
@@ -102,7 +106,7 @@ SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    webhooks_service_pb2, media_service_pb2, search_service_pb2,
                    moderation_service_pb2, audit_service_pb2, compliance_service_pb2,
                    accounts_service_pb2, organizations_service_pb2, analytics_service_pb2,
-                   billing_service_pb2)
+                   billing_service_pb2, e2ee_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:

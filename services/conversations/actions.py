@@ -26,6 +26,7 @@ from services.conversations.models import (
     Kind,
     Member,
     MemberChanges,
+    MlsGroup,
     Role,
     direct_key,
 )
@@ -33,6 +34,7 @@ from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
 from services.core.errors import (
     CapacityExceeded,
+    FailedPrecondition,
     NotFound,
     PermissionDenied,
     StoreConflict,
@@ -75,6 +77,7 @@ class NewConversation:
     owner_id: str = ""
     slow_mode: timedelta = timedelta(0)
     type: str = ""  # an app-defined type of `kind`
+    encrypted: bool = False  # end-to-end, with MLS (services/e2ee)
 
 
 def facts(access: Access, request: Mapping[str, Any] | None = None) -> Facts:
@@ -164,6 +167,10 @@ class ConversationsActions:
         """Create a conversation; for a direct one asked again, return the existing one.
         Users may not choose its id (see `_refuse_chosen_id`)."""
         require_app(principal, app_id)
+        if new.encrypted and new.kind is Kind.CHANNEL:
+            raise FailedPrecondition(
+                "E2EE_NOT_SUPPORTED", "channels are public: only direct and group"
+                " conversations are end-to-end encrypted", metadata={"feature": "channel"})
         await self.permissions.check_type(app_id, new.kind.value, new.type)
         if isinstance(principal, User) and new.conversation_id and new.kind is not Kind.DIRECT:
             await self._refuse_chosen_id(principal, app_id, new.conversation_id)
@@ -184,6 +191,7 @@ class ConversationsActions:
         if new.kind is Kind.DIRECT:
             await check_not_blocked(self._users, app_id, member_ids[0], member_ids[1])
             key = direct_key(member_ids[0], member_ids[1])
+            key += "\x1fe2ee" if new.encrypted else ""  # not the pair's plain one
         now = self._clock.now()
         conversation_id = (new.conversation_id if new.kind is not Kind.DIRECT
                            and new.conversation_id else new_id())
@@ -191,7 +199,7 @@ class ConversationsActions:
         conversation = Conversation(
             app_id, conversation_id, new.kind, new.title, new.image_uri,
             dict(new.metadata or {}), new.frozen, creator, len(member_ids), 0, None, now, now,
-            now, new.slow_mode, new.type)
+            now, new.slow_mode, new.type, MlsGroup() if new.encrypted else None)
         members = [Member(app_id, conversation_id, user_id,
                           Role.OWNER if user_id == owner else Role.MEMBER, now)
                    for user_id in member_ids]

@@ -6,6 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 PREVIEW_LENGTH = 200
 
@@ -36,6 +37,40 @@ class Preview:
     create_time: datetime
 
 
+def device_key(user_id: str, device_id: str) -> str:
+    """How an MLS group's leaves name a device of the app (neither id holds a `/`)."""
+    return f"{user_id}/{device_id}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    user_id, device_id = key.split("/")
+    return user_id, device_id
+
+
+@dataclass(frozen=True, slots=True)
+class MlsGroup:
+    """What the MLS delivery service keeps of an end-to-end encrypted conversation's
+    group (services/e2ee): its epoch, its cipher suite, the sequence number of the
+    commit that began the epoch, and the device of each leaf."""
+
+    epoch: int = 0
+    cipher_suite: int = 0
+    commit_sequence: int = 0
+    leaves: tuple[str | None, ...] = ()  # "{user}/{device}" by leaf index; None: blank
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "cipher_suite": self.cipher_suite,
+                "commit_sequence": self.commit_sequence, "leaves": list(self.leaves)}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> MlsGroup:
+        return cls(stored["epoch"], stored["cipher_suite"], stored["commit_sequence"],
+                   tuple(stored["leaves"]))
+
+    def occupied(self) -> dict[int, str]:
+        return {i: key for i, key in enumerate(self.leaves) if key is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     app_id: str
@@ -55,6 +90,11 @@ class Conversation:
     # Each member below moderator sends at most once per this; 0: off.
     slow_mode: timedelta = timedelta(0)
     type: str = ""  # an app-defined type (PermissionPolicy.conversation_types); "": none
+    mls: MlsGroup | None = None  # end-to-end encrypted: its MLS group; None: plain
+
+    @property
+    def encrypted(self) -> bool:
+        return self.mls is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from services.conversations.models import (
     Kind,
     Member,
     MemberChanges,
+    MlsGroup,
     Preview,
     Role,
 )
@@ -44,7 +45,7 @@ from services.events.log import Emit
 from services.events.mongo_log import MongoEventLog
 
 # Collections of the messages store, emptied when a conversation is deleted.
-MESSAGE_COLLECTIONS = ("messages", "message_revisions", "reactions")
+MESSAGE_COLLECTIONS = ("messages", "message_revisions", "reactions", "mls_welcomes")
 
 
 async def _v1(db: AsyncDatabase[Document]) -> None:
@@ -142,7 +143,8 @@ def conversation_from_doc(doc: Document) -> Conversation:
                         _preview(doc.get("last_message")), doc["create_time"],
                         doc["update_time"], doc["last_activity_time"],
                         timedelta(milliseconds=doc.get("slow_mode_ms", 0)),
-                        doc.get("type", ""))
+                        doc.get("type", ""),
+                        None if doc.get("mls") is None else MlsGroup.from_dict(doc["mls"]))
 
 
 def member_doc(member: Member, conversation: Conversation) -> Document:
@@ -211,7 +213,8 @@ class MongoConversationStore:
                "last_sequence": c.last_sequence, "last_message": preview_doc(c.last_message),
                "create_time": c.create_time, "update_time": c.update_time,
                "last_activity_time": c.last_activity_time, "slow_mode_ms": ms(c.slow_mode),
-               "type": c.type, "direct_key": direct_key, "delete_time": None}
+               "type": c.type, "direct_key": direct_key, "delete_time": None,
+               "mls": None if c.mls is None else c.mls.to_dict()}
 
         async def tx(s: AsyncClientSession, emit: Emit) -> tuple[Conversation, bool]:
             if direct_key is not None:

@@ -73,7 +73,7 @@ def conversation_proto(shown: ShownConversation) -> res.Conversation:
         last_activity_time=timestamp(conversation.last_activity_time) if messages else None,
         membership=None if member is None else member_proto(member),
         slow_mode=duration(conversation.slow_mode) if conversation.slow_mode else None,
-        type=conversation.type)
+        type=conversation.type, end_to_end_encrypted=conversation.encrypted)
 
 
 def _slow_mode(conversation: res.Conversation) -> timedelta:
@@ -92,7 +92,8 @@ class ConversationsServicer:
             call.principal, parse_app(request.parent, "parent"),
             NewConversation(KINDS_FROM_PROTO[c.kind], request.conversation_id, c.title,
                             c.image_uri, dict(c.metadata), c.frozen, list(request.member_ids),
-                            request.owner_id, _slow_mode(c), c.type))
+                            request.owner_id, _slow_mode(c), c.type,
+                            c.end_to_end_encrypted))
         shown = await self._actions.get(call.principal, conversation.app_id,
                                         conversation.conversation_id)
         return pb.CreateConversationResponse(conversation=conversation_proto(shown),

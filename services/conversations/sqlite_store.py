@@ -16,6 +16,7 @@ from services.conversations.models import (
     Kind,
     Member,
     MemberChanges,
+    MlsGroup,
     Preview,
     Role,
 )
@@ -86,6 +87,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         # An app-defined type (Conversation.type).
         "ALTER TABLE conversations ADD COLUMN type TEXT NOT NULL DEFAULT ''",
     ),
+    (
+        # End-to-end encrypted conversations: their MLS group (MlsGroup as JSON);
+        # NULL for plain ones.
+        "ALTER TABLE conversations ADD COLUMN mls TEXT",
+    ),
 )
 
 # ListConversations: the filter's fields and the orderings' keys, as columns of members.
@@ -107,7 +113,7 @@ _MEMBER_KEYS = {"join_time": "join_time", "user_id": "user_id"}
 CONVERSATION_COLUMNS = (
     "app_id, conversation_id, kind, title, image_uri, metadata, frozen, creator_id,"
     " member_count, last_sequence, preview, create_time, update_time, last_activity_time,"
-    " slow_mode_ms, type")
+    " slow_mode_ms, type, mls")
 MEMBER_COLUMNS = (
     "app_id, conversation_id, user_id, role, join_time, muted, archived, pinned,"
     " read_sequence, delivered_sequence, unread_count, read_time, activity_time,"
@@ -132,7 +138,15 @@ def conversation_row(row: Any) -> Conversation:
     return Conversation(row[0], row[1], Kind(row[2]), row[3], row[4], json.loads(row[5]),
                         bool(row[6]), row[7], row[8], row[9], _preview(row[10]),
                         from_ms(row[11]), from_ms(row[12]), from_ms(row[13]),
-                        timedelta(milliseconds=row[14]), row[15])
+                        timedelta(milliseconds=row[14]), row[15], mls_group(row[16]))
+
+
+def mls_group(stored: str | None) -> MlsGroup | None:
+    return None if stored is None else MlsGroup.from_dict(json.loads(stored))
+
+
+def mls_json(group: MlsGroup | None) -> str | None:
+    return None if group is None else json.dumps(group.to_dict())
 
 
 def member_row(row: Any) -> Member:
@@ -194,12 +208,12 @@ class SqliteConversationStore:
             try:
                 conn.execute(
                     f"INSERT INTO conversations ({CONVERSATION_COLUMNS}, direct_key)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (c.app_id, c.conversation_id, c.kind.value, c.title, c.image_uri,
                      json.dumps(dict(c.metadata)), int(c.frozen), c.creator_id, len(members),
                      c.last_sequence, preview_json(c.last_message), to_ms(c.create_time),
                      to_ms(c.update_time), to_ms(c.last_activity_time), ms(c.slow_mode),
-                     c.type, direct_key))
+                     c.type, mls_json(c.mls), direct_key))
             except sqlite3.IntegrityError as exc:
                 raise StoreConflict(c.conversation_id) from exc
             for member in members:
@@ -252,7 +266,7 @@ class SqliteConversationStore:
                 (to_ms(now), app_id, conversation_id))
             conn.execute("DELETE FROM members WHERE app_id = ? AND conversation_id = ?",
                          (app_id, conversation_id))
-            for table in ("messages", "message_revisions", "reactions"):
+            for table in ("messages", "message_revisions", "reactions", "mls_welcomes"):
                 conn.execute(f"DELETE FROM {table} WHERE app_id = ? AND conversation_id = ?",
                              (app_id, conversation_id))
             emit(DomainEvent("conversation.deleted", app_id, now,

@@ -26,20 +26,23 @@ from services.core.filter_syntax import parse_filter
 from services.core.pagination import Page as ListPage
 from services.core.pagination import make_page, page_request, time_id_position
 from services.core.principal import AppBackend, Operator, Principal, User, require_user_or_app
+from services.e2ee.delivery import stale
 from services.messages.flood import SendRate
 from services.messages.listing import MESSAGE_FILTER
 from services.messages.models import (
+    COMMIT,
     Attachment,
     Draft,
     Mention,
     Message,
     MessageChanges,
+    MlsDraft,
     Page,
     Reaction,
     ReceiptSummary,
     Revision,
 )
-from services.messages.store import Direction, MessageStore, TooSoon
+from services.messages.store import Direction, MessageStore, StaleEpoch, TooSoon
 from services.moderation.matching import has_link
 from services.moderation.permissions import Permission
 from services.moderation.restrictions import Restrictions
@@ -54,6 +57,15 @@ MAX_REACTIONS_PER_USER = 10
 
 
 @dataclass(frozen=True, slots=True)
+class MlsSend:
+    """An MLS message a member's device sends (Message.mls)."""
+
+    data: bytes
+    device_id: str = ""
+    welcome: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """A message as a caller asks to send it."""
 
@@ -63,6 +75,11 @@ class Outgoing:
     metadata: Mapping[str, str] | None = None
     thread_root: int = 0
     sender_id: str = ""  # the app's backend names the sender
+    mls: MlsSend | None = None  # in an end-to-end encrypted conversation
+
+    @property
+    def plaintext(self) -> bool:
+        return bool(self.text or self.attachments or self.mention_ids or self.metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +103,19 @@ class MediaAttachments(Protocol):
         """No message carries these any more."""
 
 
+class MlsDelivery(Protocol):
+    """What sending needs of the MLS delivery service (services/e2ee/actions.py)."""
+
+    async def check_send(self, access: Access, sender_id: str, send: MlsSend) -> MlsDraft:
+        """The MLS message as the group takes it; raises if it may not go."""
+
+
+def unsupported(feature: str, what: str) -> FailedPrecondition:
+    return FailedPrecondition("E2EE_NOT_SUPPORTED", f"{what}: the conversation is end-to-end"
+                              " encrypted and the server cannot read it",
+                              metadata={"feature": feature})
+
+
 def message_name(app_id: str, conversation_id: str, sequence: int) -> str:
     return f"{conversation_name(app_id, conversation_id)}/messages/{sequence}"
 
@@ -94,8 +124,10 @@ class MessagesActions:
     def __init__(self, store: MessageStore, conversations: ConversationsActions,
                  conversation_store: ConversationStore, users: UserStore, clock: Clock,
                  media: MediaAttachments, restrictions: Restrictions,
-                 screening: Screening, send_hooks: SendHooks, send_rate: SendRate) -> None:
+                 screening: Screening, send_hooks: SendHooks, send_rate: SendRate,
+                 mls: MlsDelivery) -> None:
         self._store = store
+        self._mls = mls
         self._restrictions = restrictions
         self._screening = screening
         self._send_hooks = send_hooks
@@ -194,6 +226,8 @@ class MessagesActions:
         sender = await self._sender(principal, access, outgoing.sender_id)
         conversation = access.conversation
         kind = conversation.kind.value
+        if conversation.encrypted or outgoing.mls is not None:
+            return await self._send_mls(principal, access, sender, outgoing, request_id)
         links = has_link(outgoing.text)
         if isinstance(principal, User):  # the app's backend sends anything, as anyone
             request = {"text_length": len(outgoing.text), "has_links": links,
@@ -203,16 +237,7 @@ class MessagesActions:
             needed += [Permission.ATTACH_MEDIA] if outgoing.attachments else []
             needed += [Permission.SEND_LINKS] if links else []
             await self._conversations.require(access, *needed, request=request)
-        permissions = self._conversations.permissions
-        if conversation.frozen and not access.backend and not await permissions.allows(
-                app_id, sender.user_id, kind, sender.role, Permission.SEND_WHEN_FROZEN,
-                facts(access)):
-            raise FailedPrecondition("CONVERSATION_FROZEN",
-                                     "the conversation is frozen: only admins may send")
-        if conversation.kind is Kind.DIRECT:
-            await self._check_direct_open(access, sender.user_id)
-        if isinstance(principal, User):  # a backend's sends have the app's budgets
-            await self._send_rate.check(app_id, conversation_id, principal.user_id)
+        await self._check_open(principal, access, sender)
         verdict = await self._screening.check(app_id, kind, outgoing.text)
         if outgoing.thread_root:
             root = await self._store.get(app_id, conversation_id, outgoing.thread_root)
@@ -231,17 +256,49 @@ class MessagesActions:
         shadowed = await self._restrictions.shadowed(app_id, sender.user_id, conversation_id)
         draft = Draft(sender.user_id, text, attachments, mentions,
                       dict(outgoing.metadata or {}), outgoing.thread_root, shadowed)
+        message, created = await self._append(access, sender, draft, request_id)
+        if created and verdict.flagged_by:
+            await self._screening.flag(app_id, conversation_id, message.sequence,
+                                       message.sender_id, message.text, verdict)
+        return Shown(message, frozenset(), False), created
+
+    async def _check_open(self, principal: Principal, access: Access, sender: Member) -> None:
+        """Whether the conversation takes the sender's message now: not frozen (for them),
+        a direct one not blocked, within the user's send budget."""
+        conversation = access.conversation
+        if conversation.frozen and not access.backend and not await (
+                self._conversations.permissions.allows(
+                    access.app_id, sender.user_id, conversation.kind.value, sender.role,
+                    Permission.SEND_WHEN_FROZEN, facts(access))):
+            raise FailedPrecondition("CONVERSATION_FROZEN",
+                                     "the conversation is frozen: only admins may send")
+        if conversation.kind is Kind.DIRECT:
+            await self._check_direct_open(access, sender.user_id)
+        if isinstance(principal, User):  # a backend's sends have the app's budgets
+            await self._send_rate.check(access.app_id, access.conversation_id,
+                                        principal.user_id)
+
+    async def _append(self, access: Access, sender: Member, draft: Draft, request_id: str
+                      ) -> tuple[Message, bool]:
+        """Store the message, in slow mode unless the sender skips it (commits are the
+        group's, never slowed)."""
+        conversation = access.conversation
         slow = conversation.slow_mode
-        if slow and await permissions.allows(app_id, sender.user_id, kind, sender.role,
-                                             Permission.SKIP_SLOW_MODE, facts(access)):
+        if slow and ((draft.mls is not None and draft.mls.group is not None) or await (
+                self._conversations.permissions.allows(
+                    access.app_id, sender.user_id, conversation.kind.value, sender.role,
+                    Permission.SKIP_SLOW_MODE, facts(access)))):
             slow = timedelta(0)
         now = self._clock.now()
         try:
-            message, created = await self._store.append(app_id, conversation_id, draft,
-                                                        request_id, now, slow)
+            return await self._store.append(access.app_id, access.conversation_id, draft,
+                                            request_id, now, slow)
         except LookupError:
-            raise not_found("caas.dev/Conversation",
-                            conversation_name(app_id, conversation_id)) from None
+            raise not_found("caas.dev/Conversation", conversation_name(
+                access.app_id, access.conversation_id)) from None
+        except StaleEpoch as moved:
+            assert draft.mls is not None
+            raise stale(moved.group, draft.mls.content.epoch) from None
         except TooSoon as wait:
             seconds = slow.total_seconds()
             raise ResourceExhausted(
@@ -249,9 +306,33 @@ class MessagesActions:
                 f"go at {wait.ready_at.isoformat()}",
                 metadata={"slow_mode_seconds": f"{seconds:g}"},
                 retry_after=wait.ready_at - now) from None
-        if created and verdict.flagged_by:
-            await self._screening.flag(app_id, conversation_id, message.sequence,
-                                       message.sender_id, message.text, verdict)
+
+    async def _send_mls(self, principal: Principal, access: Access, sender: Member,
+                        outgoing: Outgoing, request_id: str) -> tuple[Shown, bool]:
+        """An MLS message of a member's device into an end-to-end encrypted conversation
+        (services/e2ee): its MLS framing checked by the delivery service, nothing in the
+        clear, no screening or send hook (there is nothing they could read)."""
+        if not access.conversation.encrypted:
+            raise FailedPrecondition("E2EE_NOT_ENABLED", "the conversation is not end-to-end"
+                                     " encrypted: send text", metadata={
+                                         "conversation": access.conversation_id})
+        if outgoing.mls is None or outgoing.plaintext:
+            raise FailedPrecondition(
+                "E2EE_PLAINTEXT_REFUSED", "the conversation is end-to-end encrypted: send"
+                " an MLS message (message.mls) and nothing in the clear")
+        if not isinstance(principal, User):
+            raise unsupported("backend_send", "only a member's device sends here")
+        if outgoing.thread_root:
+            raise unsupported("threads", "replies are not threaded here (say it inside the"
+                              " encrypted message)")
+        await self._conversations.require(access, Permission.SEND_MESSAGE, request={
+            "text_length": 0, "has_links": False, "attachment_count": 0, "mention_count": 0})
+        await self._check_open(principal, access, sender)
+        mls = await self._mls.check_send(access, sender.user_id, outgoing.mls)
+        shadowed = mls.group is None and await self._restrictions.shadowed(
+            access.app_id, sender.user_id, access.conversation_id)
+        draft = Draft(sender.user_id, "", shadowed=shadowed, mls=mls)
+        message, created = await self._append(access, sender, draft, request_id)
         return Shown(message, frozenset(), False), created
 
     async def _check_direct_open(self, access: Access, sender_id: str) -> None:
@@ -287,6 +368,8 @@ class MessagesActions:
     async def do_edit(self, principal: Principal, app_id: str, conversation_id: str,
                       sequence: int, changes: MessageChanges) -> Shown:
         access = await self._member_access(principal, app_id, conversation_id)
+        if access.conversation.encrypted:
+            raise unsupported("editing", "messages cannot be edited here (send a new one)")
         message = await self._message(access, sequence)
         if message.deleted:
             raise FailedPrecondition("MESSAGE_DELETED", "the message was deleted")
@@ -332,6 +415,8 @@ class MessagesActions:
         """By the author, a moderator or higher, or the app's backend."""
         access = await self._member_access(principal, app_id, conversation_id)
         message = await self._message(access, sequence)
+        if message.mls is not None and message.mls.kind == COMMIT:
+            raise unsupported("deleting_commits", "a commit stays: the group's devices need it")
         is_author = isinstance(principal, User) and principal.user_id == message.sender_id
         if not is_author:
             await self._conversations.require(access, Permission.DELETE_ANY_MESSAGE)
@@ -349,6 +434,9 @@ class MessagesActions:
     async def do_react(self, principal: User, app_id: str, conversation_id: str,
                        sequence: int, emoji: str, add: bool) -> Shown:
         access = await self._member_access(principal, app_id, conversation_id)
+        if access.conversation.encrypted:
+            raise unsupported("reactions", "reactions would be in the clear here (send them"
+                              " inside encrypted messages)")
         if add:
             await self._conversations.require(access, Permission.REACT)
         await self._restrictions.check_write(app_id, principal.user_id, conversation_id)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.conversations.models import PREVIEW_LENGTH
+from services.conversations.models import PREVIEW_LENGTH, MlsGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,48 @@ def mentioned_others(sender_id: str, mentions: Iterable[Mention]) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class MlsContent:
+    """An MLS message of an end-to-end encrypted conversation (services/e2ee)."""
+
+    kind: str  # APPLICATION or COMMIT
+    epoch: int  # the epoch it was sent in
+    data: bytes  # the MLSMessage
+
+
+APPLICATION = "application"
+COMMIT = "commit"
+
+
+@dataclass(frozen=True, slots=True)
+class MlsDraft:
+    """An MLS message to send, as the delivery service checked it: for a commit, the
+    group it makes and the devices ("{user}/{device}") its Welcome adds."""
+
+    content: MlsContent
+    group: MlsGroup | None = None  # a commit's next state (its commit_sequence unset)
+    welcome: bytes = b""
+    welcomed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """A Welcome that added a device to a conversation's MLS group (kept with its
+    commit, for the device to fetch)."""
+
+    app_id: str
+    conversation_id: str
+    sequence: int  # the commit's
+    epoch: int  # the epoch it joins
+    data: bytes
+    create_time: datetime
+
+    @property
+    def position(self) -> str:
+        """Its id in listings (with its time): sorts as the sequence numbers."""
+        return f"{self.conversation_id}/{self.sequence:020d}"
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     """A message to send, as checked by the actions."""
 
@@ -71,6 +113,14 @@ class Draft:
     # compare (else the metadata).
     preview: str | None = None
     metadata_index: Mapping[str, str] | None = None
+    mls: MlsDraft | None = None  # in an end-to-end encrypted conversation
+
+    @property
+    def counted(self) -> bool:
+        """Whether others' unread counts, the preview and the activity time count it:
+        not a shadowed message (its sender's alone), nor a commit (the group's, not a
+        word of anyone's)."""
+        return not self.shadowed and (self.mls is None or self.mls.content.kind != COMMIT)
 
     @property
     def preview_text(self) -> str:
@@ -101,6 +151,7 @@ class Message:
     # Sent under a shadow ban: seen by its sender (and the app's backend) alone; no one
     # else's unread counts, mentions, preview or thread counts it.
     shadowed: bool = False
+    mls: MlsContent | None = None  # in an end-to-end encrypted conversation
 
     @property
     def deleted(self) -> bool:

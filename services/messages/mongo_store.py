@@ -11,7 +11,7 @@ conversation, sender, request id) index.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.conversations.models import Member, Preview
+from services.conversations.models import Member, MlsGroup, Preview, split_key
 from services.conversations.mongo_store import (
     after_join,
     conversation_from_doc,
@@ -29,6 +29,7 @@ from services.conversations.mongo_store import (
     member_key,
     preview_doc,
 )
+from services.core.clock import from_ms, to_ms
 from services.core.db import mongo_filter as mq
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.db.mongo import after as after_position
@@ -45,13 +46,16 @@ from services.messages.models import (
     Mention,
     Message,
     MessageChanges,
+    MlsContent,
+    MlsDraft,
     Page,
     Reaction,
     ReceiptSummary,
     Revision,
+    Welcome,
     mentioned_others,
 )
-from services.messages.store import Direction, Position, TooSoon, around_page
+from services.messages.store import Direction, Position, StaleEpoch, TooSoon, around_page
 
 
 async def _v1(db: AsyncDatabase[Document]) -> None:
@@ -132,7 +136,14 @@ async def _v6(db: AsyncDatabase[Document]) -> None:
                                         {"$set": {"metadata_index": doc["metadata"]}})
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
+async def _v7(db: AsyncDatabase[Document]) -> None:
+    """The Welcomes of MLS commits, listed by device, newest first."""
+    await db["mls_welcomes"].create_index([
+        ("app_id", ASCENDING), ("user_id", ASCENDING), ("device_id", ASCENDING),
+        ("create_time", DESCENDING), ("position", DESCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
 
 
 def _state(c: Comparison) -> Document:
@@ -160,7 +171,9 @@ def _message(doc: Document) -> Message:
         tuple(Mention(**m) for m in doc["mentions"]), doc["metadata"], doc["thread_root"],
         doc["reply_count"], doc.get("last_reply_time"),
         {emoji: count for emoji, count in doc["reactions"]}, doc["create_time"],
-        doc.get("edit_time"), doc.get("delete_time"), doc.get("shadow", False))
+        doc.get("edit_time"), doc.get("delete_time"), doc.get("shadow", False),
+        None if doc.get("mls") is None else MlsContent(doc["mls"]["kind"], doc["mls"]["epoch"],
+                                                       bytes(doc["mls"]["data"])))
 
 
 def _reactions(counts: dict[str, int]) -> list[list[Any]]:
@@ -177,6 +190,7 @@ class MongoMessageStore:
         self._reactions = db.db["reactions"]
         self._conversations = db.db["conversations"]
         self._members = db.db["members"]
+        self._welcomes = db.db["mls_welcomes"]
 
     async def migrate(self) -> None:
         await self._mongo.migrate("messages", MIGRATIONS)
@@ -213,19 +227,30 @@ class MongoMessageStore:
                 last = None if sender is None else sender.get("last_send_time")
                 if last is not None and last + slow_mode > now:
                     raise TooSoon(last + slow_mode)
-            # A shadowed message is its sender's alone: nobody else's counts move.
-            shown = not draft.shadowed
+            # A shadowed message is its sender's alone, a commit the group's: nobody
+            # else's counts move.
+            shown = draft.counted
+            content = None if draft.mls is None else draft.mls.content
+            selector = live(app_id, conversation_id)
+            if content is not None:  # only in the epoch it was built on
+                selector["mls.epoch"] = content.epoch
             doc = await self._conversations.find_one_and_update(
-                live(app_id, conversation_id),
-                {"$inc": {"last_sequence": 1},
-                 **({"$set": {"last_activity_time": now}} if shown else {})},
+                selector, {"$inc": {"last_sequence": 1},
+                           **({"$set": {"last_activity_time": now}} if shown else {})},
                 return_document=ReturnDocument.AFTER, session=s)
             if doc is None:
+                current = await self._conversations.find_one(live(app_id, conversation_id),
+                                                             session=s)
+                if current is not None and content is not None:
+                    raise StaleEpoch(MlsGroup.from_dict(current["mls"]))
                 raise LookupError(conversation_id)
             sequence = doc["last_sequence"]
+            if draft.mls is not None and draft.mls.group is not None:
+                await self._commit(app_id, conversation_id, sequence, draft.mls, now, s)
             message = Message(app_id, conversation_id, sequence, draft.sender_id, draft.text,
                               draft.attachments, draft.mentions, dict(draft.metadata),
-                              draft.thread_root, 0, None, {}, now, shadowed=draft.shadowed)
+                              draft.thread_root, 0, None, {}, now, shadowed=draft.shadowed,
+                              mls=content)
             await self._messages.insert_one(
                 {"_id": _key(app_id, conversation_id, sequence), "app_id": app_id,
                  "conversation_id": conversation_id, "sequence": sequence,
@@ -237,7 +262,8 @@ class MongoMessageStore:
                  "thread_root": draft.thread_root,
                  "reply_count": 0, "last_reply_time": None, "reactions": [],
                  "request_id": request_id, "create_time": now, "edit_time": None,
-                 "delete_time": None, "shadow": draft.shadowed}, session=s)
+                 "delete_time": None, "shadow": draft.shadowed,
+                 "mls": None if content is None else asdict(content)}, session=s)
             if shown and draft.thread_root:
                 await self._messages.update_one(
                     self._selector(app_id, conversation_id, draft.thread_root),
@@ -274,8 +300,54 @@ class MongoMessageStore:
                 raise
             return sent, False
 
+    async def _commit(self, app_id: str, conversation_id: str, sequence: int, mls: MlsDraft,
+                      now: datetime, s: AsyncClientSession) -> None:
+        """A commit's next group, and its Welcome for each device it adds."""
+        assert mls.group is not None
+        group = replace(mls.group, commit_sequence=sequence)
+        await self._conversations.update_one(live(app_id, conversation_id),
+                                             {"$set": {"mls": group.to_dict()}}, session=s)
+        if mls.welcomed:
+            await self._welcomes.insert_many([
+                {"_id": f"{app_id}/{device}/{conversation_id}/{sequence}", "app_id": app_id,
+                 "user_id": split_key(device)[0], "device_id": split_key(device)[1],
+                 "conversation_id": conversation_id, "sequence": sequence,
+                 "epoch": group.epoch, "data": mls.welcome, "create_time": now,
+                 "position": f"{conversation_id}/{sequence:020d}"}
+                for device in mls.welcomed], session=s)
+
     async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None:
         return await self._find(app_id, conversation_id, sequence)
+
+    async def list_welcomes(self, app_id: str, user_id: str, device_id: str, limit: int,
+                            after: Position | None) -> list[Welcome]:
+        query: dict[str, Any] = {"app_id": app_id, "user_id": user_id, "device_id": device_id}
+        found: list[Welcome] = []
+        while len(found) < limit:  # those of conversations the user left are skipped
+            if after is not None:
+                at = from_ms(after[0])
+                query["$or"] = [{"create_time": {"$lt": at}},
+                                {"create_time": at, "position": {"$lt": after[1]}}]
+            batch = await self._welcomes.find(query).sort(
+                [("create_time", DESCENDING), ("position", DESCENDING)]).limit(limit).to_list()
+            if not batch:
+                break
+            conversations = {doc["conversation_id"] for doc in batch}
+            member_of = {doc["conversation_id"] async for doc in self._members.find(
+                {"app_id": app_id, "user_id": user_id,
+                 "conversation_id": {"$in": sorted(conversations)}}, {"conversation_id": 1})}
+            found += [Welcome(app_id, doc["conversation_id"], doc["sequence"], doc["epoch"],
+                              bytes(doc["data"]), doc["create_time"])
+                      for doc in batch if doc["conversation_id"] in member_of]
+            last = batch[-1]
+            after = (to_ms(last["create_time"]), last["position"])
+            if len(batch) < limit:
+                break
+        return found[:limit]
+
+    async def forget_device(self, app_id: str, user_id: str, device_id: str) -> None:
+        await self._welcomes.delete_many({"app_id": app_id, "user_id": user_id,
+                                          "device_id": device_id})
 
     async def get_many(self, app_id: str, conversation_id: str, sequences: Iterable[int]
                        ) -> dict[int, Message]:

@@ -55,6 +55,7 @@ from services.messages.models import (
     Reaction,
     ReceiptSummary,
     Revision,
+    Welcome,
 )
 from services.messages.store import Direction, MessageStore, Position
 
@@ -351,6 +352,13 @@ class SealedMessageStore:
                             ) -> list[Message]:
         return await self._opened(await self._inner.scan_messages(app_id, conversation_id,
                                                                   after, limit))
+
+    async def list_welcomes(self, app_id: str, user_id: str, device_id: str, limit: int,
+                            after: Position | None) -> list[Welcome]:
+        return await self._inner.list_welcomes(app_id, user_id, device_id, limit, after)
+
+    async def forget_device(self, app_id: str, user_id: str, device_id: str) -> None:
+        await self._inner.forget_device(app_id, user_id, device_id)
 
 
 class PreviewOpeningStore:

@@ -14,8 +14,8 @@ from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
 from services.media.delivery import MediaUrls
 from services.media.servicer import media_name, parse_media, show_files
-from services.messages.actions import MessagesActions, Outgoing, Shown, message_name
-from services.messages.models import Attachment, MessageChanges
+from services.messages.actions import MessagesActions, MlsSend, Outgoing, Shown, message_name
+from services.messages.models import APPLICATION, COMMIT, Attachment, MessageChanges
 from services.messages.store import Direction
 
 ATTACHMENT_KINDS = {"image": res.Attachment.KIND_IMAGE, "video": res.Attachment.KIND_VIDEO,
@@ -54,6 +54,9 @@ def attachment_proto(app_id: str, a: Attachment, urls: MediaUrls) -> res.Attachm
     return proto
 
 
+MLS_KINDS = {APPLICATION: res.MlsContent.KIND_APPLICATION, COMMIT: res.MlsContent.KIND_COMMIT}
+
+
 def message_proto(shown: Shown, urls: MediaUrls) -> res.Message:
     """The message as callers see it; media attachments with URLs signed by `urls`."""
     m = shown.message
@@ -71,7 +74,9 @@ def message_proto(shown: Shown, urls: MediaUrls) -> res.Message:
                    for emoji, count in m.reactions.items()],
         state=res.Message.STATE_DELETED if m.deleted else res.Message.STATE_ACTIVE,
         create_time=timestamp(m.create_time), edit_time=timestamp(m.edit_time),
-        delete_time=timestamp(m.delete_time), shadowed=shown.shadowed)
+        delete_time=timestamp(m.delete_time), shadowed=shown.shadowed,
+        mls=None if m.mls is None else res.MlsContent(
+            message=m.mls.data, kind=MLS_KINDS[m.mls.kind], epoch=m.mls.epoch))
 
 
 def _position(request: pb.ListMessagesRequest) -> tuple[Direction, int]:
@@ -96,7 +101,9 @@ class MessagesServicer:
         shown, created = await self._actions.do_send(
             call.principal, *parse_conversation(request.parent, "parent"),
             Outgoing(m.text, tuple(attachment(a) for a in m.attachments), list(m.mention_ids),
-                     dict(m.metadata), m.thread_root_sequence, m.sender_id),
+                     dict(m.metadata), m.thread_root_sequence, m.sender_id,
+                     MlsSend(m.mls.message, m.mls.device_id, m.mls.welcome)
+                     if m.HasField("mls") else None),
             request.request_id)
         return pb.CreateMessageResponse(message=message_proto(shown, self._urls), created=created)
 

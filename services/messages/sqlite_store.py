@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from services.conversations.models import Member, Preview
+from services.conversations.models import Member, Preview, split_key
 from services.conversations.sqlite_store import (
     MEMBER_COLUMNS,
     member_row,
+    mls_group,
+    mls_json,
     preview_json,
     select_conversation,
     select_member,
@@ -39,13 +41,16 @@ from services.messages.models import (
     Mention,
     Message,
     MessageChanges,
+    MlsContent,
+    MlsDraft,
     Page,
     Reaction,
     ReceiptSummary,
     Revision,
+    Welcome,
     mentioned_others,
 )
-from services.messages.store import Direction, Position, TooSoon, around_page
+from services.messages.store import Direction, Position, StaleEpoch, TooSoon, around_page
 
 MIGRATIONS: tuple[Migration, ...] = (
     (
@@ -104,11 +109,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE messages ADD COLUMN metadata_index TEXT NOT NULL DEFAULT '{}'",
         "UPDATE messages SET metadata_index = metadata",
     ),
+    (
+        # End-to-end encrypted conversations: MLS messages (MlsContent), and the
+        # Welcomes of the commits that added devices (MlsDraft.welcomed).
+        "ALTER TABLE messages ADD COLUMN mls_kind TEXT",
+        "ALTER TABLE messages ADD COLUMN mls_epoch INTEGER",
+        "ALTER TABLE messages ADD COLUMN mls_data BLOB",
+        "CREATE TABLE mls_welcomes ("
+        " app_id TEXT NOT NULL, user_id TEXT NOT NULL, device_id TEXT NOT NULL,"
+        " conversation_id TEXT NOT NULL, sequence INTEGER NOT NULL, epoch INTEGER NOT NULL,"
+        " data BLOB NOT NULL, create_time INTEGER NOT NULL, position TEXT NOT NULL,"
+        " PRIMARY KEY (app_id, user_id, device_id, conversation_id, sequence))",
+        "CREATE INDEX mls_welcomes_by_time ON mls_welcomes"
+        " (app_id, user_id, device_id, create_time, position)",
+    ),
 )
 
 _COLUMNS = ("app_id, conversation_id, sequence, sender_id, text, attachments, mentions,"
             " metadata, thread_root, reply_count, last_reply_time, reactions, create_time,"
-            " edit_time, delete_time, shadow")
+            " edit_time, delete_time, shadow, mls_kind, mls_epoch, mls_data")
 _KEY = "app_id = ? AND conversation_id = ?"
 
 
@@ -118,7 +137,29 @@ def _message(row: Any) -> Message:
         tuple(Attachment.from_dict(a) for a in json.loads(row[5])),
         tuple(Mention(**m) for m in json.loads(row[6])), json.loads(row[7]), row[8], row[9],
         opt_from_ms(row[10]), dict(json.loads(row[11])), from_ms(row[12]),
-        opt_from_ms(row[13]), opt_from_ms(row[14]), bool(row[15]))
+        opt_from_ms(row[13]), opt_from_ms(row[14]), bool(row[15]),
+        None if row[16] is None else MlsContent(row[16], row[17], bytes(row[18])))
+
+
+def _check_epoch(stored: str | None, epoch: int) -> None:
+    group = mls_group(stored)
+    assert group is not None, "an MLS message for a plain conversation"
+    if group.epoch != epoch:
+        raise StaleEpoch(group)
+
+
+def _commit(conn: sqlite3.Connection, key: tuple[str, str], sequence: int, mls: MlsDraft,
+            at: int) -> None:
+    """A commit's next group, and its Welcome for each device it adds."""
+    assert mls.group is not None
+    group = replace(mls.group, commit_sequence=sequence)
+    conn.execute(f"UPDATE conversations SET mls = ? WHERE {_KEY}", (mls_json(group), *key))
+    position = f"{key[1]}/{sequence:020d}"
+    conn.executemany(
+        "INSERT INTO mls_welcomes (app_id, user_id, device_id, conversation_id, sequence,"
+        " epoch, data, create_time, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(key[0], *split_key(device), key[1], sequence, group.epoch, mls.welcome, at,
+          position) for device in mls.welcomed])
 
 
 def _select(conn: sqlite3.Connection, app_id: str, conversation_id: str, sequence: int
@@ -218,7 +259,7 @@ class SqliteMessageStore:
                                (*key, draft.sender_id, request_id)).fetchone()
             if row is not None:
                 return _message(row), False
-            found = conn.execute(f"SELECT last_sequence FROM conversations WHERE {_KEY}"
+            found = conn.execute(f"SELECT last_sequence, mls FROM conversations WHERE {_KEY}"
                                  " AND delete_time IS NULL", key).fetchone()
             if found is None:
                 raise LookupError(conversation_id)
@@ -229,15 +270,24 @@ class SqliteMessageStore:
                     raise TooSoon(from_ms(last[0]) + slow_mode)
             sequence = found[0] + 1
             at = to_ms(now)
+            content = None if draft.mls is None else draft.mls.content
+            if content is not None:
+                _check_epoch(found[1], content.epoch)
             conn.execute(
                 f"INSERT INTO messages ({_COLUMNS}, request_id, metadata_index)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '[]', ?, NULL, NULL, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '[]', ?, NULL, NULL, ?, ?, ?, ?,"
+                " ?, ?)",
                 (*key, sequence, draft.sender_id, draft.text,
                  _attachments_json(draft.attachments),
                  json.dumps([asdict(m) for m in draft.mentions]),
                  json.dumps(dict(draft.metadata)), draft.thread_root, at,
-                 int(draft.shadowed), request_id, json.dumps(dict(draft.indexed_metadata))))
-            if draft.shadowed:  # for its sender alone: nobody else's counts move
+                 int(draft.shadowed), None if content is None else content.kind,
+                 None if content is None else content.epoch,
+                 None if content is None else content.data,
+                 request_id, json.dumps(dict(draft.indexed_metadata))))
+            if draft.mls is not None and draft.mls.group is not None:
+                _commit(conn, key, sequence, draft.mls, at)
+            if not draft.counted:  # nobody else's counts move
                 conn.execute(f"UPDATE conversations SET last_sequence = ? WHERE {_KEY}",
                              (sequence, *key))
             elif draft.thread_root:  # a reply: the thread root counts it; no new preview
@@ -251,12 +301,12 @@ class SqliteMessageStore:
                 conn.execute(f"UPDATE conversations SET last_sequence = ?, preview = ?,"
                              f" last_activity_time = ? WHERE {_KEY}",
                              (sequence, preview_json(preview), at, *key))
-            if not draft.shadowed:
+            if draft.counted:
                 conn.execute(f"UPDATE members SET unread_count = unread_count + 1,"
                              f" activity_time = ? WHERE {_KEY} AND user_id != ?",
                              (at, *key, draft.sender_id))
-            mentioned = [] if draft.shadowed else mentioned_others(draft.sender_id,
-                                                                   draft.mentions)
+            mentioned = mentioned_others(draft.sender_id, draft.mentions) if draft.counted \
+                else []
             if mentioned:  # members only: the others have no row
                 conn.execute(f"UPDATE members SET unread_mention_count ="
                              f" unread_mention_count + 1 WHERE {_KEY}"
@@ -267,7 +317,8 @@ class SqliteMessageStore:
                          (sequence, sequence, at, at, at, *key, draft.sender_id))
             sent = Message(app_id, conversation_id, sequence, draft.sender_id, draft.text,
                            draft.attachments, draft.mentions, dict(draft.metadata),
-                           draft.thread_root, 0, None, {}, now, shadowed=draft.shadowed)
+                           draft.thread_root, 0, None, {}, now, shadowed=draft.shadowed,
+                           mls=content)
             emit(message_event("message.created", sent, now))
             return sent, True
 
@@ -276,6 +327,31 @@ class SqliteMessageStore:
     async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None:
         return await self._db.read(lambda conn: _select(conn, app_id, conversation_id,
                                                         sequence))
+
+    async def list_welcomes(self, app_id: str, user_id: str, device_id: str, limit: int,
+                            after: Position | None) -> list[Welcome]:
+        def query(conn: sqlite3.Connection) -> list[Welcome]:
+            where = ""
+            args: tuple[int | str, ...] = ()
+            if after is not None:
+                where = " AND (w.create_time < ? OR (w.create_time = ? AND w.position < ?))"
+                args = (after[0], after[0], after[1])
+            rows = conn.execute(
+                "SELECT w.conversation_id, w.sequence, w.epoch, w.data, w.create_time"
+                " FROM mls_welcomes AS w JOIN members AS m ON m.app_id = w.app_id"
+                " AND m.conversation_id = w.conversation_id AND m.user_id = w.user_id"
+                " WHERE w.app_id = ? AND w.user_id = ? AND w.device_id = ?" + where +
+                " ORDER BY w.create_time DESC, w.position DESC LIMIT ?",
+                (app_id, user_id, device_id, *args, limit))
+            return [Welcome(app_id, row[0], row[1], row[2], bytes(row[3]), from_ms(row[4]))
+                    for row in rows]
+
+        return await self._db.read(query)
+
+    async def forget_device(self, app_id: str, user_id: str, device_id: str) -> None:
+        await self._db.write(lambda conn: conn.execute(
+            "DELETE FROM mls_welcomes WHERE app_id = ? AND user_id = ? AND device_id = ?",
+            (app_id, user_id, device_id)))
 
     async def get_many(self, app_id: str, conversation_id: str, sequences: Iterable[int]
                        ) -> dict[int, Message]:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from services.conversations.models import Member
+from services.conversations.models import Member, MlsGroup
 from services.core.filtering import Expr
 from services.messages.models import (
     Draft,
@@ -20,6 +20,7 @@ from services.messages.models import (
     Reaction,
     ReceiptSummary,
     Revision,
+    Welcome,
 )
 
 Position = tuple[int, str]  # (time in ms, id)
@@ -44,6 +45,14 @@ class TooSoon(Exception):
         self.ready_at = ready_at
 
 
+class StaleEpoch(Exception):
+    """An MLS message built on an epoch its conversation's group has left (`group`)."""
+
+    def __init__(self, group: MlsGroup) -> None:
+        super().__init__(f"the group is at epoch {group.epoch}")
+        self.group = group
+
+
 class MessageStore(Protocol):
     async def migrate(self) -> None:
         """Bring this store's schema and indexes up to date; safe on every start."""
@@ -64,9 +73,23 @@ class MessageStore(Protocol):
         mentioned count nothing), moves the sender's read and delivered positions to it
         (their unread counts to 0), and counts as a reply of its thread root. Raises
         LookupError if the conversation does not exist.
+
+        An MLS message (`draft.mls`) goes only if its epoch is still the group's
+        (StaleEpoch otherwise, changing nothing); a commit sets the group to its next
+        state (commit_sequence: its own), keeps its Welcome for the devices it adds,
+        and counts nowhere (Draft.counted).
         """
 
     async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None: ...
+
+    async def list_welcomes(self, app_id: str, user_id: str, device_id: str, limit: int,
+                            after: Position | None) -> list[Welcome]:
+        """The Welcomes for a device (MlsDraft.welcomed) in conversations its user is
+        still a member of, newest first: (create time in ms, Welcome.position)
+        descending, after `after`."""
+
+    async def forget_device(self, app_id: str, user_id: str, device_id: str) -> None:
+        """Drop the Welcomes for a device."""
 
     async def get_many(self, app_id: str, conversation_id: str, sequences: Iterable[int]
                        ) -> dict[int, Message]: ...

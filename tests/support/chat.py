@@ -53,14 +53,15 @@ class Person:
 
     async def create(self, kind: int = GROUP, members: tuple[str, ...] = (),
                      conversation_id: str = "", title: str = "",
-                     metadata: dict[str, str] | None = None, conversation_type: str = ""
-                     ) -> conv_res.Conversation:
+                     metadata: dict[str, str] | None = None, conversation_type: str = "",
+                     encrypted: bool = False) -> conv_res.Conversation:
         response = await self.client.conversations.CreateConversation(
             conv_pb.CreateConversationRequest(
                 parent=f"apps/{self.app_id}", conversation_id=conversation_id,
                 conversation=conv_res.Conversation(kind=kind, title=title,  # type: ignore[arg-type]
                                                    metadata=metadata or {},
-                                                   type=conversation_type),
+                                                   type=conversation_type,
+                                                   end_to_end_encrypted=encrypted),
                 member_ids=list(members)), metadata=self.auth)
         return response.conversation
 

@@ -94,6 +94,7 @@ class Conversation(_message.Message):
     MEMBERSHIP_FIELD_NUMBER: _builtins.int
     SLOW_MODE_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    END_TO_END_ENCRYPTED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/conversations/{conversation}`; the id is 1 to 64 characters of
     letters, digits, `_` and `-`, chosen by the creator or by the server.
@@ -118,6 +119,12 @@ class Conversation(_message.Message):
     """An app-defined type of conversation (`PermissionPolicy.conversation_types`), whose
     grants apply here before the kind's; empty: none. It must be a type of this kind.
     Set at creation; fixed after.
+    """
+    end_to_end_encrypted: _builtins.bool
+    """End-to-end encrypted with MLS (caas.e2ee.v1.E2eeService): its messages are MLS
+    ciphertext the server cannot read (`caas.messages.v1.Message.mls`). Direct and group
+    conversations only; set at creation, fixed after. A direct conversation with it is
+    another conversation than the pair's plain one.
     """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -176,10 +183,11 @@ class Conversation(_message.Message):
         membership: Global___Member | None = ...,
         slow_mode: _duration_pb2.Duration | None = ...,
         type: _builtins.str = ...,
+        end_to_end_encrypted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_activity_time", b"last_activity_time", "last_message", b"last_message", "membership", b"membership", "slow_mode", b"slow_mode", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator_id", b"creator_id", "frozen", b"frozen", "image_uri", b"image_uri", "kind", b"kind", "last_activity_time", b"last_activity_time", "last_message", b"last_message", "last_sequence", b"last_sequence", "member_count", b"member_count", "membership", b"membership", "metadata", b"metadata", "name", b"name", "slow_mode", b"slow_mode", "title", b"title", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator_id", b"creator_id", "end_to_end_encrypted", b"end_to_end_encrypted", "frozen", b"frozen", "image_uri", b"image_uri", "kind", b"kind", "last_activity_time", b"last_activity_time", "last_message", b"last_message", "last_sequence", b"last_sequence", "member_count", b"member_count", "membership", b"membership", "metadata", b"metadata", "name", b"name", "slow_mode", b"slow_mode", "title", b"title", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -155,6 +155,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A Stripe webhook's `Stripe-Signature` does not verify with the endpoint's secret,
     or is older than five minutes (HTTP 400 on /billing/v1/stripe/webhook).
     """
+    ERROR_REASON_MLS_MESSAGE_INVALID: _ErrorReason.ValueType  # 124
+    """An MLS message does not parse as what it must be (RFC 9420: an application
+    PrivateMessage or a commit PublicMessage of the conversation's group; a Welcome),
+    or a commit needs proposals by value; the field violation says which and why.
+    """
+    ERROR_REASON_KEY_PACKAGE_INVALID: _ErrorReason.ValueType  # 128
+    """A KeyPackage does not parse, is of another cipher suite, does not carry the
+    device's credential identity and signature key, or is not validly signed (the
+    field violation names it).
+    """
     ERROR_REASON_PLAN_UNKNOWN: _ErrorReason.ValueType  # 32
     """A referenced plan is not configured on this server."""
     ERROR_REASON_THREAD_ROOT_INVALID: _ErrorReason.ValueType  # 33
@@ -273,6 +283,29 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 59
     """A count limit would be passed (metadata: limit, maximum)."""
+    ERROR_REASON_E2EE_NOT_ENABLED: _ErrorReason.ValueType  # 121
+    """The conversation is not end-to-end encrypted: MLS messages and groups belong to
+    conversations created with `end_to_end_encrypted`.
+    """
+    ERROR_REASON_E2EE_PLAINTEXT_REFUSED: _ErrorReason.ValueType  # 122
+    """The conversation is end-to-end encrypted: it takes MLS messages (`Message.mls`)
+    only, never text, attachments, mentions or metadata in the clear.
+    """
+    ERROR_REASON_E2EE_NOT_SUPPORTED: _ErrorReason.ValueType  # 123
+    """What was asked cannot work on an end-to-end encrypted conversation, whose content
+    the server cannot read (metadata: feature): editing, reactions, searching it, a
+    public channel.
+    """
+    ERROR_REASON_MLS_COMMIT_REFUSED: _ErrorReason.ValueType  # 126
+    """The commit breaks the delivery service's membership rules (metadata: rule): it
+    adds a device that is not a registered device of a member (or adds one twice, or
+    with another key or cipher suite), removes a member's device, comes from a leaf
+    that is not the caller's device, or changes the committer's credential.
+    """
+    ERROR_REASON_MLS_REMOVAL_PENDING: _ErrorReason.ValueType  # 127
+    """Leaves of the group belong to members who left or to deleted devices (metadata:
+    leaves): commit their removal, then send again.
+    """
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
     """The resume token is older than the events kept: resync with the list RPCs,
     then subscribe without a token.
@@ -320,6 +353,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ABORTED
     The stream fell too far behind its events and was ended: subscribe again with
     the last resume token received; nothing is lost.
+    """
+    ERROR_REASON_MLS_EPOCH_STALE: _ErrorReason.ValueType  # 125
+    """The MLS message was built on an epoch the group has left (metadata: epoch, the
+    current one; commit_sequence, the message that began it): process the
+    conversation's messages after the last one you processed, then build it again.
     """
     ERROR_REASON_WEBHOOK_BUSY: _ErrorReason.ValueType  # 67
     """The webhook endpoint kept changing under concurrent updates: try again."""
@@ -489,6 +527,16 @@ ERROR_REASON_STRIPE_WEBHOOK_SIGNATURE_INVALID: ErrorReason.ValueType  # 120
 """A Stripe webhook's `Stripe-Signature` does not verify with the endpoint's secret,
 or is older than five minutes (HTTP 400 on /billing/v1/stripe/webhook).
 """
+ERROR_REASON_MLS_MESSAGE_INVALID: ErrorReason.ValueType  # 124
+"""An MLS message does not parse as what it must be (RFC 9420: an application
+PrivateMessage or a commit PublicMessage of the conversation's group; a Welcome),
+or a commit needs proposals by value; the field violation says which and why.
+"""
+ERROR_REASON_KEY_PACKAGE_INVALID: ErrorReason.ValueType  # 128
+"""A KeyPackage does not parse, is of another cipher suite, does not carry the
+device's credential identity and signature key, or is not validly signed (the
+field violation names it).
+"""
 ERROR_REASON_PLAN_UNKNOWN: ErrorReason.ValueType  # 32
 """A referenced plan is not configured on this server."""
 ERROR_REASON_THREAD_ROOT_INVALID: ErrorReason.ValueType  # 33
@@ -607,6 +655,29 @@ nobody which apps exist.
 """
 ERROR_REASON_LIMIT_EXCEEDED: ErrorReason.ValueType  # 59
 """A count limit would be passed (metadata: limit, maximum)."""
+ERROR_REASON_E2EE_NOT_ENABLED: ErrorReason.ValueType  # 121
+"""The conversation is not end-to-end encrypted: MLS messages and groups belong to
+conversations created with `end_to_end_encrypted`.
+"""
+ERROR_REASON_E2EE_PLAINTEXT_REFUSED: ErrorReason.ValueType  # 122
+"""The conversation is end-to-end encrypted: it takes MLS messages (`Message.mls`)
+only, never text, attachments, mentions or metadata in the clear.
+"""
+ERROR_REASON_E2EE_NOT_SUPPORTED: ErrorReason.ValueType  # 123
+"""What was asked cannot work on an end-to-end encrypted conversation, whose content
+the server cannot read (metadata: feature): editing, reactions, searching it, a
+public channel.
+"""
+ERROR_REASON_MLS_COMMIT_REFUSED: ErrorReason.ValueType  # 126
+"""The commit breaks the delivery service's membership rules (metadata: rule): it
+adds a device that is not a registered device of a member (or adds one twice, or
+with another key or cipher suite), removes a member's device, comes from a leaf
+that is not the caller's device, or changes the committer's credential.
+"""
+ERROR_REASON_MLS_REMOVAL_PENDING: ErrorReason.ValueType  # 127
+"""Leaves of the group belong to members who left or to deleted devices (metadata:
+leaves): commit their removal, then send again.
+"""
 ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61
 """The resume token is older than the events kept: resync with the list RPCs,
 then subscribe without a token.
@@ -654,6 +725,11 @@ ERROR_REASON_STREAM_LAGGING: ErrorReason.ValueType  # 65
 """ABORTED
 The stream fell too far behind its events and was ended: subscribe again with
 the last resume token received; nothing is lost.
+"""
+ERROR_REASON_MLS_EPOCH_STALE: ErrorReason.ValueType  # 125
+"""The MLS message was built on an epoch the group has left (metadata: epoch, the
+current one; commit_sequence, the message that began it): process the
+conversation's messages after the last one you processed, then build it again.
 """
 ERROR_REASON_WEBHOOK_BUSY: ErrorReason.ValueType  # 67
 """The webhook endpoint kept changing under concurrent updates: try again."""

@@ -93,6 +93,7 @@ class Message(_message.Message):
     EDIT_TIME_FIELD_NUMBER: _builtins.int
     DELETE_TIME_FIELD_NUMBER: _builtins.int
     SHADOWED_FIELD_NUMBER: _builtins.int
+    MLS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/conversations/{conversation}/messages/{sequence}`."""
     sequence: _builtins.int
@@ -157,6 +158,12 @@ class Message(_message.Message):
     def delete_time(self) -> _timestamp_pb2.Timestamp:
         """When it was deleted; unset unless deleted."""
 
+    @_builtins.property
+    def mls(self) -> Global___MlsContent:
+        """In an end-to-end encrypted conversation, what the message is instead of text,
+        attachments, mentions and metadata: an MLS message of the conversation's group.
+        """
+
     def __init__(
         self,
         *,
@@ -178,14 +185,81 @@ class Message(_message.Message):
         edit_time: _timestamp_pb2.Timestamp | None = ...,
         delete_time: _timestamp_pb2.Timestamp | None = ...,
         shadowed: _builtins.bool = ...,
+        mls: Global___MlsContent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time", "mls", b"mls"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time", "mention_ids", b"mention_ids", "mentions", b"mentions", "metadata", b"metadata", "name", b"name", "reactions", b"reactions", "reply_count", b"reply_count", "sender_deleted", b"sender_deleted", "sender_id", b"sender_id", "sequence", b"sequence", "shadowed", b"shadowed", "state", b"state", "text", b"text", "thread_root_sequence", b"thread_root_sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time", "mention_ids", b"mention_ids", "mentions", b"mentions", "metadata", b"metadata", "mls", b"mls", "name", b"name", "reactions", b"reactions", "reply_count", b"reply_count", "sender_deleted", b"sender_deleted", "sender_id", b"sender_id", "sequence", b"sequence", "shadowed", b"shadowed", "state", b"state", "text", b"text", "thread_root_sequence", b"thread_root_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Message: _TypeAlias = Message  # noqa: Y015
+
+@_typing.final
+class MlsContent(_message.Message):
+    """An MLS message (RFC 9420) in an end-to-end encrypted conversation: an application
+    message (a PrivateMessage: everything the app puts in a message, encrypted), or a
+    commit that changes the group (a PublicMessage, which the server checks: see
+    caas.e2ee.v1.E2eeService). Both take the next sequence number; a commit counts in no
+    unread count and makes no preview.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[MlsContent._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: MlsContent._Kind.ValueType  # 0
+        KIND_APPLICATION: MlsContent._Kind.ValueType  # 1
+        """An application message (PrivateMessage)."""
+        KIND_COMMIT: MlsContent._Kind.ValueType  # 2
+        """A commit (PublicMessage), which begins the next epoch."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+        """What the MLS message is."""
+
+    KIND_UNSPECIFIED: MlsContent.Kind.ValueType  # 0
+    KIND_APPLICATION: MlsContent.Kind.ValueType  # 1
+    """An application message (PrivateMessage)."""
+    KIND_COMMIT: MlsContent.Kind.ValueType  # 2
+    """A commit (PublicMessage), which begins the next epoch."""
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    WELCOME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    message: _builtins.bytes
+    """The MLSMessage: 1 byte to 256 KiB."""
+    device_id: _builtins.str
+    """The sending device (its id, of the caller's devices): required for a commit."""
+    welcome: _builtins.bytes
+    """For a commit that adds devices, its Welcome (an MLSMessage, at most 1 MiB), which
+    each added device gets from E2eeService.ListWelcomes. Never returned.
+    """
+    kind: Global___MlsContent.Kind.ValueType
+    """What it is, as the server read it."""
+    epoch: _builtins.int
+    """The epoch it was sent in (a commit: the epoch it ends)."""
+    def __init__(
+        self,
+        *,
+        message: _builtins.bytes = ...,
+        device_id: _builtins.str = ...,
+        welcome: _builtins.bytes = ...,
+        kind: Global___MlsContent.Kind.ValueType = ...,
+        epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "epoch", b"epoch", "kind", b"kind", "message", b"message", "welcome", b"welcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MlsContent: _TypeAlias = MlsContent  # noqa: Y015
 
 @_typing.final
 class Attachment(_message.Message):

@@ -14,7 +14,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file caas/messages/v1/resources.proto.
  */
 export const file_caas_messages_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiBjYWFzL21lc3NhZ2VzL3YxL3Jlc291cmNlcy5wcm90bxIQY2Fhcy5tZXNzYWdlcy52MSL3BQoHTWVzc2FnZRIMCgRuYW1lGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEhEKCXNlbmRlcl9pZBgDIAEoCRIWCg5zZW5kZXJfZGVsZXRlZBgEIAEoCBIMCgR0ZXh0GAUgASgJEjEKC2F0dGFjaG1lbnRzGAYgAygLMhwuY2Fhcy5tZXNzYWdlcy52MS5BdHRhY2htZW50EhMKC21lbnRpb25faWRzGAcgAygJEisKCG1lbnRpb25zGAggAygLMhkuY2Fhcy5tZXNzYWdlcy52MS5NZW50aW9uEjkKCG1ldGFkYXRhGAkgAygLMicuY2Fhcy5tZXNzYWdlcy52MS5NZXNzYWdlLk1ldGFkYXRhRW50cnkSHAoUdGhyZWFkX3Jvb3Rfc2VxdWVuY2UYCiABKAMSEwoLcmVwbHlfY291bnQYCyABKAUSMwoPbGFzdF9yZXBseV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCglyZWFjdGlvbnMYDSADKAsyHy5jYWFzLm1lc3NhZ2VzLnYxLlJlYWN0aW9uQ291bnQSLgoFc3RhdGUYDiABKA4yHy5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2UuU3RhdGUSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWVkaXRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGVsZXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNoYWRvd2VkGBIgASgIGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJDCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX0FDVElWRRABEhEKDVNUQVRFX0RFTEVURUQQAiLSAwoKQXR0YWNobWVudBIvCgRraW5kGAEgASgOMiEuY2Fhcy5tZXNzYWdlcy52MS5BdHRhY2htZW50LktpbmQSCwoDdXJpGAIgASgJEg0KBXRpdGxlGAMgASgJEhEKCW1pbWVfdHlwZRgEIAEoCRISCgpzaXplX2J5dGVzGAUgASgDEg0KBXdpZHRoGAYgASgFEg4KBmhlaWdodBgHIAEoBRINCgVtZWRpYRgIIAEoCRIrCghkdXJhdGlvbhgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghibHVyaGFzaBgKIAEoCRIsCgp0aHVtYm5haWxzGAsgAygLMhguY2Fhcy5tZWRpYS52MS5SZW5kaXRpb24SFAoMZG93bmxvYWRfdXJpGAwgASgJEjMKD3VyaV9leHBpcmVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiagoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASDgoKS0lORF9JTUFHRRABEg4KCktJTkRfVklERU8QAhIOCgpLSU5EX0FVRElPEAMSDQoJS0lORF9GSUxFEAQSDQoJS0lORF9MSU5LEAUiMAoHTWVudGlvbhIPCgd1c2VyX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCSJECg1SZWFjdGlvbkNvdW50Eg0KBWVtb2ppGAEgASgJEg0KBWNvdW50GAIgASgFEhUKDXJlYWN0ZWRfYnlfbWUYAyABKAgiWwoIUmVhY3Rpb24SDwoHdXNlcl9pZBgBIAEoCRINCgVlbW9qaRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoPTWVzc2FnZVJldmlzaW9uEhAKCHJldmlzaW9uGAEgASgFEgwKBHRleHQYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImoKB1JlY2VpcHQSDwoHdXNlcl9pZBgBIAEoCRIRCglkZWxpdmVyZWQYAiABKAgSDAoEcmVhZBgDIAEoCBItCglyZWFkX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkEKC1VucmVhZENvdW50EgwKBG5hbWUYASABKAkSDQoFdG90YWwYAiABKAMSFQoNY29udmVyc2F0aW9ucxgDIAEoBWIGcHJvdG8z", [file_caas_media_v1_resources, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiBjYWFzL21lc3NhZ2VzL3YxL3Jlc291cmNlcy5wcm90bxIQY2Fhcy5tZXNzYWdlcy52MSKiBgoHTWVzc2FnZRIMCgRuYW1lGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEhEKCXNlbmRlcl9pZBgDIAEoCRIWCg5zZW5kZXJfZGVsZXRlZBgEIAEoCBIMCgR0ZXh0GAUgASgJEjEKC2F0dGFjaG1lbnRzGAYgAygLMhwuY2Fhcy5tZXNzYWdlcy52MS5BdHRhY2htZW50EhMKC21lbnRpb25faWRzGAcgAygJEisKCG1lbnRpb25zGAggAygLMhkuY2Fhcy5tZXNzYWdlcy52MS5NZW50aW9uEjkKCG1ldGFkYXRhGAkgAygLMicuY2Fhcy5tZXNzYWdlcy52MS5NZXNzYWdlLk1ldGFkYXRhRW50cnkSHAoUdGhyZWFkX3Jvb3Rfc2VxdWVuY2UYCiABKAMSEwoLcmVwbHlfY291bnQYCyABKAUSMwoPbGFzdF9yZXBseV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCglyZWFjdGlvbnMYDSADKAsyHy5jYWFzLm1lc3NhZ2VzLnYxLlJlYWN0aW9uQ291bnQSLgoFc3RhdGUYDiABKA4yHy5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2UuU3RhdGUSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWVkaXRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGVsZXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNoYWRvd2VkGBIgASgIEikKA21scxgTIAEoCzIcLmNhYXMubWVzc2FnZXMudjEuTWxzQ29udGVudBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxTVEFURV9BQ1RJVkUQARIRCg1TVEFURV9ERUxFVEVEEAIixgEKCk1sc0NvbnRlbnQSDwoHbWVzc2FnZRgBIAEoDBIRCglkZXZpY2VfaWQYAiABKAkSDwoHd2VsY29tZRgDIAEoDBIvCgRraW5kGAQgASgOMiEuY2Fhcy5tZXNzYWdlcy52MS5NbHNDb250ZW50LktpbmQSDQoFZXBvY2gYBSABKAMiQwoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASFAoQS0lORF9BUFBMSUNBVElPThABEg8KC0tJTkRfQ09NTUlUEAIi0gMKCkF0dGFjaG1lbnQSLwoEa2luZBgBIAEoDjIhLmNhYXMubWVzc2FnZXMudjEuQXR0YWNobWVudC5LaW5kEgsKA3VyaRgCIAEoCRINCgV0aXRsZRgDIAEoCRIRCgltaW1lX3R5cGUYBCABKAkSEgoKc2l6ZV9ieXRlcxgFIAEoAxINCgV3aWR0aBgGIAEoBRIOCgZoZWlnaHQYByABKAUSDQoFbWVkaWEYCCABKAkSKwoIZHVyYXRpb24YCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIYmx1cmhhc2gYCiABKAkSLAoKdGh1bWJuYWlscxgLIAMoCzIYLmNhYXMubWVkaWEudjEuUmVuZGl0aW9uEhQKDGRvd25sb2FkX3VyaRgMIAEoCRIzCg91cmlfZXhwaXJlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImoKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEg4KCktJTkRfSU1BR0UQARIOCgpLSU5EX1ZJREVPEAISDgoKS0lORF9BVURJTxADEg0KCUtJTkRfRklMRRAEEg0KCUtJTkRfTElOSxAFIjAKB01lbnRpb24SDwoHdXNlcl9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkiRAoNUmVhY3Rpb25Db3VudBINCgVlbW9qaRgBIAEoCRINCgVjb3VudBgCIAEoBRIVCg1yZWFjdGVkX2J5X21lGAMgASgIIlsKCFJlYWN0aW9uEg8KB3VzZXJfaWQYASABKAkSDQoFZW1vamkYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImIKD01lc3NhZ2VSZXZpc2lvbhIQCghyZXZpc2lvbhgBIAEoBRIMCgR0ZXh0GAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJqCgdSZWNlaXB0Eg8KB3VzZXJfaWQYASABKAkSEQoJZGVsaXZlcmVkGAIgASgIEgwKBHJlYWQYAyABKAgSLQoJcmVhZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJBCgtVbnJlYWRDb3VudBIMCgRuYW1lGAEgASgJEg0KBXRvdGFsGAIgASgDEhUKDWNvbnZlcnNhdGlvbnMYAyABKAViBnByb3RvMw", [file_caas_media_v1_resources, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message caas.messages.v1.Message
@@ -109,6 +109,11 @@ export type Message = Message$1<"caas.messages.v1.Message"> & {
    * @generated from field: bool shadowed = 18;
    */
   shadowed: boolean;
+
+  /**
+   * @generated from field: caas.messages.v1.MlsContent mls = 19;
+   */
+  mls?: MlsContent | undefined;
 };
 
 /**
@@ -143,6 +148,69 @@ export enum Message_State {
  */
 export const Message_StateSchema: GenEnum<Message_State> = /*@__PURE__*/
   enumDesc(file_caas_messages_v1_resources, 0, 0);
+
+/**
+ * @generated from message caas.messages.v1.MlsContent
+ */
+export type MlsContent = Message$1<"caas.messages.v1.MlsContent"> & {
+  /**
+   * @generated from field: bytes message = 1;
+   */
+  message: Uint8Array;
+
+  /**
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: bytes welcome = 3;
+   */
+  welcome: Uint8Array;
+
+  /**
+   * @generated from field: caas.messages.v1.MlsContent.Kind kind = 4;
+   */
+  kind: MlsContent_Kind;
+
+  /**
+   * @generated from field: int64 epoch = 5;
+   */
+  epoch: bigint;
+};
+
+/**
+ * Describes the message caas.messages.v1.MlsContent.
+ * Use `create(MlsContentSchema)` to create a new message.
+ */
+export const MlsContentSchema: GenMessage<MlsContent> = /*@__PURE__*/
+  messageDesc(file_caas_messages_v1_resources, 1);
+
+/**
+ * @generated from enum caas.messages.v1.MlsContent.Kind
+ */
+export enum MlsContent_Kind {
+  /**
+   * @generated from enum value: KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: KIND_APPLICATION = 1;
+   */
+  APPLICATION = 1,
+
+  /**
+   * @generated from enum value: KIND_COMMIT = 2;
+   */
+  COMMIT = 2,
+}
+
+/**
+ * Describes the enum caas.messages.v1.MlsContent.Kind.
+ */
+export const MlsContent_KindSchema: GenEnum<MlsContent_Kind> = /*@__PURE__*/
+  enumDesc(file_caas_messages_v1_resources, 1, 0);
 
 /**
  * @generated from message caas.messages.v1.Attachment
@@ -219,7 +287,7 @@ export type Attachment = Message$1<"caas.messages.v1.Attachment"> & {
  * Use `create(AttachmentSchema)` to create a new message.
  */
 export const AttachmentSchema: GenMessage<Attachment> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 1);
+  messageDesc(file_caas_messages_v1_resources, 2);
 
 /**
  * @generated from enum caas.messages.v1.Attachment.Kind
@@ -260,7 +328,7 @@ export enum Attachment_Kind {
  * Describes the enum caas.messages.v1.Attachment.Kind.
  */
 export const Attachment_KindSchema: GenEnum<Attachment_Kind> = /*@__PURE__*/
-  enumDesc(file_caas_messages_v1_resources, 1, 0);
+  enumDesc(file_caas_messages_v1_resources, 2, 0);
 
 /**
  * @generated from message caas.messages.v1.Mention
@@ -282,7 +350,7 @@ export type Mention = Message$1<"caas.messages.v1.Mention"> & {
  * Use `create(MentionSchema)` to create a new message.
  */
 export const MentionSchema: GenMessage<Mention> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 2);
+  messageDesc(file_caas_messages_v1_resources, 3);
 
 /**
  * @generated from message caas.messages.v1.ReactionCount
@@ -309,7 +377,7 @@ export type ReactionCount = Message$1<"caas.messages.v1.ReactionCount"> & {
  * Use `create(ReactionCountSchema)` to create a new message.
  */
 export const ReactionCountSchema: GenMessage<ReactionCount> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 3);
+  messageDesc(file_caas_messages_v1_resources, 4);
 
 /**
  * @generated from message caas.messages.v1.Reaction
@@ -336,7 +404,7 @@ export type Reaction = Message$1<"caas.messages.v1.Reaction"> & {
  * Use `create(ReactionSchema)` to create a new message.
  */
 export const ReactionSchema: GenMessage<Reaction> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 4);
+  messageDesc(file_caas_messages_v1_resources, 5);
 
 /**
  * @generated from message caas.messages.v1.MessageRevision
@@ -363,7 +431,7 @@ export type MessageRevision = Message$1<"caas.messages.v1.MessageRevision"> & {
  * Use `create(MessageRevisionSchema)` to create a new message.
  */
 export const MessageRevisionSchema: GenMessage<MessageRevision> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 5);
+  messageDesc(file_caas_messages_v1_resources, 6);
 
 /**
  * @generated from message caas.messages.v1.Receipt
@@ -395,7 +463,7 @@ export type Receipt = Message$1<"caas.messages.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 6);
+  messageDesc(file_caas_messages_v1_resources, 7);
 
 /**
  * @generated from message caas.messages.v1.UnreadCount
@@ -422,5 +490,5 @@ export type UnreadCount = Message$1<"caas.messages.v1.UnreadCount"> & {
  * Use `create(UnreadCountSchema)` to create a new message.
  */
 export const UnreadCountSchema: GenMessage<UnreadCount> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 7);
+  messageDesc(file_caas_messages_v1_resources, 8);
 

@@ -17,7 +17,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file caas/messages/v1/resources.proto.
  */
 export const file_caas_messages_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiBjYWFzL21lc3NhZ2VzL3YxL3Jlc291cmNlcy5wcm90bxIQY2Fhcy5tZXNzYWdlcy52MSLrCAoHTWVzc2FnZRISCgRuYW1lGAEgASgJQgTiQQEIEhYKCHNlcXVlbmNlGAIgASgDQgTiQQEDEkQKCXNlbmRlcl9pZBgDIAEoCUIx4kEBAbpIKtgBAXIlMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9JBIcCg5zZW5kZXJfZGVsZXRlZBgEIAEoCEIE4kEBAxIaCgR0ZXh0GAUgASgJQgziQQEBukgFcgMYoB8SPwoLYXR0YWNobWVudHMYBiADKAsyHC5jYWFzLm1lc3NhZ2VzLnYxLkF0dGFjaG1lbnRCDOJBAQG6SAWSAQIQChJMCgttZW50aW9uX2lkcxgHIAMoCUI34kEBAbpIMJIBLRAyGAEiJ3IlMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9JBIxCghtZW50aW9ucxgIIAMoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVudGlvbkIE4kEBAxJqCghtZXRhZGF0YRgJIAMoCzInLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZS5NZXRhZGF0YUVudHJ5Qi/iQQEBukgomgElEBAiGnIYMhZeW0EtWmEtejAtOV8uLV17MSw2NH0kKgVyAxiACBIpChR0aHJlYWRfcm9vdF9zZXF1ZW5jZRgKIAEoA0IL4kEBBbpIBCICKAASGQoLcmVwbHlfY291bnQYCyABKAVCBOJBAQMSOQoPbGFzdF9yZXBseV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CglyZWFjdGlvbnMYDSADKAsyHy5jYWFzLm1lc3NhZ2VzLnYxLlJlYWN0aW9uQ291bnRCBOJBAQMSNAoFc3RhdGUYDiABKA4yHy5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2UuU3RhdGVCBOJBAQMSNQoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjMKCWVkaXRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLZGVsZXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhYKCHNoYWRvd2VkGBIgASgIQgTiQQEDGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJDCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX0FDVElWRRABEhEKDVNUQVRFX0RFTEVURUQQAjpk6kFhChBjYWFzLmRldi9NZXNzYWdlEjphcHBzL3thcHB9L2NvbnZlcnNhdGlvbnMve2NvbnZlcnNhdGlvbn0vbWVzc2FnZXMve21lc3NhZ2V9KghtZXNzYWdlczIHbWVzc2FnZSKKBwoKQXR0YWNobWVudBI9CgRraW5kGAEgASgOMiEuY2Fhcy5tZXNzYWdlcy52MS5BdHRhY2htZW50LktpbmRCDOJBAQG6SAWCAQIQARIfCgN1cmkYAiABKAlCEuJBAQG6SAvYAQFyBhiAEIgBARIbCgV0aXRsZRgDIAEoCUIM4kEBAbpIBXIDGP8BEh4KCW1pbWVfdHlwZRgEIAEoCUIL4kEBAbpIBHICGH8SJQoKc2l6ZV9ieXRlcxgFIAEoA0IR4kEBAbpICiIIGICAgIAUKAASHgoFd2lkdGgYBiABKAVCD+JBAQG6SAgaBhigjQYoABIfCgZoZWlnaHQYByABKAVCD+JBAQG6SAgaBhigjQYoABJmCgVtZWRpYRgIIAEoCUJX4kEBAfpBEAoOY2Fhcy5kZXYvTWVkaWG6SD3YAQFyODI2XmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9tZWRpYS9bYS16Mi03XXsxNn0kEjEKCGR1cmF0aW9uGAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEDEhYKCGJsdXJoYXNoGAogASgJQgTiQQEDEjIKCnRodW1ibmFpbHMYCyADKAsyGC5jYWFzLm1lZGlhLnYxLlJlbmRpdGlvbkIE4kEBAxIaCgxkb3dubG9hZF91cmkYDCABKAlCBOJBAQMSOQoPdXJpX2V4cGlyZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAyJqCgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABIOCgpLSU5EX0lNQUdFEAESDgoKS0lORF9WSURFTxACEg4KCktJTkRfQVVESU8QAxINCglLSU5EX0ZJTEUQBBINCglLSU5EX0xJTksQBTrMAbpIyAEaYwoXYXR0YWNobWVudC5tZWRpYV9vcl91cmkSJGFuIGF0dGFjaG1lbnQgbmVlZHMgYSBtZWRpYSBvciBhIHVyaRoidGhpcy5tZWRpYSAhPSAnJyB8fCB0aGlzLnVyaSAhPSAnJxphCg9hdHRhY2htZW50LmtpbmQSKmFuIGF0dGFjaG1lbnQgd2l0aG91dCBhIG1lZGlhIG5lZWRzIGEga2luZBoidGhpcy5tZWRpYSAhPSAnJyB8fCB0aGlzLmtpbmQgIT0gMCIwCgdNZW50aW9uEg8KB3VzZXJfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIkQKDVJlYWN0aW9uQ291bnQSDQoFZW1vamkYASABKAkSDQoFY291bnQYAiABKAUSFQoNcmVhY3RlZF9ieV9tZRgDIAEoCCJbCghSZWFjdGlvbhIPCgd1c2VyX2lkGAEgASgJEg0KBWVtb2ppGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiCg9NZXNzYWdlUmV2aXNpb24SEAoIcmV2aXNpb24YASABKAUSDAoEdGV4dBgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiagoHUmVjZWlwdBIPCgd1c2VyX2lkGAEgASgJEhEKCWRlbGl2ZXJlZBgCIAEoCBIMCgRyZWFkGAMgASgIEi0KCXJlYWRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiogEKC1VucmVhZENvdW50EhIKBG5hbWUYASABKAlCBOJBAQgSDQoFdG90YWwYAiABKAMSFQoNY29udmVyc2F0aW9ucxgDIAEoBTpZ6kFWChRjYWFzLmRldi9VbnJlYWRDb3VudBIjYXBwcy97YXBwfS91c2Vycy97dXNlcn0vdW5yZWFkQ291bnQqDHVucmVhZENvdW50czILdW5yZWFkQ291bnRCKVonY2Fhcy9nZW4vZ28vY2Fhcy9tZXNzYWdlcy92MTttZXNzYWdlc3YxYgZwcm90bzM", [file_buf_validate_validate, file_caas_media_v1_resources, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiBjYWFzL21lc3NhZ2VzL3YxL3Jlc291cmNlcy5wcm90bxIQY2Fhcy5tZXNzYWdlcy52MSKcCQoHTWVzc2FnZRISCgRuYW1lGAEgASgJQgTiQQEIEhYKCHNlcXVlbmNlGAIgASgDQgTiQQEDEkQKCXNlbmRlcl9pZBgDIAEoCUIx4kEBAbpIKtgBAXIlMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9JBIcCg5zZW5kZXJfZGVsZXRlZBgEIAEoCEIE4kEBAxIaCgR0ZXh0GAUgASgJQgziQQEBukgFcgMYoB8SPwoLYXR0YWNobWVudHMYBiADKAsyHC5jYWFzLm1lc3NhZ2VzLnYxLkF0dGFjaG1lbnRCDOJBAQG6SAWSAQIQChJMCgttZW50aW9uX2lkcxgHIAMoCUI34kEBAbpIMJIBLRAyGAEiJ3IlMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Xy5ALV17MCwxMjd9JBIxCghtZW50aW9ucxgIIAMoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVudGlvbkIE4kEBAxJqCghtZXRhZGF0YRgJIAMoCzInLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZS5NZXRhZGF0YUVudHJ5Qi/iQQEBukgomgElEBAiGnIYMhZeW0EtWmEtejAtOV8uLV17MSw2NH0kKgVyAxiACBIpChR0aHJlYWRfcm9vdF9zZXF1ZW5jZRgKIAEoA0IL4kEBBbpIBCICKAASGQoLcmVwbHlfY291bnQYCyABKAVCBOJBAQMSOQoPbGFzdF9yZXBseV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI4CglyZWFjdGlvbnMYDSADKAsyHy5jYWFzLm1lc3NhZ2VzLnYxLlJlYWN0aW9uQ291bnRCBOJBAQMSNAoFc3RhdGUYDiABKA4yHy5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2UuU3RhdGVCBOJBAQMSNQoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjMKCWVkaXRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLZGVsZXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhYKCHNoYWRvd2VkGBIgASgIQgTiQQEDEi8KA21scxgTIAEoCzIcLmNhYXMubWVzc2FnZXMudjEuTWxzQ29udGVudEIE4kEBARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxTVEFURV9BQ1RJVkUQARIRCg1TVEFURV9ERUxFVEVEEAI6ZOpBYQoQY2Fhcy5kZXYvTWVzc2FnZRI6YXBwcy97YXBwfS9jb252ZXJzYXRpb25zL3tjb252ZXJzYXRpb259L21lc3NhZ2VzL3ttZXNzYWdlfSoIbWVzc2FnZXMyB21lc3NhZ2UimAIKCk1sc0NvbnRlbnQSIAoHbWVzc2FnZRgBIAEoDEIP4kEBArpICHoGEAEYgIAQEjcKCWRldmljZV9pZBgCIAEoCUIk4kEBAbpIHXIbMhleKFtBLVphLXowLTlfLi1dezEsNjR9KT8kEh4KB3dlbGNvbWUYAyABKAxCDeJBAQS6SAZ6BBiAgEASNQoEa2luZBgEIAEoDjIhLmNhYXMubWVzc2FnZXMudjEuTWxzQ29udGVudC5LaW5kQgTiQQEDEhMKBWVwb2NoGAUgASgDQgTiQQEDIkMKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEhQKEEtJTkRfQVBQTElDQVRJT04QARIPCgtLSU5EX0NPTU1JVBACIooHCgpBdHRhY2htZW50Ej0KBGtpbmQYASABKA4yIS5jYWFzLm1lc3NhZ2VzLnYxLkF0dGFjaG1lbnQuS2luZEIM4kEBAbpIBYIBAhABEh8KA3VyaRgCIAEoCUIS4kEBAbpIC9gBAXIGGIAQiAEBEhsKBXRpdGxlGAMgASgJQgziQQEBukgFcgMY/wESHgoJbWltZV90eXBlGAQgASgJQgviQQEBukgEcgIYfxIlCgpzaXplX2J5dGVzGAUgASgDQhHiQQEBukgKIggYgICAgBQoABIeCgV3aWR0aBgGIAEoBUIP4kEBAbpICBoGGKCNBigAEh8KBmhlaWdodBgHIAEoBUIP4kEBAbpICBoGGKCNBigAEmYKBW1lZGlhGAggASgJQlfiQQEB+kEQCg5jYWFzLmRldi9NZWRpYbpIPdgBAXI4MjZeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL21lZGlhL1thLXoyLTddezE2fSQSMQoIZHVyYXRpb24YCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQMSFgoIYmx1cmhhc2gYCiABKAlCBOJBAQMSMgoKdGh1bWJuYWlscxgLIAMoCzIYLmNhYXMubWVkaWEudjEuUmVuZGl0aW9uQgTiQQEDEhoKDGRvd25sb2FkX3VyaRgMIAEoCUIE4kEBAxI5Cg91cmlfZXhwaXJlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDImoKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEg4KCktJTkRfSU1BR0UQARIOCgpLSU5EX1ZJREVPEAISDgoKS0lORF9BVURJTxADEg0KCUtJTkRfRklMRRAEEg0KCUtJTkRfTElOSxAFOswBukjIARpjChdhdHRhY2htZW50Lm1lZGlhX29yX3VyaRIkYW4gYXR0YWNobWVudCBuZWVkcyBhIG1lZGlhIG9yIGEgdXJpGiJ0aGlzLm1lZGlhICE9ICcnIHx8IHRoaXMudXJpICE9ICcnGmEKD2F0dGFjaG1lbnQua2luZBIqYW4gYXR0YWNobWVudCB3aXRob3V0IGEgbWVkaWEgbmVlZHMgYSBraW5kGiJ0aGlzLm1lZGlhICE9ICcnIHx8IHRoaXMua2luZCAhPSAwIjAKB01lbnRpb24SDwoHdXNlcl9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkiRAoNUmVhY3Rpb25Db3VudBINCgVlbW9qaRgBIAEoCRINCgVjb3VudBgCIAEoBRIVCg1yZWFjdGVkX2J5X21lGAMgASgIIlsKCFJlYWN0aW9uEg8KB3VzZXJfaWQYASABKAkSDQoFZW1vamkYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImIKD01lc3NhZ2VSZXZpc2lvbhIQCghyZXZpc2lvbhgBIAEoBRIMCgR0ZXh0GAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJqCgdSZWNlaXB0Eg8KB3VzZXJfaWQYASABKAkSEQoJZGVsaXZlcmVkGAIgASgIEgwKBHJlYWQYAyABKAgSLQoJcmVhZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKiAQoLVW5yZWFkQ291bnQSEgoEbmFtZRgBIAEoCUIE4kEBCBINCgV0b3RhbBgCIAEoAxIVCg1jb252ZXJzYXRpb25zGAMgASgFOlnqQVYKFGNhYXMuZGV2L1VucmVhZENvdW50EiNhcHBzL3thcHB9L3VzZXJzL3t1c2VyfS91bnJlYWRDb3VudCoMdW5yZWFkQ291bnRzMgt1bnJlYWRDb3VudEIpWidjYWFzL2dlbi9nby9jYWFzL21lc3NhZ2VzL3YxO21lc3NhZ2VzdjFiBnByb3RvMw", [file_buf_validate_validate, file_caas_media_v1_resources, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A message of a conversation. Its id is its sequence number: each conversation
@@ -156,6 +156,14 @@ export type Message = Message$1<"caas.messages.v1.Message"> & {
    * @generated from field: bool shadowed = 18;
    */
   shadowed: boolean;
+
+  /**
+   * In an end-to-end encrypted conversation, what the message is instead of text,
+   * attachments, mentions and metadata: an MLS message of the conversation's group.
+   *
+   * @generated from field: caas.messages.v1.MlsContent mls = 19;
+   */
+  mls?: MlsContent | undefined;
 };
 
 /**
@@ -197,6 +205,92 @@ export enum Message_State {
  */
 export const Message_StateSchema: GenEnum<Message_State> = /*@__PURE__*/
   enumDesc(file_caas_messages_v1_resources, 0, 0);
+
+/**
+ * An MLS message (RFC 9420) in an end-to-end encrypted conversation: an application
+ * message (a PrivateMessage: everything the app puts in a message, encrypted), or a
+ * commit that changes the group (a PublicMessage, which the server checks: see
+ * caas.e2ee.v1.E2eeService). Both take the next sequence number; a commit counts in no
+ * unread count and makes no preview.
+ *
+ * @generated from message caas.messages.v1.MlsContent
+ */
+export type MlsContent = Message$1<"caas.messages.v1.MlsContent"> & {
+  /**
+   * The MLSMessage: 1 byte to 256 KiB.
+   *
+   * @generated from field: bytes message = 1;
+   */
+  message: Uint8Array;
+
+  /**
+   * The sending device (its id, of the caller's devices): required for a commit.
+   *
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+
+  /**
+   * For a commit that adds devices, its Welcome (an MLSMessage, at most 1 MiB), which
+   * each added device gets from E2eeService.ListWelcomes. Never returned.
+   *
+   * @generated from field: bytes welcome = 3;
+   */
+  welcome: Uint8Array;
+
+  /**
+   * What it is, as the server read it.
+   *
+   * @generated from field: caas.messages.v1.MlsContent.Kind kind = 4;
+   */
+  kind: MlsContent_Kind;
+
+  /**
+   * The epoch it was sent in (a commit: the epoch it ends).
+   *
+   * @generated from field: int64 epoch = 5;
+   */
+  epoch: bigint;
+};
+
+/**
+ * Describes the message caas.messages.v1.MlsContent.
+ * Use `create(MlsContentSchema)` to create a new message.
+ */
+export const MlsContentSchema: GenMessage<MlsContent> = /*@__PURE__*/
+  messageDesc(file_caas_messages_v1_resources, 1);
+
+/**
+ * What the MLS message is.
+ *
+ * @generated from enum caas.messages.v1.MlsContent.Kind
+ */
+export enum MlsContent_Kind {
+  /**
+   * @generated from enum value: KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An application message (PrivateMessage).
+   *
+   * @generated from enum value: KIND_APPLICATION = 1;
+   */
+  APPLICATION = 1,
+
+  /**
+   * A commit (PublicMessage), which begins the next epoch.
+   *
+   * @generated from enum value: KIND_COMMIT = 2;
+   */
+  COMMIT = 2,
+}
+
+/**
+ * Describes the enum caas.messages.v1.MlsContent.Kind.
+ */
+export const MlsContent_KindSchema: GenEnum<MlsContent_Kind> = /*@__PURE__*/
+  enumDesc(file_caas_messages_v1_resources, 1, 0);
 
 /**
  * A file, picture or link: an uploaded media (`media`, see MediaService), or a
@@ -308,7 +402,7 @@ export type Attachment = Message$1<"caas.messages.v1.Attachment"> & {
  * Use `create(AttachmentSchema)` to create a new message.
  */
 export const AttachmentSchema: GenMessage<Attachment> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 1);
+  messageDesc(file_caas_messages_v1_resources, 2);
 
 /**
  * What the attachment is.
@@ -361,7 +455,7 @@ export enum Attachment_Kind {
  * Describes the enum caas.messages.v1.Attachment.Kind.
  */
 export const Attachment_KindSchema: GenEnum<Attachment_Kind> = /*@__PURE__*/
-  enumDesc(file_caas_messages_v1_resources, 1, 0);
+  enumDesc(file_caas_messages_v1_resources, 2, 0);
 
 /**
  * A mentioned user.
@@ -389,7 +483,7 @@ export type Mention = Message$1<"caas.messages.v1.Mention"> & {
  * Use `create(MentionSchema)` to create a new message.
  */
 export const MentionSchema: GenMessage<Mention> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 2);
+  messageDesc(file_caas_messages_v1_resources, 3);
 
 /**
  * The reactions of one emoji on a message.
@@ -424,7 +518,7 @@ export type ReactionCount = Message$1<"caas.messages.v1.ReactionCount"> & {
  * Use `create(ReactionCountSchema)` to create a new message.
  */
 export const ReactionCountSchema: GenMessage<ReactionCount> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 3);
+  messageDesc(file_caas_messages_v1_resources, 4);
 
 /**
  * One user's reaction to a message.
@@ -459,7 +553,7 @@ export type Reaction = Message$1<"caas.messages.v1.Reaction"> & {
  * Use `create(ReactionSchema)` to create a new message.
  */
 export const ReactionSchema: GenMessage<Reaction> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 4);
+  messageDesc(file_caas_messages_v1_resources, 5);
 
 /**
  * An earlier text of an edited message.
@@ -494,7 +588,7 @@ export type MessageRevision = Message$1<"caas.messages.v1.MessageRevision"> & {
  * Use `create(MessageRevisionSchema)` to create a new message.
  */
 export const MessageRevisionSchema: GenMessage<MessageRevision> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 5);
+  messageDesc(file_caas_messages_v1_resources, 6);
 
 /**
  * How far one member has got with a message.
@@ -536,7 +630,7 @@ export type Receipt = Message$1<"caas.messages.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 6);
+  messageDesc(file_caas_messages_v1_resources, 7);
 
 /**
  * A user's unread messages across their conversations.
@@ -571,5 +665,5 @@ export type UnreadCount = Message$1<"caas.messages.v1.UnreadCount"> & {
  * Use `create(UnreadCountSchema)` to create a new message.
  */
 export const UnreadCountSchema: GenMessage<UnreadCount> = /*@__PURE__*/
-  messageDesc(file_caas_messages_v1_resources, 7);
+  messageDesc(file_caas_messages_v1_resources, 8);
 
