@@ -22,6 +22,7 @@ from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.auth.v1 import resources_pb2 as auth_res
 from caas.billing.v1 import billing_service_pb2
+from caas.e2ee.v1 import e2ee_service_pb2
 from caas.compliance.v1 import compliance_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.media.v1 import media_service_pb2
@@ -45,6 +46,7 @@ from tests.e2e.validation_cases_analytics import CASES as ANALYTICS_CASES
 from tests.e2e.validation_cases_audit import CASES as AUDIT_CASES
 from tests.e2e.validation_cases_billing import CASES as BILLING_CASES
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
+from tests.e2e.validation_cases_e2ee import CASES as E2EE_CASES
 from tests.e2e.validation_cases_compliance import CASES as COMPLIANCE_CASES
 from tests.e2e.validation_cases_media import CASES as MEDIA_CASES
 from tests.e2e.validation_cases_moderation import CASES as MODERATION_CASES
@@ -70,7 +72,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             accounts_service_pb2.DESCRIPTOR.services_by_name["AccountsService"],
             organizations_service_pb2.DESCRIPTOR.services_by_name["OrganizationsService"],
             analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"],
-            billing_service_pb2.DESCRIPTOR.services_by_name["BillingService"])
+            billing_service_pb2.DESCRIPTOR.services_by_name["BillingService"],
+            e2ee_service_pb2.DESCRIPTOR.services_by_name["E2eeService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -261,6 +264,7 @@ CASES += ACCOUNT_CASES
 CASES += COMPLIANCE_CASES
 CASES += ANALYTICS_CASES
 CASES += BILLING_CASES
+CASES += E2EE_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
      {"name": "string.pattern"}),

@@ -237,8 +237,8 @@ class MlsContent(_message.Message):
     device_id: _builtins.str
     """The sending device (its id, of the caller's devices): required for a commit."""
     welcome: _builtins.bytes
-    """For a commit that adds devices, its Welcome (an MLSMessage, at most 1 MiB), which
-    each added device gets from E2eeService.ListWelcomes. Never returned.
+    """For a commit that adds devices, its Welcome (an MLSMessage, at most 512 KiB),
+    which each added device gets from E2eeService.ListWelcomes. Never returned.
     """
     kind: Global___MlsContent.Kind.ValueType
     """What it is, as the server read it."""
