@@ -307,7 +307,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores.organizations = MongoOrganizationStore(mongo)
         stores.analytics = MongoAnalyticsStore(mongo)
         stores.billing = MongoBillingStore(mongo, mongo_log)
-        stores.devices = MongoDeviceStore(mongo)
+        stores.devices = MongoDeviceStore(mongo, mongo_log)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -329,7 +329,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores.organizations = SqliteOrganizationStore(sqlite)
         stores.analytics = SqliteAnalyticsStore(sqlite)
         stores.billing = SqliteBillingStore(sqlite, sqlite_log)
-        stores.devices = SqliteDeviceStore(sqlite)
+        stores.devices = SqliteDeviceStore(sqlite, sqlite_log)
     # Secrets at rest: sealed with each app's data key; content with each sender's.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)

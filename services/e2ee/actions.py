@@ -9,7 +9,7 @@ from typing import Protocol
 
 from services.conversations.access import Access, conversation_name
 from services.conversations.actions import ConversationsActions
-from services.conversations.models import MlsGroup
+from services.conversations.models import MlsGroup, device_key
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
 from services.core.errors import (
@@ -27,6 +27,7 @@ from services.core.pagination import Page, time_id_page
 from services.core.principal import Principal, User, require_user_or_app
 from services.e2ee import delivery, mls
 from services.e2ee.models import (
+    LOW_KEY_PACKAGES,
     MAX_DEVICES_PER_USER,
     MAX_KEY_PACKAGES,
     Claimed,
@@ -184,19 +185,22 @@ class E2eeActions:
         return await self._devices.list_devices(app_id, members)
 
     async def claim(self, principal: Principal, app_id: str, conversation_id: str,
-                    user_ids: Sequence[str]) -> tuple[list[Claimed], list[Device]]:
-        """A KeyPackage of each device of these members not in the group; and the
-        devices that had none."""
+                    user_ids: Sequence[str], device_id: str = ""
+                    ) -> tuple[list[Claimed], list[Device]]:
+        """A KeyPackage of each device of these members not in the group (but the
+        calling user's device `device_id`); and the devices that had none."""
         _, state = await self._encrypted(principal, app_id, conversation_id)
         members = set(await self._conversation_store.member_ids(app_id, conversation_id))
         for i, user_id in enumerate(user_ids):
             if user_id not in members:
                 raise invalid_field(f"user_ids[{i}]", f"{user_id} is not a member of the"
                                     " conversation")
-        in_group = set(state.leaves)
+        caller = principal.user_id if isinstance(principal, User) else ""
+        skipped = set(state.leaves) | {device_key(caller, device_id)}
         wanted = [d for d in await self._devices.list_devices(app_id, user_ids)
-                  if d.key not in in_group]
-        claimed = await self._devices.claim(app_id, wanted)
+                  if d.key not in skipped]
+        claimed = await self._devices.claim(app_id, wanted, LOW_KEY_PACKAGES,
+                                           self._clock.now())
         got = {c.device.key for c in claimed}
         return claimed, [d for d in wanted if d.key not in got]
 
@@ -238,7 +242,8 @@ class E2eeActions:
             if send.welcome:
                 raise invalid_field(delivery.WELCOME_FIELD, "only a commit has a Welcome")
             checked = delivery.check_application(group_id, state, framed, pending)
-            return MlsDraft(MlsContent(APPLICATION, checked.epoch, send.data))
+            return MlsDraft(MlsContent(APPLICATION, checked.epoch, send.data,
+                                        send.device_id))
         if not send.device_id:
             raise invalid_field("message.mls.device_id", "a commit names its device")
         sender = next((d for d in devices if d.user_id == sender_id
@@ -248,7 +253,8 @@ class E2eeActions:
                             device_name(access.app_id, sender_id, send.device_id))
         checked = delivery.check_commit(group_id, state, framed, send.welcome, sender,
                                         {d.identity: d for d in devices}, pending)
-        return MlsDraft(MlsContent(COMMIT, checked.epoch, send.data), checked.state,
+        return MlsDraft(MlsContent(COMMIT, checked.epoch, send.data, send.device_id),
+                        checked.state,
                         send.welcome, checked.welcomed)
 
 

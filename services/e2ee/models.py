@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.conversations.models import device_key
+from services.core.events import DomainEvent
 
 # Stated in the contract (E2eeService).
 MAX_DEVICES_PER_USER = 20
@@ -54,3 +55,10 @@ class Claimed:
     device: Device
     key_package: bytes
     last_resort: bool
+
+
+def low_stock(device: Device, left: int, now: datetime) -> DomainEvent:
+    """The event telling a device's user (their streams only) to upload KeyPackages."""
+    return DomainEvent("e2ee.key_packages_low", device.app_id, now,
+                       {"device": device.name, "count": str(left)}, user_id=device.user_id,
+                       private=True)

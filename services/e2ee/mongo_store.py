@@ -4,6 +4,7 @@ and one per KeyPackage (claimed with an atomic find-and-delete)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -12,7 +13,9 @@ from pymongo.errors import DuplicateKeyError
 
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.errors import CapacityExceeded
-from services.e2ee.models import Claimed, Device
+from services.e2ee.models import Claimed, Device, low_stock
+from services.events.log import Emit
+from services.events.mongo_log import MongoEventLog
 
 
 async def _v1(db: AsyncDatabase[Document]) -> None:
@@ -31,8 +34,9 @@ def _id(app_id: str, user_id: str, device_id: str) -> str:
 
 
 class MongoDeviceStore:
-    def __init__(self, db: MongoDatabase) -> None:
+    def __init__(self, db: MongoDatabase, log: MongoEventLog) -> None:
         self._mongo = db
+        self._log = log
         self._devices = db.db["devices"]
         self._packages = db.db["key_packages"]
 
@@ -132,16 +136,23 @@ class MongoDeviceStore:
 
         return await self._mongo.transaction(tx)
 
-    async def claim(self, app_id: str, devices: Sequence[Device]) -> list[Claimed]:
-        claimed = []
-        for device in devices:  # each take is atomic on its own: no transaction needed
-            key = _id(app_id, device.user_id, device.device_id)
-            taken = await self._packages.find_one_and_delete({"device": key},
-                                                             sort=[("_id", ASCENDING)])
-            if taken is not None:
-                claimed.append(Claimed(device, bytes(taken["data"]), False))
-                continue
-            doc = await self._devices.find_one({"_id": key}, {"last_resort": 1})
-            if doc is not None and doc.get("last_resort") is not None:
-                claimed.append(Claimed(device, bytes(doc["last_resort"]), True))
-        return claimed
+    async def claim(self, app_id: str, devices: Sequence[Device], low: int,
+                    now: datetime) -> list[Claimed]:
+        async def tx(s: AsyncClientSession, emit: Emit) -> list[Claimed]:
+            claimed = []
+            for device in devices:
+                key = _id(app_id, device.user_id, device.device_id)
+                taken = await self._packages.find_one_and_delete(
+                    {"device": key}, sort=[("_id", ASCENDING)], session=s)
+                if taken is not None:
+                    claimed.append(Claimed(device, bytes(taken["data"]), False))
+                    left = await self._packages.count_documents({"device": key}, session=s)
+                    if left < low:
+                        emit(low_stock(device, left, now))
+                    continue
+                doc = await self._devices.find_one({"_id": key}, {"last_resort": 1}, session=s)
+                if doc is not None and doc.get("last_resort") is not None:
+                    claimed.append(Claimed(device, bytes(doc["last_resort"]), True))
+            return claimed
+
+        return await self._log.transact(tx)

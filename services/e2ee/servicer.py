@@ -95,8 +95,8 @@ class E2eeServicer:
     async def ClaimKeyPackages(self, request: pb.ClaimKeyPackagesRequest, call: Call
                                ) -> pb.ClaimKeyPackagesResponse:
         app_id, conversation_id = parse_conversation(request.conversation, "conversation")
-        claimed, unavailable = await self._actions.claim(call.principal, app_id,
-                                                         conversation_id, list(request.user_ids))
+        claimed, unavailable = await self._actions.claim(
+            call.principal, app_id, conversation_id, list(request.user_ids), request.device_id)
         return pb.ClaimKeyPackagesResponse(
             key_packages=[res.ClaimedKeyPackage(device=c.device.name,
                                                 key_package=c.key_package,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from services.core.clock import from_ms, to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
 from services.core.errors import CapacityExceeded
-from services.e2ee.models import Claimed, Device
+from services.e2ee.models import Claimed, Device, low_stock
+from services.events.log import Emit
+from services.events.sqlite_log import SqliteEventLog
 
 MIGRATIONS: tuple[Migration, ...] = ((
     "CREATE TABLE devices ("
@@ -51,8 +54,9 @@ def _delete(conn: sqlite3.Connection, app_id: str, user_id: str, device_id: str)
 
 
 class SqliteDeviceStore:
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: SqliteDatabase, log: SqliteEventLog) -> None:
         self._db = db
+        self._log = log
 
     async def migrate(self) -> None:
         await self._db.migrate("e2ee", MIGRATIONS)
@@ -134,8 +138,9 @@ class SqliteDeviceStore:
 
         return await self._db.write(body)
 
-    async def claim(self, app_id: str, devices: Sequence[Device]) -> list[Claimed]:
-        def body(conn: sqlite3.Connection) -> list[Claimed]:
+    async def claim(self, app_id: str, devices: Sequence[Device], low: int,
+                    now: datetime) -> list[Claimed]:
+        def tx(conn: sqlite3.Connection, emit: Emit) -> list[Claimed]:
             claimed = []
             for device in devices:
                 key = (app_id, device.user_id, device.device_id)
@@ -144,6 +149,10 @@ class SqliteDeviceStore:
                 if row is not None:
                     conn.execute("DELETE FROM key_packages WHERE seq = ?", (row[0],))
                     claimed.append(Claimed(device, bytes(row[1]), False))
+                    left = conn.execute(f"SELECT count(*) FROM key_packages WHERE {_DEVICE}",
+                                        key).fetchone()[0]
+                    if left < low:
+                        emit(low_stock(device, left, now))
                     continue
                 last = conn.execute(f"SELECT last_resort FROM devices WHERE {_DEVICE}",
                                     key).fetchone()
@@ -151,4 +160,4 @@ class SqliteDeviceStore:
                     claimed.append(Claimed(device, bytes(last[0]), True))
             return claimed
 
-        return await self._db.write(body)
+        return await self._log.transact(tx)

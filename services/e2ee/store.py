@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from services.e2ee.models import Claimed, Device
@@ -34,6 +35,9 @@ class DeviceStore(Protocol):
         replaces the last-resort one when given; None if the device is gone. Raises
         CapacityExceeded, adding nothing, past `limit` held."""
 
-    async def claim(self, app_id: str, devices: Sequence[Device]) -> list[Claimed]:
+    async def claim(self, app_id: str, devices: Sequence[Device], low: int,
+                    now: datetime) -> list[Claimed]:
         """Takes one KeyPackage of each device (for good), or its last-resort one (which
-        stays); a device with neither is left out."""
+        stays); a device with neither is left out. A device left with fewer than `low`
+        gets the `e2ee.key_packages_low` event (models.low_stock), in the same
+        transaction."""

@@ -62,6 +62,7 @@ class MlsContent:
     kind: str  # APPLICATION or COMMIT
     epoch: int  # the epoch it was sent in
     data: bytes  # the MLSMessage
+    device_id: str = ""  # the sending device's (checked for a commit)
 
 
 APPLICATION = "application"

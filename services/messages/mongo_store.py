@@ -173,7 +173,8 @@ def _message(doc: Document) -> Message:
         {emoji: count for emoji, count in doc["reactions"]}, doc["create_time"],
         doc.get("edit_time"), doc.get("delete_time"), doc.get("shadow", False),
         None if doc.get("mls") is None else MlsContent(doc["mls"]["kind"], doc["mls"]["epoch"],
-                                                       bytes(doc["mls"]["data"])))
+                                                       bytes(doc["mls"]["data"]),
+                                                       doc["mls"].get("device_id", "")))
 
 
 def _reactions(counts: dict[str, int]) -> list[list[Any]]:

@@ -76,7 +76,8 @@ def message_proto(shown: Shown, urls: MediaUrls) -> res.Message:
         create_time=timestamp(m.create_time), edit_time=timestamp(m.edit_time),
         delete_time=timestamp(m.delete_time), shadowed=shown.shadowed,
         mls=None if m.mls is None else res.MlsContent(
-            message=m.mls.data, kind=MLS_KINDS[m.mls.kind], epoch=m.mls.epoch))
+            message=m.mls.data, device_id=m.mls.device_id, kind=MLS_KINDS[m.mls.kind],
+            epoch=m.mls.epoch))
 
 
 def _position(request: pb.ListMessagesRequest) -> tuple[Direction, int]:

@@ -115,6 +115,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE messages ADD COLUMN mls_kind TEXT",
         "ALTER TABLE messages ADD COLUMN mls_epoch INTEGER",
         "ALTER TABLE messages ADD COLUMN mls_data BLOB",
+        "ALTER TABLE messages ADD COLUMN mls_device TEXT",
         "CREATE TABLE mls_welcomes ("
         " app_id TEXT NOT NULL, user_id TEXT NOT NULL, device_id TEXT NOT NULL,"
         " conversation_id TEXT NOT NULL, sequence INTEGER NOT NULL, epoch INTEGER NOT NULL,"
@@ -127,7 +128,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 _COLUMNS = ("app_id, conversation_id, sequence, sender_id, text, attachments, mentions,"
             " metadata, thread_root, reply_count, last_reply_time, reactions, create_time,"
-            " edit_time, delete_time, shadow, mls_kind, mls_epoch, mls_data")
+            " edit_time, delete_time, shadow, mls_kind, mls_epoch, mls_data, mls_device")
 _KEY = "app_id = ? AND conversation_id = ?"
 
 
@@ -138,7 +139,7 @@ def _message(row: Any) -> Message:
         tuple(Mention(**m) for m in json.loads(row[6])), json.loads(row[7]), row[8], row[9],
         opt_from_ms(row[10]), dict(json.loads(row[11])), from_ms(row[12]),
         opt_from_ms(row[13]), opt_from_ms(row[14]), bool(row[15]),
-        None if row[16] is None else MlsContent(row[16], row[17], bytes(row[18])))
+        None if row[16] is None else MlsContent(row[16], row[17], bytes(row[18]), row[19]))
 
 
 def _check_epoch(stored: str | None, epoch: int) -> None:
@@ -276,7 +277,7 @@ class SqliteMessageStore:
             conn.execute(
                 f"INSERT INTO messages ({_COLUMNS}, request_id, metadata_index)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '[]', ?, NULL, NULL, ?, ?, ?, ?,"
-                " ?, ?)",
+                " ?, ?, ?)",
                 (*key, sequence, draft.sender_id, draft.text,
                  _attachments_json(draft.attachments),
                  json.dumps([asdict(m) for m in draft.mentions]),
@@ -284,6 +285,7 @@ class SqliteMessageStore:
                  int(draft.shadowed), None if content is None else content.kind,
                  None if content is None else content.epoch,
                  None if content is None else content.data,
+                 None if content is None else content.device_id,
                  request_id, json.dumps(dict(draft.indexed_metadata))))
             if draft.mls is not None and draft.mls.group is not None:
                 _commit(conn, key, sequence, draft.mls, at)

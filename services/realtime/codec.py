@@ -80,6 +80,9 @@ def event_proto(event: DomainEvent, position: int, urls: MediaUrls) -> pb.Event:
         case "billing.usage_threshold":
             assert isinstance(event.payload, pb.UsageThreshold)
             proto.billing_usage_threshold.CopyFrom(event.payload)
+        case "e2ee.key_packages_low":
+            proto.e2ee_key_packages_low.device = event.data["device"]
+            proto.e2ee_key_packages_low.key_package_count = int(event.data["count"])
         case _:
             raise ValueError(f"no stream form for event type {event.type}")
     return proto

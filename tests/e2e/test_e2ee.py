@@ -35,6 +35,7 @@ from tests.support.mls import (
     reference,
     welcome,
 )
+from tests.support.stream import subscribed
 
 ABORTED = grpc.StatusCode.ABORTED
 FAILED = grpc.StatusCode.FAILED_PRECONDITION
@@ -147,6 +148,11 @@ async def test_claims_hand_out_each_key_package_once_then_the_last_resort(
     assert [p.last_resort for p in packages] == [False, False, True, True]
     assert packages[2].key_package == packages[3].key_package  # the last resort stays
     assert list(first.unavailable_devices) == [b2.name]
+    # The calling device is never claimed; the caller's other devices are.
+    a2 = Phone(alice, "a2")
+    await a2.register()
+    mine = await a1.claim(group.name, "alice")
+    assert [c.device for c in mine.key_packages] == [a2.name]
     device = (await client.e2ee.GetDevice(e2ee_pb.GetDeviceRequest(name=b1.name),
                                           metadata=bob.auth)).device
     assert (device.key_package_count, device.has_last_resort) == (0, True)
@@ -169,6 +175,7 @@ async def test_a_group_forms_and_keeps_one_order_of_epochs(client: Client,
     first = await form_group(group.name, a1, b1)
     assert (first.sequence, first.mls.kind, first.mls.epoch) == (1, COMMIT, 0)
     assert not first.mls.welcome  # never returned
+    assert first.mls.device_id == "a1"
     state = await b1.group(group.name)
     assert (state.epoch, state.commit_sequence, state.cipher_suite) == (1, 1, 1)
     assert [(leaf.index, leaf.device.name) for leaf in state.leaves] == [
@@ -387,3 +394,37 @@ async def test_what_cannot_work_on_ciphertext_is_refused(client: Client,
     deleted = await client.messages.DeleteMessage(msg_pb.DeleteMessageRequest(
         name=sent.name), metadata=alice.auth)
     assert deleted.message.state == msg_res.Message.STATE_DELETED
+
+
+async def test_streams_carry_the_group_and_tell_a_device_its_stock_runs_low(
+        client: Client, app: AppHandle) -> None:
+    alice, bob = await people(client, app, "alice", "bob")
+    group = await alice.create(GROUP, ("bob",), encrypted=True)
+    a1, b1, b2 = Phone(alice, "a1"), Phone(bob, "b1"), Phone(bob, "b2")
+    await a1.register()
+    await b1.register(packages=11)  # the claim leaves 10: not low
+    bobs = await subscribed(bob)
+    alices = await subscribed(alice)
+    try:
+        await form_group(group.name, a1, b1)
+        created = await bobs.event()
+        assert created.type == "message.created"
+        assert created.message_created.mls.kind == COMMIT
+        sent = await a1.send(group.name, application(group.name.encode(), 1))
+        got = await bobs.event()
+        assert got.message_created.mls.message == sent.mls.message
+        await b2.register(packages=11)
+        await a1.claim(group.name, "bob")  # b2 keeps 10: not low yet
+        await a1.claim(group.name, "bob")  # 9 left: bob's streams are told, alice's not
+        low = await bobs.event()
+        assert low.type == "e2ee.key_packages_low"
+        assert (low.e2ee_key_packages_low.device, low.e2ee_key_packages_low.key_package_count
+                ) == (b2.name, 9)
+        seen = [(await alices.event()).type for _ in range(2)]
+        assert seen == ["message.created", "message.created"]
+        # Nothing else reached alice: her next event is her own send's.
+        await a1.send(group.name, application(group.name.encode(), 1))
+        assert (await alices.event()).type == "message.created"
+    finally:
+        await bobs.close()
+        await alices.close()

@@ -22,9 +22,9 @@ from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.auth.v1 import resources_pb2 as auth_res
 from caas.billing.v1 import billing_service_pb2
-from caas.e2ee.v1 import e2ee_service_pb2
 from caas.compliance.v1 import compliance_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
+from caas.e2ee.v1 import e2ee_service_pb2
 from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
 from caas.messages.v1 import resources_pb2 as msg_res
@@ -46,8 +46,8 @@ from tests.e2e.validation_cases_analytics import CASES as ANALYTICS_CASES
 from tests.e2e.validation_cases_audit import CASES as AUDIT_CASES
 from tests.e2e.validation_cases_billing import CASES as BILLING_CASES
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
-from tests.e2e.validation_cases_e2ee import CASES as E2EE_CASES
 from tests.e2e.validation_cases_compliance import CASES as COMPLIANCE_CASES
+from tests.e2e.validation_cases_e2ee import CASES as E2EE_CASES
 from tests.e2e.validation_cases_media import CASES as MEDIA_CASES
 from tests.e2e.validation_cases_moderation import CASES as MODERATION_CASES
 from tests.e2e.validation_cases_search import CASES as SEARCH_CASES

@@ -167,7 +167,8 @@ class Phone:
         response: e2ee_pb.ClaimKeyPackagesResponse = \
             await self.person.client.e2ee.ClaimKeyPackages(
                 e2ee_pb.ClaimKeyPackagesRequest(conversation=conversation,
-                                                user_ids=list(user_ids)),
+                                                user_ids=list(user_ids),
+                                                device_id=self.device_id),
                 metadata=self.person.auth)
         return response
 

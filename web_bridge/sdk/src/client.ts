@@ -18,6 +18,7 @@ import {
 import type { AppsService } from "./gen/caas/apps/v1/apps_service_pb.js";
 import { AuthService } from "./gen/caas/auth/v1/auth_service_pb.js";
 import type { ConversationsService } from "./gen/caas/conversations/v1/conversations_service_pb.js";
+import type { E2eeService } from "./gen/caas/e2ee/v1/e2ee_service_pb.js";
 import type { Event } from "./gen/caas/events/v1/events_pb.js";
 import type { MediaService } from "./gen/caas/media/v1/media_service_pb.js";
 import type { MessagesService } from "./gen/caas/messages/v1/messages_service_pb.js";
@@ -323,6 +324,8 @@ export interface CaasClient {
   search: Client<typeof SearchService>;
   /** Webhook endpoints, their delivery attempts and dead letters (an app's backend). */
   webhooks: Client<typeof WebhooksService>;
+  /** Devices, KeyPackages and groups of end-to-end encrypted conversations (`E2eeDevice`). */
+  e2ee: Client<typeof E2eeService>;
   /** Follow `user`'s events (`apps/{app}/users/{user}`) until `close()`. */
   subscribe(user: string, handlers: SubscriptionHandlers, options?: SubscriptionOptions): Subscription;
   /** Renew the access token now. */

@@ -272,8 +272,13 @@ class ClaimKeyPackagesRequest(_message.Message):
 
     CONVERSATION_FIELD_NUMBER: _builtins.int
     USER_IDS_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
     conversation: _builtins.str
     """`apps/{app}/conversations/{conversation}`: end-to-end encrypted."""
+    device_id: _builtins.str
+    """The calling device's id, if the caller is one: it is never claimed (a group's
+    creator claims for its user's other devices). Optional.
+    """
     @_builtins.property
     def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Members of the conversation whose devices to add: 1 to 50 distinct user ids."""
@@ -283,10 +288,11 @@ class ClaimKeyPackagesRequest(_message.Message):
         *,
         conversation: _builtins.str = ...,
         user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        device_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "user_ids", b"user_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "device_id", b"device_id", "user_ids", b"user_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -56,6 +56,7 @@ class Event(_message.Message):
     FLAG_REPORTED_FIELD_NUMBER: _builtins.int
     FLAG_RESOLVED_FIELD_NUMBER: _builtins.int
     BILLING_USAGE_THRESHOLD_FIELD_NUMBER: _builtins.int
+    E2EE_KEY_PACKAGES_LOW_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/events/{position}`: stable, unique in the app, for de-duplication.
     Positions grow with each event of the app, in commit order.
@@ -169,6 +170,13 @@ class Event(_message.Message):
         each). Webhooks only: no user's stream carries it.
         """
 
+    @_builtins.property
+    def e2ee_key_packages_low(self) -> Global___KeyPackagesLow:
+        """`e2ee.key_packages_low`: a claim left a device of the user with fewer than 10
+        KeyPackages: upload more (caas.e2ee.v1.E2eeService.UploadKeyPackages). The
+        user's streams only (and the app's webhooks).
+        """
+
     def __init__(
         self,
         *,
@@ -197,16 +205,43 @@ class Event(_message.Message):
         flag_reported: _resources_pb2_3.Flag | None = ...,
         flag_resolved: _resources_pb2_3.Flag | None = ...,
         billing_usage_threshold: Global___UsageThreshold | None = ...,
+        e2ee_key_packages_low: Global___KeyPackagesLow | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["billing_usage_threshold", b"billing_usage_threshold", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["billing_usage_threshold", b"billing_usage_threshold", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "e2ee_key_packages_low", b"e2ee_key_packages_low", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_usage_threshold", b"billing_usage_threshold", "conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_usage_threshold", b"billing_usage_threshold", "conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "e2ee_key_packages_low", b"e2ee_key_packages_low", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed", "restriction_created", "restriction_deleted", "flag_reported", "flag_resolved", "billing_usage_threshold"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed", "restriction_created", "restriction_deleted", "flag_reported", "flag_resolved", "billing_usage_threshold", "e2ee_key_packages_low"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class KeyPackagesLow(_message.Message):
+    """A device's stock of KeyPackages ran low."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    KEY_PACKAGE_COUNT_FIELD_NUMBER: _builtins.int
+    device: _builtins.str
+    """The device: `apps/{app}/users/{user}/devices/{device}`."""
+    key_package_count: _builtins.int
+    """KeyPackages it has left (its last-resort one not counted)."""
+    def __init__(
+        self,
+        *,
+        device: _builtins.str = ...,
+        key_package_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "key_package_count", b"key_package_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KeyPackagesLow: _TypeAlias = KeyPackagesLow  # noqa: Y015
 
 @_typing.final
 class UsageThreshold(_message.Message):

@@ -235,7 +235,10 @@ class MlsContent(_message.Message):
     message: _builtins.bytes
     """The MLSMessage: 1 byte to 256 KiB."""
     device_id: _builtins.str
-    """The sending device (its id, of the caller's devices): required for a commit."""
+    """The sending device (its id, of the caller's devices): required for a commit, whose
+    leaf the server checks is that device's; for an application message, as the sender
+    says (its sender is encrypted: the server cannot check it).
+    """
     welcome: _builtins.bytes
     """For a commit that adds devices, its Welcome (an MLSMessage, at most 512 KiB),
     which each added device gets from E2eeService.ListWelcomes. Never returned.

@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/events/v1/events.proto.
  */
 export const file_caas_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjYWFzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmNhYXMuZXZlbnRzLnYxIoUKCgVFdmVudBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnZlcnNhdGlvbhgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEjQKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfdXBkYXRlZBgLIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjgKDnJlYWN0aW9uX2FkZGVkGA0gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABI6ChByZWFjdGlvbl9yZW1vdmVkGA4gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABJDChRjb252ZXJzYXRpb25fY3JlYXRlZBgPIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fdXBkYXRlZBgQIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fZGVsZXRlZBgRIAEoCzIjLmNhYXMuZXZlbnRzLnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI1CgxtZW1iZXJfYWRkZWQYEiABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3JlbW92ZWQYEyABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3VwZGF0ZWQYFCABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASMQoMcmVhZF91cGRhdGVkGBUgASgLMhkuY2Fhcy5ldmVudHMudjEuUmVhZFN0YXRlSAASNgoRZGVsaXZlcmVkX3VwZGF0ZWQYFiABKAsyGS5jYWFzLmV2ZW50cy52MS5SZWFkU3RhdGVIABIrCgttZWRpYV9yZWFkeRgXIAEoCzIULmNhYXMubWVkaWEudjEuTWVkaWFIABIsCgxtZWRpYV9mYWlsZWQYGCABKAsyFC5jYWFzLm1lZGlhLnYxLk1lZGlhSAASPgoTcmVzdHJpY3Rpb25fY3JlYXRlZBgZIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkgAEj4KE3Jlc3RyaWN0aW9uX2RlbGV0ZWQYGiABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb25IABIxCg1mbGFnX3JlcG9ydGVkGBsgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABIxCg1mbGFnX3Jlc29sdmVkGBwgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABJBChdiaWxsaW5nX3VzYWdlX3RocmVzaG9sZBgdIAEoCzIeLmNhYXMuZXZlbnRzLnYxLlVzYWdlVGhyZXNob2xkSABCCQoHcGF5bG9hZCLyAQoOVXNhZ2VUaHJlc2hvbGQSIwoEdW5pdBgBIAEoDjIVLmNhYXMuYmlsbGluZy52MS5Vbml0EhkKEXRocmVzaG9sZF9wZXJjZW50GAIgASgFEgwKBHVzZWQYAyABKAMSEAoIaW5jbHVkZWQYBCABKAMSEAoIaGFyZF9jYXAYBSABKAMSDAoEcGxhbhgGIAEoCRIwCgxwZXJpb2Rfc3RhcnQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnBlcmlvZF9lbmQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKDlJlYWN0aW9uQ2hhbmdlEioKB21lc3NhZ2UYASABKAsyGS5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2USDQoFZW1vamkYAiABKAkiKwoTQ29udmVyc2F0aW9uRGVsZXRlZBIUCgxjb252ZXJzYXRpb24YASABKAkiWAoJUmVhZFN0YXRlEg8KB3VzZXJfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCJVojY2Fhcy9nZW4vZ28vY2Fhcy9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_caas_billing_v1_resources, file_caas_conversations_v1_resources, file_caas_media_v1_resources, file_caas_messages_v1_resources, file_caas_moderation_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("ChtjYWFzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmNhYXMuZXZlbnRzLnYxIsYKCgVFdmVudBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnZlcnNhdGlvbhgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEjQKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfdXBkYXRlZBgLIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjgKDnJlYWN0aW9uX2FkZGVkGA0gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABI6ChByZWFjdGlvbl9yZW1vdmVkGA4gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABJDChRjb252ZXJzYXRpb25fY3JlYXRlZBgPIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fdXBkYXRlZBgQIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fZGVsZXRlZBgRIAEoCzIjLmNhYXMuZXZlbnRzLnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI1CgxtZW1iZXJfYWRkZWQYEiABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3JlbW92ZWQYEyABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3VwZGF0ZWQYFCABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASMQoMcmVhZF91cGRhdGVkGBUgASgLMhkuY2Fhcy5ldmVudHMudjEuUmVhZFN0YXRlSAASNgoRZGVsaXZlcmVkX3VwZGF0ZWQYFiABKAsyGS5jYWFzLmV2ZW50cy52MS5SZWFkU3RhdGVIABIrCgttZWRpYV9yZWFkeRgXIAEoCzIULmNhYXMubWVkaWEudjEuTWVkaWFIABIsCgxtZWRpYV9mYWlsZWQYGCABKAsyFC5jYWFzLm1lZGlhLnYxLk1lZGlhSAASPgoTcmVzdHJpY3Rpb25fY3JlYXRlZBgZIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkgAEj4KE3Jlc3RyaWN0aW9uX2RlbGV0ZWQYGiABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb25IABIxCg1mbGFnX3JlcG9ydGVkGBsgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABIxCg1mbGFnX3Jlc29sdmVkGBwgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABJBChdiaWxsaW5nX3VzYWdlX3RocmVzaG9sZBgdIAEoCzIeLmNhYXMuZXZlbnRzLnYxLlVzYWdlVGhyZXNob2xkSAASPwoVZTJlZV9rZXlfcGFja2FnZXNfbG93GB4gASgLMh4uY2Fhcy5ldmVudHMudjEuS2V5UGFja2FnZXNMb3dIAEIJCgdwYXlsb2FkIjsKDktleVBhY2thZ2VzTG93Eg4KBmRldmljZRgBIAEoCRIZChFrZXlfcGFja2FnZV9jb3VudBgCIAEoBSLyAQoOVXNhZ2VUaHJlc2hvbGQSIwoEdW5pdBgBIAEoDjIVLmNhYXMuYmlsbGluZy52MS5Vbml0EhkKEXRocmVzaG9sZF9wZXJjZW50GAIgASgFEgwKBHVzZWQYAyABKAMSEAoIaW5jbHVkZWQYBCABKAMSEAoIaGFyZF9jYXAYBSABKAMSDAoEcGxhbhgGIAEoCRIwCgxwZXJpb2Rfc3RhcnQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnBlcmlvZF9lbmQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKDlJlYWN0aW9uQ2hhbmdlEioKB21lc3NhZ2UYASABKAsyGS5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2USDQoFZW1vamkYAiABKAkiKwoTQ29udmVyc2F0aW9uRGVsZXRlZBIUCgxjb252ZXJzYXRpb24YASABKAkiWAoJUmVhZFN0YXRlEg8KB3VzZXJfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCJVojY2Fhcy9nZW4vZ28vY2Fhcy9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_caas_billing_v1_resources, file_caas_conversations_v1_resources, file_caas_media_v1_resources, file_caas_messages_v1_resources, file_caas_moderation_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * Something that happened in an app, as it was committed. The real-time stream
@@ -243,6 +243,16 @@ export type Event = Message<"caas.events.v1.Event"> & {
      */
     value: UsageThreshold;
     case: "billingUsageThreshold";
+  } | {
+    /**
+     * `e2ee.key_packages_low`: a claim left a device of the user with fewer than 10
+     * KeyPackages: upload more (caas.e2ee.v1.E2eeService.UploadKeyPackages). The
+     * user's streams only (and the app's webhooks).
+     *
+     * @generated from field: caas.events.v1.KeyPackagesLow e2ee_key_packages_low = 30;
+     */
+    value: KeyPackagesLow;
+    case: "e2eeKeyPackagesLow";
   } | { case: undefined; value?: undefined };
 };
 
@@ -252,6 +262,34 @@ export type Event = Message<"caas.events.v1.Event"> & {
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_caas_events_v1_events, 0);
+
+/**
+ * A device's stock of KeyPackages ran low.
+ *
+ * @generated from message caas.events.v1.KeyPackagesLow
+ */
+export type KeyPackagesLow = Message<"caas.events.v1.KeyPackagesLow"> & {
+  /**
+   * The device: `apps/{app}/users/{user}/devices/{device}`.
+   *
+   * @generated from field: string device = 1;
+   */
+  device: string;
+
+  /**
+   * KeyPackages it has left (its last-resort one not counted).
+   *
+   * @generated from field: int32 key_package_count = 2;
+   */
+  keyPackageCount: number;
+};
+
+/**
+ * Describes the message caas.events.v1.KeyPackagesLow.
+ * Use `create(KeyPackagesLowSchema)` to create a new message.
+ */
+export const KeyPackagesLowSchema: GenMessage<KeyPackagesLow> = /*@__PURE__*/
+  messageDesc(file_caas_events_v1_events, 1);
 
 /**
  * A unit's usage reached a threshold of the app's plan.
@@ -321,7 +359,7 @@ export type UsageThreshold = Message<"caas.events.v1.UsageThreshold"> & {
  * Use `create(UsageThresholdSchema)` to create a new message.
  */
 export const UsageThresholdSchema: GenMessage<UsageThreshold> = /*@__PURE__*/
-  messageDesc(file_caas_events_v1_events, 1);
+  messageDesc(file_caas_events_v1_events, 2);
 
 /**
  * A reaction added or removed, with the message's counts after it.
@@ -349,7 +387,7 @@ export type ReactionChange = Message<"caas.events.v1.ReactionChange"> & {
  * Use `create(ReactionChangeSchema)` to create a new message.
  */
 export const ReactionChangeSchema: GenMessage<ReactionChange> = /*@__PURE__*/
-  messageDesc(file_caas_events_v1_events, 2);
+  messageDesc(file_caas_events_v1_events, 3);
 
 /**
  * A deleted conversation.
@@ -370,7 +408,7 @@ export type ConversationDeleted = Message<"caas.events.v1.ConversationDeleted"> 
  * Use `create(ConversationDeletedSchema)` to create a new message.
  */
 export const ConversationDeletedSchema: GenMessage<ConversationDeleted> = /*@__PURE__*/
-  messageDesc(file_caas_events_v1_events, 3);
+  messageDesc(file_caas_events_v1_events, 4);
 
 /**
  * Where a member has read or received up to.
@@ -405,5 +443,5 @@ export type ReadState = Message<"caas.events.v1.ReadState"> & {
  * Use `create(ReadStateSchema)` to create a new message.
  */
 export const ReadStateSchema: GenMessage<ReadState> = /*@__PURE__*/
-  messageDesc(file_caas_events_v1_events, 4);
+  messageDesc(file_caas_events_v1_events, 5);
 

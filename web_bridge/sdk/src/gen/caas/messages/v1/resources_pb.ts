@@ -224,7 +224,9 @@ export type MlsContent = Message$1<"caas.messages.v1.MlsContent"> & {
   message: Uint8Array;
 
   /**
-   * The sending device (its id, of the caller's devices): required for a commit.
+   * The sending device (its id, of the caller's devices): required for a commit, whose
+   * leaf the server checks is that device's; for an application message, as the sender
+   * says (its sender is encrypted: the server cannot check it).
    *
    * @generated from field: string device_id = 2;
    */
