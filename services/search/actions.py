@@ -27,7 +27,7 @@ from services.conversations.store import ConversationStore
 from services.core.errors import DomainError, InvalidArgument, Unavailable
 from services.core.pagination import PageRequest, make_page, page_request
 from services.core.principal import Principal, User, require_app
-from services.messages.actions import MessagesActions, Shown
+from services.messages.actions import MessagesActions, Shown, unsupported
 from services.messages.store import MessageStore
 from services.search.index import ConversationQuery, Hit, MessageQuery, Order, SearchIndex
 from services.search.text import parse_query
@@ -104,6 +104,11 @@ class SearchActions:
                 raise conversation_not_found(app_id, conversation_id)
             if search.conversations:
                 windows = {c: windows[c] for c in search.conversations}
+        for conversation_id in sorted(search.conversations):
+            found = await self._conversations.get_conversation(app_id, conversation_id)
+            if found is not None and found.encrypted:
+                raise unsupported("search", "its messages are not searchable on the server"
+                                  " (search them on the device)")
         query = MessageQuery(
             app_id, terms, order, request.size + 1, windows, search.conversations,
             search.sender_ids, search.start_time, search.end_time, search.has_attachments,

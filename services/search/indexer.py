@@ -114,6 +114,8 @@ def write_of(event: LoggedEvent) -> Write | None:
     app_id = event.app_id
     if kind in ("message.created", "message.updated"):
         message = proto.message_created if kind == "message.created" else proto.message_updated
+        if message.HasField("mls"):
+            return None  # end-to-end encrypted: nothing the server may read, nor index
         return Write(event.position, _message_doc(app_id, message))
     if kind == "message.deleted":
         return Write(event.position, Deletion(MessageKey(

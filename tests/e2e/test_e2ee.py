@@ -10,9 +10,12 @@ use a real MLS client."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
+from typing import Any
 
 import grpc
+import httpx
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.conversations.v1 import conversations_service_pb2 as conv_pb
 from caas.conversations.v1 import resources_pb2 as conv_res
@@ -20,8 +23,10 @@ from caas.e2ee.v1 import e2ee_service_pb2 as e2ee_pb
 from caas.e2ee.v1 import resources_pb2 as e2ee_res
 from caas.messages.v1 import messages_service_pb2 as msg_pb
 from caas.messages.v1 import resources_pb2 as msg_res
+from caas.search.v1 import search_service_pb2 as search_pb
 
 from tests.conftest import AppHandle, expect_error
+from tests.e2e.test_http import grpc_web_frame, grpc_web_frames
 from tests.support.chat import CHANNEL, GROUP, Person, person
 from tests.support.client import Client, bearer
 from tests.support.mls import (
@@ -428,3 +433,69 @@ async def test_streams_carry_the_group_and_tell_a_device_its_stock_runs_low(
     finally:
         await bobs.close()
         await alices.close()
+
+
+async def test_searching_an_encrypted_conversation_is_refused(client: Client,
+                                                              app: AppHandle) -> None:
+    alice, bob, carol = await people(client, app, "alice", "bob", "carol")
+    group = await alice.create(GROUP, ("bob",), encrypted=True)
+    a1, b1 = Phone(alice, "a1"), Phone(bob, "b1")
+    await a1.register()
+    await b1.register()
+    await form_group(group.name, a1, b1)
+    await a1.send(group.name, application(group.name.encode(), 1))
+    search = client.search.SearchMessages
+    await unsupported_search(search(search_pb.SearchMessagesRequest(
+        parent=f"apps/{app.app_id}", conversations=[group.name]), metadata=alice.auth))
+    await unsupported_search(search(search_pb.SearchMessagesRequest(
+        parent=f"apps/{app.app_id}", conversations=[group.name]),
+        metadata=bearer(app.api_key)))
+    # Someone who may not see it learns nothing of it: not found, as for none.
+    await expect_error(search(search_pb.SearchMessagesRequest(
+        parent=f"apps/{app.app_id}", conversations=[group.name]), metadata=carol.auth),
+        grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+
+
+async def unsupported_search(call: Any) -> None:
+    failed = await expect_error(call, FAILED, "E2EE_NOT_SUPPORTED")
+    assert failed.metadata["feature"] == "search"
+
+
+async def test_over_json_and_grpc_web_through_envoy(http: httpx.AsyncClient, client: Client,
+                                                   app: AppHandle) -> None:
+    alice, bob = await people(client, app, "alice", "bob")
+    group = await alice.create(GROUP, ("bob",), encrypted=True)
+    a1, b1 = Phone(alice, "a1"), Phone(bob, "b1")
+    await a1.register()
+    headers = {"authorization": f"Bearer {bob.token}"}
+    # JSON: bytes are base64, the device id a query parameter.
+    made = await http.post(f"/v1/apps/{app.app_id}/users/bob/devices",
+                           params={"deviceId": "b1"}, headers=headers,
+                           json={"cipherSuite": 1,
+                                 "signatureKey": base64.b64encode(b1.signer.public).decode()})
+    assert made.status_code == 200, made.text
+    assert made.json()["device"]["name"] == b1.name
+    uploaded = await http.post(f"/v1/{b1.name}:uploadKeyPackages", headers=headers, json={
+        "keyPackages": [base64.b64encode(b1.key_package()).decode()]})
+    assert uploaded.json()["device"]["keyPackageCount"] == 1
+    first = await form_group(group.name, a1, b1)
+    sent = await http.post(f"/v1/{group.name}/messages", headers=headers, json={
+        "mls": {"message": base64.b64encode(application(group.name.encode(), 1)).decode(),
+                "deviceId": "b1"}}, params={"requestId": uuid.uuid4().hex})
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["message"]["mls"]["kind"] == "KIND_APPLICATION"
+    stale = await http.post(f"/v1/{group.name}/messages", headers=headers, json={
+        "mls": {"message": base64.b64encode(application(group.name.encode(), 0)).decode()}},
+        params={"requestId": uuid.uuid4().hex})
+    assert stale.status_code == 409  # ABORTED
+    assert stale.json()["details"][0]["reason"] == "MLS_EPOCH_STALE"
+    # gRPC-Web: the group, as a browser gets it.
+    response = await http.post(
+        "/caas.e2ee.v1.E2eeService/GetGroup", headers={
+            **headers, "x-grpc-web": "1", "content-type": "application/grpc-web+proto"},
+        content=grpc_web_frame(e2ee_pb.GetGroupRequest(
+            name=f"{group.name}/group").SerializeToString()))
+    messages, trailers = grpc_web_frames(response.content)
+    assert trailers["grpc-status"] == "0"
+    got = e2ee_pb.GetGroupResponse.FromString(messages[0]).group
+    assert (got.epoch, got.commit_sequence) == (1, first.sequence)
