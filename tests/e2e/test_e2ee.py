@@ -26,6 +26,7 @@ from caas.messages.v1 import resources_pb2 as msg_res
 from caas.search.v1 import search_service_pb2 as search_pb
 
 from tests.conftest import AppHandle, expect_error
+from tests.e2e.test_api_key_scopes import new_key
 from tests.e2e.test_http import grpc_web_frame, grpc_web_frames
 from tests.support.chat import CHANNEL, GROUP, Person, person
 from tests.support.client import Client, bearer
@@ -499,3 +500,47 @@ async def test_over_json_and_grpc_web_through_envoy(http: httpx.AsyncClient, cli
     assert trailers["grpc-status"] == "0"
     got = e2ee_pb.GetGroupResponse.FromString(messages[0]).group
     assert (got.epoch, got.commit_sequence) == (1, first.sequence)
+
+
+async def test_nobody_reaches_into_anothers_devices_or_groups(
+        client: Client, app: AppHandle, other_app: AppHandle) -> None:
+    alice, bob = await people(client, app, "alice", "bob")
+    (mallory,) = await people(client, other_app, "mallory")
+    group = await alice.create(GROUP, ("bob",), encrypted=True)
+    a1, b1 = Phone(alice, "a1"), Phone(bob, "b1")
+    await a1.register()
+    await b1.register()
+    await form_group(group.name, a1, b1)
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    # Another app's user: not even the question is answered.
+    await expect_error(client.e2ee.GetGroup(e2ee_pb.GetGroupRequest(
+        name=f"{group.name}/group"), metadata=mallory.auth), denied, "APP_MISMATCH")
+    await expect_error(client.e2ee.ClaimKeyPackages(e2ee_pb.ClaimKeyPackagesRequest(
+        conversation=group.name, user_ids=["bob"]), metadata=mallory.auth),
+        denied, "APP_MISMATCH")
+    await expect_error(client.e2ee.GetDevice(e2ee_pb.GetDeviceRequest(name=b1.name),
+                                             metadata=mallory.auth), denied, "APP_MISMATCH")
+    # Bob neither stocks alice's device, nor reads its Welcomes, nor deletes it.
+    await expect_error(client.e2ee.UploadKeyPackages(e2ee_pb.UploadKeyPackagesRequest(
+        device=a1.name, key_packages=[a1.key_package()]), metadata=bob.auth),
+        denied, "USER_MISMATCH")
+    await expect_error(client.e2ee.ListWelcomes(e2ee_pb.ListWelcomesRequest(parent=a1.name),
+                                                metadata=bob.auth), denied, "USER_MISMATCH")
+    await expect_error(client.e2ee.DeleteDevice(e2ee_pb.DeleteDeviceRequest(name=a1.name),
+                                                metadata=bob.auth), denied, "USER_MISMATCH")
+    # Nor commits as alice's device (its id named, his user's device looked up: none).
+    forged = Phone(bob, "a1", a1.signer)
+    await expect_error(forged.send(group.name, commit(group.name.encode(), 1, 0)),
+                       grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+    # A key needs users:write to register devices, conversations:read to read a group.
+    reader = bearer((await new_key(client, app, "users:read")).secret)
+    await expect_error(client.e2ee.CreateDevice(e2ee_pb.CreateDeviceRequest(
+        parent=f"apps/{app.app_id}/users/bob", device_id="b9",
+        device=e2ee_res.Device(cipher_suite=1, signature_key=Signer().public)),
+        metadata=reader), denied, "API_KEY_SCOPE_MISSING")
+    await expect_error(client.e2ee.GetGroup(e2ee_pb.GetGroupRequest(
+        name=f"{group.name}/group"), metadata=reader), denied, "API_KEY_SCOPE_MISSING")
+    # The app's backend sees the group (and its devices) of any conversation of the app.
+    seen = await client.e2ee.GetGroup(e2ee_pb.GetGroupRequest(name=f"{group.name}/group"),
+                                      metadata=bearer(app.api_key))
+    assert [leaf.device.name for leaf in seen.group.leaves] == [a1.name, b1.name]
