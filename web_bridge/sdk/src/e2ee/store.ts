@@ -9,6 +9,8 @@
  * pull in `node:fs`).
  */
 
+import { objectStore } from "../idb.js";
+
 /** Bytes by key: each `put` replaces the value whole (or not at all). */
 export interface KeyStore {
   get(key: string): Promise<Uint8Array | undefined>;
@@ -30,40 +32,12 @@ export function memoryKeyStore(): KeyStore {
   };
 }
 
-function request<T>(call: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    call.onsuccess = () => resolve(call.result);
-    call.onerror = () => reject(call.error);
-  });
-}
-
 /**
  * The secrets in IndexedDB: one database per device (`name`, e.g.
  * `caas-e2ee:apps/a/users/u/devices/d`), one object store of bytes by key.
  */
 export function indexedDbKeyStore(name: string, factory: IDBFactory = globalThis.indexedDB): KeyStore {
-  const STORE = "keys";
-  let opened: Promise<IDBDatabase> | undefined;
-  const database = () => {
-    opened ??= new Promise<IDBDatabase>((resolve, reject) => {
-      const open = factory.open(name, 1);
-      open.onupgradeneeded = () => open.result.createObjectStore(STORE);
-      open.onsuccess = () => resolve(open.result);
-      open.onerror = () => reject(open.error);
-    });
-    return opened;
-  };
-  const run = async <T>(mode: IDBTransactionMode, body: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> => {
-    const db = await database();
-    const transaction = db.transaction(STORE, mode);
-    const result = request(body(transaction.objectStore(STORE)));
-    await new Promise<void>((resolve, reject) => {
-      transaction.oncomplete = () => resolve();
-      transaction.onerror = () => reject(transaction.error);
-      transaction.onabort = () => reject(transaction.error);
-    });
-    return result;
-  };
+  const run = objectStore(factory, name, "keys");
   return {
     get: async (key) => {
       const value = (await run("readonly", (store) => store.get(key))) as Uint8Array | undefined;

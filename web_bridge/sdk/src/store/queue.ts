@@ -11,6 +11,7 @@ import {
   CreateMessageRequestSchema,
   type CreateMessageRequest,
 } from "../gen/caas/messages/v1/messages_service_pb.js";
+import { objectStore } from "../idb.js";
 
 export interface QueuedSend {
   /** The request id (also the optimistic message's key). */
@@ -63,40 +64,12 @@ export function memoryQueueStorage(): QueueStorage {
   };
 }
 
-function request<T>(call: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    call.onsuccess = () => resolve(call.result);
-    call.onerror = () => reject(call.error);
-  });
-}
-
 /**
  * The queue in IndexedDB: one database per user (`name`, e.g. `caas:apps/a/users/u`),
  * one object store keyed by request id.
  */
 export function indexedDbQueueStorage(name: string, factory: IDBFactory = globalThis.indexedDB): QueueStorage {
-  const STORE = "sends";
-  let opened: Promise<IDBDatabase> | undefined;
-  const database = () => {
-    opened ??= new Promise<IDBDatabase>((resolve, reject) => {
-      const open = factory.open(name, 1);
-      open.onupgradeneeded = () => open.result.createObjectStore(STORE, { keyPath: "requestId" });
-      open.onsuccess = () => resolve(open.result);
-      open.onerror = () => reject(open.error);
-    });
-    return opened;
-  };
-  const run = async <T>(mode: IDBTransactionMode, body: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> => {
-    const db = await database();
-    const transaction = db.transaction(STORE, mode);
-    const result = request(body(transaction.objectStore(STORE)));
-    await new Promise<void>((resolve, reject) => {
-      transaction.oncomplete = () => resolve();
-      transaction.onerror = () => reject(transaction.error);
-      transaction.onabort = () => reject(transaction.error);
-    });
-    return result;
-  };
+  const run = objectStore(factory, name, "sends", { keyPath: "requestId" });
   return {
     load: async () => ((await run("readonly", (store) => store.getAll())) as StoredSend[])
       .map(fromStored).sort(byQueuedAt),
