@@ -328,6 +328,11 @@ class MessagesActions:
         await self._conversations.require(access, Permission.SEND_MESSAGE, request={
             "text_length": 0, "has_links": False, "attachment_count": 0, "mention_count": 0})
         await self._check_open(principal, access, sender)
+        # A retry returns the first send, even once the group moved past its epoch.
+        sent = await self._store.sent(access.app_id, access.conversation_id, sender.user_id,
+                                      request_id)
+        if sent is not None:
+            return Shown(sent, frozenset(), False), False
         mls = await self._mls.check_send(access, sender.user_id, outgoing.mls)
         shadowed = mls.group is None and await self._restrictions.shadowed(
             access.app_id, sender.user_id, access.conversation_id)

@@ -320,6 +320,10 @@ class MongoMessageStore:
     async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None:
         return await self._find(app_id, conversation_id, sequence)
 
+    async def sent(self, app_id: str, conversation_id: str, sender_id: str, request_id: str
+                   ) -> Message | None:
+        return await self._by_request(app_id, conversation_id, sender_id, request_id)
+
     async def list_welcomes(self, app_id: str, user_id: str, device_id: str, limit: int,
                             after: Position | None) -> list[Welcome]:
         query: dict[str, Any] = {"app_id": app_id, "user_id": user_id, "device_id": device_id}

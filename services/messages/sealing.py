@@ -353,6 +353,11 @@ class SealedMessageStore:
         return await self._opened(await self._inner.scan_messages(app_id, conversation_id,
                                                                   after, limit))
 
+    async def sent(self, app_id: str, conversation_id: str, sender_id: str, request_id: str
+                   ) -> Message | None:
+        return await self._open(await self._inner.sent(app_id, conversation_id, sender_id,
+                                                       request_id))
+
     async def list_welcomes(self, app_id: str, user_id: str, device_id: str, limit: int,
                             after: Position | None) -> list[Welcome]:
         return await self._inner.list_welcomes(app_id, user_id, device_id, limit, after)

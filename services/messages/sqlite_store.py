@@ -142,6 +142,14 @@ def _message(row: Any) -> Message:
         None if row[16] is None else MlsContent(row[16], row[17], bytes(row[18]), row[19]))
 
 
+def _by_request(conn: sqlite3.Connection, app_id: str, conversation_id: str, sender_id: str,
+                request_id: str) -> Message | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE {_KEY}"
+                       " AND sender_id = ? AND request_id = ?",
+                       (app_id, conversation_id, sender_id, request_id)).fetchone()
+    return None if row is None else _message(row)
+
+
 def _check_epoch(stored: str | None, epoch: int) -> None:
     group = mls_group(stored)
     assert group is not None, "an MLS message for a plain conversation"
@@ -255,11 +263,9 @@ class SqliteMessageStore:
         key = (app_id, conversation_id)
 
         def tx(conn: sqlite3.Connection, emit: Emit) -> tuple[Message, bool]:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE {_KEY}"
-                               " AND sender_id = ? AND request_id = ?",
-                               (*key, draft.sender_id, request_id)).fetchone()
-            if row is not None:
-                return _message(row), False
+            sent = _by_request(conn, app_id, conversation_id, draft.sender_id, request_id)
+            if sent is not None:
+                return sent, False
             found = conn.execute(f"SELECT last_sequence, mls FROM conversations WHERE {_KEY}"
                                  " AND delete_time IS NULL", key).fetchone()
             if found is None:
@@ -329,6 +335,11 @@ class SqliteMessageStore:
     async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None:
         return await self._db.read(lambda conn: _select(conn, app_id, conversation_id,
                                                         sequence))
+
+    async def sent(self, app_id: str, conversation_id: str, sender_id: str, request_id: str
+                   ) -> Message | None:
+        return await self._db.read(lambda conn: _by_request(conn, app_id, conversation_id,
+                                                            sender_id, request_id))
 
     async def list_welcomes(self, app_id: str, user_id: str, device_id: str, limit: int,
                             after: Position | None) -> list[Welcome]:

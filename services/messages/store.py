@@ -82,6 +82,10 @@ class MessageStore(Protocol):
 
     async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None: ...
 
+    async def sent(self, app_id: str, conversation_id: str, sender_id: str, request_id: str
+                   ) -> Message | None:
+        """The message that sender sent with that request id, if any."""
+
     async def list_welcomes(self, app_id: str, user_id: str, device_id: str, limit: int,
                             after: Position | None) -> list[Welcome]:
         """The Welcomes for a device (MlsDraft.welcomed) in conversations its user is

@@ -219,12 +219,17 @@ async def test_a_group_forms_and_keeps_one_order_of_epochs(client: Client,
     listed = await b1.person.messages(group.name, after_sequence=0)
     assert [(m.sequence, m.mls.kind, m.mls.epoch) for m in listed.messages] == [
         (1, COMMIT, 0), (2, APPLICATION, 1), (3, COMMIT, 1), (4, COMMIT, 2)]
-    # A retried send is the first one.
+    # A retried send is the first one, also once the group moved past its epoch.
     request_id = uuid.uuid4().hex
     data = application(group.name.encode(), 3)
     once = await a1.send(group.name, data, request_id=request_id)
     twice = await a1.send(group.name, data, request_id=request_id)
     assert once.sequence == twice.sequence == 5
+    committed = await b1.send(group.name, commit(group.name.encode(), 3, 1), request_id="c1")
+    await a1.send(group.name, commit(group.name.encode(), 4, 0))
+    assert (await a1.send(group.name, data, request_id=request_id)).sequence == 5
+    assert (await b1.send(group.name, commit(group.name.encode(), 3, 1), request_id="c1")
+            ).sequence == committed.sequence
 
 
 async def test_commits_keep_the_group_to_the_conversations_members(
