@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,13 +38,16 @@ class Preview:
     create_time: datetime
 
 
-def device_key(user_id: str, device_id: str) -> str:
-    """How an MLS group's leaves name a device of the app (neither id holds a `/`)."""
-    return f"{user_id}/{device_id}"
+def device_key(user_id: str, device_id: str, signature_key: bytes) -> str:
+    """How an MLS group's leaves name a device of the app: its user, its id (neither
+    holds a `/`) and its signature key's digest, so that a device deleted and registered
+    again under the same id is another device (its old leaf must go)."""
+    return f"{user_id}/{device_id}/{hashlib.sha256(signature_key).hexdigest()[:32]}"
 
 
 def split_key(key: str) -> tuple[str, str]:
-    user_id, device_id = key.split("/")
+    """(user id, device id) of a device_key."""
+    user_id, device_id, _ = key.split("/")
     return user_id, device_id
 
 
@@ -56,7 +60,7 @@ class MlsGroup:
     epoch: int = 0
     cipher_suite: int = 0
     commit_sequence: int = 0
-    leaves: tuple[str | None, ...] = ()  # "{user}/{device}" by leaf index; None: blank
+    leaves: tuple[str | None, ...] = ()  # device_key by leaf index; None: blank
 
     def to_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "cipher_suite": self.cipher_suite,

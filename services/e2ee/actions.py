@@ -9,7 +9,7 @@ from typing import Protocol
 
 from services.conversations.access import Access, conversation_name
 from services.conversations.actions import ConversationsActions
-from services.conversations.models import MlsGroup, device_key
+from services.conversations.models import MlsGroup
 from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
 from services.core.errors import (
@@ -179,10 +179,12 @@ class E2eeActions:
             raise not_encrypted(access)
         return access, state
 
-    async def _member_devices(self, app_id: str, conversation_id: str) -> list[Device]:
-        """The registered devices of the conversation's members."""
+    async def _member_devices(self, app_id: str, conversation_id: str, stock: bool = True
+                              ) -> list[Device]:
+        """The registered devices of the conversation's members (`stock`: with their
+        KeyPackage counts)."""
         members = await self._conversation_store.member_ids(app_id, conversation_id)
-        return await self._devices.list_devices(app_id, members)
+        return await self._devices.list_devices(app_id, members, stock)
 
     async def claim(self, principal: Principal, app_id: str, conversation_id: str,
                     user_ids: Sequence[str], device_id: str = ""
@@ -196,9 +198,9 @@ class E2eeActions:
                 raise invalid_field(f"user_ids[{i}]", f"{user_id} is not a member of the"
                                     " conversation")
         caller = principal.user_id if isinstance(principal, User) else ""
-        skipped = set(state.leaves) | {device_key(caller, device_id)}
+        in_group = set(state.leaves)
         wanted = [d for d in await self._devices.list_devices(app_id, user_ids)
-                  if d.key not in skipped]
+                  if d.key not in in_group and (d.user_id, d.device_id) != (caller, device_id)]
         claimed = await self._devices.claim(app_id, wanted, LOW_KEY_PACKAGES,
                                            self._clock.now())
         got = {c.device.key for c in claimed}
@@ -235,7 +237,8 @@ class E2eeActions:
         assert state is not None
         framed = delivery.parse(send.data)
         group_id = conversation_name(access.app_id, access.conversation_id).encode()
-        devices = await self._member_devices(access.app_id, access.conversation_id)
+        devices = await self._member_devices(access.app_id, access.conversation_id,
+                                             stock=False)
         registered = {d.key for d in devices}
         pending = [i for i, key in state.occupied().items() if key not in registered]
         if framed.content_type != mls.COMMIT:

@@ -91,17 +91,19 @@ def _sender_leaves(state: MlsGroup, framed: mls.Framed, sender: Device
     if state.epoch == 0 and not state.leaves:
         if framed.sender_leaf != 0:
             raise refused("sender", "the first commit comes from leaf 0, the creator")
-        return [sender.key], sender.cipher_suite
-    leaves = list(state.leaves)
-    if framed.sender_leaf >= len(leaves) or leaves[framed.sender_leaf] != sender.key:
-        raise refused("sender", f"leaf {framed.sender_leaf} is not the device"
-                      f" {sender.device_id!r} of the caller")
+        leaves: list[str | None] = [sender.key]
+        suite = sender.cipher_suite
+    else:
+        leaves, suite = list(state.leaves), state.cipher_suite
+        if framed.sender_leaf >= len(leaves) or leaves[framed.sender_leaf] != sender.key:
+            raise refused("sender", f"leaf {framed.sender_leaf} is not the device"
+                          f" {sender.device_id!r} of the caller")
     if framed.path_leaf is not None and (
             framed.path_leaf.identity != sender.identity
             or framed.path_leaf.signature_key != sender.signature_key):
         raise refused("credential", "the committer's leaf must keep its device's credential"
                       " and signature key")
-    return leaves, state.cipher_suite
+    return leaves, suite
 
 
 def _removals(leaves: list[str | None], framed: mls.Framed, pending: Collection[int]

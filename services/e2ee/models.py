@@ -38,7 +38,7 @@ class Device:
 
     @property
     def key(self) -> str:
-        return device_key(self.user_id, self.device_id)
+        return device_key(self.user_id, self.device_id, self.signature_key)
 
     @property
     def name(self) -> str:

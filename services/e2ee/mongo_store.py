@@ -33,22 +33,27 @@ def _id(app_id: str, user_id: str, device_id: str) -> str:
     return f"{app_id}/{user_id}/{device_id}"
 
 
+def _device(doc: Document, count: int) -> Device:
+    return Device(doc["app_id"], doc["user_id"], doc["device_id"], doc["cipher_suite"],
+                  bytes(doc["signature_key"]), doc["session_id"], doc["create_time"], count,
+                  doc.get("last_resort") is not None)
+
+
 class MongoDeviceStore:
     def __init__(self, db: MongoDatabase, log: MongoEventLog) -> None:
         self._mongo = db
         self._log = log
         self._devices = db.db["devices"]
         self._packages = db.db["key_packages"]
+        self._owners = db.db["device_owners"]  # a document per user, written to serialize
 
     async def migrate(self) -> None:
         await self._mongo.migrate("e2ee", MIGRATIONS)
 
     async def _with_stock(self, doc: Document, session: AsyncClientSession | None = None
                           ) -> Device:
-        count = await self._packages.count_documents({"device": doc["_id"]}, session=session)
-        return Device(doc["app_id"], doc["user_id"], doc["device_id"], doc["cipher_suite"],
-                      bytes(doc["signature_key"]), doc["session_id"], doc["create_time"],
-                      count, doc.get("last_resort") is not None)
+        return _device(doc, await self._packages.count_documents({"device": doc["_id"]},
+                                                                 session=session))
 
     async def create_device(self, device: Device, limit: int) -> tuple[Device, bool]:
         d = device
@@ -58,6 +63,12 @@ class MongoDeviceStore:
             found = await self._devices.find_one({"_id": key}, session=s)
             if found is not None:
                 return await self._with_stock(found, s), False
+            # Two registrations of the user's at once both write this document: one waits
+            # (the driver runs it again), and then counts the other's device.
+            await self._owners.update_one({"_id": f"{d.app_id}/{d.user_id}"},
+                                          {"$inc": {"writes": 1},
+                                           "$setOnInsert": {"app_id": d.app_id}},
+                                          upsert=True, session=s)
             count = await self._devices.count_documents(
                 {"app_id": d.app_id, "user_id": d.user_id}, session=s)
             if count >= limit:
@@ -81,12 +92,15 @@ class MongoDeviceStore:
         doc = await self._devices.find_one({"_id": _id(app_id, user_id, device_id)})
         return None if doc is None else await self._with_stock(doc)
 
-    async def list_devices(self, app_id: str, user_ids: Sequence[str]) -> list[Device]:
+    async def list_devices(self, app_id: str, user_ids: Sequence[str], stock: bool = True
+                           ) -> list[Device]:
         if not user_ids:
             return []
         cursor = self._devices.find({"app_id": app_id, "user_id": {"$in": list(user_ids)}}
                                     ).sort([("create_time", ASCENDING), ("_id", ASCENDING)])
-        return [await self._with_stock(doc) async for doc in cursor]
+        if stock:
+            return [await self._with_stock(doc) async for doc in cursor]
+        return [_device(doc, 0) async for doc in cursor]
 
     async def _delete(self, key: str, s: AsyncClientSession) -> bool:
         await self._packages.delete_many({"device": key}, session=s)
@@ -117,7 +131,11 @@ class MongoDeviceStore:
         key = _id(app_id, user_id, device_id)
 
         async def tx(s: AsyncClientSession) -> Device | None:
-            doc = await self._devices.find_one({"_id": key}, session=s)
+            # Two uploads to the device at once both write its document: one waits, then
+            # counts what the other added.
+            doc = await self._devices.find_one_and_update(
+                {"_id": key}, {"$inc": {"writes": 1}}, return_document=ReturnDocument.AFTER,
+                session=s)
             if doc is None:
                 return None
             for ref, data in packages:
@@ -153,6 +171,7 @@ class MongoDeviceStore:
                 doc = await self._devices.find_one({"_id": key}, {"last_resort": 1}, session=s)
                 if doc is not None and doc.get("last_resort") is not None:
                     claimed.append(Claimed(device, bytes(doc["last_resort"]), True))
+                    emit(low_stock(device, 0, now))
             return claimed
 
         return await self._log.transact(tx)

@@ -31,6 +31,8 @@ _COLUMNS = ("d.app_id, d.user_id, d.device_id, d.cipher_suite, d.signature_key, 
             " d.create_time, (SELECT count(*) FROM key_packages AS k WHERE k.app_id = d.app_id"
             " AND k.user_id = d.user_id AND k.device_id = d.device_id),"
             " d.last_resort IS NOT NULL")
+_BARE_COLUMNS = ("d.app_id, d.user_id, d.device_id, d.cipher_suite, d.signature_key,"
+                 " d.session_id, d.create_time, 0, d.last_resort IS NOT NULL")
 _DEVICE = "app_id = ? AND user_id = ? AND device_id = ?"
 
 
@@ -83,14 +85,16 @@ class SqliteDeviceStore:
     async def get_device(self, app_id: str, user_id: str, device_id: str) -> Device | None:
         return await self._db.read(lambda conn: _select(conn, app_id, user_id, device_id))
 
-    async def list_devices(self, app_id: str, user_ids: Sequence[str]) -> list[Device]:
+    async def list_devices(self, app_id: str, user_ids: Sequence[str], stock: bool = True
+                           ) -> list[Device]:
         if not user_ids:
             return []
+        columns = _COLUMNS if stock else _BARE_COLUMNS
 
         def query(conn: sqlite3.Connection) -> list[Device]:
             marks = ", ".join("?" * len(user_ids))
             return [_device(row) for row in conn.execute(
-                f"SELECT {_COLUMNS} FROM devices AS d WHERE d.app_id = ?"
+                f"SELECT {columns} FROM devices AS d WHERE d.app_id = ?"
                 f" AND d.user_id IN ({marks}) ORDER BY d.create_time, d.user_id, d.device_id",
                 (app_id, *user_ids))]
 
@@ -158,6 +162,7 @@ class SqliteDeviceStore:
                                     key).fetchone()
                 if last is not None and last[0] is not None:
                     claimed.append(Claimed(device, bytes(last[0]), True))
+                    emit(low_stock(device, 0, now))
             return claimed
 
         return await self._log.transact(tx)

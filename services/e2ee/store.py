@@ -18,8 +18,10 @@ class DeviceStore(Protocol):
     async def get_device(self, app_id: str, user_id: str, device_id: str) -> Device | None:
         """The device, with its stock."""
 
-    async def list_devices(self, app_id: str, user_ids: Sequence[str]) -> list[Device]:
-        """The devices of these users, with their stock, oldest first."""
+    async def list_devices(self, app_id: str, user_ids: Sequence[str], stock: bool = True
+                           ) -> list[Device]:
+        """The devices of these users, oldest first; with their stock (else counts of
+        0: cheaper, for who is registered)."""
 
     async def delete_device(self, app_id: str, user_id: str, device_id: str) -> bool:
         """Deletes it and its KeyPackages; False if there was none."""
@@ -39,5 +41,5 @@ class DeviceStore(Protocol):
                     now: datetime) -> list[Claimed]:
         """Takes one KeyPackage of each device (for good), or its last-resort one (which
         stays); a device with neither is left out. A device left with fewer than `low`
-        gets the `e2ee.key_packages_low` event (models.low_stock), in the same
-        transaction."""
+        (or handing out its last-resort one) gets the `e2ee.key_packages_low` event
+        (models.low_stock), in the same transaction."""

@@ -549,3 +549,36 @@ async def test_nobody_reaches_into_anothers_devices_or_groups(
     seen = await client.e2ee.GetGroup(e2ee_pb.GetGroupRequest(name=f"{group.name}/group"),
                                       metadata=bearer(app.api_key))
     assert [leaf.device.name for leaf in seen.group.leaves] == [a1.name, b1.name]
+
+
+async def test_a_device_registered_again_under_its_id_is_another_device(
+        client: Client, app: AppHandle) -> None:
+    alice, bob = await people(client, app, "alice", "bob")
+    group = await alice.create(GROUP, ("bob",), encrypted=True)
+    gid = group.name.encode()
+    a1, lost = Phone(alice, "a1"), Phone(bob, "phone")
+    await a1.register()
+    await lost.register()
+    await form_group(group.name, a1, lost)
+    await client.e2ee.DeleteDevice(e2ee_pb.DeleteDeviceRequest(name=lost.name),
+                                   metadata=bob.auth)
+    found = Phone(bob, "phone")  # the same id, a new key
+    await found.register()
+    # The lost phone's leaf is still to go; the new phone is not in the group.
+    failed = await expect_error(a1.send(group.name, application(gid, 1)), FAILED,
+                                "MLS_REMOVAL_PENDING")
+    assert failed.metadata == {"leaves": "1"}
+    state = await a1.group(group.name)
+    assert [(leaf.index, leaf.removal_pending) for leaf in state.leaves] == [
+        (0, False), (1, True)]
+    assert [d.signature_key for d in state.missing_devices] == [found.signer.public]
+    # Nor may the new phone commit as the old leaf.
+    await expect_error(found.send(group.name, commit(gid, 1, 1)), FAILED,
+                       "MLS_COMMIT_REFUSED")
+    package = (await a1.claim(group.name, "bob")).key_packages[0].key_package
+    await a1.send(group.name, commit(gid, 1, 0, removes=[1], adds=[package]),
+                  welcome([reference(package)]))
+    state = await a1.group(group.name)
+    assert [(leaf.index, leaf.device.signature_key) for leaf in state.leaves] == [
+        (0, a1.signer.public), (1, found.signer.public)]
+    assert (await a1.send(group.name, application(gid, 2))).mls.epoch == 2
