@@ -15,7 +15,6 @@ from services.core.clock import Clock, to_ms
 from services.core.errors import (
     AlreadyExists,
     CapacityExceeded,
-    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     invalid_field,
@@ -35,7 +34,7 @@ from services.e2ee.models import (
     device_name,
 )
 from services.e2ee.store import DeviceStore
-from services.messages.actions import MlsSend
+from services.messages.actions import MlsSend, not_encrypted
 from services.messages.models import APPLICATION, COMMIT, MlsContent, MlsDraft, Welcome
 from services.users.store import UserStore
 
@@ -53,11 +52,6 @@ class GroupView:
     state: MlsGroup
     leaves: list[tuple[int, Device | None, bool]]  # index, device (None: deleted), pending
     missing: list[Device]
-
-
-def not_encrypted(access: Access) -> FailedPrecondition:
-    return FailedPrecondition("E2EE_NOT_ENABLED", "the conversation is not end-to-end"
-                              " encrypted", metadata={"conversation": access.conversation_id})
 
 
 class WelcomeSource(Protocol):

@@ -110,6 +110,11 @@ class MlsDelivery(Protocol):
         """The MLS message as the group takes it; raises if it may not go."""
 
 
+def not_encrypted(access: Access) -> FailedPrecondition:
+    return FailedPrecondition("E2EE_NOT_ENABLED", "the conversation is not end-to-end"
+                              " encrypted", metadata={"conversation": access.conversation_id})
+
+
 def unsupported(feature: str, what: str) -> FailedPrecondition:
     return FailedPrecondition("E2EE_NOT_SUPPORTED", f"{what}: the conversation is end-to-end"
                               " encrypted and the server cannot read it",
@@ -313,9 +318,7 @@ class MessagesActions:
         (services/e2ee): its MLS framing checked by the delivery service, nothing in the
         clear, no screening or send hook (there is nothing they could read)."""
         if not access.conversation.encrypted:
-            raise FailedPrecondition("E2EE_NOT_ENABLED", "the conversation is not end-to-end"
-                                     " encrypted: send text", metadata={
-                                         "conversation": access.conversation_id})
+            raise not_encrypted(access)
         if outgoing.mls is None or outgoing.plaintext:
             raise FailedPrecondition(
                 "E2EE_PLAINTEXT_REFUSED", "the conversation is end-to-end encrypted: send"
