@@ -73,6 +73,29 @@ per_user = 600
 """
 
 
+# The longest modules first. pytest-xdist (scripts/test.sh: --dist loadfile) hands each
+# worker whole modules in collection order: one of these left to the end would keep one
+# core busy for minutes while the other idles. Within a module the order is unchanged.
+SLOW_FIRST = (
+    "tests/browser/", "tests/e2e/test_store_start.py", "tests/e2e/test_realtime_processes.py",
+    "tests/e2e/test_workers.py", "tests/e2e/test_kafka_relay.py", "tests/e2e/test_lifecycle.py",
+    "tests/e2e/test_billing.py", "tests/e2e/test_chat.py", "tests/e2e/test_http_fuzz.py",
+    "tests/e2e/test_realtime_servers.py", "tests/e2e/test_encryption.py",
+    "tests/e2e/test_content_encryption.py", "tests/e2e/test_search_elasticsearch.py",
+    "tests/e2e/test_readiness.py", "tests/e2e/test_redis_outages.py", "tests/e2e/test_audit.py",
+    "tests/e2e/test_webhooks.py", "tests/web_bridge/", "tests/deploy/",
+    "tests/e2e/test_validation.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)),
+                    len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: the other modules keep their order
+
+
 def unique_id(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:14]}"
 
