@@ -15,7 +15,6 @@ from services.core.clock import Clock, to_ms
 from services.core.errors import (
     AlreadyExists,
     CapacityExceeded,
-    FieldViolation,
     InvalidArgument,
     invalid_field,
     limit_exceeded,
@@ -36,6 +35,7 @@ from services.e2ee.models import (
 from services.e2ee.store import DeviceStore
 from services.messages.actions import MlsSend, not_encrypted
 from services.messages.models import APPLICATION, COMMIT, MlsContent, MlsDraft, Welcome
+from services.users.actions import user_not_found
 from services.users.store import UserStore
 
 # The size of a signature key, by cipher suite, as MLS serializes it (RFC 9420 §5.1.1:
@@ -82,7 +82,7 @@ class E2eeActions:
     async def _user_exists(self, app_id: str, user_id: str) -> None:
         found = (await self._users.get_users(app_id, [user_id])).get(user_id)
         if found is None or found.deleted:
-            raise not_found("caas.dev/User", f"apps/{app_id}/users/{user_id}")
+            raise user_not_found(app_id, user_id)
 
     async def create_device(self, principal: Principal, app_id: str, user_id: str,
                             device_id: str, cipher_suite: int, signature_key: bytes) -> Device:
@@ -257,8 +257,7 @@ class E2eeActions:
 
 def _check_key_package(device: Device, data: bytes, field: str) -> mls.KeyPackage:
     def bad(description: str) -> InvalidArgument:
-        return InvalidArgument("KEY_PACKAGE_INVALID", f"invalid {field}: {description}",
-                               field_violations=(FieldViolation(field, description),))
+        return invalid_field(field, description, "KEY_PACKAGE_INVALID")
 
     try:
         package = mls.parse_key_package(data)

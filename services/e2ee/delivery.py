@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 
 from services.conversations.models import MlsGroup
-from services.core.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument
+from services.core.errors import Aborted, FailedPrecondition, InvalidArgument, invalid_field
 from services.e2ee import mls
 from services.e2ee.models import Device
 
@@ -20,8 +20,7 @@ WELCOME_FIELD = "message.mls.welcome"
 
 
 def invalid(field: str, description: str) -> InvalidArgument:
-    return InvalidArgument("MLS_MESSAGE_INVALID", f"invalid {field}: {description}",
-                           field_violations=(FieldViolation(field, description),))
+    return invalid_field(field, description, "MLS_MESSAGE_INVALID")
 
 
 def refused(rule: str, description: str) -> FailedPrecondition:
@@ -44,11 +43,11 @@ def removal_pending(leaves: Collection[int]) -> FailedPrecondition:
         "(E2eeService.GetGroup lists them), then send again", metadata={"leaves": listed})
 
 
-def parse(data: bytes, field: str = MLS_FIELD) -> mls.Framed:
+def parse(data: bytes) -> mls.Framed:
     try:
         return mls.parse_framed(data)
     except mls.MlsError as exc:
-        raise invalid(field, str(exc)) from None
+        raise invalid(MLS_FIELD, str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,20 +71,15 @@ class Suite:
     verify: Callable[[bytes, bytes, bytes], bool]  # (public key, message, signature)
 
 
-def _ed25519(key: bytes, message: bytes, signature: bytes) -> bool:
-    try:
-        Ed25519PublicKey.from_public_bytes(key).verify(signature, message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-def _ed448(key: bytes, message: bytes, signature: bytes) -> bool:
-    try:
-        Ed448PublicKey.from_public_bytes(key).verify(signature, message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+def _eddsa(curve: type[Ed25519PublicKey] | type[Ed448PublicKey]
+           ) -> Callable[[bytes, bytes, bytes], bool]:
+    def verify(key: bytes, message: bytes, signature: bytes) -> bool:
+        try:
+            curve.from_public_bytes(key).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+    return verify
 
 
 def _ecdsa(curve: ec.EllipticCurve, digest: hashes.HashAlgorithm
@@ -101,12 +96,12 @@ def _ecdsa(curve: ec.EllipticCurve, digest: hashes.HashAlgorithm
 
 # The cipher suites of RFC 9420 §17.1, by number.
 SUITES: dict[int, Suite] = {
-    1: Suite("sha256", _ed25519),
+    1: Suite("sha256", _eddsa(Ed25519PublicKey)),
     2: Suite("sha256", _ecdsa(ec.SECP256R1(), hashes.SHA256())),
-    3: Suite("sha256", _ed25519),
-    4: Suite("sha512", _ed448),
+    3: Suite("sha256", _eddsa(Ed25519PublicKey)),
+    4: Suite("sha512", _eddsa(Ed448PublicKey)),
     5: Suite("sha512", _ecdsa(ec.SECP521R1(), hashes.SHA512())),
-    6: Suite("sha512", _ed448),
+    6: Suite("sha512", _eddsa(Ed448PublicKey)),
     7: Suite("sha384", _ecdsa(ec.SECP384R1(), hashes.SHA384())),
 }
 
@@ -220,10 +215,6 @@ def ref_hash(cipher_suite: int, label: bytes, value: bytes) -> bytes:
     """RefHash (§5.2)."""
     data = encode_vector(label) + encode_vector(value)
     return hashlib.new(SUITES[cipher_suite].hash_name, data).digest()
-
-
-def _skip_vector(reader: Reader) -> None:
-    reader.vector()
 
 
 def _credential_identity(reader: Reader) -> bytes:

@@ -94,8 +94,12 @@ class Welcome:
 
     @property
     def position(self) -> str:
-        """Its id in listings (with its time): sorts as the sequence numbers."""
-        return f"{self.conversation_id}/{self.sequence:020d}"
+        return welcome_position(self.conversation_id, self.sequence)
+
+
+def welcome_position(conversation_id: str, sequence: int) -> str:
+    """A Welcome's id in listings (with its time): sorts as the sequence numbers."""
+    return f"{conversation_id}/{sequence:020d}"
 
 
 @dataclass(frozen=True, slots=True)

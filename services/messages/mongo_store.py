@@ -54,6 +54,7 @@ from services.messages.models import (
     Revision,
     Welcome,
     mentioned_others,
+    welcome_position,
 )
 from services.messages.store import Direction, Position, StaleEpoch, TooSoon, around_page
 
@@ -314,7 +315,7 @@ class MongoMessageStore:
                  "user_id": split_key(device)[0], "device_id": split_key(device)[1],
                  "conversation_id": conversation_id, "sequence": sequence,
                  "epoch": group.epoch, "data": mls.welcome, "create_time": now,
-                 "position": f"{conversation_id}/{sequence:020d}"}
+                 "position": welcome_position(conversation_id, sequence)}
                 for device in mls.welcomed], session=s)
 
     async def get(self, app_id: str, conversation_id: str, sequence: int) -> Message | None:

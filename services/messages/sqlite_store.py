@@ -49,6 +49,7 @@ from services.messages.models import (
     Revision,
     Welcome,
     mentioned_others,
+    welcome_position,
 )
 from services.messages.store import Direction, Position, StaleEpoch, TooSoon, around_page
 
@@ -163,7 +164,7 @@ def _commit(conn: sqlite3.Connection, key: tuple[str, str], sequence: int, mls: 
     assert mls.group is not None
     group = replace(mls.group, commit_sequence=sequence)
     conn.execute(f"UPDATE conversations SET mls = ? WHERE {_KEY}", (mls_json(group), *key))
-    position = f"{key[1]}/{sequence:020d}"
+    position = welcome_position(key[1], sequence)
     conn.executemany(
         "INSERT INTO mls_welcomes (app_id, user_id, device_id, conversation_id, sequence,"
         " epoch, data, create_time, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
