@@ -14,6 +14,7 @@ from services.conversations.store import ConversationStore
 from services.core.clock import Clock, to_ms
 from services.core.errors import (
     CapacityExceeded,
+    DomainError,
     FailedPrecondition,
     InvalidArgument,
     PermissionDenied,
@@ -331,12 +332,16 @@ class MessagesActions:
         await self._conversations.require(access, Permission.SEND_MESSAGE, request={
             "text_length": 0, "has_links": False, "attachment_count": 0, "mention_count": 0})
         await self._check_open(principal, access, sender)
-        # A retry returns the first send, even once the group moved past its epoch.
-        sent = await self._store.sent(access.app_id, access.conversation_id, sender.user_id,
-                                      request_id)
-        if sent is not None:
+        try:
+            mls = await self._mls.check_send(access, sender.user_id, outgoing.mls)
+        except DomainError:
+            # A retry returns the first send, even once the group has moved past its
+            # epoch (a retry the group still takes is answered by the store).
+            sent = await self._store.sent(access.app_id, access.conversation_id,
+                                          sender.user_id, request_id)
+            if sent is None:
+                raise
             return Shown(sent, frozenset(), False), False
-        mls = await self._mls.check_send(access, sender.user_id, outgoing.mls)
         shadowed = mls.group is None and await self._restrictions.shadowed(
             access.app_id, sender.user_id, access.conversation_id)
         draft = Draft(sender.user_id, "", shadowed=shadowed, mls=mls)
