@@ -20,6 +20,7 @@ _APP = re.compile(rf"apps/({APP_ID})")
 _API_KEY = re.compile(rf"apps/({APP_ID})/apiKeys/({SERVER_ID})")
 _USER = re.compile(rf"apps/({APP_ID})/users/({USER_ID})")
 _SESSION = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/sessions/({SERVER_ID})")
+_DEVICE = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/devices/([A-Za-z0-9_.-]{{1,64}})")
 _WEBHOOK = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})")
 _RESTRICTION = re.compile(rf"apps/({APP_ID})/restrictions/({SERVER_ID})")
 _FLAG = re.compile(rf"apps/({APP_ID})/flags/({SERVER_ID})")
@@ -118,6 +119,13 @@ def parse_session(name: str, field: str = "name") -> tuple[str, str, str]:
     app_id, user_id, session_id = _match(
         _SESSION, name, field, "apps/{app}/users/{user}/sessions/{session}")
     return app_id, user_id, session_id
+
+
+def parse_device(name: str, field: str = "name") -> tuple[str, str, str]:
+    """`apps/{app}/users/{user}/devices/{device}` → (app id, user id, device id)."""
+    app_id, user_id, device_id = _match(
+        _DEVICE, name, field, "apps/{app}/users/{user}/devices/{device}")
+    return app_id, user_id, device_id
 
 
 def parse_webhook(name: str, field: str = "name") -> tuple[str, str]:

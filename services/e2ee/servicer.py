@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from caas.e2ee.v1 import e2ee_service_pb2 as pb
 from caas.e2ee.v1 import resources_pb2 as res
 
 from services.conversations.access import conversation_name
 from services.conversations.servicer import parse_conversation
-from services.core.errors import invalid_field
-from services.core.names import APP_ID, USER_ID, parse_user
+from services.core.names import parse_device, parse_user, session_name
 from services.core.protoconv import timestamp
 from services.e2ee.actions import E2eeActions, GroupView
 from services.e2ee.models import Device, fingerprint
 from services.gateway.gateway import Call
 from services.messages.models import Welcome
-
-_DEVICE = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/devices/([A-Za-z0-9_.-]{{1,64}})")
-
-
-def parse_device(name: str, field: str = "name") -> tuple[str, str, str]:
-    """`apps/{app}/users/{user}/devices/{device}` → (app id, user id, device id)."""
-    found = _DEVICE.fullmatch(name)
-    if found is None:
-        raise invalid_field(field, "must be apps/{app}/users/{user}/devices/{device}")
-    app_id, user_id, device_id = found.groups()
-    return app_id, user_id, device_id
 
 
 def device_proto(device: Device) -> res.Device:
@@ -35,7 +21,7 @@ def device_proto(device: Device) -> res.Device:
         signature_key=device.signature_key, credential_identity=device.identity,
         fingerprint=fingerprint(device.signature_key),
         key_package_count=device.key_package_count, has_last_resort=device.has_last_resort,
-        session=(f"apps/{device.app_id}/users/{device.user_id}/sessions/{device.session_id}"
+        session=(session_name(device.app_id, device.user_id, device.session_id)
                  if device.session_id else ""),
         create_time=timestamp(device.create_time))
 
