@@ -60,6 +60,11 @@ from services.billing.sqlite_store import SqliteBillingStore
 from services.billing.store import BillingStore
 from services.billing.stripe_provider import StripeProvider
 from services.billing.subscriptions import Subscriptions
+from services.calls.actions import CallsActions
+from services.calls.mongo_store import MongoCallStore
+from services.calls.sqlite_store import SqliteCallStore
+from services.calls.store import CallStore
+from services.calls.turn import IceConfig
 from services.compliance.erasure import Eraser, UserDataActions
 from services.compliance.exports import Exporter, expire_exports
 from services.compliance.mongo_store import MongoComplianceStore, MongoOperationStore
@@ -226,6 +231,7 @@ class Stores:
     analytics: AnalyticsStore = field(init=False)  # usage counts (services/analytics)
     billing: BillingStore = field(init=False)  # plans, subscriptions, invoices
     devices: DeviceStore = field(init=False)  # MLS devices and KeyPackages (services/e2ee)
+    calls: CallStore = field(init=False)  # voice and video calls (services/calls)
 
 
 PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
@@ -308,6 +314,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores.analytics = MongoAnalyticsStore(mongo)
         stores.billing = MongoBillingStore(mongo, mongo_log)
         stores.devices = MongoDeviceStore(mongo, mongo_log)
+        stores.calls = MongoCallStore(mongo, mongo_log)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -330,6 +337,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores.analytics = SqliteAnalyticsStore(sqlite)
         stores.billing = SqliteBillingStore(sqlite, sqlite_log)
         stores.devices = SqliteDeviceStore(sqlite, sqlite_log)
+        stores.calls = SqliteCallStore(sqlite, sqlite_log)
     # Secrets at rest: sealed with each app's data key; content with each sender's.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
@@ -342,7 +350,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.audit, stores.data_keys, stores.compliance, stores.operations,
                   stores.accounts, stores.organizations, stores.analytics, stores.billing,
-                  stores.devices, stores.events):
+                  stores.devices, stores.calls, stores.events):
         await store.migrate()
     # The deployment's media URL secret, sealed with the platform's own data key.
     sealed = await stores.media.signing_secret(await stores.keyring.seal(
@@ -591,6 +599,7 @@ class Runtime:
     conversations: ConversationsActions
     messages: MessagesActions
     e2ee: E2eeActions
+    calls: CallsActions
     realtime: RealtimeActions
     hub: Hub
     fanout: Fanout
@@ -635,6 +644,7 @@ class Runtime:
         if self.write_watch is not None:
             await self.write_watch.close()
         await self.background.close()
+        await self.calls.close()
         await self.usage.close()  # the last flush of this process's usage counts
         await self.billing.close()
         self.media_processor.close()
@@ -702,6 +712,21 @@ def open_e2ee(stores: Stores, conversations: ConversationsActions, clock: Clock,
                        stores.messages, clock)
     bus.subscribe(e2ee.on_event)
     return e2ee
+
+
+def open_calls(settings: Settings, stores: Stores, conversations: ConversationsActions,
+               realtime: RealtimeActions, presence: Presences, clock: Clock, bus: EventBus,
+               background: Background) -> CallsActions:
+    """Calls: ring timeouts and records swept in the background, signals purged soon,
+    members removed and devices without a stream dropped from their calls."""
+    ice = IceConfig(tuple(settings.stun_urls), tuple(settings.turn_urls),
+                    settings.turn_secret.get_secret_value(), settings.turn_credential_ttl)
+    calls = CallsActions(stores.calls, conversations, stores.conversations, stores.messages,
+                         presence, stores.events, ice, clock, settings)
+    bus.subscribe(calls.on_event)
+    realtime.on_stream_closed(calls.stream_closed)
+    background.start("calls", calls.run)
+    return calls
 
 
 async def build_runtime(settings: Settings, *, stores: Stores | None = None,
@@ -774,10 +799,10 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                      public_only=not settings.webhook_allow_insecure),
         clock, cache_ttl, HookMeter(recorded.send_hook_calls, recorded.send_hook_seconds)
         if recorded else HookMeter(), settings.webhook_allow_insecure)
-    e2ee = open_e2ee(stores, conversations, clock, bus)
     messages = MessagesActions(stores.messages, conversations, stores.conversations,
                                stores.users, clock, media, restrictions, screening,
-                               send_hooks, SendRate(limiter, plans), e2ee)
+                               send_hooks, SendRate(limiter, plans),
+                               e2ee := open_e2ee(stores, conversations, clock, bus))
     indexer = await open_search(settings, stores, clock, bus, background, health, recorded)
     billing = await open_billing(settings, stores, clock, bus, members, usage, blobs, mailer,
                                  portal, background, gateway)
@@ -791,6 +816,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                    stores.messages, blobs, clock),
         DELETE_APP: AppDeleter(stores.apps, stores.purge_app, indexer.index, blobs,
                                stores.compact, clock)}, clock)
+    calls = open_calls(settings, stores, conversations, realtime := RealtimeActions(
+        hub, fanout, stores.events, conversations, stores.conversations, presence, clock,
+        settings), presence, clock, bus, background)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings, members),
@@ -805,9 +833,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings,
                          users.ensure_user, restrictions, limiter, users.create_guest),
         users=users, conversations=conversations,
-        messages=messages, e2ee=e2ee,
-        realtime=RealtimeActions(hub, fanout, stores.events, conversations,
-                                 stores.conversations, presence, clock, settings),
+        messages=messages, e2ee=e2ee, calls=calls, realtime=realtime,
         hub=hub, fanout=fanout, presence=presence,
         authenticator=authenticator, gateway=gateway, health=health, background=background,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),

@@ -17,6 +17,7 @@ from caas.apps.v1 import apps_service_pb2
 from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2
 from caas.billing.v1 import billing_service_pb2
+from caas.calls.v1 import calls_service_pb2
 from caas.compliance.v1 import compliance_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.e2ee.v1 import e2ee_service_pb2
@@ -37,6 +38,7 @@ from services.apps.servicer import AppsServicer
 from services.audit.servicer import AuditServicer
 from services.auth.servicer import AuthServicer
 from services.billing.servicer import BillingServicer
+from services.calls.servicer import CallsServicer
 from services.compliance.servicer import ComplianceServicer
 from services.conversations.servicer import ConversationsServicer
 from services.core.health import SERVING, Health
@@ -98,6 +100,8 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          BillingServicer(runtime.billing.actions, runtime.billing.links)),
         (e2ee_service_pb2.DESCRIPTOR.services_by_name["E2eeService"],
          E2eeServicer(runtime.e2ee)),
+        (calls_service_pb2.DESCRIPTOR.services_by_name["CallsService"],
+         CallsServicer(runtime.calls)),
     ]
 
 
@@ -106,7 +110,7 @@ SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    webhooks_service_pb2, media_service_pb2, search_service_pb2,
                    moderation_service_pb2, audit_service_pb2, compliance_service_pb2,
                    accounts_service_pb2, organizations_service_pb2, analytics_service_pb2,
-                   billing_service_pb2, e2ee_service_pb2)
+                   billing_service_pb2, e2ee_service_pb2, calls_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:

@@ -48,6 +48,11 @@ login_attempts_per_address = 100000  # every test calls from 127.0.0.1
 login_attempts_per_email = 15  # the lockout test makes 12
 guest_sessions_per_address = 5  # guest tests call from addresses of their own
 analytics_flush_interval = 0.5  # usage counted in the process is written soon
+call_ring_timeout = 2  # unanswered calls are missed soon
+call_reconnect_grace = 2  # a device without a stream leaves its call soon
+stun_urls = ["stun:127.0.0.1:3478"]
+turn_urls = ["turn:127.0.0.1:3478?transport=udp"]
+turn_secret = "calls-test-secret"  # tests/e2e/test_calls.py checks the credentials with it
 
 [plans.free]
 sends_per_conversation = 100000  # tests send fast; the "flood" plan tests the limit

@@ -397,6 +397,30 @@ class Settings(BaseSettings):
                               "process (devices, tabs)")
     typing_ttl: Duration = Field(
         timedelta(seconds=5), description="how long a typing signal shows unless renewed")
+    call_ring_timeout: Duration = Field(
+        timedelta(seconds=30), description="how long a call rings before the unanswered "
+                                           "have missed it")
+    call_max_participants: int = Field(
+        4, ge=2, le=16, description="devices in one call at once (a full mesh: each sends "
+                                   "its media to each other)")
+    call_signal_retention: Duration = Field(
+        timedelta(minutes=2), description="how long the event log keeps WebRTC signals, "
+                                          "for streams resumed after a short cut")
+    call_reconnect_grace: Duration = Field(
+        timedelta(seconds=30), description="how long a participant's device may stay "
+                                           "without a stream before it is dropped from "
+                                           "the call")
+    stun_urls: list[str] = Field(
+        default_factory=list, description="STUN server URLs given to call devices "
+                                          "(`stun:host:port`)")
+    turn_urls: list[str] = Field(
+        default_factory=list, description="TURN server URLs given to call devices "
+                                          "(`turn:host:3478?transport=udp`, `turns:…`)")
+    turn_secret: SecretStr = Field(
+        SecretStr(""), description="the secret shared with the TURN server "
+                                   "(coturn `static-auth-secret`) that signs credentials")
+    turn_credential_ttl: Duration = Field(
+        timedelta(hours=1), description="how long a device's TURN credentials work")
     shutdown_grace: Duration = Field(
         timedelta(seconds=10),
         description="on SIGTERM, how long in-flight calls may finish before being cancelled")

@@ -133,6 +133,11 @@ class EventLog(Protocol):
         went. A consumer that has not held its lease since `before` (switched off: Kafka
         no longer configured, say) holds nothing back any more."""
 
+    async def purge_types(self, types: Collection[str], before: datetime) -> int:
+        """Drop the events of `types` recorded before `before` (ephemeral ones: WebRTC
+        signals), in every app, whatever the consumers (who never take them); how many
+        went. A stream resuming from before them skips them."""
+
     async def register(self, consumer: str) -> None:
         """Make `consumer` (a relay to a bus, say) one whose cursor holds back purges,
         from the beginning of every app's log."""

@@ -57,7 +57,14 @@ async def _v2(db: AsyncDatabase[Document]) -> None:
     await db["event_cursors"].create_index([("consumer", ASCENDING), ("app_id", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
+async def _v3(db: AsyncDatabase[Document]) -> None:
+    # WebRTC signals, purged soon (purge_types).
+    await db["events"].create_index(
+        [("type", ASCENDING), ("create_time", ASCENDING)], name="events_signals",
+        partialFilterExpression={"type": "call.signal"})
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2, _v3)
 
 
 def _interval_doc(app_id: str, user_id: str, conversation_id: str, start: int) -> Document:
@@ -230,6 +237,11 @@ class MongoEventLog:
             await self._memberships.delete_many(
                 {"app_id": app_id, "to_position": {"$ne": None, "$lte": through}})
         return gone
+
+    async def purge_types(self, types: Collection[str], before: datetime) -> int:
+        result = await self._events.delete_many(
+            {"type": {"$in": list(types)}, "create_time": {"$lt": before}})
+        return result.deleted_count
 
     async def register(self, consumer: str) -> None:
         await self._consumers.update_one(

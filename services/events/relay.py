@@ -22,6 +22,7 @@ from services.core.health import Health
 from services.core.ids import new_id
 from services.core.metrics import RelayMeter
 from services.events.log import EventLog, LoggedEvent, Opener, opened
+from services.events.types import STREAM_ONLY
 
 log = logging.getLogger("caas.relay")
 
@@ -113,7 +114,9 @@ class Relay:
                 events = await self._events.read(app_id, position, self._batch)
                 if not events:
                     break
-                await self._sink.send(events)
+                kept = [e for e in events if e.type not in STREAM_ONLY]
+                if kept:
+                    await self._sink.send(kept)
                 position = events[-1].position
                 await self._events.advance(self._consumer, app_id, position)
                 sent += len(events)

@@ -61,6 +61,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE events ADD COLUMN traceparent TEXT",
         "ALTER TABLE events ADD COLUMN tracestate TEXT",
     ),
+    (  # WebRTC signals, purged soon (purge_types)
+        "CREATE INDEX events_signals ON events (create_time) WHERE type = 'call.signal'",
+    ),
 )
 
 _COLUMNS = ("app_id, position, conversation_id, type, user_id, private, create_time, payload,"
@@ -235,6 +238,12 @@ class SqliteEventLog:
             return gone
 
         return await self._db.write(tx)
+
+    async def purge_types(self, types: Collection[str], before: datetime) -> int:
+        marks = ", ".join("?" * len(types))
+        return await self._db.write(lambda conn: conn.execute(
+            f"DELETE FROM events WHERE type IN ({marks}) AND create_time < ?",
+            (*types, to_ms(before))).rowcount)
 
     async def register(self, consumer: str) -> None:
         await self._db.write(lambda conn: conn.execute(

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from caas.events.v1 import events_pb2
 
+# WebRTC signals for one device's stream: never sent to webhooks, Kafka or the log's
+# other consumers, and purged from the log soon (CAAS_CALL_SIGNAL_RETENTION).
+CALL_SIGNAL = "call.signal"
+STREAM_ONLY: frozenset[str] = frozenset({CALL_SIGNAL})
+
+# What webhooks and the event bus carry.
 EVENT_TYPES: tuple[str, ...] = tuple(
-    field.name.replace("_", ".", 1)
-    for field in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields)
+    name for name in (field.name.replace("_", ".", 1) for field in
+                      events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields)
+    if name not in STREAM_ONLY)
 
 
 def family(event_type: str) -> str:

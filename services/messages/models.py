@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.calls.models import Call
 from services.conversations.models import PREVIEW_LENGTH, MlsGroup
 
 
@@ -119,6 +120,7 @@ class Draft:
     preview: str | None = None
     metadata_index: Mapping[str, str] | None = None
     mls: MlsDraft | None = None  # in an end-to-end encrypted conversation
+    call: Call | None = None  # a system message recording an ended call (services/calls)
 
     @property
     def counted(self) -> bool:
@@ -157,6 +159,7 @@ class Message:
     # else's unread counts, mentions, preview or thread counts it.
     shadowed: bool = False
     mls: MlsContent | None = None  # in an end-to-end encrypted conversation
+    call: Call | None = None  # a system message recording an ended call (services/calls)
 
     @property
     def deleted(self) -> bool:

@@ -20,6 +20,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.calls.codec import call_doc, call_of
 from services.conversations.models import Member, MlsGroup, Preview, split_key
 from services.conversations.mongo_store import (
     after_join,
@@ -175,7 +176,8 @@ def _message(doc: Document) -> Message:
         doc.get("edit_time"), doc.get("delete_time"), doc.get("shadow", False),
         None if doc.get("mls") is None else MlsContent(doc["mls"]["kind"], doc["mls"]["epoch"],
                                                        bytes(doc["mls"]["data"]),
-                                                       doc["mls"].get("device_id", "")))
+                                                       doc["mls"].get("device_id", "")),
+        None if doc.get("call") is None else call_of(doc["call"]))
 
 
 def _reactions(counts: dict[str, int]) -> list[list[Any]]:
@@ -252,7 +254,7 @@ class MongoMessageStore:
             message = Message(app_id, conversation_id, sequence, draft.sender_id, draft.text,
                               draft.attachments, draft.mentions, dict(draft.metadata),
                               draft.thread_root, 0, None, {}, now, shadowed=draft.shadowed,
-                              mls=content)
+                              mls=content, call=draft.call)
             await self._messages.insert_one(
                 {"_id": _key(app_id, conversation_id, sequence), "app_id": app_id,
                  "conversation_id": conversation_id, "sequence": sequence,
@@ -265,7 +267,8 @@ class MongoMessageStore:
                  "reply_count": 0, "last_reply_time": None, "reactions": [],
                  "request_id": request_id, "create_time": now, "edit_time": None,
                  "delete_time": None, "shadow": draft.shadowed,
-                 "mls": None if content is None else asdict(content)}, session=s)
+                 "mls": None if content is None else asdict(content),
+                 "call": None if draft.call is None else call_doc(draft.call)}, session=s)
             if shown and draft.thread_root:
                 await self._messages.update_one(
                     self._selector(app_id, conversation_id, draft.thread_root),

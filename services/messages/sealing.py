@@ -34,7 +34,6 @@ from cryptography.exceptions import InvalidTag
 
 from services.conversations.listing import BY_JOIN, INBOX
 from services.conversations.models import (
-    PREVIEW_LENGTH,
     Conversation,
     ConversationChanges,
     Member,
@@ -129,8 +128,8 @@ class ContentSeal:
             return draft
         seal, sender = self._sealer(app_id), draft.sender_id
         text = await seal(sender, TEXT, draft.text)
-        preview = (text if len(draft.text) <= PREVIEW_LENGTH
-                   else await seal(sender, TEXT, draft.text[:PREVIEW_LENGTH]))
+        shown = draft.preview_text  # the text's start, or a preview of its own (a call's)
+        preview = text if shown == draft.text else await seal(sender, TEXT, shown)
         return replace(
             draft, text=text, preview=preview,
             attachments=await self._attachments(sender, draft.attachments, seal),

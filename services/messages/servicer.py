@@ -7,6 +7,7 @@ from datetime import timedelta
 from caas.messages.v1 import messages_service_pb2 as pb
 from caas.messages.v1 import resources_pb2 as res
 
+from services.calls.protos import call_proto
 from services.conversations.servicer import parse_conversation
 from services.core.errors import invalid_field
 from services.core.names import parse_user
@@ -77,7 +78,8 @@ def message_proto(shown: Shown, urls: MediaUrls) -> res.Message:
         delete_time=timestamp(m.delete_time), shadowed=shown.shadowed,
         mls=None if m.mls is None else res.MlsContent(
             message=m.mls.data, device_id=m.mls.device_id, kind=MLS_KINDS[m.mls.kind],
-            epoch=m.mls.epoch))
+            epoch=m.mls.epoch),
+        call=None if m.call is None else call_proto(m.call, m.create_time))
 
 
 def _position(request: pb.ListMessagesRequest) -> tuple[Direction, int]:

@@ -15,6 +15,7 @@ from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from services.calls.codec import call_doc, call_of
 from services.conversations.models import Member, Preview, split_key
 from services.conversations.sqlite_store import (
     MEMBER_COLUMNS,
@@ -125,11 +126,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX mls_welcomes_by_time ON mls_welcomes"
         " (app_id, user_id, device_id, create_time, position)",
     ),
+    (
+        # System messages recording an ended call (services/calls): the call as JSON.
+        "ALTER TABLE messages ADD COLUMN call TEXT",
+    ),
 )
 
 _COLUMNS = ("app_id, conversation_id, sequence, sender_id, text, attachments, mentions,"
             " metadata, thread_root, reply_count, last_reply_time, reactions, create_time,"
-            " edit_time, delete_time, shadow, mls_kind, mls_epoch, mls_data, mls_device")
+            " edit_time, delete_time, shadow, mls_kind, mls_epoch, mls_data, mls_device, call")
 _KEY = "app_id = ? AND conversation_id = ?"
 
 
@@ -140,7 +145,8 @@ def _message(row: Any) -> Message:
         tuple(Mention(**m) for m in json.loads(row[6])), json.loads(row[7]), row[8], row[9],
         opt_from_ms(row[10]), dict(json.loads(row[11])), from_ms(row[12]),
         opt_from_ms(row[13]), opt_from_ms(row[14]), bool(row[15]),
-        None if row[16] is None else MlsContent(row[16], row[17], bytes(row[18]), row[19]))
+        None if row[16] is None else MlsContent(row[16], row[17], bytes(row[18]), row[19]),
+        None if row[20] is None else call_of(json.loads(row[20])))
 
 
 def _by_request(conn: sqlite3.Connection, app_id: str, conversation_id: str, sender_id: str,
@@ -284,7 +290,7 @@ class SqliteMessageStore:
             conn.execute(
                 f"INSERT INTO messages ({_COLUMNS}, request_id, metadata_index)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, '[]', ?, NULL, NULL, ?, ?, ?, ?,"
-                " ?, ?, ?)",
+                " ?, ?, ?, ?)",
                 (*key, sequence, draft.sender_id, draft.text,
                  _attachments_json(draft.attachments),
                  json.dumps([asdict(m) for m in draft.mentions]),
@@ -293,6 +299,7 @@ class SqliteMessageStore:
                  None if content is None else content.epoch,
                  None if content is None else content.data,
                  None if content is None else content.device_id,
+                 None if draft.call is None else json.dumps(call_doc(draft.call)),
                  request_id, json.dumps(dict(draft.indexed_metadata))))
             if draft.mls is not None and draft.mls.group is not None:
                 _commit(conn, key, sequence, draft.mls, at)
@@ -327,7 +334,7 @@ class SqliteMessageStore:
             sent = Message(app_id, conversation_id, sequence, draft.sender_id, draft.text,
                            draft.attachments, draft.mentions, dict(draft.metadata),
                            draft.thread_root, 0, None, {}, now, shadowed=draft.shadowed,
-                           mls=content)
+                           mls=content, call=draft.call)
             emit(message_event("message.created", sent, now))
             return sent, True
 

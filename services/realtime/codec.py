@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from caas.calls.v1 import resources_pb2 as calls_res
 from caas.conversations.v1 import resources_pb2 as conv_res
 from caas.events.v1 import events_pb2 as pb
 from caas.messages.v1 import resources_pb2 as msg_res
 
+from services.calls.models import Call
+from services.calls.protos import call_proto
 from services.conversations.access import ShownConversation, conversation_name, public_member
 from services.conversations.models import Conversation, Member
 from services.conversations.servicer import conversation_proto, member_proto
@@ -83,6 +86,12 @@ def event_proto(event: DomainEvent, position: int, urls: MediaUrls) -> pb.Event:
         case "e2ee.key_packages_low":
             proto.e2ee_key_packages_low.device = event.data["device"]
             proto.e2ee_key_packages_low.key_package_count = int(event.data["count"])
+        case "call.started" | "call.updated" | "call.ended":
+            assert isinstance(event.payload, Call)
+            getattr(proto, field).CopyFrom(call_proto(event.payload, event.time))
+        case "call.signal":
+            assert isinstance(event.payload, calls_res.Signal)
+            proto.call_signal.CopyFrom(event.payload)
         case _:
             raise ValueError(f"no stream form for event type {event.type}")
     return proto

@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from caas.events.v1 import events_pb2
+
 from services.core.errors import limit_exceeded
 from services.events.log import (
     LEAVING,
@@ -38,6 +40,7 @@ from services.events.log import (
     same_payload,
     visible,
 )
+from services.events.types import CALL_SIGNAL
 
 log = logging.getLogger("caas.realtime")
 
@@ -157,6 +160,7 @@ class Subscriber:
         "app_id",
         "beat",
         "counts",
+        "device",
         "intervals",
         "lagging",
         "last",
@@ -167,8 +171,9 @@ class Subscriber:
     )
 
     def __init__(self, app_id: str, user_id: str, limit: int,
-                 counts: StreamCounts | None = None) -> None:
+                 counts: StreamCounts | None = None, device: str = "") -> None:
         self.app_id = app_id
+        self.device = device  # signals addressed to another device are not for it
         self.counts = counts or StreamCounts()
         self.user_id = user_id
         self.intervals: dict[str, list[Interval]] = {}
@@ -236,9 +241,14 @@ class Subscriber:
             joined = not known and event.conversation_id in self.intervals
         else:
             joined = False
-        if visible(self.intervals, event, self.user_id):
+        if visible(self.intervals, event, self.user_id) and (
+                event.type != CALL_SIGNAL or self._addressed(event)):
             self.push(item or event_item(self._log_id, event))
         return joined
+
+    def _addressed(self, event: LoggedEvent) -> bool:
+        """Whether a signal (one of this stream's user's) is for this stream's device."""
+        return events_pb2.Event.FromString(event.payload).call_signal.to_device_id == self.device
 
     def member_now(self, conversation_id: str) -> bool:
         return any(end is None for _, end in self.intervals.get(conversation_id, ()))

@@ -62,6 +62,9 @@ class Presences(Protocol):
                          ) -> bool:
         """A stream of the device closed; whether the user's presence changed."""
 
+    async def connected(self, app_id: str, user_id: str, device_id: str) -> bool:
+        """Whether a stream of the device is open (on any process)."""
+
     async def set(self, app_id: str, user_id: str, device_id: str, status: Status) -> bool:
         """Set a connected device's status (every device of the user when `device_id` is
         empty); whether the user's presence changed."""
@@ -131,6 +134,9 @@ class PresenceBoard:
                 app_id, user_id):
             self._last_seen[(app_id, user_id)] = now
         return (await self.get(app_id, user_id)).status != before.status
+
+    async def connected(self, app_id: str, user_id: str, device_id: str) -> bool:
+        return device_id in self._devices.by_user.get((app_id, user_id), {})
 
     async def set(self, app_id: str, user_id: str, device_id: str, status: Status) -> bool:
         before = await self.get(app_id, user_id)
@@ -246,6 +252,17 @@ class RedisPresence:
             await self._redis.set(self._key(app_id, user_id, "last_seen"), to_ms(now))
             return True
         return after.status != before.status
+
+    async def connected(self, app_id: str, user_id: str, device_id: str) -> bool:
+        """Whether a live process holds a stream of the device; True while Redis fails
+        (no call is dropped for want of an answer)."""
+        try:
+            expiries = await self._redis.hgetall(self._key(app_id, user_id, "expiry"))
+        except (RedisError, OSError):
+            return True
+        now_ms = int(time.time() * 1000)
+        return any((field if isinstance(field, str) else field.decode()).split("/", 1)[-1]
+                   == device_id and int(until) > now_ms for field, until in expiries.items())
 
     async def set(self, app_id: str, user_id: str, device_id: str, status: Status) -> bool:
         """Set the device's status wherever it is connected (the call may reach another

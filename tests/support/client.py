@@ -13,6 +13,7 @@ from caas.auth.v1 import auth_service_pb2_grpc
 from caas.billing.v1 import billing_service_pb2_grpc
 from caas.compliance.v1 import compliance_service_pb2_grpc
 from caas.conversations.v1 import conversations_service_pb2_grpc
+from caas.calls.v1 import calls_service_pb2_grpc
 from caas.e2ee.v1 import e2ee_service_pb2_grpc
 from caas.media.v1 import media_service_pb2_grpc
 from caas.messages.v1 import messages_service_pb2_grpc
@@ -55,6 +56,7 @@ class Client:
         self.analytics = analytics_service_pb2_grpc.AnalyticsServiceStub(self.channel)
         self.billing = billing_service_pb2_grpc.BillingServiceStub(self.channel)
         self.e2ee = e2ee_service_pb2_grpc.E2eeServiceStub(self.channel)
+        self.calls = calls_service_pb2_grpc.CallsServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

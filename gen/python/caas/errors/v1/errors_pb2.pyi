@@ -306,6 +306,20 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """Leaves of the group belong to members who left or to deleted devices (metadata:
     leaves): commit their removal, then send again.
     """
+    ERROR_REASON_CALL_IN_PROGRESS: _ErrorReason.ValueType  # 129
+    """Another call of the conversation is ringing or active: join it instead
+    (metadata: call, its name).
+    """
+    ERROR_REASON_CALL_ENDED: _ErrorReason.ValueType  # 130
+    """The call has ended."""
+    ERROR_REASON_CALL_NOT_JOINED: _ErrorReason.ValueType  # 131
+    """A device named is not in the call (metadata: user, device): the sender must be
+    in it on that device, and so must the receiver of a signal.
+    """
+    ERROR_REASON_CALL_ALREADY_JOINED: _ErrorReason.ValueType  # 132
+    """The user is in the call already, on another device (metadata: device): leave it
+    there first.
+    """
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
     """The resume token is older than the events kept: resync with the list RPCs,
     then subscribe without a token.
@@ -677,6 +691,20 @@ that is not the caller's device, or changes the committer's credential.
 ERROR_REASON_MLS_REMOVAL_PENDING: ErrorReason.ValueType  # 127
 """Leaves of the group belong to members who left or to deleted devices (metadata:
 leaves): commit their removal, then send again.
+"""
+ERROR_REASON_CALL_IN_PROGRESS: ErrorReason.ValueType  # 129
+"""Another call of the conversation is ringing or active: join it instead
+(metadata: call, its name).
+"""
+ERROR_REASON_CALL_ENDED: ErrorReason.ValueType  # 130
+"""The call has ended."""
+ERROR_REASON_CALL_NOT_JOINED: ErrorReason.ValueType  # 131
+"""A device named is not in the call (metadata: user, device): the sender must be
+in it on that device, and so must the receiver of a signal.
+"""
+ERROR_REASON_CALL_ALREADY_JOINED: ErrorReason.ValueType  # 132
+"""The user is in the call already, on another device (metadata: device): leave it
+there first.
 """
 ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61
 """The resume token is older than the events kept: resync with the list RPCs,

@@ -3,7 +3,8 @@
 isort:skip_file
 """
 
-from caas.billing.v1 import resources_pb2 as _resources_pb2_4
+from caas.billing.v1 import resources_pb2 as _resources_pb2_5
+from caas.calls.v1 import resources_pb2 as _resources_pb2_4
 from caas.conversations.v1 import resources_pb2 as _resources_pb2_1
 from caas.media.v1 import resources_pb2 as _resources_pb2_2
 from caas.messages.v1 import resources_pb2 as _resources_pb2
@@ -57,6 +58,10 @@ class Event(_message.Message):
     FLAG_RESOLVED_FIELD_NUMBER: _builtins.int
     BILLING_USAGE_THRESHOLD_FIELD_NUMBER: _builtins.int
     E2EE_KEY_PACKAGES_LOW_FIELD_NUMBER: _builtins.int
+    CALL_STARTED_FIELD_NUMBER: _builtins.int
+    CALL_UPDATED_FIELD_NUMBER: _builtins.int
+    CALL_ENDED_FIELD_NUMBER: _builtins.int
+    CALL_SIGNAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/events/{position}`: stable, unique in the app, for de-duplication.
     Positions grow with each event of the app, in commit order.
@@ -177,6 +182,27 @@ class Event(_message.Message):
         user's streams only (and the app's webhooks).
         """
 
+    @_builtins.property
+    def call_started(self) -> _resources_pb2_4.Call:
+        """`call.started`: a call was started: every member's streams ring (the rung
+        members' devices), and the app's webhooks.
+        """
+
+    @_builtins.property
+    def call_updated(self) -> _resources_pb2_4.Call:
+        """`call.updated`: someone answered, declined, joined or left."""
+
+    @_builtins.property
+    def call_ended(self) -> _resources_pb2_4.Call:
+        """`call.ended`: the call is over (`outcome`, `duration`)."""
+
+    @_builtins.property
+    def call_signal(self) -> _resources_pb2_4.Signal:
+        """`call.signal`: a WebRTC signaling message for one device: only the stream
+        subscribed with that `device_id` (of the user in `user_id`) gets it. Not sent to
+        webhooks or the event bus, and kept in the log only briefly (resume).
+        """
+
     def __init__(
         self,
         *,
@@ -206,12 +232,16 @@ class Event(_message.Message):
         flag_resolved: _resources_pb2_3.Flag | None = ...,
         billing_usage_threshold: Global___UsageThreshold | None = ...,
         e2ee_key_packages_low: Global___KeyPackagesLow | None = ...,
+        call_started: _resources_pb2_4.Call | None = ...,
+        call_updated: _resources_pb2_4.Call | None = ...,
+        call_ended: _resources_pb2_4.Call | None = ...,
+        call_signal: _resources_pb2_4.Signal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["billing_usage_threshold", b"billing_usage_threshold", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "e2ee_key_packages_low", b"e2ee_key_packages_low", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["billing_usage_threshold", b"billing_usage_threshold", "call_ended", b"call_ended", "call_signal", b"call_signal", "call_started", b"call_started", "call_updated", b"call_updated", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "e2ee_key_packages_low", b"e2ee_key_packages_low", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_usage_threshold", b"billing_usage_threshold", "conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "e2ee_key_packages_low", b"e2ee_key_packages_low", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_usage_threshold", b"billing_usage_threshold", "call_ended", b"call_ended", "call_signal", b"call_signal", "call_started", b"call_started", "call_updated", b"call_updated", "conversation", b"conversation", "conversation_created", b"conversation_created", "conversation_deleted", b"conversation_deleted", "conversation_updated", b"conversation_updated", "create_time", b"create_time", "delivered_updated", b"delivered_updated", "e2ee_key_packages_low", b"e2ee_key_packages_low", "flag_reported", b"flag_reported", "flag_resolved", b"flag_resolved", "media_failed", b"media_failed", "media_ready", b"media_ready", "member_added", b"member_added", "member_removed", b"member_removed", "member_updated", b"member_updated", "message_created", b"message_created", "message_deleted", b"message_deleted", "message_updated", b"message_updated", "name", b"name", "payload", b"payload", "reaction_added", b"reaction_added", "reaction_removed", b"reaction_removed", "read_updated", b"read_updated", "restriction_created", b"restriction_created", "restriction_deleted", b"restriction_deleted", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed", "restriction_created", "restriction_deleted", "flag_reported", "flag_resolved", "billing_usage_threshold", "e2ee_key_packages_low"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["message_created", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "conversation_created", "conversation_updated", "conversation_deleted", "member_added", "member_removed", "member_updated", "read_updated", "delivered_updated", "media_ready", "media_failed", "restriction_created", "restriction_deleted", "flag_reported", "flag_resolved", "billing_usage_threshold", "e2ee_key_packages_low", "call_started", "call_updated", "call_ended", "call_signal"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -257,7 +287,7 @@ class UsageThreshold(_message.Message):
     PLAN_FIELD_NUMBER: _builtins.int
     PERIOD_START_FIELD_NUMBER: _builtins.int
     PERIOD_END_FIELD_NUMBER: _builtins.int
-    unit: _resources_pb2_4.Unit.ValueType
+    unit: _resources_pb2_5.Unit.ValueType
     """The unit."""
     threshold_percent: _builtins.int
     """80 or 100 (percent of `included`), or 0 for the hard cap."""
@@ -280,7 +310,7 @@ class UsageThreshold(_message.Message):
     def __init__(
         self,
         *,
-        unit: _resources_pb2_4.Unit.ValueType = ...,
+        unit: _resources_pb2_5.Unit.ValueType = ...,
         threshold_percent: _builtins.int = ...,
         used: _builtins.int = ...,
         included: _builtins.int = ...,

@@ -3,7 +3,8 @@
 isort:skip_file
 """
 
-from caas.media.v1 import resources_pb2 as _resources_pb2
+from caas.calls.v1 import resources_pb2 as _resources_pb2
+from caas.media.v1 import resources_pb2 as _resources_pb2_1
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
@@ -94,6 +95,7 @@ class Message(_message.Message):
     DELETE_TIME_FIELD_NUMBER: _builtins.int
     SHADOWED_FIELD_NUMBER: _builtins.int
     MLS_FIELD_NUMBER: _builtins.int
+    CALL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/conversations/{conversation}/messages/{sequence}`."""
     sequence: _builtins.int
@@ -164,6 +166,12 @@ class Message(_message.Message):
         attachments, mentions and metadata: an MLS message of the conversation's group.
         """
 
+    @_builtins.property
+    def call(self) -> _resources_pb2.Call:
+        """A system message recording an ended call of the conversation (sent in the
+        caller's name, with no text): how it went, who took part, how long.
+        """
+
     def __init__(
         self,
         *,
@@ -186,10 +194,11 @@ class Message(_message.Message):
         delete_time: _timestamp_pb2.Timestamp | None = ...,
         shadowed: _builtins.bool = ...,
         mls: Global___MlsContent | None = ...,
+        call: _resources_pb2.Call | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time", "mls", b"mls"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call", b"call", "create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time", "mls", b"mls"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time", "mention_ids", b"mention_ids", "mentions", b"mentions", "metadata", b"metadata", "mls", b"mls", "name", b"name", "reactions", b"reactions", "reply_count", b"reply_count", "sender_deleted", b"sender_deleted", "sender_id", b"sender_id", "sequence", b"sequence", "shadowed", b"shadowed", "state", b"state", "text", b"text", "thread_root_sequence", b"thread_root_sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "call", b"call", "create_time", b"create_time", "delete_time", b"delete_time", "edit_time", b"edit_time", "last_reply_time", b"last_reply_time", "mention_ids", b"mention_ids", "mentions", b"mentions", "metadata", b"metadata", "mls", b"mls", "name", b"name", "reactions", b"reactions", "reply_count", b"reply_count", "sender_deleted", b"sender_deleted", "sender_id", b"sender_id", "sequence", b"sequence", "shadowed", b"shadowed", "state", b"state", "text", b"text", "thread_root_sequence", b"thread_root_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -352,7 +361,7 @@ class Attachment(_message.Message):
         """A media's length (video, sound)."""
 
     @_builtins.property
-    def thumbnails(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Rendition]:
+    def thumbnails(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2_1.Rendition]:
         """A media picture's (or video poster's) thumbnails, smallest first, with signed URLs."""
 
     @_builtins.property
@@ -372,7 +381,7 @@ class Attachment(_message.Message):
         media: _builtins.str = ...,
         duration: _duration_pb2.Duration | None = ...,
         blurhash: _builtins.str = ...,
-        thumbnails: _abc.Iterable[_resources_pb2.Rendition] | None = ...,
+        thumbnails: _abc.Iterable[_resources_pb2_1.Rendition] | None = ...,
         download_uri: _builtins.str = ...,
         uri_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...

@@ -6,6 +6,8 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Unit } from "../../billing/v1/resources_pb.js";
 import { file_caas_billing_v1_resources } from "../../billing/v1/resources_pb.js";
+import type { Call, Signal } from "../../calls/v1/resources_pb.js";
+import { file_caas_calls_v1_resources } from "../../calls/v1/resources_pb.js";
 import type { Conversation, Member } from "../../conversations/v1/resources_pb.js";
 import { file_caas_conversations_v1_resources } from "../../conversations/v1/resources_pb.js";
 import type { Media } from "../../media/v1/resources_pb.js";
@@ -22,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/events/v1/events.proto.
  */
 export const file_caas_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtjYWFzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmNhYXMuZXZlbnRzLnYxIsYKCgVFdmVudBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnZlcnNhdGlvbhgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEjQKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfdXBkYXRlZBgLIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjgKDnJlYWN0aW9uX2FkZGVkGA0gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABI6ChByZWFjdGlvbl9yZW1vdmVkGA4gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABJDChRjb252ZXJzYXRpb25fY3JlYXRlZBgPIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fdXBkYXRlZBgQIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fZGVsZXRlZBgRIAEoCzIjLmNhYXMuZXZlbnRzLnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI1CgxtZW1iZXJfYWRkZWQYEiABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3JlbW92ZWQYEyABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3VwZGF0ZWQYFCABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASMQoMcmVhZF91cGRhdGVkGBUgASgLMhkuY2Fhcy5ldmVudHMudjEuUmVhZFN0YXRlSAASNgoRZGVsaXZlcmVkX3VwZGF0ZWQYFiABKAsyGS5jYWFzLmV2ZW50cy52MS5SZWFkU3RhdGVIABIrCgttZWRpYV9yZWFkeRgXIAEoCzIULmNhYXMubWVkaWEudjEuTWVkaWFIABIsCgxtZWRpYV9mYWlsZWQYGCABKAsyFC5jYWFzLm1lZGlhLnYxLk1lZGlhSAASPgoTcmVzdHJpY3Rpb25fY3JlYXRlZBgZIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkgAEj4KE3Jlc3RyaWN0aW9uX2RlbGV0ZWQYGiABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb25IABIxCg1mbGFnX3JlcG9ydGVkGBsgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABIxCg1mbGFnX3Jlc29sdmVkGBwgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABJBChdiaWxsaW5nX3VzYWdlX3RocmVzaG9sZBgdIAEoCzIeLmNhYXMuZXZlbnRzLnYxLlVzYWdlVGhyZXNob2xkSAASPwoVZTJlZV9rZXlfcGFja2FnZXNfbG93GB4gASgLMh4uY2Fhcy5ldmVudHMudjEuS2V5UGFja2FnZXNMb3dIAEIJCgdwYXlsb2FkIjsKDktleVBhY2thZ2VzTG93Eg4KBmRldmljZRgBIAEoCRIZChFrZXlfcGFja2FnZV9jb3VudBgCIAEoBSLyAQoOVXNhZ2VUaHJlc2hvbGQSIwoEdW5pdBgBIAEoDjIVLmNhYXMuYmlsbGluZy52MS5Vbml0EhkKEXRocmVzaG9sZF9wZXJjZW50GAIgASgFEgwKBHVzZWQYAyABKAMSEAoIaW5jbHVkZWQYBCABKAMSEAoIaGFyZF9jYXAYBSABKAMSDAoEcGxhbhgGIAEoCRIwCgxwZXJpb2Rfc3RhcnQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnBlcmlvZF9lbmQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKDlJlYWN0aW9uQ2hhbmdlEioKB21lc3NhZ2UYASABKAsyGS5jYWFzLm1lc3NhZ2VzLnYxLk1lc3NhZ2USDQoFZW1vamkYAiABKAkiKwoTQ29udmVyc2F0aW9uRGVsZXRlZBIUCgxjb252ZXJzYXRpb24YASABKAkiWAoJUmVhZFN0YXRlEg8KB3VzZXJfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCJVojY2Fhcy9nZW4vZ28vY2Fhcy9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_caas_billing_v1_resources, file_caas_conversations_v1_resources, file_caas_media_v1_resources, file_caas_messages_v1_resources, file_caas_moderation_v1_resources, file_google_protobuf_timestamp]);
+  fileDesc("ChtjYWFzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmNhYXMuZXZlbnRzLnYxIvkLCgVFdmVudBIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnZlcnNhdGlvbhgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEjQKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfdXBkYXRlZBgLIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjQKD21lc3NhZ2VfZGVsZXRlZBgMIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZUgAEjgKDnJlYWN0aW9uX2FkZGVkGA0gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABI6ChByZWFjdGlvbl9yZW1vdmVkGA4gASgLMh4uY2Fhcy5ldmVudHMudjEuUmVhY3Rpb25DaGFuZ2VIABJDChRjb252ZXJzYXRpb25fY3JlYXRlZBgPIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fdXBkYXRlZBgQIAEoCzIjLmNhYXMuY29udmVyc2F0aW9ucy52MS5Db252ZXJzYXRpb25IABJDChRjb252ZXJzYXRpb25fZGVsZXRlZBgRIAEoCzIjLmNhYXMuZXZlbnRzLnYxLkNvbnZlcnNhdGlvbkRlbGV0ZWRIABI1CgxtZW1iZXJfYWRkZWQYEiABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3JlbW92ZWQYEyABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASNwoObWVtYmVyX3VwZGF0ZWQYFCABKAsyHS5jYWFzLmNvbnZlcnNhdGlvbnMudjEuTWVtYmVySAASMQoMcmVhZF91cGRhdGVkGBUgASgLMhkuY2Fhcy5ldmVudHMudjEuUmVhZFN0YXRlSAASNgoRZGVsaXZlcmVkX3VwZGF0ZWQYFiABKAsyGS5jYWFzLmV2ZW50cy52MS5SZWFkU3RhdGVIABIrCgttZWRpYV9yZWFkeRgXIAEoCzIULmNhYXMubWVkaWEudjEuTWVkaWFIABIsCgxtZWRpYV9mYWlsZWQYGCABKAsyFC5jYWFzLm1lZGlhLnYxLk1lZGlhSAASPgoTcmVzdHJpY3Rpb25fY3JlYXRlZBgZIAEoCzIfLmNhYXMubW9kZXJhdGlvbi52MS5SZXN0cmljdGlvbkgAEj4KE3Jlc3RyaWN0aW9uX2RlbGV0ZWQYGiABKAsyHy5jYWFzLm1vZGVyYXRpb24udjEuUmVzdHJpY3Rpb25IABIxCg1mbGFnX3JlcG9ydGVkGBsgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABIxCg1mbGFnX3Jlc29sdmVkGBwgASgLMhguY2Fhcy5tb2RlcmF0aW9uLnYxLkZsYWdIABJBChdiaWxsaW5nX3VzYWdlX3RocmVzaG9sZBgdIAEoCzIeLmNhYXMuZXZlbnRzLnYxLlVzYWdlVGhyZXNob2xkSAASPwoVZTJlZV9rZXlfcGFja2FnZXNfbG93GB4gASgLMh4uY2Fhcy5ldmVudHMudjEuS2V5UGFja2FnZXNMb3dIABIrCgxjYWxsX3N0YXJ0ZWQYHyABKAsyEy5jYWFzLmNhbGxzLnYxLkNhbGxIABIrCgxjYWxsX3VwZGF0ZWQYICABKAsyEy5jYWFzLmNhbGxzLnYxLkNhbGxIABIpCgpjYWxsX2VuZGVkGCEgASgLMhMuY2Fhcy5jYWxscy52MS5DYWxsSAASLAoLY2FsbF9zaWduYWwYIiABKAsyFS5jYWFzLmNhbGxzLnYxLlNpZ25hbEgAQgkKB3BheWxvYWQiOwoOS2V5UGFja2FnZXNMb3cSDgoGZGV2aWNlGAEgASgJEhkKEWtleV9wYWNrYWdlX2NvdW50GAIgASgFIvIBCg5Vc2FnZVRocmVzaG9sZBIjCgR1bml0GAEgASgOMhUuY2Fhcy5iaWxsaW5nLnYxLlVuaXQSGQoRdGhyZXNob2xkX3BlcmNlbnQYAiABKAUSDAoEdXNlZBgDIAEoAxIQCghpbmNsdWRlZBgEIAEoAxIQCghoYXJkX2NhcBgFIAEoAxIMCgRwbGFuGAYgASgJEjAKDHBlcmlvZF9zdGFydBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcGVyaW9kX2VuZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSwoOUmVhY3Rpb25DaGFuZ2USKgoHbWVzc2FnZRgBIAEoCzIZLmNhYXMubWVzc2FnZXMudjEuTWVzc2FnZRINCgVlbW9qaRgCIAEoCSIrChNDb252ZXJzYXRpb25EZWxldGVkEhQKDGNvbnZlcnNhdGlvbhgBIAEoCSJYCglSZWFkU3RhdGUSDwoHdXNlcl9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoAxIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIlWiNjYWFzL2dlbi9nby9jYWFzL2V2ZW50cy92MTtldmVudHN2MWIGcHJvdG8z", [file_caas_billing_v1_resources, file_caas_calls_v1_resources, file_caas_conversations_v1_resources, file_caas_media_v1_resources, file_caas_messages_v1_resources, file_caas_moderation_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * Something that happened in an app, as it was committed. The real-time stream
@@ -253,6 +255,41 @@ export type Event = Message<"caas.events.v1.Event"> & {
      */
     value: KeyPackagesLow;
     case: "e2eeKeyPackagesLow";
+  } | {
+    /**
+     * `call.started`: a call was started: every member's streams ring (the rung
+     * members' devices), and the app's webhooks.
+     *
+     * @generated from field: caas.calls.v1.Call call_started = 31;
+     */
+    value: Call;
+    case: "callStarted";
+  } | {
+    /**
+     * `call.updated`: someone answered, declined, joined or left.
+     *
+     * @generated from field: caas.calls.v1.Call call_updated = 32;
+     */
+    value: Call;
+    case: "callUpdated";
+  } | {
+    /**
+     * `call.ended`: the call is over (`outcome`, `duration`).
+     *
+     * @generated from field: caas.calls.v1.Call call_ended = 33;
+     */
+    value: Call;
+    case: "callEnded";
+  } | {
+    /**
+     * `call.signal`: a WebRTC signaling message for one device: only the stream
+     * subscribed with that `device_id` (of the user in `user_id`) gets it. Not sent to
+     * webhooks or the event bus, and kept in the log only briefly (resume).
+     *
+     * @generated from field: caas.calls.v1.Signal call_signal = 34;
+     */
+    value: Signal;
+    case: "callSignal";
   } | { case: undefined; value?: undefined };
 };
 
