@@ -528,6 +528,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _turn(self) -> Settings:
+        if self.turn_urls and not self.turn_secret.get_secret_value():
+            raise ValueError("turn_urls needs turn_secret (the TURN server's shared secret)")
+        return self
+
+    @model_validator(mode="after")
     def _tls_files(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")

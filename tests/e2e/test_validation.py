@@ -22,6 +22,7 @@ from caas.audit.v1 import audit_service_pb2
 from caas.auth.v1 import auth_service_pb2 as auth_pb
 from caas.auth.v1 import resources_pb2 as auth_res
 from caas.billing.v1 import billing_service_pb2
+from caas.calls.v1 import calls_service_pb2
 from caas.compliance.v1 import compliance_service_pb2
 from caas.conversations.v1 import conversations_service_pb2
 from caas.e2ee.v1 import e2ee_service_pb2
@@ -45,6 +46,7 @@ from tests.e2e.validation_cases_accounts import CASES as ACCOUNT_CASES
 from tests.e2e.validation_cases_analytics import CASES as ANALYTICS_CASES
 from tests.e2e.validation_cases_audit import CASES as AUDIT_CASES
 from tests.e2e.validation_cases_billing import CASES as BILLING_CASES
+from tests.e2e.validation_cases_calls import CASES as CALL_CASES
 from tests.e2e.validation_cases_chat import CASES as CHAT_CASES
 from tests.e2e.validation_cases_compliance import CASES as COMPLIANCE_CASES
 from tests.e2e.validation_cases_e2ee import CASES as E2EE_CASES
@@ -73,7 +75,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             organizations_service_pb2.DESCRIPTOR.services_by_name["OrganizationsService"],
             analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"],
             billing_service_pb2.DESCRIPTOR.services_by_name["BillingService"],
-            e2ee_service_pb2.DESCRIPTOR.services_by_name["E2eeService"])
+            e2ee_service_pb2.DESCRIPTOR.services_by_name["E2eeService"],
+            calls_service_pb2.DESCRIPTOR.services_by_name["CallsService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -265,6 +268,7 @@ CASES += COMPLIANCE_CASES
 CASES += ANALYTICS_CASES
 CASES += BILLING_CASES
 CASES += E2EE_CASES
+CASES += CALL_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
      {"name": "string.pattern"}),

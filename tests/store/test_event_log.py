@@ -7,17 +7,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 import pytest
+from caas.calls.v1 import resources_pb2 as calls_res
 from caas.events.v1 import events_pb2
 
 from services.conversations.models import ConversationChanges, MemberChanges, Role
 from services.core.errors import CapacityExceeded
+from services.core.events import DomainEvent
 from services.core.health import Health
 from services.events import relay as relay_module
 from services.events.consumers import log_consumer
 from services.events.log import LoggedEvent, follow, visible
 from services.events.relay import LEASE, Relay, Wake
+from services.events.types import CALL_SIGNAL
 from services.messages.models import Draft, MessageChanges
 from services.runtime import Stores
 from tests.store.chat import SECOND, T0, make_group, member, send
@@ -360,3 +364,35 @@ async def test_a_failing_relay_says_so_once_per_change(
 async def test_a_new_apps_head_asked_for_at_once_is_one(stores: Stores) -> None:
     heads = await asyncio.gather(*(stores.events.head(f"new{n % 3}") for n in range(12)))
     assert len({(h.log_id, h.position) for h in heads}) == 3
+
+
+async def _signal(stores: Stores, conversation_id: str, to_user: str, device: str,
+                  at: datetime) -> None:
+    payload = calls_res.Signal(call=f"apps/alpha/conversations/{conversation_id}/calls/k1",
+                               from_user_id="alice", from_device_id="a1", to_user_id=to_user,
+                               to_device_id=device)
+    await stores.calls.signal(DomainEvent(CALL_SIGNAL, "alpha", at, {"device": device},
+                                          conversation_id, payload, to_user, private=True))
+
+
+async def test_signals_are_for_streams_only_and_purged_on_their_own(stores: Stores) -> None:
+    sink = Sink()
+    relay = Relay(stores.events, sink, "bus")
+    await relay.start()
+    await make_group(stores, "g1", ["alice", "bob"])
+    await _signal(stores, "g1", "bob", "b1", T0)
+    await send(stores, "g1", "alice", "hi", at=T0 + SECOND)
+    await _signal(stores, "g1", "bob", "b1", T0 + 3 * SECOND)
+    events = await logged(stores)
+    assert [e.type for e in events] == [
+        "conversation.created", CALL_SIGNAL, "message.created", CALL_SIGNAL]
+    assert events[1].private and events[1].user_id == "bob"
+    assert events_pb2.Event.FromString(events[1].payload).call_signal.to_device_id == "b1"
+    # A consumer never gets them, yet its cursor passes them.
+    await relay.run_once()
+    assert sink.taken == [("alpha", 1), ("alpha", 3)]
+    assert await stores.events.behind("bus") == []
+    # Purged by type before a time, whatever the consumers; the rest stays.
+    assert await stores.events.purge_types({CALL_SIGNAL}, T0 + 2 * SECOND) == 1
+    assert [e.position for e in await logged(stores)] == [1, 3, 4]
+    assert (await stores.events.head("alpha")).purged_through == 0
