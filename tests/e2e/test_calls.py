@@ -7,6 +7,7 @@ server's ring timeout and reconnect grace are 2 s here (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -37,8 +38,10 @@ VIDEO = res.Call.MEDIA_VIDEO
 AUDIO = res.Call.MEDIA_AUDIO
 P = res.Participant
 SECRET = "calls-test-secret"
-OFFER = res.SessionDescription(type=res.SessionDescription.TYPE_OFFER, sdp="v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n")
-ANSWER = res.SessionDescription(type=res.SessionDescription.TYPE_ANSWER, sdp="v=0\r\no=- 2 2 IN IP4 0.0.0.0\r\n")
+OFFER = res.SessionDescription(type=res.SessionDescription.TYPE_OFFER,
+                               sdp="v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n")
+ANSWER = res.SessionDescription(type=res.SessionDescription.TYPE_ANSWER,
+                                sdp="v=0\r\no=- 2 2 IN IP4 0.0.0.0\r\n")
 
 
 async def people(client: Client, app: AppHandle, *names: str) -> list[Person]:
@@ -342,7 +345,7 @@ async def test_a_device_whose_stream_stays_closed_is_dropped(
 
 async def test_members_removed_leave_the_call_and_a_deleted_conversation_ends_it(
         client: Client, app: AppHandle) -> None:
-    alice, bob, carol = await people(client, app, "alice", "bob", "carol")
+    alice, bob, _ = await people(client, app, "alice", "bob", "carol")
     group = await alice.create(GROUP, ("bob", "carol"))
     a1 = await subscribed(alice, device_id="a1")
     call = (await start(alice, group.name, "a1")).call
@@ -358,6 +361,17 @@ async def test_members_removed_leave_the_call_and_a_deleted_conversation_ends_it
     assert bob_now.leave_reason == P.LEAVE_REASON_REMOVED
     # Bob is no member: the call is not his to see any more.
     await expect_error(get(bob, call.name), NOT_FOUND, "RESOURCE_NOT_FOUND")
+    # A conversation deleted for everyone ends its call (its members' streams end with
+    # the conversation: the call being over shows in that they are free again).
+    other = await alice.create(GROUP, ("bob",))
+    second = (await start(alice, other.name, "a1")).call
+    await accept(bob, second.name, "b1")
+    probe = await alice.create(GROUP, ("bob",))
+    await expect_error(start(bob, probe.name, "b1"), FAILED, "CALL_ALREADY_JOINED")
+    await alice.client.conversations.DeleteConversation(
+        conv_pb.DeleteConversationRequest(name=other.name), metadata=alice.auth)
+    assert (await until(a1, "conversation.deleted")).conversation == other.name
+    assert (await start(bob, probe.name, "b1")).created
     await a1.close()
 
 
@@ -458,7 +472,8 @@ async def test_over_json_grpc_web_and_grpcurl(http: httpx.AsyncClient, client: C
                                   "candidate": {"candidate": ""}})
     assert wrong.status_code == 400  # FAILED_PRECONDITION
     assert wrong.json()["details"][0]["reason"] == "CALL_NOT_JOINED"
-    ran = subprocess.run(
+    ran = await asyncio.to_thread(
+        subprocess.run,
         [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {app.api_key}", "-d",
          json.dumps({"name": name}), server.address, "caas.calls.v1.CallsService/GetCall"],
         capture_output=True, text=True, timeout=30, check=False)

@@ -10,11 +10,23 @@
 // sessionStorage (renewed tokens too: a refresh token works once) until "Sign out",
 // which revokes the session. The query string carries no secrets; `?stall=ms` sets the
 // realtime stall timeout, `?partStall=ms` an upload part's (tests).
-import { Code, ConnectError } from "@connectrpc/connect";
+//
+// Calls: "Voice call" / "Video call" ring the open conversation's other members with
+// the SDK's `Calls`; a call to this user shows Accept / Decline wherever it comes from;
+// the call panel shows its state, this camera and each other device's video, and
+// "Hang up". The tab is one device (its id kept in sessionStorage): the realtime stream
+// is opened with it, so the call's signals reach this tab. Tests read
+// `window.caasCalls` (the phase and what the SDK told).
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
 import {
   Attachment_Kind,
+  Call_Media,
+  Call_Outcome,
+  Call_State,
+  Calls,
+  CallsService,
   Conversation_Kind,
   createCaasClient,
   errorReason,
@@ -22,6 +34,10 @@ import {
   waitForMedia,
   type Attachment,
   type CaasClient,
+  type Call,
+  type CallPeer,
+  type CallPhase,
+  type CallsServices,
   type Event,
   type Message,
   type Subscription,
@@ -30,6 +46,7 @@ import {
 } from "../sdk/src/index.js";
 
 const STORE = "caas-demo";
+const DEVICE = "caas-demo-device";
 const DEFAULT_API = "http://127.0.0.1:8080";
 
 interface SignedIn {
@@ -127,6 +144,7 @@ element<HTMLFormElement>("sign-in-form").onsubmit = (submit) => {
 let client: CaasClient;
 let session: SignedIn;
 let subscription: Subscription | undefined;
+let calls: Calls | undefined;
 let current = "";
 let loads = 0;
 const shown = new Set<string>(); // message names on screen: an event never shows twice
@@ -211,6 +229,7 @@ function clearConversation(): void {
   element("members").textContent = "";
   element("add-member").hidden = true;
   enableComposer(false);
+  showCallButtons();
 }
 
 async function showMembers(name: string): Promise<void> {
@@ -227,6 +246,7 @@ async function open(name: string, title: string): Promise<void> {
   element("title").textContent = title;
   element("members").textContent = "";
   element("add-member").hidden = false;
+  showCallButtons();
   notice("");
   for (const li of list.children) li.classList.toggle("selected", (li as HTMLElement).dataset.name === name);
   enableComposer(true);
@@ -413,6 +433,8 @@ function showTyping(): void {
 }
 
 element("sign-out").onclick = async () => {
+  await calls?.leave().catch(() => undefined); // hang up first, while the session works
+  calls?.close();
   subscription?.close();
   const { sid } = claims(session.tokens.accessToken);
   try {
@@ -425,13 +447,210 @@ element("sign-out").onclick = async () => {
   location.reload();
 };
 
+// --- Calls --------------------------------------------------------------------------
+
+/** This tab's device id: made once, kept for reloads (a reload can join its call again). */
+function deviceId(): string {
+  let id = sessionStorage.getItem(DEVICE);
+  if (!id) {
+    id = `web-${crypto.randomUUID().slice(0, 8)}`;
+    sessionStorage.setItem(DEVICE, id);
+  }
+  return id;
+}
+
+/** What the SDK told, for the tests: the phase, and each event in order. */
+const callLog = { phase: "idle" as CallPhase, call: "", outcome: "", events: [] as string[] };
+(window as unknown as { caasCalls: typeof callLog }).caasCalls = callLog;
+
+const OUTCOMES: Record<number, string> = {
+  [Call_Outcome.COMPLETED]: "completed", [Call_Outcome.MISSED]: "missed",
+  [Call_Outcome.DECLINED]: "declined", [Call_Outcome.BUSY]: "busy",
+  [Call_Outcome.CANCELED]: "canceled",
+};
+const PHASES: Record<CallPhase, string> = {
+  idle: "", ringing: "Incoming call", calling: "Calling…", connecting: "Connecting…",
+  connected: "Connected", reconnecting: "Reconnecting…", ended: "Call ended",
+};
+
+const kindOf = (call: Call) => (call.media === Call_Media.VIDEO ? "video call" : "voice call");
+const peerKey = (peer: CallPeer) => `${peer.userId}/${peer.deviceId}`;
+let ringingCall: Call | undefined;
+
+function showCallButtons(): void {
+  const idle = !calls?.call && !calls?.ringing.length;
+  element("call-buttons").hidden = !current;
+  for (const id of ["call-audio", "call-video"]) element<HTMLButtonElement>(id).disabled = !idle;
+}
+
+function showCallState(text: string): void {
+  element("call-state").textContent = text;
+  element("call-state").dataset.phase = calls?.phase ?? "idle";
+}
+
+function showIncoming(): void {
+  const ringing = calls?.call ? undefined : calls?.ringing[0];
+  ringingCall = ringing;
+  element("incoming").hidden = !ringing;
+  if (ringing) {
+    element("incoming-text").textContent = `Incoming ${kindOf(ringing)} from ${ringing.callerId}`;
+    element("call").hidden = false;
+  }
+}
+
+function removeRemote(peer: CallPeer): void {
+  document.querySelector(`#videos figure[data-peer="${CSS.escape(peerKey(peer))}"]`)?.remove();
+}
+
+function clearVideos(): void {
+  for (const figure of document.querySelectorAll("#videos figure[data-peer]")) figure.remove();
+  element<HTMLVideoElement>("local-video").srcObject = null;
+  element("local").hidden = true;
+}
+
+function startCalls(callsClient: CallsServices["calls"], stream: Subscription): void {
+  calls = new Calls({ client: { calls: callsClient }, user: session.user, deviceId: deviceId(), events: stream });
+  const log = (entry: string) => callLog.events.push(entry);
+  calls.on("state", (phase) => {
+    callLog.phase = phase;
+    log(`state:${phase}`);
+    element("hang-up").hidden = !calls?.call;
+    element("call").hidden = phase === "idle";
+    const call = calls?.call;
+    showCallState(phase === "ringing" || phase === "ended" ? element("call-state").textContent ?? ""
+      : `${PHASES[phase]}${call ? ` (${kindOf(call)})` : ""}`);
+    showIncoming();
+    showCallButtons();
+  });
+  calls.on("ringing", (call) => {
+    log(`ringing:${call.callerId}`);
+    showIncoming(); // the dialog says who calls; the status line only that it rings
+    showCallState("Ringing…");
+    showCallButtons();
+    element("accept").focus();
+  });
+  calls.on("ringEnded", (call) => {
+    log(`ringEnded:${OUTCOMES[call.outcome] ?? ""}`);
+    showIncoming();
+    if (!calls?.call && !calls?.ringing.length) {
+      showCallState(call.state === Call_State.ENDED ? `Missed ${kindOf(call)} from ${call.callerId}`
+        : `Answered or declined on another device`);
+    }
+    showCallButtons();
+  });
+  calls.on("call", (call) => { callLog.call = call.name; });
+  calls.on("localStream", (stream) => {
+    const video = element<HTMLVideoElement>("local-video");
+    video.srcObject = stream;
+    element("local").hidden = stream.getVideoTracks().length === 0;
+  });
+  calls.on("track", (peer, stream) => {
+    log(`track:${peer.userId}`);
+    removeRemote(peer);
+    const figure = document.createElement("figure");
+    figure.dataset.peer = peerKey(peer);
+    const voice = calls?.call?.media === Call_Media.AUDIO;
+    const media = document.createElement(voice ? "audio" : "video");
+    media.dataset.testid = voice ? "remote-audio" : "remote-video";
+    media.autoplay = true;
+    if (media instanceof HTMLVideoElement) media.playsInline = true;
+    media.setAttribute("aria-label", `${voice ? "Audio" : "Video"} of ${peer.userId}`);
+    media.srcObject = stream;
+    const caption = document.createElement("figcaption");
+    caption.textContent = peer.userId;
+    figure.append(media, caption);
+    element("videos").append(figure);
+  });
+  calls.on("connected", (peer) => log(`connected:${peer.userId}`));
+  calls.on("reconnecting", (peer) => log(`reconnecting:${peer.userId}`));
+  calls.on("peerClosed", (peer) => {
+    log(`peerClosed:${peer.userId}`);
+    removeRemote(peer);
+  });
+  calls.on("ended", (call) => {
+    const outcome = OUTCOMES[call.outcome] ?? "";
+    callLog.outcome = outcome;
+    log(`ended:${outcome}`);
+    clearVideos();
+    element("hang-up").hidden = true;
+    const seconds = Number(call.duration?.seconds ?? 0n);
+    const length = seconds ? `, ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}` : "";
+    showCallState(call.state === Call_State.ENDED ? `Call ended: ${outcome}${length}` : "You left the call");
+    showCallButtons();
+  });
+  calls.on("error", (error) => {
+    log(`error:${describe(error)}`);
+    console.warn("call:", error);
+  });
+}
+
+async function placeCall(video: boolean): Promise<void> {
+  if (!calls || !current) return;
+  element("call").hidden = false;
+  showCallState(`Starting a ${video ? "video" : "voice"} call…`);
+  showCallButtons();
+  try {
+    await calls.start(current, { video });
+    element("hang-up").hidden = false;
+    element("hang-up").focus();
+  } catch (error) {
+    showCallState(`Could not call: ${describe(error)}`);
+    notice(`Could not call: ${describe(error)}`, true);
+  } finally {
+    showCallButtons();
+  }
+}
+
+element("call-audio").onclick = () => void placeCall(false);
+element("call-video").onclick = () => void placeCall(true);
+
+element("accept").onclick = async () => {
+  if (!calls || !ringingCall) return;
+  const call = ringingCall;
+  element("incoming").hidden = true;
+  showCallState(`Answering ${kindOf(call)}…`);
+  try {
+    await calls.accept(call);
+    element("hang-up").hidden = false;
+    element("hang-up").focus();
+  } catch (error) {
+    showIncoming();
+    showCallState(`Could not answer: ${describe(error)}`);
+  }
+};
+
+element("decline").onclick = async () => {
+  if (!calls || !ringingCall) return;
+  try {
+    await calls.decline(ringingCall);
+    showCallState("Declined");
+  } catch (error) {
+    showCallState(`Could not decline: ${describe(error)}`);
+  }
+};
+
+element("hang-up").onclick = async () => {
+  try {
+    await calls?.leave();
+  } catch (error) {
+    notice(`Hanging up: ${describe(error)}`, true);
+  }
+};
+
 function start(signedIn: SignedIn): void {
   session = signedIn;
+  let authenticated: Interceptor[] = [];
   client = createCaasClient({
-    transport: (interceptors) => createGrpcWebTransport({ baseUrl: signedIn.api, interceptors }),
+    transport: (interceptors) => {
+      if (interceptors.length) authenticated = interceptors; // the session's: for calls below
+      return createGrpcWebTransport({ baseUrl: signedIn.api, interceptors });
+    },
     tokens: signedIn.tokens,
     onTokens: (tokens) => { session.tokens = tokens; store(session); },
   });
+  // The CallsService client on the same session (one renewal of its tokens for all).
+  const callsClient = createClient(CallsService,
+    createGrpcWebTransport({ baseUrl: signedIn.api, interceptors: authenticated }));
   element("sign-in").hidden = true;
   element("chat").hidden = false;
   element("me").textContent = me();
@@ -456,7 +675,8 @@ function start(signedIn: SignedIn): void {
       if (state === "closed" && error) notice(`Disconnected: ${describe(error)}`, true);
     },
     resync: () => { if (current) void open(current, element("title").textContent ?? ""); },
-  }, { stallTimeoutMs: stall });
+  }, { stallTimeoutMs: stall, deviceId: deviceId() });
+  startCalls(callsClient, subscription);
   loadConversations().catch((error: unknown) => {
     const code = ConnectError.from(error).code;
     if (code === Code.Unauthenticated || code === Code.PermissionDenied) {
