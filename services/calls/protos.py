@@ -59,7 +59,7 @@ def call_proto(call: Call, now: datetime) -> res.Call:
         create_time=timestamp(call.create_time), ring_expire_time=timestamp(call.ring_deadline),
         answer_time=timestamp(call.answer_time), end_time=timestamp(call.end_time),
         duration=_duration(call.duration.total_seconds()),
-        record_sequence=call.record_sequence)
+        record_sequence=call.record_sequence, version=call.version)
 
 
 def ice_protos(servers: Sequence[IceServer]) -> list[res.IceServer]:

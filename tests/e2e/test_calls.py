@@ -145,6 +145,7 @@ async def test_a_call_rings_every_device_is_answered_on_one_and_recorded(
     # b2 gets none of them: its next event is alice hanging up.
     ended = await leave(alice, call.name)
     assert ended.state == res.Call.STATE_ENDED and ended.outcome == res.Call.OUTCOME_COMPLETED
+    assert (call.version, answered.call.version, ended.version) == (1, 2, 3)
     assert (await b2.event()).type == "call.ended"
     assert ended.duration.ToMilliseconds() > 0
     record = {p.user_id: p for p in ended.participants}

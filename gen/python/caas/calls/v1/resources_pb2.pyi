@@ -152,6 +152,7 @@ class Call(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     DURATION_FIELD_NUMBER: _builtins.int
     RECORD_SEQUENCE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`apps/{app}/conversations/{conversation}/calls/{call}`."""
     media: Global___Call.Media.ValueType
@@ -169,6 +170,11 @@ class Call(_message.Message):
     record_sequence: _builtins.int
     """The sequence number of the message that records the ended call in the
     conversation (`Message.call`); 0 until it is written.
+    """
+    version: _builtins.int
+    """1 when started, one more with each change of its state or participants: of two
+    copies of the call (an RPC's answer, a `call.*` event), the one with the larger
+    version is the newer (`record_sequence` is filled in later without a new one).
     """
     @_builtins.property
     def participants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Participant]:
@@ -211,10 +217,11 @@ class Call(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         duration: _duration_pb2.Duration | None = ...,
         record_sequence: _builtins.int = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time", "create_time", b"create_time", "duration", b"duration", "end_time", b"end_time", "ring_expire_time", b"ring_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time", "caller_id", b"caller_id", "create_time", b"create_time", "duration", b"duration", "end_time", b"end_time", "max_participants", b"max_participants", "media", b"media", "name", b"name", "outcome", b"outcome", "participants", b"participants", "record_sequence", b"record_sequence", "ring_expire_time", b"ring_expire_time", "state", b"state", "topology", b"topology"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time", "caller_id", b"caller_id", "create_time", b"create_time", "duration", b"duration", "end_time", b"end_time", "max_participants", b"max_participants", "media", b"media", "name", b"name", "outcome", b"outcome", "participants", b"participants", "record_sequence", b"record_sequence", "ring_expire_time", b"ring_expire_time", "state", b"state", "topology", b"topology", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
