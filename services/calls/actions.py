@@ -296,15 +296,17 @@ class CallsActions:
 
     async def on_event(self, event: DomainEvent) -> None:
         """A member removed from a conversation is out of its call; a deleted
-        conversation's call ends."""
+        conversation's call ends, and its calls go with its messages."""
         if event.type not in ("member.removed", "conversation.deleted"):
             return
         call = await self._store.current(event.app_id, event.conversation_id)
-        if call is None:
-            return
         if event.type == "conversation.deleted":
-            await self._change(call.app_id, call.conversation_id, call.call_id,
-                               models.end, "")
+            if call is not None:
+                await self._change(call.app_id, call.conversation_id, call.call_id,
+                                   models.end, "")
+            await self._store.delete_conversation_calls(event.app_id, event.conversation_id)
+            return
+        if call is None:
             return
         members = set(await self._conversation_store.member_ids(event.app_id,
                                                                 event.conversation_id))

@@ -156,6 +156,10 @@ class MongoCallStore:
         await self._calls.update_one({"_id": _id(app_id, conversation_id, call_id), "record": 0},
                                      {"$set": {"record": sequence}, "$unset": {"due": ""}})
 
+    async def delete_conversation_calls(self, app_id: str, conversation_id: str) -> int:
+        result = await self._calls.delete_many({"app": app_id, "conversation": conversation_id})
+        return result.deleted_count
+
     async def signal(self, event: DomainEvent) -> None:
         async def tx(s: AsyncClientSession, emit: Emit) -> None:
             emit(event)

@@ -161,5 +161,14 @@ class SqliteCallStore:
 
         await self._db.write(tx)
 
+    async def delete_conversation_calls(self, app_id: str, conversation_id: str) -> int:
+        def tx(conn: sqlite3.Connection) -> int:
+            key = (app_id, conversation_id)
+            conn.execute("DELETE FROM call_joined WHERE app_id = ? AND conversation_id = ?", key)
+            return conn.execute("DELETE FROM calls WHERE app_id = ? AND conversation_id = ?",
+                                key).rowcount
+
+        return await self._db.write(tx)
+
     async def signal(self, event: DomainEvent) -> None:
         await self._log.transact(lambda conn, emit: emit(event))

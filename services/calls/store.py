@@ -57,5 +57,8 @@ class CallStore(Protocol):
                          sequence: int) -> None:
         """Notes the message that records the ended call (its version unchanged)."""
 
+    async def delete_conversation_calls(self, app_id: str, conversation_id: str) -> int:
+        """Deletes the conversation's calls (it was deleted); how many."""
+
     async def signal(self, event: DomainEvent) -> None:
         """Records a `call.signal` event in the event log (alone in its transaction)."""

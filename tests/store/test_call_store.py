@@ -334,3 +334,17 @@ async def test_an_apps_purge_takes_its_calls_only(stores: Stores, calls: CallSto
     # Nothing of it holds the conversation any more.
     assert await calls.current("gone", "c1") is None
     assert (await calls.create(gone, []))[1]
+
+
+async def test_a_deleted_conversations_calls_go_and_nobody_elses(calls: CallStore) -> None:
+    ringing = await create(calls, started("k1", "c1", invitees=("bob",)))
+    joined = models.accept(ringing, "bob", "b1", T0 + SECOND)
+    assert await calls.update(joined, [event("call.updated", joined)])
+    await create(calls, started("k2", "c2", caller="carol", invitees=("dave",)))
+    await create(calls, started("k3", "c1", app_id="beta"))
+    assert await calls.delete_conversation_calls("alpha", "c1") == 1
+    assert await calls.get("alpha", "c1", "k1") is None
+    assert await calls.busy("alpha", ["alice", "bob", "carol"]) == {"carol"}
+    assert await calls.get("alpha", "c2", "k2") is not None
+    assert await calls.get("beta", "c1", "k3") is not None
+    assert await calls.delete_conversation_calls("alpha", "c1") == 0
