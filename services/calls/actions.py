@@ -113,7 +113,7 @@ class CallsActions:
         if found is not None:  # a retry
             return found, False
         for other in await self._store.joined_calls(app_id, me):
-            raise models.already_joined(other.participant(me).device_id)  # type: ignore[union-attr]
+            raise models.in_another_call(other, me)
         members = await self._conversation_store.member_ids(app_id, conversation_id)
         invitees = list(invitee_ids) or [m for m in members if m != me]
         for index, user_id in enumerate(invitee_ids):
@@ -173,7 +173,7 @@ class CallsActions:
         me = principal.user_id
         for other in await self._store.joined_calls(app_id, me):
             if other.call_id != call_id:
-                raise models.already_joined(other.participant(me).device_id)  # type: ignore[union-attr]
+                raise models.in_another_call(other, me)
         joined = await self._change(
             app_id, conversation_id, call_id,
             lambda call, now: models.accept(call, me, device_id, now), me)

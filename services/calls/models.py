@@ -108,6 +108,15 @@ def already_joined(device_id: str) -> FailedPrecondition:
         metadata={"device": device_id})
 
 
+def in_another_call(other: Call, user_id: str) -> FailedPrecondition:
+    p = other.participant(user_id)
+    device = p.device_id if p is not None else ""
+    return FailedPrecondition(
+        "CALL_ALREADY_JOINED", f"you are in another call, on device {device}: leave it first",
+        metadata={"device": device,
+                  "call": call_name(other.app_id, other.conversation_id, other.call_id)})
+
+
 def not_joined(user_id: str, device_id: str) -> FailedPrecondition:
     return FailedPrecondition(
         "CALL_NOT_JOINED", f"device {device_id} of {user_id} is not in the call",

@@ -35,7 +35,9 @@ class CallsServicer:
         started, created = await self._actions.start(
             call.user(), app_id, conversation_id, MEDIA_OF[request.media],
             request.device_id, request.request_id, list(request.invitee_ids))
-        servers, _ = self._actions.ice_servers(started, started.caller_id, request.device_id)
+        caller = started.participant(started.caller_id)  # on a retry: the first device
+        device = caller.device_id if caller is not None else request.device_id
+        servers, _ = self._actions.ice_servers(started, started.caller_id, device)
         return pb.StartCallResponse(call=call_proto(started, self._now()), created=created,
                                     ice_servers=ice_protos(servers))
 

@@ -51,6 +51,9 @@ _BATCH = 7  # an EventBatch, whose field 1 repeats the events
 MAX_BATCH = 64  # events in one batch at most
 PAGE = 500  # events read from the log at a time
 POLL_SECONDS = 1.0  # a feed reads the log at least this often while it has streams
+# Events of calls go at once, never held for the batch window: ringing and WebRTC
+# signaling are a call's setup time (and few).
+URGENT = "call."
 
 
 def _varint(value: int) -> bytes:
@@ -311,6 +314,7 @@ class Feed:
         self._wakeup = asyncio.Event()
         self._arrived: list[LoggedEvent] = []  # committed events handed over, not read
         self._read = True  # whether the next round reads the log
+        self._urgent = False  # a call's event arrived: no waiting for the window
         self._ticker: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -355,6 +359,8 @@ class Feed:
     def take(self, events: Sequence[LoggedEvent]) -> None:
         """Committed events of the app, in position order (from any process)."""
         self._arrived.extend(events)
+        if not self._urgent:
+            self._urgent = any(e.type.startswith(URGENT) for e in events)
         self._wakeup.set()
 
     async def _dispatch_arrived(self) -> None:
@@ -426,8 +432,9 @@ class Feed:
         while True:
             await self._wakeup.wait()
             early = last_round + self._window - loop.time()
-            if early > 0:  # a round at the window's end: what commits meanwhile comes along
-                await asyncio.sleep(early)
+            if early > 0 and not self._urgent:  # a round at the window's end: what commits
+                await asyncio.sleep(early)  # meanwhile comes along
+            self._urgent = False
             self._wakeup.clear()
             last_round = loop.time()
             await self._dispatch_arrived()

@@ -4,8 +4,10 @@ SDK's `Calls`: alice and bob, two Chromium contexts with fake camera and microph
 CAAS over gRPC-Web through Envoy. Alice calls from their direct conversation; bob's page
 rings; he accepts; his device offers, alice's answers, ICE candidates trickle both ways
 over SendSignal and the realtime streams; both pages reach `connected` and play the
-other's video. Alice hangs up: both pages show the end, and the server holds a
-completed call, recorded in the conversation. And a page that goes away mid-call without
+other's video. Bob's page restarts ICE (a network change): a new offer with new ICE
+credentials goes through CAAS and both stay connected, video flowing. Alice hangs up:
+both pages show the end, and the server holds a completed call, recorded in the
+conversation. And a page that goes away mid-call without
 hanging up is dropped after the server's reconnect grace: the other page sees the end.
 Screenshot (checked by axe-core too): test-artifacts/calls/call-connected.png."""
 
@@ -28,6 +30,7 @@ from tests.conftest import TEST_CONFIG, AppHandle, create_app
 from tests.support.chat import DIRECT, person
 from tests.support.client import Client
 from tests.support.servers import CaasServer, start_caas
+from tests.support.stream import subscribed
 
 CONNECT = 30_000  # ms: ICE, DTLS and the first decoded frames
 SHOTS = ARTIFACTS / "calls"
@@ -74,6 +77,10 @@ async def media_browser() -> AsyncIterator[Browser]:
                   "--use-fake-ui-for-media-stream"])
         yield browser
         await browser.close()
+
+
+def ufrag(sdp: str) -> str:
+    return next(line for line in sdp.splitlines() if line.startswith("a=ice-ufrag:"))
 
 
 async def calls_seen(page: Page) -> dict[str, Any]:
@@ -133,6 +140,8 @@ async def test_a_video_call_between_two_browsers_connects_and_ends_completed(
     calls = calls_service_pb2_grpc.CallsServiceStub(client.channel)
     conversation, opened = await pages(media_browser, client, server, app, demo_origin)
     [(alice_context, alice_page), (bob_context, bob_page)] = opened
+    alice = await person(client, app.app_id, app.api_key, "alice")
+    watcher = await subscribed(alice, device_id=await device_of(alice_page))
     try:
         # Alice calls; bob's page rings, he accepts; both play the other's video.
         await connect(alice_page, bob_page, shots=True)
@@ -162,6 +171,28 @@ async def test_a_video_call_between_two_browsers_connects_and_ends_completed(
 
         await checked(bob_page, "call-connected", SHOTS)
 
+        # An ICE restart (a network change, say): bob's page joined, so it offers anew on
+        # the same connection with new ICE credentials, through CAAS (seen here by a
+        # stream of alice's page's device); both stay connected, video flowing.
+        await bob_page.evaluate("window.caasCalls.restartIce()")
+        offers = []
+        while len(offers) < 2:  # the first offer, replayed, then the restart's
+            event = await watcher.event()
+            if event.type == "call.signal" and event.call_signal.HasField("description"):
+                offers.append(event.call_signal.description)
+        assert [o.type for o in offers] == [calls_res.SessionDescription.TYPE_OFFER] * 2
+        assert ufrag(offers[0].sdp) != ufrag(offers[1].sdp)
+        for page in (alice_page, bob_page):
+            await expect(page.get_by_test_id("call-state")).to_have_attribute(
+                "data-phase", "connected")
+            await page.evaluate("window.played = document.querySelector("
+                                "'[data-testid=remote-video]').currentTime")
+            await page.wait_for_function(
+                "document.querySelector('[data-testid=remote-video]').currentTime"
+                " > window.played + 0.5", timeout=CONNECT)
+        seen = await calls_seen(bob_page)
+        assert not [e for e in seen["events"] if e.startswith("error:")], seen
+
         # Alice hangs up: it ends on both pages, completed.
         for page in (alice_page, bob_page):  # the camera's stream, to look at afterwards
             await page.evaluate("window.camera = document.getElementById('local-video').srcObject")
@@ -181,6 +212,7 @@ async def test_a_video_call_between_two_browsers_connects_and_ends_completed(
                 && window.camera.getTracks().every((track) => track.readyState === 'ended')
                 && document.getElementById('local-video').srcObject === null""")
     finally:
+        await watcher.close()
         await alice_context.close()
         await bob_context.close()
 

@@ -180,7 +180,8 @@ async def test_one_call_at_a_time_and_a_retried_start_starts_nothing(
     assert refused.metadata["call"] == first.call.name
     # Alice is in a call: she cannot start another elsewhere.
     other = await alice.create(GROUP, ("bob",))
-    await expect_error(start(alice, other.name, "d2"), FAILED, "CALL_ALREADY_JOINED")
+    busy = await expect_error(start(alice, other.name, "d2"), FAILED, "CALL_ALREADY_JOINED")
+    assert (busy.metadata["call"], busy.metadata["device"]) == (first.call.name, "d1")
     await leave(alice, first.call.name)  # cancels it
     canceled = await get(bob, first.call.name)
     assert canceled.outcome == res.Call.OUTCOME_CANCELED and canceled.duration.seconds == 0

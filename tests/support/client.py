@@ -11,9 +11,9 @@ from caas.apps.v1 import apps_service_pb2_grpc
 from caas.audit.v1 import audit_service_pb2_grpc
 from caas.auth.v1 import auth_service_pb2_grpc
 from caas.billing.v1 import billing_service_pb2_grpc
+from caas.calls.v1 import calls_service_pb2_grpc
 from caas.compliance.v1 import compliance_service_pb2_grpc
 from caas.conversations.v1 import conversations_service_pb2_grpc
-from caas.calls.v1 import calls_service_pb2_grpc
 from caas.e2ee.v1 import e2ee_service_pb2_grpc
 from caas.media.v1 import media_service_pb2_grpc
 from caas.messages.v1 import messages_service_pb2_grpc

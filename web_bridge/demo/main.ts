@@ -460,7 +460,10 @@ function deviceId(): string {
 }
 
 /** What the SDK told, for the tests: the phase, and each event in order. */
-const callLog = { phase: "idle" as CallPhase, call: "", outcome: "", events: [] as string[] };
+const callLog = {
+  phase: "idle" as CallPhase, call: "", outcome: "", events: [] as string[],
+  restartIce: () => calls?.restartIce(), // what a network change would do
+};
 (window as unknown as { caasCalls: typeof callLog }).caasCalls = callLog;
 
 const OUTCOMES: Record<number, string> = {

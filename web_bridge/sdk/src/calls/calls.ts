@@ -179,6 +179,17 @@ export class Calls {
     return this.stream;
   }
 
+  /**
+   * Restart ICE on every link this device offers on (each joined later than the other
+   * device): new ICE credentials, fresh ICE servers, a new offer on the same connection.
+   * For when the network changed (a `navigator.connection` change, Wi-Fi to cellular);
+   * links also restart by themselves when ICE fails or stays disconnected. The other
+   * links restart from the other side.
+   */
+  async restartIce(): Promise<void> {
+    await Promise.all([...this.links.values()].map((link) => link.restart()));
+  }
+
   /** The other devices this device has a link to, and how each is doing. */
   get peers(): Array<CallPeer & { state: PeerState }> {
     return [...this.links.values()].map((link) => ({ ...link.peer, state: link.state }));

@@ -161,7 +161,9 @@ export class PeerLink {
     if (this.role !== "offerer" || this.closed) return;
     clearTimeout(this.restartTimer);
     this.lastRestart = Date.now();
-    this.setState("reconnecting");
+    // A restart on a working path (a network change) keeps using it until the new one
+    // is up: only a lost path is "reconnecting".
+    if (this.state !== "connected") this.setState("reconnecting");
     try {
       const servers = await this.options.iceServers?.();
       if (servers && !this.closed) {
@@ -244,6 +246,7 @@ export class PeerLink {
       await connection.setRemoteDescription({ type, sdp: body.value.sdp });
       this.remoteSession = sdpSessionId(body.value.sdp);
       await this.flush();
+      this.iceChanged(); // a restart may leave ICE connected all along: no event then
     }
     // A rollback never comes from a peer that follows the offer rule.
   }

@@ -333,7 +333,9 @@ class Participant(_message.Message):
 
     @_builtins.property
     def time_in_call(self) -> _duration_pb2.Duration:
-        """Time spent in the call, over every time they joined."""
+        """Time spent in the call, over every time they joined (the caller's counts from the
+        start, ringing included; `Call.duration` from the first answer).
+        """
 
     def __init__(
         self,

@@ -317,8 +317,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     in it on that device, and so must the receiver of a signal.
     """
     ERROR_REASON_CALL_ALREADY_JOINED: _ErrorReason.ValueType  # 132
-    """The user is in the call already, on another device (metadata: device): leave it
-    there first.
+    """The user is in this call already on another device, or in another call
+    (metadata: device, and call for another call): leave it there first.
     """
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
     """The resume token is older than the events kept: resync with the list RPCs,
@@ -703,8 +703,8 @@ ERROR_REASON_CALL_NOT_JOINED: ErrorReason.ValueType  # 131
 in it on that device, and so must the receiver of a signal.
 """
 ERROR_REASON_CALL_ALREADY_JOINED: ErrorReason.ValueType  # 132
-"""The user is in the call already, on another device (metadata: device): leave it
-there first.
+"""The user is in this call already on another device, or in another call
+(metadata: device, and call for another call): leave it there first.
 """
 ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61
 """The resume token is older than the events kept: resync with the list RPCs,

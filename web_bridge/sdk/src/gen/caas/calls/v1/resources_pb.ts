@@ -344,7 +344,8 @@ export type Participant = Message<"caas.calls.v1.Participant"> & {
   leaveReason: Participant_LeaveReason;
 
   /**
-   * Time spent in the call, over every time they joined.
+   * Time spent in the call, over every time they joined (the caller's counts from the
+   * start, ringing included; `Call.duration` from the first answer).
    *
    * @generated from field: google.protobuf.Duration time_in_call = 7;
    */

@@ -751,8 +751,8 @@ export enum ErrorReason {
   CALL_NOT_JOINED = 131,
 
   /**
-   * The user is in the call already, on another device (metadata: device): leave it
-   * there first.
+   * The user is in this call already on another device, or in another call
+   * (metadata: device, and call for another call): leave it there first.
    *
    * @generated from enum value: ERROR_REASON_CALL_ALREADY_JOINED = 132;
    */
