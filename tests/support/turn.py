@@ -78,7 +78,7 @@ def _udp_free(port: int) -> bool:
         return True
 
 
-def _listening_port() -> int:
+def listening_port() -> int:
     """A port free for both TCP and UDP on 127.0.0.1 (coturn listens on both)."""
     while True:
         port = free_port()
@@ -86,7 +86,7 @@ def _listening_port() -> int:
             return port
 
 
-def _relay_range() -> tuple[int, int]:
+def relay_range() -> tuple[int, int]:
     """RELAY_PORTS consecutive UDP ports free right now, below the kernel's ephemeral
     range (32768-60999 by default), so that client sockets do not take them later."""
     rng = random.SystemRandom()
@@ -132,8 +132,8 @@ def start_coturn(workdir: Path, secret: str = SECRET, realm: str = REALM) -> Tur
         raise RuntimeError("turnserver is not installed: run scripts/test.sh, which "
                            "installs coturn")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _listening_port()
-    low, high = _relay_range()
+    port = listening_port()
+    low, high = relay_range()
     process = Process([
         executable, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
         f"--listening-port={port}", f"--min-port={low}", f"--max-port={high}",
