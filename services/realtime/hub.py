@@ -130,6 +130,11 @@ def _batched(items: Iterable[bytes | Durable]) -> list[bytes]:
     return out
 
 
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Lagging(Exception):
     """The stream fell further behind than its queue holds."""
 
@@ -315,6 +320,7 @@ class Feed:
         self._arrived: list[LoggedEvent] = []  # committed events handed over, not read
         self._read = True  # whether the next round reads the log
         self._urgent = False  # a call's event arrived: no waiting for the window
+        self._window_end: asyncio.Future[None] | None = None  # while a round waits for it
         self._ticker: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -359,8 +365,10 @@ class Feed:
     def take(self, events: Sequence[LoggedEvent]) -> None:
         """Committed events of the app, in position order (from any process)."""
         self._arrived.extend(events)
-        if not self._urgent:
-            self._urgent = any(e.type.startswith(URGENT) for e in events)
+        if not self._urgent and any(e.type.startswith(URGENT) for e in events):
+            self._urgent = True
+            if self._window_end is not None:
+                _settle(self._window_end)  # the round waiting for the window goes now
         self._wakeup.set()
 
     async def _dispatch_arrived(self) -> None:
@@ -426,6 +434,17 @@ class Feed:
             if self._ticker is not None:
                 self._ticker.cancel()
 
+    async def _wait_window(self, seconds: float) -> None:
+        """Until the window ends, or a call's event arrives."""
+        loop = asyncio.get_running_loop()
+        self._window_end = ended = loop.create_future()
+        timer = loop.call_later(seconds, _settle, ended)
+        try:
+            await ended
+        finally:
+            timer.cancel()
+            self._window_end = None
+
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
         last_round = -self._window
@@ -433,7 +452,7 @@ class Feed:
             await self._wakeup.wait()
             early = last_round + self._window - loop.time()
             if early > 0 and not self._urgent:  # a round at the window's end: what commits
-                await asyncio.sleep(early)  # meanwhile comes along
+                await self._wait_window(early)  # meanwhile comes along
             self._urgent = False
             self._wakeup.clear()
             last_round = loop.time()

@@ -3,6 +3,7 @@ the batch window together: one message per stream for all of them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -54,3 +55,34 @@ async def test_events_within_the_window_go_out_together(runtime: Runtime) -> Non
         await send(text)
     assert texts(await anext(stream)) == ["second", "third", "fourth"]
     await stream.aclose()
+
+
+async def test_a_calls_events_never_wait_for_the_window(tmp_path: Path) -> None:
+    # A window longer than the test may take: only a call's event can end the wait.
+    built = await build_runtime(load_settings(
+        data_dir=tmp_path, operator_token="caaso_" + "t" * 40,
+        stream_batch_window=timedelta(hours=1)))
+    try:
+        await built.apps.do_create_app(Operator(), "alpha", "Alpha", "")
+        for user_id in ("alice", "bob"):
+            await built.users.ensure_user("alpha", user_id)
+        alice, bob = User("alpha", "alice", "s1"), User("alpha", "bob", "s2")
+        conversation, _ = await built.conversations.do_create(
+            alice, "alpha", NewConversation(Kind.GROUP, member_ids=["bob"]))
+        stream = built.realtime.subscribe(bob, "alpha", "bob", "", "b1")
+        assert pb.SubscribeResponse.FromString(await anext(stream)).HasField("ready")
+        await built.messages.do_send(alice, "alpha", conversation.conversation_id,
+                                     Outgoing("first"), "r1")
+        assert texts(await anext(stream)) == ["first"]  # after a quiet moment: at once
+        await built.messages.do_send(alice, "alpha", conversation.conversation_id,
+                                     Outgoing("second"), "r2")  # held for the window…
+        await built.calls.start(alice, "alpha", conversation.conversation_id, "audio",
+                                "a1", "k1", [])
+        # … until the call rings: both go now, in order.
+        response = pb.SubscribeResponse.FromString(
+            await asyncio.wait_for(anext(stream), 10))
+        events = response.events.events if response.HasField("events") else [response.event]
+        assert [e.type for e in events] == ["message.created", "call.started"]
+        await stream.aclose()
+    finally:
+        await built.close()
