@@ -13,6 +13,7 @@ Screenshot (checked by axe-core too): test-artifacts/calls/call-connected.png.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -203,6 +204,9 @@ async def test_a_video_call_between_two_browsers_connects_and_ends_completed(
             await expect(page.get_by_test_id("remote-video")).to_have_count(0)
             await expect(page.get_by_role("button", name="Hang up")).to_be_hidden()
             await expect(page.get_by_role("button", name="Video call")).to_be_enabled()
+            # The record message comes on the page's stream, shown in words.
+            await expect(page.get_by_test_id("message-text").last).to_have_text(
+                re.compile(r"^📞 Video call, 0:\d\d$"))
             seen = await calls_seen(page)
             assert seen["outcome"] == "completed" and seen["events"][-1] == "ended:completed"
             assert not [e for e in seen["events"] if e.startswith("error:")], seen

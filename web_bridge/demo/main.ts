@@ -196,6 +196,15 @@ function showAttachment(attachment: Attachment): HTMLElement | undefined {
   return link;
 }
 
+/** An ended call's record message, in words: "📞 Video call, 2:05", "📞 Voice call: missed". */
+function callRecord(call: Call): string {
+  const kind = kindOf(call);
+  const named = `📞 ${kind[0]!.toUpperCase()}${kind.slice(1)}`;
+  if (call.outcome !== Call_Outcome.COMPLETED) return `${named}: ${OUTCOMES[call.outcome] ?? "ended"}`;
+  const seconds = Number(call.duration?.seconds ?? 0n);
+  return `${named}, ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
 function showMessage(message: Message): void {
   if (shown.has(message.name)) {
     const existing = messages.querySelector<HTMLElement>(`[data-name="${message.name}"] .text`);
@@ -209,7 +218,7 @@ function showMessage(message: Message): void {
   item.classList.toggle("mine", message.senderId === me());
   item.innerHTML = '<span class="sender"></span><span class="text" data-testid="message-text"></span>';
   item.querySelector(".sender")!.textContent = message.senderId;
-  item.querySelector(".text")!.textContent = message.text;
+  item.querySelector(".text")!.textContent = message.call ? callRecord(message.call) : message.text;
   const attachments = message.attachments.map(showAttachment).filter((shown) => shown !== undefined);
   if (attachments.length) {
     const box = document.createElement("div");

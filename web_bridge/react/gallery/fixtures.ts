@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ChatMessage, Conversation, Receipt } from "@caas/sdk";
 import { ConversationSchema, Conversation_Kind, MemberSchema, MessagePreviewSchema } from "@caas/sdk/gen/caas/conversations/v1/resources_pb";
+import { CallSchema } from "@caas/sdk/gen/caas/calls/v1/resources_pb";
 import { RenditionSchema } from "@caas/sdk/gen/caas/media/v1/resources_pb";
 import {
   AttachmentSchema,
@@ -186,4 +187,17 @@ export function history(n: number, firstSequence = 1): ChatMessage[] {
     out.push(message(seq, sender, text, { minutesAgo: (20_000 - seq) * 7 }));
   }
   return out;
+}
+
+const CALL_OUTCOMES = { completed: 1, missed: 2, declined: 3, busy: 4, canceled: 5 } as const;
+
+/** An ended call, as `Message.call` carries it. */
+export function call(media: "voice" | "video", outcome: keyof typeof CALL_OUTCOMES, seconds = 0) {
+  return create(CallSchema, {
+    name: `${CONV}/calls/k${seconds}`,
+    media: media === "video" ? 2 : 1,
+    state: 3,
+    outcome: CALL_OUTCOMES[outcome],
+    duration: { seconds: BigInt(seconds) },
+  });
 }

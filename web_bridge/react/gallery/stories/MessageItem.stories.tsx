@@ -1,7 +1,7 @@
 import type { ReactNode } from "react";
 
 import { MessageItem, type MessageItemProps } from "../../src/kit/index.js";
-import { deleted, file, image, link, ME, mention, message, pending, reactions, ts } from "../fixtures.js";
+import { call, deleted, file, image, link, ME, mention, message, pending, reactions, ts } from "../fixtures.js";
 import { story } from "../story.js";
 
 export default { title: "Message" };
@@ -105,3 +105,16 @@ export const Arabic = story(
 );
 
 export const Dark = story(() => <States />, { theme: "dark" });
+
+export const CallRecords = story(
+  () => (
+    <Frame>
+      <M item={message(1, "bob", "", { minutesAgo: 50, call: call("video", "completed", 754) })} />
+      <M item={message(2, "bob", "", { minutesAgo: 40, call: call("voice", "missed") })} />
+      <M item={message(3, ME, "", { minutesAgo: 30, call: call("voice", "missed") })} delivery="read" />
+      <M item={message(4, ME, "", { minutesAgo: 20, call: call("video", "declined") })} delivery="read" showHeader={false} />
+      <M item={message(5, "carol", "", { minutesAgo: 10, call: call("voice", "completed", 3725) })} />
+    </Frame>
+  ),
+  { description: "Ended calls as their record messages show them: completed with its duration, missed (\"no answer\" for the caller), declined." },
+);

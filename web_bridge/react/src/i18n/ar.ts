@@ -83,6 +83,21 @@ export const ar: Catalog = {
   "message.file": "ملف",
   "message.link": "رابط",
 
+  // Call records (Message.call)
+  "call.completed.voice": "مكالمة صوتية",
+  "call.completed.video": "مكالمة فيديو",
+  "call.missed.voice": "مكالمة صوتية فائتة",
+  "call.missed.video": "مكالمة فيديو فائتة",
+  "call.declined.voice": "مكالمة صوتية مرفوضة",
+  "call.declined.video": "مكالمة فيديو مرفوضة",
+  "call.busy.voice": "مكالمة صوتية: مشغول",
+  "call.busy.video": "مكالمة فيديو: مشغول",
+  "call.canceled.voice": "مكالمة صوتية ملغاة",
+  "call.canceled.video": "مكالمة فيديو ملغاة",
+  "call.unanswered.voice": "مكالمة صوتية بلا رد",
+  "call.unanswered.video": "مكالمة فيديو بلا رد",
+  "call.duration": "{minutes}:{seconds}",
+
   "composer.label": "الرسالة",
   "composer.placeholder": "اكتب رسالة…",
   "composer.placeholderThread": "اكتب ردًا في السلسلة…",

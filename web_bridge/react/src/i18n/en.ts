@@ -63,6 +63,21 @@ export const en = {
   "message.file": "File",
   "message.link": "Link",
 
+  // Call records (Message.call)
+  "call.completed.voice": "Voice call",
+  "call.completed.video": "Video call",
+  "call.missed.voice": "Missed voice call",
+  "call.missed.video": "Missed video call",
+  "call.declined.voice": "Declined voice call",
+  "call.declined.video": "Declined video call",
+  "call.busy.voice": "Voice call: busy",
+  "call.busy.video": "Video call: busy",
+  "call.canceled.voice": "Canceled voice call",
+  "call.canceled.video": "Canceled video call",
+  "call.unanswered.voice": "Voice call, no answer",
+  "call.unanswered.video": "Video call, no answer",
+  "call.duration": "{minutes}:{seconds}",
+
   // Composer
   "composer.label": "Message",
   "composer.placeholder": "Write a message…",

@@ -62,6 +62,32 @@ function Text({ text, mentions, me }: { text: string; mentions: ChatMessage["mes
 }
 
 /** Fits width × height in a 260 × 260 box (a placeholder before the picture loads). */
+// Call outcomes and media (caas.calls.v1.Call): numbers, as the SDK's enums are.
+const CALL_VIDEO = 2;
+const CALL_OUTCOMES: Record<number, "completed" | "missed" | "declined" | "busy" | "canceled"> = {
+  1: "completed", 2: "missed", 3: "declined", 4: "busy", 5: "canceled",
+};
+
+/** An ended call, as its record message shows it: how it went, and for how long (a
+ * call nobody answered is "missed" for the others, "no answer" for its caller). */
+function CallRecord({ call, own, loc }: { call: NonNullable<ChatMessage["message"]["call"]>; own: boolean; loc: Locale }) {
+  const video = call.media === CALL_VIDEO;
+  const outcome = CALL_OUTCOMES[call.outcome] ?? "completed";
+  const shown = outcome === "missed" && own ? "unanswered" : outcome;
+  const key = `call.${shown}.${video ? "video" : "voice"}` as const;
+  const total = Number(call.duration?.seconds ?? 0n);
+  const duration = outcome === "completed" && total > 0
+    ? loc.t("call.duration", { minutes: loc.number(Math.floor(total / 60)), seconds: String(total % 60).padStart(2, "0") })
+    : "";
+  return (
+    <div className={cx("caas-message-call", shown === "missed" && "caas-message-call--missed")} role="note">
+      <Icon name={video ? "video" : "phone"} size={16} />
+      <span>{loc.t(key)}</span>
+      {duration && <span className="caas-message-call-duration">{duration}</span>}
+    </div>
+  );
+}
+
 function box(a: Attachment) {
   if (!a.width || !a.height) return { width: 240, aspectRatio: "4 / 3" };
   const scale = Math.min(1, 260 / a.width, 260 / a.height);
@@ -176,6 +202,7 @@ export const MessageItem = memo(function MessageItem(props: MessageItemProps) {
                   ))}
                 </div>
               )}
+              {m.call && <CallRecord call={m.call} own={own} loc={loc} />}
               {m.text && <Text text={m.text} mentions={m.mentions} me={me} />}
             </>
           )}

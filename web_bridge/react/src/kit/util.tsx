@@ -119,6 +119,8 @@ const PATHS = {
   back: "M19 12H5m6-6-6 6 6 6",
   link: "M10 14a4.5 4.5 0 0 0 6.4 0l3-3a4.5 4.5 0 0 0-6.4-6.4l-1 1M14 10a4.5 4.5 0 0 0-6.4 0l-3 3a4.5 4.5 0 0 0 6.4 6.4l1-1",
   retry: "M4 4v6h6M5 15a8 8 0 1 0 1.5-8.5L4 9",
+  phone: "M5 4h4l2 5-2.5 1.5a11 11 0 0 0 5 5L15 13l5 2v4a2 2 0 0 1-2 2A16 16 0 0 1 3 6a2 2 0 0 1 2-2Z",
+  video: "M15 10l5-3v10l-5-3M4 6h11v12H4z",
 } as const;
 
 export type IconName = keyof typeof PATHS;
