@@ -386,6 +386,9 @@ class MessagesActions:
         message = await self._message(access, sequence)
         if message.deleted:
             raise FailedPrecondition("MESSAGE_DELETED", "the message was deleted")
+        if message.call is not None:
+            raise FailedPrecondition("MESSAGE_NOT_EDITABLE",
+                                     "a call's record cannot be edited (it can be deleted)")
         if not access.backend and (not isinstance(principal, User)
                                    or principal.user_id != message.sender_id):
             raise PermissionDenied("NOT_AUTHOR", "only the author may edit a message")

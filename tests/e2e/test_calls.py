@@ -22,8 +22,11 @@ from caas.calls.v1 import calls_service_pb2 as pb
 from caas.calls.v1 import resources_pb2 as res
 from caas.conversations.v1 import conversations_service_pb2 as conv_pb
 from caas.events.v1 import events_pb2
+from caas.messages.v1 import messages_service_pb2 as msg_pb
+from caas.messages.v1 import resources_pb2 as msg_res
 from caas.webhooks.v1 import resources_pb2 as hook_res
 from caas.webhooks.v1 import webhooks_service_pb2 as hook_pb
+from google.protobuf import field_mask_pb2
 
 from tests.conftest import AppHandle, CaasServer, expect_error
 from tests.e2e.test_http import grpc_web_frame, grpc_web_frames
@@ -160,6 +163,12 @@ async def test_a_call_rings_every_device_is_answered_on_one_and_recorded(
     assert messages[-1].call.outcome == res.Call.OUTCOME_COMPLETED
     assert messages[-1].sender_id == "alice" and messages[-1].text == ""
     assert (await get(bob, call.name)).record_sequence == messages[-1].sequence
+    # A record is no one's to rewrite, not even its sender's; the app's backend neither.
+    for who in (alice.auth, bearer(app.api_key)):
+        await expect_error(client.messages.UpdateMessage(msg_pb.UpdateMessageRequest(
+            message=msg_res.Message(name=messages[-1].name, text="it was great"),
+            update_mask=field_mask_pb2.FieldMask(paths=["text"])), metadata=who),
+            FAILED, "MESSAGE_NOT_EDITABLE")
     listed = await bob.client.calls.ListCalls(pb.ListCallsRequest(parent=direct.name),
                                               metadata=bob.auth)
     assert [c.name for c in listed.calls] == [call.name]

@@ -320,6 +320,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The user is in this call already on another device, or in another call
     (metadata: device, and call for another call): leave it there first.
     """
+    ERROR_REASON_MESSAGE_NOT_EDITABLE: _ErrorReason.ValueType  # 133
+    """The message is a system message (an ended call's record, `Message.call`): it cannot
+    be edited (it can be deleted).
+    """
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
     """The resume token is older than the events kept: resync with the list RPCs,
     then subscribe without a token.
@@ -705,6 +709,10 @@ in it on that device, and so must the receiver of a signal.
 ERROR_REASON_CALL_ALREADY_JOINED: ErrorReason.ValueType  # 132
 """The user is in this call already on another device, or in another call
 (metadata: device, and call for another call): leave it there first.
+"""
+ERROR_REASON_MESSAGE_NOT_EDITABLE: ErrorReason.ValueType  # 133
+"""The message is a system message (an ended call's record, `Message.call`): it cannot
+be edited (it can be deleted).
 """
 ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61
 """The resume token is older than the events kept: resync with the list RPCs,
