@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from caas.calls.v1 import resources_pb2 as res
 
 from services.calls import models
 from services.calls.models import Call, call_name
-from services.calls.store import CallInProgress, CallStore
+from services.calls.store import CallInProgress, CallKey, CallStore
 from services.calls.turn import IceConfig, IceServer
 from services.conversations.access import Access
 from services.conversations.actions import ConversationsActions
@@ -60,6 +60,8 @@ class CallsActions:
         self._signal_retention = settings.call_signal_retention
         self._signals_purged: datetime | None = None
         self._checks: set[asyncio.Task[None]] = set()
+        # Devices in calls seen without a stream by check_devices, and since when.
+        self._missing: dict[tuple[str, str, str], datetime] = {}
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -286,11 +288,41 @@ class CallsActions:
         self._signals_purged = now
         return await self._events.purge_types(STREAM_ONLY, now - self._signal_retention)
 
+    async def check_devices(self) -> int:
+        """The backstop of `stream_closed`'s timers (which die with their process): every
+        device in a call with no stream anywhere since this process first saw it so, for
+        the reconnect grace, leaves the call. How many left."""
+        now = self._clock.now()
+        grace = timedelta(seconds=self._grace)
+        seen: set[tuple[str, str, str]] = set()
+        dropped = 0
+        after: CallKey | None = None
+        while batch := await self._store.ongoing(SWEEP_BATCH, after):
+            after = (batch[-1].app_id, batch[-1].conversation_id, batch[-1].call_id)
+            for call in batch:
+                for p in call.joined():
+                    key = (call.app_id, p.user_id, p.device_id)
+                    seen.add(key)
+                    if await self._presence.connected(*key):
+                        self._missing.pop(key, None)
+                    elif now - self._missing.setdefault(key, now) >= grace:
+                        dropped += await self._drop(call, p.user_id, p.device_id)
+            if len(batch) < SWEEP_BATCH:
+                break
+        self._missing = {k: v for k, v in self._missing.items() if k in seen}
+        return dropped
+
     async def run(self, ok: Callable[[], None], every: float = 1.0) -> None:
-        """Sweep every `every` seconds, for the life of the process."""
+        """Sweep every `every` seconds, and look at the devices in calls every half
+        grace, for the life of the process."""
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         while True:
             await self.sweep()
             await self.purge_signals()
+            if loop.time() - checked >= self._grace / 2:
+                checked = loop.time()
+                await self.check_devices()
             ok()
             await asyncio.sleep(every)
 
@@ -330,14 +362,23 @@ class CallsActions:
             if await self._presence.connected(app_id, user_id, device_id):
                 return
             for call in await self._store.joined_calls(app_id, user_id):
-                if call.in_call(user_id, device_id):
-                    await self._change(
-                        app_id, call.conversation_id, call.call_id,
-                        lambda c, now: models.leave(c, user_id, now, models.CONNECTION_LOST,
-                                                    device_id), user_id)
+                await self._drop(call, user_id, device_id)
         except Exception:
             log.warning("checking %s/%s for a dropped call failed", user_id, device_id,
                         exc_info=True)
+
+    async def _drop(self, call: Call, user_id: str, device_id: str) -> int:
+        """The device leaves the call, connection lost (if it is in it still)."""
+        if not call.in_call(user_id, device_id):
+            return 0
+        try:
+            after = await self._change(
+                call.app_id, call.conversation_id, call.call_id,
+                lambda c, now: models.leave(c, user_id, now, models.CONNECTION_LOST, device_id),
+                user_id)
+        except FailedPrecondition:  # it ended meanwhile
+            return 0
+        return 0 if after.in_call(user_id, device_id) else 1
 
     async def close(self) -> None:
         for task in list(self._checks):

@@ -23,7 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.calls.codec import call_doc, call_of, due_time
 from services.calls.models import Call
-from services.calls.store import CallInProgress, Position
+from services.calls.store import CallInProgress, CallKey, Position
 from services.core.clock import to_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.events import DomainEvent
@@ -50,7 +50,13 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
     await calls.create_index([("due", ASCENDING), ("_id", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+async def _v2(db: AsyncDatabase[Document]) -> None:
+    # The calls under way, in `_id` order (the sweeper's look at who is in one).
+    await db[CALLS].create_index([("active", ASCENDING), ("_id", ASCENDING)], name="calls_ongoing",
+                                 partialFilterExpression={"active": True})
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
 
 
 def _id(app_id: str, conversation_id: str, call_id: str) -> str:
@@ -144,6 +150,13 @@ class MongoCallStore:
     async def joined_calls(self, app_id: str, user_id: str) -> list[Call]:
         cursor = self._calls.find({"app": app_id, "joined": user_id}).sort(
             [("create", ASCENDING), ("_id", ASCENDING)])
+        return [call_of(doc) async for doc in cursor]
+
+    async def ongoing(self, limit: int, after: CallKey | None) -> list[Call]:
+        selector: Document = {"active": True}
+        if after is not None:
+            selector["_id"] = {"$gt": _id(*after)}
+        cursor = self._calls.find(selector).sort("_id", ASCENDING).limit(limit)
         return [call_of(doc) async for doc in cursor]
 
     async def due(self, now: datetime, limit: int) -> list[Call]:

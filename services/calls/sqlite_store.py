@@ -11,7 +11,7 @@ from typing import Any
 
 from services.calls.codec import call_doc, call_of, due_time
 from services.calls.models import ENDED, Call
-from services.calls.store import CallInProgress, Position
+from services.calls.store import CallInProgress, CallKey, Position
 from services.core.clock import to_ms
 from services.core.db.sqlite import Migration, SqliteDatabase
 from services.core.events import DomainEvent
@@ -142,6 +142,16 @@ class SqliteCallStore:
             "SELECT c.doc FROM call_joined AS j JOIN calls AS c ON c.app_id = j.app_id"
             " AND c.conversation_id = j.conversation_id AND c.call_id = j.call_id"
             " WHERE j.app_id = ? AND j.user_id = ?", (app_id, user_id))])
+
+    async def ongoing(self, limit: int, after: CallKey | None) -> list[Call]:
+        query = "SELECT doc FROM calls WHERE state != 'ended'"
+        args: list[Any] = []
+        if after is not None:
+            query += " AND (app_id, conversation_id, call_id) > (?, ?, ?)"
+            args += after
+        query += " ORDER BY app_id, conversation_id, call_id LIMIT ?"
+        args.append(limit)
+        return await self._db.read(lambda conn: [_call(r) for r in conn.execute(query, args)])
 
     async def due(self, now: datetime, limit: int) -> list[Call]:
         return await self._db.read(lambda conn: [_call(row) for row in conn.execute(

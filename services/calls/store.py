@@ -10,6 +10,7 @@ from services.calls.models import Call
 from services.core.events import DomainEvent
 
 Position = tuple[int, str]  # (create_time in ms, call_id) of a page's last call
+CallKey = tuple[str, str, str]  # (app id, conversation id, call id)
 
 
 class CallInProgress(Exception):
@@ -48,6 +49,10 @@ class CallStore(Protocol):
 
     async def joined_calls(self, app_id: str, user_id: str) -> list[Call]:
         """The calls of the app the user is joined in that have not ended."""
+
+    async def ongoing(self, limit: int, after: CallKey | None) -> list[Call]:
+        """Calls of every app that have not ended, by (app, conversation, call), after
+        `after`: the sweeper's look at who is in a call."""
 
     async def due(self, now: datetime, limit: int) -> list[Call]:
         """Calls that need the sweeper: not ended with someone rung past the ring

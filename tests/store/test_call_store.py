@@ -348,3 +348,18 @@ async def test_a_deleted_conversations_calls_go_and_nobody_elses(calls: CallStor
     assert await calls.get("alpha", "c2", "k2") is not None
     assert await calls.get("beta", "c1", "k3") is not None
     assert await calls.delete_conversation_calls("alpha", "c1") == 0
+
+
+async def test_ongoing_calls_are_listed_over_every_app_by_key(calls: CallStore) -> None:
+    first = await create(calls, started("k1", "c1", app_id="alpha"))
+    await create(calls, started("k2", "c2", app_id="alpha"))
+    third = await create(calls, started("k3", "c1", app_id="beta"))
+    ended = models.end(first, T0 + SECOND)
+    assert await calls.update(ended, [event("call.ended", ended)])
+    await create(calls, started("k4", "c1", app_id="alpha"))  # c1's next call
+    page = await calls.ongoing(2, None)
+    assert [(c.app_id, c.conversation_id, c.call_id) for c in page] == [
+        ("alpha", "c1", "k4"), ("alpha", "c2", "k2")]
+    rest = await calls.ongoing(2, ("alpha", "c2", "k2"))
+    assert rest == [third]
+    assert await calls.ongoing(2, ("beta", "c1", "k3")) == []
