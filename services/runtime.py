@@ -169,6 +169,10 @@ from services.organizations.actions import Organizations
 from services.organizations.mongo_store import MongoOrganizationStore
 from services.organizations.sqlite_store import SqliteOrganizationStore
 from services.organizations.store import OrganizationStore
+from services.push.actions import PushActions
+from services.push.mongo_store import MongoPushStore
+from services.push.sqlite_store import SqlitePushStore
+from services.push.store import PushStore
 from services.realtime.actions import RealtimeActions
 from services.realtime.codec import encoder
 from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
@@ -232,6 +236,7 @@ class Stores:
     billing: BillingStore = field(init=False)  # plans, subscriptions, invoices
     devices: DeviceStore = field(init=False)  # MLS devices and KeyPackages (services/e2ee)
     calls: CallStore = field(init=False)  # voice and video calls (services/calls)
+    push: PushStore = field(init=False)  # push channels and Web Push keys (services/push)
 
 
 PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
@@ -315,6 +320,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores.billing = MongoBillingStore(mongo, mongo_log)
         stores.devices = MongoDeviceStore(mongo, mongo_log)
         stores.calls = MongoCallStore(mongo, mongo_log)
+        stores.push = MongoPushStore(mongo)
     else:
         sqlite = await SqliteDatabase.open(settings.data_dir / "caas.db")
         sqlite_log = SqliteEventLog(sqlite, bus, encode_event, traced=traced)
@@ -338,6 +344,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
         stores.billing = SqliteBillingStore(sqlite, sqlite_log)
         stores.devices = SqliteDeviceStore(sqlite, sqlite_log)
         stores.calls = SqliteCallStore(sqlite, sqlite_log)
+        stores.push = SqlitePushStore(sqlite)
     # Secrets at rest: sealed with each app's data key; content with each sender's.
     stores.webhooks = SealedWebhookStore(stores.webhooks, stores.keyring)
     stores.send_hooks = SealedSendHookStore(stores.send_hooks, stores.keyring)
@@ -350,7 +357,7 @@ async def open_stores(settings: Settings, bus: EventBus | None = None,
                   stores.messages, stores.webhooks, stores.media, stores.moderation,
                   stores.audit, stores.data_keys, stores.compliance, stores.operations,
                   stores.accounts, stores.organizations, stores.analytics, stores.billing,
-                  stores.devices, stores.calls, stores.events):
+                  stores.devices, stores.calls, stores.push, stores.events):
         await store.migrate()
     # The deployment's media URL secret, sealed with the platform's own data key.
     sealed = await stores.media.signing_secret(await stores.keyring.seal(
@@ -600,6 +607,7 @@ class Runtime:
     messages: MessagesActions
     e2ee: E2eeActions
     calls: CallsActions
+    push: PushActions
     realtime: RealtimeActions
     hub: Hub
     fanout: Fanout
@@ -729,6 +737,13 @@ def open_calls(settings: Settings, stores: Stores, conversations: ConversationsA
     return calls
 
 
+def open_push(stores: Stores, clock: Clock, bus: EventBus) -> PushActions:
+    """Push channels and Web Push keys; a deleted user's channels go with them."""
+    push = PushActions(stores.push, stores.users, stores.keyring, clock)
+    bus.subscribe(push.on_event)
+    return push
+
+
 async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                         bus: EventBus | None = None, clock: Clock | None = None,
                         tracing: Tracing | None = None) -> Runtime:
@@ -834,6 +849,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                          users.ensure_user, restrictions, limiter, users.create_guest),
         users=users, conversations=conversations,
         messages=messages, e2ee=e2ee, calls=calls, realtime=realtime,
+        push=open_push(stores, clock, bus),
         hub=hub, fanout=fanout, presence=presence,
         authenticator=authenticator, gateway=gateway, health=health, background=background,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),

@@ -25,6 +25,7 @@ from caas.media.v1 import media_service_pb2
 from caas.messages.v1 import messages_service_pb2
 from caas.moderation.v1 import moderation_service_pb2
 from caas.organizations.v1 import organizations_service_pb2
+from caas.push.v1 import push_service_pb2
 from caas.realtime.v1 import realtime_service_pb2
 from caas.search.v1 import search_service_pb2
 from caas.users.v1 import users_service_pb2
@@ -52,6 +53,7 @@ from services.media.servicer import MediaServicer
 from services.messages.servicer import MessagesServicer
 from services.moderation.servicer import ModerationServicer
 from services.organizations.servicer import OrganizationsServicer
+from services.push.servicer import PushServicer
 from services.realtime.servicer import RealtimeServicer
 from services.runtime import Runtime, build_runtime, operator_token_path
 from services.search.servicer import SearchServicer
@@ -102,6 +104,8 @@ def services(runtime: Runtime) -> list[tuple[pb_descriptor.ServiceDescriptor, ob
          E2eeServicer(runtime.e2ee)),
         (calls_service_pb2.DESCRIPTOR.services_by_name["CallsService"],
          CallsServicer(runtime.calls)),
+        (push_service_pb2.DESCRIPTOR.services_by_name["PushService"],
+         PushServicer(runtime.push)),
     ]
 
 
@@ -110,7 +114,7 @@ SERVICE_MODULES = (apps_service_pb2, auth_service_pb2, users_service_pb2,
                    webhooks_service_pb2, media_service_pb2, search_service_pb2,
                    moderation_service_pb2, audit_service_pb2, compliance_service_pb2,
                    accounts_service_pb2, organizations_service_pb2, analytics_service_pb2,
-                   billing_service_pb2, e2ee_service_pb2, calls_service_pb2)
+                   billing_service_pb2, e2ee_service_pb2, calls_service_pb2, push_service_pb2)
 
 
 def contract_services() -> list[pb_descriptor.ServiceDescriptor]:

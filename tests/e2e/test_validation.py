@@ -31,6 +31,7 @@ from caas.messages.v1 import messages_service_pb2
 from caas.messages.v1 import resources_pb2 as msg_res
 from caas.moderation.v1 import moderation_service_pb2
 from caas.organizations.v1 import organizations_service_pb2
+from caas.push.v1 import push_service_pb2
 from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from caas.search.v1 import search_service_pb2
 from caas.type.v1 import access_pb2
@@ -52,6 +53,7 @@ from tests.e2e.validation_cases_compliance import CASES as COMPLIANCE_CASES
 from tests.e2e.validation_cases_e2ee import CASES as E2EE_CASES
 from tests.e2e.validation_cases_media import CASES as MEDIA_CASES
 from tests.e2e.validation_cases_moderation import CASES as MODERATION_CASES
+from tests.e2e.validation_cases_push import CASES as PUSH_CASES
 from tests.e2e.validation_cases_search import CASES as SEARCH_CASES
 from tests.e2e.validation_cases_webhooks import CASES as WEBHOOK_CASES
 from tests.support.client import Client, bearer
@@ -76,7 +78,8 @@ SERVICES = (apps_pb.DESCRIPTOR.services_by_name["AppsService"],
             analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"],
             billing_service_pb2.DESCRIPTOR.services_by_name["BillingService"],
             e2ee_service_pb2.DESCRIPTOR.services_by_name["E2eeService"],
-            calls_service_pb2.DESCRIPTOR.services_by_name["CallsService"])
+            calls_service_pb2.DESCRIPTOR.services_by_name["CallsService"],
+            push_service_pb2.DESCRIPTOR.services_by_name["PushService"])
 APP = "apps/some-app"
 USER = f"{APP}/users/u1"
 SESSION = f"{USER}/sessions/aaaaaaaaaaaaaaaa"
@@ -269,6 +272,7 @@ CASES += ANALYTICS_CASES
 CASES += BILLING_CASES
 CASES += E2EE_CASES
 CASES += CALL_CASES
+CASES += PUSH_CASES
 CASES += [
     ("subscribe name", "Subscribe", rt_pb.SubscribeRequest(name="users/u1"),
      {"name": "string.pattern"}),

@@ -53,7 +53,8 @@ def test_an_index_and_a_page_per_service(pages: dict[str, str]) -> None:
                                     "audit_service.md", "compliance_service.md",
                                     "accounts_service.md", "organizations_service.md",
                                     "analytics_service.md", "billing_service.md",
-                                    "e2ee_service.md", "calls_service.md"])
+                                    "e2ee_service.md", "calls_service.md",
+                                    "push_service.md"])
     index = pages["README.md"]
     for heading in ("## How to call", "## Credentials", "### Common errors",
                     "### Every reason"):

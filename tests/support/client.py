@@ -19,6 +19,7 @@ from caas.media.v1 import media_service_pb2_grpc
 from caas.messages.v1 import messages_service_pb2_grpc
 from caas.moderation.v1 import moderation_service_pb2_grpc
 from caas.organizations.v1 import organizations_service_pb2_grpc
+from caas.push.v1 import push_service_pb2_grpc
 from caas.realtime.v1 import realtime_service_pb2_grpc
 from caas.search.v1 import search_service_pb2_grpc
 from caas.users.v1 import users_service_pb2_grpc
@@ -57,6 +58,7 @@ class Client:
         self.billing = billing_service_pb2_grpc.BillingServiceStub(self.channel)
         self.e2ee = e2ee_service_pb2_grpc.E2eeServiceStub(self.channel)
         self.calls = calls_service_pb2_grpc.CallsServiceStub(self.channel)
+        self.push = push_service_pb2_grpc.PushServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:

@@ -324,6 +324,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The message is a system message (an ended call's record, `Message.call`): it cannot
     be edited (it can be deleted).
     """
+    ERROR_REASON_WEB_PUSH_KEY_UNKNOWN: _ErrorReason.ValueType  # 134
+    """The Web Push subscription was made with a VAPID key that is not the app's (nor its
+    previous one): subscribe again with the key of PushService.GetWebPushKey.
+    """
     ERROR_REASON_RESUME_TOKEN_EXPIRED: _ErrorReason.ValueType  # 61
     """The resume token is older than the events kept: resync with the list RPCs,
     then subscribe without a token.
@@ -713,6 +717,10 @@ ERROR_REASON_CALL_ALREADY_JOINED: ErrorReason.ValueType  # 132
 ERROR_REASON_MESSAGE_NOT_EDITABLE: ErrorReason.ValueType  # 133
 """The message is a system message (an ended call's record, `Message.call`): it cannot
 be edited (it can be deleted).
+"""
+ERROR_REASON_WEB_PUSH_KEY_UNKNOWN: ErrorReason.ValueType  # 134
+"""The Web Push subscription was made with a VAPID key that is not the app's (nor its
+previous one): subscribe again with the key of PushService.GetWebPushKey.
 """
 ERROR_REASON_RESUME_TOKEN_EXPIRED: ErrorReason.ValueType  # 61
 """The resume token is older than the events kept: resync with the list RPCs,
