@@ -1,7 +1,8 @@
 """A real local HTTP endpoint for webhook tests: a server thread that records every
 request and answers by the first segment of its path:
 
-- `/ok/…` 200; `/fail/…` 500 (with a long body); `/move/…` 302;
+- `/ok/…` 200; `/fail/…` 500 (with a long body); `/move/…` 302; `/created/…` 201 (a
+  push service's answer); `/gone/…` 410; `/busy/…` 429 with `retry-after: 7`;
 - `/hang/…` holds the request until `release()` (or 30 s), then 200;
 - `/flakyN/…` 500 to the first N requests of that path, then 200;
 - `/hook/…` answers as a pre-send hook, by the message's text: one holding "reject"
@@ -107,7 +108,8 @@ def running_receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             mode = self.path.split("/")[1]
-            status = {"ok": 200, "fail": 500, "move": 302, "hang": 200}.get(mode, 200)
+            status = {"ok": 200, "fail": 500, "move": 302, "hang": 200, "created": 201,
+                      "gone": 410, "busy": 429}.get(mode, 200)
             if mode.startswith("flaky"):
                 counts[self.path] = counts.get(self.path, 0) + 1
                 status = 500 if counts[self.path] <= int(mode.removeprefix("flaky")) else 200
@@ -118,7 +120,9 @@ def running_receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
             self.send_response(status)
             if status == 302:
                 self.send_header("location", receiver.base + "/ok/elsewhere")
-            answer = b"thanks" if status == 200 else b"upstream exploded " * 500
+            if status == 429:
+                self.send_header("retry-after", "7")
+            answer = b"thanks" if status in (200, 201) else b"upstream exploded " * 500
             if mode == "hook":
                 answer = hook_answer(json.loads(body)["text"])
             self.send_header("content-length", str(len(answer)))

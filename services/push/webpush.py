@@ -1,0 +1,114 @@
+"""Web Push delivery (RFC 8030) of one notification to one subscription: the payload
+encrypted for the browser (RFC 8291, `aes128gcm` of RFC 8188, through `http_ece`, the
+web-push-libs reference implementation) and the request signed with the app's VAPID key
+(RFC 8292: an ES256 JWT for the push service's origin), posted with aiohttp."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import aiohttp
+import http_ece
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from services.push.models import PushDevice, b64url, from_b64url
+
+# A push message body is at most 4096 bytes (RFC 8030 §7.2); aes128gcm adds a header
+# (16-byte salt, 4-byte record size, 1-byte key id length, 65-byte key), a padding
+# delimiter and a 16-byte tag.
+MAX_BODY = 4096
+MAX_PAYLOAD = MAX_BODY - 86 - 1 - 16
+JWT_LIFETIME = timedelta(hours=12)  # at most 24 h (RFC 8292 §2)
+URGENCIES = frozenset({"very-low", "low", "normal", "high"})
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the push service answered."""
+
+    status: int
+    retry_after: float | None = None  # seconds, when it said (429, 503)
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def gone(self) -> bool:
+        """The subscription expired or was unsubscribed: forget it (404, 410)."""
+        return self.status in (404, 410)
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (408, 429) or self.status >= 500
+
+
+def encrypt(payload: bytes, p256dh: bytes, auth: bytes) -> bytes:
+    """The `aes128gcm` body for a subscription's keys (a fresh key and salt each time)."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"a push payload is at most {MAX_PAYLOAD} bytes")
+    ephemeral = ec.generate_private_key(ec.SECP256R1())
+    body: bytes = http_ece.encrypt(payload, private_key=ephemeral, dh=p256dh,
+                                   auth_secret=auth, version="aes128gcm")
+    return body
+
+
+def vapid_authorization(endpoint: str, private_scalar: bytes, public_key: bytes,
+                        subject: str, now: datetime) -> str:
+    """The `Authorization` header of a push request to `endpoint` (RFC 8292)."""
+    parts = urlsplit(endpoint)
+    claims = {"aud": f"{parts.scheme}://{parts.netloc}",
+              "exp": int((now + JWT_LIFETIME).timestamp()), "sub": subject}
+    header = b64url(json.dumps({"typ": "JWT", "alg": "ES256"}, separators=(",", ":")).encode())
+    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{header}.{body}".encode()
+    key = ec.derive_private_key(int.from_bytes(private_scalar, "big"), ec.SECP256R1())
+    r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+    signature = b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    return f"vapid t={header}.{body}.{signature}, k={b64url(public_key)}"
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class WebPushSender:
+    """Sends over one HTTP session (the caller's: pooled, with its own TLS trust)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def send(self, device: PushDevice, payload: bytes, private_scalar: bytes,
+                   public_key: bytes, subject: str, now: datetime, ttl: int = 86_400,
+                   urgency: str = "normal", topic: str = "") -> Delivery:
+        """Encrypt `payload` for the device's subscription and post it, signed with the
+        VAPID key (`public_key`, its `private_scalar`) the subscription was made with.
+        `topic` (at most 32 base64url characters) replaces a pending message of the same
+        topic; `ttl` is how long the push service may keep it (seconds)."""
+        if urgency not in URGENCIES:
+            raise ValueError(f"urgency: one of {sorted(URGENCIES)}")
+        body = encrypt(payload, from_b64url(device.keys["p256dh"]),
+                       from_b64url(device.keys["auth"]))
+        headers = {"TTL": str(ttl), "Urgency": urgency, "Content-Encoding": "aes128gcm",
+                   "Content-Type": "application/octet-stream",
+                   "Authorization": vapid_authorization(device.address, private_scalar,
+                                                        public_key, subject, now)}
+        if topic:
+            headers["Topic"] = topic
+        async with self._session.post(device.address, data=body, headers=headers) as answer:
+            return Delivery(answer.status, _retry_after(answer.headers.get("retry-after")))
+
+
+def topic_of(key: str) -> str:
+    """A push `Topic` header for `key` (a conversation, say): 32 base64url characters
+    (RFC 8030 §5.4), the same for the same key."""
+    return b64url(hashlib.sha256(key.encode()).digest())[:32]
