@@ -8,6 +8,7 @@ import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,9 +120,21 @@ async def test_a_reindex_during_traffic_ends_with_the_index_equal_to_the_store(
                     else:
                         await runtime.messages.do_delete(ALICE, "alpha", target, sequence)
             done += 1
+            wrote.set()
             await asyncio.sleep(0)  # let the reindex interleave with every write
         return done
 
+    # Each batch the reindex writes waits for a change of the traffic first: they
+    # interleave whatever the machine's speed (no test of a reindex that met nothing).
+    wrote = asyncio.Event()
+    scan_write = runtime.indexer.index.scan_write
+
+    async def interleaved(*args: Any) -> Any:
+        wrote.clear()
+        await asyncio.wait_for(wrote.wait(), 30)
+        return await scan_write(*args)
+
+    monkeypatch.setattr(runtime.indexer.index, "scan_write", interleaved)
     writer = asyncio.create_task(traffic())
     lines: list[str] = []
     written = await runtime.indexer.reindex("alpha", lines.append)
