@@ -339,6 +339,6 @@ def test_every_administrative_write_is_audited() -> None:
     audited = {method.name for service in [*services, *contract_services()]
                for method in service.methods
                if method.GetOptions().Extensions[access_pb2.access].audited}
-    # Beyond those services, deleting a whole conversation is one too, and so is
-    # changing an app's plan.
-    assert audited == writes | {"DeleteConversation", "ChangePlan"}
+    # Beyond those services, deleting a whole conversation is one too, and so are
+    # changing an app's plan and rotating its Web Push key.
+    assert audited == writes | {"DeleteConversation", "ChangePlan", "RotateWebPushKey"}

@@ -13,6 +13,7 @@ import os
 
 import grpc
 import httpx
+from caas.audit.v1 import audit_service_pb2 as audit_pb
 from caas.push.v1 import push_service_pb2 as pb
 from caas.push.v1 import resources_pb2 as res
 from caas.users.v1 import users_service_pb2 as users_pb
@@ -135,6 +136,12 @@ async def test_the_key_rotates_and_the_previous_one_still_signs(
         name=f"apps/{app.app_id}/webPushKey"), metadata=app.auth)).web_push_key
     assert rotated.public_key != first.public_key
     assert rotated.previous_public_key == first.public_key
+    # The rotation is in the app's audit log.
+    listed = await client.audit.ListAuditRecords(audit_pb.ListAuditRecordsRequest(
+        parent=app.name, page_size=50), metadata=app.auth)
+    rotations = [(r.action.rsplit("/", 1)[-1], r.target, r.code) for r in listed.audit_records
+                 if r.action.endswith("RotateWebPushKey")]
+    assert (("RotateWebPushKey", f"apps/{app.app_id}/webPushKey", "OK") in rotations), rotations
     assert (await web_push_key(alice)).public_key == rotated.public_key
     # Subscribed with the previous key: still taken; after another rotation, not.
     assert (await register(alice, res.PushDevice(web_push=subscription(first.public_key))))
