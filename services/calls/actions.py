@@ -38,7 +38,7 @@ SWEEP_BATCH = 100
 
 
 def call_not_found(app_id: str, conversation_id: str, call_id: str) -> Exception:
-    return not_found("call", call_name(app_id, conversation_id, call_id))
+    return not_found("caas.dev/Call", call_name(app_id, conversation_id, call_id))
 
 
 class CallsActions:
@@ -86,7 +86,7 @@ class CallsActions:
         return (await self._call(principal, app_id, conversation_id, call_id))[1]
 
     async def list_calls(self, principal: Principal, app_id: str, conversation_id: str,
-                   page_size: int, page_token: str) -> Page[Call]:
+                         page_size: int, page_token: str) -> Page[Call]:
         await self._access(principal, app_id, conversation_id)
         return await time_id_page(
             page_size, page_token, ("calls", app_id, conversation_id),

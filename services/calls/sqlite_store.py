@@ -111,7 +111,7 @@ class SqliteCallStore:
         return await self._db.read(lambda conn: _select(conn, app_id, conversation_id, call_id))
 
     async def list_calls(self, app_id: str, conversation_id: str, limit: int,
-                   after: Position | None) -> list[Call]:
+                         after: Position | None) -> list[Call]:
         query = "SELECT doc FROM calls WHERE app_id = ? AND conversation_id = ?"
         args: list[Any] = [app_id, conversation_id]
         if after is not None:

@@ -38,7 +38,7 @@ class CallStore(Protocol):
     async def get(self, app_id: str, conversation_id: str, call_id: str) -> Call | None: ...
 
     async def list_calls(self, app_id: str, conversation_id: str, limit: int,
-                   after: Position | None) -> list[Call]:
+                         after: Position | None) -> list[Call]:
         """The conversation's calls, newest first, after `after`."""
 
     async def current(self, app_id: str, conversation_id: str) -> Call | None:
