@@ -19,6 +19,7 @@ import type { AppsService } from "./gen/caas/apps/v1/apps_service_pb.js";
 import { AuthService } from "./gen/caas/auth/v1/auth_service_pb.js";
 import type { ConversationsService } from "./gen/caas/conversations/v1/conversations_service_pb.js";
 import type { CallsService } from "./gen/caas/calls/v1/calls_service_pb.js";
+import type { PushService } from "./gen/caas/push/v1/push_service_pb.js";
 import type { E2eeService } from "./gen/caas/e2ee/v1/e2ee_service_pb.js";
 import type { Event } from "./gen/caas/events/v1/events_pb.js";
 import type { MediaService } from "./gen/caas/media/v1/media_service_pb.js";
@@ -329,6 +330,8 @@ export interface CaasClient {
   e2ee: Client<typeof E2eeService>;
   /** Voice and video calls: ringing, answering, signaling, ICE servers (`Calls`). */
   calls: Client<typeof CallsService>;
+  /** Push channels and the app's Web Push key (`enableWebPush`). */
+  push: Client<typeof PushService>;
   /** Follow `user`'s events (`apps/{app}/users/{user}`) until `close()`. */
   subscribe(user: string, handlers: SubscriptionHandlers, options?: SubscriptionOptions): Subscription;
   /** Renew the access token now. */

@@ -17,6 +17,7 @@ import { AppsService } from "./gen/caas/apps/v1/apps_service_pb.js";
 import { AuthService } from "./gen/caas/auth/v1/auth_service_pb.js";
 import { ConversationsService } from "./gen/caas/conversations/v1/conversations_service_pb.js";
 import { CallsService } from "./gen/caas/calls/v1/calls_service_pb.js";
+import { PushService } from "./gen/caas/push/v1/push_service_pb.js";
 import { E2eeService } from "./gen/caas/e2ee/v1/e2ee_service_pb.js";
 import { MediaService } from "./gen/caas/media/v1/media_service_pb.js";
 import { MessagesService } from "./gen/caas/messages/v1/messages_service_pb.js";
@@ -59,5 +60,6 @@ export function createCaasClient(options: CaasClientOptions): CaasClient {
     webhooks: createClient(WebhooksService, transport),
     e2ee: createClient(E2eeService, transport),
     calls: createClient(CallsService, transport),
+    push: createClient(PushService, transport),
   };
 }
