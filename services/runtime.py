@@ -652,7 +652,6 @@ class Runtime:
         if self.write_watch is not None:
             await self.write_watch.close()
         await self.background.close()
-        await self.calls.close()
         await self.usage.close()  # the last flush of this process's usage counts
         await self.billing.close()
         self.media_processor.close()
@@ -723,8 +722,8 @@ def open_e2ee(stores: Stores, conversations: ConversationsActions, clock: Clock,
 
 
 def open_calls(settings: Settings, stores: Stores, conversations: ConversationsActions,
-               realtime: RealtimeActions, presence: Presences, clock: Clock, bus: EventBus,
-               background: Background) -> CallsActions:
+               presence: Presences, clock: Clock, bus: EventBus, background: Background
+               ) -> CallsActions:
     """Calls: ring timeouts and records swept in the background, signals purged soon,
     members removed and devices without a stream dropped from their calls."""
     ice = IceConfig(tuple(settings.stun_urls), tuple(settings.turn_urls),
@@ -732,7 +731,6 @@ def open_calls(settings: Settings, stores: Stores, conversations: ConversationsA
     calls = CallsActions(stores.calls, conversations, stores.conversations, stores.messages,
                          presence, stores.events, ice, clock, settings)
     bus.subscribe(calls.on_event)
-    realtime.on_stream_closed(calls.stream_closed)
     background.start("calls", calls.run)
     return calls
 
@@ -831,9 +829,7 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                    stores.messages, blobs, clock),
         DELETE_APP: AppDeleter(stores.apps, stores.purge_app, indexer.index, blobs,
                                stores.compact, clock)}, clock)
-    calls = open_calls(settings, stores, conversations, realtime := RealtimeActions(
-        hub, fanout, stores.events, conversations, stores.conversations, presence, clock,
-        settings), presence, clock, bus, background)
+    calls = open_calls(settings, stores, conversations, presence, clock, bus, background)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings, members),
@@ -848,7 +844,9 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings,
                          users.ensure_user, restrictions, limiter, users.create_guest),
         users=users, conversations=conversations,
-        messages=messages, e2ee=e2ee, calls=calls, realtime=realtime,
+        messages=messages, e2ee=e2ee, calls=calls,
+        realtime=RealtimeActions(hub, fanout, stores.events, conversations,
+                                 stores.conversations, presence, clock, settings),
         push=open_push(stores, clock, bus),
         hub=hub, fanout=fanout, presence=presence,
         authenticator=authenticator, gateway=gateway, health=health, background=background,

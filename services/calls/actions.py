@@ -59,7 +59,6 @@ class CallsActions:
         self._grace = settings.call_reconnect_grace.total_seconds()
         self._signal_retention = settings.call_signal_retention
         self._signals_purged: datetime | None = None
-        self._checks: set[asyncio.Task[None]] = set()
         # Devices in calls seen without a stream by check_devices, and since when.
         self._missing: dict[tuple[str, str, str], datetime] = {}
 
@@ -141,8 +140,6 @@ class CallsActions:
             ) from None
         if created and stored.ended:
             await self._record(stored)
-        elif created:
-            self.stream_closed(app_id, me, device_id)  # a device that never subscribes drops
         return stored, created
 
     def _event(self, kind: str, call: Call, actor: str, now: datetime) -> DomainEvent:
@@ -176,11 +173,9 @@ class CallsActions:
         for other in await self._store.joined_calls(app_id, me):
             if other.call_id != call_id:
                 raise models.in_another_call(other, me)
-        joined = await self._change(
+        return await self._change(
             app_id, conversation_id, call_id,
             lambda call, now: models.accept(call, me, device_id, now), me)
-        self.stream_closed(app_id, me, device_id)  # a device that never subscribes drops too
-        return joined
 
     async def decline(self, principal: User, app_id: str, conversation_id: str, call_id: str,
                       busy: bool) -> Call:
@@ -289,9 +284,10 @@ class CallsActions:
         return await self._events.purge_types(STREAM_ONLY, now - self._signal_retention)
 
     async def check_devices(self) -> int:
-        """The backstop of `stream_closed`'s timers (which die with their process): every
-        device in a call with no stream anywhere since this process first saw it so, for
-        the reconnect grace, leaves the call. How many left."""
+        """Every device in a call that has had no stream on any process (presence) since
+        this process first saw it so, for the reconnect grace, leaves the call (also one
+        that never subscribed; every process looks, so the end of the process a stream
+        was on changes nothing). How many left."""
         now = self._clock.now()
         grace = timedelta(seconds=self._grace)
         seen: set[tuple[str, str, str]] = set()
@@ -345,28 +341,6 @@ class CallsActions:
         await self._change(call.app_id, call.conversation_id, call.call_id,
                            lambda c, now: models.drop_members(c, members, now), "")
 
-    def stream_closed(self, app_id: str, user_id: str, device_id: str) -> None:
-        """A stream of the device closed (or it joined a call): if it is in a call and
-        has no stream within the reconnect grace, it leaves the call (connection
-        lost)."""
-        loop = asyncio.get_running_loop()
-        loop.call_later(self._grace, self._check_dropped, app_id, user_id, device_id)
-
-    def _check_dropped(self, app_id: str, user_id: str, device_id: str) -> None:
-        task = asyncio.create_task(self._drop_if_gone(app_id, user_id, device_id))
-        self._checks.add(task)
-        task.add_done_callback(self._checks.discard)
-
-    async def _drop_if_gone(self, app_id: str, user_id: str, device_id: str) -> None:
-        try:
-            if await self._presence.connected(app_id, user_id, device_id):
-                return
-            for call in await self._store.joined_calls(app_id, user_id):
-                await self._drop(call, user_id, device_id)
-        except Exception:
-            log.warning("checking %s/%s for a dropped call failed", user_id, device_id,
-                        exc_info=True)
-
     async def _drop(self, call: Call, user_id: str, device_id: str) -> int:
         """The device leaves the call, connection lost (if it is in it still)."""
         if not call.in_call(user_id, device_id):
@@ -379,7 +353,3 @@ class CallsActions:
         except FailedPrecondition:  # it ended meanwhile
             return 0
         return 0 if after.in_call(user_id, device_id) else 1
-
-    async def close(self) -> None:
-        for task in list(self._checks):
-            task.cancel()

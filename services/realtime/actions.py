@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 from caas.realtime.v1 import realtime_service_pb2 as pb
@@ -38,9 +38,6 @@ from services.realtime.hub import (
     response_bytes,
 )
 from services.realtime.presence import Presence, Presences, Status
-
-# (app id, user id, device id) of a stream that closed.
-StreamClosed = Callable[[str, str, str], None]
 
 # Presence reaches the members of at most this many of a user's direct and group
 # conversations (the most recently active); channels never carry presence.
@@ -88,12 +85,6 @@ class RealtimeActions:
         self._clock = clock
         self._queue_limit = settings.stream_queue_limit
         self._typing_ttl = settings.typing_ttl
-        self._closed: list[StreamClosed] = []
-
-    def on_stream_closed(self, listener: StreamClosed) -> None:
-        """Tell `listener` of every stream with a device id of its own that closes
-        (calls drop a device whose streams stay closed)."""
-        self._closed.append(listener)
 
     async def _start_position(self, app_id: str, token: str) -> tuple[int | None, int]:
         """(the position to resume after, None for "from now"; the log's last position
@@ -159,9 +150,6 @@ class RealtimeActions:
             if connected and await self._presence.disconnect(app_id, user_id, device,
                                                              self._clock.now()):
                 await self._broadcast_presence(app_id, user_id)
-            if connected and device_id:
-                for listener in self._closed:
-                    listener(app_id, user_id, device_id)
 
     async def _broadcast_presence(self, app_id: str, user_id: str) -> None:
         rows = await self._conversation_store.list_user_conversations(

@@ -1,8 +1,8 @@
-"""Devices in a call without a stream leave it even when the process that saw their
-stream close is gone: every process's sweeper looks at who is in a call and asks
-presence (which streams tell) whether each device has a stream. In process, SQLite,
-with a clock the test moves; the streams' own timers are the grace of real time away
-(30 s), far beyond the test."""
+"""Devices in a call without a stream leave it, whichever process their stream was on:
+every process's sweeper looks at who is in a call and asks presence (which streams
+tell) whether each device has a stream. In process, SQLite, with a clock the test moves
+and `check_devices` called by the test (the background sweep's first look is half the
+grace of real time away, 15 s, far beyond the test)."""
 
 from __future__ import annotations
 

@@ -337,7 +337,7 @@ async def test_a_stream_cut_past_the_grace_drops_the_device(
     assert by_user["bob"].leave_reason == PARTICIPANT.LEAVE_REASON_CONNECTION_LOST
     assert by_user["bob"].device_id == bob.device_id
     # Not before the grace: the drop came GRACE seconds after bob's answer at the
-    # earliest (less a margin: the timer runs on the loop's clock, times on the wall's).
+    # earliest (less a margin for the clocks' rounding).
     dropped = by_user["bob"].leave_time.ToDatetime() - by_user["bob"].join_time.ToDatetime()
     assert dropped >= timedelta(seconds=GRACE - 0.25), dropped
     assert by_user["alice"].leave_reason == PARTICIPANT.LEAVE_REASON_CALL_ENDED
