@@ -242,10 +242,15 @@ def settle(call: Call, now: datetime) -> Call:
     return call
 
 
+def _out(p: Participant, now: datetime, reason: str) -> Participant:
+    """The participant out of the call: left if in it, missed if rung."""
+    if p.state == JOINED:
+        return _left(p, now, reason)
+    return replace(p, state=MISSED) if p.state == RINGING else p
+
+
 def _finish(call: Call, now: datetime, outcome: str) -> Call:
-    participants = tuple(_left(p, now, CALL_ENDED) if p.state == JOINED
-                         else replace(p, state=MISSED) if p.state == RINGING else p
-                         for p in call.participants)
+    participants = tuple(_out(p, now, CALL_ENDED) for p in call.participants)
     return replace(call, participants=participants, state=ENDED, end_time=now, outcome=outcome)
 
 
@@ -253,10 +258,8 @@ def drop_members(call: Call, members: set[str], now: datetime) -> Call:
     """Participants no longer members of the conversation are out of the call."""
     if call.ended:
         return call
-    participants = tuple(
-        _left(p, now, REMOVED) if p.state == JOINED and p.user_id not in members
-        else replace(p, state=MISSED) if p.state == RINGING and p.user_id not in members
-        else p for p in call.participants)
+    participants = tuple(p if p.user_id in members else _out(p, now, REMOVED)
+                         for p in call.participants)
     if participants == call.participants:
         return call
     return settle(_changed(call, participants=participants), now)
