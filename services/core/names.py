@@ -21,6 +21,8 @@ _API_KEY = re.compile(rf"apps/({APP_ID})/apiKeys/({SERVER_ID})")
 _USER = re.compile(rf"apps/({APP_ID})/users/({USER_ID})")
 _SESSION = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/sessions/({SERVER_ID})")
 _DEVICE = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/devices/([A-Za-z0-9_.-]{{1,64}})")
+_PUSH_DEVICE = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/pushDevices/({SERVER_ID})")
+_WEB_PUSH_KEY = re.compile(rf"apps/({APP_ID})/webPushKey")
 _WEBHOOK = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})")
 _RESTRICTION = re.compile(rf"apps/({APP_ID})/restrictions/({SERVER_ID})")
 _FLAG = re.compile(rf"apps/({APP_ID})/flags/({SERVER_ID})")
@@ -126,6 +128,18 @@ def parse_device(name: str, field: str = "name") -> tuple[str, str, str]:
     app_id, user_id, device_id = _match(
         _DEVICE, name, field, "apps/{app}/users/{user}/devices/{device}")
     return app_id, user_id, device_id
+
+
+def parse_push_device(name: str, field: str = "name") -> tuple[str, str, str]:
+    """`apps/{app}/users/{user}/pushDevices/{push_device}` → (app id, user id, its id)."""
+    app_id, user_id, push_device_id = _match(
+        _PUSH_DEVICE, name, field, "apps/{app}/users/{user}/pushDevices/{push_device}")
+    return app_id, user_id, push_device_id
+
+
+def parse_web_push_key(name: str, field: str = "name") -> str:
+    """`apps/{app}/webPushKey` → app id."""
+    return _match(_WEB_PUSH_KEY, name, field, "apps/{app}/webPushKey")[0]
 
 
 def parse_webhook(name: str, field: str = "name") -> tuple[str, str]:

@@ -6,7 +6,7 @@ from caas.push.v1 import push_service_pb2 as pb
 from caas.push.v1 import resources_pb2 as res
 
 from services.core.errors import invalid_field
-from services.core.names import parse_app, parse_user
+from services.core.names import parse_push_device, parse_user, parse_web_push_key
 from services.core.protoconv import timestamp
 from services.gateway.gateway import Call
 from services.push.actions import PushActions
@@ -68,20 +68,6 @@ def _channel(device: res.PushDevice) -> tuple[str, str, dict[str, str]]:
     raise invalid_field("push_device", "needs a channel: web_push, apns or fcm")
 
 
-def _parse_push_device(name: str) -> tuple[str, str, str]:
-    user, sep, push_device_id = name.partition("/pushDevices/")
-    if not sep or "/" in push_device_id:
-        raise invalid_field("name", "must be apps/{app}/users/{user}/pushDevices/{push_device}")
-    return (*parse_user(user, "name"), push_device_id)
-
-
-def _parse_key(name: str) -> str:
-    app, sep, rest = name.partition("/webPushKey")
-    if not sep or rest:
-        raise invalid_field("name", "must be apps/{app}/webPushKey")
-    return parse_app(app)
-
-
 class PushServicer:
     def __init__(self, actions: PushActions) -> None:
         self._actions = actions
@@ -98,7 +84,7 @@ class PushServicer:
 
     async def GetPushDevice(self, request: pb.GetPushDeviceRequest, call: Call
                             ) -> pb.GetPushDeviceResponse:
-        device = await self._actions.get(call.principal, *_parse_push_device(request.name))
+        device = await self._actions.get(call.principal, *parse_push_device(request.name))
         return pb.GetPushDeviceResponse(push_device=push_device_proto(device))
 
     async def ListPushDevices(self, request: pb.ListPushDevicesRequest, call: Call
@@ -108,15 +94,16 @@ class PushServicer:
 
     async def DeletePushDevice(self, request: pb.DeletePushDeviceRequest, call: Call
                                ) -> pb.DeletePushDeviceResponse:
-        await self._actions.delete(call.principal, *_parse_push_device(request.name))
+        await self._actions.delete(call.principal, *parse_push_device(request.name))
         return pb.DeletePushDeviceResponse()
 
     async def GetWebPushKey(self, request: pb.GetWebPushKeyRequest, call: Call
                             ) -> pb.GetWebPushKeyResponse:
-        key = await self._actions.web_push_key(call.principal, _parse_key(request.name))
+        key = await self._actions.web_push_key(call.principal, parse_web_push_key(request.name))
         return pb.GetWebPushKeyResponse(web_push_key=web_push_key_proto(key))
 
     async def RotateWebPushKey(self, request: pb.RotateWebPushKeyRequest, call: Call
                                ) -> pb.RotateWebPushKeyResponse:
-        key = await self._actions.rotate_web_push_key(call.principal, _parse_key(request.name))
+        key = await self._actions.rotate_web_push_key(call.principal,
+                                                      parse_web_push_key(request.name))
         return pb.RotateWebPushKeyResponse(web_push_key=web_push_key_proto(key))
