@@ -8,7 +8,7 @@ there is one: no migration adds it, and events without it read as untraced."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -101,9 +101,11 @@ class MongoEventLog:
     async def migrate(self) -> None:
         await self._mongo.migrate("events", MIGRATIONS)
 
-    async def transact(self, body: Callable[[AsyncClientSession, Emit], Awaitable[T]]) -> T:
+    async def transact(self, body: Callable[[AsyncClientSession, Emit], Awaitable[T]],
+                       serial: Hashable | None = None) -> T:
         """Run `body` in one transaction; the events it emits are recorded in the same
-        transaction and published on the bus after the commit."""
+        transaction and published on the bus after the commit. `serial`: see
+        `MongoDatabase.transaction`."""
         events: list[DomainEvent] = []
         logged: list[LoggedEvent] = []
         trace = current_headers() if self._traced else NO_TRACE
@@ -116,7 +118,7 @@ class MongoEventLog:
                 logged[:] = await self._record(session, events, trace)
             return result
 
-        result = await self._mongo.transaction(tx)
+        result = await self._mongo.transaction(tx, serial)
         if logged and self._listener is not None:
             self._listener(logged)
         for event in events:

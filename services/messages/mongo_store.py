@@ -2,10 +2,11 @@
 
 Sending is one transaction: `$inc` of the conversation's `last_sequence`, the message,
 the thread root, and every member's unread count (and the mentioned members' unread
-mention count). Concurrent senders write the same conversation document, so all but
-one get a write conflict; the driver retries their transaction from the start, which
-is what keeps sequences gapless. A retried send is caught by the unique (app,
-conversation, sender, request id) index.
+mention count). Concurrent senders write the same conversation document: those of one
+process queue for it (`MongoDatabase.transaction`'s serial key), and of the senders of
+several processes all but one get a write conflict and the driver retries their
+transaction from the start, which is what keeps sequences gapless. A retried send is
+caught by the unique (app, conversation, sender, request id) index.
 """
 
 from __future__ import annotations
@@ -297,8 +298,8 @@ class MongoMessageStore:
             emit(message_event("message.created", message, now))
             return message, True
 
-        try:
-            return await self._log.transact(tx)
+        try:  # this process's sends to the conversation queue for its sequence
+            return await self._log.transact(tx, ("sequence", app_id, conversation_id))
         except DuplicateKeyError:  # the same request, committed concurrently
             sent = await self._by_request(app_id, conversation_id, draft.sender_id, request_id)
             if sent is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -65,6 +66,34 @@ async def test_concurrent_senders_get_gapless_sequences(stores: Stores) -> None:
     assert conversation is not None and conversation.last_sequence == 30
     member = await stores.conversations.get_member("alpha", "g1", "u0")
     assert member is not None and member.unread_count + 3 <= 30
+
+
+class _Commands:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def observe(self, operation: str, seconds: float) -> None:
+        self.names.append(operation)
+
+    def series(self, operation: str) -> Callable[[float], None]:
+        return lambda seconds: self.observe(operation, seconds)
+
+
+@pytest.mark.parametrize("stores", ["mongodb"], indirect=True)
+async def test_one_process_senders_queue_instead_of_conflicting(stores: Stores) -> None:
+    """Twenty sends at once to one conversation from one process: no transaction is
+    aborted and retried (a write conflict storm, which starves senders under load)."""
+    senders = [f"u{i}" for i in range(20)]
+    await make_group(stores, "g1", senders)
+    commands = _Commands()
+    assert stores.engine is not None
+    stores.engine.time_operations(commands)
+    results = await asyncio.gather(*[
+        stores.messages.append("alpha", "g1", Draft(sender, "hi"), f"{sender}-1", T0)
+        for sender in senders])
+    assert sorted(m.sequence for m, _ in results) == list(range(1, 21))
+    assert commands.names.count("admin.commitTransaction") == 20
+    assert "admin.abortTransaction" not in commands.names
 
 
 async def test_concurrent_retries_send_once(stores: Stores) -> None:

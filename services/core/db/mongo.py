@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from services.core.aio import KeyedLocks
 from services.core.clock import from_ms
 from services.core.db.timing import SPAN_KIND, Timer
 from services.core.db.transient import mongo_reply_is_full
@@ -149,12 +150,13 @@ class MongoDatabase:
     """An open MongoDB database. Create with `await MongoDatabase.open(url, name)`."""
 
     def __init__(self, client: AsyncMongoClient[Document], name: str,
-                 monitor: WriteMonitor | None = None, timer: CommandTimer | None = None
-                 ) -> None:
+                 monitor: WriteMonitor | None = None, timer: CommandTimer | None = None,
+                 serial: KeyedLocks | None = None) -> None:
         self.client = client
         self.db: AsyncDatabase[Document] = client[name]
         self._monitor = monitor or WriteMonitor()
         self._timer = timer or CommandTimer()
+        self._serial = serial or KeyedLocks()
 
     @classmethod
     async def open(cls, url: str, name: str, ca_file: Path | None = None) -> MongoDatabase:
@@ -173,7 +175,7 @@ class MongoDatabase:
     def database(self, name: str) -> MongoDatabase:
         """Another database of the same server, on the same connections (closed with
         this one)."""
-        return MongoDatabase(self.client, name, self._monitor, self._timer)
+        return MongoDatabase(self.client, name, self._monitor, self._timer, self._serial)
 
     def watch_writes(self, listener: WriteListener) -> None:
         """Tell `listener` of every write refused for want of disk space (its error)
@@ -197,8 +199,21 @@ class MongoDatabase:
         """Make a span of each command (tracing on)."""
         self._timer.tracer = tracer
 
-    async def transaction(self, body: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        """Run `body` in a transaction (retried by the driver on transient errors)."""
+    async def transaction(self, body: Callable[[AsyncClientSession], Awaitable[T]],
+                          serial: Hashable | None = None) -> T:
+        """Run `body` in a transaction (retried by the driver on transient errors).
+
+        Transactions given the same `serial` key (those that write one hot document,
+        such as a conversation's sequence) run one at a time in this process: queued
+        here instead of all but one failing on a write conflict and retrying — a storm
+        that, with tens of concurrent writers, can starve one of them for the driver's
+        whole two-minute retry budget. Other processes still conflict, and retry."""
+        if serial is None:
+            return await self._transaction(body)
+        async with self._serial.hold(serial):
+            return await self._transaction(body)
+
+    async def _transaction(self, body: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
         async with self.client.start_session() as session:
             return await session.with_transaction(body)
 
