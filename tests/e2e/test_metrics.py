@@ -137,8 +137,11 @@ async def test_rate_limit_refusals_are_counted_by_plan(single: CaasServer) -> No
     client = Client(single.address)
     try:
         app = await create_app(client, single.operator_token)  # the free plan
-        refused = 0
-        for _ in range(5):
+        refused = calls = 0
+        # Until three refusals: the windows are fixed, so the calls may straddle two
+        # (the new window's calls are allowed, and not counted).
+        while refused < 3 and calls < 20:
+            calls += 1
             try:
                 await client.apps.ListApiKeys(apps_pb.ListApiKeysRequest(parent=app.name),
                                               metadata=app.auth)
@@ -147,7 +150,7 @@ async def test_rate_limit_refusals_are_counted_by_plan(single: CaasServer) -> No
                 refused += 1
     finally:
         await client.close()
-    assert refused == 3
+    assert refused == 3 and calls >= 5
     found = samples(port)
     assert value(found, "caas_rate_limited_total", plan="free") == 3
     assert value(found, "caas_rpc_requests_total", service=APPS, method="ListApiKeys",
