@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from services.push.models import PushDevice, b64url, from_b64url
+from services.push.providers import Delivery, Notification
 
 # A push message body is at most 4096 bytes (RFC 8030 §7.2); aes128gcm adds a header
 # (16-byte salt, 4-byte record size, 1-byte key id length, 65-byte key), a padding
@@ -26,27 +26,6 @@ MAX_BODY = 4096
 MAX_PAYLOAD = MAX_BODY - 86 - 1 - 16
 JWT_LIFETIME = timedelta(hours=12)  # at most 24 h (RFC 8292 §2)
 URGENCIES = frozenset({"very-low", "low", "normal", "high"})
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What the push service answered."""
-
-    status: int
-    retry_after: float | None = None  # seconds, when it said (429, 503)
-
-    @property
-    def accepted(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def gone(self) -> bool:
-        """The subscription expired or was unsubscribed: forget it (404, 410)."""
-        return self.status in (404, 410)
-
-    @property
-    def retryable(self) -> bool:
-        return self.status in (408, 429) or self.status >= 500
 
 
 def encrypt(payload: bytes, p256dh: bytes, auth: bytes) -> bytes:
@@ -105,10 +84,24 @@ class WebPushSender:
         if topic:
             headers["Topic"] = topic
         async with self._session.post(device.address, data=body, headers=headers) as answer:
-            return Delivery(answer.status, _retry_after(answer.headers.get("retry-after")))
+            return Delivery(answer.status,
+                            retry_after=_retry_after(answer.headers.get("retry-after")))
 
 
 def topic_of(key: str) -> str:
     """A push `Topic` header for `key` (a conversation, say): 32 base64url characters
     (RFC 8030 §5.4), the same for the same key."""
     return b64url(hashlib.sha256(key.encode()).digest())[:32]
+
+
+def web_push_payload(notification: Notification) -> bytes:
+    """What a service worker's `push` event gets (`event.data.json()`): `title`, `body`,
+    `tag` (the collapse key: a new notification with the same tag replaces the shown
+    one, and a silent one closes it), `data` (ids and `type`: message, clear, call),
+    `badge` when known, `silent`, `urgent`."""
+    body: dict[str, object] = {"title": notification.title, "body": notification.body,
+                               "tag": notification.collapse_key, "data": dict(notification.data),
+                               "silent": notification.silent, "urgent": notification.urgent}
+    if notification.badge is not None:
+        body["badge"] = notification.badge
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
