@@ -149,6 +149,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INVALID_ARGUMENT
     One or more fields break the contract; see the BadRequest field violations.
     """
+    ERROR_REASON_PUSH_CREDENTIALS_INVALID: _ErrorReason.ValueType  # 135
+    """The APNs key or FCM service-account file does not parse as one (metadata:
+    provider, apns or fcm): see the message for what is wrong.
+    """
     ERROR_REASON_PAGE_TOKEN_INVALID: _ErrorReason.ValueType  # 31
     """The page token is malformed or belongs to a different request."""
     ERROR_REASON_STRIPE_WEBHOOK_SIGNATURE_INVALID: _ErrorReason.ValueType  # 120
@@ -542,6 +546,10 @@ organization).
 ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 30
 """INVALID_ARGUMENT
 One or more fields break the contract; see the BadRequest field violations.
+"""
+ERROR_REASON_PUSH_CREDENTIALS_INVALID: ErrorReason.ValueType  # 135
+"""The APNs key or FCM service-account file does not parse as one (metadata:
+provider, apns or fcm): see the message for what is wrong.
 """
 ERROR_REASON_PAGE_TOKEN_INVALID: ErrorReason.ValueType  # 31
 """The page token is malformed or belongs to a different request."""

@@ -30,9 +30,10 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63\x61\x61s/push/v1/push_service.proto\x12\x0c\x63\x61\x61s.push.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x1c\x63\x61\x61s/push/v1/resources.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\"\xca\x01\n\x17\x43reatePushDeviceRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12?\n\x0bpush_device\x18\x02 \x01(\x0b\x32\x18.caas.push.v1.PushDeviceB\x04\xe2\x41\x01\x02R\npushDevice\"o\n\x18\x43reatePushDeviceResponse\x12\x39\n\x0bpush_device\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.PushDeviceR\npushDevice\x12\x18\n\x07\x63reated\x18\x02 \x01(\x08R\x07\x63reated\"\xb5\x01\n\x14GetPushDeviceRequest\x12\x9c\x01\n\x04name\x18\x01 \x01(\tB\x87\x01\xe2\x41\x01\x02\xfa\x41\x15\n\x13\x63\x61\x61s.dev/PushDevice\xbaHhrf2d^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/pushDevices/[a-z2-7]{16}$R\x04name\"R\n\x15GetPushDeviceResponse\x12\x39\n\x0bpush_device\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.PushDeviceR\npushDevice\"\x88\x01\n\x16ListPushDevicesRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\"V\n\x17ListPushDevicesResponse\x12;\n\x0cpush_devices\x18\x01 \x03(\x0b\x32\x18.caas.push.v1.PushDeviceR\x0bpushDevices\"\xb8\x01\n\x17\x44\x65letePushDeviceRequest\x12\x9c\x01\n\x04name\x18\x01 \x01(\tB\x87\x01\xe2\x41\x01\x02\xfa\x41\x15\n\x13\x63\x61\x61s.dev/PushDevice\xbaHhrf2d^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/pushDevices/[a-z2-7]{16}$R\x04name\"\x1a\n\x18\x44\x65letePushDeviceResponse\"}\n\x14GetWebPushKeyRequest\x12\x65\n\x04name\x18\x01 \x01(\tBQ\xe2\x41\x01\x02\xfa\x41\x15\n\x13\x63\x61\x61s.dev/WebPushKey\xbaH2r02.^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/webPushKey$R\x04name\"S\n\x15GetWebPushKeyResponse\x12:\n\x0cweb_push_key\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.WebPushKeyR\nwebPushKey\"\x80\x01\n\x17RotateWebPushKeyRequest\x12\x65\n\x04name\x18\x01 \x01(\tBQ\xe2\x41\x01\x02\xfa\x41\x15\n\x13\x63\x61\x61s.dev/WebPushKey\xbaH2r02.^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/webPushKey$R\x04name\"V\n\x18RotateWebPushKeyResponse\x12:\n\x0cweb_push_key\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.WebPushKeyR\nwebPushKey2\xf2\x08\n\x0bPushService\x12\xd6\x01\n\x10\x43reatePushDevice\x12%.caas.push.v1.CreatePushDeviceRequest\x1a&.caas.push.v1.CreatePushDeviceResponse\"s\xda\x41\x12parent,push_device\xca\xf3\x18\x12\n\x03\x02\x03\x04\x12\x0busers:write\xd2\xf3\x18\x08\n\x06\x15\x16(;\x86\x01\x82\xd3\xe4\x93\x02\x36\"\'/v1/{parent=apps/*/users/*}/pushDevices:\x0bpush_device\x12\xae\x01\n\rGetPushDevice\x12\".caas.push.v1.GetPushDeviceRequest\x1a#.caas.push.v1.GetPushDeviceResponse\"T\xda\x41\x04name\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nusers:read\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02)\x12\'/v1/{name=apps/*/users/*/pushDevices/*}\x12\xb5\x01\n\x0fListPushDevices\x12$.caas.push.v1.ListPushDevicesRequest\x1a%.caas.push.v1.ListPushDevicesResponse\"U\xda\x41\x06parent\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nusers:read\xd2\xf3\x18\x04\n\x02\x15\x16\x82\xd3\xe4\x93\x02)\x12\'/v1/{parent=apps/*/users/*}/pushDevices\x12\xb8\x01\n\x10\x44\x65letePushDevice\x12%.caas.push.v1.DeletePushDeviceRequest\x1a&.caas.push.v1.DeletePushDeviceResponse\"U\xda\x41\x04name\xca\xf3\x18\x12\n\x03\x02\x03\x04\x12\x0busers:write\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02)*\'/v1/{name=apps/*/users/*/pushDevices/*}\x12\xa0\x01\n\rGetWebPushKey\x12\".caas.push.v1.GetWebPushKeyRequest\x1a#.caas.push.v1.GetWebPushKeyResponse\"F\xda\x41\x04name\xca\xf3\x18\x10\n\x03\x02\x03\x04\x12\tapps:read\xd2\xf3\x18\x03\n\x01\x15\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=apps/*/webPushKey}\x12\xb5\x01\n\x10RotateWebPushKey\x12%.caas.push.v1.RotateWebPushKeyRequest\x1a&.caas.push.v1.RotateWebPushKeyResponse\"R\xda\x41\x04name\xca\xf3\x18\x12\n\x02\x02\x03\x12\napps:write\x18\x01\xd2\xf3\x18\x03\n\x01\x15\x82\xd3\xe4\x93\x02(\"#/v1/{name=apps/*/webPushKey}:rotate:\x01*\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB!Z\x1f\x63\x61\x61s/gen/go/caas/push/v1;pushv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63\x61\x61s/push/v1/push_service.proto\x12\x0c\x63\x61\x61s.push.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1b\x63\x61\x61s/errors/v1/errors.proto\x1a\x1c\x63\x61\x61s/push/v1/resources.proto\x1a\x19\x63\x61\x61s/type/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a google/protobuf/field_mask.proto\"\xca\x01\n\x17\x43reatePushDeviceRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12?\n\x0bpush_device\x18\x02 \x01(\x0b\x32\x18.caas.push.v1.PushDeviceB\x04\xe2\x41\x01\x02R\npushDevice\"o\n\x18\x43reatePushDeviceResponse\x12\x39\n\x0bpush_device\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.PushDeviceR\npushDevice\x12\x18\n\x07\x63reated\x18\x02 \x01(\x08R\x07\x63reated\"\xb5\x01\n\x14GetPushDeviceRequest\x12\x9c\x01\n\x04name\x18\x01 \x01(\tB\x87\x01\xe2\x41\x01\x02\xfa\x41\x15\n\x13\x63\x61\x61s.dev/PushDevice\xbaHhrf2d^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/pushDevices/[a-z2-7]{16}$R\x04name\"R\n\x15GetPushDeviceResponse\x12\x39\n\x0bpush_device\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.PushDeviceR\npushDevice\"\x88\x01\n\x16ListPushDevicesRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\"V\n\x17ListPushDevicesResponse\x12;\n\x0cpush_devices\x18\x01 \x03(\x0b\x32\x18.caas.push.v1.PushDeviceR\x0bpushDevices\"\xb8\x01\n\x17\x44\x65letePushDeviceRequest\x12\x9c\x01\n\x04name\x18\x01 \x01(\tB\x87\x01\xe2\x41\x01\x02\xfa\x41\x15\n\x13\x63\x61\x61s.dev/PushDevice\xbaHhrf2d^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/pushDevices/[a-z2-7]{16}$R\x04name\"\x1a\n\x18\x44\x65letePushDeviceResponse\"}\n\x14GetWebPushKeyRequest\x12\x65\n\x04name\x18\x01 \x01(\tBQ\xe2\x41\x01\x02\xfa\x41\x15\n\x13\x63\x61\x61s.dev/WebPushKey\xbaH2r02.^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/webPushKey$R\x04name\"S\n\x15GetWebPushKeyResponse\x12:\n\x0cweb_push_key\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.WebPushKeyR\nwebPushKey\"\x80\x01\n\x17RotateWebPushKeyRequest\x12\x65\n\x04name\x18\x01 \x01(\tBQ\xe2\x41\x01\x02\xfa\x41\x15\n\x13\x63\x61\x61s.dev/WebPushKey\xbaH2r02.^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/webPushKey$R\x04name\"V\n\x18RotateWebPushKeyResponse\x12:\n\x0cweb_push_key\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.WebPushKeyR\nwebPushKey\"}\n\x14GetPushConfigRequest\x12\x65\n\x04name\x18\x01 \x01(\tBQ\xe2\x41\x01\x02\xfa\x41\x15\n\x13\x63\x61\x61s.dev/PushConfig\xbaH2r02.^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/pushConfig$R\x04name\"R\n\x15GetPushConfigResponse\x12\x39\n\x0bpush_config\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.PushConfigR\npushConfig\"\xbf\x03\n\x17UpdatePushConfigRequest\x12\xcd\x01\n\x0bpush_config\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.PushConfigB\x91\x01\xe2\x41\x01\x02\xbaH\x89\x01\xba\x01\x82\x01\n\x17push_config.name_format\x12\"name must be apps/{app}/pushConfig\x1a\x43this.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/pushConfig$\')\xc8\x01\x01R\npushConfig\x12\xd3\x01\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x95\x01\xe2\x41\x01\x02\xbaH\x8d\x01\xba\x01L\n\x15update_mask.not_empty\x12\x1cmust name at least one field\x1a\x15this.paths.size() > 0\xc8\x01\x01\xe2\x01\x38\x12\x10web_push_contact\x12\x04\x61pns\x12\x03\x66\x63m\x12\ttemplates\x12\x0e\x64\x65\x66\x61ult_localeR\nupdateMask\"U\n\x18UpdatePushConfigResponse\x12\x39\n\x0bpush_config\x18\x01 \x01(\x0b\x32\x18.caas.push.v1.PushConfigR\npushConfig\"\xc5\x01\n\x1eGetNotificationSettingsRequest\x12\xa2\x01\n\x04name\x18\x01 \x01(\tB\x8d\x01\xe2\x41\x01\x02\xfa\x41\x1f\n\x1d\x63\x61\x61s.dev/NotificationSettings\xbaHdrb2`^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/notificationSettings$R\x04name\"z\n\x1fGetNotificationSettingsResponse\x12W\n\x15notification_settings\x18\x01 \x01(\x0b\x32\".caas.push.v1.NotificationSettingsR\x14notificationSettings\"\xa7\x04\n!UpdateNotificationSettingsRequest\x12\xbe\x02\n\x15notification_settings\x18\x01 \x01(\x0b\x32\".caas.push.v1.NotificationSettingsB\xe4\x01\xe2\x41\x01\x02\xbaH\xdc\x01\xba\x01\xd5\x01\n!notification_settings.name_format\x12\x39name must be apps/{app}/users/{user}/notificationSettings\x1authis.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/notificationSettings$\')\xc8\x01\x01R\x14notificationSettings\x12\xc0\x01\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x82\x01\xe2\x41\x01\x02\xbaH{\xba\x01L\n\x15update_mask.not_empty\x12\x1cmust name at least one field\x1a\x15this.paths.size() > 0\xc8\x01\x01\xe2\x01&\x12\x05level\x12\x0e\x64o_not_disturb\x12\rconversationsR\nupdateMask\"}\n\"UpdateNotificationSettingsResponse\x12W\n\x15notification_settings\x18\x01 \x01(\x0b\x32\".caas.push.v1.NotificationSettingsR\x14notificationSettings\"\xdd\x01\n\x19ListPushDeliveriesRequest\x12n\n\x06parent\x18\x01 \x01(\tBV\xe2\x41\x01\x02\xbaHOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$R\x06parent\x12\'\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xc8\x01(\x00R\x08pageSize\x12\'\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x89\x01\n\x1aListPushDeliveriesResponse\x12\x43\n\x0fpush_deliveries\x18\x01 \x03(\x0b\x32\x1a.caas.push.v1.PushDeliveryR\x0epushDeliveries\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb6\x11\n\x0bPushService\x12\xd6\x01\n\x10\x43reatePushDevice\x12%.caas.push.v1.CreatePushDeviceRequest\x1a&.caas.push.v1.CreatePushDeviceResponse\"s\xda\x41\x12parent,push_device\xca\xf3\x18\x12\n\x03\x02\x03\x04\x12\x0busers:write\xd2\xf3\x18\x08\n\x06\x15\x16(;\x86\x01\x82\xd3\xe4\x93\x02\x36\"\'/v1/{parent=apps/*/users/*}/pushDevices:\x0bpush_device\x12\xae\x01\n\rGetPushDevice\x12\".caas.push.v1.GetPushDeviceRequest\x1a#.caas.push.v1.GetPushDeviceResponse\"T\xda\x41\x04name\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nusers:read\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02)\x12\'/v1/{name=apps/*/users/*/pushDevices/*}\x12\xb5\x01\n\x0fListPushDevices\x12$.caas.push.v1.ListPushDevicesRequest\x1a%.caas.push.v1.ListPushDevicesResponse\"U\xda\x41\x06parent\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nusers:read\xd2\xf3\x18\x04\n\x02\x15\x16\x82\xd3\xe4\x93\x02)\x12\'/v1/{parent=apps/*/users/*}/pushDevices\x12\xb8\x01\n\x10\x44\x65letePushDevice\x12%.caas.push.v1.DeletePushDeviceRequest\x1a&.caas.push.v1.DeletePushDeviceResponse\"U\xda\x41\x04name\xca\xf3\x18\x12\n\x03\x02\x03\x04\x12\x0busers:write\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02)*\'/v1/{name=apps/*/users/*/pushDevices/*}\x12\xa0\x01\n\rGetWebPushKey\x12\".caas.push.v1.GetWebPushKeyRequest\x1a#.caas.push.v1.GetWebPushKeyResponse\"F\xda\x41\x04name\xca\xf3\x18\x10\n\x03\x02\x03\x04\x12\tapps:read\xd2\xf3\x18\x03\n\x01\x15\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=apps/*/webPushKey}\x12\xb5\x01\n\x10RotateWebPushKey\x12%.caas.push.v1.RotateWebPushKeyRequest\x1a&.caas.push.v1.RotateWebPushKeyResponse\"R\xda\x41\x04name\xca\xf3\x18\x12\n\x02\x02\x03\x12\napps:write\x18\x01\xd2\xf3\x18\x03\n\x01\x15\x82\xd3\xe4\x93\x02(\"#/v1/{name=apps/*/webPushKey}:rotate:\x01*\x12\x9f\x01\n\rGetPushConfig\x12\".caas.push.v1.GetPushConfigRequest\x1a#.caas.push.v1.GetPushConfigResponse\"E\xda\x41\x04name\xca\xf3\x18\x0f\n\x02\x02\x03\x12\tapps:read\xd2\xf3\x18\x03\n\x01\x15\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=apps/*/pushConfig}\x12\xd9\x01\n\x10UpdatePushConfig\x12%.caas.push.v1.UpdatePushConfigRequest\x1a&.caas.push.v1.UpdatePushConfigResponse\"v\xda\x41\x17push_config,update_mask\xca\xf3\x18\x12\n\x02\x02\x03\x12\napps:write\x18\x01\xd2\xf3\x18\x05\n\x03\x15\x87\x01\x82\xd3\xe4\x93\x02\x37\x32(/v1/{push_config.name=apps/*/pushConfig}:\x0bpush_config\x12\xd3\x01\n\x17GetNotificationSettings\x12,.caas.push.v1.GetNotificationSettingsRequest\x1a-.caas.push.v1.GetNotificationSettingsResponse\"[\xda\x41\x04name\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nusers:read\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02\x30\x12./v1/{name=apps/*/users/*/notificationSettings}\x12\xa8\x02\n\x1aUpdateNotificationSettings\x12/.caas.push.v1.UpdateNotificationSettingsRequest\x1a\x30.caas.push.v1.UpdateNotificationSettingsResponse\"\xa6\x01\xda\x41!notification_settings,update_mask\xca\xf3\x18\x12\n\x03\x02\x03\x04\x12\x0busers:write\xd2\xf3\x18\x05\n\x03\x15\x16(\x82\xd3\xe4\x93\x02]2D/v1/{notification_settings.name=apps/*/users/*/notificationSettings}:\x15notification_settings\x12\xc2\x01\n\x12ListPushDeliveries\x12\'.caas.push.v1.ListPushDeliveriesRequest\x1a(.caas.push.v1.ListPushDeliveriesResponse\"Y\xda\x41\x06parent\xca\xf3\x18\x11\n\x03\x02\x03\x04\x12\nusers:read\xd2\xf3\x18\x05\n\x03\x15\x16\x1f\x82\xd3\xe4\x93\x02,\x12*/v1/{parent=apps/*/users/*}/pushDeliveries\x1a\x0b\xca\x41\x08\x63\x61\x61s.devB!Z\x1f\x63\x61\x61s/gen/go/caas/push/v1;pushv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,6 +55,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETWEBPUSHKEYREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\025\n\023caas.dev/WebPushKey\272H2r02.^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/webPushKey$'
   _globals['_ROTATEWEBPUSHKEYREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_ROTATEWEBPUSHKEYREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\025\n\023caas.dev/WebPushKey\272H2r02.^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/webPushKey$'
+  _globals['_GETPUSHCONFIGREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETPUSHCONFIGREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\025\n\023caas.dev/PushConfig\272H2r02.^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/pushConfig$'
+  _globals['_UPDATEPUSHCONFIGREQUEST'].fields_by_name['push_config']._loaded_options = None
+  _globals['_UPDATEPUSHCONFIGREQUEST'].fields_by_name['push_config']._serialized_options = b'\342A\001\002\272H\211\001\272\001\202\001\n\027push_config.name_format\022\"name must be apps/{app}/pushConfig\032Cthis.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/pushConfig$\')\310\001\001'
+  _globals['_UPDATEPUSHCONFIGREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATEPUSHCONFIGREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002\272H\215\001\272\001L\n\025update_mask.not_empty\022\034must name at least one field\032\025this.paths.size() > 0\310\001\001\342\0018\022\020web_push_contact\022\004apns\022\003fcm\022\ttemplates\022\016default_locale'
+  _globals['_GETNOTIFICATIONSETTINGSREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETNOTIFICATIONSETTINGSREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\037\n\035caas.dev/NotificationSettings\272Hdrb2`^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/notificationSettings$'
+  _globals['_UPDATENOTIFICATIONSETTINGSREQUEST'].fields_by_name['notification_settings']._loaded_options = None
+  _globals['_UPDATENOTIFICATIONSETTINGSREQUEST'].fields_by_name['notification_settings']._serialized_options = b'\342A\001\002\272H\334\001\272\001\325\001\n!notification_settings.name_format\0229name must be apps/{app}/users/{user}/notificationSettings\032uthis.name.matches(\'^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}/notificationSettings$\')\310\001\001'
+  _globals['_UPDATENOTIFICATIONSETTINGSREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATENOTIFICATIONSETTINGSREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002\272H{\272\001L\n\025update_mask.not_empty\022\034must name at least one field\032\025this.paths.size() > 0\310\001\001\342\001&\022\005level\022\016do_not_disturb\022\rconversations'
+  _globals['_LISTPUSHDELIVERIESREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_LISTPUSHDELIVERIESREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\272HOrM2K^apps/[a-z][a-z0-9-]{1,38}[a-z0-9]/users/[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$'
+  _globals['_LISTPUSHDELIVERIESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTPUSHDELIVERIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\310\001(\000'
+  _globals['_LISTPUSHDELIVERIESREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTPUSHDELIVERIESREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
   _globals['_PUSHSERVICE']._loaded_options = None
   _globals['_PUSHSERVICE']._serialized_options = b'\312A\010caas.dev'
   _globals['_PUSHSERVICE'].methods_by_name['CreatePushDevice']._loaded_options = None
@@ -68,30 +87,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUSHSERVICE'].methods_by_name['GetWebPushKey']._serialized_options = b'\332A\004name\312\363\030\020\n\003\002\003\004\022\tapps:read\322\363\030\003\n\001\025\202\323\344\223\002\036\022\034/v1/{name=apps/*/webPushKey}'
   _globals['_PUSHSERVICE'].methods_by_name['RotateWebPushKey']._loaded_options = None
   _globals['_PUSHSERVICE'].methods_by_name['RotateWebPushKey']._serialized_options = b'\332A\004name\312\363\030\022\n\002\002\003\022\napps:write\030\001\322\363\030\003\n\001\025\202\323\344\223\002(\"#/v1/{name=apps/*/webPushKey}:rotate:\001*'
-  _globals['_CREATEPUSHDEVICEREQUEST']._serialized_start=280
-  _globals['_CREATEPUSHDEVICEREQUEST']._serialized_end=482
-  _globals['_CREATEPUSHDEVICERESPONSE']._serialized_start=484
-  _globals['_CREATEPUSHDEVICERESPONSE']._serialized_end=595
-  _globals['_GETPUSHDEVICEREQUEST']._serialized_start=598
-  _globals['_GETPUSHDEVICEREQUEST']._serialized_end=779
-  _globals['_GETPUSHDEVICERESPONSE']._serialized_start=781
-  _globals['_GETPUSHDEVICERESPONSE']._serialized_end=863
-  _globals['_LISTPUSHDEVICESREQUEST']._serialized_start=866
-  _globals['_LISTPUSHDEVICESREQUEST']._serialized_end=1002
-  _globals['_LISTPUSHDEVICESRESPONSE']._serialized_start=1004
-  _globals['_LISTPUSHDEVICESRESPONSE']._serialized_end=1090
-  _globals['_DELETEPUSHDEVICEREQUEST']._serialized_start=1093
-  _globals['_DELETEPUSHDEVICEREQUEST']._serialized_end=1277
-  _globals['_DELETEPUSHDEVICERESPONSE']._serialized_start=1279
-  _globals['_DELETEPUSHDEVICERESPONSE']._serialized_end=1305
-  _globals['_GETWEBPUSHKEYREQUEST']._serialized_start=1307
-  _globals['_GETWEBPUSHKEYREQUEST']._serialized_end=1432
-  _globals['_GETWEBPUSHKEYRESPONSE']._serialized_start=1434
-  _globals['_GETWEBPUSHKEYRESPONSE']._serialized_end=1517
-  _globals['_ROTATEWEBPUSHKEYREQUEST']._serialized_start=1520
-  _globals['_ROTATEWEBPUSHKEYREQUEST']._serialized_end=1648
-  _globals['_ROTATEWEBPUSHKEYRESPONSE']._serialized_start=1650
-  _globals['_ROTATEWEBPUSHKEYRESPONSE']._serialized_end=1736
-  _globals['_PUSHSERVICE']._serialized_start=1739
-  _globals['_PUSHSERVICE']._serialized_end=2877
+  _globals['_PUSHSERVICE'].methods_by_name['GetPushConfig']._loaded_options = None
+  _globals['_PUSHSERVICE'].methods_by_name['GetPushConfig']._serialized_options = b'\332A\004name\312\363\030\017\n\002\002\003\022\tapps:read\322\363\030\003\n\001\025\202\323\344\223\002\036\022\034/v1/{name=apps/*/pushConfig}'
+  _globals['_PUSHSERVICE'].methods_by_name['UpdatePushConfig']._loaded_options = None
+  _globals['_PUSHSERVICE'].methods_by_name['UpdatePushConfig']._serialized_options = b'\332A\027push_config,update_mask\312\363\030\022\n\002\002\003\022\napps:write\030\001\322\363\030\005\n\003\025\207\001\202\323\344\223\00272(/v1/{push_config.name=apps/*/pushConfig}:\013push_config'
+  _globals['_PUSHSERVICE'].methods_by_name['GetNotificationSettings']._loaded_options = None
+  _globals['_PUSHSERVICE'].methods_by_name['GetNotificationSettings']._serialized_options = b'\332A\004name\312\363\030\021\n\003\002\003\004\022\nusers:read\322\363\030\005\n\003\025\026(\202\323\344\223\0020\022./v1/{name=apps/*/users/*/notificationSettings}'
+  _globals['_PUSHSERVICE'].methods_by_name['UpdateNotificationSettings']._loaded_options = None
+  _globals['_PUSHSERVICE'].methods_by_name['UpdateNotificationSettings']._serialized_options = b'\332A!notification_settings,update_mask\312\363\030\022\n\003\002\003\004\022\013users:write\322\363\030\005\n\003\025\026(\202\323\344\223\002]2D/v1/{notification_settings.name=apps/*/users/*/notificationSettings}:\025notification_settings'
+  _globals['_PUSHSERVICE'].methods_by_name['ListPushDeliveries']._loaded_options = None
+  _globals['_PUSHSERVICE'].methods_by_name['ListPushDeliveries']._serialized_options = b'\332A\006parent\312\363\030\021\n\003\002\003\004\022\nusers:read\322\363\030\005\n\003\025\026\037\202\323\344\223\002,\022*/v1/{parent=apps/*/users/*}/pushDeliveries'
+  _globals['_CREATEPUSHDEVICEREQUEST']._serialized_start=314
+  _globals['_CREATEPUSHDEVICEREQUEST']._serialized_end=516
+  _globals['_CREATEPUSHDEVICERESPONSE']._serialized_start=518
+  _globals['_CREATEPUSHDEVICERESPONSE']._serialized_end=629
+  _globals['_GETPUSHDEVICEREQUEST']._serialized_start=632
+  _globals['_GETPUSHDEVICEREQUEST']._serialized_end=813
+  _globals['_GETPUSHDEVICERESPONSE']._serialized_start=815
+  _globals['_GETPUSHDEVICERESPONSE']._serialized_end=897
+  _globals['_LISTPUSHDEVICESREQUEST']._serialized_start=900
+  _globals['_LISTPUSHDEVICESREQUEST']._serialized_end=1036
+  _globals['_LISTPUSHDEVICESRESPONSE']._serialized_start=1038
+  _globals['_LISTPUSHDEVICESRESPONSE']._serialized_end=1124
+  _globals['_DELETEPUSHDEVICEREQUEST']._serialized_start=1127
+  _globals['_DELETEPUSHDEVICEREQUEST']._serialized_end=1311
+  _globals['_DELETEPUSHDEVICERESPONSE']._serialized_start=1313
+  _globals['_DELETEPUSHDEVICERESPONSE']._serialized_end=1339
+  _globals['_GETWEBPUSHKEYREQUEST']._serialized_start=1341
+  _globals['_GETWEBPUSHKEYREQUEST']._serialized_end=1466
+  _globals['_GETWEBPUSHKEYRESPONSE']._serialized_start=1468
+  _globals['_GETWEBPUSHKEYRESPONSE']._serialized_end=1551
+  _globals['_ROTATEWEBPUSHKEYREQUEST']._serialized_start=1554
+  _globals['_ROTATEWEBPUSHKEYREQUEST']._serialized_end=1682
+  _globals['_ROTATEWEBPUSHKEYRESPONSE']._serialized_start=1684
+  _globals['_ROTATEWEBPUSHKEYRESPONSE']._serialized_end=1770
+  _globals['_GETPUSHCONFIGREQUEST']._serialized_start=1772
+  _globals['_GETPUSHCONFIGREQUEST']._serialized_end=1897
+  _globals['_GETPUSHCONFIGRESPONSE']._serialized_start=1899
+  _globals['_GETPUSHCONFIGRESPONSE']._serialized_end=1981
+  _globals['_UPDATEPUSHCONFIGREQUEST']._serialized_start=1984
+  _globals['_UPDATEPUSHCONFIGREQUEST']._serialized_end=2431
+  _globals['_UPDATEPUSHCONFIGRESPONSE']._serialized_start=2433
+  _globals['_UPDATEPUSHCONFIGRESPONSE']._serialized_end=2518
+  _globals['_GETNOTIFICATIONSETTINGSREQUEST']._serialized_start=2521
+  _globals['_GETNOTIFICATIONSETTINGSREQUEST']._serialized_end=2718
+  _globals['_GETNOTIFICATIONSETTINGSRESPONSE']._serialized_start=2720
+  _globals['_GETNOTIFICATIONSETTINGSRESPONSE']._serialized_end=2842
+  _globals['_UPDATENOTIFICATIONSETTINGSREQUEST']._serialized_start=2845
+  _globals['_UPDATENOTIFICATIONSETTINGSREQUEST']._serialized_end=3396
+  _globals['_UPDATENOTIFICATIONSETTINGSRESPONSE']._serialized_start=3398
+  _globals['_UPDATENOTIFICATIONSETTINGSRESPONSE']._serialized_end=3523
+  _globals['_LISTPUSHDELIVERIESREQUEST']._serialized_start=3526
+  _globals['_LISTPUSHDELIVERIESREQUEST']._serialized_end=3747
+  _globals['_LISTPUSHDELIVERIESRESPONSE']._serialized_start=3750
+  _globals['_LISTPUSHDELIVERIESRESPONSE']._serialized_end=3887
+  _globals['_PUSHSERVICE']._serialized_start=3890
+  _globals['_PUSHSERVICE']._serialized_end=6120
 # @@protoc_insertion_point(module_scope)

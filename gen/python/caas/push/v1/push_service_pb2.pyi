@@ -6,6 +6,7 @@ isort:skip_file
 from caas.push.v1 import resources_pb2 as _resources_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
@@ -297,3 +298,265 @@ class RotateWebPushKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RotateWebPushKeyResponse: _TypeAlias = RotateWebPushKeyResponse  # noqa: Y015
+
+@_typing.final
+class GetPushConfigRequest(_message.Message):
+    """Request of PushService.GetPushConfig."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{{app}}/pushConfig`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPushConfigRequest: _TypeAlias = GetPushConfigRequest  # noqa: Y015
+
+@_typing.final
+class GetPushConfigResponse(_message.Message):
+    """Response of PushService.GetPushConfig."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_CONFIG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def push_config(self) -> _resources_pb2.PushConfig:
+        """The settings."""
+
+    def __init__(
+        self,
+        *,
+        push_config: _resources_pb2.PushConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["push_config", b"push_config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["push_config", b"push_config"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPushConfigResponse: _TypeAlias = GetPushConfigResponse  # noqa: Y015
+
+@_typing.final
+class UpdatePushConfigRequest(_message.Message):
+    """Request of PushService.UpdatePushConfig."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_CONFIG_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def push_config(self) -> _resources_pb2.PushConfig:
+        """The settings, with `name` set; only the fields in `update_mask` change."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: `web_push_contact`, `apns`, `fcm`, `templates`,
+        `default_locale`. At least one; a field named and unset is cleared.
+        """
+
+    def __init__(
+        self,
+        *,
+        push_config: _resources_pb2.PushConfig | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["push_config", b"push_config", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["push_config", b"push_config", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePushConfigRequest: _TypeAlias = UpdatePushConfigRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePushConfigResponse(_message.Message):
+    """Response of PushService.UpdatePushConfig."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_CONFIG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def push_config(self) -> _resources_pb2.PushConfig:
+        """The settings after the change."""
+
+    def __init__(
+        self,
+        *,
+        push_config: _resources_pb2.PushConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["push_config", b"push_config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["push_config", b"push_config"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePushConfigResponse: _TypeAlias = UpdatePushConfigResponse  # noqa: Y015
+
+@_typing.final
+class GetNotificationSettingsRequest(_message.Message):
+    """Request of PushService.GetNotificationSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{{app}}/users/{{user}}/notificationSettings`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNotificationSettingsRequest: _TypeAlias = GetNotificationSettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetNotificationSettingsResponse(_message.Message):
+    """Response of PushService.GetNotificationSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATION_SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notification_settings(self) -> _resources_pb2.NotificationSettings:
+        """The preferences (the defaults for a user who set none)."""
+
+    def __init__(
+        self,
+        *,
+        notification_settings: _resources_pb2.NotificationSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notification_settings", b"notification_settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notification_settings", b"notification_settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNotificationSettingsResponse: _TypeAlias = GetNotificationSettingsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateNotificationSettingsRequest(_message.Message):
+    """Request of PushService.UpdateNotificationSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATION_SETTINGS_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notification_settings(self) -> _resources_pb2.NotificationSettings:
+        """The preferences, with `name` set; only the fields in `update_mask` change."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: `level`, `do_not_disturb`, `conversations` (the whole
+        list). At least one; a field named and unset goes back to its default.
+        """
+
+    def __init__(
+        self,
+        *,
+        notification_settings: _resources_pb2.NotificationSettings | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notification_settings", b"notification_settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notification_settings", b"notification_settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateNotificationSettingsRequest: _TypeAlias = UpdateNotificationSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateNotificationSettingsResponse(_message.Message):
+    """Response of PushService.UpdateNotificationSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATION_SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notification_settings(self) -> _resources_pb2.NotificationSettings:
+        """The preferences after the change."""
+
+    def __init__(
+        self,
+        *,
+        notification_settings: _resources_pb2.NotificationSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notification_settings", b"notification_settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notification_settings", b"notification_settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateNotificationSettingsResponse: _TypeAlias = UpdateNotificationSettingsResponse  # noqa: Y015
+
+@_typing.final
+class ListPushDeliveriesRequest(_message.Message):
+    """Request of PushService.ListPushDeliveries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`apps/{{app}}/users/{{user}}`."""
+    page_size: _builtins.int
+    """At most this many (default 50, at most 200)."""
+    page_token: _builtins.str
+    """`next_page_token` of the previous page, empty for the first; at most 512 characters."""
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPushDeliveriesRequest: _TypeAlias = ListPushDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class ListPushDeliveriesResponse(_message.Message):
+    """Response of PushService.ListPushDeliveries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_DELIVERIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The next page's token; empty on the last page."""
+    @_builtins.property
+    def push_deliveries(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.PushDelivery]:
+        """The deliveries of this page, newest first."""
+
+    def __init__(
+        self,
+        *,
+        push_deliveries: _abc.Iterable[_resources_pb2.PushDelivery] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "push_deliveries", b"push_deliveries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPushDeliveriesResponse: _TypeAlias = ListPushDeliveriesResponse  # noqa: Y015

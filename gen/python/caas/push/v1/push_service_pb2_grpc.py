@@ -67,6 +67,31 @@ class PushServiceStub:
                 request_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.RotateWebPushKeyRequest.SerializeToString,
                 response_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.RotateWebPushKeyResponse.FromString,
                 _registered_method=True)
+        self.GetPushConfig = channel.unary_unary(
+                '/caas.push.v1.PushService/GetPushConfig',
+                request_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.GetPushConfigRequest.SerializeToString,
+                response_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.GetPushConfigResponse.FromString,
+                _registered_method=True)
+        self.UpdatePushConfig = channel.unary_unary(
+                '/caas.push.v1.PushService/UpdatePushConfig',
+                request_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.UpdatePushConfigRequest.SerializeToString,
+                response_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.UpdatePushConfigResponse.FromString,
+                _registered_method=True)
+        self.GetNotificationSettings = channel.unary_unary(
+                '/caas.push.v1.PushService/GetNotificationSettings',
+                request_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.GetNotificationSettingsRequest.SerializeToString,
+                response_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.GetNotificationSettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateNotificationSettings = channel.unary_unary(
+                '/caas.push.v1.PushService/UpdateNotificationSettings',
+                request_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.UpdateNotificationSettingsRequest.SerializeToString,
+                response_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.UpdateNotificationSettingsResponse.FromString,
+                _registered_method=True)
+        self.ListPushDeliveries = channel.unary_unary(
+                '/caas.push.v1.PushService/ListPushDeliveries',
+                request_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.ListPushDeliveriesRequest.SerializeToString,
+                response_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.ListPushDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class PushServiceServicer:
@@ -128,6 +153,51 @@ class PushServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPushConfig(self, request, context):
+        """Gets the app's push settings (credentials are never read back: only whether
+        they are set). Its backend and the operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePushConfig(self, request, context):
+        """Changes the app's push settings: the fields named in `update_mask`
+        (`web_push_contact`, `apns`, `fcm`, `templates`, `default_locale`). New APNs or
+        FCM credentials are checked (the key parses, the file is a service account's)
+        and kept sealed with the app's data key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNotificationSettings(self, request, context):
+        """Gets a user's notification preferences: the user's own, or the app's backend
+        any user's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateNotificationSettings(self, request, context):
+        """Changes a user's notification preferences: the fields named in `update_mask`
+        (`level`, `do_not_disturb`, `conversations`). The user's own, or the app's backend
+        any user's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPushDeliveries(self, request, context):
+        """Lists the notifications sent (or being sent) to a user's push channels, newest
+        first, with each try's answer from the provider: why a device got nothing. Kept
+        for `CAAS_PUSH_DELIVERY_RETENTION`. The user's own, or the app's backend any
+        user's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PushServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -160,6 +230,31 @@ def add_PushServiceServicer_to_server(servicer, server):
                     servicer.RotateWebPushKey,
                     request_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.RotateWebPushKeyRequest.FromString,
                     response_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.RotateWebPushKeyResponse.SerializeToString,
+            ),
+            'GetPushConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPushConfig,
+                    request_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.GetPushConfigRequest.FromString,
+                    response_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.GetPushConfigResponse.SerializeToString,
+            ),
+            'UpdatePushConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePushConfig,
+                    request_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.UpdatePushConfigRequest.FromString,
+                    response_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.UpdatePushConfigResponse.SerializeToString,
+            ),
+            'GetNotificationSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNotificationSettings,
+                    request_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.GetNotificationSettingsRequest.FromString,
+                    response_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.GetNotificationSettingsResponse.SerializeToString,
+            ),
+            'UpdateNotificationSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateNotificationSettings,
+                    request_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.UpdateNotificationSettingsRequest.FromString,
+                    response_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.UpdateNotificationSettingsResponse.SerializeToString,
+            ),
+            'ListPushDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPushDeliveries,
+                    request_deserializer=caas_dot_push_dot_v1_dot_push__service__pb2.ListPushDeliveriesRequest.FromString,
+                    response_serializer=caas_dot_push_dot_v1_dot_push__service__pb2.ListPushDeliveriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -327,6 +422,141 @@ class PushService:
             '/caas.push.v1.PushService/RotateWebPushKey',
             caas_dot_push_dot_v1_dot_push__service__pb2.RotateWebPushKeyRequest.SerializeToString,
             caas_dot_push_dot_v1_dot_push__service__pb2.RotateWebPushKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPushConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.push.v1.PushService/GetPushConfig',
+            caas_dot_push_dot_v1_dot_push__service__pb2.GetPushConfigRequest.SerializeToString,
+            caas_dot_push_dot_v1_dot_push__service__pb2.GetPushConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePushConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.push.v1.PushService/UpdatePushConfig',
+            caas_dot_push_dot_v1_dot_push__service__pb2.UpdatePushConfigRequest.SerializeToString,
+            caas_dot_push_dot_v1_dot_push__service__pb2.UpdatePushConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNotificationSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.push.v1.PushService/GetNotificationSettings',
+            caas_dot_push_dot_v1_dot_push__service__pb2.GetNotificationSettingsRequest.SerializeToString,
+            caas_dot_push_dot_v1_dot_push__service__pb2.GetNotificationSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateNotificationSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.push.v1.PushService/UpdateNotificationSettings',
+            caas_dot_push_dot_v1_dot_push__service__pb2.UpdateNotificationSettingsRequest.SerializeToString,
+            caas_dot_push_dot_v1_dot_push__service__pb2.UpdateNotificationSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPushDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caas.push.v1.PushService/ListPushDeliveries',
+            caas_dot_push_dot_v1_dot_push__service__pb2.ListPushDeliveriesRequest.SerializeToString,
+            caas_dot_push_dot_v1_dot_push__service__pb2.ListPushDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,6 +64,31 @@ class PushServiceStub:
     the new one; the one before it is forgotten, and its subscriptions stop working (their
     devices must subscribe again).
     """
+    GetPushConfig: _grpc.UnaryUnaryMultiCallable[_push_service_pb2.GetPushConfigRequest, _push_service_pb2.GetPushConfigResponse]
+    """Gets the app's push settings (credentials are never read back: only whether
+    they are set). Its backend and the operator.
+    """
+    UpdatePushConfig: _grpc.UnaryUnaryMultiCallable[_push_service_pb2.UpdatePushConfigRequest, _push_service_pb2.UpdatePushConfigResponse]
+    """Changes the app's push settings: the fields named in `update_mask`
+    (`web_push_contact`, `apns`, `fcm`, `templates`, `default_locale`). New APNs or
+    FCM credentials are checked (the key parses, the file is a service account's)
+    and kept sealed with the app's data key.
+    """
+    GetNotificationSettings: _grpc.UnaryUnaryMultiCallable[_push_service_pb2.GetNotificationSettingsRequest, _push_service_pb2.GetNotificationSettingsResponse]
+    """Gets a user's notification preferences: the user's own, or the app's backend
+    any user's.
+    """
+    UpdateNotificationSettings: _grpc.UnaryUnaryMultiCallable[_push_service_pb2.UpdateNotificationSettingsRequest, _push_service_pb2.UpdateNotificationSettingsResponse]
+    """Changes a user's notification preferences: the fields named in `update_mask`
+    (`level`, `do_not_disturb`, `conversations`). The user's own, or the app's backend
+    any user's.
+    """
+    ListPushDeliveries: _grpc.UnaryUnaryMultiCallable[_push_service_pb2.ListPushDeliveriesRequest, _push_service_pb2.ListPushDeliveriesResponse]
+    """Lists the notifications sent (or being sent) to a user's push channels, newest
+    first, with each try's answer from the provider: why a device got nothing. Kept
+    for `CAAS_PUSH_DELIVERY_RETENTION`. The user's own, or the app's backend any
+    user's.
+    """
 
 @_typing.type_check_only
 class PushServiceAsyncStub(PushServiceStub):
@@ -100,6 +125,31 @@ class PushServiceAsyncStub(PushServiceStub):
     for the subscriptions made with it (they go on working) until they subscribe again with
     the new one; the one before it is forgotten, and its subscriptions stop working (their
     devices must subscribe again).
+    """
+    GetPushConfig: _aio.UnaryUnaryMultiCallable[_push_service_pb2.GetPushConfigRequest, _push_service_pb2.GetPushConfigResponse]  # type: ignore[assignment]
+    """Gets the app's push settings (credentials are never read back: only whether
+    they are set). Its backend and the operator.
+    """
+    UpdatePushConfig: _aio.UnaryUnaryMultiCallable[_push_service_pb2.UpdatePushConfigRequest, _push_service_pb2.UpdatePushConfigResponse]  # type: ignore[assignment]
+    """Changes the app's push settings: the fields named in `update_mask`
+    (`web_push_contact`, `apns`, `fcm`, `templates`, `default_locale`). New APNs or
+    FCM credentials are checked (the key parses, the file is a service account's)
+    and kept sealed with the app's data key.
+    """
+    GetNotificationSettings: _aio.UnaryUnaryMultiCallable[_push_service_pb2.GetNotificationSettingsRequest, _push_service_pb2.GetNotificationSettingsResponse]  # type: ignore[assignment]
+    """Gets a user's notification preferences: the user's own, or the app's backend
+    any user's.
+    """
+    UpdateNotificationSettings: _aio.UnaryUnaryMultiCallable[_push_service_pb2.UpdateNotificationSettingsRequest, _push_service_pb2.UpdateNotificationSettingsResponse]  # type: ignore[assignment]
+    """Changes a user's notification preferences: the fields named in `update_mask`
+    (`level`, `do_not_disturb`, `conversations`). The user's own, or the app's backend
+    any user's.
+    """
+    ListPushDeliveries: _aio.UnaryUnaryMultiCallable[_push_service_pb2.ListPushDeliveriesRequest, _push_service_pb2.ListPushDeliveriesResponse]  # type: ignore[assignment]
+    """Lists the notifications sent (or being sent) to a user's push channels, newest
+    first, with each try's answer from the provider: why a device got nothing. Kept
+    for `CAAS_PUSH_DELIVERY_RETENTION`. The user's own, or the app's backend any
+    user's.
     """
 
 class PushServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -170,6 +220,61 @@ class PushServiceServicer(metaclass=_abc_1.ABCMeta):
         for the subscriptions made with it (they go on working) until they subscribe again with
         the new one; the one before it is forgotten, and its subscriptions stop working (their
         devices must subscribe again).
+        """
+
+    @_abc_1.abstractmethod
+    def GetPushConfig(
+        self,
+        request: _push_service_pb2.GetPushConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_push_service_pb2.GetPushConfigResponse, _abc.Awaitable[_push_service_pb2.GetPushConfigResponse]]:
+        """Gets the app's push settings (credentials are never read back: only whether
+        they are set). Its backend and the operator.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdatePushConfig(
+        self,
+        request: _push_service_pb2.UpdatePushConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_push_service_pb2.UpdatePushConfigResponse, _abc.Awaitable[_push_service_pb2.UpdatePushConfigResponse]]:
+        """Changes the app's push settings: the fields named in `update_mask`
+        (`web_push_contact`, `apns`, `fcm`, `templates`, `default_locale`). New APNs or
+        FCM credentials are checked (the key parses, the file is a service account's)
+        and kept sealed with the app's data key.
+        """
+
+    @_abc_1.abstractmethod
+    def GetNotificationSettings(
+        self,
+        request: _push_service_pb2.GetNotificationSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_push_service_pb2.GetNotificationSettingsResponse, _abc.Awaitable[_push_service_pb2.GetNotificationSettingsResponse]]:
+        """Gets a user's notification preferences: the user's own, or the app's backend
+        any user's.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateNotificationSettings(
+        self,
+        request: _push_service_pb2.UpdateNotificationSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_push_service_pb2.UpdateNotificationSettingsResponse, _abc.Awaitable[_push_service_pb2.UpdateNotificationSettingsResponse]]:
+        """Changes a user's notification preferences: the fields named in `update_mask`
+        (`level`, `do_not_disturb`, `conversations`). The user's own, or the app's backend
+        any user's.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPushDeliveries(
+        self,
+        request: _push_service_pb2.ListPushDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_push_service_pb2.ListPushDeliveriesResponse, _abc.Awaitable[_push_service_pb2.ListPushDeliveriesResponse]]:
+        """Lists the notifications sent (or being sent) to a user's push channels, newest
+        first, with each try's answer from the provider: why a device got nothing. Kept
+        for `CAAS_PUSH_DELIVERY_RETENTION`. The user's own, or the app's backend any
+        user's.
         """
 
 def add_PushServiceServicer_to_server(servicer: PushServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

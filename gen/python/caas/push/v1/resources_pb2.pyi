@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -17,6 +19,72 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _NotificationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NotificationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOTIFICATION_KIND_UNSPECIFIED: _NotificationKind.ValueType  # 0
+    NOTIFICATION_KIND_MESSAGE: _NotificationKind.ValueType  # 1
+    """A new message in a conversation the user gets all messages of."""
+    NOTIFICATION_KIND_MENTION: _NotificationKind.ValueType  # 2
+    """A message that mentions the user."""
+    NOTIFICATION_KIND_THREAD_REPLY: _NotificationKind.ValueType  # 3
+    """A reply in a thread the user follows (started or replied in)."""
+    NOTIFICATION_KIND_REACTION: _NotificationKind.ValueType  # 4
+    """A reaction to the user's message."""
+    NOTIFICATION_KIND_CALL: _NotificationKind.ValueType  # 5
+    """A call ringing the user."""
+    NOTIFICATION_KIND_CLEAR: _NotificationKind.ValueType  # 6
+    """No alert: the user read the conversation elsewhere; the device clears what it shows."""
+
+class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
+    """What a notification is about (its template's kind)."""
+
+NOTIFICATION_KIND_UNSPECIFIED: NotificationKind.ValueType  # 0
+NOTIFICATION_KIND_MESSAGE: NotificationKind.ValueType  # 1
+"""A new message in a conversation the user gets all messages of."""
+NOTIFICATION_KIND_MENTION: NotificationKind.ValueType  # 2
+"""A message that mentions the user."""
+NOTIFICATION_KIND_THREAD_REPLY: NotificationKind.ValueType  # 3
+"""A reply in a thread the user follows (started or replied in)."""
+NOTIFICATION_KIND_REACTION: NotificationKind.ValueType  # 4
+"""A reaction to the user's message."""
+NOTIFICATION_KIND_CALL: NotificationKind.ValueType  # 5
+"""A call ringing the user."""
+NOTIFICATION_KIND_CLEAR: NotificationKind.ValueType  # 6
+"""No alert: the user read the conversation elsewhere; the device clears what it shows."""
+Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
+
+class _NotificationLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NotificationLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NotificationLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOTIFICATION_LEVEL_UNSPECIFIED: _NotificationLevel.ValueType  # 0
+    """The default: ALL, unless the user's setting says otherwise."""
+    NOTIFICATION_LEVEL_ALL: _NotificationLevel.ValueType  # 1
+    """Messages, mentions, thread replies, reactions and calls."""
+    NOTIFICATION_LEVEL_MENTIONS: _NotificationLevel.ValueType  # 2
+    """Only mentions of the user, replies in threads they follow, and calls."""
+    NOTIFICATION_LEVEL_NONE: _NotificationLevel.ValueType  # 3
+    """Nothing."""
+
+class NotificationLevel(_NotificationLevel, metaclass=_NotificationLevelEnumTypeWrapper):
+    """How much of a conversation's activity reaches a user as notifications."""
+
+NOTIFICATION_LEVEL_UNSPECIFIED: NotificationLevel.ValueType  # 0
+"""The default: ALL, unless the user's setting says otherwise."""
+NOTIFICATION_LEVEL_ALL: NotificationLevel.ValueType  # 1
+"""Messages, mentions, thread replies, reactions and calls."""
+NOTIFICATION_LEVEL_MENTIONS: NotificationLevel.ValueType  # 2
+"""Only mentions of the user, replies in threads they follow, and calls."""
+NOTIFICATION_LEVEL_NONE: NotificationLevel.ValueType  # 3
+"""Nothing."""
+Global___NotificationLevel: _TypeAlias = NotificationLevel  # noqa: Y015
 
 @_typing.final
 class PushDevice(_message.Message):
@@ -239,3 +307,409 @@ class WebPushKey(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WebPushKey: _TypeAlias = WebPushKey  # noqa: Y015
+
+@_typing.final
+class PushConfig(_message.Message):
+    """The app's push settings: provider credentials and notification templates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    WEB_PUSH_CONTACT_FIELD_NUMBER: _builtins.int
+    APNS_FIELD_NUMBER: _builtins.int
+    FCM_FIELD_NUMBER: _builtins.int
+    TEMPLATES_FIELD_NUMBER: _builtins.int
+    DEFAULT_LOCALE_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/pushConfig`."""
+    web_push_contact: _builtins.str
+    """The contact push services may use about the app's Web Push (the VAPID `sub`):
+    `mailto:` or `https:`; empty: the server's (`CAAS_PUSH_CONTACT`).
+    """
+    default_locale: _builtins.str
+    """The language of devices that registered none (BCP 47); empty: `en`."""
+    @_builtins.property
+    def apns(self) -> Global___ApnsCredentials:
+        """APNs token authentication; unset: no pushes to Apple devices."""
+
+    @_builtins.property
+    def fcm(self) -> Global___FcmCredentials:
+        """Firebase Cloud Messaging; unset: no pushes to FCM tokens."""
+
+    @_builtins.property
+    def templates(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotificationTemplate]:
+        """The app's own wording, by kind and language; what it lacks comes from the
+        built-in templates (English). At most 200.
+        """
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        web_push_contact: _builtins.str = ...,
+        apns: Global___ApnsCredentials | None = ...,
+        fcm: Global___FcmCredentials | None = ...,
+        templates: _abc.Iterable[Global___NotificationTemplate] | None = ...,
+        default_locale: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["apns", b"apns", "fcm", b"fcm", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["apns", b"apns", "default_locale", b"default_locale", "fcm", b"fcm", "name", b"name", "templates", b"templates", "update_time", b"update_time", "web_push_contact", b"web_push_contact"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushConfig: _TypeAlias = PushConfig  # noqa: Y015
+
+@_typing.final
+class ApnsCredentials(_message.Message):
+    """An APNs signing key (token-based authentication): the `.p8` key Apple issued for
+    the team, its id, and the app's bundle id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PRIVATE_KEY_FIELD_NUMBER: _builtins.int
+    PRIVATE_KEY_SET_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    """The key's id (10 characters)."""
+    team_id: _builtins.str
+    """The Apple Developer team id (10 characters)."""
+    topic: _builtins.str
+    """The app's bundle id (the `apns-topic`)."""
+    private_key: _builtins.str
+    """The `.p8` file's content (a PEM P-256 private key). Written, never read back:
+    kept sealed with the app's data key. Empty in an update: the key stored stays.
+    """
+    private_key_set: _builtins.bool
+    """Whether a private key is stored."""
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        team_id: _builtins.str = ...,
+        topic: _builtins.str = ...,
+        private_key: _builtins.str = ...,
+        private_key_set: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "private_key", b"private_key", "private_key_set", b"private_key_set", "team_id", b"team_id", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApnsCredentials: _TypeAlias = ApnsCredentials  # noqa: Y015
+
+@_typing.final
+class FcmCredentials(_message.Message):
+    """A Firebase service account allowed to send messages (HTTP v1 API)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_ACCOUNT_JSON_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_EMAIL_FIELD_NUMBER: _builtins.int
+    service_account_json: _builtins.str
+    """The service account's JSON key file. Written, never read back: kept sealed with
+    the app's data key. Empty in an update: the one stored stays.
+    """
+    project_id: _builtins.str
+    """The Firebase project (from the key file)."""
+    client_email: _builtins.str
+    """The service account (from the key file)."""
+    def __init__(
+        self,
+        *,
+        service_account_json: _builtins.str = ...,
+        project_id: _builtins.str = ...,
+        client_email: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_email", b"client_email", "project_id", b"project_id", "service_account_json", b"service_account_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FcmCredentials: _TypeAlias = FcmCredentials  # noqa: Y015
+
+@_typing.final
+class NotificationTemplate(_message.Message):
+    """The wording of one kind of notification in one language. `{sender}` (the sender's
+    display name), `{conversation}` (the conversation's title, or the sender's name
+    in a direct conversation), `{text}` (the message, shortened), `{count}` (messages
+    collapsed into it), `{emoji}` (a reaction) and `{call}` (`voice` or `video`) are
+    replaced.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    kind: Global___NotificationKind.ValueType
+    """The kind (not CLEAR: it has no text)."""
+    locale: _builtins.str
+    """The language (BCP 47); empty: every language without its own."""
+    title: _builtins.str
+    """The title: 1 to 200 characters."""
+    body: _builtins.str
+    """The body: 1 to 500 characters."""
+    def __init__(
+        self,
+        *,
+        kind: Global___NotificationKind.ValueType = ...,
+        locale: _builtins.str = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "kind", b"kind", "locale", b"locale", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotificationTemplate: _TypeAlias = NotificationTemplate  # noqa: Y015
+
+@_typing.final
+class NotificationSettings(_message.Message):
+    """A user's notification preferences."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    DO_NOT_DISTURB_FIELD_NUMBER: _builtins.int
+    CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/users/{user}/notificationSettings`."""
+    level: Global___NotificationLevel.ValueType
+    """The level of every conversation without its own; unspecified: ALL."""
+    @_builtins.property
+    def do_not_disturb(self) -> Global___DoNotDisturb:
+        """Quiet hours, every day: nothing but calls while they last. Unset: none."""
+
+    @_builtins.property
+    def conversations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConversationNotificationLevel]:
+        """Conversations with a level of their own (a muted conversation — the member's
+        `muted` — gets nothing whatever it says here). At most 500.
+        """
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When they last changed."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        level: Global___NotificationLevel.ValueType = ...,
+        do_not_disturb: Global___DoNotDisturb | None = ...,
+        conversations: _abc.Iterable[Global___ConversationNotificationLevel] | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["do_not_disturb", b"do_not_disturb", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "do_not_disturb", b"do_not_disturb", "level", b"level", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotificationSettings: _TypeAlias = NotificationSettings  # noqa: Y015
+
+@_typing.final
+class DoNotDisturb(_message.Message):
+    """Daily quiet hours in the user's time zone: from `start_minute` (minutes after
+    midnight) to `end_minute`, across midnight when the end comes first.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_MINUTE_FIELD_NUMBER: _builtins.int
+    END_MINUTE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    start_minute: _builtins.int
+    """0 to 1439."""
+    end_minute: _builtins.int
+    """0 to 1439; not the start."""
+    time_zone: _builtins.str
+    """The IANA time zone (`Europe/Paris`); empty: UTC."""
+    def __init__(
+        self,
+        *,
+        start_minute: _builtins.int = ...,
+        end_minute: _builtins.int = ...,
+        time_zone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_minute", b"end_minute", "start_minute", b"start_minute", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DoNotDisturb: _TypeAlias = DoNotDisturb  # noqa: Y015
+
+@_typing.final
+class ConversationNotificationLevel(_message.Message):
+    """One conversation's notification level."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.str
+    """The conversation's id (the last part of its name)."""
+    level: Global___NotificationLevel.ValueType
+    """Its level."""
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.str = ...,
+        level: Global___NotificationLevel.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "level", b"level"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConversationNotificationLevel: _TypeAlias = ConversationNotificationLevel  # noqa: Y015
+
+@_typing.final
+class PushDelivery(_message.Message):
+    """One notification to one push channel, and its tries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[PushDelivery._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: PushDelivery._State.ValueType  # 0
+        STATE_PENDING: PushDelivery._State.ValueType  # 1
+        """Waiting: for its time (a collapse window, a retry) or a sender."""
+        STATE_SENT: PushDelivery._State.ValueType  # 2
+        """The provider took it."""
+        STATE_FAILED: PushDelivery._State.ValueType  # 3
+        """Given up: the provider refused it, or every try failed."""
+        STATE_PRUNED: PushDelivery._State.ValueType  # 4
+        """The provider said the channel is gone: the channel was deleted."""
+        STATE_CANCELED: PushDelivery._State.ValueType  # 5
+        """Not sent: the user read the conversation first."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Where it is."""
+
+    STATE_UNSPECIFIED: PushDelivery.State.ValueType  # 0
+    STATE_PENDING: PushDelivery.State.ValueType  # 1
+    """Waiting: for its time (a collapse window, a retry) or a sender."""
+    STATE_SENT: PushDelivery.State.ValueType  # 2
+    """The provider took it."""
+    STATE_FAILED: PushDelivery.State.ValueType  # 3
+    """Given up: the provider refused it, or every try failed."""
+    STATE_PRUNED: PushDelivery.State.ValueType  # 4
+    """The provider said the channel is gone: the channel was deleted."""
+    STATE_CANCELED: PushDelivery.State.ValueType  # 5
+    """Not sent: the user read the conversation first."""
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PUSH_DEVICE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    SEND_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`apps/{app}/users/{user}/pushDeliveries/{push_delivery}`."""
+    push_device: _builtins.str
+    """The channel: `apps/{app}/users/{user}/pushDevices/{push_device}`."""
+    kind: Global___NotificationKind.ValueType
+    """What it is about."""
+    conversation: _builtins.str
+    """The conversation: `apps/{app}/conversations/{conversation}`."""
+    count: _builtins.int
+    """The events collapsed into it (1 unless several came within the window)."""
+    state: Global___PushDelivery.State.ValueType
+    """Where it is."""
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___PushAttempt]:
+        """Its tries, oldest first."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the first event it carries happened."""
+
+    @_builtins.property
+    def send_time(self) -> _timestamp_pb2.Timestamp:
+        """When the provider took it."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        push_device: _builtins.str = ...,
+        kind: Global___NotificationKind.ValueType = ...,
+        conversation: _builtins.str = ...,
+        count: _builtins.int = ...,
+        state: Global___PushDelivery.State.ValueType = ...,
+        attempts: _abc.Iterable[Global___PushAttempt] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        send_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "send_time", b"send_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "conversation", b"conversation", "count", b"count", "create_time", b"create_time", "kind", b"kind", "name", b"name", "push_device", b"push_device", "send_time", b"send_time", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushDelivery: _TypeAlias = PushDelivery  # noqa: Y015
+
+@_typing.final
+class PushAttempt(_message.Message):
+    """One try to hand a notification to its provider."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    STATUS_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    LATENCY_MS_FIELD_NUMBER: _builtins.int
+    status_code: _builtins.int
+    """The provider's HTTP status; 0 when it did not answer."""
+    error: _builtins.str
+    """The provider's reason (APNs `reason`, FCM `errorCode`) or what went wrong;
+    empty when it took it.
+    """
+    latency_ms: _builtins.int
+    """From sending the request to its answer, in milliseconds."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it was made."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        status_code: _builtins.int = ...,
+        error: _builtins.str = ...,
+        latency_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "latency_ms", b"latency_ms", "status_code", b"status_code", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushAttempt: _TypeAlias = PushAttempt  # noqa: Y015

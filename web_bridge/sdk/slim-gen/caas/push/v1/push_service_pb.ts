@@ -4,15 +4,17 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { PushDevice, WebPushKey } from "./resources_pb.js";
+import type { NotificationSettings, PushConfig, PushDelivery, PushDevice, WebPushKey } from "./resources_pb.js";
 import { file_caas_push_v1_resources } from "./resources_pb.js";
+import type { FieldMask } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file caas/push/v1/push_service.proto.
  */
 export const file_caas_push_v1_push_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jYWFzL3B1c2gvdjEvcHVzaF9zZXJ2aWNlLnByb3RvEgxjYWFzLnB1c2gudjEiWAoXQ3JlYXRlUHVzaERldmljZVJlcXVlc3QSDgoGcGFyZW50GAEgASgJEi0KC3B1c2hfZGV2aWNlGAIgASgLMhguY2Fhcy5wdXNoLnYxLlB1c2hEZXZpY2UiWgoYQ3JlYXRlUHVzaERldmljZVJlc3BvbnNlEi0KC3B1c2hfZGV2aWNlGAEgASgLMhguY2Fhcy5wdXNoLnYxLlB1c2hEZXZpY2USDwoHY3JlYXRlZBgCIAEoCCIkChRHZXRQdXNoRGV2aWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkYKFUdldFB1c2hEZXZpY2VSZXNwb25zZRItCgtwdXNoX2RldmljZRgBIAEoCzIYLmNhYXMucHVzaC52MS5QdXNoRGV2aWNlIigKFkxpc3RQdXNoRGV2aWNlc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJIkkKF0xpc3RQdXNoRGV2aWNlc1Jlc3BvbnNlEi4KDHB1c2hfZGV2aWNlcxgBIAMoCzIYLmNhYXMucHVzaC52MS5QdXNoRGV2aWNlIicKF0RlbGV0ZVB1c2hEZXZpY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiGgoYRGVsZXRlUHVzaERldmljZVJlc3BvbnNlIiQKFEdldFdlYlB1c2hLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkiRwoVR2V0V2ViUHVzaEtleVJlc3BvbnNlEi4KDHdlYl9wdXNoX2tleRgBIAEoCzIYLmNhYXMucHVzaC52MS5XZWJQdXNoS2V5IicKF1JvdGF0ZVdlYlB1c2hLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkiSgoYUm90YXRlV2ViUHVzaEtleVJlc3BvbnNlEi4KDHdlYl9wdXNoX2tleRgBIAEoCzIYLmNhYXMucHVzaC52MS5XZWJQdXNoS2V5MsoECgtQdXNoU2VydmljZRJhChBDcmVhdGVQdXNoRGV2aWNlEiUuY2Fhcy5wdXNoLnYxLkNyZWF0ZVB1c2hEZXZpY2VSZXF1ZXN0GiYuY2Fhcy5wdXNoLnYxLkNyZWF0ZVB1c2hEZXZpY2VSZXNwb25zZRJYCg1HZXRQdXNoRGV2aWNlEiIuY2Fhcy5wdXNoLnYxLkdldFB1c2hEZXZpY2VSZXF1ZXN0GiMuY2Fhcy5wdXNoLnYxLkdldFB1c2hEZXZpY2VSZXNwb25zZRJeCg9MaXN0UHVzaERldmljZXMSJC5jYWFzLnB1c2gudjEuTGlzdFB1c2hEZXZpY2VzUmVxdWVzdBolLmNhYXMucHVzaC52MS5MaXN0UHVzaERldmljZXNSZXNwb25zZRJhChBEZWxldGVQdXNoRGV2aWNlEiUuY2Fhcy5wdXNoLnYxLkRlbGV0ZVB1c2hEZXZpY2VSZXF1ZXN0GiYuY2Fhcy5wdXNoLnYxLkRlbGV0ZVB1c2hEZXZpY2VSZXNwb25zZRJYCg1HZXRXZWJQdXNoS2V5EiIuY2Fhcy5wdXNoLnYxLkdldFdlYlB1c2hLZXlSZXF1ZXN0GiMuY2Fhcy5wdXNoLnYxLkdldFdlYlB1c2hLZXlSZXNwb25zZRJhChBSb3RhdGVXZWJQdXNoS2V5EiUuY2Fhcy5wdXNoLnYxLlJvdGF0ZVdlYlB1c2hLZXlSZXF1ZXN0GiYuY2Fhcy5wdXNoLnYxLlJvdGF0ZVdlYlB1c2hLZXlSZXNwb25zZWIGcHJvdG8z", [file_caas_push_v1_resources]);
+  fileDesc("Ch9jYWFzL3B1c2gvdjEvcHVzaF9zZXJ2aWNlLnByb3RvEgxjYWFzLnB1c2gudjEiWAoXQ3JlYXRlUHVzaERldmljZVJlcXVlc3QSDgoGcGFyZW50GAEgASgJEi0KC3B1c2hfZGV2aWNlGAIgASgLMhguY2Fhcy5wdXNoLnYxLlB1c2hEZXZpY2UiWgoYQ3JlYXRlUHVzaERldmljZVJlc3BvbnNlEi0KC3B1c2hfZGV2aWNlGAEgASgLMhguY2Fhcy5wdXNoLnYxLlB1c2hEZXZpY2USDwoHY3JlYXRlZBgCIAEoCCIkChRHZXRQdXNoRGV2aWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkYKFUdldFB1c2hEZXZpY2VSZXNwb25zZRItCgtwdXNoX2RldmljZRgBIAEoCzIYLmNhYXMucHVzaC52MS5QdXNoRGV2aWNlIigKFkxpc3RQdXNoRGV2aWNlc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJIkkKF0xpc3RQdXNoRGV2aWNlc1Jlc3BvbnNlEi4KDHB1c2hfZGV2aWNlcxgBIAMoCzIYLmNhYXMucHVzaC52MS5QdXNoRGV2aWNlIicKF0RlbGV0ZVB1c2hEZXZpY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiGgoYRGVsZXRlUHVzaERldmljZVJlc3BvbnNlIiQKFEdldFdlYlB1c2hLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkiRwoVR2V0V2ViUHVzaEtleVJlc3BvbnNlEi4KDHdlYl9wdXNoX2tleRgBIAEoCzIYLmNhYXMucHVzaC52MS5XZWJQdXNoS2V5IicKF1JvdGF0ZVdlYlB1c2hLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkiSgoYUm90YXRlV2ViUHVzaEtleVJlc3BvbnNlEi4KDHdlYl9wdXNoX2tleRgBIAEoCzIYLmNhYXMucHVzaC52MS5XZWJQdXNoS2V5IiQKFEdldFB1c2hDb25maWdSZXF1ZXN0EgwKBG5hbWUYASABKAkiRgoVR2V0UHVzaENvbmZpZ1Jlc3BvbnNlEi0KC3B1c2hfY29uZmlnGAEgASgLMhguY2Fhcy5wdXNoLnYxLlB1c2hDb25maWcieQoXVXBkYXRlUHVzaENvbmZpZ1JlcXVlc3QSLQoLcHVzaF9jb25maWcYASABKAsyGC5jYWFzLnB1c2gudjEuUHVzaENvbmZpZxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSQoYVXBkYXRlUHVzaENvbmZpZ1Jlc3BvbnNlEi0KC3B1c2hfY29uZmlnGAEgASgLMhguY2Fhcy5wdXNoLnYxLlB1c2hDb25maWciLgoeR2V0Tm90aWZpY2F0aW9uU2V0dGluZ3NSZXF1ZXN0EgwKBG5hbWUYASABKAkiZAofR2V0Tm90aWZpY2F0aW9uU2V0dGluZ3NSZXNwb25zZRJBChVub3RpZmljYXRpb25fc2V0dGluZ3MYASABKAsyIi5jYWFzLnB1c2gudjEuTm90aWZpY2F0aW9uU2V0dGluZ3MilwEKIVVwZGF0ZU5vdGlmaWNhdGlvblNldHRpbmdzUmVxdWVzdBJBChVub3RpZmljYXRpb25fc2V0dGluZ3MYASABKAsyIi5jYWFzLnB1c2gudjEuTm90aWZpY2F0aW9uU2V0dGluZ3MSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrImcKIlVwZGF0ZU5vdGlmaWNhdGlvblNldHRpbmdzUmVzcG9uc2USQQoVbm90aWZpY2F0aW9uX3NldHRpbmdzGAEgASgLMiIuY2Fhcy5wdXNoLnYxLk5vdGlmaWNhdGlvblNldHRpbmdzIlIKGUxpc3RQdXNoRGVsaXZlcmllc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImoKGkxpc3RQdXNoRGVsaXZlcmllc1Jlc3BvbnNlEjMKD3B1c2hfZGVsaXZlcmllcxgBIAMoCzIaLmNhYXMucHVzaC52MS5QdXNoRGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMukICgtQdXNoU2VydmljZRJhChBDcmVhdGVQdXNoRGV2aWNlEiUuY2Fhcy5wdXNoLnYxLkNyZWF0ZVB1c2hEZXZpY2VSZXF1ZXN0GiYuY2Fhcy5wdXNoLnYxLkNyZWF0ZVB1c2hEZXZpY2VSZXNwb25zZRJYCg1HZXRQdXNoRGV2aWNlEiIuY2Fhcy5wdXNoLnYxLkdldFB1c2hEZXZpY2VSZXF1ZXN0GiMuY2Fhcy5wdXNoLnYxLkdldFB1c2hEZXZpY2VSZXNwb25zZRJeCg9MaXN0UHVzaERldmljZXMSJC5jYWFzLnB1c2gudjEuTGlzdFB1c2hEZXZpY2VzUmVxdWVzdBolLmNhYXMucHVzaC52MS5MaXN0UHVzaERldmljZXNSZXNwb25zZRJhChBEZWxldGVQdXNoRGV2aWNlEiUuY2Fhcy5wdXNoLnYxLkRlbGV0ZVB1c2hEZXZpY2VSZXF1ZXN0GiYuY2Fhcy5wdXNoLnYxLkRlbGV0ZVB1c2hEZXZpY2VSZXNwb25zZRJYCg1HZXRXZWJQdXNoS2V5EiIuY2Fhcy5wdXNoLnYxLkdldFdlYlB1c2hLZXlSZXF1ZXN0GiMuY2Fhcy5wdXNoLnYxLkdldFdlYlB1c2hLZXlSZXNwb25zZRJhChBSb3RhdGVXZWJQdXNoS2V5EiUuY2Fhcy5wdXNoLnYxLlJvdGF0ZVdlYlB1c2hLZXlSZXF1ZXN0GiYuY2Fhcy5wdXNoLnYxLlJvdGF0ZVdlYlB1c2hLZXlSZXNwb25zZRJYCg1HZXRQdXNoQ29uZmlnEiIuY2Fhcy5wdXNoLnYxLkdldFB1c2hDb25maWdSZXF1ZXN0GiMuY2Fhcy5wdXNoLnYxLkdldFB1c2hDb25maWdSZXNwb25zZRJhChBVcGRhdGVQdXNoQ29uZmlnEiUuY2Fhcy5wdXNoLnYxLlVwZGF0ZVB1c2hDb25maWdSZXF1ZXN0GiYuY2Fhcy5wdXNoLnYxLlVwZGF0ZVB1c2hDb25maWdSZXNwb25zZRJ2ChdHZXROb3RpZmljYXRpb25TZXR0aW5ncxIsLmNhYXMucHVzaC52MS5HZXROb3RpZmljYXRpb25TZXR0aW5nc1JlcXVlc3QaLS5jYWFzLnB1c2gudjEuR2V0Tm90aWZpY2F0aW9uU2V0dGluZ3NSZXNwb25zZRJ/ChpVcGRhdGVOb3RpZmljYXRpb25TZXR0aW5ncxIvLmNhYXMucHVzaC52MS5VcGRhdGVOb3RpZmljYXRpb25TZXR0aW5nc1JlcXVlc3QaMC5jYWFzLnB1c2gudjEuVXBkYXRlTm90aWZpY2F0aW9uU2V0dGluZ3NSZXNwb25zZRJnChJMaXN0UHVzaERlbGl2ZXJpZXMSJy5jYWFzLnB1c2gudjEuTGlzdFB1c2hEZWxpdmVyaWVzUmVxdWVzdBooLmNhYXMucHVzaC52MS5MaXN0UHVzaERlbGl2ZXJpZXNSZXNwb25zZWIGcHJvdG8z", [file_caas_push_v1_resources, file_google_protobuf_field_mask]);
 
 /**
  * @generated from message caas.push.v1.CreatePushDeviceRequest
@@ -225,6 +227,201 @@ export const RotateWebPushKeyResponseSchema: GenMessage<RotateWebPushKeyResponse
   messageDesc(file_caas_push_v1_push_service, 11);
 
 /**
+ * @generated from message caas.push.v1.GetPushConfigRequest
+ */
+export type GetPushConfigRequest = Message<"caas.push.v1.GetPushConfigRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.push.v1.GetPushConfigRequest.
+ * Use `create(GetPushConfigRequestSchema)` to create a new message.
+ */
+export const GetPushConfigRequestSchema: GenMessage<GetPushConfigRequest> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 12);
+
+/**
+ * @generated from message caas.push.v1.GetPushConfigResponse
+ */
+export type GetPushConfigResponse = Message<"caas.push.v1.GetPushConfigResponse"> & {
+  /**
+   * @generated from field: caas.push.v1.PushConfig push_config = 1;
+   */
+  pushConfig?: PushConfig | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.GetPushConfigResponse.
+ * Use `create(GetPushConfigResponseSchema)` to create a new message.
+ */
+export const GetPushConfigResponseSchema: GenMessage<GetPushConfigResponse> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 13);
+
+/**
+ * @generated from message caas.push.v1.UpdatePushConfigRequest
+ */
+export type UpdatePushConfigRequest = Message<"caas.push.v1.UpdatePushConfigRequest"> & {
+  /**
+   * @generated from field: caas.push.v1.PushConfig push_config = 1;
+   */
+  pushConfig?: PushConfig | undefined;
+
+  /**
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.UpdatePushConfigRequest.
+ * Use `create(UpdatePushConfigRequestSchema)` to create a new message.
+ */
+export const UpdatePushConfigRequestSchema: GenMessage<UpdatePushConfigRequest> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 14);
+
+/**
+ * @generated from message caas.push.v1.UpdatePushConfigResponse
+ */
+export type UpdatePushConfigResponse = Message<"caas.push.v1.UpdatePushConfigResponse"> & {
+  /**
+   * @generated from field: caas.push.v1.PushConfig push_config = 1;
+   */
+  pushConfig?: PushConfig | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.UpdatePushConfigResponse.
+ * Use `create(UpdatePushConfigResponseSchema)` to create a new message.
+ */
+export const UpdatePushConfigResponseSchema: GenMessage<UpdatePushConfigResponse> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 15);
+
+/**
+ * @generated from message caas.push.v1.GetNotificationSettingsRequest
+ */
+export type GetNotificationSettingsRequest = Message<"caas.push.v1.GetNotificationSettingsRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.push.v1.GetNotificationSettingsRequest.
+ * Use `create(GetNotificationSettingsRequestSchema)` to create a new message.
+ */
+export const GetNotificationSettingsRequestSchema: GenMessage<GetNotificationSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 16);
+
+/**
+ * @generated from message caas.push.v1.GetNotificationSettingsResponse
+ */
+export type GetNotificationSettingsResponse = Message<"caas.push.v1.GetNotificationSettingsResponse"> & {
+  /**
+   * @generated from field: caas.push.v1.NotificationSettings notification_settings = 1;
+   */
+  notificationSettings?: NotificationSettings | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.GetNotificationSettingsResponse.
+ * Use `create(GetNotificationSettingsResponseSchema)` to create a new message.
+ */
+export const GetNotificationSettingsResponseSchema: GenMessage<GetNotificationSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 17);
+
+/**
+ * @generated from message caas.push.v1.UpdateNotificationSettingsRequest
+ */
+export type UpdateNotificationSettingsRequest = Message<"caas.push.v1.UpdateNotificationSettingsRequest"> & {
+  /**
+   * @generated from field: caas.push.v1.NotificationSettings notification_settings = 1;
+   */
+  notificationSettings?: NotificationSettings | undefined;
+
+  /**
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.UpdateNotificationSettingsRequest.
+ * Use `create(UpdateNotificationSettingsRequestSchema)` to create a new message.
+ */
+export const UpdateNotificationSettingsRequestSchema: GenMessage<UpdateNotificationSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 18);
+
+/**
+ * @generated from message caas.push.v1.UpdateNotificationSettingsResponse
+ */
+export type UpdateNotificationSettingsResponse = Message<"caas.push.v1.UpdateNotificationSettingsResponse"> & {
+  /**
+   * @generated from field: caas.push.v1.NotificationSettings notification_settings = 1;
+   */
+  notificationSettings?: NotificationSettings | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.UpdateNotificationSettingsResponse.
+ * Use `create(UpdateNotificationSettingsResponseSchema)` to create a new message.
+ */
+export const UpdateNotificationSettingsResponseSchema: GenMessage<UpdateNotificationSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 19);
+
+/**
+ * @generated from message caas.push.v1.ListPushDeliveriesRequest
+ */
+export type ListPushDeliveriesRequest = Message<"caas.push.v1.ListPushDeliveriesRequest"> & {
+  /**
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message caas.push.v1.ListPushDeliveriesRequest.
+ * Use `create(ListPushDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListPushDeliveriesRequestSchema: GenMessage<ListPushDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 20);
+
+/**
+ * @generated from message caas.push.v1.ListPushDeliveriesResponse
+ */
+export type ListPushDeliveriesResponse = Message<"caas.push.v1.ListPushDeliveriesResponse"> & {
+  /**
+   * @generated from field: repeated caas.push.v1.PushDelivery push_deliveries = 1;
+   */
+  pushDeliveries: PushDelivery[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message caas.push.v1.ListPushDeliveriesResponse.
+ * Use `create(ListPushDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListPushDeliveriesResponseSchema: GenMessage<ListPushDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 21);
+
+/**
  * @generated from service caas.push.v1.PushService
  */
 export const PushService: GenService<{
@@ -275,6 +472,46 @@ export const PushService: GenService<{
     methodKind: "unary";
     input: typeof RotateWebPushKeyRequestSchema;
     output: typeof RotateWebPushKeyResponseSchema;
+  },
+  /**
+   * @generated from rpc caas.push.v1.PushService.GetPushConfig
+   */
+  getPushConfig: {
+    methodKind: "unary";
+    input: typeof GetPushConfigRequestSchema;
+    output: typeof GetPushConfigResponseSchema;
+  },
+  /**
+   * @generated from rpc caas.push.v1.PushService.UpdatePushConfig
+   */
+  updatePushConfig: {
+    methodKind: "unary";
+    input: typeof UpdatePushConfigRequestSchema;
+    output: typeof UpdatePushConfigResponseSchema;
+  },
+  /**
+   * @generated from rpc caas.push.v1.PushService.GetNotificationSettings
+   */
+  getNotificationSettings: {
+    methodKind: "unary";
+    input: typeof GetNotificationSettingsRequestSchema;
+    output: typeof GetNotificationSettingsResponseSchema;
+  },
+  /**
+   * @generated from rpc caas.push.v1.PushService.UpdateNotificationSettings
+   */
+  updateNotificationSettings: {
+    methodKind: "unary";
+    input: typeof UpdateNotificationSettingsRequestSchema;
+    output: typeof UpdateNotificationSettingsResponseSchema;
+  },
+  /**
+   * @generated from rpc caas.push.v1.PushService.ListPushDeliveries
+   */
+  listPushDeliveries: {
+    methodKind: "unary";
+    input: typeof ListPushDeliveriesRequestSchema;
+    output: typeof ListPushDeliveriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_caas_push_v1_push_service, 0);

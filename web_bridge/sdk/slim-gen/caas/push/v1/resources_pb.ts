@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/push/v1/resources.proto.
  */
 export const file_caas_push_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChxjYWFzL3B1c2gvdjEvcmVzb3VyY2VzLnByb3RvEgxjYWFzLnB1c2gudjEisQIKClB1c2hEZXZpY2USDAoEbmFtZRgBIAEoCRI1Cgh3ZWJfcHVzaBgCIAEoCzIhLmNhYXMucHVzaC52MS5XZWJQdXNoU3Vic2NyaXB0aW9uSAASJwoEYXBucxgDIAEoCzIXLmNhYXMucHVzaC52MS5BcG5zVG9rZW5IABIlCgNmY20YBCABKAsyFi5jYWFzLnB1c2gudjEuRmNtVG9rZW5IABIRCglkZXZpY2VfaWQYBSABKAkSDgoGbG9jYWxlGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHY2hhbm5lbCJlChNXZWJQdXNoU3Vic2NyaXB0aW9uEhAKCGVuZHBvaW50GAEgASgJEg4KBnAyNTZkaBgCIAEoDBIMCgRhdXRoGAMgASgMEh4KFmFwcGxpY2F0aW9uX3NlcnZlcl9rZXkYBCABKAwivAEKCUFwbnNUb2tlbhIUCgxkZXZpY2VfdG9rZW4YASABKAkSOAoLZW52aXJvbm1lbnQYAiABKA4yIy5jYWFzLnB1c2gudjEuQXBuc1Rva2VuLkVudmlyb25tZW50Il8KC0Vudmlyb25tZW50EhsKF0VOVklST05NRU5UX1VOU1BFQ0lGSUVEEAASFwoTRU5WSVJPTk1FTlRfU0FOREJPWBABEhoKFkVOVklST05NRU5UX1BST0RVQ1RJT04QAiIZCghGY21Ub2tlbhINCgV0b2tlbhgBIAEoCSJ8CgpXZWJQdXNoS2V5EgwKBG5hbWUYASABKAkSEgoKcHVibGljX2tleRgCIAEoDBIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoTcHJldmlvdXNfcHVibGljX2tleRgEIAEoDGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChxjYWFzL3B1c2gvdjEvcmVzb3VyY2VzLnByb3RvEgxjYWFzLnB1c2gudjEisQIKClB1c2hEZXZpY2USDAoEbmFtZRgBIAEoCRI1Cgh3ZWJfcHVzaBgCIAEoCzIhLmNhYXMucHVzaC52MS5XZWJQdXNoU3Vic2NyaXB0aW9uSAASJwoEYXBucxgDIAEoCzIXLmNhYXMucHVzaC52MS5BcG5zVG9rZW5IABIlCgNmY20YBCABKAsyFi5jYWFzLnB1c2gudjEuRmNtVG9rZW5IABIRCglkZXZpY2VfaWQYBSABKAkSDgoGbG9jYWxlGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHY2hhbm5lbCJlChNXZWJQdXNoU3Vic2NyaXB0aW9uEhAKCGVuZHBvaW50GAEgASgJEg4KBnAyNTZkaBgCIAEoDBIMCgRhdXRoGAMgASgMEh4KFmFwcGxpY2F0aW9uX3NlcnZlcl9rZXkYBCABKAwivAEKCUFwbnNUb2tlbhIUCgxkZXZpY2VfdG9rZW4YASABKAkSOAoLZW52aXJvbm1lbnQYAiABKA4yIy5jYWFzLnB1c2gudjEuQXBuc1Rva2VuLkVudmlyb25tZW50Il8KC0Vudmlyb25tZW50EhsKF0VOVklST05NRU5UX1VOU1BFQ0lGSUVEEAASFwoTRU5WSVJPTk1FTlRfU0FOREJPWBABEhoKFkVOVklST05NRU5UX1BST0RVQ1RJT04QAiIZCghGY21Ub2tlbhINCgV0b2tlbhgBIAEoCSJ8CgpXZWJQdXNoS2V5EgwKBG5hbWUYASABKAkSEgoKcHVibGljX2tleRgCIAEoDBIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoTcHJldmlvdXNfcHVibGljX2tleRgEIAEoDCKMAgoKUHVzaENvbmZpZxIMCgRuYW1lGAEgASgJEhgKEHdlYl9wdXNoX2NvbnRhY3QYAiABKAkSKwoEYXBucxgDIAEoCzIdLmNhYXMucHVzaC52MS5BcG5zQ3JlZGVudGlhbHMSKQoDZmNtGAQgASgLMhwuY2Fhcy5wdXNoLnYxLkZjbUNyZWRlbnRpYWxzEjUKCXRlbXBsYXRlcxgFIAMoCzIiLmNhYXMucHVzaC52MS5Ob3RpZmljYXRpb25UZW1wbGF0ZRIWCg5kZWZhdWx0X2xvY2FsZRgGIAEoCRIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibwoPQXBuc0NyZWRlbnRpYWxzEg4KBmtleV9pZBgBIAEoCRIPCgd0ZWFtX2lkGAIgASgJEg0KBXRvcGljGAMgASgJEhMKC3ByaXZhdGVfa2V5GAQgASgJEhcKD3ByaXZhdGVfa2V5X3NldBgFIAEoCCJYCg5GY21DcmVkZW50aWFscxIcChRzZXJ2aWNlX2FjY291bnRfanNvbhgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhQKDGNsaWVudF9lbWFpbBgDIAEoCSJxChROb3RpZmljYXRpb25UZW1wbGF0ZRIsCgRraW5kGAEgASgOMh4uY2Fhcy5wdXNoLnYxLk5vdGlmaWNhdGlvbktpbmQSDgoGbG9jYWxlGAIgASgJEg0KBXRpdGxlGAMgASgJEgwKBGJvZHkYBCABKAki/QEKFE5vdGlmaWNhdGlvblNldHRpbmdzEgwKBG5hbWUYASABKAkSLgoFbGV2ZWwYAiABKA4yHy5jYWFzLnB1c2gudjEuTm90aWZpY2F0aW9uTGV2ZWwSMgoOZG9fbm90X2Rpc3R1cmIYAyABKAsyGi5jYWFzLnB1c2gudjEuRG9Ob3REaXN0dXJiEkIKDWNvbnZlcnNhdGlvbnMYBCADKAsyKy5jYWFzLnB1c2gudjEuQ29udmVyc2F0aW9uTm90aWZpY2F0aW9uTGV2ZWwSLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKDERvTm90RGlzdHVyYhIUCgxzdGFydF9taW51dGUYASABKAUSEgoKZW5kX21pbnV0ZRgCIAEoBRIRCgl0aW1lX3pvbmUYAyABKAkiaAodQ29udmVyc2F0aW9uTm90aWZpY2F0aW9uTGV2ZWwSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEi4KBWxldmVsGAIgASgOMh8uY2Fhcy5wdXNoLnYxLk5vdGlmaWNhdGlvbkxldmVsIr0DCgxQdXNoRGVsaXZlcnkSDAoEbmFtZRgBIAEoCRITCgtwdXNoX2RldmljZRgCIAEoCRIsCgRraW5kGAMgASgOMh4uY2Fhcy5wdXNoLnYxLk5vdGlmaWNhdGlvbktpbmQSFAoMY29udmVyc2F0aW9uGAQgASgJEg0KBWNvdW50GAUgASgFEi8KBXN0YXRlGAYgASgOMiAuY2Fhcy5wdXNoLnYxLlB1c2hEZWxpdmVyeS5TdGF0ZRIrCghhdHRlbXB0cxgHIAMoCzIZLmNhYXMucHVzaC52MS5QdXNoQXR0ZW1wdBIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJc2VuZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ5CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhEKDVNUQVRFX1BFTkRJTkcQARIOCgpTVEFURV9TRU5UEAISEAoMU1RBVEVfRkFJTEVEEAMSEAoMU1RBVEVfUFJVTkVEEAQSEgoOU1RBVEVfQ0FOQ0VMRUQQBSJvCgtQdXNoQXR0ZW1wdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtzdGF0dXNfY29kZRgCIAEoBRINCgVlcnJvchgDIAEoCRISCgpsYXRlbmN5X21zGAQgASgFKvABChBOb3RpZmljYXRpb25LaW5kEiEKHU5PVElGSUNBVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASHQoZTk9USUZJQ0FUSU9OX0tJTkRfTUVTU0FHRRABEh0KGU5PVElGSUNBVElPTl9LSU5EX01FTlRJT04QAhIiCh5OT1RJRklDQVRJT05fS0lORF9USFJFQURfUkVQTFkQAxIeChpOT1RJRklDQVRJT05fS0lORF9SRUFDVElPThAEEhoKFk5PVElGSUNBVElPTl9LSU5EX0NBTEwQBRIbChdOT1RJRklDQVRJT05fS0lORF9DTEVBUhAGKpEBChFOb3RpZmljYXRpb25MZXZlbBIiCh5OT1RJRklDQVRJT05fTEVWRUxfVU5TUEVDSUZJRUQQABIaChZOT1RJRklDQVRJT05fTEVWRUxfQUxMEAESHwobTk9USUZJQ0FUSU9OX0xFVkVMX01FTlRJT05TEAISGwoXTk9USUZJQ0FUSU9OX0xFVkVMX05PTkUQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message caas.push.v1.PushDevice
@@ -202,4 +202,440 @@ export type WebPushKey = Message<"caas.push.v1.WebPushKey"> & {
  */
 export const WebPushKeySchema: GenMessage<WebPushKey> = /*@__PURE__*/
   messageDesc(file_caas_push_v1_resources, 4);
+
+/**
+ * @generated from message caas.push.v1.PushConfig
+ */
+export type PushConfig = Message<"caas.push.v1.PushConfig"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string web_push_contact = 2;
+   */
+  webPushContact: string;
+
+  /**
+   * @generated from field: caas.push.v1.ApnsCredentials apns = 3;
+   */
+  apns?: ApnsCredentials | undefined;
+
+  /**
+   * @generated from field: caas.push.v1.FcmCredentials fcm = 4;
+   */
+  fcm?: FcmCredentials | undefined;
+
+  /**
+   * @generated from field: repeated caas.push.v1.NotificationTemplate templates = 5;
+   */
+  templates: NotificationTemplate[];
+
+  /**
+   * @generated from field: string default_locale = 6;
+   */
+  defaultLocale: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 7;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.PushConfig.
+ * Use `create(PushConfigSchema)` to create a new message.
+ */
+export const PushConfigSchema: GenMessage<PushConfig> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 5);
+
+/**
+ * @generated from message caas.push.v1.ApnsCredentials
+ */
+export type ApnsCredentials = Message<"caas.push.v1.ApnsCredentials"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: string team_id = 2;
+   */
+  teamId: string;
+
+  /**
+   * @generated from field: string topic = 3;
+   */
+  topic: string;
+
+  /**
+   * @generated from field: string private_key = 4;
+   */
+  privateKey: string;
+
+  /**
+   * @generated from field: bool private_key_set = 5;
+   */
+  privateKeySet: boolean;
+};
+
+/**
+ * Describes the message caas.push.v1.ApnsCredentials.
+ * Use `create(ApnsCredentialsSchema)` to create a new message.
+ */
+export const ApnsCredentialsSchema: GenMessage<ApnsCredentials> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 6);
+
+/**
+ * @generated from message caas.push.v1.FcmCredentials
+ */
+export type FcmCredentials = Message<"caas.push.v1.FcmCredentials"> & {
+  /**
+   * @generated from field: string service_account_json = 1;
+   */
+  serviceAccountJson: string;
+
+  /**
+   * @generated from field: string project_id = 2;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string client_email = 3;
+   */
+  clientEmail: string;
+};
+
+/**
+ * Describes the message caas.push.v1.FcmCredentials.
+ * Use `create(FcmCredentialsSchema)` to create a new message.
+ */
+export const FcmCredentialsSchema: GenMessage<FcmCredentials> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 7);
+
+/**
+ * @generated from message caas.push.v1.NotificationTemplate
+ */
+export type NotificationTemplate = Message<"caas.push.v1.NotificationTemplate"> & {
+  /**
+   * @generated from field: caas.push.v1.NotificationKind kind = 1;
+   */
+  kind: NotificationKind;
+
+  /**
+   * @generated from field: string locale = 2;
+   */
+  locale: string;
+
+  /**
+   * @generated from field: string title = 3;
+   */
+  title: string;
+
+  /**
+   * @generated from field: string body = 4;
+   */
+  body: string;
+};
+
+/**
+ * Describes the message caas.push.v1.NotificationTemplate.
+ * Use `create(NotificationTemplateSchema)` to create a new message.
+ */
+export const NotificationTemplateSchema: GenMessage<NotificationTemplate> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 8);
+
+/**
+ * @generated from message caas.push.v1.NotificationSettings
+ */
+export type NotificationSettings = Message<"caas.push.v1.NotificationSettings"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: caas.push.v1.NotificationLevel level = 2;
+   */
+  level: NotificationLevel;
+
+  /**
+   * @generated from field: caas.push.v1.DoNotDisturb do_not_disturb = 3;
+   */
+  doNotDisturb?: DoNotDisturb | undefined;
+
+  /**
+   * @generated from field: repeated caas.push.v1.ConversationNotificationLevel conversations = 4;
+   */
+  conversations: ConversationNotificationLevel[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.NotificationSettings.
+ * Use `create(NotificationSettingsSchema)` to create a new message.
+ */
+export const NotificationSettingsSchema: GenMessage<NotificationSettings> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 9);
+
+/**
+ * @generated from message caas.push.v1.DoNotDisturb
+ */
+export type DoNotDisturb = Message<"caas.push.v1.DoNotDisturb"> & {
+  /**
+   * @generated from field: int32 start_minute = 1;
+   */
+  startMinute: number;
+
+  /**
+   * @generated from field: int32 end_minute = 2;
+   */
+  endMinute: number;
+
+  /**
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
+};
+
+/**
+ * Describes the message caas.push.v1.DoNotDisturb.
+ * Use `create(DoNotDisturbSchema)` to create a new message.
+ */
+export const DoNotDisturbSchema: GenMessage<DoNotDisturb> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 10);
+
+/**
+ * @generated from message caas.push.v1.ConversationNotificationLevel
+ */
+export type ConversationNotificationLevel = Message<"caas.push.v1.ConversationNotificationLevel"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: caas.push.v1.NotificationLevel level = 2;
+   */
+  level: NotificationLevel;
+};
+
+/**
+ * Describes the message caas.push.v1.ConversationNotificationLevel.
+ * Use `create(ConversationNotificationLevelSchema)` to create a new message.
+ */
+export const ConversationNotificationLevelSchema: GenMessage<ConversationNotificationLevel> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 11);
+
+/**
+ * @generated from message caas.push.v1.PushDelivery
+ */
+export type PushDelivery = Message<"caas.push.v1.PushDelivery"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string push_device = 2;
+   */
+  pushDevice: string;
+
+  /**
+   * @generated from field: caas.push.v1.NotificationKind kind = 3;
+   */
+  kind: NotificationKind;
+
+  /**
+   * @generated from field: string conversation = 4;
+   */
+  conversation: string;
+
+  /**
+   * @generated from field: int32 count = 5;
+   */
+  count: number;
+
+  /**
+   * @generated from field: caas.push.v1.PushDelivery.State state = 6;
+   */
+  state: PushDelivery_State;
+
+  /**
+   * @generated from field: repeated caas.push.v1.PushAttempt attempts = 7;
+   */
+  attempts: PushAttempt[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp send_time = 9;
+   */
+  sendTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.PushDelivery.
+ * Use `create(PushDeliverySchema)` to create a new message.
+ */
+export const PushDeliverySchema: GenMessage<PushDelivery> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 12);
+
+/**
+ * @generated from enum caas.push.v1.PushDelivery.State
+ */
+export enum PushDelivery_State {
+  /**
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * @generated from enum value: STATE_SENT = 2;
+   */
+  SENT = 2,
+
+  /**
+   * @generated from enum value: STATE_FAILED = 3;
+   */
+  FAILED = 3,
+
+  /**
+   * @generated from enum value: STATE_PRUNED = 4;
+   */
+  PRUNED = 4,
+
+  /**
+   * @generated from enum value: STATE_CANCELED = 5;
+   */
+  CANCELED = 5,
+}
+
+/**
+ * Describes the enum caas.push.v1.PushDelivery.State.
+ */
+export const PushDelivery_StateSchema: GenEnum<PushDelivery_State> = /*@__PURE__*/
+  enumDesc(file_caas_push_v1_resources, 12, 0);
+
+/**
+ * @generated from message caas.push.v1.PushAttempt
+ */
+export type PushAttempt = Message<"caas.push.v1.PushAttempt"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int32 status_code = 2;
+   */
+  statusCode: number;
+
+  /**
+   * @generated from field: string error = 3;
+   */
+  error: string;
+
+  /**
+   * @generated from field: int32 latency_ms = 4;
+   */
+  latencyMs: number;
+};
+
+/**
+ * Describes the message caas.push.v1.PushAttempt.
+ * Use `create(PushAttemptSchema)` to create a new message.
+ */
+export const PushAttemptSchema: GenMessage<PushAttempt> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 13);
+
+/**
+ * @generated from enum caas.push.v1.NotificationKind
+ */
+export enum NotificationKind {
+  /**
+   * @generated from enum value: NOTIFICATION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: NOTIFICATION_KIND_MESSAGE = 1;
+   */
+  MESSAGE = 1,
+
+  /**
+   * @generated from enum value: NOTIFICATION_KIND_MENTION = 2;
+   */
+  MENTION = 2,
+
+  /**
+   * @generated from enum value: NOTIFICATION_KIND_THREAD_REPLY = 3;
+   */
+  THREAD_REPLY = 3,
+
+  /**
+   * @generated from enum value: NOTIFICATION_KIND_REACTION = 4;
+   */
+  REACTION = 4,
+
+  /**
+   * @generated from enum value: NOTIFICATION_KIND_CALL = 5;
+   */
+  CALL = 5,
+
+  /**
+   * @generated from enum value: NOTIFICATION_KIND_CLEAR = 6;
+   */
+  CLEAR = 6,
+}
+
+/**
+ * Describes the enum caas.push.v1.NotificationKind.
+ */
+export const NotificationKindSchema: GenEnum<NotificationKind> = /*@__PURE__*/
+  enumDesc(file_caas_push_v1_resources, 0);
+
+/**
+ * @generated from enum caas.push.v1.NotificationLevel
+ */
+export enum NotificationLevel {
+  /**
+   * @generated from enum value: NOTIFICATION_LEVEL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: NOTIFICATION_LEVEL_ALL = 1;
+   */
+  ALL = 1,
+
+  /**
+   * @generated from enum value: NOTIFICATION_LEVEL_MENTIONS = 2;
+   */
+  MENTIONS = 2,
+
+  /**
+   * @generated from enum value: NOTIFICATION_LEVEL_NONE = 3;
+   */
+  NONE = 3,
+}
+
+/**
+ * Describes the enum caas.push.v1.NotificationLevel.
+ */
+export const NotificationLevelSchema: GenEnum<NotificationLevel> = /*@__PURE__*/
+  enumDesc(file_caas_push_v1_resources, 1);
 

@@ -6,20 +6,22 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb.js";
 import { file_caas_errors_v1_errors } from "../../errors/v1/errors_pb.js";
-import type { PushDevice, WebPushKey } from "./resources_pb.js";
+import type { NotificationSettings, PushConfig, PushDelivery, PushDevice, WebPushKey } from "./resources_pb.js";
 import { file_caas_push_v1_resources } from "./resources_pb.js";
 import { file_caas_type_v1_access } from "../../type/v1/access_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import { file_google_api_client } from "../../../google/api/client_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_api_resource } from "../../../google/api/resource_pb.js";
+import type { FieldMask } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file caas/push/v1/push_service.proto.
  */
 export const file_caas_push_v1_push_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jYWFzL3B1c2gvdjEvcHVzaF9zZXJ2aWNlLnByb3RvEgxjYWFzLnB1c2gudjEitgEKF0NyZWF0ZVB1c2hEZXZpY2VSZXF1ZXN0EmYKBnBhcmVudBgBIAEoCUJW4kEBArpIT3JNMkteYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3VzZXJzL1tBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSMwoLcHVzaF9kZXZpY2UYAiABKAsyGC5jYWFzLnB1c2gudjEuUHVzaERldmljZUIE4kEBAiJaChhDcmVhdGVQdXNoRGV2aWNlUmVzcG9uc2USLQoLcHVzaF9kZXZpY2UYASABKAsyGC5jYWFzLnB1c2gudjEuUHVzaERldmljZRIPCgdjcmVhdGVkGAIgASgIIq8BChRHZXRQdXNoRGV2aWNlUmVxdWVzdBKWAQoEbmFtZRgBIAEoCUKHAeJBAQL6QRUKE2NhYXMuZGV2L1B1c2hEZXZpY2W6SGhyZjJkXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS91c2Vycy9bQS1aYS16MC05XVtBLVphLXowLTlfLkAtXXswLDEyN30vcHVzaERldmljZXMvW2EtejItN117MTZ9JCJGChVHZXRQdXNoRGV2aWNlUmVzcG9uc2USLQoLcHVzaF9kZXZpY2UYASABKAsyGC5jYWFzLnB1c2gudjEuUHVzaERldmljZSKAAQoWTGlzdFB1c2hEZXZpY2VzUmVxdWVzdBJmCgZwYXJlbnQYASABKAlCVuJBAQK6SE9yTTJLXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS91c2Vycy9bQS1aYS16MC05XVtBLVphLXowLTlfLkAtXXswLDEyN30kIkkKF0xpc3RQdXNoRGV2aWNlc1Jlc3BvbnNlEi4KDHB1c2hfZGV2aWNlcxgBIAMoCzIYLmNhYXMucHVzaC52MS5QdXNoRGV2aWNlIrIBChdEZWxldGVQdXNoRGV2aWNlUmVxdWVzdBKWAQoEbmFtZRgBIAEoCUKHAeJBAQL6QRUKE2NhYXMuZGV2L1B1c2hEZXZpY2W6SGhyZjJkXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS91c2Vycy9bQS1aYS16MC05XVtBLVphLXowLTlfLkAtXXswLDEyN30vcHVzaERldmljZXMvW2EtejItN117MTZ9JCIaChhEZWxldGVQdXNoRGV2aWNlUmVzcG9uc2UidwoUR2V0V2ViUHVzaEtleVJlcXVlc3QSXwoEbmFtZRgBIAEoCUJR4kEBAvpBFQoTY2Fhcy5kZXYvV2ViUHVzaEtlebpIMnIwMi5eYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3dlYlB1c2hLZXkkIkcKFUdldFdlYlB1c2hLZXlSZXNwb25zZRIuCgx3ZWJfcHVzaF9rZXkYASABKAsyGC5jYWFzLnB1c2gudjEuV2ViUHVzaEtleSJ6ChdSb3RhdGVXZWJQdXNoS2V5UmVxdWVzdBJfCgRuYW1lGAEgASgJQlHiQQEC+kEVChNjYWFzLmRldi9XZWJQdXNoS2V5ukgycjAyLl5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vd2ViUHVzaEtleSQiSgoYUm90YXRlV2ViUHVzaEtleVJlc3BvbnNlEi4KDHdlYl9wdXNoX2tleRgBIAEoCzIYLmNhYXMucHVzaC52MS5XZWJQdXNoS2V5MvIICgtQdXNoU2VydmljZRLWAQoQQ3JlYXRlUHVzaERldmljZRIlLmNhYXMucHVzaC52MS5DcmVhdGVQdXNoRGV2aWNlUmVxdWVzdBomLmNhYXMucHVzaC52MS5DcmVhdGVQdXNoRGV2aWNlUmVzcG9uc2Uic9pBEnBhcmVudCxwdXNoX2RldmljZcrzGBIKAwIDBBILdXNlcnM6d3JpdGXS8xgICgYVFig7hgGC0+STAjY6C3B1c2hfZGV2aWNlIicvdjEve3BhcmVudD1hcHBzLyovdXNlcnMvKn0vcHVzaERldmljZXMSrgEKDUdldFB1c2hEZXZpY2USIi5jYWFzLnB1c2gudjEuR2V0UHVzaERldmljZVJlcXVlc3QaIy5jYWFzLnB1c2gudjEuR2V0UHVzaERldmljZVJlc3BvbnNlIlTaQQRuYW1lyvMYEQoDAgMEEgp1c2VyczpyZWFk0vMYBQoDFRYogtPkkwIpEicvdjEve25hbWU9YXBwcy8qL3VzZXJzLyovcHVzaERldmljZXMvKn0StQEKD0xpc3RQdXNoRGV2aWNlcxIkLmNhYXMucHVzaC52MS5MaXN0UHVzaERldmljZXNSZXF1ZXN0GiUuY2Fhcy5wdXNoLnYxLkxpc3RQdXNoRGV2aWNlc1Jlc3BvbnNlIlXaQQZwYXJlbnTK8xgRCgMCAwQSCnVzZXJzOnJlYWTS8xgECgIVFoLT5JMCKRInL3YxL3twYXJlbnQ9YXBwcy8qL3VzZXJzLyp9L3B1c2hEZXZpY2VzErgBChBEZWxldGVQdXNoRGV2aWNlEiUuY2Fhcy5wdXNoLnYxLkRlbGV0ZVB1c2hEZXZpY2VSZXF1ZXN0GiYuY2Fhcy5wdXNoLnYxLkRlbGV0ZVB1c2hEZXZpY2VSZXNwb25zZSJV2kEEbmFtZcrzGBIKAwIDBBILdXNlcnM6d3JpdGXS8xgFCgMVFiiC0+STAikqJy92MS97bmFtZT1hcHBzLyovdXNlcnMvKi9wdXNoRGV2aWNlcy8qfRKgAQoNR2V0V2ViUHVzaEtleRIiLmNhYXMucHVzaC52MS5HZXRXZWJQdXNoS2V5UmVxdWVzdBojLmNhYXMucHVzaC52MS5HZXRXZWJQdXNoS2V5UmVzcG9uc2UiRtpBBG5hbWXK8xgQCgMCAwQSCWFwcHM6cmVhZNLzGAMKARWC0+STAh4SHC92MS97bmFtZT1hcHBzLyovd2ViUHVzaEtleX0StQEKEFJvdGF0ZVdlYlB1c2hLZXkSJS5jYWFzLnB1c2gudjEuUm90YXRlV2ViUHVzaEtleVJlcXVlc3QaJi5jYWFzLnB1c2gudjEuUm90YXRlV2ViUHVzaEtleVJlc3BvbnNlIlLaQQRuYW1lyvMYEgoCAgMSCmFwcHM6d3JpdGUYAdLzGAMKARWC0+STAig6ASoiIy92MS97bmFtZT1hcHBzLyovd2ViUHVzaEtleX06cm90YXRlGgvKQQhjYWFzLmRldkIhWh9jYWFzL2dlbi9nby9jYWFzL3B1c2gvdjE7cHVzaHYxYgZwcm90bzM", [file_buf_validate_validate, file_caas_errors_v1_errors, file_caas_push_v1_resources, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource]);
+  fileDesc("Ch9jYWFzL3B1c2gvdjEvcHVzaF9zZXJ2aWNlLnByb3RvEgxjYWFzLnB1c2gudjEitgEKF0NyZWF0ZVB1c2hEZXZpY2VSZXF1ZXN0EmYKBnBhcmVudBgBIAEoCUJW4kEBArpIT3JNMkteYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3VzZXJzL1tBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fSQSMwoLcHVzaF9kZXZpY2UYAiABKAsyGC5jYWFzLnB1c2gudjEuUHVzaERldmljZUIE4kEBAiJaChhDcmVhdGVQdXNoRGV2aWNlUmVzcG9uc2USLQoLcHVzaF9kZXZpY2UYASABKAsyGC5jYWFzLnB1c2gudjEuUHVzaERldmljZRIPCgdjcmVhdGVkGAIgASgIIq8BChRHZXRQdXNoRGV2aWNlUmVxdWVzdBKWAQoEbmFtZRgBIAEoCUKHAeJBAQL6QRUKE2NhYXMuZGV2L1B1c2hEZXZpY2W6SGhyZjJkXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS91c2Vycy9bQS1aYS16MC05XVtBLVphLXowLTlfLkAtXXswLDEyN30vcHVzaERldmljZXMvW2EtejItN117MTZ9JCJGChVHZXRQdXNoRGV2aWNlUmVzcG9uc2USLQoLcHVzaF9kZXZpY2UYASABKAsyGC5jYWFzLnB1c2gudjEuUHVzaERldmljZSKAAQoWTGlzdFB1c2hEZXZpY2VzUmVxdWVzdBJmCgZwYXJlbnQYASABKAlCVuJBAQK6SE9yTTJLXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS91c2Vycy9bQS1aYS16MC05XVtBLVphLXowLTlfLkAtXXswLDEyN30kIkkKF0xpc3RQdXNoRGV2aWNlc1Jlc3BvbnNlEi4KDHB1c2hfZGV2aWNlcxgBIAMoCzIYLmNhYXMucHVzaC52MS5QdXNoRGV2aWNlIrIBChdEZWxldGVQdXNoRGV2aWNlUmVxdWVzdBKWAQoEbmFtZRgBIAEoCUKHAeJBAQL6QRUKE2NhYXMuZGV2L1B1c2hEZXZpY2W6SGhyZjJkXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS91c2Vycy9bQS1aYS16MC05XVtBLVphLXowLTlfLkAtXXswLDEyN30vcHVzaERldmljZXMvW2EtejItN117MTZ9JCIaChhEZWxldGVQdXNoRGV2aWNlUmVzcG9uc2UidwoUR2V0V2ViUHVzaEtleVJlcXVlc3QSXwoEbmFtZRgBIAEoCUJR4kEBAvpBFQoTY2Fhcy5kZXYvV2ViUHVzaEtlebpIMnIwMi5eYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3dlYlB1c2hLZXkkIkcKFUdldFdlYlB1c2hLZXlSZXNwb25zZRIuCgx3ZWJfcHVzaF9rZXkYASABKAsyGC5jYWFzLnB1c2gudjEuV2ViUHVzaEtleSJ6ChdSb3RhdGVXZWJQdXNoS2V5UmVxdWVzdBJfCgRuYW1lGAEgASgJQlHiQQEC+kEVChNjYWFzLmRldi9XZWJQdXNoS2V5ukgycjAyLl5hcHBzL1thLXpdW2EtejAtOS1dezEsMzh9W2EtejAtOV0vd2ViUHVzaEtleSQiSgoYUm90YXRlV2ViUHVzaEtleVJlc3BvbnNlEi4KDHdlYl9wdXNoX2tleRgBIAEoCzIYLmNhYXMucHVzaC52MS5XZWJQdXNoS2V5IncKFEdldFB1c2hDb25maWdSZXF1ZXN0El8KBG5hbWUYASABKAlCUeJBAQL6QRUKE2NhYXMuZGV2L1B1c2hDb25maWe6SDJyMDIuXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9wdXNoQ29uZmlnJCJGChVHZXRQdXNoQ29uZmlnUmVzcG9uc2USLQoLcHVzaF9jb25maWcYASABKAsyGC5jYWFzLnB1c2gudjEuUHVzaENvbmZpZyKnAwoXVXBkYXRlUHVzaENvbmZpZ1JlcXVlc3QSwQEKC3B1c2hfY29uZmlnGAEgASgLMhguY2Fhcy5wdXNoLnYxLlB1c2hDb25maWdCkQHiQQECukiJAboBggEKF3B1c2hfY29uZmlnLm5hbWVfZm9ybWF0EiJuYW1lIG11c3QgYmUgYXBwcy97YXBwfS9wdXNoQ29uZmlnGkN0aGlzLm5hbWUubWF0Y2hlcygnXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS9wdXNoQ29uZmlnJCcpyAEBEscBCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tClQHiQQECukiNAboBTAoVdXBkYXRlX21hc2subm90X2VtcHR5EhxtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhV0aGlzLnBhdGhzLnNpemUoKSA+IDDIAQHiATgSEHdlYl9wdXNoX2NvbnRhY3QSBGFwbnMSA2ZjbRIJdGVtcGxhdGVzEg5kZWZhdWx0X2xvY2FsZSJJChhVcGRhdGVQdXNoQ29uZmlnUmVzcG9uc2USLQoLcHVzaF9jb25maWcYASABKAsyGC5jYWFzLnB1c2gudjEuUHVzaENvbmZpZyK/AQoeR2V0Tm90aWZpY2F0aW9uU2V0dGluZ3NSZXF1ZXN0EpwBCgRuYW1lGAEgASgJQo0B4kEBAvpBHwodY2Fhcy5kZXYvTm90aWZpY2F0aW9uU2V0dGluZ3O6SGRyYjJgXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS91c2Vycy9bQS1aYS16MC05XVtBLVphLXowLTlfLkAtXXswLDEyN30vbm90aWZpY2F0aW9uU2V0dGluZ3MkImQKH0dldE5vdGlmaWNhdGlvblNldHRpbmdzUmVzcG9uc2USQQoVbm90aWZpY2F0aW9uX3NldHRpbmdzGAEgASgLMiIuY2Fhcy5wdXNoLnYxLk5vdGlmaWNhdGlvblNldHRpbmdzIoUECiFVcGRhdGVOb3RpZmljYXRpb25TZXR0aW5nc1JlcXVlc3QSqAIKFW5vdGlmaWNhdGlvbl9zZXR0aW5ncxgBIAEoCzIiLmNhYXMucHVzaC52MS5Ob3RpZmljYXRpb25TZXR0aW5nc0LkAeJBAQK6SNwBugHVAQohbm90aWZpY2F0aW9uX3NldHRpbmdzLm5hbWVfZm9ybWF0EjluYW1lIG11c3QgYmUgYXBwcy97YXBwfS91c2Vycy97dXNlcn0vbm90aWZpY2F0aW9uU2V0dGluZ3MadXRoaXMubmFtZS5tYXRjaGVzKCdeYXBwcy9bYS16XVthLXowLTktXXsxLDM4fVthLXowLTldL3VzZXJzL1tBLVphLXowLTldW0EtWmEtejAtOV8uQC1dezAsMTI3fS9ub3RpZmljYXRpb25TZXR0aW5ncyQnKcgBARK0AQoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQoIB4kEBArpIe7oBTAoVdXBkYXRlX21hc2subm90X2VtcHR5EhxtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhV0aGlzLnBhdGhzLnNpemUoKSA+IDDIAQHiASYSBWxldmVsEg5kb19ub3RfZGlzdHVyYhINY29udmVyc2F0aW9ucyJnCiJVcGRhdGVOb3RpZmljYXRpb25TZXR0aW5nc1Jlc3BvbnNlEkEKFW5vdGlmaWNhdGlvbl9zZXR0aW5ncxgBIAEoCzIiLmNhYXMucHVzaC52MS5Ob3RpZmljYXRpb25TZXR0aW5ncyLAAQoZTGlzdFB1c2hEZWxpdmVyaWVzUmVxdWVzdBJmCgZwYXJlbnQYASABKAlCVuJBAQK6SE9yTTJLXmFwcHMvW2Etel1bYS16MC05LV17MSwzOH1bYS16MC05XS91c2Vycy9bQS1aYS16MC05XVtBLVphLXowLTlfLkAtXXswLDEyN30kEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJqChpMaXN0UHVzaERlbGl2ZXJpZXNSZXNwb25zZRIzCg9wdXNoX2RlbGl2ZXJpZXMYASADKAsyGi5jYWFzLnB1c2gudjEuUHVzaERlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTK2EQoLUHVzaFNlcnZpY2US1gEKEENyZWF0ZVB1c2hEZXZpY2USJS5jYWFzLnB1c2gudjEuQ3JlYXRlUHVzaERldmljZVJlcXVlc3QaJi5jYWFzLnB1c2gudjEuQ3JlYXRlUHVzaERldmljZVJlc3BvbnNlInPaQRJwYXJlbnQscHVzaF9kZXZpY2XK8xgSCgMCAwQSC3VzZXJzOndyaXRl0vMYCAoGFRYoO4YBgtPkkwI2OgtwdXNoX2RldmljZSInL3YxL3twYXJlbnQ9YXBwcy8qL3VzZXJzLyp9L3B1c2hEZXZpY2VzEq4BCg1HZXRQdXNoRGV2aWNlEiIuY2Fhcy5wdXNoLnYxLkdldFB1c2hEZXZpY2VSZXF1ZXN0GiMuY2Fhcy5wdXNoLnYxLkdldFB1c2hEZXZpY2VSZXNwb25zZSJU2kEEbmFtZcrzGBEKAwIDBBIKdXNlcnM6cmVhZNLzGAUKAxUWKILT5JMCKRInL3YxL3tuYW1lPWFwcHMvKi91c2Vycy8qL3B1c2hEZXZpY2VzLyp9ErUBCg9MaXN0UHVzaERldmljZXMSJC5jYWFzLnB1c2gudjEuTGlzdFB1c2hEZXZpY2VzUmVxdWVzdBolLmNhYXMucHVzaC52MS5MaXN0UHVzaERldmljZXNSZXNwb25zZSJV2kEGcGFyZW50yvMYEQoDAgMEEgp1c2VyczpyZWFk0vMYBAoCFRaC0+STAikSJy92MS97cGFyZW50PWFwcHMvKi91c2Vycy8qfS9wdXNoRGV2aWNlcxK4AQoQRGVsZXRlUHVzaERldmljZRIlLmNhYXMucHVzaC52MS5EZWxldGVQdXNoRGV2aWNlUmVxdWVzdBomLmNhYXMucHVzaC52MS5EZWxldGVQdXNoRGV2aWNlUmVzcG9uc2UiVdpBBG5hbWXK8xgSCgMCAwQSC3VzZXJzOndyaXRl0vMYBQoDFRYogtPkkwIpKicvdjEve25hbWU9YXBwcy8qL3VzZXJzLyovcHVzaERldmljZXMvKn0SoAEKDUdldFdlYlB1c2hLZXkSIi5jYWFzLnB1c2gudjEuR2V0V2ViUHVzaEtleVJlcXVlc3QaIy5jYWFzLnB1c2gudjEuR2V0V2ViUHVzaEtleVJlc3BvbnNlIkbaQQRuYW1lyvMYEAoDAgMEEglhcHBzOnJlYWTS8xgDCgEVgtPkkwIeEhwvdjEve25hbWU9YXBwcy8qL3dlYlB1c2hLZXl9ErUBChBSb3RhdGVXZWJQdXNoS2V5EiUuY2Fhcy5wdXNoLnYxLlJvdGF0ZVdlYlB1c2hLZXlSZXF1ZXN0GiYuY2Fhcy5wdXNoLnYxLlJvdGF0ZVdlYlB1c2hLZXlSZXNwb25zZSJS2kEEbmFtZcrzGBIKAgIDEgphcHBzOndyaXRlGAHS8xgDCgEVgtPkkwIoOgEqIiMvdjEve25hbWU9YXBwcy8qL3dlYlB1c2hLZXl9OnJvdGF0ZRKfAQoNR2V0UHVzaENvbmZpZxIiLmNhYXMucHVzaC52MS5HZXRQdXNoQ29uZmlnUmVxdWVzdBojLmNhYXMucHVzaC52MS5HZXRQdXNoQ29uZmlnUmVzcG9uc2UiRdpBBG5hbWXK8xgPCgICAxIJYXBwczpyZWFk0vMYAwoBFYLT5JMCHhIcL3YxL3tuYW1lPWFwcHMvKi9wdXNoQ29uZmlnfRLZAQoQVXBkYXRlUHVzaENvbmZpZxIlLmNhYXMucHVzaC52MS5VcGRhdGVQdXNoQ29uZmlnUmVxdWVzdBomLmNhYXMucHVzaC52MS5VcGRhdGVQdXNoQ29uZmlnUmVzcG9uc2UidtpBF3B1c2hfY29uZmlnLHVwZGF0ZV9tYXNryvMYEgoCAgMSCmFwcHM6d3JpdGUYAdLzGAUKAxWHAYLT5JMCNzoLcHVzaF9jb25maWcyKC92MS97cHVzaF9jb25maWcubmFtZT1hcHBzLyovcHVzaENvbmZpZ30S0wEKF0dldE5vdGlmaWNhdGlvblNldHRpbmdzEiwuY2Fhcy5wdXNoLnYxLkdldE5vdGlmaWNhdGlvblNldHRpbmdzUmVxdWVzdBotLmNhYXMucHVzaC52MS5HZXROb3RpZmljYXRpb25TZXR0aW5nc1Jlc3BvbnNlIlvaQQRuYW1lyvMYEQoDAgMEEgp1c2VyczpyZWFk0vMYBQoDFRYogtPkkwIwEi4vdjEve25hbWU9YXBwcy8qL3VzZXJzLyovbm90aWZpY2F0aW9uU2V0dGluZ3N9EqgCChpVcGRhdGVOb3RpZmljYXRpb25TZXR0aW5ncxIvLmNhYXMucHVzaC52MS5VcGRhdGVOb3RpZmljYXRpb25TZXR0aW5nc1JlcXVlc3QaMC5jYWFzLnB1c2gudjEuVXBkYXRlTm90aWZpY2F0aW9uU2V0dGluZ3NSZXNwb25zZSKmAdpBIW5vdGlmaWNhdGlvbl9zZXR0aW5ncyx1cGRhdGVfbWFza8rzGBIKAwIDBBILdXNlcnM6d3JpdGXS8xgFCgMVFiiC0+STAl06FW5vdGlmaWNhdGlvbl9zZXR0aW5nczJEL3YxL3tub3RpZmljYXRpb25fc2V0dGluZ3MubmFtZT1hcHBzLyovdXNlcnMvKi9ub3RpZmljYXRpb25TZXR0aW5nc30SwgEKEkxpc3RQdXNoRGVsaXZlcmllcxInLmNhYXMucHVzaC52MS5MaXN0UHVzaERlbGl2ZXJpZXNSZXF1ZXN0GiguY2Fhcy5wdXNoLnYxLkxpc3RQdXNoRGVsaXZlcmllc1Jlc3BvbnNlIlnaQQZwYXJlbnTK8xgRCgMCAwQSCnVzZXJzOnJlYWTS8xgFCgMVFh+C0+STAiwSKi92MS97cGFyZW50PWFwcHMvKi91c2Vycy8qfS9wdXNoRGVsaXZlcmllcxoLykEIY2Fhcy5kZXZCIVofY2Fhcy9nZW4vZ28vY2Fhcy9wdXNoL3YxO3B1c2h2MWIGcHJvdG8z", [file_buf_validate_validate, file_caas_errors_v1_errors, file_caas_push_v1_resources, file_caas_type_v1_access, file_google_api_annotations, file_google_api_client, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_field_mask]);
 
 /**
  * Request of PushService.CreatePushDevice.
@@ -282,6 +284,253 @@ export const RotateWebPushKeyResponseSchema: GenMessage<RotateWebPushKeyResponse
   messageDesc(file_caas_push_v1_push_service, 11);
 
 /**
+ * Request of PushService.GetPushConfig.
+ *
+ * @generated from message caas.push.v1.GetPushConfigRequest
+ */
+export type GetPushConfigRequest = Message<"caas.push.v1.GetPushConfigRequest"> & {
+  /**
+   * `apps/{{app}}/pushConfig`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.push.v1.GetPushConfigRequest.
+ * Use `create(GetPushConfigRequestSchema)` to create a new message.
+ */
+export const GetPushConfigRequestSchema: GenMessage<GetPushConfigRequest> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 12);
+
+/**
+ * Response of PushService.GetPushConfig.
+ *
+ * @generated from message caas.push.v1.GetPushConfigResponse
+ */
+export type GetPushConfigResponse = Message<"caas.push.v1.GetPushConfigResponse"> & {
+  /**
+   * The settings.
+   *
+   * @generated from field: caas.push.v1.PushConfig push_config = 1;
+   */
+  pushConfig?: PushConfig | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.GetPushConfigResponse.
+ * Use `create(GetPushConfigResponseSchema)` to create a new message.
+ */
+export const GetPushConfigResponseSchema: GenMessage<GetPushConfigResponse> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 13);
+
+/**
+ * Request of PushService.UpdatePushConfig.
+ *
+ * @generated from message caas.push.v1.UpdatePushConfigRequest
+ */
+export type UpdatePushConfigRequest = Message<"caas.push.v1.UpdatePushConfigRequest"> & {
+  /**
+   * The settings, with `name` set; only the fields in `update_mask` change.
+   *
+   * @generated from field: caas.push.v1.PushConfig push_config = 1;
+   */
+  pushConfig?: PushConfig | undefined;
+
+  /**
+   * The fields to change: `web_push_contact`, `apns`, `fcm`, `templates`,
+   * `default_locale`. At least one; a field named and unset is cleared.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.UpdatePushConfigRequest.
+ * Use `create(UpdatePushConfigRequestSchema)` to create a new message.
+ */
+export const UpdatePushConfigRequestSchema: GenMessage<UpdatePushConfigRequest> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 14);
+
+/**
+ * Response of PushService.UpdatePushConfig.
+ *
+ * @generated from message caas.push.v1.UpdatePushConfigResponse
+ */
+export type UpdatePushConfigResponse = Message<"caas.push.v1.UpdatePushConfigResponse"> & {
+  /**
+   * The settings after the change.
+   *
+   * @generated from field: caas.push.v1.PushConfig push_config = 1;
+   */
+  pushConfig?: PushConfig | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.UpdatePushConfigResponse.
+ * Use `create(UpdatePushConfigResponseSchema)` to create a new message.
+ */
+export const UpdatePushConfigResponseSchema: GenMessage<UpdatePushConfigResponse> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 15);
+
+/**
+ * Request of PushService.GetNotificationSettings.
+ *
+ * @generated from message caas.push.v1.GetNotificationSettingsRequest
+ */
+export type GetNotificationSettingsRequest = Message<"caas.push.v1.GetNotificationSettingsRequest"> & {
+  /**
+   * `apps/{{app}}/users/{{user}}/notificationSettings`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message caas.push.v1.GetNotificationSettingsRequest.
+ * Use `create(GetNotificationSettingsRequestSchema)` to create a new message.
+ */
+export const GetNotificationSettingsRequestSchema: GenMessage<GetNotificationSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 16);
+
+/**
+ * Response of PushService.GetNotificationSettings.
+ *
+ * @generated from message caas.push.v1.GetNotificationSettingsResponse
+ */
+export type GetNotificationSettingsResponse = Message<"caas.push.v1.GetNotificationSettingsResponse"> & {
+  /**
+   * The preferences (the defaults for a user who set none).
+   *
+   * @generated from field: caas.push.v1.NotificationSettings notification_settings = 1;
+   */
+  notificationSettings?: NotificationSettings | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.GetNotificationSettingsResponse.
+ * Use `create(GetNotificationSettingsResponseSchema)` to create a new message.
+ */
+export const GetNotificationSettingsResponseSchema: GenMessage<GetNotificationSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 17);
+
+/**
+ * Request of PushService.UpdateNotificationSettings.
+ *
+ * @generated from message caas.push.v1.UpdateNotificationSettingsRequest
+ */
+export type UpdateNotificationSettingsRequest = Message<"caas.push.v1.UpdateNotificationSettingsRequest"> & {
+  /**
+   * The preferences, with `name` set; only the fields in `update_mask` change.
+   *
+   * @generated from field: caas.push.v1.NotificationSettings notification_settings = 1;
+   */
+  notificationSettings?: NotificationSettings | undefined;
+
+  /**
+   * The fields to change: `level`, `do_not_disturb`, `conversations` (the whole
+   * list). At least one; a field named and unset goes back to its default.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.UpdateNotificationSettingsRequest.
+ * Use `create(UpdateNotificationSettingsRequestSchema)` to create a new message.
+ */
+export const UpdateNotificationSettingsRequestSchema: GenMessage<UpdateNotificationSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 18);
+
+/**
+ * Response of PushService.UpdateNotificationSettings.
+ *
+ * @generated from message caas.push.v1.UpdateNotificationSettingsResponse
+ */
+export type UpdateNotificationSettingsResponse = Message<"caas.push.v1.UpdateNotificationSettingsResponse"> & {
+  /**
+   * The preferences after the change.
+   *
+   * @generated from field: caas.push.v1.NotificationSettings notification_settings = 1;
+   */
+  notificationSettings?: NotificationSettings | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.UpdateNotificationSettingsResponse.
+ * Use `create(UpdateNotificationSettingsResponseSchema)` to create a new message.
+ */
+export const UpdateNotificationSettingsResponseSchema: GenMessage<UpdateNotificationSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 19);
+
+/**
+ * Request of PushService.ListPushDeliveries.
+ *
+ * @generated from message caas.push.v1.ListPushDeliveriesRequest
+ */
+export type ListPushDeliveriesRequest = Message<"caas.push.v1.ListPushDeliveriesRequest"> & {
+  /**
+   * `apps/{{app}}/users/{{user}}`.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * At most this many (default 50, at most 200).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page, empty for the first; at most 512 characters.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message caas.push.v1.ListPushDeliveriesRequest.
+ * Use `create(ListPushDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListPushDeliveriesRequestSchema: GenMessage<ListPushDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 20);
+
+/**
+ * Response of PushService.ListPushDeliveries.
+ *
+ * @generated from message caas.push.v1.ListPushDeliveriesResponse
+ */
+export type ListPushDeliveriesResponse = Message<"caas.push.v1.ListPushDeliveriesResponse"> & {
+  /**
+   * The deliveries of this page, newest first.
+   *
+   * @generated from field: repeated caas.push.v1.PushDelivery push_deliveries = 1;
+   */
+  pushDeliveries: PushDelivery[];
+
+  /**
+   * The next page's token; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message caas.push.v1.ListPushDeliveriesResponse.
+ * Use `create(ListPushDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListPushDeliveriesResponseSchema: GenMessage<ListPushDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_push_service, 21);
+
+/**
  * Push notifications: the channels through which a user's devices are told of what
  * happens while their apps are closed — Web Push (browsers), APNs (Apple devices) and
  * Firebase Cloud Messaging (Android) — and the app's Web Push identity (VAPID).
@@ -359,6 +608,66 @@ export const PushService: GenService<{
     methodKind: "unary";
     input: typeof RotateWebPushKeyRequestSchema;
     output: typeof RotateWebPushKeyResponseSchema;
+  },
+  /**
+   * Gets the app's push settings (credentials are never read back: only whether
+   * they are set). Its backend and the operator.
+   *
+   * @generated from rpc caas.push.v1.PushService.GetPushConfig
+   */
+  getPushConfig: {
+    methodKind: "unary";
+    input: typeof GetPushConfigRequestSchema;
+    output: typeof GetPushConfigResponseSchema;
+  },
+  /**
+   * Changes the app's push settings: the fields named in `update_mask`
+   * (`web_push_contact`, `apns`, `fcm`, `templates`, `default_locale`). New APNs or
+   * FCM credentials are checked (the key parses, the file is a service account's)
+   * and kept sealed with the app's data key.
+   *
+   * @generated from rpc caas.push.v1.PushService.UpdatePushConfig
+   */
+  updatePushConfig: {
+    methodKind: "unary";
+    input: typeof UpdatePushConfigRequestSchema;
+    output: typeof UpdatePushConfigResponseSchema;
+  },
+  /**
+   * Gets a user's notification preferences: the user's own, or the app's backend
+   * any user's.
+   *
+   * @generated from rpc caas.push.v1.PushService.GetNotificationSettings
+   */
+  getNotificationSettings: {
+    methodKind: "unary";
+    input: typeof GetNotificationSettingsRequestSchema;
+    output: typeof GetNotificationSettingsResponseSchema;
+  },
+  /**
+   * Changes a user's notification preferences: the fields named in `update_mask`
+   * (`level`, `do_not_disturb`, `conversations`). The user's own, or the app's backend
+   * any user's.
+   *
+   * @generated from rpc caas.push.v1.PushService.UpdateNotificationSettings
+   */
+  updateNotificationSettings: {
+    methodKind: "unary";
+    input: typeof UpdateNotificationSettingsRequestSchema;
+    output: typeof UpdateNotificationSettingsResponseSchema;
+  },
+  /**
+   * Lists the notifications sent (or being sent) to a user's push channels, newest
+   * first, with each try's answer from the provider: why a device got nothing. Kept
+   * for `CAAS_PUSH_DELIVERY_RETENTION`. The user's own, or the app's backend any
+   * user's.
+   *
+   * @generated from rpc caas.push.v1.PushService.ListPushDeliveries
+   */
+  listPushDeliveries: {
+    methodKind: "unary";
+    input: typeof ListPushDeliveriesRequestSchema;
+    output: typeof ListPushDeliveriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_caas_push_v1_push_service, 0);

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file caas/push/v1/resources.proto.
  */
 export const file_caas_push_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChxjYWFzL3B1c2gvdjEvcmVzb3VyY2VzLnByb3RvEgxjYWFzLnB1c2gudjEijQQKClB1c2hEZXZpY2USEgoEbmFtZRgBIAEoCUIE4kEBCBI1Cgh3ZWJfcHVzaBgCIAEoCzIhLmNhYXMucHVzaC52MS5XZWJQdXNoU3Vic2NyaXB0aW9uSAASJwoEYXBucxgDIAEoCzIXLmNhYXMucHVzaC52MS5BcG5zVG9rZW5IABIlCgNmY20YBCABKAsyFi5jYWFzLnB1c2gudjEuRmNtVG9rZW5IABI3CglkZXZpY2VfaWQYBSABKAlCJOJBAQG6SB3YAQFyGDIWXltBLVphLXowLTlfLi1dezEsNjR9JBJFCgZsb2NhbGUYBiABKAlCNeJBAQG6SC7YAQFyKTInXltBLVphLXpdezIsM30oLVtBLVphLXowLTldezIsOH0pezAsM30kEjUKC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQM6ZOpBYQoTY2Fhcy5kZXYvUHVzaERldmljZRIxYXBwcy97YXBwfS91c2Vycy97dXNlcn0vcHVzaERldmljZXMve3B1c2hfZGV2aWNlfSoLcHVzaERldmljZXMyCnB1c2hEZXZpY2VCEAoHY2hhbm5lbBIFukgCCAEirQEKE1dlYlB1c2hTdWJzY3JpcHRpb24SKwoIZW5kcG9pbnQYASABKAlCGeJBAQK6SBJyEBiAEDoIaHR0cHM6Ly+IAQESHgoGcDI1NmRoGAIgASgMQg7iQQECukgHegUqAQRoQRIZCgRhdXRoGAMgASgMQgviQQECukgEegJoEBIuChZhcHBsaWNhdGlvbl9zZXJ2ZXJfa2V5GAQgASgMQg7iQQEBukgH2AEBegJoQSLuAQoJQXBuc1Rva2VuEjYKDGRldmljZV90b2tlbhgBIAEoCUIg4kEBArpIGXIXMhVeWzAtOUEtRmEtZl17NjQsMjAwfSQSSAoLZW52aXJvbm1lbnQYAiABKA4yIy5jYWFzLnB1c2gudjEuQXBuc1Rva2VuLkVudmlyb25tZW50Qg7iQQECukgHggEEEAEgACJfCgtFbnZpcm9ubWVudBIbChdFTlZJUk9OTUVOVF9VTlNQRUNJRklFRBAAEhcKE0VOVklST05NRU5UX1NBTkRCT1gQARIaChZFTlZJUk9OTUVOVF9QUk9EVUNUSU9OEAIiOgoIRmNtVG9rZW4SLgoFdG9rZW4YASABKAlCH+JBAQK6SBhyFhiAIDIRXltBLVphLXowLTlfOi1dKyQi3gEKCldlYlB1c2hLZXkSEgoEbmFtZRgBIAEoCUIE4kEBCBIYCgpwdWJsaWNfa2V5GAIgASgMQgTiQQEDEjUKC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIhChNwcmV2aW91c19wdWJsaWNfa2V5GAQgASgMQgTiQQEDOkjqQUUKE2NhYXMuZGV2L1dlYlB1c2hLZXkSFWFwcHMve2FwcH0vd2ViUHVzaEtleSoLd2ViUHVzaEtleXMyCndlYlB1c2hLZXlCIVofY2Fhcy9nZW4vZ28vY2Fhcy9wdXNoL3YxO3B1c2h2MWIGcHJvdG8z", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
+  fileDesc("ChxjYWFzL3B1c2gvdjEvcmVzb3VyY2VzLnByb3RvEgxjYWFzLnB1c2gudjEijQQKClB1c2hEZXZpY2USEgoEbmFtZRgBIAEoCUIE4kEBCBI1Cgh3ZWJfcHVzaBgCIAEoCzIhLmNhYXMucHVzaC52MS5XZWJQdXNoU3Vic2NyaXB0aW9uSAASJwoEYXBucxgDIAEoCzIXLmNhYXMucHVzaC52MS5BcG5zVG9rZW5IABIlCgNmY20YBCABKAsyFi5jYWFzLnB1c2gudjEuRmNtVG9rZW5IABI3CglkZXZpY2VfaWQYBSABKAlCJOJBAQG6SB3YAQFyGDIWXltBLVphLXowLTlfLi1dezEsNjR9JBJFCgZsb2NhbGUYBiABKAlCNeJBAQG6SC7YAQFyKTInXltBLVphLXpdezIsM30oLVtBLVphLXowLTldezIsOH0pezAsM30kEjUKC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQM6ZOpBYQoTY2Fhcy5kZXYvUHVzaERldmljZRIxYXBwcy97YXBwfS91c2Vycy97dXNlcn0vcHVzaERldmljZXMve3B1c2hfZGV2aWNlfSoLcHVzaERldmljZXMyCnB1c2hEZXZpY2VCEAoHY2hhbm5lbBIFukgCCAEirQEKE1dlYlB1c2hTdWJzY3JpcHRpb24SKwoIZW5kcG9pbnQYASABKAlCGeJBAQK6SBJyEBiAEDoIaHR0cHM6Ly+IAQESHgoGcDI1NmRoGAIgASgMQg7iQQECukgHegUqAQRoQRIZCgRhdXRoGAMgASgMQgviQQECukgEegJoEBIuChZhcHBsaWNhdGlvbl9zZXJ2ZXJfa2V5GAQgASgMQg7iQQEBukgH2AEBegJoQSLuAQoJQXBuc1Rva2VuEjYKDGRldmljZV90b2tlbhgBIAEoCUIg4kEBArpIGXIXMhVeWzAtOUEtRmEtZl17NjQsMjAwfSQSSAoLZW52aXJvbm1lbnQYAiABKA4yIy5jYWFzLnB1c2gudjEuQXBuc1Rva2VuLkVudmlyb25tZW50Qg7iQQECukgHggEEEAEgACJfCgtFbnZpcm9ubWVudBIbChdFTlZJUk9OTUVOVF9VTlNQRUNJRklFRBAAEhcKE0VOVklST05NRU5UX1NBTkRCT1gQARIaChZFTlZJUk9OTUVOVF9QUk9EVUNUSU9OEAIiOgoIRmNtVG9rZW4SLgoFdG9rZW4YASABKAlCH+JBAQK6SBhyFhiAIDIRXltBLVphLXowLTlfOi1dKyQi3gEKCldlYlB1c2hLZXkSEgoEbmFtZRgBIAEoCUIE4kEBCBIYCgpwdWJsaWNfa2V5GAIgASgMQgTiQQEDEjUKC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIhChNwcmV2aW91c19wdWJsaWNfa2V5GAQgASgMQgTiQQEDOkjqQUUKE2NhYXMuZGV2L1dlYlB1c2hLZXkSFWFwcHMve2FwcH0vd2ViUHVzaEtleSoLd2ViUHVzaEtleXMyCndlYlB1c2hLZXki8AMKClB1c2hDb25maWcSEgoEbmFtZRgBIAEoCUIE4kEBCBJUChB3ZWJfcHVzaF9jb250YWN0GAIgASgJQjriQQEBukgz2AEBci4YgAIyKV4obWFpbHRvOlteXHNAXStAW15cc0BdK3xodHRwczovL1teXHNdKykkEjEKBGFwbnMYAyABKAsyHS5jYWFzLnB1c2gudjEuQXBuc0NyZWRlbnRpYWxzQgTiQQEBEi8KA2ZjbRgEIAEoCzIcLmNhYXMucHVzaC52MS5GY21DcmVkZW50aWFsc0IE4kEBARJECgl0ZW1wbGF0ZXMYBSADKAsyIi5jYWFzLnB1c2gudjEuTm90aWZpY2F0aW9uVGVtcGxhdGVCDeJBAQG6SAaSAQMQyAESTQoOZGVmYXVsdF9sb2NhbGUYBiABKAlCNeJBAQG6SC7YAQFyKTInXltBLVphLXpdezIsM30oLVtBLVphLXowLTldezIsOH0pezAsM30kEjUKC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAzpI6kFFChNjYWFzLmRldi9QdXNoQ29uZmlnEhVhcHBzL3thcHB9L3B1c2hDb25maWcqC3B1c2hDb25maWdzMgpwdXNoQ29uZmlnIucBCg9BcG5zQ3JlZGVudGlhbHMSKQoGa2V5X2lkGAEgASgJQhniQQECukgSchAyDl5bQS1aMC05XXsxMH0kEioKB3RlYW1faWQYAiABKAlCGeJBAQK6SBJyEDIOXltBLVowLTldezEwfSQSOwoFdG9waWMYAyABKAlCLOJBAQK6SCVyIzIhXltBLVphLXowLTldW0EtWmEtejAtOS4tXXswLDI1NH0kEiEKC3ByaXZhdGVfa2V5GAQgASgJQgziQQEEukgFcgMYgCASHQoPcHJpdmF0ZV9rZXlfc2V0GAUgASgIQgTiQQEDInMKDkZjbUNyZWRlbnRpYWxzEisKFHNlcnZpY2VfYWNjb3VudF9qc29uGAEgASgJQg3iQQEEukgGcgQYgIABEhgKCnByb2plY3RfaWQYAiABKAlCBOJBAQMSGgoMY2xpZW50X2VtYWlsGAMgASgJQgTiQQEDItoBChROb3RpZmljYXRpb25UZW1wbGF0ZRI+CgRraW5kGAEgASgOMh4uY2Fhcy5wdXNoLnYxLk5vdGlmaWNhdGlvbktpbmRCEOJBAQK6SAmCAQYQASAAIAYSRQoGbG9jYWxlGAIgASgJQjXiQQEBukgu2AEBcikyJ15bQS1aYS16XXsyLDN9KC1bQS1aYS16MC05XXsyLDh9KXswLDN9JBIdCgV0aXRsZRgDIAEoCUIO4kEBArpIB3IFEAEYyAESHAoEYm9keRgEIAEoCUIO4kEBArpIB3IFEAEY9AMiqgMKFE5vdGlmaWNhdGlvblNldHRpbmdzEhIKBG5hbWUYASABKAlCBOJBAQgSPAoFbGV2ZWwYAiABKA4yHy5jYWFzLnB1c2gudjEuTm90aWZpY2F0aW9uTGV2ZWxCDOJBAQG6SAWCAQIQARI4Cg5kb19ub3RfZGlzdHVyYhgDIAEoCzIaLmNhYXMucHVzaC52MS5Eb05vdERpc3R1cmJCBOJBAQESUQoNY29udmVyc2F0aW9ucxgEIAMoCzIrLmNhYXMucHVzaC52MS5Db252ZXJzYXRpb25Ob3RpZmljYXRpb25MZXZlbEIN4kEBAbpIBpIBAxD0AxI1Cgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQM6fOpBeQodY2Fhcy5kZXYvTm90aWZpY2F0aW9uU2V0dGluZ3MSLGFwcHMve2FwcH0vdXNlcnMve3VzZXJ9L25vdGlmaWNhdGlvblNldHRpbmdzKhRub3RpZmljYXRpb25TZXR0aW5nczIUbm90aWZpY2F0aW9uU2V0dGluZ3Mi+QEKDERvTm90RGlzdHVyYhIgCgxzdGFydF9taW51dGUYASABKAVCCrpIBxoFGJ8LKAASHgoKZW5kX21pbnV0ZRgCIAEoBUIKukgHGgUYnwsoABI8Cgl0aW1lX3pvbmUYAyABKAlCKbpIJtgBAXIhMh9eW0EtWmEtel1bQS1aYS16MC05XysvLV17MCw2M30kOmm6SGYaZAoTZG9fbm90X2Rpc3R1cmIuc3BhbhInc3RhcnRfbWludXRlIGFuZCBlbmRfbWludXRlIG11c3QgZGlmZmVyGiR0aGlzLnN0YXJ0X21pbnV0ZSAhPSB0aGlzLmVuZF9taW51dGUipQEKHUNvbnZlcnNhdGlvbk5vdGlmaWNhdGlvbkxldmVsEkQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIr4kEBArpIJHIiMiBeW0EtWmEtejAtOV1bQS1aYS16MC05Xy1dezAsNjN9JBI+CgVsZXZlbBgCIAEoDjIfLmNhYXMucHVzaC52MS5Ob3RpZmljYXRpb25MZXZlbEIO4kEBArpIB4IBBBABIAAi5QQKDFB1c2hEZWxpdmVyeRISCgRuYW1lGAEgASgJQgTiQQEIEhkKC3B1c2hfZGV2aWNlGAIgASgJQgTiQQEDEjIKBGtpbmQYAyABKA4yHi5jYWFzLnB1c2gudjEuTm90aWZpY2F0aW9uS2luZEIE4kEBAxIaCgxjb252ZXJzYXRpb24YBCABKAlCBOJBAQMSEwoFY291bnQYBSABKAVCBOJBAQMSNQoFc3RhdGUYBiABKA4yIC5jYWFzLnB1c2gudjEuUHVzaERlbGl2ZXJ5LlN0YXRlQgTiQQEDEjEKCGF0dGVtcHRzGAcgAygLMhkuY2Fhcy5wdXNoLnYxLlB1c2hBdHRlbXB0QgTiQQEDEjUKC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIzCglzZW5kX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDInkKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEQoNU1RBVEVfUEVORElORxABEg4KClNUQVRFX1NFTlQQAhIQCgxTVEFURV9GQUlMRUQQAxIQCgxTVEFURV9QUlVORUQQBBISCg5TVEFURV9DQU5DRUxFRBAFOnDqQW0KFWNhYXMuZGV2L1B1c2hEZWxpdmVyeRI2YXBwcy97YXBwfS91c2Vycy97dXNlcn0vcHVzaERlbGl2ZXJpZXMve3B1c2hfZGVsaXZlcnl9Kg5wdXNoRGVsaXZlcmllczIMcHVzaERlbGl2ZXJ5IocBCgtQdXNoQXR0ZW1wdBIuCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIZCgtzdGF0dXNfY29kZRgCIAEoBUIE4kEBAxITCgVlcnJvchgDIAEoCUIE4kEBAxIYCgpsYXRlbmN5X21zGAQgASgFQgTiQQEDKvABChBOb3RpZmljYXRpb25LaW5kEiEKHU5PVElGSUNBVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASHQoZTk9USUZJQ0FUSU9OX0tJTkRfTUVTU0FHRRABEh0KGU5PVElGSUNBVElPTl9LSU5EX01FTlRJT04QAhIiCh5OT1RJRklDQVRJT05fS0lORF9USFJFQURfUkVQTFkQAxIeChpOT1RJRklDQVRJT05fS0lORF9SRUFDVElPThAEEhoKFk5PVElGSUNBVElPTl9LSU5EX0NBTEwQBRIbChdOT1RJRklDQVRJT05fS0lORF9DTEVBUhAGKpEBChFOb3RpZmljYXRpb25MZXZlbBIiCh5OT1RJRklDQVRJT05fTEVWRUxfVU5TUEVDSUZJRUQQABIaChZOT1RJRklDQVRJT05fTEVWRUxfQUxMEAESHwobTk9USUZJQ0FUSU9OX0xFVkVMX01FTlRJT05TEAISGwoXTk9USUZJQ0FUSU9OX0xFVkVMX05PTkUQA0IhWh9jYWFzL2dlbi9nby9jYWFzL3B1c2gvdjE7cHVzaHYxYgZwcm90bzM", [file_buf_validate_validate, file_google_api_field_behavior, file_google_api_resource, file_google_protobuf_timestamp]);
 
 /**
  * One push channel of a user's device: where notifications reach the device while
@@ -273,4 +273,590 @@ export type WebPushKey = Message<"caas.push.v1.WebPushKey"> & {
  */
 export const WebPushKeySchema: GenMessage<WebPushKey> = /*@__PURE__*/
   messageDesc(file_caas_push_v1_resources, 4);
+
+/**
+ * The app's push settings: provider credentials and notification templates.
+ *
+ * @generated from message caas.push.v1.PushConfig
+ */
+export type PushConfig = Message<"caas.push.v1.PushConfig"> & {
+  /**
+   * `apps/{app}/pushConfig`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The contact push services may use about the app's Web Push (the VAPID `sub`):
+   * `mailto:` or `https:`; empty: the server's (`CAAS_PUSH_CONTACT`).
+   *
+   * @generated from field: string web_push_contact = 2;
+   */
+  webPushContact: string;
+
+  /**
+   * APNs token authentication; unset: no pushes to Apple devices.
+   *
+   * @generated from field: caas.push.v1.ApnsCredentials apns = 3;
+   */
+  apns?: ApnsCredentials | undefined;
+
+  /**
+   * Firebase Cloud Messaging; unset: no pushes to FCM tokens.
+   *
+   * @generated from field: caas.push.v1.FcmCredentials fcm = 4;
+   */
+  fcm?: FcmCredentials | undefined;
+
+  /**
+   * The app's own wording, by kind and language; what it lacks comes from the
+   * built-in templates (English). At most 200.
+   *
+   * @generated from field: repeated caas.push.v1.NotificationTemplate templates = 5;
+   */
+  templates: NotificationTemplate[];
+
+  /**
+   * The language of devices that registered none (BCP 47); empty: `en`.
+   *
+   * @generated from field: string default_locale = 6;
+   */
+  defaultLocale: string;
+
+  /**
+   * When it last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 7;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.PushConfig.
+ * Use `create(PushConfigSchema)` to create a new message.
+ */
+export const PushConfigSchema: GenMessage<PushConfig> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 5);
+
+/**
+ * An APNs signing key (token-based authentication): the `.p8` key Apple issued for
+ * the team, its id, and the app's bundle id.
+ *
+ * @generated from message caas.push.v1.ApnsCredentials
+ */
+export type ApnsCredentials = Message<"caas.push.v1.ApnsCredentials"> & {
+  /**
+   * The key's id (10 characters).
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * The Apple Developer team id (10 characters).
+   *
+   * @generated from field: string team_id = 2;
+   */
+  teamId: string;
+
+  /**
+   * The app's bundle id (the `apns-topic`).
+   *
+   * @generated from field: string topic = 3;
+   */
+  topic: string;
+
+  /**
+   * The `.p8` file's content (a PEM P-256 private key). Written, never read back:
+   * kept sealed with the app's data key. Empty in an update: the key stored stays.
+   *
+   * @generated from field: string private_key = 4;
+   */
+  privateKey: string;
+
+  /**
+   * Whether a private key is stored.
+   *
+   * @generated from field: bool private_key_set = 5;
+   */
+  privateKeySet: boolean;
+};
+
+/**
+ * Describes the message caas.push.v1.ApnsCredentials.
+ * Use `create(ApnsCredentialsSchema)` to create a new message.
+ */
+export const ApnsCredentialsSchema: GenMessage<ApnsCredentials> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 6);
+
+/**
+ * A Firebase service account allowed to send messages (HTTP v1 API).
+ *
+ * @generated from message caas.push.v1.FcmCredentials
+ */
+export type FcmCredentials = Message<"caas.push.v1.FcmCredentials"> & {
+  /**
+   * The service account's JSON key file. Written, never read back: kept sealed with
+   * the app's data key. Empty in an update: the one stored stays.
+   *
+   * @generated from field: string service_account_json = 1;
+   */
+  serviceAccountJson: string;
+
+  /**
+   * The Firebase project (from the key file).
+   *
+   * @generated from field: string project_id = 2;
+   */
+  projectId: string;
+
+  /**
+   * The service account (from the key file).
+   *
+   * @generated from field: string client_email = 3;
+   */
+  clientEmail: string;
+};
+
+/**
+ * Describes the message caas.push.v1.FcmCredentials.
+ * Use `create(FcmCredentialsSchema)` to create a new message.
+ */
+export const FcmCredentialsSchema: GenMessage<FcmCredentials> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 7);
+
+/**
+ * The wording of one kind of notification in one language. `{sender}` (the sender's
+ * display name), `{conversation}` (the conversation's title, or the sender's name
+ * in a direct conversation), `{text}` (the message, shortened), `{count}` (messages
+ * collapsed into it), `{emoji}` (a reaction) and `{call}` (`voice` or `video`) are
+ * replaced.
+ *
+ * @generated from message caas.push.v1.NotificationTemplate
+ */
+export type NotificationTemplate = Message<"caas.push.v1.NotificationTemplate"> & {
+  /**
+   * The kind (not CLEAR: it has no text).
+   *
+   * @generated from field: caas.push.v1.NotificationKind kind = 1;
+   */
+  kind: NotificationKind;
+
+  /**
+   * The language (BCP 47); empty: every language without its own.
+   *
+   * @generated from field: string locale = 2;
+   */
+  locale: string;
+
+  /**
+   * The title: 1 to 200 characters.
+   *
+   * @generated from field: string title = 3;
+   */
+  title: string;
+
+  /**
+   * The body: 1 to 500 characters.
+   *
+   * @generated from field: string body = 4;
+   */
+  body: string;
+};
+
+/**
+ * Describes the message caas.push.v1.NotificationTemplate.
+ * Use `create(NotificationTemplateSchema)` to create a new message.
+ */
+export const NotificationTemplateSchema: GenMessage<NotificationTemplate> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 8);
+
+/**
+ * A user's notification preferences.
+ *
+ * @generated from message caas.push.v1.NotificationSettings
+ */
+export type NotificationSettings = Message<"caas.push.v1.NotificationSettings"> & {
+  /**
+   * `apps/{app}/users/{user}/notificationSettings`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The level of every conversation without its own; unspecified: ALL.
+   *
+   * @generated from field: caas.push.v1.NotificationLevel level = 2;
+   */
+  level: NotificationLevel;
+
+  /**
+   * Quiet hours, every day: nothing but calls while they last. Unset: none.
+   *
+   * @generated from field: caas.push.v1.DoNotDisturb do_not_disturb = 3;
+   */
+  doNotDisturb?: DoNotDisturb | undefined;
+
+  /**
+   * Conversations with a level of their own (a muted conversation — the member's
+   * `muted` — gets nothing whatever it says here). At most 500.
+   *
+   * @generated from field: repeated caas.push.v1.ConversationNotificationLevel conversations = 4;
+   */
+  conversations: ConversationNotificationLevel[];
+
+  /**
+   * When they last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.NotificationSettings.
+ * Use `create(NotificationSettingsSchema)` to create a new message.
+ */
+export const NotificationSettingsSchema: GenMessage<NotificationSettings> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 9);
+
+/**
+ * Daily quiet hours in the user's time zone: from `start_minute` (minutes after
+ * midnight) to `end_minute`, across midnight when the end comes first.
+ *
+ * @generated from message caas.push.v1.DoNotDisturb
+ */
+export type DoNotDisturb = Message<"caas.push.v1.DoNotDisturb"> & {
+  /**
+   * 0 to 1439.
+   *
+   * @generated from field: int32 start_minute = 1;
+   */
+  startMinute: number;
+
+  /**
+   * 0 to 1439; not the start.
+   *
+   * @generated from field: int32 end_minute = 2;
+   */
+  endMinute: number;
+
+  /**
+   * The IANA time zone (`Europe/Paris`); empty: UTC.
+   *
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
+};
+
+/**
+ * Describes the message caas.push.v1.DoNotDisturb.
+ * Use `create(DoNotDisturbSchema)` to create a new message.
+ */
+export const DoNotDisturbSchema: GenMessage<DoNotDisturb> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 10);
+
+/**
+ * One conversation's notification level.
+ *
+ * @generated from message caas.push.v1.ConversationNotificationLevel
+ */
+export type ConversationNotificationLevel = Message<"caas.push.v1.ConversationNotificationLevel"> & {
+  /**
+   * The conversation's id (the last part of its name).
+   *
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * Its level.
+   *
+   * @generated from field: caas.push.v1.NotificationLevel level = 2;
+   */
+  level: NotificationLevel;
+};
+
+/**
+ * Describes the message caas.push.v1.ConversationNotificationLevel.
+ * Use `create(ConversationNotificationLevelSchema)` to create a new message.
+ */
+export const ConversationNotificationLevelSchema: GenMessage<ConversationNotificationLevel> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 11);
+
+/**
+ * One notification to one push channel, and its tries.
+ *
+ * @generated from message caas.push.v1.PushDelivery
+ */
+export type PushDelivery = Message<"caas.push.v1.PushDelivery"> & {
+  /**
+   * `apps/{app}/users/{user}/pushDeliveries/{push_delivery}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The channel: `apps/{app}/users/{user}/pushDevices/{push_device}`.
+   *
+   * @generated from field: string push_device = 2;
+   */
+  pushDevice: string;
+
+  /**
+   * What it is about.
+   *
+   * @generated from field: caas.push.v1.NotificationKind kind = 3;
+   */
+  kind: NotificationKind;
+
+  /**
+   * The conversation: `apps/{app}/conversations/{conversation}`.
+   *
+   * @generated from field: string conversation = 4;
+   */
+  conversation: string;
+
+  /**
+   * The events collapsed into it (1 unless several came within the window).
+   *
+   * @generated from field: int32 count = 5;
+   */
+  count: number;
+
+  /**
+   * Where it is.
+   *
+   * @generated from field: caas.push.v1.PushDelivery.State state = 6;
+   */
+  state: PushDelivery_State;
+
+  /**
+   * Its tries, oldest first.
+   *
+   * @generated from field: repeated caas.push.v1.PushAttempt attempts = 7;
+   */
+  attempts: PushAttempt[];
+
+  /**
+   * When the first event it carries happened.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When the provider took it.
+   *
+   * @generated from field: google.protobuf.Timestamp send_time = 9;
+   */
+  sendTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message caas.push.v1.PushDelivery.
+ * Use `create(PushDeliverySchema)` to create a new message.
+ */
+export const PushDeliverySchema: GenMessage<PushDelivery> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 12);
+
+/**
+ * Where it is.
+ *
+ * @generated from enum caas.push.v1.PushDelivery.State
+ */
+export enum PushDelivery_State {
+  /**
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Waiting: for its time (a collapse window, a retry) or a sender.
+   *
+   * @generated from enum value: STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * The provider took it.
+   *
+   * @generated from enum value: STATE_SENT = 2;
+   */
+  SENT = 2,
+
+  /**
+   * Given up: the provider refused it, or every try failed.
+   *
+   * @generated from enum value: STATE_FAILED = 3;
+   */
+  FAILED = 3,
+
+  /**
+   * The provider said the channel is gone: the channel was deleted.
+   *
+   * @generated from enum value: STATE_PRUNED = 4;
+   */
+  PRUNED = 4,
+
+  /**
+   * Not sent: the user read the conversation first.
+   *
+   * @generated from enum value: STATE_CANCELED = 5;
+   */
+  CANCELED = 5,
+}
+
+/**
+ * Describes the enum caas.push.v1.PushDelivery.State.
+ */
+export const PushDelivery_StateSchema: GenEnum<PushDelivery_State> = /*@__PURE__*/
+  enumDesc(file_caas_push_v1_resources, 12, 0);
+
+/**
+ * One try to hand a notification to its provider.
+ *
+ * @generated from message caas.push.v1.PushAttempt
+ */
+export type PushAttempt = Message<"caas.push.v1.PushAttempt"> & {
+  /**
+   * When it was made.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * The provider's HTTP status; 0 when it did not answer.
+   *
+   * @generated from field: int32 status_code = 2;
+   */
+  statusCode: number;
+
+  /**
+   * The provider's reason (APNs `reason`, FCM `errorCode`) or what went wrong;
+   * empty when it took it.
+   *
+   * @generated from field: string error = 3;
+   */
+  error: string;
+
+  /**
+   * From sending the request to its answer, in milliseconds.
+   *
+   * @generated from field: int32 latency_ms = 4;
+   */
+  latencyMs: number;
+};
+
+/**
+ * Describes the message caas.push.v1.PushAttempt.
+ * Use `create(PushAttemptSchema)` to create a new message.
+ */
+export const PushAttemptSchema: GenMessage<PushAttempt> = /*@__PURE__*/
+  messageDesc(file_caas_push_v1_resources, 13);
+
+/**
+ * What a notification is about (its template's kind).
+ *
+ * @generated from enum caas.push.v1.NotificationKind
+ */
+export enum NotificationKind {
+  /**
+   * @generated from enum value: NOTIFICATION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A new message in a conversation the user gets all messages of.
+   *
+   * @generated from enum value: NOTIFICATION_KIND_MESSAGE = 1;
+   */
+  MESSAGE = 1,
+
+  /**
+   * A message that mentions the user.
+   *
+   * @generated from enum value: NOTIFICATION_KIND_MENTION = 2;
+   */
+  MENTION = 2,
+
+  /**
+   * A reply in a thread the user follows (started or replied in).
+   *
+   * @generated from enum value: NOTIFICATION_KIND_THREAD_REPLY = 3;
+   */
+  THREAD_REPLY = 3,
+
+  /**
+   * A reaction to the user's message.
+   *
+   * @generated from enum value: NOTIFICATION_KIND_REACTION = 4;
+   */
+  REACTION = 4,
+
+  /**
+   * A call ringing the user.
+   *
+   * @generated from enum value: NOTIFICATION_KIND_CALL = 5;
+   */
+  CALL = 5,
+
+  /**
+   * No alert: the user read the conversation elsewhere; the device clears what it shows.
+   *
+   * @generated from enum value: NOTIFICATION_KIND_CLEAR = 6;
+   */
+  CLEAR = 6,
+}
+
+/**
+ * Describes the enum caas.push.v1.NotificationKind.
+ */
+export const NotificationKindSchema: GenEnum<NotificationKind> = /*@__PURE__*/
+  enumDesc(file_caas_push_v1_resources, 0);
+
+/**
+ * How much of a conversation's activity reaches a user as notifications.
+ *
+ * @generated from enum caas.push.v1.NotificationLevel
+ */
+export enum NotificationLevel {
+  /**
+   * The default: ALL, unless the user's setting says otherwise.
+   *
+   * @generated from enum value: NOTIFICATION_LEVEL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Messages, mentions, thread replies, reactions and calls.
+   *
+   * @generated from enum value: NOTIFICATION_LEVEL_ALL = 1;
+   */
+  ALL = 1,
+
+  /**
+   * Only mentions of the user, replies in threads they follow, and calls.
+   *
+   * @generated from enum value: NOTIFICATION_LEVEL_MENTIONS = 2;
+   */
+  MENTIONS = 2,
+
+  /**
+   * Nothing.
+   *
+   * @generated from enum value: NOTIFICATION_LEVEL_NONE = 3;
+   */
+  NONE = 3,
+}
+
+/**
+ * Describes the enum caas.push.v1.NotificationLevel.
+ */
+export const NotificationLevelSchema: GenEnum<NotificationLevel> = /*@__PURE__*/
+  enumDesc(file_caas_push_v1_resources, 1);
 
