@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import os
 import secrets
+import ssl
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import httpx
 from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 
@@ -170,9 +173,14 @@ from services.organizations.mongo_store import MongoOrganizationStore
 from services.organizations.sqlite_store import SqliteOrganizationStore
 from services.organizations.store import OrganizationStore
 from services.push.actions import PushActions
+from services.push.apns import ApnsSender
+from services.push.fcm import FcmSender
 from services.push.mongo_store import MongoPushStore
+from services.push.notifier import Notifier
+from services.push.sender import PushSender
 from services.push.sqlite_store import SqlitePushStore
 from services.push.store import PushStore
+from services.push.webpush import WebPushSender
 from services.realtime.actions import RealtimeActions
 from services.realtime.codec import encoder
 from services.realtime.fanout import Fanout, LocalFanout, RedisFanout
@@ -241,6 +249,7 @@ class Stores:
 
 PLATFORM = "_platform"  # the data key owner of the deployment's own secrets (no app id)
 MEDIA_SECRET = "media.signing_secret"  # noqa: S105 - where it is sealed, not a secret
+PUSH_TIMEOUT = 30.0  # seconds a push provider has to answer
 
 
 def key_dir(settings: Settings) -> Path:
@@ -608,6 +617,7 @@ class Runtime:
     e2ee: E2eeActions
     calls: CallsActions
     push: PushActions
+    push_sender: PushSender
     realtime: RealtimeActions
     hub: Hub
     fanout: Fanout
@@ -658,6 +668,7 @@ class Runtime:
         await self.blobs.close()
         await self.indexer.index.close()
         await self.webhook_worker.close()
+        await self.push_sender.close()
         await self.send_hooks.close()
         if self.outbox is not None:
             await self.outbox.close()
@@ -735,11 +746,37 @@ def open_calls(settings: Settings, stores: Stores, conversations: ConversationsA
     return calls
 
 
-def open_push(stores: Stores, clock: Clock, bus: EventBus) -> PushActions:
-    """Push channels and Web Push keys; a deleted user's channels go with them."""
+def open_push(settings: Settings, stores: Stores, presence: Presences, clock: Clock,
+              bus: EventBus, background: Background, health: Health,
+              metrics: Metrics | None) -> tuple[PushActions, PushSender]:
+    """Push channels, the apps' keys and settings (a deleted user's channels go with
+    them); the notifier following the log in the background, and the sender handing
+    its pushes to Web Push, APNs and FCM over clients trusting `tls_ca_file`."""
     push = PushActions(stores.push, stores.users, stores.keyring, clock)
     bus.subscribe(push.on_event)
-    return push
+    trust = ssl.create_default_context(cafile=settings.tls_ca_file)
+    web = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust),
+                                timeout=aiohttp.ClientTimeout(total=PUSH_TIMEOUT))
+    http2 = httpx.AsyncClient(http2=True, verify=trust, timeout=PUSH_TIMEOUT)
+    sender = PushSender(stores.push, push, WebPushSender(web),
+                        ApnsSender(http2, settings.apns_sandbox_url, settings.apns_url),
+                        FcmSender(http2, settings.fcm_url), clock, settings.push_contact,
+                        settings.push_rate, settings.push_delivery_retention,
+                        metrics.push() if metrics else None, closing=(web.close, http2.aclose))
+    notifier = Notifier(stores.push, stores.conversations, stores.messages, stores.users,
+                        presence, clock, settings.push_collapse_window, sender.wake)
+    wake = Wake.on_commits(bus)
+
+    async def notify(ok: Callable[[], None]) -> None:
+        relay = Relay(stores.events, OpeningSink(notifier, stores.content.open_payload),
+                      "push", health=health, meter=metrics.relay("push") if metrics else None)
+        await relay.start()
+        ok()
+        await relay.run(wake)
+
+    background.start("push-notifier", notify)
+    background.start("push-sender", sender.run)
+    return push, sender
 
 
 async def build_runtime(settings: Settings, *, stores: Stores | None = None,
@@ -829,7 +866,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
                                    stores.messages, blobs, clock),
         DELETE_APP: AppDeleter(stores.apps, stores.purge_app, indexer.index, blobs,
                                stores.compact, clock)}, clock)
-    calls = open_calls(settings, stores, conversations, presence, clock, bus, background)
+    push, push_sender = open_push(settings, stores, presence, clock, bus, background, health,
+                                  recorded)
     return Runtime(
         settings=settings, clock=clock, bus=bus, stores=stores, limiter=limiter,
         apps=AppsActions(stores.apps, clock, bus, settings, members),
@@ -844,10 +882,11 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
         auth=AuthActions(stores.apps, stores.auth, signing, clock, bus, settings,
                          users.ensure_user, restrictions, limiter, users.create_guest),
         users=users, conversations=conversations,
-        messages=messages, e2ee=e2ee, calls=calls,
+        messages=messages, e2ee=e2ee,
+        calls=open_calls(settings, stores, conversations, presence, clock, bus, background),
         realtime=RealtimeActions(hub, fanout, stores.events, conversations,
                                  stores.conversations, presence, clock, settings),
-        push=open_push(stores, clock, bus),
+        push=push, push_sender=push_sender,
         hub=hub, fanout=fanout, presence=presence,
         authenticator=authenticator, gateway=gateway, health=health, background=background,
         webhooks=WebhooksActions(stores.webhooks, clock, settings),

@@ -44,6 +44,8 @@ from services.core.http_site import start_site
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds: from a point read (~1 ms) to a slow page; a stream's whole life lands in +Inf.
+# From an event to a provider's acceptance: collapse windows and retries make it long.
+PUSH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Seconds: an embedded point read takes microseconds, a MongoDB round trip a millisecond.
 STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -84,6 +86,22 @@ class WebhookMeter:
             (self.rejected if status_code else self.unreachable).inc()
         if dead:
             self.dead_letters.inc()
+
+
+@dataclass(frozen=True, slots=True)
+class PushMeter:
+    """Pushes by provider and outcome, and the time from the event to the provider's
+    acceptance."""
+
+    pushes: Any  # Counter: provider, outcome (sent, failed, pruned, retried)
+    latency: Any  # Histogram: provider
+
+    def count(self, provider: str, outcome: str) -> None:
+        self.pushes.labels(provider, outcome).inc()
+
+    def accepted(self, provider: str, seconds: float) -> None:
+        self.pushes.labels(provider, "sent").inc()
+        self.latency.labels(provider).observe(seconds)
 
 
 class Metrics:
@@ -142,6 +160,16 @@ class Metrics:
             "caas_webhook_dead_letters", "webhook deliveries given up after their last "
             "retry", registry=self.registry)
 
+        self.push_notifications = Counter(
+            "caas_push_notifications", "pushes handed to a provider, by provider (web_push, "
+            "apns, fcm) and outcome: sent (accepted), retried (refused for now), failed "
+            "(given up), pruned (the channel is gone)", ["provider", "outcome"],
+            registry=self.registry)
+        self.push_latency = Histogram(
+            "caas_push_latency_seconds", "time from the event (a message sent) to its push's "
+            "acceptance by the provider", ["provider"], buckets=PUSH_BUCKETS,
+            registry=self.registry)
+
         self.send_hook_calls = Counter(
             "caas_send_hook_calls", "calls of apps' pre-send hooks, by outcome: allow, "
             "reject, modify, failed (no valid answer in time)", ["outcome"],
@@ -192,6 +220,9 @@ class Metrics:
         """What the relay of `consumer` (a kind: search, webhooks, kafka) counts."""
         return RelayMeter(self.events_relayed.labels(consumer),
                           self.consumer_lag.labels(consumer))
+
+    def push(self) -> PushMeter:
+        return PushMeter(self.push_notifications, self.push_latency)
 
     def webhooks(self) -> WebhookMeter:
         attempts = self.webhook_attempts

@@ -23,6 +23,8 @@ _SESSION = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/sessions/({SERVER_ID}
 _DEVICE = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/devices/([A-Za-z0-9_.-]{{1,64}})")
 _PUSH_DEVICE = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/pushDevices/({SERVER_ID})")
 _WEB_PUSH_KEY = re.compile(rf"apps/({APP_ID})/webPushKey")
+_PUSH_CONFIG = re.compile(rf"apps/({APP_ID})/pushConfig")
+_NOTIFICATION_SETTINGS = re.compile(rf"apps/({APP_ID})/users/({USER_ID})/notificationSettings")
 _WEBHOOK = re.compile(rf"apps/({APP_ID})/webhooks/({SERVER_ID})")
 _RESTRICTION = re.compile(rf"apps/({APP_ID})/restrictions/({SERVER_ID})")
 _FLAG = re.compile(rf"apps/({APP_ID})/flags/({SERVER_ID})")
@@ -140,6 +142,18 @@ def parse_push_device(name: str, field: str = "name") -> tuple[str, str, str]:
 def parse_web_push_key(name: str, field: str = "name") -> str:
     """`apps/{app}/webPushKey` → app id."""
     return _match(_WEB_PUSH_KEY, name, field, "apps/{app}/webPushKey")[0]
+
+
+def parse_push_config(name: str, field: str = "name") -> str:
+    """`apps/{app}/pushConfig` → app id."""
+    return _match(_PUSH_CONFIG, name, field, "apps/{app}/pushConfig")[0]
+
+
+def parse_notification_settings(name: str, field: str = "name") -> tuple[str, str]:
+    """`apps/{app}/users/{user}/notificationSettings` → (app id, user id)."""
+    app_id, user_id = _match(_NOTIFICATION_SETTINGS, name, field,
+                             "apps/{app}/users/{user}/notificationSettings")
+    return app_id, user_id
 
 
 def parse_webhook(name: str, field: str = "name") -> tuple[str, str]:

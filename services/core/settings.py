@@ -421,6 +421,28 @@ class Settings(BaseSettings):
                                    "(coturn `static-auth-secret`) that signs credentials")
     turn_credential_ttl: Duration = Field(
         timedelta(hours=1), description="how long a device's TURN credentials work")
+    push_contact: str = Field(
+        "", description="the contact (`mailto:` or `https:`) push services may use about "
+                        "the apps' Web Push, when an app names none (the VAPID `sub`)")
+    push_collapse_window: Duration = Field(
+        timedelta(seconds=5), description="a conversation's pushes to a device go at most "
+                                          "once per window: a burst makes one, with a count")
+    push_rate: float = Field(
+        100.0, gt=0, description="pushes per second one app may hand to the providers "
+                                 "(bursts of as many); more wait in the queue")
+    push_delivery_retention: Duration = Field(
+        timedelta(days=7), description="how long sent, failed and cancelled pushes stay "
+                                       "listed (ListPushDeliveries)")
+    apns_url: str = Field(
+        "https://api.push.apple.com", description="APNs for production tokens (a proxy's "
+                                                  "or a test stand-in's URL otherwise)")
+    apns_sandbox_url: str = Field(
+        "https://api.sandbox.push.apple.com", description="APNs for sandbox (development) "
+                                                          "tokens")
+    fcm_url: str = Field(
+        "https://fcm.googleapis.com", description="Firebase Cloud Messaging's HTTP v1 API "
+                                                  "(the OAuth token URL is the service "
+                                                  "account's own `token_uri`)")
     shutdown_grace: Duration = Field(
         timedelta(seconds=10),
         description="on SIGTERM, how long in-flight calls may finish before being cancelled")

@@ -4,22 +4,33 @@ caas.push.v1.PushService)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
-from services.core.clock import Clock
+from services.core.clock import Clock, to_ms
 from services.core.errors import (
     CapacityExceeded,
     FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
     Unavailable,
+    invalid_field,
     limit_exceeded,
     not_found,
 )
 from services.core.events import DomainEvent
+from services.core.pagination import Page, time_id_page
 from services.core.principal import Principal, require_app, require_backend, require_user_or_app
 from services.keys.keyring import Keyring
+from services.push.apns import ApnsCredentials
+from services.push.fcm import FcmCredentials
 from services.push.models import (
     MAX_PUSH_DEVICES,
     WEB_PUSH,
+    NotificationSettings,
+    Push,
+    PushConfig,
     PushDevice,
+    Template,
     WebPushKey,
     b64url,
     channel_id,
@@ -27,11 +38,14 @@ from services.push.models import (
     new_key_pair,
     push_device_name,
 )
+from services.push.quiet import zone
 from services.push.store import PushStore
 from services.users.actions import user_not_found
 from services.users.store import UserStore
 
 VAPID_CONTEXT = "push.vapid"  # what an app's data key seals its VAPID private keys for
+APNS_CONTEXT = "push.apns"  # … its APNs signing key
+FCM_CONTEXT = "push.fcm"  # … its FCM service account
 ATTEMPTS = 8  # of a key change losing to concurrent ones
 
 
@@ -125,3 +139,153 @@ class PushActions:
         """A deleted user's push channels go with them."""
         if event.type == "user.deleted":
             await self._store.delete_user_devices(event.app_id, event.data["user"])
+
+    async def stored_web_push_key(self, app_id: str) -> WebPushKey | None:
+        """The app's key as stored (the sender's: no caller)."""
+        return await self._store.get_key(app_id)
+
+    async def get_config(self, principal: Principal, app_id: str) -> PushConfig:
+        require_backend(principal, app_id, "the push settings")
+        return await self._store.get_config(app_id) or PushConfig(app_id)
+
+    async def update_config(self, principal: Principal, app_id: str, update: ConfigUpdate
+                            ) -> PushConfig:
+        """The settings with the fields of `update.paths` replaced; new credentials are
+        checked and sealed (an empty key or file keeps the stored one)."""
+        require_backend(principal, app_id, "the push settings")
+        current = await self._store.get_config(app_id) or PushConfig(app_id)
+        changed = replace(current, update_time=self._clock.now())
+        paths = update.paths
+        if "web_push_contact" in paths:
+            changed = replace(changed, web_push_contact=update.web_push_contact)
+        if "templates" in paths:
+            changed = replace(changed, templates=tuple(update.templates))
+        if "default_locale" in paths:
+            changed = replace(changed, default_locale=update.default_locale)
+        if "apns" in paths:
+            changed = await self._with_apns(changed, current, update.apns)
+        if "fcm" in paths:
+            changed = await self._with_fcm(changed, current, update.fcm_account)
+        await self._store.put_config(changed)
+        return changed
+
+    async def _with_apns(self, config: PushConfig, current: PushConfig,
+                         apns: ApnsUpdate | None) -> PushConfig:
+        if apns is None:
+            return replace(config, apns={}, apns_sealed_key=b"")
+        sealed = current.apns_sealed_key
+        pem = apns.private_key
+        if not pem:
+            if not sealed:
+                raise credentials_invalid("apns", "apns.private_key",
+                                          "the .p8 key is required the first time")
+            pem = (await self._keyring.open(config.app_id, APNS_CONTEXT, sealed)).decode()
+        try:
+            ApnsCredentials(apns.key_id, apns.team_id, apns.topic, pem)
+        except ValueError as error:
+            raise credentials_invalid("apns", "apns.private_key", str(error)) from None
+        if apns.private_key:
+            sealed = await self._keyring.seal(config.app_id, APNS_CONTEXT, pem.encode())
+        return replace(config, apns={"key_id": apns.key_id, "team_id": apns.team_id,
+                                     "topic": apns.topic}, apns_sealed_key=sealed)
+
+    async def _with_fcm(self, config: PushConfig, current: PushConfig, account: str | None
+                        ) -> PushConfig:
+        if account is None:
+            return replace(config, fcm={}, fcm_sealed_account=b"")
+        if not account:
+            if not current.fcm_sealed_account:
+                raise credentials_invalid("fcm", "fcm.service_account_json",
+                                          "the service account file is required the first "
+                                          "time")
+            return replace(config, fcm=current.fcm,
+                           fcm_sealed_account=current.fcm_sealed_account)
+        try:
+            parsed = FcmCredentials.from_json(account)
+        except ValueError as error:
+            raise credentials_invalid("fcm", "fcm.service_account_json", str(error)) from None
+        sealed = await self._keyring.seal(config.app_id, FCM_CONTEXT, account.encode())
+        return replace(config, fcm={"project_id": parsed.project_id,
+                                    "client_email": parsed.client_email},
+                       fcm_sealed_account=sealed)
+
+    async def opened_config(self, app_id: str) -> tuple[PushConfig | None,
+                                                        ApnsCredentials | None,
+                                                        FcmCredentials | None]:
+        """The app's settings and its provider credentials opened (the sender's)."""
+        config = await self._store.get_config(app_id)
+        if config is None:
+            return None, None, None
+        apns = fcm = None
+        if config.apns_sealed_key:
+            pem = await self._keyring.open(app_id, APNS_CONTEXT, config.apns_sealed_key)
+            apns = ApnsCredentials(config.apns["key_id"], config.apns["team_id"],
+                                   config.apns["topic"], pem.decode())
+        if config.fcm_sealed_account:
+            fcm = FcmCredentials.from_json(
+                (await self._keyring.open(app_id, FCM_CONTEXT, config.fcm_sealed_account)
+                 ).decode())
+        return config, apns, fcm
+
+    async def get_settings(self, principal: Principal, app_id: str, user_id: str
+                           ) -> NotificationSettings:
+        require_user_or_app(principal, app_id, user_id)
+        if await self._users.get_user(app_id, user_id) is None:
+            raise user_not_found(app_id, user_id)
+        found = await self._store.get_settings(app_id, [user_id])
+        return found.get(user_id) or NotificationSettings(app_id, user_id)
+
+    async def update_settings(self, principal: Principal, app_id: str, user_id: str,
+                              paths: set[str], wanted: NotificationSettings
+                              ) -> NotificationSettings:
+        current = await self.get_settings(principal, app_id, user_id)
+        changed = replace(current, update_time=self._clock.now())
+        if "level" in paths:
+            changed = replace(changed, level=wanted.level)
+        if "do_not_disturb" in paths:
+            dnd = wanted.do_not_disturb
+            if dnd is not None:
+                try:
+                    zone(dnd.time_zone)
+                except ValueError as error:
+                    raise invalid_field("notification_settings.do_not_disturb.time_zone",
+                                        str(error)) from None
+            changed = replace(changed, do_not_disturb=dnd)
+        if "conversations" in paths:
+            changed = replace(changed, conversations=dict(wanted.conversations))
+        await self._store.put_settings(changed)
+        return changed
+
+    async def list_deliveries(self, principal: Principal, app_id: str, user_id: str,
+                              page_size: int, page_token: str) -> Page[Push]:
+        require_user_or_app(principal, app_id, user_id)
+        return await time_id_page(
+            page_size, page_token, [app_id, user_id, "pushDeliveries"],
+            lambda limit, after: self._store.list_pushes(app_id, user_id, limit, after),
+            lambda push: (to_ms(push.create_time), push.push_id))
+
+
+@dataclass(frozen=True, slots=True)
+class ApnsUpdate:
+    key_id: str
+    team_id: str
+    topic: str
+    private_key: str  # "" keeps the stored one
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigUpdate:
+    """UpdatePushConfig's fields: those of `paths` apply (None: cleared)."""
+
+    paths: frozenset[str]
+    web_push_contact: str = ""
+    apns: ApnsUpdate | None = None
+    fcm_account: str | None = None  # the service-account JSON; "" keeps the stored one
+    templates: tuple[Template, ...] = ()
+    default_locale: str = ""
+
+
+def credentials_invalid(provider: str, field_path: str, description: str) -> InvalidArgument:
+    return InvalidArgument("PUSH_CREDENTIALS_INVALID", f"invalid {field_path}: {description}",
+                           metadata={"provider": provider},
+                           field_violations=(FieldViolation(field_path, description),))

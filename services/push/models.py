@@ -76,3 +76,95 @@ def new_key_pair() -> tuple[bytes, bytes]:
     private = ec.generate_private_key(ec.SECP256R1())
     public = private.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     return public, private.private_numbers().private_value.to_bytes(32, "big")
+
+
+# Notification kinds (caas.push.v1.NotificationKind) and levels (NotificationLevel).
+MESSAGE, MENTION, THREAD_REPLY, REACTION, CALL, CLEAR = (
+    "message", "mention", "thread_reply", "reaction", "call", "clear")
+KINDS = (MESSAGE, MENTION, THREAD_REPLY, REACTION, CALL, CLEAR)
+ALL, MENTIONS, NONE = "all", "mentions", "none"
+# Delivery states (PushDelivery.State).
+PENDING, SENT, FAILED, PRUNED, CANCELED = "pending", "sent", "failed", "pruned", "canceled"
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    kind: str
+    locale: str  # "" for every language without its own
+    title: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushConfig:
+    """An app's push settings; the provider secrets sealed with its data key."""
+
+    app_id: str
+    web_push_contact: str = ""
+    apns: Mapping[str, str] = field(default_factory=dict)  # key_id, team_id, topic
+    apns_sealed_key: bytes = b""
+    fcm: Mapping[str, str] = field(default_factory=dict)  # project_id, client_email
+    fcm_sealed_account: bytes = b""
+    templates: tuple[Template, ...] = ()
+    default_locale: str = ""
+    update_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DoNotDisturb:
+    start_minute: int
+    end_minute: int
+    time_zone: str = ""  # IANA; "" for UTC
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSettings:
+    app_id: str
+    user_id: str
+    level: str = ALL
+    do_not_disturb: DoNotDisturb | None = None
+    conversations: Mapping[str, str] = field(default_factory=dict)  # id → level
+    update_time: datetime | None = None
+
+    def level_of(self, conversation_id: str) -> str:
+        return self.conversations.get(conversation_id, self.level)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    time: datetime
+    status: int
+    error: str
+    latency_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """One notification for one push channel, from its first event to its provider.
+
+    `group` collapses: a push for the same channel and group (a user's conversation)
+    while one is pending joins it (`count` grows, the newest event's content wins);
+    `through` is the newest event position it carries (an event seen again is not
+    counted twice)."""
+
+    push_id: str
+    app_id: str
+    user_id: str
+    push_device_id: str
+    provider: str
+    kind: str
+    conversation_id: str
+    group: str
+    through: int
+    content: Mapping[str, str]  # the template's values and the device's data
+    create_time: datetime
+    due_time: datetime
+    count: int = 1
+    state: str = PENDING
+    attempts: tuple[Attempt, ...] = ()
+    send_time: datetime | None = None
+    sequence: int = 0  # the newest message it tells of (a read up to it clears it)
+
+    @property
+    def name(self) -> str:
+        return f"apps/{self.app_id}/users/{self.user_id}/pushDeliveries/{self.push_id}"

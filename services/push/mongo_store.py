@@ -5,16 +5,39 @@ limit)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.core.clock import to_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.errors import CapacityExceeded
-from services.push.models import PushDevice, WebPushKey
+from services.push.codec import (
+    config_dict,
+    config_of,
+    push_dict,
+    push_of,
+    settings_dict,
+    settings_of,
+)
+from services.push.models import (
+    CANCELED,
+    CLEAR,
+    PENDING,
+    SENT,
+    Attempt,
+    NotificationSettings,
+    Push,
+    PushConfig,
+    PushDevice,
+    WebPushKey,
+)
+from services.push.queue import collapsed_due, joined, joins
 
 
 async def _v1(db: AsyncDatabase[Document]) -> None:
@@ -22,7 +45,20 @@ async def _v1(db: AsyncDatabase[Document]) -> None:
                                            ("create_time", ASCENDING)])
 
 
-MIGRATIONS: tuple[MongoMigration, ...] = (_v1,)
+async def _v2(db: AsyncDatabase[Document]) -> None:
+    """The push queue: documents of `push_dict` (times in epoch ms) and `lease_until`."""
+    queue = db["push_queue"]
+    await queue.create_index([("state", ASCENDING), ("due_time", ASCENDING)])
+    await queue.create_index([("app_id", ASCENDING), ("push_device_id", ASCENDING),
+                              ("group", ASCENDING), ("through", ASCENDING)], unique=True)
+    await queue.create_index([("app_id", ASCENDING), ("user_id", ASCENDING),
+                              ("group", ASCENDING)])
+    await queue.create_index([("app_id", ASCENDING), ("user_id", ASCENDING),
+                              ("create_time", DESCENDING), ("push_id", DESCENDING)])
+    await queue.create_index([("create_time", ASCENDING)])
+
+
+MIGRATIONS: tuple[MongoMigration, ...] = (_v1, _v2)
 
 
 def _device(doc: Document) -> PushDevice:
@@ -43,6 +79,9 @@ class MongoPushStore:
         self._devices = db.db["push_devices"]
         self._owners = db.db["push_owners"]  # a document per user, written to serialize
         self._keys = db.db["web_push_keys"]
+        self._configs = db.db["push_configs"]
+        self._settings = db.db["notification_settings"]
+        self._queue = db.db["push_queue"]
 
     async def migrate(self) -> None:
         await self._mongo.migrate("push", MIGRATIONS)
@@ -117,3 +156,121 @@ class MongoPushStore:
         found = await self.get_key(key.app_id)
         assert found is not None
         return found
+
+    async def devices_of(self, app_id: str, user_ids: Collection[str]) -> list[PushDevice]:
+        cursor = self._devices.find({"app_id": app_id, "user_id": {"$in": sorted(user_ids)}})
+        return [_device(doc) async for doc in cursor]
+
+    async def get_config(self, app_id: str) -> PushConfig | None:
+        doc = await self._configs.find_one({"_id": app_id})
+        return None if doc is None else config_of(app_id, doc["config"])
+
+    async def put_config(self, config: PushConfig) -> None:
+        await self._configs.replace_one(
+            {"_id": config.app_id}, {"app_id": config.app_id, "config": config_dict(config)},
+            upsert=True)
+
+    async def get_settings(self, app_id: str, user_ids: Collection[str]
+                           ) -> dict[str, NotificationSettings]:
+        cursor = self._settings.find({"app_id": app_id, "user_id": {"$in": sorted(user_ids)}})
+        return {doc["user_id"]: settings_of(app_id, doc["user_id"], doc["settings"])
+                async for doc in cursor}
+
+    async def put_settings(self, settings: NotificationSettings) -> None:
+        await self._settings.replace_one(
+            {"_id": f"{settings.app_id}/{settings.user_id}"},
+            {"app_id": settings.app_id, "user_id": settings.user_id,
+             "settings": settings_dict(settings)}, upsert=True)
+
+    async def enqueue(self, pushes: Sequence[Push], window: timedelta) -> int:
+        if not pushes:
+            return 0
+        app_ids = sorted({p.app_id for p in pushes})
+        newest: dict[tuple[str, str, str], Document] = {}
+        async for found in self._queue.find(
+                {"app_id": {"$in": app_ids},
+                 "push_device_id": {"$in": sorted({p.push_device_id for p in pushes})},
+                 "group": {"$in": sorted({p.group for p in pushes})}}).sort("through",
+                                                                            ASCENDING):
+            newest[found["app_id"], found["push_device_id"], found["group"]] = found
+        writes: list[InsertOne[Document] | UpdateOne] = []
+        for push in pushes:
+            key = (push.app_id, push.push_device_id, push.group)
+            doc = newest.get(key)
+            before = None if doc is None else push_of(doc)  # its group's newest push
+            if before is not None and before.through >= push.through:
+                continue
+            if before is not None and doc is not None and joins(
+                    push, before, held=doc.get("lease_until") is not None):
+                after = joined(before, push)
+                writes.append(UpdateOne(
+                    {"_id": before.push_id, "state": PENDING, "lease_until": None,
+                     "through": before.through}, {"$set": push_dict(after)}))
+                newest[key] = {**push_dict(after), "lease_until": None}
+            else:
+                due = collapsed_due(push, before, window)
+                added = {"_id": push.push_id, **push_dict(push), "due_time": to_ms(due),
+                         "lease_until": None}
+                writes.append(InsertOne(added))
+                newest[key] = added
+        if writes:
+            try:
+                await self._queue.bulk_write(writes, ordered=True)
+            except BulkWriteError as error:  # an event handed over twice at once
+                if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+                    raise
+        return len(writes)
+
+    async def cancel_group(self, app_id: str, user_id: str, group: str, sequence: int,
+                           now: datetime) -> list[tuple[str, str]]:
+        await self._queue.update_many(
+            {"app_id": app_id, "user_id": user_id, "group": group, "state": PENDING,
+             "lease_until": None, "kind": {"$ne": CLEAR}, "sequence": {"$lte": sequence}},
+            {"$set": {"state": CANCELED}})
+        newest: dict[str, Push] = {}
+        async for doc in self._queue.find(
+                {"app_id": app_id, "user_id": user_id, "group": group,
+                 "state": {"$ne": CANCELED}}).sort("through", ASCENDING):
+            newest[doc["push_device_id"]] = push_of(doc)
+        return [(p.push_device_id, p.provider) for p in newest.values()
+                if p.state == SENT and p.kind != CLEAR and p.sequence <= sequence]
+
+    async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[Push]:
+        claimed = []
+        free = {"state": PENDING, "due_time": {"$lte": to_ms(now)},
+                "$or": [{"lease_until": None}, {"lease_until": {"$lte": to_ms(now)}}]}
+        async for doc in self._queue.find(free, {"_id": 1}).sort("due_time", ASCENDING
+                                                                  ).limit(limit):
+            taken = await self._queue.find_one_and_update(
+                {"_id": doc["_id"], **free}, {"$set": {"lease_until": to_ms(now + lease)}})
+            if taken is not None:  # else another process took it first
+                claimed.append(push_of(taken))
+        return claimed
+
+    async def finish(self, push: Push, state: str, attempt: Attempt | None,
+                     due_time: datetime | None = None) -> None:
+        change: Document = {"$set": {"state": state, "lease_until": None}}
+        if due_time is not None:
+            change["$set"]["due_time"] = to_ms(due_time)
+        if state == SENT and attempt is not None:
+            change["$set"]["send_time"] = to_ms(attempt.time)
+        if attempt is not None:
+            change["$push"] = {"attempts": [to_ms(attempt.time), attempt.status, attempt.error,
+                                            attempt.latency_ms]}
+        await self._queue.update_one({"_id": push.push_id}, change)
+
+    async def list_pushes(self, app_id: str, user_id: str, limit: int,
+                          before: tuple[int, str] | None) -> list[Push]:
+        query: Document = {"app_id": app_id, "user_id": user_id}
+        if before is not None:
+            at = before[0]
+            query["$or"] = [{"create_time": {"$lt": at}},
+                            {"create_time": at, "push_id": {"$lt": before[1]}}]
+        cursor = self._queue.find(query).sort(
+            [("create_time", DESCENDING), ("push_id", DESCENDING)]).limit(limit)
+        return [push_of(doc) async for doc in cursor]
+
+    async def purge_pushes(self, before: datetime) -> int:
+        result = await self._queue.delete_many({"create_time": {"$lt": to_ms(before)},
+                                                "state": {"$ne": PENDING}})
+        return result.deleted_count

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 # The largest request body each provider takes for one notification.
 APNS_MAX_PAYLOAD = 4096  # bytes of the JSON body (alert notifications; VoIP: 5120)
@@ -40,11 +42,12 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """What the provider answered: the HTTP status and, when it said, its reason
-    (APNs `reason`, FCM `errorCode`) and how long to wait before trying again."""
+    """What the provider answered: the HTTP status and, when it said, its error (APNs
+    `reason`, FCM `errorCode`; what went wrong when it did not answer) and how long to
+    wait before trying again."""
 
     status: int
-    reason: str = ""
+    error: str = ""
     retry_after: float | None = None  # seconds (429, 503)
 
     @property
@@ -56,12 +59,32 @@ class Delivery:
         """The token or subscription will never work again: forget the device (Web
         Push 404/410, APNs 410 `Unregistered` and 400 `BadDeviceToken`, FCM 404
         `UNREGISTERED`)."""
-        return self.status in (404, 410) or self.reason in (
+        return self.status in (404, 410) or self.error in (
             "Unregistered", "BadDeviceToken", "UNREGISTERED")
 
     @property
     def retryable(self) -> bool:
-        """Worth trying again later: throttled, the provider's trouble, or an expired
-        provider token (a new one is made for the next try)."""
-        return (self.status in (408, 429) or self.status >= 500
-                or self.reason == "ExpiredProviderToken" or self.status == 0)
+        """Worth trying again later: throttled, the provider's trouble, no answer, or
+        an expired provider or access token (a new one is made for the next try)."""
+        return (self.status in (408, 429) or self.status >= 500 or self.status == 0
+                or self.error in ("ExpiredProviderToken", "UNAUTHENTICATED"))
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """A `retry-after` header in seconds (delay seconds or an HTTP date)."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def short_error(error: Exception) -> str:
+    """What went wrong with a request that got no answer, in one short line."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:120] if text else type(error).__name__

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from services.push.models import PushDevice, WebPushKey
+from services.push.models import (
+    Attempt,
+    NotificationSettings,
+    Push,
+    PushConfig,
+    PushDevice,
+    WebPushKey,
+)
 
 
 class PushStore(Protocol):
@@ -35,3 +44,48 @@ class PushStore(Protocol):
         """Stores `key` if the app's current public key is `replaces` (b"": it has
         none); else changes nothing. The app's key after it (the winner of concurrent
         makers or rotations)."""
+
+    async def devices_of(self, app_id: str, user_ids: Collection[str]) -> list[PushDevice]:
+        """The channels of all those users."""
+
+    async def get_config(self, app_id: str) -> PushConfig | None: ...
+
+    async def put_config(self, config: PushConfig) -> None: ...
+
+    async def get_settings(self, app_id: str, user_ids: Collection[str]
+                           ) -> dict[str, NotificationSettings]:
+        """The settings of those users who have some."""
+
+    async def put_settings(self, settings: NotificationSettings) -> None: ...
+
+    async def enqueue(self, pushes: Sequence[Push], window: timedelta) -> int:
+        """Queue each push for its channel (one transaction for all): skipped if the
+        channel's newest push of its group carries its event already (`through`, so an
+        event handed over again changes nothing); joined to the group's pending push if
+        no sender holds it (`count` + 1, its content and `through`); else added — due
+        when its `due_time` says or, if the group's last push was sent less than
+        `window` before, when the window ends. How many were added or joined."""
+
+    async def cancel_group(self, app_id: str, user_id: str, group: str, sequence: int,
+                           now: datetime) -> list[tuple[str, str]]:
+        """Cancel the group's pending pushes to the user's channels that no sender holds
+        and tell of messages up to `sequence` (read); (push device id, provider) of the
+        channels whose newest push of the group was sent, is not a clear and tells of
+        such a message: what they show is to be cleared."""
+
+    async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[Push]:
+        """Up to `limit` pending pushes due by `now` that no sender holds, soonest due
+        first, held until `now + lease` (a sender that dies lets them go)."""
+
+    async def finish(self, push: Push, state: str, attempt: Attempt | None,
+                     due_time: datetime | None = None) -> None:
+        """Record a claimed push's attempt and new state (pending again: due at
+        `due_time`), releasing it; `state` sent sets its send time."""
+
+    async def list_pushes(self, app_id: str, user_id: str, limit: int,
+                          before: tuple[int, str] | None) -> list[Push]:
+        """The user's pushes, newest first (by creation time and id), after `before`
+        (creation time in epoch ms, id)."""
+
+    async def purge_pushes(self, before: datetime) -> int:
+        """Delete the pushes created before `before` that are no longer pending."""

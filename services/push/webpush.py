@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from services.push.models import PushDevice, b64url, from_b64url
-from services.push.providers import Delivery, Notification
+from services.push.providers import Delivery, Notification, retry_after
 
 # A push message body is at most 4096 bytes (RFC 8030 §7.2); aes128gcm adds a header
 # (16-byte salt, 4-byte record size, 1-byte key id length, 65-byte key), a padding
@@ -42,8 +42,10 @@ def vapid_authorization(endpoint: str, private_scalar: bytes, public_key: bytes,
                         subject: str, now: datetime) -> str:
     """The `Authorization` header of a push request to `endpoint` (RFC 8292)."""
     parts = urlsplit(endpoint)
-    claims = {"aud": f"{parts.scheme}://{parts.netloc}",
-              "exp": int((now + JWT_LIFETIME).timestamp()), "sub": subject}
+    claims: dict[str, object] = {"aud": f"{parts.scheme}://{parts.netloc}",
+                                 "exp": int((now + JWT_LIFETIME).timestamp())}
+    if subject:  # a contact is RECOMMENDED, not required (RFC 8292 §2.1)
+        claims["sub"] = subject
     header = b64url(json.dumps({"typ": "JWT", "alg": "ES256"}, separators=(",", ":")).encode())
     body = b64url(json.dumps(claims, separators=(",", ":")).encode())
     signing_input = f"{header}.{body}".encode()
@@ -51,13 +53,6 @@ def vapid_authorization(endpoint: str, private_scalar: bytes, public_key: bytes,
     r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
     signature = b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
     return f"vapid t={header}.{body}.{signature}, k={b64url(public_key)}"
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 class WebPushSender:
@@ -85,7 +80,7 @@ class WebPushSender:
             headers["Topic"] = topic
         async with self._session.post(device.address, data=body, headers=headers) as answer:
             return Delivery(answer.status,
-                            retry_after=_retry_after(answer.headers.get("retry-after")))
+                            retry_after=retry_after(answer.headers.get("retry-after"), now))
 
 
 def topic_of(key: str) -> str:

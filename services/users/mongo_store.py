@@ -202,6 +202,12 @@ class MongoUserStore:
              "app_id": app_id}, {"_id": 1})
         return found is not None
 
+    async def blockers_among(self, app_id: str, blocked_id: str, among: Collection[str]
+                             ) -> set[str]:
+        ids = [_block_id(app_id, user_id, blocked_id) for user_id in sorted(set(among))]
+        return {doc["user_id"] async for doc in self._blocks.find(
+            {"_id": {"$in": ids}, "app_id": app_id}, {"user_id": 1})}
+
     async def search_users(self, app_id: str, words: Sequence[str], limit: int,
                            among: Collection[str] | None = None) -> list[User]:
         first = words[0]

@@ -231,6 +231,21 @@ class SqliteUserStore:
             " OR (user_id = ? AND blocked_id = ?)) LIMIT 1", (app_id, a, b, b, a)).fetchone())
         return row is not None
 
+    async def blockers_among(self, app_id: str, blocked_id: str, among: Collection[str]
+                             ) -> set[str]:
+        users = sorted(set(among))
+
+        def query(conn: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(users), 500):
+                chunk = users[start:start + 500]
+                found.update(user_id for (user_id,) in conn.execute(
+                    "SELECT user_id FROM blocks WHERE app_id = ? AND blocked_id = ? AND user_id"
+                    f" IN ({', '.join('?' * len(chunk))})", (app_id, blocked_id, *chunk)))
+            return found
+
+        return await self._db.read(query)
+
     async def search_users(self, app_id: str, words: Sequence[str], limit: int,
                            among: Collection[str] | None = None) -> list[User]:
         first = words[0]

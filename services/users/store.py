@@ -56,6 +56,10 @@ class UserStore(Protocol):
     async def blocked_either_way(self, app_id: str, a: str, b: str) -> bool:
         """Whether `a` blocks `b` or `b` blocks `a`."""
 
+    async def blockers_among(self, app_id: str, blocked_id: str, among: Collection[str]
+                             ) -> set[str]:
+        """Those of `among` who block `blocked_id`."""
+
     async def search_users(self, app_id: str, words: Sequence[str], limit: int,
                            among: Collection[str] | None = None) -> list[User]:
         """Live users each of whose folded `words` (services/users/words.py; at least

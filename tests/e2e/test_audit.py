@@ -341,4 +341,5 @@ def test_every_administrative_write_is_audited() -> None:
                if method.GetOptions().Extensions[access_pb2.access].audited}
     # Beyond those services, deleting a whole conversation is one too, and so are
     # changing an app's plan and rotating its Web Push key.
-    assert audited == writes | {"DeleteConversation", "ChangePlan", "RotateWebPushKey"}
+    assert audited == writes | {"DeleteConversation", "ChangePlan", "RotateWebPushKey",
+                                "UpdatePushConfig"}

@@ -152,7 +152,9 @@ def self_signed(directory: Path) -> tuple[ssl.SSLContext, Path]:
     """A server TLS context for 127.0.0.1 with a fresh self-signed certificate, and the
     certificate's file (to trust it, or not)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "caas test receiver")])
+    # A name of its own: two of them trusted together must not be taken for each other.
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                         f"caas test receiver {uuid.uuid4().hex[:8]}")])
     now = datetime.now(UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
