@@ -28,9 +28,11 @@ from caas.users.v1 import resources_pb2 as user_res
 from caas.users.v1 import users_service_pb2 as user_pb
 from google.protobuf import field_mask_pb2
 
-from tests.conftest import TEST_CONFIG, AppHandle, create_app, expect_error
+from tests.conftest import TEST_CONFIG, AppHandle, create_app, expect_error, unique_id
 from tests.support.chat import DIRECT, GROUP, Person, person
 from tests.support.client import Client
+from tests.support.metrics import metrics_port, samples, value
+from tests.support.processes import free_port
 from tests.support.push_providers import (
     Answer,
     ApnsStandIn,
@@ -39,7 +41,7 @@ from tests.support.push_providers import (
     running_apns,
     running_fcm,
 )
-from tests.support.servers import CaasServer, start_caas
+from tests.support.servers import CaasServer, ExternalServer, start_caas
 from tests.support.stream import subscribed
 from tests.support.web_push_client import Browser, verify_vapid
 from tests.support.webhook_receiver import Received, Receiver, running_receiver, self_signed
@@ -64,19 +66,25 @@ def providers(tmp_path_factory: pytest.TempPathFactory
         yield apns, fcm, certificate
 
 
-@pytest.fixture(scope="module")
-def pushing(tmp_path_factory: pytest.TempPathFactory, push_service: tuple[Receiver, Path],
+@pytest.fixture(scope="module", params=["sqlite", "mongodb"])
+def pushing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            push_service: tuple[Receiver, Path],
             providers: tuple[ApnsStandIn, FcmStandIn, Path]) -> Iterator[CaasServer]:
-    """A server sending to the stand-ins, trusting their certificates."""
+    """A server on each store engine sending to the stand-ins, trusting their
+    certificates, its metrics served."""
     directory = tmp_path_factory.mktemp("caas")
     apns, fcm, provider_certificate = providers
     trusted = directory / "trusted.pem"
     trusted.write_bytes(push_service[1].read_bytes() + provider_certificate.read_bytes())
-    server = start_caas(directory / "data", env={
-        "CAAS_TLS_CA_FILE": str(trusted), "CAAS_PUSH_CONTACT": CONTACT,
-        "CAAS_PUSH_COLLAPSE_WINDOW": "3", "CAAS_APNS_URL": apns.production_url,
-        "CAAS_APNS_SANDBOX_URL": apns.sandbox_url, "CAAS_FCM_URL": fcm.url},
-        config=TEST_CONFIG)
+    env = {"CAAS_TLS_CA_FILE": str(trusted), "CAAS_PUSH_CONTACT": CONTACT,
+           "CAAS_PUSH_COLLAPSE_WINDOW": "3", "CAAS_APNS_URL": apns.production_url,
+           "CAAS_APNS_SANDBOX_URL": apns.sandbox_url, "CAAS_FCM_URL": fcm.url,
+           "CAAS_METRICS_LISTEN": f"127.0.0.1:{free_port()}"}
+    if request.param == "mongodb":
+        mongo: ExternalServer = request.getfixturevalue("mongo")
+        env |= {"CAAS_STORE": "mongodb", "CAAS_MONGODB_URL": mongo.url,
+                "CAAS_MONGODB_DATABASE": unique_id("push")}
+    server = start_caas(directory / "data", env=env, config=TEST_CONFIG)
     yield server
     assert server.process.stop() == 0
 
@@ -190,6 +198,28 @@ async def test_an_offline_member_gets_an_encrypted_signed_push(
     assert [a.status_code for a in delivery.attempts] == [201]
     assert delivery.attempts[0].error == "" and delivery.HasField("send_time")
     assert await deliveries(alice) == [] and own.requests() == []  # never to the sender
+
+
+async def test_pushes_are_counted(client: Client, app: AppHandle, pushing: CaasServer,
+                                  push_service: tuple[Receiver, Path]) -> None:
+    receiver, _ = push_service
+    port = metrics_port(pushing)
+    before = samples(port)
+    alice, bob, carol = await people(client, app, "alice", "bob", "carol")
+    await Phone(bob, receiver).register()
+    await Phone(carol, receiver, "gone").register()
+    group = await alice.create(GROUP, ("bob", "carol"))
+    await alice.send(group.name, "count me")
+    await settle(bob, 1)
+    await settle(carol, 1)
+    after = samples(port)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("caas_push_notifications_total", provider="web_push", outcome="sent") >= 1
+    assert grew("caas_push_notifications_total", provider="web_push", outcome="pruned") >= 1
+    assert grew("caas_push_latency_seconds_count", provider="web_push") >= 1
 
 
 async def test_every_rule_that_says_no(client: Client, app: AppHandle,
@@ -434,8 +464,9 @@ async def test_apple_and_android_devices(client: Client, app: AppHandle,
     assert shown.fcm.service_account_json == "" and shown.fcm.project_id == "chat-prod"
     assert shown.fcm.client_email.endswith("chat-prod.iam.gserviceaccount.com")
     alice, bob, carol, dave = await people(client, app, "alice", "bob", "carol", "dave")
-    iphone, android = "ab" * 32, "fcm-token-bob"
-    gone_iphone, gone_android = "cd" * 32, "fcm-token-dave"
+    # Tokens of their own: the stand-ins serve both engines' runs.
+    iphone, android = uuid.uuid4().hex * 2, f"fcm-{uuid.uuid4().hex}"
+    gone_iphone, gone_android = uuid.uuid4().hex * 2, f"fcm-{uuid.uuid4().hex}"
     apns.answer(gone_iphone, Answer(410, "Unregistered"))
     fcm.answer(gone_android, Answer(404, "UNREGISTERED"))
     sandbox = res.ApnsToken.ENVIRONMENT_SANDBOX
@@ -490,7 +521,7 @@ async def test_a_provider_the_app_did_not_configure_fails_clearly(
         client: Client, app: AppHandle) -> None:
     alice, bob = await people(client, app, "alice", "bob")
     await register_token(bob, apns=res.ApnsToken(
-        device_token="ef" * 32, environment=res.ApnsToken.ENVIRONMENT_PRODUCTION))
+        device_token=uuid.uuid4().hex * 2, environment=res.ApnsToken.ENVIRONMENT_PRODUCTION))
     group = await alice.create(GROUP, ("bob",))
     await alice.send(group.name, "nobody configured APNs")
     (failed,) = await settle(bob, 1)
