@@ -428,7 +428,7 @@ class Settings(BaseSettings):
         timedelta(seconds=5), description="a conversation's pushes to a device go at most "
                                           "once per window: a burst makes one, with a count")
     push_rate: float = Field(
-        100.0, gt=0, description="pushes per second one app may hand to the providers "
+        1000.0, gt=0, description="pushes per second one app may hand to the providers "
                                  "(bursts of as many); more wait in the queue")
     push_delivery_retention: Duration = Field(
         timedelta(days=7), description="how long sent, failed and cancelled pushes stay "

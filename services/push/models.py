@@ -168,3 +168,14 @@ class Push:
     @property
     def name(self) -> str:
         return f"apps/{self.app_id}/users/{self.user_id}/pushDeliveries/{self.push_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a claimed push: its new state, the try made (if one was), and
+    when it is due again if pending."""
+
+    push: Push
+    state: str
+    attempt: Attempt | None = None
+    due_time: datetime | None = None

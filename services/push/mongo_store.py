@@ -18,6 +18,7 @@ from services.core.clock import to_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
 from services.core.errors import CapacityExceeded
 from services.push.codec import (
+    attempts_list,
     config_dict,
     config_of,
     push_dict,
@@ -30,8 +31,8 @@ from services.push.models import (
     CLEAR,
     PENDING,
     SENT,
-    Attempt,
     NotificationSettings,
+    Outcome,
     Push,
     PushConfig,
     PushDevice,
@@ -225,7 +226,8 @@ class MongoPushStore:
                            now: datetime) -> list[tuple[str, str]]:
         await self._queue.update_many(
             {"app_id": app_id, "user_id": user_id, "group": group, "state": PENDING,
-             "lease_until": None, "kind": {"$ne": CLEAR}, "sequence": {"$lte": sequence}},
+             "$or": [{"lease_until": None}, {"lease_until": {"$lte": to_ms(now)}}],
+             "kind": {"$ne": CLEAR}, "sequence": {"$lte": sequence}},
             {"$set": {"state": CANCELED}})
         newest: dict[str, Push] = {}
         async for doc in self._queue.find(
@@ -247,17 +249,20 @@ class MongoPushStore:
                 claimed.append(push_of(taken))
         return claimed
 
-    async def finish(self, push: Push, state: str, attempt: Attempt | None,
-                     due_time: datetime | None = None) -> None:
-        change: Document = {"$set": {"state": state, "lease_until": None}}
-        if due_time is not None:
-            change["$set"]["due_time"] = to_ms(due_time)
-        if state == SENT and attempt is not None:
-            change["$set"]["send_time"] = to_ms(attempt.time)
-        if attempt is not None:
-            change["$push"] = {"attempts": [to_ms(attempt.time), attempt.status, attempt.error,
-                                            attempt.latency_ms]}
-        await self._queue.update_one({"_id": push.push_id}, change)
+    async def finish(self, outcomes: Sequence[Outcome]) -> None:
+        writes = []
+        for outcome in outcomes:
+            change: Document = {"$set": {"state": outcome.state, "lease_until": None}}
+            if outcome.due_time is not None:
+                change["$set"]["due_time"] = to_ms(outcome.due_time)
+            attempt = outcome.attempt
+            if outcome.state == SENT and attempt is not None:
+                change["$set"]["send_time"] = to_ms(attempt.time)
+            if attempt is not None:
+                change["$push"] = {"attempts": attempts_list((attempt,))[0]}
+            writes.append(UpdateOne({"_id": outcome.push.push_id}, change))
+        if writes:
+            await self._queue.bulk_write(writes, ordered=False)
 
     async def list_pushes(self, app_id: str, user_id: str, limit: int,
                           before: tuple[int, str] | None) -> list[Push]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from services.push.models import CLEAR, PENDING, SENT, Push
+from services.push.models import CLEAR, PENDING, SENT, Outcome, Push
 
 
 def collapsed_due(push: Push, newest: Push | None, window: timedelta) -> datetime:
@@ -30,3 +30,13 @@ def joined(newest: Push, push: Push) -> Push:
     more in the count."""
     return replace(newest, kind=push.kind, content=push.content, through=push.through,
                    count=newest.count + 1, sequence=push.sequence)
+
+
+def finished(stored: Push, outcome: Outcome) -> Push:
+    """The push as stored after `outcome`: its try added, its new state and due time;
+    sent, its send time."""
+    attempt = outcome.attempt
+    return replace(stored, state=outcome.state,
+                   attempts=stored.attempts + ((attempt,) if attempt else ()),
+                   due_time=outcome.due_time or stored.due_time,
+                   send_time=attempt.time if outcome.state == SENT and attempt else None)

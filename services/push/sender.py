@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -47,9 +47,11 @@ from services.push.models import (
     SENT,
     WEB_PUSH,
     Attempt,
+    Outcome,
     Push,
     PushConfig,
     PushDevice,
+    WebPushKey,
     from_b64url,
 )
 from services.push.providers import Delivery, Notification
@@ -87,12 +89,16 @@ class Pace:
         return (1 - tokens) / self._rate
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Credentials:
+    """An app's settings and keys as the sender uses them for a while."""
+
     config: PushConfig | None
     apns: ApnsCredentials | None
     fcm: FcmCredentials | None
+    web_push_key: WebPushKey | None
     until: float  # monotonic time after which they are read again
+    vapid: dict[bytes, bytes] = field(default_factory=dict)  # public → private, opened
 
 
 class PushSender:
@@ -141,50 +147,49 @@ class PushSender:
                 await wait_set(self._wake, POLL_SECONDS)
 
     async def run_once(self) -> int:
-        """Send what is due now; how many were claimed."""
+        """Send what is due now — each channel's pushes in order, the channels side by
+        side — and record the outcomes in one write; how many were claimed."""
         claimed = await self._store.claim(self._clock.now(), BATCH, LEASE)
         by_channel: dict[tuple[str, str], list[Push]] = {}
-        for push in claimed:  # soonest due first: each channel's in order
+        for push in claimed:  # soonest due first
             by_channel.setdefault((push.app_id, push.push_device_id), []).append(push)
+        outcomes: list[Outcome] = []
         if by_channel:
-            await asyncio.gather(*(self._deliver_in_order(pushes)
+            await asyncio.gather(*(self._deliver_in_order(pushes, outcomes)
                                    for pushes in by_channel.values()))
+            await self._store.finish(outcomes)
         return len(claimed)
 
-    async def _deliver_in_order(self, pushes: list[Push]) -> None:
+    async def _deliver_in_order(self, pushes: list[Push], outcomes: list[Outcome]) -> None:
         for push in pushes:
-            await self._deliver(push)
+            outcomes.append(await self._deliver(push))
 
     async def close(self) -> None:
         """Close the HTTP clients."""
         for close in self._closing:
             await close()
 
-    async def _deliver(self, push: Push) -> None:
+    async def _deliver(self, push: Push) -> Outcome:
         device = await self._store.get_device(push.app_id, push.user_id, push.push_device_id)
         if device is None:  # deleted since (signed out, or pruned)
-            await self._store.finish(push, CANCELED, None)
-            return
+            return Outcome(push, CANCELED)
         delay = self._pace.wait(push.app_id, self._monotonic())
         if delay:
-            await self._store.finish(push, PENDING, None,
-                                     self._clock.now() + timedelta(seconds=delay))
-            return
+            return Outcome(push, PENDING, due_time=self._clock.now() + timedelta(seconds=delay))
         credentials = await self._credentials_of(push.app_id)
         notification = render(push, credentials.config, device.locale)
         async with self._slots[device.provider]:
             started = self._monotonic()
             now = self._clock.now()
+            final = False
             try:
                 delivery = await self._hand(device, push, notification, credentials, now)
             except MissingCredentials as missing:
-                delivery = Delivery(0, str(missing))
-                await self._finish(push, device, delivery, now, 0, final=True)
-                return
+                delivery, final = Delivery(0, str(missing)), True
             except (aiohttp.ClientError, httpx.HTTPError, OSError, TimeoutError) as error:
                 delivery = Delivery(0, f"connect: {type(error).__name__}")
             latency = int((self._monotonic() - started) * 1000)
-        await self._finish(push, device, delivery, now, latency)
+        return await self._outcome(push, device, delivery, now, latency, final)
 
     async def _hand(self, device: PushDevice, push: Push, notification: Notification,
                     credentials: Credentials, now: datetime) -> Delivery:
@@ -203,11 +208,13 @@ class PushSender:
 
     async def _web_push(self, device: PushDevice, push: Push, notification: Notification,
                         credentials: Credentials, now: datetime) -> Delivery:
-        key = await self._actions.stored_web_push_key(push.app_id)
+        key = credentials.web_push_key
         public = from_key(device)
         if key is None or not key.knows(public):
             return Delivery(410, "VAPID key rotated away: subscribe again")
-        private = await self._actions.private_key(key, public)
+        private = credentials.vapid.get(public)
+        if private is None:
+            private = credentials.vapid[public] = await self._actions.private_key(key, public)
         config = credentials.config
         contact = config.web_push_contact if config and config.web_push_contact \
             else self._contact
@@ -217,26 +224,27 @@ class PushSender:
             urgency="high" if notification.urgent else "low" if notification.silent
             else "normal", topic=topic_of(push.group))
 
-    async def _finish(self, push: Push, device: PushDevice, delivery: Delivery,
-                      now: datetime, latency_ms: int, final: bool = False) -> None:
+    async def _outcome(self, push: Push, device: PushDevice, delivery: Delivery,
+                       now: datetime, latency_ms: int, final: bool) -> Outcome:
+        """What becomes of a push after a try (a gone channel is deleted at once)."""
         attempt = Attempt(now, delivery.status, "" if delivery.accepted else
                           delivery.error or f"status {delivery.status}", latency_ms)
         tries = len(push.attempts) + 1
         if delivery.accepted:
-            await self._store.finish(push, SENT, attempt)
-            self._observe(device.provider, "sent", (now - push.create_time).total_seconds())
-        elif delivery.gone:
-            await self._store.finish(push, PRUNED, attempt)
+            taken = (self._clock.now() - push.create_time).total_seconds()
+            self._observe(device.provider, "sent", taken)
+            return Outcome(push, SENT, attempt)
+        if delivery.gone:
             await self._store.delete_device(push.app_id, push.user_id, push.push_device_id)
             self._observe(device.provider, "pruned")
-        elif delivery.retryable and not final and tries < MAX_ATTEMPTS:
+            return Outcome(push, PRUNED, attempt)
+        if delivery.retryable and not final and tries < MAX_ATTEMPTS:
             wait = max(delivery.retry_after or 0.0,
                        min(BACKOFF[0] * 2 ** (tries - 1), BACKOFF[1]))
-            await self._store.finish(push, PENDING, attempt, now + timedelta(seconds=wait))
             self._observe(device.provider, "retried")
-        else:
-            await self._store.finish(push, FAILED, attempt)
-            self._observe(device.provider, "failed")
+            return Outcome(push, PENDING, attempt, now + timedelta(seconds=wait))
+        self._observe(device.provider, "failed")
+        return Outcome(push, FAILED, attempt)
 
     def _observe(self, provider: str, outcome: str, seconds: float | None = None) -> None:
         if self._meter is None:
@@ -252,7 +260,9 @@ class PushSender:
         if cached is not None and cached.until > now:
             return cached
         config, apns, fcm = await self._actions.opened_config(app_id)
-        fresh = Credentials(config, apns, fcm, now + CONFIG_SECONDS)
+        fresh = Credentials(config, apns, fcm,
+                            await self._actions.stored_web_push_key(app_id),
+                            now + CONFIG_SECONDS)
         self._credentials[app_id] = fresh
         return fresh
 

@@ -25,14 +25,14 @@ from services.push.models import (
     CLEAR,
     PENDING,
     SENT,
-    Attempt,
     NotificationSettings,
+    Outcome,
     Push,
     PushConfig,
     PushDevice,
     WebPushKey,
 )
-from services.push.queue import collapsed_due, joined, joins
+from services.push.queue import collapsed_due, finished, joined, joins
 
 MIGRATIONS: tuple[Migration, ...] = ((
     "CREATE TABLE push_devices ("
@@ -236,8 +236,8 @@ class SqlitePushStore:
                     "SELECT doc, lease_until FROM push_queue WHERE app_id = ? AND user_id = ?"
                     " AND grp = ? ORDER BY through", (app_id, user_id, group)).fetchall():
                 push = push_of(json.loads(doc))
-                if (push.state == PENDING and lease is None and push.kind != CLEAR
-                        and push.sequence <= sequence):
+                if (push.state == PENDING and (lease is None or lease <= to_ms(now))
+                        and push.kind != CLEAR and push.sequence <= sequence):
                     push = replace(push, state=CANCELED)
                     _store(conn, push, lease_until=None, update=True)
                 if push.state != CANCELED:
@@ -260,21 +260,17 @@ class SqlitePushStore:
 
         return await self._db.write(body)
 
-    async def finish(self, push: Push, state: str, attempt: Attempt | None,
-                     due_time: datetime | None = None) -> None:
+    async def finish(self, outcomes: Sequence[Outcome]) -> None:
         def body(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT doc FROM push_queue WHERE push_id = ?",
-                               (push.push_id,)).fetchone()
-            if row is None:
-                return
-            stored = push_of(json.loads(row[0]))
-            done = replace(stored, state=state,
-                           attempts=stored.attempts + ((attempt,) if attempt else ()),
-                           due_time=due_time or stored.due_time,
-                           send_time=attempt.time if state == SENT and attempt else None)
-            _store(conn, done, lease_until=None, update=True)
+            for outcome in outcomes:
+                row = conn.execute("SELECT doc FROM push_queue WHERE push_id = ?",
+                                   (outcome.push.push_id,)).fetchone()
+                if row is not None:
+                    _store(conn, finished(push_of(json.loads(row[0])), outcome),
+                           lease_until=None, update=True)
 
-        await self._db.write(body)
+        if outcomes:
+            await self._db.write(body)
 
     async def list_pushes(self, app_id: str, user_id: str, limit: int,
                           before: tuple[int, str] | None) -> list[Push]:

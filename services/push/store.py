@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.push.models import (
-    Attempt,
     NotificationSettings,
+    Outcome,
     Push,
     PushConfig,
     PushDevice,
@@ -77,10 +77,10 @@ class PushStore(Protocol):
         """Up to `limit` pending pushes due by `now` that no sender holds, soonest due
         first, held until `now + lease` (a sender that dies lets them go)."""
 
-    async def finish(self, push: Push, state: str, attempt: Attempt | None,
-                     due_time: datetime | None = None) -> None:
-        """Record a claimed push's attempt and new state (pending again: due at
-        `due_time`), releasing it; `state` sent sets its send time."""
+    async def finish(self, outcomes: Sequence[Outcome]) -> None:
+        """Record claimed pushes' outcomes in one write: each one's attempt and new
+        state (pending again: due at its `due_time`), releasing it; sent sets its send
+        time."""
 
     async def list_pushes(self, app_id: str, user_id: str, limit: int,
                           before: tuple[int, str] | None) -> list[Push]:

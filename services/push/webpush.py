@@ -25,6 +25,7 @@ from services.push.providers import Delivery, Notification, retry_after
 MAX_BODY = 4096
 MAX_PAYLOAD = MAX_BODY - 86 - 1 - 16
 JWT_LIFETIME = timedelta(hours=12)  # at most 24 h (RFC 8292 §2)
+JWT_RENEWAL = timedelta(hours=1)  # a new one this long before the last expires
 URGENCIES = frozenset({"very-low", "low", "normal", "high"})
 
 
@@ -56,10 +57,26 @@ def vapid_authorization(endpoint: str, private_scalar: bytes, public_key: bytes,
 
 
 class WebPushSender:
-    """Sends over one HTTP session (the caller's: pooled, with its own TLS trust)."""
+    """Sends over one HTTP session (the caller's: pooled, with its own TLS trust). A
+    push service's VAPID header is signed once and reused until an hour before it
+    expires (RFC 8292 lets a token serve many requests): a signature per push service
+    and key every 11 hours, not one per push."""
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
+        # (origin, public key, subject) → (header, when to sign a new one)
+        self._headers: dict[tuple[str, bytes, str], tuple[str, datetime]] = {}
+
+    def _authorization(self, endpoint: str, private_scalar: bytes, public_key: bytes,
+                       subject: str, now: datetime) -> str:
+        parts = urlsplit(endpoint)
+        key = (f"{parts.scheme}://{parts.netloc}", public_key, subject)
+        cached = self._headers.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        header = vapid_authorization(endpoint, private_scalar, public_key, subject, now)
+        self._headers[key] = (header, now + JWT_LIFETIME - JWT_RENEWAL)
+        return header
 
     async def send(self, device: PushDevice, payload: bytes, private_scalar: bytes,
                    public_key: bytes, subject: str, now: datetime, ttl: int = 86_400,
@@ -74,7 +91,7 @@ class WebPushSender:
                        from_b64url(device.keys["auth"]))
         headers = {"TTL": str(ttl), "Urgency": urgency, "Content-Encoding": "aes128gcm",
                    "Content-Type": "application/octet-stream",
-                   "Authorization": vapid_authorization(device.address, private_scalar,
+                   "Authorization": self._authorization(device.address, private_scalar,
                                                         public_key, subject, now)}
         if topic:
             headers["Topic"] = topic
