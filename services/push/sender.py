@@ -184,8 +184,8 @@ class PushSender:
             final = False
             try:
                 delivery = await self._hand(device, push, notification, credentials, now)
-            except MissingCredentials as missing:
-                delivery, final = Delivery(0, str(missing)), True
+            except (MissingCredentials, ValueError) as refused:  # nothing was sent
+                delivery, final = Delivery(0, str(refused)), True
             except (aiohttp.ClientError, httpx.HTTPError, OSError, TimeoutError) as error:
                 delivery = Delivery(0, f"connect: {type(error).__name__}")
             latency = int((self._monotonic() - started) * 1000)
