@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
+import subprocess
 
 import grpc
 import httpx
@@ -21,8 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.conftest import AppHandle, expect_error
+from tests.e2e.test_http import grpc_web_frame, grpc_web_frames
+from tests.e2e.test_ops import GRPCURL
 from tests.support.chat import Person, person
 from tests.support.client import Client, bearer
+from tests.support.servers import CaasServer
 
 FAILED = grpc.StatusCode.FAILED_PRECONDITION
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -215,3 +220,53 @@ async def test_a_browsers_subscription_json_goes_through_envoy(
     assert bad.status_code == 400
     violations = bad.json()["details"][1]["fieldViolations"]
     assert [v["field"] for v in violations] == ["push_device.web_push.endpoint"]
+
+
+async def test_settings_config_and_deliveries_over_json_grpc_web_and_grpcurl(
+        http: httpx.AsyncClient, client: Client, server: CaasServer, app: AppHandle) -> None:
+    alice = await person(client, app.app_id, app.api_key, "alice")
+    mine = {"authorization": f"Bearer {alice.token}"}
+    settings = f"/v1/apps/{app.app_id}/users/alice/notificationSettings"
+    changed = await http.patch(settings, headers=mine, params={"updateMask": "level,doNotDisturb"},
+                               json={"level": "NOTIFICATION_LEVEL_MENTIONS",
+                                     "doNotDisturb": {"startMinute": 1320, "endMinute": 420,
+                                                      "timeZone": "Asia/Tokyo"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["notificationSettings"]["level"] == "NOTIFICATION_LEVEL_MENTIONS"
+    same = await http.get(settings, headers=mine)
+    assert same.json()["notificationSettings"]["doNotDisturb"] == {
+        "startMinute": 1320, "endMinute": 420, "timeZone": "Asia/Tokyo"}
+    span = await http.patch(settings, headers=mine, params={"updateMask": "doNotDisturb"},
+                            json={"doNotDisturb": {"startMinute": 60, "endMinute": 60}})
+    assert span.status_code == 400
+    assert span.json()["details"][1]["fieldViolations"][0]["field"] == \
+        "notification_settings.do_not_disturb"
+    backend = {"authorization": f"Bearer {app.api_key}"}
+    config = await http.patch(f"/v1/apps/{app.app_id}/pushConfig", headers=backend,
+                              params={"updateMask": "webPushContact,defaultLocale"},
+                              json={"webPushContact": "https://example.com/contact",
+                                    "defaultLocale": "fr"})
+    assert config.status_code == 200, config.text
+    assert config.json()["pushConfig"]["defaultLocale"] == "fr"
+    refused = await http.get(f"/v1/apps/{app.app_id}/pushConfig", headers=mine)
+    assert refused.status_code == 403
+    listed = await http.get(f"/v1/apps/{app.app_id}/users/alice/pushDeliveries", headers=mine)
+    assert listed.status_code == 200 and listed.json().get("pushDeliveries", []) == []
+    # gRPC-Web, as a browser's settings page asks.
+    response = await http.post(
+        "/caas.push.v1.PushService/GetNotificationSettings", headers={
+            **mine, "x-grpc-web": "1", "content-type": "application/grpc-web+proto"},
+        content=grpc_web_frame(pb.GetNotificationSettingsRequest(
+            name=f"apps/{app.app_id}/users/alice/notificationSettings").SerializeToString()))
+    messages, trailers = grpc_web_frames(response.content)
+    assert trailers["grpc-status"] == "0"
+    got = pb.GetNotificationSettingsResponse.FromString(messages[0]).notification_settings
+    assert got.do_not_disturb.time_zone == "Asia/Tokyo"
+    ran = await asyncio.to_thread(
+        subprocess.run,
+        [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {app.api_key}", "-d",
+         json.dumps({"name": f"apps/{app.app_id}/pushConfig"}), server.address,
+         "caas.push.v1.PushService/GetPushConfig"],
+        capture_output=True, text=True, timeout=30, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["pushConfig"]["webPushContact"] == "https://example.com/contact"
