@@ -758,7 +758,7 @@ def open_push(settings: Settings, stores: Stores, presence: Presences, clock: Cl
     web = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust),
                                 timeout=aiohttp.ClientTimeout(total=PUSH_TIMEOUT))
     http2 = httpx.AsyncClient(http2=True, verify=trust, timeout=PUSH_TIMEOUT)
-    sender = PushSender(stores.push, push, WebPushSender(web),
+    sender = PushSender(stores.push, push, stores.messages, WebPushSender(web),
                         ApnsSender(http2, settings.apns_sandbox_url, settings.apns_url),
                         FcmSender(http2, settings.fcm_url), clock, settings.push_contact,
                         settings.push_rate, settings.push_delivery_retention,

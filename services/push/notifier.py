@@ -54,7 +54,6 @@ from services.push.models import (
     Push,
 )
 from services.push.quiet import in_quiet_hours
-from services.push.render import shortened
 from services.push.store import PushStore
 from services.realtime.presence import Presences, Status
 from services.users.store import UserStore
@@ -118,18 +117,18 @@ class Notifier:
                     return []  # a call's record (its ring was the push), or hidden
                 actor = message.sender_id
                 told = await self._message_audience(app_id, conversation_id, message)
-                content = {"text": shortened(message.text), "message": message.name,
-                           "sequence": str(_sequence(message.name))}
+                # No text: the sender reads it when it sends (it stays sealed at rest,
+                # and a message deleted meanwhile is not told of).
+                content = {"message": message.name, "sequence": str(_sequence(message.name))}
                 if message.HasField("mls"):
-                    content = {**content, "text": "", "encrypted": "1"}
+                    content["encrypted"] = "1"
             case "reaction.added":
                 message = proto.reaction_added.message
                 actor = event.user_id
                 if message.sender_id == actor or message.HasField("mls"):
                     return []
                 told = [Told(message.sender_id, REACTION)]
-                content = {"text": shortened(message.text, 60), "message": message.name,
-                           "emoji": proto.reaction_added.emoji,
+                content = {"message": message.name, "emoji": proto.reaction_added.emoji,
                            "sequence": str(_sequence(message.name))}
             case "call.started":
                 call = proto.call_started

@@ -1,11 +1,13 @@
 """A push's words: the app's template for its kind and the device's language (else the
 built-in English one), with the push's values put in.
 
-A push carries the values, not the words (`Push.content`: sender, conversation, text,
-emoji, call, count), so a burst collapsed into one push is worded once, when it is
-sent, with its count. An end-to-end encrypted conversation's message has no text on
-the server: its push says only that there is a new message, with the ids the device
-needs to fetch and decrypt it.
+A push carries the values, not the words (`Push.content`: sender, conversation, emoji,
+call; its count), so a burst collapsed into one push is worded once, when it is sent,
+with its count. The message's text is not in the push (it would lie in clear beside the
+sealed message): the sender reads the message when it sends and hands its text here.
+An end-to-end encrypted conversation's message has no text on the server: its push
+says only that there is a new message, with the ids the device needs to fetch and
+decrypt it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from services.push.models import (
 from services.push.providers import Notification
 
 TEXT_CHARACTERS = 150  # of a message's text in a notification
+QUOTED_CHARACTERS = 60  # of the message a reaction is to
 PLACEHOLDER = re.compile(r"\{(sender|conversation|text|count|emoji|call)\}")
 ENCRYPTED_TEXT = "New message"
 
@@ -66,8 +69,9 @@ def fill(pattern: str, values: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), pattern)
 
 
-def render(push: Push, config: PushConfig | None, locale: str) -> Notification:
-    """The notification of `push` for a device in `locale`."""
+def render(push: Push, config: PushConfig | None, locale: str, text: str = ""
+           ) -> Notification:
+    """The notification of `push` for a device in `locale`; `text` is the message's."""
     content = push.content
     data = {"type": push.kind if push.kind in (CALL, CLEAR) else "message", "kind": push.kind,
             "conversation": f"apps/{push.app_id}/conversations/{push.conversation_id}"}
@@ -78,9 +82,11 @@ def render(push: Push, config: PushConfig | None, locale: str) -> Notification:
     if push.kind == CLEAR:
         return Notification("", "", data, collapse_key=collapse, thread_id=collapse,
                             silent=True, ttl_seconds=3600)
-    values = {"sender": content.get("sender", ""), "conversation": content.get(
-        "conversation", ""), "text": content.get("text", ""), "emoji": content.get("emoji", ""),
-        "call": content.get("media", "voice"), "count": str(push.count)}
+    quoted = QUOTED_CHARACTERS if push.kind == REACTION else TEXT_CHARACTERS
+    values = {"sender": content.get("sender", ""),
+              "conversation": content.get("conversation", ""),
+              "text": shortened(text, quoted), "emoji": content.get("emoji", ""),
+              "call": content.get("media", "voice"), "count": str(push.count)}
     if content.get("encrypted"):
         values["text"] = ENCRYPTED_TEXT
     template = None if config is None else template_for(config.templates, push.kind, locale,

@@ -34,6 +34,7 @@ import httpx
 from services.core.aio import wait_set
 from services.core.clock import Clock
 from services.core.metrics import PushMeter
+from services.messages.store import MessageStore
 from services.push.actions import PushActions
 from services.push.apns import ApnsCredentials, ApnsSender
 from services.push.fcm import FcmCredentials, FcmSender
@@ -42,9 +43,13 @@ from services.push.models import (
     CANCELED,
     FAILED,
     FCM,
+    MENTION,
+    MESSAGE,
     PENDING,
     PRUNED,
+    REACTION,
     SENT,
+    THREAD_REPLY,
     WEB_PUSH,
     Attempt,
     Outcome,
@@ -69,6 +74,7 @@ BACKOFF = (1.0, 300.0)  # seconds: the first retry's delay, the longest
 POLL_SECONDS = 1.0  # how often to look without a wake
 CONFIG_SECONDS = 30.0  # how long an app's settings and opened credentials are reused
 PURGE_SECONDS = 3600.0
+TOLD_OF_A_MESSAGE = frozenset({MESSAGE, MENTION, THREAD_REPLY, REACTION})
 
 
 class Pace:
@@ -102,13 +108,15 @@ class Credentials:
 
 
 class PushSender:
-    def __init__(self, store: PushStore, actions: PushActions, web: WebPushSender,
+    def __init__(self, store: PushStore, actions: PushActions, messages: MessageStore,
+                 web: WebPushSender,
                  apns: ApnsSender, fcm: FcmSender, clock: Clock, contact: str,
                  rate: float, retention: timedelta, meter: PushMeter | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  closing: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
         self._store = store
         self._actions = actions
+        self._messages = messages
         self._web = web
         self._apns = apns
         self._fcm = fcm
@@ -176,8 +184,15 @@ class PushSender:
         delay = self._pace.wait(push.app_id, self._monotonic())
         if delay:
             return Outcome(push, PENDING, due_time=self._clock.now() + timedelta(seconds=delay))
+        text = ""
+        if push.kind in TOLD_OF_A_MESSAGE and not push.content.get("encrypted"):
+            message = await self._messages.get(push.app_id, push.conversation_id,
+                                               int(push.content.get("sequence", "0")))
+            if message is None or message.delete_time is not None:
+                return Outcome(push, CANCELED)  # deleted before it was told of
+            text = message.text
         credentials = await self._credentials_of(push.app_id)
-        notification = render(push, credentials.config, device.locale)
+        notification = render(push, credentials.config, device.locale, text)
         async with self._slots[device.provider]:
             started = self._monotonic()
             now = self._clock.now()

@@ -528,3 +528,22 @@ async def test_a_provider_the_app_did_not_configure_fails_clearly(
     assert failed.state == res.PushDelivery.STATE_FAILED
     assert [(a.status_code, a.error) for a in failed.attempts] == [
         (0, "APNs is not configured for the app")]
+
+
+async def test_a_message_deleted_before_its_push_goes_is_not_told(
+        client: Client, app: AppHandle, push_service: tuple[Receiver, Path]) -> None:
+    receiver, _ = push_service
+    alice, bob = await people(client, app, "alice", "bob")
+    group = await alice.create(GROUP, ("bob",))
+    phone = await Phone(bob, receiver).register()
+    await alice.send(group.name, "first")
+    await settle(bob, 1)
+    oops = (await alice.send(group.name, "oops, wrong group")).message
+    held = (await until(bob, lambda ds: ds[0].state == res.PushDelivery.STATE_PENDING))[0]
+    await alice.client.messages.DeleteMessage(msg_pb.DeleteMessageRequest(name=oops.name),
+                                              metadata=alice.auth)
+    listed = await until(bob, lambda ds: ds[0].state != res.PushDelivery.STATE_PENDING)
+    assert listed[0].name == held.name
+    assert listed[0].state == res.PushDelivery.STATE_CANCELED and listed[0].attempts == []
+    assert [p["body"] for p in await phone.pushes(1)] == ["Alice: first"]
+    assert len(phone.requests()) == 1
