@@ -12,7 +12,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from services.core.clock import to_ms
 from services.core.db.mongo import Document, MongoDatabase, MongoMigration
@@ -184,43 +184,50 @@ class MongoPushStore:
              "settings": settings_dict(settings)}, upsert=True)
 
     async def enqueue(self, pushes: Sequence[Push], window: timedelta) -> int:
+        """In one transaction (the port's promise): a sender claiming a push, or another
+        hand-over of the same events, conflicts with it and it runs again on what they
+        wrote — nothing is joined to a push a sender took, and no event is lost."""
         if not pushes:
             return 0
-        app_ids = sorted({p.app_id for p in pushes})
-        newest: dict[tuple[str, str, str], Document] = {}
-        async for found in self._queue.find(
-                {"app_id": {"$in": app_ids},
-                 "push_device_id": {"$in": sorted({p.push_device_id for p in pushes})},
-                 "group": {"$in": sorted({p.group for p in pushes})}}).sort("through",
-                                                                            ASCENDING):
-            newest[found["app_id"], found["push_device_id"], found["group"]] = found
-        writes: list[InsertOne[Document] | UpdateOne] = []
-        for push in pushes:
-            key = (push.app_id, push.push_device_id, push.group)
-            doc = newest.get(key)
-            before = None if doc is None else push_of(doc)  # its group's newest push
-            if before is not None and before.through >= push.through:
-                continue
-            if before is not None and doc is not None and joins(
-                    push, before, held=doc.get("lease_until") is not None):
-                after = joined(before, push)
-                writes.append(UpdateOne(
-                    {"_id": before.push_id, "state": PENDING, "lease_until": None,
-                     "through": before.through}, {"$set": push_dict(after)}))
-                newest[key] = {**push_dict(after), "lease_until": None}
-            else:
+
+        async def tx(s: AsyncClientSession) -> int:
+            newest: dict[tuple[str, str, str], Document] = {}
+            async for found in self._queue.find(
+                    {"app_id": {"$in": sorted({p.app_id for p in pushes})},
+                     "push_device_id": {"$in": sorted({p.push_device_id for p in pushes})},
+                     "group": {"$in": sorted({p.group for p in pushes})}},
+                    session=s).sort("through", ASCENDING):
+                newest[found["app_id"], found["push_device_id"], found["group"]] = found
+            writes: list[InsertOne[Document] | UpdateOne] = []
+            joins_made = 0
+            for push in pushes:
+                key = (push.app_id, push.push_device_id, push.group)
+                doc = newest.get(key)
+                before = None if doc is None else push_of(doc)  # its group's newest push
+                if before is not None and before.through >= push.through:
+                    continue  # this event is in it already
+                if doc is not None and before is not None and joins(
+                        push, before, held=doc.get("lease_until") is not None):
+                    after = {**push_dict(joined(before, push)), "lease_until": None}
+                    writes.append(UpdateOne({"_id": before.push_id, "state": PENDING,
+                                             "lease_until": None, "through": before.through},
+                                            {"$set": after}))
+                    joins_made += 1
+                    newest[key] = after
+                    continue
                 due = collapsed_due(push, before, window)
                 added = {"_id": push.push_id, **push_dict(push), "due_time": to_ms(due),
                          "lease_until": None}
                 writes.append(InsertOne(added))
                 newest[key] = added
-        if writes:
-            try:
-                await self._queue.bulk_write(writes, ordered=True)
-            except BulkWriteError as error:  # an event handed over twice at once
-                if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
-                    raise
-        return len(writes)
+            if writes:
+                result = await self._queue.bulk_write(writes, ordered=True, session=s)
+                if result.matched_count != joins_made:  # changed under the snapshot
+                    raise RuntimeError("a pending push changed while joining: retry")
+            return len(writes)
+
+        # One app's hand-overs queue in this process rather than conflict.
+        return await self._mongo.transaction(tx, ("push-queue", pushes[0].app_id))
 
     async def cancel_group(self, app_id: str, user_id: str, group: str, sequence: int,
                            now: datetime) -> list[tuple[str, str]]:

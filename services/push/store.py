@@ -60,8 +60,8 @@ class PushStore(Protocol):
 
     async def enqueue(self, pushes: Sequence[Push], window: timedelta) -> int:
         """Queue each push for its channel (one transaction for all): skipped if the
-        channel's newest push of its group carries its event already (`through`, so an
-        event handed over again changes nothing); joined to the group's pending push if
+        channel's newest push of its group carries its event already (`through`; events
+        come in the log's order, so an event handed over again changes nothing); joined to the group's pending push if
         no sender holds it (`count` + 1, its content and `through`); else added — due
         when its `due_time` says or, if the group's last push was sent less than
         `window` before, when the window ends. How many were added or joined."""
