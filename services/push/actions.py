@@ -136,9 +136,9 @@ class PushActions:
         return await self._keyring.open(key.app_id, VAPID_CONTEXT, sealed)
 
     async def on_event(self, event: DomainEvent) -> None:
-        """A deleted user's push channels go with them."""
+        """A deleted user's push channels, settings and pushes go with them."""
         if event.type == "user.deleted":
-            await self._store.delete_user_devices(event.app_id, event.data["user"])
+            await self._store.forget_user(event.app_id, event.data["user"])
 
     async def stored_web_push_key(self, app_id: str) -> WebPushKey | None:
         """The app's key as stored (the sender's: no caller)."""

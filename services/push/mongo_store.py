@@ -133,9 +133,11 @@ class MongoPushStore:
                                                  "user_id": user_id})
         return result.deleted_count > 0
 
-    async def delete_user_devices(self, app_id: str, user_id: str) -> int:
-        result = await self._devices.delete_many({"app_id": app_id, "user_id": user_id})
-        return result.deleted_count
+    async def forget_user(self, app_id: str, user_id: str) -> int:
+        of_user = {"app_id": app_id, "user_id": user_id}
+        await self._settings.delete_many(of_user)
+        await self._queue.delete_many(of_user)
+        return (await self._devices.delete_many(of_user)).deleted_count
 
     async def get_key(self, app_id: str) -> WebPushKey | None:
         doc = await self._keys.find_one({"_id": f"{app_id}/webPushKey"})

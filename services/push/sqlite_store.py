@@ -132,10 +132,15 @@ class SqlitePushStore:
             "DELETE FROM push_devices WHERE app_id = ? AND user_id = ? AND push_device_id = ?",
             (app_id, user_id, push_device_id)).rowcount > 0)
 
-    async def delete_user_devices(self, app_id: str, user_id: str) -> int:
-        return await self._db.write(lambda conn: conn.execute(
-            "DELETE FROM push_devices WHERE app_id = ? AND user_id = ?",
-            (app_id, user_id)).rowcount)
+    async def forget_user(self, app_id: str, user_id: str) -> int:
+        def body(conn: sqlite3.Connection) -> int:
+            for table in ("notification_settings", "push_queue"):
+                conn.execute(f"DELETE FROM {table} WHERE app_id = ? AND user_id = ?",
+                             (app_id, user_id))
+            return conn.execute("DELETE FROM push_devices WHERE app_id = ? AND user_id = ?",
+                                (app_id, user_id)).rowcount
+
+        return await self._db.write(body)
 
     async def get_key(self, app_id: str) -> WebPushKey | None:
         def query(conn: sqlite3.Connection) -> WebPushKey | None:

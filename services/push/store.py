@@ -35,8 +35,9 @@ class PushStore(Protocol):
     async def delete_device(self, app_id: str, user_id: str, push_device_id: str) -> bool:
         """False if there was none."""
 
-    async def delete_user_devices(self, app_id: str, user_id: str) -> int:
-        """Deletes every channel of the user (deleted); how many."""
+    async def forget_user(self, app_id: str, user_id: str) -> int:
+        """Deletes what the store holds of a deleted user — channels, notification
+        settings, pushes; how many channels went."""
 
     async def get_key(self, app_id: str) -> WebPushKey | None: ...
 
@@ -61,10 +62,11 @@ class PushStore(Protocol):
     async def enqueue(self, pushes: Sequence[Push], window: timedelta) -> int:
         """Queue each push for its channel (one transaction for all): skipped if the
         channel's newest push of its group carries its event already (`through`; events
-        come in the log's order, so an event handed over again changes nothing); joined to the group's pending push if
-        no sender holds it (`count` + 1, its content and `through`); else added — due
-        when its `due_time` says or, if the group's last push was sent less than
-        `window` before, when the window ends. How many were added or joined."""
+        come in the log's order, so an event handed over again changes nothing); joined
+        to the group's pending push if no sender holds it (`count` + 1, its content and
+        `through`); else added — due when its `due_time` says or, if the group's last
+        push was sent less than `window` before, when the window ends. How many were
+        added or joined."""
 
     async def cancel_group(self, app_id: str, user_id: str, group: str, sequence: int,
                            now: datetime) -> list[tuple[str, str]]:

@@ -533,6 +533,11 @@ async def test_concurrent_counts_are_what_was_added_or_joined(stores: Stores) ->
     assert len(await queued(store)) == 40
 
 
+async def hand_over(queue: PushStore, events: list[Push]) -> None:
+    for event in events:
+        await queue.enqueue([event], WINDOW)
+
+
 async def test_concurrent_events_of_one_group_are_all_counted(stores: Stores) -> None:
     store, other = stores.push, twin(stores)
     told: dict[str, tuple[int, int]] = {}
@@ -543,11 +548,7 @@ async def test_concurrent_events_of_one_group_are_all_counted(stores: Stores) ->
         # events, each in the log's order.
         events = [push(f"q{n}", 11, group=group), push(f"r{n}", 12, group=group)]
 
-        async def hand_over(queue: PushStore) -> None:
-            for event in events:
-                await queue.enqueue([event], WINDOW)
-
-        await asyncio.gather(hand_over(store), hand_over(other))
+        await asyncio.gather(hand_over(store, events), hand_over(other, events))
         pushes = [p for p in await queued(store) if p.group == group]
         told[group] = (sum(p.count for p in pushes), max(p.through for p in pushes))
     assert told == {f"g{n}": (3, 12) for n in range(10)}
@@ -585,3 +586,21 @@ async def test_blockers_among(stores: Stores) -> None:
     assert await users.blockers_among("alpha", "alice", []) == set()
     assert await users.delete_block("alpha", "u0499", "alice")
     assert await users.blockers_among("alpha", "alice", ["u0499", "u0500"]) == {"u0500"}
+
+
+async def test_a_forgotten_user_leaves_nothing(stores: Stores) -> None:
+    store = stores.push
+    for user_id in ("bob", "carol"):
+        await store.put_device(PushDevice("alpha", user_id, f"pd-{user_id}", FCM,
+                                          f"token-{user_id}", update_time=T0), 20)
+        await store.put_settings(NotificationSettings("alpha", user_id, NONE))
+        await store.enqueue([push(f"p-{user_id}", 10, user_id=user_id,
+                                  device=f"pd-{user_id}")], WINDOW)
+    await store.put_device(PushDevice("beta", "bob", "pd-beta", FCM, "token-beta",
+                                      update_time=T0), 20)
+    assert await store.forget_user("alpha", "bob") == 1
+    assert await store.list_devices("alpha", "bob") == []
+    assert await store.get_settings("alpha", ["bob", "carol"]) == {
+        "carol": NotificationSettings("alpha", "carol", NONE)}
+    assert await queued(store, "bob") == [] and len(await queued(store, "carol")) == 1
+    assert [d.push_device_id for d in await store.list_devices("beta", "bob")] == ["pd-beta"]
