@@ -20,7 +20,8 @@ A thread reply tells the thread's followers (who started it, who replied in it, 
 mentioned); the conversation's other members are not told of it. A read
 (`read.updated`) cancels the reader's pending pushes of the conversation and, where
 one was sent, queues a silent one that clears it on the device (Web Push: the same
-tag; APNs and FCM: a background message).
+tag; APNs and FCM: a background message); a call answered, declined or ended clears
+its ring the same way.
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ from services.users.store import UserStore
 
 log = logging.getLogger("caas.push")
 
-WANTED = frozenset({"message.created", "reaction.added", "call.started", "read.updated"})
+# Events that tell, and events that clear what was told.
+TELLING = frozenset({"message.created", "reaction.added", "call.started"})
+CLEARING = frozenset({"read.updated", "call.updated", "call.ended"})
+EVERY_SEQUENCE = 2**62  # a call's pushes are cleared whatever their sequence
 MEMBERS_PAGE = 1000
 THREAD_FOLLOWERS_SCANNED = 500  # replies looked at for who replied in a thread
 
@@ -88,14 +92,13 @@ class Notifier:
         """Queue the pushes of `events` (one app's, in position order)."""
         queued: list[Push] = []
         for event in events:
-            if event.type not in WANTED or (event.private and event.type != "read.updated"):
-                continue
-            proto = events_pb2.Event.FromString(event.payload)
-            if event.type == "read.updated":
+            if event.type in CLEARING:
                 await self._flush(queued)
-                await self._clear(event, proto.read_updated)
-            else:
-                queued += await self._pushes(event, proto)
+                proto = events_pb2.Event.FromString(event.payload)
+                for user_id, group, sequence in _cleared(event, proto):
+                    await self._clear(event, user_id, group, sequence)
+            elif event.type in TELLING and not event.private:
+                queued += await self._pushes(event, events_pb2.Event.FromString(event.payload))
         await self._flush(queued)
 
     async def _flush(self, queued: list[Push]) -> None:
@@ -218,19 +221,34 @@ class Notifier:
                 return muted
             after = (to_ms(page[-1].join_time), page[-1].user_id)
 
-    async def _clear(self, event: LoggedEvent, read: events_pb2.ReadState) -> None:
-        """The reader's pending pushes of the conversation go; what was shown is cleared."""
+    async def _clear(self, event: LoggedEvent, user_id: str, group: str, sequence: int
+                     ) -> None:
+        """The user's pending pushes of `group` up to `sequence` go; what was shown of
+        them is cleared."""
         now = self._clock.now()
-        shown = await self._store.cancel_group(event.app_id, read.user_id,
-                                               event.conversation_id, read.sequence, now)
+        shown = await self._store.cancel_group(event.app_id, user_id, group, sequence, now)
         if shown:
             await self._store.enqueue([
-                Push(new_id(), event.app_id, read.user_id, device_id, provider, CLEAR,
-                     event.conversation_id, event.conversation_id, event.position,
-                     {"sequence": str(read.sequence)}, event.create_time, now,
-                     sequence=read.sequence)
+                Push(new_id(), event.app_id, user_id, device_id, provider, CLEAR,
+                     event.conversation_id, group, event.position,
+                     {} if sequence == EVERY_SEQUENCE else {"sequence": str(sequence)},
+                     event.create_time, now, sequence=sequence)
                 for device_id, provider in shown], self._window)
             self._wake()
+
+
+def _cleared(event: LoggedEvent, proto: events_pb2.Event) -> list[tuple[str, str, int]]:
+    """(user, group, up to which sequence) of what an event clears: a read, the
+    reader's pushes of the conversation; a call answered, declined or ended, its ring
+    on the devices of those it rang."""
+    if event.type == "read.updated":
+        read = proto.read_updated
+        return [(read.user_id, event.conversation_id, read.sequence)]
+    call = proto.call_updated if event.type == "call.updated" else proto.call_ended
+    ended = event.type == "call.ended"
+    return [(p.user_id, f"call.{event.conversation_id}", EVERY_SEQUENCE)
+            for p in call.participants if p.user_id != call.caller_id
+            and (ended or p.state != calls_res.Participant.STATE_RINGING)]
 
 
 def _sequence(message_name: str) -> int:

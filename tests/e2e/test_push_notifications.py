@@ -369,6 +369,12 @@ async def test_reactions_calls_and_threads(client: Client, app: AppHandle,
     data = ring["data"]
     assert isinstance(data, dict) and data["type"] == "call" and data["call"]
     assert bobs.requests()[2].headers["urgency"] == "high"
+    # Answered on another device: the ring this one shows is cleared.
+    await bob.client.calls.AcceptCall(calls_pb.AcceptCallRequest(
+        name=str(data["call"]), device_id="bob-laptop"), metadata=bob.auth)
+    cleared = (await bobs.pushes(4))[3]
+    assert cleared["silent"] is True and cleared["tag"] == ring["tag"]
+    assert cleared["data"]["type"] == "clear"  # type: ignore[index]
 
 
 async def test_templates_by_language(client: Client, app: AppHandle,
