@@ -17,6 +17,14 @@
 // "Hang up". The tab is one device (its id kept in sessionStorage): the realtime stream
 // is opened with it, so the call's signals reach this tab. Tests read
 // `window.caasCalls` (the phase and what the SDK told).
+//
+// Notifications: the "Notifications" switch subscribes this browser to Web Push and
+// registers it as the user's push channel (the SDK's `enableWebPush`), with the service
+// worker `sw.js` (the SDK's `caas-push-sw.js` inside), or turns that off; it says why
+// when the browser refuses (a private window or a headless browser has no push
+// service). A click on a notification brings this page forward and opens its
+// conversation (or opens the page at `index.html#conversation=…`). Tests read
+// `window.caasPush`.
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
@@ -29,7 +37,12 @@ import {
   CallsService,
   Conversation_Kind,
   createCaasClient,
+  disableWebPush,
+  enableWebPush,
   errorReason,
+  onNotificationClick,
+  Presence_Status,
+  registerPushServiceWorker,
   uploadMedia,
   waitForMedia,
   type Attachment,
@@ -46,6 +59,8 @@ import {
 } from "../sdk/src/index.js";
 
 const STORE = "caas-demo";
+const PUSH_DEVICE = "caas-demo-push-device:"; // + the user: the push channel's name
+const PUSH_SLOW_MS = 10_000;
 const DEVICE = "caas-demo-device";
 const DEFAULT_API = "http://127.0.0.1:8080";
 
@@ -100,6 +115,19 @@ function fromFragment(): Partial<SignedIn> | undefined {
   };
 }
 
+/** The conversation a notification click opened this page for (`#conversation=…`, or
+ * `?conversation=…`), taken out of the fragment at once (the rest stays). */
+function conversationFromUrl(): string {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const name = fragment.get("conversation") ?? new URLSearchParams(location.search).get("conversation") ?? "";
+  if (fragment.has("conversation")) {
+    fragment.delete("conversation");
+    const rest = fragment.toString();
+    history.replaceState(history.state, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+  }
+  return name;
+}
+
 function complete(partial: Partial<SignedIn>): SignedIn | undefined {
   const { api, user, tokens } = partial;
   return api && user && tokens?.accessToken && tokens.refreshToken ? { api, user, tokens } : undefined;
@@ -146,6 +174,7 @@ let session: SignedIn;
 let subscription: Subscription | undefined;
 let calls: Calls | undefined;
 let current = "";
+let pendingConversation = ""; // to open once the inbox is loaded
 let loads = 0;
 const shown = new Set<string>(); // message names on screen: an event never shows twice
 const typers = new Map<string, ReturnType<typeof setTimeout>>();
@@ -443,6 +472,8 @@ function showTyping(): void {
 
 element("sign-out").onclick = async () => {
   await calls?.leave().catch(() => undefined); // hang up first, while the session works
+  // No more notifications for this user here (their channel goes, with its subscription).
+  if (localStorage.getItem(pushDeviceKey())) await turnPushOff().catch(() => undefined);
   calls?.close();
   subscription?.close();
   const { sid } = claims(session.tokens.accessToken);
@@ -649,6 +680,142 @@ element("hang-up").onclick = async () => {
   }
 };
 
+// --- Notifications (Web Push) --------------------------------------------------------
+
+type PushState = "off" | "on" | "busy" | "unavailable";
+const pushToggle = element<HTMLButtonElement>("push-toggle");
+let pushRegistration: Promise<ServiceWorkerRegistration> | undefined;
+/** What the page did, for the tests: the switch's state, the service worker's scope,
+ * what the browser refused (`name`, `message`) and the notification clicks heard. */
+const pushLog = {
+  state: "off" as PushState, scope: "", errors: [] as { name: string; message: string }[],
+  clicks: [] as Record<string, string>[],
+};
+(window as unknown as { caasPush: typeof pushLog }).caasPush = pushLog;
+const pushDeviceKey = () => PUSH_DEVICE + session.user;
+
+function showPush(state: PushState, message = "", error = false): void {
+  pushLog.state = state;
+  pushToggle.setAttribute("aria-checked", String(state === "on"));
+  pushToggle.setAttribute("aria-busy", String(state === "busy"));
+  pushToggle.disabled = state === "unavailable"; // never while busy: it would lose the focus
+  const line = element("push-state");
+  line.textContent = message;
+  line.classList.toggle("error", error);
+}
+
+const PUSH_ON = "On: new messages and calls notify this browser, even with the page closed.";
+
+/** Why turning notifications on failed, in words (what the browser said, verbatim). */
+function pushProblem(error: unknown): string {
+  if (error instanceof ConnectError) return `Could not register with CAAS: ${describe(error)}`;
+  const { name = "Error", message = String(error) } = error as { name?: string; message?: string };
+  pushLog.errors.push({ name, message });
+  if (typeof Notification !== "undefined" && Notification.permission === "denied") {
+    return `Notifications are blocked for this page: allow them in the browser's site settings (${name}: ${message}).`;
+  }
+  return `The browser refused push notifications: “${message}” (${name}). Private windows and headless `
+    + "browsers have no push service; elsewhere, allow notifications for this page.";
+}
+
+/** The switch as this browser stands: service worker registered, subscribed or not. */
+async function setupPush(): Promise<void> {
+  if (!("serviceWorker" in navigator) || !("PushManager" in window) || !("Notification" in window)) {
+    showPush("unavailable", "This browser cannot get push notifications here: no service workers or "
+      + "Push API (they need https, or localhost).");
+    return;
+  }
+  let registration: ServiceWorkerRegistration;
+  try {
+    pushRegistration ??= registerPushServiceWorker("sw.js");
+    registration = await pushRegistration;
+    pushLog.scope = registration.scope;
+  } catch (error) {
+    pushRegistration = undefined;
+    showPush("unavailable", `The notifications' service worker did not start: ${pushProblem(error)}`, true);
+    return;
+  }
+  if (Notification.permission === "denied") {
+    showPush("unavailable", "Notifications are blocked for this page: allow them in the browser's site settings.");
+    return;
+  }
+  const device = localStorage.getItem(pushDeviceKey());
+  const subscription = await registration.pushManager.getSubscription().catch(() => null);
+  if (!device || !subscription) {
+    showPush("off");
+    return;
+  }
+  showPush("on", PUSH_ON);
+  // Subscriptions change: register it again at each start (the same channel updates).
+  enableWebPush({ client, user: session.user, registration, deviceId: deviceId(), locale: navigator.language })
+    .then((pushDevice) => localStorage.setItem(pushDeviceKey(), pushDevice.name))
+    .catch((error: unknown) => showPush("off", pushProblem(error), true));
+}
+
+async function turnPushOn(registration: ServiceWorkerRegistration): Promise<void> {
+  showPush("busy", "Turning notifications on…");
+  const slow = setTimeout(() => showPush("busy", "Still waiting for the browser's push service "
+    + "(it may be out of reach from here)…"), PUSH_SLOW_MS);
+  try {
+    const pushDevice = await enableWebPush({ client, user: session.user, registration, deviceId: deviceId(),
+      locale: navigator.language });
+    localStorage.setItem(pushDeviceKey(), pushDevice.name);
+    showPush("on", PUSH_ON);
+  } catch (error) {
+    showPush(Notification.permission === "denied" ? "unavailable" : "off", pushProblem(error), true);
+  } finally {
+    clearTimeout(slow);
+  }
+}
+
+async function turnPushOff(): Promise<void> {
+  const registration = await pushRegistration;
+  if (!registration) return;
+  const pushDevice = localStorage.getItem(pushDeviceKey());
+  if (pushDevice) await disableWebPush({ client, user: session.user, registration, pushDevice });
+  else await (await registration.pushManager.getSubscription())?.unsubscribe();
+  localStorage.removeItem(pushDeviceKey());
+}
+
+pushToggle.onclick = async () => {
+  if (pushLog.state === "busy" || pushLog.state === "unavailable" || !pushRegistration) return;
+  const registration = await pushRegistration;
+  if (pushLog.state === "off") {
+    await turnPushOn(registration);
+    return;
+  }
+  showPush("busy", "Turning notifications off…");
+  try {
+    await turnPushOff();
+    showPush("off", "Off: this browser gets no notifications.");
+  } catch (error) {
+    showPush("on", `Could not turn notifications off: ${error instanceof ConnectError ? describe(error) : String(error)}`, true);
+  }
+};
+
+/** A conversation by name, as if picked in the list (its title from there). */
+function openNamed(name: string): Promise<void> {
+  const item = [...list.children].find((li) => (li as HTMLElement).dataset.name === name);
+  return open(name, item?.textContent || name.split("/").pop() || name);
+}
+
+// A click on a notification while this page is open: it comes forward (the service
+// worker focuses it) and shows the conversation.
+onNotificationClick(({ data }) => {
+  pushLog.clicks.push(data);
+  if (data.conversation && session) void openNamed(data.conversation);
+});
+
+// A hidden page is away: the server then pushes to this user's devices (a page in
+// view sees what happens live, and is not pushed to).
+function tellPresence(): void {
+  if (!session) return;
+  const status = document.hidden ? Presence_Status.AWAY : Presence_Status.ONLINE;
+  void client.realtime.setPresence({ name: session.user, status, deviceId: deviceId() })
+    .catch(() => undefined);
+}
+document.addEventListener("visibilitychange", tellPresence);
+
 function start(signedIn: SignedIn): void {
   session = signedIn;
   let authenticated: Interceptor[] = [];
@@ -684,12 +851,18 @@ function start(signedIn: SignedIn): void {
     state: (state, error) => {
       element("state").textContent = state;
       element("state").dataset.state = state;
+      if (state === "live") tellPresence(); // a new stream starts online
       if (state === "closed" && error) notice(`Disconnected: ${describe(error)}`, true);
     },
     resync: () => { if (current) void open(current, element("title").textContent ?? ""); },
   }, { stallTimeoutMs: stall, deviceId: deviceId() });
   startCalls(callsClient, subscription);
-  loadConversations().catch((error: unknown) => {
+  void setupPush();
+  loadConversations().then(() => {
+    const asked = pendingConversation;
+    pendingConversation = "";
+    if (asked) void openNamed(asked);
+  }, (error: unknown) => {
     const code = ConnectError.from(error).code;
     if (code === Code.Unauthenticated || code === Code.PermissionDenied) {
       // Tokens refused: back to the form, with what was typed (the API, the user).
@@ -703,6 +876,7 @@ function start(signedIn: SignedIn): void {
 }
 
 // The fragment first (a fresh hand-over), then what this tab kept, else the form.
+pendingConversation = conversationFromUrl();
 const handedOver = fromFragment();
 const signedIn = handedOver
   ? complete({ ...handedOver, api: handedOver.api ?? stored()?.api ?? DEFAULT_API })
