@@ -18,9 +18,8 @@ notifier and sender, the encryption and the service worker showing and clearing.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from caas.realtime.v1 import realtime_service_pb2 as rt_pb
 from playwright.async_api import Browser, Page
 
 from tests.browser.pages import open_page, tokens
+from tests.browser.push import devtools_push, notifications
 from tests.conftest import TEST_CONFIG, AppHandle, create_app
 from tests.support.chat import GROUP, Person, person
 from tests.support.client import Client
@@ -38,11 +38,6 @@ from tests.support.servers import CaasServer, start_caas
 from tests.support.waiting import eventually
 from tests.support.web_push_client import Browser as Subscription
 from tests.support.webhook_receiver import Receiver, running_receiver, self_signed
-
-NOTIFICATIONS = """async () => {
-  const shown = await (await navigator.serviceWorker.ready).getNotifications();
-  return shown.map((n) => ({title: n.title, body: n.body, tag: n.tag, data: n.data}));
-}"""
 
 HIDE = """() => {
   Object.defineProperty(document, "visibilityState", {value: "hidden", configurable: true});
@@ -106,16 +101,17 @@ async def test_a_push_from_the_server_shows_and_clears_in_the_service_worker(
         # In view: bob is online, his stream shows the message; no push.
         await eventually(lambda: _is(presence_of(api, bob), rt_pb.Presence.STATUS_ONLINE))
         await alice.send(lunch, "are you there?")
-        first = (await bob.client.push.ListPushDeliveries(push_pb.ListPushDeliveriesRequest(
-            parent=bob.name), metadata=bob.auth)).push_deliveries
-        assert list(first) == []
 
         # Hidden: the page tells the server it is away; the next message is pushed.
         await page.evaluate(HIDE)
         await eventually(lambda: _is(presence_of(api, bob), rt_pb.Presence.STATUS_AWAY))
         await alice.send(lunch, "lunch at noon?")
         (arrived,) = await receiver.wait(endpoint, lambda got: len(got) >= 1)
-        await deliver(arrived.body, subscription)
+        # The log is taken in order: the first message was seen, and not pushed.
+        listed = (await bob.client.push.ListPushDeliveries(push_pb.ListPushDeliveriesRequest(
+            parent=bob.name), metadata=bob.auth)).push_deliveries
+        assert [d.count for d in listed] == [1]
+        await deliver(json.dumps(subscription.open(arrived.body)).encode())
         assert await shown(page) == [{
             "title": "Lunch", "body": "Alice: lunch at noon?", "tag": lunch.rsplit("/", 1)[1],
             "data": {"type": "message", "kind": "message", "conversation": lunch,
@@ -124,7 +120,7 @@ async def test_a_push_from_the_server_shows_and_clears_in_the_service_worker(
         # Read on another device: the server's silent push closes it.
         await bob.mark_read(lunch, 2)
         cleared = (await receiver.wait(endpoint, lambda got: len(got) >= 2))[1]
-        await deliver(cleared.body, subscription)
+        await deliver(json.dumps(subscription.open(cleared.body)).encode())
         assert await shown(page) == []
     finally:
         await context.close()
@@ -135,47 +131,5 @@ async def _is(value: Any, wanted: int) -> bool:
 
 
 async def shown(page: Page) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = await page.evaluate(NOTIFICATIONS)
-    return found
-
-
-Deliver = Callable[[bytes, Subscription], Awaitable[None]]
-
-
-async def devtools_push(page: Page, origin: str) -> Deliver:
-    """A function handing a push message (encrypted, as the push service got it) to the
-    page's service worker, decrypted as the browser would, once the worker is done
-    with it (DevTools' log of background services: "Push event completed")."""
-    cdp = await page.context.new_cdp_session(page)
-    registrations: list[dict[str, Any]] = []
-    cdp.on("ServiceWorker.workerRegistrationUpdated",
-           lambda event: registrations.extend(event["registrations"]))
-    completed: asyncio.Queue[str] = asyncio.Queue()
-
-    def logged(event: dict[str, Any]) -> None:
-        entry = event["backgroundServiceEvent"]
-        if entry["eventName"] == "Push event completed":
-            completed.put_nowait({m["key"]: m["value"]
-                                  for m in entry["eventMetadata"]}.get("Status", ""))
-
-    cdp.on("BackgroundService.backgroundServiceEventReceived", logged)
-    await cdp.send("BackgroundService.startObserving", {"service": "pushMessaging"})
-    await cdp.send("BackgroundService.setRecording",
-                   {"shouldRecord": True, "service": "pushMessaging"})
-    await cdp.send("ServiceWorker.enable")
-
-    async def registered() -> bool:
-        return any(r["scopeURL"] == f"{origin}/" and not r["isDeleted"] for r in registrations)
-
-    await eventually(registered)
-    registration = next(r["registrationId"] for r in registrations
-                        if r["scopeURL"] == f"{origin}/" and not r["isDeleted"])
-
-    async def deliver(body: bytes, subscription: Subscription) -> None:
-        plaintext = subscription.open(body)
-        await cdp.send("ServiceWorker.deliverPushMessage", {
-            "origin": origin, "registrationId": registration,
-            "data": json.dumps(plaintext)})
-        assert await asyncio.wait_for(completed.get(), 10) == "Success"
-
-    return deliver
+    return [{key: n[key] for key in ("title", "body", "tag", "data")}
+            for n in await notifications(page)]

@@ -28,18 +28,17 @@ Screenshot (checked by axe-core too): test-artifacts/push/push-toggle.png."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from caas.push.v1 import push_service_pb2 as push_pb
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from services.push.providers import Notification
 from services.push.webpush import web_push_payload
 from tests.browser.axe import ARTIFACTS, checked
 from tests.browser.pages import fill_sign_in, open_page, tokens
+from tests.browser.push import devtools_push, notifications
 from tests.conftest import AppHandle
 from tests.support.chat import GROUP, person
 from tests.support.client import Client
@@ -50,14 +49,6 @@ pytestmark = pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 
 SHOTS = ARTIFACTS / "push"
 REFUSAL = {"name": "AbortError", "message": "Registration failed - permission denied"}
-
-# What the service worker's registration shows, as the page sees it.
-NOTIFICATIONS = """async () => {
-  const shown = await (await navigator.serviceWorker.ready).getNotifications();
-  return shown.map((n) => ({title: n.title, body: n.body, tag: n.tag, data: n.data,
-                            renotify: n.renotify, requireInteraction: n.requireInteraction,
-                            silent: n.silent}));
-}"""
 
 # A click on the first notification, as the worker's notificationclick listener runs it.
 CLICK = """async () => {
@@ -71,15 +62,6 @@ def message(conversation: str, body: str, sequence: int) -> Notification:
     return Notification(title="alice", body=body, collapse_key=conversation,
                         data={"type": "message", "conversation": conversation,
                               "sequence": str(sequence), "kind": "text"})
-
-
-async def notifications(page: Page) -> list[dict[str, Any]]:
-    """The notifications the service worker's registration shows. Read only when no
-    notification is being shown: Chromium's `getNotifications()` drops from its store
-    one still on its way to the screen when it is called (it keeps what the platform
-    reports displayed, and what is newer than the call)."""
-    shown: list[dict[str, Any]] = await page.evaluate(NOTIFICATIONS)
-    return shown
 
 
 async def test_push_messages_show_replace_and_clear_in_the_service_worker(
@@ -119,40 +101,8 @@ async def test_push_messages_show_replace_and_clear_in_the_service_worker(
         assert list(listed.push_devices) == []
         await checked(page, "push-toggle", SHOTS)
 
-        # Push messages to the real worker, through the DevTools protocol; DevTools' log
-        # of background services says when the worker is done with each (waitUntil).
-        cdp = await context.new_cdp_session(page)
-        registrations: list[dict[str, Any]] = []
-        cdp.on("ServiceWorker.workerRegistrationUpdated",
-               lambda event: registrations.extend(event["registrations"]))
-        completed: asyncio.Queue[str] = asyncio.Queue()
-
-        def logged(event: dict[str, Any]) -> None:
-            entry = event["backgroundServiceEvent"]
-            if entry["eventName"] == "Push event completed":
-                completed.put_nowait({m["key"]: m["value"]
-                                      for m in entry["eventMetadata"]}.get("Status", ""))
-
-        cdp.on("BackgroundService.backgroundServiceEventReceived", logged)
-        await cdp.send("BackgroundService.startObserving", {"service": "pushMessaging"})
-        await cdp.send("BackgroundService.setRecording",
-                       {"shouldRecord": True, "service": "pushMessaging"})
-        await cdp.send("ServiceWorker.enable")
-
-        async def registered() -> bool:
-            return any(r["scopeURL"] == f"{demo_origin}/" and not r["isDeleted"]
-                       for r in registrations)
-
-        await eventually(registered)
-        registration_id = next(r["registrationId"] for r in registrations
-                               if r["scopeURL"] == f"{demo_origin}/" and not r["isDeleted"])
-
-        async def deliver(payload: bytes) -> None:
-            """One push message, handled: its event's waitUntil settled."""
-            await cdp.send("ServiceWorker.deliverPushMessage", {
-                "origin": demo_origin, "registrationId": registration_id,
-                "data": payload.decode()})
-            assert await asyncio.wait_for(completed.get(), 10) == "Success"
+        # Push messages to the real worker, through the DevTools protocol.
+        deliver = await devtools_push(page, demo_origin)
 
         first = message(lunch, "Déjeuner à midi ? ☕", 1)
         await deliver(web_push_payload(first))
