@@ -29,7 +29,8 @@ const withToken: Interceptor = (next) => async (request) => {
   }
 };
 
-const transport = createGrpcWebTransport({
+/** The portal's transport (for clients made in lazily loaded pages). */
+export const transport = createGrpcWebTransport({
   baseUrl: window.location.origin,
   interceptors: [withToken],
 });

@@ -9,6 +9,7 @@ import {
   ApiKeysPage,
   AppOverviewPage,
   ConversationPage,
+  PushPage,
   SettingsPage,
   UserPage,
   UsersPage,
@@ -54,6 +55,7 @@ function page(path: string, query: URLSearchParams): ReactNode {
     if (!rest.length) return <AppOverviewPage app={app} />;
     if (rest.length === 1 && rest[0] === "keys") return <ApiKeysPage app={app} />;
     if (rest.length === 1 && rest[0] === "webhooks") return <WebhooksPage app={app} />;
+    if (rest.length === 1 && rest[0] === "push") return <PushPage app={app} />;
     if (rest.length === 1 && rest[0] === "users") return <UsersPage app={app} />;
     if (rest.length === 1 && rest[0] === "settings") return <SettingsPage app={app} />;
     if (rest.length === 2 && rest[0] === "users") return <UserPage user={`${app}/users/${rest[1]}`} />;

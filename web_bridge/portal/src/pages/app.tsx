@@ -1,4 +1,5 @@
-/** One app: its dashboard, API keys, webhooks, users and their conversations, settings. */
+/** One app: its dashboard, API keys, webhooks, push notifications, users and their
+ * conversations, settings. */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { createColumnHelper } from "@tanstack/react-table";
 import { lazy, Suspense, useState, type ReactNode } from "react";
@@ -18,11 +19,14 @@ import { Link } from "../router.js";
 import { Alert, DataTable, Field, Form, Loading, Shell, tableFeatureSet, when } from "../ui.js";
 
 const Dashboard = lazy(() => import("./dashboard.js"));
+const PushSettings = lazy(() => import("./push.js").then((m) => ({ default: m.PushSettings })));
+const UserPush = lazy(() => import("./push.js").then((m) => ({ default: m.UserPush })));
 
 const SECTIONS: [string, string][] = [
   ["", "Overview"],
   ["/keys", "API keys"],
   ["/webhooks", "Webhooks"],
+  ["/push", "Push notifications"],
   ["/users", "Users"],
   ["/settings", "Settings"],
 ];
@@ -66,6 +70,16 @@ export function AppOverviewPage(props: { app: string }) {
     <AppShell app={props.app} section="" title="Overview">
       <Suspense fallback={<Loading what="the dashboard" />}>
         <Dashboard app={props.app} />
+      </Suspense>
+    </AppShell>
+  );
+}
+
+export function PushPage(props: { app: string }) {
+  return (
+    <AppShell app={props.app} section="/push" title="Push notifications">
+      <Suspense fallback={<Loading what="the push settings" />}>
+        <PushSettings app={props.app} />
       </Suspense>
     </AppShell>
   );
@@ -301,6 +315,9 @@ export function UserPage(props: { user: string }) {
         <Alert error={conversations.error} />
         {conversations.data && <DataTable caption="The user's conversations" rows={conversations.data.conversations} columns={conversationList} empty="No conversations." />}
       </section>
+      <Suspense fallback={<Loading what="the user's push channels" />}>
+        <UserPush user={props.user} />
+      </Suspense>
       <section className="card danger" aria-labelledby="erase">
         <h2 id="erase">Erase this user</h2>
         {erased ? <Alert kind="ok">Erasure started: {erased}</Alert> : (
