@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
@@ -591,6 +592,12 @@ class Settings(BaseSettings):
         plans = PlanVariables(settings_cls, os.environ)
         sources: list[PydanticBaseSettingsSource] = [init_settings, Environment(settings_cls),
                                                       plans]
+        # Secrets as files (Docker and Compose secrets, Kubernetes Secret volumes): a
+        # file per setting named like its variable (`CAAS_OPERATOR_TOKEN`, any case)
+        # in CAAS_SECRETS_DIR; below the environment, above the configuration file.
+        secrets_dir = os.environ.get("CAAS_SECRETS_DIR")
+        if secrets_dir:
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
         config_file = os.environ.get("CAAS_CONFIG_FILE")
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))

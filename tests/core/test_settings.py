@@ -32,6 +32,29 @@ def test_environment_beats_file_beats_defaults(tmp_path: Path,
     assert settings.plans["gold"].limit_for("any/Method").per_user == 3
 
 
+def test_secrets_from_files_beat_the_file_and_lose_to_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    token = "caaso_" + "s" * 43
+    (secrets / "CAAS_OPERATOR_TOKEN").write_text(token + "\n")  # as `echo >` writes it
+    (secrets / "caas_mongodb_url").write_text("mongodb://db.internal:27017/?replicaSet=rs0")
+    (secrets / "CAAS_LISTEN").write_text("127.0.0.1:9000")
+    config = tmp_path / "caas.toml"
+    config.write_text('mongodb_url = "mongodb://from-the-file"\n')
+    monkeypatch.setenv("CAAS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("CAAS_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("CAAS_LISTEN", "127.0.0.1:8000")
+    settings = load_settings()
+    assert settings.operator_token is not None
+    assert settings.operator_token.get_secret_value() == token
+    assert settings.mongodb_url == "mongodb://db.internal:27017/?replicaSet=rs0"
+    assert settings.listen == "127.0.0.1:8000"
+    (secrets / "CAAS_OPERATOR_TOKEN").write_text("caaso_short")
+    with pytest.raises(ValidationError, match="operator_token"):
+        load_settings()
+
+
 @pytest.mark.parametrize(("field", "value"), [
     ("operator_token", "not-prefixed-" + "x" * 40),
     ("operator_token", "caaso_short"),
