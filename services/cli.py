@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 import uvloop
@@ -18,6 +19,7 @@ from pydantic_settings import SettingsError
 
 from services.audit.actions import export, verify_chain
 from services.audit.servicer import record_proto, verification_proto
+from services.backup import BackupError, backup, restore
 from services.core.db.sqlite import check_writable
 from services.core.db.transient import StoreUnusable
 from services.core.errors import DomainError, not_found
@@ -93,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
         help="issue a client certificate from the local CA of --tls-self-signed (for "
              "mutual TLS in development: CAAS_TLS_CLIENT_CA_FILE=<data dir>/tls/ca.pem)")
     client_cert.add_argument("name", help="the certificate's common name: who calls")
+    backup = tasks.add_parser(
+        "backup", help="back the embedded store, search index and media up into a new "
+                       "directory, while the server serves (not the master keys: keep "
+                       "them apart)")
+    backup.add_argument("destination", type=Path, help="a new or empty directory")
+    restore = tasks.add_parser(
+        "restore", help="fill an empty data directory from a backup, every file checked "
+                        "(the server stopped; start it on the directory after)")
+    restore.add_argument("source", type=Path, help="a directory `caas admin backup` made")
     tasks.add_parser("operator-token", help="print the operator token the server accepts")
     tasks.add_parser("new-operator-token", help="print a fresh token for CAAS_OPERATOR_TOKEN")
     return parser
@@ -128,6 +139,12 @@ def _self_signed(settings: Settings) -> Settings:
 
 
 async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    if args.task == "backup":
+        done = backup(settings.data_dir, args.destination, package_version("caas"))
+        return {"backup": str(args.destination), **done.as_dict()}
+    if args.task == "restore":
+        done = restore(args.source, settings.data_dir)
+        return {"data_dir": str(settings.data_dir), **done.as_dict()}
     if args.task == "operator-token":
         return {"operator_token": operator_token(settings)}
     if args.task == "new-operator-token":
@@ -241,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.task == "audit-verify" and not result["intact"]:
             print(json.dumps(result, indent=2))
             return 1
-    except (StoreUnusable, KeyUnavailable) as error:  # one line, like bad settings
+    except (StoreUnusable, KeyUnavailable, BackupError) as error:  # one line, like
+        # bad settings
         print(f"caas: {error}", file=sys.stderr)
         return 2
     except DomainError as error:
