@@ -222,6 +222,10 @@ class Metrics:
                           self.consumer_lag.labels(consumer))
 
     def push(self) -> PushMeter:
+        for provider in ("web_push", "apns", "fcm"):  # every series served from the start
+            self.push_latency.labels(provider)
+            for outcome in ("sent", "retried", "failed", "pruned"):
+                self.push_notifications.labels(provider, outcome)
         return PushMeter(self.push_notifications, self.push_latency)
 
     def webhooks(self) -> WebhookMeter:

@@ -85,7 +85,7 @@ async def test_rpcs_are_counted_by_method_and_code(single: CaasServer) -> None:
 
 
 BOUNDED_LABELS = {"service", "method", "code", "le", "consumer", "engine", "operation",
-                  "outcome", "plan", "component"}
+                  "outcome", "plan", "component", "provider"}
 
 
 async def test_streams_deliveries_the_log_and_the_store_are_measured(
