@@ -828,7 +828,8 @@ async def build_runtime(settings: Settings, *, stores: Stores | None = None,
     plans = AppPlans(stores.apps, settings, bus)
     gateway = Gateway(authenticator, limiter, plans, RequestValidator(), store_outage,
                       recorded, tracing.tracer("caas.gateway"),
-                      AuditRecorder(stores.audit, clock), members)
+                      AuditRecorder(stores.audit, clock), members,
+                      settings.trusted_proxy_hops)
     gateway.count_calls(usage.called)
     flusher = count_usage(settings, stores, usage, bus, clock, background, health, recorded)
     mailer = open_mailer(settings)

@@ -422,6 +422,11 @@ class Settings(BaseSettings):
                                    "(coturn `static-auth-secret`) that signs credentials")
     turn_credential_ttl: Duration = Field(
         timedelta(hours=1), description="how long a device's TURN credentials work")
+    trusted_proxy_hops: int = Field(
+        0, ge=0, le=10, description="proxies of the deployment's own in front of Envoy (a load "
+                                    "balancer, a Kubernetes Gateway): a caller's address is "
+                                    "then the one the outermost of them saw, for the "
+                                    "per-address limits of sign-ins and guests")
     push_contact: str = Field(
         "", description="the contact (`mailto:` or `https:`) push services may use about "
                         "the apps' Web Push, when an app names none (the VAPID `sub`)")

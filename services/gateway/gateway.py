@@ -137,6 +137,7 @@ class Call:
     method: str  # "caas.apps.v1.AppsService/GetApp"
     context: grpc.aio.ServicerContext[Any, Any]
     charge: Charge
+    proxy_hops: int = 0  # trusted proxies in front of Envoy (services/gateway/callers.py)
 
     def user(self) -> User:
         """The calling user, for RPCs whose access policy admits only users."""
@@ -274,12 +275,14 @@ class Gateway:
                  validator: RequestValidator,
                  store_outage: Callable[[BaseException], DomainError | None] = lambda _: None,
                  metrics: Metrics | None = None, tracer: Tracer | None = None,
-                 audit: AuditTrail | None = None, members: Members | None = None) -> None:
+                 audit: AuditTrail | None = None, members: Members | None = None,
+                 proxy_hops: int = 0) -> None:
         """`store_outage` tells store failures that are no bug — an outage, a full disk —
         by the error to answer with (UNAVAILABLE, with a retry delay) from bugs (None:
         answered INTERNAL). With `tracer` (tracing on), server-streaming calls get
         their server spans here (see `_traced_stream`)."""
         self._tracer = tracer
+        self._proxy_hops = proxy_hops
         self._audit = audit
         self._members = members
         self._store_outage = store_outage
@@ -482,7 +485,7 @@ class Gateway:
             await self._admit(state, method, access, authorization, request)
             authorization = None  # not held for the life of a stream (a token: ~0.4 KiB)
             result = await respond(Call(state.principal, request_id, method, context,
-                                        state.charge_user), state)
+                                        state.charge_user, self._proxy_hops), state)
             context.set_trailing_metadata((("x-request-id", request_id),))
             await self._audited(method, access, state, request, status, reason)
             return result
