@@ -44,7 +44,7 @@ from services.server import STREAM_END_SECONDS
 from tests.conftest import repo_root
 
 K8S = repo_root() / "deploy" / "k8s"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "staging", "prod")
 KUBECTL = Path(sys.executable).parent / "kubectl"
 KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
 # The newest three minor releases kubernetes-validate has strict schemas of (the
@@ -605,9 +605,19 @@ def test_kustomize_builds_each_overlay(overlay: str) -> None:
     assert {"Namespace", "ServiceAccount", "ConfigMap", "Deployment", "Service",
             "PodDisruptionBudget", "NetworkPolicy", "Gateway", "HTTPRoute",
             "GRPCRoute"} <= kinds
-    namespace = {"dev": "caas-dev", "prod": "caas"}[overlay]
+    namespace = {"dev": "caas-dev", "staging": "caas", "prod": "caas"}[overlay]
     assert all(o["metadata"].get("namespace") == namespace
                for o in rendered(overlay) if o["kind"] != "Namespace")
+
+
+def test_staging_reads_nothing_of_production() -> None:
+    """Staging is production's shape on its own engines and secrets (the release
+    deploys it first): no secret path, bucket or host of production's is left in it."""
+    text = subprocess.run([str(KUBECTL), "kustomize", str(K8S / "overlays" / "staging")],
+                          capture_output=True, text=True, check=True).stdout
+    assert "caas/prod" not in text and "caas-media-prod" not in text
+    assert "kafka.example.internal" not in text and "search.example.internal" not in text
+    assert text.count("caas/staging") == 11
 
 
 @pytest.mark.parametrize("version", VERSIONS)
