@@ -769,7 +769,8 @@ def open_push(settings: Settings, stores: Stores, presence: Presences, clock: Cl
 
     async def notify(ok: Callable[[], None]) -> None:
         relay = Relay(stores.events, OpeningSink(notifier, stores.content.open_payload),
-                      "push", health=health, meter=metrics.relay("push") if metrics else None)
+                      "push", wants=notifier.wants, health=health,
+                      meter=metrics.relay("push") if metrics else None)
         await relay.start()
         ok()
         await relay.run(wake)

@@ -160,6 +160,9 @@ class MongoPushStore:
         assert found is not None
         return found
 
+    async def has_devices(self, app_id: str) -> bool:
+        return await self._devices.find_one({"app_id": app_id}, {"_id": 1}) is not None
+
     async def devices_of(self, app_id: str, user_ids: Collection[str]) -> list[PushDevice]:
         cursor = self._devices.find({"app_id": app_id, "user_id": {"$in": sorted(user_ids)}})
         return [_device(doc) async for doc in cursor]

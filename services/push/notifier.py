@@ -88,6 +88,11 @@ class Notifier:
         self._window = window
         self._wake = wake
 
+    async def wants(self, app_id: str) -> bool:
+        """Whether the app has any push channel: when not, the relay skips its events
+        without reading them (most apps' traffic, before their users enable push)."""
+        return await self._store.has_devices(app_id)
+
     async def send(self, events: Sequence[LoggedEvent]) -> None:
         """Queue the pushes of `events` (one app's, in position order)."""
         queued: list[Push] = []
@@ -142,7 +147,13 @@ class Notifier:
                            == calls_res.Call.MEDIA_VIDEO else "voice"}
             case _:
                 return []
-        told = await self._allowed(app_id, conversation_id, actor, told, event.create_time)
+        # Only users with a channel can be told: the rules' queries are for them alone.
+        reachable = [t for t in told if t.user_id != actor]
+        devices = await self._store.devices_of(app_id, {t.user_id for t in reachable})
+        having = {device.user_id for device in devices}
+        told = await self._allowed(app_id, conversation_id, actor,
+                                   [t for t in reachable if t.user_id in having],
+                                   event.create_time)
         if not told:
             return []
         sender = await self._users.get_user(app_id, actor)
@@ -158,7 +169,7 @@ class Notifier:
         return [Push(new_id(), app_id, device.user_id, device.push_device_id, device.provider,
                      kinds[device.user_id], conversation_id, group, event.position,
                      dict(content), event.create_time, now, sequence=sequence)
-                for device in await self._store.devices_of(app_id, kinds)]
+                for device in devices if device.user_id in kinds]
 
     async def _message_audience(self, app_id: str, conversation_id: str,
                                 message: messages_res.Message) -> list[Told]:

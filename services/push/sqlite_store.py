@@ -166,6 +166,11 @@ class SqlitePushStore:
 
         return await self._db.write(body)
 
+    async def has_devices(self, app_id: str) -> bool:
+        return await self._db.read(lambda conn: conn.execute(
+            "SELECT 1 FROM push_devices WHERE app_id = ? LIMIT 1", (app_id,)).fetchone()
+            is not None)
+
     async def devices_of(self, app_id: str, user_ids: Collection[str]) -> list[PushDevice]:
         users = sorted(set(user_ids))
 

@@ -46,6 +46,9 @@ class PushStore(Protocol):
         none); else changes nothing. The app's key after it (the winner of concurrent
         makers or rotations)."""
 
+    async def has_devices(self, app_id: str) -> bool:
+        """Whether any user of the app has a channel."""
+
     async def devices_of(self, app_id: str, user_ids: Collection[str]) -> list[PushDevice]:
         """The channels of all those users."""
 

@@ -604,3 +604,13 @@ async def test_a_forgotten_user_leaves_nothing(stores: Stores) -> None:
         "carol": NotificationSettings("alpha", "carol", NONE)}
     assert await queued(store, "bob") == [] and len(await queued(store, "carol")) == 1
     assert [d.push_device_id for d in await store.list_devices("beta", "bob")] == ["pd-beta"]
+
+
+async def test_whether_an_app_has_any_channel(stores: Stores) -> None:
+    store = stores.push
+    assert not await store.has_devices("alpha")
+    await store.put_device(PushDevice("alpha", "bob", "pd-1", FCM, "token-1",
+                                      update_time=T0), 20)
+    assert await store.has_devices("alpha") and not await store.has_devices("beta")
+    await store.delete_device("alpha", "bob", "pd-1")
+    assert not await store.has_devices("alpha")
