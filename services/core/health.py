@@ -18,12 +18,12 @@ metrics): the state of each component, and the background tasks that keep runnin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 log = logging.getLogger("caas.health")
+CLOSE_SECONDS = 5.0  # how long closing waits for the background tasks to stop
 
 Listener = Callable[[str, bool, bool], None]  # (component, ok, readiness depends on it)
 RESTART_FIRST = 0.1
@@ -156,9 +156,14 @@ class Background:
             delay = min(delay * 2, RESTART_MAX)
 
     async def close(self) -> None:
-        for task in self._tasks.values():
+        """Cancel every task and wait for them, at most CLOSE_SECONDS: a task still
+        running then is left behind and named in the log, so a shutdown is bounded."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        for task in self._tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
+            for task in stuck:
+                log.warning("background task did not stop when cancelled",
+                            extra={"task": task.get_name()})
         self._tasks.clear()
