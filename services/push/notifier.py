@@ -175,7 +175,7 @@ class Notifier:
                                 message: messages_res.Message) -> list[Told]:
         """Who a message may tell, and of what: mentioned members of a mention; a
         thread's followers of a reply; every other member of a message."""
-        members = await self._member_ids(app_id, conversation_id)
+        members = set(await self._conversations.member_ids(app_id, conversation_id))
         mentioned = set(message.mention_ids) & members
         if message.thread_root_sequence:
             followers = await self._thread_followers(app_id, conversation_id,
@@ -183,9 +183,6 @@ class Notifier:
             return [Told(u, MENTION if u in mentioned else THREAD_REPLY)
                     for u in sorted((followers | mentioned) & members)]
         return [Told(u, MENTION if u in mentioned else MESSAGE) for u in sorted(members)]
-
-    async def _member_ids(self, app_id: str, conversation_id: str) -> set[str]:
-        return set(await self._conversations.member_ids(app_id, conversation_id))
 
     async def _thread_followers(self, app_id: str, conversation_id: str, root: int
                                 ) -> set[str]:
